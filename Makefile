@@ -1,0 +1,35 @@
+# kiln: the two set-up commands are `make demo` and `make test`; both install missing Debian
+# packages first (scripts/deps.sh), then build with CMake.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build demo test test-asan valgrind bench clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@sh examples/demo.sh $(BUILD)/kiln
+
+test: BUILD_TYPE_DEPS = --test
+test:
+	@sh scripts/deps.sh --test
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan:
+	@$(MAKE) --no-print-directory test BUILD=build-asan CMAKE_FLAGS=-DKILN_SANITIZE=ON
+
+valgrind: build
+	@sh tests/valgrind.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan

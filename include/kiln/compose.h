@@ -1,0 +1,46 @@
+/* kiln/compose.h: the compose engine. Composites an item's trait layers (z-order, per-layer
+ * blend mode and opacity) into one image at the spec's size, encoded in the spec's format,
+ * with libvips.
+ *
+ * Invariants: each layer file is decoded at most once per kiln_compose (cached, shared by all
+ * threads); a file that cannot be used (missing, corrupt, truncated, wrong size, not RGBA) is
+ * reported with its path and the reason, and every item using it fails with that message
+ * while the others render. Output bytes depend only on the inputs (no timestamps, no metadata
+ * that varies), so identical inputs give byte-identical files on every run and thread count.
+ * kiln_compose_item() and kiln_compose_legendary() are safe to call from many threads at once.
+ */
+#ifndef KILN_COMPOSE_H
+#define KILN_COMPOSE_H
+
+#include <stdint.h>
+#include "kiln/buf.h"
+#include "kiln/error.h"
+#include "kiln/spec.h"
+
+struct kiln_compose;
+
+/* Make an engine for spec s (which must outlive it). Initialises libvips if needed.
+ * Files are hashed here (SHA-256, for recipes) but decoded lazily. A missing layer file is not
+ * an error here: items using it fail. */
+int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_compose_free(struct kiln_compose *c);
+
+/* The recipe of an item: lowercase hex SHA-256 (65 bytes with NUL) of everything its output
+ * depends on (engine version, size, format and encoder settings, and for each layer in z-order:
+ * blend, opacity and the chosen file's SHA-256). Same recipe => same bytes. */
+int kiln_compose_recipe(struct kiln_compose *c, const uint32_t *traits, char hex[65],
+			struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_compose_legendary_recipe(struct kiln_compose *c, size_t legendary, char hex[65],
+				  struct kiln_error *e) KILN_MUST_CHECK;
+
+/* Composite the item whose trait index per layer is traits[spec->nlayers] and encode it into
+ * out (appended). e->where names the layer file at fault. */
+int kiln_compose_item(struct kiln_compose *c, const uint32_t *traits, struct kiln_buf *out,
+		      struct kiln_error *e) KILN_MUST_CHECK;
+
+/* A legendary: its own file, checked for size, re-encoded in the spec's format. */
+int kiln_compose_legendary(struct kiln_compose *c, size_t legendary, struct kiln_buf *out,
+			   struct kiln_error *e) KILN_MUST_CHECK;
+
+#endif

@@ -1,0 +1,80 @@
+/* kiln/plan.h: the Attribute Controller. Assigns every token its traits so that every value's
+ * count equals its target exactly, no rule is broken, every two tokens differ in at least
+ * spec->min_distance non-bypass layers, legendaries take ids of their own, ids are shuffled,
+ * and every token gets a render seed. Deterministic: the same spec (and previous plan) gives
+ * the same plan, byte for byte, on any machine (xoshiro256** seeded by splitmix64 from the
+ * collection seed; no rand(), no floating point in decisions that could differ by platform).
+ *
+ * Sizes: up to millions of tokens, tens of layers; the trait matrix is nitems*nlayers uint32.
+ */
+#ifndef KILN_PLAN_H
+#define KILN_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/error.h"
+#include "kiln/spec.h"
+
+#define KILN_PLAN_UNSET UINT32_MAX
+
+struct kiln_plan_item {
+	uint64_t id;       /* token id, spec->start_id .. start_id+size-1 */
+	uint64_t seed;     /* render seed: kiln_plan_seed(spec->seed, id) */
+	long legendary;    /* index into spec->legendaries, or -1 for a generated token */
+	uint32_t *traits;  /* points into plan->matrix: nlayers trait indexes; all KILN_PLAN_UNSET
+	                      for a legendary */
+};
+
+struct kiln_plan {
+	size_t nitems;                 /* == spec->size */
+	size_t nlayers;                /* == spec->nlayers */
+	struct kiln_plan_item *items;  /* owned; sorted by id */
+	uint32_t *matrix;              /* owned; nitems * nlayers */
+	uint64_t **targets;            /* owned; targets[l][t]: the exact count of layer l's value t
+	                                  among generated tokens */
+	uint64_t **actual;             /* owned; actual[l][t]: counted from the plan (== targets) */
+	size_t changed;                /* with a previous plan: items whose traits differ from it */
+};
+
+/* A previous plan, mapped onto the current spec by the caller (catalog): for each old item its
+ * id and its trait indexes in the *current* spec (KILN_PLAN_UNSET where the old value no longer
+ * exists), or its legendary index in the current spec (-1: none or gone). */
+struct kiln_plan_prev {
+	size_t nitems;
+	const uint64_t *ids;       /* nitems */
+	const uint32_t *matrix;    /* nitems * spec->nlayers */
+	const long *legendary;     /* nitems */
+};
+
+/* Exact per-value targets for the generated tokens: counts as given; percent and weight
+ * apportioned by the largest-remainder method. targets[l] is allocated with layers[l].ntraits
+ * entries. Fails (KILN_E_INFEASIBLE) naming the layer when counts cannot add up to the size. */
+int kiln_plan_targets(const struct kiln_spec *s, uint64_t ***targets, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_plan_targets_free(uint64_t **targets, size_t nlayers);
+
+/* Make a plan. prev may be NULL. On KILN_E_INFEASIBLE, e says which values and rules conflict
+ * and the largest count that could work. */
+int kiln_plan_make(struct kiln_plan **out, const struct kiln_spec *s,
+		   const struct kiln_plan_prev *prev, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* Give token `id` a different trait set while every quota stays exact and every rule and the
+ * uniqueness still hold (by swapping layer values with as few other tokens as possible). The ids
+ * of every token that changed, `id` first, are written to changed[] (room for `cap`), their
+ * number to *nchanged. */
+int kiln_plan_replace(struct kiln_plan *p, const struct kiln_spec *s, uint64_t id,
+		      uint64_t *changed, size_t cap, size_t *nchanged, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* Check a plan against the spec: quotas, rules, uniqueness/min_distance. 0 when all hold;
+ * otherwise KILN_E_FAILED with the first violation in e. For tests and `kiln plan --check`. */
+int kiln_plan_verify(const struct kiln_plan *p, const struct kiln_spec *s, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* Render seed of a token: splitmix64 of the collection seed and the id, 63 bits (fits every
+ * engine's and SQLite's signed 64-bit integers). */
+uint64_t kiln_plan_seed(uint64_t collection_seed, uint64_t id);
+
+void kiln_plan_free(struct kiln_plan *p);
+
+#endif

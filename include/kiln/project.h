@@ -1,0 +1,119 @@
+/* kiln/project.h: a kiln project folder and the pipeline stages run on it.
+ *
+ *   DIR/kiln.yaml        the spec
+ *   DIR/.kiln/catalog.db the catalog (SQLite, WAL)
+ *   DIR/.kiln/store/     content-addressed files
+ *   DIR/dist/            what gets uploaded (written by release, swapped in whole)
+ *
+ * Each stage is incremental: plan re-plans only when the spec changed (keeping unchanged items'
+ * ids and seeds); render skips items whose recipe matches their accepted render; release skips
+ * when nothing it depends on changed and dist/ is intact. The library never prints: stages
+ * report through a progress callback.
+ */
+#ifndef KILN_PROJECT_H
+#define KILN_PROJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/catalog.h"
+#include "kiln/error.h"
+#include "kiln/plan.h"
+#include "kiln/spec.h"
+#include "kiln/store.h"
+
+struct kiln_project {
+	char *dir;                    /* the project folder */
+	char *spec_path;              /* DIR/kiln.yaml */
+	char *kiln_dir;               /* DIR/.kiln */
+	char spec_sha[65];            /* SHA-256 of kiln.yaml's bytes */
+	struct kiln_spec *spec;
+	struct kiln_catalog *catalog;
+	struct kiln_store *store;
+};
+
+/* Load DIR/kiln.yaml (errors: KILN_E_SPEC with file:line:col) and open (creating) .kiln/. */
+int kiln_project_open(struct kiln_project **out, const char *dir, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_project_free(struct kiln_project *p);
+
+/* Progress of a long stage, for bars and --json events. */
+struct kiln_progress {
+	const char *stage;   /* "plan", "render", "release" */
+	const char *event;   /* "start", "item", "end" */
+	uint64_t total;      /* items this run will do */
+	uint64_t done;       /* items finished so far (ok or failed) */
+	uint64_t failed;
+	uint64_t item_id;    /* with "item" */
+	int ok;              /* with "item" */
+	const char *error;   /* with a failed "item": "where: message" */
+	double elapsed;      /* seconds since start */
+};
+typedef void (*kiln_progress_fn)(const struct kiln_progress *p, void *user);
+
+/* --- plan --- */
+struct kiln_plan_opts {
+	int force;                    /* re-plan even if the spec did not change */
+	int fresh;                    /* ignore the previous plan (new ids and seeds for all) */
+};
+struct kiln_plan_result {
+	int planned;                  /* 0: the plan was up to date, nothing done */
+	uint64_t items;
+	uint64_t changed;             /* items whose traits or seed changed */
+	struct kiln_plan *plan;       /* owned by the result: kiln_plan_result_release() */
+	double *scores;               /* OpenRarity, per plan item */
+	uint64_t *ranks;
+};
+int kiln_project_plan(struct kiln_project *p, const struct kiln_plan_opts *o,
+		      struct kiln_plan_result *r, struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_plan_result_release(struct kiln_plan_result *r);
+
+/* Give token `id` new traits (a rejected token) with every quota still exact, and store the
+ * plan; the ids of every token that changed, id first, go to changed[cap]. The plan must be
+ * current. */
+int kiln_project_replace(struct kiln_project *p, uint64_t id, uint64_t *changed, size_t cap,
+			 size_t *nchanged, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* 1 when the stored plan was made from the current kiln.yaml. */
+int kiln_project_plan_current(struct kiln_project *p, int *current, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* --- render --- */
+struct kiln_render_opts {
+	unsigned threads;             /* 0: one per core */
+	int force;                    /* render even items whose recipe is unchanged */
+	const uint64_t *ids;          /* only these items (NULL: all) */
+	size_t nids;
+	kiln_progress_fn progress;
+	void *user;
+	const volatile int *cancel;   /* set to non-zero to stop after the items under way */
+};
+struct kiln_render_result {
+	uint64_t items;               /* items considered */
+	uint64_t todo;                /* items that needed rendering */
+	uint64_t rendered;
+	uint64_t failed;
+	uint64_t skipped;             /* up to date */
+	double seconds;
+};
+int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o,
+			struct kiln_render_result *r, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* --- release --- */
+struct kiln_release_opts {
+	int force;                    /* write dist/ even when up to date */
+	kiln_progress_fn progress;
+	void *user;
+};
+struct kiln_release_result {
+	int written;                  /* 0: dist/ was up to date */
+	uint64_t items;
+	uint64_t bytes;               /* images */
+	char dist[4096];
+};
+int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts *o,
+			 struct kiln_release_result *r, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* The token name from the pattern ("{name} #{id}"): caller frees. */
+char *kiln_token_name(const struct kiln_spec *s, uint64_t id);
+
+#endif

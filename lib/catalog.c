@@ -1,0 +1,626 @@
+/* catalog: the SQLite catalog behind include/kiln/catalog.h.
+ *
+ * Invariants: WAL mode, foreign keys on; every write is one transaction (BEGIN IMMEDIATE ..
+ * COMMIT, rolled back on any error), so a kill -9 leaves either the old or the new state. The
+ * events table is append-only, enforced by triggers. Item traits are stored by name as a JSON
+ * object in layer order. All SQL of kiln lives in this file.
+ *
+ * Sizes: up to ~1,000,000 items (one row each), renders a few per item, events a few per item.
+ */
+#include "kiln/catalog.h"
+#include "util/alloc.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define SCHEMA_VERSION "1"
+
+struct kiln_catalog {
+	sqlite3 *db;
+	char *path;
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);\n"
+	"CREATE TABLE IF NOT EXISTS items (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  kind TEXT NOT NULL CHECK (kind IN ('generated','legendary')),\n"
+	"  legendary TEXT,\n"
+	"  seed INTEGER NOT NULL,\n"
+	"  traits TEXT NOT NULL,\n"
+	"  status TEXT NOT NULL DEFAULT 'planned' CHECK (status IN ('planned','rendered','failed')),\n"
+	"  recipe TEXT, image TEXT, image_bytes INTEGER, error TEXT,\n"
+	"  rarity_score REAL, rarity_rank INTEGER,\n"
+	"  planned_at TEXT NOT NULL, rendered_at TEXT);\n"
+	"CREATE TABLE IF NOT EXISTS renders (\n"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"  item_id INTEGER NOT NULL,\n"
+	"  engine TEXT NOT NULL, endpoint TEXT, recipe TEXT, seed INTEGER, request TEXT,\n"
+	"  status TEXT NOT NULL CHECK (status IN ('ok','failed')), http_status INTEGER,\n"
+	"  image TEXT, bytes INTEGER, error TEXT, started_at REAL, finished_at REAL);\n"
+	"CREATE INDEX IF NOT EXISTS renders_item ON renders(item_id);\n"
+	"CREATE TABLE IF NOT EXISTS events (\n"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"  at TEXT NOT NULL, kind TEXT NOT NULL, item_id INTEGER, detail TEXT);\n"
+	"CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events\n"
+	"  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;\n"
+	"CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events\n"
+	"  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;\n"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '" SCHEMA_VERSION "');\n";
+
+static int db_error(struct kiln_catalog *c, struct kiln_error *e, const char *what)
+{
+	int code = sqlite3_errcode(c->db);
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+		return kiln_error_set(e, KILN_E_DB, c->path, "%s: the catalog is locked by another "
+				      "kiln process; wait for it to finish", what);
+	return kiln_error_set(e, KILN_E_DB, c->path, "%s: %s", what, sqlite3_errmsg(c->db));
+}
+
+static void now_iso(char out[48])
+{
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+}
+
+static int exec(struct kiln_catalog *c, const char *sql, struct kiln_error *e)
+{
+	if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(c, e, "catalog");
+	return 0;
+}
+
+static int begin(struct kiln_catalog *c, struct kiln_error *e)
+{
+	return exec(c, "BEGIN IMMEDIATE", e);
+}
+
+static int commit(struct kiln_catalog *c, struct kiln_error *e)
+{
+	return exec(c, "COMMIT", e);
+}
+
+static void rollback(struct kiln_catalog *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int prepare(struct kiln_catalog *c, const char *sql, sqlite3_stmt **st,
+		   struct kiln_error *e)
+{
+	if (sqlite3_prepare_v2(c->db, sql, -1, st, NULL) != SQLITE_OK)
+		return db_error(c, e, "catalog query");
+	return 0;
+}
+
+int kiln_catalog_open(struct kiln_catalog **out, const char *path, struct kiln_error *e)
+{
+	struct kiln_catalog *c = kiln_calloc(1, sizeof *c);
+	int rc;
+	*out = NULL;
+	if (!c || !(c->path = kiln_strdup(path))) {
+		free(c);
+		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+	}
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		rc = c->db ? db_error(c, e, "cannot open the catalog")
+			   : kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(c->db, 10000);
+	if ((rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+		       "PRAGMA foreign_keys=ON;", e)))
+		goto fail;
+	if ((rc = begin(c, e)))
+		goto fail;
+	if ((rc = exec(c, schema, e))) {
+		rollback(c);
+		goto fail;
+	}
+	if ((rc = commit(c, e)))
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	kiln_catalog_free(c);
+	return rc;
+}
+
+void kiln_catalog_free(struct kiln_catalog *c)
+{
+	if (!c)
+		return;
+	sqlite3_close(c->db);
+	free(c->path);
+	free(c);
+}
+
+/* --- items ---------------------------------------------------------------------------------- */
+
+static char *dup_col(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t ? kiln_strdup((const char *)t) : NULL;
+}
+
+static void copy_hex(char dst[65], sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	snprintf(dst, 65, "%s", t ? (const char *)t : "");
+}
+
+static enum kiln_item_status parse_status(const unsigned char *s)
+{
+	if (s && !strcmp((const char *)s, "rendered"))
+		return KILN_ITEM_RENDERED;
+	if (s && !strcmp((const char *)s, "failed"))
+		return KILN_ITEM_FAILED;
+	return KILN_ITEM_PLANNED;
+}
+
+/* Map stored {"Layer": "Value"} onto the current spec's indexes. */
+static void map_traits(const struct kiln_spec *s, const char *json, uint32_t *out)
+{
+	json_t *o = json ? json_loads(json, 0, NULL) : NULL;
+	for (size_t l = 0; l < s->nlayers; l++) {
+		json_t *v = o ? json_object_get(o, s->layers[l].name) : NULL;
+		const char *name = json_string_value(v);
+		long t = name ? kiln_layer_trait_index(&s->layers[l], name) : -1;
+		out[l] = t >= 0 ? (uint32_t)t : KILN_PLAN_UNSET;
+	}
+	json_decref(o);
+}
+
+static int load_items(struct kiln_catalog *c, const struct kiln_spec *s, sqlite3_stmt *st,
+		      struct kiln_items *out, struct kiln_error *e)
+{
+	size_t cap = 0;
+	int rc = 0, step;
+	memset(out, 0, sizeof *out);
+	out->nlayers = s->nlayers;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct kiln_item *it;
+		if (out->n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct kiln_item *v = kiln_reallocarray(out->v, ncap, sizeof *v);
+			uint32_t *m;
+			if (!v)
+				goto nomem;
+			out->v = v;
+			m = kiln_reallocarray(out->matrix, ncap * (s->nlayers ? s->nlayers : 1),
+					      sizeof *m);
+			if (!m)
+				goto nomem;
+			out->matrix = m;
+			cap = ncap;
+		}
+		it = &out->v[out->n];
+		memset(it, 0, sizeof *it);
+		out->n++;
+		it->id = (uint64_t)sqlite3_column_int64(st, 0);
+		it->seed = (uint64_t)sqlite3_column_int64(st, 2);
+		it->legendary = -1;
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+			if (!(it->legendary_name = dup_col(st, 1)))
+				goto nomem;
+			for (size_t g = 0; g < s->nlegendaries; g++)
+				if (!strcmp(s->legendaries[g].name, it->legendary_name))
+					it->legendary = (long)g;
+		}
+		if (!(it->traits_json = dup_col(st, 3)))
+			goto nomem;
+		it->status = parse_status(sqlite3_column_text(st, 4));
+		copy_hex(it->recipe, st, 5);
+		copy_hex(it->image, st, 6);
+		it->image_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		if (sqlite3_column_type(st, 8) != SQLITE_NULL && !(it->error = dup_col(st, 8)))
+			goto nomem;
+		it->rarity_score = sqlite3_column_double(st, 9);
+		it->rarity_rank = (uint64_t)sqlite3_column_int64(st, 10);
+	}
+	if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading items");
+		goto fail;
+	}
+	/* the matrix may have moved while growing: point items at their rows now */
+	for (size_t i = 0; i < out->n; i++) {
+		out->v[i].traits = out->matrix + i * s->nlayers;
+		map_traits(s, out->v[i].traits_json, out->v[i].traits);
+	}
+	return 0;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory reading items");
+fail:
+	kiln_items_release(out);
+	return rc;
+}
+
+#define ITEM_COLS "id, legendary, seed, traits, status, recipe, image, image_bytes, error, " \
+	"rarity_score, rarity_rank"
+
+int kiln_catalog_items(struct kiln_catalog *c, const struct kiln_spec *s, struct kiln_items *out,
+		       struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, "SELECT " ITEM_COLS " FROM items ORDER BY id", &st, e);
+	if (!rc)
+		rc = load_items(c, s, st, out, e);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_item(struct kiln_catalog *c, const struct kiln_spec *s, uint64_t id,
+		      struct kiln_items *out, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, "SELECT " ITEM_COLS " FROM items WHERE id = ?", &st, e);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+		rc = load_items(c, s, st, out, e);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+void kiln_items_release(struct kiln_items *it)
+{
+	for (size_t i = 0; i < it->n; i++) {
+		free(it->v[i].legendary_name);
+		free(it->v[i].traits_json);
+		free(it->v[i].error);
+	}
+	free(it->v);
+	free(it->matrix);
+	memset(it, 0, sizeof *it);
+}
+
+/* {"Layer": "Value", ...} in layer order for a generated item; "{}" for a legendary. */
+static char *traits_json(const struct kiln_spec *s, const struct kiln_plan_item *pi)
+{
+	json_t *o = json_object();
+	char *out;
+	if (!o)
+		return NULL;
+	if (pi->legendary < 0) {
+		for (size_t l = 0; l < s->nlayers; l++) {
+			uint32_t t = pi->traits[l];
+			if (t == KILN_PLAN_UNSET || t >= s->layers[l].ntraits)
+				continue;
+			if (json_object_set_new(o, s->layers[l].name,
+						json_string(s->layers[l].traits[t].name))) {
+				json_decref(o);
+				return NULL;
+			}
+		}
+	}
+	out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return out;
+}
+
+static int insert_event(struct kiln_catalog *c, const char *kind, uint64_t item_id,
+			const char *detail, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	char at[48];
+	int rc = prepare(c, "INSERT INTO events(at, kind, item_id, detail) VALUES (?,?,?,?)", &st, e);
+	if (rc)
+		return rc;
+	now_iso(at);
+	sqlite3_bind_text(st, 1, at, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	if (item_id)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)item_id);
+	if (detail)
+		sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "writing the event log");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
+			   const struct kiln_plan *p, const double *scores, const uint64_t *ranks,
+			   const char *detail_json, struct kiln_error *e)
+{
+	sqlite3_stmt *up = NULL, *del = NULL;
+	char at[48];
+	int rc;
+	now_iso(at);
+	if ((rc = begin(c, e)))
+		return rc;
+	/* Traits or seed changed: the accepted render no longer belongs to the item. */
+	rc = prepare(c,
+		"INSERT INTO items(id, kind, legendary, seed, traits, rarity_score, rarity_rank, "
+		"                  planned_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) "
+		"ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, legendary=excluded.legendary, "
+		"  rarity_score=excluded.rarity_score, rarity_rank=excluded.rarity_rank, "
+		"  status = CASE WHEN items.traits IS excluded.traits AND items.seed = excluded.seed "
+		"    AND items.legendary IS excluded.legendary THEN items.status ELSE 'planned' END, "
+		"  image = CASE WHEN items.traits IS excluded.traits AND items.seed = excluded.seed "
+		"    AND items.legendary IS excluded.legendary THEN items.image ELSE NULL END, "
+		"  recipe = CASE WHEN items.traits IS excluded.traits AND items.seed = excluded.seed "
+		"    AND items.legendary IS excluded.legendary THEN items.recipe ELSE NULL END, "
+		"  planned_at = CASE WHEN items.traits IS excluded.traits AND items.seed = "
+		"    excluded.seed AND items.legendary IS excluded.legendary THEN items.planned_at "
+		"    ELSE excluded.planned_at END, "
+		"  seed=excluded.seed, traits=excluded.traits", &up, e);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < p->nitems; i++) {
+		const struct kiln_plan_item *pi = &p->items[i];
+		char *tj = traits_json(s, pi);
+		if (!tj) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory saving the plan");
+			goto out;
+		}
+		sqlite3_reset(up);
+		sqlite3_bind_int64(up, 1, (sqlite3_int64)pi->id);
+		sqlite3_bind_text(up, 2, pi->legendary >= 0 ? "legendary" : "generated", -1,
+				  SQLITE_STATIC);
+		if (pi->legendary >= 0)
+			sqlite3_bind_text(up, 3, s->legendaries[pi->legendary].name, -1,
+					  SQLITE_STATIC);
+		else
+			sqlite3_bind_null(up, 3);
+		sqlite3_bind_int64(up, 4, (sqlite3_int64)pi->seed);
+		sqlite3_bind_text(up, 5, tj, -1, free);
+		if (scores)
+			sqlite3_bind_double(up, 6, scores[i]);
+		else
+			sqlite3_bind_null(up, 6);
+		if (ranks)
+			sqlite3_bind_int64(up, 7, (sqlite3_int64)ranks[i]);
+		else
+			sqlite3_bind_null(up, 7);
+		sqlite3_bind_text(up, 8, at, -1, SQLITE_STATIC);
+		if (sqlite3_step(up) != SQLITE_DONE) {
+			rc = db_error(c, e, "saving the plan");
+			goto out;
+		}
+	}
+	/* ids outside the new plan's range are gone */
+	if ((rc = prepare(c, "DELETE FROM items WHERE id < ? OR id >= ?", &del, e)))
+		goto out;
+	sqlite3_bind_int64(del, 1, (sqlite3_int64)s->start_id);
+	sqlite3_bind_int64(del, 2, (sqlite3_int64)(s->start_id + p->nitems));
+	if (sqlite3_step(del) != SQLITE_DONE) {
+		rc = db_error(c, e, "saving the plan");
+		goto out;
+	}
+	if ((rc = insert_event(c, "plan", 0, detail_json, e)))
+		goto out;
+	rc = commit(c, e);
+out:
+	sqlite3_finalize(up);
+	sqlite3_finalize(del);
+	if (rc)
+		rollback(c);
+	return rc;
+}
+
+int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render_record *r,
+				size_t n, struct kiln_error *e)
+{
+	sqlite3_stmt *ins = NULL, *up = NULL;
+	char at[48];
+	int rc;
+	if (!n)
+		return 0;
+	now_iso(at);
+	if ((rc = begin(c, e)))
+		return rc;
+	if ((rc = prepare(c, "INSERT INTO renders(item_id, engine, endpoint, recipe, seed, request, "
+			  "status, http_status, image, bytes, error, started_at, finished_at) "
+			  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", &ins, e)))
+		goto out;
+	if ((rc = prepare(c, "UPDATE items SET status=?2, recipe=?3, image=?4, image_bytes=?5, "
+			  "error=?6, rendered_at=?7 WHERE id=?1", &up, e)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct kiln_render_record *x = &r[i];
+		json_t *d;
+		char *detail;
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		sqlite3_bind_int64(ins, 1, (sqlite3_int64)x->item_id);
+		sqlite3_bind_text(ins, 2, x->engine, -1, SQLITE_STATIC);
+		if (x->endpoint)
+			sqlite3_bind_text(ins, 3, x->endpoint, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 4, x->recipe, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 5, (sqlite3_int64)x->seed);
+		if (x->request_json)
+			sqlite3_bind_text(ins, 6, x->request_json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 7, x->ok ? "ok" : "failed", -1, SQLITE_STATIC);
+		if (x->http_status)
+			sqlite3_bind_int(ins, 8, x->http_status);
+		if (x->ok)
+			sqlite3_bind_text(ins, 9, x->image, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 10, (sqlite3_int64)x->bytes);
+		if (!x->ok && x->error)
+			sqlite3_bind_text(ins, 11, x->error, -1, SQLITE_STATIC);
+		sqlite3_bind_double(ins, 12, x->started);
+		sqlite3_bind_double(ins, 13, x->finished);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			rc = db_error(c, e, "recording a render");
+			goto out;
+		}
+		sqlite3_reset(up);
+		sqlite3_clear_bindings(up);
+		sqlite3_bind_int64(up, 1, (sqlite3_int64)x->item_id);
+		sqlite3_bind_text(up, 2, x->ok ? "rendered" : "failed", -1, SQLITE_STATIC);
+		if (x->ok) {
+			sqlite3_bind_text(up, 3, x->recipe, -1, SQLITE_STATIC);
+			sqlite3_bind_text(up, 4, x->image, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(up, 5, (sqlite3_int64)x->bytes);
+		} else if (x->error) {
+			sqlite3_bind_text(up, 6, x->error, -1, SQLITE_STATIC);
+		}
+		sqlite3_bind_text(up, 7, at, -1, SQLITE_STATIC);
+		if (sqlite3_step(up) != SQLITE_DONE) {
+			rc = db_error(c, e, "recording a render");
+			goto out;
+		}
+		d = json_pack("{s:s, s:s?, s:s?, s:s?, s:f}", "status", x->ok ? "ok" : "failed",
+			      "image", x->ok ? x->image : NULL, "error", x->ok ? NULL : x->error,
+			      "endpoint", x->endpoint, "seconds", x->finished - x->started);
+		detail = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		json_decref(d);
+		if (!detail) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+			goto out;
+		}
+		rc = insert_event(c, "render", x->item_id, detail, e);
+		free(detail);
+		if (rc)
+			goto out;
+	}
+	rc = commit(c, e);
+out:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(up);
+	if (rc)
+		rollback(c);
+	return rc;
+}
+
+int kiln_catalog_event(struct kiln_catalog *c, const char *kind, uint64_t item_id,
+		       const char *detail_json, struct kiln_error *e)
+{
+	return insert_event(c, kind, item_id, detail_json, e);
+}
+
+int kiln_catalog_meta_get(struct kiln_catalog *c, const char *key, char **value,
+			  struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, "SELECT value FROM meta WHERE key = ?", &st, e), step;
+	*value = NULL;
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL && !(*value = dup_col(st, 0)))
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	} else if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading meta");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_meta_set(struct kiln_catalog *c, const char *key, const char *value,
+			  struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+			 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st, e);
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "writing meta");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int count_query(struct kiln_catalog *c, const char *sql, uint64_t *out, double *dout,
+		       struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, sql, &st, e);
+	if (rc)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		if (out)
+			*out = (uint64_t)sqlite3_column_int64(st, 0);
+		if (dout)
+			*dout = sqlite3_column_double(st, 0);
+	} else {
+		rc = db_error(c, e, "counting");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_counts(struct kiln_catalog *c, struct kiln_catalog_counts *o,
+			struct kiln_error *e)
+{
+	int rc;
+	memset(o, 0, sizeof *o);
+	if ((rc = count_query(c, "SELECT count(*) FROM items", &o->items, NULL, e)) ||
+	    (rc = count_query(c, "SELECT count(*) FROM items WHERE status='planned'", &o->planned,
+			      NULL, e)) ||
+	    (rc = count_query(c, "SELECT count(*) FROM items WHERE status='rendered'",
+			      &o->rendered, NULL, e)) ||
+	    (rc = count_query(c, "SELECT count(*) FROM items WHERE status='failed'", &o->failed,
+			      NULL, e)) ||
+	    (rc = count_query(c, "SELECT count(*) FROM items WHERE kind='legendary'",
+			      &o->legendaries, NULL, e)) ||
+	    (rc = count_query(c, "SELECT count(*) FROM renders", &o->renders, NULL, e)) ||
+	    (rc = count_query(c, "SELECT count(*) FROM renders WHERE status='failed'",
+			      &o->renders_failed, NULL, e)) ||
+	    (rc = count_query(c, "SELECT count(*) FROM events", &o->events, NULL, e)) ||
+	    (rc = count_query(c, "SELECT coalesce(sum(finished_at - started_at), 0) FROM renders",
+			      NULL, &o->render_seconds, e)))
+		return rc;
+	return 0;
+}
+
+int kiln_catalog_item_renders_json(struct kiln_catalog *c, uint64_t id, char **json,
+				   struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	int rc, step;
+	*json = NULL;
+	if (!arr)
+		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	if ((rc = prepare(c, "SELECT id, engine, endpoint, recipe, seed, status, http_status, "
+			  "image, bytes, error, started_at, finished_at FROM renders "
+			  "WHERE item_id = ? ORDER BY id DESC", &st, e)))
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_pack("{s:I, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I, s:s?, s:f, s:f}",
+			"attempt", (json_int_t)sqlite3_column_int64(st, 0),
+			"engine", (const char *)sqlite3_column_text(st, 1),
+			"endpoint", (const char *)sqlite3_column_text(st, 2),
+			"recipe", (const char *)sqlite3_column_text(st, 3),
+			"seed", (json_int_t)sqlite3_column_int64(st, 4),
+			"status", (const char *)sqlite3_column_text(st, 5),
+			"image", (const char *)sqlite3_column_text(st, 7),
+			"bytes", (json_int_t)sqlite3_column_int64(st, 8),
+			"error", (const char *)sqlite3_column_text(st, 9),
+			"started_at", sqlite3_column_double(st, 10),
+			"seconds", sqlite3_column_double(st, 11) - sqlite3_column_double(st, 10));
+		if (!o || json_array_append_new(arr, o)) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+			goto out;
+		}
+	}
+	if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading renders");
+		goto out;
+	}
+	*json = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!*json)
+		rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+out:
+	sqlite3_finalize(st);
+	json_decref(arr);
+	return rc;
+}

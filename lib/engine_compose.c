@@ -1,0 +1,759 @@
+/* engine_compose: the compose engine. An item is its layers' trait files composited bottom to
+ * top with libvips (vips_composite, the layer's blend mode, alpha multiplied by the layer's
+ * opacity), then encoded in the spec's format into a caller's buffer.
+ *
+ * Invariants:
+ * - Every distinct layer file (by path as written in kiln.yaml) is one struct cfile. It is
+ *   hashed in kiln_compose_new() (recipes need the hash before any pixel is decoded) and
+ *   decoded at most once, by the first item that needs it, under the file's own mutex. The
+ *   result, good (an 8-bit sRGB RGBA memory image of exactly spec width x height) or bad (the
+ *   error naming the file), is then immutable and read without locks by every thread, so a
+ *   bad file gives every item that uses it the same message. Only out-of-memory is not cached.
+ * - The bytes decoded are the bytes hashed: decoding re-reads the file and checks its SHA-256
+ *   against the one taken at kiln_compose_new(), so a recipe always describes its output.
+ * - Output depends only on the recipe's inputs: metadata is stripped, the resolution is fixed
+ *   (PNG pHYs = 72 dpi), every encoder option that changes bytes is set explicitly and is
+ *   written into the recipe text.
+ * - libvips is initialised once per process with concurrency 1 (callers parallelise across
+ *   items) and its operation cache off (nothing here repeats an operation, and a cached
+ *   composite would pin decoded layers after kiln_compose_free()).
+ *
+ * Sizes: hundreds of layer files of 1024x1024x4 bytes = 4 MiB decoded each, all kept for the
+ * engine's life (a few hundred MiB at most); per item, a few MiB of transient buffers.
+ */
+#include "kiln/compose.h"
+#include "util/alloc.h"
+#include "util/fs.h"
+#include "util/sha.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vips/vips.h>
+
+/* Bump when anything below changes the pixels or bytes for the same inputs. */
+#define COMPOSE_VERSION "compose/1"
+/* PNG pHYs and other resolution fields: 72 dpi, in libvips' pixels per millimetre. */
+#define OUT_RES (72.0 / 25.4)
+#define PNG_FILTER VIPS_FOREIGN_PNG_FILTER_NONE
+#define PNG_FILTER_NAME "none"
+#define WEBP_EFFORT 4
+#define NO_FILE ((size_t)-1)
+
+enum { F_PENDING, F_READY, F_FAILED };
+
+struct cfile {
+	const char *rel;       /* as written in kiln.yaml (owned by the spec); errors' where */
+	char *path;            /* rel joined with spec->dir, for opening */
+	char sha[65];          /* SHA-256 of the file's bytes at kiln_compose_new() */
+	pthread_mutex_t mu;    /* held while decoding */
+	int state;             /* F_*; read with acquire, written with release under mu */
+	VipsImage *img;        /* F_READY: W x H x 4 uchar sRGB memory image (layers only) */
+	struct kiln_error err; /* F_FAILED: why (hash failures are F_FAILED from the start) */
+};
+
+struct kiln_compose {
+	const struct kiln_spec *s;
+	struct cfile *files;   /* distinct layer files, sorted by rel */
+	size_t nfiles;
+	struct cfile *legs;    /* one per legendary, never cached (each is rendered once) */
+	size_t nlegs;          /* legs set up so far (== spec->nlegendaries once made) */
+	size_t *toff;          /* layer l's traits map to tfile[toff[l] + trait] */
+	size_t *tfile;         /* index into files, or NO_FILE (none value, no file) */
+};
+
+/* ---- libvips glue ---- */
+
+static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
+static int vips_failed;
+static char vips_fail_msg[512];
+
+static void vips_detail(char *dst, size_t n);
+
+static void vips_setup(void)
+{
+	if (VIPS_INIT("kiln")) {
+		vips_failed = 1;
+		vips_detail(vips_fail_msg, sizeof vips_fail_msg);
+		return;
+	}
+	vips_concurrency_set(1);
+	vips_cache_set_max(0);
+}
+
+/* libvips keeps one process-wide error buffer. vips_error_buffer_copy() takes and clears it
+ * under libvips' own lock, so two threads never read it half-written; but when several
+ * threads fail at the same moment a message may carry a neighbour's text. Our own text
+ * (what, where, what to do) never depends on it: it is detail only. */
+static void vips_detail(char *dst, size_t n)
+{
+	char *t = vips_error_buffer_copy();
+	size_t len = t ? strlen(t) : 0;
+	while (len && (t[len - 1] == '\n' || t[len - 1] == ' '))
+		t[--len] = 0;
+	for (size_t i = 0; i < len; i++)
+		if (t[i] == '\n')
+			t[i] = ';';
+	snprintf(dst, n, "%s", len ? t : "no detail from libvips");
+	g_free(t);
+}
+
+static int vips_fail(struct kiln_error *e, const char *where, const char *what)
+{
+	char d[768];
+	vips_detail(d, sizeof d);
+	return kiln_error_set(e, KILN_E_IMAGE, where, "%s (libvips: %s)", what, d);
+}
+
+static int free_cb(void *data, void *area)
+{
+	(void)area;
+	free(data);
+	return 0;
+}
+
+static VipsBlendMode blend_mode(enum kiln_blend b)
+{
+	switch (b) {
+	case KILN_BLEND_MULTIPLY: return VIPS_BLEND_MODE_MULTIPLY;
+	case KILN_BLEND_SCREEN: return VIPS_BLEND_MODE_SCREEN;
+	case KILN_BLEND_OVERLAY: return VIPS_BLEND_MODE_OVERLAY;
+	case KILN_BLEND_DARKEN: return VIPS_BLEND_MODE_DARKEN;
+	case KILN_BLEND_LIGHTEN: return VIPS_BLEND_MODE_LIGHTEN;
+	case KILN_BLEND_ADD: return VIPS_BLEND_MODE_ADD;
+	case KILN_BLEND_SOFT_LIGHT: return VIPS_BLEND_MODE_SOFT_LIGHT;
+	case KILN_BLEND_HARD_LIGHT: return VIPS_BLEND_MODE_HARD_LIGHT;
+	case KILN_BLEND_DIFFERENCE: return VIPS_BLEND_MODE_DIFFERENCE;
+	case KILN_BLEND_OVER:
+	default: return VIPS_BLEND_MODE_OVER;
+	}
+}
+
+/* Our own names: recipe text must not change if the spec module renames things. */
+static const char *blend_recipe_name(enum kiln_blend b)
+{
+	static const char *const n[] = {
+		[KILN_BLEND_OVER] = "over", [KILN_BLEND_MULTIPLY] = "multiply",
+		[KILN_BLEND_SCREEN] = "screen", [KILN_BLEND_OVERLAY] = "overlay",
+		[KILN_BLEND_DARKEN] = "darken", [KILN_BLEND_LIGHTEN] = "lighten",
+		[KILN_BLEND_ADD] = "add", [KILN_BLEND_SOFT_LIGHT] = "soft-light",
+		[KILN_BLEND_HARD_LIGHT] = "hard-light", [KILN_BLEND_DIFFERENCE] = "difference",
+	};
+	if ((unsigned)b >= sizeof n / sizeof n[0] || !n[b])
+		return "over";
+	return n[b];
+}
+
+/* "512x512 RGB", "1024x1024 16-bit RGBA", "1024x1024 CMYK" */
+static void describe(VipsImage *im, char *dst, size_t n)
+{
+	const char *kind, *depth;
+	char other[32];
+	int bands = vips_image_get_bands(im);
+	VipsInterpretation in = vips_image_get_interpretation(im);
+	if (in == VIPS_INTERPRETATION_CMYK)
+		kind = bands > 4 ? "CMYK+alpha" : "CMYK";
+	else if (bands == 1)
+		kind = "grey";
+	else if (bands == 2)
+		kind = "grey+alpha";
+	else if (bands == 3)
+		kind = "RGB";
+	else if (bands == 4)
+		kind = "RGBA";
+	else {
+		snprintf(other, sizeof other, "%d-band", bands);
+		kind = other;
+	}
+	switch (vips_image_get_format(im)) {
+	case VIPS_FORMAT_UCHAR: depth = ""; break;
+	case VIPS_FORMAT_USHORT: depth = "16-bit "; break;
+	case VIPS_FORMAT_FLOAT: depth = "float "; break;
+	default: depth = "unusual-depth "; break;
+	}
+	snprintf(dst, n, "%dx%d %s%s", vips_image_get_width(im), vips_image_get_height(im),
+		 depth, kind);
+}
+
+/* Which images a file may hold. Layers must carry transparency; legendaries are whole
+ * pictures and may be opaque. Grey (+alpha) is accepted and widened to sRGB exactly. */
+enum use { USE_LAYER, USE_LEGENDARY };
+
+static int check_header(const struct kiln_spec *s, VipsImage *im, enum use use, const char *rel,
+			struct kiln_error *e)
+{
+	int w = vips_image_get_width(im), h = vips_image_get_height(im);
+	int bands = vips_image_get_bands(im);
+	VipsInterpretation in = vips_image_get_interpretation(im);
+	int size_ok = w == s->width && h == s->height;
+	int depth_ok = vips_image_get_format(im) == VIPS_FORMAT_UCHAR;
+	int colour_ok, alpha_ok;
+	char got[96], fix[160] = "";
+	if (bands <= 2)
+		colour_ok = in == VIPS_INTERPRETATION_B_W || in == VIPS_INTERPRETATION_MULTIBAND;
+	else
+		colour_ok = bands <= 4 && (in == VIPS_INTERPRETATION_sRGB ||
+					   in == VIPS_INTERPRETATION_RGB);
+	alpha_ok = bands == 2 || bands == 4 || (use == USE_LEGENDARY && (bands == 1 || bands == 3));
+	if (size_ok && depth_ok && colour_ok && alpha_ok)
+		return 0;
+	describe(im, got, sizeof got);
+	if (!size_ok)
+		snprintf(fix + strlen(fix), sizeof fix - strlen(fix), "%sat the collection size",
+			 *fix ? ", " : "");
+	if (!alpha_ok && colour_ok)
+		snprintf(fix + strlen(fix), sizeof fix - strlen(fix), "%swith an alpha channel",
+			 *fix ? ", " : "");
+	if (!depth_ok)
+		snprintf(fix + strlen(fix), sizeof fix - strlen(fix), "%sat 8 bits per channel",
+			 *fix ? ", " : "");
+	if (!colour_ok)
+		snprintf(fix + strlen(fix), sizeof fix - strlen(fix), "%sas sRGB%s",
+			 *fix ? ", " : "", use == USE_LAYER ? " with an alpha channel" : "");
+	return kiln_error_set(e, KILN_E_IMAGE, rel, "expected %dx%d %s PNG, got %s; re-export the %s %s",
+			      s->width, s->height, use == USE_LAYER ? "RGBA" : "RGB or RGBA", got,
+			      use == USE_LAYER ? "layer" : "legendary", fix);
+}
+
+/* Read f (checking it is still the file that was hashed), decode it fully (truncation and
+ * corruption are errors, never padding) and check it. *out: a W x H x 4 uchar sRGB memory
+ * image (legendaries without alpha get an opaque one). */
+static int decode(const struct kiln_spec *s, const struct cfile *f, enum use use,
+		  VipsImage **out, struct kiln_error *e)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	VipsBlob *blob = NULL;
+	VipsSource *src = NULL;
+	VipsImage *im = NULL, *t1 = NULL, *t2 = NULL, *mem = NULL;
+	char sha[65], what[128];
+	size_t len;
+	void *data;
+	int rc;
+	*out = NULL;
+	rc = kiln_fs_read(f->path, &b, e);
+	if (rc) {
+		char why[sizeof e->msg];
+		memcpy(why, e->msg, sizeof why);
+		if (rc == KILN_E_NOMEM)
+			rc = kiln_error_set(e, rc, f->rel, "%s", why);
+		else
+			rc = kiln_error_set(e, rc, f->rel, "cannot read the file: %s", why);
+		goto out;
+	}
+	kiln_sha256_hex(b.data ? b.data : "", b.len, sha);
+	if (strcmp(sha, f->sha) != 0) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, f->rel,
+				    "the file changed while kiln was using it (its SHA-256 no longer "
+				    "matches); run the command again");
+		goto out;
+	}
+	if (b.len == 0) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, f->rel, "the file is empty; re-export it");
+		goto out;
+	}
+	/* The blob owns the bytes, so nothing libvips keeps can outlive them. */
+	data = kiln_buf_detach(&b, &len);
+	blob = vips_blob_new(free_cb, data, len);
+	src = vips_source_new_from_blob(blob);
+	if (!src) {
+		rc = vips_fail(e, f->rel, "cannot read the file");
+		goto out;
+	}
+	im = vips_image_new_from_source(src, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+					VIPS_FAIL_ON_ERROR, NULL);
+	if (!im) {
+		snprintf(what, sizeof what, "not an image kiln can read; re-export it as a %dx%d %s PNG",
+			 s->width, s->height, use == USE_LAYER ? "RGBA" : "RGB or RGBA");
+		rc = vips_fail(e, f->rel, what);
+		goto out;
+	}
+	rc = check_header(s, im, use, f->rel, e);
+	if (rc)
+		goto out;
+	if (vips_image_get_bands(im) <= 2) {
+		if (vips_colourspace(im, &t1, VIPS_INTERPRETATION_sRGB, "source_space",
+				     VIPS_INTERPRETATION_B_W, NULL)) {
+			rc = vips_fail(e, f->rel, "cannot convert grey to RGB");
+			goto out;
+		}
+	} else {
+		t1 = im;
+		g_object_ref(t1);
+	}
+	if (vips_image_get_bands(t1) == 3) {
+		if (vips_bandjoin_const1(t1, &t2, 255.0, NULL)) {
+			rc = vips_fail(e, f->rel, "cannot add an alpha channel");
+			goto out;
+		}
+	} else {
+		t2 = t1;
+		g_object_ref(t2);
+	}
+	/* Pixels are decoded here: a truncated or corrupt stream fails now (fail_on). */
+	mem = vips_image_copy_memory(t2);
+	if (!mem) {
+		snprintf(what, sizeof what, "the image data is truncated or corrupt; re-export the %s",
+			 use == USE_LAYER ? "layer" : "legendary");
+		rc = vips_fail(e, f->rel, what);
+		goto out;
+	}
+	/* Pixel values are kept as they are (no ICC conversion): tag them plain sRGB. */
+	mem->Type = VIPS_INTERPRETATION_sRGB;
+	*out = mem;
+	mem = NULL;
+out:
+	VIPS_UNREF(mem);
+	VIPS_UNREF(t2);
+	VIPS_UNREF(t1);
+	VIPS_UNREF(im);
+	VIPS_UNREF(src);
+	if (blob)
+		vips_area_unref(VIPS_AREA(blob));
+	kiln_buf_release(&b);
+	return rc;
+}
+
+/* The decoded layer image of file i (borrowed: the engine owns it). */
+static int layer_image(struct kiln_compose *c, size_t i, VipsImage **out, struct kiln_error *e)
+{
+	struct cfile *f = &c->files[i];
+	int st = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE), rc = 0;
+	if (st == F_PENDING) {
+		pthread_mutex_lock(&f->mu);
+		if (f->state == F_PENDING) {
+			VipsImage *im;
+			rc = decode(c->s, f, USE_LAYER, &im, e);
+			if (!rc) {
+				f->img = im;
+				__atomic_store_n(&f->state, F_READY, __ATOMIC_RELEASE);
+			} else if (rc != KILN_E_NOMEM) {
+				f->err = *e;
+				__atomic_store_n(&f->state, F_FAILED, __ATOMIC_RELEASE);
+			}
+		}
+		st = f->state;
+		pthread_mutex_unlock(&f->mu);
+		if (rc)
+			return rc;
+	}
+	if (st == F_FAILED) {
+		*e = f->err;
+		return f->err.code;
+	}
+	*out = f->img;
+	return 0;
+}
+
+/* Encode a W x H x 4 uchar sRGB image in the spec's format, appended to out. Every option
+ * that changes bytes is set here and named in format_recipe(). */
+static int encode(const struct kiln_spec *s, VipsImage *im, struct kiln_buf *out,
+		  struct kiln_error *e)
+{
+	VipsImage *fixed = NULL, *flat = NULL;
+	VipsArrayDouble *white = NULL;
+	void *data = NULL;
+	size_t len = 0;
+	int rc = 0, bad;
+	if (vips_copy(im, &fixed, "xres", OUT_RES, "yres", OUT_RES, "interpretation",
+		      VIPS_INTERPRETATION_sRGB, NULL)) {
+		rc = vips_fail(e, NULL, "cannot prepare the image for encoding");
+		goto out;
+	}
+	switch (s->format) {
+	case KILN_FORMAT_WEBP:
+		bad = vips_webpsave_buffer(fixed, &data, &len, "Q", s->quality, "lossless",
+					   s->lossless ? TRUE : FALSE, "effort", WEBP_EFFORT,
+					   "strip", TRUE, "smart_subsample", FALSE,
+					   "near_lossless", FALSE, "alpha_q", 100, "min_size",
+					   FALSE, "mixed", FALSE, NULL);
+		break;
+	case KILN_FORMAT_JPEG:
+		/* JPEG has no alpha: flatten onto white, as a browser shows a PNG on a page. */
+		white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
+		if (vips_flatten(fixed, &flat, "background", white, NULL)) {
+			rc = vips_fail(e, NULL, "cannot flatten the image for JPEG");
+			goto out;
+		}
+		bad = vips_jpegsave_buffer(flat, &data, &len, "Q", s->quality, "strip", TRUE,
+					   "optimize_coding", TRUE, "interlace", FALSE,
+					   "subsample_mode", VIPS_FOREIGN_SUBSAMPLE_AUTO,
+					   "trellis_quant", FALSE, "overshoot_deringing", FALSE,
+					   "optimize_scans", FALSE, "quant_table", 0, NULL);
+		break;
+	case KILN_FORMAT_PNG:
+	default:
+		bad = vips_pngsave_buffer(fixed, &data, &len, "compression", s->png_compression,
+					  "interlace", FALSE, "filter", PNG_FILTER, "strip", TRUE,
+					  "bitdepth", 8, "palette", FALSE, NULL);
+		break;
+	}
+	if (bad) {
+		rc = vips_fail(e, NULL, "cannot encode the image");
+		goto out;
+	}
+	if (kiln_buf_add(out, data, len)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %zu-byte image", len);
+		goto out;
+	}
+out:
+	g_free(data);
+	if (white)
+		vips_area_unref(VIPS_AREA(white));
+	VIPS_UNREF(flat);
+	VIPS_UNREF(fixed);
+	return rc;
+}
+
+/* ---- the engine ---- */
+
+static int cmp_rel(const void *a, const void *b)
+{
+	const char *const *x = a, *const *y = b;
+	return strcmp(*x, *y);
+}
+
+static long find_file(const struct kiln_compose *c, const char *rel)
+{
+	size_t lo = 0, hi = c->nfiles;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int d = strcmp(c->files[mid].rel, rel);
+		if (d == 0)
+			return (long)mid;
+		if (d < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* Path and hash. A file that cannot be hashed is not fatal here: it becomes F_FAILED and
+ * everything that uses it fails with this message. Only out-of-memory fails the engine. */
+static int file_init(struct cfile *f, const char *dir, const char *rel, const char *kind,
+		     struct kiln_error *e)
+{
+	struct kiln_error he;
+	int rc;
+	f->rel = rel;
+	f->state = F_PENDING;
+	f->path = kiln_fs_join(dir, rel);
+	if (!f->path)
+		return kiln_error_set(e, KILN_E_NOMEM, rel, "out of memory");
+	rc = kiln_sha256_file(f->path, f->sha, &he);
+	if (rc == KILN_E_NOMEM)
+		return kiln_error_set(e, KILN_E_NOMEM, rel, "out of memory hashing the file");
+	if (rc) {
+		kiln_error_set(&f->err, rc, rel, "cannot read the %s file (%s); check its path in "
+			       "kiln.yaml (relative to %s)", kind, he.msg, dir && *dir ? dir : ".");
+		f->state = F_FAILED;
+	}
+	return 0;
+}
+
+static void files_free(struct cfile *f, size_t n)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(f[i].path);
+		VIPS_UNREF(f[i].img);
+		pthread_mutex_destroy(&f[i].mu);
+	}
+	free(f);
+}
+
+void kiln_compose_free(struct kiln_compose *c)
+{
+	if (!c)
+		return;
+	files_free(c->files, c->nfiles);
+	files_free(c->legs, c->nlegs);
+	free(c->toff);
+	free(c->tfile);
+	free(c);
+}
+
+int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struct kiln_error *e)
+{
+	struct kiln_compose *c = NULL;
+	const char **rels = NULL;
+	size_t ntraits = 0, nrels = 0;
+	int rc = 0;
+	*out = NULL;
+	pthread_once(&vips_once, vips_setup);
+	if (vips_failed)
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "cannot start libvips: %s",
+				      vips_fail_msg);
+	if (s->width <= 0 || s->height <= 0)
+		return kiln_error_set(e, KILN_E_SPEC, s->path, "image size %dx%d is not positive",
+				      s->width, s->height);
+	for (size_t l = 0; l < s->nlayers; l++)
+		ntraits += s->layers[l].ntraits;
+	c = kiln_calloc(1, sizeof *c);
+	if (!c)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	c->s = s;
+	c->toff = kiln_calloc(s->nlayers + 1, sizeof *c->toff);
+	c->tfile = kiln_calloc(ntraits + 1, sizeof *c->tfile);
+	rels = kiln_calloc(ntraits + 1, sizeof *rels);
+	c->legs = kiln_calloc(s->nlegendaries + 1, sizeof *c->legs);
+	if (!c->toff || !c->tfile || !rels || !c->legs) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t l = 0; l < s->nlayers; l++)
+		for (size_t t = 0; t < s->layers[l].ntraits; t++) {
+			const struct kiln_trait *tr = &s->layers[l].traits[t];
+			if (!tr->is_none && tr->file)
+				rels[nrels++] = tr->file;
+		}
+	qsort(rels, nrels, sizeof *rels, cmp_rel);
+	c->files = kiln_calloc(nrels + 1, sizeof *c->files);
+	if (!c->files) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nrels; i++) {
+		if (c->nfiles && strcmp(c->files[c->nfiles - 1].rel, rels[i]) == 0)
+			continue;
+		pthread_mutex_init(&c->files[c->nfiles].mu, NULL);
+		c->nfiles++;
+		rc = file_init(&c->files[c->nfiles - 1], s->dir, rels[i], "layer", e);
+		if (rc)
+			goto out;
+	}
+	for (size_t l = 0, k = 0; l < s->nlayers; l++) {
+		c->toff[l] = k;
+		for (size_t t = 0; t < s->layers[l].ntraits; t++, k++) {
+			const struct kiln_trait *tr = &s->layers[l].traits[t];
+			c->tfile[k] = NO_FILE;
+			if (!tr->is_none && tr->file)
+				c->tfile[k] = (size_t)find_file(c, tr->file);
+		}
+	}
+	for (size_t i = 0; i < s->nlegendaries; i++) {
+		const struct kiln_legendary *lg = &s->legendaries[i];
+		pthread_mutex_init(&c->legs[i].mu, NULL);
+		c->nlegs++;
+		if (!lg->file) {
+			kiln_error_set(&c->legs[i].err, KILN_E_SPEC, lg->name,
+				       "the legendary has no file; add file: to it in kiln.yaml");
+			c->legs[i].state = F_FAILED;
+			continue;
+		}
+		rc = file_init(&c->legs[i], s->dir, lg->file, "legendary", e);
+		if (rc)
+			goto out;
+	}
+	*out = c;
+	c = NULL;
+out:
+	free(rels);
+	kiln_compose_free(c);
+	return rc;
+}
+
+/* The file drawn for layer l, or NO_FILE when the layer draws nothing. */
+static int pick(const struct kiln_compose *c, size_t l, const uint32_t *traits, size_t *file,
+		struct kiln_error *e)
+{
+	const struct kiln_layer *ly = &c->s->layers[l];
+	if (traits[l] >= ly->ntraits)
+		return kiln_error_set(e, KILN_E_STATE, ly->name,
+				      "trait index %u is out of range (the layer has %zu values); "
+				      "the plan does not match kiln.yaml: run kiln plan again",
+				      (unsigned)traits[l], ly->ntraits);
+	*file = c->tfile[c->toff[l] + traits[l]];
+	if (!(ly->opacity > 0))
+		*file = NO_FILE;
+	return 0;
+}
+
+static int format_recipe(const struct kiln_spec *s, struct kiln_buf *r)
+{
+	int rc = kiln_buf_addf(r, "%s\nsize %dx%d\n", COMPOSE_VERSION, s->width, s->height);
+	if (rc)
+		return rc;
+	switch (s->format) {
+	case KILN_FORMAT_WEBP:
+		return kiln_buf_addf(r, "format webp quality=%d lossless=%d effort=%d strip=1 "
+				     "smart_subsample=0 near_lossless=0 alpha_q=100 min_size=0 "
+				     "mixed=0 dpi=72\n", s->quality, s->lossless ? 1 : 0,
+				     WEBP_EFFORT);
+	case KILN_FORMAT_JPEG:
+		return kiln_buf_addf(r, "format jpeg quality=%d background=255,255,255 "
+				     "optimize_coding=1 interlace=0 subsample=auto trellis=0 "
+				     "overshoot=0 optimize_scans=0 quant_table=0 strip=1 dpi=72\n",
+				     s->quality);
+	case KILN_FORMAT_PNG:
+	default:
+		return kiln_buf_addf(r, "format png compression=%d filter=%s interlace=0 "
+				     "bitdepth=8 palette=0 strip=1 dpi=72\n", s->png_compression,
+				     PNG_FILTER_NAME);
+	}
+}
+
+static int finish_recipe(struct kiln_buf *r, char hex[65], struct kiln_error *e)
+{
+	if (!r->data)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	kiln_sha256_hex(r->data, r->len, hex);
+	return 0;
+}
+
+int kiln_compose_recipe(struct kiln_compose *c, const uint32_t *traits, char hex[65],
+			struct kiln_error *e)
+{
+	struct kiln_buf r = KILN_BUF_INIT;
+	int rc;
+	if (format_recipe(c->s, &r)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t l = 0; l < c->s->nlayers; l++) {
+		const struct kiln_layer *ly = &c->s->layers[l];
+		size_t fi;
+		rc = pick(c, l, traits, &fi, e);
+		if (rc)
+			goto out;
+		if (fi == NO_FILE) {
+			rc = kiln_buf_addf(&r, "layer %zu none\n", l);
+		} else {
+			const struct cfile *f = &c->files[fi];
+			if (!f->sha[0]) {
+				/* not hashed (missing); decode failures have a hash and still count */
+				*e = f->err;
+				rc = f->err.code;
+				goto out;
+			}
+			rc = kiln_buf_addf(&r, "layer %zu blend=%s opacity=%.17g file=%s\n", l,
+					   blend_recipe_name(ly->blend),
+					   ly->opacity < 1 ? ly->opacity : 1.0, f->sha);
+		}
+		if (rc) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+			goto out;
+		}
+	}
+	rc = finish_recipe(&r, hex, e);
+out:
+	kiln_buf_release(&r);
+	return rc;
+}
+
+int kiln_compose_legendary_recipe(struct kiln_compose *c, size_t legendary, char hex[65],
+				  struct kiln_error *e)
+{
+	struct kiln_buf r = KILN_BUF_INIT;
+	const struct cfile *f;
+	int rc;
+	if (legendary >= c->s->nlegendaries)
+		return kiln_error_set(e, KILN_E_STATE, NULL, "legendary %zu does not exist (%zu in "
+				      "kiln.yaml); run kiln plan again", legendary,
+				      c->s->nlegendaries);
+	f = &c->legs[legendary];
+	if (!f->sha[0]) {
+		*e = f->err;
+		return f->err.code;
+	}
+	rc = format_recipe(c->s, &r);
+	if (!rc)
+		rc = kiln_buf_addf(&r, "legendary file=%s\n", f->sha);
+	if (rc) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	rc = finish_recipe(&r, hex, e);
+out:
+	kiln_buf_release(&r);
+	return rc;
+}
+
+int kiln_compose_item(struct kiln_compose *c, const uint32_t *traits, struct kiln_buf *out,
+		      struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	VipsImage **in = NULL, *canvas = NULL, *result = NULL;
+	int *modes = NULL, rc = 0;
+	size_t n = 0;
+	in = kiln_calloc(s->nlayers + 1, sizeof *in);
+	modes = kiln_calloc(s->nlayers + 1, sizeof *modes);
+	if (!in || !modes) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t l = 0; l < s->nlayers; l++) {
+		const struct kiln_layer *ly = &s->layers[l];
+		VipsImage *im = NULL;
+		size_t fi;
+		rc = pick(c, l, traits, &fi, e);
+		if (rc)
+			goto out;
+		if (fi == NO_FILE)
+			continue;
+		rc = layer_image(c, fi, &im, e);
+		if (rc)
+			goto out;
+		if (ly->opacity < 1) {
+			double a[4] = { 1, 1, 1, ly->opacity }, b[4] = { 0, 0, 0, 0 };
+			if (vips_linear(im, &in[n], a, b, 4, "uchar", TRUE, NULL)) {
+				rc = vips_fail(e, c->files[fi].rel, "cannot apply the layer's opacity");
+				goto out;
+			}
+		} else {
+			in[n] = im;
+			g_object_ref(im);
+		}
+		modes[n++] = blend_mode(ly->blend);
+	}
+	/* The bottom drawn layer is the base: on a transparent canvas every blend mode gives
+	 * the layer itself, so its mode is not needed and the canvas is skipped. */
+	if (n == 0) {
+		if (vips_black(&canvas, s->width, s->height, "bands", 4, NULL) ||
+		    vips_copy(canvas, &result, "interpretation", VIPS_INTERPRETATION_sRGB, NULL)) {
+			rc = vips_fail(e, NULL, "cannot make an empty canvas");
+			goto out;
+		}
+	} else if (n == 1) {
+		result = in[0];
+		g_object_ref(result);
+	} else if (vips_composite(in, &result, (int)n, modes + 1, NULL)) {
+		rc = vips_fail(e, NULL, "cannot composite the layers");
+		goto out;
+	}
+	rc = encode(s, result, out, e);
+out:
+	VIPS_UNREF(result);
+	VIPS_UNREF(canvas);
+	for (size_t i = 0; in && i < n; i++)
+		VIPS_UNREF(in[i]);
+	free(in);
+	free(modes);
+	return rc;
+}
+
+int kiln_compose_legendary(struct kiln_compose *c, size_t legendary, struct kiln_buf *out,
+			   struct kiln_error *e)
+{
+	const struct cfile *f;
+	VipsImage *im = NULL;
+	int rc;
+	if (legendary >= c->s->nlegendaries)
+		return kiln_error_set(e, KILN_E_STATE, NULL, "legendary %zu does not exist (%zu in "
+				      "kiln.yaml); run kiln plan again", legendary,
+				      c->s->nlegendaries);
+	f = &c->legs[legendary];
+	if (f->state == F_FAILED) {
+		*e = f->err;
+		return f->err.code;
+	}
+	rc = decode(c->s, f, USE_LEGENDARY, &im, e);
+	if (rc)
+		goto out;
+	rc = encode(c->s, im, out, e);
+out:
+	VIPS_UNREF(im);
+	return rc;
+}

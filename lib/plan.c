@@ -1,0 +1,1913 @@
+/* plan.c: the Attribute Controller. Gives every generated token one value per layer so that
+ * each value's count equals its target exactly, no rule is broken and every two tokens differ
+ * in at least min_distance layers that count for uniqueness; gives legendaries ids of their
+ * own; shuffles ids; seeds.
+ *
+ * How. Targets come from kiln_plan_targets() (plan_targets.c). Every rule is compiled into
+ * forbidden patterns: a set of allowed values per layer whose conjunction no token may match
+ * (EXCLUDE: one pattern; IF: one per `then` clause, when ∧ ¬then; WITH: one per ordered pair of
+ * clauses, a ∧ ¬b). Cheap exact necessary conditions are checked first so that most
+ * infeasible specs are explained precisely (see check_*). Then each layer's column is filled
+ * with exactly its target multiset, shuffled (or, when re-planning, kept from the previous
+ * plan where the quotas still have room), and a local search repairs the violations: its only
+ * move is swapping one layer's values between two tokens, which keeps every quota exact by
+ * construction. The objective F = (forbidden patterns matched) + (pairs of tokens closer than
+ * min_distance, counted once per hash table they collide in). A move's effect on F is exactly
+ * the change of the two tokens' own costs, because two tokens that swap a layer's values differ
+ * in that layer before and after, so their mutual collisions cannot change.
+ *
+ * Invariants of the search: the columns are permutations of the target multisets; lst/pos keep,
+ * per layer, the tokens grouped by value (so "a random token holding one of these values" is
+ * O(values)); every violated pattern's token and at least one token of every colliding pair is
+ * in the work queue. min_distance k uses C(L', k-1) open-addressing tables, each keyed on the
+ * non-bypass DNA with k-1 layers left out: two tokens closer than k share a key in at least one
+ * of them. All work is bounded by counters (pops, stall), never by time, so results do not
+ * depend on the machine and an infeasible spec ends with an explanation, never a hang.
+ *
+ * Sizes: up to ~4e9 tokens in theory (uint32 token indexes), millions in practice: memory is
+ * about 16 bytes per (token, layer) plus 16 bytes per token per table.
+ */
+#include "kiln/plan.h"
+#include "util/alloc.h"
+#include "util/prng.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE32 UINT32_MAX
+#define NCAND 6 /* partners tried per move */
+
+/* RNG streams: one per purpose, so that changing one use does not shift the others */
+enum { STREAM_COLUMNS = 1, STREAM_SEARCH = 2, STREAM_IDS = 3, STREAM_REPLACE = 4 };
+
+struct pat {
+	uint32_t nl;    /* layers constrained, >= 1 */
+	uint32_t first; /* index of its first patl */
+	uint32_t rule;  /* index in spec->rules */
+	int32_t a, b;   /* IF: then clause a; WITH: clause a held without clause b */
+};
+
+struct patl {
+	uint32_t layer;
+	size_t set;     /* offset in pool of the layer's ntraits flags: 1 = value in the set */
+	uint64_t comp;  /* tokens holding a value outside the set */
+};
+
+struct ent {
+	uint32_t tok;
+	uint32_t tag;
+};
+
+struct tab {
+	struct ent *e;
+	size_t mask;
+};
+
+struct ctx {
+	const struct kiln_spec *s;
+	size_t L, G;
+	size_t *vbase; /* flat value index of (l, v) = vbase[l] + v */
+	size_t V;
+	uint64_t *cnt; /* per flat value: tokens holding it (targets) */
+
+	struct pat *pats;
+	size_t npats, cappats;
+	struct patl *pl;
+	size_t npl, cappl;
+	unsigned char *pool;
+	size_t npool, cappool;
+	uint32_t *anc_off; /* V+1: patterns anchored (first layer) on each value, CSR */
+	uint32_t *anc;
+
+	uint32_t *m;   /* G * L */
+	uint32_t *lst; /* L * G: per layer, tokens grouped by value */
+	uint32_t *pos; /* L * G: position of token in lst */
+	uint64_t *goff; /* per flat value: start of its group in lst */
+
+	unsigned k;
+	size_t nnb;
+	uint32_t *nb;  /* non-bypass layers */
+	size_t ntab, ninc;
+	struct tab *tabs;
+	uint32_t *tinc;       /* ntab * ninc: layers in each table's key */
+	unsigned char *inc;   /* ntab * L */
+
+	unsigned char *intact; /* G or NULL: row still equals the previous plan's */
+	uint32_t *queue;
+	unsigned char *inq;
+	size_t qh, qn;
+	uint64_t F;
+	uint64_t pops;
+	struct kiln_rng rng;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* messages */
+
+static void where_loc(char *buf, size_t n, const struct kiln_spec *s, struct kiln_loc loc)
+{
+	const char *path = s->path ? s->path : "kiln.yaml";
+	if (loc.line > 0)
+		snprintf(buf, n, "%s:%d:%d", path, loc.line, loc.col);
+	else
+		snprintf(buf, n, "%s", path);
+}
+
+static void app(char *buf, size_t n, const char *fmt, ...) KILN_PRINTF(3, 4);
+static void app(char *buf, size_t n, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+	if (len + 1 >= n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + len, n - len, fmt, ap);
+	va_end(ap);
+}
+
+static unsigned long long ull(uint64_t x)
+{
+	return (unsigned long long)x;
+}
+
+/* "Hat: Crown" or "Hat: [Gold, Silver]" */
+static void clause_text(char *buf, size_t n, const struct kiln_spec *s,
+			const struct kiln_clause *c)
+{
+	const struct kiln_layer *ly = &s->layers[c->layer];
+	app(buf, n, "%s: ", ly->name);
+	if (c->ntraits == 1) {
+		app(buf, n, "%s", ly->traits[c->traits[0]].name);
+		return;
+	}
+	app(buf, n, "[");
+	for (size_t i = 0; i < c->ntraits; i++) {
+		if (i == 8) {
+			app(buf, n, ", ... %zu in all", c->ntraits);
+			break;
+		}
+		app(buf, n, "%s%s", i ? ", " : "", ly->traits[c->traits[i]].name);
+	}
+	app(buf, n, "]");
+}
+
+static void clauses_text(char *buf, size_t n, const struct kiln_spec *s,
+			 const struct kiln_clause *c, size_t nc)
+{
+	app(buf, n, "{");
+	for (size_t i = 0; i < nc; i++) {
+		if (i)
+			app(buf, n, ", ");
+		clause_text(buf, n, s, &c[i]);
+	}
+	app(buf, n, "}");
+}
+
+/* "if {Hat: Crown} then {Body: [Gold, Silver]}" */
+static void rule_text(char *buf, size_t n, const struct kiln_spec *s, const struct kiln_rule *r)
+{
+	buf[0] = 0;
+	switch (r->kind) {
+	case KILN_RULE_EXCLUDE:
+		app(buf, n, "exclude ");
+		clauses_text(buf, n, s, r->when, r->nwhen);
+		break;
+	case KILN_RULE_IF:
+		app(buf, n, "if ");
+		clauses_text(buf, n, s, r->when, r->nwhen);
+		app(buf, n, " then ");
+		clauses_text(buf, n, s, r->then, r->nthen);
+		break;
+	case KILN_RULE_WITH:
+		app(buf, n, "with ");
+		clauses_text(buf, n, s, r->when, r->nwhen);
+		break;
+	}
+}
+
+/* "Hat=Crown", "Hat=[Gold, Silver]" from flags over layer l's values */
+static void set_text(char *buf, size_t n, const struct kiln_spec *s, size_t l,
+		     const unsigned char *flags)
+{
+	const struct kiln_layer *ly = &s->layers[l];
+	size_t k = 0, tot = 0;
+	for (size_t v = 0; v < ly->ntraits; v++)
+		tot += flags[v] != 0;
+	app(buf, n, "%s=%s", ly->name, tot == 1 ? "" : "[");
+	for (size_t v = 0; v < ly->ntraits; v++) {
+		if (!flags[v])
+			continue;
+		if (k == 8) {
+			app(buf, n, ", ... %zu in all", tot);
+			break;
+		}
+		app(buf, n, "%s%s", k ? ", " : "", ly->traits[v].name);
+		k++;
+	}
+	if (tot != 1)
+		app(buf, n, "]");
+}
+
+static uint64_t clause_count(const struct ctx *c, const struct kiln_clause *cl)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < cl->ntraits; i++)
+		n += c->cnt[c->vbase[cl->layer] + cl->traits[i]];
+	return n;
+}
+
+static int infeasible_rule(const struct ctx *c, struct kiln_error *e, size_t ri, const char *fmt,
+			   ...) KILN_PRINTF(4, 5);
+static int infeasible_rule(const struct ctx *c, struct kiln_error *e, size_t ri, const char *fmt,
+			   ...)
+{
+	char where[600];
+	va_list ap;
+	where_loc(where, sizeof where, c->s, c->s->rules[ri].loc);
+	kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", "");
+	if (e) {
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+		va_end(ap);
+	}
+	return KILN_E_INFEASIBLE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* patterns */
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t nc;
+	void *q;
+	if (need <= *cap)
+		return 0;
+	nc = *cap ? *cap * 2 : 16;
+	while (nc < need)
+		nc *= 2;
+	q = kiln_reallocarray(*p, nc, size);
+	if (!q)
+		return KILN_E_NOMEM;
+	*p = q;
+	*cap = nc;
+	return 0;
+}
+
+/* scratch for building one pattern: per layer, constrained flag, and per flat value a flag */
+struct pbuild {
+	unsigned char *cons; /* L */
+	unsigned char *in;   /* V */
+};
+
+static void pb_clear(struct ctx *c, struct pbuild *b)
+{
+	memset(b->cons, 0, c->L);
+}
+
+/* intersect layer `l`'s set with the clause (or its complement) */
+static void pb_add(struct ctx *c, struct pbuild *b, const struct kiln_clause *cl, int negate)
+{
+	size_t l = cl->layer, nt = c->s->layers[l].ntraits;
+	unsigned char *in = b->in + c->vbase[l];
+	unsigned char tmp[1];
+	(void)tmp;
+	if (!b->cons[l]) {
+		memset(in, 1, nt);
+		b->cons[l] = 1;
+	}
+	/* mark clause members with bit 2, then keep (member XOR negate) */
+	for (size_t i = 0; i < cl->ntraits; i++)
+		if (cl->traits[i] < nt)
+			in[cl->traits[i]] |= 2;
+	for (size_t v = 0; v < nt; v++) {
+		int mem = (in[v] & 2) != 0;
+		in[v] = (in[v] & 1) && (mem != negate);
+	}
+}
+
+static int pb_emit(struct ctx *c, struct pbuild *b, size_t rule, int a, int bb)
+{
+	uint32_t nl = 0;
+	int rc;
+	/* a layer whose set holds no value with tokens makes the pattern unmatchable */
+	for (size_t l = 0; l < c->L; l++) {
+		if (!b->cons[l])
+			continue;
+		size_t nt = c->s->layers[l].ntraits, live = 0;
+		unsigned char *in = b->in + c->vbase[l];
+		for (size_t v = 0; v < nt; v++) {
+			if (in[v] && !c->cnt[c->vbase[l] + v])
+				in[v] = 0;
+			live += in[v];
+		}
+		if (!live)
+			return 0;
+		nl++;
+	}
+	if (!nl)
+		return 0;
+	if ((rc = grow((void **)&c->pats, &c->cappats, c->npats + 1, sizeof *c->pats)) ||
+	    (rc = grow((void **)&c->pl, &c->cappl, c->npl + nl, sizeof *c->pl)))
+		return rc;
+	struct pat *p = &c->pats[c->npats++];
+	p->nl = nl;
+	p->first = (uint32_t)c->npl;
+	p->rule = (uint32_t)rule;
+	p->a = a;
+	p->b = bb;
+	for (size_t l = 0; l < c->L; l++) {
+		if (!b->cons[l])
+			continue;
+		size_t nt = c->s->layers[l].ntraits;
+		if ((rc = grow((void **)&c->pool, &c->cappool, c->npool + nt, 1)))
+			return rc;
+		memcpy(c->pool + c->npool, b->in + c->vbase[l], nt);
+		struct patl *q = &c->pl[c->npl++];
+		q->layer = (uint32_t)l;
+		q->set = c->npool;
+		q->comp = 0;
+		c->npool += nt;
+	}
+	return 0;
+}
+
+static int compile_patterns(struct ctx *c)
+{
+	const struct kiln_spec *s = c->s;
+	struct pbuild b = {0};
+	int rc = 0;
+
+	b.cons = kiln_calloc(c->L ? c->L : 1, 1);
+	b.in = kiln_calloc(c->V ? c->V : 1, 1);
+	if (!b.cons || !b.in) {
+		rc = KILN_E_NOMEM;
+		goto out;
+	}
+	for (size_t ri = 0; ri < s->nrules && !rc; ri++) {
+		const struct kiln_rule *r = &s->rules[ri];
+		switch (r->kind) {
+		case KILN_RULE_EXCLUDE:
+			pb_clear(c, &b);
+			for (size_t i = 0; i < r->nwhen; i++)
+				pb_add(c, &b, &r->when[i], 0);
+			rc = pb_emit(c, &b, ri, -1, -1);
+			break;
+		case KILN_RULE_IF:
+			for (size_t j = 0; j < r->nthen && !rc; j++) {
+				pb_clear(c, &b);
+				for (size_t i = 0; i < r->nwhen; i++)
+					pb_add(c, &b, &r->when[i], 0);
+				pb_add(c, &b, &r->then[j], 1);
+				rc = pb_emit(c, &b, ri, (int)j, -1);
+			}
+			break;
+		case KILN_RULE_WITH:
+			for (size_t i = 0; i < r->nwhen && !rc; i++)
+				for (size_t j = 0; j < r->nwhen && !rc; j++) {
+					if (i == j)
+						continue;
+					pb_clear(c, &b);
+					pb_add(c, &b, &r->when[i], 0);
+					pb_add(c, &b, &r->when[j], 1);
+					rc = pb_emit(c, &b, ri, (int)i, (int)j);
+				}
+			break;
+		}
+	}
+	if (rc)
+		goto out;
+	/* anchor index: pattern p is listed under every value of its first layer's set */
+	c->anc_off = kiln_calloc(c->V + 1, sizeof *c->anc_off);
+	if (!c->anc_off) {
+		rc = KILN_E_NOMEM;
+		goto out;
+	}
+	size_t tot = 0;
+	for (size_t p = 0; p < c->npats; p++) {
+		const struct patl *q = &c->pl[c->pats[p].first];
+		size_t nt = s->layers[q->layer].ntraits;
+		for (size_t v = 0; v < nt; v++)
+			if (c->pool[q->set + v]) {
+				c->anc_off[c->vbase[q->layer] + v + 1]++;
+				tot++;
+			}
+	}
+	for (size_t i = 0; i < c->V; i++)
+		c->anc_off[i + 1] += c->anc_off[i];
+	c->anc = kiln_calloc(tot ? tot : 1, sizeof *c->anc);
+	if (!c->anc) {
+		rc = KILN_E_NOMEM;
+		goto out;
+	}
+	{
+		uint32_t *fill = kiln_calloc(c->V ? c->V : 1, sizeof *fill);
+		if (!fill) {
+			rc = KILN_E_NOMEM;
+			goto out;
+		}
+		for (size_t p = 0; p < c->npats; p++) {
+			const struct patl *q = &c->pl[c->pats[p].first];
+			size_t nt = s->layers[q->layer].ntraits;
+			for (size_t v = 0; v < nt; v++)
+				if (c->pool[q->set + v]) {
+					size_t fv = c->vbase[q->layer] + v;
+					c->anc[c->anc_off[fv] + fill[fv]++] = (uint32_t)p;
+				}
+		}
+		free(fill);
+	}
+	/* tokens outside each set, for choosing partners */
+	for (size_t i = 0; i < c->npl; i++) {
+		struct patl *q = &c->pl[i];
+		uint64_t in = 0;
+		for (size_t v = 0; v < s->layers[q->layer].ntraits; v++)
+			if (c->pool[q->set + v])
+				in += c->cnt[c->vbase[q->layer] + v];
+		q->comp = c->G - in;
+	}
+out:
+	free(b.cons);
+	free(b.in);
+	return rc;
+}
+
+static inline int pat_rest(const struct ctx *c, const struct pat *p, const uint32_t *row)
+{
+	for (uint32_t i = 1; i < p->nl; i++) {
+		const struct patl *q = &c->pl[p->first + i];
+		if (!c->pool[q->set + row[q->layer]])
+			return 0;
+	}
+	return 1;
+}
+
+static uint32_t pcost(const struct ctx *c, uint32_t t)
+{
+	const uint32_t *row = c->m + (size_t)t * c->L;
+	uint32_t n = 0;
+	if (!c->npats)
+		return 0;
+	for (size_t l = 0; l < c->L; l++) {
+		size_t fv = c->vbase[l] + row[l];
+		for (uint32_t j = c->anc_off[fv]; j < c->anc_off[fv + 1]; j++)
+			n += (uint32_t)pat_rest(c, &c->pats[c->anc[j]], row);
+	}
+	return n;
+}
+
+/* the idx-th pattern matched by token t */
+static const struct pat *pmatched(const struct ctx *c, uint32_t t, uint32_t idx)
+{
+	const uint32_t *row = c->m + (size_t)t * c->L;
+	for (size_t l = 0; l < c->L; l++) {
+		size_t fv = c->vbase[l] + row[l];
+		for (uint32_t j = c->anc_off[fv]; j < c->anc_off[fv + 1]; j++)
+			if (pat_rest(c, &c->pats[c->anc[j]], row) && idx-- == 0)
+				return &c->pats[c->anc[j]];
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* uniqueness tables */
+
+static uint32_t row_tag(const struct ctx *c, size_t ti, uint32_t t)
+{
+	const uint32_t *row = c->m + (size_t)t * c->L;
+	const uint32_t *inc = c->tinc + ti * c->ninc;
+	uint64_t h = 0x9e3779b97f4a7c15ULL * (ti + 1);
+	for (size_t i = 0; i < c->ninc; i++) {
+		h ^= row[inc[i]];
+		h *= 0xbf58476d1ce4e5b9ULL;
+		h ^= h >> 31;
+	}
+	h ^= h >> 29;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 32;
+	return (uint32_t)h;
+}
+
+static int rows_eq(const struct ctx *c, size_t ti, uint32_t a, uint32_t b)
+{
+	const uint32_t *ra = c->m + (size_t)a * c->L, *rb = c->m + (size_t)b * c->L;
+	const uint32_t *inc = c->tinc + ti * c->ninc;
+	for (size_t i = 0; i < c->ninc; i++)
+		if (ra[inc[i]] != rb[inc[i]])
+			return 0;
+	return 1;
+}
+
+static void tab_insert(struct ctx *c, size_t ti, uint32_t t)
+{
+	struct tab *tb = &c->tabs[ti];
+	uint32_t tag = row_tag(c, ti, t);
+	size_t i = tag & tb->mask;
+	while (tb->e[i].tok != NONE32)
+		i = (i + 1) & tb->mask;
+	tb->e[i].tok = t;
+	tb->e[i].tag = tag;
+}
+
+static void tab_remove(struct ctx *c, size_t ti, uint32_t t)
+{
+	struct tab *tb = &c->tabs[ti];
+	uint32_t tag = row_tag(c, ti, t);
+	size_t i = tag & tb->mask, j;
+	while (tb->e[i].tok != t)
+		i = (i + 1) & tb->mask;
+	/* backward-shift deletion: no tombstones, clusters stay short */
+	j = i;
+	for (;;) {
+		j = (j + 1) & tb->mask;
+		if (tb->e[j].tok == NONE32)
+			break;
+		size_t h = tb->e[j].tag & tb->mask;
+		if (((j - h) & tb->mask) >= ((j - i) & tb->mask)) {
+			tb->e[i] = tb->e[j];
+			i = j;
+		}
+	}
+	tb->e[i].tok = NONE32;
+}
+
+static uint32_t tab_count(const struct ctx *c, size_t ti, uint32_t t)
+{
+	const struct tab *tb = &c->tabs[ti];
+	uint32_t tag = row_tag(c, ti, t), n = 0;
+	size_t i = tag & tb->mask;
+	while (tb->e[i].tok != NONE32) {
+		if (tb->e[i].tag == tag && tb->e[i].tok != t && rows_eq(c, ti, t, tb->e[i].tok))
+			n++;
+		i = (i + 1) & tb->mask;
+	}
+	return n;
+}
+
+/* a token colliding with t in table ti, or NONE32 */
+static uint32_t tab_other(const struct ctx *c, size_t ti, uint32_t t)
+{
+	const struct tab *tb = &c->tabs[ti];
+	uint32_t tag = row_tag(c, ti, t);
+	size_t i = tag & tb->mask;
+	while (tb->e[i].tok != NONE32) {
+		if (tb->e[i].tag == tag && tb->e[i].tok != t && rows_eq(c, ti, t, tb->e[i].tok))
+			return tb->e[i].tok;
+		i = (i + 1) & tb->mask;
+	}
+	return NONE32;
+}
+
+static uint32_t dcost(const struct ctx *c, uint32_t t)
+{
+	uint32_t n = 0;
+	for (size_t ti = 0; ti < c->ntab; ti++)
+		n += tab_count(c, ti, t);
+	return n;
+}
+
+static inline uint32_t cost(const struct ctx *c, uint32_t t)
+{
+	return pcost(c, t) + dcost(c, t);
+}
+
+static uint64_t binom(uint64_t n, uint64_t k)
+{
+	uint64_t r = 1;
+	if (k > n)
+		return 0;
+	for (uint64_t i = 1; i <= k; i++) {
+		if (r > UINT64_MAX / (n - k + i))
+			return UINT64_MAX;
+		r = r * (n - k + i) / i;
+	}
+	return r;
+}
+
+static void tables_fill(struct ctx *c);
+
+static int tables_make(struct ctx *c, struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	size_t cap = 2;
+	uint64_t nt;
+
+	c->nnb = 0;
+	c->nb = kiln_calloc(c->L ? c->L : 1, sizeof *c->nb);
+	if (!c->nb)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	for (size_t l = 0; l < c->L; l++)
+		if (!s->layers[l].bypass_dna)
+			c->nb[c->nnb++] = (uint32_t)l;
+	if (c->k == 0 || c->G < 2 || c->nnb < c->k)
+		return 0; /* nothing to keep apart (or already reported infeasible) */
+	c->ninc = c->nnb - (c->k - 1);
+	nt = binom(c->nnb, c->k - 1);
+	while (cap < 2 * c->G)
+		cap *= 2;
+	if (nt > ((uint64_t)1 << 27) / cap) {
+		char where[600];
+		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+		return kiln_error_set(e, KILN_E_INFEASIBLE, where,
+				      "min_distance %u over %zu layers and %zu tokens needs %llu hash "
+				      "tables, too many to plan in memory; lower min_distance",
+				      c->k, c->nnb, c->G, ull(nt));
+	}
+	c->ntab = (size_t)nt;
+	c->tabs = kiln_calloc(c->ntab, sizeof *c->tabs);
+	c->tinc = kiln_calloc(c->ntab * c->ninc, sizeof *c->tinc);
+	c->inc = kiln_calloc(c->ntab * c->L, 1);
+	if (!c->tabs || !c->tinc || !c->inc)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	/* tables = the subsets of ninc non-bypass layers, in lexicographic order */
+	{
+		size_t idx[64 + 1], n = c->ninc, N = c->nnb, ti = 0;
+		size_t *ix = idx;
+		size_t *big = NULL;
+		if (n > 64) {
+			big = kiln_calloc(n, sizeof *big);
+			if (!big)
+				return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+			ix = big;
+		}
+		for (size_t i = 0; i < n; i++)
+			ix[i] = i;
+		for (;;) {
+			for (size_t i = 0; i < n; i++) {
+				c->tinc[ti * n + i] = c->nb[ix[i]];
+				c->inc[ti * c->L + c->nb[ix[i]]] = 1;
+			}
+			ti++;
+			size_t i = n;
+			while (i > 0 && ix[i - 1] == N - n + i - 1)
+				i--;
+			if (i == 0)
+				break;
+			ix[i - 1]++;
+			for (size_t j = i; j < n; j++)
+				ix[j] = ix[j - 1] + 1;
+		}
+		free(big);
+	}
+	for (size_t ti = 0; ti < c->ntab; ti++) {
+		c->tabs[ti].e = kiln_malloc(cap * sizeof(struct ent));
+		if (!c->tabs[ti].e)
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		c->tabs[ti].mask = cap - 1;
+	}
+	tables_fill(c);
+	return 0;
+}
+
+static void tables_fill(struct ctx *c)
+{
+	for (size_t ti = 0; ti < c->ntab; ti++) {
+		memset(c->tabs[ti].e, 0xff, (c->tabs[ti].mask + 1) * sizeof(struct ent));
+		for (size_t t = 0; t < c->G; t++)
+			tab_insert(c, ti, (uint32_t)t);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the columns */
+
+static void lists_fill(struct ctx *c);
+
+static int lists_make(struct ctx *c)
+{
+	size_t G = c->G, L = c->L;
+	c->goff = kiln_calloc(c->V ? c->V : 1, sizeof *c->goff);
+	c->lst = kiln_malloc((G * L + 1) * sizeof *c->lst);
+	c->pos = kiln_malloc((G * L + 1) * sizeof *c->pos);
+	if (!c->goff || !c->lst || !c->pos)
+		return KILN_E_NOMEM;
+	lists_fill(c);
+	return 0;
+}
+
+static void lists_fill(struct ctx *c)
+{
+	size_t G = c->G, L = c->L;
+	for (size_t l = 0; l < L; l++) {
+		size_t nt = c->s->layers[l].ntraits;
+		uint64_t acc = 0;
+		for (size_t v = 0; v < nt; v++) {
+			c->goff[c->vbase[l] + v] = acc;
+			acc += c->cnt[c->vbase[l] + v];
+		}
+	}
+	/* counting sort; goff is used as the fill cursor and restored after */
+	for (size_t l = 0; l < L; l++) {
+		uint32_t *lst = c->lst + l * G, *pos = c->pos + l * G;
+		for (size_t t = 0; t < G; t++) {
+			size_t fv = c->vbase[l] + c->m[t * L + l];
+			uint64_t p = c->goff[fv]++;
+			lst[p] = (uint32_t)t;
+			pos[t] = (uint32_t)p;
+		}
+		for (size_t v = 0; v < c->s->layers[l].ntraits; v++)
+			c->goff[c->vbase[l] + v] -= c->cnt[c->vbase[l] + v];
+	}
+}
+
+static void do_swap(struct ctx *c, uint32_t a, uint32_t b, size_t l)
+{
+	size_t L = c->L, G = c->G;
+	uint32_t *ma = &c->m[(size_t)a * L + l], *mb = &c->m[(size_t)b * L + l], x;
+	uint32_t *lst = c->lst + l * G, *pos = c->pos + l * G;
+	for (size_t ti = 0; ti < c->ntab; ti++)
+		if (c->inc[ti * L + l]) {
+			tab_remove(c, ti, a);
+			tab_remove(c, ti, b);
+		}
+	x = *ma;
+	*ma = *mb;
+	*mb = x;
+	x = pos[a];
+	pos[a] = pos[b];
+	pos[b] = x;
+	lst[pos[a]] = a;
+	lst[pos[b]] = b;
+	for (size_t ti = 0; ti < c->ntab; ti++)
+		if (c->inc[ti * L + l]) {
+			tab_insert(c, ti, a);
+			tab_insert(c, ti, b);
+		}
+}
+
+static void q_push(struct ctx *c, uint32_t t)
+{
+	if (c->inq[t])
+		return;
+	c->inq[t] = 1;
+	c->queue[(c->qh + c->qn) % c->G] = t;
+	c->qn++;
+}
+
+static uint32_t q_pop(struct ctx *c)
+{
+	uint32_t t = c->queue[c->qh];
+	c->qh = (c->qh + 1) % c->G;
+	c->qn--;
+	c->inq[t] = 0;
+	return t;
+}
+
+/* a random token holding a value of layer l outside pattern layer q's set */
+static uint32_t pick_outside(struct ctx *c, const struct patl *q)
+{
+	size_t l = q->layer, nt = c->s->layers[l].ntraits;
+	uint64_t r = kiln_rng_below(&c->rng, q->comp);
+	for (size_t v = 0; v < nt; v++) {
+		size_t fv = c->vbase[l] + v;
+		if (c->pool[q->set + v])
+			continue;
+		if (r < c->cnt[fv])
+			return c->lst[l * c->G + c->goff[fv] + r];
+		r -= c->cnt[fv];
+	}
+	return NONE32;
+}
+
+/* One repair step on token a (cost ca > 0). Returns 1 when a move was made. */
+static int repair(struct ctx *c, uint32_t a, uint32_t pc, uint32_t dc, const uint32_t *freeze)
+{
+	size_t L = c->L, l = 0;
+	uint32_t cand[NCAND];
+	size_t ncand = 0;
+	int use_pat = pc && (!dc || (kiln_rng_next(&c->rng) & 1));
+
+	if (use_pat) {
+		const struct pat *p = pmatched(c, a, (uint32_t)kiln_rng_below(&c->rng, pc));
+		uint32_t st = (uint32_t)kiln_rng_below(&c->rng, p->nl);
+		const struct patl *q = NULL;
+		for (uint32_t i = 0; i < p->nl; i++) {
+			const struct patl *qq = &c->pl[p->first + (st + i) % p->nl];
+			if (qq->comp && !(freeze && qq->layer == *freeze)) {
+				q = qq;
+				break;
+			}
+		}
+		if (!q)
+			return 0;
+		l = q->layer;
+		for (int i = 0; i < NCAND; i++) {
+			uint32_t b = pick_outside(c, q);
+			if (b != NONE32 && b != a)
+				cand[ncand++] = b;
+		}
+	} else {
+		/* too close to another token: change a layer in the key of a table it collides
+		 * in, preferring a layer where the other token agrees */
+		uint32_t other = NONE32;
+		size_t ti0 = kiln_rng_below(&c->rng, c->ntab), ti = 0;
+		for (size_t i = 0; i < c->ntab; i++) {
+			ti = (ti0 + i) % c->ntab;
+			other = tab_other(c, ti, a);
+			if (other != NONE32)
+				break;
+		}
+		if (other == NONE32)
+			return 0;
+		const uint32_t *inc = c->tinc + ti * c->ninc;
+		size_t st = kiln_rng_below(&c->rng, c->ninc), found = 0;
+		for (size_t i = 0; i < c->ninc; i++) {
+			size_t ll = inc[(st + i) % c->ninc];
+			if (freeze && ll == *freeze)
+				continue;
+			if (c->cnt[c->vbase[ll] + c->m[(size_t)a * L + ll]] == c->G)
+				continue; /* every token holds this value */
+			l = ll;
+			found = 1;
+			break;
+		}
+		if (!found)
+			return 0;
+		for (int i = 0; i < NCAND; i++) {
+			for (int tries = 0; tries < 8; tries++) {
+				uint32_t b = (uint32_t)kiln_rng_below(&c->rng, c->G);
+				if (c->m[(size_t)b * L + l] != c->m[(size_t)a * L + l]) {
+					cand[ncand++] = b;
+					break;
+				}
+			}
+		}
+	}
+	if (!ncand)
+		return 0;
+
+	long best = 0, bestscore = 0;
+	uint32_t bb = NONE32;
+	long ca = (long)pc + (long)dc;
+	for (size_t i = 0; i < ncand; i++) {
+		uint32_t b = cand[i];
+		long cb = (long)cost(c, b);
+		do_swap(c, a, b, l);
+		long d = (long)cost(c, a) + (long)cost(c, b) - ca - cb;
+		do_swap(c, a, b, l);
+		long score = 2 * d + (c->intact && c->intact[b] ? 1 : 0);
+		if (bb == NONE32 || score < bestscore) {
+			bb = b;
+			best = d;
+			bestscore = score;
+		}
+	}
+	/* accept improving and sideways moves; a worsening one now and then, to leave plateaus */
+	if (best > 0 && kiln_rng_below(&c->rng, 32) != 0)
+		return 0;
+	do_swap(c, a, bb, l);
+	c->F = (uint64_t)((long)c->F + best);
+	if (c->intact)
+		c->intact[a] = c->intact[bb] = 0;
+	if (cost(c, bb))
+		q_push(c, bb);
+	return 1;
+}
+
+/* Repair until F == 0 or the effort bounds are reached. 0: solved. */
+static int search(struct ctx *c, uint64_t max_pops, uint64_t stall, const uint32_t *freeze)
+{
+	uint64_t best, since = 0;
+	c->qh = c->qn = 0;
+	c->F = 0;
+	memset(c->inq, 0, c->G);
+	for (size_t t = 0; t < c->G; t++) {
+		uint32_t pc = pcost(c, (uint32_t)t), dc = dcost(c, (uint32_t)t);
+		c->F += pc;
+		c->F += dc; /* pairs counted twice here, halved below */
+		if (pc + dc)
+			q_push(c, (uint32_t)t);
+	}
+	{
+		/* F = patterns + pairs: recount pairs once */
+		uint64_t pairs2 = 0, pats = 0;
+		for (size_t t = 0; t < c->G && c->ntab; t++)
+			pairs2 += dcost(c, (uint32_t)t);
+		pats = c->F - pairs2;
+		c->F = pats + pairs2 / 2;
+	}
+	best = c->F;
+	while (c->qn && c->F > 0 && c->pops < max_pops && since < stall) {
+		uint32_t a = q_pop(c);
+		uint32_t pc = pcost(c, a), dc = dcost(c, a);
+		if (!(pc + dc))
+			continue;
+		c->pops++;
+		since++;
+		repair(c, a, pc, dc, freeze);
+		if (c->F < best) {
+			best = c->F;
+			since = 0;
+		}
+		if (cost(c, a))
+			q_push(c, a);
+	}
+	return c->F == 0 ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* cheap exact necessary conditions */
+
+static int check_patterns(struct ctx *c, struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	char rt[700], t1[400], t2[400];
+	uint64_t G = c->G;
+
+	for (size_t p = 0; p < c->npats; p++) {
+		const struct pat *pt = &c->pats[p];
+		const struct kiln_rule *r = &s->rules[pt->rule];
+		uint64_t sum = 0, cs[64];
+		for (uint32_t i = 0; i < pt->nl; i++) {
+			const struct patl *q = &c->pl[pt->first + i];
+			uint64_t in = G - q->comp;
+			sum += in;
+			if (i < 64)
+				cs[i] = in;
+		}
+		rule_text(rt, sizeof rt, s, r);
+		if (pt->nl == 1) {
+			const struct patl *q = &c->pl[pt->first];
+			t1[0] = 0;
+			set_text(t1, sizeof t1, s, q->layer, c->pool + q->set);
+			return infeasible_rule(c, e, pt->rule,
+					       "the rule `%s` can never hold for a token holding %s, "
+					       "but %s has %llu tokens; the largest count that could "
+					       "work for it is 0",
+					       rt, t1, t1, ull(G - q->comp));
+		}
+		if (sum <= (uint64_t)(pt->nl - 1) * G)
+			continue;
+		const struct patl *q0 = &c->pl[pt->first], *q1 = &c->pl[pt->first + 1];
+		t1[0] = t2[0] = 0;
+		if (r->kind == KILN_RULE_IF && r->nwhen == 1 && pt->nl == 2 &&
+		    r->when[0].layer != r->then[pt->a].layer) {
+			uint64_t cw = clause_count(c, &r->when[0]);
+			uint64_t ct = clause_count(c, &r->then[pt->a]);
+			clause_text(t1, sizeof t1, s, &r->when[0]);
+			clause_text(t2, sizeof t2, s, &r->then[pt->a]);
+			return infeasible_rule(c, e, pt->rule,
+					       "the rule `%s` needs each of the %llu tokens with {%s} "
+					       "to hold {%s}, which has %llu tokens in all: the largest "
+					       "count that could work for {%s} is %llu (or give {%s} at "
+					       "least %llu)",
+					       rt, ull(cw), t1, t2, ull(ct), t1, ull(ct), t2, ull(cw));
+		}
+		if (r->kind == KILN_RULE_WITH && pt->nl == 2) {
+			uint64_t ca = clause_count(c, &r->when[pt->a]);
+			uint64_t cb = clause_count(c, &r->when[pt->b]);
+			clause_text(t1, sizeof t1, s, &r->when[pt->a]);
+			clause_text(t2, sizeof t2, s, &r->when[pt->b]);
+			return infeasible_rule(c, e, pt->rule,
+					       "the rule `%s` makes every token with {%s} hold {%s} "
+					       "and the other way round, so their counts must be "
+					       "equal, but {%s} has %llu tokens and {%s} %llu: the "
+					       "largest count that could work for {%s} is %llu",
+					       rt, t1, t2, t1, ull(ca), t2, ull(cb), t1,
+					       ull(ca < cb ? ca : cb));
+		}
+		set_text(t1, sizeof t1, s, q0->layer, c->pool + q0->set);
+		set_text(t2, sizeof t2, s, q1->layer, c->pool + q1->set);
+		if (pt->nl == 2)
+			return infeasible_rule(c, e, pt->rule,
+					       "the rule `%s` keeps %s (%llu tokens) and %s (%llu "
+					       "tokens) apart, but together they have %llu, more than "
+					       "the %llu generated tokens: the largest count that could "
+					       "work for %s is %llu (or %llu for %s)",
+					       rt, t1, ull(cs[0]), t2, ull(cs[1]), ull(sum), ull(G), t1,
+					       ull(G - cs[1]), ull(G - cs[0]), t2);
+		return infeasible_rule(c, e, pt->rule,
+				       "the rule `%s` cannot hold: its %u sets of values have %llu "
+				       "tokens in all, but %llu tokens can hold at most %llu of them "
+				       "without matching all %u at once; lower the counts of the "
+				       "values it names by %llu in all",
+				       rt, pt->nl, ull(sum), ull(G), ull((uint64_t)(pt->nl - 1) * G),
+				       pt->nl, ull(sum - (uint64_t)(pt->nl - 1) * G));
+	}
+	return 0;
+}
+
+/* Every token holding (l, v) must hold, in every other layer, a value no two-layer pattern
+ * forbids next to v: count(v) <= tokens of those values. */
+static int check_pairs(struct ctx *c, struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	unsigned char *forb = NULL, *allowed = NULL;
+	long *blame = NULL;
+	int rc = 0;
+
+	forb = kiln_calloc(c->V ? c->V : 1, 1);
+	allowed = kiln_calloc(c->V ? c->V : 1, 1);
+	blame = kiln_calloc(c->L ? c->L : 1, sizeof *blame);
+	if (!forb || !allowed || !blame) {
+		rc = KILN_E_NOMEM;
+		goto out;
+	}
+	for (size_t l = 0; l < c->L && !rc; l++)
+		for (size_t v = 0; v < s->layers[l].ntraits && !rc; v++) {
+			size_t fv = c->vbase[l] + v;
+			int any = 0;
+			if (!c->cnt[fv])
+				continue;
+			memset(forb, 0, c->V);
+			for (size_t i = 0; i < c->L; i++)
+				blame[i] = -1;
+			for (size_t p = 0; p < c->npats; p++) {
+				const struct pat *pt = &c->pats[p];
+				if (pt->nl != 2)
+					continue;
+				for (int side = 0; side < 2; side++) {
+					const struct patl *q = &c->pl[pt->first + side];
+					const struct patl *o = &c->pl[pt->first + 1 - side];
+					if (q->layer != l || !c->pool[q->set + v])
+						continue;
+					for (size_t w = 0; w < s->layers[o->layer].ntraits; w++)
+						if (c->pool[o->set + w])
+							forb[c->vbase[o->layer] + w] = 1;
+					if (blame[o->layer] < 0)
+						blame[o->layer] = pt->rule;
+					any = 1;
+				}
+			}
+			if (!any)
+				continue;
+			for (size_t l2 = 0; l2 < c->L; l2++) {
+				uint64_t ok = 0;
+				if (l2 == l || blame[l2] < 0)
+					continue;
+				for (size_t w = 0; w < s->layers[l2].ntraits; w++) {
+					size_t fw = c->vbase[l2] + w;
+					allowed[w] = !forb[fw] && c->cnt[fw];
+					if (allowed[w])
+						ok += c->cnt[fw];
+				}
+				if (c->cnt[fv] <= ok)
+					continue;
+				char t1[300] = "", t2[500] = "", rt[700] = "";
+				unsigned char one[1] = {1};
+				(void)one;
+				app(t1, sizeof t1, "%s=%s", s->layers[l].name,
+				    s->layers[l].traits[v].name);
+				if (ok)
+					set_text(t2, sizeof t2, s, l2, allowed);
+				rule_text(rt, sizeof rt, s, &s->rules[blame[l2]]);
+				if (ok)
+					rc = infeasible_rule(
+						c, e, (size_t)blame[l2],
+						"%s has %llu tokens, but the rules (`%s`, and any other "
+						"naming %s) let those tokens hold only %s, which has %llu "
+						"tokens in all: the largest count that could work for %s "
+						"is %llu",
+						t1, ull(c->cnt[fv]), rt, s->layers[l2].name, t2, ull(ok), t1,
+						ull(ok));
+				else
+					rc = infeasible_rule(
+						c, e, (size_t)blame[l2],
+						"%s has %llu tokens, but the rules (`%s`, and any other "
+						"naming %s) leave those tokens no value of %s at all: the "
+						"largest count that could work for %s is 0",
+						t1, ull(c->cnt[fv]), rt, s->layers[l2].name,
+						s->layers[l2].name, t1);
+				break;
+			}
+		}
+out:
+	free(forb);
+	free(allowed);
+	free(blame);
+	return rc;
+}
+
+static uint64_t mul_sat(uint64_t a, uint64_t b)
+{
+	if (a && b > UINT64_MAX / a)
+		return UINT64_MAX;
+	return a * b;
+}
+
+static int u64cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Uniqueness bounds: N <= product of the (L'-k+1) smallest layer sizes (Singleton), per value
+ * and overall; and, for small spaces, the exact number of trait sets the rules allow. */
+static int check_unique(struct ctx *c, struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	uint64_t *sz = NULL, *tmp = NULL, *with = NULL;
+	size_t nnb = 0, smallest = 0;
+	char where[600];
+	int rc = 0;
+	unsigned k = c->k;
+
+	if (k == 0 || c->G < 2)
+		return 0;
+	sz = kiln_calloc(c->L + 1, sizeof *sz);
+	tmp = kiln_calloc(c->L + 1, sizeof *tmp);
+	if (!sz || !tmp) {
+		rc = KILN_E_NOMEM;
+		goto out;
+	}
+	for (size_t l = 0; l < c->L; l++) {
+		if (s->layers[l].bypass_dna)
+			continue;
+		uint64_t n = 0;
+		for (size_t v = 0; v < s->layers[l].ntraits; v++)
+			n += c->cnt[c->vbase[l] + v] != 0;
+		if (!nnb || n < sz[smallest])
+			smallest = l;
+		sz[l] = n;
+		tmp[nnb++] = n;
+	}
+	if (nnb < k) {
+		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+		rc = kiln_error_set(e, KILN_E_INFEASIBLE, where,
+				    "min_distance %u needs at least %u layers that count for "
+				    "uniqueness, but there %s %zu (layers with bypass_dna do not "
+				    "count), and there are %zu generated tokens: the largest count that "
+				    "could work is 1; lower min_distance to %zu or add layers",
+				    k, k, nnb == 1 ? "is" : "are", nnb, c->G, nnb);
+		goto out;
+	}
+	qsort(tmp, nnb, sizeof *tmp, u64cmp);
+	{
+		uint64_t bound = 1;
+		char prod[300] = "";
+		for (size_t i = 0; i < nnb - k + 1; i++) {
+			bound = mul_sat(bound, tmp[i]);
+			app(prod, sizeof prod, "%s%llu", i ? " x " : "", ull(tmp[i]));
+		}
+		if (c->G > bound) {
+			where_loc(where, sizeof where, s, s->layers[smallest].loc);
+			if (k == 1)
+				rc = kiln_error_set(
+					e, KILN_E_INFEASIBLE, where,
+					"uniqueness needs %zu different trait sets, but the layers allow "
+					"only %llu (%s values with tokens): the largest count that could "
+					"work is %llu generated tokens; add values (layer %s has %llu) "
+					"or lower size by %llu",
+					c->G, ull(bound), prod, ull(bound), s->layers[smallest].name,
+					ull(sz[smallest]), ull(c->G - bound));
+			else
+				rc = kiln_error_set(
+					e, KILN_E_INFEASIBLE, where,
+					"min_distance %u over %zu layers allows at most %llu tokens (the "
+					"product of the %zu smallest layers' value counts: %s), but "
+					"there are %zu generated tokens: the largest count that could "
+					"work is %llu; lower min_distance or size, or add values "
+					"(layer %s has %llu)",
+					k, nnb, ull(bound), nnb - k + 1, prod, c->G, ull(bound),
+					s->layers[smallest].name, ull(sz[smallest]));
+			goto out;
+		}
+	}
+	/* per value: tokens holding v differ in >= k of the other nnb-1 layers */
+	for (size_t l = 0; l < c->L; l++) {
+		if (s->layers[l].bypass_dna)
+			continue;
+		size_t n = 0;
+		for (size_t l2 = 0; l2 < c->L; l2++)
+			if (l2 != l && !s->layers[l2].bypass_dna)
+				tmp[n++] = sz[l2];
+		qsort(tmp, n, sizeof *tmp, u64cmp);
+		uint64_t bound = 1;
+		for (size_t i = 0; i + k <= n; i++)
+			bound = mul_sat(bound, tmp[i]);
+		for (size_t v = 0; v < s->layers[l].ntraits; v++) {
+			size_t fv = c->vbase[l] + v;
+			if (c->cnt[fv] <= bound)
+				continue;
+			where_loc(where, sizeof where, s, s->layers[l].traits[v].loc);
+			rc = kiln_error_set(
+				e, KILN_E_INFEASIBLE, where,
+				"%s=%s has %llu tokens, but tokens holding it must differ%s%u in the "
+				"other layers, whose values allow only %llu such tokens: the largest "
+				"count that could work for it is %llu; lower it or add values to the "
+				"other layers",
+				s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
+				k == 1 ? " (uniqueness) " : " (min_distance) in ", k == 1 ? 0 : k,
+				ull(bound), ull(bound));
+			if (k == 1)
+				snprintf(e ? e->msg : where, e ? sizeof e->msg : sizeof where,
+					 "%s=%s has %llu tokens, but they must all differ in the other "
+					 "layers, whose values allow only %llu different trait sets: the "
+					 "largest count that could work for it is %llu; lower it or add "
+					 "values to the other layers",
+					 s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
+					 ull(bound), ull(bound));
+			goto out;
+		}
+	}
+	/* small spaces: count the trait sets the rules allow, exactly */
+	{
+		uint64_t space = 1;
+		for (size_t l = 0; l < c->L; l++)
+			if (!s->layers[l].bypass_dna)
+				space = mul_sat(space, sz[l]);
+		if (space > ((uint64_t)1 << 18) || !c->npats)
+			goto out;
+		uint32_t *row = kiln_calloc(c->L + 1, sizeof *row);
+		uint32_t *vals = kiln_calloc(c->V + 1, sizeof *vals); /* nonzero values per layer */
+		size_t *voff = kiln_calloc(c->L + 1, sizeof *voff);
+		size_t *dig = kiln_calloc(c->L + 1, sizeof *dig);
+		unsigned char *usable = kiln_calloc(c->npats + 1, 1);
+		with = kiln_calloc(c->V + 1, sizeof *with);
+		if (!row || !vals || !voff || !dig || !usable || !with) {
+			free(row);
+			free(vals);
+			free(voff);
+			free(dig);
+			free(usable);
+			rc = KILN_E_NOMEM;
+			goto out;
+		}
+		size_t nv = 0;
+		for (size_t l = 0; l < c->L; l++) {
+			voff[l] = nv;
+			for (size_t v = 0; v < s->layers[l].ntraits; v++)
+				if (c->cnt[c->vbase[l] + v])
+					vals[nv++] = (uint32_t)v;
+		}
+		voff[c->L] = nv;
+		for (size_t p = 0; p < c->npats; p++) {
+			usable[p] = 1;
+			for (uint32_t i = 0; i < c->pats[p].nl; i++)
+				if (s->layers[c->pl[c->pats[p].first + i].layer].bypass_dna)
+					usable[p] = 0;
+		}
+		uint64_t allowed = 0;
+		long blame = -1;
+		for (;;) {
+			int bad = 0;
+			for (size_t l = 0; l < c->L; l++)
+				row[l] = s->layers[l].bypass_dna ? 0 : vals[voff[l] + dig[l]];
+			for (size_t p = 0; p < c->npats && !bad; p++) {
+				const struct pat *pt = &c->pats[p];
+				if (!usable[p])
+					continue;
+				int match = 1;
+				for (uint32_t i = 0; i < pt->nl && match; i++) {
+					const struct patl *q = &c->pl[pt->first + i];
+					match = c->pool[q->set + row[q->layer]];
+				}
+				if (match) {
+					bad = 1;
+					if (blame < 0)
+						blame = pt->rule;
+				}
+			}
+			if (!bad) {
+				allowed++;
+				for (size_t l = 0; l < c->L; l++)
+					if (!s->layers[l].bypass_dna)
+						with[c->vbase[l] + row[l]]++;
+			}
+			size_t l = 0;
+			for (; l < c->L; l++) {
+				if (s->layers[l].bypass_dna)
+					continue;
+				if (++dig[l] < voff[l + 1] - voff[l])
+					break;
+				dig[l] = 0;
+			}
+			if (l == c->L)
+				break;
+		}
+		free(row);
+		free(vals);
+		free(voff);
+		free(dig);
+		free(usable);
+		if (blame < 0)
+			goto out;
+		char rt[700] = "";
+		rule_text(rt, sizeof rt, s, &s->rules[blame]);
+		if (c->G > allowed) {
+			rc = infeasible_rule(c, e, (size_t)blame,
+					     "the rules (`%s` and the others) leave only %llu different "
+					     "trait sets of the %llu the layers could make, fewer than "
+					     "the %zu generated tokens, which must all differ: the "
+					     "largest count that could work is %llu generated tokens",
+					     rt, ull(allowed), ull(space), c->G, ull(allowed));
+			goto out;
+		}
+		for (size_t l = 0; l < c->L; l++) {
+			if (s->layers[l].bypass_dna)
+				continue;
+			for (size_t v = 0; v < s->layers[l].ntraits; v++) {
+				size_t fv = c->vbase[l] + v;
+				if (c->cnt[fv] <= with[fv])
+					continue;
+				rc = infeasible_rule(
+					c, e, (size_t)blame,
+					"%s=%s has %llu tokens, which must all differ, but the rules "
+					"(`%s` and the others) allow only %llu different trait sets "
+					"holding it: the largest count that could work for it is %llu",
+					s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
+					rt, ull(with[fv]), ull(with[fv]));
+				goto out;
+			}
+		}
+	}
+out:
+	if (rc == KILN_E_NOMEM)
+		kiln_error_set(e, rc, NULL, "out of memory");
+	free(sz);
+	free(tmp);
+	free(with);
+	return rc;
+}
+
+/* After a failed search: which constraints still do not hold. */
+static int explain_failure(struct ctx *c, struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	uint64_t *per = kiln_calloc(s->nrules + 1, sizeof *per);
+	uint64_t pats = 0, pairs2 = 0;
+	size_t worst = 0;
+	char where[600], msg[sizeof e->msg];
+
+	if (!per)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	for (size_t t = 0; t < c->G; t++) {
+		const uint32_t *row = c->m + t * c->L;
+		for (size_t l = 0; l < c->L; l++) {
+			size_t fv = c->vbase[l] + row[l];
+			for (uint32_t j = c->anc_off ? c->anc_off[fv] : 0;
+			     c->anc_off && j < c->anc_off[fv + 1]; j++)
+				if (pat_rest(c, &c->pats[c->anc[j]], row)) {
+					per[c->pats[c->anc[j]].rule]++;
+					pats++;
+				}
+		}
+		if (c->ntab)
+			pairs2 += dcost(c, (uint32_t)t);
+	}
+	for (size_t r = 0; r < s->nrules; r++)
+		if (per[r] > per[worst])
+			worst = r;
+	msg[0] = 0;
+	app(msg, sizeof msg,
+	    "no plan found within the search effort (%llu repair steps) although the quick "
+	    "checks pass; still broken:", ull(c->pops));
+	int shown = 0;
+	for (size_t r = 0; r < s->nrules; r++) {
+		char rt[700], wl[600];
+		if (!per[r])
+			continue;
+		if (shown++ == 5) {
+			app(msg, sizeof msg, " ...");
+			break;
+		}
+		rule_text(rt, sizeof rt, s, &s->rules[r]);
+		where_loc(wl, sizeof wl, s, s->rules[r].loc);
+		app(msg, sizeof msg, " %llu token%s against the rule `%s` (%s);", ull(per[r]),
+		    per[r] == 1 ? "" : "s", rt, wl);
+	}
+	if (pairs2)
+		app(msg, sizeof msg, " %llu pair%s of tokens %s;", ull(pairs2 / 2),
+		    pairs2 / 2 == 1 ? "" : "s",
+		    c->k <= 1 ? "with the same traits" : "closer than min_distance");
+	app(msg, sizeof msg,
+	    " the quotas, rules and uniqueness are too tight together: loosen the rule%s named, "
+	    "give more tokens to the values they allow, or lower min_distance",
+	    shown > 1 ? "s" : "");
+	if (pats)
+		where_loc(where, sizeof where, s, s->rules[worst].loc);
+	else
+		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+	free(per);
+	(void)pairs2;
+	kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", msg);
+	return KILN_E_INFEASIBLE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* context */
+
+static void ctx_free(struct ctx *c)
+{
+	free(c->vbase);
+	free(c->cnt);
+	free(c->pats);
+	free(c->pl);
+	free(c->pool);
+	free(c->anc_off);
+	free(c->anc);
+	free(c->m);
+	free(c->lst);
+	free(c->pos);
+	free(c->goff);
+	free(c->nb);
+	for (size_t i = 0; c->tabs && i < c->ntab; i++)
+		free(c->tabs[i].e);
+	free(c->tabs);
+	free(c->tinc);
+	free(c->inc);
+	free(c->intact);
+	free(c->queue);
+	free(c->inq);
+	memset(c, 0, sizeof *c);
+}
+
+static void ctx_drop_search(struct ctx *c)
+{
+	free(c->lst);
+	free(c->pos);
+	for (size_t i = 0; c->tabs && i < c->ntab; i++)
+		free(c->tabs[i].e);
+	free(c->tabs);
+	free(c->queue);
+	free(c->inq);
+	c->lst = c->pos = NULL;
+	c->tabs = NULL;
+	c->ntab = 0;
+	c->queue = NULL;
+	c->inq = NULL;
+}
+
+static int ctx_init(struct ctx *c, const struct kiln_spec *s, size_t G)
+{
+	memset(c, 0, sizeof *c);
+	c->s = s;
+	c->L = s->nlayers;
+	c->G = G;
+	c->k = s->min_distance;
+	c->vbase = kiln_calloc(c->L + 1, sizeof *c->vbase);
+	if (!c->vbase)
+		return KILN_E_NOMEM;
+	for (size_t l = 0; l < c->L; l++) {
+		c->vbase[l] = c->V;
+		c->V += s->layers[l].ntraits;
+	}
+	c->vbase[c->L] = c->V;
+	c->cnt = kiln_calloc(c->V + 1, sizeof *c->cnt);
+	if (!c->cnt)
+		return KILN_E_NOMEM;
+	return 0;
+}
+
+/* lists, tables and queue for the search over c->m */
+static int ctx_search_ready(struct ctx *c, struct kiln_error *e)
+{
+	int rc;
+	if (lists_make(c))
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	c->queue = kiln_malloc((c->G ? c->G : 1) * sizeof *c->queue);
+	c->inq = kiln_calloc(c->G ? c->G : 1, 1);
+	if (!c->queue || !c->inq)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	rc = tables_make(c, e);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* public */
+
+uint64_t kiln_plan_seed(uint64_t collection_seed, uint64_t id)
+{
+	uint64_t x = collection_seed;
+	uint64_t y = kiln_splitmix64(&x) ^ id;
+	return kiln_splitmix64(&y) >> 1;
+}
+
+void kiln_plan_free(struct kiln_plan *p)
+{
+	if (!p)
+		return;
+	free(p->items);
+	free(p->matrix);
+	kiln_plan_targets_free(p->targets, p->nlayers);
+	kiln_plan_targets_free(p->actual, p->nlayers);
+	free(p);
+}
+
+static int cmp_prev(const void *a, const void *b, void *arg)
+{
+	const uint64_t *ids = arg;
+	uint64_t x = ids[*(const size_t *)a], y = ids[*(const size_t *)b];
+	if (x != y)
+		return x < y ? -1 : 1;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+int kiln_plan_make(struct kiln_plan **out, const struct kiln_spec *s,
+		   const struct kiln_plan_prev *prev, struct kiln_error *e)
+{
+	struct ctx c;
+	struct kiln_plan *p = NULL;
+	uint64_t **tg = NULL;
+	size_t S, G, L = s->nlayers, nleg = s->nlegendaries;
+	size_t *porder = NULL, npo = 0, npinned = 0;
+	uint32_t *rowprev = NULL;  /* pinned row -> prev index */
+	uint32_t *owner = NULL;    /* id index -> row (< G) or G + legendary, NONE32 free */
+	uint32_t *idprev = NULL;   /* id index -> prev index, NONE32 */
+	uint32_t *pool = NULL;
+	uint64_t *freeids = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	kiln_error_clear(e);
+	memset(&c, 0, sizeof c);
+	if (s->size > (uint64_t)NONE32 - 1 || s->size > SIZE_MAX / (L ? L : 1) / 8) {
+		char where[600];
+		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+		return kiln_error_set(e, KILN_E_INFEASIBLE, where,
+				      "size %llu is more than kiln can plan (at most %u tokens)",
+				      ull(s->size), NONE32 - 1);
+	}
+	rc = kiln_plan_targets(s, &tg, e);
+	if (rc)
+		return rc;
+	S = (size_t)s->size;
+	G = S - nleg;
+	if (ctx_init(&c, s, G)) {
+		rc = KILN_E_NOMEM;
+		goto nomem;
+	}
+	for (size_t l = 0; l < L; l++)
+		for (size_t v = 0; v < s->layers[l].ntraits; v++)
+			c.cnt[c.vbase[l] + v] = tg[l][v];
+	if ((rc = compile_patterns(&c)))
+		goto nomem;
+	if ((rc = check_patterns(&c, e)) || (rc = check_pairs(&c, e)) ||
+	    (rc = check_unique(&c, e))) {
+		if (rc == KILN_E_NOMEM)
+			goto nomem;
+		goto out;
+	}
+
+	/* previous plan: its items in id order, the ids we can keep */
+	owner = kiln_malloc((S ? S : 1) * sizeof *owner);
+	idprev = kiln_malloc((S ? S : 1) * sizeof *idprev);
+	rowprev = kiln_malloc((G ? G : 1) * sizeof *rowprev);
+	if (!owner || !idprev || !rowprev)
+		goto nomem;
+	memset(owner, 0xff, (S ? S : 1) * sizeof *owner);
+	memset(idprev, 0xff, (S ? S : 1) * sizeof *idprev);
+	if (prev && prev->nitems && prev->ids && prev->matrix) {
+		porder = kiln_malloc(prev->nitems * sizeof *porder);
+		if (!porder)
+			goto nomem;
+		for (size_t i = 0; i < prev->nitems; i++)
+			if (prev->ids[i] >= s->start_id && prev->ids[i] - s->start_id < S)
+				porder[npo++] = i;
+		qsort_r(porder, npo, sizeof *porder, cmp_prev, (void *)prev->ids);
+		for (size_t i = 0; i < npo; i++) {
+			size_t q = porder[i], idx = prev->ids[q] - s->start_id;
+			if (idprev[idx] == NONE32)
+				idprev[idx] = (uint32_t)q;
+		}
+		/* legendaries keep their ids */
+		for (size_t i = 0; i < npo; i++) {
+			size_t q = porder[i], idx = prev->ids[q] - s->start_id;
+			long lg = prev->legendary ? prev->legendary[q] : -1;
+			if (idprev[idx] != q || lg < 0 || (size_t)lg >= nleg)
+				continue;
+			owner[idx] = (uint32_t)(G + (size_t)lg);
+		}
+		/* a legendary listed twice keeps only its lowest id */
+		{
+			unsigned char *seen = kiln_calloc(nleg + 1, 1);
+			if (!seen)
+				goto nomem;
+			for (size_t idx = 0; idx < S; idx++)
+				if (owner[idx] != NONE32) {
+					size_t j = owner[idx] - G;
+					if (seen[j])
+						owner[idx] = NONE32;
+					seen[j] = 1;
+				}
+			free(seen);
+		}
+		/* generated items keep their ids, lowest ids first, when they keep a value */
+		for (size_t i = 0; i < npo && npinned < G; i++) {
+			size_t q = porder[i], idx = prev->ids[q] - s->start_id;
+			long lg = prev->legendary ? prev->legendary[q] : -1;
+			int any = 0;
+			if (idprev[idx] != q || owner[idx] != NONE32 || (lg >= 0 && (size_t)lg < nleg))
+				continue;
+			for (size_t l = 0; l < L && !any; l++)
+				any = prev->matrix[q * L + l] < s->layers[l].ntraits;
+			if (!any && L)
+				continue;
+			owner[idx] = (uint32_t)npinned;
+			rowprev[npinned++] = (uint32_t)q;
+		}
+	}
+
+	/* the columns: previous values where the quota has room, the rest shuffled */
+	c.m = kiln_malloc((G * L + 1) * sizeof *c.m);
+	pool = kiln_malloc((G ? G : 1) * sizeof *pool);
+	if (!c.m || !pool)
+		goto nomem;
+	kiln_rng_seed(&c.rng, s->seed, STREAM_COLUMNS);
+	for (size_t l = 0; l < L; l++) {
+		size_t nt = s->layers[l].ntraits, np = 0;
+		uint64_t *rem = c.cnt + c.vbase[l];
+		uint64_t *left = kiln_malloc((nt ? nt : 1) * sizeof *left);
+		if (!left)
+			goto nomem;
+		memcpy(left, rem, nt * sizeof *left);
+		for (size_t r = 0; r < npinned; r++) {
+			uint32_t v = prev->matrix[(size_t)rowprev[r] * L + l];
+			if (v < nt && left[v]) {
+				left[v]--;
+				c.m[r * L + l] = v;
+			} else {
+				c.m[r * L + l] = NONE32;
+			}
+		}
+		for (size_t r = npinned; r < G; r++)
+			c.m[r * L + l] = NONE32;
+		for (size_t v = 0; v < nt; v++)
+			for (uint64_t i = 0; i < left[v]; i++)
+				pool[np++] = (uint32_t)v;
+		free(left);
+		kiln_rng_shuffle(&c.rng, pool, np, sizeof *pool);
+		for (size_t r = 0, i = 0; r < G; r++)
+			if (c.m[r * L + l] == NONE32)
+				c.m[r * L + l] = pool[i++];
+	}
+	free(pool);
+	pool = NULL;
+	if (npinned) {
+		c.intact = kiln_calloc(G, 1);
+		if (!c.intact)
+			goto nomem;
+		for (size_t r = 0; r < npinned; r++) {
+			int same = 1;
+			for (size_t l = 0; l < L && same; l++)
+				same = c.m[r * L + l] == prev->matrix[(size_t)rowprev[r] * L + l];
+			c.intact[r] = (unsigned char)same;
+		}
+	}
+
+	if ((rc = ctx_search_ready(&c, e))) {
+		if (rc == KILN_E_NOMEM)
+			goto nomem;
+		goto out;
+	}
+	kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
+	if (search(&c, 60 * (uint64_t)G + 2000000, 4 * (uint64_t)G + 400000, NULL)) {
+		rc = explain_failure(&c, e);
+		goto out;
+	}
+	ctx_drop_search(&c);
+
+	/* ids: kept ones stay, the others are shuffled over legendaries and new rows */
+	{
+		size_t nfree = 0, k = 0;
+		struct kiln_rng ir;
+		unsigned char *has = kiln_calloc(nleg + 1, 1);
+		freeids = kiln_malloc((S ? S : 1) * sizeof *freeids);
+		if (!has || !freeids) {
+			free(has);
+			goto nomem;
+		}
+		for (size_t i = 0; i < S; i++) {
+			if (owner[i] == NONE32)
+				freeids[nfree++] = i;
+			else if (owner[i] >= G)
+				has[owner[i] - G] = 1;
+		}
+		kiln_rng_seed(&ir, s->seed, STREAM_IDS);
+		kiln_rng_shuffle(&ir, freeids, nfree, sizeof *freeids);
+		for (size_t j = 0; j < nleg; j++)
+			if (!has[j])
+				owner[freeids[k++]] = (uint32_t)(G + j);
+		for (size_t r = npinned; r < G; r++)
+			owner[freeids[k++]] = (uint32_t)r;
+		free(has);
+	}
+
+	p = kiln_calloc(1, sizeof *p);
+	if (!p)
+		goto nomem;
+	p->nitems = S;
+	p->nlayers = L;
+	p->items = kiln_calloc(S ? S : 1, sizeof *p->items);
+	p->matrix = kiln_malloc((S * L + 1) * sizeof *p->matrix);
+	if (!p->items || !p->matrix)
+		goto nomem;
+	for (size_t i = 0; i < S; i++) {
+		struct kiln_plan_item *it = &p->items[i];
+		uint32_t o = owner[i];
+		it->id = s->start_id + i;
+		it->seed = kiln_plan_seed(s->seed, it->id);
+		it->traits = p->matrix + i * L;
+		if (o >= G) {
+			it->legendary = (long)(o - G);
+			for (size_t l = 0; l < L; l++)
+				it->traits[l] = KILN_PLAN_UNSET;
+		} else {
+			it->legendary = -1;
+			memcpy(it->traits, c.m + (size_t)o * L, L * sizeof *it->traits);
+		}
+		if (prev) {
+			uint32_t q = idprev[i];
+			long lg = q == NONE32 ? -2 : (prev->legendary ? prev->legendary[q] : -1);
+			int same = q != NONE32 && lg == it->legendary;
+			for (size_t l = 0; l < L && same; l++)
+				same = prev->matrix[(size_t)q * L + l] == it->traits[l];
+			p->changed += !same;
+		} else {
+			p->changed++;
+		}
+	}
+	p->targets = tg;
+	tg = NULL;
+	p->actual = kiln_calloc(L ? L : 1, sizeof *p->actual);
+	if (!p->actual)
+		goto nomem;
+	for (size_t l = 0; l < L; l++) {
+		p->actual[l] = kiln_calloc(s->layers[l].ntraits ? s->layers[l].ntraits : 1,
+					   sizeof **p->actual);
+		if (!p->actual[l])
+			goto nomem;
+	}
+	for (size_t i = 0; i < S; i++)
+		if (p->items[i].legendary < 0)
+			for (size_t l = 0; l < L; l++)
+				p->actual[l][p->items[i].traits[l]]++;
+	*out = p;
+	p = NULL;
+	rc = 0;
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory while planning");
+out:
+	kiln_plan_free(p);
+	kiln_plan_targets_free(tg, L);
+	ctx_free(&c);
+	free(porder);
+	free(rowprev);
+	free(owner);
+	free(idprev);
+	free(pool);
+	free(freeids);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* replace */
+
+int kiln_plan_replace(struct kiln_plan *p, const struct kiln_spec *s, uint64_t id,
+		      uint64_t *changed, size_t cap, size_t *nchanged, struct kiln_error *e)
+{
+	struct ctx c;
+	size_t L = s->nlayers, S = p->nitems, G = 0, idx, a;
+	uint32_t *rowitem = NULL, *orig = NULL;
+	char where[64];
+	int rc = 0, done = 0;
+
+	*nchanged = 0;
+	kiln_error_clear(e);
+	memset(&c, 0, sizeof c);
+	snprintf(where, sizeof where, "item %llu", ull(id));
+	if (p->nlayers != L || S != s->size)
+		return kiln_error_set(e, KILN_E_STATE, where,
+				      "the plan does not match kiln.yaml; run `kiln plan` first");
+	if (id < s->start_id || id - s->start_id >= S)
+		return kiln_error_set(e, KILN_E_USAGE, where,
+				      "no such token: ids run from %llu to %llu", ull(s->start_id),
+				      ull(s->start_id + S - 1));
+	idx = id - s->start_id;
+	if (p->items[idx].legendary >= 0)
+		return kiln_error_set(e, KILN_E_USAGE, where,
+				      "token %llu is a legendary (1/1): it has no traits to replace",
+				      ull(id));
+	for (size_t i = 0; i < S; i++)
+		G += p->items[i].legendary < 0;
+	if (ctx_init(&c, s, G))
+		goto nomem;
+	rowitem = kiln_malloc(G * sizeof *rowitem);
+	c.m = kiln_malloc((G * L + 1) * sizeof *c.m);
+	orig = kiln_malloc((G * L + 1) * sizeof *orig);
+	if (!rowitem || !c.m || !orig)
+		goto nomem;
+	a = 0;
+	for (size_t i = 0, r = 0; i < S; i++) {
+		if (p->items[i].legendary >= 0)
+			continue;
+		if (i == idx)
+			a = r;
+		rowitem[r] = (uint32_t)i;
+		for (size_t l = 0; l < L; l++) {
+			uint32_t v = p->items[i].traits[l];
+			if (v >= s->layers[l].ntraits) {
+				rc = kiln_error_set(e, KILN_E_STATE, where,
+						    "the plan does not match kiln.yaml; run `kiln "
+						    "plan` first");
+				goto out;
+			}
+			c.m[r * L + l] = v;
+			c.cnt[c.vbase[l] + v]++;
+		}
+		r++;
+	}
+	memcpy(orig, c.m, G * L * sizeof *orig);
+	if ((rc = compile_patterns(&c)))
+		goto nomem;
+	if ((rc = ctx_search_ready(&c, e))) {
+		if (rc == KILN_E_NOMEM)
+			goto nomem;
+		goto out;
+	}
+	kiln_rng_seed(&c.rng, s->seed ^ kiln_plan_seed(s->seed, id), STREAM_REPLACE);
+	/* the plan must hold now */
+	for (size_t t = 0; t < G; t++)
+		if (cost(&c, (uint32_t)t)) {
+			rc = kiln_error_set(e, KILN_E_STATE, where,
+					    "the current plan breaks a rule or uniqueness; run "
+					    "`kiln plan` first");
+			goto out;
+		}
+
+	/* 1. one swap with one other token: layers in random order, partners from a random
+	 * start, within a bounded number of tries */
+	{
+		size_t *lo = kiln_malloc((L ? L : 1) * sizeof *lo);
+		uint64_t budget = 400000, per;
+		if (!lo)
+			goto nomem;
+		for (size_t l = 0; l < L; l++)
+			lo[l] = l;
+		kiln_rng_shuffle(&c.rng, lo, L, sizeof *lo);
+		per = L ? budget / L : 0;
+		for (size_t li = 0; li < L && !done; li++) {
+			size_t l = lo[li];
+			uint64_t st = G ? kiln_rng_below(&c.rng, G) : 0;
+			for (uint64_t i = 0; i < G && i < per && !done; i++) {
+				uint32_t b = (uint32_t)((st + i) % G);
+				if (c.m[(size_t)b * L + l] == c.m[a * L + l])
+					continue;
+				do_swap(&c, (uint32_t)a, b, l);
+				if (!cost(&c, (uint32_t)a) && !cost(&c, b))
+					done = 1;
+				else
+					do_swap(&c, (uint32_t)a, b, l);
+			}
+		}
+		free(lo);
+	}
+	/* 2. a forced swap, then a bounded repair of whatever it broke */
+	for (int round = 0; round < 8 && !done && G > 1 && L; round++) {
+		size_t l = kiln_rng_below(&c.rng, L);
+		uint32_t b = NONE32;
+		for (int tries = 0; tries < 64; tries++) {
+			uint32_t x = (uint32_t)kiln_rng_below(&c.rng, G);
+			if (c.m[(size_t)x * L + l] != c.m[a * L + l]) {
+				b = x;
+				break;
+			}
+		}
+		if (b == NONE32)
+			continue;
+		do_swap(&c, (uint32_t)a, b, l);
+		c.pops = 0;
+		if (!search(&c, 20 * (uint64_t)G + 200000, 2 * (uint64_t)G + 100000, NULL) &&
+		    memcmp(c.m + a * L, orig + a * L, L * sizeof *c.m)) {
+			done = 1;
+			break;
+		}
+		/* back to the plan as it was */
+		memcpy(c.m, orig, G * L * sizeof *c.m);
+		lists_fill(&c);
+		tables_fill(&c);
+	}
+	if (!done) {
+		rc = kiln_error_set(e, KILN_E_INFEASIBLE, where,
+				    "no other trait set for token %llu keeps every quota, rule and "
+				    "uniqueness (searched within the effort bound)", ull(id));
+		goto out;
+	}
+	{
+		size_t n = 0;
+		if (cap > 0)
+			changed[n] = id;
+		n = 1;
+		for (size_t t = 0; t < G; t++) {
+			if (!memcmp(c.m + t * L, orig + t * L, L * sizeof *c.m))
+				continue;
+			memcpy(p->items[rowitem[t]].traits, c.m + t * L, L * sizeof *c.m);
+			if (t == a)
+				continue;
+			if (n < cap)
+				changed[n] = p->items[rowitem[t]].id;
+			n++;
+		}
+		*nchanged = n;
+	}
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, where, "out of memory");
+out:
+	ctx_free(&c);
+	free(rowitem);
+	free(orig);
+	return rc;
+}

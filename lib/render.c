@@ -1,0 +1,324 @@
+/* render: the render stage for local engines (compose). Decides which items need rendering
+ * (recipe changed, not rendered, image missing from the store, or forced), renders them on
+ * worker threads, and records every attempt in the catalog.
+ *
+ * Invariants: a worker writes the image into the content store (atomic rename) *before* the
+ * main thread records it, and the main thread commits records in small batches, so after a
+ * kill -9 every recorded render has its file, and an item whose render was not recorded is
+ * simply rendered again (the store put is idempotent). Only the main thread touches the
+ * catalog. Output never depends on the thread count.
+ *
+ * Sizes: up to ~1,000,000 items; per item a small result slot, the image itself lives only
+ * between encode and store put.
+ */
+#include "kiln/compose.h"
+#include "kiln/project.h"
+#include "util/alloc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct job {
+	size_t item;            /* index into items */
+	char recipe[65];
+	/* filled by the worker */
+	int ok;
+	char image[65];
+	uint64_t bytes;
+	char *error;            /* "where: message" */
+	double started, finished;
+};
+
+struct run {
+	struct kiln_project *p;
+	struct kiln_compose *compose;
+	struct kiln_items *items;
+	struct job *jobs;
+	size_t njobs;
+	size_t next;            /* next job to take (atomic) */
+	const volatile int *cancel;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t *done_order;     /* job indexes in completion order */
+	size_t ndone;
+	unsigned running;       /* workers still running */
+};
+
+static double now_unix(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double now_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *format_error(const struct kiln_error *e)
+{
+	size_t n = strlen(e->where) + strlen(e->msg) + 4;
+	char *s = kiln_malloc(n);
+	if (s)
+		snprintf(s, n, "%s%s%s", e->where, e->where[0] ? ": " : "", e->msg);
+	return s;
+}
+
+static void render_one(struct run *r, struct job *j, struct kiln_buf *buf)
+{
+	const struct kiln_item *it = &r->items->v[j->item];
+	struct kiln_error e;
+	int rc;
+	kiln_error_clear(&e);
+	kiln_buf_reset(buf);
+	j->started = now_unix();
+	if (it->legendary >= 0)
+		rc = kiln_compose_legendary(r->compose, (size_t)it->legendary, buf, &e);
+	else
+		rc = kiln_compose_item(r->compose, it->traits, buf, &e);
+	if (!rc)
+		rc = kiln_store_put(r->p->store, buf->data, buf->len, j->image, &e);
+	j->finished = now_unix();
+	j->ok = !rc;
+	j->bytes = rc ? 0 : buf->len;
+	if (rc)
+		j->error = format_error(&e);
+}
+
+static void *worker(void *arg)
+{
+	struct run *r = arg;
+	struct kiln_buf buf;
+	kiln_buf_init(&buf, 0);
+	for (;;) {
+		size_t k;
+		if (r->cancel && *r->cancel)
+			break;
+		k = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
+		if (k >= r->njobs)
+			break;
+		render_one(r, &r->jobs[k], &buf);
+		pthread_mutex_lock(&r->mu);
+		r->done_order[r->ndone++] = k;
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	kiln_buf_release(&buf);
+	pthread_mutex_lock(&r->mu);
+	r->running--;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static int wanted(const struct kiln_render_opts *o, uint64_t id)
+{
+	if (!o->ids)
+		return 1;
+	for (size_t i = 0; i < o->nids; i++)
+		if (o->ids[i] == id)
+			return 1;
+	return 0;
+}
+
+static void report(const struct kiln_render_opts *o, const char *event, uint64_t total,
+		   uint64_t done, uint64_t failed, const struct kiln_item *it, const struct job *j,
+		   double t0)
+{
+	struct kiln_progress pr;
+	if (!o->progress)
+		return;
+	memset(&pr, 0, sizeof pr);
+	pr.stage = "render";
+	pr.event = event;
+	pr.total = total;
+	pr.done = done;
+	pr.failed = failed;
+	pr.elapsed = now_mono() - t0;
+	if (it && j) {
+		pr.item_id = it->id;
+		pr.ok = j->ok;
+		pr.error = j->error;
+	}
+	o->progress(&pr, o->user);
+}
+
+/* Record finished jobs [from, to) of done_order in one transaction. */
+static int flush(struct run *r, size_t from, size_t to, struct kiln_render_record *recs,
+		 struct kiln_error *e)
+{
+	size_t n = 0;
+	for (size_t k = from; k < to; k++) {
+		struct job *j = &r->jobs[r->done_order[k]];
+		const struct kiln_item *it = &r->items->v[j->item];
+		struct kiln_render_record *x = &recs[n++];
+		memset(x, 0, sizeof *x);
+		x->item_id = it->id;
+		x->engine = "compose";
+		x->recipe = j->recipe;
+		x->seed = it->seed;
+		x->ok = j->ok;
+		x->image = j->image;
+		x->bytes = j->bytes;
+		x->error = j->error ? j->error : "out of memory";
+		x->started = j->started;
+		x->finished = j->finished;
+	}
+	return kiln_catalog_record_renders(r->p->catalog, recs, n, e);
+}
+
+#define BATCH 64
+
+int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o,
+			struct kiln_render_result *res, struct kiln_error *e)
+{
+	struct kiln_items items;
+	struct run r;
+	struct kiln_render_record recs[BATCH];
+	pthread_t *th = NULL;
+	unsigned nthreads = o->threads, started = 0;
+	size_t flushed = 0;
+	uint64_t failed = 0;
+	double t0 = now_mono(), last_flush = t0;
+	int rc, current;
+
+	memset(res, 0, sizeof *res);
+	memset(&r, 0, sizeof r);
+	memset(&items, 0, sizeof items);
+	if ((rc = kiln_project_plan_current(p, &current, e)))
+		return rc;
+	if (!current)
+		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
+				      "than kiln.yaml: run `kiln plan` first (or `kiln build`)");
+	if (strcmp(p->spec->engine, "compose"))
+		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "engine '%s' is not available",
+				      p->spec->engine);
+	if ((rc = kiln_catalog_items(p->catalog, p->spec, &items, e)))
+		return rc;
+	if ((rc = kiln_compose_new(&r.compose, p->spec, e)))
+		goto out;
+	r.p = p;
+	r.items = &items;
+	r.cancel = o->cancel;
+	r.jobs = kiln_calloc(items.n + 1, sizeof *r.jobs);
+	r.done_order = kiln_calloc(items.n + 1, sizeof *r.done_order);
+	if (!r.jobs || !r.done_order) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+		goto out;
+	}
+	/* which items need rendering */
+	for (size_t i = 0; i < items.n; i++) {
+		const struct kiln_item *it = &items.v[i];
+		struct job *j = &r.jobs[r.njobs];
+		struct kiln_error re;
+		int stale;
+		if (!wanted(o, it->id))
+			continue;
+		res->items++;
+		kiln_error_clear(&re);
+		j->item = i;
+		if (it->legendary >= 0)
+			stale = kiln_compose_legendary_recipe(r.compose, (size_t)it->legendary,
+							      j->recipe, &re);
+		else
+			stale = kiln_compose_recipe(r.compose, it->traits, j->recipe, &re);
+		/* an input that cannot be hashed: render anyway, so the failure is recorded */
+		if (stale)
+			j->recipe[0] = 0;
+		if (!o->force && !stale && it->status == KILN_ITEM_RENDERED &&
+		    !strcmp(it->recipe, j->recipe) && kiln_store_has(p->store, it->image)) {
+			res->skipped++;
+			continue;
+		}
+		r.njobs++;
+	}
+	res->todo = r.njobs;
+	report(o, "start", r.njobs, 0, 0, NULL, NULL, t0);
+	if (!r.njobs)
+		goto done;
+	if (!nthreads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = n > 0 ? (unsigned)n : 1;
+	}
+	if (nthreads > r.njobs)
+		nthreads = (unsigned)r.njobs;
+	th = kiln_calloc(nthreads, sizeof *th);
+	if (!th) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+		goto out;
+	}
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	r.running = nthreads;
+	for (started = 0; started < nthreads; started++)
+		if (pthread_create(&th[started], NULL, worker, &r)) {
+			pthread_mutex_lock(&r.mu);
+			r.running -= nthreads - started;
+			pthread_mutex_unlock(&r.mu);
+			break;
+		}
+	if (!started) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "cannot start worker threads");
+		goto join;
+	}
+	/* main thread: record results as they come, a batch at a time */
+	for (;;) {
+		size_t ndone;
+		int running;
+		pthread_mutex_lock(&r.mu);
+		while (r.ndone == flushed && r.running)
+			pthread_cond_wait(&r.cv, &r.mu);
+		ndone = r.ndone;
+		running = r.running > 0;
+		pthread_mutex_unlock(&r.mu);
+		for (size_t k = flushed; k < ndone; k++) {
+			struct job *j = &r.jobs[r.done_order[k]];
+			failed += !j->ok;
+			report(o, "item", r.njobs, k + 1, failed, &items.v[j->item], j, t0);
+		}
+		while (flushed < ndone &&
+		       (ndone - flushed >= BATCH || !running || now_mono() - last_flush > 0.25)) {
+			size_t to = flushed + BATCH < ndone ? flushed + BATCH : ndone;
+			if ((rc = flush(&r, flushed, to, recs, e))) {
+				/* stop the workers; what was recorded stays recorded */
+				__atomic_store_n(&r.next, r.njobs, __ATOMIC_RELAXED);
+				goto join;
+			}
+			flushed = to;
+			last_flush = now_mono();
+		}
+		if (!running && flushed == ndone)
+			break;
+	}
+join:
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(th[t], NULL);
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cv);
+	for (size_t k = 0; k < r.ndone; k++)
+		if (r.jobs[r.done_order[k]].ok)
+			res->rendered++;
+	res->failed = failed;
+	if (!rc && o->cancel && *o->cancel && r.ndone < r.njobs)
+		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %zu of %zu items: "
+				    "run the same command again to finish", r.ndone, r.njobs);
+done:
+	res->seconds = now_mono() - t0;
+	report(o, "end", r.njobs, r.ndone, failed, NULL, NULL, t0);
+out:
+	for (size_t k = 0; r.jobs && k < r.njobs; k++)
+		free(r.jobs[k].error);
+	free(r.jobs);
+	free(r.done_order);
+	free(th);
+	kiln_compose_free(r.compose);
+	kiln_items_release(&items);
+	return rc;
+}

@@ -1,0 +1,1212 @@
+/* spec: kiln.yaml -> struct kiln_spec.
+ *
+ * The parser walks libfyaml's document tree once, checking every key against the schema of
+ * its block (unknown keys are errors, with a "did you mean"), every scalar's type and range,
+ * every referenced layer, value and file. The first problem stops the load with
+ * "file:line:col" in e->where and what to fix in e->msg (KILN_E_SPEC). A spec that loads is
+ * complete and consistent: later stages never re-check it. Quota feasibility beyond simple
+ * ranges (counts adding up, rules vs counts) is the planner's, which knows the arithmetic.
+ *
+ * Sizes: a spec is a few hundred lines; nothing here is hot.
+ */
+#include "kiln/spec.h"
+#include "util/alloc.h"
+#include "util/fs.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libfyaml.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ctx {
+	const char *name;        /* file name used in messages */
+	const char *dir;         /* project folder, NULL: do not check files */
+	struct kiln_spec *s;
+	struct kiln_error *e;
+};
+
+static struct kiln_loc loc_of(struct fy_node *n)
+{
+	struct kiln_loc l = {0, 0};
+	if (!n)
+		return l;
+	switch (fy_node_get_type(n)) {
+	case FYNT_SCALAR: {
+		struct fy_token *t = fy_node_get_scalar_token(n);
+		const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
+		if (m) {
+			l.line = m->line + 1;
+			l.col = m->column + 1;
+		}
+		return l;
+	}
+	case FYNT_MAPPING: {
+		void *it = NULL;
+		struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
+		return p ? loc_of(fy_node_pair_key(p)) : l;
+	}
+	case FYNT_SEQUENCE: {
+		void *it = NULL;
+		return loc_of(fy_node_sequence_iterate(n, &it));
+	}
+	}
+	return l;
+}
+
+static int fail(struct ctx *c, struct fy_node *n, const char *fmt, ...) KILN_PRINTF(3, 4);
+static int fail(struct ctx *c, struct fy_node *n, const char *fmt, ...)
+{
+	struct kiln_loc l = loc_of(n);
+	char where[512];
+	va_list ap;
+	if (l.line)
+		snprintf(where, sizeof where, "%s:%d:%d", c->name, l.line, l.col);
+	else
+		snprintf(where, sizeof where, "%s", c->name);
+	kiln_error_set(c->e, KILN_E_SPEC, where, "%s", "");
+	va_start(ap, fmt);
+	vsnprintf(c->e->msg, sizeof c->e->msg, fmt, ap);
+	va_end(ap);
+	return KILN_E_SPEC;
+}
+
+static int nomem(struct ctx *c)
+{
+	return kiln_error_set(c->e, KILN_E_NOMEM, c->name, "out of memory while reading the spec");
+}
+
+static const char *type_name(struct fy_node *n)
+{
+	switch (fy_node_get_type(n)) {
+	case FYNT_SCALAR:
+		return "a scalar";
+	case FYNT_MAPPING:
+		return "a mapping";
+	case FYNT_SEQUENCE:
+		return "a list";
+	}
+	return "something else";
+}
+
+/* Edit distance, for "did you mean". Short strings only. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) !=
+						    tolower((unsigned char)b[j - 1]));
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, sizeof(size_t) * (lb + 1));
+	}
+	return prev[lb];
+}
+
+static const char *closest(const char *word, const char *const *names, size_t n)
+{
+	const char *best = NULL;
+	size_t bestd = 3;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(word, names[i]);
+		if (d < bestd) {
+			bestd = d;
+			best = names[i];
+		}
+	}
+	return best;
+}
+
+static void list_names(char *out, size_t cap, const char *const *names, size_t n)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < n && len + 4 < cap; i++)
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? ", " : "", names[i]);
+}
+
+/* Key checking: every key of mapping n must be one of keys[]. */
+static int check_keys(struct ctx *c, struct fy_node *n, const char *block,
+		      const char *const *keys, size_t nkeys)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	while ((p = fy_node_mapping_iterate(n, &it))) {
+		struct fy_node *k = fy_node_pair_key(p);
+		const char *ks = fy_node_get_type(k) == FYNT_SCALAR ? fy_node_get_scalar0(k) : NULL;
+		size_t i;
+		char list[512];
+		const char *hint;
+		if (!ks)
+			return fail(c, k, "keys in %s must be plain words", block);
+		for (i = 0; i < nkeys; i++)
+			if (!strcmp(ks, keys[i]))
+				break;
+		if (i < nkeys)
+			continue;
+		list_names(list, sizeof list, keys, nkeys);
+		hint = closest(ks, keys, nkeys);
+		if (hint)
+			return fail(c, k, "unknown key '%s' in %s: did you mean '%s'? (allowed: %s)",
+				    ks, block, hint, list);
+		return fail(c, k, "unknown key '%s' in %s (allowed: %s)", ks, block, list);
+	}
+	return 0;
+}
+
+static struct fy_node *get(struct fy_node *map, const char *key)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	while ((p = fy_node_mapping_iterate(map, &it))) {
+		struct fy_node *k = fy_node_pair_key(p);
+		const char *ks = fy_node_get_type(k) == FYNT_SCALAR ? fy_node_get_scalar0(k) : NULL;
+		if (ks && !strcmp(ks, key))
+			return fy_node_pair_value(p);
+	}
+	return NULL;
+}
+
+static struct fy_node *key_node(struct fy_node *map, const char *key)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	while ((p = fy_node_mapping_iterate(map, &it))) {
+		struct fy_node *k = fy_node_pair_key(p);
+		const char *ks = fy_node_get_type(k) == FYNT_SCALAR ? fy_node_get_scalar0(k) : NULL;
+		if (ks && !strcmp(ks, key))
+			return k;
+	}
+	return map;
+}
+
+static int want_map(struct ctx *c, struct fy_node *n, const char *what)
+{
+	if (fy_node_get_type(n) != FYNT_MAPPING)
+		return fail(c, n, "%s must be a mapping (key: value), got %s", what, type_name(n));
+	return 0;
+}
+
+static int want_seq(struct ctx *c, struct fy_node *n, const char *what)
+{
+	if (fy_node_get_type(n) != FYNT_SEQUENCE)
+		return fail(c, n, "%s must be a list, got %s", what, type_name(n));
+	return 0;
+}
+
+static int get_str(struct ctx *c, struct fy_node *n, const char *what, char **out)
+{
+	const char *v;
+	if (fy_node_get_type(n) != FYNT_SCALAR)
+		return fail(c, n, "%s must be text, got %s", what, type_name(n));
+	v = fy_node_get_scalar0(n);
+	if (!v)
+		return nomem(c);
+	free(*out);
+	*out = kiln_strdup(v);
+	return *out ? 0 : nomem(c);
+}
+
+static int get_nonempty(struct ctx *c, struct fy_node *n, const char *what, char **out)
+{
+	int rc = get_str(c, n, what, out);
+	if (rc)
+		return rc;
+	for (const char *p = *out; *p; p++)
+		if (!isspace((unsigned char)*p))
+			return 0;
+	return fail(c, n, "%s must not be empty", what);
+}
+
+static int plain_scalar(struct ctx *c, struct fy_node *n, const char *what, const char **v)
+{
+	if (fy_node_get_type(n) != FYNT_SCALAR)
+		return fail(c, n, "%s must be a number, got %s", what, type_name(n));
+	*v = fy_node_get_scalar0(n);
+	if (!*v)
+		return nomem(c);
+	return 0;
+}
+
+static int get_double(struct ctx *c, struct fy_node *n, const char *what, double *out)
+{
+	const char *v;
+	char *end;
+	int rc = plain_scalar(c, n, what, &v);
+	if (rc)
+		return rc;
+	errno = 0;
+	*out = strtod(v, &end);
+	if (!*v || *end || errno || !isfinite(*out))
+		return fail(c, n, "%s must be a number, got '%s'", what, v);
+	return 0;
+}
+
+static int get_u64(struct ctx *c, struct fy_node *n, const char *what, uint64_t lo, uint64_t hi,
+		   uint64_t *out)
+{
+	const char *v;
+	char *end;
+	unsigned long long x;
+	int rc = plain_scalar(c, n, what, &v);
+	if (rc)
+		return rc;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (!*v || *end || errno || v[0] == '-' || v[0] == '+')
+		return fail(c, n, "%s must be a whole number, got '%s'", what, v);
+	if (x < lo || x > hi)
+		return fail(c, n, "%s must be between %llu and %llu, got %llu", what,
+			    (unsigned long long)lo, (unsigned long long)hi, x);
+	*out = x;
+	return 0;
+}
+
+static int get_int(struct ctx *c, struct fy_node *n, const char *what, int lo, int hi, int *out)
+{
+	uint64_t x;
+	int rc = get_u64(c, n, what, (uint64_t)lo, (uint64_t)hi, &x);
+	if (!rc)
+		*out = (int)x;
+	return rc;
+}
+
+static int get_bool(struct ctx *c, struct fy_node *n, const char *what, int *out)
+{
+	const char *v;
+	if (fy_node_get_type(n) != FYNT_SCALAR)
+		return fail(c, n, "%s must be true or false, got %s", what, type_name(n));
+	v = fy_node_get_scalar0(n);
+	if (v && (!strcmp(v, "true") || !strcmp(v, "yes"))) {
+		*out = 1;
+		return 0;
+	}
+	if (v && (!strcmp(v, "false") || !strcmp(v, "no"))) {
+		*out = 0;
+		return 0;
+	}
+	return fail(c, n, "%s must be true or false, got '%s'", what, v ? v : "");
+}
+
+static int check_file(struct ctx *c, struct fy_node *n, const char *file, const char *what)
+{
+	char *full;
+	int ok;
+	if (!c->dir)
+		return 0;
+	full = kiln_fs_join(c->dir, file);
+	if (!full)
+		return nomem(c);
+	ok = kiln_fs_exists(full) && !kiln_fs_is_dir(full);
+	free(full);
+	if (!ok)
+		return fail(c, n, "%s file '%s' not found (paths are relative to the folder of %s): "
+			    "fix the path or add the file", what, file, c->name);
+	return 0;
+}
+
+/* --- blocks ------------------------------------------------------------------------------ */
+
+static int parse_collection(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"name", "symbol", "description", "size", "seed",
+					   "external_url"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v;
+	int rc;
+	if ((rc = want_map(c, n, "collection")) || (rc = check_keys(c, n, "collection", keys, 6)))
+		return rc;
+	if (!(v = get(n, "name")))
+		return fail(c, n, "collection needs a name (collection: {name: ..., size: ...})");
+	if ((rc = get_nonempty(c, v, "collection.name", &s->name)))
+		return rc;
+	if ((v = get(n, "symbol")) && (rc = get_str(c, v, "collection.symbol", &s->symbol)))
+		return rc;
+	if ((v = get(n, "description")) &&
+	    (rc = get_str(c, v, "collection.description", &s->description)))
+		return rc;
+	if ((v = get(n, "external_url")) &&
+	    (rc = get_str(c, v, "collection.external_url", &s->external_url)))
+		return rc;
+	if (!(v = get(n, "size")))
+		return fail(c, n, "collection needs a size: the number of tokens, legendaries included");
+	if ((rc = get_u64(c, v, "collection.size", 1, 100000000, &s->size)))
+		return rc;
+	if ((v = get(n, "seed")) && (rc = get_u64(c, v, "collection.seed", 0, UINT64_MAX, &s->seed)))
+		return rc;
+	return 0;
+}
+
+static int parse_image(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"width", "height", "format", "compression", "quality",
+					   "lossless"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v;
+	int rc;
+	if ((rc = want_map(c, n, "image")) || (rc = check_keys(c, n, "image", keys, 6)))
+		return rc;
+	if ((v = get(n, "width")) && (rc = get_int(c, v, "image.width", 1, 16384, &s->width)))
+		return rc;
+	if ((v = get(n, "height")) && (rc = get_int(c, v, "image.height", 1, 16384, &s->height)))
+		return rc;
+	if ((v = get(n, "format"))) {
+		const char *f = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+		if (f && !strcmp(f, "png"))
+			s->format = KILN_FORMAT_PNG;
+		else if (f && !strcmp(f, "webp"))
+			s->format = KILN_FORMAT_WEBP;
+		else if (f && (!strcmp(f, "jpeg") || !strcmp(f, "jpg")))
+			s->format = KILN_FORMAT_JPEG;
+		else
+			return fail(c, v, "image.format must be png, webp or jpeg, got '%s'",
+				    f ? f : type_name(v));
+	}
+	if ((v = get(n, "compression")) &&
+	    (rc = get_int(c, v, "image.compression", 0, 9, &s->png_compression)))
+		return rc;
+	if ((v = get(n, "quality")) && (rc = get_int(c, v, "image.quality", 1, 100, &s->quality)))
+		return rc;
+	if ((v = get(n, "lossless")) && (rc = get_bool(c, v, "image.lossless", &s->lossless)))
+		return rc;
+	return 0;
+}
+
+/* weight | percent | count of a trait or of a layer's optional none value */
+static int parse_quota(struct ctx *c, struct fy_node *n, const char *what, struct kiln_trait *t)
+{
+	static const char *const kinds[] = {"weight", "percent", "count"};
+	struct fy_node *found = NULL;
+	int rc;
+	for (int k = 0; k < 3; k++) {
+		struct fy_node *v = get(n, kinds[k]);
+		if (!v)
+			continue;
+		if (found)
+			return fail(c, v, "%s has both '%s' and another of weight/percent/count: "
+				    "give exactly one", what, kinds[k]);
+		found = v;
+		t->quota = (enum kiln_quota)k;
+		if ((rc = get_double(c, v, what, &t->amount)))
+			return rc;
+		switch (t->quota) {
+		case KILN_QUOTA_WEIGHT:
+			if (!(t->amount > 0))
+				return fail(c, v, "%s: weight must be greater than 0, got %g "
+					    "(to leave a value out, remove it or use count: 0)",
+					    what, t->amount);
+			break;
+		case KILN_QUOTA_PERCENT:
+			if (!(t->amount > 0) || t->amount > 100)
+				return fail(c, v, "%s: percent must be greater than 0 and at most 100, "
+					    "got %g", what, t->amount);
+			break;
+		case KILN_QUOTA_COUNT:
+			if (t->amount < 0 || t->amount != floor(t->amount) || t->amount > 1e9)
+				return fail(c, v, "%s: count must be a whole number of tokens, 0 or "
+					    "more, got %g", what, t->amount);
+			break;
+		}
+	}
+	if (!found) {
+		t->quota = KILN_QUOTA_WEIGHT;
+		t->amount = 1;
+	}
+	return 0;
+}
+
+static int parse_trait(struct ctx *c, struct fy_node *n, struct kiln_layer *l, struct kiln_trait *t)
+{
+	static const char *const keys[] = {"name", "file", "weight", "percent", "count"};
+	struct fy_node *v;
+	char what[300];
+	int rc;
+	t->loc = loc_of(n);
+	if ((rc = want_map(c, n, "a trait")) || (rc = check_keys(c, n, "a trait", keys, 5)))
+		return rc;
+	if (!(v = get(n, "name")))
+		return fail(c, n, "a trait of layer '%s' has no name", l->name);
+	if ((rc = get_nonempty(c, v, "trait name", &t->name)))
+		return rc;
+	snprintf(what, sizeof what, "trait '%s' of layer '%s'", t->name, l->name);
+	if ((rc = parse_quota(c, n, what, t)))
+		return rc;
+	v = get(n, "file");
+	if (!v && (!c->s->engine || !strcmp(c->s->engine, "compose")))
+		return fail(c, n, "%s has no file: the compose engine needs an image per trait "
+			    "(file: layers/%s/%s.png)", what, l->name, t->name);
+	if (v) {
+		if ((rc = get_nonempty(c, v, "trait file", &t->file)))
+			return rc;
+		if ((rc = check_file(c, v, t->file, what)))
+			return rc;
+	}
+	return 0;
+}
+
+static const char *const blend_names[] = {
+	[KILN_BLEND_OVER] = "over", [KILN_BLEND_MULTIPLY] = "multiply",
+	[KILN_BLEND_SCREEN] = "screen", [KILN_BLEND_OVERLAY] = "overlay",
+	[KILN_BLEND_DARKEN] = "darken", [KILN_BLEND_LIGHTEN] = "lighten", [KILN_BLEND_ADD] = "add",
+	[KILN_BLEND_SOFT_LIGHT] = "soft-light", [KILN_BLEND_HARD_LIGHT] = "hard-light",
+	[KILN_BLEND_DIFFERENCE] = "difference",
+};
+#define NBLEND (sizeof blend_names / sizeof blend_names[0])
+
+const char *kiln_blend_name(enum kiln_blend b)
+{
+	return (size_t)b < NBLEND ? blend_names[b] : "over";
+}
+
+static int parse_layer(struct ctx *c, struct fy_node *n, struct kiln_layer *l)
+{
+	static const char *const keys[] = {"name", "traits", "optional", "none_name", "blend",
+					   "opacity", "bypass_dna"};
+	struct fy_node *v, *traits, *opt;
+	char *none_name = NULL;
+	void *it = NULL;
+	size_t cap;
+	int rc;
+	l->loc = loc_of(n);
+	l->opacity = 1;
+	if ((rc = want_map(c, n, "a layer")) || (rc = check_keys(c, n, "a layer", keys, 7)))
+		return rc;
+	if (!(v = get(n, "name")))
+		return fail(c, n, "a layer has no name");
+	if ((rc = get_nonempty(c, v, "layer name", &l->name)))
+		return rc;
+	if ((v = get(n, "blend"))) {
+		const char *b = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+		size_t i;
+		char list[256];
+		for (i = 0; b && i < NBLEND; i++)
+			if (!strcmp(b, blend_names[i]))
+				break;
+		if (!b || i == NBLEND) {
+			list_names(list, sizeof list, blend_names, NBLEND);
+			return fail(c, v, "layer '%s': unknown blend mode '%s' (one of: %s)", l->name,
+				    b ? b : type_name(v), list);
+		}
+		l->blend = (enum kiln_blend)i;
+	}
+	if ((v = get(n, "opacity"))) {
+		if ((rc = get_double(c, v, "layer opacity", &l->opacity)))
+			return rc;
+		if (l->opacity < 0 || l->opacity > 1)
+			return fail(c, v, "layer '%s': opacity must be between 0 and 1, got %g",
+				    l->name, l->opacity);
+	}
+	if ((v = get(n, "bypass_dna")) && (rc = get_bool(c, v, "bypass_dna", &l->bypass_dna)))
+		return rc;
+	if (!(traits = get(n, "traits")))
+		return fail(c, n, "layer '%s' has no traits: list its values under traits:", l->name);
+	if ((rc = want_seq(c, traits, "traits")))
+		return rc;
+	cap = (size_t)fy_node_sequence_item_count(traits) + 2; /* + none value + spare for kiln_spec_free */
+	if (cap == 2)
+		return fail(c, traits, "layer '%s' has an empty traits list", l->name);
+	l->traits = kiln_calloc(cap, sizeof *l->traits);
+	if (!l->traits)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(traits, &it))) {
+		struct kiln_trait *t = &l->traits[l->ntraits];
+		if ((rc = parse_trait(c, v, l, t)))
+			return rc;
+		l->ntraits++;
+		for (size_t i = 0; i + 1 < l->ntraits; i++)
+			if (!strcasecmp(l->traits[i].name, t->name))
+				return fail(c, v, "layer '%s' has two traits named '%s' (line %d): "
+					    "trait names must differ (ignoring case)", l->name,
+					    t->name, l->traits[i].loc.line);
+	}
+	if ((v = get(n, "none_name")) && (rc = get_nonempty(c, v, "none_name", &none_name)))
+		return rc;
+	if ((opt = get(n, "optional"))) {
+		struct kiln_trait *t = &l->traits[l->ntraits];
+		int on = 1;
+		char what[300];
+		t->loc = loc_of(opt);
+		snprintf(what, sizeof what, "the none value of layer '%s'", l->name);
+		if (fy_node_get_type(opt) == FYNT_SCALAR) {
+			if ((rc = get_bool(c, opt, "optional", &on)))
+				goto out;
+			t->quota = KILN_QUOTA_WEIGHT;
+			t->amount = 1;
+		} else {
+			static const char *const okeys[] = {"weight", "percent", "count"};
+			if ((rc = want_map(c, opt, "optional")) ||
+			    (rc = check_keys(c, opt, "optional", okeys, 3)) ||
+			    (rc = parse_quota(c, opt, what, t)))
+				goto out;
+		}
+		if (on) {
+			t->name = none_name ? none_name : kiln_strdup("None");
+			none_name = NULL;
+			if (!t->name) {
+				rc = nomem(c);
+				goto out;
+			}
+			for (size_t i = 0; i < l->ntraits; i++)
+				if (!strcasecmp(l->traits[i].name, t->name)) {
+					rc = fail(c, opt, "layer '%s': the none value is named '%s', like "
+						  "a trait: set none_name to something else", l->name,
+						  t->name);
+					goto out;
+				}
+			t->is_none = 1;
+			l->has_none = 1;
+			l->ntraits++;
+		}
+	} else if (none_name) {
+		rc = fail(c, key_node(n, "none_name"), "layer '%s' has none_name but is not optional: "
+			  "add optional: {weight: N}", l->name);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(none_name);
+	return rc;
+}
+
+static int parse_layers(struct ctx *c, struct fy_node *n)
+{
+	struct kiln_spec *s = c->s;
+	struct fy_node *v;
+	void *it = NULL;
+	size_t cap;
+	int rc;
+	if ((rc = want_seq(c, n, "layers")))
+		return rc;
+	cap = (size_t)fy_node_sequence_item_count(n);
+	if (!cap)
+		return fail(c, n, "layers is empty: list at least one layer");
+	s->layers = kiln_calloc(cap, sizeof *s->layers);
+	if (!s->layers)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(n, &it))) {
+		struct kiln_layer *l = &s->layers[s->nlayers];
+		rc = parse_layer(c, v, l);
+		s->nlayers++;
+		if (rc)
+			return rc;
+		for (size_t i = 0; i + 1 < s->nlayers; i++)
+			if (!strcasecmp(s->layers[i].name, l->name))
+				return fail(c, v, "two layers are named '%s' (line %d): layer names "
+					    "must differ (ignoring case)", l->name, s->layers[i].loc.line);
+	}
+	return 0;
+}
+
+/* Resolve a layer name node to its index, with a helpful message. */
+static int find_layer(struct ctx *c, struct fy_node *k, size_t *out)
+{
+	const char *name = fy_node_get_type(k) == FYNT_SCALAR ? fy_node_get_scalar0(k) : NULL;
+	const char *names[256], *hint;
+	size_t n = 0;
+	long i = name ? kiln_spec_layer_index(c->s, name) : -1;
+	if (i >= 0) {
+		*out = (size_t)i;
+		return 0;
+	}
+	for (size_t j = 0; j < c->s->nlayers && n < 256; j++)
+		names[n++] = c->s->layers[j].name;
+	hint = name ? closest(name, names, n) : NULL;
+	if (hint)
+		return fail(c, k, "rule names layer '%s', which does not exist: did you mean '%s'?",
+			    name ? name : "?", hint);
+	return fail(c, k, "rule names layer '%s', which does not exist", name ? name : "?");
+}
+
+static int find_trait(struct ctx *c, struct fy_node *v, const struct kiln_layer *l, size_t *out)
+{
+	const char *name = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+	const char *names[512], *hint;
+	size_t n = 0;
+	long i;
+	if (!name)
+		return fail(c, v, "a rule value must be a trait name or a list of them, got %s",
+			    type_name(v));
+	i = kiln_layer_trait_index(l, name);
+	if (i >= 0) {
+		*out = (size_t)i;
+		return 0;
+	}
+	for (size_t j = 0; j < l->ntraits && n < 512; j++)
+		names[n++] = l->traits[j].name;
+	hint = closest(name, names, n);
+	if (hint)
+		return fail(c, v, "layer '%s' has no value '%s': did you mean '%s'?", l->name, name,
+			    hint);
+	return fail(c, v, "layer '%s' has no value '%s'", l->name, name);
+}
+
+/* {Layer: Value | [Values], ...} -> clauses */
+static int parse_clauses(struct ctx *c, struct fy_node *n, const char *what,
+			 struct kiln_clause **out, size_t *nout)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	size_t cap;
+	int rc;
+	if ((rc = want_map(c, n, what)))
+		return rc;
+	cap = (size_t)fy_node_mapping_item_count(n);
+	if (!cap)
+		return fail(c, n, "%s is empty: name at least one layer and value", what);
+	*out = kiln_calloc(cap, sizeof **out);
+	if (!*out)
+		return nomem(c);
+	while ((p = fy_node_mapping_iterate(n, &it))) {
+		struct fy_node *k = fy_node_pair_key(p), *v = fy_node_pair_value(p);
+		struct kiln_clause *cl = &(*out)[*nout];
+		const struct kiln_layer *l;
+		if ((rc = find_layer(c, k, &cl->layer)))
+			return rc;
+		(*nout)++;
+		for (size_t i = 0; i + 1 < *nout; i++)
+			if ((*out)[i].layer == cl->layer)
+				return fail(c, k, "%s names layer '%s' twice", what,
+					    c->s->layers[cl->layer].name);
+		l = &c->s->layers[cl->layer];
+		if (fy_node_get_type(v) == FYNT_SEQUENCE) {
+			void *it2 = NULL;
+			struct fy_node *x;
+			size_t m = (size_t)fy_node_sequence_item_count(v);
+			if (!m)
+				return fail(c, v, "%s: the value list for '%s' is empty", what, l->name);
+			cl->traits = kiln_calloc(m, sizeof *cl->traits);
+			if (!cl->traits)
+				return nomem(c);
+			while ((x = fy_node_sequence_iterate(v, &it2))) {
+				if ((rc = find_trait(c, x, l, &cl->traits[cl->ntraits])))
+					return rc;
+				cl->ntraits++;
+			}
+		} else {
+			cl->traits = kiln_calloc(1, sizeof *cl->traits);
+			if (!cl->traits)
+				return nomem(c);
+			if ((rc = find_trait(c, v, l, &cl->traits[0])))
+				return rc;
+			cl->ntraits = 1;
+		}
+	}
+	return 0;
+}
+
+static int parse_rule(struct ctx *c, struct fy_node *n, struct kiln_rule *r)
+{
+	static const char *const keys[] = {"exclude", "if", "then", "with"};
+	struct fy_node *v;
+	int rc;
+	r->loc = loc_of(n);
+	if ((rc = want_map(c, n, "a rule")) || (rc = check_keys(c, n, "a rule", keys, 4)))
+		return rc;
+	if ((v = get(n, "exclude"))) {
+		if (get(n, "if") || get(n, "then") || get(n, "with"))
+			return fail(c, n, "a rule is one of {exclude: ...}, {if: ..., then: ...} or "
+				    "{with: ...}: split this one");
+		r->kind = KILN_RULE_EXCLUDE;
+		if ((rc = parse_clauses(c, v, "exclude", &r->when, &r->nwhen)))
+			return rc;
+		if (r->nwhen < 2)
+			return fail(c, v, "exclude needs values of two or more layers, e.g. "
+				    "{exclude: {Hat: Crown, Eyes: Laser}}");
+		return 0;
+	}
+	if ((v = get(n, "with"))) {
+		if (get(n, "if") || get(n, "then"))
+			return fail(c, n, "a rule is one of {exclude: ...}, {if: ..., then: ...} or "
+				    "{with: ...}: split this one");
+		r->kind = KILN_RULE_WITH;
+		if ((rc = parse_clauses(c, v, "with", &r->when, &r->nwhen)))
+			return rc;
+		if (r->nwhen < 2)
+			return fail(c, v, "with pairs values of two or more layers, e.g. "
+				    "{with: {Hat: Wizard, Eyes: Wide}}");
+		for (size_t i = 0; i < r->nwhen; i++)
+			if (r->when[i].ntraits != 1)
+				return fail(c, v, "with pairs single values: give one value for "
+					    "layer '%s'", c->s->layers[r->when[i].layer].name);
+		return 0;
+	}
+	if ((v = get(n, "if"))) {
+		struct fy_node *t = get(n, "then");
+		r->kind = KILN_RULE_IF;
+		if (!t)
+			return fail(c, n, "an if rule needs then: {Layer: [allowed values]}");
+		if ((rc = parse_clauses(c, v, "if", &r->when, &r->nwhen)) ||
+		    (rc = parse_clauses(c, t, "then", &r->then, &r->nthen)))
+			return rc;
+		for (size_t i = 0; i < r->nthen; i++)
+			for (size_t j = 0; j < r->nwhen; j++)
+				if (r->then[i].layer == r->when[j].layer)
+					return fail(c, t, "then names layer '%s', which the if part "
+						    "already names", c->s->layers[r->then[i].layer].name);
+		return 0;
+	}
+	return fail(c, n, "a rule needs exclude, if/then or with");
+}
+
+static int parse_rules(struct ctx *c, struct fy_node *n)
+{
+	struct fy_node *v;
+	void *it = NULL;
+	int rc;
+	if ((rc = want_seq(c, n, "rules")))
+		return rc;
+	c->s->rules = kiln_calloc((size_t)fy_node_sequence_item_count(n) + 1, sizeof *c->s->rules);
+	if (!c->s->rules)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(n, &it))) {
+		rc = parse_rule(c, v, &c->s->rules[c->s->nrules]);
+		c->s->nrules++;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_uniqueness(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"min_distance"};
+	struct fy_node *v;
+	uint64_t k;
+	int rc;
+	if ((rc = want_map(c, n, "uniqueness")) || (rc = check_keys(c, n, "uniqueness", keys, 1)))
+		return rc;
+	if ((v = get(n, "min_distance"))) {
+		if ((rc = get_u64(c, v, "uniqueness.min_distance", 1, 64, &k)))
+			return rc;
+		c->s->min_distance = (unsigned)k;
+	}
+	return 0;
+}
+
+static int parse_attrs(struct ctx *c, struct fy_node *n, struct kiln_legendary *g)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	int rc;
+	if ((rc = want_map(c, n, "attributes")))
+		return rc;
+	g->attrs = kiln_calloc((size_t)fy_node_mapping_item_count(n) + 1, sizeof *g->attrs);
+	if (!g->attrs)
+		return nomem(c);
+	while ((p = fy_node_mapping_iterate(n, &it))) {
+		struct kiln_attr *a = &g->attrs[g->nattrs++];
+		if ((rc = get_nonempty(c, fy_node_pair_key(p), "attribute name", &a->trait_type)) ||
+		    (rc = get_str(c, fy_node_pair_value(p), "attribute value", &a->value)))
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_legendaries(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"name", "file", "description", "attributes"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v;
+	void *it = NULL;
+	int rc;
+	if ((rc = want_seq(c, n, "legendaries")))
+		return rc;
+	s->legendaries = kiln_calloc((size_t)fy_node_sequence_item_count(n) + 1,
+				     sizeof *s->legendaries);
+	if (!s->legendaries)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(n, &it))) {
+		struct kiln_legendary *g = &s->legendaries[s->nlegendaries++];
+		struct fy_node *x;
+		g->loc = loc_of(v);
+		if ((rc = want_map(c, v, "a legendary")) ||
+		    (rc = check_keys(c, v, "a legendary", keys, 4)))
+			return rc;
+		if (!(x = get(v, "name")))
+			return fail(c, v, "a legendary has no name");
+		if ((rc = get_nonempty(c, x, "legendary name", &g->name)))
+			return rc;
+		for (size_t i = 0; i + 1 < s->nlegendaries; i++)
+			if (!strcmp(s->legendaries[i].name, g->name))
+				return fail(c, x, "two legendaries are named '%s'", g->name);
+		if (!(x = get(v, "file")))
+			return fail(c, v, "legendary '%s' has no file: a 1/1 needs its own image",
+				    g->name);
+		if ((rc = get_nonempty(c, x, "legendary file", &g->file)) ||
+		    (rc = check_file(c, x, g->file, "legendary")))
+			return rc;
+		if ((x = get(v, "description")) &&
+		    (rc = get_str(c, x, "legendary description", &g->description)))
+			return rc;
+		if ((x = get(v, "attributes")) && (rc = parse_attrs(c, x, g)))
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_metadata(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"name", "start_id", "base_uri", "description",
+					   "targets"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v;
+	int rc;
+	if ((rc = want_map(c, n, "metadata")) || (rc = check_keys(c, n, "metadata", keys, 5)))
+		return rc;
+	if ((v = get(n, "name")) && (rc = get_nonempty(c, v, "metadata.name", &s->name_pattern)))
+		return rc;
+	if ((v = get(n, "start_id")) &&
+	    (rc = get_u64(c, v, "metadata.start_id", 0, UINT64_MAX / 2, &s->start_id)))
+		return rc;
+	if ((v = get(n, "base_uri")) && (rc = get_nonempty(c, v, "metadata.base_uri", &s->base_uri)))
+		return rc;
+	if ((v = get(n, "description")) &&
+	    (rc = get_str(c, v, "metadata.description", &s->meta_description)))
+		return rc;
+	if ((v = get(n, "targets"))) {
+		struct fy_node *x;
+		void *it = NULL;
+		if ((rc = want_seq(c, v, "metadata.targets")))
+			return rc;
+		s->targets = 0;
+		while ((x = fy_node_sequence_iterate(v, &it))) {
+			const char *t = fy_node_get_type(x) == FYNT_SCALAR ? fy_node_get_scalar0(x)
+									  : NULL;
+			if (t && !strcmp(t, "erc721"))
+				s->targets |= KILN_TARGET_ERC721;
+			else if (t && !strcmp(t, "erc1155"))
+				s->targets |= KILN_TARGET_ERC1155;
+			else if (t && !strcmp(t, "metaplex"))
+				s->targets |= KILN_TARGET_METAPLEX;
+			else
+				return fail(c, x, "unknown metadata target '%s' (erc721, erc1155 or "
+					    "metaplex)", t ? t : type_name(x));
+		}
+		if (!s->targets)
+			return fail(c, v, "metadata.targets is empty: list erc721, erc1155 or "
+				    "metaplex");
+	}
+	return 0;
+}
+
+/* --- the document -------------------------------------------------------------------------- */
+
+static int check_combinations(struct ctx *c, struct fy_node *root)
+{
+	struct kiln_spec *s = c->s;
+	uint64_t gen = kiln_spec_generated(s);
+	double combos = 1;
+	if (s->nlegendaries > s->size)
+		return fail(c, key_node(get(root, "collection"), "size"),
+			    "collection.size is %llu but there are %zu legendaries: the size counts "
+			    "legendaries too, so raise it", (unsigned long long)s->size,
+			    s->nlegendaries);
+	for (size_t i = 0; i < s->nlayers; i++) {
+		const struct kiln_layer *l = &s->layers[i];
+		size_t usable = 0;
+		if (l->bypass_dna)
+			continue;
+		for (size_t t = 0; t < l->ntraits; t++)
+			usable += !(l->traits[t].quota == KILN_QUOTA_COUNT && l->traits[t].amount == 0);
+		combos *= (double)usable;
+	}
+	if ((double)gen > combos)
+		return fail(c, key_node(get(root, "collection"), "size"),
+			    "collection.size asks for %llu generated tokens but the layers make only "
+			    "%.0f distinct combinations (bypass_dna layers do not count): lower the "
+			    "size or add traits", (unsigned long long)gen, combos);
+	return 0;
+}
+
+static int parse_root(struct ctx *c, struct fy_node *root)
+{
+	static const char *const keys[] = {"collection", "image", "engine", "layers", "rules",
+					   "uniqueness", "legendaries", "metadata"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v;
+	int rc;
+	if (!root)
+		return fail(c, NULL, "the spec is empty: start from `kiln init`");
+	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 8)))
+		return rc;
+	if ((v = get(root, "engine"))) {
+		if ((rc = get_nonempty(c, v, "engine", &s->engine)))
+			return rc;
+		if (strcmp(s->engine, "compose"))
+			return fail(c, v, "engine '%s' is not available in this version of kiln "
+				    "(available: compose)", s->engine);
+	}
+	if (!(v = get(root, "collection")))
+		return fail(c, root, "the spec has no collection block: add collection: "
+			    "{name: ..., size: ...}");
+	if ((rc = parse_collection(c, v)))
+		return rc;
+	if ((v = get(root, "image")) && (rc = parse_image(c, v)))
+		return rc;
+	if (!(v = get(root, "layers")))
+		return fail(c, root, "the spec has no layers: list them bottom first under layers:");
+	if ((rc = parse_layers(c, v)))
+		return rc;
+	if ((v = get(root, "rules")) && (rc = parse_rules(c, v)))
+		return rc;
+	if ((v = get(root, "uniqueness")) && (rc = parse_uniqueness(c, v)))
+		return rc;
+	if ((v = get(root, "legendaries")) && (rc = parse_legendaries(c, v)))
+		return rc;
+	if ((v = get(root, "metadata")) && (rc = parse_metadata(c, v)))
+		return rc;
+	return check_combinations(c, root);
+}
+
+static int set_defaults(struct ctx *c)
+{
+	struct kiln_spec *s = c->s;
+	s->width = s->height = 1024;
+	s->format = KILN_FORMAT_PNG;
+	s->png_compression = 6;
+	s->quality = 90;
+	s->lossless = 1;
+	s->min_distance = 1;
+	s->start_id = 1;
+	s->targets = KILN_TARGET_ERC721;
+	return 0;
+}
+
+static int fill_late_defaults(struct ctx *c)
+{
+	struct kiln_spec *s = c->s;
+	if (!s->engine && !(s->engine = kiln_strdup("compose")))
+		return nomem(c);
+	if (!s->symbol && !(s->symbol = kiln_strdup("")))
+		return nomem(c);
+	if (!s->description && !(s->description = kiln_strdup("")))
+		return nomem(c);
+	if (!s->name_pattern && !(s->name_pattern = kiln_strdup("{name} #{id}")))
+		return nomem(c);
+	if (!s->base_uri && !(s->base_uri = kiln_strdup("ipfs://REPLACE_WITH_IMAGES_CID")))
+		return nomem(c);
+	if (!s->meta_description && !(s->meta_description = kiln_strdup(s->description)))
+		return nomem(c);
+	return 0;
+}
+
+struct diag_capture {
+	char text[1024];
+	int got;
+};
+
+static void diag_out(struct fy_diag *d, void *user, const char *buf, size_t len)
+{
+	struct diag_capture *cap = user;
+	(void)d;
+	if (cap->got || !memmem(buf, len, ": error: ", 9))
+		return;
+	if (len >= sizeof cap->text)
+		len = sizeof cap->text - 1;
+	memcpy(cap->text, buf, len);
+	cap->text[len] = 0;
+	cap->got = 1;
+}
+
+/* "<input>:L:C: error: msg\n" -> where "name:L:C", msg */
+static int yaml_syntax_error(struct ctx *c, struct diag_capture *cap)
+{
+	char *p = strstr(cap->text, ": error: ");
+	char *msg, *q;
+	int line = 0, col = 0;
+	char where[512];
+	if (!p)
+		return kiln_error_set(c->e, KILN_E_SPEC, c->name, "not valid YAML");
+	msg = p + 9;
+	if ((q = strchr(msg, '\n')))
+		*q = 0;
+	*p = 0;
+	/* the last two ":N" fields before the error are line and column */
+	q = strrchr(cap->text, ':');
+	if (q) {
+		col = atoi(q + 1);
+		*q = 0;
+		q = strrchr(cap->text, ':');
+		if (q)
+			line = atoi(q + 1);
+	}
+	if (line > 0)
+		snprintf(where, sizeof where, "%s:%d:%d", c->name, line, col);
+	else
+		snprintf(where, sizeof where, "%s", c->name);
+	return kiln_error_set(c->e, KILN_E_SPEC, where, "not valid YAML: %s", msg);
+}
+
+int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const char *name,
+		    const char *dir, struct kiln_error *e)
+{
+	struct diag_capture cap = {{0}, 0};
+	struct fy_diag_cfg dcfg;
+	struct fy_parse_cfg pcfg;
+	struct fy_diag *diag = NULL;
+	struct fy_document *doc = NULL;
+	struct kiln_error scratch;
+	struct ctx c = {name, dir, NULL, e ? e : &scratch};
+	int rc;
+
+	*out = NULL;
+	c.s = kiln_calloc(1, sizeof *c.s);
+	if (!c.s)
+		return nomem(&c);
+	set_defaults(&c);
+	if (!(c.s->path = kiln_strdup(name)) || !(c.s->dir = kiln_strdup(dir ? dir : "."))) {
+		rc = nomem(&c);
+		goto out;
+	}
+	fy_diag_cfg_default(&dcfg);
+	dcfg.fp = NULL;
+	dcfg.output_fn = diag_out;
+	dcfg.user = &cap;
+	dcfg.colorize = false;
+	dcfg.show_source = false;
+	dcfg.show_position = true;
+	diag = fy_diag_create(&dcfg);
+	if (!diag) {
+		rc = nomem(&c);
+		goto out;
+	}
+	memset(&pcfg, 0, sizeof pcfg);
+	pcfg.diag = diag;
+	doc = fy_document_build_from_string(&pcfg, yaml, len);
+	if (!doc) {
+		rc = yaml_syntax_error(&c, &cap);
+		goto out;
+	}
+	rc = parse_root(&c, fy_document_root(doc));
+	if (!rc)
+		rc = fill_late_defaults(&c);
+out:
+	if (doc)
+		fy_document_destroy(doc);
+	if (diag)
+		fy_diag_destroy(diag);
+	if (rc) {
+		kiln_spec_free(c.s);
+		return rc;
+	}
+	*out = c.s;
+	return 0;
+}
+
+int kiln_spec_load(struct kiln_spec **out, const char *path, struct kiln_error *e)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? kiln_strndup(path, (size_t)(slash - path + (slash == path))) :
+			    kiln_strdup(".");
+	int rc;
+	*out = NULL;
+	kiln_buf_init(&b, 16 << 20);
+	if (!dir)
+		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+	rc = kiln_fs_read(path, &b, e);
+	if (rc) {
+		if (rc == KILN_E_IO && !kiln_fs_exists(path))
+			rc = kiln_error_set(e, KILN_E_SPEC, path, "no kiln.yaml here: run `kiln init` "
+					    "to start a project, or `kiln -C DIR` to name one");
+		goto out;
+	}
+	rc = kiln_spec_parse(out, b.data ? b.data : "", b.len, path, dir, e);
+out:
+	kiln_buf_release(&b);
+	free(dir);
+	return rc;
+}
+
+static void clauses_free(struct kiln_clause *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(c[i].traits);
+	free(c);
+}
+
+void kiln_spec_free(struct kiln_spec *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nlayers; i++) {
+		struct kiln_layer *l = &s->layers[i];
+		/* parse_layer may fail after filling traits[ntraits] (the none value) */
+		for (size_t t = 0; l->traits && t <= l->ntraits; t++) {
+			free(l->traits[t].name);
+			free(l->traits[t].file);
+		}
+		free(l->traits);
+		free(l->name);
+	}
+	free(s->layers);
+	for (size_t i = 0; i < s->nrules; i++) {
+		clauses_free(s->rules[i].when, s->rules[i].nwhen);
+		clauses_free(s->rules[i].then, s->rules[i].nthen);
+	}
+	free(s->rules);
+	for (size_t i = 0; i < s->nlegendaries; i++) {
+		struct kiln_legendary *g = &s->legendaries[i];
+		for (size_t a = 0; a < g->nattrs; a++) {
+			free(g->attrs[a].trait_type);
+			free(g->attrs[a].value);
+		}
+		free(g->attrs);
+		free(g->name);
+		free(g->file);
+		free(g->description);
+	}
+	free(s->legendaries);
+	free(s->path);
+	free(s->dir);
+	free(s->name);
+	free(s->symbol);
+	free(s->description);
+	free(s->external_url);
+	free(s->engine);
+	free(s->name_pattern);
+	free(s->base_uri);
+	free(s->meta_description);
+	free(s);
+}
+
+uint64_t kiln_spec_generated(const struct kiln_spec *s)
+{
+	return s->size > s->nlegendaries ? s->size - s->nlegendaries : 0;
+}
+
+long kiln_spec_layer_index(const struct kiln_spec *s, const char *name)
+{
+	for (size_t i = 0; i < s->nlayers; i++)
+		if (!strcmp(s->layers[i].name, name))
+			return (long)i;
+	return -1;
+}
+
+long kiln_layer_trait_index(const struct kiln_layer *l, const char *name)
+{
+	for (size_t i = 0; i < l->ntraits; i++)
+		if (!strcmp(l->traits[i].name, name))
+			return (long)i;
+	return -1;
+}
+
+const char *kiln_format_ext(enum kiln_format f)
+{
+	return f == KILN_FORMAT_WEBP ? "webp" : f == KILN_FORMAT_JPEG ? "jpg" : "png";
+}
+
+const char *kiln_format_mime(enum kiln_format f)
+{
+	return f == KILN_FORMAT_WEBP ? "image/webp" : f == KILN_FORMAT_JPEG ? "image/jpeg"
+									    : "image/png";
+}

@@ -1,0 +1,211 @@
+/* File helpers. Atomic writes: temporary file in the destination folder (same file system, so
+ * rename is atomic), named with pid and a counter so concurrent writers never collide. */
+#include "util/fs.h"
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	struct stat st;
+	if (fd < 0)
+		return kiln_error_set(e, KILN_E_IO, path, "cannot open: %s", strerror(errno));
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		rc = kiln_error_set(e, KILN_E_IO, path, "is a folder, expected a file");
+		goto out;
+	}
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && kiln_buf_grow(out, (size_t)st.st_size)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, path, "file too large to read (%lld bytes)",
+				    (long long)st.st_size);
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+		if (kiln_buf_grow(out, 65536)) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, path, "file too large to read");
+			goto out;
+		}
+		n = read(fd, out->data + out->len, out->cap - out->len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = kiln_error_set(e, KILN_E_IO, path, "read failed: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		out->len += (size_t)n;
+		out->data[out->len] = 0;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+static char *dirname_dup(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return kiln_strdup(".");
+	if (slash == path)
+		return kiln_strdup("/");
+	return kiln_strndup(path, (size_t)(slash - path));
+}
+
+void kiln_fs_sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct kiln_error *e)
+{
+	static unsigned long counter;
+	unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+	size_t plen = strlen(path) + 64;
+	char *tmp = kiln_malloc(plen);
+	const char *p = data;
+	int fd = -1, rc = 0;
+	if (!tmp)
+		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+	snprintf(tmp, plen, "%s.tmp-%ld-%lu", path, (long)getpid(), n);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = kiln_error_set(e, KILN_E_IO, path, "cannot create: %s", strerror(errno));
+		goto out;
+	}
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = kiln_error_set(e, KILN_E_IO, path, "write failed: %s", strerror(errno));
+			goto out;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) != 0) {
+		rc = kiln_error_set(e, KILN_E_IO, path, "fsync failed: %s", strerror(errno));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		rc = kiln_error_set(e, KILN_E_IO, path, "close failed: %s", strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		rc = kiln_error_set(e, KILN_E_IO, path, "cannot rename into place: %s",
+				    strerror(errno));
+		goto out;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int kiln_fs_mkdirs(const char *path, struct kiln_error *e)
+{
+	char *p = kiln_strdup(path), *s;
+	int rc = 0;
+	if (!p)
+		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+	for (s = p + 1; ; s++) {
+		if (*s == '/' || *s == 0) {
+			char c = *s;
+			*s = 0;
+			if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+				rc = kiln_error_set(e, KILN_E_IO, p, "cannot create folder: %s",
+						    strerror(errno));
+				break;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	if (!rc && !kiln_fs_is_dir(path))
+		rc = kiln_error_set(e, KILN_E_IO, path, "exists and is not a folder");
+	free(p);
+	return rc;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) != 0 && errno != ENOENT ? -1 : 0;
+	return unlink(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int kiln_fs_remove_tree(const char *path, struct kiln_error *e)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlink(path) != 0)
+			return kiln_error_set(e, KILN_E_IO, path, "cannot remove: %s", strerror(errno));
+		return 0;
+	}
+	if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS) != 0)
+		return kiln_error_set(e, KILN_E_IO, path, "cannot remove: %s", strerror(errno));
+	return 0;
+}
+
+int kiln_fs_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+int kiln_fs_is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int kiln_fs_copy(const char *src, const char *dst, struct kiln_error *e)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	int rc = kiln_fs_read(src, &b, e);
+	if (!rc)
+		rc = kiln_fs_write_atomic(dst, b.data ? b.data : "", b.len, e);
+	kiln_buf_release(&b);
+	return rc;
+}
+
+char *kiln_fs_join(const char *a, const char *b)
+{
+	size_t la, lb;
+	char *r;
+	if (!a || !*a || b[0] == '/' || (a[0] == '.' && a[1] == 0))
+		return kiln_strdup(b);
+	la = strlen(a);
+	lb = strlen(b);
+	r = kiln_malloc(la + lb + 2);
+	if (!r)
+		return NULL;
+	memcpy(r, a, la);
+	if (la && a[la - 1] != '/')
+		r[la++] = '/';
+	memcpy(r + la, b, lb + 1);
+	return r;
+}

@@ -1,0 +1,28 @@
+/* lib/util/fs.h: file helpers. Every file kiln writes goes through kiln_fs_write_atomic()
+ * (temporary name in the same folder, fsync, rename) so a crash never leaves half a file. */
+#ifndef KILN_UTIL_FS_H
+#define KILN_UTIL_FS_H
+
+#include <stddef.h>
+#include "kiln/buf.h"
+#include "kiln/error.h"
+
+/* Append the whole file to out (at most max bytes; 0 = buffer's max). */
+int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
+/* Write data to path through path.tmp-PID-N + fsync + rename. */
+int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* mkdir -p */
+int kiln_fs_mkdirs(const char *path, struct kiln_error *e) KILN_MUST_CHECK;
+/* rm -rf (does not follow symlinks) */
+int kiln_fs_remove_tree(const char *path, struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_fs_exists(const char *path);
+int kiln_fs_is_dir(const char *path);
+/* Copy a file (atomically at dst). */
+int kiln_fs_copy(const char *src, const char *dst, struct kiln_error *e) KILN_MUST_CHECK;
+/* "a/b" from a and b (b absolute: b); caller frees. NULL on allocation failure. */
+char *kiln_fs_join(const char *a, const char *b);
+/* fsync a directory (after renames in it) */
+void kiln_fs_sync_dir(const char *dir);
+
+#endif

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the Debian packages kiln needs to build, run and test. Quick when they are present:
+# it only calls apt-get for what dpkg says is missing. Runs as root (or through sudo).
+set -eu
+PKGS="build-essential cmake pkg-config git
+libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev
+libssl-dev libpotrace-dev libimagequant-dev libcmocka-dev
+python3 python3-pil sqlite3"
+[ "${1:-}" = "--test" ] && PKGS="$PKGS valgrind"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "kiln: installing Debian packages:$missing" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

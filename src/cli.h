@@ -1,0 +1,60 @@
+/* The kiln command: shared state and helpers of the verbs (src/cmd_*.c). Only the command
+ * prints, exits, reads argv and the environment; libkiln does none of these. */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include <stdio.h>
+#include "kiln/error.h"
+#include "kiln/project.h"
+
+struct cli {
+	const char *dir;      /* -C DIR, default "." */
+	const char *argv0;
+};
+
+struct cmd {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv);
+	const char *summary;
+};
+
+extern const struct cmd kiln_commands[];
+
+/* Print "kiln: where: msg" on stderr; returns the exit status for e->code. */
+int cli_fail(const struct kiln_error *e);
+/* Usage error: message + hint at --help; returns 2. */
+int cli_usage(const char *verb, const char *fmt, ...) KILN_PRINTF(2, 3);
+/* Open the project in cli->dir or print the error; returns 0 or an exit status. */
+int cli_open(struct cli *cli, struct kiln_project **p);
+
+/* Progress reporting: a bar on a TTY (stderr), JSON lines on stdout with --json, else quiet. */
+struct cli_progress {
+	int json;
+	int tty;
+	int quiet;
+	double last_draw;
+	char label[32];
+};
+void cli_progress_init(struct cli_progress *cp, int json, int quiet);
+void cli_progress_cb(const struct kiln_progress *p, void *user);
+
+/* Ctrl-C: the first sets the flag (stages finish what is under way), the second kills. */
+extern volatile int cli_cancel;
+void cli_catch_signals(void);
+
+/* Stages shared by verbs (plan, render, release and build). Print their own summaries. */
+int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int quiet, int *did);
+int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int json, int quiet,
+		     int *rendered, int *failed);
+int cli_stage_release(struct kiln_project *p, int force, int json, int quiet, int *did);
+
+int cmd_init(struct cli *cli, int argc, char **argv);
+int cmd_plan(struct cli *cli, int argc, char **argv);
+int cmd_render(struct cli *cli, int argc, char **argv);
+int cmd_release(struct cli *cli, int argc, char **argv);
+int cmd_build(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_ls(struct cli *cli, int argc, char **argv);
+int cmd_show(struct cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,112 @@
+/* kiln show ID: everything the catalog knows about one item. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void)
+{
+	printf("usage: kiln show [--json] ID\n\n"
+	       "One item: traits, seed, status, the accepted image, rarity, the last error,\n"
+	       "and every render attempt.\n");
+}
+
+int cmd_show(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	int c, json = 0, rc;
+	struct kiln_project *p = NULL;
+	struct kiln_items items;
+	struct kiln_error e;
+	char *renders = NULL, *end;
+	unsigned long long id;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'h': help(); return 0;
+		default: return cli_usage("show", "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage("show", "give one item id");
+	id = strtoull(argv[optind], &end, 10);
+	if (!*argv[optind] || *end)
+		return cli_usage("show", "'%s' is not an item id", argv[optind]);
+	if ((rc = cli_open(cli, &p)))
+		return rc;
+	kiln_error_clear(&e);
+	memset(&items, 0, sizeof items);
+	if (kiln_catalog_item(p->catalog, p->spec, id, &items, &e) ||
+	    kiln_catalog_item_renders_json(p->catalog, id, &renders, &e)) {
+		rc = cli_fail(&e);
+		goto out;
+	}
+	if (!items.n) {
+		fprintf(stderr, "kiln: item %llu: no such item (ids run from %llu to %llu; run "
+			"`kiln plan` if the catalog is empty)\n", id,
+			(unsigned long long)p->spec->start_id,
+			(unsigned long long)(p->spec->start_id + p->spec->size - 1));
+		rc = 1;
+		goto out;
+	}
+	const struct kiln_item *it = &items.v[0];
+	const char *status = it->status == KILN_ITEM_RENDERED ? "rendered"
+			   : it->status == KILN_ITEM_FAILED ? "failed" : "planned";
+	char *path = it->image[0] ? kiln_store_path(p->store, it->image) : NULL;
+	char *name = kiln_token_name(p->spec, it->id);
+	if (json) {
+		json_t *o = json_pack("{s:I, s:s?, s:s?, s:o, s:I, s:s, s:s?, s:s?, s:s?, s:I, s:f, "
+				      "s:s?, s:o}",
+			"id", (json_int_t)it->id, "name", name, "legendary", it->legendary_name,
+			"traits", json_loads(it->traits_json, 0, NULL),
+			"seed", (json_int_t)it->seed, "status", status,
+			"image", it->image[0] ? it->image : NULL, "path", path,
+			"recipe", it->recipe[0] ? it->recipe : NULL,
+			"rarity_rank", (json_int_t)it->rarity_rank, "rarity_score", it->rarity_score,
+			"error", it->error, "renders", json_loads(renders, 0, NULL));
+		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		json_decref(o);
+	} else {
+		json_t *tr = json_loads(it->traits_json, 0, NULL), *rs = json_loads(renders, 0, NULL);
+		const char *k;
+		json_t *v;
+		size_t i;
+		printf("item %llu  %s\n", (unsigned long long)it->id, name ? name : "");
+		if (it->legendary_name)
+			printf("  legendary  %s\n", it->legendary_name);
+		json_object_foreach(tr, k, v)
+			printf("  %-16s %s\n", k, json_string_value(v));
+		printf("  seed       %llu\n  status     %s\n", (unsigned long long)it->seed, status);
+		printf("  rarity     rank %llu, score %.6f\n", (unsigned long long)it->rarity_rank,
+		       it->rarity_score);
+		if (path)
+			printf("  image      %s\n", path);
+		if (it->error)
+			printf("  error      %s\n", it->error);
+		printf("  renders    %zu\n", json_array_size(rs));
+		json_array_foreach(rs, i, v) {
+			const char *err = json_string_value(json_object_get(v, "error"));
+			printf("    #%lld %s %s %.3fs%s%s\n",
+			       (long long)json_integer_value(json_object_get(v, "attempt")),
+			       json_string_value(json_object_get(v, "engine")),
+			       json_string_value(json_object_get(v, "status")),
+			       json_real_value(json_object_get(v, "seconds")), err ? "  " : "",
+			       err ? err : "");
+		}
+		json_decref(tr);
+		json_decref(rs);
+	}
+	free(path);
+	free(name);
+out:
+	free(renders);
+	kiln_items_release(&items);
+	kiln_project_free(p);
+	return rc;
+}
