@@ -47,8 +47,10 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		next = "kiln plan";
 	else if (n.rendered < n.items)
 		next = "kiln render";
-	else
+	else if (!release)
 		next = "kiln release";
+	else
+		next = "nothing: dist/ is written (after changes, `kiln build`)";
 	if (json) {
 		json_t *o = json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, "
 				      "s:b, s:s}",
