@@ -118,7 +118,7 @@ static int plan_rarity(const struct kiln_spec *s, const struct kiln_plan *pl, do
 {
 	const char **types = NULL, **values = NULL;
 	size_t ntypes = s->nlayers, cap = s->nlayers;
-	struct kiln_rarity_input in;
+	struct kiln_rarity_input in = {0};
 	int rc = 0;
 	for (size_t g = 0; g < s->nlegendaries; g++)
 		cap += s->legendaries[g].nattrs;
