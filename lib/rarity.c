@@ -50,6 +50,7 @@
 #define NO_VALUE UINT32_MAX
 #define ISCLOSE_REL 1e-9 /* Python math.isclose default rel_tol */
 #define WHERE "rarity"
+#define PCACHE 256 /* per column: recently seen value pointers (a plan shares them) */
 
 /* ---------------------------------------------------------------------------------------
  * Normalisation: Python's s.lower().strip(). Only equality of normal forms matters to the
@@ -419,6 +420,11 @@ struct term {          /* one term of a token's IC sum, in name order */
 	uint32_t slot;     /* string slot, or NO_VALUE for the meta trait */
 };
 
+struct pcache {         /* value pointer -> id: the same pointer is the same string */
+	const char *p;
+	uint32_t id;
+};
+
 struct ranked {
 	double score;
 	uint32_t unique;
@@ -449,6 +455,7 @@ struct ctx {
 	struct term *terms;
 	size_t nterms;
 	struct ranked *order;  /* n */
+	struct pcache *cache;  /* ntypes * PCACHE */
 	uint32_t *by_slot;     /* value ids grouped by slot, first-seen order within a slot */
 	size_t *slot_start;    /* S + 1 */
 };
@@ -474,6 +481,7 @@ static void ctx_free(struct ctx *c)
 	free(c->order);
 	free(c->by_slot);
 	free(c->slot_start);
+	free(c->cache);
 }
 
 /* Normalise s into c->scratch; returns its length, or SIZE_MAX when out of memory. */
@@ -498,16 +506,16 @@ static int build_groups(struct ctx *c, struct kiln_error *e)
 {
 	const struct kiln_rarity_input *in = c->in;
 	size_t t, g, ngroups;
-	int rc = 0;
+	int rc = KILN_E_NOMEM; /* until the end */
 
 	c->col_group = kiln_calloc(in->ntypes, sizeof *c->col_group);
 	if (!c->col_group)
-		goto nomem;
+		goto out;
 	for (t = 0; t < in->ntypes; t++) {
 		uint32_t kind = in->numeric && in->numeric[t] ? KIND_NUMERIC : KIND_STRING;
 		size_t len = ctx_normalize(c, in->types[t]);
 		if (len == SIZE_MAX || table_intern(&c->names, kind, c->scratch, len, &c->col_group[t]))
-			goto nomem;
+			goto out;
 	}
 	ngroups = c->names.nent;
 	c->group_slot = kiln_calloc(ngroups, sizeof *c->group_slot);
@@ -515,7 +523,7 @@ static int build_groups(struct ctx *c, struct kiln_error *e)
 	c->group_meta = kiln_calloc(ngroups, 1);
 	c->slot_group = kiln_calloc(ngroups, sizeof *c->slot_group);
 	if (!c->group_slot || !c->num_stamp || !c->group_meta || !c->slot_group)
-		goto nomem;
+		goto out;
 	for (g = 0; g < ngroups; g++) {
 		const struct entry *en = &c->names.ent[g];
 		c->group_meta[g] = en->len == strlen(META_NAME) &&
@@ -528,11 +536,10 @@ static int build_groups(struct ctx *c, struct kiln_error *e)
 			c->group_slot[g] = (uint32_t)c->nslots++;
 		}
 	}
-	goto out;
-nomem:
-	rc = kiln_error_set(e, KILN_E_NOMEM, WHERE, "out of memory indexing %zu trait types",
-			    in->ntypes);
+	rc = 0;
 out:
+	if (rc)
+		kiln_error_set(e, rc, WHERE, "out of memory indexing %zu trait types", in->ntypes);
 	return rc;
 }
 
@@ -541,7 +548,7 @@ static int collect(struct ctx *c, struct kiln_error *e)
 {
 	const struct kiln_rarity_input *in = c->in;
 	size_t S = c->nslots, T = in->ntypes, t, k, s;
-	int rc = 0;
+	int rc = KILN_E_NOMEM; /* until the end */
 
 	c->nmeta = S + (c->names.nent - S) + 2; /* trait count -1 .. S + numeric groups */
 	c->nulls = kiln_calloc(S, sizeof *c->nulls);
@@ -551,9 +558,10 @@ static int collect(struct ctx *c, struct kiln_error *e)
 	c->meta = kiln_reallocarray(NULL, c->n, sizeof *c->meta);
 	c->meta_count = kiln_calloc(c->nmeta, sizeof *c->meta_count);
 	c->meta_lg = kiln_calloc(c->nmeta, sizeof *c->meta_lg);
+	c->cache = kiln_calloc(T ? T * PCACHE : 1, sizeof *c->cache);
 	if (!c->nulls || !c->null_lg || !c->row || !c->tokval || !c->meta || !c->meta_count ||
-	    !c->meta_lg)
-		goto nomem;
+	    !c->meta_lg || !c->cache)
+		goto out;
 
 	for (t = 0; t < c->n; t++) {
 		const char *const *vals = T ? in->values + t * T : NULL;
@@ -565,6 +573,7 @@ static int collect(struct ctx *c, struct kiln_error *e)
 			c->row[s] = NO_VALUE;
 		for (k = 0; k < T; k++) {
 			uint32_t g = c->col_group[k], slot = c->group_slot[g];
+			struct pcache *pc;
 			size_t len;
 			if (!vals[k])
 				continue;
@@ -577,10 +586,18 @@ static int collect(struct ctx *c, struct kiln_error *e)
 				}
 				continue;
 			}
+			pc = &c->cache[k * PCACHE + ((((uintptr_t)vals[k] >> 4) ^
+						      ((uintptr_t)vals[k] >> 12)) & (PCACHE - 1))];
+			if (pc->p == vals[k]) {
+				c->row[slot] = pc->id;
+				continue;
+			}
 			len = ctx_normalize(c, vals[k]);
 			if (len == SIZE_MAX ||
 			    table_intern(&c->vals, slot, c->scratch, len, &c->row[slot]))
-				goto nomem;
+				goto out;
+			pc->p = vals[k];
+			pc->id = c->row[slot];
 		}
 		for (s = 0; s < S; s++) {
 			uint32_t id = c->row[s];
@@ -597,12 +614,12 @@ static int collect(struct ctx *c, struct kiln_error *e)
 		c->meta[t] = (uint32_t)(count + 1);
 		c->meta_count[count + 1]++;
 	}
-	goto out;
-nomem:
-	rc = kiln_error_set(e, KILN_E_NOMEM, WHERE,
-			    "out of memory indexing the values of %zu tokens x %zu trait types",
-			    c->n, in->ntypes);
+	rc = 0;
 out:
+	if (rc)
+		kiln_error_set(e, rc, WHERE,
+			       "out of memory indexing the values of %zu tokens x %zu trait types",
+			       c->n, in->ntypes);
 	return rc;
 }
 

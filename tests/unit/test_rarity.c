@@ -480,20 +480,22 @@ static void test_edges(void **state)
 
 /* ---- allocation failure: every allocation in turn fails; KILN_E_NOMEM each time, and
  * the sanitizer / valgrind runs check nothing leaks. Then the same answer as without. */
-static void test_alloc_failure(void **state)
+static long fail_every_allocation(const struct kiln_rarity_input *in)
 {
-	struct kiln_rarity_input in = {5, 3, small_types, small_values, NULL};
 	struct kiln_error e;
-	double base[5], scores[5];
-	uint64_t base_ranks[5], ranks[5];
+	double *base = calloc(in->ntokens, sizeof *base);
+	double *scores = calloc(in->ntokens, sizeof *scores);
+	uint64_t *base_ranks = calloc(in->ntokens, sizeof *base_ranks);
+	uint64_t *ranks = calloc(in->ntokens, sizeof *ranks);
 	long n, failures = 0;
-	int rc, t;
-	(void)state;
-	compute(5, 3, small_types, small_values, NULL, base, base_ranks);
-	for (n = 0; n < 1000; n++) {
+	size_t t;
+	int rc;
+	assert_true(base && scores && base_ranks && ranks);
+	compute(in->ntokens, in->ntypes, in->types, in->values, in->numeric, base, base_ranks);
+	for (n = 0; n < 100000; n++) {
 		kiln_error_clear(&e);
 		kiln_alloc_fail_after(n);
-		rc = kiln_rarity_compute(&in, scores, ranks, &e);
+		rc = kiln_rarity_compute(in, scores, ranks, &e);
 		if (kiln_alloc_failed() == 0) {
 			kiln_alloc_fail_after(-1);
 			assert_int_equal(rc, 0);
@@ -505,11 +507,36 @@ static void test_alloc_failure(void **state)
 		assert_int_equal(e.code, KILN_E_NOMEM);
 		assert_string_equal(e.where, "rarity");
 	}
-	assert_true(failures >= 10);
-	for (t = 0; t < 5; t++) {
+	for (t = 0; t < in->ntokens; t++) {
 		assert_true(scores[t] == base[t]);
 		assert_int_equal(ranks[t], base_ranks[t]);
 	}
+	free(base);
+	free(scores);
+	free(base_ranks);
+	free(ranks);
+	return failures;
+}
+
+static void test_alloc_failure(void **state)
+{
+	/* the small collection: the first allocation of everything */
+	struct kiln_rarity_input small = {5, 3, small_types, small_values, NULL};
+	/* 600 tokens, a long distinct value each: the hash table, its entries and its string
+	 * arena all grow several times, so each growth step fails once too */
+	static const char *const types[] = {"Serial", "Hat"};
+	static char text[600][80];
+	static const char *values[600 * 2];
+	struct kiln_rarity_input big = {600, 2, types, values, NULL};
+	size_t t;
+	(void)state;
+	assert_true(fail_every_allocation(&small) >= 10);
+	for (t = 0; t < 600; t++) {
+		snprintf(text[t], sizeof text[t], "serial number %zu of a long and distinct value", t);
+		values[2 * t] = text[t];
+		values[2 * t + 1] = t % 3 ? "cap" : NULL;
+	}
+	assert_true(fail_every_allocation(&big) >= 20);
 	kiln_alloc_fail_after(0);
 	assert_null(kiln_rarity_normalize("x"));
 	kiln_alloc_fail_after(-1);
