@@ -1082,6 +1082,10 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 	memset(&pcfg, 0, sizeof pcfg);
 	pcfg.diag = diag;
 	doc = fy_document_build_from_string(&pcfg, yaml, len);
+	if (!doc && !cap.got) {
+		rc = fail(&c, NULL, "the spec is empty: start from `kiln init`");
+		goto out;
+	}
 	if (!doc) {
 		rc = yaml_syntax_error(&c, &cap);
 		goto out;
