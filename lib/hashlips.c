@@ -331,6 +331,9 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 						       !strcmp(layers[i].dir, o->order[k])))
 					break;
 			if (i == ndirs) {
+				/* moved names live only in sorted[]; traits are freed at out */
+				for (size_t m = 0; m < k; m++)
+					free(sorted[m].name);
 				free(sorted);
 				rc = kiln_error_set(e, KILN_E_USAGE, o->layers_dir, "--order names "
 						    "layer '%s' but there is no such folder here",

@@ -30,8 +30,8 @@ int kiln_project_open(struct kiln_project **out, const char *dir, struct kiln_er
 		goto fail;
 	}
 	if (!kiln_fs_is_dir(dir)) {
-		rc = kiln_error_set(e, KILN_E_USAGE, dir, "no such folder: start a project there with "
-				    "`kiln -C %s init`", dir);
+		rc = kiln_error_set(e, KILN_E_USAGE, dir, "no such folder: to start a project there, "
+				    "run `kiln init` in it (kiln -C %s init)", dir);
 		goto fail;
 	}
 	if ((rc = kiln_spec_load(&p->spec, p->spec_path, e)))
