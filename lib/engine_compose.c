@@ -18,8 +18,10 @@
  *   items) and its operation cache off (nothing here repeats an operation, and a cached
  *   composite would pin decoded layers after kiln_compose_free()).
  *
- * Sizes: hundreds of layer files of 1024x1024x4 bytes = 4 MiB decoded each, all kept for the
- * engine's life (a few hundred MiB at most); per item, a few MiB of transient buffers.
+ * Sizes: tens to hundreds of layer files; decoded, each is width x height x 4 bytes (4 MiB at
+ * 1024x1024) and stays for the engine's life: 100 files = 400 MiB, only files some item used.
+ * Per item in flight: a few MiB (libvips strips, the encoded output). Legendaries are decoded
+ * per call and not kept.
  */
 #include "kiln/compose.h"
 #include "util/alloc.h"
@@ -71,8 +73,21 @@ static char vips_fail_msg[512];
 
 static void vips_detail(char *dst, size_t n);
 
+/* libvips reports some problems (e.g. "not enough data" in a cut PNG) as GLib warnings on
+ * stderr as well as failing. The library never prints: with fail_on every such problem that
+ * matters is an error we report with the file's path, so the warnings are dropped. */
+static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer u)
+{
+	(void)domain;
+	(void)level;
+	(void)msg;
+	(void)u;
+}
+
 static void vips_setup(void)
 {
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
+			  drop_log, NULL);
 	if (VIPS_INIT("kiln")) {
 		vips_failed = 1;
 		vips_detail(vips_fail_msg, sizeof vips_fail_msg);
@@ -89,21 +104,29 @@ static void vips_setup(void)
 static void vips_detail(char *dst, size_t n)
 {
 	char *t = vips_error_buffer_copy();
-	size_t len = t ? strlen(t) : 0;
+	size_t len = t ? strlen(t) : 0, j = 0;
 	while (len && (t[len - 1] == '\n' || t[len - 1] == ' '))
-		t[--len] = 0;
-	for (size_t i = 0; i < len; i++)
-		if (t[i] == '\n')
-			t[i] = ';';
-	snprintf(dst, n, "%s", len ? t : "no detail from libvips");
+		len--;
+	for (size_t i = 0; i < len && j + 2 < n; i++) {
+		if (t[i] == '\n') {
+			dst[j++] = ';';
+			dst[j++] = ' ';
+		} else {
+			dst[j++] = t[i];
+		}
+	}
+	if (n)
+		dst[j < n ? j : n - 1] = 0;
 	g_free(t);
 }
 
-static int vips_fail(struct kiln_error *e, const char *where, const char *what)
+/* "what (libvips: detail); fix" */
+static int vips_fail(struct kiln_error *e, const char *where, const char *what, const char *fix)
 {
 	char d[768];
 	vips_detail(d, sizeof d);
-	return kiln_error_set(e, KILN_E_IMAGE, where, "%s (libvips: %s)", what, d);
+	return kiln_error_set(e, KILN_E_IMAGE, where, "%s%s%s%s%s%s", what, *d ? " (libvips: " : "",
+			      d, *d ? ")" : "", fix ? "; " : "", fix ? fix : "");
 }
 
 static int free_cb(void *data, void *area)
@@ -226,7 +249,7 @@ static int decode(const struct kiln_spec *s, const struct cfile *f, enum use use
 	VipsBlob *blob = NULL;
 	VipsSource *src = NULL;
 	VipsImage *im = NULL, *t1 = NULL, *t2 = NULL, *mem = NULL;
-	char sha[65], what[128];
+	char sha[65], fix[96];
 	size_t len;
 	void *data;
 	int rc;
@@ -257,15 +280,16 @@ static int decode(const struct kiln_spec *s, const struct cfile *f, enum use use
 	blob = vips_blob_new(free_cb, data, len);
 	src = vips_source_new_from_blob(blob);
 	if (!src) {
-		rc = vips_fail(e, f->rel, "cannot read the file");
+		rc = vips_fail(e, f->rel, "cannot read the file", NULL);
 		goto out;
 	}
 	im = vips_image_new_from_source(src, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
 					VIPS_FAIL_ON_ERROR, NULL);
 	if (!im) {
-		snprintf(what, sizeof what, "not an image kiln can read; re-export it as a %dx%d %s PNG",
-			 s->width, s->height, use == USE_LAYER ? "RGBA" : "RGB or RGBA");
-		rc = vips_fail(e, f->rel, what);
+		snprintf(fix, sizeof fix, "re-export it as a %dx%d %s PNG", s->width, s->height,
+			 use == USE_LAYER ? "RGBA" : "RGB or RGBA");
+		rc = vips_fail(e, f->rel, "cannot read the file as an image: it is corrupt, cut "
+			       "short, or not an image", fix);
 		goto out;
 	}
 	rc = check_header(s, im, use, f->rel, e);
@@ -274,7 +298,7 @@ static int decode(const struct kiln_spec *s, const struct cfile *f, enum use use
 	if (vips_image_get_bands(im) <= 2) {
 		if (vips_colourspace(im, &t1, VIPS_INTERPRETATION_sRGB, "source_space",
 				     VIPS_INTERPRETATION_B_W, NULL)) {
-			rc = vips_fail(e, f->rel, "cannot convert grey to RGB");
+			rc = vips_fail(e, f->rel, "cannot convert grey to RGB", NULL);
 			goto out;
 		}
 	} else {
@@ -283,7 +307,7 @@ static int decode(const struct kiln_spec *s, const struct cfile *f, enum use use
 	}
 	if (vips_image_get_bands(t1) == 3) {
 		if (vips_bandjoin_const1(t1, &t2, 255.0, NULL)) {
-			rc = vips_fail(e, f->rel, "cannot add an alpha channel");
+			rc = vips_fail(e, f->rel, "cannot add an alpha channel", NULL);
 			goto out;
 		}
 	} else {
@@ -293,9 +317,8 @@ static int decode(const struct kiln_spec *s, const struct cfile *f, enum use use
 	/* Pixels are decoded here: a truncated or corrupt stream fails now (fail_on). */
 	mem = vips_image_copy_memory(t2);
 	if (!mem) {
-		snprintf(what, sizeof what, "the image data is truncated or corrupt; re-export the %s",
-			 use == USE_LAYER ? "layer" : "legendary");
-		rc = vips_fail(e, f->rel, what);
+		snprintf(fix, sizeof fix, "re-export the %s", use == USE_LAYER ? "layer" : "legendary");
+		rc = vips_fail(e, f->rel, "the image data is truncated or corrupt", fix);
 		goto out;
 	}
 	/* Pixel values are kept as they are (no ICC conversion): tag them plain sRGB. */
@@ -357,7 +380,7 @@ static int encode(const struct kiln_spec *s, VipsImage *im, struct kiln_buf *out
 	int rc = 0, bad;
 	if (vips_copy(im, &fixed, "xres", OUT_RES, "yres", OUT_RES, "interpretation",
 		      VIPS_INTERPRETATION_sRGB, NULL)) {
-		rc = vips_fail(e, NULL, "cannot prepare the image for encoding");
+		rc = vips_fail(e, NULL, "cannot prepare the image for encoding", NULL);
 		goto out;
 	}
 	switch (s->format) {
@@ -372,7 +395,7 @@ static int encode(const struct kiln_spec *s, VipsImage *im, struct kiln_buf *out
 		/* JPEG has no alpha: flatten onto white, as a browser shows a PNG on a page. */
 		white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
 		if (vips_flatten(fixed, &flat, "background", white, NULL)) {
-			rc = vips_fail(e, NULL, "cannot flatten the image for JPEG");
+			rc = vips_fail(e, NULL, "cannot flatten the image for JPEG", NULL);
 			goto out;
 		}
 		bad = vips_jpegsave_buffer(flat, &data, &len, "Q", s->quality, "strip", TRUE,
@@ -389,7 +412,7 @@ static int encode(const struct kiln_spec *s, VipsImage *im, struct kiln_buf *out
 		break;
 	}
 	if (bad) {
-		rc = vips_fail(e, NULL, "cannot encode the image");
+		rc = vips_fail(e, NULL, "cannot encode the image", NULL);
 		goto out;
 	}
 	if (kiln_buf_add(out, data, len)) {
@@ -699,7 +722,8 @@ int kiln_compose_item(struct kiln_compose *c, const uint32_t *traits, struct kil
 		if (ly->opacity < 1) {
 			double a[4] = { 1, 1, 1, ly->opacity }, b[4] = { 0, 0, 0, 0 };
 			if (vips_linear(im, &in[n], a, b, 4, "uchar", TRUE, NULL)) {
-				rc = vips_fail(e, c->files[fi].rel, "cannot apply the layer's opacity");
+				rc = vips_fail(e, c->files[fi].rel,
+					       "cannot apply the layer's opacity", NULL);
 				goto out;
 			}
 		} else {
@@ -713,14 +737,14 @@ int kiln_compose_item(struct kiln_compose *c, const uint32_t *traits, struct kil
 	if (n == 0) {
 		if (vips_black(&canvas, s->width, s->height, "bands", 4, NULL) ||
 		    vips_copy(canvas, &result, "interpretation", VIPS_INTERPRETATION_sRGB, NULL)) {
-			rc = vips_fail(e, NULL, "cannot make an empty canvas");
+			rc = vips_fail(e, NULL, "cannot make an empty canvas", NULL);
 			goto out;
 		}
 	} else if (n == 1) {
 		result = in[0];
 		g_object_ref(result);
 	} else if (vips_composite(in, &result, (int)n, modes + 1, NULL)) {
-		rc = vips_fail(e, NULL, "cannot composite the layers");
+		rc = vips_fail(e, NULL, "cannot composite the layers", NULL);
 		goto out;
 	}
 	rc = encode(s, result, out, e);

@@ -21,7 +21,7 @@
  *  - CIDs are v1, sha2-256: 01 <codec> 12 20 <digest>, 36 bytes, printed 'b' + base32 lower.
  *
  * Streaming: a file import holds one 256 KiB chunk and at most 174 links per tree level
- * (a level per factor of 174, so 4 levels reach 230 TB); a directory holds its entries'
+ * (a level per factor of 174, so 4 levels reach 240 TB); a directory holds its entries'
  * names and ids only. The CAR writer gets blocks as they are made, children before parents
  * (the order kubo's balanced builder adds them; docs/ipfs.md compares it with the npm
  * importer's order), each distinct block once. Its header has a fixed size for our 36-byte
@@ -107,7 +107,7 @@ static int cid_parse(const char *s, struct cidbin *c)
 	uint32_t acc = 0;
 	int bits = 0;
 	size_t n = 0;
-	if (!s || s[0] != 'b')
+	if (!s || s[0] != 'b' || strlen(s) != 1 + (CID_LEN * 8 + 4) / 5)
 		return -1;
 	for (const char *p = s + 1; *p; p++) {
 		int v;
@@ -127,8 +127,8 @@ static int cid_parse(const char *s, struct cidbin *c)
 		}
 		acc &= (1u << bits) - 1;
 	}
-	if (n != CID_LEN || acc != 0 || b[0] != 0x01 || (b[1] != CODEC_RAW && b[1] != CODEC_DAGPB) ||
-	    b[2] != 0x12 || b[3] != 0x20)
+	if (n != CID_LEN || acc != 0 || b[0] != 0x01 ||
+	    (b[1] != CODEC_RAW && b[1] != CODEC_DAGPB) || b[2] != 0x12 || b[3] != 0x20)
 		return -1;
 	c->codec = b[1];
 	memcpy(c->digest, b + 4, 32);
@@ -211,7 +211,8 @@ static void pb_link(struct pbw *w, const struct cidbin *c, const char *prefix, s
 		    const char *name, size_t nlen, uint64_t tsize)
 {
 	uint8_t cb[CID_LEN];
-	size_t inner = 2 + CID_LEN + 1 + varint_len(plen + nlen) + plen + nlen + 1 + varint_len(tsize);
+	size_t inner = 2 + CID_LEN + 1 + varint_len(plen + nlen) + plen + nlen + 1 +
+		       varint_len(tsize);
 	cid_bytes(c, cb);
 	pbw_varint(w, 0x12);
 	pbw_varint(w, inner);
@@ -341,6 +342,7 @@ struct kiln_ipfs_car {
 	uint8_t *buf;
 	size_t fill;
 	uint64_t bytes, blocks;
+	int created;  /* tmp exists on disk */
 	/* set of written ids (codec + digest), open addressing, cap a power of two */
 	uint8_t (*keys)[33];
 	size_t cap, count;
@@ -381,36 +383,34 @@ static int car_out(struct kiln_ipfs_car *car, const void *p, size_t n, struct ki
 	return 0;
 }
 
-static size_t car_slot(const struct kiln_ipfs_car *car, const uint8_t key[33])
+/* Home slot of a key in a table of cap (a power of two) slots: the digest is uniform. */
+static size_t car_slot(const uint8_t key[33], size_t cap)
 {
-	uint64_t h = load64le(key + 1) ^ key[0];
-	return (size_t)h & (car->cap - 1);
+	return (size_t)(load64le(key + 1) ^ key[0]) & (cap - 1);
 }
 
-/* 1 if key is already in the set, else inserts it and returns 0; -1 on allocation failure. */
+/* 1 if key is already in the set, else inserts it and returns 0; -1 on allocation failure.
+ * An empty slot has codec byte 0 (a key's is 0x55 or 0x70). */
 static int car_seen(struct kiln_ipfs_car *car, const uint8_t key[33])
 {
 	size_t i;
 	if ((car->count + 1) * 2 > car->cap) {
 		size_t ncap = car->cap ? car->cap * 2 : 1024;
 		uint8_t(*nk)[33] = kiln_calloc(ncap, 33);
-		static const uint8_t zero[33];
 		if (!nk)
 			return -1;
 		for (size_t j = 0; j < car->cap; j++) {
-			if (!memcmp(car->keys[j], zero, 33))
+			if (!car->keys[j][0])
 				continue;
-			size_t s = (size_t)(load64le(car->keys[j] + 1) ^ car->keys[j][0]) & (ncap - 1);
-			while (memcmp(nk[s], zero, 33))
-				s = (s + 1) & (ncap - 1);
-			memcpy(nk[s], car->keys[j], 33);
+			for (i = car_slot(car->keys[j], ncap); nk[i][0]; i = (i + 1) & (ncap - 1))
+				;
+			memcpy(nk[i], car->keys[j], 33);
 		}
 		free(car->keys);
 		car->keys = nk;
 		car->cap = ncap;
 	}
-	/* a key is never all zeros: its codec byte is 0x55 or 0x70 */
-	for (i = car_slot(car, key); car->keys[i][0]; i = (i + 1) & (car->cap - 1))
+	for (i = car_slot(key, car->cap); car->keys[i][0]; i = (i + 1) & (car->cap - 1))
 		if (!memcmp(car->keys[i], key, 33))
 			return 1;
 	memcpy(car->keys[i], key, 33);
@@ -434,8 +434,10 @@ static int car_put(struct kiln_ipfs_car *car, const struct cidbin *c, const void
 	key[0] = c->codec;
 	memcpy(key + 1, c->digest, 32);
 	seen = car_seen(car, key);
-	if (seen < 0)
+	if (seen < 0) {
+		car->failed = 1; /* a CAR missing a block must not be finished */
 		return kiln_error_set(e, KILN_E_NOMEM, car->path, "out of memory");
+	}
 	if (seen)
 		return 0;
 	h = varint_put(head, CID_LEN + (uint64_t)n);
@@ -450,7 +452,8 @@ int kiln_ipfs_car_open(struct kiln_ipfs_car **out, const char *path, struct kiln
 {
 	static unsigned long counter;
 	unsigned long k = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-	/* dag-cbor {"roots": [tag 42 bytes(00 ++ cid)], "version": 1}, keys sorted by length */
+	/* varint(58), then dag-cbor {"roots": [tag 42 bytes(00 ++ cid)], "version": 1} with the
+	 * keys in dag-cbor order (shorter first) */
 	static const uint8_t head_a[] = { 0x3a, 0xa2, 0x65, 'r', 'o', 'o', 't', 's', 0x81,
 					  0xd8, 0x2a, 0x58, 0x25, 0x00 };
 	static const uint8_t head_b[] = { 0x67, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x01 };
@@ -474,10 +477,13 @@ int kiln_ipfs_car_open(struct kiln_ipfs_car **out, const char *path, struct kiln
 	snprintf(car->tmp, tlen, "%s.tmp-%ld-%lu", path, (long)getpid(), k);
 	car->fd = open(car->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (car->fd < 0) {
-		rc = kiln_error_set(e, KILN_E_IO, path, "cannot create the CAR: %s", strerror(errno));
+		rc = kiln_error_set(e, KILN_E_IO, path, "cannot create the CAR: %s",
+				    strerror(errno));
 		goto out;
 	}
-	if ((rc = car_out(car, head_a, sizeof head_a, e)) || (rc = car_out(car, noroot, CID_LEN, e)) ||
+	car->created = 1;
+	if ((rc = car_out(car, head_a, sizeof head_a, e)) ||
+	    (rc = car_out(car, noroot, CID_LEN, e)) ||
 	    (rc = car_out(car, head_b, sizeof head_b, e)))
 		goto out;
 out:
@@ -499,7 +505,7 @@ int kiln_ipfs_car_finish(struct kiln_ipfs_car *car, const char *root_cid, struct
 						    : "the CAR failed earlier");
 	if (cid_parse(root_cid, &root))
 		return kiln_error_set(e, KILN_E_USAGE, car->path,
-				      "root '%s' is not a CIDv1 (sha2-256, raw or dag-pb) in base32",
+				      "root '%s' is not a base32 CIDv1 (sha2-256, raw or dag-pb)",
 				      root_cid ? root_cid : "(null)");
 	if (car_flush(car, e))
 		return KILN_E_IO;
@@ -521,8 +527,8 @@ int kiln_ipfs_car_finish(struct kiln_ipfs_car *car, const char *root_cid, struct
 	car->fd = -1;
 	if (rename(car->tmp, car->path) != 0) {
 		car->failed = 1;
-		return kiln_error_set(e, KILN_E_IO, car->path, "cannot rename the CAR into place: %s",
-				      strerror(errno));
+		return kiln_error_set(e, KILN_E_IO, car->path,
+				      "cannot rename the CAR into place: %s", strerror(errno));
 	}
 	car->finished = 1;
 	return 0;
@@ -544,7 +550,7 @@ void kiln_ipfs_car_free(struct kiln_ipfs_car *car)
 		return;
 	if (car->fd >= 0)
 		close(car->fd);
-	if (!car->finished && car->tmp)
+	if (car->created && !car->finished)
 		unlink(car->tmp);
 	free(car->keys);
 	free(car->buf);
@@ -567,14 +573,15 @@ struct kiln_ipfs_file {
 	int finished, failed;
 };
 
-static int file_reset(struct kiln_ipfs_file *f)
+/* Ready f for a new file, keeping its buffers. */
+static void file_reset(struct kiln_ipfs_file *f)
 {
 	f->fill = 0;
 	f->nleaves = 0;
 	memset(f->count, 0, sizeof f->count);
 	f->top = -1;
 	f->finished = f->failed = 0;
-	return 0;
+	f->node.oom = f->unixfs.oom = 0;
 }
 
 int kiln_ipfs_file_new(struct kiln_ipfs_file **out, struct kiln_ipfs_car *car,
@@ -607,15 +614,15 @@ void kiln_ipfs_file_free(struct kiln_ipfs_file *f)
 	free(f);
 }
 
-static int file_push(struct kiln_ipfs_file *f, int lvl, const struct flink *l, struct kiln_error *e);
+static int file_push(struct kiln_ipfs_file *f, int lvl, const struct flink *l,
+		     struct kiln_error *e);
 
-/* Turn level lvl's links into one File node, write it, and hand its link to level lvl+1
- * (or to *root when root is not NULL). */
-static int file_reduce(struct kiln_ipfs_file *f, int lvl, struct flink *root, struct kiln_error *e)
+/* Turn level lvl's links into one File node, write it, and hand its link to level lvl+1. */
+static int file_reduce(struct kiln_ipfs_file *f, int lvl, struct kiln_error *e)
 {
 	struct flink up = { { 0 }, 0, 0 };
 	struct flink *v = f->level[lvl];
-	int n = f->count[lvl];
+	int n = f->count[lvl], rc;
 	f->unixfs.len = f->node.len = 0;
 	for (int i = 0; i < n; i++)
 		up.fsize += v[i].fsize;
@@ -636,17 +643,14 @@ static int file_reduce(struct kiln_ipfs_file *f, int lvl, struct flink *root, st
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 	sha256_cid(CODEC_DAGPB, f->node.p, f->node.len, &up.cid);
 	up.tsize += f->node.len;
-	if (car_put(f->car, &up.cid, f->node.p, f->node.len, e))
-		return e ? e->code : KILN_E_IO;
+	if ((rc = car_put(f->car, &up.cid, f->node.p, f->node.len, e)))
+		return rc;
 	f->count[lvl] = 0;
-	if (root) {
-		*root = up;
-		return 0;
-	}
 	return file_push(f, lvl + 1, &up, e);
 }
 
-static int file_push(struct kiln_ipfs_file *f, int lvl, const struct flink *l, struct kiln_error *e)
+static int file_push(struct kiln_ipfs_file *f, int lvl, const struct flink *l,
+		     struct kiln_error *e)
 {
 	if (lvl >= MAX_LEVELS)
 		return kiln_error_set(e, KILN_E_IO, NULL, "file too large for a balanced DAG");
@@ -657,7 +661,7 @@ static int file_push(struct kiln_ipfs_file *f, int lvl, const struct flink *l, s
 	}
 	/* A full level is closed before it gets more: it happens only when more data follows. */
 	if (f->count[lvl] == KILN_IPFS_MAX_LINKS) {
-		int rc = file_reduce(f, lvl, NULL, e);
+		int rc = file_reduce(f, lvl, e);
 		if (rc)
 			return rc;
 	}
@@ -674,7 +678,7 @@ static int file_leaf(struct kiln_ipfs_file *f, const uint8_t *p, size_t n, struc
 	struct flink l;
 	int rc;
 	for (int k = 0; k <= f->top && f->count[k] == KILN_IPFS_MAX_LINKS; k++) {
-		rc = file_reduce(f, k, NULL, e);
+		rc = file_reduce(f, k, e);
 		if (rc)
 			return rc;
 	}
@@ -725,7 +729,8 @@ static int file_finish_bin(struct kiln_ipfs_file *f, struct flink *root, struct 
 {
 	int rc = 0;
 	if (f->finished || f->failed)
-		return kiln_error_set(e, KILN_E_USAGE, NULL, "IPFS file import already finished");
+		return kiln_error_set(e, KILN_E_USAGE, NULL,
+				      "IPFS file import already finished or failed");
 	if (f->fill > 0 || f->nleaves == 0) {
 		/* the last partial chunk; an empty file is one empty chunk */
 		rc = file_leaf(f, f->chunk, f->fill, e);
@@ -733,15 +738,19 @@ static int file_finish_bin(struct kiln_ipfs_file *f, struct flink *root, struct 
 		if (rc)
 			goto out;
 	}
+	/* the top level with one link is the root; anything else gets a parent node (which
+	 * may add a level) */
 	for (int k = 0;; k++) {
+		if (k > f->top) {
+			rc = kiln_error_set(e, KILN_E_FAILED, NULL,
+					    "IPFS file DAG has no root (bug)");
+			goto out;
+		}
 		if (k == f->top && f->count[k] == 1) {
 			*root = f->level[k][0];
 			break;
 		}
-		if (f->count[k] == 0)
-			continue;
-		/* the top level with one link is the root; anything else gets a parent node */
-		if ((rc = file_reduce(f, k, NULL, e)))
+		if (f->count[k] && (rc = file_reduce(f, k, e)))
 			goto out;
 	}
 out:
@@ -900,7 +909,7 @@ static int check_name(const struct kiln_ipfs_dir *d, const char *name, struct ki
 		return kiln_error_set(e, KILN_E_USAGE, name, "directory already finished");
 	if (!name || !name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
 		return kiln_error_set(e, KILN_E_USAGE, name ? name : "(null)",
-				      "not a valid directory entry name (empty, '.', '..' or has '/')");
+				      "not a directory entry name (empty, '.', '..' or has '/')");
 	return 0;
 }
 
@@ -1075,7 +1084,8 @@ static int hamt_build(struct kiln_ipfs_dir *d, struct dentry **v, size_t n, int 
 		for (j = i + 1; j < n && slot_of(v[j], depth) == slot_of(v[i], depth); j++)
 			;
 		if (j - i > 1) {
-			rc = hamt_build(d, v + i, j - i, depth + 1, &sub[nsub].cid, &sub[nsub].tsize, e);
+			rc = hamt_build(d, v + i, j - i, depth + 1, &sub[nsub].cid,
+					&sub[nsub].tsize, e);
 			if (rc)
 				goto out;
 			nsub++;
@@ -1093,7 +1103,8 @@ static int hamt_build(struct kiln_ipfs_dir *d, struct dentry **v, size_t n, int 
 			sum += sub[nsub].tsize;
 			nsub++;
 		} else {
-			pb_link(&d->node, &v[i]->cid, prefix, 2, v[i]->name, v[i]->len, v[i]->tsize);
+			pb_link(&d->node, &v[i]->cid, prefix, 2, v[i]->name, v[i]->len,
+				v[i]->tsize);
 			sum += v[i]->tsize;
 		}
 	}
@@ -1119,7 +1130,8 @@ out:
 
 static int cmp_dentry_hash(const void *a, const void *b)
 {
-	const struct dentry *x = *(const struct dentry *const *)a, *y = *(const struct dentry *const *)b;
+	const struct dentry *x = *(const struct dentry *const *)a;
+	const struct dentry *y = *(const struct dentry *const *)b;
 	if (x->hash != y->hash)
 		return x->hash < y->hash ? -1 : 1;
 	return cmp_dentry_name(x, y);
@@ -1148,7 +1160,8 @@ static int dir_finish_bin(struct kiln_ipfs_dir *d, struct cidbin *c, uint64_t *t
 	if (d->finished)
 		return kiln_error_set(e, KILN_E_USAGE, NULL, "directory already finished");
 	d->finished = 1;
-	qsort(d->v, d->n, sizeof *d->v, cmp_dentry_name);
+	if (d->n > 1)
+		qsort(d->v, d->n, sizeof *d->v, cmp_dentry_name);
 	for (size_t i = 1; i < d->n; i++)
 		if (!cmp_dentry_name(&d->v[i - 1], &d->v[i]))
 			return kiln_error_set(e, KILN_E_USAGE, d->v[i].name,
@@ -1196,7 +1209,8 @@ static int tree_fill(struct kiln_ipfs_dir *d, const char *path, int hidden, stru
 	size_t n = 0, cap = 0;
 	int rc = 0;
 	if (!dir)
-		return kiln_error_set(e, KILN_E_IO, path, "cannot open folder: %s", strerror(errno));
+		return kiln_error_set(e, KILN_E_IO, path, "cannot open folder: %s",
+				      strerror(errno));
 	while ((errno = 0, de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -1234,7 +1248,8 @@ static int tree_fill(struct kiln_ipfs_dir *d, const char *path, int hidden, stru
 		}
 		snprintf(child, plen, "%s/%s", path, names[i]);
 		if (lstat(child, &st) != 0) {
-			rc = kiln_error_set(e, KILN_E_IO, child, "cannot stat: %s", strerror(errno));
+			rc = kiln_error_set(e, KILN_E_IO, child, "cannot stat: %s",
+					    strerror(errno));
 			goto out;
 		}
 		if (S_ISREG(st.st_mode)) {
@@ -1247,8 +1262,8 @@ static int tree_fill(struct kiln_ipfs_dir *d, const char *path, int hidden, stru
 				rc = dir_push(d, names[i], &sc, ssize, e);
 		} else {
 			rc = kiln_error_set(e, KILN_E_IO, child,
-					    "not a regular file or folder (symbolic links and special "
-					    "files are not imported)");
+					    "not a regular file or folder (symbolic links "
+					    "and special files are not imported)");
 		}
 		if (rc)
 			goto out;

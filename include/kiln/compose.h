@@ -21,7 +21,10 @@ struct kiln_compose;
 
 /* Make an engine for spec s (which must outlive it). Initialises libvips if needed.
  * Files are hashed here (SHA-256, for recipes) but decoded lazily. A missing layer file is not
- * an error here: items using it fail. */
+ * an error here: items using it fail.
+ * The first call sets libvips up for the whole process: concurrency 1 (callers parallelise
+ * across items), operation cache off, GLib warnings of the "VIPS" domain dropped (see
+ * docs/compose.md). */
 int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struct kiln_error *e)
 	KILN_MUST_CHECK;
 void kiln_compose_free(struct kiln_compose *c);

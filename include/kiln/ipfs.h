@@ -5,7 +5,7 @@
  * nodes with at most 174 links each, sha2-256, printed in base32 lower case ('b...').
  * Directories are dag-pb UnixFS Directory nodes with links sorted bytewise by name; a directory
  * whose links' estimated size (sum over entries of name bytes + 36 CID bytes) exceeds 256 KiB
- * (about 5,000 entries with short names) becomes a HAMT shard (fanout 256, murmur3-x64-64), as
+ * (from 5,851 entries named 0.json, 1.json, ...) becomes a HAMT shard (fanout 256, murmur3), as
  * kubo does. docs/ipfs.md has every byte and where the rules come from.
  *
  * Data is streamed: files are read and hashed 256 KiB at a time, so a folder of 10,000 images
@@ -78,7 +78,8 @@ int kiln_ipfs_dir_add_file(struct kiln_ipfs_dir *d, const char *name, const char
 int kiln_ipfs_dir_add_buf(struct kiln_ipfs_dir *d, const char *name, const void *p, size_t n,
 			  char cid[KILN_IPFS_CID_MAX], struct kiln_error *e) KILN_MUST_CHECK;
 /* Add an entry whose DAG is already known (e.g. imported with kiln_ipfs_file_finish()):
- * cid as printed by this module, dag_size its cumulative DAG size. */
+ * cid as printed by this module, dag_size its cumulative DAG size. No block of that DAG is
+ * written to the directory's CAR here: import it into the same CAR to have a complete CAR. */
 int kiln_ipfs_dir_add_cid(struct kiln_ipfs_dir *d, const char *name, const char *cid,
 			  uint64_t dag_size, struct kiln_error *e) KILN_MUST_CHECK;
 /* Finish sub (writing its blocks) and add it to d as entry `name`. sub is freed either way. */

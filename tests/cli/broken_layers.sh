@@ -3,7 +3,7 @@
 $PY "$KILN_SRC/tests/fixtures/make_hashlips.py" "$T/hl" --broken >/dev/null || fail "fixture"
 P=$T/proj
 mkdir -p "$P"
-"$KILN" -C "$P" init --from-hashlips "$T/hl/layers" --size 40 >"$T/init" 2>&1
+"$KILN" -C "$P" init --from-hashlips "$T/hl/layers" --size 30 >"$T/init" 2>&1
 expect_eq "import exit" $? 0
 "$KILN" -C "$P" build -q
 expect_eq "clean build" $? 0
@@ -21,12 +21,12 @@ for kind in truncated corrupt wrong-size-32x32 rgb-no-alpha; do
 	failed=$("$KILN" -C "$T/b" ls --json --status failed | wc -l)
 	expect_eq "$kind: exactly the Laser items failed" "$failed" "$lasers"
 	rendered=$("$KILN" -C "$T/b" ls --json --status rendered | wc -l)
-	expect_eq "$kind: the others rendered" "$((rendered + failed))" 40
+	expect_eq "$kind: the others rendered" "$((rendered + failed))" 30
 	id=$("$KILN" -C "$T/b" ls --json --status failed | head -1 | $PY -c "import json,sys; print(json.loads(sys.stdin.readline())['id'])")
 	"$KILN" -C "$T/b" show "$id" >"$T/show"
 	expect_contains "$kind: show says why" "$T/show" "broken.png"
 	"$KILN" -C "$T/b" release >"$T/rel" 2>&1
 	expect_eq "$kind: release refuses" $? 1
-	expect_eq "$kind: dist untouched" "$(ls "$T/b/dist/images" | wc -l)" 40
+	expect_eq "$kind: dist untouched" "$(ls "$T/b/dist/images" | wc -l)" 30
 done
 finish

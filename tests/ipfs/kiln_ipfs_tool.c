@@ -47,7 +47,8 @@ static int walk(struct kiln_ipfs_dir *d, struct kiln_ipfs_car *car, const char *
 		names[n++] = strdup(de->d_name);
 	}
 	closedir(dir);
-	qsort(names, n, sizeof *names, cmp_str);
+	if (n > 1)
+		qsort(names, n, sizeof *names, cmp_str);
 	for (size_t i = 0; i < n && !rc; i++) {
 		char cid[KILN_IPFS_CID_MAX], child[4096], ichild[4096];
 		struct stat st;

@@ -45,19 +45,24 @@ function bytewise (a, b) {
 
 // Entries for the importer: files with content, and folders only when empty (a folder entry
 // for a non-empty folder would store an extra empty-folder block).
-function * walk (fsPath, ipfsPath, hidden) {
+function * walk (fsPath, ipfsPath, hidden, emptyDirs) {
   const st = fs.lstatSync(fsPath)
   if (st.isFile()) {
-    yield { path: ipfsPath, content: fs.createReadStream(fsPath, { highWaterMark: 262144 }) }
+    // small files whole (much faster), large ones streamed
+    const content = st.size <= 64 * 1048576
+      ? fs.readFileSync(fsPath)
+      : fs.createReadStream(fsPath, { highWaterMark: 262144 })
+    yield { path: ipfsPath, content }
     return
   }
   if (!st.isDirectory()) throw new Error(`${fsPath}: not a regular file or folder`)
   const names = fs.readdirSync(fsPath).filter(n => hidden || !n.startsWith('.')).sort(bytewise)
   if (names.length === 0) {
+    emptyDirs.push(ipfsPath)
     yield { path: ipfsPath }
     return
   }
-  for (const n of names) yield * walk(path.join(fsPath, n), `${ipfsPath}/${n}`, hidden)
+  for (const n of names) yield * walk(path.join(fsPath, n), `${ipfsPath}/${n}`, hidden, emptyDirs)
 }
 
 // Records the order in which the importer stores blocks; each block once.
@@ -76,6 +81,12 @@ class RecordingBlockstore extends MemoryBlockstore {
     }
     return super.put(cid, bytes, options)
   }
+}
+
+async function all (it) {
+  const out = []
+  for await (const x of it) out.push(x)
+  return out
 }
 
 async function writeCar (carPath, root, blocks) {
@@ -116,11 +127,19 @@ async function importTree (args) {
   const blockstore = new RecordingBlockstore()
   let root = null
   const lines = []
-  for await (const entry of importer(walk(top, topName, hidden), blockstore, IMPORT_OPTIONS)) {
+  const emptyDirs = []
+  for await (const entry of importer(walk(top, topName, hidden, emptyDirs), blockstore, IMPORT_OPTIONS)) {
     lines.push(`${entry.cid.toString()} ${entry.path}`)
     if (entry.path === topName) root = entry.cid
   }
   if (root == null) throw new Error('the importer gave no root')
+  // The importer does not report empty folders below the top (`ipfs add -r` does): they are
+  // all the same node, so report them with its CID.
+  for (const p of emptyDirs) {
+    if (p === topName) continue
+    const [entry] = await all(importer([{ path: 'empty' }], new MemoryBlockstore(), IMPORT_OPTIONS))
+    lines.push(`${entry.cid.toString()} ${p}`)
+  }
   process.stdout.write(lines.join('\n') + '\n')
   if (carPath != null) await writeCar(carPath, root, blockstore.order)
 }

@@ -207,10 +207,25 @@ static struct kiln_spec *ts_random(struct kiln_rng *r, uint64_t size, size_t nl,
 		snprintf(name, sizeof name, "Legend %zu", i);
 		ts_legendary(s, name);
 	}
+	/* value counts first, so that the size can be kept well inside the space of trait sets */
+	size_t nvals[64];
+	int bypass[64];
+	uint64_t space = 1;
+	if (nl > 64)
+		nl = 64;
 	for (size_t l = 0; l < nl; l++) {
-		size_t n = 2 + kiln_rng_below(r, nv - 1);
+		nvals[l] = 3 + kiln_rng_below(r, nv - 2);
+		bypass[l] = l == nl - 1 && nl > 3 && kiln_rng_below(r, 2);
+		if (!bypass[l] && space < ((uint64_t)1 << 40))
+			space *= nvals[l];
+	}
+	if (size > space / 4 + nleg + 2)
+		size = space / 4 + nleg + 2;
+	s->size = size;
+	for (size_t l = 0; l < nl; l++) {
+		size_t n = nvals[l];
 		snprintf(name, sizeof name, "L%zu", l);
-		ts_layer(s, name, l == nl - 1 && nl > 3 && kiln_rng_below(r, 2), 10 + (int)l * 20);
+		ts_layer(s, name, bypass[l], 10 + (int)l * 20);
 		for (size_t v = 0; v < n; v++) {
 			snprintf(name, sizeof name, "v%zu_%zu", l, v);
 			unsigned k = (unsigned)kiln_rng_below(r, 10);
@@ -244,7 +259,7 @@ static struct kiln_spec *ts_random(struct kiln_rng *r, uint64_t size, size_t nl,
 		case 1: {
 			size_t ru = ts_rule(s, KILN_RULE_IF, 200 + (int)i), tr[64], k = 0;
 			for (size_t v = 0; v < n2 && k < 64; v++)
-				if (v == v2 || kiln_rng_below(r, 2))
+				if (v == v2 || kiln_rng_below(r, 4))
 					tr[k++] = v;
 			ts_clause(s, ru, 0, l1, 1, v1);
 			ts_clause_arr(s, ru, 1, l2, k, tr);

@@ -129,6 +129,22 @@ static int group_setup(void **state)
 		memcpy(px + 4 * i, (uint8_t[4]){ 77, 77, 77, 200 }, 4);
 	save_px("greya_as_rgba.png", px, W, H, 4);
 	free(px);
+	{ /* a 16-bit RGBA PNG */
+		char *p = tpath("deep.png");
+		VipsImage *i8 = NULL, *i16 = NULL, *tagged = NULL;
+		char *src = tpath("red.png");
+		i8 = vips_image_new_from_file(src, NULL);
+		assert_non_null(i8);
+		assert_int_equal(vips_cast(i8, &i16, VIPS_FORMAT_USHORT, NULL), 0);
+		assert_int_equal(vips_copy(i16, &tagged, "interpretation",
+					   VIPS_INTERPRETATION_RGB16, NULL), 0);
+		assert_int_equal(vips_pngsave(tagged, p, NULL), 0);
+		g_object_unref(tagged);
+		g_object_unref(i16);
+		g_object_unref(i8);
+		free(src);
+		free(p);
+	}
 	/* corrupt: not an image at all; truncated: a valid PNG cut in half */
 	write_bytes("corrupt.png", "this is not a png, it is a text file\n", 37);
 	read_bytes("noise.png", &b);
@@ -144,7 +160,7 @@ static int group_teardown(void **state)
 	return kiln_fs_remove_tree(tdir, &e) ? -1 : 0;
 }
 
-/* ---- specs in memory (until kiln_spec_free exists, freed by test_spec_free) ---- */
+/* ---- specs in memory, as kiln_spec_load() would make them (freed by kiln_spec_free) ---- */
 
 struct tlayer {
 	enum kiln_blend blend;
@@ -206,30 +222,6 @@ static void add_legendary(struct kiln_spec *s, const char *file)
 	memset(lg, 0, sizeof *lg);
 	lg->name = kiln_strdup("Legend");
 	lg->file = kiln_strdup(file);
-}
-
-static void test_spec_free(struct kiln_spec *s)
-{
-	if (!s)
-		return;
-	for (size_t l = 0; l < s->nlayers; l++) {
-		for (size_t t = 0; t < s->layers[l].ntraits; t++) {
-			free(s->layers[l].traits[t].name);
-			free(s->layers[l].traits[t].file);
-		}
-		free(s->layers[l].traits);
-		free(s->layers[l].name);
-	}
-	for (size_t i = 0; i < s->nlegendaries; i++) {
-		free(s->legendaries[i].name);
-		free(s->legendaries[i].file);
-	}
-	free(s->legendaries);
-	free(s->layers);
-	free(s->path);
-	free(s->dir);
-	free(s->name);
-	free(s);
 }
 
 /* ---- helpers on results ---- */
@@ -335,7 +327,7 @@ static void test_over_three_layers(void **state)
 	g_free(px);
 	kiln_buf_release(&out);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 static void test_opacity_half(void **state)
@@ -359,7 +351,7 @@ static void test_opacity_half(void **state)
 	g_free(px);
 	kiln_buf_release(&out);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 static void test_opacity_zero_draws_nothing(void **state)
@@ -381,7 +373,7 @@ static void test_opacity_zero_draws_nothing(void **state)
 	g_free(px);
 	kiln_buf_release(&out);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 static void test_multiply(void **state)
@@ -404,7 +396,7 @@ static void test_multiply(void **state)
 	g_free(px);
 	kiln_buf_release(&out);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 /* Every kiln blend mode maps to the libvips mode of the same name. */
@@ -445,7 +437,7 @@ static void test_blend_modes_match_vips(void **state)
 		g_free(ref);
 		kiln_buf_release(&out);
 		kiln_compose_free(c);
-		test_spec_free(s);
+		kiln_spec_free(s);
 	}
 }
 
@@ -482,8 +474,8 @@ static void test_none_skipped(void **state)
 	kiln_buf_release(&r);
 	kiln_compose_free(c);
 	kiln_compose_free(c1);
-	test_spec_free(s);
-	test_spec_free(s1);
+	kiln_spec_free(s);
+	kiln_spec_free(s1);
 }
 
 static void test_all_none_is_transparent(void **state)
@@ -503,7 +495,7 @@ static void test_all_none_is_transparent(void **state)
 	g_free(px);
 	kiln_buf_release(&out);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 static void test_grey_alpha_accepted(void **state)
@@ -521,7 +513,7 @@ static void test_grey_alpha_accepted(void **state)
 	kiln_buf_release(&a);
 	kiln_buf_release(&b);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 /* ---- determinism ---- */
@@ -603,7 +595,7 @@ static void test_byte_identical(void **state)
 	kiln_compose_free(c1);
 	kiln_compose_free(c2);
 	kiln_compose_free(c3);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 /* ---- bad layer files ---- */
@@ -636,13 +628,13 @@ static void expect_bad_layer(const char *file, int code, const char *needle)
 	assert_true(out.len > 0);
 	kiln_buf_release(&out);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 static void test_corrupt(void **state)
 {
 	(void)state;
-	expect_bad_layer("corrupt.png", KILN_E_IMAGE, "not an image kiln can read");
+	expect_bad_layer("corrupt.png", KILN_E_IMAGE, "cannot read the file as an image");
 }
 
 static void test_truncated(void **state)
@@ -667,6 +659,14 @@ static void test_rgb_without_alpha(void **state)
 			 "alpha channel");
 }
 
+static void test_sixteen_bit(void **state)
+{
+	(void)state;
+	expect_bad_layer("deep.png", KILN_E_IMAGE,
+			 "expected 64x64 RGBA PNG, got 64x64 16-bit RGBA; re-export the layer at 8 "
+			 "bits per channel");
+}
+
 static void test_missing(void **state)
 {
 	struct tlayer tl[] = { { KILN_BLEND_OVER, 1, { "red.png", "nope/missing.png" }, 2, 0 } };
@@ -681,7 +681,7 @@ static void test_missing(void **state)
 	assert_string_equal(e.where, "nope/missing.png");
 	assert_int_equal(kiln_compose_recipe(c, good, hex, &e), 0);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 /* A file is decoded once per engine: its result (good or bad) does not change afterwards. */
@@ -718,7 +718,7 @@ static void test_decoded_once(void **state)
 	c = engine(s);
 	render(c, bad, &b);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 	kiln_buf_release(&a);
 	kiln_buf_release(&b);
 	kiln_buf_release(&bytes);
@@ -745,7 +745,7 @@ static void test_changed_after_hash(void **state)
 	assert_string_equal(e.where, "chg.png");
 	assert_non_null(strstr(e.msg, "changed"));
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 	kiln_buf_release(&b);
 	kiln_buf_release(&out);
 }
@@ -830,7 +830,7 @@ static void test_recipe(void **state)
 	assert_string_not_equal(x, h00);
 	kiln_compose_free(c);
 
-	test_spec_free(s);
+	kiln_spec_free(s);
 	kiln_buf_release(&b);
 }
 
@@ -848,7 +848,7 @@ static void test_trait_out_of_range(void **state)
 	assert_string_equal(e.where, "L0");
 	assert_int_equal(kiln_compose_recipe(c, t, hex, &e), KILN_E_STATE);
 	kiln_compose_free(c);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 /* ---- formats ---- */
@@ -904,7 +904,7 @@ static void test_webp_lossless_and_jpeg(void **state)
 	kiln_buf_release(&png);
 	kiln_buf_release(&webp);
 	kiln_buf_release(&jpg);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 /* ---- legendaries ---- */
@@ -945,7 +945,7 @@ static void test_legendary(void **state)
 	assert_int_equal(kiln_compose_legendary(c, 4, &out, &e), KILN_E_STATE);
 	kiln_compose_free(c);
 	kiln_buf_release(&out);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 /* ---- allocation failure ---- */
@@ -997,7 +997,7 @@ static void test_alloc_failure(void **state)
 	}
 	assert_true(n > 3 && n < 1000);
 	kiln_buf_release(&ref);
-	test_spec_free(s);
+	kiln_spec_free(s);
 }
 
 int main(int argc, char **argv)
@@ -1016,6 +1016,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_wrong_size),
 		cmocka_unit_test(test_rgb_without_alpha),
+		cmocka_unit_test(test_sixteen_bit),
 		cmocka_unit_test(test_missing),
 		cmocka_unit_test(test_decoded_once),
 		cmocka_unit_test(test_changed_after_hash),

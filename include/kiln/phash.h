@@ -1,0 +1,104 @@
+/* kiln/phash.h: image fingerprints for QA: perceptual hashes (dHash, pHash) defined bit for bit
+ * as Python's imagehash 4.x computes them with Pillow and SciPy, a pixel-content hash for exact
+ * duplicates, and a near-duplicate index (multi-index hashing) that finds every pair of 64-bit
+ * hashes within a Hamming threshold without comparing every pair.
+ *
+ * The hashes (design.md section 7; docs/qa.md has the details and the oracle):
+ *   grey  = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16 per pixel (Pillow convert("L"));
+ *           alpha is ignored, a grey image (1 or 2 bands) is its first band;
+ *   dHash = grey resized to 9x8 with Pillow's LANCZOS, bit = right pixel > left pixel,
+ *           row-major, first bit is the most significant (imagehash's hex string);
+ *   pHash = grey resized to 32x32 with Pillow's LANCZOS, 2-D DCT-II as scipy.fftpack.dct
+ *           (axis 0 then axis 1, unnormalised, pocketfft's arithmetic), top-left 8x8 incl. DC,
+ *           bit = value > median of those 64 values, row-major, MSB first.
+ * A hash is a uint64_t whose hex form (kiln_phash_hex) is exactly imagehash's str(hash).
+ * Distance = number of differing bits (kiln_phash_distance).
+ */
+#ifndef KILN_PHASH_H
+#define KILN_PHASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/error.h"
+
+/* dHash and pHash of an 8-bit image: width x height pixels of `bands` (1 grey, 2 grey+alpha,
+ * 3 RGB, 4 RGBA) interleaved bytes, rows `stride` bytes apart (0 = width*bands). Either output
+ * may be NULL. KILN_E_USAGE for a bad size or band count, KILN_E_NOMEM. Thread-safe. */
+int kiln_phash_from_pixels(const uint8_t *pixels, int width, int height, int bands,
+			   size_t stride, uint64_t *dhash, uint64_t *phash, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* What kiln_phash_image() learns from one decoded image. */
+struct kiln_phash_info {
+	uint64_t dhash;
+	uint64_t phash;
+	char pixel_sha256[65]; /* kiln_pixel_sha256 of the decoded pixels, lowercase hex */
+	int width, height;
+	int bands;             /* as decoded (1-4), before any conversion */
+};
+
+/* Decode the image at path with libvips (PNG, JPEG, WebP, GIF first frame, ... any format
+ * libvips loads) and hash it. 16-bit images are reduced to 8 bits by keeping the high byte
+ * (as Pillow's PNG decoder does for RGB/RGBA), CMYK and other colour spaces are converted to
+ * sRGB first. KILN_E_IMAGE (with libvips' reason) when the file cannot be decoded. Thread-safe. */
+int kiln_phash_image(const char *path, struct kiln_phash_info *out, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* The two perceptual hashes only (either may be NULL). */
+int kiln_phash_file(const char *path, uint64_t *dhash, uint64_t *phash, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* Exact duplicates are "same pixels, not just same bytes": the SHA-256 of the image put in
+ * one canonical form, so a palette PNG, an RGB PNG and an RGBA PNG with opaque alpha of the
+ * same picture hash alike, while any pixel change (alpha included) changes the hash.
+ * Canonical form: the 12-byte header "KPX1" + width (u32 big-endian) + height (u32 BE)
+ * (i.e. 4 + 4 + 4 bytes), then every pixel as R,G,B,A bytes row by row (grey g -> g,g,g;
+ * no alpha -> 255). Same input conventions as kiln_phash_from_pixels. */
+int kiln_pixel_sha256(const uint8_t *pixels, int width, int height, int bands, size_t stride,
+		      char hex[65], struct kiln_error *e) KILN_MUST_CHECK;
+
+/* imagehash's str(): 16 lowercase hex digits + NUL. */
+void kiln_phash_hex(uint64_t h, char out[17]);
+/* Parse 16 hex digits (either case) back; 0 ok, KILN_E_USAGE otherwise. */
+int kiln_phash_parse_hex(const char *s, uint64_t *h) KILN_MUST_CHECK;
+
+static inline int kiln_phash_distance(uint64_t a, uint64_t b)
+{
+	return __builtin_popcountll(a ^ b);
+}
+
+/* ---- near duplicates ---------------------------------------------------------------------
+ * Every pair (i < j) of hashes with distance <= threshold, through multi-index hashing: the
+ * 64 bits are cut into m substrings with radii r_k, sum(r_k + 1) > threshold, so two hashes
+ * within the threshold are within r_k of each other on some substring k (pigeonhole); each
+ * substring is a counting-sorted table, each bucket meets the buckets within r_k of it, and
+ * every candidate pair is verified on the whole 64 bits. m is chosen from N (substrings of
+ * about log2(N) + 1 bits) so buckets hold about one hash. 1,000,000 hashes at threshold 8 take
+ * about a second on two cores (bench/qa/bench_neardup.c). */
+
+struct kiln_neardup_pair {
+	uint32_t i, j;   /* indices into the input, i < j */
+	uint32_t dist;   /* Hamming distance, <= threshold */
+};
+
+struct kiln_neardup_opts {
+	int threshold;      /* 0..32; typical 4..10 */
+	int threads;        /* worker threads; 0 = one per online CPU (at most 16) */
+	size_t max_pairs;   /* give up (KILN_E_FAILED) past this many pairs; 0 = 10,000,000 */
+};
+
+/* Find all pairs of hashes[0..n) within opts->threshold. On success *pairs (owned by the
+ * caller, free() it; NULL when *npairs == 0) is sorted by (i, j): the result does not
+ * depend on the thread count. n < 2^32. KILN_E_USAGE (bad threshold or n), KILN_E_NOMEM,
+ * KILN_E_FAILED when there are more than max_pairs pairs (e.g. thousands of identical
+ * images: group exact duplicates by hash first). */
+int kiln_neardup_pairs(const uint64_t *hashes, size_t n, const struct kiln_neardup_opts *opts,
+		       struct kiln_neardup_pair **pairs, size_t *npairs, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* The same result by comparing every pair (O(n^2)); for tests and benchmarks. */
+int kiln_neardup_pairs_brute(const uint64_t *hashes, size_t n, int threshold,
+			     size_t max_pairs, struct kiln_neardup_pair **pairs, size_t *npairs,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+
+#endif
