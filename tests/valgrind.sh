@@ -4,7 +4,7 @@
 # caches for the life of the process: those show as "still reachable" and are not errors.)
 set -u
 BUILD=${1:-build}
-VG="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
+VG="valgrind --suppressions=tests/valgrind.supp --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
 # KILN_VALGRIND=1 tells the heavier property tests to run fewer rounds (valgrind is ~50x slower)
 # VIPSHOME points libvips away from its dlopen()ed modules: libhwy (via the JPEG XL module)
 # runs an instruction valgrind cannot emulate at load time. kiln needs none of those modules.

@@ -144,9 +144,11 @@ static void test_property_random(void **state)
 {
 	struct kiln_rng r;
 	int ok = 0, bad = 0;
+	/* under valgrind (make valgrind sets KILN_VALGRIND) a tenth of the rounds */
+	int rounds = getenv("KILN_VALGRIND") ? 20 : 200;
 	kiln_rng_seed(&r, 2024, 9);
-	for (int i = 0; i < 200; i++) {
-		uint64_t size = 5 + kiln_rng_below(&r, i < 170 ? 400 : 5000);
+	for (int i = 0; i < rounds; i++) {
+		uint64_t size = 5 + kiln_rng_below(&r, i < rounds * 17 / 20 ? 400 : 5000);
 		size_t nl = 2 + kiln_rng_below(&r, 6);
 		struct kiln_spec *s = ts_random(&r, size, nl, 8, kiln_rng_below(&r, 8));
 		struct kiln_plan *p = NULL, *p2 = NULL;
@@ -173,7 +175,7 @@ static void test_property_random(void **state)
 		ts_free(s);
 	}
 	print_message("random specs: %d planned, %d infeasible\n", ok, bad);
-	assert_true(ok >= 80);
+	assert_true(ok >= rounds * 2 / 5);
 	(void)state;
 }
 
