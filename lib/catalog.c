@@ -51,6 +51,9 @@ static const char schema[] =
 	"  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;\n"
 	"CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events\n"
 	"  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;\n"
+	"CREATE TABLE IF NOT EXISTS qa_findings (\n"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER, check_id TEXT NOT NULL,\n"
+	"  severity TEXT NOT NULL, file TEXT, path TEXT, message TEXT);\n"
 	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '" SCHEMA_VERSION "');\n";
 
 static int db_error(struct kiln_catalog *c, struct kiln_error *e, const char *what)
@@ -622,5 +625,284 @@ int kiln_catalog_item_renders_json(struct kiln_catalog *c, uint64_t id, char **j
 out:
 	sqlite3_finalize(st);
 	json_decref(arr);
+	return rc;
+}
+
+/* --- AI renders ------------------------------------------------------------------------------
+ * ai_inflight rows live only while a server may be running a job; ai_info rows are kept. */
+
+int kiln_catalog_ai_init(struct kiln_catalog *c, struct kiln_error *e)
+{
+	return exec(c,
+		"CREATE TABLE IF NOT EXISTS ai_inflight (\n"
+		"  item_id INTEGER NOT NULL, seed INTEGER NOT NULL, recipe TEXT, endpoint TEXT,\n"
+		"  engine TEXT, remote_id TEXT NOT NULL, attempt INTEGER, at REAL,\n"
+		"  PRIMARY KEY (item_id, seed));\n"
+		"CREATE TABLE IF NOT EXISTS ai_info (\n"
+		"  id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL, seed INTEGER,\n"
+		"  seed_used INTEGER, image TEXT, endpoint TEXT, remote_id TEXT, info TEXT);\n"
+		"CREATE INDEX IF NOT EXISTS ai_info_image ON ai_info(image);\n", e);
+}
+
+int kiln_catalog_inflight_put(struct kiln_catalog *c, const struct kiln_inflight *f,
+			      struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct timeval tv;
+	int rc = prepare(c, "INSERT OR REPLACE INTO ai_inflight(item_id, seed, recipe, endpoint, "
+			 "engine, remote_id, attempt, at) VALUES (?,?,?,?,?,?,?,?)", &st, e);
+	if (rc)
+		return rc;
+	gettimeofday(&tv, NULL);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)f->item_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)f->seed);
+	sqlite3_bind_text(st, 3, f->recipe, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, f->endpoint, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, f->engine, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, f->remote_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 7, (int)f->attempt);
+	sqlite3_bind_double(st, 8, (double)tv.tv_sec + tv.tv_usec / 1e6);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "recording a job in flight");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_inflight_each(struct kiln_catalog *c,
+			       int (*fn)(void *user, const struct kiln_inflight *f), void *user,
+			       struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, "SELECT item_id, seed, recipe, endpoint, engine, remote_id, attempt "
+			 "FROM ai_inflight ORDER BY at", &st, e), step;
+	if (rc)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct kiln_inflight f;
+		f.item_id = (uint64_t)sqlite3_column_int64(st, 0);
+		f.seed = (uint64_t)sqlite3_column_int64(st, 1);
+		f.recipe = (const char *)sqlite3_column_text(st, 2);
+		f.endpoint = (const char *)sqlite3_column_text(st, 3);
+		f.engine = (const char *)sqlite3_column_text(st, 4);
+		f.remote_id = (const char *)sqlite3_column_text(st, 5);
+		f.attempt = (unsigned)sqlite3_column_int(st, 6);
+		if (fn(user, &f))
+			break;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = db_error(c, e, "reading jobs in flight");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_ai_finish(struct kiln_catalog *c, const struct kiln_ai_outcome *o, size_t n,
+			   struct kiln_error *e)
+{
+	sqlite3_stmt *del = NULL, *ins = NULL;
+	int rc;
+	if (!n)
+		return 0;
+	if ((rc = begin(c, e)))
+		return rc;
+	if ((rc = prepare(c, "DELETE FROM ai_inflight WHERE item_id = ? AND seed = ?", &del, e)) ||
+	    (rc = prepare(c, "INSERT INTO ai_info(item_id, seed, seed_used, image, endpoint, "
+			  "remote_id, info) VALUES (?,?,?,?,?,?,?)", &ins, e)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct kiln_ai_outcome *x = &o[i];
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, (sqlite3_int64)x->item_id);
+		sqlite3_bind_int64(del, 2, (sqlite3_int64)x->seed);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = db_error(c, e, "finishing a job");
+			goto out;
+		}
+		if (!x->ok)
+			continue;
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		sqlite3_bind_int64(ins, 1, (sqlite3_int64)x->item_id);
+		sqlite3_bind_int64(ins, 2, (sqlite3_int64)x->seed);
+		sqlite3_bind_int64(ins, 3, (sqlite3_int64)x->seed_used);
+		sqlite3_bind_text(ins, 4, x->image, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 5, x->endpoint, -1, SQLITE_STATIC);
+		if (x->remote_id && x->remote_id[0])
+			sqlite3_bind_text(ins, 6, x->remote_id, -1, SQLITE_STATIC);
+		if (x->info)
+			sqlite3_bind_text(ins, 7, x->info, -1, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			rc = db_error(c, e, "recording what a server said");
+			goto out;
+		}
+	}
+	rc = commit(c, e);
+out:
+	sqlite3_finalize(del);
+	sqlite3_finalize(ins);
+	if (rc)
+		rollback(c);
+	return rc;
+}
+
+int kiln_catalog_ai_done_each(struct kiln_catalog *c,
+			      int (*fn)(void *user, uint64_t item_id, const char *recipe,
+					const char *image),
+			      void *user, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, "SELECT item_id, recipe, image FROM renders WHERE status = 'ok' AND "
+			 "engine <> 'compose' AND recipe IS NOT NULL AND image IS NOT NULL", &st, e);
+	int step;
+	if (rc)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(user, (uint64_t)sqlite3_column_int64(st, 0),
+		       (const char *)sqlite3_column_text(st, 1),
+		       (const char *)sqlite3_column_text(st, 2)))
+			break;
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = db_error(c, e, "reading renders");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_stat **out,
+				size_t *n, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct kiln_endpoint_stat *v = NULL;
+	size_t cap = 0;
+	int rc, step;
+	*out = NULL;
+	*n = 0;
+	if ((rc = prepare(c, "SELECT endpoint, min(engine), count(*), "
+			  "sum(status = 'ok'), sum(status = 'failed'), "
+			  "coalesce(sum(finished_at - started_at), 0), min(started_at), "
+			  "max(finished_at) FROM renders WHERE endpoint IS NOT NULL "
+			  "GROUP BY endpoint ORDER BY endpoint", &st, e)))
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct kiln_endpoint_stat *x;
+		if (*n == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			struct kiln_endpoint_stat *nv = kiln_reallocarray(v, ncap, sizeof *nv);
+			if (!nv)
+				goto nomem;
+			v = nv;
+			cap = ncap;
+		}
+		x = &v[*n];
+		memset(x, 0, sizeof *x);
+		(*n)++;
+		if (!(x->endpoint = dup_col(st, 0)) || !(x->engine = dup_col(st, 1)))
+			goto nomem;
+		x->attempts = (uint64_t)sqlite3_column_int64(st, 2);
+		x->ok = (uint64_t)sqlite3_column_int64(st, 3);
+		x->failed = (uint64_t)sqlite3_column_int64(st, 4);
+		x->busy_seconds = sqlite3_column_double(st, 5);
+		x->first = sqlite3_column_double(st, 6);
+		x->last = sqlite3_column_double(st, 7);
+	}
+	if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading renders");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	*out = v;
+	return 0;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+fail:
+	sqlite3_finalize(st);
+	kiln_endpoint_stats_free(v, *n);
+	*n = 0;
+	return rc;
+}
+
+void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].endpoint);
+		free(v[i].engine);
+	}
+	free(v);
+}
+
+int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows, size_t n,
+			 const char *detail_json, struct kiln_error *e)
+{
+	sqlite3_stmt *ins = NULL;
+	int rc;
+	if ((rc = begin(c, e)))
+		return rc;
+	if ((rc = exec(c, "DELETE FROM qa_findings", e)))
+		goto out;
+	if ((rc = prepare(c, "INSERT INTO qa_findings(item_id, check_id, severity, file, path, "
+			  "message) VALUES (?,?,?,?,?,?)", &ins, e)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		if (rows[i].item_id)
+			sqlite3_bind_int64(ins, 1, (sqlite3_int64)rows[i].item_id);
+		sqlite3_bind_text(ins, 2, rows[i].check, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 3, rows[i].severity, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 4, rows[i].file, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 5, rows[i].path, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 6, rows[i].message, -1, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			rc = db_error(c, e, "saving QA results");
+			goto out;
+		}
+	}
+	if ((rc = insert_event(c, "qa", 0, detail_json, e)) ||
+	    (rc = kiln_catalog_meta_set(c, "qa_ran", "1", e)))
+		goto out;
+	rc = commit(c, e);
+out:
+	sqlite3_finalize(ins);
+	if (rc)
+		rollback(c);
+	return rc;
+}
+
+int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, int *ran,
+			   struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	char *v = NULL;
+	size_t cap = 0;
+	int rc, step;
+	*ids = NULL;
+	*n = 0;
+	if ((rc = kiln_catalog_meta_get(c, "qa_ran", &v, e)))
+		return rc;
+	*ran = v != NULL;
+	free(v);
+	if ((rc = prepare(c, "SELECT DISTINCT item_id FROM qa_findings WHERE severity = 'error' "
+			  "AND item_id IS NOT NULL ORDER BY item_id", &st, e)))
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			uint64_t *p = kiln_reallocarray(*ids, nc, sizeof *p);
+			if (!p) {
+				rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+				goto out;
+			}
+			*ids = p;
+			cap = nc;
+		}
+		(*ids)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	if (step != SQLITE_DONE)
+		rc = db_error(c, e, "reading QA results");
+out:
+	sqlite3_finalize(st);
+	if (rc) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
 	return rc;
 }

@@ -1,17 +1,45 @@
-/* release: writes dist/ from the catalog: images/<id>.<ext>, metadata/<id>.json (OpenSea /
- * ERC-721 token JSON) and _metadata.json (all tokens, HashLips' convention).
+/* release: turns the catalog's approved collection into dist/, exactly what a mint needs,
+ * computed offline and verifiable by anyone.
  *
- * Invariants: the new release is written whole into DIR/.dist.tmp-PID and swapped with dist/
- * by one renameat2(RENAME_EXCHANGE) (or a rename when there is no dist/ yet), so a failed or
- * killed release leaves the previous dist/ as it was. It refuses unless every item is rendered
- * from the current plan and its render is current. The meta key "release_sha" (a hash of all
- * the inputs) makes a second release with nothing changed a no-op.
+ *   dist/images/<id>.<ext>          final images, the initial sequence (token id order)
+ *   dist/metadata/<id>.json         ERC-721 / OpenSea token JSON   \  erc721 target
+ *   dist/_metadata.json             all of them (HashLips' file)   /  (the default)
+ *   dist/contract.json              contract-level JSON (contractURI), erc721 and erc1155
+ *   dist/contract/                  its images, when the spec names project files
+ *   dist/erc1155/metadata/<hex>.json  ERC-1155 token JSON, {id} = 64 lowercase hex digits
+ *   dist/metaplex/assets/N.<ext>, N.json, collection.<ext>, collection.json   Sugar's layout
+ *   dist/prereveal/hidden.<ext>, prereveal/metadata/<id>.json  the pre-reveal set
+ *   dist/provenance.json            image hashes, provenance hash, starting index, method
+ *   dist/ipfs.json                  CIDs of every folder and file to upload; CAR hashes
+ *   dist/car/<folder>.car           CARv1 of each folder (--car)
  *
- * Sizes: one image copy and one small JSON per token; _metadata.json holds all of them
- * (about 300 bytes a token).
+ * Order matters: the images folder's CID is computed first, so the token JSON can say
+ * image: ipfs://<images CID>/<id>.<ext>; then each metadata folder's CID. Every image is read
+ * once: its bytes are checked against the store's SHA-256 (the provenance hash covers exactly
+ * what is uploaded), written to dist/ and fed to the IPFS importer from memory.
+ *
+ * Reveal: the token at position t (0-based, token id order) shows initial item
+ * (t + starting_index) mod N, in every target. With metadata.reveal set and no starting index
+ * known yet, only the images, the pre-reveal set and the records are written: publishing the
+ * final token metadata before the index is fixed would give the order away. The starting index
+ * is kept in the catalog (meta "starting_index") so later releases and builds reuse it.
+ *
+ * Invariants: the release is written whole into DIR/.dist.tmp-PID and swapped with dist/ by
+ * one renameat2(RENAME_EXCHANGE), so a failed or killed release leaves the previous dist/ as
+ * it was. It refuses unless every item is rendered from the current plan and its render is
+ * current. Nothing in dist/ depends on time, the machine or the thread count: the same catalog
+ * and options give the same bytes and CIDs. The meta key "release_sha" (a hash of all inputs
+ * and options) makes a second release with nothing changed a no-op.
+ *
+ * AI disclosure (IPTC DigitalSourceType XMP) is for AI-rendered images; the compose engine's
+ * images are not, so none is written yet.
+ *
+ * Sizes: one image in memory at a time; per token a small JSON per target and 65 bytes of hash.
  */
 #include "kiln/compose.h"
+#include "kiln/ipfs.h"
 #include "kiln/project.h"
+#include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/sha.h"
@@ -19,66 +47,197 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* An item's URI: base_uri + "/" + id + ext (one slash). Caller frees. */
-static char *image_uri(const struct kiln_spec *s, uint64_t id)
+#define LEGACY_PLACEHOLDER "ipfs://REPLACE_WITH_IMAGES_CID"
+#define JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | \
+		    JSON_REAL_PRECISION(15))
+
+/* One release being written. */
+struct rel {
+	struct kiln_project *p;
+	const struct kiln_spec *s;
+	const struct kiln_items *items;
+	const struct kiln_release_opts *o;
+	struct kiln_release_result *r;
+	char *tmp;                    /* the new dist/ */
+	char (*sha)[65];              /* per item, initial sequence */
+	uint64_t si;                  /* starting index (0 when none) */
+	int has_si;
+	char *image_base;             /* "ipfs://<cid>" or the spec's base_uri, no trailing '/' */
+	char hidden_uri[KILN_IPFS_CID_MAX + 16];
+	json_t *entries;              /* ipfs.json entries */
+	json_t *tokens;               /* provenance.json tokens */
+	struct kiln_buf img;          /* the image being copied */
+};
+
+static int nomem(struct rel *x, struct kiln_error *e)
 {
-	size_t n = strlen(s->base_uri);
+	return kiln_error_set(e, KILN_E_NOMEM, x->p->dir, "out of memory writing the release");
+}
+
+static int write_json(const char *path, json_t *j, struct kiln_buf *out, struct kiln_error *e)
+{
+	char *text = json_dumps(j, JSON_FLAGS);
+	int rc;
+	if (!text)
+		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+	kiln_buf_reset(out);
+	rc = kiln_buf_adds(out, text) || kiln_buf_add(out, "\n", 1)
+		     ? kiln_error_set(e, KILN_E_NOMEM, path, "out of memory")
+		     : kiln_fs_write_atomic(path, out->data, out->len, e);
+	free(text);
+	return rc;
+}
+
+/* pattern with {id} and {name} expanded; caller frees */
+static char *expand(const struct kiln_spec *s, const char *pat, uint64_t id)
+{
 	struct kiln_buf b = KILN_BUF_INIT;
-	if (kiln_buf_adds(&b, s->base_uri) ||
-	    kiln_buf_addf(&b, "%s%llu.%s", n && s->base_uri[n - 1] == '/' ? "" : "/",
-			  (unsigned long long)id, kiln_format_ext(s->format))) {
+	int rc = 0;
+	while (*pat && !rc) {
+		if (!strncmp(pat, "{id}", 4)) {
+			rc = kiln_buf_addf(&b, "%" PRIu64, id);
+			pat += 4;
+		} else if (!strncmp(pat, "{name}", 6)) {
+			rc = kiln_buf_adds(&b, s->name);
+			pat += 6;
+		} else {
+			rc = kiln_buf_add(&b, pat++, 1);
+		}
+	}
+	if (rc) {
 		kiln_buf_release(&b);
 		return NULL;
 	}
 	return kiln_buf_detach(&b, NULL);
 }
 
-static json_t *token_json(const struct kiln_spec *s, const struct kiln_item *it)
+static const char *file_ext(const char *path)
 {
-	json_t *o = json_object(), *attrs = json_array();
-	char *name = kiln_token_name(s, it->id), *uri = image_uri(s, it->id);
-	const char *desc = s->meta_description;
-	int bad = !o || !attrs || !name || !uri;
+	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+	return dot && (!slash || dot > slash) && dot[1] ? dot + 1 : "png";
+}
+
+static const char *ext_mime(const char *ext)
+{
+	if (!strcasecmp(ext, "png"))
+		return "image/png";
+	if (!strcasecmp(ext, "jpg") || !strcasecmp(ext, "jpeg"))
+		return "image/jpeg";
+	if (!strcasecmp(ext, "gif"))
+		return "image/gif";
+	if (!strcasecmp(ext, "webp"))
+		return "image/webp";
+	if (!strcasecmp(ext, "svg"))
+		return "image/svg+xml";
+	return "application/octet-stream";
+}
+
+/* A number as written in the spec: an integer when it is one, else a real. */
+static json_t *number(const char *v)
+{
+	char *end;
+	long long i;
+	errno = 0;
+	i = strtoll(v, &end, 10);
+	if (!*end && !errno)
+		return json_integer(i);
+	return json_real(strtod(v, NULL));
+}
+
+static int add_attr(json_t *attrs, const char *type, const char *value, enum kiln_display d,
+		    int has_max, double max, int plain)
+{
+	json_t *a = json_object();
+	int bad = !a;
+	if (!bad && !plain && d != KILN_DISPLAY_NONE)
+		bad |= json_object_set_new(a, "display_type", json_string(kiln_display_name(d)));
+	bad = bad || json_object_set_new(a, "trait_type", json_string(type)) ||
+	      json_object_set_new(a, "value", plain || d == KILN_DISPLAY_NONE ? json_string(value)
+									     : number(value));
+	if (!bad && !plain && has_max)
+		bad |= json_object_set_new(a, "max_value", json_real(max)) != 0;
+	if (bad || json_array_append_new(attrs, a)) {
+		json_decref(bad ? a : NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* attributes of an item: traits in layer order (none values left out) or a legendary's own,
+ * then metadata.attributes. plain: Metaplex (string values, no display types). */
+static json_t *attributes(const struct kiln_spec *s, const struct kiln_item *it, int plain)
+{
+	json_t *attrs = json_array();
+	int bad = !attrs;
+	if (!bad && it->legendary >= 0) {
+		const struct kiln_legendary *g = &s->legendaries[it->legendary];
+		for (size_t a = 0; !bad && a < g->nattrs; a++)
+			bad |= add_attr(attrs, g->attrs[a].trait_type, g->attrs[a].value,
+					KILN_DISPLAY_NONE, 0, 0, 1);
+	} else {
+		for (size_t l = 0; !bad && l < s->nlayers; l++) {
+			const struct kiln_trait *tr = &s->layers[l].traits[it->traits[l]];
+			const struct kiln_layer_display *d = s->layer_display ? &s->layer_display[l]
+									      : NULL;
+			if (tr->is_none)
+				continue;
+			bad |= add_attr(attrs, s->layers[l].name, tr->name,
+					d ? d->type : KILN_DISPLAY_NONE, d && d->has_max,
+					d ? d->max_value : 0, plain);
+		}
+	}
+	for (size_t a = 0; !bad && a < s->nmeta_attrs; a++) {
+		const struct kiln_meta_attr *m = &s->meta_attrs[a];
+		bad |= add_attr(attrs, m->trait_type, m->value, m->display, m->has_max,
+				m->max_value, plain);
+	}
+	if (bad) {
+		json_decref(attrs);
+		return NULL;
+	}
+	return attrs;
+}
+
+/* name and description of token `id` showing item `it` */
+static int token_text(const struct kiln_spec *s, const struct kiln_item *it, uint64_t id,
+		      char **name, const char **desc)
+{
+	*desc = s->meta_description;
 	if (it->legendary >= 0) {
 		const struct kiln_legendary *g = &s->legendaries[it->legendary];
 		if (g->description)
-			desc = g->description;
-		for (size_t a = 0; !bad && a < g->nattrs; a++)
-			bad |= json_array_append_new(attrs, json_pack("{s:s, s:s}", "trait_type",
-				g->attrs[a].trait_type, "value", g->attrs[a].value)) != 0;
-		if (!bad) {
-			/* a legendary is named after itself */
-			free(name);
-			name = kiln_strdup(g->name);
-			bad = !name;
-		}
+			*desc = g->description;
+		*name = kiln_strdup(g->name); /* a legendary is named after itself */
 	} else {
-		for (size_t l = 0; !bad && l < s->nlayers; l++) {
-			uint32_t t = it->traits[l];
-			const struct kiln_trait *tr = &s->layers[l].traits[t];
-			if (tr->is_none)
-				continue;
-			bad |= json_array_append_new(attrs, json_pack("{s:s, s:s}", "trait_type",
-				s->layers[l].name, "value", tr->name)) != 0;
-		}
+		*name = kiln_token_name(s, id);
 	}
-	if (!bad) {
-		bad |= json_object_set_new(o, "name", json_string(name)) != 0;
-		bad |= json_object_set_new(o, "description", json_string(desc)) != 0;
-		bad |= json_object_set_new(o, "image", json_string(uri)) != 0;
-		if (s->external_url)
-			bad |= json_object_set_new(o, "external_url",
-						   json_string(s->external_url)) != 0;
-		bad |= json_object_set(o, "attributes", attrs) != 0;
-	}
+	return *name ? 0 : -1;
+}
+
+/* OpenSea token JSON (ERC-721 and ERC-1155) for token `id` showing item `it`. */
+static json_t *token_json(struct rel *x, const struct kiln_item *it, uint64_t id)
+{
+	const struct kiln_spec *s = x->s;
+	json_t *o = json_object(), *attrs = attributes(s, it, 0);
+	const char *desc;
+	char *name = NULL, uri[4096];
+	int bad = !o || !attrs || token_text(s, it, id, &name, &desc);
+	snprintf(uri, sizeof uri, "%s/%" PRIu64 ".%s", x->image_base, it->id,
+		 kiln_format_ext(s->format));
+	bad = bad || json_object_set_new(o, "name", json_string(name)) ||
+	      json_object_set_new(o, "description", json_string(desc)) ||
+	      json_object_set_new(o, "image", json_string(uri)) ||
+	      (s->external_url && json_object_set_new(o, "external_url",
+						       json_string(s->external_url))) ||
+	      json_object_set(o, "attributes", attrs);
 	free(name);
-	free(uri);
 	json_decref(attrs);
 	if (bad) {
 		json_decref(o);
@@ -87,49 +246,82 @@ static json_t *token_json(const struct kiln_spec *s, const struct kiln_item *it)
 	return o;
 }
 
-static int write_json(const char *path, json_t *j, struct kiln_error *e)
+/* Sugar's asset JSON for asset index i (image "i.<ext>"). */
+static json_t *metaplex_json(struct rel *x, const struct kiln_item *it, uint64_t id,
+			     uint64_t i)
 {
-	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-	size_t n;
-	int rc;
-	if (!text)
-		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
-	n = strlen(text);
-	text[n] = 0;
-	{
-		char *t2 = kiln_realloc(text, n + 2);
-		if (!t2) {
-			free(text);
-			return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
-		}
-		text = t2;
-		text[n++] = '\n';
-		text[n] = 0;
+	const struct kiln_spec *s = x->s;
+	json_t *o = json_object(), *attrs = attributes(s, it, 1), *files = NULL, *props = NULL;
+	const char *desc, *ext = kiln_format_ext(s->format);
+	char *name = NULL, file[64];
+	int bad = !o || !attrs || token_text(s, it, id, &name, &desc);
+	snprintf(file, sizeof file, "%" PRIu64 ".%s", i, ext);
+	bad = bad || !(files = json_pack("[{s:s, s:s}]", "uri", file, "type",
+					 kiln_format_mime(s->format))) ||
+	      !(props = json_pack("{s:O, s:s}", "files", files, "category", "image"));
+	if (!bad && s->ncreators) {
+		json_t *cr = json_array();
+		bad = !cr || json_object_set_new(props, "creators", cr);
+		for (size_t c = 0; !bad && c < s->ncreators; c++)
+			bad |= json_array_append_new(cr, json_pack("{s:s, s:i}", "address",
+				s->creators[c].address, "share", (int)s->creators[c].share)) != 0;
 	}
-	rc = kiln_fs_write_atomic(path, text, n, e);
-	free(text);
-	return rc;
+	bad = bad || json_object_set_new(o, "name", json_string(name)) ||
+	      json_object_set_new(o, "symbol", json_string(s->symbol)) ||
+	      json_object_set_new(o, "description", json_string(desc)) ||
+	      json_object_set_new(o, "seller_fee_basis_points",
+				  json_integer((json_int_t)s->seller_fee_bps)) ||
+	      json_object_set_new(o, "image", json_string(file)) ||
+	      (s->external_url && json_object_set_new(o, "external_url",
+						       json_string(s->external_url))) ||
+	      json_object_set(o, "attributes", attrs) || json_object_set(o, "properties", props);
+	free(name);
+	json_decref(attrs);
+	json_decref(files);
+	json_decref(props);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
-/* Hash of everything dist/ depends on. */
-static void release_sha(const struct kiln_project *p, const struct kiln_items *items,
-			char out[65])
+/* Hash of everything dist/ depends on: spec, items, options, files the spec names. */
+static int release_sha(struct rel *x, char out[65], struct kiln_error *e)
 {
+	const struct kiln_spec *s = x->s;
+	const char *files[] = {s->reveal_image, s->mpl_collection_image, s->contract.image,
+			       s->contract.banner_image, s->contract.featured_image};
 	struct kiln_sha256 h;
-	if (kiln_sha256_init(&h)) {
-		out[0] = 0;
-		return;
+	char line[256];
+	int n;
+	if (kiln_sha256_init(&h))
+		return kiln_error_set(e, KILN_E_NOMEM, x->p->dir, "cannot start SHA-256");
+	n = snprintf(line, sizeof line, "release/2\n%s\ncar %d\nsi %d %" PRIu64 "\n", x->p->spec_sha,
+		     x->o->car, x->has_si, x->si);
+	kiln_sha256_update(&h, line, (size_t)n);
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char hex[65] = "-", *path;
+		struct kiln_error fe;
+		if (files[i] && !strstr(files[i], "://")) {
+			if (!(path = kiln_fs_join(x->p->dir, files[i]))) {
+				kiln_sha256_abort(&h);
+				return nomem(x, e);
+			}
+			if (kiln_sha256_file(path, hex, &fe))
+				snprintf(hex, sizeof hex, "missing");
+			free(path);
+		}
+		kiln_sha256_update(&h, hex, strlen(hex));
 	}
-	kiln_sha256_update(&h, "release/1\n", 10);
-	kiln_sha256_update(&h, p->spec_sha, 64);
-	for (size_t i = 0; i < items->n; i++) {
-		char line[256];
-		int n = snprintf(line, sizeof line, "\n%llu %s ", (unsigned long long)items->v[i].id,
-				 items->v[i].image);
+	for (size_t i = 0; i < x->items->n; i++) {
+		const struct kiln_item *it = &x->items->v[i];
+		n = snprintf(line, sizeof line, "\n%" PRIu64 " %s ", it->id, it->image);
 		kiln_sha256_update(&h, line, (size_t)n);
-		kiln_sha256_update(&h, items->v[i].traits_json, strlen(items->v[i].traits_json));
+		kiln_sha256_update(&h, it->traits_json, strlen(it->traits_json));
 	}
 	kiln_sha256_final(&h, NULL, out);
+	return 0;
 }
 
 /* Every item must hold a current render. */
@@ -204,33 +396,673 @@ static void report(const struct kiln_release_opts *o, const char *event, uint64_
 	o->progress(&pr, o->user);
 }
 
+/* ipfs.json entry: a folder or file and its CID, or a CAR and its SHA-256 */
+static int entry(struct rel *x, const char *name, const char *path, const char *cid,
+		 const char *sha)
+{
+	json_t *o = json_pack("{s:s, s:s}", "name", name, "path", path);
+	if (!o || (cid && json_object_set_new(o, "cid", json_string(cid))) ||
+	    (sha && json_object_set_new(o, "sha256", json_string(sha))) ||
+	    json_array_append_new(x->entries, o)) {
+		json_decref(o);
+		return -1;
+	}
+	return 0;
+}
+
+/* Open dist/car/<name>.car when --car. */
+static int car_open(struct rel *x, const char *name, struct kiln_ipfs_car **car,
+		    struct kiln_error *e)
+{
+	char rel[128], *path;
+	int rc;
+	*car = NULL;
+	if (!x->o->car)
+		return 0;
+	snprintf(rel, sizeof rel, "car/%s.car", name);
+	if (!(path = kiln_fs_join(x->tmp, rel)))
+		return nomem(x, e);
+	*strrchr(path, '/') = 0;
+	rc = kiln_fs_mkdirs(path, e);
+	path[strlen(path)] = '/';
+	if (!rc)
+		rc = kiln_ipfs_car_open(car, path, e);
+	free(path);
+	return rc;
+}
+
+/* Finish a folder: its CID, the CAR (when one is open) and their ipfs.json entries. */
+static int dir_done(struct rel *x, struct kiln_ipfs_dir **d, struct kiln_ipfs_car **car,
+		    const char *name, const char *path, char cid[KILN_IPFS_CID_MAX],
+		    struct kiln_error *e)
+{
+	int rc = kiln_ipfs_dir_finish(*d, cid, NULL, e);
+	kiln_ipfs_dir_free(*d);
+	*d = NULL;
+	if (rc)
+		return rc;
+	if (entry(x, name, path, cid, NULL))
+		return nomem(x, e);
+	if (*car) {
+		char rel[128], *full, hex[65];
+		snprintf(rel, sizeof rel, "car/%s.car", name);
+		rc = kiln_ipfs_car_finish(*car, cid, e);
+		kiln_ipfs_car_free(*car);
+		*car = NULL;
+		if (rc)
+			return rc;
+		if (!(full = kiln_fs_join(x->tmp, rel)))
+			return nomem(x, e);
+		rc = kiln_sha256_file(full, hex, e);
+		free(full);
+		if (rc)
+			return rc;
+		if (entry(x, rel, rel, NULL, hex))
+			return nomem(x, e);
+	}
+	return 0;
+}
+
+/* Item indexes in the bytewise order of their decimal ids ("10" before "2"): files are added
+ * to a folder in the order `ipfs add -r` and the npm importer read them, so the CAR's blocks
+ * come in the same order and the CAR is byte-identical to theirs. Caller frees. */
+struct named {
+	char name[24];
+	size_t i;
+};
+
+static int cmp_named(const void *a, const void *b)
+{
+	return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
+}
+
+static size_t *name_order(const struct kiln_items *items)
+{
+	struct named *v = kiln_calloc(items->n + 1, sizeof *v);
+	size_t *out = kiln_calloc(items->n + 1, sizeof *out);
+	if (v && out) {
+		for (size_t i = 0; i < items->n; i++) {
+			snprintf(v[i].name, sizeof v[i].name, "%" PRIu64, items->v[i].id);
+			v[i].i = i;
+		}
+		qsort(v, items->n, sizeof *v, cmp_named);
+		for (size_t i = 0; i < items->n; i++)
+			out[i] = v[i].i;
+	} else {
+		free(out);
+		out = NULL;
+	}
+	free(v);
+	return out;
+}
+
+/* images/: each store file read once, checked against its hash, written and imported. */
+static int write_images(struct rel *x, struct kiln_error *e)
+{
+	const struct kiln_items *items = x->items;
+	struct kiln_ipfs_car *car = NULL;
+	struct kiln_ipfs_dir *d = NULL;
+	char *dir = kiln_fs_join(x->tmp, "images");
+	size_t *order = name_order(items);
+	int rc;
+	if (!dir || !order) {
+		rc = nomem(x, e);
+		goto out;
+	}
+	if ((rc = kiln_fs_mkdirs(dir, e)) || (rc = car_open(x, "images", &car, e)) ||
+	    (rc = kiln_ipfs_dir_new(&d, car, e)))
+		goto out;
+	for (size_t k = 0; k < items->n; k++) {
+		size_t i = order[k];
+		const struct kiln_item *it = &items->v[i];
+		char name[64], *src = kiln_store_path(x->p->store, it->image), *dst;
+		if (!src) {
+			rc = nomem(x, e);
+			goto out;
+		}
+		kiln_buf_reset(&x->img);
+		rc = kiln_fs_read(src, &x->img, e);
+		free(src);
+		if (rc)
+			goto out;
+		kiln_sha256_hex(x->img.data, x->img.len, x->sha[i]);
+		if (strcmp(x->sha[i], it->image)) {
+			rc = kiln_error_set(e, KILN_E_IO, "item", "item %" PRIu64 ": the store file "
+					    "%.12s... no longer has the bytes it was stored with (its "
+					    "SHA-256 is %.12s...): run `kiln render --force` on it",
+					    it->id, it->image, x->sha[i]);
+			goto out;
+		}
+		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, kiln_format_ext(x->s->format));
+		if (!(dst = kiln_fs_join(dir, name))) {
+			rc = nomem(x, e);
+			goto out;
+		}
+		rc = kiln_fs_write_atomic(dst, x->img.data, x->img.len, e);
+		free(dst);
+		if (rc || (rc = kiln_ipfs_dir_add_buf(d, name, x->img.data, x->img.len, NULL, e)))
+			goto out;
+		x->r->bytes += x->img.len;
+		report(x->o, "item", items->n, k + 1);
+	}
+	rc = dir_done(x, &d, &car, "images", "images", x->r->images_cid, e);
+out:
+	kiln_ipfs_dir_free(d);
+	kiln_ipfs_car_free(car);
+	free(order);
+	free(dir);
+	return rc;
+}
+
+/* A folder of token JSON: for each token position t, the JSON of initial item
+ * (t + si) mod N, named by `naming`. erc721 also gathers _metadata.json. */
+enum set_kind { SET_ERC721, SET_ERC1155, SET_PREREVEAL };
+
+static int write_set(struct rel *x, enum set_kind kind, struct kiln_error *e)
+{
+	static const char *const rel[] = {"metadata", "erc1155/metadata", "prereveal/metadata"};
+	static const char *const names[] = {"metadata", "erc1155-metadata", "prereveal-metadata"};
+	static const char *const prov_key[] = {"metadata", "erc1155_metadata", "prereveal"};
+	char *cids[] = {x->r->metadata_cid, x->r->erc1155_cid, x->r->prereveal_cid};
+	const struct kiln_items *items = x->items;
+	const struct kiln_spec *s = x->s;
+	struct kiln_ipfs_car *car = NULL;
+	struct kiln_ipfs_dir *d = NULL;
+	struct kiln_buf text = KILN_BUF_INIT;
+	json_t *all = kind == SET_ERC721 ? json_array() : NULL, *j = NULL;
+	char *dir = kiln_fs_join(x->tmp, rel[kind]);
+	/* ERC-1155 names are zero-padded hex: id order is already bytewise order */
+	size_t *order = kind == SET_ERC1155 ? NULL : name_order(items);
+	int rc;
+	if (!dir || (kind == SET_ERC721 && !all) || (kind != SET_ERC1155 && !order)) {
+		rc = nomem(x, e);
+		goto out;
+	}
+	if ((rc = kiln_fs_mkdirs(dir, e)) || (rc = car_open(x, names[kind], &car, e)) ||
+	    (rc = kiln_ipfs_dir_new(&d, car, e)))
+		goto out;
+	if (all) /* _metadata.json is in token id order: fill it as the loop goes */
+		for (size_t t = 0; t < items->n; t++)
+			if (json_array_append_new(all, json_null())) {
+				rc = nomem(x, e);
+				goto out;
+			}
+	for (size_t k = 0; k < items->n; k++) {
+		size_t t = order ? order[k] : k;
+		const struct kiln_item *tok = &items->v[t];
+		const struct kiln_item *it = &items->v[kiln_reveal_item(t, x->si, items->n)];
+		char name[96], stem[65], *path, *nm;
+		if (kind == SET_PREREVEAL) {
+			nm = expand(s, s->reveal_name ? s->reveal_name : s->name_pattern, tok->id);
+			j = nm ? json_pack("{s:s, s:s, s:s}", "name", nm, "description",
+					   s->reveal_description ? s->reveal_description
+								 : s->meta_description,
+					   "image", x->hidden_uri) : NULL;
+			free(nm);
+		} else {
+			j = token_json(x, it, tok->id);
+		}
+		if (!j) {
+			rc = nomem(x, e);
+			goto out;
+		}
+		if (kind == SET_ERC1155) {
+			kiln_erc1155_name(tok->id, stem);
+			snprintf(name, sizeof name, "%s.json", stem);
+		} else {
+			snprintf(name, sizeof name, "%" PRIu64 ".json", tok->id);
+		}
+		if (!(path = kiln_fs_join(dir, name))) {
+			rc = nomem(x, e);
+			goto out;
+		}
+		rc = write_json(path, j, &text, e);
+		free(path);
+		if (rc || (rc = kiln_ipfs_dir_add_buf(d, name, text.data, text.len, NULL, e)))
+			goto out;
+		if (all) {
+			if (json_array_set_new(all, t, j)) {
+				j = NULL;
+				rc = nomem(x, e);
+				goto out;
+			}
+		} else {
+			json_decref(j);
+		}
+		j = NULL;
+		if (kind != SET_PREREVEAL) {
+			char relname[160];
+			snprintf(relname, sizeof relname, "%s/%s", rel[kind], name);
+			if (json_object_set_new(json_array_get(x->tokens, t), prov_key[kind],
+						json_string(relname))) {
+				rc = nomem(x, e);
+				goto out;
+			}
+		}
+	}
+	if ((rc = dir_done(x, &d, &car, names[kind], rel[kind], cids[kind], e)))
+		goto out;
+	if (all) {
+		char *path = kiln_fs_join(x->tmp, "_metadata.json");
+		rc = path ? write_json(path, all, &text, e) : nomem(x, e);
+		free(path);
+	}
+out:
+	json_decref(j);
+	json_decref(all);
+	kiln_buf_release(&text);
+	kiln_ipfs_dir_free(d);
+	kiln_ipfs_car_free(car);
+	free(order);
+	free(dir);
+	return rc;
+}
+
+/* Copy a project file to dist (rel), giving its file CID when cid is not NULL. */
+static int copy_in(struct rel *x, const char *file, const char *rel, char *cid,
+		   struct kiln_error *e)
+{
+	char *src = kiln_fs_join(x->p->dir, file), *dst = kiln_fs_join(x->tmp, rel);
+	int rc = src && dst ? kiln_fs_copy(src, dst, e) : nomem(x, e);
+	if (!rc && cid)
+		rc = kiln_ipfs_file_cid(dst, cid, e);
+	free(src);
+	free(dst);
+	return rc;
+}
+
+/* prereveal/hidden.<ext> and its CID, then prereveal/metadata/ */
+static int write_prereveal(struct rel *x, struct kiln_error *e)
+{
+	char rel[64], cid[KILN_IPFS_CID_MAX], *dir = kiln_fs_join(x->tmp, "prereveal");
+	int rc;
+	if (!dir)
+		return nomem(x, e);
+	rc = kiln_fs_mkdirs(dir, e);
+	free(dir);
+	if (rc)
+		return rc;
+	snprintf(rel, sizeof rel, "prereveal/hidden.%s", file_ext(x->s->reveal_image));
+	if ((rc = copy_in(x, x->s->reveal_image, rel, cid, e)))
+		return rc;
+	snprintf(x->hidden_uri, sizeof x->hidden_uri, "ipfs://%s", cid);
+	if (entry(x, "hidden_image", rel, cid, NULL))
+		return nomem(x, e);
+	return write_set(x, SET_PREREVEAL, e);
+}
+
+/* contract.json (and contract/ for images given as project files) */
+static int write_contract(struct rel *x, struct kiln_error *e)
+{
+	const struct kiln_spec *s = x->s;
+	const struct kiln_contract_meta *m = &s->contract;
+	const char *keys[] = {"image", "banner_image", "featured_image"};
+	const char *vals[] = {m->image, m->banner_image, m->featured_image};
+	struct kiln_ipfs_dir *d = NULL;
+	struct kiln_buf text = KILN_BUF_INIT;
+	json_t *o = json_object();
+	char dcid[KILN_IPFS_CID_MAX], cid[KILN_IPFS_CID_MAX], *path = NULL;
+	int rc = 0, files = 0;
+	const char *link = m->external_link ? m->external_link : s->external_url;
+	if (!o || json_object_set_new(o, "name", json_string(m->name ? m->name : s->name)) ||
+	    json_object_set_new(o, "description",
+				json_string(m->description ? m->description : s->description)))
+		goto nomem;
+	for (int i = 0; i < 3; i++)
+		files += vals[i] && !strstr(vals[i], "://");
+	if (files) {
+		char *dir = kiln_fs_join(x->tmp, "contract");
+		rc = dir ? kiln_fs_mkdirs(dir, e) : nomem(x, e);
+		free(dir);
+		if (rc || (rc = kiln_ipfs_dir_new(&d, NULL, e)))
+			goto out;
+		for (int i = 0; i < 3; i++) {
+			char rel[96], *full;
+			if (!vals[i] || strstr(vals[i], "://"))
+				continue;
+			snprintf(rel, sizeof rel, "contract/%s.%s", keys[i], file_ext(vals[i]));
+			if ((rc = copy_in(x, vals[i], rel, NULL, e)))
+				goto out;
+			if (!(full = kiln_fs_join(x->tmp, rel)))
+				goto nomem;
+			rc = kiln_ipfs_dir_add_file(d, rel + 9, full, NULL, e);
+			free(full);
+			if (rc)
+				goto out;
+		}
+		rc = kiln_ipfs_dir_finish(d, dcid, NULL, e);
+		if (rc)
+			goto out;
+		if (entry(x, "contract_images", "contract", dcid, NULL))
+			goto nomem;
+	}
+	for (int i = 0; i < 3; i++) {
+		char uri[512];
+		if (!vals[i])
+			continue;
+		if (strstr(vals[i], "://"))
+			snprintf(uri, sizeof uri, "%s", vals[i]);
+		else
+			snprintf(uri, sizeof uri, "ipfs://%s/%s.%s", dcid, keys[i], file_ext(vals[i]));
+		if (json_object_set_new(o, keys[i], json_string(uri)))
+			goto nomem;
+	}
+	if (link && json_object_set_new(o, "external_link", json_string(link)))
+		goto nomem;
+	if (m->ncollaborators) {
+		json_t *c = json_array();
+		if (!c || json_object_set_new(o, "collaborators", c))
+			goto nomem;
+		for (size_t i = 0; i < m->ncollaborators; i++)
+			if (json_array_append_new(c, json_string(m->collaborators[i])))
+				goto nomem;
+	}
+	if (!(path = kiln_fs_join(x->tmp, "contract.json")))
+		goto nomem;
+	if ((rc = write_json(path, o, &text, e)) ||
+	    (rc = kiln_ipfs_buf_cid(text.data, text.len, cid, e)))
+		goto out;
+	snprintf(x->r->contract_cid, sizeof x->r->contract_cid, "%s", cid);
+	if (entry(x, "contract", "contract.json", cid, NULL))
+		goto nomem;
+	goto out;
+nomem:
+	rc = nomem(x, e);
+out:
+	kiln_ipfs_dir_free(d);
+	kiln_buf_release(&text);
+	json_decref(o);
+	free(path);
+	return rc;
+}
+
+/* metaplex/assets/: Sugar's layout, asset i = token position i, 0..N-1 */
+static int write_metaplex(struct rel *x, struct kiln_error *e)
+{
+	const struct kiln_spec *s = x->s;
+	const struct kiln_items *items = x->items;
+	const char *ext = kiln_format_ext(s->format);
+	struct kiln_buf text = KILN_BUF_INIT;
+	char *dir = kiln_fs_join(x->tmp, "metaplex/assets");
+	json_t *j = NULL;
+	int rc;
+	if (!dir)
+		return nomem(x, e);
+	if ((rc = kiln_fs_mkdirs(dir, e)))
+		goto out;
+	for (size_t t = 0; t < items->n; t++) {
+		const struct kiln_item *it = &items->v[kiln_reveal_item(t, x->si, items->n)];
+		char rel[96], src[96], *path;
+		snprintf(rel, sizeof rel, "metaplex/assets/%zu.%s", t, ext);
+		snprintf(src, sizeof src, "images/%" PRIu64 ".%s", it->id, ext);
+		{
+			char *a = kiln_fs_join(x->tmp, src), *b = kiln_fs_join(x->tmp, rel);
+			rc = a && b ? kiln_fs_copy(a, b, e) : nomem(x, e);
+			free(a);
+			free(b);
+			if (rc)
+				goto out;
+		}
+		if (json_object_set_new(json_array_get(x->tokens, t), "metaplex_image",
+					json_string(rel)))
+			goto nomem;
+		if (!(j = metaplex_json(x, it, items->v[t].id, t)))
+			goto nomem;
+		snprintf(rel, sizeof rel, "metaplex/assets/%zu.json", t);
+		if (!(path = kiln_fs_join(x->tmp, rel)))
+			goto nomem;
+		rc = write_json(path, j, &text, e);
+		free(path);
+		json_decref(j);
+		j = NULL;
+		if (rc)
+			goto out;
+	}
+	if (s->mpl_collection_name) {
+		const char *cext = file_ext(s->mpl_collection_image);
+		char rel[96], file[64], *path;
+		snprintf(file, sizeof file, "collection.%s", cext);
+		snprintf(rel, sizeof rel, "metaplex/assets/%s", file);
+		if ((rc = copy_in(x, s->mpl_collection_image, rel, NULL, e)))
+			goto out;
+		j = json_pack("{s:s, s:s, s:s, s:s, s:{s:[{s:s, s:s}], s:s}}", "name",
+			      s->mpl_collection_name, "symbol", s->symbol, "description",
+			      s->mpl_collection_description ? s->mpl_collection_description
+							    : s->meta_description,
+			      "image", file, "properties", "files", "uri", file, "type",
+			      ext_mime(cext), "category", "image");
+		if (!j || !(path = kiln_fs_join(x->tmp, "metaplex/assets/collection.json")))
+			goto nomem;
+		rc = write_json(path, j, &text, e);
+		free(path);
+	}
+	goto out;
+nomem:
+	rc = nomem(x, e);
+out:
+	json_decref(j);
+	kiln_buf_release(&text);
+	free(dir);
+	return rc;
+}
+
+static int write_records(struct rel *x, struct kiln_error *e)
+{
+	const struct kiln_items *items = x->items;
+	json_t *prov = NULL, *imgs = json_array(), *ipfs = NULL;
+	struct kiln_buf text = KILN_BUF_INIT;
+	char *path = NULL;
+	int rc;
+	if (!imgs)
+		goto nomem;
+	for (size_t i = 0; i < items->n; i++) {
+		char file[96];
+		snprintf(file, sizeof file, "images/%" PRIu64 ".%s", items->v[i].id,
+			 kiln_format_ext(x->s->format));
+		if (json_array_append_new(imgs, json_pack("{s:I, s:s, s:s}", "token_id",
+							  (json_int_t)items->v[i].id, "file", file,
+							  "sha256", x->sha[i])))
+			goto nomem;
+	}
+	if ((rc = kiln_provenance_hash((const char(*)[65])x->sha, items->n, x->r->provenance, e)))
+		goto out;
+	prov = json_pack("{s:s, s:s, s:I, s:o, s:s, s:O, s:O}", "method", KILN_PROVENANCE_METHOD,
+			 "provenance_hash", x->r->provenance, "count", (json_int_t)items->n,
+			 "starting_index", x->has_si ? json_integer((json_int_t)x->si) : json_null(),
+			 "reveal", x->r->reveal_pending ? "pending: kiln release --starting-index N"
+							: "done",
+			 "images", imgs, "tokens", x->tokens);
+	if (!prov || !(path = kiln_fs_join(x->tmp, "provenance.json")))
+		goto nomem;
+	if ((rc = write_json(path, prov, &text, e)))
+		goto out;
+	free(path);
+	ipfs = json_pack("{s:s, s:O}", "import", "ipfs add -r --cid-version=1 (kubo defaults: "
+			 "256 KiB chunks, raw leaves, balanced DAG of 174 links, HAMT past 256 KiB "
+			 "of links)", "entries", x->entries);
+	if (!ipfs || !(path = kiln_fs_join(x->tmp, "ipfs.json")))
+		goto nomem;
+	if (x->r->images_cid[0] &&
+	    json_object_set_new(ipfs, "image_uri", json_string(x->image_base)))
+		goto nomem;
+	if (x->r->metadata_cid[0]) {
+		char b[256];
+		snprintf(b, sizeof b, "ipfs://%s/", x->r->metadata_cid);
+		if (json_object_set_new(ipfs, "base_uri", json_string(b)))
+			goto nomem;
+	}
+	if (x->r->erc1155_cid[0]) {
+		char b[256];
+		snprintf(b, sizeof b, "ipfs://%s/{id}.json", x->r->erc1155_cid);
+		if (json_object_set_new(ipfs, "erc1155_uri", json_string(b)))
+			goto nomem;
+	}
+	if (x->r->prereveal_cid[0]) {
+		char b[256];
+		snprintf(b, sizeof b, "ipfs://%s/", x->r->prereveal_cid);
+		if (json_object_set_new(ipfs, "prereveal_base_uri", json_string(b)))
+			goto nomem;
+	}
+	if (x->r->contract_cid[0]) {
+		char b[256];
+		snprintf(b, sizeof b, "ipfs://%s", x->r->contract_cid);
+		if (json_object_set_new(ipfs, "contract_uri", json_string(b)))
+			goto nomem;
+	}
+	rc = write_json(path, ipfs, &text, e);
+	goto out;
+nomem:
+	rc = nomem(x, e);
+out:
+	json_decref(imgs);
+	json_decref(prov);
+	json_decref(ipfs);
+	kiln_buf_release(&text);
+	free(path);
+	return rc;
+}
+
+/* The whole new dist/ in x->tmp. */
+static int write_release(struct rel *x, struct kiln_error *e)
+{
+	const struct kiln_spec *s = x->s;
+	size_t n = x->items->n;
+	int rc;
+	if (!(x->sha = kiln_calloc(n + 1, sizeof *x->sha)) || !(x->entries = json_array()) ||
+	    !(x->tokens = json_array()))
+		return nomem(x, e);
+	for (size_t t = 0; t < n; t++)
+		if (json_array_append_new(x->tokens, json_pack("{s:I}", "token_id",
+							       (json_int_t)x->items->v[t].id)))
+			return nomem(x, e);
+	report(x->o, "start", n, 0);
+	if ((rc = write_images(x, e)))
+		return rc;
+	/* the image URI prefix: the real images CID unless the spec names another place */
+	{
+		struct kiln_buf b = KILN_BUF_INIT;
+		const char *u = s->base_uri, *ph = strstr(u, "{images_cid}");
+		size_t len;
+		int bad;
+		if (!strcmp(u, LEGACY_PLACEHOLDER))
+			bad = kiln_buf_addf(&b, "ipfs://%s", x->r->images_cid);
+		else if (ph)
+			bad = kiln_buf_add(&b, u, (size_t)(ph - u)) ||
+			      kiln_buf_adds(&b, x->r->images_cid) || kiln_buf_adds(&b, ph + 12);
+		else
+			bad = kiln_buf_adds(&b, u);
+		if (bad) {
+			kiln_buf_release(&b);
+			return nomem(x, e);
+		}
+		x->image_base = kiln_buf_detach(&b, &len);
+		while (len > 0 && x->image_base[len - 1] == '/')
+			x->image_base[--len] = 0;
+	}
+	if ((s->targets & (KILN_TARGET_ERC721 | KILN_TARGET_ERC1155)) &&
+	    (rc = write_contract(x, e)))
+		return rc;
+	if (s->reveal_image && (rc = write_prereveal(x, e)))
+		return rc;
+	if (!x->r->reveal_pending) {
+		/* erc721's layout is the default one and the pre-reveal set points there too */
+		if ((s->targets & KILN_TARGET_ERC721) && (rc = write_set(x, SET_ERC721, e)))
+			return rc;
+		if ((s->targets & KILN_TARGET_ERC1155) && (rc = write_set(x, SET_ERC1155, e)))
+			return rc;
+		if ((s->targets & KILN_TARGET_METAPLEX) && (rc = write_metaplex(x, e)))
+			return rc;
+	}
+	return write_records(x, e);
+}
+
+/* When nothing changed: the summary from the records in dist/. */
+static void read_back(const char *dist, struct kiln_release_result *r)
+{
+	char *path = kiln_fs_join(dist, "ipfs.json");
+	json_t *j = path ? json_load_file(path, 0, NULL) : NULL, *x;
+	size_t i;
+	struct {
+		const char *name;
+		char *out;
+	} map[] = {{"images", r->images_cid}, {"metadata", r->metadata_cid},
+		   {"erc1155-metadata", r->erc1155_cid}, {"prereveal-metadata", r->prereveal_cid},
+		   {"contract", r->contract_cid}};
+	json_array_foreach(json_object_get(j, "entries"), i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		const char *c = json_string_value(json_object_get(x, "cid"));
+		for (size_t k = 0; n && c && k < sizeof map / sizeof map[0]; k++)
+			if (!strcmp(n, map[k].name))
+				snprintf(map[k].out, 128, "%s", c);
+	}
+	json_decref(j);
+	free(path);
+	path = kiln_fs_join(dist, "provenance.json");
+	j = path ? json_load_file(path, 0, NULL) : NULL;
+	x = json_object_get(j, "provenance_hash");
+	if (json_is_string(x))
+		snprintf(r->provenance, sizeof r->provenance, "%s", json_string_value(x));
+	json_decref(j);
+	free(path);
+}
+
 int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts *o,
 			 struct kiln_release_result *r, struct kiln_error *e)
 {
 	const struct kiln_spec *s = p->spec;
 	struct kiln_items items;
-	char sha[65], *old = NULL, *dist = NULL, *tmp = NULL, *imgdir = NULL, *metadir = NULL;
-	char *stamp = NULL;
-	json_t *all = NULL;
+	struct rel x;
+	char sha[65], *old = NULL, *dist = NULL, *stamp = NULL, *si_text = NULL;
 	int rc, current;
 
 	memset(r, 0, sizeof *r);
 	memset(&items, 0, sizeof items);
+	memset(&x, 0, sizeof x);
+	kiln_buf_init(&x.img, (size_t)1 << 31);
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
 	if (!current)
 		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
 				      "than kiln.yaml: run `kiln plan` and `kiln render` first (or "
 				      "`kiln build`)");
+	if (o->has_starting_index && o->starting_index >= s->size)
+		return kiln_error_set(e, KILN_E_USAGE, "--starting-index", "the starting index must "
+				      "be below the collection size (0..%" PRIu64 "), got %" PRIu64
+				      ": take it mod %" PRIu64, s->size - 1, o->starting_index,
+				      s->size);
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
 		return rc;
 	if ((rc = check_items(p, &items, e)))
 		goto out;
-	release_sha(p, &items, sha);
+	x.p = p;
+	x.s = s;
+	x.items = &items;
+	x.o = o;
+	x.r = r;
+	if (o->has_starting_index) {
+		x.has_si = 1;
+		x.si = o->starting_index;
+	} else {
+		if ((rc = kiln_catalog_meta_get(p->catalog, "starting_index", &si_text, e)))
+			goto out;
+		if (si_text && *si_text) {
+			x.si = strtoull(si_text, NULL, 10);
+			x.has_si = x.si < s->size;
+		}
+	}
+	if (!x.has_si)
+		x.si = 0;
+	r->has_starting_index = x.has_si;
+	r->starting_index = x.si;
+	r->reveal_pending = s->reveal_image && !x.has_si;
+	if ((rc = release_sha(&x, sha, e)))
+		goto out;
 	dist = kiln_fs_join(p->dir, "dist");
 	stamp = dist ? kiln_fs_join(dist, ".kiln-release") : NULL;
-	if (!dist || !stamp)
-		goto nomem;
+	if (!dist || !stamp) {
+		rc = nomem(&x, e);
+		goto out;
+	}
 	snprintf(r->dist, sizeof r->dist, "%s", dist);
 	r->items = items.n;
 	if ((rc = kiln_catalog_meta_get(p->catalog, "release_sha", &old, e)))
@@ -240,72 +1072,39 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 		struct kiln_error se;
 		int same = !kiln_fs_read(stamp, &b, &se) && b.data && !strncmp(b.data, sha, 64);
 		kiln_buf_release(&b);
-		if (same)
+		if (same) {
+			read_back(dist, r);
 			goto out; /* up to date */
+		}
 	}
 	remove_stale_tmp(p->dir);
 	{
 		char name[64];
 		snprintf(name, sizeof name, ".dist.tmp-%ld", (long)getpid());
-		tmp = kiln_fs_join(p->dir, name);
-	}
-	if (!tmp || !(imgdir = kiln_fs_join(tmp, "images")) ||
-	    !(metadir = kiln_fs_join(tmp, "metadata")))
-		goto nomem;
-	if ((rc = kiln_fs_mkdirs(imgdir, e)) || (rc = kiln_fs_mkdirs(metadir, e)))
-		goto out;
-	if (!(all = json_array()))
-		goto nomem;
-	report(o, "start", items.n, 0);
-	for (size_t i = 0; i < items.n; i++) {
-		const struct kiln_item *it = &items.v[i];
-		char fname[64], *src = kiln_store_path(p->store, it->image), *dst, *mpath;
-		json_t *tj;
-		if (!src)
-			goto nomem;
-		snprintf(fname, sizeof fname, "%llu.%s", (unsigned long long)it->id,
-			 kiln_format_ext(s->format));
-		dst = kiln_fs_join(imgdir, fname);
-		rc = dst ? kiln_fs_copy(src, dst, e) : kiln_error_set(e, KILN_E_NOMEM, p->dir, "oom");
-		free(src);
-		free(dst);
-		if (rc)
-			goto out;
-		r->bytes += it->image_bytes;
-		if (!(tj = token_json(s, it)))
-			goto nomem;
-		snprintf(fname, sizeof fname, "%llu.json", (unsigned long long)it->id);
-		mpath = kiln_fs_join(metadir, fname);
-		rc = mpath ? write_json(mpath, tj, e) : kiln_error_set(e, KILN_E_NOMEM, p->dir, "oom");
-		free(mpath);
-		if (rc || json_array_append_new(all, tj)) {
-			if (!rc)
-				goto nomem;
+		if (!(x.tmp = kiln_fs_join(p->dir, name))) {
+			rc = nomem(&x, e);
 			goto out;
 		}
-		report(o, "item", items.n, i + 1);
 	}
+	if ((rc = kiln_fs_mkdirs(x.tmp, e)) || (rc = write_release(&x, e)))
+		goto out;
 	{
-		char *mp = kiln_fs_join(tmp, "_metadata.json"), *sp = kiln_fs_join(tmp, ".kiln-release");
-		char line[80];
-		rc = mp && sp ? write_json(mp, all, e) : kiln_error_set(e, KILN_E_NOMEM, p->dir, "oom");
+		char *sp = kiln_fs_join(x.tmp, ".kiln-release"), line[80];
 		snprintf(line, sizeof line, "%s\n", sha);
-		if (!rc)
-			rc = kiln_fs_write_atomic(sp, line, strlen(line), e);
-		free(mp);
+		rc = sp ? kiln_fs_write_atomic(sp, line, strlen(line), e) : nomem(&x, e);
 		free(sp);
 		if (rc)
 			goto out;
 	}
-	kiln_fs_sync_dir(tmp);
+	kiln_fs_sync_dir(x.tmp);
 	/* swap the new release in whole */
 	if (kiln_fs_exists(dist)) {
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dist, RENAME_EXCHANGE) != 0) {
+		if (renameat2(AT_FDCWD, x.tmp, AT_FDCWD, dist, RENAME_EXCHANGE) != 0) {
 			rc = kiln_error_set(e, KILN_E_IO, dist, "cannot swap in the new release: %s",
 					    strerror(errno));
 			goto out;
 		}
-	} else if (rename(tmp, dist) != 0) {
+	} else if (rename(x.tmp, dist) != 0) {
 		rc = kiln_error_set(e, KILN_E_IO, dist, "cannot move the release into place: %s",
 				    strerror(errno));
 		goto out;
@@ -313,36 +1112,48 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	kiln_fs_sync_dir(p->dir);
 	if ((rc = kiln_catalog_meta_set(p->catalog, "release_sha", sha, e)))
 		goto out;
+	if (o->has_starting_index) {
+		char t[32];
+		snprintf(t, sizeof t, "%" PRIu64, o->starting_index);
+		if ((rc = kiln_catalog_meta_set(p->catalog, "starting_index", t, e)))
+			goto out;
+	}
 	{
-		json_t *d = json_pack("{s:s, s:I, s:I}", "release_sha", sha, "items",
-				      (json_int_t)items.n, "bytes", (json_int_t)r->bytes);
+		json_t *d = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:b, s:b}",
+				      "release_sha", sha, "items", (json_int_t)items.n, "bytes",
+				      (json_int_t)r->bytes, "provenance_hash", r->provenance,
+				      "images_cid", r->images_cid, "metadata_cid", r->metadata_cid,
+				      "erc1155_cid", r->erc1155_cid, "prereveal_cid",
+				      r->prereveal_cid, "contract_cid", r->contract_cid,
+				      "starting_index", x.has_si ? json_integer((json_int_t)x.si)
+								 : json_null(),
+				      "reveal_pending", r->reveal_pending, "car", o->car);
 		char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 		json_decref(d);
-		rc = detail ? kiln_catalog_event(p->catalog, "release", 0, detail, e)
-			    : kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+		rc = detail ? kiln_catalog_event(p->catalog, "release", 0, detail, e) : nomem(&x, e);
 		free(detail);
 		if (rc)
 			goto out;
 	}
 	r->written = 1;
 	report(o, "end", items.n, items.n);
-	goto out;
-nomem:
-	rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory writing the release");
 out:
-	if (tmp && kiln_fs_exists(tmp)) {
+	if (x.tmp && kiln_fs_exists(x.tmp)) {
 		struct kiln_error ignore;
 		/* after the swap tmp holds the old release; on failure, the half-written new one */
-		if (kiln_fs_remove_tree(tmp, &ignore)) {
+		if (kiln_fs_remove_tree(x.tmp, &ignore)) {
 		}
 	}
-	json_decref(all);
+	free(x.tmp);
+	free(x.sha);
+	free(x.image_base);
+	json_decref(x.entries);
+	json_decref(x.tokens);
+	kiln_buf_release(&x.img);
 	free(old);
 	free(dist);
-	free(tmp);
-	free(imgdir);
-	free(metadir);
 	free(stamp);
+	free(si_text);
 	kiln_items_release(&items);
 	return rc;
 }

@@ -12,6 +12,7 @@
  * between encode and store put.
  */
 #include "kiln/compose.h"
+#include "kiln/engine.h"
 #include "kiln/project.h"
 #include "util/alloc.h"
 
@@ -192,14 +193,13 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 	memset(res, 0, sizeof *res);
 	memset(&r, 0, sizeof r);
 	memset(&items, 0, sizeof items);
+	if (strcmp(p->spec->engine, "compose"))
+		return kiln_project_render_ai(p, o, res, e);
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
 	if (!current)
 		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
 				      "than kiln.yaml: run `kiln plan` first (or `kiln build`)");
-	if (strcmp(p->spec->engine, "compose"))
-		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "engine '%s' is not available",
-				      p->spec->engine);
 	if ((rc = kiln_catalog_items(p->catalog, p->spec, &items, e)))
 		return rc;
 	if ((rc = kiln_compose_new(&r.compose, p->spec, e)))
@@ -268,17 +268,32 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "cannot start worker threads");
 		goto join;
 	}
-	/* main thread: record results as they come, a batch at a time */
-	for (;;) {
+	/* main thread: record results as they come, a batch at a time. It sleeps until an item
+	 * finishes, or at most 50 ms while finished items wait for their batch (waiting only
+	 * for ndone != flushed made this loop spin, using a core and reporting items twice). */
+	for (size_t reported = 0;;) {
 		size_t ndone;
 		int running;
 		pthread_mutex_lock(&r.mu);
-		while (r.ndone == flushed && r.running)
-			pthread_cond_wait(&r.cv, &r.mu);
+		while (r.ndone == reported && r.running) {
+			struct timespec ts;
+			if (flushed == reported) {
+				pthread_cond_wait(&r.cv, &r.mu);
+				continue;
+			}
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_cond_timedwait(&r.cv, &r.mu, &ts))
+				break;
+		}
 		ndone = r.ndone;
 		running = r.running > 0;
 		pthread_mutex_unlock(&r.mu);
-		for (size_t k = flushed; k < ndone; k++) {
+		for (size_t k = reported; k < ndone; k++, reported++) {
 			struct job *j = &r.jobs[r.done_order[k]];
 			failed += !j->ok;
 			report(o, "item", r.njobs, k + 1, failed, &items.v[j->item], j, t0);

@@ -349,11 +349,14 @@ static int parse_collection(struct ctx *c, struct fy_node *n)
 static int parse_image(struct ctx *c, struct fy_node *n)
 {
 	static const char *const keys[] = {"width", "height", "format", "compression", "quality",
-					   "lossless"};
+					   "lossless", "filter", "alpha", "palette", "scale"};
+	static const char *const filters[] = {"none", "sub", "up", "avg", "paeth", "adaptive"};
+	static const char *const pkeys[] = {"colors", "dither"};
+	static const char *const skeys[] = {"factor", "filter"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
-	if ((rc = want_map(c, n, "image")) || (rc = check_keys(c, n, "image", keys, 6)))
+	if ((rc = want_map(c, n, "image")) || (rc = check_keys(c, n, "image", keys, 10)))
 		return rc;
 	if ((v = get(n, "width")) && (rc = get_int(c, v, "image.width", 1, 16384, &s->width)))
 		return rc;
@@ -371,13 +374,81 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 			return fail(c, v, "image.format must be png, webp or jpeg, got '%s'",
 				    f ? f : type_name(v));
 	}
+	/* PNG levels are libdeflate's: 0..9 as zlib's, 10..12 slower and smaller */
 	if ((v = get(n, "compression")) &&
-	    (rc = get_int(c, v, "image.compression", 0, 9, &s->png_compression)))
+	    (rc = get_int(c, v, "image.compression", 0, 12, &s->png_compression)))
 		return rc;
 	if ((v = get(n, "quality")) && (rc = get_int(c, v, "image.quality", 1, 100, &s->quality)))
 		return rc;
 	if ((v = get(n, "lossless")) && (rc = get_bool(c, v, "image.lossless", &s->lossless)))
 		return rc;
+	if ((v = get(n, "filter"))) {
+		const char *f = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+		int k = 0;
+		while (f && k < 6 && strcmp(f, filters[k]))
+			k++;
+		if (!f || k == 6)
+			return fail(c, v, "image.filter (the PNG row filter) must be none, sub, up, "
+				    "avg, paeth or adaptive, got '%s'", f ? f : type_name(v));
+		s->png_filter = k;
+	}
+	if ((v = get(n, "alpha"))) {
+		const char *f = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+		if (f && !strcmp(f, "auto"))
+			s->png_keep_alpha = 0;
+		else if (f && !strcmp(f, "keep"))
+			s->png_keep_alpha = 1;
+		else
+			return fail(c, v, "image.alpha must be auto (an opaque PNG is written as RGB) "
+				    "or keep (always RGBA), got '%s'", f ? f : type_name(v));
+	}
+	/* palette: true | false | {colors: N, dither: bool} */
+	if ((v = get(n, "palette"))) {
+		struct fy_node *w;
+		if (fy_node_get_type(v) == FYNT_MAPPING) {
+			if ((rc = check_keys(c, v, "image.palette", pkeys, 2)))
+				return rc;
+			s->png_palette = 1;
+			if ((w = get(v, "colors")) &&
+			    (rc = get_int(c, w, "image.palette.colors", 2, 256, &s->png_colors)))
+				return rc;
+			if ((w = get(v, "dither")) &&
+			    (rc = get_bool(c, w, "image.palette.dither", &s->png_dither)))
+				return rc;
+		} else if ((rc = get_bool(c, v, "image.palette", &s->png_palette))) {
+			return rc;
+		}
+	}
+	/* scale: N | {factor: N, filter: nearest} */
+	if ((v = get(n, "scale"))) {
+		struct fy_node *w = v;
+		if (fy_node_get_type(v) == FYNT_MAPPING) {
+			if ((rc = check_keys(c, v, "image.scale", skeys, 2)))
+				return rc;
+			if ((w = get(v, "filter"))) {
+				const char *f = fy_node_get_type(w) == FYNT_SCALAR ?
+						fy_node_get_scalar0(w) : NULL;
+				if (!f || strcmp(f, "nearest"))
+					return fail(c, w, "image.scale.filter must be nearest (pixel "
+						    "art is scaled by whole factors, without "
+						    "smoothing), got '%s'", f ? f : type_name(w));
+			}
+			if (!(w = get(v, "factor")))
+				return fail(c, v, "image.scale needs a factor: the whole number the "
+					    "image is enlarged by");
+		}
+		if ((rc = get_int(c, w, "image.scale", 1, 64, &s->scale)))
+			return rc;
+	}
+	if ((s->format != KILN_FORMAT_PNG && (s->png_palette || get(n, "filter") ||
+					      get(n, "alpha"))))
+		return fail(c, n, "image.palette, image.filter and image.alpha are PNG options; "
+			    "remove them or use format: png");
+	if (s->scale > 1 && ((int64_t)s->width * s->scale > 16384 ||
+			     (int64_t)s->height * s->scale > 16384))
+		return fail(c, get(n, "scale"), "image.scale %d makes %dx%d images, more than "
+			    "16384 pixels a side", s->scale, s->width * s->scale,
+			    s->height * s->scale);
 	return 0;
 }
 
@@ -424,14 +495,363 @@ static int parse_quota(struct ctx *c, struct fy_node *n, const char *what, struc
 	return 0;
 }
 
+/* --- AI engines: per-trait prompt/negative/lora/controlnet and the generate: block --------- */
+
+static const char *const ai_engines[] = {"a1111", "comfyui", "sdcpp"};
+
+static int is_ai_engine(const char *e)
+{
+	for (size_t i = 0; i < 3; i++)
+		if (!strcmp(e, ai_engines[i]))
+			return 1;
+	return 0;
+}
+
+static int get_range(struct ctx *c, struct fy_node *n, const char *what, double lo, double hi,
+		     double *out)
+{
+	int rc = get_double(c, n, what, out);
+	if (rc)
+		return rc;
+	if (*out < lo || *out > hi)
+		return fail(c, n, "%s must be between %g and %g, got %g", what, lo, hi, *out);
+	return 0;
+}
+
+static int parse_loras(struct ctx *c, struct fy_node *n, const char *what,
+		       struct kiln_lora **out, size_t *nout)
+{
+	static const char *const keys[] = {"name", "weight"};
+	struct fy_node *v;
+	void *it = NULL;
+	int rc;
+	if ((rc = want_seq(c, n, "lora")))
+		return rc;
+	*out = kiln_calloc((size_t)fy_node_sequence_item_count(n) + 1, sizeof **out);
+	if (!*out)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(n, &it))) {
+		struct kiln_lora *l = &(*out)[*nout];
+		struct fy_node *x;
+		(*nout)++;
+		l->weight = 1;
+		if ((rc = want_map(c, v, "a lora")) || (rc = check_keys(c, v, "a lora", keys, 2)))
+			return rc;
+		if (!(x = get(v, "name")))
+			return fail(c, v, "%s: a lora needs a name ({name: crown_v2, weight: 0.8})",
+				    what);
+		if ((rc = get_nonempty(c, x, "lora name", &l->name)))
+			return rc;
+		if (strpbrk(l->name, "<>:"))
+			return fail(c, x, "lora name '%s' must not contain '<', '>' or ':'", l->name);
+		if ((x = get(v, "weight")) && (rc = get_range(c, x, "lora weight", -10, 10, &l->weight)))
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_controlnet(struct ctx *c, struct fy_node *n, const char *what,
+			    struct kiln_controlnet **out)
+{
+	static const char *const keys[] = {"image", "model", "module", "weight", "control_mode",
+					   "guidance_start", "guidance_end"};
+	static const char *const modes[] = {"Balanced", "My prompt is more important",
+					    "ControlNet is more important"};
+	struct kiln_controlnet *cn;
+	struct fy_node *x;
+	int rc;
+	if ((rc = want_map(c, n, "controlnet")) || (rc = check_keys(c, n, "controlnet", keys, 7)))
+		return rc;
+	if (!(cn = *out = kiln_calloc(1, sizeof *cn)))
+		return nomem(c);
+	cn->weight = 1;
+	cn->guidance_end = 1;
+	if (!(x = get(n, "image")))
+		return fail(c, n, "%s: controlnet needs an image (image: controlnet/pose.png)", what);
+	if ((rc = get_nonempty(c, x, "controlnet image", &cn->image)) ||
+	    (rc = check_file(c, x, cn->image, "controlnet image")))
+		return rc;
+	if (!(x = get(n, "model")))
+		return fail(c, n, "%s: controlnet needs a model (model: control_v11p_sd15_canny)",
+			    what);
+	if ((rc = get_nonempty(c, x, "controlnet model", &cn->model)))
+		return rc;
+	if ((x = get(n, "module")) && (rc = get_nonempty(c, x, "controlnet module", &cn->module)))
+		return rc;
+	if (!cn->module && !(cn->module = kiln_strdup("none")))
+		return nomem(c);
+	if ((x = get(n, "weight")) && (rc = get_range(c, x, "controlnet weight", 0, 10, &cn->weight)))
+		return rc;
+	if ((x = get(n, "guidance_start")) &&
+	    (rc = get_range(c, x, "controlnet guidance_start", 0, 1, &cn->guidance_start)))
+		return rc;
+	if ((x = get(n, "guidance_end")) &&
+	    (rc = get_range(c, x, "controlnet guidance_end", 0, 1, &cn->guidance_end)))
+		return rc;
+	if (cn->guidance_start > cn->guidance_end)
+		return fail(c, n, "%s: controlnet guidance_start (%g) is after guidance_end (%g)",
+			    what, cn->guidance_start, cn->guidance_end);
+	if ((x = get(n, "control_mode"))) {
+		if ((rc = get_nonempty(c, x, "controlnet control_mode", &cn->control_mode)))
+			return rc;
+		for (size_t i = 0; i < 3; i++)
+			if (!strcmp(cn->control_mode, modes[i]))
+				return 0;
+		return fail(c, x, "controlnet control_mode must be 'Balanced', 'My prompt is more "
+			    "important' or 'ControlNet is more important', got '%s'",
+			    cn->control_mode);
+	}
+	if (!(cn->control_mode = kiln_strdup("Balanced")))
+		return nomem(c);
+	return 0;
+}
+
+/* The AI keys of a trait (prompt, negative, lora, controlnet); any engine may carry them. */
+static int parse_trait_ai(struct ctx *c, struct fy_node *n, const char *what, struct kiln_trait *t)
+{
+	struct fy_node *v;
+	int rc;
+	if ((v = get(n, "prompt")) && (rc = get_str(c, v, "trait prompt", &t->prompt)))
+		return rc;
+	if ((v = get(n, "negative")) && (rc = get_str(c, v, "trait negative", &t->negative)))
+		return rc;
+	if ((v = get(n, "lora")) && (rc = parse_loras(c, v, what, &t->loras, &t->nloras)))
+		return rc;
+	if ((v = get(n, "controlnet")) && (rc = parse_controlnet(c, v, what, &t->controlnet)))
+		return rc;
+	return 0;
+}
+
+/* {Layer} placeholders must name layers (or {id}, {name}). */
+static int check_template(struct ctx *c, struct fy_node *n, const char *tmpl, const char *what)
+{
+	for (const char *p = tmpl; (p = strchr(p, '{')); p++) {
+		const char *q = strchr(p, '}');
+		char name[256];
+		if (!q)
+			return fail(c, n, "%s has a '{' without '}'", what);
+		if ((size_t)(q - p - 1) >= sizeof name)
+			return fail(c, n, "%s: placeholder too long", what);
+		memcpy(name, p + 1, (size_t)(q - p - 1));
+		name[q - p - 1] = 0;
+		if (strcmp(name, "id") && strcmp(name, "name") &&
+		    kiln_spec_layer_index(c->s, name) < 0)
+			return fail(c, n, "%s names {%s}, which is not a layer (placeholders: a layer "
+				    "name, {id} or {name})", what, name);
+	}
+	return 0;
+}
+
+static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+{
+	static const char *const keys[] = {"url", "engine", "concurrency", "auth_env",
+					   "token_env", "connect_timeout", "timeout"};
+	struct fy_node *x;
+	uint64_t k;
+	size_t len;
+	int rc;
+	ep->loc = loc_of(n);
+	ep->concurrency = 1;
+	ep->connect_timeout = 10;
+	ep->timeout = 600;
+	if ((rc = want_map(c, n, "an endpoint")) ||
+	    (rc = check_keys(c, n, "an endpoint", keys, 7)))
+		return rc;
+	if (!(x = get(n, "url")))
+		return fail(c, n, "an endpoint needs a url ({url: \"http://gpu-1:7860\"})");
+	if ((rc = get_nonempty(c, x, "endpoint url", &ep->url)))
+		return rc;
+	if (strncmp(ep->url, "http://", 7) && strncmp(ep->url, "https://", 8))
+		return fail(c, x, "endpoint url '%s' must start with http:// or https://", ep->url);
+	if (strchr(ep->url, '@'))
+		return fail(c, x, "endpoint url must not hold credentials: name an environment "
+			    "variable with auth_env or token_env instead");
+	len = strlen(ep->url);
+	while (len > 8 && ep->url[len - 1] == '/')
+		ep->url[--len] = 0;
+	if ((x = get(n, "engine"))) {
+		if ((rc = get_nonempty(c, x, "endpoint engine", &ep->engine)))
+			return rc;
+		if (!is_ai_engine(ep->engine))
+			return fail(c, x, "endpoint engine must be a1111, comfyui or sdcpp, got '%s'",
+				    ep->engine);
+	} else if (!c->s->engine || !is_ai_engine(c->s->engine)) {
+		return fail(c, n, "endpoint %s needs engine: a1111, comfyui or sdcpp (the spec's "
+			    "engine is compose)", ep->url);
+	} else if (!(ep->engine = kiln_strdup(c->s->engine))) {
+		return nomem(c);
+	}
+	if ((x = get(n, "concurrency"))) {
+		if ((rc = get_u64(c, x, "endpoint concurrency", 1, 1024, &k)))
+			return rc;
+		ep->concurrency = (unsigned)k;
+	}
+	if ((x = get(n, "auth_env")) && (rc = get_nonempty(c, x, "endpoint auth_env", &ep->auth_env)))
+		return rc;
+	if ((x = get(n, "token_env")) &&
+	    (rc = get_nonempty(c, x, "endpoint token_env", &ep->token_env)))
+		return rc;
+	if (ep->auth_env && ep->token_env)
+		return fail(c, n, "an endpoint takes auth_env (HTTP basic) or token_env (bearer), "
+			    "not both");
+	if ((x = get(n, "connect_timeout")) &&
+	    (rc = get_range(c, x, "endpoint connect_timeout", 0.05, 600, &ep->connect_timeout)))
+		return rc;
+	if ((x = get(n, "timeout")) &&
+	    (rc = get_range(c, x, "endpoint timeout", 0.05, 86400, &ep->timeout)))
+		return rc;
+	return 0;
+}
+
+static int parse_size(struct ctx *c, struct fy_node *n, struct kiln_generate *g)
+{
+	const char *v = fy_node_get_type(n) == FYNT_SCALAR ? fy_node_get_scalar0(n) : NULL;
+	unsigned w, h;
+	char tail;
+	if (!v || sscanf(v, "%ux%u%c", &w, &h, &tail) != 2 || w < 64 || h < 64 || w > 4096 ||
+	    h > 4096 || w % 8 || h % 8)
+		return fail(c, n, "generate.size must be WIDTHxHEIGHT, each a multiple of 8 from 64 "
+			    "to 4096 (e.g. 1024x1024)");
+	g->width = (int)w;
+	g->height = (int)h;
+	return 0;
+}
+
+static int parse_generate(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"prompt", "negative", "checkpoint", "sampler",
+					   "scheduler", "steps", "cfg", "size", "candidates",
+					   "endpoints", "workflow", "retries"};
+	struct kiln_generate *g;
+	struct fy_node *x, *v;
+	void *it = NULL;
+	uint64_t k;
+	int rc;
+	if ((rc = want_map(c, n, "generate")) || (rc = check_keys(c, n, "generate", keys, 12)))
+		return rc;
+	if (!(g = c->s->generate = kiln_calloc(1, sizeof *g)))
+		return nomem(c);
+	g->loc = loc_of(n);
+	g->steps = 20;
+	g->cfg = 7;
+	g->width = c->s->width;
+	g->height = c->s->height;
+	g->candidates = 1;
+	g->retries = 4;
+	if (!(x = get(n, "prompt")))
+		return fail(c, n, "generate needs a prompt template (prompt: \"pixel art owl, "
+			    "{Background} background, {Body}\")");
+	if ((rc = get_nonempty(c, x, "generate.prompt", &g->prompt)) ||
+	    (rc = check_template(c, x, g->prompt, "generate.prompt")))
+		return rc;
+	if ((x = get(n, "negative"))) {
+		if ((rc = get_str(c, x, "generate.negative", &g->negative)) ||
+		    (rc = check_template(c, x, g->negative, "generate.negative")))
+			return rc;
+	} else if (!(g->negative = kiln_strdup(""))) {
+		return nomem(c);
+	}
+	if ((x = get(n, "checkpoint")) &&
+	    (rc = get_nonempty(c, x, "generate.checkpoint", &g->checkpoint)))
+		return rc;
+	if ((x = get(n, "sampler")) && (rc = get_nonempty(c, x, "generate.sampler", &g->sampler)))
+		return rc;
+	if (!g->sampler && !(g->sampler = kiln_strdup("Euler a")))
+		return nomem(c);
+	if ((x = get(n, "scheduler")) &&
+	    (rc = get_nonempty(c, x, "generate.scheduler", &g->scheduler)))
+		return rc;
+	if ((x = get(n, "steps")) && (rc = get_int(c, x, "generate.steps", 1, 150, &g->steps)))
+		return rc;
+	if ((x = get(n, "cfg")) && (rc = get_range(c, x, "generate.cfg", 0, 30, &g->cfg)))
+		return rc;
+	if ((x = get(n, "size")) && (rc = parse_size(c, x, g)))
+		return rc;
+	if ((x = get(n, "candidates"))) {
+		if ((rc = get_u64(c, x, "generate.candidates", 1, 64, &k)))
+			return rc;
+		g->candidates = (unsigned)k;
+	}
+	if ((x = get(n, "retries"))) {
+		if ((rc = get_u64(c, x, "generate.retries", 0, 100, &k)))
+			return rc;
+		g->retries = (unsigned)k;
+	}
+	if ((x = get(n, "workflow")) &&
+	    ((rc = get_nonempty(c, x, "generate.workflow", &g->workflow)) ||
+	     (rc = check_file(c, x, g->workflow, "generate.workflow"))))
+		return rc;
+	if (!(x = get(n, "endpoints")))
+		return fail(c, n, "generate needs endpoints: [{url: \"http://gpu-1:7860\"}]");
+	if ((rc = want_seq(c, x, "generate.endpoints")))
+		return rc;
+	if (!fy_node_sequence_item_count(x))
+		return fail(c, x, "generate.endpoints is empty: list at least one server");
+	g->endpoints = kiln_calloc((size_t)fy_node_sequence_item_count(x) + 1, sizeof *g->endpoints);
+	if (!g->endpoints)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(x, &it))) {
+		struct kiln_endpoint *ep = &g->endpoints[g->nendpoints++];
+		if ((rc = parse_endpoint(c, v, ep)))
+			return rc;
+		for (size_t i = 0; i + 1 < g->nendpoints; i++)
+			if (!strcmp(g->endpoints[i].url, ep->url))
+				return fail(c, v, "endpoint %s is listed twice: raise its concurrency "
+					    "instead", ep->url);
+		if (!strcmp(ep->engine, "comfyui") && !g->workflow)
+			return fail(c, v, "endpoint %s speaks comfyui, which needs generate.workflow "
+				    "(an API-format graph exported from ComfyUI)", ep->url);
+	}
+	return 0;
+}
+
+static void generate_free(struct kiln_generate *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->nendpoints; i++) {
+		struct kiln_endpoint *ep = &g->endpoints[i];
+		free(ep->url);
+		free(ep->engine);
+		free(ep->auth_env);
+		free(ep->token_env);
+		free(ep->secret);
+	}
+	free(g->endpoints);
+	free(g->prompt);
+	free(g->negative);
+	free(g->checkpoint);
+	free(g->sampler);
+	free(g->scheduler);
+	free(g->workflow);
+	free(g);
+}
+
+static void trait_ai_free(struct kiln_trait *t)
+{
+	for (size_t i = 0; t->loras && i <= t->nloras; i++)
+		free(t->loras[i].name);
+	free(t->loras);
+	free(t->prompt);
+	free(t->negative);
+	if (t->controlnet) {
+		free(t->controlnet->image);
+		free(t->controlnet->model);
+		free(t->controlnet->module);
+		free(t->controlnet->control_mode);
+		free(t->controlnet);
+	}
+}
+
 static int parse_trait(struct ctx *c, struct fy_node *n, struct kiln_layer *l, struct kiln_trait *t)
 {
-	static const char *const keys[] = {"name", "file", "weight", "percent", "count"};
+	static const char *const keys[] = {"name", "file", "weight", "percent", "count",
+					   "prompt", "negative", "lora", "controlnet"};
 	struct fy_node *v;
 	char what[300];
 	int rc;
 	t->loc = loc_of(n);
-	if ((rc = want_map(c, n, "a trait")) || (rc = check_keys(c, n, "a trait", keys, 5)))
+	if ((rc = want_map(c, n, "a trait")) || (rc = check_keys(c, n, "a trait", keys, 9)))
 		return rc;
 	if (!(v = get(n, "name")))
 		return fail(c, n, "a trait of layer '%s' has no name", l->name);
@@ -450,7 +870,7 @@ static int parse_trait(struct ctx *c, struct fy_node *n, struct kiln_layer *l, s
 		if ((rc = check_file(c, v, t->file, what)))
 			return rc;
 	}
-	return 0;
+	return parse_trait_ai(c, n, what, t);
 }
 
 static const char *const blend_names[] = {
@@ -853,14 +1273,428 @@ static int parse_legendaries(struct ctx *c, struct fy_node *n)
 	return 0;
 }
 
-static int parse_metadata(struct ctx *c, struct fy_node *n)
+/* --- metadata sub-blocks: display types, extra attributes, contract, metaplex, reveal --- */
+
+static const char *const display_names[] = {
+	[KILN_DISPLAY_NONE] = "text", [KILN_DISPLAY_NUMBER] = "number",
+	[KILN_DISPLAY_BOOST_NUMBER] = "boost_number",
+	[KILN_DISPLAY_BOOST_PERCENTAGE] = "boost_percentage", [KILN_DISPLAY_DATE] = "date",
+};
+#define NDISPLAY (sizeof display_names / sizeof display_names[0])
+
+const char *kiln_display_name(enum kiln_display d)
 {
-	static const char *const keys[] = {"name", "start_id", "base_uri", "description",
-					   "targets"};
+	return d > KILN_DISPLAY_NONE && (size_t)d < NDISPLAY ? display_names[d] : NULL;
+}
+
+static int get_display(struct ctx *c, struct fy_node *n, const char *what, enum kiln_display *out)
+{
+	const char *v = fy_node_get_type(n) == FYNT_SCALAR ? fy_node_get_scalar0(n) : NULL;
+	char list[256];
+	for (size_t i = 0; v && i < NDISPLAY; i++)
+		if (!strcmp(v, display_names[i])) {
+			*out = (enum kiln_display)i;
+			return 0;
+		}
+	list_names(list, sizeof list, display_names, NDISPLAY);
+	return fail(c, n, "%s: unknown display_type '%s' (one of: %s)", what, v ? v : type_name(n),
+		    list);
+}
+
+/* A value shown with display type d must be a number (an integer, unix seconds, for date). */
+static int numeric_ok(const char *v, enum kiln_display d)
+{
+	char *end;
+	errno = 0;
+	if (d == KILN_DISPLAY_DATE) {
+		if (!*v || (strtoll(v, &end, 10), *end) || errno)
+			return 0;
+		return 1;
+	}
+	return *v && isfinite(strtod(v, &end)) && !*end && !errno;
+}
+
+/* {display_type: T, max_value: N} or just T */
+static int parse_display_spec(struct ctx *c, struct fy_node *n, const char *what,
+			      enum kiln_display *type, int *has_max, double *max_value)
+{
+	static const char *const keys[] = {"display_type", "max_value"};
+	struct fy_node *v;
+	int rc;
+	if (fy_node_get_type(n) == FYNT_SCALAR)
+		return get_display(c, n, what, type);
+	if ((rc = want_map(c, n, what)) || (rc = check_keys(c, n, what, keys, 2)))
+		return rc;
+	if (!(v = get(n, "display_type")))
+		return fail(c, n, "%s needs a display_type (number, boost_number, boost_percentage "
+			    "or date)", what);
+	if ((rc = get_display(c, v, what, type)))
+		return rc;
+	if ((v = get(n, "max_value"))) {
+		if (*type == KILN_DISPLAY_DATE || *type == KILN_DISPLAY_NONE)
+			return fail(c, v, "%s: max_value goes with display_type number, boost_number "
+				    "or boost_percentage", what);
+		if ((rc = get_double(c, v, "max_value", max_value)))
+			return rc;
+		*has_max = 1;
+	}
+	return 0;
+}
+
+/* metadata.display: {Layer: number | {display_type, max_value}} */
+static int parse_meta_display(struct ctx *c, struct fy_node *n)
+{
+	struct kiln_spec *s = c->s;
+	struct fy_node_pair *p;
+	void *it = NULL;
+	int rc;
+	if ((rc = want_map(c, n, "metadata.display")))
+		return rc;
+	s->layer_display = kiln_calloc(s->nlayers + 1, sizeof *s->layer_display);
+	if (!s->layer_display)
+		return nomem(c);
+	while ((p = fy_node_mapping_iterate(n, &it))) {
+		struct fy_node *k = fy_node_pair_key(p), *v = fy_node_pair_value(p);
+		const char *name = fy_node_get_type(k) == FYNT_SCALAR ? fy_node_get_scalar0(k) : NULL;
+		long l = name ? kiln_spec_layer_index(s, name) : -1;
+		struct kiln_layer_display *d;
+		char what[300];
+		if (l < 0)
+			return fail(c, k, "metadata.display names layer '%s', which does not exist",
+				    name ? name : "?");
+		d = &s->layer_display[l];
+		snprintf(what, sizeof what, "metadata.display.%s", name);
+		if ((rc = parse_display_spec(c, v, what, &d->type, &d->has_max, &d->max_value)))
+			return rc;
+		for (size_t t = 0; d->type != KILN_DISPLAY_NONE && t < s->layers[l].ntraits; t++) {
+			const struct kiln_trait *tr = &s->layers[l].traits[t];
+			if (!tr->is_none && !numeric_ok(tr->name, d->type))
+				return fail(c, k, "metadata.display shows layer '%s' as %s, but its "
+					    "value '%s' (line %d) is not %s: name the values with "
+					    "numbers, or drop the display type", name,
+					    display_names[d->type], tr->name, tr->loc.line,
+					    d->type == KILN_DISPLAY_DATE ? "a whole number of unix "
+					    "seconds" : "a number");
+		}
+	}
+	return 0;
+}
+
+/* metadata.attributes: [{trait_type, value, display_type?, max_value?}] */
+static int parse_meta_attrs(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"trait_type", "value", "display_type", "max_value"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v;
+	void *it = NULL;
+	int rc;
+	if ((rc = want_seq(c, n, "metadata.attributes")))
+		return rc;
+	s->meta_attrs = kiln_calloc((size_t)fy_node_sequence_item_count(n) + 1,
+				    sizeof *s->meta_attrs);
+	if (!s->meta_attrs)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(n, &it))) {
+		struct kiln_meta_attr *a = &s->meta_attrs[s->nmeta_attrs++];
+		struct fy_node *x;
+		if ((rc = want_map(c, v, "an attribute")) ||
+		    (rc = check_keys(c, v, "an attribute", keys, 4)))
+			return rc;
+		if (!(x = get(v, "trait_type")))
+			return fail(c, v, "an attribute needs trait_type and value");
+		if ((rc = get_nonempty(c, x, "trait_type", &a->trait_type)))
+			return rc;
+		if (kiln_spec_layer_index(s, a->trait_type) >= 0)
+			return fail(c, x, "attribute '%s' has the name of a layer: tokens would show "
+				    "it twice", a->trait_type);
+		for (size_t i = 0; i + 1 < s->nmeta_attrs; i++)
+			if (!strcmp(s->meta_attrs[i].trait_type, a->trait_type))
+				return fail(c, x, "two attributes are named '%s'", a->trait_type);
+		if (!(x = get(v, "value")))
+			return fail(c, v, "attribute '%s' has no value", a->trait_type);
+		if ((rc = get_str(c, x, "attribute value", &a->value)))
+			return rc;
+		if ((x = get(v, "display_type"))) {
+			struct fy_node *mx = get(v, "max_value");
+			if ((rc = get_display(c, x, "an attribute", &a->display)))
+				return rc;
+			if (a->display != KILN_DISPLAY_NONE && !numeric_ok(a->value, a->display))
+				return fail(c, get(v, "value"), "attribute '%s' is shown as %s: its value "
+					    "must be %s, got '%s'", a->trait_type,
+					    display_names[a->display], a->display == KILN_DISPLAY_DATE ?
+					    "a whole number of unix seconds" : "a number", a->value);
+			if (mx && (a->display == KILN_DISPLAY_DATE || a->display == KILN_DISPLAY_NONE))
+				return fail(c, mx, "max_value goes with display_type number, "
+					    "boost_number or boost_percentage");
+		}
+		if ((x = get(v, "max_value"))) {
+			if (a->display == KILN_DISPLAY_NONE)
+				return fail(c, x, "max_value needs a display_type (number)");
+			if ((rc = get_double(c, x, "max_value", &a->max_value)))
+				return rc;
+			a->has_max = 1;
+		}
+	}
+	return 0;
+}
+
+/* An image of the contract: a URI, or a project file. */
+static int get_image_ref(struct ctx *c, struct fy_node *n, const char *what, char **out)
+{
+	int rc = get_nonempty(c, n, what, out);
+	if (rc || strstr(*out, "://"))
+		return rc;
+	return check_file(c, n, *out, what);
+}
+
+static int is_eth_address(const char *a)
+{
+	if (strncmp(a, "0x", 2) || strlen(a) != 42)
+		return 0;
+	for (a += 2; *a; a++)
+		if (!isxdigit((unsigned char)*a))
+			return 0;
+	return 1;
+}
+
+static int parse_meta_contract(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"name", "description", "image", "banner_image",
+					   "featured_image", "external_link", "collaborators"};
+	struct kiln_contract_meta *m = &c->s->contract;
+	struct fy_node *v, *x;
+	void *it = NULL;
+	int rc;
+	if ((rc = want_map(c, n, "metadata.contract")) ||
+	    (rc = check_keys(c, n, "metadata.contract", keys, 7)))
+		return rc;
+	if ((v = get(n, "name")) && (rc = get_nonempty(c, v, "metadata.contract.name", &m->name)))
+		return rc;
+	if ((v = get(n, "description")) &&
+	    (rc = get_str(c, v, "metadata.contract.description", &m->description)))
+		return rc;
+	if ((v = get(n, "image")) && (rc = get_image_ref(c, v, "metadata.contract.image",
+							   &m->image)))
+		return rc;
+	if ((v = get(n, "banner_image")) &&
+	    (rc = get_image_ref(c, v, "metadata.contract.banner_image", &m->banner_image)))
+		return rc;
+	if ((v = get(n, "featured_image")) &&
+	    (rc = get_image_ref(c, v, "metadata.contract.featured_image", &m->featured_image)))
+		return rc;
+	if ((v = get(n, "external_link")) &&
+	    (rc = get_nonempty(c, v, "metadata.contract.external_link", &m->external_link)))
+		return rc;
+	if (!(v = get(n, "collaborators")))
+		return 0;
+	if ((rc = want_seq(c, v, "metadata.contract.collaborators")))
+		return rc;
+	m->collaborators = kiln_calloc((size_t)fy_node_sequence_item_count(v) + 1,
+				       sizeof *m->collaborators);
+	if (!m->collaborators)
+		return nomem(c);
+	while ((x = fy_node_sequence_iterate(v, &it))) {
+		char **a = &m->collaborators[m->ncollaborators++];
+		if ((rc = get_nonempty(c, x, "a collaborator", a)))
+			return rc;
+		if (!is_eth_address(*a))
+			return fail(c, x, "collaborator '%s' is not an Ethereum address (0x and 40 hex "
+				    "digits)", *a);
+	}
+	return 0;
+}
+
+/* Length in bytes of the public key that base58 text a encodes, or 0 if it is not base58. */
+static size_t base58_len(const char *a)
+{
+	static const char alphabet[] =
+		"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+	unsigned char num[64] = {0}; /* big-endian, num[63] least significant */
+	size_t zeros = 0, used = 0;
+	const char *p = a;
+	while (*p == '1')
+		zeros++, p++;
+	for (; *p; p++) {
+		const char *d = strchr(alphabet, *p);
+		unsigned carry;
+		if (!d || !*d)
+			return 0;
+		carry = (unsigned)(d - alphabet);
+		for (size_t i = 64; i-- > 0;) {
+			carry += 58u * num[i];
+			num[i] = (unsigned char)(carry & 0xff);
+			carry >>= 8;
+		}
+		if (carry)
+			return 0; /* more than 64 bytes */
+	}
+	for (used = 64; used > 0 && num[64 - used] == 0; used--)
+		;
+	return zeros + used;
+}
+
+static int parse_meta_metaplex(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"seller_fee_basis_points", "creators", "collection"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v, *x;
+	void *it = NULL;
+	unsigned sum = 0;
+	uint64_t u;
+	int rc;
+	if ((rc = want_map(c, n, "metadata.metaplex")) ||
+	    (rc = check_keys(c, n, "metadata.metaplex", keys, 3)))
+		return rc;
+	if ((v = get(n, "seller_fee_basis_points"))) {
+		if ((rc = get_u64(c, v, "metadata.metaplex.seller_fee_basis_points", 0, 10000, &u)))
+			return rc;
+		s->seller_fee_bps = (unsigned)u;
+	}
+	if ((v = get(n, "collection"))) {
+		static const char *const ckeys[] = {"name", "image", "description"};
+		if ((rc = want_map(c, v, "metadata.metaplex.collection")) ||
+		    (rc = check_keys(c, v, "metadata.metaplex.collection", ckeys, 3)))
+			return rc;
+		if (!(x = get(v, "name")) || !get(v, "image"))
+			return fail(c, v, "metadata.metaplex.collection needs a name and an image "
+				    "(a project file)");
+		if ((rc = get_nonempty(c, x, "metadata.metaplex.collection.name",
+				       &s->mpl_collection_name)))
+			return rc;
+		if (strlen(s->mpl_collection_name) > 32)
+			return fail(c, x, "metadata.metaplex.collection.name is %zu bytes: Metaplex "
+				    "allows at most 32", strlen(s->mpl_collection_name));
+		x = get(v, "image");
+		if ((rc = get_nonempty(c, x, "metadata.metaplex.collection.image",
+				       &s->mpl_collection_image)) ||
+		    (rc = check_file(c, x, s->mpl_collection_image, "metaplex collection image")))
+			return rc;
+		if ((x = get(v, "description")) &&
+		    (rc = get_str(c, x, "metadata.metaplex.collection.description",
+				  &s->mpl_collection_description)))
+			return rc;
+	}
+	if (!(v = get(n, "creators")))
+		return 0;
+	if ((rc = want_seq(c, v, "metadata.metaplex.creators")))
+		return rc;
+	if (fy_node_sequence_item_count(v) > 4)
+		return fail(c, v, "metadata.metaplex.creators lists %d creators: a candy machine "
+			    "takes at most 4", fy_node_sequence_item_count(v));
+	s->creators = kiln_calloc((size_t)fy_node_sequence_item_count(v) + 1, sizeof *s->creators);
+	if (!s->creators)
+		return nomem(c);
+	while ((x = fy_node_sequence_iterate(v, &it))) {
+		static const char *const ckeys[] = {"address", "share"};
+		struct kiln_creator *cr = &s->creators[s->ncreators++];
+		struct fy_node *y;
+		if ((rc = want_map(c, x, "a creator")) ||
+		    (rc = check_keys(c, x, "a creator", ckeys, 2)))
+			return rc;
+		if (!(y = get(x, "address")) || !get(x, "share"))
+			return fail(c, x, "a creator needs an address and a share");
+		if ((rc = get_nonempty(c, y, "creator address", &cr->address)))
+			return rc;
+		if (base58_len(cr->address) != 32)
+			return fail(c, y, "creator address '%s' is not a Solana public key (base58 of "
+				    "32 bytes)", cr->address);
+		for (size_t i = 0; i + 1 < s->ncreators; i++)
+			if (!strcmp(s->creators[i].address, cr->address))
+				return fail(c, y, "creator '%s' is listed twice", cr->address);
+		if ((rc = get_u64(c, get(x, "share"), "creator share", 0, 100, &u)))
+			return rc;
+		cr->share = (unsigned)u;
+		sum += cr->share;
+	}
+	if (s->ncreators && sum != 100)
+		return fail(c, v, "the creators' shares add up to %u: they must add up to 100", sum);
+	return 0;
+}
+
+static int parse_meta_reveal(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"hidden_image", "name", "description"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
-	if ((rc = want_map(c, n, "metadata")) || (rc = check_keys(c, n, "metadata", keys, 5)))
+	if ((rc = want_map(c, n, "metadata.reveal")) ||
+	    (rc = check_keys(c, n, "metadata.reveal", keys, 3)))
+		return rc;
+	if (!(v = get(n, "hidden_image")))
+		return fail(c, n, "metadata.reveal needs hidden_image: the one image every token "
+			    "shows before the reveal");
+	if ((rc = get_nonempty(c, v, "metadata.reveal.hidden_image", &s->reveal_image)) ||
+	    (rc = check_file(c, v, s->reveal_image, "metadata.reveal.hidden_image")))
+		return rc;
+	if ((v = get(n, "name")) && (rc = get_nonempty(c, v, "metadata.reveal.name",
+						       &s->reveal_name)))
+		return rc;
+	if ((v = get(n, "description")) &&
+	    (rc = get_str(c, v, "metadata.reveal.description", &s->reveal_description)))
+		return rc;
+	return 0;
+}
+
+/* Bytes of the longest name pattern expands to over ids lo..hi ({id} is widest at hi). */
+static size_t pattern_len(const char *pat, const char *name, uint64_t hi)
+{
+	char id[32];
+	size_t n = 0;
+	snprintf(id, sizeof id, "%llu", (unsigned long long)hi);
+	while (*pat) {
+		if (!strncmp(pat, "{id}", 4))
+			n += strlen(id), pat += 4;
+		else if (!strncmp(pat, "{name}", 6))
+			n += strlen(name), pat += 6;
+		else
+			n++, pat++;
+	}
+	return n;
+}
+
+/* Sugar's rules (name <= 32 bytes, symbol <= 10, URIs <= 200), checked on the spec's values
+ * so that every asset a release writes passes `sugar validate`. */
+static int check_metaplex(struct ctx *c, struct fy_node *meta)
+{
+	struct kiln_spec *s = c->s;
+	struct fy_node *root = fy_document_root(fy_node_document(meta));
+	struct fy_node *coll = root ? get(root, "collection") : NULL, *v;
+	const char *pat = s->name_pattern ? s->name_pattern : "{name} #{id}";
+	uint64_t hi = s->start_id + s->size - 1;
+	size_t len = pattern_len(pat, s->name, hi);
+	if (len > 32)
+		return fail(c, get(meta, "name") ? get(meta, "name") : get(coll, "name"),
+			    "token names are up to %zu bytes (\"%s\" with id %llu) but Metaplex "
+			    "allows 32: shorten metadata.name or collection.name", len, pat,
+			    (unsigned long long)hi);
+	if (s->symbol && strlen(s->symbol) > 10)
+		return fail(c, get(coll, "symbol"), "collection.symbol is %zu bytes: Metaplex allows "
+			    "at most 10", strlen(s->symbol));
+	if (s->external_url && strlen(s->external_url) > 200)
+		return fail(c, get(coll, "external_url"), "collection.external_url is %zu bytes: "
+			    "Metaplex allows URIs of at most 200", strlen(s->external_url));
+	if (s->reveal_name && pattern_len(s->reveal_name, s->name, hi) > 32)
+		return fail(c, get(get(meta, "reveal"), "name"), "pre-reveal names are up to %zu "
+			    "bytes but Metaplex allows 32", pattern_len(s->reveal_name, s->name, hi));
+	if ((v = root ? get(root, "legendaries") : NULL) && fy_node_get_type(v) == FYNT_SEQUENCE)
+		for (size_t i = 0; i < s->nlegendaries; i++)
+			if (strlen(s->legendaries[i].name) > 32)
+				return fail(c, get(fy_node_sequence_get_by_index(v, (int)i), "name"),
+					    "legendary name '%s' is %zu bytes: Metaplex allows at "
+					    "most 32", s->legendaries[i].name,
+					    strlen(s->legendaries[i].name));
+	return 0;
+}
+
+static int parse_metadata(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"name", "start_id", "base_uri", "description",
+					   "targets", "display", "attributes", "contract",
+					   "metaplex", "reveal"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v;
+	int rc;
+	if ((rc = want_map(c, n, "metadata")) || (rc = check_keys(c, n, "metadata", keys, 10)))
 		return rc;
 	if ((v = get(n, "name")) && (rc = get_nonempty(c, v, "metadata.name", &s->name_pattern)))
 		return rc;
@@ -895,7 +1729,48 @@ static int parse_metadata(struct ctx *c, struct fy_node *n)
 			return fail(c, v, "metadata.targets is empty: list erc721, erc1155 or "
 				    "metaplex");
 	}
+	if ((v = get(n, "display")) && (rc = parse_meta_display(c, v)))
+		return rc;
+	if ((v = get(n, "attributes")) && (rc = parse_meta_attrs(c, v)))
+		return rc;
+	if ((v = get(n, "contract")) && (rc = parse_meta_contract(c, v)))
+		return rc;
+	if ((v = get(n, "metaplex")) && (rc = parse_meta_metaplex(c, v)))
+		return rc;
+	if ((v = get(n, "reveal")) && (rc = parse_meta_reveal(c, v)))
+		return rc;
+	if (s->targets & KILN_TARGET_METAPLEX)
+		return check_metaplex(c, n);
 	return 0;
+}
+
+/* Frees what parse_metadata's sub-blocks allocated (called by kiln_spec_free). */
+static void metadata_free(struct kiln_spec *s)
+{
+	free(s->layer_display);
+	for (size_t i = 0; i < s->nmeta_attrs; i++) {
+		free(s->meta_attrs[i].trait_type);
+		free(s->meta_attrs[i].value);
+	}
+	free(s->meta_attrs);
+	free(s->contract.name);
+	free(s->contract.description);
+	free(s->contract.image);
+	free(s->contract.banner_image);
+	free(s->contract.featured_image);
+	free(s->contract.external_link);
+	for (size_t i = 0; i < s->contract.ncollaborators; i++)
+		free(s->contract.collaborators[i]);
+	free(s->contract.collaborators);
+	for (size_t i = 0; i < s->ncreators; i++)
+		free(s->creators[i].address);
+	free(s->creators);
+	free(s->mpl_collection_name);
+	free(s->mpl_collection_image);
+	free(s->mpl_collection_description);
+	free(s->reveal_image);
+	free(s->reveal_name);
+	free(s->reveal_description);
 }
 
 /* --- the document -------------------------------------------------------------------------- */
@@ -927,23 +1802,101 @@ static int check_combinations(struct ctx *c, struct fy_node *root)
 	return 0;
 }
 
+/* qa: {max_file_size, min_file_size, uniform_stddev, black_level, near_duplicate_distance,
+ *      alpha: required|forbidden|any, checks: {check.id: error|warning|off}} */
+static int parse_qa(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"max_file_size", "min_file_size", "uniform_stddev",
+					   "black_level", "near_duplicate_distance", "alpha",
+					   "checks"};
+	struct kiln_qa_spec *q = &c->s->qa;
+	struct fy_node *v;
+	uint64_t x;
+	int rc;
+	if ((rc = want_map(c, n, "qa")) || (rc = check_keys(c, n, "qa", keys, 7)))
+		return rc;
+	if ((v = get(n, "max_file_size")) &&
+	    (rc = get_u64(c, v, "qa.max_file_size (bytes)", 1, UINT64_MAX, &q->max_bytes)))
+		return rc;
+	if ((v = get(n, "min_file_size")) &&
+	    (rc = get_u64(c, v, "qa.min_file_size (bytes)", 1, UINT64_MAX, &q->min_bytes)))
+		return rc;
+	if ((v = get(n, "uniform_stddev")) &&
+	    (rc = get_double(c, v, "qa.uniform_stddev", &q->uniform_stddev)))
+		return rc;
+	if ((v = get(n, "black_level"))) {
+		if ((rc = get_u64(c, v, "qa.black_level", 0, 254, &x)))
+			return rc;
+		q->black_level = (int)x;
+	}
+	if ((v = get(n, "near_duplicate_distance"))) {
+		const char *t = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+		if (t && !strcmp(t, "off")) {
+			q->near_threshold = -1;
+		} else {
+			if ((rc = get_u64(c, v, "qa.near_duplicate_distance", 0, 32, &x)))
+				return rc;
+			q->near_threshold = x ? (int)x : -2; /* -2: exact 0 */
+		}
+	}
+	if ((v = get(n, "alpha"))) {
+		const char *t = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+		if (t && !strcmp(t, "required"))
+			q->alpha = 1;
+		else if (t && !strcmp(t, "forbidden"))
+			q->alpha = 0;
+		else if (t && !strcmp(t, "any"))
+			q->alpha = -1;
+		else
+			return fail(c, v, "qa.alpha is required, forbidden or any");
+	}
+	if ((v = get(n, "checks"))) {
+		void *it = NULL;
+		struct fy_node_pair *p;
+		if ((rc = want_map(c, v, "qa.checks")))
+			return rc;
+		q->checks = kiln_calloc((size_t)fy_node_mapping_item_count(v) + 1, sizeof *q->checks);
+		if (!q->checks)
+			return nomem(c);
+		while ((p = fy_node_mapping_iterate(v, &it))) {
+			struct kiln_qa_check *k = &q->checks[q->nchecks];
+			struct fy_node *val = fy_node_pair_value(p);
+			const char *t = fy_node_get_type(val) == FYNT_SCALAR ? fy_node_get_scalar0(val)
+									    : NULL;
+			if ((rc = get_nonempty(c, fy_node_pair_key(p), "a check id", &k->check)))
+				return rc;
+			q->nchecks++;
+			if (t && !strcmp(t, "error"))
+				k->severity = 0;
+			else if (t && !strcmp(t, "warning"))
+				k->severity = 1;
+			else if (t && (!strcmp(t, "off") || !strcmp(t, "false")))
+				k->severity = -1;
+			else
+				return fail(c, val, "qa check '%s': severity is error, warning or off",
+					    k->check);
+		}
+	}
+	return 0;
+}
+
 static int parse_root(struct ctx *c, struct fy_node *root)
 {
 	static const char *const keys[] = {"collection", "image", "engine", "layers", "rules",
-					   "uniqueness", "legendaries", "metadata"};
+					   "uniqueness", "legendaries", "metadata", "generate", "qa"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
 	if (!root)
 		return fail(c, NULL, "the spec is empty: start from `kiln init`");
-	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 8)))
+	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 10)))
 		return rc;
 	if ((v = get(root, "engine"))) {
 		if ((rc = get_nonempty(c, v, "engine", &s->engine)))
 			return rc;
-		if (strcmp(s->engine, "compose"))
+		if (strcmp(s->engine, "compose") && !is_ai_engine(s->engine))
 			return fail(c, v, "engine '%s' is not available in this version of kiln "
-				    "(available: compose)", s->engine);
+				    "(available: compose, a1111, comfyui, sdcpp)", s->engine);
 	}
 	if (!(v = get(root, "collection")))
 		return fail(c, root, "the spec has no collection block: add collection: "
@@ -964,6 +1917,13 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 		return rc;
 	if ((v = get(root, "metadata")) && (rc = parse_metadata(c, v)))
 		return rc;
+	if ((v = get(root, "qa")) && (rc = parse_qa(c, v)))
+		return rc;
+	if ((v = get(root, "generate")) && (rc = parse_generate(c, v)))
+		return rc;
+	if (!v && s->engine && strcmp(s->engine, "compose"))
+		return fail(c, get(root, "engine"), "engine '%s' needs a generate: block (prompt, "
+			    "endpoints, ...): see docs/engines.md", s->engine);
 	return check_combinations(c, root);
 }
 
@@ -978,6 +1938,7 @@ static int set_defaults(struct ctx *c)
 	s->min_distance = 1;
 	s->start_id = 1;
 	s->targets = KILN_TARGET_ERC721;
+	s->qa.alpha = -1;
 	return 0;
 }
 
@@ -1148,6 +2109,7 @@ void kiln_spec_free(struct kiln_spec *s)
 		for (size_t t = 0; l->traits && t <= l->ntraits; t++) {
 			free(l->traits[t].name);
 			free(l->traits[t].file);
+			trait_ai_free(&l->traits[t]);
 		}
 		free(l->traits);
 		free(l->name);
@@ -1180,6 +2142,11 @@ void kiln_spec_free(struct kiln_spec *s)
 	free(s->name_pattern);
 	free(s->base_uri);
 	free(s->meta_description);
+	for (size_t i = 0; i < s->qa.nchecks; i++)
+		free(s->qa.checks[i].check);
+	free(s->qa.checks);
+	metadata_free(s);
+	generate_free(s->generate);
 	free(s);
 }
 

@@ -246,13 +246,22 @@ int cli_stage_release(struct kiln_project *p, int force, int json, int quiet, in
 	if (did)
 		*did = r.written;
 	if (json)
-		print_json(json_pack("{s:s, s:s, s:b, s:I, s:I, s:s}", "event", "summary", "stage",
-				     "release", "written", r.written, "items", (json_int_t)r.items,
-				     "bytes", (json_int_t)r.bytes, "dist", r.dist));
-	else if (!quiet && r.written)
-		printf("release: %llu tokens written to %s (%.1f MiB of images)\n",
-		       (unsigned long long)r.items, r.dist, (double)r.bytes / 1048576.0);
-	else if (!quiet)
+		print_json(json_pack("{s:s, s:s, s:b, s:I, s:I, s:s, s:s, s:s, s:s, s:b}", "event",
+				     "summary", "stage", "release", "written", r.written, "items",
+				     (json_int_t)r.items, "bytes", (json_int_t)r.bytes, "dist", r.dist,
+				     "images_cid", r.images_cid, "metadata_cid", r.metadata_cid,
+				     "provenance_hash", r.provenance, "reveal_pending",
+				     r.reveal_pending));
+	else if (!quiet && r.written) {
+		printf("release: %llu tokens written to %s (%.1f MiB of images)\n"
+		       "  images ipfs://%s, provenance %s\n", (unsigned long long)r.items, r.dist,
+		       (double)r.bytes / 1048576.0, r.images_cid, r.provenance);
+		if (r.metadata_cid[0])
+			printf("  metadata ipfs://%s/\n", r.metadata_cid);
+		if (r.reveal_pending)
+			printf("  reveal pending: `kiln release --starting-index N` writes the "
+			       "token metadata\n");
+	} else if (!quiet)
 		printf("release: %s is up to date\n", r.dist);
 	return 0;
 }

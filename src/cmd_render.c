@@ -1,12 +1,15 @@
 /* kiln render: render the items that need it (new, changed recipe, failed, or missing). */
 #include "cli.h"
 
+#include "kiln/engine.h"
+
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void help(void)
 {
-	printf("usage: kiln render [--threads N] [--force] [--json] [-q]\n\n"
+	printf("usage: kiln render [--threads N] [--force] [--json] [-q] [--dry-run ID]\n\n"
 	       "Renders every item whose recipe (traits, layer files, image settings) changed\n"
 	       "since its last render, or that failed or was never rendered. Images go to the\n"
 	       "content store (.kiln/store); every attempt is recorded in the catalog. A progress\n"
@@ -15,8 +18,58 @@ static void help(void)
 	       "  --threads N   worker threads (default: one per core)\n"
 	       "  --force       render every item again\n"
 	       "  --json        JSON lines on stdout: an event per item, then a summary\n"
-	       "  -q, --quiet   no progress or summary\n\n"
+	       "  -q, --quiet   no progress or summary\n"
+	       "  --dry-run ID  AI engines: print the exact request item ID's first candidate\n"
+	       "                would send to the first endpoint, and send nothing (credentials\n"
+	       "                are never printed)\n\n"
+	       "AI engines read endpoint credentials from the environment variables that\n"
+	       "generate.endpoints[].auth_env (\"user:pass\") or token_env (bearer) name.\n\n"
 	       "exit status: 0 ok, 1 some items failed (`kiln ls --status failed`), 2 bad spec.\n");
+}
+
+/* Endpoint credentials: the spec names environment variables; only the command reads them
+ * (the library never touches the environment) and hands the values over in ep->secret. */
+static int cli_resolve_secrets(struct kiln_project *p)
+{
+	struct kiln_generate *g = p->spec->generate;
+	for (size_t k = 0; g && k < g->nendpoints; k++) {
+		struct kiln_endpoint *ep = &g->endpoints[k];
+		const char *var = ep->auth_env ? ep->auth_env : ep->token_env;
+		const char *v = var ? getenv(var) : NULL;
+		if (!var || ep->secret)
+			continue;
+		if (!v || !*v)
+			continue; /* the render stage says which variable is missing */
+		if (ep->auth_env && !strchr(v, ':')) {
+			fprintf(stderr, "kiln: %s: $%s must hold user:pass (HTTP basic auth)\n",
+				ep->url, var);
+			return 2;
+		}
+		if (!(ep->secret = strdup(v))) {
+			fprintf(stderr, "kiln: out of memory\n");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int dry_run(struct kiln_project *p, const char *arg)
+{
+	struct kiln_buf out = KILN_BUF_INIT;
+	struct kiln_error e;
+	char *end;
+	unsigned long long id = strtoull(arg, &end, 10);
+	int rc;
+	if (!*arg || *end)
+		return cli_usage("render", "--dry-run takes an item id (see `kiln ls`)");
+	kiln_error_clear(&e);
+	if ((rc = kiln_project_render_dry_run(p, id, &out, &e))) {
+		kiln_buf_release(&out);
+		return cli_fail(&e);
+	}
+	fwrite(out.data, 1, out.len, stdout);
+	kiln_buf_release(&out);
+	return 0;
 }
 
 int cmd_render(struct cli *cli, int argc, char **argv)
@@ -24,7 +77,9 @@ int cmd_render(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{"threads", required_argument, NULL, 't'}, {"force", no_argument, NULL, 'f'},
 		{"json", no_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"help", no_argument, NULL, 'h'}, {"dry-run", required_argument, NULL, 'n'},
+		{NULL, 0, NULL, 0}};
+	const char *dry = NULL;
 	int c, force = 0, json = 0, quiet = 0, rc;
 	unsigned threads = 0;
 	struct kiln_project *p = NULL;
@@ -43,6 +98,7 @@ int cmd_render(struct cli *cli, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'q': quiet = 1; break;
 		case 'h': help(); return 0;
+		case 'n': dry = optarg; break;
 		default: return cli_usage("render", "unknown option");
 		}
 	}
@@ -50,8 +106,15 @@ int cmd_render(struct cli *cli, int argc, char **argv)
 		return cli_usage("render", "unexpected argument '%s'", argv[optind]);
 	if ((rc = cli_open(cli, &p)))
 		return rc;
+	if ((rc = cli_resolve_secrets(p)))
+		goto out;
+	if (dry) {
+		rc = dry_run(p, dry);
+		goto out;
+	}
 	cli_catch_signals();
 	rc = cli_stage_render(p, threads, force, json, quiet, NULL, NULL);
+out:
 	kiln_project_free(p);
 	return rc;
 }

@@ -13,6 +13,45 @@ static void help(void)
 	       "up to date, and what to run next.\n");
 }
 
+/* AI engines: per-endpoint attempts, failures and throughput, from the renders table. With
+ * --json, one more line: {"endpoints": [...]}. */
+static int endpoints_section(struct kiln_project *p, int json)
+{
+	struct kiln_endpoint_stat *v = NULL;
+	struct kiln_error e;
+	size_t n = 0;
+	kiln_error_clear(&e);
+	if (kiln_catalog_endpoint_stats(p->catalog, &v, &n, &e))
+		return cli_fail(&e);
+	if (json && n) {
+		json_t *arr = json_array();
+		for (size_t i = 0; arr && i < n; i++) {
+			double span = v[i].last - v[i].first;
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:f}",
+				"endpoint", v[i].endpoint, "engine", v[i].engine,
+				"attempts", (json_int_t)v[i].attempts, "ok", (json_int_t)v[i].ok,
+				"failed", (json_int_t)v[i].failed, "busy_seconds", v[i].busy_seconds,
+				"images_per_minute", span > 0 ? v[i].ok * 60.0 / span : 0.0));
+		}
+		json_t *o = json_pack("{s:o}", "endpoints", arr);
+		json_dumpf(o, stdout, JSON_COMPACT);
+		fputc('\n', stdout);
+		json_decref(o);
+	} else if (n) {
+		printf("  endpoints  %-36s %-8s %8s %8s %8s %10s\n", "", "engine", "attempts",
+		       "ok", "failed", "img/min");
+		for (size_t i = 0; i < n; i++) {
+			double span = v[i].last - v[i].first;
+			printf("             %-36s %-8s %8llu %8llu %8llu %10.1f\n", v[i].endpoint,
+			       v[i].engine, (unsigned long long)v[i].attempts,
+			       (unsigned long long)v[i].ok, (unsigned long long)v[i].failed,
+			       span > 0 ? v[i].ok * 60.0 / span : 0.0);
+		}
+	}
+	kiln_endpoint_stats_free(v, n);
+	return 0;
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -79,6 +118,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("  release    %s\n", release ? "written (see dist/)" : "not yet");
 		printf("  next       %s\n", next);
 	}
+	rc = endpoints_section(p, json);
 out:
 	free(release);
 	kiln_project_free(p);

@@ -111,4 +111,81 @@ int kiln_catalog_counts(struct kiln_catalog *c, struct kiln_catalog_counts *out,
 int kiln_catalog_item_renders_json(struct kiln_catalog *c, uint64_t id, char **json,
 				   struct kiln_error *e) KILN_MUST_CHECK;
 
+/* --- AI renders (lib/render_ai.c) ---------------------------------------------------------
+ * Two tables beside the others: ai_inflight (a job a server may be running: its endpoint and
+ * remote id, written *before* the job is sent when the id is client-chosen, so a kill -9 never
+ * loses it) and ai_info (what the server said about each image it made: seed, remote id,
+ * A1111 infotext). Neither ever holds a secret. */
+
+/* Create the AI tables if needed. Call once before the functions below. */
+int kiln_catalog_ai_init(struct kiln_catalog *c, struct kiln_error *e) KILN_MUST_CHECK;
+
+struct kiln_inflight {
+	uint64_t item_id;
+	uint64_t seed;            /* the job's requested seed (item seed + candidate) */
+	const char *recipe;
+	const char *endpoint;     /* URL */
+	const char *engine;
+	const char *remote_id;
+	unsigned attempt;
+};
+/* Insert or replace the in-flight row of (item_id, seed). */
+int kiln_catalog_inflight_put(struct kiln_catalog *c, const struct kiln_inflight *f,
+			      struct kiln_error *e) KILN_MUST_CHECK;
+/* Every in-flight row; strings valid during the call only. fn returns non-zero to stop. */
+int kiln_catalog_inflight_each(struct kiln_catalog *c,
+			       int (*fn)(void *user, const struct kiln_inflight *f), void *user,
+			       struct kiln_error *e) KILN_MUST_CHECK;
+
+/* A finished AI job: its in-flight row goes, and (when ok) what the server said is kept. */
+struct kiln_ai_outcome {
+	uint64_t item_id;
+	uint64_t seed;            /* requested */
+	uint64_t seed_used;       /* as the server reported it */
+	int ok;
+	const char *image;        /* when ok */
+	const char *endpoint;
+	const char *remote_id;    /* may be NULL */
+	const char *info;         /* infotext, may be NULL */
+};
+int kiln_catalog_ai_finish(struct kiln_catalog *c, const struct kiln_ai_outcome *o, size_t n,
+			   struct kiln_error *e) KILN_MUST_CHECK;
+
+/* Accepted renders of engines other than compose: (item, recipe, image) each; fn returns
+ * non-zero to stop. */
+int kiln_catalog_ai_done_each(struct kiln_catalog *c,
+			      int (*fn)(void *user, uint64_t item_id, const char *recipe,
+					const char *image),
+			      void *user, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* Per-endpoint figures for `kiln status`: attempts, ok, failed, seconds busy, first start and
+ * last finish (unix seconds). */
+struct kiln_endpoint_stat {
+	char *endpoint;           /* owned by the array */
+	char *engine;
+	uint64_t attempts, ok, failed;
+	double busy_seconds;
+	double first, last;
+};
+int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_stat **out,
+				size_t *n, struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n);
+
+/* QA results: the last `kiln qa` run's findings replace the previous ones in one
+ * transaction (table qa_findings), with a "qa" event. item_id 0: not tied to one token. */
+struct kiln_qa_row {
+	uint64_t item_id;
+	const char *check;
+	const char *severity;     /* "error" or "warning" */
+	const char *file;
+	const char *path;
+	const char *message;
+};
+int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows, size_t n,
+			 const char *detail_json, struct kiln_error *e) KILN_MUST_CHECK;
+/* Ids of tokens with an error-level QA finding, ascending (*ids owned by the caller; NULL
+ * when *n == 0). *ran is 0 when QA never ran on this catalog. */
+int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, int *ran,
+			   struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

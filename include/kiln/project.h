@@ -101,6 +101,9 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 /* --- release --- */
 struct kiln_release_opts {
 	int force;                    /* write dist/ even when up to date */
+	int car;                      /* also write dist/car/<folder>.car (CARv1) */
+	int has_starting_index;       /* starting_index given (else: the one recorded, if any) */
+	uint64_t starting_index;      /* 0 <= i < size; recorded in the catalog */
 	kiln_progress_fn progress;
 	void *user;
 };
@@ -109,6 +112,16 @@ struct kiln_release_result {
 	uint64_t items;
 	uint64_t bytes;               /* images */
 	char dist[4096];
+	char images_cid[128];         /* CIDs (as ipfs add --cid-version=1); "" when not made */
+	char metadata_cid[128];       /* dist/metadata (erc721) */
+	char erc1155_cid[128];        /* dist/erc1155/metadata */
+	char prereveal_cid[128];      /* dist/prereveal/metadata */
+	char contract_cid[128];       /* dist/contract.json */
+	char provenance[65];          /* the provenance hash */
+	int has_starting_index;
+	uint64_t starting_index;
+	int reveal_pending;           /* metadata.reveal set and no starting index yet: the
+	                                 token metadata is not written */
 };
 int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts *o,
 			 struct kiln_release_result *r, struct kiln_error *e) KILN_MUST_CHECK;

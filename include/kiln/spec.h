@@ -40,6 +40,12 @@ struct kiln_trait {
 	double amount;         /* weight (>0), percent (0 < p <= 100) or count (integer >= 0) */
 	int is_none;           /* the layer's "none" value: left out of metadata and of images */
 	struct kiln_loc loc;
+	/* AI engines (see docs/engines.md); all NULL/0 when not given */
+	char *prompt;          /* replaces {Layer} in generate.prompt (default: the trait's name) */
+	char *negative;        /* appended to generate.negative */
+	struct kiln_lora *loras;
+	size_t nloras;
+	struct kiln_controlnet *controlnet; /* NULL: none */
 };
 
 struct kiln_layer {
@@ -95,7 +101,116 @@ struct kiln_legendary {
 	struct kiln_loc loc;
 };
 
+/* AI engines: a LoRA applied when a trait is chosen. */
+struct kiln_lora {
+	char *name;                /* file name without extension on the server (crown_v2) */
+	double weight;             /* default 1 */
+};
+
+/* AI engines: a ControlNet unit applied when a trait is chosen. */
+struct kiln_controlnet {
+	char *image;               /* control image, relative to the project dir */
+	char *model;               /* control_v11p_sd15_canny (A1111 takes the stem; ComfyUI the file) */
+	char *module;              /* preprocessor, default "none" (the image is already a map) */
+	double weight;             /* default 1 */
+	char *control_mode;        /* "Balanced" (default), "My prompt is more important",
+	                              "ControlNet is more important" */
+	double guidance_start;     /* default 0 */
+	double guidance_end;       /* default 1 */
+};
+
+/* One Stable Diffusion server. Secrets are never in kiln.yaml: auth_env / token_env name
+ * environment variables, which the *command* reads and puts in `secret` (the library never
+ * reads the environment). */
+struct kiln_endpoint {
+	char *url;                 /* base URL, no trailing slash: http://gpu-1:7860 */
+	char *engine;              /* a1111 | comfyui | sdcpp; default: the spec's engine */
+	unsigned concurrency;      /* jobs at once on this server, default 1 */
+	char *auth_env;            /* env var holding "user:pass" (HTTP basic), or NULL */
+	char *token_env;           /* env var holding a bearer token, or NULL */
+	double connect_timeout;    /* seconds, default 10 */
+	double timeout;            /* seconds per HTTP request, default 600 */
+	struct kiln_loc loc;
+	char *secret;              /* resolved by the command, never parsed; NULL: none */
+};
+
+/* The generate: block (AI engines). */
+struct kiln_generate {
+	char *prompt;              /* template: {Layer} placeholders, {id}, {name} */
+	char *negative;            /* "" by default */
+	char *checkpoint;          /* NULL: the server's current model */
+	char *sampler;             /* A1111 name ("Euler a"; mapped for ComfyUI/sd.cpp), default "Euler a" */
+	char *scheduler;           /* NULL: the sampler's default ("Automatic") */
+	int steps;                 /* default 20 */
+	double cfg;                /* default 7 */
+	int width, height;         /* default: image.width/height */
+	unsigned candidates;       /* images per item, default 1 (candidate k: seed + k) */
+	char *workflow;            /* ComfyUI API-format graph file, relative to the dir; NULL */
+	unsigned retries;          /* attempts per job after the first, default 4 */
+	struct kiln_endpoint *endpoints;
+	size_t nendpoints;
+	struct kiln_loc loc;
+};
+
 enum kiln_target { KILN_TARGET_ERC721 = 1, KILN_TARGET_ERC1155 = 2, KILN_TARGET_METAPLEX = 4 };
+
+/* OpenSea attribute display types (metadata.display and metadata.attributes). */
+enum kiln_display {
+	KILN_DISPLAY_NONE, KILN_DISPLAY_NUMBER, KILN_DISPLAY_BOOST_NUMBER,
+	KILN_DISPLAY_BOOST_PERCENTAGE, KILN_DISPLAY_DATE,
+};
+const char *kiln_display_name(enum kiln_display d); /* "number", ...; NULL for NONE */
+
+/* metadata.display.LAYER: the layer's values are numbers, shown with a display type. */
+struct kiln_layer_display {
+	enum kiln_display type;    /* NONE: shown as text (the default) */
+	int has_max;
+	double max_value;
+};
+
+/* metadata.attributes[]: an attribute every token carries besides its traits. */
+struct kiln_meta_attr {
+	char *trait_type;
+	char *value;               /* as written; a number (an integer for date) when display */
+	enum kiln_display display;
+	int has_max;
+	double max_value;
+};
+
+/* metadata.contract: the contract-level JSON (contractURI). Images are project files (copied
+ * to dist/contract/ and addressed by that folder's CID) or URIs (containing "://"). */
+struct kiln_contract_meta {
+	char *name;                /* NULL: collection.name */
+	char *description;         /* NULL: collection.description */
+	char *image, *banner_image, *featured_image; /* NULL when not given */
+	char *external_link;       /* NULL: collection.external_url (may be NULL too) */
+	char **collaborators;      /* addresses */
+	size_t ncollaborators;
+};
+
+/* metadata.metaplex.creators[] */
+struct kiln_creator {
+	char *address;             /* base58 of a 32-byte public key, checked at load */
+	unsigned share;            /* percent; the shares sum to 100 */
+};
+
+/* qa.checks: a check id (or a prefix ending in '.') and its severity */
+struct kiln_qa_check {
+	char *check;
+	int severity;              /* 0 error, 1 warning, -1 off */
+};
+
+/* qa: thresholds of the QA gates (kiln qa); 0 / negative values mean "the default" */
+struct kiln_qa_spec {
+	uint64_t max_bytes;        /* default 10 MiB */
+	uint64_t min_bytes;        /* default: not checked */
+	double uniform_stddev;     /* default 2.0 */
+	int black_level;           /* default 8 */
+	int near_threshold;        /* default 4; -1: near-duplicate search off */
+	int alpha;                 /* -1 either (default), 0 forbidden, 1 required */
+	struct kiln_qa_check *checks;
+	size_t nchecks;
+};
 
 struct kiln_spec {
 	char *path;                /* kiln.yaml as given */
@@ -115,6 +230,14 @@ struct kiln_spec {
 	int png_compression;       /* 0..9, default 6 */
 	int quality;               /* webp/jpeg quality 1..100, default 90 */
 	int lossless;              /* webp lossless, default 1 */
+	/* image, compose engine output options (docs/compose.md); 0 is the default for each: */
+	int png_filter;            /* PNG row filter: 0 none, 1 sub, 2 up, 3 avg, 4 paeth, 5 adaptive */
+	int png_keep_alpha;        /* 1: always RGBA; 0: an opaque image is written as RGB */
+	int png_palette;           /* 1: 8-bit palette PNG (exact if it fits, else libimagequant) */
+	int png_colors;            /* palette size 2..256; 0 means 256 */
+	int png_dither;            /* palette: 1 Floyd-Steinberg dithering (libimagequant), 0 none */
+	int scale;                 /* integer upscale factor of the output, nearest neighbour;
+	                              0 or 1: none (output is width x height) */
 	char *engine;              /* "compose" (default), later a1111 | comfyui | sdcpp */
 
 	struct kiln_layer *layers; /* z-order: layers[0] is at the bottom */
@@ -131,9 +254,31 @@ struct kiln_spec {
 	/* metadata: */
 	char *name_pattern;        /* "{name} #{id}" by default; {id} is the token id */
 	uint64_t start_id;         /* default 1 */
-	char *base_uri;            /* image URI prefix; default "ipfs://REPLACE_WITH_IMAGES_CID" */
+	char *base_uri;            /* image URI prefix; default (and the legacy placeholder
+	                              "ipfs://REPLACE_WITH_IMAGES_CID"): ipfs://<images folder
+	                              CID>, computed by the release; "{images_cid}" in it is
+	                              replaced by that CID */
 	char *meta_description;    /* default: the collection's description */
 	unsigned targets;          /* KILN_TARGET_* bits, default ERC721 */
+	struct kiln_qa_spec qa;    /* qa: */
+	struct kiln_layer_display *layer_display; /* nlayers entries, or NULL (all text) */
+	struct kiln_meta_attr *meta_attrs;        /* metadata.attributes */
+	size_t nmeta_attrs;
+	struct kiln_contract_meta contract;       /* metadata.contract */
+	/* metadata.metaplex: */
+	unsigned seller_fee_bps;   /* 0..10000, default 0 */
+	struct kiln_creator *creators;
+	size_t ncreators;
+	char *mpl_collection_name;  /* metaplex.collection.name (NULL: no collection.json) */
+	char *mpl_collection_image; /* its image, a project file */
+	char *mpl_collection_description; /* NULL: the metadata description */
+	/* metadata.reveal: a pre-reveal set pointing at one hidden image */
+	char *reveal_image;        /* project file; NULL: no reveal */
+	char *reveal_name;         /* pattern like metadata.name; NULL: the same as metadata.name */
+	char *reveal_description;  /* NULL: the metadata description */
+
+	/* generate: (AI engines; NULL when absent, required when engine is not compose) */
+	struct kiln_generate *generate;
 };
 
 /* Parse and validate dir/kiln.yaml (path may be absolute or relative to the cwd; dir is the

@@ -15,7 +15,7 @@ ids = set()
 for i in range(1, 61):
     m = json.load(open(f"{d}/metadata/{i}.json"))
     assert m == allm[i - 1], i
-    assert m["image"] == f"ipfs://REPLACE_WITH_IMAGES_CID/{i}.png", m["image"]
+    assert m["image"] == "ipfs://%s/%d.png" % ([e["cid"] for e in json.load(open(d + "/ipfs.json"))["entries"] if e["name"] == "images"][0], i), m["image"]
     assert m["external_url"] == "https://example.com/owls"
     for a in m["attributes"]:
         assert set(a) == {"trait_type", "value"}, a

@@ -18,7 +18,7 @@ ${CC:-cc} -std=gnu11 -O2 -I"$src/include" "$here/phash_tool.c" "$build/libkiln.a
 n=$(/usr/bin/python3 "$here/gen_phash_images.py" "$tmp/img" --jpeg)
 ls "$tmp/img" | sed "s|^|$tmp/img/|" > "$tmp/list"
 /usr/bin/python3 "$here/imagehash_oracle.py" - < "$tmp/list" | sort > "$tmp/oracle"
-VIPSHOME=${VIPSHOME:-} "$tmp/phash_tool" - < "$tmp/list" | sort > "$tmp/kiln" || true
+"$tmp/phash_tool" - < "$tmp/list" | sort > "$tmp/kiln" || true
 awk -v n="$n" '
   function bits(a, b,   i, x, y, c) {
     c = 0

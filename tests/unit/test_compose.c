@@ -74,6 +74,34 @@ static void noise_layer(const char *rel, uint32_t seed)
 	free(px);
 }
 
+/* A layer like an NFT trait, at its worst: rows of random runs (1..40 pixels) that are
+ * transparent (with random colour bytes), opaque, or partial (random alpha 1..254), so the
+ * engine's run index and every blend path meet every neighbour. */
+static void sprite_layer(const char *rel, uint32_t seed)
+{
+	uint8_t *px = malloc(W * H * 4);
+	assert_non_null(px);
+	for (int y = 0; y < H; y++) {
+		int x = 0;
+		while (x < W) {
+			int len, kind;
+			seed = seed * 1664525u + 1013904223u;
+			len = 1 + (int)((seed >> 8) % 40);
+			kind = (int)((seed >> 20) % 3);
+			for (int i = 0; i < len && x < W; i++, x++) {
+				uint8_t *p = px + ((size_t)y * W + x) * 4;
+				seed = seed * 1664525u + 1013904223u;
+				p[0] = (uint8_t)(seed >> 24);
+				p[1] = (uint8_t)(seed >> 16);
+				p[2] = (uint8_t)(seed >> 8);
+				p[3] = kind == 0 ? 0 : kind == 1 ? 255 : (uint8_t)(1 + (seed >> 4) % 254);
+			}
+		}
+	}
+	save_px(rel, px, W, H, 4);
+	free(px);
+}
+
 static void write_bytes(const char *rel, const void *p, size_t n)
 {
 	struct kiln_error e;
@@ -115,6 +143,11 @@ static int group_setup(void **state)
 	rect_layer("small.png", 32, 32, RED, 0, 0, 0, 0, RED);
 	noise_layer("noise.png", 1);
 	noise_layer("noise2.png", 2);
+	for (uint32_t k = 0; k < 5; k++) {
+		char nm[32];
+		snprintf(nm, sizeof nm, "sprite%u.png", (unsigned)k);
+		sprite_layer(nm, 100 + k);
+	}
 	/* RGB without alpha, and grey+alpha */
 	px = malloc(W * H * 4);
 	assert_non_null(px);
@@ -244,13 +277,21 @@ static void render(struct kiln_compose *c, const uint32_t *traits, struct kiln_b
 		fail_msg("kiln_compose_item: %s: %s", e.where, e.msg);
 }
 
-/* Decoded pixels of an encoded image (caller frees), with its band count. */
+/* Decoded pixels of an encoded image (caller frees), with its band count. PNGs are always
+ * given as RGBA: the engine writes an opaque image as RGB (image.alpha: auto), which is the
+ * same picture. */
 static uint8_t *pixels(const void *data, size_t len, int *bands)
 {
 	VipsImage *im = vips_image_new_from_buffer(data, len, "", NULL);
 	uint8_t *px;
 	size_t n;
 	assert_non_null(im);
+	if (len > 8 && !memcmp(data, "\x89PNG", 4) && vips_image_get_bands(im) == 3) {
+		VipsImage *t = NULL;
+		assert_int_equal(vips_bandjoin_const1(im, &t, 255.0, NULL), 0);
+		g_object_unref(im);
+		im = t;
+	}
 	assert_int_equal(vips_image_get_width(im), W);
 	assert_int_equal(vips_image_get_height(im), H);
 	assert_int_equal(vips_image_get_format(im), VIPS_FORMAT_UCHAR);
@@ -907,6 +948,236 @@ static void test_webp_lossless_and_jpeg(void **state)
 	kiln_spec_free(s);
 }
 
+
+/* ---- the integer-free fast path against vips_composite, and the output options ---- */
+
+static void check_over_exact(const char *const *files, int n)
+{
+	struct tlayer tl[6];
+	VipsBlendMode modes[6];
+	struct kiln_spec *s;
+	struct kiln_compose *c;
+	struct kiln_buf out = KILN_BUF_INIT;
+	uint32_t traits[6] = { 0 };
+	uint8_t *px, *ref;
+	int bands;
+	memset(tl, 0, sizeof tl);
+	for (int i = 0; i < n; i++) {
+		tl[i].blend = KILN_BLEND_OVER;
+		tl[i].opacity = 1;
+		tl[i].files[0] = files[i];
+		tl[i].nfiles = 1;
+		modes[i] = VIPS_BLEND_MODE_OVER;
+	}
+	s = mkspec(KILN_FORMAT_PNG, tl, (size_t)n);
+	s->png_keep_alpha = 1;
+	c = engine(s);
+	render(c, traits, &out);
+	px = pixels(out.data, out.len, &bands);
+	assert_int_equal(bands, 4);
+	ref = reference(files, modes, n);
+	/* exact: the engine does libvips' float arithmetic, only where it matters */
+	for (size_t i = 0; i < (size_t)W * H * 4; i++)
+		if (px[i] != ref[i])
+			fail_msg("%s...: pixel %zu band %zu: engine %d, vips_composite %d", files[0],
+				 i / 4, i % 4, px[i], ref[i]);
+	g_free(ref);
+	g_free(px);
+	kiln_buf_release(&out);
+	kiln_compose_free(c);
+	kiln_spec_free(s);
+}
+
+static void test_over_exact_sprites(void **state)
+{
+	static const char *const opaque_base[] = { "red.png", "sprite0.png", "sprite1.png",
+						   "sprite2.png", "sprite3.png", "sprite4.png" };
+	static const char *const sprite_base[] = { "sprite4.png", "sprite2.png", "sprite0.png" };
+	static const char *const two[] = { "sprite1.png", "sprite3.png" };
+	static const char *const noise[] = { "noise.png", "noise2.png", "bluehalf.png" };
+	(void)state;
+	check_over_exact(opaque_base, 6);
+	check_over_exact(sprite_base, 3); /* a partly transparent base */
+	check_over_exact(two, 2);
+	check_over_exact(noise, 3);
+}
+
+/* Decode any image to RGBA (caller frees); *w, *h, *bands as in the file. */
+static uint8_t *decode_any(const void *data, size_t len, int *w, int *h, int *bands)
+{
+	VipsImage *im = vips_image_new_from_buffer(data, len, "", NULL), *t = NULL;
+	uint8_t *px;
+	size_t n;
+	assert_non_null(im);
+	*w = vips_image_get_width(im);
+	*h = vips_image_get_height(im);
+	*bands = vips_image_get_bands(im);
+	if (*bands == 3) {
+		assert_int_equal(vips_bandjoin_const1(im, &t, 255.0, NULL), 0);
+		g_object_unref(im);
+		im = t;
+	}
+	px = vips_image_write_to_memory(im, &n);
+	assert_int_equal(n, (size_t)*w * *h * 4);
+	g_object_unref(im);
+	return px;
+}
+
+/* item {base, top} with spec tweaks; returns the encoded bytes in out */
+static void render_with(struct kiln_spec *s, struct kiln_buf *out, char hex[65])
+{
+	struct kiln_compose *c = engine(s);
+	uint32_t t[2] = { 0, 0 };
+	struct kiln_error e;
+	kiln_buf_reset(out);
+	render(c, t, out);
+	assert_int_equal(kiln_compose_recipe(c, t, hex, &e), 0);
+	kiln_compose_free(c);
+}
+
+static void test_output_options(void **state)
+{
+	struct tlayer tl[] = {
+		{ KILN_BLEND_OVER, 1, { "red.png" }, 1, 0 },
+		{ KILN_BLEND_OVER, 1, { "sprite0.png" }, 1, 0 },
+	};
+	struct tlayer few[] = {
+		{ KILN_BLEND_OVER, 1, { "red.png" }, 1, 0 },
+		{ KILN_BLEND_OVER, 1, { "bluehalf.png" }, 1, 0 },
+	};
+	struct kiln_spec *s = mkspec(KILN_FORMAT_PNG, tl, 2);
+	struct kiln_spec *s2 = mkspec(KILN_FORMAT_PNG, few, 2);
+	struct kiln_buf a = KILN_BUF_INIT, b = KILN_BUF_INIT;
+	char ha[65], hb[65];
+	uint8_t *pa, *pb;
+	int w, h, bands, w2, h2, b2;
+	(void)state;
+	/* default: opaque result written as RGB (IHDR colour type 2) */
+	render_with(s, &a, ha);
+	assert_int_equal((uint8_t)a.data[25], 2);
+	pa = decode_any(a.data, a.len, &w, &h, &bands);
+	assert_int_equal(bands, 3);
+	/* every filter and level gives the same pixels, its own recipe */
+	for (int f = 0; f <= 5; f++) {
+		s->png_filter = f;
+		s->png_compression = f * 2;
+		s->png_keep_alpha = f & 1;
+		render_with(s, &b, hb);
+		assert_int_equal((uint8_t)b.data[25], (f & 1) ? 6 : 2);
+		pb = decode_any(b.data, b.len, &w2, &h2, &b2);
+		assert_memory_equal(pa, pb, (size_t)W * H * 4);
+		if (f)
+			assert_string_not_equal(ha, hb);
+		g_free(pb);
+	}
+	s->png_filter = 0;
+	s->png_compression = 6;
+	s->png_keep_alpha = 0;
+	/* nearest scale: every source pixel becomes a k x k block */
+	s->scale = 3;
+	render_with(s, &b, hb);
+	assert_string_not_equal(ha, hb);
+	pb = decode_any(b.data, b.len, &w2, &h2, &b2);
+	assert_int_equal(w2, 3 * W);
+	assert_int_equal(h2, 3 * H);
+	for (int y = 0; y < h2; y++)
+		for (int x = 0; x < w2; x++)
+			assert_memory_equal(pb + ((size_t)y * w2 + x) * 4,
+					    pa + ((size_t)(y / 3) * W + x / 3) * 4, 4);
+	g_free(pb);
+	s->scale = 0;
+	g_free(pa);
+
+	/* exact palette: few colours, lossless, colour type 3 with tRNS for the half blue */
+	render_with(s2, &a, ha);
+	pa = decode_any(a.data, a.len, &w, &h, &bands);
+	s2->png_palette = 1;
+	render_with(s2, &b, hb);
+	assert_int_equal((uint8_t)b.data[25], 3);
+	assert_string_not_equal(ha, hb);
+	pb = decode_any(b.data, b.len, &w2, &h2, &b2);
+	assert_memory_equal(pa, pb, (size_t)W * H * 4);
+	g_free(pb);
+	/* palette and scale together */
+	s2->scale = 2;
+	render_with(s2, &b, hb);
+	pb = decode_any(b.data, b.len, &w2, &h2, &b2);
+	assert_int_equal(w2, 2 * W);
+	for (int y = 0; y < h2; y++)
+		for (int x = 0; x < w2; x++)
+			assert_memory_equal(pb + ((size_t)y * w2 + x) * 4,
+					    pa + ((size_t)(y / 2) * W + x / 2) * 4, 4);
+	g_free(pb);
+	g_free(pa);
+
+	/* libimagequant: more colours than the palette; stable bytes, at most 16 colours */
+	s->png_palette = 1;
+	s->png_colors = 16;
+	s->png_dither = 1;
+	render_with(s, &a, ha);
+	render_with(s, &b, hb);
+	assert_int_equal((uint8_t)a.data[25], 3);
+	assert_int_equal(a.len, b.len);
+	assert_memory_equal(a.data, b.data, a.len);
+	assert_int_equal(((uint8_t)a.data[33 + 0] << 24 | (uint8_t)a.data[34] << 16 |
+			  (uint8_t)a.data[35] << 8 | (uint8_t)a.data[36]) <= 16 * 3, 1);
+	pa = decode_any(a.data, a.len, &w, &h, &bands);
+	assert_int_equal(w, W);
+	g_free(pa);
+	s->png_dither = 0;
+	render_with(s, &b, hb);
+	assert_string_not_equal(ha, hb);
+
+	kiln_buf_release(&a);
+	kiln_buf_release(&b);
+	kiln_spec_free(s);
+	kiln_spec_free(s2);
+}
+
+static void test_spec_image_options(void **state)
+{
+	static const char ok[] =
+		"collection: {name: T, size: 1}\n"
+		"image: {width: 8, height: 8, format: png, compression: 11, filter: paeth,\n"
+		"        alpha: keep, palette: {colors: 16, dither: true},\n"
+		"        scale: {factor: 4, filter: nearest}}\n"
+		"layers:\n  - name: A\n    traits:\n      - {name: x, file: a.png}\n";
+	static const char *const bad[][2] = {
+		{ "filter: fast", "image.filter" },
+		{ "scale: {factor: 2, filter: bilinear}", "image.scale.filter must be nearest" },
+		{ "scale: 0", "image.scale" },
+		{ "palette: {colors: 300}", "image.palette.colors" },
+		{ "alpha: drop", "image.alpha must be auto" },
+		{ "format: webp, palette: true", "PNG options" },
+		{ "scale: 64", "more than 16384" }, /* 1024 x 64 */
+	};
+	struct kiln_spec *s = NULL;
+	struct kiln_error e;
+	(void)state;
+	assert_int_equal(kiln_spec_parse(&s, ok, strlen(ok), "kiln.yaml", NULL, &e), 0);
+	assert_int_equal(s->png_compression, 11);
+	assert_int_equal(s->png_filter, 4);
+	assert_int_equal(s->png_keep_alpha, 1);
+	assert_int_equal(s->png_palette, 1);
+	assert_int_equal(s->png_colors, 16);
+	assert_int_equal(s->png_dither, 1);
+	assert_int_equal(s->scale, 4);
+	kiln_spec_free(s);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char y[512];
+		snprintf(y, sizeof y, "collection: {name: T, size: 1}\n"
+			 "image: {%s}\n"
+			 "layers:\n  - name: A\n    traits:\n      - {name: x, file: a.png}\n",
+			 bad[i][0]);
+		s = NULL;
+		assert_int_equal(kiln_spec_parse(&s, y, strlen(y), "kiln.yaml", NULL, &e),
+				 KILN_E_SPEC);
+		if (!strstr(e.msg, bad[i][1]))
+			fail_msg("%s: got '%s'", bad[i][0], e.msg);
+		assert_null(s);
+	}
+}
+
 /* ---- legendaries ---- */
 
 static void test_legendary(void **state)
@@ -1023,6 +1294,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_recipe),
 		cmocka_unit_test(test_trait_out_of_range),
 		cmocka_unit_test(test_webp_lossless_and_jpeg),
+		cmocka_unit_test(test_over_exact_sprites),
+		cmocka_unit_test(test_output_options),
+		cmocka_unit_test(test_spec_image_options),
 		cmocka_unit_test(test_legendary),
 		cmocka_unit_test(test_alloc_failure),
 	};

@@ -1,0 +1,94 @@
+/* kiln/dispatch.h: runs many AI jobs over many servers from one libcurl multi event loop.
+ *
+ * A job is one image (an item's candidate). The dispatcher owns scheduling and the network:
+ * which server takes which job (at most `concurrency` jobs per server at once), HTTP transfers
+ * with connect and total timeouts, retries with exponential backoff and jitter on transport
+ * errors, 5xx and bad images (a failed job prefers another server next time), a circuit
+ * breaker that parks a server after consecutive failures and lets it back after a health
+ * check, and health checks at start. The caller (render_ai.c) owns meaning: it builds each
+ * job's request when the job is about to run (so memory stays flat in the number of jobs),
+ * checks each image, persists remote ids, and records every attempt.
+ *
+ * There are no threads: everything, callbacks included, runs on the caller's thread.
+ */
+#ifndef KILN_DISPATCH_H
+#define KILN_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/engine.h"
+#include "kiln/error.h"
+#include "kiln/spec.h"
+
+/* One finished attempt, handed to ops->attempt. Pointers live for the call only. */
+struct kiln_dispatch_attempt {
+	size_t job;
+	const struct kiln_endpoint *ep;
+	size_t endpoint;           /* index into the endpoints given */
+	const struct kiln_engine *engine;
+	const struct kiln_ai_request *rq;
+	struct kiln_ai_job *aj;    /* image, seed_used, info, remote_id */
+	unsigned attempt;          /* 1-based */
+	int ok;
+	int final;                 /* no further attempt of this job will be made */
+	long http_status;          /* of the last exchange (0: transport error or none) */
+	const char *error;         /* when !ok */
+	double started, finished;  /* unix seconds */
+};
+
+struct kiln_dispatch_ops {
+	/* Fill job k's request (kiln_ai_request_build); released by the dispatcher. */
+	int (*request)(void *user, size_t k, struct kiln_ai_request *rq, struct kiln_error *e);
+	/* Job k's remote id just became known (aj->remote_id): persist it. Called before the
+	 * dispatcher sends anything that could make the server run the job again. May be NULL. */
+	int (*remote)(void *user, size_t k, size_t endpoint, const struct kiln_ai_job *aj,
+		      struct kiln_error *e);
+	/* Accept or reject an image (0: accepted; else e says why and the attempt fails). */
+	int (*check)(void *user, size_t k, struct kiln_ai_job *aj, struct kiln_error *e);
+	/* An attempt ended. A non-zero return stops the run with that error. */
+	int (*attempt)(void *user, const struct kiln_dispatch_attempt *a, struct kiln_error *e);
+	/* Called once per loop turn (batching, progress). May be NULL. */
+	int (*tick)(void *user, struct kiln_error *e);
+	void *user;
+};
+
+/* A job picked up from an earlier run: its remote id on one endpoint. */
+struct kiln_dispatch_resume {
+	size_t job;
+	size_t endpoint;
+	const char *remote_id;
+	unsigned attempt;
+};
+
+struct kiln_dispatch_opts {
+	const struct kiln_endpoint *endpoints;
+	size_t nendpoints;
+	size_t njobs;
+	unsigned retries;          /* attempts after the first */
+	const struct kiln_dispatch_resume *resume;
+	size_t nresume;
+	const volatile int *cancel;/* non-zero: start nothing new, finish what is under way */
+	double backoff_base;       /* seconds, default 0.25 */
+	double backoff_max;        /* seconds, default 30 */
+	unsigned breaker_failures; /* consecutive failures that park a server, default 5 */
+	double park_seconds;       /* first park, doubling up to 60 s; default 2 */
+	unsigned health_tries;     /* failed health checks in a row before a server is given up
+	                              for this run, default 6 */
+	uint64_t jitter_seed;
+};
+
+/* Per-endpoint counters, for progress and the summary. */
+struct kiln_dispatch_stats {
+	uint64_t sent;             /* attempts started */
+	uint64_t ok;
+	uint64_t failed;
+	uint64_t parked;           /* times the breaker opened */
+	int state;                 /* 0 up, 1 parked, 2 given up */
+	double busy_seconds;       /* sum of attempt durations */
+};
+
+/* Run every job to an end (ok, or failed after its retries). stats[nendpoints] may be NULL. */
+int kiln_dispatch_run(const struct kiln_dispatch_opts *o, const struct kiln_dispatch_ops *ops,
+		      struct kiln_dispatch_stats *stats, struct kiln_error *e) KILN_MUST_CHECK;
+
+#endif

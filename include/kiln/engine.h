@@ -1,0 +1,158 @@
+/* kiln/engine.h: the AI engines (a1111, comfyui, sdcpp) behind one interface.
+ *
+ * An engine turns an engine-neutral request (struct kiln_ai_request: prompt, negative, seed,
+ * LoRAs, ControlNet units, sampler settings) into the HTTP exchanges of its server's protocol,
+ * one exchange at a time, so that the dispatcher (dispatch.h) can drive any number of jobs on
+ * any mix of servers from one libcurl multi loop. An engine never does I/O itself: it says what
+ * to send next (struct kiln_http) and reads what came back:
+ *
+ *   build_request  the job's submission body as sent on the wire (dry-run, catalog)
+ *   start          the first exchange of an attempt (a resumed job: a poll of its remote id)
+ *   on_response    a response (or a transport error, status 0): send this next, poll again
+ *                  later, done (image in job->image), retry, or give up
+ *
+ * Secrets never reach an engine: authentication is HTTP headers, added by the dispatcher.
+ * Ownership: the request's strings belong to whoever filled it (kiln_ai_request_release for
+ * kiln_ai_request_build's); a job's image, info and the next exchange's body belong to the job
+ * (kiln_ai_job_release).
+ */
+#ifndef KILN_ENGINE_H
+#define KILN_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/buf.h"
+#include "kiln/catalog.h"
+#include "kiln/error.h"
+#include "kiln/spec.h"
+
+/* A file an engine sends (a ControlNet image): loaded once per run, shared by jobs. */
+struct kiln_ai_file {
+	const char *path;          /* as in kiln.yaml */
+	const unsigned char *data;
+	size_t len;
+	char sha[65];              /* SHA-256 of data */
+};
+
+struct kiln_ai_control {
+	const struct kiln_controlnet *cn;
+	const struct kiln_ai_file *image;
+};
+
+/* What one image should be, whatever server makes it. */
+struct kiln_ai_request {
+	uint64_t item_id;
+	unsigned candidate;        /* 0 .. generate.candidates-1 */
+	uint64_t seed;             /* ((item seed mod 2^32) + candidate) mod 2^32 */
+	char *prompt;              /* template filled from the traits; no <lora:> tags */
+	char *negative;
+	const char *checkpoint;    /* NULL: the server's current model */
+	const char *sampler;       /* A1111 name ("Euler a"); engines map it */
+	const char *scheduler;     /* NULL: automatic */
+	int steps;
+	double cfg;
+	int width, height;
+	struct kiln_lora *loras;   /* owned array; names borrowed from the spec */
+	size_t nloras;
+	struct kiln_ai_control *controls; /* owned array */
+	size_t ncontrols;
+	const char *workflow;      /* ComfyUI API-format graph (JSON text), borrowed; NULL */
+	char recipe[65];           /* SHA-256 of kiln_ai_request_canonical() */
+};
+
+/* Build item `it`'s request for `candidate` from the spec (traits' prompts, LoRAs and
+ * ControlNets, the generate block). files[nfiles] are the loaded ControlNet images (by path);
+ * workflow the loaded graph text (may be NULL). Fills rq->recipe. */
+int kiln_ai_request_build(const struct kiln_spec *s, const struct kiln_item *it,
+			  unsigned candidate, const struct kiln_ai_file *files, size_t nfiles,
+			  const char *workflow, struct kiln_ai_request *rq, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_ai_request_release(struct kiln_ai_request *rq);
+/* The canonical request: compact JSON of every field that decides the image (control images by
+ * SHA-256, the workflow by SHA-256), engine-neutral and secret-free. The recipe is its hash. */
+int kiln_ai_request_canonical(const struct kiln_ai_request *rq, struct kiln_buf *out)
+	KILN_MUST_CHECK;
+
+/* One HTTP exchange an engine asks for. */
+struct kiln_http {
+	const char *method;        /* "GET" or "POST" (static) */
+	char path[1024];           /* appended to the endpoint URL: "/sdapi/v1/txt2img" */
+	struct kiln_buf body;      /* JSON body, empty for GET */
+	/* multipart upload (ComfyUI /upload/image) instead of a JSON body, when upload != NULL */
+	const struct kiln_ai_file *upload;
+	char upload_name[128];
+};
+
+enum kiln_step {
+	KILN_STEP_SEND,            /* send *next now */
+	KILN_STEP_POLL,            /* send *next after the poll interval */
+	KILN_STEP_DONE,            /* job->image holds the image */
+	KILN_STEP_RETRY,           /* this attempt failed (e says why): try again */
+	KILN_STEP_FATAL,           /* the request itself is wrong (4xx): do not retry */
+};
+
+/* One attempt of one job, as an engine sees it. */
+struct kiln_ai_job {
+	const struct kiln_ai_request *rq;
+	const struct kiln_endpoint *ep;
+	unsigned attempt;          /* 1-based */
+	int phase;                 /* engine-private */
+	int resumed;               /* remote_id came from an earlier run */
+	char remote_id[96];        /* ComfyUI prompt_id / sd.cpp job id ("" none) */
+	int remote_new;            /* set by the engine when remote_id becomes known: the
+	                              dispatcher persists it before sending anything else */
+	char upload_name[256];     /* ComfyUI: the uploaded control image, as the server named it */
+	size_t upload_next;        /* ComfyUI: next control image to upload */
+	unsigned polls;
+	unsigned poll_errors;      /* failed polls in a row: a poll that fails does not end the
+	                              attempt (the server may still be running the job) until
+	                              KILN_POLL_ERRORS of them */
+	struct kiln_buf image;     /* the image (PNG bytes) when DONE */
+	uint64_t seed_used;        /* as the server reports it (rq->seed if it does not) */
+	char *info;                /* what the server said about the image (A1111 infotext), owned */
+	char *scratch;             /* engine-private, freed with the job */
+};
+void kiln_ai_job_release(struct kiln_ai_job *j);
+#define KILN_POLL_ERRORS 8
+
+struct kiln_engine {
+	const char *name;          /* "a1111", "comfyui", "sdcpp" */
+	const char *health_path;   /* a cheap GET that answers 200 when the server is up */
+	/* The submission body exactly as sent; redact: big blobs (base64 images) replaced by
+	 * "sha256:<hex>" (for the catalog). */
+	int (*build_request)(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
+			     struct kiln_error *e);
+	int (*start)(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_error *e);
+	/* status 0: transport error (timeout, reset, refused; e->msg says which) */
+	enum kiln_step (*on_response)(struct kiln_ai_job *j, long status, const char *body,
+				      size_t len, struct kiln_http *next, struct kiln_error *e);
+};
+
+extern const struct kiln_engine kiln_engine_a1111;
+extern const struct kiln_engine kiln_engine_comfyui;
+extern const struct kiln_engine kiln_engine_sdcpp;
+/* By name, or NULL. */
+const struct kiln_engine *kiln_engine_find(const char *name);
+
+/* Helpers shared by the engines (lib/engine_a1111.c). */
+int kiln_b64_encode(const void *p, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
+int kiln_b64_decode(const char *s, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
+/* Map an A1111 sampler name to the engine's ("comfyui", "sdcpp"); unknown names pass through. */
+const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name);
+/* Map an A1111 scheduler ("Karras") to ComfyUI's/sd.cpp's ("karras"); NULL: the default. */
+const char *kiln_ai_scheduler_name(const char *engine, const char *a1111_name);
+
+/* The AI render stage (lib/render_ai.c); kiln_project_render calls it for AI engines. */
+struct kiln_project;
+struct kiln_render_opts;
+struct kiln_render_result;
+int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts *o,
+			   struct kiln_render_result *r, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* `kiln render --dry-run ID`: the exact HTTP request of the item's first candidate for the
+ * first endpoint (method, URL, headers with credentials shown as <from $VAR>, body), as text
+ * in out. Nothing is sent. */
+int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln_buf *out,
+				struct kiln_error *e) KILN_MUST_CHECK;
+
+#endif

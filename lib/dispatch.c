@@ -1,0 +1,748 @@
+/* dispatch: one libcurl multi event loop driving every AI job over every endpoint.
+ *
+ * Invariants: at most `concurrency` attempts run on an endpoint at once (a slot each; polls of
+ * an async job use its slot, they are not extra jobs); a job is in exactly one place: the
+ * fresh queue (a ring), the retry list (with a not-before time), a slot, or finished. Every
+ * attempt ends in exactly one ops->attempt call. A remote id is handed to ops->remote before
+ * the dispatcher sends anything else for that job, so a kill -9 never loses track of a job a
+ * server may be running. Retries wait base·2^(n-1) (capped) times a jitter in [0.5, 1), and
+ * go to another endpoint when one is up. An endpoint failing `breaker_failures` attempts in a
+ * row is parked (2 s, doubling to 60 s), then health-checked before it takes jobs again;
+ * after `health_tries` failed checks (or a 401/403) it is given up for the run, and when every
+ * endpoint is given up the remaining jobs fail with the reason.
+ *
+ * Sizes: jobs up to millions (16 bytes of state each; requests are built only while a job
+ * runs), endpoints up to hundreds, slots = sum of concurrencies.
+ */
+#include "kiln/dispatch.h"
+#include "util/alloc.h"
+#include "util/prng.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { EP_CHECKING, EP_UP, EP_PARKED, EP_DEAD };
+enum { J_QUEUED, J_RUNNING, J_RETRY, J_DONE };
+
+struct jstate {
+	unsigned attempts;
+	int last_ep;               /* -1: none */
+	unsigned char state;
+	double not_before;         /* J_RETRY */
+};
+
+struct slot;
+
+struct ep {
+	const struct kiln_endpoint *cfg;
+	const struct kiln_engine *eng;
+	unsigned active;
+	unsigned consecutive;
+	int state;
+	double until;              /* parked until (monotonic) */
+	double park;
+	unsigned health_fail;
+	struct slot *health;
+	struct curl_slist *headers;
+	size_t *resume;            /* indexes into o->resume still to start here */
+	size_t nresume;
+	char why[1024];            /* why it was given up */
+};
+
+struct slot {
+	int used, is_health, waiting;
+	size_t job, ep;
+	struct kiln_ai_request rq;
+	int have_rq;
+	struct kiln_ai_job aj;
+	struct kiln_http http;
+	CURL *h;
+	curl_mime *mime;
+	struct kiln_buf resp;
+	double due;                /* monotonic: when a waiting exchange is sent */
+	double started;            /* unix */
+	double started_mono;
+	long status;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct run {
+	const struct kiln_dispatch_opts *o;
+	const struct kiln_dispatch_ops *ops;
+	struct kiln_dispatch_stats *stats;
+	struct ep *eps;
+	struct jstate *js;
+	size_t *ring, head, count;  /* fresh queue */
+	size_t *retry, nretry;      /* retry list */
+	struct slot *slots;
+	size_t nslots;
+	size_t remaining;           /* jobs not finished */
+	CURLM *multi;
+	struct kiln_rng rng;
+	int rc;                     /* a callback failed: stop */
+	struct kiln_error *e;
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double unix_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *user)
+{
+	struct slot *s = user;
+	if (kiln_buf_add(&s->resp, p, size * n))
+		return 0; /* too big or no memory: curl fails the transfer */
+	return size * n;
+}
+
+static void slot_reset_transfer(struct run *r, struct slot *s)
+{
+	if (s->h) {
+		curl_multi_remove_handle(r->multi, s->h);
+		curl_easy_cleanup(s->h);
+		s->h = NULL;
+	}
+	curl_mime_free(s->mime);
+	s->mime = NULL;
+}
+
+static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
+{
+	struct ep *ep = &r->eps[s->ep];
+	const struct kiln_endpoint *c = ep->cfg;
+	struct kiln_http *x = &s->http;
+	char url[2048];
+	CURL *h = curl_easy_init();
+	if (!h)
+		return kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot make a transfer");
+	snprintf(url, sizeof url, "%s%s", c->url, x->path);
+	kiln_buf_reset(&s->resp);
+	s->errbuf[0] = 0;
+	s->waiting = 0;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, s);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, ep->headers);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+			 (long)((s->is_health && c->timeout > 10 ? 10 : c->timeout) * 1000));
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (c->auth_env && c->secret) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERPWD, c->secret);
+	}
+	if (c->token_env && c->secret) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+		curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, c->secret);
+	}
+	if (x->upload) {
+		curl_mimepart *part;
+		s->mime = curl_mime_init(h);
+		if (!s->mime || !(part = curl_mime_addpart(s->mime)) ||
+		    curl_mime_name(part, "image") ||
+		    curl_mime_data(part, (const char *)x->upload->data, x->upload->len) ||
+		    curl_mime_filename(part, x->upload_name) ||
+		    curl_mime_type(part, "image/png") || !(part = curl_mime_addpart(s->mime)) ||
+		    curl_mime_name(part, "overwrite") || curl_mime_data(part, "true", 4) ||
+		    !(part = curl_mime_addpart(s->mime)) || curl_mime_name(part, "type") ||
+		    curl_mime_data(part, "input", 5)) {
+			curl_easy_cleanup(h);
+			return kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot make an upload");
+		}
+		curl_easy_setopt(h, CURLOPT_MIMEPOST, s->mime);
+	} else if (!strcmp(x->method, "POST")) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->body.data ? x->body.data : "");
+	}
+	if (curl_multi_add_handle(r->multi, h) != CURLM_OK) {
+		curl_easy_cleanup(h);
+		return kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot start a transfer");
+	}
+	s->h = h;
+	return 0;
+}
+
+static struct slot *free_slot(struct run *r)
+{
+	for (size_t i = 0; i < r->nslots; i++)
+		if (!r->slots[i].used) {
+			struct slot *s = &r->slots[i];
+			struct kiln_buf keep = s->resp;
+			memset(s, 0, sizeof *s);
+			s->resp = keep; /* reuse the response buffer's memory */
+			kiln_buf_reset(&s->resp);
+			s->used = 1;
+			return s;
+		}
+	return NULL;
+}
+
+static void slot_free(struct run *r, struct slot *s)
+{
+	slot_reset_transfer(r, s);
+	if (s->have_rq)
+		kiln_ai_request_release(&s->rq);
+	kiln_ai_job_release(&s->aj);
+	kiln_buf_release(&s->http.body);
+	s->used = 0;
+	s->have_rq = 0;
+}
+
+static double backoff(struct run *r, unsigned attempt)
+{
+	double d = r->o->backoff_base;
+	for (unsigned i = 1; i < attempt && d < r->o->backoff_max; i++)
+		d *= 2;
+	if (d > r->o->backoff_max)
+		d = r->o->backoff_max;
+	/* equal jitter: [d/2, d) */
+	return d * (0.5 + 0.5 * (double)(kiln_rng_next(&r->rng) >> 11) / 9007199254740992.0);
+}
+
+static int up_count(struct run *r)
+{
+	int n = 0;
+	for (size_t i = 0; i < r->o->nendpoints; i++)
+		n += r->eps[i].state == EP_UP;
+	return n;
+}
+
+/* The attempt in slot s is over. */
+static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long status,
+			const char *error)
+{
+	struct jstate *j = &r->js[s->job];
+	struct ep *ep = &r->eps[s->ep];
+	struct kiln_dispatch_attempt a;
+	int final = ok || fatal || j->attempts > r->o->retries;
+	memset(&a, 0, sizeof a);
+	a.job = s->job;
+	a.ep = ep->cfg;
+	a.endpoint = s->ep;
+	a.engine = ep->eng;
+	a.rq = s->have_rq ? &s->rq : NULL;
+	a.aj = &s->aj;
+	a.attempt = j->attempts;
+	a.ok = ok;
+	a.final = final;
+	a.http_status = status;
+	a.error = ok ? NULL : error;
+	a.started = s->started;
+	a.finished = unix_now();
+	if (r->stats) {
+		struct kiln_dispatch_stats *st = &r->stats[s->ep];
+		st->ok += ok;
+		st->failed += !ok;
+		st->busy_seconds += a.finished - a.started;
+	}
+	if (!r->rc && r->ops->attempt(r->ops->user, &a, r->e))
+		r->rc = r->e->code ? r->e->code : KILN_E_FAILED;
+	ep->active--;
+	j->last_ep = (int)s->ep;
+	if (final) {
+		j->state = J_DONE;
+		r->remaining--;
+	} else {
+		j->state = J_RETRY;
+		j->not_before = mono() + backoff(r, j->attempts);
+		r->retry[r->nretry++] = s->job;
+	}
+	slot_free(r, s);
+}
+
+static void ep_failure(struct run *r, size_t k)
+{
+	struct ep *ep = &r->eps[k];
+	if (++ep->consecutive >= r->o->breaker_failures && ep->state == EP_UP) {
+		ep->state = EP_PARKED;
+		ep->until = mono() + ep->park;
+		ep->park = ep->park * 2 > 60 ? 60 : ep->park * 2;
+		ep->consecutive = 0;
+		if (r->stats) {
+			r->stats[k].parked++;
+			r->stats[k].state = 1;
+		}
+	}
+}
+
+static void ep_success(struct run *r, size_t k)
+{
+	r->eps[k].consecutive = 0;
+	r->eps[k].park = r->o->park_seconds;
+}
+
+static void give_up(struct run *r, size_t k, const char *fmt, const char *arg)
+{
+	struct ep *ep = &r->eps[k];
+	ep->state = EP_DEAD;
+	snprintf(ep->why, sizeof ep->why, fmt, ep->cfg->url, arg);
+	if (r->stats)
+		r->stats[k].state = 2;
+}
+
+static void start_health(struct run *r, size_t k)
+{
+	struct ep *ep = &r->eps[k];
+	struct slot *s = free_slot(r);
+	struct kiln_error e;
+	if (!s)
+		return;
+	s->is_health = 1;
+	s->ep = k;
+	s->http.method = "GET";
+	snprintf(s->http.path, sizeof s->http.path, "%s", ep->eng->health_path);
+	kiln_error_clear(&e);
+	if (send_http(r, s, &e)) {
+		s->used = 0;
+		return;
+	}
+	ep->health = s;
+	ep->state = ep->state == EP_UP ? EP_UP : EP_CHECKING;
+}
+
+static void health_done(struct run *r, struct slot *s, long status)
+{
+	size_t k = s->ep;
+	struct ep *ep = &r->eps[k];
+	char what[400];
+	ep->health = NULL;
+	if (status >= 200 && status < 300) {
+		ep->state = EP_UP;
+		ep->health_fail = 0;
+		ep->consecutive = 0;
+		if (r->stats)
+			r->stats[k].state = 0;
+	} else if (status == 401 || status == 403) {
+		snprintf(what, sizeof what, "%ld", status);
+		give_up(r, k, "%s: the server refused kiln's credentials (HTTP %s): check the "
+			"environment variable named by auth_env/token_env", what);
+	} else if (++ep->health_fail >= r->o->health_tries) {
+		snprintf(what, sizeof what, "%s", status ? "" : s->errbuf);
+		if (status)
+			snprintf(what, sizeof what, "HTTP %ld", status);
+		give_up(r, k, "%s: not answering its health check (%s): gave up on it for this run",
+			what);
+	} else {
+		ep->state = EP_PARKED;
+		ep->until = mono() + ep->park;
+		ep->park = ep->park * 2 > 60 ? 60 : ep->park * 2;
+	}
+	slot_free(r, s);
+}
+
+/* Next job for endpoint k: a resumed job of its own, a due retry that failed elsewhere,
+ * a fresh job, or (nothing fresh left) any due retry. */
+static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_dispatch_resume **res)
+{
+	struct ep *ep = &r->eps[k];
+	double now = mono();
+	int others = up_count(r) > 1;
+	*res = NULL;
+	while (ep->nresume) {
+		const struct kiln_dispatch_resume *x = &r->o->resume[ep->resume[--ep->nresume]];
+		if (r->js[x->job].state != J_QUEUED)
+			continue;
+		*job = x->job;
+		*res = x;
+		return 1;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < r->nretry; i++) {
+			size_t j = r->retry[i];
+			if (r->js[j].not_before > now)
+				continue;
+			if (pass == 0 && others && r->js[j].last_ep == (int)k &&
+			    now - r->js[j].not_before < 2)
+				continue;
+			r->retry[i] = r->retry[--r->nretry];
+			*job = j;
+			return 1;
+		}
+		while (pass == 0 && r->count) {
+			size_t j = r->ring[r->head];
+			r->head = (r->head + 1) % (r->o->njobs + 1);
+			r->count--;
+			if (r->js[j].state != J_QUEUED)
+				continue; /* started as a resumed job */
+			*job = j;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long status,
+			struct kiln_error *err);
+
+static void start_job(struct run *r, size_t k, size_t job,
+		      const struct kiln_dispatch_resume *res)
+{
+	struct ep *ep = &r->eps[k];
+	struct jstate *j = &r->js[job];
+	struct slot *s = free_slot(r);
+	struct kiln_error err;
+	int rc;
+	if (!s)
+		return;
+	kiln_error_clear(&err);
+	s->job = job;
+	s->ep = k;
+	s->started = unix_now();
+	s->started_mono = mono();
+	j->state = J_RUNNING;
+	j->attempts = res && res->attempt > j->attempts ? res->attempt : j->attempts + 1;
+	ep->active++;
+	if (r->stats)
+		r->stats[k].sent++;
+	if ((rc = r->ops->request(r->ops->user, job, &s->rq, &err))) {
+		end_attempt(r, s, 0, 1, 0, err.msg);
+		return;
+	}
+	s->have_rq = 1;
+	s->aj.rq = &s->rq;
+	s->aj.ep = ep->cfg;
+	s->aj.attempt = j->attempts;
+	s->aj.seed_used = s->rq.seed;
+	if (res) {
+		s->aj.resumed = 1;
+		snprintf(s->aj.remote_id, sizeof s->aj.remote_id, "%s", res->remote_id);
+	}
+	if ((rc = ep->eng->start(&s->aj, &s->http, &err))) {
+		end_attempt(r, s, 0, 1, 0, err.msg);
+		return;
+	}
+	handle_step(r, s, KILN_STEP_SEND, 0, &err);
+}
+
+static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long status,
+			struct kiln_error *err)
+{
+	if (s->aj.remote_new) {
+		s->aj.remote_new = 0;
+		if (r->ops->remote && !r->rc &&
+		    r->ops->remote(r->ops->user, s->job, s->ep, &s->aj, r->e))
+			r->rc = r->e->code ? r->e->code : KILN_E_DB;
+	}
+	switch (step) {
+	case KILN_STEP_SEND:
+		if (r->rc) {
+			/* stopping: leave the job for the next run */
+			end_attempt(r, s, 0, 1, status, "the run stopped");
+			return;
+		}
+		if (send_http(r, s, err))
+			end_attempt(r, s, 0, 0, status, err->msg);
+		return;
+	case KILN_STEP_POLL: {
+		double age = mono() - s->started_mono;
+		double iv = 0.02 + 0.1 * age;
+		s->due = mono() + (iv > 1 ? 1 : iv);
+		s->waiting = 1;
+		s->aj.polls++;
+		if (s->aj.polls > 100000)
+			end_attempt(r, s, 0, 0, status, "the job never finished");
+		return;
+	}
+	case KILN_STEP_DONE: {
+		struct kiln_error ce;
+		kiln_error_clear(&ce);
+		ep_success(r, s->ep);
+		if (r->ops->check && r->ops->check(r->ops->user, s->job, &s->aj, &ce)) {
+			end_attempt(r, s, 0, 0, status, ce.msg);
+			return;
+		}
+		end_attempt(r, s, 1, 0, status, NULL);
+		return;
+	}
+	case KILN_STEP_RETRY:
+		ep_failure(r, s->ep);
+		end_attempt(r, s, 0, 0, status, err->msg[0] ? err->msg : "failed");
+		return;
+	case KILN_STEP_FATAL:
+		end_attempt(r, s, 0, 1, status, err->msg[0] ? err->msg : "the server refused the "
+			    "request");
+		return;
+	}
+}
+
+static void transfer_done(struct run *r, struct slot *s, CURLcode res)
+{
+	struct ep *ep = &r->eps[s->ep];
+	struct kiln_error err;
+	enum kiln_step step;
+	long status = 0;
+	if (res == CURLE_OK)
+		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+	kiln_error_clear(&err);
+	if (res != CURLE_OK)
+		kiln_error_set(&err, KILN_E_NET, NULL, "%s %s: %s", s->http.method, s->http.path,
+			       s->errbuf[0] ? s->errbuf : curl_easy_strerror(res));
+	slot_reset_transfer(r, s);
+	if (s->is_health) {
+		health_done(r, s, status);
+		return;
+	}
+	if (status == 401 || status == 403) {
+		char st[16];
+		snprintf(st, sizeof st, "%ld", status);
+		if (ep->state != EP_DEAD)
+			give_up(r, s->ep, "%s: the server refused kiln's credentials (HTTP %s): check "
+				"the environment variable named by auth_env/token_env", st);
+		/* not the job's fault: it does not count as an attempt */
+		size_t job = s->job;
+		r->js[job].attempts--;
+		end_attempt(r, s, 0, 0, status, ep->why);
+		if (r->js[job].state == J_RETRY)
+			r->js[job].not_before = 0;
+		return;
+	}
+	kiln_buf_reset(&s->http.body);
+	s->http.upload = NULL;
+	step = ep->eng->on_response(&s->aj, status, s->resp.data ? s->resp.data : "", s->resp.len,
+				    &s->http, &err);
+	handle_step(r, s, step, status, &err);
+}
+
+/* No endpoint can take jobs any more: every job left fails with the reasons. */
+static void fail_rest(struct run *r)
+{
+	char why[1536];
+	size_t len = 0;
+	why[0] = 0;
+	for (size_t k = 0; k < r->o->nendpoints && len + 8 < sizeof why; k++)
+		len += (size_t)snprintf(why + len, sizeof why - len, "%s%s", k ? "; " : "",
+					r->eps[k].why);
+	for (size_t j = 0; j < r->o->njobs; j++) {
+		struct kiln_dispatch_attempt a;
+		if (r->js[j].state != J_QUEUED && r->js[j].state != J_RETRY)
+			continue;
+		memset(&a, 0, sizeof a);
+		a.job = j;
+		a.attempt = r->js[j].attempts;
+		a.final = 1;
+		a.error = why;
+		a.started = a.finished = unix_now();
+		r->js[j].state = J_DONE;
+		r->remaining--;
+		if (!r->rc && r->ops->attempt(r->ops->user, &a, r->e))
+			r->rc = r->e->code ? r->e->code : KILN_E_FAILED;
+	}
+	r->count = 0;
+	r->nretry = 0;
+}
+
+static int busy(struct run *r)
+{
+	for (size_t i = 0; i < r->nslots; i++)
+		if (r->slots[i].used && !r->slots[i].is_health)
+			return 1;
+	return 0;
+}
+
+int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_dispatch_ops *ops,
+		      struct kiln_dispatch_stats *stats, struct kiln_error *e)
+{
+	struct kiln_dispatch_opts o = *oin;
+	struct run r;
+	int rc = 0;
+	memset(&r, 0, sizeof r);
+	if (!o.backoff_base)
+		o.backoff_base = 0.25;
+	if (!o.backoff_max)
+		o.backoff_max = 30;
+	if (!o.breaker_failures)
+		o.breaker_failures = 5;
+	if (!o.park_seconds)
+		o.park_seconds = 2;
+	if (!o.health_tries)
+		o.health_tries = 6;
+	r.o = &o;
+	r.ops = ops;
+	r.stats = stats;
+	r.e = e;
+	r.remaining = o.njobs;
+	kiln_rng_seed(&r.rng, o.jitter_seed, 0x6469737061746368ull);
+	if (stats)
+		memset(stats, 0, o.nendpoints * sizeof *stats);
+	if (!o.njobs)
+		return 0;
+	if (!o.nendpoints)
+		return kiln_error_set(e, KILN_E_STATE, NULL, "no endpoints to render on");
+	pthread_once(&curl_once, curl_init_once);
+	r.eps = kiln_calloc(o.nendpoints, sizeof *r.eps);
+	r.js = kiln_calloc(o.njobs, sizeof *r.js);
+	r.ring = kiln_calloc(o.njobs + 1, sizeof *r.ring);
+	r.retry = kiln_calloc(o.njobs + 1, sizeof *r.retry);
+	for (size_t k = 0; k < o.nendpoints; k++)
+		r.nslots += o.endpoints[k].concurrency + 1; /* + a health check */
+	r.slots = kiln_calloc(r.nslots, sizeof *r.slots);
+	r.multi = curl_multi_init();
+	if (!r.eps || !r.js || !r.ring || !r.retry || !r.slots || !r.multi) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory starting the dispatcher");
+		goto out;
+	}
+	/* keep-alive connections: a few per endpoint beyond its jobs, for polls */
+	curl_multi_setopt(r.multi, CURLMOPT_MAXCONNECTS, (long)(r.nslots * 2 + 4));
+	for (size_t k = 0; k < o.nendpoints; k++) {
+		struct ep *ep = &r.eps[k];
+		struct curl_slist *h;
+		ep->cfg = &o.endpoints[k];
+		ep->eng = kiln_engine_find(ep->cfg->engine);
+		ep->park = o.park_seconds;
+		if (!ep->eng) {
+			rc = kiln_error_set(e, KILN_E_STATE, ep->cfg->url, "unknown engine '%s'",
+					    ep->cfg->engine);
+			goto out;
+		}
+		h = curl_slist_append(NULL, "Content-Type: application/json");
+		if (h)
+			ep->headers = curl_slist_append(h, "Expect:");
+		if (!h || !ep->headers) {
+			curl_slist_free_all(h);
+			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+			goto out;
+		}
+		if (!(ep->resume = kiln_calloc(o.nresume + 1, sizeof *ep->resume))) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+			goto out;
+		}
+	}
+	for (size_t i = o.nresume; i-- > 0;) {
+		const struct kiln_dispatch_resume *x = &o.resume[i];
+		if (x->job < o.njobs && x->endpoint < o.nendpoints)
+			r.eps[x->endpoint].resume[r.eps[x->endpoint].nresume++] = i;
+	}
+	for (size_t j = 0; j < o.njobs; j++) {
+		r.js[j].last_ep = -1;
+		r.ring[r.count++] = j;
+	}
+	for (size_t k = 0; k < o.nendpoints; k++)
+		start_health(&r, k);
+
+	while (r.remaining && !r.rc) {
+		double now = mono(), next = now + 0.25;
+		int alive = 0, running;
+		CURLMsg *m;
+		int left;
+		for (size_t k = 0; k < o.nendpoints; k++) {
+			struct ep *ep = &r.eps[k];
+			size_t job;
+			const struct kiln_dispatch_resume *res;
+			if (ep->state != EP_DEAD)
+				alive = 1;
+			if (ep->state == EP_PARKED && !ep->health) {
+				if (now >= ep->until)
+					start_health(&r, k);
+				else if (ep->until < next)
+					next = ep->until;
+			}
+			if (ep->state != EP_UP || (o.cancel && *o.cancel))
+				continue;
+			while (ep->active < ep->cfg->concurrency && ep->state == EP_UP &&
+			       pick_job(&r, k, &job, &res))
+				start_job(&r, k, job, res);
+		}
+		if (!alive) {
+			fail_rest(&r);
+			if (!busy(&r))
+				break;
+		}
+		if (o.cancel && *o.cancel && !busy(&r))
+			break;
+		for (size_t i = 0; i < r.nslots; i++) {
+			struct slot *s = &r.slots[i];
+			if (!s->used || !s->waiting)
+				continue;
+			if (s->due <= now) {
+				struct kiln_error err;
+				kiln_error_clear(&err);
+				s->waiting = 0;
+				if (send_http(&r, s, &err))
+					end_attempt(&r, s, 0, 0, 0, err.msg);
+			} else if (s->due < next) {
+				next = s->due;
+			}
+		}
+		/* a retry already due waits for a free slot, which only a transfer ending gives */
+		for (size_t i = 0; i < r.nretry; i++)
+			if (r.js[r.retry[i]].not_before > now && r.js[r.retry[i]].not_before < next)
+				next = r.js[r.retry[i]].not_before;
+		curl_multi_perform(r.multi, &running);
+		while ((m = curl_multi_info_read(r.multi, &left))) {
+			struct slot *s = NULL;
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+			if (s)
+				transfer_done(&r, s, m->data.result);
+		}
+		if (ops->tick && !r.rc && ops->tick(ops->user, e))
+			r.rc = e->code ? e->code : KILN_E_FAILED;
+		if (r.remaining && !r.rc) {
+			double wait;
+			/* exchanges scheduled by the transfers that just ended */
+			for (size_t i = 0; i < r.nslots; i++)
+				if (r.slots[i].used && r.slots[i].waiting && r.slots[i].due < next)
+					next = r.slots[i].due;
+			for (size_t i = 0; i < r.nretry; i++)
+				if (r.js[r.retry[i]].not_before > now &&
+				    r.js[r.retry[i]].not_before < next)
+					next = r.js[r.retry[i]].not_before;
+			wait = next - mono();
+			int ms = wait <= 0 ? 0 : (int)(wait * 1000) + 1;
+			/* something became ready in this turn: go round again at once */
+			for (size_t k = 0; k < o.nendpoints && ms; k++) {
+				int due = 0;
+				for (size_t i = 0; i < r.nretry && !due; i++)
+					due = r.js[r.retry[i]].not_before <= mono();
+				if (r.eps[k].state == EP_UP && r.eps[k].active < r.eps[k].cfg->concurrency
+				    && (r.count || r.eps[k].nresume || due) && !(o.cancel && *o.cancel))
+					ms = 0;
+			}
+			curl_multi_poll(r.multi, NULL, 0, ms, NULL);
+		}
+	}
+	rc = r.rc;
+out:
+	for (size_t i = 0; r.slots && i < r.nslots; i++) {
+		if (r.slots[i].used)
+			slot_free(&r, &r.slots[i]);
+		kiln_buf_release(&r.slots[i].resp);
+	}
+	for (size_t k = 0; r.eps && k < o.nendpoints; k++) {
+		curl_slist_free_all(r.eps[k].headers);
+		free(r.eps[k].resume);
+	}
+	if (r.multi)
+		curl_multi_cleanup(r.multi);
+	free(r.eps);
+	free(r.js);
+	free(r.ring);
+	free(r.retry);
+	free(r.slots);
+	return rc;
+}

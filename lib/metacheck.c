@@ -1,0 +1,1243 @@
+/* lib/metacheck.c: metadata QA for ERC-721/OpenSea and Metaplex/Sugar (kiln/metacheck.h).
+ *
+ * Sources for the rules (design.md section 7):
+ *   - OpenSea metadata standards: name, description, image, external_url, animation_url,
+ *     background_color (six hex digits, no '#'), attributes [{trait_type, value,
+ *     display_type?, max_value?}], display_type number | boost_number | boost_percentage |
+ *     date (value = unix seconds).
+ *   - Sugar (metaplex-foundation/sugar, src/validate/): serde requires name, description,
+ *     image and properties.files [{uri, type}]; Metadata::validate checks name <= 32 bytes,
+ *     symbol <= 10 bytes, image/animation_url/external_url <= 200 bytes (MAX_NAME_LENGTH,
+ *     MAX_SYMBOL_LENGTH, MAX_URI_LENGTH of mpl-token-metadata; Rust's len() counts bytes),
+ *     seller_fee_basis_points <= 10000 (a u16), creator shares (u16) summing to exactly 100,
+ *     creator addresses that parse as a Pubkey (base58 of 32 bytes), category in
+ *     VALID_CATEGORIES (image, video, audio, vr, html; missing = warning, Sugar then defaults
+ *     it). Deploy: at most 4 creators (the candy machine takes the fifth slot). Messages quote
+ *     Sugar's texts ("Name exceeds 32 chars.") and add what to do.
+ *   - Folder layouts: Sugar assets/ (0.png + 0.json ... n-1, collection.png + collection.json);
+ *     HashLips build/json (1.json ... or 0.json ..., optionally without extension, and the
+ *     _metadata.json array).
+ * Check ids are stable strings ("metaplex.name_length"): tests, CI gates and severity
+ * overrides key on them. Each finding carries the file and a JSON path.
+ *
+ * Invariants: findings own their strings; a check never stops at the first problem (a token
+ * reports everything wrong with it); folder results come in a deterministic order (by asset
+ * number, then collection-wide checks sorted by spelling). Gaps in numbering are reported as
+ * ranges, so a stray "99999.json" costs one finding, not 99,999.
+ * Sizes: collections up to ~100,000 tokens of a few KB each; memory is one parsed token at a
+ * time plus one row per string attribute for the drift check.
+ */
+#include "kiln/metacheck.h"
+#include "kiln/rarity.h"
+#include "util/alloc.h"
+#include "util/fs.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_NAME 32
+#define MAX_SYMBOL 10
+#define MAX_URI 200
+#define MAX_CREATORS 4
+#define MAX_JSON_BYTES ((size_t)64 << 20)
+#define PLACEHOLDER "NewUriToReplace" /* HashLips' default baseUri */
+
+/* ---- the findings list ---------------------------------------------------------------- */
+
+void kiln_findings_init(struct kiln_findings *f)
+{
+	f->v = NULL;
+	f->n = f->cap = 0;
+}
+
+void kiln_findings_release(struct kiln_findings *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->v[i].check);
+		free(f->v[i].file);
+		free(f->v[i].path);
+		free(f->v[i].message);
+	}
+	free(f->v);
+	kiln_findings_init(f);
+}
+
+int kiln_findings_add(struct kiln_findings *f, const char *check, int severity, const char *file,
+		      const char *path, const char *fmt, ...)
+{
+	char msg[1024];
+	struct kiln_finding *x;
+	va_list ap;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 16;
+		struct kiln_finding *v = kiln_reallocarray(f->v, cap, sizeof *v);
+		if (!v)
+			return KILN_E_NOMEM;
+		f->v = v, f->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	x = &f->v[f->n];
+	x->check = kiln_strdup(check);
+	x->severity = severity;
+	x->file = kiln_strdup(file ? file : "");
+	x->path = kiln_strdup(path ? path : "");
+	x->message = kiln_strdup(msg);
+	if (!x->check || !x->file || !x->path || !x->message) {
+		free(x->check), free(x->file), free(x->path), free(x->message);
+		return KILN_E_NOMEM;
+	}
+	f->n++;
+	return 0;
+}
+
+size_t kiln_findings_count(const struct kiln_findings *f, int severity)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (severity < 0 || f->v[i].severity == severity)
+			c++;
+	return c;
+}
+
+const char *kiln_severity_name(int severity)
+{
+	return severity == KILN_SEV_WARNING ? "warning" : "error";
+}
+
+/* ---- base58 --------------------------------------------------------------------------- */
+
+int kiln_base58_decode(const char *s, unsigned char *out, size_t cap)
+{
+	static const char alpha[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+	size_t zeros = 0, len = 0; /* len: bytes of the big number, little-endian in out[] */
+	const char *p = s;
+	while (*p == '1') {
+		zeros++;
+		p++;
+	}
+	for (; *p; p++) {
+		const char *q = strchr(alpha, *p);
+		unsigned carry;
+		if (!q)
+			return -1;
+		carry = (unsigned)(q - alpha);
+		for (size_t i = 0; i < len; i++) {
+			carry += (unsigned)out[i] * 58;
+			out[i] = (unsigned char)(carry & 0xff);
+			carry >>= 8;
+		}
+		while (carry) {
+			if (len + zeros >= cap)
+				return -1;
+			out[len++] = (unsigned char)(carry & 0xff);
+			carry >>= 8;
+		}
+	}
+	if (len + zeros > cap)
+		return -1;
+	for (size_t i = 0; i < len / 2; i++) { /* to big-endian, after the leading zero bytes */
+		unsigned char t = out[i];
+		out[i] = out[len - 1 - i];
+		out[len - 1 - i] = t;
+	}
+	memmove(out + zeros, out, len);
+	memset(out, 0, zeros);
+	return (int)(len + zeros);
+}
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+struct ctx {
+	struct kiln_findings *out;
+	const char *file;
+	unsigned std;
+	int rc; /* the first KILN_E_NOMEM */
+};
+
+#define ADD(c, id, sev, path, ...)                                                          \
+	do {                                                                                \
+		if (!(c)->rc)                                                               \
+			(c)->rc = kiln_findings_add((c)->out, id, sev, (c)->file, path,      \
+						    __VA_ARGS__);                           \
+	} while (0)
+
+static const char *type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+/* s, or its first 57 bytes and "..." when longer than 60, for a message. */
+static const char *clip(const char *s, char *buf, size_t n)
+{
+	if (strlen(s) <= 60)
+		return s;
+	snprintf(buf, n, "%.57s...", s);
+	return buf;
+}
+
+static int has_space_or_ctl(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* URI well-formedness as OpenSea accepts it: ipfs://, ar://, https://, http://, data:.
+ * NULL when fine, else what is wrong. */
+static const char *uri_problem(const char *u)
+{
+	if (!*u)
+		return "is empty";
+	if (has_space_or_ctl(u))
+		return "contains white space or control characters (percent-encode them, e.g. %20)";
+	if (!strncmp(u, "ipfs://", 7)) {
+		const char *cid = u + 7;
+		size_t n = strcspn(cid, "/?#");
+		if (!strncmp(cid, "ipfs/", 5))
+			return "repeats the path prefix (ipfs://ipfs/...): write ipfs://<CID>/...";
+		if (n == 0)
+			return "has no CID after ipfs://";
+		if (!strncmp(cid, PLACEHOLDER, strlen(PLACEHOLDER)))
+			return NULL; /* reported by the placeholder check */
+		for (size_t i = 0; i < n; i++)
+			if (!isalnum((unsigned char)cid[i]))
+				return "has a CID with characters outside base58/base32";
+		if (!((n == 46 && cid[0] == 'Q' && cid[1] == 'm') ||
+		      (n >= 50 && (cid[0] == 'b' || cid[0] == 'z' || cid[0] == 'f'))))
+			return "has something after ipfs:// that is not a CID (Qm... v0 or b... v1)";
+		return NULL;
+	}
+	if (!strncmp(u, "ar://", 5)) {
+		const char *id = u + 5;
+		size_t n = strcspn(id, "/?#");
+		if (n == 0)
+			return "has no transaction id after ar://";
+		for (size_t i = 0; i < n; i++)
+			if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '_')
+				return "has an Arweave transaction id outside base64url";
+		return NULL;
+	}
+	if (!strncmp(u, "https://", 8) || !strncmp(u, "http://", 7)) {
+		const char *host = strstr(u, "://") + 3;
+		size_t n = strcspn(host, "/?#");
+		if (n == 0 || host[0] == ':' || host[0] == '.')
+			return "has no host name";
+		return NULL;
+	}
+	if (!strncmp(u, "data:", 5)) {
+		if (!strchr(u + 5, ','))
+			return "is a data: URI without the ',' before its data";
+		return NULL;
+	}
+	return "does not start with ipfs://, ar://, https://, http:// or data:";
+}
+
+static int is_number(const json_t *v)
+{
+	return json_is_integer(v) || json_is_real(v);
+}
+
+/* A JSON integer, or a real without a fractional part: its value in *out. */
+static int as_integer(const json_t *v, long long *out)
+{
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return 1;
+	}
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+		if (d == floor(d) && fabs(d) < 9e15) {
+			*out = (long long)d;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- one token ------------------------------------------------------------------------ */
+
+static void check_string_field(struct ctx *c, const json_t *root, const char *key, int required,
+			       const char *std_id)
+{
+	const json_t *v = json_object_get(root, key);
+	char id[64];
+	if (!v) {
+		if (required) {
+			snprintf(id, sizeof id, "%s.missing_field", std_id);
+			ADD(c, id, KILN_SEV_ERROR, key, "required field \"%s\" is missing: add it "
+			    "(a string)", key);
+		}
+		return;
+	}
+	if (!json_is_string(v))
+		ADD(c, "token.field_type", KILN_SEV_ERROR, key, "\"%s\" is %s, not a string: write "
+		    "it as a JSON string", key, type_name(v));
+}
+
+static void check_uri_field(struct ctx *c, const json_t *v, const char *path)
+{
+	const char *why;
+	char b[64];
+	if (!json_is_string(v))
+		return;
+	why = uri_problem(json_string_value(v));
+	if (why)
+		ADD(c, "erc721.uri", KILN_SEV_ERROR, path, "\"%s\" %s: use ipfs://<CID>/<file>, "
+		    "ar://<id>, https://... or a data: URI", clip(json_string_value(v), b, sizeof b),
+		    why);
+	else if (strstr(json_string_value(v), PLACEHOLDER))
+		ADD(c, "erc721.placeholder_uri", KILN_SEV_ERROR, path, "\"%s\" still has HashLips' "
+		    "placeholder base URI \"%s\": set baseUri to your CID and regenerate (or update) "
+		    "the metadata", clip(json_string_value(v), b, sizeof b), PLACEHOLDER);
+}
+
+static void check_uri_length(struct ctx *c, const json_t *v, const char *path)
+{
+	size_t len;
+	if (!json_is_string(v))
+		return;
+	len = strlen(json_string_value(v));
+	if (len > MAX_URI)
+		ADD(c, "metaplex.uri_length", KILN_SEV_ERROR, path, "Url exceeds 200 chars. (%zu "
+		    "bytes): Metaplex stores at most %d bytes; shorten the URI", len, MAX_URI);
+}
+
+static void check_attributes(struct ctx *c, const json_t *root)
+{
+	const json_t *attrs = json_object_get(root, "attributes"), *a;
+	size_t i;
+	char p[96];
+	if (!attrs)
+		return;
+	if (!json_is_array(attrs)) {
+		ADD(c, "attributes.not_array", KILN_SEV_ERROR, "attributes", "\"attributes\" is %s: "
+		    "it must be an array of {\"trait_type\": ..., \"value\": ...} objects",
+		    type_name(attrs));
+		return;
+	}
+	json_array_foreach(attrs, i, a) {
+		const json_t *tt, *val, *dt, *mx;
+		const char *dts = NULL;
+		if (!json_is_object(a)) {
+			snprintf(p, sizeof p, "attributes[%zu]", i);
+			ADD(c, "attributes.entry_type", KILN_SEV_ERROR, p, "attribute %zu is %s: write "
+			    "{\"trait_type\": \"...\", \"value\": ...}", i, type_name(a));
+			continue;
+		}
+		tt = json_object_get(a, "trait_type");
+		val = json_object_get(a, "value");
+		dt = json_object_get(a, "display_type");
+		mx = json_object_get(a, "max_value");
+		snprintf(p, sizeof p, "attributes[%zu].trait_type", i);
+		if (!tt)
+			ADD(c, "attributes.trait_type", KILN_SEV_ERROR, p, "attribute %zu has no "
+			    "trait_type: add the trait's name (a string)", i);
+		else if (!json_is_string(tt))
+			ADD(c, "attributes.trait_type", KILN_SEV_ERROR, p, "trait_type is %s: write the "
+			    "trait's name as a string", type_name(tt));
+		else if (!*json_string_value(tt))
+			ADD(c, "attributes.trait_type", KILN_SEV_WARNING, p, "trait_type is empty: "
+			    "marketplaces show an unnamed trait; name it");
+		snprintf(p, sizeof p, "attributes[%zu].value", i);
+		if (!val) {
+			ADD(c, "attributes.value", KILN_SEV_ERROR, p, "attribute %zu has no value: add "
+			    "\"value\" (a string or a number)", i);
+		} else if (!json_is_string(val) && !is_number(val)) {
+			ADD(c, "attributes.value", KILN_SEV_ERROR, p, "value is %s: it must be a string "
+			    "or a number", type_name(val));
+		} else if ((c->std & KILN_META_METAPLEX) && !(c->std & KILN_META_ERC721) &&
+			   !json_is_string(val) && !dt) {
+			ADD(c, "metaplex.attribute_value", KILN_SEV_WARNING, p, "value is a number: "
+			    "Sugar's validate reads attribute values as strings (older Sugar releases "
+			    "reject numbers); quote it unless you checked your Sugar version");
+		}
+		if (dt) {
+			snprintf(p, sizeof p, "attributes[%zu].display_type", i);
+			if (!json_is_string(dt)) {
+				ADD(c, "attributes.display_type", KILN_SEV_ERROR, p, "display_type is %s: "
+				    "use one of number, boost_number, boost_percentage, date",
+				    type_name(dt));
+			} else {
+				char b[64];
+				dts = json_string_value(dt);
+				if (strcmp(dts, "number") && strcmp(dts, "boost_number") &&
+				    strcmp(dts, "boost_percentage") && strcmp(dts, "date")) {
+					ADD(c, "attributes.display_type", KILN_SEV_ERROR, p, "display_type "
+					    "\"%s\" is unknown: use number, boost_number, boost_percentage "
+					    "or date (or leave it out for a text trait)",
+					    clip(dts, b, sizeof b));
+					dts = NULL;
+				}
+			}
+		}
+		snprintf(p, sizeof p, "attributes[%zu].value", i);
+		if (dts && val && !is_number(val)) {
+			ADD(c, "attributes.display_value", KILN_SEV_ERROR, p, "display_type \"%s\" needs "
+			    "a numeric value, found %s: write the number without quotes", dts,
+			    type_name(val));
+		} else if (dts && val && !strcmp(dts, "date")) {
+			long long t;
+			if (!as_integer(val, &t) || t < 0)
+				ADD(c, "attributes.date", KILN_SEV_ERROR, p, "a date must be whole unix "
+				    "seconds (e.g. 1700000000)");
+			else if (t > 100000000000LL)
+				ADD(c, "attributes.date", KILN_SEV_WARNING, p, "date %lld looks like "
+				    "milliseconds: OpenSea expects unix seconds; divide by 1000", t);
+		}
+		if (mx) {
+			snprintf(p, sizeof p, "attributes[%zu].max_value", i);
+			if (!is_number(mx))
+				ADD(c, "attributes.max_value", KILN_SEV_ERROR, p, "max_value is %s: it must "
+				    "be a number", type_name(mx));
+			else if (val && is_number(val) &&
+				 json_number_value(val) > json_number_value(mx))
+				ADD(c, "attributes.max_value", KILN_SEV_WARNING, p, "value %g is above "
+				    "max_value %g: raise max_value or fix the value",
+				    json_number_value(val), json_number_value(mx));
+		}
+	}
+}
+
+static void check_erc721(struct ctx *c, const json_t *root)
+{
+	const json_t *bg = json_object_get(root, "background_color");
+	static const char *const uris[] = {"image", "external_url", "animation_url"};
+	check_string_field(c, root, "name", 1, "erc721");
+	check_string_field(c, root, "description", 1, "erc721");
+	if (json_object_get(root, "image") || !json_object_get(root, "image_data"))
+		check_string_field(c, root, "image", 1, "erc721");
+	check_string_field(c, root, "external_url", 0, "erc721");
+	check_string_field(c, root, "animation_url", 0, "erc721");
+	for (size_t i = 0; i < 3; i++)
+		check_uri_field(c, json_object_get(root, uris[i]), uris[i]);
+	if (bg) {
+		const char *s = json_is_string(bg) ? json_string_value(bg) : NULL;
+		int ok = s && strlen(s) == 6;
+		char b[64];
+		for (int i = 0; ok && i < 6; i++)
+			ok = isxdigit((unsigned char)s[i]) != 0;
+		if (!ok)
+			ADD(c, "erc721.background_color", KILN_SEV_ERROR, "background_color", "%s%s%s "
+			    "is not six hex digits: write e.g. \"ff8800\"%s", s ? "\"" : "",
+			    s ? clip(s, b, sizeof b) : type_name(bg), s ? "\"" : "",
+			    s && s[0] == '#' ? " (without the '#')" : "");
+	}
+}
+
+static void check_creators(struct ctx *c, const json_t *creators)
+{
+	size_t i, n = json_array_size(creators);
+	long long sum = 0;
+	int shares_ok = 1;
+	char p[96], b[64];
+	json_t *cr;
+	if (n > MAX_CREATORS)
+		ADD(c, "metaplex.creators_count", KILN_SEV_ERROR, "properties.creators", "%zu "
+		    "creators: a candy machine deploys at most %d (it takes the fifth slot itself); "
+		    "merge or drop creators", n, MAX_CREATORS);
+	json_array_foreach(creators, i, cr) {
+		const json_t *addr = json_object_get(cr, "address");
+		const json_t *share = json_object_get(cr, "share");
+		long long s;
+		unsigned char key[64];
+		if (!json_is_object(cr)) {
+			snprintf(p, sizeof p, "properties.creators[%zu]", i);
+			ADD(c, "metaplex.creators", KILN_SEV_ERROR, p, "creator %zu is %s: write "
+			    "{\"address\": ..., \"share\": ...}", i, type_name(cr));
+			shares_ok = 0;
+			continue;
+		}
+		snprintf(p, sizeof p, "properties.creators[%zu].address", i);
+		if (!json_is_string(addr))
+			ADD(c, "metaplex.creator_address", KILN_SEV_ERROR, p, "creator %zu has no "
+			    "address string: give the creator's wallet (base58)", i);
+		else if (kiln_base58_decode(json_string_value(addr), key, sizeof key) != 32)
+			ADD(c, "metaplex.creator_address", KILN_SEV_ERROR, p, "Creator address: %s is "
+			    "invalid. (not the base58 form of a 32-byte public key): copy the wallet "
+			    "address again", clip(json_string_value(addr), b, sizeof b));
+		snprintf(p, sizeof p, "properties.creators[%zu].share", i);
+		if (!share || !as_integer(share, &s) || s < 0 || s > 100) {
+			ADD(c, "metaplex.creator_share", KILN_SEV_ERROR, p, "creator %zu's share must be "
+			    "a whole number from 0 to 100 (a percentage)", i);
+			shares_ok = 0;
+		} else {
+			sum += s;
+		}
+	}
+	if (shares_ok && n && sum != 100)
+		ADD(c, "metaplex.creator_shares", KILN_SEV_ERROR, "properties.creators", "Creators' "
+		    "share does not equal 100%%. (they add up to %lld): make the shares sum to "
+		    "exactly 100", sum);
+}
+
+static void check_files(struct ctx *c, const json_t *files)
+{
+	size_t i;
+	json_t *f;
+	char p[96];
+	if (!json_array_size(files))
+		ADD(c, "metaplex.files", KILN_SEV_WARNING, "properties.files", "properties.files is "
+		    "empty: list at least the image file");
+	json_array_foreach(files, i, f) {
+		const json_t *uri = json_object_get(f, "uri"), *ty = json_object_get(f, "type");
+		if (!json_is_object(f)) {
+			snprintf(p, sizeof p, "properties.files[%zu]", i);
+			ADD(c, "metaplex.file_entry", KILN_SEV_ERROR, p, "file entry %zu is %s: write "
+			    "{\"uri\": ..., \"type\": ...}", i, type_name(f));
+			continue;
+		}
+		snprintf(p, sizeof p, "properties.files[%zu].uri", i);
+		if (!json_is_string(uri) || !*json_string_value(uri)) {
+			ADD(c, "metaplex.file_entry", KILN_SEV_ERROR, p, "file entry %zu has no uri "
+			    "string: give the file name (or its URI)", i);
+		} else {
+			check_uri_length(c, uri, p);
+			if (c->std & KILN_META_ERC721)
+				check_uri_field(c, uri, p);
+		}
+		if (!json_is_string(ty) || !strchr(json_string_value(ty), '/')) {
+			snprintf(p, sizeof p, "properties.files[%zu].type", i);
+			ADD(c, "metaplex.file_entry", KILN_SEV_ERROR, p, "file entry %zu has no MIME type: "
+			    "add \"type\", e.g. \"image/png\"", i);
+		}
+	}
+}
+
+static void check_metaplex(struct ctx *c, const json_t *root)
+{
+	const json_t *v, *props, *files, *cat, *creators;
+	char b[64];
+	check_string_field(c, root, "name", 1, "metaplex");
+	check_string_field(c, root, "description", 1, "metaplex");
+	check_string_field(c, root, "image", 1, "metaplex");
+	check_string_field(c, root, "symbol", 0, "metaplex");
+	v = json_object_get(root, "name");
+	if (json_is_string(v) && strlen(json_string_value(v)) > MAX_NAME)
+		ADD(c, "metaplex.name_length", KILN_SEV_ERROR, "name", "Name exceeds 32 chars. "
+		    "(\"%s\" is %zu bytes): shorten it; Metaplex stores at most 32 bytes (UTF-8)",
+		    clip(json_string_value(v), b, sizeof b), strlen(json_string_value(v)));
+	v = json_object_get(root, "symbol");
+	if (json_is_string(v) && strlen(json_string_value(v)) > MAX_SYMBOL)
+		ADD(c, "metaplex.symbol_length", KILN_SEV_ERROR, "symbol", "Symbol exceeds 10 chars. "
+		    "(\"%s\" is %zu bytes): use a symbol of at most 10 bytes",
+		    clip(json_string_value(v), b, sizeof b), strlen(json_string_value(v)));
+	check_uri_length(c, json_object_get(root, "image"), "image");
+	check_uri_length(c, json_object_get(root, "animation_url"), "animation_url");
+	check_uri_length(c, json_object_get(root, "external_url"), "external_url");
+	v = json_object_get(root, "seller_fee_basis_points");
+	if (v) {
+		long long n;
+		if (!as_integer(v, &n) || n < 0)
+			ADD(c, "metaplex.seller_fee", KILN_SEV_ERROR, "seller_fee_basis_points",
+			    "seller_fee_basis_points must be a whole number from 0 to 10000 (basis "
+			    "points: 500 = 5%%)");
+		else if (n > 10000)
+			ADD(c, "metaplex.seller_fee", KILN_SEV_ERROR, "seller_fee_basis_points",
+			    "Seller fee basis points must be between 0 and 10,000. (found %lld): "
+			    "10000 is 100%%", n);
+	}
+	props = json_object_get(root, "properties");
+	if (!props || !json_is_object(props)) {
+		ADD(c, "metaplex.properties", KILN_SEV_ERROR, "properties", "\"properties\" is %s: "
+		    "Sugar needs an object with files [{\"uri\", \"type\"}], category and creators",
+		    props ? type_name(props) : "missing");
+		return;
+	}
+	files = json_object_get(props, "files");
+	if (!files)
+		ADD(c, "metaplex.files", KILN_SEV_ERROR, "properties.files", "properties.files is "
+		    "missing: list the asset's files, e.g. [{\"uri\": \"0.png\", \"type\": "
+		    "\"image/png\"}]");
+	else if (!json_is_array(files))
+		ADD(c, "metaplex.files", KILN_SEV_ERROR, "properties.files", "properties.files is %s: "
+		    "it must be an array of {\"uri\", \"type\"}", type_name(files));
+	else
+		check_files(c, files);
+	cat = json_object_get(props, "category");
+	if (!cat)
+		ADD(c, "metaplex.category", KILN_SEV_WARNING, "properties.category", "missing "
+		    "`properties.category`: Sugar defaults it to %s; set it explicitly (image, video, "
+		    "audio, vr or html)", json_object_get(root, "animation_url") ? "video" : "image");
+	else if (!json_is_string(cat) ||
+		 (strcmp(json_string_value(cat), "image") && strcmp(json_string_value(cat), "video") &&
+		  strcmp(json_string_value(cat), "audio") && strcmp(json_string_value(cat), "vr") &&
+		  strcmp(json_string_value(cat), "html")))
+		ADD(c, "metaplex.category", KILN_SEV_ERROR, "properties.category", "Invalid category "
+		    "'%s': must be one of: [\"image\", \"video\", \"audio\", \"vr\", \"html\"]",
+		    json_is_string(cat) ? clip(json_string_value(cat), b, sizeof b) : type_name(cat));
+	creators = json_object_get(props, "creators");
+	if (creators && !json_is_array(creators))
+		ADD(c, "metaplex.creators", KILN_SEV_ERROR, "properties.creators", "properties.creators "
+		    "is %s: it must be an array of {\"address\", \"share\"}", type_name(creators));
+	else if (creators)
+		check_creators(c, creators);
+}
+
+int kiln_metacheck_token(const json_t *root, unsigned standards, const char *file,
+			 struct kiln_findings *out, struct kiln_error *e)
+{
+	struct ctx c = {out, file, standards, 0};
+	if (!json_is_object(root)) {
+		ADD(&c, "token.not_object", KILN_SEV_ERROR, "", "the file holds %s, not a JSON "
+		    "object: a token's metadata is one {...} object", root ? type_name(root) :
+		    "nothing");
+		goto out;
+	}
+	if (standards & KILN_META_ERC721)
+		check_erc721(&c, root);
+	if (standards & KILN_META_METAPLEX)
+		check_metaplex(&c, root);
+	check_attributes(&c, root);
+out:
+	if (c.rc)
+		return kiln_error_set(e, KILN_E_NOMEM, file, "out of memory while checking metadata");
+	return 0;
+}
+
+/* Parse text; invalid JSON becomes a finding (NULL returned, *rc 0 unless out of memory). */
+static json_t *parse(const char *text, size_t len, const char *file, struct kiln_findings *out,
+		     int *rc)
+{
+	json_error_t je;
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	*rc = 0;
+	if (!root)
+		*rc = kiln_findings_add(out, "token.json_parse", KILN_SEV_ERROR, file, "", "not valid "
+					"JSON at line %d, column %d: %s; fix the syntax (an editor "
+					"with a JSON linter shows where)", je.line, je.column, je.text);
+	return root;
+}
+
+int kiln_metacheck_token_text(const char *text, size_t len, unsigned standards, const char *file,
+			      struct kiln_findings *out, struct kiln_error *e)
+{
+	int rc;
+	json_t *root = parse(text, len, file, out, &rc);
+	if (rc)
+		return kiln_error_set(e, KILN_E_NOMEM, file, "out of memory while checking metadata");
+	if (!root)
+		return 0;
+	rc = kiln_metacheck_token(root, standards, file, out, e);
+	json_decref(root);
+	return rc;
+}
+
+/* ---- folders -------------------------------------------------------------------------- */
+
+enum kind { K_JSON, K_IMAGE, K_ANIM, K_NOEXT };
+
+struct entry {
+	unsigned long long idx;
+	int kind;
+	char *name;
+};
+
+struct attr_row {
+	char *ntype, *type;   /* normalised and raw trait_type */
+	char *nvalue, *value; /* normalised and raw value (string values only, else NULL) */
+	const char *file;     /* points into the entry list */
+	size_t attr;          /* index in attributes[] */
+};
+
+struct folder {
+	const char *dir;
+	struct kiln_findings *out;
+	struct entry *ents;
+	size_t nents, cap;
+	struct attr_row *rows;
+	size_t nrows, rcap;
+	int rc; /* the first KILN_E_NOMEM */
+};
+
+static const char *const IMAGE_EXT[] = {"png", "jpg", "jpeg", "gif", "webp", "svg", NULL};
+static const char *const ANIM_EXT[] = {"mp4", "mov", "webm", "glb", "gltf", "html", "mp3", "wav",
+				       "flac", "ogg", NULL};
+
+static int is_ext(const char *ext, const char *const *list)
+{
+	for (; *list; list++)
+		if (!strcasecmp(ext, *list))
+			return 1;
+	return 0;
+}
+
+static int add_entry(struct folder *f, unsigned long long idx, int kind, const char *name)
+{
+	if (f->nents == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 64;
+		struct entry *v = kiln_reallocarray(f->ents, cap, sizeof *v);
+		if (!v)
+			return KILN_E_NOMEM;
+		f->ents = v, f->cap = cap;
+	}
+	f->ents[f->nents].name = kiln_strdup(name);
+	if (!f->ents[f->nents].name)
+		return KILN_E_NOMEM;
+	f->ents[f->nents].idx = idx;
+	f->ents[f->nents].kind = kind;
+	f->nents++;
+	return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	if (x->idx != y->idx)
+		return x->idx < y->idx ? -1 : 1;
+	if (x->kind != y->kind)
+		return x->kind - y->kind;
+	return strcmp(x->name, y->name);
+}
+
+/* "123" -> 123; -1 when empty, not all digits or longer than 15 digits. */
+static long long parse_index(const char *s, size_t n)
+{
+	long long v = 0;
+	if (n == 0 || n > 15)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+static void folder_release(struct folder *f)
+{
+	for (size_t i = 0; i < f->nents; i++)
+		free(f->ents[i].name);
+	free(f->ents);
+	for (size_t i = 0; i < f->nrows; i++) {
+		free(f->rows[i].ntype), free(f->rows[i].type);
+		free(f->rows[i].nvalue), free(f->rows[i].value);
+	}
+	free(f->rows);
+}
+
+#define FADD(f, ...)                                                    \
+	do {                                                            \
+		if (!(f)->rc)                                           \
+			(f)->rc = kiln_findings_add((f)->out, __VA_ARGS__); \
+	} while (0)
+
+/* Read and parse dir/name; a parse problem is a finding (*root = NULL then). */
+static int load_json(struct folder *f, const char *name, json_t **root, struct kiln_error *e)
+{
+	struct kiln_buf b;
+	char *path = kiln_fs_join(f->dir, name);
+	int rc;
+	*root = NULL;
+	if (!path)
+		return kiln_error_set(e, KILN_E_NOMEM, name, "out of memory");
+	kiln_buf_init(&b, MAX_JSON_BYTES);
+	rc = kiln_fs_read(path, &b, e);
+	if (!rc) {
+		*root = parse(b.data ? b.data : "", b.len, name, f->out, &rc);
+		if (rc)
+			rc = kiln_error_set(e, KILN_E_NOMEM, name, "out of memory");
+	}
+	kiln_buf_release(&b);
+	free(path);
+	return rc;
+}
+
+/* Remember the token's attributes (string trait_type) for the drift check. */
+static int collect_attrs(struct folder *f, const json_t *root, const char *file)
+{
+	const json_t *attrs = json_object_get(root, "attributes"), *a;
+	size_t i;
+	if (!json_is_array(attrs))
+		return 0;
+	json_array_foreach(attrs, i, a) {
+		const json_t *tt = json_object_get(a, "trait_type"), *v = json_object_get(a, "value");
+		struct attr_row *r;
+		if (!json_is_string(tt))
+			continue;
+		if (f->nrows == f->rcap) {
+			size_t cap = f->rcap ? f->rcap * 2 : 256;
+			struct attr_row *nv = kiln_reallocarray(f->rows, cap, sizeof *nv);
+			if (!nv)
+				return KILN_E_NOMEM;
+			f->rows = nv, f->rcap = cap;
+		}
+		r = &f->rows[f->nrows++];
+		memset(r, 0, sizeof *r);
+		r->file = file;
+		r->attr = i;
+		r->type = kiln_strdup(json_string_value(tt));
+		r->ntype = kiln_rarity_normalize(json_string_value(tt));
+		if (json_is_string(v)) {
+			r->value = kiln_strdup(json_string_value(v));
+			r->nvalue = kiln_rarity_normalize(json_string_value(v));
+		}
+		if (!r->type || !r->ntype || (json_is_string(v) && (!r->value || !r->nvalue)))
+			return KILN_E_NOMEM;
+	}
+	return 0;
+}
+
+static int cmp_row_type(const void *a, const void *b)
+{
+	const struct attr_row *x = a, *y = b;
+	int c = strcmp(x->ntype, y->ntype);
+	return c ? c : strcmp(x->type, y->type);
+}
+
+/* By normalised type, then value (rows without a string value last), then raw value. */
+static int cmp_row_value(const void *a, const void *b)
+{
+	const struct attr_row *x = a, *y = b;
+	int c = strcmp(x->ntype, y->ntype);
+	if (c)
+		return c;
+	if (!x->nvalue || !y->nvalue)
+		return (x->nvalue == NULL) - (y->nvalue == NULL);
+	c = strcmp(x->nvalue, y->nvalue);
+	return c ? c : strcmp(x->value, y->value);
+}
+
+static const char *row_field(const struct attr_row *r, int field)
+{
+	return field ? r->value : r->type;
+}
+
+/* Rows [lo, hi) share a normal form: report every spelling but the most used, one finding per
+ * spelling at its first file (by name). field: 0 trait_type, 1 value. */
+static void report_spellings(struct folder *f, size_t lo, size_t hi, int field)
+{
+	size_t best = lo, bestn = 0, i, j;
+	char p[96], b1[64], b2[64];
+	for (i = lo; i < hi; i = j) {
+		for (j = i; j < hi && !strcmp(row_field(&f->rows[j], field), row_field(&f->rows[i], field));
+		     j++)
+			;
+		if (j - i > bestn)
+			best = i, bestn = j - i;
+	}
+	for (i = lo; i < hi; i = j) {
+		const char *s = row_field(&f->rows[i], field), *bs = row_field(&f->rows[best], field);
+		const struct attr_row *first = &f->rows[i];
+		for (j = i; j < hi && !strcmp(row_field(&f->rows[j], field), s); j++)
+			if (strcmp(f->rows[j].file, first->file) < 0)
+				first = &f->rows[j];
+		if (i == best)
+			continue;
+		snprintf(p, sizeof p, "attributes[%zu].%s", first->attr, field ? "value" : "trait_type");
+		if (field)
+			FADD(f, "collection.trait_value_drift", KILN_SEV_WARNING, first->file, p,
+			     "trait \"%s\" has value \"%s\" in %zu token(s) but \"%s\" in %zu: values "
+			     "that differ only in case or surrounding spaces split one value in two "
+			     "(and its rarity); use one spelling", first->type, clip(s, b1, sizeof b1),
+			     j - i, clip(bs, b2, sizeof b2), bestn);
+		else
+			FADD(f, "collection.trait_type_drift", KILN_SEV_WARNING, first->file, p,
+			     "trait_type \"%s\" (%zu use(s)) differs only in case or spaces from \"%s\" "
+			     "(%zu use(s)): marketplaces show two traits; use one spelling",
+			     clip(s, b1, sizeof b1), j - i, clip(bs, b2, sizeof b2), bestn);
+	}
+}
+
+static void check_drift(struct folder *f)
+{
+	size_t i, j;
+	if (!f->nrows)
+		return;
+	qsort(f->rows, f->nrows, sizeof *f->rows, cmp_row_type);
+	for (i = 0; i < f->nrows; i = j) {
+		for (j = i; j < f->nrows && !strcmp(f->rows[j].ntype, f->rows[i].ntype); j++)
+			;
+		if (strcmp(f->rows[i].type, f->rows[j - 1].type))
+			report_spellings(f, i, j, 0);
+	}
+	qsort(f->rows, f->nrows, sizeof *f->rows, cmp_row_value);
+	for (i = 0; i < f->nrows; i = j) {
+		if (!f->rows[i].nvalue) {
+			j = i + 1;
+			continue;
+		}
+		for (j = i; j < f->nrows && f->rows[j].nvalue &&
+			    !strcmp(f->rows[j].ntype, f->rows[i].ntype) &&
+			    !strcmp(f->rows[j].nvalue, f->rows[i].nvalue); j++)
+			;
+		if (strcmp(f->rows[i].value, f->rows[j - 1].value))
+			report_spellings(f, i, j, 1);
+	}
+}
+
+/* Gaps in the sorted entries' numbering from `first`: one finding per missing range. */
+static void check_numbering(struct folder *f, unsigned long long first, const char *check,
+			    const char *what)
+{
+	unsigned long long expect = first;
+	for (size_t i = 0; i < f->nents; i++) {
+		unsigned long long k = f->ents[i].idx;
+		if (k > expect) {
+			if (k - 1 == expect)
+				FADD(f, check, KILN_SEV_ERROR, NULL, NULL, "%s %llu is missing: the "
+				     "numbering must run from %llu without gaps; add it or renumber",
+				     what, expect, first);
+			else
+				FADD(f, check, KILN_SEV_ERROR, NULL, NULL, "%ss %llu..%llu are missing "
+				     "(%llu numbers): the numbering must run from %llu without gaps; add "
+				     "them or renumber", what, expect, k - 1, k - expect, first);
+		}
+		if (k >= expect)
+			expect = k + 1;
+	}
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The folder's regular files (not hidden, not folders), sorted by name. */
+static int list_dir(const char *dir, char ***names, size_t *n, struct kiln_error *e)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t cap = 0;
+	*names = NULL;
+	*n = 0;
+	if (!d)
+		return kiln_error_set(e, KILN_E_IO, dir, "cannot read the folder: %s",
+				      strerror(errno));
+	while ((de = readdir(d))) {
+		char *path;
+		int isdir;
+		if (de->d_name[0] == '.')
+			continue;
+		path = kiln_fs_join(dir, de->d_name);
+		if (!path)
+			goto nomem;
+		isdir = kiln_fs_is_dir(path);
+		free(path);
+		if (isdir)
+			continue;
+		if (*n == cap) {
+			char **v;
+			cap = cap ? cap * 2 : 64;
+			v = kiln_reallocarray(*names, cap, sizeof *v);
+			if (!v)
+				goto nomem;
+			*names = v;
+		}
+		(*names)[*n] = kiln_strdup(de->d_name);
+		if (!(*names)[*n])
+			goto nomem;
+		(*n)++;
+	}
+	closedir(d);
+	if (*n)
+		qsort(*names, *n, sizeof **names, cmp_str);
+	return 0;
+nomem:
+	closedir(d);
+	free_names(*names, *n);
+	*names = NULL;
+	*n = 0;
+	return kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
+}
+
+/* The Sugar-specific checks on one parsed asset json whose image file is `image`. */
+static void sugar_token(struct folder *f, const json_t *root, const char *jname,
+			const char *image)
+{
+	const json_t *img = json_object_get(root, "image");
+	const json_t *files = json_object_get(json_object_get(root, "properties"), "files"), *fe;
+	size_t i;
+	int listed = 0;
+	char b[64];
+	if (!image || !json_is_string(img))
+		return;
+	if (strcmp(json_string_value(img), image)) {
+		FADD(f, "sugar.image_mismatch", KILN_SEV_ERROR, jname, "image", "\"image\" is \"%s\" "
+		     "but this asset's image file is %s: Sugar uploads %s and puts its link in "
+		     "\"image\", so \"image\" must name that file",
+		     clip(json_string_value(img), b, sizeof b), image, image);
+		return;
+	}
+	json_array_foreach(files, i, fe)
+		if (json_is_string(json_object_get(fe, "uri")) &&
+		    !strcmp(json_string_value(json_object_get(fe, "uri")), image))
+			listed = 1;
+	if (json_is_array(files) && json_array_size(files) && !listed)
+		FADD(f, "sugar.files_image", KILN_SEV_WARNING, jname, "properties.files", "no "
+		     "properties.files entry has uri \"%s\": list the image file there too", image);
+}
+
+/* Check one Sugar json (token or collection). Returns 0 or a KILN_E_* code. */
+static int sugar_json(struct folder *f, const char *js, const char *im, int drift,
+		      struct kiln_error *e)
+{
+	json_t *root = NULL;
+	int rc = load_json(f, js, &root, e);
+	if (rc || !root)
+		return rc;
+	rc = kiln_metacheck_token(root, KILN_META_METAPLEX, js, f->out, e);
+	if (!rc) {
+		sugar_token(f, root, js, im);
+		if (drift && collect_attrs(f, root, js))
+			rc = kiln_error_set(e, KILN_E_NOMEM, js, "out of memory");
+	}
+	json_decref(root);
+	return rc;
+}
+
+int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, struct kiln_error *e)
+{
+	struct folder f = {dir, out, NULL, 0, 0, NULL, 0, 0, 0};
+	char **names = NULL;
+	const char *coll_json = NULL, *coll_img = NULL;
+	size_t nnames = 0, i, j;
+	int rc;
+
+	rc = list_dir(dir, &names, &nnames, e);
+	if (rc)
+		return rc;
+	if (!nnames)
+		FADD(&f, "sugar.empty", KILN_SEV_ERROR, NULL, NULL, "Missing or empty assets "
+		     "directory: put 0.png + 0.json, 1.png + 1.json, ... in %s", dir);
+	for (i = 0; i < nnames && !f.rc; i++) {
+		const char *nm = names[i], *dot = strrchr(nm, '.');
+		size_t blen = dot ? (size_t)(dot - nm) : strlen(nm);
+		const char *ext = dot ? dot + 1 : "";
+		long long idx = parse_index(nm, blen);
+		int kind = !strcasecmp(ext, "json") ? K_JSON : is_ext(ext, IMAGE_EXT) ? K_IMAGE :
+			   is_ext(ext, ANIM_EXT) ? K_ANIM : -1;
+		if (blen == 10 && !strncmp(nm, "collection", 10) && (kind == K_JSON || kind == K_IMAGE)) {
+			const char **slot = kind == K_JSON ? &coll_json : &coll_img;
+			if (*slot)
+				FADD(&f, "sugar.numbering_repeat", KILN_SEV_ERROR, nm, NULL, "the "
+				     "collection already has %s: keep one", *slot);
+			else
+				*slot = nm;
+			continue;
+		}
+		if (idx < 0 || kind < 0) {
+			FADD(&f, "sugar.unknown_file", KILN_SEV_WARNING, nm, NULL, "Sugar expects only "
+			     "N.json, N.<image>, an optional N.<animation> and collection.json + "
+			     "collection.<image> here: move or rename this file");
+			continue;
+		}
+		if (blen > 1 && nm[0] == '0')
+			FADD(&f, "sugar.leading_zero", KILN_SEV_ERROR, nm, NULL, "the number has a "
+			     "leading zero: Sugar names assets 0, 1, 2, ... (rename to %lld.%s)", idx,
+			     ext);
+		if (!f.rc)
+			f.rc = add_entry(&f, (unsigned long long)idx, kind, nm);
+	}
+	if (f.rc)
+		goto nomem;
+	if (f.nents)
+		qsort(f.ents, f.nents, sizeof *f.ents, cmp_entry);
+	check_numbering(&f, 0, "sugar.numbering_gap", "asset");
+	/* per asset number: one json, one image, at most one animation */
+	for (i = 0; i < f.nents && !f.rc; i = j) {
+		const char *js = NULL, *im = NULL, *an = NULL;
+		unsigned long long k = f.ents[i].idx;
+		int two_images = 0;
+		for (j = i; j < f.nents && f.ents[j].idx == k; j++) {
+			const char **slot = f.ents[j].kind == K_JSON ? &js :
+					    f.ents[j].kind == K_IMAGE ? &im : &an;
+			if (*slot) {
+				FADD(&f, "sugar.numbering_repeat", KILN_SEV_ERROR, f.ents[j].name, NULL,
+				     "asset %llu already has %s: keep one file per number and kind",
+				     k, *slot);
+				two_images |= f.ents[j].kind == K_IMAGE;
+			} else {
+				*slot = f.ents[j].name;
+			}
+		}
+		if (js && !im)
+			FADD(&f, "sugar.missing_image", KILN_SEV_ERROR, js, NULL, "no image file for "
+			     "asset %llu: add %llu.png (or .jpg, .gif, .webp) next to %s", k, k, js);
+		if (!js)
+			FADD(&f, "sugar.missing_json", KILN_SEV_ERROR, im ? im : an, NULL, "no %llu.json "
+			     "for asset %llu: every asset needs its metadata file", k, k);
+		/* with two images, which one "image" should name is the repeat's question */
+		if (js && !f.rc && (rc = sugar_json(&f, js, two_images ? NULL : im, 1, e)))
+			goto out;
+	}
+	if (coll_json && !coll_img)
+		FADD(&f, "sugar.collection_unpaired", KILN_SEV_ERROR, coll_json, NULL, "collection.json "
+		     "has no collection image: add collection.png (or .jpg, .gif, .webp)");
+	if (coll_img && !coll_json)
+		FADD(&f, "sugar.collection_unpaired", KILN_SEV_ERROR, coll_img, NULL, "%s has no "
+		     "collection.json: add it (same fields as an asset json)", coll_img);
+	if (nnames && !coll_json && !coll_img)
+		FADD(&f, "sugar.collection_missing", KILN_SEV_WARNING, NULL, NULL, "MISSING COLLECTION "
+		     "FILES IN ASSETS FOLDER: without collection.json + collection.png Sugar cannot "
+		     "set the candy machine's collection automatically");
+	if (coll_json && !f.rc && (rc = sugar_json(&f, coll_json, coll_img, 0, e)))
+		goto out;
+	if (!f.rc)
+		check_drift(&f);
+	if (!f.rc)
+		goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory while checking the folder");
+out:
+	folder_release(&f);
+	free_names(names, nnames);
+	return rc;
+}
+
+/* K when uri's last path segment is "K" or "K.<ext>"; -1 otherwise. */
+static long long uri_number(const char *uri)
+{
+	const char *slash = strrchr(uri, '/'), *seg = slash ? slash + 1 : uri;
+	return parse_index(seg, strcspn(seg, ".?#"));
+}
+
+/* One HashLips token file: the ERC-721 checks, its image number, its _metadata.json entry. */
+static int erc721_token(struct folder *f, const char *nm, unsigned long long k, const json_t *all,
+			struct kiln_error *e)
+{
+	json_t *root = NULL, *img, *ed, *el;
+	size_t ai;
+	int rc, inall = 0;
+	rc = load_json(f, nm, &root, e);
+	if (rc || !root)
+		return rc;
+	rc = kiln_metacheck_token(root, KILN_META_ERC721, nm, f->out, e);
+	if (!rc && collect_attrs(f, root, nm))
+		rc = kiln_error_set(e, KILN_E_NOMEM, nm, "out of memory");
+	if (rc)
+		goto out;
+	img = json_object_get(root, "image");
+	if (json_is_string(img) && uri_number(json_string_value(img)) >= 0 &&
+	    (unsigned long long)uri_number(json_string_value(img)) != k) {
+		char b[64];
+		FADD(f, "erc721.image_mismatch", KILN_SEV_ERROR, nm, "image", "token %llu's image "
+		     "\"%s\" ends in the number %lld: it should point at its own image (%llu.<ext>)",
+		     k, clip(json_string_value(img), b, sizeof b), uri_number(json_string_value(img)),
+		     k);
+	}
+	ed = json_object_get(root, "edition");
+	if (is_number(ed) && json_number_value(ed) != (double)k)
+		FADD(f, "hashlips.edition", KILN_SEV_WARNING, nm, "edition", "edition is %g but the "
+		     "file is token %llu: regenerate or renumber", json_number_value(ed), k);
+	json_array_foreach(all, ai, el) {
+		const json_t *ee = json_object_get(el, "edition");
+		if (is_number(ee) && json_number_value(ee) == (double)k) {
+			inall = 1;
+			if (!json_equal(el, root))
+				FADD(f, "hashlips.metadata_mismatch", KILN_SEV_WARNING, nm, "",
+				     "_metadata.json's entry for edition %llu differs from %s: update one "
+				     "from the other (HashLips' update scripts rewrite both)", k, nm);
+			break;
+		}
+	}
+	if (all && !inall)
+		FADD(f, "hashlips.metadata_mismatch", KILN_SEV_WARNING, nm, "", "_metadata.json has no "
+		     "entry with edition %llu: regenerate it", k);
+out:
+	json_decref(root);
+	return rc;
+}
+
+int kiln_metacheck_folder_erc721(const char *dir, struct kiln_findings *out,
+				 struct kiln_error *e)
+{
+	struct folder f = {dir, out, NULL, 0, 0, NULL, 0, 0, 0};
+	char **names = NULL;
+	const char *meta = NULL;
+	json_t *all = NULL;
+	size_t nnames = 0, i, j;
+	int rc;
+
+	rc = list_dir(dir, &names, &nnames, e);
+	if (rc)
+		return rc;
+	for (i = 0; i < nnames && !f.rc; i++) {
+		const char *nm = names[i], *dot = strrchr(nm, '.');
+		size_t blen = dot ? (size_t)(dot - nm) : strlen(nm);
+		long long idx = parse_index(nm, blen);
+		if (!strcmp(nm, "_metadata.json")) {
+			meta = nm;
+			continue;
+		}
+		if (idx < 0 || (dot && strcasecmp(dot + 1, "json"))) {
+			FADD(&f, "erc721.unknown_file", KILN_SEV_WARNING, nm, NULL, "expected only N.json "
+			     "(or N) token files and _metadata.json here: move or rename this file");
+			continue;
+		}
+		if (blen > 1 && nm[0] == '0')
+			FADD(&f, "erc721.leading_zero", KILN_SEV_ERROR, nm, NULL, "the token number has a "
+			     "leading zero: tokenURI(%lld) asks for %lld%s, not %s", idx, idx,
+			     dot ? ".json" : "", nm);
+		if (!f.rc)
+			f.rc = add_entry(&f, (unsigned long long)idx, dot ? K_JSON : K_NOEXT, nm);
+	}
+	if (f.rc)
+		goto nomem;
+	if (!f.nents)
+		FADD(&f, "erc721.empty", KILN_SEV_ERROR, NULL, NULL, "no token metadata files (N.json "
+		     "or N) in %s", dir);
+	if (f.nents) {
+		qsort(f.ents, f.nents, sizeof *f.ents, cmp_entry);
+		check_numbering(&f, f.ents[0].idx <= 1 ? f.ents[0].idx : 0, "erc721.numbering_gap",
+				"token");
+	}
+	if (meta) {
+		rc = load_json(&f, meta, &all, e);
+		if (rc)
+			goto out;
+		if (all && !json_is_array(all)) {
+			FADD(&f, "hashlips.metadata_type", KILN_SEV_ERROR, meta, "", "_metadata.json is "
+			     "%s: HashLips writes an array of every token's metadata", type_name(all));
+			json_decref(all);
+			all = NULL;
+		}
+	}
+	for (i = 0; i < f.nents && !f.rc; i = j) {
+		unsigned long long k = f.ents[i].idx;
+		for (j = i + 1; j < f.nents && f.ents[j].idx == k; j++)
+			FADD(&f, "erc721.numbering_repeat", KILN_SEV_ERROR, f.ents[j].name, NULL, "token "
+			     "%llu already has %s: keep one file per token (a base URI serves either "
+			     "N or N.json, not both)", k, f.ents[i].name);
+		if (!f.rc && (rc = erc721_token(&f, f.ents[i].name, k, all, e)))
+			goto out;
+	}
+	if (!f.rc)
+		check_drift(&f);
+	if (!f.rc)
+		goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory while checking the folder");
+out:
+	json_decref(all);
+	folder_release(&f);
+	free_names(names, nnames);
+	return rc;
+}

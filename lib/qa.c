@@ -1,0 +1,550 @@
+/* qa: image and collection checks (include/kiln/qa.h).
+ *
+ * Images: worker threads take tokens in turn; each image is decoded once to 8-bit pixels
+ * (lib/util/image.c) and everything is measured from that one buffer: size, bands, per-band
+ * statistics, dHash/pHash and the pixel SHA-256. Findings are then made on the main thread in
+ * token order, so the report does not depend on the thread count. Exact duplicates are groups
+ * of equal pixel hashes (sorting, not pairs); near duplicates come from the multi-index search
+ * of kiln/phash.h over the pHashes, never from comparing every pair.
+ *
+ * Sizes: per token one struct of ~200 bytes; the decoded image lives only inside its worker.
+ */
+#include "kiln/phash.h"
+#include "kiln/qa.h"
+#include "util/alloc.h"
+#include "util/image.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <vips/vips.h>
+
+void kiln_qa_opts_default(struct kiln_qa_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->max_bytes = 10u << 20;
+	o->alpha = -1;
+	o->uniform_stddev = 2.0;
+	o->black_level = 8;
+	o->near_threshold = 4;
+}
+
+struct measure {
+	int missing;
+	char *error;            /* decode failure */
+	uint64_t bytes;
+	int width, height, bands, orig_bits, orig_srgb;
+	char loader[32];
+	double max_stddev;      /* over all bands */
+	int max_color;          /* highest value in the colour bands */
+	uint64_t phash;
+	char pixels[65];
+};
+
+struct run {
+	const struct kiln_qa_token *tokens;
+	size_t n;
+	struct measure *m;
+	size_t next;
+	size_t done;
+	pthread_mutex_t mu;
+};
+
+static void stats(const struct kiln_image8 *im, struct measure *m)
+{
+	size_t npx = (size_t)im->width * (size_t)im->height;
+	int color = im->bands == 2 || im->bands == 4 ? im->bands - 1 : im->bands;
+	m->max_stddev = 0;
+	m->max_color = 0;
+	for (int b = 0; b < im->bands; b++) {
+		uint64_t sum = 0, sq = 0;
+		const uint8_t *p = im->pixels + b;
+		int mx = 0;
+		for (size_t i = 0; i < npx; i++, p += im->bands) {
+			sum += *p;
+			sq += (uint64_t)*p * *p;
+			if (*p > mx)
+				mx = *p;
+		}
+		double mean = npx ? (double)sum / (double)npx : 0;
+		double var = npx ? (double)sq / (double)npx - mean * mean : 0;
+		double sd = var > 0 ? sqrt(var) : 0;
+		if (sd > m->max_stddev)
+			m->max_stddev = sd;
+		if (b < color && mx > m->max_color)
+			m->max_color = mx;
+	}
+}
+
+static void measure_one(const struct kiln_qa_token *t, struct measure *m)
+{
+	struct kiln_image8 im;
+	struct kiln_error e;
+	struct stat st;
+	kiln_error_clear(&e);
+	if (!t->path || stat(t->path, &st) != 0) {
+		m->missing = 1;
+		return;
+	}
+	m->bytes = (uint64_t)st.st_size;
+	if (kiln_image_decode8(t->path, &im, &e)) {
+		m->error = kiln_strdup(e.msg);
+		return;
+	}
+	m->width = im.width;
+	m->height = im.height;
+	m->bands = im.orig_bands;
+	m->orig_bits = im.orig_bits;
+	m->orig_srgb = im.orig_srgb;
+	memcpy(m->loader, im.loader, sizeof m->loader);
+	stats(&im, m);
+	if (kiln_phash_from_pixels(im.pixels, im.width, im.height, im.bands, 0, NULL, &m->phash,
+				   &e) ||
+	    kiln_pixel_sha256(im.pixels, im.width, im.height, im.bands, 0, m->pixels, &e))
+		m->error = kiln_strdup(e.msg);
+	kiln_image8_release(&im);
+}
+
+static void *worker(void *arg)
+{
+	struct run *r = arg;
+	for (;;) {
+		size_t k = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
+		if (k >= r->n)
+			break;
+		measure_one(&r->tokens[k], &r->m[k]);
+		__atomic_fetch_add(&r->done, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void progress(const struct kiln_qa_opts *o, const char *ev, size_t done, size_t total,
+		     double t0)
+{
+	struct kiln_progress p;
+	if (!o->progress)
+		return;
+	memset(&p, 0, sizeof p);
+	p.stage = "qa";
+	p.event = ev;
+	p.done = done;
+	p.total = total;
+	p.ok = 1;
+	p.elapsed = mono() - t0;
+	o->progress(&p, o->user);
+}
+
+static int measure_all(struct run *r, const struct kiln_qa_opts *o, struct kiln_error *e)
+{
+	unsigned nt = o->threads;
+	pthread_t th[64];
+	unsigned started = 0;
+	double t0 = mono();
+	if (!nt) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		nt = c > 0 ? (unsigned)c : 1;
+	}
+	if (nt > 64)
+		nt = 64;
+	if (nt > r->n)
+		nt = r->n ? (unsigned)r->n : 1;
+	progress(o, "start", 0, r->n, t0);
+	for (; started < nt; started++)
+		if (pthread_create(&th[started], NULL, worker, r))
+			break;
+	if (!started) {
+		worker(r);
+	} else {
+		/* report while the workers run */
+		while (__atomic_load_n(&r->done, __ATOMIC_RELAXED) < r->n) {
+			progress(o, "item", __atomic_load_n(&r->done, __ATOMIC_RELAXED), r->n, t0);
+			usleep(100000);
+		}
+		for (unsigned i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
+	}
+	progress(o, "end", r->n, r->n, t0);
+	(void)e;
+	return 0;
+}
+
+static int add(struct kiln_findings *out, struct kiln_error *e, const char *check, int sev,
+	       const char *file, const char *fmt, ...) KILN_PRINTF(6, 7);
+static int add(struct kiln_findings *out, struct kiln_error *e, const char *check, int sev,
+	       const char *file, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (kiln_findings_add(out, check, sev, file, "", "%s", msg))
+		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
+	return 0;
+}
+
+static const char *tname(const struct kiln_qa_token *t)
+{
+	return t->name ? t->name : t->path ? t->path : "?";
+}
+
+static int findings_for(const struct kiln_qa_token *t, const struct measure *m,
+			const struct kiln_qa_opts *o, struct kiln_findings *out,
+			struct kiln_error *e)
+{
+	const char *f = tname(t);
+	int rc = 0;
+	if (m->missing)
+		return add(out, e, "image.missing", KILN_SEV_ERROR, f, "token %llu has no image "
+			   "file: render or copy it", (unsigned long long)t->id);
+	if (o->max_bytes && m->bytes > o->max_bytes)
+		rc = rc ? rc : add(out, e, "image.file_size", KILN_SEV_ERROR, f, "%llu bytes, over "
+				   "the limit of %llu: compress it or lower the quality",
+				   (unsigned long long)m->bytes, (unsigned long long)o->max_bytes);
+	if (o->min_bytes && m->bytes < o->min_bytes)
+		rc = rc ? rc : add(out, e, "image.file_size", KILN_SEV_ERROR, f, "%llu bytes, under "
+				   "the minimum of %llu: the file is probably incomplete",
+				   (unsigned long long)m->bytes, (unsigned long long)o->min_bytes);
+	if (m->error)
+		return rc ? rc : add(out, e, "image.decode", KILN_SEV_ERROR, f, "%s", m->error);
+	if (o->format && strncmp(m->loader, o->format, strlen(o->format)))
+		rc = rc ? rc : add(out, e, "image.format", KILN_SEV_ERROR, f, "is %.*s, expected %s",
+				   (int)(strlen(m->loader) > 4 ? strlen(m->loader) - 4 : strlen(m->loader)),
+				   m->loader, o->format);
+	if ((o->width && m->width != o->width) || (o->height && m->height != o->height))
+		rc = rc ? rc : add(out, e, "image.dimensions", KILN_SEV_ERROR, f, "%dx%d, expected "
+				   "%dx%d", m->width, m->height, o->width, o->height);
+	if (!m->orig_srgb || m->orig_bits != 8)
+		rc = rc ? rc : add(out, e, "image.color", KILN_SEV_WARNING, f, "%d-bit %s: "
+				   "marketplaces expect 8-bit sRGB", m->orig_bits,
+				   m->orig_srgb ? "sRGB" : "non-sRGB colour");
+	int has_alpha = m->bands == 2 || m->bands == 4;
+	if (o->alpha == 1 && !has_alpha)
+		rc = rc ? rc : add(out, e, "image.alpha", KILN_SEV_ERROR, f, "has no alpha channel, "
+				   "the spec asks for one");
+	if (o->alpha == 0 && has_alpha)
+		rc = rc ? rc : add(out, e, "image.alpha", KILN_SEV_WARNING, f, "has an alpha channel, "
+				   "the spec asks for opaque images");
+	if (m->max_color <= o->black_level)
+		rc = rc ? rc : add(out, e, "image.black", KILN_SEV_ERROR, f, "is all black (no "
+				   "channel above %d), as a safety filter returns: regenerate it",
+				   m->max_color);
+	else if (m->max_stddev < o->uniform_stddev)
+		rc = rc ? rc : add(out, e, "image.blank", KILN_SEV_ERROR, f, "is blank or nearly "
+				   "uniform (largest standard deviation %.2f < %.2f): check its "
+				   "layers or regenerate it", m->max_stddev, o->uniform_stddev);
+	return rc;
+}
+
+struct shaidx {
+	const char *sha;
+	size_t i;
+};
+
+static int cmp_sha(const void *a, const void *b)
+{
+	const struct shaidx *x = a, *y = b;
+	int c = strcmp(x->sha, y->sha);
+	return c ? c : (x->i < y->i ? -1 : x->i > y->i);
+}
+
+static int push_pair(struct kiln_qa_image_result *r, size_t *cap, size_t a, size_t b, int d)
+{
+	if (r->npairs == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		struct kiln_qa_pair *v = kiln_reallocarray(r->pairs, nc, sizeof *v);
+		if (!v)
+			return KILN_E_NOMEM;
+		r->pairs = v;
+		*cap = nc;
+	}
+	r->pairs[r->npairs].a = a;
+	r->pairs[r->npairs].b = b;
+	r->pairs[r->npairs].distance = d;
+	r->npairs++;
+	return 0;
+}
+
+/* exact duplicates: each image after the first of its group is reported against the first */
+static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n,
+		      const struct kiln_qa_opts *o, struct kiln_findings *out,
+		      struct kiln_qa_image_result *r, struct kiln_error *e)
+{
+	struct shaidx *v = kiln_calloc(n + 1, sizeof *v);
+	unsigned char *dup = kiln_calloc(n + 1, 1);
+	uint64_t *hashes = NULL;
+	size_t *idx = NULL, nv = 0, cap = 0, nh = 0;
+	struct kiln_neardup_pair *pairs = NULL;
+	size_t npairs = 0;
+	int rc = 0;
+	if (!v || !dup)
+		goto nomem;
+	for (size_t i = 0; i < n; i++)
+		if (!m[i].missing && !m[i].error) {
+			v[nv].sha = m[i].pixels;
+			v[nv].i = i;
+			nv++;
+		}
+	qsort(v, nv, sizeof *v, cmp_sha);
+	for (size_t k = 1; k < nv; k++) {
+		size_t g = k - 1;
+		while (g > 0 && !strcmp(v[g - 1].sha, v[k].sha))
+			g--;
+		if (strcmp(v[g].sha, v[k].sha))
+			continue;
+		dup[v[k].i] = 1;
+		if (push_pair(r, &cap, v[g].i, v[k].i, 0))
+			goto nomem;
+		if ((rc = add(out, e, "image.duplicate", KILN_SEV_ERROR, tname(&t[v[k].i]),
+			      "has the same pixels as %s (token %llu): two tokens look identical",
+			      tname(&t[v[g].i]), (unsigned long long)t[v[g].i].id)))
+			goto out;
+	}
+	if (o->near_threshold < 0)
+		goto out;
+	/* near duplicates among the rest */
+	hashes = kiln_calloc(nv + 1, sizeof *hashes);
+	idx = kiln_calloc(nv + 1, sizeof *idx);
+	if (!hashes || !idx)
+		goto nomem;
+	for (size_t i = 0; i < n; i++)
+		if (!m[i].missing && !m[i].error && !dup[i]) {
+			hashes[nh] = m[i].phash;
+			idx[nh++] = i;
+		}
+	{
+		struct kiln_neardup_opts no = {o->near_threshold, (int)o->threads, 0};
+		if ((rc = kiln_neardup_pairs(hashes, nh, &no, &pairs, &npairs, e)))
+			goto out;
+	}
+	for (size_t k = 0; k < npairs; k++) {
+		size_t a = idx[pairs[k].i], b = idx[pairs[k].j];
+		char ha[17];
+		kiln_phash_hex(m[b].phash, ha);
+		if (push_pair(r, &cap, a, b, (int)pairs[k].dist))
+			goto nomem;
+		if ((rc = add(out, e, "image.near_duplicate", KILN_SEV_WARNING, tname(&t[b]),
+			      "looks like %s (token %llu): pHash %s differs in %u bits (threshold "
+			      "%d)", tname(&t[a]), (unsigned long long)t[a].id, ha, pairs[k].dist,
+			      o->near_threshold)))
+			goto out;
+	}
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
+out:
+	free(pairs);
+	free(hashes);
+	free(idx);
+	free(v);
+	free(dup);
+	return rc;
+}
+
+int kiln_qa_images(const struct kiln_qa_token *tokens, size_t n, const struct kiln_qa_opts *o,
+		   struct kiln_findings *out, struct kiln_qa_image_result *res, struct kiln_error *e)
+{
+	struct run r;
+	int rc = 0;
+	memset(res, 0, sizeof *res);
+	memset(&r, 0, sizeof r);
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	r.tokens = tokens;
+	r.n = n;
+	r.m = kiln_calloc(n + 1, sizeof *r.m);
+	if (!r.m)
+		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
+	if ((rc = measure_all(&r, o, e)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		res->checked += !r.m[i].missing;
+		if ((rc = findings_for(&tokens[i], &r.m[i], o, out, e)))
+			goto out;
+	}
+	rc = duplicates(tokens, r.m, n, o, out, res, e);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(r.m[i].error);
+	free(r.m);
+	if (rc)
+		kiln_qa_image_result_release(res);
+	return rc;
+}
+
+void kiln_qa_image_result_release(struct kiln_qa_image_result *r)
+{
+	free(r->pairs);
+	r->pairs = NULL;
+	r->npairs = 0;
+}
+
+/* ---- collection ---------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct kiln_error *e)
+{
+	const struct kiln_spec *s = p->spec;
+	struct kiln_items items;
+	uint64_t **targets = NULL;
+	char **dna = NULL;
+	int rc;
+	memset(&items, 0, sizeof items);
+	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
+		return rc;
+	if ((rc = kiln_plan_targets(s, &targets, e)))
+		goto out;
+	/* ids continuous */
+	for (size_t i = 0; i < items.n; i++)
+		if (items.v[i].id != s->start_id + i) {
+			rc = add(out, e, "collection.ids", KILN_SEV_ERROR, "catalog", "token ids are not "
+				 "continuous from %llu: id %llu where %llu was expected; run `kiln plan`",
+				 (unsigned long long)s->start_id, (unsigned long long)items.v[i].id,
+				 (unsigned long long)(s->start_id + i));
+			if (rc)
+				goto out;
+			break;
+		}
+	if (items.n != s->size && (rc = add(out, e, "collection.ids", KILN_SEV_ERROR, "catalog",
+					     "%zu tokens planned, the spec asks for %llu: run "
+					     "`kiln plan`", items.n, (unsigned long long)s->size)))
+		goto out;
+	/* trait counts */
+	for (size_t l = 0; l < s->nlayers; l++)
+		for (size_t t = 0; t < s->layers[l].ntraits; t++) {
+			uint64_t actual = 0;
+			for (size_t i = 0; i < items.n; i++)
+				actual += items.v[i].legendary < 0 && items.v[i].traits[l] == t;
+			if (actual != targets[l][t] &&
+			    (rc = add(out, e, "collection.trait_counts", KILN_SEV_ERROR, "catalog",
+				      "%s=%s: %llu tokens, the target is %llu: run `kiln plan`",
+				      s->layers[l].name, s->layers[l].traits[t].name,
+				      (unsigned long long)actual,
+				      (unsigned long long)targets[l][t])))
+				goto out;
+		}
+	/* unique trait sets (bypass_dna layers left out) */
+	dna = kiln_calloc(items.n + 1, sizeof *dna);
+	if (!dna)
+		goto nomem;
+	size_t nd = 0;
+	for (size_t i = 0; i < items.n; i++) {
+		struct kiln_buf b = KILN_BUF_INIT;
+		if (items.v[i].legendary >= 0)
+			continue;
+		for (size_t l = 0; l < s->nlayers; l++)
+			if (!s->layers[l].bypass_dna && kiln_buf_addf(&b, "%u,", items.v[i].traits[l])) {
+				kiln_buf_release(&b);
+				goto nomem;
+			}
+		if (kiln_buf_addf(&b, "#%llu", (unsigned long long)items.v[i].id)) {
+			kiln_buf_release(&b);
+			goto nomem;
+		}
+		dna[nd++] = kiln_buf_detach(&b, NULL);
+		if (!dna[nd - 1])
+			goto nomem;
+	}
+	qsort(dna, nd, sizeof *dna, cmp_str);
+	for (size_t k = 1; k < nd; k++) {
+		size_t la = strchr(dna[k - 1], '#') - dna[k - 1];
+		size_t lb = strchr(dna[k], '#') - dna[k];
+		if (la == lb && !memcmp(dna[k - 1], dna[k], la) &&
+		    (rc = add(out, e, "collection.unique", KILN_SEV_ERROR, "catalog", "tokens %s and "
+			      "%s have the same traits: run `kiln plan`", strchr(dna[k - 1], '#') + 1,
+			      strchr(dna[k], '#') + 1)))
+			goto out;
+	}
+	for (size_t k = 0; k < nd; k++)
+		free(dna[k]);
+	free(dna);
+	dna = NULL;
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
+out:
+	if (dna)
+		for (size_t k = 0; dna[k]; k++)
+			free(dna[k]);
+	free(dna);
+	if (targets)
+		kiln_plan_targets_free(targets, s->nlayers);
+	kiln_items_release(&items);
+	return rc;
+}
+
+/* ---- severities ---------------------------------------------------------------------- */
+
+void kiln_qa_apply_severities(struct kiln_findings *f, const struct kiln_qa_severity *s,
+			      size_t n)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		struct kiln_finding *x = &f->v[i];
+		size_t best = 0;
+		int sev = x->severity;
+		for (size_t k = 0; k < n; k++) {
+			size_t len = strlen(s[k].check);
+			int match = len && s[k].check[len - 1] == '.' ? !strncmp(x->check, s[k].check, len)
+							       : !strcmp(x->check, s[k].check);
+			if (match && len > best) {
+				best = len;
+				sev = s[k].severity;
+			}
+		}
+		if (sev == KILN_SEV_OFF) {
+			free(x->check);
+			free(x->file);
+			free(x->path);
+			free(x->message);
+			continue;
+		}
+		x->severity = sev;
+		f->v[w++] = *x;
+	}
+	f->n = w;
+}
+
+/* ---- reports ------------------------------------------------------------------------- */
+
+int kiln_qa_thumbnail(const char *src, const char *dst, int size, struct kiln_error *e)
+{
+	VipsImage *t = NULL;
+	int rc;
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	if (vips_thumbnail(src, &t, size, NULL))
+		return kiln_vips_fail(e, KILN_E_IMAGE, src, "cannot make a thumbnail");
+	if (vips_pngsave(t, dst, "strip", TRUE, NULL))
+		rc = kiln_vips_fail(e, KILN_E_IO, dst, "cannot write the thumbnail");
+	g_object_unref(t);
+	return rc;
+}
+
+void kiln_qa_stem(const char *file, char *out, size_t cap)
+{
+	const char *base = strrchr(file, '/');
+	size_t n;
+	base = base ? base + 1 : file;
+	n = strcspn(base, ".");
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, base, n);
+	out[n] = 0;
+}

@@ -1,0 +1,950 @@
+/* render_ai: the render stage for AI engines (a1111, comfyui, sdcpp).
+ *
+ * Each item makes generate.candidates jobs; candidate k asks for seed ((item seed mod 2^32)
+ * + k) mod 2^32 (A1111's batch rule, and within every server's seed range). A job's recipe is
+ * the SHA-256 of its canonical request (engine-neutral, secret-free: prompt, negative, seed,
+ * sampler settings, LoRAs, ControlNet units with their images' hashes, the workflow's hash).
+ * A job is skipped when the catalog holds an accepted render of its item with that recipe and
+ * the image is in the store. The dispatcher runs the rest; every attempt is recorded.
+ *
+ * Invariants (nothing lost, nothing done twice): an image is put in the store before the
+ * catalog records it; records are committed in batches of up to 64 (or every 0.25 s), so a
+ * kill -9 loses at most the attempts of the last quarter second, which the next run redoes. A
+ * remote id (ComfyUI prompt_id, chosen by kiln; sd.cpp job id) is committed to ai_inflight
+ * before anything else is sent for the job, and the next run polls it instead of submitting
+ * again: a job a server finished while kiln was down is collected, not re-sent. Every image is
+ * checked (decodes with libvips, the requested size, not all black, not blank) before it is
+ * accepted; a bad one is a failed attempt and is retried.
+ *
+ * Sizes: jobs up to ~1,000,000; per job 80 bytes here plus the dispatcher's 24; requests,
+ * images and records exist only while a job runs or waits for its batch.
+ */
+#include "kiln/dispatch.h"
+#include "kiln/engine.h"
+#include "kiln/project.h"
+#include "util/alloc.h"
+#include "util/fs.h"
+#include "util/sha.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <vips/vips.h>
+
+/* --- requests -------------------------------------------------------------------------- */
+
+static int add_text(struct kiln_buf *b, const char *s)
+{
+	return kiln_buf_adds(b, s ? s : "");
+}
+
+/* Fill the template: {Layer} -> the chosen trait's prompt (or name; "" for the none value),
+ * {id}, {name}. Then tidy the comma list: empty parts (a none value) are dropped. */
+static int fill_template(const struct kiln_spec *s, const struct kiln_item *it,
+			 const char *tmpl, char **out)
+{
+	struct kiln_buf raw = KILN_BUF_INIT, tidy = KILN_BUF_INIT;
+	const char *p = tmpl;
+	int rc = 0;
+	while (!rc && *p) {
+		const char *q = strchr(p, '{'), *end;
+		if (!q) {
+			rc = add_text(&raw, p);
+			break;
+		}
+		if ((rc = kiln_buf_add(&raw, p, (size_t)(q - p))))
+			break;
+		end = strchr(q, '}');
+		if (!end) {
+			rc = add_text(&raw, q);
+			break;
+		}
+		{
+			char name[256];
+			size_t n = (size_t)(end - q - 1);
+			long l;
+			if (n >= sizeof name)
+				n = sizeof name - 1;
+			memcpy(name, q + 1, n);
+			name[n] = 0;
+			if (!strcmp(name, "id"))
+				rc = kiln_buf_addf(&raw, "%llu", (unsigned long long)it->id);
+			else if (!strcmp(name, "name"))
+				rc = add_text(&raw, s->name);
+			else if ((l = kiln_spec_layer_index(s, name)) >= 0 && it->traits &&
+				 it->traits[l] < s->layers[l].ntraits) {
+				const struct kiln_trait *t = &s->layers[l].traits[it->traits[l]];
+				if (!t->is_none)
+					rc = add_text(&raw, t->prompt ? t->prompt : t->name);
+			}
+		}
+		p = end + 1;
+	}
+	/* ", ," and leading/trailing commas from empty parts */
+	for (const char *x = raw.data ? raw.data : ""; !rc && *x;) {
+		const char *c = strchr(x, ',');
+		size_t n = c ? (size_t)(c - x) : strlen(x);
+		const char *a = x, *b = x + n;
+		while (a < b && (*a == ' ' || *a == '\t' || *a == '\n'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n'))
+			b--;
+		if (b > a) {
+			if (tidy.len)
+				rc = kiln_buf_adds(&tidy, ", ");
+			if (!rc)
+				rc = kiln_buf_add(&tidy, a, (size_t)(b - a));
+		}
+		x = c ? c + 1 : x + n;
+	}
+	kiln_buf_release(&raw);
+	if (rc) {
+		kiln_buf_release(&tidy);
+		return rc;
+	}
+	*out = kiln_buf_detach(&tidy, NULL);
+	return 0;
+}
+
+int kiln_ai_request_build(const struct kiln_spec *s, const struct kiln_item *it,
+			  unsigned candidate, const struct kiln_ai_file *files, size_t nfiles,
+			  const char *workflow, struct kiln_ai_request *rq, struct kiln_error *e)
+{
+	const struct kiln_generate *g = s->generate;
+	struct kiln_buf neg = KILN_BUF_INIT, canon = KILN_BUF_INIT;
+	size_t nl = 0, nc = 0;
+	char where[64];
+	int rc = KILN_E_NOMEM;
+	memset(rq, 0, sizeof *rq);
+	snprintf(where, sizeof where, "item %llu", (unsigned long long)it->id);
+	if (!g)
+		return kiln_error_set(e, KILN_E_SPEC, s->path, "no generate: block");
+	rq->item_id = it->id;
+	rq->candidate = candidate;
+	rq->seed = ((it->seed & 0xffffffffull) + candidate) & 0xffffffffull;
+	rq->checkpoint = g->checkpoint;
+	rq->sampler = g->sampler;
+	rq->scheduler = g->scheduler;
+	rq->steps = g->steps;
+	rq->cfg = g->cfg;
+	rq->width = g->width;
+	rq->height = g->height;
+	rq->workflow = workflow;
+	for (size_t l = 0; l < s->nlayers; l++) {
+		uint32_t t = it->traits ? it->traits[l] : KILN_PLAN_UNSET;
+		if (t == KILN_PLAN_UNSET || t >= s->layers[l].ntraits)
+			return kiln_error_set(e, KILN_E_STATE, where, "layer '%s' has no value in "
+					      "the plan (the spec changed): run `kiln plan`",
+					      s->layers[l].name);
+		nl += s->layers[l].traits[t].nloras;
+		nc += s->layers[l].traits[t].controlnet != NULL;
+	}
+	rq->loras = kiln_calloc(nl + 1, sizeof *rq->loras);
+	rq->controls = kiln_calloc(nc + 1, sizeof *rq->controls);
+	if (!rq->loras || !rq->controls)
+		goto fail;
+	if (fill_template(s, it, g->prompt, &rq->prompt))
+		goto fail;
+	{
+		char *base = NULL;
+		if (fill_template(s, it, g->negative, &base))
+			goto fail;
+		rc = kiln_buf_adds(&neg, base);
+		free(base);
+		if (rc)
+			goto fail;
+		rc = KILN_E_NOMEM;
+	}
+	for (size_t l = 0; l < s->nlayers; l++) {
+		const struct kiln_trait *t = &s->layers[l].traits[it->traits[l]];
+		if (t->negative && t->negative[0] &&
+		    kiln_buf_addf(&neg, "%s%s", neg.len ? ", " : "", t->negative))
+			goto fail;
+		for (size_t i = 0; i < t->nloras; i++)
+			rq->loras[rq->nloras++] = t->loras[i];
+		if (t->controlnet) {
+			struct kiln_ai_control *c = &rq->controls[rq->ncontrols++];
+			c->cn = t->controlnet;
+			for (size_t f = 0; f < nfiles; f++)
+				if (!strcmp(files[f].path, t->controlnet->image))
+					c->image = &files[f];
+			if (!c->image) {
+				kiln_ai_request_release(rq);
+				kiln_buf_release(&neg);
+				return kiln_error_set(e, KILN_E_STATE, where, "controlnet image '%s' "
+						      "was not loaded", t->controlnet->image);
+			}
+		}
+	}
+	rq->negative = kiln_buf_detach(&neg, NULL);
+	if (kiln_ai_request_canonical(rq, &canon))
+		goto fail;
+	kiln_sha256_hex(canon.data, canon.len, rq->recipe);
+	kiln_buf_release(&canon);
+	return 0;
+fail:
+	kiln_buf_release(&neg);
+	kiln_buf_release(&canon);
+	kiln_ai_request_release(rq);
+	return kiln_error_set(e, KILN_E_NOMEM, where, "out of memory building the request");
+}
+
+void kiln_ai_request_release(struct kiln_ai_request *rq)
+{
+	free(rq->prompt);
+	free(rq->negative);
+	free(rq->loras);
+	free(rq->controls);
+	rq->prompt = rq->negative = NULL;
+	rq->loras = NULL;
+	rq->controls = NULL;
+}
+
+int kiln_ai_request_canonical(const struct kiln_ai_request *rq, struct kiln_buf *out)
+{
+	json_t *o, *loras = json_array(), *cns = json_array();
+	char *text;
+	int rc;
+	char wf[65] = "";
+	if (rq->workflow)
+		kiln_sha256_hex(rq->workflow, strlen(rq->workflow), wf);
+	for (size_t i = 0; loras && i < rq->nloras; i++)
+		json_array_append_new(loras, json_pack("[s, f]", rq->loras[i].name,
+						       rq->loras[i].weight));
+	for (size_t i = 0; cns && i < rq->ncontrols; i++) {
+		const struct kiln_controlnet *cn = rq->controls[i].cn;
+		json_array_append_new(cns, json_pack("{s:s, s:s, s:s, s:f, s:s, s:f, s:f}",
+			"image", rq->controls[i].image->sha, "model", cn->model, "module",
+			cn->module, "weight", cn->weight, "control_mode", cn->control_mode,
+			"guidance_start", cn->guidance_start, "guidance_end", cn->guidance_end));
+	}
+	o = json_pack("{s:s, s:s, s:s, s:I, s:i, s:f, s:i, s:i, s:s, s:s?, s:s?, s:o, s:o, s:s?}",
+		      "kiln_ai", "1", "prompt", rq->prompt, "negative", rq->negative,
+		      "seed", (json_int_t)rq->seed, "steps", rq->steps, "cfg", rq->cfg,
+		      "width", rq->width, "height", rq->height, "sampler", rq->sampler,
+		      "scheduler", rq->scheduler, "checkpoint", rq->checkpoint,
+		      "loras", loras, "controlnet", cns, "workflow", wf[0] ? wf : NULL);
+	if (!o)
+		return KILN_E_NOMEM;
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	if (!text)
+		return KILN_E_NOMEM;
+	rc = kiln_buf_adds(out, text);
+	free(text);
+	return rc;
+}
+
+/* --- images ------------------------------------------------------------------------------ */
+
+static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
+static int vips_bad;
+
+static void drop_log(const gchar *d, GLogLevelFlags l, const gchar *m, gpointer u)
+{
+	(void)d, (void)l, (void)m, (void)u;
+}
+
+static void vips_setup(void)
+{
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
+			  drop_log, NULL);
+	if (VIPS_INIT("kiln")) {
+		vips_bad = 1;
+		return;
+	}
+	vips_concurrency_set(1);
+	vips_cache_set_max(0);
+}
+
+/* Decodes whole, has the size asked for, not all black, not one flat colour. */
+static int check_image(const void *data, size_t len, int w, int h, struct kiln_error *e)
+{
+	VipsImage *im = NULL, *mem = NULL;
+	double mx = 0, dev = 0;
+	int rc = 0;
+	pthread_once(&vips_once, vips_setup);
+	if (vips_bad)
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "libvips did not start");
+	im = vips_image_new_from_buffer(data, len, "", "access", VIPS_ACCESS_SEQUENTIAL,
+					"fail_on", VIPS_FAIL_ON_ERROR, NULL);
+	if (!im) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "the image does not decode (%zu bytes: "
+				    "not an image, or cut short)", len);
+		goto out;
+	}
+	if (vips_image_get_width(im) != w || vips_image_get_height(im) != h) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "the image is %dx%d, %dx%d was asked for",
+				    vips_image_get_width(im), vips_image_get_height(im), w, h);
+		goto out;
+	}
+	if (!(mem = vips_image_copy_memory(im))) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "the image data is truncated or corrupt");
+		goto out;
+	}
+	if (vips_max(mem, &mx, NULL) || vips_deviate(mem, &dev, NULL)) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "the image cannot be measured");
+		goto out;
+	}
+	if (mx <= 0)
+		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "the image is all black (a safety "
+				    "filter's answer?)");
+	else if (dev < 1e-6)
+		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "the image is blank (one flat colour)");
+out:
+	VIPS_UNREF(mem);
+	VIPS_UNREF(im);
+	vips_error_clear();
+	return rc;
+}
+
+/* --- the stage -------------------------------------------------------------------------- */
+
+struct job {
+	size_t item;               /* index into items */
+	unsigned candidate;
+	uint64_t seed;
+	char recipe[65];
+};
+
+struct pending {
+	struct kiln_render_record r;
+	char recipe[65], image[65];
+	char *request, *error, *info, *remote;
+	int final;
+	uint64_t seed_req, seed_used;
+};
+
+struct done_key {
+	uint64_t item;
+	char recipe[65];
+};
+
+struct ai {
+	struct kiln_project *p;
+	const struct kiln_render_opts *o;
+	struct kiln_render_result *res;
+	struct kiln_items items;
+	struct job *jobs;
+	size_t njobs;
+	struct kiln_ai_file *files;
+	size_t nfiles;
+	struct kiln_buf workflow;
+	struct pending *batch;
+	size_t nbatch;
+	double last_flush, t0;
+	uint64_t done, failed, total;
+	struct done_key *donev;
+	size_t ndone, capdone;
+	struct kiln_dispatch_resume *resume;
+	char **resume_ids;
+	size_t nresume;
+};
+
+#define BATCH 64
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double unix_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void report(struct ai *a, const char *event, const struct kiln_item *it, int ok,
+		   const char *error)
+{
+	struct kiln_progress pr;
+	if (!a->o->progress)
+		return;
+	memset(&pr, 0, sizeof pr);
+	pr.stage = "render";
+	pr.event = event;
+	pr.total = a->total;
+	pr.done = a->done;
+	pr.failed = a->failed;
+	pr.elapsed = mono() - a->t0;
+	if (it) {
+		pr.item_id = it->id;
+		pr.ok = ok;
+		pr.error = error;
+	}
+	a->o->progress(&pr, a->o->user);
+}
+
+static void pending_free(struct pending *x)
+{
+	free(x->request);
+	free(x->error);
+	free(x->info);
+	free(x->remote);
+}
+
+static int flush(struct ai *a, struct kiln_error *e)
+{
+	struct kiln_render_record recs[BATCH];
+	struct kiln_ai_outcome outs[BATCH];
+	size_t nout = 0;
+	int rc;
+	if (!a->nbatch)
+		return 0;
+	for (size_t i = 0; i < a->nbatch; i++) {
+		struct pending *x = &a->batch[i];
+		recs[i] = x->r;
+		if (x->final && x->r.endpoint) {
+			struct kiln_ai_outcome *u = &outs[nout++];
+			memset(u, 0, sizeof *u);
+			u->item_id = x->r.item_id;
+			u->seed = x->seed_req;
+			u->seed_used = x->seed_used;
+			u->ok = x->r.ok;
+			u->image = x->image;
+			u->endpoint = x->r.endpoint;
+			u->remote_id = x->remote;
+			u->info = x->info;
+		}
+	}
+	rc = kiln_catalog_record_renders(a->p->catalog, recs, a->nbatch, e);
+	if (!rc)
+		rc = kiln_catalog_ai_finish(a->p->catalog, outs, nout, e);
+	for (size_t i = 0; i < a->nbatch; i++)
+		pending_free(&a->batch[i]);
+	a->nbatch = 0;
+	a->last_flush = mono();
+	return rc;
+}
+
+static int op_request(void *user, size_t k, struct kiln_ai_request *rq, struct kiln_error *e)
+{
+	struct ai *a = user;
+	const struct job *j = &a->jobs[k];
+	return kiln_ai_request_build(a->p->spec, &a->items.v[j->item], j->candidate, a->files,
+				     a->nfiles, a->workflow.data, rq, e);
+}
+
+static int op_remote(void *user, size_t k, size_t endpoint, const struct kiln_ai_job *aj,
+		     struct kiln_error *e)
+{
+	struct ai *a = user;
+	const struct job *j = &a->jobs[k];
+	const struct kiln_endpoint *ep = &a->p->spec->generate->endpoints[endpoint];
+	struct kiln_inflight f = {a->items.v[j->item].id, j->seed, j->recipe, ep->url, ep->engine,
+				  aj->remote_id, aj->attempt};
+	return kiln_catalog_inflight_put(a->p->catalog, &f, e);
+}
+
+static int op_check(void *user, size_t k, struct kiln_ai_job *aj, struct kiln_error *e)
+{
+	struct ai *a = user;
+	(void)k;
+	return check_image(aj->image.data, aj->image.len, a->p->spec->generate->width,
+			   a->p->spec->generate->height, e);
+}
+
+static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct kiln_error *e)
+{
+	struct ai *a = user;
+	const struct job *j = &a->jobs[at->job];
+	const struct kiln_item *it = &a->items.v[j->item];
+	struct pending *x = &a->batch[a->nbatch];
+	struct kiln_error se;
+	int ok = at->ok;
+	const char *err = at->error;
+	memset(x, 0, sizeof *x);
+	kiln_error_clear(&se);
+	memcpy(x->recipe, j->recipe, 65);
+	if (ok && kiln_store_put(a->p->store, at->aj->image.data, at->aj->image.len, x->image,
+				 &se)) {
+		ok = 0;
+		err = se.msg;
+	}
+	if (at->rq && at->engine) {
+		struct kiln_buf b = KILN_BUF_INIT;
+		if (!at->engine->build_request(at->rq, 1, &b, &se))
+			x->request = kiln_buf_detach(&b, NULL);
+		kiln_buf_release(&b);
+	}
+	if (!ok) {
+		size_t n = strlen(err ? err : "failed") + 600;
+		if ((x->error = kiln_malloc(n)))
+			snprintf(x->error, n, "%s%s%s", at->ep ? at->ep->url : "",
+				 at->ep ? ": " : "", err ? err : "failed");
+	}
+	if (at->aj && at->aj->info)
+		x->info = kiln_strdup(at->aj->info);
+	if (at->aj && at->aj->remote_id[0])
+		x->remote = kiln_strdup(at->aj->remote_id);
+	x->final = at->final;
+	x->seed_req = j->seed;
+	x->seed_used = ok && at->aj ? at->aj->seed_used : j->seed;
+	x->r.item_id = it->id;
+	x->r.engine = at->engine ? at->engine->name : a->p->spec->engine;
+	x->r.endpoint = at->ep ? at->ep->url : NULL;
+	x->r.recipe = x->recipe;
+	x->r.seed = x->seed_used;
+	x->r.request_json = x->request;
+	x->r.ok = ok;
+	x->r.http_status = (int)at->http_status;
+	x->r.image = x->image;
+	x->r.bytes = ok ? at->aj->image.len : 0;
+	x->r.error = x->error ? x->error : "failed";
+	x->r.started = at->started;
+	x->r.finished = at->finished;
+	a->nbatch++;
+	if (at->final) {
+		a->done++;
+		if (ok)
+			a->res->rendered++;
+		else
+			a->failed++;
+		report(a, "item", it, ok, x->r.error);
+	}
+	if (a->nbatch == BATCH)
+		return flush(a, e);
+	return 0;
+}
+
+static int op_tick(void *user, struct kiln_error *e)
+{
+	struct ai *a = user;
+	if (a->nbatch && mono() - a->last_flush > 0.25)
+		return flush(a, e);
+	return 0;
+}
+
+static int cmp_done(const void *x, const void *y)
+{
+	const struct done_key *a = x, *b = y;
+	if (a->item != b->item)
+		return a->item < b->item ? -1 : 1;
+	return strcmp(a->recipe, b->recipe);
+}
+
+static int collect_done(void *user, uint64_t item, const char *recipe, const char *image)
+{
+	struct ai *a = user;
+	if (!kiln_store_has(a->p->store, image) || strlen(recipe) != 64)
+		return 0;
+	if (a->ndone == a->capdone) {
+		size_t cap = a->capdone ? a->capdone * 2 : 1024;
+		struct done_key *v = kiln_reallocarray(a->donev, cap, sizeof *v);
+		if (!v)
+			return 1;
+		a->donev = v;
+		a->capdone = cap;
+	}
+	a->donev[a->ndone].item = item;
+	memcpy(a->donev[a->ndone].recipe, recipe, 65);
+	a->ndone++;
+	return 0;
+}
+
+static int collect_inflight(void *user, const struct kiln_inflight *f)
+{
+	struct ai *a = user;
+	const struct kiln_generate *g = a->p->spec->generate;
+	size_t ep, lo = 0, hi = a->njobs;
+	if (!f->remote_id || !f->endpoint || !f->recipe)
+		return 0;
+	for (ep = 0; ep < g->nendpoints; ep++)
+		if (!strcmp(g->endpoints[ep].url, f->endpoint) &&
+		    !strcmp(g->endpoints[ep].engine, f->engine ? f->engine : ""))
+			break;
+	if (ep == g->nendpoints)
+		return 0; /* the endpoint left the spec: the job is submitted again elsewhere */
+	/* jobs are in item id order */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (a->items.v[a->jobs[mid].item].id < f->item_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; k < a->njobs && a->items.v[a->jobs[k].item].id == f->item_id; k++) {
+		if (a->jobs[k].seed != f->seed || strcmp(a->jobs[k].recipe, f->recipe))
+			continue;
+		if (!(a->resume_ids[a->nresume] = kiln_strdup(f->remote_id)))
+			return 1;
+		a->resume[a->nresume].job = k;
+		a->resume[a->nresume].endpoint = ep;
+		a->resume[a->nresume].remote_id = a->resume_ids[a->nresume];
+		a->resume[a->nresume].attempt = f->attempt;
+		a->nresume++;
+		break;
+	}
+	return a->nresume >= a->njobs;
+}
+
+static int wanted(const struct kiln_render_opts *o, uint64_t id)
+{
+	if (!o->ids)
+		return 1;
+	for (size_t i = 0; i < o->nids; i++)
+		if (o->ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* Load every ControlNet image the traits name, and the workflow. */
+static int load_inputs(struct ai *a, struct kiln_error *e)
+{
+	const struct kiln_spec *s = a->p->spec;
+	size_t n = 0;
+	int rc;
+	for (size_t l = 0; l < s->nlayers; l++)
+		for (size_t t = 0; t < s->layers[l].ntraits; t++)
+			n += s->layers[l].traits[t].controlnet != NULL;
+	if (!(a->files = kiln_calloc(n + 1, sizeof *a->files)))
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	for (size_t l = 0; l < s->nlayers; l++)
+		for (size_t t = 0; t < s->layers[l].ntraits; t++) {
+			const struct kiln_controlnet *cn = s->layers[l].traits[t].controlnet;
+			struct kiln_buf b = KILN_BUF_INIT;
+			char *path;
+			size_t f;
+			if (!cn)
+				continue;
+			for (f = 0; f < a->nfiles; f++)
+				if (!strcmp(a->files[f].path, cn->image))
+					break;
+			if (f < a->nfiles)
+				continue;
+			if (!(path = kiln_fs_join(s->dir, cn->image)))
+				return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+			kiln_buf_init(&b, 64 << 20);
+			rc = kiln_fs_read(path, &b, e);
+			free(path);
+			if (rc) {
+				kiln_buf_release(&b);
+				return rc;
+			}
+			a->files[a->nfiles].path = cn->image;
+			a->files[a->nfiles].len = b.len;
+			kiln_sha256_hex(b.data ? b.data : "", b.len, a->files[a->nfiles].sha);
+			a->files[a->nfiles].data = (unsigned char *)kiln_buf_detach(&b, NULL);
+			a->nfiles++;
+		}
+	if (s->generate->workflow) {
+		char *path = kiln_fs_join(s->dir, s->generate->workflow);
+		json_t *wf;
+		json_error_t je;
+		if (!path)
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		kiln_buf_init(&a->workflow, 16 << 20);
+		rc = kiln_fs_read(path, &a->workflow, e);
+		free(path);
+		if (rc)
+			return rc;
+		wf = json_loadb(a->workflow.data ? a->workflow.data : "", a->workflow.len, 0, &je);
+		if (!json_is_object(wf)) {
+			json_decref(wf);
+			return kiln_error_set(e, KILN_E_SPEC, s->generate->workflow,
+					      "line %d: not a ComfyUI API-format graph (a JSON object "
+					      "of nodes; export it with 'Save (API Format)'): %s",
+					      je.line, wf ? "not an object" : je.text);
+		}
+		json_decref(wf);
+	}
+	return 0;
+}
+
+static void free_inputs(struct ai *a)
+{
+	for (size_t f = 0; f < a->nfiles; f++)
+		free((void *)a->files[f].data);
+	free(a->files);
+	kiln_buf_release(&a->workflow);
+}
+
+/* A legendary is its own file: checked, stored as it is, recorded as engine "file". */
+static int legendary(struct ai *a, const struct kiln_item *it, struct kiln_error *e)
+{
+	const struct kiln_legendary *g = &a->p->spec->legendaries[it->legendary];
+	struct kiln_buf b = KILN_BUF_INIT;
+	struct kiln_render_record r;
+	struct kiln_error fe;
+	char recipe[65], image[65] = "", *path = kiln_fs_join(a->p->spec->dir, g->file);
+	int rc = 0, bad;
+	kiln_error_clear(&fe);
+	if (!path)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	memset(&r, 0, sizeof r);
+	r.started = unix_now();
+	kiln_buf_init(&b, 256 << 20);
+	bad = kiln_fs_read(path, &b, &fe);
+	kiln_sha256_hex(b.data ? b.data : "", b.len, recipe);
+	if (!a->o->force && !bad && it->status == KILN_ITEM_RENDERED &&
+	    !strcmp(it->recipe, recipe) && kiln_store_has(a->p->store, it->image)) {
+		a->res->skipped++;
+		goto out;
+	}
+	if (!bad) {
+		VipsImage *im;
+		pthread_once(&vips_once, vips_setup);
+		im = vips_image_new_from_buffer(b.data, b.len, "", "fail_on", VIPS_FAIL_ON_ERROR,
+						NULL);
+		if (!im)
+			bad = kiln_error_set(&fe, KILN_E_IMAGE, g->file, "not an image");
+		VIPS_UNREF(im);
+		vips_error_clear();
+	}
+	if (!bad)
+		bad = kiln_store_put(a->p->store, b.data, b.len, image, &fe);
+	a->res->todo++;
+	a->total++;
+	r.item_id = it->id;
+	r.engine = "file";
+	r.recipe = recipe;
+	r.seed = it->seed;
+	r.ok = !bad;
+	r.image = image;
+	r.bytes = bad ? 0 : b.len;
+	r.error = fe.msg;
+	r.finished = unix_now();
+	rc = kiln_catalog_record_renders(a->p->catalog, &r, 1, e);
+	a->done++;
+	if (bad)
+		a->failed++;
+	else
+		a->res->rendered++;
+	report(a, "item", it, !bad, fe.msg);
+out:
+	free(path);
+	kiln_buf_release(&b);
+	return rc;
+}
+
+int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts *o,
+			   struct kiln_render_result *res, struct kiln_error *e)
+{
+	const struct kiln_generate *g = p->spec->generate;
+	struct ai a;
+	struct kiln_dispatch_opts d;
+	struct kiln_dispatch_ops ops;
+	int rc, current;
+	memset(&a, 0, sizeof a);
+	memset(res, 0, sizeof *res);
+	a.p = p;
+	a.o = o;
+	a.res = res;
+	a.t0 = a.last_flush = mono();
+	if ((rc = kiln_project_plan_current(p, &current, e)))
+		return rc;
+	if (!current)
+		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
+				      "than kiln.yaml: run `kiln plan` first (or `kiln build`)");
+	if (!g)
+		return kiln_error_set(e, KILN_E_SPEC, p->spec_path, "engine '%s' needs a generate: "
+				      "block", p->spec->engine);
+	for (size_t k = 0; k < g->nendpoints; k++) {
+		const struct kiln_endpoint *ep = &g->endpoints[k];
+		if ((ep->auth_env || ep->token_env) && !ep->secret)
+			return kiln_error_set(e, KILN_E_USAGE, ep->url, "set the environment variable "
+					      "%s (%s): the endpoint needs credentials",
+					      ep->auth_env ? ep->auth_env : ep->token_env,
+					      ep->auth_env ? "user:pass" : "a bearer token");
+	}
+	if ((rc = kiln_catalog_ai_init(p->catalog, e)) ||
+	    (rc = kiln_catalog_items(p->catalog, p->spec, &a.items, e)))
+		return rc;
+	if ((rc = load_inputs(&a, e)))
+		goto out;
+	if ((rc = kiln_catalog_ai_done_each(p->catalog, collect_done, &a, e)))
+		goto out;
+	if (a.ndone)
+		qsort(a.donev, a.ndone, sizeof *a.donev, cmp_done);
+	a.jobs = kiln_calloc(a.items.n * g->candidates + 1, sizeof *a.jobs);
+	a.batch = kiln_calloc(BATCH, sizeof *a.batch);
+	if (!a.jobs || !a.batch) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+		goto out;
+	}
+	/* which jobs need running: build each request once for its recipe */
+	for (size_t i = 0; i < a.items.n; i++) {
+		const struct kiln_item *it = &a.items.v[i];
+		size_t before = a.njobs;
+		if (!wanted(o, it->id))
+			continue;
+		res->items++;
+		if (it->legendary >= 0 || it->legendary_name)
+			continue;
+		for (unsigned c = 0; c < g->candidates; c++) {
+			struct kiln_ai_request rq;
+			struct job *j = &a.jobs[a.njobs];
+			struct done_key key;
+			if ((rc = kiln_ai_request_build(p->spec, it, c, a.files, a.nfiles,
+							a.workflow.data, &rq, e)))
+				goto out;
+			j->item = i;
+			j->candidate = c;
+			j->seed = rq.seed;
+			memcpy(j->recipe, rq.recipe, 65);
+			kiln_ai_request_release(&rq);
+			key.item = it->id;
+			memcpy(key.recipe, j->recipe, 65);
+			if (!o->force && a.ndone &&
+			    bsearch(&key, a.donev, a.ndone, sizeof key, cmp_done))
+				continue;
+			a.njobs++;
+		}
+		if (a.njobs == before)
+			res->skipped++;
+	}
+	res->todo = a.njobs;
+	a.total = a.njobs;
+	report(&a, "start", NULL, 0, NULL);
+	for (size_t i = 0; i < a.items.n; i++) {
+		const struct kiln_item *it = &a.items.v[i];
+		if (it->legendary >= 0 && wanted(o, it->id) && (rc = legendary(&a, it, e)))
+			goto out;
+	}
+	/* jobs a server may still be running from an earlier run */
+	a.resume = kiln_calloc(a.njobs + 1, sizeof *a.resume);
+	a.resume_ids = kiln_calloc(a.njobs + 1, sizeof *a.resume_ids);
+	if (!a.resume || !a.resume_ids) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+		goto out;
+	}
+	if (a.njobs && (rc = kiln_catalog_inflight_each(p->catalog, collect_inflight, &a, e)))
+		goto out;
+	memset(&d, 0, sizeof d);
+	d.endpoints = g->endpoints;
+	d.nendpoints = g->nendpoints;
+	d.njobs = a.njobs;
+	d.retries = g->retries;
+	d.resume = a.resume;
+	d.nresume = a.nresume;
+	d.cancel = o->cancel;
+	d.jitter_seed = p->spec->seed;
+	memset(&ops, 0, sizeof ops);
+	ops.request = op_request;
+	ops.remote = op_remote;
+	ops.check = op_check;
+	ops.attempt = op_attempt;
+	ops.tick = op_tick;
+	ops.user = &a;
+	rc = kiln_dispatch_run(&d, &ops, NULL, e);
+	if (!rc)
+		rc = flush(&a, e);
+	else {
+		struct kiln_error fe;
+		kiln_error_clear(&fe);
+		(void)flush(&a, &fe); /* keep what finished */
+	}
+	res->failed = a.failed;
+	if (!rc && o->cancel && *o->cancel && a.done < a.total)
+		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %llu of %llu jobs: "
+				    "run the same command again to finish",
+				    (unsigned long long)a.done, (unsigned long long)a.total);
+	res->seconds = mono() - a.t0;
+	report(&a, "end", NULL, 0, NULL);
+out:
+	for (size_t i = 0; a.batch && i < a.nbatch; i++)
+		pending_free(&a.batch[i]);
+	for (size_t i = 0; a.resume_ids && i < a.nresume; i++)
+		free(a.resume_ids[i]);
+	free(a.resume_ids);
+	free(a.resume);
+	free(a.batch);
+	free(a.jobs);
+	free(a.donev);
+	free_inputs(&a);
+	kiln_items_release(&a.items);
+	return rc;
+}
+
+/* --- dry run ----------------------------------------------------------------------------- */
+
+static const char *submit_path(const char *engine)
+{
+	if (!strcmp(engine, "comfyui"))
+		return "/prompt";
+	if (!strcmp(engine, "sdcpp"))
+		return "/sdcpp/v1/img_gen";
+	return "/sdapi/v1/txt2img";
+}
+
+int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln_buf *out,
+				struct kiln_error *e)
+{
+	const struct kiln_generate *g = p->spec->generate;
+	struct ai a;
+	struct kiln_items one;
+	struct kiln_ai_request rq;
+	const struct kiln_endpoint *ep;
+	const struct kiln_engine *eng;
+	char where[64];
+	int rc;
+	memset(&a, 0, sizeof a);
+	memset(&one, 0, sizeof one);
+	memset(&rq, 0, sizeof rq);
+	a.p = p;
+	snprintf(where, sizeof where, "item %llu", (unsigned long long)id);
+	if (!g || !g->nendpoints)
+		return kiln_error_set(e, KILN_E_USAGE, p->spec_path, "--dry-run shows the request "
+				      "to an AI server: the spec has no generate: block");
+	ep = &g->endpoints[0];
+	eng = kiln_engine_find(ep->engine);
+	if ((rc = kiln_catalog_item(p->catalog, p->spec, id, &one, e)))
+		return rc;
+	if (!one.n) {
+		rc = kiln_error_set(e, KILN_E_USAGE, where, "no such item: `kiln ls` lists them "
+				    "(run `kiln plan` first)");
+		goto out;
+	}
+	if (one.v[0].legendary >= 0 || one.v[0].legendary_name) {
+		rc = kiln_error_set(e, KILN_E_USAGE, where, "a legendary is its own file: nothing "
+				    "is sent to a server for it");
+		goto out;
+	}
+	if ((rc = load_inputs(&a, e)) ||
+	    (rc = kiln_ai_request_build(p->spec, &one.v[0], 0, a.files, a.nfiles, a.workflow.data,
+					&rq, e)))
+		goto out;
+	rc = KILN_E_NOMEM;
+	if (kiln_buf_addf(out, "# item %llu, candidate 0 of %u, seed %llu, recipe %s\n",
+			  (unsigned long long)id, g->candidates, (unsigned long long)rq.seed,
+			  rq.recipe))
+		goto nomem;
+	for (size_t i = 0; !strcmp(ep->engine, "comfyui") && i < rq.ncontrols; i++)
+		if (kiln_buf_addf(out, "# first: POST %s/upload/image (multipart: image=kiln_%.16s.png, "
+				  "%zu bytes of %s, overwrite=true, type=input)\n", ep->url,
+				  rq.controls[i].image->sha, rq.controls[i].image->len,
+				  rq.controls[i].image->path))
+			goto nomem;
+	if (kiln_buf_addf(out, "POST %s%s\nContent-Type: application/json\n", ep->url,
+			  submit_path(ep->engine)))
+		goto nomem;
+	if (ep->auth_env &&
+	    kiln_buf_addf(out, "Authorization: Basic <user:pass from $%s, not shown>\n",
+			  ep->auth_env))
+		goto nomem;
+	if (ep->token_env &&
+	    kiln_buf_addf(out, "Authorization: Bearer <token from $%s, not shown>\n",
+			  ep->token_env))
+		goto nomem;
+	if (kiln_buf_adds(out, "\n"))
+		goto nomem;
+	if ((rc = eng->build_request(&rq, 0, out, e)))
+		goto out;
+	if (kiln_buf_adds(out, "\n"))
+		goto nomem;
+	rc = 0;
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, where, "out of memory");
+out:
+	kiln_ai_request_release(&rq);
+	free_inputs(&a);
+	kiln_items_release(&one);
+	return rc;
+}

@@ -1,0 +1,149 @@
+/* libvips set-up and the 8-bit full decode shared by QA and the hashes. libvips' error buffer
+ * is process-wide: vips_error_buffer_copy() takes and clears it under libvips' own lock. */
+#include "util/image.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <vips/vips.h>
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int init_failed;
+
+static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer u)
+{
+	(void)domain, (void)level, (void)msg, (void)u;
+}
+
+static void setup(void)
+{
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
+			  drop_log, NULL);
+	if (VIPS_INIT("kiln"))
+		init_failed = 1;
+	vips_cache_set_max(0);
+}
+
+int kiln_vips_init(struct kiln_error *e)
+{
+	pthread_once(&once, setup);
+	if (init_failed)
+		return kiln_vips_fail(e, KILN_E_IMAGE, "libvips", "cannot start libvips");
+	return 0;
+}
+
+int kiln_vips_fail(struct kiln_error *e, int code, const char *where, const char *what)
+{
+	char *t = vips_error_buffer_copy();
+	size_t len = t ? strlen(t) : 0;
+	int rc;
+	while (len && (t[len - 1] == '\n' || t[len - 1] == ' '))
+		t[--len] = 0;
+	for (size_t i = 0; i < len; i++)
+		if (t[i] == '\n')
+			t[i] = ';';
+	rc = kiln_error_set(e, code, where, "%s%s%s%s", what, len ? " (libvips: " : "",
+			    len ? t : "", len ? ")" : "");
+	g_free(t);
+	return rc;
+}
+
+static int swap(VipsImage **img, VipsImage *t)
+{
+	g_object_unref(*img);
+	*img = t;
+	return 0;
+}
+
+int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_error *e)
+{
+	VipsImage *img = NULL, *t = NULL;
+	const char *loader = NULL;
+	size_t size = 0;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	img = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+				       VIPS_FAIL_ON_ERROR, NULL);
+	if (!img)
+		return kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot open the image");
+	if (vips_image_get_typeof(img, "vips-loader") &&
+	    !vips_image_get_string(img, "vips-loader", &loader))
+		snprintf(out->loader, sizeof out->loader, "%s", loader);
+	out->orig_bands = vips_image_get_bands(img);
+	switch (vips_image_get_format(img)) {
+	case VIPS_FORMAT_UCHAR: case VIPS_FORMAT_CHAR: out->orig_bits = 8; break;
+	case VIPS_FORMAT_USHORT: case VIPS_FORMAT_SHORT: out->orig_bits = 16; break;
+	default: out->orig_bits = 32; break;
+	}
+	switch (vips_image_get_interpretation(img)) {
+	case VIPS_INTERPRETATION_B_W:
+	case VIPS_INTERPRETATION_GREY16:
+	case VIPS_INTERPRETATION_sRGB:
+	case VIPS_INTERPRETATION_RGB16:
+		out->orig_srgb = 1;
+		break;
+	case VIPS_INTERPRETATION_MULTIBAND:
+		out->orig_srgb = out->orig_bands <= 4;
+		break;
+	default:
+		if (vips_colourspace(img, &t, VIPS_INTERPRETATION_sRGB, NULL)) {
+			rc = kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot convert to sRGB");
+			goto out;
+		}
+		swap(&img, t);
+		t = NULL;
+	}
+	if (vips_image_get_format(img) == VIPS_FORMAT_USHORT) {
+		if (vips_rshift_const1(img, &t, 8, NULL)) {
+			rc = kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot reduce 16 bits to 8");
+			goto out;
+		}
+		swap(&img, t);
+		t = NULL;
+	}
+	if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
+		if (vips_cast_uchar(img, &t, NULL)) {
+			rc = kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot convert to 8 bits");
+			goto out;
+		}
+		swap(&img, t);
+		t = NULL;
+	}
+	if (vips_image_get_bands(img) > 4) {
+		if (vips_extract_band(img, &t, 0, "n", 4, NULL)) {
+			rc = kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot read the bands");
+			goto out;
+		}
+		swap(&img, t);
+		t = NULL;
+	}
+	out->width = vips_image_get_width(img);
+	out->height = vips_image_get_height(img);
+	out->bands = vips_image_get_bands(img);
+	out->pixels = vips_image_write_to_memory(img, &size);
+	if (!out->pixels) {
+		rc = kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot decode the image: it is corrupt "
+				    "or truncated");
+		goto out;
+	}
+	if (size != (size_t)out->width * (size_t)out->height * (size_t)out->bands) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, path, "decoded %zu bytes for %dx%dx%d pixels",
+				    size, out->width, out->height, out->bands);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (img)
+		g_object_unref(img);
+	if (rc)
+		kiln_image8_release(out);
+	return rc;
+}
+
+void kiln_image8_release(struct kiln_image8 *im)
+{
+	g_free(im->pixels);
+	im->pixels = NULL;
+}

@@ -1,0 +1,31 @@
+/* lib/util/image.h: libvips set-up shared by the modules that read images, and a full decode
+ * of any image file to 8-bit interleaved pixels (what QA and the hashes look at). */
+#ifndef KILN_UTIL_IMAGE_H
+#define KILN_UTIL_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/error.h"
+
+/* Start libvips once per process (its warnings dropped: the library never prints; the
+ * operation cache off, so a file changed on disk is read again). */
+int kiln_vips_init(struct kiln_error *e) KILN_MUST_CHECK;
+/* Turn libvips' pending error (taken and cleared) into e: "what (libvips: reason)". */
+int kiln_vips_fail(struct kiln_error *e, int code, const char *where, const char *what);
+
+struct kiln_image8 {
+	uint8_t *pixels;          /* width*height*bands bytes, rows packed; g_free()d by release */
+	int width, height, bands; /* bands 1..4 after conversion */
+	int orig_bands;           /* as stored in the file */
+	int orig_bits;            /* 8 or 16 (or 32 for float) as stored */
+	int orig_srgb;            /* the file was sRGB, RGB16, grey or B_W (not CMYK, LAB, ...) */
+	char loader[32];          /* libvips loader, e.g. "pngload" */
+};
+
+/* Decode the whole file (a truncated or corrupt file is KILN_E_IMAGE with libvips' reason).
+ * 16-bit keeps the high byte, other colour spaces become sRGB, more than 4 bands keep 4. */
+int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_image8_release(struct kiln_image8 *im);
+
+#endif

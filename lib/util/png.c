@@ -1,0 +1,319 @@
+/* png: the compose engine's PNG writer (see png.h for why it exists).
+ *
+ * Layout written: signature, IHDR, [PLTE, tRNS], pHYs (2835 px/m = 72 dpi), one IDAT holding
+ * the whole zlib stream, IEND. Rows are filtered into a scratch buffer the caller keeps
+ * between images (h * (1 + w*bpp) bytes, 4 MiB at 1024x1024 RGBA), which libdeflate
+ * compresses in one call straight into the caller's buffer (grown by
+ * libdeflate_zlib_compress_bound first): no allocation per image once warm, no copies of the
+ * compressed data. An opaque image may be written as RGB (rgb_if_opaque): on the benchmark
+ * set 11 % smaller and 15 % faster than RGBA at the same level.
+ *
+ * Invariants: the output depends only on the pixels and the options (libdeflate is
+ * deterministic for a given level and version); every allocation failure is KILN_E_NOMEM with
+ * nothing leaked and out unchanged in length.
+ */
+#include "util/png.h"
+#include "util/alloc.h"
+
+#include <libdeflate.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PHYS_PPM 2835u /* 72 dpi in pixels per metre, what libvips writes for 72 dpi */
+
+const char *kiln_png_filter_name(enum kiln_png_filter f)
+{
+	static const char *const n[] = { "none", "sub", "up", "avg", "paeth", "adaptive" };
+	return (unsigned)f < sizeof n / sizeof n[0] ? n[f] : "none";
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* A whole chunk (length, type, data, CRC) appended to out, which has room for it. */
+static void chunk(struct kiln_buf *out, const char type[4], const uint8_t *data, uint32_t n)
+{
+	uint8_t *p = (uint8_t *)out->data + out->len;
+	put32(p, n);
+	memcpy(p + 4, type, 4);
+	if (n)
+		memcpy(p + 8, data, n);
+	put32(p + 8 + n, (uint32_t)libdeflate_crc32(0, p + 4, (size_t)n + 4));
+	out->len += (size_t)n + 12;
+}
+
+static inline uint8_t paeth(uint8_t a, uint8_t b, uint8_t c)
+{
+	int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+	if (pa <= pb && pa <= pc)
+		return a;
+	return pb <= pc ? b : c;
+}
+
+/* Filter one row of n bytes (bpp bytes a pixel) with filter f into dst; prev is the row
+ * above (NULL for the first row: all zero). */
+static void filter_row(uint8_t *dst, const uint8_t *row, const uint8_t *prev, size_t n, int bpp,
+		       enum kiln_png_filter f)
+{
+	size_t i;
+	switch (f) {
+	case KILN_PNG_FILTER_SUB:
+		for (i = 0; i < (size_t)bpp && i < n; i++)
+			dst[i] = row[i];
+		for (; i < n; i++)
+			dst[i] = (uint8_t)(row[i] - row[i - bpp]);
+		break;
+	case KILN_PNG_FILTER_UP:
+		if (!prev) {
+			memcpy(dst, row, n);
+			break;
+		}
+		for (i = 0; i < n; i++)
+			dst[i] = (uint8_t)(row[i] - prev[i]);
+		break;
+	case KILN_PNG_FILTER_AVG:
+		for (i = 0; i < (size_t)bpp && i < n; i++)
+			dst[i] = (uint8_t)(row[i] - (prev ? prev[i] >> 1 : 0));
+		for (; i < n; i++)
+			dst[i] = (uint8_t)(row[i] - ((row[i - bpp] + (prev ? prev[i] : 0)) >> 1));
+		break;
+	case KILN_PNG_FILTER_PAETH:
+		if (!prev) { /* Paeth with a zero row above is Sub */
+			filter_row(dst, row, NULL, n, bpp, KILN_PNG_FILTER_SUB);
+			break;
+		}
+		for (i = 0; i < (size_t)bpp && i < n; i++)
+			dst[i] = (uint8_t)(row[i] - prev[i]);
+		for (; i < n; i++)
+			dst[i] = (uint8_t)(row[i] - paeth(row[i - bpp], prev[i], prev[i - bpp]));
+		break;
+	case KILN_PNG_FILTER_NONE:
+	default:
+		memcpy(dst, row, n);
+		break;
+	}
+}
+
+static uint64_t row_cost(const uint8_t *p, size_t n)
+{
+	uint64_t s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += p[i] < 128 ? p[i] : 256 - p[i];
+	return s;
+}
+
+/* Filter every row into dst (h * (1 + rowlen) bytes). Source pixels have sbpp bytes, written
+ * pixels bpp: 4 -> 3 drops alpha (rows packed into tmp, two rows of rowlen bytes). */
+static void filter_image(uint8_t *dst, const uint8_t *px, size_t stride, size_t rowlen, int h,
+			 int sbpp, int bpp, uint8_t *tmp, enum kiln_png_filter f)
+{
+	const uint8_t *prev = NULL;
+	for (int y = 0; y < h; y++) {
+		const uint8_t *row = px + (size_t)y * stride;
+		uint8_t *d = dst + (size_t)y * (rowlen + 1);
+		if (sbpp != bpp) {
+			/* RGBA -> RGB: 4-byte stores 3 bytes apart, the last pixel by itself */
+			uint8_t *t = f == KILN_PNG_FILTER_NONE ? d + 1 : tmp + (size_t)(y & 1) * rowlen;
+			size_t n = rowlen / 3;
+			for (size_t x = 0; x + 1 < n; x++)
+				memcpy(t + 3 * x, row + 4 * x, 4);
+			memcpy(t + 3 * (n - 1), row + 4 * (n - 1), 3);
+			if (f == KILN_PNG_FILTER_NONE) {
+				d[0] = 0;
+				continue;
+			}
+			row = t;
+		}
+		if (f != KILN_PNG_FILTER_ADAPTIVE) {
+			d[0] = (uint8_t)f;
+			filter_row(d + 1, row, prev, rowlen, bpp, f);
+		} else {
+			/* try each filter in d, keep the best; ties keep the cheaper filter */
+			uint64_t best = UINT64_MAX;
+			int bestf = 0;
+			for (int k = KILN_PNG_FILTER_NONE; k <= KILN_PNG_FILTER_PAETH; k++) {
+				filter_row(d + 1, row, prev, rowlen, bpp, (enum kiln_png_filter)k);
+				uint64_t c = row_cost(d + 1, rowlen);
+				if (c < best) {
+					best = c;
+					bestf = k;
+				}
+			}
+			d[0] = (uint8_t)bestf;
+			if (bestf != KILN_PNG_FILTER_PAETH)
+				filter_row(d + 1, row, prev, rowlen, bpp, (enum kiln_png_filter)bestf);
+		}
+		prev = row;
+	}
+}
+
+void kiln_png_scratch_release(struct kiln_png_scratch *sc)
+{
+	if (!sc)
+		return;
+	if (sc->z)
+		libdeflate_free_compressor(sc->z);
+	free(sc->raw);
+	sc->z = NULL;
+	sc->zlevel = -1;
+	sc->raw = NULL;
+	sc->rawcap = 0;
+}
+
+/* Room for n filtered bytes and a compressor at level. */
+static int scratch_get(struct kiln_png_scratch *sc, size_t n, int level, struct kiln_error *e)
+{
+	if (sc->rawcap < n) {
+		free(sc->raw);
+		sc->rawcap = 0;
+		sc->raw = kiln_malloc(n);
+		if (!sc->raw)
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a PNG");
+		sc->rawcap = n;
+	}
+	if (!sc->z || sc->zlevel != level) {
+		if (sc->z)
+			libdeflate_free_compressor(sc->z);
+		sc->zlevel = -1;
+		sc->z = libdeflate_alloc_compressor(level);
+		if (!sc->z)
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for the PNG "
+					      "compressor");
+		sc->zlevel = level;
+	}
+	return 0;
+}
+
+/* Rows (already filtered, with their filter bytes) -> whole PNG appended to out. */
+static int write_png(const uint8_t *raw, size_t rawlen, int w, int h, int ctype,
+		     const uint8_t (*pal)[4], int npal, struct libdeflate_compressor *z,
+		     struct kiln_buf *out, struct kiln_error *e)
+{
+	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+	uint8_t ihdr[13], phys[9], plte[256 * 3], trns[256];
+	size_t bound, used, start = out->len;
+	int ntrns = 0, rc = 0;
+	bound = libdeflate_zlib_compress_bound(z, rawlen);
+	if (kiln_buf_grow(out, sizeof sig + 25 + 12 + 3 * 256 + 12 + 256 + 21 + 12 + bound + 12)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %dx%d PNG", w, h);
+		goto out;
+	}
+	memcpy(out->data + out->len, sig, sizeof sig);
+	out->len += sizeof sig;
+	put32(ihdr, (uint32_t)w);
+	put32(ihdr + 4, (uint32_t)h);
+	ihdr[8] = 8;
+	ihdr[9] = (uint8_t)ctype;
+	ihdr[10] = ihdr[11] = ihdr[12] = 0;
+	chunk(out, "IHDR", ihdr, sizeof ihdr);
+	if (ctype == 3) {
+		for (int i = 0; i < npal; i++) {
+			memcpy(plte + 3 * i, pal[i], 3);
+			trns[i] = pal[i][3];
+			if (pal[i][3] != 255)
+				ntrns = i + 1;
+		}
+		chunk(out, "PLTE", plte, (uint32_t)npal * 3);
+		if (ntrns)
+			chunk(out, "tRNS", trns, (uint32_t)ntrns);
+	}
+	put32(phys, PHYS_PPM);
+	put32(phys + 4, PHYS_PPM);
+	phys[8] = 1;
+	chunk(out, "pHYs", phys, sizeof phys);
+	/* IDAT: length and type now, data compressed in place, then its CRC */
+	{
+		uint8_t *p = (uint8_t *)out->data + out->len;
+		used = libdeflate_zlib_compress(z, raw, rawlen, p + 8, bound);
+		if (!used || used > 0x7fffffffu) {
+			rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "cannot compress a %dx%d PNG", w, h);
+			goto out;
+		}
+		put32(p, (uint32_t)used);
+		memcpy(p + 4, "IDAT", 4);
+		put32(p + 8 + used, (uint32_t)libdeflate_crc32(0, p + 4, used + 4));
+		out->len += used + 12;
+	}
+	chunk(out, "IEND", NULL, 0);
+	out->data[out->len] = 0;
+out:
+	if (rc && out->data) {
+		out->len = start;
+		out->data[start] = 0;
+	}
+	return rc;
+}
+
+static int check_args(int w, int h, int level, struct kiln_error *e)
+{
+	if (w <= 0 || h <= 0 || w > (1 << 24) || h > (1 << 24))
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "cannot write a %dx%d PNG", w, h);
+	if (level < 0 || level > 12)
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "PNG level %d is not 0..12", level);
+	return 0;
+}
+
+int kiln_png_encode_rgba(const uint8_t *px, int w, int h, size_t stride,
+			 const struct kiln_png_opts *o, struct kiln_png_scratch *sc,
+			 struct kiln_buf *out, struct kiln_error *e)
+{
+	struct kiln_png_scratch tmp_sc = KILN_PNG_SCRATCH_INIT;
+	size_t rowlen, rawlen;
+	int bpp = 4, rc;
+	if ((rc = check_args(w, h, o->level, e)))
+		return rc;
+	if (!sc)
+		sc = &tmp_sc;
+	if (o->rgb_if_opaque) {
+		int opaque = 1;
+		for (int y = 0; y < h && opaque; y++) {
+			const uint8_t *r = px + (size_t)y * stride;
+			uint8_t all = 255;
+			for (int x = 0; x < w; x++)
+				all &= r[4 * x + 3];
+			opaque = all == 255;
+		}
+		if (opaque)
+			bpp = 3;
+	}
+	rowlen = (size_t)w * bpp;
+	rawlen = (rowlen + 1) * (size_t)h;
+	/* the filtered rows, then two packed RGB rows when alpha is dropped */
+	if ((rc = scratch_get(sc, rawlen + 2 * rowlen, o->level, e)))
+		goto out;
+	filter_image(sc->raw, px, stride, rowlen, h, 4, bpp, sc->raw + rawlen, o->filter);
+	rc = write_png(sc->raw, rawlen, w, h, bpp == 4 ? 6 : 2, NULL, 0, sc->z, out, e);
+out:
+	kiln_png_scratch_release(&tmp_sc);
+	return rc;
+}
+
+int kiln_png_encode_indexed(const uint8_t *idx, int w, int h, const uint8_t (*pal)[4],
+			    int npal, const struct kiln_png_opts *o, struct kiln_png_scratch *sc,
+			    struct kiln_buf *out, struct kiln_error *e)
+{
+	struct kiln_png_scratch tmp_sc = KILN_PNG_SCRATCH_INIT;
+	size_t rawlen;
+	int rc;
+	if ((rc = check_args(w, h, o->level, e)))
+		return rc;
+	if (npal < 1 || npal > 256)
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "a palette of %d colours", npal);
+	if (!sc)
+		sc = &tmp_sc;
+	rawlen = ((size_t)w + 1) * (size_t)h;
+	if ((rc = scratch_get(sc, rawlen, o->level, e)))
+		goto out;
+	/* Palette indexes are not numbers: filters other than none rarely help (libpng's
+	 * advice too), and none is cheapest. */
+	filter_image(sc->raw, idx, (size_t)w, (size_t)w, h, 1, 1, NULL, KILN_PNG_FILTER_NONE);
+	rc = write_png(sc->raw, rawlen, w, h, 3, pal, npal, sc->z, out, e);
+out:
+	kiln_png_scratch_release(&tmp_sc);
+	return rc;
+}

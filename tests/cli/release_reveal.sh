@@ -1,0 +1,151 @@
+# Reveal (pre-reveal set, --starting-index mapping in every target), kiln verify (a tampered,
+# added or renamed file is found), and the spec's metadata checks with file:line:col.
+. "$(dirname "$0")/lib.sh"
+P=$T/owls
+owls "$P"
+$PY - "$P/kiln.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+lines = [l for l in open(p) if not l.startswith("metadata:")]
+lines.append('''metadata:
+  name: "Pixel Owl #{id}"
+  targets: [erc721, metaplex]
+  reveal: {hidden_image: layers/Background/void.png, name: "Mystery Owl #{id}"}
+''')
+open(p, "w").writelines(lines)
+PY
+"$KILN" -C "$P" build >"$T/out" 2>&1
+expect_eq "build with a reveal" $? 0
+expect_contains "build says the reveal is pending" "$T/out" "reveal pending"
+expect_eq "no token metadata before the starting index" "$(ls "$P/dist/metadata" 2>/dev/null | wc -l)" 0
+expect_eq "no metaplex assets before the starting index" "$(ls -d "$P/dist/metaplex" 2>/dev/null | wc -l)" 0
+$PY - "$P/dist" <<'PY' >"$T/py" 2>&1
+import json, os, sys
+d = sys.argv[1]
+ipfs = json.load(open(f"{d}/ipfs.json"))
+cids = {e["name"]: e.get("cid") for e in ipfs["entries"]}
+assert sorted(os.listdir(f"{d}/prereveal/metadata")) == sorted(f"{i}.json" for i in range(1, 61))
+for i in range(1, 61):
+    m = json.load(open(f"{d}/prereveal/metadata/{i}.json"))
+    assert m["name"] == f"Mystery Owl #{i}", m
+    assert m["image"] == f"ipfs://{cids['hidden_image']}", m
+assert open(f"{d}/prereveal/hidden.png", "rb").read() == open(sys.argv[1] + "/../layers/Background/void.png", "rb").read()
+assert ipfs["prereveal_base_uri"] == f"ipfs://{cids['prereveal-metadata']}/"
+p = json.load(open(f"{d}/provenance.json"))
+assert p["starting_index"] is None and p["reveal"].startswith("pending")
+print("ok")
+PY
+expect_contains "pre-reveal set" "$T/py" ok
+grep -v '^ok$' "$T/py" | head
+"$KILN" -C "$P" verify -q >"$T/v" 2>&1
+expect_eq "verify before the reveal" $? 0
+cp "$P/dist/provenance.json" "$T/prov_before.json"
+
+# the reveal: token at position t shows initial item (t + 7) mod 60
+"$KILN" -C "$P" release --starting-index 7 >"$T/out" 2>&1
+expect_eq "release --starting-index" $? 0
+expect_contains "prints the starting index" "$T/out" "starting index 7"
+$PY - "$P/dist" "$T/prov_before.json" <<'PY' >"$T/py" 2>&1
+import json, sys
+d = sys.argv[1]
+cid = [e["cid"] for e in json.load(open(f"{d}/ipfs.json"))["entries"] if e["name"] == "images"][0]
+p = json.load(open(f"{d}/provenance.json"))
+before = json.load(open(sys.argv[2]))
+# the provenance hash was fixed before the reveal and does not change with it
+assert p["provenance_hash"] == before["provenance_hash"] and p["images"] == before["images"]
+assert p["starting_index"] == 7
+for t in range(60):
+    item = (t + 7) % 60 + 1          # ids start at 1
+    m = json.load(open(f"{d}/metadata/{t + 1}.json"))
+    assert m["image"] == f"ipfs://{cid}/{item}.png", (t, m["image"])
+    a = open(f"{d}/metaplex/assets/{t}.png", "rb").read()
+    assert a == open(f"{d}/images/{item}.png", "rb").read(), t
+    mp = json.load(open(f"{d}/metaplex/assets/{t}.json"))
+    assert mp["image"] == f"{t}.png"
+print("ok")
+PY
+expect_contains "reveal mapping in erc721 and metaplex" "$T/py" ok
+grep -v '^ok$' "$T/py" | head
+"$KILN" -C "$P" verify >"$T/v" 2>&1
+expect_eq "verify after the reveal" $? 0
+# the starting index is recorded: a later release keeps it
+"$KILN" -C "$P" release --force -q
+expect_eq "starting index kept" "$($PY -c "import json; print(json.load(open('$P/dist/provenance.json'))['starting_index'])")" 7
+"$KILN" -C "$P" release --starting-index 60 2>"$T/err"
+expect_eq "starting index out of range" $? 2
+expect_contains "says the range" "$T/err" "0..59"
+"$KILN" -C "$P" release --starting-index x 2>"$T/err"
+expect_eq "starting index not a number" $? 2
+
+# verify finds tampering: a changed image, an added image, a changed metadata file, the records
+D=$P/dist
+cp "$D/images/5.png" "$T/5.png"
+printf 'x' >>"$D/images/5.png"
+"$KILN" verify "$D" >"$T/v" 2>&1
+expect_eq "verify: tampered image exits 1" $? 1
+expect_contains "names the image" "$T/v" "MISMATCH images/5.png: sha256"
+expect_contains "names the provenance hash" "$T/v" "MISMATCH provenance hash"
+expect_contains "names the images CID" "$T/v" "MISMATCH images: images has CID"
+cp "$T/5.png" "$D/images/5.png"
+"$KILN" verify "$D" >/dev/null 2>&1
+expect_eq "verify after restoring" $? 0
+cp "$D/images/5.png" "$D/images/61.png"
+"$KILN" verify "$D" >"$T/v" 2>&1
+expect_eq "verify: added image exits 1" $? 1
+expect_contains "names the added image" "$T/v" "images/61.png: not in provenance.json"
+rm "$D/images/61.png"
+sed -i 's/Pixel Owl/Pixel 0wl/' "$D/metadata/3.json"
+"$KILN" verify --json "$D" >"$T/v" 2>&1
+expect_eq "verify: tampered metadata exits 1" $? 1
+expect_contains "json lists the metadata CID" "$T/v" '"ok":false'
+expect_contains "json names the metadata folder" "$T/v" "metadata: metadata has CID"
+"$KILN" -C "$P" release --force -q
+# a metadata file pointing at the wrong image (CIDs recomputed to match: only the mapping is off)
+$PY - "$D" <<'PY'
+import json, sys
+d = sys.argv[1]
+m = json.load(open(f"{d}/metadata/1.json"))
+m["image"] = m["image"].rsplit("/", 1)[0] + "/1.png"
+json.dump(m, open(f"{d}/metadata/1.json", "w"))
+PY
+"$KILN" verify "$D" >"$T/v" 2>&1
+expect_eq "verify: wrong reveal mapping exits 1" $? 1
+expect_contains "names the token" "$T/v" "metadata/1.json: image is"
+"$KILN" verify "$T/nowhere" 2>"$T/err"
+expect_eq "verify: no release folder" $? 1
+
+# spec checks for the new metadata blocks, each with file:line:col
+spec_err() { # name yaml-metadata-block expected-text
+	owls "$T/s"
+	$PY - "$T/s/kiln.yaml" "$2" <<'PY'
+import sys
+p = sys.argv[1]
+lines = [l for l in open(p) if not l.startswith("metadata:")]
+lines.append(sys.argv[2] + "\n")
+open(p, "w").writelines(lines)
+PY
+	"$KILN" -C "$T/s" plan >/dev/null 2>"$T/err"
+	expect_eq "$1: exit 2" $? 2
+	expect_contains "$1: message" "$T/err" "$3"
+	expect_contains "$1: file:line:col" "$T/err" "kiln.yaml:"
+}
+spec_err "metaplex name too long" 'metadata: {targets: [metaplex], name: "A very, very long owl name indeed #{id}"}' \
+	"Metaplex allows 32"
+spec_err "creator shares" 'metadata: {targets: [metaplex], metaplex: {creators: [{address: "11111111111111111111111111111111", share: 60}]}}' \
+	"add up to 60"
+spec_err "creator address" 'metadata: {metaplex: {creators: [{address: "0xabc", share: 100}]}}' \
+	"not a Solana public key"
+spec_err "fee range" 'metadata: {metaplex: {seller_fee_basis_points: 10001}}' "between 0 and 10000"
+spec_err "display on text values" 'metadata: {display: {Eyes: number}}' "is not a number"
+spec_err "display type" 'metadata: {attributes: [{trait_type: Level, value: 3, display_type: numbr}]}' \
+	"unknown display_type 'numbr'"
+spec_err "numeric value" 'metadata: {attributes: [{trait_type: Level, value: high, display_type: number}]}' \
+	"must be a number"
+spec_err "date value" 'metadata: {attributes: [{trait_type: Born, value: 1.5, display_type: date}]}' \
+	"unix seconds"
+spec_err "attribute named like a layer" 'metadata: {attributes: [{trait_type: Hat, value: x}]}' \
+	"name of a layer"
+spec_err "collaborator" 'metadata: {contract: {collaborators: [bob]}}' "not an Ethereum address"
+spec_err "missing hidden image" 'metadata: {reveal: {hidden_image: nope.png}}' "not found"
+spec_err "unknown key" 'metadata: {revael: {}}' "did you mean 'reveal'"
+finish

@@ -1,0 +1,251 @@
+/* engines: the generate: block and per-trait AI keys, requests built from an item's traits
+ * (prompt template, none values, LoRAs, ControlNet, seeds of candidates), and each engine's
+ * wire body (A1111 txt2img, ComfyUI bound workflow, sd.cpp img_gen). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/engine.h"
+#include "kiln/spec.h"
+
+static const char yaml[] =
+	"collection: {name: Owls, size: 4, seed: 9}\n"
+	"engine: a1111\n"
+	"generate:\n"
+	"  prompt: 'owl, {Body}, {Hat}, #{id}'\n"
+	"  negative: 'blurry'\n"
+	"  checkpoint: m.safetensors\n"
+	"  sampler: 'DPM++ 2M'\n"
+	"  scheduler: Karras\n"
+	"  steps: 30\n"
+	"  cfg: 6.5\n"
+	"  size: 512x768\n"
+	"  candidates: 2\n"
+	"  endpoints: [{url: 'http://gpu:7860/', auth_env: GPU}]\n"
+	"layers:\n"
+	"  - name: Body\n"
+	"    traits:\n"
+	"      - {name: Brown, prompt: 'brown feathers', negative: 'grey'}\n"
+	"      - {name: Gold, lora: [{name: gold_v1, weight: 0.5}]}\n"
+	"  - name: Hat\n"
+	"    optional: true\n"
+	"    traits:\n"
+	"      - {name: Crown, lora: [{name: crown_v2, weight: 0.8}],\n"
+	"         controlnet: {image: cn.png, model: canny.pth, weight: 0.7, guidance_end: 0.8}}\n";
+
+static struct kiln_spec *load(void)
+{
+	struct kiln_spec *s = NULL;
+	struct kiln_error e;
+	int rc = kiln_spec_parse(&s, yaml, strlen(yaml), "kiln.yaml", NULL, &e);
+	if (rc)
+		fail_msg("%s: %s", e.where, e.msg);
+	return s;
+}
+
+static const unsigned char png[] = {0x89, 'P', 'N', 'G', 1, 2, 3};
+static struct kiln_ai_file files[] = {{"cn.png", png, sizeof png, "ab12"}};
+
+static void build(const struct kiln_spec *s, uint32_t body, uint32_t hat, unsigned cand,
+		  struct kiln_ai_request *rq)
+{
+	uint32_t traits[2] = {body, hat};
+	struct kiln_item it;
+	struct kiln_error e;
+	memset(&it, 0, sizeof it);
+	it.id = 7;
+	it.seed = 0x1234567800000005ull;
+	it.legendary = -1;
+	it.traits = traits;
+	if (kiln_ai_request_build(s, &it, cand, files, 1, NULL, rq, &e))
+		fail_msg("%s", e.msg);
+}
+
+static void test_spec(void **state)
+{
+	struct kiln_spec *s = load();
+	const struct kiln_generate *g = s->generate;
+	(void)state;
+	assert_string_equal(g->endpoints[0].url, "http://gpu:7860");
+	assert_string_equal(g->endpoints[0].engine, "a1111");
+	assert_int_equal(g->endpoints[0].concurrency, 1);
+	assert_string_equal(g->endpoints[0].auth_env, "GPU");
+	assert_null(g->endpoints[0].secret);
+	assert_int_equal(g->width, 512);
+	assert_int_equal(g->height, 768);
+	assert_int_equal(s->layers[1].traits[0].nloras, 1);
+	assert_string_equal(s->layers[1].traits[0].controlnet->control_mode, "Balanced");
+	kiln_spec_free(s);
+}
+
+static void test_errors(void **state)
+{
+	static const char *const bad[] = {
+		"prompt: '{Nope}'", "names {Nope}",
+		"size: 500x500", "multiple of 8",
+		"endpoints: [{url: 'http://u:p@gpu'}]", "must not hold credentials",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i += 2) {
+		char y[4096];
+		struct kiln_spec *s = NULL;
+		struct kiln_error e;
+		const char *key = bad[i];
+		size_t klen = strcspn(key, ":");
+		char *p;
+		snprintf(y, sizeof y, "%s", yaml);
+		/* replace the line of that key */
+		p = strstr(y, "\n  ");
+		while (p && strncmp(p + 3, key, klen))
+			p = strstr(p + 1, "\n  ");
+		assert_non_null(p);
+		{
+			char *eol = strchr(p + 1, '\n'), rest[4096];
+			snprintf(rest, sizeof rest, "%s", eol);
+			snprintf(p + 3, sizeof y - (size_t)(p + 3 - y), "%s%s", key, rest);
+		}
+		assert_int_equal(kiln_spec_parse(&s, y, strlen(y), "k.yaml", NULL, &e), KILN_E_SPEC);
+		if (!strstr(e.msg, bad[i + 1]))
+			fail_msg("'%s': %s", key, e.msg);
+	}
+}
+
+static void test_request(void **state)
+{
+	struct kiln_spec *s = load();
+	struct kiln_ai_request a, b, c;
+	(void)state;
+	build(s, 0, 1, 0, &a); /* Brown, no hat */
+	assert_string_equal(a.prompt, "owl, brown feathers, #7");
+	assert_string_equal(a.negative, "blurry, grey");
+	assert_int_equal(a.seed, 5);
+	assert_int_equal(a.nloras, 0);
+	build(s, 1, 0, 1, &b); /* Gold, Crown, candidate 1 */
+	assert_string_equal(b.prompt, "owl, Gold, Crown, #7");
+	assert_int_equal(b.seed, 6);
+	assert_int_equal(b.nloras, 2);
+	assert_string_equal(b.loras[1].name, "crown_v2");
+	assert_int_equal(b.ncontrols, 1);
+	assert_string_not_equal(a.recipe, b.recipe);
+	build(s, 0, 1, 0, &c);
+	assert_string_equal(a.recipe, c.recipe); /* same request, same recipe */
+	kiln_ai_request_release(&a);
+	kiln_ai_request_release(&b);
+	kiln_ai_request_release(&c);
+	kiln_spec_free(s);
+}
+
+static json_t *wire(const struct kiln_engine *eng, const struct kiln_ai_request *rq, int redact)
+{
+	struct kiln_buf out = KILN_BUF_INIT;
+	struct kiln_error e;
+	json_t *o;
+	if (eng->build_request(rq, redact, &out, &e))
+		fail_msg("%s", e.msg);
+	o = json_loads(out.data, 0, NULL);
+	kiln_buf_release(&out);
+	assert_non_null(o);
+	return o;
+}
+
+static void test_a1111(void **state)
+{
+	struct kiln_spec *s = load();
+	struct kiln_ai_request rq;
+	json_t *o, *u;
+	(void)state;
+	build(s, 1, 0, 0, &rq);
+	o = wire(&kiln_engine_a1111, &rq, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "prompt")),
+			    "owl, Gold, Crown, #7 <lora:gold_v1:0.5> <lora:crown_v2:0.8>");
+	assert_string_equal(json_string_value(json_object_get(o, "sampler_name")), "DPM++ 2M");
+	assert_string_equal(json_string_value(json_object_get(o, "scheduler")), "Karras");
+	assert_int_equal(json_integer_value(json_object_get(o, "seed")), 5);
+	assert_true(json_real_value(json_object_get(o, "cfg_scale")) == 6.5);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o,
+			    "override_settings"), "sd_model_checkpoint")), "m.safetensors");
+	u = json_array_get(json_object_get(json_object_get(json_object_get(o, "alwayson_scripts"),
+			   "controlnet"), "args"), 0);
+	assert_string_equal(json_string_value(json_object_get(u, "model")), "canny");
+	assert_string_equal(json_string_value(json_object_get(u, "image")), "iVBORwECAw==");
+	assert_true(json_real_value(json_object_get(u, "guidance_end")) == 0.8);
+	json_decref(o);
+	o = wire(&kiln_engine_a1111, &rq, 1); /* for the catalog: the image by hash */
+	u = json_array_get(json_object_get(json_object_get(json_object_get(o, "alwayson_scripts"),
+			   "controlnet"), "args"), 0);
+	assert_string_equal(json_string_value(json_object_get(u, "image")), "sha256:ab12");
+	json_decref(o);
+	kiln_ai_request_release(&rq);
+	kiln_spec_free(s);
+}
+
+static void test_sdcpp(void **state)
+{
+	struct kiln_spec *s = load();
+	struct kiln_ai_request rq;
+	json_t *o, *sp;
+	(void)state;
+	build(s, 1, 0, 0, &rq);
+	o = wire(&kiln_engine_sdcpp, &rq, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "prompt")), "owl, Gold, Crown, #7");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+			    json_object_get(o, "lora"), 1), "path")), "crown_v2");
+	sp = json_object_get(o, "sample_params");
+	assert_string_equal(json_string_value(json_object_get(sp, "sample_method")), "dpm++2m");
+	assert_string_equal(json_string_value(json_object_get(sp, "scheduler")), "karras");
+	assert_int_equal(json_integer_value(json_object_get(sp, "sample_steps")), 30);
+	assert_string_equal(json_string_value(json_object_get(o, "control_image")), "iVBORwECAw==");
+	json_decref(o);
+	kiln_ai_request_release(&rq);
+	kiln_spec_free(s);
+}
+
+static void test_comfyui(void **state)
+{
+	static const char wf[] =
+		"{\"4\":{\"class_type\":\"CheckpointLoaderSimple\",\"inputs\":{\"ckpt_name\":\"x\"}},"
+		"\"6\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"text\":\"\",\"clip\":[\"4\",1]}},"
+		"\"7\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"text\":\"\",\"clip\":[\"4\",1]}},"
+		"\"3\":{\"class_type\":\"KSampler\",\"inputs\":{\"seed\":0,\"model\":[\"4\",0],"
+		"\"positive\":[\"6\",0],\"negative\":[\"7\",0]}}}";
+	struct kiln_spec *s = load();
+	struct kiln_ai_request rq;
+	json_t *o, *g, *ks;
+	(void)state;
+	build(s, 1, 0, 0, &rq);
+	rq.workflow = wf;
+	o = wire(&kiln_engine_comfyui, &rq, 0);
+	g = json_object_get(o, "prompt");
+	ks = json_object_get(json_object_get(g, "3"), "inputs");
+	assert_int_equal(json_integer_value(json_object_get(ks, "seed")), 5);
+	assert_string_equal(json_string_value(json_object_get(ks, "sampler_name")), "dpmpp_2m");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(ks, "model"), 0)),
+			    "kiln_lora_1");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(ks, "positive"), 0)),
+			    "kiln_cn_0");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(g,
+			    "6"), "inputs"), "text")), "owl, Gold, Crown, #7");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(g,
+			    "kiln_lora_1"), "inputs"), "lora_name")), "crown_v2.safetensors");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(g,
+			    "4"), "inputs"), "ckpt_name")), "m.safetensors");
+	assert_int_equal(strlen(json_string_value(json_object_get(o, "prompt_id"))), 36);
+	json_decref(o);
+	kiln_ai_request_release(&rq);
+	kiln_spec_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spec),      cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_request),   cmocka_unit_test(test_a1111),
+		cmocka_unit_test(test_sdcpp),     cmocka_unit_test(test_comfyui),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
