@@ -43,7 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <vips/vips.h>
+#include "util/image.h"
 
 #if defined(__clang__)
 #pragma clang fp contract(off)
@@ -634,124 +634,25 @@ int kiln_phash_parse_hex(const char *s, uint64_t *h)
  * Decoding with libvips.
  */
 
-static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
-static int vips_failed;
-
-/* The library never prints: libvips' GLib warnings are dropped; every failure that matters is
- * an error we report with the file's path. */
-static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer u)
-{
-	(void)domain, (void)level, (void)msg, (void)u;
-}
-
-static void vips_setup(void)
-{
-	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
-			  drop_log, NULL);
-	if (VIPS_INIT("kiln"))
-		vips_failed = 1;
-	/* libvips 8.14 caches loads by file name: a file changed on disk would hash stale. */
-	vips_cache_set_max(0);
-}
-
-/* libvips' reason, taken (and cleared) from its process-wide buffer under its own lock. */
-static int vips_fail(struct kiln_error *e, const char *path, const char *what)
-{
-	char *t = vips_error_buffer_copy();
-	size_t len = t ? strlen(t) : 0;
-	int rc;
-	while (len && (t[len - 1] == '\n' || t[len - 1] == ' '))
-		t[--len] = 0;
-	for (size_t i = 0; i < len; i++)
-		if (t[i] == '\n')
-			t[i] = ';';
-	rc = kiln_error_set(e, KILN_E_IMAGE, path, "%s%s%s%s; check that the file is a complete "
-			    "image (re-render or re-export it)", what, len ? " (libvips: " : "",
-			    len ? t : "", len ? ")" : "");
-	g_free(t);
-	return rc;
-}
-
 int kiln_phash_image(const char *path, struct kiln_phash_info *out, struct kiln_error *e)
 {
-	VipsImage *img = NULL, *t = NULL;
-	void *mem = NULL;
-	size_t size = 0;
-	int rc = 0, w, h, bands;
-
+	struct kiln_image8 im;
+	int rc;
 	memset(out, 0, sizeof *out);
-	pthread_once(&vips_once, vips_setup);
-	if (vips_failed)
-		return vips_fail(e, path, "cannot start libvips");
-	img = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
-				       VIPS_FAIL_ON_ERROR, NULL);
-	if (!img) {
-		rc = vips_fail(e, path, "cannot open the image");
-		goto out;
-	}
-	out->bands = vips_image_get_bands(img);
-	switch (vips_image_get_interpretation(img)) {
-	case VIPS_INTERPRETATION_B_W:
-	case VIPS_INTERPRETATION_GREY16:
-	case VIPS_INTERPRETATION_sRGB:
-	case VIPS_INTERPRETATION_RGB16:
-	case VIPS_INTERPRETATION_MULTIBAND:
-		break;
-	default: /* CMYK, LAB, scRGB, ...: to sRGB as an 8-bit viewer would show it */
-		if (vips_colourspace(img, &t, VIPS_INTERPRETATION_sRGB, NULL)) {
-			rc = vips_fail(e, path, "cannot convert the image to sRGB");
-			goto out;
-		}
-		g_object_unref(img), img = t, t = NULL;
-		break;
-	}
-	if (vips_image_get_format(img) == VIPS_FORMAT_USHORT) {
-		if (vips_rshift_const1(img, &t, 8, NULL)) {
-			rc = vips_fail(e, path, "cannot reduce the 16-bit image to 8 bits");
-			goto out;
-		}
-		g_object_unref(img), img = t, t = NULL;
-	}
-	if (vips_image_get_format(img) != VIPS_FORMAT_UCHAR) {
-		if (vips_cast_uchar(img, &t, NULL)) {
-			rc = vips_fail(e, path, "cannot convert the image to 8 bits");
-			goto out;
-		}
-		g_object_unref(img), img = t, t = NULL;
-	}
-	bands = vips_image_get_bands(img);
-	if (bands > 4) {
-		if (vips_extract_band(img, &t, 0, "n", 4, NULL)) {
-			rc = vips_fail(e, path, "cannot read the image's bands");
-			goto out;
-		}
-		g_object_unref(img), img = t, t = NULL;
-		bands = 4;
-	}
-	w = vips_image_get_width(img);
-	h = vips_image_get_height(img);
-	mem = vips_image_write_to_memory(img, &size);
-	if (!mem) {
-		rc = vips_fail(e, path, "cannot decode the image");
-		goto out;
-	}
-	if (size != (size_t)w * (size_t)h * (size_t)bands) {
-		rc = kiln_error_set(e, KILN_E_IMAGE, path, "decoded %zu bytes for %dx%dx%d pixels",
-				    size, w, h, bands);
-		goto out;
-	}
-	out->width = w, out->height = h;
-	rc = kiln_phash_from_pixels(mem, w, h, bands, 0, &out->dhash, &out->phash, e);
+	/* one decode, shared with kiln qa: lib/util/image.c */
+	if ((rc = kiln_image_decode8(path, &im, e)))
+		return rc;
+	out->bands = im.orig_bands;
+	out->width = im.width;
+	out->height = im.height;
+	rc = kiln_phash_from_pixels(im.pixels, im.width, im.height, im.bands, 0, &out->dhash,
+				    &out->phash, e);
 	if (!rc)
-		rc = kiln_pixel_sha256(mem, w, h, bands, 0, out->pixel_sha256, e);
+		rc = kiln_pixel_sha256(im.pixels, im.width, im.height, im.bands, 0, out->pixel_sha256,
+				       e);
 	if (rc && e && !e->where[0])
 		snprintf(e->where, sizeof e->where, "%s", path);
-out:
-	g_free(mem);
-	if (t)
-		g_object_unref(t);
-	if (img)
-		g_object_unref(img);
+	kiln_image8_release(&im);
 	return rc;
 }
 

@@ -55,28 +55,42 @@ struct run {
 	pthread_mutex_t mu;
 };
 
+/* One pass over the pixels into a histogram per band; sums, variance and maxima come from
+ * the 256 bins (4 passes with 64-bit products per byte were 17% of kiln qa's time). */
 static void stats(const struct kiln_image8 *im, struct measure *m)
 {
-	size_t npx = (size_t)im->width * (size_t)im->height;
+	size_t npx = (size_t)im->width * (size_t)im->height, nb = (size_t)im->bands;
 	int color = im->bands == 2 || im->bands == 4 ? im->bands - 1 : im->bands;
+	uint32_t hist[4][256];
+	const uint8_t *p = im->pixels;
+	memset(hist, 0, sizeof hist);
+	if (nb == 4)
+		for (size_t i = 0; i < npx; i++, p += 4) {
+			hist[0][p[0]]++;
+			hist[1][p[1]]++;
+			hist[2][p[2]]++;
+			hist[3][p[3]]++;
+		}
+	else
+		for (size_t i = 0; i < npx * nb; i++)
+			hist[i % nb][p[i]]++;
 	m->max_stddev = 0;
 	m->max_color = 0;
-	for (int b = 0; b < im->bands; b++) {
+	for (size_t b = 0; b < nb; b++) {
 		uint64_t sum = 0, sq = 0;
-		const uint8_t *p = im->pixels + b;
 		int mx = 0;
-		for (size_t i = 0; i < npx; i++, p += im->bands) {
-			sum += *p;
-			sq += (uint64_t)*p * *p;
-			if (*p > mx)
-				mx = *p;
+		for (int v = 0; v < 256; v++) {
+			sum += (uint64_t)hist[b][v] * (uint64_t)v;
+			sq += (uint64_t)hist[b][v] * (uint64_t)(v * v);
+			if (hist[b][v])
+				mx = v;
 		}
 		double mean = npx ? (double)sum / (double)npx : 0;
 		double var = npx ? (double)sq / (double)npx - mean * mean : 0;
 		double sd = var > 0 ? sqrt(var) : 0;
 		if (sd > m->max_stddev)
 			m->max_stddev = sd;
-		if (b < color && mx > m->max_color)
+		if ((int)b < color && mx > m->max_color)
 			m->max_color = mx;
 	}
 }

@@ -178,6 +178,32 @@ int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int q
 	return 0;
 }
 
+/* AI endpoints name environment variables for their credentials: the command reads them
+ * (the library never reads the environment) and hands the values to the spec's endpoints. */
+int cli_resolve_secrets(struct kiln_project *p)
+{
+	struct kiln_generate *g = p->spec->generate;
+	for (size_t k = 0; g && k < g->nendpoints; k++) {
+		struct kiln_endpoint *ep = &g->endpoints[k];
+		const char *var = ep->auth_env ? ep->auth_env : ep->token_env;
+		const char *v = var ? getenv(var) : NULL;
+		if (!var || ep->secret)
+			continue;
+		if (!v || !*v)
+			continue; /* the render stage says which variable is missing */
+		if (ep->auth_env && !strchr(v, ':')) {
+			fprintf(stderr, "kiln: %s: $%s must hold user:pass (HTTP basic auth)\n",
+				ep->url, var);
+			return 2;
+		}
+		if (!(ep->secret = strdup(v))) {
+			fprintf(stderr, "kiln: out of memory\n");
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int json, int quiet,
 		     int *rendered, int *failed)
 {
@@ -187,6 +213,8 @@ int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int js
 	struct kiln_error e;
 	int rc;
 	kiln_error_clear(&e);
+	if ((rc = cli_resolve_secrets(p)))
+		return rc;
 	cli_progress_init(&cp, json, quiet);
 	memset(&o, 0, sizeof o);
 	o.threads = threads;

@@ -42,6 +42,9 @@ void cli_progress_cb(const struct kiln_progress *p, void *user);
 extern volatile int cli_cancel;
 void cli_catch_signals(void);
 
+/* Read the AI endpoints' credential variables into the spec (0, or an exit status). */
+int cli_resolve_secrets(struct kiln_project *p);
+
 /* Stages shared by verbs (plan, render, release and build). Print their own summaries. */
 int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int quiet, int *did);
 int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int json, int quiet,

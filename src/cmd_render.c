@@ -27,32 +27,6 @@ static void help(void)
 	       "exit status: 0 ok, 1 some items failed (`kiln ls --status failed`), 2 bad spec.\n");
 }
 
-/* Endpoint credentials: the spec names environment variables; only the command reads them
- * (the library never touches the environment) and hands the values over in ep->secret. */
-static int cli_resolve_secrets(struct kiln_project *p)
-{
-	struct kiln_generate *g = p->spec->generate;
-	for (size_t k = 0; g && k < g->nendpoints; k++) {
-		struct kiln_endpoint *ep = &g->endpoints[k];
-		const char *var = ep->auth_env ? ep->auth_env : ep->token_env;
-		const char *v = var ? getenv(var) : NULL;
-		if (!var || ep->secret)
-			continue;
-		if (!v || !*v)
-			continue; /* the render stage says which variable is missing */
-		if (ep->auth_env && !strchr(v, ':')) {
-			fprintf(stderr, "kiln: %s: $%s must hold user:pass (HTTP basic auth)\n",
-				ep->url, var);
-			return 2;
-		}
-		if (!(ep->secret = strdup(v))) {
-			fprintf(stderr, "kiln: out of memory\n");
-			return 1;
-		}
-	}
-	return 0;
-}
-
 static int dry_run(struct kiln_project *p, const char *arg)
 {
 	struct kiln_buf out = KILN_BUF_INIT;
