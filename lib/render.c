@@ -172,6 +172,9 @@ static int flush(struct run *r, size_t from, size_t to, struct kiln_render_recor
 		x->started = j->started;
 		x->finished = j->finished;
 	}
+	/* the images of this batch reach the disk before the catalog says they exist */
+	if (kiln_store_sync(r->p->store, e))
+		return e ? e->code : KILN_E_IO;
 	return kiln_catalog_record_renders(r->p->catalog, recs, n, e);
 }
 

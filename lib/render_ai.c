@@ -413,7 +413,9 @@ static int flush(struct ai *a, struct kiln_error *e)
 			u->info = x->info;
 		}
 	}
-	rc = kiln_catalog_record_renders(a->p->catalog, recs, a->nbatch, e);
+	rc = kiln_store_sync(a->p->store, e); /* images durable before they are recorded */
+	if (!rc)
+		rc = kiln_catalog_record_renders(a->p->catalog, recs, a->nbatch, e);
 	if (!rc)
 		rc = kiln_catalog_ai_finish(a->p->catalog, outs, nout, e);
 	for (size_t i = 0; i < a->nbatch; i++)
@@ -710,7 +712,9 @@ static int legendary(struct ai *a, const struct kiln_item *it, struct kiln_error
 	r.bytes = bad ? 0 : b.len;
 	r.error = fe.msg;
 	r.finished = unix_now();
-	rc = kiln_catalog_record_renders(a->p->catalog, &r, 1, e);
+	rc = kiln_store_sync(a->p->store, e);
+	if (!rc)
+		rc = kiln_catalog_record_renders(a->p->catalog, &r, 1, e);
 	a->done++;
 	if (bad)
 		a->failed++;

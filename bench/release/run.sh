@@ -28,10 +28,9 @@ if [ "$have" -lt "$N" ]; then
 	"$bin" gen "$B/images" $((half + 1)) $((N - half))
 	wait
 fi
-ls "$B/images" | sed -n "1,${N}p" >/dev/null
 files() { i=1; while [ $i -le "$N" ]; do echo "$B/images/$i.png"; i=$((i + 1)); done; }
 files >"$B/list"
-bytes=$(xargs -a "$B/list" du -cb | tail -1 | cut -f1)
+bytes=$(xargs -a "$B/list" stat -c %s | awk '{ s += $1 } END { print s }')
 echo "$N images, $((bytes / 1048576)) MiB; warming the page cache"
 xargs -a "$B/list" cat >/dev/null
 

@@ -1,6 +1,8 @@
 /* kiln/compose.h: the compose engine. Composites an item's trait layers (z-order, per-layer
- * blend mode and opacity) into one image at the spec's size, encoded in the spec's format,
- * with libvips.
+ * blend mode and opacity) into one image at the spec's size, encoded in the spec's format.
+ * Alpha-over at opacity 1 is the engine's own (bit for bit vips_composite's arithmetic, done
+ * only where layers have visible pixels) and PNG is written with libdeflate; other blend
+ * modes, WebP and JPEG go through libvips. See docs/compose.md.
  *
  * Invariants: each layer file is decoded at most once per kiln_compose (cached, shared by all
  * threads); a file that cannot be used (missing, corrupt, truncated, wrong size, not RGBA) is

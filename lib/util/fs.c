@@ -50,16 +50,6 @@ out:
 	return rc;
 }
 
-static char *dirname_dup(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return kiln_strdup(".");
-	if (slash == path)
-		return kiln_strdup("/");
-	return kiln_strndup(path, (size_t)(slash - path));
-}
-
 void kiln_fs_sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -70,6 +60,12 @@ void kiln_fs_sync_dir(const char *dir)
 }
 
 int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct kiln_error *e)
+{
+	return kiln_fs_write_atomic_sync(path, data, len, 1, e);
+}
+
+int kiln_fs_write_atomic_sync(const char *path, const void *data, size_t len, int sync,
+			      struct kiln_error *e)
 {
 	static unsigned long counter;
 	unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
@@ -96,7 +92,7 @@ int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct 
 		p += w;
 		len -= (size_t)w;
 	}
-	if (fsync(fd) != 0) {
+	if (sync && fsync(fd) != 0) {
 		rc = kiln_error_set(e, KILN_E_IO, path, "fsync failed: %s", strerror(errno));
 		goto out;
 	}
@@ -208,4 +204,15 @@ char *kiln_fs_join(const char *a, const char *b)
 		r[la++] = '/';
 	memcpy(r + la, b, lb + 1);
 	return r;
+}
+
+int kiln_fs_sync_fs(const char *dir, struct kiln_error *e)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+	if (fd < 0)
+		return kiln_error_set(e, KILN_E_IO, dir, "cannot open: %s", strerror(errno));
+	if (syncfs(fd) != 0)
+		rc = kiln_error_set(e, KILN_E_IO, dir, "syncfs failed: %s", strerror(errno));
+	close(fd);
+	return rc;
 }

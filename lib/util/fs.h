@@ -12,6 +12,12 @@ int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e) K
 /* Write data to path through path.tmp-PID-N + fsync + rename. */
 int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* The same, fsync only when sync is set (the caller then makes the data durable in bulk with
+ * kiln_fs_sync_fs: one syncfs per batch instead of one fsync per file). */
+int kiln_fs_write_atomic_sync(const char *path, const void *data, size_t len, int sync,
+			      struct kiln_error *e) KILN_MUST_CHECK;
+/* syncfs() on the file system holding dir. */
+int kiln_fs_sync_fs(const char *dir, struct kiln_error *e) KILN_MUST_CHECK;
 /* mkdir -p */
 int kiln_fs_mkdirs(const char *path, struct kiln_error *e) KILN_MUST_CHECK;
 /* rm -rf (does not follow symlinks) */
