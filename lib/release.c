@@ -325,6 +325,26 @@ static int release_sha(struct rel *x, char out[65], struct kiln_error *e)
 }
 
 /* Every item must hold a current render. */
+/* Tokens with an error-level finding in the last `kiln qa` run are not released. */
+static int check_qa(struct kiln_project *p, struct kiln_error *e)
+{
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int ran = 0, rc = kiln_catalog_qa_failed(p->catalog, &ids, &n, &ran, e);
+	if (!rc && n) {
+		char list[256] = "";
+		size_t len = 0;
+		for (size_t i = 0; i < n && i < 8 && len < sizeof list - 32; i++)
+			len += (size_t)snprintf(list + len, sizeof list - len, "%s%" PRIu64,
+						i ? ", " : "", ids[i]);
+		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "%zu tokens failed QA (%s%s): fix them "
+				    "and run `kiln qa` again, or release anyway with "
+				    "--allow-qa-failures", n, list, n > 8 ? ", ..." : "");
+	}
+	free(ids);
+	return rc;
+}
+
 static int check_items(struct kiln_project *p, const struct kiln_items *items,
 		       struct kiln_error *e)
 {
@@ -1033,6 +1053,8 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
 		return rc;
 	if ((rc = check_items(p, &items, e)))
+		goto out;
+	if (!o->allow_qa_failures && (rc = check_qa(p, e)))
 		goto out;
 	x.p = p;
 	x.s = s;

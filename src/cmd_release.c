@@ -21,6 +21,7 @@ static void help(void)
 	       "The new dist/ is written beside the old one and swapped in whole. Refuses while\n"
 	       "any item lacks a current render. `kiln verify` checks a release.\n\n"
 	       "  --car                 also write dist/car/<folder>.car (CARv1) for each folder\n"
+	       "  --allow-qa-failures   release tokens that failed the last `kiln qa` too\n"
 	       "  --starting-index N    reveal: token at position t shows initial item\n"
 	       "                        (t + N) mod size; recorded, so later releases keep it\n"
 	       "  --force               write dist/ even when nothing changed\n"
@@ -63,6 +64,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		{"force", no_argument, NULL, 'f'}, {"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
 		{"car", no_argument, NULL, 'c'}, {"starting-index", required_argument, NULL, 's'},
+		{"allow-qa-failures", no_argument, NULL, 'A'},
 		{NULL, 0, NULL, 0}};
 	int c, json = 0, quiet = 0, rc;
 	struct kiln_release_opts o;
@@ -78,6 +80,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'q': quiet = 1; break;
 		case 'c': o.car = 1; break;
+		case 'A': o.allow_qa_failures = 1; break;
 		case 's': {
 			char *end;
 			errno = 0;

@@ -30,7 +30,7 @@ if [ "$have" -lt "$N" ]; then
 fi
 files() { i=1; while [ $i -le "$N" ]; do echo "$B/images/$i.png"; i=$((i + 1)); done; }
 files >"$B/list"
-bytes=$(xargs -a "$B/list" stat -c %s | awk '{ s += $1 } END { print s }')
+bytes=$(xargs -a "$B/list" stat -c %s | awk '{ s += $1 } END { printf "%.0f\n", s }')
 echo "$N images, $((bytes / 1048576)) MiB; warming the page cache"
 xargs -a "$B/list" cat >/dev/null
 
@@ -71,5 +71,6 @@ print(f"npm ipfs-unixfs-importer: images {b - a:.2f} s + metadata {c - b:.2f} s 
       f"ratio npm time / kiln time = {(c - a) / k:.1f}")
 PY
 else
-	echo "SKIP: npm importer comparison (no node or tests/ipfs/node_modules: npm ci there)"
+	[ "${ORACLE:-1}" = 1 ] && echo "SKIP: npm importer comparison (no node or tests/ipfs/node_modules: npm ci there)" ||
+		echo "npm importer comparison skipped (ORACLE=0)"
 fi

@@ -104,6 +104,7 @@ struct kiln_release_opts {
 	int car;                      /* also write dist/car/<folder>.car (CARv1) */
 	int has_starting_index;       /* starting_index given (else: the one recorded, if any) */
 	uint64_t starting_index;      /* 0 <= i < size; recorded in the catalog */
+	int allow_qa_failures;        /* release tokens the last `kiln qa` failed */
 	kiln_progress_fn progress;
 	void *user;
 };

@@ -58,6 +58,20 @@ assert by["image.blank"] == {"11.png"}, by["image.blank"]
 print("ok")
 PY
 expect_contains "each fault on its own token" "$T/py" ok
+# a token that fails QA is not released unless told
+$PY -c "
+from PIL import Image
+Image.new('RGBA', (256, 256), (0, 0, 0, 255)).save('$P/legendaries/founder.png')
+" 2>/dev/null
+printf '\n' >>"$P/kiln.yaml"
+"$KILN" -C "$P" build -q >/dev/null 2>&1
+"$KILN" -C "$P" qa -q
+expect_eq "qa fails on a broken layer" $? 1
+"$KILN" -C "$P" release --force >"$T/rel" 2>&1
+expect_eq "release refuses tokens that failed qa" $? 1
+expect_contains "release says how to override" "$T/rel" "--allow-qa-failures"
+"$KILN" -C "$P" release --force --allow-qa-failures -q
+expect_eq "release with --allow-qa-failures" $? 0
 "$KILN" qa "$T/nowhere" >"$T/o" 2>&1
 expect_eq "missing folder" $? 2
 finish
