@@ -4,6 +4,8 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
+MAKEFLAGS += --no-print-directory
+
 .PHONY: all deps build demo test test-asan valgrind bench clean
 
 all: build
@@ -13,12 +15,11 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) --target kiln-cli | grep -v "^\[" || true
 
 demo: build
 	@sh examples/demo.sh $(BUILD)/kiln
 
-test: BUILD_TYPE_DEPS = --test
 test:
 	@sh scripts/deps.sh --test
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null

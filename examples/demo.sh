@@ -13,6 +13,12 @@ cp -r "$SRC/layers" "$SRC/legendaries" "$OUT/"
 echo "== kiln build (project: $OUT)"
 "$KILN" -C "$OUT" build
 echo
+echo "== kiln qa (the gates; near-duplicate owls are warnings)"
+"$KILN" -C "$OUT" qa --html "$OUT/qa-report" | tail -3
+echo
+echo "== kiln verify (recomputes hashes, provenance and CIDs from dist/ alone)"
+"$KILN" verify "$OUT/dist" | head -2
+echo
 echo "== kiln status"
 "$KILN" -C "$OUT" status
 echo
