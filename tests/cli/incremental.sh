@@ -47,4 +47,14 @@ printf '\n# a comment changes the file but not the plan\n' >>"$P/kiln.yaml"
 "$KILN" -C "$P" build --json >"$T/b2.json" 2>&1
 expect_contains "comment-only change re-plans with nothing changed" "$T/b2.json" '"changed":0'
 expect_contains "and renders nothing" "$T/b2.json" '"todo":0'
+# replace a rejected token: quotas stay exact, only the tokens that changed render again
+"$KILN" -C "$P" plan --replace 5 --json >"$T/rep.json"
+expect_eq "replace exit" $? 0
+nchanged=$($PY -c "import json; r=json.load(open('$T/rep.json')); assert r['changed'][0] == 5; print(len(r['changed']))")
+"$KILN" -C "$P" plan --report --json | $PY -c "import json,sys
+r = json.load(sys.stdin)
+print(all(v['diff'] == 0 for l in r['layers'] for v in l['values']))" >"$T/exact"
+expect_eq "quotas exact after replace" "$(cat "$T/exact")" True
+"$KILN" -C "$P" render --json | tail -1 >"$T/sum"
+expect_contains "only the changed tokens render" "$T/sum" "\"rendered\":$nchanged,"
 finish
