@@ -25,6 +25,7 @@
  */
 #include "kiln/compose.h"
 #include "util/alloc.h"
+#include "util/image.h"
 #include "util/fs.h"
 #include "util/png.h"
 #include "util/sha.h"
@@ -96,35 +97,10 @@ struct scratch {
 
 /* ---- libvips glue ---- */
 
-static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
-static int vips_failed;
-static char vips_fail_msg[512];
+/* libvips start-up (warnings dropped, cache off, concurrency 1: parallelism comes from items)
+ * is shared with the other image modules: lib/util/image.c. */
 
 static void vips_detail(char *dst, size_t n);
-
-/* libvips reports some problems (e.g. "not enough data" in a cut PNG) as GLib warnings on
- * stderr as well as failing. The library never prints: with fail_on every such problem that
- * matters is an error we report with the file's path, so the warnings are dropped. */
-static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer u)
-{
-	(void)domain;
-	(void)level;
-	(void)msg;
-	(void)u;
-}
-
-static void vips_setup(void)
-{
-	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
-			  drop_log, NULL);
-	if (VIPS_INIT("kiln")) {
-		vips_failed = 1;
-		vips_detail(vips_fail_msg, sizeof vips_fail_msg);
-		return;
-	}
-	vips_concurrency_set(1);
-	vips_cache_set_max(0);
-}
 
 /* libvips keeps one process-wide error buffer. vips_error_buffer_copy() takes and clears it
  * under libvips' own lock, so two threads never read it half-written; but when several
@@ -956,10 +932,8 @@ int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struc
 	size_t ntraits = 0, nrels = 0;
 	int rc = 0;
 	*out = NULL;
-	pthread_once(&vips_once, vips_setup);
-	if (vips_failed)
-		return kiln_error_set(e, KILN_E_IMAGE, NULL, "cannot start libvips: %s",
-				      vips_fail_msg);
+	if ((rc = kiln_vips_init(e)))
+		return rc;
 	if (s->width <= 0 || s->height <= 0)
 		return kiln_error_set(e, KILN_E_SPEC, s->path, "image size %dx%d is not positive",
 				      s->width, s->height);

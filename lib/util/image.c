@@ -19,8 +19,12 @@ static void setup(void)
 {
 	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO,
 			  drop_log, NULL);
-	if (VIPS_INIT("kiln"))
+	if (VIPS_INIT("kiln")) {
 		init_failed = 1;
+		return;
+	}
+	/* kiln parallelises over items (render workers, qa workers): one thread per operation */
+	vips_concurrency_set(1);
 	vips_cache_set_max(0);
 }
 

@@ -7,8 +7,9 @@
 #include <stdint.h>
 #include "kiln/error.h"
 
-/* Start libvips once per process (its warnings dropped: the library never prints; the
- * operation cache off, so a file changed on disk is read again). */
+/* Start libvips once per process: its warnings dropped (the library never prints), the
+ * operation cache off (a file changed on disk is read again, decoded layers are not kept
+ * alive), concurrency 1 (kiln runs items in parallel). */
 int kiln_vips_init(struct kiln_error *e) KILN_MUST_CHECK;
 /* Turn libvips' pending error (taken and cleared) into e: "what (libvips: reason)". */
 int kiln_vips_fail(struct kiln_error *e, int code, const char *where, const char *what);
