@@ -16,6 +16,7 @@
  */
 #include "kiln/dispatch.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/prng.h"
 
 #include <curl/curl.h>
@@ -86,20 +87,6 @@ struct run {
 	int rc;                     /* a callback failed: stop */
 	struct kiln_error *e;
 };
-
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double unix_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
@@ -252,7 +239,7 @@ static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long s
 	a.http_status = status;
 	a.error = ok ? NULL : error;
 	a.started = s->started;
-	a.finished = unix_now();
+	a.finished = kiln_clock_unix();
 	if (r->stats) {
 		struct kiln_dispatch_stats *st = &r->stats[s->ep];
 		st->ok += ok;
@@ -268,7 +255,7 @@ static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long s
 		r->remaining--;
 	} else {
 		j->state = J_RETRY;
-		j->not_before = mono() + backoff(r, j->attempts);
+		j->not_before = kiln_clock_mono() + backoff(r, j->attempts);
 		r->retry[r->nretry++] = s->job;
 	}
 	slot_free(r, s);
@@ -279,7 +266,7 @@ static void ep_failure(struct run *r, size_t k)
 	struct ep *ep = &r->eps[k];
 	if (++ep->consecutive >= r->o->breaker_failures && ep->state == EP_UP) {
 		ep->state = EP_PARKED;
-		ep->until = mono() + ep->park;
+		ep->until = kiln_clock_mono() + ep->park;
 		ep->park = ep->park * 2 > 60 ? 60 : ep->park * 2;
 		ep->consecutive = 0;
 		if (r->stats) {
@@ -348,7 +335,7 @@ static void health_done(struct run *r, struct slot *s, long status)
 			what);
 	} else {
 		ep->state = EP_PARKED;
-		ep->until = mono() + ep->park;
+		ep->until = kiln_clock_mono() + ep->park;
 		ep->park = ep->park * 2 > 60 ? 60 : ep->park * 2;
 	}
 	slot_free(r, s);
@@ -359,7 +346,7 @@ static void health_done(struct run *r, struct slot *s, long status)
 static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_dispatch_resume **res)
 {
 	struct ep *ep = &r->eps[k];
-	double now = mono();
+	double now = kiln_clock_mono();
 	int others = up_count(r) > 1;
 	*res = NULL;
 	while (ep->nresume) {
@@ -411,8 +398,8 @@ static void start_job(struct run *r, size_t k, size_t job,
 	kiln_error_clear(&err);
 	s->job = job;
 	s->ep = k;
-	s->started = unix_now();
-	s->started_mono = mono();
+	s->started = kiln_clock_unix();
+	s->started_mono = kiln_clock_mono();
 	j->state = J_RUNNING;
 	j->attempts = res && res->attempt > j->attempts ? res->attempt : j->attempts + 1;
 	ep->active++;
@@ -458,9 +445,9 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 			end_attempt(r, s, 0, 0, status, err->msg);
 		return;
 	case KILN_STEP_POLL: {
-		double age = mono() - s->started_mono;
+		double age = kiln_clock_mono() - s->started_mono;
 		double iv = 0.02 + 0.1 * age;
-		s->due = mono() + (iv > 1 ? 1 : iv);
+		s->due = kiln_clock_mono() + (iv > 1 ? 1 : iv);
 		s->waiting = 1;
 		s->aj.polls++;
 		if (s->aj.polls > 100000)
@@ -545,7 +532,7 @@ static void fail_rest(struct run *r)
 		a.attempt = r->js[j].attempts;
 		a.final = 1;
 		a.error = why;
-		a.started = a.finished = unix_now();
+		a.started = a.finished = kiln_clock_unix();
 		r->js[j].state = J_DONE;
 		r->remaining--;
 		if (!r->rc && r->ops->attempt(r->ops->user, &a, r->e))
@@ -644,7 +631,7 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 		start_health(&r, k);
 
 	while (r.remaining && !r.rc) {
-		double now = mono(), next = now + 0.25;
+		double now = kiln_clock_mono(), next = now + 0.25;
 		int alive = 0, running;
 		CURLMsg *m;
 		int left;
@@ -712,13 +699,13 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 				if (r.js[r.retry[i]].not_before > now &&
 				    r.js[r.retry[i]].not_before < next)
 					next = r.js[r.retry[i]].not_before;
-			wait = next - mono();
+			wait = next - kiln_clock_mono();
 			int ms = wait <= 0 ? 0 : (int)(wait * 1000) + 1;
 			/* something became ready in this turn: go round again at once */
 			for (size_t k = 0; k < o.nendpoints && ms; k++) {
 				int due = 0;
 				for (size_t i = 0; i < r.nretry && !due; i++)
-					due = r.js[r.retry[i]].not_before <= mono();
+					due = r.js[r.retry[i]].not_before <= kiln_clock_mono();
 				if (r.eps[k].state == EP_UP && r.eps[k].active < r.eps[k].cfg->concurrency
 				    && (r.count || r.eps[k].nresume || due) && !(o.cancel && *o.cancel))
 					ms = 0;

@@ -12,6 +12,7 @@
 #include "kiln/phash.h"
 #include "kiln/qa.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/image.h"
 
 #include <math.h>
@@ -137,13 +138,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void progress(const struct kiln_qa_opts *o, const char *ev, size_t done, size_t total,
 		     double t0)
 {
@@ -156,7 +150,7 @@ static void progress(const struct kiln_qa_opts *o, const char *ev, size_t done, 
 	p.done = done;
 	p.total = total;
 	p.ok = 1;
-	p.elapsed = mono() - t0;
+	p.elapsed = kiln_clock_mono() - t0;
 	o->progress(&p, o->user);
 }
 
@@ -165,7 +159,7 @@ static int measure_all(struct run *r, const struct kiln_qa_opts *o, struct kiln_
 	unsigned nt = o->threads;
 	pthread_t th[64];
 	unsigned started = 0;
-	double t0 = mono();
+	double t0 = kiln_clock_mono();
 	if (!nt) {
 		long c = sysconf(_SC_NPROCESSORS_ONLN);
 		nt = c > 0 ? (unsigned)c : 1;

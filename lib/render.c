@@ -15,6 +15,7 @@
 #include "kiln/engine.h"
 #include "kiln/project.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -49,20 +50,6 @@ struct run {
 	unsigned running;       /* workers still running */
 };
 
-static double now_unix(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static char *format_error(const struct kiln_error *e)
 {
 	size_t n = strlen(e->where) + strlen(e->msg) + 4;
@@ -79,14 +66,14 @@ static void render_one(struct run *r, struct job *j, struct kiln_buf *buf)
 	int rc;
 	kiln_error_clear(&e);
 	kiln_buf_reset(buf);
-	j->started = now_unix();
+	j->started = kiln_clock_unix();
 	if (it->legendary >= 0)
 		rc = kiln_compose_legendary(r->compose, (size_t)it->legendary, buf, &e);
 	else
 		rc = kiln_compose_item(r->compose, it->traits, buf, &e);
 	if (!rc)
 		rc = kiln_store_put(r->p->store, buf->data, buf->len, j->image, &e);
-	j->finished = now_unix();
+	j->finished = kiln_clock_unix();
 	j->ok = !rc;
 	j->bytes = rc ? 0 : buf->len;
 	if (rc)
@@ -142,7 +129,7 @@ static void report(const struct kiln_render_opts *o, const char *event, uint64_t
 	pr.total = total;
 	pr.done = done;
 	pr.failed = failed;
-	pr.elapsed = now_mono() - t0;
+	pr.elapsed = kiln_clock_mono() - t0;
 	if (it && j) {
 		pr.item_id = it->id;
 		pr.ok = j->ok;
@@ -190,7 +177,7 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 	unsigned nthreads = o->threads, started = 0;
 	size_t flushed = 0;
 	uint64_t failed = 0;
-	double t0 = now_mono(), last_flush = t0;
+	double t0 = kiln_clock_mono(), last_flush = t0;
 	int rc, current;
 
 	memset(res, 0, sizeof *res);
@@ -302,7 +289,7 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 			report(o, "item", r.njobs, k + 1, failed, &items.v[j->item], j, t0);
 		}
 		while (flushed < ndone &&
-		       (ndone - flushed >= BATCH || !running || now_mono() - last_flush > 0.25)) {
+		       (ndone - flushed >= BATCH || !running || kiln_clock_mono() - last_flush > 0.25)) {
 			size_t to = flushed + BATCH < ndone ? flushed + BATCH : ndone;
 			if ((rc = flush(&r, flushed, to, recs, e))) {
 				/* stop the workers; what was recorded stays recorded */
@@ -310,7 +297,7 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 				goto join;
 			}
 			flushed = to;
-			last_flush = now_mono();
+			last_flush = kiln_clock_mono();
 		}
 		if (!running && flushed == ndone)
 			break;
@@ -328,7 +315,7 @@ join:
 		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %zu of %zu items: "
 				    "run the same command again to finish", r.ndone, r.njobs);
 done:
-	res->seconds = now_mono() - t0;
+	res->seconds = kiln_clock_mono() - t0;
 	report(o, "end", r.njobs, r.ndone, failed, NULL, NULL, t0);
 out:
 	for (size_t k = 0; r.jobs && k < r.njobs; k++)

@@ -23,6 +23,7 @@
 #include "kiln/engine.h"
 #include "kiln/project.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/sha.h"
 
@@ -346,20 +347,6 @@ struct ai {
 
 #define BATCH 64
 
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double unix_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void report(struct ai *a, const char *event, const struct kiln_item *it, int ok,
 		   const char *error)
 {
@@ -372,7 +359,7 @@ static void report(struct ai *a, const char *event, const struct kiln_item *it, 
 	pr.total = a->total;
 	pr.done = a->done;
 	pr.failed = a->failed;
-	pr.elapsed = mono() - a->t0;
+	pr.elapsed = kiln_clock_mono() - a->t0;
 	if (it) {
 		pr.item_id = it->id;
 		pr.ok = ok;
@@ -421,7 +408,7 @@ static int flush(struct ai *a, struct kiln_error *e)
 	for (size_t i = 0; i < a->nbatch; i++)
 		pending_free(&a->batch[i]);
 	a->nbatch = 0;
-	a->last_flush = mono();
+	a->last_flush = kiln_clock_mono();
 	return rc;
 }
 
@@ -518,7 +505,7 @@ static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct
 static int op_tick(void *user, struct kiln_error *e)
 {
 	struct ai *a = user;
-	if (a->nbatch && mono() - a->last_flush > 0.25)
+	if (a->nbatch && kiln_clock_mono() - a->last_flush > 0.25)
 		return flush(a, e);
 	return 0;
 }
@@ -680,7 +667,7 @@ static int legendary(struct ai *a, const struct kiln_item *it, struct kiln_error
 	if (!path)
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 	memset(&r, 0, sizeof r);
-	r.started = unix_now();
+	r.started = kiln_clock_unix();
 	kiln_buf_init(&b, 256 << 20);
 	bad = kiln_fs_read(path, &b, &fe);
 	kiln_sha256_hex(b.data ? b.data : "", b.len, recipe);
@@ -711,7 +698,7 @@ static int legendary(struct ai *a, const struct kiln_item *it, struct kiln_error
 	r.image = image;
 	r.bytes = bad ? 0 : b.len;
 	r.error = fe.msg;
-	r.finished = unix_now();
+	r.finished = kiln_clock_unix();
 	rc = kiln_store_sync(a->p->store, e);
 	if (!rc)
 		rc = kiln_catalog_record_renders(a->p->catalog, &r, 1, e);
@@ -740,7 +727,7 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	a.p = p;
 	a.o = o;
 	a.res = res;
-	a.t0 = a.last_flush = mono();
+	a.t0 = a.last_flush = kiln_clock_mono();
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
 	if (!current)
@@ -849,7 +836,7 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %llu of %llu jobs: "
 				    "run the same command again to finish",
 				    (unsigned long long)a.done, (unsigned long long)a.total);
-	res->seconds = mono() - a.t0;
+	res->seconds = kiln_clock_mono() - a.t0;
 	report(&a, "end", NULL, 0, NULL);
 out:
 	for (size_t i = 0; a.batch && i < a.nbatch; i++)
