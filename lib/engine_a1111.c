@@ -22,6 +22,14 @@
 static const char b64chars[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+void kiln_ai_excerpt(char *out, size_t cap, const char *body, size_t len)
+{
+	size_t n = len < cap - 1 ? len : cap - 1;
+	for (size_t i = 0; i < n; i++)
+		out[i] = body[i] == '\n' || body[i] == '\r' ? ' ' : body[i];
+	out[n] = 0;
+}
+
 int kiln_b64_encode(const void *p, size_t n, struct kiln_buf *out)
 {
 	const unsigned char *s = p;
@@ -256,15 +264,6 @@ static int a1111_start(struct kiln_ai_job *j, struct kiln_http *next, struct kil
 	return a1111_build(j->rq, 0, &next->body, e);
 }
 
-/* First line of an error body, for messages. */
-static void excerpt(char *out, size_t cap, const char *body, size_t len)
-{
-	size_t n = len < cap - 1 ? len : cap - 1;
-	for (size_t i = 0; i < n; i++)
-		out[i] = body[i] == '\n' || body[i] == '\r' ? ' ' : body[i];
-	out[n] = 0;
-}
-
 static enum kiln_step a1111_response(struct kiln_ai_job *j, long status, const char *body,
 				     size_t len, struct kiln_http *next, struct kiln_error *e)
 {
@@ -276,7 +275,7 @@ static enum kiln_step a1111_response(struct kiln_ai_job *j, long status, const c
 	if (!status)
 		return KILN_STEP_RETRY; /* e says what happened to the transfer */
 	if (status != 200) {
-		excerpt(ex, sizeof ex, body, len);
+		kiln_ai_excerpt(ex, sizeof ex, body, len);
 		kiln_error_set(e, KILN_E_NET, NULL, "txt2img answered HTTP %ld: %s", status, ex);
 		return status == 422 || status == 404 ? KILN_STEP_FATAL : KILN_STEP_RETRY;
 	}

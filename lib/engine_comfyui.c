@@ -235,14 +235,6 @@ static int comfy_start(struct kiln_ai_job *j, struct kiln_http *next, struct kil
 	return submit(j, next, e);
 }
 
-static void excerpt(char *out, size_t cap, const char *body, size_t len)
-{
-	size_t n = len < cap - 1 ? len : cap - 1;
-	for (size_t i = 0; i < n; i++)
-		out[i] = body[i] == '\n' || body[i] == '\r' ? ' ' : body[i];
-	out[n] = 0;
-}
-
 static void escape(char *out, size_t cap, const char *s)
 {
 	size_t n = 0;
@@ -325,7 +317,7 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 	json_t *o = NULL;
 	enum kiln_step st = KILN_STEP_RETRY;
 	char ex[300];
-	excerpt(ex, sizeof ex, body, len);
+	kiln_ai_excerpt(ex, sizeof ex, body, len);
 	/* a failed look at a submitted prompt does not end the attempt: look again */
 	if (j->phase >= PH_HISTORY && (!status || status >= 500)) {
 		if (++j->poll_errors < KILN_POLL_ERRORS) {

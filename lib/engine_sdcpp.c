@@ -93,14 +93,6 @@ static int sdcpp_start(struct kiln_ai_job *j, struct kiln_http *next, struct kil
 	return sdcpp_build(j->rq, 0, &next->body, e);
 }
 
-static void excerpt(char *out, size_t cap, const char *body, size_t len)
-{
-	size_t n = len < cap - 1 ? len : cap - 1;
-	for (size_t i = 0; i < n; i++)
-		out[i] = body[i] == '\n' || body[i] == '\r' ? ' ' : body[i];
-	out[n] = 0;
-}
-
 static enum kiln_step sdcpp_response(struct kiln_ai_job *j, long status, const char *body,
 				     size_t len, struct kiln_http *next, struct kiln_error *e)
 {
@@ -114,7 +106,7 @@ static enum kiln_step sdcpp_response(struct kiln_ai_job *j, long status, const c
 	}
 	if (!status)
 		return KILN_STEP_RETRY;
-	excerpt(ex, sizeof ex, body, len);
+	kiln_ai_excerpt(ex, sizeof ex, body, len);
 	if (j->phase == PH_SUBMIT) {
 		if (status != 202 && status != 200) {
 			kiln_error_set(e, KILN_E_NET, NULL, "img_gen answered HTTP %ld: %s", status, ex);

@@ -137,6 +137,8 @@ const struct kiln_engine *kiln_engine_find(const char *name);
 /* Helpers shared by the engines (lib/engine_a1111.c). */
 int kiln_b64_encode(const void *p, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
 int kiln_b64_decode(const char *s, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
+/* The start of a server's error body on one line (newlines as spaces), for messages. */
+void kiln_ai_excerpt(char *out, size_t cap, const char *body, size_t len);
 /* Map an A1111 sampler name to the engine's ("comfyui", "sdcpp"); unknown names pass through. */
 const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name);
 /* Map an A1111 scheduler ("Karras") to ComfyUI's/sd.cpp's ("karras"); NULL: the default. */
