@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config git
 libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev
-libssl-dev libpotrace-dev libimagequant-dev libdeflate-dev libcmocka-dev
+libssl-dev libpotrace-dev libimagequant-dev libdeflate-dev libxxhash-dev libcmocka-dev
 python3 python3-pil sqlite3"
 [ "${1:-}" = "--test" ] && PKGS="$PKGS valgrind"
 missing=""

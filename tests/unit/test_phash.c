@@ -131,6 +131,41 @@ static void test_bad_args(void **state)
 	assert_int_equal(kiln_pixel_sha256(px, 1, 1, 0, 0, hex, &e), KILN_E_USAGE);
 }
 
+/* The key groups alike what the SHA-256 groups alike, on rows wide enough for the vector
+ * loops (67 px: full vectors and a tail), and any one byte change separates them. */
+static void test_pixel_key(void **state)
+{
+	enum { W = 67, H = 5 };
+	struct kiln_error e;
+	static uint8_t rgb[W * H * 3], rgba[W * H * 4], grey[W * H], la[W * H * 2];
+	char k1[33], k2[33], k3[33], k4[33], s1[65], s2[65];
+	uint32_t x = 12345;
+	(void)state;
+	for (int i = 0; i < W * H; i++) {
+		x = x * 1103515245u + 12345u;
+		grey[i] = (uint8_t)(x >> 24);
+		for (int b = 0; b < 3; b++)
+			rgb[3 * i + b] = (uint8_t)(x >> (8 * b)), rgba[4 * i + b] = rgb[3 * i + b];
+		rgba[4 * i + 3] = 255;
+		la[2 * i] = grey[i], la[2 * i + 1] = 255;
+	}
+	assert_int_equal(kiln_pixel_key(rgb, W, H, 3, 0, k1, &e), 0);
+	assert_int_equal(kiln_pixel_key(rgba, W, H, 4, 0, k2, &e), 0);
+	assert_string_equal(k1, k2);
+	assert_int_equal((int)strlen(k1), 32);
+	assert_int_equal(kiln_pixel_sha256(rgb, W, H, 3, 0, s1, &e), 0);
+	assert_int_equal(kiln_pixel_sha256(rgba, W, H, 4, 0, s2, &e), 0);
+	assert_string_equal(s1, s2);
+	assert_int_equal(kiln_pixel_key(grey, W, H, 1, 0, k3, &e), 0);
+	assert_int_equal(kiln_pixel_key(la, W, H, 2, 0, k4, &e), 0);
+	assert_string_equal(k3, k4);
+	assert_string_not_equal(k1, k3);
+	rgb[3 * (W * H - 1) + 2] ^= 1; /* the last byte of the last row's tail */
+	assert_int_equal(kiln_pixel_key(rgb, W, H, 3, 0, k3, &e), 0);
+	assert_string_not_equal(k1, k3);
+	assert_int_equal(kiln_pixel_key(rgb, 0, H, 3, 0, k3, &e), KILN_E_USAGE);
+}
+
 static void test_pixel_sha(void **state)
 {
 	struct kiln_error e;
@@ -377,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_hex_and_distance),
 		cmocka_unit_test(test_bad_args),
 		cmocka_unit_test(test_pixel_sha),
+		cmocka_unit_test(test_pixel_key),
 		cmocka_unit_test_setup_teardown(test_files, setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_neardup_matches_brute),
 		cmocka_unit_test(test_neardup_large),
