@@ -11,15 +11,18 @@
  */
 #include "kiln/phash.h"
 #include "kiln/qa.h"
+#include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/image.h"
+#include "util/sha.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -514,6 +517,40 @@ out:
 }
 
 /* ---- severities ---------------------------------------------------------------------- */
+
+int kiln_qa_provenance(const struct kiln_qa_provenance *pv, struct kiln_findings *out,
+		       struct kiln_error *e)
+{
+	char (*sha)[65] = kiln_calloc(pv->n + 1, sizeof *sha), got[65];
+	size_t bad = 0;
+	int rc = 0;
+	if (!sha)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < pv->n && !rc; i++) {
+		struct kiln_error fe;
+		kiln_error_clear(&fe);
+		if (kiln_sha256_file(pv->files[i], sha[i], &fe)) {
+			bad++;
+			rc = add(out, e, "collection.provenance", KILN_SEV_ERROR, pv->names[i],
+				 "cannot be read (%s), so the provenance hash declared in %s cannot "
+				 "be recomputed", fe.msg, pv->source);
+		} else if (pv->listed && pv->listed[i] && strcmp(pv->listed[i], sha[i])) {
+			bad++;
+			rc = add(out, e, "collection.provenance", KILN_SEV_ERROR, pv->names[i],
+				 "changed after the provenance was declared: %s lists SHA-256 %.12s..., "
+				 "the file is %.12s...", pv->source, pv->listed[i], sha[i]);
+		}
+	}
+	if (!rc && (rc = kiln_provenance_hash((const char(*)[65])sha, pv->n, got, e)) == 0 &&
+	    strcasecmp(got, pv->declared))
+		rc = add(out, e, "collection.provenance", KILN_SEV_ERROR, pv->source,
+			 "declares provenance hash %s; the %zu images in their initial order give "
+			 "%s%s", pv->declared, pv->n, got,
+			 pv->listed && !bad ? " (every file matches its listed SHA-256: the order or "
+					      "the count differs)" : "");
+	free(sha);
+	return rc;
+}
 
 void kiln_qa_apply_severities(struct kiln_findings *f, const struct kiln_qa_severity *s,
 			      size_t n)

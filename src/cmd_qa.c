@@ -18,11 +18,14 @@
 static void help(void)
 {
 	printf("usage: kiln qa [PATH] [--standard erc721|metaplex] [--json[=FILE]] [--junit FILE]\n"
-	       "               [--html DIR] [--near N] [--max-size BYTES] [--width W --height H]\n\n"
+	       "               [--html DIR] [--near N] [--max-size BYTES] [--width W --height H]\n"
+	       "               [--provenance HASH]\n\n"
 	       "Checks every token image (decodes completely, size and format, file size, colour\n"
 	       "and alpha, blank and all-black frames, exact duplicates by pixels, near duplicates\n"
 	       "by perceptual hash), the metadata (ERC-721/OpenSea, Metaplex/Sugar rules) and, in\n"
 	       "a kiln project, the collection (trait counts against the plan, uniqueness, ids).\n"
+	       "A declared provenance hash is recomputed: a release's provenance.json, or\n"
+	       "--provenance HASH over the images in token id order (BAYC method).\n"
 	       "Without PATH it checks the project (-C DIR or here) and records the results in the\n"
 	       "catalog: `kiln release` refuses tokens that fail. With PATH it checks any\n"
 	       "collection folder: a HashLips build/ folder, a kiln dist/ or a Sugar assets/ folder.\n\n"
@@ -33,6 +36,7 @@ static void help(void)
 	       "  --near N          near-duplicate pHash distance (default 4; 'off')\n"
 	       "  --max-size BYTES  file size limit (default 10 MiB)\n"
 	       "  --width W, --height H  expected image size (a project: the spec's)\n"
+	       "  --provenance HASH the provenance hash the collection declared\n"
 	       "  -q, --quiet       no summary table\n\n"
 	       "Thresholds and severities per check: the qa: block of kiln.yaml (docs/qa.md).\n"
 	       "exit status: 0 every error-level check passed, 1 some failed, 2 bad usage.\n");
@@ -437,6 +441,81 @@ static int save_results(struct kiln_project *p, const struct kiln_findings *f)
 	return rc ? cli_fail(&e) : 0;
 }
 
+static int is_hash(const char *s)
+{
+	size_t n = strlen(s);
+	return n == 64 && strspn(s, "0123456789abcdefABCDEF") == 64;
+}
+
+/* The provenance hash declared with --provenance (over the tokens in id order) or in a kiln
+ * release's provenance.json in dir (over the files it lists, each with its SHA-256). */
+static int check_provenance(const char *flag, const char *dir, const struct token_list *t,
+			    struct kiln_findings *f, struct kiln_error *e)
+{
+	struct kiln_qa_provenance pv = {flag, "--provenance", NULL, NULL, NULL, 0};
+	char path[4096], src[4200];
+	const char **files = NULL, **names = NULL, **listed = NULL;
+	char **own = NULL;
+	json_t *j = NULL, *imgs = NULL;
+	json_error_t je;
+	int rc = 0;
+	if (!flag) {
+		snprintf(path, sizeof path, "%s/provenance.json", dir);
+		if (!exists(path))
+			return 0;
+		snprintf(src, sizeof src, "%s", path);
+		pv.source = src;
+		j = json_load_file(path, 0, &je);
+		imgs = j ? json_object_get(j, "images") : NULL;
+		pv.declared = j ? json_string_value(json_object_get(j, "provenance_hash")) : NULL;
+		if (!j || !json_is_array(imgs) || !pv.declared || !is_hash(pv.declared)) {
+			if (kiln_findings_add(f, "collection.provenance", KILN_SEV_ERROR, src, NULL,
+					      "%s", j ? "has no provenance_hash (64 hex digits) and "
+					      "images list: not a kiln provenance record" : je.text))
+				rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+			goto out;
+		}
+		pv.n = json_array_size(imgs);
+	} else {
+		pv.n = t->n;
+	}
+	files = calloc(pv.n + 1, sizeof *files);
+	names = calloc(pv.n + 1, sizeof *names);
+	listed = calloc(pv.n + 1, sizeof *listed);
+	own = calloc(pv.n + 1, sizeof *own);
+	if (!files || !names || !listed || !own) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < pv.n; i++) {
+		if (flag) {
+			files[i] = t->v[i].path ? t->v[i].path : "";
+			names[i] = t->v[i].name;
+			continue;
+		}
+		json_t *x = json_array_get(imgs, i);
+		const char *file = json_string_value(json_object_get(x, "file"));
+		listed[i] = json_string_value(json_object_get(x, "sha256"));
+		names[i] = file ? file : "(an images entry without file)";
+		if (file && (own[i] = malloc(strlen(dir) + strlen(file) + 2)))
+			sprintf(own[i], "%s/%s", dir, file);
+		files[i] = own[i] ? own[i] : "";
+	}
+	pv.files = files;
+	pv.names = names;
+	pv.listed = flag ? NULL : listed;
+	rc = kiln_qa_provenance(&pv, f, e);
+out:
+	for (size_t i = 0; own && i < pv.n; i++)
+		free(own[i]);
+	free(own);
+	free(files);
+	free(names);
+	free(listed);
+	json_decref(j);
+	return rc;
+}
+
 int cmd_qa(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -444,8 +523,8 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		{"junit", required_argument, NULL, 'J'}, {"html", required_argument, NULL, 'H'},
 		{"near", required_argument, NULL, 'n'}, {"max-size", required_argument, NULL, 'm'},
 		{"width", required_argument, NULL, 'W'}, {"height", required_argument, NULL, 'E'},
-		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{"provenance", required_argument, NULL, 'P'}, {"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct kiln_qa_opts o;
 	struct kiln_findings f = KILN_FINDINGS_INIT;
 	struct kiln_qa_image_result ir = {NULL, 0, 0};
@@ -454,9 +533,10 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 	struct kiln_error e;
 	struct cli_progress cp;
 	const char *standard = NULL, *json_file = NULL, *junit = NULL, *html = NULL, *path = NULL;
+	const char *provenance = NULL;
 	int c, json = 0, quiet = 0, rc = 0, near = -100, width = 0, height = 0;
 	uint64_t max_size = 0;
-	char meta_dir[4096] = "", sugar_dir[4096] = "";
+	char meta_dir[4096] = "", sugar_dir[4096] = "", prov_dir[4096] = "";
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
@@ -482,6 +562,12 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 			break;
 		case 'W': width = atoi(optarg); break;
 		case 'E': height = atoi(optarg); break;
+		case 'P':
+			if (!is_hash(optarg))
+				return cli_usage("qa", "--provenance takes a SHA-256 provenance hash "
+						 "(64 hex digits), not '%s'", optarg);
+			provenance = optarg;
+			break;
 		case 'q': quiet = 1; break;
 		case 'h': help(); return 0;
 		default: return cli_usage("qa", "unknown option");
@@ -546,11 +632,13 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		snprintf(dist_meta, sizeof dist_meta, "%s/dist/metadata", p->dir);
 		if (is_dir(dist_meta))
 			snprintf(meta_dir, sizeof meta_dir, "%s", dist_meta);
+		snprintf(prov_dir, sizeof prov_dir, "%s/dist", p->dir);
 	} else if (!is_dir(path)) {
 		fprintf(stderr, "kiln qa: %s: no such folder\n", path);
 		return 2;
 	} else {
 		char a[4096], b[4096];
+		snprintf(prov_dir, sizeof prov_dir, "%s", path);
 		snprintf(a, sizeof a, "%s/assets", path);
 		snprintf(b, sizeof b, "%s/0.json", path);
 		if ((standard && !strcmp(standard, "metaplex")) || is_dir(a) || exists(b)) {
@@ -584,6 +672,10 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		o.height = height;
 
 	if (kiln_qa_images(toks.v, toks.n, &o, &f, &ir, &e)) {
+		rc = cli_fail(&e);
+		goto out;
+	}
+	if ((provenance || prov_dir[0]) && check_provenance(provenance, prov_dir, &toks, &f, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}

@@ -65,6 +65,23 @@ int kiln_qa_images(const struct kiln_qa_token *tokens, size_t n, const struct ki
 int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct kiln_error *e)
 	KILN_MUST_CHECK;
 
+/* A declared provenance hash (BAYC method, kiln/release.h): the image files in their
+ * initial order and, when the declaration lists them, each file's SHA-256. */
+struct kiln_qa_provenance {
+	const char *declared;        /* the provenance hash declared, 64 hex digits */
+	const char *source;          /* where it was declared, for messages */
+	const char *const *files;    /* n image paths in the initial order */
+	const char *const *names;    /* how findings name each file */
+	const char *const *listed;   /* each file's declared SHA-256, or NULL (all or none) */
+	size_t n;
+};
+
+/* Recompute the provenance hash from the files; "collection.provenance" errors for a file
+ * missing, a file whose SHA-256 differs from the one listed, and a hash that differs from
+ * the one declared. */
+int kiln_qa_provenance(const struct kiln_qa_provenance *pv, struct kiln_findings *out,
+		       struct kiln_error *e) KILN_MUST_CHECK;
+
 /* Severity overrides: check ids ("image.near_duplicate") or prefixes ending in '.'
  * ("metaplex.") mapped to error, warning or off; the longest match wins. Findings turned off
  * are removed. */

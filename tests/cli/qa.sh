@@ -24,6 +24,32 @@ expect_eq "qa recorded in the catalog" "$(cat "$T/n")" 1
 printf 'qa:\n  checks: {image.near_duplicate: off}\n' >>"$P/kiln.yaml"
 "$KILN" -C "$P" qa --json >"$T/q2.json"
 expect_eq "no near-duplicate findings when off" "$(grep -c near_duplicate "$T/q2.json")" 0
+# the provenance hash a release declares is recomputed
+R=$T/prov
+cp -r "$P/dist" "$R"
+"$KILN" qa "$R" -q
+expect_eq "an intact release's provenance passes" $? 0
+H=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['provenance_hash'])" "$R/provenance.json")
+"$KILN" qa "$R" --provenance "$H" -q
+expect_eq "--provenance over the images in id order" $? 0
+"$KILN" qa "$R" --provenance "$(printf '%064d' 0)" --json >"$T/pv0.json"
+expect_eq "a wrong declared hash fails" $? 1
+expect_contains "names the declaration" "$T/pv0.json" '"file":"--provenance"'
+cp "$R/images/3.png" "$T/3.png"
+cp "$R/images/4.png" "$R/images/3.png" && cp "$T/3.png" "$R/images/4.png"
+"$KILN" qa "$R" --near off --json >"$T/pv.json"
+expect_eq "swapped images fail the provenance" $? 1
+$PY - "$T/pv.json" <<'PY' >"$T/py" 2>&1
+import json, sys
+r = json.load(open(sys.argv[1]))
+files = [f["file"] for f in r["findings"] if f["check"] == "collection.provenance"]
+assert len(files) == 3 and "images/3.png" in files and "images/4.png" in files, files
+assert any(x.endswith("provenance.json") for x in files), files
+print("ok")
+PY
+expect_contains "each changed image and the hash are named" "$T/py" ok
+"$KILN" qa "$R" --provenance nothex >"$T/o" 2>&1
+expect_eq "a malformed --provenance is bad usage" $? 2
 # seeded faults in a copy of dist/
 D=$T/dist
 cp -r "$P/dist" "$D"
