@@ -49,7 +49,7 @@ struct kiln_qa_pair {
 };
 
 struct kiln_qa_image_result {
-	struct kiln_qa_pair *pairs;  /* exact and near duplicates, owned */
+	struct kiln_qa_pair *pairs;  /* exact duplicates; per token, its nearest near duplicate */
 	size_t npairs;
 	size_t checked;              /* images decoded */
 };
