@@ -11,6 +11,7 @@
 #include "util/alloc.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,8 @@ static const char schema[] =
 	"  item_id INTEGER NOT NULL,\n"
 	"  engine TEXT NOT NULL, endpoint TEXT, recipe TEXT, seed INTEGER, request TEXT,\n"
 	"  status TEXT NOT NULL CHECK (status IN ('ok','failed')), http_status INTEGER,\n"
-	"  image TEXT, bytes INTEGER, error TEXT, started_at REAL, finished_at REAL);\n"
+	"  image TEXT, bytes INTEGER, error TEXT, started_at REAL, finished_at REAL,\n"
+	"  error_kind TEXT);\n"
 	"CREATE INDEX IF NOT EXISTS renders_item ON renders(item_id);\n"
 	"CREATE TABLE IF NOT EXISTS events (\n"
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
@@ -106,6 +108,22 @@ static int prepare(struct kiln_catalog *c, const char *sql, sqlite3_stmt **st,
 	return 0;
 }
 
+/* Catalogs made before a column existed get it (nullable, so older kiln versions still read
+ * and write them). */
+static int add_column(struct kiln_catalog *c, const char *table, const char *column,
+		      const char *type, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, type);
+	return exec(c, sql, e);
+}
+
 int kiln_catalog_open(struct kiln_catalog **out, const char *path, struct kiln_error *e)
 {
 	struct kiln_catalog *c = kiln_calloc(1, sizeof *c);
@@ -127,7 +145,8 @@ int kiln_catalog_open(struct kiln_catalog **out, const char *path, struct kiln_e
 		goto fail;
 	if ((rc = begin(c, e)))
 		goto fail;
-	if ((rc = exec(c, schema, e))) {
+	if ((rc = exec(c, schema, e)) ||
+	    (rc = add_column(c, "renders", "error_kind", "TEXT", e))) {
 		rollback(c);
 		goto fail;
 	}
@@ -425,8 +444,8 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 	if ((rc = begin(c, e)))
 		return rc;
 	if ((rc = prepare(c, "INSERT INTO renders(item_id, engine, endpoint, recipe, seed, request, "
-			  "status, http_status, image, bytes, error, started_at, finished_at) "
-			  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", &ins, e)))
+			  "status, http_status, image, bytes, error, started_at, finished_at, "
+			  "error_kind) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &ins, e)))
 		goto out;
 	if ((rc = prepare(c, "UPDATE items SET status=?2, recipe=?3, image=?4, image_bytes=?5, "
 			  "error=?6, rendered_at=?7 WHERE id=?1", &up, e)))
@@ -455,6 +474,8 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 			sqlite3_bind_text(ins, 11, x->error, -1, SQLITE_STATIC);
 		sqlite3_bind_double(ins, 12, x->started);
 		sqlite3_bind_double(ins, 13, x->finished);
+		if (!x->ok && x->error_kind)
+			sqlite3_bind_text(ins, 14, x->error_kind, -1, SQLITE_STATIC);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			rc = db_error(c, e, "recording a render");
 			goto out;
@@ -766,21 +787,108 @@ int kiln_catalog_ai_done_each(struct kiln_catalog *c,
 	return rc;
 }
 
+int kiln_catalog_ai_run_start(struct kiln_catalog *c, double at, struct kiln_error *e)
+{
+	char v[64];
+	snprintf(v, sizeof v, "%.3f", at);
+	return kiln_catalog_meta_set(c, "ai_run_started", v, e);
+}
+
+/* A failed attempt's kind: as recorded, or (rows from before kinds were recorded) from its
+ * HTTP status and message. */
+#define KIND_SQL \
+	"CASE WHEN status = 'ok' THEN NULL WHEN error_kind IS NOT NULL THEN error_kind " \
+	"WHEN http_status >= 500 THEN 'http_5xx' WHEN http_status >= 400 THEN 'http_4xx' " \
+	"WHEN coalesce(http_status, 0) = 0 AND error LIKE '%timed out%' THEN 'timeout' " \
+	"WHEN coalesce(http_status, 0) = 0 THEN 'connection' ELSE 'other' END"
+
+/* The last run's accepted attempts, endpoint by endpoint, shortest first: mean and p95
+ * (nearest rank) of their durations. */
+static int run_latencies(struct kiln_catalog *c, double since, struct kiln_endpoint_stat *v,
+			 size_t n, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	double *d = NULL, sum = 0;
+	size_t nd = 0, cap = 0, cur = n;
+	int rc, step;
+	if ((rc = prepare(c, "SELECT endpoint, finished_at - started_at FROM renders "
+			  "WHERE endpoint IS NOT NULL AND status = 'ok' AND started_at >= ?1 "
+			  "ORDER BY endpoint, 2", &st, e)))
+		return rc;
+	sqlite3_bind_double(st, 1, since);
+	for (;;) {
+		const char *ep = NULL;
+		step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			ep = (const char *)sqlite3_column_text(st, 0);
+		if (cur < n && (!ep || strcmp(ep, v[cur].endpoint))) {
+			if (nd) {
+				size_t k = (size_t)ceil(0.95 * (double)nd);
+				v[cur].latency_mean = sum / (double)nd;
+				v[cur].latency_p95 = d[k ? k - 1 : 0];
+			}
+			cur = n;
+		}
+		if (!ep)
+			break;
+		if (cur == n) {
+			for (cur = 0; cur < n && strcmp(v[cur].endpoint, ep); cur++)
+				;
+			nd = 0;
+			sum = 0;
+		}
+		if (nd == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			double *nv = kiln_reallocarray(d, ncap, sizeof *nv);
+			if (!nv) {
+				rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+				goto out;
+			}
+			d = nv;
+			cap = ncap;
+		}
+		d[nd] = sqlite3_column_double(st, 1);
+		sum += d[nd++];
+	}
+	if (step != SQLITE_DONE)
+		rc = db_error(c, e, "reading renders");
+out:
+	free(d);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_stat **out,
 				size_t *n, struct kiln_error *e)
 {
 	sqlite3_stmt *st = NULL;
 	struct kiln_endpoint_stat *v = NULL;
+	char *since_s = NULL;
+	double since = 0, run_end = 0;
 	size_t cap = 0;
 	int rc, step;
 	*out = NULL;
 	*n = 0;
+	if ((rc = kiln_catalog_meta_get(c, "ai_run_started", &since_s, e)))
+		return rc;
+	if (since_s)
+		since = strtod(since_s, NULL);
+	free(since_s);
 	if ((rc = prepare(c, "SELECT endpoint, min(engine), count(*), "
 			  "sum(status = 'ok'), sum(status = 'failed'), "
 			  "coalesce(sum(finished_at - started_at), 0), min(started_at), "
-			  "max(finished_at) FROM renders WHERE endpoint IS NOT NULL "
-			  "GROUP BY endpoint ORDER BY endpoint", &st, e)))
+			  "max(finished_at), sum(kind = 'timeout'), sum(kind = 'http_5xx'), "
+			  "sum(kind = 'http_4xx'), sum(kind = 'connection'), "
+			  "sum(kind = 'bad_image'), sum(kind = 'job_failed'), "
+			  "sum(kind IS NOT NULL AND kind NOT IN ('timeout', 'http_5xx', "
+			  "'http_4xx', 'connection', 'bad_image', 'job_failed')), "
+			  "sum(status = 'ok' AND started_at >= ?1), "
+			  "sum(status = 'failed' AND started_at >= ?1), "
+			  "max(CASE WHEN started_at >= ?1 THEN finished_at END) "
+			  "FROM (SELECT *, " KIND_SQL " AS kind FROM renders "
+			  "WHERE endpoint IS NOT NULL) GROUP BY endpoint ORDER BY endpoint", &st, e)))
 		return rc;
+	sqlite3_bind_double(st, 1, since);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct kiln_endpoint_stat *x;
 		if (*n == cap) {
@@ -802,12 +910,37 @@ int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_sta
 		x->busy_seconds = sqlite3_column_double(st, 5);
 		x->first = sqlite3_column_double(st, 6);
 		x->last = sqlite3_column_double(st, 7);
+		x->timeout = (uint64_t)sqlite3_column_int64(st, 8);
+		x->http_5xx = (uint64_t)sqlite3_column_int64(st, 9);
+		x->http_4xx = (uint64_t)sqlite3_column_int64(st, 10);
+		x->connection = (uint64_t)sqlite3_column_int64(st, 11);
+		x->bad_image = (uint64_t)sqlite3_column_int64(st, 12);
+		x->job_failed = (uint64_t)sqlite3_column_int64(st, 13);
+		x->other = (uint64_t)sqlite3_column_int64(st, 14);
+		x->run_ok = (uint64_t)sqlite3_column_int64(st, 15);
+		x->run_failed = (uint64_t)sqlite3_column_int64(st, 16);
+		if (sqlite3_column_double(st, 17) > run_end)
+			run_end = sqlite3_column_double(st, 17);
 	}
 	if (step != SQLITE_DONE) {
 		rc = db_error(c, e, "reading renders");
 		goto fail;
 	}
 	sqlite3_finalize(st);
+	st = NULL;
+	/* the run's span: from its start (or, for a catalog that never recorded one, the first
+	 * attempt) to its last finished attempt, the same for every endpoint */
+	if (!since)
+		for (size_t i = 0; i < *n; i++)
+			if (!since || v[i].first < since)
+				since = v[i].first;
+	for (size_t i = 0; i < *n; i++) {
+		v[i].run_seconds = run_end > since ? run_end - since : 0;
+		v[i].images_per_minute = v[i].run_seconds > 0 ?
+			(double)v[i].run_ok * 60.0 / v[i].run_seconds : 0;
+	}
+	if ((rc = run_latencies(c, since, v, *n, e)))
+		goto fail;
 	*out = v;
 	return 0;
 nomem:

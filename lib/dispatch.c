@@ -11,8 +11,23 @@
  * after `health_tries` failed checks (or a 401/403) it is given up for the run, and when every
  * endpoint is given up the remaining jobs fail with the reason.
  *
- * Sizes: jobs up to millions (16 bytes of state each; requests are built only while a job
- * runs), endpoints up to hundreds, slots = sum of concurrencies.
+ * Nothing waits between one job's answer and the next job's submission on that endpoint: the
+ * image check (ops->check, a full decode) runs on `check_threads` worker threads while the
+ * endpoint already runs its next job (a checking job holds a slot, not the endpoint's
+ * concurrency); a worker hands the verdict back through curl_multi_wakeup and the loop ends
+ * the attempt. Everything else, the other callbacks included, runs on the caller's thread.
+ * Easy handles stay with their slot and connections are kept alive, except for queued-job
+ * submissions (see send_http).
+ *
+ * Polls of an async job wait for the endpoint's expected job time, then come at a twentieth
+ * of it, so polling adds ~2.5% to a job, not a fixed interval. The expectation is a running
+ * mean of where each job really finished, between the last poll that found it pending and the
+ * first that found it done; a mean of when jobs were *seen* done would feed on its own delay
+ * (a late first poll sees the job done late, and the next first poll comes later still).
+ *
+ * Sizes: jobs up to millions (24 bytes of state each plus 16 of queues; requests are built
+ * only while a job runs), endpoints up to hundreds, slots = 2 x sum of concurrencies + one a
+ * endpoint for health checks; per loop turn the work is O(slots + endpoints + due retries).
  */
 #include "kiln/dispatch.h"
 #include "util/alloc.h"
@@ -21,6 +36,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +64,7 @@ struct ep {
 	double park;
 	unsigned health_fail;
 	struct slot *health;
+	double expect;             /* running mean of a job's seconds here (0: none known) */
 	struct curl_slist *headers;
 	size_t *resume;            /* indexes into o->resume still to start here */
 	size_t nresume;
@@ -56,19 +73,38 @@ struct ep {
 
 struct slot {
 	int used, is_health, waiting;
+	int released;              /* the endpoint's concurrency was given back (checking) */
 	size_t job, ep;
 	struct kiln_ai_request rq;
 	int have_rq;
 	struct kiln_ai_job aj;
 	struct kiln_http http;
-	CURL *h;
+	CURL *h;                   /* kept for the slot's next transfers (survives free_slot) */
+	int in_multi;
 	curl_mime *mime;
-	struct kiln_buf resp;
+	struct kiln_buf resp;      /* survives free_slot: its memory is reused */
 	double due;                /* monotonic: when a waiting exchange is sent */
 	double started;            /* unix */
 	double started_mono;
-	long status;
+	double pending_at;         /* monotonic: the last answer that said "not yet" (POLL) */
+	double done_at;            /* the first answer after that which did not (0: none) */
+	long status;               /* of the exchange that brought the image (checking) */
+	int check_rc;              /* a worker's verdict and why */
+	struct kiln_error check_err;
+	struct slot *qnext;        /* check queues */
 	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* The image checkers: slots go in through todo, come back through done (under mu). */
+struct checkers {
+	pthread_t *t;
+	unsigned n;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct slot *todo, **todo_tail, *done;
+	int stop;
+	const struct kiln_dispatch_ops *ops;
+	CURLM *multi;
 };
 
 struct run {
@@ -81,6 +117,9 @@ struct run {
 	size_t *retry, nretry;      /* retry list */
 	struct slot *slots;
 	size_t nslots;
+	struct slot **freev;        /* free slots (a stack) */
+	size_t nfree;
+	struct checkers ck;
 	size_t remaining;           /* jobs not finished */
 	CURLM *multi;
 	struct kiln_rng rng;
@@ -104,10 +143,9 @@ static size_t on_data(char *p, size_t size, size_t n, void *user)
 
 static void slot_reset_transfer(struct run *r, struct slot *s)
 {
-	if (s->h) {
+	if (s->in_multi) {
 		curl_multi_remove_handle(r->multi, s->h);
-		curl_easy_cleanup(s->h);
-		s->h = NULL;
+		s->in_multi = 0;
 	}
 	curl_mime_free(s->mime);
 	s->mime = NULL;
@@ -119,8 +157,10 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 	const struct kiln_endpoint *c = ep->cfg;
 	struct kiln_http *x = &s->http;
 	char url[2048];
-	CURL *h = curl_easy_init();
-	if (!h)
+	CURL *h = s->h;
+	if (h)
+		curl_easy_reset(h); /* keeps its caches; the connections are the multi's */
+	else if (!(h = s->h = curl_easy_init()))
 		return kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot make a transfer");
 	snprintf(url, sizeof url, "%s%s", c->url, x->path);
 	kiln_buf_reset(&s->resp);
@@ -157,35 +197,49 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 		    curl_mime_name(part, "overwrite") || curl_mime_data(part, "true", 4) ||
 		    !(part = curl_mime_addpart(s->mime)) || curl_mime_name(part, "type") ||
 		    curl_mime_data(part, "input", 5)) {
-			curl_easy_cleanup(h);
+			curl_mime_free(s->mime);
+			s->mime = NULL;
 			return kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot make an upload");
 		}
 		curl_easy_setopt(h, CURLOPT_MIMEPOST, s->mime);
 	} else if (!strcmp(x->method, "POST")) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->body.data ? x->body.data : "");
+		/* a queued-job submission (x->no_resend): on a reused connection that dies before
+		 * any answer, libcurl silently sends the request again on a new one, and a server
+		 * that had taken the first would run the job twice; on a fresh connection it never
+		 * does, and the engine looks the job up before it submits again. Not for every
+		 * POST: a new connection per job cost kiln half again its CPU per job and the
+		 * server a thread (bench/dispatch), and a synchronous A1111 job whose connection
+		 * dies is run again by kiln's own retry anyway. */
+		if (x->no_resend)
+			curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
 	}
 	if (curl_multi_add_handle(r->multi, h) != CURLM_OK) {
-		curl_easy_cleanup(h);
+		curl_mime_free(s->mime);
+		s->mime = NULL;
 		return kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot start a transfer");
 	}
-	s->h = h;
+	s->in_multi = 1;
 	return 0;
 }
 
 static struct slot *free_slot(struct run *r)
 {
-	for (size_t i = 0; i < r->nslots; i++)
-		if (!r->slots[i].used) {
-			struct slot *s = &r->slots[i];
-			struct kiln_buf keep = s->resp;
-			memset(s, 0, sizeof *s);
-			s->resp = keep; /* reuse the response buffer's memory */
-			kiln_buf_reset(&s->resp);
-			s->used = 1;
-			return s;
-		}
-	return NULL;
+	struct slot *s;
+	struct kiln_buf keep;
+	CURL *h;
+	if (!r->nfree)
+		return NULL;
+	s = r->freev[--r->nfree];
+	keep = s->resp;
+	h = s->h;
+	memset(s, 0, offsetof(struct slot, check_err));
+	s->resp = keep; /* reuse the response buffer's memory and the easy handle */
+	s->h = h;
+	kiln_buf_reset(&s->resp);
+	s->used = 1;
+	return s;
 }
 
 static void slot_free(struct run *r, struct slot *s)
@@ -197,6 +251,7 @@ static void slot_free(struct run *r, struct slot *s)
 	kiln_buf_release(&s->http.body);
 	s->used = 0;
 	s->have_rq = 0;
+	r->freev[r->nfree++] = s;
 }
 
 static double backoff(struct run *r, unsigned attempt)
@@ -238,6 +293,7 @@ static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long s
 	a.final = final;
 	a.http_status = status;
 	a.error = ok ? NULL : error;
+	a.check_failed = s->released && !ok;
 	a.started = s->started;
 	a.finished = kiln_clock_unix();
 	if (r->stats) {
@@ -248,7 +304,8 @@ static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long s
 	}
 	if (!r->rc && r->ops->attempt(r->ops->user, &a, r->e))
 		r->rc = r->e->code ? r->e->code : KILN_E_FAILED;
-	ep->active--;
+	if (!s->released)
+		ep->active--;
 	j->last_ep = (int)s->ep;
 	if (final) {
 		j->state = J_DONE;
@@ -304,7 +361,7 @@ static void start_health(struct run *r, size_t k)
 	snprintf(s->http.path, sizeof s->http.path, "%s", ep->eng->health_path);
 	kiln_error_clear(&e);
 	if (send_http(r, s, &e)) {
-		s->used = 0;
+		slot_free(r, s);
 		return;
 	}
 	ep->health = s;
@@ -385,16 +442,136 @@ static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_disp
 static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long status,
 			struct kiln_error *err);
 
+/* When to poll an async job again. With an expected job time (the endpoint's running mean):
+ * at 90% of it, then every twentieth of it (at least 10 ms), backing off to a tenth of the
+ * overrun as the job runs later than expected (queued behind others); without one (or after
+ * a failed poll), 20 ms growing by a tenth of the job's age. At most 1 s apart. */
+static double poll_interval(const struct ep *ep, const struct slot *s)
+{
+	double age = kiln_clock_mono() - s->started_mono, iv;
+	if (ep->expect <= 0 || s->aj.poll_errors) {
+		iv = 0.02 + 0.1 * age;
+		return iv > 1 ? 1 : iv;
+	}
+	if (age < 0.9 * ep->expect)
+		return 0.9 * ep->expect - age;
+	iv = ep->expect / 20;
+	if (iv < 0.1 * (age - ep->expect))
+		iv = 0.1 * (age - ep->expect);
+	return iv < 0.01 ? 0.01 : iv > 1 ? 1 : iv;
+}
+
+/* A checked image's verdict (on the loop thread). */
+static void check_done(struct run *r, struct slot *s)
+{
+	if (s->check_rc)
+		end_attempt(r, s, 0, 0, s->status, s->check_err.msg[0] ? s->check_err.msg
+										: "the image was refused");
+	else
+		end_attempt(r, s, 1, 0, s->status, NULL);
+}
+
+static void check_push(struct checkers *ck, struct slot *s)
+{
+	pthread_mutex_lock(&ck->mu);
+	s->qnext = NULL;
+	*ck->todo_tail = s;
+	ck->todo_tail = &s->qnext;
+	pthread_cond_signal(&ck->cv);
+	pthread_mutex_unlock(&ck->mu);
+}
+
+static void *check_worker(void *arg)
+{
+	struct checkers *ck = arg;
+	pthread_mutex_lock(&ck->mu);
+	for (;;) {
+		struct slot *s;
+		while (!ck->stop && !ck->todo)
+			pthread_cond_wait(&ck->cv, &ck->mu);
+		if (ck->stop)
+			break;
+		s = ck->todo;
+		if (!(ck->todo = s->qnext))
+			ck->todo_tail = &ck->todo;
+		pthread_mutex_unlock(&ck->mu);
+		kiln_error_clear(&s->check_err);
+		s->check_rc = ck->ops->check(ck->ops->user, s->job, &s->aj, &s->check_err);
+		pthread_mutex_lock(&ck->mu);
+		s->qnext = ck->done;
+		ck->done = s;
+		curl_multi_wakeup(ck->multi);
+	}
+	pthread_mutex_unlock(&ck->mu);
+	return NULL;
+}
+
+/* End the attempts whose checks came back. */
+static void check_drain(struct run *r)
+{
+	struct slot *s, *next;
+	if (!r->ck.n)
+		return;
+	pthread_mutex_lock(&r->ck.mu);
+	s = r->ck.done;
+	r->ck.done = NULL;
+	pthread_mutex_unlock(&r->ck.mu);
+	for (; s; s = next) {
+		next = s->qnext;
+		check_done(r, s);
+	}
+}
+
+static void checkers_start(struct run *r, unsigned n)
+{
+	struct checkers *ck = &r->ck;
+	ck->todo_tail = &ck->todo;
+	ck->ops = r->ops;
+	ck->multi = r->multi;
+	if (!n || !r->ops->check || pthread_mutex_init(&ck->mu, NULL))
+		return;
+	if (pthread_cond_init(&ck->cv, NULL) || !(ck->t = kiln_calloc(n, sizeof *ck->t))) {
+		pthread_mutex_destroy(&ck->mu);
+		return;
+	}
+	for (ck->n = 0; ck->n < n; ck->n++)
+		if (pthread_create(&ck->t[ck->n], NULL, check_worker, ck))
+			break;
+	if (!ck->n) { /* no thread: check on the loop thread */
+		pthread_cond_destroy(&ck->cv);
+		pthread_mutex_destroy(&ck->mu);
+		free(ck->t);
+		ck->t = NULL;
+	}
+}
+
+/* Stop the workers; a check under way finishes first, queued ones are dropped with their
+ * slots (the run is over). */
+static void checkers_stop(struct checkers *ck)
+{
+	if (!ck->n)
+		return;
+	pthread_mutex_lock(&ck->mu);
+	ck->stop = 1;
+	pthread_cond_broadcast(&ck->cv);
+	pthread_mutex_unlock(&ck->mu);
+	for (unsigned i = 0; i < ck->n; i++)
+		pthread_join(ck->t[i], NULL);
+	pthread_cond_destroy(&ck->cv);
+	pthread_mutex_destroy(&ck->mu);
+	free(ck->t);
+	ck->t = NULL;
+	ck->n = 0;
+}
+
 static void start_job(struct run *r, size_t k, size_t job,
 		      const struct kiln_dispatch_resume *res)
 {
 	struct ep *ep = &r->eps[k];
 	struct jstate *j = &r->js[job];
-	struct slot *s = free_slot(r);
+	struct slot *s = free_slot(r); /* the caller made sure there is one */
 	struct kiln_error err;
 	int rc;
-	if (!s)
-		return;
 	kiln_error_clear(&err);
 	s->job = job;
 	s->ep = k;
@@ -445,9 +622,7 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 			end_attempt(r, s, 0, 0, status, err->msg);
 		return;
 	case KILN_STEP_POLL: {
-		double age = kiln_clock_mono() - s->started_mono;
-		double iv = 0.02 + 0.1 * age;
-		s->due = kiln_clock_mono() + (iv > 1 ? 1 : iv);
+		s->due = kiln_clock_mono() + poll_interval(&r->eps[s->ep], s);
 		s->waiting = 1;
 		s->aj.polls++;
 		if (s->aj.polls > 100000)
@@ -455,14 +630,28 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 		return;
 	}
 	case KILN_STEP_DONE: {
-		struct kiln_error ce;
-		kiln_error_clear(&ce);
+		struct ep *ep = &r->eps[s->ep];
 		ep_success(r, s->ep);
-		if (r->ops->check && r->ops->check(r->ops->user, s->job, &s->aj, &ce)) {
-			end_attempt(r, s, 0, 0, status, ce.msg);
+		if (s->done_at && !s->aj.resumed && !s->aj.poll_errors) {
+			/* the job finished between these two answers */
+			double took = (s->pending_at + s->done_at) / 2 - s->started_mono;
+			ep->expect = ep->expect > 0 ? 0.8 * ep->expect + 0.2 * took : took;
+		}
+		s->status = status;
+		if (!r->ops->check) {
+			end_attempt(r, s, 1, 0, status, NULL);
 			return;
 		}
-		end_attempt(r, s, 1, 0, status, NULL);
+		/* the endpoint is free for its next job while the image is checked */
+		s->released = 1;
+		ep->active--;
+		if (r->ck.n) {
+			check_push(&r->ck, s);
+			return;
+		}
+		kiln_error_clear(&s->check_err);
+		s->check_rc = r->ops->check(r->ops->user, s->job, &s->aj, &s->check_err);
+		check_done(r, s);
 		return;
 	}
 	case KILN_STEP_RETRY:
@@ -509,8 +698,15 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 	}
 	kiln_buf_reset(&s->http.body);
 	s->http.upload = NULL;
+	s->http.no_resend = 0;
 	step = ep->eng->on_response(&s->aj, status, s->resp.data ? s->resp.data : "", s->resp.len,
 				    &s->http, &err);
+	if (step == KILN_STEP_POLL) {
+		s->pending_at = kiln_clock_mono();
+		s->done_at = 0;
+	} else if (s->pending_at && !s->done_at) {
+		s->done_at = kiln_clock_mono();
+	}
 	handle_step(r, s, step, status, &err);
 }
 
@@ -540,6 +736,19 @@ static void fail_rest(struct run *r)
 	}
 	r->count = 0;
 	r->nretry = 0;
+}
+
+/* The live figures of every endpoint, for the tick callback (progress). */
+static void sync_stats(struct run *r)
+{
+	static const int map[] = {[EP_CHECKING] = KILN_ENDPOINT_CHECKING,
+				  [EP_UP] = KILN_ENDPOINT_UP, [EP_PARKED] = KILN_ENDPOINT_PARKED,
+				  [EP_DEAD] = KILN_ENDPOINT_GIVEN_UP};
+	for (size_t k = 0; r->stats && k < r->o->nendpoints; k++) {
+		r->stats[k].in_flight = r->eps[k].active;
+		r->stats[k].failing = r->eps[k].consecutive;
+		r->stats[k].state = map[r->eps[k].state];
+	}
 }
 
 static int busy(struct run *r)
@@ -584,14 +793,19 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 	r.js = kiln_calloc(o.njobs, sizeof *r.js);
 	r.ring = kiln_calloc(o.njobs + 1, sizeof *r.ring);
 	r.retry = kiln_calloc(o.njobs + 1, sizeof *r.retry);
+	/* a slot per job that can run, one more per running job for its image check, and one
+	 * an endpoint for its health check */
 	for (size_t k = 0; k < o.nendpoints; k++)
-		r.nslots += o.endpoints[k].concurrency + 1; /* + a health check */
+		r.nslots += 2 * (size_t)o.endpoints[k].concurrency + 1;
 	r.slots = kiln_calloc(r.nslots, sizeof *r.slots);
+	r.freev = kiln_calloc(r.nslots, sizeof *r.freev);
 	r.multi = curl_multi_init();
-	if (!r.eps || !r.js || !r.ring || !r.retry || !r.slots || !r.multi) {
+	if (!r.eps || !r.js || !r.ring || !r.retry || !r.slots || !r.freev || !r.multi) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory starting the dispatcher");
 		goto out;
 	}
+	for (size_t i = r.nslots; i-- > 0;)
+		r.freev[r.nfree++] = &r.slots[i];
 	/* keep-alive connections: a few per endpoint beyond its jobs, for polls */
 	curl_multi_setopt(r.multi, CURLMOPT_MAXCONNECTS, (long)(r.nslots * 2 + 4));
 	for (size_t k = 0; k < o.nendpoints; k++) {
@@ -627,14 +841,16 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 		r.js[j].last_ep = -1;
 		r.ring[r.count++] = j;
 	}
+	checkers_start(&r, o.check_threads);
 	for (size_t k = 0; k < o.nendpoints; k++)
 		start_health(&r, k);
 
 	while (r.remaining && !r.rc) {
 		double now = kiln_clock_mono(), next = now + 0.25;
-		int alive = 0, running;
+		int alive = 0, running, due;
 		CURLMsg *m;
 		int left;
+		check_drain(&r);
 		for (size_t k = 0; k < o.nendpoints; k++) {
 			struct ep *ep = &r.eps[k];
 			size_t job;
@@ -649,7 +865,7 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 			}
 			if (ep->state != EP_UP || (o.cancel && *o.cancel))
 				continue;
-			while (ep->active < ep->cfg->concurrency && ep->state == EP_UP &&
+			while (ep->active < ep->cfg->concurrency && ep->state == EP_UP && r.nfree &&
 			       pick_job(&r, k, &job, &res))
 				start_job(&r, k, job, res);
 		}
@@ -687,6 +903,7 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 			if (s)
 				transfer_done(&r, s, m->data.result);
 		}
+		sync_stats(&r);
 		if (ops->tick && !r.rc && ops->tick(ops->user, e))
 			r.rc = e->code ? e->code : KILN_E_FAILED;
 		if (r.remaining && !r.rc) {
@@ -699,26 +916,32 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 				if (r.js[r.retry[i]].not_before > now &&
 				    r.js[r.retry[i]].not_before < next)
 					next = r.js[r.retry[i]].not_before;
-			wait = next - kiln_clock_mono();
+			now = kiln_clock_mono();
+			wait = next - now;
 			int ms = wait <= 0 ? 0 : (int)(wait * 1000) + 1;
-			/* something became ready in this turn: go round again at once */
-			for (size_t k = 0; k < o.nendpoints && ms; k++) {
-				int due = 0;
-				for (size_t i = 0; i < r.nretry && !due; i++)
-					due = r.js[r.retry[i]].not_before <= kiln_clock_mono();
+			/* something became ready in this turn: go round again at once (a worker's
+			 * verdict wakes the poll) */
+			due = 0;
+			for (size_t i = 0; i < r.nretry && !due && ms; i++)
+				due = r.js[r.retry[i]].not_before <= now;
+			for (size_t k = 0; k < o.nendpoints && ms && r.nfree; k++)
 				if (r.eps[k].state == EP_UP && r.eps[k].active < r.eps[k].cfg->concurrency
 				    && (r.count || r.eps[k].nresume || due) && !(o.cancel && *o.cancel))
 					ms = 0;
-			}
 			curl_multi_poll(r.multi, NULL, 0, ms, NULL);
 		}
 	}
+	sync_stats(&r);
 	rc = r.rc;
 out:
+	checkers_stop(&r.ck);
 	for (size_t i = 0; r.slots && i < r.nslots; i++) {
-		if (r.slots[i].used)
-			slot_free(&r, &r.slots[i]);
-		kiln_buf_release(&r.slots[i].resp);
+		struct slot *s = &r.slots[i];
+		if (s->used)
+			slot_free(&r, s);
+		if (s->h)
+			curl_easy_cleanup(s->h);
+		kiln_buf_release(&s->resp);
 	}
 	for (size_t k = 0; r.eps && k < o.nendpoints; k++) {
 		curl_slist_free_all(r.eps[k].headers);
@@ -731,5 +954,6 @@ out:
 	free(r.ring);
 	free(r.retry);
 	free(r.slots);
+	free(r.freev);
 	return rc;
 }

@@ -218,6 +218,7 @@ static int submit(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_err
 	}
 	j->phase = PH_SUBMIT;
 	next->method = "POST";
+	next->no_resend = 1;
 	snprintf(next->path, sizeof next->path, "/prompt");
 	return bind(j->rq, j->attempt, &next->body, e);
 }

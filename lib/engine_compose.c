@@ -68,6 +68,7 @@ struct cfile {
 	const uint8_t *px;     /* F_READY: img's pixels, rows of W * 4 bytes */
 	uint32_t *row_run;     /* F_READY: row y's runs are runs[row_run[y] .. row_run[y+1]) */
 	struct run *runs;
+	int opaque;            /* F_READY: every pixel's alpha is 255 */
 	struct kiln_error err; /* F_FAILED: why (hash failures are F_FAILED from the start) */
 };
 
@@ -405,6 +406,12 @@ static int index_runs(struct cfile *f, int w, int h, struct kiln_error *e)
 		n += row_runs(f->px + (size_t)y * w * 4, w, f->runs + n);
 	}
 	f->row_run[h] = (uint32_t)n;
+	f->opaque = 1;
+	for (int y = 0; y < h && f->opaque; y++) {
+		const struct run *r = f->runs + f->row_run[y];
+		f->opaque = f->row_run[y + 1] - f->row_run[y] == 1 && r->opaque && r->x0 == 0 &&
+			    r->x1 == w;
+	}
 	return 0;
 }
 
@@ -632,62 +639,82 @@ static NO_FMA void px_store(uint8_t *q, const float *st)
 	}
 }
 
+/* Row y of n >= 2 layers (L[0] at the bottom), all blend over at opacity 1, into o. */
+static void composite_row(uint8_t *o, struct cfile *const *L, size_t n, int w, int y,
+			  float *st, uint8_t *dirty)
+{
+	size_t rowb = (size_t)w * 4;
+	int d0 = w, d1 = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct cfile *f = L[i];
+		const uint8_t *p = f->px + (size_t)y * rowb;
+		const struct run *r = f->runs + f->row_run[y], *re = f->runs + f->row_run[y + 1];
+		if (i == 0) {
+			if (re - r == 1 && r->opaque && r->x0 == 0 && r->x1 == w) {
+				memcpy(o, p, rowb);
+				continue;
+			}
+			memset(o, 0, rowb);
+		}
+		for (; r < re; r++) {
+			int x0 = r->x0, x1 = r->x1;
+			if (r->opaque) {
+				memcpy(o + 4 * x0, p + 4 * x0, 4 * (size_t)(x1 - x0));
+				if (x0 < d1 && x1 > d0)
+					memset(dirty + x0, 0, (size_t)(x1 - x0));
+				continue;
+			}
+			for (int x = x0; x < x1; x++) {
+				const uint8_t *q = p + 4 * x;
+				if (q[3] == 255) {
+					memcpy(o + 4 * x, q, 4);
+					dirty[x] = 0;
+					continue;
+				}
+				if (i == 0) {
+					px_state(st + 4 * x, q);
+				} else {
+					if (!dirty[x])
+						px_state(st + 4 * x, o + 4 * x);
+					px_over(st + 4 * x, q);
+				}
+				dirty[x] = 1;
+			}
+			if (x0 < d0)
+				d0 = x0;
+			if (x1 > d1)
+				d1 = x1;
+		}
+	}
+	for (int x = d0; x < d1; x++)
+		if (dirty[x]) {
+			px_store(o + 4 * x, st + 4 * x);
+			dirty[x] = 0;
+		}
+}
+
 /* Composite n >= 2 layers (L[0] at the bottom), all blend over at opacity 1, into out. */
 static void composite_over(uint8_t *out, struct cfile *const *L, size_t n, int w, int h,
 			   float *st, uint8_t *dirty)
 {
-	size_t rowb = (size_t)w * 4;
 	pthread_once(&div255_once, div255_init);
-	for (int y = 0; y < h; y++) {
-		uint8_t *o = out + (size_t)y * rowb;
-		int d0 = w, d1 = 0;
-		for (size_t i = 0; i < n; i++) {
-			const struct cfile *f = L[i];
-			const uint8_t *p = f->px + (size_t)y * rowb;
-			const struct run *r = f->runs + f->row_run[y], *re = f->runs + f->row_run[y + 1];
-			if (i == 0) {
-				if (re - r == 1 && r->opaque && r->x0 == 0 && r->x1 == w) {
-					memcpy(o, p, rowb);
-					continue;
-				}
-				memset(o, 0, rowb);
-			}
-			for (; r < re; r++) {
-				int x0 = r->x0, x1 = r->x1;
-				if (r->opaque) {
-					memcpy(o + 4 * x0, p + 4 * x0, 4 * (size_t)(x1 - x0));
-					if (x0 < d1 && x1 > d0)
-						memset(dirty + x0, 0, (size_t)(x1 - x0));
-					continue;
-				}
-				for (int x = x0; x < x1; x++) {
-					const uint8_t *q = p + 4 * x;
-					if (q[3] == 255) {
-						memcpy(o + 4 * x, q, 4);
-						dirty[x] = 0;
-						continue;
-					}
-					if (i == 0) {
-						px_state(st + 4 * x, q);
-					} else {
-						if (!dirty[x])
-							px_state(st + 4 * x, o + 4 * x);
-						px_over(st + 4 * x, q);
-					}
-					dirty[x] = 1;
-				}
-				if (x0 < d0)
-					d0 = x0;
-				if (x1 > d1)
-					d1 = x1;
-			}
-		}
-		for (int x = d0; x < d1; x++)
-			if (dirty[x]) {
-				px_store(o + 4 * x, st + 4 * x);
-				dirty[x] = 0;
-			}
-	}
+	for (int y = 0; y < h; y++)
+		composite_row(out + (size_t)y * w * 4, L, n, w, y, st, dirty);
+}
+
+/* kiln_png_encode_rows' row source: the composite, a row at a time */
+struct rows {
+	struct cfile *const *L;
+	size_t n;
+	int w;
+	float *st;
+	uint8_t *dirty;
+};
+
+static void composite_row_fn(void *user, int y, uint8_t *rgba)
+{
+	struct rows *r = user;
+	composite_row(rgba, r->L, r->n, r->w, y, r->st, r->dirty);
 }
 
 /* ---- output: scale, palette, encode ---- */
@@ -1176,6 +1203,19 @@ int kiln_compose_item(struct kiln_compose *c, const uint32_t *traits, struct kil
 			px = x->canvas;
 		} else if (n == 1) {
 			px = L[0]->px;
+		} else if (s->format == KILN_FORMAT_PNG && !s->png_palette && s->scale <= 1 &&
+			   (L[0]->opaque || s->png_keep_alpha)) {
+			/* straight into the PNG filter, a row at a time: no canvas. Over an opaque
+			 * bottom layer the result is opaque (aR = aA + 1 * (1 - aA) = 1), so alpha
+			 * auto needs no scan; otherwise only keep_alpha knows its colour type. */
+			struct kiln_png_opts o = { s->png_compression,
+						   (enum kiln_png_filter)s->png_filter,
+						   !s->png_keep_alpha };
+			struct rows rw = { L, n, s->width, x->st, x->dirty };
+			pthread_once(&div255_once, div255_init);
+			rc = kiln_png_encode_rows(composite_row_fn, &rw, s->width, s->height,
+						  L[0]->opaque, &o, &x->png, out, e);
+			goto out;
 		} else {
 			composite_over(x->canvas, L, n, s->width, s->height, x->st, x->dirty);
 			px = x->canvas;

@@ -89,6 +89,7 @@ static int sdcpp_start(struct kiln_ai_job *j, struct kiln_http *next, struct kil
 	j->phase = PH_SUBMIT;
 	j->remote_id[0] = 0;
 	next->method = "POST";
+	next->no_resend = 1;
 	snprintf(next->path, sizeof next->path, "/sdcpp/v1/img_gen");
 	return sdcpp_build(j->rq, 0, &next->body, e);
 }

@@ -14,6 +14,7 @@
 #include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/fs.h"
 #include "util/image.h"
 #include "util/sha.h"
 
@@ -622,15 +623,11 @@ void kiln_qa_apply_severities(struct kiln_findings *f, const struct kiln_qa_seve
 
 int kiln_qa_thumbnail(const char *src, const char *dst, int size, struct kiln_error *e)
 {
-	VipsImage *t = NULL;
-	int rc;
-	if ((rc = kiln_vips_init(e)))
-		return rc;
-	if (vips_thumbnail(src, &t, size, NULL))
-		return kiln_vips_fail(e, KILN_E_IMAGE, src, "cannot make a thumbnail");
-	if (vips_pngsave(t, dst, "strip", TRUE, NULL))
-		rc = kiln_vips_fail(e, KILN_E_IO, dst, "cannot write the thumbnail");
-	g_object_unref(t);
+	struct kiln_buf b = KILN_BUF_INIT;
+	int rc = kiln_image_thumbnail(src, size, "png", 0, &b, e);
+	if (!rc)
+		rc = kiln_fs_write_atomic(dst, b.data, b.len, e);
+	kiln_buf_release(&b);
 	return rc;
 }
 

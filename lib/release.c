@@ -2,12 +2,14 @@
  * computed offline and verifiable by anyone.
  *
  *   dist/images/<id>.<ext>          final images, the initial sequence (token id order)
+ *   dist/thumbnails/<id>.<ext>      image.thumbnail's small copies (not in the metadata)
  *   dist/metadata/<id>.json         ERC-721 / OpenSea token JSON   \  erc721 target
  *   dist/_metadata.json             all of them (HashLips' file)   /  (the default)
  *   dist/contract.json              contract-level JSON (contractURI), erc721 and erc1155
  *   dist/contract/                  its images, when the spec names project files
  *   dist/erc1155/metadata/<hex>.json  ERC-1155 token JSON, {id} = 64 lowercase hex digits
  *   dist/metaplex/assets/N.<ext>, N.json, collection.<ext>, collection.json   Sugar's layout
+ *   dist/metaplex/config.json       Sugar's config: what the spec knows (no price, no guards)
  *   dist/prereveal/hidden.<ext>, prereveal/metadata/<id>.json  the pre-reveal set
  *   dist/provenance.json            image hashes, provenance hash, starting index, method
  *   dist/ipfs.json                  CIDs of every folder and file to upload; CAR hashes
@@ -26,22 +28,29 @@
  *
  * Invariants: the release is written whole into DIR/.dist.tmp-PID and swapped with dist/ by
  * one renameat2(RENAME_EXCHANGE), so a failed or killed release leaves the previous dist/ as
- * it was. It refuses unless every item is rendered from the current plan and its render is
- * current. Nothing in dist/ depends on time, the machine or the thread count: the same catalog
- * and options give the same bytes and CIDs. The meta key "release_sha" (a hash of all inputs
- * and options) makes a second release with nothing changed a no-op.
+ * it was. Its files (up to five a token) are written without an fsync each: one syncfs()
+ * makes the whole folder durable before the swap, so the swap never puts in place a dist/
+ * whose files a crash could still empty. It refuses unless every item is rendered from the
+ * current plan and its render is current (compose: the recipe; AI engines: one of the item's
+ * candidate requests, as `kiln render` builds them). Nothing in dist/ depends on time, the
+ * machine or the thread count: the same catalog and options give the same bytes and CIDs.
+ * The meta key "release_sha" (a hash of all inputs and options) makes a second release with
+ * nothing changed a no-op.
  *
- * AI disclosure (IPTC DigitalSourceType XMP) is for AI-rendered images; the compose engine's
- * images are not, so none is written yet.
+ * AI disclosure (IPTC DigitalSourceType XMP and the A1111 infotext) is already in the bytes of
+ * every AI-rendered PNG (lib/ai_disclosure.c, when the render stores it), so the images here,
+ * their hashes and the provenance hash include it; the compose engine's images carry none.
  *
  * Sizes: one image in memory at a time; per token a small JSON per target and 65 bytes of hash.
  */
 #include "kiln/compose.h"
+#include "kiln/engine.h"
 #include "kiln/ipfs.h"
 #include "kiln/project.h"
 #include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/fs.h"
+#include "util/image.h"
 #include "util/sha.h"
 
 #include <dirent.h>
@@ -81,6 +90,22 @@ static int nomem(struct rel *x, struct kiln_error *e)
 	return kiln_error_set(e, KILN_E_NOMEM, x->p->dir, "out of memory writing the release");
 }
 
+/* Every file of the release: no fsync here, one syncfs before the swap (see above). */
+static int put_file(const char *path, const void *data, size_t len, struct kiln_error *e)
+{
+	return kiln_fs_write_atomic_sync(path, data, len, 0, e);
+}
+
+static int copy_file(const char *src, const char *dst, struct kiln_error *e)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	int rc = kiln_fs_read(src, &b, e);
+	if (!rc)
+		rc = put_file(dst, b.data ? b.data : "", b.len, e);
+	kiln_buf_release(&b);
+	return rc;
+}
+
 static int write_json(const char *path, json_t *j, struct kiln_buf *out, struct kiln_error *e)
 {
 	char *text = json_dumps(j, JSON_FLAGS);
@@ -90,7 +115,7 @@ static int write_json(const char *path, json_t *j, struct kiln_buf *out, struct 
 	kiln_buf_reset(out);
 	rc = kiln_buf_adds(out, text) || kiln_buf_add(out, "\n", 1)
 		     ? kiln_error_set(e, KILN_E_NOMEM, path, "out of memory")
-		     : kiln_fs_write_atomic(path, out->data, out->len, e);
+		     : put_file(path, out->data, out->len, e);
 	free(text);
 	return rc;
 }
@@ -297,7 +322,7 @@ static int release_sha(struct rel *x, char out[65], struct kiln_error *e)
 	int n;
 	if (kiln_sha256_init(&h))
 		return kiln_error_set(e, KILN_E_NOMEM, x->p->dir, "cannot start SHA-256");
-	n = snprintf(line, sizeof line, "release/2\n%s\ncar %d\nsi %d %" PRIu64 "\n", x->p->spec_sha,
+	n = snprintf(line, sizeof line, "release/3\n%s\ncar %d\nsi %d %" PRIu64 "\n", x->p->spec_sha,
 		     x->o->car, x->has_si, x->si);
 	kiln_sha256_update(&h, line, (size_t)n);
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -345,24 +370,120 @@ static int check_qa(struct kiln_project *p, struct kiln_error *e)
 	return rc;
 }
 
+/* What an AI item's recipe depends on besides the spec: the ControlNet images (by SHA-256)
+ * and the workflow's text, loaded once for the whole check. */
+struct ai_inputs {
+	struct kiln_ai_file *files;   /* path and sha only: the recipe needs no more */
+	size_t nfiles;
+	struct kiln_buf workflow;
+};
+
+static void ai_inputs_release(struct ai_inputs *in)
+{
+	free(in->files);
+	kiln_buf_release(&in->workflow);
+}
+
+static int ai_inputs_load(const struct kiln_spec *s, struct ai_inputs *in, struct kiln_error *e)
+{
+	size_t n = 0;
+	int rc = 0;
+	for (size_t l = 0; l < s->nlayers; l++)
+		for (size_t t = 0; t < s->layers[l].ntraits; t++)
+			n += s->layers[l].traits[t].controlnet != NULL;
+	if (!(in->files = kiln_calloc(n + 1, sizeof *in->files)))
+		return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
+	for (size_t l = 0; !rc && l < s->nlayers; l++)
+		for (size_t t = 0; !rc && t < s->layers[l].ntraits; t++) {
+			const struct kiln_controlnet *cn = s->layers[l].traits[t].controlnet;
+			struct kiln_ai_file *f = &in->files[in->nfiles];
+			char *path;
+			size_t k;
+			if (!cn)
+				continue;
+			for (k = 0; k < in->nfiles && strcmp(in->files[k].path, cn->image); k++)
+				;
+			if (k < in->nfiles)
+				continue;
+			if (!(path = kiln_fs_join(s->dir, cn->image)))
+				return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
+			f->path = cn->image;
+			rc = kiln_sha256_file(path, f->sha, e);
+			free(path);
+			in->nfiles++;
+		}
+	if (!rc && s->generate && s->generate->workflow) {
+		char *path = kiln_fs_join(s->dir, s->generate->workflow);
+		if (!path)
+			return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
+		kiln_buf_init(&in->workflow, 16 << 20);
+		rc = kiln_fs_read(path, &in->workflow, e);
+		free(path);
+	}
+	return rc;
+}
+
+/* An AI item's render is current when its recipe is one of its candidates' requests as
+ * kiln_ai_request_build() makes them now (what `kiln render` compares); a legendary's when
+ * it is its file's SHA-256. */
+static int ai_current(struct kiln_project *p, const struct kiln_item *it,
+		      const struct ai_inputs *in, int *current, struct kiln_error *e)
+{
+	const struct kiln_spec *s = p->spec;
+	int rc = 0;
+	*current = 0;
+	if (it->legendary >= 0) {
+		char hex[65], *path = kiln_fs_join(s->dir, s->legendaries[it->legendary].file);
+		struct kiln_error fe;
+		if (!path)
+			return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
+		*current = !kiln_sha256_file(path, hex, &fe) && !strcmp(hex, it->recipe);
+		free(path);
+		return 0;
+	}
+	if (it->legendary_name)
+		return 0; /* a legendary that left the spec */
+	for (unsigned c = 0; !rc && !*current && c < s->generate->candidates; c++) {
+		struct kiln_ai_request rq;
+		struct kiln_error be;
+		rc = kiln_ai_request_build(s, it, c, in->files, in->nfiles, in->workflow.data, &rq,
+					   &be);
+		if (!rc)
+			*current = !strcmp(rq.recipe, it->recipe);
+		kiln_ai_request_release(&rq);
+	}
+	/* a request that cannot be built (the plan lacks a layer) is not current; memory is */
+	return rc == KILN_E_NOMEM ? kiln_error_set(e, rc, s->dir, "out of memory") : 0;
+}
+
 static int check_items(struct kiln_project *p, const struct kiln_items *items,
 		       struct kiln_error *e)
 {
 	struct kiln_compose *c = NULL;
+	struct ai_inputs ai;
 	uint64_t missing = 0, first = 0;
-	int rc;
+	int rc, is_ai = strcmp(p->spec->engine, "compose") != 0;
+	memset(&ai, 0, sizeof ai);
 	if (items->n != p->spec->size)
 		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the catalog holds %zu items but "
 				      "the spec asks for %llu: run `kiln plan`", items->n,
 				      (unsigned long long)p->spec->size);
-	if ((rc = kiln_compose_new(&c, p->spec, e)))
-		return rc;
+	if (is_ai && !p->spec->generate)
+		return kiln_error_set(e, KILN_E_SPEC, p->spec_path, "engine '%s' needs a generate: "
+				      "block", p->spec->engine);
+	if ((rc = is_ai ? ai_inputs_load(p->spec, &ai, e) : kiln_compose_new(&c, p->spec, e)))
+		goto out;
 	for (size_t i = 0; i < items->n; i++) {
 		const struct kiln_item *it = &items->v[i];
 		char recipe[65];
 		struct kiln_error re;
 		int bad = it->status != KILN_ITEM_RENDERED || !kiln_store_has(p->store, it->image);
-		if (!bad) {
+		if (!bad && is_ai) {
+			int current;
+			if ((rc = ai_current(p, it, &ai, &current, e)))
+				goto out;
+			bad = !current;
+		} else if (!bad) {
 			if (it->legendary >= 0)
 				bad = kiln_compose_legendary_recipe(c, (size_t)it->legendary, recipe,
 								    &re) != 0;
@@ -373,7 +494,11 @@ static int check_items(struct kiln_project *p, const struct kiln_items *items,
 		if (bad && !missing++)
 			first = it->id;
 	}
+out:
 	kiln_compose_free(c);
+	ai_inputs_release(&ai);
+	if (rc)
+		return rc;
 	if (missing)
 		return kiln_error_set(e, KILN_E_STATE, p->dir, "%llu of %zu items have no current "
 				      "render (first: item %llu): run `kiln render` (see `kiln show "
@@ -558,7 +683,7 @@ static int write_images(struct rel *x, struct kiln_error *e)
 			rc = nomem(x, e);
 			goto out;
 		}
-		rc = kiln_fs_write_atomic(dst, x->img.data, x->img.len, e);
+		rc = put_file(dst, x->img.data, x->img.len, e);
 		free(dst);
 		if (rc || (rc = kiln_ipfs_dir_add_buf(d, name, x->img.data, x->img.len, NULL, e)))
 			goto out;
@@ -571,6 +696,62 @@ out:
 	kiln_ipfs_car_free(car);
 	free(order);
 	free(dir);
+	return rc;
+}
+
+/* thumbnails/: image.thumbnail's small copies, named as images/ (not in the metadata, not
+ * hashed: for the studio's site and reviews). Each is made once with libvips from the store
+ * file and kept in .kiln/thumbs/<image SHA-256>-<size>.<ext>, so a release after a change
+ * makes only the thumbnails of changed images. */
+static int write_thumbnails(struct rel *x, struct kiln_error *e)
+{
+	const struct kiln_spec *s = x->s;
+	const char *ext = kiln_format_ext(s->thumb_format);
+	const char *fmt = s->thumb_format == KILN_FORMAT_PNG ? "png" :
+			  s->thumb_format == KILN_FORMAT_WEBP ? "webp" : "jpeg";
+	char *dir = kiln_fs_join(x->tmp, "thumbnails"), *cache = kiln_fs_join(x->p->dir,
+									     ".kiln/thumbs");
+	struct kiln_buf b = KILN_BUF_INIT;
+	int rc = 0;
+	if (!dir || !cache) {
+		rc = nomem(x, e);
+		goto out;
+	}
+	if ((rc = kiln_fs_mkdirs(dir, e)) || (rc = kiln_fs_mkdirs(cache, e)))
+		goto out;
+	for (size_t i = 0; i < x->items->n && !rc; i++) {
+		const struct kiln_item *it = &x->items->v[i];
+		char name[96], *cached, *dst = NULL, *src = NULL;
+		snprintf(name, sizeof name, "%s-%d.%s", it->image, s->thumb_size, ext);
+		if (!(cached = kiln_fs_join(cache, name))) {
+			rc = nomem(x, e);
+			break;
+		}
+		kiln_buf_reset(&b);
+		/* the cache is made durable by the release's syncfs; one a crash emptied is
+		 * made again */
+		if (kiln_fs_exists(cached))
+			rc = kiln_fs_read(cached, &b, e);
+		if (!rc && !b.len) {
+			if (!(src = kiln_store_path(x->p->store, it->image)))
+				rc = nomem(x, e);
+			else if (!(rc = kiln_image_thumbnail(src, s->thumb_size, fmt, s->quality,
+							     &b, e)))
+				rc = put_file(cached, b.data, b.len, e);
+		}
+		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, ext);
+		if (!rc && !(dst = kiln_fs_join(dir, name)))
+			rc = nomem(x, e);
+		if (!rc)
+			rc = put_file(dst, b.data, b.len, e);
+		free(cached);
+		free(src);
+		free(dst);
+	}
+out:
+	kiln_buf_release(&b);
+	free(dir);
+	free(cache);
 	return rc;
 }
 
@@ -683,7 +864,7 @@ static int copy_in(struct rel *x, const char *file, const char *rel, char *cid,
 		   struct kiln_error *e)
 {
 	char *src = kiln_fs_join(x->p->dir, file), *dst = kiln_fs_join(x->tmp, rel);
-	int rc = src && dst ? kiln_fs_copy(src, dst, e) : nomem(x, e);
+	int rc = src && dst ? copy_file(src, dst, e) : nomem(x, e);
 	if (!rc && cid)
 		rc = kiln_ipfs_file_cid(dst, cid, e);
 	free(src);
@@ -796,7 +977,78 @@ out:
 	return rc;
 }
 
-/* metaplex/assets/: Sugar's layout, asset i = token position i, 0..N-1 */
+/* Sugar's hiddenSettings from metadata.reveal: the name pattern with {id} as Sugar's mint
+ * number ($ID$ counts from 0, $ID+1$ from 1: Sugar has no other start), the first token's
+ * pre-reveal JSON as the placeholder every mint points at until `sugar reveal`, and as the
+ * 32-character hash the provenance hash's first half (`sugar deploy` replaces it with its
+ * cache file's hash). */
+static int hidden_settings(struct rel *x, json_t **out, struct kiln_error *e)
+{
+	const struct kiln_spec *s = x->s;
+	const char *pat = s->reveal_name ? s->reveal_name : s->name_pattern;
+	struct kiln_buf name = KILN_BUF_INIT;
+	char prov[65], uri[256];
+	int bad = 0, rc;
+	if ((rc = kiln_provenance_hash((const char(*)[65])x->sha, x->items->n, prov, e)))
+		return rc;
+	while (*pat && !bad) {
+		if (!strncmp(pat, "{id}", 4)) {
+			bad = kiln_buf_adds(&name, s->start_id ? "$ID+1$" : "$ID$");
+			pat += 4;
+		} else if (!strncmp(pat, "{name}", 6)) {
+			bad = kiln_buf_adds(&name, s->name);
+			pat += 6;
+		} else {
+			bad = kiln_buf_add(&name, pat++, 1);
+		}
+	}
+	snprintf(uri, sizeof uri, "ipfs://%s/%" PRIu64 ".json", x->r->prereveal_cid,
+		 x->items->v[0].id);
+	prov[32] = 0;
+	if (bad || !(*out = json_pack("{s:s, s:s, s:s}", "name", name.data ? name.data : "",
+				      "uri", uri, "hash", prov)))
+		rc = nomem(x, e);
+	kiln_buf_release(&name);
+	return rc;
+}
+
+/* metaplex/config.json, beside assets/: Sugar's config (sugar src/config/data.rs, ConfigData
+ * in camelCase) with what the spec knows, so `sugar launch` runs in dist/metaplex/. Price and
+ * guards are the mint's business: guards null (add them before `sugar deploy`). */
+static int write_sugar_config(struct rel *x, struct kiln_buf *text, struct kiln_error *e)
+{
+	const struct kiln_spec *s = x->s;
+	json_t *cr = json_array(), *hs = NULL, *o = NULL;
+	char *path = NULL;
+	int rc;
+	for (size_t c = 0; cr && c < s->ncreators; c++)
+		if (json_array_append_new(cr, json_pack("{s:s, s:i}", "address",
+							s->creators[c].address, "share",
+							(int)s->creators[c].share)))
+			goto nomem;
+	if (s->reveal_image && (rc = hidden_settings(x, &hs, e)))
+		goto out;
+	o = json_pack("{s:s, s:I, s:s, s:i, s:b, s:b, s:O, s:s, s:n, s:n, s:n, s:n, s:O, s:n, s:n}",
+		      "tokenStandard", "nft", "number", (json_int_t)x->items->n, "symbol",
+		      s->symbol, "sellerFeeBasisPoints", (int)s->seller_fee_bps, "isMutable", 1,
+		      "isSequential", 0, "creators", cr, "uploadMethod", "bundlr", "ruleSet",
+		      "awsConfig", "sdriveApiKey", "pinataConfig", "hiddenSettings",
+		      hs ? hs : json_null(), "guards", "maxEditionSupply");
+	if (!cr || !o || !(path = kiln_fs_join(x->tmp, "metaplex/config.json")))
+		goto nomem;
+	rc = write_json(path, o, text, e);
+	goto out;
+nomem:
+	rc = nomem(x, e);
+out:
+	free(path);
+	json_decref(o);
+	json_decref(hs);
+	json_decref(cr);
+	return rc;
+}
+
+/* metaplex/assets/: Sugar's layout, asset i = token position i, 0..N-1; metaplex/config.json */
 static int write_metaplex(struct rel *x, struct kiln_error *e)
 {
 	const struct kiln_spec *s = x->s;
@@ -817,7 +1069,7 @@ static int write_metaplex(struct rel *x, struct kiln_error *e)
 		snprintf(src, sizeof src, "images/%" PRIu64 ".%s", it->id, ext);
 		{
 			char *a = kiln_fs_join(x->tmp, src), *b = kiln_fs_join(x->tmp, rel);
-			rc = a && b ? kiln_fs_copy(a, b, e) : nomem(x, e);
+			rc = a && b ? copy_file(a, b, e) : nomem(x, e);
 			free(a);
 			free(b);
 			if (rc)
@@ -855,7 +1107,10 @@ static int write_metaplex(struct rel *x, struct kiln_error *e)
 			goto nomem;
 		rc = write_json(path, j, &text, e);
 		free(path);
+		if (rc)
+			goto out;
 	}
+	rc = write_sugar_config(x, &text, e);
 	goto out;
 nomem:
 	rc = nomem(x, e);
@@ -957,6 +1212,8 @@ static int write_release(struct rel *x, struct kiln_error *e)
 			return nomem(x, e);
 	report(x->o, "start", n, 0);
 	if ((rc = write_images(x, e)))
+		return rc;
+	if (s->thumb_size && (rc = write_thumbnails(x, e)))
 		return rc;
 	/* the image URI prefix: the real images CID unless the spec names another place */
 	{
@@ -1113,12 +1370,14 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	{
 		char *sp = kiln_fs_join(x.tmp, ".kiln-release"), line[80];
 		snprintf(line, sizeof line, "%s\n", sha);
-		rc = sp ? kiln_fs_write_atomic(sp, line, strlen(line), e) : nomem(&x, e);
+		rc = sp ? put_file(sp, line, strlen(line), e) : nomem(&x, e);
 		free(sp);
 		if (rc)
 			goto out;
 	}
-	kiln_fs_sync_dir(x.tmp);
+	/* one sync for every file of the release, before it can be swapped in */
+	if ((rc = kiln_fs_sync_fs(x.tmp, e)))
+		goto out;
 	/* swap the new release in whole */
 	if (kiln_fs_exists(dist)) {
 		if (renameat2(AT_FDCWD, x.tmp, AT_FDCWD, dist, RENAME_EXCHANGE) != 0) {

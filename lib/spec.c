@@ -346,34 +346,61 @@ static int parse_collection(struct ctx *c, struct fy_node *n)
 	return 0;
 }
 
+/* image.format's values, also for thumbnail.format */
+static int parse_format(struct ctx *c, struct fy_node *v, const char *what, enum kiln_format *out)
+{
+	const char *f = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+	if (f && !strcmp(f, "png"))
+		*out = KILN_FORMAT_PNG;
+	else if (f && !strcmp(f, "webp"))
+		*out = KILN_FORMAT_WEBP;
+	else if (f && (!strcmp(f, "jpeg") || !strcmp(f, "jpg")))
+		*out = KILN_FORMAT_JPEG;
+	else
+		return fail(c, v, "%s must be png, webp or jpeg, got '%s'", what,
+			    f ? f : type_name(v));
+	return 0;
+}
+
+/* thumbnail: SIZE | {size: SIZE, format: png|webp|jpeg} */
+static int parse_thumbnail(struct ctx *c, struct fy_node *v)
+{
+	static const char *const tkeys[] = {"size", "format"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *w = v;
+	int rc;
+	s->thumb_format = s->format;
+	if (fy_node_get_type(v) == FYNT_MAPPING) {
+		if ((rc = check_keys(c, v, "image.thumbnail", tkeys, 2)))
+			return rc;
+		if ((w = get(v, "format")) &&
+		    (rc = parse_format(c, w, "image.thumbnail.format", &s->thumb_format)))
+			return rc;
+		if (!(w = get(v, "size")))
+			return fail(c, v, "image.thumbnail needs a size: the longest side in pixels");
+	}
+	return get_int(c, w, "image.thumbnail", 16, 4096, &s->thumb_size);
+}
+
 static int parse_image(struct ctx *c, struct fy_node *n)
 {
 	static const char *const keys[] = {"width", "height", "format", "compression", "quality",
-					   "lossless", "filter", "alpha", "palette", "scale"};
+					   "lossless", "filter", "alpha", "palette", "scale",
+					   "thumbnail"};
 	static const char *const filters[] = {"none", "sub", "up", "avg", "paeth", "adaptive"};
 	static const char *const pkeys[] = {"colors", "dither"};
 	static const char *const skeys[] = {"factor", "filter"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
-	if ((rc = want_map(c, n, "image")) || (rc = check_keys(c, n, "image", keys, 10)))
+	if ((rc = want_map(c, n, "image")) || (rc = check_keys(c, n, "image", keys, 11)))
 		return rc;
 	if ((v = get(n, "width")) && (rc = get_int(c, v, "image.width", 1, 16384, &s->width)))
 		return rc;
 	if ((v = get(n, "height")) && (rc = get_int(c, v, "image.height", 1, 16384, &s->height)))
 		return rc;
-	if ((v = get(n, "format"))) {
-		const char *f = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
-		if (f && !strcmp(f, "png"))
-			s->format = KILN_FORMAT_PNG;
-		else if (f && !strcmp(f, "webp"))
-			s->format = KILN_FORMAT_WEBP;
-		else if (f && (!strcmp(f, "jpeg") || !strcmp(f, "jpg")))
-			s->format = KILN_FORMAT_JPEG;
-		else
-			return fail(c, v, "image.format must be png, webp or jpeg, got '%s'",
-				    f ? f : type_name(v));
-	}
+	if ((v = get(n, "format")) && (rc = parse_format(c, v, "image.format", &s->format)))
+		return rc;
 	/* PNG levels are libdeflate's: 0..9 as zlib's, 10..12 slower and smaller */
 	if ((v = get(n, "compression")) &&
 	    (rc = get_int(c, v, "image.compression", 0, 12, &s->png_compression)))
@@ -440,6 +467,8 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 		if ((rc = get_int(c, w, "image.scale", 1, 64, &s->scale)))
 			return rc;
 	}
+	if ((v = get(n, "thumbnail")) && (rc = parse_thumbnail(c, v)))
+		return rc;
 	if ((s->format != KILN_FORMAT_PNG && (s->png_palette || get(n, "filter") ||
 					      get(n, "alpha"))))
 		return fail(c, n, "image.palette, image.filter and image.alpha are PNG options; "
@@ -525,8 +554,9 @@ static int parse_loras(struct ctx *c, struct fy_node *n, const char *what,
 	struct fy_node *v;
 	void *it = NULL;
 	int rc;
-	if ((rc = want_seq(c, n, "lora")))
-		return rc;
+	if (fy_node_get_type(n) != FYNT_SEQUENCE)
+		return fail(c, n, "%s: lora must be a list of {name, weight}, got %s "
+			    "(lora: [{name: crown_v2, weight: 0.8}])", what, type_name(n));
 	*out = kiln_calloc((size_t)fy_node_sequence_item_count(n) + 1, sizeof **out);
 	if (!*out)
 		return nomem(c);
@@ -560,7 +590,11 @@ static int parse_controlnet(struct ctx *c, struct fy_node *n, const char *what,
 	struct kiln_controlnet *cn;
 	struct fy_node *x;
 	int rc;
-	if ((rc = want_map(c, n, "controlnet")) || (rc = check_keys(c, n, "controlnet", keys, 7)))
+	if (fy_node_get_type(n) != FYNT_MAPPING)
+		return fail(c, n, "%s: controlnet must be a mapping, got %s (controlnet: {image: "
+			    "controlnet/pose.png, model: control_v11p_sd15_openpose})", what,
+			    type_name(n));
+	if ((rc = check_keys(c, n, "controlnet", keys, 7)))
 		return rc;
 	if (!(cn = *out = kiln_calloc(1, sizeof *cn)))
 		return nomem(c);
@@ -635,9 +669,22 @@ static int check_template(struct ctx *c, struct fy_node *n, const char *tmpl, co
 		memcpy(name, p + 1, (size_t)(q - p - 1));
 		name[q - p - 1] = 0;
 		if (strcmp(name, "id") && strcmp(name, "name") &&
-		    kiln_spec_layer_index(c->s, name) < 0)
+		    kiln_spec_layer_index(c->s, name) < 0) {
+			const char *hint = NULL;
+			size_t best = 3;
+			for (size_t l = 0; l < c->s->nlayers; l++) {
+				size_t d = edit_distance(name, c->s->layers[l].name);
+				if (d < best) {
+					best = d;
+					hint = c->s->layers[l].name;
+				}
+			}
+			if (hint)
+				return fail(c, n, "%s names {%s}, which is not a layer: did you mean "
+					    "{%s}?", what, name, hint);
 			return fail(c, n, "%s names {%s}, which is not a layer (placeholders: a layer "
 				    "name, {id} or {name})", what, name);
+		}
 	}
 	return 0;
 }
@@ -662,7 +709,12 @@ static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint
 	if ((rc = get_nonempty(c, x, "endpoint url", &ep->url)))
 		return rc;
 	if (strncmp(ep->url, "http://", 7) && strncmp(ep->url, "https://", 8))
-		return fail(c, x, "endpoint url '%s' must start with http:// or https://", ep->url);
+		return fail(c, x, "endpoint url '%s' must start with http:// or https:// "
+			    "(url: \"http://gpu-1:7860\")", ep->url);
+	if (strpbrk(ep->url, " \t\r\n") || !ep->url[ep->url[4] == 's' ? 8 : 7] ||
+	    ep->url[ep->url[4] == 's' ? 8 : 7] == '/')
+		return fail(c, x, "endpoint url '%s' is not a server address: write it as "
+			    "http://HOST:PORT (no spaces)", ep->url);
 	if (strchr(ep->url, '@'))
 		return fail(c, x, "endpoint url must not hold credentials: name an environment "
 			    "variable with auth_env or token_env instead");
@@ -672,9 +724,12 @@ static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint
 	if ((x = get(n, "engine"))) {
 		if ((rc = get_nonempty(c, x, "endpoint engine", &ep->engine)))
 			return rc;
-		if (!is_ai_engine(ep->engine))
-			return fail(c, x, "endpoint engine must be a1111, comfyui or sdcpp, got '%s'",
-				    ep->engine);
+		if (!is_ai_engine(ep->engine)) {
+			const char *hint = closest(ep->engine, ai_engines, 3);
+			return fail(c, x, "endpoint engine must be a1111, comfyui or sdcpp, got '%s'%s%s%s",
+				    ep->engine, hint ? ": did you mean '" : "", hint ? hint : "",
+				    hint ? "'?" : "");
+		}
 	} else if (!c->s->engine || !is_ai_engine(c->s->engine)) {
 		return fail(c, n, "endpoint %s needs engine: a1111, comfyui or sdcpp (the spec's "
 			    "engine is compose)", ep->url);
@@ -783,10 +838,12 @@ static int parse_generate(struct ctx *c, struct fy_node *n)
 		return rc;
 	if (!(x = get(n, "endpoints")))
 		return fail(c, n, "generate needs endpoints: [{url: \"http://gpu-1:7860\"}]");
-	if ((rc = want_seq(c, x, "generate.endpoints")))
-		return rc;
+	if (fy_node_get_type(x) != FYNT_SEQUENCE)
+		return fail(c, x, "generate.endpoints must be a list of servers, got %s "
+			    "(endpoints: [{url: \"http://gpu-1:7860\"}])", type_name(x));
 	if (!fy_node_sequence_item_count(x))
-		return fail(c, x, "generate.endpoints is empty: list at least one server");
+		return fail(c, key_node(n, "endpoints"), "generate.endpoints is empty: list at least "
+			    "one server ({url: \"http://gpu-1:7860\"})");
 	g->endpoints = kiln_calloc((size_t)fy_node_sequence_item_count(x) + 1, sizeof *g->endpoints);
 	if (!g->endpoints)
 		return nomem(c);
@@ -1894,9 +1951,13 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	if ((v = get(root, "engine"))) {
 		if ((rc = get_nonempty(c, v, "engine", &s->engine)))
 			return rc;
-		if (strcmp(s->engine, "compose") && !is_ai_engine(s->engine))
-			return fail(c, v, "engine '%s' is not available in this version of kiln "
-				    "(available: compose, a1111, comfyui, sdcpp)", s->engine);
+		if (strcmp(s->engine, "compose") && !is_ai_engine(s->engine)) {
+			static const char *const all[] = {"compose", "a1111", "comfyui", "sdcpp"};
+			const char *hint = closest(s->engine, all, 4);
+			return fail(c, v, "engine '%s' is not available in this version of kiln%s%s%s "
+				    "(available: compose, a1111, comfyui, sdcpp)", s->engine,
+				    hint ? ": did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+		}
 	}
 	if (!(v = get(root, "collection")))
 		return fail(c, root, "the spec has no collection block: add collection: "

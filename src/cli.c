@@ -2,11 +2,14 @@
  * and the stages that several verbs run (plan, render, release). */
 #include "cli.h"
 
+#include "kiln/dispatch.h"
+
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,62 +68,201 @@ static void fmt_time(char *out, size_t n, double s)
 		snprintf(out, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-static void draw_bar(const struct kiln_progress *p)
+/* What an endpoint is doing, in words (and, for --json, as a word without spaces). */
+static const char *ep_state(const struct kiln_dispatch_stats *st, int json)
+{
+	switch (st->state) {
+	case KILN_ENDPOINT_PARKED: return "parked";
+	case KILN_ENDPOINT_GIVEN_UP: return json ? "given_up" : "gave up";
+	case KILN_ENDPOINT_CHECKING: return "checking";
+	}
+	if (st->failing)
+		return json ? "backing_off" : "backing off";
+	return "ok";
+}
+
+static double per_minute(uint64_t n, double seconds)
+{
+	return seconds > 0 ? (double)n * 60.0 / seconds : 0.0;
+}
+
+/* One line of the block, cut to the terminal's width (a wrapped line would break the
+ * cursor-up redraw). */
+static void put_line(const char *text, int cols, int last)
+{
+	fprintf(stderr, "\033[K%.*s%s", cols - 1, text, last ? "" : "\n");
+}
+
+static void draw_overall(char *out, size_t cap, const struct kiln_progress *p)
 {
 	const int width = 28;
 	double frac = p->total ? (double)p->done / (double)p->total : 1;
 	double rate = p->elapsed > 0 ? (double)p->done / p->elapsed : 0;
-	char eta[32] = "-", bar[128];
-	int fill = (int)(frac * width), i, n = 0;
+	char eta[32] = "-", bar[64];
+	int fill = (int)(frac * width), n;
 	if (rate > 0 && p->total >= p->done)
 		fmt_time(eta, sizeof eta, (double)(p->total - p->done) / rate);
-	for (i = 0; i < width; i++)
-		n += snprintf(bar + n, sizeof bar - (size_t)n, "%s", i < fill ? "#" : ".");
-	fprintf(stderr, "\r\033[K%-7s [%s] %llu/%llu %3.0f%% %.1f/s ETA %s", p->stage, bar,
-		(unsigned long long)p->done, (unsigned long long)p->total, frac * 100, rate, eta);
+	for (int i = 0; i < width; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[width] = 0;
+	n = snprintf(out, cap, "%-7s [%s] %llu/%llu %3.0f%% ", p->stage, bar,
+		     (unsigned long long)p->done, (unsigned long long)p->total, frac * 100);
+	/* AI jobs take seconds: a rate per minute reads better there */
+	if (p->nendpoints)
+		n += snprintf(out + n, cap - (size_t)n, "%.1f/min", rate * 60);
+	else
+		n += snprintf(out + n, cap - (size_t)n, "%.1f/s", rate);
+	n += snprintf(out + n, cap - (size_t)n, " ETA %s", eta);
 	if (p->failed)
-		fprintf(stderr, " failed %llu", (unsigned long long)p->failed);
+		snprintf(out + n, cap - (size_t)n, " failed %llu", (unsigned long long)p->failed);
+}
+
+#define SHOW_ENDPOINTS 8
+
+/* The block: a line per endpoint (the first SHOW_ENDPOINTS, then one line for the rest) and
+ * the overall bar, redrawn in place: back up to the block's first line, rewrite each. */
+static void draw_bar(struct cli_progress *cp, const struct kiln_progress *p)
+{
+	struct winsize ws;
+	int cols = 120, urlw = 12, lines = 0;
+	size_t shown = p->nendpoints < SHOW_ENDPOINTS ? p->nendpoints : SHOW_ENDPOINTS;
+	char line[640];
+	if (!ioctl(2, TIOCGWINSZ, &ws) && ws.ws_col >= 20)
+		cols = ws.ws_col;
+	if (cp->lines > 1)
+		fprintf(stderr, "\033[%dA", cp->lines - 1);
+	fputc('\r', stderr);
+	for (size_t k = 0; k < shown; k++) {
+		int w = (int)strlen(p->endpoints[k].url);
+		urlw = w > urlw ? (w > 40 ? 40 : w) : urlw;
+	}
+	for (size_t k = 0; k < shown; k++) {
+		const struct kiln_dispatch_stats *st = &p->endpoint_stats[k];
+		snprintf(line, sizeof line, "  %-*.*s %-7s %-11s done %-5llu failed %-4llu "
+			 "running %u/%u  %.1f/min", urlw, urlw, p->endpoints[k].url,
+			 p->endpoints[k].engine, ep_state(st, 0), (unsigned long long)st->ok,
+			 (unsigned long long)st->failed, st->in_flight,
+			 p->endpoints[k].concurrency, per_minute(st->ok, p->elapsed));
+		put_line(line, cols, 0);
+		lines++;
+	}
+	if (p->nendpoints > shown) {
+		uint64_t done = 0, failed = 0, up = 0;
+		for (size_t k = shown; k < p->nendpoints; k++) {
+			done += p->endpoint_stats[k].ok;
+			failed += p->endpoint_stats[k].failed;
+			up += p->endpoint_stats[k].state == KILN_ENDPOINT_UP;
+		}
+		snprintf(line, sizeof line, "  ... %zu more endpoints (%llu taking jobs): done %llu "
+			 "failed %llu", p->nendpoints - shown, (unsigned long long)up,
+			 (unsigned long long)done, (unsigned long long)failed);
+		put_line(line, cols, 0);
+		lines++;
+	}
+	draw_overall(line, sizeof line, p);
+	put_line(line, cols, 1);
+	fprintf(stderr, "\033[J");
 	fflush(stderr);
+	cp->lines = lines + 1;
+}
+
+/* Take the block off the screen (before a message, or when the stage ends with nothing). */
+static void erase_bar(struct cli_progress *cp)
+{
+	if (!cp->lines)
+		return;
+	if (cp->lines > 1)
+		fprintf(stderr, "\033[%dA", cp->lines - 1);
+	fprintf(stderr, "\r\033[J");
+	cp->lines = 0;
+}
+
+static json_t *endpoints_json(const struct kiln_progress *p)
+{
+	json_t *arr = json_array();
+	for (size_t k = 0; arr && k < p->nendpoints; k++) {
+		const struct kiln_dispatch_stats *st = &p->endpoint_stats[k];
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, "
+			"s:i, s:I, s:f, s:f}", "url", p->endpoints[k].url, "engine",
+			p->endpoints[k].engine, "state", ep_state(st, 1), "done", (json_int_t)st->ok,
+			"failed", (json_int_t)st->failed, "sent", (json_int_t)st->sent,
+			"in_flight", (int)st->in_flight, "concurrency",
+			(int)p->endpoints[k].concurrency, "failing", (int)st->failing,
+			"parked", (json_int_t)st->parked, "busy_seconds", st->busy_seconds,
+			"images_per_minute", per_minute(st->ok, p->elapsed)));
+	}
+	return arr;
+}
+
+/* --json: every event but "tick" as it comes; ticks become "progress" events, at most two a
+ * second, so the output stays small however many jobs run. */
+static void progress_json(struct cli_progress *cp, const struct kiln_progress *p)
+{
+	int tick = !strcmp(p->event, "tick");
+	json_t *o;
+	if (tick) {
+		if (mono() - cp->last_json < 0.5)
+			return;
+		cp->last_json = mono();
+	}
+	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}", "event", tick ? "progress" : p->event,
+		      "stage", p->stage, "done", (json_int_t)p->done, "total",
+		      (json_int_t)p->total, "failed", (json_int_t)p->failed,
+		      "elapsed", p->elapsed);
+	if (o && !strcmp(p->event, "item")) {
+		json_object_set_new(o, "id", json_integer((json_int_t)p->item_id));
+		json_object_set_new(o, "ok", json_boolean(p->ok));
+		if (p->error)
+			json_object_set_new(o, "error", json_string(p->error));
+		if (p->endpoint)
+			json_object_set_new(o, "endpoint", json_string(p->endpoint));
+	}
+	if (o && p->nendpoints && strcmp(p->event, "item")) {
+		double rate = p->elapsed > 0 ? (double)p->done / p->elapsed : 0;
+		json_object_set_new(o, "images_per_minute", json_real(rate * 60));
+		if (rate > 0 && p->total >= p->done)
+			json_object_set_new(o, "eta_seconds",
+					    json_real((double)(p->total - p->done) / rate));
+		json_object_set_new(o, "endpoints", endpoints_json(p));
+	}
+	if (o) {
+		json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	json_decref(o);
 }
 
 void cli_progress_cb(const struct kiln_progress *p, void *user)
 {
 	struct cli_progress *cp = user;
 	if (cp->json) {
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}", "event", p->event,
-				      "stage", p->stage, "done", (json_int_t)p->done, "total",
-				      (json_int_t)p->total, "failed", (json_int_t)p->failed,
-				      "elapsed", p->elapsed);
-		if (o && !strcmp(p->event, "item")) {
-			json_object_set_new(o, "id", json_integer((json_int_t)p->item_id));
-			json_object_set_new(o, "ok", json_boolean(p->ok));
-			if (p->error)
-				json_object_set_new(o, "error", json_string(p->error));
-		}
-		if (o) {
-			json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-			fputc('\n', stdout);
-			fflush(stdout);
-		}
-		json_decref(o);
+		progress_json(cp, p);
 		return;
 	}
 	if (!strcmp(p->event, "item") && !p->ok && p->error && !cp->quiet) {
 		if (cp->tty)
-			fprintf(stderr, "\r\033[K");
+			erase_bar(cp);
 		fprintf(stderr, "kiln: item %llu failed: %s\n", (unsigned long long)p->item_id,
 			p->error);
 	}
 	if (!cp->tty)
 		return;
 	if (!strcmp(p->event, "end")) {
-		if (p->total)
-			draw_bar(p), fputc('\n', stderr);
+		if (p->total) {
+			draw_bar(cp, p);
+			fputc('\n', stderr);
+			cp->lines = 0;
+		} else {
+			erase_bar(cp);
+		}
 		return;
 	}
-	if (mono() - cp->last_draw >= 0.1 || p->done == p->total) {
+	if (!p->total)
+		return; /* nothing to do: no bar */
+	if (mono() - cp->last_draw >= 0.1 || (p->done == p->total && strcmp(p->event, "tick"))) {
 		cp->last_draw = mono();
-		draw_bar(p);
+		draw_bar(cp, p);
 	}
 }
 
@@ -192,8 +334,9 @@ int cli_resolve_secrets(struct kiln_project *p)
 		if (!v || !*v)
 			continue; /* the render stage says which variable is missing */
 		if (ep->auth_env && !strchr(v, ':')) {
-			fprintf(stderr, "kiln: %s: $%s must hold user:pass (HTTP basic auth)\n",
-				ep->url, var);
+			fprintf(stderr, "kiln: %s:%d:%d: endpoint %s: auth_env names %s, which does "
+				"not hold user:pass: set it to user:pass (HTTP basic auth)\n",
+				p->spec_path, ep->loc.line, ep->loc.col, ep->url, var);
 			return 2;
 		}
 		if (!(ep->secret = strdup(v))) {

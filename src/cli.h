@@ -32,7 +32,9 @@ struct cli_progress {
 	int json;
 	int tty;
 	int quiet;
-	double last_draw;
+	double last_draw;     /* the bar is redrawn at most ten times a second */
+	double last_json;     /* --json "progress" events: at most two a second */
+	int lines;            /* lines of the block on screen (0: none) */
 	char label[32];
 };
 void cli_progress_init(struct cli_progress *cp, int json, int quiet);

@@ -10,46 +10,81 @@ static void help(void)
 {
 	printf("usage: kiln status [--json]\n\n"
 	       "How many items are planned, rendered and failed, whether the plan and dist/ are\n"
-	       "up to date, and what to run next.\n");
+	       "up to date, and what to run next. With AI engines, per endpoint: the last run's\n"
+	       "accepted images, images per minute and latency (mean, p95), and every run's\n"
+	       "failed attempts by kind (timeout, connection, HTTP 5xx, HTTP 4xx, bad image,\n"
+	       "job failed, other).\n\n"
+	       "  --json   one JSON object (endpoints under \"endpoints\")\n");
 }
 
-/* AI engines: per-endpoint attempts, failures and throughput, from the renders table. With
- * --json, one more line: {"endpoints": [...]}. */
-static int endpoints_section(struct kiln_project *p, int json)
+/* AI engines: per endpoint, the last run's throughput and latency, and every run's attempts
+ * and failures by kind, from the catalog's renders. */
+static const char *const kinds[] = {"timeout", "connection", "http_5xx", "http_4xx",
+				    "bad_image", "job_failed", "other"};
+static const char *const kind_words[] = {"timeout", "connection", "HTTP 5xx", "HTTP 4xx",
+					 "bad image", "job failed", "other"};
+#define NKINDS (sizeof kinds / sizeof kinds[0])
+
+static void kind_counts(const struct kiln_endpoint_stat *x, uint64_t out[NKINDS])
 {
-	struct kiln_endpoint_stat *v = NULL;
-	struct kiln_error e;
-	size_t n = 0;
-	kiln_error_clear(&e);
-	if (kiln_catalog_endpoint_stats(p->catalog, &v, &n, &e))
-		return cli_fail(&e);
-	if (json && n) {
-		json_t *arr = json_array();
-		for (size_t i = 0; arr && i < n; i++) {
-			double span = v[i].last - v[i].first;
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:f}",
-				"endpoint", v[i].endpoint, "engine", v[i].engine,
-				"attempts", (json_int_t)v[i].attempts, "ok", (json_int_t)v[i].ok,
-				"failed", (json_int_t)v[i].failed, "busy_seconds", v[i].busy_seconds,
-				"images_per_minute", span > 0 ? v[i].ok * 60.0 / span : 0.0));
-		}
-		json_t *o = json_pack("{s:o}", "endpoints", arr);
-		json_dumpf(o, stdout, JSON_COMPACT);
-		fputc('\n', stdout);
-		json_decref(o);
-	} else if (n) {
-		printf("  endpoints  %-36s %-8s %8s %8s %8s %10s\n", "", "engine", "attempts",
-		       "ok", "failed", "img/min");
-		for (size_t i = 0; i < n; i++) {
-			double span = v[i].last - v[i].first;
-			printf("             %-36s %-8s %8llu %8llu %8llu %10.1f\n", v[i].endpoint,
-			       v[i].engine, (unsigned long long)v[i].attempts,
-			       (unsigned long long)v[i].ok, (unsigned long long)v[i].failed,
-			       span > 0 ? v[i].ok * 60.0 / span : 0.0);
-		}
+	const uint64_t v[NKINDS] = {x->timeout, x->connection, x->http_5xx, x->http_4xx,
+				    x->bad_image, x->job_failed, x->other};
+	memcpy(out, v, sizeof v);
+}
+
+static json_t *endpoints_json(const struct kiln_endpoint_stat *v, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++) {
+		json_t *errors = json_object();
+		uint64_t k[NKINDS];
+		kind_counts(&v[i], k);
+		for (size_t j = 0; errors && j < NKINDS; j++)
+			json_object_set_new(errors, kinds[j], json_integer((json_int_t)k[j]));
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:f, "
+			"s:{s:I, s:I, s:f, s:f, s:f, s:f}}",
+			"endpoint", v[i].endpoint, "engine", v[i].engine,
+			"attempts", (json_int_t)v[i].attempts, "ok", (json_int_t)v[i].ok,
+			"failed", (json_int_t)v[i].failed, "errors", errors,
+			"busy_seconds", v[i].busy_seconds, "last_run",
+			"ok", (json_int_t)v[i].run_ok, "failed", (json_int_t)v[i].run_failed,
+			"seconds", v[i].run_seconds, "images_per_minute", v[i].images_per_minute,
+			"latency_mean", v[i].latency_mean, "latency_p95", v[i].latency_p95));
 	}
-	kiln_endpoint_stats_free(v, n);
-	return 0;
+	return arr;
+}
+
+static void endpoints_text(const struct kiln_endpoint_stat *v, size_t n)
+{
+	int w = 0;
+	for (size_t i = 0; i < n; i++)
+		if ((int)strlen(v[i].endpoint) > w)
+			w = (int)strlen(v[i].endpoint);
+	printf("  endpoints  the last run (%.1f s):\n", v[0].run_seconds);
+	for (size_t i = 0; i < n; i++) {
+		printf("             %-*s %-7s %6llu ok %5llu failed %8.1f img/min", w,
+		       v[i].endpoint, v[i].engine, (unsigned long long)v[i].run_ok,
+		       (unsigned long long)v[i].run_failed, v[i].images_per_minute);
+		if (v[i].run_ok)
+			printf("  latency mean %.2f s, p95 %.2f s", v[i].latency_mean,
+			       v[i].latency_p95);
+		putchar('\n');
+	}
+	printf("             every run, failed attempts by kind:\n");
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k[NKINDS];
+		int first = 1;
+		kind_counts(&v[i], k);
+		printf("             %-*s %llu of %llu attempts failed", w, v[i].endpoint,
+		       (unsigned long long)v[i].failed, (unsigned long long)v[i].attempts);
+		for (size_t j = 0; j < NKINDS; j++)
+			if (k[j]) {
+				printf("%s%llu %s", first ? ": " : ", ", (unsigned long long)k[j],
+				       kind_words[j]);
+				first = 0;
+			}
+		putchar('\n');
+	}
 }
 
 int cmd_status(struct cli *cli, int argc, char **argv)
@@ -63,6 +98,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	struct kiln_error e;
 	char *release = NULL;
 	const char *next;
+	struct kiln_endpoint_stat *eps = NULL;
+	size_t neps = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -90,9 +127,13 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		next = "kiln release";
 	else
 		next = "nothing: dist/ is written (after changes, `kiln build`)";
+	if (kiln_catalog_endpoint_stats(p->catalog, &eps, &neps, &e)) {
+		rc = cli_fail(&e);
+		goto out;
+	}
 	if (json) {
 		json_t *o = json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, "
-				      "s:b, s:s}",
+				      "s:b, s:s, s:o}",
 			"collection", p->spec->name, "size", (json_int_t)p->spec->size,
 			"engine", p->spec->engine, "plan_current", current,
 			"items", (json_int_t)n.items, "planned", (json_int_t)n.planned,
@@ -100,7 +141,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			"legendaries", (json_int_t)n.legendaries, "renders", (json_int_t)n.renders,
 			"renders_failed", (json_int_t)n.renders_failed,
 			"render_seconds", n.render_seconds, "released", release != NULL,
-			"next", next);
+			"next", next, "endpoints", endpoints_json(eps, neps));
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -117,9 +158,11 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		       n.render_seconds);
 		printf("  release    %s\n", release ? "written (see dist/)" : "not yet");
 		printf("  next       %s\n", next);
+		if (neps)
+			endpoints_text(eps, neps);
 	}
-	rc = endpoints_section(p, json);
 out:
+	kiln_endpoint_stats_free(eps, neps);
 	free(release);
 	kiln_project_free(p);
 	return rc;

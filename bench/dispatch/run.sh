@@ -1,78 +1,130 @@
 #!/bin/sh
-# bench/dispatch: kiln's dispatcher against N test servers with a fixed GPU latency.
+# bench/dispatch: kiln's dispatcher against N test servers with a fixed GPU latency (issue 5).
 #
-#   sh bench/dispatch/run.sh [KILN] [JOBS] [SERVERS] [LATENCY_MS] [FAULT_RATE]
+#   sh bench/dispatch/run.sh [-n JOBS] [-f FAULT_RATE] [-s SERVERS] [-l LATENCY_MS]
+#                            [-p a1111|comfyui|sdcpp] [-b BIG_JOBS] [-q] [KILN]
 #
-# Starts SERVERS sd_test_server.py processes (A1111 protocol, --latency-ms LATENCY_MS), makes a
-# project of JOBS generated items (64x64 images, so that image checking stays small next to
-# dispatch) with one endpoint per server, and times `kiln render`. Prints wall time against the
-# ideal (JOBS x LATENCY / SERVERS: every server busy all the time), kiln's CPU time per job and
-# peak RSS (GNU time). FAULT_RATE > 0 makes that share of requests fail (500) or hang (a third
-# of it), with a 2 s request timeout; every job must still complete. Asserts nothing.
+# With neither -n nor -f it runs the issue's three cases in one go: 2,000 jobs; 2,000 jobs with
+# 10% of job requests failing (500, two thirds) or hanging (a third, cut by a 2 s timeout);
+# and BIG_JOBS (20,000) jobs, whose peak RSS is compared with the 2,000-job run's ("flat").
+# -q leaves the big run out. -n/-f run one case.
+#
+# Each case starts SERVERS sd_test_server.py processes (one job at a time each, --latency-ms;
+# an A1111 job takes the latency from its request's arrival to its answer, the server's own
+# parsing and rendering inside it), makes a project of JOBS generated items (64x64 images, so
+# that image work stays small next to dispatch) with one endpoint per server, and runs
+# `kiln render` under GNU time. Printed, with the load averages before and after (2 cores,
+# shared: read every figure beside them):
+#   wall against the ideal JOBS x LATENCY / SERVERS (every server busy all the time);
+#   kiln's CPU per job (user+sys of the kiln process and its threads only) and peak RSS;
+#   the servers' CPU (from /proc, before they are stopped), so the reader sees where the
+#   machine's time went;
+#   where each endpoint's wall time went (report.py, from the servers' request records):
+#   start-up, the latency, the server's time beyond it, the turnaround from one answer to the
+#   next request (kiln's work, the network, the server reading), failed requests, retry
+#   waits, the tail. -p comfyui|sdcpp (polled protocols) prints kiln's view instead.
+# Targets (issue 5) are printed beside the figures; nothing is asserted (design.md §6).
+# KILN_BENCH_KEEP=1 keeps the scratch folder; KILN_BENCH_WRAP="perf record -g -o F" runs kiln
+# under a profiler (its figures then include the profiler's cost).
 set -u
-KILN=${1:-build/kiln}
-JOBS=${2:-2000}
-N=${3:-8}
-LAT=${4:-100}
-FAULT=${5:-0}
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+JOBS= N=8 LAT=100 FAULT= PROTO=a1111 BIG=20000 QUICK=0
+while getopts n:f:s:l:p:b:qh opt; do
+	case $opt in
+	n) JOBS=$OPTARG ;;
+	f) FAULT=$OPTARG ;;
+	s) N=$OPTARG ;;
+	l) LAT=$OPTARG ;;
+	p) PROTO=$OPTARG ;;
+	b) BIG=$OPTARG ;;
+	q) QUICK=1 ;;
+	*) sed -n '2,9p' "$0"; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+KILN=${1:-$SRC/build/kiln}
+[ -x "$KILN" ] || { echo "bench/dispatch: no kiln at $KILN: build it first" >&2; exit 2; }
 KILN=$(cd "$(dirname "$KILN")" && pwd)/$(basename "$KILN")
 W=$(mktemp -d /tmp/kiln-bench-dispatch.XXXXXX)
 PIDS=
-cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"; }
-trap cleanup EXIT INT TERM
-FAIL=$(python3 -c "print($FAULT * 2 / 3)")
-HANG=$(python3 -c "print($FAULT / 3)")
-EPS=
-for i in $(seq "$N"); do
-	python3 "$SRC/tests/sdserver/sd_test_server.py" --port 0 --protocol a1111 --latency-ms "$LAT" \
-		--fail-rate "$FAIL" --hang-rate "$HANG" --fault-scope jobs --seed "$i" \
-		--max-records 1000 >"$W/s$i.out" 2>/dev/null &
-	PIDS="$PIDS $!"
-done
-for i in $(seq "$N"); do
-	for _ in $(seq 100); do grep -q LISTENING "$W/s$i.out" && break; sleep 0.1; done
-	EPS="$EPS    - {url: \"http://$(sed -n 's/^LISTENING //p' "$W/s$i.out")\", timeout: 2}
+stop_servers() { for p in $PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; PIDS=; }
+cleanup() { stop_servers; if [ -n "${KILN_BENCH_KEEP:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# one case: $1 jobs, $2 fault rate, $3 label; appends a line to $W/summary
+run_case() {
+	jobs=$1 fault=$2 label=$3 d=$W/$3
+	mkdir -p "$d"
+	fail=$(python3 -c "print($fault * 2 / 3)")
+	hang=$(python3 -c "print($fault / 3)")
+	eps=
+	for i in $(seq "$N"); do
+		python3 "$SRC/tests/sdserver/sd_test_server.py" --port 0 --protocol "$PROTO" \
+			--latency-ms "$LAT" --fail-rate "$fail" --hang-rate "$hang" --fault-scope jobs \
+			--seed "$i" --max-records $((jobs * 6 / N + 1000)) --max-record-body 4096 \
+			>"$d/s$i.out" 2>"$d/s$i.err" &
+		PIDS="$PIDS $!"
+		echo "$!" >"$d/s$i.pid"
+	done
+	for i in $(seq "$N"); do
+		for _ in $(seq 300); do grep -q LISTENING "$d/s$i.out" && break; sleep 0.1; done
+		grep -q LISTENING "$d/s$i.out" || { echo "server $i did not start" >&2; cat "$d/s$i.err" >&2; exit 1; }
+		eps="$eps    - {url: \"http://$(sed -n 's/^LISTENING //p' "$d/s$i.out")\", timeout: 2}
 "
-done
-python3 - "$W/kiln.yaml" "$JOBS" <<'PY'
+	done
+	python3 - "$d/kiln.yaml" "$jobs" "$PROTO" "$eps" <<'PY'
 import sys
-path, jobs = sys.argv[1], int(sys.argv[2])
+path, jobs, proto, eps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 layers = "".join(
     f"  - name: L{l}\n    traits:\n" +
     "".join(f"      - {{name: T{t}, prompt: \"l{l} t{t}\"}}\n" for t in range(16))
     for l in range(4))
+wf = "  workflow: workflow.json\n" if proto == "comfyui" else ""
 open(path, "w").write(f"""collection: {{name: Bench, size: {jobs}, seed: 1}}
 image: {{width: 64, height: 64}}
-engine: a1111
+engine: {proto}
 generate:
   prompt: "bench {{L0}}, {{L1}}, {{L2}}, {{L3}}"
   size: 64x64
   retries: 20
-  endpoints:
-ENDPOINTS
-layers:
+{wf}  endpoints:
+{eps}layers:
 {layers}""")
 PY
-python3 - "$W/kiln.yaml" "$EPS" <<'PY'
-import sys
-p = sys.argv[1]; s = open(p).read().replace("ENDPOINTS\n", sys.argv[2]); open(p, "w").write(s)
-PY
-"$KILN" -C "$W" plan -q || exit 1
-/usr/bin/time -f "%e %U %S %M" -o "$W/time" "$KILN" -C "$W" render -q
-rc=$?
-read -r wall user sys rss <"$W/time"
-python3 - "$wall" "$user" "$sys" "$rss" "$JOBS" "$N" "$LAT" "$FAULT" "$rc" "$W/.kiln/catalog.db" <<'PY'
-import sys, sqlite3
-wall, user, sysc, rss = map(float, sys.argv[1:5])
-jobs, n, lat, fault, rc = int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8]), int(sys.argv[9])
-db = sqlite3.connect(sys.argv[10])
-ok = db.execute("select count(*) from items where status = 'rendered'").fetchone()[0]
-att = db.execute("select count(*) from renders").fetchone()[0]
-ideal = jobs * lat / 1000 / n
-print(f"jobs {jobs}  servers {n}  latency {lat:.0f} ms  faults {fault:.0%}  exit {rc}")
-print(f"  wall      {wall:8.2f} s   ideal {ideal:.2f} s   ratio {wall / ideal:.3f}")
-print(f"  cpu/job   {(user + sysc) * 1000 / jobs:8.3f} ms (user {user:.2f} s, sys {sysc:.2f} s)")
-print(f"  peak RSS  {rss / 1024:8.1f} MiB")
-print(f"  rendered  {ok}/{jobs}   attempts {att}")
+	[ "$PROTO" = comfyui ] && cp "$SRC/examples/ai-owls/owl_workflow.json" "$d/workflow.json"
+	"$KILN" -C "$d" plan -q || exit 1
+	load0=$(uptime)
+	t0=$(date +%s.%N)
+	/usr/bin/time -f "%e %U %S %M" -o "$d/time" ${KILN_BENCH_WRAP:-} "$KILN" -C "$d" render -q
+	rc=$?
+	t1=$(date +%s.%N)
+	load1=$(uptime)
+	python3 "$HERE/report.py" --dir "$d" --servers "$N" --jobs "$jobs" --latency "$LAT" \
+		--fault "$fault" --exit "$rc" --t0 "$t0" --t1 "$t1" --label "$label" \
+		--proto "$PROTO" --load0 "$load0" --load1 "$load1" --summary "$W/summary"
+	stop_servers
+}
+
+if [ -n "$JOBS$FAULT" ]; then
+	run_case "${JOBS:-2000}" "${FAULT:-0}" custom
+else
+	run_case 2000 0 base
+	run_case 2000 0.1 faults
+	[ "$QUICK" = 1 ] || run_case "$BIG" 0 big
+fi
+python3 - "$W/summary" <<'PY'
+import sys, json
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("\nsummary (issue 5 targets: wall <= 1.05 x ideal, CPU < 2 ms/job, RSS < 100 MiB and flat,")
+print("every job completes with 10% faults)")
+for r in rows:
+    print(f"  {r['label']:7} jobs {r['jobs']:6}  faults {r['fault']:4.0%}  wall/ideal {r['ratio']:.3f}  "
+          f"cpu {r['cpu_ms']:.3f} ms/job  RSS {r['rss_mib']:.1f} MiB  done {r['rendered']}/{r['jobs']}"
+          f"  load {r['load']}")
+by = {r["label"]: r for r in rows}
+if "base" in by and "big" in by:
+    print(f"  RSS at {by['big']['jobs']} jobs / at {by['base']['jobs']}: "
+          f"{by['big']['rss_mib'] / by['base']['rss_mib']:.2f}")
 PY

@@ -1,12 +1,17 @@
 #!/bin/sh
-# The hashing of `kiln release` (provenance SHA-256 + IPFS CIDs of the images folder, then of
-# the metadata folder) on N 1024x1024 PNGs, against `sha256sum` over the same files in the same
-# run (the target: at least half its speed) and against the npm importer
-# (tests/ipfs/oracle.mjs, whose CIDs must also be equal). Prints ratios; not a timed test.
+# 1. The hashing of `kiln release` (provenance SHA-256 + IPFS CIDs of the images folder, then
+#    of the metadata folder) on N 1024x1024 PNGs, against `sha256sum` over the same files in the
+#    same run (the target: at least half its speed) and against the npm importer
+#    (tests/ipfs/oracle.mjs, whose CIDs must also be equal).
+# 2. The whole `kiln release --force` of a project of those N images (each a 1/1 legendary, so
+#    the render stores them as they are; targets erc721, erc1155 and metaplex: N images, N
+#    metaplex copies, 3N JSON), against its limit on this file system: `cp -r` of the dist/ it
+#    wrote and one `sync`, in the same run.
+# Prints ratios; not a timed test.
 #
 # usage: bench/release/run.sh [BUILD_DIR]        (default: build)
 #   N=10000 (images), BENCH_DIR=/tmp/kiln-bench-release (images are made once and kept there:
-#   about 1 MB each), ORACLE=0 to skip node.
+#   about 1 MB each; the project of part 2 too), ORACLE=0 to skip node, WRITE=0 to skip part 2.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -74,3 +79,52 @@ else
 	[ "${ORACLE:-1}" = 1 ] && echo "SKIP: npm importer comparison (no node or tests/ipfs/node_modules: npm ci there)" ||
 		echo "npm importer comparison skipped (ORACLE=0)"
 fi
+
+[ "${WRITE:-1}" = 1 ] || exit 0
+# --- 2. the release as a whole: files written, synced, swapped in ---
+P=$B/project-$N
+if [ ! -f "$P/.kiln/catalog.db" ]; then
+	echo "making a project of $N legendaries in $P (once)..."
+	rm -rf "$P"
+	mkdir -p "$P/art"
+	python3 - "$P" "$B/images" "$N" <<'PY'
+import os, sys
+p, img, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(1, n + 1):
+    os.symlink(f"{img}/{i}.png", f"{p}/art/{i}.png")
+legs = "".join(f'  - {{name: "Piece {i}", file: art/{i}.png}}\n' for i in range(1, n + 1))
+open(f"{p}/kiln.yaml", "w").write(f"""collection: {{name: Bench, symbol: BNCH, size: {n}, seed: 1}}
+image: {{width: 1024, height: 1024, format: png}}
+layers:
+  - name: Art
+    traits:
+      - {{name: unused, file: art/1.png, count: 0}}
+legendaries:
+{legs}metadata:
+  targets: [erc721, erc1155, metaplex]
+  metaplex: {{creators: [{{address: "11111111111111111111111111111111", share: 100}}]}}
+""")
+PY
+	"$build/kiln" -C "$P" plan -q && "$build/kiln" -C "$P" render -q ||
+		{ echo "bench_release: could not make the project" >&2; exit 1; }
+fi
+best_rel=999999 best_cp=999999
+for round in 1 2; do
+	a=$(t); "$build/kiln" -C "$P" release --force -q; b=$(t)
+	r=$(python3 -c "print(round($b - $a, 3))")
+	rm -rf "$B/copy"; sync
+	a=$(t); cp -r "$P/dist" "$B/copy" && sync; b=$(t)
+	c=$(python3 -c "print(round($b - $a, 3))")
+	echo "round $round: kiln release --force ${r} s, cp -r dist + sync ${c} s"
+	best_rel=$(python3 -c "print(min($best_rel, $r))")
+	best_cp=$(python3 -c "print(min($best_cp, $c))")
+done
+rm -rf "$B/copy"
+files=$(find "$P/dist" -type f | wc -l)
+mib=$(du -sm "$P/dist" | cut -f1)
+python3 - "$best_rel" "$best_cp" "$files" "$mib" <<'PY'
+import sys
+r, c, f, m = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print(f"release: {f} files, {m} MiB in dist/; kiln release {r:.2f} s, cp -r + sync {c:.2f} s (best of 2)")
+print(f"ratio kiln release time / (cp -r + sync) time = {r / c:.2f}")
+PY

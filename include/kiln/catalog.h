@@ -81,6 +81,9 @@ struct kiln_render_record {
 	uint64_t bytes;
 	const char *error;        /* when !ok: "where: message" */
 	double started, finished; /* unix seconds */
+	const char *error_kind;   /* when !ok, AI engines: "timeout", "connection", "http_5xx",
+	                             "http_4xx", "bad_image", "job_failed" or "other"; NULL:
+	                             not classified */
 };
 
 /* Record attempts in one transaction: a renders row each, the item's status/recipe/image/error
@@ -158,14 +161,28 @@ int kiln_catalog_ai_done_each(struct kiln_catalog *c,
 					const char *image),
 			      void *user, struct kiln_error *e) KILN_MUST_CHECK;
 
-/* Per-endpoint figures for `kiln status`: attempts, ok, failed, seconds busy, first start and
- * last finish (unix seconds). */
+/* The start of an AI render run (unix seconds): `kiln status` reports throughput and
+ * latency over the attempts of the last run. */
+int kiln_catalog_ai_run_start(struct kiln_catalog *c, double at, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* Per-endpoint figures for `kiln status`, from the renders table. Counts cover every attempt
+ * ever made; the run_* figures, throughput and latency cover the last run only. */
 struct kiln_endpoint_stat {
 	char *endpoint;           /* owned by the array */
 	char *engine;
 	uint64_t attempts, ok, failed;
 	double busy_seconds;
-	double first, last;
+	double first, last;       /* first start, last finish (unix seconds) */
+	/* failed attempts by kind (kiln_render_record.error_kind; attempts recorded before kinds
+	 * were are classified by their HTTP status and message) */
+	uint64_t timeout, connection, http_5xx, http_4xx, bad_image, job_failed, other;
+	/* the last run (kiln_catalog_ai_run_start; every attempt when none was recorded) */
+	uint64_t run_ok, run_failed;
+	double run_seconds;       /* the run's span: its start to its last finished attempt */
+	double images_per_minute; /* run_ok over run_seconds */
+	double latency_mean;      /* seconds per accepted attempt in the run (0: none) */
+	double latency_p95;       /* nearest-rank 95th percentile of the same */
 };
 int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_stat **out,
 				size_t *n, struct kiln_error *e) KILN_MUST_CHECK;

@@ -9,7 +9,9 @@
  * job's request when the job is about to run (so memory stays flat in the number of jobs),
  * checks each image, persists remote ids, and records every attempt.
  *
- * There are no threads: everything, callbacks included, runs on the caller's thread.
+ * Threads: ops->check runs on opts.check_threads worker threads (none: on the caller's
+ * thread), so that decoding an image never holds up the endpoints; every other callback runs
+ * on the caller's thread, one at a time.
  */
 #ifndef KILN_DISPATCH_H
 #define KILN_DISPATCH_H
@@ -31,6 +33,7 @@ struct kiln_dispatch_attempt {
 	unsigned attempt;          /* 1-based */
 	int ok;
 	int final;                 /* no further attempt of this job will be made */
+	int check_failed;          /* the image came, and ops->check refused it (error says why) */
 	long http_status;          /* of the last exchange (0: transport error or none) */
 	const char *error;         /* when !ok */
 	double started, finished;  /* unix seconds */
@@ -43,7 +46,10 @@ struct kiln_dispatch_ops {
 	 * dispatcher sends anything that could make the server run the job again. May be NULL. */
 	int (*remote)(void *user, size_t k, size_t endpoint, const struct kiln_ai_job *aj,
 		      struct kiln_error *e);
-	/* Accept or reject an image (0: accepted; else e says why and the attempt fails). */
+	/* Accept or reject an image (0: accepted; else e says why and the attempt fails). May be
+	 * NULL. Runs on a worker thread when opts.check_threads > 0, at the same time as other
+	 * checks and as the other callbacks: it may read aj and what never changes during the
+	 * run, and must write nothing shared. The endpoint runs its next job meanwhile. */
 	int (*check)(void *user, size_t k, struct kiln_ai_job *aj, struct kiln_error *e);
 	/* An attempt ended. A non-zero return stops the run with that error. */
 	int (*attempt)(void *user, const struct kiln_dispatch_attempt *a, struct kiln_error *e);
@@ -75,15 +81,28 @@ struct kiln_dispatch_opts {
 	unsigned health_tries;     /* failed health checks in a row before a server is given up
 	                              for this run, default 6 */
 	uint64_t jitter_seed;
+	unsigned check_threads;    /* image checkers beside the loop (0: check on the loop) */
 };
 
-/* Per-endpoint counters, for progress and the summary. */
+/* An endpoint's state, as kiln_dispatch_stats.state reports it. */
+enum kiln_endpoint_state {
+	KILN_ENDPOINT_UP,          /* taking jobs */
+	KILN_ENDPOINT_PARKED,      /* the circuit breaker opened: waits, then a health check */
+	KILN_ENDPOINT_GIVEN_UP,    /* refused credentials or kept failing checks: out of the run */
+	KILN_ENDPOINT_CHECKING,    /* its health check is under way (at start, or after a park) */
+};
+
+/* Per-endpoint counters, for progress and the summary. The dispatcher brings in_flight,
+ * failing and state up to date before each ops->tick, so a tick callback may read them. */
 struct kiln_dispatch_stats {
 	uint64_t sent;             /* attempts started */
 	uint64_t ok;
 	uint64_t failed;
 	uint64_t parked;           /* times the breaker opened */
-	int state;                 /* 0 up, 1 parked, 2 given up */
+	int state;                 /* enum kiln_endpoint_state */
+	unsigned in_flight;        /* attempts running on it now */
+	unsigned failing;          /* attempts failed in a row (0: the last one was ok); jobs
+	                              that failed wait out their backoff before a retry */
 	double busy_seconds;       /* sum of attempt durations */
 };
 

@@ -81,6 +81,9 @@ struct kiln_http {
 	/* multipart upload (ComfyUI /upload/image) instead of a JSON body, when upload != NULL */
 	const struct kiln_ai_file *upload;
 	char upload_name[128];
+	int no_resend;             /* a submission the server queues even when no answer comes
+	                              back (ComfyUI /prompt, sd.cpp img_gen): sent on a new
+	                              connection, which libcurl never silently sends again */
 };
 
 enum kiln_step {

@@ -37,9 +37,11 @@ int kiln_project_open(struct kiln_project **out, const char *dir, struct kiln_er
 void kiln_project_free(struct kiln_project *p);
 
 /* Progress of a long stage, for bars and --json events. */
+struct kiln_dispatch_stats;
 struct kiln_progress {
 	const char *stage;   /* "plan", "render", "release" */
-	const char *event;   /* "start", "item", "end" */
+	const char *event;   /* "start", "item", "end"; AI renders also "tick" (at most ten a
+	                        second, whether or not an item finished) */
 	uint64_t total;      /* items this run will do */
 	uint64_t done;       /* items finished so far (ok or failed) */
 	uint64_t failed;
@@ -47,6 +49,13 @@ struct kiln_progress {
 	int ok;              /* with "item" */
 	const char *error;   /* with a failed "item": "where: message" */
 	double elapsed;      /* seconds since start */
+	/* AI renders: the endpoints (generate.endpoints, in order) and their live counters
+	 * (kiln/dispatch.h), nendpoints of each; NULL and 0 for other stages. Valid during the
+	 * call only. */
+	const struct kiln_endpoint *endpoints;
+	const struct kiln_dispatch_stats *endpoint_stats;
+	size_t nendpoints;
+	const char *endpoint;/* with an AI "item": the URL of its last attempt (NULL: none) */
 };
 typedef void (*kiln_progress_fn)(const struct kiln_progress *p, void *user);
 

@@ -151,3 +151,30 @@ void kiln_image8_release(struct kiln_image8 *im)
 	g_free(im->pixels);
 	im->pixels = NULL;
 }
+
+int kiln_image_thumbnail(const char *src, int size, const char *format, int quality,
+			 struct kiln_buf *out, struct kiln_error *e)
+{
+	VipsImage *t = NULL;
+	void *data = NULL;
+	size_t len = 0;
+	int rc, bad;
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	if (vips_thumbnail(src, &t, size, "size", VIPS_SIZE_DOWN, "fail_on", VIPS_FAIL_ON_ERROR,
+			   NULL))
+		return kiln_vips_fail(e, KILN_E_IMAGE, src, "cannot make a thumbnail");
+	if (!strcmp(format, "webp"))
+		bad = vips_webpsave_buffer(t, &data, &len, "Q", quality, "strip", TRUE, NULL);
+	else if (!strcmp(format, "jpeg"))
+		bad = vips_jpegsave_buffer(t, &data, &len, "Q", quality, "strip", TRUE, NULL);
+	else
+		bad = vips_pngsave_buffer(t, &data, &len, "compression", 9, "strip", TRUE, NULL);
+	if (bad)
+		rc = kiln_vips_fail(e, KILN_E_IMAGE, src, "cannot encode the thumbnail");
+	else if (kiln_buf_add(out, data, len))
+		rc = kiln_error_set(e, KILN_E_NOMEM, src, "out of memory for a thumbnail");
+	g_free(data);
+	g_object_unref(t);
+	return rc;
+}

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "kiln/buf.h"
 #include "kiln/error.h"
 
 /* Start libvips once per process: its warnings dropped (the library never prints), the
@@ -28,5 +29,11 @@ struct kiln_image8 {
 int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_error *e)
 	KILN_MUST_CHECK;
 void kiln_image8_release(struct kiln_image8 *im);
+
+/* A thumbnail of the image file src: scaled down (never up) so its longest side is size,
+ * sRGB, metadata stripped, encoded as format ("png", "webp" or "jpeg"; quality 1..100 for
+ * the lossy ones) and appended to out. The same file gives the same bytes every time. */
+int kiln_image_thumbnail(const char *src, int size, const char *format, int quality,
+			 struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

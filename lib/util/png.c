@@ -11,11 +11,15 @@
  * Invariants: the output depends only on the pixels and the options (libdeflate is
  * deterministic for a given level and version); every allocation failure is KILN_E_NOMEM with
  * nothing leaked and out unchanged in length.
+ *
+ * kiln_png_set_text() (at the end) edits any PNG's text chunks by splicing: the chunks around
+ * them are copied as they are, so an AI server's pixels are never decoded or re-encoded.
  */
 #include "util/png.h"
 #include "util/alloc.h"
 
 #include <libdeflate.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +111,40 @@ static uint64_t row_cost(const uint8_t *p, size_t n)
 	return s;
 }
 
+/* One row (rowlen bytes of bpp-byte pixels; prev NULL on the first row) filtered into d: the
+ * filter byte, then rowlen bytes. */
+static void filter_one(uint8_t *d, const uint8_t *row, const uint8_t *prev, size_t rowlen,
+		       int bpp, enum kiln_png_filter f)
+{
+	if (f != KILN_PNG_FILTER_ADAPTIVE) {
+		d[0] = (uint8_t)f;
+		filter_row(d + 1, row, prev, rowlen, bpp, f);
+		return;
+	}
+	/* try each filter in d, keep the best; ties keep the cheaper filter */
+	uint64_t best = UINT64_MAX;
+	int bestf = 0;
+	for (int k = KILN_PNG_FILTER_NONE; k <= KILN_PNG_FILTER_PAETH; k++) {
+		filter_row(d + 1, row, prev, rowlen, bpp, (enum kiln_png_filter)k);
+		uint64_t c = row_cost(d + 1, rowlen);
+		if (c < best) {
+			best = c;
+			bestf = k;
+		}
+	}
+	d[0] = (uint8_t)bestf;
+	if (bestf != KILN_PNG_FILTER_PAETH)
+		filter_row(d + 1, row, prev, rowlen, bpp, (enum kiln_png_filter)bestf);
+}
+
+/* n RGBA pixels -> n RGB pixels: 4-byte stores 3 bytes apart, the last pixel by itself */
+static void pack_rgb(uint8_t *t, const uint8_t *row, size_t n)
+{
+	for (size_t x = 0; x + 1 < n; x++)
+		memcpy(t + 3 * x, row + 4 * x, 4);
+	memcpy(t + 3 * (n - 1), row + 4 * (n - 1), 3);
+}
+
 /* Filter every row into dst (h * (1 + rowlen) bytes). Source pixels have sbpp bytes, written
  * pixels bpp: 4 -> 3 drops alpha (rows packed into tmp, two rows of rowlen bytes). */
 static void filter_image(uint8_t *dst, const uint8_t *px, size_t stride, size_t rowlen, int h,
@@ -117,37 +155,15 @@ static void filter_image(uint8_t *dst, const uint8_t *px, size_t stride, size_t 
 		const uint8_t *row = px + (size_t)y * stride;
 		uint8_t *d = dst + (size_t)y * (rowlen + 1);
 		if (sbpp != bpp) {
-			/* RGBA -> RGB: 4-byte stores 3 bytes apart, the last pixel by itself */
 			uint8_t *t = f == KILN_PNG_FILTER_NONE ? d + 1 : tmp + (size_t)(y & 1) * rowlen;
-			size_t n = rowlen / 3;
-			for (size_t x = 0; x + 1 < n; x++)
-				memcpy(t + 3 * x, row + 4 * x, 4);
-			memcpy(t + 3 * (n - 1), row + 4 * (n - 1), 3);
+			pack_rgb(t, row, rowlen / 3);
 			if (f == KILN_PNG_FILTER_NONE) {
 				d[0] = 0;
 				continue;
 			}
 			row = t;
 		}
-		if (f != KILN_PNG_FILTER_ADAPTIVE) {
-			d[0] = (uint8_t)f;
-			filter_row(d + 1, row, prev, rowlen, bpp, f);
-		} else {
-			/* try each filter in d, keep the best; ties keep the cheaper filter */
-			uint64_t best = UINT64_MAX;
-			int bestf = 0;
-			for (int k = KILN_PNG_FILTER_NONE; k <= KILN_PNG_FILTER_PAETH; k++) {
-				filter_row(d + 1, row, prev, rowlen, bpp, (enum kiln_png_filter)k);
-				uint64_t c = row_cost(d + 1, rowlen);
-				if (c < best) {
-					best = c;
-					bestf = k;
-				}
-			}
-			d[0] = (uint8_t)bestf;
-			if (bestf != KILN_PNG_FILTER_PAETH)
-				filter_row(d + 1, row, prev, rowlen, bpp, (enum kiln_png_filter)bestf);
-		}
+		filter_one(d, row, prev, rowlen, bpp, f);
 		prev = row;
 	}
 }
@@ -293,6 +309,42 @@ out:
 	return rc;
 }
 
+int kiln_png_encode_rows(kiln_png_row_fn fn, void *user, int w, int h, int opaque,
+			 const struct kiln_png_opts *o, struct kiln_png_scratch *sc,
+			 struct kiln_buf *out, struct kiln_error *e)
+{
+	struct kiln_png_scratch tmp_sc = KILN_PNG_SCRATCH_INIT;
+	int bpp = opaque && o->rgb_if_opaque ? 3 : 4, rc;
+	size_t rowlen, rawlen, rgba = (size_t)w * 4;
+	uint8_t *rows;
+	if ((rc = check_args(w, h, o->level, e)))
+		return rc;
+	if (!sc)
+		sc = &tmp_sc;
+	rowlen = (size_t)w * bpp;
+	rawlen = (rowlen + 1) * (size_t)h;
+	/* the filtered rows, then two RGBA rows from fn, then two packed RGB rows */
+	if ((rc = scratch_get(sc, rawlen + 2 * rgba + 2 * rowlen, o->level, e)))
+		goto out;
+	rows = sc->raw + rawlen;
+	for (int y = 0; y < h; y++) {
+		uint8_t *src = rows + (size_t)(y & 1) * rgba, *d = sc->raw + (size_t)y * (rowlen + 1);
+		const uint8_t *row = src, *prev = y ? rows + (size_t)((y - 1) & 1) * rgba : NULL;
+		fn(user, y, src);
+		if (bpp == 3) {
+			uint8_t *t = rows + 2 * rgba + (size_t)(y & 1) * rowlen;
+			pack_rgb(t, src, (size_t)w);
+			row = t;
+			prev = y ? rows + 2 * rgba + (size_t)((y - 1) & 1) * rowlen : NULL;
+		}
+		filter_one(d, row, prev, rowlen, bpp, o->filter);
+	}
+	rc = write_png(sc->raw, rawlen, w, h, bpp == 4 ? 6 : 2, NULL, 0, sc->z, out, e);
+out:
+	kiln_png_scratch_release(&tmp_sc);
+	return rc;
+}
+
 int kiln_png_encode_indexed(const uint8_t *idx, int w, int h, const uint8_t (*pal)[4],
 			    int npal, const struct kiln_png_opts *o, struct kiln_png_scratch *sc,
 			    struct kiln_buf *out, struct kiln_error *e)
@@ -315,5 +367,224 @@ int kiln_png_encode_indexed(const uint8_t *idx, int w, int h, const uint8_t (*pa
 	rc = write_png(sc->raw, rawlen, w, h, 3, pal, npal, sc->z, out, e);
 out:
 	kiln_png_scratch_release(&tmp_sc);
+	return rc;
+}
+
+/* --- text chunks in an existing PNG -----------------------------------------------------
+ *
+ * One pass over the input: each chunk is checked (bounds, type, CRC) and copied, or dropped
+ * when it is a text chunk with one of the new keywords; the new chunks are written when the
+ * first IDAT comes. out is grown once for the whole result, so nothing is reallocated and a
+ * failure only has to put out->len back. */
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Next code point of UTF-8 s (advanced), or -1 when the bytes are not UTF-8. */
+static long utf8_next(const unsigned char **s)
+{
+	const unsigned char *p = *s;
+	long c = p[0], min;
+	int n;
+	if (c < 0x80)
+		n = 0, min = 0;
+	else if ((c & 0xe0) == 0xc0)
+		n = 1, c &= 0x1f, min = 0x80;
+	else if ((c & 0xf0) == 0xe0)
+		n = 2, c &= 0x0f, min = 0x800;
+	else if ((c & 0xf8) == 0xf0)
+		n = 3, c &= 0x07, min = 0x10000;
+	else
+		return -1;
+	for (int i = 1; i <= n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return -1; /* overlong, out of range, a surrogate */
+	*s = p + n + 1;
+	return c;
+}
+
+/* 1 when UTF-8 s can be a tEXt (every code point Latin-1 text), 0 when not, -1 not UTF-8. */
+static int latin1_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int ok = 1;
+	while (*p) {
+		long c = utf8_next(&p);
+		if (c < 0)
+			return -1;
+		if (!(c == '\n' || (c >= 0x20 && c <= 0x7e) || (c >= 0xa0 && c <= 0xff)))
+			ok = 0;
+	}
+	return ok;
+}
+
+/* PNG keywords: 1..79 bytes of 32-126 and 161-255, no leading, trailing or double space. */
+static int keyword_ok(const char *k)
+{
+	size_t n = strlen(k);
+	if (n < 1 || n > 79 || k[0] == ' ' || k[n - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)k[i];
+		if (c < 32 || (c > 126 && c < 161) || (c == ' ' && k[i + 1] == ' '))
+			return 0;
+	}
+	return 1;
+}
+
+/* Write the chunk for t at dst (room checked by the caller); returns its size. */
+static size_t put_text(uint8_t *dst, const struct kiln_png_text *t, int latin1)
+{
+	size_t kn = strlen(t->keyword), n = kn + 1;
+	uint8_t *d = dst + 8;
+	memcpy(d, t->keyword, kn + 1);
+	if (latin1) {
+		const unsigned char *p = (const unsigned char *)t->text;
+		memcpy(dst + 4, "tEXt", 4);
+		while (*p)
+			d[n++] = (uint8_t)utf8_next(&p); /* checked by latin1_ok */
+	} else {
+		size_t tn = strlen(t->text);
+		memcpy(dst + 4, "iTXt", 4);
+		memset(d + n, 0, 4); /* not compressed, method 0, no language, no translation */
+		n += 4;
+		memcpy(d + n, t->text, tn);
+		n += tn;
+	}
+	put32(dst, (uint32_t)n);
+	put32(d + n, (uint32_t)libdeflate_crc32(0, dst + 4, n + 4));
+	return n + 12;
+}
+
+/* Is chunk data p[n] of type tEXt/zTXt/iTXt keyed by one of texts? */
+static int replaced(const uint8_t *type, const uint8_t *p, uint32_t n,
+		    const struct kiln_png_text *texts, size_t ntexts)
+{
+	size_t kn = 0;
+	if (memcmp(type, "tEXt", 4) && memcmp(type, "zTXt", 4) && memcmp(type, "iTXt", 4))
+		return 0;
+	while (kn < n && kn < 80 && p[kn])
+		kn++;
+	for (size_t i = 0; i < ntexts; i++)
+		if (strlen(texts[i].keyword) == kn && !memcmp(texts[i].keyword, p, kn))
+			return 1;
+	return 0;
+}
+
+static int png_bad(struct kiln_error *e, size_t at, const char *what)
+{
+	return kiln_error_set(e, KILN_E_IMAGE, NULL, "not a well-formed PNG: %s (byte %zu)", what,
+			      at);
+}
+
+int kiln_png_set_text(const void *png, size_t len, const struct kiln_png_text *texts, size_t n,
+		      struct kiln_buf *out, struct kiln_error *e)
+{
+	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+	const uint8_t *p = png;
+	size_t start = out->len, off = 8, room = len;
+	int *latin1 = NULL, idat = 0, iend = 0, rc = 0;
+	uint8_t *d;
+	if (!(latin1 = kiln_calloc(n + 1, sizeof *latin1)))
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for PNG text");
+	for (size_t i = 0; i < n; i++) {
+		size_t tn = strlen(texts[i].text);
+		if (!keyword_ok(texts[i].keyword)) {
+			rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "'%s' is not a PNG keyword (1 to 79 "
+					    "Latin-1 letters, no leading, trailing or double space)",
+					    texts[i].keyword);
+			goto out;
+		}
+		if ((latin1[i] = latin1_ok(texts[i].text)) < 0) {
+			rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "PNG text '%s' is not UTF-8",
+					    texts[i].keyword);
+			goto out;
+		}
+		if (texts[i].itxt)
+			latin1[i] = 0;
+		if (tn > 0x7fffffffu - 100) {
+			rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "PNG text '%s' is too long (%zu "
+					    "bytes)", texts[i].keyword, tn);
+			goto out;
+		}
+		room += strlen(texts[i].keyword) + tn + 5 + 12;
+	}
+	if (len < 8 || memcmp(p, sig, 8)) {
+		rc = png_bad(e, 0, "no PNG signature");
+		goto out;
+	}
+	if (kiln_buf_grow(out, room)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %zu-byte PNG", room);
+		goto out;
+	}
+	d = (uint8_t *)out->data + out->len;
+	memcpy(d, sig, 8);
+	d += 8;
+	while (!iend) {
+		const uint8_t *c = p + off;
+		uint32_t cn;
+		if (len - off < 12) {
+			rc = png_bad(e, off, off == len ? "it ends before IEND: cut short?"
+						   : "a chunk is cut short");
+			goto out;
+		}
+		cn = get32(c);
+		if (cn > 0x7fffffffu || cn > len - off - 12) {
+			rc = png_bad(e, off, "a chunk's length runs past the end: cut short?");
+			goto out;
+		}
+		for (int i = 4; i < 8; i++)
+			if (!((c[i] | 0x20) >= 'a' && (c[i] | 0x20) <= 'z')) {
+				rc = png_bad(e, off, "a chunk type is not four letters");
+				goto out;
+			}
+		if ((uint32_t)libdeflate_crc32(0, c + 4, (size_t)cn + 4) != get32(c + 8 + cn)) {
+			char what[64];
+			snprintf(what, sizeof what, "chunk %.4s has a bad CRC", (const char *)c + 4);
+			rc = png_bad(e, off, what);
+			goto out;
+		}
+		if (off == 8 && (memcmp(c + 4, "IHDR", 4) || cn != 13)) {
+			rc = png_bad(e, off, "the first chunk is not a 13-byte IHDR");
+			goto out;
+		}
+		if (off != 8 && !memcmp(c + 4, "IHDR", 4)) {
+			rc = png_bad(e, off, "a second IHDR");
+			goto out;
+		}
+		if (!memcmp(c + 4, "IDAT", 4) && !idat++)
+			for (size_t i = 0; i < n; i++)
+				d += put_text(d, &texts[i], latin1[i]);
+		if (!memcmp(c + 4, "IEND", 4)) {
+			if (!idat) {
+				rc = png_bad(e, off, "no IDAT chunk before IEND");
+				goto out;
+			}
+			if (off + 12 + cn != len) {
+				rc = png_bad(e, off + 12 + cn, "bytes after IEND");
+				goto out;
+			}
+			iend = 1;
+		}
+		if (!replaced(c + 4, c + 8, cn, texts, n)) {
+			memcpy(d, c, (size_t)cn + 12);
+			d += (size_t)cn + 12;
+		}
+		off += (size_t)cn + 12;
+	}
+	out->len = (size_t)(d - (uint8_t *)out->data);
+	out->data[out->len] = 0;
+out:
+	if (rc && out->data) {
+		out->len = start;
+		out->data[start] = 0;
+	}
+	free(latin1);
 	return rc;
 }

@@ -2,7 +2,8 @@
  * palette images, one row filter for every row (or a per-row adaptive choice), deflate by
  * libdeflate, CRCs by libdeflate_crc32. Chunks: IHDR, PLTE + tRNS (palette only), pHYs (fixed
  * 72 dpi, as libvips writes), one IDAT, IEND. No text, time or colour chunks, so the bytes
- * depend only on the pixels and the options.
+ * depend only on the pixels and the options. kiln_png_set_text() splices text chunks (the AI
+ * disclosure) into any PNG without touching its pixels.
  *
  * Why not libpng/libspng via libvips: on the compose benchmark (1024x1024 NFT items) libvips'
  * pngsave at zlib level 6 costs ~25 ms per item; libdeflate with a Paeth or Up filter gives
@@ -53,6 +54,16 @@ int kiln_png_encode_rgba(const uint8_t *px, int w, int h, size_t stride,
 			 const struct kiln_png_opts *o, struct kiln_png_scratch *sc, struct kiln_buf *out,
 			 struct kiln_error *e) KILN_MUST_CHECK;
 
+/* The same PNG from rows produced one at a time: fn writes row y (w RGBA pixels) into rgba;
+ * rows come in order, and fn may keep state between calls. opaque says every alpha is 255
+ * (the caller knows: no scan), so with rgb_if_opaque the PNG is RGB. The compose engine
+ * composites each row straight into the filter this way: no W x H x 4 canvas is written and
+ * read back (docs/compose.md, "Speed"). */
+typedef void (*kiln_png_row_fn)(void *user, int y, uint8_t *rgba);
+int kiln_png_encode_rows(kiln_png_row_fn fn, void *user, int w, int h, int opaque,
+			 const struct kiln_png_opts *o, struct kiln_png_scratch *sc,
+			 struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
+
 /* Append a palette PNG (colour type 3, 8 bits) of the w x h index image idx (w bytes a row)
  * with npal RGBA palette entries (1..256) to out. tRNS is written only up to the last entry
  * whose alpha is not 255. */
@@ -60,5 +71,28 @@ int kiln_png_encode_indexed(const uint8_t *idx, int w, int h, const uint8_t (*pa
 			    int npal, const struct kiln_png_opts *o, struct kiln_png_scratch *sc,
 			    struct kiln_buf *out,
 			    struct kiln_error *e) KILN_MUST_CHECK;
+
+/* --- text chunks in an existing PNG ---------------------------------------------------- */
+
+/* A text chunk to put into a PNG. keyword: 1..79 bytes of printable Latin-1 (PNG's rule);
+ * text: UTF-8. */
+struct kiln_png_text {
+	const char *keyword;
+	const char *text;
+	int itxt;   /* 1: always iTXt (XMP must be); 0: tEXt when the text is Latin-1 (code
+	               points 0x20-0x7e, 0xa0-0xff and '\n': it is converted to those bytes),
+	               else iTXt, UTF-8, as PIL's PngInfo.add_text does */
+};
+
+/* Append to out the PNG png[len] with texts[n] set: every tEXt, zTXt and iTXt chunk whose
+ * keyword is one of theirs is dropped (so nothing is duplicated), and the new chunks go just
+ * before the first IDAT, in the order given. iTXt chunks are uncompressed with an empty
+ * language tag and translated keyword. Every other chunk is copied byte for byte: the pixels
+ * are not decoded or re-encoded. The input is checked as it is read: signature, IHDR first,
+ * every chunk's length, type and CRC, an IDAT, IEND last and nothing after it. Errors:
+ * KILN_E_IMAGE (e says what is wrong and at which byte), KILN_E_NOMEM; out then keeps its
+ * length. */
+int kiln_png_set_text(const void *png, size_t len, const struct kiln_png_text *texts, size_t n,
+		      struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

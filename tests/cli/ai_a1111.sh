@@ -62,6 +62,9 @@ expect_contains "requests field by field" "$T/check" ok
 sqlite3 "$P/.kiln/catalog.db" .dump | grep -c s3cret >"$T/grep"
 expect_eq "secret not in catalog" "$(cat "$T/grep")" 0
 grep -rq s3cret "$P/.kiln" && fail "secret in .kiln" || ok
+# released images carry the server's infotext and the IPTC DigitalSourceType
+check_disclosure "$P" /sdapi/v1/txt2img
+grep -rq s3cret "$P/dist" && fail "secret in dist" || ok
 # faults: every job still ends rendered, failures recorded as attempts
 config '{"fail_rate": 0.15, "hang_rate": 0.05, "drop_rate": 0.05, "truncate_rate": 0.08, "black_rate": 0.08}'
 "$KILN" -C "$P" render --force -q 2>"$T/err2"

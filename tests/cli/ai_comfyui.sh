@@ -61,6 +61,8 @@ for r in json.load(sys.stdin):
         assert ks["positive"] == ["kiln_cn_0", 0] and ks["negative"] == ["kiln_cn_0", 1]
 print("ok")' >"$T/graphs" 2>&1
 expect_contains "graphs bound" "$T/graphs" ok
+# released images: the infotext built from the request (ComfyUI writes its graph, not one)
+check_disclosure "$P" /prompt
 expect_eq "control image uploaded" "$(stats | $PY -c 'import sys,json; print(json.load(sys.stdin)["uploads"] > 0)')" True
 sqlite3 "$DB" .dump | grep -c s3cret >"$T/grep"
 expect_eq "secret not in catalog" "$(cat "$T/grep")" 0

@@ -62,6 +62,14 @@ for t in range(60):
     assert a == open(f"{d}/images/{item}.png", "rb").read(), t
     mp = json.load(open(f"{d}/metaplex/assets/{t}.json"))
     assert mp["image"] == f"{t}.png"
+# Sugar's hiddenSettings from metadata.reveal: name with Sugar's mint number, the pre-reveal
+# JSON of the first token, a 32-character hash (the provenance hash's first half)
+cids = {e["name"]: e.get("cid") for e in json.load(open(f"{d}/ipfs.json"))["entries"]}
+cfg = json.load(open(f"{d}/metaplex/config.json"))
+assert cfg["hiddenSettings"] == {"name": "Mystery Owl #$ID+1$",
+                                 "uri": f"ipfs://{cids['prereveal-metadata']}/1.json",
+                                 "hash": p["provenance_hash"][:32]}, cfg["hiddenSettings"]
+assert cfg["number"] == 60 and cfg["creators"] == [] and cfg["sellerFeeBasisPoints"] == 0, cfg
 print("ok")
 PY
 expect_contains "reveal mapping in erc721 and metaplex" "$T/py" ok

@@ -89,6 +89,20 @@ for i in range(60):
     assert open(f"{a}/{i}.png", "rb").read() == open(f"{d}/images/{i + 1}.png", "rb").read()
     e = json.load(open(f"{d}/metadata/{i + 1}.json"))
     assert m["name"] == e["name"]
+# Sugar's config.json beside assets/: the fields `sugar launch` reads, from the spec
+cfg = json.load(open(f"{d}/metaplex/config.json"))
+assert sorted(os.listdir(f"{d}/metaplex")) == ["assets", "config.json"]
+assert list(cfg) == ["tokenStandard", "number", "symbol", "sellerFeeBasisPoints", "isMutable",
+                     "isSequential", "creators", "uploadMethod", "ruleSet", "awsConfig",
+                     "sdriveApiKey", "pinataConfig", "hiddenSettings", "guards",
+                     "maxEditionSupply"], list(cfg)
+assert cfg["tokenStandard"] == "nft" and cfg["number"] == 60 and cfg["symbol"] == "OWLS", cfg
+assert cfg["sellerFeeBasisPoints"] == 500 and cfg["isMutable"] is True and cfg["isSequential"] is False
+assert cfg["creators"] == [{"address": "11111111111111111111111111111111", "share": 70},
+                           {"address": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "share": 30}]
+assert cfg["uploadMethod"] == "bundlr"
+assert all(cfg[k] is None for k in ("ruleSet", "awsConfig", "sdriveApiKey", "pinataConfig",
+                                    "hiddenSettings", "guards", "maxEditionSupply")), cfg
 col = json.load(open(f"{a}/collection.json"))
 assert col["name"] == "Pixel Owls" and col["image"] == "collection.png"
 assert col["properties"]["files"] == [{"uri": "collection.png", "type": "image/png"}]

@@ -272,6 +272,7 @@ CONFIG_DEFAULTS = {
     "fail_rate": 0.0,           # answer 500 without doing anything
     "hang_rate": 0.0,           # read the request, never answer (until the client gives up)
     "drop_rate": 0.0,           # do the work, then close the connection mid-response
+    "noreply_rate": 0.0,        # do the work, then close the connection without answering
     "truncate_rate": 0.0,       # job: the PNG is cut in half
     "black_rate": 0.0,          # job: an all-black image (safety filter)
     "lose_rate": 0.0,           # job (comfyui/sdcpp): accepted, then forgotten
@@ -283,7 +284,7 @@ CONFIG_DEFAULTS = {
     "job_ttl_s": 600.0,         # sdcpp: finished jobs expire (410) after this long
 }
 _RATE_KEYS = ("fail_rate", "hang_rate", "drop_rate", "truncate_rate", "black_rate",
-              "lose_rate", "exec_fail_rate")
+              "lose_rate", "exec_fail_rate", "noreply_rate")
 
 
 def validate_config_update(upd):
@@ -392,6 +393,7 @@ class State:
             "request_latency_ms": args.request_latency_ms,
             "model_switch_ms": args.model_switch_ms, "fail_rate": args.fail_rate,
             "hang_rate": args.hang_rate, "drop_rate": args.drop_rate,
+            "noreply_rate": args.noreply_rate,
             "truncate_rate": args.truncate_rate, "black_rate": args.black_rate,
             "lose_rate": args.lose_rate, "exec_fail_rate": args.exec_fail_rate,
             "seed": args.fault_seed, "fail_first": args.fail_first,
@@ -417,6 +419,7 @@ class State:
             self.max_concurrent = 0
             self.gpu_in_use = 0
             self.gpu_max = 0
+            self.gpu_free_at = 0.0              # when the GPU was last released
             self.gen_in_flight = 0
             self.max_gen_in_flight = 0
             self.max_queue_depth = 0
@@ -496,6 +499,7 @@ class State:
     def gpu_exit(self):
         with self.lock:
             self.gpu_in_use -= 1
+            self.gpu_free_at = time.time()
         self.gpu.release()
 
     def note_queue_depth(self, depth):
@@ -535,7 +539,7 @@ class State:
         r2 = int.from_bytes(h[8:16], "big") / 2.0 ** 64
         f = Fault(rnd=int.from_bytes(h[16:24], "big") / 2.0 ** 64)
         acc = 0.0
-        for name in ("fail", "hang", "drop"):
+        for name in ("fail", "hang", "drop", "noreply"):
             acc += cfg[name + "_rate"]
             if r1 < acc:
                 f.transport = name
@@ -1146,8 +1150,14 @@ class A1111:
                 target = target_override or st.opts_checkpoint
                 if target_override and not v["override_settings_restore_afterwards"]:
                     st.opts_checkpoint = target_override
+            # The job's latency window opens when its request arrived, or when the GPU came
+            # free if it had to wait: this server's own parsing, validation and rendering
+            # are inside it, so latency_ms is the whole of a job's time here (what a client's
+            # ideal of jobs x latency assumes), not latency plus Python's overhead. A model
+            # switch adds its own time.
+            t_sw = time.time()
             self.switch_model(target)
-            t0 = time.time()
+            t0 = max(req.t_start, st.gpu_free_at) + (time.time() - t_sw)
             with st.lock:
                 seed = v["seed"]
                 if seed is None or seed == -1:
@@ -2612,12 +2622,13 @@ class SdCpp:
 # --------------------------------------------------------------------------------------------
 
 class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "fault", "record")
+    __slots__ = ("method", "path", "query", "headers", "body", "fault", "record", "t_start")
 
     def __init__(self, method, path, query, headers, body):
         self.method, self.path, self.query, self.headers, self.body = method, path, query, headers, body
         self.fault = Fault()
         self.record = None
+        self.t_start = time.time()   # the request's arrival (its headers and body read)
 
 
 JOB_ROUTES = {("POST", "/sdapi/v1/txt2img"), ("POST", "/sdapi/v1/img2img"), ("POST", "/prompt"),
@@ -2791,6 +2802,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             if st.config["request_latency_ms"] > 0:
                 time.sleep(st.config["request_latency_ms"] / 1000.0)
+                req.t_start = time.time()   # network-like: the request arrives only now
             resp = self.check_auth(req, proto)
             if resp is None:
                 eligible = callable(handler) and (st.config["fault_scope"] == "all" or is_job)
@@ -2820,6 +2832,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if proto == "a1111":
                 resp.headers = list(resp.headers) + [
                     ("X-Process-Time", str(round(time.time() - t_start, 4)))]
+            if req.fault.transport == "noreply":
+                # the work is done (a /prompt is queued), but not a byte of answer goes back
+                st.count_fault("noreply")
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
             drop = req.fault.transport == "drop"
             if drop:
                 st.count_fault("drop")
@@ -3011,6 +3032,7 @@ def parse_args(argv):
     p.add_argument("--fail-rate", type=float, default=0.0)
     p.add_argument("--hang-rate", type=float, default=0.0)
     p.add_argument("--drop-rate", type=float, default=0.0)
+    p.add_argument("--noreply-rate", type=float, default=0.0)
     p.add_argument("--truncate-rate", type=float, default=0.0)
     p.add_argument("--black-rate", type=float, default=0.0)
     p.add_argument("--lose-rate", type=float, default=0.0)

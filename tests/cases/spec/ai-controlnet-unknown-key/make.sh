@@ -1,0 +1,2 @@
+mkdir -p controlnet
+printf 'not checked at plan' >controlnet/crown.png
