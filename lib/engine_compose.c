@@ -702,6 +702,66 @@ static void composite_over(uint8_t *out, struct cfile *const *L, size_t n, int w
 		composite_row(out + (size_t)y * w * 4, L, n, w, y, st, dirty);
 }
 
+/* n RGBA pixels as RGB: 4-byte stores 3 bytes apart, the last pixel by itself (the 4th byte
+ * of a store is the next pixel's first, written again by the next store) */
+static void copy_rgb(uint8_t *d, const uint8_t *p, int n)
+{
+	for (int x = 0; x + 1 < n; x++)
+		memcpy(d + 3 * x, p + 4 * x, 4);
+	if (n > 0)
+		memcpy(d + 3 * (n - 1), p + 4 * (n - 1), 3);
+}
+
+/* composite_row over a fully opaque bottom layer, written as RGB: every output alpha is
+ * exactly 1.0 (aR = aA + 1.0f * (1.0f - aA) is 1.0f for every aA = k / 255.0f, checked for all
+ * 256), so a pixel's state is its RGB with alpha 255 and px_store's alpha byte is 255. */
+static void composite_row_rgb(uint8_t *o, struct cfile *const *L, size_t n, int w, int y,
+			      float *st, uint8_t *dirty)
+{
+	size_t rowb = (size_t)w * 4;
+	int d0 = w, d1 = 0;
+	copy_rgb(o, L[0]->px + (size_t)y * rowb, w);
+	for (size_t i = 1; i < n; i++) {
+		const struct cfile *f = L[i];
+		const uint8_t *p = f->px + (size_t)y * rowb;
+		const struct run *r = f->runs + f->row_run[y], *re = f->runs + f->row_run[y + 1];
+		for (; r < re; r++) {
+			int x0 = r->x0, x1 = r->x1;
+			if (r->opaque) {
+				copy_rgb(o + 3 * x0, p + 4 * x0, x1 - x0);
+				if (x0 < d1 && x1 > d0)
+					memset(dirty + x0, 0, (size_t)(x1 - x0));
+				continue;
+			}
+			for (int x = x0; x < x1; x++) {
+				const uint8_t *q = p + 4 * x;
+				if (q[3] == 255) {
+					memcpy(o + 3 * x, q, 3);
+					dirty[x] = 0;
+					continue;
+				}
+				if (!dirty[x]) {
+					uint8_t px[4] = { o[3 * x], o[3 * x + 1], o[3 * x + 2], 255 };
+					px_state(st + 4 * x, px);
+				}
+				px_over(st + 4 * x, q);
+				dirty[x] = 1;
+			}
+			if (x0 < d0)
+				d0 = x0;
+			if (x1 > d1)
+				d1 = x1;
+		}
+	}
+	for (int x = d0; x < d1; x++)
+		if (dirty[x]) {
+			uint8_t px[4];
+			px_store(px, st + 4 * x);
+			memcpy(o + 3 * x, px, 3);
+			dirty[x] = 0;
+		}
+}
+
 /* kiln_png_encode_rows' row source: the composite, a row at a time */
 struct rows {
 	struct cfile *const *L;
@@ -711,10 +771,13 @@ struct rows {
 	uint8_t *dirty;
 };
 
-static void composite_row_fn(void *user, int y, uint8_t *rgba)
+static void composite_row_fn(void *user, int y, uint8_t *row, int bpp)
 {
 	struct rows *r = user;
-	composite_row(rgba, r->L, r->n, r->w, y, r->st, r->dirty);
+	if (bpp == 3)
+		composite_row_rgb(row, r->L, r->n, r->w, y, r->st, r->dirty);
+	else
+		composite_row(row, r->L, r->n, r->w, y, r->st, r->dirty);
 }
 
 /* ---- output: scale, palette, encode ---- */

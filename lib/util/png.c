@@ -315,7 +315,7 @@ int kiln_png_encode_rows(kiln_png_row_fn fn, void *user, int w, int h, int opaqu
 {
 	struct kiln_png_scratch tmp_sc = KILN_PNG_SCRATCH_INIT;
 	int bpp = opaque && o->rgb_if_opaque ? 3 : 4, rc;
-	size_t rowlen, rawlen, rgba = (size_t)w * 4;
+	size_t rowlen, rawlen;
 	uint8_t *rows;
 	if ((rc = check_args(w, h, o->level, e)))
 		return rc;
@@ -323,21 +323,21 @@ int kiln_png_encode_rows(kiln_png_row_fn fn, void *user, int w, int h, int opaqu
 		sc = &tmp_sc;
 	rowlen = (size_t)w * bpp;
 	rawlen = (rowlen + 1) * (size_t)h;
-	/* the filtered rows, then two RGBA rows from fn, then two packed RGB rows */
-	if ((rc = scratch_get(sc, rawlen + 2 * rgba + 2 * rowlen, o->level, e)))
+	/* the filtered rows, then two rows from fn (this one and the one above) */
+	if ((rc = scratch_get(sc, rawlen + 2 * rowlen, o->level, e)))
 		goto out;
 	rows = sc->raw + rawlen;
 	for (int y = 0; y < h; y++) {
-		uint8_t *src = rows + (size_t)(y & 1) * rgba, *d = sc->raw + (size_t)y * (rowlen + 1);
-		const uint8_t *row = src, *prev = y ? rows + (size_t)((y - 1) & 1) * rgba : NULL;
-		fn(user, y, src);
-		if (bpp == 3) {
-			uint8_t *t = rows + 2 * rgba + (size_t)(y & 1) * rowlen;
-			pack_rgb(t, src, (size_t)w);
-			row = t;
-			prev = y ? rows + 2 * rgba + (size_t)((y - 1) & 1) * rowlen : NULL;
+		uint8_t *d = sc->raw + (size_t)y * (rowlen + 1), *row;
+		if (o->filter == KILN_PNG_FILTER_NONE) { /* fn writes the row in place */
+			d[0] = 0;
+			fn(user, y, d + 1, bpp);
+			continue;
 		}
-		filter_one(d, row, prev, rowlen, bpp, o->filter);
+		row = rows + (size_t)(y & 1) * rowlen;
+		fn(user, y, row, bpp);
+		filter_one(d, row, y ? rows + (size_t)((y - 1) & 1) * rowlen : NULL, rowlen, bpp,
+			   o->filter);
 	}
 	rc = write_png(sc->raw, rawlen, w, h, bpp == 4 ? 6 : 2, NULL, 0, sc->z, out, e);
 out:

@@ -54,12 +54,13 @@ int kiln_png_encode_rgba(const uint8_t *px, int w, int h, size_t stride,
 			 const struct kiln_png_opts *o, struct kiln_png_scratch *sc, struct kiln_buf *out,
 			 struct kiln_error *e) KILN_MUST_CHECK;
 
-/* The same PNG from rows produced one at a time: fn writes row y (w RGBA pixels) into rgba;
- * rows come in order, and fn may keep state between calls. opaque says every alpha is 255
- * (the caller knows: no scan), so with rgb_if_opaque the PNG is RGB. The compose engine
- * composites each row straight into the filter this way: no W x H x 4 canvas is written and
- * read back (docs/compose.md, "Speed"). */
-typedef void (*kiln_png_row_fn)(void *user, int y, uint8_t *rgba);
+/* The same PNG from rows produced one at a time: fn writes row y, w pixels of bpp bytes, into
+ * row; rows come in order, and fn may keep state between calls. bpp is 3 (RGB) only when the
+ * caller said opaque (every alpha is 255: no scan) and rgb_if_opaque is set, else 4 (RGBA).
+ * With filter none fn writes straight into the buffer deflate reads. The compose engine
+ * composites each row this way: no W x H x 4 canvas written and read back, no separate RGBA
+ * to RGB pass (docs/compose.md, "Speed"). */
+typedef void (*kiln_png_row_fn)(void *user, int y, uint8_t *row, int bpp);
 int kiln_png_encode_rows(kiln_png_row_fn fn, void *user, int w, int h, int opaque,
 			 const struct kiln_png_opts *o, struct kiln_png_scratch *sc,
 			 struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;

@@ -223,11 +223,13 @@ struct src {
 	int w, next;
 };
 
-static void row_from(void *user, int y, uint8_t *rgba)
+static void row_from(void *user, int y, uint8_t *row, int bpp)
 {
 	struct src *s = user;
+	const uint8_t *p = s->px + (size_t)y * s->w * 4;
 	assert_int_equal(y, s->next++);
-	memcpy(rgba, s->px + (size_t)y * s->w * 4, (size_t)s->w * 4);
+	for (int x = 0; x < s->w; x++)
+		memcpy(row + (size_t)x * bpp, p + 4 * x, (size_t)bpp);
 }
 
 static void test_rows_match_whole(void **state)
