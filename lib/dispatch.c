@@ -102,6 +102,7 @@ struct checkers {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct slot *todo, **todo_tail, *done;
+	struct slot *held;         /* loop thread only: waiting to go to todo (check_release) */
 	int stop;
 	const struct kiln_dispatch_ops *ops;
 	CURLM *multi;
@@ -471,13 +472,28 @@ static void check_done(struct run *r, struct slot *s)
 		end_attempt(r, s, 1, 0, s->status, NULL);
 }
 
-static void check_push(struct checkers *ck, struct slot *s)
+/* Images to check are held until the loop has sent the next jobs of the endpoints they came
+ * from: a worker woken at once would compete with the loop for a core just then. */
+static void check_hold(struct checkers *ck, struct slot *s)
 {
+	s->qnext = ck->held;
+	ck->held = s;
+}
+
+static void check_release(struct checkers *ck)
+{
+	struct slot *s, *next;
+	if (!ck->held)
+		return;
 	pthread_mutex_lock(&ck->mu);
-	s->qnext = NULL;
-	*ck->todo_tail = s;
-	ck->todo_tail = &s->qnext;
-	pthread_cond_signal(&ck->cv);
+	for (s = ck->held; s; s = next) {
+		next = s->qnext;
+		s->qnext = NULL;
+		*ck->todo_tail = s;
+		ck->todo_tail = &s->qnext;
+		pthread_cond_signal(&ck->cv);
+	}
+	ck->held = NULL;
 	pthread_mutex_unlock(&ck->mu);
 }
 
@@ -646,7 +662,7 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 		s->released = 1;
 		ep->active--;
 		if (r->ck.n) {
-			check_push(&r->ck, s);
+			check_hold(&r->ck, s);
 			return;
 		}
 		kiln_error_clear(&s->check_err);
@@ -751,6 +767,40 @@ static void sync_stats(struct run *r)
 	}
 }
 
+/* Start jobs on every endpoint that has room. How many started. */
+static int fill(struct run *r)
+{
+	int n = 0;
+	if (r->o->cancel && *r->o->cancel)
+		return 0;
+	for (size_t k = 0; k < r->o->nendpoints; k++) {
+		struct ep *ep = &r->eps[k];
+		size_t job;
+		const struct kiln_dispatch_resume *res;
+		while (ep->state == EP_UP && ep->active < ep->cfg->concurrency && r->nfree &&
+		       pick_job(r, k, &job, &res)) {
+			start_job(r, k, job, res);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Hand the transfers curl finished to their slots. */
+static void collect(struct run *r)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(r->multi, &left))) {
+		struct slot *s = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+		if (s)
+			transfer_done(r, s, m->data.result);
+	}
+}
+
 static int busy(struct run *r)
 {
 	for (size_t i = 0; i < r->nslots; i++)
@@ -848,13 +898,8 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 	while (r.remaining && !r.rc) {
 		double now = kiln_clock_mono(), next = now + 0.25;
 		int alive = 0, running, due;
-		CURLMsg *m;
-		int left;
-		check_drain(&r);
 		for (size_t k = 0; k < o.nendpoints; k++) {
 			struct ep *ep = &r.eps[k];
-			size_t job;
-			const struct kiln_dispatch_resume *res;
 			if (ep->state != EP_DEAD)
 				alive = 1;
 			if (ep->state == EP_PARKED && !ep->health) {
@@ -863,12 +908,8 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 				else if (ep->until < next)
 					next = ep->until;
 			}
-			if (ep->state != EP_UP || (o.cancel && *o.cancel))
-				continue;
-			while (ep->active < ep->cfg->concurrency && ep->state == EP_UP && r.nfree &&
-			       pick_job(&r, k, &job, &res))
-				start_job(&r, k, job, res);
 		}
+		fill(&r);
 		if (!alive) {
 			fail_rest(&r);
 			if (!busy(&r))
@@ -895,14 +936,15 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 			if (r.js[r.retry[i]].not_before > now && r.js[r.retry[i]].not_before < next)
 				next = r.js[r.retry[i]].not_before;
 		curl_multi_perform(r.multi, &running);
-		while ((m = curl_multi_info_read(r.multi, &left))) {
-			struct slot *s = NULL;
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-			if (s)
-				transfer_done(&r, s, m->data.result);
+		collect(&r);
+		/* the endpoints these answers freed send their next job now, before the work on
+		 * finished attempts (records, store, batches) that follows */
+		for (int pass = 0; pass < 4 && !r.rc && fill(&r); pass++) {
+			curl_multi_perform(r.multi, &running);
+			collect(&r);
 		}
+		check_release(&r.ck);
+		check_drain(&r);
 		sync_stats(&r);
 		if (ops->tick && !r.rc && ops->tick(ops->user, e))
 			r.rc = e->code ? e->code : KILN_E_FAILED;

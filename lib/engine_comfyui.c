@@ -12,7 +12,9 @@
  * Nothing is run twice: the prompt_id is chosen by kiln (a UUID from the recipe and attempt)
  * and persisted before POST /prompt. ComfyUI does not refuse a duplicate id, so before sending
  * one again (after a transport error, or in the next run after a kill) kiln looks for it in
- * GET /history/{id} and GET /queue, and only submits it again when neither knows it.
+ * GET /history/{id} and GET /queue, and only submits it again when neither knows it. While a
+ * prompt the server took runs, only /history is polled, and /queue every fourth poll (a prompt
+ * the server lost shows in neither).
  */
 #include "kiln/engine.h"
 #include "util/alloc.h"
@@ -227,6 +229,7 @@ static int comfy_start(struct kiln_ai_job *j, struct kiln_http *next, struct kil
 {
 	if (j->resumed && j->remote_id[0]) {
 		j->phase = PH_HISTORY;
+		j->misses = 3; /* unsure the server has it: look in /queue at the first miss */
 		get(next, "/history/%s", j->remote_id);
 		return 0;
 	}
@@ -345,6 +348,7 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 		if (!status) {
 			/* the prompt may be queued all the same: look before sending it again */
 			j->phase = PH_HISTORY;
+			j->misses = 3;
 			get(next, "/history/%s", j->remote_id);
 			return KILN_STEP_SEND;
 		}
@@ -373,6 +377,12 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 		}
 		if (json_object_get(o, j->remote_id)) {
 			st = history(j, json_object_get(o, j->remote_id), next, e);
+		} else if (j->phase == PH_HISTORY && ++j->misses % 4) {
+			/* not finished (/history holds finished prompts only). A prompt the server
+			 * took is looked for in /queue at every fourth miss, not at each: a lost one
+			 * is found a few polls later, and a poll is one request, not two */
+			get(next, "/history/%s", j->remote_id);
+			st = KILN_STEP_POLL;
 		} else if (j->phase == PH_HISTORY) {
 			j->phase = PH_QUEUE;
 			get(next, "%s/queue", "");

@@ -69,6 +69,9 @@ def main():
     sync = a.proto == "a1111"
     for url in urls:
         acc["requests"] += get(url + "/__test__/stats")["requests"]
+        if os.environ.get("KILN_BENCH_KEEP"):  # every request, for a closer look
+            with open(os.path.join(a.dir, "all-%s.json" % url.rsplit(":", 1)[1]), "w") as f:
+                json.dump(get(url + "/__test__/requests?bodies=0"), f)
         att = per.get(url, [])
         for status, s, f in att:
             acc["ok_n" if status == "ok" else "fail_n"] += 1
@@ -78,8 +81,6 @@ def main():
         recs = [r for r in get(url + "/__test__/requests?bodies=0&path=" + job_path)
                 if r["method"] == "POST"]
         recs.sort(key=lambda r: r["t_start"])
-        with open(os.path.join(a.dir, "requests-%s.json" % url.rsplit(":", 1)[1]), "w") as f:
-            json.dump(recs, f)  # for a closer look (KILN_BENCH_KEEP=1)
         if not recs:
             continue
         acc["startup"] += recs[0]["t_start"] - a.t0

@@ -107,6 +107,7 @@ struct kiln_ai_job {
 	char upload_name[256];     /* ComfyUI: the uploaded control image, as the server named it */
 	size_t upload_next;        /* ComfyUI: next control image to upload */
 	unsigned polls;
+	unsigned misses;           /* engine-private (ComfyUI: polls that found no result yet) */
 	unsigned poll_errors;      /* failed polls in a row: a poll that fails does not end the
 	                              attempt (the server may still be running the job) until
 	                              KILN_POLL_ERRORS of them */
