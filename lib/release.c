@@ -96,15 +96,6 @@ static int put_file(const char *path, const void *data, size_t len, struct kiln_
 	return kiln_fs_write_atomic_sync(path, data, len, 0, e);
 }
 
-static int copy_file(const char *src, const char *dst, struct kiln_error *e)
-{
-	struct kiln_buf b = KILN_BUF_INIT;
-	int rc = kiln_fs_read(src, &b, e);
-	if (!rc)
-		rc = put_file(dst, b.data ? b.data : "", b.len, e);
-	kiln_buf_release(&b);
-	return rc;
-}
 
 static int write_json(const char *path, json_t *j, struct kiln_buf *out, struct kiln_error *e)
 {
@@ -864,7 +855,7 @@ static int copy_in(struct rel *x, const char *file, const char *rel, char *cid,
 		   struct kiln_error *e)
 {
 	char *src = kiln_fs_join(x->p->dir, file), *dst = kiln_fs_join(x->tmp, rel);
-	int rc = src && dst ? copy_file(src, dst, e) : nomem(x, e);
+	int rc = src && dst ? kiln_fs_copy(src, dst, 0, e) : nomem(x, e);
 	if (!rc && cid)
 		rc = kiln_ipfs_file_cid(dst, cid, e);
 	free(src);
@@ -1069,7 +1060,7 @@ static int write_metaplex(struct rel *x, struct kiln_error *e)
 		snprintf(src, sizeof src, "images/%" PRIu64 ".%s", it->id, ext);
 		{
 			char *a = kiln_fs_join(x->tmp, src), *b = kiln_fs_join(x->tmp, rel);
-			rc = a && b ? copy_file(a, b, e) : nomem(x, e);
+			rc = a && b ? kiln_fs_copy(a, b, 0, e) : nomem(x, e);
 			free(a);
 			free(b);
 			if (rc)

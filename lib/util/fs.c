@@ -178,12 +178,12 @@ int kiln_fs_is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int kiln_fs_copy(const char *src, const char *dst, struct kiln_error *e)
+int kiln_fs_copy(const char *src, const char *dst, int sync, struct kiln_error *e)
 {
 	struct kiln_buf b = KILN_BUF_INIT;
 	int rc = kiln_fs_read(src, &b, e);
 	if (!rc)
-		rc = kiln_fs_write_atomic(dst, b.data ? b.data : "", b.len, e);
+		rc = kiln_fs_write_atomic_sync(dst, b.data ? b.data : "", b.len, sync, e);
 	kiln_buf_release(&b);
 	return rc;
 }

@@ -25,7 +25,7 @@ int kiln_fs_remove_tree(const char *path, struct kiln_error *e) KILN_MUST_CHECK;
 int kiln_fs_exists(const char *path);
 int kiln_fs_is_dir(const char *path);
 /* Copy a file (atomically at dst). */
-int kiln_fs_copy(const char *src, const char *dst, struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_fs_copy(const char *src, const char *dst, int sync, struct kiln_error *e) KILN_MUST_CHECK;
 /* "a/b" from a and b (b absolute: b); caller frees. NULL on allocation failure. */
 char *kiln_fs_join(const char *a, const char *b);
 /* fsync a directory (after renames in it) */
