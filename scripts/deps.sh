@@ -6,7 +6,12 @@ PKGS="build-essential cmake pkg-config git
 libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev
 libssl-dev libpotrace-dev libimagequant-dev libdeflate-dev libxxhash-dev libcmocka-dev
 python3 python3-pil sqlite3"
-[ "${1:-}" = "--test" ] && PKGS="$PKGS valgrind"
+if [ "${1:-}" = "--test" ]; then
+  PKGS="$PKGS valgrind"
+  # The IPFS tests compare with the npm importer (tests/ipfs): Node.js and npm, Debian's unless
+  # the machine already has its own (a NodeSource node ships npm inside).
+  command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
+fi
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

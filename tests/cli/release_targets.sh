@@ -124,9 +124,6 @@ expect_contains "targets, contract, metaplex, provenance" "$T/py" ok
 
 # CIDs and CARs equal to the npm importer's (ipfs-unixfs-importer + @ipld/car)
 ORACLE=$KILN_SRC/tests/ipfs
-if [ ! -d "$ORACLE/node_modules" ] && command -v npm >/dev/null 2>&1; then
-	(cd "$ORACLE" && npm ci --silent >/dev/null 2>&1)
-fi
 if command -v node >/dev/null 2>&1 && [ -d "$ORACLE/node_modules" ]; then
 	for f in images:images metadata:metadata erc1155/metadata:erc1155-metadata; do
 		dir=${f%%:*} name=${f##*:}
@@ -140,7 +137,7 @@ if command -v node >/dev/null 2>&1 && [ -d "$ORACLE/node_modules" ]; then
 	expect_eq "contract.json CID" "$(cat "$T/oc")" \
 		"$($PY -c "import json; print(json.load(open('$P/dist/ipfs.json'))['contract_uri'][7:])")"
 else
-	echo "SKIP: CIDs against the npm oracle: node/npm unavailable (npm ci in tests/ipfs)"
+	fail "CIDs against the npm oracle: node or tests/ipfs/node_modules missing (scripts/deps.sh --test installs node and npm; ctest's ipfs/npm_oracle runs npm ci)"
 fi
 
 # kiln verify: the release matches its records
