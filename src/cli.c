@@ -195,15 +195,23 @@ static json_t *endpoints_json(const struct kiln_progress *p)
 }
 
 /* --json: every event but "tick" as it comes; ticks become "progress" events, at most two a
- * second, so the output stays small however many jobs run. */
+ * second, so the output stays small however many jobs run. The compose engine sends no ticks
+ * (items finish every few milliseconds): there its item events bring the "progress" events
+ * about, at the same pace. A "progress" event carries the rate and the ETA. */
 static void progress_json(struct cli_progress *cp, const struct kiln_progress *p)
 {
 	int tick = !strcmp(p->event, "tick");
+	int item = !strcmp(p->event, "item");
 	json_t *o;
 	if (tick) {
 		if (mono() - cp->last_json < 0.5)
 			return;
 		cp->last_json = mono();
+	}
+	if (item && !p->nendpoints && mono() - cp->last_json >= 0.5) {
+		struct kiln_progress q = *p;
+		q.event = "tick";
+		progress_json(cp, &q);
 	}
 	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}", "event", tick ? "progress" : p->event,
 		      "stage", p->stage, "done", (json_int_t)p->done, "total",
@@ -217,13 +225,14 @@ static void progress_json(struct cli_progress *cp, const struct kiln_progress *p
 		if (p->endpoint)
 			json_object_set_new(o, "endpoint", json_string(p->endpoint));
 	}
-	if (o && p->nendpoints && strcmp(p->event, "item")) {
+	if (o && (tick || (p->nendpoints && !item))) {
 		double rate = p->elapsed > 0 ? (double)p->done / p->elapsed : 0;
 		json_object_set_new(o, "images_per_minute", json_real(rate * 60));
 		if (rate > 0 && p->total >= p->done)
 			json_object_set_new(o, "eta_seconds",
 					    json_real((double)(p->total - p->done) / rate));
-		json_object_set_new(o, "endpoints", endpoints_json(p));
+		if (p->nendpoints)
+			json_object_set_new(o, "endpoints", endpoints_json(p));
 	}
 	if (o) {
 		json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -60,7 +60,7 @@ int cmd_render(struct cli *cli, int argc, char **argv)
 	unsigned threads = 0;
 	struct kiln_project *p = NULL;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "qj:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': {
 			char *end;
