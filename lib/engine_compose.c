@@ -913,7 +913,26 @@ out:
 	return rc;
 }
 
-/* The spec's output of a W x H x 4 image px: scaled, quantized, encoded, appended to out. */
+/* HashLips' pixelFormat without its canvas round trip: every k x k block of src (from the top
+ * left; the last ones may be narrower) takes the colour of its centre pixel, in dst. dst may
+ * be src: each block's centre is read before the block is filled. */
+static void pixelate(uint8_t *dst, const uint8_t *src, int w, int h, int k)
+{
+	for (int by = 0; by < h; by += k) {
+		int bh = by + k <= h ? k : h - by;
+		for (int bx = 0; bx < w; bx += k) {
+			int bw = bx + k <= w ? k : w - bx;
+			uint8_t c[4];
+			memcpy(c, src + ((size_t)(by + bh / 2) * w + (size_t)(bx + bw / 2)) * 4, 4);
+			for (int y = by; y < by + bh; y++)
+				for (int x = bx; x < bx + bw; x++)
+					memcpy(dst + ((size_t)y * w + (size_t)x) * 4, c, 4);
+		}
+	}
+}
+
+/* The spec's output of a W x H x 4 image px: pixelated, scaled, quantized, encoded, appended
+ * to out. */
 static int finish(struct kiln_compose *c, struct scratch *x, const uint8_t *px,
 		  struct kiln_buf *out, struct kiln_error *e)
 {
@@ -921,6 +940,10 @@ static int finish(struct kiln_compose *c, struct scratch *x, const uint8_t *px,
 	int w = s->width, h = s->height, k = s->scale > 1 ? s->scale : 1, rc;
 	size_t npx = (size_t)w * h, kk = (size_t)k * k;
 	VipsImage *im = NULL;
+	if (s->pixelate > 1) { /* px may be a decoded layer (one drawn layer): never write it */
+		pixelate(x->canvas, px, w, h, s->pixelate);
+		px = x->canvas;
+	}
 	if (s->format == KILN_FORMAT_PNG && s->png_palette) {
 		struct kiln_png_opts o = { s->png_compression, KILN_PNG_FILTER_NONE, 0 };
 		uint8_t pal[256][4];
@@ -1139,6 +1162,8 @@ static int format_recipe(const struct kiln_spec *s, struct kiln_buf *r)
 	int rc = kiln_buf_addf(r, "%s\nsize %dx%d\n", COMPOSE_VERSION, s->width, s->height);
 	if (rc)
 		return rc;
+	if (s->pixelate > 1 && (rc = kiln_buf_addf(r, "pixelate %d centre\n", s->pixelate)))
+		return rc;
 	if (s->scale > 1 && (rc = kiln_buf_addf(r, "scale %d nearest\n", s->scale)))
 		return rc;
 	switch (s->format) {
@@ -1291,6 +1316,7 @@ int kiln_compose_item(struct kiln_compose *c, const uint32_t *traits, struct kil
 		} else if (n == 1) {
 			px = L[0]->px;
 		} else if (s->format == KILN_FORMAT_PNG && !s->png_palette && s->scale <= 1 &&
+			   s->pixelate <= 1 &&
 			   (L[0]->opaque || s->png_keep_alpha)) {
 			/* straight into the PNG filter, a row at a time: no canvas. Over an opaque
 			 * bottom layer the result is opaque (aR = aA + 1 * (1 - aA) = 1), so alpha

@@ -238,6 +238,10 @@ struct kiln_spec {
 	int png_dither;            /* palette: 1 Floyd-Steinberg dithering (libimagequant), 0 none */
 	int scale;                 /* integer upscale factor of the output, nearest neighbour;
 	                              0 or 1: none (output is width x height) */
+	int pixelate;              /* image.pixelate: block size N >= 2: every N x N block (from the
+	                              top left) takes the colour of its centre pixel, HashLips'
+	                              pixelFormat with ratio 1/N; 0 or 1: none. Before palette and
+	                              scale, at the layers' size */
 	int thumb_size;            /* image.thumbnail: longest side of dist/thumbnails/; 0 none */
 	enum kiln_format thumb_format; /* image.thumbnail.format (default: image.format) */
 	char *engine;              /* "compose" (default), later a1111 | comfyui | sdcpp */

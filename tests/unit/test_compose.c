@@ -1086,6 +1086,37 @@ static void test_output_options(void **state)
 					    pa + ((size_t)(y / 3) * W + x / 3) * 4, 4);
 	g_free(pb);
 	s->scale = 0;
+	/* pixelate 5 (not a divisor of the size: the last blocks are narrower): every block is
+	 * its centre pixel of the plain composite; with scale 2 after it */
+	s->pixelate = 5;
+	render_with(s, &b, hb);
+	assert_string_not_equal(ha, hb);
+	pb = decode_any(b.data, b.len, &w2, &h2, &b2);
+	assert_int_equal(w2, W);
+	for (int y = 0; y < H; y++)
+		for (int x = 0; x < W; x++) {
+			int by = y / 5 * 5, bx = x / 5 * 5;
+			int cy = by + (by + 5 <= H ? 5 : H - by) / 2;
+			int cx = bx + (bx + 5 <= W ? 5 : W - bx) / 2;
+			assert_memory_equal(pb + ((size_t)y * W + x) * 4,
+					    pa + ((size_t)cy * W + cx) * 4, 4);
+		}
+	g_free(pb);
+	s->scale = 2;
+	render_with(s, &b, hb);
+	pb = decode_any(b.data, b.len, &w2, &h2, &b2);
+	assert_int_equal(w2, 2 * W);
+	for (int y = 0; y < h2; y++)
+		for (int x = 0; x < w2; x++) {
+			int by = y / 2 / 5 * 5, bx = x / 2 / 5 * 5;
+			int cy = by + (by + 5 <= H ? 5 : H - by) / 2;
+			int cx = bx + (bx + 5 <= W ? 5 : W - bx) / 2;
+			assert_memory_equal(pb + ((size_t)y * w2 + x) * 4,
+					    pa + ((size_t)cy * W + cx) * 4, 4);
+		}
+	g_free(pb);
+	s->scale = 0;
+	s->pixelate = 0;
 	g_free(pa);
 
 	/* exact palette: few colours, lossless, colour type 3 with tRNS for the half blue */
