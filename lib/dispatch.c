@@ -65,7 +65,8 @@ struct ep {
 	unsigned health_fail;
 	struct slot *health;
 	double expect;             /* running mean of a job's seconds here (0: none known) */
-	struct curl_slist *headers;
+	struct curl_slist *headers;      /* GETs and multipart uploads: no Content-Type of ours */
+	struct curl_slist *json_headers; /* JSON bodies: headers + Content-Type: application/json */
 	size_t *resume;            /* indexes into o->resume still to start here */
 	size_t nresume;
 	char why[1024];            /* why it was given up */
@@ -173,7 +174,18 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->errbuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, ep->headers);
+	/* a multipart upload must go out with the Content-Type libcurl makes for it
+	 * (multipart/form-data; boundary=...): a JSON type there hides the form from ComfyUI's
+	 * aiohttp, which answers 400. Only a JSON body says it is JSON. */
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER,
+			 !x->upload && !strcmp(x->method, "POST") ? ep->json_headers : ep->headers);
+	/* a reverse proxy in front of a server may answer 301/307 (a missing slash, http to
+	 * https); a POST keeps its method and body through any redirect, as the server expects.
+	 * Credentials are not sent on to another host (libcurl's default). */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
+	curl_easy_setopt(h, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
 			 (long)((s->is_health && c->timeout > 10 ? 10 : c->timeout) * 1000));
@@ -869,11 +881,13 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 					    ep->cfg->engine);
 			goto out;
 		}
+		ep->headers = curl_slist_append(NULL, "Expect:");
 		h = curl_slist_append(NULL, "Content-Type: application/json");
 		if (h)
-			ep->headers = curl_slist_append(h, "Expect:");
-		if (!h || !ep->headers) {
-			curl_slist_free_all(h);
+			ep->json_headers = curl_slist_append(h, "Expect:");
+		if (!h || !ep->json_headers || !ep->headers) {
+			if (!ep->json_headers)
+				curl_slist_free_all(h);
 			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 			goto out;
 		}
@@ -987,6 +1001,7 @@ out:
 	}
 	for (size_t k = 0; r.eps && k < o.nendpoints; k++) {
 		curl_slist_free_all(r.eps[k].headers);
+		curl_slist_free_all(r.eps[k].json_headers);
 		free(r.eps[k].resume);
 	}
 	if (r.multi)

@@ -132,6 +132,14 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 			goto out;
 	}
 	ck = find_class(g, "CheckpointLoaderSimple");
+	if (!ck && (rq->checkpoint || rq->nloras)) {
+		/* render_ai's load_inputs refuses such a spec first; this keeps the engine honest
+		 * when used on its own */
+		json_decref(g);
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow has no "
+				      "CheckpointLoaderSimple node: kiln binds generate.checkpoint and "
+				      "chains LoRAs there");
+	}
 	if (ck && rq->checkpoint &&
 	    json_object_set_new(json_object_get(json_object_get(g, ck), "inputs"), "ckpt_name",
 				json_string(rq->checkpoint)))
@@ -141,10 +149,12 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 		snprintf(prev, sizeof prev, "%s", ck);
 		for (size_t i = 0; i < rq->nloras; i++) {
 			char file[512];
-			const char *name = rq->loras[i].name;
 			snprintf(id, sizeof id, "kiln_lora_%zu", i);
-			snprintf(file, sizeof file, "%s%s", name,
-				 strchr(name, '.') ? "" : ".safetensors");
+			if (kiln_ai_lora_file(rq->loras[i].name, file, sizeof file)) {
+				rc = kiln_error_set(e, KILN_E_SPEC, NULL, "lora name '%s' is too long",
+						    rq->loras[i].name);
+				goto out;
+			}
 			if (json_object_set_new(g, id, json_pack("{s:s, s:{s:[s,i], s:[s,i], s:s, s:f, "
 				"s:f}}", "class_type", "LoraLoader", "inputs", "model", prev, 0,
 				"clip", prev, 1, "lora_name", file, "strength_model",
@@ -186,7 +196,7 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 		goto out;
 	rc = kiln_buf_adds(out, text);
 out:
-	if (rc)
+	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory binding the workflow");
 	free(text);
 	json_decref(body);
@@ -278,14 +288,25 @@ static enum kiln_step history(struct kiln_ai_job *j, json_t *h, struct kiln_http
 		j->phase = PH_HISTORY;
 		return KILN_STEP_POLL;
 	}
+	/* a graph may preview (PreviewImage: type "temp", a scratch file the server deletes)
+	 * besides saving (SaveImage: type "output"); the saved image is the result, whatever the
+	 * order of the nodes in /history. A temp image only when nothing was saved. */
+	json_t *best = NULL;
 	json_object_foreach(outs, k, n) {
 		json_t *img = json_array_get(json_object_get(n, "images"), 0);
-		const char *fn = json_string_value(json_object_get(img, "filename"));
-		const char *sub = json_string_value(json_object_get(img, "subfolder"));
 		const char *ty = json_string_value(json_object_get(img, "type"));
-		char a[400], b[400], c[64];
-		if (!fn)
+		if (!json_string_value(json_object_get(img, "filename")))
 			continue;
+		if (!best || (ty && !strcmp(ty, "output")))
+			best = img;
+		if (ty && !strcmp(ty, "output"))
+			break;
+	}
+	if (best) {
+		const char *fn = json_string_value(json_object_get(best, "filename"));
+		const char *sub = json_string_value(json_object_get(best, "subfolder"));
+		const char *ty = json_string_value(json_object_get(best, "type"));
+		char a[400], b[400], c[64];
 		escape(a, sizeof a, fn);
 		escape(b, sizeof b, sub ? sub : "");
 		escape(c, sizeof c, ty ? ty : "output");
@@ -313,6 +334,43 @@ static int in_queue(json_t *q, const char *id)
 		}
 	}
 	return 0;
+}
+
+/* POST /prompt answered 400: the graph failed validation ({error: {message, details},
+ * node_errors: {id: {class_type, errors: [{message, details}]}}}). The same graph fails the
+ * same way on any server, so this is the spec's (or the workflow's) fault, not the network's:
+ * the message names every failing node, its class and why, in full rather than cut. */
+static void refused(const char *body, size_t len, struct kiln_error *e)
+{
+	json_t *o = json_loadb(body, len, 0, NULL), *ne = json_object_get(o, "node_errors"), *n;
+	json_t *err = json_object_get(o, "error");
+	struct kiln_buf b = KILN_BUF_INIT;
+	const char *id;
+	char ex[300];
+	int rc = 0;
+	json_object_foreach(ne, id, n) {
+		const char *cls = json_string_value(json_object_get(n, "class_type"));
+		json_t *x;
+		size_t i;
+		json_array_foreach(json_object_get(n, "errors"), i, x) {
+			const char *m = json_string_value(json_object_get(x, "message"));
+			const char *d = json_string_value(json_object_get(x, "details"));
+			rc |= kiln_buf_addf(&b, "%snode %s (%s): %s%s%s", b.len ? "; " : "", id,
+					    cls ? cls : "?", m ? m : "invalid", d && *d ? ": " : "",
+					    d ? d : "");
+		}
+	}
+	if (!b.len && json_is_object(err)) {
+		const char *m = json_string_value(json_object_get(err, "message"));
+		const char *d = json_string_value(json_object_get(err, "details"));
+		rc |= kiln_buf_addf(&b, "%s%s%s", m ? m : "invalid prompt", d && *d ? ": " : "",
+				    d ? d : "");
+	}
+	kiln_ai_excerpt(ex, sizeof ex, body, len);
+	kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI refused the workflow (HTTP 400, not "
+		       "retried: fix generate or the workflow): %s", !rc && b.len ? b.data : ex);
+	kiln_buf_release(&b);
+	json_decref(o);
 }
 
 static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const char *body,
@@ -353,7 +411,7 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 			return KILN_STEP_SEND;
 		}
 		if (status == 400) {
-			kiln_error_set(e, KILN_E_NET, NULL, "the workflow was refused: %s", ex);
+			refused(body, len, e);
 			return KILN_STEP_FATAL;
 		}
 		if (status != 200) {

@@ -2,8 +2,11 @@
  *
  * POST /sdcpp/v1/img_gen -> 202 {id, status: queued}; GET /sdcpp/v1/jobs/{id} until status is
  * completed (result.images[0].b64_json), failed or cancelled. LoRAs are the structured field
- * lora: [{path, multiplier}] (the server does not parse <lora:> tags); a ControlNet image goes
- * in control_image (base64) with control_strength (sd-server takes one unit: the first).
+ * lora: [{path, multiplier}], path being the file under --lora-model-dir with its extension
+ * (the server does not parse <lora:> tags); a ControlNet image goes in control_image (base64)
+ * with control_strength. sd-server runs the model and ControlNet it was started with: the
+ * spec loader refuses a checkpoint, more than one unit per image, and unit settings it has no
+ * field for (docs/engines.md); a unit's `model` names what the server should have loaded.
  * The job id is the server's: it is persisted as soon as the 202 arrives, so a kill -9 after
  * that point is collected by the next run; a 404/410 on poll means the server lost or expired
  * the job, which is then submitted again.
@@ -26,10 +29,18 @@ static int sdcpp_build(const struct kiln_ai_request *rq, int redact, struct kiln
 	const char *sched = kiln_ai_scheduler_name("sdcpp", rq->scheduler);
 	char *text = NULL;
 	int rc = KILN_E_NOMEM;
-	for (size_t i = 0; loras && i < rq->nloras; i++)
-		if (json_array_append_new(loras, json_pack("{s:s, s:f}", "path", rq->loras[i].name,
+	/* sd-server finds a LoRA by its file path under --lora-model-dir, extension included */
+	for (size_t i = 0; loras && i < rq->nloras; i++) {
+		char file[512];
+		if (kiln_ai_lora_file(rq->loras[i].name, file, sizeof file)) {
+			rc = kiln_error_set(e, KILN_E_SPEC, NULL, "lora name '%s' is too long",
+					    rq->loras[i].name);
+			goto out;
+		}
+		if (json_array_append_new(loras, json_pack("{s:s, s:f}", "path", file,
 							   "multiplier", rq->loras[i].weight)))
 			goto out;
+	}
 	sp = json_pack("{s:s, s:s, s:i, s:{s:f}}", "sample_method", sampler ? sampler : "default",
 		       "scheduler", sched ? sched : "default", "sample_steps", rq->steps,
 		       "guidance", "txt_cfg", rq->cfg);
@@ -66,7 +77,7 @@ static int sdcpp_build(const struct kiln_ai_request *rq, int redact, struct kiln
 	if (text)
 		rc = kiln_buf_adds(out, text);
 out:
-	if (rc)
+	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building an sd.cpp request");
 	free(text);
 	json_decref(loras);

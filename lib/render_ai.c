@@ -26,6 +26,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/fs.h"
+#include "util/image.h"
 #include "util/sha.h"
 
 #include <jansson.h>
@@ -113,6 +114,17 @@ static int fill_template(const struct kiln_spec *s, const struct kiln_item *it,
 	return 0;
 }
 
+/* The stored format and its encoder settings, for recipes: "" for PNG (the server's bytes
+ * plus the disclosure chunks), else what makes kiln_image_encode's bytes. */
+static void stored_format(const struct kiln_spec *s, char *out, size_t cap)
+{
+	if (s->format == KILN_FORMAT_PNG)
+		out[0] = 0;
+	else
+		snprintf(out, cap, "%s q%d%s", kiln_format_ext(s->format), s->quality,
+			 s->format == KILN_FORMAT_WEBP && s->lossless ? " lossless" : "");
+}
+
 int kiln_ai_request_build(const struct kiln_spec *s, const struct kiln_item *it,
 			  unsigned candidate, const struct kiln_ai_file *files, size_t nfiles,
 			  const char *workflow, struct kiln_ai_request *rq, struct kiln_error *e)
@@ -137,6 +149,7 @@ int kiln_ai_request_build(const struct kiln_spec *s, const struct kiln_item *it,
 	rq->width = g->width;
 	rq->height = g->height;
 	rq->workflow = workflow;
+	stored_format(s, rq->format, sizeof rq->format);
 	for (size_t l = 0; l < s->nlayers; l++) {
 		uint32_t t = it->traits ? it->traits[l] : KILN_PLAN_UNSET;
 		if (t == KILN_PLAN_UNSET || t >= s->layers[l].ntraits)
@@ -225,12 +238,13 @@ int kiln_ai_request_canonical(const struct kiln_ai_request *rq, struct kiln_buf 
 			cn->module, "weight", cn->weight, "control_mode", cn->control_mode,
 			"guidance_start", cn->guidance_start, "guidance_end", cn->guidance_end));
 	}
-	o = json_pack("{s:s, s:s, s:s, s:I, s:i, s:f, s:i, s:i, s:s, s:s?, s:s?, s:o, s:o, s:s?}",
-		      "kiln_ai", "1", "prompt", rq->prompt, "negative", rq->negative,
+	o = json_pack("{s:s, s:s, s:s, s:I, s:i, s:f, s:i, s:i, s:s, s:s?, s:s?, s:o, s:o, s:s?, "
+		      "s:s?}", "kiln_ai", "1", "prompt", rq->prompt, "negative", rq->negative,
 		      "seed", (json_int_t)rq->seed, "steps", rq->steps, "cfg", rq->cfg,
 		      "width", rq->width, "height", rq->height, "sampler", rq->sampler,
 		      "scheduler", rq->scheduler, "checkpoint", rq->checkpoint,
-		      "loras", loras, "controlnet", cns, "workflow", wf[0] ? wf : NULL);
+		      "loras", loras, "controlnet", cns, "workflow", wf[0] ? wf : NULL,
+		      "format", rq->format[0] ? rq->format : NULL);
 	if (!o)
 		return KILN_E_NOMEM;
 	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -540,12 +554,62 @@ static int op_remote(void *user, size_t k, size_t endpoint, const struct kiln_ai
 	return kiln_catalog_inflight_put(a->p->catalog, &f, e);
 }
 
+/* image.format webp or jpeg: img re-encoded in it, with the encoder the compose engine uses
+ * (kiln_image_encode); an AI image with the disclosure XMP in the file, a legendary (a
+ * person's file) without. The A1111 infotext has no standard home in WebP or JPEG that Stable
+ * Diffusion tools read back, so there it stays in the catalog (ai_info) only
+ * (docs/engines.md). */
+static int convert(const struct kiln_spec *s, struct kiln_buf *img, int ai, struct kiln_error *e)
+{
+	struct kiln_buf xmp = KILN_BUF_INIT, out;
+	VipsImage *im = NULL, *bare = NULL;
+	void *px = NULL;
+	size_t n = 0;
+	int rc;
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	kiln_buf_init(&out, img->max);
+	im = vips_image_new_from_buffer(img->data, img->len, "", "fail_on", VIPS_FAIL_ON_ERROR,
+					NULL);
+	/* the pixels alone, without what the server's file carried (its text chunks, ICC) */
+	if (!im || !(px = vips_image_write_to_memory(im, &n)) ||
+	    !(bare = vips_image_new_from_memory(px, n, im->Xsize, im->Ysize, im->Bands,
+						im->BandFmt))) {
+		rc = kiln_vips_fail(e, KILN_E_IMAGE, NULL, "cannot read the image to re-encode it");
+		goto out;
+	}
+	if (ai && kiln_ai_xmp(KILN_SOURCE_TRAINED, &xmp)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for the XMP packet");
+		goto out;
+	}
+	if ((rc = kiln_image_encode(s, bare, ai ? xmp.data : NULL, xmp.len, &out, e))) {
+		kiln_error_prefix(e, "cannot store the image as %s", kiln_format_ext(s->format));
+		goto out;
+	}
+	kiln_buf_release(img);
+	*img = out;
+	kiln_buf_init(&out, 0);
+out:
+	VIPS_UNREF(bare);
+	VIPS_UNREF(im);
+	g_free(px);
+	vips_error_clear();
+	kiln_buf_release(&out);
+	kiln_buf_release(&xmp);
+	return rc;
+}
+
 static int op_check(void *user, size_t k, struct kiln_ai_job *aj, struct kiln_error *e)
 {
 	struct ai *a = user;
+	const struct kiln_spec *s = a->p->spec;
+	int rc;
 	(void)k; /* runs on a check thread: writes nothing of a's */
-	return check_image(aj->image.data, aj->image.len, a->p->spec->generate->width,
-			   a->p->spec->generate->height, e);
+	rc = check_image(aj->image.data, aj->image.len, s->generate->width, s->generate->height,
+			 e);
+	if (!rc && s->format != KILN_FORMAT_PNG)
+		rc = convert(s, &aj->image, 1, e);
+	return rc;
 }
 
 static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct kiln_error *e)
@@ -704,6 +768,41 @@ static int wanted(const struct kiln_render_opts *o, uint64_t id)
 	return 0;
 }
 
+/* What kiln binds in a ComfyUI graph must have a node to go to: the checkpoint and the LoRA
+ * chain hang off CheckpointLoaderSimple, seed and sampler off KSampler. Refused before any
+ * job (and by --dry-run) rather than dropped from every request. */
+static int check_workflow(const struct kiln_spec *s, json_t *wf, struct kiln_error *e)
+{
+	const struct kiln_generate *g = s->generate;
+	const char *lora = NULL, *k;
+	int comfy = 0, ck = 0, ks = 0;
+	json_t *n;
+	for (size_t i = 0; i < g->nendpoints; i++)
+		comfy |= !strcmp(g->endpoints[i].engine, "comfyui");
+	if (!comfy)
+		return 0;
+	json_object_foreach(wf, k, n) {
+		const char *c = json_string_value(json_object_get(n, "class_type"));
+		ck |= c && !strcmp(c, "CheckpointLoaderSimple");
+		ks |= c && !strcmp(c, "KSampler");
+	}
+	for (size_t l = 0; !lora && l < s->nlayers; l++)
+		for (size_t t = 0; !lora && t < s->layers[l].ntraits; t++)
+			if (s->layers[l].traits[t].nloras)
+				lora = s->layers[l].traits[t].loras[0].name;
+	if (!ks)
+		return kiln_error_set(e, KILN_E_SPEC, g->workflow, "the workflow has no KSampler "
+				      "node: kiln binds seed, steps, cfg and sampler there");
+	if (!ck && (g->checkpoint || lora))
+		return kiln_error_set(e, KILN_E_SPEC, g->workflow, "the workflow has no "
+				      "CheckpointLoaderSimple node, so %s%s%s cannot be applied: add "
+				      "one (kiln sets its ckpt_name and chains LoRAs after it)%s",
+				      g->checkpoint ? "generate.checkpoint" : "lora '",
+				      g->checkpoint ? "" : lora, g->checkpoint ? "" : "'",
+				      g->checkpoint ? ", or remove generate.checkpoint" : "");
+	return 0;
+}
+
 /* Load every ControlNet image the traits name, and the workflow. */
 static int load_inputs(struct ai *a, struct kiln_error *e)
 {
@@ -762,7 +861,10 @@ static int load_inputs(struct ai *a, struct kiln_error *e)
 					      "of nodes; export it with 'Save (API Format)'): %s",
 					      je.line, wf ? "not an object" : je.text);
 		}
+		rc = check_workflow(s, wf, e);
 		json_decref(wf);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -791,6 +893,8 @@ static int legendary(struct ai *a, const struct kiln_item *it, struct kiln_error
 	r.started = kiln_clock_unix();
 	kiln_buf_init(&b, 256 << 20);
 	bad = kiln_fs_read(path, &b, &fe);
+	/* the recipe stays the file's hash whatever image.format (release.c checks a legendary
+	 * against it): after a change of format, `kiln render --force` redoes legendaries */
 	kiln_sha256_hex(b.data ? b.data : "", b.len, recipe);
 	if (!a->o->force && !bad && it->status == KILN_ITEM_RENDERED &&
 	    !strcmp(it->recipe, recipe) && kiln_store_has(a->p->store, it->image)) {
@@ -807,6 +911,8 @@ static int legendary(struct ai *a, const struct kiln_item *it, struct kiln_error
 		VIPS_UNREF(im);
 		vips_error_clear();
 	}
+	if (!bad && a->p->spec->format != KILN_FORMAT_PNG)
+		bad = convert(a->p->spec, &b, 0, &fe);
 	if (!bad)
 		bad = kiln_store_put(a->p->store, b.data, b.len, image, &fe);
 	a->res->todo++;
@@ -1054,6 +1160,10 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 				  "%zu bytes of %s, overwrite=true, type=input)\n", ep->url,
 				  rq.controls[i].image->sha, rq.controls[i].image->len,
 				  rq.controls[i].image->path))
+			goto nomem;
+	for (size_t i = 0; !strcmp(ep->engine, "sdcpp") && i < rq.ncontrols; i++)
+		if (kiln_buf_addf(out, "# sd-server applies the ControlNet it was started with "
+				  "(--control-net): make sure it is %s\n", rq.controls[i].cn->model))
 			goto nomem;
 	if (kiln_buf_addf(out, "POST %s%s\nContent-Type: application/json\n", ep->url,
 			  submit_path(ep->engine)))

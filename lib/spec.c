@@ -9,6 +9,7 @@
  *
  * Sizes: a spec is a few hundred lines; nothing here is hot.
  */
+#include "kiln/engine.h"
 #include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"
@@ -386,7 +387,7 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 {
 	static const char *const keys[] = {"width", "height", "format", "compression", "quality",
 					   "lossless", "filter", "alpha", "palette", "scale",
-					   "pixelate", "thumbnail"};
+					   "thumbnail"};
 	static const char *const filters[] = {"none", "sub", "up", "avg", "paeth", "adaptive"};
 	static const char *const pkeys[] = {"colors", "dither"};
 	static const char *const skeys[] = {"factor", "filter"};
@@ -467,11 +468,6 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 		if ((rc = get_int(c, w, "image.scale", 1, 64, &s->scale)))
 			return rc;
 	}
-	/* pixelate: N, the block size (HashLips' pixelFormat ratio is 1/N) */
-	if ((v = get(n, "pixelate")) &&
-	    (rc = get_int(c, v, "image.pixelate", 1, s->width < s->height ? s->width : s->height,
-			  &s->pixelate)))
-		return rc;
 	if ((v = get(n, "thumbnail")) && (rc = parse_thumbnail(c, v)))
 		return rc;
 	if ((s->format != KILN_FORMAT_PNG && (s->png_palette || get(n, "filter") ||
@@ -763,6 +759,132 @@ static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint
 	return 0;
 }
 
+/* generate.sampler in A1111's spelling, as A1111 itself splits it: "DPM++ 2M Karras" is
+ * sampler "DPM++ 2M" with schedule type "Karras". Both end up canonical (A1111's case), so
+ * that every engine's table lookup is exact and the recipe does not change with spelling. */
+static int parse_sampler(struct ctx *c, struct fy_node *n, struct kiln_generate *g)
+{
+	struct fy_node *xs = get(n, "sampler"), *xt = get(n, "scheduler");
+	const char *name = g->sampler, *sampler = kiln_ai_sampler_canonical(name, strlen(name));
+	const char *sched = NULL;
+	for (size_t len = strlen(name); !sampler && len-- > 0;) {
+		if (name[len] != ' ')
+			continue;
+		sched = kiln_ai_scheduler_canonical(name + len + 1, strlen(name + len + 1));
+		if (sched && (sampler = kiln_ai_sampler_canonical(name, len)))
+			break;
+		sched = NULL;
+	}
+	if (!sampler) {
+		struct kiln_buf b = KILN_BUF_INIT;
+		int rc = kiln_ai_sampler_list("a1111", 0, &b);
+		rc = rc ? nomem(c) : fail(c, xs ? xs : n, "generate.sampler '%s' is not an A1111 "
+					  "sampler name: use one of %s, optionally followed by a "
+					  "schedule type (\"DPM++ 2M Karras\")", name, b.data);
+		kiln_buf_release(&b);
+		return rc;
+	}
+	if (g->scheduler) {
+		const char *t = kiln_ai_scheduler_canonical(g->scheduler, strlen(g->scheduler));
+		if (!t) {
+			struct kiln_buf b = KILN_BUF_INIT;
+			int rc = kiln_ai_sampler_list("a1111", 1, &b);
+			rc = rc ? nomem(c) : fail(c, xt, "generate.scheduler '%s' is not an A1111 "
+						  "schedule type: use one of %s", g->scheduler,
+						  b.data);
+			kiln_buf_release(&b);
+			return rc;
+		}
+		if (sched && strcmp(sched, t))
+			return fail(c, xt, "generate.scheduler '%s' contradicts generate.sampler '%s' "
+				    "(whose schedule type is %s): give it in one place", g->scheduler,
+				    name, sched);
+		sched = t;
+	}
+	free(g->sampler);
+	free(g->scheduler);
+	g->scheduler = NULL;
+	if (!(g->sampler = kiln_strdup(sampler)) || (sched && !(g->scheduler = kiln_strdup(sched))))
+		return nomem(c);
+	return 0;
+}
+
+/* The node of trait t of layer l's controlnet, for a message's line:col (the generate block
+ * when the trait was not written as a mapping under layers:). */
+static struct fy_node *controlnet_node(struct fy_node *gen, size_t l, size_t t)
+{
+	struct fy_node *root = fy_document_root(fy_node_document(gen)), *x;
+	char path[96];
+	snprintf(path, sizeof path, "/layers/%zu/traits/%zu/controlnet", l, t);
+	x = root ? fy_node_by_path(root, path, FY_NT, FYNWF_DONT_FOLLOW) : NULL;
+	return x ? x : gen;
+}
+
+/* What endpoint ep's engine cannot honour is refused here, at load time, rather than dropped
+ * on the wire: a sampler or schedule type it does not have; on ComfyUI a ControlNet
+ * preprocessor or control mode (kiln adds no preprocessor node, and ControlNetApplyAdvanced
+ * has no mode); on sd-server a checkpoint (it runs the one model it was started with), a
+ * ControlNet preprocessor, mode or guidance range (it takes an image and a strength), and more
+ * than one layer with ControlNet traits (it takes one unit per image). */
+static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
+			const struct kiln_endpoint *ep)
+{
+	const struct kiln_generate *g = c->s->generate;
+	const char *eng = ep->engine;
+	int comfy = !strcmp(eng, "comfyui"), sdcpp = !strcmp(eng, "sdcpp");
+	size_t cn_layers = 0, first = 0;
+	if (!kiln_ai_sampler_runs(eng, g->sampler, NULL) ||
+	    !kiln_ai_sampler_runs(eng, g->sampler, g->scheduler)) {
+		int which = kiln_ai_sampler_runs(eng, g->sampler, NULL);
+		struct kiln_buf b = KILN_BUF_INIT;
+		struct fy_node *x = which && get(gen, "scheduler") ? get(gen, "scheduler")
+								     : get(gen, "sampler");
+		int rc = kiln_ai_sampler_list(eng, which, &b);
+		rc = rc ? nomem(c) : fail(c, x ? x : gen, "%s '%s' cannot run on endpoint %s "
+					  "(%s has no such %s): %s accepts %s",
+					  which ? "generate.scheduler" : "generate.sampler",
+					  which ? g->scheduler : g->sampler, ep->url, eng,
+					  which ? "schedule type" : "sampler", eng, b.data);
+		kiln_buf_release(&b);
+		return rc;
+	}
+	if (sdcpp && g->checkpoint)
+		return fail(c, get(gen, "checkpoint"), "endpoint %s is sd-server, which runs the one "
+			    "model it was started with (--model) and cannot switch: remove "
+			    "generate.checkpoint, or give that endpoint another engine", ep->url);
+	(void)epn;
+	for (size_t l = 0; l < c->s->nlayers; l++) {
+		int has = 0;
+		for (size_t t = 0; t < c->s->layers[l].ntraits; t++) {
+			const struct kiln_controlnet *cn = c->s->layers[l].traits[t].controlnet;
+			const char *why = NULL;
+			if (!cn)
+				continue;
+			has = 1;
+			if ((comfy || sdcpp) && strcmp(cn->module, "none"))
+				why = "module (a preprocessor; give an image that is already a control "
+				      "map, and module: none)";
+			else if ((comfy || sdcpp) && strcmp(cn->control_mode, "Balanced"))
+				why = "control_mode (only Balanced)";
+			else if (sdcpp && (cn->guidance_start != 0 || cn->guidance_end != 1))
+				why = "guidance_start/guidance_end (the unit applies to every step)";
+			if (why)
+				return fail(c, controlnet_node(gen, l, t), "trait '%s' of layer '%s': "
+					    "endpoint %s (%s) does not honour controlnet %s",
+					    c->s->layers[l].traits[t].name, c->s->layers[l].name,
+					    ep->url, eng, why);
+		}
+		if (has && !cn_layers++)
+			first = l;
+		if (sdcpp && has && cn_layers > 1)
+			return fail(c, get(gen, "endpoints"), "endpoint %s is sd-server, which takes "
+				    "one ControlNet unit per image, but layers '%s' and '%s' both have "
+				    "traits with controlnet that an item may combine", ep->url,
+				    c->s->layers[first].name, c->s->layers[l].name);
+	}
+	return 0;
+}
+
 static int parse_size(struct ctx *c, struct fy_node *n, struct kiln_generate *g)
 {
 	const char *v = fy_node_get_type(n) == FYNT_SCALAR ? fy_node_get_scalar0(n) : NULL;
@@ -821,6 +943,8 @@ static int parse_generate(struct ctx *c, struct fy_node *n)
 	if ((x = get(n, "scheduler")) &&
 	    (rc = get_nonempty(c, x, "generate.scheduler", &g->scheduler)))
 		return rc;
+	if ((rc = parse_sampler(c, n, g)))
+		return rc;
 	if ((x = get(n, "steps")) && (rc = get_int(c, x, "generate.steps", 1, 150, &g->steps)))
 		return rc;
 	if ((x = get(n, "cfg")) && (rc = get_range(c, x, "generate.cfg", 0, 30, &g->cfg)))
@@ -863,6 +987,8 @@ static int parse_generate(struct ctx *c, struct fy_node *n)
 		if (!strcmp(ep->engine, "comfyui") && !g->workflow)
 			return fail(c, v, "endpoint %s speaks comfyui, which needs generate.workflow "
 				    "(an API-format graph exported from ComfyUI)", ep->url);
+		if ((rc = check_engine(c, n, v, ep)))
+			return rc;
 	}
 	return 0;
 }

@@ -57,6 +57,8 @@ struct kiln_ai_request {
 	struct kiln_ai_control *controls; /* owned array */
 	size_t ncontrols;
 	const char *workflow;      /* ComfyUI API-format graph (JSON text), borrowed; NULL */
+	char format[48];           /* how the image is stored when not PNG ("webp q90 lossless"),
+	                              part of the recipe; "" for PNG (recipes stay as they were) */
 	char recipe[65];           /* SHA-256 of kiln_ai_request_canonical() */
 };
 
@@ -143,10 +145,26 @@ int kiln_b64_encode(const void *p, size_t n, struct kiln_buf *out) KILN_MUST_CHE
 int kiln_b64_decode(const char *s, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
 /* The start of a server's error body on one line (newlines as spaces), for messages. */
 void kiln_ai_excerpt(char *out, size_t cap, const char *body, size_t len);
-/* Map an A1111 sampler name to the engine's ("comfyui", "sdcpp"); unknown names pass through. */
+/* Map an A1111 sampler name ("Euler a") to the engine's ("a1111", "comfyui": euler_ancestral,
+ * "sdcpp": euler_a). NULL: unknown, or the engine has no such sampler (the spec loader refuses
+ * those, see kiln_ai_sampler_runs). Static strings. */
 const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name);
-/* Map an A1111 scheduler ("Karras") to ComfyUI's/sd.cpp's ("karras"); NULL: the default. */
+/* Map an A1111 schedule type ("Karras") to the engine's ("karras"); NULL: the sampler's
+ * default ("Automatic", or none given) or one the engine lacks. Static strings. */
 const char *kiln_ai_scheduler_name(const char *engine, const char *a1111_name);
+/* The A1111 spelling of the sampler (schedule type) name[len], matched without regard to
+ * case, or NULL when A1111 has none by that name. Static strings. */
+const char *kiln_ai_sampler_canonical(const char *name, size_t len);
+const char *kiln_ai_scheduler_canonical(const char *name, size_t len);
+/* 1 when engine can run A1111 sampler `sampler` with schedule type `scheduler` (NULL: the
+ * sampler's default), both in their canonical spelling. */
+int kiln_ai_sampler_runs(const char *engine, const char *sampler, const char *scheduler);
+/* Append to out the A1111 names engine accepts, quoted and comma-separated: samplers
+ * (which 0) or schedule types (which 1). */
+int kiln_ai_sampler_list(const char *engine, int which, struct kiln_buf *out) KILN_MUST_CHECK;
+/* The LoRA file name a server looks up: name as it is when it ends in a model extension
+ * (.safetensors .ckpt .pt .pth .bin .gguf), else name + ".safetensors". -1: cap too small. */
+int kiln_ai_lora_file(const char *name, char *out, size_t cap) KILN_MUST_CHECK;
 
 /* The AI render stage (lib/render_ai.c); kiln_project_render calls it for AI engines. */
 struct kiln_project;

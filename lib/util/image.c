@@ -178,3 +178,58 @@ int kiln_image_thumbnail(const char *src, int size, const char *format, int qual
 	g_object_unref(t);
 	return rc;
 }
+
+/* One encoder for every WebP/JPEG kiln writes, so that an image's bytes depend on the spec's
+ * settings alone, whichever engine made the pixels. Every option that changes bytes is set. */
+int kiln_image_encode(const struct kiln_spec *s, VipsImage *im, const void *xmp, size_t xmplen,
+		      struct kiln_buf *out, struct kiln_error *e)
+{
+	VipsImage *fixed = NULL, *flat = NULL, *src;
+	VipsArrayDouble *white = NULL;
+	void *data = NULL;
+	size_t len = 0;
+	int rc = 0, bad;
+	if (vips_copy(im, &fixed, "xres", 72.0 / 25.4, "yres", 72.0 / 25.4, "interpretation",
+		      VIPS_INTERPRETATION_sRGB, NULL)) {
+		rc = kiln_vips_fail(e, KILN_E_IMAGE, NULL, "cannot prepare the image for encoding");
+		goto out;
+	}
+	src = fixed;
+	if (s->format == KILN_FORMAT_JPEG && fixed->Bands == 4) {
+		/* JPEG has no alpha: flatten onto white, as a browser shows a PNG on a page. */
+		white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
+		if (vips_flatten(fixed, &flat, "background", white, NULL)) {
+			rc = kiln_vips_fail(e, KILN_E_IMAGE, NULL, "cannot flatten the image for JPEG");
+			goto out;
+		}
+		src = flat;
+	}
+	/* the XMP alone: strip drops every metadata field, so without it nothing is kept, and
+	 * with it the image holds no field but this one (the caller's pixels came bare) */
+	if (xmp)
+		vips_image_set_blob_copy(src, VIPS_META_XMP_NAME, xmp, xmplen);
+	if (s->format == KILN_FORMAT_JPEG)
+		bad = vips_jpegsave_buffer(src, &data, &len, "Q", s->quality, "strip", !xmp,
+					   "optimize_coding", TRUE, "interlace", FALSE,
+					   "subsample_mode", VIPS_FOREIGN_SUBSAMPLE_AUTO,
+					   "trellis_quant", FALSE, "overshoot_deringing", FALSE,
+					   "optimize_scans", FALSE, "quant_table", 0, NULL);
+	else
+		bad = vips_webpsave_buffer(src, &data, &len, "Q", s->quality, "lossless",
+					   s->lossless ? TRUE : FALSE, "effort", 4, "strip", !xmp,
+					   "smart_subsample", FALSE, "near_lossless", FALSE,
+					   "alpha_q", 100, "min_size", FALSE, "mixed", FALSE, NULL);
+	if (bad) {
+		rc = kiln_vips_fail(e, KILN_E_IMAGE, NULL, "cannot encode the image");
+		goto out;
+	}
+	if (kiln_buf_add(out, data, len))
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %zu-byte image", len);
+out:
+	g_free(data);
+	if (white)
+		vips_area_unref(VIPS_AREA(white));
+	VIPS_UNREF(flat);
+	VIPS_UNREF(fixed);
+	return rc;
+}

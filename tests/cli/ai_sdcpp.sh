@@ -3,8 +3,22 @@
 . "$(dirname "$0")/ai_common.inc"
 start_server --protocol sdcpp
 P=$T/p
+# what sd-server cannot honour is refused at load time, with the line: a checkpoint (it runs
+# the model it was started with), a ControlNet guidance range, a sampler it does not have
+ai_owls "$P" sdcpp 's/, auth_env: KILN_GPU_AUTH//'
+"$KILN" -C "$P" plan -q 2>"$T/err"
+expect_eq "checkpoint on sd-server refused" $? 2
+expect_contains "checkpoint refusal" "$T/err" "kiln.yaml:17:15: endpoint $U is sd-server"
+sed -i '/^  checkpoint:/d' "$P/kiln.yaml"
+"$KILN" -C "$P" plan -q 2>"$T/err"
+expect_eq "guidance range on sd-server refused" $? 2
+expect_contains "guidance refusal" "$T/err" "does not honour controlnet guidance_start/guidance_end"
+sed -i 's/, guidance_end: 0.8//; s/sampler: "Euler a"/sampler: "DPM++ SDE Karras"/' "$P/kiln.yaml"
+"$KILN" -C "$P" plan -q 2>"$T/err"
+expect_eq "sampler sd-server lacks refused" $? 2
+expect_contains "sampler refusal" "$T/err" "'DPM++ SDE' cannot run on endpoint $U (sdcpp has no such sampler): sdcpp accepts 'Euler a', 'Euler', 'Heun', 'DPM2', 'DPM++ 2S a', 'DPM++ 2M', 'DDIM', 'LCM'"
 # a prompt that is not Latin-1: its images' parameters must be iTXt
-ai_owls "$P" sdcpp 's/, auth_env: KILN_GPU_AUTH//; s/"purple dusk sky"/"purple dusk sky, 夕焼け"/'
+ai_owls "$P" sdcpp 's/, auth_env: KILN_GPU_AUTH//; s/"purple dusk sky"/"purple dusk sky, 夕焼け"/; /^  checkpoint:/d; s/, guidance_end: 0.8//'
 "$KILN" -C "$P" plan -q || fail plan
 "$KILN" -C "$P" render -q
 expect_eq "render exit" $? 0
@@ -17,7 +31,7 @@ for r in json.load(sys.stdin):
     assert j["sample_params"]["sample_method"] == "euler_a" and j["sample_params"]["sample_steps"] == 20
     assert j["sample_params"]["guidance"]["txt_cfg"] == 7
     if "golden crown" in j["prompt"]:
-        assert {"path": "crown_v2", "multiplier": 0.8} in j["lora"], j["lora"]
+        assert {"path": "crown_v2.safetensors", "multiplier": 0.8} in j["lora"], j["lora"]
     if "glowing halo" in j["prompt"]:
         assert len(j["control_image"]) > 100 and j["control_strength"] == 0.7
 assert n == 59, n

@@ -1315,6 +1315,8 @@ def comfy_node_defs(st):
         "SaveImage": {"required": collections.OrderedDict([
             ("images", ["IMAGE"]), ("filename_prefix", ["STRING", {"default": "ComfyUI"}])]),
             "return": [], "output_node": True, "category": "image"},
+        "PreviewImage": {"required": collections.OrderedDict([("images", ["IMAGE"])]),
+                         "return": [], "output_node": True, "category": "image"},
         "ControlNetLoader": {"required": collections.OrderedDict([
             ("control_net_name", [cn])]), "return": ["CONTROL_NET"], "output_node": False,
             "category": "loaders"},
@@ -1495,8 +1497,14 @@ class ComfyUI:
 
     # -- files ----------------------------------------------------------------------------------
     def upload_image(self, req):
+        # aiohttp's request.post() reads a form only from multipart/form-data (or urlencoded):
+        # any other Content-Type (application/json; boundary=... included) gives an empty
+        # form, no 'image' field, and ComfyUI answers 400
+        ctype = req.headers.get("content-type", "")
+        if ctype.split(";", 1)[0].strip().lower() != "multipart/form-data":
+            return comfy_text(400, "")
         try:
-            fields = parse_multipart(req.body, req.headers.get("content-type", ""))
+            fields = parse_multipart(req.body, ctype)
         except ValueError:
             return comfy_text(400, "")
         img = fields.get("image")
@@ -1938,7 +1946,7 @@ class ComfyUI:
                 raise FileNotFoundError("[Errno 2] No such file or directory: '%s'" % fname)
             sha = hashlib.sha256(data).hexdigest()[:16]
             out = ({"kind": "IMAGE", "sha": sha, "images": []}, {"kind": "MASK", "sha": sha})
-        elif ct == "SaveImage":
+        elif ct in ("SaveImage", "PreviewImage"):
             out = ()
         else:
             raise RuntimeError("unsupported node " + ct)
@@ -2013,7 +2021,11 @@ class ComfyUI:
                             err = (getattr(ex, "comfy_node", o), str(ex), type(ex).__name__)
                             raise _ExecAbort()
                         executed.extend([n for n in needed if n in memo and n not in executed])
-                        prefix = str(node["inputs"].get("filename_prefix", "ComfyUI"))
+                        # PreviewImage: a scratch file of type temp, as nodes.PreviewImage
+                        preview = node["class_type"] == "PreviewImage"
+                        ftype = "temp" if preview else "output"
+                        prefix = "ComfyUI_temp_kiln" if preview else \
+                            str(node["inputs"].get("filename_prefix", "ComfyUI"))
                         sub, _, base = prefix.rpartition("/")
                         sub = os.path.normpath(sub) if sub else ""
                         if sub.startswith(".."):
@@ -2033,9 +2045,9 @@ class ComfyUI:
                                 counter += 1
                                 out = Output(params, "black" if fault == "black" else None,
                                              tuple(texts), fault == "truncate")
-                                st.comfy_files[("output", sub, fname)] = out
+                                st.comfy_files[(ftype, sub, fname)] = out
                                 saved.append({"filename": fname, "subfolder": sub,
-                                              "type": "output"})
+                                              "type": ftype})
                             st.comfy_counters[(sub, base)] = counter - 1
                         outputs[o] = {"images": saved}
                         meta[o] = {"node_id": o, "display_node": o, "parent_node": None,
@@ -2044,7 +2056,7 @@ class ComfyUI:
                     # render now, under the GPU, so the cost is part of the job's time
                     for o in outputs:
                         for im in outputs[o]["images"]:
-                            f = st.comfy_files[("output", im["subfolder"], im["filename"])]
+                            f = st.comfy_files[(im["type"], im["subfolder"], im["filename"])]
                             f.bytes(st.cache)
                 except _ExecAbort:
                     pass
@@ -2282,7 +2294,9 @@ class SdCpp:
                 if not isinstance(item, dict) or not isinstance(item.get("path", ""), str):
                     return None, bad
                 path = item.get("path", "")
-                l = self.st.find_lora(path)
+                # sd-server matches the file path under --lora-model-dir exactly, extension
+                # included: "crown_v2" is not "crown_v2.safetensors"
+                l = path if path in self.st.loras else None
                 if not path or l is None:
                     return None, bad
                 mul = item.get("multiplier", 1.0)
@@ -2631,6 +2645,29 @@ class Request:
         self.t_start = time.time()   # the request's arrival (its headers and body read)
 
 
+# POSTs whose body is JSON: sent under another Content-Type they are refused (FastAPI reads
+# a body it cannot take as JSON as no object: 422; ComfyUI and sd-server: 400). The real
+# aiohttp and httplib servers are laxer; the strictness here catches a client that labels
+# its bodies wrongly (a multipart upload sent as application/json is the mirror case).
+JSON_ROUTES = {("POST", "/sdapi/v1/txt2img"), ("POST", "/sdapi/v1/img2img"), ("POST", "/prompt"),
+               ("POST", "/sdcpp/v1/img_gen"), ("POST", "/sdapi/v1/options")}
+
+
+def _require_json(proto, handler):
+    def checked(req):
+        ctype = req.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype == "application/json":
+            return handler(req)
+        if proto == "a1111":
+            return a1111_json({"detail": [{"loc": ["body"], "msg": "value is not a valid dict",
+                                           "type": "type_error.dict"}]}, 422)
+        if proto == "comfyui":
+            return comfy_text(400, "Content-Type must be application/json, got '%s'" % ctype)
+        return sdcpp_json({"error": "invalid request",
+                           "message": "Content-Type must be application/json"}, 400)
+    return checked
+
+
 JOB_ROUTES = {("POST", "/sdapi/v1/txt2img"), ("POST", "/sdapi/v1/img2img"), ("POST", "/prompt"),
               ("POST", "/api/prompt"), ("POST", "/sdcpp/v1/img_gen")}
 
@@ -2788,6 +2825,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.write_response(resp)
             return
         proto, handler = app.resolve(self.command, path)
+        if callable(handler) and body and (self.command, path) in JSON_ROUTES:
+            handler = _require_json(proto, handler)
         rec = self.record(req, proto, t_start)
         with st.lock:
             st.in_flight += 1

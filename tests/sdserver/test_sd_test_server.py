@@ -911,6 +911,12 @@ class TestComfyUI(unittest.TestCase):
         self.assertEqual(srv.request("GET", "/view?filename=pose.png&type=input")[2], ctl_png)
         self.assertEqual(srv.request("POST", "/upload/image", b"", headers={
             "Content-Type": "multipart/form-data; boundary=x"})[0], 400)
+        # a form sent under another type (a client's JSON header left on) is no form to aiohttp
+        self.assertEqual(srv.request("POST", "/upload/image", body, headers={
+            "Content-Type": ctype.replace("multipart/form-data", "application/json")})[0], 400)
+        st, _, _ = srv.request("POST", "/prompt", json.dumps({"prompt": {}}).encode(),
+                               headers={"Content-Type": "multipart/form-data; boundary=x"})
+        self.assertEqual(st, 400)
         rec = srv.json("GET", "/__test__/requests?path=/upload/image")[0]
         self.assertEqual(rec["form"]["image"]["filename"], "pose.png")
         self.assertEqual(rec["form"]["overwrite"], "true")
@@ -967,7 +973,7 @@ class TestComfyUI(unittest.TestCase):
         oi = srv.json("GET", "/object_info/CheckpointLoaderSimple")
         self.assertEqual(oi["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0],
                          ["sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors"])
-        self.assertEqual(len(srv.json("GET", "/object_info")), 10)
+        self.assertEqual(len(srv.json("GET", "/object_info")), 11)
         self.assertIn("crown_v2.safetensors", srv.json("GET", "/models/loras"))
         self.assertEqual(srv.request("GET", "/models/nope")[0], 404)
         self.assertEqual(srv.request("GET", "/nope")[2], b"404: Not Found")
@@ -1022,7 +1028,7 @@ class TestSdCpp(unittest.TestCase):
         return self.srv.json("POST", "/sdcpp/v1/img_gen", b, expect=expect)
 
     def test_async_job(self):
-        r = self.img_gen(lora=[{"path": "crown_v2", "multiplier": 0.6}], batch_count=2)
+        r = self.img_gen(lora=[{"path": "crown_v2.safetensors", "multiplier": 0.6}], batch_count=2)
         self.assertEqual(set(r), {"id", "kind", "status", "created", "poll_url"})
         self.assertRegex(r["id"], r"^job_[0-9a-f]+_[0-9a-f]{8}$")
         self.assertEqual((r["kind"], r["status"]), ("img_gen", "queued"))
@@ -1050,13 +1056,24 @@ class TestSdCpp(unittest.TestCase):
         srv = self.srv
         self.assertEqual(self.img_gen(expect=400, lora=[{"path": "nope", "multiplier": 1}]),
                          {"error": "invalid generation parameters"})
+        # sd-server matches the path under --lora-model-dir with its extension
+        self.assertEqual(self.img_gen(expect=400, lora=[{"path": "crown_v2", "multiplier": 1}]),
+                         {"error": "invalid generation parameters"})
+        # a JSON body under another Content-Type is refused
+        st, _, _ = srv.request("POST", "/sdcpp/v1/img_gen", json.dumps({"prompt": "x"}).encode(),
+                               headers={"Content-Type": "text/plain"})
+        self.assertEqual(st, 400)
+        st, _, _ = srv.request("POST", "/sdapi/v1/txt2img", json.dumps(txt2img_body()).encode(),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(st, 400)  # sd-server's /sdapi subset (A1111's own: 422)
         self.assertEqual(self.img_gen(expect=400, width="wide"),
                          {"error": "invalid generation parameters"})
         self.assertEqual(self.img_gen(expect=400, sample_params={"sample_method": "magic"}),
                          {"error": "invalid generation parameters"})
         st, _, body = srv.request("POST", "/sdcpp/v1/img_gen", b"")
         self.assertEqual((st, json.loads(body)), (400, {"error": "empty body"}))
-        st, _, body = srv.request("POST", "/sdcpp/v1/img_gen", b"{x")
+        st, _, body = srv.request("POST", "/sdcpp/v1/img_gen", b"{x",
+                                  headers={"Content-Type": "application/json"})
         self.assertEqual((st, json.loads(body)["error"]), (400, "invalid json"))
         self.assertEqual(srv.request("GET", "/sdcpp/v1/jobs/job_nope")[0], 404)
         self.assertEqual(json.loads(srv.request("GET", "/sdcpp/v1/jobs/job_nope")[2]),
@@ -1218,7 +1235,8 @@ class TestFaults(unittest.TestCase):
             srv.conn.close()
         srv.conn = None
         st, buf, err = raw_request(srv.port, "POST", "/sdapi/v1/txt2img",
-                                   json.dumps(txt2img_body()).encode())
+                                   json.dumps(txt2img_body()).encode(),
+                                   {"Content-Type": "application/json"})
         self.assertEqual(st, 200)
         head, _, body = buf.partition(b"\r\n\r\n")
         clen = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0]
@@ -1230,7 +1248,8 @@ class TestFaults(unittest.TestCase):
         srv.config(drop_rate=1.0)
         pid = "dropped-1"
         raw_request(srv.port, "POST", "/prompt", json.dumps({"prompt": comfy_graph(),
-                                                             "prompt_id": pid}).encode())
+                                                             "prompt_id": pid}).encode(),
+                    {"Content-Type": "application/json"})
         srv.config(drop_rate=0)
         self.assertEqual(wait_history(srv, pid)["status"]["status_str"], "success")
 

@@ -193,8 +193,9 @@ static void test_sdcpp(void **state)
 	build(s, 1, 0, 0, &rq);
 	o = wire(&kiln_engine_sdcpp, &rq, 0);
 	assert_string_equal(json_string_value(json_object_get(o, "prompt")), "owl, Gold, Crown, #7");
+	/* sd-server looks LoRAs up by file path, extension included */
 	assert_string_equal(json_string_value(json_object_get(json_array_get(
-			    json_object_get(o, "lora"), 1), "path")), "crown_v2");
+			    json_object_get(o, "lora"), 1), "path")), "crown_v2.safetensors");
 	sp = json_object_get(o, "sample_params");
 	assert_string_equal(json_string_value(json_object_get(sp, "sample_method")), "dpm++2m");
 	assert_string_equal(json_string_value(json_object_get(sp, "scheduler")), "karras");
@@ -240,12 +241,193 @@ static void test_comfyui(void **state)
 	kiln_spec_free(s);
 }
 
+/* the spec with its generate/endpoint lines edited by sed-like pairs (old, new) */
+static int parse_edited(const char *const *edits, size_t n, struct kiln_spec **s,
+			struct kiln_error *e)
+{
+	char y[4096];
+	snprintf(y, sizeof y, "%s", yaml);
+	for (size_t i = 0; i < n; i += 2) {
+		char *p = strstr(y, edits[i]), rest[4096];
+		assert_non_null(p);
+		snprintf(rest, sizeof rest, "%s", p + strlen(edits[i]));
+		snprintf(p, sizeof y - (size_t)(p - y), "%s%s", edits[i + 1], rest);
+	}
+	*s = NULL;
+	return kiln_spec_parse(s, y, strlen(y), "kiln.yaml", NULL, e);
+}
+
+static void test_lora_file(void **state)
+{
+	char f[64];
+	(void)state;
+	assert_int_equal(kiln_ai_lora_file("crown_v2", f, sizeof f), 0);
+	assert_string_equal(f, "crown_v2.safetensors");
+	assert_int_equal(kiln_ai_lora_file("style_v1.5", f, sizeof f), 0); /* a dot, no extension */
+	assert_string_equal(f, "style_v1.5.safetensors");
+	assert_int_equal(kiln_ai_lora_file("sub/x.pt", f, sizeof f), 0);
+	assert_string_equal(f, "sub/x.pt");
+	assert_int_equal(kiln_ai_lora_file("q4.gguf", f, sizeof f), 0);
+	assert_string_equal(f, "q4.gguf");
+	assert_int_equal(kiln_ai_lora_file("a_very_long_name_indeed", f, 8), -1);
+}
+
+/* A1111 names, split as A1111 splits them, mapped per engine; what an engine cannot run is a
+ * spec error at the line of generate.sampler, listing what it accepts. */
+static void test_samplers(void **state)
+{
+	static const char *const karras[] = {"sampler: 'DPM++ 2M'", "sampler: 'dpm++ 2m karras'",
+					     "  scheduler: Karras\n", ""};
+	static const char *const sdcpp_sde[] = {"sampler: 'DPM++ 2M'", "sampler: 'DPM++ SDE'",
+						"auth_env: GPU", "engine: sdcpp",
+						"  checkpoint: m.safetensors\n", "",
+						", guidance_end: 0.8", ""};
+	static const char *const clash[] = {"sampler: 'DPM++ 2M'", "sampler: 'Euler Exponential'"};
+	static const char *const unknown[] = {"sampler: 'DPM++ 2M'", "sampler: 'Euler b'"};
+	struct kiln_spec *s;
+	struct kiln_error e;
+	(void)state;
+	assert_int_equal(parse_edited(karras, 4, &s, &e), 0);
+	assert_string_equal(s->generate->sampler, "DPM++ 2M");
+	assert_string_equal(s->generate->scheduler, "Karras");
+	kiln_spec_free(s);
+	assert_string_equal(kiln_ai_sampler_name("comfyui", "DPM++ 2M SDE"), "dpmpp_2m_sde");
+	assert_string_equal(kiln_ai_sampler_name("comfyui", "UniPC"), "uni_pc");
+	assert_string_equal(kiln_ai_sampler_name("sdcpp", "Euler a"), "euler_a");
+	assert_null(kiln_ai_sampler_name("sdcpp", "DPM++ SDE"));
+	assert_null(kiln_ai_sampler_name("comfyui", "PLMS"));
+	assert_string_equal(kiln_ai_scheduler_name("comfyui", "SGM Uniform"), "sgm_uniform");
+	assert_null(kiln_ai_scheduler_name("comfyui", "Automatic"));
+
+	assert_int_equal(parse_edited(sdcpp_sde, 8, &s, &e), KILN_E_SPEC);
+	assert_string_equal(e.where, "kiln.yaml:6:13"); /* the sampler's value */
+	if (!strstr(e.msg, "'DPM++ SDE' cannot run on endpoint http://gpu:7860") ||
+	    !strstr(e.msg, "'Euler a', 'Euler', 'Heun', 'DPM2', 'DPM++ 2S a', 'DPM++ 2M', "
+			   "'DDIM', 'LCM'"))
+		fail_msg("%s", e.msg);
+	assert_int_equal(parse_edited(clash, 2, &s, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "contradicts"));
+	assert_int_equal(parse_edited(unknown, 2, &s, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "not an A1111 sampler name: use one of 'Euler a'"));
+}
+
+/* What an engine cannot honour is refused at load time, not dropped on the wire. */
+static void test_engine_limits(void **state)
+{
+	static const char *const sd_ckpt[] = {"auth_env: GPU", "engine: sdcpp"};
+	static const char *const sd_range[] = {"auth_env: GPU", "engine: sdcpp",
+					       "  checkpoint: m.safetensors\n", ""};
+	static const char *const comfy_mode[] = {
+		"auth_env: GPU", "engine: comfyui", "  steps: 30", "  steps: 30\n  workflow: w.json",
+		"guidance_end: 0.8", "guidance_end: 0.8, control_mode: 'My prompt is more important'"};
+	static const char *const comfy_module[] = {
+		"auth_env: GPU", "engine: comfyui", "  steps: 30", "  steps: 30\n  workflow: w.json",
+		"guidance_end: 0.8", "guidance_end: 0.8, module: canny"};
+	struct kiln_spec *s;
+	struct kiln_error e;
+	(void)state;
+	assert_int_equal(parse_edited(sd_ckpt, 2, &s, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "remove generate.checkpoint"));
+	assert_int_equal(parse_edited(sd_range, 4, &s, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "trait 'Crown' of layer 'Hat'"));
+	assert_non_null(strstr(e.msg, "guidance_start/guidance_end"));
+	assert_int_equal(parse_edited(comfy_mode, 6, &s, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "control_mode"));
+	assert_int_equal(parse_edited(comfy_module, 6, &s, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "module"));
+	assert_string_equal(e.where, "kiln.yaml:24:23"); /* the controlnet */
+}
+
+/* A ComfyUI job resumed at its /history poll: start() asks for /history/{id}. */
+static void comfy_job(struct kiln_ai_job *j, struct kiln_ai_request *rq, struct kiln_http *h)
+{
+	struct kiln_error e;
+	memset(j, 0, sizeof *j);
+	memset(h, 0, sizeof *h);
+	j->rq = rq;
+	j->attempt = 1;
+	j->resumed = 1;
+	snprintf(j->remote_id, sizeof j->remote_id, "p1");
+	assert_int_equal(kiln_engine_comfyui.start(j, h, &e), 0);
+	assert_string_equal(h->path, "/history/p1");
+}
+
+static void test_comfyui_answers(void **state)
+{
+	static const char temp_first[] =
+		"{\"p1\": {\"status\": {\"status_str\": \"success\", \"completed\": true},"
+		" \"outputs\": {\"12\": {\"images\": [{\"filename\": \"ComfyUI_temp_1.png\","
+		" \"subfolder\": \"\", \"type\": \"temp\"}]},"
+		" \"9\": {\"images\": [{\"filename\": \"owl_00001_.png\", \"subfolder\": \"owls\","
+		" \"type\": \"output\"}]}}}}";
+	static const char refused[] =
+		"{\"error\": {\"type\": \"prompt_outputs_failed_validation\", \"message\": "
+		"\"Prompt outputs failed validation\", \"details\": \"\"}, \"node_errors\": "
+		"{\"4\": {\"errors\": [{\"type\": \"value_not_in_list\", \"message\": "
+		"\"Value not in list\", \"details\": \"ckpt_name: 'x.safetensors' not in "
+		"['sd_xl_base_1.0.safetensors']\"}], \"dependent_outputs\": [\"9\"], "
+		"\"class_type\": \"CheckpointLoaderSimple\"}, \"3\": {\"errors\": [{\"message\": "
+		"\"Value not in list\", \"details\": \"sampler_name: 'x' not in (list of length "
+		"33)\"}], \"class_type\": \"KSampler\"}}}";
+	struct kiln_ai_request rq;
+	struct kiln_ai_job j;
+	struct kiln_http h;
+	struct kiln_error e;
+	(void)state;
+	memset(&rq, 0, sizeof rq);
+	comfy_job(&j, &rq, &h);
+	kiln_error_clear(&e);
+	assert_int_equal(kiln_engine_comfyui.on_response(&j, 200, temp_first, strlen(temp_first),
+							 &h, &e), KILN_STEP_SEND);
+	/* the SaveImage output, not the preview listed first */
+	assert_string_equal(h.path, "/view?filename=owl_00001_.png&subfolder=owls&type=output");
+	kiln_ai_job_release(&j);
+
+	/* POST /prompt refused: not retried, every node named with its class and reason */
+	memset(&j, 0, sizeof j);
+	j.rq = &rq;
+	j.phase = 1; /* PH_SUBMIT */
+	kiln_error_clear(&e);
+	assert_int_equal(kiln_engine_comfyui.on_response(&j, 400, refused, strlen(refused), &h,
+							 &e), KILN_STEP_FATAL);
+	assert_int_equal(e.code, KILN_E_SPEC);
+	if (!strstr(e.msg, "node 4 (CheckpointLoaderSimple): Value not in list: ckpt_name: "
+			   "'x.safetensors' not in ['sd_xl_base_1.0.safetensors']") ||
+	    !strstr(e.msg, "; node 3 (KSampler): Value not in list: sampler_name: 'x'"))
+		fail_msg("%s", e.msg);
+	kiln_ai_job_release(&j);
+	kiln_buf_release(&h.body);
+}
+
+/* LoRAs or a checkpoint with no CheckpointLoaderSimple to bind them to: an error, not a
+ * request without them. */
+static void test_comfyui_no_loader(void **state)
+{
+	static const char wf[] =
+		"{\"3\":{\"class_type\":\"KSampler\",\"inputs\":{\"seed\":0}}}";
+	struct kiln_spec *s = load();
+	struct kiln_ai_request rq;
+	struct kiln_buf out = KILN_BUF_INIT;
+	struct kiln_error e;
+	(void)state;
+	build(s, 1, 0, 0, &rq);
+	rq.workflow = wf;
+	assert_int_equal(kiln_engine_comfyui.build_request(&rq, 0, &out, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "no CheckpointLoaderSimple"));
+	kiln_buf_release(&out);
+	kiln_ai_request_release(&rq);
+	kiln_spec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spec),      cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_request),   cmocka_unit_test(test_a1111),
 		cmocka_unit_test(test_sdcpp),     cmocka_unit_test(test_comfyui),
+		cmocka_unit_test(test_lora_file), cmocka_unit_test(test_samplers),
+		cmocka_unit_test(test_engine_limits), cmocka_unit_test(test_comfyui_answers),
+		cmocka_unit_test(test_comfyui_no_loader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
