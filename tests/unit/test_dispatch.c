@@ -46,6 +46,9 @@ struct server {
 	double first_poll[MAXJOBS * 4];
 	int polls[MAXJOBS * 4];
 	int njobs;
+	int redirected;            /* requests answered 301 (a reverse proxy's moved path) */
+	int not_json;              /* POST bodies without Content-Type: application/json */
+	int bad_method;            /* a job request that came as anything but POST */
 };
 
 struct post {
@@ -109,6 +112,34 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 			*size = 0;
 			return MHD_YES;
 		}
+	}
+	if (!strncmp(url, "/proxy/", 7)) {
+		/* a 301 to the path without the prefix: libcurl must follow it, a POST as a POST */
+		struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",
+									   MHD_RESPMEM_PERSISTENT);
+		enum MHD_Result ret;
+		pthread_mutex_lock(&sv->mu);
+		sv->redirected++;
+		pthread_mutex_unlock(&sv->mu);
+		MHD_add_response_header(r, "Location", url + 6);
+		ret = MHD_queue_response(c, 301, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (!strcmp(method, "POST")) {
+		const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+		if (!ct || strcmp(ct, "application/json")) {
+			pthread_mutex_lock(&sv->mu);
+			sv->not_json++;
+			pthread_mutex_unlock(&sv->mu);
+		}
+	}
+	if ((!strcmp(url, "/sdapi/v1/txt2img") || !strcmp(url, "/sdcpp/v1/img_gen")) &&
+	    strcmp(method, "POST")) {
+		pthread_mutex_lock(&sv->mu);
+		sv->bad_method++;
+		pthread_mutex_unlock(&sv->mu);
+		return reply(c, 405, "{}");
 	}
 	if (!strcmp(url, "/sdapi/v1/progress") || !strcmp(url, "/sdcpp/v1/capabilities"))
 		return reply(c, 200, "{}");
@@ -404,6 +435,34 @@ static void test_polls_near_the_end(void **state)
 	server_stop(&sv);
 }
 
+/* Behind a reverse proxy that answers 301 (a moved path): health checks, job POSTs and
+ * polls follow it, the POSTs stay POSTs with their JSON body and type. */
+static void test_redirects(void **state)
+{
+	static char url[2][80];
+	const char *const engines[] = {"a1111", "sdcpp"};
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		struct server sv;
+		struct kiln_endpoint ep;
+		struct run r;
+		memset(&sv, 0, sizeof sv);
+		memset(&r, 0, sizeof r);
+		server_start(&sv);
+		endpoint(&ep, &sv, engines[i], 2);
+		snprintf(url[i], sizeof url[i], "%s/proxy", sv.url);
+		ep.url = url[i];
+		r.njobs = 6;
+		run(&r, &ep, 1, 0, 0);
+		for (size_t k = 0; k < r.njobs; k++)
+			assert_int_equal(r.ok[k], 1);
+		assert_true(sv.redirected >= 7); /* the health check and every job */
+		assert_int_equal(sv.bad_method, 0);
+		assert_int_equal(sv.not_json, 0);
+		server_stop(&sv);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -411,6 +470,7 @@ int main(void)
 		cmocka_unit_test(test_retries_run_out),
 		cmocka_unit_test(test_check_beside_next_job),
 		cmocka_unit_test(test_polls_near_the_end),
+		cmocka_unit_test(test_redirects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
