@@ -347,6 +347,7 @@ struct kiln_ipfs_car {
 	uint8_t (*keys)[33];
 	size_t cap, count;
 	int failed, finished;
+	int nosync;   /* the caller syncs the file system itself (kiln release: one syncfs) */
 };
 
 static int car_flush(struct kiln_ipfs_car *car, struct kiln_error *e)
@@ -515,7 +516,7 @@ int kiln_ipfs_car_finish(struct kiln_ipfs_car *car, const char *root_cid, struct
 		return kiln_error_set(e, KILN_E_IO, car->path, "cannot write the CAR's root: %s",
 				      strerror(errno));
 	}
-	if (fsync(car->fd) != 0) {
+	if (!car->nosync && fsync(car->fd) != 0) {
 		car->failed = 1;
 		return kiln_error_set(e, KILN_E_IO, car->path, "fsync failed: %s", strerror(errno));
 	}
@@ -532,6 +533,11 @@ int kiln_ipfs_car_finish(struct kiln_ipfs_car *car, const char *root_cid, struct
 	}
 	car->finished = 1;
 	return 0;
+}
+
+void kiln_ipfs_car_set_sync(struct kiln_ipfs_car *car, int sync)
+{
+	car->nosync = !sync;
 }
 
 uint64_t kiln_ipfs_car_blocks(const struct kiln_ipfs_car *car)

@@ -5,15 +5,23 @@
  * sequence (token id order), and hash that string. The reveal maps the token at position t to
  * initial item (t + startingIndex) mod N.
  *
- * kiln_release_verify() trusts nothing but the bytes in dist/: provenance.json and ipfs.json
- * say what should be there, and every file they name is read and hashed again (images by
- * SHA-256, folders by re-importing them as `ipfs add --cid-version=1` would, CARs by SHA-256).
- * A mismatch is a finding, not an error: the function fails only when it cannot read the
- * records. Files in images/ that provenance.json does not list are findings too, so an
- * added or renamed image cannot hide.
+ * kiln_release_verify() trusts nothing but the bytes in dist/. Every file is hashed once and
+ * compared with manifest.sha256, so no file can change, go missing or be added unnoticed,
+ * whatever it is (Metaplex assets, Sugar's config, _metadata.json, thumbnails). The manifest
+ * could be rewritten along with a forged file, so verify also recomputes what does not depend
+ * on it: the images against provenance.json and the provenance hash (published on chain
+ * before the mint), every CID against ipfs.json (the metadata CID is the contract's baseURI),
+ * the reveal mapping, and the targets against each other (_metadata.json against metadata/,
+ * each Metaplex asset against Sugar's config and the ERC-721 JSON of its token, Sugar's file
+ * layout). What no recomputation can catch (every Metaplex asset and config.json forged
+ * together, and the manifest rewritten) changes the release hash, the manifest's SHA-256,
+ * which verify recomputes from the files and compares with the published one when given.
+ * A mismatch is a finding, not an error: the function fails only when dist/ is not a release
+ * or a record is malformed.
  *
- * Sizes: one image in memory at a time (images are read by the IPFS importer 256 KiB at a
- * time and hashed separately); the record files hold about 150 bytes a token.
+ * Sizes: one image in memory at a time (files are hashed and imported 256 KiB at a time); the
+ * list of files (about 100 bytes each, five a token) and the record files (about 150 bytes a
+ * token) are held whole.
  */
 #include "kiln/release.h"
 #include "util/alloc.h"
@@ -21,11 +29,14 @@
 #include "util/sha.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 int kiln_provenance_hash(const char (*hashes)[65], size_t n, char out[65], struct kiln_error *e)
@@ -51,7 +62,133 @@ void kiln_erc1155_name(uint64_t id, char out[65])
 	snprintf(out, 65, "%064llx", (unsigned long long)id);
 }
 
+/* --- the manifest -------------------------------------------------------------------------- */
+
+static int cmp_file(const void *a, const void *b)
+{
+	return strcmp(((const struct kiln_manifest_file *)a)->path,
+		      ((const struct kiln_manifest_file *)b)->path);
+}
+
+static int add_file(struct kiln_manifest *m, size_t *cap, const char *rel, uint64_t size,
+		    int regular)
+{
+	struct kiln_manifest_file *f;
+	if (m->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		struct kiln_manifest_file *v = kiln_reallocarray(m->v, nc, sizeof *v);
+		if (!v)
+			return -1;
+		m->v = v;
+		*cap = nc;
+	}
+	f = &m->v[m->n];
+	memset(f, 0, sizeof *f);
+	if (!(f->path = kiln_strdup(rel)))
+		return -1;
+	f->size = size;
+	f->regular = regular;
+	m->n++;
+	return 0;
+}
+
+/* The files under root/rel ("" for root itself). A release is three folders deep; the depth
+ * limit only stops a hostile tree. */
+static int list_dir(const char *root, const char *rel, struct kiln_manifest *m, size_t *cap,
+		    int depth, struct kiln_error *e)
+{
+	char *dir = *rel ? kiln_fs_join(root, rel) : kiln_strdup(root);
+	struct dirent *de;
+	DIR *d = NULL;
+	int rc = 0;
+	if (!dir)
+		return kiln_error_set(e, KILN_E_NOMEM, root, "out of memory");
+	if (depth > 64) {
+		rc = kiln_error_set(e, KILN_E_IO, dir, "folders nested too deep for a release");
+		goto out;
+	}
+	if (!(d = opendir(dir))) {
+		rc = kiln_error_set(e, KILN_E_IO, dir, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d))) {
+		char *sub, *full;
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!*rel && !strcmp(de->d_name, KILN_MANIFEST_FILE))
+			continue;
+		sub = *rel ? kiln_fs_join(rel, de->d_name) : kiln_strdup(de->d_name);
+		full = sub ? kiln_fs_join(root, sub) : NULL;
+		if (!full)
+			rc = kiln_error_set(e, KILN_E_NOMEM, root, "out of memory");
+		else if (lstat(full, &st) != 0)
+			rc = kiln_error_set(e, KILN_E_IO, full, "cannot stat: %s", strerror(errno));
+		else if (S_ISDIR(st.st_mode))
+			rc = list_dir(root, sub, m, cap, depth + 1, e);
+		else if (add_file(m, cap, sub, (uint64_t)st.st_size, S_ISREG(st.st_mode)))
+			rc = kiln_error_set(e, KILN_E_NOMEM, root, "out of memory");
+		free(sub);
+		free(full);
+		if (rc)
+			goto out;
+	}
+out:
+	if (d)
+		closedir(d);
+	free(dir);
+	return rc;
+}
+
+int kiln_manifest_list(const char *dir, struct kiln_manifest *m, struct kiln_error *e)
+{
+	size_t cap = 0;
+	int rc;
+	memset(m, 0, sizeof *m);
+	if ((rc = list_dir(dir, "", m, &cap, 0, e))) {
+		kiln_manifest_release(m);
+		return rc;
+	}
+	if (m->n)
+		qsort(m->v, m->n, sizeof *m->v, cmp_file);
+	return 0;
+}
+
+struct kiln_manifest_file *kiln_manifest_find(const struct kiln_manifest *m, const char *path)
+{
+	struct kiln_manifest_file key;
+	key.path = (char *)path;
+	return m->n ? bsearch(&key, m->v, m->n, sizeof *m->v, cmp_file) : NULL;
+}
+
+int kiln_manifest_text(const struct kiln_manifest *m, struct kiln_buf *out, struct kiln_error *e)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (strlen(m->v[i].sha256) != 64)
+			return kiln_error_set(e, KILN_E_IO, m->v[i].path, "not hashed: no manifest "
+					      "line for it");
+		if (kiln_buf_addf(out, "%s  %s\n", m->v[i].sha256, m->v[i].path))
+			return kiln_error_set(e, KILN_E_NOMEM, m->v[i].path, "out of memory");
+	}
+	return 0;
+}
+
+void kiln_manifest_release(struct kiln_manifest *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n; i++)
+		free(m->v[i].path);
+	free(m->v);
+	m->v = NULL;
+	m->n = 0;
+}
+
 /* --- verify -------------------------------------------------------------------------------- */
+
+/* At most this many lines per kind of cross-check finding, then a count: a release with every
+ * token wrong should say so in a screenful. Missing, changed and added files are all named. */
+#define MAX_SAME 20
 
 static int problem(struct kiln_verify_result *r, const char *fmt, ...) KILN_PRINTF(2, 3);
 static int problem(struct kiln_verify_result *r, const char *fmt, ...)
@@ -73,22 +210,21 @@ static int problem(struct kiln_verify_result *r, const char *fmt, ...)
 	return 0;
 }
 
-static int load_json(const char *dist, const char *name, json_t **out, struct kiln_error *e)
+/* A JSON record of the release, or NULL (with *why) when it is missing or not JSON. */
+static json_t *load_rel(const char *dist, const char *rel, char why[160])
 {
-	char *path = kiln_fs_join(dist, name);
+	char *path = kiln_fs_join(dist, rel);
 	json_error_t je;
-	if (!path)
-		return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
-	*out = json_load_file(path, 0, &je);
-	if (!*out) {
-		int rc = kiln_error_set(e, KILN_E_IO, path, "%s: is this a release folder made by "
-					"`kiln release`? (%s, line %d)", kiln_fs_exists(path) ?
-					"cannot read it" : "not found", je.text, je.line);
-		free(path);
-		return rc;
+	json_t *j;
+	if (!path) {
+		snprintf(why, 160, "out of memory");
+		return NULL;
 	}
+	j = json_load_file(path, 0, &je);
+	if (!j)
+		snprintf(why, 160, "%s", kiln_fs_exists(path) ? je.text : "missing");
 	free(path);
-	return 0;
+	return j;
 }
 
 /* A name from a record must stay inside dist/: no absolute paths, no "..". */
@@ -102,57 +238,206 @@ static int safe_rel(const char *p)
 	return 1;
 }
 
+static int is_hex64(const char *s)
+{
+	size_t i;
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return i == 64;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Images: every listed file hashed again; the provenance hash recomputed; extra files. */
-static int verify_images(const char *dist, json_t *prov, struct kiln_verify_result *r,
-			 char (**hashes)[65], size_t *nimg, struct kiln_error *e)
+/* The SHA-256 of a file found in dist/, or NULL when it is not there or could not be read. */
+static const char *sha_of(const struct kiln_manifest *found, const char *rel)
+{
+	const struct kiln_manifest_file *f = kiln_manifest_find(found, rel);
+	return f && f->sha256[0] ? f->sha256 : NULL;
+}
+
+/* Every file in dist/ hashed once; the other checks look their hashes up. */
+static int hash_files(const char *dist, struct kiln_manifest *found,
+		      struct kiln_verify_result *r)
+{
+	for (size_t i = 0; i < found->n; i++) {
+		struct kiln_manifest_file *f = &found->v[i];
+		struct kiln_error fe;
+		char *path;
+		if (!f->regular) {
+			if (problem(r, "%s: not a regular file (a release holds only files and "
+				    "folders)", f->path))
+				return KILN_E_NOMEM;
+			continue;
+		}
+		if (!(path = kiln_fs_join(dist, f->path)))
+			return KILN_E_NOMEM;
+		if (kiln_sha256_file(path, f->sha256, &fe)) {
+			f->sha256[0] = 0;
+			if (problem(r, "%s: cannot read (%s)", f->path, fe.msg)) {
+				free(path);
+				return KILN_E_NOMEM;
+			}
+		} else {
+			r->files++;
+			r->bytes += f->size;
+		}
+		free(path);
+	}
+	return 0;
+}
+
+struct line {
+	const char *path;
+	const char *sha;
+};
+
+static int cmp_line(const void *a, const void *b)
+{
+	return strcmp(((const struct line *)a)->path, ((const struct line *)b)->path);
+}
+
+/* manifest.sha256 against the files found: each changed, missing or added file is named. The
+ * release hash is made from the files found, so it says what dist/ holds, whatever the
+ * manifest claims. */
+static int verify_manifest(const char *dist, const struct kiln_manifest *found,
+			   const char *expect, struct kiln_verify_result *r)
+{
+	struct kiln_buf text = KILN_BUF_INIT, mine = KILN_BUF_INIT;
+	struct line *v = NULL;
+	size_t n = 0, nlines = 0, before = r->nproblems;
+	char *path = kiln_fs_join(dist, KILN_MANIFEST_FILE), file_sha[65] = "";
+	struct kiln_error fe;
+	int rc = KILN_E_NOMEM;
+	if (!path)
+		goto out;
+	/* the release hash, from the files as found (unreadable ones as 64 zeros) */
+	for (size_t i = 0; i < found->n; i++)
+		if (kiln_buf_addf(&mine, "%s  %s\n", found->v[i].sha256[0] ? found->v[i].sha256 :
+				  "0000000000000000000000000000000000000000000000000000000000000000",
+				  found->v[i].path))
+			goto out;
+	kiln_sha256_hex(mine.data ? mine.data : "", mine.len, r->manifest);
+	r->checks++;
+	if (!kiln_fs_exists(path)) {
+		if (problem(r, KILN_MANIFEST_FILE ": missing: it lists every file of the release "
+			    "with its SHA-256 (a release made before kiln wrote one: `kiln release "
+			    "--force` writes it)"))
+			goto out;
+	} else if (kiln_fs_read(path, &text, &fe)) {
+		if (problem(r, KILN_MANIFEST_FILE ": cannot read (%s)", fe.msg))
+			goto out;
+	} else {
+		char *p = text.data ? text.data : "", *end = p + text.len;
+		kiln_sha256_hex(p, text.len, file_sha);
+		for (char *q = p; q < end; q++)
+			nlines += *q == '\n';
+		if (!(v = kiln_calloc(nlines + 2, sizeof *v)))
+			goto out;
+		for (size_t ln = 1; p < end; ln++) {
+			char *nl = memchr(p, '\n', (size_t)(end - p));
+			if (!nl)
+				nl = end;
+			*nl = 0;
+			if (nl - p < 67 || p[64] != ' ' || p[65] != ' ' || !safe_rel(p + 66) ||
+			    (p[64] = 0, !is_hex64(p))) {
+				if (nl - p >= 65)
+					p[64] = ' ';
+				if (problem(r, KILN_MANIFEST_FILE " line %zu: not '<sha256>  <path>': "
+					    "%.80s", ln, p))
+					goto out;
+			} else {
+				v[n].sha = p;
+				v[n++].path = p + 66;
+			}
+			p = nl + 1;
+		}
+		if (n)
+			qsort(v, n, sizeof *v, cmp_line);
+		for (size_t i = 0; i < n; i++) {
+			const struct kiln_manifest_file *f = kiln_manifest_find(found, v[i].path);
+			r->checks++;
+			if (i && !strcmp(v[i].path, v[i - 1].path)) {
+				if (problem(r, "%s: listed twice in " KILN_MANIFEST_FILE, v[i].path))
+					goto out;
+			} else if (!f) {
+				if (problem(r, "%s: missing (" KILN_MANIFEST_FILE " lists it)",
+					    v[i].path))
+					goto out;
+			} else if (f->sha256[0] && strcmp(f->sha256, v[i].sha)) {
+				if (problem(r, "%s: changed: sha256 is %s, " KILN_MANIFEST_FILE
+					    " says %s", v[i].path, f->sha256, v[i].sha))
+					goto out;
+			}
+		}
+		for (size_t i = 0; i < found->n; i++) {
+			struct line key = {found->v[i].path, NULL};
+			r->checks++;
+			if ((!n || !bsearch(&key, v, n, sizeof *v, cmp_line)) &&
+			    problem(r, "%s: not in " KILN_MANIFEST_FILE " (a file was added)",
+				    found->v[i].path))
+				goto out;
+		}
+		/* same files, same hashes, other bytes: reordered or reformatted by hand */
+		if (r->nproblems == before && strcmp(file_sha, r->manifest) &&
+		    problem(r, KILN_MANIFEST_FILE ": not as kiln writes it (one '<sha256>  <path>' "
+			    "line per file, sorted by path): its SHA-256 is %s, the files give %s",
+			    file_sha, r->manifest))
+			goto out;
+	}
+	r->checks += expect != NULL;
+	if (expect && strcmp(expect, r->manifest) &&
+	    problem(r, "release hash: the files give %s, the published one is %s", r->manifest,
+		    expect))
+		goto out;
+	rc = 0;
+out:
+	free(v);
+	free(path);
+	kiln_buf_release(&text);
+	kiln_buf_release(&mine);
+	return rc;
+}
+
+/* Images: every listed file's hash; the provenance hash recomputed; files not listed. */
+static int verify_images(const char *dist, json_t *prov, const struct kiln_manifest *found,
+			 struct kiln_verify_result *r, char (**hashes)[65], size_t *nimg,
+			 struct kiln_error *e)
 {
 	json_t *imgs = json_object_get(prov, "images"), *x;
 	const char *want_prov = json_string_value(json_object_get(prov, "provenance_hash"));
-	char (*h)[65] = NULL, *dir = NULL;
+	char (*h)[65] = NULL;
 	const char **names = NULL;
 	size_t i, n = json_array_size(imgs);
-	DIR *d = NULL;
-	struct dirent *de;
 	int rc = 0;
 	if (!json_is_array(imgs) || !want_prov)
 		return kiln_error_set(e, KILN_E_IO, "provenance.json", "no images list or "
 				      "provenance_hash: not a provenance record kiln wrote");
-	h = kiln_calloc(n + 1, sizeof *h);
-	if (!h)
-		return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
+	if (!(h = kiln_calloc(n + 1, sizeof *h)) || !(names = kiln_calloc(n + 1, sizeof *names)))
+		goto nomem;
 	json_array_foreach(imgs, i, x) {
 		const char *file = json_string_value(json_object_get(x, "file"));
 		const char *want = json_string_value(json_object_get(x, "sha256"));
-		char *path;
-		struct kiln_error fe;
+		const char *got;
 		if (!safe_rel(file) || !want || strlen(want) != 64) {
 			rc = kiln_error_set(e, KILN_E_IO, "provenance.json", "images[%zu] has no "
 					    "usable file and sha256", i);
 			goto out;
 		}
-		if (!(path = kiln_fs_join(dist, file))) {
-			rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
-			goto out;
-		}
+		names[i] = file;
 		r->checks++;
-		if (kiln_sha256_file(path, h[i], &fe)) {
+		if (!(got = sha_of(found, file))) {
 			snprintf(h[i], 65, "%064d", 0);
-			rc = problem(r, "%s: cannot read (%s)", file, fe.msg);
+			rc = kiln_manifest_find(found, file) ? 0 : problem(r, "%s: missing", file);
 		} else {
-			struct stat st;
-			r->files++;
-			if (!stat(path, &st))
-				r->bytes += (uint64_t)st.st_size;
+			snprintf(h[i], 65, "%s", got);
 			if (strcmp(h[i], want))
 				rc = problem(r, "%s: sha256 is %s, provenance.json says %s", file, h[i],
 					     want);
 		}
-		free(path);
 		if (rc)
 			goto nomem;
 	}
@@ -163,29 +448,18 @@ static int verify_images(const char *dist, json_t *prov, struct kiln_verify_resu
 							      "%s, provenance.json says %s",
 							      r->provenance, want_prov)))
 		goto nomem;
-	/* files in images/ that are not listed */
-	if (!(dir = kiln_fs_join(dist, "images")) || !(names = kiln_calloc(n + 1, sizeof *names))) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
-		goto out;
-	}
-	json_array_foreach(imgs, i, x)
-		names[i] = json_string_value(json_object_get(x, "file"));
-	qsort(names, n, sizeof *names, cmp_str);
-	if ((d = opendir(dir))) {
-		while ((de = readdir(d))) {
-			char rel[512];
-			const char *key = rel;
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(rel, sizeof rel, "images/%s", de->d_name);
-			r->checks++;
-			if (!bsearch(&key, names, n, sizeof *names, cmp_str) &&
-			    (rc = problem(r, "%s: not in provenance.json (an image was added or "
-					  "renamed)", rel)))
-				goto nomem;
-		}
-		closedir(d);
-		d = NULL;
+	/* files under images/ that are not listed: an added or renamed image cannot hide */
+	if (n)
+		qsort(names, n, sizeof *names, cmp_str);
+	for (i = 0; i < found->n; i++) {
+		const char *key = found->v[i].path;
+		if (strncmp(key, "images/", 7))
+			continue;
+		r->checks++;
+		if ((!n || !bsearch(&key, names, n, sizeof *names, cmp_str)) &&
+		    (rc = problem(r, "%s: not in provenance.json (an image was added or renamed)",
+				  key)))
+			goto nomem;
 	}
 	*hashes = h;
 	*nimg = n;
@@ -194,17 +468,14 @@ static int verify_images(const char *dist, json_t *prov, struct kiln_verify_resu
 nomem:
 	rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
 out:
-	if (d)
-		closedir(d);
-	free(dir);
 	free(names);
 	free(h);
 	return rc;
 }
 
-/* Every {path, cid} under ipfs.json's "folders" and "files", and every CAR's sha256. */
-static int verify_cids(const char *dist, json_t *ipfs, struct kiln_verify_result *r,
-		       struct kiln_error *e)
+/* Every {path, cid} in ipfs.json re-imported; every CAR's sha256. */
+static int verify_cids(const char *dist, json_t *ipfs, const struct kiln_manifest *found,
+		       struct kiln_verify_result *r, struct kiln_error *e)
 {
 	json_t *entries = json_object_get(ipfs, "entries"), *x;
 	size_t i;
@@ -213,7 +484,7 @@ static int verify_cids(const char *dist, json_t *ipfs, struct kiln_verify_result
 		const char *path = json_string_value(json_object_get(x, "path"));
 		const char *want = json_string_value(json_object_get(x, "cid"));
 		const char *sha = json_string_value(json_object_get(x, "sha256"));
-		char got[KILN_IPFS_CID_MAX], hex[65], *full;
+		char got[KILN_IPFS_CID_MAX], *full;
 		struct kiln_error fe;
 		int bad, rc = 0;
 		if (!safe_rel(path) || !key || (!want && !sha))
@@ -236,9 +507,11 @@ static int verify_cids(const char *dist, json_t *ipfs, struct kiln_verify_result
 				snprintf(r->images_cid, sizeof r->images_cid, "%s", got);
 			if (!bad && !strcmp(key, "metadata"))
 				snprintf(r->metadata_cid, sizeof r->metadata_cid, "%s", got);
-		} else {
-			if (kiln_sha256_file(full, hex, &fe))
-				rc = problem(r, "%s: cannot read %s (%s)", key, path, fe.msg);
+		}
+		if (!rc && sha) {
+			const char *hex = sha_of(found, path);
+			if (!hex)
+				rc = problem(r, "%s: cannot read %s", key, path);
 			else if (strcmp(hex, sha))
 				rc = problem(r, "%s: %s has sha256 %s, ipfs.json says %s", key, path, hex,
 					     sha);
@@ -253,7 +526,8 @@ static int verify_cids(const char *dist, json_t *ipfs, struct kiln_verify_result
 /* Token metadata: token at position t must show initial item (t + starting_index) mod N, i.e.
  * its image must end with that item's file name. Checks dist/metadata/ and metaplex assets. */
 static int verify_mapping(const char *dist, json_t *prov, const char (*hashes)[65], size_t n,
-			  struct kiln_verify_result *r, struct kiln_error *e)
+			  const struct kiln_manifest *found, struct kiln_verify_result *r,
+			  struct kiln_error *e)
 {
 	json_t *imgs = json_object_get(prov, "images"), *si = json_object_get(prov,
 									   "starting_index");
@@ -271,25 +545,22 @@ static int verify_mapping(const char *dist, json_t *prov, const char (*hashes)[6
 		const char *asset = json_string_value(json_object_get(tok, "metaplex_image"));
 		const char *file = json_string_value(json_object_get(img, "file"));
 		const char *base = file ? strrchr(file, '/') : NULL;
-		char *path;
+		char why[160];
 		base = base ? base + 1 : file;
 		for (int k = 0; k < 2; k++) {
 			const char *meta = metas[k];
+			const char *uri;
+			size_t ul, bl;
 			if (!meta || !safe_rel(meta) || !base)
 				continue;
-			json_error_t je;
-			const char *uri;
-			size_t ul, bl = strlen(base);
-			if (!(path = kiln_fs_join(dist, meta)))
-				return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
-			m = json_load_file(path, 0, &je);
-			free(path);
+			bl = strlen(base);
+			m = load_rel(dist, meta, why);
 			uri = json_string_value(json_object_get(m, "image"));
 			ul = uri ? strlen(uri) : 0;
 			r->checks++;
 			if (!uri || ul < bl + 1 || strcmp(uri + ul - bl, base) ||
 			    uri[ul - bl - 1] != '/') {
-				if (bad++ < 20)
+				if (bad++ < MAX_SAME)
 					rc = problem(r, "%s: image is %s, the reveal mapping says %s", meta,
 						     uri ? uri : "(none)", file);
 			}
@@ -298,50 +569,232 @@ static int verify_mapping(const char *dist, json_t *prov, const char (*hashes)[6
 				return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
 		}
 		if (asset && safe_rel(asset)) {
-			char hex[65];
-			struct kiln_error fe;
 			const char *want = hashes[kiln_reveal_item(t, start, n)];
-			if (!(path = kiln_fs_join(dist, asset)))
-				return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
+			const char *got = sha_of(found, asset);
 			r->checks++;
-			if (kiln_sha256_file(path, hex, &fe) || strcmp(hex, want)) {
-				if (mbad++ < 20)
-					rc = problem(r, "%s: not the image the reveal mapping says (%s)",
-						     asset, file ? file : "?");
-			} else {
-				r->files++;
-			}
-			free(path);
-			if (rc)
+			if ((!got || strcmp(got, want)) && mbad++ < MAX_SAME &&
+			    problem(r, "%s: not the image the reveal mapping says (%s)", asset,
+				    file ? file : "?"))
 				return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
 		}
 	}
-	if (bad > 20 || mbad > 20)
+	if (bad > MAX_SAME || mbad > MAX_SAME)
 		rc = problem(r, "... %zu token metadata files and %zu Metaplex images in all do not "
 			     "match the reveal mapping", bad, mbad);
 	return rc ? kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory") : 0;
 }
 
-int kiln_release_verify(const char *dist, struct kiln_verify_result *r, struct kiln_error *e)
+/* A capped finding of one kind: the first MAX_SAME are named, the rest counted. */
+static int finding(struct kiln_verify_result *r, size_t *count, const char *fmt, ...)
+	KILN_PRINTF(3, 4);
+static int finding(struct kiln_verify_result *r, size_t *count, const char *fmt, ...)
 {
+	struct kiln_buf b = KILN_BUF_INIT;
+	va_list ap;
+	int rc;
+	if ((*count)++ >= MAX_SAME)
+		return 0;
+	va_start(ap, fmt);
+	rc = kiln_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	rc = rc || problem(r, "%s", b.data);
+	kiln_buf_release(&b);
+	return rc;
+}
+
+/* Two JSON values equal, an absent one equal to null or []: Sugar's asset JSON leaves out
+ * creators when there are none, its config lists []. */
+static int same_json(json_t *a, json_t *b)
+{
+	int ea = !a || json_is_null(a) || (json_is_array(a) && !json_array_size(a));
+	int eb = !b || json_is_null(b) || (json_is_array(b) && !json_array_size(b));
+	return ea || eb ? ea && eb : json_equal(a, b);
+}
+
+/* Is name (under metaplex/assets/) part of Sugar's layout: i.json and i.<image ext> for the
+ * n assets, collection.json and collection.<image ext>? */
+static int sugar_name(const char *name, size_t n, json_t *tokens)
+{
+	const char *dot = strchr(name, '.');
+	char *end;
+	unsigned long long i;
+	if (!dot)
+		return 0;
+	if (!strncmp(name, "collection.", 11)) {
+		static const char *const ok[] = {"json", "png", "jpg", "jpeg", "gif"};
+		for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++)
+			if (!strcasecmp(dot + 1, ok[k]))
+				return 1;
+		return 0;
+	}
+	if (name[0] < '0' || name[0] > '9' || (name[0] == '0' && dot != name + 1))
+		return 0;
+	errno = 0;
+	i = strtoull(name, &end, 10);
+	if (errno || end != dot || i >= n)
+		return 0;
+	if (!strcmp(dot, ".json"))
+		return 1;
+	{
+		const char *img = json_string_value(json_object_get(json_array_get(tokens, i),
+								    "metaplex_image"));
+		const char *slash = img ? strrchr(img, '/') : NULL;
+		return slash && !strcmp(slash + 1, name);
+	}
+}
+
+/* The targets against each other, so that a forged file is caught even when the manifest is
+ * rewritten with it: _metadata.json holds exactly metadata/<id>.json in token order; each
+ * Metaplex asset has Sugar's config's symbol, fee and creators and its token's ERC-721 name
+ * and description; metaplex/assets/ holds Sugar's layout and nothing else. */
+static int verify_targets(const char *dist, json_t *prov, const struct kiln_manifest *found,
+			  struct kiln_verify_result *r)
+{
+	json_t *tokens = json_object_get(prov, "tokens"), *all = NULL, *cfg = NULL;
+	size_t nt = json_array_size(tokens), nmeta = 0, nmpl = 0, c_all = 0, c_mpl = 0, c_cfg = 0;
+	char why[160];
+	int rc = 0;
+	for (size_t t = 0; t < nt; t++) {
+		json_t *tok = json_array_get(tokens, t);
+		nmeta += json_object_get(tok, "metadata") != NULL;
+		nmpl += json_object_get(tok, "metaplex_image") != NULL;
+	}
+	if (kiln_manifest_find(found, "_metadata.json")) {
+		r->checks++;
+		all = load_rel(dist, "_metadata.json", why);
+		if (!json_is_array(all))
+			rc = problem(r, "_metadata.json: %s", all ? "not a JSON array" : why);
+		else if (json_array_size(all) != nmeta)
+			rc = problem(r, "_metadata.json: %zu tokens, metadata/ has %zu",
+				     json_array_size(all), nmeta);
+		for (size_t t = 0; !rc && json_is_array(all) && t < nt; t++) {
+			const char *meta = json_string_value(json_object_get(json_array_get(tokens, t),
+									     "metadata"));
+			json_t *m;
+			if (!meta || !safe_rel(meta))
+				continue;
+			m = load_rel(dist, meta, why);
+			r->checks++;
+			if (!m || !json_equal(m, json_array_get(all, t)))
+				rc = finding(r, &c_all, "_metadata.json: token %zu is not %s", t, meta);
+			json_decref(m);
+		}
+	}
+	if (!rc && nmpl) {
+		json_t *sym, *fee, *cr;
+		r->checks++;
+		if (!(cfg = load_rel(dist, "metaplex/config.json", why)))
+			rc = problem(r, "metaplex/config.json: %s", why);
+		else if (json_integer_value(json_object_get(cfg, "number")) != (json_int_t)nmpl)
+			rc = problem(r, "metaplex/config.json: number is %" JSON_INTEGER_FORMAT
+				     ", the release has %zu assets",
+				     json_integer_value(json_object_get(cfg, "number")), nmpl);
+		sym = json_object_get(cfg, "symbol");
+		fee = json_object_get(cfg, "sellerFeeBasisPoints");
+		cr = json_object_get(cfg, "creators");
+		for (size_t t = 0; !rc && t < nt; t++) {
+			json_t *tok = json_array_get(tokens, t), *a, *m = NULL, *props;
+			const char *meta = json_string_value(json_object_get(tok, "metadata"));
+			char rel[64];
+			if (!json_object_get(tok, "metaplex_image"))
+				continue;
+			snprintf(rel, sizeof rel, "metaplex/assets/%zu.json", t);
+			r->checks++;
+			if (!(a = load_rel(dist, rel, why))) {
+				rc = finding(r, &c_mpl, "%s: %s", rel, why);
+				continue;
+			}
+			props = json_object_get(a, "properties");
+			if (cfg && !(json_equal(json_object_get(a, "symbol"), sym) &&
+				     json_equal(json_object_get(a, "seller_fee_basis_points"), fee) &&
+				     same_json(json_object_get(props, "creators"), cr)))
+				rc = finding(r, &c_cfg, "%s: symbol, seller_fee_basis_points or creators "
+					     "differ from metaplex/config.json", rel);
+			if (!rc && meta && safe_rel(meta) && (m = load_rel(dist, meta, why)) &&
+			    !(json_equal(json_object_get(a, "name"), json_object_get(m, "name")) &&
+			      json_equal(json_object_get(a, "description"),
+					 json_object_get(m, "description"))))
+				rc = finding(r, &c_mpl, "%s: name or description differ from %s", rel,
+					     meta);
+			json_decref(m);
+			json_decref(a);
+		}
+		for (size_t i = 0; !rc && i < found->n; i++) {
+			const char *p = found->v[i].path;
+			if (strncmp(p, "metaplex/assets/", 16))
+				continue;
+			r->checks++;
+			if (strchr(p + 16, '/') || !sugar_name(p + 16, nmpl, tokens))
+				rc = problem(r, "%s: not part of Sugar's layout (assets 0..%zu and "
+					     "collection)", p, nmpl - 1);
+		}
+	}
+	if (!rc && (c_all > MAX_SAME || c_cfg > MAX_SAME || c_mpl > MAX_SAME))
+		rc = problem(r, "... %zu tokens differ from _metadata.json, %zu Metaplex assets "
+			     "from Sugar's config, %zu from their token JSON in all", c_all, c_cfg,
+			     c_mpl);
+	json_decref(all);
+	json_decref(cfg);
+	return rc;
+}
+
+int kiln_release_verify(const char *dist, const char *expect_manifest,
+			struct kiln_verify_result *r, struct kiln_error *e)
+{
+	static const char *const records[] = {"provenance.json", "ipfs.json", KILN_MANIFEST_FILE};
+	struct kiln_manifest found;
 	json_t *prov = NULL, *ipfs = NULL;
-	char (*hashes)[65] = NULL;
-	size_t n = 0;
+	char (*hashes)[65] = NULL, why[160];
+	size_t n = 0, nrec = 0;
 	int rc;
 	memset(r, 0, sizeof *r);
+	memset(&found, 0, sizeof found);
+	/* a wrong path is a usage mistake, not a release that fails its check */
 	if (!kiln_fs_is_dir(dist))
-		return kiln_error_set(e, KILN_E_IO, dist, "not a folder: give the release folder "
-				      "(dist/)");
-	if ((rc = load_json(dist, "provenance.json", &prov, e)) ||
-	    (rc = load_json(dist, "ipfs.json", &ipfs, e)) ||
-	    (rc = verify_images(dist, prov, r, &hashes, &n, e)) ||
-	    (rc = verify_cids(dist, ipfs, r, e)) ||
-	    (rc = verify_mapping(dist, prov, (const char(*)[65])hashes, n, r, e)))
+		return kiln_error_set(e, KILN_E_USAGE, dist, "%s: give the release folder `kiln "
+				      "release` wrote (a project's dist/, or a copy of it)",
+				      kiln_fs_exists(dist) ? "not a folder" : "no such folder");
+	for (size_t i = 0; i < sizeof records / sizeof records[0]; i++) {
+		char *p = kiln_fs_join(dist, records[i]);
+		if (!p)
+			return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
+		nrec += kiln_fs_exists(p);
+		free(p);
+	}
+	if (!nrec)
+		return kiln_error_set(e, KILN_E_USAGE, dist, "not a release folder: it has no "
+				      "provenance.json, ipfs.json or " KILN_MANIFEST_FILE ": give the "
+				      "dist/ folder `kiln release` wrote (run `kiln release` first)");
+	if (expect_manifest && !is_hex64(expect_manifest))
+		return kiln_error_set(e, KILN_E_USAGE, expect_manifest, "a release hash is 64 "
+				      "lowercase hex digits (the SHA-256 of " KILN_MANIFEST_FILE ")");
+	if ((rc = kiln_manifest_list(dist, &found, e)))
+		return rc;
+	if (hash_files(dist, &found, r) || verify_manifest(dist, &found, expect_manifest, r)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
 		goto out;
+	}
+	/* the records: a missing or broken one is a finding, the checks that need it are skipped */
+	r->checks += 2;
+	if (!(prov = load_rel(dist, "provenance.json", why)) &&
+	    problem(r, "provenance.json: %s", why))
+		goto nomem;
+	if (!(ipfs = load_rel(dist, "ipfs.json", why)) && problem(r, "ipfs.json: %s", why))
+		goto nomem;
+	if ((prov && (rc = verify_images(dist, prov, &found, r, &hashes, &n, e))) ||
+	    (ipfs && (rc = verify_cids(dist, ipfs, &found, r, e))) ||
+	    (prov && (rc = verify_mapping(dist, prov, (const char(*)[65])hashes, n, &found, r, e))))
+		goto out;
+	if (prov && verify_targets(dist, prov, &found, r))
+		goto nomem;
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
 out:
 	free(hashes);
 	json_decref(prov);
 	json_decref(ipfs);
+	kiln_manifest_release(&found);
 	return rc;
 }
 

@@ -13,7 +13,9 @@
  *   dist/prereveal/hidden.<ext>, prereveal/metadata/<id>.json  the pre-reveal set
  *   dist/provenance.json            image hashes, provenance hash, starting index, method
  *   dist/ipfs.json                  CIDs of every folder and file to upload; CAR hashes
- *   dist/car/<folder>.car           CARv1 of each folder (--car)
+ *   dist/car/<name>.car             CARv1 of each folder and file an ipfs:// URI names (--car)
+ *   dist/manifest.sha256            every other file and its SHA-256 (sha256sum's format);
+ *                                   its own SHA-256 is the release hash
  *
  * Order matters: the images folder's CID is computed first, so the token JSON can say
  * image: ipfs://<images CID>/<id>.<ext>; then each metadata folder's CID. Every image is read
@@ -24,7 +26,14 @@
  * (t + starting_index) mod N, in every target. With metadata.reveal set and no starting index
  * known yet, only the images, the pre-reveal set and the records are written: publishing the
  * final token metadata before the index is fixed would give the order away. The starting index
- * is kept in the catalog (meta "starting_index") so later releases and builds reuse it.
+ * is kept in the catalog (meta "starting_index") and in provenance.json, so later releases and
+ * builds reuse it; once public, a different one is refused unless asked for (re_reveal): a
+ * silent change would show every holder another token.
+ *
+ * The manifest is made from hashes taken as the files are written (the images' and CARs' are
+ * computed anyway), so no image is read twice for it; a walk of the finished folder then
+ * lists every file, and a file no writer recorded is hashed there, so the manifest is always
+ * the whole folder.
  *
  * Invariants: the release is written whole into DIR/.dist.tmp-PID and swapped with dist/ by
  * one renameat2(RENAME_EXCHANGE), so a failed or killed release leaves the previous dist/ as
@@ -83,6 +92,8 @@ struct rel {
 	json_t *entries;              /* ipfs.json entries */
 	json_t *tokens;               /* provenance.json tokens */
 	struct kiln_buf img;          /* the image being copied */
+	struct kiln_manifest rec;     /* hashes of the files written, by path under tmp */
+	size_t rec_cap;
 };
 
 static int nomem(struct rel *x, struct kiln_error *e)
@@ -90,14 +101,47 @@ static int nomem(struct rel *x, struct kiln_error *e)
 	return kiln_error_set(e, KILN_E_NOMEM, x->p->dir, "out of memory writing the release");
 }
 
-/* Every file of the release: no fsync here, one syncfs before the swap (see above). */
-static int put_file(const char *path, const void *data, size_t len, struct kiln_error *e)
+/* Note the SHA-256 of a file written under tmp, for the manifest. */
+static int record(struct rel *x, const char *path, const char *sha, struct kiln_error *e)
 {
-	return kiln_fs_write_atomic_sync(path, data, len, 0, e);
+	size_t tl = strlen(x->tmp);
+	struct kiln_manifest_file *f;
+	if (strncmp(path, x->tmp, tl) || path[tl] != '/')
+		return 0; /* not part of the release (the thumbnail cache) */
+	if (x->rec.n == x->rec_cap) {
+		size_t nc = x->rec_cap ? x->rec_cap * 2 : 1024;
+		f = kiln_reallocarray(x->rec.v, nc, sizeof *f);
+		if (!f)
+			return nomem(x, e);
+		x->rec.v = f;
+		x->rec_cap = nc;
+	}
+	f = &x->rec.v[x->rec.n];
+	memset(f, 0, sizeof *f);
+	if (!(f->path = kiln_strdup(path + tl + 1)))
+		return nomem(x, e);
+	snprintf(f->sha256, sizeof f->sha256, "%s", sha);
+	f->regular = 1;
+	x->rec.n++;
+	return 0;
 }
 
+/* Every file of the release: no fsync here, one syncfs before the swap (see above). sha: the
+ * data's SHA-256 when the caller has it, else it is computed here. */
+static int put_file(struct rel *x, const char *path, const void *data, size_t len,
+		    const char *sha, struct kiln_error *e)
+{
+	char hex[65];
+	int rc = kiln_fs_write_atomic_sync(path, data, len, 0, e);
+	if (rc)
+		return rc;
+	if (!sha)
+		kiln_sha256_hex(data ? data : "", len, hex);
+	return record(x, path, sha ? sha : hex, e);
+}
 
-static int write_json(const char *path, json_t *j, struct kiln_buf *out, struct kiln_error *e)
+static int write_json(struct rel *x, const char *path, json_t *j, struct kiln_buf *out,
+		      struct kiln_error *e)
 {
 	char *text = json_dumps(j, JSON_FLAGS);
 	int rc;
@@ -106,7 +150,7 @@ static int write_json(const char *path, json_t *j, struct kiln_buf *out, struct 
 	kiln_buf_reset(out);
 	rc = kiln_buf_adds(out, text) || kiln_buf_add(out, "\n", 1)
 		     ? kiln_error_set(e, KILN_E_NOMEM, path, "out of memory")
-		     : put_file(path, out->data, out->len, e);
+		     : put_file(x, path, out->data, out->len, NULL, e);
 	free(text);
 	return rc;
 }
@@ -561,10 +605,35 @@ static int car_open(struct rel *x, const char *name, struct kiln_ipfs_car **car,
 	*strrchr(path, '/') = 0;
 	rc = kiln_fs_mkdirs(path, e);
 	path[strlen(path)] = '/';
-	if (!rc)
-		rc = kiln_ipfs_car_open(car, path, e);
+	if (!rc && !(rc = kiln_ipfs_car_open(car, path, e)))
+		kiln_ipfs_car_set_sync(*car, 0); /* the release's one syncfs covers it */
 	free(path);
 	return rc;
+}
+
+/* Finish the CAR of entry `name` (when one is open) with root cid: its hash in ipfs.json. */
+static int car_done(struct rel *x, struct kiln_ipfs_car **car, const char *name,
+		    const char *cid, struct kiln_error *e)
+{
+	char rel[128], *full, hex[65];
+	int rc;
+	if (!*car)
+		return 0;
+	snprintf(rel, sizeof rel, "car/%s.car", name);
+	rc = kiln_ipfs_car_finish(*car, cid, e);
+	kiln_ipfs_car_free(*car);
+	*car = NULL;
+	if (rc)
+		return rc;
+	if (!(full = kiln_fs_join(x->tmp, rel)))
+		return nomem(x, e);
+	rc = kiln_sha256_file(full, hex, e);
+	if (!rc)
+		rc = record(x, full, hex, e);
+	free(full);
+	if (rc)
+		return rc;
+	return entry(x, rel, rel, NULL, hex) ? nomem(x, e) : 0;
 }
 
 /* Finish a folder: its CID, the CAR (when one is open) and their ipfs.json entries. */
@@ -579,24 +648,26 @@ static int dir_done(struct rel *x, struct kiln_ipfs_dir **d, struct kiln_ipfs_ca
 		return rc;
 	if (entry(x, name, path, cid, NULL))
 		return nomem(x, e);
-	if (*car) {
-		char rel[128], *full, hex[65];
-		snprintf(rel, sizeof rel, "car/%s.car", name);
-		rc = kiln_ipfs_car_finish(*car, cid, e);
-		kiln_ipfs_car_free(*car);
-		*car = NULL;
-		if (rc)
-			return rc;
-		if (!(full = kiln_fs_join(x->tmp, rel)))
-			return nomem(x, e);
-		rc = kiln_sha256_file(full, hex, e);
-		free(full);
-		if (rc)
-			return rc;
-		if (entry(x, rel, rel, NULL, hex))
-			return nomem(x, e);
-	}
-	return 0;
+	return car_done(x, car, name, cid, e);
+}
+
+/* A file of the release that an ipfs:// URI names (the hidden image, contract.json): its
+ * CAR with --car, so that everything the release points at can be pinned. */
+static int file_car(struct rel *x, const char *name, const char *rel, struct kiln_error *e)
+{
+	struct kiln_ipfs_car *car = NULL;
+	char cid[KILN_IPFS_CID_MAX], *full = NULL;
+	int rc;
+	if (!x->o->car)
+		return 0;
+	if (!(full = kiln_fs_join(x->tmp, rel)))
+		return nomem(x, e);
+	if (!(rc = car_open(x, name, &car, e)) &&
+	    !(rc = kiln_ipfs_import_path(full, car, cid, NULL, e)))
+		rc = car_done(x, &car, name, cid, e);
+	kiln_ipfs_car_free(car);
+	free(full);
+	return rc;
 }
 
 /* Item indexes in the bytewise order of their decimal ids ("10" before "2"): files are added
@@ -674,7 +745,7 @@ static int write_images(struct rel *x, struct kiln_error *e)
 			rc = nomem(x, e);
 			goto out;
 		}
-		rc = put_file(dst, x->img.data, x->img.len, e);
+		rc = put_file(x, dst, x->img.data, x->img.len, x->sha[i], e);
 		free(dst);
 		if (rc || (rc = kiln_ipfs_dir_add_buf(d, name, x->img.data, x->img.len, NULL, e)))
 			goto out;
@@ -728,13 +799,13 @@ static int write_thumbnails(struct rel *x, struct kiln_error *e)
 				rc = nomem(x, e);
 			else if (!(rc = kiln_image_thumbnail(src, s->thumb_size, fmt, s->quality,
 							     &b, e)))
-				rc = put_file(cached, b.data, b.len, e);
+				rc = put_file(x, cached, b.data, b.len, NULL, e);
 		}
 		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, ext);
 		if (!rc && !(dst = kiln_fs_join(dir, name)))
 			rc = nomem(x, e);
 		if (!rc)
-			rc = put_file(dst, b.data, b.len, e);
+			rc = put_file(x, dst, b.data, b.len, NULL, e);
 		free(cached);
 		free(src);
 		free(dst);
@@ -808,7 +879,7 @@ static int write_set(struct rel *x, enum set_kind kind, struct kiln_error *e)
 			rc = nomem(x, e);
 			goto out;
 		}
-		rc = write_json(path, j, &text, e);
+		rc = write_json(x, path, j, &text, e);
 		free(path);
 		if (rc || (rc = kiln_ipfs_dir_add_buf(d, name, text.data, text.len, NULL, e)))
 			goto out;
@@ -836,7 +907,7 @@ static int write_set(struct rel *x, enum set_kind kind, struct kiln_error *e)
 		goto out;
 	if (all) {
 		char *path = kiln_fs_join(x->tmp, "_metadata.json");
-		rc = path ? write_json(path, all, &text, e) : nomem(x, e);
+		rc = path ? write_json(x, path, all, &text, e) : nomem(x, e);
 		free(path);
 	}
 out:
@@ -880,6 +951,8 @@ static int write_prereveal(struct rel *x, struct kiln_error *e)
 	snprintf(x->hidden_uri, sizeof x->hidden_uri, "ipfs://%s", cid);
 	if (entry(x, "hidden_image", rel, cid, NULL))
 		return nomem(x, e);
+	if ((rc = file_car(x, "hidden_image", rel, e)))
+		return rc;
 	return write_set(x, SET_PREREVEAL, e);
 }
 
@@ -890,6 +963,7 @@ static int write_contract(struct rel *x, struct kiln_error *e)
 	const struct kiln_contract_meta *m = &s->contract;
 	const char *keys[] = {"image", "banner_image", "featured_image"};
 	const char *vals[] = {m->image, m->banner_image, m->featured_image};
+	struct kiln_ipfs_car *car = NULL;
 	struct kiln_ipfs_dir *d = NULL;
 	struct kiln_buf text = KILN_BUF_INIT;
 	json_t *o = json_object();
@@ -906,9 +980,13 @@ static int write_contract(struct rel *x, struct kiln_error *e)
 		char *dir = kiln_fs_join(x->tmp, "contract");
 		rc = dir ? kiln_fs_mkdirs(dir, e) : nomem(x, e);
 		free(dir);
-		if (rc || (rc = kiln_ipfs_dir_new(&d, NULL, e)))
+		if (rc || (rc = car_open(x, "contract_images", &car, e)) ||
+		    (rc = kiln_ipfs_dir_new(&d, car, e)))
 			goto out;
-		for (int i = 0; i < 3; i++) {
+		/* in bytewise name order (banner_image, featured_image, image), as the importer
+		 * adds them, so the CAR is byte-identical to its */
+		for (int k = 0; k < 3; k++) {
+			int i = (k + 1) % 3;
 			char rel[96], *full;
 			if (!vals[i] || strstr(vals[i], "://"))
 				continue;
@@ -922,11 +1000,8 @@ static int write_contract(struct rel *x, struct kiln_error *e)
 			if (rc)
 				goto out;
 		}
-		rc = kiln_ipfs_dir_finish(d, dcid, NULL, e);
-		if (rc)
+		if ((rc = dir_done(x, &d, &car, "contract_images", "contract", dcid, e)))
 			goto out;
-		if (entry(x, "contract_images", "contract", dcid, NULL))
-			goto nomem;
 	}
 	for (int i = 0; i < 3; i++) {
 		char uri[512];
@@ -951,17 +1026,19 @@ static int write_contract(struct rel *x, struct kiln_error *e)
 	}
 	if (!(path = kiln_fs_join(x->tmp, "contract.json")))
 		goto nomem;
-	if ((rc = write_json(path, o, &text, e)) ||
+	if ((rc = write_json(x, path, o, &text, e)) ||
 	    (rc = kiln_ipfs_buf_cid(text.data, text.len, cid, e)))
 		goto out;
 	snprintf(x->r->contract_cid, sizeof x->r->contract_cid, "%s", cid);
 	if (entry(x, "contract", "contract.json", cid, NULL))
 		goto nomem;
+	rc = file_car(x, "contract", "contract.json", e);
 	goto out;
 nomem:
 	rc = nomem(x, e);
 out:
 	kiln_ipfs_dir_free(d);
+	kiln_ipfs_car_free(car);
 	kiln_buf_release(&text);
 	json_decref(o);
 	free(path);
@@ -1027,7 +1104,7 @@ static int write_sugar_config(struct rel *x, struct kiln_buf *text, struct kiln_
 		      hs ? hs : json_null(), "guards", "maxEditionSupply");
 	if (!cr || !o || !(path = kiln_fs_join(x->tmp, "metaplex/config.json")))
 		goto nomem;
-	rc = write_json(path, o, text, e);
+	rc = write_json(x, path, o, text, e);
 	goto out;
 nomem:
 	rc = nomem(x, e);
@@ -1061,6 +1138,8 @@ static int write_metaplex(struct rel *x, struct kiln_error *e)
 		{
 			char *a = kiln_fs_join(x->tmp, src), *b = kiln_fs_join(x->tmp, rel);
 			rc = a && b ? kiln_fs_copy(a, b, 0, e) : nomem(x, e);
+			if (!rc)
+				rc = record(x, b, x->sha[kiln_reveal_item(t, x->si, items->n)], e);
 			free(a);
 			free(b);
 			if (rc)
@@ -1074,7 +1153,7 @@ static int write_metaplex(struct rel *x, struct kiln_error *e)
 		snprintf(rel, sizeof rel, "metaplex/assets/%zu.json", t);
 		if (!(path = kiln_fs_join(x->tmp, rel)))
 			goto nomem;
-		rc = write_json(path, j, &text, e);
+		rc = write_json(x, path, j, &text, e);
 		free(path);
 		json_decref(j);
 		j = NULL;
@@ -1096,7 +1175,7 @@ static int write_metaplex(struct rel *x, struct kiln_error *e)
 			      ext_mime(cext), "category", "image");
 		if (!j || !(path = kiln_fs_join(x->tmp, "metaplex/assets/collection.json")))
 			goto nomem;
-		rc = write_json(path, j, &text, e);
+		rc = write_json(x, path, j, &text, e);
 		free(path);
 		if (rc)
 			goto out;
@@ -1140,7 +1219,7 @@ static int write_records(struct rel *x, struct kiln_error *e)
 			 "images", imgs, "tokens", x->tokens);
 	if (!prov || !(path = kiln_fs_join(x->tmp, "provenance.json")))
 		goto nomem;
-	if ((rc = write_json(path, prov, &text, e)))
+	if ((rc = write_json(x, path, prov, &text, e)))
 		goto out;
 	free(path);
 	ipfs = json_pack("{s:s, s:O}", "import", "ipfs add -r --cid-version=1 (kubo defaults: "
@@ -1175,7 +1254,7 @@ static int write_records(struct rel *x, struct kiln_error *e)
 		if (json_object_set_new(ipfs, "contract_uri", json_string(b)))
 			goto nomem;
 	}
-	rc = write_json(path, ipfs, &text, e);
+	rc = write_json(x, path, ipfs, &text, e);
 	goto out;
 nomem:
 	rc = nomem(x, e);
@@ -1244,6 +1323,67 @@ static int write_release(struct rel *x, struct kiln_error *e)
 	return write_records(x, e);
 }
 
+static int cmp_rec(const void *a, const void *b)
+{
+	return strcmp(((const struct kiln_manifest_file *)a)->path,
+		      ((const struct kiln_manifest_file *)b)->path);
+}
+
+/* manifest.sha256, last: every file in tmp with the hash noted when it was written, or read
+ * now for a file no writer noted (small: project files copied in). A path written twice is
+ * hashed again rather than trusting either note. Its SHA-256 is the release hash. */
+static int write_manifest(struct rel *x, struct kiln_error *e)
+{
+	struct kiln_manifest m;
+	struct kiln_buf text = KILN_BUF_INIT;
+	char *path = NULL;
+	int rc;
+	if (x->rec.n)
+		qsort(x->rec.v, x->rec.n, sizeof *x->rec.v, cmp_rec);
+	for (size_t i = 1; i < x->rec.n; i++)
+		if (!strcmp(x->rec.v[i].path, x->rec.v[i - 1].path))
+			x->rec.v[i].sha256[0] = x->rec.v[i - 1].sha256[0] = 0;
+	if ((rc = kiln_manifest_list(x->tmp, &m, e)))
+		return rc;
+	for (size_t i = 0; i < m.n && !rc; i++) {
+		struct kiln_manifest_file *f = &m.v[i];
+		const struct kiln_manifest_file *k = kiln_manifest_find(&x->rec, f->path);
+		if (!f->regular) {
+			rc = kiln_error_set(e, KILN_E_IO, f->path, "not a regular file in the release");
+		} else if (k && k->sha256[0]) {
+			memcpy(f->sha256, k->sha256, sizeof f->sha256);
+		} else {
+			char *full = kiln_fs_join(x->tmp, f->path);
+			rc = full ? kiln_sha256_file(full, f->sha256, e) : nomem(x, e);
+			free(full);
+		}
+	}
+	if (!rc && !(rc = kiln_manifest_text(&m, &text, e))) {
+		kiln_sha256_hex(text.data ? text.data : "", text.len, x->r->manifest);
+		if (!(path = kiln_fs_join(x->tmp, KILN_MANIFEST_FILE)))
+			rc = nomem(x, e);
+		else
+			rc = kiln_fs_write_atomic_sync(path, text.data ? text.data : "", text.len, 0,
+						       e);
+	}
+	free(path);
+	kiln_buf_release(&text);
+	kiln_manifest_release(&m);
+	return rc;
+}
+
+/* The starting index the released provenance.json records (has = 0: none, or no release). */
+static void released_index(const char *dist, int *has, uint64_t *si)
+{
+	char *path = kiln_fs_join(dist, "provenance.json");
+	json_t *j = path ? json_load_file(path, 0, NULL) : NULL;
+	json_t *v = json_object_get(j, "starting_index");
+	*has = json_is_integer(v) && json_integer_value(v) >= 0;
+	*si = *has ? (uint64_t)json_integer_value(v) : 0;
+	json_decref(j);
+	free(path);
+}
+
 /* When nothing changed: the summary from the records in dist/. */
 static void read_back(const char *dist, struct kiln_release_result *r)
 {
@@ -1272,6 +1412,13 @@ static void read_back(const char *dist, struct kiln_release_result *r)
 		snprintf(r->provenance, sizeof r->provenance, "%s", json_string_value(x));
 	json_decref(j);
 	free(path);
+	path = kiln_fs_join(dist, KILN_MANIFEST_FILE);
+	if (path) {
+		struct kiln_error ignore;
+		if (kiln_sha256_file(path, r->manifest, &ignore))
+			r->manifest[0] = 0;
+	}
+	free(path);
 }
 
 int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts *o,
@@ -1281,7 +1428,9 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	struct kiln_items items;
 	struct rel x;
 	char sha[65], *old = NULL, *dist = NULL, *stamp = NULL, *si_text = NULL;
-	int rc, current;
+	const char *where_rec = NULL;
+	uint64_t rec_si = 0;
+	int rc, current, has_rec = 0;
 
 	memset(r, 0, sizeof *r);
 	memset(&items, 0, sizeof items);
@@ -1309,16 +1458,39 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	x.items = &items;
 	x.o = o;
 	x.r = r;
+	dist = kiln_fs_join(p->dir, "dist");
+	stamp = dist ? kiln_fs_join(dist, ".kiln-release") : NULL;
+	if (!dist || !stamp) {
+		rc = nomem(&x, e);
+		goto out;
+	}
+	/* the recorded starting index: the catalog's, else the released provenance.json's (a
+	 * catalog made again must not undo a public reveal) */
+	if ((rc = kiln_catalog_meta_get(p->catalog, "starting_index", &si_text, e)))
+		goto out;
+	if (si_text && *si_text) {
+		rec_si = strtoull(si_text, NULL, 10);
+		has_rec = 1;
+		where_rec = "the catalog";
+	} else {
+		released_index(dist, &has_rec, &rec_si);
+		where_rec = "dist/provenance.json";
+	}
+	if (o->has_starting_index && has_rec && rec_si != o->starting_index && !o->re_reveal) {
+		rc = kiln_error_set(e, KILN_E_USAGE, "--starting-index", "the starting index is "
+				    "already %" PRIu64 " (recorded in %s): the reveal may be public, "
+				    "and another index shows every holder another token. Give "
+				    "--starting-index %" PRIu64 " (or none), or add --re-reveal to "
+				    "change it to %" PRIu64, rec_si, where_rec, rec_si,
+				    o->starting_index);
+		goto out;
+	}
 	if (o->has_starting_index) {
 		x.has_si = 1;
 		x.si = o->starting_index;
-	} else {
-		if ((rc = kiln_catalog_meta_get(p->catalog, "starting_index", &si_text, e)))
-			goto out;
-		if (si_text && *si_text) {
-			x.si = strtoull(si_text, NULL, 10);
-			x.has_si = x.si < s->size;
-		}
+	} else if (has_rec) {
+		x.si = rec_si;
+		x.has_si = x.si < s->size;
 	}
 	if (!x.has_si)
 		x.si = 0;
@@ -1327,12 +1499,6 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	r->reveal_pending = s->reveal_image && !x.has_si;
 	if ((rc = release_sha(&x, sha, e)))
 		goto out;
-	dist = kiln_fs_join(p->dir, "dist");
-	stamp = dist ? kiln_fs_join(dist, ".kiln-release") : NULL;
-	if (!dist || !stamp) {
-		rc = nomem(&x, e);
-		goto out;
-	}
 	snprintf(r->dist, sizeof r->dist, "%s", dist);
 	r->items = items.n;
 	if ((rc = kiln_catalog_meta_get(p->catalog, "release_sha", &old, e)))
@@ -1361,9 +1527,9 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	{
 		char *sp = kiln_fs_join(x.tmp, ".kiln-release"), line[80];
 		snprintf(line, sizeof line, "%s\n", sha);
-		rc = sp ? put_file(sp, line, strlen(line), e) : nomem(&x, e);
+		rc = sp ? put_file(&x, sp, line, strlen(line), NULL, e) : nomem(&x, e);
 		free(sp);
-		if (rc)
+		if (rc || (rc = write_manifest(&x, e)))
 			goto out;
 	}
 	/* one sync for every file of the release, before it can be swapped in */
@@ -1384,15 +1550,16 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	kiln_fs_sync_dir(p->dir);
 	if ((rc = kiln_catalog_meta_set(p->catalog, "release_sha", sha, e)))
 		goto out;
-	if (o->has_starting_index) {
+	if (x.has_si && (o->has_starting_index || !si_text || !*si_text)) {
 		char t[32];
-		snprintf(t, sizeof t, "%" PRIu64, o->starting_index);
+		snprintf(t, sizeof t, "%" PRIu64, x.si);
 		if ((rc = kiln_catalog_meta_set(p->catalog, "starting_index", t, e)))
 			goto out;
 	}
 	{
-		json_t *d = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:b, s:b}",
-				      "release_sha", sha, "items", (json_int_t)items.n, "bytes",
+		json_t *d = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:b, "
+				      "s:b}", "release_sha", sha, "release_hash", r->manifest,
+				      "items", (json_int_t)items.n, "bytes",
 				      (json_int_t)r->bytes, "provenance_hash", r->provenance,
 				      "images_cid", r->images_cid, "metadata_cid", r->metadata_cid,
 				      "erc1155_cid", r->erc1155_cid, "prereveal_cid",
@@ -1422,6 +1589,7 @@ out:
 	json_decref(x.entries);
 	json_decref(x.tokens);
 	kiln_buf_release(&x.img);
+	kiln_manifest_release(&x.rec);
 	free(old);
 	free(dist);
 	free(stamp);

@@ -1850,6 +1850,26 @@ static int check_metaplex(struct ctx *c, struct fy_node *meta)
 	const char *pat = s->name_pattern ? s->name_pattern : "{name} #{id}";
 	uint64_t hi = s->start_id + s->size - 1;
 	size_t len = pattern_len(pat, s->name, hi);
+	/* Sugar pairs i.json with i.(jpg|jpeg|gif|png) only (upload/assets.rs, get_asset_pairs):
+	 * a WebP asset is rejected at upload. Converting for Metaplex alone would give it other
+	 * bytes than the images the provenance hash covers, so the combination is refused. */
+	if (s->format == KILN_FORMAT_WEBP)
+		return fail(c, get(get(root, "image"), "format") ? get(get(root, "image"), "format")
+								: get(meta, "targets"),
+			    "image.format webp cannot go to Metaplex: Sugar takes only png, jpg/jpeg "
+			    "or gif assets. Use image.format png or jpeg, or drop metaplex from "
+			    "metadata.targets");
+	if ((v = get(get(meta, "metaplex"), "collection")) && s->mpl_collection_image) {
+		const char *dot = strrchr(s->mpl_collection_image, '.');
+		static const char *const ok[] = {"png", "jpg", "jpeg", "gif"};
+		size_t k = 0;
+		while (dot && k < 4 && strcasecmp(dot + 1, ok[k]))
+			k++;
+		if (!dot || k == 4)
+			return fail(c, get(v, "image") ? get(v, "image") : v, "metadata.metaplex."
+				    "collection.image '%s' is not png, jpg/jpeg or gif, the only "
+				    "images Sugar uploads", s->mpl_collection_image);
+	}
 	if (len > 32)
 		return fail(c, get(meta, "name") ? get(meta, "name") : get(coll, "name"),
 			    "token names are up to %zu bytes (\"%s\" with id %llu) but Metaplex "

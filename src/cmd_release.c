@@ -11,19 +11,23 @@
 
 static void help(void)
 {
-	printf("usage: kiln release [--car] [--starting-index N] [--force] [--json] [-q]\n\n"
+	printf("usage: kiln release [--car] [--starting-index N [--re-reveal]] [--force] [--json] "
+	       "[-q]\n\n"
 	       "Writes dist/ for the targets in metadata.targets: dist/images/<id>.<ext>,\n"
 	       "dist/metadata/<id>.json and dist/_metadata.json (erc721, the default),\n"
 	       "dist/erc1155/metadata/<64 hex>.json, dist/metaplex/assets/ (Sugar's layout),\n"
-	       "dist/contract.json, dist/provenance.json and dist/ipfs.json. The images folder's\n"
+	       "dist/contract.json, dist/provenance.json, dist/ipfs.json and dist/manifest.sha256\n"
+	       "(every file's SHA-256; its own SHA-256 is the release hash). The images folder's\n"
 	       "IPFS CID is computed first (offline, as `ipfs add --cid-version=1`), so token JSON\n"
 	       "says image: ipfs://<images CID>/<id>.<ext>; then the metadata folders' CIDs.\n"
 	       "The new dist/ is written beside the old one and swapped in whole. Refuses while\n"
 	       "any item lacks a current render. `kiln verify` checks a release.\n\n"
-	       "  --car                 also write dist/car/<folder>.car (CARv1) for each folder\n"
+	       "  --car                 also write dist/car/<name>.car (CARv1) for each folder and\n"
+	       "                        file an ipfs:// URI of the release names\n"
 	       "  --allow-qa-failures   release tokens that failed the last `kiln qa` too\n"
 	       "  --starting-index N    reveal: token at position t shows initial item\n"
 	       "                        (t + N) mod size; recorded, so later releases keep it\n"
+	       "  --re-reveal           allow a starting index other than the recorded one\n"
 	       "  --force               write dist/ even when nothing changed\n"
 	       "  --json                a JSON summary on stdout\n"
 	       "  -q, --quiet           no summary\n");
@@ -49,6 +53,8 @@ static void summary(const struct kiln_release_result *r, int car)
 		printf("  contract   ipfs://%s  (contractURI)\n", r->contract_cid);
 	if (r->provenance[0])
 		printf("  provenance %s\n", r->provenance);
+	if (r->manifest[0])
+		printf("  release    %s  (sha256 of manifest.sha256: publish it)\n", r->manifest);
 	if (r->has_starting_index)
 		printf("  starting index %" PRIu64 "\n", r->starting_index);
 	if (r->reveal_pending)
@@ -65,6 +71,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
 		{"car", no_argument, NULL, 'c'}, {"starting-index", required_argument, NULL, 's'},
 		{"allow-qa-failures", no_argument, NULL, 'A'},
+		{"re-reveal", no_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0}};
 	int c, json = 0, quiet = 0, rc;
 	struct kiln_release_opts o;
@@ -81,6 +88,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'c': o.car = 1; break;
 		case 'A': o.allow_qa_failures = 1; break;
+		case 'R': o.re_reveal = 1; break;
 		case 's': {
 			char *end;
 			errno = 0;
@@ -97,6 +105,9 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage("release", "unexpected argument '%s'", argv[optind]);
+	if (o.re_reveal && !o.has_starting_index)
+		return cli_usage("release", "--re-reveal changes the starting index: give the new "
+				 "one with --starting-index N");
 	if ((rc = cli_open(cli, &p)))
 		return rc;
 	kiln_error_clear(&e);
@@ -118,13 +129,13 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 	}
 	if (json) {
 		json_t *j = json_pack("{s:s, s:s, s:b, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
-				      "s:o, s:b}", "event", "summary", "stage", "release",
+				      "s:s, s:o, s:b}", "event", "summary", "stage", "release",
 				      "written", r.written, "items", (json_int_t)r.items, "bytes",
 				      (json_int_t)r.bytes, "dist", r.dist, "images_cid",
 				      r.images_cid, "metadata_cid", r.metadata_cid, "erc1155_cid",
 				      r.erc1155_cid, "prereveal_cid", r.prereveal_cid,
 				      "contract_cid", r.contract_cid, "provenance_hash",
-				      r.provenance, "starting_index",
+				      r.provenance, "release_hash", r.manifest, "starting_index",
 				      r.has_starting_index ? json_integer((json_int_t)r.starting_index)
 							   : json_null(),
 				      "reveal_pending", r.reveal_pending);

@@ -1,5 +1,6 @@
-/* kiln verify: recompute a release's image hashes, provenance hash and CIDs from the files in
- * dist/ alone and say whether they match what dist/provenance.json and dist/ipfs.json claim. */
+/* kiln verify: recompute a release's file hashes, image hashes, provenance hash and CIDs from
+ * the files in dist/ alone and say whether they match what dist/manifest.sha256,
+ * dist/provenance.json and dist/ipfs.json claim. */
 #include "cli.h"
 #include "kiln/release.h"
 
@@ -10,31 +11,40 @@
 
 static void help(void)
 {
-	printf("usage: kiln verify [--json] [-q] [DIST]\n\n"
+	printf("usage: kiln verify [--release-hash SHA256] [--json] [-q] [DIST]\n\n"
 	       "Checks a release folder (default: dist/ of the project, see -C) using only its\n"
-	       "files: every image's SHA-256 and the provenance hash against provenance.json,\n"
-	       "every folder's and file's IPFS CID (as `ipfs add --cid-version=1`) and every CAR's\n"
-	       "SHA-256 against ipfs.json, images not listed, and that each token's metadata (and\n"
-	       "Metaplex asset) shows the image the reveal mapping says. Needs no catalog.\n"
-	       "Exit 0 when everything matches, 1 listing what differs.\n\n"
-	       "  --json        a JSON summary on stdout\n"
-	       "  -q, --quiet   print only what differs\n");
+	       "files: every file's SHA-256 against manifest.sha256 (changed, missing and added\n"
+	       "files are named), every image's SHA-256 and the provenance hash against\n"
+	       "provenance.json, every folder's and file's IPFS CID (as `ipfs add\n"
+	       "--cid-version=1`) and every CAR's SHA-256 against ipfs.json, that each token's\n"
+	       "metadata (and Metaplex asset) shows the image the reveal mapping says, and that\n"
+	       "the targets agree (_metadata.json, Metaplex assets and Sugar's config). Prints the\n"
+	       "release hash (the manifest's SHA-256, recomputed from the files). Needs no catalog.\n"
+	       "Exit 0 when everything matches, 1 listing what differs, 2 when DIST is not a\n"
+	       "release folder.\n\n"
+	       "  --release-hash SHA256  the release hash the studio published: fail unless the\n"
+	       "                         files give it\n"
+	       "  --json                 a JSON summary on stdout\n"
+	       "  -q, --quiet            print only what differs\n");
 }
 
 int cmd_verify(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"help", no_argument, NULL, 'h'}, {"release-hash", required_argument, NULL, 'H'},
+		{NULL, 0, NULL, 0}};
 	struct kiln_verify_result r;
 	struct kiln_error e;
 	char *dist = NULL;
+	const char *expect = NULL;
 	int c, json = 0, quiet = 0, rc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
 		case 'q': quiet = 1; break;
+		case 'H': expect = optarg; break;
 		case 'h': help(); return 0;
 		default: return cli_usage("verify", "unknown option");
 		}
@@ -53,16 +63,17 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		return 1;
 	}
 	kiln_error_clear(&e);
-	if (kiln_release_verify(dist, &r, &e)) {
+	if (kiln_release_verify(dist, expect, &r, &e)) {
 		free(dist);
 		return cli_fail(&e);
 	}
 	if (json) {
-		json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:s, s:s, s:s, s:[]}", "dist", dist,
-				      "ok", r.nproblems == 0, "checks", (json_int_t)r.checks,
+		json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:[]}", "dist",
+				      dist, "ok", r.nproblems == 0, "checks", (json_int_t)r.checks,
 				      "files", (json_int_t)r.files, "bytes", (json_int_t)r.bytes,
-				      "provenance_hash", r.provenance, "images_cid", r.images_cid,
-				      "metadata_cid", r.metadata_cid, "problems");
+				      "release_hash", r.manifest, "provenance_hash", r.provenance,
+				      "images_cid", r.images_cid, "metadata_cid", r.metadata_cid,
+				      "problems");
 		for (size_t i = 0; j && i < r.nproblems; i++)
 			json_array_append_new(json_object_get(j, "problems"),
 					      json_string(r.problems[i]));
@@ -80,9 +91,11 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 				       "checks\n", dist, r.nproblems, (unsigned long long)r.checks);
 			else
 				printf("verify: %s matches: %llu checks, %llu files (%.1f MiB) hashed\n"
-				       "  provenance %s\n  images     ipfs://%s\n", dist,
-				       (unsigned long long)r.checks, (unsigned long long)r.files,
-				       (double)r.bytes / 1048576.0, r.provenance, r.images_cid);
+				       "  release    %s%s\n  provenance %s\n  images     ipfs://%s\n",
+				       dist, (unsigned long long)r.checks,
+				       (unsigned long long)r.files, (double)r.bytes / 1048576.0,
+				       r.manifest, expect ? " (as published)" : "", r.provenance,
+				       r.images_cid);
 			if (!r.nproblems && r.metadata_cid[0])
 				printf("  metadata   ipfs://%s/\n", r.metadata_cid);
 		}

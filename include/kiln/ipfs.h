@@ -109,6 +109,9 @@ int kiln_ipfs_car_open(struct kiln_ipfs_car **out, const char *path, struct kiln
 /* Set the header's single root to root_cid, flush, fsync and rename the CAR into place. */
 int kiln_ipfs_car_finish(struct kiln_ipfs_car *car, const char *root_cid, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* sync 0: kiln_ipfs_car_finish() does not fsync; the caller makes the CAR durable (e.g. one
+ * syncfs for a whole folder) before relying on it. The default is 1. */
+void kiln_ipfs_car_set_sync(struct kiln_ipfs_car *car, int sync);
 /* Blocks written so far (each distinct block once) and the CAR's size in bytes. */
 uint64_t kiln_ipfs_car_blocks(const struct kiln_ipfs_car *car);
 uint64_t kiln_ipfs_car_bytes(const struct kiln_ipfs_car *car);

@@ -113,6 +113,7 @@ struct kiln_release_opts {
 	int car;                      /* also write dist/car/<folder>.car (CARv1) */
 	int has_starting_index;       /* starting_index given (else: the one recorded, if any) */
 	uint64_t starting_index;      /* 0 <= i < size; recorded in the catalog */
+	int re_reveal;                /* allow a starting index other than the recorded one */
 	int allow_qa_failures;        /* release tokens the last `kiln qa` failed */
 	kiln_progress_fn progress;
 	void *user;
@@ -128,6 +129,7 @@ struct kiln_release_result {
 	char prereveal_cid[128];      /* dist/prereveal/metadata */
 	char contract_cid[128];       /* dist/contract.json */
 	char provenance[65];          /* the provenance hash */
+	char manifest[65];            /* the release hash: SHA-256 of dist/manifest.sha256 */
 	int has_starting_index;
 	uint64_t starting_index;
 	int reveal_pending;           /* metadata.reveal set and no starting index yet: the

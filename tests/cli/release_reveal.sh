@@ -85,6 +85,29 @@ expect_contains "says the range" "$T/err" "0..59"
 "$KILN" -C "$P" release --starting-index x 2>"$T/err"
 expect_eq "starting index not a number" $? 2
 
+# once set, the starting index stays: another one needs --re-reveal; the same one is fine
+"$KILN" -C "$P" release --starting-index 20 >"$T/out" 2>"$T/err"
+expect_eq "a different starting index is refused" $? 2
+expect_contains "names the recorded index" "$T/err" "already 7 (recorded in the catalog)"
+expect_contains "says how to override" "$T/err" "--re-reveal"
+expect_eq "refused: provenance.json unchanged" "$($PY -c "import json; print(json.load(open('$P/dist/provenance.json'))['starting_index'])")" 7
+"$KILN" -C "$P" release --starting-index 7 -q
+expect_eq "the same starting index again is fine" $? 0
+"$KILN" -C "$P" release --re-reveal -q 2>"$T/err"
+expect_eq "--re-reveal needs --starting-index" $? 2
+"$KILN" -C "$P" release --starting-index 20 --re-reveal -q
+expect_eq "--re-reveal changes it" $? 0
+expect_eq "re-revealed index in provenance.json" "$($PY -c "import json; print(json.load(open('$P/dist/provenance.json'))['starting_index'])")" 20
+# a catalog that lost the index still honours the released provenance.json
+$PY -c "import sqlite3; db = sqlite3.connect('$P/.kiln/catalog.db'); db.execute(\"delete from meta where key='starting_index'\"); db.commit()"
+"$KILN" -C "$P" release --starting-index 21 >"$T/out" 2>"$T/err"
+expect_eq "refused against provenance.json" $? 2
+expect_contains "names provenance.json's index" "$T/err" "already 20 (recorded in dist/provenance.json)"
+"$KILN" -C "$P" release --force -q
+expect_eq "release without an index keeps the released one" "$($PY -c "import json; print(json.load(open('$P/dist/provenance.json'))['starting_index'])")" 20
+"$KILN" -C "$P" release --starting-index 7 --re-reveal -q
+expect_eq "back to 7 with --re-reveal" "$($PY -c "import json; print(json.load(open('$P/dist/provenance.json'))['starting_index'])")" 7
+
 # verify finds tampering: a changed image, an added image, a changed metadata file, the records
 D=$P/dist
 cp "$D/images/5.png" "$T/5.png"
@@ -119,8 +142,17 @@ PY
 "$KILN" verify "$D" >"$T/v" 2>&1
 expect_eq "verify: wrong reveal mapping exits 1" $? 1
 expect_contains "names the token" "$T/v" "metadata/1.json: image is"
-"$KILN" verify "$T/nowhere" 2>"$T/err"
-expect_eq "verify: no release folder" $? 1
+# not a release folder: bad usage (exit 2), naming the path and what to give instead
+"$KILN" verify "$T/nowhere" >"$T/v" 2>"$T/err"
+expect_eq "verify: no such folder exits 2" $? 2
+expect_contains "names the path" "$T/err" "$T/nowhere: no such folder"
+expect_contains "says what to give" "$T/err" "give the release folder"
+"$KILN" verify "$P/layers" >"$T/v" 2>"$T/err"
+expect_eq "verify: a folder that is not a release exits 2" $? 2
+expect_contains "says it is not a release" "$T/err" "$P/layers: not a release folder"
+: >"$T/afile"
+"$KILN" verify "$T/afile" >"$T/v" 2>"$T/err"
+expect_eq "verify: a file exits 2" $? 2
 
 # spec checks for the new metadata blocks, each with file:line:col
 spec_err() { # name yaml-metadata-block expected-text
@@ -156,4 +188,14 @@ spec_err "attribute named like a layer" 'metadata: {attributes: [{trait_type: Ha
 spec_err "collaborator" 'metadata: {contract: {collaborators: [bob]}}' "not an Ethereum address"
 spec_err "missing hidden image" 'metadata: {reveal: {hidden_image: nope.png}}' "not found"
 spec_err "unknown key" 'metadata: {revael: {}}' "did you mean 'reveal'"
+# Sugar uploads png, jpg/jpeg and gif only: webp with metaplex is refused at load time
+owls "$T/s"
+sed -i 's/^image: {width: 256, height: 256, format: png}/image: {width: 256, height: 256, format: webp}/; s/^metadata:.*/metadata: {targets: [erc721, metaplex]}/' "$T/s/kiln.yaml"
+"$KILN" -C "$T/s" plan >/dev/null 2>"$T/err"
+expect_eq "webp with metaplex: exit 2" $? 2
+expect_contains "webp with metaplex: where" "$T/err" "kiln.yaml:16:"
+expect_contains "webp with metaplex: what to do" "$T/err" "Use image.format png or jpeg, or drop metaplex from metadata.targets"
+sed -i 's/^metadata:.*/metadata: {targets: [erc721]}/' "$T/s/kiln.yaml"
+"$KILN" -C "$T/s" plan >/dev/null 2>"$T/err"
+expect_eq "webp without metaplex is fine" $? 0
 finish

@@ -77,10 +77,38 @@ static void write_file(const char *path, const char *text)
 	assert_int_equal(fclose(f), 0);
 }
 
+/* manifest.sha256 for the files in dir, as kiln release writes it. */
+static void write_manifest(const char *dir)
+{
+	struct kiln_manifest m;
+	struct kiln_buf text = KILN_BUF_INIT;
+	struct kiln_error e;
+	char p[512];
+	assert_int_equal(kiln_manifest_list(dir, &m, &e), 0);
+	for (size_t i = 0; i < m.n; i++) {
+		snprintf(p, sizeof p, "%s/%s", dir, m.v[i].path);
+		assert_int_equal(kiln_sha256_file(p, m.v[i].sha256, &e), 0);
+	}
+	assert_int_equal(kiln_manifest_text(&m, &text, &e), 0);
+	snprintf(p, sizeof p, "%s/" KILN_MANIFEST_FILE, dir);
+	write_file(p, text.data ? text.data : "");
+	kiln_buf_release(&text);
+	kiln_manifest_release(&m);
+}
+
+static int has_problem(const struct kiln_verify_result *r, const char *text)
+{
+	for (size_t i = 0; i < r->nproblems; i++)
+		if (strstr(r->problems[i], text))
+			return 1;
+	return 0;
+}
+
 /* A release of two "images" whose bytes are "a" and "b", and its records. */
 static void verify_small_release(void **state)
 {
 	char dir[] = "/tmp/kiln-test-release-XXXXXX", p[512], cid[KILN_IPFS_CID_MAX], rec[4096];
+	char hash[65];
 	struct kiln_verify_result r;
 	struct kiln_error e;
 	(void)state;
@@ -102,25 +130,75 @@ static void verify_small_release(void **state)
 	snprintf(rec, sizeof rec, "{\"entries\": [{\"name\": \"images\", \"path\": \"images\", "
 		 "\"cid\": \"%s\"}]}", cid);
 	write_file(p, rec);
-	assert_int_equal(kiln_release_verify(dir, &r, &e), 0);
+	/* no manifest: a finding */
+	assert_int_equal(kiln_release_verify(dir, NULL, &r, &e), 0);
+	assert_int_equal(r.nproblems, 1);
+	assert_true(has_problem(&r, KILN_MANIFEST_FILE ": missing"));
+	kiln_verify_result_release(&r);
+	write_manifest(dir);
+	assert_int_equal(kiln_release_verify(dir, NULL, &r, &e), 0);
 	assert_int_equal(r.nproblems, 0);
 	assert_string_equal(r.provenance, HAB);
 	assert_string_equal(r.images_cid, cid);
-	assert_int_equal(r.files, 2);
+	assert_int_equal(r.files, 4); /* two images, two records */
+	snprintf(p, sizeof p, "%s/" KILN_MANIFEST_FILE, dir);
+	assert_int_equal(kiln_sha256_file(p, hash, &e), 0);
+	assert_string_equal(r.manifest, hash); /* the release hash is the manifest's SHA-256 */
+	kiln_verify_result_release(&r);
+	/* the published release hash: equal passes, another fails, a malformed one is usage */
+	assert_int_equal(kiln_release_verify(dir, hash, &r, &e), 0);
+	assert_int_equal(r.nproblems, 0);
+	kiln_verify_result_release(&r);
+	assert_int_equal(kiln_release_verify(dir, HA, &r, &e), 0);
+	assert_int_equal(r.nproblems, 1);
+	assert_true(has_problem(&r, "release hash"));
+	kiln_verify_result_release(&r);
+	assert_int_equal(kiln_release_verify(dir, "xyz", &r, &e), KILN_E_USAGE);
 	kiln_verify_result_release(&r);
 	/* tamper: image 2 becomes "c" */
 	snprintf(p, sizeof p, "%s/images/2.png", dir);
 	write_file(p, "c");
-	assert_int_equal(kiln_release_verify(dir, &r, &e), 0);
-	assert_int_equal(r.nproblems, 3); /* the image, the provenance hash, the folder CID */
-	assert_non_null(strstr(r.problems[0], "images/2.png"));
+	assert_int_equal(kiln_release_verify(dir, NULL, &r, &e), 0);
+	/* the manifest, the image, the provenance hash, the folder CID */
+	assert_int_equal(r.nproblems, 4);
+	assert_true(has_problem(&r, "images/2.png: changed"));
+	assert_true(has_problem(&r, "images/2.png: sha256"));
+	kiln_verify_result_release(&r);
+	write_file(p, "b");
+	/* a file added anywhere, one removed */
+	snprintf(p, sizeof p, "%s/extra.txt", dir);
+	write_file(p, "x");
+	snprintf(p, sizeof p, "%s/ipfs.json", dir);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(kiln_release_verify(dir, NULL, &r, &e), 0);
+	assert_true(has_problem(&r, "extra.txt: not in " KILN_MANIFEST_FILE));
+	assert_true(has_problem(&r, "ipfs.json: missing"));
+	kiln_verify_result_release(&r);
+	snprintf(p, sizeof p, "%s/extra.txt", dir);
+	assert_int_equal(unlink(p), 0);
+	/* the manifest rewritten along with a forged record still fails: the images do not
+	 * give the forged provenance hash */
+	snprintf(p, sizeof p, "%s/provenance.json", dir);
+	snprintf(rec, sizeof rec, "{\"provenance_hash\": \"%s\", \"images\": [{\"token_id\": 1, "
+		 "\"file\": \"images/1.png\", \"sha256\": \"%s\"}, {\"token_id\": 2, \"file\": "
+		 "\"images/2.png\", \"sha256\": \"%s\"}]}", HEMPTY, HA, HB);
+	write_file(p, rec);
+	write_manifest(dir);
+	assert_int_equal(kiln_release_verify(dir, NULL, &r, &e), 0);
+	assert_true(has_problem(&r, "provenance hash"));
 	kiln_verify_result_release(&r);
 	/* records that escape the folder are refused */
-	snprintf(p, sizeof p, "%s/provenance.json", dir);
 	write_file(p, "{\"provenance_hash\": \"x\", \"images\": [{\"file\": \"../etc/passwd\", "
 		      "\"sha256\": \"" HA "\"}]}");
-	assert_int_not_equal(kiln_release_verify(dir, &r, &e), 0);
+	assert_int_not_equal(kiln_release_verify(dir, NULL, &r, &e), 0);
 	kiln_verify_result_release(&r);
+	/* not a release: a missing folder, a folder without records (usage, exit 2) */
+	snprintf(p, sizeof p, "%s/nowhere", dir);
+	assert_int_equal(kiln_release_verify(p, NULL, &r, &e), KILN_E_USAGE);
+	assert_non_null(strstr(e.msg, "no such folder"));
+	snprintf(p, sizeof p, "%s/images", dir);
+	assert_int_equal(kiln_release_verify(p, NULL, &r, &e), KILN_E_USAGE);
+	assert_non_null(strstr(e.msg, "not a release folder"));
 	snprintf(p, sizeof p, "rm -rf '%s'", dir);
 	assert_int_equal(system(p), 0);
 }
@@ -208,6 +286,11 @@ static void spec_metadata_errors(void **state)
 		{"metadata: {targets: [metaplex], name: '{name} {name} {name} {name} {name} {name} {name} #{id}'}",
 		 "allows 32"},
 		{"metadata: {contract: {collaborators: ['0x12']}}", "not an Ethereum address"},
+		/* Sugar uploads png, jpg/jpeg and gif only */
+		{"image: {format: webp}\nmetadata: {targets: [erc721, metaplex]}",
+		 "Sugar takes only png, jpg/jpeg or gif"},
+		{"metadata: {targets: [metaplex], metaplex: {collection: {name: X, image: c.webp}}}",
+		 "is not png, jpg/jpeg or gif"},
 	};
 	const char *head = "collection: {name: Owls, symbol: OWLS_TOO_LONG, size: 4}\n"
 			   "layers:\n  - name: Level\n    traits:\n"
@@ -239,6 +322,31 @@ static void spec_metadata_errors(void **state)
 	}
 }
 
+/* WebP is refused only with the metaplex target; the error points at image.format. */
+static void spec_webp_targets(void **state)
+{
+	const char *head = "collection: {name: Owls, symbol: OWL, size: 4}\n"
+			   "image: {width: 8, height: 8, format: webp}\n"
+			   "layers:\n  - name: Level\n    traits:\n"
+			   "      - {name: '1', file: a.png}\n      - {name: '2', file: b.png}\n"
+			   "  - name: Hat\n    traits:\n"
+			   "      - {name: Cap, file: c.png}\n      - {name: Crown, file: d.png}\n";
+	char y[1024];
+	struct kiln_spec *s = NULL;
+	struct kiln_error e;
+	(void)state;
+	snprintf(y, sizeof y, "%smetadata: {targets: [erc721, erc1155]}\n", head);
+	if (kiln_spec_parse(&s, y, strlen(y), "k.yaml", NULL, &e))
+		fail_msg("%s: %s", e.where, e.msg);
+	kiln_spec_free(s);
+	s = NULL;
+	snprintf(y, sizeof y, "%smetadata: {targets: [metaplex]}\n", head);
+	assert_int_equal(kiln_spec_parse(&s, y, strlen(y), "k.yaml", NULL, &e), KILN_E_SPEC);
+	assert_string_equal(e.where, "k.yaml:2:38"); /* the value webp */
+	assert_non_null(strstr(e.msg, "drop metaplex"));
+	assert_null(s);
+}
+
 static void spec_allocation_failures(void **state)
 {
 	long n, ok = 0;
@@ -267,6 +375,7 @@ int main(void)
 		cmocka_unit_test(provenance_hash), cmocka_unit_test(reveal_mapping),
 		cmocka_unit_test(erc1155_names), cmocka_unit_test(verify_small_release),
 		cmocka_unit_test(spec_metadata_blocks), cmocka_unit_test(spec_metadata_errors),
+		cmocka_unit_test(spec_webp_targets),
 		cmocka_unit_test(spec_allocation_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
