@@ -172,4 +172,43 @@ assert d["images_cid"].startswith("bafy") and len(d["provenance_hash"]) == 64, d
 print("ok")
 PY
 expect_contains "release event records CIDs and provenance" "$T/ev" ok
+
+# --car makes a CAR for everything an ipfs:// URI of the release names, the pre-reveal set
+# included: every CID entry in ipfs.json has one, equal to @ipld/car's
+$PY - "$P/kiln.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read().replace("  start_id: 1\n", "  start_id: 1\n  reveal: {hidden_image: layers/Background/void.png}\n")
+open(p, "w").write(s)
+PY
+"$KILN" -C "$P" build -q >/dev/null 2>&1 && "$KILN" -C "$P" release --car --starting-index 3 -q
+expect_eq "release --car with a reveal" $? 0
+$PY - "$P/dist" <<'PY' >"$T/py" 2>&1
+import hashlib, json, sys
+d = sys.argv[1]
+ipfs = json.load(open(f"{d}/ipfs.json"))
+cids = [e["name"] for e in ipfs["entries"] if "cid" in e]
+cars = {e["name"]: e["sha256"] for e in ipfs["entries"] if "sha256" in e}
+assert sorted(cids) == sorted(["images", "contract_images", "contract", "hidden_image",
+                               "prereveal-metadata", "metadata", "erc1155-metadata"]), cids
+for n in cids:
+    assert f"car/{n}.car" in cars, (n, cars)
+    assert hashlib.sha256(open(f"{d}/car/{n}.car", "rb").read()).hexdigest() == cars[f"car/{n}.car"]
+print("ok")
+PY
+expect_contains "a CAR for every CID in ipfs.json" "$T/py" ok
+grep -v '^ok$' "$T/py" | head
+if command -v node >/dev/null 2>&1 && [ -d "$ORACLE/node_modules" ]; then
+	for f in contract:contract_images contract.json:contract prereveal/hidden.png:hidden_image \
+		prereveal/metadata:prereveal-metadata; do
+		path=${f%%:*} name=${f##*:}
+		node "$ORACLE/oracle.mjs" --car "$T/$name.car" "$P/dist/$path" | tail -1 | cut -d' ' -f1 >"$T/oc"
+		want=$($PY -c "import json,sys; print([e['cid'] for e in json.load(open('$P/dist/ipfs.json'))['entries'] if e['name']=='$name'][0])")
+		expect_eq "$name CID equals the npm importer's" "$(cat "$T/oc")" "$want"
+		expect_eq "$name CAR byte-identical to @ipld/car's" \
+			"$(cmp -s "$T/$name.car" "$P/dist/car/$name.car" && echo same)" same
+	done
+fi
+"$KILN" -C "$P" verify -q >"$T/v" 2>&1
+expect_eq "verify the release with every CAR" $? 0
 finish
