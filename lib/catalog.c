@@ -961,6 +961,17 @@ void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n)
 	free(v);
 }
 
+/* Catalogs from before verdicts were tied to images get the columns (nullable). A row whose
+ * origin is NULL is such an older verdict: it keeps the old meaning (blocks while present). */
+static int qa_schema(struct kiln_catalog *c, struct kiln_error *e)
+{
+	int rc;
+	if ((rc = add_column(c, "qa_findings", "image", "TEXT", e)) ||
+	    (rc = add_column(c, "qa_findings", "origin", "TEXT", e)))
+		return rc;
+	return 0;
+}
+
 int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows, size_t n,
 			 const char *detail_json, struct kiln_error *e)
 {
@@ -968,21 +979,26 @@ int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows,
 	int rc;
 	if ((rc = begin(c, e)))
 		return rc;
-	if ((rc = exec(c, "DELETE FROM qa_findings", e)))
+	if ((rc = qa_schema(c, e)) || (rc = exec(c, "DELETE FROM qa_findings", e)))
 		goto out;
 	if ((rc = prepare(c, "INSERT INTO qa_findings(item_id, check_id, severity, file, path, "
-			  "message) VALUES (?,?,?,?,?,?)", &ins, e)))
+			  "message, image, origin) VALUES (?,?,?,?,?,?,?,?)", &ins, e)))
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_reset(ins);
 		sqlite3_clear_bindings(ins);
-		if (rows[i].item_id)
+		/* NULL item_id means "no token"; token 0 is stored as 0 */
+		if (rows[i].has_item)
 			sqlite3_bind_int64(ins, 1, (sqlite3_int64)rows[i].item_id);
 		sqlite3_bind_text(ins, 2, rows[i].check, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 3, rows[i].severity, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 4, rows[i].file, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 5, rows[i].path, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 6, rows[i].message, -1, SQLITE_STATIC);
+		if (rows[i].has_item && rows[i].image && *rows[i].image)
+			sqlite3_bind_text(ins, 7, rows[i].image, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 8, rows[i].origin == KILN_QA_ORIGIN_DIST ? "dist" : "catalog",
+				  -1, SQLITE_STATIC);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			rc = db_error(c, e, "saving QA results");
 			goto out;
@@ -999,6 +1015,14 @@ out:
 	return rc;
 }
 
+/* The verdicts that gate a release: error findings from the catalog's checks, on a token
+ * whose current image is the one judged (IS compares NULL with NULL: an item judged without
+ * an image stays blocked until it has one), or on no token at all; and older rows (origin
+ * NULL) as they were. */
+#define QA_BLOCKING                                                                          \
+	"q.severity = 'error' AND (q.origin IS NULL OR (q.origin = 'catalog' AND "            \
+	"(q.item_id IS NULL OR q.image IS (SELECT image FROM items WHERE id = q.item_id))))"
+
 int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, int *ran,
 			   struct kiln_error *e)
 {
@@ -1012,8 +1036,11 @@ int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, in
 		return rc;
 	*ran = v != NULL;
 	free(v);
-	if ((rc = prepare(c, "SELECT DISTINCT item_id FROM qa_findings WHERE severity = 'error' "
-			  "AND item_id IS NOT NULL ORDER BY item_id", &st, e)))
+	if ((rc = qa_schema(c, e)))
+		return rc;
+	if ((rc = prepare(c, "SELECT DISTINCT q.item_id FROM qa_findings q WHERE q.item_id IS NOT "
+			  "NULL AND q.item_id IN (SELECT id FROM items) AND " QA_BLOCKING
+			  " ORDER BY q.item_id", &st, e)))
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == cap) {
@@ -1028,8 +1055,30 @@ int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, in
 		}
 		(*ids)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
 	}
-	if (step != SQLITE_DONE)
+	if (step != SQLITE_DONE) {
 		rc = db_error(c, e, "reading QA results");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Collection-level errors belong to no token, so no id can carry them: the signature
+	 * `kiln release` calls has no other way to say "refuse" than failing, with a message
+	 * it passes on as it is. */
+	if ((rc = prepare(c, "SELECT count(*), group_concat(DISTINCT q.check_id) FROM qa_findings "
+			  "q WHERE q.item_id IS NULL AND " QA_BLOCKING, &st, e)))
+		goto out;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = db_error(c, e, "reading QA results");
+		goto out;
+	}
+	if (sqlite3_column_int64(st, 0) > 0) {
+		const unsigned char *checks = sqlite3_column_text(st, 1);
+		rc = kiln_error_set(e, KILN_E_FAILED, c->path, "the last `kiln qa` found %lld "
+				    "collection-level error(s) (%.200s)%s%zu token(s) failed QA: fix "
+				    "them and run `kiln qa` again, or release anyway with "
+				    "--allow-qa-failures", (long long)sqlite3_column_int64(st, 0),
+				    checks ? (const char *)checks : "", *n ? "; " : " and ", *n);
+	}
 out:
 	sqlite3_finalize(st);
 	if (rc) {
@@ -1037,5 +1086,90 @@ out:
 		*ids = NULL;
 		*n = 0;
 	}
+	return rc;
+}
+
+int kiln_catalog_qa_state(struct kiln_catalog *c, struct kiln_qa_state *s, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	char *v = NULL;
+	int rc;
+	memset(s, 0, sizeof *s);
+	if ((rc = kiln_catalog_meta_get(c, "qa_ran", &v, e)))
+		return rc;
+	s->ran = v != NULL;
+	free(v);
+	if ((rc = qa_schema(c, e)))
+		return rc;
+	if ((rc = prepare(c, "SELECT "
+			  "(SELECT count(DISTINCT q.item_id) FROM qa_findings q WHERE q.item_id IS "
+			  "NOT NULL AND " QA_BLOCKING "), "
+			  "(SELECT count(DISTINCT q.item_id) FROM qa_findings q WHERE q.item_id IS "
+			  "NOT NULL AND q.severity = 'error' AND q.origin = 'catalog' AND NOT ("
+			  QA_BLOCKING ")), "
+			  "(SELECT count(*) FROM qa_findings q WHERE q.item_id IS NULL AND "
+			  QA_BLOCKING "), "
+			  "(SELECT count(*) FROM qa_findings WHERE severity = 'error' AND origin = "
+			  "'dist'), "
+			  "(SELECT count(*) FROM qa_findings WHERE severity = 'warning')", &st, e)))
+		return rc;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = db_error(c, e, "reading QA results");
+		goto out;
+	}
+	s->failed_tokens = (uint64_t)sqlite3_column_int64(st, 0);
+	s->stale_tokens = (uint64_t)sqlite3_column_int64(st, 1);
+	s->collection_errors = (uint64_t)sqlite3_column_int64(st, 2);
+	s->dist_errors = (uint64_t)sqlite3_column_int64(st, 3);
+	s->warnings = (uint64_t)sqlite3_column_int64(st, 4);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_qa_item_json(struct kiln_catalog *c, uint64_t id, char **json,
+			      struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	int rc, step;
+	*json = NULL;
+	if (!arr)
+		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	if ((rc = qa_schema(c, e)))
+		goto out;
+	if ((rc = prepare(c, "SELECT q.check_id, q.severity, q.file, q.path, q.message, "
+			  "coalesce(q.origin, 'catalog'), (q.origin IS NULL OR q.image IS (SELECT "
+			  "image FROM items WHERE id = q.item_id)) FROM qa_findings q WHERE "
+			  "q.item_id = ? ORDER BY q.id", &st, e)))
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_object();
+		static const char *const keys[] = {"check", "severity", "file", "path", "message",
+						   "origin"};
+		int bad = !o;
+		for (int k = 0; !bad && k < 6; k++) {
+			const unsigned char *t = sqlite3_column_text(st, k);
+			bad = json_object_set_new(o, keys[k], json_string(t ? (const char *)t : ""));
+		}
+		bad = bad || json_object_set_new(o, "current",
+						 json_boolean(sqlite3_column_int(st, 6)));
+		if (bad || json_array_append_new(arr, o)) {
+			if (bad)
+				json_decref(o);
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+			goto out;
+		}
+	}
+	if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading QA results");
+		goto out;
+	}
+	if (!(*json = json_dumps(arr, JSON_COMPACT)))
+		rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+out:
+	sqlite3_finalize(st);
+	json_decref(arr);
 	return rc;
 }

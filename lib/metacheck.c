@@ -277,11 +277,21 @@ static int as_integer(const json_t *v, long long *out)
 
 /* ---- one token ------------------------------------------------------------------------ */
 
+/* Sugar's serde reads optional fields as Option<T>: an explicit null is the same as absent.
+ * ERC-721 (OpenSea) has no such rule, so null stays a type error there. */
+static int null_is_absent(const struct ctx *c, const json_t *v)
+{
+	return json_is_null(v) && (c->std & KILN_META_METAPLEX) && !(c->std & KILN_META_ERC721);
+}
+
 static void check_string_field(struct ctx *c, const json_t *root, const char *key, int required,
 			       const char *std_id)
 {
 	const json_t *v = json_object_get(root, key);
 	char id[64];
+	/* symbol is Sugar's alone (Option<String>), whatever else is checked */
+	if (!required && json_is_null(v) && (null_is_absent(c, v) || !strcmp(key, "symbol")))
+		v = NULL;
 	if (!v) {
 		if (required) {
 			snprintf(id, sizeof id, "%s.missing_field", std_id);
@@ -328,7 +338,7 @@ static void check_attributes(struct ctx *c, const json_t *root)
 	const json_t *attrs = json_object_get(root, "attributes"), *a;
 	size_t i;
 	char p[96];
-	if (!attrs)
+	if (!attrs || null_is_absent(c, attrs))
 		return;
 	if (!json_is_array(attrs)) {
 		ADD(c, "attributes.not_array", KILN_SEV_ERROR, "attributes", "\"attributes\" is %s: "
@@ -366,11 +376,12 @@ static void check_attributes(struct ctx *c, const json_t *root)
 		} else if (!json_is_string(val) && !is_number(val)) {
 			ADD(c, "attributes.value", KILN_SEV_ERROR, p, "value is %s: it must be a string "
 			    "or a number", type_name(val));
-		} else if ((c->std & KILN_META_METAPLEX) && !(c->std & KILN_META_ERC721) &&
-			   !json_is_string(val) && !dt) {
-			ADD(c, "metaplex.attribute_value", KILN_SEV_WARNING, p, "value is a number: "
-			    "Sugar's validate reads attribute values as strings (older Sugar releases "
-			    "reject numbers); quote it unless you checked your Sugar version");
+		} else if ((c->std & KILN_META_METAPLEX) && !json_is_string(val)) {
+			/* sugar src/validate/format.rs: Attribute { trait_type: String, value: String }
+			 * and serde does not turn numbers into strings: validate and upload fail */
+			ADD(c, "metaplex.attribute_value", KILN_SEV_ERROR, p, "value is a number: "
+			    "Sugar reads attribute values as strings (Attribute.value: String) and "
+			    "rejects the file; quote it (\"%g\")", json_number_value(val));
 		}
 		if (dt) {
 			snprintf(p, sizeof p, "attributes[%zu].display_type", i);
@@ -477,7 +488,9 @@ static void check_creators(struct ctx *c, const json_t *creators)
 			    "invalid. (not the base58 form of a 32-byte public key): copy the wallet "
 			    "address again", clip(json_string_value(addr), b, sizeof b));
 		snprintf(p, sizeof p, "properties.creators[%zu].share", i);
-		if (!share || !as_integer(share, &s) || s < 0 || s > 100) {
+		/* Creator.share is a u16 in Sugar's serde: a JSON integer, never 50.0 */
+		if (!share || !json_is_integer(share) || (s = json_integer_value(share)) < 0 ||
+		    s > 100) {
 			ADD(c, "metaplex.creator_share", KILN_SEV_ERROR, p, "creator %zu's share must be "
 			    "a whole number from 0 to 100 (a percentage)", i);
 			shares_ok = 0;
@@ -495,7 +508,7 @@ static void check_files(struct ctx *c, const json_t *files)
 {
 	size_t i;
 	json_t *f;
-	char p[96];
+	char p[96], b[64];
 	if (!json_array_size(files))
 		ADD(c, "metaplex.files", KILN_SEV_WARNING, "properties.files", "properties.files is "
 		    "empty: list at least the image file");
@@ -516,11 +529,16 @@ static void check_files(struct ctx *c, const json_t *files)
 			if (c->std & KILN_META_ERC721)
 				check_uri_field(c, uri, p);
 		}
-		if (!json_is_string(ty) || !strchr(json_string_value(ty), '/')) {
-			snprintf(p, sizeof p, "properties.files[%zu].type", i);
-			ADD(c, "metaplex.file_entry", KILN_SEV_ERROR, p, "file entry %zu has no MIME type: "
-			    "add \"type\", e.g. \"image/png\"", i);
-		}
+		snprintf(p, sizeof p, "properties.files[%zu].type", i);
+		/* FileAttr.file_type is a plain String to Sugar: any string passes validate and
+		 * upload; wallets and explorers read it as a MIME type, so "png" is a warning */
+		if (!json_is_string(ty))
+			ADD(c, "metaplex.file_entry", KILN_SEV_ERROR, p, "file entry %zu has no \"type\" "
+			    "string: Sugar rejects the file; add e.g. \"image/png\"", i);
+		else if (!strchr(json_string_value(ty), '/'))
+			ADD(c, "metaplex.file_type", KILN_SEV_WARNING, p, "type \"%s\" is not a MIME "
+			    "type: Sugar accepts it, but wallets expect e.g. \"image/png\"",
+			    clip(json_string_value(ty), b, sizeof b));
 	}
 }
 
@@ -548,7 +566,10 @@ static void check_metaplex(struct ctx *c, const json_t *root)
 	v = json_object_get(root, "seller_fee_basis_points");
 	if (v) {
 		long long n;
-		if (!as_integer(v, &n) || n < 0)
+		/* Option<u16> in Sugar's serde: null is absent, 500.0 is rejected */
+		if (json_is_null(v))
+			;
+		else if (!json_is_integer(v) || (n = json_integer_value(v)) < 0)
 			ADD(c, "metaplex.seller_fee", KILN_SEV_ERROR, "seller_fee_basis_points",
 			    "seller_fee_basis_points must be a whole number from 0 to 10000 (basis "
 			    "points: 500 = 5%%)");
@@ -575,10 +596,13 @@ static void check_metaplex(struct ctx *c, const json_t *root)
 	else
 		check_files(c, files);
 	cat = json_object_get(props, "category");
+	if (json_is_null(cat)) /* Option<String>: Sugar defaults it as if missing */
+		cat = NULL;
 	if (!cat)
 		ADD(c, "metaplex.category", KILN_SEV_WARNING, "properties.category", "missing "
 		    "`properties.category`: Sugar defaults it to %s; set it explicitly (image, video, "
-		    "audio, vr or html)", json_object_get(root, "animation_url") ? "video" : "image");
+		    "audio, vr or html)", json_object_get(root, "animation_url") &&
+		    !json_is_null(json_object_get(root, "animation_url")) ? "video" : "image");
 	else if (!json_is_string(cat) ||
 		 (strcmp(json_string_value(cat), "image") && strcmp(json_string_value(cat), "video") &&
 		  strcmp(json_string_value(cat), "audio") && strcmp(json_string_value(cat), "vr") &&
@@ -587,6 +611,8 @@ static void check_metaplex(struct ctx *c, const json_t *root)
 		    "'%s': must be one of: [\"image\", \"video\", \"audio\", \"vr\", \"html\"]",
 		    json_is_string(cat) ? clip(json_string_value(cat), b, sizeof b) : type_name(cat));
 	creators = json_object_get(props, "creators");
+	if (json_is_null(creators)) /* Option<Vec<Creator>> */
+		creators = NULL;
 	if (creators && !json_is_array(creators))
 		ADD(c, "metaplex.creators", KILN_SEV_ERROR, "properties.creators", "properties.creators "
 		    "is %s: it must be an array of {\"address\", \"share\"}", type_name(creators));
@@ -645,7 +671,7 @@ int kiln_metacheck_token_text(const char *text, size_t len, unsigned standards, 
 
 /* ---- folders -------------------------------------------------------------------------- */
 
-enum kind { K_JSON, K_IMAGE, K_ANIM, K_NOEXT };
+enum kind { K_JSON, K_IMAGE, K_ANIM, K_NOEXT, K_BADIMAGE };
 
 struct entry {
 	unsigned long long idx;
@@ -660,6 +686,14 @@ struct attr_row {
 	size_t attr;          /* index in attributes[] */
 };
 
+/* A token's trait set in one canonical string (sorted "trait_type US value-as-JSON" parts),
+ * for finding two tokens that are the same NFT to a buyer. */
+struct trait_set {
+	char *key;
+	const char *file;     /* points into the entry list */
+	unsigned long long idx;
+};
+
 struct folder {
 	const char *dir;
 	struct kiln_findings *out;
@@ -667,12 +701,19 @@ struct folder {
 	size_t nents, cap;
 	struct attr_row *rows;
 	size_t nrows, rcap;
+	struct trait_set *sets;
+	size_t nsets, scap;
 	int rc; /* the first KILN_E_NOMEM */
 };
 
-static const char *const IMAGE_EXT[] = {"png", "jpg", "jpeg", "gif", "webp", "svg", NULL};
-static const char *const ANIM_EXT[] = {"mp4", "mov", "webm", "glb", "gltf", "html", "mp3", "wav",
-				       "flac", "ogg", NULL};
+/* sugar src/upload/assets.rs get_asset_pairs: N.json pairs with the one file matching
+ * ^N\.((jpg)|(jpeg)|(gif)|(png))$ (case-insensitive) and optionally one matching
+ * ^N\.((mp3)|(mp4)|(mov)|(webm)|(glb))$; any other image type leaves the asset without an
+ * image ("Couldn't find an image filename at index N"). */
+static const char *const IMAGE_EXT[] = {"png", "jpg", "jpeg", "gif", NULL};
+static const char *const OTHER_IMAGE_EXT[] = {"webp", "svg", "avif", "bmp", "tif", "tiff",
+					      "heic", NULL};
+static const char *const ANIM_EXT[] = {"mp3", "mp4", "mov", "webm", "glb", NULL};
 
 static int is_ext(const char *ext, const char *const *list)
 {
@@ -734,6 +775,9 @@ static void folder_release(struct folder *f)
 		free(f->rows[i].nvalue), free(f->rows[i].value);
 	}
 	free(f->rows);
+	for (size_t i = 0; i < f->nsets; i++)
+		free(f->sets[i].key);
+	free(f->sets);
 }
 
 #define FADD(f, ...)                                                    \
@@ -886,6 +930,94 @@ static void check_drift(struct folder *f)
 	}
 }
 
+static int cmp_part(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Remember the token's trait set (tokens without attributes have none to compare). */
+static int collect_set(struct folder *f, const json_t *root, const char *file,
+		       unsigned long long idx)
+{
+	const json_t *attrs = json_object_get(root, "attributes"), *a;
+	size_t n = json_array_size(attrs), i, np = 0, len = 1;
+	char **parts, *key = NULL;
+	int rc = KILN_E_NOMEM;
+	if (!json_is_array(attrs) || !n)
+		return 0;
+	if (!(parts = kiln_calloc(n, sizeof *parts)))
+		return KILN_E_NOMEM;
+	json_array_foreach(attrs, i, a) {
+		const json_t *v = json_object_get(a, "value");
+		const char *tt = json_string_value(json_object_get(a, "trait_type"));
+		char *vs = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+		if (v && !vs)
+			goto out;
+		parts[np] = kiln_malloc(strlen(tt ? tt : "") + strlen(vs ? vs : "") + 2);
+		if (parts[np])
+			sprintf(parts[np], "%s\x1f%s", tt ? tt : "", vs ? vs : "");
+		free(vs);
+		if (!parts[np])
+			goto out;
+		len += strlen(parts[np++]) + 1;
+	}
+	qsort(parts, np, sizeof *parts, cmp_part);
+	if (!(key = kiln_malloc(len)))
+		goto out;
+	key[0] = 0;
+	for (i = 0; i < np; i++) {
+		strcat(key, parts[i]);
+		strcat(key, "\x1e");
+	}
+	if (f->nsets == f->scap) {
+		size_t cap = f->scap ? f->scap * 2 : 256;
+		struct trait_set *nv = kiln_reallocarray(f->sets, cap, sizeof *nv);
+		if (!nv)
+			goto out;
+		f->sets = nv, f->scap = cap;
+	}
+	f->sets[f->nsets].key = key;
+	f->sets[f->nsets].file = file;
+	f->sets[f->nsets].idx = idx;
+	f->nsets++;
+	key = NULL;
+	rc = 0;
+out:
+	for (i = 0; i < np; i++)
+		free(parts[i]);
+	free(parts);
+	free(key);
+	return rc;
+}
+
+static int cmp_set(const void *a, const void *b)
+{
+	const struct trait_set *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	if (c)
+		return c;
+	if (x->idx != y->idx)
+		return x->idx < y->idx ? -1 : 1;
+	return strcmp(x->file, y->file);
+}
+
+/* Two tokens with the same trait set: each later one names the first (sorting, not pairs). */
+static void check_unique(struct folder *f)
+{
+	size_t i, first = 0;
+	if (f->nsets > 1)
+		qsort(f->sets, f->nsets, sizeof *f->sets, cmp_set);
+	for (i = 1; i < f->nsets; i++) {
+		if (strcmp(f->sets[i].key, f->sets[first].key)) {
+			first = i;
+			continue;
+		}
+		FADD(f, "collection.unique", KILN_SEV_ERROR, f->sets[i].file, "attributes", "has the "
+		     "same traits as %s: two tokens would be the same NFT to a buyer (and share "
+		     "their rarity); change one", f->sets[first].file);
+	}
+}
+
 /* Gaps in the sorted entries' numbering from `first`: one finding per missing range. */
 static void check_numbering(struct folder *f, unsigned long long first, const char *check,
 			    const char *what)
@@ -995,9 +1127,9 @@ static void sugar_token(struct folder *f, const json_t *root, const char *jname,
 		     "properties.files entry has uri \"%s\": list the image file there too", image);
 }
 
-/* Check one Sugar json (token or collection). Returns 0 or a KILN_E_* code. */
+/* Check one Sugar json (token or collection: drift 0). Returns 0 or a KILN_E_* code. */
 static int sugar_json(struct folder *f, const char *js, const char *im, int drift,
-		      struct kiln_error *e)
+		      unsigned long long idx, struct kiln_error *e)
 {
 	json_t *root = NULL;
 	int rc = load_json(f, js, &root, e);
@@ -1006,7 +1138,7 @@ static int sugar_json(struct folder *f, const char *js, const char *im, int drif
 	rc = kiln_metacheck_token(root, KILN_META_METAPLEX, js, f->out, e);
 	if (!rc) {
 		sugar_token(f, root, js, im);
-		if (drift && collect_attrs(f, root, js))
+		if (drift && (collect_attrs(f, root, js) || collect_set(f, root, js, idx)))
 			rc = kiln_error_set(e, KILN_E_NOMEM, js, "out of memory");
 	}
 	json_decref(root);
@@ -1015,7 +1147,7 @@ static int sugar_json(struct folder *f, const char *js, const char *im, int drif
 
 int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, struct kiln_error *e)
 {
-	struct folder f = {dir, out, NULL, 0, 0, NULL, 0, 0, 0};
+	struct folder f = {.dir = dir, .out = out};
 	char **names = NULL;
 	const char *coll_json = NULL, *coll_img = NULL;
 	size_t nnames = 0, i, j;
@@ -1033,7 +1165,15 @@ int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, stru
 		const char *ext = dot ? dot + 1 : "";
 		long long idx = parse_index(nm, blen);
 		int kind = !strcasecmp(ext, "json") ? K_JSON : is_ext(ext, IMAGE_EXT) ? K_IMAGE :
-			   is_ext(ext, ANIM_EXT) ? K_ANIM : -1;
+			   is_ext(ext, ANIM_EXT) ? K_ANIM : is_ext(ext, OTHER_IMAGE_EXT) ? K_BADIMAGE
+			   : -1;
+		if (kind == K_BADIMAGE && (idx >= 0 || (blen == 10 && !strncmp(nm, "collection", 10))))
+			FADD(&f, "sugar.image_extension", KILN_SEV_ERROR, nm, NULL, "Sugar pairs an "
+			     "asset only with a .png, .jpg, .jpeg or .gif image (its pattern is "
+			     "N.(jpg|jpeg|gif|png)), so it does not see this file and stops with "
+			     "\"Couldn't find an image filename\": convert it to PNG");
+		if (kind == K_BADIMAGE && idx < 0)
+			continue;
 		if (blen == 10 && !strncmp(nm, "collection", 10) && (kind == K_JSON || kind == K_IMAGE)) {
 			const char **slot = kind == K_JSON ? &coll_json : &coll_img;
 			if (*slot)
@@ -1063,10 +1203,14 @@ int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, stru
 	check_numbering(&f, 0, "sugar.numbering_gap", "asset");
 	/* per asset number: one json, one image, at most one animation */
 	for (i = 0; i < f.nents && !f.rc; i = j) {
-		const char *js = NULL, *im = NULL, *an = NULL;
+		const char *js = NULL, *im = NULL, *an = NULL, *bad = NULL;
 		unsigned long long k = f.ents[i].idx;
 		int two_images = 0;
 		for (j = i; j < f.nents && f.ents[j].idx == k; j++) {
+			if (f.ents[j].kind == K_BADIMAGE) { /* reported above */
+				bad = f.ents[j].name;
+				continue;
+			}
 			const char **slot = f.ents[j].kind == K_JSON ? &js :
 					    f.ents[j].kind == K_IMAGE ? &im : &an;
 			if (*slot) {
@@ -1078,19 +1222,25 @@ int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, stru
 				*slot = f.ents[j].name;
 			}
 		}
-		if (js && !im)
+		/* Sugar pairs by spelling (its pattern is the json's own stem): 00.json reads as
+		 * asset 0 but pairs only with 00.png, never with 0.png */
+		if (js && im && strcspn(js, ".") != strcspn(im, "."))
+			FADD(&f, "sugar.missing_image", KILN_SEV_ERROR, js, NULL, "Sugar pairs %s only "
+			     "with an image of the same name (%.*s.png, ...), not with %s: name both "
+			     "%llu.*", js, (int)strcspn(js, "."), js, im, k);
+		else if (js && !im && !bad)
 			FADD(&f, "sugar.missing_image", KILN_SEV_ERROR, js, NULL, "no image file for "
-			     "asset %llu: add %llu.png (or .jpg, .gif, .webp) next to %s", k, k, js);
+			     "asset %llu: add %llu.png (or .jpg, .jpeg, .gif) next to %s", k, k, js);
 		if (!js)
-			FADD(&f, "sugar.missing_json", KILN_SEV_ERROR, im ? im : an, NULL, "no %llu.json "
-			     "for asset %llu: every asset needs its metadata file", k, k);
+			FADD(&f, "sugar.missing_json", KILN_SEV_ERROR, im ? im : an ? an : bad, NULL,
+			     "no %llu.json for asset %llu: every asset needs its metadata file", k, k);
 		/* with two images, which one "image" should name is the repeat's question */
-		if (js && !f.rc && (rc = sugar_json(&f, js, two_images ? NULL : im, 1, e)))
+		if (js && !f.rc && (rc = sugar_json(&f, js, two_images ? NULL : im, 1, k, e)))
 			goto out;
 	}
 	if (coll_json && !coll_img)
 		FADD(&f, "sugar.collection_unpaired", KILN_SEV_ERROR, coll_json, NULL, "collection.json "
-		     "has no collection image: add collection.png (or .jpg, .gif, .webp)");
+		     "has no collection image: add collection.png (or .jpg, .jpeg, .gif)");
 	if (coll_img && !coll_json)
 		FADD(&f, "sugar.collection_unpaired", KILN_SEV_ERROR, coll_img, NULL, "%s has no "
 		     "collection.json: add it (same fields as an asset json)", coll_img);
@@ -1098,10 +1248,12 @@ int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, stru
 		FADD(&f, "sugar.collection_missing", KILN_SEV_WARNING, NULL, NULL, "MISSING COLLECTION "
 		     "FILES IN ASSETS FOLDER: without collection.json + collection.png Sugar cannot "
 		     "set the candy machine's collection automatically");
-	if (coll_json && !f.rc && (rc = sugar_json(&f, coll_json, coll_img, 0, e)))
+	if (coll_json && !f.rc && (rc = sugar_json(&f, coll_json, coll_img, 0, 0, e)))
 		goto out;
 	if (!f.rc)
 		check_drift(&f);
+	if (!f.rc)
+		check_unique(&f);
 	if (!f.rc)
 		goto out;
 nomem:
@@ -1119,9 +1271,67 @@ static long long uri_number(const char *uri)
 	return parse_index(seg, strcspn(seg, ".?#"));
 }
 
-/* One HashLips token file: the ERC-721 checks, its image number, its _metadata.json entry. */
+/* The image files a folder's token JSON must point at: number -> file name, sorted. */
+struct image_files {
+	struct entry *v;
+	size_t n;
+};
+
+static const char *image_file(const struct image_files *im, unsigned long long k)
+{
+	size_t lo = 0, hi = im->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (im->v[mid].idx < k)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < im->n && im->v[lo].idx == k ? im->v[lo].name : NULL;
+}
+
+/* What one token's image URI must be: token k (position t) shows image `want`. */
+struct image_want {
+	unsigned long long want;
+	int reveal;                 /* want comes from the starting index */
+	unsigned long long si;
+	const char *base;           /* NULL: any location */
+	const struct image_files *files; /* NULL: the files are not known */
+};
+
+static void check_image_uri(struct folder *f, const char *nm, unsigned long long k,
+			    const char *u, const struct image_want *w)
+{
+	const char *slash = strrchr(u, '/'), *seg = slash ? slash + 1 : u;
+	size_t seglen = strcspn(seg, "?#"), bl = w->base ? strlen(w->base) : 0;
+	long long got = uri_number(u);
+	const char *file = w->files ? image_file(w->files, w->want) : NULL;
+	char b[64], why[96] = "";
+	if (w->reveal)
+		snprintf(why, sizeof why, " (starting index %llu: token at position t shows image "
+			 "t + %llu)", w->si, w->si);
+	if (w->base && (strncmp(u, w->base, bl) || u[bl] != '/' || strchr(u + bl + 1, '/')))
+		FADD(f, "erc721.image_base", KILN_SEV_ERROR, nm, "image", "\"%s\" is not in the "
+		     "images folder %s/: the URI would fetch some other file (or nothing); point it "
+		     "at %s/<N>.<ext>", clip(u, b, sizeof b), w->base, w->base);
+	if (got >= 0 && (unsigned long long)got != w->want)
+		FADD(f, "erc721.image_mismatch", KILN_SEV_ERROR, nm, "image", "token %llu's image "
+		     "\"%s\" ends in the number %lld: it should show image %llu%s", k,
+		     clip(u, b, sizeof b), got, w->want, why);
+	else if (got < 0 && w->files)
+		FADD(f, "erc721.image_mismatch", KILN_SEV_ERROR, nm, "image", "token %llu's image "
+		     "\"%s\" does not end in an image file name: it should end in /%s", k,
+		     clip(u, b, sizeof b), file ? file : "<N>.<ext>");
+	else if (file && (seglen != strlen(file) || strncmp(seg, file, seglen)))
+		FADD(f, "erc721.image_extension", KILN_SEV_ERROR, nm, "image", "token %llu's image "
+		     "\"%s\" names %.*s but the file is %s: the URI must name the file exactly "
+		     "(gateways serve no other extension)", k, clip(u, b, sizeof b), (int)seglen, seg,
+		     file);
+}
+
+/* One token file: the ERC-721 checks, its image URI, its _metadata.json entry. */
 static int erc721_token(struct folder *f, const char *nm, unsigned long long k, const json_t *all,
-			struct kiln_error *e)
+			const struct image_want *w, struct kiln_error *e)
 {
 	json_t *root = NULL, *img, *ed, *el;
 	size_t ai;
@@ -1130,19 +1340,13 @@ static int erc721_token(struct folder *f, const char *nm, unsigned long long k, 
 	if (rc || !root)
 		return rc;
 	rc = kiln_metacheck_token(root, KILN_META_ERC721, nm, f->out, e);
-	if (!rc && collect_attrs(f, root, nm))
+	if (!rc && (collect_attrs(f, root, nm) || collect_set(f, root, nm, k)))
 		rc = kiln_error_set(e, KILN_E_NOMEM, nm, "out of memory");
 	if (rc)
 		goto out;
 	img = json_object_get(root, "image");
-	if (json_is_string(img) && uri_number(json_string_value(img)) >= 0 &&
-	    (unsigned long long)uri_number(json_string_value(img)) != k) {
-		char b[64];
-		FADD(f, "erc721.image_mismatch", KILN_SEV_ERROR, nm, "image", "token %llu's image "
-		     "\"%s\" ends in the number %lld: it should point at its own image (%llu.<ext>)",
-		     k, clip(json_string_value(img), b, sizeof b), uri_number(json_string_value(img)),
-		     k);
-	}
+	if (json_is_string(img))
+		check_image_uri(f, nm, k, json_string_value(img), w);
 	ed = json_object_get(root, "edition");
 	if (is_number(ed) && json_number_value(ed) != (double)k)
 		FADD(f, "hashlips.edition", KILN_SEV_WARNING, nm, "edition", "edition is %g but the "
@@ -1166,25 +1370,103 @@ out:
 	return rc;
 }
 
+/* An ERC-1155 file name: 64 lowercase hex digits + ".json" whose value fits 48 bits (token
+ * ids beyond that are not kiln's); -1 otherwise. */
+static long long erc1155_index(const char *nm)
+{
+	long long v = 0;
+	if (strlen(nm) != 69 || strcmp(nm + 64, ".json"))
+		return -1;
+	for (int i = 0; i < 64; i++) {
+		int d = nm[i] >= '0' && nm[i] <= '9' ? nm[i] - '0' :
+			nm[i] >= 'a' && nm[i] <= 'f' ? nm[i] - 'a' + 10 : -1;
+		if (d < 0 || (i < 52 && d))
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* The numbered image files of images_dir (any extension but .json). */
+static int list_images(const char *dir, struct image_files *im, struct kiln_error *e)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = list_dir(dir, &names, &n, e);
+	im->v = NULL;
+	im->n = 0;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		const char *dot = strrchr(names[i], '.');
+		long long k = parse_index(names[i], dot ? (size_t)(dot - names[i]) : strlen(names[i]));
+		if (k < 0 || !dot || !strcasecmp(dot, ".json"))
+			continue;
+		if (im->n == cap) {
+			struct entry *v;
+			cap = cap ? cap * 2 : 64;
+			if (!(v = kiln_reallocarray(im->v, cap, sizeof *v)))
+				goto nomem;
+			im->v = v;
+		}
+		im->v[im->n].idx = (unsigned long long)k;
+		im->v[im->n].kind = K_IMAGE;
+		im->v[im->n].name = names[i];
+		names[i] = NULL;
+		im->n++;
+	}
+	free_names(names, n);
+	if (im->n)
+		qsort(im->v, im->n, sizeof *im->v, cmp_entry);
+	return 0;
+nomem:
+	free_names(names, n);
+	for (size_t i = 0; i < im->n; i++)
+		free(im->v[i].name);
+	free(im->v);
+	im->v = NULL;
+	im->n = 0;
+	return kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
+}
+
 int kiln_metacheck_folder_erc721(const char *dir, struct kiln_findings *out,
 				 struct kiln_error *e)
 {
-	struct folder f = {dir, out, NULL, 0, 0, NULL, 0, 0, 0};
+	return kiln_metacheck_folder_erc721_opts(dir, NULL, out, e);
+}
+
+int kiln_metacheck_folder_erc721_opts(const char *dir, const struct kiln_metacheck_opts *o,
+				      struct kiln_findings *out, struct kiln_error *e)
+{
+	static const struct kiln_metacheck_opts none;
+	struct folder f = {.dir = dir, .out = out};
+	struct image_files ims = {NULL, 0};
+	unsigned long long *nums = NULL;
 	char **names = NULL;
 	const char *meta = NULL;
 	json_t *all = NULL;
-	size_t nnames = 0, i, j;
+	size_t nnames = 0, nnums = 0, i, j, pos;
 	int rc;
 
+	if (!o)
+		o = &none;
 	rc = list_dir(dir, &names, &nnames, e);
 	if (rc)
 		return rc;
+	if (o->images_dir && (rc = list_images(o->images_dir, &ims, e)))
+		goto out;
 	for (i = 0; i < nnames && !f.rc; i++) {
 		const char *nm = names[i], *dot = strrchr(nm, '.');
 		size_t blen = dot ? (size_t)(dot - nm) : strlen(nm);
-		long long idx = parse_index(nm, blen);
-		if (!strcmp(nm, "_metadata.json")) {
+		long long idx = o->erc1155 ? erc1155_index(nm) : parse_index(nm, blen);
+		if (!strcmp(nm, "_metadata.json") && !o->erc1155) {
 			meta = nm;
+			continue;
+		}
+		if (o->erc1155 && idx < 0) {
+			FADD(&f, "erc1155.file_name", KILN_SEV_ERROR, nm, NULL, "ERC-1155 clients "
+			     "replace {id} in the URI with the id as 64 lowercase hex digits (no 0x): "
+			     "a token's file must be named like that, with .json");
 			continue;
 		}
 		if (idx < 0 || (dot && strcasecmp(dot + 1, "json"))) {
@@ -1192,7 +1474,7 @@ int kiln_metacheck_folder_erc721(const char *dir, struct kiln_findings *out,
 			     "(or N) token files and _metadata.json here: move or rename this file");
 			continue;
 		}
-		if (blen > 1 && nm[0] == '0')
+		if (!o->erc1155 && blen > 1 && nm[0] == '0')
 			FADD(&f, "erc721.leading_zero", KILN_SEV_ERROR, nm, NULL, "the token number has a "
 			     "leading zero: tokenURI(%lld) asks for %lld%s, not %s", idx, idx,
 			     dot ? ".json" : "", nm);
@@ -1209,6 +1491,12 @@ int kiln_metacheck_folder_erc721(const char *dir, struct kiln_findings *out,
 		check_numbering(&f, f.ents[0].idx <= 1 ? f.ents[0].idx : 0, "erc721.numbering_gap",
 				"token");
 	}
+	/* the tokens' numbers in order: the reveal maps position t to position t + si */
+	if (!(nums = kiln_calloc(f.nents + 1, sizeof *nums)))
+		goto nomem;
+	for (i = 0; i < f.nents; i++)
+		if (!i || f.ents[i].idx != f.ents[i - 1].idx)
+			nums[nnums++] = f.ents[i].idx;
 	if (meta) {
 		rc = load_json(&f, meta, &all, e);
 		if (rc)
@@ -1220,17 +1508,24 @@ int kiln_metacheck_folder_erc721(const char *dir, struct kiln_findings *out,
 			all = NULL;
 		}
 	}
-	for (i = 0; i < f.nents && !f.rc; i = j) {
+	for (i = 0, j = 0, pos = 0; i < f.nents && !f.rc; i = j) {
 		unsigned long long k = f.ents[i].idx;
+		size_t t = pos++; /* nums[t] == k: entries are sorted, nums is their distinct run */
+		struct image_want w = {k, o->has_starting_index, o->starting_index, o->image_base,
+				       o->images_dir ? &ims : NULL};
 		for (j = i + 1; j < f.nents && f.ents[j].idx == k; j++)
 			FADD(&f, "erc721.numbering_repeat", KILN_SEV_ERROR, f.ents[j].name, NULL, "token "
 			     "%llu already has %s: keep one file per token (a base URI serves either "
 			     "N or N.json, not both)", k, f.ents[i].name);
-		if (!f.rc && (rc = erc721_token(&f, f.ents[i].name, k, all, e)))
+		if (o->has_starting_index && nnums)
+			w.want = nums[(t + o->starting_index % nnums) % nnums];
+		if (!f.rc && (rc = erc721_token(&f, f.ents[i].name, k, all, &w, e)))
 			goto out;
 	}
 	if (!f.rc)
 		check_drift(&f);
+	if (!f.rc)
+		check_unique(&f);
 	if (!f.rc)
 		goto out;
 nomem:
@@ -1239,5 +1534,57 @@ out:
 	json_decref(all);
 	folder_release(&f);
 	free_names(names, nnames);
+	for (i = 0; i < ims.n; i++)
+		free(ims.v[i].name);
+	free(ims.v);
+	free(nums);
 	return rc;
+}
+
+/* ---- check ids ------------------------------------------------------------------------ */
+
+/* Every id kiln qa reports (lib/qa.c, lib/metacheck.c, src/cmd_qa.c): docs/qa.md and
+ * docs/commands/qa.md list the same. A severity override naming anything else is a typo. */
+static const char *const check_ids[] = {
+	"image.missing", "image.decode", "image.file_size", "image.format", "image.dimensions",
+	"image.color", "image.alpha", "image.black", "image.blank", "image.duplicate",
+	"image.near_duplicate",
+	"collection.trait_counts", "collection.unique", "collection.ids", "collection.provenance",
+	"collection.trait_type_drift", "collection.trait_value_drift",
+	"token.json_parse", "token.not_object", "token.field_type",
+	"erc721.missing_field", "erc721.uri", "erc721.placeholder_uri", "erc721.background_color",
+	"erc721.empty", "erc721.numbering_gap", "erc721.numbering_repeat", "erc721.leading_zero",
+	"erc721.image_mismatch", "erc721.image_base", "erc721.image_extension",
+	"erc721.unknown_file", "erc1155.file_name",
+	"attributes.not_array", "attributes.entry_type", "attributes.trait_type",
+	"attributes.value", "attributes.display_type", "attributes.display_value",
+	"attributes.date", "attributes.max_value",
+	"metaplex.missing_field", "metaplex.name_length", "metaplex.symbol_length",
+	"metaplex.uri_length", "metaplex.seller_fee", "metaplex.properties", "metaplex.files",
+	"metaplex.file_entry", "metaplex.file_type", "metaplex.category", "metaplex.creators",
+	"metaplex.creator_address", "metaplex.creator_share", "metaplex.creator_shares",
+	"metaplex.creators_count", "metaplex.attribute_value",
+	"sugar.empty", "sugar.numbering_gap", "sugar.numbering_repeat", "sugar.leading_zero",
+	"sugar.missing_image", "sugar.missing_json", "sugar.image_mismatch",
+	"sugar.image_extension", "sugar.files_image", "sugar.collection_unpaired",
+	"sugar.collection_missing", "sugar.unknown_file",
+	"hashlips.metadata_type", "hashlips.metadata_mismatch", "hashlips.edition",
+	NULL,
+};
+
+const char *const *kiln_qa_check_ids(size_t *n)
+{
+	if (n)
+		*n = sizeof check_ids / sizeof check_ids[0] - 1;
+	return check_ids;
+}
+
+int kiln_qa_check_known(const char *id)
+{
+	size_t len = strlen(id);
+	for (size_t i = 0; check_ids[i]; i++)
+		if (len && id[len - 1] == '.' ? !strncmp(check_ids[i], id, len)
+					      : !strcmp(check_ids[i], id))
+			return 1;
+	return 0;
 }

@@ -37,6 +37,7 @@ void kiln_qa_opts_default(struct kiln_qa_opts *o)
 	o->uniform_stddev = 2.0;
 	o->black_level = 8;
 	o->near_threshold = 4;
+	o->near_dhash_threshold = -1;
 }
 
 struct measure {
@@ -47,11 +48,12 @@ struct measure {
 	char loader[32];
 	double max_stddev;      /* over all bands */
 	int max_color;          /* highest value in the colour bands */
-	uint64_t phash;
+	uint64_t phash, dhash;  /* dhash only when its threshold is on */
 	char pixels[33];        /* kiln_pixel_key */
 };
 
 struct run {
+	const struct kiln_qa_opts *o;
 	const struct kiln_qa_token *tokens;
 	size_t n;
 	struct measure *m;
@@ -116,7 +118,7 @@ static void stats(const struct kiln_image8 *im, struct measure *m)
 	}
 }
 
-static void measure_one(const struct kiln_qa_token *t, struct measure *m)
+static void measure_one(const struct kiln_qa_token *t, struct measure *m, int want_dhash)
 {
 	struct kiln_image8 im;
 	struct kiln_error e;
@@ -138,8 +140,8 @@ static void measure_one(const struct kiln_qa_token *t, struct measure *m)
 	m->orig_srgb = im.orig_srgb;
 	memcpy(m->loader, im.loader, sizeof m->loader);
 	stats(&im, m);
-	if (kiln_phash_from_pixels(im.pixels, im.width, im.height, im.bands, 0, NULL, &m->phash,
-				   &e) ||
+	if (kiln_phash_from_pixels(im.pixels, im.width, im.height, im.bands, 0,
+				   want_dhash ? &m->dhash : NULL, &m->phash, &e) ||
 	    kiln_pixel_key(im.pixels, im.width, im.height, im.bands, 0, m->pixels, &e))
 		m->error = kiln_strdup(e.msg);
 	kiln_image8_release(&im);
@@ -152,7 +154,7 @@ static void *worker(void *arg)
 		size_t k = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
 		if (k >= r->n)
 			break;
-		measure_one(&r->tokens[k], &r->m[k]);
+		measure_one(&r->tokens[k], &r->m[k], r->o->near_dhash_threshold >= 0);
 		__atomic_fetch_add(&r->done, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
@@ -228,11 +230,27 @@ static const char *tname(const struct kiln_qa_token *t)
 	return t->name ? t->name : t->path ? t->path : "?";
 }
 
+/* The loader a file's extension promises ("png" for .png), or NULL for one we do not map. */
+static const char *ext_loader(const char *path)
+{
+	static const char *const map[][2] = {{"png", "png"}, {"jpg", "jpeg"}, {"jpeg", "jpeg"},
+					     {"webp", "webp"}, {"gif", "gif"}, {"svg", "svg"},
+					     {"avif", "heif"}, {"heic", "heif"}, {"tif", "tiff"},
+					     {"tiff", "tiff"}};
+	const char *dot = path ? strrchr(path, '.') : NULL;
+	if (!dot || strchr(dot, '/'))
+		return NULL;
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (!strcasecmp(dot + 1, map[i][0]))
+			return map[i][1];
+	return NULL;
+}
+
 static int findings_for(const struct kiln_qa_token *t, const struct measure *m,
-			const struct kiln_qa_opts *o, struct kiln_findings *out,
+			const struct kiln_qa_opts *o, int mw, int mh, struct kiln_findings *out,
 			struct kiln_error *e)
 {
-	const char *f = tname(t);
+	const char *f = tname(t), *want = ext_loader(t->path);
 	int rc = 0;
 	if (m->missing)
 		return add(out, e, "image.missing", KILN_SEV_ERROR, f, "token %llu has no image "
@@ -251,9 +269,22 @@ static int findings_for(const struct kiln_qa_token *t, const struct measure *m,
 		rc = rc ? rc : add(out, e, "image.format", KILN_SEV_ERROR, f, "is %.*s, expected %s",
 				   (int)(strlen(m->loader) > 4 ? strlen(m->loader) - 4 : strlen(m->loader)),
 				   m->loader, o->format);
-	if ((o->width && m->width != o->width) || (o->height && m->height != o->height))
+	/* what the name promises is what a browser or marketplace will be told it is */
+	if (want && strncmp(m->loader, want, strlen(want)))
+		rc = rc ? rc : add(out, e, "image.format", KILN_SEV_ERROR, f, "is %.*s data but "
+				   "its name says %s: marketplaces serve it with the wrong type; "
+				   "convert it or rename it",
+				   (int)(strlen(m->loader) > 4 ? strlen(m->loader) - 4 : strlen(m->loader)),
+				   m->loader, strrchr(t->path, '.') + 1);
+	if (t->extra)
+		;
+	else if ((o->width && m->width != o->width) || (o->height && m->height != o->height))
 		rc = rc ? rc : add(out, e, "image.dimensions", KILN_SEV_ERROR, f, "%dx%d, expected "
 				   "%dx%d", m->width, m->height, o->width, o->height);
+	else if (!o->width && !o->height && mw && (m->width != mw || m->height != mh))
+		rc = rc ? rc : add(out, e, "image.dimensions", KILN_SEV_ERROR, f, "%dx%d, while "
+				   "most tokens are %dx%d: a collection shows every token at one size; "
+				   "resize it or regenerate it", m->width, m->height, mw, mh);
 	if (!m->orig_srgb || m->orig_bits != 8)
 		rc = rc ? rc : add(out, e, "image.color", KILN_SEV_WARNING, f, "%d-bit %s: "
 				   "marketplaces expect 8-bit sRGB", m->orig_bits,
@@ -305,6 +336,14 @@ static int push_pair(struct kiln_qa_image_result *r, size_t *cap, size_t a, size
 	return 0;
 }
 
+static int cmp_pair(const void *a, const void *b)
+{
+	const struct kiln_neardup_pair *x = a, *y = b;
+	if (x->i != y->i)
+		return x->i < y->i ? -1 : 1;
+	return x->j < y->j ? -1 : x->j > y->j;
+}
+
 struct nearest {
 	size_t other;    /* the nearest earlier token */
 	unsigned dist;
@@ -327,7 +366,7 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 	if (!v || !dup)
 		goto nomem;
 	for (size_t i = 0; i < n; i++)
-		if (!m[i].missing && !m[i].error) {
+		if (!t[i].extra && !m[i].missing && !m[i].error) {
 			v[nv].sha = m[i].pixels;
 			v[nv].i = i;
 			nv++;
@@ -347,7 +386,7 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 			      tname(&t[v[g].i]), (unsigned long long)t[v[g].i].id)))
 			goto out;
 	}
-	if (o->near_threshold < 0)
+	if (o->near_threshold < 0 && o->near_dhash_threshold < 0)
 		goto out;
 	/* near duplicates among the rest */
 	hashes = kiln_calloc(nv + 1, sizeof *hashes);
@@ -355,25 +394,53 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 	if (!hashes || !idx)
 		goto nomem;
 	for (size_t i = 0; i < n; i++)
-		if (!m[i].missing && !m[i].error && !dup[i]) {
-			hashes[nh] = m[i].phash;
+		if (!t[i].extra && !m[i].missing && !m[i].error && !dup[i])
 			idx[nh++] = i;
-		}
-	{
-		struct kiln_neardup_opts no = {o->near_threshold, (int)o->threads, 0};
-		if ((rc = kiln_neardup_pairs(hashes, nh, &no, &pairs, &npairs, e)))
+	/* A pair is near when its pHash or its dHash is within that hash's threshold: one
+	 * index search per hash, the two pair lists merged (a pair both find counts once). */
+	for (int kind = 0; kind < 2; kind++) {
+		int thr = kind ? o->near_dhash_threshold : o->near_threshold;
+		struct kiln_neardup_pair *got = NULL, *all;
+		size_t ngot = 0;
+		struct kiln_neardup_opts no = {thr, (int)o->threads, 0};
+		if (thr < 0)
+			continue;
+		for (size_t k = 0; k < nh; k++)
+			hashes[k] = kind ? m[idx[k]].dhash : m[idx[k]].phash;
+		if ((rc = kiln_neardup_pairs(hashes, nh, &no, &got, &ngot, e)))
 			goto out;
+		if (!ngot) {
+			free(got);
+			continue;
+		}
+		if (!(all = kiln_reallocarray(pairs, npairs + ngot, sizeof *all))) {
+			free(got);
+			goto nomem;
+		}
+		memcpy(all + npairs, got, ngot * sizeof *got);
+		free(got);
+		pairs = all;
+		npairs += ngot;
+	}
+	if (npairs && o->near_threshold >= 0 && o->near_dhash_threshold >= 0) {
+		size_t w = 0;
+		qsort(pairs, npairs, sizeof *pairs, cmp_pair);
+		for (size_t k = 0; k < npairs; k++)
+			if (!w || pairs[k].i != pairs[w - 1].i || pairs[k].j != pairs[w - 1].j)
+				pairs[w++] = pairs[k];
+		npairs = w;
 	}
 	/* One finding per token, on the later token of each pair, naming its nearest earlier
-	 * token and how many more are within the threshold: collections drawn from the same
-	 * layers can have hundreds of thousands of close pairs (bench/qa at 10,000 tokens:
-	 * 536,534 at distance 4), and a finding per pair made a report nobody reads and 0.7 GiB
-	 * of memory. */
+	 * token (by pHash distance) and how many more are within a threshold: collections drawn
+	 * from the same layers can have hundreds of thousands of close pairs (bench/qa at
+	 * 10,000 tokens: 536,534 at distance 4), and a finding per pair made a report nobody
+	 * reads and 0.7 GiB of memory. */
 	near = kiln_calloc(n + 1, sizeof *near);
 	if (!near)
 		goto nomem;
 	for (size_t k = 0; k < npairs; k++) {
 		size_t a = idx[pairs[k].i], b = idx[pairs[k].j];
+		unsigned d = (unsigned)kiln_phash_distance(m[a].phash, m[b].phash);
 		struct nearest *x;
 		if (a > b) {
 			size_t tmp = a;
@@ -381,18 +448,22 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 			b = tmp;
 		}
 		x = &near[b];
-		if (!x->count || pairs[k].dist < x->dist || (pairs[k].dist == x->dist && a < x->other)) {
+		if (!x->count || d < x->dist || (d == x->dist && a < x->other)) {
 			x->other = a;
-			x->dist = pairs[k].dist;
+			x->dist = d;
 		}
 		x->count++;
 	}
 	for (size_t b = 0; b < n; b++) {
 		const struct nearest *x = &near[b];
-		char ha[17], more[64] = "";
+		char ha[17], hd[128] = "", more[64] = "";
 		if (!x->count)
 			continue;
 		kiln_phash_hex(m[b].phash, ha);
+		if (o->near_dhash_threshold >= 0)
+			snprintf(hd, sizeof hd, ", dHash in %d (threshold %d)",
+				 kiln_phash_distance(m[b].dhash, m[x->other].dhash),
+				 o->near_dhash_threshold);
 		if (x->count > 1)
 			snprintf(more, sizeof more, "; %zu more earlier tokens are within it",
 				 x->count - 1);
@@ -400,8 +471,8 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 			goto nomem;
 		if ((rc = add(out, e, "image.near_duplicate", KILN_SEV_WARNING, tname(&t[b]),
 			      "looks like %s (token %llu): pHash %s differs in %u bits (threshold "
-			      "%d)%s", tname(&t[x->other]), (unsigned long long)t[x->other].id, ha,
-			      x->dist, o->near_threshold, more)))
+			      "%d)%s%s", tname(&t[x->other]), (unsigned long long)t[x->other].id, ha,
+			      x->dist, o->near_threshold, hd, more)))
 			goto out;
 	}
 	goto out;
@@ -417,15 +488,49 @@ out:
 	return rc;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The size more than half of the decoded tokens share (*w = 0 when none does): with no size
+ * given, the odd one out is the error, whichever size the collection chose. */
+static int majority_size(const struct kiln_qa_token *t, const struct measure *m, size_t n,
+			 int *w, int *h, struct kiln_error *e)
+{
+	uint64_t *v = kiln_calloc(n + 1, sizeof *v);
+	size_t nv = 0, best = 0;
+	*w = *h = 0;
+	if (!v)
+		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (!t[i].extra && !m[i].missing && !m[i].error)
+			v[nv++] = (uint64_t)(uint32_t)m[i].width << 32 | (uint32_t)m[i].height;
+	qsort(v, nv, sizeof *v, cmp_u64);
+	for (size_t i = 0, j; i < nv; i = j) {
+		for (j = i; j < nv && v[j] == v[i]; j++)
+			;
+		if (j - i > best && 2 * (j - i) > nv) {
+			best = j - i;
+			*w = (int)(v[i] >> 32);
+			*h = (int)(uint32_t)v[i];
+		}
+	}
+	free(v);
+	return 0;
+}
+
 int kiln_qa_images(const struct kiln_qa_token *tokens, size_t n, const struct kiln_qa_opts *o,
 		   struct kiln_findings *out, struct kiln_qa_image_result *res, struct kiln_error *e)
 {
 	struct run r;
-	int rc = 0;
+	int rc = 0, mw = 0, mh = 0;
 	memset(res, 0, sizeof *res);
 	memset(&r, 0, sizeof r);
 	if ((rc = kiln_vips_init(e)))
 		return rc;
+	r.o = o;
 	r.tokens = tokens;
 	r.n = n;
 	r.m = kiln_calloc(n + 1, sizeof *r.m);
@@ -433,9 +538,11 @@ int kiln_qa_images(const struct kiln_qa_token *tokens, size_t n, const struct ki
 		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
 	if ((rc = measure_all(&r, o, e)))
 		goto out;
+	if (!o->width && !o->height && (rc = majority_size(tokens, r.m, n, &mw, &mh, e)))
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		res->checked += !r.m[i].missing;
-		if ((rc = findings_for(&tokens[i], &r.m[i], o, out, e)))
+		if ((rc = findings_for(&tokens[i], &r.m[i], o, mw, mh, out, e)))
 			goto out;
 	}
 	rc = duplicates(tokens, r.m, n, o, out, res, e);

@@ -10,6 +10,7 @@
  * Sizes: a spec is a few hundred lines; nothing here is hot.
  */
 #include "kiln/engine.h"
+#include "kiln/metacheck.h"
 #include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"
@@ -2011,17 +2012,19 @@ static int check_combinations(struct ctx *c, struct fy_node *root)
 }
 
 /* qa: {max_file_size, min_file_size, uniform_stddev, black_level, near_duplicate_distance,
- *      alpha: required|forbidden|any, checks: {check.id: error|warning|off}} */
+ *      near_duplicate_dhash_distance, alpha: required|forbidden|any,
+ *      checks: {check.id or family.: error|warning|off}}. A check id kiln does not report is
+ * a typo that would silently change nothing: an error, with the closest id. */
 static int parse_qa(struct ctx *c, struct fy_node *n)
 {
 	static const char *const keys[] = {"max_file_size", "min_file_size", "uniform_stddev",
-					   "black_level", "near_duplicate_distance", "alpha",
-					   "checks"};
+					   "black_level", "near_duplicate_distance",
+					   "near_duplicate_dhash_distance", "alpha", "checks"};
 	struct kiln_qa_spec *q = &c->s->qa;
 	struct fy_node *v;
 	uint64_t x;
 	int rc;
-	if ((rc = want_map(c, n, "qa")) || (rc = check_keys(c, n, "qa", keys, 7)))
+	if ((rc = want_map(c, n, "qa")) || (rc = check_keys(c, n, "qa", keys, 8)))
 		return rc;
 	if ((v = get(n, "max_file_size")) &&
 	    (rc = get_u64(c, v, "qa.max_file_size (bytes)", 1, UINT64_MAX, &q->max_bytes)))
@@ -2045,6 +2048,16 @@ static int parse_qa(struct ctx *c, struct fy_node *n)
 			if ((rc = get_u64(c, v, "qa.near_duplicate_distance", 0, 32, &x)))
 				return rc;
 			q->near_threshold = x ? (int)x : -2; /* -2: exact 0 */
+		}
+	}
+	if ((v = get(n, "near_duplicate_dhash_distance"))) {
+		const char *t = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+		if (t && !strcmp(t, "off")) {
+			q->near_dhash_threshold = -1;
+		} else {
+			if ((rc = get_u64(c, v, "qa.near_duplicate_dhash_distance", 0, 32, &x)))
+				return rc;
+			q->near_dhash_threshold = x ? (int)x : -2; /* -2: exact 0 */
 		}
 	}
 	if ((v = get(n, "alpha"))) {
@@ -2074,6 +2087,16 @@ static int parse_qa(struct ctx *c, struct fy_node *n)
 			if ((rc = get_nonempty(c, fy_node_pair_key(p), "a check id", &k->check)))
 				return rc;
 			q->nchecks++;
+			if (!kiln_qa_check_known(k->check)) {
+				size_t nids;
+				const char *const *ids = kiln_qa_check_ids(&nids);
+				const char *hint = closest(k->check, ids, nids);
+				return fail(c, fy_node_pair_key(p), "qa.checks: '%s' is not a check id "
+					    "kiln qa reports%s%s%s (ids like image.near_duplicate, or a "
+					    "family ending in '.' like metaplex.; docs/commands/qa.md "
+					    "lists them)", k->check, hint ? ": did you mean '" : "",
+					    hint ? hint : "", hint ? "'?" : "");
+			}
 			if (t && !strcmp(t, "error"))
 				k->severity = 0;
 			else if (t && !strcmp(t, "warning"))

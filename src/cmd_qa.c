@@ -19,7 +19,7 @@ static void help(void)
 {
 	printf("usage: kiln qa [PATH] [--standard erc721|metaplex] [--json[=FILE]] [--junit FILE]\n"
 	       "               [--html DIR] [--near N] [--max-size BYTES] [--width W --height H]\n"
-	       "               [--provenance HASH]\n\n"
+	       "               [--provenance HASH] [--near-dhash N] [--config kiln.yaml]\n\n"
 	       "Checks every token image (decodes completely, size and format, file size, colour\n"
 	       "and alpha, blank and all-black frames, exact duplicates by pixels, near duplicates\n"
 	       "by perceptual hash), the metadata (ERC-721/OpenSea, Metaplex/Sugar rules) and, in\n"
@@ -31,11 +31,16 @@ static void help(void)
 	       "collection folder: a HashLips build/ folder, a kiln dist/ or a Sugar assets/ folder.\n\n"
 	       "  --standard S      erc721 or metaplex (default: from the folder's layout)\n"
 	       "  --json[=FILE]     findings as JSON (to stdout without FILE)\n"
-	       "  --junit FILE      JUnit XML: one test case per check per token\n"
+	       "  --junit FILE      JUnit XML: a test case per check per token, a failure per\n"
+	       "                    error finding, warnings as <system-out> of passing cases\n"
 	       "  --html DIR        a report page with thumbnails of failing tokens\n"
 	       "  --near N          near-duplicate pHash distance (default 4; 'off')\n"
+	       "  --near-dhash N    near duplicates by dHash too, within N bits (default off)\n"
 	       "  --max-size BYTES  file size limit (default 10 MiB)\n"
-	       "  --width W, --height H  expected image size (a project: the spec's)\n"
+	       "  --width W, --height H  expected image size (a project: the spec's; a folder:\n"
+	       "                    without them, sizes that differ from most tokens' fail)\n"
+	       "  --config FILE     a kiln.yaml whose qa: block (thresholds, severities) applies\n"
+	       "                    to PATH (a project always uses its own)\n"
 	       "  --provenance HASH the provenance hash the collection declared\n"
 	       "  -q, --quiet       no summary table\n\n"
 	       "Thresholds and severities per check: the qa: block of kiln.yaml (docs/qa.md).\n"
@@ -53,6 +58,7 @@ struct token_list {
 	struct kiln_qa_token *v;
 	char **owned;  /* strings to free */
 	size_t n, nowned;
+	const char **sha; /* project: each token's image SHA-256 (into owned), or NULL */
 };
 
 static void tokens_free(struct token_list *t)
@@ -61,6 +67,7 @@ static void tokens_free(struct token_list *t)
 		free(t->owned[i]);
 	free(t->owned);
 	free(t->v);
+	free(t->sha);
 }
 
 static int is_number(const char *s, size_t n)
@@ -183,105 +190,178 @@ static void xml_escape(FILE *f, const char *s)
 	}
 }
 
-/* findings of check on token stem (check NULL: metadata.*, token.*, metaplex.*, erc721.*) */
-static const struct kiln_finding *token_finding(const struct kiln_findings *f, const char *stem,
-						const char *check, size_t *count)
+/* The token a finding is about, by its file: N.<ext> / N.json is token N, an ERC-1155
+ * {id}.json is id, dist/'s metaplex/assets/N.* is the token at position N. Collection checks
+ * and files without a number (provenance.json, collection.json) belong to no token. */
+static int finding_token(const struct kiln_finding *x, const struct token_list *t, uint64_t *id)
 {
-	const struct kiln_finding *first = NULL;
-	char s[256];
-	*count = 0;
-	for (size_t i = 0; i < f->n; i++) {
-		const struct kiln_finding *x = &f->v[i];
-		int match;
-		if (!x->file || x->severity != KILN_SEV_ERROR)
-			continue;
-		if (check)
-			match = !strcmp(x->check, check);
-		else
-			match = strncmp(x->check, "image.", 6) && strncmp(x->check, "collection.", 11);
-		if (!match)
-			continue;
-		kiln_qa_stem(x->file, s, sizeof s);
-		if (strcmp(s, stem))
-			continue;
-		if (!first)
-			first = x;
-		(*count)++;
+	const char *file = x->file;
+	char stem[256];
+	size_t len;
+	if (!file || !*file || !strncmp(x->check, "collection.", 11))
+		return 0;
+	kiln_qa_stem(file, stem, sizeof stem);
+	len = strlen(stem);
+	if (!strncmp(file, "erc1155/metadata/", 17)) {
+		if (len != 64 || strspn(stem, "0") < 48 || strspn(stem, "0123456789abcdef") != 64)
+			return 0;
+		*id = strtoull(stem + 48, NULL, 16);
+		return 1;
 	}
-	return first;
+	if (!is_number(stem, len) || len > 18)
+		return 0;
+	*id = strtoull(stem, NULL, 10);
+	if (!strncmp(file, "metaplex/assets/", 16)) {
+		if (*id >= t->n || t->v[*id].extra)
+			return 0;
+		*id = t->v[*id].id;
+	}
+	return 1;
 }
 
+struct jrow {
+	int tok;        /* 1: about token id */
+	uint64_t id;
+	size_t i;       /* index in the findings */
+};
+
+static int cmp_jrow(const void *a, const void *b)
+{
+	const struct jrow *x = a, *y = b;
+	if (x->tok != y->tok)
+		return y->tok - x->tok;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* One finding as its own test case: an error is a <failure>, a warning a passing case whose
+ * <system-out> says it (CI systems count failures; warnings must not fail a build). */
+static void junit_case(FILE *out, const char *cls, const struct kiln_finding *x, size_t *tests,
+		       size_t *failures)
+{
+	fputs("<testcase classname=\"", out);
+	xml_escape(out, cls);
+	fputs("\" name=\"", out);
+	xml_escape(out, x->check);
+	if (x->path && *x->path) {
+		fputc(' ', out);
+		xml_escape(out, x->path);
+	}
+	fputs("\">", out);
+	if (x->severity == KILN_SEV_ERROR) {
+		fputs("<failure message=\"", out);
+		xml_escape(out, x->message);
+		fputs("\" type=\"", out);
+		xml_escape(out, x->check);
+		fputs("\">", out);
+	} else {
+		fputs("<system-out>warning: ", out);
+	}
+	xml_escape(out, x->file);
+	fputs(x->path && *x->path ? " " : "", out);
+	xml_escape(out, x->path);
+	fputs(": ", out);
+	xml_escape(out, x->message);
+	fputs(x->severity == KILN_SEV_ERROR ? "</failure>" : "</system-out>", out);
+	fputs("</testcase>\n", out);
+	(*tests)++;
+	*failures += x->severity == KILN_SEV_ERROR;
+}
+
+/* JUnit XML as CI systems read it: per token (every token with an image or a finding, json-only
+ * ones included) a test case per image check and one for its metadata; each finding its own
+ * test case (a check that found two problems is two cases); findings on no token are cases of
+ * the class "collection". failures = the number of error findings. */
 static int write_junit(const char *path, const struct token_list *t,
 		       const struct kiln_findings *f)
 {
-	char tmp[4096];
-	FILE *out;
-	size_t tests = 0, failures = 0;
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	out = fopen(tmp, "w");
-	if (!out)
-		return -1;
-	/* count first */
-	for (size_t i = 0; i < t->n; i++) {
-		char stem[64];
-		kiln_qa_stem(t->v[i].name, stem, sizeof stem);
-		for (size_t c = 0; c <= NIMAGE_CHECKS; c++) {
-			size_t n;
-			tests++;
-			failures += token_finding(f, stem, c < NIMAGE_CHECKS ? image_checks[c] : NULL,
-						  &n) != NULL;
-		}
-	}
-	for (size_t i = 0; i < f->n; i++)
-		if (!strncmp(f->v[i].check, "collection.", 11) || !f->v[i].file) {
-			tests++;
-			failures += f->v[i].severity == KILN_SEV_ERROR;
-		}
-	fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		     "<testsuites name=\"kiln qa\" tests=\"%zu\" failures=\"%zu\">\n"
-		     "<testsuite name=\"kiln qa\" tests=\"%zu\" failures=\"%zu\">\n",
-		tests, failures, tests, failures);
-	for (size_t i = 0; i < t->n; i++) {
-		char stem[64];
-		kiln_qa_stem(t->v[i].name, stem, sizeof stem);
-		for (size_t c = 0; c <= NIMAGE_CHECKS; c++) {
-			const char *check = c < NIMAGE_CHECKS ? image_checks[c] : "metadata";
-			size_t n;
-			const struct kiln_finding *x = token_finding(f, stem,
-				c < NIMAGE_CHECKS ? image_checks[c] : NULL, &n);
-			fprintf(out, "<testcase classname=\"token.%s\" name=\"%s\"", stem, check);
-			if (!x) {
-				fputs("/>\n", out);
-				continue;
-			}
-			fputs("><failure message=\"", out);
-			xml_escape(out, x->message);
-			fprintf(out, "\" type=\"%s\">", x->check);
-			xml_escape(out, x->file);
-			fputs(x->path && *x->path ? " " : "", out);
-			xml_escape(out, x->path);
-			fputs(": ", out);
-			xml_escape(out, x->message);
-			fputs("</failure></testcase>\n", out);
-		}
-	}
+	char tmp[4096], *body = NULL;
+	size_t blen = 0, tests = 0, failures = 0, nids = 0, k = 0;
+	struct jrow *rows = calloc(f->n + 1, sizeof *rows);
+	uint64_t *ids = calloc(t->n + f->n + 1, sizeof *ids);
+	FILE *out = NULL, *mem = open_memstream(&body, &blen);
+	int rc = -1;
+	if (!rows || !ids || !mem)
+		goto done;
 	for (size_t i = 0; i < f->n; i++) {
-		const struct kiln_finding *x = &f->v[i];
-		if (strncmp(x->check, "collection.", 11) && x->file)
-			continue;
-		fprintf(out, "<testcase classname=\"collection\" name=\"%s\"", x->check);
-		if (x->severity != KILN_SEV_ERROR) {
-			fputs("/>\n", out);
-			continue;
-		}
-		fputs("><failure message=\"", out);
-		xml_escape(out, x->message);
-		fputs("\"/></testcase>\n", out);
+		rows[i].i = i;
+		rows[i].tok = finding_token(&f->v[i], t, &rows[i].id);
+		if (rows[i].tok)
+			ids[nids++] = rows[i].id;
 	}
+	for (size_t i = 0; i < t->n; i++)
+		if (!t->v[i].extra)
+			ids[nids++] = t->v[i].id;
+	qsort(rows, f->n, sizeof *rows, cmp_jrow);
+	qsort(ids, nids, sizeof *ids, cmp_u64);
+	for (size_t i = 0; i < nids; i++) {
+		char cls[64];
+		size_t lo, hi;
+		int any;
+		if (i && ids[i] == ids[i - 1])
+			continue;
+		snprintf(cls, sizeof cls, "token.%llu", (unsigned long long)ids[i]);
+		while (k < f->n && rows[k].tok && rows[k].id < ids[i])
+			k++;
+		for (lo = k, hi = k; hi < f->n && rows[hi].tok && rows[hi].id == ids[i]; hi++)
+			;
+		for (size_t c = 0; c < NIMAGE_CHECKS; c++) {
+			any = 0;
+			for (size_t r = lo; r < hi; r++)
+				if (!strcmp(f->v[rows[r].i].check, image_checks[c])) {
+					junit_case(mem, cls, &f->v[rows[r].i], &tests, &failures);
+					any = 1;
+				}
+			if (!any) {
+				fprintf(mem, "<testcase classname=\"%s\" name=\"%s\"/>\n", cls,
+					image_checks[c]);
+				tests++;
+			}
+		}
+		any = 0;
+		for (size_t r = lo; r < hi; r++)
+			if (strncmp(f->v[rows[r].i].check, "image.", 6)) {
+				junit_case(mem, cls, &f->v[rows[r].i], &tests, &failures);
+				any = 1;
+			}
+		if (!any) {
+			fprintf(mem, "<testcase classname=\"%s\" name=\"metadata\"/>\n", cls);
+			tests++;
+		}
+		k = hi;
+	}
+	for (size_t r = 0; r < f->n; r++)
+		if (!rows[r].tok)
+			junit_case(mem, "collection", &f->v[rows[r].i], &tests, &failures);
+	if (fclose(mem) != 0) {
+		mem = NULL;
+		goto done;
+	}
+	mem = NULL;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if (!(out = fopen(tmp, "w")))
+		goto done;
+	fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		     "<testsuites name=\"kiln qa\" tests=\"%zu\" failures=\"%zu\" errors=\"0\">\n"
+		     "<testsuite name=\"kiln qa\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+		     "skipped=\"0\">\n", tests, failures, tests, failures);
+	fwrite(body, 1, blen, out);
 	fputs("</testsuite>\n</testsuites>\n", out);
-	if (fclose(out) != 0 || rename(tmp, path) != 0)
-		return -1;
-	return 0;
+	rc = fclose(out) == 0 && rename(tmp, path) == 0 ? 0 : -1;
+done:
+	if (mem)
+		fclose(mem);
+	free(body);
+	free(rows);
+	free(ids);
+	return rc;
 }
 
 static json_t *findings_json(const struct kiln_findings *f, size_t checked)
@@ -412,7 +492,18 @@ static void summary(const struct kiln_findings *f, size_t images)
 	       kiln_findings_count(f, KILN_SEV_ERROR) ? "FAILED" : "passed");
 }
 
-static int save_results(struct kiln_project *p, const struct kiln_findings *f)
+static int cmp_tok_id(const void *key, const void *elem)
+{
+	uint64_t id = *(const uint64_t *)key;
+	const struct kiln_qa_token *t = elem;
+	return id < t->id ? -1 : id > t->id;
+}
+
+/* Findings [0, ncat) come from the catalog's checks (its images and plan), the rest from
+ * dist/: each is stored with its token (0 is an id like any other) and the SHA-256 of the
+ * image that token held when judged, so a later render makes the verdict stale. */
+static int save_results(struct kiln_project *p, const struct kiln_findings *f, size_t ncat,
+			const struct token_list *t)
 {
 	struct kiln_qa_row *rows = calloc(f->n + 1, sizeof *rows);
 	struct kiln_error e;
@@ -421,16 +512,17 @@ static int save_results(struct kiln_project *p, const struct kiln_findings *f)
 	if (!rows)
 		return 1;
 	for (size_t i = 0; i < f->n; i++) {
-		char stem[64];
 		rows[i].check = f->v[i].check;
 		rows[i].severity = kiln_severity_name(f->v[i].severity);
 		rows[i].file = f->v[i].file;
 		rows[i].path = f->v[i].path;
 		rows[i].message = f->v[i].message;
-		if (f->v[i].file && strncmp(f->v[i].check, "collection.", 11)) {
-			kiln_qa_stem(f->v[i].file, stem, sizeof stem);
-			if (is_number(stem, strlen(stem)))
-				rows[i].item_id = strtoull(stem, NULL, 10);
+		rows[i].origin = i < ncat ? KILN_QA_ORIGIN_CATALOG : KILN_QA_ORIGIN_DIST;
+		rows[i].has_item = finding_token(&f->v[i], t, &rows[i].item_id);
+		if (rows[i].has_item && t->sha) {
+			const struct kiln_qa_token *k = bsearch(&rows[i].item_id, t->v, t->n,
+								sizeof *t->v, cmp_tok_id);
+			rows[i].image = k ? t->sha[k - t->v] : NULL;
 		}
 	}
 	snprintf(detail, sizeof detail, "{\"errors\":%zu,\"warnings\":%zu}",
@@ -516,6 +608,163 @@ out:
 	return rc;
 }
 
+/* Move src's findings to dst, their file names prefixed (dist/'s other outputs repeat the
+ * names 0.json, 1.json, ...: "metaplex/assets/0.json" says which one). */
+static int append_prefixed(struct kiln_findings *dst, struct kiln_findings *src,
+			   const char *prefix, struct kiln_error *e)
+{
+	int rc = 0;
+	for (size_t i = 0; i < src->n && !rc; i++) {
+		const struct kiln_finding *x = &src->v[i];
+		char file[4096];
+		snprintf(file, sizeof file, "%s%s", x->file && *x->file ? prefix : "",
+			 x->file ? x->file : "");
+		if (kiln_findings_add(dst, x->check, x->severity, *file ? file : NULL, x->path, "%s",
+				      x->message))
+			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	}
+	kiln_findings_release(src);
+	return rc;
+}
+
+/* A release's metadata outputs under dir (a kiln dist/, or a HashLips build/ when meta_dir is
+ * its json/): the ERC-721 set with the reveal mapping (provenance.json's starting index) and
+ * the image location (ipfs.json's image_uri) a release wrote, dist/erc1155/metadata and
+ * dist/metaplex/assets. */
+static int check_outputs(const char *dir, const char *meta_dir, const char *images_dir,
+			 struct kiln_findings *f, struct kiln_error *e)
+{
+	struct kiln_metacheck_opts mo;
+	struct kiln_findings tmp = KILN_FINDINGS_INIT;
+	char path[4096], base[4096] = "";
+	json_t *j;
+	int rc = 0;
+	memset(&mo, 0, sizeof mo);
+	snprintf(path, sizeof path, "%s/provenance.json", dir);
+	if ((j = json_load_file(path, 0, NULL))) {
+		json_t *si = json_object_get(j, "starting_index");
+		if (json_is_integer(si) && json_integer_value(si) >= 0) {
+			mo.has_starting_index = 1;
+			mo.starting_index = (unsigned long long)json_integer_value(si);
+		}
+		json_decref(j);
+	}
+	snprintf(path, sizeof path, "%s/ipfs.json", dir);
+	if ((j = json_load_file(path, 0, NULL))) {
+		const char *u = json_string_value(json_object_get(j, "image_uri"));
+		size_t i;
+		json_t *x;
+		if (u)
+			snprintf(base, sizeof base, "%s", u);
+		else
+			json_array_foreach(json_object_get(j, "entries"), i, x)
+				if (!strcmp(json_string_value(json_object_get(x, "name")) ?: "", "images") &&
+				    json_string_value(json_object_get(x, "cid")))
+					snprintf(base, sizeof base, "ipfs://%s",
+						 json_string_value(json_object_get(x, "cid")));
+		json_decref(j);
+		for (size_t n = strlen(base); n && base[n - 1] == '/';)
+			base[--n] = 0;
+	}
+	mo.image_base = *base ? base : NULL;
+	mo.images_dir = images_dir && is_dir(images_dir) ? images_dir : NULL;
+	if (meta_dir && (rc = kiln_metacheck_folder_erc721_opts(meta_dir, &mo, f, e)))
+		return rc;
+	snprintf(path, sizeof path, "%s/erc1155/metadata", dir);
+	if (is_dir(path)) {
+		mo.erc1155 = 1;
+		if ((rc = kiln_metacheck_folder_erc721_opts(path, &mo, &tmp, e)) ||
+		    (rc = append_prefixed(f, &tmp, "erc1155/metadata/", e)))
+			goto out;
+	}
+	snprintf(path, sizeof path, "%s/metaplex/assets", dir);
+	if (is_dir(path) && ((rc = kiln_metacheck_sugar_folder(path, &tmp, e)) ||
+			     (rc = append_prefixed(f, &tmp, "metaplex/assets/", e))))
+		goto out;
+out:
+	kiln_findings_release(&tmp);
+	return rc;
+}
+
+/* The collection image (Sugar's collection.<ext>, the spec's metaplex.collection.image) is
+ * decoded and checked like a token's, but is not one: it sits last (id UINT64_MAX keeps the
+ * list sorted by id) and stays out of duplicates and the size majority. */
+static void add_extra(struct token_list *t, const char *path, const char *name)
+{
+	struct kiln_qa_token *v = realloc(t->v, (t->n + 1) * sizeof *v);
+	char **o = v ? realloc(t->owned, (t->nowned + 2) * sizeof *o) : NULL;
+	if (v)
+		t->v = v;
+	if (!o)
+		return;
+	t->owned = o;
+	t->owned[t->nowned++] = strdup(path);
+	t->owned[t->nowned++] = strdup(name);
+	if (!t->owned[t->nowned - 1] || !t->owned[t->nowned - 2])
+		return;
+	memset(&t->v[t->n], 0, sizeof t->v[t->n]);
+	t->v[t->n].id = UINT64_MAX;
+	t->v[t->n].path = t->owned[t->nowned - 2];
+	t->v[t->n].name = t->owned[t->nowned - 1];
+	t->v[t->n].extra = 1;
+	t->n++;
+}
+
+static void add_sugar_collection(const char *dir, struct token_list *t)
+{
+	static const char *const ext[] = {"png", "jpg", "jpeg", "gif", "webp"};
+	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+		char path[4096], name[32];
+		snprintf(name, sizeof name, "collection.%s", ext[i]);
+		snprintf(path, sizeof path, "%s/%s", dir, name);
+		if (exists(path)) {
+			add_extra(t, path, name);
+			return;
+		}
+	}
+}
+
+/* A positive pixel count, or -1. */
+static int parse_size(const char *s)
+{
+	char *end;
+	long v;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	v = strtol(s, &end, 10);
+	return *end || v <= 0 || v > 1000000 ? -1 : (int)v;
+}
+
+/* The qa: block's thresholds (the severities are applied to the findings). */
+static void qa_spec_opts(const struct kiln_qa_spec *q, struct kiln_qa_opts *o)
+{
+	if (q->max_bytes)
+		o->max_bytes = q->max_bytes;
+	if (q->min_bytes)
+		o->min_bytes = q->min_bytes;
+	if (q->uniform_stddev > 0)
+		o->uniform_stddev = q->uniform_stddev;
+	if (q->black_level)
+		o->black_level = q->black_level;
+	if (q->near_threshold)
+		o->near_threshold = q->near_threshold == -2 ? 0 : q->near_threshold;
+	if (q->near_dhash_threshold)
+		o->near_dhash_threshold = q->near_dhash_threshold == -2 ? 0 : q->near_dhash_threshold;
+	o->alpha = q->alpha;
+}
+
+static void apply_severities(struct kiln_findings *f, const struct kiln_qa_spec *q)
+{
+	struct kiln_qa_severity sv[256];
+	size_t n = q->nchecks < 256 ? q->nchecks : 256;
+	for (size_t i = 0; i < n; i++) {
+		sv[i].check = q->checks[i].check;
+		sv[i].severity = q->checks[i].severity;
+	}
+	if (n)
+		kiln_qa_apply_severities(f, sv, n);
+}
+
 int cmd_qa(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -524,19 +773,24 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		{"near", required_argument, NULL, 'n'}, {"max-size", required_argument, NULL, 'm'},
 		{"width", required_argument, NULL, 'W'}, {"height", required_argument, NULL, 'E'},
 		{"provenance", required_argument, NULL, 'P'}, {"quiet", no_argument, NULL, 'q'},
+		{"near-dhash", required_argument, NULL, 'D'}, {"config", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct kiln_qa_opts o;
-	struct kiln_findings f = KILN_FINDINGS_INIT;
+	struct kiln_findings f = KILN_FINDINGS_INIT, fd = KILN_FINDINGS_INIT;
 	struct kiln_qa_image_result ir = {NULL, 0, 0};
-	struct token_list toks = {NULL, NULL, 0, 0};
+	struct token_list toks = {NULL, NULL, 0, 0, NULL};
 	struct kiln_project *p = NULL;
+	struct kiln_spec *config = NULL;
+	const struct kiln_qa_spec *qspec = NULL;
 	struct kiln_error e;
 	struct cli_progress cp;
 	const char *standard = NULL, *json_file = NULL, *junit = NULL, *html = NULL, *path = NULL;
-	const char *provenance = NULL;
-	int c, json = 0, quiet = 0, rc = 0, near = -100, width = 0, height = 0;
+	const char *provenance = NULL, *config_file = NULL;
+	int c, json = 0, quiet = 0, rc = 0, near = -100, dnear = -100, width = 0, height = 0;
 	uint64_t max_size = 0;
-	char meta_dir[4096] = "", sugar_dir[4096] = "", prov_dir[4096] = "";
+	size_t ncat;
+	char meta_dir[4096] = "", sugar_dir[4096] = "", prov_dir[4096] = "", out_dir[4096] = "";
+	char images_dir[4096] = "";
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
@@ -547,27 +801,38 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		case 'J': junit = optarg; break;
 		case 'H': html = optarg; break;
 		case 'n':
+		case 'D': {
+			int *t = c == 'n' ? &near : &dnear, v;
 			if (!strcmp(optarg, "off")) {
-				near = -1;
+				*t = -1;
 				break;
 			}
-			near = (int)strtol(optarg, &end, 10);
-			if (*end || near < 0 || near > 32)
-				return cli_usage("qa", "--near takes 0..32 or off");
+			v = (int)strtol(optarg, &end, 10);
+			if (!*optarg || *end || v < 0 || v > 32)
+				return cli_usage("qa", "--%s takes 0..32 or off, not '%s'",
+						 c == 'n' ? "near" : "near-dhash", optarg);
+			*t = v;
 			break;
+		}
 		case 'm':
 			max_size = strtoull(optarg, &end, 10);
-			if (*end || !max_size)
+			if (*end || !max_size || !isdigit((unsigned char)*optarg))
 				return cli_usage("qa", "--max-size takes a number of bytes");
 			break;
-		case 'W': width = atoi(optarg); break;
-		case 'E': height = atoi(optarg); break;
+		case 'W':
+		case 'E':
+			if (parse_size(optarg) < 0)
+				return cli_usage("qa", "--%s takes a positive number of pixels, not '%s'",
+						 c == 'W' ? "width" : "height", optarg);
+			*(c == 'W' ? &width : &height) = parse_size(optarg);
+			break;
 		case 'P':
 			if (!is_hash(optarg))
 				return cli_usage("qa", "--provenance takes a SHA-256 provenance hash "
 						 "(64 hex digits), not '%s'", optarg);
 			provenance = optarg;
 			break;
+		case 'C': config_file = optarg; break;
 		case 'q': quiet = 1; break;
 		case 'h': help(); return 0;
 		default: return cli_usage("qa", "unknown option");
@@ -579,11 +844,20 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		return cli_usage("qa", "give at most one folder");
 	if (optind < argc)
 		path = argv[optind];
+	if (config_file && !path)
+		return cli_usage("qa", "--config is for a folder (PATH): a project uses its own "
+				 "kiln.yaml");
 	kiln_qa_opts_default(&o);
 	kiln_error_clear(&e);
 	cli_progress_init(&cp, 0, quiet || json);
 	o.progress = cli_progress_cb;
 	o.user = &cp;
+	if (config_file) {
+		if (kiln_spec_load(&config, config_file, &e))
+			return cli_fail(&e);
+		qspec = &config->qa;
+		qa_spec_opts(qspec, &o);
+	}
 
 	if (!path) {
 		/* a kiln project */
@@ -593,26 +867,24 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		if ((rc = cli_open(cli, &p)))
 			return rc;
 		s = p->spec;
+		qspec = &s->qa;
 		o.width = s->width;
 		o.height = s->height;
 		o.format = s->format == KILN_FORMAT_PNG ? "png" : s->format == KILN_FORMAT_WEBP ? "webp"
 												: "jpeg";
-		if (s->qa.max_bytes)
-			o.max_bytes = s->qa.max_bytes;
-		o.min_bytes = s->qa.min_bytes;
-		if (s->qa.uniform_stddev > 0)
-			o.uniform_stddev = s->qa.uniform_stddev;
-		if (s->qa.black_level)
-			o.black_level = s->qa.black_level;
-		if (s->qa.near_threshold)
-			o.near_threshold = s->qa.near_threshold == -2 ? 0 : s->qa.near_threshold;
-		o.alpha = s->qa.alpha;
+		qa_spec_opts(qspec, &o);
 		if (kiln_catalog_items(p->catalog, s, &items, &e)) {
 			rc = cli_fail(&e);
 			goto out;
 		}
 		toks.v = calloc(items.n + 1, sizeof *toks.v);
-		toks.owned = calloc(2 * items.n + 1, sizeof *toks.owned);
+		toks.owned = calloc(3 * items.n + 1, sizeof *toks.owned);
+		toks.sha = calloc(items.n + 1, sizeof *toks.sha);
+		if (!toks.v || !toks.owned || !toks.sha) {
+			kiln_items_release(&items);
+			rc = cli_fail(&(struct kiln_error){KILN_E_NOMEM, "qa", "out of memory"});
+			goto out;
+		}
 		for (size_t i = 0; i < items.n; i++) {
 			char name[64];
 			snprintf(name, sizeof name, "%llu.%s", (unsigned long long)items.v[i].id,
@@ -622,9 +894,18 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 			toks.v[i].path = items.v[i].image[0] ?
 				(toks.owned[toks.nowned++] = kiln_store_path(p->store, items.v[i].image))
 				: NULL;
+			if (items.v[i].image[0])
+				toks.sha[i] = toks.owned[toks.nowned++] = strdup(items.v[i].image);
 		}
 		toks.n = items.n;
 		kiln_items_release(&items);
+		if (s->mpl_collection_image && !strstr(s->mpl_collection_image, "://")) {
+			char cp2[4096], name[64];
+			const char *dot = strrchr(s->mpl_collection_image, '.');
+			snprintf(cp2, sizeof cp2, "%s/%s", p->dir, s->mpl_collection_image);
+			snprintf(name, sizeof name, "collection%s", dot ? dot : "");
+			add_extra(&toks, cp2, name);
+		}
 		if (kiln_qa_collection(p, &f, &e)) {
 			rc = cli_fail(&e);
 			goto out;
@@ -633,9 +914,12 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		if (is_dir(dist_meta))
 			snprintf(meta_dir, sizeof meta_dir, "%s", dist_meta);
 		snprintf(prov_dir, sizeof prov_dir, "%s/dist", p->dir);
+		snprintf(out_dir, sizeof out_dir, "%s/dist", p->dir);
+		snprintf(images_dir, sizeof images_dir, "%s/dist/images", p->dir);
 	} else if (!is_dir(path)) {
 		fprintf(stderr, "kiln qa: %s: no such folder\n", path);
-		return 2;
+		rc = 2;
+		goto out;
 	} else {
 		char a[4096], b[4096];
 		snprintf(prov_dir, sizeof prov_dir, "%s", path);
@@ -644,15 +928,18 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		if ((standard && !strcmp(standard, "metaplex")) || is_dir(a) || exists(b)) {
 			snprintf(sugar_dir, sizeof sugar_dir, "%s", is_dir(a) ? a : path);
 			folder_tokens(sugar_dir, &toks);
+			add_sugar_collection(sugar_dir, &toks);
 		} else {
 			snprintf(a, sizeof a, "%s/images", path);
 			if (!is_dir(a)) {
 				fprintf(stderr, "kiln qa: %s: not a collection folder: expected images/ "
 					"with json/ or metadata/ (HashLips build/, kiln dist/), or a "
 					"Sugar assets/ folder\n", path);
-				return 2;
+				rc = 2;
+				goto out;
 			}
 			folder_tokens(a, &toks);
+			snprintf(images_dir, sizeof images_dir, "%s", a);
 			snprintf(b, sizeof b, "%s/json", path);
 			if (!is_dir(b))
 				snprintf(b, sizeof b, "%s/metadata", path);
@@ -660,10 +947,13 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 				snprintf(meta_dir, sizeof meta_dir, "%s", b);
 				add_missing(b, &toks);
 			}
+			snprintf(out_dir, sizeof out_dir, "%s", path);
 		}
 	}
 	if (near != -100)
 		o.near_threshold = near;
+	if (dnear != -100)
+		o.near_dhash_threshold = dnear;
 	if (max_size)
 		o.max_bytes = max_size;
 	if (width)
@@ -675,28 +965,31 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		rc = cli_fail(&e);
 		goto out;
 	}
-	if ((provenance || prov_dir[0]) && check_provenance(provenance, prov_dir, &toks, &f, &e)) {
+	/* everything after this point judges release outputs (dist/, or a folder's metadata) */
+	if ((provenance || prov_dir[0]) && check_provenance(provenance, prov_dir, &toks, &fd, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
-	if (sugar_dir[0] && kiln_metacheck_sugar_folder(sugar_dir, &f, &e)) {
+	if (sugar_dir[0] && kiln_metacheck_sugar_folder(sugar_dir, &fd, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
-	if (meta_dir[0] && kiln_metacheck_folder_erc721(meta_dir, &f, &e)) {
+	if ((meta_dir[0] || out_dir[0]) &&
+	    check_outputs(out_dir[0] ? out_dir : meta_dir, meta_dir[0] ? meta_dir : NULL,
+			  images_dir[0] ? images_dir : NULL, &fd, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
-	if (p && p->spec->qa.nchecks) {
-		struct kiln_qa_severity sv[256];
-		size_t n = p->spec->qa.nchecks < 256 ? p->spec->qa.nchecks : 256;
-		for (size_t i = 0; i < n; i++) {
-			sv[i].check = p->spec->qa.checks[i].check;
-			sv[i].severity = p->spec->qa.checks[i].severity;
-		}
-		kiln_qa_apply_severities(&f, sv, n);
+	if (qspec) {
+		apply_severities(&f, qspec);
+		apply_severities(&fd, qspec);
 	}
-	if (p && (rc = save_results(p, &f)))
+	ncat = f.n;
+	if (append_prefixed(&f, &fd, "", &e)) {
+		rc = cli_fail(&e);
+		goto out;
+	}
+	if (p && (rc = save_results(p, &f, ncat, &toks)))
 		goto out;
 	if (junit && write_junit(junit, &toks, &f)) {
 		fprintf(stderr, "kiln qa: %s: cannot write the JUnit report\n", junit);
@@ -728,7 +1021,9 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 out:
 	kiln_qa_image_result_release(&ir);
 	kiln_findings_release(&f);
+	kiln_findings_release(&fd);
 	tokens_free(&toks);
 	kiln_project_free(p);
+	kiln_spec_free(config);
 	return rc;
 }

@@ -22,7 +22,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	struct kiln_project *p = NULL;
 	struct kiln_items items;
 	struct kiln_error e;
-	char *renders = NULL, *end;
+	char *renders = NULL, *qa = NULL, *end;
 	unsigned long long id;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -42,7 +42,8 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	kiln_error_clear(&e);
 	memset(&items, 0, sizeof items);
 	if (kiln_catalog_item(p->catalog, p->spec, id, &items, &e) ||
-	    kiln_catalog_item_renders_json(p->catalog, id, &renders, &e)) {
+	    kiln_catalog_item_renders_json(p->catalog, id, &renders, &e) ||
+	    kiln_catalog_qa_item_json(p->catalog, id, &qa, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
@@ -61,14 +62,15 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	char *name = kiln_token_name(p->spec, it->id);
 	if (json) {
 		json_t *o = json_pack("{s:I, s:s?, s:s?, s:o, s:I, s:s, s:s?, s:s?, s:s?, s:I, s:f, "
-				      "s:s?, s:o}",
+				      "s:s?, s:o, s:o}",
 			"id", (json_int_t)it->id, "name", name, "legendary", it->legendary_name,
 			"traits", json_loads(it->traits_json, 0, NULL),
 			"seed", (json_int_t)it->seed, "status", status,
 			"image", it->image[0] ? it->image : NULL, "path", path,
 			"recipe", it->recipe[0] ? it->recipe : NULL,
 			"rarity_rank", (json_int_t)it->rarity_rank, "rarity_score", it->rarity_score,
-			"error", it->error, "renders", json_loads(renders, 0, NULL));
+			"error", it->error, "renders", json_loads(renders, 0, NULL),
+			"qa", json_loads(qa, 0, NULL));
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -99,6 +101,19 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 			       json_real_value(json_object_get(v, "seconds")), err ? "  " : "",
 			       err ? err : "");
 		}
+		/* the last `kiln qa` on this token: a verdict on an image since replaced is stale */
+		json_t *qs = json_loads(qa, 0, NULL);
+		json_array_foreach(qs, i, v)
+			printf("  %-10s %s %s %s%s: %s\n", i ? "" : "qa",
+			       json_string_value(json_object_get(v, "severity")),
+			       json_string_value(json_object_get(v, "check")),
+			       json_string_value(json_object_get(v, "file")),
+			       json_is_true(json_object_get(v, "current")) ? "" : " (stale: the image "
+			       "changed since; run `kiln qa`)",
+			       json_string_value(json_object_get(v, "message")));
+		if (!json_array_size(qs))
+			printf("  qa         no findings in the last `kiln qa`\n");
+		json_decref(qs);
 		json_decref(tr);
 		json_decref(rs);
 	}
@@ -106,6 +121,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	free(name);
 out:
 	free(renders);
+	free(qa);
 	kiln_items_release(&items);
 	kiln_project_free(p);
 	return rc;

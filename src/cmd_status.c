@@ -95,6 +95,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	int c, json = 0, rc, current = 0;
 	struct kiln_project *p = NULL;
 	struct kiln_catalog_counts n;
+	struct kiln_qa_state qa;
 	struct kiln_error e;
 	char *release = NULL;
 	const char *next;
@@ -115,7 +116,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	kiln_error_clear(&e);
 	if (kiln_catalog_counts(p->catalog, &n, &e) ||
 	    kiln_project_plan_current(p, &current, &e) ||
-	    kiln_catalog_meta_get(p->catalog, "release_sha", &release, &e)) {
+	    kiln_catalog_meta_get(p->catalog, "release_sha", &release, &e) ||
+	    kiln_catalog_qa_state(p->catalog, &qa, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
@@ -133,7 +135,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	}
 	if (json) {
 		json_t *o = json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, "
-				      "s:b, s:s, s:o}",
+				      "s:b, s:s, s:o, s:{s:b, s:I, s:I, s:I, s:I, s:I}}",
 			"collection", p->spec->name, "size", (json_int_t)p->spec->size,
 			"engine", p->spec->engine, "plan_current", current,
 			"items", (json_int_t)n.items, "planned", (json_int_t)n.planned,
@@ -141,7 +143,11 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			"legendaries", (json_int_t)n.legendaries, "renders", (json_int_t)n.renders,
 			"renders_failed", (json_int_t)n.renders_failed,
 			"render_seconds", n.render_seconds, "released", release != NULL,
-			"next", next, "endpoints", endpoints_json(eps, neps));
+			"next", next, "endpoints", endpoints_json(eps, neps),
+			"qa", "ran", qa.ran, "failed_tokens", (json_int_t)qa.failed_tokens,
+			"stale_tokens", (json_int_t)qa.stale_tokens,
+			"collection_errors", (json_int_t)qa.collection_errors,
+			"dist_errors", (json_int_t)qa.dist_errors, "warnings", (json_int_t)qa.warnings);
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -156,6 +162,16 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("  renders    %llu attempts, %llu failed, %.1f s rendering in all\n",
 		       (unsigned long long)n.renders, (unsigned long long)n.renders_failed,
 		       n.render_seconds);
+		if (!qa.ran)
+			printf("  qa         not run yet\n");
+		else
+			printf("  qa         %llu token%s failed, %llu collection-level error(s), "
+			       "%llu stale verdict(s) (image changed since; run `kiln qa`), %llu "
+			       "error(s) in dist/, %llu warning(s)\n",
+			       (unsigned long long)qa.failed_tokens, qa.failed_tokens == 1 ? "" : "s",
+			       (unsigned long long)qa.collection_errors,
+			       (unsigned long long)qa.stale_tokens, (unsigned long long)qa.dist_errors,
+			       (unsigned long long)qa.warnings);
 		printf("  release    %s\n", release ? "written (see dist/)" : "not yet");
 		printf("  next       %s\n", next);
 		if (neps)

@@ -189,9 +189,22 @@ int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_sta
 void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n);
 
 /* QA results: the last `kiln qa` run's findings replace the previous ones in one
- * transaction (table qa_findings), with a "qa" event. item_id 0: not tied to one token. */
+ * transaction (table qa_findings), with a "qa" event.
+ *
+ * A token verdict is tied to the image it judged: `image` is the SHA-256 (content-store hash)
+ * of the item's accepted render when QA ran. A verdict only counts while the item still holds
+ * that image: a re-rendered item is not blocked by a stale verdict, it waits for the next
+ * `kiln qa` to be judged. Findings about dist/ (the previous release's own output, which the
+ * next release rewrites) are recorded and shown but do not block a release. */
+enum kiln_qa_origin {
+	KILN_QA_ORIGIN_CATALOG = 0, /* the catalog's images and plan: gates `kiln release` */
+	KILN_QA_ORIGIN_DIST = 1,    /* dist/ metadata, provenance, Sugar assets: recorded only */
+};
 struct kiln_qa_row {
-	uint64_t item_id;
+	int has_item;             /* 0: a collection-level finding (no token) */
+	uint64_t item_id;         /* the token (0 is a real id: see has_item) */
+	const char *image;        /* SHA-256 of the image judged, or NULL (none rendered) */
+	int origin;               /* enum kiln_qa_origin */
 	const char *check;
 	const char *severity;     /* "error" or "warning" */
 	const char *file;
@@ -200,9 +213,30 @@ struct kiln_qa_row {
 };
 int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows, size_t n,
 			 const char *detail_json, struct kiln_error *e) KILN_MUST_CHECK;
-/* Ids of tokens with an error-level QA finding, ascending (*ids owned by the caller; NULL
- * when *n == 0). *ran is 0 when QA never ran on this catalog. */
+/* Ids of tokens with a current error-level QA verdict from the catalog's checks (their image
+ * is still the one judged), ascending (*ids owned by the caller; NULL when *n == 0). *ran is 0
+ * when QA never ran on this catalog. Collection-level errors (trait counts, uniqueness, ids:
+ * no single token) block a whole release: the function then fails with KILN_E_FAILED and a
+ * message naming them (and the failing tokens), which `kiln release` reports as it is. */
 int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, int *ran,
 			   struct kiln_error *e) KILN_MUST_CHECK;
+
+/* A summary of the last QA run for `kiln status`. */
+struct kiln_qa_state {
+	int ran;
+	uint64_t failed_tokens;    /* tokens with a current error verdict (catalog checks) */
+	uint64_t stale_tokens;     /* tokens whose error verdict judged an image since replaced */
+	uint64_t collection_errors;/* error findings tied to no token (catalog checks) */
+	uint64_t dist_errors;      /* error findings on dist/ (recorded, not blocking) */
+	uint64_t warnings;
+};
+int kiln_catalog_qa_state(struct kiln_catalog *c, struct kiln_qa_state *s, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* One token's findings from the last run, as JSON: [{check, severity, file, path, message,
+ * origin: "catalog"|"dist", current: true when the item still holds the image judged}]
+ * (owned by the caller; an empty array when none). */
+int kiln_catalog_qa_item_json(struct kiln_catalog *c, uint64_t id, char **json,
+			      struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

@@ -65,7 +65,7 @@ int kiln_metacheck_token_text(const char *text, size_t len, unsigned standards, 
 			      struct kiln_findings *out, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* Check a Sugar assets folder: numbering 0..n-1 without gap or repeat, every N.json paired with
- * one N.<image>, collection.json paired with a collection image (both optional), each json's
+ * one N.<image> (png, jpg, jpeg or gif: the only images Sugar pairs), unique trait sets, collection.json paired with a collection image (both optional), each json's
  * `image` naming its own image file, Metaplex rules on every json, and attribute spelling drift
  * across the collection. KILN_E_IO when dir cannot be read. */
 int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, struct kiln_error *e)
@@ -77,6 +77,35 @@ int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, stru
  * with the single files, and attribute spelling drift. KILN_E_IO when dir cannot be read. */
 int kiln_metacheck_folder_erc721(const char *dir, struct kiln_findings *out,
 				 struct kiln_error *e) KILN_MUST_CHECK;
+
+/* What a folder check knows beyond the folder (all optional; zero = not known). */
+struct kiln_metacheck_opts {
+	/* Reveal (BAYC method, as `kiln release --starting-index N` writes it): the token at
+	 * position t (0-based, in number order) shows image number (t + starting_index) mod n;
+	 * without it token N must show image N. A release's provenance.json says it. */
+	int has_starting_index;
+	unsigned long long starting_index;
+	/* The URI every image must start with, followed by "/<N>.<ext>": the images folder's
+	 * location (dist/ipfs.json's image_uri, ipfs://<images CID>). */
+	const char *image_base;
+	/* The folder of the image files: each image URI must name N.<ext> exactly as it exists
+	 * there (number and extension). */
+	const char *images_dir;
+	/* ERC-1155 file names: {id} as 64 lowercase hex digits + ".json" instead of N.json. */
+	int erc1155;
+};
+
+/* kiln_metacheck_folder_erc721 with what the caller knows (o may be NULL). Also finds two
+ * tokens with the same trait set (collection.unique). */
+int kiln_metacheck_folder_erc721_opts(const char *dir, const struct kiln_metacheck_opts *o,
+				      struct kiln_findings *out, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* Every check id kiln qa can report (images, collection, metadata), NULL-terminated, for
+ * validating severity overrides; *n gets the count. */
+const char *const *kiln_qa_check_ids(size_t *n);
+/* 1 when id is a check id, or a prefix ending in '.' of at least one. */
+int kiln_qa_check_known(const char *id);
 
 /* Decode a base58 (Bitcoin alphabet) string; returns the decoded length (leading '1's are
  * zero bytes), or -1 for a character outside the alphabet or more than `cap` bytes. */

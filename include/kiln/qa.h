@@ -23,10 +23,14 @@ struct kiln_qa_token {
 	uint64_t id;            /* token id (for reports) */
 	const char *name;       /* how findings name it: the image file name as the folder has it */
 	const char *path;       /* the image to check (NULL: missing) */
+	int extra;              /* not a token (a collection image): decoded and checked on its
+				 * own, left out of duplicates, near duplicates and the size
+				 * majority */
 };
 
 struct kiln_qa_opts {
-	int width, height;      /* expected size; 0: not checked */
+	int width, height;      /* expected size; both 0: every token must have the size most
+				 * tokens have (when more than half share one) */
 	const char *format;     /* expected libvips loader prefix: "png", "webp", "jpeg"; NULL any */
 	uint64_t min_bytes;     /* file size bounds; 0: not checked */
 	uint64_t max_bytes;
@@ -34,6 +38,9 @@ struct kiln_qa_opts {
 	double uniform_stddev;  /* every band's standard deviation below this: near-uniform */
 	int black_level;        /* every channel at most this: all black (safety filter) */
 	int near_threshold;     /* pHash Hamming distance for near duplicates; < 0: off */
+	int near_dhash_threshold; /* dHash distance; < 0: off (the default: it costs a second
+				 * resize per image, docs/qa.md). A pair is near when either
+				 * hash is within its threshold. */
 	unsigned threads;       /* 0: one per core */
 	kiln_progress_fn progress;
 	void *user;

@@ -206,7 +206,8 @@ struct kiln_qa_spec {
 	uint64_t min_bytes;        /* default: not checked */
 	double uniform_stddev;     /* default 2.0 */
 	int black_level;           /* default 8 */
-	int near_threshold;        /* default 4; -1: near-duplicate search off */
+	int near_threshold;        /* default 4; -1: near-duplicate search off; -2: exactly 0 */
+	int near_dhash_threshold;  /* 0: not set (off); -1 off; -2 exactly 0; else the distance */
 	int alpha;                 /* -1 either (default), 0 forbidden, 1 required */
 	struct kiln_qa_check *checks;
 	size_t nchecks;
