@@ -124,15 +124,18 @@ expect_contains "targets, contract, metaplex, provenance" "$T/py" ok
 
 # CIDs and CARs equal to the npm importer's (ipfs-unixfs-importer + @ipld/car)
 ORACLE=$KILN_SRC/tests/ipfs
-if command -v node >/dev/null 2>&1 && [ -d "$ORACLE/node_modules" ]; then
-	for f in images:images metadata:metadata erc1155/metadata:erc1155-metadata; do
-		dir=${f%%:*} name=${f##*:}
-		node "$ORACLE/oracle.mjs" --car "$T/$name.car" "$P/dist/$dir" | tail -1 | cut -d' ' -f1 >"$T/oc"
+oracle_cars() { # path:name ... (a path in dist/, its ipfs.json entry and car/<name>.car)
+	for f in "$@"; do
+		path=${f%%:*} name=${f##*:}
+		node "$ORACLE/oracle.mjs" --car "$T/$name.car" "$P/dist/$path" | tail -1 | cut -d' ' -f1 >"$T/oc"
 		want=$($PY -c "import json,sys; print([e['cid'] for e in json.load(open('$P/dist/ipfs.json'))['entries'] if e['name']=='$name'][0])")
 		expect_eq "$name CID equals the npm importer's" "$(cat "$T/oc")" "$want"
 		expect_eq "$name CAR byte-identical to @ipld/car's" \
 			"$(cmp -s "$T/$name.car" "$P/dist/car/$name.car" && echo same)" same
 	done
+}
+if command -v node >/dev/null 2>&1 && [ -d "$ORACLE/node_modules" ]; then
+	oracle_cars images:images metadata:metadata erc1155/metadata:erc1155-metadata
 	node "$ORACLE/oracle.mjs" "$P/dist/contract.json" | tail -1 | cut -d' ' -f1 >"$T/oc"
 	expect_eq "contract.json CID" "$(cat "$T/oc")" \
 		"$($PY -c "import json; print(json.load(open('$P/dist/ipfs.json'))['contract_uri'][7:])")"
@@ -199,15 +202,8 @@ PY
 expect_contains "a CAR for every CID in ipfs.json" "$T/py" ok
 grep -v '^ok$' "$T/py" | head
 if command -v node >/dev/null 2>&1 && [ -d "$ORACLE/node_modules" ]; then
-	for f in contract:contract_images contract.json:contract prereveal/hidden.png:hidden_image \
-		prereveal/metadata:prereveal-metadata; do
-		path=${f%%:*} name=${f##*:}
-		node "$ORACLE/oracle.mjs" --car "$T/$name.car" "$P/dist/$path" | tail -1 | cut -d' ' -f1 >"$T/oc"
-		want=$($PY -c "import json,sys; print([e['cid'] for e in json.load(open('$P/dist/ipfs.json'))['entries'] if e['name']=='$name'][0])")
-		expect_eq "$name CID equals the npm importer's" "$(cat "$T/oc")" "$want"
-		expect_eq "$name CAR byte-identical to @ipld/car's" \
-			"$(cmp -s "$T/$name.car" "$P/dist/car/$name.car" && echo same)" same
-	done
+	oracle_cars contract:contract_images contract.json:contract prereveal/hidden.png:hidden_image \
+		prereveal/metadata:prereveal-metadata
 fi
 "$KILN" -C "$P" verify -q >"$T/v" 2>&1
 expect_eq "verify the release with every CAR" $? 0
