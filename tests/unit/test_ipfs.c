@@ -275,6 +275,28 @@ static void test_hamt_threshold(void **state)
 	assert_string_equal(hex, HAMT4097_CAR_SHA256);
 }
 
+/* A CAR of one file (kiln release --car: the hidden image, contract.json), written without its
+ * own fsync as the release does: equal to @ipld/car's for "hello world". */
+#define HELLO_CAR_SHA256 "7749e28c4fe3f68c00ac08af41c1c4f6e0275c86bd9e8ae7b9446da7d1663710"
+
+static void test_file_car(void **state)
+{
+	struct kiln_ipfs_car *car;
+	struct kiln_error e;
+	char cid[KILN_IPFS_CID_MAX], hex[65];
+	(void)state;
+	kiln_error_clear(&e);
+	write_file(tpath("hello.txt"), "hello world", 11);
+	assert_int_equal(kiln_ipfs_car_open(&car, tpath("hello.car"), &e), 0);
+	kiln_ipfs_car_set_sync(car, 0);
+	assert_int_equal(kiln_ipfs_import_path(tpath("hello.txt"), car, cid, NULL, &e), 0);
+	assert_string_equal(cid, HELLO_CID);
+	assert_int_equal(kiln_ipfs_car_finish(car, cid, &e), 0);
+	kiln_ipfs_car_free(car);
+	assert_int_equal(kiln_sha256_file(tpath("hello.car"), hex, &e), 0);
+	assert_string_equal(hex, HELLO_CAR_SHA256);
+}
+
 static void test_errors(void **state)
 {
 	struct kiln_ipfs_dir *d;
@@ -368,7 +390,7 @@ int main(void)
 		cmocka_unit_test(test_streaming_writes),
 		cmocka_unit_test(test_directory_and_car),
 		cmocka_unit_test(test_import_tree),
-		cmocka_unit_test(test_hamt_threshold),
+		cmocka_unit_test(test_hamt_threshold), cmocka_unit_test(test_file_car),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_alloc_failures),
 	};
