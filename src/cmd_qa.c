@@ -113,6 +113,7 @@ static int folder_tokens(const char *dir, struct token_list *t)
 		t->v[t->n].id = strtoull(de->d_name, NULL, 10);
 		t->v[t->n].name = name;
 		t->v[t->n].path = path;
+		t->v[t->n].extra = 0;
 		t->n++;
 	}
 	closedir(d);
@@ -153,6 +154,7 @@ static void add_missing(const char *meta_dir, struct token_list *t)
 		t->v[t->n].id = id;
 		t->v[t->n].name = name;
 		t->v[t->n].path = NULL;
+		t->v[t->n].extra = 0;
 		t->n++;
 	}
 	closedir(d);
