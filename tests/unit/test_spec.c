@@ -36,7 +36,7 @@ static const char full[] =
 	"uniqueness: {min_distance: 1}\n"
 	"legendaries:\n"
 	"  - {name: One, file: f.png, attributes: {Type: Legendary, Tier: 1}}\n"
-	"metadata: {name: 'Owl {id}', start_id: 0, base_uri: 'ipfs://x/', targets: [erc721, metaplex]}\n";
+	"metadata: {name: 'Owl {id}', start_id: 0, base_uri: 'ipfs://x/', targets: [erc721, erc1155]}\n";
 
 static void parses_everything(void **state)
 {
@@ -80,7 +80,7 @@ static void parses_everything(void **state)
 	assert_int_equal(s->legendaries[0].nattrs, 2);
 	assert_string_equal(s->legendaries[0].attrs[1].value, "1");
 	assert_int_equal(s->start_id, 0);
-	assert_int_equal(s->targets, KILN_TARGET_ERC721 | KILN_TARGET_METAPLEX);
+	assert_int_equal(s->targets, KILN_TARGET_ERC721 | KILN_TARGET_ERC1155);
 	assert_int_equal(kiln_spec_generated(s), 3);
 	assert_int_equal(s->layers[1].loc.line, 9);
 	kiln_spec_free(s);
