@@ -27,6 +27,9 @@
 #include "util/alloc.h"
 #include "util/image.h"
 #include "util/fs.h"
+/* xxHash (Debian libxxhash-dev) compiled in from its header: no library to link */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 #include "util/png.h"
 #include "util/sha.h"
 
@@ -40,7 +43,7 @@
 
 /* Bump when anything below changes the pixels or bytes for the same inputs.
  * compose/2: PNGs written by lib/util/png.c (libdeflate), opaque ones as RGB by default. */
-#define COMPOSE_VERSION "compose/2"
+#define COMPOSE_VERSION "compose/3"
 /* PNG pHYs and other resolution fields: 72 dpi, in libvips' pixels per millimetre. */
 #define OUT_RES (72.0 / 25.4)
 /* Shorter opaque stretches inside a run of visible pixels stay in a partial run: below this a
@@ -82,7 +85,12 @@ struct kiln_compose {
 	size_t *tfile;         /* index into files, or NO_FILE (none value, no file) */
 	pthread_mutex_t pool_mu;
 	struct scratch *pool;  /* free per-item working memory, one per thread that rendered */
+	struct kiln_png_bands *bands; /* compressed PNG bands shared by the items (png.h) */
 };
+
+/* The band cache's size cap: at 10,000 bench/compose items it holds ~44,000 bands, ~65 MiB;
+ * past the cap bands are still written, only not kept. */
+#define BAND_CACHE_MAX ((size_t)256 << 20)
 
 /* Working memory of one item in flight, reused (allocating and page-faulting 4 MiB buffers
  * for every item cost more than compositing them). */
@@ -93,6 +101,7 @@ struct scratch {
 	size_t big_cap;
 	float *st;             /* one row of float blend state, W x 4 */
 	uint8_t *dirty;        /* one row: st[x] holds the pixel's state (canvas[x] is stale) */
+	struct kiln_png_key *keys; /* one per PNG band */
 	struct kiln_png_scratch png;
 };
 
@@ -514,6 +523,7 @@ static void scratch_free(struct scratch *x)
 	free(x->big);
 	free(x->st);
 	free(x->dirty);
+	free(x->keys);
 	kiln_png_scratch_release(&x->png);
 	free(x);
 }
@@ -534,8 +544,10 @@ static int scratch_get(struct kiln_compose *c, struct scratch **out, struct kiln
 			x->canvas = kiln_malloc((size_t)s->width * s->height * 4);
 			x->st = kiln_calloc((size_t)s->width * 4, sizeof *x->st);
 			x->dirty = kiln_calloc((size_t)s->width, 1);
+			x->keys = kiln_calloc((size_t)s->height / KILN_PNG_BAND_ROWS + 1,
+					      sizeof *x->keys);
 		}
-		if (!x || !x->canvas || !x->st || !x->dirty) {
+		if (!x || !x->canvas || !x->st || !x->dirty || !x->keys) {
 			scratch_free(x);
 			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %dx%d "
 					      "image", s->width, s->height);
@@ -804,6 +816,37 @@ static void composite_row_fn(void *user, int y, uint8_t *row, int bpp)
 		composite_row(row, r->L, r->n, r->w, y, r->st, r->dirty);
 }
 
+/* The key of each PNG band of an item drawn by alpha-over of L[0..n): the files with visible
+ * pixels in the band's rows, bottom to top (the base always: it fills the canvas). A band's
+ * pixels are a function of exactly these (a pixel of alpha 0 leaves the composite as it is),
+ * so equal keys are equal bytes. */
+static void band_keys(const struct kiln_compose *c, struct cfile *const *L, size_t n,
+		      struct kiln_png_key *keys)
+{
+	int h = c->s->height;
+	for (int y0 = 0, b = 0; y0 < h; y0 += KILN_PNG_BAND_ROWS, b++) {
+		int y1 = y0 + KILN_PNG_BAND_ROWS < h ? y0 + KILN_PNG_BAND_ROWS : h;
+		uint64_t ids[16];
+		size_t k = 0;
+		XXH3_state_t st;
+		XXH128_hash_t x;
+		XXH3_128bits_reset(&st);
+		for (size_t i = 0; i < n; i++) {
+			if (i && L[i]->row_run[y1] == L[i]->row_run[y0])
+				continue; /* no visible pixel in the band */
+			ids[k++] = (uint64_t)(L[i] - c->files);
+			if (k == 16) {
+				XXH3_128bits_update(&st, ids, sizeof ids);
+				k = 0;
+			}
+		}
+		XXH3_128bits_update(&st, ids, k * sizeof *ids);
+		x = XXH3_128bits_digest(&st);
+		keys[b].lo = x.low64;
+		keys[b].hi = x.high64;
+	}
+}
+
 /* ---- output: scale, palette, encode ---- */
 
 /* Nearest-neighbour enlargement by k of a w x h image of bpp-byte pixels into dst. */
@@ -1055,6 +1098,7 @@ void kiln_compose_free(struct kiln_compose *c)
 		scratch_free(x);
 	}
 	pthread_mutex_destroy(&c->pool_mu);
+	kiln_png_bands_free(c->bands);
 	files_free(c->files, c->nfiles);
 	files_free(c->legs, c->nlegs);
 	free(c->toff);
@@ -1085,6 +1129,8 @@ int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struc
 	c->tfile = kiln_calloc(ntraits + 1, sizeof *c->tfile);
 	rels = kiln_calloc(ntraits + 1, sizeof *rels);
 	c->legs = kiln_calloc(s->nlegendaries + 1, sizeof *c->legs);
+	if ((rc = kiln_png_bands_new(&c->bands, BAND_CACHE_MAX, e)))
+		goto out;
 	if (!c->toff || !c->tfile || !rels || !c->legs) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 		goto out;
@@ -1326,8 +1372,16 @@ int kiln_compose_item(struct kiln_compose *c, const uint32_t *traits, struct kil
 						   !s->png_keep_alpha };
 			struct rows rw = { L, n, s->width, x->st, x->dirty };
 			pthread_once(&div255_once, div255_init);
-			rc = kiln_png_encode_rows(composite_row_fn, &rw, s->width, s->height,
-						  L[0]->opaque, &o, &x->png, out, e);
+			if (o.filter == KILN_PNG_FILTER_NONE || o.filter == KILN_PNG_FILTER_SUB) {
+				band_keys(c, L, n, x->keys);
+				rc = kiln_png_encode_bands(composite_row_fn, &rw, x->keys, s->width,
+							   s->height, L[0]->opaque, &o, c->bands,
+							   &x->png, out, e);
+			} else {
+				rc = kiln_png_encode_rows(composite_row_fn, &rw, s->width,
+							  s->height, L[0]->opaque, &o, &x->png,
+							  out, e);
+			}
 			goto out;
 		} else {
 			composite_over(x->canvas, L, n, s->width, s->height, x->st, x->dirty);

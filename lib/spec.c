@@ -388,14 +388,15 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 {
 	static const char *const keys[] = {"width", "height", "format", "compression", "quality",
 					   "lossless", "filter", "alpha", "palette", "scale",
-					   "thumbnail"};
+					   "pixelate", "thumbnail"};
 	static const char *const filters[] = {"none", "sub", "up", "avg", "paeth", "adaptive"};
 	static const char *const pkeys[] = {"colors", "dither"};
 	static const char *const skeys[] = {"factor", "filter"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
-	if ((rc = want_map(c, n, "image")) || (rc = check_keys(c, n, "image", keys, 11)))
+	if ((rc = want_map(c, n, "image")) ||
+	    (rc = check_keys(c, n, "image", keys, sizeof keys / sizeof *keys)))
 		return rc;
 	if ((v = get(n, "width")) && (rc = get_int(c, v, "image.width", 1, 16384, &s->width)))
 		return rc;
@@ -469,6 +470,11 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 		if ((rc = get_int(c, w, "image.scale", 1, 64, &s->scale)))
 			return rc;
 	}
+	/* pixelate: N, the block size (HashLips' pixelFormat ratio is 1/N) */
+	if ((v = get(n, "pixelate")) &&
+	    (rc = get_int(c, v, "image.pixelate", 1, s->width < s->height ? s->width : s->height,
+			  &s->pixelate)))
+		return rc;
 	if ((v = get(n, "thumbnail")) && (rc = parse_thumbnail(c, v)))
 		return rc;
 	if ((s->format != KILN_FORMAT_PNG && (s->png_palette || get(n, "filter") ||

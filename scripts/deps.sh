@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config git
 libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev
-libssl-dev libpotrace-dev libimagequant-dev libdeflate-dev libxxhash-dev libcmocka-dev
+libssl-dev libpotrace-dev libimagequant-dev libdeflate-dev libxxhash-dev zlib1g-dev libcmocka-dev
 python3 python3-pil sqlite3"
 if [ "${1:-}" = "--test" ]; then
   PKGS="$PKGS valgrind"

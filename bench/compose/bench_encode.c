@@ -6,11 +6,14 @@
  *
  * Every image in PROJECT_DIR/.kiln/store is decoded with libvips (not timed; this also checks
  * that every file kiln wrote decodes), then encoded again at kiln.yaml's compression / filter /
- * alpha settings (timed with the thread's CPU clock). An opaque image (stored as RGB) is fed to
- * kiln_png_encode_rows() as ready RGB rows, one memcpy a row, with no alpha scan and no
- * RGBA-to-RGB packing: the least work any compositor could leave to the encoder, so the limit
- * is strict (feeding RGBA through kiln_png_encode_rgba() instead costs ~12 % more, which made
- * the limit easier to approach). Images with alpha go through kiln_png_encode_rgba().
+ * alpha settings (timed with the thread's CPU clock). An opaque image (stored as RGB) is fed
+ * as ready RGB rows, one memcpy a row, with no alpha scan and no RGBA-to-RGB packing: the
+ * least work any compositor could leave to the encoder, so the limit is strict. With filter
+ * none or sub that is kiln's banded encoder (kiln_png_encode_bands(), png.h) with one band
+ * cache for the run, keyed by each band's bytes (XXH3-128): the encoder cannot know which
+ * layers made a band, so it hashes it; the compose engine keys bands by their layer files and
+ * skips compositing the bands it has. Other filters: kiln_png_encode_rows(). Images with
+ * alpha go through kiln_png_encode_rgba().
  * Threads take files in turn. Prints one line:
  *   files N bad B cpu_s C wall_s W bytes S
  * where wall_s is the busiest thread's encode time (what THREADS cores would need) and bytes
@@ -31,6 +34,7 @@ struct shared {
 	char **files;
 	size_t nfiles, next;
 	const struct kiln_spec *s;
+	struct kiln_png_bands *bands;
 	pthread_mutex_t mu;
 };
 
@@ -93,7 +97,11 @@ static void *worker(void *arg)
 			struct rows r = { px, (size_t)im->Xsize * 3 };
 			kiln_buf_reset(&out);
 			t0 = thread_cpu();
-			if (rgb ? kiln_png_encode_rows(copy_row, &r, im->Xsize, im->Ysize, 1, &o, &sc,
+			int banded = o.filter == KILN_PNG_FILTER_NONE || o.filter == KILN_PNG_FILTER_SUB;
+			if (rgb && banded ? kiln_png_encode_bands(copy_row, &r, NULL, im->Xsize,
+								  im->Ysize, 1, &o, sh->bands, &sc,
+								  &out, &e)
+			    : rgb ? kiln_png_encode_rows(copy_row, &r, im->Xsize, im->Ysize, 1, &o, &sc,
 						       &out, &e)
 				: kiln_png_encode_rgba(px, im->Xsize, im->Ysize, (size_t)im->Xsize * 4,
 						       &o, &sc, &out, &e)) {
@@ -168,6 +176,8 @@ int main(int argc, char **argv)
 	}
 	memset(&sh, 0, sizeof sh);
 	sh.s = s;
+	if (kiln_png_bands_new(&sh.bands, (size_t)256 << 20, &e)) /* the engine's cap */
+		return 1;
 	pthread_mutex_init(&sh.mu, NULL);
 	snprintf(path, sizeof path, "%s/.kiln/store", argv[1]);
 	if (add_files(path, &sh, &cap) || !sh.nfiles) {
@@ -198,6 +208,7 @@ int main(int argc, char **argv)
 	free(res);
 	free(th);
 	free(args);
+	kiln_png_bands_free(sh.bands);
 	kiln_spec_free(s);
 	return bad ? 1 : 0;
 }

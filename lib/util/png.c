@@ -19,9 +19,14 @@
 #include "util/alloc.h"
 
 #include <libdeflate.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
+/* xxHash (Debian libxxhash-dev) compiled in from its header: no library to link */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define PHYS_PPM 2835u /* 72 dpi in pixels per metre, what libvips writes for 72 dpi */
 
@@ -174,9 +179,15 @@ void kiln_png_scratch_release(struct kiln_png_scratch *sc)
 		return;
 	if (sc->z)
 		libdeflate_free_compressor(sc->z);
+	if (sc->zs) {
+		deflateEnd(sc->zs);
+		free(sc->zs);
+	}
 	free(sc->raw);
 	sc->z = NULL;
 	sc->zlevel = -1;
+	sc->zs = NULL;
+	sc->zslevel = -1;
 	sc->raw = NULL;
 	sc->rawcap = 0;
 }
@@ -205,20 +216,14 @@ static int scratch_get(struct kiln_png_scratch *sc, size_t n, int level, struct 
 	return 0;
 }
 
-/* Rows (already filtered, with their filter bytes) -> whole PNG appended to out. */
-static int write_png(const uint8_t *raw, size_t rawlen, int w, int h, int ctype,
-		     const uint8_t (*pal)[4], int npal, struct libdeflate_compressor *z,
-		     struct kiln_buf *out, struct kiln_error *e)
+/* The chunks before IDAT appended to out, which has room for HEAD_MAX more bytes. */
+#define HEAD_MAX (8 + 25 + 12 + 3 * 256 + 12 + 256 + 21)
+static void write_head(int w, int h, int ctype, const uint8_t (*pal)[4], int npal,
+		       struct kiln_buf *out)
 {
 	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
 	uint8_t ihdr[13], phys[9], plte[256 * 3], trns[256];
-	size_t bound, used, start = out->len;
-	int ntrns = 0, rc = 0;
-	bound = libdeflate_zlib_compress_bound(z, rawlen);
-	if (kiln_buf_grow(out, sizeof sig + 25 + 12 + 3 * 256 + 12 + 256 + 21 + 12 + bound + 12)) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %dx%d PNG", w, h);
-		goto out;
-	}
+	int ntrns = 0;
 	memcpy(out->data + out->len, sig, sizeof sig);
 	out->len += sizeof sig;
 	put32(ihdr, (uint32_t)w);
@@ -242,6 +247,21 @@ static int write_png(const uint8_t *raw, size_t rawlen, int w, int h, int ctype,
 	put32(phys + 4, PHYS_PPM);
 	phys[8] = 1;
 	chunk(out, "pHYs", phys, sizeof phys);
+}
+
+/* Rows (already filtered, with their filter bytes) -> whole PNG appended to out. */
+static int write_png(const uint8_t *raw, size_t rawlen, int w, int h, int ctype,
+		     const uint8_t (*pal)[4], int npal, struct libdeflate_compressor *z,
+		     struct kiln_buf *out, struct kiln_error *e)
+{
+	size_t bound, used, start = out->len;
+	int rc = 0;
+	bound = libdeflate_zlib_compress_bound(z, rawlen);
+	if (kiln_buf_grow(out, HEAD_MAX + 12 + bound + 12)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %dx%d PNG", w, h);
+		goto out;
+	}
+	write_head(w, h, ctype, pal, npal, out);
 	/* IDAT: length and type now, data compressed in place, then its CRC */
 	{
 		uint8_t *p = (uint8_t *)out->data + out->len;
@@ -341,6 +361,284 @@ int kiln_png_encode_rows(kiln_png_row_fn fn, void *user, int w, int h, int opaqu
 	}
 	rc = write_png(sc->raw, rawlen, w, h, bpp == 4 ? 6 : 2, NULL, 0, sc->z, out, e);
 out:
+	kiln_png_scratch_release(&tmp_sc);
+	return rc;
+}
+
+/* --- banded PNGs (png.h) ---------------------------------------------------------------- */
+
+struct band_entry {
+	struct kiln_png_key key;
+	uint32_t band, len, rawlen, adler;
+	uint8_t data[]; /* len compressed bytes, ending in a sync flush */
+};
+
+struct kiln_png_bands {
+	pthread_mutex_t mu;
+	struct band_entry **slot; /* open addressing, cap a power of two, at most half full */
+	size_t cap, n, bytes, max_bytes;
+	uint64_t hits, misses;
+};
+
+int kiln_png_bands_new(struct kiln_png_bands **out, size_t max_bytes, struct kiln_error *e)
+{
+	struct kiln_png_bands *b = kiln_calloc(1, sizeof *b);
+	*out = NULL;
+	if (b)
+		b->slot = kiln_calloc(1024, sizeof *b->slot);
+	if (!b || !b->slot) {
+		free(b);
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for the PNG band cache");
+	}
+	pthread_mutex_init(&b->mu, NULL);
+	b->cap = 1024;
+	b->max_bytes = max_bytes;
+	*out = b;
+	return 0;
+}
+
+void kiln_png_bands_free(struct kiln_png_bands *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->cap; i++)
+		free(b->slot[i]);
+	free(b->slot);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+void kiln_png_bands_stats(struct kiln_png_bands *b, uint64_t *hits, uint64_t *misses,
+			  size_t *bytes)
+{
+	pthread_mutex_lock(&b->mu);
+	*hits = b->hits;
+	*misses = b->misses;
+	*bytes = b->bytes;
+	pthread_mutex_unlock(&b->mu);
+}
+
+static size_t band_home(const struct kiln_png_key *k, uint32_t band, size_t cap)
+{
+	uint64_t h = k->lo ^ (k->hi * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)band << 40);
+	h ^= h >> 29;
+	return (size_t)(h * 0xbf58476d1ce4e5b9ull >> 17) & (cap - 1);
+}
+
+/* Under b->mu: the entry for (band, k) or NULL; *at is where it is or would go. */
+static struct band_entry *band_find(struct kiln_png_bands *b, uint32_t band,
+				    const struct kiln_png_key *k, size_t *at)
+{
+	size_t i = band_home(k, band, b->cap);
+	for (; b->slot[i]; i = (i + 1) & (b->cap - 1)) {
+		const struct band_entry *x = b->slot[i];
+		if (x->band == band && x->key.lo == k->lo && x->key.hi == k->hi)
+			return b->slot[i];
+	}
+	*at = i;
+	return NULL;
+}
+
+/* Entries are immutable and live until kiln_png_bands_free(), so a hit is read unlocked. */
+static const struct band_entry *band_lookup(struct kiln_png_bands *b, uint32_t band,
+					    const struct kiln_png_key *k)
+{
+	struct band_entry *x;
+	size_t at;
+	pthread_mutex_lock(&b->mu);
+	x = band_find(b, band, k, &at);
+	if (x)
+		b->hits++;
+	else
+		b->misses++;
+	pthread_mutex_unlock(&b->mu);
+	return x;
+}
+
+/* Keep a copy of a band just compressed, unless the cache is full or has it already (another
+ * thread made the same bytes). Out of memory only means it is not kept. */
+static void band_insert(struct kiln_png_bands *b, uint32_t band, const struct kiln_png_key *k,
+			const uint8_t *data, uint32_t len, uint32_t rawlen, uint32_t adler)
+{
+	struct band_entry *x;
+	size_t at;
+	pthread_mutex_lock(&b->mu);
+	if (b->bytes + len + sizeof *x > b->max_bytes || band_find(b, band, k, &at))
+		goto out;
+	if (2 * (b->n + 1) > b->cap) {
+		size_t ncap = b->cap * 2;
+		struct band_entry **ns = kiln_calloc(ncap, sizeof *ns);
+		if (!ns)
+			goto out;
+		for (size_t i = 0; i < b->cap; i++) {
+			struct band_entry *y = b->slot[i];
+			size_t j;
+			if (!y)
+				continue;
+			for (j = band_home(&y->key, y->band, ncap); ns[j]; j = (j + 1) & (ncap - 1))
+				;
+			ns[j] = y;
+		}
+		free(b->slot);
+		b->slot = ns;
+		b->cap = ncap;
+		band_find(b, band, k, &at);
+	}
+	if (!(x = kiln_malloc(sizeof *x + len)))
+		goto out;
+	x->key = *k;
+	x->band = band;
+	x->len = len;
+	x->rawlen = rawlen;
+	x->adler = adler;
+	memcpy(x->data, data, len);
+	b->slot[at] = x;
+	b->n++;
+	b->bytes += sizeof *x + len;
+out:
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* Compress n raw bytes as one band (fresh deflate, sync flush) onto the end of out. */
+static int band_deflate(struct kiln_png_scratch *sc, int level, const uint8_t *raw, size_t n,
+			struct kiln_buf *out, struct kiln_error *e)
+{
+	z_stream *zs = sc->zs;
+	int zr;
+	if (zs && sc->zslevel != level) {
+		deflateEnd(zs);
+		free(zs);
+		sc->zs = zs = NULL;
+	}
+	if (!zs) {
+		if (!(zs = kiln_calloc(1, sizeof *zs)))
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for zlib");
+		/* raw deflate (the zlib header and Adler-32 are the image's), 32 KiB window */
+		if (deflateInit2(zs, level, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
+			free(zs);
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "cannot start zlib");
+		}
+		sc->zs = zs;
+		sc->zslevel = level;
+	} else if (deflateReset(zs) != Z_OK) {
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "cannot reset zlib");
+	}
+	zs->next_in = (Bytef *)raw;
+	zs->avail_in = (uInt)n;
+	do {
+		size_t room = deflateBound(zs, n) + 64;
+		if (kiln_buf_grow(out, room))
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a PNG");
+		zs->next_out = (Bytef *)out->data + out->len;
+		zs->avail_out = (uInt)room;
+		zr = deflate(zs, Z_SYNC_FLUSH);
+		if (zr != Z_OK && zr != Z_BUF_ERROR)
+			return kiln_error_set(e, KILN_E_IMAGE, NULL, "zlib failed (%d)", zr);
+		out->len += room - zs->avail_out;
+	} while (zs->avail_out == 0 || zs->avail_in);
+	return 0;
+}
+
+int kiln_png_encode_bands(kiln_png_row_fn fn, void *user, const struct kiln_png_key *keys,
+			  int w, int h, int opaque, const struct kiln_png_opts *o,
+			  struct kiln_png_bands *cache, struct kiln_png_scratch *sc,
+			  struct kiln_buf *out, struct kiln_error *e)
+{
+	struct kiln_png_scratch tmp_sc = KILN_PNG_SCRATCH_INIT;
+	int bpp = opaque && o->rgb_if_opaque ? 3 : 4, level = o->level > 9 ? 9 : o->level, rc;
+	size_t rowlen, start = out->len, idat;
+	uint32_t adler = 1; /* Adler-32 of nothing */
+	uint8_t *row;
+	if ((rc = check_args(w, h, o->level, e)))
+		return rc;
+	if (o->filter != KILN_PNG_FILTER_NONE && o->filter != KILN_PNG_FILTER_SUB)
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "a banded PNG takes filter none or "
+				      "sub, not %s", kiln_png_filter_name(o->filter));
+	if (!sc)
+		sc = &tmp_sc;
+	rowlen = (size_t)w * bpp;
+	if ((rc = scratch_get(sc, (rowlen + 1) * KILN_PNG_BAND_ROWS + rowlen, o->level, e)))
+		goto out;
+	row = sc->raw + (rowlen + 1) * KILN_PNG_BAND_ROWS;
+	if (kiln_buf_grow(out, HEAD_MAX + 10)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %dx%d PNG", w, h);
+		goto out;
+	}
+	write_head(w, h, bpp == 4 ? 6 : 2, NULL, 0, out);
+	idat = out->len; /* length and type, then the zlib header (deflate, 32 KiB window) */
+	memcpy(out->data + out->len + 4, "IDAT\x78\x9c", 6);
+	out->len += 10;
+	for (int y0 = 0, band = 0; y0 < h; y0 += KILN_PNG_BAND_ROWS, band++) {
+		int y1 = y0 + KILN_PNG_BAND_ROWS < h ? y0 + KILN_PNG_BAND_ROWS : h;
+		size_t n = (size_t)(y1 - y0) * (rowlen + 1), at = out->len;
+		const struct band_entry *hit = NULL;
+		struct kiln_png_key k = { 0, 0 };
+		if (keys && cache) {
+			k = keys[band];
+			hit = band_lookup(cache, (uint32_t)band, &k);
+		}
+		if (!hit) {
+			for (int y = y0; y < y1; y++) {
+				uint8_t *d = sc->raw + (size_t)(y - y0) * (rowlen + 1);
+				if (o->filter == KILN_PNG_FILTER_NONE) {
+					d[0] = 0;
+					fn(user, y, d + 1, bpp);
+				} else {
+					fn(user, y, row, bpp);
+					filter_one(d, row, NULL, rowlen, bpp, o->filter);
+				}
+			}
+			if (!keys && cache) {
+				XXH128_hash_t x = XXH3_128bits(sc->raw, n);
+				k.lo = x.low64;
+				k.hi = x.high64;
+				hit = band_lookup(cache, (uint32_t)band, &k);
+			}
+		}
+		if (hit) {
+			if ((rc = kiln_buf_add(out, hit->data, hit->len))) {
+				rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a PNG");
+				goto out;
+			}
+			adler = (uint32_t)adler32_combine(adler, hit->adler, (z_off_t)hit->rawlen);
+			continue;
+		}
+		if ((rc = band_deflate(sc, level, sc->raw, n, out, e)))
+			goto out;
+		{
+			/* libdeflate's Adler-32 is SIMD: zlib's was 3.5 % of render CPU */
+			uint32_t a = libdeflate_adler32(1, sc->raw, n);
+			adler = (uint32_t)adler32_combine(adler, a, (z_off_t)n);
+			if (cache)
+				band_insert(cache, (uint32_t)band, &k, (uint8_t *)out->data + at,
+					    (uint32_t)(out->len - at), (uint32_t)n, a);
+		}
+	}
+	/* an empty final block (fixed Huffman: BFINAL 1, BTYPE 01, end-of-block), Adler-32, CRC,
+	 * IEND */
+	if (kiln_buf_grow(out, 2 + 4 + 4 + 12)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a PNG");
+		goto out;
+	}
+	out->data[out->len++] = 0x03;
+	out->data[out->len++] = 0x00;
+	put32((uint8_t *)out->data + out->len, adler);
+	out->len += 4;
+	if (out->len - idat - 8 > 0x7fffffffu) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "a %dx%d PNG too large", w, h);
+		goto out;
+	}
+	put32((uint8_t *)out->data + idat, (uint32_t)(out->len - idat - 8));
+	put32((uint8_t *)out->data + out->len,
+	      (uint32_t)libdeflate_crc32(0, out->data + idat + 4, out->len - idat - 4));
+	out->len += 4;
+	chunk(out, "IEND", NULL, 0);
+	out->data[out->len] = 0;
+out:
+	if (rc && out->data) {
+		out->len = start;
+		out->data[start] = 0;
+	}
 	kiln_png_scratch_release(&tmp_sc);
 	return rc;
 }

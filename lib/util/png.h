@@ -35,8 +35,10 @@ struct kiln_png_scratch {
 	int zlevel;
 	uint8_t *raw;
 	size_t rawcap;
+	void *zs;    /* zlib z_stream of kiln_png_encode_bands() */
+	int zslevel;
 };
-#define KILN_PNG_SCRATCH_INIT { NULL, -1, NULL, 0 }
+#define KILN_PNG_SCRATCH_INIT { NULL, -1, NULL, 0, NULL, -1 }
 void kiln_png_scratch_release(struct kiln_png_scratch *sc);
 
 struct kiln_png_opts {
@@ -64,6 +66,50 @@ typedef void (*kiln_png_row_fn)(void *user, int y, uint8_t *row, int bpp);
 int kiln_png_encode_rows(kiln_png_row_fn fn, void *user, int w, int h, int opaque,
 			 const struct kiln_png_opts *o, struct kiln_png_scratch *sc,
 			 struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* --- banded PNGs: the same band in many images is compressed once --------------------------
+ *
+ * A generative collection is thousands of images made of a few dozen layer files: a band of
+ * rows that only a few layers touch has the same pixels in every item with those layers (on
+ * bench/compose at 10,000 items, 93 % of 16-row bands had been seen before). The IDAT zlib
+ * stream is cut into bands of KILN_PNG_BAND_ROWS rows, each compressed on its own (a fresh
+ * zlib deflate at min(level, 9), ended by a sync flush, so it is byte-aligned, not final, and
+ * refers to nothing before it), then the stream ends with an empty final block and the
+ * Adler-32 of the whole (combined from the bands'). Any PNG decoder reads it: it is one
+ * ordinary zlib stream. A band is compressed once per key and copied for every other image,
+ * so the bytes of an image do not depend on which images came before, nor on threads.
+ *
+ * Why zlib and not libdeflate here: libdeflate can only write a final, unaligned stream, so
+ * its output cannot be joined. Per band, zlib 6 gives 99.6 KiB an image on the benchmark set
+ * (libdeflate 2 on the whole image: 92 KiB; sharp: 103 KiB), and a band is compressed once. */
+#define KILN_PNG_BAND_ROWS 16
+
+/* The key of one band: a 128-bit digest of what determines its pixels (the caller's
+ * business: the compose engine hashes the layer files visible in the band), or of its bytes. */
+struct kiln_png_key {
+	uint64_t lo, hi;
+};
+
+/* Compressed bands shared by the images of a run; thread-safe. It keeps at most max_bytes
+ * of compressed data (then stops adding: nothing is evicted, so entries stay valid until
+ * _free). */
+struct kiln_png_bands;
+int kiln_png_bands_new(struct kiln_png_bands **b, size_t max_bytes,
+		       struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_png_bands_free(struct kiln_png_bands *b);
+/* hits and misses so far (for benchmarks and tests) */
+void kiln_png_bands_stats(struct kiln_png_bands *b, uint64_t *hits, uint64_t *misses,
+			  size_t *bytes);
+
+/* A banded PNG of rows from fn (as kiln_png_encode_rows; fn may be called for any row, in
+ * order within a band, and only for bands not found in the cache). keys: one per band
+ * (ceil(h / KILN_PNG_BAND_ROWS)), or NULL to key each band by a digest of its filtered bytes.
+ * o->filter must be none or sub (filters that look at the row above would tie a band to the
+ * one before it). cache may be NULL (every band compressed). */
+int kiln_png_encode_bands(kiln_png_row_fn fn, void *user, const struct kiln_png_key *keys,
+			  int w, int h, int opaque, const struct kiln_png_opts *o,
+			  struct kiln_png_bands *cache, struct kiln_png_scratch *sc,
+			  struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* Append a palette PNG (colour type 3, 8 bits) of the w x h index image idx (w bytes a row)
  * with npal RGBA palette entries (1..256) to out. tRNS is written only up to the last entry

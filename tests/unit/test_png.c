@@ -255,6 +255,148 @@ static void test_rows_match_whole(void **state)
 	}
 }
 
+/* rows of an RGBA image in any order, counting the calls */
+struct any_src {
+	const uint8_t *px;
+	int w, calls;
+};
+
+static void row_any(void *user, int y, uint8_t *row, int bpp)
+{
+	struct any_src *s = user;
+	const uint8_t *p = s->px + (size_t)y * s->w * 4;
+	s->calls++;
+	for (int x = 0; x < s->w; x++)
+		memcpy(row + (size_t)x * bpp, p + 4 * x, (size_t)bpp);
+}
+
+/* Banded PNGs: decode to the pixels; the same bytes with or without the cache, hit or miss,
+ * keyed by the caller or by content; a hit does not ask for the band's rows. */
+static void test_bands(void **state)
+{
+	enum { BW = 37, BH = 50 }; /* 4 bands, the last one 2 rows */
+	int nb = (BH + KILN_PNG_BAND_ROWS - 1) / KILN_PNG_BAND_ROWS;
+	struct kiln_error e;
+	(void)state;
+	for (int opaque = 0; opaque <= 1; opaque++)
+		for (int f = KILN_PNG_FILTER_NONE; f <= KILN_PNG_FILTER_SUB; f++)
+			for (int level = 0; level <= 12; level += 6) {
+				struct kiln_png_opts o = { level, (enum kiln_png_filter)f, 1 };
+				uint8_t *a = image(BW, BH, opaque, 11u), *b = image(BW, BH, opaque, 99u);
+				struct kiln_png_key ka[4], kb[4];
+				struct kiln_png_bands *cache = NULL;
+				struct kiln_buf x = KILN_BUF_INIT, y = KILN_BUF_INIT, t = KILN_BUF_INIT;
+				struct any_src sa = { a, BW, 0 }, sb = { b, BW, 0 };
+				uint64_t hits, misses;
+				size_t bytes;
+				uint8_t *px;
+				int bands;
+				/* b shares a's bands 0 and 2 */
+				memcpy(b, a, (size_t)BW * 4 * 16);
+				memcpy(b + (size_t)BW * 4 * 32, a + (size_t)BW * 4 * 32, (size_t)BW * 4 * 16);
+				for (int i = 0; i < nb; i++) {
+					ka[i] = (struct kiln_png_key){ (uint64_t)i + 1, 7 };
+					kb[i] = (struct kiln_png_key){ (uint64_t)i + 1, i % 2 ? 8 : 7 };
+				}
+				/* no cache: every band compressed; decodes to the pixels */
+				assert_int_equal(kiln_png_encode_bands(row_any, &sa, NULL, BW, BH, opaque,
+								       &o, NULL, NULL, &x, &e), 0);
+				assert_int_equal(sa.calls, BH);
+				px = decode(&x, BW, BH, &bands);
+				assert_int_equal(bands, opaque ? 3 : 4);
+				assert_memory_equal(px, a, (size_t)BW * BH * 4);
+				g_free(px);
+				/* caller's keys: a miss then a hit give the same bytes */
+				assert_int_equal(kiln_png_bands_new(&cache, 1 << 20, &e), 0);
+				for (int k = 0; k < 2; k++) {
+					sa.calls = 0;
+					kiln_buf_reset(&t);
+					assert_int_equal(kiln_png_encode_bands(row_any, &sa, ka, BW, BH,
+									       opaque, &o, cache, NULL,
+									       &t, &e), 0);
+					assert_int_equal(sa.calls, k ? 0 : BH);
+					assert_int_equal(t.len, x.len);
+					assert_memory_equal(t.data, x.data, x.len);
+				}
+				/* b: bands 0 and 2 come from a's; the bytes are b's own */
+				assert_int_equal(kiln_png_encode_bands(row_any, &sb, NULL, BW, BH, opaque,
+								       &o, NULL, NULL, &y, &e), 0);
+				sb.calls = 0;
+				kiln_buf_reset(&t);
+				assert_int_equal(kiln_png_encode_bands(row_any, &sb, kb, BW, BH, opaque,
+								       &o, cache, NULL, &t, &e), 0);
+				assert_int_equal(sb.calls, 16 + 2);
+				assert_int_equal(t.len, y.len);
+				assert_memory_equal(t.data, y.data, y.len);
+				kiln_png_bands_stats(cache, &hits, &misses, &bytes);
+				assert_int_equal(hits, (uint64_t)nb + 2);
+				assert_int_equal(misses, (uint64_t)nb + 2);
+				kiln_png_bands_free(cache);
+				/* keyed by content: a's bands found again when b is written */
+				assert_int_equal(kiln_png_bands_new(&cache, 1 << 20, &e), 0);
+				kiln_buf_reset(&t);
+				assert_int_equal(kiln_png_encode_bands(row_any, &sa, NULL, BW, BH, opaque,
+								       &o, cache, NULL, &t, &e), 0);
+				assert_memory_equal(t.data, x.data, x.len);
+				kiln_buf_reset(&t);
+				assert_int_equal(kiln_png_encode_bands(row_any, &sb, NULL, BW, BH, opaque,
+								       &o, cache, NULL, &t, &e), 0);
+				assert_int_equal(t.len, y.len);
+				assert_memory_equal(t.data, y.data, y.len);
+				kiln_png_bands_stats(cache, &hits, &misses, &bytes);
+				assert_int_equal(hits, 2);
+				kiln_png_bands_free(cache);
+				/* a full cache keeps nothing more and still writes the same bytes */
+				assert_int_equal(kiln_png_bands_new(&cache, 0, &e), 0);
+				kiln_buf_reset(&t);
+				assert_int_equal(kiln_png_encode_bands(row_any, &sa, ka, BW, BH, opaque,
+								       &o, cache, NULL, &t, &e), 0);
+				assert_memory_equal(t.data, x.data, x.len);
+				kiln_png_bands_stats(cache, &hits, &misses, &bytes);
+				assert_int_equal(bytes, 0);
+				kiln_png_bands_free(cache);
+				kiln_buf_release(&x);
+				kiln_buf_release(&y);
+				kiln_buf_release(&t);
+				free(a);
+				free(b);
+			}
+	/* filters that look at the row above are refused; allocation failure leaves out as it was */
+	{
+		uint8_t *px = image(16, 40, 1, 5);
+		struct kiln_png_opts o = { 6, KILN_PNG_FILTER_UP, 1 };
+		struct kiln_buf b = KILN_BUF_INIT;
+		struct any_src s = { px, 16, 0 };
+		int ok = 0;
+		assert_int_equal(kiln_png_encode_bands(row_any, &s, NULL, 16, 40, 1, &o, NULL, NULL,
+						       &b, &e), KILN_E_IMAGE);
+		o.filter = KILN_PNG_FILTER_NONE;
+		assert_int_equal(kiln_buf_add(&b, "keep", 4), 0);
+		for (long n = 0; n < 40 && !ok; n++) {
+			struct kiln_png_scratch sc = KILN_PNG_SCRATCH_INIT;
+			struct kiln_png_bands *cache = NULL;
+			int rc;
+			kiln_alloc_fail_after(n);
+			rc = kiln_png_bands_new(&cache, 1 << 20, &e);
+			if (!rc)
+				rc = kiln_png_encode_bands(row_any, &s, NULL, 16, 40, 1, &o, cache,
+							   &sc, &b, &e);
+			kiln_alloc_fail_after(-1);
+			kiln_png_scratch_release(&sc);
+			kiln_png_bands_free(cache);
+			if (rc == 0) {
+				ok = 1;
+				break;
+			}
+			assert_int_equal(rc, KILN_E_NOMEM);
+			assert_int_equal(b.len, 4);
+		}
+		assert_true(ok);
+		kiln_buf_release(&b);
+		free(px);
+	}
+}
+
 static void test_errors_and_alloc_failure(void **state)
 {
 	uint8_t *px = image(16, 16, 1, 3);
@@ -302,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_indexed),
 		cmocka_unit_test(test_phys_72dpi),
 		cmocka_unit_test(test_rows_match_whole),
+		cmocka_unit_test(test_bands),
 		cmocka_unit_test(test_errors_and_alloc_failure),
 	};
 	if (VIPS_INIT("test_png"))
