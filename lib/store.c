@@ -13,6 +13,9 @@
 
 struct kiln_store {
 	char *dir;
+	/* the xx/ folders known to exist (__atomic): kiln_fs_mkdirs() walks the whole path, a
+	 * mkdir a component, which was ~7 system calls of every put */
+	uint64_t made[4];
 };
 
 int kiln_store_open(struct kiln_store **out, const char *dir, struct kiln_error *e)
@@ -69,9 +72,16 @@ int kiln_store_put(struct kiln_store *st, const void *data, size_t len, char sha
 		return kiln_error_set(e, KILN_E_NOMEM, st->dir, "out of memory");
 	if (kiln_fs_exists(path))
 		goto out;
-	snprintf(sub, sizeof sub, "%s/%.2s", st->dir, sha);
-	if ((rc = kiln_fs_mkdirs(sub, e)))
-		goto out;
+	{
+		unsigned x = (unsigned)strtoul((char[3]){ sha[0], sha[1], 0 }, NULL, 16) & 255;
+		uint64_t bit = 1ull << (x & 63);
+		if (!(__atomic_load_n(&st->made[x >> 6], __ATOMIC_RELAXED) & bit)) {
+			snprintf(sub, sizeof sub, "%s/%.2s", st->dir, sha);
+			if ((rc = kiln_fs_mkdirs(sub, e)))
+				goto out;
+			__atomic_fetch_or(&st->made[x >> 6], bit, __ATOMIC_RELAXED);
+		}
+	}
 	/* no fsync per file: kiln_store_sync() makes a batch durable before the catalog records
 	 * it (per-file fsync was the largest wall-time cost of a render under disk load) */
 	rc = kiln_fs_write_atomic_sync(path, data, len, 0, e);

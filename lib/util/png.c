@@ -373,25 +373,45 @@ struct band_entry {
 	uint8_t data[]; /* len compressed bytes, ending in a sync flush */
 };
 
+/* Lookups take no lock (64 an image from every thread: a mutex there made thousands of futex
+ * calls a second): entries are never removed or changed once published, and a table that
+ * grows is copied into a new one published whole; old tables are kept until _free, so a
+ * reader still walking one is safe (it may miss an entry added since: a miss only costs a
+ * compression that gives the same bytes). Writers take the mutex. */
+struct band_table {
+	struct band_table *prev; /* the smaller tables before this one */
+	size_t cap;              /* a power of two, at most half full */
+	struct band_entry *slot[];
+};
+
 struct kiln_png_bands {
 	pthread_mutex_t mu;
-	struct band_entry **slot; /* open addressing, cap a power of two, at most half full */
-	size_t cap, n, bytes, max_bytes;
-	uint64_t hits, misses;
+	struct band_table *tab; /* read with __atomic acquire, written with release */
+	size_t n, bytes, max_bytes;
+	uint64_t hits, misses;  /* __atomic, relaxed */
 };
+
+static struct band_table *band_table_new(size_t cap, struct band_table *prev)
+{
+	struct band_table *t = kiln_calloc(1, sizeof *t + cap * sizeof t->slot[0]);
+	if (t) {
+		t->cap = cap;
+		t->prev = prev;
+	}
+	return t;
+}
 
 int kiln_png_bands_new(struct kiln_png_bands **out, size_t max_bytes, struct kiln_error *e)
 {
 	struct kiln_png_bands *b = kiln_calloc(1, sizeof *b);
 	*out = NULL;
 	if (b)
-		b->slot = kiln_calloc(1024, sizeof *b->slot);
-	if (!b || !b->slot) {
+		b->tab = band_table_new(1024, NULL);
+	if (!b || !b->tab) {
 		free(b);
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for the PNG band cache");
 	}
 	pthread_mutex_init(&b->mu, NULL);
-	b->cap = 1024;
 	b->max_bytes = max_bytes;
 	*out = b;
 	return 0;
@@ -399,11 +419,15 @@ int kiln_png_bands_new(struct kiln_png_bands **out, size_t max_bytes, struct kil
 
 void kiln_png_bands_free(struct kiln_png_bands *b)
 {
+	struct band_table *t;
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->cap; i++)
-		free(b->slot[i]);
-	free(b->slot);
+	for (size_t i = 0; i < b->tab->cap; i++)
+		free(b->tab->slot[i]);
+	while ((t = b->tab)) {
+		b->tab = t->prev;
+		free(t);
+	}
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
@@ -411,9 +435,9 @@ void kiln_png_bands_free(struct kiln_png_bands *b)
 void kiln_png_bands_stats(struct kiln_png_bands *b, uint64_t *hits, uint64_t *misses,
 			  size_t *bytes)
 {
+	*hits = __atomic_load_n(&b->hits, __ATOMIC_RELAXED);
+	*misses = __atomic_load_n(&b->misses, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&b->mu);
-	*hits = b->hits;
-	*misses = b->misses;
 	*bytes = b->bytes;
 	pthread_mutex_unlock(&b->mu);
 }
@@ -425,33 +449,25 @@ static size_t band_home(const struct kiln_png_key *k, uint32_t band, size_t cap)
 	return (size_t)(h * 0xbf58476d1ce4e5b9ull >> 17) & (cap - 1);
 }
 
-/* Under b->mu: the entry for (band, k) or NULL; *at is where it is or would go. */
-static struct band_entry *band_find(struct kiln_png_bands *b, uint32_t band,
+/* The entry for (band, k) in t or NULL; *at is where it is or would go. */
+static struct band_entry *band_find(struct band_table *t, uint32_t band,
 				    const struct kiln_png_key *k, size_t *at)
 {
-	size_t i = band_home(k, band, b->cap);
-	for (; b->slot[i]; i = (i + 1) & (b->cap - 1)) {
-		const struct band_entry *x = b->slot[i];
+	size_t i = band_home(k, band, t->cap);
+	struct band_entry *x;
+	for (; (x = __atomic_load_n(&t->slot[i], __ATOMIC_ACQUIRE)); i = (i + 1) & (t->cap - 1))
 		if (x->band == band && x->key.lo == k->lo && x->key.hi == k->hi)
-			return b->slot[i];
-	}
+			return x;
 	*at = i;
 	return NULL;
 }
 
-/* Entries are immutable and live until kiln_png_bands_free(), so a hit is read unlocked. */
 static const struct band_entry *band_lookup(struct kiln_png_bands *b, uint32_t band,
 					    const struct kiln_png_key *k)
 {
-	struct band_entry *x;
 	size_t at;
-	pthread_mutex_lock(&b->mu);
-	x = band_find(b, band, k, &at);
-	if (x)
-		b->hits++;
-	else
-		b->misses++;
-	pthread_mutex_unlock(&b->mu);
+	struct band_entry *x = band_find(__atomic_load_n(&b->tab, __ATOMIC_ACQUIRE), band, k, &at);
+	__atomic_fetch_add(x ? &b->hits : &b->misses, 1, __ATOMIC_RELAXED);
 	return x;
 }
 
@@ -460,29 +476,30 @@ static const struct band_entry *band_lookup(struct kiln_png_bands *b, uint32_t b
 static void band_insert(struct kiln_png_bands *b, uint32_t band, const struct kiln_png_key *k,
 			const uint8_t *data, uint32_t len, uint32_t rawlen, uint32_t adler)
 {
+	struct band_table *t;
 	struct band_entry *x;
 	size_t at;
 	pthread_mutex_lock(&b->mu);
-	if (b->bytes + len + sizeof *x > b->max_bytes || band_find(b, band, k, &at))
+	t = b->tab;
+	if (b->bytes + len + sizeof *x > b->max_bytes || band_find(t, band, k, &at))
 		goto out;
-	if (2 * (b->n + 1) > b->cap) {
-		size_t ncap = b->cap * 2;
-		struct band_entry **ns = kiln_calloc(ncap, sizeof *ns);
-		if (!ns)
+	if (2 * (b->n + 1) > t->cap) {
+		struct band_table *nt = band_table_new(t->cap * 2, t);
+		if (!nt)
 			goto out;
-		for (size_t i = 0; i < b->cap; i++) {
-			struct band_entry *y = b->slot[i];
+		for (size_t i = 0; i < t->cap; i++) {
+			struct band_entry *y = t->slot[i];
 			size_t j;
 			if (!y)
 				continue;
-			for (j = band_home(&y->key, y->band, ncap); ns[j]; j = (j + 1) & (ncap - 1))
+			for (j = band_home(&y->key, y->band, nt->cap); nt->slot[j];
+			     j = (j + 1) & (nt->cap - 1))
 				;
-			ns[j] = y;
+			nt->slot[j] = y;
 		}
-		free(b->slot);
-		b->slot = ns;
-		b->cap = ncap;
-		band_find(b, band, k, &at);
+		__atomic_store_n(&b->tab, nt, __ATOMIC_RELEASE);
+		t = nt;
+		band_find(t, band, k, &at);
 	}
 	if (!(x = kiln_malloc(sizeof *x + len)))
 		goto out;
@@ -492,7 +509,7 @@ static void band_insert(struct kiln_png_bands *b, uint32_t band, const struct ki
 	x->rawlen = rawlen;
 	x->adler = adler;
 	memcpy(x->data, data, len);
-	b->slot[at] = x;
+	__atomic_store_n(&t->slot[at], x, __ATOMIC_RELEASE);
 	b->n++;
 	b->bytes += sizeof *x + len;
 out:
