@@ -42,13 +42,14 @@
 #include <vips/vips.h>
 
 /* Bump when anything below changes the pixels or bytes for the same inputs.
- * compose/2: PNGs written by lib/util/png.c (libdeflate), opaque ones as RGB by default. */
+ * compose/2: PNGs written by lib/util/png.c (libdeflate), opaque ones as RGB by default.
+ * compose/3: layered PNGs over an opaque base with filter none/sub written in shared bands
+ * (kiln_png_encode_bands, zlib). */
 #define COMPOSE_VERSION "compose/3"
-/* PNG pHYs and other resolution fields: 72 dpi, in libvips' pixels per millimetre. */
-#define OUT_RES (72.0 / 25.4)
 /* Shorter opaque stretches inside a run of visible pixels stay in a partial run: below this a
  * memcpy costs more than the per-pixel test. */
 #define MIN_OPAQUE 16
+/* WebP/JPEG are kiln_image_encode()'s (lib/util/image.c); its WebP effort, for the recipe */
 #define WEBP_EFFORT 4
 #define NO_FILE ((size_t)-1)
 
@@ -460,57 +461,6 @@ static int layer_image(struct kiln_compose *c, size_t i, VipsImage **out, struct
 	}
 	*out = f->img;
 	return 0;
-}
-
-/* Encode a w x h x 4 uchar sRGB image as WebP or JPEG with libvips, appended to out. Every
- * option that changes bytes is set here and named in format_recipe(). */
-static int encode_vips(const struct kiln_spec *s, VipsImage *im, struct kiln_buf *out,
-		       struct kiln_error *e)
-{
-	VipsImage *fixed = NULL, *flat = NULL;
-	VipsArrayDouble *white = NULL;
-	void *data = NULL;
-	size_t len = 0;
-	int rc = 0, bad;
-	if (vips_copy(im, &fixed, "xres", OUT_RES, "yres", OUT_RES, "interpretation",
-		      VIPS_INTERPRETATION_sRGB, NULL)) {
-		rc = vips_fail(e, NULL, "cannot prepare the image for encoding", NULL);
-		goto out;
-	}
-	if (s->format == KILN_FORMAT_JPEG) {
-		/* JPEG has no alpha: flatten onto white, as a browser shows a PNG on a page. */
-		white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
-		if (vips_flatten(fixed, &flat, "background", white, NULL)) {
-			rc = vips_fail(e, NULL, "cannot flatten the image for JPEG", NULL);
-			goto out;
-		}
-		bad = vips_jpegsave_buffer(flat, &data, &len, "Q", s->quality, "strip", TRUE,
-					   "optimize_coding", TRUE, "interlace", FALSE,
-					   "subsample_mode", VIPS_FOREIGN_SUBSAMPLE_AUTO,
-					   "trellis_quant", FALSE, "overshoot_deringing", FALSE,
-					   "optimize_scans", FALSE, "quant_table", 0, NULL);
-	} else {
-		bad = vips_webpsave_buffer(fixed, &data, &len, "Q", s->quality, "lossless",
-					   s->lossless ? TRUE : FALSE, "effort", WEBP_EFFORT,
-					   "strip", TRUE, "smart_subsample", FALSE,
-					   "near_lossless", FALSE, "alpha_q", 100, "min_size",
-					   FALSE, "mixed", FALSE, NULL);
-	}
-	if (bad) {
-		rc = vips_fail(e, NULL, "cannot encode the image", NULL);
-		goto out;
-	}
-	if (kiln_buf_add(out, data, len)) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %zu-byte image", len);
-		goto out;
-	}
-out:
-	g_free(data);
-	if (white)
-		vips_area_unref(VIPS_AREA(white));
-	VIPS_UNREF(flat);
-	VIPS_UNREF(fixed);
-	return rc;
 }
 
 /* ---- per-item working memory ---- */
@@ -1022,7 +972,7 @@ static int finish(struct kiln_compose *c, struct scratch *x, const uint8_t *px,
 	im = vips_image_new_from_memory(px, (size_t)w * h * 4, w, h, 4, VIPS_FORMAT_UCHAR);
 	if (!im)
 		return vips_fail(e, NULL, "cannot wrap the image for encoding", NULL);
-	rc = encode_vips(s, im, out, e);
+	rc = kiln_image_encode(s, im, NULL, 0, out, e);
 	g_object_unref(im);
 	return rc;
 }
