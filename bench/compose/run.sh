@@ -3,7 +3,7 @@
 #
 # usage: bench/compose/run.sh [-n EDITIONS] [-l LEVEL] [-b BUILD_DIR] [-w WORK_DIR] [--no-peers]
 #   -n  editions: 1000 (quick, default) or 10000 (the issue's target size), any size the plan allows
-#   -l  kiln's PNG compression level written into kiln.yaml (default 2; see docs/compose.md)
+#   -l  kiln's PNG compression level written into kiln.yaml (default 6, kiln's own; docs/compose.md)
 #   -b  a built kiln (default: build); bench_encode is compiled against its libkiln.a
 #   -w  scratch folder (default ${TMPDIR:-/tmp}/kiln-bench-compose), kept for inspection
 #
@@ -28,7 +28,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 peers=${KILN_PEERS:-$src/../shared/peers}
-n=1000 level=2 build=$src/build work=${TMPDIR:-/tmp}/kiln-bench-compose peers_on=1
+n=1000 level=6 build=$src/build work=${TMPDIR:-/tmp}/kiln-bench-compose peers_on=1
 while [ $# -gt 0 ]; do
   case $1 in
     -n) n=$2; shift 2 ;;
