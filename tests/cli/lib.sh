@@ -34,3 +34,10 @@ ls_field() { # dir field
 	"$KILN" -C "$1" ls --json | $PY -c "import sys, json
 for l in sys.stdin: print(json.loads(l)['$2'])"
 }
+# replace the example's one-line metadata: block with the YAML on stdin
+set_metadata() { # dir
+	$PY -c 'import sys
+p = sys.argv[1]
+lines = [l for l in open(p) if not l.startswith("metadata:")]
+open(p, "w").writelines(lines + [sys.stdin.read()])' "$1/kiln.yaml"
+}

@@ -4,13 +4,9 @@
 . "$(dirname "$0")/lib.sh"
 P=$T/owls
 owls "$P"
-$PY - "$P/kiln.yaml" <<'PY'
-import sys
-p = sys.argv[1]
-lines = [l for l in open(p) if not l.startswith("metadata:")]
-lines.append('metadata: {name: "Pixel Owl #{id}", start_id: 0, targets: [erc721, erc1155, metaplex]}\n')
-open(p, "w").writelines(lines)
-PY
+set_metadata "$P" <<'YAML'
+metadata: {name: "Pixel Owl #{id}", start_id: 0, targets: [erc721, erc1155, metaplex]}
+YAML
 "$KILN" -C "$P" build -q >"$T/out" 2>&1 || fail "build: $(cat "$T/out")"
 "$KILN" -C "$P" release --force --starting-index 7 -q >"$T/out" 2>&1
 expect_eq "release --starting-index 7" $? 0

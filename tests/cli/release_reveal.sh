@@ -3,17 +3,12 @@
 . "$(dirname "$0")/lib.sh"
 P=$T/owls
 owls "$P"
-$PY - "$P/kiln.yaml" <<'PY'
-import sys
-p = sys.argv[1]
-lines = [l for l in open(p) if not l.startswith("metadata:")]
-lines.append('''metadata:
+set_metadata "$P" <<'YAML'
+metadata:
   name: "Pixel Owl #{id}"
   targets: [erc721, metaplex]
   reveal: {hidden_image: layers/Background/void.png, name: "Mystery Owl #{id}"}
-''')
-open(p, "w").writelines(lines)
-PY
+YAML
 "$KILN" -C "$P" build >"$T/out" 2>&1
 expect_eq "build with a reveal" $? 0
 expect_contains "build says the reveal is pending" "$T/out" "reveal pending"

@@ -5,11 +5,8 @@
 P=$T/owls
 owls "$P"
 # the example's last line is its metadata block: replace it with one naming every target
-$PY - "$P/kiln.yaml" <<'PY'
-import sys
-p = sys.argv[1]
-lines = [l for l in open(p) if not l.startswith("metadata:")]
-lines.append('''metadata:
+set_metadata "$P" <<'YAML'
+metadata:
   name: "Pixel Owl #{id}"
   start_id: 1
   targets: [erc721, erc1155, metaplex]
@@ -27,9 +24,7 @@ lines.append('''metadata:
       - {address: "11111111111111111111111111111111", share: 70}
       - {address: "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", share: 30}
     collection: {name: Pixel Owls, image: legendaries/founder.png}
-''')
-open(p, "w").writelines(lines)
-PY
+YAML
 "$KILN" -C "$P" build -q >"$T/out" 2>&1
 expect_eq "build with every target" $? 0
 cat "$T/out"
