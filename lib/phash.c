@@ -222,13 +222,52 @@ static int hpass(const uint8_t *in, int w, int rows, int ow, const int *bounds,
 	return 0;
 }
 
+/* Coefficients of the last few (inSize, outSize) pairs, shared by all threads: a collection's
+ * images have one size, and computing them (sin() for 193 x 32 taps, twice) for every image
+ * was ~3 % of kiln qa's CPU. Entries are immutable once made and live as long as the process
+ * (still reachable, never freed). Returns ksize (0: out of memory). */
+struct coeffs {
+	int in, out, ksize;
+	int *bounds;
+	int32_t *kk;
+};
+static struct coeffs coeff_cache[8];
+static int coeff_n;
+static pthread_mutex_t coeff_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int coeffs_get(int inSize, int outSize, const int **bounds, const int32_t **kk)
+{
+	int ksize = 0, *b = NULL;
+	int32_t *k = NULL;
+	pthread_mutex_lock(&coeff_mu);
+	for (int i = 0; i < coeff_n; i++)
+		if (coeff_cache[i].in == inSize && coeff_cache[i].out == outSize) {
+			*bounds = coeff_cache[i].bounds;
+			*kk = coeff_cache[i].kk;
+			ksize = coeff_cache[i].ksize;
+			goto out;
+		}
+	if (!(ksize = precompute_coeffs(inSize, outSize, &b, &k)))
+		goto out;
+	*bounds = b;
+	*kk = k;
+	if (coeff_n < (int)(sizeof coeff_cache / sizeof *coeff_cache))
+		coeff_cache[coeff_n++] = (struct coeffs){ inSize, outSize, ksize, b, k };
+	else
+		ksize = -ksize; /* not kept: the caller frees */
+out:
+	pthread_mutex_unlock(&coeff_mu);
+	return ksize;
+}
+
 /* Image.resize((ow, oh), LANCZOS) of a grey image (rows w bytes apart) into out (ow*oh). */
 static int resample_l(const uint8_t *in, int w, int h, int ow, int oh, uint8_t *out)
 {
 	int need_h = ow != w, need_v = oh != h;
 	int ksize_v = 0, ksize_h = 0, ybox_first, ybox_last, rc = KILN_E_NOMEM;
-	int *bounds_v = NULL, *bounds_h = NULL;
-	int32_t *kk_v = NULL, *kk_h = NULL;
+	int *bounds_v = NULL;
+	const int *cb_v = NULL, *bounds_h = NULL;
+	const int32_t *kk_v = NULL, *kk_h = NULL;
 	uint8_t *tmp = NULL;
 	const uint8_t *src = in;
 	int src_w = w;
@@ -237,31 +276,33 @@ static int resample_l(const uint8_t *in, int w, int h, int ow, int oh, uint8_t *
 		memcpy(out, in, (size_t)w * (size_t)h);
 		return 0;
 	}
-	ksize_v = precompute_coeffs(h, oh, &bounds_v, &kk_v);
-	if (!ksize_v)
+	ksize_v = coeffs_get(h, oh, &cb_v, &kk_v);
+	ksize_h = need_h ? coeffs_get(w, ow, &bounds_h, &kk_h) : 1;
+	if (!ksize_v || !ksize_h)
 		goto out;
+	/* bounds_v is shifted below: a copy */
+	if (!(bounds_v = kiln_malloc((size_t)oh * 2 * sizeof *bounds_v)))
+		goto out;
+	memcpy(bounds_v, cb_v, (size_t)oh * 2 * sizeof *bounds_v);
 	ybox_first = bounds_v[0];
 	ybox_last = bounds_v[oh * 2 - 2] + bounds_v[oh * 2 - 1];
 
 	if (need_h) {
 		int rows = ybox_last - ybox_first;
-		ksize_h = precompute_coeffs(w, ow, &bounds_h, &kk_h);
-		if (!ksize_h)
-			goto out;
 		for (int i = 0; i < oh; i++)
 			bounds_v[i * 2] -= ybox_first;
 		tmp = kiln_malloc((size_t)ow * (size_t)(rows > 0 ? rows : 1));
 		if (!tmp)
 			goto out;
-		if (hpass(in + (size_t)ybox_first * (size_t)w, w, rows, ow, bounds_h, kk_h, ksize_h,
-			  tmp))
+		if (hpass(in + (size_t)ybox_first * (size_t)w, w, rows, ow, bounds_h, kk_h,
+			  abs(ksize_h), tmp))
 			goto out;
 		src = tmp;
 		src_w = ow;
 	}
 	if (need_v) {
 		for (int yy = 0; yy < oh; yy++) {
-			const int32_t *k = &kk_v[(size_t)yy * ksize_v];
+			const int32_t *k = &kk_v[(size_t)yy * abs(ksize_v)];
 			int ymin = bounds_v[yy * 2 + 0], ymax = bounds_v[yy * 2 + 1];
 			for (int xx = 0; xx < src_w; xx++) {
 				int ss0 = 1 << (PRECISION_BITS - 1);
@@ -276,9 +317,14 @@ static int resample_l(const uint8_t *in, int w, int h, int ow, int oh, uint8_t *
 	rc = 0;
 out:
 	free(bounds_v);
-	free(kk_v);
-	free(bounds_h);
-	free(kk_h);
+	if (ksize_v < 0) {
+		free((void *)cb_v);
+		free((void *)kk_v);
+	}
+	if (ksize_h < 0) {
+		free((void *)bounds_h);
+		free((void *)kk_h);
+	}
 	free(tmp);
 	return rc;
 }
@@ -723,20 +769,71 @@ int kiln_pixel_sha256(const uint8_t *pixels, int width, int height, int bands, s
 	return 0;
 }
 
-static void xxh_update(void *h, const void *p, size_t n)
+/* The RGB row of a 1, 2 or 4-band row (grey spread, alpha dropped). */
+VEC_CLONES static void rgb_row(const uint8_t *restrict s, uint8_t *restrict d, int width,
+			       int bands)
 {
-	(void)XXH3_128bits_update(h, p, n);
+	if (bands == 1 || bands == 2)
+		for (int x = 0; x < width; x++)
+			d[3 * x] = d[3 * x + 1] = d[3 * x + 2] = s[bands * x];
+	else
+		for (int x = 0; x < width; x++) {
+			d[3 * x] = s[4 * x];
+			d[3 * x + 1] = s[4 * x + 1];
+			d[3 * x + 2] = s[4 * x + 2];
+		}
 }
 
+/* 1 when every alpha byte (the last band of 2 or 4) is 255 */
+VEC_CLONES static int row_opaque(const uint8_t *s, int width, int bands)
+{
+	uint8_t all = 255;
+	for (int x = 0; x < width; x++)
+		all &= s[bands * x + bands - 1];
+	return all == 255;
+}
+
+/* Its own canonical form, cheaper than kiln_pixel_sha256's: an image opaque everywhere is
+ * hashed as RGB rows ("KPX2", width, height, 'C'), RGB input straight from the decoder with
+ * no copy; any other as RGBA rows ('A'). The same pixels give the same form whatever the
+ * input's bands, so the key groups exactly what the SHA-256 groups. Widening every row to
+ * RGBA and hashing 4 bytes a pixel was ~12 % of kiln qa's CPU (bench/qa/qa_vs_decode.sh). */
 int kiln_pixel_key(const uint8_t *pixels, int width, int height, int bands, size_t stride,
 		   char hex[33], struct kiln_error *e)
 {
+	uint8_t head[13] = {'K', 'P', 'X', '2'}, *row = NULL;
 	XXH3_state_t st;
 	XXH128_hash_t d;
-	int rc;
-	(void)XXH3_128bits_reset(&st);
-	if ((rc = canonical_rows(pixels, width, height, bands, stride, xxh_update, &st, e)))
+	int rc = check_args(pixels, width, height, bands, &stride, e), opaque = 1;
+	if (rc)
 		return rc;
+	if (bands == 2 || bands == 4)
+		for (int y = 0; y < height && opaque; y++)
+			opaque = row_opaque(pixels + (size_t)y * stride, width, bands);
+	if (!(bands == 3 || (bands == 4 && !opaque)) &&
+	    !(row = kiln_malloc((size_t)width * 4)))
+		return kiln_error_set(e, KILN_E_NOMEM, WHERE, "out of memory");
+	for (int i = 0; i < 4; i++) {
+		head[4 + i] = (uint8_t)((uint32_t)width >> (24 - 8 * i));
+		head[8 + i] = (uint8_t)((uint32_t)height >> (24 - 8 * i));
+	}
+	head[12] = opaque ? 'C' : 'A';
+	(void)XXH3_128bits_reset(&st);
+	(void)XXH3_128bits_update(&st, head, sizeof head);
+	for (int y = 0; y < height; y++) {
+		const uint8_t *s = pixels + (size_t)y * stride;
+		size_t n = (size_t)width * (opaque ? 3 : 4);
+		if (bands == 3 || (bands == 4 && !opaque)) {
+			(void)XXH3_128bits_update(&st, s, n);
+			continue;
+		}
+		if (opaque)
+			rgb_row(s, row, width, bands);
+		else
+			rgba_row(s, row, width, bands);
+		(void)XXH3_128bits_update(&st, row, n);
+	}
+	free(row);
 	d = XXH3_128bits_digest(&st);
 	snprintf(hex, 33, "%016llx%016llx", (unsigned long long)d.high64,
 		 (unsigned long long)d.low64);

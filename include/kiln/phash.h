@@ -57,8 +57,9 @@ int kiln_phash_file(const char *path, uint64_t *dhash, uint64_t *phash, struct k
 int kiln_pixel_sha256(const uint8_t *pixels, int width, int height, int bands, size_t stride,
 		      char hex[65], struct kiln_error *e) KILN_MUST_CHECK;
 
-/* The same canonical form under XXH3-128 (xxHash), 32 lowercase hex digits + NUL: the key
- * kiln qa groups exact duplicates by. Not cryptographic (use kiln_pixel_sha256 where someone
+/* XXH3-128 (xxHash) of the pixels, 32 lowercase hex digits + NUL: the key kiln qa groups
+ * exact duplicates by. Its canonical form ("KPX2": an image opaque everywhere as RGB rows,
+ * any other as RGBA rows; lib/phash.c) groups exactly what kiln_pixel_sha256's does. Not cryptographic (use kiln_pixel_sha256 where someone
  * else must be able to trust the hash), but ~10x cheaper: bench/qa/qa_vs_decode.sh showed
  * SHA-256 over the canonical pixels (4 MiB per 1024x1024 image) as 18% of kiln qa's CPU. */
 int kiln_pixel_key(const uint8_t *pixels, int width, int height, int bands, size_t stride,

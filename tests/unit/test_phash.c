@@ -160,6 +160,18 @@ static void test_pixel_key(void **state)
 	assert_int_equal(kiln_pixel_key(la, W, H, 2, 0, k4, &e), 0);
 	assert_string_equal(k3, k4);
 	assert_string_not_equal(k1, k3);
+	/* not opaque: RGBA and grey+alpha of the same pixels alike, apart from the opaque form */
+	rgba[3] = 254;
+	assert_int_equal(kiln_pixel_key(rgba, W, H, 4, 0, k2, &e), 0);
+	assert_string_not_equal(k1, k2);
+	for (int i = 0; i < W * H; i++)
+		for (int b = 0; b < 3; b++)
+			rgba[4 * i + b] = grey[i];
+	la[1] = 254;
+	assert_int_equal(kiln_pixel_key(rgba, W, H, 4, 0, k2, &e), 0);
+	assert_int_equal(kiln_pixel_key(la, W, H, 2, 0, k4, &e), 0);
+	assert_string_equal(k2, k4);
+	assert_string_not_equal(k2, k3);
 	rgb[3 * (W * H - 1) + 2] ^= 1; /* the last byte of the last row's tail */
 	assert_int_equal(kiln_pixel_key(rgb, W, H, 3, 0, k3, &e), 0);
 	assert_string_not_equal(k1, k3);
