@@ -7,7 +7,8 @@ libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libm
 libssl-dev libpotrace-dev libimagequant-dev libdeflate-dev libxxhash-dev zlib1g-dev libcmocka-dev
 python3 python3-pil sqlite3"
 if [ "${1:-}" = "--test" ]; then
-  PKGS="$PKGS valgrind"
+  # valgrind; numpy and scipy for the imagehash oracle (tests/qa/compare_phash.sh)
+  PKGS="$PKGS valgrind python3-numpy python3-scipy"
   # The IPFS tests compare with the npm importer (tests/ipfs): Node.js and npm, Debian's unless
   # the machine already has its own (a NodeSource node ships npm inside).
   command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
