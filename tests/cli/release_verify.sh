@@ -5,8 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 P=$T/owls
 owls "$P"
-sed -i '/^metadata:/d' "$P/kiln.yaml"
-cat >>"$P/kiln.yaml" <<'YAML'
+set_metadata "$P" <<'YAML'
 metadata:
   name: "Pixel Owl #{id}"
   start_id: 1
