@@ -2,7 +2,7 @@
  * and the stages that several verbs run (plan, render, release). */
 #include "cli.h"
 
-#include "kiln/dispatch.h"
+#include "kiln/render.h"
 
 #include <jansson.h>
 #include <signal.h>

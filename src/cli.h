@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include "kiln/error.h"
 #include "kiln/project.h"
+#include "kiln/render.h"
+#include "kiln/release.h"
+#include "kiln/qa.h"
 
 struct cli {
 	const char *dir;      /* -C DIR, default "." */

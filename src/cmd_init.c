@@ -1,6 +1,6 @@
 /* kiln init: a commented starter kiln.yaml, or one imported from a HashLips layers folder. */
 #include "cli.h"
-#include "kiln/hashlips.h"
+#include "kiln/spec.h"
 
 #include <errno.h>
 #include <getopt.h>

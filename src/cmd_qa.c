@@ -4,7 +4,7 @@
  * json/), kiln's dist/ (images/ + metadata/) or a Sugar assets/ folder. Exit 1 when any
  * error-level check fails. */
 #include "cli.h"
-#include "kiln/metacheck.h"
+#include "kiln/qa.h"
 #include "kiln/qa.h"
 
 #include <ctype.h>

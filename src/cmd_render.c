@@ -1,7 +1,7 @@
 /* kiln render: render the items that need it (new, changed recipe, failed, or missing). */
 #include "cli.h"
 
-#include "kiln/engine.h"
+#include "kiln/render.h"
 
 #include <getopt.h>
 #include <stdlib.h>

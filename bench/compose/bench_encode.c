@@ -27,7 +27,7 @@
  * the re-encoded total (equal to the store's when the settings match). PNG only.
  */
 #include "kiln/spec.h"
-#include "kiln/store.h"
+#include "kiln/catalog.h"
 #include "util/png.h"
 
 #include <dirent.h>

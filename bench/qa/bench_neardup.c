@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kiln/phash.h"
+#include "qa/phash.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 

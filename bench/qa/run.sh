@@ -12,5 +12,5 @@ build=${1:-$src/build}
 out=${TMPDIR:-/tmp}/kiln-bench-neardup.$$
 trap 'rm -f "$out"' EXIT
 deps=$(pkg-config --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libpng16 2>/dev/null || true)
-${CC:-cc} -std=gnu11 -O2 -D_GNU_SOURCE -I"$src/include" "$here/bench_neardup.c" "$build/libkiln.a" $deps -lpthread -lm -o "$out"
+${CC:-cc} -std=gnu11 -O2 -D_GNU_SOURCE -I"$src/include" -I"$src/lib" "$here/bench_neardup.c" "$build/libkiln.a" $deps -lpthread -lm -o "$out"
 "$out" "$@"

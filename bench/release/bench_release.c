@@ -11,7 +11,7 @@
  * copies into dist/ (which are file system work, not hashing). Prints one line of results:
  * "images=<cid> metadata=<cid> provenance=<hex> wall=<s> cpu=<s> bytes=<n>".
  */
-#include "kiln/ipfs.h"
+#include "kiln/release.h"
 #include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/fs.h"

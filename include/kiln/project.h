@@ -19,7 +19,6 @@
 #include "kiln/error.h"
 #include "kiln/plan.h"
 #include "kiln/spec.h"
-#include "kiln/store.h"
 
 struct kiln_project {
 	char *dir;                    /* the project folder */
@@ -86,26 +85,6 @@ int kiln_project_replace(struct kiln_project *p, uint64_t id, uint64_t *changed,
 int kiln_project_plan_current(struct kiln_project *p, int *current, struct kiln_error *e)
 	KILN_MUST_CHECK;
 
-/* --- render --- */
-struct kiln_render_opts {
-	unsigned threads;             /* 0: one per core */
-	int force;                    /* render even items whose recipe is unchanged */
-	const uint64_t *ids;          /* only these items (NULL: all) */
-	size_t nids;
-	kiln_progress_fn progress;
-	void *user;
-	const volatile int *cancel;   /* set to non-zero to stop after the items under way */
-};
-struct kiln_render_result {
-	uint64_t items;               /* items considered */
-	uint64_t todo;                /* items that needed rendering */
-	uint64_t rendered;
-	uint64_t failed;
-	uint64_t skipped;             /* up to date */
-	double seconds;
-};
-int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o,
-			struct kiln_render_result *r, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* --- release --- */
 struct kiln_release_opts {

@@ -36,7 +36,7 @@ if [ "${SANITIZE:-0}" = 1 ]; then
 fi
 tool=$work/kiln_ipfs_tool
 # shellcheck disable=SC2046
-cc $cflags -I"$src/include" -o "$tool" "$here/kiln_ipfs_tool.c" "$build/libkiln.a" \
+cc $cflags -I"$src/include" -I"$src/lib" -o "$tool" "$here/kiln_ipfs_tool.c" "$build/libkiln.a" \
 	$(pkg-config --cflags --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libpng16) \
 	-lpthread -lm || die "cannot compile kiln_ipfs_tool"
 

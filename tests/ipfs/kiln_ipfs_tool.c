@@ -7,7 +7,7 @@
  * name order; --tree instead imports with kiln_ipfs_import_tree() and prints the root only.
  * With --car, every block goes to OUT.car, rooted at PATH's CID.
  */
-#include "kiln/ipfs.h"
+#include "kiln/release.h"
 
 #include <dirent.h>
 #include <stdio.h>

@@ -14,7 +14,7 @@ tmp=${TMPDIR:-/tmp}/kiln-compare-phash.$$
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/img"
 deps=$(pkg-config --cflags --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libpng16)
-${CC:-cc} -std=gnu11 -O2 -I"$src/include" "$here/phash_tool.c" "$build/libkiln.a" $deps -lpthread -lm -o "$tmp/phash_tool"
+${CC:-cc} -std=gnu11 -O2 -I"$src/include" -I"$src/lib" "$here/phash_tool.c" "$build/libkiln.a" $deps -lpthread -lm -o "$tmp/phash_tool"
 n=$(/usr/bin/python3 "$here/gen_phash_images.py" "$tmp/img" --jpeg)
 ls "$tmp/img" | sed "s|^|$tmp/img/|" > "$tmp/list"
 /usr/bin/python3 "$here/imagehash_oracle.py" - < "$tmp/list" | sort > "$tmp/oracle"

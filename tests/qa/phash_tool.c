@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kiln/phash.h"
+#include "qa/phash.h"
 
 static int one(const char *path)
 {

@@ -13,7 +13,7 @@
 
 #include "kiln/catalog.h"
 #include "kiln/plan.h"
-#include "kiln/store.h"
+#include "kiln/catalog.h"
 #include "util/fs.h"
 
 static const char spec_yaml[] =

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <vips/vips.h>
 
-#include "kiln/compose.h"
+#include "render/compose.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 

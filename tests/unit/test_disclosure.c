@@ -16,7 +16,7 @@
 #include <libdeflate.h>
 #include <vips/vips.h>
 
-#include "ai_disclosure.h"
+#include "render/disclosure.h"
 #include "util/alloc.h"
 #include "util/image.h"
 #include "util/png.h"

@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kiln/dispatch.h"
-#include "kiln/engine.h"
+#include "render/dispatch.h"
+#include "render/engines/engine.h"
 
 #define MAXJOBS 64
 #define MAXEV 4096

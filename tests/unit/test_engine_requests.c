@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kiln/engine.h"
+#include "render/engines/engine.h"
 #include "kiln/spec.h"
 
 static const char yaml[] =

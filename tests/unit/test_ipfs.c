@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "kiln/ipfs.h"
+#include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/sha.h"
 

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kiln/metacheck.h"
+#include "kiln/qa.h"
 #include "util/alloc.h"
 
 #define CASES KILN_SOURCE_DIR "/tests/qa/cases"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
-#include "kiln/phash.h"
+#include "qa/phash.h"
 #include "util/alloc.h"
 
 typedef void (*pixfn)(int x, int y, uint8_t out[4]);

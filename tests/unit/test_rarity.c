@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kiln/rarity.h"
+#include "kiln/plan.h"
 #include "util/alloc.h"
 
 #define N_ 0 /* missing value, for readability in tables */

@@ -11,7 +11,7 @@
  * same image, request and seed give the same bytes; an image that is not a PNG is left alone.
  * Sizes: an image of a few MB is copied once; the texts are a few KB.
  */
-#include "ai_disclosure.h"
+#include "render/disclosure.h"
 #include "util/png.h"
 
 #include <jansson.h>

@@ -1,4 +1,4 @@
-/* kiln/dispatch.h: runs many AI jobs over many servers from one libcurl multi event loop.
+/* render/dispatch.h: runs many AI jobs over many servers from one libcurl multi event loop.
  *
  * A job is one image (an item's candidate). The dispatcher owns scheduling and the network:
  * which server takes which job (at most `concurrency` jobs per server at once), HTTP transfers
@@ -18,8 +18,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "kiln/engine.h"
+#include "render/engines/engine.h"
 #include "kiln/error.h"
+#include "kiln/render.h"
 #include "kiln/spec.h"
 
 /* One finished attempt, handed to ops->attempt. Pointers live for the call only. */
@@ -84,27 +85,6 @@ struct kiln_dispatch_opts {
 	unsigned check_threads;    /* image checkers beside the loop (0: check on the loop) */
 };
 
-/* An endpoint's state, as kiln_dispatch_stats.state reports it. */
-enum kiln_endpoint_state {
-	KILN_ENDPOINT_UP,          /* taking jobs */
-	KILN_ENDPOINT_PARKED,      /* the circuit breaker opened: waits, then a health check */
-	KILN_ENDPOINT_GIVEN_UP,    /* refused credentials or kept failing checks: out of the run */
-	KILN_ENDPOINT_CHECKING,    /* its health check is under way (at start, or after a park) */
-};
-
-/* Per-endpoint counters, for progress and the summary. The dispatcher brings in_flight,
- * failing and state up to date before each ops->tick, so a tick callback may read them. */
-struct kiln_dispatch_stats {
-	uint64_t sent;             /* attempts started */
-	uint64_t ok;
-	uint64_t failed;
-	uint64_t parked;           /* times the breaker opened */
-	int state;                 /* enum kiln_endpoint_state */
-	unsigned in_flight;        /* attempts running on it now */
-	unsigned failing;          /* attempts failed in a row (0: the last one was ok); jobs
-	                              that failed wait out their backoff before a retry */
-	double busy_seconds;       /* sum of attempt durations */
-};
 
 /* Run every job to an end (ok, or failed after its retries). stats[nendpoints] may be NULL. */
 int kiln_dispatch_run(const struct kiln_dispatch_opts *o, const struct kiln_dispatch_ops *ops,

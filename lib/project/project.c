@@ -6,7 +6,7 @@
  * the stored items to the planner so unchanged tokens keep their ids and seeds.
  */
 #include "kiln/project.h"
-#include "kiln/rarity.h"
+#include "kiln/plan.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/sha.h"

@@ -2,7 +2,7 @@
  * images are checked later by the spec loader and the compose engine). The YAML is written as
  * text because it carries comments for the studio; every string goes through yaml_quote(),
  * which emits a double-quoted YAML scalar whenever a plain one could be misread. */
-#include "kiln/hashlips.h"
+#include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 

@@ -27,7 +27,7 @@
  * importer's order), each distinct block once. Its header has a fixed size for our 36-byte
  * CIDs, so the root is written as zeros first and filled in by kiln_ipfs_car_finish().
  */
-#include "kiln/ipfs.h"
+#include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/sha.h"
 

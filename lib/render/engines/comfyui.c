@@ -16,7 +16,7 @@
  * prompt the server took runs, only /history is polled, and /queue every fourth poll (a prompt
  * the server lost shows in neither).
  */
-#include "kiln/engine.h"
+#include "render/engines/engine.h"
 #include "util/alloc.h"
 #include "util/sha.h"
 

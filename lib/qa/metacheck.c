@@ -27,8 +27,8 @@
  * Sizes: collections up to ~100,000 tokens of a few KB each; memory is one parsed token at a
  * time plus one row per string attribute for the drift check.
  */
-#include "kiln/metacheck.h"
-#include "kiln/rarity.h"
+#include "kiln/qa.h"
+#include "kiln/plan.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 

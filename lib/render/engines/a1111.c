@@ -9,7 +9,7 @@
  *
  * Sizes: a request is a few KB plus base64 control images; an answer a base64 PNG (~1-3 MB).
  */
-#include "kiln/engine.h"
+#include "render/engines/engine.h"
 #include "util/alloc.h"
 
 #include <jansson.h>

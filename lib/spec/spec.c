@@ -9,8 +9,8 @@
  *
  * Sizes: a spec is a few hundred lines; nothing here is hot.
  */
-#include "kiln/engine.h"
-#include "kiln/metacheck.h"
+#include "render/engines/engine.h"
+#include "kiln/qa.h"
 #include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"

@@ -23,7 +23,7 @@
  * Per item in flight: a few MiB (libvips strips, the encoded output). Legendaries are decoded
  * per call and not kept.
  */
-#include "kiln/compose.h"
+#include "render/compose.h"
 #include "util/alloc.h"
 #include "util/image.h"
 #include "util/fs.h"

@@ -11,7 +11,7 @@
  * that point is collected by the next run; a 404/410 on poll means the server lost or expired
  * the job, which is then submitted again.
  */
-#include "kiln/engine.h"
+#include "render/engines/engine.h"
 #include "util/alloc.h"
 
 #include <jansson.h>

@@ -38,7 +38,7 @@
  * Sizes: up to millions of tokens x tens of types; memory is 4*S + 20 bytes a token plus
  * the distinct values; one pass to intern, one to score, one qsort.
  */
-#include "kiln/rarity.h"
+#include "kiln/plan.h"
 #include "util/alloc.h"
 
 #include <math.h>

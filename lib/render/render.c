@@ -11,8 +11,8 @@
  * Sizes: up to ~1,000,000 items; per item a small result slot, the image itself lives only
  * between encode and store put.
  */
-#include "kiln/compose.h"
-#include "kiln/engine.h"
+#include "render/compose.h"
+#include "render/engines/engine.h"
 #include "kiln/project.h"
 #include "util/alloc.h"
 #include "util/clock.h"

@@ -33,7 +33,7 @@
  * of nonempty buckets hold one hash).
  * Memory: 4 + 8 bytes per bucket and 12 bytes per hash (~40 MB at N = 10^6).
  */
-#include "kiln/phash.h"
+#include "qa/phash.h"
 #include "util/alloc.h"
 #include "util/sha.h"
 

@@ -2,7 +2,7 @@
  * name holds exactly the bytes of that hash (written to a temporary name, fsynced, renamed),
  * so readers never see partial files and re-putting is idempotent. Sizes: one file per render,
  * tens of thousands of files; the two-digit fan-out keeps folders small. */
-#include "kiln/store.h"
+#include "kiln/catalog.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/sha.h"

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "kiln/buf.h"
-#include "kiln/engine.h"
+#include "render/engines/engine.h"
 #include "kiln/error.h"
 
 /* IPTC DigitalSourceType values kiln writes. */

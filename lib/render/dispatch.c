@@ -29,7 +29,7 @@
  * only while a job runs), endpoints up to hundreds, slots = 2 x sum of concurrencies + one a
  * endpoint for health checks; per loop turn the work is O(slots + endpoints + due retries).
  */
-#include "kiln/dispatch.h"
+#include "render/dispatch.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/prng.h"

@@ -1,4 +1,4 @@
-/* kiln/phash.h: image fingerprints for QA: perceptual hashes (dHash, pHash) defined bit for bit
+/* qa/phash.h: image fingerprints for QA: perceptual hashes (dHash, pHash) defined bit for bit
  * as Python's imagehash 4.x computes them with Pillow and SciPy, a pixel-content hash for exact
  * duplicates, and a near-duplicate index (multi-index hashing) that finds every pair of 64-bit
  * hashes within a Hamming threshold without comparing every pair.

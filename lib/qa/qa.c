@@ -9,7 +9,7 @@
  *
  * Sizes: per token one struct of ~200 bytes; the decoded image lives only inside its worker.
  */
-#include "kiln/phash.h"
+#include "qa/phash.h"
 #include "kiln/qa.h"
 #include "kiln/release.h"
 #include "util/alloc.h"

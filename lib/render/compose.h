@@ -1,4 +1,4 @@
-/* kiln/compose.h: the compose engine. Composites an item's trait layers (z-order, per-layer
+/* render/compose.h: the compose engine. Composites an item's trait layers (z-order, per-layer
  * blend mode and opacity) into one image at the spec's size, encoded in the spec's format.
  * Alpha-over at opacity 1 is the engine's own (bit for bit vips_composite's arithmetic, done
  * only where layers have visible pixels) and PNG is written with libdeflate; other blend

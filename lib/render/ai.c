@@ -19,9 +19,9 @@
  * Sizes: jobs up to ~1,000,000; per job 80 bytes here plus the dispatcher's 24; requests,
  * images and records exist only while a job runs or waits for its batch.
  */
-#include "ai_disclosure.h"
-#include "kiln/dispatch.h"
-#include "kiln/engine.h"
+#include "render/disclosure.h"
+#include "render/dispatch.h"
+#include "render/engines/engine.h"
 #include "kiln/project.h"
 #include "util/alloc.h"
 #include "util/clock.h"

@@ -52,9 +52,9 @@
  *
  * Sizes: one image in memory at a time; per token a small JSON per target and 65 bytes of hash.
  */
-#include "kiln/compose.h"
-#include "kiln/engine.h"
-#include "kiln/ipfs.h"
+#include "render/compose.h"
+#include "render/engines/engine.h"
+#include "kiln/release.h"
 #include "kiln/project.h"
 #include "kiln/release.h"
 #include "util/alloc.h"

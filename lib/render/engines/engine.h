@@ -1,4 +1,4 @@
-/* kiln/engine.h: the AI engines (a1111, comfyui, sdcpp) behind one interface.
+/* render/engines/engine.h: the AI engines (a1111, comfyui, sdcpp) behind one interface.
  *
  * An engine turns an engine-neutral request (struct kiln_ai_request: prompt, negative, seed,
  * LoRAs, ControlNet units, sampler settings) into the HTTP exchanges of its server's protocol,
@@ -24,6 +24,7 @@
 #include "kiln/buf.h"
 #include "kiln/catalog.h"
 #include "kiln/error.h"
+#include "kiln/render.h"
 #include "kiln/spec.h"
 
 /* A file an engine sends (a ControlNet image): loaded once per run, shared by jobs. */
@@ -173,10 +174,5 @@ struct kiln_render_result;
 int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts *o,
 			   struct kiln_render_result *r, struct kiln_error *e) KILN_MUST_CHECK;
 
-/* `kiln render --dry-run ID`: the exact HTTP request of the item's first candidate for the
- * first endpoint (method, URL, headers with credentials shown as <from $VAR>, body), as text
- * in out. Nothing is sent. */
-int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln_buf *out,
-				struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

@@ -1,0 +1,65 @@
+/* kiln/render.h: the render stage. For every planned item whose recipe changed (or that has no
+ * image in the store) it makes the image, with the compose engine (trait layers, on worker
+ * threads) or an AI engine (A1111/Forge, ComfyUI, sd-server, through one libcurl-multi
+ * dispatcher), writes it to the content store and records the attempt in the catalog.
+ * lib/render/README.md has the module's invariants.
+ */
+#ifndef KILN_RENDER_H
+#define KILN_RENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/buf.h"
+#include "kiln/error.h"
+#include "kiln/project.h"
+
+struct kiln_render_opts {
+	unsigned threads;             /* 0: one per core */
+	int force;                    /* render even items whose recipe is unchanged */
+	const uint64_t *ids;          /* only these items (NULL: all) */
+	size_t nids;
+	kiln_progress_fn progress;
+	void *user;
+	const volatile int *cancel;   /* set to non-zero to stop after the items under way */
+};
+struct kiln_render_result {
+	uint64_t items;               /* items considered */
+	uint64_t todo;                /* items that needed rendering */
+	uint64_t rendered;
+	uint64_t failed;
+	uint64_t skipped;             /* up to date */
+	double seconds;
+};
+int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o,
+			struct kiln_render_result *r, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* `kiln render --dry-run ID`: the exact HTTP request of the item's first candidate for the
+ * first endpoint (method, URL, headers with credentials shown as <from $VAR>, body), as text
+ * in out. Nothing is sent. */
+int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln_buf *out,
+				struct kiln_error *e) KILN_MUST_CHECK;
+
+/* Live per-endpoint counters of an AI render (struct kiln_progress.endpoint_stats). */
+/* An endpoint's state, as kiln_dispatch_stats.state reports it. */
+enum kiln_endpoint_state {
+	KILN_ENDPOINT_UP,          /* taking jobs */
+	KILN_ENDPOINT_PARKED,      /* the circuit breaker opened: waits, then a health check */
+	KILN_ENDPOINT_GIVEN_UP,    /* refused credentials or kept failing checks: out of the run */
+	KILN_ENDPOINT_CHECKING,    /* its health check is under way (at start, or after a park) */
+};
+
+/* Per-endpoint counters, for progress and the summary. The dispatcher brings in_flight,
+ * failing and state up to date before each ops->tick, so a tick callback may read them. */
+struct kiln_dispatch_stats {
+	uint64_t sent;             /* attempts started */
+	uint64_t ok;
+	uint64_t failed;
+	uint64_t parked;           /* times the breaker opened */
+	int state;                 /* enum kiln_endpoint_state */
+	unsigned in_flight;        /* attempts running on it now */
+	unsigned failing;          /* attempts failed in a row (0: the last one was ok); jobs
+	                              that failed wait out their backoff before a retry */
+	double busy_seconds;       /* sum of attempt durations */
+};
+
+#endif
