@@ -21,6 +21,10 @@ int cli_fail(const struct kiln_error *e)
 		fprintf(stderr, "kiln: %s: %s\n", e->where, e->msg);
 	else
 		fprintf(stderr, "kiln: %s\n", e->msg);
+	char hint[512];
+	cli_hint_text(e, hint, sizeof hint);
+	if (hint[0])
+		fprintf(stderr, "hint: %s\n", hint);
 	return kiln_error_exit_code(e->code ? e->code : KILN_E_FAILED);
 }
 

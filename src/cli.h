@@ -25,6 +25,8 @@ extern const struct cmd kiln_commands[];
 
 /* Print "kiln: where: msg" on stderr; returns the exit status for e->code. */
 int cli_fail(const struct kiln_error *e);
+/* The command's words for e->hint ("" when it has none): src/hint.c. */
+void cli_hint_text(const struct kiln_error *e, char *out, size_t cap);
 /* Usage error: message + hint at --help; returns 2. */
 int cli_usage(const char *verb, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* Open the project in cli->dir or print the error; returns 0 or an exit status. */

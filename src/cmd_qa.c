@@ -884,7 +884,7 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		toks.sha = calloc(items.n + 1, sizeof *toks.sha);
 		if (!toks.v || !toks.owned || !toks.sha) {
 			kiln_items_release(&items);
-			rc = cli_fail(&(struct kiln_error){KILN_E_NOMEM, "qa", "out of memory"});
+			rc = cli_fail(&(struct kiln_error){.code = KILN_E_NOMEM, .where = "qa", .msg = "out of memory"});
 			goto out;
 		}
 		for (size_t i = 0; i < items.n; i++) {

@@ -3,8 +3,12 @@
  * Fallible functions return int: 0 on success, else a KILN_E_* code, and fill the caller's
  * struct kiln_error (never a global buffer). `where` names what the error concerns: a
  * "file:line:col", an item ("item 17"), an endpoint URL or a path. `msg` says what is wrong
- * and what to do about it. The CLI prints "kiln: <where>: <msg>" and maps the code to an exit
- * status with kiln_error_exit_code().
+ * and what is wrong. What the user should do next, when that is one of kiln's own commands or
+ * flags, is not written into msg: the library sets a hint code (enum kiln_hint) and the command
+ * turns it into text in its own words (src/hint.c), as git's advice.c does. So the library never
+ * names a command-line verb or flag, and another front end (the review web app) can say the
+ * same thing its own way. The CLI prints "kiln: <where>: <msg>", then "hint: <text>", and maps
+ * the code to an exit status with kiln_error_exit_code().
  */
 #ifndef KILN_ERROR_H
 #define KILN_ERROR_H
@@ -33,10 +37,34 @@ enum kiln_code {
 	KILN_E_NET,        /* an endpoint failed                           -> exit 1 */
 };
 
+/* What to do next, as a front end should phrase it. Append new codes at the end (the numbers
+ * appear in --json output by name only, kiln_hint_name()). */
+enum kiln_hint {
+	KILN_HINT_NONE = 0,
+	KILN_HINT_INIT,            /* no project here: start one, or name the folder */
+	KILN_HINT_PLAN,            /* the plan is missing or older than the spec: plan again */
+	KILN_HINT_RENDER,          /* items have no current image: render (hint_arg: an item id) */
+	KILN_HINT_RENDER_FORCE,    /* a stored image is wrong: render that item again, forced
+	                              (hint_arg: the item id) */
+	KILN_HINT_QA,              /* QA has not run, or is stale: run it */
+	KILN_HINT_QA_FAILED,       /* QA failed tokens: fix and re-run QA, or release anyway */
+	KILN_HINT_RELEASE,         /* no release folder: release first */
+	KILN_HINT_RELEASE_FORCE,   /* an older release lacks a file: release again, forced */
+	KILN_HINT_STARTING_INDEX,  /* reveal pending: release with a starting index */
+	KILN_HINT_RE_REVEAL,       /* a starting index is recorded: keep it or re-reveal */
+	KILN_HINT_LIST_ITEMS,      /* no such item: list them */
+	KILN_HINT_DRY_RUN_AI,      /* dry runs are for AI engines only */
+	KILN_HINT_LOCKED,          /* another kiln holds the project lock (hint_arg: its pid) */
+	KILN_HINT_ALLOW_PATH,      /* a path leaves the project: move it in, or allow its folder */
+	KILN_HINT__COUNT
+};
+
 struct kiln_error {
 	int code;
+	int hint;                  /* enum kiln_hint; KILN_HINT_NONE when there is none */
 	char where[512];
 	char msg[1536];
+	char hint_arg[128];        /* what the hint names (an item id, a pid), or "" */
 };
 
 /* Clear e (code 0, empty strings). e may be NULL. */
@@ -46,6 +74,13 @@ void kiln_error_clear(struct kiln_error *e);
  * e may be NULL (the error is then only returned). where may be NULL. */
 int kiln_error_set(struct kiln_error *e, int code, const char *where, const char *fmt, ...)
 	KILN_PRINTF(4, 5);
+
+/* Attach a hint (and what it names, or NULL) to e, which kiln_error_set has filled; returns
+ * e->code so that `return kiln_error_hint(e, KILN_HINT_PLAN, NULL);` works. e may be NULL. */
+int kiln_error_hint(struct kiln_error *e, int hint, const char *arg);
+
+/* Stable name of a hint ("plan", "render_force", ...), for --json output; "" for none. */
+const char *kiln_hint_name(int hint);
 
 /* Prefix e->msg with more context ("while X: " + old message). */
 void kiln_error_prefix(struct kiln_error *e, const char *fmt, ...) KILN_PRINTF(2, 3);

@@ -2321,9 +2321,10 @@ int kiln_spec_load(struct kiln_spec **out, const char *path, struct kiln_error *
 		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
 	rc = kiln_fs_read(path, &b, e);
 	if (rc) {
-		if (rc == KILN_E_IO && !kiln_fs_exists(path))
-			rc = kiln_error_set(e, KILN_E_SPEC, path, "no kiln.yaml here: run `kiln init` "
-					    "to start a project, or `kiln -C DIR` to name one");
+		if (rc == KILN_E_IO && !kiln_fs_exists(path)) {
+			rc = kiln_error_set(e, KILN_E_SPEC, path, "no kiln.yaml here");
+			kiln_error_hint(e, KILN_HINT_INIT, NULL);
+		}
 		goto out;
 	}
 	rc = kiln_spec_parse(out, b.data ? b.data : "", b.len, path, dir, e);

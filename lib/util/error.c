@@ -11,8 +11,10 @@ void kiln_error_clear(struct kiln_error *e)
 	if (!e)
 		return;
 	e->code = 0;
+	e->hint = KILN_HINT_NONE;
 	e->where[0] = 0;
 	e->msg[0] = 0;
+	e->hint_arg[0] = 0;
 }
 
 int kiln_error_set(struct kiln_error *e, int code, const char *where, const char *fmt, ...)
@@ -21,6 +23,8 @@ int kiln_error_set(struct kiln_error *e, int code, const char *where, const char
 	if (!e)
 		return code;
 	e->code = code;
+	e->hint = KILN_HINT_NONE;
+	e->hint_arg[0] = 0;
 	snprintf(e->where, sizeof e->where, "%s", where ? where : "");
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
@@ -66,4 +70,29 @@ const char *kiln_error_name(int code)
 	if (code < 0 || (size_t)code >= sizeof names / sizeof names[0] || !names[code])
 		return "error";
 	return names[code];
+}
+
+int kiln_error_hint(struct kiln_error *e, int hint, const char *arg)
+{
+	if (!e)
+		return KILN_E_FAILED;
+	e->hint = hint > KILN_HINT_NONE && hint < KILN_HINT__COUNT ? hint : KILN_HINT_NONE;
+	snprintf(e->hint_arg, sizeof e->hint_arg, "%s", arg ? arg : "");
+	return e->code;
+}
+
+const char *kiln_hint_name(int hint)
+{
+	static const char *const names[KILN_HINT__COUNT] = {
+		[KILN_HINT_NONE] = "", [KILN_HINT_INIT] = "init", [KILN_HINT_PLAN] = "plan",
+		[KILN_HINT_RENDER] = "render", [KILN_HINT_RENDER_FORCE] = "render_force",
+		[KILN_HINT_QA] = "qa", [KILN_HINT_QA_FAILED] = "qa_failed",
+		[KILN_HINT_RELEASE] = "release", [KILN_HINT_RELEASE_FORCE] = "release_force",
+		[KILN_HINT_STARTING_INDEX] = "starting_index", [KILN_HINT_RE_REVEAL] = "re_reveal",
+		[KILN_HINT_LIST_ITEMS] = "list_items", [KILN_HINT_DRY_RUN_AI] = "dry_run_ai",
+		[KILN_HINT_LOCKED] = "locked", [KILN_HINT_ALLOW_PATH] = "allow_path",
+	};
+	if (hint <= 0 || hint >= KILN_HINT__COUNT || !names[hint])
+		return "";
+	return names[hint];
 }
