@@ -40,6 +40,16 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *ya
 			 size_t howcap, struct kiln_error *e) KILN_MUST_CHECK;
 /* ---- end of hashlips.h ---- */
 
+/* Limits of kiln.yaml, checked before libfyaml builds a document (docs/spec.md, "Limits"):
+ * a longer, deeper or larger spec is refused with KILN_E_SPEC, naming the limit. Nodes count
+ * every key, value, list and mapping, an alias as the nodes it stands for. Tokens are an
+ * upper estimate from the raw text (every indicator character and every word), which bounds
+ * the parser's memory (about 300 bytes a token) before any node is built. */
+#define KILN_SPEC_MAX_BYTES (16 << 20)
+#define KILN_SPEC_MAX_DEPTH 64
+#define KILN_SPEC_MAX_TOKENS 500000
+#define KILN_SPEC_MAX_NODES 200000
+
 enum kiln_format { KILN_FORMAT_PNG, KILN_FORMAT_WEBP, KILN_FORMAT_JPEG };
 
 /* How a trait's share of its layer is given. */

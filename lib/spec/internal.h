@@ -89,6 +89,15 @@ int get_range(struct ctx *c, struct fy_node *n, const char *what, double lo, dou
 /* file (relative to c->dir) must be a regular file; nothing is checked when c->dir is NULL. */
 int check_file(struct ctx *c, struct fy_node *n, const char *file, const char *what);
 
+/* ---- the text before the document (prescan.c) ---- */
+
+/* The raw text: size, UTF-8 (no NUL, no UTF-16), bracket depth, token estimate. */
+int kiln_spec__prescan_bytes(struct ctx *c, const char *text, size_t len);
+/* libfyaml's events: one document, no explicit tag, no NUL in a scalar, at most
+ * KILN_SPEC_MAX_NODES nodes with aliases expanded. *empty: no node at all. A syntax error
+ * is left to the document build, which reports it. */
+int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len, int *empty);
+
 /* ---- AI engines (ai.c) ---- */
 
 int is_ai_engine(const char *engine);     /* a1111, comfyui or sdcpp */

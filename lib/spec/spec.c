@@ -1107,8 +1107,10 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
-	if (!root)
-		return fail(c, NULL, "the spec is empty: start from `kiln init`");
+	if (!root) {
+		fail(c, NULL, "the spec is empty: it holds no YAML, only comments or blank lines");
+		return kiln_error_hint(c->e, KILN_HINT_INIT, NULL);
+	}
 	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 10)))
 		return rc;
 	if ((v = get(root, "engine"))) {
@@ -1241,7 +1243,7 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 	struct fy_document *doc = NULL;
 	struct kiln_error scratch;
 	struct ctx c = {name, dir, NULL, e ? e : &scratch};
-	int rc;
+	int rc, empty = 0;
 
 	*out = NULL;
 	c.s = kiln_calloc(1, sizeof *c.s);
@@ -1264,11 +1266,17 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 		rc = nomem(&c);
 		goto out;
 	}
+	if ((rc = kiln_spec__prescan_bytes(&c, yaml, len)) ||
+	    (rc = kiln_spec__prescan_events(&c, yaml, len, &empty)))
+		goto out;
 	memset(&pcfg, 0, sizeof pcfg);
 	pcfg.diag = diag;
+	pcfg.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT; /* aliases: bounded by the prescan */
 	doc = fy_document_build_from_string(&pcfg, yaml, len);
 	if (!doc && !cap.got) {
-		rc = fail(&c, NULL, "the spec is empty: start from `kiln init`");
+		rc = fail(&c, NULL, "the spec is empty: it holds no YAML, only comments or blank "
+			  "lines");
+		kiln_error_hint(c.e, KILN_HINT_INIT, NULL);
 		goto out;
 	}
 	if (!doc) {
@@ -1299,10 +1307,9 @@ int kiln_spec_load(struct kiln_spec **out, const char *path, struct kiln_error *
 			    kiln_strdup(".");
 	int rc;
 	*out = NULL;
-	kiln_buf_init(&b, 16 << 20);
 	if (!dir)
 		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
-	rc = kiln_fs_read(path, &b, e);
+	rc = kiln_fs_read_limited(path, &b, KILN_SPEC_MAX_BYTES, KILN_E_SPEC, e);
 	if (rc) {
 		if (rc == KILN_E_IO && !kiln_fs_exists(path)) {
 			rc = kiln_error_set(e, KILN_E_SPEC, path, "no kiln.yaml here");
