@@ -299,14 +299,18 @@ int get_bool(struct ctx *c, struct fy_node *n, const char *what, int *out)
 int check_file(struct ctx *c, struct fy_node *n, const char *file, const char *what)
 {
 	char *full;
-	int ok;
+	int ok, dir;
 	if (!c->dir)
 		return 0;
 	full = kiln_fs_join(c->dir, file);
 	if (!full)
 		return nomem(c);
-	ok = kiln_fs_exists(full) && !kiln_fs_is_dir(full);
+	ok = kiln_fs_exists(full);
+	dir = ok && kiln_fs_is_dir(full);
 	free(full);
+	if (dir)
+		return fail(c, n, "%s file '%s' is a folder, not a file: name an image in it",
+			    what, file);
 	if (!ok)
 		return fail(c, n, "%s file '%s' not found (paths are relative to the folder of %s): "
 			    "fix the path or add the file", what, file, c->name);
@@ -321,7 +325,8 @@ int get_range(struct ctx *c, struct fy_node *n, const char *what, double lo, dou
 	if (rc)
 		return rc;
 	if (*out < lo || *out > hi)
-		return fail(c, n, "%s must be between %g and %g, got %g", what, lo, hi, *out);
+		return fail(c, n, "%s must be between %g and %g, got %s", what, lo, hi,
+			    fy_node_get_scalar0(n));
 	return 0;
 }
 
@@ -518,19 +523,19 @@ static int parse_quota(struct ctx *c, struct fy_node *n, const char *what, struc
 		switch (t->quota) {
 		case KILN_QUOTA_WEIGHT:
 			if (!(t->amount > 0))
-				return fail(c, v, "%s: weight must be greater than 0, got %g "
+				return fail(c, v, "%s: weight must be greater than 0, got %s "
 					    "(to leave a value out, remove it or use count: 0)",
-					    what, t->amount);
+					    what, fy_node_get_scalar0(v));
 			break;
 		case KILN_QUOTA_PERCENT:
 			if (!(t->amount > 0) || t->amount > 100)
 				return fail(c, v, "%s: percent must be greater than 0 and at most 100, "
-					    "got %g", what, t->amount);
+					    "got %s", what, fy_node_get_scalar0(v));
 			break;
 		case KILN_QUOTA_COUNT:
 			if (t->amount < 0 || t->amount != floor(t->amount) || t->amount > 1e9)
 				return fail(c, v, "%s: count must be a whole number of tokens, 0 or "
-					    "more, got %g", what, t->amount);
+					    "more, got %s", what, fy_node_get_scalar0(v));
 			break;
 		}
 	}
@@ -620,8 +625,8 @@ static int parse_layer(struct ctx *c, struct fy_node *n, struct kiln_layer *l)
 		if ((rc = get_double(c, v, "layer opacity", &l->opacity)))
 			return rc;
 		if (l->opacity < 0 || l->opacity > 1)
-			return fail(c, v, "layer '%s': opacity must be between 0 and 1, got %g",
-				    l->name, l->opacity);
+			return fail(c, v, "layer '%s': opacity must be between 0 and 1, got %s",
+				    l->name, fy_node_get_scalar0(v));
 	}
 	if ((v = get(n, "bypass_dna")) && (rc = get_bool(c, v, "bypass_dna", &l->bypass_dna)))
 		return rc;
@@ -1080,8 +1085,8 @@ static int parse_qa(struct ctx *c, struct fy_node *n)
 				size_t nids;
 				const char *const *ids = kiln_qa_check_ids(&nids);
 				const char *hint = closest(k->check, ids, nids);
-				return fail(c, fy_node_pair_key(p), "qa.checks: '%s' is not a check id "
-					    "kiln qa reports%s%s%s (ids like image.near_duplicate, or a "
+				return fail(c, fy_node_pair_key(p), "qa.checks: '%s' is not a QA check "
+					    "id%s%s%s (ids like image.near_duplicate, or a "
 					    "family ending in '.' like metaplex.; docs/commands/qa.md "
 					    "lists them)", k->check, hint ? ": did you mean '" : "",
 					    hint ? hint : "", hint ? "'?" : "");
