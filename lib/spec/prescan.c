@@ -6,10 +6,11 @@
  *
  *  1. prescan_bytes(), over the raw bytes, no allocation: the text must be UTF-8 (no NUL, no
  *     UTF-16); flow brackets may nest KILN_SPEC_MAX_DEPTH deep; and an upper estimate of the
- *     tokens (every indicator character and every run of other characters counts one) must
- *     stay under KILN_SPEC_MAX_TOKENS, which bounds what the next pass can allocate. The
- *     bracket count skips comments and quoted text; where it misreads (a bracket inside a
- *     block scalar), it only over-counts, and libfyaml's own depth limit still holds.
+ *     tokens (every indicator character and every run of other characters counts one,
+ *     wherever it is) must stay under KILN_SPEC_MAX_TOKENS, which bounds what the next pass
+ *     can allocate whatever the text. The bracket depth skips comments and quoted text, for
+ *     a message at the right place; where it misreads (a quote inside a block scalar) the
+ *     token bound and libfyaml's own depth limit still hold.
  *  2. prescan_events(), over libfyaml's parser events: one document only; no explicit tag
  *     (kiln would read !!binary or !foo as plain text); no NUL in a scalar ("\0" in a quoted
  *     string would cut it short in C); and at most KILN_SPEC_MAX_NODES nodes with every alias
@@ -77,7 +78,7 @@ int kiln_spec__prescan_bytes(struct ctx *c, const char *text, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)text;
 	size_t i = 0, tokens = 0;
-	int line = 1, col = 1, depth = 0, in_word = 0;
+	int line = 1, col = 1, depth = 0, in_word = 0, in_comment = 0, esc = 0;
 	unsigned char quote = 0;  /* '"' or '\'' inside a quoted scalar */
 	unsigned char prev = ' '; /* the byte before, ' ' at a line's start */
 
@@ -99,37 +100,42 @@ int kiln_spec__prescan_bytes(struct ctx *c, const char *text, size_t len)
 		if (!(n = utf8_len(p + i, len - i)))
 			return fail_at(c, line, col, "the spec is not UTF-8 text: byte offset %zu "
 				       "(0x%02x) is not valid UTF-8; save kiln.yaml as UTF-8", i, ch);
+		/* the token estimate counts every byte whatever the context, so that no
+		 * misreading of quotes or comments below can hide tokens from it */
+		if (is_indicator(ch) || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+			tokens += is_indicator(ch);
+			in_word = 0;
+		} else if (!in_word) {
+			in_word = 1;
+			tokens++;
+		}
+		if (tokens > KILN_SPEC_MAX_TOKENS)
+			return fail_at(c, line, col, "the spec is too large: more than %d YAML tokens "
+				       "(words, brackets, commas, colons) by here, the most kiln.yaml "
+				       "may hold", KILN_SPEC_MAX_TOKENS);
+		/* depth: brackets outside comments and quoted text (a quoted scalar may span
+		 * lines; a comment ends with its line) */
 		if (ch == '\n') {
 			line++;
-			col = 1;
-			prev = ' ';
-			in_word = 0;
-			i++;
-			/* a quoted scalar may span lines; a comment ends here */
-			continue;
-		}
-		if (quote) {
-			if (quote == '"' && ch == '\\' && i + 1 < len && p[i + 1] != '\n') {
-				i += 2;
-				col += 2;
-				continue;
-			}
-			if (ch == quote) {
-				if (quote == '\'' && i + 1 < len && p[i + 1] == '\'') {
-					i += 2;
-					col += 2;
-					continue;
-				}
+			col = 0;
+			in_comment = 0;
+			ch = ' ';
+		} else if (in_comment) {
+			/* nothing */
+		} else if (quote) {
+			if (esc)
+				esc = 0;
+			else if (quote == '"' && ch == '\\')
+				esc = 1;
+			else if (ch == quote && quote == '\'' && i + 1 < len && p[i + 1] == '\'')
+				esc = 1; /* '' inside single quotes */
+			else if (ch == quote)
 				quote = 0;
-			}
 		} else if (ch == '#' && (prev == ' ' || prev == '\t')) {
-			while (i < len && p[i] != '\n' && p[i])
-				i++;
-			continue;
+			in_comment = 1;
 		} else if ((ch == '"' || ch == '\'') && (prev == ' ' || prev == '\t' ||
 							  strchr("[{,:?-", prev))) {
 			quote = ch;
-			tokens++;
 		} else if (ch == '[' || ch == '{') {
 			if (++depth > KILN_SPEC_MAX_DEPTH)
 				return fail_at(c, line, col, "the spec nests deeper than %d levels of "
@@ -137,19 +143,6 @@ int kiln_spec__prescan_bytes(struct ctx *c, const char *text, size_t len)
 		} else if ((ch == ']' || ch == '}') && depth > 0) {
 			depth--;
 		}
-		if (!quote || ch == '"' || ch == '\'') {
-			if (is_indicator(ch) || ch == ' ' || ch == '\t' || ch == '\r') {
-				tokens += is_indicator(ch);
-				in_word = 0;
-			} else if (!in_word) {
-				in_word = 1;
-				tokens++;
-			}
-		}
-		if (tokens > KILN_SPEC_MAX_TOKENS)
-			return fail_at(c, line, col, "the spec is too large: more than %d YAML tokens "
-				       "(words, brackets, commas, colons) by here, the most kiln.yaml "
-				       "may hold", KILN_SPEC_MAX_TOKENS);
 		prev = ch;
 		i += n;
 		col++;
