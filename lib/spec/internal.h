@@ -94,9 +94,9 @@ int check_file(struct ctx *c, struct fy_node *n, const char *file, const char *w
 /* The raw text: size, UTF-8 (no NUL, no UTF-16), bracket depth, token estimate. */
 int kiln_spec__prescan_bytes(struct ctx *c, const char *text, size_t len);
 /* libfyaml's events: one document, no explicit tag, no NUL in a scalar, at most
- * KILN_SPEC_MAX_NODES nodes with aliases expanded. *empty: no node at all. A syntax error
- * is left to the document build, which reports it. */
-int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len, int *empty);
+ * KILN_SPEC_MAX_NODES nodes with aliases expanded. A syntax error is left to the document
+ * build, which reports it with its line:col. */
+int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len);
 
 /* ---- AI engines (ai.c) ---- */
 

@@ -239,7 +239,7 @@ static void tag_text(const char *text, size_t len, const struct fy_mark *m, char
 		snprintf(out, cap, "a tag");
 }
 
-int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len, int *empty)
+int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len)
 {
 	struct fy_parse_cfg cfg;
 	struct fy_parser *fyp = NULL;
@@ -249,7 +249,6 @@ int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len, int *
 	size_t depth = 0;
 	int docs = 0, rc = 0;
 
-	*empty = 1;
 	memset(&cfg, 0, sizeof cfg);
 	cfg.flags = FYPCF_QUIET;
 	memset(stack, 0, sizeof stack);
@@ -270,7 +269,6 @@ int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len, int *
 					     "follows, or merge it into the first)");
 			break;
 		case FYET_SCALAR:
-			*empty = 0;
 			tag = ev->scalar.tag;
 			anchor = ev->scalar.anchor;
 			{
@@ -286,13 +284,11 @@ int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len, int *
 			size_t n = 0;
 			const char *name = fy_token_get_text(ev->alias.anchor, &n);
 			struct anchor *a = name ? anchor_find(&anchors, name, n) : NULL;
-			*empty = 0;
 			add = a && a->name ? a->nodes : 1; /* an unknown alias: libfyaml says so */
 			break;
 		}
 		case FYET_SEQUENCE_START:
 		case FYET_MAPPING_START:
-			*empty = 0;
 			tag = ev->type == FYET_SEQUENCE_START ? ev->sequence_start.tag
 							       : ev->mapping_start.tag;
 			anchor = ev->type == FYET_SEQUENCE_START ? ev->sequence_start.anchor

@@ -1248,7 +1248,7 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 	struct fy_document *doc = NULL;
 	struct kiln_error scratch;
 	struct ctx c = {name, dir, NULL, e ? e : &scratch};
-	int rc, empty = 0;
+	int rc;
 
 	*out = NULL;
 	c.s = kiln_calloc(1, sizeof *c.s);
@@ -1272,7 +1272,7 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 		goto out;
 	}
 	if ((rc = kiln_spec__prescan_bytes(&c, yaml, len)) ||
-	    (rc = kiln_spec__prescan_events(&c, yaml, len, &empty)))
+	    (rc = kiln_spec__prescan_events(&c, yaml, len)))
 		goto out;
 	memset(&pcfg, 0, sizeof pcfg);
 	pcfg.diag = diag;
