@@ -25,6 +25,7 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 		"(status, ls, show, verify) run beside it",
 	[KILN_HINT_ALLOW_PATH] = "move the file into the project, or allow its folder with "
 		"`--allow-path DIR` or `paths: {allow: [DIR]}` in kiln.yaml",
+	[KILN_HINT_LAYER_ORDER] = "`--order A,B,C` takes the layer folders' names, bottom first",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

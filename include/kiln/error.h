@@ -56,6 +56,8 @@ enum kiln_hint {
 	KILN_HINT_DRY_RUN_AI,      /* dry runs are for AI engines only */
 	KILN_HINT_LOCKED,          /* another kiln holds the project lock (hint_arg: its pid) */
 	KILN_HINT_ALLOW_PATH,      /* a path leaves the project: move it in, or allow its folder */
+	KILN_HINT_LAYER_ORDER,     /* a HashLips import's layer order: name the layer folders,
+	                              bottom first */
 	KILN_HINT__COUNT
 };
 

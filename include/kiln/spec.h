@@ -2,7 +2,9 @@
  *
  * kiln_spec_load() parses with libfyaml, checks every key, type and file, and either returns a
  * complete spec or fails with the file:line:col of the first problem and what to fix
- * (KILN_E_SPEC). Nothing in a loaded spec needs checking again. All strings are owned by the
+ * (KILN_E_SPEC). The YAML is read as written or refused: aliases are resolved (bounded, see
+ * KILN_SPEC_MAX_NODES); explicit tags, NUL in a scalar, a second document, text that is not
+ * UTF-8, and a kiln.yaml that is not a regular file are refused. Nothing in a loaded spec needs checking again. All strings are owned by the
  * spec and freed by kiln_spec_free(). Paths (trait files, legendary files) are kept as written,
  * relative to the project folder `dir`.
  *
@@ -19,8 +21,10 @@
 /* ---- hashlips.h (merged) ---- */
 /* kiln/hashlips.h: import a HashLips art engine layers folder as a kiln.yaml.
  *
- * HashLips layout: LAYERS/<Layer>/<Trait name>#<weight>.png (the weight after the rarity
- * delimiter '#'; missing or not a number means weight 1, as HashLips reads it). The layer
+ * HashLips layout: LAYERS/<Layer>/<Trait name>#<weight>.png. The weight is read as HashLips
+ * reads it: JavaScript's Number() of the text after the last '#' (not a number: weight 1; a
+ * fraction is kept); a weight HashLips would misuse (negative, zero, nothing after '#', over
+ * 1e12) fails with KILN_E_USAGE naming the file, never wrapped or rounded. The layer
  * order (z-order) comes from o->order when given; else from HashLips' src/config.js beside the
  * layers folder (layersOrder); else from numeric prefixes of the folder names ("01_Body");
  * else background-like names first and the rest alphabetically. *how says which was used.
@@ -31,7 +35,9 @@ struct kiln_hashlips_opts {
 	const char *project_dir;      /* where kiln.yaml goes: file paths are made relative to it */
 	const char *const *order;     /* layer names bottom first, or NULL */
 	size_t norder;
-	uint64_t size;                /* 0: min(combinations, 100) */
+	uint64_t size;                /* 0: the largest size up to min(combinations, 100) whose
+	                                 weight-apportioned counts leave every token different;
+	                                 a size that cannot fails saying why (KILN_E_USAGE) */
 	const char *name;             /* collection name, NULL: the project folder's name */
 };
 
@@ -39,6 +45,16 @@ struct kiln_hashlips_opts {
 int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *yaml, char *how,
 			 size_t howcap, struct kiln_error *e) KILN_MUST_CHECK;
 /* ---- end of hashlips.h ---- */
+
+/* Limits of kiln.yaml, checked before libfyaml builds a document (docs/spec.md, "Limits"):
+ * a longer, deeper or larger spec is refused with KILN_E_SPEC, naming the limit. Nodes count
+ * every key, value, list and mapping, an alias as the nodes it stands for. Tokens are an
+ * upper estimate from the raw text (every indicator character and every word), which bounds
+ * the parser's memory (about 300 bytes a token) before any node is built. */
+#define KILN_SPEC_MAX_BYTES (16 << 20)
+#define KILN_SPEC_MAX_DEPTH 64
+#define KILN_SPEC_MAX_TOKENS 500000
+#define KILN_SPEC_MAX_NODES 200000
 
 enum kiln_format { KILN_FORMAT_PNG, KILN_FORMAT_WEBP, KILN_FORMAT_JPEG };
 

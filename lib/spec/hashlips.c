@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,11 @@
 struct trait {
 	char *name;
 	char *file;   /* relative to the project */
-	unsigned long weight;
+	double weight; /* > 0, at most HL_MAX_WEIGHT */
 };
+
+/* kiln's planner takes weights up to 1e12 (lib/plan/targets.c) */
+#define HL_MAX_WEIGHT 1e12
 
 struct layer {
 	char *dir;    /* folder name */
@@ -162,6 +166,76 @@ static int ends_with_png(const char *s)
 	return n > 4 && !strcasecmp(s + n - 4, ".png");
 }
 
+/* A trait's weight as HashLips reads it (getRarityWeight in its src/main.js): JavaScript's
+ * Number() of the text after the last '#' (of the whole name when there is none), 1 when that
+ * is not a number. A number HashLips would misuse is refused, naming the file, rather than
+ * wrapped or rounded: negative or zero (HashLips' weighted pick then skips the trait or shifts
+ * the others' odds) and over HL_MAX_WEIGHT. A fraction is kept: HashLips weighs 2.5 as 2.5. */
+static int file_weight(const char *dir, const char *file, const char *base, double *w,
+		       struct kiln_error *e)
+{
+	const char *hash = strrchr(base, '#'), *p = hash ? hash + 1 : base, *q;
+	char where[4096], text[256];
+	size_t n;
+	int digits = 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	n = strlen(p);
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	snprintf(text, sizeof text, "%.*s", (int)n, p);
+	snprintf(where, sizeof where, "%s/%s", dir, file);
+	*w = 1;
+	if (!n) {
+		if (!hash)
+			return 0;
+		return kiln_error_set(e, KILN_E_USAGE, where, "nothing follows '#': HashLips reads "
+				      "that as weight 0 and never picks the trait; write a positive "
+				      "weight after '#' or drop the '#'");
+	}
+	/* JavaScript decimal syntax: [+-] digits [. digits] [e [+-] digits] */
+	q = text;
+	if (*q == '+' || *q == '-')
+		q++;
+	if (!strcmp(q, "Infinity")) {
+		digits = 1;
+		q += 8;
+	}
+	while (isdigit((unsigned char)*q))
+		q++, digits++;
+	if (*q == '.')
+		for (q++; isdigit((unsigned char)*q); q++)
+			digits++;
+	if (digits && (*q == 'e' || *q == 'E')) {
+		const char *x = q + 1;
+		if (*x == '+' || *x == '-')
+			x++;
+		if (isdigit((unsigned char)*x)) {
+			while (isdigit((unsigned char)*x))
+				x++;
+			q = x;
+		}
+	}
+	if (!digits || *q)
+		return 0; /* not a number: HashLips takes weight 1 */
+	*w = strstr(text, "Infinity") ? (text[0] == '-' ? -HUGE_VAL : HUGE_VAL) : strtod(text, NULL);
+	if (*w < 0)
+		return kiln_error_set(e, KILN_E_USAGE, where, "weight %s is negative: HashLips would "
+				      "use it as is and its weighted pick would go wrong (the trait "
+				      "is never drawn and the others' odds shift); rename the file "
+				      "with a positive weight", text);
+	if (*w == 0)
+		return kiln_error_set(e, KILN_E_USAGE, where, "weight %s: HashLips never picks a "
+				      "trait of weight 0; remove the file or give it a positive "
+				      "weight", text);
+	if (!(*w <= HL_MAX_WEIGHT))
+		return kiln_error_set(e, KILN_E_USAGE, where, "weight %s is too large: kiln takes "
+				      "weights up to %.0f (HashLips would read it as %g, which "
+				      "crowds out every other trait of the layer)", text,
+				      HL_MAX_WEIGHT, *w);
+	return 0;
+}
+
 static int read_layer(const struct kiln_hashlips_opts *o, struct layer *l, struct kiln_error *e)
 {
 	char *dir = kiln_fs_join(o->layers_dir, l->dir), **files = NULL;
@@ -184,14 +258,12 @@ static int read_layer(const struct kiln_hashlips_opts *o, struct layer *l, struc
 		if (!base)
 			goto nomem;
 		hash = strchr(base, '#');
-		t->weight = 1;
-		if (hash) {
-			char *end;
-			unsigned long w = strtoul(hash + 1, &end, 10);
-			if (hash[1] && !*end && w > 0)
-				t->weight = w;
-			*hash = 0;
+		if ((rc = file_weight(dir, files[i], base, &t->weight, e))) {
+			free(base);
+			goto out;
 		}
+		if (hash)
+			*hash = 0;
 		t->name = base;
 		l->ntraits++;
 		full = kiln_fs_join(dir, files[i]);
@@ -235,6 +307,101 @@ static int cmp_layer(const void *a, const void *b)
 	if (is_background(x->name) != is_background(y->name))
 		return is_background(x->name) ? -1 : 1;
 	return strcmp(x->name, y->name);
+}
+
+typedef unsigned __int128 u128;
+
+struct seat {
+	u128 rem;
+	size_t i;
+};
+
+static int seat_cmp(const void *pa, const void *pb)
+{
+	const struct seat *a = pa, *b = pb;
+	if (a->rem != b->rem)
+		return a->rem > b->rem ? -1 : 1;
+	return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* The tokens each trait of l gets among n, as kiln's planner apportions weights
+ * (lib/plan/targets.c): millionths, largest remainder, ties to the trait written first. */
+static int layer_counts(const struct layer *l, uint64_t n, uint64_t *cnt)
+{
+	struct seat *r = kiln_calloc(l->ntraits + 1, sizeof *r);
+	u128 W = 0;
+	uint64_t sum = 0;
+	if (!r)
+		return KILN_E_NOMEM;
+	for (size_t t = 0; t < l->ntraits; t++)
+		W += (u128)llround(l->traits[t].weight * 1e6);
+	for (size_t t = 0; t < l->ntraits; t++) {
+		u128 num = (u128)n * (u128)llround(l->traits[t].weight * 1e6);
+		cnt[t] = (uint64_t)(num / W);
+		sum += cnt[t];
+		r[t].rem = num % W;
+		r[t].i = t;
+	}
+	qsort(r, l->ntraits, sizeof *r, seat_cmp);
+	for (size_t k = 0; k < l->ntraits && sum < n; k++, sum++)
+		cnt[r[k].i]++;
+	free(r);
+	return 0;
+}
+
+/* Whether n tokens can keep these weights exactly and all differ (min_distance 1): the two
+ * conditions the planner checks first. The values that get tokens must make n combinations,
+ * and no value may need more tokens than the other layers' values make combinations. If
+ * not, why says so. -1: out of memory. */
+static int size_fits(const struct layer *ls, size_t nl, uint64_t n, char *why, size_t whycap)
+{
+	uint64_t **cnt = kiln_calloc(nl + 1, sizeof *cnt);
+	double *used = kiln_calloc(nl + 1, sizeof *used), all = 1;
+	int ok = 1;
+	if (!cnt || !used) {
+		ok = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < nl; i++) {
+		if (!(cnt[i] = kiln_calloc(ls[i].ntraits + 1, sizeof **cnt)) ||
+		    layer_counts(&ls[i], n, cnt[i])) {
+			ok = -1;
+			goto out;
+		}
+		for (size_t t = 0; t < ls[i].ntraits; t++)
+			used[i] += cnt[i][t] > 0;
+		all *= used[i];
+	}
+	if (all < (double)n) {
+		size_t worst = 0;
+		for (size_t i = 0; i < nl; i++)
+			if (used[i] / (double)ls[i].ntraits < used[worst] / (double)ls[worst].ntraits)
+				worst = i;
+		snprintf(why, whycap, "with these weights only %.0f different tokens can be made "
+			 "(layer %s gets %.0f of its %zu traits into %llu tokens)", all,
+			 ls[worst].name, used[worst], ls[worst].ntraits, (unsigned long long)n);
+		ok = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < nl && ok; i++) {
+		double others = all / used[i];
+		for (size_t t = 0; t < ls[i].ntraits; t++)
+			if ((double)cnt[i][t] > others) {
+				snprintf(why, whycap, "with these weights trait '%s' of layer %s gets %llu "
+					 "of %llu tokens, but the other layers make only %.0f "
+					 "different combinations to go with it", ls[i].traits[t].name,
+					 ls[i].name, (unsigned long long)cnt[i][t],
+					 (unsigned long long)n, others);
+				ok = 0;
+				break;
+			}
+	}
+out:
+	for (size_t i = 0; cnt && i < nl; i++)
+		free(cnt[i]);
+	free(cnt);
+	free(used);
+	return ok;
 }
 
 /* layersOrder from HashLips' src/config.js: the `name: "X"` entries of the first
@@ -286,6 +453,7 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 	char namebuf[256];
 	double combos = 1;
 	uint64_t size;
+	char why[512] = "", reduced[700] = "";
 	int rc;
 	if (how && howcap)
 		how[0] = 0;
@@ -335,9 +503,10 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 				for (size_t m = 0; m < k; m++)
 					free(sorted[m].name);
 				free(sorted);
-				rc = kiln_error_set(e, KILN_E_USAGE, o->layers_dir, "--order names "
-						    "layer '%s' but there is no such folder here",
-						    o->order[k]);
+				rc = kiln_error_set(e, KILN_E_USAGE, o->layers_dir, "the layer "
+						    "order names layer '%s' but there is no such "
+						    "folder here", o->order[k]);
+				kiln_error_hint(e, KILN_HINT_LAYER_ORDER, NULL);
 				goto out;
 			}
 			sorted[k] = layers[i];
@@ -356,7 +525,7 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 		layers = sorted;
 		ndirs = o->norder;
 		if (how)
-			snprintf(how, howcap, "layer order as given with --order");
+			snprintf(how, howcap, "layer order as given");
 	} else if ((ncfg = config_order(o->layers_dir, cfgorder, 256)) > 0) {
 		/* HashLips' own config: stable-sort by position in it, unknown ones last */
 		for (size_t i = 0; i < ndirs; i++) {
@@ -378,7 +547,7 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 		if (how)
 			snprintf(how, howcap, prefixed ? "layer order from the folders' numeric "
 				 "prefixes" : "layer order guessed (backgrounds first, then "
-				 "alphabetical): check it, or give --order A,B,C");
+				 "alphabetical): check it");
 	}
 	if (!name) {
 		char abs[PATH_MAX];
@@ -393,17 +562,40 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 	for (size_t i = 0; i < ndirs; i++)
 		combos *= (double)layers[i].ntraits;
 	size = o->size ? o->size : (combos < 100 ? (uint64_t)combos : 100);
+	/* a size the plan can meet: the largest one up to the asked or default size */
+	{
+		uint64_t n = size, tries = 0;
+		int fits = size_fits(layers, ndirs, n, why, sizeof why);
+		char later[512];
+		while (fits == 0 && n > 1 && tries++ < 100000)
+			fits = size_fits(layers, ndirs, --n, later, sizeof later);
+		if (fits < 0)
+			goto nomem;
+		if (n != size && (o->size || !fits)) {
+			rc = kiln_error_set(e, KILN_E_USAGE, o->layers_dir, "a collection of %llu "
+					    "tokens cannot keep these layers' weights exactly with "
+					    "every token different: %s; %s %llu can, or give the rare "
+					    "traits more weight", (unsigned long long)size, why,
+					    fits ? "at most" : "fewer than", (unsigned long long)n);
+			goto out;
+		}
+		if (n != size)
+			snprintf(reduced, sizeof reduced, "  # size %llu: %s\n",
+				 (unsigned long long)size, why);
+		size = n;
+	}
 	rc = 0;
-	rc |= kiln_buf_adds(y, "# kiln.yaml imported from a HashLips layers folder by `kiln init "
-			    "--from-hashlips`.\n# Weights are HashLips' (the number after '#'). "
+	rc |= kiln_buf_adds(y, "# kiln.yaml imported from a HashLips layers folder.\n"
+			    "# Weights are HashLips' (the number after '#'). "
 			    "Edit freely: docs/spec.md.\n");
 	if (how)
 		rc |= kiln_buf_addf(y, "# %s.\n", how);
 	rc |= kiln_buf_adds(y, "\ncollection:\n  name: ");
 	rc |= yaml_quote(y, name);
-	rc |= kiln_buf_addf(y, "\n  symbol: \"\"\n  size: %llu                # %.0f combinations "
-			    "possible\n  seed: 1\n  description: \"\"\n\n",
-			    (unsigned long long)size, combos);
+	rc |= kiln_buf_addf(y, "\n  symbol: \"\"\n%s  size: %llu                # %.0f combinations "
+			    "possible%s\n  seed: 1\n  description: \"\"\n\n", reduced,
+			    (unsigned long long)size, combos, reduced[0] ? "; the most these "
+			    "weights allow, every token different" : "");
 	if (ndirs && layers[0].ntraits)
 		png_size(o->project_dir, layers[0].traits[0].file, &width, &height);
 	rc |= kiln_buf_addf(y, "image:\n  width: %u              # the layers' size\n"
@@ -417,7 +609,7 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 		for (size_t t = 0; t < l->ntraits && !rc; t++) {
 			rc |= kiln_buf_adds(y, "      - {name: ");
 			rc |= yaml_quote(y, l->traits[t].name);
-			rc |= kiln_buf_addf(y, ", weight: %lu, file: ", l->traits[t].weight);
+			rc |= kiln_buf_addf(y, ", weight: %.15g, file: ", l->traits[t].weight);
 			rc |= yaml_quote(y, l->traits[t].file);
 			rc |= kiln_buf_adds(y, "}\n");
 		}

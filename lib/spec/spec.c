@@ -1,36 +1,34 @@
-/* spec: kiln.yaml -> struct kiln_spec.
+/* spec: kiln.yaml -> struct kiln_spec. The loader, the shared node helpers and the core
+ * blocks (collection, image, layers and their traits, rules, uniqueness, legendaries, qa).
+ * The generate: block is ai.c's, the metadata: block metadata.c's (lib/spec/README.md).
  *
- * The parser walks libfyaml's document tree once, checking every key against the schema of
- * its block (unknown keys are errors, with a "did you mean"), every scalar's type and range,
- * every referenced layer, value and file. The first problem stops the load with
- * "file:line:col" in e->where and what to fix in e->msg (KILN_E_SPEC). A spec that loads is
- * complete and consistent: later stages never re-check it. Quota feasibility beyond simple
- * ranges (counts adding up, rules vs counts) is the planner's, which knows the arithmetic.
+ * The text is read as written or refused: before libfyaml builds a document, one pass over
+ * its events (prescan) bounds the size, the nesting depth and the node count (aliases
+ * counted as expanded), and refuses what kiln would otherwise misread: NUL in a scalar,
+ * explicit tags, a second document. Only then is the document built (aliases resolved) and
+ * walked once, checking every key against the schema of its block (unknown keys are errors,
+ * with a "did you mean"), every scalar's type and range, every referenced layer, value and
+ * file. The first problem stops the load with "file:line:col" in e->where and what is wrong
+ * in e->msg (KILN_E_SPEC). A spec that loads is complete and consistent: later stages never
+ * re-check it. Quota feasibility beyond simple ranges (counts adding up, rules vs counts) is
+ * the planner's, which knows the arithmetic.
  *
- * Sizes: a spec is a few hundred lines; nothing here is hot.
+ * Sizes: a spec is a few hundred lines; at most KILN_SPEC_MAX_BYTES, KILN_SPEC_MAX_DEPTH
+ * levels and KILN_SPEC_MAX_NODES nodes. Nothing here is hot.
  */
-#include "render/engines/engine.h"
+#include "spec/internal.h"
 #include "kiln/qa.h"
-#include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <libfyaml.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct ctx {
-	const char *name;        /* file name used in messages */
-	const char *dir;         /* project folder, NULL: do not check files */
-	struct kiln_spec *s;
-	struct kiln_error *e;
-};
-
-static struct kiln_loc loc_of(struct fy_node *n)
+struct kiln_loc loc_of(struct fy_node *n)
 {
 	struct kiln_loc l = {0, 0};
 	if (!n)
@@ -58,8 +56,7 @@ static struct kiln_loc loc_of(struct fy_node *n)
 	return l;
 }
 
-static int fail(struct ctx *c, struct fy_node *n, const char *fmt, ...) KILN_PRINTF(3, 4);
-static int fail(struct ctx *c, struct fy_node *n, const char *fmt, ...)
+int fail(struct ctx *c, struct fy_node *n, const char *fmt, ...)
 {
 	struct kiln_loc l = loc_of(n);
 	char where[512];
@@ -75,12 +72,12 @@ static int fail(struct ctx *c, struct fy_node *n, const char *fmt, ...)
 	return KILN_E_SPEC;
 }
 
-static int nomem(struct ctx *c)
+int nomem(struct ctx *c)
 {
 	return kiln_error_set(c->e, KILN_E_NOMEM, c->name, "out of memory while reading the spec");
 }
 
-static const char *type_name(struct fy_node *n)
+const char *type_name(struct fy_node *n)
 {
 	switch (fy_node_get_type(n)) {
 	case FYNT_SCALAR:
@@ -94,7 +91,7 @@ static const char *type_name(struct fy_node *n)
 }
 
 /* Edit distance, for "did you mean". Short strings only. */
-static size_t edit_distance(const char *a, const char *b)
+size_t edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
 	if (la >= 63 || lb >= 63)
@@ -114,7 +111,7 @@ static size_t edit_distance(const char *a, const char *b)
 	return prev[lb];
 }
 
-static const char *closest(const char *word, const char *const *names, size_t n)
+const char *closest(const char *word, const char *const *names, size_t n)
 {
 	const char *best = NULL;
 	size_t bestd = 3;
@@ -128,7 +125,7 @@ static const char *closest(const char *word, const char *const *names, size_t n)
 	return best;
 }
 
-static void list_names(char *out, size_t cap, const char *const *names, size_t n)
+void list_names(char *out, size_t cap, const char *const *names, size_t n)
 {
 	size_t len = 0;
 	out[0] = 0;
@@ -137,7 +134,7 @@ static void list_names(char *out, size_t cap, const char *const *names, size_t n
 }
 
 /* Key checking: every key of mapping n must be one of keys[]. */
-static int check_keys(struct ctx *c, struct fy_node *n, const char *block,
+int check_keys(struct ctx *c, struct fy_node *n, const char *block,
 		      const char *const *keys, size_t nkeys)
 {
 	void *it = NULL;
@@ -165,7 +162,7 @@ static int check_keys(struct ctx *c, struct fy_node *n, const char *block,
 	return 0;
 }
 
-static struct fy_node *get(struct fy_node *map, const char *key)
+struct fy_node *get(struct fy_node *map, const char *key)
 {
 	void *it = NULL;
 	struct fy_node_pair *p;
@@ -178,7 +175,7 @@ static struct fy_node *get(struct fy_node *map, const char *key)
 	return NULL;
 }
 
-static struct fy_node *key_node(struct fy_node *map, const char *key)
+struct fy_node *key_node(struct fy_node *map, const char *key)
 {
 	void *it = NULL;
 	struct fy_node_pair *p;
@@ -191,21 +188,21 @@ static struct fy_node *key_node(struct fy_node *map, const char *key)
 	return map;
 }
 
-static int want_map(struct ctx *c, struct fy_node *n, const char *what)
+int want_map(struct ctx *c, struct fy_node *n, const char *what)
 {
 	if (fy_node_get_type(n) != FYNT_MAPPING)
 		return fail(c, n, "%s must be a mapping (key: value), got %s", what, type_name(n));
 	return 0;
 }
 
-static int want_seq(struct ctx *c, struct fy_node *n, const char *what)
+int want_seq(struct ctx *c, struct fy_node *n, const char *what)
 {
 	if (fy_node_get_type(n) != FYNT_SEQUENCE)
 		return fail(c, n, "%s must be a list, got %s", what, type_name(n));
 	return 0;
 }
 
-static int get_str(struct ctx *c, struct fy_node *n, const char *what, char **out)
+int get_str(struct ctx *c, struct fy_node *n, const char *what, char **out)
 {
 	const char *v;
 	if (fy_node_get_type(n) != FYNT_SCALAR)
@@ -218,7 +215,7 @@ static int get_str(struct ctx *c, struct fy_node *n, const char *what, char **ou
 	return *out ? 0 : nomem(c);
 }
 
-static int get_nonempty(struct ctx *c, struct fy_node *n, const char *what, char **out)
+int get_nonempty(struct ctx *c, struct fy_node *n, const char *what, char **out)
 {
 	int rc = get_str(c, n, what, out);
 	if (rc)
@@ -229,7 +226,7 @@ static int get_nonempty(struct ctx *c, struct fy_node *n, const char *what, char
 	return fail(c, n, "%s must not be empty", what);
 }
 
-static int plain_scalar(struct ctx *c, struct fy_node *n, const char *what, const char **v)
+int plain_scalar(struct ctx *c, struct fy_node *n, const char *what, const char **v)
 {
 	if (fy_node_get_type(n) != FYNT_SCALAR)
 		return fail(c, n, "%s must be a number, got %s", what, type_name(n));
@@ -239,7 +236,7 @@ static int plain_scalar(struct ctx *c, struct fy_node *n, const char *what, cons
 	return 0;
 }
 
-static int get_double(struct ctx *c, struct fy_node *n, const char *what, double *out)
+int get_double(struct ctx *c, struct fy_node *n, const char *what, double *out)
 {
 	const char *v;
 	char *end;
@@ -253,7 +250,7 @@ static int get_double(struct ctx *c, struct fy_node *n, const char *what, double
 	return 0;
 }
 
-static int get_u64(struct ctx *c, struct fy_node *n, const char *what, uint64_t lo, uint64_t hi,
+int get_u64(struct ctx *c, struct fy_node *n, const char *what, uint64_t lo, uint64_t hi,
 		   uint64_t *out)
 {
 	const char *v;
@@ -273,7 +270,7 @@ static int get_u64(struct ctx *c, struct fy_node *n, const char *what, uint64_t 
 	return 0;
 }
 
-static int get_int(struct ctx *c, struct fy_node *n, const char *what, int lo, int hi, int *out)
+int get_int(struct ctx *c, struct fy_node *n, const char *what, int lo, int hi, int *out)
 {
 	uint64_t x;
 	int rc = get_u64(c, n, what, (uint64_t)lo, (uint64_t)hi, &x);
@@ -282,7 +279,7 @@ static int get_int(struct ctx *c, struct fy_node *n, const char *what, int lo, i
 	return rc;
 }
 
-static int get_bool(struct ctx *c, struct fy_node *n, const char *what, int *out)
+int get_bool(struct ctx *c, struct fy_node *n, const char *what, int *out)
 {
 	const char *v;
 	if (fy_node_get_type(n) != FYNT_SCALAR)
@@ -299,20 +296,37 @@ static int get_bool(struct ctx *c, struct fy_node *n, const char *what, int *out
 	return fail(c, n, "%s must be true or false, got '%s'", what, v ? v : "");
 }
 
-static int check_file(struct ctx *c, struct fy_node *n, const char *file, const char *what)
+int check_file(struct ctx *c, struct fy_node *n, const char *file, const char *what)
 {
 	char *full;
-	int ok;
+	int ok, dir;
 	if (!c->dir)
 		return 0;
 	full = kiln_fs_join(c->dir, file);
 	if (!full)
 		return nomem(c);
-	ok = kiln_fs_exists(full) && !kiln_fs_is_dir(full);
+	ok = kiln_fs_exists(full);
+	dir = ok && kiln_fs_is_dir(full);
 	free(full);
+	if (dir)
+		return fail(c, n, "%s file '%s' is a folder, not a file: name an image in it",
+			    what, file);
 	if (!ok)
 		return fail(c, n, "%s file '%s' not found (paths are relative to the folder of %s): "
 			    "fix the path or add the file", what, file, c->name);
+	return 0;
+}
+
+
+int get_range(struct ctx *c, struct fy_node *n, const char *what, double lo, double hi,
+		     double *out)
+{
+	int rc = get_double(c, n, what, out);
+	if (rc)
+		return rc;
+	if (*out < lo || *out > hi)
+		return fail(c, n, "%s must be between %g and %g, got %s", what, lo, hi,
+			    fy_node_get_scalar0(n));
 	return 0;
 }
 
@@ -509,19 +523,19 @@ static int parse_quota(struct ctx *c, struct fy_node *n, const char *what, struc
 		switch (t->quota) {
 		case KILN_QUOTA_WEIGHT:
 			if (!(t->amount > 0))
-				return fail(c, v, "%s: weight must be greater than 0, got %g "
+				return fail(c, v, "%s: weight must be greater than 0, got %s "
 					    "(to leave a value out, remove it or use count: 0)",
-					    what, t->amount);
+					    what, fy_node_get_scalar0(v));
 			break;
 		case KILN_QUOTA_PERCENT:
 			if (!(t->amount > 0) || t->amount > 100)
 				return fail(c, v, "%s: percent must be greater than 0 and at most 100, "
-					    "got %g", what, t->amount);
+					    "got %s", what, fy_node_get_scalar0(v));
 			break;
 		case KILN_QUOTA_COUNT:
 			if (t->amount < 0 || t->amount != floor(t->amount) || t->amount > 1e9)
 				return fail(c, v, "%s: count must be a whole number of tokens, 0 or "
-					    "more, got %g", what, t->amount);
+					    "more, got %s", what, fy_node_get_scalar0(v));
 			break;
 		}
 	}
@@ -530,512 +544,6 @@ static int parse_quota(struct ctx *c, struct fy_node *n, const char *what, struc
 		t->amount = 1;
 	}
 	return 0;
-}
-
-/* --- AI engines: per-trait prompt/negative/lora/controlnet and the generate: block --------- */
-
-static const char *const ai_engines[] = {"a1111", "comfyui", "sdcpp"};
-
-static int is_ai_engine(const char *e)
-{
-	for (size_t i = 0; i < 3; i++)
-		if (!strcmp(e, ai_engines[i]))
-			return 1;
-	return 0;
-}
-
-static int get_range(struct ctx *c, struct fy_node *n, const char *what, double lo, double hi,
-		     double *out)
-{
-	int rc = get_double(c, n, what, out);
-	if (rc)
-		return rc;
-	if (*out < lo || *out > hi)
-		return fail(c, n, "%s must be between %g and %g, got %g", what, lo, hi, *out);
-	return 0;
-}
-
-static int parse_loras(struct ctx *c, struct fy_node *n, const char *what,
-		       struct kiln_lora **out, size_t *nout)
-{
-	static const char *const keys[] = {"name", "weight"};
-	struct fy_node *v;
-	void *it = NULL;
-	int rc;
-	if (fy_node_get_type(n) != FYNT_SEQUENCE)
-		return fail(c, n, "%s: lora must be a list of {name, weight}, got %s "
-			    "(lora: [{name: crown_v2, weight: 0.8}])", what, type_name(n));
-	*out = kiln_calloc((size_t)fy_node_sequence_item_count(n) + 1, sizeof **out);
-	if (!*out)
-		return nomem(c);
-	while ((v = fy_node_sequence_iterate(n, &it))) {
-		struct kiln_lora *l = &(*out)[*nout];
-		struct fy_node *x;
-		(*nout)++;
-		l->weight = 1;
-		if ((rc = want_map(c, v, "a lora")) || (rc = check_keys(c, v, "a lora", keys, 2)))
-			return rc;
-		if (!(x = get(v, "name")))
-			return fail(c, v, "%s: a lora needs a name ({name: crown_v2, weight: 0.8})",
-				    what);
-		if ((rc = get_nonempty(c, x, "lora name", &l->name)))
-			return rc;
-		if (strpbrk(l->name, "<>:"))
-			return fail(c, x, "lora name '%s' must not contain '<', '>' or ':'", l->name);
-		if ((x = get(v, "weight")) && (rc = get_range(c, x, "lora weight", -10, 10, &l->weight)))
-			return rc;
-	}
-	return 0;
-}
-
-static int parse_controlnet(struct ctx *c, struct fy_node *n, const char *what,
-			    struct kiln_controlnet **out)
-{
-	static const char *const keys[] = {"image", "model", "module", "weight", "control_mode",
-					   "guidance_start", "guidance_end"};
-	static const char *const modes[] = {"Balanced", "My prompt is more important",
-					    "ControlNet is more important"};
-	struct kiln_controlnet *cn;
-	struct fy_node *x;
-	int rc;
-	if (fy_node_get_type(n) != FYNT_MAPPING)
-		return fail(c, n, "%s: controlnet must be a mapping, got %s (controlnet: {image: "
-			    "controlnet/pose.png, model: control_v11p_sd15_openpose})", what,
-			    type_name(n));
-	if ((rc = check_keys(c, n, "controlnet", keys, 7)))
-		return rc;
-	if (!(cn = *out = kiln_calloc(1, sizeof *cn)))
-		return nomem(c);
-	cn->weight = 1;
-	cn->guidance_end = 1;
-	if (!(x = get(n, "image")))
-		return fail(c, n, "%s: controlnet needs an image (image: controlnet/pose.png)", what);
-	if ((rc = get_nonempty(c, x, "controlnet image", &cn->image)) ||
-	    (rc = check_file(c, x, cn->image, "controlnet image")))
-		return rc;
-	if (!(x = get(n, "model")))
-		return fail(c, n, "%s: controlnet needs a model (model: control_v11p_sd15_canny)",
-			    what);
-	if ((rc = get_nonempty(c, x, "controlnet model", &cn->model)))
-		return rc;
-	if ((x = get(n, "module")) && (rc = get_nonempty(c, x, "controlnet module", &cn->module)))
-		return rc;
-	if (!cn->module && !(cn->module = kiln_strdup("none")))
-		return nomem(c);
-	if ((x = get(n, "weight")) && (rc = get_range(c, x, "controlnet weight", 0, 10, &cn->weight)))
-		return rc;
-	if ((x = get(n, "guidance_start")) &&
-	    (rc = get_range(c, x, "controlnet guidance_start", 0, 1, &cn->guidance_start)))
-		return rc;
-	if ((x = get(n, "guidance_end")) &&
-	    (rc = get_range(c, x, "controlnet guidance_end", 0, 1, &cn->guidance_end)))
-		return rc;
-	if (cn->guidance_start > cn->guidance_end)
-		return fail(c, n, "%s: controlnet guidance_start (%g) is after guidance_end (%g)",
-			    what, cn->guidance_start, cn->guidance_end);
-	if ((x = get(n, "control_mode"))) {
-		if ((rc = get_nonempty(c, x, "controlnet control_mode", &cn->control_mode)))
-			return rc;
-		for (size_t i = 0; i < 3; i++)
-			if (!strcmp(cn->control_mode, modes[i]))
-				return 0;
-		return fail(c, x, "controlnet control_mode must be 'Balanced', 'My prompt is more "
-			    "important' or 'ControlNet is more important', got '%s'",
-			    cn->control_mode);
-	}
-	if (!(cn->control_mode = kiln_strdup("Balanced")))
-		return nomem(c);
-	return 0;
-}
-
-/* The AI keys of a trait (prompt, negative, lora, controlnet); any engine may carry them. */
-static int parse_trait_ai(struct ctx *c, struct fy_node *n, const char *what, struct kiln_trait *t)
-{
-	struct fy_node *v;
-	int rc;
-	if ((v = get(n, "prompt")) && (rc = get_str(c, v, "trait prompt", &t->prompt)))
-		return rc;
-	if ((v = get(n, "negative")) && (rc = get_str(c, v, "trait negative", &t->negative)))
-		return rc;
-	if ((v = get(n, "lora")) && (rc = parse_loras(c, v, what, &t->loras, &t->nloras)))
-		return rc;
-	if ((v = get(n, "controlnet")) && (rc = parse_controlnet(c, v, what, &t->controlnet)))
-		return rc;
-	return 0;
-}
-
-/* {Layer} placeholders must name layers (or {id}, {name}). */
-static int check_template(struct ctx *c, struct fy_node *n, const char *tmpl, const char *what)
-{
-	for (const char *p = tmpl; (p = strchr(p, '{')); p++) {
-		const char *q = strchr(p, '}');
-		char name[256];
-		if (!q)
-			return fail(c, n, "%s has a '{' without '}'", what);
-		if ((size_t)(q - p - 1) >= sizeof name)
-			return fail(c, n, "%s: placeholder too long", what);
-		memcpy(name, p + 1, (size_t)(q - p - 1));
-		name[q - p - 1] = 0;
-		if (strcmp(name, "id") && strcmp(name, "name") &&
-		    kiln_spec_layer_index(c->s, name) < 0) {
-			const char *hint = NULL;
-			size_t best = 3;
-			for (size_t l = 0; l < c->s->nlayers; l++) {
-				size_t d = edit_distance(name, c->s->layers[l].name);
-				if (d < best) {
-					best = d;
-					hint = c->s->layers[l].name;
-				}
-			}
-			if (hint)
-				return fail(c, n, "%s names {%s}, which is not a layer: did you mean "
-					    "{%s}?", what, name, hint);
-			return fail(c, n, "%s names {%s}, which is not a layer (placeholders: a layer "
-				    "name, {id} or {name})", what, name);
-		}
-	}
-	return 0;
-}
-
-static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
-{
-	static const char *const keys[] = {"url", "engine", "concurrency", "auth_env",
-					   "token_env", "connect_timeout", "timeout"};
-	struct fy_node *x;
-	uint64_t k;
-	size_t len;
-	int rc;
-	ep->loc = loc_of(n);
-	ep->concurrency = 1;
-	ep->connect_timeout = 10;
-	ep->timeout = 600;
-	if ((rc = want_map(c, n, "an endpoint")) ||
-	    (rc = check_keys(c, n, "an endpoint", keys, 7)))
-		return rc;
-	if (!(x = get(n, "url")))
-		return fail(c, n, "an endpoint needs a url ({url: \"http://gpu-1:7860\"})");
-	if ((rc = get_nonempty(c, x, "endpoint url", &ep->url)))
-		return rc;
-	if (strncmp(ep->url, "http://", 7) && strncmp(ep->url, "https://", 8))
-		return fail(c, x, "endpoint url '%s' must start with http:// or https:// "
-			    "(url: \"http://gpu-1:7860\")", ep->url);
-	if (strpbrk(ep->url, " \t\r\n") || !ep->url[ep->url[4] == 's' ? 8 : 7] ||
-	    ep->url[ep->url[4] == 's' ? 8 : 7] == '/')
-		return fail(c, x, "endpoint url '%s' is not a server address: write it as "
-			    "http://HOST:PORT (no spaces)", ep->url);
-	if (strchr(ep->url, '@'))
-		return fail(c, x, "endpoint url must not hold credentials: name an environment "
-			    "variable with auth_env or token_env instead");
-	len = strlen(ep->url);
-	while (len > 8 && ep->url[len - 1] == '/')
-		ep->url[--len] = 0;
-	if ((x = get(n, "engine"))) {
-		if ((rc = get_nonempty(c, x, "endpoint engine", &ep->engine)))
-			return rc;
-		if (!is_ai_engine(ep->engine)) {
-			const char *hint = closest(ep->engine, ai_engines, 3);
-			return fail(c, x, "endpoint engine must be a1111, comfyui or sdcpp, got '%s'%s%s%s",
-				    ep->engine, hint ? ": did you mean '" : "", hint ? hint : "",
-				    hint ? "'?" : "");
-		}
-	} else if (!c->s->engine || !is_ai_engine(c->s->engine)) {
-		return fail(c, n, "endpoint %s needs engine: a1111, comfyui or sdcpp (the spec's "
-			    "engine is compose)", ep->url);
-	} else if (!(ep->engine = kiln_strdup(c->s->engine))) {
-		return nomem(c);
-	}
-	if ((x = get(n, "concurrency"))) {
-		if ((rc = get_u64(c, x, "endpoint concurrency", 1, 1024, &k)))
-			return rc;
-		ep->concurrency = (unsigned)k;
-	}
-	if ((x = get(n, "auth_env")) && (rc = get_nonempty(c, x, "endpoint auth_env", &ep->auth_env)))
-		return rc;
-	if ((x = get(n, "token_env")) &&
-	    (rc = get_nonempty(c, x, "endpoint token_env", &ep->token_env)))
-		return rc;
-	if (ep->auth_env && ep->token_env)
-		return fail(c, n, "an endpoint takes auth_env (HTTP basic) or token_env (bearer), "
-			    "not both");
-	if ((x = get(n, "connect_timeout")) &&
-	    (rc = get_range(c, x, "endpoint connect_timeout", 0.05, 600, &ep->connect_timeout)))
-		return rc;
-	if ((x = get(n, "timeout")) &&
-	    (rc = get_range(c, x, "endpoint timeout", 0.05, 86400, &ep->timeout)))
-		return rc;
-	return 0;
-}
-
-/* generate.sampler in A1111's spelling, as A1111 itself splits it: "DPM++ 2M Karras" is
- * sampler "DPM++ 2M" with schedule type "Karras". Both end up canonical (A1111's case), so
- * that every engine's table lookup is exact and the recipe does not change with spelling. */
-static int parse_sampler(struct ctx *c, struct fy_node *n, struct kiln_generate *g)
-{
-	struct fy_node *xs = get(n, "sampler"), *xt = get(n, "scheduler");
-	const char *name = g->sampler, *sampler = kiln_ai_sampler_canonical(name, strlen(name));
-	const char *sched = NULL;
-	for (size_t len = strlen(name); !sampler && len-- > 0;) {
-		if (name[len] != ' ')
-			continue;
-		sched = kiln_ai_scheduler_canonical(name + len + 1, strlen(name + len + 1));
-		if (sched && (sampler = kiln_ai_sampler_canonical(name, len)))
-			break;
-		sched = NULL;
-	}
-	if (!sampler) {
-		struct kiln_buf b = KILN_BUF_INIT;
-		int rc = kiln_ai_sampler_list("a1111", 0, &b);
-		rc = rc ? nomem(c) : fail(c, xs ? xs : n, "generate.sampler '%s' is not an A1111 "
-					  "sampler name: use one of %s, optionally followed by a "
-					  "schedule type (\"DPM++ 2M Karras\")", name, b.data);
-		kiln_buf_release(&b);
-		return rc;
-	}
-	if (g->scheduler) {
-		const char *t = kiln_ai_scheduler_canonical(g->scheduler, strlen(g->scheduler));
-		if (!t) {
-			struct kiln_buf b = KILN_BUF_INIT;
-			int rc = kiln_ai_sampler_list("a1111", 1, &b);
-			rc = rc ? nomem(c) : fail(c, xt, "generate.scheduler '%s' is not an A1111 "
-						  "schedule type: use one of %s", g->scheduler,
-						  b.data);
-			kiln_buf_release(&b);
-			return rc;
-		}
-		if (sched && strcmp(sched, t))
-			return fail(c, xt, "generate.scheduler '%s' contradicts generate.sampler '%s' "
-				    "(whose schedule type is %s): give it in one place", g->scheduler,
-				    name, sched);
-		sched = t;
-	}
-	free(g->sampler);
-	free(g->scheduler);
-	g->scheduler = NULL;
-	if (!(g->sampler = kiln_strdup(sampler)) || (sched && !(g->scheduler = kiln_strdup(sched))))
-		return nomem(c);
-	return 0;
-}
-
-/* The node of trait t of layer l's controlnet, for a message's line:col (the generate block
- * when the trait was not written as a mapping under layers:). */
-static struct fy_node *controlnet_node(struct fy_node *gen, size_t l, size_t t)
-{
-	struct fy_node *root = fy_document_root(fy_node_document(gen)), *x;
-	char path[96];
-	snprintf(path, sizeof path, "/layers/%zu/traits/%zu/controlnet", l, t);
-	x = root ? fy_node_by_path(root, path, FY_NT, FYNWF_DONT_FOLLOW) : NULL;
-	return x ? x : gen;
-}
-
-/* What endpoint ep's engine cannot honour is refused here, at load time, rather than dropped
- * on the wire: a sampler or schedule type it does not have; on ComfyUI a ControlNet
- * preprocessor or control mode (kiln adds no preprocessor node, and ControlNetApplyAdvanced
- * has no mode); on sd-server a checkpoint (it runs the one model it was started with), a
- * ControlNet preprocessor, mode or guidance range (it takes an image and a strength), and more
- * than one layer with ControlNet traits (it takes one unit per image). */
-static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
-			const struct kiln_endpoint *ep)
-{
-	const struct kiln_generate *g = c->s->generate;
-	const char *eng = ep->engine;
-	int comfy = !strcmp(eng, "comfyui"), sdcpp = !strcmp(eng, "sdcpp");
-	size_t cn_layers = 0, first = 0;
-	if (!kiln_ai_sampler_runs(eng, g->sampler, NULL) ||
-	    !kiln_ai_sampler_runs(eng, g->sampler, g->scheduler)) {
-		int which = kiln_ai_sampler_runs(eng, g->sampler, NULL);
-		struct kiln_buf b = KILN_BUF_INIT;
-		struct fy_node *x = which && get(gen, "scheduler") ? get(gen, "scheduler")
-								     : get(gen, "sampler");
-		int rc = kiln_ai_sampler_list(eng, which, &b);
-		rc = rc ? nomem(c) : fail(c, x ? x : gen, "%s '%s' cannot run on endpoint %s "
-					  "(%s has no such %s): %s accepts %s",
-					  which ? "generate.scheduler" : "generate.sampler",
-					  which ? g->scheduler : g->sampler, ep->url, eng,
-					  which ? "schedule type" : "sampler", eng, b.data);
-		kiln_buf_release(&b);
-		return rc;
-	}
-	if (sdcpp && g->checkpoint)
-		return fail(c, get(gen, "checkpoint"), "endpoint %s is sd-server, which runs the one "
-			    "model it was started with (--model) and cannot switch: remove "
-			    "generate.checkpoint, or give that endpoint another engine", ep->url);
-	(void)epn;
-	for (size_t l = 0; l < c->s->nlayers; l++) {
-		int has = 0;
-		for (size_t t = 0; t < c->s->layers[l].ntraits; t++) {
-			const struct kiln_controlnet *cn = c->s->layers[l].traits[t].controlnet;
-			const char *why = NULL;
-			if (!cn)
-				continue;
-			has = 1;
-			if ((comfy || sdcpp) && strcmp(cn->module, "none"))
-				why = "module (a preprocessor; give an image that is already a control "
-				      "map, and module: none)";
-			else if ((comfy || sdcpp) && strcmp(cn->control_mode, "Balanced"))
-				why = "control_mode (only Balanced)";
-			else if (sdcpp && (cn->guidance_start != 0 || cn->guidance_end != 1))
-				why = "guidance_start/guidance_end (the unit applies to every step)";
-			if (why)
-				return fail(c, controlnet_node(gen, l, t), "trait '%s' of layer '%s': "
-					    "endpoint %s (%s) does not honour controlnet %s",
-					    c->s->layers[l].traits[t].name, c->s->layers[l].name,
-					    ep->url, eng, why);
-		}
-		if (has && !cn_layers++)
-			first = l;
-		if (sdcpp && has && cn_layers > 1)
-			return fail(c, get(gen, "endpoints"), "endpoint %s is sd-server, which takes "
-				    "one ControlNet unit per image, but layers '%s' and '%s' both have "
-				    "traits with controlnet that an item may combine", ep->url,
-				    c->s->layers[first].name, c->s->layers[l].name);
-	}
-	return 0;
-}
-
-static int parse_size(struct ctx *c, struct fy_node *n, struct kiln_generate *g)
-{
-	const char *v = fy_node_get_type(n) == FYNT_SCALAR ? fy_node_get_scalar0(n) : NULL;
-	unsigned w, h;
-	char tail;
-	if (!v || sscanf(v, "%ux%u%c", &w, &h, &tail) != 2 || w < 64 || h < 64 || w > 4096 ||
-	    h > 4096 || w % 8 || h % 8)
-		return fail(c, n, "generate.size must be WIDTHxHEIGHT, each a multiple of 8 from 64 "
-			    "to 4096 (e.g. 1024x1024)");
-	g->width = (int)w;
-	g->height = (int)h;
-	return 0;
-}
-
-static int parse_generate(struct ctx *c, struct fy_node *n)
-{
-	static const char *const keys[] = {"prompt", "negative", "checkpoint", "sampler",
-					   "scheduler", "steps", "cfg", "size", "candidates",
-					   "endpoints", "workflow", "retries"};
-	struct kiln_generate *g;
-	struct fy_node *x, *v;
-	void *it = NULL;
-	uint64_t k;
-	int rc;
-	if ((rc = want_map(c, n, "generate")) || (rc = check_keys(c, n, "generate", keys, 12)))
-		return rc;
-	if (!(g = c->s->generate = kiln_calloc(1, sizeof *g)))
-		return nomem(c);
-	g->loc = loc_of(n);
-	g->steps = 20;
-	g->cfg = 7;
-	g->width = c->s->width;
-	g->height = c->s->height;
-	g->candidates = 1;
-	g->retries = 4;
-	if (!(x = get(n, "prompt")))
-		return fail(c, n, "generate needs a prompt template (prompt: \"pixel art owl, "
-			    "{Background} background, {Body}\")");
-	if ((rc = get_nonempty(c, x, "generate.prompt", &g->prompt)) ||
-	    (rc = check_template(c, x, g->prompt, "generate.prompt")))
-		return rc;
-	if ((x = get(n, "negative"))) {
-		if ((rc = get_str(c, x, "generate.negative", &g->negative)) ||
-		    (rc = check_template(c, x, g->negative, "generate.negative")))
-			return rc;
-	} else if (!(g->negative = kiln_strdup(""))) {
-		return nomem(c);
-	}
-	if ((x = get(n, "checkpoint")) &&
-	    (rc = get_nonempty(c, x, "generate.checkpoint", &g->checkpoint)))
-		return rc;
-	if ((x = get(n, "sampler")) && (rc = get_nonempty(c, x, "generate.sampler", &g->sampler)))
-		return rc;
-	if (!g->sampler && !(g->sampler = kiln_strdup("Euler a")))
-		return nomem(c);
-	if ((x = get(n, "scheduler")) &&
-	    (rc = get_nonempty(c, x, "generate.scheduler", &g->scheduler)))
-		return rc;
-	if ((rc = parse_sampler(c, n, g)))
-		return rc;
-	if ((x = get(n, "steps")) && (rc = get_int(c, x, "generate.steps", 1, 150, &g->steps)))
-		return rc;
-	if ((x = get(n, "cfg")) && (rc = get_range(c, x, "generate.cfg", 0, 30, &g->cfg)))
-		return rc;
-	if ((x = get(n, "size")) && (rc = parse_size(c, x, g)))
-		return rc;
-	if ((x = get(n, "candidates"))) {
-		if ((rc = get_u64(c, x, "generate.candidates", 1, 64, &k)))
-			return rc;
-		g->candidates = (unsigned)k;
-	}
-	if ((x = get(n, "retries"))) {
-		if ((rc = get_u64(c, x, "generate.retries", 0, 100, &k)))
-			return rc;
-		g->retries = (unsigned)k;
-	}
-	if ((x = get(n, "workflow")) &&
-	    ((rc = get_nonempty(c, x, "generate.workflow", &g->workflow)) ||
-	     (rc = check_file(c, x, g->workflow, "generate.workflow"))))
-		return rc;
-	if (!(x = get(n, "endpoints")))
-		return fail(c, n, "generate needs endpoints: [{url: \"http://gpu-1:7860\"}]");
-	if (fy_node_get_type(x) != FYNT_SEQUENCE)
-		return fail(c, x, "generate.endpoints must be a list of servers, got %s "
-			    "(endpoints: [{url: \"http://gpu-1:7860\"}])", type_name(x));
-	if (!fy_node_sequence_item_count(x))
-		return fail(c, key_node(n, "endpoints"), "generate.endpoints is empty: list at least "
-			    "one server ({url: \"http://gpu-1:7860\"})");
-	g->endpoints = kiln_calloc((size_t)fy_node_sequence_item_count(x) + 1, sizeof *g->endpoints);
-	if (!g->endpoints)
-		return nomem(c);
-	while ((v = fy_node_sequence_iterate(x, &it))) {
-		struct kiln_endpoint *ep = &g->endpoints[g->nendpoints++];
-		if ((rc = parse_endpoint(c, v, ep)))
-			return rc;
-		for (size_t i = 0; i + 1 < g->nendpoints; i++)
-			if (!strcmp(g->endpoints[i].url, ep->url))
-				return fail(c, v, "endpoint %s is listed twice: raise its concurrency "
-					    "instead", ep->url);
-		if (!strcmp(ep->engine, "comfyui") && !g->workflow)
-			return fail(c, v, "endpoint %s speaks comfyui, which needs generate.workflow "
-				    "(an API-format graph exported from ComfyUI)", ep->url);
-		if ((rc = check_engine(c, n, v, ep)))
-			return rc;
-	}
-	return 0;
-}
-
-static void generate_free(struct kiln_generate *g)
-{
-	if (!g)
-		return;
-	for (size_t i = 0; i < g->nendpoints; i++) {
-		struct kiln_endpoint *ep = &g->endpoints[i];
-		free(ep->url);
-		free(ep->engine);
-		free(ep->auth_env);
-		free(ep->token_env);
-		free(ep->secret);
-	}
-	free(g->endpoints);
-	free(g->prompt);
-	free(g->negative);
-	free(g->checkpoint);
-	free(g->sampler);
-	free(g->scheduler);
-	free(g->workflow);
-	free(g);
-}
-
-static void trait_ai_free(struct kiln_trait *t)
-{
-	for (size_t i = 0; t->loras && i <= t->nloras; i++)
-		free(t->loras[i].name);
-	free(t->loras);
-	free(t->prompt);
-	free(t->negative);
-	if (t->controlnet) {
-		free(t->controlnet->image);
-		free(t->controlnet->model);
-		free(t->controlnet->module);
-		free(t->controlnet->control_mode);
-		free(t->controlnet);
-	}
 }
 
 static int parse_trait(struct ctx *c, struct fy_node *n, struct kiln_layer *l, struct kiln_trait *t)
@@ -1117,8 +625,8 @@ static int parse_layer(struct ctx *c, struct fy_node *n, struct kiln_layer *l)
 		if ((rc = get_double(c, v, "layer opacity", &l->opacity)))
 			return rc;
 		if (l->opacity < 0 || l->opacity > 1)
-			return fail(c, v, "layer '%s': opacity must be between 0 and 1, got %g",
-				    l->name, l->opacity);
+			return fail(c, v, "layer '%s': opacity must be between 0 and 1, got %s",
+				    l->name, fy_node_get_scalar0(v));
 	}
 	if ((v = get(n, "bypass_dna")) && (rc = get_bool(c, v, "bypass_dna", &l->bypass_dna)))
 		return rc;
@@ -1468,526 +976,6 @@ static int parse_legendaries(struct ctx *c, struct fy_node *n)
 	return 0;
 }
 
-/* --- metadata sub-blocks: display types, extra attributes, contract, metaplex, reveal --- */
-
-static const char *const display_names[] = {
-	[KILN_DISPLAY_NONE] = "text", [KILN_DISPLAY_NUMBER] = "number",
-	[KILN_DISPLAY_BOOST_NUMBER] = "boost_number",
-	[KILN_DISPLAY_BOOST_PERCENTAGE] = "boost_percentage", [KILN_DISPLAY_DATE] = "date",
-};
-#define NDISPLAY (sizeof display_names / sizeof display_names[0])
-
-const char *kiln_display_name(enum kiln_display d)
-{
-	return d > KILN_DISPLAY_NONE && (size_t)d < NDISPLAY ? display_names[d] : NULL;
-}
-
-static int get_display(struct ctx *c, struct fy_node *n, const char *what, enum kiln_display *out)
-{
-	const char *v = fy_node_get_type(n) == FYNT_SCALAR ? fy_node_get_scalar0(n) : NULL;
-	char list[256];
-	for (size_t i = 0; v && i < NDISPLAY; i++)
-		if (!strcmp(v, display_names[i])) {
-			*out = (enum kiln_display)i;
-			return 0;
-		}
-	list_names(list, sizeof list, display_names, NDISPLAY);
-	return fail(c, n, "%s: unknown display_type '%s' (one of: %s)", what, v ? v : type_name(n),
-		    list);
-}
-
-/* A value shown with display type d must be a number (an integer, unix seconds, for date). */
-static int numeric_ok(const char *v, enum kiln_display d)
-{
-	char *end;
-	errno = 0;
-	if (d == KILN_DISPLAY_DATE) {
-		if (!*v || (strtoll(v, &end, 10), *end) || errno)
-			return 0;
-		return 1;
-	}
-	return *v && isfinite(strtod(v, &end)) && !*end && !errno;
-}
-
-/* {display_type: T, max_value: N} or just T */
-static int parse_display_spec(struct ctx *c, struct fy_node *n, const char *what,
-			      enum kiln_display *type, int *has_max, double *max_value)
-{
-	static const char *const keys[] = {"display_type", "max_value"};
-	struct fy_node *v;
-	int rc;
-	if (fy_node_get_type(n) == FYNT_SCALAR)
-		return get_display(c, n, what, type);
-	if ((rc = want_map(c, n, what)) || (rc = check_keys(c, n, what, keys, 2)))
-		return rc;
-	if (!(v = get(n, "display_type")))
-		return fail(c, n, "%s needs a display_type (number, boost_number, boost_percentage "
-			    "or date)", what);
-	if ((rc = get_display(c, v, what, type)))
-		return rc;
-	if ((v = get(n, "max_value"))) {
-		if (*type == KILN_DISPLAY_DATE || *type == KILN_DISPLAY_NONE)
-			return fail(c, v, "%s: max_value goes with display_type number, boost_number "
-				    "or boost_percentage", what);
-		if ((rc = get_double(c, v, "max_value", max_value)))
-			return rc;
-		*has_max = 1;
-	}
-	return 0;
-}
-
-/* metadata.display: {Layer: number | {display_type, max_value}} */
-static int parse_meta_display(struct ctx *c, struct fy_node *n)
-{
-	struct kiln_spec *s = c->s;
-	struct fy_node_pair *p;
-	void *it = NULL;
-	int rc;
-	if ((rc = want_map(c, n, "metadata.display")))
-		return rc;
-	s->layer_display = kiln_calloc(s->nlayers + 1, sizeof *s->layer_display);
-	if (!s->layer_display)
-		return nomem(c);
-	while ((p = fy_node_mapping_iterate(n, &it))) {
-		struct fy_node *k = fy_node_pair_key(p), *v = fy_node_pair_value(p);
-		const char *name = fy_node_get_type(k) == FYNT_SCALAR ? fy_node_get_scalar0(k) : NULL;
-		long l = name ? kiln_spec_layer_index(s, name) : -1;
-		struct kiln_layer_display *d;
-		char what[300];
-		if (l < 0)
-			return fail(c, k, "metadata.display names layer '%s', which does not exist",
-				    name ? name : "?");
-		d = &s->layer_display[l];
-		snprintf(what, sizeof what, "metadata.display.%s", name);
-		if ((rc = parse_display_spec(c, v, what, &d->type, &d->has_max, &d->max_value)))
-			return rc;
-		for (size_t t = 0; d->type != KILN_DISPLAY_NONE && t < s->layers[l].ntraits; t++) {
-			const struct kiln_trait *tr = &s->layers[l].traits[t];
-			if (!tr->is_none && !numeric_ok(tr->name, d->type))
-				return fail(c, k, "metadata.display shows layer '%s' as %s, but its "
-					    "value '%s' (line %d) is not %s: name the values with "
-					    "numbers, or drop the display type", name,
-					    display_names[d->type], tr->name, tr->loc.line,
-					    d->type == KILN_DISPLAY_DATE ? "a whole number of unix "
-					    "seconds" : "a number");
-		}
-	}
-	return 0;
-}
-
-/* metadata.attributes: [{trait_type, value, display_type?, max_value?}] */
-static int parse_meta_attrs(struct ctx *c, struct fy_node *n)
-{
-	static const char *const keys[] = {"trait_type", "value", "display_type", "max_value"};
-	struct kiln_spec *s = c->s;
-	struct fy_node *v;
-	void *it = NULL;
-	int rc;
-	if ((rc = want_seq(c, n, "metadata.attributes")))
-		return rc;
-	s->meta_attrs = kiln_calloc((size_t)fy_node_sequence_item_count(n) + 1,
-				    sizeof *s->meta_attrs);
-	if (!s->meta_attrs)
-		return nomem(c);
-	while ((v = fy_node_sequence_iterate(n, &it))) {
-		struct kiln_meta_attr *a = &s->meta_attrs[s->nmeta_attrs++];
-		struct fy_node *x;
-		if ((rc = want_map(c, v, "an attribute")) ||
-		    (rc = check_keys(c, v, "an attribute", keys, 4)))
-			return rc;
-		if (!(x = get(v, "trait_type")))
-			return fail(c, v, "an attribute needs trait_type and value");
-		if ((rc = get_nonempty(c, x, "trait_type", &a->trait_type)))
-			return rc;
-		if (kiln_spec_layer_index(s, a->trait_type) >= 0)
-			return fail(c, x, "attribute '%s' has the name of a layer: tokens would show "
-				    "it twice", a->trait_type);
-		for (size_t i = 0; i + 1 < s->nmeta_attrs; i++)
-			if (!strcmp(s->meta_attrs[i].trait_type, a->trait_type))
-				return fail(c, x, "two attributes are named '%s'", a->trait_type);
-		if (!(x = get(v, "value")))
-			return fail(c, v, "attribute '%s' has no value", a->trait_type);
-		if ((rc = get_str(c, x, "attribute value", &a->value)))
-			return rc;
-		if ((x = get(v, "display_type"))) {
-			struct fy_node *mx = get(v, "max_value");
-			if ((rc = get_display(c, x, "an attribute", &a->display)))
-				return rc;
-			if (a->display != KILN_DISPLAY_NONE && !numeric_ok(a->value, a->display))
-				return fail(c, get(v, "value"), "attribute '%s' is shown as %s: its value "
-					    "must be %s, got '%s'", a->trait_type,
-					    display_names[a->display], a->display == KILN_DISPLAY_DATE ?
-					    "a whole number of unix seconds" : "a number", a->value);
-			if (mx && (a->display == KILN_DISPLAY_DATE || a->display == KILN_DISPLAY_NONE))
-				return fail(c, mx, "max_value goes with display_type number, "
-					    "boost_number or boost_percentage");
-		}
-		if ((x = get(v, "max_value"))) {
-			if (a->display == KILN_DISPLAY_NONE)
-				return fail(c, x, "max_value needs a display_type (number)");
-			if ((rc = get_double(c, x, "max_value", &a->max_value)))
-				return rc;
-			a->has_max = 1;
-		}
-	}
-	return 0;
-}
-
-/* An image of the contract: a URI, or a project file. */
-static int get_image_ref(struct ctx *c, struct fy_node *n, const char *what, char **out)
-{
-	int rc = get_nonempty(c, n, what, out);
-	if (rc || strstr(*out, "://"))
-		return rc;
-	return check_file(c, n, *out, what);
-}
-
-static int is_eth_address(const char *a)
-{
-	if (strncmp(a, "0x", 2) || strlen(a) != 42)
-		return 0;
-	for (a += 2; *a; a++)
-		if (!isxdigit((unsigned char)*a))
-			return 0;
-	return 1;
-}
-
-static int parse_meta_contract(struct ctx *c, struct fy_node *n)
-{
-	static const char *const keys[] = {"name", "description", "image", "banner_image",
-					   "featured_image", "external_link", "collaborators"};
-	struct kiln_contract_meta *m = &c->s->contract;
-	struct fy_node *v, *x;
-	void *it = NULL;
-	int rc;
-	if ((rc = want_map(c, n, "metadata.contract")) ||
-	    (rc = check_keys(c, n, "metadata.contract", keys, 7)))
-		return rc;
-	if ((v = get(n, "name")) && (rc = get_nonempty(c, v, "metadata.contract.name", &m->name)))
-		return rc;
-	if ((v = get(n, "description")) &&
-	    (rc = get_str(c, v, "metadata.contract.description", &m->description)))
-		return rc;
-	if ((v = get(n, "image")) && (rc = get_image_ref(c, v, "metadata.contract.image",
-							   &m->image)))
-		return rc;
-	if ((v = get(n, "banner_image")) &&
-	    (rc = get_image_ref(c, v, "metadata.contract.banner_image", &m->banner_image)))
-		return rc;
-	if ((v = get(n, "featured_image")) &&
-	    (rc = get_image_ref(c, v, "metadata.contract.featured_image", &m->featured_image)))
-		return rc;
-	if ((v = get(n, "external_link")) &&
-	    (rc = get_nonempty(c, v, "metadata.contract.external_link", &m->external_link)))
-		return rc;
-	if (!(v = get(n, "collaborators")))
-		return 0;
-	if ((rc = want_seq(c, v, "metadata.contract.collaborators")))
-		return rc;
-	m->collaborators = kiln_calloc((size_t)fy_node_sequence_item_count(v) + 1,
-				       sizeof *m->collaborators);
-	if (!m->collaborators)
-		return nomem(c);
-	while ((x = fy_node_sequence_iterate(v, &it))) {
-		char **a = &m->collaborators[m->ncollaborators++];
-		if ((rc = get_nonempty(c, x, "a collaborator", a)))
-			return rc;
-		if (!is_eth_address(*a))
-			return fail(c, x, "collaborator '%s' is not an Ethereum address (0x and 40 hex "
-				    "digits)", *a);
-	}
-	return 0;
-}
-
-/* Length in bytes of the public key that base58 text a encodes, or 0 if it is not base58. */
-static size_t base58_len(const char *a)
-{
-	static const char alphabet[] =
-		"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-	unsigned char num[64] = {0}; /* big-endian, num[63] least significant */
-	size_t zeros = 0, used = 0;
-	const char *p = a;
-	while (*p == '1')
-		zeros++, p++;
-	for (; *p; p++) {
-		const char *d = strchr(alphabet, *p);
-		unsigned carry;
-		if (!d || !*d)
-			return 0;
-		carry = (unsigned)(d - alphabet);
-		for (size_t i = 64; i-- > 0;) {
-			carry += 58u * num[i];
-			num[i] = (unsigned char)(carry & 0xff);
-			carry >>= 8;
-		}
-		if (carry)
-			return 0; /* more than 64 bytes */
-	}
-	for (used = 64; used > 0 && num[64 - used] == 0; used--)
-		;
-	return zeros + used;
-}
-
-static int parse_meta_metaplex(struct ctx *c, struct fy_node *n)
-{
-	static const char *const keys[] = {"seller_fee_basis_points", "creators", "collection"};
-	struct kiln_spec *s = c->s;
-	struct fy_node *v, *x;
-	void *it = NULL;
-	unsigned sum = 0;
-	uint64_t u;
-	int rc;
-	if ((rc = want_map(c, n, "metadata.metaplex")) ||
-	    (rc = check_keys(c, n, "metadata.metaplex", keys, 3)))
-		return rc;
-	if ((v = get(n, "seller_fee_basis_points"))) {
-		if ((rc = get_u64(c, v, "metadata.metaplex.seller_fee_basis_points", 0, 10000, &u)))
-			return rc;
-		s->seller_fee_bps = (unsigned)u;
-	}
-	if ((v = get(n, "collection"))) {
-		static const char *const ckeys[] = {"name", "image", "description"};
-		if ((rc = want_map(c, v, "metadata.metaplex.collection")) ||
-		    (rc = check_keys(c, v, "metadata.metaplex.collection", ckeys, 3)))
-			return rc;
-		if (!(x = get(v, "name")) || !get(v, "image"))
-			return fail(c, v, "metadata.metaplex.collection needs a name and an image "
-				    "(a project file)");
-		if ((rc = get_nonempty(c, x, "metadata.metaplex.collection.name",
-				       &s->mpl_collection_name)))
-			return rc;
-		if (strlen(s->mpl_collection_name) > 32)
-			return fail(c, x, "metadata.metaplex.collection.name is %zu bytes: Metaplex "
-				    "allows at most 32", strlen(s->mpl_collection_name));
-		x = get(v, "image");
-		if ((rc = get_nonempty(c, x, "metadata.metaplex.collection.image",
-				       &s->mpl_collection_image)) ||
-		    (rc = check_file(c, x, s->mpl_collection_image, "metaplex collection image")))
-			return rc;
-		if ((x = get(v, "description")) &&
-		    (rc = get_str(c, x, "metadata.metaplex.collection.description",
-				  &s->mpl_collection_description)))
-			return rc;
-	}
-	if (!(v = get(n, "creators")))
-		return 0;
-	if ((rc = want_seq(c, v, "metadata.metaplex.creators")))
-		return rc;
-	if (fy_node_sequence_item_count(v) > 4)
-		return fail(c, v, "metadata.metaplex.creators lists %d creators: a candy machine "
-			    "takes at most 4", fy_node_sequence_item_count(v));
-	s->creators = kiln_calloc((size_t)fy_node_sequence_item_count(v) + 1, sizeof *s->creators);
-	if (!s->creators)
-		return nomem(c);
-	while ((x = fy_node_sequence_iterate(v, &it))) {
-		static const char *const ckeys[] = {"address", "share"};
-		struct kiln_creator *cr = &s->creators[s->ncreators++];
-		struct fy_node *y;
-		if ((rc = want_map(c, x, "a creator")) ||
-		    (rc = check_keys(c, x, "a creator", ckeys, 2)))
-			return rc;
-		if (!(y = get(x, "address")) || !get(x, "share"))
-			return fail(c, x, "a creator needs an address and a share");
-		if ((rc = get_nonempty(c, y, "creator address", &cr->address)))
-			return rc;
-		if (base58_len(cr->address) != 32)
-			return fail(c, y, "creator address '%s' is not a Solana public key (base58 of "
-				    "32 bytes)", cr->address);
-		for (size_t i = 0; i + 1 < s->ncreators; i++)
-			if (!strcmp(s->creators[i].address, cr->address))
-				return fail(c, y, "creator '%s' is listed twice", cr->address);
-		if ((rc = get_u64(c, get(x, "share"), "creator share", 0, 100, &u)))
-			return rc;
-		cr->share = (unsigned)u;
-		sum += cr->share;
-	}
-	if (s->ncreators && sum != 100)
-		return fail(c, v, "the creators' shares add up to %u: they must add up to 100", sum);
-	return 0;
-}
-
-static int parse_meta_reveal(struct ctx *c, struct fy_node *n)
-{
-	static const char *const keys[] = {"hidden_image", "name", "description"};
-	struct kiln_spec *s = c->s;
-	struct fy_node *v;
-	int rc;
-	if ((rc = want_map(c, n, "metadata.reveal")) ||
-	    (rc = check_keys(c, n, "metadata.reveal", keys, 3)))
-		return rc;
-	if (!(v = get(n, "hidden_image")))
-		return fail(c, n, "metadata.reveal needs hidden_image: the one image every token "
-			    "shows before the reveal");
-	if ((rc = get_nonempty(c, v, "metadata.reveal.hidden_image", &s->reveal_image)) ||
-	    (rc = check_file(c, v, s->reveal_image, "metadata.reveal.hidden_image")))
-		return rc;
-	if ((v = get(n, "name")) && (rc = get_nonempty(c, v, "metadata.reveal.name",
-						       &s->reveal_name)))
-		return rc;
-	if ((v = get(n, "description")) &&
-	    (rc = get_str(c, v, "metadata.reveal.description", &s->reveal_description)))
-		return rc;
-	return 0;
-}
-
-/* Bytes of the longest name pattern expands to over ids lo..hi ({id} is widest at hi). */
-static size_t pattern_len(const char *pat, const char *name, uint64_t hi)
-{
-	char id[32];
-	size_t n = 0;
-	snprintf(id, sizeof id, "%llu", (unsigned long long)hi);
-	while (*pat) {
-		if (!strncmp(pat, "{id}", 4))
-			n += strlen(id), pat += 4;
-		else if (!strncmp(pat, "{name}", 6))
-			n += strlen(name), pat += 6;
-		else
-			n++, pat++;
-	}
-	return n;
-}
-
-/* Sugar's rules (name <= 32 bytes, symbol <= 10, URIs <= 200), checked on the spec's values
- * so that every asset a release writes passes `sugar validate`. */
-static int check_metaplex(struct ctx *c, struct fy_node *meta)
-{
-	struct kiln_spec *s = c->s;
-	struct fy_node *root = fy_document_root(fy_node_document(meta));
-	struct fy_node *coll = root ? get(root, "collection") : NULL, *v;
-	const char *pat = s->name_pattern ? s->name_pattern : "{name} #{id}";
-	uint64_t hi = s->start_id + s->size - 1;
-	size_t len = pattern_len(pat, s->name, hi);
-	/* Sugar pairs i.json with i.(jpg|jpeg|gif|png) only (upload/assets.rs, get_asset_pairs):
-	 * a WebP asset is rejected at upload. Converting for Metaplex alone would give it other
-	 * bytes than the images the provenance hash covers, so the combination is refused. */
-	if (s->format == KILN_FORMAT_WEBP)
-		return fail(c, get(get(root, "image"), "format") ? get(get(root, "image"), "format")
-								: get(meta, "targets"),
-			    "image.format webp cannot go to Metaplex: Sugar takes only png, jpg/jpeg "
-			    "or gif assets. Use image.format png or jpeg, or drop metaplex from "
-			    "metadata.targets");
-	if ((v = get(get(meta, "metaplex"), "collection")) && s->mpl_collection_image) {
-		const char *dot = strrchr(s->mpl_collection_image, '.');
-		static const char *const ok[] = {"png", "jpg", "jpeg", "gif"};
-		size_t k = 0;
-		while (dot && k < 4 && strcasecmp(dot + 1, ok[k]))
-			k++;
-		if (!dot || k == 4)
-			return fail(c, get(v, "image") ? get(v, "image") : v, "metadata.metaplex."
-				    "collection.image '%s' is not png, jpg/jpeg or gif, the only "
-				    "images Sugar uploads", s->mpl_collection_image);
-	}
-	if (len > 32)
-		return fail(c, get(meta, "name") ? get(meta, "name") : get(coll, "name"),
-			    "token names are up to %zu bytes (\"%s\" with id %llu) but Metaplex "
-			    "allows 32: shorten metadata.name or collection.name", len, pat,
-			    (unsigned long long)hi);
-	if (s->symbol && strlen(s->symbol) > 10)
-		return fail(c, get(coll, "symbol"), "collection.symbol is %zu bytes: Metaplex allows "
-			    "at most 10", strlen(s->symbol));
-	if (s->external_url && strlen(s->external_url) > 200)
-		return fail(c, get(coll, "external_url"), "collection.external_url is %zu bytes: "
-			    "Metaplex allows URIs of at most 200", strlen(s->external_url));
-	if (s->reveal_name && pattern_len(s->reveal_name, s->name, hi) > 32)
-		return fail(c, get(get(meta, "reveal"), "name"), "pre-reveal names are up to %zu "
-			    "bytes but Metaplex allows 32", pattern_len(s->reveal_name, s->name, hi));
-	if ((v = root ? get(root, "legendaries") : NULL) && fy_node_get_type(v) == FYNT_SEQUENCE)
-		for (size_t i = 0; i < s->nlegendaries; i++)
-			if (strlen(s->legendaries[i].name) > 32)
-				return fail(c, get(fy_node_sequence_get_by_index(v, (int)i), "name"),
-					    "legendary name '%s' is %zu bytes: Metaplex allows at "
-					    "most 32", s->legendaries[i].name,
-					    strlen(s->legendaries[i].name));
-	return 0;
-}
-
-static int parse_metadata(struct ctx *c, struct fy_node *n)
-{
-	static const char *const keys[] = {"name", "start_id", "base_uri", "description",
-					   "targets", "display", "attributes", "contract",
-					   "metaplex", "reveal"};
-	struct kiln_spec *s = c->s;
-	struct fy_node *v;
-	int rc;
-	if ((rc = want_map(c, n, "metadata")) || (rc = check_keys(c, n, "metadata", keys, 10)))
-		return rc;
-	if ((v = get(n, "name")) && (rc = get_nonempty(c, v, "metadata.name", &s->name_pattern)))
-		return rc;
-	if ((v = get(n, "start_id")) &&
-	    (rc = get_u64(c, v, "metadata.start_id", 0, UINT64_MAX / 2, &s->start_id)))
-		return rc;
-	if ((v = get(n, "base_uri")) && (rc = get_nonempty(c, v, "metadata.base_uri", &s->base_uri)))
-		return rc;
-	if ((v = get(n, "description")) &&
-	    (rc = get_str(c, v, "metadata.description", &s->meta_description)))
-		return rc;
-	if ((v = get(n, "targets"))) {
-		struct fy_node *x;
-		void *it = NULL;
-		if ((rc = want_seq(c, v, "metadata.targets")))
-			return rc;
-		s->targets = 0;
-		while ((x = fy_node_sequence_iterate(v, &it))) {
-			const char *t = fy_node_get_type(x) == FYNT_SCALAR ? fy_node_get_scalar0(x)
-									  : NULL;
-			if (t && !strcmp(t, "erc721"))
-				s->targets |= KILN_TARGET_ERC721;
-			else if (t && !strcmp(t, "erc1155"))
-				s->targets |= KILN_TARGET_ERC1155;
-			else if (t && !strcmp(t, "metaplex"))
-				s->targets |= KILN_TARGET_METAPLEX;
-			else
-				return fail(c, x, "unknown metadata target '%s' (erc721, erc1155 or "
-					    "metaplex)", t ? t : type_name(x));
-		}
-		if (!s->targets)
-			return fail(c, v, "metadata.targets is empty: list erc721, erc1155 or "
-				    "metaplex");
-	}
-	if ((v = get(n, "display")) && (rc = parse_meta_display(c, v)))
-		return rc;
-	if ((v = get(n, "attributes")) && (rc = parse_meta_attrs(c, v)))
-		return rc;
-	if ((v = get(n, "contract")) && (rc = parse_meta_contract(c, v)))
-		return rc;
-	if ((v = get(n, "metaplex")) && (rc = parse_meta_metaplex(c, v)))
-		return rc;
-	if ((v = get(n, "reveal")) && (rc = parse_meta_reveal(c, v)))
-		return rc;
-	if (s->targets & KILN_TARGET_METAPLEX)
-		return check_metaplex(c, n);
-	return 0;
-}
-
-/* Frees what parse_metadata's sub-blocks allocated (called by kiln_spec_free). */
-static void metadata_free(struct kiln_spec *s)
-{
-	free(s->layer_display);
-	for (size_t i = 0; i < s->nmeta_attrs; i++) {
-		free(s->meta_attrs[i].trait_type);
-		free(s->meta_attrs[i].value);
-	}
-	free(s->meta_attrs);
-	free(s->contract.name);
-	free(s->contract.description);
-	free(s->contract.image);
-	free(s->contract.banner_image);
-	free(s->contract.featured_image);
-	free(s->contract.external_link);
-	for (size_t i = 0; i < s->contract.ncollaborators; i++)
-		free(s->contract.collaborators[i]);
-	free(s->contract.collaborators);
-	for (size_t i = 0; i < s->ncreators; i++)
-		free(s->creators[i].address);
-	free(s->creators);
-	free(s->mpl_collection_name);
-	free(s->mpl_collection_image);
-	free(s->mpl_collection_description);
-	free(s->reveal_image);
-	free(s->reveal_name);
-	free(s->reveal_description);
-}
-
 /* --- the document -------------------------------------------------------------------------- */
 
 static int check_combinations(struct ctx *c, struct fy_node *root)
@@ -2097,8 +1085,8 @@ static int parse_qa(struct ctx *c, struct fy_node *n)
 				size_t nids;
 				const char *const *ids = kiln_qa_check_ids(&nids);
 				const char *hint = closest(k->check, ids, nids);
-				return fail(c, fy_node_pair_key(p), "qa.checks: '%s' is not a check id "
-					    "kiln qa reports%s%s%s (ids like image.near_duplicate, or a "
+				return fail(c, fy_node_pair_key(p), "qa.checks: '%s' is not a QA check "
+					    "id%s%s%s (ids like image.near_duplicate, or a "
 					    "family ending in '.' like metaplex.; docs/commands/qa.md "
 					    "lists them)", k->check, hint ? ": did you mean '" : "",
 					    hint ? hint : "", hint ? "'?" : "");
@@ -2124,8 +1112,10 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
-	if (!root)
-		return fail(c, NULL, "the spec is empty: start from `kiln init`");
+	if (!root) {
+		fail(c, NULL, "the spec is empty: it holds no YAML, only comments or blank lines");
+		return kiln_error_hint(c->e, KILN_HINT_INIT, NULL);
+	}
 	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 10)))
 		return rc;
 	if ((v = get(root, "engine"))) {
@@ -2281,11 +1271,17 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 		rc = nomem(&c);
 		goto out;
 	}
+	if ((rc = kiln_spec__prescan_bytes(&c, yaml, len)) ||
+	    (rc = kiln_spec__prescan_events(&c, yaml, len)))
+		goto out;
 	memset(&pcfg, 0, sizeof pcfg);
 	pcfg.diag = diag;
+	pcfg.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT; /* aliases: bounded by the prescan */
 	doc = fy_document_build_from_string(&pcfg, yaml, len);
 	if (!doc && !cap.got) {
-		rc = fail(&c, NULL, "the spec is empty: start from `kiln init`");
+		rc = fail(&c, NULL, "the spec is empty: it holds no YAML, only comments or blank "
+			  "lines");
+		kiln_error_hint(c.e, KILN_HINT_INIT, NULL);
 		goto out;
 	}
 	if (!doc) {
@@ -2316,10 +1312,9 @@ int kiln_spec_load(struct kiln_spec **out, const char *path, struct kiln_error *
 			    kiln_strdup(".");
 	int rc;
 	*out = NULL;
-	kiln_buf_init(&b, 16 << 20);
 	if (!dir)
 		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
-	rc = kiln_fs_read(path, &b, e);
+	rc = kiln_fs_read_limited(path, &b, KILN_SPEC_MAX_BYTES, KILN_E_SPEC, e);
 	if (rc) {
 		if (rc == KILN_E_IO && !kiln_fs_exists(path)) {
 			rc = kiln_error_set(e, KILN_E_SPEC, path, "no kiln.yaml here");

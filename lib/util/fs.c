@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,67 @@ int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e)
 		out->len += (size_t)n;
 		out->data[out->len] = 0;
 	}
+out:
+	close(fd);
+	return rc;
+}
+
+static const char *file_kind(mode_t m)
+{
+	return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO (named pipe)" :
+	       S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" :
+	       S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+int kiln_fs_read_limited(const char *path, struct kiln_buf *out, size_t max, int refuse,
+			 struct kiln_error *e)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), rc = 0;
+	struct stat st;
+	if (fd < 0)
+		return kiln_error_set(e, KILN_E_IO, path, "cannot open: %s", strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		rc = kiln_error_set(e, KILN_E_IO, path, "cannot stat: %s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = kiln_error_set(e, refuse, path, "is %s, not a file", file_kind(st.st_mode));
+		goto out;
+	}
+	if (max && (uint64_t)st.st_size > max)
+		goto too_big;
+	for (;;) {
+		size_t room;
+		ssize_t n;
+		if (kiln_buf_grow(out, 65536)) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, path, "file too large to read");
+			goto out;
+		}
+		room = out->cap - out->len - 1;
+		if (max && room > max + 1 - out->len)
+			room = max + 1 - out->len; /* one byte more tells a file that grew */
+		n = read(fd, out->data + out->len, room);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = kiln_error_set(e, KILN_E_IO, path, "read failed: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		out->len += (size_t)n;
+		out->data[out->len] = 0;
+		if (max && out->len > max)
+			goto too_big;
+	}
+	goto out;
+too_big:
+	if (max % (1u << 20) == 0)
+		rc = kiln_error_set(e, refuse, path, "is more than %zu MiB (%zu bytes), the most "
+				    "kiln reads here", max >> 20, max);
+	else
+		rc = kiln_error_set(e, refuse, path, "is more than %zu bytes, the most kiln reads "
+				    "here", max);
 out:
 	close(fd);
 	return rc;

@@ -50,6 +50,49 @@ expect_contains "names the folder" "$T/out" "nowhere"
 "$KILN" -C "$P" init --force --from-hashlips "$T/hl/layers" --order Background,Nope >"$T/out" 2>&1
 expect_eq "bad --order" $? 2
 expect_contains "names the layer" "$T/out" "'Nope'"
+expect_contains "the layers folder is where" "$T/out" "kiln: $T/hl/layers: "
+expect_contains "--order is the command's hint" "$T/out" "hint: \`--order A,B,C\`"
+# weights in file names as HashLips reads them (Number() of the text after the last '#'):
+# refused, naming the file, when HashLips would misuse them; never wrapped
+png=$(ls "$T"/hl/layers/Background/*.png | head -1)
+weights() { # folder file...: a one-layer HashLips folder
+	d=$1
+	shift
+	rm -rf "$d"
+	mkdir -p "$d/Layer"
+	for f in "$@"; do cp "$png" "$d/Layer/$f"; done
+}
+for bad in "neg#-5.png:weight -5 is negative" "zero#0.png:HashLips never picks a trait of weight 0" \
+	"empty#.png:nothing follows '#'" "huge#18446744073709551616.png:is too large" \
+	"inf#Infinity.png:is too large"; do
+	f=${bad%%:*}
+	weights "$T/w" "ok#3.png" "$f"
+	"$KILN" -C "$T/wp" init --force --from-hashlips "$T/w" >"$T/out" 2>&1
+	expect_eq "weight $f refused" $? 2
+	expect_contains "weight $f: names the file" "$T/out" "$T/w/Layer/$f:"
+	expect_contains "weight $f: says why" "$T/out" "${bad#*:}"
+done
+expect_eq "no spec written for a bad weight" "$(ls "$T/wp" 2>/dev/null)" ""
+weights "$T/w" "half#2.5.png" "two#2.png" "text#big.png" "a#b#4.png"
+"$KILN" -C "$T/wp" init --force --from-hashlips "$T/w" >"$T/out" 2>&1
+expect_eq "fractions and text" $? 0
+expect_contains "a fraction is kept" "$T/wp/kiln.yaml" "{name: half, weight: 2.5,"
+expect_contains "text is weight 1" "$T/wp/kiln.yaml" "{name: text, weight: 1,"
+expect_contains "the weight follows the last '#'" "$T/wp/kiln.yaml" "{name: a, weight: 4,"
+# uneven weights: the import picks a size the plan can meet, and says why
+mkdir -p "$T/u/Background" "$T/u/Body" "$T/u/Hat"
+for f in Background/a#99 Background/b#1 Body/x#99 Body/y#1 Hat/c#1 Hat/d#1; do
+	cp "$png" "$T/u/$f.png"
+done
+"$KILN" -C "$T/up" init --from-hashlips "$T/u" >"$T/out" 2>&1
+expect_eq "uneven import" $? 0
+expect_contains "uneven: a size that fits" "$T/up/kiln.yaml" "size: 2 "
+expect_contains "uneven: says why" "$T/up/kiln.yaml" "# size 8: with these weights only 2 different tokens"
+"$KILN" -C "$T/up" plan >"$T/out" 2>&1
+expect_eq "uneven: the plan meets the size" $? 0
+"$KILN" -C "$T/up2" init --from-hashlips "$T/u" --size 5 >"$T/out" 2>&1
+expect_eq "uneven: an asked size that cannot fit" $? 2
+expect_contains "uneven: says the most that fits" "$T/out" "at most 2 can"
 # kiln init alone: a starter spec that parses (its layer files do not exist yet)
 "$KILN" -C "$T/fresh" init >"$T/out" 2>&1
 expect_eq "starter" $? 0

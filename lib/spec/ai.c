@@ -1,0 +1,511 @@
+/* ai: the AI engines' part of kiln.yaml: the generate: block (prompt templates, sampler,
+ * size, endpoints) and the keys a trait may carry for them (prompt, negative, lora,
+ * controlnet).
+ *
+ * What an endpoint's engine cannot honour is refused at load time (check_engine), so a
+ * render never silently drops a setting on the wire. Template placeholders must name layers.
+ * Secrets never sit in kiln.yaml: an endpoint names environment variables, which the command
+ * reads. Sizes: a few endpoints, a few LoRA per trait; nothing here is hot.
+ */
+#include "spec/internal.h"
+#include "render/engines/engine.h"
+#include "util/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- AI engines: per-trait prompt/negative/lora/controlnet and the generate: block --------- */
+
+static const char *const ai_engines[] = {"a1111", "comfyui", "sdcpp"};
+
+int is_ai_engine(const char *e)
+{
+	for (size_t i = 0; i < 3; i++)
+		if (!strcmp(e, ai_engines[i]))
+			return 1;
+	return 0;
+}
+
+static int parse_loras(struct ctx *c, struct fy_node *n, const char *what,
+		       struct kiln_lora **out, size_t *nout)
+{
+	static const char *const keys[] = {"name", "weight"};
+	struct fy_node *v;
+	void *it = NULL;
+	int rc;
+	if (fy_node_get_type(n) != FYNT_SEQUENCE)
+		return fail(c, n, "%s: lora must be a list of {name, weight}, got %s "
+			    "(lora: [{name: crown_v2, weight: 0.8}])", what, type_name(n));
+	*out = kiln_calloc((size_t)fy_node_sequence_item_count(n) + 1, sizeof **out);
+	if (!*out)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(n, &it))) {
+		struct kiln_lora *l = &(*out)[*nout];
+		struct fy_node *x;
+		(*nout)++;
+		l->weight = 1;
+		if ((rc = want_map(c, v, "a lora")) || (rc = check_keys(c, v, "a lora", keys, 2)))
+			return rc;
+		if (!(x = get(v, "name")))
+			return fail(c, v, "%s: a lora needs a name ({name: crown_v2, weight: 0.8})",
+				    what);
+		if ((rc = get_nonempty(c, x, "lora name", &l->name)))
+			return rc;
+		if (strpbrk(l->name, "<>:"))
+			return fail(c, x, "lora name '%s' must not contain '<', '>' or ':'", l->name);
+		if ((x = get(v, "weight")) && (rc = get_range(c, x, "lora weight", -10, 10, &l->weight)))
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_controlnet(struct ctx *c, struct fy_node *n, const char *what,
+			    struct kiln_controlnet **out)
+{
+	static const char *const keys[] = {"image", "model", "module", "weight", "control_mode",
+					   "guidance_start", "guidance_end"};
+	static const char *const modes[] = {"Balanced", "My prompt is more important",
+					    "ControlNet is more important"};
+	struct kiln_controlnet *cn;
+	struct fy_node *x;
+	int rc;
+	if (fy_node_get_type(n) != FYNT_MAPPING)
+		return fail(c, n, "%s: controlnet must be a mapping, got %s (controlnet: {image: "
+			    "controlnet/pose.png, model: control_v11p_sd15_openpose})", what,
+			    type_name(n));
+	if ((rc = check_keys(c, n, "controlnet", keys, 7)))
+		return rc;
+	if (!(cn = *out = kiln_calloc(1, sizeof *cn)))
+		return nomem(c);
+	cn->weight = 1;
+	cn->guidance_end = 1;
+	if (!(x = get(n, "image")))
+		return fail(c, n, "%s: controlnet needs an image (image: controlnet/pose.png)", what);
+	if ((rc = get_nonempty(c, x, "controlnet image", &cn->image)) ||
+	    (rc = check_file(c, x, cn->image, "controlnet image")))
+		return rc;
+	if (!(x = get(n, "model")))
+		return fail(c, n, "%s: controlnet needs a model (model: control_v11p_sd15_canny)",
+			    what);
+	if ((rc = get_nonempty(c, x, "controlnet model", &cn->model)))
+		return rc;
+	if ((x = get(n, "module")) && (rc = get_nonempty(c, x, "controlnet module", &cn->module)))
+		return rc;
+	if (!cn->module && !(cn->module = kiln_strdup("none")))
+		return nomem(c);
+	if ((x = get(n, "weight")) && (rc = get_range(c, x, "controlnet weight", 0, 10, &cn->weight)))
+		return rc;
+	if ((x = get(n, "guidance_start")) &&
+	    (rc = get_range(c, x, "controlnet guidance_start", 0, 1, &cn->guidance_start)))
+		return rc;
+	if ((x = get(n, "guidance_end")) &&
+	    (rc = get_range(c, x, "controlnet guidance_end", 0, 1, &cn->guidance_end)))
+		return rc;
+	if (cn->guidance_start > cn->guidance_end)
+		return fail(c, n, "%s: controlnet guidance_start (%g) is after guidance_end (%g)",
+			    what, cn->guidance_start, cn->guidance_end);
+	if ((x = get(n, "control_mode"))) {
+		if ((rc = get_nonempty(c, x, "controlnet control_mode", &cn->control_mode)))
+			return rc;
+		for (size_t i = 0; i < 3; i++)
+			if (!strcmp(cn->control_mode, modes[i]))
+				return 0;
+		return fail(c, x, "controlnet control_mode must be 'Balanced', 'My prompt is more "
+			    "important' or 'ControlNet is more important', got '%s'",
+			    cn->control_mode);
+	}
+	if (!(cn->control_mode = kiln_strdup("Balanced")))
+		return nomem(c);
+	return 0;
+}
+
+/* The AI keys of a trait (prompt, negative, lora, controlnet); any engine may carry them. */
+int parse_trait_ai(struct ctx *c, struct fy_node *n, const char *what, struct kiln_trait *t)
+{
+	struct fy_node *v;
+	int rc;
+	if ((v = get(n, "prompt")) && (rc = get_str(c, v, "trait prompt", &t->prompt)))
+		return rc;
+	if ((v = get(n, "negative")) && (rc = get_str(c, v, "trait negative", &t->negative)))
+		return rc;
+	if ((v = get(n, "lora")) && (rc = parse_loras(c, v, what, &t->loras, &t->nloras)))
+		return rc;
+	if ((v = get(n, "controlnet")) && (rc = parse_controlnet(c, v, what, &t->controlnet)))
+		return rc;
+	return 0;
+}
+
+/* {Layer} placeholders must name layers (or {id}, {name}). */
+static int check_template(struct ctx *c, struct fy_node *n, const char *tmpl, const char *what)
+{
+	for (const char *p = tmpl; (p = strchr(p, '{')); p++) {
+		const char *q = strchr(p, '}');
+		char name[256];
+		if (!q)
+			return fail(c, n, "%s has a '{' without '}'", what);
+		if ((size_t)(q - p - 1) >= sizeof name)
+			return fail(c, n, "%s: placeholder too long", what);
+		memcpy(name, p + 1, (size_t)(q - p - 1));
+		name[q - p - 1] = 0;
+		if (strcmp(name, "id") && strcmp(name, "name") &&
+		    kiln_spec_layer_index(c->s, name) < 0) {
+			const char *hint = NULL;
+			size_t best = 3;
+			for (size_t l = 0; l < c->s->nlayers; l++) {
+				size_t d = edit_distance(name, c->s->layers[l].name);
+				if (d < best) {
+					best = d;
+					hint = c->s->layers[l].name;
+				}
+			}
+			if (hint)
+				return fail(c, n, "%s names {%s}, which is not a layer: did you mean "
+					    "{%s}?", what, name, hint);
+			return fail(c, n, "%s names {%s}, which is not a layer (placeholders: a layer "
+				    "name, {id} or {name})", what, name);
+		}
+	}
+	return 0;
+}
+
+static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+{
+	static const char *const keys[] = {"url", "engine", "concurrency", "auth_env",
+					   "token_env", "connect_timeout", "timeout"};
+	struct fy_node *x;
+	uint64_t k;
+	size_t len;
+	int rc;
+	ep->loc = loc_of(n);
+	ep->concurrency = 1;
+	ep->connect_timeout = 10;
+	ep->timeout = 600;
+	if ((rc = want_map(c, n, "an endpoint")) ||
+	    (rc = check_keys(c, n, "an endpoint", keys, 7)))
+		return rc;
+	if (!(x = get(n, "url")))
+		return fail(c, n, "an endpoint needs a url ({url: \"http://gpu-1:7860\"})");
+	if ((rc = get_nonempty(c, x, "endpoint url", &ep->url)))
+		return rc;
+	if (strncmp(ep->url, "http://", 7) && strncmp(ep->url, "https://", 8))
+		return fail(c, x, "endpoint url '%s' must start with http:// or https:// "
+			    "(url: \"http://gpu-1:7860\")", ep->url);
+	if (strpbrk(ep->url, " \t\r\n") || !ep->url[ep->url[4] == 's' ? 8 : 7] ||
+	    ep->url[ep->url[4] == 's' ? 8 : 7] == '/')
+		return fail(c, x, "endpoint url '%s' is not a server address: write it as "
+			    "http://HOST:PORT (no spaces)", ep->url);
+	if (strchr(ep->url, '@'))
+		return fail(c, x, "endpoint url must not hold credentials: name an environment "
+			    "variable with auth_env or token_env instead");
+	len = strlen(ep->url);
+	while (len > 8 && ep->url[len - 1] == '/')
+		ep->url[--len] = 0;
+	if ((x = get(n, "engine"))) {
+		if ((rc = get_nonempty(c, x, "endpoint engine", &ep->engine)))
+			return rc;
+		if (!is_ai_engine(ep->engine)) {
+			const char *hint = closest(ep->engine, ai_engines, 3);
+			return fail(c, x, "endpoint engine must be a1111, comfyui or sdcpp, got '%s'%s%s%s",
+				    ep->engine, hint ? ": did you mean '" : "", hint ? hint : "",
+				    hint ? "'?" : "");
+		}
+	} else if (!c->s->engine || !is_ai_engine(c->s->engine)) {
+		return fail(c, n, "endpoint %s needs engine: a1111, comfyui or sdcpp (the spec's "
+			    "engine is compose)", ep->url);
+	} else if (!(ep->engine = kiln_strdup(c->s->engine))) {
+		return nomem(c);
+	}
+	if ((x = get(n, "concurrency"))) {
+		if ((rc = get_u64(c, x, "endpoint concurrency", 1, 1024, &k)))
+			return rc;
+		ep->concurrency = (unsigned)k;
+	}
+	if ((x = get(n, "auth_env")) && (rc = get_nonempty(c, x, "endpoint auth_env", &ep->auth_env)))
+		return rc;
+	if ((x = get(n, "token_env")) &&
+	    (rc = get_nonempty(c, x, "endpoint token_env", &ep->token_env)))
+		return rc;
+	if (ep->auth_env && ep->token_env)
+		return fail(c, n, "an endpoint takes auth_env (HTTP basic) or token_env (bearer), "
+			    "not both");
+	if ((x = get(n, "connect_timeout")) &&
+	    (rc = get_range(c, x, "endpoint connect_timeout", 0.05, 600, &ep->connect_timeout)))
+		return rc;
+	if ((x = get(n, "timeout")) &&
+	    (rc = get_range(c, x, "endpoint timeout", 0.05, 86400, &ep->timeout)))
+		return rc;
+	return 0;
+}
+
+/* generate.sampler in A1111's spelling, as A1111 itself splits it: "DPM++ 2M Karras" is
+ * sampler "DPM++ 2M" with schedule type "Karras". Both end up canonical (A1111's case), so
+ * that every engine's table lookup is exact and the recipe does not change with spelling. */
+static int parse_sampler(struct ctx *c, struct fy_node *n, struct kiln_generate *g)
+{
+	struct fy_node *xs = get(n, "sampler"), *xt = get(n, "scheduler");
+	const char *name = g->sampler, *sampler = kiln_ai_sampler_canonical(name, strlen(name));
+	const char *sched = NULL;
+	for (size_t len = strlen(name); !sampler && len-- > 0;) {
+		if (name[len] != ' ')
+			continue;
+		sched = kiln_ai_scheduler_canonical(name + len + 1, strlen(name + len + 1));
+		if (sched && (sampler = kiln_ai_sampler_canonical(name, len)))
+			break;
+		sched = NULL;
+	}
+	if (!sampler) {
+		struct kiln_buf b = KILN_BUF_INIT;
+		int rc = kiln_ai_sampler_list("a1111", 0, &b);
+		rc = rc ? nomem(c) : fail(c, xs ? xs : n, "generate.sampler '%s' is not an A1111 "
+					  "sampler name: use one of %s, optionally followed by a "
+					  "schedule type (\"DPM++ 2M Karras\")", name, b.data);
+		kiln_buf_release(&b);
+		return rc;
+	}
+	if (g->scheduler) {
+		const char *t = kiln_ai_scheduler_canonical(g->scheduler, strlen(g->scheduler));
+		if (!t) {
+			struct kiln_buf b = KILN_BUF_INIT;
+			int rc = kiln_ai_sampler_list("a1111", 1, &b);
+			rc = rc ? nomem(c) : fail(c, xt, "generate.scheduler '%s' is not an A1111 "
+						  "schedule type: use one of %s", g->scheduler,
+						  b.data);
+			kiln_buf_release(&b);
+			return rc;
+		}
+		if (sched && strcmp(sched, t))
+			return fail(c, xt, "generate.scheduler '%s' contradicts generate.sampler '%s' "
+				    "(whose schedule type is %s): give it in one place", g->scheduler,
+				    name, sched);
+		sched = t;
+	}
+	free(g->sampler);
+	free(g->scheduler);
+	g->scheduler = NULL;
+	if (!(g->sampler = kiln_strdup(sampler)) || (sched && !(g->scheduler = kiln_strdup(sched))))
+		return nomem(c);
+	return 0;
+}
+
+/* The node of trait t of layer l's controlnet, for a message's line:col (the generate block
+ * when the trait was not written as a mapping under layers:). */
+static struct fy_node *controlnet_node(struct fy_node *gen, size_t l, size_t t)
+{
+	struct fy_node *root = fy_document_root(fy_node_document(gen)), *x;
+	char path[96];
+	snprintf(path, sizeof path, "/layers/%zu/traits/%zu/controlnet", l, t);
+	x = root ? fy_node_by_path(root, path, FY_NT, FYNWF_DONT_FOLLOW) : NULL;
+	return x ? x : gen;
+}
+
+/* What endpoint ep's engine cannot honour is refused here, at load time, rather than dropped
+ * on the wire: a sampler or schedule type it does not have; on ComfyUI a ControlNet
+ * preprocessor or control mode (kiln adds no preprocessor node, and ControlNetApplyAdvanced
+ * has no mode); on sd-server a checkpoint (it runs the one model it was started with), a
+ * ControlNet preprocessor, mode or guidance range (it takes an image and a strength), and more
+ * than one layer with ControlNet traits (it takes one unit per image). */
+static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
+			const struct kiln_endpoint *ep)
+{
+	const struct kiln_generate *g = c->s->generate;
+	const char *eng = ep->engine;
+	int comfy = !strcmp(eng, "comfyui"), sdcpp = !strcmp(eng, "sdcpp");
+	size_t cn_layers = 0, first = 0;
+	if (!kiln_ai_sampler_runs(eng, g->sampler, NULL) ||
+	    !kiln_ai_sampler_runs(eng, g->sampler, g->scheduler)) {
+		int which = kiln_ai_sampler_runs(eng, g->sampler, NULL);
+		struct kiln_buf b = KILN_BUF_INIT;
+		struct fy_node *x = which && get(gen, "scheduler") ? get(gen, "scheduler")
+								     : get(gen, "sampler");
+		int rc = kiln_ai_sampler_list(eng, which, &b);
+		rc = rc ? nomem(c) : fail(c, x ? x : gen, "%s '%s' cannot run on endpoint %s "
+					  "(%s has no such %s): %s accepts %s",
+					  which ? "generate.scheduler" : "generate.sampler",
+					  which ? g->scheduler : g->sampler, ep->url, eng,
+					  which ? "schedule type" : "sampler", eng, b.data);
+		kiln_buf_release(&b);
+		return rc;
+	}
+	if (sdcpp && g->checkpoint)
+		return fail(c, get(gen, "checkpoint"), "endpoint %s is sd-server, which runs the one "
+			    "model it was started with (--model) and cannot switch: remove "
+			    "generate.checkpoint, or give that endpoint another engine", ep->url);
+	(void)epn;
+	for (size_t l = 0; l < c->s->nlayers; l++) {
+		int has = 0;
+		for (size_t t = 0; t < c->s->layers[l].ntraits; t++) {
+			const struct kiln_controlnet *cn = c->s->layers[l].traits[t].controlnet;
+			const char *why = NULL;
+			if (!cn)
+				continue;
+			has = 1;
+			if ((comfy || sdcpp) && strcmp(cn->module, "none"))
+				why = "module (a preprocessor; give an image that is already a control "
+				      "map, and module: none)";
+			else if ((comfy || sdcpp) && strcmp(cn->control_mode, "Balanced"))
+				why = "control_mode (only Balanced)";
+			else if (sdcpp && (cn->guidance_start != 0 || cn->guidance_end != 1))
+				why = "guidance_start/guidance_end (the unit applies to every step)";
+			if (why)
+				return fail(c, controlnet_node(gen, l, t), "trait '%s' of layer '%s': "
+					    "endpoint %s (%s) does not honour controlnet %s",
+					    c->s->layers[l].traits[t].name, c->s->layers[l].name,
+					    ep->url, eng, why);
+		}
+		if (has && !cn_layers++)
+			first = l;
+		if (sdcpp && has && cn_layers > 1)
+			return fail(c, get(gen, "endpoints"), "endpoint %s is sd-server, which takes "
+				    "one ControlNet unit per image, but layers '%s' and '%s' both have "
+				    "traits with controlnet that an item may combine", ep->url,
+				    c->s->layers[first].name, c->s->layers[l].name);
+	}
+	return 0;
+}
+
+static int parse_size(struct ctx *c, struct fy_node *n, struct kiln_generate *g)
+{
+	const char *v = fy_node_get_type(n) == FYNT_SCALAR ? fy_node_get_scalar0(n) : NULL;
+	unsigned w, h;
+	char tail;
+	if (!v || sscanf(v, "%ux%u%c", &w, &h, &tail) != 2 || w < 64 || h < 64 || w > 4096 ||
+	    h > 4096 || w % 8 || h % 8)
+		return fail(c, n, "generate.size must be WIDTHxHEIGHT, each a multiple of 8 from 64 "
+			    "to 4096 (e.g. 1024x1024)");
+	g->width = (int)w;
+	g->height = (int)h;
+	return 0;
+}
+
+int parse_generate(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"prompt", "negative", "checkpoint", "sampler",
+					   "scheduler", "steps", "cfg", "size", "candidates",
+					   "endpoints", "workflow", "retries"};
+	struct kiln_generate *g;
+	struct fy_node *x, *v;
+	void *it = NULL;
+	uint64_t k;
+	int rc;
+	if ((rc = want_map(c, n, "generate")) || (rc = check_keys(c, n, "generate", keys, 12)))
+		return rc;
+	if (!(g = c->s->generate = kiln_calloc(1, sizeof *g)))
+		return nomem(c);
+	g->loc = loc_of(n);
+	g->steps = 20;
+	g->cfg = 7;
+	g->width = c->s->width;
+	g->height = c->s->height;
+	g->candidates = 1;
+	g->retries = 4;
+	if (!(x = get(n, "prompt")))
+		return fail(c, n, "generate needs a prompt template (prompt: \"pixel art owl, "
+			    "{Background} background, {Body}\")");
+	if ((rc = get_nonempty(c, x, "generate.prompt", &g->prompt)) ||
+	    (rc = check_template(c, x, g->prompt, "generate.prompt")))
+		return rc;
+	if ((x = get(n, "negative"))) {
+		if ((rc = get_str(c, x, "generate.negative", &g->negative)) ||
+		    (rc = check_template(c, x, g->negative, "generate.negative")))
+			return rc;
+	} else if (!(g->negative = kiln_strdup(""))) {
+		return nomem(c);
+	}
+	if ((x = get(n, "checkpoint")) &&
+	    (rc = get_nonempty(c, x, "generate.checkpoint", &g->checkpoint)))
+		return rc;
+	if ((x = get(n, "sampler")) && (rc = get_nonempty(c, x, "generate.sampler", &g->sampler)))
+		return rc;
+	if (!g->sampler && !(g->sampler = kiln_strdup("Euler a")))
+		return nomem(c);
+	if ((x = get(n, "scheduler")) &&
+	    (rc = get_nonempty(c, x, "generate.scheduler", &g->scheduler)))
+		return rc;
+	if ((rc = parse_sampler(c, n, g)))
+		return rc;
+	if ((x = get(n, "steps")) && (rc = get_int(c, x, "generate.steps", 1, 150, &g->steps)))
+		return rc;
+	if ((x = get(n, "cfg")) && (rc = get_range(c, x, "generate.cfg", 0, 30, &g->cfg)))
+		return rc;
+	if ((x = get(n, "size")) && (rc = parse_size(c, x, g)))
+		return rc;
+	if ((x = get(n, "candidates"))) {
+		if ((rc = get_u64(c, x, "generate.candidates", 1, 64, &k)))
+			return rc;
+		g->candidates = (unsigned)k;
+	}
+	if ((x = get(n, "retries"))) {
+		if ((rc = get_u64(c, x, "generate.retries", 0, 100, &k)))
+			return rc;
+		g->retries = (unsigned)k;
+	}
+	if ((x = get(n, "workflow")) &&
+	    ((rc = get_nonempty(c, x, "generate.workflow", &g->workflow)) ||
+	     (rc = check_file(c, x, g->workflow, "generate.workflow"))))
+		return rc;
+	if (!(x = get(n, "endpoints")))
+		return fail(c, n, "generate needs endpoints: [{url: \"http://gpu-1:7860\"}]");
+	if (fy_node_get_type(x) != FYNT_SEQUENCE)
+		return fail(c, x, "generate.endpoints must be a list of servers, got %s "
+			    "(endpoints: [{url: \"http://gpu-1:7860\"}])", type_name(x));
+	if (!fy_node_sequence_item_count(x))
+		return fail(c, key_node(n, "endpoints"), "generate.endpoints is empty: list at least "
+			    "one server ({url: \"http://gpu-1:7860\"})");
+	g->endpoints = kiln_calloc((size_t)fy_node_sequence_item_count(x) + 1, sizeof *g->endpoints);
+	if (!g->endpoints)
+		return nomem(c);
+	while ((v = fy_node_sequence_iterate(x, &it))) {
+		struct kiln_endpoint *ep = &g->endpoints[g->nendpoints++];
+		if ((rc = parse_endpoint(c, v, ep)))
+			return rc;
+		for (size_t i = 0; i + 1 < g->nendpoints; i++)
+			if (!strcmp(g->endpoints[i].url, ep->url))
+				return fail(c, v, "endpoint %s is listed twice: raise its concurrency "
+					    "instead", ep->url);
+		if (!strcmp(ep->engine, "comfyui") && !g->workflow)
+			return fail(c, v, "endpoint %s speaks comfyui, which needs generate.workflow "
+				    "(an API-format graph exported from ComfyUI)", ep->url);
+		if ((rc = check_engine(c, n, v, ep)))
+			return rc;
+	}
+	return 0;
+}
+
+void generate_free(struct kiln_generate *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->nendpoints; i++) {
+		struct kiln_endpoint *ep = &g->endpoints[i];
+		free(ep->url);
+		free(ep->engine);
+		free(ep->auth_env);
+		free(ep->token_env);
+		free(ep->secret);
+	}
+	free(g->endpoints);
+	free(g->prompt);
+	free(g->negative);
+	free(g->checkpoint);
+	free(g->sampler);
+	free(g->scheduler);
+	free(g->workflow);
+	free(g);
+}
+
+void trait_ai_free(struct kiln_trait *t)
+{
+	for (size_t i = 0; t->loras && i <= t->nloras; i++)
+		free(t->loras[i].name);
+	free(t->loras);
+	free(t->prompt);
+	free(t->negative);
+	if (t->controlnet) {
+		free(t->controlnet->image);
+		free(t->controlnet->model);
+		free(t->controlnet->module);
+		free(t->controlnet->control_mode);
+		free(t->controlnet);
+	}
+}

@@ -1,0 +1,3 @@
+mkdir -p layers/Body layers/Hat
+touch layers/Body/plain.png layers/Body/gold.png layers/Hat/cap.png layers/Hat/crown.png
+head -c 17000000 /dev/zero | tr '\000' '#' > kiln.yaml

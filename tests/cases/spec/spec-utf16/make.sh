@@ -1,0 +1,3 @@
+mkdir -p layers/Body layers/Hat
+touch layers/Body/plain.png layers/Body/gold.png layers/Hat/cap.png layers/Hat/crown.png
+printf 'collection: {name: Case, symbol: CASE, size: 4, seed: 7}\n' | iconv -f UTF-8 -t UTF-16 > kiln.yaml
