@@ -63,7 +63,7 @@ static void plan_round_trip(void **state)
 	struct kiln_items it;
 	struct kiln_error e;
 	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
-	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
 	assert_int_equal(kiln_catalog_items(f->c, f->s, &it, &e), 0);
 	assert_int_equal(it.n, 6);
 	for (size_t i = 0; i < it.n; i++) {
@@ -90,7 +90,7 @@ static void renders_and_replan(void **state)
 	struct kiln_catalog_counts n;
 	char *json = NULL;
 	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
-	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
 	memset(r, 0, sizeof r);
 	r[0].item_id = p->items[0].id;
 	r[0].engine = "compose";
@@ -126,7 +126,7 @@ static void renders_and_replan(void **state)
 	assert_int_equal(kiln_plan_make(&p2, f->s, &prev, &e), 0);
 	assert_int_equal(p2->changed, 0);
 	kiln_items_release(&it);
-	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p2, NULL, NULL, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p2, NULL, NULL, NULL, "{}", &e), 0);
 	assert_int_equal(kiln_catalog_item(f->c, f->s, p->items[0].id, &it, &e), 0);
 	assert_int_equal(it.n, 1);
 	assert_int_equal(it.v[0].status, KILN_ITEM_RENDERED);
@@ -143,7 +143,7 @@ static void events_append_only(void **state)
 	struct kiln_error e;
 	sqlite3 *db;
 	char *v = NULL;
-	assert_int_equal(kiln_catalog_event(f->c, "note", 0, "{\"x\":1}", &e), 0);
+	assert_int_equal(kiln_catalog_event(f->c, "note", 0, 0, "{\"x\":1}", &e), 0);
 	assert_int_equal(kiln_catalog_meta_set(f->c, "k", "v1", &e), 0);
 	assert_int_equal(kiln_catalog_meta_set(f->c, "k", "v2", &e), 0);
 	assert_int_equal(kiln_catalog_meta_get(f->c, "k", &v, &e), 0);
