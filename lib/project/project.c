@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
@@ -36,11 +37,14 @@ static void lock_describe(int fd, char *out, size_t cap, char *pid, size_t pidca
 	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
 	buf[n > 0 ? n : 0] = 0;
 	pid[0] = 0;
-	if (sscanf(buf, "%ld %63s %63s", &holder, verb, since) == 3 && holder > 0) {
+	/* a record left by a holder that was killed names a process that is gone: then the
+	 * present holder is some other process that wrote nothing (flock(1), or one starting) */
+	if (sscanf(buf, "%ld %63s %63s", &holder, verb, since) == 3 && holder > 0 &&
+	    (kill((pid_t)holder, 0) == 0 || errno == EPERM)) {
 		snprintf(out, cap, "kiln %s (pid %ld, since %s)", verb, holder, since);
 		snprintf(pid, pidcap, "%ld", holder);
 	} else {
-		snprintf(out, cap, "another kiln process (it has not said which yet)");
+		snprintf(out, cap, "another process, which has not recorded itself in it");
 	}
 }
 
@@ -77,7 +81,7 @@ static int take_lock(struct kiln_project *p, const char *verb, struct kiln_error
 	/* who holds it is information for the next comer, not the lock: a failed write is no
 	 * reason to stop */
 	if (ftruncate(p->lock_fd, 0) == 0 && pwrite(p->lock_fd, line, (size_t)len, 0) != len)
-		(void)ftruncate(p->lock_fd, 0);
+		(void)!ftruncate(p->lock_fd, 0);
 out:
 	if (rc && p->lock_fd >= 0) {
 		close(p->lock_fd);
@@ -144,9 +148,11 @@ void kiln_project_free(struct kiln_project *p)
 	kiln_store_free(p->store);
 	kiln_catalog_free(p->catalog);
 	kiln_spec_free(p->spec);
-	/* closing the last descriptor releases the lock */
-	if (p->lock_fd >= 0)
+	/* the record goes first (still holding the lock), then closing releases the lock */
+	if (p->lock_fd >= 0) {
+		(void)!ftruncate(p->lock_fd, 0);
 		close(p->lock_fd);
+	}
 	free(p->dir);
 	free(p->spec_path);
 	free(p->kiln_dir);
