@@ -47,6 +47,13 @@ int kiln_project_open(struct kiln_project **out, const char *dir, enum kiln_open
 		      const char *verb, struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_project_free(struct kiln_project *p);
 
+/* The project lock alone, for a verb that writes without opening the project (init): create
+ * KILN_DIR and take KILN_DIR/lock as kiln_project_open does; *fd holds it (-1 on failure)
+ * until kiln_project_unlock(*fd). */
+int kiln_project_lock(const char *kiln_dir, const char *verb, int *fd, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_project_unlock(int fd);
+
 /* Progress of a long stage, for bars and --json events. */
 struct kiln_dispatch_stats;
 struct kiln_progress {

@@ -1,9 +1,11 @@
-/* catalog: the SQLite catalog behind include/kiln/catalog.h.
+/* catalog: the SQLite catalog behind include/kiln/catalog.h (see README.md here).
  *
  * Invariants: WAL mode, foreign keys on; every write is one transaction (BEGIN IMMEDIATE ..
  * COMMIT, rolled back on any error), so a kill -9 leaves either the old or the new state. The
  * events table is append-only, enforced by triggers. Item traits are stored by name as a JSON
- * object in layer order. All SQL of kiln lives in this file.
+ * object in layer order. All SQL of kiln lives in this file. The schema changes only through
+ * the migrations list below (user_version); reads never write. A catalog opened read-only
+ * refuses every write.
  *
  * Sizes: up to ~1,000,000 items (one row each), renders a few per item, events a few per item.
  */

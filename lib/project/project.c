@@ -48,27 +48,30 @@ static void lock_describe(int fd, char *out, size_t cap, char *pid, size_t pidca
 	}
 }
 
-static int take_lock(struct kiln_project *p, const char *verb, struct kiln_error *e)
+int kiln_project_lock(const char *kiln_dir, const char *verb, int *fd, struct kiln_error *e)
 {
-	char *path = kiln_fs_join(p->kiln_dir, "lock"), line[160], since[32], who[256], pid[32];
+	char *path = kiln_fs_join(kiln_dir, "lock"), line[160], since[32], who[256], pid[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	int rc = 0, len;
+	*fd = -1;
 	if (!path)
-		return kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
-	p->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (p->lock_fd < 0) {
+		return kiln_error_set(e, KILN_E_NOMEM, kiln_dir, "out of memory");
+	if ((rc = kiln_fs_mkdirs(kiln_dir, e)))
+		goto out;
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*fd < 0) {
 		rc = kiln_error_set(e, KILN_E_IO, path, "cannot open the project lock: %s",
 				    strerror(errno));
 		goto out;
 	}
-	if (flock(p->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+	if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK) {
 			rc = kiln_error_set(e, KILN_E_IO, path, "cannot lock the project: %s",
 					    strerror(errno));
 			goto out;
 		}
-		lock_describe(p->lock_fd, who, sizeof who, pid, sizeof pid);
+		lock_describe(*fd, who, sizeof who, pid, sizeof pid);
 		rc = kiln_error_set(e, KILN_E_STATE, path, "the project is locked by %s: one "
 				    "process at a time may change a project", who);
 		kiln_error_hint(e, KILN_HINT_LOCKED, pid[0] ? pid : NULL);
@@ -80,15 +83,24 @@ static int take_lock(struct kiln_project *p, const char *verb, struct kiln_error
 		       verb && *verb ? verb : "kiln", since);
 	/* who holds it is information for the next comer, not the lock: a failed write is no
 	 * reason to stop */
-	if (ftruncate(p->lock_fd, 0) == 0 && pwrite(p->lock_fd, line, (size_t)len, 0) != len)
-		(void)!ftruncate(p->lock_fd, 0);
+	if (ftruncate(*fd, 0) == 0 && pwrite(*fd, line, (size_t)len, 0) != len)
+		(void)!ftruncate(*fd, 0);
 out:
-	if (rc && p->lock_fd >= 0) {
-		close(p->lock_fd);
-		p->lock_fd = -1;
+	if (rc && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
 	}
 	free(path);
 	return rc;
+}
+
+void kiln_project_unlock(int fd)
+{
+	/* the record goes first (still holding the lock), then closing releases the lock */
+	if (fd >= 0) {
+		(void)!ftruncate(fd, 0);
+		close(fd);
+	}
 }
 
 int kiln_project_open(struct kiln_project **out, const char *dir, enum kiln_open_mode mode,
@@ -125,7 +137,7 @@ int kiln_project_open(struct kiln_project **out, const char *dir, enum kiln_open
 		if ((rc = kiln_catalog_open_readonly(&p->catalog, db, e)) ||
 		    (rc = kiln_store_open_readonly(&p->store, store, e)))
 			goto fail;
-	} else if ((rc = kiln_fs_mkdirs(p->kiln_dir, e)) || (rc = take_lock(p, verb, e)) ||
+	} else if ((rc = kiln_project_lock(p->kiln_dir, verb, &p->lock_fd, e)) ||
 		   (rc = kiln_catalog_open(&p->catalog, db, e)) ||
 		   (rc = kiln_store_open(&p->store, store, e))) {
 		goto fail;
@@ -148,11 +160,7 @@ void kiln_project_free(struct kiln_project *p)
 	kiln_store_free(p->store);
 	kiln_catalog_free(p->catalog);
 	kiln_spec_free(p->spec);
-	/* the record goes first (still holding the lock), then closing releases the lock */
-	if (p->lock_fd >= 0) {
-		(void)!ftruncate(p->lock_fd, 0);
-		close(p->lock_fd);
-	}
+	kiln_project_unlock(p->lock_fd);
 	free(p->dir);
 	free(p->spec_path);
 	free(p->kiln_dir);

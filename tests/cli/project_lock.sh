@@ -25,6 +25,11 @@ for verb in render release build qa; do
 	expect_eq "$verb while locked" $? 1
 	expect_contains "$verb names the holder" "$T/err.$verb" "(pid $HPID,"
 done
+cp "$P/kiln.yaml" "$T/spec.before"
+"$KILN" -C "$P" init --force >/dev/null 2>"$T/err.init"
+expect_eq "init while locked" $? 1
+expect_contains "init names the holder" "$T/err.init" "(pid $HPID,"
+cmp -s "$P/kiln.yaml" "$T/spec.before" && ok || fail "init overwrote kiln.yaml while locked"
 # readers run beside it
 "$KILN" -C "$P" status >"$T/status" 2>&1
 expect_eq "status while locked" $? 0
