@@ -286,13 +286,20 @@ static int open_db(struct kiln_catalog *c, const char *name, int flags, struct k
 int kiln_catalog_open(struct kiln_catalog **out, const char *path, struct kiln_error *e)
 {
 	struct kiln_catalog *c = catalog_new(path, e);
-	int rc;
+	int rc, version;
 	*out = NULL;
 	if (!c)
 		return KILN_E_NOMEM;
 	if ((rc = open_db(c, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, e)))
 		goto fail;
 	sqlite3_busy_timeout(c->db, 10000);
+	/* a newer file is refused before anything (its journal mode included) is changed */
+	if ((rc = file_version(c, &version, e)))
+		goto fail;
+	if (version > LATEST_VERSION) {
+		rc = too_new(c, version, e);
+		goto fail;
+	}
 	if ((rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
 		       "PRAGMA foreign_keys=ON;", e)) ||
 	    (rc = migrate(c, e)))

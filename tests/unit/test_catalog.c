@@ -462,10 +462,11 @@ static void newer_refused(void **state)
 	struct fx *f = *state;
 	struct kiln_catalog *c = NULL;
 	struct kiln_error e;
-	char want[64];
+	char want[64], before[65], after[65];
 	kiln_catalog_free(f->c);
 	f->c = NULL;
 	sql_exec(f->db, "PRAGMA user_version = 99");
+	file_sha(f->db, before);
 	assert_int_equal(kiln_catalog_open(&c, f->db, &e), KILN_E_STATE);
 	assert_null(c);
 	assert_string_equal(e.where, f->db);
@@ -475,6 +476,8 @@ static void newer_refused(void **state)
 	assert_int_equal(kiln_catalog_open_readonly(&c, f->db, &e), KILN_E_STATE);
 	assert_non_null(strstr(e.msg, "version 99"));
 	assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 99);
+	file_sha(f->db, after);
+	assert_string_equal(before, after);
 }
 
 /* A migration that fails half-way leaves the catalog at its old version, none of the new
