@@ -12,6 +12,7 @@
 #include "kiln/catalog.h"
 #include "util/alloc.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -365,7 +366,7 @@ int kiln_catalog_open_readonly(struct kiln_catalog **out, const char *path, stru
 	*out = NULL;
 	if (!c)
 		return KILN_E_NOMEM;
-	if (access(path, F_OK) != 0) {
+	if (access(path, F_OK) != 0 && errno == ENOENT) {
 		/* nothing planned yet: an empty catalog, in memory only */
 		if ((rc = open_db(c, ":memory:", SQLITE_OPEN_READWRITE, e)) || (rc = migrate(c, e)))
 			goto fail;
