@@ -42,8 +42,10 @@ int cli_usage(const char *verb, const char *fmt, ...)
 int cli_open(struct cli *cli, struct kiln_project **p)
 {
 	struct kiln_error e;
+	int writes = !cli->cmd || cli->cmd->writes;
 	kiln_error_clear(&e);
-	if (kiln_project_open(p, cli->dir, &e))
+	if (kiln_project_open(p, cli->dir, writes ? KILN_OPEN_WRITE : KILN_OPEN_READ,
+			      cli->cmd ? cli->cmd->name : NULL, &e))
 		return cli_fail(&e);
 	return 0;
 }

@@ -13,11 +13,13 @@
 struct cli {
 	const char *dir;      /* -C DIR, default "." */
 	const char *argv0;
+	const struct cmd *cmd;/* the verb running (its table row) */
 };
 
 struct cmd {
 	const char *name;
 	int (*run)(struct cli *cli, int argc, char **argv);
+	int writes;           /* changes the project: takes its lock; else opens it read-only */
 	const char *summary;
 };
 
@@ -34,7 +36,8 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 #define CLI_MAX_ID ((uint64_t)9007199254740991ULL)
 /* Usage error: message + hint at --help; returns 2. */
 int cli_usage(const char *verb, const char *fmt, ...) KILN_PRINTF(2, 3);
-/* Open the project in cli->dir or print the error; returns 0 or an exit status. */
+/* Open the project in cli->dir or print the error; returns 0 or an exit status. A verb that
+ * writes (its table row) takes the project lock; the others open it read-only. */
 int cli_open(struct cli *cli, struct kiln_project **p);
 
 /* Progress reporting: a bar on a TTY (stderr), JSON lines on stdout with --json, else quiet. */

@@ -50,7 +50,8 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 	struct kiln_hashlips_opts ho;
 	const char *from = NULL;
 	char *orderbuf = NULL, *order[256], path[4096], how[256];
-	int c, force = 0, rc = 0;
+	int c, force = 0, rc = 0, lock = -1;
+	struct kiln_error le;
 	memset(&ho, 0, sizeof ho);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -96,6 +97,13 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 		free(orderbuf);
 		return 1;
 	}
+	/* one writer at a time: not while another kiln works on this folder */
+	snprintf(path, sizeof path, "%s/.kiln", cli->dir);
+	kiln_error_clear(&le);
+	if (kiln_project_lock(path, "init", &lock, &le)) {
+		free(orderbuf);
+		return cli_fail(&le);
+	}
 	snprintf(path, sizeof path, "%s/kiln.yaml", cli->dir);
 	if (!from) {
 		const char *t = kiln_spec_starter();
@@ -120,5 +128,6 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 		kiln_buf_release(&y);
 	}
 	free(orderbuf);
+	kiln_project_unlock(lock);
 	return rc;
 }

@@ -6,18 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* writes: 1 for a verb that changes the project (it takes .kiln/lock and fails at once when
+ * another kiln holds it), 0 for one that only reads (no lock, the catalog opened read-only). */
 const struct cmd kiln_commands[] = {
-	{"init", cmd_init, "start a project (a starter kiln.yaml, or import a HashLips layers folder)"},
-	{"plan", cmd_plan, "assign every token its traits, exactly as the spec's rarity says"},
-	{"render", cmd_render, "render the items that need it"},
-	{"qa", cmd_qa, "check images, metadata and the collection: the gate before release"},
-	{"release", cmd_release, "write dist/: images and marketplace metadata"},
-	{"verify", cmd_verify, "check a release: image hashes, provenance hash and IPFS CIDs"},
-	{"build", cmd_build, "run every stage that is out of date (plan, render, release)"},
-	{"status", cmd_status, "what the catalog knows about the collection"},
-	{"ls", cmd_ls, "list items (--json: one object per line)"},
-	{"show", cmd_show, "one item: traits, seed, renders, errors"},
-	{NULL, NULL, NULL},
+	{"init", cmd_init, 1, "start a project (a starter kiln.yaml, or import a HashLips layers folder)"},
+	{"plan", cmd_plan, 1, "assign every token its traits, exactly as the spec's rarity says"},
+	{"render", cmd_render, 1, "render the items that need it"},
+	{"qa", cmd_qa, 1, "check images, metadata and the collection: the gate before release"},
+	{"release", cmd_release, 1, "write dist/: images and marketplace metadata"},
+	{"verify", cmd_verify, 0, "check a release: image hashes, provenance hash and IPFS CIDs"},
+	{"build", cmd_build, 1, "run every stage that is out of date (plan, render, release)"},
+	{"status", cmd_status, 0, "what the catalog knows about the collection"},
+	{"ls", cmd_ls, 0, "list items (--json: one object per line)"},
+	{"show", cmd_show, 0, "one item: traits, seed, renders, errors"},
+	{NULL, NULL, 0, NULL},
 };
 
 static void usage(FILE *f)
@@ -37,7 +39,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	struct cli cli = {".", argv[0]};
+	struct cli cli = {".", argv[0], NULL};
 	int i = 1;
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "-C")) {
@@ -67,8 +69,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	for (const struct cmd *c = kiln_commands; c->name; c++)
-		if (!strcmp(c->name, argv[i]))
+		if (!strcmp(c->name, argv[i])) {
+			cli.cmd = c;
 			return c->run(&cli, argc - i, argv + i);
+		}
 	fprintf(stderr, "kiln: '%s' is not a kiln command; see `kiln --help`\n", argv[i]);
 	return 2;
 }

@@ -3,8 +3,13 @@
  * Items (one per token: traits, seed, status, recipe and image hash of the accepted render,
  * rarity), renders (every attempt: engine, endpoint, recipe, seed, timings, result, error),
  * an append-only event log, and key/value meta. SQLite in WAL mode; every write is a
- * transaction. SQL stays inside lib/catalog.c so another backend (PostgreSQL) can take its
- * place behind this header.
+ * transaction. SQL stays inside lib/catalog/catalog.c so another backend (PostgreSQL) can take
+ * its place behind this header.
+ *
+ * Versions: the file's schema version is SQLite's user_version. Opening for writing upgrades an
+ * older catalog (one ordered list of migrations, run in one transaction: a crash leaves the old
+ * version); a catalog newer than this code is refused (KILN_E_STATE). Opening for reading never
+ * writes: an older catalog is upgraded in a private copy in memory. Reads never write.
  *
  * Item traits are stored by layer and value *name* (a JSON object in layer order), so a plan
  * survives edits to the spec; kiln_catalog_items() maps them onto the current spec.
@@ -47,7 +52,20 @@ struct kiln_items {
 	uint32_t *matrix;         /* owned: n * nlayers */
 };
 
+/* Open (creating) the catalog at path for reading and writing, upgraded to the latest version.
+ * KILN_E_STATE when the file is newer than this code, naming it and both versions. */
 int kiln_catalog_open(struct kiln_catalog **out, const char *path, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* Open for reading only (SQLITE_OPEN_READONLY; immutable when the folder cannot be written,
+ * as on a read-only mount): nothing is ever written to path, every write function fails with
+ * KILN_E_STATE. A missing file reads as an empty catalog; an older one is upgraded in memory
+ * (the whole file is copied: fine for catalogs of up to ~1M items, once, until a writing
+ * verb upgrades the file). */
+int kiln_catalog_open_readonly(struct kiln_catalog **out, const char *path, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* The schema version this code writes, and the one an open catalog holds. */
+int kiln_catalog_latest_version(void);
+int kiln_catalog_version(struct kiln_catalog *c, int *version, struct kiln_error *e)
 	KILN_MUST_CHECK;
 void kiln_catalog_free(struct kiln_catalog *c);
 
@@ -61,11 +79,13 @@ void kiln_items_release(struct kiln_items *it);
 
 /* Replace the plan in one transaction: items are inserted or updated (an item whose traits or
  * seed changed loses its accepted render and goes back to planned), items not in the plan are
- * removed, rarity scores and ranks stored (scores/ranks may be NULL), meta plan_sha set, and a
- * "plan" event logged with detail_json. */
+ * removed, rarity scores and ranks stored (scores/ranks may be NULL), meta plan_spec_sha set
+ * to spec_sha (NULL: left as it is), and a "plan" event logged with detail_json. Ids must lie
+ * in start_id..KILN_ID_MAX (else KILN_E_SPEC naming the spec, nothing written). */
 int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 			   const struct kiln_plan *p, const double *scores, const uint64_t *ranks,
-			   const char *detail_json, struct kiln_error *e) KILN_MUST_CHECK;
+			   const char *spec_sha, const char *detail_json, struct kiln_error *e)
+	KILN_MUST_CHECK;
 
 /* One render attempt's outcome. */
 struct kiln_render_record {
@@ -91,8 +111,9 @@ struct kiln_render_record {
 int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render_record *r,
 				size_t n, struct kiln_error *e) KILN_MUST_CHECK;
 
-/* Append an event (kind: "plan", "render", "release", ...; item_id 0 = collection-wide). */
-int kiln_catalog_event(struct kiln_catalog *c, const char *kind, uint64_t item_id,
+/* Append an event (kind: "plan", "render", "release", ...) about token item_id, or, when
+ * has_item is 0, about the whole collection (token 0 is a real id). */
+int kiln_catalog_event(struct kiln_catalog *c, const char *kind, int has_item, uint64_t item_id,
 		       const char *detail_json, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* meta key/value. get: *value is NULL (not an error) when the key is absent; caller frees. */
@@ -120,7 +141,7 @@ int kiln_catalog_item_renders_json(struct kiln_catalog *c, uint64_t id, char **j
  * loses it) and ai_info (what the server said about each image it made: seed, remote id,
  * A1111 infotext). Neither ever holds a secret. */
 
-/* Create the AI tables if needed. Call once before the functions below. */
+/* Nothing to do since the tables are part of the schema (version 3); kept for callers. */
 int kiln_catalog_ai_init(struct kiln_catalog *c, struct kiln_error *e) KILN_MUST_CHECK;
 
 struct kiln_inflight {
@@ -249,6 +270,9 @@ int kiln_catalog_qa_item_json(struct kiln_catalog *c, uint64_t id, char **json,
 struct kiln_store;
 
 int kiln_store_open(struct kiln_store **out, const char *dir, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* The same without creating dir (for readers: paths and lookups only). */
+int kiln_store_open_readonly(struct kiln_store **out, const char *dir, struct kiln_error *e)
 	KILN_MUST_CHECK;
 void kiln_store_free(struct kiln_store *st);
 

@@ -28,12 +28,31 @@ struct kiln_project {
 	struct kiln_spec *spec;
 	struct kiln_catalog *catalog;
 	struct kiln_store *store;
+	int readonly;                 /* opened with KILN_OPEN_READ */
+	int lock_fd;                  /* DIR/.kiln/lock, held while open for writing; else -1 */
 };
 
-/* Load DIR/kiln.yaml (errors: KILN_E_SPEC with file:line:col) and open (creating) .kiln/. */
-int kiln_project_open(struct kiln_project **out, const char *dir, struct kiln_error *e)
-	KILN_MUST_CHECK;
+enum kiln_open_mode {
+	KILN_OPEN_WRITE,  /* take the project lock, create .kiln/, upgrade the catalog */
+	KILN_OPEN_READ,   /* no lock, nothing written: the catalog read-only (works on a
+	                     read-only folder and beside a writer) */
+};
+
+/* Load DIR/kiln.yaml (errors: KILN_E_SPEC with file:line:col) and open .kiln/.
+ * KILN_OPEN_WRITE creates .kiln/ and takes DIR/.kiln/lock for as long as the project is open,
+ * recording the holder (this pid, `verb`: what it is doing, e.g. "render", and the time); when
+ * another process holds it, fails at once with KILN_E_STATE naming the lock file and the
+ * holder, hint KILN_HINT_LOCKED with the holder's pid as hint_arg. */
+int kiln_project_open(struct kiln_project **out, const char *dir, enum kiln_open_mode mode,
+		      const char *verb, struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_project_free(struct kiln_project *p);
+
+/* The project lock alone, for a verb that writes without opening the project (init): create
+ * KILN_DIR and take KILN_DIR/lock as kiln_project_open does; *fd holds it (-1 on failure)
+ * until kiln_project_unlock(*fd). */
+int kiln_project_lock(const char *kiln_dir, const char *verb, int *fd, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_project_unlock(int fd);
 
 /* Progress of a long stage, for bars and --json events. */
 struct kiln_dispatch_stats;

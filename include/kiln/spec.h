@@ -18,6 +18,10 @@
 #include "kiln/error.h"
 #include "kiln/buf.h"
 
+/* The largest token id: 2^53-1, the largest integer every reader of token ids (JavaScript
+ * numbers among them) holds exactly. */
+#define KILN_ID_MAX ((uint64_t)9007199254740991)
+
 /* ---- hashlips.h (merged) ---- */
 /* kiln/hashlips.h: import a HashLips art engine layers folder as a kiln.yaml.
  *
@@ -301,7 +305,7 @@ struct kiln_spec {
 
 	/* metadata: */
 	char *name_pattern;        /* "{name} #{id}" by default; {id} is the token id */
-	uint64_t start_id;         /* default 1 */
+	uint64_t start_id;         /* default 1; start_id + size - 1 <= KILN_ID_MAX */
 	char *base_uri;            /* image URI prefix; default (and the legacy placeholder
 	                              "ipfs://REPLACE_WITH_IMAGES_CID"): ipfs://<images folder
 	                              CID>, computed by the release; "{images_cid}" in it is

@@ -1,15 +1,18 @@
-/* catalog: the SQLite catalog behind include/kiln/catalog.h.
+/* catalog: the SQLite catalog behind include/kiln/catalog.h (see README.md here).
  *
  * Invariants: WAL mode, foreign keys on; every write is one transaction (BEGIN IMMEDIATE ..
  * COMMIT, rolled back on any error), so a kill -9 leaves either the old or the new state. The
  * events table is append-only, enforced by triggers. Item traits are stored by name as a JSON
- * object in layer order. All SQL of kiln lives in this file.
+ * object in layer order. All SQL of kiln lives in this file. The schema changes only through
+ * the migrations list below (user_version); reads never write. A catalog opened read-only
+ * refuses every write.
  *
  * Sizes: up to ~1,000,000 items (one row each), renders a few per item, events a few per item.
  */
 #include "kiln/catalog.h"
 #include "util/alloc.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -18,15 +21,33 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
-
-#define SCHEMA_VERSION "1"
+#include <unistd.h>
 
 struct kiln_catalog {
 	sqlite3 *db;
 	char *path;
+	int readonly;             /* opened for reading: every write is refused */
 };
 
-static const char schema[] =
+/* --- schema versions -------------------------------------------------------------------------
+ * The catalog's version is SQLite's user_version. MIGRATIONS is the one ordered list of what
+ * every version adds; kiln_catalog_open() runs the steps past the file's version, all in one
+ * transaction (a crash mid-way leaves the old version), and nothing else in this file creates
+ * or alters a table. Append new steps at the end with the next version; never edit a step that
+ * a release has shipped.
+ *
+ * Catalogs made before versions were recorded (user_version 0, kiln up to 9b95297) hold the
+ * version 1 tables plus whatever those releases added lazily when a verb first needed it
+ * (renders.error_kind, qa_findings.image/origin, the AI tables): such a catalog is taken as
+ * version 1, and a step whose `done` query returns a row is skipped as already there. */
+
+struct migration {
+	int version;              /* user_version once this version's steps have run */
+	const char *done;         /* NULL, or a query: a row means the step is already there */
+	const char *sql;
+};
+
+static const char schema_v1[] =
 	"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);\n"
 	"CREATE TABLE IF NOT EXISTS items (\n"
 	"  id INTEGER PRIMARY KEY,\n"
@@ -56,7 +77,39 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS qa_findings (\n"
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER, check_id TEXT NOT NULL,\n"
 	"  severity TEXT NOT NULL, file TEXT, path TEXT, message TEXT);\n"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '" SCHEMA_VERSION "');\n";
+	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');\n";
+
+#define HAS_COLUMN(t, c) "SELECT 1 FROM pragma_table_info('" t "') WHERE name = '" c "'"
+
+static const struct migration migrations[] = {
+	/* 1: the tables as the release before versions (9b95297) made them on a new project */
+	{1, NULL, schema_v1},
+	/* 2: QA verdicts tied to the image judged, and where the finding came from (a NULL origin
+	 * is a verdict from before: it blocks while present); attempts' error kinds, which
+	 * catalogs older than 9b95297 lack */
+	{2, HAS_COLUMN("qa_findings", "image"), "ALTER TABLE qa_findings ADD COLUMN image TEXT"},
+	{2, HAS_COLUMN("qa_findings", "origin"), "ALTER TABLE qa_findings ADD COLUMN origin TEXT"},
+	{2, HAS_COLUMN("renders", "error_kind"), "ALTER TABLE renders ADD COLUMN error_kind TEXT"},
+	/* 3: AI renders: jobs a server may be running (written before the job is sent, so a
+	 * kill -9 never loses one) and what servers said about the images they made */
+	{3, NULL,
+	 "CREATE TABLE IF NOT EXISTS ai_inflight (\n"
+	 "  item_id INTEGER NOT NULL, seed INTEGER NOT NULL, recipe TEXT, endpoint TEXT,\n"
+	 "  engine TEXT, remote_id TEXT NOT NULL, attempt INTEGER, at REAL,\n"
+	 "  PRIMARY KEY (item_id, seed));\n"
+	 "CREATE TABLE IF NOT EXISTS ai_info (\n"
+	 "  id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL, seed INTEGER,\n"
+	 "  seed_used INTEGER, image TEXT, endpoint TEXT, remote_id TEXT, info TEXT);\n"
+	 "CREATE INDEX IF NOT EXISTS ai_info_image ON ai_info(image);\n"},
+};
+
+#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+#define LATEST_VERSION 3
+
+int kiln_catalog_latest_version(void)
+{
+	return LATEST_VERSION;
+}
 
 static int db_error(struct kiln_catalog *c, struct kiln_error *e, const char *what)
 {
@@ -64,6 +117,9 @@ static int db_error(struct kiln_catalog *c, struct kiln_error *e, const char *wh
 	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
 		return kiln_error_set(e, KILN_E_DB, c->path, "%s: the catalog is locked by another "
 				      "kiln process; wait for it to finish", what);
+	if (code == SQLITE_READONLY && c->readonly)
+		return kiln_error_set(e, KILN_E_STATE, c->path, "%s: the catalog is open read-only",
+				      what);
 	return kiln_error_set(e, KILN_E_DB, c->path, "%s: %s", what, sqlite3_errmsg(c->db));
 }
 
@@ -84,9 +140,20 @@ static int exec(struct kiln_catalog *c, const char *sql, struct kiln_error *e)
 	return 0;
 }
 
+/* Every write goes through here (or checks writable()): a catalog opened for reading refuses
+ * it before SQLite is asked. */
+static int writable(struct kiln_catalog *c, struct kiln_error *e)
+{
+	if (c->readonly)
+		return kiln_error_set(e, KILN_E_STATE, c->path, "the catalog is open read-only: "
+				      "this step writes to it");
+	return 0;
+}
+
 static int begin(struct kiln_catalog *c, struct kiln_error *e)
 {
-	return exec(c, "BEGIN IMMEDIATE", e);
+	int rc = writable(c, e);
+	return rc ? rc : exec(c, "BEGIN IMMEDIATE", e);
 }
 
 static int commit(struct kiln_catalog *c, struct kiln_error *e)
@@ -108,54 +175,248 @@ static int prepare(struct kiln_catalog *c, const char *sql, sqlite3_stmt **st,
 	return 0;
 }
 
-/* Catalogs made before a column existed get it (nullable, so older kiln versions still read
- * and write them). */
-static int add_column(struct kiln_catalog *c, const char *table, const char *column,
-		      const char *type, struct kiln_error *e)
+/* The first column of the first row of sql as an integer; *found 0 when there is no row. */
+static int query_int(struct kiln_catalog *c, const char *sql, sqlite3_int64 *v, int *found,
+		     struct kiln_error *e)
 {
 	sqlite3_stmt *st = NULL;
-	char sql[256];
-	snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_finalize(st);
-		return 0;
+	int rc = prepare(c, sql, &st, e), step;
+	*v = 0;
+	if (found)
+		*found = 0;
+	if (rc)
+		return rc;
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		*v = sqlite3_column_int64(st, 0);
+		if (found)
+			*found = 1;
+	} else if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading the catalog's version");
 	}
-	snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, column, type);
-	return exec(c, sql, e);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The file's version; a catalog without one but with tables predates versions: 1. */
+static int file_version(struct kiln_catalog *c, int *version, struct kiln_error *e)
+{
+	sqlite3_int64 v;
+	int rc, found;
+	if ((rc = query_int(c, "PRAGMA user_version", &v, NULL, e)))
+		return rc;
+	if (v == 0 && (rc = query_int(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+				      "name = 'items'", &v, &found, e)) == 0 && found)
+		v = 1;
+	*version = (int)v;
+	return rc;
+}
+
+static int too_new(struct kiln_catalog *c, int version, struct kiln_error *e)
+{
+	return kiln_error_set(e, KILN_E_STATE, c->path, "the catalog is version %d, newer than "
+			      "this kiln reads (version %d): it was written by a newer kiln",
+			      version, LATEST_VERSION);
+}
+
+/* Bring the catalog to LATEST_VERSION in one transaction. */
+static int migrate(struct kiln_catalog *c, struct kiln_error *e)
+{
+	char sql[128];
+	int version, rc;
+	if ((rc = file_version(c, &version, e)))
+		return rc;
+	if (version == LATEST_VERSION)
+		return 0;
+	if (version > LATEST_VERSION)
+		return too_new(c, version, e);
+	if ((rc = exec(c, "BEGIN IMMEDIATE", e)))
+		return rc;
+	/* another kiln may have migrated it between the look and the lock */
+	if ((rc = file_version(c, &version, e)))
+		goto out;
+	if (version > LATEST_VERSION) {
+		rc = too_new(c, version, e);
+		goto out;
+	}
+	for (size_t i = 0; i < NMIGRATIONS; i++) {
+		const struct migration *m = &migrations[i];
+		sqlite3_int64 v;
+		int there = 0;
+		if (m->version <= version)
+			continue;
+		if (m->done && (rc = query_int(c, m->done, &v, &there, e)))
+			goto out;
+		if (!there && sqlite3_exec(c->db, m->sql, NULL, NULL, NULL) != SQLITE_OK) {
+			rc = db_error(c, e, "upgrading the catalog");
+			kiln_error_prefix(e, "version %d to %d: ", m->version - 1, m->version);
+			goto out;
+		}
+	}
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d; UPDATE meta SET value = '%d' WHERE "
+		 "key = 'schema_version';", LATEST_VERSION, LATEST_VERSION);
+	if ((rc = exec(c, sql, e)))
+		goto out;
+	rc = commit(c, e);
+out:
+	if (rc)
+		rollback(c);
+	return rc;
+}
+
+static struct kiln_catalog *catalog_new(const char *path, struct kiln_error *e)
+{
+	struct kiln_catalog *c = kiln_calloc(1, sizeof *c);
+	if (!c || !(c->path = kiln_strdup(path))) {
+		free(c);
+		kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+		return NULL;
+	}
+	return c;
+}
+
+static int open_db(struct kiln_catalog *c, const char *name, int flags, struct kiln_error *e)
+{
+	if (sqlite3_open_v2(name, &c->db, flags | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK)
+		return 0;
+	if (!c->db)
+		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	return db_error(c, e, "cannot open the catalog");
 }
 
 int kiln_catalog_open(struct kiln_catalog **out, const char *path, struct kiln_error *e)
 {
-	struct kiln_catalog *c = kiln_calloc(1, sizeof *c);
-	int rc;
+	struct kiln_catalog *c = catalog_new(path, e);
+	int rc, version;
 	*out = NULL;
-	if (!c || !(c->path = kiln_strdup(path))) {
-		free(c);
-		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
-	}
-	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		rc = c->db ? db_error(c, e, "cannot open the catalog")
-			   : kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+	if (!c)
+		return KILN_E_NOMEM;
+	if ((rc = open_db(c, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, e)))
 		goto fail;
-	}
 	sqlite3_busy_timeout(c->db, 10000);
-	if ((rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-		       "PRAGMA foreign_keys=ON;", e)))
+	/* a newer file is refused before anything (its journal mode included) is changed */
+	if ((rc = file_version(c, &version, e)))
 		goto fail;
-	if ((rc = begin(c, e)))
-		goto fail;
-	if ((rc = exec(c, schema, e)) ||
-	    (rc = add_column(c, "renders", "error_kind", "TEXT", e))) {
-		rollback(c);
+	if (version > LATEST_VERSION) {
+		rc = too_new(c, version, e);
 		goto fail;
 	}
-	if ((rc = commit(c, e)))
+	if ((rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+		       "PRAGMA foreign_keys=ON;", e)) ||
+	    (rc = migrate(c, e)))
 		goto fail;
 	*out = c;
 	return 0;
 fail:
 	kiln_catalog_free(c);
+	return rc;
+}
+
+/* "file:" URI of path with immutable=1: for a catalog on a read-only mount or in a folder we
+ * cannot write, where SQLite cannot make the WAL index it otherwise needs to read. */
+static char *immutable_uri(const char *path)
+{
+	size_t n = strlen(path);
+	char *u = kiln_malloc(3 * n + 32), *q = u;
+	if (!u)
+		return NULL;
+	q += sprintf(q, "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		if (*p == '%' || *p == '?' || *p == '#' || *p < 0x20 || *p >= 0x7f)
+			q += sprintf(q, "%%%02X", *p);
+		else
+			*q++ = (char)*p;
+	strcpy(q, "?immutable=1");
+	return u;
+}
+
+/* Copy the file's catalog into memory and upgrade the copy there: an older catalog is read
+ * as the current version without writing to it. */
+static int upgrade_in_memory(struct kiln_catalog *c, struct kiln_error *e)
+{
+	sqlite3 *file = c->db, *mem = NULL;
+	sqlite3_backup *b;
+	int rc;
+	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		sqlite3_close(mem);
+		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	}
+	b = sqlite3_backup_init(mem, "main", file, "main");
+	rc = b && sqlite3_backup_step(b, -1) == SQLITE_DONE ? 0 : -1;
+	if (sqlite3_backup_finish(b) != SQLITE_OK || rc) {
+		rc = kiln_error_set(e, KILN_E_DB, c->path, "reading the catalog: %s",
+				    sqlite3_errmsg(mem));
+		sqlite3_close(mem);
+		return rc;
+	}
+	c->db = mem;
+	sqlite3_close(file);
+	c->readonly = 0;
+	rc = migrate(c, e);
+	c->readonly = 1;
+	return rc;
+}
+
+int kiln_catalog_open_readonly(struct kiln_catalog **out, const char *path, struct kiln_error *e)
+{
+	struct kiln_catalog *c = catalog_new(path, e);
+	char *uri = NULL;
+	int rc, version = 0;
+	*out = NULL;
+	if (!c)
+		return KILN_E_NOMEM;
+	if (access(path, F_OK) != 0 && errno == ENOENT) {
+		/* nothing planned yet: an empty catalog, in memory only */
+		if ((rc = open_db(c, ":memory:", SQLITE_OPEN_READWRITE, e)) || (rc = migrate(c, e)))
+			goto fail;
+		goto done;
+	}
+	if ((rc = open_db(c, path, SQLITE_OPEN_READONLY, e)))
+		goto fail;
+	sqlite3_busy_timeout(c->db, 10000);
+	if (file_version(c, &version, NULL)) {
+		int code = sqlite3_errcode(c->db) & 0xff;
+		if (code != SQLITE_CANTOPEN && code != SQLITE_READONLY && code != SQLITE_IOERR) {
+			rc = db_error(c, e, "reading the catalog");
+			goto fail;
+		}
+		sqlite3_close(c->db);
+		c->db = NULL;
+		if (!(uri = immutable_uri(path))) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+			goto fail;
+		}
+		if ((rc = open_db(c, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, e)) ||
+		    (rc = file_version(c, &version, e)))
+			goto fail;
+	}
+	c->readonly = 1;
+	if (version > LATEST_VERSION) {
+		rc = too_new(c, version, e);
+		goto fail;
+	}
+	if (version < LATEST_VERSION && (rc = upgrade_in_memory(c, e)))
+		goto fail;
+done:
+	c->readonly = 1;
+	/* SQLite itself refuses any change from here on */
+	if ((rc = exec(c, "PRAGMA query_only = 1", e)))
+		goto fail;
+	free(uri);
+	*out = c;
+	return 0;
+fail:
+	free(uri);
+	kiln_catalog_free(c);
+	return rc;
+}
+
+int kiln_catalog_version(struct kiln_catalog *c, int *version, struct kiln_error *e)
+{
+	sqlite3_int64 v;
+	int rc = query_int(c, "PRAGMA user_version", &v, NULL, e);
+	*version = rc ? 0 : (int)v;
 	return rc;
 }
 
@@ -331,7 +592,8 @@ static char *traits_json(const struct kiln_spec *s, const struct kiln_plan_item 
 	return out;
 }
 
-static int insert_event(struct kiln_catalog *c, const char *kind, uint64_t item_id,
+/* has_item 0: a collection-wide event (item_id NULL); token 0 is a real id. */
+static int insert_event(struct kiln_catalog *c, const char *kind, int has_item, uint64_t item_id,
 			const char *detail, struct kiln_error *e)
 {
 	sqlite3_stmt *st = NULL;
@@ -342,7 +604,7 @@ static int insert_event(struct kiln_catalog *c, const char *kind, uint64_t item_
 	now_iso(at);
 	sqlite3_bind_text(st, 1, at, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-	if (item_id)
+	if (has_item)
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)item_id);
 	if (detail)
 		sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
@@ -352,15 +614,35 @@ static int insert_event(struct kiln_catalog *c, const char *kind, uint64_t item_
 	return rc;
 }
 
+/* Ids past KILN_ID_MAX are refused: SQLite holds 63 bits, but JSON readers (JavaScript
+ * numbers) hold 53 exactly, and the range arithmetic below must not wrap. */
+static int check_ids(struct kiln_catalog *c, const struct kiln_spec *s, const struct kiln_plan *p,
+		     struct kiln_error *e)
+{
+	if (s->start_id > KILN_ID_MAX || p->nitems > KILN_ID_MAX - s->start_id + 1)
+		return kiln_error_set(e, KILN_E_SPEC, s->path, "token ids would run from %llu past "
+				      "%llu (2^53-1), the largest id every reader holds exactly "
+				      "(JavaScript numbers among them): lower metadata.start_id",
+				      (unsigned long long)s->start_id,
+				      (unsigned long long)KILN_ID_MAX);
+	for (size_t i = 0; i < p->nitems; i++)
+		if (p->items[i].id > KILN_ID_MAX || p->items[i].id < s->start_id)
+			return kiln_error_set(e, KILN_E_STATE, c->path, "item %llu is outside the "
+					      "ids %llu..%llu", (unsigned long long)p->items[i].id,
+					      (unsigned long long)s->start_id,
+					      (unsigned long long)KILN_ID_MAX);
+	return 0;
+}
+
 int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 			   const struct kiln_plan *p, const double *scores, const uint64_t *ranks,
-			   const char *detail_json, struct kiln_error *e)
+			   const char *spec_sha, const char *detail_json, struct kiln_error *e)
 {
 	sqlite3_stmt *up = NULL, *del = NULL;
 	char at[48];
 	int rc;
 	now_iso(at);
-	if ((rc = begin(c, e)))
+	if ((rc = check_ids(c, s, p, e)) || (rc = begin(c, e)))
 		return rc;
 	/* Traits or seed changed: the accepted render no longer belongs to the item. */
 	rc = prepare(c,
@@ -421,7 +703,8 @@ int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 		rc = db_error(c, e, "saving the plan");
 		goto out;
 	}
-	if ((rc = insert_event(c, "plan", 0, detail_json, e)))
+	if ((rc = insert_event(c, "plan", 0, 0, detail_json, e)) ||
+	    (spec_sha && (rc = kiln_catalog_meta_set(c, "plan_spec_sha", spec_sha, e))))
 		goto out;
 	rc = commit(c, e);
 out:
@@ -505,7 +788,7 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
 			goto out;
 		}
-		rc = insert_event(c, "render", x->item_id, detail, e);
+		rc = insert_event(c, "render", 1, x->item_id, detail, e);
 		free(detail);
 		if (rc)
 			goto out;
@@ -519,10 +802,11 @@ out:
 	return rc;
 }
 
-int kiln_catalog_event(struct kiln_catalog *c, const char *kind, uint64_t item_id,
+int kiln_catalog_event(struct kiln_catalog *c, const char *kind, int has_item, uint64_t item_id,
 		       const char *detail_json, struct kiln_error *e)
 {
-	return insert_event(c, kind, item_id, detail_json, e);
+	int rc = writable(c, e);
+	return rc ? rc : insert_event(c, kind, has_item, item_id, detail_json, e);
 }
 
 int kiln_catalog_meta_get(struct kiln_catalog *c, const char *key, char **value,
@@ -549,7 +833,10 @@ int kiln_catalog_meta_set(struct kiln_catalog *c, const char *key, const char *v
 			  struct kiln_error *e)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = prepare(c, "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+	int rc = writable(c, e);
+	if (rc)
+		return rc;
+	rc = prepare(c, "INSERT INTO meta(key, value) VALUES (?1, ?2) "
 			 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", &st, e);
 	if (rc)
 		return rc;
@@ -652,17 +939,12 @@ out:
 /* --- AI renders ------------------------------------------------------------------------------
  * ai_inflight rows live only while a server may be running a job; ai_info rows are kept. */
 
+/* The AI tables are made by the migration to version 3: nothing is left to do here. */
 int kiln_catalog_ai_init(struct kiln_catalog *c, struct kiln_error *e)
 {
-	return exec(c,
-		"CREATE TABLE IF NOT EXISTS ai_inflight (\n"
-		"  item_id INTEGER NOT NULL, seed INTEGER NOT NULL, recipe TEXT, endpoint TEXT,\n"
-		"  engine TEXT, remote_id TEXT NOT NULL, attempt INTEGER, at REAL,\n"
-		"  PRIMARY KEY (item_id, seed));\n"
-		"CREATE TABLE IF NOT EXISTS ai_info (\n"
-		"  id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL, seed INTEGER,\n"
-		"  seed_used INTEGER, image TEXT, endpoint TEXT, remote_id TEXT, info TEXT);\n"
-		"CREATE INDEX IF NOT EXISTS ai_info_image ON ai_info(image);\n", e);
+	(void)c;
+	(void)e;
+	return 0;
 }
 
 int kiln_catalog_inflight_put(struct kiln_catalog *c, const struct kiln_inflight *f,
@@ -670,7 +952,10 @@ int kiln_catalog_inflight_put(struct kiln_catalog *c, const struct kiln_inflight
 {
 	sqlite3_stmt *st = NULL;
 	struct timeval tv;
-	int rc = prepare(c, "INSERT OR REPLACE INTO ai_inflight(item_id, seed, recipe, endpoint, "
+	int rc = writable(c, e);
+	if (rc)
+		return rc;
+	rc = prepare(c, "INSERT OR REPLACE INTO ai_inflight(item_id, seed, recipe, endpoint, "
 			 "engine, remote_id, attempt, at) VALUES (?,?,?,?,?,?,?,?)", &st, e);
 	if (rc)
 		return rc;
@@ -961,17 +1246,6 @@ void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n)
 	free(v);
 }
 
-/* Catalogs from before verdicts were tied to images get the columns (nullable). A row whose
- * origin is NULL is such an older verdict: it keeps the old meaning (blocks while present). */
-static int qa_schema(struct kiln_catalog *c, struct kiln_error *e)
-{
-	int rc;
-	if ((rc = add_column(c, "qa_findings", "image", "TEXT", e)) ||
-	    (rc = add_column(c, "qa_findings", "origin", "TEXT", e)))
-		return rc;
-	return 0;
-}
-
 int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows, size_t n,
 			 const char *detail_json, struct kiln_error *e)
 {
@@ -979,7 +1253,7 @@ int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows,
 	int rc;
 	if ((rc = begin(c, e)))
 		return rc;
-	if ((rc = qa_schema(c, e)) || (rc = exec(c, "DELETE FROM qa_findings", e)))
+	if ((rc = exec(c, "DELETE FROM qa_findings", e)))
 		goto out;
 	if ((rc = prepare(c, "INSERT INTO qa_findings(item_id, check_id, severity, file, path, "
 			  "message, image, origin) VALUES (?,?,?,?,?,?,?,?)", &ins, e)))
@@ -1004,7 +1278,7 @@ int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows,
 			goto out;
 		}
 	}
-	if ((rc = insert_event(c, "qa", 0, detail_json, e)) ||
+	if ((rc = insert_event(c, "qa", 0, 0, detail_json, e)) ||
 	    (rc = kiln_catalog_meta_set(c, "qa_ran", "1", e)))
 		goto out;
 	rc = commit(c, e);
@@ -1036,8 +1310,6 @@ int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, in
 		return rc;
 	*ran = v != NULL;
 	free(v);
-	if ((rc = qa_schema(c, e)))
-		return rc;
 	if ((rc = prepare(c, "SELECT DISTINCT q.item_id FROM qa_findings q WHERE q.item_id IS NOT "
 			  "NULL AND q.item_id IN (SELECT id FROM items) AND " QA_BLOCKING
 			  " ORDER BY q.item_id", &st, e)))
@@ -1062,8 +1334,8 @@ int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, in
 	sqlite3_finalize(st);
 	st = NULL;
 	/* Collection-level errors belong to no token, so no id can carry them: the signature
-	 * `kiln release` calls has no other way to say "refuse" than failing, with a message
-	 * it passes on as it is. */
+	 * the release calls has no other way to say "refuse" than failing, with a message it
+	 * passes on as it is. */
 	if ((rc = prepare(c, "SELECT count(*), group_concat(DISTINCT q.check_id) FROM qa_findings "
 			  "q WHERE q.item_id IS NULL AND " QA_BLOCKING, &st, e)))
 		goto out;
@@ -1073,11 +1345,11 @@ int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, in
 	}
 	if (sqlite3_column_int64(st, 0) > 0) {
 		const unsigned char *checks = sqlite3_column_text(st, 1);
-		rc = kiln_error_set(e, KILN_E_FAILED, c->path, "the last `kiln qa` found %lld "
-				    "collection-level error(s) (%.200s)%s%zu token(s) failed QA: fix "
-				    "them and run `kiln qa` again, or release anyway with "
-				    "--allow-qa-failures", (long long)sqlite3_column_int64(st, 0),
+		rc = kiln_error_set(e, KILN_E_FAILED, c->path, "the last QA run found %lld "
+				    "collection-level error(s) (%.200s)%s%zu token(s) failed QA",
+				    (long long)sqlite3_column_int64(st, 0),
 				    checks ? (const char *)checks : "", *n ? "; " : " and ", *n);
+		kiln_error_hint(e, KILN_HINT_QA_FAILED, NULL);
 	}
 out:
 	sqlite3_finalize(st);
@@ -1099,8 +1371,6 @@ int kiln_catalog_qa_state(struct kiln_catalog *c, struct kiln_qa_state *s, struc
 		return rc;
 	s->ran = v != NULL;
 	free(v);
-	if ((rc = qa_schema(c, e)))
-		return rc;
 	if ((rc = prepare(c, "SELECT "
 			  "(SELECT count(DISTINCT q.item_id) FROM qa_findings q WHERE q.item_id IS "
 			  "NOT NULL AND " QA_BLOCKING "), "
@@ -1136,8 +1406,6 @@ int kiln_catalog_qa_item_json(struct kiln_catalog *c, uint64_t id, char **json,
 	*json = NULL;
 	if (!arr)
 		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
-	if ((rc = qa_schema(c, e)))
-		goto out;
 	if ((rc = prepare(c, "SELECT q.check_id, q.severity, q.file, q.path, q.message, "
 			  "coalesce(q.origin, 'catalog'), (q.origin IS NULL OR q.image IS (SELECT "
 			  "image FROM items WHERE id = q.item_id)) FROM qa_findings q WHERE "

@@ -36,6 +36,18 @@ int kiln_store_open(struct kiln_store **out, const char *dir, struct kiln_error 
 	return 0;
 }
 
+int kiln_store_open_readonly(struct kiln_store **out, const char *dir, struct kiln_error *e)
+{
+	struct kiln_store *st = kiln_calloc(1, sizeof *st);
+	*out = NULL;
+	if (!st || !(st->dir = kiln_strdup(dir))) {
+		free(st);
+		return kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
+	}
+	*out = st;
+	return 0;
+}
+
 void kiln_store_free(struct kiln_store *st)
 {
 	if (!st)

@@ -1768,13 +1768,18 @@ int kiln_plan_replace(struct kiln_plan *p, const struct kiln_spec *s, uint64_t i
 	kiln_error_clear(e);
 	memset(&c, 0, sizeof c);
 	snprintf(where, sizeof where, "item %llu", ull(id));
-	if (p->nlayers != L || S != s->size)
-		return kiln_error_set(e, KILN_E_STATE, where,
-				      "the plan does not match kiln.yaml; run `kiln plan` first");
-	if (id < s->start_id || id - s->start_id >= S)
-		return kiln_error_set(e, KILN_E_USAGE, where,
-				      "no such token: ids run from %llu to %llu", ull(s->start_id),
-				      ull(s->start_id + S - 1));
+	if (p->nlayers != L || S != s->size) {
+		rc = kiln_error_set(e, KILN_E_STATE, where,
+				    "the stored plan does not match kiln.yaml");
+		kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+		return rc;
+	}
+	if (id < s->start_id || id - s->start_id >= S) {
+		rc = kiln_error_set(e, KILN_E_USAGE, where, "no such token: ids run from %llu to "
+				    "%llu", ull(s->start_id), ull(s->start_id + S - 1));
+		kiln_error_hint(e, KILN_HINT_LIST_ITEMS, NULL);
+		return rc;
+	}
 	idx = id - s->start_id;
 	if (p->items[idx].legendary >= 0)
 		return kiln_error_set(e, KILN_E_USAGE, where,
@@ -1800,8 +1805,8 @@ int kiln_plan_replace(struct kiln_plan *p, const struct kiln_spec *s, uint64_t i
 			uint32_t v = p->items[i].traits[l];
 			if (v >= s->layers[l].ntraits) {
 				rc = kiln_error_set(e, KILN_E_STATE, where,
-						    "the plan does not match kiln.yaml; run `kiln "
-						    "plan` first");
+						    "the stored plan does not match kiln.yaml");
+				kiln_error_hint(e, KILN_HINT_PLAN, NULL);
 				goto out;
 			}
 			c.m[r * L + l] = v;
@@ -1822,8 +1827,8 @@ int kiln_plan_replace(struct kiln_plan *p, const struct kiln_spec *s, uint64_t i
 	for (size_t t = 0; t < G; t++)
 		if (cost(&c, (uint32_t)t)) {
 			rc = kiln_error_set(e, KILN_E_STATE, where,
-					    "the current plan breaks a rule or uniqueness; run "
-					    "`kiln plan` first");
+					    "the stored plan breaks a rule or uniqueness of kiln.yaml");
+			kiln_error_hint(e, KILN_HINT_PLAN, NULL);
 			goto out;
 		}
 

@@ -1,9 +1,16 @@
 /* project: opening a project folder, and the plan stage that ties the planner, OpenRarity and
  * the catalog together.
  *
- * Invariant: the catalog's meta "plan_spec_sha" is the SHA-256 of the kiln.yaml the stored
- * plan was made from; a plan is redone only when it differs (or on --force). Re-planning hands
- * the stored items to the planner so unchanged tokens keep their ids and seeds.
+ * Invariants: the catalog's meta "plan_spec_sha" is the SHA-256 of the kiln.yaml the stored
+ * plan was made from, saved in the same transaction as the plan; a plan is redone only when it
+ * differs (or when forced). Re-planning hands the stored items to the planner so unchanged
+ * tokens keep their ids and seeds.
+ *
+ * One writer per project: opening for writing takes .kiln/lock (flock, exclusive, never
+ * waiting) for the project's lifetime and writes the holder's pid, verb and start time into
+ * it; a second writer fails at once naming them. The lock file stays (removing it would race
+ * with the next locker): its lock, not its existence, is the truth. Readers take no lock and
+ * open the catalog read-only, so they work beside a writer and on a read-only folder.
  */
 #include "kiln/project.h"
 #include "kiln/plan.h"
@@ -11,12 +18,93 @@
 #include "util/fs.h"
 #include "util/sha.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
-int kiln_project_open(struct kiln_project **out, const char *dir, struct kiln_error *e)
+/* The holder's record, one line: "PID VERB SINCE". */
+static void lock_describe(int fd, char *out, size_t cap, char *pid, size_t pidcap)
+{
+	char buf[256], verb[64], since[64];
+	long holder = 0;
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+	pid[0] = 0;
+	/* a record left by a holder that was killed names a process that is gone: then the
+	 * present holder is some other process that wrote nothing (flock(1), or one starting) */
+	if (sscanf(buf, "%ld %63s %63s", &holder, verb, since) == 3 && holder > 0 &&
+	    (kill((pid_t)holder, 0) == 0 || errno == EPERM)) {
+		snprintf(out, cap, "kiln %s (pid %ld, since %s)", verb, holder, since);
+		snprintf(pid, pidcap, "%ld", holder);
+	} else {
+		snprintf(out, cap, "another process, which has not recorded itself in it");
+	}
+}
+
+int kiln_project_lock(const char *kiln_dir, const char *verb, int *fd, struct kiln_error *e)
+{
+	char *path = kiln_fs_join(kiln_dir, "lock"), line[160], since[32], who[256], pid[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc = 0, len;
+	*fd = -1;
+	if (!path)
+		return kiln_error_set(e, KILN_E_NOMEM, kiln_dir, "out of memory");
+	if ((rc = kiln_fs_mkdirs(kiln_dir, e)))
+		goto out;
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*fd < 0) {
+		rc = kiln_error_set(e, KILN_E_IO, path, "cannot open the project lock: %s",
+				    strerror(errno));
+		goto out;
+	}
+	if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK) {
+			rc = kiln_error_set(e, KILN_E_IO, path, "cannot lock the project: %s",
+					    strerror(errno));
+			goto out;
+		}
+		lock_describe(*fd, who, sizeof who, pid, sizeof pid);
+		rc = kiln_error_set(e, KILN_E_STATE, path, "the project is locked by %s: one "
+				    "process at a time may change a project", who);
+		kiln_error_hint(e, KILN_HINT_LOCKED, pid[0] ? pid : NULL);
+		goto out;
+	}
+	gmtime_r(&now, &tm);
+	strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	len = snprintf(line, sizeof line, "%ld %.64s %s\n", (long)getpid(),
+		       verb && *verb ? verb : "kiln", since);
+	/* who holds it is information for the next comer, not the lock: a failed write is no
+	 * reason to stop */
+	if (ftruncate(*fd, 0) == 0 && pwrite(*fd, line, (size_t)len, 0) != len)
+		(void)!ftruncate(*fd, 0);
+out:
+	if (rc && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	free(path);
+	return rc;
+}
+
+void kiln_project_unlock(int fd)
+{
+	/* the record goes first (still holding the lock), then closing releases the lock */
+	if (fd >= 0) {
+		(void)!ftruncate(fd, 0);
+		close(fd);
+	}
+}
+
+int kiln_project_open(struct kiln_project **out, const char *dir, enum kiln_open_mode mode,
+		      const char *verb, struct kiln_error *e)
 {
 	struct kiln_project *p = kiln_calloc(1, sizeof *p);
 	char *db = NULL, *store = NULL;
@@ -24,30 +112,36 @@ int kiln_project_open(struct kiln_project **out, const char *dir, struct kiln_er
 	*out = NULL;
 	if (!p)
 		return kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
+	p->lock_fd = -1;
+	p->readonly = mode == KILN_OPEN_READ;
 	if (!(p->dir = kiln_strdup(dir)) || !(p->spec_path = kiln_fs_join(dir, "kiln.yaml")) ||
 	    !(p->kiln_dir = kiln_fs_join(dir, ".kiln"))) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
 		goto fail;
 	}
 	if (!kiln_fs_is_dir(dir)) {
-		rc = kiln_error_set(e, KILN_E_USAGE, dir, "no such folder: to start a project there, "
-				    "run `kiln init` in it (kiln -C %s init)", dir);
+		rc = kiln_error_set(e, KILN_E_USAGE, dir, "no such folder");
+		kiln_error_hint(e, KILN_HINT_INIT, NULL);
 		goto fail;
 	}
 	if ((rc = kiln_spec_load(&p->spec, p->spec_path, e)))
 		goto fail;
 	if ((rc = kiln_sha256_file(p->spec_path, p->spec_sha, e)))
 		goto fail;
-	if ((rc = kiln_fs_mkdirs(p->kiln_dir, e)))
-		goto fail;
 	if (!(db = kiln_fs_join(p->kiln_dir, "catalog.db")) ||
 	    !(store = kiln_fs_join(p->kiln_dir, "store"))) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
 		goto fail;
 	}
-	if ((rc = kiln_catalog_open(&p->catalog, db, e)) ||
-	    (rc = kiln_store_open(&p->store, store, e)))
+	if (p->readonly) {
+		if ((rc = kiln_catalog_open_readonly(&p->catalog, db, e)) ||
+		    (rc = kiln_store_open_readonly(&p->store, store, e)))
+			goto fail;
+	} else if ((rc = kiln_project_lock(p->kiln_dir, verb, &p->lock_fd, e)) ||
+		   (rc = kiln_catalog_open(&p->catalog, db, e)) ||
+		   (rc = kiln_store_open(&p->store, store, e))) {
 		goto fail;
+	}
 	free(db);
 	free(store);
 	*out = p;
@@ -66,6 +160,7 @@ void kiln_project_free(struct kiln_project *p)
 	kiln_store_free(p->store);
 	kiln_catalog_free(p->catalog);
 	kiln_spec_free(p->spec);
+	kiln_project_unlock(p->lock_fd);
 	free(p->dir);
 	free(p->spec_path);
 	free(p->kiln_dir);
@@ -244,10 +339,8 @@ int kiln_project_plan(struct kiln_project *p, const struct kiln_plan_opts *o,
 		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
 		goto out;
 	}
-	if ((rc = kiln_catalog_save_plan(p->catalog, p->spec, r->plan, r->scores, r->ranks, detail,
-					 e)))
-		goto out;
-	if ((rc = kiln_catalog_meta_set(p->catalog, "plan_spec_sha", p->spec_sha, e)))
+	if ((rc = kiln_catalog_save_plan(p->catalog, p->spec, r->plan, r->scores, r->ranks,
+					 p->spec_sha, detail, e)))
 		goto out;
 	r->planned = 1;
 out:
@@ -297,7 +390,7 @@ int kiln_project_replace(struct kiln_project *p, uint64_t id, uint64_t *changed,
 		goto out;
 	snprintf(detail, sizeof detail, "{\"replace\":%llu,\"changed\":%zu}",
 		 (unsigned long long)id, *nchanged);
-	rc = kiln_catalog_save_plan(p->catalog, p->spec, pl, scores, ranks, detail, e);
+	rc = kiln_catalog_save_plan(p->catalog, p->spec, pl, scores, ranks, NULL, detail, e);
 out:
 	free(scores);
 	free(ranks);

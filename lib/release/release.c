@@ -1569,7 +1569,7 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 				      "reveal_pending", r->reveal_pending, "car", o->car);
 		char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 		json_decref(d);
-		rc = detail ? kiln_catalog_event(p->catalog, "release", 0, detail, e) : nomem(&x, e);
+		rc = detail ? kiln_catalog_event(p->catalog, "release", 0, 0, detail, e) : nomem(&x, e);
 		free(detail);
 		if (rc)
 			goto out;

@@ -464,6 +464,13 @@ int parse_metadata(struct ctx *c, struct fy_node *n)
 	if ((v = get(n, "start_id")) &&
 	    (rc = get_u64(c, v, "metadata.start_id", 0, UINT64_MAX / 2, &s->start_id)))
 		return rc;
+	if (v && s->size && (s->size - 1 > KILN_ID_MAX || s->start_id > KILN_ID_MAX - (s->size - 1)))
+		return fail(c, v, "metadata.start_id %llu with collection.size %llu gives ids up to "
+			    "%llu, past %llu (2^53-1), the largest id every reader holds exactly "
+			    "(JavaScript numbers among them)", (unsigned long long)s->start_id,
+			    (unsigned long long)s->size,
+			    (unsigned long long)(s->start_id + s->size - 1),
+			    (unsigned long long)KILN_ID_MAX);
 	if ((v = get(n, "base_uri")) && (rc = get_nonempty(c, v, "metadata.base_uri", &s->base_uri)))
 		return rc;
 	if ((v = get(n, "description")) &&

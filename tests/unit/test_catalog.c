@@ -1,5 +1,9 @@
 /* catalog and store: plans round-trip by name, renders are recorded, the event log refuses
- * edits, re-planning keeps unchanged items' renders, the store is content-addressed. */
+ * edits, re-planning keeps unchanged items' renders, the store is content-addressed; schema
+ * versions (catalogs of the release before versions, tests/fixtures/catalogs/, open and keep
+ * their contents; a newer catalog is refused; a failed migration leaves the old version);
+ * read-only opening writes nothing; ids bounded by KILN_ID_MAX; token 0's events keep their
+ * id; the plan and its spec hash in one transaction; the project lock. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +17,9 @@
 
 #include "kiln/catalog.h"
 #include "kiln/plan.h"
-#include "kiln/catalog.h"
+#include "kiln/project.h"
 #include "util/fs.h"
+#include "util/sha.h"
 
 static const char spec_yaml[] =
 	"collection: {name: C, size: 6, seed: 3}\n"
@@ -63,7 +68,7 @@ static void plan_round_trip(void **state)
 	struct kiln_items it;
 	struct kiln_error e;
 	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
-	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
 	assert_int_equal(kiln_catalog_items(f->c, f->s, &it, &e), 0);
 	assert_int_equal(it.n, 6);
 	for (size_t i = 0; i < it.n; i++) {
@@ -90,7 +95,7 @@ static void renders_and_replan(void **state)
 	struct kiln_catalog_counts n;
 	char *json = NULL;
 	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
-	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
 	memset(r, 0, sizeof r);
 	r[0].item_id = p->items[0].id;
 	r[0].engine = "compose";
@@ -126,7 +131,7 @@ static void renders_and_replan(void **state)
 	assert_int_equal(kiln_plan_make(&p2, f->s, &prev, &e), 0);
 	assert_int_equal(p2->changed, 0);
 	kiln_items_release(&it);
-	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p2, NULL, NULL, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p2, NULL, NULL, NULL, "{}", &e), 0);
 	assert_int_equal(kiln_catalog_item(f->c, f->s, p->items[0].id, &it, &e), 0);
 	assert_int_equal(it.n, 1);
 	assert_int_equal(it.v[0].status, KILN_ITEM_RENDERED);
@@ -143,7 +148,7 @@ static void events_append_only(void **state)
 	struct kiln_error e;
 	sqlite3 *db;
 	char *v = NULL;
-	assert_int_equal(kiln_catalog_event(f->c, "note", 0, "{\"x\":1}", &e), 0);
+	assert_int_equal(kiln_catalog_event(f->c, "note", 0, 0, "{\"x\":1}", &e), 0);
 	assert_int_equal(kiln_catalog_meta_set(f->c, "k", "v1", &e), 0);
 	assert_int_equal(kiln_catalog_meta_set(f->c, "k", "v2", &e), 0);
 	assert_int_equal(kiln_catalog_meta_get(f->c, "k", &v, &e), 0);
@@ -178,6 +183,535 @@ static void store(void **state)
 	kiln_store_free(st);
 }
 
+/* --- schema versions ------------------------------------------------------------------------ */
+
+static void copy_file(const char *from, const char *to)
+{
+	struct kiln_error e;
+	assert_int_equal(kiln_fs_copy(from, to, 0, &e), 0);
+}
+
+static long long sql_int(const char *db, const char *sql)
+{
+	sqlite3 *d;
+	sqlite3_stmt *st;
+	long long v = -1;
+	assert_int_equal(sqlite3_open_v2(db, &d, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(d, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(d);
+	return v;
+}
+
+static void sql_exec(const char *db, const char *sql)
+{
+	sqlite3 *d;
+	assert_int_equal(sqlite3_open(db, &d), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(d, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(d);
+}
+
+static void file_sha(const char *path, char hex[65])
+{
+	struct kiln_error e;
+	assert_int_equal(kiln_sha256_file(path, hex, &e), 0);
+}
+
+/* A fixture's spec (its kiln.yaml as the old kiln had it), files not checked. */
+static struct kiln_spec *fixture_spec(const char *name)
+{
+	char path[1024];
+	struct kiln_buf b = KILN_BUF_INIT;
+	struct kiln_spec *s = NULL;
+	struct kiln_error e;
+	snprintf(path, sizeof path, "%s/tests/fixtures/catalogs/%s.yaml", KILN_SOURCE_DIR, name);
+	assert_int_equal(kiln_fs_read(path, &b, &e), 0);
+	if (kiln_spec_parse(&s, b.data, b.len, path, NULL, &e))
+		fail_msg("%s: %s", e.where, e.msg);
+	kiln_buf_release(&b);
+	return s;
+}
+
+/* Copy fixture NAME.db into the test folder and open it with this code. */
+static struct kiln_catalog *open_fixture(struct fx *f, const char *name, char db[256])
+{
+	char from[1024];
+	struct kiln_catalog *c = NULL;
+	struct kiln_error e;
+	snprintf(from, sizeof from, "%s/tests/fixtures/catalogs/%s.db", KILN_SOURCE_DIR, name);
+	snprintf(db, 256, "%s/%s.db", f->dir, name);
+	copy_file(from, db);
+	/* as the old kiln left it: no version recorded, the version 1 tables */
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 0);
+	if (kiln_catalog_open(&c, db, &e))
+		fail_msg("%s: %s", e.where, e.msg);
+	return c;
+}
+
+/* Opening a migrated catalog again changes nothing: same version, same bytes. */
+static void reopen_is_noop(const char *db)
+{
+	struct kiln_catalog *c = NULL;
+	struct kiln_error e;
+	char before[65], after[65];
+	int v;
+	file_sha(db, before);
+	assert_int_equal(kiln_catalog_open(&c, db, &e), 0);
+	assert_int_equal(kiln_catalog_version(c, &v, &e), 0);
+	assert_int_equal(v, kiln_catalog_latest_version());
+	kiln_catalog_free(c);
+	file_sha(db, after);
+	assert_string_equal(before, after);
+}
+
+static void fixture_plan(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_spec *s = fixture_spec("plan");
+	struct kiln_catalog *c;
+	struct kiln_items it;
+	struct kiln_catalog_counts n;
+	struct kiln_error e;
+	char db[256], *sha = NULL;
+	int v;
+	c = open_fixture(f, "plan", db);
+	assert_int_equal(kiln_catalog_version(c, &v, &e), 0);
+	assert_int_equal(v, kiln_catalog_latest_version());
+	assert_int_equal(kiln_catalog_counts(c, &n, &e), 0);
+	assert_int_equal(n.items, 20);
+	assert_int_equal(n.planned, 20);
+	assert_int_equal(n.legendaries, 1);
+	assert_int_equal(n.events, 1);
+	assert_int_equal(kiln_catalog_item(c, s, 5, &it, &e), 0);
+	assert_int_equal(it.n, 1);
+	assert_string_equal(it.v[0].traits_json, "{\"Background\":\"Dusk\",\"Body\":\"Silver\","
+			    "\"Eyes\":\"Sleepy\",\"Beak\":\"Hooked\",\"Hat\":\"Wizard\"}");
+	assert_int_equal(it.v[0].seed, 8427421992247709436ULL);
+	/* mapped onto the spec: Body is Silver, the spec's fourth Body value */
+	assert_int_equal(it.v[0].traits[1], 3);
+	kiln_items_release(&it);
+	assert_int_equal(kiln_catalog_meta_get(c, "plan_spec_sha", &sha, &e), 0);
+	assert_string_equal(sha, "2d5c14d5ac03154125b9cef2f57314a930ec80d719d40dc5ed411a36a767b52a");
+	free(sha);
+	kiln_catalog_free(c);
+	/* the lazily added columns and tables are there now, and the version says so */
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM pragma_table_info('qa_findings') "
+				 "WHERE name IN ('image', 'origin')"), 2);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+				 "('ai_inflight', 'ai_info')"), 2);
+	assert_int_equal(sql_int(db, "SELECT value FROM meta WHERE key = 'schema_version'"),
+			 kiln_catalog_latest_version());
+	reopen_is_noop(db);
+	kiln_spec_free(s);
+}
+
+static void fixture_build(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_spec *s = fixture_spec("build");
+	struct kiln_catalog *c;
+	struct kiln_items it;
+	struct kiln_catalog_counts n;
+	struct kiln_error e;
+	char db[256], *json = NULL, *rel = NULL;
+	c = open_fixture(f, "build", db);
+	assert_int_equal(kiln_catalog_counts(c, &n, &e), 0);
+	assert_int_equal(n.items, 20);
+	assert_int_equal(n.rendered, 20);
+	assert_int_equal(n.renders, 20);
+	assert_int_equal(kiln_catalog_items(c, s, &it, &e), 0);
+	assert_int_equal(it.n, 20);
+	assert_int_equal(it.v[0].id, 1);
+	assert_int_equal(it.v[0].status, KILN_ITEM_RENDERED);
+	assert_string_equal(it.v[0].image,
+			    "cafb085ccbfe456563f08201cb696b60efe918ae108a75131b13f952d366b6b1");
+	assert_string_equal(it.v[0].recipe,
+			    "bf499274e6ea6bd8c6762144a154ee655603256836f23227bac3678029ddda7e");
+	assert_string_equal(it.v[1].image,
+			    "5b650261e3bbc953a30872c755ede7deebf38375bf499dd9166503b58b78728b");
+	kiln_items_release(&it);
+	assert_int_equal(kiln_catalog_item_renders_json(c, 1, &json, &e), 0);
+	assert_non_null(strstr(json, "cafb085ccbfe456563f08201cb696b60efe918ae108a75131b13f952d366b6b1"));
+	free(json);
+	assert_int_equal(kiln_catalog_meta_get(c, "release_sha", &rel, &e), 0);
+	assert_string_equal(rel, "5a2a3f7b294d8c19d5f16c2bac5fae9a065ec4d39123454e860832ded046ee10");
+	free(rel);
+	kiln_catalog_free(c);
+	reopen_is_noop(db);
+	kiln_spec_free(s);
+}
+
+static void fixture_qa(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_catalog *c;
+	struct kiln_qa_state q;
+	struct kiln_error e;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int ran = 0;
+	char db[256], *json = NULL;
+	c = open_fixture(f, "qa", db);
+	assert_int_equal(kiln_catalog_qa_state(c, &q, &e), 0);
+	assert_true(q.ran);
+	assert_int_equal(q.failed_tokens, 1);
+	assert_int_equal(q.stale_tokens, 0);
+	assert_int_equal(q.collection_errors, 0);
+	assert_int_equal(kiln_catalog_qa_failed(c, &ids, &n, &ran, &e), 0);
+	assert_true(ran);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], 3);
+	free(ids);
+	assert_int_equal(kiln_catalog_qa_item_json(c, 3, &json, &e), 0);
+	assert_non_null(strstr(json, "\"check\":\"image.decode\""));
+	assert_non_null(strstr(json, "\"current\":true"));
+	free(json);
+	kiln_catalog_free(c);
+	reopen_is_noop(db);
+}
+
+static int count_done(void *user, uint64_t item_id, const char *recipe, const char *image)
+{
+	(void)item_id;
+	(void)recipe;
+	assert_int_equal(strlen(image), 64);
+	(*(int *)user)++;
+	return 0;
+}
+
+static void fixture_ai(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_spec *s = fixture_spec("ai");
+	struct kiln_catalog *c;
+	struct kiln_items it;
+	struct kiln_endpoint_stat *eps = NULL;
+	struct kiln_error e;
+	size_t neps = 0;
+	int done = 0;
+	char db[256];
+	c = open_fixture(f, "ai", db);
+	assert_int_equal(kiln_catalog_ai_done_each(c, count_done, &done, &e), 0);
+	/* 19 a1111 renders and the legendary (engine "file") */
+	assert_int_equal(done, 20);
+	assert_int_equal(kiln_catalog_item(c, s, 2, &it, &e), 0);
+	assert_string_equal(it.v[0].image,
+			    "b14606509d2a4ce9dd52a5550bb4a6674c4d8cbec05142aa58245edc5ea069b8");
+	kiln_items_release(&it);
+	assert_int_equal(kiln_catalog_endpoint_stats(c, &eps, &neps, &e), 0);
+	assert_int_equal(neps, 1);
+	assert_string_equal(eps[0].engine, "a1111");
+	assert_int_equal(eps[0].ok, 19);
+	kiln_endpoint_stats_free(eps, neps);
+	kiln_catalog_free(c);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM ai_info WHERE info LIKE '%Seed: %'"), 19);
+	reopen_is_noop(db);
+	kiln_spec_free(s);
+}
+
+/* The version 1 tables as the old kiln made them, with a row, and no user_version. */
+static const char v1_tables[] =
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+	"CREATE TABLE items (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, legendary TEXT,"
+	" seed INTEGER NOT NULL, traits TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'planned',"
+	" recipe TEXT, image TEXT, image_bytes INTEGER, error TEXT, rarity_score REAL,"
+	" rarity_rank INTEGER, planned_at TEXT NOT NULL, rendered_at TEXT);"
+	"CREATE TABLE renders (id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL,"
+	" engine TEXT NOT NULL, endpoint TEXT, recipe TEXT, seed INTEGER, request TEXT,"
+	" status TEXT NOT NULL, http_status INTEGER, image TEXT, bytes INTEGER, error TEXT,"
+	" started_at REAL, finished_at REAL, error_kind TEXT);"
+	"CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
+	" kind TEXT NOT NULL, item_id INTEGER, detail TEXT);"
+	"CREATE TABLE qa_findings (id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER,"
+	" check_id TEXT NOT NULL, severity TEXT NOT NULL, file TEXT, path TEXT, message TEXT);"
+	"INSERT INTO meta VALUES ('schema_version', '1');"
+	"INSERT INTO items(id, kind, seed, traits, planned_at) VALUES"
+	" (7, 'generated', 99, '{\"A\":\"a2\"}', 'then');";
+
+static void version0_is_v1(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_catalog *c = NULL;
+	struct kiln_items it;
+	struct kiln_error e;
+	char db[256];
+	int v;
+	snprintf(db, sizeof db, "%s/v0.db", f->dir);
+	sql_exec(db, v1_tables);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 0);
+	if (kiln_catalog_open(&c, db, &e))
+		fail_msg("%s: %s", e.where, e.msg);
+	assert_int_equal(kiln_catalog_version(c, &v, &e), 0);
+	assert_int_equal(v, kiln_catalog_latest_version());
+	assert_int_equal(kiln_catalog_item(c, f->s, 7, &it, &e), 0);
+	assert_int_equal(it.n, 1);
+	assert_int_equal(it.v[0].seed, 99);
+	assert_int_equal(it.v[0].traits[0], 1);
+	kiln_items_release(&it);
+	kiln_catalog_free(c);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM pragma_table_info('qa_findings') "
+				 "WHERE name IN ('image', 'origin')"), 2);
+	/* a new catalog starts at the latest version too */
+	assert_int_equal(sql_int(f->db, "PRAGMA user_version"), kiln_catalog_latest_version());
+}
+
+static void newer_refused(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_catalog *c = NULL;
+	struct kiln_error e;
+	char want[64], before[65], after[65];
+	kiln_catalog_free(f->c);
+	f->c = NULL;
+	sql_exec(f->db, "PRAGMA user_version = 99");
+	file_sha(f->db, before);
+	assert_int_equal(kiln_catalog_open(&c, f->db, &e), KILN_E_STATE);
+	assert_null(c);
+	assert_string_equal(e.where, f->db);
+	assert_non_null(strstr(e.msg, "version 99"));
+	snprintf(want, sizeof want, "version %d", kiln_catalog_latest_version());
+	assert_non_null(strstr(e.msg, want));
+	assert_int_equal(kiln_catalog_open_readonly(&c, f->db, &e), KILN_E_STATE);
+	assert_non_null(strstr(e.msg, "version 99"));
+	assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 99);
+	file_sha(f->db, after);
+	assert_string_equal(before, after);
+}
+
+/* A migration that fails half-way leaves the catalog at its old version, none of the new
+ * version's steps applied. */
+static void failed_migration_rolls_back(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_catalog *c = NULL;
+	struct kiln_error e;
+	char db[256];
+	snprintf(db, sizeof db, "%s/broken.db", f->dir);
+	sql_exec(db, v1_tables);
+	/* version 1, and an ai_info of someone else's making: the version 3 index fails on it,
+	 * after version 2 has added the QA columns */
+	sql_exec(db, "PRAGMA user_version = 1; CREATE TABLE ai_info (x INTEGER);");
+	assert_int_equal(kiln_catalog_open(&c, db, &e), KILN_E_DB);
+	assert_null(c);
+	assert_string_equal(e.where, db);
+	assert_non_null(strstr(e.msg, "version 2 to 3"));
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM pragma_table_info('qa_findings') "
+				 "WHERE name IN ('image', 'origin')"), 0);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+				 "'ai_inflight'"), 0);
+}
+
+/* --- reading never writes ------------------------------------------------------------------- */
+
+static void readonly_writes_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_catalog *c = NULL;
+	struct kiln_qa_state q;
+	struct kiln_plan *p = NULL;
+	struct kiln_catalog_counts n;
+	struct kiln_error e;
+	char from[1024], db[256], before[65], after[65], *json = NULL;
+	uint64_t *ids = NULL;
+	size_t nids;
+	int ran, v;
+	/* an old catalog: read as the latest version, the file untouched */
+	snprintf(from, sizeof from, "%s/tests/fixtures/catalogs/qa.db", KILN_SOURCE_DIR);
+	snprintf(db, sizeof db, "%s/ro.db", f->dir);
+	copy_file(from, db);
+	file_sha(db, before);
+	if (kiln_catalog_open_readonly(&c, db, &e))
+		fail_msg("%s: %s", e.where, e.msg);
+	assert_int_equal(kiln_catalog_version(c, &v, &e), 0);
+	assert_int_equal(v, kiln_catalog_latest_version());
+	assert_int_equal(kiln_catalog_qa_state(c, &q, &e), 0);
+	assert_int_equal(q.failed_tokens, 1);
+	assert_int_equal(kiln_catalog_qa_failed(c, &ids, &nids, &ran, &e), 0);
+	free(ids);
+	assert_int_equal(kiln_catalog_qa_item_json(c, 3, &json, &e), 0);
+	free(json);
+	assert_int_equal(kiln_catalog_counts(c, &n, &e), 0);
+	assert_int_equal(n.items, 20);
+	/* writes are refused */
+	assert_int_equal(kiln_catalog_meta_set(c, "k", "v", &e), KILN_E_STATE);
+	assert_non_null(strstr(e.msg, "read-only"));
+	assert_int_equal(kiln_catalog_event(c, "note", 0, 0, NULL, &e), KILN_E_STATE);
+	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(c, f->s, p, NULL, NULL, "x", "{}", &e),
+			 KILN_E_STATE);
+	kiln_plan_free(p);
+	kiln_catalog_free(c);
+	file_sha(db, after);
+	assert_string_equal(before, after);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 0);
+	/* no file: an empty catalog, and still no file */
+	snprintf(db, sizeof db, "%s/none.db", f->dir);
+	assert_int_equal(kiln_catalog_open_readonly(&c, db, &e), 0);
+	assert_int_equal(kiln_catalog_counts(c, &n, &e), 0);
+	assert_int_equal(n.items, 0);
+	kiln_catalog_free(c);
+	assert_false(kiln_fs_exists(db));
+}
+
+/* --- ids ------------------------------------------------------------------------------------ */
+
+/* start_id near 2^63 (the spec loader refuses it; the catalog must too, on its own): the old
+ * code said "planned" and its range delete emptied the catalog. */
+static void ids_past_2_53_refused(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_plan *p = NULL, *big = NULL;
+	struct kiln_items it;
+	struct kiln_error e;
+	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
+	f->s->start_id = 9223372036854775800ULL;
+	assert_int_equal(kiln_plan_make(&big, f->s, NULL, &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, big, NULL, NULL, NULL, "{}", &e),
+			 KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "9007199254740991"));
+	assert_non_null(strstr(e.msg, "start_id"));
+	kiln_plan_free(big);
+	/* the stored plan is still there */
+	assert_int_equal(kiln_catalog_items(f->c, f->s, &it, &e), 0);
+	assert_int_equal(it.n, 6);
+	kiln_items_release(&it);
+	/* the last ids allowed */
+	f->s->start_id = KILN_ID_MAX - 5;
+	assert_int_equal(kiln_plan_make(&big, f->s, NULL, &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, big, NULL, NULL, NULL, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_items(f->c, f->s, &it, &e), 0);
+	assert_int_equal(it.n, 6);
+	assert_int_equal(it.v[0].id, KILN_ID_MAX - 5);
+	assert_int_equal(it.v[5].id, KILN_ID_MAX);
+	kiln_items_release(&it);
+	/* one more is too many */
+	kiln_plan_free(big);
+	f->s->start_id = KILN_ID_MAX - 4;
+	assert_int_equal(kiln_plan_make(&big, f->s, NULL, &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, big, NULL, NULL, NULL, "{}", &e),
+			 KILN_E_SPEC);
+	kiln_plan_free(big);
+	kiln_plan_free(p);
+}
+
+/* Token 0's render events are its own, not collection-wide. */
+static void token0_events(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_plan *p = NULL;
+	struct kiln_render_record r;
+	struct kiln_error e;
+	f->s->start_id = 0;
+	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
+	assert_int_equal(p->items[0].id, 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
+	memset(&r, 0, sizeof r);
+	r.item_id = 0;
+	r.engine = "compose";
+	r.recipe = "rrr";
+	r.ok = 1;
+	r.image = "abcd";
+	assert_int_equal(kiln_catalog_record_renders(f->c, &r, 1, &e), 0);
+	assert_int_equal(kiln_catalog_event(f->c, "note", 1, 0, NULL, &e), 0);
+	assert_int_equal(kiln_catalog_event(f->c, "note", 0, 0, NULL, &e), 0);
+	assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE kind = 'render' AND "
+				 "item_id = 0"), 1);
+	assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE kind = 'render' AND "
+				 "item_id IS NULL"), 0);
+	assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE kind = 'note' AND "
+				 "item_id = 0"), 1);
+	assert_int_equal(sql_int(f->db, "SELECT count(*) FROM events WHERE item_id IS NULL"), 2);
+	kiln_plan_free(p);
+}
+
+/* --- the project: plan in one transaction, the lock ------------------------------------------ */
+
+static const char project_yaml[] =
+	"collection: {name: P, size: 4, seed: 1}\n"
+	"image: {width: 8, height: 8, format: png}\n"
+	"layers:\n"
+	"  - {name: A, traits: [{name: a1, file: a1.png}, {name: a2, file: a2.png}]}\n"
+	"  - {name: B, traits: [{name: b1, file: b1.png}, {name: b2, file: b2.png}]}\n";
+
+static void make_project(const char *dir)
+{
+	static const char *const files[] = {"a1.png", "a2.png", "b1.png", "b2.png"};
+	char path[512];
+	FILE *fp;
+	snprintf(path, sizeof path, "%s/kiln.yaml", dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(project_yaml, fp);
+	fclose(fp);
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		fclose(fopen(path, "w"));
+	}
+}
+
+/* The plan and meta plan_spec_sha commit together: when the second cannot be written, the
+ * first is not either (before, the items were committed and the hash missing). */
+static void plan_one_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_project *p = NULL;
+	struct kiln_plan_opts o = {0};
+	struct kiln_plan_result r;
+	struct kiln_error e;
+	char db[256];
+	make_project(f->dir);
+	if (kiln_project_open(&p, f->dir, KILN_OPEN_WRITE, "plan", &e))
+		fail_msg("%s: %s", e.where, e.msg);
+	snprintf(db, sizeof db, "%s/.kiln/catalog.db", f->dir);
+	sql_exec(db, "CREATE TRIGGER no_sha BEFORE INSERT ON meta WHEN NEW.key = 'plan_spec_sha' "
+		     "BEGIN SELECT RAISE(ABORT, 'injected'); END;");
+	assert_int_not_equal(kiln_project_plan(p, &o, &r, &e), 0);
+	assert_non_null(strstr(e.msg, "injected"));
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM items"), 0);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM events"), 0);
+	sql_exec(db, "DROP TRIGGER no_sha");
+	assert_int_equal(kiln_project_plan(p, &o, &r, &e), 0);
+	assert_true(r.planned);
+	kiln_plan_result_release(&r);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM items"), 4);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM meta WHERE key = 'plan_spec_sha' AND "
+				 "value = (SELECT value FROM meta WHERE key = 'plan_spec_sha')"), 1);
+	kiln_project_free(p);
+}
+
+static void project_lock(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_project *a = NULL, *b = NULL, *r = NULL;
+	struct kiln_error e;
+	char lock[256], want[128], pid[32];
+	make_project(f->dir);
+	if (kiln_project_open(&a, f->dir, KILN_OPEN_WRITE, "render", &e))
+		fail_msg("%s: %s", e.where, e.msg);
+	/* a second writer (another open file: flock conflicts even in one process) */
+	assert_int_equal(kiln_project_open(&b, f->dir, KILN_OPEN_WRITE, "plan", &e), KILN_E_STATE);
+	assert_null(b);
+	snprintf(lock, sizeof lock, "%s/.kiln/lock", f->dir);
+	assert_string_equal(e.where, lock);
+	snprintf(want, sizeof want, "kiln render (pid %ld, since ", (long)getpid());
+	assert_non_null(strstr(e.msg, want));
+	assert_int_equal(e.hint, KILN_HINT_LOCKED);
+	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	assert_string_equal(e.hint_arg, pid);
+	/* a reader opens beside it */
+	assert_int_equal(kiln_project_open(&r, f->dir, KILN_OPEN_READ, "status", &e), 0);
+	assert_true(r->readonly);
+	kiln_project_free(r);
+	/* released with the project */
+	kiln_project_free(a);
+	assert_int_equal(kiln_project_open(&b, f->dir, KILN_OPEN_WRITE, "plan", &e), 0);
+	kiln_project_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +719,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(renders_and_replan, setup, teardown),
 		cmocka_unit_test_setup_teardown(events_append_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(store, setup, teardown),
+		cmocka_unit_test_setup_teardown(fixture_plan, setup, teardown),
+		cmocka_unit_test_setup_teardown(fixture_build, setup, teardown),
+		cmocka_unit_test_setup_teardown(fixture_qa, setup, teardown),
+		cmocka_unit_test_setup_teardown(fixture_ai, setup, teardown),
+		cmocka_unit_test_setup_teardown(version0_is_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(newer_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_migration_rolls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(readonly_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(ids_past_2_53_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(token0_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(plan_one_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(project_lock, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
