@@ -10,7 +10,7 @@
  * Sizes: a spec is a few hundred lines; nothing here is hot.
  */
 #include "render/engines/engine.h"
-#include "kiln/qa.h"
+#include "spec/qa_checks.h"
 #include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"
