@@ -953,21 +953,33 @@ static int collect_set(struct folder *f, const json_t *root, const char *file,
 		char *vs = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
 		if (v && !vs)
 			goto out;
-		parts[np] = kiln_malloc(strlen(tt ? tt : "") + strlen(vs ? vs : "") + 2);
-		if (parts[np])
-			sprintf(parts[np], "%s\x1f%s", tt ? tt : "", vs ? vs : "");
+		{
+			size_t lt = strlen(tt ? tt : ""), lv = strlen(vs ? vs : "");
+			parts[np] = kiln_malloc(lt + lv + 2);
+			if (parts[np]) {
+				memcpy(parts[np], tt ? tt : "", lt);
+				parts[np][lt] = '\x1f';
+				memcpy(parts[np] + lt + 1, vs ? vs : "", lv + 1);
+			}
+		}
 		free(vs);
 		if (!parts[np])
 			goto out;
 		len += strlen(parts[np++]) + 1;
 	}
 	qsort(parts, np, sizeof *parts, cmp_part);
+	/* one pass with a running end: strcat rescanned the key for every part (issue 19) */
 	if (!(key = kiln_malloc(len)))
 		goto out;
-	key[0] = 0;
-	for (i = 0; i < np; i++) {
-		strcat(key, parts[i]);
-		strcat(key, "\x1e");
+	{
+		char *end = key;
+		for (i = 0; i < np; i++) {
+			size_t pl = strlen(parts[i]);
+			memcpy(end, parts[i], pl);
+			end += pl;
+			*end++ = '\x1e';
+		}
+		*end = 0;
 	}
 	if (f->nsets == f->scap) {
 		size_t cap = f->scap ? f->scap * 2 : 256;

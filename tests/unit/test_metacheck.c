@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,60 @@ static void test_alloc_failure(void **state)
 	alloc_loop("token-erc721-faults", "token erc721");
 }
 
+/* Issue 19: a token's trait-set key was built with strcat in a loop (quadratic: one token
+ * with 200,000 attributes took 8 s, 1.5 million never finished). Two tokens with the same
+ * 200,000 attributes (in another order) are one trait set; a third differing in one value
+ * is not. Asserts the findings, not the time. */
+static void write_big(const char *path, int nattrs, int rev, int change)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"name\": \"t\", \"symbol\": \"T\", \"description\": \"d\", \"image\": "
+	      "\"x.png\", \"seller_fee_basis_points\": 0, \"properties\": {\"category\": "
+	      "\"image\", \"files\": [{\"uri\": \"x.png\", \"type\": \"image/png\"}]}, "
+	      "\"attributes\": [", f);
+	for (int i = 0; i < nattrs; i++) {
+		int k = rev ? nattrs - 1 - i : i;
+		fprintf(f, "%s{\"trait_type\": \"t%d\", \"value\": \"v%d\"}", i ? "," : "", k,
+			k == change ? -1 : k);
+	}
+	fputs("]}", f);
+	fclose(f);
+}
+
+static void test_many_attributes(void **state)
+{
+	char dir[] = "/tmp/kiln-metacheck-XXXXXX", path[128];
+	struct kiln_findings f = KILN_FINDINGS_INIT;
+	struct kiln_error e;
+	size_t unique = 0;
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%d.json", dir, i);
+		write_big(path, 200000, i == 1, i == 2 ? 7 : -5);
+		snprintf(path, sizeof path, "%s/%d.png", dir, i);
+		fclose(fopen(path, "w"));
+	}
+	kiln_error_clear(&e);
+	assert_int_equal(kiln_metacheck_sugar_folder(dir, &f, &e), 0);
+	for (size_t i = 0; i < f.n; i++)
+		if (!strcmp(f.v[i].check, "collection.unique")) {
+			unique++;
+			assert_string_equal(f.v[i].file, "1.json");
+			assert_non_null(strstr(f.v[i].message, "0.json"));
+		}
+	assert_int_equal(unique, 1);
+	kiln_findings_release(&f);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%d.json", dir, i);
+		remove(path);
+		snprintf(path, sizeof path, "%s/%d.png", dir, i);
+		remove(path);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +329,7 @@ int main(void)
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_missing_folder),
 		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_many_attributes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
