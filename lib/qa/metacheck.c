@@ -57,6 +57,14 @@ void kiln_findings_init(struct kiln_findings *f)
 {
 	f->v = NULL;
 	f->n = f->cap = 0;
+	f->cur_has_item = 0;
+	f->cur_item = 0;
+}
+
+void kiln_findings_set_item(struct kiln_findings *f, int has, uint64_t item)
+{
+	f->cur_has_item = has != 0;
+	f->cur_item = has ? item : 0;
 }
 
 void kiln_findings_release(struct kiln_findings *f)
@@ -93,6 +101,8 @@ int kiln_findings_add(struct kiln_findings *f, const char *check, int severity, 
 	x->file = kiln_strdup(file ? file : "");
 	x->path = kiln_strdup(path ? path : "");
 	x->message = kiln_strdup(msg);
+	x->has_item = f->cur_has_item;
+	x->item = f->cur_has_item ? f->cur_item : 0;
 	if (!x->check || !x->file || !x->path || !x->message) {
 		free(x->check), free(x->file), free(x->path), free(x->message);
 		return KILN_E_NOMEM;
@@ -696,6 +706,7 @@ struct trait_set {
 
 struct folder {
 	const char *dir;
+	const struct kiln_metacheck_opts *o; /* the item map (never NULL) */
 	struct kiln_findings *out;
 	struct entry *ents;
 	size_t nents, cap;
@@ -780,11 +791,69 @@ static void folder_release(struct folder *f)
 	free(f->sets);
 }
 
-#define FADD(f, ...)                                                    \
-	do {                                                            \
-		if (!(f)->rc)                                           \
-			(f)->rc = kiln_findings_add((f)->out, __VA_ARGS__); \
+static long long erc1155_index(const char *nm);
+
+/* The id an ERC-1155 name's stem spells (64 lowercase hex digits, whatever the extension:
+ * "…05.JSON" is a misnamed file of token 5); -1 otherwise. */
+static long long erc1155_stem(const char *nm)
+{
+	char buf[70];
+	if (strcspn(nm, ".") != 64)
+		return -1;
+	memcpy(buf, nm, 64);
+	memcpy(buf + 64, ".json", 6);
+	return erc1155_index(buf);
+}
+
+/* The token a file of the folder concerns: file N (the number before the first '.'; an
+ * ERC-1155 name's id) is token N, or item_ids[N] with an item map. Collection-wide checks
+ * (collection.*: drift, uniqueness) and unnumbered files (collection.json, _metadata.json)
+ * concern no single token. */
+static int folder_item(const struct folder *f, const char *check, const char *file,
+		       uint64_t *item)
+{
+	long long k;
+	if (!file || !*file || !strncmp(check, "collection.", 11))
+		return 0;
+	k = f->o->erc1155 ? erc1155_stem(file) : parse_index(file, strcspn(file, "."));
+	if (k < 0)
+		return 0;
+	if (f->o->item_ids) {
+		if ((unsigned long long)k >= f->o->nitem_ids)
+			return 0;
+		*item = f->o->item_ids[k];
+	} else {
+		*item = (uint64_t)k;
+	}
+	return 1;
+}
+
+/* A finding of the folder, tied to the token its file concerns (the list's current token is
+ * put back after). */
+#define FADD(f, check, sev, file, ...)                                                  \
+	do {                                                                            \
+		if (!(f)->rc) {                                                         \
+			uint64_t it_ = 0;                                               \
+			int had_ = (f)->out->cur_has_item;                              \
+			uint64_t was_ = (f)->out->cur_item;                             \
+			int has_ = folder_item((f), (check), (file), &it_);             \
+			kiln_findings_set_item((f)->out, has_, it_);                    \
+			(f)->rc = kiln_findings_add((f)->out, check, sev, file, __VA_ARGS__); \
+			kiln_findings_set_item((f)->out, had_, was_);                   \
+		}                                                                       \
 	} while (0)
+
+/* Check one token json with the list's current token set to the one its name concerns. */
+static int token_checks(struct folder *f, const json_t *root, unsigned standards,
+			const char *name, struct kiln_error *e)
+{
+	uint64_t it = 0;
+	int has = folder_item(f, "token.", name, &it), rc;
+	kiln_findings_set_item(f->out, has, it);
+	rc = kiln_metacheck_token(root, standards, name, f->out, e);
+	kiln_findings_set_item(f->out, 0, 0);
+	return rc;
+}
 
 /* Read and parse dir/name; a parse problem is a finding (*root = NULL then). */
 static int load_json(struct folder *f, const char *name, json_t **root, struct kiln_error *e)
@@ -798,7 +867,11 @@ static int load_json(struct folder *f, const char *name, json_t **root, struct k
 	kiln_buf_init(&b, MAX_JSON_BYTES);
 	rc = kiln_fs_read(path, &b, e);
 	if (!rc) {
+		uint64_t it = 0;
+		int has = folder_item(f, "token.", name, &it);
+		kiln_findings_set_item(f->out, has, it);
 		*root = parse(b.data ? b.data : "", b.len, name, f->out, &rc);
+		kiln_findings_set_item(f->out, 0, 0);
 		if (rc)
 			rc = kiln_error_set(e, KILN_E_NOMEM, name, "out of memory");
 	}
@@ -1147,7 +1220,7 @@ static int sugar_json(struct folder *f, const char *js, const char *im, int drif
 	int rc = load_json(f, js, &root, e);
 	if (rc || !root)
 		return rc;
-	rc = kiln_metacheck_token(root, KILN_META_METAPLEX, js, f->out, e);
+	rc = token_checks(f, root, KILN_META_METAPLEX, js, e);
 	if (!rc) {
 		sugar_token(f, root, js, im);
 		if (drift && (collect_attrs(f, root, js) || collect_set(f, root, js, idx)))
@@ -1159,12 +1232,24 @@ static int sugar_json(struct folder *f, const char *js, const char *im, int drif
 
 int kiln_metacheck_sugar_folder(const char *dir, struct kiln_findings *out, struct kiln_error *e)
 {
-	struct folder f = {.dir = dir, .out = out};
+	return kiln_metacheck_sugar_folder_opts(dir, NULL, out, e);
+}
+
+int kiln_metacheck_sugar_folder_opts(const char *dir, const struct kiln_metacheck_opts *o,
+				     struct kiln_findings *out, struct kiln_error *e)
+{
+	static const struct kiln_metacheck_opts none;
+	struct kiln_metacheck_opts map = none;
+	struct folder f = {.dir = dir, .out = out, .o = &map};
 	char **names = NULL;
 	const char *coll_json = NULL, *coll_img = NULL;
 	size_t nnames = 0, i, j;
 	int rc;
 
+	if (o) {
+		map.item_ids = o->item_ids;
+		map.nitem_ids = o->nitem_ids;
+	}
 	rc = list_dir(dir, &names, &nnames, e);
 	if (rc)
 		return rc;
@@ -1351,7 +1436,7 @@ static int erc721_token(struct folder *f, const char *nm, unsigned long long k, 
 	rc = load_json(f, nm, &root, e);
 	if (rc || !root)
 		return rc;
-	rc = kiln_metacheck_token(root, KILN_META_ERC721, nm, f->out, e);
+	rc = token_checks(f, root, KILN_META_ERC721, nm, e);
 	if (!rc && (collect_attrs(f, root, nm) || collect_set(f, root, nm, k)))
 		rc = kiln_error_set(e, KILN_E_NOMEM, nm, "out of memory");
 	if (rc)
@@ -1451,7 +1536,7 @@ int kiln_metacheck_folder_erc721_opts(const char *dir, const struct kiln_metache
 				      struct kiln_findings *out, struct kiln_error *e)
 {
 	static const struct kiln_metacheck_opts none;
-	struct folder f = {.dir = dir, .out = out};
+	struct folder f = {.dir = dir, .out = out, .o = o ? o : &none};
 	struct image_files ims = {NULL, 0};
 	unsigned long long *nums = NULL;
 	char **names = NULL;
