@@ -19,7 +19,8 @@ static void help(void)
 {
 	printf("usage: kiln qa [PATH] [--standard erc721|metaplex] [--json[=FILE]] [--junit FILE]\n"
 	       "               [--html DIR] [--near N] [--max-size BYTES] [--width W --height H]\n"
-	       "               [--provenance HASH] [--near-dhash N] [--config kiln.yaml]\n\n"
+	       "               [--provenance HASH] [--near-dhash N] [--config kiln.yaml]\n"
+	       "               [--max-pixels N]\n\n"
 	       "Checks every token image (decodes completely, size and format, file size, colour\n"
 	       "and alpha, blank and all-black frames, exact duplicates by pixels, near duplicates\n"
 	       "by perceptual hash), the metadata (ERC-721/OpenSea, Metaplex/Sugar rules) and, in\n"
@@ -37,6 +38,8 @@ static void help(void)
 	       "  --near N          near-duplicate pHash distance (default 4; 'off')\n"
 	       "  --near-dhash N    near duplicates by dHash too, within N bits (default off)\n"
 	       "  --max-size BYTES  file size limit (default 10 MiB)\n"
+	       "  --max-pixels N    images whose header declares more pixels are not decoded\n"
+	       "                    (image.too_large; default 67108864 = 64 Mpx)\n"
 	       "  --width W, --height H  expected image size (a project: the spec's; a folder:\n"
 	       "                    without them, sizes that differ from most tokens' fail)\n"
 	       "  --config FILE     a kiln.yaml whose qa: block (thresholds, severities) applies\n"
@@ -450,6 +453,7 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 				return cli_usage("qa", "--provenance takes a SHA-256 provenance hash "
 						 "(64 hex digits), not '%s'", optarg);
 			o.provenance = optarg;
+			o.provenance_source = "--provenance";
 			break;
 		case 'C': config_file = optarg; break;
 		case 'q': quiet = 1; break;

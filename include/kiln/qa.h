@@ -251,6 +251,9 @@ struct kiln_qa_run_opts {
 	uint64_t max_pixels;      /* 0: the spec's (qa.max_pixels), else 64 Mpx */
 	const char *provenance;   /* a declared provenance hash (64 hex) over the images in token
 				   * id order, or NULL: a release's provenance.json if any */
+	const char *provenance_source; /* how findings name that declaration (the `file` of
+				   * its collection.provenance findings); NULL: "the declared
+				   * provenance hash" */
 	const char *standard;     /* a folder: "erc721", "metaplex" or NULL (from its layout) */
 	const struct kiln_spec *config; /* a folder: a spec whose qa: block applies, or NULL */
 	int no_save;              /* a project: do not record the results in the catalog */

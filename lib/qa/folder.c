@@ -189,7 +189,7 @@ int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *ro, struct ki
 		goto out;
 	r->checked = r->images.checked;
 	/* everything after this point judges the folder's metadata and records */
-	if ((rc = qa_check_provenance(ro->provenance, dir, r, &fd, e)))
+	if ((rc = qa_check_provenance(ro->provenance, ro->provenance_source, dir, r, &fd, e)))
 		goto out;
 	if (sugar && (rc = kiln_metacheck_sugar_folder(sugar, &fd, e)))
 		goto out;

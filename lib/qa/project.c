@@ -143,7 +143,7 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	if (!(dist = kiln_fs_join(p->dir, "dist")) || !(meta = kiln_fs_join(dist, "metadata")) ||
 	    !(images = kiln_fs_join(dist, "images")))
 		goto nomem;
-	if ((rc = qa_check_provenance(ro->provenance, dist, r, &fd, e)) ||
+	if ((rc = qa_check_provenance(ro->provenance, ro->provenance_source, dist, r, &fd, e)) ||
 	    (rc = qa_check_outputs(dist, kiln_fs_is_dir(meta) ? meta : NULL, images, ids, nids,
 				   &fd, e)))
 		goto out;

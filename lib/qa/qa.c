@@ -612,7 +612,8 @@ int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct
 	for (size_t i = 0; i < items.n; i++)
 		if (items.v[i].id != s->start_id + i) {
 			rc = add(out, e, NULL, "collection.ids", KILN_SEV_ERROR, "catalog", "token ids are not "
-				 "continuous from %llu: id %llu where %llu was expected; run `kiln plan`",
+				 "continuous from %llu: id %llu where %llu was expected: the plan is out "
+				 "of date, plan again",
 				 (unsigned long long)s->start_id, (unsigned long long)items.v[i].id,
 				 (unsigned long long)(s->start_id + i));
 			if (rc)
@@ -620,8 +621,8 @@ int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct
 			break;
 		}
 	if (items.n != s->size && (rc = add(out, e, NULL, "collection.ids", KILN_SEV_ERROR, "catalog",
-					     "%zu tokens planned, the spec asks for %llu: run "
-					     "`kiln plan`", items.n, (unsigned long long)s->size)))
+					     "%zu tokens planned, the spec asks for %llu: the plan "
+					     "is out of date, plan again", items.n, (unsigned long long)s->size)))
 		goto out;
 	/* trait counts */
 	for (size_t l = 0; l < s->nlayers; l++)
@@ -631,7 +632,8 @@ int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct
 				actual += items.v[i].legendary < 0 && items.v[i].traits[l] == t;
 			if (actual != targets[l][t] &&
 			    (rc = add(out, e, NULL, "collection.trait_counts", KILN_SEV_ERROR, "catalog",
-				      "%s=%s: %llu tokens, the target is %llu: run `kiln plan`",
+				      "%s=%s: %llu tokens, the target is %llu: the plan is out "
+				      "of date, plan again",
 				      s->layers[l].name, s->layers[l].traits[t].name,
 				      (unsigned long long)actual,
 				      (unsigned long long)targets[l][t])))
@@ -665,7 +667,8 @@ int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct
 		size_t lb = strchr(dna[k], '#') - dna[k];
 		if (la == lb && !memcmp(dna[k - 1], dna[k], la) &&
 		    (rc = add(out, e, NULL, "collection.unique", KILN_SEV_ERROR, "catalog", "tokens %s and "
-			      "%s have the same traits: run `kiln plan`", strchr(dna[k - 1], '#') + 1,
+			      "%s have the same traits: the plan is out of date, plan again",
+			      strchr(dna[k - 1], '#') + 1,
 			      strchr(dna[k], '#') + 1)))
 			goto out;
 	}

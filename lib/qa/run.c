@@ -117,10 +117,11 @@ void qa_apply_spec_severities(struct kiln_findings *f, const struct kiln_qa_spec
 		kiln_qa_apply_severities(f, sv, n);
 }
 
-int qa_check_provenance(const char *flag, const char *dir, const struct kiln_qa_result *r,
-			struct kiln_findings *f, struct kiln_error *e)
+int qa_check_provenance(const char *flag, const char *flag_name, const char *dir,
+			const struct kiln_qa_result *r, struct kiln_findings *f, struct kiln_error *e)
 {
-	struct kiln_qa_provenance pv = {flag, "--provenance", NULL, NULL, NULL, 0};
+	struct kiln_qa_provenance pv = {flag, flag_name ? flag_name : "the declared provenance hash",
+					NULL, NULL, NULL, 0};
 	struct kiln_release_record rec;
 	const char **files = NULL, **names = NULL, **listed = NULL;
 	char **paths = NULL, *src = NULL;

@@ -19,10 +19,12 @@ void qa_opts_override(const struct kiln_qa_run_opts *ro, struct kiln_qa_opts *o)
 /* The qa: block's severities on f. */
 void qa_apply_spec_severities(struct kiln_findings *f, const struct kiln_qa_spec *q);
 
-/* The provenance hash declared by `flag` (over the tokens in id order) or by dir's
- * provenance.json (over the files it lists): "collection.provenance" findings. */
-int qa_check_provenance(const char *flag, const char *dir, const struct kiln_qa_result *r,
-			struct kiln_findings *f, struct kiln_error *e) KILN_MUST_CHECK;
+/* The provenance hash declared by `flag` (over the tokens in id order; findings name it
+ * flag_name) or by dir's provenance.json (over the files it lists): "collection.provenance"
+ * findings. */
+int qa_check_provenance(const char *flag, const char *flag_name, const char *dir,
+			const struct kiln_qa_result *r, struct kiln_findings *f,
+			struct kiln_error *e) KILN_MUST_CHECK;
 /* A release's metadata outputs under dir: meta_dir (ERC-721, with the reveal mapping and image
  * location dir's records declare), dir/erc1155/metadata and dir/metaplex/assets (whose
  * numbers are positions: item_ids maps them to tokens, NULL: number = token). */
