@@ -321,6 +321,54 @@ static void test_many_attributes(void **state)
 	rmdir(dir);
 }
 
+/* Every finding carries the token it concerns, set by the folder check that made it: file N
+ * is token N, or the token an item map gives position N (a release's metaplex/assets);
+ * collection-wide findings (numbering gaps, drift, uniqueness, collection.json) carry none. */
+static void test_items(void **state)
+{
+	static const uint64_t ids[] = {100, 0, 102, 103, 104, 105, 106, 107, 108};
+	struct kiln_metacheck_opts o;
+	struct kiln_findings f = KILN_FINDINGS_INIT;
+	struct kiln_error e;
+	size_t tied = 0;
+	(void)state;
+	kiln_error_clear(&e);
+	assert_int_equal(kiln_metacheck_sugar_folder(CASES "/sugar-faults/input", &f, &e), 0);
+	for (size_t i = 0; i < f.n; i++) {
+		const struct kiln_finding *x = &f.v[i];
+		char stem[64];
+		kiln_qa_stem(x->file, stem, sizeof stem);
+		if (!strncmp(x->check, "collection.", 11) || !strcmp(x->check, "sugar.numbering_gap") ||
+		    !strcmp(x->file, "collection.json") || !strcmp(x->file, "notes.txt"))
+			assert_false(x->has_item);
+		else if (*x->file) {
+			assert_true(x->has_item);
+			assert_int_equal(x->item, strtoull(stem, NULL, 10));
+			tied++;
+		}
+	}
+	assert_true(tied >= 5);
+	kiln_findings_release(&f);
+	/* the same folder as a release's metaplex/assets: position 1 is token 0, 6 is 106 (03.json
+	 * reads as position 3) */
+	memset(&o, 0, sizeof o);
+	o.item_ids = ids;
+	o.nitem_ids = sizeof ids / sizeof ids[0];
+	assert_int_equal(kiln_metacheck_sugar_folder_opts(CASES "/sugar-faults/input", &o, &f, &e),
+			 0);
+	for (size_t i = 0; i < f.n; i++) {
+		if (!strcmp(f.v[i].check, "sugar.missing_image")) {
+			assert_true(f.v[i].has_item);
+			assert_int_equal(f.v[i].item, !strcmp(f.v[i].file, "6.json") ? 106 : 103);
+		}
+		if (!strcmp(f.v[i].check, "sugar.image_mismatch")) {
+			assert_true(f.v[i].has_item);
+			assert_int_equal(f.v[i].item, 0);
+		}
+	}
+	kiln_findings_release(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_missing_folder),
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_many_attributes),
+		cmocka_unit_test(test_items),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
