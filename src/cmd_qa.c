@@ -1,14 +1,15 @@
-/* kiln qa: the collection's unit tests. On a kiln project: every token's rendered image, the
- * collection (trait counts, uniqueness, ids) and dist/'s metadata if released; results go to
- * the catalog, where `kiln release` reads them. On any folder: a HashLips build/ (images/ +
+/* kiln qa: the collection's unit tests. The checks and the catalog's verdicts are the
+ * library's (kiln_project_qa, kiln_qa_folder in kiln/qa.h); this file parses the arguments and
+ * formats the result: the summary table, --json, --junit and --html. On a kiln project: every
+ * token's rendered image, the collection and dist/'s outputs if released, recorded in the
+ * catalog, where `kiln release` reads them. On any folder: a HashLips build/ (images/ +
  * json/), kiln's dist/ (images/ + metadata/) or a Sugar assets/ folder. Exit 1 when any
- * error-level check fails. */
+ * error-level check fails, 2 for bad usage. */
 #include "cli.h"
 #include "kiln/qa.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <dirent.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>

@@ -1,9 +1,12 @@
 /* kiln/qa.h: the QA gates: image checks over a set of token images (decodes completely, size
  * and format, file size, colour and alpha, blank / near-uniform / all-black frames, exact
- * duplicates by pixels, near duplicates by perceptual hash through an index), collection checks
- * on a kiln project (trait counts against the plan's targets, unique trait sets, continuous
- * ids), and metadata checks (kiln/metacheck.h). Every problem is a finding with a stable check
- * id (docs/qa.md lists them); severities can be overridden per check.
+ * duplicates by pixels, near duplicates by perceptual hash through an index, a pixel limit read
+ * from the header before any decode), collection checks on a kiln project (trait counts
+ * against the plan's targets, unique trait sets, continuous ids), and metadata checks (below).
+ * Every problem is a finding with a stable check id (docs/qa.md lists them; the table is
+ * lib/spec/qa_checks.c) and the token it concerns; severities can be overridden per check.
+ * A whole run is kiln_project_qa() (which records its verdicts in the catalog) or
+ * kiln_qa_folder(), at the end of this header; the command only formats their result.
  *
  * Images are decoded once each, on worker threads; sizes: tens of thousands of images, a few
  * hundred bytes of state per image.
