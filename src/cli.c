@@ -411,7 +411,8 @@ int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int js
 	return 0;
 }
 
-int cli_stage_release(struct kiln_project *p, int force, int json, int quiet, int *did)
+int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, int json,
+		      int quiet, int *did)
 {
 	struct cli_progress cp;
 	struct kiln_release_opts o;
@@ -421,6 +422,7 @@ int cli_stage_release(struct kiln_project *p, int force, int json, int quiet, in
 	cli_progress_init(&cp, json, quiet);
 	memset(&o, 0, sizeof o);
 	o.force = force;
+	o.allow_qa_failures = allow_qa_failures;
 	o.progress = json ? NULL : cli_progress_cb;
 	o.user = &cp;
 	if (kiln_project_release(p, &o, &r, &e)) {

@@ -64,7 +64,8 @@ int cli_resolve_secrets(struct kiln_project *p);
 int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int quiet, int *did);
 int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int json, int quiet,
 		     int *rendered, int *failed);
-int cli_stage_release(struct kiln_project *p, int force, int json, int quiet, int *did);
+int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, int json,
+		      int quiet, int *did);
 
 int cmd_init(struct cli *cli, int argc, char **argv);
 int cmd_plan(struct cli *cli, int argc, char **argv);

@@ -1,9 +1,12 @@
 /* kiln/qa.h: the QA gates: image checks over a set of token images (decodes completely, size
  * and format, file size, colour and alpha, blank / near-uniform / all-black frames, exact
- * duplicates by pixels, near duplicates by perceptual hash through an index), collection checks
- * on a kiln project (trait counts against the plan's targets, unique trait sets, continuous
- * ids), and metadata checks (kiln/metacheck.h). Every problem is a finding with a stable check
- * id (docs/qa.md lists them); severities can be overridden per check.
+ * duplicates by pixels, near duplicates by perceptual hash through an index, a pixel limit read
+ * from the header before any decode), collection checks on a kiln project (trait counts
+ * against the plan's targets, unique trait sets, continuous ids), and metadata checks (below).
+ * Every problem is a finding with a stable check id (docs/qa.md lists them; the table is
+ * lib/spec/qa_checks.c) and the token it concerns; severities can be overridden per check.
+ * A whole run is kiln_project_qa() (which records its verdicts in the catalog) or
+ * kiln_qa_folder(), at the end of this header; the command only formats their result.
  *
  * Images are decoded once each, on worker threads; sizes: tens of thousands of images, a few
  * hundred bytes of state per image.
@@ -43,15 +46,19 @@ struct kiln_finding {
 	char *file;     /* file name relative to the checked folder, or the name the caller gave */
 	char *path;     /* JSON path in that file ("attributes[2].value"); "" = the whole file */
 	char *message;  /* what is wrong and what to do */
+	int has_item;   /* 1: the finding concerns one token, item */
+	uint64_t item;  /* that token's id (0 is a real id: see has_item) */
 };
 
 /* A growable list of findings. Initialise with KILN_FINDINGS_INIT or kiln_findings_init(). */
 struct kiln_findings {
 	struct kiln_finding *v; /* owned */
 	size_t n, cap;
+	int cur_has_item;       /* the token kiln_findings_add() ties new findings to */
+	uint64_t cur_item;
 };
 
-#define KILN_FINDINGS_INIT { NULL, 0, 0 }
+#define KILN_FINDINGS_INIT { NULL, 0, 0, 0, 0 }
 
 void kiln_findings_init(struct kiln_findings *f);
 /* Free every finding and the array; the list is empty (and reusable) after. */
@@ -59,6 +66,9 @@ void kiln_findings_release(struct kiln_findings *f);
 /* Append a finding (strings are copied; file and path may be NULL). */
 int kiln_findings_add(struct kiln_findings *f, const char *check, int severity, const char *file,
 		      const char *path, const char *fmt, ...) KILN_PRINTF(6, 7) KILN_MUST_CHECK;
+/* The token the findings added from now on concern (has 0: none, the default). The code that
+ * knows which token it is checking sets it, so a finding carries its token from the start. */
+void kiln_findings_set_item(struct kiln_findings *f, int has, uint64_t item);
 /* Number of findings of a severity (-1: all). */
 size_t kiln_findings_count(const struct kiln_findings *f, int severity);
 /* Short name of a severity: "error" or "warning". */
@@ -107,7 +117,18 @@ struct kiln_metacheck_opts {
 	const char *images_dir;
 	/* ERC-1155 file names: {id} as 64 lowercase hex digits + ".json" instead of N.json. */
 	int erc1155;
+	/* The token each file number stands for: file N concerns token item_ids[N] (N <
+	 * nitem_ids; other numbers concern no token). NULL: file N is token N (ERC-1155: the id
+	 * its name encodes). A release's metaplex/assets numbers tokens by position. */
+	const uint64_t *item_ids;
+	size_t nitem_ids;
 };
+
+/* kiln_metacheck_sugar_folder with the item map of o (o may be NULL; only item_ids and
+ * nitem_ids are read). */
+int kiln_metacheck_sugar_folder_opts(const char *dir, const struct kiln_metacheck_opts *o,
+				     struct kiln_findings *out, struct kiln_error *e)
+	KILN_MUST_CHECK;
 
 /* kiln_metacheck_folder_erc721 with what the caller knows (o may be NULL). Also finds two
  * tokens with the same trait set (collection.unique). */
@@ -115,8 +136,9 @@ int kiln_metacheck_folder_erc721_opts(const char *dir, const struct kiln_metache
 				      struct kiln_findings *out, struct kiln_error *e)
 	KILN_MUST_CHECK;
 
-/* Every check id kiln qa can report (images, collection, metadata), NULL-terminated, for
- * validating severity overrides; *n gets the count. */
+/* Every check id QA can report (images, collection, metadata), NULL-terminated, for
+ * validating severity overrides; *n gets the count. (The table is data in lib/spec/qa_checks.c,
+ * shared with the spec's validation of qa.checks.) */
 const char *const *kiln_qa_check_ids(size_t *n);
 /* 1 when id is a check id, or a prefix ending in '.' of at least one. */
 int kiln_qa_check_known(const char *id);
@@ -150,12 +172,15 @@ struct kiln_qa_opts {
 	int near_dhash_threshold; /* dHash distance; < 0: off (the default: it costs a second
 				 * resize per image, docs/qa.md). A pair is near when either
 				 * hash is within its threshold. */
+	uint64_t max_pixels;    /* an image whose header declares more pixels is not decoded:
+				 * "image.too_large"; 0: no limit (the default is 64 Mpx) */
 	unsigned threads;       /* 0: one per core */
 	kiln_progress_fn progress;
 	void *user;
 };
 
-/* Defaults: 10 MiB max, alpha either, stddev 2.0, black level 8, near threshold 4. */
+/* Defaults: 10 MiB max, alpha either, stddev 2.0, black level 8, near threshold 4, 64 Mpx. */
+#define KILN_QA_MAX_PIXELS ((uint64_t)64 << 20)
 void kiln_qa_opts_default(struct kiln_qa_opts *o);
 
 /* A pair of tokens that look alike (indexes into the tokens given). */
@@ -214,5 +239,62 @@ int kiln_qa_thumbnail(const char *src, const char *dst, int size, struct kiln_er
 
 /* The stem that ties a file to its token: "12.png", "12.json" and "12" all give "12". */
 void kiln_qa_stem(const char *file, char *out, size_t cap);
+
+/* ---- a whole QA run: a project, or a collection folder ------------------------------- */
+
+/* Not set: take the spec's value (or the default). */
+#define KILN_QA_UNSET (-100)
+
+/* What the caller overrides; kiln_qa_run_opts_init() gives "nothing overridden". */
+struct kiln_qa_run_opts {
+	int width, height;        /* expected size; 0: the spec's (a folder: the majority's) */
+	int near_threshold;       /* pHash distance 0..32, -1 off; KILN_QA_UNSET: the spec's */
+	int near_dhash_threshold; /* dHash distance 0..32, -1 off; KILN_QA_UNSET: the spec's */
+	uint64_t max_bytes;       /* 0: the spec's */
+	uint64_t max_pixels;      /* 0: the spec's (qa.max_pixels), else 64 Mpx */
+	const char *provenance;   /* a declared provenance hash (64 hex) over the images in token
+				   * id order, or NULL: a release's provenance.json if any */
+	const char *provenance_source; /* how findings name that declaration (the `file` of
+				   * its collection.provenance findings); NULL: "the declared
+				   * provenance hash" */
+	const char *standard;     /* a folder: "erc721", "metaplex" or NULL (from its layout) */
+	const struct kiln_spec *config; /* a folder: a spec whose qa: block applies, or NULL */
+	int no_save;              /* a project: do not record the results in the catalog */
+	unsigned threads;         /* 0: one per core */
+	kiln_progress_fn progress;
+	void *user;
+};
+void kiln_qa_run_opts_init(struct kiln_qa_run_opts *o);
+
+/* Everything a run found, in report order: the catalog's (or the folder's images') checks
+ * first, then the release outputs'. Every pointer is owned by the result. */
+struct kiln_qa_result {
+	struct kiln_findings findings;
+	size_t ncatalog;          /* findings [0, ncatalog) judge the catalog's images and plan
+				   * (a project) or the folder's images */
+	struct kiln_qa_token *tokens; /* the images checked, sorted by id; a collection image
+				   * (extra) last */
+	size_t ntokens;
+	struct kiln_qa_image_result images; /* duplicate pairs index into tokens */
+	size_t checked;           /* images decoded */
+	char **owned;             /* internal: the tokens' strings */
+	size_t nowned;
+};
+void kiln_qa_result_release(struct kiln_qa_result *r);
+
+/* QA of a project: every token's current image (by the spec's size, format and the qa:
+ * block's thresholds, o overriding them), the collection (trait counts, uniqueness, ids),
+ * and, when dist/ exists, the previous release's outputs (metadata, provenance, Sugar assets,
+ * ERC-1155 names). Severities from the qa: block are applied. The findings are then saved to
+ * the catalog (unless o->no_save), each token's verdict tied to the image it judged. Returns
+ * non-zero only when QA could not run; failed checks are error findings. */
+int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *o,
+		    struct kiln_qa_result *r, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* QA of a collection folder: a HashLips build/ (images/ + json/), a kiln dist/ (images/ +
+ * metadata/) or a Sugar assets/ folder (or a folder of N.json + N.png). KILN_E_USAGE when
+ * dir is not a folder or not a collection folder. */
+int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *o, struct kiln_qa_result *r,
+		   struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

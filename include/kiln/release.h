@@ -190,6 +190,32 @@ int kiln_manifest_text(const struct kiln_manifest *m, struct kiln_buf *out, stru
 	KILN_MUST_CHECK;
 void kiln_manifest_release(struct kiln_manifest *m);
 
+/* What a release folder's records declare, for judging the folder (QA): provenance.json's
+ * hash, starting index and images list, and ipfs.json's images location. Every pointer is
+ * owned by the struct. */
+struct kiln_release_record_image {
+	char *file;               /* relative to the folder; NULL when the entry has none */
+	char *sha256;             /* as listed; NULL when the entry has none */
+};
+struct kiln_release_record {
+	int has_provenance;       /* provenance.json exists */
+	char provenance_error[200]; /* "" or why it is not a provenance record: jansson's parse
+				     * error, or "" with provenance_hash[0] == 0 when it parses but
+				     * lacks provenance_hash (64 hex) or the images list */
+	char provenance_hash[65]; /* "" when missing or malformed */
+	int has_starting_index;
+	uint64_t starting_index;
+	struct kiln_release_record_image *images;
+	size_t nimages;
+	char *image_base;         /* ipfs.json's image_uri, or ipfs://<the images entry's CID>,
+				   * trailing '/' removed; NULL when ipfs.json says neither */
+};
+/* Read dir/provenance.json and dir/ipfs.json (either may be missing: nothing is then set). A
+ * malformed record is described, not an error; KILN_E_NOMEM only. */
+int kiln_release_record_read(const char *dir, struct kiln_release_record *r,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_release_record_release(struct kiln_release_record *r);
+
 /* Result of checking a release. problems[] are "what: expected X, found Y" lines. */
 struct kiln_verify_result {
 	uint64_t checks;          /* things compared */

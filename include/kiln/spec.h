@@ -254,6 +254,8 @@ struct kiln_qa_spec {
 	int near_threshold;        /* default 4; -1: near-duplicate search off; -2: exactly 0 */
 	int near_dhash_threshold;  /* 0: not set (off); -1 off; -2 exactly 0; else the distance */
 	int alpha;                 /* -1 either (default), 0 forbidden, 1 required */
+	int gate;                  /* 1 (default): a QA error stops a build before release */
+	uint64_t max_pixels;       /* images declaring more pixels are not decoded; 0: default */
 	struct kiln_qa_check *checks;
 	size_t nchecks;
 };

@@ -38,10 +38,12 @@ void kiln_qa_opts_default(struct kiln_qa_opts *o)
 	o->black_level = 8;
 	o->near_threshold = 4;
 	o->near_dhash_threshold = -1;
+	o->max_pixels = KILN_QA_MAX_PIXELS;
 }
 
 struct measure {
 	int missing;
+	int too_large;          /* the header declares more than max_pixels: not decoded */
 	char *error;            /* decode failure */
 	uint64_t bytes;
 	int width, height, bands, orig_bits, orig_srgb;
@@ -118,7 +120,8 @@ static void stats(const struct kiln_image8 *im, struct measure *m)
 	}
 }
 
-static void measure_one(const struct kiln_qa_token *t, struct measure *m, int want_dhash)
+static void measure_one(const struct kiln_qa_token *t, struct measure *m, int want_dhash,
+			uint64_t max_pixels)
 {
 	struct kiln_image8 im;
 	struct kiln_error e;
@@ -129,6 +132,15 @@ static void measure_one(const struct kiln_qa_token *t, struct measure *m, int wa
 		return;
 	}
 	m->bytes = (uint64_t)st.st_size;
+	if (max_pixels) {
+		int rc = kiln_image_check_pixels(t->path, max_pixels, &m->width, &m->height, &e);
+		if (rc == KILN_E_IMAGE && m->width > 0 && m->height > 0 &&
+		    (uint64_t)m->width * (uint64_t)m->height > max_pixels) {
+			m->too_large = 1;
+			return;
+		}
+		/* an unreadable header: the full decode below says why */
+	}
 	if (kiln_image_decode8(t->path, &im, &e)) {
 		m->error = kiln_strdup(e.msg);
 		return;
@@ -154,7 +166,8 @@ static void *worker(void *arg)
 		size_t k = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
 		if (k >= r->n)
 			break;
-		measure_one(&r->tokens[k], &r->m[k], r->o->near_dhash_threshold >= 0);
+		measure_one(&r->tokens[k], &r->m[k], r->o->near_dhash_threshold >= 0,
+			    r->o->max_pixels);
 		__atomic_fetch_add(&r->done, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
@@ -210,17 +223,23 @@ static int measure_all(struct run *r, const struct kiln_qa_opts *o, struct kiln_
 	return 0;
 }
 
-static int add(struct kiln_findings *out, struct kiln_error *e, const char *check, int sev,
-	       const char *file, const char *fmt, ...) KILN_PRINTF(6, 7);
-static int add(struct kiln_findings *out, struct kiln_error *e, const char *check, int sev,
-	       const char *file, const char *fmt, ...)
+/* A finding about token t (NULL or a collection image: about no token). */
+static int add(struct kiln_findings *out, struct kiln_error *e, const struct kiln_qa_token *t,
+	       const char *check, int sev, const char *file, const char *fmt, ...)
+	KILN_PRINTF(7, 8);
+static int add(struct kiln_findings *out, struct kiln_error *e, const struct kiln_qa_token *t,
+	       const char *check, int sev, const char *file, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
+	int rc;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (kiln_findings_add(out, check, sev, file, "", "%s", msg))
+	kiln_findings_set_item(out, t && !t->extra, t ? t->id : 0);
+	rc = kiln_findings_add(out, check, sev, file, "", "%s", msg);
+	kiln_findings_set_item(out, 0, 0);
+	if (rc)
 		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
 	return 0;
 }
@@ -253,25 +272,33 @@ static int findings_for(const struct kiln_qa_token *t, const struct measure *m,
 	const char *f = tname(t), *want = ext_loader(t->path);
 	int rc = 0;
 	if (m->missing)
-		return add(out, e, "image.missing", KILN_SEV_ERROR, f, "token %llu has no image "
+		return add(out, e, t, "image.missing", KILN_SEV_ERROR, f, "token %llu has no image "
 			   "file: render or copy it", (unsigned long long)t->id);
 	if (o->max_bytes && m->bytes > o->max_bytes)
-		rc = rc ? rc : add(out, e, "image.file_size", KILN_SEV_ERROR, f, "%llu bytes, over "
+		rc = rc ? rc : add(out, e, t, "image.file_size", KILN_SEV_ERROR, f, "%llu bytes, over "
 				   "the limit of %llu: compress it or lower the quality",
 				   (unsigned long long)m->bytes, (unsigned long long)o->max_bytes);
 	if (o->min_bytes && m->bytes < o->min_bytes)
-		rc = rc ? rc : add(out, e, "image.file_size", KILN_SEV_ERROR, f, "%llu bytes, under "
+		rc = rc ? rc : add(out, e, t, "image.file_size", KILN_SEV_ERROR, f, "%llu bytes, under "
 				   "the minimum of %llu: the file is probably incomplete",
 				   (unsigned long long)m->bytes, (unsigned long long)o->min_bytes);
+	if (m->too_large)
+		return rc ? rc : add(out, e, t, "image.too_large", KILN_SEV_ERROR, f, "declares "
+				     "%dx%d pixels (%.1f Mpx), over the limit of %.1f Mpx: not "
+				     "decoded (a full decode would need %.1f GiB); make it smaller "
+				     "or raise the limit", m->width, m->height,
+				     (double)m->width * m->height / 1048576.0,
+				     (double)o->max_pixels / 1048576.0,
+				     (double)m->width * m->height * 4 / 1073741824.0);
 	if (m->error)
-		return rc ? rc : add(out, e, "image.decode", KILN_SEV_ERROR, f, "%s", m->error);
+		return rc ? rc : add(out, e, t, "image.decode", KILN_SEV_ERROR, f, "%s", m->error);
 	if (o->format && strncmp(m->loader, o->format, strlen(o->format)))
-		rc = rc ? rc : add(out, e, "image.format", KILN_SEV_ERROR, f, "is %.*s, expected %s",
+		rc = rc ? rc : add(out, e, t, "image.format", KILN_SEV_ERROR, f, "is %.*s, expected %s",
 				   (int)(strlen(m->loader) > 4 ? strlen(m->loader) - 4 : strlen(m->loader)),
 				   m->loader, o->format);
 	/* what the name promises is what a browser or marketplace will be told it is */
 	if (want && strncmp(m->loader, want, strlen(want)))
-		rc = rc ? rc : add(out, e, "image.format", KILN_SEV_ERROR, f, "is %.*s data but "
+		rc = rc ? rc : add(out, e, t, "image.format", KILN_SEV_ERROR, f, "is %.*s data but "
 				   "its name says %s: marketplaces serve it with the wrong type; "
 				   "convert it or rename it",
 				   (int)(strlen(m->loader) > 4 ? strlen(m->loader) - 4 : strlen(m->loader)),
@@ -279,29 +306,29 @@ static int findings_for(const struct kiln_qa_token *t, const struct measure *m,
 	if (t->extra)
 		;
 	else if ((o->width && m->width != o->width) || (o->height && m->height != o->height))
-		rc = rc ? rc : add(out, e, "image.dimensions", KILN_SEV_ERROR, f, "%dx%d, expected "
+		rc = rc ? rc : add(out, e, t, "image.dimensions", KILN_SEV_ERROR, f, "%dx%d, expected "
 				   "%dx%d", m->width, m->height, o->width, o->height);
 	else if (!o->width && !o->height && mw && (m->width != mw || m->height != mh))
-		rc = rc ? rc : add(out, e, "image.dimensions", KILN_SEV_ERROR, f, "%dx%d, while "
+		rc = rc ? rc : add(out, e, t, "image.dimensions", KILN_SEV_ERROR, f, "%dx%d, while "
 				   "most tokens are %dx%d: a collection shows every token at one size; "
 				   "resize it or regenerate it", m->width, m->height, mw, mh);
 	if (!m->orig_srgb || m->orig_bits != 8)
-		rc = rc ? rc : add(out, e, "image.color", KILN_SEV_WARNING, f, "%d-bit %s: "
+		rc = rc ? rc : add(out, e, t, "image.color", KILN_SEV_WARNING, f, "%d-bit %s: "
 				   "marketplaces expect 8-bit sRGB", m->orig_bits,
 				   m->orig_srgb ? "sRGB" : "non-sRGB colour");
 	int has_alpha = m->bands == 2 || m->bands == 4;
 	if (o->alpha == 1 && !has_alpha)
-		rc = rc ? rc : add(out, e, "image.alpha", KILN_SEV_ERROR, f, "has no alpha channel, "
+		rc = rc ? rc : add(out, e, t, "image.alpha", KILN_SEV_ERROR, f, "has no alpha channel, "
 				   "the spec asks for one");
 	if (o->alpha == 0 && has_alpha)
-		rc = rc ? rc : add(out, e, "image.alpha", KILN_SEV_WARNING, f, "has an alpha channel, "
+		rc = rc ? rc : add(out, e, t, "image.alpha", KILN_SEV_WARNING, f, "has an alpha channel, "
 				   "the spec asks for opaque images");
 	if (m->max_color <= o->black_level)
-		rc = rc ? rc : add(out, e, "image.black", KILN_SEV_ERROR, f, "is all black (no "
+		rc = rc ? rc : add(out, e, t, "image.black", KILN_SEV_ERROR, f, "is all black (no "
 				   "channel above %d), as a safety filter returns: regenerate it",
 				   m->max_color);
 	else if (m->max_stddev < o->uniform_stddev)
-		rc = rc ? rc : add(out, e, "image.blank", KILN_SEV_ERROR, f, "is blank or nearly "
+		rc = rc ? rc : add(out, e, t, "image.blank", KILN_SEV_ERROR, f, "is blank or nearly "
 				   "uniform (largest standard deviation %.2f < %.2f): check its "
 				   "layers or regenerate it", m->max_stddev, o->uniform_stddev);
 	return rc;
@@ -366,7 +393,7 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 	if (!v || !dup)
 		goto nomem;
 	for (size_t i = 0; i < n; i++)
-		if (!t[i].extra && !m[i].missing && !m[i].error) {
+		if (!t[i].extra && !m[i].missing && !m[i].error && !m[i].too_large) {
 			v[nv].sha = m[i].pixels;
 			v[nv].i = i;
 			nv++;
@@ -381,7 +408,7 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 		dup[v[k].i] = 1;
 		if (push_pair(r, &cap, v[g].i, v[k].i, 0))
 			goto nomem;
-		if ((rc = add(out, e, "image.duplicate", KILN_SEV_ERROR, tname(&t[v[k].i]),
+		if ((rc = add(out, e, &t[v[k].i], "image.duplicate", KILN_SEV_ERROR, tname(&t[v[k].i]),
 			      "has the same pixels as %s (token %llu): two tokens look identical",
 			      tname(&t[v[g].i]), (unsigned long long)t[v[g].i].id)))
 			goto out;
@@ -394,7 +421,7 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 	if (!hashes || !idx)
 		goto nomem;
 	for (size_t i = 0; i < n; i++)
-		if (!t[i].extra && !m[i].missing && !m[i].error && !dup[i])
+		if (!t[i].extra && !m[i].missing && !m[i].error && !m[i].too_large && !dup[i])
 			idx[nh++] = i;
 	/* A pair is near when its pHash or its dHash is within that hash's threshold: one
 	 * index search per hash, the two pair lists merged (a pair both find counts once). */
@@ -469,7 +496,7 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 				 x->count - 1);
 		if (push_pair(r, &cap, x->other, b, (int)x->dist))
 			goto nomem;
-		if ((rc = add(out, e, "image.near_duplicate", KILN_SEV_WARNING, tname(&t[b]),
+		if ((rc = add(out, e, &t[b], "image.near_duplicate", KILN_SEV_WARNING, tname(&t[b]),
 			      "looks like %s (token %llu): pHash %s differs in %u bits (threshold "
 			      "%d)%s%s", tname(&t[x->other]), (unsigned long long)t[x->other].id, ha,
 			      x->dist, o->near_threshold, hd, more)))
@@ -505,7 +532,7 @@ static int majority_size(const struct kiln_qa_token *t, const struct measure *m,
 	if (!v)
 		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
 	for (size_t i = 0; i < n; i++)
-		if (!t[i].extra && !m[i].missing && !m[i].error)
+		if (!t[i].extra && !m[i].missing && !m[i].error && !m[i].too_large)
 			v[nv++] = (uint64_t)(uint32_t)m[i].width << 32 | (uint32_t)m[i].height;
 	qsort(v, nv, sizeof *v, cmp_u64);
 	for (size_t i = 0, j; i < nv; i = j) {
@@ -584,17 +611,18 @@ int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct
 	/* ids continuous */
 	for (size_t i = 0; i < items.n; i++)
 		if (items.v[i].id != s->start_id + i) {
-			rc = add(out, e, "collection.ids", KILN_SEV_ERROR, "catalog", "token ids are not "
-				 "continuous from %llu: id %llu where %llu was expected; run `kiln plan`",
+			rc = add(out, e, NULL, "collection.ids", KILN_SEV_ERROR, "catalog", "token ids are not "
+				 "continuous from %llu: id %llu where %llu was expected: the plan is out "
+				 "of date, plan again",
 				 (unsigned long long)s->start_id, (unsigned long long)items.v[i].id,
 				 (unsigned long long)(s->start_id + i));
 			if (rc)
 				goto out;
 			break;
 		}
-	if (items.n != s->size && (rc = add(out, e, "collection.ids", KILN_SEV_ERROR, "catalog",
-					     "%zu tokens planned, the spec asks for %llu: run "
-					     "`kiln plan`", items.n, (unsigned long long)s->size)))
+	if (items.n != s->size && (rc = add(out, e, NULL, "collection.ids", KILN_SEV_ERROR, "catalog",
+					     "%zu tokens planned, the spec asks for %llu: the plan "
+					     "is out of date, plan again", items.n, (unsigned long long)s->size)))
 		goto out;
 	/* trait counts */
 	for (size_t l = 0; l < s->nlayers; l++)
@@ -603,8 +631,9 @@ int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct
 			for (size_t i = 0; i < items.n; i++)
 				actual += items.v[i].legendary < 0 && items.v[i].traits[l] == t;
 			if (actual != targets[l][t] &&
-			    (rc = add(out, e, "collection.trait_counts", KILN_SEV_ERROR, "catalog",
-				      "%s=%s: %llu tokens, the target is %llu: run `kiln plan`",
+			    (rc = add(out, e, NULL, "collection.trait_counts", KILN_SEV_ERROR, "catalog",
+				      "%s=%s: %llu tokens, the target is %llu: the plan is out "
+				      "of date, plan again",
 				      s->layers[l].name, s->layers[l].traits[t].name,
 				      (unsigned long long)actual,
 				      (unsigned long long)targets[l][t])))
@@ -637,8 +666,9 @@ int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct
 		size_t la = strchr(dna[k - 1], '#') - dna[k - 1];
 		size_t lb = strchr(dna[k], '#') - dna[k];
 		if (la == lb && !memcmp(dna[k - 1], dna[k], la) &&
-		    (rc = add(out, e, "collection.unique", KILN_SEV_ERROR, "catalog", "tokens %s and "
-			      "%s have the same traits: run `kiln plan`", strchr(dna[k - 1], '#') + 1,
+		    (rc = add(out, e, NULL, "collection.unique", KILN_SEV_ERROR, "catalog", "tokens %s and "
+			      "%s have the same traits: the plan is out of date, plan again",
+			      strchr(dna[k - 1], '#') + 1,
 			      strchr(dna[k], '#') + 1)))
 			goto out;
 	}
@@ -675,19 +705,19 @@ int kiln_qa_provenance(const struct kiln_qa_provenance *pv, struct kiln_findings
 		kiln_error_clear(&fe);
 		if (kiln_sha256_file(pv->files[i], sha[i], &fe)) {
 			bad++;
-			rc = add(out, e, "collection.provenance", KILN_SEV_ERROR, pv->names[i],
+			rc = add(out, e, NULL, "collection.provenance", KILN_SEV_ERROR, pv->names[i],
 				 "cannot be read (%s), so the provenance hash declared in %s cannot "
 				 "be recomputed", fe.msg, pv->source);
 		} else if (pv->listed && pv->listed[i] && strcmp(pv->listed[i], sha[i])) {
 			bad++;
-			rc = add(out, e, "collection.provenance", KILN_SEV_ERROR, pv->names[i],
+			rc = add(out, e, NULL, "collection.provenance", KILN_SEV_ERROR, pv->names[i],
 				 "changed after the provenance was declared: %s lists SHA-256 %.12s..., "
 				 "the file is %.12s...", pv->source, pv->listed[i], sha[i]);
 		}
 	}
 	if (!rc && (rc = kiln_provenance_hash((const char(*)[65])sha, pv->n, got, e)) == 0 &&
 	    strcasecmp(got, pv->declared))
-		rc = add(out, e, "collection.provenance", KILN_SEV_ERROR, pv->source,
+		rc = add(out, e, NULL, "collection.provenance", KILN_SEV_ERROR, pv->source,
 			 "declares provenance hash %s; the %zu images in their initial order give "
 			 "%s%s", pv->declared, pv->n, got,
 			 pv->listed && !bad ? " (every file matches its listed SHA-256: the order or "

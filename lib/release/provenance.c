@@ -808,3 +808,88 @@ void kiln_verify_result_release(struct kiln_verify_result *r)
 	r->problems = NULL;
 	r->nproblems = 0;
 }
+
+/* ---- the records, read for QA -------------------------------------------------------- */
+
+void kiln_release_record_release(struct kiln_release_record *r)
+{
+	for (size_t i = 0; i < r->nimages; i++) {
+		free(r->images[i].file);
+		free(r->images[i].sha256);
+	}
+	free(r->images);
+	free(r->image_base);
+	memset(r, 0, sizeof *r);
+}
+
+static char *dup_or_null(const char *s, int *nomem)
+{
+	char *d = s ? kiln_strdup(s) : NULL;
+	if (s && !d)
+		*nomem = 1;
+	return d;
+}
+
+int kiln_release_record_read(const char *dir, struct kiln_release_record *r,
+			     struct kiln_error *e)
+{
+	char why[160];
+	json_t *j, *imgs, *si, *x;
+	const char *h, *u = NULL;
+	size_t i;
+	int nomem = 0;
+	memset(r, 0, sizeof *r);
+	if ((j = load_rel(dir, "provenance.json", why))) {
+		r->has_provenance = 1;
+		imgs = json_object_get(j, "images");
+		h = json_string_value(json_object_get(j, "provenance_hash"));
+		if (json_is_array(imgs) && h && strlen(h) == 64 &&
+		    strspn(h, "0123456789abcdefABCDEF") == 64)
+			snprintf(r->provenance_hash, sizeof r->provenance_hash, "%s", h);
+		si = json_object_get(j, "starting_index");
+		if (json_is_integer(si) && json_integer_value(si) >= 0) {
+			r->has_starting_index = 1;
+			r->starting_index = (uint64_t)json_integer_value(si);
+		}
+		if (r->provenance_hash[0] && json_array_size(imgs)) {
+			r->images = kiln_calloc(json_array_size(imgs), sizeof *r->images);
+			nomem = !r->images;
+			json_array_foreach(imgs, i, x) {
+				if (nomem)
+					break;
+				r->images[i].file = dup_or_null(
+					json_string_value(json_object_get(x, "file")), &nomem);
+				r->images[i].sha256 = dup_or_null(
+					json_string_value(json_object_get(x, "sha256")), &nomem);
+				r->nimages = i + 1;
+			}
+		}
+		json_decref(j);
+	} else if (strcmp(why, "missing")) {
+		r->has_provenance = 1;
+		snprintf(r->provenance_error, sizeof r->provenance_error, "%s", why);
+	}
+	if ((j = load_rel(dir, "ipfs.json", why))) {
+		char base[4096] = "";
+		size_t n;
+		if ((u = json_string_value(json_object_get(j, "image_uri"))))
+			snprintf(base, sizeof base, "%s", u);
+		else
+			json_array_foreach(json_object_get(j, "entries"), i, x) {
+				const char *nm = json_string_value(json_object_get(x, "name"));
+				const char *cid = json_string_value(json_object_get(x, "cid"));
+				if (nm && cid && !strcmp(nm, "images"))
+					snprintf(base, sizeof base, "ipfs://%s", cid);
+			}
+		json_decref(j);
+		for (n = strlen(base); n && base[n - 1] == '/';)
+			base[--n] = 0;
+		if (*base)
+			r->image_base = dup_or_null(base, &nomem);
+	}
+	if (nomem) {
+		kiln_release_record_release(r);
+		return kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
+	}
+	return 0;
+}

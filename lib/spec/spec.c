@@ -17,7 +17,7 @@
  * levels and KILN_SPEC_MAX_NODES nodes. Nothing here is hot.
  */
 #include "spec/internal.h"
-#include "kiln/qa.h"
+#include "spec/qa_checks.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 
@@ -1006,19 +1006,25 @@ static int check_combinations(struct ctx *c, struct fy_node *root)
 }
 
 /* qa: {max_file_size, min_file_size, uniform_stddev, black_level, near_duplicate_distance,
- *      near_duplicate_dhash_distance, alpha: required|forbidden|any,
+ *      near_duplicate_dhash_distance, alpha: required|forbidden|any, gate: bool, max_pixels,
  *      checks: {check.id or family.: error|warning|off}}. A check id kiln does not report is
  * a typo that would silently change nothing: an error, with the closest id. */
 static int parse_qa(struct ctx *c, struct fy_node *n)
 {
 	static const char *const keys[] = {"max_file_size", "min_file_size", "uniform_stddev",
 					   "black_level", "near_duplicate_distance",
-					   "near_duplicate_dhash_distance", "alpha", "checks"};
+					   "near_duplicate_dhash_distance", "alpha", "checks", "gate",
+					   "max_pixels"};
 	struct kiln_qa_spec *q = &c->s->qa;
 	struct fy_node *v;
 	uint64_t x;
 	int rc;
-	if ((rc = want_map(c, n, "qa")) || (rc = check_keys(c, n, "qa", keys, 8)))
+	if ((rc = want_map(c, n, "qa")) || (rc = check_keys(c, n, "qa", keys, 10)))
+		return rc;
+	if ((v = get(n, "gate")) && (rc = get_bool(c, v, "qa.gate", &q->gate)))
+		return rc;
+	if ((v = get(n, "max_pixels")) &&
+	    (rc = get_u64(c, v, "qa.max_pixels", 1, (uint64_t)1 << 40, &q->max_pixels)))
 		return rc;
 	if ((v = get(n, "max_file_size")) &&
 	    (rc = get_u64(c, v, "qa.max_file_size (bytes)", 1, UINT64_MAX, &q->max_bytes)))
@@ -1170,6 +1176,7 @@ static int set_defaults(struct ctx *c)
 	s->start_id = 1;
 	s->targets = KILN_TARGET_ERC721;
 	s->qa.alpha = -1;
+	s->qa.gate = 1;
 	return 0;
 }
 

@@ -59,6 +59,36 @@ static int swap(VipsImage **img, VipsImage *t)
 	return 0;
 }
 
+int kiln_image_header(const char *path, int *width, int *height, struct kiln_error *e)
+{
+	VipsImage *img;
+	int rc;
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	img = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+	if (!img)
+		return kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot read the image header");
+	*width = vips_image_get_width(img);
+	*height = vips_image_get_height(img);
+	g_object_unref(img);
+	return 0;
+}
+
+int kiln_image_check_pixels(const char *path, uint64_t max_pixels, int *width, int *height,
+			    struct kiln_error *e)
+{
+	int w = 0, h = 0, rc = kiln_image_header(path, &w, &h, e);
+	if (width)
+		*width = w;
+	if (height)
+		*height = h;
+	if (rc || !max_pixels || (uint64_t)w * (uint64_t)h <= max_pixels)
+		return rc;
+	return kiln_error_set(e, KILN_E_IMAGE, path, "declares %dx%d pixels (%.1f Mpx), over the "
+			      "limit of %.1f Mpx: not decoded", w, h,
+			      (double)w * (double)h / 1048576.0, (double)max_pixels / 1048576.0);
+}
+
 int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_error *e)
 {
 	VipsImage *img = NULL, *t = NULL;

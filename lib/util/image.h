@@ -31,6 +31,17 @@ int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_er
 	KILN_MUST_CHECK;
 void kiln_image8_release(struct kiln_image8 *im);
 
+/* The size the file's header declares, read without decoding any pixel (libvips opens images
+ * lazily: only the header is parsed). KILN_E_IMAGE when the header cannot be read. */
+int kiln_image_header(const char *path, int *width, int *height, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* Refuse an image whose header declares more than max_pixels pixels (0: no limit) before it
+ * is decoded: a PNG of a few KB can declare 50,000 x 50,000 and a full decode would ask for
+ * gigabytes. KILN_E_IMAGE naming the size and the limit; *width and *height get the declared
+ * size (either may be NULL). */
+int kiln_image_check_pixels(const char *path, uint64_t max_pixels, int *width, int *height,
+			    struct kiln_error *e) KILN_MUST_CHECK;
+
 /* A thumbnail of the image file src: scaled down (never up) so its longest side is size,
  * sRGB, metadata stripped, encoded as format ("png", "webp" or "jpeg"; quality 1..100 for
  * the lossy ones) and appended to out. The same file gives the same bytes every time. */

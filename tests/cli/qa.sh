@@ -19,7 +19,7 @@ PY
 expect_contains "json and junit reports" "$T/py" ok
 [ -f "$T/html/index.html" ] && ok || fail "html report written"
 sqlite3 "$P/.kiln/catalog.db" "select count(*) from events where kind='qa'" >"$T/n"
-expect_eq "qa recorded in the catalog" "$(cat "$T/n")" 1
+expect_eq "qa recorded in the catalog (by kiln build, then by kiln qa)" "$(cat "$T/n")" 2
 # severities from kiln.yaml
 printf 'qa:\n  checks: {image.near_duplicate: off}\n' >>"$P/kiln.yaml"
 "$KILN" -C "$P" qa --json >"$T/q2.json"

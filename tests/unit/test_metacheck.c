@@ -17,6 +17,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,108 @@ static void test_alloc_failure(void **state)
 	alloc_loop("token-erc721-faults", "token erc721");
 }
 
+/* Issue 19: a token's trait-set key was built with strcat in a loop (quadratic: one token
+ * with 200,000 attributes took 8 s, 1.5 million never finished). Two tokens with the same
+ * 200,000 attributes (in another order) are one trait set; a third differing in one value
+ * is not. Asserts the findings, not the time. */
+static void write_big(const char *path, int nattrs, int rev, int change)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"name\": \"t\", \"symbol\": \"T\", \"description\": \"d\", \"image\": "
+	      "\"x.png\", \"seller_fee_basis_points\": 0, \"properties\": {\"category\": "
+	      "\"image\", \"files\": [{\"uri\": \"x.png\", \"type\": \"image/png\"}]}, "
+	      "\"attributes\": [", f);
+	for (int i = 0; i < nattrs; i++) {
+		int k = rev ? nattrs - 1 - i : i;
+		fprintf(f, "%s{\"trait_type\": \"t%d\", \"value\": \"v%d\"}", i ? "," : "", k,
+			k == change ? -1 : k);
+	}
+	fputs("]}", f);
+	fclose(f);
+}
+
+static void test_many_attributes(void **state)
+{
+	char dir[] = "/tmp/kiln-metacheck-XXXXXX", path[128];
+	struct kiln_findings f = KILN_FINDINGS_INIT;
+	struct kiln_error e;
+	size_t unique = 0;
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%d.json", dir, i);
+		write_big(path, 200000, i == 1, i == 2 ? 7 : -5);
+		snprintf(path, sizeof path, "%s/%d.png", dir, i);
+		fclose(fopen(path, "w"));
+	}
+	kiln_error_clear(&e);
+	assert_int_equal(kiln_metacheck_sugar_folder(dir, &f, &e), 0);
+	for (size_t i = 0; i < f.n; i++)
+		if (!strcmp(f.v[i].check, "collection.unique")) {
+			unique++;
+			assert_string_equal(f.v[i].file, "1.json");
+			assert_non_null(strstr(f.v[i].message, "0.json"));
+		}
+	assert_int_equal(unique, 1);
+	kiln_findings_release(&f);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%d.json", dir, i);
+		remove(path);
+		snprintf(path, sizeof path, "%s/%d.png", dir, i);
+		remove(path);
+	}
+	rmdir(dir);
+}
+
+/* Every finding carries the token it concerns, set by the folder check that made it: file N
+ * is token N, or the token an item map gives position N (a release's metaplex/assets);
+ * collection-wide findings (numbering gaps, drift, uniqueness, collection.json) carry none. */
+static void test_items(void **state)
+{
+	static const uint64_t ids[] = {100, 0, 102, 103, 104, 105, 106, 107, 108};
+	struct kiln_metacheck_opts o;
+	struct kiln_findings f = KILN_FINDINGS_INIT;
+	struct kiln_error e;
+	size_t tied = 0;
+	(void)state;
+	kiln_error_clear(&e);
+	assert_int_equal(kiln_metacheck_sugar_folder(CASES "/sugar-faults/input", &f, &e), 0);
+	for (size_t i = 0; i < f.n; i++) {
+		const struct kiln_finding *x = &f.v[i];
+		char stem[64];
+		kiln_qa_stem(x->file, stem, sizeof stem);
+		if (!strncmp(x->check, "collection.", 11) || !strcmp(x->check, "sugar.numbering_gap") ||
+		    !strcmp(x->file, "collection.json") || !strcmp(x->file, "notes.txt"))
+			assert_false(x->has_item);
+		else if (*x->file) {
+			assert_true(x->has_item);
+			assert_int_equal(x->item, strtoull(stem, NULL, 10));
+			tied++;
+		}
+	}
+	assert_true(tied >= 5);
+	kiln_findings_release(&f);
+	/* the same folder as a release's metaplex/assets: position 1 is token 0, 6 is 106 (03.json
+	 * reads as position 3) */
+	memset(&o, 0, sizeof o);
+	o.item_ids = ids;
+	o.nitem_ids = sizeof ids / sizeof ids[0];
+	assert_int_equal(kiln_metacheck_sugar_folder_opts(CASES "/sugar-faults/input", &o, &f, &e),
+			 0);
+	for (size_t i = 0; i < f.n; i++) {
+		if (!strcmp(f.v[i].check, "sugar.missing_image")) {
+			assert_true(f.v[i].has_item);
+			assert_int_equal(f.v[i].item, !strcmp(f.v[i].file, "6.json") ? 106 : 103);
+		}
+		if (!strcmp(f.v[i].check, "sugar.image_mismatch")) {
+			assert_true(f.v[i].has_item);
+			assert_int_equal(f.v[i].item, 0);
+		}
+	}
+	kiln_findings_release(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +377,8 @@ int main(void)
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_missing_folder),
 		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_many_attributes),
+		cmocka_unit_test(test_items),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
