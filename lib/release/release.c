@@ -52,10 +52,8 @@
  *
  * Sizes: one image in memory at a time; per token a small JSON per target and 65 bytes of hash.
  */
-#include "render/compose.h"
-#include "render/engines/engine.h"
-#include "kiln/release.h"
 #include "kiln/project.h"
+#include "kiln/recipe.h"
 #include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/fs.h"
@@ -405,141 +403,72 @@ static int check_qa(struct kiln_project *p, struct kiln_error *e)
 	return rc;
 }
 
-/* What an AI item's recipe depends on besides the spec: the ControlNet images (by SHA-256)
- * and the workflow's text, loaded once for the whole check. */
-struct ai_inputs {
-	struct kiln_ai_file *files;   /* path and sha only: the recipe needs no more */
-	size_t nfiles;
-	struct kiln_buf workflow;
-};
-
-static void ai_inputs_release(struct ai_inputs *in)
+/* An item's render is current when its recipe is what the recipe module computes now (what
+ * render compares): for AI engines, one of its candidates' (a request that cannot be built,
+ * say the plan lacks a layer, is not current); a legendary's, its file's. Out of memory is an
+ * error, never "not current". */
+static int item_current(struct kiln_recipe *r, const struct kiln_spec *s,
+			const struct kiln_item *it, int *current, struct kiln_error *e)
 {
-	free(in->files);
-	kiln_buf_release(&in->workflow);
-}
-
-static int ai_inputs_load(const struct kiln_spec *s, struct ai_inputs *in, struct kiln_error *e)
-{
-	size_t n = 0;
-	int rc = 0;
-	for (size_t l = 0; l < s->nlayers; l++)
-		for (size_t t = 0; t < s->layers[l].ntraits; t++)
-			n += s->layers[l].traits[t].controlnet != NULL;
-	if (!(in->files = kiln_calloc(n + 1, sizeof *in->files)))
-		return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
-	for (size_t l = 0; !rc && l < s->nlayers; l++)
-		for (size_t t = 0; !rc && t < s->layers[l].ntraits; t++) {
-			const struct kiln_controlnet *cn = s->layers[l].traits[t].controlnet;
-			struct kiln_ai_file *f = &in->files[in->nfiles];
-			char *path;
-			size_t k;
-			if (!cn)
-				continue;
-			for (k = 0; k < in->nfiles && strcmp(in->files[k].path, cn->image); k++)
-				;
-			if (k < in->nfiles)
-				continue;
-			if (!(path = kiln_fs_join(s->dir, cn->image)))
-				return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
-			f->path = cn->image;
-			rc = kiln_sha256_file(path, f->sha, e);
-			free(path);
-			in->nfiles++;
-		}
-	if (!rc && s->generate && s->generate->workflow) {
-		char *path = kiln_fs_join(s->dir, s->generate->workflow);
-		if (!path)
-			return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
-		kiln_buf_init(&in->workflow, 16 << 20);
-		rc = kiln_fs_read(path, &in->workflow, e);
-		free(path);
-	}
-	return rc;
-}
-
-/* An AI item's render is current when its recipe is one of its candidates' requests as
- * kiln_ai_request_build() makes them now (what `kiln render` compares); a legendary's when
- * it is its file's SHA-256. */
-static int ai_current(struct kiln_project *p, const struct kiln_item *it,
-		      const struct ai_inputs *in, int *current, struct kiln_error *e)
-{
-	const struct kiln_spec *s = p->spec;
+	unsigned n = strcmp(s->engine, "compose") && it->legendary < 0 ? s->generate->candidates
+								       : 1;
 	int rc = 0;
 	*current = 0;
-	if (it->legendary >= 0) {
-		char hex[65], *path = kiln_fs_join(s->dir, s->legendaries[it->legendary].file);
-		struct kiln_error fe;
-		if (!path)
-			return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
-		*current = !kiln_sha256_file(path, hex, &fe) && !strcmp(hex, it->recipe);
-		free(path);
-		return 0;
+	for (unsigned c = 0; !*current && c < n; c++) {
+		char hex[65];
+		struct kiln_error re;
+		kiln_error_clear(&re);
+		rc = kiln_recipe_item(r, it, c, hex, &re);
+		if (rc == KILN_E_NOMEM) {
+			*e = re;
+			return rc;
+		}
+		*current = !rc && !strcmp(hex, it->recipe);
 	}
-	if (it->legendary_name)
-		return 0; /* a legendary that left the spec */
-	for (unsigned c = 0; !rc && !*current && c < s->generate->candidates; c++) {
-		struct kiln_ai_request rq;
-		struct kiln_error be;
-		rc = kiln_ai_request_build(s, it, c, in->files, in->nfiles, in->workflow.data, &rq,
-					   &be);
-		if (!rc)
-			*current = !strcmp(rq.recipe, it->recipe);
-		kiln_ai_request_release(&rq);
-	}
-	/* a request that cannot be built (the plan lacks a layer) is not current; memory is */
-	return rc == KILN_E_NOMEM ? kiln_error_set(e, rc, s->dir, "out of memory") : 0;
+	return 0;
 }
 
 static int check_items(struct kiln_project *p, const struct kiln_items *items,
 		       struct kiln_error *e)
 {
-	struct kiln_compose *c = NULL;
-	struct ai_inputs ai;
+	struct kiln_recipe *r = NULL;
 	uint64_t missing = 0, first = 0;
-	int rc, is_ai = strcmp(p->spec->engine, "compose") != 0;
-	memset(&ai, 0, sizeof ai);
-	if (items->n != p->spec->size)
-		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the catalog holds %zu items but "
-				      "the spec asks for %llu: run `kiln plan`", items->n,
-				      (unsigned long long)p->spec->size);
-	if (is_ai && !p->spec->generate)
+	int rc;
+	if (items->n != p->spec->size) {
+		kiln_error_set(e, KILN_E_STATE, p->spec_path, "the catalog holds %zu items but the "
+			       "spec asks for %llu", items->n, (unsigned long long)p->spec->size);
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
+	if (strcmp(p->spec->engine, "compose") && !p->spec->generate)
 		return kiln_error_set(e, KILN_E_SPEC, p->spec_path, "engine '%s' needs a generate: "
 				      "block", p->spec->engine);
-	if ((rc = is_ai ? ai_inputs_load(p->spec, &ai, e) : kiln_compose_new(&c, p->spec, e)))
+	if ((rc = kiln_recipe_new(&r, p->spec, 0, e)))
 		goto out;
 	for (size_t i = 0; i < items->n; i++) {
 		const struct kiln_item *it = &items->v[i];
-		char recipe[65];
-		struct kiln_error re;
-		int bad = it->status != KILN_ITEM_RENDERED || !kiln_store_has(p->store, it->image);
-		if (!bad && is_ai) {
-			int current;
-			if ((rc = ai_current(p, it, &ai, &current, e)))
-				goto out;
-			bad = !current;
-		} else if (!bad) {
-			if (it->legendary >= 0)
-				bad = kiln_compose_legendary_recipe(c, (size_t)it->legendary, recipe,
-								    &re) != 0;
-			else
-				bad = kiln_compose_recipe(c, it->traits, recipe, &re) != 0;
-			bad = bad || strcmp(recipe, it->recipe);
+		int current = 0, has = it->status == KILN_ITEM_RENDERED ?
+					   kiln_store_has(p->store, it->image) : 0;
+		if (has < 0) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+			goto out;
 		}
-		if (bad && !missing++)
+		if (has && (rc = item_current(r, p->spec, it, &current, e)))
+			goto out;
+		if (!current && !missing++)
 			first = it->id;
 	}
 out:
-	kiln_compose_free(c);
-	ai_inputs_release(&ai);
+	kiln_recipe_free(r);
 	if (rc)
 		return rc;
-	if (missing)
-		return kiln_error_set(e, KILN_E_STATE, p->dir, "%llu of %zu items have no current "
-				      "render (first: item %llu): run `kiln render` (see `kiln show "
-				      "%llu` for why), or `kiln build`", (unsigned long long)missing,
-				      items->n, (unsigned long long)first,
-				      (unsigned long long)first);
+	if (missing) {
+		char id[32];
+		snprintf(id, sizeof id, "%llu", (unsigned long long)first);
+		kiln_error_set(e, KILN_E_STATE, p->dir, "%llu of %zu items have no current render "
+			       "(first: item %llu)", (unsigned long long)missing, items->n,
+			       (unsigned long long)first);
+		return kiln_error_hint(e, KILN_HINT_RENDER, id);
+	}
 	return 0;
 }
 
