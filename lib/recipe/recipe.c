@@ -618,7 +618,7 @@ void kiln_recipe_ai_release(struct kiln_ai_request *rq)
 int kiln_recipe_ai_canonical(const struct kiln_ai_request *rq, struct kiln_buf *out)
 {
 	json_t *o = NULL, *loras = json_array(), *cns = json_array();
-	char *text = NULL;
+	size_t n;
 	int rc = KILN_E_NOMEM;
 	char wf[65] = "";
 	if (!loras || !cns)
@@ -647,11 +647,21 @@ int kiln_recipe_ai_canonical(const struct kiln_ai_request *rq, struct kiln_buf *
 		      "scheduler", rq->scheduler, "checkpoint", rq->checkpoint,
 		      "loras", loras, "controlnet", cns, "workflow", wf[0] ? wf : NULL,
 		      "format", rq->format[0] ? rq->format : NULL);
-	if (!o || !(text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS)))
+	if (!o)
 		goto out;
-	rc = kiln_buf_adds(out, text);
+	/* json_dumpb into a buffer sized first, not json_dumps: jansson ignores a failed
+	 * append while it writes an object key into its growing buffer, which would drop the
+	 * key from the text; writing into memory that is already there cannot fail */
+	if (!(n = json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS)))
+		goto out;
+	if (kiln_buf_grow(out, n + 1))
+		goto out;
+	if (json_dumpb(o, out->data + out->len, n, JSON_COMPACT | JSON_SORT_KEYS) != n)
+		goto out;
+	out->len += n;
+	out->data[out->len] = 0;
+	rc = 0;
 out:
-	free(text);
 	json_decref(o);
 	json_decref(loras);
 	json_decref(cns);

@@ -92,9 +92,7 @@ static int a1111_build(const struct kiln_ai_request *rq, int redact, struct kiln
 					json_pack("{s:{s:O}}", "controlnet", "args", args)))
 			goto out;
 	}
-	if (!(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-		goto out;
-	rc = kiln_buf_adds(out, text);
+	rc = kiln_ai_json_append(o, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
 out:
 	if (rc)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building an A1111 request");

@@ -191,10 +191,9 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 	}
 	prompt_id(rq, attempt, pid);
 	if (!(body = json_pack("{s:O, s:s, s:s}", "prompt", g, "client_id", "kiln",
-			       "prompt_id", pid)) ||
-	    !(text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+			       "prompt_id", pid)))
 		goto out;
-	rc = kiln_buf_adds(out, text);
+	rc = kiln_ai_json_append(body, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
 out:
 	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory binding the workflow");

@@ -11,6 +11,7 @@
 #include "spec/samplers.h"
 #include "util/alloc.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,18 @@ int kiln_ai_lora_file(const char *name, char *out, size_t cap)
 			return snprintf(out, cap, "%s", name) >= (int)cap ? -1 : 0;
 	}
 	return snprintf(out, cap, "%s.safetensors", name) >= (int)cap ? -1 : 0;
+}
+
+int kiln_ai_json_append(json_t *o, size_t flags, struct kiln_buf *out)
+{
+	size_t n = o ? json_dumpb(o, NULL, 0, flags) : 0;
+	if (!n || kiln_buf_grow(out, n + 1))
+		return KILN_E_NOMEM;
+	if (json_dumpb(o, out->data + out->len, n, flags) != n)
+		return KILN_E_NOMEM;
+	out->len += n;
+	out->data[out->len] = 0;
+	return 0;
 }
 
 void kiln_ai_job_release(struct kiln_ai_job *j)

@@ -122,6 +122,10 @@ const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name);
 /* Map an A1111 schedule type ("Karras") to the engine's ("karras"); NULL: the sampler's
  * default ("Automatic", or none given) or one the engine lacks. Static strings. */
 const char *kiln_ai_scheduler_name(const char *engine, const char *a1111_name);
+/* Append o's JSON text (json_dumpb flags) to out: KILN_E_NOMEM, or the whole text. jansson's
+ * json_dumps can lose an object key when its buffer fails to grow; this cannot. */
+struct json_t;
+int kiln_ai_json_append(struct json_t *o, size_t flags, struct kiln_buf *out) KILN_MUST_CHECK;
 /* The LoRA file name a server looks up: name as it is when it ends in a model extension
  * (.safetensors .ckpt .pt .pth .bin .gguf), else name + ".safetensors". -1: cap too small. */
 int kiln_ai_lora_file(const char *name, char *out, size_t cap) KILN_MUST_CHECK;

@@ -72,10 +72,8 @@ static int sdcpp_build(const struct kiln_ai_request *rq, int redact, struct kiln
 			goto out;
 		}
 	}
-	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	rc = kiln_ai_json_append(o, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
 	json_decref(o);
-	if (text)
-		rc = kiln_buf_adds(out, text);
 out:
 	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building an sd.cpp request");
