@@ -158,10 +158,20 @@ out:
 	return st;
 }
 
+/* txt2img answers with the image, and the ControlNet extension may add each unit's detected
+ * map after it: one base64 image of the asked size per unit more. */
+static size_t a1111_cap(const struct kiln_ai_request *rq, const char *path)
+{
+	if (rq && !strncmp(path, "/sdapi/v1/txt2img", 17))
+		return kiln_ai_reply_b64(rq, 1 + (unsigned)rq->ncontrols);
+	return KILN_AI_REPLY_JSON;
+}
+
 const struct kiln_engine kiln_engine_a1111 = {
 	.name = "a1111",
 	.health_path = "/sdapi/v1/progress?skip_current_image=true",
 	.build_request = a1111_build,
 	.start = a1111_start,
 	.on_response = a1111_response,
+	.reply_cap = a1111_cap,
 };

@@ -498,10 +498,19 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 	return st;
 }
 
+/* /view sends the image file; every other answer is JSON (the history holds file names). */
+static size_t comfy_cap(const struct kiln_ai_request *rq, const char *path)
+{
+	if (rq && !strncmp(path, "/view", 5))
+		return kiln_ai_reply_image(rq);
+	return KILN_AI_REPLY_JSON;
+}
+
 const struct kiln_engine kiln_engine_comfyui = {
 	.name = "comfyui",
 	.health_path = "/queue",
 	.build_request = comfy_build,
 	.start = comfy_start,
 	.on_response = comfy_response,
+	.reply_cap = comfy_cap,
 };

@@ -129,6 +129,26 @@ int kiln_ai_json_append(json_t *o, size_t flags, struct kiln_buf *out)
 	return 0;
 }
 
+static size_t image_bytes(const struct kiln_ai_request *rq)
+{
+	return (size_t)(rq->width > 0 ? rq->width : 0) * (size_t)(rq->height > 0 ? rq->height : 0) *
+	       4;
+}
+
+size_t kiln_ai_reply_b64(const struct kiln_ai_request *rq, unsigned images)
+{
+	if (!rq)
+		return KILN_AI_REPLY_JSON;
+	return (image_bytes(rq) + 2) / 3 * 4 * (images ? images : 1) + KILN_AI_REPLY_SLACK;
+}
+
+size_t kiln_ai_reply_image(const struct kiln_ai_request *rq)
+{
+	if (!rq)
+		return KILN_AI_REPLY_JSON;
+	return image_bytes(rq) + KILN_AI_REPLY_SLACK;
+}
+
 void kiln_ai_job_release(struct kiln_ai_job *j)
 {
 	kiln_buf_release(&j->image);

@@ -102,7 +102,19 @@ struct kiln_engine {
 	/* status 0: transport error (timeout, reset, refused; e->msg says which) */
 	enum kiln_step (*on_response)(struct kiln_ai_job *j, long status, const char *body,
 				      size_t len, struct kiln_http *next, struct kiln_error *e);
+	/* The most bytes an answer to GET/POST `path` may have (rq NULL: a health check): the
+	 * dispatcher cuts a transfer that goes past it. kiln_ai_reply_* below. */
+	size_t (*reply_cap)(const struct kiln_ai_request *rq, const char *path);
 };
+
+/* Answer caps. A JSON answer without an image: a few MB. One that carries `images` base64
+ * PNGs of the asked size: each at most width*height*4 bytes before base64 (an RGBA PNG
+ * stored, not compressed, plus its framing, is inside the slack), 4/3 of that after. A
+ * downloaded image: width*height*4 + slack. */
+#define KILN_AI_REPLY_JSON ((size_t)8 << 20)
+#define KILN_AI_REPLY_SLACK ((size_t)4 << 20)
+size_t kiln_ai_reply_b64(const struct kiln_ai_request *rq, unsigned images);
+size_t kiln_ai_reply_image(const struct kiln_ai_request *rq);
 
 extern const struct kiln_engine kiln_engine_a1111;
 extern const struct kiln_engine kiln_engine_comfyui;

@@ -185,10 +185,19 @@ out:
 	return st;
 }
 
+/* A finished job's status carries its image as base64. */
+static size_t sdcpp_cap(const struct kiln_ai_request *rq, const char *path)
+{
+	if (rq && !strncmp(path, "/sdcpp/v1/jobs/", 15))
+		return kiln_ai_reply_b64(rq, 1);
+	return KILN_AI_REPLY_JSON;
+}
+
 const struct kiln_engine kiln_engine_sdcpp = {
 	.name = "sdcpp",
 	.health_path = "/sdcpp/v1/capabilities",
 	.build_request = sdcpp_build,
 	.start = sdcpp_start,
 	.on_response = sdcpp_response,
+	.reply_cap = sdcpp_cap,
 };
