@@ -395,9 +395,9 @@ static int check_qa(struct kiln_project *p, struct kiln_error *e)
 		for (size_t i = 0; i < n && i < 8 && len < sizeof list - 32; i++)
 			len += (size_t)snprintf(list + len, sizeof list - len, "%s%" PRIu64,
 						i ? ", " : "", ids[i]);
-		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "%zu tokens failed QA (%s%s): fix them "
-				    "and run `kiln qa` again, or release anyway with "
-				    "--allow-qa-failures", n, list, n > 8 ? ", ..." : "");
+		kiln_error_set(e, KILN_E_FAILED, p->dir, "%zu tokens failed QA (%s%s)", n, list,
+			       n > 8 ? ", ..." : "");
+		rc = kiln_error_hint(e, KILN_HINT_QA_FAILED, NULL);
 	}
 	free(ids);
 	return rc;
@@ -663,10 +663,13 @@ static int write_images(struct rel *x, struct kiln_error *e)
 			goto out;
 		kiln_sha256_hex(x->img.data, x->img.len, x->sha[i]);
 		if (strcmp(x->sha[i], it->image)) {
-			rc = kiln_error_set(e, KILN_E_IO, "item", "item %" PRIu64 ": the store file "
-					    "%.12s... no longer has the bytes it was stored with (its "
-					    "SHA-256 is %.12s...): run `kiln render --force` on it",
-					    it->id, it->image, x->sha[i]);
+			char id[32], where[48];
+			snprintf(id, sizeof id, "%" PRIu64, it->id);
+			snprintf(where, sizeof where, "item %" PRIu64, it->id);
+			kiln_error_set(e, KILN_E_IO, where, "the store file %.12s... no longer has "
+				       "the bytes it was stored with (its SHA-256 is %.12s...)",
+				       it->image, x->sha[i]);
+			rc = kiln_error_hint(e, KILN_HINT_RENDER_FORCE, id);
 			goto out;
 		}
 		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, kiln_format_ext(x->s->format));
@@ -1367,13 +1370,15 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	kiln_buf_init(&x.img, (size_t)1 << 31);
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
-	if (!current)
-		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
-				      "than kiln.yaml: run `kiln plan` and `kiln render` first (or "
-				      "`kiln build`)");
+	if (!current) {
+		kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older than "
+			       "kiln.yaml");
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
+	/* the size is kiln.yaml's: the error names it */
 	if (o->has_starting_index && o->starting_index >= s->size)
-		return kiln_error_set(e, KILN_E_USAGE, "--starting-index", "the starting index must "
-				      "be below the collection size (0..%" PRIu64 "), got %" PRIu64
+		return kiln_error_set(e, KILN_E_USAGE, p->spec_path, "the starting index must be "
+				      "below the collection size (0..%" PRIu64 "), got %" PRIu64
 				      ": take it mod %" PRIu64, s->size - 1, o->starting_index,
 				      s->size);
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
@@ -1406,12 +1411,13 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 		where_rec = "dist/provenance.json";
 	}
 	if (o->has_starting_index && has_rec && rec_si != o->starting_index && !o->re_reveal) {
-		rc = kiln_error_set(e, KILN_E_USAGE, "--starting-index", "the starting index is "
-				    "already %" PRIu64 " (recorded in %s): the reveal may be public, "
-				    "and another index shows every holder another token. Give "
-				    "--starting-index %" PRIu64 " (or none), or add --re-reveal to "
-				    "change it to %" PRIu64, rec_si, where_rec, rec_si,
-				    o->starting_index);
+		char rec[32];
+		snprintf(rec, sizeof rec, "%" PRIu64, rec_si);
+		kiln_error_set(e, KILN_E_USAGE, dist, "the starting index is already %" PRIu64
+			       " (recorded in %s), not %" PRIu64 ": the reveal may be public, and "
+			       "another index shows every holder another token", rec_si, where_rec,
+			       o->starting_index);
+		rc = kiln_error_hint(e, KILN_HINT_RE_REVEAL, rec);
 		goto out;
 	}
 	if (o->has_starting_index) {

@@ -724,9 +724,11 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	}
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
-	if (!current)
-		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
-				      "than kiln.yaml: run `kiln plan` first (or `kiln build`)");
+	if (!current) {
+		kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older than "
+			       "kiln.yaml");
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
 	if ((rc = kiln_catalog_ai_init(p->catalog, e)) ||
 	    (rc = kiln_catalog_items(p->catalog, p->spec, &a.items, e)))
 		return rc;
@@ -878,16 +880,18 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 	memset(&rq, 0, sizeof rq);
 	a.p = p;
 	snprintf(where, sizeof where, "item %llu", (unsigned long long)id);
-	if (!g || !g->nendpoints)
-		return kiln_error_set(e, KILN_E_USAGE, p->spec_path, "--dry-run shows the request "
-				      "to an AI server: the spec has no generate: block");
+	if (!g || !g->nendpoints) {
+		kiln_error_set(e, KILN_E_USAGE, p->spec_path, "the spec has no generate: block: "
+			       "there is no request to an AI server to show");
+		return kiln_error_hint(e, KILN_HINT_DRY_RUN_AI, NULL);
+	}
 	ep = &g->endpoints[0];
 	eng = kiln_engine_find(ep->engine);
 	if ((rc = kiln_catalog_item(p->catalog, p->spec, id, &one, e)))
 		return rc;
 	if (!one.n) {
-		rc = kiln_error_set(e, KILN_E_USAGE, where, "no such item: `kiln ls` lists them "
-				    "(run `kiln plan` first)");
+		kiln_error_set(e, KILN_E_USAGE, where, "no such item");
+		rc = kiln_error_hint(e, KILN_HINT_LIST_ITEMS, NULL);
 		goto out;
 	}
 	if (one.v[0].legendary >= 0 || one.v[0].legendary_name) {
