@@ -1,4 +1,4 @@
-/* render_ai: the render stage for AI engines (a1111, comfyui, sdcpp).
+/* render/ai: the render stage for AI engines (a1111, comfyui, sdcpp).
  *
  * Each item makes generate.candidates jobs; candidate k asks for seed ((item seed mod 2^32)
  * + k) mod 2^32 (A1111's batch rule, and within every server's seed range). A job's recipe is

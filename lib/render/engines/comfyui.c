@@ -133,7 +133,7 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 	}
 	ck = find_class(g, "CheckpointLoaderSimple");
 	if (!ck && (rq->checkpoint || rq->nloras)) {
-		/* render_ai's load_inputs refuses such a spec first; this keeps the engine honest
+		/* ai.c's load_inputs refuses such a spec first; this keeps the engine honest
 		 * when used on its own */
 		json_decref(g);
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow has no "
