@@ -40,8 +40,8 @@
  * it was. Its files (up to five a token) are written without an fsync each: one syncfs()
  * makes the whole folder durable before the swap, so the swap never puts in place a dist/
  * whose files a crash could still empty. It refuses unless every item is rendered from the
- * current plan and its render is current (compose: the recipe; AI engines: one of the item's
- * candidate requests, as `kiln render` builds them). Nothing in dist/ depends on time, the
+ * current plan and its render is current: its recipe is what the recipe module computes now
+ * (compose: the item's; AI engines: one of its candidates'), the call render makes. Nothing in dist/ depends on time, the
  * machine or the thread count: the same catalog and options give the same bytes and CIDs.
  * The meta key "release_sha" (a hash of all inputs and options) makes a second release with
  * nothing changed a no-op.

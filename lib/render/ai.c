@@ -1,9 +1,9 @@
 /* render/ai: the render stage for AI engines (a1111, comfyui, sdcpp).
  *
  * Each item makes generate.candidates jobs; candidate k asks for seed ((item seed mod 2^32)
- * + k) mod 2^32 (A1111's batch rule, and within every server's seed range). A job's recipe is
- * the SHA-256 of its canonical request (engine-neutral, secret-free: prompt, negative, seed,
- * sampler settings, LoRAs, ControlNet units with their images' hashes, the workflow's hash).
+ * + k) mod 2^32 (A1111's batch rule, and within every server's seed range). A job's request
+ * and recipe come from the recipe module (kiln/recipe.h: the SHA-256 of the canonical request,
+ * engine-neutral, secret-free), which also loads the ControlNet images and the workflow.
  * A job is skipped when the catalog holds an accepted render of its item with that recipe and
  * the image is in the store. The dispatcher runs the rest; every attempt is recorded.
  *

@@ -33,6 +33,7 @@ export KILN_GPU_AUTH=owl:hoot
 ai "$T/a1111" a1111 ''
 # the recipe is engine-neutral: the same for every engine (the workflow's hash included)
 expect_eq "a1111 recipes as kiln 9b95297 made them" "$(sum "$T/a1111.recipes")" "dc599c4bcf56773d772878ae6afc2805e6e3d5f89c20f79f2cb1946347500998"
+# what kiln 9b95297 stored in the catalog for item 2 after rendering on the test server
 expect_eq "item 2's a1111 recipe" "$(sed -n 's/^2 //p' "$T/a1111.recipes")" "604d65e08cb9c1317db76802ac7d0f0492a8bad15ca2095049dd683f64a72a7b"
 ai "$T/webp" comfyui 's/, auth_env: KILN_GPU_AUTH//; s/format: png/format: webp, quality: 80, lossless: false/'
 expect_eq "webp recipes as kiln 9b95297 made them" "$(sum "$T/webp.recipes")" "033d609eab0df9c698d13811c8645eee64e19f3b821805f85736f404477c3b65"
