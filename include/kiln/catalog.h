@@ -281,7 +281,7 @@ int kiln_store_put(struct kiln_store *st, const void *data, size_t len, char sha
 		   struct kiln_error *e) KILN_MUST_CHECK;
 /* Path of a stored file (caller frees), whether or not it exists. NULL on allocation failure. */
 char *kiln_store_path(const struct kiln_store *st, const char *sha);
-/* 1 when the store holds sha. */
+/* 1 when the store holds sha, 0 when not, -1 when out of memory (it cannot tell). */
 int kiln_store_has(const struct kiln_store *st, const char *sha);
 
 /* Make every file put so far durable (one syncfs). Call before the catalog records them. */

@@ -68,7 +68,10 @@ char *kiln_store_path(const struct kiln_store *st, const char *sha)
 int kiln_store_has(const struct kiln_store *st, const char *sha)
 {
 	char *p = kiln_store_path(st, sha);
-	int has = p && kiln_fs_exists(p);
+	int has;
+	if (!p)
+		return -1; /* out of memory: not the same as "not there" */
+	has = kiln_fs_exists(p);
 	free(p);
 	return has;
 }

@@ -324,8 +324,8 @@ static int verify_manifest(const char *dist, const struct kiln_manifest *found,
 	r->checks++;
 	if (!kiln_fs_exists(path)) {
 		if (problem(r, KILN_MANIFEST_FILE ": missing: it lists every file of the release "
-			    "with its SHA-256 (a release made before kiln wrote one: `kiln release "
-			    "--force` writes it)"))
+			    "with its SHA-256 (a release made before kiln wrote one; a forced release "
+			    "writes it)"))
 			goto out;
 	} else if (kiln_fs_read(path, &text, &fe)) {
 		if (problem(r, KILN_MANIFEST_FILE ": cannot read (%s)", fe.msg))
@@ -750,10 +750,12 @@ int kiln_release_verify(const char *dist, const char *expect_manifest,
 	memset(r, 0, sizeof *r);
 	memset(&found, 0, sizeof found);
 	/* a wrong path is a usage mistake, not a release that fails its check */
-	if (!kiln_fs_is_dir(dist))
-		return kiln_error_set(e, KILN_E_USAGE, dist, "%s: give the release folder `kiln "
-				      "release` wrote (a project's dist/, or a copy of it)",
-				      kiln_fs_exists(dist) ? "not a folder" : "no such folder");
+	if (!kiln_fs_is_dir(dist)) {
+		kiln_error_set(e, KILN_E_USAGE, dist, "%s: a release folder is a project's dist/, "
+			       "or a copy of it", kiln_fs_exists(dist) ? "not a folder"
+								       : "no such folder");
+		return kiln_error_hint(e, KILN_HINT_RELEASE, NULL);
+	}
 	for (size_t i = 0; i < sizeof records / sizeof records[0]; i++) {
 		char *p = kiln_fs_join(dist, records[i]);
 		if (!p)
@@ -761,10 +763,11 @@ int kiln_release_verify(const char *dist, const char *expect_manifest,
 		nrec += kiln_fs_exists(p);
 		free(p);
 	}
-	if (!nrec)
-		return kiln_error_set(e, KILN_E_USAGE, dist, "not a release folder: it has no "
-				      "provenance.json, ipfs.json or " KILN_MANIFEST_FILE ": give the "
-				      "dist/ folder `kiln release` wrote (run `kiln release` first)");
+	if (!nrec) {
+		kiln_error_set(e, KILN_E_USAGE, dist, "not a release folder: it has no "
+			       "provenance.json, ipfs.json or " KILN_MANIFEST_FILE);
+		return kiln_error_hint(e, KILN_HINT_RELEASE, NULL);
+	}
 	if (expect_manifest && !is_hex64(expect_manifest))
 		return kiln_error_set(e, KILN_E_USAGE, expect_manifest, "a release hash is 64 "
 				      "lowercase hex digits (the SHA-256 of " KILN_MANIFEST_FILE ")");

@@ -40,8 +40,8 @@
  * it was. Its files (up to five a token) are written without an fsync each: one syncfs()
  * makes the whole folder durable before the swap, so the swap never puts in place a dist/
  * whose files a crash could still empty. It refuses unless every item is rendered from the
- * current plan and its render is current (compose: the recipe; AI engines: one of the item's
- * candidate requests, as `kiln render` builds them). Nothing in dist/ depends on time, the
+ * current plan and its render is current: its recipe is what the recipe module computes now
+ * (compose: the item's; AI engines: one of its candidates'), the call render makes. Nothing in dist/ depends on time, the
  * machine or the thread count: the same catalog and options give the same bytes and CIDs.
  * The meta key "release_sha" (a hash of all inputs and options) makes a second release with
  * nothing changed a no-op.
@@ -52,10 +52,8 @@
  *
  * Sizes: one image in memory at a time; per token a small JSON per target and 65 bytes of hash.
  */
-#include "render/compose.h"
-#include "render/engines/engine.h"
-#include "kiln/release.h"
 #include "kiln/project.h"
+#include "kiln/recipe.h"
 #include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/fs.h"
@@ -397,149 +395,80 @@ static int check_qa(struct kiln_project *p, struct kiln_error *e)
 		for (size_t i = 0; i < n && i < 8 && len < sizeof list - 32; i++)
 			len += (size_t)snprintf(list + len, sizeof list - len, "%s%" PRIu64,
 						i ? ", " : "", ids[i]);
-		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "%zu tokens failed QA (%s%s): fix them "
-				    "and run `kiln qa` again, or release anyway with "
-				    "--allow-qa-failures", n, list, n > 8 ? ", ..." : "");
+		kiln_error_set(e, KILN_E_FAILED, p->dir, "%zu tokens failed QA (%s%s)", n, list,
+			       n > 8 ? ", ..." : "");
+		rc = kiln_error_hint(e, KILN_HINT_QA_FAILED, NULL);
 	}
 	free(ids);
 	return rc;
 }
 
-/* What an AI item's recipe depends on besides the spec: the ControlNet images (by SHA-256)
- * and the workflow's text, loaded once for the whole check. */
-struct ai_inputs {
-	struct kiln_ai_file *files;   /* path and sha only: the recipe needs no more */
-	size_t nfiles;
-	struct kiln_buf workflow;
-};
-
-static void ai_inputs_release(struct ai_inputs *in)
+/* An item's render is current when its recipe is what the recipe module computes now (what
+ * render compares): for AI engines, one of its candidates' (a request that cannot be built,
+ * say the plan lacks a layer, is not current); a legendary's, its file's. Out of memory is an
+ * error, never "not current". */
+static int item_current(struct kiln_recipe *r, const struct kiln_spec *s,
+			const struct kiln_item *it, int *current, struct kiln_error *e)
 {
-	free(in->files);
-	kiln_buf_release(&in->workflow);
-}
-
-static int ai_inputs_load(const struct kiln_spec *s, struct ai_inputs *in, struct kiln_error *e)
-{
-	size_t n = 0;
-	int rc = 0;
-	for (size_t l = 0; l < s->nlayers; l++)
-		for (size_t t = 0; t < s->layers[l].ntraits; t++)
-			n += s->layers[l].traits[t].controlnet != NULL;
-	if (!(in->files = kiln_calloc(n + 1, sizeof *in->files)))
-		return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
-	for (size_t l = 0; !rc && l < s->nlayers; l++)
-		for (size_t t = 0; !rc && t < s->layers[l].ntraits; t++) {
-			const struct kiln_controlnet *cn = s->layers[l].traits[t].controlnet;
-			struct kiln_ai_file *f = &in->files[in->nfiles];
-			char *path;
-			size_t k;
-			if (!cn)
-				continue;
-			for (k = 0; k < in->nfiles && strcmp(in->files[k].path, cn->image); k++)
-				;
-			if (k < in->nfiles)
-				continue;
-			if (!(path = kiln_fs_join(s->dir, cn->image)))
-				return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
-			f->path = cn->image;
-			rc = kiln_sha256_file(path, f->sha, e);
-			free(path);
-			in->nfiles++;
-		}
-	if (!rc && s->generate && s->generate->workflow) {
-		char *path = kiln_fs_join(s->dir, s->generate->workflow);
-		if (!path)
-			return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
-		kiln_buf_init(&in->workflow, 16 << 20);
-		rc = kiln_fs_read(path, &in->workflow, e);
-		free(path);
-	}
-	return rc;
-}
-
-/* An AI item's render is current when its recipe is one of its candidates' requests as
- * kiln_ai_request_build() makes them now (what `kiln render` compares); a legendary's when
- * it is its file's SHA-256. */
-static int ai_current(struct kiln_project *p, const struct kiln_item *it,
-		      const struct ai_inputs *in, int *current, struct kiln_error *e)
-{
-	const struct kiln_spec *s = p->spec;
+	unsigned n = strcmp(s->engine, "compose") && it->legendary < 0 ? s->generate->candidates
+								       : 1;
 	int rc = 0;
 	*current = 0;
-	if (it->legendary >= 0) {
-		char hex[65], *path = kiln_fs_join(s->dir, s->legendaries[it->legendary].file);
-		struct kiln_error fe;
-		if (!path)
-			return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
-		*current = !kiln_sha256_file(path, hex, &fe) && !strcmp(hex, it->recipe);
-		free(path);
-		return 0;
+	for (unsigned c = 0; !*current && c < n; c++) {
+		char hex[65];
+		struct kiln_error re;
+		kiln_error_clear(&re);
+		rc = kiln_recipe_item(r, it, c, hex, &re);
+		if (rc == KILN_E_NOMEM) {
+			*e = re;
+			return rc;
+		}
+		*current = !rc && !strcmp(hex, it->recipe);
 	}
-	if (it->legendary_name)
-		return 0; /* a legendary that left the spec */
-	for (unsigned c = 0; !rc && !*current && c < s->generate->candidates; c++) {
-		struct kiln_ai_request rq;
-		struct kiln_error be;
-		rc = kiln_ai_request_build(s, it, c, in->files, in->nfiles, in->workflow.data, &rq,
-					   &be);
-		if (!rc)
-			*current = !strcmp(rq.recipe, it->recipe);
-		kiln_ai_request_release(&rq);
-	}
-	/* a request that cannot be built (the plan lacks a layer) is not current; memory is */
-	return rc == KILN_E_NOMEM ? kiln_error_set(e, rc, s->dir, "out of memory") : 0;
+	return 0;
 }
 
 static int check_items(struct kiln_project *p, const struct kiln_items *items,
 		       struct kiln_error *e)
 {
-	struct kiln_compose *c = NULL;
-	struct ai_inputs ai;
+	struct kiln_recipe *r = NULL;
 	uint64_t missing = 0, first = 0;
-	int rc, is_ai = strcmp(p->spec->engine, "compose") != 0;
-	memset(&ai, 0, sizeof ai);
-	if (items->n != p->spec->size)
-		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the catalog holds %zu items but "
-				      "the spec asks for %llu: run `kiln plan`", items->n,
-				      (unsigned long long)p->spec->size);
-	if (is_ai && !p->spec->generate)
+	int rc;
+	if (items->n != p->spec->size) {
+		kiln_error_set(e, KILN_E_STATE, p->spec_path, "the catalog holds %zu items but the "
+			       "spec asks for %llu", items->n, (unsigned long long)p->spec->size);
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
+	if (strcmp(p->spec->engine, "compose") && !p->spec->generate)
 		return kiln_error_set(e, KILN_E_SPEC, p->spec_path, "engine '%s' needs a generate: "
 				      "block", p->spec->engine);
-	if ((rc = is_ai ? ai_inputs_load(p->spec, &ai, e) : kiln_compose_new(&c, p->spec, e)))
+	if ((rc = kiln_recipe_new(&r, p->spec, 0, e)))
 		goto out;
 	for (size_t i = 0; i < items->n; i++) {
 		const struct kiln_item *it = &items->v[i];
-		char recipe[65];
-		struct kiln_error re;
-		int bad = it->status != KILN_ITEM_RENDERED || !kiln_store_has(p->store, it->image);
-		if (!bad && is_ai) {
-			int current;
-			if ((rc = ai_current(p, it, &ai, &current, e)))
-				goto out;
-			bad = !current;
-		} else if (!bad) {
-			if (it->legendary >= 0)
-				bad = kiln_compose_legendary_recipe(c, (size_t)it->legendary, recipe,
-								    &re) != 0;
-			else
-				bad = kiln_compose_recipe(c, it->traits, recipe, &re) != 0;
-			bad = bad || strcmp(recipe, it->recipe);
+		int current = 0, has = it->status == KILN_ITEM_RENDERED ?
+					   kiln_store_has(p->store, it->image) : 0;
+		if (has < 0) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+			goto out;
 		}
-		if (bad && !missing++)
+		if (has && (rc = item_current(r, p->spec, it, &current, e)))
+			goto out;
+		if (!current && !missing++)
 			first = it->id;
 	}
 out:
-	kiln_compose_free(c);
-	ai_inputs_release(&ai);
+	kiln_recipe_free(r);
 	if (rc)
 		return rc;
-	if (missing)
-		return kiln_error_set(e, KILN_E_STATE, p->dir, "%llu of %zu items have no current "
-				      "render (first: item %llu): run `kiln render` (see `kiln show "
-				      "%llu` for why), or `kiln build`", (unsigned long long)missing,
-				      items->n, (unsigned long long)first,
-				      (unsigned long long)first);
+	if (missing) {
+		char id[32];
+		snprintf(id, sizeof id, "%llu", (unsigned long long)first);
+		kiln_error_set(e, KILN_E_STATE, p->dir, "%llu of %zu items have no current render "
+			       "(first: item %llu)", (unsigned long long)missing, items->n,
+			       (unsigned long long)first);
+		return kiln_error_hint(e, KILN_HINT_RENDER, id);
+	}
 	return 0;
 }
 
@@ -734,10 +663,13 @@ static int write_images(struct rel *x, struct kiln_error *e)
 			goto out;
 		kiln_sha256_hex(x->img.data, x->img.len, x->sha[i]);
 		if (strcmp(x->sha[i], it->image)) {
-			rc = kiln_error_set(e, KILN_E_IO, "item", "item %" PRIu64 ": the store file "
-					    "%.12s... no longer has the bytes it was stored with (its "
-					    "SHA-256 is %.12s...): run `kiln render --force` on it",
-					    it->id, it->image, x->sha[i]);
+			char id[32], where[48];
+			snprintf(id, sizeof id, "%" PRIu64, it->id);
+			snprintf(where, sizeof where, "item %" PRIu64, it->id);
+			kiln_error_set(e, KILN_E_IO, where, "the store file %.12s... no longer has "
+				       "the bytes it was stored with (its SHA-256 is %.12s...)",
+				       it->image, x->sha[i]);
+			rc = kiln_error_hint(e, KILN_HINT_RENDER_FORCE, id);
 			goto out;
 		}
 		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, kiln_format_ext(x->s->format));
@@ -1438,13 +1370,15 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	kiln_buf_init(&x.img, (size_t)1 << 31);
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
-	if (!current)
-		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
-				      "than kiln.yaml: run `kiln plan` and `kiln render` first (or "
-				      "`kiln build`)");
+	if (!current) {
+		kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older than "
+			       "kiln.yaml");
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
+	/* the size is kiln.yaml's: the error names it */
 	if (o->has_starting_index && o->starting_index >= s->size)
-		return kiln_error_set(e, KILN_E_USAGE, "--starting-index", "the starting index must "
-				      "be below the collection size (0..%" PRIu64 "), got %" PRIu64
+		return kiln_error_set(e, KILN_E_USAGE, p->spec_path, "the starting index must be "
+				      "below the collection size (0..%" PRIu64 "), got %" PRIu64
 				      ": take it mod %" PRIu64, s->size - 1, o->starting_index,
 				      s->size);
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
@@ -1477,12 +1411,13 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 		where_rec = "dist/provenance.json";
 	}
 	if (o->has_starting_index && has_rec && rec_si != o->starting_index && !o->re_reveal) {
-		rc = kiln_error_set(e, KILN_E_USAGE, "--starting-index", "the starting index is "
-				    "already %" PRIu64 " (recorded in %s): the reveal may be public, "
-				    "and another index shows every holder another token. Give "
-				    "--starting-index %" PRIu64 " (or none), or add --re-reveal to "
-				    "change it to %" PRIu64, rec_si, where_rec, rec_si,
-				    o->starting_index);
+		char rec[32];
+		snprintf(rec, sizeof rec, "%" PRIu64, rec_si);
+		kiln_error_set(e, KILN_E_USAGE, dist, "the starting index is already %" PRIu64
+			       " (recorded in %s), not %" PRIu64 ": the reveal may be public, and "
+			       "another index shows every holder another token", rec_si, where_rec,
+			       o->starting_index);
+		rc = kiln_error_hint(e, KILN_HINT_RE_REVEAL, rec);
 		goto out;
 	}
 	if (o->has_starting_index) {

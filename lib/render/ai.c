@@ -1,9 +1,9 @@
-/* render_ai: the render stage for AI engines (a1111, comfyui, sdcpp).
+/* render/ai: the render stage for AI engines (a1111, comfyui, sdcpp).
  *
  * Each item makes generate.candidates jobs; candidate k asks for seed ((item seed mod 2^32)
- * + k) mod 2^32 (A1111's batch rule, and within every server's seed range). A job's recipe is
- * the SHA-256 of its canonical request (engine-neutral, secret-free: prompt, negative, seed,
- * sampler settings, LoRAs, ControlNet units with their images' hashes, the workflow's hash).
+ * + k) mod 2^32 (A1111's batch rule, and within every server's seed range). A job's request
+ * and recipe come from the recipe module (kiln/recipe.h: the SHA-256 of the canonical request,
+ * engine-neutral, secret-free), which also loads the ControlNet images and the workflow.
  * A job is skipped when the catalog holds an accepted render of its item with that recipe and
  * the image is in the store. The dispatcher runs the rest; every attempt is recorded.
  *
@@ -19,10 +19,12 @@
  * Sizes: jobs up to ~1,000,000; per job 80 bytes here plus the dispatcher's 24; requests,
  * images and records exist only while a job runs or waits for its batch.
  */
+#include "render/ai.h"
 #include "render/disclosure.h"
 #include "render/dispatch.h"
 #include "render/engines/engine.h"
 #include "kiln/project.h"
+#include "kiln/recipe.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -38,223 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <vips/vips.h>
-
-/* --- requests -------------------------------------------------------------------------- */
-
-static int add_text(struct kiln_buf *b, const char *s)
-{
-	return kiln_buf_adds(b, s ? s : "");
-}
-
-/* Fill the template: {Layer} -> the chosen trait's prompt (or name; "" for the none value),
- * {id}, {name}. Then tidy the comma list: empty parts (a none value) are dropped. */
-static int fill_template(const struct kiln_spec *s, const struct kiln_item *it,
-			 const char *tmpl, char **out)
-{
-	struct kiln_buf raw = KILN_BUF_INIT, tidy = KILN_BUF_INIT;
-	const char *p = tmpl;
-	int rc = 0;
-	while (!rc && *p) {
-		const char *q = strchr(p, '{'), *end;
-		if (!q) {
-			rc = add_text(&raw, p);
-			break;
-		}
-		if ((rc = kiln_buf_add(&raw, p, (size_t)(q - p))))
-			break;
-		end = strchr(q, '}');
-		if (!end) {
-			rc = add_text(&raw, q);
-			break;
-		}
-		{
-			char name[256];
-			size_t n = (size_t)(end - q - 1);
-			long l;
-			if (n >= sizeof name)
-				n = sizeof name - 1;
-			memcpy(name, q + 1, n);
-			name[n] = 0;
-			if (!strcmp(name, "id"))
-				rc = kiln_buf_addf(&raw, "%llu", (unsigned long long)it->id);
-			else if (!strcmp(name, "name"))
-				rc = add_text(&raw, s->name);
-			else if ((l = kiln_spec_layer_index(s, name)) >= 0 && it->traits &&
-				 it->traits[l] < s->layers[l].ntraits) {
-				const struct kiln_trait *t = &s->layers[l].traits[it->traits[l]];
-				if (!t->is_none)
-					rc = add_text(&raw, t->prompt ? t->prompt : t->name);
-			}
-		}
-		p = end + 1;
-	}
-	/* ", ," and leading/trailing commas from empty parts */
-	for (const char *x = raw.data ? raw.data : ""; !rc && *x;) {
-		const char *c = strchr(x, ',');
-		size_t n = c ? (size_t)(c - x) : strlen(x);
-		const char *a = x, *b = x + n;
-		while (a < b && (*a == ' ' || *a == '\t' || *a == '\n'))
-			a++;
-		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n'))
-			b--;
-		if (b > a) {
-			if (tidy.len)
-				rc = kiln_buf_adds(&tidy, ", ");
-			if (!rc)
-				rc = kiln_buf_add(&tidy, a, (size_t)(b - a));
-		}
-		x = c ? c + 1 : x + n;
-	}
-	kiln_buf_release(&raw);
-	if (rc) {
-		kiln_buf_release(&tidy);
-		return rc;
-	}
-	*out = kiln_buf_detach(&tidy, NULL);
-	return 0;
-}
-
-/* The stored format and its encoder settings, for recipes: "" for PNG (the server's bytes
- * plus the disclosure chunks), else what makes kiln_image_encode's bytes. */
-static void stored_format(const struct kiln_spec *s, char *out, size_t cap)
-{
-	if (s->format == KILN_FORMAT_PNG)
-		out[0] = 0;
-	else
-		snprintf(out, cap, "%s q%d%s", kiln_format_ext(s->format), s->quality,
-			 s->format == KILN_FORMAT_WEBP && s->lossless ? " lossless" : "");
-}
-
-int kiln_ai_request_build(const struct kiln_spec *s, const struct kiln_item *it,
-			  unsigned candidate, const struct kiln_ai_file *files, size_t nfiles,
-			  const char *workflow, struct kiln_ai_request *rq, struct kiln_error *e)
-{
-	const struct kiln_generate *g = s->generate;
-	struct kiln_buf neg = KILN_BUF_INIT, canon = KILN_BUF_INIT;
-	size_t nl = 0, nc = 0;
-	char where[64];
-	int rc = KILN_E_NOMEM;
-	memset(rq, 0, sizeof *rq);
-	snprintf(where, sizeof where, "item %llu", (unsigned long long)it->id);
-	if (!g)
-		return kiln_error_set(e, KILN_E_SPEC, s->path, "no generate: block");
-	rq->item_id = it->id;
-	rq->candidate = candidate;
-	rq->seed = ((it->seed & 0xffffffffull) + candidate) & 0xffffffffull;
-	rq->checkpoint = g->checkpoint;
-	rq->sampler = g->sampler;
-	rq->scheduler = g->scheduler;
-	rq->steps = g->steps;
-	rq->cfg = g->cfg;
-	rq->width = g->width;
-	rq->height = g->height;
-	rq->workflow = workflow;
-	stored_format(s, rq->format, sizeof rq->format);
-	for (size_t l = 0; l < s->nlayers; l++) {
-		uint32_t t = it->traits ? it->traits[l] : KILN_PLAN_UNSET;
-		if (t == KILN_PLAN_UNSET || t >= s->layers[l].ntraits)
-			return kiln_error_set(e, KILN_E_STATE, where, "layer '%s' has no value in "
-					      "the plan (the spec changed): run `kiln plan`",
-					      s->layers[l].name);
-		nl += s->layers[l].traits[t].nloras;
-		nc += s->layers[l].traits[t].controlnet != NULL;
-	}
-	rq->loras = kiln_calloc(nl + 1, sizeof *rq->loras);
-	rq->controls = kiln_calloc(nc + 1, sizeof *rq->controls);
-	if (!rq->loras || !rq->controls)
-		goto fail;
-	if (fill_template(s, it, g->prompt, &rq->prompt))
-		goto fail;
-	{
-		char *base = NULL;
-		if (fill_template(s, it, g->negative, &base))
-			goto fail;
-		rc = kiln_buf_adds(&neg, base);
-		free(base);
-		if (rc)
-			goto fail;
-		rc = KILN_E_NOMEM;
-	}
-	for (size_t l = 0; l < s->nlayers; l++) {
-		const struct kiln_trait *t = &s->layers[l].traits[it->traits[l]];
-		if (t->negative && t->negative[0] &&
-		    kiln_buf_addf(&neg, "%s%s", neg.len ? ", " : "", t->negative))
-			goto fail;
-		for (size_t i = 0; i < t->nloras; i++)
-			rq->loras[rq->nloras++] = t->loras[i];
-		if (t->controlnet) {
-			struct kiln_ai_control *c = &rq->controls[rq->ncontrols++];
-			c->cn = t->controlnet;
-			for (size_t f = 0; f < nfiles; f++)
-				if (!strcmp(files[f].path, t->controlnet->image))
-					c->image = &files[f];
-			if (!c->image) {
-				kiln_ai_request_release(rq);
-				kiln_buf_release(&neg);
-				return kiln_error_set(e, KILN_E_STATE, where, "controlnet image '%s' "
-						      "was not loaded", t->controlnet->image);
-			}
-		}
-	}
-	rq->negative = kiln_buf_detach(&neg, NULL);
-	if (kiln_ai_request_canonical(rq, &canon))
-		goto fail;
-	kiln_sha256_hex(canon.data, canon.len, rq->recipe);
-	kiln_buf_release(&canon);
-	return 0;
-fail:
-	kiln_buf_release(&neg);
-	kiln_buf_release(&canon);
-	kiln_ai_request_release(rq);
-	return kiln_error_set(e, KILN_E_NOMEM, where, "out of memory building the request");
-}
-
-void kiln_ai_request_release(struct kiln_ai_request *rq)
-{
-	free(rq->prompt);
-	free(rq->negative);
-	free(rq->loras);
-	free(rq->controls);
-	rq->prompt = rq->negative = NULL;
-	rq->loras = NULL;
-	rq->controls = NULL;
-}
-
-int kiln_ai_request_canonical(const struct kiln_ai_request *rq, struct kiln_buf *out)
-{
-	json_t *o, *loras = json_array(), *cns = json_array();
-	char *text;
-	int rc;
-	char wf[65] = "";
-	if (rq->workflow)
-		kiln_sha256_hex(rq->workflow, strlen(rq->workflow), wf);
-	for (size_t i = 0; loras && i < rq->nloras; i++)
-		json_array_append_new(loras, json_pack("[s, f]", rq->loras[i].name,
-						       rq->loras[i].weight));
-	for (size_t i = 0; cns && i < rq->ncontrols; i++) {
-		const struct kiln_controlnet *cn = rq->controls[i].cn;
-		json_array_append_new(cns, json_pack("{s:s, s:s, s:s, s:f, s:s, s:f, s:f}",
-			"image", rq->controls[i].image->sha, "model", cn->model, "module",
-			cn->module, "weight", cn->weight, "control_mode", cn->control_mode,
-			"guidance_start", cn->guidance_start, "guidance_end", cn->guidance_end));
-	}
-	o = json_pack("{s:s, s:s, s:s, s:I, s:i, s:f, s:i, s:i, s:s, s:s?, s:s?, s:o, s:o, s:s?, "
-		      "s:s?}", "kiln_ai", "1", "prompt", rq->prompt, "negative", rq->negative,
-		      "seed", (json_int_t)rq->seed, "steps", rq->steps, "cfg", rq->cfg,
-		      "width", rq->width, "height", rq->height, "sampler", rq->sampler,
-		      "scheduler", rq->scheduler, "checkpoint", rq->checkpoint,
-		      "loras", loras, "controlnet", cns, "workflow", wf[0] ? wf : NULL,
-		      "format", rq->format[0] ? rq->format : NULL);
-	if (!o)
-		return KILN_E_NOMEM;
-	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	if (!text)
-		return KILN_E_NOMEM;
-	rc = kiln_buf_adds(out, text);
-	free(text);
-	return rc;
-}
 
 /* --- images ------------------------------------------------------------------------------ */
 
@@ -429,9 +214,7 @@ struct ai {
 	struct kiln_items items;
 	struct job *jobs;
 	size_t njobs;
-	struct kiln_ai_file *files;
-	size_t nfiles;
-	struct kiln_buf workflow;
+	struct kiln_recipe *recipe; /* the inputs (ControlNet images, workflow), loaded once */
 	struct pending *batch;
 	size_t nbatch;
 	double last_flush, t0;
@@ -539,8 +322,7 @@ static int op_request(void *user, size_t k, struct kiln_ai_request *rq, struct k
 {
 	struct ai *a = user;
 	const struct job *j = &a->jobs[k];
-	return kiln_ai_request_build(a->p->spec, &a->items.v[j->item], j->candidate, a->files,
-				     a->nfiles, a->workflow.data, rq, e);
+	return kiln_recipe_ai_request(a->recipe, &a->items.v[j->item], j->candidate, rq, e);
 }
 
 static int op_remote(void *user, size_t k, size_t endpoint, const struct kiln_ai_job *aj,
@@ -706,7 +488,10 @@ static int cmp_done(const void *x, const void *y)
 static int collect_done(void *user, uint64_t item, const char *recipe, const char *image)
 {
 	struct ai *a = user;
-	if (!kiln_store_has(a->p->store, image) || strlen(recipe) != 64)
+	int has = kiln_store_has(a->p->store, image);
+	if (has < 0)
+		return 1; /* out of memory */
+	if (!has || strlen(recipe) != 64)
 		return 0;
 	if (a->ndone == a->capdone) {
 		size_t cap = a->capdone ? a->capdone * 2 : 1024;
@@ -803,78 +588,36 @@ static int check_workflow(const struct kiln_spec *s, json_t *wf, struct kiln_err
 	return 0;
 }
 
-/* Load every ControlNet image the traits name, and the workflow. */
+/* Load (through the recipe module) every ControlNet image the traits name and the workflow,
+ * and check the workflow's graph. */
 static int load_inputs(struct ai *a, struct kiln_error *e)
 {
 	const struct kiln_spec *s = a->p->spec;
-	size_t n = 0;
+	const char *text;
+	json_t *wf;
+	json_error_t je;
 	int rc;
-	for (size_t l = 0; l < s->nlayers; l++)
-		for (size_t t = 0; t < s->layers[l].ntraits; t++)
-			n += s->layers[l].traits[t].controlnet != NULL;
-	if (!(a->files = kiln_calloc(n + 1, sizeof *a->files)))
-		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-	for (size_t l = 0; l < s->nlayers; l++)
-		for (size_t t = 0; t < s->layers[l].ntraits; t++) {
-			const struct kiln_controlnet *cn = s->layers[l].traits[t].controlnet;
-			struct kiln_buf b = KILN_BUF_INIT;
-			char *path;
-			size_t f;
-			if (!cn)
-				continue;
-			for (f = 0; f < a->nfiles; f++)
-				if (!strcmp(a->files[f].path, cn->image))
-					break;
-			if (f < a->nfiles)
-				continue;
-			if (!(path = kiln_fs_join(s->dir, cn->image)))
-				return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-			kiln_buf_init(&b, 64 << 20);
-			rc = kiln_fs_read(path, &b, e);
-			free(path);
-			if (rc) {
-				kiln_buf_release(&b);
-				return rc;
-			}
-			a->files[a->nfiles].path = cn->image;
-			a->files[a->nfiles].len = b.len;
-			kiln_sha256_hex(b.data ? b.data : "", b.len, a->files[a->nfiles].sha);
-			a->files[a->nfiles].data = (unsigned char *)kiln_buf_detach(&b, NULL);
-			a->nfiles++;
-		}
-	if (s->generate->workflow) {
-		char *path = kiln_fs_join(s->dir, s->generate->workflow);
-		json_t *wf;
-		json_error_t je;
-		if (!path)
-			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-		kiln_buf_init(&a->workflow, 16 << 20);
-		rc = kiln_fs_read(path, &a->workflow, e);
-		free(path);
-		if (rc)
-			return rc;
-		wf = json_loadb(a->workflow.data ? a->workflow.data : "", a->workflow.len, 0, &je);
-		if (!json_is_object(wf)) {
-			json_decref(wf);
-			return kiln_error_set(e, KILN_E_SPEC, s->generate->workflow,
-					      "line %d: not a ComfyUI API-format graph (a JSON object "
-					      "of nodes; export it with 'Save (API Format)'): %s",
-					      je.line, wf ? "not an object" : je.text);
-		}
-		rc = check_workflow(s, wf, e);
+	if ((rc = kiln_recipe_new(&a->recipe, s, KILN_RECIPE_DATA, e)))
+		return rc;
+	if (!(text = kiln_recipe_ai_workflow(a->recipe)))
+		return 0;
+	wf = json_loads(text, 0, &je);
+	if (!json_is_object(wf)) {
 		json_decref(wf);
-		if (rc)
-			return rc;
+		return kiln_error_set(e, KILN_E_SPEC, s->generate->workflow,
+				      "line %d: not a ComfyUI API-format graph (a JSON object "
+				      "of nodes; export it with 'Save (API Format)'): %s",
+				      je.line, wf ? "not an object" : je.text);
 	}
-	return 0;
+	rc = check_workflow(s, wf, e);
+	json_decref(wf);
+	return rc;
 }
 
 static void free_inputs(struct ai *a)
 {
-	for (size_t f = 0; f < a->nfiles; f++)
-		free((void *)a->files[f].data);
-	free(a->files);
-	kiln_buf_release(&a->workflow);
+	kiln_recipe_free(a->recipe);
+	a->recipe = NULL;
 }
 
 /* A legendary is its own file: checked, stored as it is, recorded as engine "file". */
@@ -893,13 +636,20 @@ static int legendary(struct ai *a, const struct kiln_item *it, struct kiln_error
 	r.started = kiln_clock_unix();
 	kiln_buf_init(&b, 256 << 20);
 	bad = kiln_fs_read(path, &b, &fe);
-	/* the recipe stays the file's hash whatever image.format (release.c checks a legendary
-	 * against it): after a change of format, `kiln render --force` redoes legendaries */
-	kiln_sha256_hex(b.data ? b.data : "", b.len, recipe);
+	/* the recipe stays the file's hash whatever image.format (release checks a legendary
+	 * against it): after a change of format, a forced render redoes legendaries */
+	kiln_recipe_file_bytes(b.data, b.len, recipe);
 	if (!a->o->force && !bad && it->status == KILN_ITEM_RENDERED &&
-	    !strcmp(it->recipe, recipe) && kiln_store_has(a->p->store, it->image)) {
-		a->res->skipped++;
-		goto out;
+	    !strcmp(it->recipe, recipe)) {
+		int has = kiln_store_has(a->p->store, it->image);
+		if (has < 0) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, g->file, "out of memory");
+			goto out;
+		}
+		if (has) {
+			a->res->skipped++;
+			goto out;
+		}
 	}
 	if (!bad) {
 		VipsImage *im;
@@ -974,9 +724,11 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	}
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
-	if (!current)
-		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
-				      "than kiln.yaml: run `kiln plan` first (or `kiln build`)");
+	if (!current) {
+		kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older than "
+			       "kiln.yaml");
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
 	if ((rc = kiln_catalog_ai_init(p->catalog, e)) ||
 	    (rc = kiln_catalog_items(p->catalog, p->spec, &a.items, e)))
 		return rc;
@@ -1005,8 +757,7 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 			struct kiln_ai_request rq;
 			struct job *j = &a.jobs[a.njobs];
 			struct done_key key;
-			if ((rc = kiln_ai_request_build(p->spec, it, c, a.files, a.nfiles,
-							a.workflow.data, &rq, e)))
+			if ((rc = kiln_recipe_ai_request(a.recipe, it, c, &rq, e)))
 				goto out;
 			j->item = i;
 			j->candidate = c;
@@ -1129,16 +880,18 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 	memset(&rq, 0, sizeof rq);
 	a.p = p;
 	snprintf(where, sizeof where, "item %llu", (unsigned long long)id);
-	if (!g || !g->nendpoints)
-		return kiln_error_set(e, KILN_E_USAGE, p->spec_path, "--dry-run shows the request "
-				      "to an AI server: the spec has no generate: block");
+	if (!g || !g->nendpoints) {
+		kiln_error_set(e, KILN_E_USAGE, p->spec_path, "the spec has no generate: block: "
+			       "there is no request to an AI server to show");
+		return kiln_error_hint(e, KILN_HINT_DRY_RUN_AI, NULL);
+	}
 	ep = &g->endpoints[0];
 	eng = kiln_engine_find(ep->engine);
 	if ((rc = kiln_catalog_item(p->catalog, p->spec, id, &one, e)))
 		return rc;
 	if (!one.n) {
-		rc = kiln_error_set(e, KILN_E_USAGE, where, "no such item: `kiln ls` lists them "
-				    "(run `kiln plan` first)");
+		kiln_error_set(e, KILN_E_USAGE, where, "no such item");
+		rc = kiln_error_hint(e, KILN_HINT_LIST_ITEMS, NULL);
 		goto out;
 	}
 	if (one.v[0].legendary >= 0 || one.v[0].legendary_name) {
@@ -1147,8 +900,7 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 		goto out;
 	}
 	if ((rc = load_inputs(&a, e)) ||
-	    (rc = kiln_ai_request_build(p->spec, &one.v[0], 0, a.files, a.nfiles, a.workflow.data,
-					&rq, e)))
+	    (rc = kiln_recipe_ai_request(a.recipe, &one.v[0], 0, &rq, e)))
 		goto out;
 	rc = KILN_E_NOMEM;
 	if (kiln_buf_addf(out, "# item %llu, candidate 0 of %u, seed %llu, recipe %s\n",

@@ -24,6 +24,7 @@
  * per call and not kept.
  */
 #include "render/compose.h"
+#include "kiln/recipe.h"
 #include "util/alloc.h"
 #include "util/image.h"
 #include "util/fs.h"
@@ -41,16 +42,12 @@
 #include <string.h>
 #include <vips/vips.h>
 
-/* Bump when anything below changes the pixels or bytes for the same inputs.
- * compose/2: PNGs written by lib/util/png.c (libdeflate), opaque ones as RGB by default.
- * compose/3: layered PNGs over an opaque base with filter none/sub written in shared bands
- * (kiln_png_encode_bands, zlib). */
-#define COMPOSE_VERSION "compose/3"
+/* The engine's version and the encoder settings its recipes name are kiln/recipe.h's
+ * (KILN_RECIPE_COMPOSE_VERSION): bump it there when anything below changes the pixels or bytes
+ * for the same inputs. */
 /* Shorter opaque stretches inside a run of visible pixels stay in a partial run: below this a
  * memcpy costs more than the per-pixel test. */
 #define MIN_OPAQUE 16
-/* WebP/JPEG are kiln_image_encode()'s (lib/util/image.c); its WebP effort, for the recipe */
-#define WEBP_EFFORT 4
 #define NO_FILE ((size_t)-1)
 
 enum { F_PENDING, F_READY, F_FAILED };
@@ -167,21 +164,6 @@ static VipsBlendMode blend_mode(enum kiln_blend b)
 	case KILN_BLEND_OVER:
 	default: return VIPS_BLEND_MODE_OVER;
 	}
-}
-
-/* Our own names: recipe text must not change if the spec module renames things. */
-static const char *blend_recipe_name(enum kiln_blend b)
-{
-	static const char *const n[] = {
-		[KILN_BLEND_OVER] = "over", [KILN_BLEND_MULTIPLY] = "multiply",
-		[KILN_BLEND_SCREEN] = "screen", [KILN_BLEND_OVERLAY] = "overlay",
-		[KILN_BLEND_DARKEN] = "darken", [KILN_BLEND_LIGHTEN] = "lighten",
-		[KILN_BLEND_ADD] = "add", [KILN_BLEND_SOFT_LIGHT] = "soft-light",
-		[KILN_BLEND_HARD_LIGHT] = "hard-light", [KILN_BLEND_DIFFERENCE] = "difference",
-	};
-	if ((unsigned)b >= sizeof n / sizeof n[0] || !n[b])
-		return "over";
-	return n[b];
 }
 
 /* "512x512 RGB", "1024x1024 16-bit RGBA", "1024x1024 CMYK" */
@@ -863,8 +845,6 @@ static void omp_lookup(void)
 	*(void **)&omp_set_threads = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
 }
 
-#define LIQ_SPEED 4
-
 /* Palette of at most `colors` entries by libimagequant, and the remapped indexes. */
 static int quantize(const struct kiln_spec *s, const uint8_t *px, int w, int h, int colors,
 		    uint8_t *idx, uint8_t (*pal)[4], int *npal, struct kiln_error *e)
@@ -882,7 +862,7 @@ static int quantize(const struct kiln_spec *s, const uint8_t *px, int w, int h, 
 		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for the palette");
 		goto out;
 	}
-	if (liq_set_max_colors(attr, colors) != LIQ_OK || liq_set_speed(attr, LIQ_SPEED) != LIQ_OK) {
+	if (liq_set_max_colors(attr, colors) != LIQ_OK || liq_set_speed(attr, KILN_RECIPE_LIQ_SPEED) != LIQ_OK) {
 		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "cannot set up libimagequant");
 		goto out;
 	}
@@ -1010,24 +990,23 @@ static long find_file(const struct kiln_compose *c, const char *rel)
 	return -1;
 }
 
-/* Path and hash. A file that cannot be hashed is not fatal here: it becomes F_FAILED and
- * everything that uses it fails with this message. Only out-of-memory fails the engine. */
-static int file_init(struct cfile *f, const char *dir, const char *rel, const char *kind,
-		     struct kiln_error *e)
+/* Path and hash (the recipe module's, taken when it read the file). A file that could not be
+ * hashed is not fatal here: it becomes F_FAILED and everything that uses it fails with the
+ * recipe module's message. Only out-of-memory fails the engine. */
+static int file_init(struct cfile *f, const struct kiln_recipe *r, const char *dir,
+		     const char *rel, int legendary, struct kiln_error *e)
 {
-	struct kiln_error he;
-	int rc;
+	const struct kiln_error *err;
+	const char *sha = kiln_recipe_file_sha(r, legendary, rel, &err);
 	f->rel = rel;
 	f->state = F_PENDING;
 	f->path = kiln_fs_join(dir, rel);
 	if (!f->path)
 		return kiln_error_set(e, KILN_E_NOMEM, rel, "out of memory");
-	rc = kiln_sha256_file(f->path, f->sha, &he);
-	if (rc == KILN_E_NOMEM)
-		return kiln_error_set(e, KILN_E_NOMEM, rel, "out of memory hashing the file");
-	if (rc) {
-		kiln_error_set(&f->err, rc, rel, "cannot read the %s file (%s); check its path in "
-			       "kiln.yaml (relative to %s)", kind, he.msg, dir && *dir ? dir : ".");
+	if (sha) {
+		memcpy(f->sha, sha, 65);
+	} else {
+		f->err = *err;
 		f->state = F_FAILED;
 	}
 	return 0;
@@ -1065,7 +1044,8 @@ void kiln_compose_free(struct kiln_compose *c)
 	free(c);
 }
 
-int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struct kiln_error *e)
+int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s,
+		     const struct kiln_recipe *r, struct kiln_error *e)
 {
 	struct kiln_compose *c = NULL;
 	const char **rels = NULL;
@@ -1111,7 +1091,7 @@ int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struc
 			continue;
 		pthread_mutex_init(&c->files[c->nfiles].mu, NULL);
 		c->nfiles++;
-		rc = file_init(&c->files[c->nfiles - 1], s->dir, rels[i], "layer", e);
+		rc = file_init(&c->files[c->nfiles - 1], r, s->dir, rels[i], 0, e);
 		if (rc)
 			goto out;
 	}
@@ -1134,7 +1114,7 @@ int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struc
 			c->legs[i].state = F_FAILED;
 			continue;
 		}
-		rc = file_init(&c->legs[i], s->dir, lg->file, "legendary", e);
+		rc = file_init(&c->legs[i], r, s->dir, lg->file, 1, e);
 		if (rc)
 			goto out;
 	}
@@ -1151,128 +1131,16 @@ static int pick(const struct kiln_compose *c, size_t l, const uint32_t *traits, 
 		struct kiln_error *e)
 {
 	const struct kiln_layer *ly = &c->s->layers[l];
-	if (traits[l] >= ly->ntraits)
-		return kiln_error_set(e, KILN_E_STATE, ly->name,
-				      "trait index %u is out of range (the layer has %zu values); "
-				      "the plan does not match kiln.yaml: run kiln plan again",
-				      (unsigned)traits[l], ly->ntraits);
+	if (traits[l] >= ly->ntraits) {
+		kiln_error_set(e, KILN_E_STATE, ly->name, "trait index %u is out of range (the "
+			       "layer has %zu values); the plan does not match kiln.yaml",
+			       (unsigned)traits[l], ly->ntraits);
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
 	*file = c->tfile[c->toff[l] + traits[l]];
 	if (!(ly->opacity > 0))
 		*file = NO_FILE;
 	return 0;
-}
-
-static int format_recipe(const struct kiln_spec *s, struct kiln_buf *r)
-{
-	int rc = kiln_buf_addf(r, "%s\nsize %dx%d\n", COMPOSE_VERSION, s->width, s->height);
-	if (rc)
-		return rc;
-	if (s->pixelate > 1 && (rc = kiln_buf_addf(r, "pixelate %d centre\n", s->pixelate)))
-		return rc;
-	if (s->scale > 1 && (rc = kiln_buf_addf(r, "scale %d nearest\n", s->scale)))
-		return rc;
-	switch (s->format) {
-	case KILN_FORMAT_WEBP:
-		return kiln_buf_addf(r, "format webp quality=%d lossless=%d effort=%d strip=1 "
-				     "smart_subsample=0 near_lossless=0 alpha_q=100 min_size=0 "
-				     "mixed=0 dpi=72\n", s->quality, s->lossless ? 1 : 0,
-				     WEBP_EFFORT);
-	case KILN_FORMAT_JPEG:
-		return kiln_buf_addf(r, "format jpeg quality=%d background=255,255,255 "
-				     "optimize_coding=1 interlace=0 subsample=auto trellis=0 "
-				     "overshoot=0 optimize_scans=0 quant_table=0 strip=1 dpi=72\n",
-				     s->quality);
-	case KILN_FORMAT_PNG:
-	default:
-		if (s->png_palette)
-			return kiln_buf_addf(r, "format png writer=kiln deflate=libdeflate level=%d "
-					     "filter=none palette=%d dither=%d liq_speed=%d "
-					     "interlace=0 bitdepth=8 strip=1 dpi=72\n",
-					     s->png_compression,
-					     s->png_colors ? s->png_colors : 256, s->png_dither ? 1 : 0,
-					     LIQ_SPEED);
-		return kiln_buf_addf(r, "format png writer=kiln deflate=libdeflate level=%d "
-				     "filter=%s alpha=%s palette=0 interlace=0 bitdepth=8 strip=1 "
-				     "dpi=72\n", s->png_compression,
-				     kiln_png_filter_name((enum kiln_png_filter)s->png_filter),
-				     s->png_keep_alpha ? "keep" : "auto");
-	}
-}
-
-static int finish_recipe(struct kiln_buf *r, char hex[65], struct kiln_error *e)
-{
-	if (!r->data)
-		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-	kiln_sha256_hex(r->data, r->len, hex);
-	return 0;
-}
-
-int kiln_compose_recipe(struct kiln_compose *c, const uint32_t *traits, char hex[65],
-			struct kiln_error *e)
-{
-	struct kiln_buf r = KILN_BUF_INIT;
-	int rc;
-	if (format_recipe(c->s, &r)) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	for (size_t l = 0; l < c->s->nlayers; l++) {
-		const struct kiln_layer *ly = &c->s->layers[l];
-		size_t fi;
-		rc = pick(c, l, traits, &fi, e);
-		if (rc)
-			goto out;
-		if (fi == NO_FILE) {
-			rc = kiln_buf_addf(&r, "layer %zu none\n", l);
-		} else {
-			const struct cfile *f = &c->files[fi];
-			if (!f->sha[0]) {
-				/* not hashed (missing); decode failures have a hash and still count */
-				*e = f->err;
-				rc = f->err.code;
-				goto out;
-			}
-			rc = kiln_buf_addf(&r, "layer %zu blend=%s opacity=%.17g file=%s\n", l,
-					   blend_recipe_name(ly->blend),
-					   ly->opacity < 1 ? ly->opacity : 1.0, f->sha);
-		}
-		if (rc) {
-			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-			goto out;
-		}
-	}
-	rc = finish_recipe(&r, hex, e);
-out:
-	kiln_buf_release(&r);
-	return rc;
-}
-
-int kiln_compose_legendary_recipe(struct kiln_compose *c, size_t legendary, char hex[65],
-				  struct kiln_error *e)
-{
-	struct kiln_buf r = KILN_BUF_INIT;
-	const struct cfile *f;
-	int rc;
-	if (legendary >= c->s->nlegendaries)
-		return kiln_error_set(e, KILN_E_STATE, NULL, "legendary %zu does not exist (%zu in "
-				      "kiln.yaml); run kiln plan again", legendary,
-				      c->s->nlegendaries);
-	f = &c->legs[legendary];
-	if (!f->sha[0]) {
-		*e = f->err;
-		return f->err.code;
-	}
-	rc = format_recipe(c->s, &r);
-	if (!rc)
-		rc = kiln_buf_addf(&r, "legendary file=%s\n", f->sha);
-	if (rc) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	rc = finish_recipe(&r, hex, e);
-out:
-	kiln_buf_release(&r);
-	return rc;
 }
 
 int kiln_compose_item(struct kiln_compose *c, const uint32_t *traits, struct kiln_buf *out,
@@ -1406,10 +1274,11 @@ int kiln_compose_legendary(struct kiln_compose *c, size_t legendary, struct kiln
 	struct scratch *x = NULL;
 	VipsImage *im = NULL;
 	int rc;
-	if (legendary >= c->s->nlegendaries)
-		return kiln_error_set(e, KILN_E_STATE, NULL, "legendary %zu does not exist (%zu in "
-				      "kiln.yaml); run kiln plan again", legendary,
-				      c->s->nlegendaries);
+	if (legendary >= c->s->nlegendaries) {
+		kiln_error_set(e, KILN_E_STATE, NULL, "legendary %zu does not exist (%zu in "
+			       "kiln.yaml)", legendary, c->s->nlegendaries);
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
 	f = &c->legs[legendary];
 	if (f->state == F_FAILED) {
 		*e = f->err;

@@ -22,22 +22,16 @@
 struct kiln_compose;
 
 /* Make an engine for spec s (which must outlive it). Initialises libvips if needed.
- * Files are hashed here (SHA-256, for recipes) but decoded lazily. A missing layer file is not
- * an error here: items using it fail.
+ * Files are hashed by the recipe module (r, which must outlive the engine; recipes are
+ * kiln_recipe_compose's) and decoded lazily, each checked against that hash, so a recipe
+ * always describes its output. A missing layer file is not an error here: items using it fail.
  * The first call sets libvips up for the whole process: concurrency 1 (callers parallelise
  * across items), operation cache off, GLib warnings of the "VIPS" domain dropped (see
  * docs/compose.md). */
-int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s, struct kiln_error *e)
-	KILN_MUST_CHECK;
+struct kiln_recipe;
+int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s,
+		     const struct kiln_recipe *r, struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_compose_free(struct kiln_compose *c);
-
-/* The recipe of an item: lowercase hex SHA-256 (65 bytes with NUL) of everything its output
- * depends on (engine version, size, format and encoder settings, and for each layer in z-order:
- * blend, opacity and the chosen file's SHA-256). Same recipe => same bytes. */
-int kiln_compose_recipe(struct kiln_compose *c, const uint32_t *traits, char hex[65],
-			struct kiln_error *e) KILN_MUST_CHECK;
-int kiln_compose_legendary_recipe(struct kiln_compose *c, size_t legendary, char hex[65],
-				  struct kiln_error *e) KILN_MUST_CHECK;
 
 /* Composite the item whose trait index per layer is traits[spec->nlayers] and encode it into
  * out (appended). e->where names the layer file at fault. */

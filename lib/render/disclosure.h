@@ -1,4 +1,4 @@
-/* lib/ai_disclosure.h (internal to libkiln): what an AI-made image says about itself.
+/* render/disclosure.h (internal to libkiln): what an AI-made image says about itself.
  *
  * Every PNG an AI engine renders is stored with two text chunks (design.md §7, "AI
  * disclosure" and the A1111 infotext):

@@ -84,6 +84,8 @@ struct slot {
 	int in_multi;
 	curl_mime *mime;
 	struct kiln_buf resp;      /* survives free_slot: its memory is reused */
+	size_t cap;                /* the most bytes this exchange's answer may have */
+	int over_cap;              /* the answer went past cap: the transfer was cut */
 	double due;                /* monotonic: when a waiting exchange is sent */
 	double started;            /* unix */
 	double started_mono;
@@ -129,17 +131,34 @@ struct run {
 	struct kiln_error *e;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void)
+/* libcurl's global state, set up once per process; a failed setup is tried again by the
+ * next run rather than remembered (it fails for want of memory or of the TLS library). */
+static pthread_mutex_t curl_mu = PTHREAD_MUTEX_INITIALIZER;
+static int curl_ready;
+
+static int curl_start(struct kiln_error *e)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	CURLcode rc = CURLE_OK;
+	pthread_mutex_lock(&curl_mu);
+	if (!curl_ready && (rc = curl_global_init(CURL_GLOBAL_DEFAULT)) == CURLE_OK)
+		curl_ready = 1;
+	pthread_mutex_unlock(&curl_mu);
+	if (rc == CURLE_OK)
+		return 0;
+	return kiln_error_set(e, rc == CURLE_OUT_OF_MEMORY ? KILN_E_NOMEM : KILN_E_NET, NULL,
+			      "libcurl did not start (curl_global_init: %s)",
+			      curl_easy_strerror(rc));
 }
 
 static size_t on_data(char *p, size_t size, size_t n, void *user)
 {
 	struct slot *s = user;
+	if (size * n > s->cap - s->resp.len) {
+		s->over_cap = 1; /* cut now: what came so far is all that is kept */
+		return 0;
+	}
 	if (kiln_buf_add(&s->resp, p, size * n))
-		return 0; /* too big or no memory: curl fails the transfer */
+		return 0; /* no memory: curl fails the transfer */
 	return size * n;
 }
 
@@ -168,7 +187,13 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 	kiln_buf_reset(&s->resp);
 	s->errbuf[0] = 0;
 	s->waiting = 0;
+	s->over_cap = 0;
+	s->cap = ep->eng->reply_cap ? ep->eng->reply_cap(s->is_health || !s->have_rq ? NULL : &s->rq,
+							  x->path)
+				    : KILN_AI_REPLY_JSON;
 	curl_easy_setopt(h, CURLOPT_URL, url);
+	/* a Content-Length over the cap is refused before any of the body is read */
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->cap);
 	curl_easy_setopt(h, CURLOPT_PRIVATE, s);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
@@ -702,7 +727,11 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 	if (res == CURLE_OK)
 		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
 	kiln_error_clear(&err);
-	if (res != CURLE_OK)
+	if (res != CURLE_OK && (s->over_cap || res == CURLE_FILESIZE_EXCEEDED))
+		kiln_error_set(&err, KILN_E_NET, NULL, "%s %s%s: the answer is larger than %zu "
+			       "bytes, the most kiln takes from this endpoint for it; the transfer "
+			       "was cut", s->http.method, ep->cfg->url, s->http.path, s->cap);
+	else if (res != CURLE_OK)
 		kiln_error_set(&err, KILN_E_NET, NULL, "%s %s: %s", s->http.method, s->http.path,
 			       s->errbuf[0] ? s->errbuf : curl_easy_strerror(res));
 	slot_reset_transfer(r, s);
@@ -850,7 +879,8 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 		return 0;
 	if (!o.nendpoints)
 		return kiln_error_set(e, KILN_E_STATE, NULL, "no endpoints to render on");
-	pthread_once(&curl_once, curl_init_once);
+	if ((rc = curl_start(e)))
+		return rc;
 	r.eps = kiln_calloc(o.nendpoints, sizeof *r.eps);
 	r.js = kiln_calloc(o.njobs, sizeof *r.js);
 	r.ring = kiln_calloc(o.njobs + 1, sizeof *r.ring);

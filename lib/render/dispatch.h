@@ -5,7 +5,7 @@
  * with connect and total timeouts, retries with exponential backoff and jitter on transport
  * errors, 5xx and bad images (a failed job prefers another server next time), a circuit
  * breaker that parks a server after consecutive failures and lets it back after a health
- * check, and health checks at start. The caller (render_ai.c) owns meaning: it builds each
+ * check, and health checks at start. The caller (ai.c) owns meaning: it builds each
  * job's request when the job is about to run (so memory stays flat in the number of jobs),
  * checks each image, persists remote ids, and records every attempt.
  *

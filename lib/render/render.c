@@ -11,8 +11,9 @@
  * Sizes: up to ~1,000,000 items; per item a small result slot, the image itself lives only
  * between encode and store put.
  */
+#include "render/ai.h"
 #include "render/compose.h"
-#include "render/engines/engine.h"
+#include "kiln/recipe.h"
 #include "kiln/project.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -37,6 +38,7 @@ struct job {
 
 struct run {
 	struct kiln_project *p;
+	struct kiln_recipe *recipe;
 	struct kiln_compose *compose;
 	struct kiln_items *items;
 	struct job *jobs;
@@ -187,12 +189,15 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 		return kiln_project_render_ai(p, o, res, e);
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
-	if (!current)
-		return kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older "
-				      "than kiln.yaml: run `kiln plan` first (or `kiln build`)");
+	if (!current) {
+		kiln_error_set(e, KILN_E_STATE, p->spec_path, "the plan is missing or older than "
+			       "kiln.yaml");
+		return kiln_error_hint(e, KILN_HINT_PLAN, NULL);
+	}
 	if ((rc = kiln_catalog_items(p->catalog, p->spec, &items, e)))
 		return rc;
-	if ((rc = kiln_compose_new(&r.compose, p->spec, e)))
+	if ((rc = kiln_recipe_new(&r.recipe, p->spec, 0, e)) ||
+	    (rc = kiln_compose_new(&r.compose, p->spec, r.recipe, e)))
 		goto out;
 	r.p = p;
 	r.items = &items;
@@ -208,24 +213,30 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 		const struct kiln_item *it = &items.v[i];
 		struct job *j = &r.jobs[r.njobs];
 		struct kiln_error re;
-		int stale;
+		int stale, has = 0;
 		if (!wanted(o, it->id))
 			continue;
 		res->items++;
 		kiln_error_clear(&re);
 		j->item = i;
-		if (it->legendary >= 0)
-			stale = kiln_compose_legendary_recipe(r.compose, (size_t)it->legendary,
-							      j->recipe, &re);
-		else
-			stale = kiln_compose_recipe(r.compose, it->traits, j->recipe, &re);
+		stale = kiln_recipe_item(r.recipe, it, 0, j->recipe, &re);
+		if (stale == KILN_E_NOMEM) {
+			*e = re;
+			rc = stale;
+			goto out;
+		}
 		/* an input that cannot be hashed: render anyway, so the failure is recorded */
 		if (stale)
 			j->recipe[0] = 0;
 		if (!o->force && !stale && it->status == KILN_ITEM_RENDERED &&
-		    !strcmp(it->recipe, j->recipe) && kiln_store_has(p->store, it->image)) {
+		    !strcmp(it->recipe, j->recipe) &&
+		    (has = kiln_store_has(p->store, it->image)) > 0) {
 			res->skipped++;
 			continue;
+		}
+		if (has < 0) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+			goto out;
 		}
 		r.njobs++;
 	}
@@ -324,6 +335,7 @@ out:
 	free(r.done_order);
 	free(th);
 	kiln_compose_free(r.compose);
+	kiln_recipe_free(r.recipe);
 	kiln_items_release(&items);
 	return rc;
 }

@@ -8,7 +8,7 @@
  * reads. Sizes: a few endpoints, a few LoRA per trait; nothing here is hot.
  */
 #include "spec/internal.h"
-#include "render/engines/engine.h"
+#include "spec/samplers.h"
 #include "util/alloc.h"
 
 #include <stdio.h>
@@ -244,19 +244,19 @@ static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint
 static int parse_sampler(struct ctx *c, struct fy_node *n, struct kiln_generate *g)
 {
 	struct fy_node *xs = get(n, "sampler"), *xt = get(n, "scheduler");
-	const char *name = g->sampler, *sampler = kiln_ai_sampler_canonical(name, strlen(name));
+	const char *name = g->sampler, *sampler = kiln_sampler_canonical(name, strlen(name));
 	const char *sched = NULL;
 	for (size_t len = strlen(name); !sampler && len-- > 0;) {
 		if (name[len] != ' ')
 			continue;
-		sched = kiln_ai_scheduler_canonical(name + len + 1, strlen(name + len + 1));
-		if (sched && (sampler = kiln_ai_sampler_canonical(name, len)))
+		sched = kiln_scheduler_canonical(name + len + 1, strlen(name + len + 1));
+		if (sched && (sampler = kiln_sampler_canonical(name, len)))
 			break;
 		sched = NULL;
 	}
 	if (!sampler) {
 		struct kiln_buf b = KILN_BUF_INIT;
-		int rc = kiln_ai_sampler_list("a1111", 0, &b);
+		int rc = kiln_sampler_list("a1111", 0, &b);
 		rc = rc ? nomem(c) : fail(c, xs ? xs : n, "generate.sampler '%s' is not an A1111 "
 					  "sampler name: use one of %s, optionally followed by a "
 					  "schedule type (\"DPM++ 2M Karras\")", name, b.data);
@@ -264,10 +264,10 @@ static int parse_sampler(struct ctx *c, struct fy_node *n, struct kiln_generate 
 		return rc;
 	}
 	if (g->scheduler) {
-		const char *t = kiln_ai_scheduler_canonical(g->scheduler, strlen(g->scheduler));
+		const char *t = kiln_scheduler_canonical(g->scheduler, strlen(g->scheduler));
 		if (!t) {
 			struct kiln_buf b = KILN_BUF_INIT;
-			int rc = kiln_ai_sampler_list("a1111", 1, &b);
+			int rc = kiln_sampler_list("a1111", 1, &b);
 			rc = rc ? nomem(c) : fail(c, xt, "generate.scheduler '%s' is not an A1111 "
 						  "schedule type: use one of %s", g->scheduler,
 						  b.data);
@@ -312,13 +312,13 @@ static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
 	const char *eng = ep->engine;
 	int comfy = !strcmp(eng, "comfyui"), sdcpp = !strcmp(eng, "sdcpp");
 	size_t cn_layers = 0, first = 0;
-	if (!kiln_ai_sampler_runs(eng, g->sampler, NULL) ||
-	    !kiln_ai_sampler_runs(eng, g->sampler, g->scheduler)) {
-		int which = kiln_ai_sampler_runs(eng, g->sampler, NULL);
+	if (!kiln_sampler_runs(eng, g->sampler, NULL) ||
+	    !kiln_sampler_runs(eng, g->sampler, g->scheduler)) {
+		int which = kiln_sampler_runs(eng, g->sampler, NULL);
 		struct kiln_buf b = KILN_BUF_INIT;
 		struct fy_node *x = which && get(gen, "scheduler") ? get(gen, "scheduler")
 								     : get(gen, "sampler");
-		int rc = kiln_ai_sampler_list(eng, which, &b);
+		int rc = kiln_sampler_list(eng, which, &b);
 		rc = rc ? nomem(c) : fail(c, x ? x : gen, "%s '%s' cannot run on endpoint %s "
 					  "(%s has no such %s): %s accepts %s",
 					  which ? "generate.scheduler" : "generate.sampler",

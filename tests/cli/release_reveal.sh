@@ -77,6 +77,7 @@ expect_eq "starting index kept" "$($PY -c "import json; print(json.load(open('$P
 "$KILN" -C "$P" release --starting-index 60 2>"$T/err"
 expect_eq "starting index out of range" $? 2
 expect_contains "says the range" "$T/err" "0..59"
+expect_contains "names kiln.yaml (the size), not a flag" "$T/err" "kiln.yaml: the starting index must be below"
 "$KILN" -C "$P" release --starting-index x 2>"$T/err"
 expect_eq "starting index not a number" $? 2
 
@@ -85,6 +86,8 @@ expect_eq "starting index not a number" $? 2
 expect_eq "a different starting index is refused" $? 2
 expect_contains "names the recorded index" "$T/err" "already 7 (recorded in the catalog)"
 expect_contains "says how to override" "$T/err" "--re-reveal"
+expect_contains "names the release folder" "$T/err" "dist: the starting index is already 7"
+expect_contains "the override is a hint" "$T/err" 'hint: give the recorded `--starting-index 7`'
 expect_eq "refused: provenance.json unchanged" "$($PY -c "import json; print(json.load(open('$P/dist/provenance.json'))['starting_index'])")" 7
 "$KILN" -C "$P" release --starting-index 7 -q
 expect_eq "the same starting index again is fine" $? 0
@@ -141,7 +144,7 @@ expect_contains "names the token" "$T/v" "metadata/1.json: image is"
 "$KILN" verify "$T/nowhere" >"$T/v" 2>"$T/err"
 expect_eq "verify: no such folder exits 2" $? 2
 expect_contains "names the path" "$T/err" "$T/nowhere: no such folder"
-expect_contains "says what to give" "$T/err" "give the release folder"
+expect_contains "says what to give" "$T/err" 'hint: run `kiln release` first, and give its dist/ folder'
 "$KILN" verify "$P/layers" >"$T/v" 2>"$T/err"
 expect_eq "verify: a folder that is not a release exits 2" $? 2
 expect_contains "says it is not a release" "$T/err" "$P/layers: not a release folder"

@@ -282,6 +282,11 @@ CONFIG_DEFAULTS = {
     "fault_scope": "all",       # "all" protocol endpoints, or "jobs" (job submissions only)
     "max_pending_jobs": 64,     # sdcpp: 429 past this many queued+running jobs
     "job_ttl_s": 600.0,         # sdcpp: finished jobs expire (410) after this long
+    "oversize_mb": 0.0,         # answers to paths starting with oversize_path: instead of the
+    "oversize_path": "",        # answer, a 200 whose body is this many MiB (a runaway server);
+    "oversize_count": 0,        # only the first N such answers (0: every one); stats
+                                # "oversize" counts them, "oversize_bytes_sent" what went out
+                                # before the client cut the transfer
 }
 _RATE_KEYS = ("fail_rate", "hang_rate", "drop_rate", "truncate_rate", "black_rate",
               "lose_rate", "exec_fail_rate", "noreply_rate")
@@ -299,9 +304,14 @@ def validate_config_update(upd):
                 raise ValueError("fault_scope must be 'all' or 'jobs'")
             out[k] = v
             continue
+        if k == "oversize_path":
+            if not isinstance(v, str):
+                raise ValueError("oversize_path must be a string")
+            out[k] = v
+            continue
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError("%s must be a number" % k)
-        if k in ("seed", "fail_first", "max_pending_jobs"):
+        if k in ("seed", "fail_first", "max_pending_jobs", "oversize_count"):
             if int(v) != v or v < 0:
                 raise ValueError("%s must be a non-negative integer" % k)
             out[k] = int(v)
@@ -2788,6 +2798,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
+    def write_oversize(self, size):
+        """A 200 with a JSON-looking body of `size` bytes, streamed in 1 MiB pieces, until the
+        client hangs up; counts the bytes that went out."""
+        st = self.server.st
+        head = ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n" % size).encode()
+        piece = b"A" * (1 << 20)
+        sent = 0
+        self.close_connection = True
+        try:
+            self.wfile.write(head + b'{"images": ["')
+            sent = 13
+            while sent < size:
+                n = min(len(piece), size - sent)
+                self.wfile.write(piece[:n])
+                sent += n
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        with st.lock:
+            st.stats["oversize_bytes_sent"] += sent
+
     def hang(self):
         """Never answer: wait until the client closes the connection or we shut down."""
         st = self.server.st
@@ -2885,6 +2917,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 st.count_fault("drop")
             rec["status"] = resp.status
             rec["t_end"] = time.time()
+            opath = st.config["oversize_path"]
+            with st.lock:
+                ocount = st.config["oversize_count"]
+                oversize = (st.config["oversize_mb"] > 0 and opath and
+                            self.path.startswith(opath) and
+                            (not ocount or st.stats["oversize"] < ocount))
+                if oversize:
+                    st.stats["oversize"] += 1
+            if oversize:
+                self.write_oversize(int(st.config["oversize_mb"] * (1 << 20)))
+                return
             self.write_response(resp, drop=drop)
         finally:
             with st.lock:

@@ -15,6 +15,7 @@
 #include <vips/vips.h>
 
 #include "render/compose.h"
+#include "kiln/recipe.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 
@@ -259,14 +260,62 @@ static void add_legendary(struct kiln_spec *s, const char *file)
 
 /* ---- helpers on results ---- */
 
+/* An engine and the recipe module it takes its hashes from, paired as render pairs them. */
+static struct {
+	struct kiln_compose *c;
+	struct kiln_recipe *r;
+} pairs[16];
+
 static struct kiln_compose *engine(const struct kiln_spec *s)
 {
 	struct kiln_compose *c = NULL;
+	struct kiln_recipe *r = NULL;
 	struct kiln_error e;
-	int rc = kiln_compose_new(&c, s, &e);
+	int rc = kiln_recipe_new(&r, s, 0, &e);
+	if (!rc)
+		rc = kiln_compose_new(&c, s, r, &e);
 	if (rc)
 		fail_msg("kiln_compose_new: %s: %s", e.where, e.msg);
-	return c;
+	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+		if (!pairs[i].c) {
+			pairs[i].c = c;
+			pairs[i].r = r;
+			return c;
+		}
+	fail_msg("too many engines at once");
+	return NULL;
+}
+
+static struct kiln_recipe *recipe_for(struct kiln_compose *c)
+{
+	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+		if (pairs[i].c == c)
+			return pairs[i].r;
+	fail_msg("no recipe for the engine");
+	return NULL;
+}
+
+static void engine_free(struct kiln_compose *c)
+{
+	for (size_t i = 0; c && i < sizeof pairs / sizeof pairs[0]; i++)
+		if (pairs[i].c == c) {
+			kiln_recipe_free(pairs[i].r);
+			pairs[i].c = NULL;
+			pairs[i].r = NULL;
+		}
+	kiln_compose_free(c);
+}
+
+static int recipe_of(struct kiln_compose *c, const uint32_t *traits, char hex[65],
+		     struct kiln_error *e)
+{
+	return kiln_recipe_compose(recipe_for(c), traits, hex, e);
+}
+
+static int legendary_recipe_of(struct kiln_compose *c, size_t legendary, char hex[65],
+			       struct kiln_error *e)
+{
+	return kiln_recipe_compose_legendary(recipe_for(c), legendary, hex, e);
 }
 
 static void render(struct kiln_compose *c, const uint32_t *traits, struct kiln_buf *out)
@@ -367,7 +416,7 @@ static void test_over_three_layers(void **state)
 	g_free(ref);
 	g_free(px);
 	kiln_buf_release(&out);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -391,7 +440,7 @@ static void test_opacity_half(void **state)
 	assert_px(px, bands, 2, 2, 255, 0, 0, 255, 0);
 	g_free(px);
 	kiln_buf_release(&out);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -413,7 +462,7 @@ static void test_opacity_zero_draws_nothing(void **state)
 	assert_px(px, bands, 32, 32, 255, 0, 0, 255, 0);
 	g_free(px);
 	kiln_buf_release(&out);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -436,7 +485,7 @@ static void test_multiply(void **state)
 	assert_px(px, bands, 10, 10, 100, 100, 0, 255, 1);
 	g_free(px);
 	kiln_buf_release(&out);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -477,7 +526,7 @@ static void test_blend_modes_match_vips(void **state)
 		g_free(px);
 		g_free(ref);
 		kiln_buf_release(&out);
-		kiln_compose_free(c);
+		engine_free(c);
 		kiln_spec_free(s);
 	}
 }
@@ -507,14 +556,14 @@ static void test_none_skipped(void **state)
 	assert_memory_equal(a.data, r.data, r.len);
 	assert_int_equal(b.len, r.len);
 	assert_memory_equal(b.data, r.data, r.len);
-	assert_int_equal(kiln_compose_recipe(c, none, h1, &e), 0);
-	assert_int_equal(kiln_compose_recipe(c, nofile, h2, &e), 0);
+	assert_int_equal(recipe_of(c, none, h1, &e), 0);
+	assert_int_equal(recipe_of(c, nofile, h2, &e), 0);
 	assert_string_equal(h1, h2);
 	kiln_buf_release(&a);
 	kiln_buf_release(&b);
 	kiln_buf_release(&r);
-	kiln_compose_free(c);
-	kiln_compose_free(c1);
+	engine_free(c);
+	engine_free(c1);
 	kiln_spec_free(s);
 	kiln_spec_free(s1);
 }
@@ -535,7 +584,7 @@ static void test_all_none_is_transparent(void **state)
 	assert_px(px, bands, 5, 5, 0, 0, 0, 0, 0);
 	g_free(px);
 	kiln_buf_release(&out);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -553,7 +602,7 @@ static void test_grey_alpha_accepted(void **state)
 	assert_memory_equal(a.data, b.data, a.len);
 	kiln_buf_release(&a);
 	kiln_buf_release(&b);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -633,9 +682,9 @@ static void test_byte_identical(void **state)
 	for (int t = 0; t < 2; t++)
 		for (int i = 0; i < NDET; i++)
 			kiln_buf_release(&jobs[t].out[i]);
-	kiln_compose_free(c1);
-	kiln_compose_free(c2);
-	kiln_compose_free(c3);
+	engine_free(c1);
+	engine_free(c2);
+	engine_free(c3);
 	kiln_spec_free(s);
 }
 
@@ -668,7 +717,7 @@ static void expect_bad_layer(const char *file, int code, const char *needle)
 	render(c, good, &out);
 	assert_true(out.len > 0);
 	kiln_buf_release(&out);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -718,10 +767,10 @@ static void test_missing(void **state)
 	char hex[65];
 	(void)state;
 	expect_bad_layer("nope/missing.png", KILN_E_IO, "cannot read the layer file");
-	assert_int_equal(kiln_compose_recipe(c, bad, hex, &e), KILN_E_IO);
+	assert_int_equal(recipe_of(c, bad, hex, &e), KILN_E_IO);
 	assert_string_equal(e.where, "nope/missing.png");
-	assert_int_equal(kiln_compose_recipe(c, good, hex, &e), 0);
-	kiln_compose_free(c);
+	assert_int_equal(recipe_of(c, good, hex, &e), 0);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -753,12 +802,12 @@ static void test_decoded_once(void **state)
 	write_bytes("oncebad.png", bytes.data, bytes.len); /* fixed on disk: still the old error */
 	assert_int_equal(kiln_compose_item(c, bad, &b, &e2), KILN_E_IMAGE);
 	assert_string_equal(e.msg, e2.msg);
-	kiln_compose_free(c);
+	engine_free(c);
 	/* a new engine sees the files as they are now */
 	write_bytes("once.png", bytes.data, bytes.len);
 	c = engine(s);
 	render(c, bad, &b);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 	kiln_buf_release(&a);
 	kiln_buf_release(&b);
@@ -785,7 +834,7 @@ static void test_changed_after_hash(void **state)
 	assert_int_equal(kiln_compose_item(c, t, &out, &e), KILN_E_IMAGE);
 	assert_string_equal(e.where, "chg.png");
 	assert_non_null(strstr(e.msg, "changed"));
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 	kiln_buf_release(&b);
 	kiln_buf_release(&out);
@@ -796,7 +845,7 @@ static void test_changed_after_hash(void **state)
 static void recipe(struct kiln_compose *c, const uint32_t *t, char hex[65])
 {
 	struct kiln_error e;
-	int rc = kiln_compose_recipe(c, t, hex, &e);
+	int rc = recipe_of(c, t, hex, &e);
 	if (rc)
 		fail_msg("recipe: %s: %s", e.where, e.msg);
 	assert_int_equal(strlen(hex), 64);
@@ -829,13 +878,13 @@ static void test_recipe(void **state)
 	assert_string_not_equal(h00, h01);
 	recipe(c, t00, x);
 	assert_string_equal(x, h00);
-	kiln_compose_free(c);
+	engine_free(c);
 
 	/* same files, new engine: same recipes */
 	c = engine(s);
 	recipe(c, t00, x);
 	assert_string_equal(x, h00);
-	kiln_compose_free(c);
+	engine_free(c);
 
 	/* rcp_b's bytes change: only items using it change */
 	kiln_buf_reset(&b);
@@ -848,14 +897,14 @@ static void test_recipe(void **state)
 	assert_string_equal(x, h01);
 	recipe(c, t10, x);
 	assert_string_not_equal(x, h10);
-	kiln_compose_free(c);
+	engine_free(c);
 
 	/* settings that change bytes change the recipe */
 	s->png_compression = 9;
 	c = engine(s);
 	recipe(c, t00, x);
 	assert_string_not_equal(x, h00);
-	kiln_compose_free(c);
+	engine_free(c);
 	s->png_compression = 6;
 	s->layers[1].opacity = 0.5;
 	c = engine(s);
@@ -863,13 +912,13 @@ static void test_recipe(void **state)
 	assert_string_equal(x, h01); /* layer 1 is None here */
 	recipe(c, t00, x);
 	assert_string_not_equal(x, h00);
-	kiln_compose_free(c);
+	engine_free(c);
 	s->layers[1].opacity = 1;
 	s->layers[1].blend = KILN_BLEND_SCREEN;
 	c = engine(s);
 	recipe(c, t00, x);
 	assert_string_not_equal(x, h00);
-	kiln_compose_free(c);
+	engine_free(c);
 
 	kiln_spec_free(s);
 	kiln_buf_release(&b);
@@ -887,8 +936,8 @@ static void test_trait_out_of_range(void **state)
 	(void)state;
 	assert_int_equal(kiln_compose_item(c, t, &out, &e), KILN_E_STATE);
 	assert_string_equal(e.where, "L0");
-	assert_int_equal(kiln_compose_recipe(c, t, hex, &e), KILN_E_STATE);
-	kiln_compose_free(c);
+	assert_int_equal(recipe_of(c, t, hex, &e), KILN_E_STATE);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -911,12 +960,12 @@ static void test_webp_lossless_and_jpeg(void **state)
 	c = engine(s);
 	render(c, t, &png);
 	recipe(c, t, hpng);
-	kiln_compose_free(c);
+	engine_free(c);
 	s->format = KILN_FORMAT_WEBP;
 	c = engine(s);
 	render(c, t, &webp);
 	recipe(c, t, hwebp);
-	kiln_compose_free(c);
+	engine_free(c);
 	assert_memory_equal(webp.data, "RIFF", 4);
 	a = pixels(png.data, png.len, &ba);
 	b = pixels(webp.data, webp.len, &bb);
@@ -932,7 +981,7 @@ static void test_webp_lossless_and_jpeg(void **state)
 	c = engine(s);
 	render(c, clear, &jpg);
 	recipe(c, t, hjpg);
-	kiln_compose_free(c);
+	engine_free(c);
 	assert_memory_equal(jpg.data, "\xff\xd8\xff", 3);
 	a = pixels(jpg.data, jpg.len, &ba);
 	assert_int_equal(ba, 3);
@@ -984,7 +1033,7 @@ static void check_over_exact(const char *const *files, int n)
 	g_free(ref);
 	g_free(px);
 	kiln_buf_release(&out);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_spec_free(s);
 }
 
@@ -1031,8 +1080,8 @@ static void render_with(struct kiln_spec *s, struct kiln_buf *out, char hex[65])
 	struct kiln_error e;
 	kiln_buf_reset(out);
 	render(c, t, out);
-	assert_int_equal(kiln_compose_recipe(c, t, hex, &e), 0);
-	kiln_compose_free(c);
+	assert_int_equal(recipe_of(c, t, hex, &e), 0);
+	engine_free(c);
 }
 
 static void test_output_options(void **state)
@@ -1232,8 +1281,8 @@ static void test_legendary(void **state)
 	assert_int_equal(bands, 4);
 	assert_px(px, bands, 10, 10, 90, 90, 90, 255, 0);
 	g_free(px);
-	assert_int_equal(kiln_compose_legendary_recipe(c, 0, h0, &e), 0);
-	assert_int_equal(kiln_compose_legendary_recipe(c, 1, h1, &e), 0);
+	assert_int_equal(legendary_recipe_of(c, 0, h0, &e), 0);
+	assert_int_equal(legendary_recipe_of(c, 1, h1, &e), 0);
 	assert_string_not_equal(h0, h1);
 	assert_int_equal(kiln_compose_legendary(c, 1, &out, &e), KILN_E_IMAGE);
 	assert_string_equal(e.where, "small.png");
@@ -1242,10 +1291,10 @@ static void test_legendary(void **state)
 	assert_string_equal(e.where, "truncated.png");
 	assert_int_equal(kiln_compose_legendary(c, 3, &out, &e), KILN_E_IO);
 	assert_string_equal(e.where, "gone.png");
-	assert_int_equal(kiln_compose_legendary_recipe(c, 3, h1, &e), KILN_E_IO);
+	assert_int_equal(legendary_recipe_of(c, 3, h1, &e), KILN_E_IO);
 	assert_string_equal(e.where, "gone.png");
 	assert_int_equal(kiln_compose_legendary(c, 4, &out, &e), KILN_E_STATE);
-	kiln_compose_free(c);
+	engine_free(c);
 	kiln_buf_release(&out);
 	kiln_spec_free(s);
 }
@@ -1262,17 +1311,20 @@ static void test_alloc_failure(void **state)
 	(void)state;
 	add_legendary(s, "rgb.png");
 	render(c, t, &ref);
-	kiln_compose_free(c);
+	engine_free(c);
 	for (n = 0; n < 1000; n++) {
 		struct kiln_buf out = KILN_BUF_INIT;
 		struct kiln_error e;
 		char hex[65];
 		int rc;
+		struct kiln_recipe *r = NULL;
 		c = NULL;
 		kiln_alloc_fail_after(n);
-		rc = kiln_compose_new(&c, s, &e);
+		rc = kiln_recipe_new(&r, s, 0, &e);
 		if (!rc)
-			rc = kiln_compose_recipe(c, t, hex, &e);
+			rc = kiln_compose_new(&c, s, r, &e);
+		if (!rc)
+			rc = kiln_recipe_compose(r, t, hex, &e);
 		if (!rc)
 			rc = kiln_compose_item(c, t, &out, &e);
 		if (!rc)
@@ -1293,6 +1345,7 @@ static void test_alloc_failure(void **state)
 			assert_memory_equal(out.data, ref.data, ref.len);
 		}
 		kiln_compose_free(c);
+		kiln_recipe_free(r);
 		kiln_buf_release(&out);
 		if (!rc && kiln_alloc_failed() == 0)
 			break;

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <curl/curl.h>
+#include <dlfcn.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +30,17 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* libcurl's global setup, interposed: libkiln (linked statically into this program) calls
+ * this one, which can fail on demand and otherwise calls libcurl's. */
+static int curl_init_fails;
+CURLcode curl_global_init(long flags)
+{
+	CURLcode (*real)(long) = (CURLcode (*)(long))dlsym(RTLD_NEXT, "curl_global_init");
+	if (curl_init_fails)
+		return CURLE_FAILED_INIT;
+	return real ? real(flags) : CURLE_FAILED_INIT;
 }
 
 /* --- the fake servers -------------------------------------------------------------------- */
@@ -362,6 +375,43 @@ static void test_every_job_once(void **state)
 	}
 }
 
+/* libcurl that does not start is an error naming it, not a run on half-set-up libcurl; the
+ * next run tries again. (First test: nothing has set libcurl up yet.) */
+static void test_curl_init_fails(void **state)
+{
+	struct server sv;
+	struct kiln_endpoint ep;
+	struct run r;
+	struct kiln_dispatch_opts o;
+	struct kiln_dispatch_ops ops;
+	struct kiln_error e;
+	(void)state;
+	memset(&sv, 0, sizeof sv);
+	memset(&r, 0, sizeof r);
+	server_start(&sv);
+	endpoint(&ep, &sv, "a1111", 1);
+	r.njobs = 2;
+	memset(&o, 0, sizeof o);
+	memset(&ops, 0, sizeof ops);
+	o.endpoints = &ep;
+	o.nendpoints = 1;
+	o.njobs = r.njobs;
+	ops.request = op_request;
+	ops.attempt = op_attempt;
+	ops.user = &r;
+	r.loop = pthread_self();
+	curl_init_fails = 1;
+	kiln_error_clear(&e);
+	assert_int_not_equal(kiln_dispatch_run(&o, &ops, NULL, &e), 0);
+	curl_init_fails = 0;
+	assert_non_null(strstr(e.msg, "libcurl did not start"));
+	assert_int_equal(sv.requests, 0);
+	run(&r, &ep, 1, 0, 0);
+	assert_int_equal(r.ok[0], 1);
+	assert_int_equal(r.ok[1], 1);
+	server_stop(&sv);
+}
+
 /* Out of retries: the last attempt is final and failed. */
 static void test_retries_run_out(void **state)
 {
@@ -466,6 +516,7 @@ static void test_redirects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_curl_init_fails),
 		cmocka_unit_test(test_every_job_once),
 		cmocka_unit_test(test_retries_run_out),
 		cmocka_unit_test(test_check_beside_next_job),

@@ -12,6 +12,7 @@
 
 #include "render/engines/engine.h"
 #include "kiln/spec.h"
+#include "util/alloc.h"
 
 static const char yaml[] =
 	"collection: {name: Owls, size: 4, seed: 9}\n"
@@ -419,6 +420,89 @@ static void test_comfyui_no_loader(void **state)
 	kiln_spec_free(s);
 }
 
+/* jansson's allocator for the test: the Nth allocation from now fails, once (memory pressure
+ * that passes), the others succeed. */
+static long json_fail_at = -1, json_failed;
+static void *json_malloc_once(size_t n)
+{
+	if (json_fail_at >= 0 && json_fail_at-- == 0) {
+		json_failed++;
+		return NULL;
+	}
+	return malloc(n);
+}
+
+/* Out of memory while the request is built (jansson's allocations included): an error, or
+ * the full recipe; never a recipe that silently lost a LoRA or a ControlNet unit. Two
+ * sweeps: kiln's hook (the Nth allocation and all after it fail) with jansson on kiln's
+ * allocator, and one jansson allocation failing alone. */
+static void test_request_alloc_failures(void **state)
+{
+	struct kiln_spec *s = load();
+	struct kiln_ai_request ref;
+	struct kiln_buf canon = KILN_BUF_INIT;
+	uint32_t traits[2] = {1, 0}; /* Gold (a LoRA), Crown (a LoRA and a ControlNet) */
+	struct kiln_item it;
+	long n, failed_runs = 0;
+	(void)state;
+	memset(&it, 0, sizeof it);
+	it.id = 7;
+	it.seed = 5;
+	it.legendary = -1;
+	it.traits = traits;
+	build(s, 1, 0, 0, &ref);
+	assert_int_equal(kiln_ai_request_canonical(&ref, &canon), 0);
+	assert_non_null(strstr(canon.data, "gold_v1"));
+	assert_non_null(strstr(canon.data, "crown_v2"));
+	assert_non_null(strstr(canon.data, "\"image\":\"ab12\""));
+	json_set_alloc_funcs(kiln_malloc, free);
+	for (n = 0; n < 10000; n++) {
+		struct kiln_ai_request rq;
+		struct kiln_error e;
+		int rc;
+		kiln_alloc_fail_after(n);
+		rc = kiln_ai_request_build(s, &it, 0, files, 1, NULL, &rq, &e);
+		kiln_alloc_fail_after(-1);
+		if (rc) {
+			assert_int_equal(rc, KILN_E_NOMEM);
+			failed_runs++;
+			continue;
+		}
+		if (strcmp(rq.recipe, ref.recipe))
+			fail_msg("allocation %ld failed and the recipe changed instead of an error", n);
+		kiln_ai_request_release(&rq);
+		if (kiln_alloc_failed() == 0)
+			break;
+	}
+	assert_true(failed_runs > 10 && n < 10000);
+	json_set_alloc_funcs(json_malloc_once, free);
+	for (n = 0, failed_runs = 0; n < 10000; n++) {
+		struct kiln_ai_request rq;
+		struct kiln_error e;
+		int rc;
+		json_fail_at = n;
+		json_failed = 0;
+		rc = kiln_ai_request_build(s, &it, 0, files, 1, NULL, &rq, &e);
+		json_fail_at = -1;
+		if (rc) {
+			assert_int_equal(rc, KILN_E_NOMEM);
+			failed_runs++;
+			continue;
+		}
+		if (strcmp(rq.recipe, ref.recipe))
+			fail_msg("jansson allocation %ld failed and the recipe changed instead of an "
+				 "error", n);
+		kiln_ai_request_release(&rq);
+		if (!json_failed)
+			break;
+	}
+	json_set_alloc_funcs(malloc, free);
+	assert_true(failed_runs > 10 && n < 10000);
+	kiln_buf_release(&canon);
+	kiln_ai_request_release(&ref);
+	kiln_spec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_lora_file), cmocka_unit_test(test_samplers),
 		cmocka_unit_test(test_engine_limits), cmocka_unit_test(test_comfyui_answers),
 		cmocka_unit_test(test_comfyui_no_loader),
+		cmocka_unit_test(test_request_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,7 +133,7 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 	}
 	ck = find_class(g, "CheckpointLoaderSimple");
 	if (!ck && (rq->checkpoint || rq->nloras)) {
-		/* render_ai's load_inputs refuses such a spec first; this keeps the engine honest
+		/* ai.c's load_inputs refuses such a spec first; this keeps the engine honest
 		 * when used on its own */
 		json_decref(g);
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow has no "
@@ -191,10 +191,9 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 	}
 	prompt_id(rq, attempt, pid);
 	if (!(body = json_pack("{s:O, s:s, s:s}", "prompt", g, "client_id", "kiln",
-			       "prompt_id", pid)) ||
-	    !(text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+			       "prompt_id", pid)))
 		goto out;
-	rc = kiln_buf_adds(out, text);
+	rc = kiln_ai_json_append(body, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
 out:
 	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory binding the workflow");
@@ -499,10 +498,19 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 	return st;
 }
 
+/* /view sends the image file; every other answer is JSON (the history holds file names). */
+static size_t comfy_cap(const struct kiln_ai_request *rq, const char *path)
+{
+	if (rq && !strncmp(path, "/view", 5))
+		return kiln_ai_reply_image(rq);
+	return KILN_AI_REPLY_JSON;
+}
+
 const struct kiln_engine kiln_engine_comfyui = {
 	.name = "comfyui",
 	.health_path = "/queue",
 	.build_request = comfy_build,
 	.start = comfy_start,
 	.on_response = comfy_response,
+	.reply_cap = comfy_cap,
 };

@@ -24,48 +24,17 @@
 #include "kiln/buf.h"
 #include "kiln/catalog.h"
 #include "kiln/error.h"
+#include "kiln/recipe.h"
 #include "kiln/render.h"
 #include "kiln/spec.h"
 
-/* A file an engine sends (a ControlNet image): loaded once per run, shared by jobs. */
-struct kiln_ai_file {
-	const char *path;          /* as in kiln.yaml */
-	const unsigned char *data;
-	size_t len;
-	char sha[65];              /* SHA-256 of data */
-};
-
-struct kiln_ai_control {
-	const struct kiln_controlnet *cn;
-	const struct kiln_ai_file *image;
-};
-
-/* What one image should be, whatever server makes it. */
-struct kiln_ai_request {
-	uint64_t item_id;
-	unsigned candidate;        /* 0 .. generate.candidates-1 */
-	uint64_t seed;             /* ((item seed mod 2^32) + candidate) mod 2^32 */
-	char *prompt;              /* template filled from the traits; no <lora:> tags */
-	char *negative;
-	const char *checkpoint;    /* NULL: the server's current model */
-	const char *sampler;       /* A1111 name ("Euler a"); engines map it */
-	const char *scheduler;     /* NULL: automatic */
-	int steps;
-	double cfg;
-	int width, height;
-	struct kiln_lora *loras;   /* owned array; names borrowed from the spec */
-	size_t nloras;
-	struct kiln_ai_control *controls; /* owned array */
-	size_t ncontrols;
-	const char *workflow;      /* ComfyUI API-format graph (JSON text), borrowed; NULL */
-	char format[48];           /* how the image is stored when not PNG ("webp q90 lossless"),
-	                              part of the recipe; "" for PNG (recipes stay as they were) */
-	char recipe[65];           /* SHA-256 of kiln_ai_request_canonical() */
-};
+/* struct kiln_ai_file, kiln_ai_control and kiln_ai_request (what an image depends on) are
+ * the recipe module's (kiln/recipe.h). */
 
 /* Build item `it`'s request for `candidate` from the spec (traits' prompts, LoRAs and
  * ControlNets, the generate block). files[nfiles] are the loaded ControlNet images (by path);
- * workflow the loaded graph text (may be NULL). Fills rq->recipe. */
+ * workflow the loaded graph text (may be NULL). Fills rq->recipe. The recipe module builds it
+ * (kiln_recipe_ai_build): these are the engines' names for it. */
 int kiln_ai_request_build(const struct kiln_spec *s, const struct kiln_item *it,
 			  unsigned candidate, const struct kiln_ai_file *files, size_t nfiles,
 			  const char *workflow, struct kiln_ai_request *rq, struct kiln_error *e)
@@ -133,7 +102,19 @@ struct kiln_engine {
 	/* status 0: transport error (timeout, reset, refused; e->msg says which) */
 	enum kiln_step (*on_response)(struct kiln_ai_job *j, long status, const char *body,
 				      size_t len, struct kiln_http *next, struct kiln_error *e);
+	/* The most bytes an answer to GET/POST `path` may have (rq NULL: a health check): the
+	 * dispatcher cuts a transfer that goes past it. kiln_ai_reply_* below. */
+	size_t (*reply_cap)(const struct kiln_ai_request *rq, const char *path);
 };
+
+/* Answer caps. A JSON answer without an image: a few MB. One that carries `images` base64
+ * PNGs of the asked size: each at most width*height*4 bytes before base64 (an RGBA PNG
+ * stored, not compressed, plus its framing, is inside the slack), 4/3 of that after. A
+ * downloaded image: width*height*4 + slack. */
+#define KILN_AI_REPLY_JSON ((size_t)8 << 20)
+#define KILN_AI_REPLY_SLACK ((size_t)4 << 20)
+size_t kiln_ai_reply_b64(const struct kiln_ai_request *rq, unsigned images);
+size_t kiln_ai_reply_image(const struct kiln_ai_request *rq);
 
 extern const struct kiln_engine kiln_engine_a1111;
 extern const struct kiln_engine kiln_engine_comfyui;
@@ -141,38 +122,24 @@ extern const struct kiln_engine kiln_engine_sdcpp;
 /* By name, or NULL. */
 const struct kiln_engine *kiln_engine_find(const char *name);
 
-/* Helpers shared by the engines (lib/engine_a1111.c). */
+/* Helpers shared by the engines (engine.c). */
 int kiln_b64_encode(const void *p, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
 int kiln_b64_decode(const char *s, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
 /* The start of a server's error body on one line (newlines as spaces), for messages. */
 void kiln_ai_excerpt(char *out, size_t cap, const char *body, size_t len);
 /* Map an A1111 sampler name ("Euler a") to the engine's ("a1111", "comfyui": euler_ancestral,
  * "sdcpp": euler_a). NULL: unknown, or the engine has no such sampler (the spec loader refuses
- * those, see kiln_ai_sampler_runs). Static strings. */
+ * those, see kiln_sampler_runs in spec/samplers.h). Static strings. */
 const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name);
 /* Map an A1111 schedule type ("Karras") to the engine's ("karras"); NULL: the sampler's
  * default ("Automatic", or none given) or one the engine lacks. Static strings. */
 const char *kiln_ai_scheduler_name(const char *engine, const char *a1111_name);
-/* The A1111 spelling of the sampler (schedule type) name[len], matched without regard to
- * case, or NULL when A1111 has none by that name. Static strings. */
-const char *kiln_ai_sampler_canonical(const char *name, size_t len);
-const char *kiln_ai_scheduler_canonical(const char *name, size_t len);
-/* 1 when engine can run A1111 sampler `sampler` with schedule type `scheduler` (NULL: the
- * sampler's default), both in their canonical spelling. */
-int kiln_ai_sampler_runs(const char *engine, const char *sampler, const char *scheduler);
-/* Append to out the A1111 names engine accepts, quoted and comma-separated: samplers
- * (which 0) or schedule types (which 1). */
-int kiln_ai_sampler_list(const char *engine, int which, struct kiln_buf *out) KILN_MUST_CHECK;
+/* Append o's JSON text (json_dumpb flags) to out: KILN_E_NOMEM, or the whole text. jansson's
+ * json_dumps can lose an object key when its buffer fails to grow; this cannot. */
+struct json_t;
+int kiln_ai_json_append(struct json_t *o, size_t flags, struct kiln_buf *out) KILN_MUST_CHECK;
 /* The LoRA file name a server looks up: name as it is when it ends in a model extension
  * (.safetensors .ckpt .pt .pth .bin .gguf), else name + ".safetensors". -1: cap too small. */
 int kiln_ai_lora_file(const char *name, char *out, size_t cap) KILN_MUST_CHECK;
-
-/* The AI render stage (lib/render_ai.c); kiln_project_render calls it for AI engines. */
-struct kiln_project;
-struct kiln_render_opts;
-struct kiln_render_result;
-int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts *o,
-			   struct kiln_render_result *r, struct kiln_error *e) KILN_MUST_CHECK;
-
 
 #endif

@@ -72,10 +72,8 @@ static int sdcpp_build(const struct kiln_ai_request *rq, int redact, struct kiln
 			goto out;
 		}
 	}
-	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	rc = kiln_ai_json_append(o, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
 	json_decref(o);
-	if (text)
-		rc = kiln_buf_adds(out, text);
 out:
 	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building an sd.cpp request");
@@ -187,10 +185,19 @@ out:
 	return st;
 }
 
+/* A finished job's status carries its image as base64. */
+static size_t sdcpp_cap(const struct kiln_ai_request *rq, const char *path)
+{
+	if (rq && !strncmp(path, "/sdcpp/v1/jobs/", 15))
+		return kiln_ai_reply_b64(rq, 1);
+	return KILN_AI_REPLY_JSON;
+}
+
 const struct kiln_engine kiln_engine_sdcpp = {
 	.name = "sdcpp",
 	.health_path = "/sdcpp/v1/capabilities",
 	.build_request = sdcpp_build,
 	.start = sdcpp_start,
 	.on_response = sdcpp_response,
+	.reply_cap = sdcpp_cap,
 };
