@@ -55,10 +55,11 @@ char *kiln_store_path(const struct kiln_store *st, const char *sha)
 
 int kiln_store_has(const struct kiln_store *st, const char *sha)
 {
-	char *p = kiln_store_path(st, sha);
-	int has = p && kiln_fs_exists(p);
-	free(p);
-	return has;
+	/* no allocation: a failed one would read as "not in the store" (release would call a
+	 * rendered item unrendered) */
+	char p[4096];
+	int n = snprintf(p, sizeof p, "%s/%.2s/%s", st->dir, sha, sha);
+	return n > 0 && (size_t)n < sizeof p && kiln_fs_exists(p);
 }
 
 int kiln_store_put(struct kiln_store *st, const void *data, size_t len, char sha[65],

@@ -519,12 +519,17 @@ static int check_items(struct kiln_project *p, const struct kiln_items *items,
 				goto out;
 			bad = !current;
 		} else if (!bad) {
-			if (it->legendary >= 0)
-				bad = kiln_compose_legendary_recipe(c, (size_t)it->legendary, recipe,
-								    &re) != 0;
-			else
-				bad = kiln_compose_recipe(c, it->traits, recipe, &re) != 0;
-			bad = bad || strcmp(recipe, it->recipe);
+			int rr = it->legendary >= 0 ?
+				kiln_compose_legendary_recipe(c, (size_t)it->legendary, recipe, &re) :
+				kiln_compose_recipe(c, it->traits, recipe, &re);
+			/* a recipe that cannot be made (a layer file gone) is not current; memory
+			 * is not the item's fault */
+			if (rr == KILN_E_NOMEM) {
+				*e = re;
+				rc = rr;
+				goto out;
+			}
+			bad = rr != 0 || strcmp(recipe, it->recipe);
 		}
 		if (bad && !missing++)
 			first = it->id;
