@@ -3,12 +3,15 @@
 # it only calls apt-get for what dpkg says is missing. Runs as root (or through sudo).
 set -eu
 PKGS="build-essential cmake pkg-config git
-libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev
-libssl-dev libpotrace-dev libimagequant-dev libdeflate-dev libxxhash-dev zlib1g-dev libcmocka-dev
+libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
+libssl-dev libimagequant-dev libdeflate-dev libxxhash-dev zlib1g-dev libcmocka-dev
 python3 python3-pil sqlite3"
+# potrace (libpotrace-dev) joins the list when polish vectorizes; libmicrohttpd the build when
+# the review server is written (today only a unit test's fake endpoints use it)
 if [ "${1:-}" = "--test" ]; then
-  # valgrind; numpy and scipy for the imagehash oracle (tests/qa/compare_phash.sh)
-  PKGS="$PKGS valgrind python3-numpy python3-scipy"
+  # valgrind; numpy and scipy for the imagehash oracle (tests/qa/compare_phash.sh); the
+  # dispatcher test's HTTP server
+  PKGS="$PKGS valgrind python3-numpy python3-scipy libmicrohttpd-dev"
   # The IPFS tests compare with the npm importer (tests/ipfs): Node.js and npm, Debian's unless
   # the machine already has its own (a NodeSource node ships npm inside).
   command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"

@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-volatile int cli_cancel;
+/* sig_atomic_t: the one type a signal handler may write; it is int here (glibc), so &cli_cancel
+ * is the `const volatile int *` that kiln_render_opts.cancel takes */
+volatile sig_atomic_t cli_cancel;
 
 int cli_fail(const struct kiln_error *e)
 {

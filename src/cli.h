@@ -3,6 +3,7 @@
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 #include "kiln/error.h"
 #include "kiln/project.h"
@@ -54,7 +55,7 @@ void cli_progress_init(struct cli_progress *cp, int json, int quiet);
 void cli_progress_cb(const struct kiln_progress *p, void *user);
 
 /* Ctrl-C: the first sets the flag (stages finish what is under way), the second kills. */
-extern volatile int cli_cancel;
+extern volatile sig_atomic_t cli_cancel;
 void cli_catch_signals(void);
 
 /* Read the AI endpoints' credential variables into the spec (0, or an exit status). */

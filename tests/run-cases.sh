@@ -1,30 +1,68 @@
 #!/bin/sh
-# Data-driven cases: each folder CASES/<suite>/<case>/ holds
-#   kiln.yaml        the spec (optional: a case may make its own in make.sh)
-#   make.sh          optional, run first inside a scratch copy of the folder (sh make.sh)
-#   args             the kiln command-line words (default: plan); one line
+# Data-driven cases (tests/README.md): each folder <suite>/<case>/ holds
+#   kiln.yaml        the spec (optional)
+#   args             the kiln command-line words (default: plan); one line, split by the shell;
+#                    an empty file means no words at all
 #   expect-exit      the exit status (default 0)
 #   expect-stderr    optional: every non-empty line must appear in stderr (as a substring)
 #   expect-stdout    optional: every non-empty line must appear in stdout (as a substring)
 #   expect-absent    optional: paths (one a line) that must not exist afterwards
-# The case runs in the scratch copy with `kiln -C <copy> <args>`. An expected failure is a
-# case like any other. Prints "N passed, N failed" and exits non-zero on any failure.
+#   missing          optional: input paths kiln.yaml names that the runner must not draw (the
+#                    case is about their absence)
+#   make.sh          optional, for what the runner cannot do: run (sh make.sh) inside the
+#                    scratch copy after the inputs are drawn
+# Inputs: the runner draws every input file kiln.yaml names (`file:` of traits and legendaries,
+# `image:` of controlnet) as an empty file: the spec loader only checks that an input exists and
+# is not a folder, and plan never opens them. A case that renders needs real images: make.sh.
+# The case runs in a scratch copy, as `cd <copy> && kiln -C <copy> <args>`, so a relative path
+# in args names a file of the case. An expected failure is a case like any other.
+# Usage: run-cases.sh PATH...   each PATH a case folder, a suite (folder of cases) or a folder
+# of suites. Prints "FAIL <case>: why" per failure and "N passed, N failed"; non-zero exit on
+# any failure.
 set -u
-CASES=${1:?usage: run-cases.sh CASES_DIR}
+[ $# -gt 0 ] || { echo "usage: run-cases.sh CASE_OR_SUITE_DIR..." >&2; exit 2; }
 KILN=${KILN:?set KILN to the kiln binary}
 TMP=${KILN_TMP:-/tmp}/cases.$$
 mkdir -p "$TMP"
 pass=0
 fail=0
-for dir in "$CASES"/*/*/; do
-	[ -d "$dir" ] || continue
+
+is_case() {
+	for f in "$1"/kiln.yaml "$1"/args "$1"/expect-*; do
+		[ -e "$f" ] && return 0
+	done
+	return 1
+}
+
+# The input files kiln.yaml names, one a line: values of `file:` and of a scalar `image:`
+# (not the image: {width..} block), unquoted, relative, inside the case.
+named_inputs() {
+	grep -oE '(^|[[:space:]{,])(file|image): *("[^"]*"|[^[:space:]{,}"][^,}]*)' "$1" |
+		sed -E 's/^[[:space:]{,]*(file|image): *//; s/^"(.*)"$/\1/; s/[[:space:]]+$//' |
+		grep -vE '^/|(^|/)\.\.(/|$)' | sort -u
+}
+
+draw_inputs() { # work
+	[ -f "$1/kiln.yaml" ] || return 0
+	named_inputs "$1/kiln.yaml" | while IFS= read -r f; do
+		if [ -f "$1/missing" ] && grep -qxF -- "$f" "$1/missing"; then
+			continue
+		fi
+		[ -e "$1/$f" ] && continue
+		mkdir -p "$1/$(dirname "$f")" && : >"$1/$f" || return 1
+	done
+}
+
+run_case() { # dir
+	dir=${1%/}
 	name=$(basename "$(dirname "$dir")")/$(basename "$dir")
 	work="$TMP/$(echo "$name" | tr / _)"
 	rm -rf "$work"
 	cp -r "$dir" "$work"
 	ok=1
 	why=""
-	if [ -f "$work/make.sh" ]; then
+	draw_inputs "$work" || { ok=0; why="could not draw the inputs kiln.yaml names"; }
+	if [ $ok = 1 ] && [ -f "$work/make.sh" ]; then
 		(cd "$work" && sh make.sh) >"$work/.make.log" 2>&1 || { ok=0; why="make.sh failed: $(cat "$work/.make.log")"; }
 	fi
 	args="plan"
@@ -33,7 +71,7 @@ for dir in "$CASES"/*/*/; do
 	[ -f "$work/expect-exit" ] && want=$(tr -d ' \n' <"$work/expect-exit")
 	if [ $ok = 1 ]; then
 		# shellcheck disable=SC2086
-		"$KILN" -C "$work" $args >"$work/.stdout" 2>"$work/.stderr"
+		(cd "$work" && exec "$KILN" -C "$work" $args) >"$work/.stdout" 2>"$work/.stderr"
 		got=$?
 		if [ "$got" != "$want" ]; then
 			ok=0
@@ -61,9 +99,22 @@ for dir in "$CASES"/*/*/; do
 	else
 		fail=$((fail + 1))
 		echo "FAIL $name: $why"
+		echo "  stdout: $(head -c 2000 "$work/.stdout" 2>/dev/null)"
 		echo "  stderr: $(head -c 2000 "$work/.stderr" 2>/dev/null)"
 	fi
+}
+
+for top in "$@"; do
+	top=${top%/}
+	if is_case "$top"; then
+		run_case "$top"
+		continue
+	fi
+	for d in "$top"/*/ "$top"/*/*/; do
+		d=${d%/}
+		[ -d "$d" ] && is_case "$d" && run_case "$d"
+	done
 done
 echo "$pass passed, $fail failed"
 [ $fail = 0 ] && rmdir "$TMP" 2>/dev/null
-[ $fail = 0 ]
+[ $fail = 0 ] && [ $pass -gt 0 ]

@@ -66,11 +66,6 @@ int kiln_plan_replace(struct kiln_plan *p, const struct kiln_spec *s, uint64_t i
 		      uint64_t *changed, size_t cap, size_t *nchanged, struct kiln_error *e)
 	KILN_MUST_CHECK;
 
-/* Check a plan against the spec: quotas, rules, uniqueness/min_distance. 0 when all hold;
- * otherwise KILN_E_FAILED with the first violation in e. For tests and `kiln plan --check`. */
-int kiln_plan_verify(const struct kiln_plan *p, const struct kiln_spec *s, struct kiln_error *e)
-	KILN_MUST_CHECK;
-
 /* Render seed of a token: splitmix64 of the collection seed and the id, 63 bits (fits every
  * engine's and SQLite's signed 64-bit integers). */
 uint64_t kiln_plan_seed(uint64_t collection_seed, uint64_t id);

@@ -169,6 +169,26 @@ int kiln_fs_write_atomic_sync(const char *path, const void *data, size_t len, in
 				    strerror(errno));
 		goto out;
 	}
+	/* the rename is a change to the folder: until the folder is synced, a power cut can
+	 * lose it (the file's bytes are safe, its name is not). tmp holds the folder now. */
+	if (sync) {
+		const char *slash = strrchr(path, '/');
+		int dfd;
+		if (!slash)
+			snprintf(tmp, plen, ".");
+		else
+			snprintf(tmp, plen, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+		dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) != 0)
+			rc = kiln_error_set(e, KILN_E_IO, path, "cannot sync its folder %s: %s", tmp,
+					    strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		if (rc) {
+			free(tmp);
+			return rc; /* the file is in place: not unlinked */
+		}
+	}
 out:
 	if (fd >= 0)
 		close(fd);

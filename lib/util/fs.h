@@ -17,11 +17,12 @@ int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e) K
  * naming the kind or the limit; open and read failures are KILN_E_IO. */
 int kiln_fs_read_limited(const char *path, struct kiln_buf *out, size_t max, int refuse,
 			 struct kiln_error *e) KILN_MUST_CHECK;
-/* Write data to path through path.tmp-PID-N + fsync + rename. */
+/* Write data to path through path.tmp-PID-N + fsync + rename + fsync of the folder. */
 int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct kiln_error *e)
 	KILN_MUST_CHECK;
-/* The same, fsync only when sync is set (the caller then makes the data durable in bulk with
- * kiln_fs_sync_fs: one syncfs per batch instead of one fsync per file). */
+/* The same, fsync (of the file, and of its folder after the rename) only when sync is set
+ * (the caller then makes the data and the names durable in bulk with kiln_fs_sync_fs: one
+ * syncfs per batch instead of two fsyncs per file). */
 int kiln_fs_write_atomic_sync(const char *path, const void *data, size_t len, int sync,
 			      struct kiln_error *e) KILN_MUST_CHECK;
 /* syncfs() on the file system holding dir. */

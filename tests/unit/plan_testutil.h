@@ -11,6 +11,7 @@
 
 #include "kiln/plan.h"
 #include "kiln/spec.h"
+#include "plan/verify.h"
 #include "util/alloc.h"
 #include "util/prng.h"
 

@@ -1,2 +1,0 @@
-mkdir -p controlnet
-printf 'not checked at plan' >controlnet/crown.png
