@@ -364,7 +364,8 @@ static int convert(const struct kiln_spec *s, struct kiln_buf *img, int ai, stru
 		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for the XMP packet");
 		goto out;
 	}
-	if ((rc = kiln_image_encode(s, bare, ai ? xmp.data : NULL, xmp.len, &out, e))) {
+	struct kiln_image_enc enc = {s->format == KILN_FORMAT_JPEG, s->quality, s->lossless};
+	if ((rc = kiln_image_encode(&enc, bare, ai ? xmp.data : NULL, xmp.len, &out, e))) {
 		kiln_error_prefix(e, "cannot store the image as %s", kiln_format_ext(s->format));
 		goto out;
 	}

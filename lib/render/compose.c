@@ -961,7 +961,8 @@ static int finish(struct kiln_compose *c, struct scratch *x, const uint8_t *px,
 	im = vips_image_new_from_memory(px, (size_t)w * h * 4, w, h, 4, VIPS_FORMAT_UCHAR);
 	if (!im)
 		return vips_fail(e, NULL, "cannot wrap the image for encoding", NULL);
-	rc = kiln_image_encode(s, im, NULL, 0, out, e);
+	struct kiln_image_enc enc = {s->format == KILN_FORMAT_JPEG, s->quality, s->lossless};
+	rc = kiln_image_encode(&enc, im, NULL, 0, out, e);
 	g_object_unref(im);
 	return rc;
 }

@@ -211,7 +211,7 @@ int kiln_image_thumbnail(const char *src, int size, const char *format, int qual
 
 /* One encoder for every WebP/JPEG kiln writes, so that an image's bytes depend on the spec's
  * settings alone, whichever engine made the pixels. Every option that changes bytes is set. */
-int kiln_image_encode(const struct kiln_spec *s, VipsImage *im, const void *xmp, size_t xmplen,
+int kiln_image_encode(const struct kiln_image_enc *s, VipsImage *im, const void *xmp, size_t xmplen,
 		      struct kiln_buf *out, struct kiln_error *e)
 {
 	VipsImage *fixed = NULL, *flat = NULL, *src;
@@ -225,7 +225,7 @@ int kiln_image_encode(const struct kiln_spec *s, VipsImage *im, const void *xmp,
 		goto out;
 	}
 	src = fixed;
-	if (s->format == KILN_FORMAT_JPEG && fixed->Bands == 4) {
+	if (s->jpeg && fixed->Bands == 4) {
 		/* JPEG has no alpha: flatten onto white, as a browser shows a PNG on a page. */
 		white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
 		if (vips_flatten(fixed, &flat, "background", white, NULL)) {
@@ -238,7 +238,7 @@ int kiln_image_encode(const struct kiln_spec *s, VipsImage *im, const void *xmp,
 	 * with it the image holds no field but this one (the caller's pixels came bare) */
 	if (xmp)
 		vips_image_set_blob_copy(src, VIPS_META_XMP_NAME, xmp, xmplen);
-	if (s->format == KILN_FORMAT_JPEG)
+	if (s->jpeg)
 		bad = vips_jpegsave_buffer(src, &data, &len, "Q", s->quality, "strip", !xmp,
 					   "optimize_coding", TRUE, "interlace", FALSE,
 					   "subsample_mode", VIPS_FOREIGN_SUBSAMPLE_AUTO,

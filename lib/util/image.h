@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include "kiln/buf.h"
 #include "kiln/error.h"
-#include "kiln/spec.h"
 
 /* Start libvips once per process: its warnings dropped (the library never prints), the
  * operation cache off (a file changed on disk is read again, decoded layers are not kept
@@ -48,13 +47,20 @@ int kiln_image_check_pixels(const char *path, uint64_t max_pixels, int *width, i
 int kiln_image_thumbnail(const char *src, int size, const char *format, int quality,
 			 struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 
-/* Encode the uchar sRGB image im (3 or 4 bands) as the spec's WebP or JPEG, with the compose
- * engine's encoder settings (72 dpi; JPEG flattened onto white, optimised Huffman, no
- * interlace; WebP lossless or Q per image.lossless/quality, effort 4), appended to out. No
- * metadata is written but the XMP packet xmp[xmplen] when xmp is not NULL: the same pixels
- * and packet give the same bytes. */
+/* How kiln_image_encode writes: the spec's image.format (WebP or JPEG), image.quality and
+ * image.lossless, as the render stage reads them from the spec (util knows no spec). */
+struct kiln_image_enc {
+	int jpeg;                  /* 1: JPEG, 0: WebP */
+	int quality;               /* 1..100 */
+	int lossless;              /* WebP only */
+};
+
+/* Encode the uchar sRGB image im (3 or 4 bands) as WebP or JPEG, with the compose engine's
+ * encoder settings (72 dpi; JPEG flattened onto white, optimised Huffman, no interlace; WebP
+ * lossless or Q, effort 4), appended to out. No metadata is written but the XMP packet
+ * xmp[xmplen] when xmp is not NULL: the same pixels and packet give the same bytes. */
 struct _VipsImage;
-int kiln_image_encode(const struct kiln_spec *s, struct _VipsImage *im, const void *xmp,
+int kiln_image_encode(const struct kiln_image_enc *enc, struct _VipsImage *im, const void *xmp,
 		      size_t xmplen, struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

@@ -150,7 +150,7 @@ static struct kiln_project *open_project(const char *dir)
 {
 	struct kiln_project *p = NULL;
 	struct kiln_error e;
-	if (kiln_project_open(&p, dir, &e))
+	if (kiln_project_open(&p, dir, KILN_OPEN_WRITE, "test", &e))
 		fail_msg("open %s: %s: %s", dir, e.where, e.msg);
 	return p;
 }

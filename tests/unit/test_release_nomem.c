@@ -43,7 +43,7 @@ static struct kiln_project *project(void)
 	sh("cp -r '%s/examples/owls/kiln.yaml' '%s'", KILN_SOURCE_DIR, dir);
 	sh("cp -r '%s/examples/owls/layers' '%s'", KILN_SOURCE_DIR, dir);
 	sh("cp -r '%s/examples/owls/legendaries' '%s'", KILN_SOURCE_DIR, dir);
-	if (kiln_project_open(&p, dir, &e) || kiln_project_plan(p, &po, &pr, &e) ||
+	if (kiln_project_open(&p, dir, KILN_OPEN_WRITE, "test", &e) || kiln_project_plan(p, &po, &pr, &e) ||
 	    kiln_project_render(p, &ro, &rr, &e))
 		fail_msg("%s: %s", e.where, e.msg);
 	kiln_plan_result_release(&pr);
