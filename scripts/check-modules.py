@@ -21,10 +21,12 @@ in its place in the list. Also errors:
     which calls back into ai.o): the files of a module are layered too.
 
 LAYERS, lowest first:
-  util < spec < catalog < plan < project < recipe < render/engines < render < qa < release
-       < review < polish < portfolio < train
-(review, polish, portfolio and train are after release: they are not written yet; they may
-use everything before them.)
+  util < spec < plan < catalog < project < recipe < train < render/engines < render
+       < portfolio < release < qa < review < polish
+(train, portfolio, review and polish are not written yet; their places are the design's:
+train makes LoRAs the render engines use; release writes the portfolio; QA checks renders
+and release folders alike (it reads provenance.json, ipfs.json); review and polish act on
+QA's verdicts. `kiln build` orders the stages render, qa, release in the command.)
 
 Usage: check-modules.py [--src DIR] [--objects OBJ_OR_DIR...]
   --src      the source tree (default: the parent of this script's folder)
@@ -39,8 +41,8 @@ import re
 import subprocess
 import sys
 
-LAYERS = ["util", "spec", "catalog", "plan", "project", "recipe", "render/engines", "render",
-          "qa", "release", "review", "polish", "portfolio", "train"]
+LAYERS = ["util", "spec", "plan", "catalog", "project", "recipe", "train", "render/engines",
+          "render", "portfolio", "release", "qa", "review", "polish"]
 # public headers implemented by a module of another name
 HEADER_MODULE = {"error": "util", "buf": "util"}
 

@@ -8,7 +8,7 @@
  * reads. Sizes: a few endpoints, a few LoRA per trait; nothing here is hot.
  */
 #include "spec/internal.h"
-#include "spec/samplers.h"
+#include "kiln/spec.h"
 #include "util/alloc.h"
 
 #include <stdio.h>

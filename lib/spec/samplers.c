@@ -9,7 +9,7 @@
  *
  * Sizes: two static tables of ~20 rows; lookups are linear scans.
  */
-#include "spec/samplers.h"
+#include "kiln/spec.h"
 
 #include <stdio.h>
 #include <string.h>

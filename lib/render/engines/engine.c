@@ -1,6 +1,6 @@
 /* render/engines/engine: what the three engines share, so that each engine file holds only its
  * server's protocol: base64, error excerpts, sampler and scheduler mapping (the names are
- * spec-level data, spec/samplers.h), LoRA file names, the engine-neutral request (built by the
+ * spec-level data, kiln/spec.h (sampler names, lib/spec/samplers.c)), LoRA file names, the engine-neutral request (built by the
  * recipe module, which alone decides what an image depends on), job release and the engine
  * table. No engine reaches another engine's data; the dispatcher reaches engines only through
  * this file and engine.h.
@@ -8,7 +8,7 @@
  * Sizes: base64 of a control image or an answer's image (a few MB); everything else is static.
  */
 #include "render/engines/engine.h"
-#include "spec/samplers.h"
+#include "kiln/spec.h"
 #include "util/alloc.h"
 
 #include <jansson.h>
@@ -155,19 +155,6 @@ void kiln_ai_job_release(struct kiln_ai_job *j)
 	free(j->info);
 	free(j->scratch);
 	j->info = j->scratch = NULL;
-}
-
-const struct kiln_engine *kiln_engine_find(const char *name)
-{
-	if (!name)
-		return NULL;
-	if (!strcmp(name, "a1111"))
-		return &kiln_engine_a1111;
-	if (!strcmp(name, "comfyui"))
-		return &kiln_engine_comfyui;
-	if (!strcmp(name, "sdcpp"))
-		return &kiln_engine_sdcpp;
-	return NULL;
 }
 
 const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name)

@@ -25,7 +25,6 @@
 #include "kiln/catalog.h"
 #include "kiln/error.h"
 #include "kiln/recipe.h"
-#include "kiln/render.h"
 #include "kiln/spec.h"
 
 /* struct kiln_ai_file, kiln_ai_control and kiln_ai_request (what an image depends on) are
@@ -129,7 +128,7 @@ int kiln_b64_decode(const char *s, size_t n, struct kiln_buf *out) KILN_MUST_CHE
 void kiln_ai_excerpt(char *out, size_t cap, const char *body, size_t len);
 /* Map an A1111 sampler name ("Euler a") to the engine's ("a1111", "comfyui": euler_ancestral,
  * "sdcpp": euler_a). NULL: unknown, or the engine has no such sampler (the spec loader refuses
- * those, see kiln_sampler_runs in spec/samplers.h). Static strings. */
+ * those, see kiln_sampler_runs in kiln/spec.h (sampler names, lib/spec/samplers.c)). Static strings. */
 const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name);
 /* Map an A1111 schedule type ("Karras") to the engine's ("karras"); NULL: the sampler's
  * default ("Automatic", or none given) or one the engine lacks. Static strings. */

@@ -1,0 +1,18 @@
+/* The engines by name. A file of its own so that the files of render/engines stay layered:
+ * a1111.c, comfyui.c and sdcpp.c use engine.c's shared helpers, and only this file, above
+ * them, knows all three (scripts/check-modules.py checks that no two files call each other). */
+#include <string.h>
+#include "render/engines/engine.h"
+
+const struct kiln_engine *kiln_engine_find(const char *name)
+{
+	if (!name)
+		return NULL;
+	if (!strcmp(name, "a1111"))
+		return &kiln_engine_a1111;
+	if (!strcmp(name, "comfyui"))
+		return &kiln_engine_comfyui;
+	if (!strcmp(name, "sdcpp"))
+		return &kiln_engine_sdcpp;
+	return NULL;
+}
