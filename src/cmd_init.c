@@ -68,11 +68,11 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 			break;
 		}
 		case 's': {
-			char *end;
-			unsigned long long n = strtoull(optarg, &end, 10);
-			if (*end || !n) {
+			uint64_t n;
+			if (cli_parse_u64(optarg, 1, CLI_MAX_ID, &n)) {
 				free(orderbuf);
-				return cli_usage("init", "--size takes a positive number");
+				return cli_usage("init", "--size takes a number from 1 to %llu, got '%s'",
+						 (unsigned long long)CLI_MAX_ID, optarg);
 			}
 			ho.size = n;
 			break;

@@ -128,13 +128,12 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 	if ((rc = cli_open(cli, &p)))
 		return rc;
 	if (replace) {
-		char *end;
-		unsigned long long id = strtoull(replace, &end, 10);
+		uint64_t id;
 		struct kiln_error e;
 		uint64_t changed[64];
 		size_t n = 0;
 		kiln_error_clear(&e);
-		if (!*replace || *end) {
+		if (cli_parse_u64(replace, 0, CLI_MAX_ID, &id)) {
 			rc = cli_usage("plan", "--replace takes a token id, got '%s'", replace);
 			goto out;
 		}
@@ -153,7 +152,7 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 			fputc('\n', stdout);
 			json_decref(o);
 		} else {
-			printf("plan: token %llu has new traits; tokens changed:", id);
+			printf("plan: token %llu has new traits; tokens changed:", (unsigned long long)id);
 			for (size_t i = 0; i < n; i++)
 				printf(" %llu", (unsigned long long)changed[i]);
 			printf("\n");

@@ -90,10 +90,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		case 'A': o.allow_qa_failures = 1; break;
 		case 'R': o.re_reveal = 1; break;
 		case 's': {
-			char *end;
-			errno = 0;
-			o.starting_index = strtoull(optarg, &end, 10);
-			if (!*optarg || *end || errno || optarg[0] == '-')
+			if (cli_parse_u64(optarg, 0, CLI_MAX_ID, &o.starting_index))
 				return cli_usage("release", "--starting-index needs a whole number "
 						 "0 or more, got '%s'", optarg);
 			o.has_starting_index = 1;

@@ -33,11 +33,10 @@ static int dry_run(struct kiln_project *p, const char *arg)
 {
 	struct kiln_buf out = KILN_BUF_INIT;
 	struct kiln_error e;
-	char *end;
-	unsigned long long id = strtoull(arg, &end, 10);
+	uint64_t id;
 	int rc;
-	if (!*arg || *end)
-		return cli_usage("render", "--dry-run takes an item id (see `kiln ls`)");
+	if (cli_parse_u64(arg, 0, CLI_MAX_ID, &id))
+		return cli_usage("render", "--dry-run takes an item id (see `kiln ls`), got '%s'", arg);
 	kiln_error_clear(&e);
 	if ((rc = kiln_project_render_dry_run(p, id, &out, &e))) {
 		kiln_buf_release(&out);
@@ -63,10 +62,10 @@ int cmd_render(struct cli *cli, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-			if (*end || n < 1 || n > 1024)
-				return cli_usage("render", "--threads takes a number from 1 to 1024");
+			uint64_t n;
+			if (cli_parse_u64(optarg, 1, 1024, &n))
+				return cli_usage("render", "--threads takes a number from 1 to 1024, "
+						 "got '%s'", optarg);
 			threads = (unsigned)n;
 			break;
 		}

@@ -22,8 +22,8 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	struct kiln_project *p = NULL;
 	struct kiln_items items;
 	struct kiln_error e;
-	char *renders = NULL, *qa = NULL, *end;
-	unsigned long long id;
+	char *renders = NULL, *qa = NULL;
+	uint64_t id;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -34,9 +34,9 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage("show", "give one item id");
-	id = strtoull(argv[optind], &end, 10);
-	if (!*argv[optind] || *end)
-		return cli_usage("show", "'%s' is not an item id", argv[optind]);
+	if (cli_parse_u64(argv[optind], 0, CLI_MAX_ID, &id))
+		return cli_usage("show", "'%s' is not an item id (a whole number from 0 to %llu)",
+				 argv[optind], (unsigned long long)CLI_MAX_ID);
 	if ((rc = cli_open(cli, &p)))
 		return rc;
 	kiln_error_clear(&e);
@@ -49,7 +49,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	}
 	if (!items.n) {
 		fprintf(stderr, "kiln: item %llu: no such item (ids run from %llu to %llu; run "
-			"`kiln plan` if the catalog is empty)\n", id,
+			"`kiln plan` if the catalog is empty)\n", (unsigned long long)id,
 			(unsigned long long)p->spec->start_id,
 			(unsigned long long)(p->spec->start_id + p->spec->size - 1));
 		rc = 1;

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Seed corpus for the fuzz targets, drawn from the project's own tests and examples.
+
+usage: make_corpus.py SRC OUT   (SRC: the source tree; writes OUT/<target>/...)
+
+spec      every kiln.yaml of tests/cases and examples
+png       PNGs of the owls example and a few made here (tiny, with text chunks)
+metadata  token JSON in the shapes kiln writes (ERC-721, Metaplex) and common mistakes
+engine    reply sequences as the test server (tests/sdserver) sends them: byte 0 the engine
+          (0 a1111, 1 comfyui, 2 sdcpp), byte 1 the first status, bodies split by 00 01
+"""
+import base64, glob, json, os, struct, sys, zlib
+
+src, out = sys.argv[1], sys.argv[2]
+
+
+def put(target, name, data):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def png(w, h, texts=()):
+    def chunk(t, b):
+        return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+    raw = b"".join(b"\0" + bytes([(x * 40) % 256, 0, 0, 255]) * w for x in range(h))
+    body = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
+    for k, v in texts:
+        body += chunk(b"tEXt", k.encode() + b"\0" + v.encode())
+    body += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+n = 0
+for p in sorted(glob.glob(os.path.join(src, "tests/cases/*/*/kiln.yaml")) +
+                glob.glob(os.path.join(src, "examples/*/kiln.yaml"))):
+    with open(p, "rb") as f:
+        put("spec", "%03d.yaml" % n, f.read())
+    n += 1
+
+for i, p in enumerate(sorted(glob.glob(os.path.join(src, "examples/owls/layers/*/*.png")))[:4]):
+    with open(p, "rb") as f:
+        put("png", "owl%d.png" % i, f.read())
+put("png", "tiny.png", png(2, 2))
+put("png", "text.png", png(3, 1, [("parameters", "owl\nSteps: 20, Seed: 1"), ("Comment", "x")]))
+
+tok = {"name": "Owl #1", "description": "an owl", "image": "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi/1.png",
+       "external_url": "https://example.org/1", "background_color": "a0b0c0",
+       "attributes": [{"trait_type": "Hat", "value": "Crown"},
+                      {"trait_type": "Level", "value": 3, "display_type": "number", "max_value": 10},
+                      {"trait_type": "Born", "value": 1700000000, "display_type": "date"}]}
+put("metadata", "erc721.json", json.dumps(tok))
+mpl = {"name": "Owl #1", "symbol": "OWLS", "description": "an owl", "seller_fee_basis_points": 500,
+       "image": "0.png", "attributes": [{"trait_type": "Hat", "value": "Crown"}],
+       "properties": {"files": [{"uri": "0.png", "type": "image/png"}], "category": "image",
+                      "creators": [{"address": "11111111111111111111111111111111", "share": 100}]}}
+put("metadata", "metaplex.json", json.dumps(mpl))
+put("metadata", "broken.json", '{"name": "x", "attributes": [{"trait_type": 1}]')
+put("metadata", "deep.json", "[" * 64 + "]" * 64)
+put("metadata", "utf8.json", json.dumps({"name": "Eule \u00e9\u4e2d", "attributes": []}, ensure_ascii=False))
+
+img = base64.b64encode(png(2, 2)).decode()
+info = json.dumps({"seed": 42, "all_seeds": [42], "infotexts": ["owl\nSteps: 20, Seed: 42"]})
+put("engine", "a1111_ok", b"\x00\x00" + json.dumps({"images": [img], "parameters": {}, "info": info}).encode())
+put("engine", "a1111_500", b"\x00\x06" + b'{"error": "OutOfMemoryError", "detail": "CUDA"}')
+put("engine", "a1111_badb64", b"\x00\x00" + json.dumps({"images": ["!!!"], "info": "{"}).encode())
+pid = "kiln-7-0-1"
+hist = {pid: {"outputs": {"9": {"images": [{"filename": "k_00001_.png", "subfolder": "", "type": "output"}]}},
+              "status": {"status_str": "success", "completed": True, "messages": []}}}
+put("engine", "comfyui_ok", b"\x01\x00" + b"\x00\x01".join([
+    json.dumps({"prompt_id": pid, "number": 1, "node_errors": {}}).encode(),
+    b"{}", json.dumps(hist).encode(), png(64, 64)]))
+put("engine", "comfyui_400", b"\x01\x04" + json.dumps({"error": {"type": "prompt_outputs_failed_validation"},
+    "node_errors": {"4": {"class_type": "CheckpointLoaderSimple", "errors": [{"message": "Value not in list"}]}}}).encode())
+put("engine", "sdcpp_async", b"\x02\x03" + b"\x00\x01".join([
+    json.dumps({"id": "job1", "status": "queued"}).encode(),
+    json.dumps({"id": "job1", "status": "generating"}).encode(),
+    json.dumps({"id": "job1", "status": "completed", "result": {"images": [{"b64_json": img, "seed": 42}]}}).encode()]))
+put("engine", "sdcpp_sync", b"\x02\x00" + json.dumps({"images": [img], "info": info}).encode())
