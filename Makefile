@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build demo test test-asan valgrind bench clean
+.PHONY: all deps build demo test test-asan valgrind modules bench clean
 
 all: build
 
@@ -31,6 +31,12 @@ test-asan:
 
 valgrind: build
 	@sh tests/valgrind.sh $(BUILD)
+
+# the module graph of lib/ (also the CTest test `modules`)
+modules:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target kiln | grep -v "^\[" || true
+	@python3 scripts/check-modules.py --objects $(BUILD)/CMakeFiles/kiln.dir
 
 clean:
 	rm -rf build build-asan

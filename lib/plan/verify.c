@@ -2,9 +2,9 @@
  * in plan/verify.h, not in the public API). It shares nothing with the planner but
  * kiln_plan_targets() and kiln_plan_seed(): rules are evaluated from their clauses as written
  * (not from the compiled patterns), counts are recounted, and uniqueness is checked by sorting,
- * not by the planner's hash tables. min_distance k: for each of the C(L', k-1) ways to leave k-1 non-bypass layers
- * out, sort the tokens by the rest of their DNA; two tokens closer than k are equal on some
- * such key.
+ * not by the planner's hash tables. min_distance k: for each of the C(L', k-1) ways to leave
+ * k-1 non-bypass layers out, sort the tokens by the rest of their DNA; two tokens closer than k
+ * are equal on some such key.
  */
 #include "plan/verify.h"
 #include "util/alloc.h"
