@@ -192,33 +192,25 @@ static int do_release(struct kiln_project *p, struct kiln_error *e)
 
 /* QA over dist/images (written by the template's release) and the project's collection
  * checks; the findings of the last run stay in qa_findings for snapshot().
- * TODO(qa): run kiln_project_qa() here once it exists (the qa helper adds it). */
+ * The stage is kiln_project_qa(), which also records the verdicts in the catalog. */
 static struct kiln_findings qa_findings = KILN_FINDINGS_INIT;
 
 static int do_qa(struct kiln_project *p, struct kiln_error *e)
 {
-	struct kiln_qa_token toks[6];
-	char paths[6][600], names[6][16];
-	struct kiln_qa_opts o;
-	struct kiln_findings *f = &qa_findings;
-	struct kiln_qa_image_result ir;
+	struct kiln_qa_run_opts o;
+	struct kiln_qa_result r;
 	int rc;
-	for (int i = 0; i < 6; i++) {
-		snprintf(names[i], sizeof names[i], "%d.png", i + 1);
-		snprintf(paths[i], sizeof paths[i], "%s/dist/images/%d.png", p->dir, i + 1);
-		toks[i].id = (uint64_t)i + 1;
-		toks[i].name = names[i];
-		toks[i].path = paths[i];
-		toks[i].extra = 0;
-	}
-	kiln_qa_opts_default(&o);
+	kiln_qa_run_opts_init(&o);
 	o.threads = 1;
-	memset(&ir, 0, sizeof ir);
-	kiln_findings_release(f);
-	rc = kiln_qa_images(toks, 6, &o, f, &ir, e);
-	kiln_qa_image_result_release(&ir);
-	if (!rc)
-		rc = kiln_qa_collection(p, f, e);
+	memset(&r, 0, sizeof r);
+	kiln_findings_release(&qa_findings);
+	rc = kiln_project_qa(p, &o, &r, e);
+	if (!rc) {
+		/* keep the findings for snapshot(); the result gives them up */
+		qa_findings = r.findings;
+		memset(&r.findings, 0, sizeof r.findings);
+	}
+	kiln_qa_result_release(&r);
 	return rc;
 }
 
