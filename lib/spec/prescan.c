@@ -227,6 +227,35 @@ static struct kiln_loc mark_loc(const struct fy_mark *m)
 	return l;
 }
 
+/* Whether the double-quoted scalar between marks a and b writes a NUL as an escape. The raw
+ * text is read rather than libfyaml's processed one: the bytes themselves hold no NUL (pass 1),
+ * and fy_token_get_text() leaks on some quoted scalars in libfyaml 0.7.12. */
+static int escapes_nul(const char *text, size_t len, const struct fy_mark *a,
+		       const struct fy_mark *b)
+{
+	size_t i = a ? a->input_pos : len, end = b && b->input_pos < len ? b->input_pos : len;
+	while (i + 1 < end) {
+		size_t k, zeros;
+		if (text[i] != '\\') {
+			i++;
+			continue;
+		}
+		switch (text[i + 1]) {
+		case '0': return 1;
+		case 'x': zeros = 2; break;
+		case 'u': zeros = 4; break;
+		case 'U': zeros = 8; break;
+		default: zeros = 0; break;
+		}
+		for (k = 0; zeros && k < zeros && i + 2 + k < end && text[i + 2 + k] == '0'; k++)
+			;
+		if (zeros && k == zeros)
+			return 1;
+		i += 2; /* the escape pair, so that \\0 is a backslash and a zero */
+	}
+	return 0;
+}
+
 /* The tag as written ("!!binary", "!foo"), from the text at its mark. */
 static void tag_text(const char *text, size_t len, const struct fy_mark *m, char *out, size_t cap)
 {
@@ -239,9 +268,19 @@ static void tag_text(const char *text, size_t len, const struct fy_mark *m, char
 		snprintf(out, cap, "a tag");
 }
 
+static void diag_discard(struct fy_diag *d, void *user, const char *buf, size_t len)
+{
+	(void)d;
+	(void)user;
+	(void)buf;
+	(void)len;
+}
+
 int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len)
 {
 	struct fy_parse_cfg cfg;
+	struct fy_diag_cfg dcfg;
+	struct fy_diag *diag = NULL;
 	struct fy_parser *fyp = NULL;
 	struct fy_event *ev;
 	struct anchors anchors = {NULL, 0, 0};
@@ -252,7 +291,14 @@ int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len)
 	memset(&cfg, 0, sizeof cfg);
 	cfg.flags = FYPCF_QUIET;
 	memset(stack, 0, sizeof stack);
-	if (!(fyp = fy_parser_create(&cfg)) || fy_parser_set_string(fyp, text, len)) {
+	/* libfyaml prints errors to stderr unless given a diag; the library never prints (a
+	 * syntax error is reported by the document build, through the loader's diag) */
+	fy_diag_cfg_default(&dcfg);
+	dcfg.fp = NULL;
+	dcfg.output_fn = diag_discard;
+	dcfg.colorize = false;
+	if (!(cfg.diag = diag = fy_diag_create(&dcfg)) || !(fyp = fy_parser_create(&cfg)) ||
+	    fy_parser_set_string(fyp, text, len)) {
 		rc = nomem(c);
 		goto out;
 	}
@@ -271,13 +317,11 @@ int kiln_spec__prescan_events(struct ctx *c, const char *text, size_t len)
 		case FYET_SCALAR:
 			tag = ev->scalar.tag;
 			anchor = ev->scalar.anchor;
-			{
-				size_t n = 0;
-				const char *v = fy_token_get_text(ev->scalar.value, &n);
-				if (v && memchr(v, 0, n))
-					rc = fail_at(c, l.line, l.col, "this text holds a NUL character "
-						     "(\\0 or \\x00): kiln cannot keep it; remove it");
-			}
+			if (fy_token_scalar_style(ev->scalar.value) == FYSS_DOUBLE_QUOTED &&
+			    escapes_nul(text, len, fy_token_start_mark(ev->scalar.value),
+					fy_token_end_mark(ev->scalar.value)))
+				rc = fail_at(c, l.line, l.col, "this text holds a NUL character "
+					     "(\\0, \\x00 or \\u0000): kiln cannot keep it; remove it");
 			add = 1;
 			break;
 		case FYET_ALIAS: {
@@ -357,5 +401,7 @@ out:
 	anchors_free(&anchors);
 	if (fyp)
 		fy_parser_destroy(fyp);
+	if (diag)
+		fy_diag_destroy(diag);
 	return rc;
 }

@@ -1321,9 +1321,9 @@ int kiln_spec_load(struct kiln_spec **out, const char *path, struct kiln_error *
 	*out = NULL;
 	if (!dir)
 		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
-	rc = kiln_fs_read_limited(path, &b, KILN_SPEC_MAX_BYTES, KILN_E_SPEC, e);
+	rc = kiln_fs_read_limited(path, &b, KILN_SPEC_MAX_BYTES, 1, e);
 	if (rc) {
-		if (rc == KILN_E_IO && !kiln_fs_exists(path)) {
+		if (rc != KILN_E_NOMEM && !kiln_fs_exists(path)) {
 			rc = kiln_error_set(e, KILN_E_SPEC, path, "no kiln.yaml here");
 			kiln_error_hint(e, KILN_HINT_INIT, NULL);
 		}

@@ -2,11 +2,11 @@
  * rename is atomic), named with pid and a counter so concurrent writers never collide. */
 #include "util/fs.h"
 #include "util/alloc.h"
+#include "util/path.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,29 +51,14 @@ out:
 	return rc;
 }
 
-static const char *file_kind(mode_t m)
-{
-	return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO (named pipe)" :
-	       S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" :
-	       S_ISSOCK(m) ? "a socket" : "not a regular file";
-}
-
-int kiln_fs_read_limited(const char *path, struct kiln_buf *out, size_t max, int refuse,
+int kiln_fs_read_limited(const char *path, struct kiln_buf *out, size_t max, int spec,
 			 struct kiln_error *e)
 {
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), rc = 0;
-	struct stat st;
-	if (fd < 0)
-		return kiln_error_set(e, KILN_E_IO, path, "cannot open: %s", strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		rc = kiln_error_set(e, KILN_E_IO, path, "cannot stat: %s", strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = kiln_error_set(e, refuse, path, "is %s, not a file", file_kind(st.st_mode));
-		goto out;
-	}
-	if (max && (uint64_t)st.st_size > max)
+	size_t size;
+	int fd, rc = kiln_path_open_regular(path, 0, spec, &fd, &size, e);
+	if (rc)
+		return rc;
+	if (max && size > max)
 		goto too_big;
 	for (;;) {
 		size_t room;
@@ -102,11 +87,11 @@ int kiln_fs_read_limited(const char *path, struct kiln_buf *out, size_t max, int
 	goto out;
 too_big:
 	if (max % (1u << 20) == 0)
-		rc = kiln_error_set(e, refuse, path, "is more than %zu MiB (%zu bytes), the most "
-				    "kiln reads here", max >> 20, max);
+		rc = kiln_error_set(e, spec ? KILN_E_SPEC : KILN_E_IO, path, "is more than %zu MiB "
+				    "(%zu bytes), the most kiln reads here", max >> 20, max);
 	else
-		rc = kiln_error_set(e, refuse, path, "is more than %zu bytes, the most kiln reads "
-				    "here", max);
+		rc = kiln_error_set(e, spec ? KILN_E_SPEC : KILN_E_IO, path, "is more than %zu "
+				    "bytes, the most kiln reads here", max);
 out:
 	close(fd);
 	return rc;

@@ -10,12 +10,13 @@
 /* Append the whole file to out (at most max bytes; 0 = buffer's max). */
 int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 /* The same for a file kiln reads as input (kiln.yaml and the like), so that the wrong kind of
- * path cannot hang or swamp it: the file is opened without blocking (a FIFO with no writer
- * would block open() forever) and must be a regular file, and it must hold at most max bytes
- * (0: no limit but the buffer's). A folder, FIFO, device or socket, or a file over max, fails
- * with code `refuse` (the caller's: KILN_E_SPEC for a spec, which exits 2) and a message
- * naming the kind or the limit; open and read failures are KILN_E_IO. */
-int kiln_fs_read_limited(const char *path, struct kiln_buf *out, size_t max, int refuse,
+ * path cannot hang or swamp it: opened by kiln_path_open_regular() (util/path.h: without
+ * blocking, as a FIFO with no writer would block open() forever; a folder, FIFO, device or
+ * socket is refused naming what it is), and read up to max bytes (0: no limit but the
+ * buffer's; a file over max, or one that grows past it while read, is refused saying the
+ * limit). Failures are KILN_E_SPEC when spec is set (a spec's problem: exit 2), else
+ * KILN_E_IO. */
+int kiln_fs_read_limited(const char *path, struct kiln_buf *out, size_t max, int spec,
 			 struct kiln_error *e) KILN_MUST_CHECK;
 /* Write data to path through path.tmp-PID-N + fsync + rename + fsync of the folder. */
 int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct kiln_error *e)

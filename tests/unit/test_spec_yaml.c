@@ -59,6 +59,7 @@ static void refusals(void **state)
 	} cases[] = {
 		{"collection: {name: \"A\\0B\", size: 2}\n" LAYERS, 0, "k.yaml:1:21", "NUL character"},
 		{"collection: {name: \"A\\u0000B\", size: 2}\n" LAYERS, 0, "k.yaml:1:21", "NUL"},
+		{"collection: {name: \"A\\U00000000\", size: 2}\n" LAYERS, 0, "k.yaml:1:21", "NUL"},
 		{"collection: {name: !!str A, size: 2}\n" LAYERS, 0, "k.yaml:1:20", "remove !!str"},
 		{"collection: {name: A, size: 2}\n" LAYERS "--- {a: 1}\n", 0, "k.yaml:3:1",
 		 "a second YAML document"},
@@ -81,6 +82,18 @@ static void refusals(void **state)
 		    !strstr(e.msg, cases[i].msg))
 			fail_msg("case %zu: code %d where '%s' msg '%s'", i, e.code, e.where, e.msg);
 	}
+}
+
+static void an_escaped_backslash_is_fine(void **state)
+{
+	static const char y[] = "collection: {name: \"A\\\\0B\\x41\", size: 2}\n" LAYERS;
+	struct kiln_error e;
+	struct kiln_spec *s = load(y, strlen(y), &e);
+	(void)state;
+	if (!s)
+		fail_msg("%s: %s", e.where, e.msg);
+	assert_string_equal(s->name, "A\\0BA");
+	kiln_spec_free(s);
 }
 
 static void a_utf8_bom_is_fine(void **state)
@@ -141,25 +154,25 @@ static void read_limited(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof path, "%s/fifo", dir);
 	assert_int_equal(mkfifo(path, 0600), 0);
-	assert_int_equal(kiln_fs_read_limited(path, &b, 100, KILN_E_SPEC, &e), KILN_E_SPEC);
-	assert_non_null(strstr(e.msg, "is a FIFO (named pipe), not a file"));
+	assert_int_equal(kiln_fs_read_limited(path, &b, 100, 1, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "is a FIFO (named pipe), not a regular file"));
 	unlink(path);
-	assert_int_equal(kiln_fs_read_limited(dir, &b, 100, KILN_E_SPEC, &e), KILN_E_SPEC);
-	assert_non_null(strstr(e.msg, "is a folder, not a file"));
+	assert_int_equal(kiln_fs_read_limited(dir, &b, 100, 1, &e), KILN_E_SPEC);
+	assert_non_null(strstr(e.msg, "is a folder, not a regular file"));
 	snprintf(path, sizeof path, "%s/f", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("0123456789", f);
 	fclose(f);
-	assert_int_equal(kiln_fs_read_limited(path, &b, 9, KILN_E_SPEC, &e), KILN_E_SPEC);
+	assert_int_equal(kiln_fs_read_limited(path, &b, 9, 1, &e), KILN_E_SPEC);
 	assert_non_null(strstr(e.msg, "more than 9 bytes"));
 	kiln_buf_release(&b);
-	assert_int_equal(kiln_fs_read_limited(path, &b, 10, KILN_E_SPEC, &e), 0);
+	assert_int_equal(kiln_fs_read_limited(path, &b, 10, 1, &e), 0);
 	assert_int_equal(b.len, 10);
 	assert_string_equal(b.data, "0123456789");
 	kiln_buf_release(&b);
 	snprintf(path, sizeof path, "%s/none", dir);
-	assert_int_equal(kiln_fs_read_limited(path, &b, 10, KILN_E_SPEC, &e), KILN_E_IO);
+	assert_int_equal(kiln_fs_read_limited(path, &b, 10, 0, &e), KILN_E_IO);
 	unlink(path);
 	snprintf(path, sizeof path, "%s/f", dir);
 	unlink(path);
@@ -170,7 +183,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(aliases_resolve), cmocka_unit_test(refusals),
-		cmocka_unit_test(a_utf8_bom_is_fine), cmocka_unit_test(billion_laughs),
+		cmocka_unit_test(a_utf8_bom_is_fine), cmocka_unit_test(an_escaped_backslash_is_fine), cmocka_unit_test(billion_laughs),
 		cmocka_unit_test(limits), cmocka_unit_test(read_limited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
