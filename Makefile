@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build demo test test-asan valgrind modules bench clean
+.PHONY: all deps build demo test test-asan valgrind modules fuzz bench clean
 
 all: build
 
@@ -38,5 +38,12 @@ modules:
 	@cmake --build $(BUILD) -j $(JOBS) --target kiln | grep -v "^\[" || true
 	@python3 scripts/check-modules.py --objects $(BUILD)/CMakeFiles/kiln.dir
 
+# libFuzzer on every fuzz target, FUZZ_SECONDS each (docs/fuzzing.md); crashes land in
+# tests/fuzz/regress/ and are replayed by every test run from then on
+FUZZ_SECONDS ?= 600
+fuzz:
+	@sh scripts/deps.sh --test
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -12,6 +12,8 @@ if [ "${1:-}" = "--test" ]; then
   # valgrind; numpy and scipy for the imagehash oracle (tests/qa/compare_phash.sh); the
   # dispatcher test's HTTP server
   PKGS="$PKGS valgrind python3-numpy python3-scipy libmicrohttpd-dev"
+  # clang and its libFuzzer runtime for the fuzz targets (tests/fuzz, the CTest fuzz/short)
+  PKGS="$PKGS clang libclang-rt-14-dev"
   # The IPFS tests compare with the npm importer (tests/ipfs): Node.js and npm, Debian's unless
   # the machine already has its own (a NodeSource node ships npm inside).
   command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"

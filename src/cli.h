@@ -34,7 +34,7 @@ void cli_hint_text(const struct kiln_error *e, char *out, size_t cap);
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* The largest token id kiln accepts: 2^53 - 1, so that JavaScript readers of the metadata
  * and of --json output hold every id exactly. */
-#define CLI_MAX_ID ((uint64_t)9007199254740991ULL)
+#define CLI_MAX_ID KILN_ID_MAX
 /* Usage error: message + hint at --help; returns 2. */
 int cli_usage(const char *verb, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* Open the project in cli->dir or print the error; returns 0 or an exit status. A verb that

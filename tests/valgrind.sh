@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make valgrind`: every unit test program and a whole `kiln build` of the example under
+# `make valgrind`: every unit test program, the fuzz corpora and a whole `kiln build` of the example under
 # valgrind memcheck. Fails on any memory error or definite leak. (libvips and glib keep
 # caches for the life of the process: those show as "still reachable" and are not errors.)
 set -u
@@ -26,6 +26,13 @@ TMP=$(mktemp -d)
 for t in "$BUILD"/test_*; do
 	[ -x "$t" ] || continue
 	run "$(basename "$t")" $VG "$t"
+done
+# the fuzz targets' seed corpus and every regression input (tests/fuzz), through the plain driver
+/usr/bin/python3 tests/fuzz/make_corpus.py . "$TMP/corpus"
+for t in "$BUILD"/tests/fuzz/fuzz_*; do
+	[ -x "$t" ] || continue
+	n=$(basename "$t" | sed 's/^fuzz_//')
+	run "$(basename "$t")" $VG "$t" "$TMP/corpus/$n" "tests/fuzz/regress/$n"
 done
 mkdir -p "$TMP/owls"
 cp -r examples/owls/kiln.yaml examples/owls/layers examples/owls/legendaries "$TMP/owls/"
