@@ -315,6 +315,11 @@ struct kiln_spec {
 	char *meta_description;    /* default: the collection's description */
 	unsigned targets;          /* KILN_TARGET_* bits, default ERC721 */
 	struct kiln_qa_spec qa;    /* qa: */
+	/* paths: {allow: [DIR, ...]}: folders outside the project whose files the spec may
+	 * name (relative to the project folder, or absolute). Every other path must resolve,
+	 * symbolic links followed, inside the project folder. */
+	char **allow_paths;
+	size_t nallow_paths;
 	struct kiln_layer_display *layer_display; /* nlayers entries, or NULL (all text) */
 	struct kiln_meta_attr *meta_attrs;        /* metadata.attributes */
 	size_t nmeta_attrs;

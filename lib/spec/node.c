@@ -9,6 +9,7 @@
 #include "spec/internal.h"
 #include "util/alloc.h"
 #include "util/fs.h"
+#include "util/path.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct kiln_loc loc_of(struct fy_node *n)
 {
@@ -285,10 +287,16 @@ int get_bool(struct ctx *c, struct fy_node *n, const char *what, int *out)
 	return fail(c, n, "%s must be true or false, got '%s'", what, v ? v : "");
 }
 
+/* Every file a spec names ends up in dist/ or in a request to a server, and specs come from
+ * anyone: it must exist, resolve (symbolic links followed) inside the project folder or an
+ * allowed one (paths.allow), and be a regular file, which is opened without blocking to see
+ * (a FIFO or a device named here would otherwise hang a later reader). */
 int check_file(struct ctx *c, struct fy_node *n, const char *file, const char *what)
 {
-	char *full;
-	int ok, dir;
+	char *full, *real = NULL, shown[4096];
+	int ok, dir, st, fd, rc = 0;
+	size_t size;
+	struct kiln_error pe;
 	if (!c->dir)
 		return 0;
 	full = kiln_fs_join(c->dir, file);
@@ -303,7 +311,26 @@ int check_file(struct ctx *c, struct fy_node *n, const char *file, const char *w
 	if (!ok)
 		return fail(c, n, "%s file '%s' not found (paths are relative to the folder of %s): "
 			    "fix the path or add the file", what, file, c->name);
-	return 0;
+	st = kiln_path_beneath(c->dir, file, (const char *const *)c->s->allow_paths,
+			       c->s->nallow_paths, &real, shown, sizeof shown);
+	if (st == KILN_PATH_NOMEM)
+		return nomem(c);
+	if (st == KILN_PATH_OUTSIDE) {
+		fail(c, n, "%s file '%s' is %s, outside the project folder: kiln releases and sends "
+		     "only files inside it (or in a folder paths.allow names)", what, file, shown);
+		return kiln_error_hint(c->e, KILN_HINT_ALLOW_PATH, NULL);
+	}
+	if (st != KILN_PATH_OK)
+		return fail(c, n, "%s file '%s' cannot be resolved: check the folders on its way",
+			    what, file);
+	kiln_error_clear(&pe);
+	if (kiln_path_open_regular(real, 0, 1, &fd, &size, &pe))
+		rc = fail(c, n, "%s file '%s' %s", what, file,
+			  strstr(pe.msg, "is ") == pe.msg ? pe.msg : "cannot be opened");
+	else
+		close(fd);
+	free(real);
+	return rc;
 }
 
 

@@ -809,10 +809,50 @@ static int parse_qa(struct ctx *c, struct fy_node *n)
 	return 0;
 }
 
+/* paths: {allow: [DIR, ...]}: each an existing folder (relative to the project, or absolute) */
+static int parse_paths(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"allow"};
+	struct kiln_spec *s = c->s;
+	struct fy_node *v, *x;
+	void *iter = NULL;
+	int rc;
+	if ((rc = want_map(c, n, "paths")) || (rc = check_keys(c, n, "paths", keys, 1)))
+		return rc;
+	if (!(v = get(n, "allow")))
+		return 0;
+	if ((rc = want_seq(c, v, "paths.allow")))
+		return rc;
+	if (!(s->allow_paths = kiln_calloc((size_t)fy_node_sequence_item_count(v) + 1,
+					   sizeof *s->allow_paths)))
+		return nomem(c);
+	while ((x = fy_node_sequence_iterate(v, &iter))) {
+		char *d = NULL;
+		if ((rc = get_nonempty(c, x, "paths.allow entry", &d))) {
+			free(d);
+			return rc;
+		}
+		s->allow_paths[s->nallow_paths++] = d;
+		if (c->dir) {
+			char *full = kiln_fs_join(c->dir, d);
+			int ok;
+			if (!full)
+				return nomem(c);
+			ok = kiln_fs_is_dir(full);
+			free(full);
+			if (!ok)
+				return fail(c, x, "paths.allow: '%s' is not a folder (a path relative to "
+					    "the project folder, or absolute)", d);
+		}
+	}
+	return 0;
+}
+
 static int parse_root(struct ctx *c, struct fy_node *root)
 {
 	static const char *const keys[] = {"collection", "image", "engine", "layers", "rules",
-					   "uniqueness", "legendaries", "metadata", "generate", "qa"};
+					   "uniqueness", "legendaries", "metadata", "generate", "qa",
+					   "paths"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
@@ -820,7 +860,10 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 		fail(c, NULL, "the spec is empty: it holds no YAML, only comments or blank lines");
 		return kiln_error_hint(c->e, KILN_HINT_INIT, NULL);
 	}
-	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 10)))
+	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 11)))
+		return rc;
+	/* first: every file named after this is checked against the allowed folders */
+	if ((v = get(root, "paths")) && (rc = parse_paths(c, v)))
 		return rc;
 	if ((v = get(root, "engine"))) {
 		if ((rc = get_nonempty(c, v, "engine", &s->engine)))
@@ -1089,5 +1132,8 @@ void kiln_spec_free(struct kiln_spec *s)
 	free(s->qa.checks);
 	metadata_free(s);
 	generate_free(s->generate);
+	for (size_t i = 0; i < s->nallow_paths; i++)
+		free(s->allow_paths[i]);
+	free(s->allow_paths);
 	free(s);
 }
