@@ -6,6 +6,8 @@ usage: make_corpus.py SRC OUT   (SRC: the source tree; writes OUT/<target>/...)
 spec      every kiln.yaml of tests/cases and examples
 png       PNGs of the owls example and a few made here (tiny, with text chunks)
 metadata  token JSON in the shapes kiln writes (ERC-721, Metaplex) and common mistakes
+record    release records (provenance.json, ipfs.json, manifest.sha256 split by 00 01) in the
+          shapes kiln writes them, with paths out of the folder among them
 engine    reply sequences as the test server (tests/sdserver) sends them: byte 0 the engine
           (0 a1111, 1 comfyui, 2 sdcpp), byte 1 the first status, bodies split by 00 01
 """
@@ -78,3 +80,17 @@ put("engine", "sdcpp_async", b"\x02\x03" + b"\x00\x01".join([
     json.dumps({"id": "job1", "status": "generating"}).encode(),
     json.dumps({"id": "job1", "status": "completed", "result": {"images": [{"b64_json": img, "seed": 42}]}}).encode()]))
 put("engine", "sdcpp_sync", b"\x02\x00" + json.dumps({"images": [img], "info": info}).encode())
+
+import hashlib
+h = hashlib.sha256(b"\x89PNG\r\n\x1a\n").hexdigest()
+prov = {"method": "BAYC", "provenance_hash": hashlib.sha256(h.encode()).hexdigest(), "count": 1,
+        "starting_index": None, "reveal": "done",
+        "images": [{"token_id": 1, "file": "images/1.png", "sha256": h}]}
+ipfs = {"import": "ipfs add -r --cid-version=1", "entries": [
+    {"name": "images", "path": "images", "cid": "bafybeiaxneok2sxelcwh4nic2z2lkrizfyum3adnwjyaoikhcabbznxvbq"},
+    {"name": "metadata", "path": "metadata", "cid": "bafybeidj6tc5op7dy7eoil4i7wbmd3oqg7nfnju3ue2ejbhglkketnvo4y"}]}
+man = "%s  images/1.png\n" % h
+put("record", "release", b"\x00\x01".join([json.dumps(prov).encode(), json.dumps(ipfs).encode(), man.encode()]))
+prov_out = dict(prov, images=[{"token_id": 1, "file": "../../../../etc/hostname", "sha256": h}])
+put("record", "outside", b"\x00\x01".join([json.dumps(prov_out).encode(), json.dumps(ipfs).encode(), b""]))
+put("record", "broken", b'{"provenance_hash": 5, "images": [{}]}\x00\x01{"entries": [1]}\x00\x01zz  ../x\n')
