@@ -130,8 +130,10 @@ int qa_check_provenance(const char *flag, const char *flag_name, const char *dir
 	if (!flag) {
 		if ((rc = kiln_release_record_read(dir, &rec, e)) || !rec.has_provenance)
 			return rc;
-		if (!(src = kiln_fs_join(dir, "provenance.json")))
-			return nomem(e);
+		if (!(src = kiln_fs_join(dir, "provenance.json"))) {
+			rc = nomem(e); /* the record holds the images list: out: releases it */
+			goto out;
+		}
 		pv.source = src;
 		pv.declared = rec.provenance_hash;
 		if (!rec.provenance_hash[0]) {
