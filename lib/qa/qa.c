@@ -211,9 +211,17 @@ static int measure_all(struct run *r, const struct kiln_qa_opts *o, struct kiln_
 		worker(r);
 	} else {
 		/* report while the workers run */
+		/* progress ten times a second; the wait itself in 2 ms steps, so that a run of a
+		 * few images does not last a whole 100 ms report period after they are done */
+		double last = -1;
 		while (__atomic_load_n(&r->done, __ATOMIC_RELAXED) < r->n) {
-			progress(o, "item", __atomic_load_n(&r->done, __ATOMIC_RELAXED), r->n, t0);
-			usleep(100000);
+			double now = kiln_clock_mono();
+			if (now - last >= 0.1) {
+				progress(o, "item", __atomic_load_n(&r->done, __ATOMIC_RELAXED), r->n,
+					 t0);
+				last = now;
+			}
+			usleep(2000);
 		}
 		for (unsigned i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
