@@ -310,6 +310,20 @@ static void print_json(json_t *o)
 	json_decref(o);
 }
 
+void cli_error_event(const char *stage, const struct kiln_error *e)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "error", "stage", stage,
+			      "where", e->where, "message", e->msg, "code",
+			      kiln_error_name(e->code ? e->code : KILN_E_FAILED));
+	char hint[512];
+	cli_hint_text(e, hint, sizeof hint);
+	if (o && hint[0]) {
+		json_object_set_new(o, "hint", json_string(kiln_hint_name(e->hint)));
+		json_object_set_new(o, "hint_text", json_string(hint));
+	}
+	print_json(o);
+}
+
 int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int quiet, int *did)
 {
 	struct kiln_plan_opts o = {force, fresh};
@@ -318,8 +332,7 @@ int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int q
 	kiln_error_clear(&e);
 	if (kiln_project_plan(p, &o, &r, &e)) {
 		if (json)
-			print_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "error", "stage", "plan",
-					     "where", e.where, "message", e.msg));
+			cli_error_event("plan", &e);
 		return cli_fail(&e);
 	}
 	if (did)
@@ -429,8 +442,7 @@ int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, 
 	o.user = &cp;
 	if (kiln_project_release(p, &o, &r, &e)) {
 		if (json)
-			print_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "error", "stage",
-					     "release", "where", e.where, "message", e.msg));
+			cli_error_event("release", &e);
 		return cli_fail(&e);
 	}
 	if (did)

@@ -35,6 +35,9 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* The largest token id kiln accepts: 2^53 - 1, so that JavaScript readers of the metadata
  * and of --json output hold every id exactly. */
 #define CLI_MAX_ID KILN_ID_MAX
+/* --json: the error event of a stage on stdout ({event: error, stage, where, message, code,
+ * and hint, hint_text when the error has a hint}). */
+void cli_error_event(const char *stage, const struct kiln_error *e);
 /* Usage error: message + hint at --help; returns 2. */
 int cli_usage(const char *verb, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* Open the project in cli->dir or print the error; returns 0 or an exit status. A verb that

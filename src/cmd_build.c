@@ -68,8 +68,7 @@ static int stage_qa(struct kiln_project *p, unsigned threads, int json, int quie
 	o.user = &cp;
 	if (kiln_project_qa(p, &o, &r, &e)) {
 		if (json)
-			print_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "error", "stage", "qa",
-					     "where", e.where, "message", e.msg));
+			cli_error_event("qa", &e);
 		return cli_fail(&e);
 	}
 	for (size_t i = 0; i < r.ncatalog; i++)

@@ -112,15 +112,8 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 	o.progress = json ? NULL : cli_progress_cb;
 	o.user = &cp;
 	if (kiln_project_release(p, &o, &r, &e)) {
-		if (json) {
-			json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "event", "error", "stage",
-					      "release", "where", e.where, "message", e.msg);
-			if (j) {
-				json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
-				fputc('\n', stdout);
-			}
-			json_decref(j);
-		}
+		if (json)
+			cli_error_event("release", &e);
 		rc = cli_fail(&e);
 		goto out;
 	}
