@@ -180,7 +180,7 @@ struct kiln_qa_opts {
 };
 
 /* Defaults: 10 MiB max, alpha either, stddev 2.0, black level 8, near threshold 4, 64 Mpx. */
-#define KILN_QA_MAX_PIXELS ((uint64_t)64 << 20)
+#define KILN_QA_MAX_PIXELS ((uint64_t)64 << 20) /* = KILN_IMAGE_MAX_PIXELS (lib/util/image.h) */
 void kiln_qa_opts_default(struct kiln_qa_opts *o);
 
 /* A pair of tokens that look alike (indexes into the tokens given). */

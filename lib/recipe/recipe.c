@@ -24,6 +24,7 @@
 #include "kiln/plan.h"
 #include "util/alloc.h"
 #include "util/fs.h"
+#include "util/image.h"
 #include "util/png.h"
 #include "util/sha.h"
 
@@ -189,7 +190,10 @@ static int ai_inputs(struct kiln_recipe *r, unsigned flags, struct kiln_error *e
 			if (!(path = kiln_fs_join(s->dir, cn->image)))
 				return kiln_error_set(e, KILN_E_NOMEM, s->dir, "out of memory");
 			kiln_buf_init(&b, 64 << 20);
-			rc = kiln_fs_read(path, &b, e);
+			/* it goes base64-encoded to a server: an image, checked before it is read */
+			rc = kiln_image_check_input(path, "controlnet image", s->qa.max_pixels, e);
+			if (!rc)
+				rc = kiln_fs_read(path, &b, e);
 			free(path);
 			if (rc) {
 				kiln_buf_release(&b);

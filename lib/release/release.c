@@ -858,7 +858,10 @@ static int copy_in(struct rel *x, const char *file, const char *rel, char *cid,
 		   struct kiln_error *e)
 {
 	char *src = kiln_fs_join(x->p->dir, file), *dst = kiln_fs_join(x->tmp, rel);
-	int rc = src && dst ? kiln_fs_copy(src, dst, 0, e) : nomem(x, e);
+	/* every file copied in is an image the spec names: checked as one before it is released */
+	int rc = !src || !dst ? nomem(x, e) : kiln_image_check_input(src, file, x->s->qa.max_pixels, e);
+	if (!rc)
+		rc = kiln_fs_copy(src, dst, 0, e);
 	if (!rc && cid)
 		rc = kiln_ipfs_file_cid(dst, cid, e);
 	free(src);

@@ -1,6 +1,10 @@
 /* libvips set-up and the 8-bit full decode shared by QA and the hashes. libvips' error buffer
  * is process-wide: vips_error_buffer_copy() takes and clears it under libvips' own lock. */
 #include "util/image.h"
+#include "util/path.h"
+
+#include <errno.h>
+#include <sys/stat.h>
 
 #include <pthread.h>
 #include <stdio.h>
@@ -62,7 +66,14 @@ static int swap(VipsImage **img, VipsImage *t)
 int kiln_image_header(const char *path, int *width, int *height, struct kiln_error *e)
 {
 	VipsImage *img;
+	struct stat sb;
 	int rc;
+	/* stat, not open: a FIFO would block libvips' open() until a writer came */
+	if (stat(path, &sb))
+		return kiln_error_set(e, KILN_E_IMAGE, path, "cannot read: %s", strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		return kiln_error_set(e, KILN_E_IMAGE, path, "is %s, not a regular file",
+				      kiln_path_kind((unsigned)sb.st_mode));
 	if ((rc = kiln_vips_init(e)))
 		return rc;
 	img = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
@@ -87,6 +98,20 @@ int kiln_image_check_pixels(const char *path, uint64_t max_pixels, int *width, i
 	return kiln_error_set(e, KILN_E_IMAGE, path, "declares %dx%d pixels (%.1f Mpx), over the "
 			      "limit of %.1f Mpx: not decoded", w, h,
 			      (double)w * (double)h / 1048576.0, (double)max_pixels / 1048576.0);
+}
+
+int kiln_image_check_input(const char *path, const char *what, uint64_t max_pixels,
+			   struct kiln_error *e)
+{
+	int rc = kiln_image_check_pixels(path, max_pixels ? max_pixels : KILN_IMAGE_MAX_PIXELS,
+					 NULL, NULL, e);
+	if (rc == KILN_E_IMAGE) {
+		char why[sizeof e->msg];
+		snprintf(why, sizeof why, "%s", e->msg);
+		rc = kiln_error_set(e, KILN_E_SPEC, path, "%s: not an image kiln can take (%s); "
+				    "name a PNG, JPEG, WebP or GIF file", what, why);
+	}
+	return rc;
 }
 
 int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_error *e)

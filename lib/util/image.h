@@ -34,6 +34,18 @@ void kiln_image8_release(struct kiln_image8 *im);
  * lazily: only the header is parsed). KILN_E_IMAGE when the header cannot be read. */
 int kiln_image_header(const char *path, int *width, int *height, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* The default pixel limit of every image kiln reads from a project or a folder (64 Mpx:
+ * 8192 x 8192): QA's default (qa.max_pixels), and the limit for the images a spec names that
+ * go into dist/ or into a request (hidden, contract and collection images, ControlNet). */
+#define KILN_IMAGE_MAX_PIXELS ((uint64_t)64 << 20)
+
+/* An input image as the release and the AI requests take it: a regular file (not opened when
+ * it is not: a FIFO would block), whose header libvips reads as an image of at most
+ * max_pixels (0: KILN_IMAGE_MAX_PIXELS). Else KILN_E_SPEC naming the file (`what` says
+ * which, "metadata.reveal.hidden_image") and why: it is bad input, not a failure of kiln. */
+int kiln_image_check_input(const char *path, const char *what, uint64_t max_pixels,
+			   struct kiln_error *e) KILN_MUST_CHECK;
+
 /* Refuse an image whose header declares more than max_pixels pixels (0: no limit) before it
  * is decoded: a PNG of a few KB can declare 50,000 x 50,000 and a full decode would ask for
  * gigabytes. KILN_E_IMAGE naming the size and the limit; *width and *height get the declared

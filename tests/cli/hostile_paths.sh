@@ -68,6 +68,39 @@ timeout 30 "$KILN" -C "$A" render --dry-run 1 >"$T/o" 2>&1
 expect_eq "controlnet image: exit" $? 2
 expect_contains "controlnet image: says why" "$T/o" "outside the project folder"
 grep -q "$(base64 -w0 "$SECRET" | head -c 40)" "$T/o" && fail "controlnet image: the file was encoded into a request" || ok
+# a file inside the project that becomes an image in dist/ is checked as an image first
+owls "$P"
+echo "not a picture" >"$P/hidden.png"
+set_metadata "$P" <<'Y'
+metadata: {reveal: {hidden_image: hidden.png}}
+Y
+timeout 30 "$KILN" -C "$P" build -q >"$T/o" 2>&1
+expect_eq "hidden image that is text: exit" $? 2
+expect_contains "hidden image that is text: says why" "$T/o" "hidden.png: not an image kiln can take"
+[ ! -e "$P/dist" ] && ok || fail "hidden image that is text: dist/ was written"
+# ... and one whose header declares 50,000 x 50,000 pixels (a few KB) is not decoded
+owls "$P"
+$PY - "$P/huge.png" <<'PY'
+import struct, sys, zlib
+def chunk(t, b):
+    return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b))
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0))
+    + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+PY
+set_metadata "$P" <<'Y'
+metadata: {contract: {image: huge.png}}
+Y
+timeout 30 "$KILN" -C "$P" build -q >"$T/o" 2>&1
+expect_eq "contract image of 50000x50000: exit" $? 2
+expect_contains "contract image of 50000x50000: says why" "$T/o" "over the limit of 64.0 Mpx"
+# a ControlNet image that is not an image never goes into a request
+rm -rf "$A"
+cp -r "$KILN_SRC/examples/ai-owls" "$A"
+echo "secret text" >"$A/controlnet/halo_canny.png"
+"$KILN" -C "$A" plan -q >/dev/null 2>&1
+timeout 30 "$KILN" -C "$A" render --dry-run 1 >"$T/o" 2>&1
+expect_eq "controlnet image that is text: exit" $? 2
+expect_contains "controlnet image that is text: says why" "$T/o" "not an image kiln can take"
 # opted in: paths.allow names the outside folder, and the same spec builds
 owls "$P"
 sed -i 's#file: layers/Hat/halo.png#file: ../outside/secret.png#' "$P/kiln.yaml"
