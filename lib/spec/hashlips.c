@@ -614,6 +614,21 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 			rc |= kiln_buf_adds(y, "}\n");
 		}
 	}
+	/* layers kept where HashLips has them, outside the project: the spec must allow their
+	 * folder, since kiln reads no file outside the project otherwise (paths.allow) */
+	if (!rc) {
+		char *lrel = relpath(o->project_dir, o->layers_dir);
+		if (!lrel)
+			goto nomem;
+		if (lrel[0] == '/' || !strncmp(lrel, "../", 3) || !strcmp(lrel, "..")) {
+			rc |= kiln_buf_adds(y, "\n# The layers stay in the HashLips folder, outside this "
+					    "project: kiln reads files\n# only inside the project and the "
+					    "folders paths.allow names.\npaths:\n  allow: [");
+			rc |= yaml_quote(y, lrel);
+			rc |= kiln_buf_adds(y, "]\n");
+		}
+		free(lrel);
+	}
 	rc |= kiln_buf_adds(y, "\nuniqueness:\n  min_distance: 1\n\nmetadata:\n  name: ");
 	{
 		char pattern[300];

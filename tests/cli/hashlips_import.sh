@@ -9,6 +9,8 @@ expect_contains "weights read" "$P/kiln.yaml" '{name: Blue Sky, weight: 20, file
 expect_contains "no weight means 1" "$P/kiln.yaml" '{name: Dotted, weight: 1,'
 expect_contains "size" "$P/kiln.yaml" 'size: 30'
 expect_contains "image size read from the layers" "$P/kiln.yaml" 'width: 64'
+# the layers stay outside the project: the import allows their folder (paths.allow)
+expect_contains "layers outside: allowed" "$P/kiln.yaml" 'allow: ["../hl/layers"]'
 $PY - "$P/kiln.yaml" <<'PY' >"$T/py"
 import sys, re
 names = re.findall(r"^  - name: (.*)$", open(sys.argv[1]).read(), re.M)
@@ -38,6 +40,7 @@ JS
 expect_eq "config.js import" $? 0
 expect_contains "says where the order came from" "$T/out" "config.js"
 expect_contains "relative paths" "$T/repo/kiln.yaml" 'file: "layers/Shape/'
+grep -q '^paths:' "$T/repo/kiln.yaml" && fail "layers inside the project: no paths.allow" || ok
 names=$(grep '^  - name: ' "$T/repo/kiln.yaml" | sed 's/  - name: //' | tr '\n' ,)
 expect_eq "order from config.js" "$names" "Background,Shape,Border,Eyes,"
 # refuses to overwrite
