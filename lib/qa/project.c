@@ -99,8 +99,9 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 		ro = &none;
 	}
 	kiln_qa_opts_default(&o);
-	o.width = s->width;
-	o.height = s->height;
+	/* the output is width*scale x height*scale, as render/compose.c writes it */
+	o.width = s->width * (s->scale > 1 ? s->scale : 1);
+	o.height = s->height * (s->scale > 1 ? s->scale : 1);
 	o.format = s->format == KILN_FORMAT_PNG ? "png" : s->format == KILN_FORMAT_WEBP ? "webp"
 											: "jpeg";
 	qa_opts_from_spec(&s->qa, &o);

@@ -1,0 +1,6 @@
+# a release folder whose ipfs.json has an entry without path or cid, and no manifest or
+# provenance.json: two problems are found before the malformed record stops verify (their
+# strings leaked: LeakSanitizer in the ASan build)
+mkdir -p rel/images
+printf x >rel/images/1.png
+printf '{"entries":[{"name":"images"}]}\n' >rel/ipfs.json
