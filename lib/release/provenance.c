@@ -215,6 +215,8 @@ static int problem(struct kiln_verify_result *r, const char *fmt, ...)
 /* The most kiln reads of one record file (provenance.json of a 10,000-token collection is
  * about 1.5 MB). */
 #define MAX_RECORD_BYTES ((size_t)64 << 20)
+/* manifest.sha256: ~100 bytes a file, five files a token */
+#define MAX_MANIFEST_BYTES ((size_t)256 << 20)
 
 /* A JSON record of the release, or NULL (with *why) when it is missing, not JSON, not a regular
  * file (never opened for reading: a FIFO would block), over MAX_RECORD_BYTES, or a link that
@@ -332,9 +334,9 @@ static int verify_manifest(const char *dist, const struct kiln_manifest *found,
 	struct kiln_buf text = KILN_BUF_INIT, mine = KILN_BUF_INIT;
 	struct line *v = NULL;
 	size_t n = 0, nlines = 0, before = r->nproblems;
-	char *path = kiln_fs_join(dist, KILN_MANIFEST_FILE), file_sha[65] = "";
+	char *path = kiln_fs_join(dist, KILN_MANIFEST_FILE), file_sha[65] = "", *real = NULL;
 	struct kiln_error fe;
-	int rc = KILN_E_NOMEM;
+	int rc = KILN_E_NOMEM, st;
 	if (!path)
 		goto out;
 	/* the release hash, from the files as found (unreadable ones as 64 zeros) */
@@ -350,7 +352,16 @@ static int verify_manifest(const char *dist, const struct kiln_manifest *found,
 			    "with its SHA-256 (a release made before kiln wrote one; a forced release "
 			    "writes it)"))
 			goto out;
-	} else if (kiln_fs_read(path, &text, &fe)) {
+	} else if ((st = kiln_path_beneath(dist, KILN_MANIFEST_FILE, NULL, 0, &real, NULL, 0)) ==
+		   KILN_PATH_NOMEM) {
+		goto out;
+	} else if (st != KILN_PATH_OK) {
+		/* a link out: its lines would be quoted below */
+		if (problem(r, KILN_MANIFEST_FILE ": leaves the release folder (a link to a file "
+			    "outside): not read"))
+			goto out;
+	} else if (kiln_fs_read_limited(real, &text, MAX_MANIFEST_BYTES, 0, &fe)) {
+		/* a FIFO or device is refused without blocking */
 		if (problem(r, KILN_MANIFEST_FILE ": cannot read (%s)", fe.msg))
 			goto out;
 	} else {
@@ -420,6 +431,7 @@ static int verify_manifest(const char *dist, const struct kiln_manifest *found,
 out:
 	free(v);
 	free(path);
+	free(real);
 	kiln_buf_release(&text);
 	kiln_buf_release(&mine);
 	return rc;

@@ -88,6 +88,18 @@ mkfifo "$T/f/provenance.json" "$T/f/ipfs.json"
 $TO "$KILN" verify "$T/f" >"$T/v4.out" 2>"$T/v4.err"
 expect_eq "verify: FIFO records are problems" $? 1
 expect_contains "verify: provenance.json is a FIFO" "$T/v4.out" "provenance.json: is a FIFO"
+# manifest.sha256 as a FIFO, and as a link to /etc/passwd (whose lines verify would quote)
+mkdir -p "$T/g"
+mkfifo "$T/g/manifest.sha256"
+$TO "$KILN" verify "$T/g" >"$T/v5.out" 2>"$T/v5.err"
+expect_eq "verify: a FIFO manifest.sha256 is a problem" $? 1
+expect_contains "verify: manifest.sha256 is a FIFO" "$T/v5.out" "manifest.sha256: cannot read"
+rm "$T/g/manifest.sha256"
+ln -s /etc/passwd "$T/g/manifest.sha256"
+$TO "$KILN" verify "$T/g" >"$T/v6.out" 2>"$T/v6.err"
+expect_eq "verify: a manifest.sha256 linked out is a problem" $? 1
+expect_contains "verify: manifest.sha256 leaves the folder" "$T/v6.out" "manifest.sha256: leaves the release folder"
+if grep -q "root:" "$T/v6.out" "$T/v6.err"; then fail "verify quotes /etc/passwd"; else ok; fi
 
 # 2. FIFOs where an image and a metadata file are expected; 3. a metadata file over 64 MiB;
 # 5. a greyscale PNG among RGB ones (8-bit and 1-bit)
