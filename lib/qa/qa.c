@@ -850,7 +850,15 @@ void kiln_qa_apply_severities(struct kiln_findings *f, const struct kiln_qa_seve
 int kiln_qa_thumbnail(const char *src, const char *dst, int size, struct kiln_error *e)
 {
 	struct kiln_buf b = KILN_BUF_INIT;
-	int rc = kiln_image_thumbnail(src, size, "png", 0, &b, e);
+	struct stat st;
+	int rc;
+	/* a token's image that is a FIFO would block the decoder forever (image.not_a_file) */
+	if (stat(src, &st) != 0)
+		return kiln_error_set(e, KILN_E_IO, src, "cannot stat: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return kiln_error_set(e, KILN_E_IO, src, "is %s, not a regular file: no thumbnail",
+				      kiln_path_kind((unsigned)st.st_mode));
+	rc = kiln_image_thumbnail(src, size, "png", 0, &b, e);
 	if (!rc)
 		rc = kiln_fs_write_atomic(dst, b.data, b.len, e);
 	kiln_buf_release(&b);

@@ -134,6 +134,10 @@ assert f and "FIFO" in f[0]["message"], f
 # the run went on: 6.json (after the FIFO and the huge file) was checked like the others
 assert [x for x in r["findings"] if x["file"] == "6.json" and x["check"] == "erc721.uri"], r' "$T/h.json" >"$T/py" 2>&1
 expect_eq "token.not_a_file says FIFO; the other tokens are checked" "$(cat "$T/py")" ""
+# the HTML report makes thumbnails of failing tokens: not of the FIFO
+$TO "$KILN" qa "$T/h" --html "$T/html" >"$T/html.out" 2>&1
+expect_eq "qa --html with a FIFO image reports (exit 1)" $? 1
+expect_contains "the HTML report names the FIFO" "$T/html/index.html" "image.not_a_file"
 
 # 6. a malformed record after problems were found: exit 1, the problems freed (in the ASan
 # build LeakSanitizer reported them on stderr; the exit status stays 1 either way)
