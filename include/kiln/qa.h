@@ -219,8 +219,9 @@ struct kiln_qa_provenance {
 };
 
 /* Recompute the provenance hash from the files (each opened only if it is a regular file,
- * without blocking); "collection.provenance" errors for a file missing or not a regular file, a file whose SHA-256 differs from the one listed, and a hash that differs from
- * the one declared. */
+ * without blocking); "collection.provenance" errors for a file missing or not a regular
+ * file, a file whose SHA-256 differs from the one listed, and a hash that differs from the
+ * one declared. */
 int kiln_qa_provenance(const struct kiln_qa_provenance *pv, struct kiln_findings *out,
 		       struct kiln_error *e) KILN_MUST_CHECK;
 
