@@ -211,15 +211,17 @@ int kiln_qa_collection(struct kiln_project *p, struct kiln_findings *out, struct
 struct kiln_qa_provenance {
 	const char *declared;        /* the provenance hash declared, 64 hex digits */
 	const char *source;          /* where it was declared, for messages */
-	const char *const *files;    /* n image paths in the initial order */
+	const char *const *files;    /* n image paths in the initial order; NULL: refused by the
+	                                caller (reported there), not read, no hash comparison */
 	const char *const *names;    /* how findings name each file */
 	const char *const *listed;   /* each file's declared SHA-256, or NULL (all or none) */
 	size_t n;
 };
 
-/* Recompute the provenance hash from the files; "collection.provenance" errors for a file
- * missing, a file whose SHA-256 differs from the one listed, and a hash that differs from
- * the one declared. */
+/* Recompute the provenance hash from the files (each opened only if it is a regular file,
+ * without blocking); "collection.provenance" errors for a file missing or not a regular
+ * file, a file whose SHA-256 differs from the one listed, and a hash that differs from the
+ * one declared. */
 int kiln_qa_provenance(const struct kiln_qa_provenance *pv, struct kiln_findings *out,
 		       struct kiln_error *e) KILN_MUST_CHECK;
 

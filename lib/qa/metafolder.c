@@ -17,6 +17,7 @@
 #include "kiln/plan.h"
 #include "util/alloc.h"
 #include "util/fs.h"
+#include "util/path.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define MAX_JSON_BYTES ((size_t)64 << 20)
 
@@ -205,18 +207,38 @@ static int token_checks(struct folder *f, const json_t *root, unsigned standards
 	return rc;
 }
 
-/* Read and parse dir/name; a parse problem is a finding (*root = NULL then). */
+/* Read and parse dir/name; a parse problem is a finding (*root = NULL then), and so is a file
+ * that cannot be read as one: a FIFO, device, socket or folder (token.not_a_file, never
+ * opened: a FIFO would block forever), one over MAX_JSON_BYTES (token.too_large) or one that
+ * fails to read (token.unreadable). Only running out of memory stops the folder's checks. */
 static int load_json(struct folder *f, const char *name, json_t **root, struct kiln_error *e)
 {
 	struct kiln_buf b;
+	struct kiln_error fe;
+	struct stat st;
 	char *path = kiln_fs_join(f->dir, name);
-	int rc;
+	int rc = 0;
 	*root = NULL;
 	if (!path)
 		return kiln_error_set(e, KILN_E_NOMEM, name, "out of memory");
-	kiln_buf_init(&b, MAX_JSON_BYTES);
-	rc = kiln_fs_read(path, &b, e);
-	if (!rc) {
+	kiln_buf_init(&b, 2 * MAX_JSON_BYTES);
+	kiln_error_clear(&fe);
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		FADD(f, "token.not_a_file", KILN_SEV_ERROR, name, NULL, "is %s, not a regular file: "
+		     "not read (a token's metadata is a file)", kiln_path_kind((unsigned)st.st_mode));
+	} else if (stat(path, &st) == 0 && (uint64_t)st.st_size > MAX_JSON_BYTES) {
+		FADD(f, "token.too_large", KILN_SEV_ERROR, name, NULL, "is more than %zu MiB (%llu "
+		     "bytes), the most kiln reads for one metadata file: not read",
+		     MAX_JSON_BYTES >> 20, (unsigned long long)st.st_size);
+	} else if ((rc = kiln_fs_read_limited(path, &b, MAX_JSON_BYTES, 0, &fe))) {
+		if (rc == KILN_E_NOMEM) {
+			*e = fe;
+		} else {
+			rc = 0;
+			FADD(f, "token.unreadable", KILN_SEV_ERROR, name, NULL, "cannot be read: %s",
+			     fe.msg);
+		}
+	} else {
 		uint64_t it = 0;
 		int has = folder_item(f, "token.", name, &it);
 		kiln_findings_set_item(f->out, has, it);
@@ -227,6 +249,8 @@ static int load_json(struct folder *f, const char *name, json_t **root, struct k
 	}
 	kiln_buf_release(&b);
 	free(path);
+	if (!rc && f->rc)
+		rc = kiln_error_set(e, KILN_E_NOMEM, name, "out of memory");
 	return rc;
 }
 

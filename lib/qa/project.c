@@ -91,7 +91,7 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	char *dist = NULL, *meta = NULL, *images = NULL, *path = NULL;
 	uint64_t *ids = NULL;
 	size_t nids = 0;
-	int rc;
+	int rc, k;
 	memset(r, 0, sizeof *r);
 	memset(&items, 0, sizeof items);
 	if (!ro) {
@@ -99,8 +99,11 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 		ro = &none;
 	}
 	kiln_qa_opts_default(&o);
-	o.width = s->width;
-	o.height = s->height;
+	/* the compose engine writes width*scale x height*scale (render/compose.c finish()); scale
+	 * is one of its output options, the AI engines make width x height */
+	k = s->scale > 1 && (!s->engine || !strcmp(s->engine, "compose")) ? s->scale : 1;
+	o.width = s->width * k;
+	o.height = s->height * k;
 	o.format = s->format == KILN_FORMAT_PNG ? "png" : s->format == KILN_FORMAT_WEBP ? "webp"
 											: "jpeg";
 	qa_opts_from_spec(&s->qa, &o);

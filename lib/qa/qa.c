@@ -16,8 +16,10 @@
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/image.h"
+#include "util/path.h"
 #include "util/sha.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #include <vips/vips.h>
@@ -43,6 +46,8 @@ void kiln_qa_opts_default(struct kiln_qa_opts *o)
 
 struct measure {
 	int missing;
+	const char *not_file;   /* "a FIFO", "a folder", ...: not a regular file, never opened */
+	int grey;               /* stored as greyscale (1 or 2 bands) */
 	int too_large;          /* the header declares more than max_pixels: not decoded */
 	char *error;            /* decode failure */
 	uint64_t bytes;
@@ -120,6 +125,24 @@ static void stats(const struct kiln_image8 *im, struct measure *m)
 	}
 }
 
+/* A greyscale PNG's bit depth (1, 2, 4, 8 or 16) from its IHDR; 0 for anything else
+ * (libvips widens 1..4-bit greys to 8-bit, so the decoded image does not tell). */
+static int png_grey_bits(const char *path)
+{
+	unsigned char h[26];
+	struct kiln_error e;
+	size_t size;
+	int fd, bits = 0;
+	kiln_error_clear(&e);
+	if (kiln_path_open_regular(path, 0, 0, &fd, &size, &e))
+		return 0;
+	if (read(fd, h, sizeof h) == (ssize_t)sizeof h && !memcmp(h, "\x89PNG\r\n\x1a\n", 8) &&
+	    !memcmp(h + 12, "IHDR", 4) && (h[25] == 0 || h[25] == 4))
+		bits = h[24];
+	close(fd);
+	return bits;
+}
+
 static void measure_one(const struct kiln_qa_token *t, struct measure *m, int want_dhash,
 			uint64_t max_pixels)
 {
@@ -129,6 +152,11 @@ static void measure_one(const struct kiln_qa_token *t, struct measure *m, int wa
 	kiln_error_clear(&e);
 	if (!t->path || stat(t->path, &st) != 0) {
 		m->missing = 1;
+		return;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		/* a FIFO would block the decoder forever, a device could be endless */
+		m->not_file = kiln_path_kind((unsigned)st.st_mode);
 		return;
 	}
 	m->bytes = (uint64_t)st.st_size;
@@ -150,6 +178,12 @@ static void measure_one(const struct kiln_qa_token *t, struct measure *m, int wa
 	m->bands = im.orig_bands;
 	m->orig_bits = im.orig_bits;
 	m->orig_srgb = im.orig_srgb;
+	m->grey = im.orig_bands <= 2;
+	if (m->grey && !strncmp(im.loader, "png", 3)) {
+		int bits = png_grey_bits(t->path);
+		if (bits && bits < 8)
+			m->orig_bits = bits;
+	}
 	memcpy(m->loader, im.loader, sizeof m->loader);
 	stats(&im, m);
 	if (kiln_phash_from_pixels(im.pixels, im.width, im.height, im.bands, 0,
@@ -274,14 +308,18 @@ static const char *ext_loader(const char *path)
 }
 
 static int findings_for(const struct kiln_qa_token *t, const struct measure *m,
-			const struct kiln_qa_opts *o, int mw, int mh, struct kiln_findings *out,
-			struct kiln_error *e)
+			const struct kiln_qa_opts *o, int mw, int mh, int colour,
+			struct kiln_findings *out, struct kiln_error *e)
 {
 	const char *f = tname(t), *want = ext_loader(t->path);
 	int rc = 0;
 	if (m->missing)
 		return add(out, e, t, "image.missing", KILN_SEV_ERROR, f, "token %llu has no image "
 			   "file: render or copy it", (unsigned long long)t->id);
+	if (m->not_file)
+		return add(out, e, t, "image.not_a_file", KILN_SEV_ERROR, f, "is %s, not a regular "
+			   "file: not opened (token %llu's image must be an image file)", m->not_file,
+			   (unsigned long long)t->id);
 	if (o->max_bytes && m->bytes > o->max_bytes)
 		rc = rc ? rc : add(out, e, t, "image.file_size", KILN_SEV_ERROR, f, "%llu bytes, over "
 				   "the limit of %llu: compress it or lower the quality",
@@ -320,10 +358,14 @@ static int findings_for(const struct kiln_qa_token *t, const struct measure *m,
 		rc = rc ? rc : add(out, e, t, "image.dimensions", KILN_SEV_ERROR, f, "%dx%d, while "
 				   "most tokens are %dx%d: a collection shows every token at one size; "
 				   "resize it or regenerate it", m->width, m->height, mw, mh);
-	if (!m->orig_srgb || m->orig_bits != 8)
-		rc = rc ? rc : add(out, e, t, "image.color", KILN_SEV_WARNING, f, "%d-bit %s: "
-				   "marketplaces expect 8-bit sRGB", m->orig_bits,
-				   m->orig_srgb ? "sRGB" : "non-sRGB colour");
+	/* a grey token among colour ones: most viewers show it, but it is the odd one out (and
+	 * some pipelines drop or mis-convert it); a grey collection is no mismatch */
+	if (!m->orig_srgb || m->orig_bits != 8 || (m->grey && colour))
+		rc = rc ? rc : add(out, e, t, "image.color", KILN_SEV_WARNING, f, "%d-bit %s%s: "
+				   "marketplaces expect 8-bit sRGB%s", m->orig_bits,
+				   m->grey ? "greyscale" : m->orig_srgb ? "sRGB" : "non-sRGB colour",
+				   m->grey && colour ? " while most tokens are colour (RGB or RGBA)" : "",
+				   m->grey && colour ? ": convert it to RGB like the others" : "");
 	int has_alpha = m->bands == 2 || m->bands == 4;
 	if (o->alpha == 1 && !has_alpha)
 		rc = rc ? rc : add(out, e, t, "image.alpha", KILN_SEV_ERROR, f, "has no alpha channel, "
@@ -401,7 +443,8 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 	if (!v || !dup)
 		goto nomem;
 	for (size_t i = 0; i < n; i++)
-		if (!t[i].extra && !m[i].missing && !m[i].error && !m[i].too_large) {
+		if (!t[i].extra && !m[i].missing && !m[i].not_file && !m[i].error &&
+		    !m[i].too_large) {
 			v[nv].sha = m[i].pixels;
 			v[nv].i = i;
 			nv++;
@@ -429,7 +472,8 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 	if (!hashes || !idx)
 		goto nomem;
 	for (size_t i = 0; i < n; i++)
-		if (!t[i].extra && !m[i].missing && !m[i].error && !m[i].too_large && !dup[i])
+		if (!t[i].extra && !m[i].missing && !m[i].not_file && !m[i].error && !m[i].too_large &&
+		    !dup[i])
 			idx[nh++] = i;
 	/* A pair is near when its pHash or its dHash is within that hash's threshold: one
 	 * index search per hash, the two pair lists merged (a pair both find counts once). */
@@ -540,7 +584,7 @@ static int majority_size(const struct kiln_qa_token *t, const struct measure *m,
 	if (!v)
 		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
 	for (size_t i = 0; i < n; i++)
-		if (!t[i].extra && !m[i].missing && !m[i].error && !m[i].too_large)
+		if (!t[i].extra && !m[i].missing && !m[i].not_file && !m[i].error && !m[i].too_large)
 			v[nv++] = (uint64_t)(uint32_t)m[i].width << 32 | (uint32_t)m[i].height;
 	qsort(v, nv, sizeof *v, cmp_u64);
 	for (size_t i = 0, j; i < nv; i = j) {
@@ -560,6 +604,7 @@ int kiln_qa_images(const struct kiln_qa_token *tokens, size_t n, const struct ki
 		   struct kiln_findings *out, struct kiln_qa_image_result *res, struct kiln_error *e)
 {
 	struct run r;
+	size_t ndecoded = 0, ncolour = 0;
 	int rc = 0, mw = 0, mh = 0;
 	memset(res, 0, sizeof *res);
 	memset(&r, 0, sizeof r);
@@ -575,9 +620,16 @@ int kiln_qa_images(const struct kiln_qa_token *tokens, size_t n, const struct ki
 		goto out;
 	if (!o->width && !o->height && (rc = majority_size(tokens, r.m, n, &mw, &mh, e)))
 		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (!tokens[i].extra && !r.m[i].missing && !r.m[i].not_file && !r.m[i].error &&
+		    !r.m[i].too_large) {
+			ndecoded++;
+			ncolour += !r.m[i].grey;
+		}
 	for (size_t i = 0; i < n; i++) {
 		res->checked += !r.m[i].missing;
-		if ((rc = findings_for(&tokens[i], &r.m[i], o, mw, mh, out, e)))
+		if ((rc = findings_for(&tokens[i], &r.m[i], o, mw, mh, 2 * ncolour > ndecoded, out,
+				       e)))
 			goto out;
 	}
 	rc = duplicates(tokens, r.m, n, o, out, res, e);
@@ -700,18 +752,54 @@ out:
 
 /* ---- severities ---------------------------------------------------------------------- */
 
+/* The SHA-256 of a regular file, opened without blocking (a FIFO or device is refused). */
+static int sha256_regular(const char *path, char hex[65], struct kiln_error *e)
+{
+	struct kiln_sha256 h;
+	unsigned char buf[1 << 16];
+	size_t size;
+	int fd, rc = kiln_path_open_regular(path, 0, 0, &fd, &size, e);
+	if (rc)
+		return rc;
+	if (kiln_sha256_init(&h)) {
+		close(fd);
+		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = kiln_error_set(e, KILN_E_IO, path, "read failed: %s", strerror(errno));
+			kiln_sha256_abort(&h);
+			close(fd);
+			return rc;
+		}
+		if (n == 0)
+			break;
+		kiln_sha256_update(&h, buf, (size_t)n);
+	}
+	close(fd);
+	kiln_sha256_final(&h, NULL, hex);
+	return 0;
+}
+
 int kiln_qa_provenance(const struct kiln_qa_provenance *pv, struct kiln_findings *out,
 		       struct kiln_error *e)
 {
 	char (*sha)[65] = kiln_calloc(pv->n + 1, sizeof *sha), got[65];
-	size_t bad = 0;
+	size_t bad = 0, refused = 0;
 	int rc = 0;
 	if (!sha)
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 	for (size_t i = 0; i < pv->n && !rc; i++) {
 		struct kiln_error fe;
 		kiln_error_clear(&fe);
-		if (kiln_sha256_file(pv->files[i], sha[i], &fe)) {
+		if (!pv->files[i]) {
+			/* refused by the caller (and reported): never read */
+			bad++;
+			refused++;
+		} else if (sha256_regular(pv->files[i], sha[i], &fe)) {
 			bad++;
 			rc = add(out, e, NULL, "collection.provenance", KILN_SEV_ERROR, pv->names[i],
 				 "cannot be read (%s), so the provenance hash declared in %s cannot "
@@ -723,7 +811,8 @@ int kiln_qa_provenance(const struct kiln_qa_provenance *pv, struct kiln_findings
 				 "the file is %.12s...", pv->source, pv->listed[i], sha[i]);
 		}
 	}
-	if (!rc && (rc = kiln_provenance_hash((const char(*)[65])sha, pv->n, got, e)) == 0 &&
+	if (!rc && !refused &&
+	    (rc = kiln_provenance_hash((const char(*)[65])sha, pv->n, got, e)) == 0 &&
 	    strcasecmp(got, pv->declared))
 		rc = add(out, e, NULL, "collection.provenance", KILN_SEV_ERROR, pv->source,
 			 "declares provenance hash %s; the %zu images in their initial order give "
@@ -769,7 +858,15 @@ void kiln_qa_apply_severities(struct kiln_findings *f, const struct kiln_qa_seve
 int kiln_qa_thumbnail(const char *src, const char *dst, int size, struct kiln_error *e)
 {
 	struct kiln_buf b = KILN_BUF_INIT;
-	int rc = kiln_image_thumbnail(src, size, "png", 0, &b, e);
+	struct stat st;
+	int rc;
+	/* a token's image that is a FIFO would block the decoder forever (image.not_a_file) */
+	if (stat(src, &st) != 0)
+		return kiln_error_set(e, KILN_E_IO, src, "cannot stat: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return kiln_error_set(e, KILN_E_IO, src, "is %s, not a regular file: no thumbnail",
+				      kiln_path_kind((unsigned)st.st_mode));
+	rc = kiln_image_thumbnail(src, size, "png", 0, &b, e);
 	if (!rc)
 		rc = kiln_fs_write_atomic(dst, b.data, b.len, e);
 	kiln_buf_release(&b);

@@ -11,10 +11,12 @@
 #include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/fs.h"
+#include "util/path.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int nomem(struct kiln_error *e)
 {
@@ -117,6 +119,39 @@ void qa_apply_spec_severities(struct kiln_findings *f, const struct kiln_qa_spec
 		kiln_qa_apply_severities(f, sv, n);
 }
 
+/* provenance.json's images[i].file resolved beneath dir (links followed) and a regular file:
+ * *file is the path to hash; else a "collection.provenance_path" finding and *file NULL (never
+ * read: ../../etc/passwd would be hashed and its digest printed, /dev/zero read forever). A
+ * missing file keeps its joined path: the provenance check says it cannot be read. */
+static int record_file(const char *dir, const char *src, size_t i, const char *rel, char **path,
+		       const char **file, struct kiln_findings *f, struct kiln_error *e)
+{
+	struct stat st;
+	int st_rc = kiln_path_beneath(dir, rel, NULL, 0, path, NULL, 0), bad = 0;
+	*file = NULL;
+	memset(&st, 0, sizeof st);
+	if (st_rc == KILN_PATH_NOMEM)
+		return nomem(e);
+	if (st_rc == KILN_PATH_MISSING) {
+		if (!(*path = kiln_fs_join(dir, rel)))
+			return nomem(e);
+		*file = *path;
+		return 0;
+	}
+	if (st_rc == KILN_PATH_OUTSIDE)
+		bad = kiln_findings_add(f, "collection.provenance_path", KILN_SEV_ERROR, rel, NULL,
+					"%s images[%zu].file leaves the folder %s (links followed): "
+					"not read; a provenance record names files of its release",
+					src, i, dir);
+	else if (stat(*path, &st) != 0 || !S_ISREG(st.st_mode))
+		bad = kiln_findings_add(f, "collection.provenance_path", KILN_SEV_ERROR, rel, NULL,
+					"%s images[%zu].file is %s, not a regular file: not read",
+					src, i, kiln_path_kind((unsigned)st.st_mode));
+	else
+		*file = *path;
+	return bad ? nomem(e) : 0;
+}
+
 int qa_check_provenance(const char *flag, const char *flag_name, const char *dir,
 			const struct kiln_qa_result *r, struct kiln_findings *f, struct kiln_error *e)
 {
@@ -164,11 +199,11 @@ int qa_check_provenance(const char *flag, const char *flag_name, const char *dir
 		}
 		listed[i] = rec.images[i].sha256;
 		names[i] = rec.images[i].file ? rec.images[i].file : "(an images entry without file)";
-		if (rec.images[i].file && !(paths[i] = kiln_fs_join(dir, rec.images[i].file))) {
-			rc = nomem(e);
+		if (rec.images[i].file && (rc = record_file(dir, src, i, rec.images[i].file, &paths[i],
+							     &files[i], f, e)))
 			goto out;
-		}
-		files[i] = paths[i] ? paths[i] : "";
+		if (!rec.images[i].file)
+			files[i] = "";
 	}
 	pv.files = files;
 	pv.names = names;

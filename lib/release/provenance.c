@@ -26,12 +26,14 @@
 #include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/fs.h"
+#include "util/path.h"
 #include "util/sha.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,19 +212,42 @@ static int problem(struct kiln_verify_result *r, const char *fmt, ...)
 	return 0;
 }
 
-/* A JSON record of the release, or NULL (with *why) when it is missing or not JSON. */
+/* The most kiln reads of one record file (provenance.json of a 10,000-token collection is
+ * about 1.5 MB). */
+#define MAX_RECORD_BYTES ((size_t)64 << 20)
+/* manifest.sha256: ~100 bytes a file, five files a token */
+#define MAX_MANIFEST_BYTES ((size_t)256 << 20)
+
+/* A JSON record of the release, or NULL (with *why) when it is missing, not JSON, not a regular
+ * file (never opened for reading: a FIFO would block), over MAX_RECORD_BYTES, or a link that
+ * leaves the folder. */
 static json_t *load_rel(const char *dist, const char *rel, char why[160])
 {
-	char *path = kiln_fs_join(dist, rel);
+	struct kiln_buf b;
+	struct kiln_error fe;
 	json_error_t je;
-	json_t *j;
-	if (!path) {
+	json_t *j = NULL;
+	char *path = NULL;
+	int st = kiln_path_beneath(dist, rel, NULL, 0, &path, NULL, 0);
+	if (st == KILN_PATH_MISSING) {
+		snprintf(why, 160, "missing");
+		return NULL;
+	}
+	if (st == KILN_PATH_OUTSIDE) {
+		snprintf(why, 160, "leaves the release folder (a link to a file outside): not read");
+		return NULL;
+	}
+	if (st != KILN_PATH_OK) {
 		snprintf(why, 160, "out of memory");
 		return NULL;
 	}
-	j = json_load_file(path, 0, &je);
-	if (!j)
-		snprintf(why, 160, "%s", kiln_fs_exists(path) ? je.text : "missing");
+	kiln_buf_init(&b, 2 * MAX_RECORD_BYTES);
+	kiln_error_clear(&fe);
+	if (kiln_fs_read_limited(path, &b, MAX_RECORD_BYTES, 0, &fe))
+		snprintf(why, 160, "%.150s", fe.msg);
+	else if (!(j = json_loadb(b.data ? b.data : "", b.len, 0, &je)))
+		snprintf(why, 160, "%.150s", je.text);
+	kiln_buf_release(&b);
 	free(path);
 	return j;
 }
@@ -309,9 +334,9 @@ static int verify_manifest(const char *dist, const struct kiln_manifest *found,
 	struct kiln_buf text = KILN_BUF_INIT, mine = KILN_BUF_INIT;
 	struct line *v = NULL;
 	size_t n = 0, nlines = 0, before = r->nproblems;
-	char *path = kiln_fs_join(dist, KILN_MANIFEST_FILE), file_sha[65] = "";
+	char *path = kiln_fs_join(dist, KILN_MANIFEST_FILE), file_sha[65] = "", *real = NULL;
 	struct kiln_error fe;
-	int rc = KILN_E_NOMEM;
+	int rc = KILN_E_NOMEM, st;
 	if (!path)
 		goto out;
 	/* the release hash, from the files as found (unreadable ones as 64 zeros) */
@@ -327,7 +352,16 @@ static int verify_manifest(const char *dist, const struct kiln_manifest *found,
 			    "with its SHA-256 (a release made before kiln wrote one; a forced release "
 			    "writes it)"))
 			goto out;
-	} else if (kiln_fs_read(path, &text, &fe)) {
+	} else if ((st = kiln_path_beneath(dist, KILN_MANIFEST_FILE, NULL, 0, &real, NULL, 0)) ==
+		   KILN_PATH_NOMEM) {
+		goto out;
+	} else if (st != KILN_PATH_OK) {
+		/* a link out: its lines would be quoted below */
+		if (problem(r, KILN_MANIFEST_FILE ": leaves the release folder (a link to a file "
+			    "outside): not read"))
+			goto out;
+	} else if (kiln_fs_read_limited(real, &text, MAX_MANIFEST_BYTES, 0, &fe)) {
+		/* a FIFO or device is refused without blocking */
 		if (problem(r, KILN_MANIFEST_FILE ": cannot read (%s)", fe.msg))
 			goto out;
 	} else {
@@ -397,6 +431,7 @@ static int verify_manifest(const char *dist, const struct kiln_manifest *found,
 out:
 	free(v);
 	free(path);
+	free(real);
 	kiln_buf_release(&text);
 	kiln_buf_release(&mine);
 	return rc;
@@ -422,14 +457,19 @@ static int verify_images(const char *dist, json_t *prov, const struct kiln_manif
 		const char *file = json_string_value(json_object_get(x, "file"));
 		const char *want = json_string_value(json_object_get(x, "sha256"));
 		const char *got;
-		if (!safe_rel(file) || !want || strlen(want) != 64) {
+		if (!file || !*file || !want || strlen(want) != 64) {
 			rc = kiln_error_set(e, KILN_E_IO, "provenance.json", "images[%zu] has no "
 					    "usable file and sha256", i);
 			goto out;
 		}
 		names[i] = file;
 		r->checks++;
-		if (!(got = sha_of(found, file))) {
+		if (!safe_rel(file)) {
+			/* never read: only files found in dist/ (links not followed) are hashed */
+			snprintf(h[i], 65, "%064d", 0);
+			rc = problem(r, "%s: provenance.json images[%zu].file leaves the release "
+				     "folder: not read", file, i);
+		} else if (!(got = sha_of(found, file))) {
 			snprintf(h[i], 65, "%064d", 0);
 			rc = kiln_manifest_find(found, file) ? 0 : problem(r, "%s: missing", file);
 		} else {
@@ -473,6 +513,46 @@ out:
 	return rc;
 }
 
+/* ipfs.json's path resolved beneath dist (links followed): *full to import, or *why it is not
+ * read (missing, leaves the folder, not a regular file, or a folder holding something that is
+ * not: a FIFO inside would block the import). Returns KILN_E_NOMEM or 0. */
+static int record_path(const char *dist, const char *path, const struct kiln_manifest *found,
+		       char **full, char why[128])
+{
+	char base[PATH_MAX];
+	struct stat st;
+	int s = kiln_path_beneath(dist, path, NULL, 0, full, NULL, 0);
+	why[0] = 0;
+	if (s == KILN_PATH_NOMEM)
+		return KILN_E_NOMEM;
+	if (s == KILN_PATH_MISSING || (s == KILN_PATH_OK && stat(*full, &st) != 0)) {
+		snprintf(why, 128, "is missing");
+	} else if (s == KILN_PATH_OUTSIDE) {
+		snprintf(why, 128, "leaves the release folder (links followed): not read");
+	} else if (S_ISDIR(st.st_mode)) {
+		/* the folder's files as dist/ lists them (lstat: a link is not a regular file) */
+		size_t bl, rl;
+		const char *rel = NULL;
+		if (realpath(dist, base)) {
+			bl = strlen(base);
+			if (!strcmp(*full, base))
+				rel = "";
+			else if (!strncmp(*full, base, bl) && (*full)[bl] == '/')
+				rel = *full + bl + 1;
+		}
+		rl = rel ? strlen(rel) : 0;
+		for (size_t i = 0; rel && i < found->n && !why[0]; i++) {
+			const char *p = found->v[i].path;
+			if (!found->v[i].regular && (!rl || (!strncmp(p, rel, rl) && p[rl] == '/')))
+				snprintf(why, 128, "holds %s, not a regular file: not imported", p);
+		}
+	} else if (!S_ISREG(st.st_mode)) {
+		snprintf(why, 128, "is %s, not a regular file: not read",
+			 kiln_path_kind((unsigned)st.st_mode));
+	}
+	return 0;
+}
+
 /* Every {path, cid} in ipfs.json re-imported; every CAR's sha256. */
 static int verify_cids(const char *dist, json_t *ipfs, const struct kiln_manifest *found,
 		       struct kiln_verify_result *r, struct kiln_error *e)
@@ -487,14 +567,20 @@ static int verify_cids(const char *dist, json_t *ipfs, const struct kiln_manifes
 		char got[KILN_IPFS_CID_MAX], *full;
 		struct kiln_error fe;
 		int bad, rc = 0;
-		if (!safe_rel(path) || !key || (!want && !sha))
+		char why[128];
+		if (!path || !*path || !key || (!want && !sha))
 			return kiln_error_set(e, KILN_E_IO, "ipfs.json", "entries[%zu] has no usable "
 					      "name, path and cid", i);
-		if (!(full = kiln_fs_join(dist, path)))
-			return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
 		r->checks++;
-		if (!kiln_fs_exists(full)) {
-			rc = problem(r, "%s: %s is missing", key, path);
+		if (!safe_rel(path)) {
+			if (problem(r, "%s: %s leaves the release folder: not read", key, path))
+				return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
+			continue;
+		}
+		if ((rc = record_path(dist, path, found, &full, why)))
+			return kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
+		if (why[0]) {
+			rc = problem(r, "%s: %s %s", key, path, why);
 		} else if (want) {
 			bad = kiln_fs_is_dir(full) ? kiln_ipfs_import_tree(full, NULL, 0, got, NULL, &fe)
 						   : kiln_ipfs_file_cid(full, got, &fe);
@@ -798,6 +884,8 @@ out:
 	json_decref(prov);
 	json_decref(ipfs);
 	kiln_manifest_release(&found);
+	if (rc)
+		kiln_verify_result_release(r); /* the problems found before the failure */
 	return rc;
 }
 

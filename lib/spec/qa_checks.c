@@ -19,6 +19,7 @@
 	X("image.missing", E) \
 	X("image.decode", E) \
 	X("image.too_large", E) \
+	X("image.not_a_file", E) \
 	X("image.file_size", E) \
 	X("image.format", E) \
 	X("image.dimensions", E) \
@@ -32,9 +33,13 @@
 	X("collection.unique", E) \
 	X("collection.ids", E) \
 	X("collection.provenance", E) \
+	X("collection.provenance_path", E) \
 	X("collection.trait_type_drift", W) \
 	X("collection.trait_value_drift", W) \
 	X("token.json_parse", E) \
+	X("token.not_a_file", E) \
+	X("token.too_large", E) \
+	X("token.unreadable", E) \
 	X("token.not_object", E) \
 	X("token.field_type", E) \
 	X("erc721.missing_field", E) \
