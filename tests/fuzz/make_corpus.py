@@ -8,6 +8,8 @@ png       PNGs of the owls example and a few made here (tiny, with text chunks)
 metadata  token JSON in the shapes kiln writes (ERC-721, Metaplex) and common mistakes
 record    release records (provenance.json, ipfs.json, manifest.sha256 split by 00 01) in the
           shapes kiln writes them, with paths out of the folder among them
+catalog   an item's traits JSON and a render's request JSON (split by 00 01), as a catalog
+          holds them
 engine    reply sequences as the test server (tests/sdserver) sends them: byte 0 the engine
           (0 a1111, 1 comfyui, 2 sdcpp), byte 1 the first status, bodies split by 00 01
 """
@@ -94,3 +96,7 @@ put("record", "release", b"\x00\x01".join([json.dumps(prov).encode(), json.dumps
 prov_out = dict(prov, images=[{"token_id": 1, "file": "../../../../etc/hostname", "sha256": h}])
 put("record", "outside", b"\x00\x01".join([json.dumps(prov_out).encode(), json.dumps(ipfs).encode(), b""]))
 put("record", "broken", b'{"provenance_hash": 5, "images": [{}]}\x00\x01{"entries": [1]}\x00\x01zz  ../x\n')
+
+put("catalog", "plain", b'{"Body": "Plain"}\x00\x01{"prompt": "an owl", "seed": 1}')
+put("catalog", "odd", b'{"Body": 5, "Hat": "Crown"}\x00\x01[1, {"x": null}]')
+put("catalog", "broken", b'{"Body": "Pl\x00\x01{')
