@@ -5,6 +5,7 @@
 #include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"
+#include "util/path.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct trait {
 	char *name;
@@ -130,6 +132,24 @@ static int list_dir(const char *dir, int want_dirs, char ***out, size_t *n, stru
 		if (!full)
 			goto nomem;
 		isdir = kiln_fs_is_dir(full);
+		/* a FIFO, device or socket among the layer files would block the import's read of
+		 * the first file (and every later reader): refused by name */
+		if (!isdir && !want_dirs) {
+			struct stat sb;
+			if (!stat(full, &sb) && !S_ISREG(sb.st_mode)) {
+				kiln_error_set(e, KILN_E_USAGE, full, "is %s, not a regular file: a layers "
+					       "folder holds image files",
+					       kiln_path_kind((unsigned)sb.st_mode));
+				free(full);
+				closedir(d);
+				for (size_t i = 0; i < *n; i++)
+					free((*out)[i]);
+				free(*out);
+				*out = NULL;
+				*n = 0;
+				return KILN_E_USAGE;
+			}
+		}
 		free(full);
 		if (isdir != want_dirs)
 			continue;

@@ -102,4 +102,12 @@ expect_eq "starter" $? 0
 "$KILN" -C "$T/fresh" plan >"$T/out" 2>&1
 expect_eq "starter plan wants its files" $? 2
 expect_contains "starter names a missing file" "$T/out" "layers/Background/blue.png' not found"
+# a FIFO among the layer files: refused by name at once (it would block the import's read)
+rm -rf "$T/fifo" && mkdir -p "$T/fifo/layers/Body" "$T/fifo/p"
+cp "$T/hl/layers/Background/"*.png "$T/fifo/layers/Body/" 2>/dev/null
+mkfifo "$T/fifo/layers/Body/a#1.png"
+timeout 20 "$KILN" -C "$T/fifo/p" init --from-hashlips "$T/fifo/layers" >"$T/out" 2>&1
+expect_eq "FIFO layer file: exit 2, no hang" $? 2
+expect_contains "FIFO layer file: named" "$T/out" "a#1.png: is a FIFO (named pipe), not a regular file"
+[ ! -e "$T/fifo/p/kiln.yaml" ] && ok || fail "FIFO layer file: a kiln.yaml was written"
 finish
