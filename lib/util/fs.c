@@ -15,7 +15,9 @@
 
 int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	/* O_NONBLOCK: a FIFO with no writer would block open() forever; only regular files are
+	 * read, and they never block, so the flag is cleared again once fstat says so */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), rc = 0;
 	struct stat st;
 	if (fd < 0)
 		return kiln_error_set(e, KILN_E_IO, path, "cannot open: %s", strerror(errno));
@@ -23,6 +25,12 @@ int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e)
 		rc = kiln_error_set(e, KILN_E_IO, path, "is a folder, expected a file");
 		goto out;
 	}
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		rc = kiln_error_set(e, KILN_E_IO, path, "is %s, not a regular file: kiln reads only "
+				    "regular files", kiln_path_kind((unsigned)st.st_mode));
+		goto out;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	if (fstat(fd, &st) == 0 && st.st_size > 0 && kiln_buf_grow(out, (size_t)st.st_size)) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, path, "file too large to read (%lld bytes)",
 				    (long long)st.st_size);

@@ -7,7 +7,9 @@
 #include "kiln/buf.h"
 #include "kiln/error.h"
 
-/* Append the whole file to out (at most max bytes; 0 = buffer's max). */
+/* Append the whole file to out (at most max bytes; 0 = buffer's max). Only a regular file is
+ * read: it is opened without blocking, and a folder, FIFO, device or socket is KILN_E_IO
+ * naming what it is. */
 int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 /* The same for a file kiln reads as input (kiln.yaml and the like), so that the wrong kind of
  * path cannot hang or swamp it: opened by kiln_path_open_regular() (util/path.h: without

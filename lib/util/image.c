@@ -105,6 +105,14 @@ int kiln_image_check_input(const char *path, const char *what, uint64_t max_pixe
 {
 	int rc = kiln_image_check_pixels(path, max_pixels ? max_pixels : KILN_IMAGE_MAX_PIXELS,
 					 NULL, NULL, e);
+	if (!rc) {
+		/* the header is sound and the size bounded: decode it whole, so a truncated or
+		 * corrupt file is caught here and not by a marketplace or a GPU server */
+		struct kiln_image8 im;
+		memset(&im, 0, sizeof im);
+		rc = kiln_image_decode8(path, &im, e);
+		kiln_image8_release(&im);
+	}
 	if (rc == KILN_E_IMAGE) {
 		char why[sizeof e->msg];
 		snprintf(why, sizeof why, "%s", e->msg);

@@ -41,7 +41,7 @@ int kiln_image_header(const char *path, int *width, int *height, struct kiln_err
 
 /* An input image as the release and the AI requests take it: a regular file (not opened when
  * it is not: a FIFO would block), whose header libvips reads as an image of at most
- * max_pixels (0: KILN_IMAGE_MAX_PIXELS). Else KILN_E_SPEC naming the file (`what` says
+ * max_pixels (0: KILN_IMAGE_MAX_PIXELS), and which then decodes whole. Else KILN_E_SPEC naming the file (`what` says
  * which, "metadata.reveal.hidden_image") and why: it is bad input, not a failure of kiln. */
 int kiln_image_check_input(const char *path, const char *what, uint64_t max_pixels,
 			   struct kiln_error *e) KILN_MUST_CHECK;

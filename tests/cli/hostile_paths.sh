@@ -93,6 +93,15 @@ Y
 timeout 30 "$KILN" -C "$P" build -q >"$T/o" 2>&1
 expect_eq "contract image of 50000x50000: exit" $? 2
 expect_contains "contract image of 50000x50000: says why" "$T/o" "over the limit of 64.0 Mpx"
+# ... and a PNG cut short (a sound header, half its data) is caught by the decode
+owls "$P"
+head -c 300 "$KILN_SRC/examples/owls/legendaries/founder.png" >"$P/cut.png"
+set_metadata "$P" <<'Y'
+metadata: {contract: {image: cut.png}}
+Y
+timeout 30 "$KILN" -C "$P" build -q >"$T/o" 2>&1
+expect_eq "contract image cut short: exit" $? 2
+expect_contains "contract image cut short: says why" "$T/o" "cut.png: not an image kiln can take"
 # a ControlNet image that is not an image never goes into a request
 rm -rf "$A"
 cp -r "$KILN_SRC/examples/ai-owls" "$A"

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "util/path.h"
+#include "util/fs.h"
+#include "kiln/buf.h"
 
 static char root[256], proj[300], other[300];
 
@@ -127,6 +129,23 @@ static void test_open_regular(void **state)
 	assert_non_null(strstr(e.msg, "device"));
 }
 
+/* the plain whole-file reader refuses what is not a regular file, without blocking */
+static void test_fs_read_fifo(void **state)
+{
+	char p[600];
+	struct kiln_error e;
+	struct kiln_buf b = KILN_BUF_INIT;
+	snprintf(p, sizeof p, "%s/fifo", proj);
+	assert_int_equal(kiln_fs_read(p, &b, &e), KILN_E_IO);
+	assert_non_null(strstr(e.msg, "FIFO"));
+	assert_int_equal(kiln_fs_read("/dev/zero", &b, &e), KILN_E_IO);
+	assert_non_null(strstr(e.msg, "device"));
+	snprintf(p, sizeof p, "%s/layers/a.png", proj);
+	assert_int_equal(kiln_fs_read(p, &b, &e), 0);
+	assert_int_equal(b.len, 1);
+	kiln_buf_release(&b);
+}
+
 static void test_open_limit(void **state)
 {
 	char p[600];
@@ -152,6 +171,7 @@ int main(void)
 		cmocka_unit_test(test_allowed),
 		cmocka_unit_test(test_open_regular),
 		cmocka_unit_test(test_open_limit),
+		cmocka_unit_test(test_fs_read_fifo),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
