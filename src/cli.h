@@ -32,9 +32,6 @@ int cli_fail(const struct kiln_error *e);
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap);
 /* A whole number written in decimal digits only, min <= n <= max: 0, else -1 (src/args.c). */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-/* The largest token id kiln accepts: 2^53 - 1, so that JavaScript readers of the metadata
- * and of --json output hold every id exactly. */
-#define CLI_MAX_ID KILN_ID_MAX
 /* --json: the error event of a stage on stdout ({event: error, stage, where, message, code,
  * and hint, hint_text when the error has a hint}). */
 void cli_error_event(const char *stage, const struct kiln_error *e);

@@ -70,10 +70,10 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 		}
 		case 's': {
 			uint64_t n;
-			if (cli_parse_u64(optarg, 1, CLI_MAX_ID, &n)) {
+			if (cli_parse_u64(optarg, 1, KILN_ID_MAX, &n)) {
 				free(orderbuf);
 				return cli_usage("init", "--size takes a number from 1 to %llu, got '%s'",
-						 (unsigned long long)CLI_MAX_ID, optarg);
+						 (unsigned long long)KILN_ID_MAX, optarg);
 			}
 			ho.size = n;
 			break;

@@ -133,7 +133,7 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 		uint64_t changed[64];
 		size_t n = 0;
 		kiln_error_clear(&e);
-		if (cli_parse_u64(replace, 0, CLI_MAX_ID, &id)) {
+		if (cli_parse_u64(replace, 0, KILN_ID_MAX, &id)) {
 			rc = cli_usage("plan", "--replace takes a token id, got '%s'", replace);
 			goto out;
 		}

@@ -90,7 +90,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		case 'A': o.allow_qa_failures = 1; break;
 		case 'R': o.re_reveal = 1; break;
 		case 's': {
-			if (cli_parse_u64(optarg, 0, CLI_MAX_ID, &o.starting_index))
+			if (cli_parse_u64(optarg, 0, KILN_ID_MAX, &o.starting_index))
 				return cli_usage("release", "--starting-index needs a whole number "
 						 "0 or more, got '%s'", optarg);
 			o.has_starting_index = 1;

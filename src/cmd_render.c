@@ -35,7 +35,7 @@ static int dry_run(struct kiln_project *p, const char *arg)
 	struct kiln_error e;
 	uint64_t id;
 	int rc;
-	if (cli_parse_u64(arg, 0, CLI_MAX_ID, &id))
+	if (cli_parse_u64(arg, 0, KILN_ID_MAX, &id))
 		return cli_usage("render", "--dry-run takes an item id (see `kiln ls`), got '%s'", arg);
 	kiln_error_clear(&e);
 	if ((rc = kiln_project_render_dry_run(p, id, &out, &e))) {

@@ -34,9 +34,9 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage("show", "give one item id");
-	if (cli_parse_u64(argv[optind], 0, CLI_MAX_ID, &id))
+	if (cli_parse_u64(argv[optind], 0, KILN_ID_MAX, &id))
 		return cli_usage("show", "'%s' is not an item id (a whole number from 0 to %llu)",
-				 argv[optind], (unsigned long long)CLI_MAX_ID);
+				 argv[optind], (unsigned long long)KILN_ID_MAX);
 	if ((rc = cli_open(cli, &p)))
 		return rc;
 	kiln_error_clear(&e);

@@ -15,25 +15,13 @@
 
 int kiln_fs_read(const char *path, struct kiln_buf *out, struct kiln_error *e)
 {
-	/* O_NONBLOCK: a FIFO with no writer would block open() forever; only regular files are
-	 * read, and they never block, so the flag is cleared again once fstat says so */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), rc = 0;
-	struct stat st;
-	if (fd < 0)
-		return kiln_error_set(e, KILN_E_IO, path, "cannot open: %s", strerror(errno));
-	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		rc = kiln_error_set(e, KILN_E_IO, path, "is a folder, expected a file");
-		goto out;
-	}
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-		rc = kiln_error_set(e, KILN_E_IO, path, "is %s, not a regular file: kiln reads only "
-				    "regular files", kiln_path_kind((unsigned)st.st_mode));
-		goto out;
-	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	if (fstat(fd, &st) == 0 && st.st_size > 0 && kiln_buf_grow(out, (size_t)st.st_size)) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, path, "file too large to read (%lld bytes)",
-				    (long long)st.st_size);
+	/* only regular files, opened without blocking (a FIFO with no writer would block) */
+	size_t size;
+	int fd, rc = kiln_path_open_regular(path, 0, 0, &fd, &size, e);
+	if (rc)
+		return rc;
+	if (size > 0 && kiln_buf_grow(out, size)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, path, "file too large to read (%zu bytes)", size);
 		goto out;
 	}
 	for (;;) {
