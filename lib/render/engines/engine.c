@@ -11,7 +11,9 @@
 #include "kiln/spec.h"
 #include "util/alloc.h"
 
+#include <ctype.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,7 +156,82 @@ void kiln_ai_job_release(struct kiln_ai_job *j)
 	kiln_buf_release(&j->image);
 	free(j->info);
 	free(j->scratch);
-	j->info = j->scratch = NULL;
+	free(j->ran);
+	j->info = j->scratch = j->ran = NULL;
+}
+
+static void list_release(struct kiln_ai_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+void kiln_ai_caps_release(struct kiln_ai_caps *c)
+{
+	list_release(&c->models);
+	list_release(&c->loras);
+	list_release(&c->cn_models);
+	list_release(&c->cn_modules);
+	list_release(&c->upscalers);
+	list_release(&c->nodes);
+	free(c->raw);
+	memset(c, 0, sizeof *c);
+}
+
+/* Levenshtein distance, case-insensitive, capped at 255 characters of each (names). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b), row[256];
+	if (na > 255)
+		na = 255;
+	if (nb > 255)
+		nb = 255;
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= na; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= nb; j++) {
+			size_t up = row[j];
+			size_t sub = diag + (tolower((unsigned char)a[i - 1]) !=
+					     tolower((unsigned char)b[j - 1]));
+			size_t best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+			row[j] = sub < best ? sub : best;
+			diag = up;
+		}
+	}
+	return row[nb];
+}
+
+void kiln_ai_nearest(const struct kiln_ai_list *l, const char *want, char *out, size_t cap)
+{
+	size_t best[3] = {SIZE_MAX, SIZE_MAX, SIZE_MAX}, bi[3] = {0, 0, 0}, len = 0;
+	if (cap)
+		out[0] = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		size_t d = edit_distance(l->v[i], want);
+		for (size_t k = 0; k < 3; k++)
+			if (d < best[k]) {
+				for (size_t m = 2; m > k; m--) {
+					best[m] = best[m - 1];
+					bi[m] = bi[m - 1];
+				}
+				best[k] = d;
+				bi[k] = i;
+				break;
+			}
+	}
+	for (size_t k = 0; k < 3 && best[k] != SIZE_MAX && len < cap; k++) {
+		int w = snprintf(out + len, cap - len, "%s%s", k ? ", " : "", l->v[bi[k]]);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
+	if (len >= cap && cap)
+		out[cap - 1] = 0;
 }
 
 const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name)

@@ -86,9 +86,45 @@ struct kiln_ai_job {
 	uint64_t seed_used;        /* as the server reports it (rq->seed if it does not) */
 	char *info;                /* what the server said about the image (A1111 infotext), owned */
 	char *scratch;             /* engine-private, freed with the job */
+	/* What the endpoint has (its probe, below); NULL before the probe or for an engine
+	 * without one. Engines send names as the server spells them (caps), not as written. */
+	const struct kiln_ai_caps *caps;
+	/* What the server reported it used for the image, a compact JSON object set by the
+	 * engine when DONE: {"model":"name","model_hash":"..","loras":[{"name":..,"hash":..}],
+	 * "controlnet":["ControlNet 0: ..."],"steps":N,"sampler":..,"scheduler":..} with the
+	 * keys the server gave (owned; NULL: the server reports nothing). The render record
+	 * keeps it beside what was asked. */
+	char *ran;
 };
 void kiln_ai_job_release(struct kiln_ai_job *j);
 #define KILN_POLL_ERRORS 8
+
+/* What one endpoint has, asked once before its first job (the engine's probe). Names are
+ * as the server lists them. Lists are NULL-free arrays of owned strings. */
+struct kiln_ai_list {
+	char **v;
+	size_t n;
+};
+enum {
+	KILN_CAPS_FORGE = 1u << 0,      /* A1111 API served by Forge (lib_controlnet rules) */
+	KILN_CAPS_CONTROLNET = 1u << 1, /* ControlNet is available at all */
+};
+struct kiln_ai_caps {
+	int known;                  /* the probe finished */
+	unsigned flags;             /* KILN_CAPS_* */
+	struct kiln_ai_list models;     /* checkpoints (A1111 title/model_name; ComfyUI ckpt_name) */
+	struct kiln_ai_list loras;      /* LoRAs (A1111 name/alias; sd.cpp relative path with ext) */
+	struct kiln_ai_list cn_models;  /* ControlNet models (exact titles) */
+	struct kiln_ai_list cn_modules; /* ControlNet preprocessors (as spelled by the server) */
+	struct kiln_ai_list upscalers;  /* upscale models */
+	struct kiln_ai_list nodes;      /* ComfyUI node classes */
+	char *raw;                  /* engine-private: what the probe kept (e.g. object_info), owned */
+	int max_steps;              /* 0: no limit known */
+};
+void kiln_ai_caps_release(struct kiln_ai_caps *c);
+/* The names in l nearest to want (edit distance, case-insensitive), as ", "-separated text in
+ * out (at most 3): for "it has X, Y" in messages. */
+void kiln_ai_nearest(const struct kiln_ai_list *l, const char *want, char *out, size_t cap);
 
 struct kiln_engine {
 	const char *name;          /* "a1111", "comfyui", "sdcpp" */
@@ -104,6 +140,17 @@ struct kiln_engine {
 	/* The most bytes an answer to GET/POST `path` may have (rq NULL: a health check): the
 	 * dispatcher cuts a transfer that goes past it. kiln_ai_reply_* below. */
 	size_t (*reply_cap)(const struct kiln_ai_request *rq, const char *path);
+	/* The probe (NULL: the engine has none). probe_start fills the first GET; probe_response
+	 * reads its answer into caps and says SEND (next filled) or DONE; RETRY/FATAL with e
+	 * when the server cannot be asked. Runs once per endpoint before its first job. */
+	int (*probe_start)(struct kiln_ai_caps *caps, struct kiln_http *next, struct kiln_error *e);
+	enum kiln_step (*probe_response)(struct kiln_ai_caps *caps, const char *path, long status,
+					 const char *body, size_t len, struct kiln_http *next,
+					 struct kiln_error *e);
+	/* Can this endpoint run rq? 0 yes; else KILN_E_SPEC with e naming the missing thing and
+	 * the nearest names caps has (the dispatcher adds the endpoint to the message). */
+	int (*supports)(const struct kiln_ai_caps *caps, const struct kiln_ai_request *rq,
+			struct kiln_error *e);
 };
 
 /* Answer caps. A JSON answer without an image: a few MB. One that carries `images` base64
