@@ -5,6 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config git
 libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
 libssl-dev libimagequant-dev libdeflate-dev libxxhash-dev zlib1g-dev libcmocka-dev
+coinor-libclp-dev coinor-libcbc-dev
 python3 python3-pil sqlite3"
 # potrace (libpotrace-dev) joins the list when polish vectorizes; libmicrohttpd the build when
 # the review server is written (today only a unit test's fake endpoints use it)
