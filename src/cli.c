@@ -326,7 +326,7 @@ void cli_error_event(const char *stage, const struct kiln_error *e)
 
 int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int quiet, int *did)
 {
-	struct kiln_plan_opts o = {force, fresh};
+	struct kiln_project_plan_opts o = {force, fresh};
 	struct kiln_plan_result r;
 	struct kiln_error e;
 	kiln_error_clear(&e);

@@ -26,6 +26,8 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 	[KILN_HINT_ALLOW_PATH] = "move the file into the project, or allow its folder with "
 		"`--allow-path DIR` or `paths: {allow: [DIR]}` in kiln.yaml",
 	[KILN_HINT_LAYER_ORDER] = "`--order A,B,C` takes the layer folders' names, bottom first",
+	[KILN_HINT_EFFORT] = "run `kiln plan --effort %s` to search longer (each step of effort "
+		"multiplies the search budget)",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

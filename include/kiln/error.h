@@ -35,6 +35,7 @@ enum kiln_code {
 	KILN_E_STATE,      /* the project is not in the state the verb needs (e.g. not planned) -> exit 1 */
 	KILN_E_FAILED,     /* a job or gate failed                         -> exit 1 */
 	KILN_E_NET,        /* an endpoint failed                           -> exit 1 */
+	KILN_E_NOTFOUND,   /* a search gave up within its effort (no cause proven) -> exit 1 */
 };
 
 /* What to do next, as a front end should phrase it. Append new codes at the end (the numbers
@@ -58,6 +59,8 @@ enum kiln_hint {
 	KILN_HINT_ALLOW_PATH,      /* a path leaves the project: move it in, or allow its folder */
 	KILN_HINT_LAYER_ORDER,     /* a HashLips import's layer order: name the layer folders,
 	                              bottom first */
+	KILN_HINT_EFFORT,          /* the planner gave up within its effort: try harder
+	                              (hint_arg: a larger effort) */
 	KILN_HINT__COUNT
 };
 

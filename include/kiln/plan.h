@@ -53,8 +53,20 @@ int kiln_plan_targets(const struct kiln_spec *s, uint64_t ***targets, struct kil
 	KILN_MUST_CHECK;
 void kiln_plan_targets_free(uint64_t **targets, size_t nlayers);
 
-/* Make a plan. prev may be NULL. On KILN_E_INFEASIBLE, e says which values and rules conflict
- * and the largest count that could work. */
+/* How hard to try. effort 1 (0 means 1) is the default; each search limit and solver
+ * budget is multiplied by it. Budgets are counts of work (repair steps, branch-and-bound
+ * nodes), never time, so a plan does not depend on the machine. */
+struct kiln_plan_opts {
+	unsigned effort;
+};
+
+/* Make a plan. prev and o may be NULL. Fails with:
+ *  KILN_E_INFEASIBLE  proven impossible: e holds the proof in the spec's words (a bad spec);
+ *  KILN_E_NOTFOUND    not found within the effort (no cause claimed; more effort may find it). */
+int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
+			const struct kiln_plan_prev *prev, const struct kiln_plan_opts *o,
+			struct kiln_error *e) KILN_MUST_CHECK;
+/* kiln_plan_make_opts with default options. */
 int kiln_plan_make(struct kiln_plan **out, const struct kiln_spec *s,
 		   const struct kiln_plan_prev *prev, struct kiln_error *e) KILN_MUST_CHECK;
 

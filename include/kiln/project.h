@@ -78,9 +78,10 @@ struct kiln_progress {
 typedef void (*kiln_progress_fn)(const struct kiln_progress *p, void *user);
 
 /* --- plan --- */
-struct kiln_plan_opts {
+struct kiln_project_plan_opts {
 	int force;                    /* re-plan even if the spec did not change */
 	int fresh;                    /* ignore the previous plan (new ids and seeds for all) */
+	unsigned effort;              /* the planner's effort (struct kiln_plan_opts), 0: 1 */
 };
 struct kiln_plan_result {
 	int planned;                  /* 0: the plan was up to date, nothing done */
@@ -90,7 +91,7 @@ struct kiln_plan_result {
 	double *scores;               /* OpenRarity, per plan item */
 	uint64_t *ranks;
 };
-int kiln_project_plan(struct kiln_project *p, const struct kiln_plan_opts *o,
+int kiln_project_plan(struct kiln_project *p, const struct kiln_project_plan_opts *o,
 		      struct kiln_plan_result *r, struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_plan_result_release(struct kiln_plan_result *r);
 

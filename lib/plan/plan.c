@@ -1497,6 +1497,14 @@ static int cmp_prev(const void *a, const void *b, void *arg)
 int kiln_plan_make(struct kiln_plan **out, const struct kiln_spec *s,
 		   const struct kiln_plan_prev *prev, struct kiln_error *e)
 {
+	return kiln_plan_make_opts(out, s, prev, NULL, e);
+}
+
+int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
+			const struct kiln_plan_prev *prev, const struct kiln_plan_opts *o,
+			struct kiln_error *e)
+{
+	unsigned effort = o && o->effort ? o->effort : 1;
 	struct ctx c;
 	struct kiln_plan *p = NULL;
 	uint64_t **tg = NULL;
@@ -1652,7 +1660,8 @@ int kiln_plan_make(struct kiln_plan **out, const struct kiln_spec *s,
 		goto out;
 	}
 	kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
-	if (search(&c, 60 * (uint64_t)G + 2000000, 4 * (uint64_t)G + 400000, NULL)) {
+	if (search(&c, (60 * (uint64_t)G + 2000000) * effort, (4 * (uint64_t)G + 400000) * effort,
+		   NULL)) {
 		rc = explain_failure(&c, e);
 		goto out;
 	}

@@ -301,7 +301,7 @@ static void prev_release(struct prev_owned *po)
 	free(po->legendary);
 }
 
-int kiln_project_plan(struct kiln_project *p, const struct kiln_plan_opts *o,
+int kiln_project_plan(struct kiln_project *p, const struct kiln_project_plan_opts *o,
 		      struct kiln_plan_result *r, struct kiln_error *e)
 {
 	struct prev_owned po;
@@ -320,7 +320,9 @@ int kiln_project_plan(struct kiln_project *p, const struct kiln_plan_opts *o,
 	}
 	if (!o->fresh && (rc = load_prev(p, &po, e)))
 		goto out;
-	if ((rc = kiln_plan_make(&r->plan, p->spec, o->fresh || !po.items.n ? NULL : &po.prev, e)))
+	struct kiln_plan_opts popt = {o->effort};
+	if ((rc = kiln_plan_make_opts(&r->plan, p->spec, o->fresh || !po.items.n ? NULL : &po.prev,
+				      &popt, e)))
 		goto out;
 	r->items = r->plan->nitems;
 	r->changed = po.items.n ? r->plan->changed : r->plan->nitems;

@@ -707,6 +707,9 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 		check_done(r, s);
 		return;
 	}
+	case KILN_STEP_BUSY: /* for now as a retry that does not trip the breaker */
+		end_attempt(r, s, 0, 0, status, err->msg[0] ? err->msg : "the server is busy");
+		return;
 	case KILN_STEP_RETRY:
 		ep_failure(r, s->ep);
 		end_attempt(r, s, 0, 0, status, err->msg[0] ? err->msg : "failed");

@@ -66,6 +66,7 @@ const char *kiln_error_name(int code)
 		[KILN_E_INFEASIBLE] = "infeasible", [KILN_E_IO] = "io", [KILN_E_DB] = "catalog",
 		[KILN_E_NOMEM] = "nomem", [KILN_E_IMAGE] = "image", [KILN_E_STATE] = "state",
 		[KILN_E_FAILED] = "failed", [KILN_E_NET] = "net",
+		[KILN_E_NOTFOUND] = "not_found",
 	};
 	if (code < 0 || (size_t)code >= sizeof names / sizeof names[0] || !names[code])
 		return "error";
@@ -91,7 +92,7 @@ const char *kiln_hint_name(int hint)
 		[KILN_HINT_STARTING_INDEX] = "starting_index", [KILN_HINT_RE_REVEAL] = "re_reveal",
 		[KILN_HINT_LIST_ITEMS] = "list_items", [KILN_HINT_DRY_RUN_AI] = "dry_run_ai",
 		[KILN_HINT_LOCKED] = "locked", [KILN_HINT_ALLOW_PATH] = "allow_path",
-		[KILN_HINT_LAYER_ORDER] = "layer_order",
+		[KILN_HINT_LAYER_ORDER] = "layer_order", [KILN_HINT_EFFORT] = "effort",
 	};
 	if (hint <= 0 || hint >= KILN_HINT__COUNT || !names[hint])
 		return "";

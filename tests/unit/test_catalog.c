@@ -659,7 +659,7 @@ static void plan_one_transaction(void **state)
 {
 	struct fx *f = *state;
 	struct kiln_project *p = NULL;
-	struct kiln_plan_opts o = {0};
+	struct kiln_project_plan_opts o = {0};
 	struct kiln_plan_result r;
 	struct kiln_error e;
 	char db[256];

@@ -160,7 +160,7 @@ static struct kiln_project *open_project(const char *dir)
 
 static int do_plan(struct kiln_project *p, struct kiln_error *e)
 {
-	struct kiln_plan_opts o = {0};
+	struct kiln_project_plan_opts o = {0};
 	struct kiln_plan_result r;
 	int rc;
 	memset(&r, 0, sizeof r);

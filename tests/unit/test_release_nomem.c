@@ -30,7 +30,7 @@ static void sh(const char *fmt, const char *a, const char *b)
 static struct kiln_project *project(void)
 {
 	struct kiln_project *p = NULL;
-	struct kiln_plan_opts po = {0};
+	struct kiln_project_plan_opts po = {0};
 	struct kiln_plan_result pr;
 	struct kiln_render_opts ro;
 	struct kiln_render_result rr;

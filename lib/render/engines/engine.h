@@ -63,6 +63,9 @@ enum kiln_step {
 	KILN_STEP_DONE,            /* job->image holds the image */
 	KILN_STEP_RETRY,           /* this attempt failed (e says why): try again */
 	KILN_STEP_FATAL,           /* the request itself is wrong (4xx): do not retry */
+	KILN_STEP_BUSY,            /* the server is full (sd.cpp 429): send the same submission
+	                              again after a back-off; not a failure (no attempt used, the
+	                              endpoint's breaker not tripped) */
 };
 
 /* One attempt of one job, as an engine sees it. */
