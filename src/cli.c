@@ -41,6 +41,16 @@ int cli_usage(const char *verb, const char *fmt, ...)
 	return 2;
 }
 
+void cli_first_ids(char *out, size_t cap, const uint64_t *v, uint64_t n)
+{
+	size_t len = (size_t)snprintf(out, cap, " (%s", n > 1 ? "first: " : "token ");
+	for (uint64_t k = 0; k < n && k < KILN_QA_FIRST && len < cap; k++)
+		len += (size_t)snprintf(out + len, cap - len, "%s%llu", k ? ", " : "",
+					(unsigned long long)v[k]);
+	if (len < cap)
+		snprintf(out + len, cap - len, "%s)", n > KILN_QA_FIRST ? ", ..." : "");
+}
+
 int cli_open(struct cli *cli, struct kiln_project **p)
 {
 	struct kiln_error e;
@@ -426,6 +436,55 @@ int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int js
 	return 0;
 }
 
+/* After a release: the damaged files it wrote again, and the released tokens QA has not
+ * judged (never, or re-rendered since) or fails (released with the gate off). With o (--json),
+ * the counts join the summary object, which is returned; else lines on stderr. */
+json_t *cli_release_report(struct kiln_project *p, const struct kiln_release_result *r, json_t *o,
+		       int json, int quiet)
+{
+	struct kiln_qa_state qa;
+	struct kiln_error e;
+	uint64_t unjudged, ids[KILN_QA_FIRST], k = 0;
+	char list[96];
+	kiln_error_clear(&e);
+	if (kiln_catalog_qa_state(p->catalog, &qa, &e)) {
+		cli_fail(&e);
+		return o;
+	}
+	unjudged = qa.unchecked_tokens + qa.stale_tokens;
+	if (json) {
+		if (o) {
+			json_object_set_new(o, "repaired_files", json_integer((json_int_t)r->repaired));
+			json_object_set_new(o, "first_damage", json_string(r->damage));
+			json_object_set_new(o, "qa_unjudged", json_integer((json_int_t)unjudged));
+			json_object_set_new(o, "qa_failed",
+					    json_integer((json_int_t)qa.failed_tokens));
+		}
+		return o;
+	}
+	if (r->repaired && !quiet)
+		printf("release: dist/ differed from the release (%llu file%s: %s): written "
+		       "again\n", (unsigned long long)r->repaired, r->repaired == 1 ? "" : "s",
+		       r->damage);
+	if (unjudged) {
+		for (uint64_t i = 0; i < qa.unchecked_tokens && k < KILN_QA_FIRST; i++)
+			ids[k++] = qa.first_unchecked[i];
+		for (uint64_t i = 0; i < qa.stale_tokens && k < KILN_QA_FIRST; i++)
+			ids[k++] = qa.first_stale[i];
+		cli_first_ids(list, sizeof list, ids, unjudged);
+		fprintf(stderr, "kiln: release: %llu released token%s QA has not judged%s%s: run "
+			"`kiln qa`\n", (unsigned long long)unjudged, unjudged == 1 ? "" : "s", list,
+			qa.stale_tokens ? " (re-rendered since it ran)" : "");
+	}
+	if (qa.failed_tokens) {
+		cli_first_ids(list, sizeof list, qa.first_failed, qa.failed_tokens);
+		fprintf(stderr, "kiln: release: %llu released token%s fail%s QA%s: `kiln qa` lists "
+			"the findings\n", (unsigned long long)qa.failed_tokens,
+			qa.failed_tokens == 1 ? "" : "s", qa.failed_tokens == 1 ? "s" : "", list);
+	}
+	return o;
+}
+
 int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, int json,
 		      int quiet, int *did)
 {
@@ -448,13 +507,14 @@ int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, 
 	if (did)
 		*did = r.written;
 	if (json)
-		print_json(json_pack("{s:s, s:s, s:b, s:I, s:I, s:s, s:s, s:s, s:s, s:b}", "event",
+		print_json(cli_release_report(p, &r, json_pack("{s:s, s:s, s:b, s:I, s:I, s:s, s:s, "
+				     "s:s, s:s, s:b}", "event",
 				     "summary", "stage", "release", "written", r.written, "items",
 				     (json_int_t)r.items, "bytes", (json_int_t)r.bytes, "dist", r.dist,
 				     "images_cid", r.images_cid, "metadata_cid", r.metadata_cid,
 				     "provenance_hash", r.provenance, "reveal_pending",
-				     r.reveal_pending));
-	else if (!quiet && r.written) {
+				     r.reveal_pending), 1, quiet));
+	if (!json && !quiet && r.written) {
 		printf("release: %llu tokens written to %s (%.1f MiB of images)\n"
 		       "  images ipfs://%s, provenance %s\n", (unsigned long long)r.items, r.dist,
 		       (double)r.bytes / 1048576.0, r.images_cid, r.provenance);
@@ -463,7 +523,9 @@ int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, 
 		if (r.reveal_pending)
 			printf("  reveal pending: `kiln release --starting-index N` writes the "
 			       "token metadata\n");
-	} else if (!quiet)
+	} else if (!json && !quiet)
 		printf("release: %s is up to date\n", r.dist);
+	if (!json)
+		cli_release_report(p, &r, NULL, 0, quiet);
 	return 0;
 }

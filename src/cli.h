@@ -3,6 +3,7 @@
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include "kiln/error.h"
@@ -35,6 +36,8 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* --json: the error event of a stage on stdout ({event: error, stage, where, message, code,
  * and hint, hint_text when the error has a hint}). */
 void cli_error_event(const char *stage, const struct kiln_error *e);
+/* " (token 3)" or " (first: 3, 7, 9, ...)": the first of n ids (v holds KILN_QA_FIRST). */
+void cli_first_ids(char *out, size_t cap, const uint64_t *v, uint64_t n);
 /* Usage error: message + hint at --help; returns 2. */
 int cli_usage(const char *verb, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* Open the project in cli->dir or print the error; returns 0 or an exit status. A verb that
@@ -67,6 +70,12 @@ int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int js
 		     int *rendered, int *failed);
 int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, int json,
 		      int quiet, int *did);
+
+/* After a release: print the damaged files it wrote again and the released tokens QA has not
+ * judged or fails (stderr); with json, add those counts to the summary object o instead and
+ * return it. */
+json_t *cli_release_report(struct kiln_project *p, const struct kiln_release_result *r, json_t *o,
+			   int json, int quiet);
 
 int cmd_init(struct cli *cli, int argc, char **argv);
 int cmd_plan(struct cli *cli, int argc, char **argv);

@@ -129,13 +129,16 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 				      r.has_starting_index ? json_integer((json_int_t)r.starting_index)
 							   : json_null(),
 				      "reveal_pending", r.reveal_pending);
+		j = cli_release_report(p, &r, j, 1, quiet);
 		if (j) {
 			json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 			fputc('\n', stdout);
 		}
 		json_decref(j);
-	} else if (!quiet) {
-		summary(&r, o.car);
+	} else {
+		if (!quiet)
+			summary(&r, o.car);
+		cli_release_report(p, &r, NULL, 0, quiet);
 	}
 	rc = 0;
 out:

@@ -87,6 +87,150 @@ static void endpoints_text(const struct kiln_endpoint_stat *v, size_t n)
 	}
 }
 
+static const char *s_(uint64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
+/* What to run next, and why: the first stage that is not done. Released images QA has not
+ * judged, stale verdicts and failures come before "nothing". */
+static const char *next_step(int current, const struct kiln_catalog_counts *n,
+			     const struct kiln_qa_state *qa, const char *release,
+			     const struct kiln_dist_state *rs, char *buf, size_t cap)
+{
+	uint64_t todo = qa->unchecked_tokens + qa->stale_tokens;
+	char ids[96];
+	if (!current)
+		return "kiln plan";
+	if (n->rendered < n->items)
+		return "kiln render";
+	if (todo) {
+		snprintf(buf, cap, "kiln qa (%llu token%s QA has not judged%s%s)",
+			 (unsigned long long)todo, s_(todo),
+			 release && !rs->inputs_changed ? ", released" : "",
+			 qa->stale_tokens && !qa->unchecked_tokens ? ": re-rendered since" : "");
+		return buf;
+	}
+	if (!qa->ran)
+		return "kiln qa (QA has not run)";
+	if (qa->plan_changed) {
+		snprintf(buf, cap, "kiln qa (the plan changed since QA ran%s)",
+			 qa->stale_collection ? ": its collection-level errors are about the old "
+						"plan" : "");
+		return buf;
+	}
+	if (qa->failed_tokens || qa->collection_errors) {
+		if (qa->failed_tokens)
+			cli_first_ids(ids, sizeof ids, qa->first_failed, qa->failed_tokens);
+		snprintf(buf, cap, "fix what fails QA (%s%llu token%s%s%s%s), then `kiln build`; "
+			 "`kiln qa` lists the findings",
+			 qa->failed_tokens ? "" : "", (unsigned long long)qa->failed_tokens,
+			 s_(qa->failed_tokens), qa->failed_tokens ? ids : "",
+			 qa->collection_errors ? " and collection-level errors" : "",
+			 release ? ", released" : "");
+		return buf;
+	}
+	if (!release)
+		return "kiln release";
+	if (rs->changed || rs->missing || rs->extra)
+		return "kiln release (writes the damaged dist/ again)";
+	if (rs->inputs_changed)
+		return "kiln release (dist/ is behind the catalog)";
+	return "nothing: every token is checked and released (after changes, `kiln build`)";
+}
+
+static void qa_text(const struct kiln_qa_state *qa, const struct kiln_catalog_counts *n)
+{
+	char ids[96];
+	uint64_t judged = n->rendered - (qa->unchecked_tokens + qa->stale_tokens <= n->rendered ?
+					 qa->unchecked_tokens + qa->stale_tokens : n->rendered);
+	if (!qa->ran) {
+		printf("  qa         not run yet: %llu rendered token%s unchecked\n",
+		       (unsigned long long)n->rendered, s_(n->rendered));
+		return;
+	}
+	printf("  qa         %llu token%s judged on their current image, %llu failed%s\n",
+	       (unsigned long long)judged, s_(judged), (unsigned long long)qa->failed_tokens,
+	       qa->failed_tokens ? "" : "");
+	if (qa->failed_tokens) {
+		cli_first_ids(ids, sizeof ids, qa->first_failed, qa->failed_tokens);
+		printf("             %llu token%s failed QA%s\n",
+		       (unsigned long long)qa->failed_tokens, s_(qa->failed_tokens), ids);
+	}
+	if (qa->unchecked_tokens) {
+		cli_first_ids(ids, sizeof ids, qa->first_unchecked, qa->unchecked_tokens);
+		printf("             %llu token%s unchecked: QA never judged %s image%s\n",
+		       (unsigned long long)qa->unchecked_tokens, s_(qa->unchecked_tokens),
+		       qa->unchecked_tokens == 1 ? "its" : "their", ids);
+	}
+	if (qa->stale_tokens) {
+		cli_first_ids(ids, sizeof ids, qa->first_stale, qa->stale_tokens);
+		printf("             %llu stale verdict%s: re-rendered since QA judged %s%s\n",
+		       (unsigned long long)qa->stale_tokens, s_(qa->stale_tokens),
+		       qa->stale_tokens == 1 ? "it" : "them", ids);
+	}
+	if (qa->plan_changed)
+		printf("             the plan changed since QA ran: its collection checks have not "
+		       "seen this plan%s\n", qa->stale_collection ? "" : "");
+	if (qa->stale_collection)
+		printf("             %llu collection-level error%s about an earlier plan (ignored)\n",
+		       (unsigned long long)qa->stale_collection, s_(qa->stale_collection));
+	printf("             %llu collection-level error%s, %llu error%s in dist/, %llu "
+	       "warning%s\n", (unsigned long long)qa->collection_errors, s_(qa->collection_errors),
+	       (unsigned long long)qa->dist_errors, s_(qa->dist_errors),
+	       (unsigned long long)qa->warnings, s_(qa->warnings));
+}
+
+static void release_text(const char *release, const struct kiln_dist_state *rs)
+{
+	uint64_t bad = rs->changed + rs->missing + rs->extra;
+	if (!release)
+		printf("  release    not yet\n");
+	else if (bad)
+		printf("  release    dist/ is damaged: %llu file%s differ%s from the release (%s)\n",
+		       (unsigned long long)bad, s_(bad), bad == 1 ? "s" : "", rs->first);
+	else if (rs->inputs_changed)
+		printf("  release    written, but behind the catalog (images, traits or kiln.yaml "
+		       "changed since)\n");
+	else
+		printf("  release    written (see dist/)\n");
+}
+
+static json_t *ids_json(const uint64_t *v, uint64_t n)
+{
+	json_t *a = json_array();
+	for (uint64_t k = 0; a && k < n && k < KILN_QA_FIRST; k++)
+		json_array_append_new(a, json_integer((json_int_t)v[k]));
+	return a;
+}
+
+/* "qa": counts, and the first ids of the failing, unchecked and stale tokens */
+static json_t *qa_json(const struct kiln_qa_state *qa)
+{
+	return json_pack("{s:b, s:b, s:I, s:o, s:I, s:o, s:I, s:o, s:I, s:I, s:I, s:I}",
+			 "ran", qa->ran, "plan_changed", qa->plan_changed,
+			 "failed_tokens", (json_int_t)qa->failed_tokens, "first_failed",
+			 ids_json(qa->first_failed, qa->failed_tokens),
+			 "unchecked_tokens", (json_int_t)qa->unchecked_tokens, "first_unchecked",
+			 ids_json(qa->first_unchecked, qa->unchecked_tokens),
+			 "stale_tokens", (json_int_t)qa->stale_tokens, "first_stale",
+			 ids_json(qa->first_stale, qa->stale_tokens),
+			 "collection_errors", (json_int_t)qa->collection_errors,
+			 "stale_collection_errors", (json_int_t)qa->stale_collection,
+			 "dist_errors", (json_int_t)qa->dist_errors,
+			 "warnings", (json_int_t)qa->warnings);
+}
+
+/* "release": written, behind the catalog, damaged files */
+static json_t *release_json(const char *release, const struct kiln_dist_state *rs)
+{
+	return json_pack("{s:b, s:b, s:b, s:I, s:I, s:I, s:s}", "written", release != NULL,
+			 "behind", rs->inputs_changed, "files_recorded", rs->recorded,
+			 "changed_files", (json_int_t)rs->changed,
+			 "missing_files", (json_int_t)rs->missing,
+			 "extra_files", (json_int_t)rs->extra, "first_damage", rs->first);
+}
+
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -99,6 +243,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	struct kiln_error e;
 	char *release = NULL;
 	const char *next;
+	char nextbuf[320];
+	struct kiln_dist_state rs;
 	struct kiln_endpoint_stat *eps = NULL;
 	size_t neps = 0;
 	optind = 1;
@@ -117,25 +263,19 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	if (kiln_catalog_counts(p->catalog, &n, &e) ||
 	    kiln_project_plan_current(p, &current, &e) ||
 	    kiln_catalog_meta_get(p->catalog, "release_sha", &release, &e) ||
-	    kiln_catalog_qa_state(p->catalog, &qa, &e)) {
+	    kiln_catalog_qa_state(p->catalog, &qa, &e) ||
+	    kiln_release_dist_state(p, &rs, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
-	if (!current)
-		next = "kiln plan";
-	else if (n.rendered < n.items)
-		next = "kiln render";
-	else if (!release)
-		next = "kiln release";
-	else
-		next = "nothing: dist/ is written (after changes, `kiln build`)";
+	next = next_step(current, &n, &qa, release, &rs, nextbuf, sizeof nextbuf);
 	if (kiln_catalog_endpoint_stats(p->catalog, &eps, &neps, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
 	if (json) {
 		json_t *o = json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, "
-				      "s:b, s:s, s:o, s:{s:b, s:I, s:I, s:I, s:I, s:I}}",
+				      "s:b, s:s, s:o, s:o, s:o}",
 			"collection", p->spec->name, "size", (json_int_t)p->spec->size,
 			"engine", p->spec->engine, "plan_current", current,
 			"items", (json_int_t)n.items, "planned", (json_int_t)n.planned,
@@ -143,11 +283,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			"legendaries", (json_int_t)n.legendaries, "renders", (json_int_t)n.renders,
 			"renders_failed", (json_int_t)n.renders_failed,
 			"render_seconds", n.render_seconds, "released", release != NULL,
-			"next", next, "endpoints", endpoints_json(eps, neps),
-			"qa", "ran", qa.ran, "failed_tokens", (json_int_t)qa.failed_tokens,
-			"stale_tokens", (json_int_t)qa.stale_tokens,
-			"collection_errors", (json_int_t)qa.collection_errors,
-			"dist_errors", (json_int_t)qa.dist_errors, "warnings", (json_int_t)qa.warnings);
+			"next", next, "endpoints", endpoints_json(eps, neps), "qa", qa_json(&qa),
+			"release", release_json(release, &rs));
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -156,23 +293,15 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		       (unsigned long long)p->spec->size, p->spec->engine);
 		printf("  plan       %s\n", current ? "up to date" : n.items ? "out of date"
 									  : "not made yet");
-		printf("  items      %llu planned, %llu rendered, %llu failed (%llu legendaries)\n",
+		printf("  items      %llu planned, %llu rendered, %llu failed (%llu legendar%s)\n",
 		       (unsigned long long)n.planned, (unsigned long long)n.rendered,
-		       (unsigned long long)n.failed, (unsigned long long)n.legendaries);
+		       (unsigned long long)n.failed, (unsigned long long)n.legendaries,
+		       n.legendaries == 1 ? "y" : "ies");
 		printf("  renders    %llu attempts, %llu failed, %.1f s rendering in all\n",
 		       (unsigned long long)n.renders, (unsigned long long)n.renders_failed,
 		       n.render_seconds);
-		if (!qa.ran)
-			printf("  qa         not run yet\n");
-		else
-			printf("  qa         %llu token%s failed, %llu collection-level error(s), "
-			       "%llu stale verdict(s) (image changed since; run `kiln qa`), %llu "
-			       "error(s) in dist/, %llu warning(s)\n",
-			       (unsigned long long)qa.failed_tokens, qa.failed_tokens == 1 ? "" : "s",
-			       (unsigned long long)qa.collection_errors,
-			       (unsigned long long)qa.stale_tokens, (unsigned long long)qa.dist_errors,
-			       (unsigned long long)qa.warnings);
-		printf("  release    %s\n", release ? "written (see dist/)" : "not yet");
+		qa_text(&qa, &n);
+		release_text(release, &rs);
 		printf("  next       %s\n", next);
 		if (neps)
 			endpoints_text(eps, neps);

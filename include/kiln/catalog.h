@@ -232,7 +232,17 @@ struct kiln_qa_row {
 	const char *path;
 	const char *message;
 };
+/* Every token a run judged, with the image it held then (NULL: none rendered): a token not
+ * listed, or holding another image now, is unchecked (kiln_qa_state). */
+struct kiln_qa_judged {
+	uint64_t item_id;
+	const char *image;
+};
+/* The run's findings and judged tokens replace the last run's; both are tied to the current
+ * plan (meta plan_event, the id of the plan's event: a collection-level finding about another
+ * plan blocks nothing). */
 int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows, size_t n,
+			 const struct kiln_qa_judged *judged, size_t njudged,
 			 const char *detail_json, struct kiln_error *e) KILN_MUST_CHECK;
 /* Ids of tokens with a current error-level QA verdict from the catalog's checks (their image
  * is still the one judged), ascending (*ids owned by the caller; NULL when *n == 0). *ran is 0
@@ -242,14 +252,23 @@ int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows,
 int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, int *ran,
 			   struct kiln_error *e) KILN_MUST_CHECK;
 
-/* A summary of the last QA run for `kiln status`. */
+/* A summary of the last QA run for `kiln status` and `kiln release`. */
+#define KILN_QA_FIRST 5
 struct kiln_qa_state {
 	int ran;
+	int plan_changed;          /* QA ran, on another plan than the current one (or none):
+	                              its collection checks have not seen this plan */
 	uint64_t failed_tokens;    /* tokens with a current error verdict (catalog checks) */
-	uint64_t stale_tokens;     /* tokens whose error verdict judged an image since replaced */
-	uint64_t collection_errors;/* error findings tied to no token (catalog checks) */
+	uint64_t stale_tokens;     /* tokens QA judged on an image since replaced (re-rendered
+	                              after the run), whether or not it found anything */
+	uint64_t unchecked_tokens; /* tokens holding an image no QA run judged */
+	uint64_t collection_errors;/* error findings tied to no token, about the current plan */
+	uint64_t stale_collection; /* the same about another plan: ignored (they block nothing) */
 	uint64_t dist_errors;      /* error findings on dist/ (recorded, not blocking) */
 	uint64_t warnings;
+	/* the first ids (ascending) of each kind, min(count, KILN_QA_FIRST) of them */
+	uint64_t first_failed[KILN_QA_FIRST], first_stale[KILN_QA_FIRST];
+	uint64_t first_unchecked[KILN_QA_FIRST];
 };
 int kiln_catalog_qa_state(struct kiln_catalog *c, struct kiln_qa_state *s, struct kiln_error *e)
 	KILN_MUST_CHECK;
@@ -259,6 +278,22 @@ int kiln_catalog_qa_state(struct kiln_catalog *c, struct kiln_qa_state *s, struc
  * (owned by the caller; an empty array when none). */
 int kiln_catalog_qa_item_json(struct kiln_catalog *c, uint64_t id, char **json,
 			      struct kiln_error *e) KILN_MUST_CHECK;
+
+/* The files of the last release as it wrote them (table dist_files): every file of dist/ with
+ * its size, modification time (ns since the epoch) and SHA-256, so a damaged dist/ is found
+ * from stat() alone, hashing only the files whose size or time changed. Saving replaces the
+ * list; reading gives it sorted bytewise by path (empty: no release recorded one). */
+struct kiln_dist_file {
+	char *path;               /* relative to dist/, '/'-separated; owned */
+	uint64_t size;
+	int64_t mtime_ns;
+	char sha256[65];
+};
+int kiln_catalog_dist_files_save(struct kiln_catalog *c, const struct kiln_dist_file *v, size_t n,
+				 struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_catalog_dist_files(struct kiln_catalog *c, struct kiln_dist_file **v, size_t *n,
+			    struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_dist_files_free(struct kiln_dist_file *v, size_t n);
 
 /* ---- store.h (merged) ---- */
 /* kiln/store.h: the content store, .kiln/store/. Files are named by the lowercase hex SHA-256

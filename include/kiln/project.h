@@ -133,9 +133,27 @@ struct kiln_release_result {
 	uint64_t starting_index;
 	int reveal_pending;           /* metadata.reveal set and no starting index yet: the
 	                                 token metadata is not written */
+	uint64_t repaired;            /* dist/ was up to date but damaged (files changed, gone
+	                                 or added since the release): written again */
+	char damage[320];             /* the first damaged file and what was wrong with it */
 };
 int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts *o,
 			 struct kiln_release_result *r, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* Is dist/ what the last release wrote, and is that release behind the catalog? Reads the
+ * catalog and stats dist/ (hashing only files whose size or mtime changed since the release
+ * recorded them): for `kiln status`. */
+struct kiln_dist_state {
+	int released;                 /* a release was written */
+	int inputs_changed;           /* the items' images or traits, or kiln.yaml, changed since */
+	int recorded;                 /* the release recorded its files (kilns before catalog
+	                                 version 4 did not: then nothing below is known) */
+	uint64_t changed, missing, extra; /* files with other bytes, gone, not part of it */
+	uint64_t hashed;              /* files hashed again (their size or mtime changed) */
+	char first[320];              /* the first damaged file and what is wrong with it */
+};
+int kiln_release_dist_state(struct kiln_project *p, struct kiln_dist_state *s,
+			    struct kiln_error *e) KILN_MUST_CHECK;
 
 /* The token name from the pattern ("{name} #{id}"): caller frees. */
 char *kiln_token_name(const struct kiln_spec *s, uint64_t id);

@@ -79,6 +79,9 @@ static const char schema_v1[] =
 	"  severity TEXT NOT NULL, file TEXT, path TEXT, message TEXT);\n"
 	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');\n";
 
+/* The current plan's generation (the id of its "plan" event; NULL before any plan). */
+#define PLAN_NOW "CAST((SELECT value FROM meta WHERE key = 'plan_event') AS INTEGER)"
+
 #define HAS_COLUMN(t, c) "SELECT 1 FROM pragma_table_info('" t "') WHERE name = '" c "'"
 
 static const struct migration migrations[] = {
@@ -101,10 +104,35 @@ static const struct migration migrations[] = {
 	 "  id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL, seed INTEGER,\n"
 	 "  seed_used INTEGER, image TEXT, endpoint TEXT, remote_id TEXT, info TEXT);\n"
 	 "CREATE INDEX IF NOT EXISTS ai_info_image ON ai_info(image);\n"},
+	/* 4: what a QA run judged: the plan (meta plan_event: the id of the plan's event; each
+	 * finding's plan, meta qa_plan) and every token with the image it held (qa_judged), so a
+	 * verdict about another plan is ignored and a token rendered since is seen as unchecked;
+	 * and the files of the last release as written (dist_files: size, mtime, SHA-256), so a
+	 * damaged dist/ is noticed without hashing it all. Older catalogs get what their events
+	 * say: the last QA run judged the plan saved before it and, for each token, the image of
+	 * its last accepted render that finished before it. */
+	{4, HAS_COLUMN("qa_findings", "plan"), "ALTER TABLE qa_findings ADD COLUMN plan INTEGER"},
+	{4, NULL,
+	 "CREATE TABLE IF NOT EXISTS qa_judged (item_id INTEGER PRIMARY KEY, image TEXT);\n"
+	 "CREATE TABLE IF NOT EXISTS dist_files (\n"
+	 "  path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,\n"
+	 "  sha256 TEXT NOT NULL);\n"
+	 "INSERT OR REPLACE INTO meta(key, value) SELECT 'plan_event', max(id) FROM events\n"
+	 "  WHERE kind = 'plan' HAVING max(id) IS NOT NULL;\n"
+	 "UPDATE qa_findings SET plan = (SELECT max(id) FROM events WHERE kind = 'plan' AND\n"
+	 "  id < (SELECT max(id) FROM events WHERE kind = 'qa'));\n"
+	 "INSERT OR REPLACE INTO meta(key, value) SELECT 'qa_plan', coalesce((SELECT max(id)\n"
+	 "  FROM events WHERE kind = 'plan' AND id < q), 'none') FROM (SELECT max(id) AS q FROM\n"
+	 "  events WHERE kind = 'qa') WHERE q IS NOT NULL;\n"
+	 "INSERT OR IGNORE INTO qa_judged(item_id, image) SELECT i.id, (SELECT r.image FROM\n"
+	 "  renders r WHERE r.item_id = i.id AND r.status = 'ok' AND r.finished_at <= t\n"
+	 "  ORDER BY r.finished_at DESC, r.id DESC LIMIT 1) FROM items i, (SELECT\n"
+	 "  (julianday(max(at)) - 2440587.5) * 86400.0 AS t FROM events WHERE kind = 'qa')\n"
+	 "  WHERE t IS NOT NULL;\n"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 3
+#define LATEST_VERSION 4
 
 int kiln_catalog_latest_version(void)
 {
@@ -703,7 +731,10 @@ int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 		rc = db_error(c, e, "saving the plan");
 		goto out;
 	}
+	/* the plan's generation, which QA verdicts name: its event's id */
 	if ((rc = insert_event(c, "plan", 0, 0, detail_json, e)) ||
+	    (rc = exec(c, "INSERT OR REPLACE INTO meta(key, value) VALUES ('plan_event', "
+		       "last_insert_rowid())", e)) ||
 	    (spec_sha && (rc = kiln_catalog_meta_set(c, "plan_spec_sha", spec_sha, e))))
 		goto out;
 	rc = commit(c, e);
@@ -1247,16 +1278,20 @@ void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n)
 }
 
 int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows, size_t n,
+			 const struct kiln_qa_judged *judged, size_t njudged,
 			 const char *detail_json, struct kiln_error *e)
 {
-	sqlite3_stmt *ins = NULL;
+	sqlite3_stmt *ins = NULL, *jud = NULL;
 	int rc;
 	if ((rc = begin(c, e)))
 		return rc;
-	if ((rc = exec(c, "DELETE FROM qa_findings", e)))
+	if ((rc = exec(c, "DELETE FROM qa_findings; DELETE FROM qa_judged", e)))
 		goto out;
 	if ((rc = prepare(c, "INSERT INTO qa_findings(item_id, check_id, severity, file, path, "
-			  "message, image, origin) VALUES (?,?,?,?,?,?,?,?)", &ins, e)))
+			  "message, image, origin, plan) VALUES (?,?,?,?,?,?,?,?," PLAN_NOW ")",
+			  &ins, e)) ||
+	    (rc = prepare(c, "INSERT OR REPLACE INTO qa_judged(item_id, image) VALUES (?,?)", &jud,
+			  e)))
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_reset(ins);
@@ -1278,12 +1313,26 @@ int kiln_catalog_save_qa(struct kiln_catalog *c, const struct kiln_qa_row *rows,
 			goto out;
 		}
 	}
+	for (size_t i = 0; i < njudged; i++) {
+		sqlite3_reset(jud);
+		sqlite3_clear_bindings(jud);
+		sqlite3_bind_int64(jud, 1, (sqlite3_int64)judged[i].item_id);
+		if (judged[i].image && *judged[i].image)
+			sqlite3_bind_text(jud, 2, judged[i].image, -1, SQLITE_STATIC);
+		if (sqlite3_step(jud) != SQLITE_DONE) {
+			rc = db_error(c, e, "saving QA results");
+			goto out;
+		}
+	}
 	if ((rc = insert_event(c, "qa", 0, 0, detail_json, e)) ||
-	    (rc = kiln_catalog_meta_set(c, "qa_ran", "1", e)))
+	    (rc = kiln_catalog_meta_set(c, "qa_ran", "1", e)) ||
+	    (rc = exec(c, "INSERT OR REPLACE INTO meta(key, value) VALUES ('qa_plan', "
+		       "coalesce((SELECT value FROM meta WHERE key = 'plan_event'), 'none'))", e)))
 		goto out;
 	rc = commit(c, e);
 out:
 	sqlite3_finalize(ins);
+	sqlite3_finalize(jud);
 	if (rc)
 		rollback(c);
 	return rc;
@@ -1291,11 +1340,25 @@ out:
 
 /* The verdicts that gate a release: error findings from the catalog's checks, on a token
  * whose current image is the one judged (IS compares NULL with NULL: an item judged without
- * an image stays blocked until it has one), or on no token at all; and older rows (origin
- * NULL) as they were. */
+ * an image stays blocked until it has one), or on no token at all and about the current plan
+ * (a collection-level finding about another plan, say one made before `kiln plan`, is
+ * ignored); and older token rows (origin NULL) as they were. */
 #define QA_BLOCKING                                                                          \
-	"q.severity = 'error' AND (q.origin IS NULL OR (q.origin = 'catalog' AND "            \
-	"(q.item_id IS NULL OR q.image IS (SELECT image FROM items WHERE id = q.item_id))))"
+	"q.severity = 'error' AND (q.origin IS NULL OR q.origin = 'catalog') AND CASE WHEN "  \
+	"q.item_id IS NULL THEN q.plan IS " PLAN_NOW " ELSE (q.origin IS NULL OR q.image IS " \
+	"(SELECT image FROM items WHERE id = q.item_id)) END"
+
+/* Tokens holding an image that QA has not judged: never (no qa_judged row, or one judged
+ * before it had an image), and since re-rendered (judged on another image). */
+#define QA_UNCHECKED                                                                         \
+	"FROM items i WHERE i.image IS NOT NULL AND NOT EXISTS (SELECT 1 FROM qa_judged j "    \
+	"WHERE j.item_id = i.id AND j.image IS NOT NULL)"
+#define QA_STALE                                                                             \
+	"FROM items i JOIN qa_judged j ON j.item_id = i.id WHERE i.image IS NOT NULL AND "     \
+	"j.image IS NOT NULL AND j.image != i.image"
+#define QA_FAILED                                                                            \
+	"FROM qa_findings q WHERE q.item_id IS NOT NULL AND q.item_id IN (SELECT id FROM "     \
+	"items) AND " QA_BLOCKING
 
 int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, int *ran,
 			   struct kiln_error *e)
@@ -1310,9 +1373,8 @@ int kiln_catalog_qa_failed(struct kiln_catalog *c, uint64_t **ids, size_t *n, in
 		return rc;
 	*ran = v != NULL;
 	free(v);
-	if ((rc = prepare(c, "SELECT DISTINCT q.item_id FROM qa_findings q WHERE q.item_id IS NOT "
-			  "NULL AND q.item_id IN (SELECT id FROM items) AND " QA_BLOCKING
-			  " ORDER BY q.item_id", &st, e)))
+	if ((rc = prepare(c, "SELECT DISTINCT q.item_id " QA_FAILED " ORDER BY q.item_id", &st,
+			  e)))
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == cap) {
@@ -1361,6 +1423,20 @@ out:
 	return rc;
 }
 
+/* The first KILN_QA_FIRST ids a query gives. */
+static int first_ids(struct kiln_catalog *c, const char *sql, uint64_t *out,
+		     struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, sql, &st, e), step = SQLITE_DONE;
+	for (size_t k = 0; !rc && k < KILN_QA_FIRST && (step = sqlite3_step(st)) == SQLITE_ROW; k++)
+		out[k] = (uint64_t)sqlite3_column_int64(st, 0);
+	if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = db_error(c, e, "reading QA results");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int kiln_catalog_qa_state(struct kiln_catalog *c, struct kiln_qa_state *s, struct kiln_error *e)
 {
 	sqlite3_stmt *st = NULL;
@@ -1372,16 +1448,20 @@ int kiln_catalog_qa_state(struct kiln_catalog *c, struct kiln_qa_state *s, struc
 	s->ran = v != NULL;
 	free(v);
 	if ((rc = prepare(c, "SELECT "
-			  "(SELECT count(DISTINCT q.item_id) FROM qa_findings q WHERE q.item_id IS "
-			  "NOT NULL AND " QA_BLOCKING "), "
-			  "(SELECT count(DISTINCT q.item_id) FROM qa_findings q WHERE q.item_id IS "
-			  "NOT NULL AND q.severity = 'error' AND q.origin = 'catalog' AND NOT ("
-			  QA_BLOCKING ")), "
+			  "(SELECT count(DISTINCT q.item_id) " QA_FAILED "), "
+			  "(SELECT count(*) " QA_STALE "), "
+			  "(SELECT count(*) " QA_UNCHECKED "), "
 			  "(SELECT count(*) FROM qa_findings q WHERE q.item_id IS NULL AND "
 			  QA_BLOCKING "), "
+			  "(SELECT count(*) FROM qa_findings q WHERE q.item_id IS NULL AND "
+			  "q.severity = 'error' AND (q.origin IS NULL OR q.origin = 'catalog') AND "
+			  "NOT (" QA_BLOCKING ")), "
 			  "(SELECT count(*) FROM qa_findings WHERE severity = 'error' AND origin = "
 			  "'dist'), "
-			  "(SELECT count(*) FROM qa_findings WHERE severity = 'warning')", &st, e)))
+			  "(SELECT count(*) FROM qa_findings WHERE severity = 'warning'), "
+			  "coalesce((SELECT value FROM meta WHERE key = 'qa_plan'), 'none') IS NOT "
+			  "coalesce((SELECT value FROM meta WHERE key = 'plan_event'), 'none')",
+			  &st, e)))
 		return rc;
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		rc = db_error(c, e, "reading QA results");
@@ -1389,9 +1469,19 @@ int kiln_catalog_qa_state(struct kiln_catalog *c, struct kiln_qa_state *s, struc
 	}
 	s->failed_tokens = (uint64_t)sqlite3_column_int64(st, 0);
 	s->stale_tokens = (uint64_t)sqlite3_column_int64(st, 1);
-	s->collection_errors = (uint64_t)sqlite3_column_int64(st, 2);
-	s->dist_errors = (uint64_t)sqlite3_column_int64(st, 3);
-	s->warnings = (uint64_t)sqlite3_column_int64(st, 4);
+	s->unchecked_tokens = (uint64_t)sqlite3_column_int64(st, 2);
+	s->collection_errors = (uint64_t)sqlite3_column_int64(st, 3);
+	s->stale_collection = (uint64_t)sqlite3_column_int64(st, 4);
+	s->dist_errors = (uint64_t)sqlite3_column_int64(st, 5);
+	s->warnings = (uint64_t)sqlite3_column_int64(st, 6);
+	s->plan_changed = s->ran && sqlite3_column_int(st, 7);
+	if ((s->failed_tokens && (rc = first_ids(c, "SELECT DISTINCT q.item_id " QA_FAILED
+						 " ORDER BY q.item_id", s->first_failed, e))) ||
+	    (s->stale_tokens && (rc = first_ids(c, "SELECT i.id " QA_STALE " ORDER BY i.id",
+						s->first_stale, e))) ||
+	    (s->unchecked_tokens && (rc = first_ids(c, "SELECT i.id " QA_UNCHECKED
+						    " ORDER BY i.id", s->first_unchecked, e))))
+		goto out;
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -1440,4 +1530,88 @@ out:
 	sqlite3_finalize(st);
 	json_decref(arr);
 	return rc;
+}
+
+/* --- the files of the last release ------------------------------------------------------------ */
+
+int kiln_catalog_dist_files_save(struct kiln_catalog *c, const struct kiln_dist_file *v, size_t n,
+				 struct kiln_error *e)
+{
+	sqlite3_stmt *ins = NULL;
+	int rc;
+	if ((rc = begin(c, e)))
+		return rc;
+	if ((rc = exec(c, "DELETE FROM dist_files", e)) ||
+	    (rc = prepare(c, "INSERT OR REPLACE INTO dist_files(path, size, mtime_ns, sha256) "
+			  "VALUES (?,?,?,?)", &ins, e)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(ins);
+		sqlite3_bind_text(ins, 1, v[i].path, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 2, (sqlite3_int64)v[i].size);
+		sqlite3_bind_int64(ins, 3, (sqlite3_int64)v[i].mtime_ns);
+		sqlite3_bind_text(ins, 4, v[i].sha256, -1, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			rc = db_error(c, e, "recording the release's files");
+			goto out;
+		}
+	}
+	rc = commit(c, e);
+out:
+	sqlite3_finalize(ins);
+	if (rc)
+		rollback(c);
+	return rc;
+}
+
+int kiln_catalog_dist_files(struct kiln_catalog *c, struct kiln_dist_file **out, size_t *n,
+			    struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct kiln_dist_file *v = NULL;
+	size_t cap = 0;
+	int rc, step;
+	*out = NULL;
+	*n = 0;
+	if ((rc = prepare(c, "SELECT path, size, mtime_ns, sha256 FROM dist_files ORDER BY path",
+			  &st, e)))
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			struct kiln_dist_file *g = kiln_reallocarray(v, nc, sizeof *g);
+			if (!g)
+				goto nomem;
+			v = g;
+			cap = nc;
+		}
+		memset(&v[*n], 0, sizeof v[*n]);
+		if (!(v[*n].path = dup_col(st, 0)))
+			goto nomem;
+		v[*n].size = (uint64_t)sqlite3_column_int64(st, 1);
+		v[*n].mtime_ns = sqlite3_column_int64(st, 2);
+		copy_hex(v[*n].sha256, st, 3);
+		(*n)++;
+	}
+	if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading the release's files");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	*out = v;
+	return 0;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+fail:
+	sqlite3_finalize(st);
+	kiln_dist_files_free(v, *n);
+	*n = 0;
+	return rc;
+}
+
+void kiln_dist_files_free(struct kiln_dist_file *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].path);
+	free(v);
 }

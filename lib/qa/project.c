@@ -52,10 +52,21 @@ static int save(struct kiln_project *p, const struct kiln_qa_result *r, char (*s
 {
 	const struct kiln_findings *f = &r->findings;
 	struct kiln_qa_row *rows = kiln_calloc(f->n + 1, sizeof *rows);
+	struct kiln_qa_judged *judged = kiln_calloc(r->ntokens + 1, sizeof *judged);
+	size_t njudged = 0;
 	char detail[128];
 	int rc;
-	if (!rows)
+	if (!rows || !judged) {
+		free(rows);
+		free(judged);
 		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
+	}
+	/* every token judged (the collection image is no token), with the image it held */
+	for (size_t i = 0; i < r->ntokens; i++)
+		if (!r->tokens[i].extra) {
+			judged[njudged].item_id = r->tokens[i].id;
+			judged[njudged++].image = sha[i][0] ? sha[i] : NULL;
+		}
 	for (size_t i = 0; i < f->n; i++) {
 		rows[i].check = f->v[i].check;
 		rows[i].severity = kiln_severity_name(f->v[i].severity);
@@ -74,8 +85,9 @@ static int save(struct kiln_project *p, const struct kiln_qa_result *r, char (*s
 	}
 	snprintf(detail, sizeof detail, "{\"errors\":%zu,\"warnings\":%zu}",
 		 kiln_findings_count(f, KILN_SEV_ERROR), kiln_findings_count(f, KILN_SEV_WARNING));
-	rc = kiln_catalog_save_qa(p->catalog, rows, f->n, detail, e);
+	rc = kiln_catalog_save_qa(p->catalog, rows, f->n, judged, njudged, detail, e);
 	free(rows);
+	free(judged);
 	return rc;
 }
 

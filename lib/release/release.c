@@ -68,6 +68,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LEGACY_PLACEHOLDER "ipfs://REPLACE_WITH_IMAGES_CID"
@@ -92,6 +93,7 @@ struct rel {
 	struct kiln_buf img;          /* the image being copied */
 	struct kiln_manifest rec;     /* hashes of the files written, by path under tmp */
 	size_t rec_cap;
+	struct kiln_manifest files;   /* every file of the release, hashed: the manifest's list */
 };
 
 static int nomem(struct rel *x, struct kiln_error *e)
@@ -1303,7 +1305,10 @@ static int write_manifest(struct rel *x, struct kiln_error *e)
 	}
 	free(path);
 	kiln_buf_release(&text);
-	kiln_manifest_release(&m);
+	if (rc)
+		kiln_manifest_release(&m);
+	else
+		x->files = m; /* recorded in the catalog once swapped in (record_dist) */
 	return rc;
 }
 
@@ -1356,13 +1361,177 @@ static void read_back(const char *dist, struct kiln_release_result *r)
 	free(path);
 }
 
+/* --- is dist/ what the last release wrote? ----------------------------------------------------
+ * At release, every file of dist/ is recorded in the catalog with its size, mtime and SHA-256
+ * (dist_files). A later check stats every file and hashes again only those whose size or
+ * mtime changed: a file gone, added, or with other bytes is damage, and the release is written
+ * again instead of being called up to date. The items' images and traits and kiln.yaml are
+ * hashed too (meta release_inputs), so `kiln status` can tell a release that is behind the
+ * catalog without the release's options. */
+
+static int64_t mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* What dist/ depends on in the catalog and the spec, for status. */
+static void inputs_sha(struct kiln_project *p, const struct kiln_items *items, char out[65])
+{
+	struct kiln_sha256 h;
+	char line[128];
+	int n;
+	if (kiln_sha256_init(&h)) {
+		out[0] = 0;
+		return;
+	}
+	n = snprintf(line, sizeof line, "inputs/1\n%s", p->spec_sha);
+	kiln_sha256_update(&h, line, (size_t)n);
+	for (size_t i = 0; i < items->n; i++) {
+		const struct kiln_item *it = &items->v[i];
+		n = snprintf(line, sizeof line, "\n%" PRIu64 " %s ", it->id, it->image);
+		kiln_sha256_update(&h, line, (size_t)n);
+		kiln_sha256_update(&h, it->traits_json, strlen(it->traits_json));
+	}
+	kiln_sha256_final(&h, NULL, out);
+}
+
+static int cmp_dist_file(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct kiln_dist_file *)elem)->path);
+}
+
+static void damage(struct kiln_dist_state *s, uint64_t *count, const char *fmt, const char *path,
+		   uint64_t a, uint64_t b)
+{
+	if (!s->changed && !s->missing && !s->extra)
+		snprintf(s->first, sizeof s->first, fmt, path, a, b);
+	(*count)++;
+}
+
+/* dist/ against the recorded files (s->recorded 0: none were recorded, nothing is known). */
+static int dist_damage(struct kiln_project *p, const char *dist, struct kiln_dist_state *s,
+		       struct kiln_error *e)
+{
+	struct kiln_dist_file *rec = NULL;
+	struct kiln_manifest m;
+	size_t nrec = 0;
+	char *path = NULL;
+	int rc;
+	memset(&m, 0, sizeof m);
+	if ((rc = kiln_catalog_dist_files(p->catalog, &rec, &nrec, e)) || !nrec)
+		goto out;
+	s->recorded = 1;
+	if (!kiln_fs_is_dir(dist)) {
+		damage(s, &s->missing, "%s is missing", "dist/", 0, 0);
+		s->missing = nrec;
+		goto out;
+	}
+	if ((rc = kiln_manifest_list(dist, &m, e)))
+		goto out;
+	for (size_t i = 0; i < nrec; i++) {
+		struct stat st;
+		char hex[65];
+		struct kiln_error he;
+		free(path);
+		if (!(path = kiln_fs_join(dist, rec[i].path))) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
+			goto out;
+		}
+		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+			damage(s, &s->missing, "%s is missing", rec[i].path, 0, 0);
+			continue;
+		}
+		if ((uint64_t)st.st_size == rec[i].size && mtime_ns(&st) == rec[i].mtime_ns)
+			continue;
+		s->hashed++;
+		if (kiln_sha256_file(path, hex, &he) || strcmp(hex, rec[i].sha256))
+			damage(s, &s->changed, "%s changed since the release (%" PRIu64 " bytes, "
+			       "written with %" PRIu64 ")", rec[i].path, (uint64_t)st.st_size,
+			       rec[i].size);
+	}
+	for (size_t i = 0; i < m.n; i++)
+		if (!bsearch(m.v[i].path, rec, nrec, sizeof *rec, cmp_dist_file))
+			damage(s, &s->extra, "%s is not part of the release", m.v[i].path, 0, 0);
+out:
+	free(path);
+	kiln_manifest_release(&m);
+	kiln_dist_files_free(rec, nrec);
+	return rc;
+}
+
+/* After the swap: every file of the new dist/ (and the manifest) with its size and mtime. */
+static int record_dist(struct rel *x, const char *dist, const char *inputs, struct kiln_error *e)
+{
+	struct kiln_dist_file *v = kiln_calloc(x->files.n + 1, sizeof *v);
+	char *path = NULL;
+	size_t n = 0;
+	int rc = 0;
+	if (!v)
+		return nomem(x, e);
+	for (size_t i = 0; i <= x->files.n && !rc; i++) {
+		const char *rel = i < x->files.n ? x->files.v[i].path : KILN_MANIFEST_FILE;
+		struct stat st;
+		free(path);
+		if (!(path = kiln_fs_join(dist, rel))) {
+			rc = nomem(x, e);
+			break;
+		}
+		if (stat(path, &st) != 0) {
+			rc = kiln_error_set(e, KILN_E_IO, path, "cannot stat the file just released: "
+					    "%s", strerror(errno));
+			break;
+		}
+		v[n].path = (char *)rel;
+		v[n].size = (uint64_t)st.st_size;
+		v[n].mtime_ns = mtime_ns(&st);
+		memcpy(v[n].sha256, i < x->files.n ? x->files.v[i].sha256 : x->r->manifest, 65);
+		n++;
+	}
+	if (!rc)
+		rc = kiln_catalog_dist_files_save(x->p->catalog, v, n, e);
+	if (!rc)
+		rc = kiln_catalog_meta_set(x->p->catalog, "release_inputs", inputs, e);
+	free(path);
+	free(v); /* the paths are x->files' */
+	return rc;
+}
+
+int kiln_release_dist_state(struct kiln_project *p, struct kiln_dist_state *s,
+			    struct kiln_error *e)
+{
+	struct kiln_items items;
+	char *sha = NULL, *inputs = NULL, *dist = NULL, now[65];
+	int rc;
+	memset(s, 0, sizeof *s);
+	memset(&items, 0, sizeof items);
+	if ((rc = kiln_catalog_meta_get(p->catalog, "release_sha", &sha, e)) || !sha)
+		goto out;
+	s->released = 1;
+	if ((rc = kiln_catalog_meta_get(p->catalog, "release_inputs", &inputs, e)) ||
+	    (rc = kiln_catalog_items(p->catalog, p->spec, &items, e)))
+		goto out;
+	inputs_sha(p, &items, now);
+	s->inputs_changed = inputs && strcmp(inputs, now);
+	if (!(dist = kiln_fs_join(p->dir, "dist"))) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+		goto out;
+	}
+	rc = dist_damage(p, dist, s, e);
+out:
+	kiln_items_release(&items);
+	free(sha);
+	free(inputs);
+	free(dist);
+	return rc;
+}
+
 int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts *o,
 			 struct kiln_release_result *r, struct kiln_error *e)
 {
 	const struct kiln_spec *s = p->spec;
 	struct kiln_items items;
 	struct rel x;
-	char sha[65], *old = NULL, *dist = NULL, *stamp = NULL, *si_text = NULL;
+	char sha[65], inputs[65], *old = NULL, *dist = NULL, *stamp = NULL, *si_text = NULL;
 	const char *where_rec = NULL;
 	uint64_t rec_si = 0;
 	int rc, current, has_rec = 0;
@@ -1445,10 +1614,19 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 		struct kiln_buf b = KILN_BUF_INIT;
 		struct kiln_error se;
 		int same = !kiln_fs_read(stamp, &b, &se) && b.data && !strncmp(b.data, sha, 64);
+		struct kiln_dist_state ds;
 		kiln_buf_release(&b);
-		if (same) {
+		memset(&ds, 0, sizeof ds);
+		/* the stamp matches: up to date unless a file of dist/ was damaged since */
+		if (same && (rc = dist_damage(p, dist, &ds, e)))
+			goto out;
+		if (same && !ds.changed && !ds.missing && !ds.extra) {
 			read_back(dist, r);
 			goto out; /* up to date */
+		}
+		if (same) {
+			r->repaired = ds.changed + ds.missing + ds.extra;
+			snprintf(r->damage, sizeof r->damage, "%s", ds.first);
 		}
 	}
 	remove_stale_tmp(p->dir);
@@ -1486,7 +1664,9 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 		goto out;
 	}
 	kiln_fs_sync_dir(p->dir);
-	if ((rc = kiln_catalog_meta_set(p->catalog, "release_sha", sha, e)))
+	inputs_sha(p, &items, inputs);
+	if ((rc = record_dist(&x, dist, inputs, e)) ||
+	    (rc = kiln_catalog_meta_set(p->catalog, "release_sha", sha, e)))
 		goto out;
 	if (x.has_si && (o->has_starting_index || !si_text || !*si_text)) {
 		char t[32];
@@ -1528,6 +1708,7 @@ out:
 	json_decref(x.tokens);
 	kiln_buf_release(&x.img);
 	kiln_manifest_release(&x.rec);
+	kiln_manifest_release(&x.files);
 	free(old);
 	free(dist);
 	free(stamp);

@@ -92,7 +92,7 @@ expect_contains "a stale verdict is shown as stale" "$T/status" "stale"
 "$KILN" -C "$P" release --force >"$T/rel" 2>&1
 grep -q "failed QA (0)" "$T/rel" && fail "a re-rendered token is still blocked by its stale verdict" || ok
 sqlite3 "$P/.kiln/catalog.db" "update items set image = '$SHA0' where id = 0"
-sqlite3 "$P/.kiln/catalog.db" "delete from qa_findings; insert into qa_findings(item_id, check_id, severity, file, path, message, origin) values (NULL, 'collection.unique', 'error', 'catalog', '', 'tokens 3 and 4 have the same traits', 'catalog')"
+sqlite3 "$P/.kiln/catalog.db" "delete from qa_findings; insert into qa_findings(item_id, check_id, severity, file, path, message, origin, plan) values (NULL, 'collection.unique', 'error', 'catalog', '', 'tokens 3 and 4 have the same traits', 'catalog', (select value from meta where key = 'plan_event'))"
 "$KILN" -C "$P" release --force >"$T/rel" 2>&1
 expect_eq "a collection-level error blocks the release" $? 1
 expect_contains "and says so" "$T/rel" "collection-level"
