@@ -712,6 +712,156 @@ static void project_lock(void **state)
 	kiln_project_free(b);
 }
 
+/* --- what QA judged (version 4) ------------------------------------------------------------- */
+
+/* A version 3 fixture (tests/fixtures/catalogs/make-v3.sh), opened and migrated. */
+static struct kiln_catalog *open_v3(struct fx *f, const char *name, char db[256])
+{
+	char from[1024];
+	struct kiln_catalog *c = NULL;
+	struct kiln_error e;
+	snprintf(from, sizeof from, "%s/tests/fixtures/catalogs/%s.db", KILN_SOURCE_DIR, name);
+	snprintf(db, 256, "%s/%s.db", f->dir, name);
+	copy_file(from, db);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), 3);
+	if (kiln_catalog_open(&c, db, &e))
+		fail_msg("%s: %s", e.where, e.msg);
+	assert_int_equal(sql_int(db, "PRAGMA user_version"), kiln_catalog_latest_version());
+	return c;
+}
+
+/* issue 18: `kiln qa` before `kiln plan` (22 collection findings about no plan), then plan and
+ * render. The old findings judged another plan: they block nothing, and QA has judged none
+ * of the 20 tokens. */
+static void fixture_v3_stale(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_qa_state q;
+	struct kiln_error e;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int ran = 0;
+	char db[256];
+	struct kiln_catalog *c = open_v3(f, "v3_stale", db);
+	assert_int_equal(kiln_catalog_qa_state(c, &q, &e), 0);
+	assert_true(q.ran);
+	assert_true(q.plan_changed);
+	assert_int_equal(q.collection_errors, 0);
+	assert_int_equal(q.stale_collection, 22);
+	assert_int_equal(q.unchecked_tokens, 20);
+	assert_int_equal(q.first_unchecked[0], 1);
+	assert_int_equal(q.first_unchecked[4], 5);
+	assert_int_equal(q.stale_tokens, 0);
+	assert_int_equal(q.failed_tokens, 0);
+	if (kiln_catalog_qa_failed(c, &ids, &n, &ran, &e))
+		fail_msg("old collection findings block: %s", e.msg);
+	assert_int_equal(n, 0);
+	free(ids);
+	kiln_catalog_free(c);
+	reopen_is_noop(db);
+}
+
+/* A build (QA judged all 20 tokens, no findings), then tokens 1 and 2 re-rendered: their
+ * verdicts are stale although QA found nothing about them. */
+static void fixture_v3_built(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_qa_state q;
+	struct kiln_error e;
+	char db[256];
+	struct kiln_catalog *c = open_v3(f, "v3_built", db);
+	assert_int_equal(kiln_catalog_qa_state(c, &q, &e), 0);
+	assert_true(q.ran);
+	assert_false(q.plan_changed);
+	assert_int_equal(q.unchecked_tokens, 0);
+	assert_int_equal(q.stale_tokens, 2);
+	assert_int_equal(q.first_stale[0], 1);
+	assert_int_equal(q.first_stale[1], 2);
+	assert_int_equal(q.failed_tokens, 0);
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM qa_judged WHERE image IS NOT NULL"), 20);
+	kiln_catalog_free(c);
+	reopen_is_noop(db);
+}
+
+/* A new catalog: the tokens a run judged, re-rendered since, and a re-plan. */
+static void qa_judged_and_plan(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_plan *p = NULL;
+	struct kiln_qa_state q;
+	struct kiln_error e;
+	struct kiln_qa_judged j[6];
+	struct kiln_qa_row row;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int ran;
+	char img[6][65];
+	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
+	for (int i = 0; i < 6; i++) {
+		char sql[512];
+		memset(img[i], 'a' + i, 64);
+		img[i][64] = 0;
+		snprintf(sql, sizeof sql, "UPDATE items SET image = '%s', status = 'rendered' WHERE "
+			 "id = %llu", img[i], (unsigned long long)p->items[i].id);
+		sql_exec(f->db, sql);
+		j[i].item_id = p->items[i].id;
+		j[i].image = i == 5 ? NULL : img[i]; /* token 6 judged before it had an image */
+	}
+	memset(&row, 0, sizeof row);
+	row.check = "collection.unique";
+	row.severity = "error";
+	row.message = "two tokens alike";
+	assert_int_equal(kiln_catalog_save_qa(f->c, &row, 1, j, 6, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_qa_state(f->c, &q, &e), 0);
+	assert_int_equal(q.unchecked_tokens, 1);
+	assert_int_equal(q.first_unchecked[0], p->items[5].id);
+	assert_int_equal(q.stale_tokens, 0);
+	assert_int_equal(q.collection_errors, 1);
+	assert_false(q.plan_changed);
+	assert_int_equal(kiln_catalog_qa_failed(f->c, &ids, &n, &ran, &e), KILN_E_FAILED);
+	/* token 2 re-rendered: stale, though QA found nothing about it */
+	sql_exec(f->db, "UPDATE items SET image = 'ffff' WHERE id = 2");
+	assert_int_equal(kiln_catalog_qa_state(f->c, &q, &e), 0);
+	assert_int_equal(q.stale_tokens, 1);
+	assert_int_equal(q.first_stale[0], 2);
+	/* a new plan: the collection finding was about the old one */
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_qa_state(f->c, &q, &e), 0);
+	assert_true(q.plan_changed);
+	assert_int_equal(q.collection_errors, 0);
+	assert_int_equal(q.stale_collection, 1);
+	assert_int_equal(kiln_catalog_qa_failed(f->c, &ids, &n, &ran, &e), 0);
+	free(ids);
+	kiln_plan_free(p);
+}
+
+/* The release's files round-trip, sorted by path, replaced by the next list. */
+static void dist_files(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_dist_file v[2] = {{"metadata/1.json", 10, 5, ""}, {"images/1.png", 20, 7, ""}};
+	struct kiln_dist_file *got = NULL;
+	struct kiln_error e;
+	size_t n = 0;
+	memset(v[0].sha256, 'a', 64);
+	memset(v[1].sha256, 'b', 64);
+	assert_int_equal(kiln_catalog_dist_files(f->c, &got, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(kiln_catalog_dist_files_save(f->c, v, 2, &e), 0);
+	assert_int_equal(kiln_catalog_dist_files(f->c, &got, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].path, "images/1.png");
+	assert_int_equal(got[0].size, 20);
+	assert_int_equal(got[0].mtime_ns, 7);
+	assert_int_equal(got[1].sha256[0], 'a');
+	kiln_dist_files_free(got, n);
+	assert_int_equal(kiln_catalog_dist_files_save(f->c, v, 1, &e), 0);
+	assert_int_equal(kiln_catalog_dist_files(f->c, &got, &n, &e), 0);
+	assert_int_equal(n, 1);
+	kiln_dist_files_free(got, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,6 +881,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(token0_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(plan_one_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(project_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(fixture_v3_stale, setup, teardown),
+		cmocka_unit_test_setup_teardown(fixture_v3_built, setup, teardown),
+		cmocka_unit_test_setup_teardown(qa_judged_and_plan, setup, teardown),
+		cmocka_unit_test_setup_teardown(dist_files, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
