@@ -4,6 +4,7 @@
 
 #include "kiln/render.h"
 
+#include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,18 +28,78 @@ int cli_fail(const struct kiln_error *e)
 	cli_hint_text(e, hint, sizeof hint);
 	if (hint[0])
 		fprintf(stderr, "hint: %s\n", hint);
+	/* a stage run before the plan it needs is a usage error (2), not failed items (1) */
+	if (e->code == KILN_E_STATE && e->hint == KILN_HINT_PLAN)
+		return 2;
 	return kiln_error_exit_code(e->code ? e->code : KILN_E_FAILED);
+}
+
+static int cli_argc;
+static char **cli_argv;
+
+void cli_set_args(int argc, char **argv)
+{
+	cli_argc = argc;
+	cli_argv = argv;
+}
+
+/* What getopt stopped at (opterr is 0: kiln says it once, in its own words): the word it
+ * could not take, as "unknown option '--jsn'" or "option '--threads' needs a value". */
+static void bad_option(char *out, size_t cap)
+{
+	const char *word = optind > 0 && optind - 1 < cli_argc && cli_argv ? cli_argv[optind - 1]
+									   : NULL;
+	if (word && !strncmp(word, "--", 2)) {
+		const char *eq = strchr(word, '=');
+		int len = eq ? (int)(eq - word) : (int)strlen(word);
+		if (optopt && eq)
+			snprintf(out, cap, "option '%.*s' takes no value", len, word);
+		else if (optopt)
+			snprintf(out, cap, "option '%.*s' needs a value", len, word);
+		else
+			snprintf(out, cap, "unknown option '%.*s'", len, word);
+	} else if (optopt && optopt != '?') {
+		snprintf(out, cap, "unknown option '-%c', or it needs a value", optopt);
+	} else {
+		snprintf(out, cap, "unknown option%s%s%s", word ? " '" : "", word ? word : "",
+			 word ? "'" : "");
+	}
 }
 
 int cli_usage(const char *verb, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "kiln %s: ", verb);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nsee `kiln %s --help`\n", verb);
+	char msg[512];
+	if (!strcmp(fmt, "unknown option")) {
+		bad_option(msg, sizeof msg);
+	} else {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+	}
+	fprintf(stderr, "kiln: %s: %s\nhint: `kiln help %s` lists its options\n", verb, msg,
+		verb);
 	return 2;
+}
+
+void cli_cut_words(const char *s, size_t max, char *out, size_t cap)
+{
+	size_t n = strlen(s), cut;
+	if (max + 1 > cap)
+		max = cap - 1;
+	if (n <= max) {
+		snprintf(out, cap, "%s", s);
+		return;
+	}
+	cut = max > 3 ? max - 3 : 0;
+	while (cut > 0 && s[cut] != ' ')
+		cut--;
+	while (cut > 0 && (s[cut - 1] == ' ' || s[cut - 1] == ',' || s[cut - 1] == ':' ||
+			   s[cut - 1] == ';'))
+		cut--;
+	if (cut == 0)
+		cut = max > 3 ? max - 3 : 0; /* one long word: cut it */
+	snprintf(out, cap, "%.*s...", (int)cut, s);
 }
 
 void cli_first_ids(char *out, size_t cap, const uint64_t *v, uint64_t n)
@@ -75,6 +136,7 @@ void cli_progress_init(struct cli_progress *cp, int json, int quiet)
 	cp->json = json;
 	cp->quiet = quiet;
 	cp->tty = !json && !quiet && isatty(2) && getenv("TERM") && strcmp(getenv("TERM"), "dumb");
+	cp->start = mono();
 }
 
 static void fmt_time(char *out, size_t n, double s)
@@ -263,6 +325,14 @@ static void progress_json(struct cli_progress *cp, const struct kiln_progress *p
 void cli_progress_cb(const struct kiln_progress *p, void *user)
 {
 	struct cli_progress *cp = user;
+	struct kiln_progress timed;
+	/* a stage that does not time itself (release): the time since the bar started, so the
+	 * rate and the ETA are real */
+	if (p->elapsed <= 0) {
+		timed = *p;
+		timed.elapsed = mono() - cp->start;
+		p = &timed;
+	}
 	if (cp->json) {
 		progress_json(cp, p);
 		return;

@@ -38,7 +38,12 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 void cli_error_event(const char *stage, const struct kiln_error *e);
 /* " (token 3)" or " (first: 3, 7, 9, ...)": the first of n ids (v holds KILN_QA_FIRST). */
 void cli_first_ids(char *out, size_t cap, const uint64_t *v, uint64_t n);
-/* Usage error: message + hint at --help; returns 2. */
+/* Usage error: "kiln: VERB: what" and a hint line naming `kiln help VERB`; returns 2. The
+ * message "unknown option" is replaced by what getopt stopped at (the word, or the option that
+ * needs a value): main() sets opterr = 0 so getopt prints nothing of its own. */
+void cli_set_args(int argc, char **argv);
+/* s cut to at most max characters at a word, with "..." when cut. */
+void cli_cut_words(const char *s, size_t max, char *out, size_t cap);
 int cli_usage(const char *verb, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* Open the project in cli->dir or print the error; returns 0 or an exit status. A verb that
  * writes (its table row) takes the project lock; the others open it read-only. */
@@ -52,6 +57,7 @@ struct cli_progress {
 	double last_draw;     /* the bar is redrawn at most ten times a second */
 	double last_json;     /* --json "progress" events: at most two a second */
 	int lines;            /* lines of the block on screen (0: none) */
+	double start;         /* when the stage began (for stages that do not time themselves) */
 	char label[32];
 };
 void cli_progress_init(struct cli_progress *cp, int json, int quiet);

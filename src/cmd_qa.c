@@ -357,9 +357,11 @@ static void summary(const struct kiln_findings *f, size_t images)
 				ne += f->v[j].severity == KILN_SEV_ERROR;
 				nw += f->v[j].severity == KILN_SEV_WARNING;
 			}
-		printf("%-28s %7zu %8zu  %s%s%s: %.80s\n", f->v[i].check, ne, nw,
+		char msg[96];
+		cli_cut_words(f->v[i].message, 80, msg, sizeof msg); /* at a word, with "..." */
+		printf("%-28s %7zu %8zu  %s%s%s: %s\n", f->v[i].check, ne, nw,
 		       f->v[i].file ? f->v[i].file : "", f->v[i].path && *f->v[i].path ? " " : "",
-		       f->v[i].path ? f->v[i].path : "", f->v[i].message);
+		       f->v[i].path ? f->v[i].path : "", msg);
 	}
 	printf("qa: %zu images checked, %zu errors, %zu warnings: %s\n", images,
 	       kiln_findings_count(f, KILN_SEV_ERROR), kiln_findings_count(f, KILN_SEV_WARNING),

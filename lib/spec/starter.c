@@ -18,7 +18,7 @@ static const char starter[] =
 "  width: 1024\n"
 "  height: 1024\n"
 "  format: png                # png | webp | jpeg\n"
-"  # compression: 6           # png zlib level 0..9\n"
+"  # compression: 6           # png deflate level 0..12 (0..9 as zlib's, 10..12 smaller)\n"
 "  # quality: 90              # webp/jpeg\n"
 "\n"
 "engine: compose             # composite the trait layers below\n"
