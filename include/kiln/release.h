@@ -170,6 +170,7 @@ struct kiln_manifest_file {
 	char *path;        /* relative to the folder; owned */
 	char sha256[65];   /* "" until the caller hashes it */
 	uint64_t size;
+	int64_t mtime_ns;  /* modification time, ns since the epoch */
 	int regular;       /* 0: a symbolic link, device, socket... (never in a release) */
 };
 

@@ -72,8 +72,8 @@ static int cmp_file(const void *a, const void *b)
 		      ((const struct kiln_manifest_file *)b)->path);
 }
 
-static int add_file(struct kiln_manifest *m, size_t *cap, const char *rel, uint64_t size,
-		    int regular)
+static int add_file(struct kiln_manifest *m, size_t *cap, const char *rel,
+		    const struct stat *st)
 {
 	struct kiln_manifest_file *f;
 	if (m->n == *cap) {
@@ -88,8 +88,9 @@ static int add_file(struct kiln_manifest *m, size_t *cap, const char *rel, uint6
 	memset(f, 0, sizeof *f);
 	if (!(f->path = kiln_strdup(rel)))
 		return -1;
-	f->size = size;
-	f->regular = regular;
+	f->size = (uint64_t)st->st_size;
+	f->regular = S_ISREG(st->st_mode);
+	f->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 	m->n++;
 	return 0;
 }
@@ -128,7 +129,7 @@ static int list_dir(const char *root, const char *rel, struct kiln_manifest *m, 
 			rc = kiln_error_set(e, KILN_E_IO, full, "cannot stat: %s", strerror(errno));
 		else if (S_ISDIR(st.st_mode))
 			rc = list_dir(root, sub, m, cap, depth + 1, e);
-		else if (add_file(m, cap, sub, (uint64_t)st.st_size, S_ISREG(st.st_mode)))
+		else if (add_file(m, cap, sub, &st))
 			rc = kiln_error_set(e, KILN_E_NOMEM, root, "out of memory");
 		free(sub);
 		free(full);
