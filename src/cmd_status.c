@@ -120,14 +120,20 @@ static const char *next_step(int current, const struct kiln_catalog_counts *n,
 		return buf;
 	}
 	if (qa->failed_tokens || qa->collection_errors) {
-		if (qa->failed_tokens)
+		char what[200] = "";
+		if (qa->failed_tokens) {
 			cli_first_ids(ids, sizeof ids, qa->first_failed, qa->failed_tokens);
-		snprintf(buf, cap, "fix what fails QA (%s%llu token%s%s%s%s), then `kiln build`; "
-			 "`kiln qa` lists the findings",
-			 qa->failed_tokens ? "" : "", (unsigned long long)qa->failed_tokens,
-			 s_(qa->failed_tokens), qa->failed_tokens ? ids : "",
-			 qa->collection_errors ? " and collection-level errors" : "",
-			 release ? ", released" : "");
+			snprintf(what, sizeof what, "the %llu token%s that fail%s QA%s%s",
+				 (unsigned long long)qa->failed_tokens, s_(qa->failed_tokens),
+				 qa->failed_tokens == 1 ? "s" : "", ids,
+				 release && !rs->inputs_changed ? ", released" : "");
+		}
+		if (qa->collection_errors)
+			snprintf(what + strlen(what), sizeof what - strlen(what),
+				 "%sthe plan's %llu collection-level QA error%s",
+				 what[0] ? " and " : "", (unsigned long long)qa->collection_errors,
+				 s_(qa->collection_errors));
+		snprintf(buf, cap, "fix %s, then `kiln build`; `kiln qa` lists the findings", what);
 		return buf;
 	}
 	if (!release)
@@ -149,9 +155,8 @@ static void qa_text(const struct kiln_qa_state *qa, const struct kiln_catalog_co
 		       (unsigned long long)n->rendered, s_(n->rendered));
 		return;
 	}
-	printf("  qa         %llu token%s judged on their current image, %llu failed%s\n",
-	       (unsigned long long)judged, s_(judged), (unsigned long long)qa->failed_tokens,
-	       qa->failed_tokens ? "" : "");
+	printf("  qa         %llu token%s judged on their current image, %llu failed\n",
+	       (unsigned long long)judged, s_(judged), (unsigned long long)qa->failed_tokens);
 	if (qa->failed_tokens) {
 		cli_first_ids(ids, sizeof ids, qa->first_failed, qa->failed_tokens);
 		printf("             %llu token%s failed QA%s\n",
@@ -171,7 +176,7 @@ static void qa_text(const struct kiln_qa_state *qa, const struct kiln_catalog_co
 	}
 	if (qa->plan_changed)
 		printf("             the plan changed since QA ran: its collection checks have not "
-		       "seen this plan%s\n", qa->stale_collection ? "" : "");
+		       "seen this plan\n");
 	if (qa->stale_collection)
 		printf("             %llu collection-level error%s about an earlier plan (ignored)\n",
 		       (unsigned long long)qa->stale_collection, s_(qa->stale_collection));

@@ -44,7 +44,7 @@ Image.new('RGBA', im.size, (0, 0, 0, 255)).save('$P/layers/Hat/halo.png')"
 expect_eq "qa fails the black tokens" $? 1
 "$KILN" -C "$P" status >"$T/st"
 expect_contains "status: the failing tokens" "$T/st" "failed QA (first: "
-case "$(next)" in "fix what fails QA ("*"then \`kiln build\`"*) ok ;; *) fail "next with failing tokens: $(next)" ;; esac
+case "$(next)" in "fix the "*" tokens that fail QA (first: "*"then \`kiln build\`"*) ok ;; *) fail "next with failing tokens: $(next)" ;; esac
 "$KILN" -C "$P" release --allow-qa-failures --force -q 2>"$T/err"
 expect_eq "released anyway" $? 0
 expect_contains "release reports the failing tokens it released" "$T/err" "released tokens fail QA (first: "
