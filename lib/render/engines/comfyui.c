@@ -113,7 +113,7 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 	in = json_object_get(ks, "inputs");
 	{
 		const char *sampler = kiln_ai_sampler_name("comfyui", rq->sampler);
-		const char *sched = kiln_ai_scheduler_name("comfyui", rq->scheduler);
+		const char *sched = kiln_ai_schedule("comfyui", rq->sampler, rq->scheduler);
 		if (json_object_set_new(in, "seed", json_integer((json_int_t)rq->seed)) ||
 		    json_object_set_new(in, "steps", json_integer(rq->steps)) ||
 		    json_object_set_new(in, "cfg", json_real(rq->cfg)) ||

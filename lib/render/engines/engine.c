@@ -181,6 +181,27 @@ void kiln_ai_caps_release(struct kiln_ai_caps *c)
 	memset(c, 0, sizeof *c);
 }
 
+int kiln_ai_list_add(struct kiln_ai_list *l, const char *name)
+{
+	char *c = kiln_strdup(name);
+	char **v = c ? kiln_reallocarray(l->v, l->n + 1, sizeof *v) : NULL;
+	if (!v) {
+		free(c);
+		return KILN_E_NOMEM;
+	}
+	v[l->n++] = c;
+	l->v = v;
+	return 0;
+}
+
+int kiln_ai_list_has(const struct kiln_ai_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], name))
+			return 1;
+	return 0;
+}
+
 /* Levenshtein distance, case-insensitive, capped at 255 characters of each (names). */
 static size_t edit_distance(const char *a, const char *b)
 {
@@ -242,6 +263,11 @@ const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name)
 const char *kiln_ai_scheduler_name(const char *engine, const char *a1111_name)
 {
 	return kiln_scheduler_engine_name(engine, a1111_name);
+}
+
+const char *kiln_ai_schedule(const char *engine, const char *sampler, const char *scheduler)
+{
+	return kiln_scheduler_engine_name(engine, kiln_scheduler_resolve(sampler, scheduler));
 }
 
 /* --- requests: the recipe module builds them (what an image depends on) ------------------ */

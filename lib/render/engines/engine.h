@@ -125,6 +125,10 @@ struct kiln_ai_caps {
 	int max_steps;              /* 0: no limit known */
 };
 void kiln_ai_caps_release(struct kiln_ai_caps *c);
+/* Append a copy of name to l (probes). KILN_E_NOMEM. */
+int kiln_ai_list_add(struct kiln_ai_list *l, const char *name) KILN_MUST_CHECK;
+/* 1 when l holds name exactly. */
+int kiln_ai_list_has(const struct kiln_ai_list *l, const char *name);
 /* The names in l nearest to want (edit distance, case-insensitive), as ", "-separated text in
  * out (at most 3): for "it has X, Y" in messages. */
 void kiln_ai_nearest(const struct kiln_ai_list *l, const char *want, char *out, size_t cap);
@@ -183,6 +187,10 @@ const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name);
 /* Map an A1111 schedule type ("Karras") to the engine's ("karras"); NULL: the sampler's
  * default ("Automatic", or none given) or one the engine lacks. Static strings. */
 const char *kiln_ai_scheduler_name(const char *engine, const char *a1111_name);
+/* The engine's name for the schedule the pair (sampler, scheduler) runs with on A1111:
+ * "Automatic" (or none) resolved to the sampler's own default first (kiln_scheduler_resolve),
+ * so that one recipe means one schedule on every engine. NULL: nothing to send. */
+const char *kiln_ai_schedule(const char *engine, const char *sampler, const char *scheduler);
 /* Append o's JSON text (json_dumpb flags) to out: KILN_E_NOMEM, or the whole text. jansson's
  * json_dumps can lose an object key when its buffer fails to grow; this cannot. */
 struct json_t;
