@@ -119,6 +119,26 @@ int kiln_ai_lora_file(const char *name, char *out, size_t cap)
 	return snprintf(out, cap, "%s.safetensors", name) >= (int)cap ? -1 : 0;
 }
 
+int kiln_ai_lora_listed(const struct kiln_ai_caps *caps, const char *name, char *out,
+			size_t cap)
+{
+	size_t n = strlen(name);
+	if (kiln_ai_lora_file(name, out, cap))
+		return -1;
+	if (!caps || !caps->known || kiln_ai_list_has(&caps->loras, out))
+		return 0;
+	if (kiln_ai_list_has(&caps->loras, name))
+		return snprintf(out, cap, "%s", name) >= (int)cap ? -1 : 0;
+	for (size_t i = 0; i < caps->loras.n; i++) {
+		const char *p = caps->loras.v[i], *base = strrchr(p, '/'), *dot;
+		base = base ? base + 1 : p;
+		dot = strrchr(base, '.');
+		if (dot && (size_t)(dot - base) == n && !strncmp(base, name, n))
+			return snprintf(out, cap, "%s", p) >= (int)cap ? -1 : 0;
+	}
+	return 0;
+}
+
 int kiln_ai_json_append(json_t *o, size_t flags, struct kiln_buf *out)
 {
 	size_t n = o ? json_dumpb(o, NULL, 0, flags) : 0;

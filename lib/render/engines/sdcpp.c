@@ -45,27 +45,6 @@ enum { PH_SUBMIT, PH_POLL };
 /* sd-server clamps sample_steps to 1..100 (common.cpp, resolve_and_validate strict) */
 #define SDCPP_MAX_STEPS 100
 
-/* The LoRA path to send: the one the server lists for name (the same path, the path with a
- * model extension, or a listed file whose stem is name), else name with its extension. */
-static int lora_path(const struct kiln_ai_caps *caps, const char *name, char *out, size_t cap)
-{
-	size_t n = strlen(name);
-	if (kiln_ai_lora_file(name, out, cap))
-		return -1;
-	if (!caps || !caps->known || kiln_ai_list_has(&caps->loras, out))
-		return 0;
-	if (kiln_ai_list_has(&caps->loras, name))
-		return snprintf(out, cap, "%s", name) >= (int)cap ? -1 : 0;
-	for (size_t i = 0; i < caps->loras.n; i++) {
-		const char *p = caps->loras.v[i], *base = strrchr(p, '/'), *dot;
-		base = base ? base + 1 : p;
-		dot = strrchr(base, '.');
-		if (dot && (size_t)(dot - base) == n && !strncmp(base, name, n))
-			return snprintf(out, cap, "%s", p) >= (int)cap ? -1 : 0;
-	}
-	return 0;
-}
-
 static int build(const struct kiln_ai_request *rq, const struct kiln_ai_caps *caps, int redact,
 		 struct kiln_buf *out, struct kiln_error *e)
 {
@@ -76,7 +55,7 @@ static int build(const struct kiln_ai_request *rq, const struct kiln_ai_caps *ca
 	/* sd-server finds a LoRA by its file path under --lora-model-dir, extension included */
 	for (size_t i = 0; loras && i < rq->nloras; i++) {
 		char file[512];
-		if (lora_path(caps, rq->loras[i].name, file, sizeof file)) {
+		if (kiln_ai_lora_listed(caps, rq->loras[i].name, file, sizeof file)) {
 			rc = kiln_error_set(e, KILN_E_SPEC, NULL, "lora name '%s' is too long",
 					    rq->loras[i].name);
 			goto out;
@@ -445,7 +424,7 @@ static int sdcpp_supports(const struct kiln_ai_caps *caps, const struct kiln_ai_
 				      "such scheduler (it would use its default)", sch);
 	for (size_t i = 0; i < rq->nloras; i++) {
 		char file[512];
-		if (lora_path(caps, rq->loras[i].name, file, sizeof file))
+		if (kiln_ai_lora_listed(caps, rq->loras[i].name, file, sizeof file))
 			return kiln_error_set(e, KILN_E_SPEC, NULL, "lora name '%s' is too long",
 					      rq->loras[i].name);
 		if (kiln_ai_list_has(&caps->loras, file))
