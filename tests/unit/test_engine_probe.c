@@ -529,6 +529,30 @@ static void test_comfy_prompt_lost_answer(void **state)
 	}
 	assert_int_equal(kiln_engine_comfyui.on_response(&j, 200, "{}", 2, &h, &e), KILN_STEP_SEND);
 	assert_string_equal(h.path, "/queue");
+	/* queued under another id (a server or proxy that chose its own): found by its content
+	 * from client "kiln", and adopted rather than sent twice */
+	{
+		struct kiln_buf sent = KILN_BUF_INIT, q = KILN_BUF_INIT;
+		json_t *b;
+		char *graph;
+		assert_int_equal(kiln_engine_comfyui.build_request(&rq, 0, &sent, &e), 0);
+		b = json_loads(sent.data, 0, NULL);
+		graph = json_dumps(json_object_get(b, "prompt"), JSON_COMPACT);
+		assert_int_equal(kiln_buf_addf(&q, "{\"queue_running\": [], \"queue_pending\": ["
+					       "[2, \"other\", {\"1\": {}}, {\"client_id\": \"kiln\"}, []], "
+					       "[3, \"srv-42\", %s, {\"client_id\": \"kiln\"}, [\"11\"]]]}",
+					       graph), 0);
+		j.remote_new = 0;
+		assert_int_equal(kiln_engine_comfyui.on_response(&j, 200, q.data, q.len, &h, &e),
+				 KILN_STEP_POLL);
+		assert_string_equal(j.remote_id, "srv-42");
+		assert_int_equal(j.remote_new, 1);
+		assert_string_equal(h.path, "/history/srv-42");
+		free(graph);
+		json_decref(b);
+		kiln_buf_release(&sent);
+		kiln_buf_release(&q);
+	}
 	kiln_ai_job_release(&j);
 	kiln_buf_release(&h.body);
 }

@@ -675,19 +675,50 @@ static enum kiln_step history(struct kiln_ai_job *j, json_t *h, struct kiln_http
 	return KILN_STEP_RETRY;
 }
 
-static int in_queue(json_t *q, const char *id)
+/* Is our prompt in /queue ({queue_running, queue_pending: [[number, prompt_id, graph,
+ * extra_data, outputs], ...]})? By its id, or, for a server that gave it another id (one that
+ * ignores the client's prompt_id, or a proxy in front), by its content: the same graph from
+ * client "kiln" is the same job (the graph holds the seed, prompts and every setting).
+ * Adopting it (its id becomes the job's remote id) keeps a second copy from being sent. */
+static int in_queue(struct kiln_ai_job *j, json_t *q)
 {
 	static const char *const lists[] = {"queue_running", "queue_pending"};
-	for (int l = 0; l < 2; l++) {
-		json_t *v, *arr = json_object_get(q, lists[l]);
-		size_t i;
-		json_array_foreach(arr, i, v) {
-			const char *s = json_string_value(json_array_get(v, 1));
-			if (s && !strcmp(s, id))
-				return 1;
+	struct kiln_buf mine = KILN_BUF_INIT;
+	struct kiln_error be;
+	json_t *graph = NULL;
+	int found = 0;
+	for (int pass = 0; pass < 2 && !found; pass++)
+		for (int l = 0; l < 2 && !found; l++) {
+			json_t *v, *arr = json_object_get(q, lists[l]);
+			size_t i;
+			json_array_foreach(arr, i, v) {
+				const char *s = json_string_value(json_array_get(v, 1));
+				const char *c = json_string_value(json_object_get(
+					json_array_get(v, 3), "client_id"));
+				if (!s)
+					continue;
+				if (!pass && !strcmp(s, j->remote_id)) {
+					found = 1;
+					break;
+				}
+				if (!pass || !c || strcmp(c, "kiln") || strlen(s) >= sizeof j->remote_id)
+					continue;
+				if (!graph && !bind(j->rq, j->caps, j->attempt, &mine, &be)) {
+					json_t *b = json_loadb(mine.data, mine.len, 0, NULL);
+					graph = json_incref(json_object_get(b, "prompt"));
+					json_decref(b);
+				}
+				if (graph && json_equal(graph, json_array_get(v, 2))) {
+					snprintf(j->remote_id, sizeof j->remote_id, "%s", s);
+					j->remote_new = 1;
+					found = 1;
+					break;
+				}
+			}
 		}
-	}
-	return 0;
+	json_decref(graph);
+	kiln_buf_release(&mine);
+	return found;
 }
 
 /* POST /prompt answered 400: the graph failed validation ({error: {message, details},
@@ -828,7 +859,7 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 			return KILN_STEP_RETRY;
 		}
 		o = json_loadb(body, len, 0, NULL);
-		if (o && in_queue(o, j->remote_id)) {
+		if (o && in_queue(j, o)) {
 			j->phase = PH_HISTORY;
 			get(next, "/history/%s", j->remote_id);
 			st = KILN_STEP_POLL;
