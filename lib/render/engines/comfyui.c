@@ -1057,6 +1057,14 @@ static int supports(const struct kiln_ai_caps *caps, const struct kiln_ai_reques
 		return 0;
 	if (rq->checkpoint && !kiln_ai_list_has(&caps->models, rq->checkpoint))
 		return missing(&caps->models, "checkpoint", rq->checkpoint, e);
+	/* the nodes kiln adds to the graph */
+	if (rq->nloras && !kiln_ai_list_has(&caps->nodes, "LoraLoader"))
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI has no LoraLoader node, which "
+				      "kiln chains the LoRAs with");
+	if (rq->ncontrols && (!kiln_ai_list_has(&caps->nodes, "LoadImage") ||
+			      !kiln_ai_list_has(&caps->nodes, "ControlNetApplyAdvanced")))
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI lacks LoadImage or "
+				      "ControlNetApplyAdvanced, which kiln applies ControlNet units with");
 	for (size_t i = 0; i < rq->nloras; i++) {
 		char file[512];
 		if (kiln_ai_lora_listed(caps, rq->loras[i].name, file, sizeof file))
