@@ -322,12 +322,12 @@ static int check_sdcpp_limits(struct ctx *c, struct fy_node *gen, const struct k
 			for (size_t k = 0; k < tr->nloras; k++) {
 				const char *n = tr->loras[k].name, *dot = strrchr(n, '.');
 				if (dot && (!strcasecmp(dot, ".ckpt") || !strcasecmp(dot, ".bin")))
-					return fail(c, trait_key_node(gen, l, t, "lora"), "lora '%s' "
-						    "of trait '%s' (layer '%s'): endpoint %s is "
-						    "sd-server, which loads no %s LoRA (only "
-						    ".safetensors, .pt, .pth, .gguf): convert it to "
-						    ".safetensors", n, tr->name, c->s->layers[l].name,
-						    ep->url, dot);
+					return fail(c, trait_key_node(gen, l, t, "lora"),
+						    "lora '%s' of trait '%s' (layer '%s'): "
+						    "endpoint %s is sd-server, which loads no %s "
+						    "LoRA (only .safetensors, .pt, .pth, .gguf): "
+						    "convert it to .safetensors", n, tr->name,
+						    c->s->layers[l].name, ep->url, dot);
 			}
 		}
 	return 0;

@@ -175,8 +175,9 @@ static int walk_cond(json_t *g, json_t *link, const char *side, const char **lis
 	if (!followed)
 		return kiln_error_set(e, KILN_E_SPEC, id, "node %s (%s) feeds the KSampler's %s "
 				      "conditioning, but kiln finds no text input behind it (no "
-				      "CLIPTextEncode, CLIPTextEncodeSDXL or other text encoder): the "
-				      "prompt would not reach the model", id, cls_of(g, id), side);
+				      "CLIPTextEncode, CLIPTextEncodeSDXL or other text encoder): "
+				      "the prompt would not reach the "
+				      "model", id, cls_of(g, id), side);
 	return 0;
 }
 
@@ -192,9 +193,9 @@ static int analyse(json_t *g, int need_ck, struct binding *b, struct kiln_error 
 		const char *c = json_string_value(json_object_get(n, "class_type"));
 		if (c && !strcmp(c, "KSampler")) {
 			if (ksid)
-				return kiln_error_set(e, KILN_E_SPEC, k, "the workflow has two KSampler "
-						      "nodes (%s and %s): kiln binds seed, steps and "
-						      "prompts to one", ksid, k);
+				return kiln_error_set(e, KILN_E_SPEC, k, "the workflow has two "
+						      "KSampler nodes (%s and %s): kiln binds "
+						      "seed, steps and prompts to one", ksid, k);
 			ksid = k;
 		}
 		if (c && !strcmp(c, "CheckpointLoaderSimple") && !b->ck)
@@ -206,8 +207,8 @@ static int analyse(json_t *g, int need_ck, struct binding *b, struct kiln_error 
 	b->ks = ksid;
 	if (!b->ck && need_ck)
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow has no "
-				      "CheckpointLoaderSimple node: kiln binds generate.checkpoint and "
-				      "chains LoRAs there");
+				      "CheckpointLoaderSimple node: kiln binds generate.checkpoint "
+				      "and chains LoRAs there");
 	in = json_object_get(json_object_get(g, ksid), "inputs");
 	if ((rc = walk_cond(g, json_object_get(in, "positive"), "positive", b->pos, &b->npos, 0,
 			    e)) ||
@@ -217,9 +218,10 @@ static int analyse(json_t *g, int need_ck, struct binding *b, struct kiln_error 
 	for (size_t i = 0; i < b->npos; i++)
 		for (size_t j = 0; j < b->nneg; j++)
 			if (!strcmp(b->pos[i], b->neg[j]))
-				return kiln_error_set(e, KILN_E_SPEC, b->pos[i], "node %s (%s) feeds "
-						      "both the positive and the negative "
-						      "conditioning: kiln cannot give it both texts",
+				return kiln_error_set(e, KILN_E_SPEC, b->pos[i], "node %s (%s) "
+						      "feeds both the positive and the negative "
+						      "conditioning: kiln cannot give it both "
+						      "texts",
 						      b->pos[i], cls_of(g, b->pos[i]));
 	/* the latent: back from latent_image to the node that has width and height */
 	lat = json_object_get(in, "latent_image");
@@ -229,7 +231,8 @@ static int analyse(json_t *g, int need_ck, struct binding *b, struct kiln_error 
 		if (!json_is_array(lat) || !node)
 			return kiln_error_set(e, KILN_E_SPEC, ksid, "the KSampler (node %s) has no "
 					      "latent_image link to a node of the workflow: kiln "
-					      "sets the image size on the node that feeds it", ksid);
+					      "sets the image size on the node that feeds "
+					      "it", ksid);
 		li = json_object_get(node, "inputs");
 		if (json_object_get(li, "width") && json_object_get(li, "height")) {
 			b->latent = id;
@@ -240,10 +243,11 @@ static int analyse(json_t *g, int need_ck, struct binding *b, struct kiln_error 
 			if (json_is_array(v) && (!strcmp(k, "samples") || !strncmp(k, "latent", 6)))
 				lat = v;
 		if (!lat)
-			return kiln_error_set(e, KILN_E_SPEC, id, "the KSampler's latent_image comes "
-					      "from node %s (%s), which has no width and height: kiln "
-					      "cannot set the image size (start the latent with "
-					      "EmptyLatentImage or another node with width and height)",
+			return kiln_error_set(e, KILN_E_SPEC, id, "the KSampler's latent_image "
+					      "comes from node %s (%s), which has no width and "
+					      "height: kiln cannot set the image size (start the "
+					      "latent with EmptyLatentImage or another node with "
+					      "width and height)",
 					      id, cls_of(g, id));
 	}
 	return kiln_error_set(e, KILN_E_SPEC, ksid, "the KSampler's latent_image goes round in "
@@ -278,8 +282,9 @@ int kiln_comfy_workflow_check(const char *text, const char *file, int need_loade
 	int rc;
 	if (!json_is_object(g)) {
 		json_decref(g);
-		return kiln_error_set(e, KILN_E_SPEC, file, "line %d: not a ComfyUI API-format graph "
-				      "(a JSON object of nodes; export it with 'Save (API Format)')",
+		return kiln_error_set(e, KILN_E_SPEC, file, "line %d: not a ComfyUI API-format "
+				      "graph (a JSON object of nodes; export it with 'Save (API "
+				      "Format)')",
 				      je.line);
 	}
 	rc = analyse(g, need_loader, &b, e);
@@ -341,7 +346,8 @@ static int bind(const struct kiln_ai_request *rq, const struct kiln_ai_caps *cap
 		    (sched && json_object_set_new(in, "scheduler", json_string(sched))))
 			goto out;
 	}
-	if (set_texts(g, bd.pos, bd.npos, rq->prompt) || set_texts(g, bd.neg, bd.nneg, rq->negative))
+	if (set_texts(g, bd.pos, bd.npos, rq->prompt) ||
+	    set_texts(g, bd.neg, bd.nneg, rq->negative))
 		goto out;
 	{
 		json_t *li = json_object_get(json_object_get(g, bd.latent), "inputs");
@@ -367,8 +373,8 @@ static int bind(const struct kiln_ai_request *rq, const struct kiln_ai_caps *cap
 						    rq->loras[i].name);
 				goto out;
 			}
-			if (json_object_set_new(g, id, json_pack("{s:s, s:{s:[s,i], s:[s,i], s:s, s:f, "
-				"s:f}}", "class_type", "LoraLoader", "inputs", "model", prev, 0,
+			if (json_object_set_new(g, id, json_pack("{s:s, s:{s:[s,i], s:[s,i], s:s, "
+				"s:f, s:f}}", "class_type", "LoraLoader", "inputs", "model", prev, 0,
 				"clip", prev, 1, "lora_name", file, "strength_model",
 				rq->loras[i].weight, "strength_clip", rq->loras[i].weight)))
 				goto out;
@@ -392,8 +398,8 @@ static int bind(const struct kiln_ai_request *rq, const struct kiln_ai_caps *cap
 		    json_object_set_new(g, ld, json_pack("{s:s, s:{s:s}}", "class_type",
 							 "ControlNetLoader", "inputs",
 							 "control_net_name", cn->model)) ||
-		    json_object_set_new(g, ap, json_pack("{s:s, s:{s:o, s:o, s:[s,i], s:[s,i], s:f, "
-			"s:f, s:f}}", "class_type", "ControlNetApplyAdvanced", "inputs",
+		    json_object_set_new(g, ap, json_pack("{s:s, s:{s:o, s:o, s:[s,i], s:[s,i], "
+			"s:f, s:f, s:f}}", "class_type", "ControlNetApplyAdvanced", "inputs",
 			"positive", pos, "negative", neg, "control_net", ld, 0, "image", img, 0,
 			"strength", cn->weight, "start_percent", cn->guidance_start,
 			"end_percent", cn->guidance_end)) ||
@@ -701,7 +707,8 @@ static int in_queue(struct kiln_ai_job *j, json_t *q)
 					found = 1;
 					break;
 				}
-				if (!pass || !c || strcmp(c, "kiln") || strlen(s) >= sizeof j->remote_id)
+				if (!pass || !c || strcmp(c, "kiln") ||
+				    strlen(s) >= sizeof j->remote_id)
 					continue;
 				if (!graph && !bind(j->rq, j->caps, j->attempt, &mine, &be)) {
 					json_t *b = json_loadb(mine.data, mine.len, 0, NULL);
@@ -793,7 +800,7 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 			 * validates the whole graph before it queues it, and a big graph or a busy
 			 * server takes a while): wait a poll interval, look in /history, and only
 			 * after three misses in /history and one in /queue send it again (the same
-			 * prompt_id: ComfyUI keeps the id the client gives, server.py post_prompt) */
+			 * prompt_id: ComfyUI keeps the id a client gives, server.py post_prompt) */
 			j->phase = PH_HISTORY;
 			j->misses = 0;
 			get(next, "/history/%s", j->remote_id);
@@ -843,8 +850,8 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 			j->upload_next = 0;
 			st = submit(j, next, e) ? KILN_STEP_RETRY : KILN_STEP_SEND;
 			if (!strcmp(next->path, "/prompt") && j->scratch) {
-				kiln_error_set(e, KILN_E_NET, NULL, "prompt %s was lost by the server "
-					       "twice", j->remote_id);
+				kiln_error_set(e, KILN_E_NET, NULL, "prompt %s was lost by the "
+					       "server twice", j->remote_id);
 				st = KILN_STEP_RETRY;
 			} else if (!j->scratch) {
 				j->scratch = kiln_strdup("lost");
@@ -940,7 +947,8 @@ static enum kiln_step probe_response(struct kiln_ai_caps *caps, const char *path
 	}
 	if (!(o = json_loadb(body, len, 0, NULL)) || !json_is_object(o)) {
 		json_decref(o);
-		kiln_error_set(e, KILN_E_NET, NULL, "object_info answer is not a JSON object: %s", ex);
+		kiln_error_set(e, KILN_E_NET, NULL, "object_info answer is not a JSON object: %s",
+			       ex);
 		return KILN_STEP_RETRY;
 	}
 	if (!(decl = json_object()))
@@ -949,7 +957,8 @@ static enum kiln_step probe_response(struct kiln_ai_caps *caps, const char *path
 		json_t *names = json_array(), *in = json_object_get(n, "input"), *x;
 		const char *ik;
 		static const char *const parts[] = {"required", "optional"};
-		if (!names || json_object_set_new(decl, k, names) || kiln_ai_list_add(&caps->nodes, k))
+		if (!names || json_object_set_new(decl, k, names) ||
+		    kiln_ai_list_add(&caps->nodes, k))
 			goto nomem;
 		for (int pi = 0; pi < 2; pi++)
 			json_object_foreach(json_object_get(in, parts[pi]), ik, x)
@@ -1013,8 +1022,8 @@ static int check_graph(const struct kiln_ai_caps *caps, const struct kiln_ai_req
 	json_object_foreach(g, k, n) {
 		const char *c = json_string_value(json_object_get(n, "class_type"));
 		if (c && !kiln_ai_list_has(&caps->nodes, c)) {
-			rc = kiln_error_set(e, KILN_E_SPEC, NULL, "workflow node %s is a %s, a class "
-					    "this ComfyUI does not have (a custom node not "
+			rc = kiln_error_set(e, KILN_E_SPEC, NULL, "workflow node %s is a %s, a "
+					    "class this ComfyUI does not have (a custom node not "
 					    "installed?)", k, c);
 			json_decref(g);
 			return rc;
@@ -1041,8 +1050,9 @@ static int check_graph(const struct kiln_ai_caps *caps, const struct kiln_ai_req
 	if (!bad && !declared(decl, cls_of(g, bd.latent), "height"))
 		bad = bd.latent, bad_in = "height";
 	if (bad)
-		rc = kiln_error_set(e, KILN_E_SPEC, NULL, "workflow node %s (%s): this ComfyUI's %s "
-				    "has no input '%s', so what kiln sets there would be ignored",
+		rc = kiln_error_set(e, KILN_E_SPEC, NULL, "workflow node %s (%s): this ComfyUI's "
+				    "%s has no input '%s', so what kiln sets there would be "
+				    "ignored",
 				    bad, cls_of(g, bad), cls_of(g, bad), bad_in);
 	json_decref(g);
 	return rc;
@@ -1064,7 +1074,8 @@ static int supports(const struct kiln_ai_caps *caps, const struct kiln_ai_reques
 	if (rq->ncontrols && (!kiln_ai_list_has(&caps->nodes, "LoadImage") ||
 			      !kiln_ai_list_has(&caps->nodes, "ControlNetApplyAdvanced")))
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI lacks LoadImage or "
-				      "ControlNetApplyAdvanced, which kiln applies ControlNet units with");
+				      "ControlNetApplyAdvanced, which kiln applies ControlNet "
+				      "units with");
 	for (size_t i = 0; i < rq->nloras; i++) {
 		char file[512];
 		if (kiln_ai_lora_listed(caps, rq->loras[i].name, file, sizeof file))
@@ -1076,8 +1087,9 @@ static int supports(const struct kiln_ai_caps *caps, const struct kiln_ai_reques
 	for (size_t i = 0; i < rq->ncontrols; i++) {
 		const char *m = rq->controls[i].cn->model;
 		if (!(caps->flags & KILN_CAPS_CONTROLNET))
-			return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI has no ControlNetLoader "
-					      "node: the endpoint lacks ControlNet");
+			return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI has no "
+					      "ControlNetLoader node: the endpoint lacks "
+					      "ControlNet");
 		if (!kiln_ai_list_has(&caps->cn_models, m))
 			return missing(&caps->cn_models, "ControlNet model", m, e);
 	}

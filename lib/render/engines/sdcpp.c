@@ -249,14 +249,15 @@ static enum kiln_step sdcpp_response(struct kiln_ai_job *j, long status, const c
 		if (status == 429) {
 			/* over max_pending_jobs queued (routes_sdcpp.cpp): back-pressure, the
 			 * same submission later */
-			kiln_error_set(e, KILN_E_NET, NULL, "img_gen answered HTTP 429 (queue full): "
-				       "%s", ex);
+			kiln_error_set(e, KILN_E_NET, NULL, "img_gen answered HTTP 429 (queue "
+				       "full): %s", ex);
 			return KILN_STEP_BUSY;
 		}
 		if (status == 400) {
-			kiln_error_set(e, KILN_E_SPEC, NULL, "sd-server refused the request (HTTP 400, "
-				       "not retried): %s; it answers so for a LoRA path it does not "
-				       "list under --lora-model-dir, or an image it cannot read", ex);
+			kiln_error_set(e, KILN_E_SPEC, NULL, "sd-server refused the request (HTTP "
+				       "400, not retried): %s; it answers so for a LoRA path it "
+				       "does not list under --lora-model-dir, or an image it "
+				       "cannot read", ex);
 			return KILN_STEP_FATAL;
 		}
 		if (status != 202 && status != 200) {
@@ -430,8 +431,9 @@ static int sdcpp_supports(const struct kiln_ai_caps *caps, const struct kiln_ai_
 		if (kiln_ai_list_has(&caps->loras, file))
 			continue;
 		kiln_ai_nearest(&caps->loras, rq->loras[i].name, near, sizeof near);
-		return kiln_error_set(e, KILN_E_SPEC, NULL, "lora '%s': sd-server lists no %s under "
-				      "its --lora-model-dir (it has %s)", rq->loras[i].name, file,
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "lora '%s': sd-server lists no %s "
+				      "under its --lora-model-dir (it has %s)", rq->loras[i].name,
+				      file,
 				      *near ? near : "none");
 	}
 	return 0;
