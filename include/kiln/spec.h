@@ -381,8 +381,14 @@ const char *kiln_scheduler_engine_name(const char *engine, const char *a1111_nam
  * case, or NULL when A1111 has none by that name. */
 const char *kiln_sampler_canonical(const char *name, size_t len);
 const char *kiln_scheduler_canonical(const char *name, size_t len);
-/* 1 when engine can run A1111 sampler `sampler` with schedule type `scheduler` (NULL: the
- * sampler's default), both in their canonical spelling. */
+/* The schedule type sampler `sampler` runs with when the spec asks for `scheduler`: itself
+ * (canonical spelling) unless NULL or "Automatic", then the sampler's own default on A1111
+ * ("Karras" for DPM++ 2M, "Exponential" for DPM++ 2M SDE, "Uniform" for Euler, ...); NULL when
+ * no schedule type names it (timestep samplers such as UniPC). Engines other than A1111 send
+ * this, so one recipe means one schedule on every engine. */
+const char *kiln_scheduler_resolve(const char *sampler, const char *scheduler);
+/* 1 when engine can run A1111 sampler `sampler` with schedule type `scheduler` (NULL or
+ * "Automatic": the sampler's default, kiln_scheduler_resolve), both in canonical spelling. */
 int kiln_sampler_runs(const char *engine, const char *sampler, const char *scheduler);
 /* Append to out the A1111 names engine accepts, quoted and comma-separated: samplers
  * (which 0) or schedule types (which 1). */

@@ -557,7 +557,8 @@ static int wanted(const struct kiln_render_opts *o, uint64_t id)
 /* What kiln binds in a ComfyUI graph must have a node to go to: the checkpoint and the LoRA
  * chain hang off CheckpointLoaderSimple, seed and sampler off KSampler. Refused before any
  * job (and by --dry-run) rather than dropped from every request. */
-static int check_workflow(const struct kiln_spec *s, json_t *wf, struct kiln_error *e)
+static int check_workflow(const struct kiln_spec *s, json_t *wf, const char *text,
+			  struct kiln_error *e)
 {
 	const struct kiln_generate *g = s->generate;
 	const char *lora = NULL, *k;
@@ -586,7 +587,8 @@ static int check_workflow(const struct kiln_spec *s, json_t *wf, struct kiln_err
 				      g->checkpoint ? "generate.checkpoint" : "lora '",
 				      g->checkpoint ? "" : lora, g->checkpoint ? "" : "'",
 				      g->checkpoint ? ", or remove generate.checkpoint" : "");
-	return 0;
+	/* the prompts and the size must reach the model: bound by following links */
+	return kiln_comfy_workflow_check(text, g->workflow, 0, e);
 }
 
 /* Load (through the recipe module) every ControlNet image the traits name and the workflow,
@@ -610,7 +612,7 @@ static int load_inputs(struct ai *a, struct kiln_error *e)
 				      "of nodes; export it with 'Save (API Format)'): %s",
 				      je.line, wf ? "not an object" : je.text);
 	}
-	rc = check_workflow(s, wf, e);
+	rc = check_workflow(s, wf, text, e);
 	json_decref(wf);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* --- AI engines: per-trait prompt/negative/lora/controlnet and the generate: block --------- */
 
@@ -290,13 +291,46 @@ static int parse_sampler(struct ctx *c, struct fy_node *n, struct kiln_generate 
 
 /* The node of trait t of layer l's controlnet, for a message's line:col (the generate block
  * when the trait was not written as a mapping under layers:). */
-static struct fy_node *controlnet_node(struct fy_node *gen, size_t l, size_t t)
+static struct fy_node *trait_key_node(struct fy_node *gen, size_t l, size_t t, const char *key)
 {
 	struct fy_node *root = fy_document_root(fy_node_document(gen)), *x;
 	char path[96];
-	snprintf(path, sizeof path, "/layers/%zu/traits/%zu/controlnet", l, t);
+	snprintf(path, sizeof path, "/layers/%zu/traits/%zu/%s", l, t, key);
 	x = root ? fy_node_by_path(root, path, FY_NT, FYNWF_DONT_FOLLOW) : NULL;
 	return x ? x : gen;
+}
+
+static struct fy_node *controlnet_node(struct fy_node *gen, size_t l, size_t t)
+{
+	return trait_key_node(gen, l, t, "controlnet");
+}
+
+/* sd-server's limits (leejet/stable-diffusion.cpp examples/): it clamps steps to 1..100
+ * without a word (SDGenerationParams::resolve_and_validate, common.cpp), and lists only
+ * .safetensors, .pt, .pth and .gguf LoRAs (is_supported_model_ext, examples/server/runtime.cpp),
+ * so a request naming a .ckpt or .bin one is refused with a bare 400. */
+static int check_sdcpp_limits(struct ctx *c, struct fy_node *gen, const struct kiln_endpoint *ep)
+{
+	const struct kiln_generate *g = c->s->generate;
+	if (g->steps > 100)
+		return fail(c, get(gen, "steps") ? get(gen, "steps") : gen, "generate.steps %d: "
+			    "endpoint %s is sd-server, which runs at most 100 steps (it would "
+			    "clamp to 100 silently)", g->steps, ep->url);
+	for (size_t l = 0; l < c->s->nlayers; l++)
+		for (size_t t = 0; t < c->s->layers[l].ntraits; t++) {
+			const struct kiln_trait *tr = &c->s->layers[l].traits[t];
+			for (size_t k = 0; k < tr->nloras; k++) {
+				const char *n = tr->loras[k].name, *dot = strrchr(n, '.');
+				if (dot && (!strcasecmp(dot, ".ckpt") || !strcasecmp(dot, ".bin")))
+					return fail(c, trait_key_node(gen, l, t, "lora"),
+						    "lora '%s' of trait '%s' (layer '%s'): "
+						    "endpoint %s is sd-server, which loads no %s "
+						    "LoRA (only .safetensors, .pt, .pth, .gguf): "
+						    "convert it to .safetensors", n, tr->name,
+						    c->s->layers[l].name, ep->url, dot);
+			}
+		}
+	return 0;
 }
 
 /* What endpoint ep's engine cannot honour is refused here, at load time, rather than dropped
@@ -327,6 +361,8 @@ static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
 		kiln_buf_release(&b);
 		return rc;
 	}
+	if (sdcpp && check_sdcpp_limits(c, gen, ep))
+		return KILN_E_SPEC;
 	if (sdcpp && g->checkpoint)
 		return fail(c, get(gen, "checkpoint"), "endpoint %s is sd-server, which runs the one "
 			    "model it was started with (--model) and cannot switch: remove "

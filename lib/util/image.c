@@ -296,3 +296,39 @@ out:
 	VIPS_UNREF(fixed);
 	return rc;
 }
+
+int kiln_image_rgb_png(const void *data, size_t len, const char *where, struct kiln_buf *out,
+		       int *converted, struct kiln_error *e)
+{
+	VipsImage *img, *t = NULL;
+	VipsInterpretation grey;
+	void *png = NULL;
+	size_t plen = 0;
+	int rc;
+	*converted = 0;
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	if (!(img = vips_image_new_from_buffer(data, len, "", NULL)))
+		return kiln_vips_fail(e, KILN_E_IMAGE, where, "cannot read the image");
+	if (vips_image_get_bands(img) >= 3) {
+		g_object_unref(img);
+		return 0;
+	}
+	/* grey whatever the file says it is (a 1-band PNG may load as multiband) */
+	grey = vips_image_get_format(img) == VIPS_FORMAT_USHORT ? VIPS_INTERPRETATION_GREY16
+								: VIPS_INTERPRETATION_B_W;
+	if (vips_colourspace(img, &t, VIPS_INTERPRETATION_sRGB, "source_space", grey, NULL) ||
+	    swap(&img, t) ||
+	    vips_cast_uchar(img, &t, NULL) || swap(&img, t) ||
+	    vips_pngsave_buffer(img, &png, &plen, "strip", TRUE, NULL)) {
+		g_object_unref(img);
+		return kiln_vips_fail(e, KILN_E_IMAGE, where, "cannot expand the grey image to RGB");
+	}
+	g_object_unref(img);
+	rc = kiln_buf_add(out, png, plen);
+	g_free(png);
+	if (rc)
+		return kiln_error_set(e, KILN_E_NOMEM, where, "out of memory");
+	*converted = 1;
+	return 0;
+}

@@ -75,4 +75,12 @@ struct _VipsImage;
 int kiln_image_encode(const struct kiln_image_enc *enc, struct _VipsImage *im, const void *xmp,
 		      size_t xmplen, struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 
+/* A PNG of the in-memory image data[len] with at least three colour bands, for servers that
+ * refuse grey control images (stable-diffusion.cpp reads them with stb_image asking for three
+ * channels and rejects fewer). *converted 0: the image already has three or more bands and out
+ * is untouched (send the bytes as they are); 1: out holds the grey image expanded to sRGB
+ * (alpha kept). The same bytes give the same PNG every time. KILN_E_IMAGE naming `where`. */
+int kiln_image_rgb_png(const void *data, size_t len, const char *where, struct kiln_buf *out,
+		       int *converted, struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

@@ -16,7 +16,7 @@ expect_contains "guidance refusal" "$T/err" "does not honour controlnet guidance
 sed -i 's/, guidance_end: 0.8//; s/sampler: "Euler a"/sampler: "DPM++ SDE Karras"/' "$P/kiln.yaml"
 "$KILN" -C "$P" plan -q 2>"$T/err"
 expect_eq "sampler sd-server lacks refused" $? 2
-expect_contains "sampler refusal" "$T/err" "'DPM++ SDE' cannot run on endpoint $U (sdcpp has no such sampler): sdcpp accepts 'Euler a', 'Euler', 'Heun', 'DPM2', 'DPM++ 2S a', 'DPM++ 2M', 'DDIM', 'LCM'"
+expect_contains "sampler refusal" "$T/err" "'DPM++ SDE' cannot run on endpoint $U (sdcpp has no such sampler): sdcpp accepts 'Euler a', 'Euler', 'Heun', 'DPM2', 'DPM++ 2S a', 'DPM++ 2M', 'DPM++ 2M SDE', 'LMS', 'LCM'"
 # a prompt that is not Latin-1: its images' parameters must be iTXt
 ai_owls "$P" sdcpp 's/, auth_env: KILN_GPU_AUTH//; s/"purple dusk sky"/"purple dusk sky, 夕焼け"/; /^  checkpoint:/d; s/, guidance_end: 0.8//'
 "$KILN" -C "$P" plan -q || fail plan

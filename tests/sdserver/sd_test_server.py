@@ -371,11 +371,18 @@ COMFY_SAMPLERS = [
     "er_sde", "ddim", "uni_pc", "uni_pc_bh2"]
 COMFY_SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta",
                     "normal", "linear_quadratic", "kl_optimal"]
+# stable-diffusion.cpp src/stable-diffusion.cpp: sample_method_to_str and scheduler_to_str
+# ("normal" is str_to_scheduler's alias of discrete, listed by the capabilities)
 SDCPP_SAMPLERS = ["euler", "euler_a", "heun", "dpm2", "dpm++2s_a", "dpm++2m", "dpm++2mv2",
                   "ipndm", "ipndm_v", "lcm", "ddim_trailing", "tcd", "res_multistep", "res_2s",
-                  "er_sde", "euler_cfg_pp"]
-SDCPP_SCHEDULERS = ["discrete", "karras", "exponential", "ays", "gits", "smoothstep",
-                    "sgm_uniform", "simple", "kl_optimal", "lcm", "bong_tangent", "normal"]
+                  "er_sde", "euler_cfg_pp", "euler_a_cfg_pp", "euler_ge", "dpm++2m_sde",
+                  "dpm++2m_sde_bt", "lms"]
+SDCPP_SCHEDULERS = ["discrete", "normal", "karras", "exponential", "ays", "gits", "sgm_uniform",
+                    "simple", "smoothstep", "kl_optimal", "lcm", "bong_tangent", "ltx2",
+                    "logit_normal", "flux2", "flux", "beta"]
+# examples/server/runtime.cpp is_supported_model_ext: what refresh_lora_cache lists (a .ckpt
+# or .bin LoRA is never listed, so get_lora_full_path finds nothing for it)
+SDCPP_LORA_EXTS = (".gguf", ".pt", ".pth", ".safetensors")
 SDCPP_SAPI_SAMPLER_ALIASES = {
     "euler a": "euler_a", "k_euler_a": "euler_a", "euler": "euler", "k_euler": "euler",
     "heun": "heun", "k_heun": "heun", "dpm2": "dpm2", "k_dpm_2": "dpm2", "lcm": "lcm",
@@ -1304,6 +1311,31 @@ def comfy_node_defs(st):
         "CLIPTextEncode": {"required": collections.OrderedDict([
             ("text", ["STRING", {"multiline": True, "dynamicPrompts": True}]), ("clip", ["CLIP"])]),
             "return": ["CONDITIONING"], "output_node": False, "category": "conditioning"},
+        # comfy_extras/nodes_clip_sdxl.py: no "text" input; one set anyway is ignored, as
+        # execution.py reads only the declared inputs (get_input_data) and validate_inputs
+        # checks only those
+        "CLIPTextEncodeSDXL": {"required": collections.OrderedDict([
+            ("clip", ["CLIP"]),
+            ("width", ["INT", {"default": 1024, "min": 0, "max": MAX_RESOLUTION}]),
+            ("height", ["INT", {"default": 1024, "min": 0, "max": MAX_RESOLUTION}]),
+            ("crop_w", ["INT", {"default": 0, "min": 0, "max": MAX_RESOLUTION}]),
+            ("crop_h", ["INT", {"default": 0, "min": 0, "max": MAX_RESOLUTION}]),
+            ("target_width", ["INT", {"default": 1024, "min": 0, "max": MAX_RESOLUTION}]),
+            ("target_height", ["INT", {"default": 1024, "min": 0, "max": MAX_RESOLUTION}]),
+            ("text_g", ["STRING", {"multiline": True, "default": "CLIP_G"}]),
+            ("text_l", ["STRING", {"multiline": True, "default": "CLIP_L"}])]),
+            "return": ["CONDITIONING"], "output_node": False, "category": "advanced/conditioning"},
+        # nodes.py ConditioningCombine: the two conditionings' lists joined
+        "ConditioningCombine": {"required": collections.OrderedDict([
+            ("conditioning_1", ["CONDITIONING"]), ("conditioning_2", ["CONDITIONING"])]),
+            "return": ["CONDITIONING"], "output_node": False, "category": "conditioning"},
+        # nodes.py ControlNetApply (deprecated, still served): one conditioning in and out
+        "ControlNetApply": {"required": collections.OrderedDict([
+            ("conditioning", ["CONDITIONING"]), ("control_net", ["CONTROL_NET"]),
+            ("image", ["IMAGE"]),
+            ("strength", ["FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}])]),
+            "return": ["CONDITIONING"], "output_node": False,
+            "category": "conditioning/controlnet"},
         "EmptyLatentImage": {"required": collections.OrderedDict([
             ("width", ["INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8}]),
             ("height", ["INT", {"default": 512, "min": 16, "max": MAX_RESOLUTION, "step": 8}]),
@@ -1892,6 +1924,21 @@ class ComfyUI:
         elif ct == "CLIPTextEncode":
             out = ({"kind": "CONDITIONING", "text": str(inp("text", "")), "clip": inp("clip"),
                     "control": []},)
+        elif ct == "CLIPTextEncodeSDXL":
+            # text_g for CLIP-G, text_l for CLIP-L: the image shows both when they differ
+            tg, tl = str(inp("text_g", "CLIP_G")), str(inp("text_l", "CLIP_L"))
+            out = ({"kind": "CONDITIONING", "text": tg if tg == tl else "%s | %s" % (tg, tl),
+                    "clip": inp("clip"), "control": []},)
+        elif ct == "ConditioningCombine":
+            c1, c2 = inp("conditioning_1"), inp("conditioning_2")
+            out = ({"kind": "CONDITIONING", "text": "%s AND %s" % (c1["text"], c2["text"]),
+                    "clip": c1.get("clip"), "control": c1["control"] + c2["control"]},)
+        elif ct == "ControlNetApply":
+            c, cn, img = inp("conditioning"), inp("control_net"), inp("image")
+            ctl = [cn.get("name") if isinstance(cn, dict) else None, float(inp("strength", 1.0)),
+                   0.0, 1.0, img.get("sha") if isinstance(img, dict) else None]
+            out = (c if float(inp("strength", 1.0)) == 0 else
+                   dict(c, control=c["control"] + [ctl]),)
         elif ct == "EmptyLatentImage":
             w, h = int(inp("width", 512)), int(inp("height", 512))
             if w > 4096 or h > 4096:
@@ -2193,6 +2240,9 @@ class SdCpp:
         return None
 
     # -- listings -------------------------------------------------------------------------------
+    def listed_loras(self):
+        return [l for l in self.st.loras if l.lower().endswith(SDCPP_LORA_EXTS)]
+
     def sdapi_loras(self, req):
         return sdcpp_json([{"name": self.st.lora_stem(l), "path": l} for l in self.st.loras])
 
@@ -2240,7 +2290,8 @@ class SdCpp:
             "samplers": SDCPP_SAMPLERS, "schedulers": SDCPP_SCHEDULERS,
             "output_formats": ["png"], "output_formats_by_mode": {"img_gen": ["png"]},
             "features": features, "features_by_mode": {"img_gen": features},
-            "loras": [{"name": st.lora_stem(l), "path": l} for l in st.loras],
+            "loras": [{"name": st.lora_stem(l).rsplit("/", 1)[-1], "path": l}
+                      for l in self.listed_loras()],
             "upscalers": [{"name": n, "model": False, "image_upscale": False}
                           for n in ("None", "Lanczos", "Nearest", "Latent")],
             "upscale": False, "preview_modes": ["none", "proj", "tae", "vae"]})
@@ -2270,14 +2321,12 @@ class SdCpp:
         sp = body.get("sample_params", {})
         if not isinstance(sp, dict):
             return None, bad
-        if "sample_method" in sp:
-            if sp["sample_method"] not in SDCPP_SAMPLERS + ["default"]:
-                return None, bad
-            g["sample_method"] = None if sp["sample_method"] == "default" else sp["sample_method"]
-        if "scheduler" in sp:
-            if sp["scheduler"] not in SDCPP_SCHEDULERS + ["default"]:
-                return None, bad
-            g["scheduler"] = None if sp["scheduler"] == "default" else sp["scheduler"]
+        # common.cpp SDGenerationParams::from_json_str: a sample_method or scheduler name
+        # str_to_sample_method / str_to_scheduler do not know keeps the default, silently
+        if isinstance(sp.get("sample_method"), str) and sp["sample_method"] in SDCPP_SAMPLERS:
+            g["sample_method"] = sp["sample_method"]
+        if isinstance(sp.get("scheduler"), str) and sp["scheduler"] in SDCPP_SCHEDULERS:
+            g["scheduler"] = "discrete" if sp["scheduler"] == "normal" else sp["scheduler"]
         if "sample_steps" in sp:
             if not _is_int(sp["sample_steps"]):
                 return None, bad
@@ -2305,8 +2354,10 @@ class SdCpp:
                     return None, bad
                 path = item.get("path", "")
                 # sd-server matches the file path under --lora-model-dir exactly, extension
-                # included: "crown_v2" is not "crown_v2.safetensors"
-                l = path if path in self.st.loras else None
+                # included: "crown_v2" is not "crown_v2.safetensors"; and only the files it
+                # lists (runtime.cpp get_lora_full_path over refresh_lora_cache): a .ckpt or
+                # .bin LoRA is "invalid generation parameters"
+                l = path if path in self.listed_loras() else None
                 if not path or l is None:
                     return None, bad
                 mul = item.get("multiplier", 1.0)
@@ -2322,7 +2373,15 @@ class SdCpp:
                                        validate=True)
             except (binascii.Error, ValueError):
                 return None, bad
-            g["control_image"] = hashlib.sha256(raw).hexdigest()[:16]
+            # media_io.cpp load_image_common: stb_image asked for 3 channels, and an image
+            # of fewer (grey, grey+alpha) refused, which from_json_str turns into "invalid
+            # generation parameters"
+            if raw[:8] == PNG_SIG and len(raw) > 25 and raw[25] in (0, 4):
+                return None, bad
+            # started without --control-net (the test server's --no-controlnet) the image is
+            # ignored: generate_image runs without a control net (src/stable-diffusion.cpp)
+            if not self.st.args.no_controlnet:
+                g["control_image"] = hashlib.sha256(raw).hexdigest()[:16]
         of = body.get("output_format", "png")
         if of not in ("png", "jpeg", "webp"):
             return None, "invalid output_format"
@@ -2335,6 +2394,7 @@ class SdCpp:
         if g["seed"] < 0:
             with self.st.lock:
                 g["seed"] = self.st.seed_rng.randrange(2147483648)
+        # common.cpp resolve_and_validate (strict, as the server calls it): clamped silently
         g["batch_count"] = min(8, max(1, g["batch_count"]))
         g["steps"] = min(100, max(1, g["steps"]))
         if g["strength"] < 0 or g["strength"] > 1 or g["cfg"] < 0:

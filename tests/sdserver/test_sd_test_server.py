@@ -973,7 +973,7 @@ class TestComfyUI(unittest.TestCase):
         oi = srv.json("GET", "/object_info/CheckpointLoaderSimple")
         self.assertEqual(oi["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0],
                          ["sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors"])
-        self.assertEqual(len(srv.json("GET", "/object_info")), 11)
+        self.assertEqual(len(srv.json("GET", "/object_info")), 14)
         self.assertIn("crown_v2.safetensors", srv.json("GET", "/models/loras"))
         self.assertEqual(srv.request("GET", "/models/nope")[0], 404)
         self.assertEqual(srv.request("GET", "/nope")[2], b"404: Not Found")
@@ -1001,6 +1001,44 @@ class TestComfyUI(unittest.TestCase):
         self.assertEqual(err[0], "execution_error")
         self.assertEqual(err[1]["node_type"], "EmptyLatentImage")
         self.assertEqual(self.srv.stats()["jobs_failed"], 1)
+
+
+class TestComfyUILenient(unittest.TestCase):
+    """ComfyUI runs a graph with inputs its node classes do not declare: they are ignored
+    (execution.py get_input_data, validate_inputs); SDXL encoders and ConditioningCombine."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server("--protocol", "comfyui")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_sdxl_undeclared_text_ignored(self):
+        srv = self.srv
+        srv.reset()
+        g = comfy_graph(text="", neg="blurry")
+        # what kiln used to send: "text" on a CLIPTextEncodeSDXL and on ConditioningCombine
+        g["6"] = {"class_type": "CLIPTextEncodeSDXL", "inputs": {
+            "clip": ["4", 1], "width": 1024, "height": 1024, "crop_w": 0, "crop_h": 0,
+            "target_width": 1024, "target_height": 1024, "text_g": "workflow g",
+            "text_l": "workflow l", "text": "pixel art owl"}}
+        g["11"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "style", "clip": ["4", 1]}}
+        g["12"] = {"class_type": "ConditioningCombine", "inputs": {
+            "conditioning_1": ["6", 0], "conditioning_2": ["11", 0], "text": "ignored"}}
+        g["3"]["inputs"]["positive"] = ["12", 0]
+        pid = str(uuid.uuid4())
+        r = srv.json("POST", "/prompt", {"prompt": g, "prompt_id": pid})
+        self.assertEqual(r["node_errors"], {})
+        h = wait_history(srv, pid)
+        self.assertEqual(h["status"]["status_str"], "success")
+        job = srv.json("GET", "/__test__/jobs")[-1]
+        self.assertEqual(job["outputs"][0]["params"]["prompt"],
+                         "workflow g | workflow l AND style")
+        info = srv.json("GET", "/object_info")
+        self.assertNotIn("text", info["CLIPTextEncodeSDXL"]["input"]["required"])
+        self.assertIn("ControlNetApply", info)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1067,8 +1105,6 @@ class TestSdCpp(unittest.TestCase):
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual(st, 400)  # sd-server's /sdapi subset (A1111's own: 422)
         self.assertEqual(self.img_gen(expect=400, width="wide"),
-                         {"error": "invalid generation parameters"})
-        self.assertEqual(self.img_gen(expect=400, sample_params={"sample_method": "magic"}),
                          {"error": "invalid generation parameters"})
         st, _, body = srv.request("POST", "/sdcpp/v1/img_gen", b"")
         self.assertEqual((st, json.loads(body)), (400, {"error": "empty body"}))
@@ -1363,6 +1399,67 @@ class TestManyJobs(unittest.TestCase):
         finally:
             srv.stop()
 
+
+
+class TestSdCppLenient(unittest.TestCase):
+    """What the real sd-server accepts and does silently (examples/common/common.cpp,
+    examples/server/runtime.cpp, media_io.cpp), and what it refuses."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server("--protocol", "sdcpp", "--no-controlnet", "--loras",
+                         "crown_v2.safetensors,old_style.ckpt,styles/halo.bin,styles/eyes.pt")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def gen(self, expect=202, **kw):
+        b = {"prompt": "owl", "seed": 3, "width": 64, "height": 64,
+             "sample_params": {"sample_method": "euler", "sample_steps": 20}}
+        b.update(kw)
+        return self.srv.json("POST", "/sdcpp/v1/img_gen", b, expect=expect)
+
+    def params(self, r):
+        j = wait_job(self.srv, r["id"])
+        self.assertEqual(j["status"], "completed")
+        return decode_png(base64.b64decode(j["result"]["images"][0]["b64_json"]))[3]["parameters"]
+
+    def test_lenient(self):
+        srv = self.srv
+        srv.reset()
+        # steps over 100: clamped, no error
+        self.assertIn("Steps: 100,", self.params(self.gen(sample_params={"sample_steps": 120})))
+        # a sampler or scheduler it does not know: its default, no error
+        t = self.params(self.gen(sample_params={"sample_method": "DPM++ 2M", "scheduler": "x"}))
+        self.assertIn("Sampler: euler_a,", t)
+        t = self.params(self.gen(sample_params={"sample_method": "lms", "scheduler": "beta"}))
+        self.assertIn("Sampler: lms beta,", t)
+        # only .safetensors/.pt/.pth/.gguf LoRAs are listed and found
+        caps = srv.json("GET", "/sdcpp/v1/capabilities")
+        self.assertEqual([l["path"] for l in caps["loras"]],
+                         ["crown_v2.safetensors", "styles/eyes.pt"])
+        self.assertEqual(caps["loras"][1]["name"], "eyes")
+        for path in ("old_style.ckpt", "styles/halo.bin"):
+            self.assertEqual(self.gen(expect=400, lora=[{"path": path}]),
+                             {"error": "invalid generation parameters"})
+        self.gen(lora=[{"path": "styles/eyes.pt", "multiplier": 0.5}])
+        # a grey control image: 400; an RGB one is ignored without --control-net
+        grey = base64.b64encode(png_bytes(1, 1, [b"\x00\x80"], colour=0)).decode()
+        self.assertEqual(self.gen(expect=400, control_image=grey),
+                         {"error": "invalid generation parameters"})
+        rgb = base64.b64encode(png_bytes(1, 1, [b"\x00\x10\x20\x30"], colour=2)).decode()
+        wait_job(srv, self.gen(control_image=rgb)["id"])
+        job = srv.json("GET", "/__test__/jobs")[-1]
+        self.assertIsNone(job["outputs"][0]["params"]["extra"]["control"])
+
+
+def png_bytes(w, h, rows, colour):
+    """A PNG of raw filtered rows (each starting with its filter byte)."""
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
 
 if __name__ == "__main__":
     unittest.main()

@@ -49,7 +49,16 @@ static struct kiln_spec *load(void)
 	return s;
 }
 
-static const unsigned char png[] = {0x89, 'P', 'N', 'G', 1, 2, 3};
+/* a 1x1 RGB PNG */
+static const unsigned char png[] = {
+	0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+	0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90,
+	0x77, 0x53, 0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x10,
+	0x50, 0x30, 0x00, 0x00, 0x00, 0xa4, 0x00, 0x61, 0x34, 0x66, 0x7d, 0x72, 0x00, 0x00, 0x00,
+	0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+#define PNG_B64                                                                             \
+	"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGMQUDAAAACkAGE0Zn1yAAAAAElFTkSuQm" \
+	"CC"
 static struct kiln_ai_file files[] = {{"cn.png", png, sizeof png, "ab12"}};
 
 static void build(const struct kiln_spec *s, uint32_t body, uint32_t hat, unsigned cand,
@@ -173,7 +182,7 @@ static void test_a1111(void **state)
 	u = json_array_get(json_object_get(json_object_get(json_object_get(o, "alwayson_scripts"),
 			   "controlnet"), "args"), 0);
 	assert_string_equal(json_string_value(json_object_get(u, "model")), "canny");
-	assert_string_equal(json_string_value(json_object_get(u, "image")), "iVBORwECAw==");
+	assert_string_equal(json_string_value(json_object_get(u, "image")), PNG_B64);
 	assert_true(json_real_value(json_object_get(u, "guidance_end")) == 0.8);
 	json_decref(o);
 	o = wire(&kiln_engine_a1111, &rq, 1); /* for the catalog: the image by hash */
@@ -201,7 +210,7 @@ static void test_sdcpp(void **state)
 	assert_string_equal(json_string_value(json_object_get(sp, "sample_method")), "dpm++2m");
 	assert_string_equal(json_string_value(json_object_get(sp, "scheduler")), "karras");
 	assert_int_equal(json_integer_value(json_object_get(sp, "sample_steps")), 30);
-	assert_string_equal(json_string_value(json_object_get(o, "control_image")), "iVBORwECAw==");
+	assert_string_equal(json_string_value(json_object_get(o, "control_image")), PNG_B64);
 	json_decref(o);
 	kiln_ai_request_release(&rq);
 	kiln_spec_free(s);
@@ -213,8 +222,9 @@ static void test_comfyui(void **state)
 		"{\"4\":{\"class_type\":\"CheckpointLoaderSimple\",\"inputs\":{\"ckpt_name\":\"x\"}},"
 		"\"6\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"text\":\"\",\"clip\":[\"4\",1]}},"
 		"\"7\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"text\":\"\",\"clip\":[\"4\",1]}},"
+		"\"5\":{\"class_type\":\"EmptyLatentImage\",\"inputs\":{\"width\":8,\"height\":8}},"
 		"\"3\":{\"class_type\":\"KSampler\",\"inputs\":{\"seed\":0,\"model\":[\"4\",0],"
-		"\"positive\":[\"6\",0],\"negative\":[\"7\",0]}}}";
+		"\"positive\":[\"6\",0],\"negative\":[\"7\",0],\"latent_image\":[\"5\",0]}}}";
 	struct kiln_spec *s = load();
 	struct kiln_ai_request rq;
 	json_t *o, *g, *ks;
@@ -304,7 +314,7 @@ static void test_samplers(void **state)
 	assert_string_equal(e.where, "kiln.yaml:6:13"); /* the sampler's value */
 	if (!strstr(e.msg, "'DPM++ SDE' cannot run on endpoint http://gpu:7860") ||
 	    !strstr(e.msg, "'Euler a', 'Euler', 'Heun', 'DPM2', 'DPM++ 2S a', 'DPM++ 2M', "
-			   "'DDIM', 'LCM'"))
+			   "'DPM++ 2M SDE', 'LMS', 'LCM'"))
 		fail_msg("%s", e.msg);
 	assert_int_equal(parse_edited(clash, 2, &s, &e), KILN_E_SPEC);
 	assert_non_null(strstr(e.msg, "contradicts"));

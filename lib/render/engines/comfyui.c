@@ -49,18 +49,6 @@ static int is_link(json_t *v, const char *node, int out)
 	       json_integer_value(json_array_get(v, 1)) == out;
 }
 
-static const char *find_class(json_t *g, const char *cls)
-{
-	const char *k;
-	json_t *n;
-	json_object_foreach(g, k, n) {
-		const char *c = json_string_value(json_object_get(n, "class_type"));
-		if (c && !strcmp(c, cls))
-			return k;
-	}
-	return NULL;
-}
-
 /* Rewire every input linking to [from, out] (outside node `skip`) to [to, out]. */
 static int rewire(json_t *g, const char *from, int out, const char *to, const char *skip)
 {
@@ -78,24 +66,261 @@ static int rewire(json_t *g, const char *from, int out, const char *to, const ch
 	return 0;
 }
 
-static int set_text(json_t *g, json_t *link, const char *text)
+/* --- what kiln binds in a workflow, found by following links ------------------------------
+ *
+ * ComfyUI ignores an input a node class does not declare (execution.py get_input_data reads
+ * only the declared ones; validate_inputs in execution.py checks only those), so setting
+ * inputs.text on a CLIPTextEncodeSDXL (which has text_g and text_l; comfy_extras/
+ * nodes_clip_sdxl.py) or inputs.width on a node that is not the latent's source is silently
+ * lost. kiln therefore follows the KSampler's links: positive and negative back through any
+ * conditioning nodes (ConditioningCombine, ConditioningConcat, ControlNetApply(Advanced), ...)
+ * to every text encoder that feeds them, and latent_image back to the node with width and
+ * height. A workflow where that cannot be done is refused before any job, naming the node. */
+
+/* Text encoders and the inputs that carry their text (nodes.py, comfy_extras/nodes_clip_sdxl.py,
+ * nodes_sd3.py, nodes_flux.py, nodes_hunyuan.py). */
+static const struct {
+	const char *cls, *in[3];
+} encoders[] = {
+	{"CLIPTextEncode", {"text"}},
+	{"CLIPTextEncodeSDXL", {"text_g", "text_l"}},
+	{"CLIPTextEncodeSDXLRefiner", {"text"}},
+	{"CLIPTextEncodeSD3", {"clip_l", "clip_g", "t5xxl"}},
+	{"CLIPTextEncodeFlux", {"clip_l", "t5xxl"}},
+	{"CLIPTextEncodeHunyuanDiT", {"bert", "mt5xl"}},
+};
+#define NENCODERS (sizeof encoders / sizeof encoders[0])
+#define MAX_BOUND 32
+
+struct binding {
+	const char *ks, *latent, *ck;
+	const char *pos[MAX_BOUND], *neg[MAX_BOUND];
+	size_t npos, nneg;
+};
+
+static const char *cls_of(json_t *g, const char *id)
 {
-	json_t *n;
-	if (!json_is_array(link))
-		return 0;
-	n = json_object_get(g, json_string_value(json_array_get(link, 0)));
-	if (!n)
-		return 0;
-	return json_object_set_new(json_object_get(n, "inputs"), "text", json_string(text));
+	const char *c = json_string_value(json_object_get(json_object_get(g, id), "class_type"));
+	return c ? c : "?";
 }
 
-static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_buf *out,
-		struct kiln_error *e)
+/* The text inputs of node n: the encoder table's, or a lone string "text" of a class kiln does
+ * not know (a custom encoder; the probe checks the server declares it). NULL: not an encoder. */
+static const char *const *text_inputs(json_t *n)
+{
+	static const char *const plain[3] = {"text"};
+	const char *c = json_string_value(json_object_get(n, "class_type"));
+	for (size_t i = 0; c && i < NENCODERS; i++)
+		if (!strcmp(encoders[i].cls, c))
+			return encoders[i].in;
+	return json_is_string(json_object_get(json_object_get(n, "inputs"), "text")) ? plain : NULL;
+}
+
+static int is_cond_input(const char *name)
+{
+	return !strncmp(name, "conditioning", 12) || !strcmp(name, "positive") ||
+	       !strcmp(name, "negative") || !strcmp(name, "cond");
+}
+
+static int add_bound(const char **list, size_t *n, const char *id)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp(list[i], id))
+			return 0;
+	if (*n == MAX_BOUND)
+		return -1;
+	list[(*n)++] = id;
+	return 0;
+}
+
+/* Follow conditioning link `link` back to its text encoders, into list. */
+static int walk_cond(json_t *g, json_t *link, const char *side, const char **list, size_t *n,
+		     unsigned depth, struct kiln_error *e)
+{
+	const char *id = json_string_value(json_array_get(link, 0)), *k;
+	json_int_t slot = json_integer_value(json_array_get(link, 1));
+	json_t *node, *in, *v;
+	int followed = 0, both;
+	if (!json_is_array(link) || !id)
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "the KSampler's %s input is not a link "
+				      "to a node", side);
+	if (!(node = json_object_get(g, id)))
+		return kiln_error_set(e, KILN_E_SPEC, id, "the %s conditioning links to node %s, "
+				      "which is not in the workflow", side, id);
+	if (depth > 64)
+		return kiln_error_set(e, KILN_E_SPEC, id, "the %s conditioning goes round in a "
+				      "loop through node %s", side, id);
+	if (text_inputs(node)) {
+		if (add_bound(list, n, id))
+			return kiln_error_set(e, KILN_E_SPEC, id, "more than %d text encoders feed "
+					      "the %s conditioning", MAX_BOUND, side);
+		return 0;
+	}
+	in = json_object_get(node, "inputs");
+	/* a node with both positive and negative inputs (ControlNetApplyAdvanced) passes the
+	 * positive to output 0 and the negative to output 1 (nodes.py) */
+	both = json_is_array(json_object_get(in, "positive")) &&
+	       json_is_array(json_object_get(in, "negative"));
+	json_object_foreach(in, k, v) {
+		int rc;
+		if (!json_is_array(v) || !is_cond_input(k))
+			continue;
+		if (both && ((slot == 0 && !strcmp(k, "negative")) ||
+			     (slot == 1 && !strcmp(k, "positive"))))
+			continue;
+		if ((rc = walk_cond(g, v, side, list, n, depth + 1, e)))
+			return rc;
+		followed = 1;
+	}
+	if (!followed)
+		return kiln_error_set(e, KILN_E_SPEC, id, "node %s (%s) feeds the KSampler's %s "
+				      "conditioning, but kiln finds no text input behind it (no "
+				      "CLIPTextEncode, CLIPTextEncodeSDXL or other text encoder): "
+				      "the prompt would not reach the "
+				      "model", id, cls_of(g, id), side);
+	return 0;
+}
+
+/* Find what kiln binds in graph g. e->where is the node id at fault (the caller turns it into
+ * file:line). */
+static int analyse(json_t *g, int need_ck, struct binding *b, struct kiln_error *e)
+{
+	const char *k, *ksid = NULL;
+	json_t *n, *in, *lat;
+	int rc;
+	memset(b, 0, sizeof *b);
+	json_object_foreach(g, k, n) {
+		const char *c = json_string_value(json_object_get(n, "class_type"));
+		if (c && !strcmp(c, "KSampler")) {
+			if (ksid)
+				return kiln_error_set(e, KILN_E_SPEC, k, "the workflow has two "
+						      "KSampler nodes (%s and %s): kiln binds "
+						      "seed, steps and prompts to one", ksid, k);
+			ksid = k;
+		}
+		if (c && !strcmp(c, "CheckpointLoaderSimple") && !b->ck)
+			b->ck = k;
+	}
+	if (!ksid)
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow has no KSampler node: "
+				      "kiln binds seed, steps, cfg and sampler there");
+	b->ks = ksid;
+	if (!b->ck && need_ck)
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow has no "
+				      "CheckpointLoaderSimple node: kiln binds generate.checkpoint "
+				      "and chains LoRAs there");
+	in = json_object_get(json_object_get(g, ksid), "inputs");
+	if ((rc = walk_cond(g, json_object_get(in, "positive"), "positive", b->pos, &b->npos, 0,
+			    e)) ||
+	    (rc = walk_cond(g, json_object_get(in, "negative"), "negative", b->neg, &b->nneg, 0,
+			    e)))
+		return rc;
+	for (size_t i = 0; i < b->npos; i++)
+		for (size_t j = 0; j < b->nneg; j++)
+			if (!strcmp(b->pos[i], b->neg[j]))
+				return kiln_error_set(e, KILN_E_SPEC, b->pos[i], "node %s (%s) "
+						      "feeds both the positive and the negative "
+						      "conditioning: kiln cannot give it both "
+						      "texts",
+						      b->pos[i], cls_of(g, b->pos[i]));
+	/* the latent: back from latent_image to the node that has width and height */
+	lat = json_object_get(in, "latent_image");
+	for (unsigned depth = 0; depth < 64; depth++) {
+		const char *id = json_string_value(json_array_get(lat, 0));
+		json_t *node = id ? json_object_get(g, id) : NULL, *li, *v;
+		if (!json_is_array(lat) || !node)
+			return kiln_error_set(e, KILN_E_SPEC, ksid, "the KSampler (node %s) has no "
+					      "latent_image link to a node of the workflow: kiln "
+					      "sets the image size on the node that feeds "
+					      "it", ksid);
+		li = json_object_get(node, "inputs");
+		if (json_object_get(li, "width") && json_object_get(li, "height")) {
+			b->latent = id;
+			return 0;
+		}
+		lat = NULL;
+		json_object_foreach(li, k, v)
+			if (json_is_array(v) && (!strcmp(k, "samples") || !strncmp(k, "latent", 6)))
+				lat = v;
+		if (!lat)
+			return kiln_error_set(e, KILN_E_SPEC, id, "the KSampler's latent_image "
+					      "comes from node %s (%s), which has no width and "
+					      "height: kiln cannot set the image size (start the "
+					      "latent with EmptyLatentImage or another node with "
+					      "width and height)",
+					      id, cls_of(g, id));
+	}
+	return kiln_error_set(e, KILN_E_SPEC, ksid, "the KSampler's latent_image goes round in "
+			      "a loop");
+}
+
+/* The 1-based line of node id's key in the workflow text (0: not found). */
+static int node_line(const char *text, const char *id)
+{
+	size_t n = strlen(id);
+	int line = 1;
+	for (const char *p = text; *p; p++) {
+		if (*p == '\n')
+			line++;
+		else if (*p == '"' && !strncmp(p + 1, id, n) && p[n + 1] == '"') {
+			const char *q = p + n + 2;
+			while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+				q++;
+			if (*q == ':')
+				return line;
+		}
+	}
+	return 0;
+}
+
+int kiln_comfy_workflow_check(const char *text, const char *file, int need_loader,
+			      struct kiln_error *e)
+{
+	json_error_t je;
+	json_t *g = json_loads(text, 0, &je);
+	struct binding b;
+	int rc;
+	if (!json_is_object(g)) {
+		json_decref(g);
+		return kiln_error_set(e, KILN_E_SPEC, file, "line %d: not a ComfyUI API-format "
+				      "graph (a JSON object of nodes; export it with 'Save (API "
+				      "Format)')",
+				      je.line);
+	}
+	rc = analyse(g, need_loader, &b, e);
+	if (rc == KILN_E_SPEC) {
+		int line = e->where[0] ? node_line(text, e->where) : 0;
+		char where[sizeof e->where];
+		if (line)
+			snprintf(where, sizeof where, "%s:%d", file ? file : "workflow", line);
+		else
+			snprintf(where, sizeof where, "%s", file ? file : "");
+		memcpy(e->where, where, sizeof e->where);
+	}
+	json_decref(g);
+	return rc;
+}
+
+static int set_texts(json_t *g, const char *const *ids, size_t n, const char *text)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_t *node = json_object_get(g, ids[i]), *in = json_object_get(node, "inputs");
+		const char *const *names = text_inputs(node);
+		for (size_t k = 0; names && k < 3 && names[k]; k++)
+			if (json_object_set_new(in, names[k], json_string(text)))
+				return -1;
+	}
+	return 0;
+}
+
+static int bind(const struct kiln_ai_request *rq, const struct kiln_ai_caps *caps,
+		unsigned attempt, struct kiln_buf *out, struct kiln_error *e)
 {
 	json_t *g, *ks, *in, *body = NULL;
 	json_error_t je;
-	const char *ksid, *ck, *lat;
-	char pid[40], *text = NULL;
+	struct binding bd;
+	const char *ck;
+	char pid[40];
 	int rc = KILN_E_NOMEM;
 	if (!rq->workflow)
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "comfyui needs generate.workflow");
@@ -104,16 +329,16 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow is not a JSON object: %s",
 				      je.text);
 	}
-	if (!(ksid = find_class(g, "KSampler"))) {
+	if ((rc = analyse(g, rq->checkpoint || rq->nloras, &bd, e))) {
 		json_decref(g);
-		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow has no KSampler node: "
-				      "kiln binds seed, steps, cfg and sampler there");
+		return rc;
 	}
-	ks = json_object_get(g, ksid);
+	rc = KILN_E_NOMEM;
+	ks = json_object_get(g, bd.ks);
 	in = json_object_get(ks, "inputs");
 	{
 		const char *sampler = kiln_ai_sampler_name("comfyui", rq->sampler);
-		const char *sched = kiln_ai_scheduler_name("comfyui", rq->scheduler);
+		const char *sched = kiln_ai_schedule("comfyui", rq->sampler, rq->scheduler);
 		if (json_object_set_new(in, "seed", json_integer((json_int_t)rq->seed)) ||
 		    json_object_set_new(in, "steps", json_integer(rq->steps)) ||
 		    json_object_set_new(in, "cfg", json_real(rq->cfg)) ||
@@ -121,25 +346,18 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 		    (sched && json_object_set_new(in, "scheduler", json_string(sched))))
 			goto out;
 	}
-	if (set_text(g, json_object_get(in, "positive"), rq->prompt) ||
-	    set_text(g, json_object_get(in, "negative"), rq->negative))
+	if (set_texts(g, bd.pos, bd.npos, rq->prompt) ||
+	    set_texts(g, bd.neg, bd.nneg, rq->negative))
 		goto out;
-	if ((lat = find_class(g, "EmptyLatentImage"))) {
-		json_t *li = json_object_get(json_object_get(g, lat), "inputs");
+	{
+		json_t *li = json_object_get(json_object_get(g, bd.latent), "inputs");
 		if (json_object_set_new(li, "width", json_integer(rq->width)) ||
 		    json_object_set_new(li, "height", json_integer(rq->height)) ||
-		    json_object_set_new(li, "batch_size", json_integer(1)))
+		    (json_object_get(li, "batch_size") &&
+		     json_object_set_new(li, "batch_size", json_integer(1))))
 			goto out;
 	}
-	ck = find_class(g, "CheckpointLoaderSimple");
-	if (!ck && (rq->checkpoint || rq->nloras)) {
-		/* ai.c's load_inputs refuses such a spec first; this keeps the engine honest
-		 * when used on its own */
-		json_decref(g);
-		return kiln_error_set(e, KILN_E_SPEC, NULL, "the workflow has no "
-				      "CheckpointLoaderSimple node: kiln binds generate.checkpoint and "
-				      "chains LoRAs there");
-	}
+	ck = bd.ck;
 	if (ck && rq->checkpoint &&
 	    json_object_set_new(json_object_get(json_object_get(g, ck), "inputs"), "ckpt_name",
 				json_string(rq->checkpoint)))
@@ -150,13 +368,13 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 		for (size_t i = 0; i < rq->nloras; i++) {
 			char file[512];
 			snprintf(id, sizeof id, "kiln_lora_%zu", i);
-			if (kiln_ai_lora_file(rq->loras[i].name, file, sizeof file)) {
+			if (kiln_ai_lora_listed(caps, rq->loras[i].name, file, sizeof file)) {
 				rc = kiln_error_set(e, KILN_E_SPEC, NULL, "lora name '%s' is too long",
 						    rq->loras[i].name);
 				goto out;
 			}
-			if (json_object_set_new(g, id, json_pack("{s:s, s:{s:[s,i], s:[s,i], s:s, s:f, "
-				"s:f}}", "class_type", "LoraLoader", "inputs", "model", prev, 0,
+			if (json_object_set_new(g, id, json_pack("{s:s, s:{s:[s,i], s:[s,i], s:s, "
+				"s:f, s:f}}", "class_type", "LoraLoader", "inputs", "model", prev, 0,
 				"clip", prev, 1, "lora_name", file, "strength_model",
 				rq->loras[i].weight, "strength_clip", rq->loras[i].weight)))
 				goto out;
@@ -180,8 +398,8 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 		    json_object_set_new(g, ld, json_pack("{s:s, s:{s:s}}", "class_type",
 							 "ControlNetLoader", "inputs",
 							 "control_net_name", cn->model)) ||
-		    json_object_set_new(g, ap, json_pack("{s:s, s:{s:o, s:o, s:[s,i], s:[s,i], s:f, "
-			"s:f, s:f}}", "class_type", "ControlNetApplyAdvanced", "inputs",
+		    json_object_set_new(g, ap, json_pack("{s:s, s:{s:o, s:o, s:[s,i], s:[s,i], "
+			"s:f, s:f, s:f}}", "class_type", "ControlNetApplyAdvanced", "inputs",
 			"positive", pos, "negative", neg, "control_net", ld, 0, "image", img, 0,
 			"strength", cn->weight, "start_percent", cn->guidance_start,
 			"end_percent", cn->guidance_end)) ||
@@ -197,7 +415,6 @@ static int bind(const struct kiln_ai_request *rq, unsigned attempt, struct kiln_
 out:
 	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory binding the workflow");
-	free(text);
 	json_decref(body);
 	json_decref(g);
 	return rc;
@@ -207,7 +424,7 @@ static int comfy_build(const struct kiln_ai_request *rq, int redact, struct kiln
 		       struct kiln_error *e)
 {
 	(void)redact; /* control images are uploaded, never in the body */
-	return bind(rq, 1, out, e);
+	return bind(rq, NULL, 1, out, e);
 }
 
 static void get(struct kiln_http *next, const char *fmt, const char *id)
@@ -231,7 +448,7 @@ static int submit(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_err
 	next->method = "POST";
 	next->no_resend = 1;
 	snprintf(next->path, sizeof next->path, "/prompt");
-	return bind(j->rq, j->attempt, &next->body, e);
+	return bind(j->rq, j->caps, j->attempt, &next->body, e);
 }
 
 static int comfy_start(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_error *e)
@@ -262,6 +479,143 @@ static void escape(char *out, size_t cap, const char *s)
 	out[n] = 0;
 }
 
+/* Mark in set every node that node id depends on (itself included). */
+static int ancestors(json_t *g, const char *id, json_t *set, unsigned depth)
+{
+	json_t *n = json_object_get(g, id), *v;
+	const char *k;
+	if (!n || json_object_get(set, id) || depth > 4096)
+		return 0;
+	if (json_object_set_new(set, id, json_true()))
+		return -1;
+	json_object_foreach(json_object_get(n, "inputs"), k, v)
+		if (json_is_array(v) && json_array_size(v) == 2 &&
+		    json_is_string(json_array_get(v, 0)) &&
+		    ancestors(g, json_string_value(json_array_get(v, 0)), set, depth + 1))
+			return -1;
+	return 0;
+}
+
+static int need(struct kiln_buf *miss, json_t *g, json_t *ran, const char *id)
+{
+	if (!id || json_object_get(ran, id))
+		return 0;
+	return kiln_buf_addf(miss, "%snode %s (%s)", miss->len ? ", " : "", id, cls_of(g, id));
+}
+
+/* What ran, from the history entry h: ComfyUI keeps the prompt it ran as [number, id, graph,
+ * extra_data, outputs_to_execute] (execution.py PromptQueue.task_done; server.py queues only
+ * the outputs that passed validation, and answers 200 with node_errors for the others). Every
+ * node kiln bound must be behind one of those outputs, else what it carries never reached
+ * the image. 0 ok (or the server keeps no prompt); KILN_E_SPEC naming what did not run. On
+ * success j->ran records the checkpoint, LoRAs and sampler of the graph that ran. */
+static int check_ran(struct kiln_ai_job *j, json_t *h, json_t **ranset, struct kiln_error *e)
+{
+	json_t *p = json_object_get(h, "prompt"), *g = json_array_get(p, 2), *v, *ran, *rec;
+	json_t *outs = json_array_get(p, 4);
+	struct kiln_buf miss = KILN_BUF_INIT;
+	struct kiln_error ae;
+	struct binding bd;
+	size_t i;
+	int rc = 0;
+	*ranset = NULL;
+	if (!json_is_object(g) || !json_is_array(outs))
+		return 0;
+	if (!(ran = json_object()))
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	json_array_foreach(outs, i, v)
+		if (json_is_string(v) && ancestors(g, json_string_value(v), ran, 0))
+			rc = -1;
+	if (rc || analyse(g, 0, &bd, &ae) == KILN_E_NOMEM) {
+		json_decref(ran);
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	}
+	if (!bd.ks) {
+		/* the graph that ran is not the one kiln bound */
+		json_decref(ran);
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "prompt %s ran a graph without kiln's "
+				      "KSampler: %s", j->remote_id, ae.msg);
+	}
+	rc |= need(&miss, g, ran, bd.ks);
+	rc |= need(&miss, g, ran, bd.latent);
+	for (i = 0; i < bd.npos; i++)
+		rc |= need(&miss, g, ran, bd.pos[i]);
+	for (i = 0; i < bd.nneg; i++)
+		rc |= need(&miss, g, ran, bd.neg[i]);
+	if (j->rq->checkpoint)
+		rc |= need(&miss, g, ran, bd.ck);
+	for (i = 0; i < j->rq->nloras; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "kiln_lora_%zu", i);
+		rc |= need(&miss, g, ran, id);
+	}
+	for (i = 0; i < j->rq->ncontrols; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "kiln_cn_%zu", i);
+		rc |= need(&miss, g, ran, id);
+	}
+	if (rc) {
+		kiln_buf_release(&miss);
+		json_decref(ran);
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	}
+	if (miss.len) {
+		kiln_error_set(e, KILN_E_SPEC, NULL, "prompt %s finished without running %s: the "
+			       "output they feed was dropped (ComfyUI runs only the outputs that "
+			       "pass validation), so the image lacks what they carry", j->remote_id,
+			       miss.data);
+		kiln_buf_release(&miss);
+		json_decref(ran);
+		return KILN_E_SPEC;
+	}
+	/* the record of what ran: out of memory here loses only the record */
+	{
+		json_t *ksi = json_object_get(json_object_get(g, bd.ks), "inputs");
+		json_t *loras = json_array();
+		const char *k;
+		json_object_foreach(g, k, v) {
+			const char *c = json_string_value(json_object_get(v, "class_type"));
+			json_t *ln = json_object_get(json_object_get(v, "inputs"), "lora_name");
+			if (loras && c && !strcmp(c, "LoraLoader") && json_object_get(ran, k) &&
+			    json_is_string(ln) &&
+			    json_array_append_new(loras, json_pack("{s:O}", "name", ln))) {
+				json_decref(loras);
+				loras = NULL;
+			}
+		}
+		rec = loras ? json_pack("{s:O?, s:o, s:O?, s:O?, s:O?}", "model",
+					json_object_get(json_object_get(json_object_get(g, bd.ck),
+									"inputs"), "ckpt_name"),
+					"loras", loras, "steps", json_object_get(ksi, "steps"),
+					"sampler", json_object_get(ksi, "sampler_name"),
+					"scheduler", json_object_get(ksi, "scheduler")) : NULL;
+		free(j->ran);
+		j->ran = rec ? json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		json_decref(rec);
+	}
+	*ranset = ran;
+	return 0;
+}
+
+/* 1 when output node id depends on the workflow's KSampler (or the graph has none). */
+static int behind_sampler(json_t *g, const char *id)
+{
+	json_t *set = json_object(), *n;
+	const char *k;
+	int yes = 1;
+	if (!set || ancestors(g, id, set, 0)) {
+		json_decref(set);
+		return 1;
+	}
+	json_object_foreach(g, k, n) {
+		const char *c = json_string_value(json_object_get(n, "class_type"));
+		if (c && !strcmp(c, "KSampler"))
+			yes = json_object_get(set, k) != NULL;
+	}
+	json_decref(set);
+	return yes;
+}
+
 /* The job's entry in /history/{id}: view its image, wait, or fail. */
 static enum kiln_step history(struct kiln_ai_job *j, json_t *h, struct kiln_http *next,
 			      struct kiln_error *e)
@@ -287,14 +641,21 @@ static enum kiln_step history(struct kiln_ai_job *j, json_t *h, struct kiln_http
 		j->phase = PH_HISTORY;
 		return KILN_STEP_POLL;
 	}
+	json_t *best = NULL, *ranset = NULL, *g = json_array_get(json_object_get(h, "prompt"), 2);
+	int rc = check_ran(j, h, &ranset, e);
+	json_decref(ranset);
+	if (rc)
+		return KILN_STEP_RETRY;
 	/* a graph may preview (PreviewImage: type "temp", a scratch file the server deletes)
 	 * besides saving (SaveImage: type "output"); the saved image is the result, whatever the
-	 * order of the nodes in /history. A temp image only when nothing was saved. */
-	json_t *best = NULL;
+	 * order of the nodes in /history. A temp image only when nothing was saved. Only an
+	 * output behind kiln's KSampler counts (not a preview of the control image). */
 	json_object_foreach(outs, k, n) {
 		json_t *img = json_array_get(json_object_get(n, "images"), 0);
 		const char *ty = json_string_value(json_object_get(img, "type"));
 		if (!json_string_value(json_object_get(img, "filename")))
+			continue;
+		if (json_is_object(g) && !behind_sampler(g, k))
 			continue;
 		if (!best || (ty && !strcmp(ty, "output")))
 			best = img;
@@ -320,19 +681,51 @@ static enum kiln_step history(struct kiln_ai_job *j, json_t *h, struct kiln_http
 	return KILN_STEP_RETRY;
 }
 
-static int in_queue(json_t *q, const char *id)
+/* Is our prompt in /queue ({queue_running, queue_pending: [[number, prompt_id, graph,
+ * extra_data, outputs], ...]})? By its id, or, for a server that gave it another id (one that
+ * ignores the client's prompt_id, or a proxy in front), by its content: the same graph from
+ * client "kiln" is the same job (the graph holds the seed, prompts and every setting).
+ * Adopting it (its id becomes the job's remote id) keeps a second copy from being sent. */
+static int in_queue(struct kiln_ai_job *j, json_t *q)
 {
 	static const char *const lists[] = {"queue_running", "queue_pending"};
-	for (int l = 0; l < 2; l++) {
-		json_t *v, *arr = json_object_get(q, lists[l]);
-		size_t i;
-		json_array_foreach(arr, i, v) {
-			const char *s = json_string_value(json_array_get(v, 1));
-			if (s && !strcmp(s, id))
-				return 1;
+	struct kiln_buf mine = KILN_BUF_INIT;
+	struct kiln_error be;
+	json_t *graph = NULL;
+	int found = 0;
+	for (int pass = 0; pass < 2 && !found; pass++)
+		for (int l = 0; l < 2 && !found; l++) {
+			json_t *v, *arr = json_object_get(q, lists[l]);
+			size_t i;
+			json_array_foreach(arr, i, v) {
+				const char *s = json_string_value(json_array_get(v, 1));
+				const char *c = json_string_value(json_object_get(
+					json_array_get(v, 3), "client_id"));
+				if (!s)
+					continue;
+				if (!pass && !strcmp(s, j->remote_id)) {
+					found = 1;
+					break;
+				}
+				if (!pass || !c || strcmp(c, "kiln") ||
+				    strlen(s) >= sizeof j->remote_id)
+					continue;
+				if (!graph && !bind(j->rq, j->caps, j->attempt, &mine, &be)) {
+					json_t *b = json_loadb(mine.data, mine.len, 0, NULL);
+					graph = json_incref(json_object_get(b, "prompt"));
+					json_decref(b);
+				}
+				if (graph && json_equal(graph, json_array_get(v, 2))) {
+					snprintf(j->remote_id, sizeof j->remote_id, "%s", s);
+					j->remote_new = 1;
+					found = 1;
+					break;
+				}
+			}
 		}
-	}
-	return 0;
+	json_decref(graph);
+	kiln_buf_release(&mine);
+	return found;
 }
 
 /* POST /prompt answered 400: the graph failed validation ({error: {message, details},
@@ -403,11 +796,15 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 		return submit(j, next, e) ? KILN_STEP_RETRY : KILN_STEP_SEND;
 	case PH_SUBMIT:
 		if (!status) {
-			/* the prompt may be queued all the same: look before sending it again */
+			/* the prompt may be queued all the same, or still being validated (server.py
+			 * validates the whole graph before it queues it, and a big graph or a busy
+			 * server takes a while): wait a poll interval, look in /history, and only
+			 * after three misses in /history and one in /queue send it again (the same
+			 * prompt_id: ComfyUI keeps the id a client gives, server.py post_prompt) */
 			j->phase = PH_HISTORY;
-			j->misses = 3;
+			j->misses = 0;
 			get(next, "/history/%s", j->remote_id);
-			return KILN_STEP_SEND;
+			return KILN_STEP_POLL;
 		}
 		if (status == 400) {
 			refused(body, len, e);
@@ -453,8 +850,8 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 			j->upload_next = 0;
 			st = submit(j, next, e) ? KILN_STEP_RETRY : KILN_STEP_SEND;
 			if (!strcmp(next->path, "/prompt") && j->scratch) {
-				kiln_error_set(e, KILN_E_NET, NULL, "prompt %s was lost by the server "
-					       "twice", j->remote_id);
+				kiln_error_set(e, KILN_E_NET, NULL, "prompt %s was lost by the "
+					       "server twice", j->remote_id);
 				st = KILN_STEP_RETRY;
 			} else if (!j->scratch) {
 				j->scratch = kiln_strdup("lost");
@@ -469,7 +866,7 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 			return KILN_STEP_RETRY;
 		}
 		o = json_loadb(body, len, 0, NULL);
-		if (o && in_queue(o, j->remote_id)) {
+		if (o && in_queue(j, o)) {
 			j->phase = PH_HISTORY;
 			get(next, "/history/%s", j->remote_id);
 			st = KILN_STEP_POLL;
@@ -506,6 +903,205 @@ static size_t comfy_cap(const struct kiln_ai_request *rq, const char *path)
 	return KILN_AI_REPLY_JSON;
 }
 
+/* --- the probe: GET /object_info (server.py node_info: per class its input.required and
+ * input.optional, each input [type or list of choices, options]; a combo is either the list
+ * itself or ["COMBO", {"options": [..]}]). The loaders' combos are what the server has:
+ * CheckpointLoaderSimple ckpt_name, LoraLoader lora_name, ControlNetLoader control_net_name,
+ * UpscaleModelLoader model_name (nodes.py, comfy_extras/nodes_upscale_model.py). raw keeps
+ * {class: [declared input names]}: an input a class does not declare is ignored by the
+ * server (execution.py), so kiln checks every input it sets is declared. */
+static int probe_start(struct kiln_ai_caps *caps, struct kiln_http *next, struct kiln_error *e)
+{
+	(void)caps, (void)e;
+	next->method = "GET";
+	snprintf(next->path, sizeof next->path, "/object_info");
+	return 0;
+}
+
+static int combo(json_t *info, const char *cls, const char *input, struct kiln_ai_list *l)
+{
+	json_t *req = json_object_get(json_object_get(json_object_get(info, cls), "input"),
+				      "required");
+	json_t *spec = json_object_get(req, input), *list = json_array_get(spec, 0), *v;
+	size_t i;
+	if (json_is_string(list) && !strcmp(json_string_value(list), "COMBO"))
+		list = json_object_get(json_array_get(spec, 1), "options");
+	json_array_foreach(list, i, v)
+		if (json_is_string(v) && kiln_ai_list_add(l, json_string_value(v)))
+			return -1;
+	return 0;
+}
+
+static enum kiln_step probe_response(struct kiln_ai_caps *caps, const char *path, long status,
+				     const char *body, size_t len, struct kiln_http *next,
+				     struct kiln_error *e)
+{
+	json_t *o, *decl = NULL, *n;
+	const char *k;
+	char ex[200];
+	(void)path, (void)next;
+	kiln_ai_excerpt(ex, sizeof ex, body, len);
+	if (status != 200) {
+		kiln_error_set(e, KILN_E_NET, NULL, "object_info answered HTTP %ld: %s", status, ex);
+		return KILN_STEP_RETRY;
+	}
+	if (!(o = json_loadb(body, len, 0, NULL)) || !json_is_object(o)) {
+		json_decref(o);
+		kiln_error_set(e, KILN_E_NET, NULL, "object_info answer is not a JSON object: %s",
+			       ex);
+		return KILN_STEP_RETRY;
+	}
+	if (!(decl = json_object()))
+		goto nomem;
+	json_object_foreach(o, k, n) {
+		json_t *names = json_array(), *in = json_object_get(n, "input"), *x;
+		const char *ik;
+		static const char *const parts[] = {"required", "optional"};
+		if (!names || json_object_set_new(decl, k, names) ||
+		    kiln_ai_list_add(&caps->nodes, k))
+			goto nomem;
+		for (int pi = 0; pi < 2; pi++)
+			json_object_foreach(json_object_get(in, parts[pi]), ik, x)
+				if (json_array_append_new(names, json_string(ik)))
+					goto nomem;
+	}
+	if (combo(o, "CheckpointLoaderSimple", "ckpt_name", &caps->models) ||
+	    combo(o, "LoraLoader", "lora_name", &caps->loras) ||
+	    combo(o, "ControlNetLoader", "control_net_name", &caps->cn_models) ||
+	    combo(o, "UpscaleModelLoader", "model_name", &caps->upscalers))
+		goto nomem;
+	if (json_object_get(o, "ControlNetLoader"))
+		caps->flags |= KILN_CAPS_CONTROLNET;
+	free(caps->raw);
+	if (!(caps->raw = json_dumps(decl, JSON_COMPACT)))
+		goto nomem;
+	caps->known = 1;
+	json_decref(decl);
+	json_decref(o);
+	return KILN_STEP_DONE;
+nomem:
+	json_decref(decl);
+	json_decref(o);
+	kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory reading object_info");
+	return KILN_STEP_RETRY;
+}
+
+static int declared(json_t *decl, const char *cls, const char *input)
+{
+	json_t *names = json_object_get(decl, cls), *v;
+	size_t i;
+	json_array_foreach(names, i, v)
+		if (!strcmp(json_string_value(v) ? json_string_value(v) : "", input))
+			return 1;
+	return 0;
+}
+
+static int missing(const struct kiln_ai_list *l, const char *what, const char *want,
+		   struct kiln_error *e)
+{
+	char near[512];
+	kiln_ai_nearest(l, want, near, sizeof near);
+	return kiln_error_set(e, KILN_E_SPEC, NULL, "%s '%s': ComfyUI does not list it (it has "
+			      "%s)", what, want, *near ? near : "none");
+}
+
+/* The server must have the checkpoint, LoRAs, ControlNet models and node classes, and declare
+ * every input kiln sets (else it ignores it and the image lacks it). */
+static int check_graph(const struct kiln_ai_caps *caps, const struct kiln_ai_request *rq,
+		       json_t *decl, struct kiln_error *e)
+{
+	static const char *const ks_in[] = {"seed", "steps", "cfg", "sampler_name", "scheduler"};
+	json_t *g = json_loads(rq->workflow, 0, NULL), *n;
+	struct binding bd;
+	const char *k, *bad = NULL, *bad_in = NULL;
+	int rc;
+	if (!json_is_object(g)) {
+		json_decref(g);
+		return 0; /* bind() says what is wrong with it */
+	}
+	json_object_foreach(g, k, n) {
+		const char *c = json_string_value(json_object_get(n, "class_type"));
+		if (c && !kiln_ai_list_has(&caps->nodes, c)) {
+			rc = kiln_error_set(e, KILN_E_SPEC, NULL, "workflow node %s is a %s, a "
+					    "class this ComfyUI does not have (a custom node not "
+					    "installed?)", k, c);
+			json_decref(g);
+			return rc;
+		}
+	}
+	if ((rc = analyse(g, rq->checkpoint || rq->nloras, &bd, e))) {
+		json_decref(g);
+		return rc;
+	}
+	for (size_t i = 0; !bad && i < sizeof ks_in / sizeof ks_in[0]; i++)
+		if (!declared(decl, cls_of(g, bd.ks), ks_in[i]))
+			bad = bd.ks, bad_in = ks_in[i];
+	for (size_t side = 0; side < 2 && !bad; side++) {
+		const char *const *ids = side ? bd.neg : bd.pos;
+		for (size_t i = 0; !bad && i < (side ? bd.nneg : bd.npos); i++) {
+			const char *const *names = text_inputs(json_object_get(g, ids[i]));
+			for (size_t t = 0; !bad && names && t < 3 && names[t]; t++)
+				if (!declared(decl, cls_of(g, ids[i]), names[t]))
+					bad = ids[i], bad_in = names[t];
+		}
+	}
+	if (!bad && !declared(decl, cls_of(g, bd.latent), "width"))
+		bad = bd.latent, bad_in = "width";
+	if (!bad && !declared(decl, cls_of(g, bd.latent), "height"))
+		bad = bd.latent, bad_in = "height";
+	if (bad)
+		rc = kiln_error_set(e, KILN_E_SPEC, NULL, "workflow node %s (%s): this ComfyUI's "
+				    "%s has no input '%s', so what kiln sets there would be "
+				    "ignored",
+				    bad, cls_of(g, bad), cls_of(g, bad), bad_in);
+	json_decref(g);
+	return rc;
+}
+
+static int supports(const struct kiln_ai_caps *caps, const struct kiln_ai_request *rq,
+		    struct kiln_error *e)
+{
+	json_t *decl;
+	int rc;
+	if (!caps || !caps->known)
+		return 0;
+	if (rq->checkpoint && !kiln_ai_list_has(&caps->models, rq->checkpoint))
+		return missing(&caps->models, "checkpoint", rq->checkpoint, e);
+	/* the nodes kiln adds to the graph */
+	if (rq->nloras && !kiln_ai_list_has(&caps->nodes, "LoraLoader"))
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI has no LoraLoader node, which "
+				      "kiln chains the LoRAs with");
+	if (rq->ncontrols && (!kiln_ai_list_has(&caps->nodes, "LoadImage") ||
+			      !kiln_ai_list_has(&caps->nodes, "ControlNetApplyAdvanced")))
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI lacks LoadImage or "
+				      "ControlNetApplyAdvanced, which kiln applies ControlNet "
+				      "units with");
+	for (size_t i = 0; i < rq->nloras; i++) {
+		char file[512];
+		if (kiln_ai_lora_listed(caps, rq->loras[i].name, file, sizeof file))
+			return kiln_error_set(e, KILN_E_SPEC, NULL, "lora name '%s' is too long",
+					      rq->loras[i].name);
+		if (!kiln_ai_list_has(&caps->loras, file))
+			return missing(&caps->loras, "lora", rq->loras[i].name, e);
+	}
+	for (size_t i = 0; i < rq->ncontrols; i++) {
+		const char *m = rq->controls[i].cn->model;
+		if (!(caps->flags & KILN_CAPS_CONTROLNET))
+			return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI has no "
+					      "ControlNetLoader node: the endpoint lacks "
+					      "ControlNet");
+		if (!kiln_ai_list_has(&caps->cn_models, m))
+			return missing(&caps->cn_models, "ControlNet model", m, e);
+	}
+	if (!rq->workflow)
+		return 0;
+	if (!(decl = json_loads(caps->raw ? caps->raw : "{}", 0, NULL)))
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	rc = check_graph(caps, rq, decl, e);
+	json_decref(decl);
+	return rc;
+}
+
 const struct kiln_engine kiln_engine_comfyui = {
 	.name = "comfyui",
 	.health_path = "/queue",
@@ -513,4 +1109,7 @@ const struct kiln_engine kiln_engine_comfyui = {
 	.start = comfy_start,
 	.on_response = comfy_response,
 	.reply_cap = comfy_cap,
+	.probe_start = probe_start,
+	.probe_response = probe_response,
+	.supports = supports,
 };

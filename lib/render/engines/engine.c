@@ -119,6 +119,26 @@ int kiln_ai_lora_file(const char *name, char *out, size_t cap)
 	return snprintf(out, cap, "%s.safetensors", name) >= (int)cap ? -1 : 0;
 }
 
+int kiln_ai_lora_listed(const struct kiln_ai_caps *caps, const char *name, char *out,
+			size_t cap)
+{
+	size_t n = strlen(name);
+	if (kiln_ai_lora_file(name, out, cap))
+		return -1;
+	if (!caps || !caps->known || kiln_ai_list_has(&caps->loras, out))
+		return 0;
+	if (kiln_ai_list_has(&caps->loras, name))
+		return snprintf(out, cap, "%s", name) >= (int)cap ? -1 : 0;
+	for (size_t i = 0; i < caps->loras.n; i++) {
+		const char *p = caps->loras.v[i], *base = strrchr(p, '/'), *dot;
+		base = base ? base + 1 : p;
+		dot = strrchr(base, '.');
+		if (dot && (size_t)(dot - base) == n && !strncmp(base, name, n))
+			return snprintf(out, cap, "%s", p) >= (int)cap ? -1 : 0;
+	}
+	return 0;
+}
+
 int kiln_ai_json_append(json_t *o, size_t flags, struct kiln_buf *out)
 {
 	size_t n = o ? json_dumpb(o, NULL, 0, flags) : 0;
@@ -179,6 +199,27 @@ void kiln_ai_caps_release(struct kiln_ai_caps *c)
 	list_release(&c->nodes);
 	free(c->raw);
 	memset(c, 0, sizeof *c);
+}
+
+int kiln_ai_list_add(struct kiln_ai_list *l, const char *name)
+{
+	char *c = kiln_strdup(name);
+	char **v = c ? kiln_reallocarray(l->v, l->n + 1, sizeof *v) : NULL;
+	if (!v) {
+		free(c);
+		return KILN_E_NOMEM;
+	}
+	v[l->n++] = c;
+	l->v = v;
+	return 0;
+}
+
+int kiln_ai_list_has(const struct kiln_ai_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], name))
+			return 1;
+	return 0;
 }
 
 /* Levenshtein distance, case-insensitive, capped at 255 characters of each (names). */
@@ -242,6 +283,11 @@ const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name)
 const char *kiln_ai_scheduler_name(const char *engine, const char *a1111_name)
 {
 	return kiln_scheduler_engine_name(engine, a1111_name);
+}
+
+const char *kiln_ai_schedule(const char *engine, const char *sampler, const char *scheduler)
+{
+	return kiln_scheduler_engine_name(engine, kiln_scheduler_resolve(sampler, scheduler));
 }
 
 /* --- requests: the recipe module builds them (what an image depends on) ------------------ */

@@ -125,6 +125,10 @@ struct kiln_ai_caps {
 	int max_steps;              /* 0: no limit known */
 };
 void kiln_ai_caps_release(struct kiln_ai_caps *c);
+/* Append a copy of name to l (probes). KILN_E_NOMEM. */
+int kiln_ai_list_add(struct kiln_ai_list *l, const char *name) KILN_MUST_CHECK;
+/* 1 when l holds name exactly. */
+int kiln_ai_list_has(const struct kiln_ai_list *l, const char *name);
 /* The names in l nearest to want (edit distance, case-insensitive), as ", "-separated text in
  * out (at most 3): for "it has X, Y" in messages. */
 void kiln_ai_nearest(const struct kiln_ai_list *l, const char *want, char *out, size_t cap);
@@ -165,6 +169,13 @@ struct kiln_engine {
 size_t kiln_ai_reply_b64(const struct kiln_ai_request *rq, unsigned images);
 size_t kiln_ai_reply_image(const struct kiln_ai_request *rq);
 
+/* ComfyUI: can kiln bind the workflow text (API format)? It follows the KSampler's positive
+ * and negative links back to every text encoder and latent_image back to the node with width
+ * and height; need_loader: a checkpoint or LoRAs need a CheckpointLoaderSimple. KILN_E_SPEC
+ * naming the node, e->where "file:line" of that node. */
+int kiln_comfy_workflow_check(const char *text, const char *file, int need_loader,
+			      struct kiln_error *e) KILN_MUST_CHECK;
+
 extern const struct kiln_engine kiln_engine_a1111;
 extern const struct kiln_engine kiln_engine_comfyui;
 extern const struct kiln_engine kiln_engine_sdcpp;
@@ -183,6 +194,10 @@ const char *kiln_ai_sampler_name(const char *engine, const char *a1111_name);
 /* Map an A1111 schedule type ("Karras") to the engine's ("karras"); NULL: the sampler's
  * default ("Automatic", or none given) or one the engine lacks. Static strings. */
 const char *kiln_ai_scheduler_name(const char *engine, const char *a1111_name);
+/* The engine's name for the schedule the pair (sampler, scheduler) runs with on A1111:
+ * "Automatic" (or none) resolved to the sampler's own default first (kiln_scheduler_resolve),
+ * so that one recipe means one schedule on every engine. NULL: nothing to send. */
+const char *kiln_ai_schedule(const char *engine, const char *sampler, const char *scheduler);
 /* Append o's JSON text (json_dumpb flags) to out: KILN_E_NOMEM, or the whole text. jansson's
  * json_dumps can lose an object key when its buffer fails to grow; this cannot. */
 struct json_t;
@@ -190,5 +205,11 @@ int kiln_ai_json_append(struct json_t *o, size_t flags, struct kiln_buf *out) KI
 /* The LoRA file name a server looks up: name as it is when it ends in a model extension
  * (.safetensors .ckpt .pt .pth .bin .gguf), else name + ".safetensors". -1: cap too small. */
 int kiln_ai_lora_file(const char *name, char *out, size_t cap) KILN_MUST_CHECK;
+/* The LoRA file name to send to an endpoint that listed its LoRAs (caps known): the listed
+ * entry equal to name or to kiln_ai_lora_file(name), else the listed one whose file stem is
+ * name ("styles/crown_v2.safetensors" for crown_v2); without caps, or when nothing matches,
+ * kiln_ai_lora_file(name) (supports() then says it is missing). -1: cap too small. */
+int kiln_ai_lora_listed(const struct kiln_ai_caps *caps, const char *name, char *out,
+			size_t cap) KILN_MUST_CHECK;
 
 #endif
