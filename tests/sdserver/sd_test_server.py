@@ -954,6 +954,10 @@ class A1111:
         for l in self.st.loras:
             stem = self.st.lora_stem(l.replace("\\", "/").rsplit("/", 1)[-1])
             if name == stem:
+                # a listed file that fails to load is logged and skipped, as a missing one
+                # (networks.py load_networks: errors.display, continue)
+                if stem in self.st.args.unloadable_loras.split(","):
+                    return None
                 return stem
         return None
 
@@ -3234,6 +3238,9 @@ def parse_args(argv):
                    "control_v11f1p_sd15_depth.pth", help="comma-separated ControlNet model names")
     p.add_argument("--no-controlnet", action="store_true",
                    help="A1111: behave as if the ControlNet extension is not installed")
+    p.add_argument("--unloadable-loras", default="",
+                   help="A1111: comma-separated LoRA names that are listed but fail to load "
+                   "(a file cut short): the image is made without them, answered 200")
     p.add_argument("--forge", action="store_true",
                    help="A1111 protocol as stable-diffusion-webui-forge serves it: forge_* "
                    "options, ControlNet module 'None' and exact model titles only, an "
