@@ -86,6 +86,7 @@ struct ep {
 	int ring_starved;          /* no job left in the fresh queue that it can run */
 	unsigned mismatches;       /* answers in a row that did not apply what was asked */
 	unsigned busy;             /* back-pressure answers in a row (KILN_STEP_BUSY) */
+	int classified;            /* its verdicts are in the job classes */
 };
 
 struct slot {
@@ -440,24 +441,32 @@ static void start_health(struct run *r, size_t k)
 
 /* --- job classes: which endpoints can run which jobs ------------------------------------- */
 
-static uint64_t cls_hash(const unsigned char *can, size_t n)
+static uint64_t cls_hash(const unsigned char *can, size_t n, const char *why)
 {
 	uint64_t h = 1469598103934665603ull;
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ can[i]) * 1099511628211ull;
+	for (; why && *why; why++)
+		h = (h ^ (unsigned char)*why) * 1099511628211ull;
 	return h;
 }
 
-/* The class with verdicts can[] (made, with why, when new): its index, or -1 (no memory). */
+static int same_why(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+/* The class with verdicts can[] and reasons why (made when new): its index, or -1 (no
+ * memory). */
 static long cls_intern(struct run *r, const unsigned char *can, const char *why)
 {
 	size_t n = r->o->nendpoints, i;
-	uint64_t h = cls_hash(can, n);
+	uint64_t h = cls_hash(can, n, why);
 	struct cls *c;
 	if (r->cls_htsize) {
 		for (i = h & (r->cls_htsize - 1); r->cls_ht[i]; i = (i + 1) & (r->cls_htsize - 1)) {
 			c = &r->cls[r->cls_ht[i] - 1];
-			if (c->hash == h && !memcmp(c->can, can, n))
+			if (c->hash == h && !memcmp(c->can, can, n) && same_why(c->why, why))
 				return (long)(r->cls_ht[i] - 1);
 		}
 	}
@@ -515,10 +524,11 @@ static int ep_knows(const struct ep *ep)
 	return !ep->eng->probe_start || !ep->eng->supports || ep->caps.known;
 }
 
-/* Put every unfinished job in its class again, asking the endpoints in [k0, k1) that know
- * what they have whether they can run it (the others keep their verdict, or are unknown).
+/* Put every unfinished job in its class (fresh: the first time), asking the endpoints in
+ * [k0, k1) that know what they have whether they can run it (the others keep their verdict,
+ * or are unknown).
  * Builds each job's request once: O(jobs x endpoints asked). */
-static int classify(struct run *r, size_t k0, size_t k1)
+static int classify(struct run *r, size_t k0, size_t k1, int fresh)
 {
 	size_t n = r->o->nendpoints;
 	unsigned char *can = kiln_malloc(n ? n : 1);
@@ -536,7 +546,7 @@ static int classify(struct run *r, size_t k0, size_t k1)
 		if (r->js[j].state == J_DONE)
 			continue;
 		why[0] = 0;
-		if (r->ncls) {
+		if (!fresh) {
 			const struct cls *old = &r->cls[r->js[j].cls];
 			memcpy(can, old->can, n);
 			if (old->why)
@@ -567,10 +577,15 @@ static int classify(struct run *r, size_t k0, size_t k1)
 					continue;
 				}
 				can[k] = CAN_NO;
-				if (len + 16 < 4096)
-					len += (size_t)snprintf(why + len, 4096 - len, "%s%s %s",
-								len ? "; " : "", ep->cfg->url,
-								e.msg);
+				/* one line per missing thing ("URL has no LoRA `x`; it has: ..."):
+				 * the engine separates them with newlines */
+				for (const char *m = e.msg; *m && len + 16 < 4096;) {
+					size_t ml = strcspn(m, "\n");
+					len += (size_t)snprintf(why + len, 4096 - len, "%s%s %.*s",
+								len ? "\n" : "", ep->cfg->url,
+								(int)ml, m);
+					m += ml + (m[ml] == '\n');
+				}
 			}
 			kiln_ai_request_release(&rq);
 		}
@@ -604,13 +619,27 @@ static int cls_hope(const struct run *r, const struct cls *c)
 
 /* The reason no endpoint can run class c: what each lacks, and why the others were given
  * up. */
-static void cls_reason(const struct run *r, const struct cls *c, char *out, size_t cap)
+/* Append each line of `lines` that out does not hold yet, "; "-separated. */
+static void add_unique(char *out, size_t cap, size_t *len, const char *lines)
 {
-	size_t len = (size_t)snprintf(out, cap, "%s", c->why ? c->why : "");
-	for (size_t k = 0; k < r->o->nendpoints && len < cap; k++)
+	for (const char *m = lines; m && *m && *len < cap;) {
+		size_t ml = strcspn(m, "\n");
+		char one[1100];
+		snprintf(one, sizeof one, "%.*s", (int)(ml < 1099 ? ml : 1099), m);
+		if (!strstr(out, one))
+			*len += (size_t)snprintf(out + *len, cap - *len, "%s%s", *len ? "; " : "",
+						 one);
+		m += ml + (m[ml] == '\n');
+	}
+}
+
+static void cls_reason(const struct run *r, const struct cls *c, char *out, size_t cap,
+		       size_t *len)
+{
+	add_unique(out, cap, len, c->why);
+	for (size_t k = 0; k < r->o->nendpoints && *len < cap; k++)
 		if (c->can[k] != CAN_NO && r->eps[k].state == EP_DEAD)
-			len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? "; " : "",
-						r->eps[k].why);
+			add_unique(out, cap, len, r->eps[k].why);
 }
 
 /* An endpoint answered its probe (or has none): it takes jobs now. */
@@ -624,9 +653,12 @@ static void ep_ready(struct run *r, size_t k)
 	ep->ring_starved = 0;
 	if (r->stats)
 		r->stats[k].state = 0;
-	/* an endpoint that comes up after the jobs were sorted: its verdicts now */
-	if (r->gate_open && r->classify && !r->rc && classify(r, k, k + 1))
-		r->rc = r->e->code ? r->e->code : KILN_E_NOMEM;
+	/* an endpoint that comes up after the jobs were sorted: its verdicts now (once) */
+	if (r->gate_open && r->classify && !ep->classified && !r->rc) {
+		ep->classified = 1;
+		if (classify(r, k, k + 1, 0))
+			r->rc = r->e->code ? r->e->code : KILN_E_NOMEM;
+	}
 }
 
 /* The endpoint's first check or probe failed: park it (health-checked again later), or give
@@ -1197,24 +1229,29 @@ static int open_gate(struct run *r)
 	r->gate_open = 1;
 	if (!r->classify)
 		return 0;
-	if (classify(r, 0, r->o->nendpoints))
+	for (size_t k = 0; k < r->o->nendpoints; k++)
+		r->eps[k].classified = ep_knows(&r->eps[k]);
+	if (classify(r, 0, r->o->nendpoints, 1))
 		return r->e->code ? r->e->code : KILN_E_NOMEM;
+	size_t n = 0, len = 0;
+	char why[1400] = "";
 	for (size_t c = 0; c < r->ncls; c++) {
 		const struct cls *x = &r->cls[c];
-		size_t n = 0, unknown = 0;
-		char why[2048];
+		size_t m = 0, unknown = 0;
 		for (size_t k = 0; k < r->o->nendpoints; k++)
 			unknown += x->can[k] == CAN_UNKNOWN && r->eps[k].state != EP_DEAD;
 		if (unknown || cls_hope(r, x))
 			continue;
 		for (size_t j = 0; j < r->o->njobs; j++)
-			n += r->js[j].state != J_DONE && r->js[j].cls == c;
-		if (!n)
+			m += r->js[j].state != J_DONE && r->js[j].cls == c;
+		if (!m)
 			continue;
-		cls_reason(r, x, why, sizeof why);
+		n += m;
+		cls_reason(r, x, why, sizeof why, &len);
+	}
+	if (n)
 		return kiln_error_set(r->e, KILN_E_SPEC, NULL, "%zu job%s cannot run on any "
 				      "endpoint, so none was sent: %s", n, n == 1 ? "" : "s", why);
-	}
 	return 0;
 }
 
@@ -1223,6 +1260,7 @@ static int open_gate(struct run *r)
 static void fail_hopeless(struct run *r)
 {
 	char why[2048];
+	size_t len;
 	r->recheck = 0;
 	if (!r->ncls)
 		return;
@@ -1231,7 +1269,9 @@ static void fail_hopeless(struct run *r)
 		const struct cls *c = &r->cls[r->js[j].cls];
 		if ((r->js[j].state != J_QUEUED && r->js[j].state != J_RETRY) || cls_hope(r, c))
 			continue;
-		cls_reason(r, c, why, sizeof why);
+		len = 0;
+		why[0] = 0;
+		cls_reason(r, c, why, sizeof why, &len);
 		memset(&a, 0, sizeof a);
 		a.job = j;
 		a.attempt = r->js[j].attempts;

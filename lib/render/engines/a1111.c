@@ -650,38 +650,45 @@ static enum kiln_step a1111_probe_response(struct kiln_ai_caps *caps, const char
 
 /* --- what an endpoint can run ------------------------------------------------------------- */
 
-static int missing(struct kiln_error *e, const char *what, const char *name,
-		   const struct kiln_ai_list *l)
+/* "has no WHAT `name`; it has: nearest" appended to msg (every missing thing is named). */
+static void missing(char *msg, size_t cap, size_t *len, const char *what, const char *name,
+		    const struct kiln_ai_list *l)
 {
 	char near[512];
 	kiln_ai_nearest(l, name, near, sizeof near);
-	return kiln_error_set(e, KILN_E_SPEC, NULL, "has no %s `%s`; it has: %s", what, name,
-			      l->n ? near : "none");
+	if (*len < cap)
+		*len += (size_t)snprintf(msg + *len, cap - *len, "%shas no %s `%s`; it has: %s",
+					 *len ? "\n" : "", what, name, l->n ? near : "none");
 }
 
 static int a1111_supports(const struct kiln_ai_caps *c, const struct kiln_ai_request *rq,
 			  struct kiln_error *e)
 {
+	char msg[1400];
+	size_t len = 0;
 	if (!c || !c->known)
 		return 0;
 	if (rq->checkpoint && (c->flags & KILN_CAPS_MODELS_LISTED) &&
 	    find_model(c, rq->checkpoint) < 0)
-		return missing(e, "checkpoint", rq->checkpoint, &c->models);
+		missing(msg, sizeof msg, &len, "checkpoint", rq->checkpoint, &c->models);
 	for (size_t i = 0; i < rq->nloras; i++)
 		if ((c->flags & KILN_CAPS_LORAS_LISTED) && !find_lora(c, rq->loras[i].name))
-			return missing(e, "LoRA", rq->loras[i].name, &c->loras);
-	if (rq->ncontrols && !(c->flags & KILN_CAPS_CONTROLNET))
-		return kiln_error_set(e, KILN_E_SPEC, NULL, "has no ControlNet extension "
-				      "(/controlnet/model_list is not there), and ControlNet model "
-				      "`%s` is asked for", rq->controls[0].cn->model);
-	for (size_t i = 0; i < rq->ncontrols; i++) {
+			missing(msg, sizeof msg, &len, "LoRA", rq->loras[i].name, &c->loras);
+	if (rq->ncontrols && !(c->flags & KILN_CAPS_CONTROLNET) && len < sizeof msg)
+		len += (size_t)snprintf(msg + len, sizeof msg - len, "%shas no ControlNet extension "
+					"(no /controlnet/model_list), and ControlNet model `%s` is "
+					"asked for", len ? "\n" : "", rq->controls[0].cn->model);
+	for (size_t i = 0; (c->flags & KILN_CAPS_CONTROLNET) && i < rq->ncontrols; i++) {
 		const struct kiln_controlnet *cn = rq->controls[i].cn;
 		if (!find_cn_model(c, cn->model))
-			return missing(e, "ControlNet model", cn->model, &c->cn_models);
+			missing(msg, sizeof msg, &len, "ControlNet model", cn->model, &c->cn_models);
 		if (!find_cn_module(c, cn->module))
-			return missing(e, "ControlNet module", cn->module, &c->cn_modules);
+			missing(msg, sizeof msg, &len, "ControlNet module", cn->module,
+				&c->cn_modules);
 	}
-	return 0;
+	if (!len)
+		return 0;
+	return kiln_error_set(e, KILN_E_SPEC, NULL, "%s", msg);
 }
 
 const struct kiln_engine kiln_engine_a1111 = {

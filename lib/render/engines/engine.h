@@ -159,7 +159,8 @@ struct kiln_engine {
 					 const char *body, size_t len, struct kiln_http *next,
 					 struct kiln_error *e);
 	/* Can this endpoint run rq? 0 yes; else KILN_E_SPEC with e naming the missing thing and
-	 * the nearest names caps has (the dispatcher adds the endpoint to the message). */
+	 * the nearest names caps has, one line per missing thing ("has no LoRA `x`; it has: a,
+	 * b"): the dispatcher puts the endpoint before each line. */
 	int (*supports)(const struct kiln_ai_caps *caps, const struct kiln_ai_request *rq,
 			struct kiln_error *e);
 };
