@@ -644,6 +644,17 @@ class TestA1111(unittest.TestCase):
         self.assertEqual(info["extra_generation_params"]["Lora hashes"][:14], "pixel_art_xl: ")
         self.assertNotIn("comments", info)
 
+    def test_unloadable_lora(self):
+        srv = Server("--protocol", "a1111", "--unloadable-loras", "crown_v2")
+        try:
+            self.assertIn("crown_v2", [l["name"] for l in srv.json("GET", "/sdapi/v1/loras")])
+            d = srv.json("POST", "/sdapi/v1/txt2img", txt2img_body(
+                prompt="owl <lora:crown_v2:1> <lora:laser_eyes:1>"))
+            hashes = json.loads(d["info"])["extra_generation_params"]["Lora hashes"]
+            self.assertTrue(hashes.startswith("laser_eyes: ") and "crown" not in hashes, hashes)
+        finally:
+            srv.stop()
+
     def test_forge_mode(self):
         srv = Server("--protocol", "a1111", "--forge")
         try:
