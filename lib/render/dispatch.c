@@ -238,7 +238,8 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-			 (long)((s->is_health && c->timeout > 10 ? 10 : c->timeout) * 1000));
+			 (long)((s->is_health && !s->is_probe && c->timeout > 10 ? 10 : c->timeout) *
+				1000));
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (c->auth_env && c->secret) {
