@@ -104,8 +104,11 @@ static long find_model(const struct kiln_ai_caps *c, const char *want)
 			memcpy(name, t, tl);
 			name[tl] = 0;
 			nl = title_name_len(name);
+			/* the title, the file name, the model name, or the short hash in the
+			 * title's brackets (A1111's checkpoint_aliases) */
 			if (pass == 0 && (eqn(want, wn, name, tl, 0) || eqn(want, wn, name, nl, 0) ||
-					  !strcmp(want, mn)))
+					  !strcmp(want, mn) ||
+					  (nl + 3 < tl && eqn(want, wn, name + nl + 2, tl - nl - 3, 1))))
 				return (long)i;
 			name[nl] = 0;
 			if (pass == 1 && (eqn(wb, bn, base_name(name), stem_len(base_name(name)), 1) ||
