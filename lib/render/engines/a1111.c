@@ -637,7 +637,8 @@ static enum kiln_step a1111_probe_response(struct kiln_ai_caps *caps, const char
 	} else {
 		x = json_object_get(o, "module_list");
 		json_array_foreach(x, i, v)
-			if (json_is_string(v) && (rc = list_add(&caps->cn_modules, json_string_value(v), 1)))
+			if (json_is_string(v) &&
+			    (rc = list_add(&caps->cn_modules, json_string_value(v), 1)))
 				break;
 		st = KILN_STEP_DONE;
 	}
