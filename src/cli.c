@@ -270,6 +270,9 @@ static json_t *endpoints_json(const struct kiln_progress *p)
 			(int)p->endpoints[k].concurrency, "failing", (int)st->failing,
 			"parked", (json_int_t)st->parked, "busy_seconds", st->busy_seconds,
 			"images_per_minute", per_minute(st->ok, p->elapsed)));
+		if (st->why[0] && json_array_size(arr))
+			json_object_set_new(json_array_get(arr, json_array_size(arr) - 1), "why",
+					    json_string(st->why));
 	}
 	return arr;
 }
@@ -342,6 +345,16 @@ void cli_progress_cb(const struct kiln_progress *p, void *user)
 			erase_bar(cp);
 		fprintf(stderr, "kiln: item %llu failed: %s\n", (unsigned long long)p->item_id,
 			p->error);
+	}
+	if (!strcmp(p->event, "end") && !cp->quiet) {
+		/* endpoints taken out of the pool for the run, and why (a server that drops
+		 * what is asked, a refused credential, one that stopped answering) */
+		if (cp->tty)
+			erase_bar(cp);
+		for (size_t k = 0; k < p->nendpoints; k++)
+			if (p->endpoint_stats[k].state == KILN_ENDPOINT_GIVEN_UP &&
+			    p->endpoint_stats[k].why[0])
+				fprintf(stderr, "kiln: endpoint %s\n", p->endpoint_stats[k].why);
 	}
 	if (!cp->tty)
 		return;

@@ -100,6 +100,14 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 			       json_string_value(json_object_get(v, "status")),
 			       json_real_value(json_object_get(v, "seconds")), err ? "  " : "",
 			       err ? err : "");
+			/* what the AI server said it used (model and hash, LoRAs, ControlNet) */
+			json_t *ran = json_object_get(v, "ran");
+			if (json_is_object(ran)) {
+				char *t = json_dumps(ran, JSON_COMPACT | JSON_PRESERVE_ORDER);
+				if (t)
+					printf("       ran %s\n", t);
+				free(t);
+			}
 		}
 		/* the last `kiln qa` on this token: a verdict on an image since replaced is stale */
 		json_t *qs = json_loads(qa, 0, NULL);

@@ -104,6 +104,9 @@ struct kiln_render_record {
 	const char *error_kind;   /* when !ok, AI engines: "timeout", "connection", "http_5xx",
 	                             "http_4xx", "bad_image", "job_failed" or "other"; NULL:
 	                             not classified */
+	const char *ran_json;     /* AI engines: what the server reported it used (a JSON
+	                             object: model, model_hash, loras, controlnet, steps, sampler,
+	                             scheduler), beside request_json; NULL: nothing reported */
 };
 
 /* Record attempts in one transaction: a renders row each, the item's status/recipe/image/error

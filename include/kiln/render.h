@@ -60,6 +60,7 @@ struct kiln_dispatch_stats {
 	unsigned failing;          /* attempts failed in a row (0: the last one was ok); jobs
 	                              that failed wait out their backoff before a retry */
 	double busy_seconds;       /* sum of attempt durations */
+	char why[512];             /* given up: why ("URL: parked for this run: ...") */
 };
 
 #endif

@@ -129,6 +129,9 @@ static const struct migration migrations[] = {
 	 "  ORDER BY r.finished_at DESC, r.id DESC LIMIT 1) FROM items i, (SELECT\n"
 	 "  (julianday(max(at)) - 2440587.5) * 86400.0 AS t FROM events WHERE kind = 'qa')\n"
 	 "  WHERE t IS NOT NULL;\n"},
+	/* 5: what the AI server reported it used for an attempt (model and its hash, LoRA
+	 * hashes, ControlNet units), beside what was asked (request) */
+	{5, HAS_COLUMN("renders", "ran"), "ALTER TABLE renders ADD COLUMN ran TEXT"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -759,7 +762,7 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 		return rc;
 	if ((rc = prepare(c, "INSERT INTO renders(item_id, engine, endpoint, recipe, seed, request, "
 			  "status, http_status, image, bytes, error, started_at, finished_at, "
-			  "error_kind) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &ins, e)))
+			  "error_kind, ran) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &ins, e)))
 		goto out;
 	if ((rc = prepare(c, "UPDATE items SET status=?2, recipe=?3, image=?4, image_bytes=?5, "
 			  "error=?6, rendered_at=?7 WHERE id=?1", &up, e)))
@@ -790,6 +793,8 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 		sqlite3_bind_double(ins, 13, x->finished);
 		if (!x->ok && x->error_kind)
 			sqlite3_bind_text(ins, 14, x->error_kind, -1, SQLITE_STATIC);
+		if (x->ran_json)
+			sqlite3_bind_text(ins, 15, x->ran_json, -1, SQLITE_STATIC);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			rc = db_error(c, e, "recording a render");
 			goto out;
@@ -932,7 +937,7 @@ int kiln_catalog_item_renders_json(struct kiln_catalog *c, uint64_t id, char **j
 	if (!arr)
 		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
 	if ((rc = prepare(c, "SELECT id, engine, endpoint, recipe, seed, status, http_status, "
-			  "image, bytes, error, started_at, finished_at FROM renders "
+			  "image, bytes, error, started_at, finished_at, ran FROM renders "
 			  "WHERE item_id = ? ORDER BY id DESC", &st, e)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
@@ -949,6 +954,13 @@ int kiln_catalog_item_renders_json(struct kiln_catalog *c, uint64_t id, char **j
 			"error", (const char *)sqlite3_column_text(st, 9),
 			"started_at", sqlite3_column_double(st, 10),
 			"seconds", sqlite3_column_double(st, 11) - sqlite3_column_double(st, 10));
+		/* what the server reported it used (AI engines), as the object it is */
+		const char *ran = (const char *)sqlite3_column_text(st, 12);
+		json_t *rj = ran ? json_loads(ran, 0, NULL) : NULL;
+		if (o && json_object_set_new(o, "ran", rj ? rj : json_null())) {
+			json_decref(o);
+			o = NULL;
+		}
 		if (!o || json_array_append_new(arr, o)) {
 			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
 			goto out;

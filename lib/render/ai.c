@@ -197,7 +197,7 @@ struct job {
 struct pending {
 	struct kiln_render_record r;
 	char recipe[65], image[65];
-	char *request, *error, *info, *remote;
+	char *request, *error, *info, *remote, *ran;
 	int final;
 	uint64_t seed_req, seed_used;
 };
@@ -280,6 +280,7 @@ static void pending_free(struct pending *x)
 	free(x->error);
 	free(x->info);
 	free(x->remote);
+	free(x->ran);
 }
 
 static int flush(struct ai *a, struct kiln_error *e)
@@ -434,6 +435,8 @@ static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct
 		x->info = kiln_strdup(at->aj->info);
 	if (at->aj && at->aj->remote_id[0])
 		x->remote = kiln_strdup(at->aj->remote_id);
+	if (at->aj && at->aj->ran)
+		x->ran = kiln_strdup(at->aj->ran);
 	x->final = at->final;
 	x->seed_req = j->seed;
 	x->seed_used = ok && at->aj ? at->aj->seed_used : j->seed;
@@ -443,6 +446,7 @@ static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct
 	x->r.recipe = x->recipe;
 	x->r.seed = x->seed_used;
 	x->r.request_json = x->request;
+	x->r.ran_json = x->ran;
 	x->r.ok = ok;
 	x->r.http_status = (int)at->http_status;
 	x->r.image = x->image;

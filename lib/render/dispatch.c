@@ -49,7 +49,18 @@ struct jstate {
 	unsigned attempts;
 	int last_ep;               /* -1: none */
 	unsigned char state;
+	uint32_t cls;              /* its class (struct cls): which endpoints can run it */
 	double not_before;         /* J_RETRY */
+};
+
+/* Jobs that the same endpoints can run share a class: for each endpoint, whether its engine
+ * says it can (supports(), from the probe's caps) and, when it cannot, why. A few classes
+ * whatever the number of jobs (one per distinct verdict across the endpoints). */
+enum { CAN_NO, CAN_YES, CAN_UNKNOWN };
+struct cls {
+	unsigned char *can;        /* [nendpoints]: CAN_* */
+	char *why;                 /* "URL has no LoRA `x`; it has: ...; URL ..." (NULL: none) */
+	uint64_t hash;
 };
 
 struct slot;
@@ -70,10 +81,17 @@ struct ep {
 	size_t *resume;            /* indexes into o->resume still to start here */
 	size_t nresume;
 	char why[1024];            /* why it was given up */
+	struct kiln_ai_caps caps;  /* what it has (its engine's probe), known once probed */
+	int first_done;            /* its first check ended (probed, or failed once) */
+	int ring_starved;          /* no job left in the fresh queue that it can run */
+	unsigned mismatches;       /* answers in a row that did not apply what was asked */
+	unsigned busy;             /* back-pressure answers in a row (KILN_STEP_BUSY) */
+	int classified;            /* its verdicts are in the job classes */
 };
 
 struct slot {
 	int used, is_health, waiting;
+	int is_probe;              /* a probe exchange (is_health is set too) */
 	int released;              /* the endpoint's concurrency was given back (checking) */
 	size_t job, ep;
 	struct kiln_ai_request rq;
@@ -129,6 +147,13 @@ struct run {
 	struct kiln_rng rng;
 	int rc;                     /* a callback failed: stop */
 	struct kiln_error *e;
+	struct cls *cls;            /* job classes (see struct cls) */
+	size_t ncls, capcls;
+	uint32_t *cls_ht;           /* open addressing: class index + 1, 0 empty */
+	size_t cls_htsize;
+	int classify;               /* some engine can refuse jobs: classes are kept */
+	int gate_open;              /* every endpoint's first check ended: jobs may start */
+	int recheck;                /* an endpoint was given up: look for jobs none can run */
 };
 
 /* libcurl's global state, set up once per process; a failed setup is tried again by the
@@ -213,7 +238,8 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000));
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-			 (long)((s->is_health && c->timeout > 10 ? 10 : c->timeout) * 1000));
+			 (long)((s->is_health && !s->is_probe && c->timeout > 10 ? 10 : c->timeout) *
+				1000));
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (c->auth_env && c->secret) {
@@ -311,6 +337,8 @@ static int up_count(struct run *r)
 	return n;
 }
 
+static int cls_hope(const struct run *r, const struct cls *c);
+
 /* The attempt in slot s is over. */
 static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long status,
 			const char *error)
@@ -318,7 +346,9 @@ static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long s
 	struct jstate *j = &r->js[s->job];
 	struct ep *ep = &r->eps[s->ep];
 	struct kiln_dispatch_attempt a;
-	int final = ok || fatal || j->attempts > r->o->retries;
+	/* no retry when no endpoint is left that could run it */
+	int final = ok || fatal || j->attempts > r->o->retries ||
+		    (r->ncls && !cls_hope(r, &r->cls[j->cls]));
 	memset(&a, 0, sizeof a);
 	a.job = s->job;
 	a.ep = ep->cfg;
@@ -382,8 +412,12 @@ static void give_up(struct run *r, size_t k, const char *fmt, const char *arg)
 	struct ep *ep = &r->eps[k];
 	ep->state = EP_DEAD;
 	snprintf(ep->why, sizeof ep->why, fmt, ep->cfg->url, arg);
-	if (r->stats)
+	ep->first_done = 1;
+	r->recheck = 1;
+	if (r->stats) {
 		r->stats[k].state = 2;
+		snprintf(r->stats[k].why, sizeof r->stats[k].why, "%.511s", ep->why);
+	}
 }
 
 static void start_health(struct run *r, size_t k)
@@ -406,25 +440,242 @@ static void start_health(struct run *r, size_t k)
 	ep->state = ep->state == EP_UP ? EP_UP : EP_CHECKING;
 }
 
-static void health_done(struct run *r, struct slot *s, long status)
+/* --- job classes: which endpoints can run which jobs ------------------------------------- */
+
+static uint64_t cls_hash(const unsigned char *can, size_t n, const char *why)
 {
-	size_t k = s->ep;
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ can[i]) * 1099511628211ull;
+	for (; why && *why; why++)
+		h = (h ^ (unsigned char)*why) * 1099511628211ull;
+	return h;
+}
+
+static int same_why(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+/* The class with verdicts can[] and reasons why (made when new): its index, or -1 (no
+ * memory). */
+static long cls_intern(struct run *r, const unsigned char *can, const char *why)
+{
+	size_t n = r->o->nendpoints, i;
+	uint64_t h = cls_hash(can, n, why);
+	struct cls *c;
+	if (r->cls_htsize) {
+		for (i = h & (r->cls_htsize - 1); r->cls_ht[i]; i = (i + 1) & (r->cls_htsize - 1)) {
+			c = &r->cls[r->cls_ht[i] - 1];
+			if (c->hash == h && !memcmp(c->can, can, n) && same_why(c->why, why))
+				return (long)(r->cls_ht[i] - 1);
+		}
+	}
+	if (r->ncls == r->capcls) {
+		size_t cap = r->capcls ? r->capcls * 2 : 8;
+		struct cls *v = kiln_reallocarray(r->cls, cap, sizeof *v);
+		if (!v)
+			return -1;
+		r->cls = v;
+		r->capcls = cap;
+	}
+	if ((r->ncls + 1) * 2 > r->cls_htsize) { /* grow the table: half full at most */
+		size_t size = r->cls_htsize ? r->cls_htsize * 2 : 16;
+		uint32_t *ht = kiln_calloc(size, sizeof *ht);
+		if (!ht)
+			return -1;
+		for (size_t k = 0; k < r->ncls; k++) {
+			for (i = r->cls[k].hash & (size - 1); ht[i]; i = (i + 1) & (size - 1))
+				;
+			ht[i] = (uint32_t)k + 1;
+		}
+		free(r->cls_ht);
+		r->cls_ht = ht;
+		r->cls_htsize = size;
+	}
+	c = &r->cls[r->ncls];
+	memset(c, 0, sizeof *c);
+	if (!(c->can = kiln_malloc(n ? n : 1)))
+		return -1;
+	memcpy(c->can, can, n);
+	c->hash = h;
+	if (why && *why && !(c->why = kiln_strdup(why))) {
+		free(c->can);
+		return -1;
+	}
+	for (i = h & (r->cls_htsize - 1); r->cls_ht[i]; i = (i + 1) & (r->cls_htsize - 1))
+		;
+	r->cls_ht[i] = (uint32_t)r->ncls + 1;
+	return (long)r->ncls++;
+}
+
+static void cls_free(struct run *r)
+{
+	for (size_t i = 0; i < r->ncls; i++) {
+		free(r->cls[i].can);
+		free(r->cls[i].why);
+	}
+	free(r->cls);
+	free(r->cls_ht);
+}
+
+/* Has endpoint k said what it has (or has nothing to say: an engine without a probe)? */
+static int ep_knows(const struct ep *ep)
+{
+	return !ep->eng->probe_start || !ep->eng->supports || ep->caps.known;
+}
+
+/* Put every unfinished job in its class (fresh: the first time), asking the endpoints in
+ * [k0, k1) that know what they have whether they can run it (the others keep their verdict,
+ * or are unknown).
+ * Builds each job's request once: O(jobs x endpoints asked). */
+static int classify(struct run *r, size_t k0, size_t k1, int fresh)
+{
+	size_t n = r->o->nendpoints;
+	unsigned char *can = kiln_malloc(n ? n : 1);
+	char *why = kiln_malloc(4096);
+	int rc = 0;
+	if (!can || !why) {
+		rc = kiln_error_set(r->e, KILN_E_NOMEM, NULL, "out of memory sorting jobs");
+		goto out;
+	}
+	for (size_t j = 0; j < r->o->njobs && !rc; j++) {
+		struct kiln_ai_request rq;
+		struct kiln_error e;
+		size_t len = 0;
+		long c;
+		if (r->js[j].state == J_DONE)
+			continue;
+		why[0] = 0;
+		if (!fresh) {
+			const struct cls *old = &r->cls[r->js[j].cls];
+			memcpy(can, old->can, n);
+			if (old->why)
+				len = (size_t)snprintf(why, 4096, "%s", old->why);
+			if (len >= 4096)
+				len = 4095;
+		} else {
+			memset(can, CAN_UNKNOWN, n);
+		}
+		memset(&rq, 0, sizeof rq);
+		kiln_error_clear(&e);
+		if (r->ops->request(r->ops->user, j, &rq, &e)) {
+			/* it fails again when it starts, with this message, wherever it goes */
+			memset(can, CAN_YES, n);
+		} else {
+			for (size_t k = 0; k < n; k++) {
+				const struct ep *ep = &r->eps[k];
+				if (can[k] != CAN_UNKNOWN && (k < k0 || k >= k1))
+					continue;
+				if (!ep_knows(ep)) {
+					can[k] = CAN_UNKNOWN;
+					continue;
+				}
+				kiln_error_clear(&e);
+				if (!ep->eng->supports ||
+				    !ep->eng->supports(ep->caps.known ? &ep->caps : NULL, &rq, &e)) {
+					can[k] = CAN_YES;
+					continue;
+				}
+				can[k] = CAN_NO;
+				/* one line per missing thing ("URL has no LoRA `x`; it has: ..."):
+				 * the engine separates them with newlines */
+				for (const char *m = e.msg; *m && len + 16 < 4096;) {
+					size_t ml = strcspn(m, "\n");
+					len += (size_t)snprintf(why + len, 4096 - len, "%s%s %.*s",
+								len ? "\n" : "", ep->cfg->url,
+								(int)ml, m);
+					m += ml + (m[ml] == '\n');
+				}
+			}
+			kiln_ai_request_release(&rq);
+		}
+		if (len >= 4096)
+			why[4095] = 0;
+		if ((c = cls_intern(r, can, why)) < 0)
+			rc = kiln_error_set(r->e, KILN_E_NOMEM, NULL, "out of memory sorting jobs");
+		else
+			r->js[j].cls = (uint32_t)c;
+	}
+out:
+	free(can);
+	free(why);
+	return rc;
+}
+
+/* Can endpoint k run job j? */
+static int can_run(const struct run *r, size_t k, size_t j)
+{
+	return !r->ncls || r->cls[r->js[j].cls].can[k] == CAN_YES;
+}
+
+/* Could any endpoint still run a job of class c (one that can, or one not yet known)? */
+static int cls_hope(const struct run *r, const struct cls *c)
+{
+	for (size_t k = 0; k < r->o->nendpoints; k++)
+		if (r->eps[k].state != EP_DEAD && c->can[k] != CAN_NO)
+			return 1;
+	return 0;
+}
+
+/* The reason no endpoint can run class c: what each lacks, and why the others were given
+ * up. */
+/* Append each line of `lines` that out does not hold yet, "; "-separated. */
+static void add_unique(char *out, size_t cap, size_t *len, const char *lines)
+{
+	for (const char *m = lines; m && *m && *len < cap;) {
+		size_t ml = strcspn(m, "\n");
+		char one[1100];
+		snprintf(one, sizeof one, "%.*s", (int)(ml < 1099 ? ml : 1099), m);
+		if (!strstr(out, one))
+			*len += (size_t)snprintf(out + *len, cap - *len, "%s%s", *len ? "; " : "",
+						 one);
+		m += ml + (m[ml] == '\n');
+	}
+}
+
+static void cls_reason(const struct run *r, const struct cls *c, char *out, size_t cap,
+		       size_t *len)
+{
+	add_unique(out, cap, len, c->why);
+	for (size_t k = 0; k < r->o->nendpoints && *len < cap; k++)
+		if (c->can[k] != CAN_NO && r->eps[k].state == EP_DEAD)
+			add_unique(out, cap, len, r->eps[k].why);
+}
+
+/* An endpoint answered its probe (or has none): it takes jobs now. */
+static void ep_ready(struct run *r, size_t k)
+{
 	struct ep *ep = &r->eps[k];
-	char what[400];
-	ep->health = NULL;
-	if (status >= 200 && status < 300) {
-		ep->state = EP_UP;
-		ep->health_fail = 0;
-		ep->consecutive = 0;
-		if (r->stats)
-			r->stats[k].state = 0;
-	} else if (status == 401 || status == 403) {
+	ep->state = EP_UP;
+	ep->health_fail = 0;
+	ep->consecutive = 0;
+	ep->first_done = 1;
+	ep->ring_starved = 0;
+	if (r->stats)
+		r->stats[k].state = 0;
+	/* an endpoint that comes up after the jobs were sorted: its verdicts now (once) */
+	if (r->gate_open && r->classify && !ep->classified && !r->rc) {
+		ep->classified = 1;
+		if (classify(r, k, k + 1, 0))
+			r->rc = r->e->code ? r->e->code : KILN_E_NOMEM;
+	}
+}
+
+/* The endpoint's first check or probe failed: park it (health-checked again later), or give
+ * it up after health_tries. */
+static void check_failed(struct run *r, size_t k, long status, const char *detail)
+{
+	struct ep *ep = &r->eps[k];
+	char what[600];
+	ep->first_done = 1;
+	if (status == 401 || status == 403) {
 		snprintf(what, sizeof what, "%ld", status);
 		give_up(r, k, "%s: the server refused kiln's credentials (HTTP %s): check the "
 			"environment variable named by auth_env/token_env", what);
 	} else if (++ep->health_fail >= r->o->health_tries) {
-		snprintf(what, sizeof what, "%s", status ? "" : s->errbuf);
-		if (status)
+		snprintf(what, sizeof what, "%s", detail);
+		if (status && !*detail)
 			snprintf(what, sizeof what, "HTTP %ld", status);
 		give_up(r, k, "%s: not answering its health check (%s): gave up on it for this run",
 			what);
@@ -432,6 +683,64 @@ static void health_done(struct run *r, struct slot *s, long status)
 		ep->state = EP_PARKED;
 		ep->until = kiln_clock_mono() + ep->park;
 		ep->park = ep->park * 2 > 60 ? 60 : ep->park * 2;
+	}
+}
+
+static void health_done(struct run *r, struct slot *s, long status)
+{
+	size_t k = s->ep;
+	struct ep *ep = &r->eps[k];
+	struct kiln_error e;
+	ep->health = NULL;
+	kiln_error_clear(&e);
+	if (status >= 200 && status < 300 && !ep->caps.known && ep->eng->probe_start) {
+		/* up: ask what it has before its first job, on the same slot */
+		s->is_probe = 1;
+		kiln_buf_reset(&s->http.body);
+		if (!ep->eng->probe_start(&ep->caps, &s->http, &e) && !send_http(r, s, &e)) {
+			ep->health = s;
+			return;
+		}
+		check_failed(r, k, 0, e.msg);
+	} else if (status >= 200 && status < 300) {
+		ep_ready(r, k);
+	} else {
+		check_failed(r, k, status, status ? "" : s->errbuf);
+	}
+	slot_free(r, s);
+}
+
+/* A probe exchange ended (err: the transfer's error, if any). */
+static void probe_done(struct run *r, struct slot *s, long status, struct kiln_error *err)
+{
+	size_t k = s->ep;
+	struct ep *ep = &r->eps[k];
+	enum kiln_step step;
+	char path[sizeof s->http.path];
+	ep->health = NULL;
+	if (status == 401 || status == 403) {
+		check_failed(r, k, status, "");
+		slot_free(r, s);
+		return;
+	}
+	snprintf(path, sizeof path, "%s", s->http.path);
+	kiln_buf_reset(&s->http.body);
+	step = ep->eng->probe_response(&ep->caps, path, status, s->resp.data ? s->resp.data : "",
+				       s->resp.len, &s->http, err);
+	if (step == KILN_STEP_SEND && !send_http(r, s, err)) {
+		ep->health = s;
+		return;
+	}
+	if (step == KILN_STEP_DONE) {
+		ep->caps.known = 1;
+		ep_ready(r, k);
+	} else if (step == KILN_STEP_FATAL) {
+		char why[900];
+		snprintf(why, sizeof why, "%.899s", err->msg[0] ? err->msg : "cannot ask what it has");
+		give_up(r, k, "%s: %s", why);
+	} else {
+		kiln_ai_caps_release(&ep->caps); /* asked again from the start next time */
+		check_failed(r, k, 0, err->msg[0] ? err->msg : "its probe failed");
 	}
 	slot_free(r, s);
 }
@@ -455,7 +764,7 @@ static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_disp
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < r->nretry; i++) {
 			size_t j = r->retry[i];
-			if (r->js[j].not_before > now)
+			if (r->js[j].not_before > now || !can_run(r, k, j))
 				continue;
 			if (pass == 0 && others && r->js[j].last_ep == (int)k &&
 			    now - r->js[j].not_before < 2)
@@ -464,14 +773,22 @@ static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_disp
 			*job = j;
 			return 1;
 		}
-		while (pass == 0 && r->count) {
+		/* the fresh queue: a job this endpoint cannot run goes to the back for the others;
+		 * once a whole round finds none, the endpoint stops looking there */
+		for (size_t seen = 0, n = r->count; pass == 0 && !ep->ring_starved && r->count;) {
 			size_t j = r->ring[r->head];
 			r->head = (r->head + 1) % (r->o->njobs + 1);
 			r->count--;
 			if (r->js[j].state != J_QUEUED)
 				continue; /* started as a resumed job */
-			*job = j;
-			return 1;
+			if (can_run(r, k, j)) {
+				*job = j;
+				return 1;
+			}
+			r->ring[(r->head + r->count) % (r->o->njobs + 1)] = j;
+			r->count++;
+			if (++seen >= n)
+				ep->ring_starved = 1;
 		}
 	}
 	return 0;
@@ -642,6 +959,7 @@ static void start_job(struct run *r, size_t k, size_t job,
 	s->have_rq = 1;
 	s->aj.rq = &s->rq;
 	s->aj.ep = ep->cfg;
+	s->aj.caps = ep->caps.known ? &ep->caps : NULL;
 	s->aj.attempt = j->attempts;
 	s->aj.seed_used = s->rq.seed;
 	if (res) {
@@ -685,6 +1003,8 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 	case KILN_STEP_DONE: {
 		struct ep *ep = &r->eps[s->ep];
 		ep_success(r, s->ep);
+		ep->mismatches = 0;
+		ep->busy = 0;
 		if (s->done_at && !s->aj.resumed && !s->aj.poll_errors) {
 			/* the job finished between these two answers */
 			double took = (s->pending_at + s->done_at) / 2 - s->started_mono;
@@ -707,10 +1027,51 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 		check_done(r, s);
 		return;
 	}
-	case KILN_STEP_BUSY: /* for now as a retry that does not trip the breaker */
-		end_attempt(r, s, 0, 0, status, err->msg[0] ? err->msg : "the server is busy");
+	case KILN_STEP_BUSY: {
+		/* back-pressure (sd.cpp's 429, its queue full): the same submission again after a
+		 * back-off that doubles up to backoff_max; the job keeps its slot and its attempt,
+		 * and the endpoint's breaker is not touched. */
+		struct ep *ep = &r->eps[s->ep];
+		double wait = r->o->backoff_base;
+		struct kiln_error e2;
+		kiln_error_clear(&e2);
+		for (unsigned i = 0; i < ep->busy && wait < r->o->backoff_max; i++)
+			wait *= 2;
+		if (wait > r->o->backoff_max)
+			wait = r->o->backoff_max;
+		ep->busy++;
+		if (++s->aj.polls > 100000) {
+			end_attempt(r, s, 0, 0, status, "the server stayed busy");
+			return;
+		}
+		kiln_buf_reset(&s->http.body);
+		s->http.upload = NULL;
+		s->http.no_resend = 0;
+		if (ep->eng->start(&s->aj, &s->http, &e2)) {
+			end_attempt(r, s, 0, 1, status, e2.msg);
+			return;
+		}
+		s->due = kiln_clock_mono() + wait * (0.5 + 0.5 * (double)(kiln_rng_next(&r->rng) >>
+								  11) / 9007199254740992.0);
+		s->waiting = 1;
 		return;
+	}
 	case KILN_STEP_RETRY:
+		if (err->code == KILN_E_SPEC) {
+			/* a mismatch: the server answered but did not apply what was asked. Not a
+			 * failure of the server's health (no breaker), but one that does it for
+			 * breaker_failures jobs in a row is taken out of the pool for the run */
+			struct ep *ep = &r->eps[s->ep];
+			if (++ep->mismatches >= r->o->breaker_failures && ep->state != EP_DEAD) {
+				char why[900];
+				snprintf(why, sizeof why, "%u jobs in a row (the last: %.700s)",
+					 ep->mismatches, err->msg);
+				give_up(r, s->ep, "%s: parked for this run: it did not apply what was "
+					"asked in %s", why);
+			}
+			end_attempt(r, s, 0, 0, status, err->msg);
+			return;
+		}
 		ep_failure(r, s->ep);
 		end_attempt(r, s, 0, 0, status, err->msg[0] ? err->msg : "failed");
 		return;
@@ -738,6 +1099,10 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 		kiln_error_set(&err, KILN_E_NET, NULL, "%s %s: %s", s->http.method, s->http.path,
 			       s->errbuf[0] ? s->errbuf : curl_easy_strerror(res));
 	slot_reset_transfer(r, s);
+	if (s->is_probe) {
+		probe_done(r, s, status, &err);
+		return;
+	}
 	if (s->is_health) {
 		health_done(r, s, status);
 		return;
@@ -815,7 +1180,7 @@ static void sync_stats(struct run *r)
 static int fill(struct run *r)
 {
 	int n = 0;
-	if (r->o->cancel && *r->o->cancel)
+	if ((r->o->cancel && *r->o->cancel) || !r->gate_open)
 		return 0;
 	for (size_t k = 0; k < r->o->nendpoints; k++) {
 		struct ep *ep = &r->eps[k];
@@ -851,6 +1216,80 @@ static int busy(struct run *r)
 		if (r->slots[i].used && !r->slots[i].is_health)
 			return 1;
 	return 0;
+}
+
+/* Every endpoint's first check has ended (it answered its probe, failed once, or was given
+ * up): sort the jobs by which endpoints can run them. A job that no endpoint can run when
+ * every endpoint has said what it has is refused here, before any job is sent
+ * (KILN_E_SPEC naming each endpoint and what it lacks). */
+static int open_gate(struct run *r)
+{
+	for (size_t k = 0; k < r->o->nendpoints; k++)
+		if (!r->eps[k].first_done && r->eps[k].state != EP_DEAD)
+			return 0;
+	r->gate_open = 1;
+	if (!r->classify)
+		return 0;
+	for (size_t k = 0; k < r->o->nendpoints; k++)
+		r->eps[k].classified = ep_knows(&r->eps[k]);
+	if (classify(r, 0, r->o->nendpoints, 1))
+		return r->e->code ? r->e->code : KILN_E_NOMEM;
+	size_t n = 0, len = 0;
+	char why[1400] = "";
+	for (size_t c = 0; c < r->ncls; c++) {
+		const struct cls *x = &r->cls[c];
+		size_t m = 0, unknown = 0;
+		for (size_t k = 0; k < r->o->nendpoints; k++)
+			unknown += x->can[k] == CAN_UNKNOWN && r->eps[k].state != EP_DEAD;
+		if (unknown || cls_hope(r, x))
+			continue;
+		for (size_t j = 0; j < r->o->njobs; j++)
+			m += r->js[j].state != J_DONE && r->js[j].cls == c;
+		if (!m)
+			continue;
+		n += m;
+		cls_reason(r, x, why, sizeof why, &len);
+	}
+	if (n)
+		return kiln_error_set(r->e, KILN_E_SPEC, NULL, "%zu job%s cannot run on any "
+				      "endpoint, so none was sent: %s", n, n == 1 ? "" : "s", why);
+	return 0;
+}
+
+/* Jobs that no endpoint left can run (the ones that could were given up) fail now, with
+ * what each endpoint lacks. */
+static void fail_hopeless(struct run *r)
+{
+	char why[2048];
+	size_t len;
+	r->recheck = 0;
+	if (!r->ncls)
+		return;
+	for (size_t j = 0; j < r->o->njobs; j++) {
+		struct kiln_dispatch_attempt a;
+		const struct cls *c = &r->cls[r->js[j].cls];
+		if ((r->js[j].state != J_QUEUED && r->js[j].state != J_RETRY) || cls_hope(r, c))
+			continue;
+		len = 0;
+		why[0] = 0;
+		cls_reason(r, c, why, sizeof why, &len);
+		memset(&a, 0, sizeof a);
+		a.job = j;
+		a.attempt = r->js[j].attempts;
+		a.final = 1;
+		a.error = why;
+		a.started = a.finished = kiln_clock_unix();
+		if (r->js[j].state == J_RETRY) /* out of the retry list */
+			for (size_t i = 0; i < r->nretry; i++)
+				if (r->retry[i] == j) {
+					r->retry[i] = r->retry[--r->nretry];
+					break;
+				}
+		r->js[j].state = J_DONE; /* the ring skips it */
+		r->remaining--;
+		if (!r->rc && r->ops->attempt(r->ops->user, &a, r->e))
+			r->rc = r->e->code ? r->e->code : KILN_E_FAILED;
+	}
 }
 
 int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_dispatch_ops *ops,
@@ -928,6 +1367,7 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 			goto out;
 		}
+		r.classify |= ep->eng->supports != NULL;
 	}
 	for (size_t i = o.nresume; i-- > 0;) {
 		const struct kiln_dispatch_resume *x = &o.resume[i];
@@ -956,6 +1396,10 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 					next = ep->until;
 			}
 		}
+		if (!r.gate_open && (r.rc = open_gate(&r)))
+			break;
+		if (r.recheck)
+			fail_hopeless(&r);
 		fill(&r);
 		if (!alive) {
 			fail_rest(&r);
@@ -1014,8 +1458,10 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 			for (size_t i = 0; i < r.nretry && !due && ms; i++)
 				due = r.js[r.retry[i]].not_before <= now;
 			for (size_t k = 0; k < o.nendpoints && ms && r.nfree; k++)
-				if (r.eps[k].state == EP_UP && r.eps[k].active < r.eps[k].cfg->concurrency
-				    && (r.count || r.eps[k].nresume || due) && !(o.cancel && *o.cancel))
+				if (r.gate_open && r.eps[k].state == EP_UP &&
+				    r.eps[k].active < r.eps[k].cfg->concurrency &&
+				    ((r.count && !r.eps[k].ring_starved) || r.eps[k].nresume || due) &&
+				    !(o.cancel && *o.cancel))
 					ms = 0;
 			curl_multi_poll(r.multi, NULL, 0, ms, NULL);
 		}
@@ -1036,7 +1482,9 @@ out:
 		curl_slist_free_all(r.eps[k].headers);
 		curl_slist_free_all(r.eps[k].json_headers);
 		free(r.eps[k].resume);
+		kiln_ai_caps_release(&r.eps[k].caps);
 	}
+	cls_free(&r);
 	if (r.multi)
 		curl_multi_cleanup(r.multi);
 	free(r.eps);

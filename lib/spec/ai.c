@@ -338,13 +338,15 @@ static int check_sdcpp_limits(struct ctx *c, struct fy_node *gen, const struct k
  * preprocessor or control mode (kiln adds no preprocessor node, and ControlNetApplyAdvanced
  * has no mode); on sd-server a checkpoint (it runs the one model it was started with), a
  * ControlNet preprocessor, mode or guidance range (it takes an image and a strength), and more
- * than one layer with ControlNet traits (it takes one unit per image). */
+ * than one layer with ControlNet traits (it takes one unit per image); on A1111 a ControlNet
+ * weight over 2. */
 static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
 			const struct kiln_endpoint *ep)
 {
 	const struct kiln_generate *g = c->s->generate;
 	const char *eng = ep->engine;
 	int comfy = !strcmp(eng, "comfyui"), sdcpp = !strcmp(eng, "sdcpp");
+	int a1111 = !strcmp(eng, "a1111");
 	size_t cn_layers = 0, first = 0;
 	if (!kiln_sampler_runs(eng, g->sampler, NULL) ||
 	    !kiln_sampler_runs(eng, g->sampler, g->scheduler)) {
@@ -383,6 +385,12 @@ static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
 				why = "control_mode (only Balanced)";
 			else if (sdcpp && (cn->guidance_start != 0 || cn->guidance_end != 1))
 				why = "guidance_start/guidance_end (the unit applies to every step)";
+			/* sd-webui-controlnet takes a unit's weight from 0 to 2 and drops every unit
+			 * of the image, answering 200, when one is over (internal_controlnet/args.py);
+			 * Forge takes any weight, but an a1111 endpoint may be either */
+			else if (a1111 && cn->weight > 2)
+				why = "weight over 2 (sd-webui-controlnet takes 0 to 2, and drops every "
+				      "unit of an image when one is over)";
 			if (why)
 				return fail(c, controlnet_node(gen, l, t), "trait '%s' of layer '%s': "
 					    "endpoint %s (%s) does not honour controlnet %s",

@@ -21,7 +21,7 @@ expect_contains "no credentials message" "$T/noauth" "KILN_GPU_AUTH"
 expect_eq "render exit" $? 0
 # every request as A1111 expects it
 requests /sdapi/v1/txt2img | $PY -c '
-import sys, json, sqlite3
+import sys, json, re, sqlite3
 reqs = [r for r in json.load(sys.stdin) if r["status"] == 200]
 db = sqlite3.connect(sys.argv[1] + "/.kiln/catalog.db")
 items = {i: (s, json.loads(t)) for i, s, t in db.execute("select id, seed, traits from items where kind = \"generated\"")}
@@ -30,7 +30,9 @@ seen = set()
 for r in reqs:
     j = r["json"]
     assert r["headers"]["authorization"].startswith("Basic "), r["headers"]
-    assert j["override_settings"] == {"sd_model_checkpoint": "sd_xl_base_1.0.safetensors"}
+    # the checkpoint by the title /sdapi/v1/sd-models lists (a key A1111 always finds)
+    assert re.fullmatch(r"sd_xl_base_1\.0\.safetensors \[[0-9a-f]{10}\]",
+                        j["override_settings"]["sd_model_checkpoint"]), j["override_settings"]
     assert j["sampler_name"] == "Euler a" and j["steps"] == 20 and j["cfg_scale"] == 7
     assert j["width"] == 512 and j["height"] == 512 and j["batch_size"] == 1 and j["n_iter"] == 1
     assert j["negative_prompt"].startswith("blurry, text, watermark")
@@ -47,7 +49,9 @@ for r in reqs:
     cn = j.get("alwayson_scripts", {}).get("controlnet", {}).get("args")
     if t.get("Hat") == "Halo":
         u = cn[0]
-        assert u["model"] == "control_v11p_sd15_canny" and u["module"] == "none", u
+        # the model by its exact listed title, the module as listed
+        assert re.fullmatch(r"control_v11p_sd15_canny \[[0-9a-f]{8}\]", u["model"]), u
+        assert u["module"] == "none", u
         assert u["weight"] == 0.7 and u["guidance_end"] == 0.8 and u["enabled"] is True, u
         assert u["control_mode"] == "Balanced" and len(u["image"]) > 100
     else:

@@ -901,11 +901,23 @@ class A1111:
             r.update({
                 ("GET", "/controlnet/model_list"): self.cn_models,
                 ("GET", "/controlnet/module_list"): lambda r: a1111_json(
-                    {"module_list": ["none", "canny", "depth", "openpose", "lineart",
-                                     "scribble"]}),
+                    {"module_list": self.cn_modules()}),
                 ("GET", "/controlnet/version"): lambda r: a1111_json({"version": 2}),
             })
+        if self.st.args.forge:
+            # Forge adds /sdapi/v1/sd-modules (VAEs and text encoders) beside A1111's routes:
+            # lllyasviel/stable-diffusion-webui-forge modules/api/api.py
+            r[("GET", "/sdapi/v1/sd-modules")] = lambda r: a1111_json([])
         return r
+
+    def cn_modules(self):
+        """The preprocessor keys. sd-webui-controlnet lists its own names with "none" first
+        (Mikubill/sd-webui-controlnet internal_controlnet/external_code.py get_modules);
+        Forge's lib_controlnet lists "None" first and has no "none"
+        (stable-diffusion-webui-forge extensions-builtin/sd_forge_controlnet/lib_controlnet/
+        global_state.py get_sorted_preprocessors)."""
+        rest = ["canny", "depth", "openpose", "lineart", "scribble"]
+        return (["None"] if self.st.args.forge else ["none"]) + rest
 
     # -- listing endpoints ----------------------------------------------------------------------
     def sd_models(self, req):
@@ -927,10 +939,51 @@ class A1111:
         return a1111_json(out)
 
     def cn_title(self, name):
-        return "%s [%s]" % (name, fake_sha256("controlnet", name)[:8])
+        # "stem [hash]": the file name without folder and extension, and its old 8-digit hash
+        # (sd-webui-controlnet scripts/global_state.py get_all_models; Forge
+        # lib_controlnet/global_state.py get_all_models)
+        stem = name.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return "%s [%s]" % (stem, fake_sha256("controlnet", name)[:8])
 
     def cn_models(self, req):
-        return a1111_json({"model_list": [self.cn_title(c) for c in self.st.controlnets]})
+        # sd-webui-controlnet: the "name [hash]" titles (internal_controlnet/external_code.py
+        # get_models); Forge: "None" first, then the titles (lib_controlnet/global_state.py
+        # controlnet_names)
+        titles = [self.cn_title(c) for c in self.st.controlnets]
+        return a1111_json({"model_list": (["None"] if self.st.args.forge else []) + titles})
+
+    def a1111_lora(self, name):
+        """The built-in Lora extension looks a <lora:NAME:w> up in available_network_aliases,
+        whose keys are each file's name without folder or extension and its alias; a name
+        written with an extension or a folder is not found (AUTOMATIC1111
+        extensions-builtin/Lora/networks.py load_networks, list_available_networks; Forge:
+        extensions-builtin/sd_forge_lora/networks.py)."""
+        for l in self.st.loras:
+            stem = self.st.lora_stem(l.replace("\\", "/").rsplit("/", 1)[-1])
+            if name == stem:
+                # a listed file that fails to load is logged and skipped, as a missing one
+                # (networks.py load_networks: errors.display, continue)
+                if stem in self.st.args.unloadable_loras.split(","):
+                    return None
+                return stem
+        return None
+
+    def cn_find_model(self, model):
+        """Which listed ControlNet a unit's model names, or None. Forge: only the exact title
+        (lib_controlnet/global_state.py get_controlnet_filename is a dict lookup).
+        sd-webui-controlnet: the title, else find_closest_lora_model_name: the lower-case file
+        stem, else the shortest stem containing it (scripts/controlnet.py)."""
+        for c in self.st.controlnets:
+            if model == self.cn_title(c):
+                return c
+        if self.st.args.forge or not model:
+            return None
+        stems = {c.rsplit(".", 1)[0].lower(): c for c in self.st.controlnets}
+        low = model.lower()
+        if low in stems:
+            return stems[low]
+        hits = sorted((k for k in stems if low in k), key=len)
+        return stems[hits[0]] if hits else None
 
     def get_options(self, req):
         st = self.st
@@ -944,6 +997,14 @@ class A1111:
             "eta_noise_seed_delta": 0, "add_model_hash_to_info": True,
             "add_model_name_to_info": True, "add_version_to_infotext": True,
             "enable_pnginfo": True, "return_grid": True, "sd_checkpoints_limit": 1,
+            "lora_add_hashes_to_infotext": True,
+            # Forge registers its hidden options beside A1111's, so they are in every
+            # GET /sdapi/v1/options answer (modules_forge/shared_options.py register,
+            # modules/sysinfo.py get_config returns opts.data)
+            **({"forge_preset": "sd", "forge_unet_storage_dtype": "Automatic",
+                "forge_additional_modules": [], "forge_inference_memory": 1024,
+                "forge_async_loading": "Queue", "forge_pin_shared_memory": "CPU"}
+               if st.args.forge else {}),
         })
 
     def set_options(self, req):
@@ -1043,6 +1104,95 @@ class A1111:
             params["Negative prompt"] = neg[0][len("Negative prompt: "):] if neg else ""
         return a1111_json({"info": geninfo, "items": texts, "parameters": params})
 
+    # -- ControlNet -----------------------------------------------------------------------------
+    def controlnet(self, cn_units):
+        """(params, infotext entries) of the units the image is really made with, or a 500
+        Response. Whatever goes wrong inside the extension's process() is logged and swallowed
+        by A1111's script runner (modules/scripts.py ScriptRunner.process: errors.report),
+        so the image is made all the same, without the units that failed."""
+        st = self.st
+        decoded = []
+        for i, unit in cn_units:
+            img = unit.get("image", unit.get("input_image"))
+            if isinstance(img, dict):
+                img = img.get("image")
+            if not img:
+                return a1111_exc(500, "", "controlnet is enabled but no input image is given",
+                                 "ValueError"), None
+            try:
+                if isinstance(img, str) and img.startswith("data:image/"):
+                    img = img.split(";")[1].split(",")[1]
+                raw = base64.b64decode(img, validate=False)
+            except (binascii.Error, ValueError, IndexError):
+                return a1111_exc(500, "Invalid encoded image", "500: Invalid encoded image"), None
+            decoded.append((i, unit, raw))
+
+        def num(u, k, d):
+            try:
+                return float(u.get(k, d))
+            except (TypeError, ValueError):
+                return None
+
+        def line(unit, model):
+            return ("Module: %s, Model: %s, Weight: %s, Resize Mode: %s, Guidance Start: %s, "
+                    "Guidance End: %s, Pixel Perfect: %s, Control Mode: %s" % (
+                        unit.get("module", "none"), model, num(unit, "weight", 1.0),
+                        unit.get("resize_mode", "Crop and Resize"),
+                        num(unit, "guidance_start", 0.0), num(unit, "guidance_end", 1.0),
+                        bool(unit.get("pixel_perfect", False)),
+                        unit.get("control_mode", "Balanced")))
+
+        modules = self.cn_modules()
+        params, info, applied = [], [], []
+        if st.args.forge:
+            # Forge: units are plain dataclasses (no range check on weight), the infotext is
+            # written for every enabled unit first (lib_controlnet/infotext.py
+            # write_infotext, called at the top of scripts/controlnet.py process); then each
+            # unit's preprocessor is looked up by its exact key ("None", not "none") and its
+            # model by its exact title; the first unit that fails ends process(), and it and
+            # the units after it are not applied (process_before_every_sampling finds no
+            # parameters for them)
+            for n, (i, unit, raw) in enumerate(decoded):
+                info.append(("ControlNet %d" % n, line(unit, unit.get("model", "None"))))
+            for n, (i, unit, raw) in enumerate(decoded):
+                module = str(unit.get("module", "None"))
+                found = self.cn_find_model(str(unit.get("model", "None")))
+                if module not in modules or found is None:
+                    break
+                applied.append((unit, raw, found))
+        else:
+            # sd-webui-controlnet: every unit is validated first (internal_controlnet/args.py
+            # ControlNetUnit: weight 0..2, guidance 0..1 and start <= end, a module it knows
+            # by name); one invalid unit fails them all before any infotext is written
+            # (scripts/controlnet.py get_enabled_units). Then the infotext is written for
+            # every unit and each model is loaded (build_control_model: the title, else
+            # find_closest_lora_model_name); a model not found raises, so no unit is applied
+            # but their infotext lines stay.
+            ok = True
+            for i, unit, raw in decoded:
+                w, gs, ge = (num(unit, "weight", 1.0), num(unit, "guidance_start", 0.0),
+                             num(unit, "guidance_end", 1.0))
+                if (w is None or not 0 <= w <= 2 or gs is None or ge is None or
+                        not 0 <= gs <= 1 or not 0 <= ge <= 1 or gs > ge or
+                        str(unit.get("module", "none")) not in modules):
+                    ok = False
+            if not ok:
+                return [], []
+            for n, (i, unit, raw) in enumerate(decoded):
+                found = self.cn_find_model(str(unit.get("model", "None")))
+                info.append(("ControlNet %d" % n, line(
+                    unit, self.cn_title(found) if found else unit.get("model", "None"))))
+                applied.append((unit, raw, found))
+            if any(f is None for _, _, f in applied):
+                applied = []
+        for unit, raw, found in applied:
+            params.append([found, str(unit.get("module")), num(unit, "weight", 1.0),
+                           num(unit, "guidance_start", 0.0), num(unit, "guidance_end", 1.0),
+                           str(unit.get("resize_mode", "Crop and Resize")),
+                           str(unit.get("control_mode", "Balanced")),
+                           hashlib.sha256(raw).hexdigest()[:16]])
+        return params, info
+
     # -- generation -----------------------------------------------------------------------------
     def txt2img(self, req):
         return self.generate(req, img2img=False)
@@ -1078,41 +1228,9 @@ class A1111:
             else:
                 d = "always on script %s not found" % sname
                 return a1111_exc(422, d, "422: " + d)
-        cn_params, cn_info = [], []
-        for i, unit in cn_units:
-            img = unit.get("image", unit.get("input_image"))
-            if isinstance(img, dict):
-                img = img.get("image")
-            if not img:
-                return a1111_exc(500, "", "controlnet is enabled but no input image is given",
-                                 "ValueError")
-            try:
-                if isinstance(img, str) and img.startswith("data:image/"):
-                    img = img.split(";")[1].split(",")[1]
-                raw = base64.b64decode(img, validate=False)
-            except (binascii.Error, ValueError, IndexError):
-                return a1111_exc(500, "Invalid encoded image", "500: Invalid encoded image")
-            model = str(unit.get("model", "None"))
-            found = None
-            for c in st.controlnets:
-                if model in (c, self.cn_title(c), c.rsplit(".", 1)[0]):
-                    found = c
-            if found is None and model not in ("None", "none", ""):
-                return a1111_exc(500, "", "ControlNet model %s not found" % model, "Exception")
-            module = str(unit.get("module", "none"))
-            weight = float(unit.get("weight", 1.0))
-            gs = float(unit.get("guidance_start", 0.0))
-            ge = float(unit.get("guidance_end", 1.0))
-            rmode = unit.get("resize_mode", "Crop and Resize")
-            cmode = unit.get("control_mode", "Balanced")
-            pp = bool(unit.get("pixel_perfect", False))
-            cn_params.append([found, module, weight, gs, ge, str(rmode), str(cmode),
-                              hashlib.sha256(raw).hexdigest()[:16]])
-            cn_info.append(("ControlNet %d" % i,
-                "Module: %s, Model: %s, Weight: %s, Resize Mode: %s, Guidance Start: %s, "
-                "Guidance End: %s, Pixel Perfect: %s, Control Mode: %s" % (
-                    module, self.cn_title(found) if found else "None", weight, rmode, gs, ge,
-                    pp, cmode)))
+        cn_params, cn_info = self.controlnet(cn_units)
+        if isinstance(cn_params, Response):
+            return cn_params
         sampler, sched_label = a1111_sampler_and_scheduler(
             v["sampler_name"] or v["sampler_index"], v["scheduler"])
         prompt = v["prompt"] if v["prompt"] is not None else ""
@@ -1130,7 +1248,17 @@ class A1111:
             return a1111_exc(500, "", "integer division or modulo by zero", "ZeroDivisionError")
         cfg = v["cfg_scale"] if v["cfg_scale"] is not None else 7.0
         # LoRA tags: <lora:name:w>; unknown ones are skipped, as A1111 does
-        loras, lora_hashes = [], []
+        # An unknown name is skipped and the image made without it, answered 200: A1111 notes
+        # "Lora not found: NAME" in the model hijack's comments (extensions-builtin/Lora/
+        # networks.py load_networks), which reach the web page but not the API's info
+        # (modules/processing.py Processed.js has no comments key), so the one trace in the
+        # answer is a missing "Lora hashes" entry (extra_networks_lora.py activate: one
+        # "name: shorthash" per loaded network, the name as written less ':' and ','). Forge
+        # hands the missing entry on to load_networks, which fails on it after the lookup and
+        # so applies none of the image's LoRAs and writes no hashes
+        # (extensions-builtin/sd_forge_lora/networks.py load_networks, the error caught by
+        # modules/extra_networks.py activate).
+        loras, lora_hashes, missing = [], [], []
         if not v["disable_extra_networks"]:
             for m in _LORA_TAG.finditer(prompt):
                 name = m.group(1)
@@ -1138,13 +1266,16 @@ class A1111:
                     w = float(m.group(2)) if m.group(2) not in (None, "") else 1.0
                 except ValueError:
                     w = 1.0
-                l = st.find_lora(name)
-                if l is None:
+                stem = self.a1111_lora(name)
+                if stem is None:
+                    missing.append(name)
                     continue
-                stem = st.lora_stem(l)
                 loras.append([stem, w])
-                if stem not in [x.split(": ")[0] for x in lora_hashes]:
-                    lora_hashes.append("%s: %s" % (stem, fake_sha256("lora", stem)[:12]))
+                key = name.replace(":", "").replace(",", "")
+                if key not in [x.split(": ")[0] for x in lora_hashes]:
+                    lora_hashes.append("%s: %s" % (key, fake_sha256("lora", stem)[:12]))
+            if missing and st.args.forge:
+                loras, lora_hashes = [], []
         render_prompt = _LORA_TAG.sub("", prompt)
         ov = v["override_settings"] or {}
         target_override = st.find_checkpoint(ov.get("sd_model_checkpoint")) \
@@ -3167,6 +3298,13 @@ def parse_args(argv):
                    "control_v11f1p_sd15_depth.pth", help="comma-separated ControlNet model names")
     p.add_argument("--no-controlnet", action="store_true",
                    help="A1111: behave as if the ControlNet extension is not installed")
+    p.add_argument("--unloadable-loras", default="",
+                   help="A1111: comma-separated LoRA names that are listed but fail to load "
+                   "(a file cut short): the image is made without them, answered 200")
+    p.add_argument("--forge", action="store_true",
+                   help="A1111 protocol as stable-diffusion-webui-forge serves it: forge_* "
+                   "options, ControlNet module 'None' and exact model titles only, an "
+                   "unknown LoRA drops every LoRA of the image")
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--jitter-ms", type=float, default=0.0)
     p.add_argument("--request-latency-ms", type=float, default=0.0)

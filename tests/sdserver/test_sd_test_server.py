@@ -614,9 +614,73 @@ class TestA1111(unittest.TestCase):
             alwayson_scripts={"controlnet": {"args": [dict(unit, image=None)]}}))
         self.assertEqual((st, json.loads(body)["errors"]),
                          (500, "controlnet is enabled but no input image is given"))
-        st, _, _ = srv.request("POST", "/sdapi/v1/txt2img", txt2img_body(
-            alwayson_scripts={"controlnet": {"args": [dict(unit, model="nope")]}}))
-        self.assertEqual(st, 500)
+        # lenient as sd-webui-controlnet: a unit that fails inside process() is dropped and
+        # the image made without it, answered 200
+        for bad, line in ((dict(unit, weight=3), False), (dict(unit, module="Canny"), False),
+                          (dict(unit, model="nope"), True)):
+            d2, info2 = self.gen(alwayson_scripts={"controlnet": {"args": [bad]}})
+            self.assertEqual(self.last_params()["extra"]["controlnet"], [], bad)
+            self.assertEqual("ControlNet 0:" in info2["infotexts"][0], line, bad)
+        # the stem finds the model (find_closest_lora_model_name)
+        d3, _ = self.gen(alwayson_scripts={"controlnet": {"args": [
+            dict(unit, model=model.split(" [")[0])]}})
+        self.assertEqual(len(self.last_params()["extra"]["controlnet"]), 1)
+
+    def last_params(self, srv=None):
+        return (srv or self.srv).json("GET", "/__test__/jobs")[-1]["outputs"][0]["params"]
+
+    def test_lenient_checkpoint_and_lora(self):
+        plain, info = self.gen()
+        self.assertEqual(info["sd_model_name"], "sd_xl_base_1.0")
+        d, info = self.gen(override_settings={"sd_model_checkpoint": "sdxl_base"})
+        self.assertEqual(self.last_params()["checkpoint"], "sd_xl_base_1.0.safetensors")
+        self.assertEqual(info["sd_model_name"], "sd_xl_base_1.0")
+        d, info = self.gen(override_settings={"sd_model_checkpoint": "v1-5-pruned-emaonly"})
+        self.assertEqual(info["sd_model_name"], "v1-5-pruned-emaonly")
+        self.assertIn("Model: v1-5-pruned-emaonly", info["infotexts"][0])
+        # a LoRA with its extension or a folder is not found: no hash, no comments in info
+        d, info = self.gen(prompt="owl <lora:crown_v2.safetensors:0.8> <lora:x/laser_eyes:1> "
+                           "<lora:pixel_art_xl:1>")
+        self.assertEqual(info["extra_generation_params"]["Lora hashes"][:14], "pixel_art_xl: ")
+        self.assertNotIn("comments", info)
+
+    def test_unloadable_lora(self):
+        srv = Server("--protocol", "a1111", "--unloadable-loras", "crown_v2")
+        try:
+            self.assertIn("crown_v2", [l["name"] for l in srv.json("GET", "/sdapi/v1/loras")])
+            d = srv.json("POST", "/sdapi/v1/txt2img", txt2img_body(
+                prompt="owl <lora:crown_v2:1> <lora:laser_eyes:1>"))
+            hashes = json.loads(d["info"])["extra_generation_params"]["Lora hashes"]
+            self.assertTrue(hashes.startswith("laser_eyes: ") and "crown" not in hashes, hashes)
+        finally:
+            srv.stop()
+
+    def test_forge_mode(self):
+        srv = Server("--protocol", "a1111", "--forge")
+        try:
+            self.assertEqual(srv.json("GET", "/sdapi/v1/options")["forge_preset"], "sd")
+            self.assertEqual(srv.json("GET", "/sdapi/v1/sd-modules"), [])
+            models = srv.json("GET", "/controlnet/model_list")["model_list"]
+            self.assertEqual(models[0], "None")
+            self.assertEqual(srv.json("GET", "/controlnet/module_list")["module_list"][0], "None")
+            ctl = base64.b64encode(b"fake control image").decode()
+            unit = {"enabled": True, "image": ctl, "module": "None", "model": models[1],
+                    "weight": 3}
+            def gen(**kw):
+                d = srv.json("POST", "/sdapi/v1/txt2img", txt2img_body(**kw))
+                return d, json.loads(d["info"])
+            ok, info = gen(alwayson_scripts={"controlnet": {"args": [unit]}})
+            self.assertEqual(len(self.last_params(srv)["extra"]["controlnet"]), 1)  # weight 3
+            for bad in (dict(unit, module="none"), dict(unit, model=models[1].split(" [")[0])):
+                d, info = gen(alwayson_scripts={"controlnet": {"args": [bad]}})
+                self.assertEqual(self.last_params(srv)["extra"]["controlnet"], [])
+                self.assertIn("ControlNet 0:", info["infotexts"][0])  # written all the same
+            # one unknown LoRA drops them all
+            d, info = gen(prompt="owl <lora:crown_v2:1> <lora:nope:1>")
+            self.assertNotIn("Lora hashes", info["extra_generation_params"])
+            self.assertEqual(self.last_params(srv)["loras"], [])
+        finally:
+            srv.stop()
 
     def test_without_controlnet_extension(self):
         srv = Server("--protocol", "a1111", "--no-controlnet")

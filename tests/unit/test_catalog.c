@@ -405,6 +405,29 @@ static void fixture_ai(void **state)
 	assert_string_equal(eps[0].engine, "a1111");
 	assert_int_equal(eps[0].ok, 19);
 	kiln_endpoint_stats_free(eps, neps);
+	/* version 5: the old attempts have a `ran` column, empty (the old kiln kept no record of
+	 * what the server used); a new attempt keeps it beside its request, and the item's
+	 * renders (kiln show --json) give it as an object */
+	assert_int_equal(sql_int(db, "SELECT count(*) FROM renders WHERE ran IS NULL"), 20);
+	{
+		struct kiln_render_record r;
+		char *json = NULL;
+		memset(&r, 0, sizeof r);
+		r.item_id = 2;
+		r.engine = "a1111";
+		r.endpoint = "http://127.0.0.1:7860";
+		r.recipe = "0000000000000000000000000000000000000000000000000000000000000000";
+		r.request_json = "{\"prompt\":\"owl\"}";
+		r.ran_json = "{\"model\":\"sd_xl_base_1.0\",\"model_hash\":\"31e35c80fc\"}";
+		r.ok = 0;
+		r.error = "http://127.0.0.1:7860: dropped";
+		assert_int_equal(kiln_catalog_record_renders(c, &r, 1, &e), 0);
+		assert_int_equal(kiln_catalog_item_renders_json(c, 2, &json, &e), 0);
+		assert_non_null(strstr(json, "\"ran\":{\"model\":\"sd_xl_base_1.0\","
+				       "\"model_hash\":\"31e35c80fc\"}"));
+		assert_non_null(strstr(json, "\"ran\":null"));
+		free(json);
+	}
 	kiln_catalog_free(c);
 	assert_int_equal(sql_int(db, "SELECT count(*) FROM ai_info WHERE info LIKE '%Seed: %'"), 19);
 	reopen_is_noop(db);

@@ -62,6 +62,10 @@ struct server {
 	int redirected;            /* requests answered 301 (a reverse proxy's moved path) */
 	int not_json;              /* POST bodies without Content-Type: application/json */
 	int bad_method;            /* a job request that came as anything but POST */
+	const char *loras;         /* A1111 probe: the /sdapi/v1/loras answer (NULL: 404) */
+	int drop_loras;            /* answer without "Lora hashes" (a LoRA dropped) */
+	int probes;                /* GET /sdapi/v1/loras seen */
+	int got_lora_b;            /* job requests with <lora:b: */
 };
 
 struct post {
@@ -156,6 +160,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	}
 	if (!strcmp(url, "/sdapi/v1/progress") || !strcmp(url, "/sdcpp/v1/capabilities"))
 		return reply(c, 200, "{}");
+	if (!strcmp(url, "/sdapi/v1/loras") && sv->loras) {
+		pthread_mutex_lock(&sv->mu);
+		sv->probes++;
+		pthread_mutex_unlock(&sv->mu);
+		return reply(c, 200, sv->loras);
+	}
 	if (!strcmp(url, "/sdapi/v1/txt2img")) {
 		int k = job_of(p->body), fail;
 		pthread_mutex_lock(&sv->mu);
@@ -173,13 +183,30 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		pthread_mutex_unlock(&sv->mu);
 		if (fail)
 			return reply(c, 500, "{\"error\": \"injected\"}");
-		/* "image" = base64 of "img <k>" */
+		/* "image" = base64 of "img <k>"; info: a "Lora hashes" entry per <lora:x:w> */
 		snprintf(out, sizeof out, "img %d", k);
 		{
 			struct kiln_buf b = KILN_BUF_INIT;
-			char body[256];
+			char body[512], hashes[128] = "";
+			size_t hl = 0;
+			for (const char *t = p->body; (t = strstr(t, "<lora:")); t += 6) {
+				const char *end = strchr(t + 6, ':');
+				if (end && hl < 100)
+					hl += (size_t)snprintf(hashes + hl, sizeof hashes - hl,
+							       "%s%.*s: 0123", hl ? ", " : "",
+							       (int)(end - t - 6), t + 6);
+				if (end && !strncmp(t + 6, "b:", 2)) {
+					pthread_mutex_lock(&sv->mu);
+					sv->got_lora_b++;
+					pthread_mutex_unlock(&sv->mu);
+				}
+			}
+			if (sv->drop_loras)
+				hashes[0] = 0;
 			assert_int_equal(kiln_b64_encode(out, strlen(out), &b), 0);
-			snprintf(body, sizeof body, "{\"images\": [\"%s\"], \"info\": \"{}\"}", b.data);
+			snprintf(body, sizeof body, "{\"images\": [\"%s\"], \"info\": "
+				 "\"{\\\"extra_generation_params\\\": {\\\"Lora hashes\\\": "
+				 "\\\"%s\\\"}}\"}", b.data, hashes);
 			kiln_buf_release(&b);
 			return reply(c, 200, body);
 		}
@@ -240,6 +267,9 @@ static void server_stop(struct server *sv)
 
 struct run {
 	size_t njobs;
+	const char *lora_odd, *lora_even; /* the LoRA of odd / even jobs (NULL: none) */
+	int rc;                    /* kiln_dispatch_run's */
+	struct kiln_error e;
 	int final[MAXJOBS], ok[MAXJOBS], attempts[MAXJOBS], refused[MAXJOBS];
 	int check_failed;          /* attempts with check_failed set */
 	int refuse_first_of_every; /* check refuses the first attempt of every n-th job */
@@ -252,7 +282,7 @@ struct run {
 static int op_request(void *user, size_t k, struct kiln_ai_request *rq, struct kiln_error *e)
 {
 	char p[32];
-	(void)user, (void)e;
+	(void)e;
 	memset(rq, 0, sizeof *rq);
 	snprintf(p, sizeof p, "job %zu", k);
 	rq->prompt = strdup(p);
@@ -262,6 +292,17 @@ static int op_request(void *user, size_t k, struct kiln_ai_request *rq, struct k
 	rq->width = rq->height = 64;
 	rq->seed = k;
 	snprintf(rq->recipe, sizeof rq->recipe, "%064zx", k);
+	{
+		const struct run *r = user;
+		const char *l = k % 2 ? r->lora_odd : r->lora_even;
+		if (l) {
+			rq->loras = calloc(1, sizeof *rq->loras);
+			assert_non_null(rq->loras);
+			rq->loras[0].name = (char *)l;
+			rq->loras[0].weight = 1;
+			rq->nloras = 1;
+		}
+	}
 	return 0;
 }
 
@@ -322,9 +363,14 @@ static void run(struct run *r, struct kiln_endpoint *eps, size_t neps, unsigned 
 	ops.check = op_check;
 	ops.attempt = op_attempt;
 	ops.user = r;
+	o.breaker_failures = r->lora_odd || r->lora_even ? 5 : 1000;
 	r->loop = pthread_self();
 	kiln_error_clear(&e);
-	assert_int_equal(kiln_dispatch_run(&o, &ops, NULL, &e), 0);
+	r->rc = kiln_dispatch_run(&o, &ops, NULL, &e);
+	r->e = e;
+	if (r->rc == KILN_E_SPEC)
+		return; /* refused before any job */
+	assert_int_equal(r->rc, 0);
 	for (size_t k = 0; k < r->njobs; k++)
 		assert_int_equal(r->final[k], 1);
 }
@@ -373,6 +419,61 @@ static void test_every_job_once(void **state)
 			server_stop(&sv[i]);
 		}
 	}
+}
+
+/* The probe: before its first job each endpoint is asked what it has; a job that needs a LoRA
+ * an endpoint lacks never goes there; a job none can run stops the run before any job is sent
+ * (KILN_E_SPEC naming the endpoints and what they have); an endpoint whose answers drop the
+ * LoRA for 5 jobs in a row is given up for the run. */
+static void test_probe_pools_refusal_parking(void **state)
+{
+	struct server sv[2];
+	struct kiln_endpoint eps[2];
+	struct run r;
+	(void)state;
+	memset(sv, 0, sizeof sv);
+	sv[0].loras = "[{\"name\": \"a\", \"alias\": \"a\"}]";
+	sv[1].loras = "[{\"name\": \"a\"}, {\"name\": \"b\", \"alias\": \"bee\"}]";
+	for (int i = 0; i < 2; i++) {
+		server_start(&sv[i]);
+		endpoint(&eps[i], &sv[i], "a1111", 2);
+	}
+	/* pools: odd jobs need b, which only server 1 has (written with a folder and extension) */
+	memset(&r, 0, sizeof r);
+	r.njobs = 20;
+	r.lora_even = "a";
+	r.lora_odd = "loras/b.safetensors";
+	run(&r, eps, 2, 3, 0);
+	for (size_t k = 0; k < r.njobs; k++)
+		assert_int_equal(r.ok[k], 1);
+	assert_int_equal(sv[0].got_lora_b, 0);
+	assert_int_equal(sv[1].got_lora_b, 10); /* sent as listed: <lora:b:1> */
+	assert_int_equal(sv[0].probes, 1);
+	assert_int_equal(sv[1].probes, 1);
+	/* refusal: c is nowhere; nothing is sent */
+	sv[0].requests = sv[1].requests = 0;
+	memset(&r, 0, sizeof r);
+	r.njobs = 6;
+	r.lora_odd = "c";
+	run(&r, eps, 2, 3, 0);
+	assert_int_equal(r.rc, KILN_E_SPEC);
+	assert_non_null(strstr(r.e.msg, "3 jobs cannot run on any endpoint"));
+	assert_non_null(strstr(r.e.msg, "has no LoRA `c`; it has: a"));
+	assert_non_null(strstr(r.e.msg, sv[0].url));
+	assert_non_null(strstr(r.e.msg, sv[1].url));
+	assert_int_equal(sv[0].requests + sv[1].requests, 0);
+	/* parking: server 0 lists a but drops it; every job ends on server 1 */
+	sv[0].drop_loras = 1;
+	sv[0].requests = sv[1].requests = 0;
+	memset(&r, 0, sizeof r);
+	r.njobs = 30;
+	r.lora_even = r.lora_odd = "a";
+	run(&r, eps, 2, 10, 0);
+	for (size_t k = 0; k < r.njobs; k++)
+		assert_int_equal(r.ok[k], 1);
+	assert_true(sv[0].requests >= 5 && sv[0].requests <= 6); /* 5, and one under way */
+	for (int i = 0; i < 2; i++)
+		server_stop(&sv[i]);
 }
 
 /* libcurl that does not start is an error naming it, not a run on half-set-up libcurl; the
@@ -522,6 +623,7 @@ int main(void)
 		cmocka_unit_test(test_check_beside_next_job),
 		cmocka_unit_test(test_polls_near_the_end),
 		cmocka_unit_test(test_redirects),
+		cmocka_unit_test(test_probe_pools_refusal_parking),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,7 +61,11 @@ enum kiln_step {
 	KILN_STEP_SEND,            /* send *next now */
 	KILN_STEP_POLL,            /* send *next after the poll interval */
 	KILN_STEP_DONE,            /* job->image holds the image */
-	KILN_STEP_RETRY,           /* this attempt failed (e says why): try again */
+	KILN_STEP_RETRY,           /* this attempt failed (e says why): try again. With e->code
+	                              KILN_E_SPEC it is a mismatch: the server answered with an
+	                              image but did not apply what was asked (a model, LoRA or
+	                              ControlNet unit dropped; e names it); an endpoint that does
+	                              so for breaker_failures jobs in a row is parked for the run */
 	KILN_STEP_FATAL,           /* the request itself is wrong (4xx): do not retry */
 	KILN_STEP_BUSY,            /* the server is full (sd.cpp 429): send the same submission
 	                              again after a back-off; not a failure (no attempt used, the
@@ -111,6 +115,10 @@ struct kiln_ai_list {
 enum {
 	KILN_CAPS_FORGE = 1u << 0,      /* A1111 API served by Forge (lib_controlnet rules) */
 	KILN_CAPS_CONTROLNET = 1u << 1, /* ControlNet is available at all */
+	/* The server answered the listing: the list is all it has (without the flag the list is
+	 * unknown, and nothing is refused for want of a name in it). */
+	KILN_CAPS_MODELS_LISTED = 1u << 8,
+	KILN_CAPS_LORAS_LISTED = 1u << 9,
 };
 struct kiln_ai_caps {
 	int known;                  /* the probe finished */
@@ -155,7 +163,8 @@ struct kiln_engine {
 					 const char *body, size_t len, struct kiln_http *next,
 					 struct kiln_error *e);
 	/* Can this endpoint run rq? 0 yes; else KILN_E_SPEC with e naming the missing thing and
-	 * the nearest names caps has (the dispatcher adds the endpoint to the message). */
+	 * the nearest names caps has, one line per missing thing ("has no LoRA `x`; it has: a,
+	 * b"): the dispatcher puts the endpoint before each line. */
 	int (*supports)(const struct kiln_ai_caps *caps, const struct kiln_ai_request *rq,
 			struct kiln_error *e);
 };
