@@ -381,7 +381,9 @@ static const char object_info[] =
 	"\"ConditioningCombine\": {\"input\": {\"required\": {\"conditioning_1\": [\"CONDITIONING\"],"
 	" \"conditioning_2\": [\"CONDITIONING\"]}}},"
 	"\"SDXLEmptyLatent\": {\"input\": {\"required\": {\"width\": [\"INT\"], \"height\": [\"INT\"]}}},"
-	"\"KSampler\": {\"input\": {\"required\": {\"seed\": [\"INT\"], \"steps\": [\"INT\"],"
+	/* as nodes.py declares it: a max that does not fit a signed 64-bit integer */
+	"\"KSampler\": {\"input\": {\"required\": {\"seed\": [\"INT\", {\"default\": 0,"
+	" \"min\": 0, \"max\": 18446744073709551615}], \"steps\": [\"INT\"],"
 	" \"cfg\": [\"FLOAT\"], \"sampler_name\": [[\"euler\"]], \"scheduler\": [[\"karras\"]],"
 	" \"positive\": [\"CONDITIONING\"], \"negative\": [\"CONDITIONING\"],"
 	" \"latent_image\": [\"LATENT\"], \"model\": [\"MODEL\"]}}},"

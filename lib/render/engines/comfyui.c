@@ -945,7 +945,9 @@ static enum kiln_step probe_response(struct kiln_ai_caps *caps, const char *path
 		kiln_error_set(e, KILN_E_NET, NULL, "object_info answered HTTP %ld: %s", status, ex);
 		return KILN_STEP_RETRY;
 	}
-	if (!(o = json_loadb(body, len, 0, NULL)) || !json_is_object(o)) {
+	/* JSON_DECODE_INT_AS_REAL: nodes.py declares KSampler seed max 0xffffffffffffffff, which
+	 * does not fit json_int_t */
+	if (!(o = json_loadb(body, len, JSON_DECODE_INT_AS_REAL, NULL)) || !json_is_object(o)) {
 		json_decref(o);
 		kiln_error_set(e, KILN_E_NET, NULL, "object_info answer is not a JSON object: %s",
 			       ex);
