@@ -28,6 +28,7 @@
  * about 16 bytes per (token, layer) plus 16 bytes per token per table.
  */
 #include "kiln/plan.h"
+#include "plan/lp.h"
 #include "util/alloc.h"
 #include "util/prng.h"
 
@@ -468,6 +469,24 @@ static const struct pat *pmatched(const struct ctx *c, uint32_t t, uint32_t idx)
 				return &c->pats[c->anc[j]];
 	}
 	return NULL;
+}
+
+/* whether a full trait row matches a forbidden pattern (for the exact planner) */
+static int row_forbidden(const void *arg, const uint32_t *row)
+{
+	const struct ctx *c = arg;
+	for (size_t p = 0; p < c->npats; p++) {
+		const struct pat *pt = &c->pats[p];
+		uint32_t i = 0;
+		for (; i < pt->nl; i++) {
+			const struct patl *q = &c->pl[pt->first + i];
+			if (!c->pool[q->set + row[q->layer]])
+				break;
+		}
+		if (i == pt->nl)
+			return 1;
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1321,14 +1340,14 @@ out:
 	return rc;
 }
 
-/* After a failed search: which constraints still do not hold. */
-static int explain_failure(struct ctx *c, struct kiln_error *e)
+/* After a failed search: not found within the effort. What was still broken when the search
+ * stopped is said as a fact about that state, never as the cause (none is proven). */
+static int explain_failure(struct ctx *c, struct kiln_error *e, unsigned effort, int exact)
 {
 	const struct kiln_spec *s = c->s;
 	uint64_t *per = kiln_calloc(s->nrules + 1, sizeof *per);
 	uint64_t pats = 0, pairs2 = 0;
-	size_t worst = 0;
-	char where[600], msg[sizeof e->msg];
+	char where[600], msg[sizeof e->msg], arg[32];
 
 	if (!per)
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
@@ -1346,13 +1365,12 @@ static int explain_failure(struct ctx *c, struct kiln_error *e)
 		if (c->ntab)
 			pairs2 += dcost(c, (uint32_t)t);
 	}
-	for (size_t r = 0; r < s->nrules; r++)
-		if (per[r] > per[worst])
-			worst = r;
 	msg[0] = 0;
 	app(msg, sizeof msg,
-	    "no plan found within the search effort (%llu repair steps) although the quick "
-	    "checks pass; still broken:", ull(c->pops));
+	    "no plan found within the search effort (%llu repair steps%s); the quick checks "
+	    "pass and nothing proves the spec impossible. When the search stopped,",
+	    ull(c->pops),
+	    exact ? ", then the exact integer program's node limit" : "");
 	int shown = 0;
 	for (size_t r = 0; r < s->nrules; r++) {
 		char rt[700], wl[600];
@@ -1364,25 +1382,23 @@ static int explain_failure(struct ctx *c, struct kiln_error *e)
 		}
 		rule_text(rt, sizeof rt, s, &s->rules[r]);
 		where_loc(wl, sizeof wl, s, s->rules[r].loc);
-		app(msg, sizeof msg, " %llu token%s against the rule `%s` (%s);", ull(per[r]),
+		app(msg, sizeof msg, " %llu token%s broke the rule `%s` (%s);", ull(per[r]),
 		    per[r] == 1 ? "" : "s", rt, wl);
 	}
 	if (pairs2)
 		app(msg, sizeof msg, " %llu pair%s of tokens %s;", ull(pairs2 / 2),
-		    pairs2 / 2 == 1 ? "" : "s",
-		    c->k <= 1 ? "with the same traits" : "closer than min_distance");
-	app(msg, sizeof msg,
-	    " the quotas, rules and uniqueness are too tight together: loosen the rule%s named, "
-	    "give more tokens to the values they allow, or lower min_distance",
-	    shown > 1 ? "s" : "");
-	if (pats)
-		where_loc(where, sizeof where, s, s->rules[worst].loc);
-	else
-		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+		    pairs2 / 2 == 1 ? " was" : "s were",
+		    c->k <= 1 ? "alike" : "closer than min_distance");
+	if (!shown && !pairs2)
+		app(msg, sizeof msg, " nothing was left broken;");
+	msg[strlen(msg) - 1] = 0;
+	app(msg, sizeof msg, ". More effort may find a plan");
+	(void)pats;
+	where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
 	free(per);
-	(void)pairs2;
-	kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", msg);
-	return KILN_E_INFEASIBLE;
+	kiln_error_set(e, KILN_E_NOTFOUND, where, "%s", msg);
+	snprintf(arg, sizeof arg, "%llu", ull((uint64_t)effort * 4));
+	return kiln_error_hint(e, KILN_HINT_EFFORT, arg);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1494,6 +1510,28 @@ static int cmp_prev(const void *a, const void *b, void *arg)
 	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
 }
 
+/* Whether the exact planner should go before the search: the tokens fill half of the trait
+ * sets or more, or the independent product of the quotas would put 4 or more tokens on the
+ * heaviest trait set (skewed tables, where shuffled columns start far from a plan). */
+static int plan_tight(const struct ctx *c, uint64_t space)
+{
+	double heavy = (double)c->G;
+	if (c->k == 0 || !c->G)
+		return 0;
+	if (space <= 2 * (uint64_t)c->G)
+		return 1;
+	for (size_t l = 0; l < c->L; l++) {
+		uint64_t mx = 0;
+		if (c->s->layers[l].bypass_dna)
+			continue;
+		for (size_t v = 0; v < c->s->layers[l].ntraits; v++)
+			if (c->cnt[c->vbase[l] + v] > mx)
+				mx = c->cnt[c->vbase[l] + v];
+		heavy *= (double)mx / (double)c->G;
+	}
+	return heavy >= 4.0;
+}
+
 int kiln_plan_make(struct kiln_plan **out, const struct kiln_spec *s,
 		   const struct kiln_plan_prev *prev, struct kiln_error *e)
 {
@@ -1515,6 +1553,7 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 	uint32_t *idprev = NULL;   /* id index -> prev index, NONE32 */
 	uint32_t *pool = NULL;
 	uint64_t *freeids = NULL;
+	uint32_t *lpprefer = NULL;
 	int rc = 0;
 
 	*out = NULL;
@@ -1659,11 +1698,53 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 			goto nomem;
 		goto out;
 	}
-	kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
-	if (search(&c, (60 * (uint64_t)G + 2000000) * effort, (4 * (uint64_t)G + 400000) * effort,
-		   NULL)) {
-		rc = explain_failure(&c, e);
-		goto out;
+	{
+		/* min_distance <= 1 and few enough trait sets: the exact planner (lp.c) proves or
+		 * finds a plan. It goes first when the spec is tight, else after the search fails */
+		struct kiln_plan_lp lp = {.s = s, .L = L, .G = G, .vbase = c.vbase, .cnt = c.cnt,
+					  .k = c.k, .forbidden = row_forbidden, .arg = &c,
+					  .effort = effort};
+		int exact = c.k <= 1 && kiln_plan_lp_space(&lp) <= KILN_PLAN_LP_MAX_SETS;
+		int searched = 0, lprc = -1;
+		if (exact && npinned) {
+			lpprefer = kiln_malloc(npinned * L * sizeof *lpprefer);
+			if (!lpprefer)
+				goto nomem;
+			for (size_t r = 0; r < npinned; r++)
+				memcpy(lpprefer + r * L, prev->matrix + (size_t)rowprev[r] * L,
+				       L * sizeof *lpprefer);
+			lp.prefer = lpprefer;
+			lp.nprefer = npinned;
+		}
+		if (!(exact && plan_tight(&c, kiln_plan_lp_space(&lp)))) {
+			kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
+			searched = 1;
+			if (!search(&c, (60 * (uint64_t)G + 2000000) * effort,
+				    (4 * (uint64_t)G + 400000) * effort, NULL))
+				lprc = 0;
+		}
+		if (lprc && exact) {
+			lp.init = c.m;
+			lp.ninit = G;
+			lprc = kiln_plan_lp_solve(&lp, c.m, e);
+			if (lprc == KILN_E_NOMEM)
+				goto nomem;
+			if (lprc == KILN_E_INFEASIBLE) {
+				rc = lprc;
+				goto out;
+			}
+		}
+		if (lprc && !searched) {
+			kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
+			searched = 1;
+			if (!search(&c, (60 * (uint64_t)G + 2000000) * effort,
+				    (4 * (uint64_t)G + 400000) * effort, NULL))
+				lprc = 0;
+		}
+		if (lprc) {
+			rc = explain_failure(&c, e, effort, exact);
+			goto out;
+		}
 	}
 	ctx_drop_search(&c);
 
@@ -1758,6 +1839,7 @@ out:
 	free(idprev);
 	free(pool);
 	free(freeids);
+	free(lpprefer);
 	return rc;
 }
 
