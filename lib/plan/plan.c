@@ -952,8 +952,7 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 			set_text(t1, sizeof t1, s, q->layer, c->pool + q->set);
 			return infeasible_rule(c, e, pt->rule,
 					       "the rule `%s` can never hold for a token holding %s, "
-					       "but %s has %llu tokens; the largest count that could "
-					       "work for it is 0",
+					       "but %s has %llu tokens; it can have none",
 					       rt, t1, t1, ull(G - q->comp));
 		}
 		if (sum <= (uint64_t)(pt->nl - 1) * G)
@@ -968,9 +967,8 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 			clause_text(t2, sizeof t2, s, &r->then[pt->a]);
 			return infeasible_rule(c, e, pt->rule,
 					       "the rule `%s` needs each of the %llu tokens with {%s} "
-					       "to hold {%s}, which has %llu tokens in all: the largest "
-					       "count that could work for {%s} is %llu (or give {%s} at "
-					       "least %llu)",
+					       "to hold {%s}, which has %llu tokens in all: {%s} can "
+					       "have at most %llu tokens (or give {%s} at least %llu)",
 					       rt, ull(cw), t1, t2, ull(ct), t1, ull(ct), t2, ull(cw));
 		}
 		if (r->kind == KILN_RULE_WITH && pt->nl == 2) {
@@ -981,8 +979,8 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 			return infeasible_rule(c, e, pt->rule,
 					       "the rule `%s` makes every token with {%s} hold {%s} "
 					       "and the other way round, so their counts must be "
-					       "equal, but {%s} has %llu tokens and {%s} %llu: the "
-					       "largest count that could work for {%s} is %llu",
+					       "equal, but {%s} has %llu tokens and {%s} %llu: {%s} "
+					       "can have at most %llu tokens",
 					       rt, t1, t2, t1, ull(ca), t2, ull(cb), t1,
 					       ull(ca < cb ? ca : cb));
 		}
@@ -992,10 +990,10 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 			return infeasible_rule(c, e, pt->rule,
 					       "the rule `%s` keeps %s (%llu tokens) and %s (%llu "
 					       "tokens) apart, but together they have %llu, more than "
-					       "the %llu generated tokens: the largest count that could "
-					       "work for %s is %llu (or %llu for %s)",
+					       "the %llu generated tokens: %s can have at most %llu "
+					       "tokens (or %s at most %llu)",
 					       rt, t1, ull(cs[0]), t2, ull(cs[1]), ull(sum), ull(G), t1,
-					       ull(G - cs[1]), ull(G - cs[0]), t2);
+					       ull(G - cs[1]), t2, ull(G - cs[0]));
 		return infeasible_rule(c, e, pt->rule,
 				       "the rule `%s` cannot hold: its %u sets of values have %llu "
 				       "tokens in all, but %llu tokens can hold at most %llu of them "
@@ -1076,16 +1074,15 @@ static int check_pairs(struct ctx *c, struct kiln_error *e)
 						c, e, (size_t)blame[l2],
 						"%s has %llu tokens, but the rules (`%s`, and any other "
 						"naming %s) let those tokens hold only %s, which has %llu "
-						"tokens in all: the largest count that could work for %s "
-						"is %llu",
+						"tokens in all: %s can have at most %llu tokens",
 						t1, ull(c->cnt[fv]), rt, s->layers[l2].name, t2, ull(ok), t1,
 						ull(ok));
 				else
 					rc = infeasible_rule(
 						c, e, (size_t)blame[l2],
 						"%s has %llu tokens, but the rules (`%s`, and any other "
-						"naming %s) leave those tokens no value of %s at all: the "
-						"largest count that could work for %s is 0",
+						"naming %s) leave those tokens no value of %s at all: %s "
+						"can have none",
 						t1, ull(c->cnt[fv]), rt, s->layers[l2].name,
 						s->layers[l2].name, t1);
 				break;
@@ -1146,8 +1143,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 		rc = kiln_error_set(e, KILN_E_INFEASIBLE, where,
 				    "min_distance %u needs at least %u layers that count for "
 				    "uniqueness, but there %s %zu (layers with bypass_dna do not "
-				    "count), and there are %zu generated tokens: the largest count that "
-				    "could work is 1; lower min_distance to %zu or add layers",
+				    "count), and there are %zu generated tokens: at most 1 "
+				    "token can work; lower min_distance to %zu or add layers",
 				    k, k, nnb == 1 ? "is" : "are", nnb, c->G, nnb);
 		goto out;
 	}
@@ -1165,8 +1162,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 				rc = kiln_error_set(
 					e, KILN_E_INFEASIBLE, where,
 					"uniqueness needs %zu different trait sets, but the layers allow "
-					"only %llu (%s values with tokens): the largest count that could "
-					"work is %llu generated tokens; add values (layer %s has %llu) "
+					"only %llu (%s values with tokens): at most %llu generated "
+					"tokens can all differ; add values (layer %s has %llu) "
 					"or lower size by %llu",
 					c->G, ull(bound), prod, ull(bound), s->layers[smallest].name,
 					ull(sz[smallest]), ull(c->G - bound));
@@ -1175,8 +1172,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 					e, KILN_E_INFEASIBLE, where,
 					"min_distance %u over %zu layers allows at most %llu tokens (the "
 					"product of the %zu smallest layers' value counts: %s), but "
-					"there are %zu generated tokens: the largest count that could "
-					"work is %llu; lower min_distance or size, or add values "
+					"there are %zu generated tokens: at most %llu "
+					"tokens can work; lower min_distance or size, or add values "
 					"(layer %s has %llu)",
 					k, nnb, ull(bound), nnb - k + 1, prod, c->G, ull(bound),
 					s->layers[smallest].name, ull(sz[smallest]));
@@ -1203,8 +1200,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 			rc = kiln_error_set(
 				e, KILN_E_INFEASIBLE, where,
 				"%s=%s has %llu tokens, but tokens holding it must differ%s%u in the "
-				"other layers, whose values allow only %llu such tokens: the largest "
-				"count that could work for it is %llu; lower it or add values to the "
+				"other layers, whose values allow only %llu such tokens: it can have "
+				"at most %llu tokens; lower it or add values to the "
 				"other layers",
 				s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
 				k == 1 ? " (uniqueness) " : " (min_distance) in ", k == 1 ? 0 : k,
@@ -1212,8 +1209,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 			if (k == 1)
 				snprintf(e ? e->msg : where, e ? sizeof e->msg : sizeof where,
 					 "%s=%s has %llu tokens, but they must all differ in the other "
-					 "layers, whose values allow only %llu different trait sets: the "
-					 "largest count that could work for it is %llu; lower it or add "
+					 "layers, whose values allow only %llu different trait sets: it "
+					 "can have at most %llu tokens; lower it or add "
 					 "values to the other layers",
 					 s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
 					 ull(bound), ull(bound));
@@ -1308,8 +1305,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 			rc = infeasible_rule(c, e, (size_t)blame,
 					     "the rules (`%s` and the others) leave only %llu different "
 					     "trait sets of the %llu the layers could make, fewer than "
-					     "the %zu generated tokens, which must all differ: the "
-					     "largest count that could work is %llu generated tokens",
+					     "the %zu generated tokens, which must all differ: at "
+					     "most %llu generated tokens can work",
 					     rt, ull(allowed), ull(space), c->G, ull(allowed));
 			goto out;
 		}
@@ -1324,7 +1321,7 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 					c, e, (size_t)blame,
 					"%s=%s has %llu tokens, which must all differ, but the rules "
 					"(`%s` and the others) allow only %llu different trait sets "
-					"holding it: the largest count that could work for it is %llu",
+					"holding it: it can have at most %llu tokens",
 					s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
 					rt, ull(with[fv]), ull(with[fv]));
 				goto out;
@@ -1337,6 +1334,180 @@ out:
 	free(sz);
 	free(tmp);
 	free(with);
+	return rc;
+}
+
+/* The counting argument: choose in every layer that counts its k_l most common values. The
+ * other values hold O tokens in all, so at least G - O tokens hold a chosen value in every
+ * layer; they must differ, in at most prod k_l trait sets. The k_l are found by coordinate
+ * ascent (any choice that fires is a proof; the search only looks for one). */
+struct cnt_ord {
+	const uint64_t *cnt;
+};
+
+static int cnt_desc(const void *a, const void *b, void *arg)
+{
+	const uint64_t *cnt = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	if (cnt[x] != cnt[y])
+		return cnt[x] > cnt[y] ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+static int check_counting(struct ctx *c, struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	size_t L = c->L, nnb = 0;
+	uint32_t *ord = kiln_malloc((c->V + 1) * sizeof *ord);   /* per layer: values by count */
+	uint64_t *pre = kiln_calloc(c->V + c->L + 1, sizeof *pre); /* prefix sums, per layer */
+	size_t *nv = kiln_calloc(L + 1, sizeof *nv), *k = kiln_calloc(L + 1, sizeof *k);
+	size_t *bestk = kiln_calloc(L + 1, sizeof *bestk);
+	int rc = 0;
+
+	if (!ord || !pre || !nv || !k || !bestk) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if (c->k == 0 || c->G < 2)
+		goto out;
+	for (size_t l = 0; l < L; l++) {
+		if (s->layers[l].bypass_dna)
+			continue;
+		nnb++;
+		for (size_t v = 0; v < s->layers[l].ntraits; v++)
+			if (c->cnt[c->vbase[l] + v])
+				ord[c->vbase[l] + nv[l]++] = (uint32_t)(c->vbase[l] + v);
+		qsort_r(ord + c->vbase[l], nv[l], sizeof *ord, cnt_desc, c->cnt);
+		for (size_t j = 0; j < nv[l]; j++)
+			pre[c->vbase[l] + l + j + 1] = pre[c->vbase[l] + l + j] + c->cnt[ord[c->vbase[l] + j]];
+	}
+	if (nnb < 2)
+		goto out;
+#define PRE(l, j) pre[c->vbase[l] + (l) + (j)]
+	/* value of a choice: sum P - (nnb-1) G - prod k (as signed, saturating) */
+	double bestv = 0;
+	int found = 0;
+	uint64_t combos = 1;
+	size_t maxn = 0;
+	for (size_t l = 0; l < L; l++)
+		if (!s->layers[l].bypass_dna) {
+			combos = mul_sat(combos, nv[l]);
+			maxn = nv[l] > maxn ? nv[l] : maxn;
+		}
+	int exhaustive = combos <= 200000;
+	for (size_t start = 1; start <= (exhaustive ? combos : maxn); start++) {
+		if (exhaustive) {
+			/* every choice: start - 1 in mixed radix */
+			uint64_t x = start - 1;
+			for (size_t l = 0; l < L; l++)
+				if (!s->layers[l].bypass_dna) {
+					k[l] = 1 + (size_t)(x % nv[l]);
+					x /= nv[l];
+				}
+		} else {
+			for (size_t l = 0; l < L; l++)
+				k[l] = s->layers[l].bypass_dna ? 0 : (start < nv[l] ? start : nv[l]);
+		}
+		for (int sweep = 0; sweep < 30 && !exhaustive; sweep++) {
+			int moved = 0;
+			for (size_t l = 0; l < L; l++) {
+				if (s->layers[l].bypass_dna)
+					continue;
+				double so = 0, po = 1;
+				for (size_t l2 = 0; l2 < L; l2++)
+					if (l2 != l && !s->layers[l2].bypass_dna) {
+						so += (double)PRE(l2, k[l2]);
+						po *= (double)k[l2];
+					}
+				size_t bj = k[l];
+				double bv = so + (double)PRE(l, bj) - po * (double)bj;
+				for (size_t j = 1; j <= nv[l]; j++) {
+					double v = so + (double)PRE(l, j) - po * (double)j;
+					if (v > bv) {
+						bv = v;
+						bj = j;
+					}
+				}
+				if (bj != k[l]) {
+					k[l] = bj;
+					moved = 1;
+				}
+			}
+			if (!moved)
+				break;
+		}
+		/* exact check in integers */
+		uint64_t sum = 0, prod = 1, other = 0;
+		int full = 1, ok = 1;
+		for (size_t l = 0; l < L; l++) {
+			if (s->layers[l].bypass_dna)
+				continue;
+			sum += PRE(l, k[l]);
+			other += c->G - PRE(l, k[l]);
+			prod = mul_sat(prod, k[l]);
+			full &= k[l] == nv[l];
+		}
+		(void)sum;
+		if (other >= c->G || full)
+			ok = 0;
+		if (ok && c->G - other > prod && (double)(c->G - other - prod) > bestv) {
+			bestv = (double)(c->G - other - prod);
+			memcpy(bestk, k, L * sizeof *k);
+			found = 1;
+		}
+	}
+	if (!found)
+		goto out;
+	{
+		char msg[sizeof e->msg], where[600];
+		uint64_t other = 0, prod = 1;
+		size_t first = L;
+		msg[0] = 0;
+		for (size_t l = 0; l < L; l++) {
+			if (s->layers[l].bypass_dna)
+				continue;
+			other += c->G - PRE(l, bestk[l]);
+			prod = mul_sat(prod, bestk[l]);
+		}
+		app(msg, sizeof msg, "at least %llu tokens need ", ull(c->G - other));
+		int nshown = 0;
+		for (size_t l = 0; l < L; l++) {
+			if (s->layers[l].bypass_dna)
+				continue;
+			if (bestk[l] < nv[l] && first == L)
+				first = l;
+			if (bestk[l] == nv[l]) {
+				app(msg, sizeof msg, "%sany of %s's %zu values", nshown++ ? " and " : "",
+				    s->layers[l].name, nv[l]);
+				continue;
+			}
+			app(msg, sizeof msg, "%s%s in {", nshown++ ? " and " : "", s->layers[l].name);
+			for (size_t j = 0; j < bestk[l]; j++) {
+				uint32_t fv = ord[c->vbase[l] + j];
+				if (j == 6) {
+					app(msg, sizeof msg, ", ... %zu values", bestk[l]);
+					break;
+				}
+				app(msg, sizeof msg, "%s%s", j ? ", " : "",
+				    s->layers[l].traits[fv - c->vbase[l]].name);
+			}
+			app(msg, sizeof msg, "}");
+		}
+		app(msg, sizeof msg,
+		    " (the other values of those layers hold only %llu of the %zu generated tokens), "
+		    "but those values allow only %llu distinct trait sets: lower their counts by %llu "
+		    "in all, or add values",
+		    ull(other), c->G, ull(prod), ull(c->G - other - prod));
+		where_loc(where, sizeof where, s, s->layers[first < L ? first : 0].loc);
+		rc = kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", msg);
+	}
+#undef PRE
+out:
+	free(ord);
+	free(pre);
+	free(nv);
+	free(k);
+	free(bestk);
 	return rc;
 }
 
@@ -1581,7 +1752,7 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 	if ((rc = compile_patterns(&c)))
 		goto nomem;
 	if ((rc = check_patterns(&c, e)) || (rc = check_pairs(&c, e)) ||
-	    (rc = check_unique(&c, e))) {
+	    (rc = check_unique(&c, e)) || (rc = check_counting(&c, e))) {
 		if (rc == KILN_E_NOMEM)
 			goto nomem;
 		goto out;
