@@ -452,9 +452,6 @@ static int cg_run(const struct kiln_plan_lp *p, const struct model *md, struct c
 		if (Clp_status(g->lp) != 0)
 			return KILN_E_NOTFOUND;
 		y = Clp_dualRowSolution(g->lp);
-		if (getenv("KILN_LP_DEBUG"))
-			fprintf(stderr, "cg round %d cols %zu obj %g iters %d\n", round, g->ncol,
-				Clp_objectiveValue(g->lp), Clp_numberIterations(g->lp));
 		for (size_t c = 0; c < md->n; c++) {
 			if (g->in[c])
 				continue;
@@ -855,8 +852,6 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 				ub2[nf] = ub;
 				cols[nf++] = c;
 			}
-			if (getenv("KILN_LP_DEBUG"))
-				fprintf(stderr, "dive %d: %zu sets\n", dive, nf);
 			if (!nf)
 				break;
 			if (nf > DIVE_MAX) {

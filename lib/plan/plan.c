@@ -1005,93 +1005,145 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 	return 0;
 }
 
-/* Every token holding (l, v) must hold, in every other layer, a value no two-layer pattern
- * forbids next to v: count(v) <= tokens of those values. */
+/* Every token holding (l, v) must hold, in every other layer, a value the rules allow next to
+ * it. The allowed values are found by propagation over the two-layer patterns (arc
+ * consistency): with (l, v) fixed, a layer's value is removed when every value still allowed
+ * in another layer forms a forbidden pair with it; so chains (Crown -> Gold -> Laser, and
+ * Crown excludes Laser) are followed. count(v) <= the tokens of the values left, per layer.
+ * Every failing value is reported (one line each). */
 static int check_pairs(struct ctx *c, struct kiln_error *e)
 {
 	const struct kiln_spec *s = c->s;
-	unsigned char *forb = NULL, *allowed = NULL;
-	long *blame = NULL;
-	int rc = 0;
+	unsigned char *dom = NULL, *allowed = NULL, *used = NULL;
+	size_t nfail = 0;
+	int rc = 0, any2 = 0;
 
-	forb = kiln_calloc(c->V ? c->V : 1, 1);
+	for (size_t p = 0; p < c->npats; p++)
+		any2 |= c->pats[p].nl == 2;
+	if (!any2)
+		return 0;
+	dom = kiln_calloc(c->V ? c->V : 1, 1);
 	allowed = kiln_calloc(c->V ? c->V : 1, 1);
-	blame = kiln_calloc(c->L ? c->L : 1, sizeof *blame);
-	if (!forb || !allowed || !blame) {
-		rc = KILN_E_NOMEM;
+	used = kiln_calloc(s->nrules + 1, 1);
+	if (!dom || !allowed || !used) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	for (size_t l = 0; l < c->L && !rc; l++)
-		for (size_t v = 0; v < s->layers[l].ntraits && !rc; v++) {
+	for (size_t l = 0; l < c->L; l++)
+		for (size_t v = 0; v < s->layers[l].ntraits; v++) {
 			size_t fv = c->vbase[l] + v;
-			int any = 0;
 			if (!c->cnt[fv])
 				continue;
-			memset(forb, 0, c->V);
-			for (size_t i = 0; i < c->L; i++)
-				blame[i] = -1;
-			for (size_t p = 0; p < c->npats; p++) {
-				const struct pat *pt = &c->pats[p];
-				if (pt->nl != 2)
-					continue;
-				for (int side = 0; side < 2; side++) {
-					const struct patl *q = &c->pl[pt->first + side];
-					const struct patl *o = &c->pl[pt->first + 1 - side];
-					if (q->layer != l || !c->pool[q->set + v])
+			for (size_t i = 0; i < c->V; i++)
+				dom[i] = c->cnt[i] != 0;
+			memset(dom + c->vbase[l], 0, s->layers[l].ntraits);
+			dom[fv] = 1;
+			memset(used, 0, s->nrules + 1);
+			int changed = 1, empty = 0;
+			for (int round = 0; changed && !empty && round < 64; round++) {
+				changed = 0;
+				for (size_t p = 0; p < c->npats && !empty; p++) {
+					const struct pat *pt = &c->pats[p];
+					if (pt->nl != 2)
 						continue;
-					for (size_t w = 0; w < s->layers[o->layer].ntraits; w++)
-						if (c->pool[o->set + w])
-							forb[c->vbase[o->layer] + w] = 1;
-					if (blame[o->layer] < 0)
-						blame[o->layer] = pt->rule;
-					any = 1;
+					for (int side = 0; side < 2; side++) {
+						const struct patl *q = &c->pl[pt->first + side];
+						const struct patl *o = &c->pl[pt->first + 1 - side];
+						size_t ql = q->layer, ol = o->layer, inside = 1;
+						for (size_t w = 0; w < s->layers[ql].ntraits && inside; w++)
+							if (dom[c->vbase[ql] + w] && !c->pool[q->set + w])
+								inside = 0;
+						if (!inside)
+							continue;
+						/* every value left in ql forbids o's set in ol */
+						size_t left = 0;
+						for (size_t w = 0; w < s->layers[ol].ntraits; w++) {
+							size_t fw = c->vbase[ol] + w;
+							if (dom[fw] && c->pool[o->set + w]) {
+								dom[fw] = 0;
+								changed = 1;
+								used[pt->rule] = 1;
+							}
+							left += dom[fw];
+						}
+						if (!left)
+							empty = 1;
+					}
 				}
 			}
-			if (!any)
-				continue;
+			/* the layer that leaves the fewest tokens */
+			size_t worst = c->L;
+			uint64_t wok = UINT64_MAX;
 			for (size_t l2 = 0; l2 < c->L; l2++) {
 				uint64_t ok = 0;
-				if (l2 == l || blame[l2] < 0)
+				if (l2 == l)
 					continue;
+				for (size_t w = 0; w < s->layers[l2].ntraits; w++)
+					if (dom[c->vbase[l2] + w])
+						ok += c->cnt[c->vbase[l2] + w];
+				if (ok < wok) {
+					wok = ok;
+					worst = l2;
+				}
+			}
+			for (size_t l2 = worst; l2 < c->L; l2 = c->L) {
+				uint64_t ok = 0;
 				for (size_t w = 0; w < s->layers[l2].ntraits; w++) {
 					size_t fw = c->vbase[l2] + w;
-					allowed[w] = !forb[fw] && c->cnt[fw];
-					if (allowed[w])
+					allowed[w] = dom[fw];
+					if (dom[fw])
 						ok += c->cnt[fw];
 				}
 				if (c->cnt[fv] <= ok)
 					continue;
-				char t1[300] = "", t2[500] = "", rt[700] = "";
-				unsigned char one[1] = {1};
-				(void)one;
+				char t1[300] = "", t2[500] = "", rt[900] = "", one[700];
+				size_t first = SIZE_MAX, nr = 0;
 				app(t1, sizeof t1, "%s=%s", s->layers[l].name,
 				    s->layers[l].traits[v].name);
+				for (size_t r = 0; r < s->nrules; r++) {
+					if (!used[r])
+						continue;
+					if (first == SIZE_MAX)
+						first = r;
+					if (nr++ == 4) {
+						app(rt, sizeof rt, "; ...");
+						break;
+					}
+					one[0] = 0;
+					rule_text(one, sizeof one, s, &s->rules[r]);
+					app(rt, sizeof rt, "%s`%s`", nr > 1 ? "; " : "", one);
+				}
 				if (ok)
 					set_text(t2, sizeof t2, s, l2, allowed);
-				rule_text(rt, sizeof rt, s, &s->rules[blame[l2]]);
+				char line[sizeof e->msg], wl[600];
+				where_loc(wl, sizeof wl, s, s->rules[first].loc);
 				if (ok)
-					rc = infeasible_rule(
-						c, e, (size_t)blame[l2],
-						"%s has %llu tokens, but the rules (`%s`, and any other "
-						"naming %s) let those tokens hold only %s, which has %llu "
-						"tokens in all: %s can have at most %llu tokens",
-						t1, ull(c->cnt[fv]), rt, s->layers[l2].name, t2, ull(ok), t1,
-						ull(ok));
+					snprintf(line, sizeof line,
+						 "%s has %llu tokens, but the rule%s %s let those tokens "
+						 "hold only %s, which has %llu tokens in all: %s can have "
+						 "at most %llu tokens",
+						 t1, ull(c->cnt[fv]), nr > 1 ? "s" : "", rt, t2, ull(ok), t1,
+						 ull(ok));
 				else
-					rc = infeasible_rule(
-						c, e, (size_t)blame[l2],
-						"%s has %llu tokens, but the rules (`%s`, and any other "
-						"naming %s) leave those tokens no value of %s at all: %s "
-						"can have none",
-						t1, ull(c->cnt[fv]), rt, s->layers[l2].name,
-						s->layers[l2].name, t1);
+					snprintf(line, sizeof line,
+						 "%s has %llu tokens, but the rule%s %s leave those tokens "
+						 "no value of %s at all: %s can have none",
+						 t1, ull(c->cnt[fv]), nr > 1 ? "s" : "", rt,
+						 s->layers[l2].name, t1);
+				if (!nfail++) {
+					kiln_error_set(e, KILN_E_INFEASIBLE, wl, "%s", line);
+				} else if (e) {
+					size_t len = strlen(e->msg);
+					snprintf(e->msg + len, sizeof e->msg - len, "\n%s: %s", wl, line);
+				}
+				rc = KILN_E_INFEASIBLE;
 				break;
 			}
 		}
 out:
-	free(forb);
+	free(dom);
 	free(allowed);
-	free(blame);
+	free(used);
 	return rc;
 }
 
@@ -1751,11 +1803,30 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 			c.cnt[c.vbase[l] + v] = tg[l][v];
 	if ((rc = compile_patterns(&c)))
 		goto nomem;
-	if ((rc = check_patterns(&c, e)) || (rc = check_pairs(&c, e)) ||
-	    (rc = check_unique(&c, e)) || (rc = check_counting(&c, e))) {
-		if (rc == KILN_E_NOMEM)
-			goto nomem;
-		goto out;
+	/* every quick check runs; each one that fails adds its line (the first keeps `where`) */
+	{
+		int (*const checks[])(struct ctx *, struct kiln_error *) = {
+			check_patterns, check_pairs, check_unique, check_counting};
+		struct kiln_error one;
+		int failed = 0;
+		for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+			int r = checks[i](&c, &one);
+			if (r == KILN_E_NOMEM)
+				goto nomem;
+			if (!r)
+				continue;
+			if (!failed++) {
+				if (e)
+					*e = one;
+			} else if (e) {
+				size_t len = strlen(e->msg);
+				snprintf(e->msg + len, sizeof e->msg - len, "\n%s: %s", one.where,
+					 one.msg);
+			}
+			rc = r;
+		}
+		if (failed)
+			goto out;
 	}
 
 	/* previous plan: its items in id order, the ids we can keep */
