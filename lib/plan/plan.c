@@ -1958,12 +1958,14 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 			lp.prefer = lpprefer;
 			lp.nprefer = npinned;
 		}
+		kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
 		if (!(exact && plan_tight(&c, kiln_plan_lp_space(&lp)))) {
-			kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
 			searched = 1;
 			if (!search(&c, (60 * (uint64_t)G + 2000000) * effort,
 				    (4 * (uint64_t)G + 400000) * effort, NULL))
 				lprc = 0;
+		} else if (!search(&c, 4 * (uint64_t)G + 200000, (uint64_t)G + 50000, NULL)) {
+			lprc = 0; /* tight, but a short search was enough */
 		}
 		if (lprc && exact) {
 			lp.init = c.m;
@@ -1977,7 +1979,6 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 			}
 		}
 		if (lprc && !searched) {
-			kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
 			searched = 1;
 			if (!search(&c, (60 * (uint64_t)G + 2000000) * effort,
 				    (4 * (uint64_t)G + 400000) * effort, NULL))
