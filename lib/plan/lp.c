@@ -870,6 +870,18 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 		free(ru2);
 		if (!rc && check_mult(p, &md, mult) != 1)
 			rc = KILN_E_NOTFOUND;
+		if (rc == KILN_E_NOTFOUND && g.ncol <= FULL_IP_MAX) {
+			/* the residual had no solution: the whole integer program over the sets
+			 * the LP priced in */
+			memset(mult, 0, n * sizeof *mult);
+			for (size_t j = 0; j < g.ncol; j++) {
+				cols[j] = g.col[j];
+				ub2[j] = ub;
+			}
+			rc = ip_solve(p, &md, cols, g.ncol, ub2, rlo, rup, mult);
+			if (!rc && check_mult(p, &md, mult) != 1)
+				rc = KILN_E_NOTFOUND;
+		}
 		free(ub2);
 		if (rc == KILN_E_NOMEM)
 			goto nomem;

@@ -2258,8 +2258,8 @@ static int explain_failure(struct ctx *c, struct kiln_error *e, unsigned effort,
 		    per[r] == 1 ? "" : "s", rt, wl);
 	}
 	if (pairs2)
-		app(msg, sizeof msg, " %llu pair%s of tokens %s;", ull(pairs2 / 2),
-		    pairs2 / 2 == 1 ? " was" : "s were",
+		app(msg, sizeof msg, " %llu pair%s of tokens %s %s;", ull(pairs2 / 2),
+		    pairs2 / 2 == 1 ? "" : "s", pairs2 / 2 == 1 ? "was" : "were",
 		    c->k <= 1 ? "alike" : "closer than min_distance");
 	if (!shown && !pairs2)
 		app(msg, sizeof msg, " nothing was left broken;");
