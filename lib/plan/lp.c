@@ -16,10 +16,11 @@
  * (CBC, a node limit times the effort, never a time limit), then, if that fails, the whole
  * integer program within the node limit. The result is checked in integers before use.
  *
- * Why CLP for the relaxation and not CBC on the whole integer program: on a 6-layer skewed
- * table (9 values a layer, 531,441 trait sets, 10,000 tokens) CLP's relaxation plus the small
- * rounding program took 0.9 s, CBC on the full 0/1 program 3.4 s (its root LP is the same CLP
- * solve, then cuts and heuristics over 531,441 columns); see docs/planner.md.
+ * Why CLP with column generation: measured on the 8,000-token 6-layer table of test_plan_lp
+ * (9 values a layer, 531,441 sets), the column-generated LP (3 pricing rounds, ~39,000 sets)
+ * and the rounding took a few seconds, while CLP's dual and primal simplex over all 531,441
+ * columns did not finish in 5 minutes (2 shared cores, loaded). CBC is used only for the
+ * small integer programs; its root LP would be the same CLP solve. See docs/planner.md.
  */
 #include "plan/lp.h"
 #include "kiln/plan.h"
