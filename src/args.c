@@ -6,6 +6,15 @@
 #include <stdlib.h>
 #include "cli.h"
 
+int cli_parse_effort(const char *verb, const char *arg, unsigned *out)
+{
+	uint64_t n;
+	if (cli_parse_u64(arg, 1, 1000, &n))
+		return cli_usage(verb, "--effort takes a number from 1 to 1000, got '%s'", arg);
+	*out = (unsigned)n;
+	return 0;
+}
+
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char *end;

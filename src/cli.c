@@ -417,9 +417,11 @@ void cli_error_event(const char *stage, const struct kiln_error *e)
 	print_json(o);
 }
 
-int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int quiet, int *did)
+int cli_stage_plan(struct kiln_project *p, int force, int fresh, unsigned effort, int json,
+		   int quiet, int *did)
 {
 	struct kiln_project_plan_opts o = {force, fresh};
+	o.effort = effort;
 	struct kiln_plan_result r;
 	struct kiln_error e;
 	kiln_error_clear(&e);

@@ -71,7 +71,10 @@ void cli_catch_signals(void);
 int cli_resolve_secrets(struct kiln_project *p);
 
 /* Stages shared by verbs (plan, render, release and build). Print their own summaries. */
-int cli_stage_plan(struct kiln_project *p, int force, int fresh, int json, int quiet, int *did);
+int cli_stage_plan(struct kiln_project *p, int force, int fresh, unsigned effort, int json,
+		   int quiet, int *did);
+/* --effort N: 1..KILN_EFFORT_MAX; 0 ok, else the usage error's exit status */
+int cli_parse_effort(const char *verb, const char *arg, unsigned *out);
 int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int json, int quiet,
 		     int *rendered, int *failed);
 int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, int json,

@@ -12,13 +12,14 @@
 
 static void help(void)
 {
-	printf("usage: kiln build [--threads N] [--no-qa] [--json] [-q]\n\n"
+	printf("usage: kiln build [--threads N] [--no-qa] [--effort N] [--json] [-q]\n\n"
 	       "Runs plan (if kiln.yaml changed), render (items whose recipe changed), qa (every\n"
 	       "image, the plan, the previous release's outputs) and release (if anything\n"
 	       "changed), like make. Run twice, the second run renders and releases nothing and\n"
 	       "says so. Safe to interrupt (even kill -9) and run again.\n\n"
 	       "  --threads N   render and qa worker threads (default: one per core)\n"
 	       "  --no-qa       skip QA, and release whatever earlier QA runs said\n"
+	       "  --effort N    the planner searches N times longer before giving up (1..1000)\n"
 	       "  --json        JSON lines on stdout (progress events and a summary per stage)\n"
 	       "  -q, --quiet   no progress or summaries\n\n"
 	       "A QA error stops the build before release; qa: {gate: false} in kiln.yaml makes\n"
@@ -121,10 +122,11 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{"threads", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'}, {"no-qa", no_argument, NULL, 'Q'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"effort", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	int c, json = 0, quiet = 0, rc, planned = 0, rendered = 0, failed = 0, released = 0;
 	int no_qa = 0, blocked = 0;
-	unsigned threads = 0;
+	unsigned threads = 0, effort = 1;
 	struct kiln_project *p = NULL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
@@ -140,6 +142,10 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'q': quiet = 1; break;
 		case 'Q': no_qa = 1; break;
+		case 'e':
+			if ((rc = cli_parse_effort("build", optarg, &effort)))
+				return rc;
+			break;
 		case 'h': help(); return 0;
 		default: return cli_usage("build", "unknown option");
 		}
@@ -149,7 +155,7 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 	if ((rc = cli_open(cli, &p)))
 		return rc;
 	cli_catch_signals();
-	if ((rc = cli_stage_plan(p, 0, 0, json, quiet, &planned)))
+	if ((rc = cli_stage_plan(p, 0, 0, effort, json, quiet, &planned)))
 		goto out;
 	if ((rc = cli_stage_render(p, threads, 0, json, quiet, &rendered, &failed)))
 		goto out;

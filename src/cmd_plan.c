@@ -9,7 +9,8 @@
 
 static void help(void)
 {
-	printf("usage: kiln plan [--report] [--json] [--force] [--fresh] [--replace ID]\n\n"
+	printf("usage: kiln plan [--report] [--json] [--force] [--fresh] [--replace ID]\n"
+	       "                 [--effort N]\n\n"
 	       "Assigns every token its traits so that each value's count equals its target\n"
 	       "exactly, no rule is broken and every token is unique. Re-planning after a spec\n"
 	       "change keeps the ids and seeds of tokens whose traits did not change.\n\n"
@@ -20,6 +21,8 @@ static void help(void)
 	       "  --fresh        ignore the previous plan: new ids and seeds for every token\n"
 	       "  --replace ID   give token ID a different trait set (a rejected token), keeping\n"
 	       "                 every quota exact; prints the tokens that changed\n"
+	       "  --effort N     search N times longer before giving up (1..1000, default 1);\n"
+	       "                 the same spec, seed and effort give the same plan\n"
 	       "  -q, --quiet    no summary line\n\n"
 	       "exit status: 0 ok, 2 the spec is wrong or infeasible (the message says why).\n");
 }
@@ -106,8 +109,10 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 		{"report", no_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
 		{"force", no_argument, NULL, 'f'}, {"fresh", no_argument, NULL, 'F'},
 		{"replace", required_argument, NULL, 'R'}, {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"effort", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	int c, want_report = 0, json = 0, force = 0, fresh = 0, quiet = 0, rc;
+	unsigned effort = 1;
 	const char *replace = NULL;
 	struct kiln_project *p = NULL;
 	optind = 1;
@@ -119,6 +124,10 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 		case 'F': fresh = 1; break;
 		case 'R': replace = optarg; break;
 		case 'q': quiet = 1; break;
+		case 'e':
+			if ((rc = cli_parse_effort("plan", optarg, &effort)))
+				return rc;
+			break;
 		case 'h': help(); return 0;
 		default: return cli_usage("plan", "unknown option");
 		}
@@ -137,7 +146,7 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 			rc = cli_usage("plan", "--replace takes a token id, got '%s'", replace);
 			goto out;
 		}
-		if ((rc = cli_stage_plan(p, 0, 0, 0, 1, NULL)))
+		if ((rc = cli_stage_plan(p, 0, 0, effort, 0, 1, NULL)))
 			goto out;
 		if (kiln_project_replace(p, id, changed, 64, &n, &e)) {
 			rc = cli_fail(&e);
@@ -159,7 +168,8 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
 		}
 		goto out;
 	}
-	if ((rc = cli_stage_plan(p, force, fresh, json && !want_report, quiet || want_report, NULL)))
+	if ((rc = cli_stage_plan(p, force, fresh, effort, json && !want_report,
+				  quiet || want_report, NULL)))
 		goto out;
 	if (want_report)
 		rc = report(p, json);

@@ -28,6 +28,8 @@
  * about 16 bytes per (token, layer) plus 16 bytes per token per table.
  */
 #include "kiln/plan.h"
+#include "plan/exact.h"
+#include "plan/lp.h"
 #include "util/alloc.h"
 #include "util/prng.h"
 
@@ -38,9 +40,11 @@
 
 #define NONE32 UINT32_MAX
 #define NCAND 6 /* partners tried per move */
+#define NTRY 24 /* (layer, value) changes weighed per move against a collision */
 
 /* RNG streams: one per purpose, so that changing one use does not shift the others */
-enum { STREAM_COLUMNS = 1, STREAM_SEARCH = 2, STREAM_IDS = 3, STREAM_REPLACE = 4 };
+enum { STREAM_COLUMNS = 1, STREAM_SEARCH = 2, STREAM_IDS = 3, STREAM_REPLACE = 4,
+       STREAM_RESTART = 5 };
 
 struct pat {
 	uint32_t nl;    /* layers constrained, >= 1 */
@@ -470,6 +474,24 @@ static const struct pat *pmatched(const struct ctx *c, uint32_t t, uint32_t idx)
 	return NULL;
 }
 
+/* whether a full trait row matches a forbidden pattern (for the exact planner) */
+static int row_forbidden(const void *arg, const uint32_t *row)
+{
+	const struct ctx *c = arg;
+	for (size_t p = 0; p < c->npats; p++) {
+		const struct pat *pt = &c->pats[p];
+		uint32_t i = 0;
+		for (; i < pt->nl; i++) {
+			const struct patl *q = &c->pl[pt->first + i];
+			if (!c->pool[q->set + row[q->layer]])
+				break;
+		}
+		if (i == pt->nl)
+			return 1;
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* uniqueness tables */
 
@@ -587,19 +609,29 @@ static uint64_t binom(uint64_t n, uint64_t k)
 
 static void tables_fill(struct ctx *c);
 
+/* the layers that count for uniqueness (once) */
+static int nb_make(struct ctx *c)
+{
+	if (c->nb)
+		return 0;
+	c->nnb = 0;
+	c->nb = kiln_calloc(c->L ? c->L : 1, sizeof *c->nb);
+	if (!c->nb)
+		return KILN_E_NOMEM;
+	for (size_t l = 0; l < c->L; l++)
+		if (!c->s->layers[l].bypass_dna)
+			c->nb[c->nnb++] = (uint32_t)l;
+	return 0;
+}
+
 static int tables_make(struct ctx *c, struct kiln_error *e)
 {
 	const struct kiln_spec *s = c->s;
 	size_t cap = 2;
 	uint64_t nt;
 
-	c->nnb = 0;
-	c->nb = kiln_calloc(c->L ? c->L : 1, sizeof *c->nb);
-	if (!c->nb)
+	if (nb_make(c))
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-	for (size_t l = 0; l < c->L; l++)
-		if (!s->layers[l].bypass_dna)
-			c->nb[c->nnb++] = (uint32_t)l;
 	if (c->k == 0 || c->G < 2 || c->nnb < c->k)
 		return 0; /* nothing to keep apart (or already reported infeasible) */
 	c->ninc = c->nnb - (c->k - 1);
@@ -711,6 +743,423 @@ static void lists_fill(struct ctx *c)
 	}
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* construction: most constrained first (tight specs) */
+
+/* counts of 64-bit key hashes, open addressing; a hash collision only biases the heuristic,
+ * the search checks every key exactly */
+struct kc {
+	uint64_t key;
+	uint32_t n;
+};
+
+struct kmap {
+	struct kc *e;
+	size_t mask;
+};
+
+static uint64_t kmix(uint64_t h)
+{
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 29;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 32;
+	return h | 1; /* 0 marks an empty slot */
+}
+
+static struct kc *kmap_slot(struct kmap *m, uint64_t key)
+{
+	size_t i = (size_t)key & m->mask;
+	while (m->e[i].key && m->e[i].key != key)
+		i = (i + 1) & m->mask;
+	return &m->e[i];
+}
+
+static uint32_t kmap_get(struct kmap *m, uint64_t key)
+{
+	struct kc *x = kmap_slot(m, key);
+	return x->key ? x->n : 0;
+}
+
+static void kmap_add(struct kmap *m, uint64_t key)
+{
+	struct kc *x = kmap_slot(m, key);
+	x->key = key;
+	x->n++;
+}
+
+/* hash of token t's values on the layers of `key` other than `skip` */
+static uint64_t sub_hash(const struct ctx *c, uint32_t t, const uint32_t *key, size_t nkey,
+			 size_t skip, uint64_t salt)
+{
+	const uint32_t *row = c->m + (size_t)t * c->L;
+	uint64_t h = 0x9e3779b97f4a7c15ULL * (salt + 1);
+	for (size_t i = 0; i < nkey; i++)
+		if (key[i] != skip)
+			h = kmix(h ^ ((uint64_t)row[key[i]] + 1));
+	return h;
+}
+
+static inline uint64_t full_hash(uint64_t sub, uint32_t v)
+{
+	return kmix(sub ^ (((uint64_t)v + 1) * 0xd6e8feb86659fd93ULL));
+}
+
+static int rules_tight(const struct ctx *c);
+
+/* Expected pairs of tokens too close, if the columns were independent shuffles, times 64 / G:
+ * above 1 (more than one token in 64 to repair) the construction below is worth its cost. */
+static int is_tight(const struct ctx *c)
+{
+	double pairs = 0, G = (double)c->G;
+	if (c->G < 2)
+		return 0;
+	if (c->k == 0 || c->nnb < c->k)
+		return rules_tight(c);
+	/* one term per final table; a key of nnb - (k-1) layers out of nnb */
+	{
+		size_t d = c->k - 1, n = c->nnb, idx[64];
+		if (n > 64 || binom(n, d) > 4096)
+			return 1;
+		for (size_t i = 0; i < d; i++)
+			idx[i] = i;
+		for (;;) {
+			double p = 1;
+			for (size_t i = 0, j = 0; i < n; i++) {
+				size_t l = c->nb[i];
+				double q = 0;
+				if (j < d && idx[j] == i) {
+					j++;
+					continue;
+				}
+				for (size_t v = 0; v < c->s->layers[l].ntraits; v++) {
+					double f = (double)c->cnt[c->vbase[l] + v] / G;
+					q += f * f;
+				}
+				p *= q;
+			}
+			pairs += p * G * G / 2;
+			size_t i = d;
+			while (i > 0 && idx[i - 1] == n - d + i - 1)
+				i--;
+			if (i == 0)
+				break;
+			idx[i - 1]++;
+			for (size_t j = i; j < d; j++)
+				idx[j] = idx[j - 1] + 1;
+		}
+	}
+	return pairs * 64 > G || rules_tight(c);
+}
+
+/* the same for the rules: tokens expected to match a pattern, times 64 / G */
+static int rules_tight(const struct ctx *c)
+{
+	double hits = 0, G = (double)c->G;
+	for (size_t p = 0; p < c->npats; p++) {
+		double f = G;
+		for (uint32_t i = 0; i < c->pats[p].nl; i++) {
+			const struct patl *q = &c->pl[c->pats[p].first + i];
+			f *= (double)(c->G - q->comp) / G;
+		}
+		hits += f;
+	}
+	return hits * 64 > G;
+}
+
+struct corder {
+	uint64_t deg;
+	uint64_t tie;
+	uint32_t t;
+};
+
+static int corder_cmp(const void *a, const void *b)
+{
+	const struct corder *x = a, *y = b;
+	if (x->deg != y->deg)
+		return x->deg > y->deg ? -1 : 1;
+	if (x->tie != y->tie)
+		return x->tie < y->tie ? -1 : 1;
+	return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* The tables the construction keeps at layer l (a non-bypass layer, q-th of them counting
+ * from 1): "final" keys are keys of the real uniqueness tables that layer l completes (their
+ * collisions are real), "spread" keys are the prefix keys with k-1 filled layers left out
+ * (fewer tokens sharing them now means fewer collisions later). Each key is a list of layers
+ * holding l. Returns the number of keys written (at most cap), nfinal of them final first. */
+static size_t ckeys(const struct ctx *c, size_t l, size_t q, uint32_t *keys, size_t *klen,
+		    size_t cap, size_t *nfinal)
+{
+	size_t d = c->k - 1, nn = c->nnb, n = 0;
+	uint32_t prev[64];
+	size_t np = 0;
+	*nfinal = 0;
+	for (size_t i = 0; i < nn && c->nb[i] < l && np < 64; i++)
+		prev[np++] = c->nb[i];
+	for (int pass = 0; pass < 2; pass++) {
+		long drop = pass == 0 ? (long)d - (long)(nn - q) : (long)d;
+		if (pass == 1 && q == nn)
+			break; /* the spread keys are the final ones */
+		if (drop < 0 || (size_t)drop > np)
+			continue;
+		if (binom(np, (uint64_t)drop) > cap - n)
+			continue;
+		size_t idx[64];
+		for (long i = 0; i < drop; i++)
+			idx[i] = (size_t)i;
+		for (;;) {
+			size_t len = 0, j = 0;
+			uint32_t *kk = keys + n * 65;
+			for (size_t i = 0; i < np; i++) {
+				if ((long)j < drop && idx[j] == i) {
+					j++;
+					continue;
+				}
+				kk[len++] = prev[i];
+			}
+			kk[len++] = (uint32_t)l;
+			klen[n++] = len;
+			long i = drop;
+			while (i > 0 && idx[i - 1] == np - (size_t)drop + (size_t)i - 1)
+				i--;
+			if (i == 0)
+				break;
+			idx[i - 1]++;
+			for (long jj = i; jj < drop; jj++)
+				idx[jj] = idx[jj - 1] + 1;
+		}
+		if (pass == 0)
+			*nfinal = n;
+	}
+	return n;
+}
+
+#define CKEYS 32 /* tables the construction keeps per layer */
+
+/* Fill the cells of c->m still NONE32, layer by layer, so that each layer's column holds
+ * exactly its target multiset: tokens sharing the most of their filled layers with others
+ * choose first; each takes, among the values with room left, the one breaking the fewest
+ * patterns and making the fewest collisions in the tables this layer completes, then the one
+ * whose prefix keys are least crowded for its quota, ties at random. */
+static int construct(struct ctx *c)
+{
+	size_t G = c->G, L = c->L, cap = 2, q = 0;
+	uint32_t *keys = kiln_malloc(CKEYS * 65 * sizeof *keys);
+	size_t klen[CKEYS];
+	struct kmap maps[CKEYS];
+	struct corder *ord = kiln_malloc((G ? G : 1) * sizeof *ord);
+	uint64_t *subs = kiln_malloc(CKEYS * sizeof *subs);
+	uint32_t *maxl = kiln_calloc(c->npats ? c->npats : 1, sizeof *maxl);
+	uint64_t *left = NULL, *forb = NULL;
+	size_t maxnt = 1;
+	int rc = KILN_E_NOMEM;
+
+	memset(maps, 0, sizeof maps);
+	for (size_t l = 0; l < L; l++)
+		if (c->s->layers[l].ntraits > maxnt)
+			maxnt = c->s->layers[l].ntraits;
+	left = kiln_malloc(maxnt * sizeof *left);
+	forb = kiln_malloc(maxnt * sizeof *forb);
+	if (!keys || !ord || !subs || !maxl || !left || !forb)
+		goto out;
+	while (cap < 2 * G)
+		cap *= 2;
+	for (size_t i = 0; i < CKEYS; i++) {
+		maps[i].e = kiln_malloc(cap * sizeof(struct kc));
+		if (!maps[i].e)
+			goto out;
+		maps[i].mask = cap - 1;
+		if (G > 200000)
+			break; /* big: one table (plain uniqueness keeps one per layer anyway) */
+	}
+	for (size_t p = 0; p < c->npats; p++)
+		for (uint32_t i = 0; i < c->pats[p].nl; i++)
+			if (c->pl[c->pats[p].first + i].layer > maxl[p])
+				maxl[p] = c->pl[c->pats[p].first + i].layer;
+
+	for (size_t l = 0; l < L; l++) {
+		size_t nt = c->s->layers[l].ntraits, nk = 0, nfinal = 0, nord = 0;
+		int counts = !c->s->layers[l].bypass_dna && c->k > 0;
+		if (counts)
+			q++;
+		if (counts) {
+			nk = ckeys(c, l, q, keys, klen, CKEYS, &nfinal);
+			while (nk && !maps[nk - 1].e)
+				nk--;
+			if (nfinal > nk)
+				nfinal = nk;
+		}
+		for (size_t v = 0; v < nt; v++)
+			left[v] = c->cnt[c->vbase[l] + v];
+		for (size_t t = 0; t < G; t++) {
+			uint32_t v = c->m[t * L + l];
+			if (v != NONE32)
+				left[v]--;
+			else
+				ord[nord++].t = (uint32_t)t;
+		}
+		if (!nord)
+			continue;
+		/* degree: tokens sharing the key without this layer (most constrained first) */
+		for (size_t i = 0; i < nk; i++) {
+			memset(maps[i].e, 0, cap * sizeof(struct kc));
+			for (size_t t = 0; t < G; t++)
+				kmap_add(&maps[i], sub_hash(c, (uint32_t)t, keys + i * 65, klen[i], l, i));
+		}
+		for (size_t j = 0; j < nord; j++) {
+			uint64_t dg = 0;
+			for (size_t i = 0; i < nk; i++)
+				dg += (uint64_t)kmap_get(&maps[i], sub_hash(c, ord[j].t, keys + i * 65,
+									   klen[i], l, i)) << (i < nfinal ? 20 : 0);
+			ord[j].deg = dg;
+			ord[j].tie = kiln_rng_next(&c->rng);
+		}
+		qsort(ord, nord, sizeof *ord, corder_cmp);
+		for (size_t i = 0; i < nk; i++) {
+			memset(maps[i].e, 0, cap * sizeof(struct kc));
+			for (size_t t = 0; t < G; t++)
+				if (c->m[t * L + l] != NONE32)
+					kmap_add(&maps[i], full_hash(sub_hash(c, (uint32_t)t, keys + i * 65,
+									      klen[i], l, i),
+								     c->m[t * L + l]));
+		}
+		for (size_t j = 0; j < nord; j++) {
+			uint32_t t = ord[j].t, best = NONE32;
+			uint32_t *row = c->m + (size_t)t * L;
+			uint64_t b1 = 0, b2 = 0, bcnt = 1, nties = 1;
+			memset(forb, 0, nt * sizeof *forb);
+			for (size_t p = 0; p < c->npats; p++) {
+				const struct pat *pt = &c->pats[p];
+				const struct patl *ql = NULL;
+				int match = 1;
+				if (maxl[p] != l)
+					continue;
+				for (uint32_t i = 0; i < pt->nl && match; i++) {
+					const struct patl *x = &c->pl[pt->first + i];
+					if (x->layer == l)
+						ql = x;
+					else
+						match = c->pool[x->set + row[x->layer]] != 0;
+				}
+				if (match && ql)
+					for (size_t v = 0; v < nt; v++)
+						forb[v] += c->pool[ql->set + v];
+			}
+			for (size_t i = 0; i < nk; i++)
+				subs[i] = sub_hash(c, t, keys + i * 65, klen[i], l, i);
+			for (uint32_t v = 0; v < nt; v++) {
+				uint64_t c1 = forb[v], c2 = 0, cv = c->cnt[c->vbase[l] + v];
+				int better;
+				if (!left[v])
+					continue;
+				for (size_t i = 0; i < nk; i++) {
+					uint32_t n = kmap_get(&maps[i], full_hash(subs[i], v));
+					if (i < nfinal)
+						c1 += n;
+					else
+						c2 += n;
+				}
+				if (best == NONE32 || c1 < b1)
+					better = 1;
+				else if (c1 > b1)
+					better = 0;
+				else if (c2 * bcnt != b2 * cv)
+					better = c2 * bcnt < b2 * cv;
+				else
+					better = 2; /* a tie: keep one of them at random */
+				if (better == 2 && kiln_rng_below(&c->rng, ++nties) != 0)
+					continue;
+				if (better == 1)
+					nties = 1;
+				if (better) {
+					best = v;
+					b1 = c1;
+					b2 = c2;
+					bcnt = cv;
+				}
+			}
+			row[l] = best;
+			left[best]--;
+			for (size_t i = 0; i < nk; i++)
+				kmap_add(&maps[i], full_hash(subs[i], best));
+		}
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < CKEYS; i++)
+		free(maps[i].e);
+	free(keys);
+	free(ord);
+	free(subs);
+	free(maxl);
+	free(left);
+	free(forb);
+	return rc;
+}
+
+/* Each layer's column: the previous plan's values on the rows kept from it while the value's
+ * target has room, the rest dealt by construct() (tight specs) or shuffled. Sets c->intact. */
+static int columns(struct ctx *c, const struct kiln_plan_prev *prev, const uint32_t *rowprev,
+		   size_t npinned, int tight)
+{
+	size_t G = c->G, L = c->L, maxnt = 1;
+	uint32_t *pool = NULL;
+	uint64_t *left = NULL;
+	int rc = KILN_E_NOMEM;
+	for (size_t l = 0; l < L; l++)
+		if (c->s->layers[l].ntraits > maxnt)
+			maxnt = c->s->layers[l].ntraits;
+	left = kiln_malloc(maxnt * sizeof *left);
+	pool = tight ? NULL : kiln_malloc((G ? G : 1) * sizeof *pool);
+	if (!left || (!tight && !pool))
+		goto out;
+	for (size_t l = 0; l < L; l++) {
+		size_t nt = c->s->layers[l].ntraits, np = 0;
+		memcpy(left, c->cnt + c->vbase[l], nt * sizeof *left);
+		for (size_t r = 0; r < npinned; r++) {
+			uint32_t v = prev->matrix[(size_t)rowprev[r] * L + l];
+			if (v < nt && left[v]) {
+				left[v]--;
+				c->m[r * L + l] = v;
+			} else {
+				c->m[r * L + l] = NONE32;
+			}
+		}
+		for (size_t r = npinned; r < G; r++)
+			c->m[r * L + l] = NONE32;
+		if (tight)
+			continue; /* construct() fills the rest */
+		for (size_t v = 0; v < nt; v++)
+			for (uint64_t i = 0; i < left[v]; i++)
+				pool[np++] = (uint32_t)v;
+		kiln_rng_shuffle(&c->rng, pool, np, sizeof *pool);
+		for (size_t r = 0, i = 0; r < G; r++)
+			if (c->m[r * L + l] == NONE32)
+				c->m[r * L + l] = pool[i++];
+	}
+	if (tight && construct(c))
+		goto out;
+	if (npinned) {
+		if (!c->intact)
+			c->intact = kiln_calloc(G, 1);
+		if (!c->intact)
+			goto out;
+		for (size_t r = 0; r < npinned; r++) {
+			int same = 1;
+			for (size_t l = 0; l < L && same; l++)
+				same = c->m[r * L + l] == prev->matrix[(size_t)rowprev[r] * L + l];
+			c->intact[r] = (unsigned char)same;
+		}
+	}
+	rc = 0;
+out:
+	free(pool);
+	free(left);
+	return rc;
+}
+
 static void do_swap(struct ctx *c, uint32_t a, uint32_t b, size_t l)
 {
 	size_t L = c->L, G = c->G;
@@ -774,7 +1223,7 @@ static uint32_t pick_outside(struct ctx *c, const struct patl *q)
 static int repair(struct ctx *c, uint32_t a, uint32_t pc, uint32_t dc, const uint32_t *freeze)
 {
 	size_t L = c->L, l = 0;
-	uint32_t cand[NCAND];
+	uint32_t cand[NCAND], candl[NCAND];
 	size_t ncand = 0;
 	int use_pat = pc && (!dc || (kiln_rng_next(&c->rng) & 1));
 
@@ -794,8 +1243,10 @@ static int repair(struct ctx *c, uint32_t a, uint32_t pc, uint32_t dc, const uin
 		l = q->layer;
 		for (int i = 0; i < NCAND; i++) {
 			uint32_t b = pick_outside(c, q);
-			if (b != NONE32 && b != a)
+			if (b != NONE32 && b != a) {
+				candl[ncand] = (uint32_t)l;
 				cand[ncand++] = b;
+			}
 		}
 	} else {
 		/* too close to another token: change a layer in the key of a table it collides
@@ -810,28 +1261,59 @@ static int repair(struct ctx *c, uint32_t a, uint32_t pc, uint32_t dc, const uin
 		}
 		if (other == NONE32)
 			return 0;
+		/* targeted: the (layer, value) changes of a that leave it with the fewest
+		 * collisions and broken patterns, each with a partner holding that value */
 		const uint32_t *inc = c->tinc + ti * c->ninc;
-		size_t st = kiln_rng_below(&c->rng, c->ninc), found = 0;
-		for (size_t i = 0; i < c->ninc; i++) {
-			size_t ll = inc[(st + i) % c->ninc];
+		uint32_t *ra = c->m + (size_t)a * L;
+		uint32_t cc[NCAND];
+		size_t nties = 0;
+		(void)other;
+		size_t nv = 0;
+		for (size_t i = 0; i < c->ninc; i++)
+			nv += c->s->layers[inc[i]].ntraits;
+		for (size_t it = 0; it < (nv < NTRY ? nv : NTRY); it++) {
+			/* every (layer, value) of the key when they are few, else NTRY at random */
+			size_t ll = 0, pick = nv <= NTRY ? it : kiln_rng_below(&c->rng, nv);
+			for (size_t i = 0; i < c->ninc; i++) {
+				ll = inc[i];
+				if (pick < c->s->layers[ll].ntraits)
+					break;
+				pick -= c->s->layers[ll].ntraits;
+			}
+			uint32_t cur = ra[ll], v = (uint32_t)pick;
 			if (freeze && ll == *freeze)
 				continue;
-			if (c->cnt[c->vbase[ll] + c->m[(size_t)a * L + ll]] == c->G)
-				continue; /* every token holds this value */
-			l = ll;
-			found = 1;
-			break;
-		}
-		if (!found)
-			return 0;
-		for (int i = 0; i < NCAND; i++) {
-			for (int tries = 0; tries < 8; tries++) {
-				uint32_t b = (uint32_t)kiln_rng_below(&c->rng, c->G);
-				if (c->m[(size_t)b * L + l] != c->m[(size_t)a * L + l]) {
-					cand[ncand++] = b;
-					break;
+			{
+				if (v == cur || !c->cnt[c->vbase[ll] + v])
+					continue;
+				ra[ll] = v;
+				uint32_t cv = cost(c, a);
+				ra[ll] = cur;
+				/* keep the NCAND cheapest, ties at random (reservoir per cost) */
+				size_t worst = 0;
+				if (ncand < NCAND) {
+					cand[ncand] = (uint32_t)(c->vbase[ll] + v);
+					cc[ncand++] = cv;
+					continue;
+				}
+				for (size_t j = 1; j < ncand; j++)
+					if (cc[j] > cc[worst])
+						worst = j;
+				if (cv < cc[worst] ||
+				    (cv == cc[worst] && kiln_rng_below(&c->rng, ++nties + 1) == 0)) {
+					cand[worst] = (uint32_t)(c->vbase[ll] + v);
+					cc[worst] = cv;
 				}
 			}
+		}
+		/* flat values -> (layer, partner) */
+		for (size_t i = 0; i < ncand; i++) {
+			size_t fv = cand[i], ll = 0;
+			while (ll + 1 < L && c->vbase[ll + 1] <= fv)
+				ll++;
+			candl[i] = (uint32_t)ll;
+			cand[i] = c->lst[ll * c->G + c->goff[fv] +
+					 kiln_rng_below(&c->rng, c->cnt[fv])];
 		}
 	}
 	if (!ncand)
@@ -842,19 +1324,21 @@ static int repair(struct ctx *c, uint32_t a, uint32_t pc, uint32_t dc, const uin
 	long ca = (long)pc + (long)dc;
 	for (size_t i = 0; i < ncand; i++) {
 		uint32_t b = cand[i];
+		size_t lb = candl[i];
 		long cb = (long)cost(c, b);
-		do_swap(c, a, b, l);
+		do_swap(c, a, b, lb);
 		long d = (long)cost(c, a) + (long)cost(c, b) - ca - cb;
-		do_swap(c, a, b, l);
+		do_swap(c, a, b, lb);
 		long score = 2 * d + (c->intact && c->intact[b] ? 1 : 0);
 		if (bb == NONE32 || score < bestscore) {
 			bb = b;
+			l = lb;
 			best = d;
 			bestscore = score;
 		}
 	}
 	/* accept improving and sideways moves; a worsening one now and then, to leave plateaus */
-	if (best > 0 && kiln_rng_below(&c->rng, 32) != 0)
+	if (best > 0 && (best > 1 || kiln_rng_below(&c->rng, 32) != 0))
 		return 0;
 	do_swap(c, a, bb, l);
 	c->F = (uint64_t)((long)c->F + best);
@@ -907,6 +1391,190 @@ static int search(struct ctx *c, uint64_t max_pops, uint64_t stall, const uint32
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* the exact integer program (exact.c) for small tight specs, when the search fails */
+
+#define EXACT_SPACE 400000 /* trait sets enumerated at most */
+#define EXACT_COLS 5000    /* allowed trait sets the integer program takes at most */
+#define EXACT_NODES 300    /* branch-and-bound nodes per unit of effort */
+
+/* patterns a row (not a token of c->m) matches */
+static uint32_t row_pcost(const struct ctx *c, const uint32_t *row)
+{
+	uint32_t n = 0;
+	for (size_t l = 0; l < c->L && c->npats; l++) {
+		size_t fv = c->vbase[l] + row[l];
+		for (uint32_t j = c->anc_off[fv]; j < c->anc_off[fv + 1]; j++)
+			n += (uint32_t)pat_rest(c, &c->pats[c->anc[j]], row);
+	}
+	return n;
+}
+
+/* every trait set of values with tokens that breaks no rule: 0, 1 when there are too many
+ * to enumerate or to solve exactly, KILN_E_NOMEM */
+static int enum_combos(const struct ctx *c, uint32_t **out, size_t *n)
+{
+	size_t L = c->L, cap = 0, np = 1;
+	uint32_t *row = kiln_calloc(L + 1, sizeof *row), *res = NULL;
+	int rc = 0;
+	*out = NULL;
+	*n = 0;
+	if (!row)
+		return KILN_E_NOMEM;
+	for (size_t l = 0; l < L; l++) {
+		size_t nz = 0;
+		for (size_t v = 0; v < c->s->layers[l].ntraits; v++)
+			nz += c->cnt[c->vbase[l] + v] != 0;
+		if (!nz || np > EXACT_SPACE / nz) {
+			free(row);
+			return 1;
+		}
+		np *= nz;
+	}
+	for (size_t l = 0; l < L; l++)
+		while (!c->cnt[c->vbase[l] + row[l]])
+			row[l]++;
+	for (;;) {
+		if (!row_pcost(c, row)) {
+			if (*n == EXACT_COLS) {
+				rc = 1;
+				break;
+			}
+			if (grow((void **)&res, &cap, (*n + 1) * L, sizeof *res)) {
+				rc = KILN_E_NOMEM;
+				break;
+			}
+			memcpy(res + *n * L, row, L * sizeof *row);
+			(*n)++;
+		}
+		/* next: the last layer moves fastest, values without tokens skipped */
+		size_t l = L;
+		while (l > 0) {
+			size_t nt = c->s->layers[l - 1].ntraits;
+			do
+				row[l - 1]++;
+			while (row[l - 1] < nt && !c->cnt[c->vbase[l - 1] + row[l - 1]]);
+			if (row[l - 1] < nt)
+				break;
+			row[l - 1] = 0;
+			while (!c->cnt[c->vbase[l - 1] + row[l - 1]])
+				row[l - 1]++;
+			l--;
+		}
+		if (l == 0)
+			break;
+	}
+	free(row);
+	if (rc) {
+		free(res);
+		return rc;
+	}
+	*out = res;
+	return 0;
+}
+
+static int row_cmp(const void *a, const void *b, void *arg)
+{
+	size_t L = *(const size_t *)arg;
+	return memcmp(a, b, L * sizeof(uint32_t)) < 0 ? -1 : memcmp(a, b, L * sizeof(uint32_t)) > 0;
+}
+
+/* Solve exactly when the trait sets are few. Fills c->m (rows kept from the previous plan
+ * stay on their row when the solution holds them) and checks it with the search's own
+ * tables. Returns a KILN_EXACT_* status; *ncombo the trait sets considered. */
+static int exact_solve(struct ctx *c, unsigned effort, const struct kiln_plan_prev *prev,
+		       const uint32_t *rowprev, size_t npinned, size_t *ncombo)
+{
+	size_t L = c->L, G = c->G, n = 0;
+	uint32_t *combos = NULL, *sel = NULL;
+	unsigned char *used = NULL, *done = NULL;
+	int st, rc = enum_combos(c, &combos, &n);
+	*ncombo = n;
+	if (rc == KILN_E_NOMEM)
+		return KILN_EXACT_NOMEM;
+	if (rc)
+		return KILN_EXACT_UNKNOWN;
+	if (n < G) {
+		free(combos);
+		return KILN_EXACT_NONE; /* fewer allowed trait sets than tokens */
+	}
+	sel = kiln_malloc((G ? G : 1) * sizeof *sel);
+	if (!sel) {
+		free(combos);
+		return KILN_EXACT_NOMEM;
+	}
+	{
+		struct kiln_exact in = {
+			.L = L, .vbase = c->vbase, .cnt = c->cnt, .nb = c->nb, .nnb = c->nnb,
+			.k = c->k, .combos = combos, .ncombo = n, .G = G,
+			.nodes = (uint64_t)EXACT_NODES * effort,
+		};
+		st = kiln_plan_exact(&in, sel);
+	}
+	if (st != KILN_EXACT_FOUND)
+		goto out;
+	/* combos are sorted (enumeration order); rows kept from the previous plan first */
+	used = kiln_calloc(n + 1, 1);
+	done = kiln_calloc(G + 1, 1);
+	if (!used || !done) {
+		st = KILN_EXACT_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < G; i++)
+		used[sel[i]] = 1;
+	for (size_t r = 0; r < npinned; r++) {
+		const uint32_t *pr = prev->matrix + (size_t)rowprev[r] * L;
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			int cmp = row_cmp(combos + mid * L, pr, &L);
+			if (cmp < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < n && used[lo] == 1 && !row_cmp(combos + lo * L, pr, &L)) {
+			memcpy(c->m + r * L, combos + lo * L, L * sizeof *c->m);
+			used[lo] = 2;
+			done[r] = 1;
+		}
+	}
+	for (size_t r = 0, i = 0; r < G; r++) {
+		if (done[r])
+			continue;
+		while (used[sel[i]] != 1)
+			i++;
+		memcpy(c->m + r * L, combos + (size_t)sel[i] * L, L * sizeof *c->m);
+		used[sel[i]] = 2;
+	}
+	if (c->intact)
+		for (size_t r = 0; r < G; r++)
+			c->intact[r] = c->intact[r] && done[r];
+	lists_fill(c);
+	tables_fill(c);
+	if (search(c, 0, 0, NULL))
+		st = KILN_EXACT_UNKNOWN; /* cannot happen: the program holds every constraint */
+out:
+	free(combos);
+	free(sel);
+	free(used);
+	free(done);
+	return st;
+}
+
+/* the integer program proved that no plan exists */
+static int exact_infeasible(struct ctx *c, size_t ncombo, struct kiln_error *e)
+{
+	char where[600];
+	where_loc(where, sizeof where, c->s, (struct kiln_loc){0, 0});
+	return kiln_error_set(e, KILN_E_INFEASIBLE, where,
+			      "no %zu generated tokens can hold these quotas%s with every two "
+			      "differing in at least %u layers: an exact search over all %zu trait "
+			      "sets the rules allow proves it; lower min_distance, change the "
+			      "counts, or add values",
+			      c->G, c->s->nrules ? " and rules" : "", c->k, ncombo);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* cheap exact necessary conditions */
 
 static int check_patterns(struct ctx *c, struct kiln_error *e)
@@ -933,8 +1601,7 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 			set_text(t1, sizeof t1, s, q->layer, c->pool + q->set);
 			return infeasible_rule(c, e, pt->rule,
 					       "the rule `%s` can never hold for a token holding %s, "
-					       "but %s has %llu tokens; the largest count that could "
-					       "work for it is 0",
+					       "but %s has %llu tokens; it can have none",
 					       rt, t1, t1, ull(G - q->comp));
 		}
 		if (sum <= (uint64_t)(pt->nl - 1) * G)
@@ -949,9 +1616,8 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 			clause_text(t2, sizeof t2, s, &r->then[pt->a]);
 			return infeasible_rule(c, e, pt->rule,
 					       "the rule `%s` needs each of the %llu tokens with {%s} "
-					       "to hold {%s}, which has %llu tokens in all: the largest "
-					       "count that could work for {%s} is %llu (or give {%s} at "
-					       "least %llu)",
+					       "to hold {%s}, which has %llu tokens in all: {%s} can "
+					       "have at most %llu tokens (or give {%s} at least %llu)",
 					       rt, ull(cw), t1, t2, ull(ct), t1, ull(ct), t2, ull(cw));
 		}
 		if (r->kind == KILN_RULE_WITH && pt->nl == 2) {
@@ -962,8 +1628,8 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 			return infeasible_rule(c, e, pt->rule,
 					       "the rule `%s` makes every token with {%s} hold {%s} "
 					       "and the other way round, so their counts must be "
-					       "equal, but {%s} has %llu tokens and {%s} %llu: the "
-					       "largest count that could work for {%s} is %llu",
+					       "equal, but {%s} has %llu tokens and {%s} %llu: {%s} "
+					       "can have at most %llu tokens",
 					       rt, t1, t2, t1, ull(ca), t2, ull(cb), t1,
 					       ull(ca < cb ? ca : cb));
 		}
@@ -973,10 +1639,10 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 			return infeasible_rule(c, e, pt->rule,
 					       "the rule `%s` keeps %s (%llu tokens) and %s (%llu "
 					       "tokens) apart, but together they have %llu, more than "
-					       "the %llu generated tokens: the largest count that could "
-					       "work for %s is %llu (or %llu for %s)",
+					       "the %llu generated tokens: %s can have at most %llu "
+					       "tokens (or %s at most %llu)",
 					       rt, t1, ull(cs[0]), t2, ull(cs[1]), ull(sum), ull(G), t1,
-					       ull(G - cs[1]), ull(G - cs[0]), t2);
+					       ull(G - cs[1]), t2, ull(G - cs[0]));
 		return infeasible_rule(c, e, pt->rule,
 				       "the rule `%s` cannot hold: its %u sets of values have %llu "
 				       "tokens in all, but %llu tokens can hold at most %llu of them "
@@ -988,94 +1654,145 @@ static int check_patterns(struct ctx *c, struct kiln_error *e)
 	return 0;
 }
 
-/* Every token holding (l, v) must hold, in every other layer, a value no two-layer pattern
- * forbids next to v: count(v) <= tokens of those values. */
+/* Every token holding (l, v) must hold, in every other layer, a value the rules allow next to
+ * it. The allowed values are found by propagation over the two-layer patterns (arc
+ * consistency): with (l, v) fixed, a layer's value is removed when every value still allowed
+ * in another layer forms a forbidden pair with it; so chains (Crown -> Gold -> Laser, and
+ * Crown excludes Laser) are followed. count(v) <= the tokens of the values left, per layer.
+ * Every failing value is reported (one line each). */
 static int check_pairs(struct ctx *c, struct kiln_error *e)
 {
 	const struct kiln_spec *s = c->s;
-	unsigned char *forb = NULL, *allowed = NULL;
-	long *blame = NULL;
-	int rc = 0;
+	unsigned char *dom = NULL, *allowed = NULL, *used = NULL;
+	size_t nfail = 0;
+	int rc = 0, any2 = 0;
 
-	forb = kiln_calloc(c->V ? c->V : 1, 1);
+	for (size_t p = 0; p < c->npats; p++)
+		any2 |= c->pats[p].nl == 2;
+	if (!any2)
+		return 0;
+	dom = kiln_calloc(c->V ? c->V : 1, 1);
 	allowed = kiln_calloc(c->V ? c->V : 1, 1);
-	blame = kiln_calloc(c->L ? c->L : 1, sizeof *blame);
-	if (!forb || !allowed || !blame) {
-		rc = KILN_E_NOMEM;
+	used = kiln_calloc(s->nrules + 1, 1);
+	if (!dom || !allowed || !used) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	for (size_t l = 0; l < c->L && !rc; l++)
-		for (size_t v = 0; v < s->layers[l].ntraits && !rc; v++) {
+	for (size_t l = 0; l < c->L; l++)
+		for (size_t v = 0; v < s->layers[l].ntraits; v++) {
 			size_t fv = c->vbase[l] + v;
-			int any = 0;
 			if (!c->cnt[fv])
 				continue;
-			memset(forb, 0, c->V);
-			for (size_t i = 0; i < c->L; i++)
-				blame[i] = -1;
-			for (size_t p = 0; p < c->npats; p++) {
-				const struct pat *pt = &c->pats[p];
-				if (pt->nl != 2)
-					continue;
-				for (int side = 0; side < 2; side++) {
-					const struct patl *q = &c->pl[pt->first + side];
-					const struct patl *o = &c->pl[pt->first + 1 - side];
-					if (q->layer != l || !c->pool[q->set + v])
+			for (size_t i = 0; i < c->V; i++)
+				dom[i] = c->cnt[i] != 0;
+			memset(dom + c->vbase[l], 0, s->layers[l].ntraits);
+			dom[fv] = 1;
+			memset(used, 0, s->nrules + 1);
+			int changed = 1, empty = 0;
+			for (int round = 0; changed && !empty && round < 64; round++) {
+				changed = 0;
+				for (size_t p = 0; p < c->npats && !empty; p++) {
+					const struct pat *pt = &c->pats[p];
+					if (pt->nl != 2)
 						continue;
-					for (size_t w = 0; w < s->layers[o->layer].ntraits; w++)
-						if (c->pool[o->set + w])
-							forb[c->vbase[o->layer] + w] = 1;
-					if (blame[o->layer] < 0)
-						blame[o->layer] = pt->rule;
-					any = 1;
+					for (int side = 0; side < 2; side++) {
+						const struct patl *q = &c->pl[pt->first + side];
+						const struct patl *o = &c->pl[pt->first + 1 - side];
+						size_t ql = q->layer, ol = o->layer, inside = 1;
+						for (size_t w = 0; w < s->layers[ql].ntraits && inside; w++)
+							if (dom[c->vbase[ql] + w] && !c->pool[q->set + w])
+								inside = 0;
+						if (!inside)
+							continue;
+						/* every value left in ql forbids o's set in ol */
+						size_t left = 0;
+						for (size_t w = 0; w < s->layers[ol].ntraits; w++) {
+							size_t fw = c->vbase[ol] + w;
+							if (dom[fw] && c->pool[o->set + w]) {
+								dom[fw] = 0;
+								changed = 1;
+								used[pt->rule] = 1;
+							}
+							left += dom[fw];
+						}
+						if (!left)
+							empty = 1;
+					}
 				}
 			}
-			if (!any)
-				continue;
+			/* the layer that leaves the fewest tokens */
+			size_t worst = c->L;
+			uint64_t wok = UINT64_MAX;
 			for (size_t l2 = 0; l2 < c->L; l2++) {
 				uint64_t ok = 0;
-				if (l2 == l || blame[l2] < 0)
+				if (l2 == l)
 					continue;
+				for (size_t w = 0; w < s->layers[l2].ntraits; w++)
+					if (dom[c->vbase[l2] + w])
+						ok += c->cnt[c->vbase[l2] + w];
+				if (ok < wok) {
+					wok = ok;
+					worst = l2;
+				}
+			}
+			for (size_t l2 = worst; l2 < c->L; l2 = c->L) {
+				uint64_t ok = 0;
 				for (size_t w = 0; w < s->layers[l2].ntraits; w++) {
 					size_t fw = c->vbase[l2] + w;
-					allowed[w] = !forb[fw] && c->cnt[fw];
-					if (allowed[w])
+					allowed[w] = dom[fw];
+					if (dom[fw])
 						ok += c->cnt[fw];
 				}
 				if (c->cnt[fv] <= ok)
 					continue;
-				char t1[300] = "", t2[500] = "", rt[700] = "";
-				unsigned char one[1] = {1};
-				(void)one;
+				char t1[300] = "", t2[500] = "", rt[900] = "", one[700];
+				size_t first = SIZE_MAX, nr = 0;
 				app(t1, sizeof t1, "%s=%s", s->layers[l].name,
 				    s->layers[l].traits[v].name);
+				for (size_t r = 0; r < s->nrules; r++) {
+					if (!used[r])
+						continue;
+					if (first == SIZE_MAX)
+						first = r;
+					if (nr++ == 4) {
+						app(rt, sizeof rt, "; ...");
+						break;
+					}
+					one[0] = 0;
+					rule_text(one, sizeof one, s, &s->rules[r]);
+					app(rt, sizeof rt, "%s`%s`", nr > 1 ? "; " : "", one);
+				}
 				if (ok)
 					set_text(t2, sizeof t2, s, l2, allowed);
-				rule_text(rt, sizeof rt, s, &s->rules[blame[l2]]);
+				char line[sizeof e->msg], wl[600];
+				where_loc(wl, sizeof wl, s, s->rules[first].loc);
 				if (ok)
-					rc = infeasible_rule(
-						c, e, (size_t)blame[l2],
-						"%s has %llu tokens, but the rules (`%s`, and any other "
-						"naming %s) let those tokens hold only %s, which has %llu "
-						"tokens in all: the largest count that could work for %s "
-						"is %llu",
-						t1, ull(c->cnt[fv]), rt, s->layers[l2].name, t2, ull(ok), t1,
-						ull(ok));
+					snprintf(line, sizeof line,
+						 "%s has %llu tokens, but the rule%s %s let those tokens "
+						 "hold only %s, which has %llu tokens in all: %s can have "
+						 "at most %llu tokens",
+						 t1, ull(c->cnt[fv]), nr > 1 ? "s" : "", rt, t2, ull(ok), t1,
+						 ull(ok));
 				else
-					rc = infeasible_rule(
-						c, e, (size_t)blame[l2],
-						"%s has %llu tokens, but the rules (`%s`, and any other "
-						"naming %s) leave those tokens no value of %s at all: the "
-						"largest count that could work for %s is 0",
-						t1, ull(c->cnt[fv]), rt, s->layers[l2].name,
-						s->layers[l2].name, t1);
+					snprintf(line, sizeof line,
+						 "%s has %llu tokens, but the rule%s %s leave those tokens "
+						 "no value of %s at all: %s can have none",
+						 t1, ull(c->cnt[fv]), nr > 1 ? "s" : "", rt,
+						 s->layers[l2].name, t1);
+				if (!nfail++) {
+					kiln_error_set(e, KILN_E_INFEASIBLE, wl, "%s", line);
+				} else if (e) {
+					size_t len = strlen(e->msg);
+					snprintf(e->msg + len, sizeof e->msg - len, "\n%s: %s", wl, line);
+				}
+				rc = KILN_E_INFEASIBLE;
 				break;
 			}
 		}
 out:
-	free(forb);
+	free(dom);
 	free(allowed);
-	free(blame);
+	free(used);
 	return rc;
 }
 
@@ -1127,8 +1844,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 		rc = kiln_error_set(e, KILN_E_INFEASIBLE, where,
 				    "min_distance %u needs at least %u layers that count for "
 				    "uniqueness, but there %s %zu (layers with bypass_dna do not "
-				    "count), and there are %zu generated tokens: the largest count that "
-				    "could work is 1; lower min_distance to %zu or add layers",
+				    "count), and there are %zu generated tokens: at most 1 "
+				    "token can work; lower min_distance to %zu or add layers",
 				    k, k, nnb == 1 ? "is" : "are", nnb, c->G, nnb);
 		goto out;
 	}
@@ -1146,8 +1863,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 				rc = kiln_error_set(
 					e, KILN_E_INFEASIBLE, where,
 					"uniqueness needs %zu different trait sets, but the layers allow "
-					"only %llu (%s values with tokens): the largest count that could "
-					"work is %llu generated tokens; add values (layer %s has %llu) "
+					"only %llu (%s values with tokens): at most %llu generated "
+					"tokens can all differ; add values (layer %s has %llu) "
 					"or lower size by %llu",
 					c->G, ull(bound), prod, ull(bound), s->layers[smallest].name,
 					ull(sz[smallest]), ull(c->G - bound));
@@ -1156,8 +1873,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 					e, KILN_E_INFEASIBLE, where,
 					"min_distance %u over %zu layers allows at most %llu tokens (the "
 					"product of the %zu smallest layers' value counts: %s), but "
-					"there are %zu generated tokens: the largest count that could "
-					"work is %llu; lower min_distance or size, or add values "
+					"there are %zu generated tokens: at most %llu "
+					"tokens can work; lower min_distance or size, or add values "
 					"(layer %s has %llu)",
 					k, nnb, ull(bound), nnb - k + 1, prod, c->G, ull(bound),
 					s->layers[smallest].name, ull(sz[smallest]));
@@ -1184,8 +1901,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 			rc = kiln_error_set(
 				e, KILN_E_INFEASIBLE, where,
 				"%s=%s has %llu tokens, but tokens holding it must differ%s%u in the "
-				"other layers, whose values allow only %llu such tokens: the largest "
-				"count that could work for it is %llu; lower it or add values to the "
+				"other layers, whose values allow only %llu such tokens: it can have "
+				"at most %llu tokens; lower it or add values to the "
 				"other layers",
 				s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
 				k == 1 ? " (uniqueness) " : " (min_distance) in ", k == 1 ? 0 : k,
@@ -1193,8 +1910,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 			if (k == 1)
 				snprintf(e ? e->msg : where, e ? sizeof e->msg : sizeof where,
 					 "%s=%s has %llu tokens, but they must all differ in the other "
-					 "layers, whose values allow only %llu different trait sets: the "
-					 "largest count that could work for it is %llu; lower it or add "
+					 "layers, whose values allow only %llu different trait sets: it "
+					 "can have at most %llu tokens; lower it or add "
 					 "values to the other layers",
 					 s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
 					 ull(bound), ull(bound));
@@ -1289,8 +2006,8 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 			rc = infeasible_rule(c, e, (size_t)blame,
 					     "the rules (`%s` and the others) leave only %llu different "
 					     "trait sets of the %llu the layers could make, fewer than "
-					     "the %zu generated tokens, which must all differ: the "
-					     "largest count that could work is %llu generated tokens",
+					     "the %zu generated tokens, which must all differ: at "
+					     "most %llu generated tokens can work",
 					     rt, ull(allowed), ull(space), c->G, ull(allowed));
 			goto out;
 		}
@@ -1305,7 +2022,7 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 					c, e, (size_t)blame,
 					"%s=%s has %llu tokens, which must all differ, but the rules "
 					"(`%s` and the others) allow only %llu different trait sets "
-					"holding it: the largest count that could work for it is %llu",
+					"holding it: it can have at most %llu tokens",
 					s->layers[l].name, s->layers[l].traits[v].name, ull(c->cnt[fv]),
 					rt, ull(with[fv]), ull(with[fv]));
 				goto out;
@@ -1321,14 +2038,188 @@ out:
 	return rc;
 }
 
-/* After a failed search: which constraints still do not hold. */
-static int explain_failure(struct ctx *c, struct kiln_error *e)
+/* The counting argument: choose in every layer that counts its k_l most common values. The
+ * other values hold O tokens in all, so at least G - O tokens hold a chosen value in every
+ * layer; they must differ, in at most prod k_l trait sets. The k_l are found by coordinate
+ * ascent (any choice that fires is a proof; the search only looks for one). */
+struct cnt_ord {
+	const uint64_t *cnt;
+};
+
+static int cnt_desc(const void *a, const void *b, void *arg)
+{
+	const uint64_t *cnt = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	if (cnt[x] != cnt[y])
+		return cnt[x] > cnt[y] ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+static int check_counting(struct ctx *c, struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	size_t L = c->L, nnb = 0;
+	uint32_t *ord = kiln_malloc((c->V + 1) * sizeof *ord);   /* per layer: values by count */
+	uint64_t *pre = kiln_calloc(c->V + c->L + 1, sizeof *pre); /* prefix sums, per layer */
+	size_t *nv = kiln_calloc(L + 1, sizeof *nv), *k = kiln_calloc(L + 1, sizeof *k);
+	size_t *bestk = kiln_calloc(L + 1, sizeof *bestk);
+	int rc = 0;
+
+	if (!ord || !pre || !nv || !k || !bestk) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if (c->k == 0 || c->G < 2)
+		goto out;
+	for (size_t l = 0; l < L; l++) {
+		if (s->layers[l].bypass_dna)
+			continue;
+		nnb++;
+		for (size_t v = 0; v < s->layers[l].ntraits; v++)
+			if (c->cnt[c->vbase[l] + v])
+				ord[c->vbase[l] + nv[l]++] = (uint32_t)(c->vbase[l] + v);
+		qsort_r(ord + c->vbase[l], nv[l], sizeof *ord, cnt_desc, c->cnt);
+		for (size_t j = 0; j < nv[l]; j++)
+			pre[c->vbase[l] + l + j + 1] = pre[c->vbase[l] + l + j] + c->cnt[ord[c->vbase[l] + j]];
+	}
+	if (nnb < 2)
+		goto out;
+#define PRE(l, j) pre[c->vbase[l] + (l) + (j)]
+	/* value of a choice: sum P - (nnb-1) G - prod k (as signed, saturating) */
+	double bestv = 0;
+	int found = 0;
+	uint64_t combos = 1;
+	size_t maxn = 0;
+	for (size_t l = 0; l < L; l++)
+		if (!s->layers[l].bypass_dna) {
+			combos = mul_sat(combos, nv[l]);
+			maxn = nv[l] > maxn ? nv[l] : maxn;
+		}
+	int exhaustive = combos <= 200000;
+	for (size_t start = 1; start <= (exhaustive ? combos : maxn); start++) {
+		if (exhaustive) {
+			/* every choice: start - 1 in mixed radix */
+			uint64_t x = start - 1;
+			for (size_t l = 0; l < L; l++)
+				if (!s->layers[l].bypass_dna) {
+					k[l] = 1 + (size_t)(x % nv[l]);
+					x /= nv[l];
+				}
+		} else {
+			for (size_t l = 0; l < L; l++)
+				k[l] = s->layers[l].bypass_dna ? 0 : (start < nv[l] ? start : nv[l]);
+		}
+		for (int sweep = 0; sweep < 30 && !exhaustive; sweep++) {
+			int moved = 0;
+			for (size_t l = 0; l < L; l++) {
+				if (s->layers[l].bypass_dna)
+					continue;
+				double so = 0, po = 1;
+				for (size_t l2 = 0; l2 < L; l2++)
+					if (l2 != l && !s->layers[l2].bypass_dna) {
+						so += (double)PRE(l2, k[l2]);
+						po *= (double)k[l2];
+					}
+				size_t bj = k[l];
+				double bv = so + (double)PRE(l, bj) - po * (double)bj;
+				for (size_t j = 1; j <= nv[l]; j++) {
+					double v = so + (double)PRE(l, j) - po * (double)j;
+					if (v > bv) {
+						bv = v;
+						bj = j;
+					}
+				}
+				if (bj != k[l]) {
+					k[l] = bj;
+					moved = 1;
+				}
+			}
+			if (!moved)
+				break;
+		}
+		/* exact check in integers */
+		uint64_t sum = 0, prod = 1, other = 0;
+		int full = 1, ok = 1;
+		for (size_t l = 0; l < L; l++) {
+			if (s->layers[l].bypass_dna)
+				continue;
+			sum += PRE(l, k[l]);
+			other += c->G - PRE(l, k[l]);
+			prod = mul_sat(prod, k[l]);
+			full &= k[l] == nv[l];
+		}
+		(void)sum;
+		if (other >= c->G || full)
+			ok = 0;
+		if (ok && c->G - other > prod && (double)(c->G - other - prod) > bestv) {
+			bestv = (double)(c->G - other - prod);
+			memcpy(bestk, k, L * sizeof *k);
+			found = 1;
+		}
+	}
+	if (!found)
+		goto out;
+	{
+		char msg[sizeof e->msg], where[600];
+		uint64_t other = 0, prod = 1;
+		size_t first = L;
+		msg[0] = 0;
+		for (size_t l = 0; l < L; l++) {
+			if (s->layers[l].bypass_dna)
+				continue;
+			other += c->G - PRE(l, bestk[l]);
+			prod = mul_sat(prod, bestk[l]);
+		}
+		app(msg, sizeof msg, "at least %llu tokens need ", ull(c->G - other));
+		int nshown = 0;
+		for (size_t l = 0; l < L; l++) {
+			if (s->layers[l].bypass_dna)
+				continue;
+			if (bestk[l] < nv[l] && first == L)
+				first = l;
+			if (bestk[l] == nv[l]) {
+				app(msg, sizeof msg, "%sany of %s's %zu values", nshown++ ? " and " : "",
+				    s->layers[l].name, nv[l]);
+				continue;
+			}
+			app(msg, sizeof msg, "%s%s in {", nshown++ ? " and " : "", s->layers[l].name);
+			for (size_t j = 0; j < bestk[l]; j++) {
+				uint32_t fv = ord[c->vbase[l] + j];
+				if (j == 6) {
+					app(msg, sizeof msg, ", ... %zu values", bestk[l]);
+					break;
+				}
+				app(msg, sizeof msg, "%s%s", j ? ", " : "",
+				    s->layers[l].traits[fv - c->vbase[l]].name);
+			}
+			app(msg, sizeof msg, "}");
+		}
+		app(msg, sizeof msg,
+		    " (the other values of those layers hold only %llu of the %zu generated tokens), "
+		    "but those values allow only %llu distinct trait sets: lower their counts by %llu "
+		    "in all, or add values",
+		    ull(other), c->G, ull(prod), ull(c->G - other - prod));
+		where_loc(where, sizeof where, s, s->layers[first < L ? first : 0].loc);
+		rc = kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", msg);
+	}
+#undef PRE
+out:
+	free(ord);
+	free(pre);
+	free(nv);
+	free(k);
+	free(bestk);
+	return rc;
+}
+
+/* After a failed search: not found within the effort. What was still broken when the search
+ * stopped is said as a fact about that state, never as the cause (none is proven). */
+static int explain_failure(struct ctx *c, struct kiln_error *e, unsigned effort, int exact)
 {
 	const struct kiln_spec *s = c->s;
 	uint64_t *per = kiln_calloc(s->nrules + 1, sizeof *per);
 	uint64_t pats = 0, pairs2 = 0;
-	size_t worst = 0;
-	char where[600], msg[sizeof e->msg];
+	char where[600], msg[sizeof e->msg], arg[32];
 
 	if (!per)
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
@@ -1346,13 +2237,12 @@ static int explain_failure(struct ctx *c, struct kiln_error *e)
 		if (c->ntab)
 			pairs2 += dcost(c, (uint32_t)t);
 	}
-	for (size_t r = 0; r < s->nrules; r++)
-		if (per[r] > per[worst])
-			worst = r;
 	msg[0] = 0;
 	app(msg, sizeof msg,
-	    "no plan found within the search effort (%llu repair steps) although the quick "
-	    "checks pass; still broken:", ull(c->pops));
+	    "no plan found within the search effort (%llu repair steps%s); the quick checks "
+	    "pass and nothing proves the spec impossible. When the search stopped,",
+	    ull(c->pops),
+	    exact ? ", then the exact integer program's node limit" : "");
 	int shown = 0;
 	for (size_t r = 0; r < s->nrules; r++) {
 		char rt[700], wl[600];
@@ -1364,25 +2254,23 @@ static int explain_failure(struct ctx *c, struct kiln_error *e)
 		}
 		rule_text(rt, sizeof rt, s, &s->rules[r]);
 		where_loc(wl, sizeof wl, s, s->rules[r].loc);
-		app(msg, sizeof msg, " %llu token%s against the rule `%s` (%s);", ull(per[r]),
+		app(msg, sizeof msg, " %llu token%s broke the rule `%s` (%s);", ull(per[r]),
 		    per[r] == 1 ? "" : "s", rt, wl);
 	}
 	if (pairs2)
-		app(msg, sizeof msg, " %llu pair%s of tokens %s;", ull(pairs2 / 2),
-		    pairs2 / 2 == 1 ? "" : "s",
-		    c->k <= 1 ? "with the same traits" : "closer than min_distance");
-	app(msg, sizeof msg,
-	    " the quotas, rules and uniqueness are too tight together: loosen the rule%s named, "
-	    "give more tokens to the values they allow, or lower min_distance",
-	    shown > 1 ? "s" : "");
-	if (pats)
-		where_loc(where, sizeof where, s, s->rules[worst].loc);
-	else
-		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+		app(msg, sizeof msg, " %llu pair%s of tokens %s %s;", ull(pairs2 / 2),
+		    pairs2 / 2 == 1 ? "" : "s", pairs2 / 2 == 1 ? "was" : "were",
+		    c->k <= 1 ? "alike" : "closer than min_distance");
+	if (!shown && !pairs2)
+		app(msg, sizeof msg, " nothing was left broken;");
+	msg[strlen(msg) - 1] = 0;
+	app(msg, sizeof msg, ". More effort may find a plan");
+	(void)pats;
+	where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
 	free(per);
-	(void)pairs2;
-	kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", msg);
-	return KILN_E_INFEASIBLE;
+	kiln_error_set(e, KILN_E_NOTFOUND, where, "%s", msg);
+	snprintf(arg, sizeof arg, "%llu", ull((uint64_t)effort * 4));
+	return kiln_error_hint(e, KILN_HINT_EFFORT, arg);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1515,7 +2403,8 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 	uint32_t *idprev = NULL;   /* id index -> prev index, NONE32 */
 	uint32_t *pool = NULL;
 	uint64_t *freeids = NULL;
-	int rc = 0;
+	uint32_t *lpprefer = NULL;
+	int rc = 0, tight;
 
 	*out = NULL;
 	kiln_error_clear(e);
@@ -1541,11 +2430,30 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 			c.cnt[c.vbase[l] + v] = tg[l][v];
 	if ((rc = compile_patterns(&c)))
 		goto nomem;
-	if ((rc = check_patterns(&c, e)) || (rc = check_pairs(&c, e)) ||
-	    (rc = check_unique(&c, e))) {
-		if (rc == KILN_E_NOMEM)
-			goto nomem;
-		goto out;
+	/* every quick check runs; each one that fails adds its line (the first keeps `where`) */
+	{
+		int (*const checks[])(struct ctx *, struct kiln_error *) = {
+			check_patterns, check_pairs, check_unique, check_counting};
+		struct kiln_error one;
+		int failed = 0;
+		for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
+			int r = checks[i](&c, &one);
+			if (r == KILN_E_NOMEM)
+				goto nomem;
+			if (!r)
+				continue;
+			if (!failed++) {
+				if (e)
+					*e = one;
+			} else if (e) {
+				size_t len = strlen(e->msg);
+				snprintf(e->msg + len, sizeof e->msg - len, "\n%s: %s", one.where,
+					 one.msg);
+			}
+			rc = r;
+		}
+		if (failed)
+			goto out;
 	}
 
 	/* previous plan: its items in id order, the ids we can keep */
@@ -1607,63 +2515,85 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 		}
 	}
 
-	/* the columns: previous values where the quota has room, the rest shuffled */
+	/* the columns (previous values where the quota has room, the rest shuffled or
+	 * constructed), then the search; restarts from fresh columns while the budget lasts */
 	c.m = kiln_malloc((G * L + 1) * sizeof *c.m);
-	pool = kiln_malloc((G ? G : 1) * sizeof *pool);
-	if (!c.m || !pool)
+	if (!c.m)
 		goto nomem;
-	kiln_rng_seed(&c.rng, s->seed, STREAM_COLUMNS);
-	for (size_t l = 0; l < L; l++) {
-		size_t nt = s->layers[l].ntraits, np = 0;
-		uint64_t *rem = c.cnt + c.vbase[l];
-		uint64_t *left = kiln_malloc((nt ? nt : 1) * sizeof *left);
-		if (!left)
-			goto nomem;
-		memcpy(left, rem, nt * sizeof *left);
-		for (size_t r = 0; r < npinned; r++) {
-			uint32_t v = prev->matrix[(size_t)rowprev[r] * L + l];
-			if (v < nt && left[v]) {
-				left[v]--;
-				c.m[r * L + l] = v;
+	if (nb_make(&c))
+		goto nomem;
+	tight = is_tight(&c);
+	{
+		uint64_t max_pops = (24 * (uint64_t)G + 400000) * effort;
+		uint64_t stall = (2 * (uint64_t)G + 60000) * effort;
+		int found = 0;
+		for (unsigned round = 0; !found; round++) {
+			if (round == 0)
+				kiln_rng_seed(&c.rng, s->seed, STREAM_COLUMNS);
+			if (columns(&c, prev, rowprev, npinned, tight))
+				goto nomem;
+			if (round == 0 && (rc = ctx_search_ready(&c, e))) {
+				if (rc == KILN_E_NOMEM)
+					goto nomem;
+				goto out;
+			}
+			if (round) {
+				lists_fill(&c);
+				tables_fill(&c);
 			} else {
-				c.m[r * L + l] = NONE32;
+				kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
+			}
+			found = !search(&c, max_pops, stall, NULL);
+			if (found || c.pops >= max_pops)
+				break;
+			/* a restart: its own stream, constructed columns */
+			kiln_rng_seed(&c.rng, s->seed ^ (0x9e3779b97f4a7c15ULL * (round + 1)),
+				      STREAM_RESTART);
+			tight = 1;
+		}
+		if (!found && c.k <= 1) {
+			/* min_distance <= 1: the exact planner (lp.c) over the allowed trait sets
+			 * finds a plan or proves there is none */
+			struct kiln_plan_lp lp = {.s = s, .L = L, .G = G, .vbase = c.vbase,
+						  .cnt = c.cnt, .k = c.k, .forbidden = row_forbidden,
+						  .arg = &c, .effort = effort, .init = c.m, .ninit = G};
+			int exact = kiln_plan_lp_space(&lp) <= KILN_PLAN_LP_MAX_SETS, lprc;
+			if (exact && npinned) {
+				lpprefer = kiln_malloc(npinned * L * sizeof *lpprefer);
+				if (!lpprefer)
+					goto nomem;
+				for (size_t r = 0; r < npinned; r++)
+					memcpy(lpprefer + r * L,
+					       prev->matrix + (size_t)rowprev[r] * L,
+					       L * sizeof *lpprefer);
+				lp.prefer = lpprefer;
+				lp.nprefer = npinned;
+			}
+			lprc = exact ? kiln_plan_lp_solve(&lp, c.m, e) : KILN_E_NOTFOUND;
+			if (lprc == KILN_E_NOMEM)
+				goto nomem;
+			if (lprc == KILN_E_INFEASIBLE) {
+				rc = lprc;
+				goto out;
+			}
+			if (lprc) {
+				rc = explain_failure(&c, e, effort, exact);
+				goto out;
+			}
+		} else if (!found) {
+			size_t ncombo = 0;
+			int ex = exact_solve(&c, effort, prev, rowprev, npinned, &ncombo);
+			if (ex == KILN_EXACT_NOMEM)
+				goto nomem;
+			if (ex == KILN_EXACT_NONE) {
+				rc = exact_infeasible(&c, ncombo, e);
+				goto out;
+			}
+			if (ex != KILN_EXACT_FOUND) {
+				rc = explain_failure(&c, e, effort, 1);
+				goto out;
 			}
 		}
-		for (size_t r = npinned; r < G; r++)
-			c.m[r * L + l] = NONE32;
-		for (size_t v = 0; v < nt; v++)
-			for (uint64_t i = 0; i < left[v]; i++)
-				pool[np++] = (uint32_t)v;
-		free(left);
-		kiln_rng_shuffle(&c.rng, pool, np, sizeof *pool);
-		for (size_t r = 0, i = 0; r < G; r++)
-			if (c.m[r * L + l] == NONE32)
-				c.m[r * L + l] = pool[i++];
-	}
-	free(pool);
-	pool = NULL;
-	if (npinned) {
-		c.intact = kiln_calloc(G, 1);
-		if (!c.intact)
-			goto nomem;
-		for (size_t r = 0; r < npinned; r++) {
-			int same = 1;
-			for (size_t l = 0; l < L && same; l++)
-				same = c.m[r * L + l] == prev->matrix[(size_t)rowprev[r] * L + l];
-			c.intact[r] = (unsigned char)same;
-		}
-	}
-
-	if ((rc = ctx_search_ready(&c, e))) {
-		if (rc == KILN_E_NOMEM)
-			goto nomem;
-		goto out;
-	}
-	kiln_rng_seed(&c.rng, s->seed, STREAM_SEARCH);
-	if (search(&c, (60 * (uint64_t)G + 2000000) * effort, (4 * (uint64_t)G + 400000) * effort,
-		   NULL)) {
-		rc = explain_failure(&c, e);
-		goto out;
 	}
 	ctx_drop_search(&c);
 
@@ -1758,6 +2688,7 @@ out:
 	free(idprev);
 	free(pool);
 	free(freeids);
+	free(lpprefer);
 	return rc;
 }
 

@@ -606,8 +606,15 @@ static int parse_uniqueness(struct ctx *c, struct fy_node *n)
 	if ((rc = want_map(c, n, "uniqueness")) || (rc = check_keys(c, n, "uniqueness", keys, 1)))
 		return rc;
 	if ((v = get(n, "min_distance"))) {
-		if ((rc = get_u64(c, v, "uniqueness.min_distance", 1, 64, &k)))
+		if ((rc = get_u64(c, v, "uniqueness.min_distance", 0, 64, &k)))
 			return rc;
+		/* 0 (repeated trait sets allowed) only where each token is its own image: AI
+		 * engines draw every token from its own seed; layered images would be identical */
+		if (k == 0 && (!c->s->engine || !is_ai_engine(c->s->engine)))
+			return fail(c, v, "uniqueness.min_distance 0 lets tokens repeat a trait set, and "
+				    "with the compose engine two such tokens would be the same image; "
+				    "use 1 or more (0 is for AI engines, whose tokens each get their "
+				    "own seed)");
 		c->s->min_distance = (unsigned)k;
 	}
 	return 0;
@@ -695,7 +702,7 @@ static int check_combinations(struct ctx *c, struct fy_node *root)
 			usable += !(l->traits[t].quota == KILN_QUOTA_COUNT && l->traits[t].amount == 0);
 		combos *= (double)usable;
 	}
-	if ((double)gen > combos)
+	if ((double)gen > combos && s->min_distance > 0)
 		return fail(c, key_node(get(root, "collection"), "size"),
 			    "collection.size asks for %llu generated tokens but the layers make only "
 			    "%.0f distinct combinations (bypass_dna layers do not count): lower the "

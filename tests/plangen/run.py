@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Run `kiln plan` on generated specs (plangen.py) and check the answers.
+
+    run.py [--kiln build/kiln] [--seeds A..B] [--class C[,C...]|feasible|infeasible|all]
+           [--cap N] [--effort N] [--keep DIR] [--quiet] [--list]
+
+Feasible specs must plan (exit 0) and the plan, read back with `kiln ls --json`, must hold
+every count, rule and the min_distance; infeasible ones must exit 2 (proven impossible, a bad
+spec), never 0 and not 1 ("not found within the effort" is a refusal, not a proof; so is an
+exit 2 whose message says "no plan found within", as older kilns gave).
+Prints per class: specs, refused (feasible not planned, or infeasible not proven), wrong
+(a broken plan, or an infeasible spec planned), and the median / max time of `kiln plan`.
+Exit status 0 when every spec got the right answer, 1 otherwise.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plangen  # noqa: E402
+
+
+def seeds_of(text):
+	out = []
+	for part in text.split(","):
+		if ".." in part:
+			a, b = part.split("..")
+			out.extend(range(int(a), int(b) + 1))
+		else:
+			out.append(int(part))
+	return out
+
+
+def classes_of(text):
+	if text == "all":
+		return list(plangen.CLASSES)
+	if text == "feasible":
+		return [c for c, (f, _) in plangen.CLASSES.items() if f]
+	if text == "infeasible":
+		return [c for c, (f, _) in plangen.CLASSES.items() if not f]
+	out = []
+	for c in text.split(","):
+		if c not in plangen.CLASSES:
+			sys.exit("run.py: unknown class %s (classes: %s)" % (c, " ".join(plangen.CLASSES)))
+		out.append(c)
+	return out
+
+
+def read_plan(kiln, d, spec):
+	"""the generated tokens of the plan as tuples of value indexes"""
+	r = subprocess.run([kiln, "-C", d, "ls", "--json"], capture_output=True, text=True)
+	if r.returncode != 0:
+		return None, "kiln ls failed: " + r.stderr.strip()
+	idx = spec.index()
+	toks = []
+	legs = 0
+	for line in r.stdout.splitlines():
+		o = json.loads(line)
+		if o["legendary"] is not None:
+			legs += 1
+			continue
+		t = [None] * len(spec.layers)
+		for lname, vname in o["traits"].items():
+			li, vals = idx[lname]
+			t[li] = vals[vname]
+		if None in t:
+			return None, "token %s lacks a layer" % o["id"]
+		toks.append(tuple(t))
+	if legs != spec.legendaries:
+		return None, "%d legendaries, expected %d" % (legs, spec.legendaries)
+	return toks, None
+
+
+def run_one(kiln, spec, workdir, effort):
+	d = os.path.join(workdir, "%s-%d" % (spec.cls, spec.seed))
+	shutil.rmtree(d, ignore_errors=True)
+	os.makedirs(d)
+	with open(os.path.join(d, "kiln.yaml"), "w") as f:
+		f.write(spec.yaml())
+	open(os.path.join(d, "t.png"), "wb").close()
+	cmd = [kiln, "-C", d, "plan", "-q"]
+	if effort:
+		cmd += ["--effort", str(effort)]
+	t0 = time.monotonic()
+	r = subprocess.run(cmd, capture_output=True, text=True)
+	dt = time.monotonic() - t0
+	res = {"dir": d, "time": dt, "exit": r.returncode, "stderr": r.stderr.strip()}
+	if spec.feasible:
+		if r.returncode != 0:
+			res["verdict"] = "refused"
+		else:
+			toks, err = read_plan(kiln, d, spec)
+			errs = [err] if err else spec.check_plan(toks)
+			res["verdict"] = "wrong" if errs else "ok"
+			res["why"] = "; ".join(errs)[:400]
+	else:
+		if r.returncode == 2 and "no plan found within" not in r.stderr:
+			res["verdict"] = "ok"
+		elif r.returncode == 0:
+			res["verdict"] = "wrong"
+			res["why"] = "planned an infeasible spec (%s)" % spec.proof
+		else:
+			res["verdict"] = "refused"
+	return res
+
+
+def main():
+	ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+	ap.add_argument("--kiln", default=os.environ.get("KILN", "build/kiln"))
+	ap.add_argument("--seeds", default="1..10")
+	ap.add_argument("--class", dest="cls", default="all")
+	ap.add_argument("--cap", type=int, default=20000, help="at most this many tokens")
+	ap.add_argument("--effort", type=int, default=0)
+	ap.add_argument("--keep", help="write the projects under DIR and keep them")
+	ap.add_argument("--quiet", action="store_true", help="only the summary")
+	ap.add_argument("--list", action="store_true", help="print the specs' sizes, run nothing")
+	a = ap.parse_args()
+	kiln = os.path.abspath(a.kiln)
+	classes = classes_of(a.cls)
+	seeds = seeds_of(a.seeds)
+	if a.list:
+		for c in classes:
+			for s in seeds:
+				sp = plangen.generate(c, s, a.cap)
+				print("%s %d: %d tokens, %d layers %s, min_distance %d, %d rules" % (c, s, sp.n,
+					len(sp.layers), [len(l[1]) for l in sp.layers], sp.md, len(sp.rules)))
+		return 0
+	tmp = os.environ.get("KILN_TMP") or None
+	if tmp:
+		os.makedirs(tmp, exist_ok=True)
+	workdir = a.keep or tempfile.mkdtemp(prefix="plangen.", dir=tmp)
+	os.makedirs(workdir, exist_ok=True)
+	bad = 0
+	print("%-14s %5s %8s %6s %9s %9s" % ("class", "specs", "refused", "wrong", "median s",
+		"max s"))
+	for c in classes:
+		times = []
+		nref = nwrong = 0
+		for s in seeds:
+			sp = plangen.generate(c, s, a.cap)
+			r = run_one(kiln, sp, workdir, a.effort)
+			times.append(r["time"])
+			if r["verdict"] != "ok":
+				bad += 1
+				if r["verdict"] == "refused":
+					nref += 1
+				else:
+					nwrong += 1
+				if not a.quiet:
+					print("  %s %s seed %d (%d tokens, md %d): exit %d %s %s" % (
+						r["verdict"].upper(), c, s, sp.n, sp.md, r["exit"],
+						r.get("why", ""), r["stderr"][:300].replace("\n", " ")))
+			if not a.keep:
+				shutil.rmtree(r["dir"], ignore_errors=True)
+		times.sort()
+		print("%-14s %5d %7.1f%% %6d %9.3f %9.3f" % (c, len(times), 100.0 * nref / len(times),
+			nwrong, times[len(times) // 2], times[-1]))
+		sys.stdout.flush()
+	if not a.keep:
+		shutil.rmtree(workdir, ignore_errors=True)
+	return 1 if bad else 0
+
+
+if __name__ == "__main__":
+	sys.exit(main())
