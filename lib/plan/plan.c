@@ -1375,7 +1375,7 @@ static int search(struct ctx *c, uint64_t max_pops, uint64_t stall, const uint32
 /* the exact integer program (exact.c) for small tight specs, when the search fails */
 
 #define EXACT_SPACE 400000 /* trait sets enumerated at most */
-#define EXACT_COLS 5000    /* allowed trait sets the integer program takes at most */
+#define EXACT_COLS 1000    /* allowed trait sets the integer program takes at most */
 #define EXACT_NODES 300    /* branch-and-bound nodes per unit of effort */
 
 /* patterns a row (not a token of c->m) matches */
@@ -2265,8 +2265,8 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 		goto nomem;
 	tight = is_tight(&c);
 	{
-		uint64_t max_pops = (24 * (uint64_t)G + 400000) * effort;
-		uint64_t stall = (2 * (uint64_t)G + 60000) * effort;
+		uint64_t max_pops = (24 * (uint64_t)G + 150000) * effort;
+		uint64_t stall = (2 * (uint64_t)G + 30000) * effort;
 		int found = 0;
 		for (unsigned round = 0; !found; round++) {
 			if (round == 0)
