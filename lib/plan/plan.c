@@ -947,13 +947,25 @@ static int construct(struct ctx *c)
 		goto out;
 	while (cap < 2 * G)
 		cap *= 2;
-	for (size_t i = 0; i < CKEYS; i++) {
-		maps[i].e = kiln_malloc(cap * sizeof(struct kc));
-		if (!maps[i].e)
-			goto out;
-		maps[i].mask = cap - 1;
+	/* as many tables as the busiest layer needs; big collections keep fewer (memory) */
+	{
+		size_t need = 1, qq = 0, nf;
+		for (size_t l = 0; l < L; l++)
+			if (!c->s->layers[l].bypass_dna && c->k > 0) {
+				size_t nk = ckeys(c, l, ++qq, keys, klen, CKEYS, &nf);
+				if (nk > need)
+					need = nk;
+			}
 		if (G > 200000)
-			break; /* big: one table (plain uniqueness keeps one per layer anyway) */
+			need = 1;
+		else if (G > 50000 && need > 4)
+			need = 4;
+		for (size_t i = 0; i < need; i++) {
+			maps[i].e = kiln_malloc(cap * sizeof(struct kc));
+			if (!maps[i].e)
+				goto out;
+			maps[i].mask = cap - 1;
+		}
 	}
 	for (size_t p = 0; p < c->npats; p++)
 		for (uint32_t i = 0; i < c->pats[p].nl; i++)
