@@ -10,7 +10,7 @@ build=${1:-$src/build}
 [ -f "$build/libkiln.a" ] || { echo "bench_plan: no $build/libkiln.a; build kiln first" >&2; exit 2; }
 out=${TMPDIR:-/tmp}/kiln-bench-plan.$$
 trap 'rm -f "$out"' EXIT
-deps=$(pkg-config --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libpng16 2>/dev/null || true)
+deps=$(pkg-config --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libpng16 cbc clp 2>/dev/null || true)
 ${CC:-cc} -std=gnu11 -O2 -D_GNU_SOURCE -I"$src/include" -I"$src/lib" -I"$src/tests/unit" \
   "$here/bench_plan.c" "$build/libkiln.a" $deps -lpthread -lm -o "$out"
 "$out" "$@"

@@ -966,13 +966,25 @@ static int construct(struct ctx *c)
 		goto out;
 	while (cap < 2 * G)
 		cap *= 2;
-	for (size_t i = 0; i < CKEYS; i++) {
-		maps[i].e = kiln_malloc(cap * sizeof(struct kc));
-		if (!maps[i].e)
-			goto out;
-		maps[i].mask = cap - 1;
+	/* as many tables as the busiest layer needs; big collections keep fewer (memory) */
+	{
+		size_t need = 1, qq = 0, nf;
+		for (size_t l = 0; l < L; l++)
+			if (!c->s->layers[l].bypass_dna && c->k > 0) {
+				size_t nk = ckeys(c, l, ++qq, keys, klen, CKEYS, &nf);
+				if (nk > need)
+					need = nk;
+			}
 		if (G > 200000)
-			break; /* big: one table (plain uniqueness keeps one per layer anyway) */
+			need = 1;
+		else if (G > 50000 && need > 4)
+			need = 4;
+		for (size_t i = 0; i < need; i++) {
+			maps[i].e = kiln_malloc(cap * sizeof(struct kc));
+			if (!maps[i].e)
+				goto out;
+			maps[i].mask = cap - 1;
+		}
 	}
 	for (size_t p = 0; p < c->npats; p++)
 		for (uint32_t i = 0; i < c->pats[p].nl; i++)
@@ -1394,7 +1406,7 @@ static int search(struct ctx *c, uint64_t max_pops, uint64_t stall, const uint32
 /* the exact integer program (exact.c) for small tight specs, when the search fails */
 
 #define EXACT_SPACE 400000 /* trait sets enumerated at most */
-#define EXACT_COLS 5000    /* allowed trait sets the integer program takes at most */
+#define EXACT_COLS 1000    /* allowed trait sets the integer program takes at most */
 #define EXACT_NODES 300    /* branch-and-bound nodes per unit of effort */
 
 /* patterns a row (not a token of c->m) matches */
@@ -2524,8 +2536,8 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 		goto nomem;
 	tight = is_tight(&c);
 	{
-		uint64_t max_pops = (24 * (uint64_t)G + 400000) * effort;
-		uint64_t stall = (2 * (uint64_t)G + 60000) * effort;
+		uint64_t max_pops = (24 * (uint64_t)G + 150000) * effort;
+		uint64_t stall = (2 * (uint64_t)G + 30000) * effort;
 		int found = 0;
 		for (unsigned round = 0; !found; round++) {
 			if (round == 0)

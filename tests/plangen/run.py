@@ -2,15 +2,18 @@
 """Run `kiln plan` on generated specs (plangen.py) and check the answers.
 
     run.py [--kiln build/kiln] [--seeds A..B] [--class C[,C...]|feasible|infeasible|all]
-           [--cap N] [--effort N] [--keep DIR] [--quiet] [--list]
+           [--cap N] [--effort N] [--keep DIR] [--quiet] [--list] [--json FILE]
 
 Feasible specs must plan (exit 0) and the plan, read back with `kiln ls --json`, must hold
 every count, rule and the min_distance; infeasible ones must exit 2 (proven impossible, a bad
 spec), never 0 and not 1 ("not found within the effort" is a refusal, not a proof; so is an
 exit 2 whose message says "no plan found within", as older kilns gave).
 Prints per class: specs, refused (feasible not planned, or infeasible not proven), wrong
-(a broken plan, or an infeasible spec planned), and the median / max time of `kiln plan`.
-Exit status 0 when every spec got the right answer, 1 otherwise.
+(a broken plan, or an infeasible spec planned), the median / max time of `kiln plan`, the
+largest CPU time (user + system: wall time on a shared machine says little), the largest
+spec and the largest peak RSS of a `kiln plan` process (wait4's rusage).
+Exit status 0 when every spec got the right answer (or, with --allow-refused PCT, when no
+plan was wrong and at most PCT % of the specs were refused), 1 otherwise.
 """
 import argparse
 import json
@@ -87,9 +90,16 @@ def run_one(kiln, spec, workdir, effort):
 	if effort:
 		cmd += ["--effort", str(effort)]
 	t0 = time.monotonic()
-	r = subprocess.run(cmd, capture_output=True, text=True)
-	dt = time.monotonic() - t0
-	res = {"dir": d, "time": dt, "exit": r.returncode, "stderr": r.stderr.strip()}
+	with tempfile.TemporaryFile() as err:
+		pr = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+		_, status, ru = os.wait4(pr.pid, 0)
+		pr.returncode = os.waitstatus_to_exitcode(status)
+		dt = time.monotonic() - t0
+		err.seek(0)
+		stderr = err.read().decode("utf-8", "replace")
+	r = subprocess.CompletedProcess(cmd, pr.returncode, "", stderr)
+	res = {"dir": d, "time": dt, "exit": r.returncode, "stderr": r.stderr.strip(),
+		"rss_kb": ru.ru_maxrss, "cpu": ru.ru_utime + ru.ru_stime}
 	if spec.feasible:
 		if r.returncode != 0:
 			res["verdict"] = "refused"
@@ -119,6 +129,9 @@ def main():
 	ap.add_argument("--keep", help="write the projects under DIR and keep them")
 	ap.add_argument("--quiet", action="store_true", help="only the summary")
 	ap.add_argument("--list", action="store_true", help="print the specs' sizes, run nothing")
+	ap.add_argument("--json", help="write the per-class summary to this file")
+	ap.add_argument("--allow-refused", type=float, default=0.0, metavar="PCT",
+		help="exit 0 when at most PCT %% of the specs were refused (never when one is wrong)")
 	a = ap.parse_args()
 	kiln = os.path.abspath(a.kiln)
 	classes = classes_of(a.cls)
@@ -136,15 +149,25 @@ def main():
 	workdir = a.keep or tempfile.mkdtemp(prefix="plangen.", dir=tmp)
 	os.makedirs(workdir, exist_ok=True)
 	bad = 0
-	print("%-14s %5s %8s %6s %9s %9s" % ("class", "specs", "refused", "wrong", "median s",
-		"max s"))
+	summary = {}
+	print("%-14s %5s %8s %6s %9s %9s %9s %8s %8s" % ("class", "specs", "refused", "wrong",
+		"median s", "max s", "max cpu s", "tokens", "max MiB"))
 	for c in classes:
 		times = []
+		cpus = []
 		nref = nwrong = 0
+		rss = 0
+		maxn = 0
+		slowest = None
 		for s in seeds:
 			sp = plangen.generate(c, s, a.cap)
 			r = run_one(kiln, sp, workdir, a.effort)
 			times.append(r["time"])
+			cpus.append(r["cpu"])
+			rss = max(rss, r["rss_kb"])
+			maxn = max(maxn, sp.n)
+			if slowest is None or r["cpu"] > slowest[0]:
+				slowest = (r["cpu"], s, sp.n)
 			if r["verdict"] != "ok":
 				bad += 1
 				if r["verdict"] == "refused":
@@ -158,12 +181,31 @@ def main():
 			if not a.keep:
 				shutil.rmtree(r["dir"], ignore_errors=True)
 		times.sort()
-		print("%-14s %5d %7.1f%% %6d %9.3f %9.3f" % (c, len(times), 100.0 * nref / len(times),
-			nwrong, times[len(times) // 2], times[-1]))
+		cpus.sort()
+		print("%-14s %5d %7.1f%% %6d %9.3f %9.3f %9.3f %8d %8.1f" % (c, len(times),
+			100.0 * nref / len(times), nwrong, times[len(times) // 2], times[-1], cpus[-1],
+			maxn, rss / 1024.0))
 		sys.stdout.flush()
+		summary[c] = {"specs": len(times), "refused": nref, "wrong": nwrong,
+			"median_s": times[len(times) // 2], "max_s": times[-1], "max_cpu_s": cpus[-1],
+			"max_tokens": maxn,
+			"max_rss_mib": rss / 1024.0, "slowest": {"seed": slowest[1], "tokens": slowest[2],
+			"s": slowest[0]}}
+	if a.json:
+		with open(a.json, "w") as f:
+			json.dump(summary, f, indent=1)
 	if not a.keep:
 		shutil.rmtree(workdir, ignore_errors=True)
-	return 1 if bad else 0
+	total = len(classes) * len(seeds)
+	nwrong_all = sum(v["wrong"] for v in summary.values())
+	nref_all = sum(v["refused"] for v in summary.values())
+	if nwrong_all:
+		return 1
+	if nref_all * 100.0 > a.allow_refused * total:
+		print("refused %d of %d specs, more than the %.1f %% allowed" % (nref_all, total,
+			a.allow_refused))
+		return 1
+	return 0
 
 
 if __name__ == "__main__":
