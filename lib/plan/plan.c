@@ -2401,10 +2401,10 @@ int kiln_plan_make(struct kiln_plan **out, const struct kiln_spec *s,
 }
 
 int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
-			const struct kiln_plan_prev *prev, const struct kiln_plan_opts *o,
+			const struct kiln_plan_prev *prev, const struct kiln_plan_opts *opts,
 			struct kiln_error *e)
 {
-	unsigned effort = o && o->effort ? o->effort : 1;
+	unsigned effort = opts && opts->effort ? opts->effort : 1;
 	struct ctx c;
 	struct kiln_plan *p = NULL;
 	uint64_t **tg = NULL;

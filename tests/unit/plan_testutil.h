@@ -198,7 +198,7 @@ static void ts_free(struct kiln_spec *s)
 
 /* A random spec that is usually feasible: nl layers of 2..nv values with mixed quotas, a few
  * rules of every kind, min_distance 1 or 2, a legendary or two. */
-static struct kiln_spec *ts_random(struct kiln_rng *r, uint64_t size, size_t nl, size_t nv,
+static __attribute__((unused)) struct kiln_spec *ts_random(struct kiln_rng *r, uint64_t size, size_t nl, size_t nv,
 				   size_t nrules)
 {
 	struct kiln_spec *s = ts_new(size, kiln_rng_next(r));
