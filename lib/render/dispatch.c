@@ -747,6 +747,16 @@ static void probe_done(struct run *r, struct slot *s, long status, struct kiln_e
 
 /* Next job for endpoint k: a resumed job of its own, a due retry that failed elsewhere,
  * a fresh job, or (nothing fresh left) any due retry. */
+/* Another endpoint than k is up, has a free place and could run job j. */
+static int other_room(const struct run *r, size_t k, size_t j)
+{
+	for (size_t o = 0; o < r->o->nendpoints; o++)
+		if (o != k && r->eps[o].state == EP_UP &&
+		    r->eps[o].active < r->eps[o].cfg->concurrency && can_run(r, o, j))
+			return 1;
+	return 0;
+}
+
 static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_dispatch_resume **res)
 {
 	struct ep *ep = &r->eps[k];
@@ -766,8 +776,11 @@ static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_disp
 			size_t j = r->retry[i];
 			if (r->js[j].not_before > now || !can_run(r, k, j))
 				continue;
-			if (pass == 0 && others && r->js[j].last_ep == (int)k &&
-			    now - r->js[j].not_before < 2)
+			/* a retry goes elsewhere when it can: to the endpoint that failed it only when
+			 * no other endpoint that could run it has room (the first pass also leaves it
+			 * to the others for 2 s while they are busy) */
+			if (others && r->js[j].last_ep == (int)k &&
+			    (other_room(r, k, j) || (pass == 0 && now - r->js[j].not_before < 2)))
 				continue;
 			r->retry[i] = r->retry[--r->nretry];
 			*job = j;
