@@ -43,6 +43,9 @@ struct kiln_hashlips_opts {
 	                                 weight-apportioned counts leave every token different;
 	                                 a size that cannot fails saying why (KILN_E_USAGE) */
 	const char *name;             /* collection name, NULL: the project folder's name */
+	const char *size_note;        /* NULL, or why the caller chose o->size (say, the largest
+	                                 size the planner meets): written as a comment above
+	                                 `size:` (one line, no '#') */
 };
 
 /* Append the kiln.yaml text to yaml. how (may be NULL) gets a sentence on the layer order. */
