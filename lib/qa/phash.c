@@ -554,6 +554,93 @@ int kiln_pixel_key(const uint8_t *pixels, int width, int height, int bands, size
 	return 0;
 }
 
+/* ---- colour prints ---------------------------------------------------------------------- */
+
+static double srgb_to_linear(double c)
+{
+	c /= 255.0;
+	return c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4);
+}
+
+static double lab_f(double t)
+{
+	return t > 216.0 / 24389.0 ? cbrt(t) : (24389.0 / 27.0 * t + 16.0) / 116.0;
+}
+
+static uint8_t clamp8(double v)
+{
+	return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lround(v));
+}
+
+/* Sums per cell of one row: R, G, B composited over white, and the pixel count. Alpha (the
+ * last band of 2 or 4) weighs the colour against white in fixed point (x 255). */
+static void print_row(const uint8_t *s, int width, int bands, const uint16_t *cellx,
+		      uint64_t (*acc)[4])
+{
+	for (int x = 0; x < width; x++) {
+		const uint8_t *p = s + (size_t)x * (size_t)bands;
+		uint64_t *a = acc[cellx[x]];
+		uint32_t r, g, b, al = bands == 2 || bands == 4 ? p[bands - 1] : 255;
+		if (bands <= 2)
+			r = g = b = p[0];
+		else
+			r = p[0], g = p[1], b = p[2];
+		a[0] += r * al + 255 * (255 - al);
+		a[1] += g * al + 255 * (255 - al);
+		a[2] += b * al + 255 * (255 - al);
+		a[3]++;
+	}
+}
+
+int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size_t stride,
+		   uint8_t out[KILN_LAB_BYTES], struct kiln_error *e)
+{
+	enum { C = KILN_LAB_CELLS };
+	uint64_t acc[C * C][4];
+	uint16_t *cellx;
+	int rc = check_args(pixels, width, height, bands, &stride, e);
+	if (rc)
+		return rc;
+	if (!(cellx = kiln_malloc((size_t)width * sizeof *cellx)))
+		return kiln_error_set(e, KILN_E_NOMEM, WHERE, "out of memory");
+	memset(acc, 0, sizeof acc);
+	for (int x = 0; x < width; x++)
+		cellx[x] = (uint16_t)((int64_t)x * C / width);
+	for (int y = 0; y < height; y++)
+		print_row(pixels + (size_t)y * stride, width, bands, cellx,
+			  acc + (size_t)((int64_t)y * C / height) * C);
+	free(cellx);
+	for (int k = 0; k < C * C; k++) {
+		double rgb[3], X, Y, Z, fx, fy, fz;
+		for (int c = 0; c < 3; c++)
+			rgb[c] = acc[k][3] ? srgb_to_linear((double)acc[k][c] / 255.0 /
+							    (double)acc[k][3]) : 1.0;
+		/* sRGB (D65) to XYZ, normalised by the D65 white */
+		X = (0.4124564 * rgb[0] + 0.3575761 * rgb[1] + 0.1804375 * rgb[2]) / 0.95047;
+		Y = 0.2126729 * rgb[0] + 0.7151522 * rgb[1] + 0.0721750 * rgb[2];
+		Z = (0.0193339 * rgb[0] + 0.1191920 * rgb[1] + 0.9503041 * rgb[2]) / 1.08883;
+		fx = lab_f(X), fy = lab_f(Y), fz = lab_f(Z);
+		out[3 * k] = clamp8((116.0 * fy - 16.0) * 2.55);
+		out[3 * k + 1] = clamp8(500.0 * (fx - fy) + 128.0);
+		out[3 * k + 2] = clamp8(200.0 * (fy - fz) + 128.0);
+	}
+	return 0;
+}
+
+double kiln_lab_distance(const uint8_t a[KILN_LAB_BYTES], const uint8_t b[KILN_LAB_BYTES])
+{
+	double worst = 0;
+	for (int k = 0; k < KILN_LAB_CELLS * KILN_LAB_CELLS; k++) {
+		double dl = ((double)a[3 * k] - (double)b[3 * k]) / 2.55;
+		double da = (double)a[3 * k + 1] - (double)b[3 * k + 1];
+		double db = (double)a[3 * k + 2] - (double)b[3 * k + 2];
+		double d = dl * dl + da * da + db * db;
+		if (d > worst)
+			worst = d;
+	}
+	return sqrt(worst);
+}
+
 void kiln_phash_hex(uint64_t h, char out[17])
 {
 	static const char d[] = "0123456789abcdef";
