@@ -178,7 +178,7 @@ struct kiln_qa_opts {
 				 * near duplicate only when its colours agree too (delta E of the
 				 * colour prints, lib/qa/phash.h, within near_color_distance);
 				 * KILN_NEAR_PHASH: the hashes alone, as imagehash */
-	double near_color_distance; /* largest delta E for KILN_NEAR_COLOR; default 10 */
+	double near_color_distance; /* largest delta E for KILN_NEAR_COLOR; default 6 */
 	unsigned threads;       /* 0: one per core */
 	kiln_progress_fn progress;
 	void *user;
@@ -186,7 +186,7 @@ struct kiln_qa_opts {
 
 /* What "looks alike" means (kiln_qa_opts.near_measure, qa.near_duplicate_measure). */
 enum kiln_near_measure { KILN_NEAR_COLOR = 0, KILN_NEAR_PHASH = 1 };
-#define KILN_NEAR_COLOR_DISTANCE 10.0
+#define KILN_NEAR_COLOR_DISTANCE 6.0
 
 /* Defaults: 10 MiB max, alpha either, stddev 2.0, black level 8, near threshold 4, 64 Mpx. */
 #define KILN_QA_MAX_PIXELS ((uint64_t)64 << 20) /* = KILN_IMAGE_MAX_PIXELS (lib/util/image.h) */

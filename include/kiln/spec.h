@@ -260,7 +260,7 @@ struct kiln_qa_spec {
 	int gate;                  /* 1 (default): a QA error stops a build before release */
 	uint64_t max_pixels;       /* images declaring more pixels are not decoded; 0: default */
 	int near_measure;          /* 0: not set (color); 1 color; 2 phash (imagehash alone) */
-	double near_color_distance; /* largest delta E of a look-alike; 0: default (10) */
+	double near_color_distance; /* largest delta E of a look-alike; 0: default (6) */
 	struct kiln_qa_check *checks;
 	size_t nchecks;
 };

@@ -73,7 +73,7 @@ int kiln_pixel_key(const uint8_t *pixels, int width, int height, int bands, size
  * stored as 3 bytes (L* x 2.55, a* + 128, b* + 128, rounded and clamped). Area means make it
  * stable under re-encoding, resizing and noise; a trait of another colour changes the cells
  * it covers by its full colour difference. */
-#define KILN_LAB_CELLS 16
+#define KILN_LAB_CELLS 32
 #define KILN_LAB_BYTES (KILN_LAB_CELLS * KILN_LAB_CELLS * 3)
 
 /* The colour print of an image (same input conventions as kiln_phash_from_pixels). */
@@ -82,9 +82,12 @@ int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size
 
 /* The colour difference of two prints: the largest CIE76 delta E (Euclidean distance in
  * L*a*b*) over the cells, i.e. how far apart the two images are where they differ most.
- * 0: the same print; re-encoded or resized copies of one image stay within a few units; a
- * trait of another colour covering a cell gives tens. */
-double kiln_lab_distance(const uint8_t a[KILN_LAB_BYTES], const uint8_t b[KILN_LAB_BYTES]);
+ * 0: the same print; re-encoded, resized or noised copies of one image stay within about 4
+ * (JPEG quality 80 at 512x512: 3.8); a trait of another colour gives 8 and more (the 10,000
+ * token collection of docs/qa.md). stop > 0: return as soon as a cell is over stop (the
+ * result is then some value over stop, not the largest). */
+double kiln_lab_distance(const uint8_t a[KILN_LAB_BYTES], const uint8_t b[KILN_LAB_BYTES],
+			 double stop);
 
 /* imagehash's str(): 16 lowercase hex digits + NUL. */
 void kiln_phash_hex(uint64_t h, char out[17]);

@@ -538,12 +538,15 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, const ui
 		/* the colour measure: the hashes (grey) found the pair; it is a look-alike only
 		 * when the colours agree everywhere too (a trait of another colour does not) */
 		if (lab) {
-			col = kiln_lab_distance(lab + a * KILN_LAB_BYTES, lab + b * KILN_LAB_BYTES);
+			col = kiln_lab_distance(lab + a * KILN_LAB_BYTES, lab + b * KILN_LAB_BYTES,
+						o->near_color_distance);
 			if (col > o->near_color_distance)
 				continue;
 		}
 		x = &near[b];
-		if (!x->count || d < x->dist || (d == x->dist && a < x->other)) {
+		/* the nearest: by colour when colour judged the pair, else by pHash */
+		if (!x->count || (lab && col < x->color) ||
+		    ((!lab || col == x->color) && (d < x->dist || (d == x->dist && a < x->other)))) {
 			x->other = a;
 			x->dist = d;
 			x->color = col;
