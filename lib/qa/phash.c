@@ -625,9 +625,10 @@ static double lin(double v)
 }
 
 /* Fold the column sums into the cells of cell row a, and clear them. */
-static void print_flush(uint64_t (*a)[4], const int *x0, uint32_t *col, int w, uint64_t rows)
+static void print_flush(uint64_t (*a)[4], const int *x0, int g, uint32_t *col, int w,
+			uint64_t rows)
 {
-	for (int c = 0; c < KILN_LAB_CELLS; c++) {
+	for (int c = 0; c < g; c++) {
 		for (int x = x0[c]; x < x0[c + 1]; x++) {
 			a[c][0] += col[x];
 			a[c][1] += col[w + x];
@@ -641,14 +642,18 @@ static void print_flush(uint64_t (*a)[4], const int *x0, uint32_t *col, int w, u
 int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size_t stride,
 		   uint8_t out[KILN_LAB_BYTES], struct kiln_error *e)
 {
-	enum { C = KILN_LAB_CELLS };
 	uint64_t (*acc)[4];
 	uint32_t *col;
 	uint64_t rows = 0;
-	int x0[C + 1], cur = 0;
+	int x0[KILN_LAB_CELLS + 1], cur = 0, C = KILN_LAB_CELLS;
 	int rc = check_args(pixels, width, height, bands, &stride, e);
 	if (rc)
 		return rc;
+	/* cells of at least 16 pixels: smaller ones see JPEG's 8x8 blocks and edge ringing */
+	while (C > 8 && (width < 16 * C || height < 16 * C))
+		C /= 2;
+	memset(out, 0, KILN_LAB_BYTES);
+	out[KILN_LAB_BYTES - 1] = (uint8_t)C;
 	pthread_once(&lin_once, lin_init);
 	acc = kiln_calloc(C * C, sizeof *acc);
 	col = kiln_calloc((size_t)width * 3, sizeof *col);
@@ -663,7 +668,7 @@ int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size
 		int cy = (int)((int64_t)y * C / height);
 		/* a column sum holds at most 65536 rows of 255 x 255: no overflow */
 		if (cy != cur || rows == 65536) {
-			print_flush(acc + (size_t)cur * C, x0, col, width, rows);
+			print_flush(acc + (size_t)cur * C, x0, C, col, width, rows);
 			cur = cy;
 			rows = 0;
 		}
@@ -671,7 +676,7 @@ int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size
 			  col + 2 * (size_t)width);
 		rows++;
 	}
-	print_flush(acc + (size_t)cur * C, x0, col, width, rows);
+	print_flush(acc + (size_t)cur * C, x0, C, col, width, rows);
 	free(col);
 	for (int k = 0; k < C * C; k++) {
 		double rgb[3], X, Y, Z, fx, fy, fz;
@@ -691,21 +696,39 @@ int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size
 	return 0;
 }
 
+/* Cell (x, y) of a print pooled to a g x g grid: the mean of the cells it covers. */
+static void lab_cell(const uint8_t *p, int g, int x, int y, double v[3])
+{
+	int G = p[KILN_LAB_BYTES - 1], f = G / g;
+	v[0] = v[1] = v[2] = 0;
+	for (int j = 0; j < f; j++)
+		for (int i = 0; i < f; i++) {
+			const uint8_t *c = p + 3 * ((size_t)(y * f + j) * G + (size_t)(x * f + i));
+			v[0] += c[0], v[1] += c[1], v[2] += c[2];
+		}
+	v[0] /= f * f * 2.55, v[1] /= f * f, v[2] /= f * f;
+}
+
 double kiln_lab_distance(const uint8_t a[KILN_LAB_BYTES], const uint8_t b[KILN_LAB_BYTES],
 			 double stop)
 {
 	double worst = 0, stop2 = stop > 0 ? stop * stop : INFINITY;
-	for (int k = 0; k < KILN_LAB_CELLS * KILN_LAB_CELLS; k++) {
-		double dl = ((double)a[3 * k] - (double)b[3 * k]) / 2.55;
-		double da = (double)a[3 * k + 1] - (double)b[3 * k + 1];
-		double db = (double)a[3 * k + 2] - (double)b[3 * k + 2];
-		double d = dl * dl + da * da + db * db;
-		if (d > worst) {
-			worst = d;
-			if (worst > stop2)
-				break;
+	int ga = a[KILN_LAB_BYTES - 1], gb = b[KILN_LAB_BYTES - 1], g = ga < gb ? ga : gb;
+	if (!g)
+		return 0;
+	for (int y = 0; y < g; y++)
+		for (int x = 0; x < g; x++) {
+			double u[3], v[3], d;
+			lab_cell(a, g, x, y, u);
+			lab_cell(b, g, x, y, v);
+			d = (u[0] - v[0]) * (u[0] - v[0]) + (u[1] - v[1]) * (u[1] - v[1]) +
+			    (u[2] - v[2]) * (u[2] - v[2]);
+			if (d > worst) {
+				worst = d;
+				if (worst > stop2)
+					return sqrt(worst);
+			}
 		}
-	}
 	return sqrt(worst);
 }
 
