@@ -347,7 +347,9 @@ static int html_thumb(struct html *h, size_t i, char *out, size_t cap)
 		snprintf(out, cap, "%s.%s", stem, h->rel_ext);
 		if (exists(cached)) {
 			snprintf(dst, sizeof dst, "%s/thumbs/%s", h->dir, out);
-			if (h->made[i] == 1 || exists(dst) || link(cached, dst) == 0) {
+			if (h->made[i] != 1)
+				unlink(dst);
+			if (h->made[i] == 1 || link(cached, dst) == 0) {
 				h->made[i] = 1;
 				return 0;
 			}
@@ -358,12 +360,17 @@ static int html_thumb(struct html *h, size_t i, char *out, size_t cap)
 		return h->made[i] == 1 ? 0 : -1;
 	snprintf(dst, sizeof dst, "%s/thumbs/%s", h->dir, out);
 	h->made[i] = 1;
-	if (exists(dst))
-		return 0;
 	if (sha && h->cache) {
+		/* by the image's hash: an earlier report's thumbnail of another image under
+		 * this name is replaced */
 		snprintf(cached, sizeof cached, "%s/%s-%d.png", h->cache, sha, THUMB);
-		if (exists(cached) && link(cached, dst) == 0)
-			goto made;
+		if (exists(cached)) {
+			unlink(dst);
+			if (link(cached, dst) == 0)
+				goto made;
+		}
+	} else if (exists(dst)) {
+		return 0;
 	}
 	kiln_error_clear(&e);
 	if (!x->path || kiln_qa_thumbnail(x->path, dst, THUMB, &e)) {
