@@ -18,7 +18,8 @@ static void help(void)
 	       "  --from-hashlips DIR  import a HashLips layers folder (DIR/<Layer>/<Name>#<weight>.png)\n"
 	       "  --order A,B,...      layer order, bottom first (default: HashLips' src/config.js\n"
 	       "                       layersOrder, else numeric folder prefixes, else a guess)\n"
-	       "  --size N             collection size (default: combinations, at most 100)\n"
+	       "  --size N             collection size (default: the largest up to the number of\n"
+	       "                       combinations, at most 100, that kiln's planner meets)\n"
 	       "  --name NAME          collection name (default: the folder's name)\n"
 	       "  --force              overwrite an existing kiln.yaml\n");
 }
