@@ -645,7 +645,7 @@ int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size
 	uint64_t (*acc)[4];
 	uint32_t *col;
 	uint64_t rows = 0;
-	int x0[KILN_LAB_CELLS + 1], cur = 0, C = KILN_LAB_CELLS;
+	int x0[KILN_LAB_CELLS + 1], cur = 0, C = KILN_LAB_CELLS, step;
 	int rc = check_args(pixels, width, height, bands, &stride, e);
 	if (rc)
 		return rc;
@@ -664,7 +664,10 @@ int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size
 	}
 	for (int c = 0; c <= C; c++) /* cell c covers columns [x0[c], x0[c + 1]) */
 		x0[c] = (int)(((int64_t)c * width + C - 1) / C);
-	for (int y = 0; y < height; y++) {
+	/* large images: every step-th row, at least 16 rows a cell (area means need no more,
+	 * and the pass reads every pixel of a 1024x1024 image otherwise) */
+	step = height / C / 16 > 1 ? height / C / 16 : 1;
+	for (int y = 0; y < height; y += step) {
 		int cy = (int)((int64_t)y * C / height);
 		/* a column sum holds at most 65536 rows of 255 x 255: no overflow */
 		if (cy != cur || rows == 65536) {

@@ -70,7 +70,8 @@ int kiln_pixel_key(const uint8_t *pixels, int width, int height, int bands, size
  * eyes) hash alike. The colour print of an image is a G x G grid of cells in CIELAB, G the
  * largest of 32, 16, 8 whose cells are at least 16 pixels wide and high (8 for smaller
  * images): each cell the mean sRGB colour of its pixels (area average; alpha composited over
- * white, as a page shows a transparent token), converted to L*a*b* (D65) and stored as 3
+ * white, as a page shows a transparent token; an image of more than 16 rows a cell is read
+ * every (rows a cell / 16)-th row), converted to L*a*b* (D65) and stored as 3
  * bytes (L* x 2.55, a* + 128, b* + 128, rounded and clamped); the last byte holds G. Area
  * means make it stable under re-encoding, resizing and noise; a trait of another colour
  * changes the cells it covers by its full colour difference. */
