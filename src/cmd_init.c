@@ -1,5 +1,6 @@
 /* kiln init: a commented starter kiln.yaml, or one imported from a HashLips layers folder. */
 #include "cli.h"
+#include "kiln/plan.h"
 #include "kiln/spec.h"
 
 #include <errno.h>
@@ -17,7 +18,8 @@ static void help(void)
 	       "  --from-hashlips DIR  import a HashLips layers folder (DIR/<Layer>/<Name>#<weight>.png)\n"
 	       "  --order A,B,...      layer order, bottom first (default: HashLips' src/config.js\n"
 	       "                       layersOrder, else numeric folder prefixes, else a guess)\n"
-	       "  --size N             collection size (default: combinations, at most 100)\n"
+	       "  --size N             collection size (default: the largest up to the number of\n"
+	       "                       combinations, at most 100, that kiln's planner meets)\n"
 	       "  --name NAME          collection name (default: the folder's name)\n"
 	       "  --force              overwrite an existing kiln.yaml\n");
 }
@@ -38,6 +40,89 @@ static int write_new(const char *path, const char *text, size_t len, int force)
 		return 1;
 	}
 	return 0;
+}
+
+/* Import at size n (0: the import's own choice) into y and plan it: *ok = 1 when the planner
+ * meets it, else 0 with why saying what it said. A size the import itself refuses (its quick
+ * bound) is not ok either while searching (else it is the error). *size gets the size the import wrote. Non-zero: an error in e. */
+static int try_size(const struct kiln_hashlips_opts *base, uint64_t n, const char *path,
+		    const char *dir, int search, struct kiln_buf *y, char *how, size_t howcap,
+		    uint64_t *size, int *ok, struct kiln_error *why, struct kiln_error *e)
+{
+	struct kiln_hashlips_opts o = *base;
+	struct kiln_spec *s = NULL;
+	struct kiln_plan *pl = NULL;
+	int rc;
+	o.size = n;
+	*ok = 0;
+	kiln_buf_release(y);
+	kiln_error_clear(why);
+	if ((rc = kiln_hashlips_import(&o, y, how, howcap, search ? why : e)))
+		return search && rc == KILN_E_USAGE ? 0 : rc;
+	if ((rc = kiln_spec_parse(&s, y->data, y->len, path, dir, e)))
+		return rc;
+	*size = s->size;
+	rc = kiln_plan_make(&pl, s, NULL, why);
+	*ok = rc == 0;
+	if (rc == KILN_E_INFEASIBLE || rc == KILN_E_NOTFOUND)
+		rc = 0;
+	else if (rc)
+		*e = *why;
+	kiln_plan_free(pl);
+	kiln_spec_free(s);
+	return rc;
+}
+
+/* The import at the size asked (or its own choice), checked with the planner; when the
+ * planner cannot meet it, the largest size below it that plans, found by halving the range
+ * between a size that plans and one that does not, written with a comment saying why. */
+static int import_planned(const struct kiln_hashlips_opts *ho, const char *path, const char *dir,
+			  struct kiln_buf *y, char *how, size_t howcap, struct kiln_error *e)
+{
+	struct kiln_error why, first;
+	uint64_t size = 0, lo = 0, hi, got;
+	char note[700], reason[300];
+	int ok, rc = try_size(ho, ho->size, path, dir, 0, y, how, howcap, &size, &ok, &first, e);
+	if (rc || ok)
+		return rc;
+	hi = size;
+	if (isatty(2))
+		fprintf(stderr, "kiln: %llu tokens do not plan with these weights; looking for the "
+			"largest size that does...\n", (unsigned long long)size);
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if ((rc = try_size(ho, mid, path, dir, 1, y, how, howcap, &got, &ok, &why, e)))
+			return rc;
+		if (ok)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	/* one line for a YAML comment: the planner's reason, cut at its first clause */
+	snprintf(reason, sizeof reason, "%.290s", first.msg);
+	reason[strcspn(reason, "\n#;")] = 0;
+	if (!lo || ho->size) {
+		kiln_buf_release(y);
+		if (!lo)
+			return kiln_error_set(e, KILN_E_USAGE, ho->layers_dir, "no collection size "
+					      "up to %llu plans with these layers' weights (%llu tokens: "
+					      "%s): give the rare traits more weight",
+					      (unsigned long long)size, (unsigned long long)size, reason);
+		return kiln_error_set(e, KILN_E_USAGE, ho->layers_dir, "a collection of %llu tokens "
+				      "does not plan with these layers' weights (%s); %llu tokens "
+				      "do, or give the rare traits more weight",
+				      (unsigned long long)size, reason, (unsigned long long)lo);
+	}
+	snprintf(note, sizeof note, "size %llu: the planner finds no plan with these weights (%s); "
+		 "%llu tokens plan, %llu do not", (unsigned long long)size, reason,
+		 (unsigned long long)lo, (unsigned long long)lo + 1);
+	{
+		struct kiln_hashlips_opts o = *ho;
+		o.size = lo;
+		o.size_note = note;
+		kiln_buf_release(y);
+		return kiln_hashlips_import(&o, y, how, howcap, e);
+	}
 }
 
 int cmd_init(struct cli *cli, int argc, char **argv)
@@ -117,7 +202,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 		kiln_error_clear(&e);
 		ho.layers_dir = from;
 		ho.project_dir = cli->dir;
-		if (kiln_hashlips_import(&ho, &y, how, sizeof how, &e)) {
+		if (import_planned(&ho, path, cli->dir, &y, how, sizeof how, &e)) {
 			rc = cli_fail(&e);
 		} else {
 			rc = write_new(path, y.data, y.len, force);

@@ -15,13 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static void help(void)
 {
 	printf("usage: kiln qa [PATH] [--standard erc721|metaplex] [--json[=FILE]] [--junit FILE]\n"
 	       "               [--html DIR] [--near N] [--max-size BYTES] [--width W --height H]\n"
 	       "               [--provenance HASH] [--near-dhash N] [--config kiln.yaml]\n"
-	       "               [--max-pixels N]\n\n"
+	       "               [--max-pixels N] [--near-measure color|phash]\n\n"
 	       "Checks every token image (decodes completely, size and format, file size, colour\n"
 	       "and alpha, blank and all-black frames, exact duplicates by pixels, near duplicates\n"
 	       "by perceptual hash), the metadata (ERC-721/OpenSea, Metaplex/Sugar rules) and, in\n"
@@ -35,8 +37,12 @@ static void help(void)
 	       "  --json[=FILE]     findings as JSON (to stdout without FILE)\n"
 	       "  --junit FILE      JUnit XML: a test case per check per token, a failure per\n"
 	       "                    error finding, warnings as <system-out> of passing cases\n"
-	       "  --html DIR        a report page with thumbnails of failing tokens\n"
+	       "  --html DIR        a report (index.html, pages of 500 findings) with thumbnails\n"
+	       "                    of the tokens that have findings\n"
 	       "  --near N          near-duplicate pHash distance (default 4; 'off')\n"
+	       "  --near-measure M  color (default): a pair the hashes find must agree in colour\n"
+	       "                    too (delta E, qa.near_duplicate_color_distance); phash: the\n"
+	       "                    hashes alone, as Python imagehash (grey: ignores colour)\n"
 	       "  --near-dhash N    near duplicates by dHash too, within N bits (default off)\n"
 	       "  --max-size BYTES  file size limit (default 10 MiB)\n"
 	       "  --max-pixels N    images whose header declares more pixels are not decoded\n"
@@ -254,76 +260,163 @@ static void html_escape(FILE *f, const char *s)
 	xml_escape(f, s);
 }
 
-static int write_html(const char *dir, const struct kiln_qa_result *res, int quiet)
+/* Report pages: index.html has the summary, the look-alikes (the first HTML_PAIRS pairs) and
+ * the first HTML_PAGE findings; findings-2.html, ... the rest, HTML_PAGE each, so no page
+ * grows with the collection. Thumbnails are made only for the tokens a page shows (a token
+ * with a finding, or one side of a look-alike), each once. */
+#define HTML_PAGE 500
+#define HTML_PAIRS 200
+#define THUMB 160
+
+struct html {
+	const char *dir;
+	const struct kiln_qa_result *res;
+	const char *cache;        /* a project's .kiln/thumbs (shared with release), or NULL */
+	int rel_size;             /* image.thumbnail's size (0: none) and extension there */
+	const char *rel_ext;
+	unsigned char *made;      /* per token: 0 not yet, 1 thumbnail there, 2 none possible */
+	size_t need, done;        /* thumbnails to make, made: for the progress bar */
+	struct cli_progress *cp;
+	double t0;
+	int quiet;
+};
+
+/* The token a finding concerns (tokens are sorted by id), or NULL. */
+static const struct kiln_qa_token *html_token(const struct kiln_qa_result *res,
+					      const struct kiln_finding *x, size_t *at)
 {
-	const struct kiln_findings *f = &res->findings;
-	const struct kiln_qa_image_result *ir = &res->images;
-	const struct kiln_qa_token *tv = res->tokens;
-	size_t tn = res->ntokens;
-	char path[4096], thumbs[4096];
-	FILE *out;
-	struct kiln_error e;
-	snprintf(thumbs, sizeof thumbs, "%s/thumbs", dir);
-	if ((!is_dir(dir) && mkdir(dir, 0755) != 0) || (!is_dir(thumbs) && mkdir(thumbs, 0755) != 0))
-		return -1;
-	snprintf(path, sizeof path, "%s/index.html", dir);
-	out = fopen(path, "w");
-	if (!out)
-		return -1;
-	fprintf(out, "<!doctype html><meta charset=utf-8><title>kiln qa</title>\n<style>body{font:14px "
-		     "sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-		     "padding:4px 8px;vertical-align:top}.error{color:#b00}.warning{color:#a60}img{"
-		     "image-rendering:pixelated;border:1px solid #888}</style>\n<h1>kiln qa</h1>\n"
-		     "<p>%zu images, %zu errors, %zu warnings</p>\n", tn,
-		kiln_findings_count(f, KILN_SEV_ERROR), kiln_findings_count(f, KILN_SEV_WARNING));
-	/* near and exact duplicates side by side */
-	if (ir->npairs) {
-		fprintf(out, "<h2>Look-alikes</h2><table><tr><th>token</th><th>token</th><th>pHash "
-			     "distance</th></tr>\n");
-		for (size_t k = 0; k < ir->npairs; k++) {
-			const struct kiln_qa_token *a = &tv[ir->pairs[k].a], *b = &tv[ir->pairs[k].b];
-			fputs("<tr>", out);
-			for (int s = 0; s < 2; s++) {
-				const struct kiln_qa_token *x = s ? b : a;
-				char stem[64], th[4200];
-				kiln_qa_stem(x->name, stem, sizeof stem);
-				snprintf(th, sizeof th, "%s/%s.png", thumbs, stem);
-				if (!exists(th) && kiln_qa_thumbnail(x->path, th, 160, &e) && !quiet)
-					fprintf(stderr, "kiln: %s: %s\n", e.where, e.msg);
-				fprintf(out, "<td><img src=\"thumbs/%s.png\" width=160><br>", stem);
-				html_escape(out, x->name);
-				fputs("</td>", out);
-			}
-			fprintf(out, "<td>%d%s</td></tr>\n", ir->pairs[k].distance,
-				ir->pairs[k].distance ? "" : " (same pixels)");
-		}
-		fputs("</table>\n", out);
+	size_t lo = 0, hi = res->ntokens;
+	if (!x->has_item)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct kiln_qa_token *t = &res->tokens[mid];
+		if (t->extra || t->id >= x->item)
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
-	fprintf(out, "<h2>Findings</h2><table><tr><th>token</th><th>check</th><th>severity</th>"
-		     "<th>where</th><th>message</th></tr>\n");
-	for (size_t i = 0; i < f->n; i++) {
+	if (lo < res->ntokens && !res->tokens[lo].extra && res->tokens[lo].id == x->item) {
+		*at = lo;
+		return &res->tokens[lo];
+	}
+	return NULL;
+}
+
+static double html_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void html_progress(struct html *h, const char *ev)
+{
+	struct kiln_progress p;
+	if (!h->cp)
+		return;
+	memset(&p, 0, sizeof p);
+	p.stage = "report";
+	p.event = ev;
+	p.total = h->need;
+	p.done = h->done;
+	p.ok = 1;
+	p.elapsed = html_now() - h->t0;
+	cli_progress_cb(&p, h->cp);
+}
+
+/* A store image is named by its SHA-256: its thumbnail can come from (and go to) the cache. */
+static const char *store_sha(const char *path)
+{
+	const char *b = path ? strrchr(path, '/') : NULL;
+	b = b ? b + 1 : path;
+	return b && strlen(b) == 64 && strspn(b, "0123456789abcdef") == 64 ? b : NULL;
+}
+
+/* thumbs/<stem>.<ext> for token i (made once); 0 and the file name in out, or -1: none. */
+static int html_thumb(struct html *h, size_t i, char *out, size_t cap)
+{
+	const struct kiln_qa_token *x = &h->res->tokens[i];
+	const char *sha = store_sha(x->path);
+	char stem[64], dst[4200], cached[4200];
+	struct kiln_error e;
+	kiln_qa_stem(x->name, stem, sizeof stem);
+	/* a release's own thumbnail of this image, when image.thumbnail made one */
+	if (sha && h->cache && h->rel_size >= 64) {
+		snprintf(cached, sizeof cached, "%s/%s-%d.%s", h->cache, sha, h->rel_size, h->rel_ext);
+		snprintf(out, cap, "%s.%s", stem, h->rel_ext);
+		if (exists(cached)) {
+			snprintf(dst, sizeof dst, "%s/thumbs/%s", h->dir, out);
+			if (h->made[i] != 1)
+				unlink(dst);
+			if (h->made[i] == 1 || link(cached, dst) == 0) {
+				h->made[i] = 1;
+				return 0;
+			}
+		}
+	}
+	snprintf(out, cap, "%s.png", stem);
+	if (h->made[i])
+		return h->made[i] == 1 ? 0 : -1;
+	snprintf(dst, sizeof dst, "%s/thumbs/%s", h->dir, out);
+	h->made[i] = 1;
+	if (sha && h->cache) {
+		/* by the image's hash: an earlier report's thumbnail of another image under
+		 * this name is replaced */
+		snprintf(cached, sizeof cached, "%s/%s-%d.png", h->cache, sha, THUMB);
+		if (exists(cached)) {
+			unlink(dst);
+			if (link(cached, dst) == 0)
+				goto made;
+		}
+	} else if (exists(dst)) {
+		return 0;
+	}
+	kiln_error_clear(&e);
+	if (!x->path || kiln_qa_thumbnail(x->path, dst, THUMB, &e)) {
+		/* an undecodable image has no thumbnail: its finding says why */
+		h->made[i] = 2;
+		h->done++;
+		return -1;
+	}
+	if (sha && h->cache && !exists(cached) && link(dst, cached) != 0) {
+		/* the cache is an optimisation: a report without it is the same report */
+	}
+made:
+	h->done++;
+	html_progress(h, "item");
+	return 0;
+}
+
+static void html_token_cell(FILE *out, struct html *h, size_t i, int width)
+{
+	char th[200];
+	const struct kiln_qa_token *x = &h->res->tokens[i];
+	if (!html_thumb(h, i, th, sizeof th)) {
+		fputs("<img src=\"thumbs/", out);
+		html_escape(out, th);
+		fprintf(out, "\" width=%d loading=lazy><br>", width);
+	}
+	html_escape(out, x->name);
+}
+
+static const char HTML_HEAD[] =
+	"<!doctype html><meta charset=utf-8><title>kiln qa</title>\n<style>body{font:14px "
+	"sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+	"padding:4px 8px;vertical-align:top}.error{color:#b00}.warning{color:#a60}img{"
+	"image-rendering:pixelated;border:1px solid #888}</style>\n";
+
+static void html_findings(FILE *out, struct html *h, size_t from, size_t to)
+{
+	const struct kiln_findings *f = &h->res->findings;
+	fprintf(out, "<h2>Findings %zu to %zu of %zu</h2><table><tr><th>token</th><th>check</th>"
+		     "<th>severity</th><th>where</th><th>message</th></tr>\n", from + 1, to, f->n);
+	for (size_t i = from; i < to; i++) {
 		const struct kiln_finding *x = &f->v[i];
-		char stem[64] = "", th[4200];
-		const struct kiln_qa_token *tok = NULL;
-		if (x->file) {
-			kiln_qa_stem(x->file, stem, sizeof stem);
-			for (size_t k = 0; k < tn && !tok; k++) {
-				char s2[64];
-				kiln_qa_stem(tv[k].name, s2, sizeof s2);
-				if (!strcmp(s2, stem) && tv[k].path && exists(tv[k].path))
-					tok = &tv[k];
-			}
-		}
+		size_t at = 0;
 		fputs("<tr><td>", out);
-		if (tok) {
-			snprintf(th, sizeof th, "%s/%s.png", thumbs, stem);
-			if (!exists(th) && kiln_qa_thumbnail(tok->path, th, 160, &e)) {
-				/* an undecodable image has no thumbnail: its finding says why */
-			}
-			if (exists(th))
-				fprintf(out, "<img src=\"thumbs/%s.png\" width=96><br>", stem);
-		}
-		html_escape(out, stem);
+		if (html_token(h->res, x, &at))
+			html_token_cell(out, h, at, 96);
 		fprintf(out, "</td><td>%s</td><td class=%s>%s</td><td>", x->check,
 			kiln_severity_name(x->severity), kiln_severity_name(x->severity));
 		html_escape(out, x->file);
@@ -336,7 +429,165 @@ static int write_html(const char *dir, const struct kiln_qa_result *res, int qui
 		fputs("</td></tr>\n", out);
 	}
 	fputs("</table>\n", out);
-	return fclose(out) == 0 ? 0 : -1;
+}
+
+static void html_nav(FILE *out, size_t npages, size_t cur)
+{
+	if (npages < 2)
+		return;
+	fputs("<p>pages:", out);
+	for (size_t k = 1; k <= npages; k++) {
+		if (k == cur)
+			fprintf(out, " <b>%zu</b>", k);
+		else if (k == 1)
+			fputs(" <a href=\"index.html\">1</a>", out);
+		else
+			fprintf(out, " <a href=\"findings-%zu.html\">%zu</a>", k, k);
+	}
+	fputs("</p>\n", out);
+}
+
+/* Write a page through a temporary name. */
+static FILE *html_open(const char *dir, const char *name, char *tmp, size_t cap)
+{
+	snprintf(tmp, cap, "%s/.%s.tmp", dir, name);
+	return fopen(tmp, "w");
+}
+
+static int html_close(FILE *out, const char *dir, const char *name, const char *tmp)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (fclose(out) != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static int write_html(const char *dir, const struct kiln_qa_result *res, int quiet,
+		      const struct kiln_project *p, struct cli_progress *cp)
+{
+	const struct kiln_findings *f = &res->findings;
+	const struct kiln_qa_image_result *ir = &res->images;
+	size_t npages = f->n ? (f->n + HTML_PAGE - 1) / HTML_PAGE : 1, npairs;
+	char thumbs[4096], tmp[4200], cache[4096], name[64];
+	const char *seen[256];
+	size_t nseen = 0;
+	struct html h;
+	FILE *out;
+	int rc = 0;
+	memset(&h, 0, sizeof h);
+	h.dir = dir;
+	h.res = res;
+	h.cp = cp;
+	h.quiet = quiet;
+	h.t0 = html_now();
+	if (p) {
+		snprintf(cache, sizeof cache, "%s/.kiln/thumbs", p->dir);
+		if (is_dir(cache) || mkdir(cache, 0755) == 0)
+			h.cache = cache;
+		h.rel_size = p->spec->thumb_size;
+		h.rel_ext = kiln_format_ext(p->spec->thumb_format);
+	}
+	snprintf(thumbs, sizeof thumbs, "%s/thumbs", dir);
+	if ((!is_dir(dir) && mkdir(dir, 0755) != 0) || (!is_dir(thumbs) && mkdir(thumbs, 0755) != 0))
+		return -1;
+	if (!(h.made = calloc(res->ntokens + 1, 1)))
+		return -1;
+	/* how many thumbnails the pages need, for the progress bar */
+	npairs = ir->npairs < HTML_PAIRS ? ir->npairs : HTML_PAIRS;
+	for (size_t k = 0; k < npairs; k++)
+		for (int s = 0; s < 2; s++) {
+			size_t i = s ? ir->pairs[k].b : ir->pairs[k].a;
+			h.need += !h.made[i];
+			h.made[i] = 3;
+		}
+	for (size_t i = 0; i < f->n; i++) {
+		size_t at;
+		if (html_token(res, &f->v[i], &at) && !h.made[at]) {
+			h.need++;
+			h.made[at] = 3;
+		}
+	}
+	memset(h.made, 0, res->ntokens + 1);
+	html_progress(&h, "start");
+	if (!(out = html_open(dir, "index.html", tmp, sizeof tmp))) {
+		free(h.made);
+		return -1;
+	}
+	fprintf(out, "%s<h1>kiln qa</h1>\n<p>%zu images, %zu errors, %zu warnings</p>\n",
+		HTML_HEAD, res->ntokens, kiln_findings_count(f, KILN_SEV_ERROR),
+		kiln_findings_count(f, KILN_SEV_WARNING));
+	/* per check: how many, so a long report reads from the top */
+	if (f->n) {
+		fputs("<table><tr><th>check</th><th>errors</th><th>warnings</th></tr>\n", out);
+		for (size_t i = 0; i < f->n && nseen < 256; i++) {
+			size_t k, ne = 0, nw = 0;
+			for (k = 0; k < nseen && strcmp(seen[k], f->v[i].check); k++)
+				;
+			if (k < nseen)
+				continue;
+			seen[nseen++] = f->v[i].check;
+			for (size_t j = i; j < f->n; j++)
+				if (!strcmp(f->v[j].check, f->v[i].check)) {
+					ne += f->v[j].severity == KILN_SEV_ERROR;
+					nw += f->v[j].severity == KILN_SEV_WARNING;
+				}
+			fprintf(out, "<tr><td>%s</td><td>%zu</td><td>%zu</td></tr>\n", f->v[i].check,
+				ne, nw);
+		}
+		fputs("</table>\n", out);
+	}
+	/* exact and near duplicates side by side, each labelled with what was measured */
+	if (ir->npairs) {
+		fprintf(out, "<h2>Look-alikes</h2>%s<table><tr><th>token</th><th>token</th>"
+			     "<th>how alike</th></tr>\n", ir->npairs > npairs ?
+			     "<p>the first pairs; every one is in the findings</p>" : "");
+		for (size_t k = 0; k < npairs; k++) {
+			const struct kiln_qa_pair *q = &ir->pairs[k];
+			fputs("<tr>", out);
+			for (int s = 0; s < 2; s++) {
+				fputs("<td>", out);
+				html_token_cell(out, &h, s ? q->b : q->a, THUMB);
+				fputs("</td>", out);
+			}
+			if (q->exact)
+				fputs("<td>same pixels</td></tr>\n", out);
+			else {
+				if (q->distance)
+					fprintf(out, "<td>pHash distance %d", q->distance);
+				else
+					fputs("<td>same pHash (the pixels differ)", out);
+				if (q->color >= 0)
+					fprintf(out, "; colour difference &Delta;E %.1f", q->color);
+				fputs("</td></tr>\n", out);
+			}
+		}
+		fputs("</table>\n", out);
+	}
+	html_nav(out, npages, 1);
+	html_findings(out, &h, 0, f->n < HTML_PAGE ? f->n : HTML_PAGE);
+	html_nav(out, npages, 1);
+	rc = html_close(out, dir, "index.html", tmp);
+	for (size_t pg = 2; !rc && pg <= npages; pg++) {
+		size_t from = (pg - 1) * HTML_PAGE, to = from + HTML_PAGE < f->n ? from + HTML_PAGE : f->n;
+		snprintf(name, sizeof name, "findings-%zu.html", pg);
+		if (!(out = html_open(dir, name, tmp, sizeof tmp))) {
+			rc = -1;
+			break;
+		}
+		fprintf(out, "%s<h1>kiln qa</h1>\n<p><a href=\"index.html\">summary</a></p>\n",
+			HTML_HEAD);
+		html_nav(out, npages, pg);
+		html_findings(out, &h, from, to);
+		html_nav(out, npages, pg);
+		rc = html_close(out, dir, name, tmp);
+	}
+	h.done = h.need;
+	html_progress(&h, "end");
+	free(h.made);
+	return rc;
 }
 
 static void summary(const struct kiln_findings *f, size_t images)
@@ -400,6 +651,7 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		{"provenance", required_argument, NULL, 'P'}, {"quiet", no_argument, NULL, 'q'},
 		{"near-dhash", required_argument, NULL, 'D'}, {"config", required_argument, NULL, 'C'},
 		{"max-pixels", required_argument, NULL, 'X'},
+		{"near-measure", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct kiln_qa_run_opts o;
 	struct kiln_qa_result res;
@@ -458,6 +710,15 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 			o.provenance = optarg;
 			o.provenance_source = "--provenance";
 			break;
+		case 'M':
+			if (!strcmp(optarg, "color") || !strcmp(optarg, "colour"))
+				o.near_measure = KILN_NEAR_COLOR;
+			else if (!strcmp(optarg, "phash"))
+				o.near_measure = KILN_NEAR_PHASH;
+			else
+				return cli_usage("qa", "--near-measure takes color or phash, not '%s'",
+						 optarg);
+			break;
 		case 'C': config_file = optarg; break;
 		case 'q': quiet = 1; break;
 		case 'h': help(); return 0;
@@ -503,7 +764,7 @@ int cmd_qa(struct cli *cli, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (html && write_html(html, &res, quiet)) {
+	if (html && write_html(html, &res, quiet, p, quiet || json ? NULL : &cp)) {
 		fprintf(stderr, "kiln qa: %s: cannot write the HTML report\n", html);
 		rc = 1;
 		goto out;

@@ -12,8 +12,9 @@
 #   make.sh          optional, for what the runner cannot do: run (sh make.sh) inside the
 #                    scratch copy after the inputs are drawn
 # Inputs: the runner draws every input file kiln.yaml names (`file:` of traits and legendaries,
-# `image:` of controlnet) as an empty file: the spec loader only checks that an input exists and
-# is not a folder, and plan never opens them. A case that renders needs real images: make.sh.
+# `image:` of controlnet) as a transparent RGBA PNG of the spec's image size (the first
+# `width:` and `height:` in kiln.yaml, else 1024): plan reads each layer file's header (size)
+# but no pixel. A case that renders needs real images: make.sh.
 # The case runs in a scratch copy, as `cd <copy> && kiln -C <copy> <args>`, so a relative path
 # in args names a file of the case. An expected failure is a case like any other.
 # Usage: run-cases.sh PATH...   each PATH a case folder, a suite (folder of cases) or a folder
@@ -44,13 +45,24 @@ named_inputs() {
 
 draw_inputs() { # work
 	[ -f "$1/kiln.yaml" ] || return 0
+	w=$(grep -oE 'width: *[0-9]+' "$1/kiln.yaml" | head -1 | grep -oE '[0-9]+$')
+	h=$(grep -oE 'height: *[0-9]+' "$1/kiln.yaml" | head -1 | grep -oE '[0-9]+$')
 	named_inputs "$1/kiln.yaml" | while IFS= read -r f; do
 		if [ -f "$1/missing" ] && grep -qxF -- "$f" "$1/missing"; then
 			continue
 		fi
 		[ -e "$1/$f" ] && continue
-		mkdir -p "$1/$(dirname "$f")" && : >"$1/$f" || return 1
-	done
+		mkdir -p "$1/$(dirname "$f")" && printf '%s\n' "$1/$f" || return 1
+	done | /usr/bin/python3 -c '
+import struct, sys, zlib
+w, h = int(sys.argv[1] or 1024), int(sys.argv[2] or 1024)
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(b"\0" * ((w * 4 + 1) * h), 9)) + chunk(b"IEND", b""))
+for line in sys.stdin:
+    open(line.rstrip("\n"), "wb").write(png)
+' "${w:-}" "${h:-}"
 }
 
 run_case() { # dir

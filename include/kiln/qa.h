@@ -174,10 +174,19 @@ struct kiln_qa_opts {
 				 * hash is within its threshold. */
 	uint64_t max_pixels;    /* an image whose header declares more pixels is not decoded:
 				 * "image.too_large"; 0: no limit (the default is 64 Mpx) */
+	int near_measure;       /* KILN_NEAR_COLOR (the default): a pair the hashes find is a
+				 * near duplicate only when its colours agree too (delta E of the
+				 * colour prints, lib/qa/phash.h, within near_color_distance);
+				 * KILN_NEAR_PHASH: the hashes alone, as imagehash */
+	double near_color_distance; /* largest delta E for KILN_NEAR_COLOR; default 6 */
 	unsigned threads;       /* 0: one per core */
 	kiln_progress_fn progress;
 	void *user;
 };
+
+/* What "looks alike" means (kiln_qa_opts.near_measure, qa.near_duplicate_measure). */
+enum kiln_near_measure { KILN_NEAR_COLOR = 0, KILN_NEAR_PHASH = 1 };
+#define KILN_NEAR_COLOR_DISTANCE 6.0
 
 /* Defaults: 10 MiB max, alpha either, stddev 2.0, black level 8, near threshold 4, 64 Mpx. */
 #define KILN_QA_MAX_PIXELS ((uint64_t)64 << 20) /* = KILN_IMAGE_MAX_PIXELS (lib/util/image.h) */
@@ -186,7 +195,11 @@ void kiln_qa_opts_default(struct kiln_qa_opts *o);
 /* A pair of tokens that look alike (indexes into the tokens given). */
 struct kiln_qa_pair {
 	size_t a, b;
-	int distance;           /* 0 for exact duplicates (same pixels) */
+	int distance;           /* pHash distance (0 for exact duplicates, and for look-alikes
+				 * whose pHashes agree: "same pHash" is not "same pixels") */
+	int exact;              /* 1: the same pixels (image.duplicate) */
+	double color;           /* the colour difference (delta E, kiln_lab_distance) when the
+				 * colour measure judged the pair; -1 otherwise */
 };
 
 struct kiln_qa_image_result {
@@ -252,6 +265,7 @@ struct kiln_qa_run_opts {
 	int width, height;        /* expected size; 0: the spec's (a folder: the majority's) */
 	int near_threshold;       /* pHash distance 0..32, -1 off; KILN_QA_UNSET: the spec's */
 	int near_dhash_threshold; /* dHash distance 0..32, -1 off; KILN_QA_UNSET: the spec's */
+	int near_measure;         /* enum kiln_near_measure; KILN_QA_UNSET: the spec's */
 	uint64_t max_bytes;       /* 0: the spec's */
 	uint64_t max_pixels;      /* 0: the spec's (qa.max_pixels), else 64 Mpx */
 	const char *provenance;   /* a declared provenance hash (64 hex) over the images in token

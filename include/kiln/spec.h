@@ -43,6 +43,9 @@ struct kiln_hashlips_opts {
 	                                 weight-apportioned counts leave every token different;
 	                                 a size that cannot fails saying why (KILN_E_USAGE) */
 	const char *name;             /* collection name, NULL: the project folder's name */
+	const char *size_note;        /* NULL, or why the caller chose o->size (say, the largest
+	                                 size the planner meets): written as a comment above
+	                                 `size:` (one line, no '#') */
 };
 
 /* Append the kiln.yaml text to yaml. how (may be NULL) gets a sentence on the layer order. */
@@ -256,6 +259,8 @@ struct kiln_qa_spec {
 	int alpha;                 /* -1 either (default), 0 forbidden, 1 required */
 	int gate;                  /* 1 (default): a QA error stops a build before release */
 	uint64_t max_pixels;       /* images declaring more pixels are not decoded; 0: default */
+	int near_measure;          /* 0: not set (color); 1 color; 2 phash (imagehash alone) */
+	double near_color_distance; /* largest delta E of a look-alike; 0: default (6) */
 	struct kiln_qa_check *checks;
 	size_t nchecks;
 };
@@ -350,6 +355,18 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 		    const char *dir, struct kiln_error *e) KILN_MUST_CHECK;
 
 void kiln_spec_free(struct kiln_spec *s);
+
+/* Every distinct layer file of a compose spec, checked once from its header: an image kiln
+ * can read, of at most qa.max_pixels, at exactly the collection's width x height. Every file
+ * that fails is named once, all in one KILN_E_SPEC error (one file: where is the file; more:
+ * where is the spec and msg lists them). No pixel is decoded. Other engines: 0. */
+int kiln_spec_check_layer_files(const struct kiln_spec *s, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* The error for n files that cannot be used (names[i] and why[i]): n == 1 is that file's own
+ * error (where = the name); more are one error at where, "N <what> cannot be used:" and a line
+ * per file, "... and K more" when they do not all fit. Returns code. */
+int kiln_spec_files_report(struct kiln_error *e, int code, const char *where, const char *what,
+			   const char *const *names, const char *const *whys, size_t n);
 
 /* Number of generated (non-legendary) tokens. */
 uint64_t kiln_spec_generated(const struct kiln_spec *s);

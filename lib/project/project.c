@@ -310,6 +310,10 @@ int kiln_project_plan(struct kiln_project *p, const struct kiln_project_plan_opt
 	int current = 0, rc;
 	memset(r, 0, sizeof *r);
 	memset(&po, 0, sizeof po);
+	/* every layer file once, from its header, all bad ones named together (not once per
+	 * item at render time); also when the plan is current, since a file may have changed */
+	if ((rc = kiln_spec_check_layer_files(p->spec, e)))
+		return rc;
 	if (!o->force && !o->fresh) {
 		if ((rc = kiln_project_plan_current(p, &current, e)))
 			return rc;

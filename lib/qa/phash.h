@@ -65,6 +65,33 @@ int kiln_pixel_sha256(const uint8_t *pixels, int width, int height, int bands, s
 int kiln_pixel_key(const uint8_t *pixels, int width, int height, int bands, size_t stride,
 		   char hex[33], struct kiln_error *e) KILN_MUST_CHECK;
 
+/* ---- colour look-alikes -----------------------------------------------------------------
+ * pHash is computed on grey, so two tokens that differ only in colour (a background, the
+ * eyes) hash alike. The colour print of an image is a G x G grid of cells in CIELAB, G the
+ * largest of 32, 16, 8 whose cells are at least 16 pixels wide and high (8 for smaller
+ * images): each cell the mean sRGB colour of its pixels (area average; alpha composited over
+ * white, as a page shows a transparent token; an image of more than 16 rows a cell is read
+ * every (rows a cell / 16)-th row), converted to L*a*b* (D65) and stored as 3
+ * bytes (L* x 2.55, a* + 128, b* + 128, rounded and clamped); the last byte holds G. Area
+ * means make it stable under re-encoding, resizing and noise; a trait of another colour
+ * changes the cells it covers by its full colour difference. */
+#define KILN_LAB_CELLS 32
+#define KILN_LAB_BYTES (KILN_LAB_CELLS * KILN_LAB_CELLS * 3 + 1)
+
+/* The colour print of an image (same input conventions as kiln_phash_from_pixels). */
+int kiln_lab_print(const uint8_t *pixels, int width, int height, int bands, size_t stride,
+		   uint8_t out[KILN_LAB_BYTES], struct kiln_error *e) KILN_MUST_CHECK;
+
+/* The colour difference of two prints: the largest CIE76 delta E (Euclidean distance in
+ * L*a*b*) over the cells, i.e. how far apart the two images are where they differ most
+ * (two prints of different grids are compared on the coarser one, the finer pooled).
+ * 0: the same print; re-encoded, resized or noised copies of one image stay within about 4
+ * (JPEG quality 80 at 512x512: 3.8); a trait of another colour gives 8 and more (the 10,000
+ * token collection of docs/qa.md). stop > 0: return as soon as a cell is over stop (the
+ * result is then some value over stop, not the largest). */
+double kiln_lab_distance(const uint8_t a[KILN_LAB_BYTES], const uint8_t b[KILN_LAB_BYTES],
+			 double stop);
+
 /* imagehash's str(): 16 lowercase hex digits + NUL. */
 void kiln_phash_hex(uint64_t h, char out[17]);
 /* Parse 16 hex digits (either case) back; 0 ok, KILN_E_USAGE otherwise. */

@@ -24,6 +24,7 @@ void kiln_qa_run_opts_init(struct kiln_qa_run_opts *o)
 	memset(o, 0, sizeof *o);
 	o->near_threshold = KILN_QA_UNSET;
 	o->near_dhash_threshold = KILN_QA_UNSET;
+	o->near_measure = KILN_QA_UNSET;
 }
 
 void kiln_qa_result_release(struct kiln_qa_result *r)

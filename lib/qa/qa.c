@@ -41,6 +41,8 @@ void kiln_qa_opts_default(struct kiln_qa_opts *o)
 	o->black_level = 8;
 	o->near_threshold = 4;
 	o->near_dhash_threshold = -1;
+	o->near_measure = KILN_NEAR_COLOR;
+	o->near_color_distance = KILN_NEAR_COLOR_DISTANCE;
 	o->max_pixels = KILN_QA_MAX_PIXELS;
 }
 
@@ -64,6 +66,7 @@ struct run {
 	const struct kiln_qa_token *tokens;
 	size_t n;
 	struct measure *m;
+	uint8_t *lab;           /* n colour prints of KILN_LAB_BYTES (colour measure), or NULL */
 	size_t next;
 	size_t done;
 	pthread_mutex_t mu;
@@ -144,7 +147,7 @@ static int png_grey_bits(const char *path)
 }
 
 static void measure_one(const struct kiln_qa_token *t, struct measure *m, int want_dhash,
-			uint64_t max_pixels)
+			uint64_t max_pixels, uint8_t *lab)
 {
 	struct kiln_image8 im;
 	struct kiln_error e;
@@ -188,7 +191,8 @@ static void measure_one(const struct kiln_qa_token *t, struct measure *m, int wa
 	stats(&im, m);
 	if (kiln_phash_from_pixels(im.pixels, im.width, im.height, im.bands, 0,
 				   want_dhash ? &m->dhash : NULL, &m->phash, &e) ||
-	    kiln_pixel_key(im.pixels, im.width, im.height, im.bands, 0, m->pixels, &e))
+	    kiln_pixel_key(im.pixels, im.width, im.height, im.bands, 0, m->pixels, &e) ||
+	    (lab && kiln_lab_print(im.pixels, im.width, im.height, im.bands, 0, lab, &e)))
 		m->error = kiln_strdup(e.msg);
 	kiln_image8_release(&im);
 }
@@ -201,7 +205,7 @@ static void *worker(void *arg)
 		if (k >= r->n)
 			break;
 		measure_one(&r->tokens[k], &r->m[k], r->o->near_dhash_threshold >= 0,
-			    r->o->max_pixels);
+			    r->o->max_pixels, r->lab ? r->lab + k * KILN_LAB_BYTES : NULL);
 		__atomic_fetch_add(&r->done, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
@@ -396,7 +400,8 @@ static int cmp_sha(const void *a, const void *b)
 	return c ? c : (x->i < y->i ? -1 : x->i > y->i);
 }
 
-static int push_pair(struct kiln_qa_image_result *r, size_t *cap, size_t a, size_t b, int d)
+static int push_pair(struct kiln_qa_image_result *r, size_t *cap, size_t a, size_t b, int d,
+		     int exact, double color)
 {
 	if (r->npairs == *cap) {
 		size_t nc = *cap ? *cap * 2 : 64;
@@ -409,6 +414,8 @@ static int push_pair(struct kiln_qa_image_result *r, size_t *cap, size_t a, size
 	r->pairs[r->npairs].a = a;
 	r->pairs[r->npairs].b = b;
 	r->pairs[r->npairs].distance = d;
+	r->pairs[r->npairs].exact = exact;
+	r->pairs[r->npairs].color = color;
 	r->npairs++;
 	return 0;
 }
@@ -424,12 +431,13 @@ static int cmp_pair(const void *a, const void *b)
 struct nearest {
 	size_t other;    /* the nearest earlier token */
 	unsigned dist;
+	double color;    /* its colour difference (colour measure), else -1 */
 	size_t count;    /* earlier tokens within the threshold */
 };
 
 /* exact duplicates: each image after the first of its group is reported against the first */
-static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n,
-		      const struct kiln_qa_opts *o, struct kiln_findings *out,
+static int duplicates(const struct kiln_qa_token *t, struct measure *m, const uint8_t *lab,
+		      size_t n, const struct kiln_qa_opts *o, struct kiln_findings *out,
 		      struct kiln_qa_image_result *r, struct kiln_error *e)
 {
 	struct shaidx *v = kiln_calloc(n + 1, sizeof *v);
@@ -457,7 +465,7 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 		if (strcmp(v[g].sha, v[k].sha))
 			continue;
 		dup[v[k].i] = 1;
-		if (push_pair(r, &cap, v[g].i, v[k].i, 0))
+		if (push_pair(r, &cap, v[g].i, v[k].i, 0, 1, -1))
 			goto nomem;
 		if ((rc = add(out, e, &t[v[k].i], "image.duplicate", KILN_SEV_ERROR, tname(&t[v[k].i]),
 			      "has the same pixels as %s (token %llu): two tokens look identical",
@@ -520,25 +528,47 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 	for (size_t k = 0; k < npairs; k++) {
 		size_t a = idx[pairs[k].i], b = idx[pairs[k].j];
 		unsigned d = (unsigned)kiln_phash_distance(m[a].phash, m[b].phash);
+		double col = -1;
 		struct nearest *x;
 		if (a > b) {
 			size_t tmp = a;
 			a = b;
 			b = tmp;
 		}
+		/* the colour measure: the hashes (grey) found the pair; it is a look-alike only
+		 * when the colours agree everywhere too (a trait of another colour does not) */
+		if (lab) {
+			col = kiln_lab_distance(lab + a * KILN_LAB_BYTES, lab + b * KILN_LAB_BYTES,
+						o->near_color_distance);
+			if (col > o->near_color_distance)
+				continue;
+		}
 		x = &near[b];
-		if (!x->count || d < x->dist || (d == x->dist && a < x->other)) {
+		/* the nearest: by colour when colour judged the pair, else by pHash */
+		if (!x->count || (lab && col < x->color) ||
+		    ((!lab || col == x->color) && (d < x->dist || (d == x->dist && a < x->other)))) {
 			x->other = a;
 			x->dist = d;
+			x->color = col;
 		}
 		x->count++;
 	}
 	for (size_t b = 0; b < n; b++) {
 		const struct nearest *x = &near[b];
-		char ha[17], hd[128] = "", more[64] = "";
+		char ha[17], hd[128] = "", more[64] = "", how[256];
 		if (!x->count)
 			continue;
 		kiln_phash_hex(m[b].phash, ha);
+		/* "same pixels" is image.duplicate's; a pHash distance of 0 is the same pHash */
+		if (x->dist)
+			snprintf(how, sizeof how, "pHash %s differs in %u bits (threshold %d)", ha,
+				 x->dist, o->near_threshold);
+		else
+			snprintf(how, sizeof how, "same pHash %s (distance 0, threshold %d; the "
+				 "pixels differ)", ha, o->near_threshold);
+		if (lab)
+			snprintf(how + strlen(how), sizeof how - strlen(how), ", colours within "
+				 "delta E %.1f everywhere (limit %g)", x->color, o->near_color_distance);
 		if (o->near_dhash_threshold >= 0)
 			snprintf(hd, sizeof hd, ", dHash in %d (threshold %d)",
 				 kiln_phash_distance(m[b].dhash, m[x->other].dhash),
@@ -546,12 +576,11 @@ static int duplicates(const struct kiln_qa_token *t, struct measure *m, size_t n
 		if (x->count > 1)
 			snprintf(more, sizeof more, "; %zu more earlier tokens are within it",
 				 x->count - 1);
-		if (push_pair(r, &cap, x->other, b, (int)x->dist))
+		if (push_pair(r, &cap, x->other, b, (int)x->dist, 0, x->color))
 			goto nomem;
 		if ((rc = add(out, e, &t[b], "image.near_duplicate", KILN_SEV_WARNING, tname(&t[b]),
-			      "looks like %s (token %llu): pHash %s differs in %u bits (threshold "
-			      "%d)%s%s", tname(&t[x->other]), (unsigned long long)t[x->other].id, ha,
-			      x->dist, o->near_threshold, hd, more)))
+			      "looks like %s (token %llu): %s%s%s", tname(&t[x->other]),
+			      (unsigned long long)t[x->other].id, how, hd, more)))
 			goto out;
 	}
 	goto out;
@@ -616,6 +645,12 @@ int kiln_qa_images(const struct kiln_qa_token *tokens, size_t n, const struct ki
 	r.m = kiln_calloc(n + 1, sizeof *r.m);
 	if (!r.m)
 		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
+	if (o->near_measure == KILN_NEAR_COLOR &&
+	    (o->near_threshold >= 0 || o->near_dhash_threshold >= 0) &&
+	    !(r.lab = kiln_calloc(n + 1, KILN_LAB_BYTES))) {
+		free(r.m);
+		return kiln_error_set(e, KILN_E_NOMEM, "qa", "out of memory");
+	}
 	if ((rc = measure_all(&r, o, e)))
 		goto out;
 	if (!o->width && !o->height && (rc = majority_size(tokens, r.m, n, &mw, &mh, e)))
@@ -632,11 +667,12 @@ int kiln_qa_images(const struct kiln_qa_token *tokens, size_t n, const struct ki
 				       e)))
 			goto out;
 	}
-	rc = duplicates(tokens, r.m, n, o, out, res, e);
+	rc = duplicates(tokens, r.m, r.lab, n, o, out, res, e);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(r.m[i].error);
 	free(r.m);
+	free(r.lab);
 	if (rc)
 		kiln_qa_image_result_release(res);
 	return rc;

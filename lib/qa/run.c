@@ -85,6 +85,10 @@ void qa_opts_from_spec(const struct kiln_qa_spec *q, struct kiln_qa_opts *o)
 		o->near_dhash_threshold = q->near_dhash_threshold == -2 ? 0 : q->near_dhash_threshold;
 	if (q->max_pixels)
 		o->max_pixels = q->max_pixels;
+	if (q->near_measure)
+		o->near_measure = q->near_measure == 2 ? KILN_NEAR_PHASH : KILN_NEAR_COLOR;
+	if (q->near_color_distance > 0)
+		o->near_color_distance = q->near_color_distance;
 	o->alpha = q->alpha;
 }
 
@@ -94,6 +98,8 @@ void qa_opts_override(const struct kiln_qa_run_opts *ro, struct kiln_qa_opts *o)
 		o->near_threshold = ro->near_threshold;
 	if (ro->near_dhash_threshold != KILN_QA_UNSET)
 		o->near_dhash_threshold = ro->near_dhash_threshold;
+	if (ro->near_measure != KILN_QA_UNSET)
+		o->near_measure = ro->near_measure;
 	if (ro->max_bytes)
 		o->max_bytes = ro->max_bytes;
 	if (ro->max_pixels)

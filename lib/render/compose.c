@@ -1127,6 +1127,52 @@ out:
 	return rc;
 }
 
+int kiln_compose_check(struct kiln_compose *c, const uint32_t *const *traits, size_t n,
+		       struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	unsigned char *used = kiln_calloc(c->nfiles + 1, 1);
+	const char **names = kiln_calloc(c->nfiles + 1, sizeof *names);
+	const char **whys = kiln_calloc(c->nfiles + 1, sizeof *whys);
+	size_t nbad = 0;
+	int rc = 0;
+	if (!used || !names || !whys) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t l = 0; traits[i] && l < s->nlayers; l++)
+			if (traits[i][l] < s->layers[l].ntraits) {
+				size_t f = c->tfile[c->toff[l] + traits[i][l]];
+				if (f != NO_FILE && s->layers[l].opacity > 0)
+					used[f] = 1;
+			}
+	for (size_t f = 0; f < c->nfiles; f++) {
+		VipsImage *im;
+		struct kiln_error fe;
+		if (!used[f])
+			continue;
+		kiln_error_clear(&fe);
+		if (!(rc = layer_image(c, f, &im, &fe)))
+			continue;
+		if (rc == KILN_E_NOMEM) {
+			*e = fe;
+			goto out;
+		}
+		rc = 0;
+		names[nbad] = c->files[f].rel;
+		whys[nbad++] = c->files[f].err.msg;
+	}
+	if (nbad)
+		rc = kiln_spec_files_report(e, KILN_E_SPEC, s->path, "layer files", names, whys,
+					    nbad);
+out:
+	free(used);
+	free(names);
+	free(whys);
+	return rc;
+}
+
 /* The file drawn for layer l, or NO_FILE when the layer draws nothing. */
 static int pick(const struct kiln_compose *c, size_t l, const uint32_t *traits, size_t *file,
 		struct kiln_error *e)

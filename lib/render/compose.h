@@ -6,8 +6,8 @@
  *
  * Invariants: each layer file is decoded at most once per kiln_compose (cached, shared by all
  * threads); a file that cannot be used (missing, corrupt, truncated, wrong size, not RGBA) is
- * reported with its path and the reason, and every item using it fails with that message
- * while the others render. Output bytes depend only on the inputs (no timestamps, no metadata
+ * reported with its path and the reason (kiln_compose_check names every such file once, before
+ * anything renders; kiln_compose_item fails each item using one). Output bytes depend only on the inputs (no timestamps, no metadata
  * that varies), so identical inputs give byte-identical files on every run and thread count.
  * kiln_compose_item() and kiln_compose_legendary() are safe to call from many threads at once.
  */
@@ -32,6 +32,13 @@ struct kiln_recipe;
 int kiln_compose_new(struct kiln_compose **out, const struct kiln_spec *s,
 		     const struct kiln_recipe *r, struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_compose_free(struct kiln_compose *c);
+
+/* Decode, once each, every layer file the n items traits[0..n) use (legendaries aside),
+ * before any of them renders: every file that cannot be used is named once, all of them in
+ * one KILN_E_SPEC error (kiln_spec_files_report), instead of failing each item that uses it.
+ * The decoded files stay cached for kiln_compose_item. */
+int kiln_compose_check(struct kiln_compose *c, const uint32_t *const *traits, size_t n,
+		       struct kiln_error *e) KILN_MUST_CHECK;
 
 /* Composite the item whose trait index per layer is traits[spec->nlayers] and encode it into
  * out (appended). e->where names the layer file at fault. */

@@ -240,6 +240,21 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 		}
 		r.njobs++;
 	}
+	/* every layer file the jobs use, decoded once now: all bad ones named together */
+	if (r.njobs) {
+		const uint32_t **tv = kiln_calloc(r.njobs + 1, sizeof *tv);
+		if (!tv) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+			goto out;
+		}
+		for (size_t k = 0; k < r.njobs; k++)
+			if (items.v[r.jobs[k].item].legendary < 0)
+				tv[k] = items.v[r.jobs[k].item].traits;
+		rc = kiln_compose_check(r.compose, tv, r.njobs, e);
+		free(tv);
+		if (rc)
+			goto out;
+	}
 	res->todo = r.njobs;
 	report(o, "start", r.njobs, 0, 0, NULL, NULL, t0);
 	if (!r.njobs)

@@ -612,9 +612,12 @@ int kiln_hashlips_import(const struct kiln_hashlips_opts *o, struct kiln_buf *y,
 		rc |= kiln_buf_addf(y, "# %s.\n", how);
 	rc |= kiln_buf_adds(y, "\ncollection:\n  name: ");
 	rc |= yaml_quote(y, name);
+	if (o->size_note)
+		snprintf(reduced, sizeof reduced, "  # %s\n", o->size_note);
 	rc |= kiln_buf_addf(y, "\n  symbol: \"\"\n%s  size: %llu                # %.0f combinations "
 			    "possible%s\n  seed: 1\n  description: \"\"\n\n", reduced,
-			    (unsigned long long)size, combos, reduced[0] ? "; the most these "
+			    (unsigned long long)size, combos, o->size_note ? "; the most that "
+			    "plans with these weights" : reduced[0] ? "; the most these "
 			    "weights allow, every token different" : "");
 	if (ndirs && layers[0].ntraits)
 		png_size(o->project_dir, layers[0].traits[0].file, &width, &height);

@@ -21,7 +21,12 @@ struct ctx {
 	const char *dir;         /* project folder, NULL: do not check files */
 	struct kiln_spec *s;     /* being filled; freed by the loader on error */
 	struct kiln_error *e;    /* never NULL */
+	/* trait files that failed check_file, kept so every one is named in one error at the
+	 * end instead of the first alone (at most MAX_BAD_FILES kept, nbad counts them all) */
+	struct kiln_error *bad;
+	size_t nbad;
 };
+#define MAX_BAD_FILES 64
 
 #define loc_of kiln_spec__loc_of
 #define fail kiln_spec__fail

@@ -268,8 +268,17 @@ static int parse_trait(struct ctx *c, struct fy_node *n, struct kiln_layer *l, s
 	if (v) {
 		if ((rc = get_nonempty(c, v, "trait file", &t->file)))
 			return rc;
-		if ((rc = check_file(c, v, t->file, what)))
-			return rc;
+		if ((rc = check_file(c, v, t->file, what))) {
+			/* kept: every bad trait file is named at the end, in one error */
+			if (rc != KILN_E_SPEC)
+				return rc;
+			if (!c->bad && !(c->bad = kiln_calloc(MAX_BAD_FILES, sizeof *c->bad)))
+				return nomem(c);
+			if (c->nbad < MAX_BAD_FILES)
+				c->bad[c->nbad] = *c->e;
+			c->nbad++;
+			kiln_error_clear(c->e);
+		}
 	}
 	return parse_trait_ai(c, n, what, t);
 }
@@ -711,7 +720,8 @@ static int check_combinations(struct ctx *c, struct fy_node *root)
 }
 
 /* qa: {max_file_size, min_file_size, uniform_stddev, black_level, near_duplicate_distance,
- *      near_duplicate_dhash_distance, alpha: required|forbidden|any, gate: bool, max_pixels,
+ *      near_duplicate_dhash_distance, near_duplicate_measure: color|phash,
+ *      near_duplicate_color_distance, alpha: required|forbidden|any, gate: bool, max_pixels,
  *      checks: {check.id or family.: error|warning|off}}. A check id kiln does not report is
  * a typo that would silently change nothing: an error, with the closest id. */
 static int parse_qa(struct ctx *c, struct fy_node *n)
@@ -719,12 +729,28 @@ static int parse_qa(struct ctx *c, struct fy_node *n)
 	static const char *const keys[] = {"max_file_size", "min_file_size", "uniform_stddev",
 					   "black_level", "near_duplicate_distance",
 					   "near_duplicate_dhash_distance", "alpha", "checks", "gate",
-					   "max_pixels"};
+					   "max_pixels", "near_duplicate_measure",
+					   "near_duplicate_color_distance"};
 	struct kiln_qa_spec *q = &c->s->qa;
 	struct fy_node *v;
 	uint64_t x;
 	int rc;
-	if ((rc = want_map(c, n, "qa")) || (rc = check_keys(c, n, "qa", keys, 10)))
+	if ((rc = want_map(c, n, "qa")) || (rc = check_keys(c, n, "qa", keys, 12)))
+		return rc;
+	if ((v = get(n, "near_duplicate_measure"))) {
+		const char *t = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+		if (t && (!strcmp(t, "color") || !strcmp(t, "colour")))
+			q->near_measure = 1;
+		else if (t && !strcmp(t, "phash"))
+			q->near_measure = 2;
+		else
+			return fail(c, v, "qa.near_duplicate_measure is color (the hashes find "
+				    "candidates, the colours must agree too) or phash (the hashes "
+				    "alone, as Python imagehash)");
+	}
+	if ((v = get(n, "near_duplicate_color_distance")) &&
+	    (rc = get_range(c, v, "qa.near_duplicate_color_distance (delta E)", 0.01, 200,
+			    &q->near_color_distance)))
 		return rc;
 	if ((v = get(n, "gate")) && (rc = get_bool(c, v, "qa.gate", &q->gate)))
 		return rc;
@@ -1046,7 +1072,21 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 	rc = parse_root(&c, fy_document_root(doc));
 	if (!rc)
 		rc = fill_late_defaults(&c);
+	if (!rc && c.nbad == 1) {
+		*c.e = c.bad[0];
+		rc = c.e->code;
+	} else if (!rc && c.nbad) {
+		const char *names[MAX_BAD_FILES], *whys[MAX_BAD_FILES];
+		size_t k = c.nbad < MAX_BAD_FILES ? c.nbad : MAX_BAD_FILES;
+		for (size_t i = 0; i < k; i++)
+			names[i] = c.bad[i].where, whys[i] = c.bad[i].msg;
+		rc = kiln_spec_files_report(c.e, KILN_E_SPEC, name, "trait files", names, whys, k);
+		if (c.nbad > k)
+			snprintf(c.e->msg + strlen(c.e->msg), sizeof c.e->msg - strlen(c.e->msg),
+				 "\n  (%zu in all)", c.nbad);
+	}
 out:
+	free(c.bad);
 	if (doc)
 		fy_document_destroy(doc);
 	if (diag)

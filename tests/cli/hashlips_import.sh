@@ -20,6 +20,22 @@ expect_eq "order as given" "$(cat "$T/py")" "Background,Shape,Eyes,Border"
 "$KILN" -C "$P" build -q
 expect_eq "imported project builds" $? 0
 expect_eq "images" "$(ls "$P/dist/images" | wc -l)" 30
+# no --size: the import writes a size the planner meets with these weights, and says why
+# (it wrote 94, the bound of its quick checks, which the planner refused: issue 18 item 5)
+"$KILN" -C "$T/auto" init --from-hashlips "$T/hl/layers" >"$T/out" 2>&1
+expect_eq "import without --size" $? 0
+expect_contains "size chosen by the planner: says why" "$T/auto/kiln.yaml" "the planner finds no plan with these weights"
+"$KILN" -C "$T/auto" plan >"$T/out" 2>&1
+expect_eq "imported spec plans as written" $? 0
+n=$(sed -n 's/^  size: \([0-9]*\) .*/\1/p' "$T/auto/kiln.yaml")
+sed -i "s/^  size: $n /  size: $((n + 1)) /" "$T/auto/kiln.yaml"
+"$KILN" -C "$T/auto" plan >"$T/out" 2>&1
+expect_eq "one token more does not plan (the comment is true)" $? 2
+# an asked size the planner cannot meet: refused, naming the size that plans
+"$KILN" -C "$T/auto2" init --from-hashlips "$T/hl/layers" --size 90 >"$T/out" 2>&1
+expect_eq "asked size that does not plan" $? 2
+expect_contains "names the size that plans" "$T/out" "tokens do, or give the rare traits more weight"
+[ ! -e "$T/auto2/kiln.yaml" ] && ok || fail "no spec written for a size that does not plan"
 # a HashLips repo layout: order from src/config.js
 mkdir -p "$T/repo/src"
 cp -r "$T/hl/layers" "$T/repo/layers"

@@ -168,6 +168,6 @@ expect_contains "collection image decoded" "$T/s.json" '"check":"image.decode","
 # 8. dHash near duplicates
 "$KILN" qa "$S" --near off --near-dhash 64 --json >"$T/s.json" 2>&1
 expect_eq "--near-dhash range" $? 2
-"$KILN" qa "$S" --near off --near-dhash 32 --json >"$T/s.json"
+"$KILN" qa "$S" --near off --near-dhash 32 --near-measure phash --json >"$T/s.json"
 expect_contains "dHash finds near duplicates" "$T/s.json" "dHash in"
 finish

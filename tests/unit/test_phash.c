@@ -417,6 +417,60 @@ static void test_alloc_failure(void **state)
 	free(h);
 }
 
+/* ---- colour prints ---- */
+
+/* w x h RGBA: a flat colour, with a square of another colour at (x0, y0) of side n */
+static uint8_t *flat(int w, int h, const uint8_t c[4], int x0, int y0, int n, const uint8_t d[4])
+{
+	uint8_t *px = malloc((size_t)w * h * 4);
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++) {
+			int in = x >= x0 && x < x0 + n && y >= y0 && y < y0 + n;
+			memcpy(px + ((size_t)y * w + x) * 4, in ? d : c, 4);
+		}
+	return px;
+}
+
+static void test_lab_print(void **state)
+{
+	static const uint8_t grey[4] = {120, 120, 120, 255}, yellow[4] = {240, 210, 50, 255},
+			     gold[4] = {212, 175, 55, 255}, clear[4] = {0, 0, 0, 0},
+			     white[4] = {255, 255, 255, 255};
+	uint8_t a[KILN_LAB_BYTES], b[KILN_LAB_BYTES], c[KILN_LAB_BYTES], small[KILN_LAB_BYTES];
+	uint8_t *p1 = flat(512, 512, grey, 100, 100, 24, yellow);
+	uint8_t *p2 = flat(512, 512, grey, 100, 100, 24, gold);
+	uint8_t *p3 = flat(256, 256, grey, 50, 50, 12, yellow);
+	struct kiln_error e;
+	double d;
+	(void)state;
+	assert_int_equal(kiln_lab_print(p1, 512, 512, 4, 0, a, &e), 0);
+	assert_int_equal(kiln_lab_print(p2, 512, 512, 4, 0, b, &e), 0);
+	assert_int_equal(kiln_lab_print(p3, 256, 256, 4, 0, small, &e), 0);
+	/* cells of at least 16 pixels: 32 x 32 at 512, 16 x 16 at 256 */
+	assert_int_equal(a[KILN_LAB_BYTES - 1], 32);
+	assert_int_equal(small[KILN_LAB_BYTES - 1], 16);
+	assert_true(kiln_lab_distance(a, a, 0) == 0);
+	/* a trait of a near colour (yellow and gold eyes) is a difference a person sees */
+	d = kiln_lab_distance(a, b, 0);
+	assert_true(d > 8);
+	/* the same picture at half the size: compared on the coarser grid, nearly the same */
+	assert_true(kiln_lab_distance(a, small, 0) < 3);
+	/* early stop: something over the limit, no more than the whole */
+	assert_true(kiln_lab_distance(a, b, 2) > 2 && kiln_lab_distance(a, b, 2) <= d);
+	/* transparency is shown over white */
+	free(p1);
+	p1 = flat(64, 64, clear, 0, 0, 0, clear);
+	p2 = (free(p2), flat(64, 64, white, 0, 0, 0, white));
+	assert_int_equal(kiln_lab_print(p1, 64, 64, 4, 0, a, &e), 0);
+	assert_int_equal(kiln_lab_print(p2, 64, 64, 4, 0, c, &e), 0);
+	assert_int_equal(a[KILN_LAB_BYTES - 1], 8);
+	assert_true(kiln_lab_distance(a, c, 0) < 0.5);
+	assert_int_equal(kiln_lab_print(p1, 0, 64, 4, 0, a, &e), KILN_E_USAGE);
+	free(p1);
+	free(p2);
+	free(p3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_neardup_large),
 		cmocka_unit_test(test_neardup_identical_and_cap),
 		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_lab_print),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
