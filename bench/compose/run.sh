@@ -58,7 +58,7 @@ fi
 
 # --- the limit's program, against this build's libkiln ---
 mkdir -p "$work"
-deps=$(pkg-config --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib)
+deps=$(pkg-config --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libxxhash libpng16 clp cbc)
 ${CC:-cc} -std=gnu11 -O2 -D_GNU_SOURCE -I"$src/include" -I"$src/lib" $(pkg-config --cflags vips) \
   "$here/bench_encode.c" "$build/libkiln.a" $deps -lpthread -lm -o "$work/bench_encode"
 

@@ -11,6 +11,6 @@ build=${1:-$src/build}
 [ -f "$build/libkiln.a" ] || { echo "bench_neardup: no $build/libkiln.a; build kiln first" >&2; exit 2; }
 out=${TMPDIR:-/tmp}/kiln-bench-neardup.$$
 trap 'rm -f "$out"' EXIT
-deps=$(pkg-config --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libpng16 2>/dev/null || true)
+deps=$(pkg-config --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libxxhash libpng16 clp cbc 2>/dev/null || true)
 ${CC:-cc} -std=gnu11 -O2 -D_GNU_SOURCE -I"$src/include" -I"$src/lib" "$here/bench_neardup.c" "$build/libkiln.a" $deps -lpthread -lm -o "$out"
 "$out" "$@"

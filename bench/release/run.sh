@@ -21,7 +21,7 @@ B=${BENCH_DIR:-/tmp/kiln-bench-release}
 [ -f "$build/libkiln.a" ] || { echo "bench_release: no $build/libkiln.a; build kiln first" >&2; exit 2; }
 mkdir -p "$B/images"
 bin=$B/bench_release
-deps=$(pkg-config --cflags --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libpng16 2>/dev/null || true)
+deps=$(pkg-config --cflags --libs vips libfyaml jansson sqlite3 libcurl libmicrohttpd libcrypto imagequant libdeflate zlib libxxhash libpng16 clp cbc 2>/dev/null || true)
 ${CC:-cc} -std=gnu11 -O2 -D_GNU_SOURCE -I"$src/include" -I"$src/lib" \
   "$here/bench_release.c" "$build/libkiln.a" $deps -lpthread -lm -o "$bin"
 

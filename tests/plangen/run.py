@@ -22,7 +22,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import struct
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plangen  # noqa: E402
@@ -79,13 +81,25 @@ def read_plan(kiln, d, spec):
 	return toks, None
 
 
+def blank_png(w, h):
+	"""A transparent RGBA PNG of w x h: the planner reads every layer file's header (its
+	size must be the collection's), so the layers must be real images."""
+	def chunk(kind, data):
+		return (struct.pack(">I", len(data)) + kind + data +
+			struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+	raw = b"".join(b"\0" + b"\0" * (4 * w) for _ in range(h))
+	return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)) +
+		chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def run_one(kiln, spec, workdir, effort):
 	d = os.path.join(workdir, "%s-%d" % (spec.cls, spec.seed))
 	shutil.rmtree(d, ignore_errors=True)
 	os.makedirs(d)
 	with open(os.path.join(d, "kiln.yaml"), "w") as f:
 		f.write(spec.yaml())
-	open(os.path.join(d, "t.png"), "wb").close()
+	with open(os.path.join(d, "t.png"), "wb") as f:
+		f.write(blank_png(8, 8))  # plangen.py writes image: {width: 8, height: 8}
 	cmd = [kiln, "-C", d, "plan", "-q"]
 	if effort:
 		cmd += ["--effort", str(effort)]
