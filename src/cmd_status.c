@@ -245,7 +245,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	struct kiln_project *p = NULL;
 	struct kiln_catalog_counts n;
 	struct kiln_qa_state qa;
-	struct kiln_error e;
+	struct kiln_error e, lerr;
+	char lmsg[sizeof lerr.where + sizeof lerr.msg + 4];
 	char *release = NULL;
 	const char *next;
 	char nextbuf[320];
@@ -274,13 +275,30 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	next = next_step(current, &n, &qa, release, &rs, nextbuf, sizeof nextbuf);
+	/* layer files that cannot be used (replaced by a wrong-size or broken file since the
+	 * last build): every header read once, as kiln plan does */
+	kiln_error_clear(&lerr);
+	if (kiln_spec_check_layer_files(p->spec, &lerr)) {
+		char *nl = strchr(lerr.msg, '\n');
+		if (lerr.code == KILN_E_NOMEM) {
+			rc = cli_fail(&lerr);
+			goto out;
+		}
+		if (nl)
+			*nl = 0;
+		snprintf(lmsg, sizeof lmsg, "%s%s%s", lerr.where, lerr.where[0] ? ": " : "",
+			 lerr.msg);
+		snprintf(nextbuf, sizeof nextbuf, "fix the layer files named above, then "
+			 "`kiln build`");
+		next = nextbuf;
+	}
 	if (kiln_catalog_endpoint_stats(p->catalog, &eps, &neps, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
 	if (json) {
 		json_t *o = json_pack("{s:s, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, "
-				      "s:b, s:s, s:o, s:o, s:o}",
+				      "s:b, s:s, s:o, s:o, s:o, s:s?}",
 			"collection", p->spec->name, "size", (json_int_t)p->spec->size,
 			"engine", p->spec->engine, "plan_current", current,
 			"items", (json_int_t)n.items, "planned", (json_int_t)n.planned,
@@ -289,7 +307,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			"renders_failed", (json_int_t)n.renders_failed,
 			"render_seconds", n.render_seconds, "released", release != NULL,
 			"next", next, "endpoints", endpoints_json(eps, neps), "qa", qa_json(&qa),
-			"release", release_json(release, &rs));
+			"release", release_json(release, &rs),
+			"layer_files_error", lerr.code ? lmsg : NULL);
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -307,6 +326,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		       n.render_seconds);
 		qa_text(&qa, &n);
 		release_text(release, &rs);
+		if (lerr.code)
+			printf("  layers     %s\n", lmsg);
 		printf("  next       %s\n", next);
 		if (neps)
 			endpoints_text(eps, neps);

@@ -63,6 +63,23 @@ expect_contains "status: and not next kiln release" "$T/q.json" '"next": "kiln q
 "$KILN" -C "$Q" release -q 2>"$T/err"
 expect_eq "release is not blocked by findings about another plan" $? 0
 
+# 8. a layer file replaced by an unusable one after the build: status names it, next fixes it
+cp "$P/layers/Background/dawn.png" "$T/dawn.png"
+$PY - "$P/layers/Background/dawn.png" <<'PY'
+import struct, sys, zlib
+def chunk(k, d):
+    return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d) & 0xffffffff)
+raw = b"".join(b"\0" + b"\0" * 64 for _ in range(16))
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 6, 0, 0, 0))
+                             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+PY
+"$KILN" -C "$P" status >"$T/st"
+expect_contains "status: the bad layer file" "$T/st" "layers/Background/dawn.png: is 16x16"
+expect_contains "status: next fixes it" "$T/st" "next       fix the layer files named above"
+"$KILN" -C "$P" status --json >"$T/stj"
+expect_contains "status --json: the bad layer file" "$T/stj" '"layer_files_error": "layers/Background/dawn.png: is 16x16'
+cp "$T/dawn.png" "$P/layers/Background/dawn.png"
+
 # 9. a damaged dist/ is noticed and written again
 "$KILN" -C "$P" build -q
 cp "$P/dist/images/2.png" "$P/dist/images/3.png"
