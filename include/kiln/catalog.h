@@ -292,7 +292,10 @@ struct kiln_dist_file {
 	int64_t mtime_ns;
 	char sha256[65];
 };
+/* ...in one transaction with meta release_inputs and release_sha (each set when not NULL), so
+ * the files recorded and the release they belong to never disagree. */
 int kiln_catalog_dist_files_save(struct kiln_catalog *c, const struct kiln_dist_file *v, size_t n,
+				 const char *release_inputs, const char *release_sha,
 				 struct kiln_error *e) KILN_MUST_CHECK;
 int kiln_catalog_dist_files(struct kiln_catalog *c, struct kiln_dist_file **v, size_t *n,
 			    struct kiln_error *e) KILN_MUST_CHECK;

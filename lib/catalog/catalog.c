@@ -135,7 +135,7 @@ static const struct migration migrations[] = {
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 4
+#define LATEST_VERSION 5
 
 int kiln_catalog_latest_version(void)
 {
@@ -1547,6 +1547,7 @@ out:
 /* --- the files of the last release ------------------------------------------------------------ */
 
 int kiln_catalog_dist_files_save(struct kiln_catalog *c, const struct kiln_dist_file *v, size_t n,
+				 const char *release_inputs, const char *release_sha,
 				 struct kiln_error *e)
 {
 	sqlite3_stmt *ins = NULL;
@@ -1568,6 +1569,10 @@ int kiln_catalog_dist_files_save(struct kiln_catalog *c, const struct kiln_dist_
 			goto out;
 		}
 	}
+	if ((release_inputs &&
+	     (rc = kiln_catalog_meta_set(c, "release_inputs", release_inputs, e))) ||
+	    (release_sha && (rc = kiln_catalog_meta_set(c, "release_sha", release_sha, e))))
+		goto out;
 	rc = commit(c, e);
 out:
 	sqlite3_finalize(ins);

@@ -22,7 +22,7 @@ static int key_cmp(const void *a, const void *b, void *arg)
 	for (size_t i = 0; i < k->nkey; i++)
 		if (ra[k->key[i]] != rb[k->key[i]])
 			return ra[k->key[i]] < rb[k->key[i]] ? -1 : 1;
-	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : *(const uint32_t *)a > *(const uint32_t *)b;
 }
 
 static int same_key(const struct keyctx *k, uint32_t a, uint32_t b)
@@ -51,7 +51,8 @@ int kiln_plan_exact(const struct kiln_exact *in, uint32_t *sel)
 	/* tables: every choice of d layers of nb left out */
 	if (in->k) {
 		uint64_t t = 1;
-		for (size_t i = 1; i <= d; i++)
+		for (size_t i = 1; i <= d && t <= 64; i++) /* C(nnb-d+i, i) grows with i: stop
+							       * before the product can overflow */
 			t = t * (in->nnb - d + i) / i;
 		if (t > 64)
 			return KILN_EXACT_UNKNOWN;
@@ -140,6 +141,8 @@ int kiln_plan_exact(const struct kiln_exact *in, uint32_t *sel)
 	for (size_t c = 0; c < n; c++)
 		Cbc_setInteger(m, (int)c);
 	Cbc_setLogLevel(m, 0);
+	Cbc_setParameter(m, "threads", "1"); /* one thread: the first solution must not depend on
+					       * scheduling */
 	Cbc_setMaximumNodes(m, in->nodes > INT32_MAX ? INT32_MAX : (int)in->nodes);
 	Cbc_setMaximumSolutions(m, 1);
 	Cbc_solve(m);

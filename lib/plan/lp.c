@@ -167,6 +167,8 @@ static int model_make(const struct kiln_plan_lp *p, struct model *md)
 	row = kiln_calloc(L ? L : 1, sizeof *row);
 	if (!md->rowof || !vals || !nv || !dig || !row)
 		goto out;
+	for (size_t fv = 0; fv < V; fv++)
+		md->rowof[fv] = -1;
 	for (size_t l = 0; l < L; l++) {
 		size_t nt = p->s->layers[l].ntraits;
 		bypass |= p->s->layers[l].bypass_dna;
@@ -738,6 +740,10 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 		goto nomem;
 	n = md.n;
 	R = md.nrows;
+	if (!n) { /* a layer without tokens: nothing to place (the targets refuse this first) */
+		rc = KILN_E_NOTFOUND;
+		goto out;
+	}
 	ub = p->k >= 1 ? 1.0 : (double)p->G;
 	rlo = kiln_calloc(R + 1, sizeof *rlo);
 	rup = kiln_malloc((R + 1) * sizeof *rup);

@@ -1487,7 +1487,13 @@ static int enum_combos(const struct ctx *c, uint32_t **out, size_t *n)
 static int row_cmp(const void *a, const void *b, void *arg)
 {
 	size_t L = *(const size_t *)arg;
-	return memcmp(a, b, L * sizeof(uint32_t)) < 0 ? -1 : memcmp(a, b, L * sizeof(uint32_t)) > 0;
+	const uint32_t *x = a, *y = b;
+	/* numeric order, as the combinations are enumerated (memcmp is byte order: it differs
+	 * from it on little-endian machines once a value index reaches 256) */
+	for (size_t l = 0; l < L; l++)
+		if (x[l] != y[l])
+			return x[l] < y[l] ? -1 : 1;
+	return 0;
 }
 
 /* Solve exactly when the trait sets are few. Fills c->m (rows kept from the previous plan

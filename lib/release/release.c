@@ -1470,7 +1470,8 @@ out:
 }
 
 /* After the swap: every file of the new dist/ (and the manifest) with its size and mtime. */
-static int record_dist(struct rel *x, const char *dist, const char *inputs, struct kiln_error *e)
+static int record_dist(struct rel *x, const char *dist, const char *inputs, const char *sha,
+		       struct kiln_error *e)
 {
 	struct kiln_dist_file *v = kiln_calloc(x->files.n + 1, sizeof *v);
 	char *path = NULL;
@@ -1498,9 +1499,7 @@ static int record_dist(struct rel *x, const char *dist, const char *inputs, stru
 		n++;
 	}
 	if (!rc)
-		rc = kiln_catalog_dist_files_save(x->p->catalog, v, n, e);
-	if (!rc)
-		rc = kiln_catalog_meta_set(x->p->catalog, "release_inputs", inputs, e);
+		rc = kiln_catalog_dist_files_save(x->p->catalog, v, n, inputs, sha, e);
 	free(path);
 	free(v); /* the paths are x->files' */
 	return rc;
@@ -1675,8 +1674,7 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 	}
 	kiln_fs_sync_dir(p->dir);
 	inputs_sha(p, &items, inputs);
-	if ((rc = record_dist(&x, dist, inputs, e)) ||
-	    (rc = kiln_catalog_meta_set(p->catalog, "release_sha", sha, e)))
+	if ((rc = record_dist(&x, dist, inputs, sha, e)))
 		goto out;
 	if (x.has_si && (o->has_starting_index || !si_text || !*si_text)) {
 		char t[32];

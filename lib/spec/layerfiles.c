@@ -91,7 +91,8 @@ int kiln_spec_check_layer_files(const struct kiln_spec *s, struct kiln_error *e)
 					     KILN_IMAGE_MAX_PIXELS, &w, &h, &fe);
 		free(path);
 		if (rc == KILN_E_NOMEM) {
-			*e = fe;
+			if (e)
+				*e = fe;
 			goto out;
 		}
 		if (rc)
@@ -101,7 +102,7 @@ int kiln_spec_check_layer_files(const struct kiln_spec *s, struct kiln_error *e)
 			snprintf(why, sizeof why, "is %dx%d, the collection's images are %dx%d: "
 				 "re-export the layer at the collection size (trait '%s' of layer "
 				 "'%s', %s:%d)", w, h, s->width, s->height, v[i].t->name,
-				 v[i].l->name, s->path, v[i].t->loc.line);
+				 v[i].l->name, s->path ? s->path : "kiln.yaml", v[i].t->loc.line);
 		rc = 0;
 		if (!why[0])
 			continue;

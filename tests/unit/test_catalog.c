@@ -882,7 +882,7 @@ static void dist_files(void **state)
 	memset(v[1].sha256, 'b', 64);
 	assert_int_equal(kiln_catalog_dist_files(f->c, &got, &n, &e), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(kiln_catalog_dist_files_save(f->c, v, 2, &e), 0);
+	assert_int_equal(kiln_catalog_dist_files_save(f->c, v, 2, NULL, NULL, &e), 0);
 	assert_int_equal(kiln_catalog_dist_files(f->c, &got, &n, &e), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(got[0].path, "images/1.png");
@@ -890,10 +890,19 @@ static void dist_files(void **state)
 	assert_int_equal(got[0].mtime_ns, 7);
 	assert_int_equal(got[1].sha256[0], 'a');
 	kiln_dist_files_free(got, n);
-	assert_int_equal(kiln_catalog_dist_files_save(f->c, v, 1, &e), 0);
+	assert_int_equal(kiln_catalog_dist_files_save(f->c, v, 1, "in", "sha", &e), 0);
 	assert_int_equal(kiln_catalog_dist_files(f->c, &got, &n, &e), 0);
 	assert_int_equal(n, 1);
 	kiln_dist_files_free(got, n);
+	/* the release's meta keys go in the same transaction */
+	char *val = NULL;
+	assert_int_equal(kiln_catalog_meta_get(f->c, "release_sha", &val, &e), 0);
+	assert_string_equal(val, "sha");
+	free(val);
+	val = NULL;
+	assert_int_equal(kiln_catalog_meta_get(f->c, "release_inputs", &val, &e), 0);
+	assert_string_equal(val, "in");
+	free(val);
 }
 
 int main(void)
