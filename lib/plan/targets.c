@@ -299,9 +299,27 @@ int kiln_plan_targets(const struct kiln_spec *s, uint64_t ***targets, struct kil
 			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
 			goto out;
 		}
-		rc = layer_targets(s, l, G, t[l], e);
-		if (rc)
+		/* every layer is checked; each one that fails adds its line (the first keeps
+		 * `where` and the code), so a spec with several wrong layers is fixed in one run */
+		struct kiln_error one;
+		kiln_error_clear(&one);
+		int r = layer_targets(s, l, G, t[l], &one);
+		if (r == KILN_E_NOMEM) {
+			if (e)
+				*e = one;
+			rc = r;
 			goto out;
+		}
+		if (!r)
+			continue;
+		if (!rc) {
+			rc = r;
+			if (e)
+				*e = one;
+		} else if (e) {
+			size_t len = strlen(e->msg);
+			snprintf(e->msg + len, sizeof e->msg - len, "\n%s: %s", one.where, one.msg);
+		}
 	}
 out:
 	if (rc) {
