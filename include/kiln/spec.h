@@ -355,6 +355,9 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 		    const char *dir, struct kiln_error *e) KILN_MUST_CHECK;
 
 void kiln_spec_free(struct kiln_spec *s);
+/* "file:line:col" of loc in s's file (just the file when loc has no line), for a kiln_error's
+ * where. */
+void kiln_spec_where(const struct kiln_spec *s, struct kiln_loc loc, char *buf, size_t n);
 
 /* Every distinct layer file of a compose spec, checked once from its header: an image kiln
  * can read, of at most qa.max_pixels, at exactly the collection's width x height. Every file

@@ -25,6 +25,7 @@
 #include "plan/lp.h"
 #include "kiln/plan.h"
 #include "util/alloc.h"
+#include "util/text.h"
 
 #include <coin/Cbc_C_Interface.h>
 #include <coin/Clp_C_Interface.h>
@@ -55,27 +56,6 @@ struct model {
 static unsigned long long ull(uint64_t x)
 {
 	return (unsigned long long)x;
-}
-
-static void app(char *buf, size_t n, const char *fmt, ...) KILN_PRINTF(3, 4);
-static void app(char *buf, size_t n, const char *fmt, ...)
-{
-	size_t len = strlen(buf);
-	va_list ap;
-	if (len + 1 >= n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf + len, n - len, fmt, ap);
-	va_end(ap);
-}
-
-static void where_of(char *buf, size_t n, const struct kiln_spec *s, struct kiln_loc loc)
-{
-	const char *path = s->path ? s->path : "kiln.yaml";
-	if (loc.line > 0)
-		snprintf(buf, n, "%s:%d:%d", path, loc.line, loc.col);
-	else
-		snprintf(buf, n, "%s", path);
 }
 
 uint64_t kiln_plan_lp_space(const struct kiln_plan_lp *p)
@@ -532,13 +512,13 @@ static int prove(const struct kiln_plan_lp *p, const struct model *md, struct cg
 		}
 	qsort(df, ndf, sizeof *df, def_cmp);
 	msg[0] = 0;
-	app(msg, sizeof msg,
+	kiln_text_append(msg, sizeof msg,
 	    "the counts cannot all be met%s: a linear-programming bound (the rules and every "
 	    "value's count, weighed by the bound's dual weights) shows that they allow at most "
 	    "%llu %stokens, but there are %llu generated tokens",
 	    p->k ? " with every token different" : "", ull(N), p->k ? "distinct " : "",
 	    ull(p->G));
-	where_of(where, sizeof where, p->s, (struct kiln_loc){0, 0});
+	kiln_spec_where(p->s, (struct kiln_loc){0, 0}, where, sizeof where);
 	/* per value short in that optimum: the most it can have with the others' counts */
 	size_t shown = 0;
 	for (size_t i = 0; i < ndf && i < 6 && shown < 3; i++) {
@@ -563,17 +543,17 @@ static int prove(const struct kiln_plan_lp *p, const struct model *md, struct cg
 		if (M >= p->cnt[fv])
 			continue;
 		if (!shown++)
-			where_of(where, sizeof where, p->s, ly->traits[df[i].v].loc);
-		app(msg, sizeof msg,
+			kiln_spec_where(p->s, ly->traits[df[i].v].loc, where, sizeof where);
+		kiln_text_append(msg, sizeof msg,
 		    "; %s=%s can have at most %llu tokens, not %llu: the rules and the other values' "
 		    "counts leave only %llu %strait sets for it",
 		    ly->name, ly->traits[df[i].v].name, ull(M), ull(p->cnt[fv]), ull(M),
 		    p->k ? "distinct " : "");
 	}
 	if (!shown)
-		app(msg, sizeof msg, "; lower size to %llu or loosen the counts and rules", ull(N));
+		kiln_text_append(msg, sizeof msg, "; lower size to %llu or loosen the counts and rules", ull(N));
 	else
-		app(msg, sizeof msg, "; lower those counts, add values or loosen the rules");
+		kiln_text_append(msg, sizeof msg, "; lower those counts, add values or loosen the rules");
 	rc = kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", msg);
 out:
 	free(cost);

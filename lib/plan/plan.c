@@ -31,6 +31,7 @@
 #include "plan/exact.h"
 #include "plan/lp.h"
 #include "util/alloc.h"
+#include "util/text.h"
 #include "util/prng.h"
 
 #include <stdarg.h>
@@ -110,27 +111,6 @@ struct ctx {
 /* ---------------------------------------------------------------------------------------- */
 /* messages */
 
-static void where_loc(char *buf, size_t n, const struct kiln_spec *s, struct kiln_loc loc)
-{
-	const char *path = s->path ? s->path : "kiln.yaml";
-	if (loc.line > 0)
-		snprintf(buf, n, "%s:%d:%d", path, loc.line, loc.col);
-	else
-		snprintf(buf, n, "%s", path);
-}
-
-static void app(char *buf, size_t n, const char *fmt, ...) KILN_PRINTF(3, 4);
-static void app(char *buf, size_t n, const char *fmt, ...)
-{
-	size_t len = strlen(buf);
-	va_list ap;
-	if (len + 1 >= n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf + len, n - len, fmt, ap);
-	va_end(ap);
-}
-
 static unsigned long long ull(uint64_t x)
 {
 	return (unsigned long long)x;
@@ -141,32 +121,32 @@ static void clause_text(char *buf, size_t n, const struct kiln_spec *s,
 			const struct kiln_clause *c)
 {
 	const struct kiln_layer *ly = &s->layers[c->layer];
-	app(buf, n, "%s: ", ly->name);
+	kiln_text_append(buf, n, "%s: ", ly->name);
 	if (c->ntraits == 1) {
-		app(buf, n, "%s", ly->traits[c->traits[0]].name);
+		kiln_text_append(buf, n, "%s", ly->traits[c->traits[0]].name);
 		return;
 	}
-	app(buf, n, "[");
+	kiln_text_append(buf, n, "[");
 	for (size_t i = 0; i < c->ntraits; i++) {
 		if (i == 8) {
-			app(buf, n, ", ... %zu in all", c->ntraits);
+			kiln_text_append(buf, n, ", ... %zu in all", c->ntraits);
 			break;
 		}
-		app(buf, n, "%s%s", i ? ", " : "", ly->traits[c->traits[i]].name);
+		kiln_text_append(buf, n, "%s%s", i ? ", " : "", ly->traits[c->traits[i]].name);
 	}
-	app(buf, n, "]");
+	kiln_text_append(buf, n, "]");
 }
 
 static void clauses_text(char *buf, size_t n, const struct kiln_spec *s,
 			 const struct kiln_clause *c, size_t nc)
 {
-	app(buf, n, "{");
+	kiln_text_append(buf, n, "{");
 	for (size_t i = 0; i < nc; i++) {
 		if (i)
-			app(buf, n, ", ");
+			kiln_text_append(buf, n, ", ");
 		clause_text(buf, n, s, &c[i]);
 	}
-	app(buf, n, "}");
+	kiln_text_append(buf, n, "}");
 }
 
 /* "if {Hat: Crown} then {Body: [Gold, Silver]}" */
@@ -175,17 +155,17 @@ static void rule_text(char *buf, size_t n, const struct kiln_spec *s, const stru
 	buf[0] = 0;
 	switch (r->kind) {
 	case KILN_RULE_EXCLUDE:
-		app(buf, n, "exclude ");
+		kiln_text_append(buf, n, "exclude ");
 		clauses_text(buf, n, s, r->when, r->nwhen);
 		break;
 	case KILN_RULE_IF:
-		app(buf, n, "if ");
+		kiln_text_append(buf, n, "if ");
 		clauses_text(buf, n, s, r->when, r->nwhen);
-		app(buf, n, " then ");
+		kiln_text_append(buf, n, " then ");
 		clauses_text(buf, n, s, r->then, r->nthen);
 		break;
 	case KILN_RULE_WITH:
-		app(buf, n, "with ");
+		kiln_text_append(buf, n, "with ");
 		clauses_text(buf, n, s, r->when, r->nwhen);
 		break;
 	}
@@ -199,19 +179,19 @@ static void set_text(char *buf, size_t n, const struct kiln_spec *s, size_t l,
 	size_t k = 0, tot = 0;
 	for (size_t v = 0; v < ly->ntraits; v++)
 		tot += flags[v] != 0;
-	app(buf, n, "%s=%s", ly->name, tot == 1 ? "" : "[");
+	kiln_text_append(buf, n, "%s=%s", ly->name, tot == 1 ? "" : "[");
 	for (size_t v = 0; v < ly->ntraits; v++) {
 		if (!flags[v])
 			continue;
 		if (k == 8) {
-			app(buf, n, ", ... %zu in all", tot);
+			kiln_text_append(buf, n, ", ... %zu in all", tot);
 			break;
 		}
-		app(buf, n, "%s%s", k ? ", " : "", ly->traits[v].name);
+		kiln_text_append(buf, n, "%s%s", k ? ", " : "", ly->traits[v].name);
 		k++;
 	}
 	if (tot != 1)
-		app(buf, n, "]");
+		kiln_text_append(buf, n, "]");
 }
 
 static uint64_t clause_count(const struct ctx *c, const struct kiln_clause *cl)
@@ -229,7 +209,7 @@ static int infeasible_rule(const struct ctx *c, struct kiln_error *e, size_t ri,
 {
 	char where[600];
 	va_list ap;
-	where_loc(where, sizeof where, c->s, c->s->rules[ri].loc);
+	kiln_spec_where(c->s, c->s->rules[ri].loc, where, sizeof where);
 	kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", "");
 	if (e) {
 		va_start(ap, fmt);
@@ -640,7 +620,7 @@ static int tables_make(struct ctx *c, struct kiln_error *e)
 		cap *= 2;
 	if (nt > ((uint64_t)1 << 27) / cap) {
 		char where[600];
-		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+		kiln_spec_where(s, (struct kiln_loc){0, 0}, where, sizeof where);
 		return kiln_error_set(e, KILN_E_INFEASIBLE, where,
 				      "min_distance %u over %zu layers and %zu tokens needs %llu hash "
 				      "tables, too many to plan in memory; lower min_distance",
@@ -1583,7 +1563,7 @@ out:
 static int exact_infeasible(struct ctx *c, size_t ncombo, struct kiln_error *e)
 {
 	char where[600];
-	where_loc(where, sizeof where, c->s, (struct kiln_loc){0, 0});
+	kiln_spec_where(c->s, (struct kiln_loc){0, 0}, where, sizeof where);
 	return kiln_error_set(e, KILN_E_INFEASIBLE, where,
 			      "no %zu generated tokens can hold these quotas%s with every two "
 			      "differing in at least %u layers: an exact search over all %zu trait "
@@ -1765,7 +1745,7 @@ static int check_pairs(struct ctx *c, struct kiln_error *e)
 					continue;
 				char t1[300] = "", t2[500] = "", rt[900] = "", one[700];
 				size_t first = SIZE_MAX, nr = 0;
-				app(t1, sizeof t1, "%s=%s", s->layers[l].name,
+				kiln_text_append(t1, sizeof t1, "%s=%s", s->layers[l].name,
 				    s->layers[l].traits[v].name);
 				for (size_t r = 0; r < s->nrules; r++) {
 					if (!used[r])
@@ -1773,17 +1753,17 @@ static int check_pairs(struct ctx *c, struct kiln_error *e)
 					if (first == SIZE_MAX)
 						first = r;
 					if (nr++ == 4) {
-						app(rt, sizeof rt, "; ...");
+						kiln_text_append(rt, sizeof rt, "; ...");
 						break;
 					}
 					one[0] = 0;
 					rule_text(one, sizeof one, s, &s->rules[r]);
-					app(rt, sizeof rt, "%s`%s`", nr > 1 ? "; " : "", one);
+					kiln_text_append(rt, sizeof rt, "%s`%s`", nr > 1 ? "; " : "", one);
 				}
 				if (ok)
 					set_text(t2, sizeof t2, s, l2, allowed);
 				char line[sizeof e->msg], wl[600];
-				where_loc(wl, sizeof wl, s, s->rules[first].loc);
+				kiln_spec_where(s, s->rules[first].loc, wl, sizeof wl);
 				if (ok)
 					snprintf(line, sizeof line,
 						 "%s has %llu tokens, but the rule%s %s let those tokens "
@@ -1858,7 +1838,7 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 		tmp[nnb++] = n;
 	}
 	if (nnb < k) {
-		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+		kiln_spec_where(s, (struct kiln_loc){0, 0}, where, sizeof where);
 		rc = kiln_error_set(e, KILN_E_INFEASIBLE, where,
 				    "min_distance %u needs at least %u layers that count for "
 				    "uniqueness, but there %s %zu (layers with bypass_dna do not "
@@ -1873,10 +1853,10 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 		char prod[300] = "";
 		for (size_t i = 0; i < nnb - k + 1; i++) {
 			bound = mul_sat(bound, tmp[i]);
-			app(prod, sizeof prod, "%s%llu", i ? " x " : "", ull(tmp[i]));
+			kiln_text_append(prod, sizeof prod, "%s%llu", i ? " x " : "", ull(tmp[i]));
 		}
 		if (c->G > bound) {
-			where_loc(where, sizeof where, s, s->layers[smallest].loc);
+			kiln_spec_where(s, s->layers[smallest].loc, where, sizeof where);
 			if (k == 1)
 				rc = kiln_error_set(
 					e, KILN_E_INFEASIBLE, where,
@@ -1915,7 +1895,7 @@ static int check_unique(struct ctx *c, struct kiln_error *e)
 			size_t fv = c->vbase[l] + v;
 			if (c->cnt[fv] <= bound)
 				continue;
-			where_loc(where, sizeof where, s, s->layers[l].traits[v].loc);
+			kiln_spec_where(s, s->layers[l].traits[v].loc, where, sizeof where);
 			rc = kiln_error_set(
 				e, KILN_E_INFEASIBLE, where,
 				"%s=%s has %llu tokens, but tokens holding it must differ%s%u in the "
@@ -2188,7 +2168,7 @@ static int check_counting(struct ctx *c, struct kiln_error *e)
 			other += c->G - PRE(l, bestk[l]);
 			prod = mul_sat(prod, bestk[l]);
 		}
-		app(msg, sizeof msg, "at least %llu tokens need ", ull(c->G - other));
+		kiln_text_append(msg, sizeof msg, "at least %llu tokens need ", ull(c->G - other));
 		int nshown = 0;
 		for (size_t l = 0; l < L; l++) {
 			if (s->layers[l].bypass_dna)
@@ -2196,28 +2176,28 @@ static int check_counting(struct ctx *c, struct kiln_error *e)
 			if (bestk[l] < nv[l] && first == L)
 				first = l;
 			if (bestk[l] == nv[l]) {
-				app(msg, sizeof msg, "%sany of %s's %zu values", nshown++ ? " and " : "",
+				kiln_text_append(msg, sizeof msg, "%sany of %s's %zu values", nshown++ ? " and " : "",
 				    s->layers[l].name, nv[l]);
 				continue;
 			}
-			app(msg, sizeof msg, "%s%s in {", nshown++ ? " and " : "", s->layers[l].name);
+			kiln_text_append(msg, sizeof msg, "%s%s in {", nshown++ ? " and " : "", s->layers[l].name);
 			for (size_t j = 0; j < bestk[l]; j++) {
 				uint32_t fv = ord[c->vbase[l] + j];
 				if (j == 6) {
-					app(msg, sizeof msg, ", ... %zu values", bestk[l]);
+					kiln_text_append(msg, sizeof msg, ", ... %zu values", bestk[l]);
 					break;
 				}
-				app(msg, sizeof msg, "%s%s", j ? ", " : "",
+				kiln_text_append(msg, sizeof msg, "%s%s", j ? ", " : "",
 				    s->layers[l].traits[fv - c->vbase[l]].name);
 			}
-			app(msg, sizeof msg, "}");
+			kiln_text_append(msg, sizeof msg, "}");
 		}
-		app(msg, sizeof msg,
+		kiln_text_append(msg, sizeof msg,
 		    " (the other values of those layers hold only %llu of the %zu generated tokens), "
 		    "but those values allow only %llu distinct trait sets: lower their counts by %llu "
 		    "in all, or add values",
 		    ull(other), c->G, ull(prod), ull(c->G - other - prod));
-		where_loc(where, sizeof where, s, s->layers[first < L ? first : 0].loc);
+		kiln_spec_where(s, s->layers[first < L ? first : 0].loc, where, sizeof where);
 		rc = kiln_error_set(e, KILN_E_INFEASIBLE, where, "%s", msg);
 	}
 #undef PRE
@@ -2256,7 +2236,7 @@ static int explain_failure(struct ctx *c, struct kiln_error *e, unsigned effort,
 			pairs2 += dcost(c, (uint32_t)t);
 	}
 	msg[0] = 0;
-	app(msg, sizeof msg,
+	kiln_text_append(msg, sizeof msg,
 	    "no plan found within the search effort (%llu repair steps%s); the quick checks "
 	    "pass and nothing proves the spec impossible. When the search stopped,",
 	    ull(c->pops),
@@ -2267,24 +2247,24 @@ static int explain_failure(struct ctx *c, struct kiln_error *e, unsigned effort,
 		if (!per[r])
 			continue;
 		if (shown++ == 5) {
-			app(msg, sizeof msg, " ...");
+			kiln_text_append(msg, sizeof msg, " ...");
 			break;
 		}
 		rule_text(rt, sizeof rt, s, &s->rules[r]);
-		where_loc(wl, sizeof wl, s, s->rules[r].loc);
-		app(msg, sizeof msg, " %llu token%s broke the rule `%s` (%s);", ull(per[r]),
+		kiln_spec_where(s, s->rules[r].loc, wl, sizeof wl);
+		kiln_text_append(msg, sizeof msg, " %llu token%s broke the rule `%s` (%s);", ull(per[r]),
 		    per[r] == 1 ? "" : "s", rt, wl);
 	}
 	if (pairs2)
-		app(msg, sizeof msg, " %llu pair%s of tokens %s %s;", ull(pairs2 / 2),
+		kiln_text_append(msg, sizeof msg, " %llu pair%s of tokens %s %s;", ull(pairs2 / 2),
 		    pairs2 / 2 == 1 ? "" : "s", pairs2 / 2 == 1 ? "was" : "were",
 		    c->k <= 1 ? "alike" : "closer than min_distance");
 	if (!shown && !pairs2)
-		app(msg, sizeof msg, " nothing was left broken;");
+		kiln_text_append(msg, sizeof msg, " nothing was left broken;");
 	msg[strlen(msg) - 1] = 0;
-	app(msg, sizeof msg, ". More effort may find a plan");
+	kiln_text_append(msg, sizeof msg, ". More effort may find a plan");
 	(void)pats;
-	where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+	kiln_spec_where(s, (struct kiln_loc){0, 0}, where, sizeof where);
 	free(per);
 	kiln_error_set(e, KILN_E_NOTFOUND, where, "%s", msg);
 	snprintf(arg, sizeof arg, "%llu", ull((uint64_t)effort * 4));
@@ -2429,7 +2409,7 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 	memset(&c, 0, sizeof c);
 	if (s->size > (uint64_t)NONE32 - 1 || s->size > SIZE_MAX / (L ? L : 1) / 8) {
 		char where[600];
-		where_loc(where, sizeof where, s, (struct kiln_loc){0, 0});
+		kiln_spec_where(s, (struct kiln_loc){0, 0}, where, sizeof where);
 		return kiln_error_set(e, KILN_E_INFEASIBLE, where,
 				      "size %llu is more than kiln can plan (at most %u tokens)",
 				      ull(s->size), NONE32 - 1);

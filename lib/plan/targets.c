@@ -30,15 +30,6 @@ typedef unsigned __int128 u128;
 #define MICRO 1000000ULL
 #define HUNDRED_MICRO 100000000ULL /* 100% in millionths of a percent */
 
-static void where_loc(char *buf, size_t n, const struct kiln_spec *s, struct kiln_loc loc)
-{
-	const char *path = s->path ? s->path : "kiln.yaml";
-	if (loc.line > 0)
-		snprintf(buf, n, "%s:%d:%d", path, loc.line, loc.col);
-	else
-		snprintf(buf, n, "%s", path);
-}
-
 static uint64_t gcd64(uint64_t a, uint64_t b)
 {
 	while (b) {
@@ -117,7 +108,7 @@ static int layer_targets(const struct kiln_spec *s, size_t li, uint64_t G, uint6
 	size_t nw = 0, np = 0;
 	int rc = 0;
 
-	where_loc(where, sizeof where, s, ly->loc);
+	kiln_spec_where(s, ly->loc, where, sizeof where);
 	num = kiln_calloc(n ? n : 1, sizeof *num);
 	wm = kiln_calloc(n ? n : 1, sizeof *wm);
 	pm = kiln_calloc(n ? n : 1, sizeof *pm);
@@ -136,7 +127,7 @@ static int layer_targets(const struct kiln_spec *s, size_t li, uint64_t G, uint6
 		const struct kiln_trait *tr = &ly->traits[i];
 		double a = tr->amount;
 		char tw[600];
-		where_loc(tw, sizeof tw, s, tr->loc);
+		kiln_spec_where(s, tr->loc, tw, sizeof tw);
 		switch (tr->quota) {
 		case KILN_QUOTA_COUNT:
 			if (!(a >= 0) || a > 1e15 || a != floor(a)) {
@@ -283,7 +274,7 @@ int kiln_plan_targets(const struct kiln_spec *s, uint64_t ***targets, struct kil
 	*targets = NULL;
 	if (s->nlegendaries > s->size) {
 		char where[600];
-		where_loc(where, sizeof where, s, s->legendaries[s->size].loc);
+		kiln_spec_where(s, s->legendaries[s->size].loc, where, sizeof where);
 		return kiln_error_set(e, KILN_E_INFEASIBLE, where,
 				      "%zu legendaries do not fit in a collection of size %llu; "
 				      "raise size to at least %zu",

@@ -1184,3 +1184,12 @@ void kiln_spec_free(struct kiln_spec *s)
 	free(s->allow_paths);
 	free(s);
 }
+
+void kiln_spec_where(const struct kiln_spec *s, struct kiln_loc loc, char *buf, size_t n)
+{
+	const char *path = s && s->path ? s->path : "kiln.yaml";
+	if (loc.line > 0)
+		snprintf(buf, n, "%s:%d:%d", path, loc.line, loc.col);
+	else
+		snprintf(buf, n, "%s", path);
+}
