@@ -6,13 +6,18 @@ PKGS="build-essential cmake pkg-config git
 libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
 libssl-dev libimagequant-dev libdeflate-dev libxxhash-dev zlib1g-dev libcmocka-dev
 coinor-libclp-dev coinor-libcbc-dev
+libmicrohttpd-dev libpotrace-dev libcbor-dev
 python3 python3-pil sqlite3"
-# potrace (libpotrace-dev) joins the list when polish vectorizes; libmicrohttpd the build when
-# the review server is written (today only a unit test's fake endpoints use it)
+# libmicrohttpd: the review server; libpotrace + libimagequant: polish's vectorizer; libcbor:
+# the C2PA claims and COSE signatures of the portfolio
 if [ "${1:-}" = "--test" ]; then
   # valgrind; numpy and scipy for the imagehash oracle (tests/qa/compare_phash.sh); the
   # dispatcher test's HTTP server
-  PKGS="$PKGS valgrind python3-numpy python3-scipy libmicrohttpd-dev"
+  PKGS="$PKGS valgrind python3-numpy python3-scipy"
+  # outside readers of what kiln writes: chromium (driven by npm puppeteer-core, which uses
+  # the installed browser) for the review app; exiftool for XMP; rsvg-convert and the potrace
+  # CLI for polish's SVGs; vipsthumbnail / vips for the benchmarks' peers
+  PKGS="$PKGS chromium libimage-exiftool-perl librsvg2-bin potrace libvips-tools"
   # clang and its libFuzzer runtime for the fuzz targets (tests/fuzz, the CTest fuzz/short)
   PKGS="$PKGS clang libclang-rt-14-dev"
   # The IPFS tests compare with the npm importer (tests/ipfs): Node.js and npm, Debian's unless
