@@ -2,6 +2,7 @@
  * branch and cut, EPL) through its C interface. Bounded by a node count, never by a clock, so
  * the answer is the same on every machine. */
 #include "plan/exact.h"
+#include "plan/subset.h"
 #include "util/alloc.h"
 
 #include <coin/Cbc_C_Interface.h>
@@ -85,15 +86,8 @@ int kiln_plan_exact(const struct kiln_exact *in, uint32_t *sel)
 			nrows += b - a > 1;
 			a = b;
 		}
-		/* next subset */
-		size_t i = d;
-		while (i > 0 && idx[i - 1] == in->nnb - d + i - 1)
-			i--;
-		if (i == 0)
+		if (!kiln_plan_next_subset(idx, d, in->nnb))
 			break;
-		idx[i - 1]++;
-		for (size_t j = i; j < d; j++)
-			idx[j] = idx[j - 1] + 1;
 	}
 	(void)nkey;
 	if (nrows > (size_t)INT32_MAX / 2 || n * (L + ntab) > (size_t)INT32_MAX / 2) {

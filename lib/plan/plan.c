@@ -30,6 +30,7 @@
 #include "kiln/plan.h"
 #include "plan/exact.h"
 #include "plan/lp.h"
+#include "plan/subset.h"
 #include "util/alloc.h"
 #include "util/text.h"
 #include "util/prng.h"
@@ -651,14 +652,8 @@ static int tables_make(struct ctx *c, struct kiln_error *e)
 				c->inc[ti * c->L + c->nb[ix[i]]] = 1;
 			}
 			ti++;
-			size_t i = n;
-			while (i > 0 && ix[i - 1] == N - n + i - 1)
-				i--;
-			if (i == 0)
+			if (!kiln_plan_next_subset(ix, n, N))
 				break;
-			ix[i - 1]++;
-			for (size_t j = i; j < n; j++)
-				ix[j] = ix[j - 1] + 1;
 		}
 		free(big);
 	}
