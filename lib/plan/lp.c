@@ -477,6 +477,90 @@ static int def_cmp(const void *a, const void *b)
 	return x->fv < y->fv ? -1 : x->fv > y->fv;
 }
 
+/* The bound's dual weights as a check a person can redo: weigh each value; a token weighs the
+ * sum of its values' weights; the counts fix the tokens' total weight, but distinct allowed
+ * trait sets, each taken at most once, weigh at most the sum of the positive ones. Stated only
+ * when that holds in exact integers for the weights as printed (the duals of the phase-1 LP,
+ * y <= 1, made integral by a small denominator), with at most HAND_MAX weights, distinct
+ * tokens (ub 1) and no bypass groups; otherwise the bound above stands alone. */
+#define HAND_MAX 12
+
+static void fraction(char *out, size_t n, long long num, long long den)
+{
+	if (num % den == 0)
+		snprintf(out, n, "%lld", num / den);
+	else
+		snprintf(out, n, "%lld/%lld", num, den);
+}
+
+static void hand_check(const struct kiln_plan_lp *p, const struct model *md, struct cg *g,
+		       double ub, char *msg, size_t cap)
+{
+	static const long long dens[] = {1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 24, 30, 60};
+	const double *y = Clp_dualRowSolution(g->lp);
+	size_t L = md->L, nz = 0;
+	long long D = 0, A = 0, B = 0;
+	long long *Y;
+	char part[160], f[48];
+
+	if (ub != 1.0 || md->nrows != md->nvrows || !md->nvrows)
+		return;
+	for (size_t i = 0; i < sizeof dens / sizeof dens[0] && !D; i++) {
+		size_t r = 0;
+		for (; r < md->nvrows; r++) {
+			double t = y[r] * (double)dens[i];
+			if (fabs(t - nearbyint(t)) > 1e-7 || fabs(t) > 1e6)
+				break;
+		}
+		if (r == md->nvrows)
+			D = dens[i];
+	}
+	if (!D)
+		return;
+	Y = kiln_calloc(md->nvrows, sizeof *Y);
+	if (!Y)
+		return;
+	for (size_t r = 0; r < md->nvrows; r++) {
+		Y[r] = (long long)nearbyint(y[r] * (double)D);
+		nz += Y[r] != 0;
+	}
+	for (size_t l = 0; l < L; l++)
+		for (size_t v = 0; v < p->s->layers[l].ntraits; v++) {
+			int r = md->rowof[p->vbase[l] + v];
+			if (r >= 0)
+				A += Y[r] * (long long)p->cnt[p->vbase[l] + v];
+		}
+	for (size_t c = 0; c < md->n; c++) {
+		long long w = 0;
+		for (size_t l = 0; l < L; l++)
+			w += Y[md->rowof[p->vbase[l] + md->sets[c * L + l]]];
+		if (w > 0)
+			B += w;
+	}
+	if (nz == 0 || nz > HAND_MAX || A <= B)
+		goto out;
+	kiln_text_append(msg, cap, "; to check it by hand, give the values these weights: ");
+	for (size_t l = 0, k = 0; l < L; l++)
+		for (size_t v = 0; v < p->s->layers[l].ntraits; v++) {
+			int r = md->rowof[p->vbase[l] + v];
+			if (r < 0 || !Y[r])
+				continue;
+			fraction(f, sizeof f, Y[r], D);
+			snprintf(part, sizeof part, "%s%s=%s %s", k++ ? ", " : "",
+				 p->s->layers[l].name, p->s->layers[l].traits[v].name, f);
+			kiln_text_append(msg, cap, "%s", part);
+		}
+	fraction(f, sizeof f, A, D);
+	kiln_text_append(msg, cap, " (every other value 0), and each token the sum of its "
+	    "values' weights: the counts make the tokens weigh %s in all", f);
+	fraction(f, sizeof f, B, D);
+	kiln_text_append(msg, cap, ", but the distinct trait sets the rules allow over the values "
+	    "with tokens, each taken at most once, weigh at most %s in all (the sum of the "
+	    "positive ones)", f);
+out:
+	free(Y);
+}
+
 /* The equality LP is infeasible: its phase 1 (g) minimised the artificials, whose sum is
  * L * (G - the most tokens the quotas allow). State that bound and, per value short in that
  * optimum, the most it can have with the other counts. */
@@ -519,6 +603,7 @@ static int prove(const struct kiln_plan_lp *p, const struct model *md, struct cg
 	    p->k ? " with every token different" : "", ull(N), p->k ? "distinct " : "",
 	    ull(p->G));
 	kiln_spec_where(p->s, (struct kiln_loc){0, 0}, where, sizeof where);
+	hand_check(p, md, g, ub, msg, sizeof msg);
 	/* per value short in that optimum: the most it can have with the others' counts */
 	size_t shown = 0;
 	for (size_t i = 0; i < ndf && i < 6 && shown < 3; i++) {
@@ -590,7 +675,8 @@ static int ip_solve(const struct kiln_plan_lp *p, const struct model *md, const 
 			rlo, rup);
 	for (size_t i = 0; i < nc; i++)
 		Cbc_setInteger(ip, (int)i);
-	Cbc_setMaximumNodes(ip, (int)(IP_NODES * (p->effort ? p->effort : 1)));
+	/* quick (a restriction of the caller's, one of several it tries): a tenth of the nodes */
+	Cbc_setMaximumNodes(ip, (int)(IP_NODES / (p->quick ? 10 : 1) * (p->effort ? p->effort : 1)));
 	Cbc_setParameter(ip, "threads", "1");
 	Cbc_solve(ip);
 	const double *x = Cbc_bestSolution(ip);
@@ -764,6 +850,10 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 	if (rc)
 		goto out;
 	if (Clp_objectiveValue(g.lp) > 1e-7) {
+		if (p->quick) {
+			rc = KILN_E_NOTFOUND;
+			goto out;
+		}
 		rc = prove(p, &md, &g, rup, ub, e);
 		if (rc == KILN_E_NOMEM)
 			goto nomem;
@@ -857,7 +947,7 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 		free(ru2);
 		if (!rc && check_mult(p, &md, mult) != 1)
 			rc = KILN_E_NOTFOUND;
-		if (rc == KILN_E_NOTFOUND && g.ncol <= FULL_IP_MAX) {
+		if (rc == KILN_E_NOTFOUND && g.ncol <= FULL_IP_MAX && !p->quick) {
 			/* the residual had no solution: the whole integer program over the sets
 			 * the LP priced in */
 			memset(mult, 0, n * sizeof *mult);

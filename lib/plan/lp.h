@@ -27,6 +27,10 @@ struct kiln_plan_lp {
 	                           from (a near plan), or NULL */
 	size_t ninit;
 	unsigned effort;        /* multiplies the integer program's node limit */
+	int quick;              /* 1: `forbidden` is the caller's own restriction, not only the
+	                           spec's, so an infeasible LP proves nothing about the spec: fail
+	                           with KILN_E_NOTFOUND at once, no proof; and give up the
+	                           rounding sooner (a tenth of the nodes, no whole program) */
 };
 
 /* The number of trait sets to enumerate (the product of the layers' values with tokens,

@@ -28,6 +28,7 @@
  * about 16 bytes per (token, layer) plus 16 bytes per token per table.
  */
 #include "kiln/plan.h"
+#include "plan/code.h"
 #include "plan/exact.h"
 #include "plan/lp.h"
 #include "plan/subset.h"
@@ -45,6 +46,7 @@
 #define NTRY 24 /* (layer, value) changes weighed per move against a collision */
 
 /* RNG streams: one per purpose, so that changing one use does not shift the others */
+#define CODE_TRIES 8 /* labelings of a code tried (code.c), times the effort */
 enum { STREAM_COLUMNS = 1, STREAM_SEARCH = 2, STREAM_IDS = 3, STREAM_REPLACE = 4,
        STREAM_RESTART = 5 };
 
@@ -1554,6 +1556,39 @@ out:
 	return st;
 }
 
+/* min_distance >= 2: a plan inside an algebraic code (code.c), the min_distance-1 planner
+ * over its words; checked by the search's own tables. 0 (c->m holds it), KILN_E_NOTFOUND,
+ * KILN_E_NOMEM. */
+static int code_plan(struct ctx *c, unsigned effort, const struct kiln_plan_prev *prev,
+		     const uint32_t *rowprev, size_t npinned, uint32_t **lpprefer,
+		     struct kiln_error *e)
+{
+	const struct kiln_spec *s = c->s;
+	size_t L = c->L;
+	struct kiln_plan_code cp = {
+		.lp = {.s = s, .L = L, .G = c->G, .vbase = c->vbase, .cnt = c->cnt, .k = 1,
+		       .forbidden = row_forbidden, .arg = c, .effort = effort},
+		.k = c->k, .nb = c->nb, .nnb = c->nnb, .seed = s->seed,
+		.tries = CODE_TRIES * effort};
+	int rc;
+	if (npinned) {
+		free(*lpprefer);
+		*lpprefer = kiln_malloc(npinned * L * sizeof **lpprefer);
+		if (!*lpprefer)
+			return KILN_E_NOMEM;
+		for (size_t r = 0; r < npinned; r++)
+			memcpy(*lpprefer + r * L, prev->matrix + (size_t)rowprev[r] * L,
+			       L * sizeof **lpprefer);
+		cp.lp.prefer = *lpprefer;
+		cp.lp.nprefer = npinned;
+	}
+	if ((rc = kiln_plan_code_solve(&cp, c->m, e)))
+		return rc == KILN_E_NOMEM ? rc : KILN_E_NOTFOUND;
+	lists_fill(c);
+	tables_fill(c);
+	return search(c, 0, 0, NULL) ? KILN_E_NOTFOUND : 0; /* cannot fail: the code's distance */
+}
+
 /* the integer program proved that no plan exists */
 static int exact_infeasible(struct ctx *c, size_t ncombo, struct kiln_error *e)
 {
@@ -2519,7 +2554,7 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 	{
 		uint64_t max_pops = (24 * (uint64_t)G + 150000) * effort;
 		uint64_t stall = (2 * (uint64_t)G + 30000) * effort;
-		int found = 0;
+		int found = 0, code_done = 0;
 		for (unsigned round = 0; !found; round++) {
 			if (round == 0)
 				kiln_rng_seed(&c.rng, s->seed, STREAM_COLUMNS);
@@ -2529,6 +2564,19 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 				if (rc == KILN_E_NOMEM)
 					goto nomem;
 				goto out;
+			}
+			if (round == 0 && tight && c.k >= 2 && !npinned) {
+				/* near the Singleton bound the search stalls where a code does not */
+				int crc = code_plan(&c, effort, prev, rowprev, npinned, &lpprefer, e);
+				if (crc == KILN_E_NOMEM)
+					goto nomem;
+				code_done = 1;
+				if (!crc) {
+					found = 1;
+					break;
+				}
+				lists_fill(&c);
+				tables_fill(&c);
 			}
 			if (round) {
 				lists_fill(&c);
@@ -2583,8 +2631,14 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 				goto out;
 			}
 			if (ex != KILN_EXACT_FOUND) {
-				rc = explain_failure(&c, e, effort, 1);
-				goto out;
+				int crc = code_done ? KILN_E_NOTFOUND
+					: code_plan(&c, effort, prev, rowprev, npinned, &lpprefer, e);
+				if (crc == KILN_E_NOMEM)
+					goto nomem;
+				if (crc) {
+					rc = explain_failure(&c, e, effort, 1);
+					goto out;
+				}
 			}
 		}
 	}

@@ -16,6 +16,9 @@ Exit status 0 when every spec got the right answer (or, with --allow-refused PCT
 plan was wrong and at most PCT % of the specs were refused), 1 otherwise.
 """
 import argparse
+import itertools
+import re
+from fractions import Fraction
 import json
 import os
 import shutil
@@ -92,6 +95,40 @@ def blank_png(w, h):
 		chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+WEIGHTS = re.compile(r"give the values these weights: (.*?) \(every other value 0\).*?"
+	r"weigh (-?\d+(?:/\d+)?) in all.*?weigh at most (-?\d+(?:/\d+)?) in all", re.S)
+
+
+def check_weights(spec, stderr):
+	"""Redo the refusal's hand check (the LP's dual weights) from the spec alone: the counts'
+	total weight must be the one stated and exceed what the distinct allowed trait sets (over
+	values with tokens) can weigh. None when it holds or there is none, else what is wrong."""
+	m = WEIGHTS.search(stderr.replace("\n", " "))
+	if not m:
+		return None
+	w = {}
+	for part in m.group(1).split(", "):
+		name, val = part.rsplit(" ", 1)
+		layer, value = name.split("=", 1)
+		li = [l[0] for l in spec.layers].index(layer)
+		vi = [spec.value_name(li, v) for v in range(len(spec.layers[li][1]))].index(value)
+		w[(li, vi)] = Fraction(val)
+	A = sum(wt * spec.layers[li][2][vi] for (li, vi), wt in w.items())
+	live = [[v for v in range(len(l[1])) if l[2][v] > 0] for l in spec.layers]
+	B = Fraction(0)
+	for t in itertools.product(*live):
+		if spec.breaks(t) >= 0:
+			continue
+		s = sum(w.get((li, v), 0) for li, v in enumerate(t))
+		if s > 0:
+			B += s
+	if A != Fraction(m.group(2)) or B != Fraction(m.group(3)):
+		return "totals %s and %s stated, %s and %s recomputed" % (m.group(2), m.group(3), A, B)
+	if A <= B:
+		return "the counts weigh %s, the allowed trait sets %s: no contradiction" % (A, B)
+	return None
+
+
 def run_one(kiln, spec, workdir, effort):
 	d = os.path.join(workdir, "%s-%d" % (spec.cls, spec.seed))
 	shutil.rmtree(d, ignore_errors=True)
@@ -125,6 +162,10 @@ def run_one(kiln, spec, workdir, effort):
 	else:
 		if r.returncode == 2 and "no plan found within" not in r.stderr:
 			res["verdict"] = "ok"
+			bad = check_weights(spec, r.stderr)
+			if bad:
+				res["verdict"] = "wrong"
+				res["why"] = "the hand check does not hold: " + bad
 		elif r.returncode == 0:
 			res["verdict"] = "wrong"
 			res["why"] = "planned an infeasible spec (%s)" % spec.proof
