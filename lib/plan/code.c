@@ -237,6 +237,8 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 			for (size_t q = 0; q < eff[i]; q++)
 				cd.sym[i][order[i][q].v] = perm[q];
 		}
+		if (t < in->skip)
+			continue; /* tried by an earlier call (the draws above keep the sequence) */
 		lp.forbidden = forbidden;
 		lp.arg = &cd;
 		lp.quick = 1;

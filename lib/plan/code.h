@@ -14,6 +14,7 @@ struct kiln_plan_code {
 	size_t nnb;
 	uint64_t seed;          /* the spec's seed: the labelings tried are drawn from it */
 	unsigned tries;         /* labelings tried, at most */
+	unsigned skip;          /* the first `skip` of them were tried before: start after */
 };
 
 /* Find G tokens, every count exact, no rule broken, every two at least k apart in the layers

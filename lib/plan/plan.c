@@ -47,6 +47,7 @@
 
 /* RNG streams: one per purpose, so that changing one use does not shift the others */
 #define CODE_TRIES 8 /* labelings of a code tried (code.c), times the effort */
+#define CODE_FIRST 2 /* of them, tried before the search when the spec is tight */
 enum { STREAM_COLUMNS = 1, STREAM_SEARCH = 2, STREAM_IDS = 3, STREAM_REPLACE = 4,
        STREAM_RESTART = 5 };
 
@@ -1559,9 +1560,9 @@ out:
 /* min_distance >= 2: a plan inside an algebraic code (code.c), the min_distance-1 planner
  * over its words; checked by the search's own tables. 0 (c->m holds it), KILN_E_NOTFOUND,
  * KILN_E_NOMEM. */
-static int code_plan(struct ctx *c, unsigned effort, const struct kiln_plan_prev *prev,
-		     const uint32_t *rowprev, size_t npinned, uint32_t **lpprefer,
-		     struct kiln_error *e)
+static int code_plan(struct ctx *c, unsigned effort, unsigned skip, unsigned tries,
+		     const struct kiln_plan_prev *prev, const uint32_t *rowprev, size_t npinned,
+		     uint32_t **lpprefer, struct kiln_error *e)
 {
 	const struct kiln_spec *s = c->s;
 	size_t L = c->L;
@@ -1569,7 +1570,7 @@ static int code_plan(struct ctx *c, unsigned effort, const struct kiln_plan_prev
 		.lp = {.s = s, .L = L, .G = c->G, .vbase = c->vbase, .cnt = c->cnt, .k = 1,
 		       .forbidden = row_forbidden, .arg = c, .effort = effort},
 		.k = c->k, .nb = c->nb, .nnb = c->nnb, .seed = s->seed,
-		.tries = CODE_TRIES * effort};
+		.tries = tries, .skip = skip};
 	int rc;
 	if (npinned) {
 		free(*lpprefer);
@@ -2567,7 +2568,8 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 			}
 			if (round == 0 && tight && c.k >= 2 && !npinned) {
 				/* near the Singleton bound the search stalls where a code does not */
-				int crc = code_plan(&c, effort, prev, rowprev, npinned, &lpprefer, e);
+				int crc = code_plan(&c, effort, 0, CODE_FIRST, prev, rowprev,
+						    npinned, &lpprefer, e);
 				if (crc == KILN_E_NOMEM)
 					goto nomem;
 				code_done = 1;
@@ -2631,8 +2633,9 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 				goto out;
 			}
 			if (ex != KILN_EXACT_FOUND) {
-				int crc = code_done ? KILN_E_NOTFOUND
-					: code_plan(&c, effort, prev, rowprev, npinned, &lpprefer, e);
+				int crc = code_plan(&c, effort, code_done ? CODE_FIRST : 0,
+						    CODE_TRIES * effort, prev, rowprev, npinned,
+						    &lpprefer, e);
 				if (crc == KILN_E_NOMEM)
 					goto nomem;
 				if (crc) {
