@@ -23,11 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct kiln_catalog {
-	sqlite3 *db;
-	char *path;
-	int readonly;             /* opened for reading: every write is refused */
-};
+#include "catalog/internal.h"
 
 /* --- schema versions -------------------------------------------------------------------------
  * The catalog's version is SQLite's user_version. MIGRATIONS is the one ordered list of what
@@ -132,10 +128,13 @@ static const struct migration migrations[] = {
 	/* 5: what the AI server reported it used for an attempt (model and its hash, LoRA
 	 * hashes, ControlNet units), beside what was asked (request) */
 	{5, HAS_COLUMN("renders", "ran"), "ALTER TABLE renders ADD COLUMN ran TEXT"},
+	/* 6: review (lib/catalog/review.c): reviewers and their hashed tokens, the append-only
+	 * decision log, each item's review state kept in step with it, thumbnails by source */
+	{6, NULL, KILN_CATALOG_REVIEW_SCHEMA},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 5
+#define LATEST_VERSION 6
 
 int kiln_catalog_latest_version(void)
 {
@@ -542,6 +541,11 @@ static int load_items(struct kiln_catalog *c, const struct kiln_spec *s, sqlite3
 			goto nomem;
 		it->rarity_score = sqlite3_column_double(st, 9);
 		it->rarity_rank = (uint64_t)sqlite3_column_int64(st, 10);
+		it->regeneration = (unsigned)sqlite3_column_int(st, 11);
+		if (sqlite3_column_type(st, 12) != SQLITE_NULL &&
+		    (!(it->prompt_adds = dup_col(st, 12)) ||
+		     kiln_catalog_prompt_add(it->prompt_adds, it->regeneration, &it->prompt_add)))
+			goto nomem;
 	}
 	if (step != SQLITE_DONE) {
 		rc = db_error(c, e, "reading items");
@@ -561,7 +565,8 @@ fail:
 }
 
 #define ITEM_COLS "id, legendary, seed, traits, status, recipe, image, image_bytes, error, " \
-	"rarity_score, rarity_rank"
+	"rarity_score, rarity_rank, (SELECT r.regeneration FROM review_state r WHERE r.item_id = " \
+	"items.id), (SELECT r.prompt_add FROM review_state r WHERE r.item_id = items.id)"
 
 int kiln_catalog_items(struct kiln_catalog *c, const struct kiln_spec *s, struct kiln_items *out,
 		       struct kiln_error *e)
@@ -593,6 +598,8 @@ void kiln_items_release(struct kiln_items *it)
 		free(it->v[i].legendary_name);
 		free(it->v[i].traits_json);
 		free(it->v[i].error);
+		free(it->v[i].prompt_add);
+		free(it->v[i].prompt_adds);
 	}
 	free(it->v);
 	free(it->matrix);
@@ -827,6 +834,9 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 		rc = insert_event(c, "render", 1, x->item_id, detail, e);
 		free(detail);
 		if (rc)
+			goto out;
+		/* review: a token sent back for regeneration has new candidates: pending again */
+		if (x->ok && (rc = kiln_catalog__review_rendered_tx(c, x->item_id, e)))
 			goto out;
 	}
 	rc = commit(c, e);
