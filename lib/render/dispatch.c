@@ -507,11 +507,18 @@ static void give_up_refused(struct run *r, size_t k, long status)
 	struct ep *ep = &r->eps[k];
 	char what[600];
 	if (ep->cfg->access_key_env) {
-		const char *b = ep->refusal, *x;
-		/* the XML prolog says nothing */
-		if (!strncmp(b, "<?xml", 5) && (x = strstr(b, "?>")))
-			b = x + 2 + (x[2] == ' ');
-		snprintf(what, sizeof what, "%ld: %.500s", status, b);
+		/* S3: <Error><Code>C</Code><Message>M</Message>...; the runtime: {"message":"M"} */
+		const char *b = ep->refusal, *c = strstr(b, "<Code>"), *m = strstr(b, "<Message>");
+		const char *ce = c ? strstr(c, "</Code>") : NULL, *me = m ? strstr(m, "</") : NULL;
+		if (!m && (m = strstr(b, "\"message\":\"")) && (m += 2))
+			me = strchr(m + 9, '"');
+		if (ce && me)
+			snprintf(what, sizeof what, "%ld %.*s: %.*s", status, (int)(ce - c - 6), c + 6,
+				 (int)(me - m - 9), m + 9);
+		else if (me)
+			snprintf(what, sizeof what, "%ld: %.*s", status, (int)(me - m - 9), m + 9);
+		else
+			snprintf(what, sizeof what, "%ld: %.300s", status, b);
 		give_up(r, k, "%s: AWS refused kiln's signed request (HTTP %s): check the keys in "
 			"the environment variables named by access_key_env and secret_key_env (and "
 			"session_token_env), and the endpoint's region", what);
