@@ -82,7 +82,8 @@ struct ep {
 	size_t *resume;            /* indexes into o->resume still to start here */
 	size_t nresume;
 	char why[1024];            /* why it was given up */
-	char refusal[400];         /* the last 401/403 answer's start (AWS says why there) */
+	char refusal[400];         /* the last refusal's start (AWS says why there) */
+	long refusal_status;       /* and its HTTP status */
 	struct kiln_ai_caps caps;  /* what it has (its engine's probe), known once probed */
 	int first_done;            /* its first check ended (probed, or failed once) */
 	int ring_starved;          /* no job left in the fresh queue that it can run */
@@ -506,6 +507,8 @@ static void give_up_refused(struct run *r, size_t k, long status)
 {
 	struct ep *ep = &r->eps[k];
 	char what[600];
+	if (ep->refusal_status)
+		status = ep->refusal_status;
 	if (ep->cfg->access_key_env) {
 		/* S3: <Error><Code>C</Code><Message>M</Message>...; the runtime: {"message":"M"} */
 		const char *b = ep->refusal, *c = strstr(b, "<Code>"), *m = strstr(b, "<Message>");
@@ -1211,9 +1214,17 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 	long status = 0;
 	if (res == CURLE_OK)
 		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
-	if (status == 401 || status == 403)
+	/* a refusal of kiln's credentials: 401/403, or S3's 400 for a session token that is
+	 * malformed or expired (InvalidToken, ExpiredToken) */
+	int refusal = status == 401 || status == 403 ||
+		      (status == 400 && ep->cfg->access_key_env && s->resp.data &&
+		       (strstr(s->resp.data, "<Code>InvalidToken</Code>") ||
+			strstr(s->resp.data, "<Code>ExpiredToken</Code>")));
+	if (refusal) {
 		kiln_ai_excerpt(ep->refusal, sizeof ep->refusal, s->resp.data ? s->resp.data : "",
 				s->resp.len);
+		ep->refusal_status = status;
+	}
 	kiln_error_clear(&err);
 	if (res != CURLE_OK && (s->over_cap || res == CURLE_FILESIZE_EXCEEDED))
 		kiln_error_set(&err, KILN_E_NET, NULL, "%s %s%s: the answer is larger than %zu "
@@ -1229,10 +1240,10 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 		return;
 	}
 	if (s->is_health) {
-		health_done(r, s, status);
+		health_done(r, s, refusal ? 403 : status);
 		return;
 	}
-	if (status == 401 || status == 403) {
+	if (refusal) {
 		char st[16];
 		snprintf(st, sizeof st, "%ld", status);
 		(void)st;
