@@ -932,9 +932,11 @@ static double poll_interval(const struct ep *ep, const struct slot *s)
 		iv = 0.02 + 0.1 * age;
 		return iv > 1 ? 1 : iv;
 	}
-	if (age < 0.9 * ep->expect)
-		return 0.9 * ep->expect - age;
-	iv = ep->expect / 20;
+	/* an engine whose every poll costs (a cloud store's GET) polls later and less often */
+	double first = ep->eng->poll_first > 0 ? ep->eng->poll_first : 0.9;
+	if (age < first * ep->expect)
+		return first * ep->expect - age;
+	iv = ep->expect * (ep->eng->poll_step > 0 ? ep->eng->poll_step : 1.0 / 20);
 	if (iv < 0.1 * (age - ep->expect))
 		iv = 0.1 * (age - ep->expect);
 	return iv < 0.01 ? 0.01 : iv > 1 ? 1 : iv;

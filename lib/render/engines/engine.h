@@ -185,6 +185,9 @@ struct kiln_engine {
 	 * listing of the input folder); NULL: GET health_path. */
 	int (*health_request)(const struct kiln_endpoint *ep, struct kiln_http *next,
 			      struct kiln_error *e);
+	/* Polling of a job once the endpoint's expected job time is known: the first poll at
+	 * poll_first of it, then every poll_step of it (0: 0.9 and 1/20, docs/engines.md). */
+	double poll_first, poll_step;
 };
 
 /* Answer caps. A JSON answer without an image: a few MB. One that carries `images` base64

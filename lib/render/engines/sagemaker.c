@@ -8,7 +8,7 @@
  * botocore's sagemaker-runtime 2017-05-13 model); both are kept as the job's remote id, which
  * the dispatcher commits before anything else, so a job whose invocation was accepted is
  * polled after a kill -9, never invoked again. The output is polled with S3 GET (404 until it
- * is written; the failure location every fourth miss) until the TTL and the invocation
+ * is written; the failure location every eighth miss) until the TTL and the invocation
  * timeout have passed. Every request is signed (SigV4, service s3 or sagemaker) by the
  * dispatcher, which holds the keys: this file never sees them.
  *
@@ -35,7 +35,11 @@ enum { PH_PUT, PH_INVOKE, PH_POLL_OUT, PH_POLL_FAIL };
 
 /* SageMaker's bounds: RequestTTLSeconds 60..21600, InvocationTimeoutSeconds 1..3600 */
 #define SM_TTL 21600
-#define SM_FAIL_EVERY 4
+#define SM_FAIL_EVERY 8
+/* Each poll is an S3 GET, billed: the first at the endpoint's expected job time, then every
+ * tenth of it (bench/dispatch -p sagemaker: requests and wall time per job) */
+#define SM_POLL_FIRST 1.0
+#define SM_POLL_STEP 0.1
 
 const char *kiln_ai_missing_aws(const struct kiln_endpoint *ep)
 {
@@ -437,6 +441,8 @@ const struct kiln_engine kiln_engine_sagemaker = {
 	.on_response = sm_response,
 	.reply_cap = sm_cap,
 	.health_request = sm_health,
+	.poll_first = SM_POLL_FIRST,
+	.poll_step = SM_POLL_STEP,
 };
 
 const struct kiln_engine kiln_engine_sagemaker_jumpstart = {
@@ -447,4 +453,6 @@ const struct kiln_engine kiln_engine_sagemaker_jumpstart = {
 	.on_response = sm_response,
 	.reply_cap = sm_cap,
 	.health_request = sm_health,
+	.poll_first = SM_POLL_FIRST,
+	.poll_step = SM_POLL_STEP,
 };
