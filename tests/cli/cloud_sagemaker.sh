@@ -150,7 +150,7 @@ expect_eq "rendered with a token" "$(db "select count(*) from items where status
 
 # a JumpStart model: its own body, generated_images[0] read back
 stop_all
-start_sm --delay-ms 100 --worker jumpstart
+start_sm --delay-ms 100 --worker jumpstart --jpeg
 sm_owls "$P" ", worker: jumpstart"
 $PY - "$P/kiln.yaml" <<'PY'
 import re, sys
@@ -169,4 +169,8 @@ expect_contains "jumpstart accept" "$T/dry" "X-Amzn-SageMaker-Accept: applicatio
 expect_eq "jumpstart render" $? 0
 expect_eq "jumpstart rendered" "$(db "select count(*) from items where status='rendered'")" 60
 expect_eq "jumpstart engine" "$(db "select distinct engine from renders where engine != 'file'")" sagemaker-jumpstart
+# its JPEG answers were kept as PNG (image.format png)
+"$KILN" -C "$P" release -q 2>"$T/err" || { fail "jumpstart release"; cat "$T/err"; }
+n=$(for f in "$P"/dist/images/*.png; do head -c 8 "$f" | od -An -tx1 | tr -d ' \n'; echo; done | grep -c '^89504e470d0a1a0a$')
+expect_eq "jumpstart images are PNG" "$n" 60
 finish

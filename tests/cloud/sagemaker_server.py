@@ -22,8 +22,8 @@ answers 202 {"InferenceId"} with X-Amzn-SageMaker-OutputLocation and -FailureLoc
 --delay-ms it runs the request: worker a1111 through the SD test server's own A1111 txt2img
 (tests/sdserver/sd_test_server.py, imported: the same images, infotext and checks), worker
 jumpstart from {prompt, negative_prompt, width, height, num_inference_steps,
-guidance_scale, seed} to {"generated_images": [base64], "prompt"} (the image is a PNG: only
-the standard library here; JumpStart sends a JPEG). --fail-rate of the jobs (chosen by a hash
+guidance_scale, seed} to {"generated_images": [base64], "prompt"} (a JPEG made by the vips
+command with --jpeg, as JumpStart sends; a PNG otherwise). --fail-rate of the jobs (chosen by a hash
 of the inference id, so a retry with another id may pass) write a failure object instead.
 Objects live in memory.
 
@@ -39,7 +39,9 @@ import json
 import os
 import signal
 import socketserver
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -253,6 +255,16 @@ class State:
             return self.objects.get((bucket, key))
 
 
+def to_jpeg(png):
+    """JPEG bytes of a PNG, through the vips command (libvips-tools), as JumpStart answers."""
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "in.png"), "wb") as f:
+            f.write(png)
+        subprocess.run(["vips", "copy", os.path.join(d, "in.png"), os.path.join(d, "out.jpg")],
+                       check=True, capture_output=True)
+        return open(os.path.join(d, "out.jpg"), "rb").read()
+
+
 def fails(inference_id, rate):
     if rate <= 0:
         return False
@@ -296,8 +308,10 @@ def run_job(st, name, inference_id, input_loc, out_loc, fail_loc, t0):
                                 "num_images_per_prompt"}
             if unknown:
                 raise ValueError("unknown keys: %s" % ", ".join(sorted(unknown)))
-            png = sd.render_png(params)
-            write(out_loc, json.dumps({"generated_images": [base64.b64encode(png).decode()],
+            img = sd.render_png(params)
+            if st.args.jpeg:
+                img = to_jpeg(img)
+            write(out_loc, json.dumps({"generated_images": [base64.b64encode(img).decode()],
                                        "prompt": p["prompt"]}).encode())
             ok = True
         except (ValueError, KeyError, TypeError) as e:
@@ -488,6 +502,8 @@ def parse_args(argv):
                    help="from the invocation to the output object")
     p.add_argument("--put-delay-ms", type=float, default=0.0, help="each S3 PUT takes this")
     p.add_argument("--fail-rate", type=float, default=0.0)
+    p.add_argument("--jpeg", action="store_true",
+                   help="jumpstart: answer JPEG as JumpStart does (needs the vips command)")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
 

@@ -23,6 +23,7 @@
 #include "render/engines/engine.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/image.h"
 #include "util/sigv4.h"
 
 #include <jansson.h>
@@ -249,7 +250,19 @@ static enum kiln_step js_output(struct kiln_ai_job *j, const char *body, size_t 
 		kiln_error_set(e, KILN_E_NET, NULL, "the output has no generated_images[0]");
 	else if (kiln_b64_decode(json_string_value(img), json_string_length(img), &j->image))
 		kiln_error_set(e, KILN_E_IMAGE, NULL, "generated_images[0] is not valid base64");
-	else {
+	else if (j->image.len >= 8 && memcmp(j->image.data, "\x89PNG\r\n\x1a\n", 8)) {
+		/* JPEG (Accept: application/json;jpeg): the store keeps PNGs for image.format png,
+		 * and the render stage re-encodes from there for webp/jpeg */
+		struct kiln_buf png = KILN_BUF_INIT;
+		if (!kiln_image_png(j->image.data, j->image.len, "generated_images[0]", &png, e)) {
+			kiln_buf_release(&j->image);
+			j->image = png;
+			j->seed_used = j->rq->seed;
+			st = KILN_STEP_DONE;
+		} else {
+			kiln_buf_release(&png);
+		}
+	} else {
 		j->seed_used = j->rq->seed;
 		st = KILN_STEP_DONE;
 	}
