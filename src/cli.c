@@ -447,6 +447,22 @@ int cli_stage_plan(struct kiln_project *p, int force, int fresh, unsigned effort
 
 /* AI endpoints name environment variables for their credentials: the command reads them
  * (the library never reads the environment) and hands the values to the spec's endpoints. */
+static int resolve_aws(struct kiln_endpoint *ep)
+{
+	const char *names[] = {ep->access_key_env, ep->secret_key_env, ep->session_token_env};
+	char **to[] = {&ep->access_key, &ep->secret_key, &ep->session_token};
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = names[i] ? getenv(names[i]) : NULL;
+		if (!v || !*v || *to[i])
+			continue; /* the render stage says which variable is missing */
+		if (!(*to[i] = strdup(v))) {
+			fprintf(stderr, "kiln: out of memory\n");
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int cli_resolve_secrets(struct kiln_project *p)
 {
 	struct kiln_generate *g = p->spec->generate;
@@ -454,6 +470,8 @@ int cli_resolve_secrets(struct kiln_project *p)
 		struct kiln_endpoint *ep = &g->endpoints[k];
 		const char *var = ep->auth_env ? ep->auth_env : ep->token_env;
 		const char *v = var ? getenv(var) : NULL;
+		if (ep->access_key_env && resolve_aws(ep))
+			return 1;
 		if (!var || ep->secret)
 			continue;
 		if (!v || !*v)

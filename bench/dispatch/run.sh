@@ -2,7 +2,7 @@
 # bench/dispatch: kiln's dispatcher against N test servers with a fixed GPU latency (issue 5).
 #
 #   sh bench/dispatch/run.sh [-n JOBS] [-f FAULT_RATE] [-s SERVERS] [-l LATENCY_MS]
-#                            [-p a1111|comfyui|sdcpp] [-b BIG_JOBS] [-q] [KILN]
+#                            [-p a1111|comfyui|sdcpp|sagemaker] [-b BIG_JOBS] [-q] [KILN]
 #
 # With neither -n nor -f it runs the issue's three cases in one go: 2,000 jobs; 2,000 jobs with
 # 10% of job requests failing (500, two thirds) or hanging (a third, cut by a 2 s timeout);
@@ -107,7 +107,79 @@ PY
 	stop_servers
 }
 
-if [ -n "$JOBS$FAULT" ]; then
+# SageMaker (-p sagemaker): one test SageMaker endpoint + S3 (tests/cloud/sagemaker_server.py,
+# every signature checked) running each invocation LATENCY ms after it is accepted, as many at
+# once as kiln keeps in flight (-s: the endpoint's concurrency, its instances); kiln uploads,
+# invokes and polls S3. Ideal: JOBS x LATENCY / concurrency. Also printed: HTTP requests per
+# job (upload, invocation, polls) and the GPU seconds kiln measured against the server's.
+run_sm_case() {
+	jobs=$1 label=$2 d=$W/$2
+	mkdir -p "$d"
+	python3 "$SRC/tests/cloud/sagemaker_server.py" --port 0 --delay-ms "$LAT" \
+		>"$d/sm.out" 2>"$d/sm.err" &
+	PIDS="$PIDS $!"
+	for _ in $(seq 300); do grep -q LISTENING "$d/sm.out" && break; sleep 0.1; done
+	u=http://$(sed -n 's/^LISTENING //p' "$d/sm.out")
+	python3 - "$d/kiln.yaml" "$jobs" "$u" "$N" <<'PY'
+import sys
+path, jobs, u, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+layers = "".join(
+    f"  - name: L{l}\n    traits:\n" +
+    "".join(f"      - {{name: T{t}, prompt: \"l{l} t{t}\"}}\n" for t in range(16))
+    for l in range(4))
+open(path, "w").write(f"""collection: {{name: Bench, size: {jobs}, seed: 1}}
+image: {{width: 64, height: 64}}
+engine: a1111
+generate:
+  prompt: "bench {{L0}}, {{L1}}, {{L2}}, {{L3}}"
+  size: 64x64
+  retries: 20
+  endpoints:
+    - {{platform: sagemaker, region: us-east-1, endpoint_name: sd-async,
+       input_location: "s3://kiln-in/bench/", access_key_env: KILN_BENCH_AK,
+       secret_key_env: KILN_BENCH_SK, base_url: "{u}", s3_base_url: "{u}",
+       concurrency: {n}, timeout: 60}}
+layers:
+{layers}""")
+PY
+	"$KILN" -C "$d" plan -q || exit 1
+	load0=$(uptime)
+	t0=$(date +%s.%N)
+	KILN_BENCH_AK=AKIDKILNTEST KILN_BENCH_SK='kiln/test+secret/key' /usr/bin/time \
+		-f "%e %U %S %M" -o "$d/time" ${KILN_BENCH_WRAP:-} "$KILN" -C "$d" render -q
+	rc=$?
+	t1=$(date +%s.%N)
+	load1=$(uptime)
+	curl -s "$u/__test__/stats" >"$d/stats.json"
+	python3 - "$d" "$jobs" "$LAT" "$N" "$rc" "$label" "$load0" "$load1" "$W/summary" <<'PY'
+import json, re, sqlite3, sys
+d, jobs, lat, n, rc, label, l0, l1, summ = sys.argv[1:10]
+jobs, lat, n = int(jobs), float(lat), int(n)
+wall, user, sys_, rss = open(d + "/time").read().split()[-4:]
+st = json.load(open(d + "/stats.json"))
+db = sqlite3.connect(d + "/.kiln/catalog.db")
+done = db.execute("select count(*) from items where status='rendered'").fetchone()[0]
+ideal = jobs * lat / 1000 / n
+la = lambda s: re.search(r"load average: ([\d.]+)", s).group(1)
+r = {"label": label, "jobs": jobs, "fault": 0.0, "ratio": float(wall) / ideal,
+     "cpu_ms": (float(user) + float(sys_)) * 1000 / jobs, "rss_mib": int(rss) / 1024,
+     "rendered": done, "load": f"{la(l0)}->{la(l1)}"}
+print(f"sagemaker: {jobs} jobs, concurrency {n}, {lat:.0f} ms a job: wall {float(wall):.2f} s "
+      f"= {r['ratio']:.3f} x ideal {ideal:.2f} s; kiln CPU {r['cpu_ms']:.2f} ms/job; peak RSS "
+      f"{r['rss_mib']:.1f} MiB; {st['requests'] / jobs:.2f} requests/job (PUT "
+      f"{st['puts'] / jobs:.2f}, invoke {st['invocations'] / jobs:.2f}, GET {st['gets'] / jobs:.2f}"
+      f", of which 404 {st['gets_404'] / jobs:.2f}); bad signatures {st['bad_signatures']}; "
+      f"done {done}/{jobs}; exit {rc}; load {r['load']}")
+open(summ, "a").write(json.dumps(r) + "\n")
+PY
+	stop_servers
+}
+
+if [ "$PROTO" = sagemaker ]; then
+	[ "$N" = 8 ] && N=50
+	[ "$LAT" = 100 ] && LAT=2000
+	run_sm_case "${JOBS:-1000}" sagemaker
+elif [ -n "$JOBS$FAULT" ]; then
 	run_case "${JOBS:-2000}" "${FAULT:-0}" custom
 else
 	run_case 2000 0 base

@@ -180,6 +180,24 @@ struct kiln_endpoint {
 	double timeout;            /* seconds per HTTP request, default 600 */
 	struct kiln_loc loc;
 	char *secret;              /* resolved by the command, never parsed; NULL: none */
+	/* A cloud endpoint (platform: sagemaker; NULL: a self-hosted server). Its url is then
+	 * where its jobs go (SageMaker: the runtime's /endpoints/NAME) and engine the platform. */
+	char *platform;
+	char *worker;              /* what the cloud endpoint runs: a1111 | jumpstart */
+	char *base_url;            /* the platform's API instead of its public one (tests,
+	                              gateways), no trailing slash; NULL: the public one */
+	double cost_per_hour;      /* USD, 0: not given */
+	/* SageMaker async inference (lib/spec/ai.c parse_sagemaker) */
+	char *region;              /* "us-east-1" */
+	char *endpoint_name;
+	char *input_location;      /* "s3://bucket/prefix/" as written */
+	char *s3_bucket;           /* its bucket */
+	char *s3_prefix;           /* its key prefix, "" or ending in '/' */
+	char *s3_base_url;         /* path-style S3 (http://host:port), no trailing slash; NULL:
+	                              virtual-hosted https://BUCKET.s3.REGION.amazonaws.com */
+	char *access_key_env, *secret_key_env, *session_token_env; /* variable names */
+	/* resolved by the command from those variables, never parsed; NULL: not set */
+	char *access_key, *secret_key, *session_token;
 };
 
 /* The generate: block (AI engines). */

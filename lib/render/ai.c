@@ -719,9 +719,17 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	for (size_t k = 0; k < g->nendpoints; k++) {
 		const struct kiln_endpoint *ep = &g->endpoints[k];
 		char where[1024];
+		const char *aws = kiln_ai_missing_aws(ep);
+		snprintf(where, sizeof where, "%s:%d:%d", p->spec_path, ep->loc.line, ep->loc.col);
+		if (aws)
+			return kiln_error_set(e, KILN_E_USAGE, where, "endpoint %s: %s names the "
+					      "environment variable %s, which is not set: set it and "
+					      "run again (credentials never go in kiln.yaml)", ep->url,
+					      aws == ep->access_key_env ? "access_key_env" :
+					      aws == ep->secret_key_env ? "secret_key_env" :
+					      "session_token_env", aws);
 		if (!(ep->auth_env || ep->token_env) || ep->secret)
 			continue;
-		snprintf(where, sizeof where, "%s:%d:%d", p->spec_path, ep->loc.line, ep->loc.col);
 		return kiln_error_set(e, KILN_E_USAGE, where, "endpoint %s: %s names the environment "
 				      "variable %s, which is not set: set it to %s and run again "
 				      "(credentials never go in kiln.yaml)", ep->url,
@@ -924,9 +932,13 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 		if (kiln_buf_addf(out, "# sd-server applies the ControlNet it was started with "
 				  "(--control-net): make sure it is %s\n", rq.controls[i].cn->model))
 			goto nomem;
-	if (kiln_buf_addf(out, "POST %s%s\nContent-Type: application/json\n", ep->url,
-			  submit_path(ep->engine)))
+	if (ep->access_key_env) {
+		if (kiln_sagemaker_dry_run(ep, &rq, out))
+			goto nomem;
+	} else if (kiln_buf_addf(out, "POST %s%s\nContent-Type: application/json\n", ep->url,
+				 submit_path(ep->engine))) {
 		goto nomem;
+	}
 	if (ep->auth_env &&
 	    kiln_buf_addf(out, "Authorization: Basic <user:pass from $%s, not shown>\n",
 			  ep->auth_env))

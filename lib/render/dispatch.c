@@ -33,6 +33,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/prng.h"
+#include "util/sigv4.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -81,6 +82,8 @@ struct ep {
 	size_t *resume;            /* indexes into o->resume still to start here */
 	size_t nresume;
 	char why[1024];            /* why it was given up */
+	char refusal[400];         /* the last refusal's start (AWS says why there) */
+	long refusal_status;       /* and its HTTP status */
 	struct kiln_ai_caps caps;  /* what it has (its engine's probe), known once probed */
 	int first_done;            /* its first check ended (probed, or failed once) */
 	int ring_starved;          /* no job left in the fresh queue that it can run */
@@ -101,6 +104,8 @@ struct slot {
 	CURL *h;                   /* kept for the slot's next transfers (survives free_slot) */
 	int in_multi;
 	curl_mime *mime;
+	struct curl_slist *signed_headers; /* a signed request's headers (SigV4), this transfer */
+	struct kiln_buf resp_headers;      /* the answer's headers, when the engine wants them */
 	struct kiln_buf resp;      /* survives free_slot: its memory is reused */
 	size_t cap;                /* the most bytes this exchange's answer may have */
 	int over_cap;              /* the answer went past cap: the transfer was cut */
@@ -195,6 +200,65 @@ static void slot_reset_transfer(struct run *r, struct slot *s)
 	}
 	curl_mime_free(s->mime);
 	s->mime = NULL;
+	curl_slist_free_all(s->signed_headers);
+	s->signed_headers = NULL;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *user)
+{
+	struct slot *s = user;
+	/* a redirect's or a 100's headers go before the final answer's */
+	if (size * n > 5 && !strncmp(p, "HTTP/", 5))
+		kiln_buf_reset(&s->resp_headers);
+	if (s->resp_headers.len + size * n > 65536 ||
+	    kiln_buf_add(&s->resp_headers, p, size * n))
+		return 0;
+	return size * n;
+}
+
+/* A request the engine asked to sign (x->sign, SageMaker): its headers, the Content-Type of a
+ * body, and the SigV4 ones made from the endpoint's AWS keys, which only the dispatcher holds. */
+static int sign_request(struct slot *s, const struct kiln_endpoint *c, const char *url,
+			struct kiln_error *e)
+{
+	struct kiln_http *x = &s->http;
+	struct kiln_sigv4 k = {c->access_key, c->secret_key, c->session_token, c->region,
+			       x->sign, NULL, !strcmp(x->sign, "s3")};
+	struct kiln_buf extra = KILN_BUF_INIT, lines = KILN_BUF_INIT;
+	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+	int body = strcmp(x->method, "GET") != 0, rc;
+	if (!h || (body && kiln_buf_adds(&extra, "Content-Type: application/json\n")) ||
+	    kiln_buf_adds(&extra, x->headers)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot sign a request");
+		goto out;
+	}
+	if ((rc = kiln_sigv4_request(&k, x->method, url, extra.data, x->body.data, x->body.len,
+				     kiln_clock_unix(), &lines, e)))
+		goto out;
+	if (kiln_buf_adds(&lines, extra.data)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot sign a request");
+		goto out;
+	}
+	for (char *l = lines.data, *next; l && *l; l = next) {
+		struct curl_slist *g;
+		if ((next = strchr(l, '\n')))
+			*next++ = 0;
+		if (!*l)
+			continue;
+		if (!(g = curl_slist_append(h, l))) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot sign a request");
+			goto out;
+		}
+		h = g;
+	}
+	s->signed_headers = h;
+	h = NULL;
+out:
+	curl_slist_free_all(h);
+	/* the Authorization line holds no secret, but no copy of the headers outlives the call */
+	kiln_buf_release(&lines);
+	kiln_buf_release(&extra);
+	return rc;
 }
 
 static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
@@ -202,14 +266,18 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 	struct ep *ep = &r->eps[s->ep];
 	const struct kiln_endpoint *c = ep->cfg;
 	struct kiln_http *x = &s->http;
-	char url[2048];
+	char url[4096];
 	CURL *h = s->h;
 	if (h)
 		curl_easy_reset(h); /* keeps its caches; the connections are the multi's */
 	else if (!(h = s->h = curl_easy_init()))
 		return kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot make a transfer");
-	snprintf(url, sizeof url, "%s%s", c->url, x->path);
+	if (x->absolute)
+		snprintf(url, sizeof url, "%s", x->path);
+	else
+		snprintf(url, sizeof url, "%s%s", c->url, x->path);
 	kiln_buf_reset(&s->resp);
+	kiln_buf_reset(&s->resp_headers);
 	s->errbuf[0] = 0;
 	s->waiting = 0;
 	s->over_cap = 0;
@@ -229,6 +297,16 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 	 * aiohttp, which answers 400. Only a JSON body says it is JSON. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER,
 			 !x->upload && !strcmp(x->method, "POST") ? ep->json_headers : ep->headers);
+	if (x->sign) {
+		slot_reset_transfer(r, s);
+		if (sign_request(s, c, url, e))
+			return e->code;
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->signed_headers);
+	}
+	if (x->want_headers) {
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, s);
+	}
 	/* a reverse proxy in front of a server may answer 301/307 (a missing slash, http to
 	 * https); a POST keeps its method and body through any redirect, as the server expects.
 	 * Credentials are not sent on to another host (libcurl's default). */
@@ -266,7 +344,9 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 			return kiln_error_set(e, KILN_E_NOMEM, c->url, "cannot make an upload");
 		}
 		curl_easy_setopt(h, CURLOPT_MIMEPOST, s->mime);
-	} else if (!strcmp(x->method, "POST")) {
+	} else if (!strcmp(x->method, "POST") || !strcmp(x->method, "PUT")) {
+		if (!strcmp(x->method, "PUT"))
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->body.data ? x->body.data : "");
 		/* a queued-job submission (x->no_resend): on a reused connection that dies before
@@ -313,6 +393,7 @@ static void slot_free(struct run *r, struct slot *s)
 		kiln_ai_request_release(&s->rq);
 	kiln_ai_job_release(&s->aj);
 	kiln_buf_release(&s->http.body);
+	kiln_buf_release(&s->resp_headers);
 	s->used = 0;
 	s->have_rq = 0;
 	r->freev[r->nfree++] = s;
@@ -420,6 +501,37 @@ static void give_up(struct run *r, size_t k, const char *fmt, const char *arg)
 	}
 }
 
+/* 401/403: the endpoint refused kiln's credentials; given up for the run, saying which (an
+ * AWS answer says why: SignatureDoesNotMatch, InvalidSignatureException, ...). */
+static void give_up_refused(struct run *r, size_t k, long status)
+{
+	struct ep *ep = &r->eps[k];
+	char what[600];
+	if (ep->refusal_status)
+		status = ep->refusal_status;
+	if (ep->cfg->access_key_env) {
+		/* S3: <Error><Code>C</Code><Message>M</Message>...; the runtime: {"message":"M"} */
+		const char *b = ep->refusal, *c = strstr(b, "<Code>"), *m = strstr(b, "<Message>");
+		const char *ce = c ? strstr(c, "</Code>") : NULL, *me = m ? strstr(m, "</") : NULL;
+		if (!m && (m = strstr(b, "\"message\":\"")) && (m += 2))
+			me = strchr(m + 9, '"');
+		if (ce && me)
+			snprintf(what, sizeof what, "%ld %.*s: %.*s", status, (int)(ce - c - 6), c + 6,
+				 (int)(me - m - 9), m + 9);
+		else if (me)
+			snprintf(what, sizeof what, "%ld: %.*s", status, (int)(me - m - 9), m + 9);
+		else
+			snprintf(what, sizeof what, "%ld: %.300s", status, b);
+		give_up(r, k, "%s: AWS refused kiln's signed request (HTTP %s): check the keys in "
+			"the environment variables named by access_key_env and secret_key_env (and "
+			"session_token_env), and the endpoint's region", what);
+		return;
+	}
+	snprintf(what, sizeof what, "%ld", status);
+	give_up(r, k, "%s: the server refused kiln's credentials (HTTP %s): check the "
+		"environment variable named by auth_env/token_env", what);
+}
+
 static void start_health(struct run *r, size_t k)
 {
 	struct ep *ep = &r->eps[k];
@@ -432,7 +544,8 @@ static void start_health(struct run *r, size_t k)
 	s->http.method = "GET";
 	snprintf(s->http.path, sizeof s->http.path, "%s", ep->eng->health_path);
 	kiln_error_clear(&e);
-	if (send_http(r, s, &e)) {
+	if ((ep->eng->health_request && ep->eng->health_request(ep->cfg, &s->http, &e)) ||
+	    send_http(r, s, &e)) {
 		slot_free(r, s);
 		return;
 	}
@@ -670,9 +783,7 @@ static void check_failed(struct run *r, size_t k, long status, const char *detai
 	char what[600];
 	ep->first_done = 1;
 	if (status == 401 || status == 403) {
-		snprintf(what, sizeof what, "%ld", status);
-		give_up(r, k, "%s: the server refused kiln's credentials (HTTP %s): check the "
-			"environment variable named by auth_env/token_env", what);
+		give_up_refused(r, k, status);
 	} else if (++ep->health_fail >= r->o->health_tries) {
 		snprintf(what, sizeof what, "%s", detail);
 		if (status && !*detail)
@@ -821,9 +932,11 @@ static double poll_interval(const struct ep *ep, const struct slot *s)
 		iv = 0.02 + 0.1 * age;
 		return iv > 1 ? 1 : iv;
 	}
-	if (age < 0.9 * ep->expect)
-		return 0.9 * ep->expect - age;
-	iv = ep->expect / 20;
+	/* an engine whose every poll costs (a cloud store's GET) polls later and less often */
+	double first = ep->eng->poll_first > 0 ? ep->eng->poll_first : 0.9;
+	if (age < first * ep->expect)
+		return first * ep->expect - age;
+	iv = ep->expect * (ep->eng->poll_step > 0 ? ep->eng->poll_step : 1.0 / 20);
 	if (iv < 0.1 * (age - ep->expect))
 		iv = 0.1 * (age - ep->expect);
 	return iv < 0.01 ? 0.01 : iv > 1 ? 1 : iv;
@@ -1103,11 +1216,23 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 	long status = 0;
 	if (res == CURLE_OK)
 		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+	/* a refusal of kiln's credentials: 401/403, or S3's 400 for a session token that is
+	 * malformed or expired (InvalidToken, ExpiredToken) */
+	int refusal = status == 401 || status == 403 ||
+		      (status == 400 && ep->cfg->access_key_env && s->resp.data &&
+		       (strstr(s->resp.data, "<Code>InvalidToken</Code>") ||
+			strstr(s->resp.data, "<Code>ExpiredToken</Code>")));
+	if (refusal) {
+		kiln_ai_excerpt(ep->refusal, sizeof ep->refusal, s->resp.data ? s->resp.data : "",
+				s->resp.len);
+		ep->refusal_status = status;
+	}
 	kiln_error_clear(&err);
 	if (res != CURLE_OK && (s->over_cap || res == CURLE_FILESIZE_EXCEEDED))
 		kiln_error_set(&err, KILN_E_NET, NULL, "%s %s%s: the answer is larger than %zu "
 			       "bytes, the most kiln takes from this endpoint for it; the transfer "
-			       "was cut", s->http.method, ep->cfg->url, s->http.path, s->cap);
+			       "was cut", s->http.method, s->http.absolute ? "" : ep->cfg->url,
+			       s->http.path, s->cap);
 	else if (res != CURLE_OK)
 		kiln_error_set(&err, KILN_E_NET, NULL, "%s %s: %s", s->http.method, s->http.path,
 			       s->errbuf[0] ? s->errbuf : curl_easy_strerror(res));
@@ -1117,15 +1242,15 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 		return;
 	}
 	if (s->is_health) {
-		health_done(r, s, status);
+		health_done(r, s, refusal ? 403 : status);
 		return;
 	}
-	if (status == 401 || status == 403) {
+	if (refusal) {
 		char st[16];
 		snprintf(st, sizeof st, "%ld", status);
+		(void)st;
 		if (ep->state != EP_DEAD)
-			give_up(r, s->ep, "%s: the server refused kiln's credentials (HTTP %s): check "
-				"the environment variable named by auth_env/token_env", st);
+			give_up_refused(r, s->ep, status);
 		/* not the job's fault: it does not count as an attempt */
 		size_t job = s->job;
 		r->js[job].attempts--;
@@ -1137,8 +1262,11 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 	kiln_buf_reset(&s->http.body);
 	s->http.upload = NULL;
 	s->http.no_resend = 0;
+	s->aj.headers = s->http.want_headers ? (s->resp_headers.data ? s->resp_headers.data : "")
+					     : NULL;
 	step = ep->eng->on_response(&s->aj, status, s->resp.data ? s->resp.data : "", s->resp.len,
 				    &s->http, &err);
+	s->aj.headers = NULL;
 	if (step == KILN_STEP_POLL) {
 		s->pending_at = kiln_clock_mono();
 		s->done_at = 0;

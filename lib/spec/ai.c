@@ -170,10 +170,174 @@ static int check_template(struct ctx *c, struct fy_node *n, const char *tmpl, co
 	return 0;
 }
 
+/* An http(s) base URL without credentials or spaces, trailing slashes cut. */
+static int get_base_url(struct ctx *c, struct fy_node *x, const char *what, char **out)
+{
+	size_t len;
+	int rc;
+	if ((rc = get_nonempty(c, x, what, out)))
+		return rc;
+	if ((strncmp(*out, "http://", 7) && strncmp(*out, "https://", 8)) ||
+	    strpbrk(*out, " \t\r\n") || !(*out)[(*out)[4] == 's' ? 8 : 7] ||
+	    (*out)[(*out)[4] == 's' ? 8 : 7] == '/')
+		return fail(c, x, "%s '%s' must be a server address, http://HOST:PORT or "
+			    "https://HOST (no spaces)", what, *out);
+	if (strchr(*out, '@') || strchr(*out, '?'))
+		return fail(c, x, "%s must hold neither credentials nor a query: name "
+			    "environment variables for the credentials instead", what);
+	len = strlen(*out);
+	while (len > 8 && (*out)[len - 1] == '/')
+		(*out)[--len] = 0;
+	return 0;
+}
+
+/* input_location: s3://BUCKET/PREFIX/ (bucket as S3 names them: 3 to 63 of a-z 0-9 . -,
+ * a letter or digit at each end; the prefix "" or ending in '/', one added when missing). */
+static int parse_s3_location(struct ctx *c, struct fy_node *x, struct kiln_endpoint *ep)
+{
+	const char *v = ep->input_location, *b, *slash;
+	size_t blen;
+	int ok = !strncmp(v, "s3://", 5);
+	b = v + 5;
+	slash = ok ? strchr(b, '/') : NULL;
+	blen = ok ? (slash ? (size_t)(slash - b) : strlen(b)) : 0;
+	for (size_t i = 0; ok && i < blen; i++)
+		ok = (b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' ||
+		     b[i] == '-';
+	if (ok && (blen < 3 || blen > 63 || b[0] == '.' || b[0] == '-' || b[blen - 1] == '.' ||
+		   b[blen - 1] == '-'))
+		ok = 0;
+	if (ok && slash && strpbrk(slash, " \t\r\n\\?#"))
+		ok = 0;
+	if (!ok)
+		return fail(c, x, "input_location '%s' is not an S3 folder: write "
+			    "s3://BUCKET/PREFIX/ (a bucket name of 3 to 63 lower-case letters, "
+			    "digits, '.' or '-')", v);
+	if (!(ep->s3_bucket = kiln_calloc(1, blen + 1)))
+		return nomem(c);
+	memcpy(ep->s3_bucket, b, blen);
+	slash = slash ? slash + 1 : "";
+	while (*slash == '/')
+		slash++;
+	if (!(ep->s3_prefix = kiln_calloc(1, strlen(slash) + 2)))
+		return nomem(c);
+	strcpy(ep->s3_prefix, slash);
+	if (*slash && slash[strlen(slash) - 1] != '/')
+		strcat(ep->s3_prefix, "/");
+	return 0;
+}
+
+/* platform: sagemaker. An asynchronous inference endpoint: requests go to S3
+ * (input_location), invocations to the runtime, both signed with the keys the named
+ * environment variables hold. Its url becomes RUNTIME/endpoints/NAME (messages, catalog). */
+static int parse_sagemaker(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+{
+	static const char *const keys[] = {
+		"platform", "region", "endpoint_name", "input_location", "worker",
+		"access_key_env", "secret_key_env", "session_token_env", "concurrency",
+		"cost_per_hour", "base_url", "s3_base_url", "connect_timeout", "timeout"};
+	static const char *const workers[] = {"a1111", "jumpstart"};
+	struct fy_node *x;
+	uint64_t k;
+	int rc;
+	if ((rc = check_keys(c, n, "a sagemaker endpoint", keys, sizeof keys / sizeof *keys)))
+		return rc;
+	if (!(x = get(n, "region")))
+		return fail(c, n, "a sagemaker endpoint needs region (region: us-east-1)");
+	if ((rc = get_nonempty(c, x, "sagemaker region", &ep->region)))
+		return rc;
+	for (const char *r = ep->region; *r; r++)
+		if (!((*r >= 'a' && *r <= 'z') || (*r >= '0' && *r <= '9') || *r == '-'))
+			return fail(c, x, "sagemaker region '%s' is not an AWS region (us-east-1, "
+				    "eu-west-2, ...)", ep->region);
+	if (!(x = get(n, "endpoint_name")))
+		return fail(c, n, "a sagemaker endpoint needs endpoint_name (the name the "
+			    "SageMaker console lists)");
+	if ((rc = get_nonempty(c, x, "sagemaker endpoint_name", &ep->endpoint_name)))
+		return rc;
+	for (const char *r = ep->endpoint_name; *r; r++)
+		if (!((*r >= 'a' && *r <= 'z') || (*r >= 'A' && *r <= 'Z') ||
+		      (*r >= '0' && *r <= '9') || (*r == '-' && r > ep->endpoint_name)) ||
+		    r - ep->endpoint_name >= 63)
+			return fail(c, x, "sagemaker endpoint_name '%s' is not a SageMaker endpoint "
+				    "name (up to 63 letters, digits and '-', not starting with '-')",
+				    ep->endpoint_name);
+	if (!(x = get(n, "input_location")))
+		return fail(c, n, "sagemaker endpoint %s needs input_location, the S3 folder the "
+			    "requests are uploaded to (input_location: s3://BUCKET/PREFIX/)",
+			    ep->endpoint_name);
+	if ((rc = get_nonempty(c, x, "sagemaker input_location", &ep->input_location)) ||
+	    (rc = parse_s3_location(c, x, ep)))
+		return rc;
+	if ((x = get(n, "worker"))) {
+		if ((rc = get_nonempty(c, x, "sagemaker worker", &ep->worker)))
+			return rc;
+		if (strcmp(ep->worker, "a1111") && strcmp(ep->worker, "jumpstart")) {
+			const char *hint = closest(ep->worker, workers, 2);
+			return fail(c, x, "sagemaker worker must be a1111 (a container serving "
+				    "A1111's txt2img) or jumpstart (a JumpStart Stable Diffusion "
+				    "model), got '%s'%s%s%s", ep->worker,
+				    hint ? ": did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+		}
+	} else if (!(ep->worker = kiln_strdup("a1111"))) {
+		return nomem(c);
+	}
+	/* the engine: the platform's protocol around the worker's body and answer */
+	if (!(ep->engine = kiln_strdup(strcmp(ep->worker, "jumpstart") ? "sagemaker"
+								    : "sagemaker-jumpstart")))
+		return nomem(c);
+	static const char *const envs[] = {"access_key_env", "secret_key_env"};
+	char **envp[] = {&ep->access_key_env, &ep->secret_key_env};
+	for (size_t i = 0; i < 2; i++) {
+		if (!(x = get(n, envs[i])))
+			return fail(c, n, "sagemaker endpoint %s needs %s, the name of the "
+				    "environment variable holding its AWS %s (credentials never go "
+				    "in kiln.yaml)", ep->endpoint_name, envs[i],
+				    i ? "secret access key" : "access key id");
+		if ((rc = get_nonempty(c, x, envs[i], envp[i])))
+			return rc;
+	}
+	if ((x = get(n, "session_token_env")) &&
+	    (rc = get_nonempty(c, x, "session_token_env", &ep->session_token_env)))
+		return rc;
+	if ((x = get(n, "concurrency"))) {
+		if ((rc = get_u64(c, x, "endpoint concurrency", 1, 1024, &k)))
+			return rc;
+		ep->concurrency = (unsigned)k;
+	}
+	if ((x = get(n, "cost_per_hour")) &&
+	    (rc = get_range(c, x, "endpoint cost_per_hour", 0, 100000, &ep->cost_per_hour)))
+		return rc;
+	if ((x = get(n, "base_url")) && (rc = get_base_url(c, x, "sagemaker base_url",
+							   &ep->base_url)))
+		return rc;
+	if ((x = get(n, "s3_base_url")) && (rc = get_base_url(c, x, "sagemaker s3_base_url",
+							      &ep->s3_base_url)))
+		return rc;
+	if ((x = get(n, "connect_timeout")) &&
+	    (rc = get_range(c, x, "endpoint connect_timeout", 0.05, 600, &ep->connect_timeout)))
+		return rc;
+	if ((x = get(n, "timeout")) &&
+	    (rc = get_range(c, x, "endpoint timeout", 0.05, 86400, &ep->timeout)))
+		return rc;
+	{
+		size_t len = (ep->base_url ? strlen(ep->base_url) : strlen(ep->region) + 40) +
+			     strlen(ep->endpoint_name) + 12;
+		if (!(ep->url = kiln_malloc(len)))
+			return nomem(c);
+		if (ep->base_url)
+			snprintf(ep->url, len, "%s/endpoints/%s", ep->base_url, ep->endpoint_name);
+		else
+			snprintf(ep->url, len, "https://runtime.sagemaker.%s.amazonaws.com/endpoints/%s",
+				 ep->region, ep->endpoint_name);
+	}
+	return 0;
+}
+
 static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
 {
 	static const char *const keys[] = {"url", "engine", "concurrency", "auth_env",
-					   "token_env", "connect_timeout", "timeout"};
+					   "token_env", "connect_timeout", "timeout", "platform"};
 	struct fy_node *x;
 	uint64_t k;
 	size_t len;
@@ -182,8 +346,22 @@ static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint
 	ep->concurrency = 1;
 	ep->connect_timeout = 10;
 	ep->timeout = 600;
-	if ((rc = want_map(c, n, "an endpoint")) ||
-	    (rc = check_keys(c, n, "an endpoint", keys, 7)))
+	if ((rc = want_map(c, n, "an endpoint")))
+		return rc;
+	/* platform: where the endpoint runs (a minimal switch until RunPod's lands) */
+	if ((x = get(n, "platform"))) {
+		const char *pl;
+		if ((rc = plain_scalar(c, x, "endpoint platform", &pl)))
+			return rc;
+		if (!strcmp(pl, "sagemaker")) {
+			if (!(ep->platform = kiln_strdup(pl)))
+				return nomem(c);
+			return parse_sagemaker(c, n, ep);
+		}
+		if (strcmp(pl, "self"))
+			return fail(c, x, "endpoint platform must be self or sagemaker, got '%s'", pl);
+	}
+	if ((rc = check_keys(c, n, "an endpoint", keys, 8)))
 		return rc;
 	if (!(x = get(n, "url")))
 		return fail(c, n, "an endpoint needs a url ({url: \"http://gpu-1:7860\"})");
@@ -333,6 +511,34 @@ static int check_sdcpp_limits(struct ctx *c, struct fy_node *gen, const struct k
 	return 0;
 }
 
+/* A JumpStart Stable Diffusion model takes prompt, negative_prompt, width, height, seed,
+ * num_inference_steps and guidance_scale; it picks its own sampler and loads no other model,
+ * LoRA or ControlNet. Refused rather than dropped. */
+static int check_jumpstart(struct ctx *c, struct fy_node *gen, const struct kiln_endpoint *ep)
+{
+	const struct kiln_generate *g = c->s->generate;
+	const char *what = NULL;
+	struct fy_node *x = NULL;
+	if (g->checkpoint)
+		what = "checkpoint", x = get(gen, "checkpoint");
+	else if (get(gen, "sampler"))
+		what = "sampler", x = get(gen, "sampler");
+	else if (get(gen, "scheduler"))
+		what = "scheduler", x = get(gen, "scheduler");
+	for (size_t l = 0; !what && l < c->s->nlayers; l++)
+		for (size_t t = 0; !what && t < c->s->layers[l].ntraits; t++) {
+			if (c->s->layers[l].traits[t].nloras)
+				what = "lora";
+			else if (c->s->layers[l].traits[t].controlnet)
+				what = "controlnet";
+		}
+	if (what)
+		return fail(c, x ? x : gen, "sagemaker endpoint %s runs a JumpStart model "
+			    "(worker: jumpstart), which takes no %s: remove it, or use an "
+			    "endpoint whose worker is a1111", ep->endpoint_name, what);
+	return 0;
+}
+
 /* What endpoint ep's engine cannot honour is refused here, at load time, rather than dropped
  * on the wire: a sampler or schedule type it does not have; on ComfyUI a ControlNet
  * preprocessor or control mode (kiln adds no preprocessor node, and ControlNetApplyAdvanced
@@ -344,7 +550,10 @@ static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
 			const struct kiln_endpoint *ep)
 {
 	const struct kiln_generate *g = c->s->generate;
-	const char *eng = ep->engine;
+	/* a cloud endpoint honours what its worker does */
+	const char *eng = ep->worker ? ep->worker : ep->engine;
+	if (!strcmp(eng, "jumpstart"))
+		return check_jumpstart(c, gen, ep);
 	int comfy = !strcmp(eng, "comfyui"), sdcpp = !strcmp(eng, "sdcpp");
 	int a1111 = !strcmp(eng, "a1111");
 	size_t cn_layers = 0, first = 0;
@@ -527,6 +736,21 @@ void generate_free(struct kiln_generate *g)
 		free(ep->auth_env);
 		free(ep->token_env);
 		free(ep->secret);
+		free(ep->platform);
+		free(ep->worker);
+		free(ep->base_url);
+		free(ep->region);
+		free(ep->endpoint_name);
+		free(ep->input_location);
+		free(ep->s3_bucket);
+		free(ep->s3_prefix);
+		free(ep->s3_base_url);
+		free(ep->access_key_env);
+		free(ep->secret_key_env);
+		free(ep->session_token_env);
+		free(ep->access_key);
+		free(ep->secret_key);
+		free(ep->session_token);
 	}
 	free(g->endpoints);
 	free(g->prompt);

@@ -332,3 +332,26 @@ int kiln_image_rgb_png(const void *data, size_t len, const char *where, struct k
 	*converted = 1;
 	return 0;
 }
+
+int kiln_image_png(const void *data, size_t len, const char *where, struct kiln_buf *out,
+		   struct kiln_error *e)
+{
+	VipsImage *img;
+	void *png = NULL;
+	size_t plen = 0;
+	int rc;
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	if (!(img = vips_image_new_from_buffer(data, len, "", NULL)))
+		return kiln_vips_fail(e, KILN_E_IMAGE, where, "cannot read the image");
+	if (vips_pngsave_buffer(img, &png, &plen, "strip", TRUE, NULL)) {
+		g_object_unref(img);
+		return kiln_vips_fail(e, KILN_E_IMAGE, where, "cannot write the image as PNG");
+	}
+	g_object_unref(img);
+	rc = kiln_buf_add(out, png, plen);
+	g_free(png);
+	if (rc)
+		return kiln_error_set(e, KILN_E_NOMEM, where, "out of memory");
+	return 0;
+}

@@ -83,4 +83,9 @@ int kiln_image_encode(const struct kiln_image_enc *enc, struct _VipsImage *im, c
 int kiln_image_rgb_png(const void *data, size_t len, const char *where, struct kiln_buf *out,
 		       int *converted, struct kiln_error *e) KILN_MUST_CHECK;
 
+/* The in-memory image data[len] (JPEG, WebP, PNG...) as a PNG of the same pixels, metadata
+ * stripped, appended to out (a JumpStart model answers JPEG). KILN_E_IMAGE naming `where`. */
+int kiln_image_png(const void *data, size_t len, const char *where, struct kiln_buf *out,
+		   struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

@@ -46,8 +46,8 @@ int kiln_ai_request_canonical(const struct kiln_ai_request *rq, struct kiln_buf 
 
 /* One HTTP exchange an engine asks for. */
 struct kiln_http {
-	const char *method;        /* "GET" or "POST" (static) */
-	char path[1024];           /* appended to the endpoint URL: "/sdapi/v1/txt2img" */
+	const char *method;        /* "GET", "POST" or "PUT" (static) */
+	char path[2048];           /* appended to the endpoint URL: "/sdapi/v1/txt2img" */
 	struct kiln_buf body;      /* JSON body, empty for GET */
 	/* multipart upload (ComfyUI /upload/image) instead of a JSON body, when upload != NULL */
 	const struct kiln_ai_file *upload;
@@ -55,6 +55,13 @@ struct kiln_http {
 	int no_resend;             /* a submission the server queues even when no answer comes
 	                              back (ComfyUI /prompt, sd.cpp img_gen): sent on a new
 	                              connection, which libcurl never silently sends again */
+	/* Cloud requests (SageMaker): */
+	int absolute;              /* path is a whole URL (S3), not appended to the endpoint's */
+	const char *sign;          /* "s3" or "sagemaker": the dispatcher signs the request with
+	                              the endpoint's AWS keys (SigV4, util/sigv4.h); NULL: not */
+	char headers[768];         /* more request headers, "Name: value" lines, '\n'-separated
+	                              (signed with the rest) */
+	int want_headers;          /* hand the answer's headers to the engine (job->headers) */
 };
 
 enum kiln_step {
@@ -79,7 +86,8 @@ struct kiln_ai_job {
 	unsigned attempt;          /* 1-based */
 	int phase;                 /* engine-private */
 	int resumed;               /* remote_id came from an earlier run */
-	char remote_id[96];        /* ComfyUI prompt_id / sd.cpp job id ("" none) */
+	char remote_id[1024];      /* ComfyUI prompt_id / sd.cpp job id / SageMaker output and
+	                              failure locations ("" none) */
 	int remote_new;            /* set by the engine when remote_id becomes known: the
 	                              dispatcher persists it before sending anything else */
 	char upload_name[256];     /* ComfyUI: the uploaded control image, as the server named it */
@@ -102,6 +110,12 @@ struct kiln_ai_job {
 	 * keys the server gave (owned; NULL: the server reports nothing). The render record
 	 * keeps it beside what was asked. */
 	char *ran;
+	/* The answer's headers ("Name: value\r\n" lines) when the exchange asked for them
+	 * (kiln_http.want_headers), else NULL; valid during on_response only. */
+	const char *headers;
+	/* The platform's GPU time for the image, seconds (SageMaker: from the invocation to the
+	 * output's appearance); 0: not known. */
+	double gpu_seconds;
 };
 void kiln_ai_job_release(struct kiln_ai_job *j);
 #define KILN_POLL_ERRORS 8
@@ -167,6 +181,13 @@ struct kiln_engine {
 	 * b"): the dispatcher puts the endpoint before each line. */
 	int (*supports)(const struct kiln_ai_caps *caps, const struct kiln_ai_request *rq,
 			struct kiln_error *e);
+	/* The health check's request when it depends on the endpoint (SageMaker: a signed S3
+	 * listing of the input folder); NULL: GET health_path. */
+	int (*health_request)(const struct kiln_endpoint *ep, struct kiln_http *next,
+			      struct kiln_error *e);
+	/* Polling of a job once the endpoint's expected job time is known: the first poll at
+	 * poll_first of it, then every poll_step of it (0: 0.9 and 1/20, docs/engines.md). */
+	double poll_first, poll_step;
 };
 
 /* Answer caps. A JSON answer without an image: a few MB. One that carries `images` base64
@@ -188,6 +209,16 @@ int kiln_comfy_workflow_check(const char *text, const char *file, int need_loade
 extern const struct kiln_engine kiln_engine_a1111;
 extern const struct kiln_engine kiln_engine_comfyui;
 extern const struct kiln_engine kiln_engine_sdcpp;
+/* SageMaker asynchronous inference (sagemaker.c): worker a1111, or a JumpStart model */
+extern const struct kiln_engine kiln_engine_sagemaker;
+extern const struct kiln_engine kiln_engine_sagemaker_jumpstart;
+/* The first of ep's AWS key variables (access_key_env, secret_key_env, session_token_env)
+ * that the command found unset, or NULL (all set, or not a SageMaker endpoint). */
+const char *kiln_ai_missing_aws(const struct kiln_endpoint *ep);
+/* What --dry-run shows of a SageMaker job beyond its body: the S3 upload and the invocation
+ * with its headers (no secret: the variables' names only). */
+int kiln_sagemaker_dry_run(const struct kiln_endpoint *ep, const struct kiln_ai_request *rq,
+			   struct kiln_buf *out) KILN_MUST_CHECK;
 /* By name, or NULL. */
 const struct kiln_engine *kiln_engine_find(const char *name);
 

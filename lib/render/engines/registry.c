@@ -14,5 +14,9 @@ const struct kiln_engine *kiln_engine_find(const char *name)
 		return &kiln_engine_comfyui;
 	if (!strcmp(name, "sdcpp"))
 		return &kiln_engine_sdcpp;
+	if (!strcmp(name, "sagemaker"))
+		return &kiln_engine_sagemaker;
+	if (!strcmp(name, "sagemaker-jumpstart"))
+		return &kiln_engine_sagemaker_jumpstart;
 	return NULL;
 }
