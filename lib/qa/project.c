@@ -122,6 +122,8 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	qa_opts_from_spec(&s->qa, &o);
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
 		return rc;
+	if ((rc = kiln_catalog_final_images(p->catalog, &items, e)))
+		goto out;
 	if (!(sha = kiln_calloc(items.n + 2, sizeof *sha)) ||
 	    !(ids = kiln_calloc(items.n + 1, sizeof *ids)))
 		goto nomem;

@@ -1517,7 +1517,8 @@ int kiln_release_dist_state(struct kiln_project *p, struct kiln_dist_state *s,
 		goto out;
 	s->released = 1;
 	if ((rc = kiln_catalog_meta_get(p->catalog, "release_inputs", &inputs, e)) ||
-	    (rc = kiln_catalog_items(p->catalog, p->spec, &items, e)))
+	    (rc = kiln_catalog_items(p->catalog, p->spec, &items, e)) ||
+	    (rc = kiln_catalog_final_images(p->catalog, &items, e)))
 		goto out;
 	inputs_sha(p, &items, now);
 	s->inputs_changed = inputs && strcmp(inputs, now);
@@ -1564,7 +1565,8 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 				      s->size);
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
 		return rc;
-	if ((rc = check_items(p, &items, e)))
+	if ((rc = kiln_catalog_final_images(p->catalog, &items, e)) ||
+	    (rc = check_items(p, &items, e)))
 		goto out;
 	if (!o->allow_qa_failures && (rc = check_qa(p, e)))
 		goto out;
