@@ -96,5 +96,10 @@ int cmd_build(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_ls(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
+int cmd_polish(struct cli *cli, int argc, char **argv);
+/* The polish stage (kiln polish, kiln build): ids NULL for every token; *did (may be NULL)
+ * 1 when a token's chain was made or changed. */
+int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *ids, size_t nids,
+		     int json, int quiet, int *did);
 
 #endif

@@ -28,6 +28,9 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 	[KILN_HINT_LAYER_ORDER] = "`--order A,B,C` takes the layer folders' names, bottom first",
 	[KILN_HINT_EFFORT] = "run `kiln plan --effort %s` to search longer (each step of effort "
 		"multiplies the search budget)",
+	[KILN_HINT_POLISH_EDIT] = "export the token's current image (`kiln polish export %s`) "
+		"and import the edit again made on it, or drop its edits with `kiln polish reset ID`",
+	[KILN_HINT_POLISH] = "run `kiln polish` (or `kiln build`)",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

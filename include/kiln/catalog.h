@@ -319,7 +319,8 @@ struct kiln_polish_step {
 	const char *by;           /* "kiln", or the person an edit came from */
 	const char *tool;         /* may be NULL */
 	const char *note;         /* may be NULL */
-	const char *at;           /* when read: ISO 8601 UTC; ignored when saving (now) */
+	const char *at;           /* ISO 8601 UTC; when saving, NULL: now (a step kept from
+	                             before keeps its time) */
 };
 /* Every step in (item, step) order, or one token's (has_item); strings valid during the call
  * only. fn returns non-zero to stop. */

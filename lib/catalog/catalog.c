@@ -1749,7 +1749,7 @@ int kiln_catalog_polish_save(struct kiln_catalog *c, const uint64_t *items, size
 		bind_opt(ins, 10, p->by);
 		bind_opt(ins, 11, p->tool);
 		bind_opt(ins, 12, p->note);
-		sqlite3_bind_text(ins, 13, at, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 13, p->at ? p->at : at, -1, SQLITE_STATIC);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			rc = db_error(c, e, "recording a polish step");
 			goto out;

@@ -115,6 +115,8 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	/* the compose engine writes width*scale x height*scale (render/compose.c finish()); scale
 	 * is one of its output options, the AI engines make width x height */
 	k = s->scale > 1 && (!s->engine || !strcmp(s->engine, "compose")) ? s->scale : 1;
+	/* the images judged are the polished ones: the polish upscales multiply the size */
+	k *= kiln_spec_polish_scale(s);
 	o.width = s->width * k;
 	o.height = s->height * k;
 	o.format = s->format == KILN_FORMAT_PNG ? "png" : s->format == KILN_FORMAT_WEBP ? "webp"

@@ -114,7 +114,11 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 		return rc;
 	if ((v = get(n, "height")) && (rc = get_int(c, v, "image.height", 1, 16384, &s->height)))
 		return rc;
-	if ((v = get(n, "format")) && (rc = parse_format(c, v, "image.format", &s->format)))
+	/* svg: rendered as PNG, the polish stage's vectorize makes the token's image */
+	if ((v = get(n, "format")) && fy_node_get_type(v) == FYNT_SCALAR &&
+	    !strcmp(fy_node_get_scalar0(v) ? fy_node_get_scalar0(v) : "", "svg"))
+		s->image_svg = 1;
+	else if (v && (rc = parse_format(c, v, "image.format", &s->format)))
 		return rc;
 	/* PNG levels are libdeflate's: 0..9 as zlib's, 10..12 slower and smaller */
 	if ((v = get(n, "compression")) &&
@@ -885,7 +889,7 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 {
 	static const char *const keys[] = {"collection", "image", "engine", "layers", "rules",
 					   "uniqueness", "legendaries", "metadata", "generate", "qa",
-					   "paths"};
+					   "paths", "polish"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
@@ -893,7 +897,7 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 		fail(c, NULL, "the spec is empty: it holds no YAML, only comments or blank lines");
 		return kiln_error_hint(c->e, KILN_HINT_INIT, NULL);
 	}
-	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 11)))
+	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 12)))
 		return rc;
 	/* first: every file named after this is checked against the allowed folders */
 	if ((v = get(root, "paths")) && (rc = parse_paths(c, v)))
@@ -935,6 +939,10 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	if (!v && s->engine && strcmp(s->engine, "compose"))
 		return fail(c, get(root, "engine"), "engine '%s' needs a generate: block (prompt, "
 			    "endpoints, ...): see docs/engines.md", s->engine);
+	if ((v = get(root, "polish")) && (rc = parse_polish(c, v)))
+		return rc;
+	if ((rc = check_polish_svg(c, root)))
+		return rc;
 	return check_combinations(c, root);
 }
 
@@ -1179,6 +1187,7 @@ void kiln_spec_free(struct kiln_spec *s)
 	free(s->qa.checks);
 	metadata_free(s);
 	generate_free(s->generate);
+	polish_free(s);
 	for (size_t i = 0; i < s->nallow_paths; i++)
 		free(s->allow_paths[i]);
 	free(s->allow_paths);
