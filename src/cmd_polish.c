@@ -90,6 +90,10 @@ int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *i
 	if (r.failed) {
 		fprintf(stderr, "kiln: %llu tokens failed to polish (the errors above say why)\n",
 			(unsigned long long)r.failed);
+		if (r.stale_edits)
+			fprintf(stderr, "hint: for an edit made on an older image, `kiln polish export "
+				"ID` gives the token's current image to edit again (then `kiln polish "
+				"import`), or `kiln polish reset ID` drops its edits\n");
 		return 1;
 	}
 	return 0;

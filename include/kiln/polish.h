@@ -35,6 +35,8 @@ struct kiln_polish_result {
 	uint64_t failed;
 	uint64_t steps;               /* steps made (not reused) */
 	uint64_t unrendered;          /* tokens without a render: nothing to polish */
+	uint64_t stale_edits;         /* failed tokens whose imported edit was made on an image
+	                                 they no longer have (re-rendered, steps changed) */
 	double seconds;
 };
 

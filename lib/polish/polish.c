@@ -59,6 +59,7 @@ struct job {
 	struct chain out;
 	uint64_t made;
 	int ok;
+	int stale;                /* failed on an edit made on another image */
 	char *error;
 };
 
@@ -366,8 +367,10 @@ static void *worker(void *arg)
 		j = &r->jobs[k];
 		kiln_error_clear(&e);
 		j->ok = !walk(r, j->item, 1, &j->out, &j->made, &res, &buf, &e);
-		if (!j->ok)
+		if (!j->ok) {
 			j->error = format_error(&e);
+			j->stale = e.hint == KILN_HINT_POLISH_EDIT;
+		}
 		pthread_mutex_lock(&r->mu);
 		r->done_order[r->ndone++] = k;
 		pthread_cond_signal(&r->cv);
@@ -597,6 +600,7 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 			}
 			/* a stale edit: reported as this token's failure */
 			j->error = format_error(&we);
+			j->stale = 1;
 			j->ok = 0;
 			r.njobs++;
 			continue;
@@ -687,6 +691,7 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 		for (size_t k = reported; k < ndone; k++, reported++) {
 			struct job *j = &r.jobs[r.done_order[k]];
 			failed += !j->ok;
+			res->stale_edits += (uint64_t)j->stale;
 			res->steps += j->made;
 			report(o, "item", r.njobs, k + 1, failed, &items.v[j->item], j, t0);
 		}
