@@ -114,11 +114,13 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 		return rc;
 	if ((v = get(n, "height")) && (rc = get_int(c, v, "image.height", 1, 16384, &s->height)))
 		return rc;
-	/* svg: rendered as PNG, the polish stage's vectorize makes the token's image */
+	/* svg: the polish stage's vectorize would make the token's image; release and QA do not
+	 * take SVG images yet, so it is refused (the SVGs are made beside the PNGs) */
 	if ((v = get(n, "format")) && fy_node_get_type(v) == FYNT_SCALAR &&
 	    !strcmp(fy_node_get_scalar0(v) ? fy_node_get_scalar0(v) : "", "svg"))
-		s->image_svg = 1;
-	else if (v && (rc = parse_format(c, v, "image.format", &s->format)))
+		return fail(c, v, "image.format svg is not available yet: keep png, and a polish "
+			    "vectorize step makes an SVG beside each image");
+	if (v && (rc = parse_format(c, v, "image.format", &s->format)))
 		return rc;
 	/* PNG levels are libdeflate's: 0..9 as zlib's, 10..12 slower and smaller */
 	if ((v = get(n, "compression")) &&
