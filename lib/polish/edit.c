@@ -7,6 +7,7 @@
 #include "kiln/polish.h"
 #include "polish/ops.h"
 #include "kiln/catalog.h"
+#include "kiln/render.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/sha.h"
@@ -259,7 +260,7 @@ int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *
 	struct kiln_polish_step st;
 	struct kiln_sha256 h;
 	json_t *steps = NULL, *settings = NULL;
-	char raster[65], out[65], recipe[65], *src = NULL, *set = NULL;
+	char raster[65], out[65], raw[65], recipe[65], *src = NULL, *set = NULL;
 	const char *base = strrchr(im->file, '/');
 	int rc, w = 0, hh = 0;
 	if (!im->by || !*im->by)
@@ -275,8 +276,21 @@ int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *
 	}
 	if ((rc = kiln_polish_size(src, &w, &hh, e)) ||
 	    (rc = kiln_polish_check_png(im->file, w, hh, e)) ||
-	    (rc = kiln_fs_read(im->file, &b, e)) ||
-	    (rc = kiln_store_put(p->store, b.data, b.len, out, e)) ||
+	    (rc = kiln_fs_read(im->file, &b, e)))
+		goto out;
+	kiln_sha256_hex(b.data, b.len, raw);
+	/* an edited AI image says so: XMP compositeWithTrainedAlgorithmicMedia */
+	if (strcmp(p->spec->engine, "compose") && it.v[0].legendary < 0) {
+		struct kiln_buf d = KILN_BUF_INIT;
+		if ((rc = kiln_render_disclose_png(b.data, b.len, 1, &d, e))) {
+			kiln_buf_release(&d);
+			kiln_error_prefix(e, "%s", im->file);
+			goto out;
+		}
+		kiln_buf_release(&b);
+		b = d;
+	}
+	if ((rc = kiln_store_put(p->store, b.data, b.len, out, e)) ||
 	    (rc = kiln_store_sync(p->store, e)))
 		goto out;
 	if (!strcmp(out, raster)) {
@@ -292,7 +306,7 @@ int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *
 	kiln_sha256_update(&h, raster, 64);
 	kiln_sha256_update(&h, out, 64);
 	kiln_sha256_final(&h, NULL, recipe);
-	settings = json_pack("{s:s}", "file", base ? base + 1 : im->file);
+	settings = json_pack("{s:s, s:s}", "file", base ? base + 1 : im->file, "sha256", raw);
 	if (!settings || !(set = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS))) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
 		goto out;

@@ -18,6 +18,7 @@
 #include "kiln/polish.h"
 #include "polish/ops.h"
 #include "kiln/catalog.h"
+#include "kiln/render.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -71,6 +72,7 @@ struct run {
 	size_t nops;
 	struct kiln_png_opts po;
 	uint64_t max_pixels;
+	int ai;                   /* an AI engine: generated tokens' PNGs carry the disclosure */
 	struct job *jobs;
 	size_t njobs, next;
 	const volatile int *cancel;
@@ -184,14 +186,16 @@ static int load_one(void *user, const struct kiln_polish_step *st)
 
 /* ---- recipes and the walk ---- */
 
-static void recipe_of(const struct run *r, const struct op *op, const char *input, char out[65])
+/* xmp: -1 no disclosure written, 0 trainedAlgorithmicMedia, 1 composite */
+static void recipe_of(const struct run *r, const struct op *op, const char *input, int xmp,
+		      char out[65])
 {
 	char head[160];
 	struct kiln_sha256 h;
-	int n = snprintf(head, sizeof head, "kiln-polish/1\n%s\npng %d %d %d\n",
+	int n = snprintf(head, sizeof head, "kiln-polish/1\n%s\npng %d %d %d\nxmp %d\n",
 			 op->o->kind == KILN_POLISH_UPSCALE ? "upscale" :
 			 op->o->kind == KILN_POLISH_VECTORIZE ? "vectorize" : "overlay",
-			 r->po.level, (int)r->po.filter, r->po.rgb_if_opaque);
+			 r->po.level, (int)r->po.filter, r->po.rgb_if_opaque, xmp);
 	if (kiln_sha256_init(&h)) {
 		/* no memory for a digest context: a recipe nothing matches, so the step is made */
 		memset(out, '0', 64);
@@ -215,8 +219,8 @@ static char *format_error(const struct kiln_error *e)
 }
 
 /* Make op's output from the store file `input`: the bytes go to the store. */
-static int make_step(struct run *r, const struct op *op, const char *input, struct step *s,
-		     struct kiln_buf *buf, struct kiln_error *e)
+static int make_step(struct run *r, const struct op *op, const char *input, int xmp,
+		     struct step *s, struct kiln_buf *buf, struct kiln_error *e)
 {
 	char *path = kiln_store_path(r->p->store, input);
 	struct kiln_rgba im = {NULL, 0, 0};
@@ -240,6 +244,17 @@ static int make_step(struct run *r, const struct op *op, const char *input, stru
 		break;
 	}
 	free(path);
+	/* an AI image keeps saying so: its XMP, composite once a person's work is in it */
+	if (!rc && xmp >= 0 && op->o->kind != KILN_POLISH_VECTORIZE) {
+		struct kiln_buf d;
+		kiln_buf_init(&d, buf->max);
+		if (!(rc = kiln_render_disclose_png(buf->data, buf->len, xmp, &d, e))) {
+			kiln_buf_release(buf);
+			*buf = d;
+		} else {
+			kiln_buf_release(&d);
+		}
+	}
 	if (!rc)
 		rc = kiln_store_put(r->p->store, buf->data, buf->len, s->output, e);
 	s->bytes = buf->len;
@@ -249,7 +264,8 @@ static int make_step(struct run *r, const struct op *op, const char *input, stru
 enum walk_result { WALK_SAME, WALK_CHANGED, WALK_NEEDS };
 
 /* Put back the token's edits whose input is the current image. */
-static int place_edits(const struct chain *old, size_t *hi, char cur[65], struct chain *out)
+static int place_edits(const struct chain *old, size_t *hi, char cur[65], struct chain *out,
+		       int *human)
 {
 	while (*hi < old->n) {
 		const struct step *h = &old->v[*hi];
@@ -261,6 +277,7 @@ static int place_edits(const struct chain *old, size_t *hi, char cur[65], struct
 			break;
 		if (chain_add(out, h))
 			return -1;
+		*human = 1;
 		if (h->image)
 			memcpy(cur, h->output, 65);
 		(*hi)++;
@@ -277,7 +294,7 @@ static int walk(struct run *r, size_t item, int compute, struct chain *out, uint
 	const struct chain *old = &r->old[item];
 	char cur[65], where[48];
 	size_t hi = 0;
-	int rc = 0;
+	int rc = 0, human = 0, ai = r->ai && it->legendary < 0;
 	*res = WALK_SAME;
 	memcpy(cur, it->image, 65);
 	snprintf(where, sizeof where, "item %llu", (unsigned long long)it->id);
@@ -287,10 +304,13 @@ static int walk(struct run *r, size_t item, int compute, struct chain *out, uint
 		const struct step *found = NULL;
 		if (!kiln_polish_op_applies(op->o, it->legendary < 0 ? it->traits : NULL, it->id))
 			continue;
-		if (place_edits(old, &hi, cur, out))
+		if (place_edits(old, &hi, cur, out, &human))
 			goto nomem;
+		/* an overlay is a human-made layer */
+		if (op->o->kind == KILN_POLISH_OVERLAY)
+			human = 1;
 		memset(&s, 0, sizeof s);
-		recipe_of(r, op, cur, s.recipe);
+		recipe_of(r, op, cur, ai ? human : -1, s.recipe);
 		for (size_t i = 0; i < old->n && !found; i++)
 			if (!strcmp(old->v[i].recipe, s.recipe) &&
 			    kiln_store_has(r->p->store, old->v[i].output) > 0)
@@ -311,7 +331,7 @@ static int walk(struct run *r, size_t item, int compute, struct chain *out, uint
 			/* an SVG is the token's image with image.format svg (the last step) */
 			s.image = op->o->kind != KILN_POLISH_VECTORIZE || r->p->spec->image_svg;
 			memcpy(s.input, cur, 65);
-			if ((rc = make_step(r, op, cur, &s, buf, e))) {
+			if ((rc = make_step(r, op, cur, ai ? human : -1, &s, buf, e))) {
 				kiln_error_prefix(e, "%s: polish step %zu (%s)", where, k + 1, s.kind);
 				return rc;
 			}
@@ -322,7 +342,7 @@ static int walk(struct run *r, size_t item, int compute, struct chain *out, uint
 		if (out->v[out->n - 1].image)
 			memcpy(cur, out->v[out->n - 1].output, 65);
 	}
-	if (place_edits(old, &hi, cur, out))
+	if (place_edits(old, &hi, cur, out, &human))
 		goto nomem;
 	for (; hi < old->n; hi++) {
 		const struct step *h = &old->v[hi];
@@ -557,6 +577,7 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 	r.po.filter = (enum kiln_png_filter)p->spec->png_filter;
 	r.po.rgb_if_opaque = !p->spec->png_keep_alpha;
 	r.max_pixels = p->spec->qa.max_pixels;
+	r.ai = strcmp(p->spec->engine, "compose") != 0;
 	r.old = kiln_calloc(items.n + 1, sizeof *r.old);
 	r.jobs = kiln_calloc(items.n + 1, sizeof *r.jobs);
 	r.done_order = kiln_calloc(items.n + 1, sizeof *r.done_order);

@@ -7,8 +7,9 @@
  *     - vectorize: {mode: pixels}                               # pixels | trace (colors: N)
  *
  * Each list entry is a mapping with one step key and, optionally, `only:` (a trait filter:
- * {Layer: Value | [Values]}) or `tokens:` (ids). An upscale applies to every token (the
- * released images share one size); image.format: svg needs a vectorize for every token, last.
+ * {Layer: Value | [Values]}) or `tokens:` (ids), beside the step key or inside its mapping.
+ * An upscale applies to every token (the released images share one size); image.format: svg
+ * needs a vectorize for every token, last.
  * Called from spec.c after layers: and image:; calls only node.c.
  */
 #include "spec/internal.h"
@@ -124,14 +125,14 @@ static int parse_upscale(struct ctx *c, struct fy_node *n, struct kiln_polish_op
 
 static int parse_vectorize(struct ctx *c, struct fy_node *n, struct kiln_polish_op *o)
 {
-	static const char *const keys[] = {"mode", "colors"};
+	static const char *const keys[] = {"mode", "colors", "only", "tokens"};
 	struct fy_node *v;
 	const char *m;
 	int rc;
 	o->mode = KILN_VECTOR_PIXELS;
 	o->colors = 8;
 	if ((rc = want_map(c, n, "polish vectorize")) ||
-	    (rc = check_keys(c, n, "polish vectorize", keys, 2)))
+	    (rc = check_keys(c, n, "polish vectorize", keys, 4)))
 		return rc;
 	if ((v = get(n, "mode"))) {
 		if ((rc = plain_scalar(c, v, "polish vectorize mode", &m)))
@@ -156,11 +157,11 @@ static int parse_vectorize(struct ctx *c, struct fy_node *n, struct kiln_polish_
 
 static int parse_overlay(struct ctx *c, struct fy_node *n, struct kiln_polish_op *o)
 {
-	static const char *const keys[] = {"file"};
+	static const char *const keys[] = {"file", "only", "tokens"};
 	struct fy_node *v;
 	int rc;
 	if ((rc = want_map(c, n, "polish overlay")) ||
-	    (rc = check_keys(c, n, "polish overlay", keys, 1)))
+	    (rc = check_keys(c, n, "polish overlay", keys, 3)))
 		return rc;
 	if (!(v = get(n, "file")))
 		return fail(c, n, "polish overlay needs a file: the layer drawn on top, at the "
@@ -194,10 +195,20 @@ static int parse_op(struct ctx *c, struct fy_node *n, struct kiln_polish_op *o)
 	     o->kind == KILN_POLISH_VECTORIZE ? parse_vectorize(c, v, o) : parse_overlay(c, v, o);
 	if (rc)
 		return rc;
-	if ((v = get(n, "only")) && (rc = parse_only(c, v, o)))
-		return rc;
-	if ((v = get(n, "tokens")) && (rc = parse_tokens(c, v, o)))
-		return rc;
+	/* only/tokens beside the step key, or inside its mapping (one of the two) */
+	for (int in = 0; in < 2; in++) {
+		struct fy_node *m = in ? get(n, kinds[o->kind]) : n, *w;
+		if (in && fy_node_get_type(m) != FYNT_MAPPING)
+			break;
+		if ((w = get(m, "only")) && o->only)
+			return fail(c, w, "this polish step has two only: filters: keep one");
+		if ((w = get(m, "tokens")) && o->tokens)
+			return fail(c, w, "this polish step has two tokens: lists: keep one");
+		if ((w = get(m, "only")) && (rc = parse_only(c, w, o)))
+			return rc;
+		if ((w = get(m, "tokens")) && (rc = parse_tokens(c, w, o)))
+			return rc;
+	}
 	if (o->kind == KILN_POLISH_UPSCALE && (o->nonly || o->ntokens))
 		return fail(c, key_node(n, o->nonly ? "only" : "tokens"), "an upscale applies to "
 			    "every token (the released images share one size): remove only/tokens");

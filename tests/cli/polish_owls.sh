@@ -86,7 +86,8 @@ expect_eq "the edit's fields" "$(q "select made_by, tool, note, step from polish
 expect_eq "vectorize made from the edit" \
 	"$(q "select count(*) from polish_steps a join polish_steps b on a.item_id = b.item_id and b.step = 2 where a.kind = 'edit' and b.kind = 'vectorize' and b.input = a.output")" 3
 "$KILN" -C "$P" show 2 >"$T/show2"
-expect_contains "show prints the chain" "$T/show2" '#1 edit {"file":"orig3.png"} by Ana (Aseprite)'
+expect_contains "show prints the chain" "$T/show2" '#1 edit {"file":"orig3.png","sha256":'
+expect_contains "show names the author" "$T/show2" "by Ana (Aseprite)"
 # not a PNG of the size: refused, nothing recorded
 vips resize "$T/orig2.png" "$T/small.png" 0.5
 "$KILN" -C "$P" polish import 5 "$T/small.png" --by Ana 2>"$T/e5"
