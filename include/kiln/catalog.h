@@ -333,6 +333,11 @@ int kiln_catalog_polish_each(struct kiln_catalog *c, int has_item, uint64_t item
 int kiln_catalog_polish_save(struct kiln_catalog *c, const uint64_t *items, size_t nitems,
 			     const struct kiln_polish_step *v, size_t n, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* One token's chain as a JSON array of steps ({step, kind, settings (an object), recipe,
+ * input, output, bytes, image, by, tool, note, at}); *json is NULL when it has no step
+ * (caller frees). */
+int kiln_catalog_polish_json(struct kiln_catalog *c, uint64_t id, char **json,
+			     struct kiln_error *e) KILN_MUST_CHECK;
 /* The final image of every token of items: where its polish chain starts from the image it
  * holds (a chain made on an image since re-rendered does not count), image and image_bytes
  * become the output of the chain's last image step. Release and QA call this after

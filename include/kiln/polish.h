@@ -18,6 +18,7 @@
 #include "kiln/buf.h"
 #include "kiln/error.h"
 #include "kiln/project.h"
+#include "kiln/release.h"
 
 struct kiln_polish_opts {
 	unsigned threads;             /* 0: one per core */
@@ -71,5 +72,13 @@ int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *
 
 /* Drop a token's imported edits (its chain is made again from the spec's steps alone). */
 int kiln_polish_reset(struct kiln_project *p, uint64_t id, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* `kiln verify`: the chains of dist/polish/<id>.json checked (each step reads the previous
+ * image step's output, the last is the released image, hashed) and, with store_dir (the
+ * project's .kiln/store; NULL or missing: links only), upscale nearest/lanczos and pixels
+ * vectorize made again from their inputs and compared. Mismatches are appended to r. No
+ * dist/polish: nothing checked. */
+int kiln_polish_verify(const char *dist, const char *store_dir, struct kiln_verify_result *r,
+		       struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

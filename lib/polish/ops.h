@@ -28,6 +28,10 @@ int kiln_polish_overlay(const char *in, const char *layer, uint64_t max_pixels,
  * blank (not a single colour throughout). KILN_E_IMAGE saying what is wrong. */
 int kiln_polish_check_png(const char *path, int w, int h, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* *same = 1 when the PNG png[len] and the image file path decode to the same RGBA pixels
+ * (metadata such as an XMP packet and the encoder's choices aside). */
+int kiln_polish_same_pixels(const void *png, size_t len, const char *path, int *same,
+			    struct kiln_error *e) KILN_MUST_CHECK;
 /* The size of an image file from its header. */
 int kiln_polish_size(const char *path, int *w, int *h, struct kiln_error *e) KILN_MUST_CHECK;
 

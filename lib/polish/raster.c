@@ -166,3 +166,57 @@ int kiln_polish_check_png(const char *path, int w, int h, struct kiln_error *e)
 				      "throughout");
 	return 0;
 }
+
+/* im (taken) as packed sRGB 8-bit RGBA pixels (g_free), *n bytes */
+static void *rgba_of(VipsImage *im, size_t *n)
+{
+	VipsImage *t = NULL;
+	void *px = NULL;
+	if (vips_image_get_interpretation(im) != VIPS_INTERPRETATION_sRGB &&
+	    !vips_colourspace(im, &t, VIPS_INTERPRETATION_sRGB, NULL)) {
+		g_object_unref(im);
+		im = t;
+	}
+	if (vips_image_get_bands(im) == 3 && !vips_bandjoin_const1(im, &t, 255.0, NULL)) {
+		g_object_unref(im);
+		im = t;
+	}
+	if (vips_image_get_bands(im) == 4 && vips_image_get_format(im) == VIPS_FORMAT_UCHAR)
+		px = vips_image_write_to_memory(im, n);
+	g_object_unref(im);
+	return px;
+}
+
+int kiln_polish_same_pixels(const void *png, size_t len, const char *path, int *same,
+			    struct kiln_error *e)
+{
+	VipsImage *a, *b;
+	void *pa = NULL, *pb = NULL;
+	size_t na = 0, nb = 0;
+	int rc;
+	*same = 0;
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	a = vips_image_new_from_buffer(png, len, "", NULL);
+	b = vips_image_new_from_file(path, NULL);
+	if (!a || !b) {
+		if (a)
+			g_object_unref(a);
+		if (b)
+			g_object_unref(b);
+		return kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot open the image");
+	}
+	if (vips_image_get_width(a) == vips_image_get_width(b) &&
+	    vips_image_get_height(a) == vips_image_get_height(b)) {
+		pa = rgba_of(a, &na);
+		pb = rgba_of(b, &nb);
+		*same = pa && pb && na == nb && !memcmp(pa, pb, na);
+	} else {
+		g_object_unref(a);
+		g_object_unref(b);
+	}
+	g_free(pa);
+	g_free(pb);
+	vips_error_clear();
+	return 0;
+}

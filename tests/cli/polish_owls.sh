@@ -46,6 +46,25 @@ f1=$(q "select output from polish_steps where item_id = 1 and step = 0")
 expect_eq "released image is the polished one" "$(sha256sum <"$P/dist/images/1.png" | cut -c1-64)" "$f1"
 "$KILN" -C "$P" verify "$P/dist" >/dev/null
 expect_eq "verify" $? 0
+# the chain in dist/: read back, links checked and steps made again by kiln verify
+$PY - "$P/dist/polish/1.json" "$f1" <<'PY' && ok || fail "dist/polish/1.json"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["image"] == sys.argv[2] and [s["kind"] for s in j["steps"]] == ["upscale", "vectorize"], j
+assert j["steps"][0]["input"] == j["render"] and j["steps"][1]["input"] == j["steps"][0]["output"]
+PY
+cp -r "$P/dist" "$P/dist-copy"
+s8=$(q "select output from polish_steps where item_id = 8 and step = 1")
+$PY - "$P/dist-copy/polish/7.json" "$s8" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["steps"][1]["output"] = sys.argv[2]   # another token's SVG: linked, but not what the step makes
+json.dump(j, open(sys.argv[1], "w"))
+PY
+"$KILN" -C "$P" verify "$P/dist-copy" >"$T/v2"
+expect_eq "verify a forged chain" $? 1
+expect_contains "recomputed step named" "$T/v2" "polish/7.json: step 1 (vectorize) made again from its input gives another result"
+rm -rf "$P/dist-copy"
 
 # lanczos: every upscale is made again from the render (no double upscale), kill -9 mid-way
 sed -i 's/method: nearest/method: lanczos/' "$P/kiln.yaml"
