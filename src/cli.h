@@ -104,5 +104,10 @@ int cmd_review(struct cli *cli, int argc, char **argv);
 json_t *cli_review_item_json(const struct kiln_review_state *st);
 int cli_review_status(struct kiln_project *p, json_t *o);
 int cli_review_show(struct kiln_project *p, uint64_t id, json_t *o);
+int cmd_polish(struct cli *cli, int argc, char **argv);
+/* The polish stage (kiln polish, kiln build): ids NULL for every token; *did (may be NULL)
+ * 1 when a token's chain was made or changed. */
+int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *ids, size_t nids,
+		     int json, int quiet, int *did);
 
 #endif

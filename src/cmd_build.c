@@ -15,10 +15,11 @@ static void help(void)
 {
 	printf("usage: kiln build [--threads N] [--no-qa] [--effort N] [--allow-unreviewed]\n"
 	       "                  [--json] [-q]\n\n"
-	       "Runs plan (if kiln.yaml changed), render (items whose recipe changed), qa (every\n"
-	       "image, the plan, the previous release's outputs) and release (if anything\n"
-	       "changed), like make. Run twice, the second run renders and releases nothing and\n"
-	       "says so. Safe to interrupt (even kill -9) and run again.\n\n"
+	       "Runs plan (if kiln.yaml changed), render (items whose recipe changed), polish\n"
+	       "(kiln.yaml's polish: steps not made yet), qa (every image, the plan, the previous\n"
+	       "release's outputs) and release (if anything changed), like make. Run twice,\n"
+	       "the second run renders and releases nothing and says so. Safe to interrupt\n"
+	       "(even kill -9) and run again.\n\n"
 	       "  --threads N   render and qa worker threads (default: one per core)\n"
 	       "  --no-qa       skip QA, and release whatever earlier QA runs said\n"
 	       "  --effort N    the planner searches N times longer before giving up (1..1000)\n"
@@ -129,7 +130,7 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 		{"effort", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
 		{"allow-unreviewed", no_argument, NULL, 'U'}, {NULL, 0, NULL, 0}};
 	int c, json = 0, quiet = 0, rc, planned = 0, rendered = 0, failed = 0, released = 0;
-	int no_qa = 0, blocked = 0, allow_unreviewed = 0;
+	int no_qa = 0, blocked = 0, allow_unreviewed = 0, polished = 0;
 	unsigned threads = 0, effort = 1;
 	struct kiln_project *p = NULL;
 	optind = 1;
@@ -164,6 +165,9 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 		goto out;
 	if ((rc = cli_stage_render(p, threads, 0, json, quiet, &rendered, &failed)))
 		goto out;
+	/* polish after render, so QA judges (and release ships) the polished images */
+	if (p->spec->npolish && (rc = cli_stage_polish(p, threads, NULL, 0, json, quiet, &polished)))
+		goto out;
 	if (!no_qa && (rc = stage_qa(p, threads, json, quiet, &blocked)))
 		goto out;
 	if (blocked) {
@@ -184,7 +188,7 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 	/* --no-qa, qa.gate: false: the QA verdicts are recorded but do not block this release */
 	if ((rc = cli_stage_release(p, 0, no_qa || !p->spec->qa.gate, json, quiet, &released)))
 		goto out;
-	if (!json && !quiet && !planned && !rendered && !released)
+	if (!json && !quiet && !planned && !rendered && !polished && !released)
 		printf("build: nothing to do, everything is up to date\n");
 out:
 	kiln_project_free(p);

@@ -1,5 +1,6 @@
 /* kiln show ID: everything the catalog knows about one item. */
 #include "cli.h"
+#include "kiln/polish.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -22,7 +23,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	struct kiln_project *p = NULL;
 	struct kiln_items items;
 	struct kiln_error e;
-	char *renders = NULL, *qa = NULL;
+	char *renders = NULL, *qa = NULL, *chain = NULL;
 	uint64_t id;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -43,7 +44,8 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	memset(&items, 0, sizeof items);
 	if (kiln_catalog_item(p->catalog, p->spec, id, &items, &e) ||
 	    kiln_catalog_item_renders_json(p->catalog, id, &renders, &e) ||
-	    kiln_catalog_qa_item_json(p->catalog, id, &qa, &e)) {
+	    kiln_catalog_qa_item_json(p->catalog, id, &qa, &e) ||
+	    kiln_polish_chain_json(p, id, &chain, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
@@ -75,6 +77,7 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 			json_decref(o);
 			goto done;
 		}
+		json_object_set_new(o, "polish", json_loads(chain, 0, NULL));
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -125,6 +128,30 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 			       json_string_value(json_object_get(v, "message")));
 		if (!json_array_size(qs))
 			printf("  qa         no findings in the last `kiln qa`\n");
+		/* the polish chain: render -> steps -> edits, each with its input and output */
+		json_t *pc = json_loads(chain, 0, NULL), *ps = json_object_get(pc, "steps");
+		if (json_array_size(ps)) {
+			const char *fin = json_string_value(json_object_get(pc, "final"));
+			printf("  polish     %zu steps, final image %.12s...%s\n", json_array_size(ps),
+			       fin ? fin : "", json_is_true(json_object_get(pc, "current")) ? "" :
+			       " (stale: made on an earlier render; run `kiln polish`)");
+		}
+		json_array_foreach(ps, i, v) {
+			const char *tool = json_string_value(json_object_get(v, "tool"));
+			const char *note = json_string_value(json_object_get(v, "note"));
+			char *set = json_dumps(json_object_get(v, "settings"), JSON_COMPACT);
+			printf("    #%lld %s %s by %s%s%s%s: %.12s... -> %.12s...%s%s%s\n",
+			       (long long)json_integer_value(json_object_get(v, "step")),
+			       json_string_value(json_object_get(v, "kind")), set ? set : "",
+			       json_string_value(json_object_get(v, "by")), tool ? " (" : "",
+			       tool ? tool : "", tool ? ")" : "",
+			       json_string_value(json_object_get(v, "input")),
+			       json_string_value(json_object_get(v, "output")),
+			       json_is_true(json_object_get(v, "image")) ? "" : " (extra file)",
+			       note ? "  " : "", note ? note : "");
+			free(set);
+		}
+		json_decref(pc);
 		json_decref(qs);
 		rc = cli_review_show(p, it->id, NULL);
 		json_decref(tr);
@@ -136,6 +163,7 @@ done:
 out:
 	free(renders);
 	free(qa);
+	free(chain);
 	kiln_items_release(&items);
 	kiln_project_free(p);
 	return rc;

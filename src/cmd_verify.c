@@ -2,6 +2,7 @@
  * the files in dist/ alone and say whether they match what dist/manifest.sha256,
  * dist/provenance.json and dist/ipfs.json claim. */
 #include "cli.h"
+#include "kiln/polish.h"
 #include "kiln/release.h"
 
 #include <getopt.h>
@@ -66,6 +67,23 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	if (kiln_release_verify(dist, expect, &r, &e)) {
 		free(dist);
 		return cli_fail(&e);
+	}
+	/* the polish chains: links, and the recomputable steps from the project's store (the
+	 * folder above dist/) */
+	{
+		size_t n = strlen(dist) + 32;
+		char *store = malloc(n);
+		int prc = 1;
+		if (store) {
+			snprintf(store, n, "%s/../.kiln/store", dist);
+			prc = kiln_polish_verify(dist, store, &r, &e);
+		}
+		free(store);
+		if (prc) {
+			kiln_verify_result_release(&r);
+			free(dist);
+			return store ? cli_fail(&e) : 1;
+		}
 	}
 	if (json) {
 		json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:[]}", "dist",

@@ -30,6 +30,9 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 		"multiplies the search budget)",
 	[KILN_HINT_REVIEW] = "review them with `kiln review` (or release anyway with "
 		"--allow-unreviewed, which is recorded)",
+	[KILN_HINT_POLISH_EDIT] = "export the token's current image (`kiln polish export %s`) "
+		"and import the edit again made on it, or drop its edits with `kiln polish reset ID`",
+	[KILN_HINT_POLISH] = "run `kiln polish` (or `kiln build`)",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

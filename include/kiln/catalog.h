@@ -310,6 +310,50 @@ int kiln_catalog_dist_files(struct kiln_catalog *c, struct kiln_dist_file **v, s
 			    struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_dist_files_free(struct kiln_dist_file *v, size_t n);
 
+/* --- polish (lib/polish) ----------------------------------------------------------------
+ * Table polish_steps: each token's polish chain, the steps applied to its accepted render in
+ * order. A step's input is the previous image step's output (step 0: the render); its recipe
+ * is a SHA-256 over its kind, settings and input. An image step's output is the token's image
+ * from there on; an extra step's (a vectorize SVG beside the image) is not. */
+struct kiln_polish_step {
+	uint64_t item_id;
+	unsigned step;            /* 0, 1, ... in the token's chain */
+	const char *kind;         /* "upscale", "vectorize", "edit", "inpaint", "overlay" */
+	const char *settings;     /* JSON object */
+	const char *recipe;       /* 64 hex */
+	const char *input;        /* SHA-256 of the input (a store file) */
+	const char *output;       /* SHA-256 of the output (a store file) */
+	uint64_t bytes;           /* the output's size */
+	int image;                /* 1: the output is the token's image; 0: an extra file */
+	const char *by;           /* "kiln", or the person an edit came from */
+	const char *tool;         /* may be NULL */
+	const char *note;         /* may be NULL */
+	const char *at;           /* ISO 8601 UTC; when saving, NULL: now (a step kept from
+	                             before keeps its time) */
+};
+/* Every step in (item, step) order, or one token's (has_item); strings valid during the call
+ * only. fn returns non-zero to stop. */
+int kiln_catalog_polish_each(struct kiln_catalog *c, int has_item, uint64_t item_id,
+			     int (*fn)(void *user, const struct kiln_polish_step *st), void *user,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+/* Replace the chains of the tokens items[0..nitems) with the steps v (all of which belong to
+ * those tokens) in one transaction, with a "polish" event per token (its final image and
+ * step count). */
+int kiln_catalog_polish_save(struct kiln_catalog *c, const uint64_t *items, size_t nitems,
+			     const struct kiln_polish_step *v, size_t n, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* One token's chain as a JSON array of steps ({step, kind, settings (an object), recipe,
+ * input, output, bytes, image, by, tool, note, at}); *json is NULL when it has no step
+ * (caller frees). */
+int kiln_catalog_polish_json(struct kiln_catalog *c, uint64_t id, char **json,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+/* The final image of every token of items: where its polish chain starts from the image it
+ * holds (a chain made on an image since re-rendered does not count), image and image_bytes
+ * become the output of the chain's last image step. Release and QA call this after
+ * kiln_catalog_items(); the same rule is what QA's verdicts are compared with. */
+int kiln_catalog_final_images(struct kiln_catalog *c, struct kiln_items *items,
+			      struct kiln_error *e) KILN_MUST_CHECK;
+
 /* ---- store.h (merged) ---- */
 /* kiln/store.h: the content store, .kiln/store/. Files are named by the lowercase hex SHA-256
  * of their bytes, fanned out by the first two digits (store/ab/abcdef...). A file is written to

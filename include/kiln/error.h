@@ -62,6 +62,9 @@ enum kiln_hint {
 	KILN_HINT_EFFORT,          /* the planner gave up within its effort: try harder
 	                              (hint_arg: a larger effort) */
 	KILN_HINT_REVIEW,          /* tokens are not approved: review them, or release anyway */
+	KILN_HINT_POLISH_EDIT,     /* an imported edit was made on an image the token no longer
+	                              has there: import it again, or drop it (hint_arg: the id) */
+	KILN_HINT_POLISH,          /* tokens are not polished as the spec says: polish them */
 	KILN_HINT__COUNT
 };
 

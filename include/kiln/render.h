@@ -39,6 +39,14 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln_buf *out,
 				struct kiln_error *e) KILN_MUST_CHECK;
 
+/* The AI disclosure of a PNG changed after render (the polish stage): img[len] with its XMP
+ * packet declaring the IPTC DigitalSourceType trainedAlgorithmicMedia (composite 0: still the
+ * model's work, e.g. upscaled) or compositeWithTrainedAlgorithmicMedia (composite 1: edited by
+ * a person, or composited with human-made layers), appended to out; an XMP packet the PNG
+ * had is replaced. A malformed PNG is KILN_E_IMAGE. */
+int kiln_render_disclose_png(const void *img, size_t len, int composite, struct kiln_buf *out,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+
 /* Live per-endpoint counters of an AI render (struct kiln_progress.endpoint_stats). */
 /* An endpoint's state, as kiln_dispatch_stats.state reports it. */
 enum kiln_endpoint_state {

@@ -283,6 +283,36 @@ struct kiln_qa_spec {
 	size_t nchecks;
 };
 
+/* polish: the steps applied to every token's image after render (lib/polish, docs/spec.md) */
+enum kiln_polish_kind { KILN_POLISH_UPSCALE, KILN_POLISH_VECTORIZE, KILN_POLISH_OVERLAY };
+enum kiln_upscale_method { KILN_UPSCALE_LANCZOS, KILN_UPSCALE_NEAREST, KILN_UPSCALE_ENGINE };
+enum kiln_vector_mode { KILN_VECTOR_PIXELS, KILN_VECTOR_TRACE };
+/* only: {Layer: Value | [Values]}: a token matches when, for every layer named, its value is
+ * one of those listed */
+struct kiln_polish_only {
+	size_t layer;             /* index into spec->layers */
+	uint32_t *values;         /* trait indexes */
+	size_t nvalues;
+};
+struct kiln_polish_op {
+	enum kiln_polish_kind kind;
+	struct kiln_loc loc;
+	/* upscale: */
+	int factor;               /* 2 or 4 */
+	enum kiln_upscale_method method;
+	char *upscaler;           /* method engine: the server's upscaler name (NULL: default) */
+	/* vectorize: */
+	enum kiln_vector_mode mode;
+	int colors;               /* trace: palette size 2..64 (default 8) */
+	/* overlay: */
+	char *file;               /* the layer, relative to the project folder */
+	/* which tokens (both empty: all) */
+	struct kiln_polish_only *only;
+	size_t nonly;
+	uint64_t *tokens;         /* ids */
+	size_t ntokens;
+};
+
 struct kiln_spec {
 	char *path;                /* kiln.yaml as given */
 	char *dir;                 /* the project folder, trait paths are relative to it */
@@ -366,6 +396,11 @@ struct kiln_spec {
 	 * approved, by at least `approvals` distinct reviewers (default 1) */
 	int review_required;
 	unsigned review_approvals;
+	/* polish: the steps in order (none: images are released as rendered) */
+	struct kiln_polish_op *polish;
+	size_t npolish;
+	int image_svg;             /* image.format: svg: rendered as PNG, vectorized, and the
+	                              SVG is the token's image */
 };
 
 /* Parse and validate dir/kiln.yaml (path may be absolute or relative to the cwd; dir is the
@@ -403,6 +438,11 @@ long kiln_spec_layer_index(const struct kiln_spec *s, const char *name);
 long kiln_layer_trait_index(const struct kiln_layer *l, const char *name);
 
 const char *kiln_format_ext(enum kiln_format f);        /* "png", "webp", "jpg" */
+/* The product of the polish upscale factors of the steps that apply to every token (1: none):
+ * what the released images' size is, over the rendered one. */
+int kiln_spec_polish_scale(const struct kiln_spec *s);
+/* 1 when polish op o applies to a token with these traits (spec->nlayers indexes) and id. */
+int kiln_polish_op_applies(const struct kiln_polish_op *o, const uint32_t *traits, uint64_t id);
 const char *kiln_format_mime(enum kiln_format f);       /* "image/png", ... */
 const char *kiln_blend_name(enum kiln_blend b);
 

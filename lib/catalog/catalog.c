@@ -131,10 +131,22 @@ static const struct migration migrations[] = {
 	/* 6: review (lib/catalog/review.c): reviewers and their hashed tokens, the append-only
 	 * decision log, each item's review state kept in step with it, thumbnails by source */
 	{6, NULL, KILN_CATALOG_REVIEW_SCHEMA},
+	/* 7: the polish chain of each token (lib/polish): its steps in order, each with its
+	 * kind, settings, recipe, input and output SHA-256 (store files), whether the output is
+	 * the token's image from there on (0: an extra file such as an SVG beside it), who made
+	 * it ('kiln' or the person an edit was imported from), the tool, a note and when */
+	{7, NULL,
+	 "CREATE TABLE IF NOT EXISTS polish_steps (\n"
+	 "  item_id INTEGER NOT NULL, step INTEGER NOT NULL,\n"
+	 "  kind TEXT NOT NULL CHECK (kind IN ('upscale','vectorize','edit','inpaint','overlay')),\n"
+	 "  settings TEXT NOT NULL, recipe TEXT NOT NULL, input TEXT NOT NULL,\n"
+	 "  output TEXT NOT NULL, bytes INTEGER NOT NULL, is_image INTEGER NOT NULL,\n"
+	 "  made_by TEXT NOT NULL, tool TEXT, note TEXT, at TEXT NOT NULL,\n"
+	 "  PRIMARY KEY (item_id, step));\n"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 6
+#define LATEST_VERSION 7
 
 int kiln_catalog_latest_version(void)
 {
@@ -1360,6 +1372,15 @@ out:
 	return rc;
 }
 
+/* The token's final image (what release and QA use): the output of the last image step of
+ * its polish chain when the chain starts from the image it holds now (a chain made on an
+ * image since re-rendered does not count), else its accepted render. ID is an SQL
+ * expression for the item's id, IMG for its items.image. */
+#define FINAL_IMAGE(ID, IMG)                                                                 \
+	"coalesce((SELECT p.output FROM polish_steps p WHERE p.item_id = " ID " AND "          \
+	"p.is_image AND (SELECT p0.input FROM polish_steps p0 WHERE p0.item_id = " ID " AND "  \
+	"p0.step = 0) IS " IMG " ORDER BY p.step DESC LIMIT 1), " IMG ")"
+
 /* The verdicts that gate a release: error findings from the catalog's checks, on a token
  * whose current image is the one judged (IS compares NULL with NULL: an item judged without
  * an image stays blocked until it has one), or on no token at all and about the current plan
@@ -1368,7 +1389,7 @@ out:
 #define QA_BLOCKING                                                                          \
 	"q.severity = 'error' AND (q.origin IS NULL OR q.origin = 'catalog') AND CASE WHEN "  \
 	"q.item_id IS NULL THEN q.plan IS " PLAN_NOW " ELSE (q.origin IS NULL OR q.image IS " \
-	"(SELECT image FROM items WHERE id = q.item_id)) END"
+	"(SELECT " FINAL_IMAGE("i.id", "i.image") " FROM items i WHERE i.id = q.item_id)) END"
 
 /* Tokens holding an image that QA has not judged: never (no qa_judged row, or one judged
  * before it had an image), and since re-rendered (judged on another image). */
@@ -1377,7 +1398,7 @@ out:
 	"WHERE j.item_id = i.id AND j.image IS NOT NULL)"
 #define QA_STALE                                                                             \
 	"FROM items i JOIN qa_judged j ON j.item_id = i.id WHERE i.image IS NOT NULL AND "     \
-	"j.image IS NOT NULL AND j.image != i.image"
+	"j.image IS NOT NULL AND j.image != " FINAL_IMAGE("i.id", "i.image")
 #define QA_FAILED                                                                            \
 	"FROM qa_findings q WHERE q.item_id IS NOT NULL AND q.item_id IN (SELECT id FROM "     \
 	"items) AND " QA_BLOCKING
@@ -1520,7 +1541,8 @@ int kiln_catalog_qa_item_json(struct kiln_catalog *c, uint64_t id, char **json,
 		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
 	if ((rc = prepare(c, "SELECT q.check_id, q.severity, q.file, q.path, q.message, "
 			  "coalesce(q.origin, 'catalog'), (q.origin IS NULL OR q.image IS (SELECT "
-			  "image FROM items WHERE id = q.item_id)) FROM qa_findings q WHERE "
+			  FINAL_IMAGE("i.id", "i.image") " FROM items i WHERE i.id = q.item_id)) "
+			  "FROM qa_findings q WHERE "
 			  "q.item_id = ? ORDER BY q.id", &st, e)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
@@ -1641,4 +1663,191 @@ void kiln_dist_files_free(struct kiln_dist_file *v, size_t n)
 	for (size_t i = 0; v && i < n; i++)
 		free(v[i].path);
 	free(v);
+}
+
+/* --- polish chains ------------------------------------------------------------------------ */
+
+int kiln_catalog_polish_each(struct kiln_catalog *c, int has_item, uint64_t item_id,
+			     int (*fn)(void *user, const struct kiln_polish_step *st), void *user,
+			     struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, has_item ?
+			 "SELECT item_id, step, kind, settings, recipe, input, output, bytes, "
+			 "is_image, made_by, tool, note, at FROM polish_steps WHERE item_id = ? "
+			 "ORDER BY step" :
+			 "SELECT item_id, step, kind, settings, recipe, input, output, bytes, "
+			 "is_image, made_by, tool, note, at FROM polish_steps ORDER BY item_id, step",
+			 &st, e), step;
+	if (rc)
+		return rc;
+	if (has_item)
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)item_id);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct kiln_polish_step p;
+		p.item_id = (uint64_t)sqlite3_column_int64(st, 0);
+		p.step = (unsigned)sqlite3_column_int(st, 1);
+		p.kind = (const char *)sqlite3_column_text(st, 2);
+		p.settings = (const char *)sqlite3_column_text(st, 3);
+		p.recipe = (const char *)sqlite3_column_text(st, 4);
+		p.input = (const char *)sqlite3_column_text(st, 5);
+		p.output = (const char *)sqlite3_column_text(st, 6);
+		p.bytes = (uint64_t)sqlite3_column_int64(st, 7);
+		p.image = sqlite3_column_int(st, 8);
+		p.by = (const char *)sqlite3_column_text(st, 9);
+		p.tool = (const char *)sqlite3_column_text(st, 10);
+		p.note = (const char *)sqlite3_column_text(st, 11);
+		p.at = (const char *)sqlite3_column_text(st, 12);
+		if (!p.kind || !p.settings || !p.recipe || !p.input || !p.output || !p.by ||
+		    !p.at) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+			break;
+		}
+		if (fn(user, &p))
+			break;
+	}
+	if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = db_error(c, e, "reading polish steps");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void bind_opt(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int kiln_catalog_polish_save(struct kiln_catalog *c, const uint64_t *items, size_t nitems,
+			     const struct kiln_polish_step *v, size_t n, struct kiln_error *e)
+{
+	sqlite3_stmt *del = NULL, *ins = NULL;
+	char at[48];
+	int rc;
+	if (!nitems)
+		return 0;
+	if ((rc = begin(c, e)))
+		return rc;
+	now_iso(at);
+	if ((rc = prepare(c, "DELETE FROM polish_steps WHERE item_id = ?", &del, e)) ||
+	    (rc = prepare(c, "INSERT INTO polish_steps(item_id, step, kind, settings, recipe, "
+			  "input, output, bytes, is_image, made_by, tool, note, at) VALUES "
+			  "(?,?,?,?,?,?,?,?,?,?,?,?,?)", &ins, e)))
+		goto out;
+	for (size_t i = 0; i < nitems; i++) {
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, (sqlite3_int64)items[i]);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = db_error(c, e, "replacing polish steps");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct kiln_polish_step *p = &v[i];
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, (sqlite3_int64)p->item_id);
+		sqlite3_bind_int(ins, 2, (int)p->step);
+		bind_opt(ins, 3, p->kind);
+		bind_opt(ins, 4, p->settings);
+		bind_opt(ins, 5, p->recipe);
+		bind_opt(ins, 6, p->input);
+		bind_opt(ins, 7, p->output);
+		sqlite3_bind_int64(ins, 8, (sqlite3_int64)p->bytes);
+		sqlite3_bind_int(ins, 9, p->image ? 1 : 0);
+		bind_opt(ins, 10, p->by);
+		bind_opt(ins, 11, p->tool);
+		bind_opt(ins, 12, p->note);
+		sqlite3_bind_text(ins, 13, p->at ? p->at : at, -1, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			rc = db_error(c, e, "recording a polish step");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nitems; i++) {
+		char detail[160];
+		const char *fin = NULL;
+		unsigned steps = 0;
+		for (size_t k = 0; k < n; k++)
+			if (v[k].item_id == items[i]) {
+				steps++;
+				if (v[k].image)
+					fin = v[k].output;
+			}
+		if (fin)
+			snprintf(detail, sizeof detail, "{\"steps\":%u,\"final\":\"%.64s\"}", steps,
+				 fin);
+		else
+			snprintf(detail, sizeof detail, "{\"steps\":%u}", steps);
+		if ((rc = insert_event(c, "polish", 1, items[i], detail, e)))
+			goto out;
+	}
+	sqlite3_finalize(del);
+	sqlite3_finalize(ins);
+	return commit(c, e);
+out:
+	sqlite3_finalize(del);
+	sqlite3_finalize(ins);
+	rollback(c);
+	return rc;
+}
+
+int kiln_catalog_final_images(struct kiln_catalog *c, struct kiln_items *items,
+			      struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(c, "SELECT p.output, p.bytes FROM polish_steps p WHERE p.item_id = ?1 "
+			 "AND p.is_image AND (SELECT p0.input FROM polish_steps p0 WHERE "
+			 "p0.item_id = ?1 AND p0.step = 0) = ?2 ORDER BY p.step DESC LIMIT 1",
+			 &st, e);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < items->n && !rc; i++) {
+		struct kiln_item *it = &items->v[i];
+		const unsigned char *out;
+		int step;
+		if (!it->image[0])
+			continue;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)it->id);
+		sqlite3_bind_text(st, 2, it->image, -1, SQLITE_TRANSIENT);
+		step = sqlite3_step(st);
+		if (step == SQLITE_ROW && (out = sqlite3_column_text(st, 0)) &&
+		    strlen((const char *)out) == 64) {
+			memcpy(it->image, out, 65);
+			it->image_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+		} else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+			rc = db_error(c, e, "reading final images");
+		}
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int polish_json_one(void *user, const struct kiln_polish_step *st)
+{
+	json_t *arr = user, *set = json_loads(st->settings, 0, NULL), *o;
+	o = json_pack("{s:I, s:s, s:o, s:s, s:s, s:s, s:I, s:b, s:s, s:s?, s:s?, s:s}",
+		      "step", (json_int_t)st->step, "kind", st->kind,
+		      "settings", set ? set : json_object(), "recipe", st->recipe, "input",
+		      st->input, "output", st->output, "bytes", (json_int_t)st->bytes, "image",
+		      st->image, "by", st->by, "tool", st->tool, "note", st->note, "at", st->at);
+	return !o || json_array_append_new(arr, o);
+}
+
+int kiln_catalog_polish_json(struct kiln_catalog *c, uint64_t id, char **json,
+			     struct kiln_error *e)
+{
+	json_t *arr = json_array();
+	int rc;
+	*json = NULL;
+	if (!arr)
+		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	rc = kiln_catalog_polish_each(c, 1, id, polish_json_one, arr, e);
+	if (!rc && json_array_size(arr) &&
+	    !(*json = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+		rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	json_decref(arr);
+	return rc;
 }

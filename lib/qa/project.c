@@ -115,6 +115,8 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	/* the compose engine writes width*scale x height*scale (render/compose.c finish()); scale
 	 * is one of its output options, the AI engines make width x height */
 	k = s->scale > 1 && (!s->engine || !strcmp(s->engine, "compose")) ? s->scale : 1;
+	/* the images judged are the polished ones: the polish upscales multiply the size */
+	k *= kiln_spec_polish_scale(s);
 	o.width = s->width * k;
 	o.height = s->height * k;
 	o.format = s->format == KILN_FORMAT_PNG ? "png" : s->format == KILN_FORMAT_WEBP ? "webp"
@@ -122,6 +124,8 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	qa_opts_from_spec(&s->qa, &o);
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
 		return rc;
+	if ((rc = kiln_catalog_final_images(p->catalog, &items, e)))
+		goto out;
 	if (!(sha = kiln_calloc(items.n + 2, sizeof *sha)) ||
 	    !(ids = kiln_calloc(items.n + 1, sizeof *ids)))
 		goto nomem;

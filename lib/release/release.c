@@ -379,6 +379,18 @@ static int release_sha(struct rel *x, char out[65], struct kiln_error *e)
 		n = snprintf(line, sizeof line, "\n%" PRIu64 " %s ", it->id, it->image);
 		kiln_sha256_update(&h, line, (size_t)n);
 		kiln_sha256_update(&h, it->traits_json, strlen(it->traits_json));
+		/* a polished token's chain goes to polish/<id>.json */
+		{
+			char *chain = NULL;
+			int rc = kiln_catalog_polish_json(x->p->catalog, it->id, &chain, e);
+			if (rc) {
+				kiln_sha256_abort(&h);
+				return rc;
+			}
+			if (chain)
+				kiln_sha256_update(&h, chain, strlen(chain));
+			free(chain);
+		}
 	}
 	kiln_sha256_final(&h, NULL, out);
 	return 0;
@@ -758,6 +770,50 @@ out:
 	kiln_buf_release(&b);
 	free(dir);
 	free(cache);
+	return rc;
+}
+
+/* polish/<id>.json: each polished token's chain (lib/polish), render to final image, each
+ * step with its input and output SHA-256, for `kiln verify` (tokens without one: none). */
+static int write_polish(struct rel *x, struct kiln_error *e)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	char *dir = kiln_fs_join(x->tmp, "polish");
+	int rc = dir ? 0 : nomem(x, e), made = 0;
+	for (size_t i = 0; i < x->items->n && !rc; i++) {
+		const struct kiln_item *it = &x->items->v[i];
+		char *chain = NULL, *path = NULL, name[48];
+		json_t *steps, *j = NULL, *last = NULL, *s;
+		size_t k;
+		if ((rc = kiln_catalog_polish_json(x->p->catalog, it->id, &chain, e)) || !chain)
+			break;
+		steps = json_loads(chain, 0, NULL);
+		json_array_foreach(steps, k, s)
+			if (json_is_true(json_object_get(s, "image")))
+				last = s;
+		/* a chain made on an earlier render is not the token's: its image is the render */
+		if (steps && last && !strcmp(json_string_value(json_object_get(last, "output")),
+					     it->image)) {
+			j = json_pack("{s:I, s:s, s:O, s:O}", "id", (json_int_t)it->id, "image",
+				      it->image, "render", json_object_get(json_array_get(steps, 0),
+									   "input"), "steps", steps);
+			snprintf(name, sizeof name, "%" PRIu64 ".json", it->id);
+			if (!j || !(path = kiln_fs_join(dir, name)))
+				rc = nomem(x, e);
+			else if (!made++ && (rc = kiln_fs_mkdirs(dir, e)))
+				;
+			else
+				rc = write_json(x, path, j, &b, e);
+		} else if (!steps) {
+			rc = nomem(x, e);
+		}
+		json_decref(j);
+		json_decref(steps);
+		free(path);
+		free(chain);
+	}
+	kiln_buf_release(&b);
+	free(dir);
 	return rc;
 }
 
@@ -1232,6 +1288,8 @@ static int write_release(struct rel *x, struct kiln_error *e)
 		return rc;
 	if (s->thumb_size && (rc = write_thumbnails(x, e)))
 		return rc;
+	if ((rc = write_polish(x, e)))
+		return rc;
 	/* the image URI prefix: the real images CID unless the spec names another place */
 	{
 		struct kiln_buf b = KILN_BUF_INIT;
@@ -1527,7 +1585,8 @@ int kiln_release_dist_state(struct kiln_project *p, struct kiln_dist_state *s,
 		goto out;
 	s->released = 1;
 	if ((rc = kiln_catalog_meta_get(p->catalog, "release_inputs", &inputs, e)) ||
-	    (rc = kiln_catalog_items(p->catalog, p->spec, &items, e)))
+	    (rc = kiln_catalog_items(p->catalog, p->spec, &items, e)) ||
+	    (rc = kiln_catalog_final_images(p->catalog, &items, e)))
 		goto out;
 	inputs_sha(p, &items, now);
 	s->inputs_changed = inputs && strcmp(inputs, now);
@@ -1574,7 +1633,8 @@ int kiln_project_release(struct kiln_project *p, const struct kiln_release_opts 
 				      s->size);
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
 		return rc;
-	if ((rc = check_items(p, &items, e)))
+	if ((rc = kiln_catalog_final_images(p->catalog, &items, e)) ||
+	    (rc = check_items(p, &items, e)))
 		goto out;
 	if (!o->allow_qa_failures && (rc = check_qa(p, e)))
 		goto out;

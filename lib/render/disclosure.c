@@ -12,6 +12,7 @@
  * Sizes: an image of a few MB is copied once; the texts are a few KB.
  */
 #include "render/disclosure.h"
+#include "kiln/render.h"
 #include "util/png.h"
 
 #include <jansson.h>
@@ -162,4 +163,11 @@ out:
 	kiln_buf_release(&out);
 	kiln_buf_release(&info);
 	return rc;
+}
+
+int kiln_render_disclose_png(const void *img, size_t len, int composite, struct kiln_buf *out,
+			     struct kiln_error *e)
+{
+	return kiln_ai_disclose_png(img, len, composite ? KILN_SOURCE_COMPOSITE :
+				    KILN_SOURCE_TRAINED, NULL, out, e);
 }

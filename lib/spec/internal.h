@@ -56,6 +56,9 @@ struct ctx {
 #define generate_free kiln_spec__generate_free
 #define parse_metadata kiln_spec__parse_metadata
 #define metadata_free kiln_spec__metadata_free
+#define parse_polish kiln_spec__parse_polish
+#define check_polish_svg kiln_spec__check_polish_svg
+#define polish_free kiln_spec__polish_free
 
 /* ---- node helpers (spec.c) ---- */
 
@@ -121,5 +124,12 @@ void metadata_free(struct kiln_spec *s);
 
 /* review: {required, approvals} (review.c) */
 int kiln_spec__parse_review(struct ctx *c, struct fy_node *n);
+/* ---- polish (polish.c) ---- */
+
+/* polish: (after layers:, image: and engine:, whose names and sizes it uses) */
+int parse_polish(struct ctx *c, struct fy_node *n);
+/* image.format svg needs a vectorize step last, for every token */
+int check_polish_svg(struct ctx *c, struct fy_node *root);
+void polish_free(struct kiln_spec *s);
 
 #endif

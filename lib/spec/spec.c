@@ -114,7 +114,13 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 		return rc;
 	if ((v = get(n, "height")) && (rc = get_int(c, v, "image.height", 1, 16384, &s->height)))
 		return rc;
-	if ((v = get(n, "format")) && (rc = parse_format(c, v, "image.format", &s->format)))
+	/* svg: the polish stage's vectorize would make the token's image; release and QA do not
+	 * take SVG images yet, so it is refused (the SVGs are made beside the PNGs) */
+	if ((v = get(n, "format")) && fy_node_get_type(v) == FYNT_SCALAR &&
+	    !strcmp(fy_node_get_scalar0(v) ? fy_node_get_scalar0(v) : "", "svg"))
+		return fail(c, v, "image.format svg is not available yet: keep png, and a polish "
+			    "vectorize step makes an SVG beside each image");
+	if (v && (rc = parse_format(c, v, "image.format", &s->format)))
 		return rc;
 	/* PNG levels are libdeflate's: 0..9 as zlib's, 10..12 slower and smaller */
 	if ((v = get(n, "compression")) &&
@@ -885,7 +891,7 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 {
 	static const char *const keys[] = {"collection", "image", "engine", "layers", "rules",
 					   "uniqueness", "legendaries", "metadata", "generate", "qa",
-					   "paths", "review"};
+					   "paths", "review", "polish"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
@@ -937,6 +943,10 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	if (!v && s->engine && strcmp(s->engine, "compose"))
 		return fail(c, get(root, "engine"), "engine '%s' needs a generate: block (prompt, "
 			    "endpoints, ...): see docs/engines.md", s->engine);
+	if ((v = get(root, "polish")) && (rc = parse_polish(c, v)))
+		return rc;
+	if ((rc = check_polish_svg(c, root)))
+		return rc;
 	return check_combinations(c, root);
 }
 
@@ -1181,6 +1191,7 @@ void kiln_spec_free(struct kiln_spec *s)
 	free(s->qa.checks);
 	metadata_free(s);
 	generate_free(s->generate);
+	polish_free(s);
 	for (size_t i = 0; i < s->nallow_paths; i++)
 		free(s->allow_paths[i]);
 	free(s->allow_paths);

@@ -905,6 +905,85 @@ static void dist_files(void **state)
 	free(val);
 }
 
+/* The polish chain: steps replaced per token; the final image is the last image step's output
+ * while the chain starts from the image the token holds (an extra step is not the image; a
+ * chain made on an image since re-rendered does not count), and QA's verdicts follow it. */
+static int count_steps(void *user, const struct kiln_polish_step *st)
+{
+	(*(int *)user)++;
+	assert_non_null(st->at);
+	return 0;
+}
+
+static void polish_chain(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_plan *p = NULL;
+	struct kiln_items it;
+	struct kiln_error e;
+	struct kiln_polish_step st[3];
+	struct kiln_qa_judged j;
+	struct kiln_qa_state q;
+	char img[4][65], sql[256];
+	int n = 0;
+	uint64_t id;
+	assert_int_equal(kiln_plan_make(&p, f->s, NULL, &e), 0);
+	assert_int_equal(kiln_catalog_save_plan(f->c, f->s, p, NULL, NULL, NULL, "{}", &e), 0);
+	id = p->items[0].id;
+	for (int i = 0; i < 4; i++) {
+		memset(img[i], 'a' + i, 64);
+		img[i][64] = 0;
+	}
+	snprintf(sql, sizeof sql, "UPDATE items SET image = '%s', status = 'rendered' WHERE id = "
+		 "%llu", img[0], (unsigned long long)id);
+	sql_exec(f->db, sql);
+	memset(st, 0, sizeof st);
+	for (int i = 0; i < 3; i++) {
+		st[i].item_id = id;
+		st[i].step = (unsigned)i;
+		st[i].settings = "{}";
+		st[i].recipe = img[3];
+		st[i].by = "kiln";
+		st[i].bytes = 100u + (unsigned)i;
+	}
+	st[0].kind = "upscale", st[0].input = img[0], st[0].output = img[1], st[0].image = 1;
+	st[1].kind = "vectorize", st[1].input = img[1], st[1].output = img[3], st[1].image = 0;
+	st[2].kind = "edit", st[2].input = img[1], st[2].output = img[2], st[2].image = 1;
+	st[2].by = "Ana";
+	assert_int_equal(kiln_catalog_polish_save(f->c, &id, 1, st, 3, &e), 0);
+	assert_int_equal(kiln_catalog_polish_each(f->c, 1, id, count_steps, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(kiln_catalog_items(f->c, f->s, &it, &e), 0);
+	assert_int_equal(kiln_catalog_final_images(f->c, &it, &e), 0);
+	assert_string_equal(it.v[0].image, img[2]);
+	assert_int_equal(it.v[0].image_bytes, 102);
+	assert_string_equal(it.v[1].image, "");
+	kiln_items_release(&it);
+	/* QA judged the final image: the token is current, not stale */
+	j.item_id = id;
+	j.image = img[2];
+	assert_int_equal(kiln_catalog_save_qa(f->c, NULL, 0, &j, 1, "{}", &e), 0);
+	assert_int_equal(kiln_catalog_qa_state(f->c, &q, &e), 0);
+	assert_int_equal(q.stale_tokens, 0);
+	/* without the edit, the upscale is the image: what QA judged is stale */
+	assert_int_equal(kiln_catalog_polish_save(f->c, &id, 1, st, 2, &e), 0);
+	assert_int_equal(kiln_catalog_qa_state(f->c, &q, &e), 0);
+	assert_int_equal(q.stale_tokens, 1);
+	assert_int_equal(kiln_catalog_items(f->c, f->s, &it, &e), 0);
+	assert_int_equal(kiln_catalog_final_images(f->c, &it, &e), 0);
+	assert_string_equal(it.v[0].image, img[1]);
+	kiln_items_release(&it);
+	/* re-rendered: the chain no longer counts */
+	snprintf(sql, sizeof sql, "UPDATE items SET image = '%s' WHERE id = %llu", img[3],
+		 (unsigned long long)id);
+	sql_exec(f->db, sql);
+	assert_int_equal(kiln_catalog_items(f->c, f->s, &it, &e), 0);
+	assert_int_equal(kiln_catalog_final_images(f->c, &it, &e), 0);
+	assert_string_equal(it.v[0].image, img[3]);
+	kiln_items_release(&it);
+	kiln_plan_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -928,6 +1007,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(fixture_v3_built, setup, teardown),
 		cmocka_unit_test_setup_teardown(qa_judged_and_plan, setup, teardown),
 		cmocka_unit_test_setup_teardown(dist_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(polish_chain, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

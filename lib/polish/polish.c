@@ -1,0 +1,763 @@
+/* polish.c: the polish stage (kiln/polish.h, README.md here).
+ *
+ * For each rendered token the chain is walked from its render: before each spec step that
+ * applies to the token (and at the end), the token's imported edits whose input is the
+ * current image are put back in their place; each spec step's recipe (kind, settings, PNG
+ * options, input SHA-256) is looked up among the token's recorded steps, and made only when
+ * none has it (or its output left the store). An edit whose input is no longer the image at
+ * any point of the chain (the render or the steps before it changed) fails the token: a
+ * person's work is never dropped or moved onto another image silently.
+ *
+ * The main thread walks every token without making anything first: a token whose walk finds
+ * every step and gives the chain it has is skipped; one whose chain only lost or reordered
+ * steps is recorded at once; the others go to worker threads, which make the missing steps,
+ * put their outputs in the store, and hand the new chain back. The main thread alone writes
+ * the catalog, up to 64 tokens a transaction, after syncing the store: a kill -9 loses only
+ * the tokens under way.
+ */
+#include "kiln/polish.h"
+#include "polish/ops.h"
+#include "kiln/catalog.h"
+#include "kiln/render.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/fs.h"
+#include "util/sha.h"
+
+#include <jansson.h>
+#include <potracelib.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <vips/vips.h>
+
+/* A step as held here (strings owned). */
+struct step {
+	char *kind, *settings, *by, *tool, *note, *at;
+	char recipe[65], input[65], output[65];
+	uint64_t bytes;
+	int image;
+};
+
+struct chain {
+	struct step *v;
+	size_t n, cap;
+};
+
+/* A spec op, ready: its settings JSON and, for an overlay, its file and that file's hash. */
+struct op {
+	const struct kiln_polish_op *o;
+	char *settings;
+	char *path;               /* overlay: the layer's full path */
+	char tool[96];
+};
+
+struct job {
+	size_t item;
+	struct chain out;
+	uint64_t made;
+	int ok;
+	int stale;                /* failed on an edit made on another image */
+	char *error;
+};
+
+struct run {
+	struct kiln_project *p;
+	struct kiln_items *items;
+	struct chain *old;        /* per item */
+	struct op *ops;
+	size_t nops;
+	struct kiln_png_opts po;
+	uint64_t max_pixels;
+	int ai;                   /* an AI engine: generated tokens' PNGs carry the disclosure */
+	struct job *jobs;
+	size_t njobs, next;
+	const volatile int *cancel;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t *done_order, ndone;
+	unsigned running;
+};
+
+static int is_human(const char *kind)
+{
+	return !strcmp(kind, "edit") || !strcmp(kind, "inpaint");
+}
+
+static void step_free(struct step *s)
+{
+	free(s->kind);
+	free(s->settings);
+	free(s->by);
+	free(s->tool);
+	free(s->note);
+	free(s->at);
+}
+
+static void chain_release(struct chain *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		step_free(&c->v[i]);
+	free(c->v);
+	memset(c, 0, sizeof *c);
+}
+
+static int dup_opt(const char *s, char **out)
+{
+	*out = NULL;
+	return s && !(*out = kiln_strdup(s));
+}
+
+/* Append a copy of s to c. */
+static int chain_add(struct chain *c, const struct step *s)
+{
+	struct step *d;
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 4;
+		struct step *t = kiln_realloc(c->v, nc * sizeof *t);
+		if (!t)
+			return -1;
+		c->v = t;
+		c->cap = nc;
+	}
+	d = &c->v[c->n];
+	memset(d, 0, sizeof *d);
+	memcpy(d->recipe, s->recipe, 65);
+	memcpy(d->input, s->input, 65);
+	memcpy(d->output, s->output, 65);
+	d->bytes = s->bytes;
+	d->image = s->image;
+	c->n++;
+	if (dup_opt(s->kind, &d->kind) || dup_opt(s->settings, &d->settings) ||
+	    dup_opt(s->by, &d->by) || dup_opt(s->tool, &d->tool) || dup_opt(s->note, &d->note) ||
+	    dup_opt(s->at, &d->at))
+		return -1;
+	return 0;
+}
+
+static void hex_copy(char dst[65], const char *src)
+{
+	snprintf(dst, 65, "%s", src ? src : "");
+}
+
+/* ---- loading the recorded chains ---- */
+
+struct loader {
+	struct kiln_items *items;
+	struct chain *old;
+	int nomem;
+};
+
+static int load_one(void *user, const struct kiln_polish_step *st)
+{
+	struct loader *l = user;
+	size_t lo = 0, hi = l->items->n;
+	struct step s;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->items->v[mid].id < st->item_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == l->items->n || l->items->v[lo].id != st->item_id)
+		return 0;
+	memset(&s, 0, sizeof s);
+	s.kind = (char *)st->kind;
+	s.settings = (char *)st->settings;
+	s.by = (char *)st->by;
+	s.tool = (char *)st->tool;
+	s.note = (char *)st->note;
+	s.at = (char *)st->at;
+	hex_copy(s.recipe, st->recipe);
+	hex_copy(s.input, st->input);
+	hex_copy(s.output, st->output);
+	s.bytes = st->bytes;
+	s.image = st->image;
+	if (chain_add(&l->old[lo], &s)) {
+		l->nomem = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- recipes and the walk ---- */
+
+/* xmp: -1 no disclosure written, 0 trainedAlgorithmicMedia, 1 composite */
+static void recipe_of(const struct run *r, const struct op *op, const char *input, int xmp,
+		      char out[65])
+{
+	char head[160];
+	struct kiln_sha256 h;
+	int n = snprintf(head, sizeof head, "kiln-polish/1\n%s\npng %d %d %d\nxmp %d\n",
+			 op->o->kind == KILN_POLISH_UPSCALE ? "upscale" :
+			 op->o->kind == KILN_POLISH_VECTORIZE ? "vectorize" : "overlay",
+			 r->po.level, (int)r->po.filter, r->po.rgb_if_opaque, xmp);
+	if (kiln_sha256_init(&h)) {
+		/* no memory for a digest context: a recipe nothing matches, so the step is made */
+		memset(out, '0', 64);
+		out[64] = 0;
+		return;
+	}
+	kiln_sha256_update(&h, head, (size_t)n);
+	kiln_sha256_update(&h, op->settings, strlen(op->settings));
+	kiln_sha256_update(&h, "\n", 1);
+	kiln_sha256_update(&h, input, strlen(input));
+	kiln_sha256_final(&h, NULL, out);
+}
+
+static char *format_error(const struct kiln_error *e)
+{
+	size_t n = strlen(e->where) + strlen(e->msg) + 4;
+	char *s = kiln_malloc(n);
+	if (s)
+		snprintf(s, n, "%s%s%s", e->where, e->where[0] ? ": " : "", e->msg);
+	return s;
+}
+
+/* Make op's output from the store file `input`: the bytes go to the store. */
+static int make_step(struct run *r, const struct op *op, const char *input, int xmp,
+		     struct step *s, struct kiln_buf *buf, struct kiln_error *e)
+{
+	char *path = kiln_store_path(r->p->store, input);
+	struct kiln_rgba im = {NULL, 0, 0};
+	int rc;
+	if (!path)
+		return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
+	kiln_buf_reset(buf);
+	switch (op->o->kind) {
+	case KILN_POLISH_UPSCALE:
+		rc = kiln_polish_upscale(path, op->o->factor, op->o->method == KILN_UPSCALE_NEAREST,
+					 r->max_pixels, &r->po, buf, e);
+		break;
+	case KILN_POLISH_OVERLAY:
+		rc = kiln_polish_overlay(path, op->path, r->max_pixels, &r->po, buf, e);
+		break;
+	default:
+		if (!(rc = kiln_polish_load_rgba(path, r->max_pixels, &im, e)))
+			rc = op->o->mode == KILN_VECTOR_PIXELS ? kiln_polish_svg_pixels(&im, buf, e) :
+			     kiln_polish_svg_trace(&im, op->o->colors, buf, e);
+		free(im.px);
+		break;
+	}
+	free(path);
+	/* an AI image keeps saying so: its XMP, composite once a person's work is in it */
+	if (!rc && xmp >= 0 && op->o->kind != KILN_POLISH_VECTORIZE) {
+		struct kiln_buf d;
+		kiln_buf_init(&d, buf->max);
+		if (!(rc = kiln_render_disclose_png(buf->data, buf->len, xmp, &d, e))) {
+			kiln_buf_release(buf);
+			*buf = d;
+		} else {
+			kiln_buf_release(&d);
+		}
+	}
+	if (!rc)
+		rc = kiln_store_put(r->p->store, buf->data, buf->len, s->output, e);
+	s->bytes = buf->len;
+	return rc;
+}
+
+enum walk_result { WALK_SAME, WALK_CHANGED, WALK_NEEDS };
+
+/* Put back the token's edits whose input is the current image. */
+static int place_edits(const struct chain *old, size_t *hi, char cur[65], struct chain *out,
+		       int *human)
+{
+	while (*hi < old->n) {
+		const struct step *h = &old->v[*hi];
+		if (!is_human(h->kind)) {
+			(*hi)++;
+			continue;
+		}
+		if (strcmp(h->input, cur))
+			break;
+		if (chain_add(out, h))
+			return -1;
+		*human = 1;
+		if (h->image)
+			memcpy(cur, h->output, 65);
+		(*hi)++;
+	}
+	return 0;
+}
+
+/* The token's chain from its render through the spec's ops. compute 0: stop with WALK_NEEDS
+ * at the first step not made before; 1: make it. */
+static int walk(struct run *r, size_t item, int compute, struct chain *out, uint64_t *made,
+		enum walk_result *res, struct kiln_buf *buf, struct kiln_error *e)
+{
+	const struct kiln_item *it = &r->items->v[item];
+	const struct chain *old = &r->old[item];
+	char cur[65], where[48];
+	size_t hi = 0;
+	int rc = 0, human = 0, ai = r->ai && it->legendary < 0;
+	*res = WALK_SAME;
+	memcpy(cur, it->image, 65);
+	snprintf(where, sizeof where, "item %llu", (unsigned long long)it->id);
+	for (size_t k = 0; k < r->nops; k++) {
+		const struct op *op = &r->ops[k];
+		struct step s;
+		const struct step *found = NULL;
+		if (!kiln_polish_op_applies(op->o, it->legendary < 0 ? it->traits : NULL, it->id))
+			continue;
+		if (place_edits(old, &hi, cur, out, &human))
+			goto nomem;
+		/* an overlay is a human-made layer */
+		if (op->o->kind == KILN_POLISH_OVERLAY)
+			human = 1;
+		memset(&s, 0, sizeof s);
+		recipe_of(r, op, cur, ai ? human : -1, s.recipe);
+		for (size_t i = 0; i < old->n && !found; i++)
+			if (!strcmp(old->v[i].recipe, s.recipe) &&
+			    kiln_store_has(r->p->store, old->v[i].output) > 0)
+				found = &old->v[i];
+		if (found) {
+			if (chain_add(out, found))
+				goto nomem;
+		} else {
+			if (!compute) {
+				*res = WALK_NEEDS;
+				return 0;
+			}
+			s.kind = op->o->kind == KILN_POLISH_UPSCALE ? "upscale" :
+				 op->o->kind == KILN_POLISH_VECTORIZE ? "vectorize" : "overlay";
+			s.settings = op->settings;
+			s.by = "kiln";
+			s.tool = (char *)op->tool;
+			/* an SVG is the token's image with image.format svg (the last step) */
+			s.image = op->o->kind != KILN_POLISH_VECTORIZE || r->p->spec->image_svg;
+			memcpy(s.input, cur, 65);
+			if ((rc = make_step(r, op, cur, ai ? human : -1, &s, buf, e))) {
+				kiln_error_prefix(e, "%s: polish step %zu (%s)", where, k + 1, s.kind);
+				return rc;
+			}
+			(*made)++;
+			if (chain_add(out, &s))
+				goto nomem;
+		}
+		if (out->v[out->n - 1].image)
+			memcpy(cur, out->v[out->n - 1].output, 65);
+	}
+	if (place_edits(old, &hi, cur, out, &human))
+		goto nomem;
+	for (; hi < old->n; hi++) {
+		const struct step *h = &old->v[hi];
+		char id[32];
+		if (!is_human(h->kind))
+			continue;
+		snprintf(id, sizeof id, "%llu", (unsigned long long)it->id);
+		kiln_error_set(e, KILN_E_STATE, where, "the edit by %s (%s) was made on image "
+			       "%.12s..., which is no longer the token's image at any step (it was "
+			       "re-rendered, or the polish steps before the edit changed)", h->by,
+			       h->at ? h->at : "?", h->input);
+		return kiln_error_hint(e, KILN_HINT_POLISH_EDIT, id);
+	}
+	if (out->n != old->n)
+		*res = WALK_CHANGED;
+	for (size_t i = 0; i < out->n && *res == WALK_SAME; i++)
+		if (strcmp(out->v[i].recipe, old->v[i].recipe) ||
+		    strcmp(out->v[i].output, old->v[i].output) || !out->v[i].at)
+			*res = WALK_CHANGED;
+	return 0;
+nomem:
+	return kiln_error_set(e, KILN_E_NOMEM, where, "out of memory");
+}
+
+/* ---- workers ---- */
+
+static void *worker(void *arg)
+{
+	struct run *r = arg;
+	struct kiln_buf buf;
+	kiln_buf_init(&buf, 0);
+	for (;;) {
+		size_t k;
+		struct job *j;
+		struct kiln_error e;
+		enum walk_result res;
+		if (r->cancel && *r->cancel)
+			break;
+		k = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
+		if (k >= r->njobs)
+			break;
+		j = &r->jobs[k];
+		kiln_error_clear(&e);
+		j->ok = !walk(r, j->item, 1, &j->out, &j->made, &res, &buf, &e);
+		if (!j->ok) {
+			j->error = format_error(&e);
+			j->stale = e.hint == KILN_HINT_POLISH_EDIT;
+		}
+		pthread_mutex_lock(&r->mu);
+		r->done_order[r->ndone++] = k;
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	kiln_buf_release(&buf);
+	pthread_mutex_lock(&r->mu);
+	r->running--;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static void report(const struct kiln_polish_opts *o, const char *event, uint64_t total,
+		   uint64_t done, uint64_t failed, const struct kiln_item *it, const struct job *j,
+		   double t0)
+{
+	struct kiln_progress pr;
+	if (!o->progress)
+		return;
+	memset(&pr, 0, sizeof pr);
+	pr.stage = "polish";
+	pr.event = event;
+	pr.total = total;
+	pr.done = done;
+	pr.failed = failed;
+	pr.elapsed = kiln_clock_mono() - t0;
+	if (it && j) {
+		pr.item_id = it->id;
+		pr.ok = j->ok;
+		pr.error = j->error;
+	}
+	o->progress(&pr, o->user);
+}
+
+/* Record the chains of jobs done_order[from, to) (the ok ones) in one transaction. */
+static int flush(struct run *r, size_t from, size_t to, struct kiln_error *e)
+{
+	uint64_t ids[64];
+	struct kiln_polish_step *v = NULL;
+	size_t nids = 0, n = 0, cap = 0;
+	int rc;
+	for (size_t k = from; k < to; k++) {
+		const struct job *j = &r->jobs[r->done_order[k]];
+		if (j->ok)
+			cap += j->out.n;
+	}
+	if (!(v = kiln_calloc(cap + 1, sizeof *v)))
+		return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
+	for (size_t k = from; k < to; k++) {
+		const struct job *j = &r->jobs[r->done_order[k]];
+		uint64_t id = r->items->v[j->item].id;
+		if (!j->ok)
+			continue;
+		ids[nids++] = id;
+		for (size_t i = 0; i < j->out.n; i++) {
+			const struct step *s = &j->out.v[i];
+			struct kiln_polish_step *d = &v[n++];
+			d->item_id = id;
+			d->step = (unsigned)i;
+			d->kind = s->kind;
+			d->settings = s->settings;
+			d->recipe = s->recipe;
+			d->input = s->input;
+			d->output = s->output;
+			d->bytes = s->bytes;
+			d->image = s->image;
+			d->by = s->by;
+			d->tool = s->tool;
+			d->note = s->note;
+			d->at = s->at;
+		}
+	}
+	/* the outputs reach the disk before the catalog says they exist */
+	if (!(rc = kiln_store_sync(r->p->store, e)))
+		rc = kiln_catalog_polish_save(r->p->catalog, ids, nids, v, n, e);
+	free(v);
+	return rc;
+}
+
+/* ---- the ops of the spec ---- */
+
+static int ops_new(struct run *r, struct kiln_error *e)
+{
+	const struct kiln_spec *s = r->p->spec;
+	r->ops = kiln_calloc(s->npolish + 1, sizeof *r->ops);
+	if (!r->ops)
+		return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
+	r->nops = s->npolish;
+	for (size_t i = 0; i < s->npolish; i++) {
+		const struct kiln_polish_op *o = &s->polish[i];
+		struct op *op = &r->ops[i];
+		json_t *j = json_object();
+		char sha[65];
+		int bad = !j;
+		op->o = o;
+		if (!bad && o->kind == KILN_POLISH_UPSCALE) {
+			static const char *const m[] = {"lanczos", "nearest", "engine"};
+			bad = json_object_set_new(j, "factor", json_integer(o->factor)) ||
+			      json_object_set_new(j, "method", json_string(m[o->method])) ||
+			      (o->upscaler &&
+			       json_object_set_new(j, "upscaler", json_string(o->upscaler)));
+			snprintf(op->tool, sizeof op->tool, "libvips %s vips_resize kernel=%s",
+				 vips_version_string(), o->method == KILN_UPSCALE_NEAREST ?
+				 "nearest" : "lanczos3");
+		} else if (!bad && o->kind == KILN_POLISH_VECTORIZE) {
+			bad = json_object_set_new(j, "mode", json_string(o->mode == KILN_VECTOR_PIXELS
+									 ? "pixels" : "trace")) ||
+			      (o->mode == KILN_VECTOR_TRACE &&
+			       json_object_set_new(j, "colors", json_integer(o->colors)));
+			if (o->mode == KILN_VECTOR_PIXELS)
+				snprintf(op->tool, sizeof op->tool, "kiln vectorize pixels");
+			else
+				snprintf(op->tool, sizeof op->tool, "libimagequant + %s",
+					 potrace_version());
+		} else if (!bad) {
+			int rc;
+			if (!(op->path = kiln_fs_join(s->dir, o->file))) {
+				json_decref(j);
+				return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
+			}
+			if ((rc = kiln_sha256_file(op->path, sha, e))) {
+				json_decref(j);
+				return rc;
+			}
+			bad = json_object_set_new(j, "file", json_string(o->file)) ||
+			      json_object_set_new(j, "sha256", json_string(sha));
+			snprintf(op->tool, sizeof op->tool, "libvips %s vips_composite over",
+				 vips_version_string());
+		}
+		if (bad || !(op->settings = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS))) {
+			json_decref(j);
+			return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
+		}
+		json_decref(j);
+	}
+	return 0;
+}
+
+static void ops_free(struct run *r)
+{
+	for (size_t i = 0; r->ops && i < r->nops; i++) {
+		free(r->ops[i].settings);
+		free(r->ops[i].path);
+	}
+	free(r->ops);
+}
+
+static int wanted(const struct kiln_polish_opts *o, uint64_t id)
+{
+	if (!o->ids)
+		return 1;
+	for (size_t i = 0; i < o->nids; i++)
+		if (o->ids[i] == id)
+			return 1;
+	return 0;
+}
+
+#define BATCH 64
+
+int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o,
+			struct kiln_polish_result *res, struct kiln_error *e)
+{
+	struct kiln_items items;
+	struct run r;
+	struct loader ld;
+	struct kiln_buf buf = KILN_BUF_INIT;
+	pthread_t *th = NULL;
+	unsigned nthreads = o->threads, started = 0;
+	size_t flushed = 0;
+	uint64_t failed = 0;
+	double t0 = kiln_clock_mono(), last_flush = t0;
+	int rc, sync_init = 0;
+
+	memset(res, 0, sizeof *res);
+	memset(&r, 0, sizeof r);
+	memset(&items, 0, sizeof items);
+	if ((rc = kiln_catalog_items(p->catalog, p->spec, &items, e)))
+		return rc;
+	r.p = p;
+	r.items = &items;
+	r.cancel = o->cancel;
+	r.po.level = p->spec->png_compression;
+	r.po.filter = (enum kiln_png_filter)p->spec->png_filter;
+	r.po.rgb_if_opaque = !p->spec->png_keep_alpha;
+	r.max_pixels = p->spec->qa.max_pixels;
+	r.ai = strcmp(p->spec->engine, "compose") != 0;
+	r.old = kiln_calloc(items.n + 1, sizeof *r.old);
+	r.jobs = kiln_calloc(items.n + 1, sizeof *r.jobs);
+	r.done_order = kiln_calloc(items.n + 1, sizeof *r.done_order);
+	if (!r.old || !r.jobs || !r.done_order) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+		goto out;
+	}
+	ld.items = &items;
+	ld.old = r.old;
+	ld.nomem = 0;
+	if ((rc = kiln_catalog_polish_each(p->catalog, 0, 0, load_one, &ld, e)))
+		goto out;
+	if (ld.nomem || (rc = ops_new(&r, e))) {
+		rc = rc ? rc : kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+		goto out;
+	}
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	sync_init = 1;
+	/* which tokens need steps made; those that only need recording are recorded now */
+	for (size_t i = 0; i < items.n; i++) {
+		const struct kiln_item *it = &items.v[i];
+		struct job *j = &r.jobs[r.njobs];
+		enum walk_result wr;
+		struct kiln_error we;
+		uint64_t made = 0;
+		if (!wanted(o, it->id))
+			continue;
+		if (it->status != KILN_ITEM_RENDERED || !it->image[0]) {
+			res->unrendered++;
+			continue;
+		}
+		res->tokens++;
+		j->item = i;
+		kiln_error_clear(&we);
+		if (walk(&r, i, 0, &j->out, &made, &wr, &buf, &we)) {
+			if (we.code == KILN_E_NOMEM) {
+				*e = we;
+				rc = we.code;
+				goto out;
+			}
+			/* a stale edit: reported as this token's failure */
+			j->error = format_error(&we);
+			j->stale = 1;
+			j->ok = 0;
+			r.njobs++;
+			continue;
+		}
+		if (wr == WALK_SAME) {
+			chain_release(&j->out);
+			res->skipped++;
+			continue;
+		}
+		if (wr == WALK_NEEDS)
+			chain_release(&j->out);
+		else
+			j->ok = 1;
+		r.njobs++;
+	}
+	/* the tokens decided without work come first in done_order; the rest go to workers */
+	{
+		size_t decided = 0, pending = 0;
+		for (size_t k = 0; k < r.njobs; k++)
+			if (r.jobs[k].ok || r.jobs[k].error)
+				decided++;
+		/* order jobs: decided ones first, then the ones to make */
+		struct job *sorted = kiln_calloc(r.njobs + 1, sizeof *sorted);
+		if (!sorted) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+			goto out;
+		}
+		for (size_t k = 0; k < r.njobs; k++)
+			if (r.jobs[k].ok || r.jobs[k].error)
+				sorted[pending++] = r.jobs[k];
+		for (size_t k = 0; k < r.njobs; k++)
+			if (!(r.jobs[k].ok || r.jobs[k].error))
+				sorted[pending++] = r.jobs[k];
+		memcpy(r.jobs, sorted, r.njobs * sizeof *sorted);
+		free(sorted);
+		r.ndone = decided;
+		for (size_t k = 0; k < decided; k++)
+			r.done_order[k] = k;
+		r.next = decided;
+	}
+	report(o, "start", r.njobs, 0, 0, NULL, NULL, t0);
+	if (!nthreads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = n > 0 ? (unsigned)n : 1;
+	}
+	if (nthreads > r.njobs - r.next)
+		nthreads = (unsigned)(r.njobs - r.next);
+	if (nthreads) {
+		if (!(th = kiln_calloc(nthreads, sizeof *th))) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
+			goto out;
+		}
+		r.running = nthreads;
+		for (started = 0; started < nthreads; started++)
+			if (pthread_create(&th[started], NULL, worker, &r)) {
+				pthread_mutex_lock(&r.mu);
+				r.running -= nthreads - started;
+				pthread_mutex_unlock(&r.mu);
+				break;
+			}
+		if (!started) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "cannot start worker threads");
+			goto join;
+		}
+	}
+	for (size_t reported = 0;;) {
+		size_t ndone;
+		int running;
+		pthread_mutex_lock(&r.mu);
+		while (r.ndone == reported && r.running) {
+			struct timespec ts;
+			if (flushed == reported) {
+				pthread_cond_wait(&r.cv, &r.mu);
+				continue;
+			}
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_cond_timedwait(&r.cv, &r.mu, &ts))
+				break;
+		}
+		ndone = r.ndone;
+		running = r.running > 0;
+		pthread_mutex_unlock(&r.mu);
+		for (size_t k = reported; k < ndone; k++, reported++) {
+			struct job *j = &r.jobs[r.done_order[k]];
+			failed += !j->ok;
+			res->stale_edits += (uint64_t)j->stale;
+			res->steps += j->made;
+			report(o, "item", r.njobs, k + 1, failed, &items.v[j->item], j, t0);
+		}
+		while (flushed < ndone &&
+		       (ndone - flushed >= BATCH || !running || kiln_clock_mono() - last_flush > 0.25)) {
+			size_t to = flushed + BATCH < ndone ? flushed + BATCH : ndone;
+			if ((rc = flush(&r, flushed, to, e))) {
+				__atomic_store_n(&r.next, r.njobs, __ATOMIC_RELAXED);
+				goto join;
+			}
+			flushed = to;
+			last_flush = kiln_clock_mono();
+		}
+		if (!running && flushed == ndone)
+			break;
+	}
+join:
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(th[t], NULL);
+	for (size_t k = 0; k < r.ndone; k++)
+		if (r.jobs[r.done_order[k]].ok)
+			res->polished++;
+	res->failed = failed;
+	if (!rc && o->cancel && *o->cancel && r.ndone < r.njobs)
+		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %zu of %zu tokens",
+				    r.ndone, r.njobs);
+	res->seconds = kiln_clock_mono() - t0;
+	report(o, "end", r.njobs, r.ndone, failed, NULL, NULL, t0);
+out:
+	if (sync_init) {
+		pthread_mutex_destroy(&r.mu);
+		pthread_cond_destroy(&r.cv);
+	}
+	for (size_t k = 0; r.jobs && k < r.njobs; k++) {
+		free(r.jobs[k].error);
+		chain_release(&r.jobs[k].out);
+	}
+	for (size_t i = 0; r.old && i < items.n; i++)
+		chain_release(&r.old[i]);
+	free(r.old);
+	free(r.jobs);
+	free(r.done_order);
+	free(th);
+	ops_free(&r);
+	kiln_buf_release(&buf);
+	kiln_items_release(&items);
+	return rc;
+}

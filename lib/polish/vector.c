@@ -1,0 +1,368 @@
+/* vector.c: SVGs of a token's image.
+ *
+ * pixels: exact, for pixel art. Each row is cut into runs of one colour; a run with the same
+ * x, width and colour as a rectangle open from the row above extends it; each colour is one
+ * <path> of rectangles ("M x y h w v h h -w z"), colours in order of their first pixel. On
+ * integer coordinates at the image's size a rasteriser (librsvg/cairo) covers every pixel
+ * wholly or not at all, so the raster back is the PNG (tests/unit/test_polish.c, with
+ * rsvg-convert).
+ *
+ * trace: libimagequant quantises to N colours (no dithering); colours are drawn largest
+ * first, and the mask traced for a colour (potrace) holds its pixels and those of every
+ * colour drawn after it, so the layers stack without gaps between them.
+ */
+#include "polish/ops.h"
+#include "util/alloc.h"
+#include "util/image.h"
+
+#include <dlfcn.h>
+#include <libimagequant.h>
+#include <potracelib.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int kiln_polish_load_rgba(const char *path, uint64_t max_pixels, struct kiln_rgba *out,
+			  struct kiln_error *e)
+{
+	struct kiln_image8 im;
+	size_t n;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if ((rc = kiln_vips_init(e)) ||
+	    (rc = kiln_image_check_pixels(path, max_pixels ? max_pixels : KILN_IMAGE_MAX_PIXELS,
+					  NULL, NULL, e)) ||
+	    (rc = kiln_image_decode8(path, &im, e)))
+		return rc;
+	n = (size_t)im.width * (size_t)im.height;
+	if (!(out->px = kiln_malloc(n * 4 + 1))) {
+		kiln_image8_release(&im);
+		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+	}
+	out->w = im.width;
+	out->h = im.height;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *s = im.pixels + i * (size_t)im.bands;
+		uint8_t *d = out->px + i * 4;
+		switch (im.bands) {
+		case 1: d[0] = d[1] = d[2] = s[0]; d[3] = 255; break;
+		case 2: d[0] = d[1] = d[2] = s[0]; d[3] = s[1]; break;
+		case 3: memcpy(d, s, 3); d[3] = 255; break;
+		default: memcpy(d, s, 4); break;
+		}
+	}
+	kiln_image8_release(&im);
+	return 0;
+}
+
+static int header(struct kiln_buf *out, int w, int h, const char *extra)
+{
+	char t[512];
+	int n = snprintf(t, sizeof t, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\""
+			 "http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
+			 "viewBox=\"0 0 %d %d\"%s>\n", w, h, w, h, extra);
+	return kiln_buf_add(out, t, (size_t)n);
+}
+
+static int fill_attr(struct kiln_buf *out, const uint8_t *c, const char *rule)
+{
+	char t[128];
+	int n;
+	if (c[3] == 255)
+		n = snprintf(t, sizeof t, "<path fill=\"#%02x%02x%02x\"%s d=\"", c[0], c[1], c[2],
+			     rule);
+	else
+		n = snprintf(t, sizeof t, "<path fill=\"#%02x%02x%02x\" fill-opacity=\"%.6g\"%s "
+			     "d=\"", c[0], c[1], c[2], c[3] / 255.0, rule);
+	return kiln_buf_add(out, t, (size_t)n);
+}
+
+/* ---- pixels ---- */
+
+struct rect {
+	uint32_t color;           /* RGBA as bytes in memory order */
+	int x, y, w, h;
+	size_t first;             /* order of the colour's first pixel (for the output order) */
+};
+
+static int cmp_rect(const void *a, const void *b)
+{
+	const struct rect *p = a, *q = b;
+	if (p->first != q->first)
+		return p->first < q->first ? -1 : 1;
+	if (p->y != q->y)
+		return p->y < q->y ? -1 : 1;
+	return p->x < q->x ? -1 : p->x > q->x;
+}
+
+static uint32_t px_at(const struct kiln_rgba *im, int x, int y)
+{
+	uint32_t v;
+	memcpy(&v, im->px + ((size_t)y * (size_t)im->w + (size_t)x) * 4, 4);
+	return v;
+}
+
+int kiln_polish_svg_pixels(const struct kiln_rgba *im, struct kiln_buf *out,
+			   struct kiln_error *e)
+{
+	/* open: rectangles still growing (indexes into rects), sorted by x; next: this row's */
+	struct rect *rects = NULL;
+	size_t nrects = 0, cap = 0, *open = NULL, nopen = 0, *next = NULL, nnext;
+	uint32_t *seen = NULL;
+	size_t nseen = 0, seencap = 0;
+	int rc = 0;
+	if (!(open = kiln_calloc((size_t)im->w + 1, sizeof *open)) ||
+	    !(next = kiln_calloc((size_t)im->w + 1, sizeof *next)))
+		goto nomem;
+	for (int y = 0; y < im->h; y++) {
+		size_t k = 0;
+		nnext = 0;
+		for (int x = 0; x < im->w;) {
+			uint32_t c = px_at(im, x, y);
+			int x0 = x;
+			while (x < im->w && px_at(im, x, y) == c)
+				x++;
+			if (!((const uint8_t *)&c)[3])
+				continue;
+			while (k < nopen && rects[open[k]].x < x0)
+				k++;
+			if (k < nopen && rects[open[k]].x == x0 && rects[open[k]].w == x - x0 &&
+			    rects[open[k]].color == c) {
+				rects[open[k]].h++;
+				next[nnext++] = open[k++];
+				continue;
+			}
+			if (nrects == cap) {
+				size_t nc = cap ? cap * 2 : 1024;
+				struct rect *t = kiln_realloc(rects, nc * sizeof *t);
+				if (!t)
+					goto nomem;
+				rects = t;
+				cap = nc;
+			}
+			rects[nrects] = (struct rect){c, x0, y, x - x0, 1, 0};
+			/* the colour's order: its first rectangle's */
+			{
+				size_t s = 0;
+				while (s < nseen && seen[s] != c)
+					s++;
+				if (s == nseen) {
+					if (nseen == seencap) {
+						size_t nc = seencap ? seencap * 2 : 64;
+						uint32_t *t = kiln_realloc(seen, nc * sizeof *t);
+						if (!t)
+							goto nomem;
+						seen = t;
+						seencap = nc;
+					}
+					seen[nseen++] = c;
+				}
+				rects[nrects].first = s;
+			}
+			next[nnext++] = nrects++;
+		}
+		memcpy(open, next, nnext * sizeof *open);
+		nopen = nnext;
+	}
+	qsort(rects, nrects, sizeof *rects, cmp_rect);
+	if ((rc = header(out, im->w, im->h, " shape-rendering=\"crispEdges\"")))
+		goto out;
+	for (size_t i = 0; i < nrects && !rc; i++) {
+		char t[96];
+		int n;
+		if ((!i || rects[i].first != rects[i - 1].first) &&
+		    (rc = fill_attr(out, (const uint8_t *)&rects[i].color, "")))
+			break;
+		n = snprintf(t, sizeof t, "M%d %dh%dv%dh-%dz", rects[i].x, rects[i].y, rects[i].w,
+			     rects[i].h, rects[i].w);
+		if ((rc = kiln_buf_add(out, t, (size_t)n)))
+			break;
+		if ((i + 1 == nrects || rects[i + 1].first != rects[i].first) &&
+		    (rc = kiln_buf_add(out, "\"/>\n", 4)))
+			break;
+	}
+	if (!rc)
+		rc = kiln_buf_add(out, "</svg>\n", 7);
+	if (rc)
+		rc = kiln_error_set(e, KILN_E_NOMEM, "vectorize", "the SVG outgrew its buffer");
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, "vectorize", "out of memory");
+out:
+	free(rects);
+	free(open);
+	free(next);
+	free(seen);
+	return rc;
+}
+
+/* ---- trace ---- */
+
+/* libimagequant's k-means runs under OpenMP with a thread per core by default: one thread in
+ * the calling thread, so the palette does not depend on the machine (as compose does). */
+static void (*omp_set_threads)(int);
+static pthread_once_t omp_once = PTHREAD_ONCE_INIT;
+static void omp_lookup(void)
+{
+	*(void **)&omp_set_threads = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+}
+
+static int quantize(const struct kiln_rgba *im, int colors, uint8_t *idx, uint8_t (*pal)[4],
+		    int *npal, struct kiln_error *e)
+{
+	liq_attr *attr = NULL;
+	liq_image *li = NULL;
+	liq_result *res = NULL;
+	const liq_palette *lp;
+	int rc = 0;
+	pthread_once(&omp_once, omp_lookup);
+	if (omp_set_threads)
+		omp_set_threads(1);
+	if (!(attr = liq_attr_create())) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, "vectorize", "out of memory for the palette");
+		goto out;
+	}
+	if (liq_set_max_colors(attr, colors) != LIQ_OK || liq_set_speed(attr, 4) != LIQ_OK) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot set up libimagequant");
+		goto out;
+	}
+	li = liq_image_create_rgba(attr, im->px, im->w, im->h, 0);
+	if (!li || liq_image_quantize(li, attr, &res) != LIQ_OK) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot make a %d-colour palette "
+				    "of the image (libimagequant)", colors);
+		goto out;
+	}
+	liq_set_dithering_level(res, 0.0f);
+	if (liq_write_remapped_image(res, li, idx, (size_t)im->w * (size_t)im->h) != LIQ_OK) {
+		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot remap the image");
+		goto out;
+	}
+	lp = liq_get_palette(res);
+	*npal = (int)lp->count;
+	for (unsigned i = 0; i < lp->count; i++) {
+		pal[i][0] = lp->entries[i].r;
+		pal[i][1] = lp->entries[i].g;
+		pal[i][2] = lp->entries[i].b;
+		pal[i][3] = lp->entries[i].a;
+	}
+out:
+	if (res)
+		liq_result_destroy(res);
+	if (li)
+		liq_image_destroy(li);
+	if (attr)
+		liq_attr_destroy(attr);
+	return rc;
+}
+
+static int pt(struct kiln_buf *out, char op, potrace_dpoint_t p)
+{
+	char t[64];
+	int n = snprintf(t, sizeof t, "%c%.2f %.2f", op, p.x, p.y);
+	return kiln_buf_add(out, t, (size_t)n);
+}
+
+/* potrace's paths of one mask as path data (even-odd: holes are the paths inside) */
+static int write_paths(const potrace_path_t *pl, struct kiln_buf *out)
+{
+	int rc = 0;
+	for (const potrace_path_t *p = pl; p && !rc; p = p->next) {
+		const potrace_curve_t *c = &p->curve;
+		if (c->n < 1)
+			continue;
+		rc = pt(out, 'M', c->c[c->n - 1][2]);
+		for (int i = 0; i < c->n && !rc; i++) {
+			if (c->tag[i] == POTRACE_CORNER) {
+				rc = pt(out, 'L', c->c[i][1]) || pt(out, 'L', c->c[i][2]);
+			} else {
+				rc = pt(out, 'C', c->c[i][0]) || pt(out, ' ', c->c[i][1]) ||
+				     pt(out, ' ', c->c[i][2]);
+			}
+		}
+		if (!rc)
+			rc = kiln_buf_add(out, "Z", 1);
+	}
+	return rc;
+}
+
+int kiln_polish_svg_trace(const struct kiln_rgba *im, int colors, struct kiln_buf *out,
+			  struct kiln_error *e)
+{
+	size_t n = (size_t)im->w * (size_t)im->h, count[256] = {0};
+	uint8_t *idx = kiln_malloc(n + 1), pal[256][4], rank[256];
+	int npal = 0, order[256], rc;
+	potrace_bitmap_t bm;
+	potrace_param_t *param = NULL;
+	const int bpw = (int)(8 * sizeof(potrace_word));
+	memset(&bm, 0, sizeof bm);
+	if (!idx)
+		return kiln_error_set(e, KILN_E_NOMEM, "vectorize", "out of memory");
+	if ((rc = quantize(im, colors, idx, pal, &npal, e)))
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (im->px[i * 4 + 3] >= 128)
+			count[idx[i]]++;
+	for (int i = 0; i < npal; i++)
+		order[i] = i;
+	/* largest first; ties by palette index */
+	for (int i = 1; i < npal; i++)
+		for (int j = i; j > 0 && count[order[j]] > count[order[j - 1]]; j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	for (int i = 0; i < npal; i++)
+		rank[order[i]] = (uint8_t)i;
+	bm.w = im->w;
+	bm.h = im->h;
+	bm.dy = (im->w + bpw - 1) / bpw;
+	if (!(bm.map = kiln_calloc((size_t)bm.dy * (size_t)im->h + 1, sizeof(potrace_word))) ||
+	    !(param = potrace_param_default())) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, "vectorize", "out of memory");
+		goto out;
+	}
+	if ((rc = header(out, im->w, im->h, "")))
+		goto nobuf;
+	for (int r = 0; r < npal; r++) {
+		int c = order[r], any = 0;
+		potrace_state_t *st;
+		if (!count[c])
+			break;
+		memset(bm.map, 0, (size_t)bm.dy * (size_t)im->h * sizeof(potrace_word));
+		for (int y = 0; y < im->h; y++)
+			for (int x = 0; x < im->w; x++) {
+				size_t i = (size_t)y * (size_t)im->w + (size_t)x;
+				if (im->px[i * 4 + 3] >= 128 && rank[idx[i]] >= r) {
+					bm.map[(size_t)y * (size_t)bm.dy + (size_t)(x / bpw)] |=
+						(potrace_word)1 << (bpw - 1 - x % bpw);
+					any = 1;
+				}
+			}
+		if (!any)
+			continue;
+		st = potrace_trace(param, &bm);
+		if (!st || st->status != POTRACE_STATUS_OK) {
+			potrace_state_free(st);
+			rc = kiln_error_set(e, KILN_E_NOMEM, "vectorize", "potrace could not trace "
+					    "colour %d of %d", r + 1, npal);
+			goto out;
+		}
+		pal[c][3] = 255;
+		rc = fill_attr(out, pal[c], " fill-rule=\"evenodd\"") || write_paths(st->plist, out) ||
+		     kiln_buf_add(out, "\"/>\n", 4);
+		potrace_state_free(st);
+		if (rc)
+			goto nobuf;
+	}
+	if (!(rc = kiln_buf_add(out, "</svg>\n", 7)))
+		goto out;
+nobuf:
+	rc = kiln_error_set(e, KILN_E_NOMEM, "vectorize", "the SVG outgrew its buffer");
+out:
+	if (param)
+		potrace_param_free(param);
+	free(bm.map);
+	free(idx);
+	return rc;
+}

@@ -1,0 +1,185 @@
+/* verify.c: the polish chains a release wrote (dist/polish/<id>.json) checked: every step's
+ * input is the previous image step's output (the first's: the render), the last image step's
+ * output is the token's released image (dist/images/<id>.*, hashed), and, when the project's
+ * store holds the inputs, what is recomputable is made again: upscale nearest / lanczos (the
+ * same pixels as the recorded output) and pixels vectorize (the same SVG bytes). Calls
+ * raster.c and vector.c.
+ */
+#include "kiln/polish.h"
+#include "polish/ops.h"
+#include "util/alloc.h"
+#include "util/fs.h"
+#include "util/sha.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int problem(struct kiln_verify_result *r, struct kiln_error *e, const char *fmt, ...)
+	KILN_PRINTF(3, 4);
+static int problem(struct kiln_verify_result *r, struct kiln_error *e, const char *fmt, ...)
+{
+	char buf[512], **v;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (!(v = kiln_realloc(r->problems, (r->nproblems + 1) * sizeof *v)) ||
+	    !(v[r->nproblems] = kiln_strdup(buf))) {
+		if (v)
+			r->problems = v;
+		return kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
+	}
+	r->problems = v;
+	r->nproblems++;
+	return 0;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* Make step s again from its input in the store; *same says whether it matches. -1 in
+ * *same: not recomputable (kind, or the input is not in the store). */
+static int recompute(struct kiln_store *st, json_t *s, int *same, struct kiln_error *e)
+{
+	const char *kind = str(s, "kind"), *method;
+	json_t *set = json_object_get(s, "settings");
+	char *in = NULL, *out = NULL, sha[65];
+	struct kiln_buf b = KILN_BUF_INIT;
+	struct kiln_png_opts po = {1, KILN_PNG_FILTER_NONE, 0};
+	struct kiln_rgba im = {NULL, 0, 0};
+	int rc = 0;
+	*same = -1;
+	method = json_string_value(json_object_get(set, "method"));
+	if (!st || kiln_store_has(st, str(s, "input")) <= 0 ||
+	    kiln_store_has(st, str(s, "output")) <= 0)
+		return 0;
+	if (!(in = kiln_store_path(st, str(s, "input"))) ||
+	    !(out = kiln_store_path(st, str(s, "output")))) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
+		goto out;
+	}
+	if (!strcmp(kind, "upscale") && method &&
+	    (!strcmp(method, "nearest") || !strcmp(method, "lanczos"))) {
+		if (!(rc = kiln_polish_upscale(in, (int)json_integer_value(json_object_get(set,
+							"factor")), !strcmp(method, "nearest"), 0,
+					       &po, &b, e)))
+			rc = kiln_polish_same_pixels(b.data, b.len, out, same, e);
+	} else if (!strcmp(kind, "vectorize") &&
+		   !strcmp(json_string_value(json_object_get(set, "mode")) ?
+			   json_string_value(json_object_get(set, "mode")) : "", "pixels")) {
+		if (!(rc = kiln_polish_load_rgba(in, 0, &im, e)) &&
+		    !(rc = kiln_polish_svg_pixels(&im, &b, e))) {
+			kiln_sha256_hex(b.data, b.len, sha);
+			*same = !strcmp(sha, str(s, "output"));
+		}
+	}
+out:
+	free(im.px);
+	free(in);
+	free(out);
+	kiln_buf_release(&b);
+	return rc;
+}
+
+static int check_one(const char *dist, const char *name, struct kiln_store *st,
+		     struct kiln_verify_result *r, struct kiln_error *e)
+{
+	static const char *const exts[] = {"png", "webp", "jpg"};
+	char *path = NULL, prev[65], img[160], sha[65] = "";
+	json_t *j = NULL, *steps, *s;
+	json_error_t je;
+	size_t k;
+	uint64_t id;
+	int rc = 0;
+	snprintf(img, sizeof img, "polish/%s", name);
+	if (!(path = kiln_fs_join(dist, img)))
+		return kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
+	j = json_load_file(path, 0, &je);
+	steps = json_object_get(j, "steps");
+	if (!j || !json_is_array(steps) || !json_is_integer(json_object_get(j, "id"))) {
+		rc = problem(r, e, "polish/%s: not a polish chain (%s)", name, j ? "no id or steps"
+								       : je.text);
+		goto out;
+	}
+	id = (uint64_t)json_integer_value(json_object_get(j, "id"));
+	snprintf(prev, sizeof prev, "%s", str(j, "render"));
+	json_array_foreach(steps, k, s) {
+		int same;
+		r->checks++;
+		if (strcmp(str(s, "input"), prev) &&
+		    (rc = problem(r, e, "polish/%s: step %zu (%s) reads %.12s..., but the image "
+				  "before it is %.12s...", name, k, str(s, "kind"), str(s, "input"),
+				  prev)))
+			goto out;
+		if (json_is_true(json_object_get(s, "image")))
+			snprintf(prev, sizeof prev, "%s", str(s, "output"));
+		if ((rc = recompute(st, s, &same, e)))
+			goto out;
+		if (same >= 0)
+			r->checks++;
+		if (!same && (rc = problem(r, e, "polish/%s: step %zu (%s) made again from its "
+					   "input gives another result than %.12s...", name, k,
+					   str(s, "kind"), str(s, "output"))))
+			goto out;
+	}
+	r->checks++;
+	if (strcmp(prev, str(j, "image")) &&
+	    (rc = problem(r, e, "polish/%s: the chain ends with %.12s..., but names %.12s... as "
+			  "the token's image", name, prev, str(j, "image"))))
+		goto out;
+	for (size_t x = 0; x < 3 && !sha[0]; x++) {
+		char *f;
+		struct kiln_error fe;
+		snprintf(img, sizeof img, "images/%llu.%s", (unsigned long long)id, exts[x]);
+		if (!(f = kiln_fs_join(dist, img))) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
+			goto out;
+		}
+		if (kiln_fs_exists(f) && kiln_sha256_file(f, sha, &fe))
+			sha[0] = 0;
+		free(f);
+	}
+	r->checks++;
+	if (strcmp(sha, str(j, "image")))
+		rc = problem(r, e, "polish/%s: the chain's final image is %.12s..., but %s is "
+			     "%.12s...", name, str(j, "image"), sha[0] ? img : "the token's image",
+			     sha[0] ? sha : "missing");
+out:
+	json_decref(j);
+	free(path);
+	return rc;
+}
+
+int kiln_polish_verify(const char *dist, const char *store_dir, struct kiln_verify_result *r,
+		       struct kiln_error *e)
+{
+	char *dir = kiln_fs_join(dist, "polish");
+	struct kiln_store *st = NULL;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+	if (!dir)
+		return kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
+	if (!(d = opendir(dir))) {
+		free(dir);
+		return 0;
+	}
+	if (store_dir && kiln_fs_is_dir(store_dir) && kiln_store_open_readonly(&st, store_dir, e))
+		st = NULL;
+	while (!rc && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n > 5 && !strcmp(de->d_name + n - 5, ".json"))
+			rc = check_one(dist, de->d_name, st, r, e);
+	}
+	closedir(d);
+	kiln_store_free(st);
+	free(dir);
+	return rc;
+}
