@@ -17,6 +17,7 @@ const struct cmd kiln_commands[] = {
 	{"plan", cmd_plan, 1, "assign every token its traits, exactly as the spec's rarity says"},
 	{"render", cmd_render, 1, "render the items that need it"},
 	{"qa", cmd_qa, 1, "check images, metadata and the collection: the gate before release"},
+	{"review", cmd_review, 1, "the review web app: approve, reject, regenerate, pick candidates"},
 	{"release", cmd_release, 1, "write dist/: images and marketplace metadata"},
 	{"verify", cmd_verify, 0, "check a release: image hashes, provenance hash and IPFS CIDs"},
 	{"build", cmd_build, 1, "run every stage that is out of date (plan, render, qa, release)"},

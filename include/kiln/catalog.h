@@ -328,4 +328,19 @@ int kiln_store_has(const struct kiln_store *st, const char *sha);
 /* Make every file put so far durable (one syncfs). Call before the catalog records them. */
 int kiln_store_sync(struct kiln_store *st, struct kiln_error *e) KILN_MUST_CHECK;
 
+
+/* ---- review (lib/catalog/review.c) ---- */
+/* Reviewers: a name and the SHA-256 (hex) of their token; the token itself is never stored.
+ * put: a new reviewer (KILN_E_STATE when the name is taken), or with `owner` set the project
+ * owner's row, whose token it replaces. */
+int kiln_catalog_reviewer_put(struct kiln_catalog *c, const char *name, const char *token_sha,
+			      int owner, struct kiln_error *e) KILN_MUST_CHECK;
+/* The reviewer holding the token whose SHA-256 is token_sha: *name (caller frees) is NULL when
+ * none does; *owner 1 for the project owner. */
+int kiln_catalog_reviewer_find(struct kiln_catalog *c, const char *token_sha, char **name,
+			       int *owner, struct kiln_error *e) KILN_MUST_CHECK;
+/* The owner's name (NULL: no owner yet) and token hash, for the owner's URL. */
+int kiln_catalog_reviewer_owner(struct kiln_catalog *c, char **name, char token_sha[65],
+				struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

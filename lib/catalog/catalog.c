@@ -23,11 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct kiln_catalog {
-	sqlite3 *db;
-	char *path;
-	int readonly;             /* opened for reading: every write is refused */
-};
+#include "catalog/internal.h"
 
 /* --- schema versions -------------------------------------------------------------------------
  * The catalog's version is SQLite's user_version. MIGRATIONS is the one ordered list of what
@@ -132,10 +128,13 @@ static const struct migration migrations[] = {
 	/* 5: what the AI server reported it used for an attempt (model and its hash, LoRA
 	 * hashes, ControlNet units), beside what was asked (request) */
 	{5, HAS_COLUMN("renders", "ran"), "ALTER TABLE renders ADD COLUMN ran TEXT"},
+	/* 6: review (lib/catalog/review.c): reviewers and their hashed tokens, the append-only
+	 * decision log, each item's review state kept in step with it, thumbnails by source */
+	{6, NULL, KILN_CATALOG_REVIEW_SCHEMA},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 5
+#define LATEST_VERSION 6
 
 int kiln_catalog_latest_version(void)
 {

@@ -1,0 +1,90 @@
+/* lib/review/internal.h: what the files of the review module share.
+ *
+ * Layers inside the module (no file calls one above it): http.c (responses, headers) <
+ * thumbs.c (thumbnail workers) < api.c (the JSON endpoints) < server.c (the daemon, sessions,
+ * authentication, routing); owner.c (tokens) stands apart. */
+#ifndef KILN_REVIEW_INTERNAL_H
+#define KILN_REVIEW_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/catalog.h"
+#include "kiln/project.h"
+#include "kiln/review.h"
+
+#define RV_BODY_MAX (64 * 1024)   /* a request body over this gets 413 */
+#define RV_SESSIONS_MAX 256       /* the oldest session goes when a new one would pass it */
+
+struct rv_session {
+	char id[65];                /* the cookie's value (256 random bits, hex) */
+	char csrf[65];
+	char *reviewer;
+	int owner;
+	double created;
+};
+
+struct rv_thumbs;
+
+struct kiln_review_server {
+	struct kiln_project *p;
+	struct MHD_Daemon *d;
+	pthread_mutex_t lock;       /* the catalog connection and the sessions: one at a time */
+	char host[64];              /* the listen address as written in a Host header */
+	int loopback;
+	unsigned port;
+	int tls;
+	struct rv_session *sessions;
+	size_t nsessions;
+	struct rv_thumbs *thumbs;
+	char *tls_cert, *tls_key;
+};
+
+/* One request, once authenticated. */
+struct rv_req {
+	struct kiln_review_server *srv;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;           /* without the query */
+	const char *reviewer;       /* who asks (owned by the session or the request) */
+	int owner;
+	const char *csrf;           /* the session's CSRF token; NULL with a bearer token */
+	const char *body;           /* POST: the whole body, NUL-terminated */
+	size_t body_len;
+};
+
+/* http.c: every response carries the security headers (CSP, X-Frame-Options, nosniff,
+ * Referrer-Policy) and never a CORS header. */
+enum MHD_Result rv_send(struct MHD_Connection *conn, unsigned status, const char *type,
+			const void *data, size_t len, int copy, const char *cache,
+			const char *etag);
+/* JSON: takes o (a reference), dumps it; NULL o (out of memory) answers 500. */
+enum MHD_Result rv_send_json(struct MHD_Connection *conn, unsigned status, void *o);
+/* {"error": message} */
+enum MHD_Result rv_send_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* 303 to location, with an optional Set-Cookie. */
+enum MHD_Result rv_send_redirect(struct MHD_Connection *conn, const char *location,
+				 const char *cookie);
+/* 1 when the request's If-None-Match holds etag. */
+int rv_not_modified(struct MHD_Connection *conn, const char *etag);
+
+/* api.c: GET/POST /api/... (after authentication, CSRF and content-type checks). */
+enum MHD_Result rv_api(struct rv_req *r);
+/* GET /img/{sha} and /thumb/{sha}. */
+enum MHD_Result rv_image(struct rv_req *r, int thumb);
+
+/* owner.c: 256 random bits (OpenSSL RAND_bytes) as 64 hex digits; 0, or -1 when the
+ * generator fails. */
+int rv_random_hex(char out[65]);
+
+/* thumbs.c */
+int rv_thumbs_start(struct kiln_review_server *s, unsigned threads, int prepare,
+		    struct kiln_error *e);
+void rv_thumbs_stop(struct kiln_review_server *s);
+/* The store hash of source's thumbnail, made now if it is not yet (0), or an error. */
+int rv_thumb_get(struct kiln_review_server *s, const char *source, char thumb[65],
+		 struct kiln_error *e);
+
+#endif
