@@ -105,7 +105,8 @@ async function api(method, path, body) {
 		const r = await fetch(path, opt);
 		let j = null;
 		try {
-			j = await r.json();
+			/* seeds are 64-bit: keep them as text, a JS number would round them */
+			j = JSON.parse((await r.text()).replace(/("seed"\s*:\s*)(-?\d{16,})/g, '$1"$2"'));
 		} catch (e) {
 			j = null;
 		}
@@ -826,7 +827,7 @@ async function loadRarity() {
 			const kShare = kept ? (v.planned - v.rejected) / kept : 0;
 			/* skew: the share of this value among the tokens not rejected drifts more than 20%
 			 * (relative) from what was planned, by at least one token's worth */
-			const skew = v.planned > 0 && v.rejected > 0 &&
+			const skew = v.planned > 0 &&
 				Math.abs(kShare - pShare) > 0.2 * pShare && Math.abs(kShare - pShare) * kept >= 1;
 			if (skew)
 				skewed++;
@@ -975,8 +976,6 @@ async function reload(keepIndex) {
 		gridLayout();
 	else if (S.view === 'loupe' || S.view === 'cands')
 		show(S.index);
-	else
-		setView('loupe');
 }
 
 function applyFilter() {
