@@ -223,3 +223,41 @@ export function reviewLog(dir) {
 		return lines[0].decisions;
 	return lines;
 }
+
+/* the SD test server (tests/sdserver), as tests/cli/ai_common.inc starts it: resolves to its URL */
+export function sdServer(...args) {
+	const proc = spawn('/usr/bin/python3', [path.join(SRC, 'tests/sdserver/sd_test_server.py'), '--port', '0', ...args],
+		{stdio: ['ignore', 'pipe', 'pipe']});
+	atExit(() => proc.kill());
+	return new Promise((resolve, reject) => {
+		const rl = readline.createInterface({input: proc.stdout});
+		const t = setTimeout(() => reject(new Error('the SD test server did not start')), 20000);
+		rl.on('line', (line) => {
+			const m = /^LISTENING (\S+)/.exec(line);
+			if (m) {
+				clearTimeout(t);
+				resolve('http://' + m[1]);
+			}
+		});
+	});
+}
+
+/* a copy of examples/ai-owls pointed at the test server at url, with K candidates an item */
+export function aiOwls(dir, url, k) {
+	fs.rmSync(dir, {recursive: true, force: true});
+	fs.cpSync(path.join(SRC, 'examples/ai-owls'), dir, {recursive: true});
+	const y = path.join(dir, 'kiln.yaml');
+	let s = fs.readFileSync(y, 'utf8');
+	s = s.replace('http://127.0.0.1:7860', url).replace(' auth_env: KILN_GPU_AUTH,', '')
+		.replace('timeout: 300', 'timeout: 10').replace(/candidates: 1 /, `candidates: ${k} `);
+	fs.writeFileSync(y, s);
+	return dir;
+}
+
+/* a layered project of n tokens with 32x32 images (tests/review/bigproject.py) */
+export function bigProject(dir, n) {
+	const r = spawnSync('/usr/bin/python3', [path.join(SRC, 'tests/review/bigproject.py'), dir, String(n)], {encoding: 'utf8'});
+	if (r.status !== 0)
+		throw new Error('bigproject.py: ' + r.stderr);
+	return dir;
+}

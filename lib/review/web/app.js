@@ -620,13 +620,18 @@ async function bulk() {
 		return;
 	}
 	const f = list.filter;
-	if (list.total < 0)
-		await list.get(0);
+	let n;
+	try {	/* counted now: decisions since the list was fetched may have changed it */
+		n = (await api('GET', '/api/tokens?' + query(f, 0, 1))).total;
+	} catch (e) {
+		toast(e.message, true);
+		return;
+	}
 	const dlg = $('d-bulk');
 	const what = () => {
 		const act = $('d-bulk-action');
 		$('d-bulk-what').textContent = `${act.options[act.selectedIndex].text}: all ` +
-			`${list.total} token${list.total === 1 ? '' : 's'} that match ${describeFilter(f)}.`;
+			`${n} token${n === 1 ? '' : 's'} that match ${describeFilter(f)}.`;
 	};
 	what();
 	$('d-bulk-action').onchange = what;
