@@ -163,11 +163,14 @@ export async function browser() {
 
 /* a page of a browser context, signed in by the review URL, with the app ready; every page error
  * and failed request is a test failure */
-export async function open(ctx, url) {
+export async function open(ctx, url, opts) {
 	const page = await ctx.newPage();
 	page.on('pageerror', (e) => fail('page error: ' + e.message));
+	/* a resource the app asks for and does not get is a failure, unless the test says it expects
+	 * such answers (page.allow, a RegExp) */
+	page.allow = opts && opts.allow;
 	page.on('console', (m) => {
-		if (m.type() === 'error' && !/status of 40[14]/.test(m.text()))
+		if (m.type() === 'error' && !(page.allow && page.allow.test(m.text())))
 			fail('console error: ' + m.text());
 	});
 	await page.goto(url, {waitUntil: 'load'});
