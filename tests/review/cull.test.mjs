@@ -15,12 +15,8 @@ await main(async () => {
 	const srv = await review(P);
 	const b = await browser();
 	const ctx = await b.createBrowserContext();
-	const requests = [];
-	const page = await ctx.newPage();
-	page.on('request', (r) => requests.push(new URL(r.url()).pathname));
-	await page.close();
-	const pg = await open(ctx, srv.url);
-	pg.on('request', (r) => requests.push(new URL(r.url()).pathname));
+	const pg = await open(await b.createBrowserContext(), srv.url);
+	const requests = pg.requests;
 
 	expectEq('the loupe opens on the first token', await shown(pg), 1);
 	const traits = await pg.$$eval('#l-traits tr', (trs) => trs.map((t) => [t.cells[0].textContent, t.cells[1].textContent]));
@@ -35,7 +31,6 @@ await main(async () => {
 		await pg.$eval('#l-rank', (e) => e.textContent));
 
 	// prefetch: the next tokens' data and images were asked for before any key
-	await pg.waitForFunction(() => true);
 	await idle(pg);
 	for (const id of [2, 3, 4, 5]) {
 		expect(`token ${id}'s data prefetched`, requests.includes('/api/tokens/' + id));

@@ -55,6 +55,25 @@ await main(async () => {
 	expectEq('every cell in view has its token', loaded, await pg.$$eval('.cell', (cs) => cs.length));
 	console.log(`scrolled ${N} tokens in 40 steps: ${ms} ms, at most ${maxCells} cells and ${maxNodes} elements`);
 
+	// a continuous scroll, 120 px a frame for 240 frames, as a trackpad would: the frame gaps are
+	// printed (a figure, not a check: the machine's load decides them)
+	const gaps = await pg.$eval('#g-scroll', (e) => new Promise((res) => {
+		const ts = [];
+		e.scrollTop = 0;
+		const f = (t) => {
+			ts.push(t);
+			e.scrollTop += 120;
+			if (ts.length < 240)
+				requestAnimationFrame(f);
+			else
+				res(ts.slice(1).map((x, i) => x - ts[i]).sort((a, b) => a - b));
+		};
+		requestAnimationFrame(f);
+	}));
+	console.log(`continuous scroll: frame gap p50 ${gaps[gaps.length >> 1].toFixed(1)} ms, ` +
+		`p95 ${gaps[Math.floor(gaps.length * 0.95)].toFixed(1)} ms, max ${gaps[gaps.length - 1].toFixed(1)} ms`);
+	expect('the DOM stayed bounded during the continuous scroll', (await count()).cells <= bound);
+
 	// keys: Home, End, arrows, P in the grid, Enter opens the loupe
 	pages.length = 0;
 	await press(pg, 'Home');

@@ -169,6 +169,8 @@ export async function open(ctx, url, opts) {
 	/* a resource the app asks for and does not get is a failure, unless the test says it expects
 	 * such answers (page.allow, a RegExp) */
 	page.allow = opts && opts.allow;
+	page.requests = [];	/* the path of every request the page made, in order */
+	page.on('request', (r) => page.requests.push(new URL(r.url()).pathname));
 	page.on('console', (m) => {
 		if (m.type() === 'error' && !(page.allow && page.allow.test(m.text())))
 			fail('console error: ' + m.text());
