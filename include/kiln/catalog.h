@@ -343,4 +343,90 @@ int kiln_catalog_reviewer_find(struct kiln_catalog *c, const char *token_sha, ch
 int kiln_catalog_reviewer_owner(struct kiln_catalog *c, char **name, char token_sha[65],
 				struct kiln_error *e) KILN_MUST_CHECK;
 
+
+/* Review decisions. action: "approve", "reject", "pending", "regenerate", "pick" (candidate
+ * `candidate`, whose image is `image`: the item's image becomes it, its recipe the render's
+ * that made it). image: what the decision was about (NULL: the item's image now). */
+struct kiln_review_decision {
+	uint64_t item_id;
+	const char *action;
+	unsigned candidate;       /* pick: 1..; else 0 */
+	const char *image;
+	const char *note;         /* may be NULL */
+	int prompt_add;           /* regenerate: add the note to the prompt */
+};
+/* Append n decisions by reviewer in one transaction and bring the items' review state in step;
+ * n > 1 (or group set) makes them one group, undone together. *first: the first row's id;
+ * *group_id: the group (0: none). KILN_E_STATE naming the item when it does not exist. */
+int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
+			       const struct kiln_review_decision *d, size_t n, int group,
+			       int64_t *first, int64_t *group_id, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* Undo reviewer's last decision (or group) that is not undone yet: new rows naming what they
+ * undo; the ids undone go to *ids (caller frees; *n 0: nothing to undo). */
+int kiln_catalog_review_undo(struct kiln_catalog *c, const char *reviewer, int64_t **ids,
+			     size_t *n, struct kiln_error *e) KILN_MUST_CHECK;
+/* The render stage made an item's candidates of regeneration `regeneration`: a "reset" row
+ * (reviewer "kiln"), so the item is pending again and earlier votes no longer count. Does
+ * nothing when the item's state is not waiting for that regeneration. */
+int kiln_catalog_review_rendered(struct kiln_catalog *c, uint64_t item_id,
+				 unsigned regeneration, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* An item's review state (no row: pending, nobody decided). */
+struct kiln_review_state {
+	uint64_t item_id;
+	char status[12];          /* pending, approved, rejected, regenerate */
+	unsigned candidate;       /* the picked candidate (0: none picked) */
+	char *note;               /* the last note, or NULL; owned */
+	char *reviewers;          /* JSON array of names (who voted since the last reset); owned */
+	unsigned approvals;       /* distinct reviewers whose vote is approve or pick */
+	int conflict;             /* reviewers' votes disagree */
+	unsigned regeneration;    /* regenerations asked for (the seed counter) */
+	char *prompt_add;         /* text to add to the prompt (notes of regenerate decisions
+	                             with prompt_add), or NULL; owned */
+	int64_t last_decision;
+};
+/* Every item's state row, in id order (items never decided have none). */
+int kiln_catalog_review_states(struct kiln_catalog *c, struct kiln_review_state **v, size_t *n,
+			       struct kiln_error *e) KILN_MUST_CHECK;
+/* One item's: *found 0 when it has no row (pending). */
+int kiln_catalog_review_state(struct kiln_catalog *c, uint64_t item_id,
+			      struct kiln_review_state *s, int *found, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_review_state_release(struct kiln_review_state *s);
+void kiln_review_states_free(struct kiln_review_state *v, size_t n);
+/* The log as a JSON array, oldest first: [{id, at, reviewer, item, action, candidate, image,
+ * note, prompt_add, group, undoes, undone (bool)}]; has_item: only item_id's. Caller frees. */
+int kiln_catalog_review_log_json(struct kiln_catalog *c, int has_item, uint64_t item_id,
+				 char **json, struct kiln_error *e) KILN_MUST_CHECK;
+/* Counts for `kiln status`: items by review status (items with no row are pending) and items
+ * in conflict. */
+struct kiln_review_counts {
+	uint64_t pending, approved, rejected, regenerate, conflicts, decisions;
+};
+int kiln_catalog_review_counts(struct kiln_catalog *c, struct kiln_review_counts *out,
+			       struct kiln_error *e) KILN_MUST_CHECK;
+
+/* Every accepted render (status ok) in item then attempt order: what a review shows as an
+ * item's candidates. Strings valid during the call; fn returns non-zero to stop. */
+int kiln_catalog_ok_renders_each(struct kiln_catalog *c,
+				 int (*fn)(void *user, uint64_t item_id, const char *image,
+					   uint64_t seed, const char *recipe,
+					   const char *request_json),
+				 void *user, struct kiln_error *e) KILN_MUST_CHECK;
+/* Current error and warning findings of tokens (the item still holds the image judged), in
+ * item order. */
+int kiln_catalog_qa_current_each(struct kiln_catalog *c,
+				 int (*fn)(void *user, uint64_t item_id, const char *check,
+					   const char *severity, const char *message),
+				 void *user, struct kiln_error *e) KILN_MUST_CHECK;
+/* Thumbnails: the store hash of source's thumbnail (thumb[0] 0: none yet), and a new one. */
+int kiln_catalog_thumb_get(struct kiln_catalog *c, const char *source, char thumb[65],
+			   struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_catalog_thumb_put(struct kiln_catalog *c, const char *source, const char *thumb,
+			   struct kiln_error *e) KILN_MUST_CHECK;
+/* 1 in *known when the catalog names sha256 as an item's, a render's or a thumbnail's image. */
+int kiln_catalog_image_known(struct kiln_catalog *c, const char *sha, int *known,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

@@ -343,6 +343,11 @@ struct kiln_spec {
 
 	/* generate: (AI engines; NULL when absent, required when engine is not compose) */
 	struct kiln_generate *generate;
+
+	/* review: {required: true, approvals: N}: `kiln release` writes only when every token is
+	 * approved, by at least `approvals` distinct reviewers (default 1) */
+	int review_required;
+	unsigned review_approvals;
 };
 
 /* Parse and validate dir/kiln.yaml (path may be absolute or relative to the cwd; dir is the

@@ -1,42 +1,1004 @@
-/* review/api: the JSON endpoints under /api/ (docs/review-api.md is the contract with the
- * page). Each runs under the server's lock: the catalog connection is not shared between
- * threads. */
+/* review/api: the JSON endpoints under /api/ and the images (docs/review-api.md is the
+ * contract with the page and with scripts).
+ *
+ * The server keeps what it shows in memory (struct rv_cache: items, candidates, QA findings,
+ * review states), loaded once at start: the server holds the project lock, so nothing but its
+ * own decisions changes the catalog while it runs, and each decision refreshes the entries it
+ * touched from the catalog after its transaction. A listing of 10,000 tokens is then a scan of
+ * memory, not of SQLite. Every endpoint runs under the server's lock.
+ */
 #include "review/internal.h"
+#include "kiln/recipe.h"
 #include "util/alloc.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LIMIT_MAX 10000
+#define NOTE_MAX 4096
+
+/* --- the cache ------------------------------------------------------------------------------ */
+
+static struct rv_token *find_token(struct kiln_review_server *s, uint64_t id)
+{
+	size_t lo = 0, hi = s->cache.items.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t m = s->cache.tok[mid].it->id;
+		if (m == id)
+			return &s->cache.tok[mid];
+		if (m < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+struct load {
+	struct kiln_review_server *s;
+	int nomem;
+	int ai;
+};
+
+static unsigned regeneration_of(const char *request_json)
+{
+	json_t *o = request_json ? json_loads(request_json, 0, NULL) : NULL;
+	json_int_t r = o ? json_integer_value(json_object_get(o, "regeneration")) : 0;
+	json_decref(o);
+	return r > 0 ? (unsigned)r : 0;
+}
+
+static int add_render(void *user, uint64_t item_id, const char *image, uint64_t seed,
+		      const char *recipe, const char *request_json)
+{
+	struct load *l = user;
+	struct rv_token *t = find_token(l->s, item_id);
+	struct rv_cand *v;
+	(void)recipe;
+	if (!t || !image || strlen(image) != 64)
+		return 0;
+	/* compose items and legendaries: the one current image is their only candidate */
+	if (!l->ai || t->it->legendary >= 0 || t->it->legendary_name)
+		return 0;
+	for (size_t i = 0; i < t->ncands; i++)
+		if (!strcmp(t->cands[i].image, image))
+			return 0;
+	if (!(v = kiln_reallocarray(t->cands, t->ncands + 1, sizeof *v))) {
+		l->nomem = 1;
+		return 1;
+	}
+	t->cands = v;
+	memcpy(v[t->ncands].image, image, 65);
+	v[t->ncands].seed = seed;
+	v[t->ncands].regeneration = regeneration_of(request_json);
+	t->ncands++;
+	return 0;
+}
+
+static int add_finding(void *user, uint64_t item_id, const char *check, const char *severity,
+		       const char *message)
+{
+	struct load *l = user;
+	struct rv_token *t = find_token(l->s, item_id);
+	json_t *o;
+	if (!t)
+		return 0;
+	if (!t->qa && !(t->qa = json_array())) {
+		l->nomem = 1;
+		return 1;
+	}
+	o = json_pack("{s:s, s:s, s:s}", "check", check ? check : "", "severity",
+		      severity ? severity : "", "message", message ? message : "");
+	if (!o || json_array_append_new(t->qa, o)) {
+		l->nomem = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* A compose item (or a legendary, or an AI item whose renders predate the table) shows its
+ * current image as its one candidate. */
+static int own_candidate(struct rv_token *t)
+{
+	if (t->ncands || !t->it->image[0])
+		return 0;
+	if (!(t->cands = kiln_calloc(1, sizeof *t->cands)))
+		return -1;
+	memcpy(t->cands[0].image, t->it->image, 65);
+	t->cands[0].seed = t->it->seed;
+	t->ncands = 1;
+	return 0;
+}
+
+static int load_states(struct kiln_review_server *s, struct kiln_error *e)
+{
+	struct kiln_review_state *v = NULL;
+	size_t n = 0;
+	int rc;
+	if ((rc = kiln_catalog_review_states(s->p->catalog, &v, &n, e)))
+		return rc;
+	for (size_t i = 0; i < s->cache.items.n; i++) {
+		struct rv_token *t = &s->cache.tok[i];
+		if (t->has_state)
+			kiln_review_state_release(&t->st);
+		t->has_state = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct rv_token *t = find_token(s, v[i].item_id);
+		if (!t)
+			continue;
+		t->st = v[i];
+		t->has_state = 1;
+		memset(&v[i], 0, sizeof v[i]);
+	}
+	kiln_review_states_free(v, n);
+	return 0;
+}
+
+int rv_cache_load(struct kiln_review_server *s, struct kiln_error *e)
+{
+	struct rv_cache *c = &s->cache;
+	struct load l = {s, 0, 0};
+	int rc;
+	l.ai = s->p->spec->engine && strcmp(s->p->spec->engine, "compose");
+	if ((rc = kiln_catalog_items(s->p->catalog, s->p->spec, &c->items, e)))
+		return rc;
+	if (!(c->tok = kiln_calloc(c->items.n + 1, sizeof *c->tok)))
+		return kiln_error_set(e, KILN_E_NOMEM, s->p->dir, "out of memory");
+	for (size_t i = 0; i < c->items.n; i++)
+		c->tok[i].it = &c->items.v[i];
+	if ((rc = kiln_catalog_ok_renders_each(s->p->catalog, add_render, &l, e)) ||
+	    (rc = kiln_catalog_qa_current_each(s->p->catalog, add_finding, &l, e)))
+		return rc;
+	for (size_t i = 0; !l.nomem && i < c->items.n; i++)
+		if (own_candidate(&c->tok[i]))
+			l.nomem = 1;
+	if (l.nomem)
+		return kiln_error_set(e, KILN_E_NOMEM, s->p->dir, "out of memory");
+	if ((rc = load_states(s, e)))
+		return rc;
+	if (l.ai && s->p->spec->generate &&
+	    (rc = kiln_recipe_new(&c->recipe, s->p->spec, 0, e)))
+		return rc;
+	return 0;
+}
+
+void rv_cache_free(struct kiln_review_server *s)
+{
+	struct rv_cache *c = &s->cache;
+	for (size_t i = 0; c->tok && i < c->items.n; i++) {
+		free(c->tok[i].cands);
+		json_decref(c->tok[i].qa);
+		if (c->tok[i].has_state)
+			kiln_review_state_release(&c->tok[i].st);
+	}
+	free(c->tok);
+	kiln_items_release(&c->items);
+	kiln_recipe_free(c->recipe);
+	memset(c, 0, sizeof *c);
+}
+
+/* After a decision on t: its state and image again from the catalog. */
+static int refresh(struct kiln_review_server *s, struct rv_token *t, struct kiln_error *e)
+{
+	struct kiln_review_state st;
+	struct kiln_items one;
+	int found, rc;
+	if ((rc = kiln_catalog_review_state(s->p->catalog, t->it->id, &st, &found, e)))
+		return rc;
+	if (t->has_state)
+		kiln_review_state_release(&t->st);
+	t->st = st;
+	t->has_state = found;
+	if (!found)
+		kiln_review_state_release(&st);
+	if ((rc = kiln_catalog_item(s->p->catalog, s->p->spec, t->it->id, &one, e)))
+		return rc;
+	if (one.n)
+		memcpy(t->it->image, one.v[0].image, sizeof t->it->image);
+	kiln_items_release(&one);
+	return 0;
+}
+
+/* --- views ---------------------------------------------------------------------------------- */
+
+static const char *status_of(const struct rv_token *t)
+{
+	return t->has_state ? t->st.status : "pending";
+}
+
+/* the picked candidate: the state's, else the one holding the item's image (1-based; 0) */
+static unsigned picked(const struct rv_token *t)
+{
+	if (t->has_state && t->st.candidate && t->st.candidate <= t->ncands)
+		return t->st.candidate;
+	for (size_t i = 0; i < t->ncands; i++)
+		if (!strcmp(t->cands[i].image, t->it->image))
+			return (unsigned)i + 1;
+	return 0;
+}
+
+static json_t *reviewers_of(const struct rv_token *t)
+{
+	json_t *a = t->has_state ? json_loads(t->st.reviewers, 0, NULL) : NULL;
+	return a ? a : json_array();
+}
+
+static json_t *review_json(const struct rv_token *t)
+{
+	unsigned k = picked(t);
+	return json_pack("{s:s, s:o, s:s?, s:o, s:i, s:b, s:i}", "status", status_of(t),
+			 "candidate", k ? json_integer(k) : json_null(),
+			 "note", t->has_state ? t->st.note : NULL, "reviewers", reviewers_of(t),
+			 "approvals", t->has_state ? (int)t->st.approvals : 0,
+			 "conflict", t->has_state && t->st.conflict,
+			 "regeneration", t->has_state ? (int)t->st.regeneration : 0);
+}
+
+static json_t *qa_checks(const struct rv_token *t)
+{
+	json_t *a = json_array();
+	size_t i;
+	json_t *f;
+	if (!a || !t->qa)
+		return a;
+	json_array_foreach((json_t *)t->qa, i, f) {
+		json_t *id = json_object_get(f, "check");
+		int seen = 0;
+		size_t j;
+		json_t *g;
+		json_array_foreach(a, j, g)
+			seen |= json_equal(g, id);
+		if (!seen)
+			json_array_append(a, id);
+	}
+	return a;
+}
+
+static json_t *token_row(const struct rv_token *t)
+{
+	json_t *traits = json_loads(t->it->traits_json, 0, NULL);
+	return json_pack("{s:I, s:s, s:o, s:I, s:o, s:o, s:I, s:o}",
+			 "id", (json_int_t)t->it->id, "status", status_of(t),
+			 "image", t->it->image[0] ? json_string(t->it->image) : json_null(),
+			 "rank", (json_int_t)t->it->rarity_rank,
+			 "traits", traits ? traits : json_object(), "qa", qa_checks(t),
+			 "candidates", (json_int_t)t->ncands, "reviewers", reviewers_of(t));
+}
+
+/* --- filters -------------------------------------------------------------------------------- */
+
+#define TRAITS_MAX 64
+
+struct filter {
+	const char *status;
+	struct { char layer[128]; char value[128]; } traits[TRAITS_MAX];
+	size_t ntraits;
+	const char *reviewer;
+	const char *qa;             /* "any", "none" or a check id */
+	int has_rank_min, has_rank_max;
+	uint64_t rank_min, rank_max;
+	uint64_t offset, limit;
+	char err[256];
+};
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
+/* one key of a filter (query parameter or JSON member); 0, or -1 with f->err */
+static int filter_set(struct filter *f, const char *key, const char *value)
+{
+	if (!value)
+		return snprintf(f->err, sizeof f->err, "%s: a value is needed", key), -1;
+	if (!strcmp(key, "status")) {
+		if (strcmp(value, "pending") && strcmp(value, "approved") &&
+		    strcmp(value, "rejected") && strcmp(value, "regenerate") &&
+		    strcmp(value, "conflict"))
+			return snprintf(f->err, sizeof f->err, "status is pending, approved, "
+					"rejected, regenerate or conflict, not '%.64s'", value), -1;
+		f->status = value;
+	} else if (!strcmp(key, "trait")) {
+		const char *colon = strchr(value, ':');
+		if (!colon || colon == value || (size_t)(colon - value) >= 128 ||
+		    strlen(colon + 1) >= 128)
+			return snprintf(f->err, sizeof f->err, "trait is Layer:Value, not '%.64s'",
+					value), -1;
+		if (f->ntraits == TRAITS_MAX)
+			return snprintf(f->err, sizeof f->err, "at most %d trait filters",
+					TRAITS_MAX), -1;
+		snprintf(f->traits[f->ntraits].layer, 128, "%.*s", (int)(colon - value), value);
+		snprintf(f->traits[f->ntraits].value, 128, "%s", colon + 1);
+		f->ntraits++;
+	} else if (!strcmp(key, "reviewer")) {
+		f->reviewer = value;
+	} else if (!strcmp(key, "qa")) {
+		f->qa = value;
+	} else if (!strcmp(key, "rank_min") || !strcmp(key, "rank_max") ||
+		   !strcmp(key, "offset") || !strcmp(key, "limit")) {
+		uint64_t v;
+		if (parse_u64(value, &v))
+			return snprintf(f->err, sizeof f->err, "%s is a whole number, not '%.64s'",
+					key, value), -1;
+		if (!strcmp(key, "rank_min"))
+			f->rank_min = v, f->has_rank_min = 1;
+		else if (!strcmp(key, "rank_max"))
+			f->rank_max = v, f->has_rank_max = 1;
+		else if (!strcmp(key, "offset"))
+			f->offset = v;
+		else if (v < 1 || v > LIMIT_MAX)
+			return snprintf(f->err, sizeof f->err, "limit is 1 to %d", LIMIT_MAX), -1;
+		else
+			f->limit = v;
+	} else {
+		return snprintf(f->err, sizeof f->err, "'%.64s' is not a filter (status, trait, "
+				"reviewer, qa, rank_min, rank_max, offset, limit)", key), -1;
+	}
+	return 0;
+}
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct filter *f = cls;
+	(void)kind;
+	if (f->err[0])
+		return MHD_NO;
+	return filter_set(f, key, value) ? MHD_NO : MHD_YES;
+}
+
+static void filter_init(struct filter *f)
+{
+	memset(f, 0, sizeof *f);
+	f->limit = 200;
+}
+
+/* the filter from a JSON object (bulk): the same keys, trait a string or an array of them */
+static int filter_json(struct filter *f, json_t *o)
+{
+	const char *key;
+	json_t *v;
+	if (!o || json_is_null(o))
+		return 0;
+	if (!json_is_object(o))
+		return snprintf(f->err, sizeof f->err, "filter is an object"), -1;
+	json_object_foreach(o, key, v) {
+		char num[32];
+		if (json_is_array(v) && !strcmp(key, "trait")) {
+			size_t i;
+			json_t *x;
+			json_array_foreach(v, i, x) {
+				if (!json_is_string(x))
+					return snprintf(f->err, sizeof f->err, "trait: strings "
+							"Layer:Value"), -1;
+				if (filter_set(f, key, json_string_value(x)))
+					return -1;
+			}
+			continue;
+		}
+		if (json_is_integer(v) && json_integer_value(v) >= 0) {
+			snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+			if (filter_set(f, key, num))
+				return -1;
+			continue;
+		}
+		if (!json_is_string(v))
+			return snprintf(f->err, sizeof f->err, "filter %.64s: a string or a number",
+					key), -1;
+		if (filter_set(f, key, json_string_value(v)))
+			return -1;
+	}
+	return 0;
+}
+
+static int matches(const struct filter *f, const struct rv_token *t)
+{
+	if (f->status) {
+		if (!strcmp(f->status, "conflict")) {
+			if (!t->has_state || !t->st.conflict)
+				return 0;
+		} else if (strcmp(f->status, status_of(t))) {
+			return 0;
+		}
+	}
+	if (f->has_rank_min && t->it->rarity_rank < f->rank_min)
+		return 0;
+	if (f->has_rank_max && t->it->rarity_rank > f->rank_max)
+		return 0;
+	if (f->reviewer) {
+		json_t *a = reviewers_of(t), *x;
+		size_t i;
+		int hit = 0;
+		json_array_foreach(a, i, x)
+			hit |= !strcmp(json_string_value(x), f->reviewer);
+		json_decref(a);
+		if (!hit)
+			return 0;
+	}
+	if (f->qa) {
+		size_t n = t->qa ? json_array_size(t->qa) : 0;
+		if (!strcmp(f->qa, "any")) {
+			if (!n)
+				return 0;
+		} else if (!strcmp(f->qa, "none")) {
+			if (n)
+				return 0;
+		} else {
+			int hit = 0;
+			for (size_t i = 0; i < n; i++)
+				hit |= !strcmp(json_string_value(json_object_get(
+					json_array_get(t->qa, i), "check")), f->qa);
+			if (!hit)
+				return 0;
+		}
+	}
+	if (f->ntraits) {
+		/* AND across layers, OR within a layer */
+		json_t *traits = json_loads(t->it->traits_json, 0, NULL);
+		int ok = 1;
+		for (size_t i = 0; ok && i < f->ntraits; i++) {
+			int seen_before = 0, hit = 0;
+			for (size_t j = 0; j < i; j++)
+				seen_before |= !strcmp(f->traits[j].layer, f->traits[i].layer);
+			if (seen_before)
+				continue;
+			for (size_t j = i; j < f->ntraits; j++) {
+				const char *have;
+				if (strcmp(f->traits[j].layer, f->traits[i].layer))
+					continue;
+				have = json_string_value(json_object_get(traits,
+									f->traits[j].layer));
+				hit |= have && !strcmp(have, f->traits[j].value);
+			}
+			ok = hit;
+		}
+		json_decref(traits);
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+/* --- endpoints ------------------------------------------------------------------------------ */
 
 static enum MHD_Result session(struct rv_req *r)
 {
-	struct kiln_review_server *s = r->srv;
-	struct kiln_catalog_counts n;
-	struct kiln_error e;
-	int rc;
-	kiln_error_clear(&e);
-	pthread_mutex_lock(&s->lock);
-	rc = kiln_catalog_counts(s->p->catalog, &n, &e);
-	pthread_mutex_unlock(&s->lock);
-	if (rc)
-		return rv_send_error(r->conn, 500, "%s", e.msg);
+	const struct kiln_spec *sp = r->srv->p->spec;
 	return rv_send_json(r->conn, 200, json_pack("{s:s, s:s, s:s?, s:I, s:b, s:I}",
-		"project", s->p->spec->name ? s->p->spec->name : "", "reviewer", r->reviewer,
-		"csrf", r->csrf, "total", (json_int_t)n.items, "review_required", 0,
-		"approvals", (json_int_t)1));
+		"project", sp->name ? sp->name : "", "reviewer", r->reviewer, "csrf", r->csrf,
+		"total", (json_int_t)r->srv->cache.items.n, "review_required",
+		sp->review_required, "approvals",
+		(json_int_t)(sp->review_approvals ? sp->review_approvals : 1)));
+}
+
+static enum MHD_Result tokens(struct rv_req *r)
+{
+	struct kiln_review_server *s = r->srv;
+	struct filter f;
+	json_t *list = json_array(), *o;
+	uint64_t total = 0;
+	filter_init(&f);
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg, &f);
+	if (f.err[0]) {
+		json_decref(list);
+		return rv_send_error(r->conn, 400, "%s", f.err);
+	}
+	for (size_t i = 0; list && i < s->cache.items.n; i++) {
+		const struct rv_token *t = &s->cache.tok[i];
+		if (!matches(&f, t))
+			continue;
+		if (total >= f.offset && total - f.offset < f.limit &&
+		    json_array_append_new(list, token_row(t))) {
+			json_decref(list);
+			list = NULL;
+		}
+		total++;
+	}
+	o = list ? json_pack("{s:I, s:I, s:o}", "total", (json_int_t)total, "offset",
+			     (json_int_t)f.offset, "tokens", list) : NULL;
+	return rv_send_json(r->conn, 200, o);
+}
+
+static json_t *ai_json(struct kiln_review_server *s, const struct rv_token *t, unsigned k)
+{
+	struct kiln_ai_request rq;
+	struct kiln_error e;
+	json_t *loras, *o;
+	if (!s->cache.recipe || t->it->legendary >= 0 || t->it->legendary_name)
+		return json_null();
+	kiln_error_clear(&e);
+	if (kiln_recipe_ai_request(s->cache.recipe, t->it, k ? k - 1 : 0, &rq, &e))
+		return json_null();
+	loras = json_array();
+	for (size_t i = 0; loras && i < rq.nloras; i++)
+		json_array_append_new(loras, json_pack("{s:s, s:f}", "name", rq.loras[i].name,
+						       "weight", rq.loras[i].weight));
+	o = json_pack("{s:s?, s:s?, s:I, s:s?, s:s?, s:i, s:f, s:s?, s:o, s:i, s:i}",
+		      "prompt", rq.prompt, "negative", rq.negative, "seed",
+		      (json_int_t)(k && k <= t->ncands ? t->cands[k - 1].seed : rq.seed),
+		      "sampler", rq.sampler, "scheduler", rq.scheduler, "steps", rq.steps,
+		      "cfg", rq.cfg, "checkpoint", rq.checkpoint,
+		      "loras", loras ? loras : json_array(), "width", rq.width, "height",
+		      rq.height);
+	kiln_recipe_ai_release(&rq);
+	return o ? o : json_null();
+}
+
+static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
+{
+	struct kiln_review_server *s = r->srv;
+	struct kiln_error e;
+	struct filter f;
+	json_t *traits = json_array(), *cands = json_array(), *decisions = NULL, *o;
+	const struct kiln_spec *sp = s->p->spec;
+	char *log = NULL;
+	unsigned k = picked(t);
+	long prev = -1, next = -1;
+	size_t at = (size_t)(t - s->cache.tok);
+	filter_init(&f);
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg, &f);
+	if (f.err[0]) {
+		json_decref(traits);
+		json_decref(cands);
+		return rv_send_error(r->conn, 400, "%s", f.err);
+	}
+	/* neighbours within the filter given (none: all tokens) */
+	for (size_t i = at; i-- > 0;)
+		if (matches(&f, &s->cache.tok[i])) {
+			prev = (long)i;
+			break;
+		}
+	for (size_t i = at + 1; i < s->cache.items.n; i++)
+		if (matches(&f, &s->cache.tok[i])) {
+			next = (long)i;
+			break;
+		}
+	for (size_t l = 0; traits && l < sp->nlayers; l++) {
+		uint32_t v = t->it->traits ? t->it->traits[l] : KILN_PLAN_UNSET;
+		json_array_append_new(traits, json_pack("{s:s, s:s}", "layer", sp->layers[l].name,
+			"value", v < sp->layers[l].ntraits ? sp->layers[l].traits[v].name : ""));
+	}
+	for (size_t i = 0; cands && i < t->ncands; i++)
+		json_array_append_new(cands, json_pack("{s:I, s:s, s:I, s:b, s:i}", "k",
+			(json_int_t)i + 1, "image", t->cands[i].image, "seed",
+			(json_int_t)t->cands[i].seed, "picked", k == i + 1, "regeneration",
+			(int)t->cands[i].regeneration));
+	kiln_error_clear(&e);
+	if (kiln_catalog_review_log_json(s->p->catalog, 1, t->it->id, &log, &e)) {
+		json_decref(traits);
+		json_decref(cands);
+		return rv_send_error(r->conn, 500, "%s", e.msg);
+	}
+	decisions = json_loads(log, 0, NULL);
+	free(log);
+	o = json_pack("{s:I, s:s, s:o, s:I, s:f, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
+		      "s:o}",
+		      "id", (json_int_t)t->it->id,
+		      "kind", t->it->legendary_name ? "legendary" : "generated",
+		      "traits", traits ? traits : json_array(),
+		      "rank", (json_int_t)t->it->rarity_rank, "score", t->it->rarity_score,
+		      "seed", (json_int_t)t->it->seed, "status", status_of(t),
+		      "image", t->it->image[0] ? json_string(t->it->image) : json_null(),
+		      "candidates", cands ? cands : json_array(),
+		      "qa", t->qa ? json_deep_copy(t->qa) : json_array(),
+		      "ai", ai_json(s, t, k), "review", review_json(t),
+		      "decisions", decisions ? decisions : json_array(),
+		      "prev", prev >= 0 ? json_integer((json_int_t)s->cache.tok[prev].it->id)
+					: json_null(),
+		      "next", next >= 0 ? json_integer((json_int_t)s->cache.tok[next].it->id)
+					: json_null());
+	return rv_send_json(r->conn, 200, o);
+}
+
+/* the body as a JSON object, or an answer (400) already sent: *res */
+static json_t *body_object(struct rv_req *r, enum MHD_Result *res)
+{
+	json_error_t je;
+	json_t *o = json_loadb(r->body, r->body_len, 0, &je);
+	if (!o || !json_is_object(o)) {
+		json_decref(o);
+		*res = rv_send_error(r->conn, 400, "the body is not a JSON object%s%s",
+				     o ? "" : ": ", o ? "" : je.text);
+		return NULL;
+	}
+	return o;
+}
+
+static const char *const actions[] = {"approve", "reject", "pending", "regenerate", "pick"};
+
+static int known_action(const char *a)
+{
+	for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+		if (a && !strcmp(a, actions[i]))
+			return 1;
+	return 0;
+}
+
+/* note and prompt_add of body o; -1 with err */
+static int note_of(json_t *o, const char **note, int *prompt_add, char *err, size_t cap)
+{
+	json_t *n = json_object_get(o, "note"), *p = json_object_get(o, "prompt_add");
+	*note = NULL;
+	*prompt_add = 0;
+	if (n && !json_is_null(n)) {
+		if (!json_is_string(n))
+			return snprintf(err, cap, "note is a string"), -1;
+		if (json_string_length(n) > NOTE_MAX)
+			return snprintf(err, cap, "a note has at most %d bytes", NOTE_MAX), -1;
+		*note = json_string_value(n);
+	}
+	if (p && !json_is_null(p)) {
+		if (!json_is_boolean(p))
+			return snprintf(err, cap, "prompt_add is true or false"), -1;
+		*prompt_add = json_is_true(p);
+	}
+	return 0;
+}
+
+static enum MHD_Result decision(struct rv_req *r, struct rv_token *t)
+{
+	struct kiln_review_server *s = r->srv;
+	struct kiln_review_decision d;
+	struct kiln_error e;
+	enum MHD_Result res;
+	json_t *o = body_object(r, &res), *a, *k;
+	int64_t first, group;
+	char err[128];
+	if (!o)
+		return res;
+	memset(&d, 0, sizeof d);
+	d.item_id = t->it->id;
+	a = json_object_get(o, "action");
+	if (!json_is_string(a) || !known_action(json_string_value(a))) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "action is approve, reject, pending, regenerate "
+				     "or pick");
+	}
+	d.action = json_string_value(a);
+	if (note_of(o, &d.note, &d.prompt_add, err, sizeof err)) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "%s", err);
+	}
+	k = json_object_get(o, "candidate");
+	if (!strcmp(d.action, "pick")) {
+		if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+		    (size_t)json_integer_value(k) > t->ncands) {
+			json_decref(o);
+			return rv_send_error(r->conn, 400, "pick needs candidate 1 to %zu (token "
+					     "%llu has %zu)", t->ncands,
+					     (unsigned long long)t->it->id, t->ncands);
+		}
+		d.candidate = (unsigned)json_integer_value(k);
+		d.image = t->cands[d.candidate - 1].image;
+	} else if (k && !json_is_null(k)) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "candidate goes with action pick only");
+	}
+	kiln_error_clear(&e);
+	if (kiln_catalog_review_decide(s->p->catalog, r->reviewer, &d, 1, 0, &first, &group,
+				       &e) || refresh(s, t, &e)) {
+		json_decref(o);
+		return rv_send_error(r->conn, 500, "token %llu: %s", (unsigned long long)t->it->id,
+				     e.msg);
+	}
+	json_decref(o);
+	return rv_send_json(r->conn, 200, json_pack("{s:I, s:o}", "decision", (json_int_t)first,
+						    "review", review_json(t)));
+}
+
+static enum MHD_Result bulk(struct rv_req *r)
+{
+	struct kiln_review_server *s = r->srv;
+	struct kiln_review_decision *d = NULL;
+	struct kiln_error e;
+	struct filter f;
+	enum MHD_Result res;
+	json_t *o = body_object(r, &res), *a;
+	const char *note;
+	int prompt_add;
+	size_t n = 0;
+	int64_t first = 0, group = 0;
+	char err[128];
+	if (!o)
+		return res;
+	filter_init(&f);
+	a = json_object_get(o, "action");
+	if (!json_is_string(a) || !known_action(json_string_value(a)) ||
+	    !strcmp(json_string_value(a), "pick")) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "a bulk action is approve, reject, pending or "
+				     "regenerate");
+	}
+	if (filter_json(&f, json_object_get(o, "filter")) ||
+	    note_of(o, &note, &prompt_add, err, sizeof err)) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "%s", f.err[0] ? f.err : err);
+	}
+	if (!(d = kiln_calloc(s->cache.items.n + 1, sizeof *d))) {
+		json_decref(o);
+		return rv_send_error(r->conn, 500, "out of memory");
+	}
+	/* every token the filter matches (offset and limit do not apply to a bulk decision) */
+	for (size_t i = 0; i < s->cache.items.n; i++) {
+		if (!matches(&f, &s->cache.tok[i]))
+			continue;
+		d[n].item_id = s->cache.tok[i].it->id;
+		d[n].action = json_string_value(a);
+		d[n].note = note;
+		d[n].prompt_add = prompt_add;
+		n++;
+	}
+	kiln_error_clear(&e);
+	if (n && (kiln_catalog_review_decide(s->p->catalog, r->reviewer, d, n, 1, &first, &group,
+					     &e) || load_states(s, &e))) {
+		free(d);
+		json_decref(o);
+		return rv_send_error(r->conn, 500, "bulk decision: %s", e.msg);
+	}
+	free(d);
+	json_decref(o);
+	return rv_send_json(r->conn, 200, json_pack("{s:o, s:I}", "group",
+		group ? json_integer(group) : json_null(), "decided", (json_int_t)n));
+}
+
+static enum MHD_Result undo(struct rv_req *r)
+{
+	struct kiln_review_server *s = r->srv;
+	struct kiln_error e;
+	enum MHD_Result res;
+	json_t *o = body_object(r, &res), *ids;
+	int64_t *v = NULL;
+	size_t n = 0;
+	if (!o)
+		return res;
+	json_decref(o);
+	kiln_error_clear(&e);
+	if (kiln_catalog_review_undo(s->p->catalog, r->reviewer, &v, &n, &e) ||
+	    load_states(s, &e))
+		return rv_send_error(r->conn, 500, "undo: %s", e.msg);
+	/* an undone pick gives an item its earlier image back */
+	for (size_t i = 0; i < s->cache.items.n; i++) {
+		struct kiln_items one;
+		struct rv_token *t = &s->cache.tok[i];
+		if (t->ncands < 2)
+			continue;
+		if (kiln_catalog_item(s->p->catalog, s->p->spec, t->it->id, &one, &e))
+			break;
+		if (one.n)
+			memcpy(t->it->image, one.v[0].image, sizeof t->it->image);
+		kiln_items_release(&one);
+	}
+	ids = json_array();
+	for (size_t i = 0; ids && i < n; i++)
+		json_array_append_new(ids, json_integer(v[i]));
+	free(v);
+	return rv_send_json(r->conn, 200, ids ? json_pack("{s:o}", "undone", ids) : NULL);
+}
+
+static enum MHD_Result rarity(struct rv_req *r)
+{
+	struct kiln_review_server *s = r->srv;
+	const struct kiln_spec *sp = s->p->spec;
+	json_t *layers = json_array();
+	for (size_t l = 0; layers && l < sp->nlayers; l++) {
+		size_t nt = sp->layers[l].ntraits;
+		uint64_t *cnt = kiln_calloc(nt * 5 + 1, sizeof *cnt);
+		json_t *values = json_array();
+		if (!cnt || !values) {
+			free(cnt);
+			json_decref(values);
+			json_decref(layers);
+			layers = NULL;
+			break;
+		}
+		for (size_t i = 0; i < s->cache.items.n; i++) {
+			const struct rv_token *t = &s->cache.tok[i];
+			uint32_t v = t->it->traits ? t->it->traits[l] : KILN_PLAN_UNSET;
+			const char *st = status_of(t);
+			if (v >= nt)
+				continue;
+			cnt[v * 5]++;
+			cnt[v * 5 + (!strcmp(st, "approved") ? 1 : !strcmp(st, "rejected") ? 2 :
+				     !strcmp(st, "regenerate") ? 4 : 3)]++;
+		}
+		for (size_t v = 0; v < nt; v++)
+			json_array_append_new(values, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}",
+				"value", sp->layers[l].traits[v].name,
+				"planned", (json_int_t)cnt[v * 5],
+				"approved", (json_int_t)cnt[v * 5 + 1],
+				"rejected", (json_int_t)cnt[v * 5 + 2],
+				"pending", (json_int_t)cnt[v * 5 + 3],
+				"regenerate", (json_int_t)cnt[v * 5 + 4]));
+		free(cnt);
+		json_array_append_new(layers, json_pack("{s:s, s:o}", "layer", sp->layers[l].name,
+							"values", values));
+	}
+	return rv_send_json(r->conn, 200, layers ? json_pack("{s:o}", "layers", layers) : NULL);
+}
+
+static enum MHD_Result conflicts(struct rv_req *r)
+{
+	struct kiln_review_server *s = r->srv;
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < s->cache.items.n; i++) {
+		const struct rv_token *t = &s->cache.tok[i];
+		struct kiln_error e;
+		char *log = NULL;
+		json_t *d;
+		if (!t->has_state || !t->st.conflict)
+			continue;
+		kiln_error_clear(&e);
+		if (kiln_catalog_review_log_json(s->p->catalog, 1, t->it->id, &log, &e)) {
+			json_decref(list);
+			return rv_send_error(r->conn, 500, "%s", e.msg);
+		}
+		d = json_loads(log, 0, NULL);
+		free(log);
+		json_array_append_new(list, json_pack("{s:I, s:o, s:o}", "id",
+			(json_int_t)t->it->id, "review", review_json(t), "decisions",
+			d ? d : json_array()));
+	}
+	return rv_send_json(r->conn, 200, list ? json_pack("{s:o}", "tokens", list) : NULL);
+}
+
+/* "/api/tokens/123" or "/api/tokens/123/decision": the id, the rest in *tail */
+static int token_path(const char *p, uint64_t *id, const char **tail)
+{
+	char num[24];
+	size_t n = strcspn(p, "/");
+	if (!n || n >= sizeof num)
+		return -1;
+	memcpy(num, p, n);
+	num[n] = 0;
+	if (parse_u64(num, id))
+		return -1;
+	*tail = p + n;
+	return 0;
 }
 
 enum MHD_Result rv_api(struct rv_req *r)
 {
+	struct kiln_review_server *s = r->srv;
 	int get = strcmp(r->method, "POST") != 0;
-	if (!strcmp(r->path, "/api/session"))
-		return get ? session(r) : rv_send_error(r->conn, 405, "GET %s", r->path);
-	return rv_send_error(r->conn, 404, "%s: no such endpoint", r->path);
+	enum MHD_Result res;
+	const char *p = r->path, *tail;
+	const char *want = NULL;   /* the method the path takes, when it is not this one */
+	uint64_t id;
+	pthread_mutex_lock(&s->lock);
+	if (!strcmp(p, "/api/session"))
+		res = get ? session(r) : (want = "GET", MHD_NO);
+	else if (!strcmp(p, "/api/tokens"))
+		res = get ? tokens(r) : (want = "GET", MHD_NO);
+	else if (!strcmp(p, "/api/bulk"))
+		res = !get ? bulk(r) : (want = "POST", MHD_NO);
+	else if (!strcmp(p, "/api/undo"))
+		res = !get ? undo(r) : (want = "POST", MHD_NO);
+	else if (!strcmp(p, "/api/rarity"))
+		res = get ? rarity(r) : (want = "GET", MHD_NO);
+	else if (!strcmp(p, "/api/conflicts"))
+		res = get ? conflicts(r) : (want = "GET", MHD_NO);
+	else if (!strncmp(p, "/api/tokens/", 12) && !token_path(p + 12, &id, &tail) &&
+		 (!*tail || !strcmp(tail, "/decision"))) {
+		struct rv_token *t = find_token(s, id);
+		int dec = *tail != 0;
+		if (dec == get)
+			res = (want = dec ? "POST" : "GET", MHD_NO);
+		else if (!t)
+			res = rv_send_error(r->conn, 404, "token %llu is not in the catalog",
+					    (unsigned long long)id);
+		else
+			res = dec ? decision(r, t) : token_detail(r, t);
+	} else {
+		res = rv_send_error(r->conn, 404, "%s: no such endpoint", p);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (want)
+		return rv_send_error(r->conn, 405, "%s takes %s", p, want);
+	return res;
+}
+
+/* --- images --------------------------------------------------------------------------------- */
+
+static int is_sha(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (!isxdigit((unsigned char)s[n]) || isupper((unsigned char)s[n]))
+			return 0;
+	return n == 64;
+}
+
+/* 1 when sha is an image the cache shows (an item's or a candidate's) */
+static int known_image(struct kiln_review_server *s, const char *sha)
+{
+	for (size_t i = 0; i < s->cache.items.n; i++) {
+		const struct rv_token *t = &s->cache.tok[i];
+		if (!strcmp(t->it->image, sha))
+			return 1;
+		for (size_t k = 0; k < t->ncands; k++)
+			if (!strcmp(t->cands[k].image, sha))
+				return 1;
+	}
+	return 0;
+}
+
+static const char *sniff(const unsigned char *b, size_t n)
+{
+	if (n >= 8 && !memcmp(b, "\x89PNG", 4))
+		return "image/png";
+	if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
+		return "image/webp";
+	if (n >= 3 && b[0] == 0xff && b[1] == 0xd8)
+		return "image/jpeg";
+	return "application/octet-stream";
 }
 
 enum MHD_Result rv_image(struct rv_req *r, int thumb)
 {
-	(void)thumb;
-	return rv_send_error(r->conn, 404, "%s: no such image", r->path);
+	struct kiln_review_server *s = r->srv;
+	const char *sha = r->path + (thumb ? 7 : 5);
+	char file_sha[65], etag[72];
+	unsigned char head[16];
+	struct MHD_Response *res;
+	struct stat sb;
+	struct kiln_error e;
+	char *path;
+	int fd, known;
+	enum MHD_Result ret;
+	ssize_t k;
+	if (!is_sha(sha))
+		return rv_send_error(r->conn, 404, "images are named by their SHA-256 (64 "
+				     "lowercase hex digits)");
+	pthread_mutex_lock(&s->lock);
+	known = known_image(s, sha);
+	pthread_mutex_unlock(&s->lock);
+	if (!known)
+		return rv_send_error(r->conn, 404, "%s is not an image of this catalog", sha);
+	snprintf(etag, sizeof etag, "\"%s%s\"", thumb ? "t" : "", sha);
+	if (rv_not_modified(r->conn, etag))
+		return rv_send(r->conn, 304, NULL, "", 0, 0, "private, max-age=31536000, immutable",
+			       etag);
+	memcpy(file_sha, sha, 65);
+	kiln_error_clear(&e);
+	if (thumb && rv_thumb_get(s, sha, file_sha, &e))
+		return rv_send_error(r->conn, 500, "thumbnail of %s: %s", sha, e.msg);
+	if (!(path = kiln_store_path(s->p->store, file_sha)))
+		return rv_send_error(r->conn, 500, "out of memory");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0 || fstat(fd, &sb)) {
+		if (fd >= 0)
+			close(fd);
+		return rv_send_error(r->conn, 404, "%s is not in the content store", file_sha);
+	}
+	k = pread(fd, head, sizeof head, 0);
+	res = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+	if (!res) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(res, "Content-Type", sniff(head, k > 0 ? (size_t)k : 0));
+	MHD_add_response_header(res, "Cache-Control", "private, max-age=31536000, immutable");
+	MHD_add_response_header(res, "ETag", etag);
+	MHD_add_response_header(res, "Content-Security-Policy", "default-src 'none'");
+	MHD_add_response_header(res, "X-Frame-Options", "DENY");
+	MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(res, "Referrer-Policy", "no-referrer");
+	ret = MHD_queue_response(r->conn, 200, res);
+	MHD_destroy_response(res);
+	return ret;
 }

@@ -26,6 +26,31 @@ struct rv_session {
 };
 
 struct rv_thumbs;
+struct kiln_recipe;
+
+/* A token's candidate: an accepted render's image (distinct images, in render order). */
+struct rv_cand {
+	char image[65];
+	uint64_t seed;
+	unsigned regeneration;
+};
+
+/* What the server knows of one token (loaded at start: the server holds the project lock, so
+ * only its own decisions change the catalog while it runs; they refresh the entry). */
+struct rv_token {
+	struct kiln_item *it;       /* in cache.items */
+	struct rv_cand *cands;
+	size_t ncands;
+	void *qa;                   /* json_t array of {check, severity, message} */
+	struct kiln_review_state st;
+	int has_state;
+};
+
+struct rv_cache {
+	struct kiln_items items;
+	struct rv_token *tok;       /* items.n, in id order */
+	struct kiln_recipe *recipe; /* AI engines: to show each candidate's prompt */
+};
 
 struct kiln_review_server {
 	struct kiln_project *p;
@@ -38,6 +63,7 @@ struct kiln_review_server {
 	struct rv_session *sessions;
 	size_t nsessions;
 	struct rv_thumbs *thumbs;
+	struct rv_cache cache;
 	char *tls_cert, *tls_key;
 };
 
@@ -70,6 +96,9 @@ enum MHD_Result rv_send_redirect(struct MHD_Connection *conn, const char *locati
 /* 1 when the request's If-None-Match holds etag. */
 int rv_not_modified(struct MHD_Connection *conn, const char *etag);
 
+/* api.c: load (and free) the cache, at start and stop. */
+int rv_cache_load(struct kiln_review_server *s, struct kiln_error *e);
+void rv_cache_free(struct kiln_review_server *s);
 /* api.c: GET/POST /api/... (after authentication, CSRF and content-type checks). */
 enum MHD_Result rv_api(struct rv_req *r);
 /* GET /img/{sha} and /thumb/{sha}. */

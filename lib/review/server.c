@@ -337,6 +337,8 @@ int kiln_review_start(struct kiln_review_server **out, struct kiln_project *p,
 		flags |= MHD_USE_TLS;
 	}
 	s->port = o->port;
+	if ((rc = rv_cache_load(s, e)))
+		goto fail;
 	if ((rc = rv_thumbs_start(s, o->thumb_threads ? o->thumb_threads : 2, !o->no_prepare,
 				  e)))
 		goto fail;
@@ -382,6 +384,7 @@ void kiln_review_stop(struct kiln_review_server *s)
 	if (s->d)
 		MHD_stop_daemon(s->d);
 	rv_thumbs_stop(s);
+	rv_cache_free(s);
 	for (size_t i = 0; i < s->nsessions; i++)
 		free(s->sessions[i].reviewer);
 	free(s->sessions);

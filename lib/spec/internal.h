@@ -119,4 +119,7 @@ void generate_free(struct kiln_generate *g);
 int parse_metadata(struct ctx *c, struct fy_node *n);
 void metadata_free(struct kiln_spec *s);
 
+/* review: {required, approvals} (review.c) */
+int kiln_spec__parse_review(struct ctx *c, struct fy_node *n);
+
 #endif

@@ -885,7 +885,7 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 {
 	static const char *const keys[] = {"collection", "image", "engine", "layers", "rules",
 					   "uniqueness", "legendaries", "metadata", "generate", "qa",
-					   "paths"};
+					   "paths", "review"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
@@ -893,7 +893,7 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 		fail(c, NULL, "the spec is empty: it holds no YAML, only comments or blank lines");
 		return kiln_error_hint(c->e, KILN_HINT_INIT, NULL);
 	}
-	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 11)))
+	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 12)))
 		return rc;
 	/* first: every file named after this is checked against the allowed folders */
 	if ((v = get(root, "paths")) && (rc = parse_paths(c, v)))
@@ -929,6 +929,8 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	if ((v = get(root, "metadata")) && (rc = parse_metadata(c, v)))
 		return rc;
 	if ((v = get(root, "qa")) && (rc = parse_qa(c, v)))
+		return rc;
+	if ((v = get(root, "review")) && (rc = kiln_spec__parse_review(c, v)))
 		return rc;
 	if ((v = get(root, "generate")) && (rc = parse_generate(c, v)))
 		return rc;
