@@ -1,7 +1,7 @@
 // A bulk decision by keys: filter (F, status and a trait, Enter), B, the confirmation names how
 // many tokens match, Enter applies; the live rarity panel (T) shows the skew; one Backspace takes
 // the whole group back, the next the single decision made before it. The catalog follows.
-import {T, owls, mustKiln, ls, review, browser, open, press, type, shown, expect, expectEq, main}
+import {T, states, owls, mustKiln, ls, review, browser, open, press, type, shown, expect, expectEq, main}
 	from './lib.mjs';
 
 await main(async () => {
@@ -40,7 +40,7 @@ await main(async () => {
 	expect('and names the filter', what.includes('status pending, Hat:Cap'), what);
 	await press(pg, 'Enter');
 	expect('Enter applies and closes', !(await pg.$eval('#d-bulk', (d) => d.open)));
-	let rv = new Map(ls(P).map((t) => [t.id, t.review]));
+	let rv = states(P);
 	expectEq('the first cap stays approved', rv.get(caps[0]).status, 'approved');
 	expectEq('every other cap is rejected', caps.slice(1).map((id) => rv.get(id).status),
 		caps.slice(1).map(() => 'rejected'));
@@ -58,17 +58,17 @@ await main(async () => {
 
 	// one undo takes the whole group back, and the panel follows
 	await press(pg, 'Backspace');
-	rv = new Map(ls(P).map((t) => [t.id, t.review]));
+	rv = states(P);
 	expectEq('Backspace: every other cap pending again', caps.slice(1).map((id) => rv.get(id).status),
 		caps.slice(1).map(() => 'pending'));
 	expectEq('the single approval before it stays', rv.get(caps[0]).status, 'approved');
 	await pg.waitForFunction(() => !document.querySelector('tr[data-value="Hat:Cap"]').classList.contains('skew'), {timeout: 5000})
 		.then(() => expect('rarity: the skew is gone after the undo', true), () => expect('rarity: the skew is gone after the undo', false));
 	await press(pg, 'Backspace');
-	rv = new Map(ls(P).map((t) => [t.id, t.review]));
+	rv = states(P);
 	expectEq('the next Backspace undoes the single approval', rv.get(caps[0]).status, 'pending');
 	await press(pg, 'Backspace');
 	expect('a third has nothing left to undo', (await pg.$eval('#toast', (e) => e.textContent)).includes('Nothing'));
-	const group = ls(P).filter((t) => t.review.status !== 'pending');
+	const group = [...states(P).values()].filter((x) => x.status !== 'pending');
 	expectEq('all pending at the end', group.length, 0);
 });

@@ -2,7 +2,7 @@
 // generate.candidates: 3: the loupe lists the AI parameters and the three candidates, C shows them
 // side by side, 2 and 3 pick (and approve, and advance), 9 is refused; the catalog's image of the
 // token is the picked candidate's.
-import {T, mustKiln, ls, review, browser, open, press, shown, get, sdServer, aiOwls, expect, expectEq, main}
+import {T, states, mustKiln, ls, review, browser, open, press, shown, get, sdServer, aiOwls, expect, expectEq, main}
 	from './lib.mjs';
 
 await main(async () => {
@@ -42,12 +42,12 @@ await main(async () => {
 	expectEq('9 is refused: no candidate 9', await shown(pg), 3);
 	expect('the toast says why', (await pg.$eval('#toast', (e) => e.textContent)).includes('has 3 candidates'));
 
-	const byId = new Map(ls(P).map((t) => [t.id, t]));
-	expectEq('token 1 approved with candidate 2', [byId.get(1).review.status, byId.get(1).review.candidate], ['approved', 2]);
+	const byId = states(P);
+	expectEq('token 1 approved with candidate 2', [byId.get(1).status, byId.get(1).candidate], ['approved', 2]);
 	expectEq('token 1\'s image is candidate 2\'s', byId.get(1).image, d1.candidates[1].image);
-	expectEq('token 2 approved with candidate 3', [byId.get(2).review.status, byId.get(2).review.candidate], ['approved', 3]);
+	expectEq('token 2 approved with candidate 3', [byId.get(2).status, byId.get(2).candidate], ['approved', 3]);
 	expectEq('token 2\'s image is candidate 3\'s', byId.get(2).image, d2.candidates[2].image);
-	expectEq('token 3 untouched', byId.get(3).review.status, 'pending');
+	expectEq('token 3 untouched', byId.get(3).status, 'pending');
 	const again = (await get(srv.base, srv.token, '/api/tokens/1')).json;
 	expectEq('the API marks candidate 2 picked', again.candidates.map((c) => c.picked), [false, true, false]);
 

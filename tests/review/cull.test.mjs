@@ -3,7 +3,7 @@
 // tokens' data and images are fetched before they show, `?` shows the keys, keys typed in a
 // text field decide nothing, Backspace and Ctrl+Z undo; then the catalog (kiln ls --json,
 // the decision log) holds what was decided.
-import {T, owls, mustKiln, ls, reviewLog, review, browser, open, press, type, shown, idle, expect, expectEq, main}
+import {T, states, owls, mustKiln, ls, reviewLog, review, browser, open, press, type, shown, idle, expect, expectEq, main}
 	from './lib.mjs';
 
 await main(async () => {
@@ -89,7 +89,7 @@ await main(async () => {
 	await pg.$eval('#f-trait', (e) => { e.value = ''; });
 	expectEq('still on 5', await shown(pg), 5);
 
-	let rv = new Map(ls(P).map((t) => [t.id, t.review]));
+	let rv = states(P);
 	expectEq('1 approved in the catalog', rv.get(1).status, 'approved');
 	expectEq('2 rejected in the catalog', rv.get(2).status, 'rejected');
 	expectEq('3 to regenerate', rv.get(3).status, 'regenerate');
@@ -107,20 +107,20 @@ await main(async () => {
 	// undo: the note on 5, then (Ctrl+Z) U on 4, then X on 4: back on 4, rejected again then pending
 	await press(pg, 'Backspace');
 	expectEq('Backspace undoes the note on 5', await shown(pg), 5);
-	rv = new Map(ls(P).map((t) => [t.id, t.review]));
+	rv = states(P);
 	expect('5 has no note', !rv.get(5).note, rv.get(5));
 	await pg.keyboard.down('Control');
 	await pg.keyboard.press('z');
 	await pg.keyboard.up('Control');
 	await idle(pg);
 	expectEq('Ctrl+Z undoes U on 4 and shows 4', await shown(pg), 4);
-	rv = new Map(ls(P).map((t) => [t.id, t.review]));
+	rv = states(P);
 	expectEq('4 is rejected again', rv.get(4).status, 'rejected');
 	expectEq('the loupe says so', await pg.$eval('#l-status', (e) => e.textContent), 'rejected');
 	await press(pg, 'Backspace');
 	await press(pg, 'Backspace');
 	expectEq('two more undos show 3', await shown(pg), 3);
-	rv = new Map(ls(P).map((t) => [t.id, t.review]));
+	rv = states(P);
 	expectEq('4 pending after its undo', rv.get(4).status, 'pending');
 	expectEq('3 pending after its undo', rv.get(3).status, 'pending');
 	expectEq('2 still rejected', rv.get(2).status, 'rejected');

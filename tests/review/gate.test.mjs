@@ -2,7 +2,7 @@
 // rejected (naming them) and writes once every token is approved in the browser (a rejection,
 // a bulk approval of the rest, then the rejected token approved by its key).
 import fs from 'node:fs';
-import {T, owls, mustKiln, kiln, ls, review, browser, open, press, shown, expect, expectEq, main}
+import {T, states, owls, mustKiln, kiln, ls, review, browser, open, press, shown, expect, expectEq, main}
 	from './lib.mjs';
 
 await main(async () => {
@@ -43,7 +43,7 @@ await main(async () => {
 	await press(pg, 'Home');
 	expectEq('Home shows 1', await shown(pg), 1);
 	await press(pg, 'p');
-	const rv = ls(P).map((t) => t.review.status);
+	const rv = [...states(P).values()].map((x) => x.status);
 	expectEq('all 60 approved', rv.filter((s) => s === 'approved').length, 60);
 	r = kiln(P, 'release', '-q');
 	expectEq('release with every token approved exits 0', r.status, 0);

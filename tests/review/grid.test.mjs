@@ -1,7 +1,7 @@
 // The grid (G) with a 10,000-token project: only the rows in view are in the DOM while it
 // scrolls from top to bottom, End reaches token 10,000 fetching only the pages it shows, arrows
 // and P work in the grid, Enter opens the loupe on the selected token.
-import {T, bigProject, mustKiln, ls, review, browser, open, press, shown, idle, expect, expectEq, main}
+import {T, states, bigProject, mustKiln, ls, review, browser, open, press, shown, idle, expect, expectEq, main}
 	from './lib.mjs';
 
 const N = 10000;
@@ -88,6 +88,6 @@ await main(async () => {
 	await press(pg, 'Enter');
 	expectEq('Enter opens the loupe on it', await shown(pg), N - c0.cols);
 	expect('Home/End fetched no page twice', new Set(pages).size === pages.length, pages);
-	const rv = ls(P).find((t) => t.id === N - c0.cols - 1).review;
+	const rv = states(P).get(N - c0.cols - 1);
 	expectEq('the catalog has the grid\'s rejection', rv.status, 'rejected');
 });

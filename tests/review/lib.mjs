@@ -216,17 +216,38 @@ export async function get(base, token, p) {
 	return {status: r.status, json, headers: r.headers};
 }
 
-/* `kiln review --log --json`: the decisions, oldest first (one JSON object a line, or one array) */
+/* `kiln review --log --json`: the decisions, oldest first (one JSON object a line, or one
+ * array); checked against the catalog's review_log table read with sqlite3 */
 export function reviewLog(dir) {
-	const out = mustKiln(dir, 'review', '--log', '--json').out.trim();
-	if (!out)
-		return [];
+	const rows = sql(dir, 'SELECT id, at, reviewer, item_id, action, candidate, image, note, group_id, undoes FROM review_log ORDER BY id');
+	const r = kiln(dir, 'review', '--log', '--json');
+	if (r.status !== 0) {
+		fail('kiln review --log --json: ' + r.err.trim());
+		return rows;
+	}
+	const out = r.out.trim();
+	let log = [];
 	if (out.startsWith('['))
-		return JSON.parse(out);
-	const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-	if (lines.length === 1 && Array.isArray(lines[0].decisions))
-		return lines[0].decisions;
-	return lines;
+		log = JSON.parse(out);
+	else if (out) {
+		log = out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+		if (log.length === 1 && Array.isArray(log[0].decisions))
+			log = log[0].decisions;
+	}
+	expectEq('kiln review --log --json has every row of review_log', log.length, rows.length);
+	return log;
+}
+
+/* the review state of every token, by id: `kiln ls --json`'s "review" */
+export function states(dir) {
+	const items = ls(dir);
+	if (items.length && !items[0].review) {
+		fail('kiln ls --json has no "review"; read review_state instead');
+		const rs = new Map(sql(dir, 'SELECT item_id, status, candidate, note, reviewers FROM review_state')
+			.map((x) => [x.item_id, {status: x.status, candidate: x.candidate, note: x.note, reviewers: JSON.parse(x.reviewers)}]));
+		return new Map(items.map((t) => [t.id, Object.assign({image: t.image}, rs.get(t.id) || {status: 'pending', reviewers: []})]));
+	}
+	return new Map(items.map((t) => [t.id, Object.assign({image: t.image}, t.review)]));
 }
 
 /* the SD test server (tests/sdserver), as tests/cli/ai_common.inc starts it: resolves to its URL */

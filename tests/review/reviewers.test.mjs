@@ -1,7 +1,7 @@
 // Two reviewers in two browser contexts (kiln review --add-reviewer): each signs in with their own
 // link, their decisions are logged under their names, a token they disagree on shows in both
 // pages' conflicts queue (K), and the filter by reviewer finds each one's tokens.
-import {T, owls, mustKiln, kiln, ls, reviewLog, review, browser, open, press, type, shown, expect, expectEq, main}
+import {T, states, owls, mustKiln, kiln, ls, reviewLog, review, browser, open, press, type, shown, expect, expectEq, main}
 	from './lib.mjs';
 
 await main(async () => {
@@ -38,7 +38,7 @@ await main(async () => {
 	const by = (who) => log.filter((d) => d.reviewer === who).map((d) => `${d.item_id ?? d.id}:${d.action}`).sort();
 	expectEq('the log has both of alice\'s decisions', log.filter((d) => d.reviewer === 'alice').length, 2);
 	expectEq('the log has both of bob\'s decisions', log.filter((d) => d.reviewer === 'bob').length, 2);
-	const rv = new Map(ls(P).map((t) => [t.id, t.review]));
+	const rv = states(P);
 	expectEq('token 2: both reviewers', (rv.get(2).reviewers || []).slice().sort(), ['alice', 'bob']);
 
 	// K: the conflicts queue lists token 1 in both pages, not token 2

@@ -5,7 +5,7 @@
 // (no CORS); a rebound host name gets 403; an inline script is blocked by the CSP; unknown
 // images and ids get 404.
 import http from 'node:http';
-import {T, owls, mustKiln, ls, review, browser, open, expect, expectEq, main, atExit}
+import {T, states, owls, mustKiln, ls, review, browser, open, expect, expectEq, main, atExit}
 	from './lib.mjs';
 import puppeteer from 'puppeteer-core';
 
@@ -68,7 +68,7 @@ await main(async () => {
 	expectEq('an image the catalog does not know: 404', sec.noImage, 404);
 	expectEq('a thumbnail the catalog does not know: 404', sec.noThumb, 404);
 	expect('no path from the request', sec.path === 404 || sec.path === 400, sec.path);
-	expectEq('none of the refused POSTs decided anything', ls(P).filter((t) => t.review.status !== 'pending').length, 0);
+	expectEq('none of the refused POSTs decided anything', [...states(P).values()].filter((x) => x.status !== 'pending').length, 0);
 
 	// the CSP blocks an inline script injected into the page
 	const ran = await pg.evaluate(() => new Promise((res) => {
@@ -110,7 +110,7 @@ await main(async () => {
 		return out;
 	}, srv.base);
 	expectEq('another origin cannot read the API', cross.read, 'blocked');
-	expectEq('nor decide (token 2 still pending)', ls(P).find((t) => t.id === 2).review.status, 'pending');
+	expectEq('nor decide (token 2 still pending)', states(P).get(2).status, 'pending');
 
 	// DNS rebinding: the same server under another host name gets 403
 	const args = ['--disable-gpu', `--host-resolver-rules=MAP rebind.test 127.0.0.1`];

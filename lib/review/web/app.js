@@ -698,11 +698,17 @@ function askNote(id, withPrompt, title) {
 
 /* ---- grid (virtualised: only the rows in view, and one above and below, are in the DOM) ---- */
 
-const G = {cols: 1, pool: [], raf: 0};
+const G = {cols: 1, shown: new Map(), spare: [], raf: 0};	/* shown: list index -> cell */
 
 function gridLayout() {
 	const sc = $('g-scroll');
-	G.cols = Math.max(1, Math.floor(sc.clientWidth / CELL_W));
+	const cols = Math.max(1, Math.floor(sc.clientWidth / CELL_W));
+	if (cols !== G.cols) {	/* every cell moves: start again */
+		for (const c of G.shown.values())
+			gridFree(c);
+		G.shown.clear();
+	}
+	G.cols = cols;
 	const n = Math.max(0, S.list.total);
 	$('g-space').style.height = `${Math.ceil(n / G.cols) * CELL_H}px`;
 	gridRender();
@@ -713,6 +719,8 @@ function gridCell() {
 	const id = h('span', {class: 'id'});
 	const st = h('span', {class: 'st'});
 	const c = h('div', {class: 'cell', role: 'button'}, img, h('div', {class: 'cap'}, id, st));
+	c.style.width = `${CELL_W - 8}px`;
+	c.style.height = `${CELL_H - 8}px`;
 	c.addEventListener('click', () => {
 		S.index = Number(c.dataset.i);
 		gridRender();
@@ -722,9 +730,48 @@ function gridCell() {
 		setView('loupe');
 	});
 	c.parts = {img, id, st};
+	c.key = '';
 	return c;
 }
 
+function gridFree(c) {
+	c.remove();
+	G.spare.push(c);
+}
+
+/* fill cell c for list index i; the DOM is touched only where something changed */
+function gridFill(c, i) {
+	if (c.dataset.i !== String(i)) {
+		c.dataset.i = i;
+		c.style.transform = `translate(${(i % G.cols) * CELL_W}px, ${Math.floor(i / G.cols) * CELL_H}px)`;
+	}
+	const t = S.list.at(i);
+	const st = t ? t.status || '' : '';
+	const sha = t ? t.image : null;
+	const key = `${t ? t.id : ''}|${st}|${sha}|${i === S.index}`;
+	if (key === c.key)
+		return;
+	c.key = key;
+	c.className = 'cell ' + st + (i === S.index ? ' sel' : '');
+	c.setAttribute('aria-label', t ? `Token ${t.id}, ${st}` : 'loading');
+	c.parts.id.textContent = t ? '#' + t.id : '…';
+	c.parts.st.textContent = st;
+	if (t && sha === undefined)	/* an IdList: the summary comes from the detail */
+		detail(t.id).then((d) => {
+			S.list.patch(S.list.indexOf(d.id), {image: d.image, status: statusOf(d)});
+			scheduleGrid();
+		}, () => {});
+	const url = thumbUrl(sha);
+	if (c.dataset.src !== url) {
+		c.dataset.src = url;
+		if (url)
+			c.parts.img.src = url;
+		else
+			c.parts.img.removeAttribute('src');
+	}
+}
+
+/* only the rows in view, and one above and below, are in the DOM */
 function gridRender() {
 	if (S.view !== 'grid')
 		return;
@@ -735,44 +782,23 @@ function gridRender() {
 	const r0 = Math.max(0, Math.floor(sc.scrollTop / CELL_H) - 1);
 	const r1 = Math.min(rows, Math.ceil((sc.scrollTop + sc.clientHeight) / CELL_H) + 1);
 	const i0 = r0 * G.cols, i1 = Math.min(n, r1 * G.cols);
-	const need = Math.max(0, i1 - i0);
-	while (G.pool.length < need)
-		G.pool.push(gridCell());
-	for (let k = 0; k < G.pool.length; k++) {
-		const c = G.pool[k];
-		if (k >= need) {
-			if (c.parentNode)
-				c.remove();
-			continue;
+	for (const [i, c] of G.shown)
+		if (i < i0 || i >= i1) {
+			gridFree(c);
+			G.shown.delete(i);
 		}
-		const i = i0 + k;
-		if (!c.parentNode)
-			space.append(c);
-		c.dataset.i = i;
-		c.style.transform = `translate(${(i % G.cols) * CELL_W}px, ${Math.floor(i / G.cols) * CELL_H}px)`;
-		c.style.width = `${CELL_W - 8}px`;
-		c.style.height = `${CELL_H - 8}px`;
-		const t = S.list.at(i);
-		const st = t ? t.status || '' : '';
-		c.className = 'cell ' + st + (i === S.index ? ' sel' : '');
-		c.setAttribute('aria-label', t ? `Token ${t.id}, ${st}` : 'loading');
-		c.parts.id.textContent = t ? '#' + t.id : '…';
-		c.parts.st.textContent = st;
-		let sha = t ? t.image : null;
-		if (t && sha === undefined)	/* an IdList: the summary comes from the detail */
-			detail(t.id).then((d) => {
-				S.list.patch(S.list.indexOf(d.id), {image: d.image, status: statusOf(d)});
-				scheduleGrid();
-			}, () => {});
-		const url = thumbUrl(sha);
-		if (c.dataset.src !== url) {
-			c.dataset.src = url;
-			if (url)
-				c.parts.img.src = url;
-			else
-				c.parts.img.removeAttribute('src');
+	const add = [];
+	for (let i = i0; i < i1; i++) {
+		let c = G.shown.get(i);
+		if (!c) {
+			c = G.spare.pop() || gridCell();
+			G.shown.set(i, c);
+			add.push(c);
 		}
+		gridFill(c, i);
 	}
+	if (add.length)
+		space.append(...add);
 	space.setAttribute('aria-rowcount', String(rows));
 	document.body.dataset.gridFirst = String(i0);
 	document.body.dataset.gridLast = String(i1 - 1);
