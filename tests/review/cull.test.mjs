@@ -3,7 +3,7 @@
 // tokens' data and images are fetched before they show, `?` shows the keys, keys typed in a
 // text field decide nothing, Backspace and Ctrl+Z undo; then the catalog (kiln ls --json,
 // the decision log) holds what was decided.
-import {T, states, owls, mustKiln, ls, reviewLog, review, browser, open, press, type, shown, idle, expect, expectEq, main}
+import {T, states, owls, mustKiln, ls, sql, reviewLog, review, browser, open, press, type, shown, idle, expect, expectEq, main}
 	from './lib.mjs';
 
 await main(async () => {
@@ -49,6 +49,10 @@ await main(async () => {
 	expect('R opens the note prompt', await pg.$eval('#d-note', (d) => d.open));
 	expect('the prompt has focus', await pg.evaluate(() => document.activeElement.id === 'd-note-text'));
 	await type(pg, 'wings too dark');
+	await press(pg, 'Tab');
+	expectEq('Tab reaches "add the note to the prompt"', await pg.evaluate(() => document.activeElement.id), 'd-note-prompt');
+	await press(pg, ' ');
+	expect('Space ticks it', await pg.$eval('#d-note-prompt', (e) => e.checked));
 	await press(pg, 'Enter');
 	expect('Enter closes the prompt', !(await pg.$eval('#d-note', (d) => d.open)));
 	expectEq('R with a note advances to 4', await shown(pg), 4);
@@ -94,6 +98,8 @@ await main(async () => {
 	expectEq('2 rejected in the catalog', rv.get(2).status, 'rejected');
 	expectEq('3 to regenerate', rv.get(3).status, 'regenerate');
 	expectEq('3\'s note', rv.get(3).note, 'wings too dark');
+	expectEq('3\'s decision asks for the note in the prompt', sql(P, "SELECT prompt_add FROM review_log WHERE item_id = 3 AND action = 'regenerate'"),
+		[{prompt_add: 1}]);
 	expectEq('4 back to pending', rv.get(4).status, 'pending');
 	expectEq('5\'s note', rv.get(5).note, 'nice hat');
 	expectEq('6 untouched', rv.get(6).status, 'pending');

@@ -27,7 +27,7 @@ await main(async () => {
 
 	// with the token
 	const ctx = await b.createBrowserContext();
-	const pg = await open(ctx, srv.url, {allow: /Failed to load resource|Refused to execute inline script/});
+	const pg = await open(ctx, srv.url, {allow: /Failed to load resource|Refused to execute inline script|violates the following Content Security Policy/});
 	expectEq('the token left the address bar', await pg.evaluate(() => location.search), '');
 	const cookies = await pg.cookies();
 	const c = cookies.find((x) => x.name === 'kiln_session');

@@ -1137,6 +1137,12 @@ function wire() {
 		e.preventDefault();
 		applyFilter();
 	});
+	$('filters').addEventListener('keydown', (e) => {
+		if (e.key === 'Enter' && e.target.tagName === 'SELECT') {	/* no implicit submit */
+			e.preventDefault();
+			applyFilter();
+		}
+	});
 	$('f-clear').addEventListener('click', () => {
 		$('filters').reset();
 		applyFilter();
@@ -1157,8 +1163,8 @@ function wire() {
 			else
 				decide(a);
 		});
-	$('d-note-text').addEventListener('keydown', (e) => {
-		if (e.key === 'Enter' && !e.shiftKey) {
+	$('d-note').addEventListener('keydown', (e) => {	/* Enter saves, also from the box */
+		if (e.key === 'Enter' && !e.shiftKey && e.target.tagName !== 'BUTTON') {
 			e.preventDefault();
 			$('d-note').close('ok');
 		}
