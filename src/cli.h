@@ -98,4 +98,11 @@ int cmd_ls(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_review(struct cli *cli, int argc, char **argv);
 
+/* The review in other verbs (src/cmd_review.c). ls --json: an item's "review" object (st NULL:
+ * pending, nobody decided). status and show: add "review" (and show: "decisions") to o, or
+ * print their lines when o is NULL; 0 or an exit status. */
+json_t *cli_review_item_json(const struct kiln_review_state *st);
+int cli_review_status(struct kiln_project *p, json_t *o);
+int cli_review_show(struct kiln_project *p, uint64_t id, json_t *o);
+
 #endif

@@ -3,6 +3,7 @@
  * stops the build before release (exit 1, naming the check and the token), unless kiln.yaml
  * says qa: {gate: false} (QA then reports but does not block) or --no-qa skips it. */
 #include "cli.h"
+#include "kiln/review.h"
 #include "kiln/qa.h"
 
 #include <getopt.h>
@@ -12,7 +13,8 @@
 
 static void help(void)
 {
-	printf("usage: kiln build [--threads N] [--no-qa] [--effort N] [--json] [-q]\n\n"
+	printf("usage: kiln build [--threads N] [--no-qa] [--effort N] [--allow-unreviewed]\n"
+	       "                  [--json] [-q]\n\n"
 	       "Runs plan (if kiln.yaml changed), render (items whose recipe changed), qa (every\n"
 	       "image, the plan, the previous release's outputs) and release (if anything\n"
 	       "changed), like make. Run twice, the second run renders and releases nothing and\n"
@@ -20,6 +22,8 @@ static void help(void)
 	       "  --threads N   render and qa worker threads (default: one per core)\n"
 	       "  --no-qa       skip QA, and release whatever earlier QA runs said\n"
 	       "  --effort N    the planner searches N times longer before giving up (1..1000)\n"
+	       "  --allow-unreviewed  release although review.required and tokens are not\n"
+	       "                approved (recorded as a review_override event)\n"
 	       "  --json        JSON lines on stdout (progress events and a summary per stage)\n"
 	       "  -q, --quiet   no progress or summaries\n\n"
 	       "A QA error stops the build before release; qa: {gate: false} in kiln.yaml makes\n"
@@ -123,9 +127,9 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 		{"threads", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'}, {"no-qa", no_argument, NULL, 'Q'},
 		{"effort", required_argument, NULL, 'e'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{"allow-unreviewed", no_argument, NULL, 'U'}, {NULL, 0, NULL, 0}};
 	int c, json = 0, quiet = 0, rc, planned = 0, rendered = 0, failed = 0, released = 0;
-	int no_qa = 0, blocked = 0;
+	int no_qa = 0, blocked = 0, allow_unreviewed = 0;
 	unsigned threads = 0, effort = 1;
 	struct kiln_project *p = NULL;
 	optind = 1;
@@ -142,6 +146,7 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'q': quiet = 1; break;
 		case 'Q': no_qa = 1; break;
+		case 'U': allow_unreviewed = 1; break;
 		case 'e':
 			if ((rc = cli_parse_effort("build", optarg, &effort)))
 				return rc;
@@ -164,6 +169,17 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 	if (blocked) {
 		rc = 1;
 		goto out;
+	}
+	/* review.required: every token approved (lib/review; the release module is below it) */
+	{
+		struct kiln_error e;
+		kiln_error_clear(&e);
+		if (kiln_review_gate(p, allow_unreviewed, NULL, &e)) {
+			if (json)
+				cli_error_event("release", &e);
+			rc = cli_fail(&e);
+			goto out;
+		}
 	}
 	/* --no-qa, qa.gate: false: the QA verdicts are recorded but do not block this release */
 	if ((rc = cli_stage_release(p, 0, no_qa || !p->spec->qa.gate, json, quiet, &released)))

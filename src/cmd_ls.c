@@ -1,6 +1,7 @@
 /* kiln ls: list items. --json prints one object per item per line; scripts read it, so its
  * shape is a contract: id, traits {layer: value}, seed, status, image, rarity_rank,
- * rarity_score, legendary (name or null), error (or null). */
+ * rarity_score, legendary (name or null), error (or null), review {status, reviewers,
+ * candidate, note, approvals, conflict}. */
 #include "cli.h"
 
 #include <getopt.h>
@@ -13,7 +14,8 @@ static void help(void)
 	       "Lists the items of the catalog in id order.\n\n"
 	       "  --json          one JSON object per item per line: id, traits ({layer: value},\n"
 	       "                  none values included), seed, status, image (sha256 or null),\n"
-	       "                  rarity_rank, rarity_score, legendary, error\n"
+	       "                  rarity_rank, rarity_score, legendary, error, review\n"
+	       "                  ({status, reviewers, candidate, note, approvals, conflict})\n"
 	       "  --status S      only items in status S\n");
 }
 
@@ -32,6 +34,8 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 	struct kiln_project *p = NULL;
 	struct kiln_items items;
 	struct kiln_error e;
+	struct kiln_review_state *rs = NULL;
+	size_t nrs = 0, j = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -50,6 +54,12 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 		return rc;
 	kiln_error_clear(&e);
 	if (kiln_catalog_items(p->catalog, p->spec, &items, &e)) {
+		rc = cli_fail(&e);
+		goto out;
+	}
+	/* each item's review state (items and states both in id order) */
+	if (json && kiln_catalog_review_states(p->catalog, &rs, &nrs, &e)) {
+		kiln_items_release(&items);
 		rc = cli_fail(&e);
 		goto out;
 	}
@@ -74,6 +84,11 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 				json_object_set_new(o, "image", json_null());
 			if (o && !it->error)
 				json_object_set_new(o, "error", json_null());
+			while (j < nrs && rs[j].item_id < it->id)
+				j++;
+			if (o)
+				json_object_set_new(o, "review", cli_review_item_json(
+					j < nrs && rs[j].item_id == it->id ? &rs[j] : NULL));
 			json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 			fputc('\n', stdout);
 			json_decref(o);
@@ -85,6 +100,7 @@ int cmd_ls(struct cli *cli, int argc, char **argv)
 		}
 	}
 	kiln_items_release(&items);
+	kiln_review_states_free(rs, nrs);
 out:
 	kiln_project_free(p);
 	return rc;

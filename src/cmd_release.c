@@ -1,6 +1,7 @@
 /* kiln release: write dist/ for the spec's targets (ERC-721, ERC-1155, Metaplex), with the IPFS
  * CIDs computed offline, the provenance record and the reveal, swapped in whole. */
 #include "cli.h"
+#include "kiln/review.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +26,8 @@ static void help(void)
 	       "  --car                 also write dist/car/<name>.car (CARv1) for each folder and\n"
 	       "                        file an ipfs:// URI of the release names\n"
 	       "  --allow-qa-failures   release tokens that failed the last `kiln qa` too\n"
+	       "  --allow-unreviewed    release although review.required and tokens are not\n"
+	       "                        approved (recorded as a review_override event)\n"
 	       "  --starting-index N    reveal: token at position t shows initial item\n"
 	       "                        (t + N) mod size; recorded, so later releases keep it\n"
 	       "  --re-reveal           allow a starting index other than the recorded one\n"
@@ -72,8 +75,9 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		{"car", no_argument, NULL, 'c'}, {"starting-index", required_argument, NULL, 's'},
 		{"allow-qa-failures", no_argument, NULL, 'A'},
 		{"re-reveal", no_argument, NULL, 'R'},
+		{"allow-unreviewed", no_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0}};
-	int c, json = 0, quiet = 0, rc;
+	int c, json = 0, quiet = 0, rc, allow_unreviewed = 0;
 	struct kiln_release_opts o;
 	struct kiln_release_result r;
 	struct kiln_project *p = NULL;
@@ -89,6 +93,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 		case 'c': o.car = 1; break;
 		case 'A': o.allow_qa_failures = 1; break;
 		case 'R': o.re_reveal = 1; break;
+		case 'U': allow_unreviewed = 1; break;
 		case 's': {
 			if (cli_parse_u64(optarg, 0, KILN_ID_MAX, &o.starting_index))
 				return cli_usage("release", "--starting-index needs a whole number "
@@ -111,7 +116,9 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 	cli_progress_init(&cp, json, quiet);
 	o.progress = json ? NULL : cli_progress_cb;
 	o.user = &cp;
-	if (kiln_project_release(p, &o, &r, &e)) {
+	/* review.required: every token approved first (the release module is below review) */
+	if (kiln_review_gate(p, allow_unreviewed, NULL, &e) ||
+	    kiln_project_release(p, &o, &r, &e)) {
 		if (json)
 			cli_error_event("release", &e);
 		rc = cli_fail(&e);

@@ -210,7 +210,175 @@ out:
 
 int cmd_review_log(struct cli *cli, int json)
 {
-	(void)cli, (void)json;
-	fprintf(stderr, "kiln: review: --log: not yet\n");
-	return 1;
+	/* reading only: no lock, so the log can be read while the server runs */
+	struct cmd ro = *cli->cmd;
+	struct cli c2 = *cli;
+	struct kiln_project *p = NULL;
+	struct kiln_error e;
+	char *text = NULL;
+	json_t *arr = NULL, *d;
+	size_t i;
+	int rc;
+	ro.writes = 0;
+	c2.cmd = &ro;
+	if ((rc = cli_open(&c2, &p)))
+		return rc;
+	kiln_error_clear(&e);
+	if (kiln_catalog_review_log_json(p->catalog, 0, 0, &text, &e)) {
+		rc = cli_fail(&e);
+		goto out;
+	}
+	if (!(arr = json_loads(text, 0, NULL))) {
+		fprintf(stderr, "kiln: review: out of memory\n");
+		rc = 1;
+		goto out;
+	}
+	if (!json && !json_array_size(arr))
+		printf("no review decisions yet\n");
+	json_array_foreach(arr, i, d) {
+		if (json) {
+			json_dumpf(d, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			fputc('\n', stdout);
+			continue;
+		}
+		{
+			const char *act = json_string_value(json_object_get(d, "action"));
+			json_t *k = json_object_get(d, "candidate"), *u = json_object_get(d, "undoes");
+			const char *note = json_string_value(json_object_get(d, "note"));
+			const char *img = json_string_value(json_object_get(d, "image"));
+			printf("%6lld  %s  %-12s token %-6lld %-10s", (long long)json_integer_value(
+				json_object_get(d, "id")), json_string_value(json_object_get(d, "at")),
+				json_string_value(json_object_get(d, "reviewer")),
+				(long long)json_integer_value(json_object_get(d, "item")), act);
+			if (json_is_integer(k))
+				printf(" candidate %lld", (long long)json_integer_value(k));
+			if (json_is_integer(u))
+				printf(" decision %lld", (long long)json_integer_value(u));
+			if (img)
+				printf(" image %.12s", img);
+			if (json_is_true(json_object_get(d, "undone")))
+				printf(" (undone)");
+			if (note)
+				printf("  \"%s\"", note);
+			putchar('\n');
+		}
+	}
+out:
+	json_decref(arr);
+	free(text);
+	kiln_project_free(p);
+	return rc;
+}
+
+/* --- the review in ls, status and show ---------------------------------------------------- */
+
+json_t *cli_review_item_json(const struct kiln_review_state *st)
+{
+	json_t *rv = st && st->reviewers ? json_loads(st->reviewers, 0, NULL) : NULL;
+	json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:i, s:b}",
+			      "status", st ? st->status : "pending",
+			      "reviewers", rv ? rv : json_array(),
+			      "candidate", st && st->candidate ? json_integer(st->candidate)
+							       : json_null(),
+			      "note", st && st->note ? json_string(st->note) : json_null(),
+			      "approvals", st ? (int)st->approvals : 0,
+			      "conflict", st && st->conflict);
+	return o;
+}
+
+int cli_review_status(struct kiln_project *p, json_t *o)
+{
+	struct kiln_review_counts n;
+	struct kiln_review_state *v = NULL;
+	struct kiln_error e;
+	json_t *ids;
+	size_t nv = 0;
+	kiln_error_clear(&e);
+	if (kiln_catalog_review_counts(p->catalog, &n, &e) ||
+	    kiln_catalog_review_states(p->catalog, &v, &nv, &e))
+		return cli_fail(&e);
+	ids = json_array();
+	for (size_t i = 0; ids && i < nv; i++)
+		if (v[i].conflict)
+			json_array_append_new(ids, json_integer((json_int_t)v[i].item_id));
+	kiln_review_states_free(v, nv);
+	if (o) {
+		json_object_set_new(o, "review", json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, "
+			"s:o}", "required", p->spec->review_required, "pending",
+			(json_int_t)n.pending, "approved", (json_int_t)n.approved, "rejected",
+			(json_int_t)n.rejected, "regenerate", (json_int_t)n.regenerate,
+			"decisions", (json_int_t)n.decisions, "conflicts", (json_int_t)n.conflicts,
+			"conflict_ids", ids ? ids : json_array()));
+		return 0;
+	}
+	printf("  review     %llu approved, %llu rejected, %llu pending, %llu to regenerate "
+	       "(%llu decisions%s)\n", (unsigned long long)n.approved,
+	       (unsigned long long)n.rejected, (unsigned long long)n.pending,
+	       (unsigned long long)n.regenerate, (unsigned long long)n.decisions,
+	       p->spec->review_required ? "; required before release" : "");
+	if (n.conflicts) {
+		size_t i;
+		json_t *x;
+		printf("             %llu conflict%s (reviewers disagree): token%s",
+		       (unsigned long long)n.conflicts, n.conflicts == 1 ? "" : "s",
+		       n.conflicts == 1 ? "" : "s");
+		json_array_foreach(ids, i, x) {
+			if (i == 8) {
+				printf(", ...");
+				break;
+			}
+			printf("%s %lld", i ? "," : "", (long long)json_integer_value(x));
+		}
+		printf("\n");
+	}
+	json_decref(ids);
+	return 0;
+}
+
+int cli_review_show(struct kiln_project *p, uint64_t id, json_t *o)
+{
+	struct kiln_review_state st;
+	struct kiln_error e;
+	char *log = NULL;
+	json_t *d;
+	size_t i;
+	int found;
+	kiln_error_clear(&e);
+	if (kiln_catalog_review_state(p->catalog, id, &st, &found, &e) ||
+	    kiln_catalog_review_log_json(p->catalog, 1, id, &log, &e))
+		return cli_fail(&e);
+	d = json_loads(log, 0, NULL);
+	free(log);
+	if (o) {
+		json_object_set_new(o, "review", cli_review_item_json(found ? &st : NULL));
+		json_object_set_new(o, "decisions", d ? d : json_array());
+		kiln_review_state_release(&st);
+		return 0;
+	}
+	printf("  review     %s%s", st.status, st.conflict ? " (reviewers disagree)" : "");
+	if (st.candidate)
+		printf(", candidate %u picked", st.candidate);
+	if (found)
+		printf(", %u approval%s", st.approvals, st.approvals == 1 ? "" : "s");
+	printf("\n");
+	json_array_foreach(d, i, o) {
+		json_t *k = json_object_get(o, "candidate");
+		const char *note = json_string_value(json_object_get(o, "note"));
+		printf("    #%lld %s %s %s", (long long)json_integer_value(json_object_get(o, "id")),
+		       json_string_value(json_object_get(o, "at")),
+		       json_string_value(json_object_get(o, "reviewer")),
+		       json_string_value(json_object_get(o, "action")));
+		if (json_is_integer(k))
+			printf(" %lld", (long long)json_integer_value(k));
+		if (json_is_integer(json_object_get(o, "undoes")))
+			printf(" #%lld", (long long)json_integer_value(json_object_get(o, "undoes")));
+		if (json_is_true(json_object_get(o, "undone")))
+			printf(" (undone)");
+		if (note)
+			printf(": %s", note);
+		printf("\n");
+	}
+	json_decref(d);
+	kiln_review_state_release(&st);
+	return 0;
 }

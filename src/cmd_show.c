@@ -71,6 +71,10 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 			"rarity_rank", (json_int_t)it->rarity_rank, "rarity_score", it->rarity_score,
 			"error", it->error, "renders", json_loads(renders, 0, NULL),
 			"qa", json_loads(qa, 0, NULL));
+		if (o && (rc = cli_review_show(p, it->id, o))) {
+			json_decref(o);
+			goto done;
+		}
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -122,9 +126,11 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		if (!json_array_size(qs))
 			printf("  qa         no findings in the last `kiln qa`\n");
 		json_decref(qs);
+		rc = cli_review_show(p, it->id, NULL);
 		json_decref(tr);
 		json_decref(rs);
 	}
+done:
 	free(path);
 	free(name);
 out:

@@ -309,6 +309,10 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			"next", next, "endpoints", endpoints_json(eps, neps), "qa", qa_json(&qa),
 			"release", release_json(release, &rs),
 			"layer_files_error", lerr.code ? lmsg : NULL);
+		if (o && (rc = cli_review_status(p, o))) {
+			json_decref(o);
+			goto out;
+		}
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -325,6 +329,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		       (unsigned long long)n.renders, (unsigned long long)n.renders_failed,
 		       n.render_seconds);
 		qa_text(&qa, &n);
+		if ((rc = cli_review_status(p, NULL)))
+			goto out;
 		release_text(release, &rs);
 		if (lerr.code)
 			printf("  layers     %s\n", lmsg);

@@ -28,6 +28,8 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 	[KILN_HINT_LAYER_ORDER] = "`--order A,B,C` takes the layer folders' names, bottom first",
 	[KILN_HINT_EFFORT] = "run `kiln plan --effort %s` to search longer (each step of effort "
 		"multiplies the search budget)",
+	[KILN_HINT_REVIEW] = "review them with `kiln review` (or release anyway with "
+		"--allow-unreviewed, which is recorded)",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

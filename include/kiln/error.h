@@ -61,6 +61,7 @@ enum kiln_hint {
 	                              bottom first */
 	KILN_HINT_EFFORT,          /* the planner gave up within its effort: try harder
 	                              (hint_arg: a larger effort) */
+	KILN_HINT_REVIEW,          /* tokens are not approved: review them, or release anyway */
 	KILN_HINT__COUNT
 };
 

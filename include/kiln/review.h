@@ -49,4 +49,13 @@ int kiln_review_owner_token(struct kiln_project *p, char token[65], int *created
 int kiln_review_add_reviewer(struct kiln_project *p, const char *name, char token[65],
 			     struct kiln_error *e) KILN_MUST_CHECK;
 
+/* The gate before a release (the command calls it; the release module is below review): with
+ * review.required, every token must be approved by review.approvals distinct reviewers. When
+ * one is not: KILN_E_FAILED naming the first tokens still pending, rejected, sent back for
+ * regeneration or short of approvals (hint KILN_HINT_REVIEW); with allow_unreviewed, 0 and a
+ * "review_override" event recording what was released unreviewed. Without review.required: 0.
+ * *blocked (may be NULL): the tokens not approved. */
+int kiln_review_gate(struct kiln_project *p, int allow_unreviewed, uint64_t *blocked,
+		     struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

@@ -37,6 +37,8 @@ struct upload {
 	char *body;
 	size_t len;
 	int too_big;
+	int answered;             /* the 413 is queued */
+	size_t dropped;           /* bytes of a body over the limit read and dropped */
 };
 
 static int host_ok(struct kiln_review_server *s, const char *host)
@@ -201,11 +203,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 				b[up->len] = 0;
 			}
 		}
-		if (!up->too_big) {
-			*upload_size = 0;
+		/* over the limit: the rest is read and dropped, so the client, done sending, reads
+		 * a clean 413; past 1 MiB more it is answered at once (MHD then closes) */
+		if (up->too_big)
+			up->dropped += *upload_size;
+		*upload_size = 0;
+		if (!up->too_big || up->answered || up->dropped < 1024 * 1024)
 			return MHD_YES;
-		}
+		up->answered = 1;
+		return rv_send_error(conn, 413, "the request body is over %d KiB",
+				     RV_BODY_MAX / 1024);
 	}
+	if (up->answered)
+		return MHD_YES;
 	if (up->too_big)
 		return rv_send_error(conn, 413, "the request body is over %d KiB",
 				     RV_BODY_MAX / 1024);
