@@ -107,7 +107,7 @@ await main(async () => {
 		rv.get(1).reviewers);
 	const log = reviewLog(P);
 	expectEq('the log has the six decisions', log.length, 6);
-	expect('each names the image it was about', log.every((d) => d.image === byId.get(d.item_id ?? d.id ?? d.token)?.image),
+	expect('each names the image it was about', log.every((d) => d.image === byId.get(d.item)?.image),
 		log.slice(0, 2));
 
 	// undo: the note on 5, then (Ctrl+Z) U on 4, then X on 4: back on 4, rejected again then pending

@@ -35,7 +35,7 @@ await main(async () => {
 	expectEq('alice is on 3', await shown(A), 3);
 	expectEq('bob is on 3', await shown(B), 3);
 	const log = reviewLog(P);
-	const by = (who) => log.filter((d) => d.reviewer === who).map((d) => `${d.item_id ?? d.id}:${d.action}`).sort();
+	const by = (who) => log.filter((d) => d.reviewer === who).map((d) => `${d.item}:${d.action}`).sort();
 	expectEq('the log has both of alice\'s decisions', log.filter((d) => d.reviewer === 'alice').length, 2);
 	expectEq('the log has both of bob\'s decisions', log.filter((d) => d.reviewer === 'bob').length, 2);
 	const rv = states(P);
