@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void help(void)
 {
@@ -128,6 +129,7 @@ int cmd_review(struct cli *cli, int argc, char **argv)
 	unsigned port = 0;
 	int c, json = 0, log = 0, listen_given = 0, rc, created, sig;
 	sigset_t set;
+	struct timespec t0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -192,13 +194,31 @@ int cmd_review(struct cli *cli, int argc, char **argv)
 	ro.port = port;
 	ro.tls_cert = cert_pem;
 	ro.tls_key = key_pem;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (kiln_review_start(&srv, p, &ro, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}
 	print_url(cert ? "https" : "http", host, kiln_review_port(srv), token, json, "review");
-	while (sigwait(&set, &sig) == 0 && sig != SIGINT && sig != SIGTERM)
-		;
+	/* wait for Ctrl-C or SIGTERM; meanwhile say once when the thumbnails are ready */
+	{
+		struct timespec tick = {0, 200000000}, t1;
+		uint64_t done, total;
+		int told = 0;
+		for (;;) {
+			sig = sigtimedwait(&set, NULL, &tick);
+			if (sig == SIGINT || sig == SIGTERM)
+				break;
+			kiln_review_thumbs_progress(srv, &done, &total);
+			if (!told && done >= total) {
+				clock_gettime(CLOCK_MONOTONIC, &t1);
+				fprintf(stderr, "review: %llu thumbnails ready in %.2f s\n",
+					(unsigned long long)total, (double)(t1.tv_sec - t0.tv_sec) +
+					(t1.tv_nsec - t0.tv_nsec) / 1e9);
+				told = 1;
+			}
+		}
+	}
 	kiln_review_stop(srv);
 	rc = 0;
 out:

@@ -43,6 +43,8 @@ struct kiln_item {
 	char *error;              /* why the last render failed, or NULL */
 	double rarity_score;
 	uint64_t rarity_rank;     /* 0 when not computed */
+	unsigned regeneration;    /* review: rounds of regeneration asked for (0: none) */
+	char *prompt_add;         /* review: text to add to the AI prompt, or NULL */
 };
 
 struct kiln_items {
@@ -366,11 +368,6 @@ int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
  * undo; the ids undone go to *ids (caller frees; *n 0: nothing to undo). */
 int kiln_catalog_review_undo(struct kiln_catalog *c, const char *reviewer, int64_t **ids,
 			     size_t *n, struct kiln_error *e) KILN_MUST_CHECK;
-/* The render stage made an item's candidates of regeneration `regeneration`: a "reset" row
- * (reviewer "kiln"), so the item is pending again and earlier votes no longer count. Does
- * nothing when the item's state is not waiting for that regeneration. */
-int kiln_catalog_review_rendered(struct kiln_catalog *c, uint64_t item_id,
-				 unsigned regeneration, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* An item's review state (no row: pending, nobody decided). */
 struct kiln_review_state {

@@ -541,6 +541,10 @@ static int load_items(struct kiln_catalog *c, const struct kiln_spec *s, sqlite3
 			goto nomem;
 		it->rarity_score = sqlite3_column_double(st, 9);
 		it->rarity_rank = (uint64_t)sqlite3_column_int64(st, 10);
+		it->regeneration = (unsigned)sqlite3_column_int(st, 11);
+		if (sqlite3_column_type(st, 12) != SQLITE_NULL &&
+		    kiln_catalog__prompt_add(sqlite3_column_text(st, 12), &it->prompt_add))
+			goto nomem;
 	}
 	if (step != SQLITE_DONE) {
 		rc = db_error(c, e, "reading items");
@@ -560,7 +564,8 @@ fail:
 }
 
 #define ITEM_COLS "id, legendary, seed, traits, status, recipe, image, image_bytes, error, " \
-	"rarity_score, rarity_rank"
+	"rarity_score, rarity_rank, (SELECT r.regeneration FROM review_state r WHERE r.item_id = " \
+	"items.id), (SELECT r.prompt_add FROM review_state r WHERE r.item_id = items.id)"
 
 int kiln_catalog_items(struct kiln_catalog *c, const struct kiln_spec *s, struct kiln_items *out,
 		       struct kiln_error *e)
@@ -592,6 +597,7 @@ void kiln_items_release(struct kiln_items *it)
 		free(it->v[i].legendary_name);
 		free(it->v[i].traits_json);
 		free(it->v[i].error);
+		free(it->v[i].prompt_add);
 	}
 	free(it->v);
 	free(it->matrix);
@@ -826,6 +832,9 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 		rc = insert_event(c, "render", 1, x->item_id, detail, e);
 		free(detail);
 		if (rc)
+			goto out;
+		/* review: a token sent back for regeneration has new candidates: pending again */
+		if (x->ok && (rc = kiln_catalog__review_rendered_tx(c, x->item_id, e)))
 			goto out;
 	}
 	rc = commit(c, e);

@@ -233,7 +233,10 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 				free(votes[i].reviewer);
 			nvotes = 0;
 			snprintf(status, sizeof status, "pending");
-			json_array_clear(adds);
+			candidate = 0;
+			any_pick = 0;
+			free(pick_image);
+			pick_image = NULL;
 			continue;
 		}
 		snprintf(status, sizeof status, "%s", status_of(act));
@@ -340,7 +343,9 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 			     "r.recipe FROM renders r WHERE r.item_id = ?1 AND r.image = b.base_image "
 			     "AND r.status = 'ok' ORDER BY r.id DESC LIMIT 1), recipe) FROM (SELECT "
 			     "base_image FROM review_state WHERE item_id = ?1) b WHERE id = ?1 AND "
-			     "b.base_image IS NOT NULL AND image IS NOT b.base_image", &st, e)))
+			     "b.base_image IS NOT NULL AND image IS NOT b.base_image AND image IN "
+			     "(SELECT l.image FROM review_log l WHERE l.item_id = ?1 AND l.action = "
+			     "'pick')", &st, e)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)item_id);
 	if (any_pick && pick_image)
@@ -548,35 +553,66 @@ out:
 	return 0;
 }
 
-int kiln_catalog_review_rendered(struct kiln_catalog *c, uint64_t item_id,
-				 unsigned regeneration, struct kiln_error *e)
+int kiln_catalog__review_rendered_tx(struct kiln_catalog *c, uint64_t item_id,
+				     struct kiln_error *e)
 {
 	sqlite3_stmt *st = NULL;
 	char at[48];
 	int rc;
-	if ((rc = rv_begin(c, e)))
-		return rc;
 	if ((rc = rv_prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, note) "
-			     "SELECT ?1, 'kiln', ?2, 'reset', 'regeneration ' || ?3 || ' rendered' "
-			     "FROM review_state WHERE item_id = ?2 AND status = 'regenerate' AND "
-			     "regeneration = ?3", &st, e)))
-		goto out;
+			     "SELECT ?1, 'kiln', ?2, 'reset', 'regeneration ' || regeneration || "
+			     "' rendered' FROM review_state WHERE item_id = ?2 AND status = "
+			     "'regenerate'", &st, e)))
+		return rc;
 	rv_now(at);
 	sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)item_id);
-	sqlite3_bind_int(st, 3, (int)regeneration);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = rv_error(c, e, "appending to the review log");
 		goto out;
 	}
-	if (sqlite3_changes(c->db) && (rc = recompute(c, item_id, e)))
+	if (!sqlite3_changes(c->db))
 		goto out;
-	rc = rv_exec(c, "COMMIT", e);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* the new render is the image an undone pick goes back to from now on */
+	if ((rc = rv_prepare(c, "UPDATE review_state SET base_image = (SELECT image FROM items "
+			     "WHERE id = ?1) WHERE item_id = ?1", &st, e)))
+		return rc;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)item_id);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = rv_error(c, e, "writing the review state");
+		goto out;
+	}
+	rc = recompute(c, item_id, e);
 out:
 	sqlite3_finalize(st);
-	if (rc)
-		rv_rollback(c);
 	return rc;
+}
+
+int kiln_catalog__prompt_add(const unsigned char *text, char **out)
+{
+	json_t *a = json_loads((const char *)text, 0, NULL), *x;
+	size_t i, n = 0;
+	*out = NULL;
+	if (!json_is_array(a) || !json_array_size(a)) {
+		json_decref(a);
+		return 0;
+	}
+	json_array_foreach(a, i, x)
+		n += json_string_length(x) + 2;
+	if (!(*out = kiln_malloc(n + 1))) {
+		json_decref(a);
+		return -1;
+	}
+	(*out)[0] = 0;
+	json_array_foreach(a, i, x) {
+		if (i)
+			strcat(*out, ", ");
+		strcat(*out, json_string_value(x) ? json_string_value(x) : "");
+	}
+	json_decref(a);
+	return 0;
 }
 
 /* --- reading -------------------------------------------------------------------------------- */

@@ -534,7 +534,10 @@ int kiln_recipe_ai_build(const struct kiln_spec *s, const struct kiln_item *it,
 		return kiln_error_set(e, KILN_E_SPEC, s->path, "no generate: block");
 	rq->item_id = it->id;
 	rq->candidate = candidate;
-	rq->seed = ((it->seed & 0xffffffffull) + candidate) & 0xffffffffull;
+	/* a token sent back by review (regeneration n > 0) gets seeds past every earlier
+	 * round's: candidate k of round n asks for item seed + n * candidates + k */
+	rq->seed = ((it->seed & 0xffffffffull) + (uint64_t)it->regeneration * g->candidates +
+		    candidate) & 0xffffffffull;
 	rq->checkpoint = g->checkpoint;
 	rq->sampler = g->sampler;
 	rq->scheduler = g->scheduler;
@@ -560,6 +563,16 @@ int kiln_recipe_ai_build(const struct kiln_spec *s, const struct kiln_item *it,
 		goto nomem;
 	if (fill_template(s, it, g->prompt, &rq->prompt))
 		goto nomem;
+	/* review: the reviewers' notes asked to be added to the prompt */
+	if (it->prompt_add && it->prompt_add[0]) {
+		size_t n = strlen(rq->prompt) + strlen(it->prompt_add) + 3;
+		char *p = kiln_malloc(n);
+		if (!p)
+			goto nomem;
+		snprintf(p, n, "%s, %s", rq->prompt, it->prompt_add);
+		free(rq->prompt);
+		rq->prompt = p;
+	}
 	{
 		char *base = NULL;
 		if (fill_template(s, it, g->negative, &base))

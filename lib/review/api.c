@@ -48,12 +48,14 @@ struct load {
 	int ai;
 };
 
-static unsigned regeneration_of(const char *request_json)
+/* The review round that asked for seed (kiln/recipe.h: candidate k of round n asks for the
+ * item's seed + n * candidates + k, mod 2^32). */
+static unsigned regeneration_of(const struct kiln_review_server *s, const struct kiln_item *it,
+				uint64_t seed)
 {
-	json_t *o = request_json ? json_loads(request_json, 0, NULL) : NULL;
-	json_int_t r = o ? json_integer_value(json_object_get(o, "regeneration")) : 0;
-	json_decref(o);
-	return r > 0 ? (unsigned)r : 0;
+	unsigned k = s->p->spec->generate ? s->p->spec->generate->candidates : 1;
+	uint64_t off = (seed - (it->seed & 0xffffffffull)) & 0xffffffffull;
+	return k ? (unsigned)(off / k) : 0;
 }
 
 static int add_render(void *user, uint64_t item_id, const char *image, uint64_t seed,
@@ -62,7 +64,7 @@ static int add_render(void *user, uint64_t item_id, const char *image, uint64_t 
 	struct load *l = user;
 	struct rv_token *t = find_token(l->s, item_id);
 	struct rv_cand *v;
-	(void)recipe;
+	(void)recipe, (void)request_json;
 	if (!t || !image || strlen(image) != 64)
 		return 0;
 	/* compose items and legendaries: the one current image is their only candidate */
@@ -78,7 +80,7 @@ static int add_render(void *user, uint64_t item_id, const char *image, uint64_t 
 	t->cands = v;
 	memcpy(v[t->ncands].image, image, 65);
 	v[t->ncands].seed = seed;
-	v[t->ncands].regeneration = regeneration_of(request_json);
+	v[t->ncands].regeneration = regeneration_of(l->s, t->it, seed);
 	t->ncands++;
 	return 0;
 }
@@ -520,9 +522,23 @@ static json_t *ai_json(struct kiln_review_server *s, const struct rv_token *t, u
 	json_t *loras, *o;
 	if (!s->cache.recipe || t->it->legendary >= 0 || t->it->legendary_name)
 		return json_null();
-	kiln_error_clear(&e);
-	if (kiln_recipe_ai_request(s->cache.recipe, t->it, k ? k - 1 : 0, &rq, &e))
-		return json_null();
+	/* the candidate's own request: its round's seed (the notes added are today's) */
+	{
+		struct kiln_item one = *t->it;
+		unsigned per = s->p->spec->generate ? s->p->spec->generate->candidates : 1;
+		unsigned c = 0;
+		if (k && k <= t->ncands && per) {
+			uint64_t off = (t->cands[k - 1].seed - (one.seed & 0xffffffffull)) &
+				       0xffffffffull;
+			one.regeneration = (unsigned)(off / per);
+			c = (unsigned)(off % per);
+			if (!one.regeneration)
+				one.prompt_add = NULL; /* the first round had no notes */
+		}
+		kiln_error_clear(&e);
+		if (kiln_recipe_ai_request(s->cache.recipe, &one, c, &rq, &e))
+			return json_null();
+	}
 	loras = json_array();
 	for (size_t i = 0; loras && i < rq.nloras; i++)
 		json_array_append_new(loras, json_pack("{s:s, s:f}", "name", rq.loras[i].name,

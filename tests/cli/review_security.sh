@@ -151,6 +151,29 @@ stop_review
 start_review "$T/p" --listen 0.0.0.0:0
 expect_contains "a warning for a non-loopback address" "$T/review.err" "not a loopback address"
 stop_review
+# HTTPS with --tls-cert/--tls-key: the same token exchange, a Secure cookie; plain HTTP fails
+if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
+	-subj /CN=localhost >/dev/null 2>&1; then
+	"$KILN" -C "$T/p" review --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" >"$T/review.out" 2>"$T/review.err" &
+	RPID=$!
+	for _ in $(seq 100); do grep -q '^review: ' "$T/review.out" && break; sleep 0.1; done
+	URL=$(sed -n 's/^review: //p' "$T/review.out")
+	expect_eq "an https URL" "${URL%%://*}" https
+	curl -sk -D "$T/tls.h" -o /dev/null "$URL"
+	expect_contains "a Secure cookie over TLS" "$T/tls.h" "HttpOnly; SameSite=Strict; Path=/; Secure"
+	curl -s -o /dev/null "http${URL#https}"
+	[ $? != 0 ] && ok || fail "plain HTTP answered on the TLS port"
+	stop_review
+fi
+"$KILN" -C "$T/p" review --tls-cert "$T/nothing.pem" --tls-key "$T/nothing.pem" >/dev/null 2>"$T/tls.err"
+expect_eq "a missing certificate" $? 2
+"$KILN" -C "$T/p" review --tls-cert "$T/p/kiln.yaml" --tls-key "$T/p/kiln.yaml" >/dev/null 2>"$T/tls2.err"
+expect_eq "a certificate that is not PEM" $? 1
+"$KILN" -C "$T/p" review --json >"$T/json.out" 2>/dev/null &
+RPID=$!
+for _ in $(seq 100); do [ -s "$T/json.out" ] && break; sleep 0.1; done
+expect_eq "--json: an object with url" "$($PY -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["url"][:17])' "$T/json.out")" "http://127.0.0.1:"
+stop_review
 "$KILN" -C "$T/p" review --listen nowhere:80 >/dev/null 2>"$T/usage.err"
 expect_eq "a bad --listen is a usage error" $? 2
 finish

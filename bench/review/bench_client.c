@@ -1,0 +1,118 @@
+/* bench/review/bench_client: API latency of a running `kiln review` under C concurrent clients.
+ * Each client (a thread, one keep-alive libcurl handle) repeats: GET /api/tokens/{id} (the
+ * next token's data, what the page fetches after a decision) then POST
+ * /api/tokens/{id}/decision (approve or reject), over ids spread across the collection.
+ * Prints p50 and p99 of each, in milliseconds.
+ * usage: bench_client PORT TOKEN NTOKENS CLIENTS REQUESTS_PER_CLIENT */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int port, ntok, per;
+static const char *token;
+static double *lat_get, *lat_post;
+
+static size_t sink(char *p, size_t s, size_t n, void *u)
+{
+	(void)p, (void)u;
+	return s * n;
+}
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void *client(void *arg)
+{
+	long c = (long)arg;
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+	char auth[128], url[128];
+	long code;
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+	hd = curl_slist_append(hd, auth);
+	hd = curl_slist_append(hd, "Content-Type: application/json");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+	for (int i = 0; i < per; i++) {
+		int id = 1 + (int)((c * 7919 + (long)i * 104729) % ntok);
+		double t;
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/api/tokens/%d", port, id);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+		t = now();
+		if (curl_easy_perform(h) || (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code),
+					     code != 200)) {
+			fprintf(stderr, "GET %s failed\n", url);
+			exit(1);
+		}
+		lat_get[c * per + i] = now() - t;
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/api/tokens/%d/decision", port, id);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, i % 2 ? "{\"action\": \"approve\"}"
+							 : "{\"action\": \"reject\"}");
+		t = now();
+		if (curl_easy_perform(h) || (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code),
+					     code != 200)) {
+			fprintf(stderr, "POST %s failed (%ld)\n", url, code);
+			exit(1);
+		}
+		lat_post[c * per + i] = now() - t;
+	}
+	curl_slist_free_all(hd);
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+	size_t k = (size_t)(p * (double)n + 0.999999);
+	return v[(k ? k : 1) - 1] * 1000.0;
+}
+
+int main(int argc, char **argv)
+{
+	int clients;
+	pthread_t *th;
+	size_t n;
+	if (argc != 6) {
+		fprintf(stderr, "usage: bench_client PORT TOKEN NTOKENS CLIENTS REQUESTS\n");
+		return 2;
+	}
+	port = atoi(argv[1]);
+	token = argv[2];
+	ntok = atoi(argv[3]);
+	clients = atoi(argv[4]);
+	per = atoi(argv[5]);
+	n = (size_t)clients * (size_t)per;
+	lat_get = calloc(n, sizeof *lat_get);
+	lat_post = calloc(n, sizeof *lat_post);
+	th = calloc((size_t)clients, sizeof *th);
+	if (!lat_get || !lat_post || !th)
+		return 1;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (long c = 0; c < clients; c++)
+		pthread_create(&th[c], NULL, client, (void *)c);
+	for (int c = 0; c < clients; c++)
+		pthread_join(th[c], NULL);
+	qsort(lat_get, n, sizeof *lat_get, cmp);
+	qsort(lat_post, n, sizeof *lat_post, cmp);
+	printf("%d clients: next token p50 %.2f ms p99 %.2f ms; decision p50 %.2f ms p99 %.2f ms\n",
+	       clients, pct(lat_get, n, 0.5), pct(lat_get, n, 0.99), pct(lat_post, n, 0.5),
+	       pct(lat_post, n, 0.99));
+	printf("%d %.3f %.3f %.3f %.3f\n", clients, pct(lat_get, n, 0.5), pct(lat_get, n, 0.99),
+	       pct(lat_post, n, 0.5), pct(lat_post, n, 0.99));
+	return 0;
+}
