@@ -1,8 +1,10 @@
 // Candidate picking on an AI project rendered against the SD test server with
 // generate.candidates: 3: the loupe lists the AI parameters and the three candidates, C shows them
 // side by side, 2 and 3 pick (and approve, and advance), 9 is refused; the catalog's image of the
-// token is the picked candidate's.
-import {T, states, mustKiln, ls, review, browser, open, press, shown, get, sdServer, aiOwls, expect, expectEq, main}
+// token is the picked candidate's. Then the regeneration loop: R with a note added to the prompt,
+// `kiln render`, and the next session shows the three new candidates pending beside the old
+// ones, the note in the prompt; 5 picks a new one.
+import {T, states, mustKiln, type, ls, review, browser, open, press, shown, get, sdServer, aiOwls, expect, expectEq, main}
 	from './lib.mjs';
 
 await main(async () => {
@@ -58,4 +60,39 @@ await main(async () => {
 	expectEq('the loupe shows the picked image', await pg.$eval('#l-img', (i) => new URL(i.src).pathname), '/img/' + d1.candidates[1].image);
 	expectEq('the strip marks candidate 2', await pg.$$eval('#l-strip button', (x) => x.map((b) => b.classList.contains('picked'))),
 		[false, true, false]);
+
+	// the regeneration loop: token 3 back with a note for the prompt
+	await press(pg, 'ArrowRight');
+	await press(pg, 'ArrowRight');
+	expectEq('→ → shows token 3', await shown(pg), 3);
+	await press(pg, 'r');
+	await type(pg, 'wearing a scarf');
+	await press(pg, 'Tab');
+	await press(pg, ' ');
+	await press(pg, 'Enter');
+	expectEq('R advances to 4', await shown(pg), 4);
+	expectEq('token 3 is to regenerate', states(P).get(3).status, 'regenerate');
+	await pg.browserContext().close();
+	expectEq('kiln review stops with 0', await srv.stop(), 0);
+	mustKiln(P, 'render', '-q');
+	const srv2 = await review(P);
+	const pg2 = await open(await b.createBrowserContext(), srv2.url);
+	await press(pg2, 'ArrowRight');
+	await press(pg2, 'ArrowRight');
+	expectEq('the next session: token 3', await shown(pg2), 3);
+	expectEq('token 3 is pending again', await pg2.$eval('#l-status', (e) => e.textContent), 'pending');
+	expectEq('its strip has the old and the new candidates', await pg2.$$eval('#l-strip button', (x) => x.length), 6);
+	const ai3 = Object.fromEntries(await pg2.$$eval('#l-ai tr', (trs) => trs.map((t) => [t.cells[0].textContent, t.cells[1].textContent])));
+	expect('the prompt has the note', (ai3.prompt || '').endsWith(', wearing a scarf'), ai3.prompt);
+	await press(pg2, 'c');
+	const caps = await pg2.$$eval('#c-row figcaption', (x) => x.map((f) => f.textContent));
+	expectEq('side by side: six', caps.length, 6);
+	expect('the new three say regeneration 1', caps.slice(3).every((c) => c.includes('regeneration 1')) &&
+		caps.slice(0, 3).every((c) => !c.includes('regeneration')), caps);
+	const d3 = (await get(srv2.base, srv2.token, '/api/tokens/3')).json;
+	await press(pg2, '5');
+	const s3 = states(P).get(3);
+	expectEq('5 picks the second new candidate', [s3.status, s3.candidate], ['approved', 5]);
+	expectEq('token 3\'s image is candidate 5\'s', s3.image, d3.candidates[4].image);
+	expect('the old candidates stay in the store', d3.candidates.slice(0, 3).every((c) => c.image), d3.candidates);
 });
