@@ -16,17 +16,23 @@ await main(async () => {
 	const srv = await review(P);
 	const b = await browser();
 	const pg = await open(await b.createBrowserContext(), srv.url);
-	for (const k of ['p', 'p', 'x', 'p'])
+	for (const k of ['p', 'p', 'x', 'p', 'p', 'p'])
 		await press(pg, k);
 	await press(pg, 'r');
 	await type(pg, 'the hat covers the eyes');
 	await press(pg, 'Enter');
-	for (const k of ['p', 'p', 'ArrowLeft', 'ArrowLeft'])
+	for (const k of ['p', 'p', 'ArrowLeft', 'ArrowLeft', 'ArrowLeft'])
 		await press(pg, k);
+	expect('the loupe shows the note', (await pg.$eval('#l-note', (e) => e.textContent)).includes('the hat covers'));
+	/* settled: the image, the header's counts, no toast */
+	const settled = () => pg.waitForFunction(() => document.getElementById('toast').textContent === '' &&
+		/7 approved · 1 rejected · 1 to regenerate/.test(document.getElementById('progress').textContent), {timeout: 10000});
 	await pg.waitForFunction(() => document.getElementById('l-img').complete);
+	await settled();
 	await pg.screenshot({path: path.join(out, 'review-loupe.png')});
 	await press(pg, 'g');
 	await pg.waitForFunction(() => [...document.querySelectorAll('.cell img')].every((i) => i.complete), {timeout: 10000});
+	await settled();
 	await pg.screenshot({path: path.join(out, 'review-grid.png')});
 	for (const f of ['review-loupe.png', 'review-grid.png']) {
 		const buf = fs.readFileSync(path.join(out, f));

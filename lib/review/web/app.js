@@ -698,17 +698,19 @@ function askNote(id, withPrompt, title) {
 
 /* ---- grid (virtualised: only the rows in view, and one above and below, are in the DOM) ---- */
 
-const G = {cols: 1, shown: new Map(), spare: [], raf: 0};	/* shown: list index -> cell */
+const G = {cols: 1, cw: CELL_W, shown: new Map(), spare: [], raf: 0};	/* shown: list index -> cell */
 
 function gridLayout() {
 	const sc = $('g-scroll');
 	const cols = Math.max(1, Math.floor(sc.clientWidth / CELL_W));
-	if (cols !== G.cols) {	/* every cell moves: start again */
+	const cw = Math.floor(sc.clientWidth / cols);	/* the columns share the width */
+	if (cols !== G.cols || cw !== G.cw) {	/* every cell moves: start again */
 		for (const c of G.shown.values())
 			gridFree(c);
 		G.shown.clear();
 	}
 	G.cols = cols;
+	G.cw = cw;
 	const n = Math.max(0, S.list.total);
 	$('g-space').style.height = `${Math.ceil(n / G.cols) * CELL_H}px`;
 	gridRender();
@@ -719,7 +721,6 @@ function gridCell() {
 	const id = h('span', {class: 'id'});
 	const st = h('span', {class: 'st'});
 	const c = h('div', {class: 'cell', role: 'button'}, img, h('div', {class: 'cap'}, id, st));
-	c.style.width = `${CELL_W - 8}px`;
 	c.style.height = `${CELL_H - 8}px`;
 	c.addEventListener('click', () => {
 		S.index = Number(c.dataset.i);
@@ -741,9 +742,11 @@ function gridFree(c) {
 
 /* fill cell c for list index i; the DOM is touched only where something changed */
 function gridFill(c, i) {
-	if (c.dataset.i !== String(i)) {
+	if (c.dataset.i !== String(i) || c.cw !== G.cw) {
 		c.dataset.i = i;
-		c.style.transform = `translate(${(i % G.cols) * CELL_W}px, ${Math.floor(i / G.cols) * CELL_H}px)`;
+		c.cw = G.cw;
+		c.style.width = `${G.cw - 8}px`;
+		c.style.transform = `translate(${(i % G.cols) * G.cw}px, ${Math.floor(i / G.cols) * CELL_H}px)`;
 	}
 	const t = S.list.at(i);
 	const st = t ? t.status || '' : '';
