@@ -23,7 +23,7 @@ struct kiln_review_opts {
 	const char *tls_cert;      /* PEM text of the certificate and key, or NULL for HTTP */
 	const char *tls_key;
 	unsigned threads;          /* request threads, 0: 4 */
-	unsigned thumb_threads;    /* thumbnail workers, 0: 2 */
+	unsigned thumb_threads;    /* thumbnail workers, 0: one per core (at most 8) */
 	int no_prepare;            /* 1: thumbnails only on demand, none made ahead */
 };
 

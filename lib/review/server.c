@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define COOKIE "kiln_session"
 
@@ -113,6 +114,13 @@ static int token_reviewer(struct kiln_review_server *s, const char *token, char 
 	kiln_sha256_hex(token, 64, sha);
 	kiln_error_clear(&e);
 	return kiln_catalog_reviewer_find(s->p->catalog, sha, name, owner, &e) ? -1 : 0;
+}
+
+/* thumbnail workers by default: one per core, at most 8 */
+static unsigned cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
 }
 
 static const struct kiln_review_asset *asset(const char *path)
@@ -349,7 +357,7 @@ int kiln_review_start(struct kiln_review_server **out, struct kiln_project *p,
 	s->port = o->port;
 	if ((rc = rv_cache_load(s, e)))
 		goto fail;
-	if ((rc = rv_thumbs_start(s, o->thumb_threads ? o->thumb_threads : 2, !o->no_prepare,
+	if ((rc = rv_thumbs_start(s, o->thumb_threads ? o->thumb_threads : cores(), !o->no_prepare,
 				  e)))
 		goto fail;
 	if (s->tls)

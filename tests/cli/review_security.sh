@@ -147,6 +147,18 @@ assert st == 304, st
 print("ok", len(seen), "responses checked")
 PY
 stop_review
+# the owner's token is kept (0600) and the same on the next run; without the file, a new one
+expect_eq "the owner's token file is private" "$(stat -c %a "$T/p/.kiln/review-owner")" 600
+old=$TOKEN
+start_review "$T/p"
+expect_eq "the same owner URL on the next run" "$TOKEN" "$old"
+stop_review
+rm "$T/p/.kiln/review-owner"
+start_review "$T/p"
+[ "$TOKEN" != "$old" ] && ok || fail "no new owner token without the file"
+expect_eq "the old owner token is refused" "$(curl -s -o /dev/null -w %{http_code} "http://127.0.0.1:$PORT/?token=$old")" 401
+expect_eq "the new one works" "$(curl -s -o /dev/null -w %{http_code} "$URL")" 303
+stop_review
 # listening elsewhere than loopback is warned about
 start_review "$T/p" --listen 0.0.0.0:0
 expect_contains "a warning for a non-loopback address" "$T/review.err" "not a loopback address"
