@@ -73,6 +73,22 @@ await main(async () => {
 	expectEq('N keeps the view on 5', await shown(pg), 5);
 	expect('the note shows in the loupe', (await pg.$eval('#l-note', (e) => e.textContent)).includes('nice hat'));
 
+	// accessible: every button has a name, the focus is visible, the page fits 1280x800
+	const unnamed = await pg.$$eval('button', (bs) => bs.filter((b) => !(b.getAttribute('aria-label') || b.textContent).trim()).length);
+	expectEq('every button has a label', unnamed, 0);
+	await pg.focus('#b-loupe');
+	await press(pg, 'Tab');
+	const focus = await pg.evaluate(() => {
+		const e = document.activeElement;
+		const cs = getComputedStyle(e);
+		return {id: e.id, outline: cs.outlineStyle, width: parseFloat(cs.outlineWidth)};
+	});
+	expect('Tab moves the focus to the next button, with a visible outline', focus.id === 'b-grid' && focus.outline !== 'none' && focus.width >= 2, focus);
+	await pg.evaluate(() => document.activeElement.blur());
+	const fits = await pg.evaluate(() => ({w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight,
+		info: document.querySelector('.info').getBoundingClientRect().right}));
+	expect('nothing overflows 1280x800', fits.w <= 1280 && fits.h <= 800 && fits.info <= 1280, fits);
+
 	// ? shows the keys; Escape closes them
 	await press(pg, '?');
 	expect('? opens the shortcut sheet', await pg.$eval('#d-help', (d) => d.open));
