@@ -44,8 +44,15 @@ struct kiln_item {
 	double rarity_score;
 	uint64_t rarity_rank;     /* 0 when not computed */
 	unsigned regeneration;    /* review: rounds of regeneration asked for (0: none) */
-	char *prompt_add;         /* review: text to add to the AI prompt, or NULL */
+	char *prompt_add;         /* review: text to add to the AI prompt (this round's), or NULL */
+	char *prompt_adds;        /* review: every note asked for, by round (JSON, for
+	                             kiln_catalog_prompt_add), or NULL */
 };
+
+/* The text review adds to an item's prompt in regeneration round `round`: the notes of the
+ * regenerate decisions (with prompt_add) up to that round, joined by ", " (*out NULL: none;
+ * caller frees). adds: kiln_item.prompt_adds (may be NULL). -1 when out of memory. */
+int kiln_catalog_prompt_add(const char *adds, unsigned round, char **out);
 
 struct kiln_items {
 	struct kiln_item *v;
@@ -379,8 +386,9 @@ struct kiln_review_state {
 	unsigned approvals;       /* distinct reviewers whose vote is approve or pick */
 	int conflict;             /* reviewers' votes disagree */
 	unsigned regeneration;    /* regenerations asked for (the seed counter) */
-	char *prompt_add;         /* text to add to the prompt (notes of regenerate decisions
-	                             with prompt_add), or NULL; owned */
+	char *prompt_add;         /* the notes of regenerate decisions with prompt_add, by round:
+	                             [{"round": n, "note": text}] (kiln_catalog_prompt_add), or
+	                             NULL; owned */
 	int64_t last_decision;
 };
 /* Every item's state row, in id order (items never decided have none). */

@@ -543,7 +543,8 @@ static int load_items(struct kiln_catalog *c, const struct kiln_spec *s, sqlite3
 		it->rarity_rank = (uint64_t)sqlite3_column_int64(st, 10);
 		it->regeneration = (unsigned)sqlite3_column_int(st, 11);
 		if (sqlite3_column_type(st, 12) != SQLITE_NULL &&
-		    kiln_catalog__prompt_add(sqlite3_column_text(st, 12), &it->prompt_add))
+		    (!(it->prompt_adds = dup_col(st, 12)) ||
+		     kiln_catalog_prompt_add(it->prompt_adds, it->regeneration, &it->prompt_add)))
 			goto nomem;
 	}
 	if (step != SQLITE_DONE) {
@@ -598,6 +599,7 @@ void kiln_items_release(struct kiln_items *it)
 		free(it->v[i].traits_json);
 		free(it->v[i].error);
 		free(it->v[i].prompt_add);
+		free(it->v[i].prompt_adds);
 	}
 	free(it->v);
 	free(it->matrix);

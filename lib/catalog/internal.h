@@ -43,9 +43,6 @@ struct kiln_catalog {
 
 #include <stdint.h>
 struct kiln_error;
-/* review.c, for catalog.c: the review notes of an item's state (a JSON array of strings) as
- * one text to add to the prompt (*out NULL when empty); -1 out of memory. */
-int kiln_catalog__prompt_add(const unsigned char *json, char **out);
 /* review.c, inside catalog.c's render transaction: item_id got an accepted render; when its
  * review state waits for regeneration, append a "reset" row (it is pending again, earlier
  * votes void) and rewrite its state. */

@@ -247,7 +247,9 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 		}
 		if (!strcmp(act, "regenerate")) {
 			regeneration++;
-			if (sqlite3_column_int(st, 5) && nt && *nt && json_add_str(adds, nt))
+			if (sqlite3_column_int(st, 5) && nt && *nt &&
+			    json_array_append_new(adds, json_pack("{s:i, s:s}", "round",
+								  (int)regeneration, "note", nt)))
 				goto nomem;
 		}
 		if (!strcmp(act, "pick")) {
@@ -590,26 +592,34 @@ out:
 	return rc;
 }
 
-int kiln_catalog__prompt_add(const unsigned char *text, char **out)
+int kiln_catalog_prompt_add(const char *adds, unsigned round, char **out)
 {
-	json_t *a = json_loads((const char *)text, 0, NULL), *x;
+	json_t *a = adds ? json_loads(adds, 0, NULL) : NULL, *x;
 	size_t i, n = 0;
 	*out = NULL;
-	if (!json_is_array(a) || !json_array_size(a)) {
+	if (!json_is_array(a)) {
 		json_decref(a);
 		return 0;
 	}
 	json_array_foreach(a, i, x)
-		n += json_string_length(x) + 2;
+		if (json_integer_value(json_object_get(x, "round")) <= (json_int_t)round)
+			n += json_string_length(json_object_get(x, "note")) + 2;
+	if (!n) {
+		json_decref(a);
+		return 0;
+	}
 	if (!(*out = kiln_malloc(n + 1))) {
 		json_decref(a);
 		return -1;
 	}
 	(*out)[0] = 0;
 	json_array_foreach(a, i, x) {
-		if (i)
+		const char *t = json_string_value(json_object_get(x, "note"));
+		if (json_integer_value(json_object_get(x, "round")) > (json_int_t)round || !t)
+			continue;
+		if ((*out)[0])
 			strcat(*out, ", ");
-		strcat(*out, json_string_value(x) ? json_string_value(x) : "");
+		strcat(*out, t);
 	}
 	json_decref(a);
 	return 0;

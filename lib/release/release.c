@@ -416,16 +416,26 @@ static int item_current(struct kiln_recipe *r, const struct kiln_spec *s,
 								       : 1;
 	int rc = 0;
 	*current = 0;
-	for (unsigned c = 0; !*current && c < n; c++) {
-		char hex[65];
-		struct kiln_error re;
-		kiln_error_clear(&re);
-		rc = kiln_recipe_item(r, it, c, hex, &re);
-		if (rc == KILN_E_NOMEM) {
-			*e = re;
-			return rc;
+	/* review: a token regenerated n times has candidates from every round, any of them may be
+	 * the one picked (each round: its seeds, the notes added to the prompt by then) */
+	for (unsigned g = 0; !*current && g <= it->regeneration; g++) {
+		struct kiln_item one = *it;
+		one.regeneration = g;
+		if (kiln_catalog_prompt_add(it->prompt_adds, g, &one.prompt_add))
+			return kiln_error_set(e, KILN_E_NOMEM, s->path, "out of memory");
+		for (unsigned c = 0; !*current && c < n; c++) {
+			char hex[65];
+			struct kiln_error re;
+			kiln_error_clear(&re);
+			rc = kiln_recipe_item(r, &one, c, hex, &re);
+			if (rc == KILN_E_NOMEM) {
+				free(one.prompt_add);
+				*e = re;
+				return rc;
+			}
+			*current = !rc && !strcmp(hex, it->recipe);
 		}
-		*current = !rc && !strcmp(hex, it->recipe);
+		free(one.prompt_add);
 	}
 	return 0;
 }

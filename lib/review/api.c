@@ -106,6 +106,15 @@ static int add_finding(void *user, uint64_t item_id, const char *check, const ch
 	return 0;
 }
 
+static _Thread_local uint64_t sort_base;
+
+static int cmp_cand(const void *a, const void *b)
+{
+	uint64_t x = (((const struct rv_cand *)a)->seed - sort_base) & 0xffffffffull;
+	uint64_t y = (((const struct rv_cand *)b)->seed - sort_base) & 0xffffffffull;
+	return x < y ? -1 : x > y;
+}
+
 /* A compose item (or a legendary, or an AI item whose renders predate the table) shows its
  * current image as its one candidate. */
 static int own_candidate(struct rv_token *t)
@@ -160,9 +169,16 @@ int rv_cache_load(struct kiln_review_server *s, struct kiln_error *e)
 	if ((rc = kiln_catalog_ok_renders_each(s->p->catalog, add_render, &l, e)) ||
 	    (rc = kiln_catalog_qa_current_each(s->p->catalog, add_finding, &l, e)))
 		return rc;
-	for (size_t i = 0; !l.nomem && i < c->items.n; i++)
-		if (own_candidate(&c->tok[i]))
+	for (size_t i = 0; !l.nomem && i < c->items.n; i++) {
+		struct rv_token *t = &c->tok[i];
+		if (own_candidate(t))
 			l.nomem = 1;
+		/* candidates numbered by round, then by index in the round (servers finish them
+		 * in any order): a new round's come after, the numbers of the old ones stay */
+		sort_base = t->it->seed & 0xffffffffull;
+		if (t->ncands > 1)
+			qsort(t->cands, t->ncands, sizeof *t->cands, cmp_cand);
+	}
 	if (l.nomem)
 		return kiln_error_set(e, KILN_E_NOMEM, s->p->dir, "out of memory");
 	if ((rc = load_states(s, e)))
@@ -520,6 +536,7 @@ static json_t *ai_json(struct kiln_review_server *s, const struct rv_token *t, u
 	struct kiln_ai_request rq;
 	struct kiln_error e;
 	json_t *loras, *o;
+	int rc;
 	if (!s->cache.recipe || t->it->legendary >= 0 || t->it->legendary_name)
 		return json_null();
 	/* the candidate's own request: its round's seed (the notes added are today's) */
@@ -532,11 +549,14 @@ static json_t *ai_json(struct kiln_review_server *s, const struct rv_token *t, u
 				       0xffffffffull;
 			one.regeneration = (unsigned)(off / per);
 			c = (unsigned)(off % per);
-			if (!one.regeneration)
-				one.prompt_add = NULL; /* the first round had no notes */
 		}
+		/* the notes that round's request had */
+		if (kiln_catalog_prompt_add(t->it->prompt_adds, one.regeneration, &one.prompt_add))
+			return json_null();
 		kiln_error_clear(&e);
-		if (kiln_recipe_ai_request(s->cache.recipe, &one, c, &rq, &e))
+		rc = kiln_recipe_ai_request(s->cache.recipe, &one, c, &rq, &e);
+		free(one.prompt_add);
+		if (rc)
 			return json_null();
 	}
 	loras = json_array();

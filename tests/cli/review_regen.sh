@@ -100,8 +100,22 @@ t3 = o.get("/api/tokens/3")
 assert t3["image"] == c3[1]["image"] and t3["review"]["candidate"] == 2, t3["review"]
 print("ok")
 PY
+# token 5: pick a first-round candidate after the regeneration; the release ships it
+py_check oldpick "$KILN_SRC/tests/cli" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[3])
+from review_client import Client
+o = Client(int(sys.argv[1]), sys.argv[2]); o.login()
+t = o.get("/api/tokens/5")
+o.post("/api/tokens/5/decision", {"action": "pick", "candidate": 2})
+print(t["candidates"][1]["image"])
+PY
+OLD5=$(tail -1 "$T/oldpick.log")
 stop_review
 "$KILN" -C "$P" render -q 2>/dev/null
+"$KILN" -C "$P" release -q 2>"$T/release.err"
+expect_eq "release with an earlier round's candidate picked" $? 0
+expect_eq "token 5 is the picked image" "$(sqlite3 "$P/.kiln/catalog.db" "select image from items where id = 5")" "$OLD5"
 n2=$(requests /sdapi/v1/txt2img | $PY -c 'import sys, json; print(len(json.load(sys.stdin)))')
 expect_eq "nothing rendered again after the round" "$n2" "$((n0 + 2))"
 finish
