@@ -66,9 +66,9 @@ export async function finish() {
 /* run the test body; an exception is one failure, then the usual closing line */
 export async function main(body) {
 	const timer = setTimeout(() => {
-		fail('the test took more than 280 s');
+		fail('the test took more than 560 s');
 		finish();
-	}, 280000);
+	}, 560000);
 	try {
 		await body();
 	} catch (e) {

@@ -17,7 +17,7 @@ if(KILN_NODE)
     get_filename_component(name ${script} NAME)
     string(REGEX REPLACE "\\.test\\.mjs$" "" name ${name})
     add_test(NAME review/${name} COMMAND ${KILN_NODE} ${script})
-    set_tests_properties(review/${name} PROPERTIES FIXTURES_REQUIRED review_npm TIMEOUT 300
+    set_tests_properties(review/${name} PROPERTIES FIXTURES_REQUIRED review_npm TIMEOUT 600
       ENVIRONMENT "KILN=$<TARGET_FILE:kiln-cli>;KILN_SRC=${CMAKE_SOURCE_DIR};KILN_TMP=${CMAKE_BINARY_DIR}/testtmp;PUPPETEER_SKIP_DOWNLOAD=1")
   endforeach()
 endif()

@@ -491,7 +491,8 @@ function decide(action, extra, advance = true) {
 	const id = t.id;
 	const before = t.status;
 	S.list.patch(i, {status: ACTION_STATUS[action]});
-	S.undo.push({kind: 'one', id});
+	const entry = {kind: 'one', id};
+	S.undo.push(entry);
 	if (advance && (S.list.total < 0 || i + 1 < S.list.total)) {
 		S.index = i + 1;
 		if (S.view === 'grid')
@@ -507,7 +508,7 @@ function decide(action, extra, advance = true) {
 			toast(`#${id}: ${r && r.review ? r.review.status : action}`);
 		} catch (e) {
 			S.list.patch(S.list.indexOf(id), {status: before});
-			S.undo.pop();
+			S.undo.splice(S.undo.indexOf(entry), 1);
 			toast(`#${id}: ${e.message}`, true);
 		}
 		if (S.view === 'grid')
@@ -943,12 +944,14 @@ function openConflict(k) {
 let countTimer = 0;
 function afterChange() {
 	clearTimeout(countTimer);
-	countTimer = setTimeout(loadCounts, 300);
+	countTimer = setTimeout(() => {
+		loadCounts();
+		loadConflicts();
+	}, 300);
 	if (S.view === 'rarity') {
 		clearTimeout(rarityTimer);
 		rarityTimer = setTimeout(loadRarity, 300);
 	}
-	loadConflicts();
 }
 
 async function loadCounts() {
