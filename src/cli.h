@@ -96,5 +96,10 @@ int cmd_build(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_ls(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
+int cmd_keys(struct cli *cli, int argc, char **argv);
+
+/* The studio's keys folder: $KILN_KEYS_DIR, else ~/.config/kiln/keys (src/cmd_keys.c);
+ * caller frees; NULL out of memory. */
+char *cli_keys_dir(void);
 
 #endif

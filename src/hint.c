@@ -28,6 +28,8 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 	[KILN_HINT_LAYER_ORDER] = "`--order A,B,C` takes the layer folders' names, bottom first",
 	[KILN_HINT_EFFORT] = "run `kiln plan --effort %s` to search longer (each step of effort "
 		"multiplies the search budget)",
+	[KILN_HINT_KEYS_INIT] = "run `kiln keys init --studio NAME` (keys go to $KILN_KEYS_DIR, "
+		"else ~/.config/kiln/keys/)",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

@@ -23,6 +23,7 @@ const struct cmd kiln_commands[] = {
 	{"status", cmd_status, 0, "what the catalog knows about the collection"},
 	{"ls", cmd_ls, 0, "list items (--json: one object per line)"},
 	{"show", cmd_show, 0, "one item: traits, seed, renders, errors"},
+	{"keys", cmd_keys, 0, "the studio's signing keys for the Provenance Portfolio (init, show)"},
 	{"help", cmd_help, 0, "a command's options and its page: `kiln help VERB`"},
 	{"version", cmd_version, 0, "print the version"},
 	{NULL, NULL, 0, NULL},

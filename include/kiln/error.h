@@ -61,6 +61,7 @@ enum kiln_hint {
 	                              bottom first */
 	KILN_HINT_EFFORT,          /* the planner gave up within its effort: try harder
 	                              (hint_arg: a larger effort) */
+	KILN_HINT_KEYS_INIT,       /* no studio signing key: make one (the portfolio signs with it) */
 	KILN_HINT__COUNT
 };
 

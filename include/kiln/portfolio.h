@@ -1,5 +1,14 @@
-/* kiln/portfolio.h: the Provenance Portfolio (issue 15): a signed, verifiable record of how
- * every token was made. */
+/* kiln/portfolio.h: the Provenance Portfolio: the studio's keys, the signed append-only log of
+ * how every token was made, and the verifiable folder a release carries (dist/portfolio/).
+ *
+ * Keys. The studio's Ed25519 signing key lives in a keys folder outside the project (the
+ * command chooses it: KILN_KEYS_DIR or ~/.config/kiln/keys/; the library is always given the
+ * folder): folder mode 0700, files 0600, never overwritten. Only public parts are ever copied
+ * into dist/.
+ *
+ * Ownership: every struct here is filled by its _load/_new and emptied by its _release/_free,
+ * which accept an empty or NULL struct.
+ */
 #ifndef KILN_PORTFOLIO_H
 #define KILN_PORTFOLIO_H
 
@@ -7,6 +16,43 @@
 #include <stdint.h>
 #include "kiln/buf.h"
 #include "kiln/error.h"
+
+/* ---- keys (keys.c) ---- */
+
+#define KILN_KEYS_SIGNING "signing-ed25519.key"     /* PKCS#8 PEM, 0600 */
+#define KILN_KEYS_SIGNING_PUB "signing-ed25519.pub" /* SubjectPublicKeyInfo PEM */
+#define KILN_KEYS_STUDIO "studio"                   /* the studio's name, one line */
+#define KILN_STUDIO_MAX 128
+
+struct kiln_keys {
+	char studio[KILN_STUDIO_MAX]; /* the signer's name (signed notes name it) */
+	uint8_t pub[32];              /* raw Ed25519 public key */
+	char *pub_pem;                /* SubjectPublicKeyInfo PEM text; owned */
+	char key_hint[65];            /* hex SHA-256 of the raw public key: the bundles' hint */
+	void *pkey;                   /* EVP_PKEY with the private key; NULL when loaded public */
+};
+
+/* Make the studio's keys in dir (created 0700 when missing): an Ed25519 key pair and the
+ * studio name. Refuses (KILN_E_STATE, naming the file) when a key is already there: a studio
+ * key is never replaced silently, every signature made with it would stop verifying. studio:
+ * 1..127 printable characters, no '+' or space (a signed note's key name). */
+int kiln_keys_init(const char *dir, const char *studio, struct kiln_error *e) KILN_MUST_CHECK;
+/* Load the keys of dir; with_private 0 loads the public key only. KILN_E_STATE with a hint
+ * when there are none. */
+int kiln_keys_load(const char *dir, int with_private, struct kiln_keys *k, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_keys_release(struct kiln_keys *k);
+/* Ed25519 signature of n bytes. */
+int kiln_keys_sign(const struct kiln_keys *k, const void *msg, size_t n, uint8_t sig[64],
+		   struct kiln_error *e) KILN_MUST_CHECK;
+/* 1 when sig is pub's Ed25519 signature of msg, else 0. */
+int kiln_ed25519_verify(const uint8_t pub[32], const void *msg, size_t n, const uint8_t sig[64]);
+/* The raw key from a SubjectPublicKeyInfo PEM of an Ed25519 key: 0, or -1. */
+int kiln_ed25519_pub_from_pem(const char *pem, size_t len, uint8_t pub[32]);
+/* C2SP signed-note key id: SHA-256(name || 0x0A || 0x01 || pub)[:4], big-endian. */
+uint32_t kiln_note_key_id(const char *name, const uint8_t pub[32]);
+/* The note verifier key "name+hex8(id)+base64(0x01 || pub)" (C2SP signed-note). */
+int kiln_note_vkey(const char *name, const uint8_t pub[32], char *out, size_t cap);
 
 /* --- C2PA: the studio's X.509 chain and manifests embedded in PNGs (lib/portfolio/x509.c,
  * c2pa.c, jumbf.c; docs/portfolio.md "C2PA") -------------------------------------------- */

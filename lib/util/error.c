@@ -93,6 +93,7 @@ const char *kiln_hint_name(int hint)
 		[KILN_HINT_LIST_ITEMS] = "list_items", [KILN_HINT_DRY_RUN_AI] = "dry_run_ai",
 		[KILN_HINT_LOCKED] = "locked", [KILN_HINT_ALLOW_PATH] = "allow_path",
 		[KILN_HINT_LAYER_ORDER] = "layer_order", [KILN_HINT_EFFORT] = "effort",
+		[KILN_HINT_KEYS_INIT] = "keys_init",
 	};
 	if (hint <= 0 || hint >= KILN_HINT__COUNT || !names[hint])
 		return "";
