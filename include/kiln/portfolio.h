@@ -65,8 +65,8 @@ int kiln_note_vkey(const char *name, const uint8_t pub[32], char *out, size_t ca
 /* Make the studio's C2PA chain in dir (which must exist): a root CA (EC P-256, CA:TRUE,
  * keyCertSign, 30 years) and a leaf it signs (EC P-256, digitalSignature (critical),
  * emailProtection, CA:FALSE, 10 years), named after studio. Each file is written atomically;
- * the key is created with mode 0600. An existing chain is replaced (the caller decides
- * whether to). */
+ * the key is created with mode 0600. Refuses (KILN_E_STATE, naming the file) when any of the
+ * three files is already there: a chain is never replaced silently. */
 int kiln_portfolio_x509_make(const char *dir, const char *studio, struct kiln_error *e)
 	KILN_MUST_CHECK;
 

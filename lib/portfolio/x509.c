@@ -158,6 +158,25 @@ int kiln_portfolio_x509_make(const char *dir, const char *studio, struct kiln_er
 				      "certificates)");
 	if (!kiln_fs_is_dir(dir))
 		return kiln_error_set(e, KILN_E_IO, dir, "no such folder for the keys");
+	/* a chain is never replaced silently: every manifest signed with it would stop
+	 * chaining to the root the studio published */
+	for (int i = 0; i < 3; i++) {
+		static const char *const names[] = { KILN_C2PA_LEAF_KEY, KILN_C2PA_LEAF_CERT,
+						      KILN_C2PA_ROOT_CERT };
+		char *path = kiln_fs_join(dir, names[i]);
+		if (!path)
+			return kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
+		if (kiln_fs_exists(path)) {
+			rc = kiln_error_set(e, KILN_E_STATE, path,
+					    "a C2PA chain is already there: it is never replaced "
+					    "(manifests signed with it would no longer chain to the "
+					    "published root); move the folder's C2PA files away to "
+					    "make a new one");
+			free(path);
+			return rc;
+		}
+		free(path);
+	}
 	rkey = make_key();
 	lkey = make_key();
 	if (!rkey || !lkey) {

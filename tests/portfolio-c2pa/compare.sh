@@ -108,5 +108,26 @@ python3 "$here/tamper.py" "$work/edited.png" "$work/title.png" text "kiln test t
 expect_state "$work/title.png" "$root" Invalid claimSignature.mismatch
 expect_kiln "$work/title.png" "$root" signature
 
+# a leaf outside C2PA's certificate profile (no extended key usage), made with openssl:
+# c2pa-rs and kiln both refuse it though it chains to its root
+mk=$work/noeku
+mkdir "$mk"
+(
+	cd "$mk" || exit 1
+	openssl ecparam -name prime256v1 -genkey -noout -out root.key &&
+	openssl req -x509 -new -key root.key -subj "/CN=No EKU Root" -days 3650 -sha256 \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+		-out c2pa-root.pem &&
+	openssl ecparam -name prime256v1 -genkey -noout -out leaf.key &&
+	openssl pkcs8 -topk8 -nocrypt -in leaf.key -out c2pa-leaf.key &&
+	openssl req -new -key leaf.key -subj "/CN=No EKU Signer" -out leaf.csr &&
+	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n' > ext.cnf &&
+	openssl x509 -req -in leaf.csr -CA c2pa-root.pem -CAkey root.key -CAcreateserial \
+		-days 3650 -sha256 -extfile ext.cnf -out c2pa-leaf.pem
+) >/dev/null 2>&1 || { echo "compare.sh: openssl could not make the test chain" >&2; exit 2; }
+"$tool" sign "$work/drawn.png" "$work/noeku.png" "$mk" || exit 2
+expect_state "$work/noeku.png" "$mk/c2pa-root.pem" Invalid signingCredential.invalid
+expect_kiln "$work/noeku.png" "$mk/c2pa-root.pem" certificate
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -143,6 +143,19 @@ static void test_chain_files(void **state)
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(stat(root, &st), 0);
 	assert_int_equal(kiln_portfolio_x509_make(keys, "", &e), KILN_E_USAGE);
+	/* never replaced: the key and the root stay what they were */
+	{
+		struct kiln_buf before = KILN_BUF_INIT, after = KILN_BUF_INIT;
+		assert_int_equal(kiln_fs_read(root, &before, &e), 0);
+		assert_int_equal(kiln_portfolio_x509_make(keys, "Owl Studio", &e), KILN_E_STATE);
+		assert_non_null(strstr(e.where, KILN_C2PA_LEAF_KEY));
+		assert_non_null(strstr(e.msg, "never replaced"));
+		assert_int_equal(kiln_fs_read(root, &after, &e), 0);
+		assert_int_equal(before.len, after.len);
+		assert_memory_equal(before.data, after.data, before.len);
+		kiln_buf_release(&before);
+		kiln_buf_release(&after);
+	}
 	snprintf(p, sizeof p, "%s/none", dir);
 	assert_int_equal(kiln_portfolio_x509_make(p, "Owl Studio", &e), KILN_E_IO);
 	assert_string_equal(e.where, p);
