@@ -26,7 +26,7 @@
  * bytes). The hash itself never changes: with the caBX chunk excluded, the signed file hashes
  * as the PNG without it.
  *
- * Sizes: a manifest is about 1.5 KB (most of it the leaf certificate); one image in memory.
+ * Sizes: a manifest is about 2 KB (0.7 KB of it the leaf certificate); one image in memory.
  * CBOR is written with libcbor's encoders (shortest forms, definite lengths) and read back
  * with cbor_load.
  */
