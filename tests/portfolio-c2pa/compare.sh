@@ -11,7 +11,11 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 tool=${1:?usage: compare.sh KILN_C2PA_TOOL}
-work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-c2pa.XXXXXX")
+mkdir -p "${TMPDIR:-/tmp}" || exit 2
+work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-c2pa.XXXXXX") && [ -d "$work" ] || {
+	echo "compare.sh: cannot make a scratch folder in ${TMPDIR:-/tmp}" >&2
+	exit 2
+}
 trap 'rm -rf "$work"' EXIT
 pass=0
 fail=0
