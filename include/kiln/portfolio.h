@@ -119,6 +119,11 @@ void kiln_portfolio_c2pa_signer_free(struct kiln_c2pa_signer *s);
 int kiln_portfolio_c2pa_sign_png_with(struct kiln_c2pa_signer *s, const void *png, size_t len,
 				      const struct kiln_c2pa_in *in, struct kiln_buf *out,
 				      struct kiln_error *e) KILN_MUST_CHECK;
+/* The same for a release writing images one at a time: img (a PNG) is replaced by its signed
+ * bytes; on an error it is left as it was. */
+int kiln_portfolio_c2pa_sign_buf(struct kiln_c2pa_signer *s, struct kiln_buf *img,
+				 const struct kiln_c2pa_in *in, struct kiln_error *e)
+	KILN_MUST_CHECK;
 /* The same, loading the keys from keys_dir for this one image. */
 int kiln_portfolio_c2pa_sign_png(const void *png, size_t len, const struct kiln_c2pa_in *in,
 				 const char *keys_dir, struct kiln_buf *out,

@@ -749,6 +749,23 @@ out:
 	return rc;
 }
 
+int kiln_portfolio_c2pa_sign_buf(struct kiln_c2pa_signer *s, struct kiln_buf *img,
+				 const struct kiln_c2pa_in *in, struct kiln_error *e)
+{
+	struct kiln_buf out = KILN_BUF_INIT, old;
+	int rc;
+	kiln_buf_init(&out, img->max);
+	rc = kiln_portfolio_c2pa_sign_png_with(s, img->data, img->len, in, &out, e);
+	if (rc) {
+		kiln_buf_release(&out);
+		return rc;
+	}
+	old = *img;
+	*img = out;
+	kiln_buf_release(&old);
+	return 0;
+}
+
 int kiln_portfolio_c2pa_sign_png(const void *png, size_t len, const struct kiln_c2pa_in *in,
 				 const char *keys_dir, struct kiln_buf *out,
 				 struct kiln_error *e)

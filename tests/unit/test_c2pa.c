@@ -195,6 +195,24 @@ static void test_sign_verify(void **state)
 	assert_true(r.ok);
 	assert_int_equal(back.len, s.len);
 	assert_memory_equal(back.data, s.data, cabx + 8 + 100); /* header, jumd, label */
+	/* in place, as a release signs the image it holds */
+	{
+		struct kiln_c2pa_signer *sg;
+		struct kiln_c2pa_in ci = input();
+		struct kiln_error e;
+		struct kiln_buf img = KILN_BUF_INIT;
+		assert_int_equal(kiln_buf_add(&img, plain.data, plain.len), 0);
+		assert_int_equal(kiln_portfolio_c2pa_signer_new(&sg, keys, &e), 0);
+		assert_int_equal(kiln_portfolio_c2pa_sign_buf(sg, &img, &ci, &e), 0);
+		assert_int_equal(img.len, s.len);
+		verify(&img, root, &r);
+		assert_true(r.ok);
+		img.len = 3; /* not a PNG: an error, img unchanged */
+		assert_int_equal(kiln_portfolio_c2pa_sign_buf(sg, &img, &ci, &e), KILN_E_IMAGE);
+		assert_int_equal(img.len, 3);
+		kiln_portfolio_c2pa_signer_free(sg);
+		kiln_buf_release(&img);
+	}
 	kiln_buf_release(&s);
 	kiln_buf_release(&back);
 	(void)state;
