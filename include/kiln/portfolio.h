@@ -156,7 +156,20 @@ struct kiln_c2pa_report {
  * not checked). A failed check is a finding in r, not an error: the return is nonzero only
  * for KILN_E_IO (root_pem unreadable) or KILN_E_NOMEM. */
 int kiln_portfolio_c2pa_verify_png(const void *png, size_t len, const char *root_pem,
-				   struct kiln_c2pa_report *r, struct kiln_error *e) KILN_MUST_CHECK;
+				   struct kiln_c2pa_report *r, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* The same for many images checked against one root: the root is read once, and a leaf that
+ * chained once is not chained again. */
+struct kiln_c2pa_verifier;
+/* Errors: KILN_E_IO (root_pem unreadable or holding no PEM certificate), KILN_E_NOMEM. */
+int kiln_portfolio_c2pa_verifier_new(struct kiln_c2pa_verifier **v, const char *root_pem,
+				     struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_portfolio_c2pa_verifier_free(struct kiln_c2pa_verifier *v);
+/* v NULL: the chain is not checked. */
+int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void *png,
+					size_t len, struct kiln_c2pa_report *r,
+					struct kiln_error *e) KILN_MUST_CHECK;
 
 /* --- end of C2PA -------------------------------------------------------------------------- */
 

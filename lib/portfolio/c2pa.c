@@ -49,7 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "0"
@@ -112,9 +112,10 @@ static int png_walk(const uint8_t *p, size_t n, struct png_scan *s)
 				 type, off);
 			return -1;
 		}
-		if ((uint32_t)crc32(0, p + off + 4, len + 4) != be32(p + off + 8 + len)) {
-			snprintf(s->why, sizeof s->why, "chunk %.4s at byte %zu has a wrong CRC", type,
-				 off);
+		if ((uint32_t)libdeflate_crc32(0, p + off + 4, (size_t)len + 4) !=
+		    be32(p + off + 8 + len)) {
+			snprintf(s->why, sizeof s->why, "chunk %.4s at byte %zu has a wrong CRC",
+				 type, off);
 			return -1;
 		}
 		if (first && strcmp(type, "IHDR") != 0) {
@@ -295,8 +296,8 @@ static int read_pem(const char *dir, const char *name, struct kiln_buf *b, char 
 		return kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
 	if (!kiln_fs_exists(path)) {
 		rc = kiln_error_set(e, KILN_E_IO, path,
-				    "missing: the studio's C2PA signing keys are not in this folder "
-				    "(make them first)");
+				    "missing: the studio's C2PA signing keys are not in this "
+				    "folder (make them first)");
 		free(path);
 		return rc;
 	}
@@ -729,8 +730,8 @@ int kiln_portfolio_c2pa_sign_png_with(struct kiln_c2pa_signer *s, const void *pn
 	hdr[2] = (uint8_t)(j.len >> 8);
 	hdr[3] = (uint8_t)j.len;
 	memcpy(hdr + 4, "caBX", 4);
-	c = (uint32_t)crc32(0, hdr + 4, 4);
-	c = (uint32_t)crc32(c, (const Bytef *)j.data, (uInt)j.len);
+	c = (uint32_t)libdeflate_crc32(0, hdr + 4, 4);
+	c = (uint32_t)libdeflate_crc32(c, j.data, j.len);
 	crc[0] = (uint8_t)(c >> 24);
 	crc[1] = (uint8_t)(c >> 16);
 	crc[2] = (uint8_t)(c >> 8);
@@ -822,14 +823,15 @@ static int check_hash_data(const cbor_item_t *hd, const uint8_t *png, size_t len
 	if (get_bytes(map_get(hd, "hash"), &want, &wn) || wn != 32)
 		return finding(r, "hash.data", "c2pa.hash.data has no SHA-256 hash");
 	if (!ex || !cbor_isa_array(ex) || cbor_array_size(ex) != 1)
-		return finding(r, "hash.data", "c2pa.hash.data must exclude exactly the caBX chunk");
+		return finding(r, "hash.data",
+			       "c2pa.hash.data must exclude exactly the caBX chunk");
 	x = cbor_array_handle(ex)[0];
 	if (get_uint(map_get(x, "start"), &xs) || get_uint(map_get(x, "length"), &xl))
 		return finding(r, "hash.data", "an exclusion lacks its start or length");
 	if (xs != sc->cabx || xl != sc->cabx_len)
 		return finding(r, "hash.data",
-			       "the exclusion (%llu bytes at %llu) is not the caBX chunk (%zu bytes "
-			       "at %zu)", (unsigned long long)xl, (unsigned long long)xs,
+			       "the exclusion (%llu bytes at %llu) is not the caBX chunk (%zu "
+			       "bytes at %zu)", (unsigned long long)xl, (unsigned long long)xs,
 			       sc->cabx_len, sc->cabx);
 	hash_excluding(png, len, sc->cabx, sc->cabx_len, got);
 	if (memcmp(got, want, 32) != 0)
@@ -862,7 +864,8 @@ static int check_assertions(const cbor_item_t *claim, const struct kiln_jumbf_su
 		int bad;
 		if (get_text(map_get(hu, "url"), url, sizeof url) ||
 		    get_bytes(map_get(hu, "hash"), &want, &wn) || wn != 32)
-			return finding(r, "claim", "created assertion %zu is not a hashed URI", i + 1);
+			return finding(r, "claim", "created assertion %zu is not a hashed URI",
+				       i + 1);
 		lab = strrchr(url, '/');
 		lab = lab ? lab + 1 : url;
 		if (strstr(url, "c2pa.assertions/") == NULL ||
@@ -933,7 +936,8 @@ static void read_provenance(const struct kiln_jumbf_super *store, struct kiln_c2
 			else if (cbor_isa_negint(pr.value))
 				o += (size_t)snprintf(r->provenance + o, sizeof r->provenance - o,
 						      "%s\"%s\":-%llu", o > 1 ? "," : "", k,
-						      (unsigned long long)cbor_get_int(pr.value) + 1);
+						      (unsigned long long)cbor_get_int(pr.value) +
+							      1);
 		}
 		if (o < sizeof r->provenance - 1)
 			snprintf(r->provenance + o, sizeof r->provenance - o, "}");
@@ -963,47 +967,96 @@ static int check_leaf(X509 *leaf, struct kiln_c2pa_report *r)
 	return 0;
 }
 
-static int check_chain(X509 *leaf, const char *root_pem, struct kiln_c2pa_report *r,
-		       struct kiln_error *e)
+struct kiln_c2pa_verifier {
+	X509_STORE *store;        /* the trust anchors */
+	char *root_pem;           /* their file, for messages */
+	uint8_t chained[32];      /* SHA-256 of the last leaf that chained (every image of a
+	                             release has the same leaf: its chain is built once) */
+	int has_chained;
+};
+
+int kiln_portfolio_c2pa_verifier_new(struct kiln_c2pa_verifier **vp, const char *root_pem,
+				     struct kiln_error *e)
 {
 	struct kiln_buf b = KILN_BUF_INIT;
-	X509_STORE *st = NULL;
-	X509_STORE_CTX *ctx = NULL;
+	struct kiln_c2pa_verifier *v;
 	BIO *bio = NULL;
 	X509 *root;
 	int rc, n = 0;
+	*vp = NULL;
+	v = kiln_calloc(1, sizeof *v);
+	if (!v)
+		return kiln_error_set(e, KILN_E_NOMEM, root_pem, "out of memory");
 	rc = kiln_fs_read_limited(root_pem, &b, 1 << 20, 0, e);
 	if (rc)
-		return rc;
-	st = X509_STORE_new();
-	ctx = X509_STORE_CTX_new();
+		goto out;
+	v->root_pem = kiln_strdup(root_pem);
+	v->store = X509_STORE_new();
 	bio = BIO_new_mem_buf(b.data, (int)b.len);
-	if (!st || !ctx || !bio) {
+	if (!v->root_pem || !v->store || !bio) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, root_pem, "out of memory");
 		goto out;
 	}
 	while ((root = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		X509_STORE_add_cert(st, root);
+		int added = X509_STORE_add_cert(v->store, root);
 		X509_free(root);
+		if (added != 1) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, root_pem, "out of memory");
+			goto out;
+		}
 		n++;
 	}
 	if (!n) {
 		rc = kiln_error_set(e, KILN_E_IO, root_pem, "holds no PEM certificate");
 		goto out;
 	}
-	if (X509_STORE_CTX_init(ctx, st, leaf, NULL) != 1) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, root_pem, "out of memory");
+	*vp = v;
+	v = NULL;
+out:
+	ERR_clear_error();
+	BIO_free(bio);
+	kiln_buf_release(&b);
+	kiln_portfolio_c2pa_verifier_free(v);
+	return rc;
+}
+
+void kiln_portfolio_c2pa_verifier_free(struct kiln_c2pa_verifier *v)
+{
+	if (!v)
+		return;
+	X509_STORE_free(v->store);
+	free(v->root_pem);
+	free(v);
+}
+
+static int check_chain(X509 *leaf, struct kiln_c2pa_verifier *v, struct kiln_c2pa_report *r,
+		       struct kiln_error *e)
+{
+	X509_STORE_CTX *ctx;
+	unsigned char *der = NULL;
+	uint8_t id[32];
+	int n = i2d_X509(leaf, &der), rc = 0;
+	if (n <= 0)
+		return kiln_error_set(e, KILN_E_NOMEM, v->root_pem, "out of memory");
+	kiln_sha256_raw(der, (size_t)n, id);
+	OPENSSL_free(der);
+	if (v->has_chained && memcmp(id, v->chained, 32) == 0)
+		return 0;
+	ctx = X509_STORE_CTX_new();
+	if (!ctx || X509_STORE_CTX_init(ctx, v->store, leaf, NULL) != 1) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, v->root_pem, "out of memory");
 		goto out;
 	}
-	if (X509_verify_cert(ctx) != 1)
-		finding(r, "chain", "the signer does not chain to the root in %s: %s", root_pem,
+	if (X509_verify_cert(ctx) != 1) {
+		finding(r, "chain", "the signer does not chain to the root in %s: %s", v->root_pem,
 			X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	} else {
+		memcpy(v->chained, id, 32);
+		v->has_chained = 1;
+	}
 out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
-	X509_STORE_free(st);
-	BIO_free(bio);
-	kiln_buf_release(&b);
 	return rc;
 }
 
@@ -1123,6 +1176,19 @@ out:
 int kiln_portfolio_c2pa_verify_png(const void *png, size_t len, const char *root_pem,
 				   struct kiln_c2pa_report *r, struct kiln_error *e)
 {
+	struct kiln_c2pa_verifier *v = NULL;
+	int rc;
+	if (root_pem && (rc = kiln_portfolio_c2pa_verifier_new(&v, root_pem, e)))
+		return rc;
+	rc = kiln_portfolio_c2pa_verify_png_with(v, png, len, r, e);
+	kiln_portfolio_c2pa_verifier_free(v);
+	return rc;
+}
+
+int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void *png,
+					size_t len, struct kiln_c2pa_report *r,
+					struct kiln_error *e)
+{
 	const uint8_t *p = png;
 	struct png_scan sc;
 	struct kiln_jumbf_box top, content;
@@ -1212,8 +1278,8 @@ int kiln_portfolio_c2pa_verify_png(const void *png, size_t len, const char *root
 		goto out;
 	if (check_leaf(leaf, r))
 		goto out;
-	if (root_pem)
-		rc = check_chain(leaf, root_pem, r, e);
+	if (v)
+		rc = check_chain(leaf, v, r, e);
 	if (!rc && r->ok)
 		read_provenance(&as, r);
 out:

@@ -168,10 +168,10 @@ int kiln_portfolio_x509_make(const char *dir, const char *studio, struct kiln_er
 			return kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
 		if (kiln_fs_exists(path)) {
 			rc = kiln_error_set(e, KILN_E_STATE, path,
-					    "a C2PA chain is already there: it is never replaced "
-					    "(manifests signed with it would no longer chain to the "
-					    "published root); move the folder's C2PA files away to "
-					    "make a new one");
+					    "a C2PA chain is already there: it is never "
+					    "replaced (manifests signed with it would no longer "
+					    "chain to the published root); move the folder's "
+					    "C2PA files away to make a new one");
 			free(path);
 			return rc;
 		}

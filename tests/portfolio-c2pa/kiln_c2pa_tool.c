@@ -34,7 +34,8 @@ int main(int argc, char **argv)
 		ci.format = "image/png";
 		ci.token_id = 7;
 		ci.log_index = 42;
-		ci.log_entry_sha256 = "8c1d0fa3d9cbd4b7c6e2f3e8a1b5c7d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f";
+		ci.log_entry_sha256 =
+			"8c1d0fa3d9cbd4b7c6e2f3e8a1b5c7d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f";
 		ci.log_root = "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a7988";
 		ci.log_size = 43;
 		if (argc > a && strcmp(argv[a], "composite") == 0) {

@@ -268,6 +268,33 @@ static void test_forgeries(void **state)
 	/* another studio's root */
 	expect_failed(&s, other_root, "chain");
 
+	/* one verifier for many images: a leaf that chained once is remembered, another leaf
+	 * is still chained (and fails) */
+	{
+		struct kiln_c2pa_verifier *v;
+		struct kiln_c2pa_report r;
+		struct kiln_c2pa_in ci = input();
+		struct kiln_error e;
+		char p[200];
+		assert_int_equal(kiln_portfolio_c2pa_verifier_new(&v, root, &e), 0);
+		for (int k = 0; k < 2; k++) {
+			assert_int_equal(kiln_portfolio_c2pa_verify_png_with(v, s.data, s.len, &r,
+									     &e), 0);
+			assert_true(r.ok);
+		}
+		t.len = 0;
+		assert_int_equal(kiln_portfolio_c2pa_sign_png(plain.data, plain.len, &ci, other, &t,
+							      &e), 0);
+		assert_int_equal(kiln_portfolio_c2pa_verify_png_with(v, t.data, t.len, &r, &e), 0);
+		assert_false(r.ok);
+		assert_string_equal(r.check, "chain");
+		kiln_portfolio_c2pa_verifier_free(v);
+		snprintf(p, sizeof p, "%s/none.pem", dir);
+		assert_int_equal(kiln_portfolio_c2pa_verifier_new(&v, p, &e), KILN_E_IO);
+		assert_null(v);
+		assert_int_equal(kiln_portfolio_c2pa_verifier_new(&v, keys, &e), KILN_E_IO);
+	}
+
 	/* no manifest; not a PNG */
 	expect_failed(&plain, root, "manifest");
 	t.len = 0;
