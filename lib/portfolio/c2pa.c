@@ -217,6 +217,124 @@ static void cw_bytes(struct cw *w, const void *p, size_t n)
 
 /* --- CBOR reading ---------------------------------------------------------------------- */
 
+/* cbor_load allocates what a container's head declares before reading its items, so
+ * 5 bytes declaring a billion-item array cost gigabytes (found by fuzzing), and it frees
+ * nested items recursively. So the heads are walked first with libcbor's streaming decoder:
+ * the items that definite containers promise may not add up to more than there are bytes
+ * (each item takes one at least), and nesting stops at SCAN_DEPTH. */
+#define SCAN_DEPTH 32
+#define SCAN_INDEF ((size_t)-1)
+
+struct scan {
+	size_t promised, limit;
+	size_t rem[SCAN_DEPTH];  /* items left in each open container, SCAN_INDEF: until break */
+	int depth;
+	int bad;
+};
+
+static void scan_pop_done(struct scan *sc)
+{
+	while (sc->depth > 0 && sc->rem[sc->depth - 1] == 0)
+		sc->depth--;
+}
+
+/* One item head: it fills a place in the container it is in; a container opens (n items,
+ * or SCAN_INDEF). */
+static void scan_item(struct scan *sc, int opens, size_t n)
+{
+	if (sc->depth > 0 && sc->rem[sc->depth - 1] != SCAN_INDEF)
+		sc->rem[sc->depth - 1]--;
+	if (opens && n) {
+		if (n != SCAN_INDEF) {
+			if (n > sc->limit - sc->promised) {
+				sc->bad = 1;
+				return;
+			}
+			sc->promised += n;
+		}
+		if (sc->depth == SCAN_DEPTH) {
+			sc->bad = 1;
+			return;
+		}
+		sc->rem[sc->depth++] = n;
+	}
+	scan_pop_done(sc);
+}
+
+static void scan_i8(void *c, uint8_t v) { (void)v; scan_item(c, 0, 0); }
+static void scan_i16(void *c, uint16_t v) { (void)v; scan_item(c, 0, 0); }
+static void scan_i32(void *c, uint32_t v) { (void)v; scan_item(c, 0, 0); }
+static void scan_i64(void *c, uint64_t v) { (void)v; scan_item(c, 0, 0); }
+static void scan_simple(void *c) { scan_item(c, 0, 0); }
+static void scan_str(void *c, cbor_data d, size_t n) { (void)d; (void)n; scan_item(c, 0, 0); }
+static void scan_f(void *c, float v) { (void)v; scan_item(c, 0, 0); }
+static void scan_d(void *c, double v) { (void)v; scan_item(c, 0, 0); }
+static void scan_b(void *c, bool v) { (void)v; scan_item(c, 0, 0); }
+static void scan_indef(void *c) { scan_item(c, 1, SCAN_INDEF); }
+static void scan_array(void *c, size_t n) { scan_item(c, 1, n); }
+static void scan_map(void *c, size_t n)
+{
+	struct scan *sc = c;
+	scan_item(c, 1, n > sc->limit ? sc->limit + 1 : n * 2);
+}
+static void scan_tag(void *c, uint64_t v) { (void)v; scan_item(c, 1, 1); }
+static void scan_break(void *c)
+{
+	struct scan *sc = c;
+	if (sc->depth == 0 || sc->rem[sc->depth - 1] != SCAN_INDEF) {
+		sc->bad = 1;
+		return;
+	}
+	sc->depth--;
+	scan_pop_done(sc);
+}
+
+/* cbor_load of p[n] when its heads are sane, else NULL with a malformed error. */
+static cbor_item_t *cbor_load_checked(const uint8_t *p, size_t n, struct cbor_load_result *lr)
+{
+	struct cbor_callbacks cb = cbor_empty_callbacks;
+	struct scan sc = { 0 };
+	size_t off = 0;
+	cb.uint8 = cb.negint8 = scan_i8;
+	cb.uint16 = cb.negint16 = scan_i16;
+	cb.uint32 = cb.negint32 = scan_i32;
+	cb.uint64 = cb.negint64 = scan_i64;
+	cb.byte_string = cb.string = scan_str;
+	cb.byte_string_start = cb.string_start = cb.indef_array_start = cb.indef_map_start =
+		scan_indef;
+	cb.array_start = scan_array;
+	cb.map_start = scan_map;
+	cb.tag = scan_tag;
+	cb.float2 = cb.float4 = scan_f;
+	cb.float8 = scan_d;
+	cb.undefined = cb.null = scan_simple;
+	cb.boolean = scan_b;
+	cb.indef_break = scan_break;
+	sc.limit = n;
+	sc.promised = 1;
+	while (off < n && !sc.bad) {
+		struct cbor_decoder_result dr = cbor_stream_decode(p + off, n - off, &cb, &sc);
+		if (dr.status != CBOR_DECODER_FINISHED || dr.read == 0)
+			break;
+		off += dr.read;
+		if (sc.depth == 0)
+			break; /* the one top-level item is complete */
+	}
+	if (sc.bad || sc.depth != 0 || off == 0) {
+		memset(lr, 0, sizeof *lr);
+		lr->error.code = CBOR_ERR_MALFORMATED;
+		return NULL;
+	}
+	return cbor_load(p, n, lr);
+}
+
+/* libcbor's getters assert on the item's type and width (cbor_is_null on a half float
+ * aborts: found by fuzzing), so every one is asked only after them. */
+static int is_null(const cbor_item_t *it)
+{
+	return it && cbor_isa_float_ctrl(it) && cbor_float_ctrl_is_ctrl(it) && cbor_is_null(it);
+}
+
 /* The value of text key k in map m (borrowed), or NULL. */
 static cbor_item_t *map_get(const cbor_item_t *m, const char *k)
 {
@@ -883,7 +1001,7 @@ static int check_assertions(const cbor_item_t *claim, const struct kiln_jumbf_su
 		if (kiln_jumbf_next(as.contents, as.contents_len, &off, &content) != 1 ||
 		    strcmp(content.type, "cbor") != 0)
 			return finding(r, "assertion", "%s: not a CBOR assertion", lab);
-		data = cbor_load(content.body, content.body_len, &lr);
+		data = cbor_load_checked(content.body, content.body_len, &lr);
 		if (!data) {
 			if (lr.error.code == CBOR_ERR_MEMERROR) {
 				*nomem = 1;
@@ -915,7 +1033,7 @@ static void read_provenance(const struct kiln_jumbf_super *store, struct kiln_c2
 			    &as) ||
 	    kiln_jumbf_next(as.contents, as.contents_len, &off, &content) != 1)
 		return;
-	m = cbor_load(content.body, content.body_len, &lr);
+	m = cbor_load_checked(content.body, content.body_len, &lr);
 	if (!m)
 		return;
 	if (cbor_isa_map(m)) {
@@ -1085,7 +1203,7 @@ static int check_signature(const struct kiln_jumbf_super *sigbox, const uint8_t 
 	 * is decoded alone */
 	if (content.body_len < 1 || content.body[0] != 0xc0 + COSE_TAG)
 		return finding(r, "signature", "not a tagged COSE_Sign1 (tag 18)") - 1;
-	arr = cbor_load(content.body + 1, content.body_len - 1, &lr);
+	arr = cbor_load_checked(content.body + 1, content.body_len - 1, &lr);
 	if (!arr) {
 		if (lr.error.code == CBOR_ERR_MEMERROR)
 			return kiln_error_set(e, KILN_E_NOMEM, "c2pa.signature", "out of memory");
@@ -1099,11 +1217,11 @@ static int check_signature(const struct kiln_jumbf_super *sigbox, const uint8_t 
 			"signature]");
 		goto out;
 	}
-	if (!cbor_is_null(cbor_array_handle(arr)[2])) {
+	if (!is_null(cbor_array_handle(arr)[2])) {
 		finding(r, "signature", "the payload is not detached");
 		goto out;
 	}
-	prot = cbor_load(pb, pn, &lr);
+	prot = cbor_load_checked(pb, pn, &lr);
 	if (!prot) {
 		finding(r, "signature", "the protected header is not CBOR");
 		goto out;
@@ -1251,7 +1369,7 @@ int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void
 		finding(r, "claim", "the claim box holds no CBOR");
 		return 0;
 	}
-	claim = cbor_load(content.body, content.body_len, &lr);
+	claim = cbor_load_checked(content.body, content.body_len, &lr);
 	if (!claim) {
 		if (lr.error.code == CBOR_ERR_MEMERROR)
 			return kiln_error_set(e, KILN_E_NOMEM, r->label, "out of memory");
@@ -1267,16 +1385,18 @@ int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void
 		finding(r, "claim", "the claim lacks instanceID or claim_generator_info");
 		goto out;
 	}
+	/* the signature first (as c2pa-rs does): what the assertions are checked against is
+	 * only worth anything when the claim that lists them is the signer's */
+	rc = check_signature(&sg, content.body, content.body_len, &leaf, r, e);
+	if (rc || !r->ok)
+		goto out;
+	if (check_leaf(leaf, r))
+		goto out;
 	rc = check_assertions(claim, &as, p, len, &sc, r, e, &nomem);
 	if (nomem)
 		goto out;
 	rc = 0;
 	if (!r->ok)
-		goto out;
-	rc = check_signature(&sg, content.body, content.body_len, &leaf, r, e);
-	if (rc || !r->ok)
-		goto out;
-	if (check_leaf(leaf, r))
 		goto out;
 	if (v)
 		rc = check_chain(leaf, v, r, e);
