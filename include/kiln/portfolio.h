@@ -54,4 +54,51 @@ uint32_t kiln_note_key_id(const char *name, const uint8_t pub[32]);
 /* The note verifier key "name+hex8(id)+base64(0x01 || pub)" (C2SP signed-note). */
 int kiln_note_vkey(const char *name, const uint8_t pub[32], char *out, size_t cap);
 
+/* ---- the log (log.c) ----
+ *
+ * The portfolio log is the catalog's table portfolio_log: one canonical JSON line per fact
+ * (keys sorted, no spaces, UTF-8), {"at", "fact", "item"?, "kind", "prev", "seq"}, where prev
+ * is the SHA-256 (hex) of the line before (64 zeros for the first) and seq the line's index.
+ * Lines are only ever appended. Kinds: dataset.added, model.registered, render (engine,
+ * endpoint, request, seed, image, what the server ran), plan, qa.gate, review.decision,
+ * polish.step, edit.human (catalog events of those kinds), release. Prompts never enter the
+ * log: every prompt, negative prompt and infotext is replaced by "sha256:<hex of its UTF-8>",
+ * and the release publishes the texts (prompts: public) or only these hashes (hashed). The
+ * log is a Merkle tree as RFC 6962 2.1 builds it (a leaf per line, without its newline). */
+
+#define KILN_LOG_ZERO "0000000000000000000000000000000000000000000000000000000000000000"
+
+struct kiln_catalog;
+
+/* The log as loaded: lines (no newline), their leaf hashes, the root. Owned. */
+struct kiln_plog {
+	char **lines;
+	size_t n;
+	uint8_t (*leaves)[32];
+	uint8_t root[32];
+};
+
+/* Append every fact the catalog holds and the log lacks (datasets, models, accepted renders,
+ * events), then, when release_fact is not NULL (a JSON object), a release entry unless the last
+ * release entry's fact is the same. One transaction. */
+int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
+			    struct kiln_error *e) KILN_MUST_CHECK;
+/* Load the log (and its Merkle tree root). */
+int kiln_portfolio_log_load(struct kiln_catalog *c, struct kiln_plog *log, struct kiln_error *e)
+	KILN_MUST_CHECK;
+void kiln_plog_release(struct kiln_plog *log);
+/* The prompt commitment of a text: "sha256:" + 64 hex. */
+void kiln_prompt_hash(const char *text, char out[72]);
+
+/* The C2SP signed note of a checkpoint: "origin\nsize\nbase64(root)\n\n— name
+ * base64(keyid||sig)\n", signed over the body (the first three lines). Appended to out. */
+int kiln_checkpoint_sign(const struct kiln_keys *k, const char *origin, uint64_t size,
+			 const uint8_t root[32], struct kiln_buf *out, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* Parse and check a checkpoint note with the key pub and signer name: 0 and the size and root
+ * when the signature holds, else -1 with why in why. */
+int kiln_checkpoint_verify(const char *note, size_t len, const char *name, const uint8_t pub[32],
+			   char *origin, size_t ocap, uint64_t *size, uint8_t root[32],
+			   char *why, size_t wcap);
+
 #endif
