@@ -101,4 +101,61 @@ int kiln_checkpoint_verify(const char *note, size_t len, const char *name, const
 			   char *origin, size_t ocap, uint64_t *size, uint8_t root[32],
 			   char *why, size_t wcap);
 
+/* ---- attestations (attest.c): in-toto Statement v1 in DSSE in a Sigstore bundle v0.3 ---- */
+
+#define KILN_INTOTO_PAYLOAD_TYPE "application/vnd.in-toto+json"
+#define KILN_SIGSTORE_BUNDLE_V03 "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+/* DSSE's pre-authentication encoding: "DSSEv1 " len(type) " " type " " len(body) " " body,
+ * lengths in ASCII decimal. Appended to out. */
+int kiln_dsse_pae(const char *type, const void *body, size_t len, struct kiln_buf *out)
+	KILN_MUST_CHECK;
+/* A Sigstore bundle v0.3 (JSON text, appended to out) whose DSSE envelope carries payload
+ * (an in-toto Statement, JSON) signed with the studio key; verificationMaterial names the key
+ * by its hint (publicKey.hint: hex SHA-256 of the raw key), no transparency log entry. */
+int kiln_sigstore_bundle(const struct kiln_keys *k, const char *payload, size_t len,
+			 struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
+/* Check a bundle's DSSE signature with pub: 0 and the payload appended to payload_out, else
+ * -1 with why. */
+int kiln_sigstore_bundle_verify(const char *bundle, size_t len, const uint8_t pub[32],
+				struct kiln_buf *payload_out, char *why, size_t wcap);
+
+/* ---- the folder (portfolio.c): dist/portfolio/, written by the release ---- */
+
+/* One released token, as the release wrote it. Strings borrowed. */
+struct kiln_portfolio_token {
+	uint64_t id;
+	const char *traits_json;  /* {"Layer": "Value"} as the catalog holds them */
+	const char *render_image; /* SHA-256 of the accepted image in the store (the catalog's) */
+	const char *image_file;   /* relative to dist: images/<id>.<ext> */
+	const char *image_sha;    /* SHA-256 of the released image file */
+	const char *thumb_file;   /* relative to dist, or NULL */
+	const char *meta_file;    /* relative to dist (metadata/<id>.json), or NULL */
+};
+
+struct kiln_portfolio_in {
+	struct kiln_catalog *catalog;
+	const char *keys_dir;     /* the studio's keys (never copied: only public parts) */
+	const char *dist;         /* the release folder being written; portfolio/ goes in it */
+	const char *name, *symbol, *description;
+	const char *engine;
+	int prompts_hashed;       /* portfolio.prompts: hashed */
+	const char *provenance_hash;
+	const char *images_cid, *metadata_cid;
+	const struct kiln_portfolio_token *tokens;
+	size_t ntokens;
+};
+
+/* Log the catalog's new facts and this release, then write dist/portfolio/: portfolio.json,
+ * index.html, log/entries.jsonl, log/checkpoint, log/proofs/<id>.json,
+ * attestations/<id>.sigstore.json, models/, datasets/, sbom.spdx.json, keys/. */
+int kiln_portfolio_write(const struct kiln_portfolio_in *in, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* A hash of what the portfolio depends on beyond the release's own inputs: the registered
+ * models and datasets, the logged facts' count and the studio's public key, so a release with
+ * a portfolio is redone when one changes. */
+int kiln_portfolio_state(struct kiln_catalog *c, const char *keys_dir, char out[65],
+			 struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

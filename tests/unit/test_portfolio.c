@@ -171,6 +171,14 @@ static void test_checkpoint(void **state)
 							    sizeof why), 0);
 		free(t);
 	}
+	/* base64 is canonical: non-zero bits before '=' are refused (else a flipped last
+	 * character of a signature line could decode to the same bytes) */
+	kiln_buf_reset(&b);
+	assert_int_equal(kiln_base64_decode("QQ==", 4, &b), 0);
+	assert_int_equal(kiln_base64_decode("QR==", 4, &b), -1);
+	assert_int_equal(kiln_base64_decode("QUI=", 4, &b), 0);
+	assert_int_equal(kiln_base64_decode("QUJ=", 4, &b), -1);
+	assert_int_equal(kiln_base64_decode("QUJD", 4, &b), 0);
 	kiln_buf_release(&b);
 	kiln_buf_release(&note);
 	kiln_keys_release(&k);
