@@ -157,5 +157,123 @@ int kiln_portfolio_write(const struct kiln_portfolio_in *in, struct kiln_error *
  * a portfolio is redone when one changes. */
 int kiln_portfolio_state(struct kiln_catalog *c, const char *keys_dir, char out[65],
 			 struct kiln_error *e) KILN_MUST_CHECK;
+/* --- C2PA: the studio's X.509 chain and manifests embedded in PNGs (lib/portfolio/x509.c,
+ * c2pa.c, jumbf.c; docs/portfolio.md "C2PA") -------------------------------------------- */
+
+/* The files of the C2PA chain in the keys folder. */
+#define KILN_C2PA_ROOT_CERT "c2pa-root.pem" /* the studio root CA: the trust anchor to publish */
+#define KILN_C2PA_LEAF_CERT "c2pa-leaf.pem" /* the signing certificate, in every manifest */
+#define KILN_C2PA_LEAF_KEY "c2pa-leaf.key"  /* its private key (PKCS#8 PEM, mode 0600) */
+
+/* Make the studio's C2PA chain in dir (which must exist): a root CA (EC P-256, CA:TRUE,
+ * keyCertSign, 30 years) and a leaf it signs (EC P-256, digitalSignature (critical),
+ * emailProtection, CA:FALSE, 10 years), named after studio. Each file is written atomically;
+ * the key is created with mode 0600. Refuses (KILN_E_STATE, naming the file) when any of the
+ * three files is already there: a chain is never replaced silently. */
+int kiln_portfolio_x509_make(const char *dir, const char *studio, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* The IPTC digital source type of c2pa.created. */
+enum kiln_c2pa_source {
+	KILN_C2PA_TRAINED = 0,       /* trainedAlgorithmicMedia: made by a model as it came */
+	KILN_C2PA_COMPOSITE_TRAINED, /* compositeWithTrainedAlgorithmicMedia: composited or
+	                                edited by a person after */
+};
+
+/* A c2pa.edited action: a human edit or a polish step. */
+struct kiln_c2pa_edit {
+	const char *description;  /* what was done (required, UTF-8) */
+	const char *agent;        /* the software that did it ("kiln polish"), or NULL: a person */
+	const char *when;         /* ISO 8601 time, or NULL */
+};
+
+/* What a manifest says about one released image. Strings are UTF-8, borrowed. */
+struct kiln_c2pa_in {
+	const char *title;        /* dc:title of the claim ("Owl #17"), or NULL */
+	const char *format;       /* the media type; NULL or "image/png" (the only one so far) */
+	int source_type;          /* enum kiln_c2pa_source */
+	const struct kiln_c2pa_edit *edits; /* c2pa.edited actions after c2pa.created, in order */
+	size_t n_edits;
+	/* the dev.kiln.provenance assertion: where the token's history is in the signed log */
+	int64_t token_id;
+	int64_t log_index;        /* the token's last log entry, or -1: no log fields */
+	const char *log_entry_sha256; /* hex SHA-256 of that entry's line, or NULL */
+	const char *log_root;     /* the log's Merkle root (hex) when signed, or NULL */
+	int64_t log_size;         /* the log's size at that root */
+};
+
+/* A loaded signing key and leaf certificate, to sign many images without reading the keys
+ * folder each time. */
+struct kiln_c2pa_signer;
+/* Load dir/c2pa-leaf.pem and dir/c2pa-leaf.key. Errors: KILN_E_IO naming the missing or
+ * unreadable file; KILN_E_FAILED when the key does not match the certificate or is not P-256. */
+int kiln_portfolio_c2pa_signer_new(struct kiln_c2pa_signer **s, const char *keys_dir,
+				   struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_portfolio_c2pa_signer_free(struct kiln_c2pa_signer *s);
+
+/* Append to out the PNG png[len] with a C2PA manifest in a caBX chunk just before its first
+ * IDAT (any caBX chunk it had is dropped; every other byte is kept). The manifest: actions
+ * (c2pa.created with the digital source type, c2pa.edited for each edit), the hard binding
+ * c2pa.hash.data (SHA-256 of every byte but the caBX chunk), dev.kiln.provenance, a claim v2
+ * and its COSE_Sign1 ES256 signature with the leaf certificate. The manifest's label is
+ * derived from the image bytes and the certificate, so the same inputs give the same label
+ * (the ECDSA signature itself is randomised). Errors: KILN_E_IMAGE (not a PNG, with the byte
+ * where it went wrong), KILN_E_USAGE (a bad input), KILN_E_NOMEM; out keeps its length. */
+int kiln_portfolio_c2pa_sign_png_with(struct kiln_c2pa_signer *s, const void *png, size_t len,
+				      const struct kiln_c2pa_in *in, struct kiln_buf *out,
+				      struct kiln_error *e) KILN_MUST_CHECK;
+/* The same for a release writing images one at a time: img (a PNG) is replaced by its signed
+ * bytes; on an error it is left as it was. */
+int kiln_portfolio_c2pa_sign_buf(struct kiln_c2pa_signer *s, struct kiln_buf *img,
+				 const struct kiln_c2pa_in *in, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* The same, loading the keys from keys_dir for this one image. */
+int kiln_portfolio_c2pa_sign_png(const void *png, size_t len, const struct kiln_c2pa_in *in,
+				 const char *keys_dir, struct kiln_buf *out,
+				 struct kiln_error *e) KILN_MUST_CHECK;
+
+/* What kiln_portfolio_c2pa_verify_png found. ok = 1 when every check passed; else `check`
+ * names the first that failed and `detail` says how:
+ *   "png"        the file is not a well-formed PNG
+ *   "manifest"   no caBX chunk, or more than one, or one after IDAT
+ *   "jumbf"      the manifest store's boxes are malformed or not C2PA's
+ *   "claim"      the claim is missing, not CBOR, or lacks a required field
+ *   "assertion"  an assertion is missing, or its hash is not the claim's (detail names it)
+ *   "hash.data"  the image bytes are not those that were signed (or the exclusion is not
+ *                exactly the caBX chunk)
+ *   "signature"  the COSE_Sign1 is malformed or its signature is wrong
+ *   "certificate" the leaf's profile is wrong (KU, EKU, CA, validity)
+ *   "chain"      the leaf does not chain to the given root */
+struct kiln_c2pa_report {
+	int ok;
+	char check[16];
+	char detail[512];
+	char label[128];          /* the active manifest's label ("urn:c2pa:...") */
+	char signer[256];         /* the leaf's subject, one line */
+	char provenance[512];     /* dev.kiln.provenance as compact JSON, or "" */
+};
+
+/* Check the C2PA manifest of png[len]: every assertion's hash against the claim, the hard
+ * binding against the bytes, the COSE signature against the leaf in x5chain, the leaf's
+ * profile, and its chain to the root certificate in root_pem (a PEM file; NULL: the chain is
+ * not checked). A failed check is a finding in r, not an error: the return is nonzero only
+ * for KILN_E_IO (root_pem unreadable) or KILN_E_NOMEM. */
+int kiln_portfolio_c2pa_verify_png(const void *png, size_t len, const char *root_pem,
+				   struct kiln_c2pa_report *r, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* The same for many images checked against one root: the root is read once, and a leaf that
+ * chained once is not chained again. */
+struct kiln_c2pa_verifier;
+/* Errors: KILN_E_IO (root_pem unreadable or holding no PEM certificate), KILN_E_NOMEM. */
+int kiln_portfolio_c2pa_verifier_new(struct kiln_c2pa_verifier **v, const char *root_pem,
+				     struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_portfolio_c2pa_verifier_free(struct kiln_c2pa_verifier *v);
+/* v NULL: the chain is not checked. */
+int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void *png,
+					size_t len, struct kiln_c2pa_report *r,
+					struct kiln_error *e) KILN_MUST_CHECK;
+
+/* --- end of C2PA -------------------------------------------------------------------------- */
 
 #endif
