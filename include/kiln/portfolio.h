@@ -157,6 +157,21 @@ int kiln_portfolio_write(const struct kiln_portfolio_in *in, struct kiln_error *
  * a portfolio is redone when one changes. */
 int kiln_portfolio_state(struct kiln_catalog *c, const char *keys_dir, char out[65],
 			 struct kiln_error *e) KILN_MUST_CHECK;
+/* ---- verify (verify.c) ---- */
+
+/* Check dist/portfolio/ using only the folder (kiln verify): every log line's chain link,
+ * sequence number and canonical form, the RFC 6962 root against the signed checkpoint (the
+ * signature with keys/signing-ed25519.pub, or with the key in pub_pem_file when given: the one
+ * the studio published), every inclusion proof, every bundle's signature and subject digests
+ * against the released files, that each token's history ends in its released bytes (its log
+ * entry names the image the file is, or the file carries a C2PA manifest that verifies and
+ * points at that entry), and every C2PA manifest (chained to keys/c2pa-root.pem). Each
+ * mismatch is appended to problems ("portfolio/FILE: entry N: what"), checks counts what was
+ * compared. No portfolio folder: nothing is checked. Errors: KILN_E_NOMEM, KILN_E_IO. */
+int kiln_portfolio_verify(const char *dist, const char *pub_pem_file, uint64_t *checks,
+			  char ***problems, size_t *nproblems, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
 /* --- C2PA: the studio's X.509 chain and manifests embedded in PNGs (lib/portfolio/x509.c,
  * c2pa.c, jumbf.c; docs/portfolio.md "C2PA") -------------------------------------------- */
 
