@@ -97,6 +97,8 @@ int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_ls(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_keys(struct cli *cli, int argc, char **argv);
+int cmd_models(struct cli *cli, int argc, char **argv);
+int cmd_datasets(struct cli *cli, int argc, char **argv);
 
 /* The studio's keys folder: $KILN_KEYS_DIR, else ~/.config/kiln/keys (src/cmd_keys.c);
  * caller frees; NULL out of memory. */

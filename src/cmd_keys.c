@@ -15,7 +15,9 @@ static void help(void)
 	       "for the log's checkpoint and the per-token Sigstore bundles. They live outside\n"
 	       "any project, in $KILN_KEYS_DIR or else ~/.config/kiln/keys/ (folder 0700, files\n"
 	       "0600); only public parts are ever written under dist/. `init` never replaces a\n"
-	       "key. `show` prints the public key, its signed-note verifier key and its hint.\n\n"
+	       "key. It also makes the studio's C2PA chain (c2pa-root.pem, c2pa-leaf.pem/.key:\n"
+	       "EC P-256) that signs the manifests in released PNGs. `show` prints the public\n"
+	       "key, its signed-note verifier key and its hint.\n\n"
 	       "  --studio NAME  the signer's name in signed notes (default: kiln-studio; no\n"
 	       "                 spaces or '+', e.g. example.com/studio)\n"
 	       "  --json         a JSON object on stdout\n");
@@ -109,7 +111,9 @@ int cmd_keys(struct cli *cli, int argc, char **argv)
 	}
 	kiln_error_clear(&e);
 	if (!strcmp(sub, "init")) {
-		if (kiln_keys_init(dir, studio, &e)) {
+		/* the Ed25519 signing key, then the C2PA chain (root CA + leaf) beside it */
+		if (kiln_keys_init(dir, studio, &e) ||
+		    kiln_portfolio_x509_make(dir, studio, &e)) {
 			free(dir);
 			return cli_fail(&e);
 		}

@@ -80,6 +80,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 	struct cli_progress cp;
 	struct kiln_error e;
 	memset(&o, 0, sizeof o);
+	o.keys_dir = cli_keys_dir(); /* NULL (out of memory): a portfolio release says so */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
 		switch (c) {
@@ -111,7 +112,9 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 	cli_progress_init(&cp, json, quiet);
 	o.progress = json ? NULL : cli_progress_cb;
 	o.user = &cp;
-	if (kiln_project_release(p, &o, &r, &e)) {
+	int rel_failed = kiln_project_release(p, &o, &r, &e);
+	free((char *)o.keys_dir);
+	if (rel_failed) {
 		if (json)
 			cli_error_event("release", &e);
 		rc = cli_fail(&e);

@@ -24,6 +24,8 @@ const struct cmd kiln_commands[] = {
 	{"ls", cmd_ls, 0, "list items (--json: one object per line)"},
 	{"show", cmd_show, 0, "one item: traits, seed, renders, errors"},
 	{"keys", cmd_keys, 0, "the studio's signing keys for the Provenance Portfolio (init, show)"},
+	{"models", cmd_models, 1, "the model registry: checkpoints and LoRAs with their hashes (add, ls)"},
+	{"datasets", cmd_datasets, 1, "training datasets: files, hashes, Merkle root, licence (add, ls)"},
 	{"help", cmd_help, 0, "a command's options and its page: `kiln help VERB`"},
 	{"version", cmd_version, 0, "print the version"},
 	{NULL, NULL, 0, NULL},

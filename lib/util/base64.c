@@ -45,5 +45,14 @@ int kiln_base64_decode(const char *s, size_t len, struct kiln_buf *out)
 		return -1;
 	out->len += (size_t)w - pad;
 	out->data[out->len] = 0;
+	/* canonical only: the unused low bits before '=' must be zero, so one text has one
+	 * decoding and one decoding one text (a signature line cannot be altered silently) */
+	if (pad) {
+		static const char d[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					"0123456789+/";
+		int v = (int)(strchr(d, s[len - pad - 1]) - d);
+		if (v & (pad == 1 ? 0x3 : 0xf))
+			return -1;
+	}
 	return 0;
 }

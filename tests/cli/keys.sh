@@ -26,7 +26,7 @@ import json, sys, base64, hashlib
 j = json.load(open(sys.argv[1]))
 pem = open(sys.argv[2] + "/signing-ed25519.pub").read()
 assert j["public_key_pem"] == pem, "the shown key is the file's"
-name, kid, b = j["note_vkey"].split("+")
+name, kid, b = j["note_vkey"].split("+", 2)
 raw = base64.b64decode(b)
 assert name == "example.com/owls" and raw[0] == 1 and len(raw) == 33
 want = hashlib.sha256(name.encode() + b"\n" + raw).hexdigest()[:8]
