@@ -193,6 +193,8 @@ enum kiln_c2pa_source {
 	KILN_C2PA_TRAINED = 0,       /* trainedAlgorithmicMedia: made by a model as it came */
 	KILN_C2PA_COMPOSITE_TRAINED, /* compositeWithTrainedAlgorithmicMedia: composited or
 	                                edited by a person after */
+	KILN_C2PA_COMPOSITE_SYNTHETIC, /* compositeSynthetic: layers (drawn by people) composited
+	                                  by an algorithm: the compose engine */
 };
 
 /* A c2pa.edited action: a human edit or a polish step. */
@@ -242,6 +244,16 @@ int kiln_portfolio_c2pa_sign_png_with(struct kiln_c2pa_signer *s, const void *pn
 int kiln_portfolio_c2pa_sign_buf(struct kiln_c2pa_signer *s, struct kiln_buf *img,
 				 const struct kiln_c2pa_in *in, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* The same through a cache of signed manifests in cache_dir (a folder that exists): the
+ * manifest made for the same image bytes, certificate and inputs is reused (after it is
+ * checked against them) instead of signed again. ECDSA signatures are randomised, so without
+ * it a release written again (a repair) would change every image's bytes, hash, the
+ * provenance hash and the CIDs; with it the same catalog gives the same bytes. A cache file
+ * that cannot be read or does not check is ignored and made again. */
+int kiln_portfolio_c2pa_sign_png_cached(struct kiln_c2pa_signer *s, const char *cache_dir,
+					const void *png, size_t len, const struct kiln_c2pa_in *in,
+					struct kiln_buf *out, struct kiln_error *e)
+	KILN_MUST_CHECK;
 /* The same, loading the keys from keys_dir for this one image. */
 int kiln_portfolio_c2pa_sign_png(const void *png, size_t len, const struct kiln_c2pa_in *in,
 				 const char *keys_dir, struct kiln_buf *out,
@@ -288,6 +300,21 @@ void kiln_portfolio_c2pa_verifier_free(struct kiln_c2pa_verifier *v);
 int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void *png,
 					size_t len, struct kiln_c2pa_report *r,
 					struct kiln_error *e) KILN_MUST_CHECK;
+
+/* Signing a release's PNGs (c2pa_release.c). _new loads the signer from keys_dir (KILN_E_STATE
+ * with the keys hint when keys_dir is NULL, KILN_E_IO with it when the chain is missing),
+ * makes cache_dir (the signing cache), syncs the portfolio log and loads it. _sign replaces
+ * img (the image of item, whose store SHA-256 is image_sha) by its signed bytes: the actions
+ * and dev.kiln.provenance come from the item's log entries (docs/portfolio.md). */
+struct kiln_catalog;
+struct kiln_c2pa_release;
+int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **cr, struct kiln_catalog *c,
+				    const char *keys_dir, const char *cache_dir,
+				    struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item,
+				     const char *image_sha, const char *title,
+				     struct kiln_buf *img, struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_portfolio_c2pa_release_free(struct kiln_c2pa_release *cr);
 
 /* --- end of C2PA -------------------------------------------------------------------------- */
 

@@ -547,6 +547,8 @@ static void cbor_actions(struct cw *w, const struct kiln_c2pa_in *in)
 	cw_text(w, "digitalSourceType");
 	cw_text(w, in->source_type == KILN_C2PA_COMPOSITE_TRAINED
 			   ? IPTC "compositeWithTrainedAlgorithmicMedia"
+		   : in->source_type == KILN_C2PA_COMPOSITE_SYNTHETIC
+			   ? IPTC "compositeSynthetic"
 			   : IPTC "trainedAlgorithmicMedia");
 	cw_text(w, "softwareAgent");
 	cw_agent(w, "kiln", KILN_VERSION);
@@ -767,7 +769,9 @@ static int check_in(const struct kiln_c2pa_in *in, struct kiln_error *e)
 	if (in->format && strcmp(in->format, "image/png") != 0)
 		return kiln_error_set(e, KILN_E_USAGE, in->format,
 				      "C2PA manifests are embedded in PNGs only so far");
-	if (in->source_type != KILN_C2PA_TRAINED && in->source_type != KILN_C2PA_COMPOSITE_TRAINED)
+	if (in->source_type != KILN_C2PA_TRAINED &&
+	    in->source_type != KILN_C2PA_COMPOSITE_TRAINED &&
+	    in->source_type != KILN_C2PA_COMPOSITE_SYNTHETIC)
 		return kiln_error_set(e, KILN_E_USAGE, NULL, "unknown digital source type %d",
 				      in->source_type);
 	if (in->n_edits && !in->edits)
@@ -865,6 +869,124 @@ int kiln_portfolio_c2pa_sign_png_with(struct kiln_c2pa_signer *s, const void *pn
 out:
 	kiln_buf_release(&stripped);
 	kiln_buf_release(&j);
+	return rc;
+}
+
+/* A string and its end into the cache key; NULL as "\x01" (no text is that). */
+static void cache_str(struct kiln_sha256 *h, const char *s)
+{
+	s = s ? s : "\x01";
+	kiln_sha256_update(h, s, strlen(s) + 1);
+}
+
+/* The cache key: what the manifest depends on. */
+static void cache_key(const struct kiln_c2pa_signer *s, const uint8_t hash[32],
+		      const struct kiln_c2pa_in *in, char hex[65])
+{
+	struct kiln_sha256 h;
+	int64_t v[4] = { in->source_type, in->token_id, in->log_index, in->log_size };
+	const char *strs[3] = { in->title, in->log_entry_sha256, in->log_root };
+	if (kiln_sha256_init(&h)) {
+		hex[0] = 0;
+		return;
+	}
+	kiln_sha256_update(&h, "kiln c2pa cache 1\n", 18);
+	kiln_sha256_update(&h, hash, 32);
+	kiln_sha256_update(&h, s->cert, s->cert_len);
+	kiln_sha256_update(&h, v, sizeof v);
+	for (int i = 0; i < 3; i++)
+		cache_str(&h, strs[i]);
+	for (size_t i = 0; i < in->n_edits; i++) {
+		cache_str(&h, in->edits[i].description);
+		cache_str(&h, in->edits[i].agent);
+		cache_str(&h, in->edits[i].when);
+	}
+	kiln_sha256_final(&h, NULL, hex);
+}
+
+/* The cached caBX chunk in c[n] spliced into p[len] (no caBX, walked as sc), if it is one and
+ * the result checks: 1 used, 0 not, -1 out of memory. */
+static int use_cached(const struct kiln_c2pa_signer *s, const uint8_t *p, size_t len,
+		      const struct png_scan *sc, const uint8_t *c, size_t n, struct kiln_buf *out)
+{
+	size_t keep = out->len;
+	struct kiln_c2pa_report r;
+	struct kiln_error e;
+	if (n < 12 || memcmp(c + 4, "caBX", 4) != 0 || (size_t)be32(c) + 12 != n ||
+	    !memmem(c, n, s->cert, s->cert_len))
+		return 0;
+	if (kiln_buf_add(out, p, sc->first_idat) || kiln_buf_add(out, c, n) ||
+	    kiln_buf_add(out, p + sc->first_idat, len - sc->first_idat)) {
+		out->len = keep;
+		return -1;
+	}
+	if (kiln_portfolio_c2pa_verify_png_with(NULL, out->data + keep, out->len - keep, &r, &e) ==
+		    0 &&
+	    r.ok)
+		return 1;
+	out->len = keep;
+	if (out->data)
+		out->data[keep] = 0;
+	return e.code == KILN_E_NOMEM ? -1 : 0;
+}
+
+int kiln_portfolio_c2pa_sign_png_cached(struct kiln_c2pa_signer *s, const char *cache_dir,
+					const void *png, size_t len, const struct kiln_c2pa_in *in,
+					struct kiln_buf *out, struct kiln_error *e)
+{
+	const uint8_t *p = png;
+	struct kiln_buf stripped = KILN_BUF_INIT, cached = KILN_BUF_INIT;
+	struct png_scan sc;
+	struct kiln_error ce;
+	uint8_t hash[32];
+	char key[65], name[80], *path = NULL;
+	size_t keep = out->len;
+	int rc;
+	if ((rc = check_in(in, e)))
+		return rc;
+	if (png_walk(p, len, &sc))
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "%s", sc.why);
+	if (sc.n_cabx) {
+		if (png_strip_cabx(p, len, &stripped)) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+			goto out;
+		}
+		p = (const uint8_t *)stripped.data;
+		len = stripped.len;
+		if ((rc = png_walk(p, len, &sc)))
+			goto out;
+	}
+	kiln_sha256_raw(p, len, hash);
+	cache_key(s, hash, in, key);
+	snprintf(name, sizeof name, "%s.cabx", key);
+	if (!key[0] || !(path = kiln_fs_join(cache_dir, name))) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, cache_dir, "out of memory");
+		goto out;
+	}
+	if (kiln_fs_exists(path) && kiln_fs_read_limited(path, &cached, 1 << 24, 0, &ce) == 0) {
+		int used = use_cached(s, p, len, &sc, (const uint8_t *)cached.data, cached.len,
+				      out);
+		if (used < 0) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
+			goto out;
+		}
+		if (used)
+			goto out;
+	}
+	rc = kiln_portfolio_c2pa_sign_png_with(s, p, len, in, out, e);
+	if (rc)
+		goto out;
+	/* keep the chunk for the next time (a cache that cannot be written only costs a
+	 * signature then) */
+	{
+		const uint8_t *c = (const uint8_t *)out->data + keep + sc.first_idat;
+		if (kiln_fs_write_atomic_sync(path, c, (size_t)be32(c) + 12, 0, &ce))
+			kiln_error_clear(&ce);
+	}
+out:
+	kiln_buf_release(&stripped);
+	kiln_buf_release(&cached);
+	free(path);
 	return rc;
 }
 

@@ -653,10 +653,20 @@ static int write_images(struct rel *x, struct kiln_error *e)
 	struct kiln_ipfs_dir *d = NULL;
 	char *dir = kiln_fs_join(x->tmp, "images");
 	size_t *order = name_order(items);
+	struct kiln_c2pa_release *c2pa = NULL; /* portfolio PNGs: signed before hashed */
 	int rc;
 	if (!dir || !order) {
 		rc = nomem(x, e);
 		goto out;
+	}
+	if (x->s->portfolio && x->s->format == KILN_FORMAT_PNG) {
+		char *cache = kiln_fs_join(x->p->dir, ".kiln/c2pa");
+		rc = cache ? kiln_portfolio_c2pa_release_new(&c2pa, x->p->catalog, x->o->keys_dir,
+							     cache, e)
+			   : nomem(x, e);
+		free(cache);
+		if (rc)
+			goto out;
 	}
 	if ((rc = kiln_fs_mkdirs(dir, e)) || (rc = car_open(x, "images", &car, e)) ||
 	    (rc = kiln_ipfs_dir_new(&d, car, e)))
@@ -685,6 +695,15 @@ static int write_images(struct rel *x, struct kiln_error *e)
 			rc = kiln_error_hint(e, KILN_HINT_RENDER_FORCE, id);
 			goto out;
 		}
+		if (c2pa) {
+			char title[160];
+			snprintf(title, sizeof title, "%.120s #%" PRIu64,
+				 x->s->name ? x->s->name : "token", it->id);
+			if ((rc = kiln_portfolio_c2pa_release_sign(c2pa, it->id, it->image, title,
+								   &x->img, e)))
+				goto out;
+			kiln_sha256_hex(x->img.data, x->img.len, x->sha[i]);
+		}
 		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, kiln_format_ext(x->s->format));
 		if (!(dst = kiln_fs_join(dir, name))) {
 			rc = nomem(x, e);
@@ -699,6 +718,7 @@ static int write_images(struct rel *x, struct kiln_error *e)
 	}
 	rc = dir_done(x, &d, &car, "images", "images", x->r->images_cid, e);
 out:
+	kiln_portfolio_c2pa_release_free(c2pa);
 	kiln_ipfs_dir_free(d);
 	kiln_ipfs_car_free(car);
 	free(order);
