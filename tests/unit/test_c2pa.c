@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -370,6 +371,83 @@ static void test_errors(void **state)
 	(void)state;
 }
 
+/* The signing cache: the same inputs give the same bytes (ECDSA alone would not), other
+ * inputs another manifest, and a damaged cache file is made again. */
+static void test_cache(void **state)
+{
+	struct kiln_c2pa_signer *sg;
+	struct kiln_c2pa_in ci = input();
+	struct kiln_buf a = KILN_BUF_INIT, b = KILN_BUF_INIT, c = KILN_BUF_INIT;
+	struct kiln_c2pa_report r;
+	struct kiln_error e;
+	char cache[128];
+	snprintf(cache, sizeof cache, "%s/cache", dir);
+	assert_int_equal(mkdir(cache, 0700), 0);
+	assert_int_equal(kiln_portfolio_c2pa_signer_new(&sg, keys, &e), 0);
+	/* without the cache two signatures differ */
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_with(sg, plain.data, plain.len, &ci, &a, &e),
+			 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_with(sg, plain.data, plain.len, &ci, &b, &e),
+			 0);
+	assert_int_equal(a.len, b.len);
+	assert_true(memcmp(a.data, b.data, a.len) != 0);
+	a.len = b.len = 0;
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
+							      &a, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
+							      &b, &e), 0);
+	assert_int_equal(a.len, b.len);
+	assert_memory_equal(a.data, b.data, a.len);
+	/* a signed input is signed as the PNG without its manifest: the same bytes */
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, a.data, a.len, &ci, &c,
+							      &e), 0);
+	assert_int_equal(c.len, a.len);
+	assert_memory_equal(c.data, a.data, a.len);
+	/* another edit: another manifest, still valid */
+	c.len = 0;
+	ci.n_edits = 1;
+	ci.source_type = KILN_C2PA_COMPOSITE_SYNTHETIC;
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
+							      &c, &e), 0);
+	assert_true(c.len != a.len || memcmp(c.data, a.data, a.len) != 0);
+	assert_non_null(memmem(c.data, c.len, "compositeSynthetic", 18));
+	verify(&c, root, &r);
+	assert_true(r.ok);
+	/* every cache file damaged: ignored, signed again, and the result checks */
+	{
+		DIR *d = opendir(cache);
+		struct dirent *de;
+		int n = 0;
+		assert_non_null(d);
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.') {
+				char p[512];
+				FILE *f;
+				snprintf(p, sizeof p, "%s/%s", cache, de->d_name);
+				f = fopen(p, "r+b");
+				assert_non_null(f);
+				fseek(f, 200, SEEK_SET);
+				fputc('!', f);
+				fclose(f);
+				n++;
+			}
+		closedir(d);
+		assert_int_equal(n, 2);
+	}
+	ci = input();
+	b.len = 0;
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
+							      &b, &e), 0);
+	verify(&b, root, &r);
+	assert_true(r.ok);
+	assert_true(memcmp(a.data, b.data, a.len) != 0); /* a new signature */
+	kiln_portfolio_c2pa_signer_free(sg);
+	kiln_buf_release(&a);
+	kiln_buf_release(&b);
+	kiln_buf_release(&c);
+	(void)state;
+}
+
 static void test_nomem(void **state)
 {
 	struct kiln_c2pa_signer *s = NULL;
@@ -424,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_sign_verify),
 		cmocka_unit_test(test_forgeries),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_nomem),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
