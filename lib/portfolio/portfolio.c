@@ -9,7 +9,10 @@
  * Prompts appear as text only with portfolio.prompts: public; the log itself holds only their
  * hashes. Sizes: per token a proof (~1 KB), a bundle (~3 KB), a table row; the log in memory. */
 #include "kiln/catalog.h"
+#include "kiln/plan.h"
 #include "kiln/portfolio.h"
+#include "kiln/recipe.h"
+#include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/merkle.h"
@@ -32,6 +35,7 @@ struct pf {
 	struct kiln_fact *renders, *models, *datasets;
 	size_t nrenders, nmodels, ndatasets;
 	json_t *model_recs;      /* [record] */
+	struct kiln_recipe *recipe; /* the artist files' hashes (compose), or NULL */
 	char *dir;               /* dist/portfolio */
 	char origin[400];
 	char created[32];        /* the newest log entry's time: the documents' date */
@@ -219,6 +223,36 @@ static char *statement(struct pf *x, const struct kiln_portfolio_token *t, json_
 				snprintf(uri, sizeof uri, "kiln:input/%zu", n++);
 				json_array_append_new(deps, json_pack("{s:s, s:{s:s}}", "uri", uri,
 								      "digest", "sha256", v + 7));
+			}
+		}
+	}
+	/* the artist files it was composited from (compose), as the recipe hashed them */
+	if (x->recipe) {
+		const struct kiln_spec *sp = x->in->spec;
+		const struct kiln_error *fe;
+		if (t->legendary >= 0 && (size_t)t->legendary < sp->nlegendaries) {
+			const char *f = sp->legendaries[t->legendary].file;
+			const char *h = f ? kiln_recipe_file_sha(x->recipe, 1, f, &fe) : NULL;
+			if (h && json_array_append_new(deps, json_pack(
+					 "{s:s, s:s, s:{s:s}}", "uri", f, "name",
+					 sp->legendaries[t->legendary].name, "digest", "sha256", h)))
+				goto out;
+		} else if (t->traits) {
+			for (size_t l = 0; l < sp->nlayers; l++) {
+				const struct kiln_trait *tr;
+				const char *h;
+				char nm[300];
+				if (t->traits[l] == KILN_PLAN_UNSET ||
+				    t->traits[l] >= sp->layers[l].ntraits)
+					continue;
+				tr = &sp->layers[l].traits[t->traits[l]];
+				if (!tr->file || !(h = kiln_recipe_file_sha(x->recipe, 0, tr->file, &fe)))
+					continue;
+				snprintf(nm, sizeof nm, "%s: %s", sp->layers[l].name, tr->name);
+				if (json_array_append_new(deps, json_pack("{s:s, s:s, s:{s:s}}", "uri",
+									  tr->file, "name", nm,
+									  "digest", "sha256", h)))
+					goto out;
 			}
 		}
 	}
@@ -832,6 +866,9 @@ int kiln_portfolio_write(const struct kiln_portfolio_in *in, struct kiln_error *
 	for (size_t i = 0; i < x.nmodels; i++)
 		if (json_array_append_new(x.model_recs, json_loads(x.models[i].json, 0, NULL)))
 			goto nomem;
+	if (in->spec && in->spec->engine && !strcmp(in->spec->engine, "compose") &&
+	    (rc = kiln_recipe_new(&x.recipe, in->spec, 0, e)))
+		goto out;
 	rc = write_all(&x, e);
 	goto out;
 nomem:
@@ -841,6 +878,7 @@ out:
 		json_decref(x.entries[i]);
 	free(x.entries);
 	kiln_merkle_tree_release(&x.tree);
+	kiln_recipe_free(x.recipe);
 	kiln_plog_release(&x.log);
 	kiln_facts_free(x.renders, x.nrenders);
 	kiln_facts_free(x.models, x.nmodels);
