@@ -131,10 +131,16 @@ struct kiln_portfolio_token {
 	const char *image_sha;    /* SHA-256 of the released image file */
 	const char *thumb_file;   /* relative to dist, or NULL */
 	const char *meta_file;    /* relative to dist (metadata/<id>.json), or NULL */
+	const uint32_t *traits;   /* spec->nlayers trait indexes (compose: its layer files are
+				     the artist files it depends on), or NULL */
+	long legendary;           /* index into spec->legendaries, or -1 */
 };
+
+struct kiln_spec;
 
 struct kiln_portfolio_in {
 	struct kiln_catalog *catalog;
+	const struct kiln_spec *spec; /* the artist files (layers, legendaries) with their hashes */
 	const char *keys_dir;     /* the studio's keys (never copied: only public parts) */
 	const char *dist;         /* the release folder being written; portfolio/ goes in it */
 	const char *name, *symbol, *description;

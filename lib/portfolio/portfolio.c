@@ -9,7 +9,10 @@
  * Prompts appear as text only with portfolio.prompts: public; the log itself holds only their
  * hashes. Sizes: per token a proof (~1 KB), a bundle (~3 KB), a table row; the log in memory. */
 #include "kiln/catalog.h"
+#include "kiln/plan.h"
 #include "kiln/portfolio.h"
+#include "kiln/recipe.h"
+#include "kiln/spec.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/merkle.h"
@@ -23,6 +26,35 @@
 
 #define PRETTY (JSON_INDENT(2) | JSON_SORT_KEYS)
 
+/* an index entry: a log line or a render fact, by item */
+struct ix {
+	uint64_t item;
+	size_t i;                /* log seq, or index into pf.renders */
+	json_t *j;               /* the parsed fact (raw renders: owned) */
+};
+
+static int cmp_ix(const void *a, const void *b)
+{
+	const struct ix *x = a, *y = b;
+	if (x->item != y->item)
+		return x->item < y->item ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* the first entry of item in v (sorted), or v + n */
+static const struct ix *ix_first(const struct ix *v, size_t n, uint64_t item)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].item < item)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return v + lo;
+}
+
 struct pf {
 	const struct kiln_portfolio_in *in;
 	struct kiln_keys keys;
@@ -32,6 +64,11 @@ struct pf {
 	struct kiln_fact *renders, *models, *datasets;
 	size_t nrenders, nmodels, ndatasets;
 	json_t *model_recs;      /* [record] */
+	struct kiln_recipe *recipe; /* the artist files' hashes (compose), or NULL */
+	struct ix *by_item;      /* log entries with an item, by (item, seq) */
+	size_t nby_item;
+	struct ix *raw;          /* accepted renders (raw facts), by (item, id order) */
+	size_t nraw;
 	char *dir;               /* dist/portfolio */
 	char origin[400];
 	char created[32];        /* the newest log entry's time: the documents' date */
@@ -84,30 +121,25 @@ static void stem(const char *s, char *out, size_t cap)
 		snprintf(out, cap, "_%s", s);
 }
 
-/* the latest accepted render of item that made image (the raw catalog fact), or NULL */
+/* the latest accepted render of item that made image (the raw catalog fact, a new reference),
+ * or NULL; *seq its log entry, or -1 */
 static json_t *render_of(struct pf *x, uint64_t item, const char *image, int64_t *seq)
 {
+	const struct ix *p, *end = x->by_item + x->nby_item;
 	json_t *best = NULL;
 	*seq = -1;
-	for (size_t i = x->log.n; i-- > 0;) {
-		json_t *l = x->entries[i], *f = json_object_get(l, "fact");
-		if (strcmp(json_string_value(json_object_get(l, "kind")) ?: "", "render") ||
-		    (uint64_t)json_integer_value(json_object_get(l, "item")) != item ||
-		    strcmp(json_string_value(json_object_get(f, "image")) ?: "", image))
-			continue;
-		*seq = (int64_t)i;
-		break;
+	for (p = ix_first(x->by_item, x->nby_item, item); p < end && p->item == item; p++) {
+		json_t *l = x->entries[p->i];
+		if (!strcmp(json_string_value(json_object_get(l, "kind")) ?: "", "render") &&
+		    !strcmp(json_string_value(json_object_get(json_object_get(l, "fact"),
+							      "image")) ?: "", image))
+			*seq = (int64_t)p->i;
 	}
-	for (size_t i = x->nrenders; i-- > 0;)
-		if (x->renders[i].item_id == item) {
-			json_t *f = json_loads(x->renders[i].json, 0, NULL);
-			if (!strcmp(json_string_value(json_object_get(f, "image")) ?: "", image)) {
-				best = f;
-				break;
-			}
-			json_decref(f);
-		}
-	return best;
+	end = x->raw + x->nraw;
+	for (p = ix_first(x->raw, x->nraw, item); p < end && p->item == item; p++)
+		if (!strcmp(json_string_value(json_object_get(p->j, "image")) ?: "", image))
+			best = p->j;
+	return json_incref(best);
 }
 
 /* every string in v, into out */
@@ -219,6 +251,36 @@ static char *statement(struct pf *x, const struct kiln_portfolio_token *t, json_
 				snprintf(uri, sizeof uri, "kiln:input/%zu", n++);
 				json_array_append_new(deps, json_pack("{s:s, s:{s:s}}", "uri", uri,
 								      "digest", "sha256", v + 7));
+			}
+		}
+	}
+	/* the artist files it was composited from (compose), as the recipe hashed them */
+	if (x->recipe) {
+		const struct kiln_spec *sp = x->in->spec;
+		const struct kiln_error *fe;
+		if (t->legendary >= 0 && (size_t)t->legendary < sp->nlegendaries) {
+			const char *f = sp->legendaries[t->legendary].file;
+			const char *h = f ? kiln_recipe_file_sha(x->recipe, 1, f, &fe) : NULL;
+			if (h && json_array_append_new(deps, json_pack(
+					 "{s:s, s:s, s:{s:s}}", "uri", f, "name",
+					 sp->legendaries[t->legendary].name, "digest", "sha256", h)))
+				goto out;
+		} else if (t->traits) {
+			for (size_t l = 0; l < sp->nlayers; l++) {
+				const struct kiln_trait *tr;
+				const char *h;
+				char nm[300];
+				if (t->traits[l] == KILN_PLAN_UNSET ||
+				    t->traits[l] >= sp->layers[l].ntraits)
+					continue;
+				tr = &sp->layers[l].traits[t->traits[l]];
+				if (!tr->file || !(h = kiln_recipe_file_sha(x->recipe, 0, tr->file, &fe)))
+					continue;
+				snprintf(nm, sizeof nm, "%s: %s", sp->layers[l].name, tr->name);
+				if (json_array_append_new(deps, json_pack("{s:s, s:s, s:{s:s}}", "uri",
+									  tr->file, "name", nm,
+									  "digest", "sha256", h)))
+					goto out;
 			}
 		}
 	}
@@ -409,13 +471,13 @@ static int html_row(struct pf *x, struct kiln_buf *h, const struct kiln_portfoli
 		H("</code><br>");
 	}
 	H("</td><td>");
-	for (size_t j = 0; j < x->log.n; j++) {
+	for (const struct ix *p = ix_first(x->by_item, x->nby_item, t->id);
+	     p < x->by_item + x->nby_item && p->item == t->id; p++) {
+		size_t j = p->i;
 		json_t *l = x->entries[j];
 		const char *k = json_string_value(json_object_get(l, "kind")) ?: "";
-		if (!json_is_integer(json_object_get(l, "item")) ||
-		    (uint64_t)json_integer_value(json_object_get(l, "item")) != t->id ||
-		    (strcmp(k, "render") && strcmp(k, "edit.human") && strcmp(k, "polish.step") &&
-		     strcmp(k, "review.decision")))
+		if (strcmp(k, "render") && strcmp(k, "edit.human") && strcmp(k, "polish.step") &&
+		    strcmp(k, "review.decision"))
 			continue;
 		snprintf(n, sizeof n, "#%zu ", j);
 		H(n);
@@ -832,6 +894,28 @@ int kiln_portfolio_write(const struct kiln_portfolio_in *in, struct kiln_error *
 	for (size_t i = 0; i < x.nmodels; i++)
 		if (json_array_append_new(x.model_recs, json_loads(x.models[i].json, 0, NULL)))
 			goto nomem;
+	/* by item: log entries and accepted renders, so a token finds its own in log time */
+	if (!(x.by_item = kiln_calloc(x.log.n + 1, sizeof *x.by_item)) ||
+	    !(x.raw = kiln_calloc(x.nrenders + 1, sizeof *x.raw)))
+		goto nomem;
+	for (size_t i = 0; i < x.log.n; i++) {
+		json_t *it = json_object_get(x.entries[i], "item");
+		if (json_is_integer(it))
+			x.by_item[x.nby_item++] = (struct ix){(uint64_t)json_integer_value(it), i,
+							      x.entries[i]};
+	}
+	qsort(x.by_item, x.nby_item, sizeof *x.by_item, cmp_ix);
+	for (size_t i = 0; i < x.nrenders; i++) {
+		if (!(x.raw[i].j = json_loads(x.renders[i].json, 0, NULL)))
+			goto nomem;
+		x.raw[i].item = x.renders[i].item_id;
+		x.raw[i].i = i;
+		x.nraw = i + 1;
+	}
+	qsort(x.raw, x.nraw, sizeof *x.raw, cmp_ix);
+	if (in->spec && in->spec->engine && !strcmp(in->spec->engine, "compose") &&
+	    (rc = kiln_recipe_new(&x.recipe, in->spec, 0, e)))
+		goto out;
 	rc = write_all(&x, e);
 	goto out;
 nomem:
@@ -841,6 +925,11 @@ out:
 		json_decref(x.entries[i]);
 	free(x.entries);
 	kiln_merkle_tree_release(&x.tree);
+	kiln_recipe_free(x.recipe);
+	for (size_t i = 0; x.raw && i < x.nraw; i++)
+		json_decref(x.raw[i].j);
+	free(x.raw);
+	free(x.by_item);
 	kiln_plog_release(&x.log);
 	kiln_facts_free(x.renders, x.nrenders);
 	kiln_facts_free(x.models, x.nmodels);

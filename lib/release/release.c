@@ -1244,7 +1244,7 @@ static int write_portfolio(struct rel *x, struct kiln_error *e)
 	size_t n = x->items->n;
 	struct kiln_portfolio_token *t = kiln_calloc(n + 1, sizeof *t);
 	char (*names)[3][96] = kiln_calloc(n + 1, sizeof *names), cid[KILN_IPFS_CID_MAX], *dir;
-	struct kiln_portfolio_in in = {x->p->catalog, x->o->keys_dir, x->tmp, s->name, s->symbol,
+	struct kiln_portfolio_in in = {x->p->catalog, s, x->o->keys_dir, x->tmp, s->name, s->symbol,
 				       s->description, s->engine, s->portfolio_prompts_hashed,
 				       x->r->provenance, x->r->images_cid, x->r->metadata_cid, t,
 				       n};
@@ -1264,7 +1264,8 @@ static int write_portfolio(struct rel *x, struct kiln_error *e)
 		const struct kiln_item *it = &x->items->v[i];
 		size_t tok = (i + n - (size_t)(x->si % n)) % n; /* the token that shows item i */
 		t[i] = (struct kiln_portfolio_token){it->id, it->traits_json, it->image, names[i][0],
-						     x->sha[i], NULL, NULL};
+						     x->sha[i], NULL, NULL, it->traits,
+						     it->legendary};
 		snprintf(names[i][0], 96, "images/%" PRIu64 ".%s", it->id, kiln_format_ext(s->format));
 		snprintf(names[i][1], 96, "thumbnails/%" PRIu64 ".%s", it->id,
 			 kiln_format_ext(s->thumb_format));

@@ -56,6 +56,22 @@ openssl pkeyutl -verify -rawin -pubin -inkey "$D/portfolio/keys/signing-ed25519.
 expect_eq "openssl verifies the checkpoint" $? 0
 node "$KILN_SRC/tests/portfolio/verify_bundles.js" "$D" >"$T/node" 2>&1
 expect_eq "@sigstore/verify accepts every bundle ($(cat "$T/node"))" $? 0
+# each attestation names the artist files (layer PNGs) it was composited from, by SHA-256
+$PY - "$D" "$P" <<'PY' >"$T/py" 2>&1
+import base64, hashlib, json, os, sys
+d, p = sys.argv[1], sys.argv[2]
+n = 0
+for f in os.listdir(d + "/portfolio/attestations"):
+    b = json.load(open(d + "/portfolio/attestations/" + f))
+    st = json.loads(base64.b64decode(b["dsseEnvelope"]["payload"]))
+    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert deps, f
+    for x in deps:
+        assert hashlib.sha256(open(os.path.join(p, x["uri"]), "rb").read()).hexdigest() == x["digest"]["sha256"], x
+        n += 1
+print(n)
+PY
+expect_eq "resolvedDependencies: the layer files with their SHA-256 ($(cat "$T/py"))" $? 0
 grep -q "trainedOn" "$D/portfolio/sbom.spdx.json"
 expect_eq "the LoRA is trainedOn the dataset" $? 0
 grep -q '"kind":"model.registered"' "$D/portfolio/log/entries.jsonl" &&

@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "kiln/catalog.h"
 #include "kiln/portfolio.h"
+#include "util/alloc.h"
 #include "util/base64.h"
 #include "util/merkle.h"
 #include "util/sha.h"
@@ -184,11 +187,68 @@ static void test_checkpoint(void **state)
 	kiln_keys_release(&k);
 }
 
+/* kiln_portfolio_write with allocation N failing, N = 0, 1, ... until a run completes: each run
+ * returns 0 or KILN_E_NOMEM, and a normal run after it writes the whole folder */
+static void test_write_nomem(void **state)
+{
+	struct kiln_catalog *c;
+	struct kiln_error e;
+	struct kiln_portfolio_token t[2];
+	struct kiln_portfolio_in in;
+	char path[160], keys[128], dist[128], check[200];
+	long n;
+	(void)state;
+	snprintf(path, sizeof path, "%s/oom.db", dir);
+	snprintf(keys, sizeof keys, "%s/keys", dir);
+	snprintf(dist, sizeof dist, "%s/dist", dir);
+	assert_int_equal(mkdir(dist, 0700), 0);
+	assert_int_equal(kiln_catalog_open(&c, path, &e), 0);
+	render(c, 1, "aa", "{\"prompt\":\"an owl\"}");
+	render(c, 2, "bb", NULL);
+	memset(t, 0, sizeof t);
+	t[0] = (struct kiln_portfolio_token){1, "{\"Body\":\"Gold\"}", "aa", "images/1.png",
+					     "11", NULL, NULL, NULL, -1};
+	t[1] = (struct kiln_portfolio_token){2, "{\"Body\":\"Red\"}", "bb", "images/2.png",
+					     "22", NULL, NULL, NULL, -1};
+	memset(&in, 0, sizeof in);
+	in.catalog = c;
+	in.keys_dir = keys;
+	in.dist = dist;
+	in.name = "Owls <&>";
+	in.engine = "a1111";
+	in.provenance_hash = "ph";
+	in.tokens = t;
+	in.ntokens = 2;
+	for (n = 0;; n++) {
+		int rc;
+		long failed;
+		kiln_alloc_fail_after(n);
+		rc = kiln_portfolio_write(&in, &e);
+		failed = kiln_alloc_failed();
+		kiln_alloc_fail_after(-1);
+		if (rc && rc != KILN_E_NOMEM)
+			fail_msg("allocation %ld failing: %s: %s: %s", n, kiln_error_name(rc),
+				 e.where, e.msg);
+		if (!failed) {
+			assert_int_equal(rc, 0);
+			break;
+		}
+	}
+	assert_true(n > 10);
+	assert_int_equal(kiln_portfolio_write(&in, &e), 0);
+	snprintf(check, sizeof check, "%s/portfolio/attestations/2.sigstore.json", dist);
+	assert_int_equal(access(check, F_OK), 0);
+	snprintf(check, sizeof check, "%s/portfolio/index.html", dist);
+	assert_int_equal(access(check, F_OK), 0);
+	kiln_catalog_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_chain),
 		cmocka_unit_test(test_checkpoint),
+		cmocka_unit_test(test_write_nomem),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
