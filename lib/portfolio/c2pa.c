@@ -1187,23 +1187,45 @@ static void read_provenance(const struct kiln_jumbf_super *store, struct kiln_c2
 	cbor_decref(&m);
 }
 
+/* An EKU from C2PA's list (c2pa-rs' valid_eku_oids.cfg, less timeStamping and OCSPSigning,
+ * which sign no manifest): emailProtection, documentSigning, Microsoft's and C2PA's own. */
+static int c2pa_eku(X509 *leaf)
+{
+	static const char *const ok[] = { "1.3.6.1.5.5.7.3.4", "1.3.6.1.5.5.7.3.36",
+					  "1.3.6.1.4.1.311.76.59.1.9", "1.3.6.1.4.1.62558.2.1" };
+	EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(leaf, NID_ext_key_usage, NULL, NULL);
+	int found = 0;
+	for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku) && !found; i++) {
+		char oid[64];
+		if (OBJ_obj2txt(oid, sizeof oid, sk_ASN1_OBJECT_value(eku, i), 1) <= 0)
+			continue;
+		for (size_t k = 0; k < sizeof ok / sizeof *ok; k++)
+			found |= !strcmp(oid, ok[k]);
+	}
+	EXTENDED_KEY_USAGE_free(eku);
+	return found;
+}
+
 /* The leaf's profile, as C2PA's validators check it (x509.c says which). */
 static int check_leaf(X509 *leaf, struct kiln_c2pa_report *r)
 {
-	uint32_t xku;
+	uint32_t flags = X509_get_extension_flags(leaf);
 	if (X509_get_version(leaf) != 2)
 		return finding(r, "certificate", "the signer's certificate is not X.509 v3");
 	if (X509_check_ca(leaf))
 		return finding(r, "certificate", "the signer's certificate is a CA");
-	if (!(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE))
+	/* without the extension OpenSSL reports every usage: ask whether it is there */
+	if (!(flags & EXFLAG_KUSAGE) || !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE))
 		return finding(r, "certificate", "the signer's certificate lacks digitalSignature");
-	xku = X509_get_extended_key_usage(leaf);
-	if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) || !(xku & XKU_SMIME))
+	if (!(flags & EXFLAG_XKUSAGE) || (X509_get_extended_key_usage(leaf) & XKU_ANYEKU) ||
+	    !c2pa_eku(leaf))
 		return finding(r, "certificate",
-			       "the signer's certificate lacks the emailProtection key usage");
+			       "the signer's certificate lacks an extended key usage C2PA allows "
+			       "(emailProtection, documentSigning)");
 	if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0 ||
 	    X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
 		return finding(r, "certificate", "the signer's certificate is not valid now");
+	ERR_clear_error();
 	return 0;
 }
 

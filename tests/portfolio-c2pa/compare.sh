@@ -29,7 +29,7 @@ command -v node >/dev/null || die "node is not installed"
 
 # ---- the files ----
 python3 "$here/draw_png.py" "$work/drawn.png" 48 32 || die "cannot draw the PNG"
-mkdir "$work/keys" "$work/other" "$work/noeku"
+mkdir "$work/keys" "$work/other"
 "$tool" keys "$work/keys" "Owl Studio" || die "keys"
 "$tool" keys "$work/other" "Someone Else" || die "keys"
 root=$work/keys/c2pa-root.pem
@@ -47,23 +47,32 @@ tamper "$work/edited.png" "$work/assertion.png" text 1f2e3d4c
 tamper "$work/edited.png" "$work/edit.png" text "repainted"
 tamper "$work/edited.png" "$work/sig.png" signature
 tamper "$work/edited.png" "$work/title.png" text "kiln test token"
-# a leaf outside C2PA's certificate profile (no extended key usage), made by openssl: it
-# chains to its root, yet c2pa-rs and kiln must both refuse it
+# leaves outside C2PA's certificate profile, made by openssl: each chains to its root, yet
+# c2pa-rs and kiln must both refuse it (no extended key usage; no key usage)
+badchain() { # dir leaf-extensions...
+	mk=$1
+	shift
+	mkdir -p "$mk"
+	(
+		cd "$mk" || exit 1
+		openssl ecparam -name prime256v1 -genkey -noout -out root.key &&
+		openssl req -x509 -new -key root.key -subj "/CN=Test Root" -days 3650 -sha256 \
+			-addext "basicConstraints=critical,CA:TRUE" \
+			-addext "keyUsage=critical,keyCertSign" -out c2pa-root.pem &&
+		openssl ecparam -name prime256v1 -genkey -noout -out leaf.key &&
+		openssl pkcs8 -topk8 -nocrypt -in leaf.key -out c2pa-leaf.key &&
+		openssl req -new -key leaf.key -subj "/CN=Test Signer" -out leaf.csr &&
+		printf '%s\n' "$@" > ext.cnf &&
+		openssl x509 -req -in leaf.csr -CA c2pa-root.pem -CAkey root.key -CAcreateserial \
+			-days 3650 -sha256 -extfile ext.cnf -out c2pa-leaf.pem
+	) >/dev/null 2>&1 || die "openssl could not make the test chain $mk"
+}
+badchain "$work/noeku" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+	"subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid:always"
+badchain "$work/noku" "basicConstraints=critical,CA:FALSE" "extendedKeyUsage=emailProtection" \
+	"subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid:always"
 mk=$work/noeku
-(
-	cd "$mk" || exit 1
-	openssl ecparam -name prime256v1 -genkey -noout -out root.key &&
-	openssl req -x509 -new -key root.key -subj "/CN=No EKU Root" -days 3650 -sha256 \
-		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
-		-out c2pa-root.pem &&
-	openssl ecparam -name prime256v1 -genkey -noout -out leaf.key &&
-	openssl pkcs8 -topk8 -nocrypt -in leaf.key -out c2pa-leaf.key &&
-	openssl req -new -key leaf.key -subj "/CN=No EKU Signer" -out leaf.csr &&
-	printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
-		"subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid:always" > ext.cnf &&
-	openssl x509 -req -in leaf.csr -CA c2pa-root.pem -CAkey root.key -CAcreateserial \
-		-days 3650 -sha256 -extfile ext.cnf -out c2pa-leaf.pem
-) >/dev/null 2>&1 || die "openssl could not make the test chain"
+sign "$work/drawn.png" "$work/noku.png" "$work/noku"
 sign "$work/drawn.png" "$work/noeku.png" "$mk"
 
 # ---- c2pa-rs reads them ----
@@ -73,6 +82,8 @@ node "$here/oracle.mjs" "$root" "$work"/created.png "$work"/edited.png "$work"/r
 node "$here/oracle.mjs" "$work/other/c2pa-root.pem" "$work/edited.png" > "$work/theirs.txt" ||
 	die "the oracle failed"
 node "$here/oracle.mjs" "$mk/c2pa-root.pem" "$work/noeku.png" > "$work/noeku.txt" ||
+	die "the oracle failed"
+node "$here/oracle.mjs" "$work/noku/c2pa-root.pem" "$work/noku.png" > "$work/noku.txt" ||
 	die "the oracle failed"
 
 # c2pa-rs' line for FILE in LIST
@@ -147,6 +158,8 @@ expect_kiln "$work/title.png" "$root" signature
 # outside the certificate profile
 expect_state "$work/noeku.png" "$work/noeku.txt" Invalid signingCredential.invalid
 expect_kiln "$work/noeku.png" "$mk/c2pa-root.pem" certificate
+expect_state "$work/noku.png" "$work/noku.txt" Invalid signingCredential.invalid
+expect_kiln "$work/noku.png" "$work/noku/c2pa-root.pem" certificate
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
