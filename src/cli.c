@@ -598,11 +598,14 @@ int cli_stage_release(struct kiln_project *p, int force, int allow_qa_failures, 
 	kiln_error_clear(&e);
 	cli_progress_init(&cp, json, quiet);
 	memset(&o, 0, sizeof o);
+	o.keys_dir = cli_keys_dir(); /* NULL (out of memory): a portfolio release says so */
 	o.force = force;
 	o.allow_qa_failures = allow_qa_failures;
 	o.progress = json ? NULL : cli_progress_cb;
 	o.user = &cp;
-	if (kiln_project_release(p, &o, &r, &e)) {
+	int rel_failed = kiln_project_release(p, &o, &r, &e);
+	free((char *)o.keys_dir);
+	if (rel_failed) {
 		if (json)
 			cli_error_event("release", &e);
 		return cli_fail(&e);

@@ -109,5 +109,12 @@ int cmd_polish(struct cli *cli, int argc, char **argv);
  * 1 when a token's chain was made or changed. */
 int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *ids, size_t nids,
 		     int json, int quiet, int *did);
+int cmd_keys(struct cli *cli, int argc, char **argv);
+int cmd_models(struct cli *cli, int argc, char **argv);
+int cmd_datasets(struct cli *cli, int argc, char **argv);
+
+/* The studio's keys folder: $KILN_KEYS_DIR, else ~/.config/kiln/keys (src/cmd_keys.c);
+ * caller frees; NULL out of memory. */
+char *cli_keys_dir(void);
 
 #endif

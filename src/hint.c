@@ -33,6 +33,8 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 	[KILN_HINT_POLISH_EDIT] = "export the token's current image (`kiln polish export %s`) "
 		"and import the edit again made on it, or drop its edits with `kiln polish reset ID`",
 	[KILN_HINT_POLISH] = "run `kiln polish` (or `kiln build`)",
+	[KILN_HINT_KEYS_INIT] = "run `kiln keys init --studio NAME` (keys go to $KILN_KEYS_DIR, "
+		"else ~/.config/kiln/keys/)",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

@@ -354,6 +354,45 @@ int kiln_catalog_polish_json(struct kiln_catalog *c, uint64_t id, char **json,
 int kiln_catalog_final_images(struct kiln_catalog *c, struct kiln_items *items,
 			      struct kiln_error *e) KILN_MUST_CHECK;
 
+/* ---- the Provenance Portfolio's tables (version 6) ---- */
+
+/* Register a model (table "models", key: the file's SHA-256, kind "lora"|"checkpoint") or a
+ * dataset (table "datasets", key: its Merkle root; kind unused) with its record (JSON). The
+ * same key twice is a no-op: *added says whether the row is new. */
+int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const char *key,
+			      const char *name, const char *kind, const char *record, int *added,
+			      struct kiln_error *e) KILN_MUST_CHECK;
+
+/* A fact of the catalog, for the portfolio's log. src "dataset" and "model": the registry
+ * record; "render": an accepted render (engine, item_id, endpoint, recipe, seed, request, image,
+ * bytes, started_at, finished_at, ran, and seed_used/infotext when the AI server said them);
+ * "event": an event other than render and release (detail). Owned by the array. */
+struct kiln_fact {
+	int64_t id;               /* the row's id in its table: increasing */
+	char *kind;               /* event kind, model kind, engine, "dataset" */
+	int has_item;
+	uint64_t item_id;
+	char *at;                 /* when the catalog learnt it (ISO 8601 UTC) */
+	char *json;               /* the row as a compact JSON value, keys sorted */
+};
+/* The facts of src whose id is above after, by id. */
+int kiln_catalog_facts(struct kiln_catalog *c, const char *src, int64_t after,
+		       struct kiln_fact **v, size_t *n, struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_facts_free(struct kiln_fact *v, size_t n);
+
+/* The portfolio log (append-only: triggers refuse UPDATE and DELETE): one line per fact. */
+struct kiln_log_row {
+	char src[16];             /* "dataset", "model", "render", "event", "release" */
+	int64_t src_id;           /* the fact's id in its source; (src, src_id) is logged once */
+	char *line;               /* the canonical JSON line, no newline; owned */
+};
+int kiln_catalog_log_read(struct kiln_catalog *c, struct kiln_log_row **v, size_t *n,
+			  struct kiln_error *e) KILN_MUST_CHECK;
+/* Append rows in one transaction (all or none). */
+int kiln_catalog_log_append(struct kiln_catalog *c, const struct kiln_log_row *v, size_t n,
+			    struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_log_rows_free(struct kiln_log_row *v, size_t n);
+
 /* ---- store.h (merged) ---- */
 /* kiln/store.h: the content store, .kiln/store/. Files are named by the lowercase hex SHA-256
  * of their bytes, fanned out by the first two digits (store/ab/abcdef...). A file is written to

@@ -65,6 +65,7 @@ enum kiln_hint {
 	KILN_HINT_POLISH_EDIT,     /* an imported edit was made on an image the token no longer
 	                              has there: import it again, or drop it (hint_arg: the id) */
 	KILN_HINT_POLISH,          /* tokens are not polished as the spec says: polish them */
+	KILN_HINT_KEYS_INIT,       /* no studio signing key: make one (the portfolio signs with it) */
 	KILN_HINT__COUNT
 };
 

@@ -114,6 +114,7 @@ struct kiln_release_opts {
 	uint64_t starting_index;      /* 0 <= i < size; recorded in the catalog */
 	int re_reveal;                /* allow a starting index other than the recorded one */
 	int allow_qa_failures;        /* release tokens the last `kiln qa` failed */
+	const char *keys_dir;         /* the studio's keys (the portfolio signs with them) */
 	kiln_progress_fn progress;
 	void *user;
 };

@@ -313,4 +313,8 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *o,
 int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *o, struct kiln_qa_result *r,
 		   struct kiln_error *e) KILN_MUST_CHECK;
 
+/* The pHash QA computes (Python imagehash's phash, bit for bit) of the image file at path;
+ * KILN_E_IMAGE when it does not decode. For callers below QA (a dataset's record). */
+int kiln_qa_phash(const char *path, uint64_t *phash, struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

@@ -343,6 +343,8 @@ struct kiln_spec {
 	                              top left) takes the colour of its centre pixel, HashLips'
 	                              pixelFormat with ratio 1/N; 0 or 1: none. Before palette and
 	                              scale, at the layers' size */
+	int portfolio;             /* portfolio.enabled: release writes dist/portfolio/ */
+	int portfolio_prompts_hashed; /* portfolio.prompts: hashed (1) or public (0, default) */
 	int thumb_size;            /* image.thumbnail: longest side of dist/thumbnails/; 0 none */
 	enum kiln_format thumb_format; /* image.thumbnail.format (default: image.format) */
 	char *engine;              /* "compose" (default), later a1111 | comfyui | sdcpp */

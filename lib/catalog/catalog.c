@@ -143,10 +143,27 @@ static const struct migration migrations[] = {
 	 "  output TEXT NOT NULL, bytes INTEGER NOT NULL, is_image INTEGER NOT NULL,\n"
 	 "  made_by TEXT NOT NULL, tool TEXT, note TEXT, at TEXT NOT NULL,\n"
 	 "  PRIMARY KEY (item_id, step));\n"},
+	/* 8: the Provenance Portfolio: the model registry (a file per SHA-256, its record as
+	 * JSON), the datasets (by Merkle root) and the portfolio's log, append-only like events:
+	 * one canonical JSON line per fact, each fact (src, src_id) logged once */
+	{8, NULL,
+	 "CREATE TABLE IF NOT EXISTS models (\n"
+	 "  id INTEGER PRIMARY KEY AUTOINCREMENT, sha256 TEXT NOT NULL UNIQUE, name TEXT NOT NULL,\n"
+	 "  kind TEXT NOT NULL, record TEXT NOT NULL, added_at TEXT NOT NULL);\n"
+	 "CREATE TABLE IF NOT EXISTS datasets (\n"
+	 "  id INTEGER PRIMARY KEY AUTOINCREMENT, root TEXT NOT NULL UNIQUE, name TEXT NOT NULL,\n"
+	 "  record TEXT NOT NULL, added_at TEXT NOT NULL);\n"
+	 "CREATE TABLE IF NOT EXISTS portfolio_log (\n"
+	 "  seq INTEGER PRIMARY KEY, src TEXT NOT NULL, src_id INTEGER NOT NULL,\n"
+	 "  line TEXT NOT NULL, UNIQUE (src, src_id));\n"
+	 "CREATE TRIGGER IF NOT EXISTS portfolio_log_no_update BEFORE UPDATE ON portfolio_log\n"
+	 "  BEGIN SELECT RAISE(ABORT, 'the portfolio log is append-only'); END;\n"
+	 "CREATE TRIGGER IF NOT EXISTS portfolio_log_no_delete BEFORE DELETE ON portfolio_log\n"
+	 "  BEGIN SELECT RAISE(ABORT, 'the portfolio log is append-only'); END;\n"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 7
+#define LATEST_VERSION 8
 
 int kiln_catalog_latest_version(void)
 {
@@ -1821,6 +1838,37 @@ int kiln_catalog_final_images(struct kiln_catalog *c, struct kiln_items *items,
 			rc = db_error(c, e, "reading final images");
 		}
 	}
+/* --- the portfolio: models, datasets, facts, the log ------------------------------------- */
+
+int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const char *key,
+			      const char *name, const char *kind, const char *record, int *added,
+			      struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	char at[48];
+	int rc = writable(c, e), is_model = !strcmp(table, "models");
+	*added = 0;
+	if (rc)
+		return rc;
+	if (!is_model && strcmp(table, "datasets"))
+		return kiln_error_set(e, KILN_E_USAGE, c->path, "no registry table %s", table);
+	rc = prepare(c, is_model ? "INSERT OR IGNORE INTO models(sha256, name, kind, record, "
+				   "added_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+				 : "INSERT OR IGNORE INTO datasets(root, name, record, added_at) "
+				   "VALUES (?1, ?2, ?4, ?5)", &st, e);
+	if (rc)
+		return rc;
+	now_iso(at);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	if (is_model)
+		sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, record, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, at, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "registering");
+	else
+		*added = sqlite3_changes(c->db) > 0;
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -1849,5 +1897,223 @@ int kiln_catalog_polish_json(struct kiln_catalog *c, uint64_t id, char **json,
 	    !(*json = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER)))
 		rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
 	json_decref(arr);
+static int has_table(struct kiln_catalog *c, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+			       "name = ?", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* a text column holding JSON, as a value (a string when it does not parse) */
+static json_t *json_col(sqlite3_stmt *st, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(st, col);
+	json_t *j;
+	if (!t)
+		return json_null();
+	j = json_loads(t, JSON_DECODE_ANY, NULL);
+	return j ? j : json_string(t);
+}
+
+void kiln_facts_free(struct kiln_fact *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].kind);
+		free(v[i].at);
+		free(v[i].json);
+	}
+	free(v);
+}
+
+int kiln_catalog_facts(struct kiln_catalog *c, const char *src, int64_t after,
+		       struct kiln_fact **out, size_t *nout, struct kiln_error *e)
+{
+	static const struct {
+		const char *src, *table, *sql;
+	} q[] = {
+		{"dataset", "datasets", "SELECT id, 'dataset', NULL, added_at, record FROM datasets "
+		 "WHERE id > ? ORDER BY id"},
+		{"model", "models", "SELECT id, kind, NULL, added_at, record FROM models WHERE id > ? "
+		 "ORDER BY id"},
+		/* accepted renders, with what the AI server said about the image */
+		{"render", "renders", "SELECT r.id, r.engine, r.item_id, r.finished_at, r.endpoint, "
+		 "r.recipe, r.seed, r.request, r.image, r.bytes, r.started_at, r.ran, (SELECT "
+		 "a.seed_used FROM ai_info a WHERE a.image = r.image AND a.item_id = r.item_id "
+		 "ORDER BY a.id DESC LIMIT 1), (SELECT a.info FROM ai_info a WHERE a.image = r.image "
+		 "AND a.item_id = r.item_id ORDER BY a.id DESC LIMIT 1) FROM renders r WHERE "
+		 "r.status = 'ok' AND r.id > ? ORDER BY r.id"},
+		{"event", "events", "SELECT id, kind, item_id, at, detail FROM events WHERE id > ? "
+		 "AND kind NOT IN ('render', 'release') ORDER BY id"},
+	};
+	struct kiln_fact *v = NULL;
+	size_t n = 0, cap = 0, qi;
+	sqlite3_stmt *st = NULL;
+	int rc = 0, step;
+	*out = NULL;
+	*nout = 0;
+	for (qi = 0; qi < sizeof q / sizeof *q && strcmp(q[qi].src, src); qi++)
+		;
+	if (qi == sizeof q / sizeof *q)
+		return kiln_error_set(e, KILN_E_USAGE, c->path, "no fact source %s", src);
+	if (!has_table(c, q[qi].table))
+		return 0; /* an older catalog opened read-only: nothing of that kind */
+	if ((rc = prepare(c, q[qi].sql, &st, e)))
+		return rc;
+	sqlite3_bind_int64(st, 1, after);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct kiln_fact *f;
+		json_t *j = NULL;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			f = kiln_reallocarray(v, nc, sizeof *f);
+			if (!f)
+				goto nomem;
+			v = f;
+			cap = nc;
+		}
+		f = &v[n++];
+		memset(f, 0, sizeof *f);
+		f->id = sqlite3_column_int64(st, 0);
+		f->kind = dup_col(st, 1);
+		f->has_item = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		f->item_id = (uint64_t)sqlite3_column_int64(st, 2);
+		if (!strcmp(src, "render")) {
+			char at[48];
+			time_t t = (time_t)sqlite3_column_double(st, 3);
+			struct tm tm;
+			gmtime_r(&t, &tm);
+			snprintf(at, sizeof at, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+				 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+			f->at = kiln_strdup(at);
+			j = json_pack("{s:s, s:I, s:o, s:s?, s:I, s:o, s:s, s:I, s:f, s:f, s:o}",
+				      "engine", (const char *)sqlite3_column_text(st, 1), "item_id",
+				      (json_int_t)f->item_id, "endpoint", json_col(st, 4), "recipe",
+				      (const char *)sqlite3_column_text(st, 5), "seed",
+				      (json_int_t)sqlite3_column_int64(st, 6), "request",
+				      json_col(st, 7), "image",
+				      (const char *)sqlite3_column_text(st, 8), "bytes",
+				      (json_int_t)sqlite3_column_int64(st, 9), "started_at",
+				      sqlite3_column_double(st, 10), "finished_at",
+				      sqlite3_column_double(st, 3), "ran", json_col(st, 11));
+			if (j && sqlite3_column_type(st, 12) != SQLITE_NULL &&
+			    json_object_set_new(j, "seed_used",
+						json_integer(sqlite3_column_int64(st, 12))))
+				goto nomem_j;
+			if (j && sqlite3_column_type(st, 13) != SQLITE_NULL &&
+			    json_object_set_new(j, "infotext", json_col(st, 13)))
+				goto nomem_j;
+		} else {
+			f->at = dup_col(st, 3);
+			j = json_col(st, 4);
+		}
+		if (!j || !f->kind || !f->at ||
+		    !(f->json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)))
+			goto nomem_j;
+		json_decref(j);
+		continue;
+nomem_j:
+		json_decref(j);
+		goto nomem;
+	}
+	if (step != SQLITE_DONE)
+		rc = db_error(c, e, "reading the catalog's facts");
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+out:
+	sqlite3_finalize(st);
+	if (rc) {
+		kiln_facts_free(v, n);
+		return rc;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+int kiln_catalog_log_read(struct kiln_catalog *c, struct kiln_log_row **out, size_t *nout,
+			  struct kiln_error *e)
+{
+	struct kiln_log_row *v = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+	*out = NULL;
+	*nout = 0;
+	if (!has_table(c, "portfolio_log"))
+		return 0;
+	if ((rc = prepare(c, "SELECT src, src_id, line FROM portfolio_log ORDER BY seq", &st, e)))
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			struct kiln_log_row *nv = kiln_reallocarray(v, nc, sizeof *nv);
+			if (!nv)
+				goto nomem;
+			v = nv;
+			cap = nc;
+		}
+		memset(&v[n], 0, sizeof v[n]);
+		snprintf(v[n].src, sizeof v[n].src, "%s", (const char *)sqlite3_column_text(st, 0));
+		v[n].src_id = sqlite3_column_int64(st, 1);
+		if (!(v[n++].line = dup_col(st, 2)))
+			goto nomem;
+	}
+	if (step != SQLITE_DONE)
+		rc = db_error(c, e, "reading the portfolio log");
+	goto out;
+nomem:
+	rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+out:
+	sqlite3_finalize(st);
+	if (rc) {
+		kiln_log_rows_free(v, n);
+		return rc;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+void kiln_log_rows_free(struct kiln_log_row *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].line);
+	free(v);
+}
+
+int kiln_catalog_log_append(struct kiln_catalog *c, const struct kiln_log_row *v, size_t n,
+			    struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (!n)
+		return 0;
+	if ((rc = begin(c, e)))
+		return rc;
+	if ((rc = prepare(c, "INSERT INTO portfolio_log(src, src_id, line) VALUES (?, ?, ?)", &st,
+			  e)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, v[i].src, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, v[i].src_id);
+		sqlite3_bind_text(st, 3, v[i].line, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			rc = db_error(c, e, "appending to the portfolio log");
+			goto out;
+		}
+	}
+	rc = commit(c, e);
+out:
+	sqlite3_finalize(st);
+	if (rc)
+		rollback(c);
 	return rc;
 }

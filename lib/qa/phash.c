@@ -17,6 +17,7 @@
  * Invariants: a hash depends only on the pixels (never on the thread, the file format or the
  * build's SIMD choice). Sizes: a 32x32 grey buffer per hash; images up to 2^30 pixels.
  */
+#include "kiln/qa.h"
 #include "qa/phash.h"
 #include "qa/resample.h"
 #include "util/alloc.h"
@@ -797,4 +798,10 @@ int kiln_phash_file(const char *path, uint64_t *dhash, uint64_t *phash, struct k
 	if (phash)
 		*phash = info.phash;
 	return 0;
+}
+
+int kiln_qa_phash(const char *path, uint64_t *phash, struct kiln_error *e)
+{
+	int rc = kiln_vips_init(e);
+	return rc ? rc : kiln_phash_file(path, NULL, phash, e);
 }

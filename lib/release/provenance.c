@@ -23,6 +23,7 @@
  * list of files (about 100 bytes each, five a token) and the record files (about 150 bytes a
  * token) are held whole.
  */
+#include "kiln/portfolio.h"
 #include "kiln/release.h"
 #include "util/alloc.h"
 #include "util/fs.h"
@@ -877,6 +878,8 @@ int kiln_release_verify(const char *dist, const char *expect_manifest,
 		goto out;
 	if (prov && verify_targets(dist, prov, &found, r))
 		goto nomem;
+	/* dist/portfolio/, when the release has one */
+	rc = kiln_portfolio_verify(dist, NULL, &r->checks, &r->problems, &r->nproblems, e);
 	goto out;
 nomem:
 	rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");

@@ -52,6 +52,7 @@
  *
  * Sizes: one image in memory at a time; per token a small JSON per target and 65 bytes of hash.
  */
+#include "kiln/portfolio.h"
 #include "kiln/project.h"
 #include "kiln/recipe.h"
 #include "kiln/release.h"
@@ -374,6 +375,16 @@ static int release_sha(struct rel *x, char out[65], struct kiln_error *e)
 		}
 		kiln_sha256_update(&h, hex, strlen(hex));
 	}
+	if (s->portfolio) {
+		char ps[65];
+		int rc = kiln_portfolio_state(x->p->catalog, x->o->keys_dir, ps, e);
+		if (rc) {
+			kiln_sha256_abort(&h);
+			return rc;
+		}
+		n = snprintf(line, sizeof line, "portfolio %d %s\n", s->portfolio_prompts_hashed, ps);
+		kiln_sha256_update(&h, line, (size_t)n);
+	}
 	for (size_t i = 0; i < x->items->n; i++) {
 		const struct kiln_item *it = &x->items->v[i];
 		n = snprintf(line, sizeof line, "\n%" PRIu64 " %s ", it->id, it->image);
@@ -664,10 +675,20 @@ static int write_images(struct rel *x, struct kiln_error *e)
 	struct kiln_ipfs_dir *d = NULL;
 	char *dir = kiln_fs_join(x->tmp, "images");
 	size_t *order = name_order(items);
+	struct kiln_c2pa_release *c2pa = NULL; /* portfolio PNGs: signed before hashed */
 	int rc;
 	if (!dir || !order) {
 		rc = nomem(x, e);
 		goto out;
+	}
+	if (x->s->portfolio && x->s->format == KILN_FORMAT_PNG) {
+		char *cache = kiln_fs_join(x->p->dir, ".kiln/c2pa");
+		rc = cache ? kiln_portfolio_c2pa_release_new(&c2pa, x->p->catalog, x->o->keys_dir,
+							     cache, e)
+			   : nomem(x, e);
+		free(cache);
+		if (rc)
+			goto out;
 	}
 	if ((rc = kiln_fs_mkdirs(dir, e)) || (rc = car_open(x, "images", &car, e)) ||
 	    (rc = kiln_ipfs_dir_new(&d, car, e)))
@@ -696,6 +717,15 @@ static int write_images(struct rel *x, struct kiln_error *e)
 			rc = kiln_error_hint(e, KILN_HINT_RENDER_FORCE, id);
 			goto out;
 		}
+		if (c2pa) {
+			char title[160];
+			snprintf(title, sizeof title, "%.120s #%" PRIu64,
+				 x->s->name ? x->s->name : "token", it->id);
+			if ((rc = kiln_portfolio_c2pa_release_sign(c2pa, it->id, it->image, title,
+								   &x->img, e)))
+				goto out;
+			kiln_sha256_hex(x->img.data, x->img.len, x->sha[i]);
+		}
 		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, kiln_format_ext(x->s->format));
 		if (!(dst = kiln_fs_join(dir, name))) {
 			rc = nomem(x, e);
@@ -710,6 +740,7 @@ static int write_images(struct rel *x, struct kiln_error *e)
 	}
 	rc = dir_done(x, &d, &car, "images", "images", x->r->images_cid, e);
 out:
+	kiln_portfolio_c2pa_release_free(c2pa);
 	kiln_ipfs_dir_free(d);
 	kiln_ipfs_car_free(car);
 	free(order);
@@ -1270,6 +1301,61 @@ out:
 	return rc;
 }
 
+/* dist/portfolio/ (spec portfolio: {enabled: true}): the portfolio module writes it from
+ * what this release wrote; its folder gets a CID like the others. Each image's attestation
+ * names it and the metadata file that shows it after the reveal. */
+static int write_portfolio(struct rel *x, struct kiln_error *e)
+{
+	const struct kiln_spec *s = x->s;
+	size_t n = x->items->n;
+	struct kiln_portfolio_token *t = kiln_calloc(n + 1, sizeof *t);
+	char (*names)[3][96] = kiln_calloc(n + 1, sizeof *names), cid[KILN_IPFS_CID_MAX], *dir;
+	struct kiln_portfolio_in in = {x->p->catalog, s, x->o->keys_dir, x->tmp, s->name, s->symbol,
+				       s->description, s->engine, s->portfolio_prompts_hashed,
+				       x->r->provenance, x->r->images_cid, x->r->metadata_cid, t,
+				       n};
+	int rc;
+	if (!x->o->keys_dir) {
+		kiln_error_set(e, KILN_E_STATE, s->path, "portfolio: enabled, but no studio keys "
+			       "folder was given");
+		rc = kiln_error_hint(e, KILN_HINT_KEYS_INIT, NULL);
+		goto out;
+	}
+	if (!t || !names || (rc = kiln_provenance_hash((const char(*)[65])x->sha, n,
+							x->r->provenance, e)) != 0) {
+		rc = t && names ? rc : nomem(x, e);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct kiln_item *it = &x->items->v[i];
+		size_t tok = (i + n - (size_t)(x->si % n)) % n; /* the token that shows item i */
+		t[i] = (struct kiln_portfolio_token){it->id, it->traits_json, it->image, names[i][0],
+						     x->sha[i], NULL, NULL, it->traits,
+						     it->legendary};
+		snprintf(names[i][0], 96, "images/%" PRIu64 ".%s", it->id, kiln_format_ext(s->format));
+		snprintf(names[i][1], 96, "thumbnails/%" PRIu64 ".%s", it->id,
+			 kiln_format_ext(s->thumb_format));
+		snprintf(names[i][2], 96, "metadata/%" PRIu64 ".json", x->items->v[tok].id);
+		t[i].thumb_file = s->thumb_size ? names[i][1] : NULL;
+		t[i].meta_file = !x->r->reveal_pending && (s->targets & KILN_TARGET_ERC721)
+					 ? names[i][2] : NULL;
+	}
+	if ((rc = kiln_portfolio_write(&in, e)))
+		goto out;
+	if (!(dir = kiln_fs_join(x->tmp, "portfolio"))) {
+		rc = nomem(x, e);
+		goto out;
+	}
+	rc = kiln_ipfs_import_tree(dir, NULL, 0, cid, NULL, e);
+	free(dir);
+	if (!rc && entry(x, "portfolio", "portfolio", cid, NULL))
+		rc = nomem(x, e);
+out:
+	free(t);
+	free(names);
+	return rc;
+}
+
 /* The whole new dist/ in x->tmp. */
 static int write_release(struct rel *x, struct kiln_error *e)
 {
@@ -1325,6 +1411,8 @@ static int write_release(struct rel *x, struct kiln_error *e)
 		if ((s->targets & KILN_TARGET_METAPLEX) && (rc = write_metaplex(x, e)))
 			return rc;
 	}
+	if (s->portfolio && (rc = write_portfolio(x, e)))
+		return rc;
 	return write_records(x, e);
 }
 

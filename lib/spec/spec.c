@@ -887,11 +887,36 @@ static int parse_paths(struct ctx *c, struct fy_node *n)
 	return 0;
 }
 
+/* portfolio: {enabled: bool, prompts: public|hashed} */
+static int parse_portfolio(struct ctx *c, struct fy_node *n)
+{
+	static const char *const keys[] = {"enabled", "prompts"};
+	struct fy_node *v;
+	char *pr = NULL;
+	int rc;
+	if ((rc = want_map(c, n, "portfolio")) || (rc = check_keys(c, n, "portfolio", keys, 2)))
+		return rc;
+	c->s->portfolio = 1;
+	if ((v = get(n, "enabled")) && (rc = get_bool(c, v, "portfolio.enabled",
+						      &c->s->portfolio)))
+		return rc;
+	if ((v = get(n, "prompts"))) {
+		if ((rc = get_str(c, v, "portfolio.prompts", &pr)))
+			return rc;
+		if (strcmp(pr, "public") && strcmp(pr, "hashed"))
+			rc = fail(c, v, "portfolio.prompts is public or hashed, not '%s'", pr);
+		else
+			c->s->portfolio_prompts_hashed = !strcmp(pr, "hashed");
+		free(pr);
+	}
+	return rc;
+}
+
 static int parse_root(struct ctx *c, struct fy_node *root)
 {
 	static const char *const keys[] = {"collection", "image", "engine", "layers", "rules",
 					   "uniqueness", "legendaries", "metadata", "generate", "qa",
-					   "paths", "review", "polish"};
+					   "paths", "review", "polish", "portfolio"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
@@ -937,6 +962,7 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	if ((v = get(root, "qa")) && (rc = parse_qa(c, v)))
 		return rc;
 	if ((v = get(root, "review")) && (rc = kiln_spec__parse_review(c, v)))
+	if ((v = get(root, "portfolio")) && (rc = parse_portfolio(c, v)))
 		return rc;
 	if ((v = get(root, "generate")) && (rc = parse_generate(c, v)))
 		return rc;

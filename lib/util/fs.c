@@ -110,6 +110,12 @@ int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct 
 int kiln_fs_write_atomic_sync(const char *path, const void *data, size_t len, int sync,
 			      struct kiln_error *e)
 {
+	return kiln_fs_write_atomic_mode(path, data, len, 0644, sync, e);
+}
+
+int kiln_fs_write_atomic_mode(const char *path, const void *data, size_t len, unsigned mode,
+			      int sync, struct kiln_error *e)
+{
 	static unsigned long counter;
 	unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
 	size_t plen = strlen(path) + 64;
@@ -119,7 +125,7 @@ int kiln_fs_write_atomic_sync(const char *path, const void *data, size_t len, in
 	if (!tmp)
 		return kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
 	snprintf(tmp, plen, "%s.tmp-%ld-%lu", path, (long)getpid(), n);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
 	if (fd < 0) {
 		rc = kiln_error_set(e, KILN_E_IO, path, "cannot create: %s", strerror(errno));
 		goto out;

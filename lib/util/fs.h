@@ -28,6 +28,10 @@ int kiln_fs_write_atomic(const char *path, const void *data, size_t len, struct 
  * syncfs per batch instead of two fsyncs per file). */
 int kiln_fs_write_atomic_sync(const char *path, const void *data, size_t len, int sync,
 			      struct kiln_error *e) KILN_MUST_CHECK;
+/* The same with the file created with mode (0600 for a private key: the bytes are never
+ * readable by others, not even under the temporary name; the umask still applies). */
+int kiln_fs_write_atomic_mode(const char *path, const void *data, size_t len, unsigned mode,
+			      int sync, struct kiln_error *e) KILN_MUST_CHECK;
 /* syncfs() on the file system holding dir. */
 int kiln_fs_sync_fs(const char *dir, struct kiln_error *e) KILN_MUST_CHECK;
 /* mkdir -p */

@@ -10,6 +10,7 @@ record    release records (provenance.json, ipfs.json, manifest.sha256 split by 
           shapes kiln writes them, with paths out of the folder among them
 catalog   an item's traits JSON and a render's request JSON (split by 00 01), as a catalog
           holds them
+safetensors  model files: 8-byte header length, JSON header, tensor data
 engine    reply sequences as the test server (tests/sdserver) sends them: byte 0 the engine
           (0 a1111, 1 comfyui, 2 sdcpp), byte 1 the first status, bodies split by 00 01
 """
@@ -100,3 +101,13 @@ put("record", "broken", b'{"provenance_hash": 5, "images": [{}]}\x00\x01{"entrie
 put("catalog", "plain", b'{"Body": "Plain"}\x00\x01{"prompt": "an owl", "seed": 1}')
 put("catalog", "odd", b'{"Body": 5, "Hat": "Crown"}\x00\x01[1, {"x": null}]')
 put("catalog", "broken", b'{"Body": "Pl\x00\x01{')
+
+# safetensors: whole files (8-byte LE header length, JSON header, tensor bytes)
+def st(header, data=b"", claim=None):
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h) if claim is None else claim) + h + data
+put("safetensors", "lora", st({"__metadata__": {"ss_network_dim": "8", "ss_tag_frequency": "{\"owl\": 3}"},
+                               "lora_up.weight": {"dtype": "F16", "shape": [2, 2], "data_offsets": [0, 8]}}, b"\x01" * 8))
+put("safetensors", "empty", st({}))
+put("safetensors", "long", st({"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}, b"x", claim=1 << 40))
+put("safetensors", "badmeta", st({"__metadata__": {"a": 1}}))

@@ -13,12 +13,12 @@ secs=${1:-600}
 build=${2:-$src/build-fuzz}
 command -v clang >/dev/null || { echo "fuzz: clang is not installed (scripts/deps.sh --test installs it)" >&2; exit 2; }
 CC=clang cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_FUZZ=ON >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_spec fuzz_png fuzz_metadata fuzz_engine fuzz_record fuzz_catalog \
-	>"$build/fuzz-build.log" 2>&1 || { tail -30 "$build/fuzz-build.log" >&2; exit 1; }
+cmake --build "$build" -j "$(nproc)" --target fuzz_spec fuzz_png fuzz_metadata fuzz_engine fuzz_record \
+	fuzz_catalog fuzz_c2pa >"$build/fuzz-build.log" 2>&1 || { tail -30 "$build/fuzz-build.log" >&2; exit 1; }
 python3 "$here/make_corpus.py" "$src" "$build/fuzz-seed"
 mkdir -p "$build/fuzz-tmp"
 status=0
-for t in spec png metadata engine record catalog; do
+for t in spec png metadata engine record catalog c2pa; do
 	work=$build/fuzz-work/$t
 	mkdir -p "$work" "$build/fuzz-crash/$t"
 	cp -n "$build/fuzz-seed/$t/"* "$work/" 2>/dev/null || true

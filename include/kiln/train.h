@@ -1,0 +1,83 @@
+/* kiln/train.h: the model registry and training data: what a LoRA or checkpoint file is (its
+ * hashes as AUTOMATIC1111 shows them, its safetensors metadata) and what a dataset holds (every
+ * file's SHA-256 and perceptual hash, a Merkle root over them). The portfolio publishes both.
+ *
+ * safetensors (huggingface/safetensors): an 8-byte little-endian header length N, N bytes of
+ * JSON (an object: tensor name -> {dtype, shape, data_offsets [begin, end]} relative to the
+ * byte after the header, and an optional "__metadata__" object of string values), then the
+ * tensor bytes. The reader trusts nothing: N must fit in the file and be at most
+ * KILN_SAFETENSORS_HEADER_MAX, the header must be valid UTF-8 JSON without duplicate keys,
+ * __metadata__ a map of strings, every tensor's offsets inside the data.
+ *
+ * Model hashes (A1111, modules/hashes.py and sd_models.py):
+ *   sha256       SHA-256 of the whole file; A1111's "Model hash" shows its first 10 hex;
+ *   legacy       SHA-256 of the 0x10000 bytes at offset 0x100000 (fewer when the file is
+ *                shorter), first 8 hex (the old "[abcd1234]" model hash);
+ *   addnet       SHA-256 of the bytes after the safetensors header (what kohya writes as
+ *                sshs_model_hash; "Lora hashes" show its first 12 hex). When the metadata has
+ *                sshs_model_hash it must equal this, else the file is refused.
+ */
+#ifndef KILN_TRAIN_H
+#define KILN_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln/error.h"
+
+#define KILN_SAFETENSORS_HEADER_MAX ((uint64_t)100 << 20)
+
+/* What a safetensors header says. Pointers owned; kiln_safetensors_release() frees them. */
+struct kiln_safetensors {
+	uint64_t header_len;      /* N */
+	uint64_t data_len;        /* file size - 8 - N */
+	uint64_t tensors;         /* entries other than __metadata__ */
+	char *metadata_json;      /* __metadata__ as a JSON object, keys sorted, compact ("{}"
+				     when absent) */
+	int lora;                 /* a LoRA/LyCORIS network (kohya ss_network_* or lora_ tensor
+				     names), else a checkpoint */
+};
+
+/* Read the header of a safetensors image: p holds the file's first n bytes (at least the
+ * header), file_size the whole file's size. where names the file in errors. KILN_E_IO (bad
+ * file: every way named), KILN_E_NOMEM. */
+int kiln_safetensors_parse(const uint8_t *p, size_t n, uint64_t file_size, const char *where,
+			   struct kiln_safetensors *st, struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_safetensors_release(struct kiln_safetensors *st);
+
+/* A model file's registry record. */
+struct kiln_model {
+	char name[256];           /* the file's base name without .safetensors/.ckpt/... */
+	char file[256];           /* the base name */
+	uint64_t bytes;
+	char sha256[65];
+	char legacy[9];           /* 8 hex */
+	char addnet[65];          /* "" when not safetensors */
+	int safetensors;
+	struct kiln_safetensors st; /* when safetensors */
+};
+
+/* Hash and read the model file at path (one pass over the file). */
+int kiln_model_read(const char *path, struct kiln_model *m, struct kiln_error *e)
+	KILN_MUST_CHECK;
+/* The record as JSON (what the registry stores and the portfolio publishes as
+ * models/<name>.json): name, file, kind, bytes, sha256, a1111 {model_hash, legacy_hash,
+ * lora_hash}, safetensors {header_bytes, tensors, metadata}, and the given licence, source and
+ * trained_on dataset names (each may be NULL or empty). Caller frees. NULL out of memory. */
+char *kiln_model_record(const struct kiln_model *m, const char *license, const char *source,
+			const char *const *trained_on, size_t ntrained);
+void kiln_model_release(struct kiln_model *m);
+
+/* A perceptual hash of an image file, supplied by the caller (QA's pHash: train sits below
+ * QA); KILN_E_IMAGE when the file is not an image (it then gets none). */
+typedef int (*kiln_phash_fn)(const char *path, uint64_t *phash, void *user, struct kiln_error *e);
+
+/* Scan a dataset folder: every regular file beneath dir (hidden ones skipped, symbolic links
+ * refused), in bytewise path order: SHA-256, size and (images) pHash; the Merkle root (RFC 6962
+ * over one leaf per file, the leaf being the sha256sum line "<sha256>  <path>" without its
+ * newline). The record JSON: name, license, source, files, bytes, merkle_root, entries
+ * [{path, sha256, bytes, phash}]. *root: 64 hex. Caller frees *record. */
+int kiln_dataset_scan(const char *dir, const char *name, const char *license, const char *source,
+		      kiln_phash_fn phash, void *user, char **record, char root[65],
+		      struct kiln_error *e) KILN_MUST_CHECK;
+
+#endif

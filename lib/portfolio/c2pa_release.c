@@ -1,0 +1,243 @@
+/* c2pa_release: what a release needs to sign each PNG it writes (release.c calls it for every
+ * image, before hashing it, so the provenance hash, the CIDs and the attestations are of the
+ * signed bytes).
+ *
+ * Each manifest tells the image's history as the portfolio log has it: the log is synced
+ * (every catalog fact not yet in it is appended) and loaded once, and indexed by item, so that
+ * per image the actions are c2pa.created with the digital source type (compositeSynthetic for
+ * the compose engine, trainedAlgorithmicMedia for AI engines, compositeWithTrained... once a
+ * person edited it), then a c2pa.edited per edit.human and polish.step entry of the item in log
+ * order; dev.kiln.provenance names the entry that made these bytes (the latest of the item's
+ * entries whose fact.image is the image's SHA-256, else its latest entry), its SHA-256, and
+ * the RFC 6962 root of the log up to and including it (log_size entries). The log only grows,
+ * so that prefix root never changes and anyone recomputes it from entries.jsonl; the root of
+ * the whole log would change with every later entry (the release's own lists the signed
+ * images, so it cannot be inside them), and with it every image's bytes. Manifests go through
+ * the signing cache (c2pa.c), so the same catalog gives the same bytes.
+ *
+ * Sizes: the log in memory (a few MB for 10,000 tokens), an index of 16 bytes an entry.
+ */
+#include "kiln/catalog.h"
+#include "kiln/portfolio.h"
+#include "util/alloc.h"
+#include "util/fs.h"
+#include "util/merkle.h"
+#include "util/sha.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct at {
+	uint64_t item;
+	size_t line;
+};
+
+struct kiln_c2pa_release {
+	struct kiln_c2pa_signer *signer;
+	char *cache_dir;
+	struct kiln_plog log;
+	json_t **entries;         /* parsed lines (NULL for one that is not JSON) */
+	struct at *idx;           /* entries with an item, by (item, line) */
+	size_t nidx;
+	struct kiln_merkle_tree tree;
+	struct kiln_c2pa_edit *edits;
+	size_t edits_cap;
+};
+
+static int cmp_at(const void *a, const void *b)
+{
+	const struct at *x = a, *y = b;
+	if (x->item != y->item)
+		return x->item < y->item ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+void kiln_portfolio_c2pa_release_free(struct kiln_c2pa_release *cr)
+{
+	if (!cr)
+		return;
+	kiln_portfolio_c2pa_signer_free(cr->signer);
+	for (size_t i = 0; cr->entries && i < cr->log.n; i++)
+		json_decref(cr->entries[i]);
+	free(cr->entries);
+	kiln_merkle_tree_release(&cr->tree);
+	kiln_plog_release(&cr->log);
+	free(cr->idx);
+	free(cr->edits);
+	free(cr->cache_dir);
+	free(cr);
+}
+
+int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **crp, struct kiln_catalog *c,
+				    const char *keys_dir, const char *cache_dir,
+				    struct kiln_error *e)
+{
+	struct kiln_c2pa_release *cr;
+	int rc;
+	*crp = NULL;
+	if (!keys_dir) {
+		kiln_error_set(e, KILN_E_STATE, "portfolio", "the release signs its PNGs for C2PA, "
+			       "but no studio keys folder was given");
+		return kiln_error_hint(e, KILN_HINT_KEYS_INIT, NULL);
+	}
+	if (!(cr = kiln_calloc(1, sizeof *cr)))
+		return kiln_error_set(e, KILN_E_NOMEM, "portfolio", "out of memory");
+	if ((rc = kiln_portfolio_c2pa_signer_new(&cr->signer, keys_dir, e))) {
+		if (rc == KILN_E_IO)
+			kiln_error_hint(e, KILN_HINT_KEYS_INIT, NULL);
+		goto out;
+	}
+	if (!(cr->cache_dir = kiln_strdup(cache_dir))) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, cache_dir, "out of memory");
+		goto out;
+	}
+	if ((rc = kiln_fs_mkdirs(cache_dir, e)) || (rc = kiln_portfolio_log_sync(c, NULL, e)) ||
+	    (rc = kiln_portfolio_log_load(c, &cr->log, e)))
+		goto out;
+	if (kiln_merkle_tree_build(&cr->tree, (const uint8_t(*)[32])cr->log.leaves, cr->log.n)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, "portfolio log", "out of memory");
+		goto out;
+	}
+	cr->entries = kiln_calloc(cr->log.n + 1, sizeof *cr->entries);
+	cr->idx = kiln_calloc(cr->log.n + 1, sizeof *cr->idx);
+	if (!cr->entries || !cr->idx) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, "portfolio log", "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < cr->log.n; i++) {
+		json_t *item;
+		cr->entries[i] = json_loads(cr->log.lines[i], 0, NULL);
+		item = json_object_get(cr->entries[i], "item");
+		if (json_is_integer(item) && json_integer_value(item) >= 0)
+			cr->idx[cr->nidx++] = (struct at){ (uint64_t)json_integer_value(item), i };
+	}
+	qsort(cr->idx, cr->nidx, sizeof *cr->idx, cmp_at);
+	*crp = cr;
+	cr = NULL;
+out:
+	kiln_portfolio_c2pa_release_free(cr);
+	return rc;
+}
+
+/* The RFC 6962 root of the log's first m entries (0 < m <= n), from the whole tree's levels:
+ * m's binary digits are its complete aligned subtrees, largest first, which the RFC's split
+ * joins from the right. */
+static void prefix_root(const struct kiln_merkle_tree *t, size_t m, uint8_t out[32])
+{
+	uint8_t blocks[64][32], r[32];
+	size_t nb = 0, off = 0;
+	for (int k = 63; k >= 0; k--)
+		if (m >> k & 1) {
+			memcpy(blocks[nb++], t->lv[k][off >> k], 32);
+			off += (size_t)1 << k;
+		}
+	memcpy(out, blocks[nb - 1], 32);
+	for (size_t i = nb - 1; i-- > 0;) {
+		kiln_merkle_node(blocks[i], out, r);
+		memcpy(out, r, 32);
+	}
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* What an edit or polish entry says was done: its fact's description (or step, note,
+ * operation), else what its kind means. */
+static const char *edit_text(json_t *l, int human)
+{
+	static const char *const keys[] = { "description", "step", "note", "operation", "op" };
+	json_t *f = json_object_get(l, "fact");
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		const char *v = str(f, keys[i]);
+		if (v && *v)
+			return v;
+	}
+	return human ? "edited by hand" : "polish step";
+}
+
+int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item,
+				     const char *image_sha, const char *title,
+				     struct kiln_buf *img, struct kiln_error *e)
+{
+	struct kiln_c2pa_in in = { 0 };
+	struct kiln_buf out = KILN_BUF_INIT;
+	size_t lo = 0, hi = cr->nidx, n = 0;
+	char entry_sha[65], root[65];
+	int64_t made = -1, last = -1, human = 0, compose = 0;
+	int rc;
+	/* the item's entries: [lo, hi) of the index */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cr->idx[mid].item < item)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (hi = lo; hi < cr->nidx && cr->idx[hi].item == item; hi++)
+		;
+	if (hi - lo > cr->edits_cap) {
+		struct kiln_c2pa_edit *v = kiln_reallocarray(cr->edits, hi - lo, sizeof *v);
+		if (!v)
+			return kiln_error_set(e, KILN_E_NOMEM, "portfolio", "out of memory");
+		cr->edits = v;
+		cr->edits_cap = hi - lo;
+	}
+	for (size_t k = lo; k < hi; k++) {
+		size_t i = cr->idx[k].line;
+		json_t *l = cr->entries[i];
+		const char *kind = str(l, "kind");
+		const char *made_img = str(json_object_get(l, "fact"), "image");
+		if (!l || !kind)
+			continue;
+		last = (int64_t)i;
+		if (made_img && image_sha && !strcmp(made_img, image_sha))
+			made = (int64_t)i;
+		if (!strcmp(kind, "render"))
+			compose = !strcmp(str(json_object_get(l, "fact"), "engine") ?: "",
+					  "compose");
+		if (!strcmp(kind, "edit.human") || !strcmp(kind, "polish.step")) {
+			int h = kind[0] == 'e';
+			human |= h;
+			cr->edits[n++] = (struct kiln_c2pa_edit){ edit_text(l, h),
+								  h ? NULL : "kiln polish",
+								  str(l, "at") };
+		}
+	}
+	if (made < 0)
+		made = last;
+	in.title = title;
+	in.format = "image/png";
+	in.source_type = compose ? KILN_C2PA_COMPOSITE_SYNTHETIC
+			 : human ? KILN_C2PA_COMPOSITE_TRAINED : KILN_C2PA_TRAINED;
+	in.edits = cr->edits;
+	in.n_edits = n;
+	in.token_id = (int64_t)item;
+	in.log_index = made;
+	if (made >= 0) {
+		uint8_t r[32];
+		kiln_sha256_hex(cr->log.lines[made], strlen(cr->log.lines[made]), entry_sha);
+		prefix_root(&cr->tree, (size_t)made + 1, r);
+		kiln_hex(r, 32, root);
+		in.log_entry_sha256 = entry_sha;
+		in.log_root = root;
+		in.log_size = made + 1;
+	}
+	kiln_buf_init(&out, img->max);
+	rc = kiln_portfolio_c2pa_sign_png_cached(cr->signer, cr->cache_dir, img->data, img->len,
+						 &in, &out, e);
+	if (rc) {
+		char where[48];
+		snprintf(where, sizeof where, "item %" PRIu64, item);
+		kiln_error_prefix(e, "signing the C2PA manifest of %s", where);
+		kiln_buf_release(&out);
+		return rc;
+	}
+	kiln_buf_release(img);
+	*img = out;
+	return 0;
+}
