@@ -1838,6 +1838,37 @@ int kiln_catalog_final_images(struct kiln_catalog *c, struct kiln_items *items,
 			rc = db_error(c, e, "reading final images");
 		}
 	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int polish_json_one(void *user, const struct kiln_polish_step *st)
+{
+	json_t *arr = user, *set = json_loads(st->settings, 0, NULL), *o;
+	o = json_pack("{s:I, s:s, s:o, s:s, s:s, s:s, s:I, s:b, s:s, s:s?, s:s?, s:s}",
+		      "step", (json_int_t)st->step, "kind", st->kind,
+		      "settings", set ? set : json_object(), "recipe", st->recipe, "input",
+		      st->input, "output", st->output, "bytes", (json_int_t)st->bytes, "image",
+		      st->image, "by", st->by, "tool", st->tool, "note", st->note, "at", st->at);
+	return !o || json_array_append_new(arr, o);
+}
+
+int kiln_catalog_polish_json(struct kiln_catalog *c, uint64_t id, char **json,
+			     struct kiln_error *e)
+{
+	json_t *arr = json_array();
+	int rc;
+	*json = NULL;
+	if (!arr)
+		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	rc = kiln_catalog_polish_each(c, 1, id, polish_json_one, arr, e);
+	if (!rc && json_array_size(arr) &&
+	    !(*json = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+		rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+	json_decref(arr);
+	return rc;
+}
+
 /* --- the portfolio: models, datasets, facts, the log ------------------------------------- */
 
 int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const char *key,
@@ -1873,30 +1904,6 @@ int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const c
 	return rc;
 }
 
-static int polish_json_one(void *user, const struct kiln_polish_step *st)
-{
-	json_t *arr = user, *set = json_loads(st->settings, 0, NULL), *o;
-	o = json_pack("{s:I, s:s, s:o, s:s, s:s, s:s, s:I, s:b, s:s, s:s?, s:s?, s:s}",
-		      "step", (json_int_t)st->step, "kind", st->kind,
-		      "settings", set ? set : json_object(), "recipe", st->recipe, "input",
-		      st->input, "output", st->output, "bytes", (json_int_t)st->bytes, "image",
-		      st->image, "by", st->by, "tool", st->tool, "note", st->note, "at", st->at);
-	return !o || json_array_append_new(arr, o);
-}
-
-int kiln_catalog_polish_json(struct kiln_catalog *c, uint64_t id, char **json,
-			     struct kiln_error *e)
-{
-	json_t *arr = json_array();
-	int rc;
-	*json = NULL;
-	if (!arr)
-		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
-	rc = kiln_catalog_polish_each(c, 1, id, polish_json_one, arr, e);
-	if (!rc && json_array_size(arr) &&
-	    !(*json = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-		rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
-	json_decref(arr);
 static int has_table(struct kiln_catalog *c, const char *name)
 {
 	sqlite3_stmt *st = NULL;
