@@ -924,7 +924,8 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 		fail(c, NULL, "the spec is empty: it holds no YAML, only comments or blank lines");
 		return kiln_error_hint(c->e, KILN_HINT_INIT, NULL);
 	}
-	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys, 12)))
+	if ((rc = want_map(c, root, "the spec")) || (rc = check_keys(c, root, "the spec", keys,
+							       sizeof keys / sizeof keys[0])))
 		return rc;
 	/* first: every file named after this is checked against the allowed folders */
 	if ((v = get(root, "paths")) && (rc = parse_paths(c, v)))
@@ -962,6 +963,7 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	if ((v = get(root, "qa")) && (rc = parse_qa(c, v)))
 		return rc;
 	if ((v = get(root, "review")) && (rc = kiln_spec__parse_review(c, v)))
+		return rc;
 	if ((v = get(root, "portfolio")) && (rc = parse_portfolio(c, v)))
 		return rc;
 	if ((v = get(root, "generate")) && (rc = parse_generate(c, v)))
