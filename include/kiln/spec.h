@@ -170,9 +170,21 @@ struct kiln_controlnet {
 /* One Stable Diffusion server. Secrets are never in kiln.yaml: auth_env / token_env name
  * environment variables, which the *command* reads and puts in `secret` (the library never
  * reads the environment). */
+/* Where an endpoint runs: a server of the studio's own, or a cloud platform's endpoint. */
+enum kiln_platform { KILN_PLATFORM_SELF, KILN_PLATFORM_RUNPOD, KILN_PLATFORM_SAGEMAKER };
+
 struct kiln_endpoint {
-	char *url;                 /* base URL, no trailing slash: http://gpu-1:7860 */
-	char *engine;              /* a1111 | comfyui | sdcpp; default: the spec's engine */
+	char *url;                 /* base URL, no trailing slash: http://gpu-1:7860; RunPod:
+	                              base_url + "/v2/" + endpoint_id */
+	char *engine;              /* a1111 | comfyui | sdcpp; default: the spec's engine;
+	                              "runpod" for a RunPod endpoint (worker says what it runs) */
+	enum kiln_platform platform;
+	char *worker;              /* cloud endpoints: the worker's protocol, comfyui | a1111
+	                              (kiln_endpoint_protocol); NULL for self-hosted ones */
+	char *base_url;            /* cloud endpoints: the platform's API (RunPod default
+	                              https://api.runpod.ai), for tests and private gateways */
+	char *endpoint_id;         /* RunPod: the serverless endpoint's id */
+	double cost_per_hour;      /* USD per GPU hour (0: not priced) */
 	unsigned concurrency;      /* jobs at once on this server, default 1 */
 	char *auth_env;            /* env var holding "user:pass" (HTTP basic), or NULL */
 	char *token_env;           /* env var holding a bearer token, or NULL */
@@ -181,6 +193,13 @@ struct kiln_endpoint {
 	struct kiln_loc loc;
 	char *secret;              /* resolved by the command, never parsed; NULL: none */
 };
+
+/* The protocol an endpoint's images are asked in (what samplers, ControlNet settings and the
+ * workflow are checked against): the cloud worker's, else the engine's. */
+static inline const char *kiln_endpoint_protocol(const struct kiln_endpoint *ep)
+{
+	return ep->worker ? ep->worker : ep->engine;
+}
 
 /* The generate: block (AI engines). */
 struct kiln_generate {
@@ -195,6 +214,8 @@ struct kiln_generate {
 	unsigned candidates;       /* images per item, default 1 (candidate k: seed + k) */
 	char *workflow;            /* ComfyUI API-format graph file, relative to the dir; NULL */
 	unsigned retries;          /* attempts per job after the first, default 4 */
+	double budget_usd;         /* stop submitting before the projected spend passes it (0:
+	                              no budget) */
 	struct kiln_endpoint *endpoints;
 	size_t nendpoints;
 	struct kiln_loc loc;

@@ -455,6 +455,8 @@ static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct
 	x->r.error_kind = ok ? NULL : at->ok ? "other" : error_kind(at, bad_image);
 	x->r.started = at->started;
 	x->r.finished = at->finished;
+	x->r.gpu_seconds = at->gpu_seconds;
+	x->r.cost_usd = at->cost_usd;
 	a->nbatch++;
 	if (at->final) {
 		a->done++;
@@ -569,7 +571,7 @@ static int check_workflow(const struct kiln_spec *s, json_t *wf, const char *tex
 	int comfy = 0, ck = 0, ks = 0;
 	json_t *n;
 	for (size_t i = 0; i < g->nendpoints; i++)
-		comfy |= !strcmp(g->endpoints[i].engine, "comfyui");
+		comfy |= !strcmp(kiln_endpoint_protocol(&g->endpoints[i]), "comfyui");
 	if (!comfy)
 		return 0;
 	json_object_foreach(wf, k, n) {
@@ -725,9 +727,12 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 		return kiln_error_set(e, KILN_E_USAGE, where, "endpoint %s: %s names the environment "
 				      "variable %s, which is not set: set it to %s and run again "
 				      "(credentials never go in kiln.yaml)", ep->url,
-				      ep->auth_env ? "auth_env" : "token_env",
+				      ep->auth_env || ep->platform == KILN_PLATFORM_RUNPOD ?
+					      "auth_env" : "token_env",
 				      ep->auth_env ? ep->auth_env : ep->token_env,
-				      ep->auth_env ? "user:pass (HTTP basic auth)" : "the bearer token");
+				      ep->auth_env ? "user:pass (HTTP basic auth)" :
+				      ep->platform == KILN_PLATFORM_RUNPOD ? "the RunPod API key" :
+					      "the bearer token");
 	}
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
@@ -815,6 +820,9 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	d.nresume = a.nresume;
 	d.cancel = o->cancel;
 	d.jitter_seed = p->spec->seed;
+	d.budget_usd = g->budget_usd;
+	if (g->budget_usd > 0 && (rc = kiln_catalog_spend(p->catalog, &d.spent_before, e)))
+		goto out;
 	/* image checks beside the dispatcher's loop: the endpoints never wait for a decode */
 	{
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -838,6 +846,8 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 		(void)flush(&a, &fe); /* keep what finished */
 	}
 	res->failed = a.failed;
+	for (size_t k = 0; a.stats && k < g->nendpoints; k++)
+		res->spent_usd += a.stats[k].spent_usd;
 	if (!rc && o->cancel && *o->cancel && a.done < a.total)
 		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %llu of %llu jobs: "
 				    "run the same command again to finish",
@@ -862,15 +872,6 @@ out:
 
 /* --- dry run ----------------------------------------------------------------------------- */
 
-static const char *submit_path(const char *engine)
-{
-	if (!strcmp(engine, "comfyui"))
-		return "/prompt";
-	if (!strcmp(engine, "sdcpp"))
-		return "/sdcpp/v1/img_gen";
-	return "/sdapi/v1/txt2img";
-}
-
 int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln_buf *out,
 				struct kiln_error *e)
 {
@@ -893,7 +894,8 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 		return kiln_error_hint(e, KILN_HINT_DRY_RUN_AI, NULL);
 	}
 	ep = &g->endpoints[0];
-	eng = kiln_engine_find(ep->engine);
+	if (!(eng = kiln_engine_for(ep)))
+		return kiln_error_set(e, KILN_E_SPEC, ep->url, "no engine drives this endpoint");
 	if ((rc = kiln_catalog_item(p->catalog, p->spec, id, &one, e)))
 		return rc;
 	if (!one.n) {
@@ -914,7 +916,7 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 			  (unsigned long long)id, g->candidates, (unsigned long long)rq.seed,
 			  rq.recipe))
 		goto nomem;
-	for (size_t i = 0; !strcmp(ep->engine, "comfyui") && i < rq.ncontrols; i++)
+	for (size_t i = 0; !strcmp(ep->engine, "comfyui") && i < rq.ncontrols; i++) /* uploads */
 		if (kiln_buf_addf(out, "# first: POST %s/upload/image (multipart: image=kiln_%.16s.png, "
 				  "%zu bytes of %s, overwrite=true, type=input)\n", ep->url,
 				  rq.controls[i].image->sha, rq.controls[i].image->len,
@@ -925,7 +927,7 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 				  "(--control-net): make sure it is %s\n", rq.controls[i].cn->model))
 			goto nomem;
 	if (kiln_buf_addf(out, "POST %s%s\nContent-Type: application/json\n", ep->url,
-			  submit_path(ep->engine)))
+			  eng->submit_path))
 		goto nomem;
 	if (ep->auth_env &&
 	    kiln_buf_addf(out, "Authorization: Basic <user:pass from $%s, not shown>\n",

@@ -7,6 +7,7 @@
  * to send next (struct kiln_http) and reads what came back:
  *
  *   build_request  the job's submission body as sent on the wire (dry-run, catalog)
+ *   submit_path    where that body is POSTed, for --dry-run
  *   start          the first exchange of an attempt (a resumed job: a poll of its remote id)
  *   on_response    a response (or a transport error, status 0): send this next, poll again
  *                  later, done (image in job->image), retry, or give up
@@ -47,7 +48,10 @@ int kiln_ai_request_canonical(const struct kiln_ai_request *rq, struct kiln_buf 
 /* One HTTP exchange an engine asks for. */
 struct kiln_http {
 	const char *method;        /* "GET" or "POST" (static) */
-	char path[1024];           /* appended to the endpoint URL: "/sdapi/v1/txt2img" */
+	char path[2048];           /* appended to the endpoint URL: "/sdapi/v1/txt2img"; with
+	                              absolute, a whole URL (a worker's S3 link) */
+	int absolute;              /* path is a URL of another host: sent without the
+	                              endpoint's credentials */
 	struct kiln_buf body;      /* JSON body, empty for GET */
 	/* multipart upload (ComfyUI /upload/image) instead of a JSON body, when upload != NULL */
 	const struct kiln_ai_file *upload;
@@ -102,6 +106,13 @@ struct kiln_ai_job {
 	 * keys the server gave (owned; NULL: the server reports nothing). The render record
 	 * keeps it beside what was asked. */
 	char *ran;
+	/* GPU seconds the platform reported for this attempt (RunPod executionTime), set by a
+	 * cloud engine; 0: none reported (the dispatcher prices a self-hosted endpoint's wall
+	 * time instead) */
+	double gpu_seconds;
+	int cancel;                /* set by the dispatcher: the run is being stopped; an engine
+	                              may give up a job the platform has not started (RunPod:
+	                              IN_QUEUE, cancelled with POST /cancel) */
 };
 void kiln_ai_job_release(struct kiln_ai_job *j);
 #define KILN_POLL_ERRORS 8
@@ -144,6 +155,7 @@ void kiln_ai_nearest(const struct kiln_ai_list *l, const char *want, char *out, 
 struct kiln_engine {
 	const char *name;          /* "a1111", "comfyui", "sdcpp" */
 	const char *health_path;   /* a cheap GET that answers 200 when the server is up */
+	const char *submit_path;   /* where build_request's body goes ("/sdapi/v1/txt2img") */
 	/* The submission body exactly as sent; redact: big blobs (base64 images) replaced by
 	 * "sha256:<hex>" (for the catalog). */
 	int (*build_request)(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
@@ -188,8 +200,16 @@ int kiln_comfy_workflow_check(const char *text, const char *file, int need_loade
 extern const struct kiln_engine kiln_engine_a1111;
 extern const struct kiln_engine kiln_engine_comfyui;
 extern const struct kiln_engine kiln_engine_sdcpp;
+/* RunPod serverless with the official workers (runpod.c): worker-comfyui and worker-a1111. */
+extern const struct kiln_engine kiln_engine_runpod_comfyui;
+extern const struct kiln_engine kiln_engine_runpod_a1111;
 /* By name, or NULL. */
 const struct kiln_engine *kiln_engine_find(const char *name);
+/* The engine that drives endpoint ep (its engine, or for a cloud endpoint the platform's with
+ * its worker), or NULL. */
+const struct kiln_engine *kiln_engine_for(const struct kiln_endpoint *ep);
+/* RunPod refuses a /run body over 10 MB (/runsync: 20 MB): kiln refuses it before sending. */
+#define KILN_RUNPOD_MAX_BODY ((size_t)10 * 1000 * 1000)
 
 /* Helpers shared by the engines (engine.c). */
 int kiln_b64_encode(const void *p, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
