@@ -215,6 +215,8 @@ struct kiln_endpoint_stat {
 	double gpu_seconds;       /* reported GPU seconds of every attempt */
 	double cost_usd;          /* spend of every attempt (every run) */
 	double run_cost_usd;      /* spend of the last run */
+	char *health;             /* a cloud endpoint's last health answer as JSON {at: unix
+	                             seconds, answer: {...}} (meta "endpoint_health URL"), or NULL */
 };
 int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_stat **out,
 				size_t *n, struct kiln_error *e) KILN_MUST_CHECK;

@@ -30,6 +30,8 @@ struct kiln_render_result {
 	uint64_t skipped;             /* up to date */
 	double seconds;
 	double spent_usd;             /* AI: this run's spend at the endpoints' cost_per_hour */
+	double spent_total_usd;       /* AI: every run's, this one's included */
+	int budget_stopped;           /* generate.budget_usd held jobs back (they failed) */
 };
 int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o,
 			struct kiln_render_result *r, struct kiln_error *e) KILN_MUST_CHECK;

@@ -1299,6 +1299,12 @@ int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_sta
 	}
 	if ((rc = run_latencies(c, since, v, *n, e)))
 		goto fail;
+	for (size_t i = 0; i < *n; i++) {
+		char key[1200];
+		snprintf(key, sizeof key, "endpoint_health %s", v[i].endpoint);
+		if ((rc = kiln_catalog_meta_get(c, key, &v[i].health, e)))
+			goto fail;
+	}
 	*out = v;
 	return 0;
 nomem:
@@ -1315,6 +1321,7 @@ void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n)
 	for (size_t i = 0; v && i < n; i++) {
 		free(v[i].endpoint);
 		free(v[i].engine);
+		free(v[i].health);
 	}
 	free(v);
 }

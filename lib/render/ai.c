@@ -337,6 +337,28 @@ static int op_remote(void *user, size_t k, size_t endpoint, const struct kiln_ai
 	return kiln_catalog_inflight_put(a->p->catalog, &f, e);
 }
 
+/* A cloud endpoint's health answer (RunPod /health: its queue and workers) kept for `kiln
+ * status` in meta "endpoint_health URL", with when it came. Best effort: a failure to keep it
+ * loses nothing of the render. */
+static void op_health(void *user, size_t endpoint, const char *body, size_t len)
+{
+	struct ai *a = user;
+	const struct kiln_endpoint *ep = &a->p->spec->generate->endpoints[endpoint];
+	json_t *ans, *o;
+	char key[1200], *text;
+	struct kiln_error e;
+	if (ep->platform == KILN_PLATFORM_SELF || !(ans = json_loadb(body, len, 0, NULL)))
+		return;
+	o = json_pack("{s:f, s:o}", "at", kiln_clock_unix(), "answer", ans);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	snprintf(key, sizeof key, "endpoint_health %s", ep->url);
+	kiln_error_clear(&e);
+	if (text && kiln_catalog_meta_set(a->p->catalog, key, text, &e))
+		kiln_error_clear(&e);
+	free(text);
+	json_decref(o);
+}
+
 /* image.format webp or jpeg: img re-encoded in it, with the encoder the compose engine uses
  * (kiln_image_encode); an AI image with the disclosure XMP in the file, a legendary (a
  * person's file) without. The A1111 infotext has no standard home in WebP or JPEG that Stable
@@ -821,6 +843,7 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	d.cancel = o->cancel;
 	d.jitter_seed = p->spec->seed;
 	d.budget_usd = g->budget_usd;
+	d.budget_stopped = &res->budget_stopped;
 	if (g->budget_usd > 0 && (rc = kiln_catalog_spend(p->catalog, &d.spent_before, e)))
 		goto out;
 	/* image checks beside the dispatcher's loop: the endpoints never wait for a decode */
@@ -833,6 +856,7 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	memset(&ops, 0, sizeof ops);
 	ops.request = op_request;
 	ops.remote = op_remote;
+	ops.health = op_health;
 	ops.check = op_check;
 	ops.attempt = op_attempt;
 	ops.tick = op_tick;
@@ -848,6 +872,7 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	res->failed = a.failed;
 	for (size_t k = 0; a.stats && k < g->nendpoints; k++)
 		res->spent_usd += a.stats[k].spent_usd;
+	res->spent_total_usd = d.spent_before + res->spent_usd;
 	if (!rc && o->cancel && *o->cancel && a.done < a.total)
 		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %llu of %llu jobs: "
 				    "run the same command again to finish",

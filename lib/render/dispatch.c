@@ -718,6 +718,8 @@ static void health_done(struct run *r, struct slot *s, long status)
 	struct kiln_error e;
 	ep->health = NULL;
 	kiln_error_clear(&e);
+	if (status >= 200 && status < 300 && r->ops->health)
+		r->ops->health(r->ops->user, k, s->resp.data ? s->resp.data : "", s->resp.len);
 	if (status >= 200 && status < 300 && !ep->caps.known && ep->eng->probe_start) {
 		/* up: ask what it has before its first job, on the same slot */
 		s->is_probe = 1;
@@ -1265,14 +1267,14 @@ static int budget_allows(struct run *r, size_t k)
 		double x = est_cost(r, i);
 		committed += r->eps[i].active * (x > 0 ? x : 0);
 	}
-	if (est < 0)
-		return r->eps[k].active == 0 && committed < r->o->budget_usd;
-	if (committed + est <= r->o->budget_usd)
-		return 1;
+	if (est < 0 ? committed < r->o->budget_usd : committed + est <= r->o->budget_usd)
+		return est >= 0 || r->eps[k].active == 0; /* unknown: one at a time */
 	r->budget_stop = 1;
+	if (r->o->budget_stopped)
+		*r->o->budget_stopped = 1;
 	snprintf(r->budget_why, sizeof r->budget_why, "not sent: the next job (about $%.4f on "
-		 "%.200s) would take the spend past generate.budget_usd $%.2f: $%.4f spent so far "
-		 "($%.4f in this run), $%.4f more committed to the jobs running", est,
+		 "%.200s) would take the spend past generate.budget_usd $%.4f: $%.4f spent so far "
+		 "($%.4f in this run), $%.4f more committed to the jobs running", est > 0 ? est : 0,
 		 r->eps[k].cfg->url, r->o->budget_usd, r->o->spent_before + r->spent, r->spent,
 		 committed - r->o->spent_before - r->spent);
 	return 0;

@@ -57,6 +57,9 @@ struct kiln_dispatch_ops {
 	int (*check)(void *user, size_t k, struct kiln_ai_job *aj, struct kiln_error *e);
 	/* An attempt ended. A non-zero return stops the run with that error. */
 	int (*attempt)(void *user, const struct kiln_dispatch_attempt *a, struct kiln_error *e);
+	/* An endpoint's health check answered 2xx (body: what it said, e.g. RunPod's /health
+	 * queue and workers). May be NULL; what it returns is ignored. */
+	void (*health)(void *user, size_t endpoint, const char *body, size_t len);
 	/* Called once per loop turn (batching, progress). May be NULL. */
 	int (*tick)(void *user, struct kiln_error *e);
 	void *user;
@@ -90,6 +93,7 @@ struct kiln_dispatch_opts {
 	                              running jobs and it are expected to cost would pass it;
 	                              the jobs left then fail with the spend named */
 	double spent_before;       /* USD spent by earlier runs (counts against the budget) */
+	int *budget_stopped;       /* out, may be NULL: set when the budget held jobs back */
 };
 
 
