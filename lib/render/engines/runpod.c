@@ -104,20 +104,21 @@ static int a1111_input(const struct kiln_ai_request *rq, int redact, json_t **ou
 	return rc;
 }
 
-/* {input, policy}: the job may run ep->timeout seconds (RunPod's least is 5 s) and wait an
- * hour in the queue beyond that before RunPod drops it. */
-static int build(const struct kiln_ai_request *rq, const struct kiln_endpoint *ep, int comfy,
-		 int redact, struct kiln_buf *out, struct kiln_error *e)
+/* {input, policy}: RunPod's own defaults, said outright so that the request recorded is the
+ * one sent: a job may run 10 minutes (executionTimeout) and is dropped when it has not ended
+ * within 70 minutes of its submission (ttl: an hour of queue beyond that). */
+#define RUNPOD_EXEC_MS 600000
+#define RUNPOD_TTL_MS (RUNPOD_EXEC_MS + 3600000)
+
+static int build(const struct kiln_ai_request *rq, int comfy, int redact, struct kiln_buf *out,
+		 struct kiln_error *e)
 {
 	json_t *in, *o;
-	json_int_t exec = ep ? (json_int_t)(ep->timeout * 1000) : 600000;
 	int rc = comfy ? comfy_input(rq, redact, &in, e) : a1111_input(rq, redact, &in, e);
 	if (rc)
 		return rc;
-	if (exec < 5000)
-		exec = 5000;
-	o = json_pack("{s:o, s:{s:I, s:I}}", "input", in, "policy", "executionTimeout", exec,
-		      "ttl", exec + 3600000);
+	o = json_pack("{s:o, s:{s:i, s:i}}", "input", in, "policy", "executionTimeout",
+		      RUNPOD_EXEC_MS, "ttl", RUNPOD_TTL_MS);
 	if (!o)
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building a RunPod "
 				      "request");
@@ -132,13 +133,13 @@ static int build(const struct kiln_ai_request *rq, const struct kiln_endpoint *e
 static int comfy_build(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
 		       struct kiln_error *e)
 {
-	return build(rq, NULL, 1, redact, out, e);
+	return build(rq, 1, redact, out, e);
 }
 
 static int a1111_build(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
 		       struct kiln_error *e)
 {
-	return build(rq, NULL, 0, redact, out, e);
+	return build(rq, 0, redact, out, e);
 }
 
 static void poll_req(struct kiln_ai_job *j, struct kiln_http *next)
@@ -160,7 +161,7 @@ static int rp_start(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_e
 	next->method = "POST";
 	next->no_resend = 1;
 	snprintf(next->path, sizeof next->path, "/run");
-	if ((rc = build(j->rq, j->ep, is_comfy(j), 0, &next->body, e)))
+	if ((rc = build(j->rq, is_comfy(j), 0, &next->body, e)))
 		return rc;
 	if (next->body.len > KILN_RUNPOD_MAX_BODY)
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "the request is %zu bytes, over the "
