@@ -34,7 +34,8 @@ Faults and timing: --job-seconds, --jitter, --workers N (jobs in progress at onc
 wait IN_QUEUE), --cold-start S (a worker's first job waits S more), --queue-delay S (every job
 waits S more in the queue: a slow queue), --fail-rate, --lose-rate (the job vanishes: its
 status becomes 404), --timeout-rate (TIMED_OUT), --rate-limit N (/run requests per second,
-then 429 with Retry-After: 1), --expire S (results kept S seconds after the end, default
+then 429 with Retry-After: 1), --run-delay S (the /run answer comes S late, the job queued
+at once), --status-fail-rate (a /status answers 502), --expire S (results kept S seconds after the end, default
 1800), --max-body (bytes; 10 MB as RunPod). All settable at runtime: POST /__test__/config
 {...}. GET /__test__/stats and /__test__/jobs report what happened; /__test__/runs is the
 list of accepted /run submissions.
@@ -90,7 +91,7 @@ class State:
             "queue_delay": a.queue_delay, "fail_rate": a.fail_rate, "lose_rate": a.lose_rate,
             "timeout_rate": a.timeout_rate, "rate_limit": a.rate_limit, "expire": a.expire,
             "max_body": a.max_body, "s3": a.s3, "old_output": a.old_output,
-            "status_fail_rate": a.status_fail_rate,
+            "status_fail_rate": a.status_fail_rate, "run_delay": a.run_delay,
         }
         self.rng = random.Random(a.seed)
         self.lock = threading.Condition()
@@ -382,6 +383,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st.queue.append(job)
             st.runs.append(jid)
             st.lock.notify_all()
+        if st.conf("run_delay"):   # the job is queued; its answer is late (kill -9 here)
+            time.sleep(st.conf("run_delay"))
         self.reply(200, {"id": jid, "status": "IN_QUEUE"})
 
     def status(self, jid):
@@ -509,6 +512,8 @@ def main():
     ap.add_argument("--timeout-rate", type=float, default=0.0)
     ap.add_argument("--status-fail-rate", type=float, default=0.0)
     ap.add_argument("--rate-limit", type=int, default=0)
+    ap.add_argument("--run-delay", type=float, default=0.0,
+                    help="answer /run this late (the job is queued at once)")
     ap.add_argument("--expire", type=float, default=1800.0)
     ap.add_argument("--max-body", type=int, default=10 * 1000 * 1000)
     ap.add_argument("--s3", action="store_true")
