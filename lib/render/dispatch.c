@@ -35,6 +35,7 @@
 #include "util/prng.h"
 
 #include <curl/curl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -76,6 +77,7 @@ struct ep {
 	unsigned health_fail;
 	struct slot *health;
 	double expect;             /* running mean of a job's seconds here (0: none known) */
+	double expect_var;         /* running variance of the same */
 	struct curl_slist *headers;      /* GETs and multipart uploads: no Content-Type of ours */
 	struct curl_slist *json_headers; /* JSON bodies: headers + Content-Type: application/json */
 	size_t *resume;            /* indexes into o->resume still to start here */
@@ -844,6 +846,23 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 static double poll_interval(const struct ep *ep, const struct slot *s)
 {
 	double age = kiln_clock_mono() - s->started_mono, iv;
+	if (ep->eng->sparse_polls) {
+		/* a cloud endpoint: at the mean job time (half the jobs are done by then), then
+		 * a standard deviation apart (at least a twentieth of the job, 50 ms), further
+		 * apart as a job overruns; before any job finished, from 0.5 s growing with the
+		 * job's age. At most 5 s apart. */
+		double sd = ep->expect_var > 0 ? sqrt(ep->expect_var) : 0;
+		if (ep->expect <= 0 || s->aj.poll_errors)
+			iv = 0.5 + 0.25 * age;
+		else if (age < ep->expect)
+			iv = ep->expect - age;
+		else {
+			iv = sd > ep->expect / 20 ? sd : ep->expect / 20;
+			if (iv < 0.1 * (age - ep->expect))
+				iv = 0.1 * (age - ep->expect);
+		}
+		return iv < 0.05 ? 0.05 : iv > 5 ? 5 : iv;
+	}
 	if (ep->expect <= 0 || s->aj.poll_errors) {
 		iv = 0.02 + 0.1 * age;
 		return iv > 1 ? 1 : iv;
@@ -1049,7 +1068,13 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 		if (s->done_at && !s->aj.resumed && !s->aj.poll_errors) {
 			/* the job finished between these two answers */
 			double took = (s->pending_at + s->done_at) / 2 - s->started_mono;
-			ep->expect = ep->expect > 0 ? 0.8 * ep->expect + 0.2 * took : took;
+			double d = took - ep->expect;
+			if (ep->expect > 0) {
+				ep->expect += 0.2 * d;
+				ep->expect_var = 0.8 * (ep->expect_var + 0.2 * d * d);
+			} else {
+				ep->expect = took;
+			}
 		}
 		s->status = status;
 		if (!r->ops->check) {

@@ -156,6 +156,9 @@ struct kiln_engine {
 	const char *name;          /* "a1111", "comfyui", "sdcpp" */
 	const char *health_path;   /* a cheap GET that answers 200 when the server is up */
 	const char *submit_path;   /* where build_request's body goes ("/sdapi/v1/txt2img") */
+	int sparse_polls;          /* a poll costs (a cloud API's request limits): the first
+	                              comes at the mean job time, the next a standard deviation
+	                              apart, rather than every twentieth of the job */
 	/* The submission body exactly as sent; redact: big blobs (base64 images) replaced by
 	 * "sha256:<hex>" (for the catalog). */
 	int (*build_request)(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
