@@ -947,42 +947,38 @@ static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_disp
 static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long status,
 			struct kiln_error *err);
 
-/* When to poll an async job again. With an expected job time (the endpoint's running mean):
- * at 90% of it, then every twentieth of it (at least 10 ms), backing off to a tenth of the
- * overrun as the job runs later than expected (queued behind others); without one (or after
- * a failed poll), 20 ms growing by a tenth of the job's age. At most 1 s apart. */
+/* When to poll an async job again: one rule for every engine, set by its poll_first,
+ * poll_step and sparse_polls (engine.h). With an expected job time (the endpoint's running
+ * mean): at poll_first of it (default 90%), then every poll_step of it (default a twentieth),
+ * backing off to a tenth of the overrun as the job runs later than expected (queued behind
+ * others); without one (or after a failed poll), 20 ms growing by a tenth of the job's age.
+ * At least 10 ms, at most 1 s apart. A sparse engine (every poll counts against a cloud
+ * API's limits: RunPod) also waits a standard deviation of the job time between polls when
+ * that is longer than poll_step, starts from 0.5 s growing by a quarter of the job's age, and
+ * polls 50 ms to 5 s apart, the first poll included. */
 static double poll_interval(const struct ep *ep, const struct slot *s)
 {
+	const struct kiln_engine *g = ep->eng;
 	double age = kiln_clock_mono() - s->started_mono, iv;
-	if (ep->eng->sparse_polls) {
-		/* a cloud endpoint: at the mean job time (half the jobs are done by then), then
-		 * a standard deviation apart (at least a twentieth of the job, 50 ms), further
-		 * apart as a job overruns; before any job finished, from 0.5 s growing with the
-		 * job's age. At most 5 s apart. */
-		double sd = ep->expect_var > 0 ? sqrt(ep->expect_var) : 0;
-		if (ep->expect <= 0 || s->aj.poll_errors)
-			iv = 0.5 + 0.25 * age;
-		else if (age < ep->expect)
-			iv = ep->expect - age;
-		else {
-			iv = sd > ep->expect / 20 ? sd : ep->expect / 20;
-			if (iv < 0.1 * (age - ep->expect))
-				iv = 0.1 * (age - ep->expect);
-		}
-		return iv < 0.05 ? 0.05 : iv > 5 ? 5 : iv;
-	}
+	double first = g->poll_first > 0 ? g->poll_first : 0.9;
+	double step = g->poll_step > 0 ? g->poll_step : 1.0 / 20;
+	double lo = g->sparse_polls ? 0.05 : 0.01, hi = g->sparse_polls ? 5 : 1;
 	if (ep->expect <= 0 || s->aj.poll_errors) {
-		iv = 0.02 + 0.1 * age;
-		return iv > 1 ? 1 : iv;
+		iv = g->sparse_polls ? 0.5 + 0.25 * age : 0.02 + 0.1 * age;
+		return iv < lo ? lo : iv > hi ? hi : iv;
 	}
-	/* an engine whose every poll costs (a cloud store's GET) polls later and less often */
-	double first = ep->eng->poll_first > 0 ? ep->eng->poll_first : 0.9;
-	if (age < first * ep->expect)
-		return first * ep->expect - age;
-	iv = ep->expect * (ep->eng->poll_step > 0 ? ep->eng->poll_step : 1.0 / 20);
+	if (age < first * ep->expect) {
+		iv = first * ep->expect - age;
+		if (!g->sparse_polls)
+			return iv;
+		return iv < lo ? lo : iv > hi ? hi : iv;
+	}
+	iv = ep->expect * step;
+	if (g->sparse_polls && ep->expect_var > 0 && sqrt(ep->expect_var) > iv)
+		iv = sqrt(ep->expect_var);
 	if (iv < 0.1 * (age - ep->expect))
 		iv = 0.1 * (age - ep->expect);
-	return iv < 0.01 ? 0.01 : iv > 1 ? 1 : iv;
+	return iv < lo ? lo : iv > hi ? hi : iv;
 }
 
 /* A checked image's verdict (on the loop thread). */

@@ -169,9 +169,9 @@ struct kiln_engine {
 	const char *name;          /* "a1111", "comfyui", "sdcpp" */
 	const char *health_path;   /* a cheap GET that answers 200 when the server is up */
 	const char *submit_path;   /* where build_request's body goes ("/sdapi/v1/txt2img") */
-	int sparse_polls;          /* a poll costs (a cloud API's request limits): the first
-	                              comes at the mean job time, the next a standard deviation
-	                              apart, rather than every twentieth of the job */
+	int sparse_polls;          /* a poll costs (a cloud API's request limits): polls also
+	                              wait a standard deviation of the job time, and come 50 ms
+	                              to 5 s apart (see poll_first below) */
 	/* The submission body exactly as sent; redact: big blobs (base64 images) replaced by
 	 * "sha256:<hex>" (for the catalog). */
 	int (*build_request)(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
@@ -199,8 +199,10 @@ struct kiln_engine {
 	 * listing of the input folder); NULL: GET health_path. */
 	int (*health_request)(const struct kiln_endpoint *ep, struct kiln_http *next,
 			      struct kiln_error *e);
-	/* Polling of a job once the endpoint's expected job time is known: the first poll at
-	 * poll_first of it, then every poll_step of it (0: 0.9 and 1/20, docs/engines.md). */
+	/* Polling of a job once the endpoint's expected job time is known, one rule for every
+	 * engine (dispatch.c poll_interval): the first poll at poll_first of it, then every
+	 * poll_step of it (0: 0.9 and 1/20; SageMaker 1 and 1/10, each GET billed; RunPod 1 and
+	 * 1/20 with sparse_polls: at least a standard deviation apart), docs/engines.md. */
 	double poll_first, poll_step;
 };
 
