@@ -223,6 +223,9 @@ static void draw_bar(struct cli_progress *cp, const struct kiln_progress *p)
 			 p->endpoints[k].engine, ep_state(st, 0), (unsigned long long)st->ok,
 			 (unsigned long long)st->failed, st->in_flight,
 			 p->endpoints[k].concurrency, per_minute(st->ok, p->elapsed));
+		if (p->endpoints[k].cost_per_hour > 0)
+			snprintf(line + strlen(line), sizeof line - strlen(line), "  $%.2f spent, "
+				 "~$%.2f projected", st->spent_usd, st->projected_usd);
 		put_line(line, cols, 0);
 		lines++;
 	}
@@ -270,6 +273,11 @@ static json_t *endpoints_json(const struct kiln_progress *p)
 			(int)p->endpoints[k].concurrency, "failing", (int)st->failing,
 			"parked", (json_int_t)st->parked, "busy_seconds", st->busy_seconds,
 			"images_per_minute", per_minute(st->ok, p->elapsed)));
+		if (json_array_size(arr) && p->endpoints[k].cost_per_hour > 0)
+			json_object_update_new(json_array_get(arr, json_array_size(arr) - 1),
+					       json_pack("{s:f, s:f, s:f}", "gpu_seconds",
+							 st->gpu_seconds, "spent_usd", st->spent_usd,
+							 "projected_usd", st->projected_usd));
 		if (st->why[0] && json_array_size(arr))
 			json_object_set_new(json_array_get(arr, json_array_size(arr) - 1), "why",
 					    json_string(st->why));
@@ -518,7 +526,8 @@ int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int js
 				     "stage", "render", "items", (json_int_t)r.items, "todo",
 				     (json_int_t)r.todo, "rendered", (json_int_t)r.rendered,
 				     "failed", (json_int_t)r.failed, "skipped",
-				     (json_int_t)r.skipped, "seconds", r.seconds));
+				     (json_int_t)r.skipped, "seconds", r.seconds, "spent_usd",
+				     r.spent_usd));
 	if (rc)
 		return cli_fail(&e);
 	if (!json && !quiet) {
@@ -527,10 +536,19 @@ int cli_stage_render(struct kiln_project *p, unsigned threads, int force, int js
 			       (unsigned long long)r.items);
 		else
 			printf("render: %llu rendered, %llu failed, %llu up to date in %.2f s "
-			       "(%.1f items/s)\n", (unsigned long long)r.rendered,
+			       "(%.1f items/s)", (unsigned long long)r.rendered,
 			       (unsigned long long)r.failed, (unsigned long long)r.skipped,
 			       r.seconds, r.seconds > 0 ? (double)r.todo / r.seconds : 0.0);
+		if (r.todo && r.spent_usd > 0)
+			printf(", $%.4f spent", r.spent_usd);
+		if (r.todo)
+			putchar('\n');
 	}
+	if (r.budget_stopped)
+		fprintf(stderr, "kiln: the budget stopped the render: $%.4f spent in all ($%.4f in "
+			"this run), generate.budget_usd is $%.4f; %llu items were not sent: raise "
+			"the budget and run again to finish\n", r.spent_total_usd, r.spent_usd,
+			p->spec->generate->budget_usd, (unsigned long long)r.failed);
 	if (r.failed) {
 		fprintf(stderr, "kiln: %llu items failed to render: `kiln ls --status failed` lists "
 			"them, `kiln show ID` says why\n", (unsigned long long)r.failed);

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void help(void)
 {
@@ -41,15 +42,18 @@ static json_t *endpoints_json(const struct kiln_endpoint_stat *v, size_t n)
 		kind_counts(&v[i], k);
 		for (size_t j = 0; errors && j < NKINDS; j++)
 			json_object_set_new(errors, kinds[j], json_integer((json_int_t)k[j]));
+		json_t *health = v[i].health ? json_loads(v[i].health, 0, NULL) : NULL;
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:f, "
-			"s:{s:I, s:I, s:f, s:f, s:f, s:f}}",
+			"s:f, s:f, s:{s:I, s:I, s:f, s:f, s:f, s:f, s:f}, s:o?}",
 			"endpoint", v[i].endpoint, "engine", v[i].engine,
 			"attempts", (json_int_t)v[i].attempts, "ok", (json_int_t)v[i].ok,
 			"failed", (json_int_t)v[i].failed, "errors", errors,
-			"busy_seconds", v[i].busy_seconds, "last_run",
+			"busy_seconds", v[i].busy_seconds, "gpu_seconds", v[i].gpu_seconds,
+			"spent_usd", v[i].cost_usd, "last_run",
 			"ok", (json_int_t)v[i].run_ok, "failed", (json_int_t)v[i].run_failed,
 			"seconds", v[i].run_seconds, "images_per_minute", v[i].images_per_minute,
-			"latency_mean", v[i].latency_mean, "latency_p95", v[i].latency_p95));
+			"latency_mean", v[i].latency_mean, "latency_p95", v[i].latency_p95,
+			"spent_usd", v[i].run_cost_usd, "health", health));
 	}
 	return arr;
 }
@@ -69,6 +73,26 @@ static void endpoints_text(const struct kiln_endpoint_stat *v, size_t n)
 			printf("  latency mean %.2f s, p95 %.2f s", v[i].latency_mean,
 			       v[i].latency_p95);
 		putchar('\n');
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *h = v[i].health ? json_loads(v[i].health, 0, NULL) : NULL;
+		json_t *a = json_object_get(h, "answer"), *jb = json_object_get(a, "jobs");
+		json_t *wk = json_object_get(a, "workers");
+		double at = json_number_value(json_object_get(h, "at"));
+		if (v[i].cost_usd > 0)
+			printf("             %-*s spent $%.4f (last run $%.4f), %.1f GPU s "
+			       "reported\n", w, v[i].endpoint, v[i].cost_usd, v[i].run_cost_usd,
+			       v[i].gpu_seconds);
+		if (json_is_object(jb))
+			printf("             %-*s health %.0f s ago: %lld in queue, %lld in "
+			       "progress; workers %lld running, %lld idle, %lld throttled\n", w,
+			       v[i].endpoint, difftime(time(NULL), (time_t)at),
+			       (long long)json_integer_value(json_object_get(jb, "inQueue")),
+			       (long long)json_integer_value(json_object_get(jb, "inProgress")),
+			       (long long)json_integer_value(json_object_get(wk, "running")),
+			       (long long)json_integer_value(json_object_get(wk, "idle")),
+			       (long long)json_integer_value(json_object_get(wk, "throttled")));
+		json_decref(h);
 	}
 	printf("             every run, failed attempts by kind:\n");
 	for (size_t i = 0; i < n; i++) {

@@ -116,6 +116,11 @@ struct kiln_render_record {
 	const char *ran_json;     /* AI engines: what the server reported it used (a JSON
 	                             object: model, model_hash, loras, controlnet, steps, sampler,
 	                             scheduler), beside request_json; NULL: nothing reported */
+	double gpu_seconds;       /* AI engines: GPU seconds the platform reported (RunPod
+	                             executionTime); 0: none reported */
+	double cost_usd;          /* gpu_seconds (or, for a self-hosted endpoint with a
+	                             cost_per_hour, the attempt's wall time) at the endpoint's
+	                             price; 0: no price */
 };
 
 /* Record attempts in one transaction: a renders row each, the item's status/recipe/image/error
@@ -216,10 +221,18 @@ struct kiln_endpoint_stat {
 	double images_per_minute; /* run_ok over run_seconds */
 	double latency_mean;      /* seconds per accepted attempt in the run (0: none) */
 	double latency_p95;       /* nearest-rank 95th percentile of the same */
+	double gpu_seconds;       /* reported GPU seconds of every attempt */
+	double cost_usd;          /* spend of every attempt (every run) */
+	double run_cost_usd;      /* spend of the last run */
+	char *health;             /* a cloud endpoint's last health answer as JSON {at: unix
+	                             seconds, answer: {...}} (meta "endpoint_health URL"), or NULL */
 };
 int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_stat **out,
 				size_t *n, struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n);
+/* USD spent by every recorded attempt (renders.cost_usd), for generate.budget_usd. */
+int kiln_catalog_spend(struct kiln_catalog *c, double *usd, struct kiln_error *e)
+	KILN_MUST_CHECK;
 
 /* QA results: the last `kiln qa` run's findings replace the previous ones in one
  * transaction (table qa_findings), with a "qa" event.

@@ -29,6 +29,9 @@ struct kiln_render_result {
 	uint64_t failed;
 	uint64_t skipped;             /* up to date */
 	double seconds;
+	double spent_usd;             /* AI: this run's spend at the endpoints' cost_per_hour */
+	double spent_total_usd;       /* AI: every run's, this one's included */
+	int budget_stopped;           /* generate.budget_usd held jobs back (they failed) */
 };
 int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o,
 			struct kiln_render_result *r, struct kiln_error *e) KILN_MUST_CHECK;
@@ -68,6 +71,11 @@ struct kiln_dispatch_stats {
 	unsigned failing;          /* attempts failed in a row (0: the last one was ok); jobs
 	                              that failed wait out their backoff before a retry */
 	double busy_seconds;       /* sum of attempt durations */
+	double gpu_seconds;        /* GPU seconds the platform reported (this run) */
+	double spent_usd;          /* this run's spend on it (kiln_dispatch_attempt.cost_usd) */
+	uint64_t priced;           /* attempts with a cost (for the mean cost per attempt) */
+	double projected_usd;      /* spent_usd plus its share of the jobs left at its mean cost
+	                              per accepted image (the run's projection, per endpoint) */
 	char why[512];             /* given up: why ("URL: parked for this run: ...") */
 };
 

@@ -170,9 +170,24 @@ struct kiln_controlnet {
 /* One Stable Diffusion server. Secrets are never in kiln.yaml: auth_env / token_env name
  * environment variables, which the *command* reads and puts in `secret` (the library never
  * reads the environment). */
+/* Where an endpoint runs: a server of the studio's own, or a cloud platform's endpoint. */
+enum kiln_platform { KILN_PLATFORM_SELF, KILN_PLATFORM_RUNPOD, KILN_PLATFORM_SAGEMAKER };
+
 struct kiln_endpoint {
-	char *url;                 /* base URL, no trailing slash: http://gpu-1:7860 */
-	char *engine;              /* a1111 | comfyui | sdcpp; default: the spec's engine */
+	char *url;                 /* base URL, no trailing slash: http://gpu-1:7860; RunPod:
+	                              base_url + "/v2/" + endpoint_id */
+	char *engine;              /* a1111 | comfyui | sdcpp; default: the spec's engine;
+	                              "runpod" for a RunPod endpoint (worker says what it runs),
+	                              sagemaker | sagemaker-jumpstart for a SageMaker one */
+	enum kiln_platform platform;
+	char *worker;              /* cloud endpoints: the worker's protocol, comfyui | a1111
+	                              (kiln_endpoint_protocol), SageMaker also jumpstart; NULL
+	                              for self-hosted ones */
+	char *base_url;            /* cloud endpoints: the platform's API (RunPod default
+	                              https://api.runpod.ai, SageMaker its regional runtime),
+	                              for tests and private gateways; no trailing slash */
+	char *endpoint_id;         /* RunPod: the serverless endpoint's id */
+	double cost_per_hour;      /* USD per GPU hour (0: not priced) */
 	unsigned concurrency;      /* jobs at once on this server, default 1 */
 	char *auth_env;            /* env var holding "user:pass" (HTTP basic), or NULL */
 	char *token_env;           /* env var holding a bearer token, or NULL */
@@ -180,14 +195,8 @@ struct kiln_endpoint {
 	double timeout;            /* seconds per HTTP request, default 600 */
 	struct kiln_loc loc;
 	char *secret;              /* resolved by the command, never parsed; NULL: none */
-	/* A cloud endpoint (platform: sagemaker; NULL: a self-hosted server). Its url is then
-	 * where its jobs go (SageMaker: the runtime's /endpoints/NAME) and engine the platform. */
-	char *platform;
-	char *worker;              /* what the cloud endpoint runs: a1111 | jumpstart */
-	char *base_url;            /* the platform's API instead of its public one (tests,
-	                              gateways), no trailing slash; NULL: the public one */
-	double cost_per_hour;      /* USD, 0: not given */
-	/* SageMaker async inference (lib/spec/ai.c parse_sagemaker) */
+	/* SageMaker async inference (lib/spec/ai.c parse_sagemaker): url is the runtime's
+	 * /endpoints/NAME (messages, catalog), engine "sagemaker" or "sagemaker-jumpstart" */
 	char *region;              /* "us-east-1" */
 	char *endpoint_name;
 	char *input_location;      /* "s3://bucket/prefix/" as written */
@@ -199,6 +208,13 @@ struct kiln_endpoint {
 	/* resolved by the command from those variables, never parsed; NULL: not set */
 	char *access_key, *secret_key, *session_token;
 };
+
+/* The protocol an endpoint's images are asked in (what samplers, ControlNet settings and the
+ * workflow are checked against): the cloud worker's, else the engine's. */
+static inline const char *kiln_endpoint_protocol(const struct kiln_endpoint *ep)
+{
+	return ep->worker ? ep->worker : ep->engine;
+}
 
 /* The generate: block (AI engines). */
 struct kiln_generate {
@@ -213,6 +229,8 @@ struct kiln_generate {
 	unsigned candidates;       /* images per item, default 1 (candidate k: seed + k) */
 	char *workflow;            /* ComfyUI API-format graph file, relative to the dir; NULL */
 	unsigned retries;          /* attempts per job after the first, default 4 */
+	double budget_usd;         /* stop submitting before the projected spend passes it (0:
+	                              no budget) */
 	struct kiln_endpoint *endpoints;
 	size_t nendpoints;
 	struct kiln_loc loc;

@@ -160,10 +160,15 @@ static const struct migration migrations[] = {
 	 "  BEGIN SELECT RAISE(ABORT, 'the portfolio log is append-only'); END;\n"
 	 "CREATE TRIGGER IF NOT EXISTS portfolio_log_no_delete BEFORE DELETE ON portfolio_log\n"
 	 "  BEGIN SELECT RAISE(ABORT, 'the portfolio log is append-only'); END;\n"},
+	/* 9: what an attempt cost: the GPU seconds the platform reported (RunPod executionTime;
+	 * NULL: nothing reported) and their price from the endpoint's cost_per_hour */
+	{9, HAS_COLUMN("renders", "gpu_seconds"),
+	 "ALTER TABLE renders ADD COLUMN gpu_seconds REAL"},
+	{9, HAS_COLUMN("renders", "cost_usd"), "ALTER TABLE renders ADD COLUMN cost_usd REAL"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 8
+#define LATEST_VERSION 9
 
 int kiln_catalog_latest_version(void)
 {
@@ -798,7 +803,8 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 		return rc;
 	if ((rc = prepare(c, "INSERT INTO renders(item_id, engine, endpoint, recipe, seed, request, "
 			  "status, http_status, image, bytes, error, started_at, finished_at, "
-			  "error_kind, ran) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &ins, e)))
+			  "error_kind, ran, gpu_seconds, cost_usd) "
+			  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &ins, e)))
 		goto out;
 	if ((rc = prepare(c, "UPDATE items SET status=?2, recipe=?3, image=?4, image_bytes=?5, "
 			  "error=?6, rendered_at=?7 WHERE id=?1", &up, e)))
@@ -831,6 +837,10 @@ int kiln_catalog_record_renders(struct kiln_catalog *c, const struct kiln_render
 			sqlite3_bind_text(ins, 14, x->error_kind, -1, SQLITE_STATIC);
 		if (x->ran_json)
 			sqlite3_bind_text(ins, 15, x->ran_json, -1, SQLITE_STATIC);
+		if (x->gpu_seconds > 0)
+			sqlite3_bind_double(ins, 16, x->gpu_seconds);
+		if (x->cost_usd > 0)
+			sqlite3_bind_double(ins, 17, x->cost_usd);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			rc = db_error(c, e, "recording a render");
 			goto out;
@@ -1225,6 +1235,21 @@ out:
 	return rc;
 }
 
+int kiln_catalog_spend(struct kiln_catalog *c, double *usd, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	*usd = 0;
+	if ((rc = prepare(c, "SELECT coalesce(sum(cost_usd), 0) FROM renders", &st, e)))
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*usd = sqlite3_column_double(st, 0);
+	else
+		rc = db_error(c, e, "reading the spend");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_stat **out,
 				size_t *n, struct kiln_error *e)
 {
@@ -1251,7 +1276,9 @@ int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_sta
 			  "'http_4xx', 'connection', 'bad_image', 'job_failed')), "
 			  "sum(status = 'ok' AND started_at >= ?1), "
 			  "sum(status = 'failed' AND started_at >= ?1), "
-			  "max(CASE WHEN started_at >= ?1 THEN finished_at END) "
+			  "max(CASE WHEN started_at >= ?1 THEN finished_at END), "
+			  "coalesce(sum(gpu_seconds), 0), coalesce(sum(cost_usd), 0), "
+			  "coalesce(sum(CASE WHEN started_at >= ?1 THEN cost_usd END), 0) "
 			  "FROM (SELECT *, " KIND_SQL " AS kind FROM renders "
 			  "WHERE endpoint IS NOT NULL) GROUP BY endpoint ORDER BY endpoint", &st, e)))
 		return rc;
@@ -1288,6 +1315,9 @@ int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_sta
 		x->run_failed = (uint64_t)sqlite3_column_int64(st, 16);
 		if (sqlite3_column_double(st, 17) > run_end)
 			run_end = sqlite3_column_double(st, 17);
+		x->gpu_seconds = sqlite3_column_double(st, 18);
+		x->cost_usd = sqlite3_column_double(st, 19);
+		x->run_cost_usd = sqlite3_column_double(st, 20);
 	}
 	if (step != SQLITE_DONE) {
 		rc = db_error(c, e, "reading renders");
@@ -1308,6 +1338,12 @@ int kiln_catalog_endpoint_stats(struct kiln_catalog *c, struct kiln_endpoint_sta
 	}
 	if ((rc = run_latencies(c, since, v, *n, e)))
 		goto fail;
+	for (size_t i = 0; i < *n; i++) {
+		char key[1200];
+		snprintf(key, sizeof key, "endpoint_health %s", v[i].endpoint);
+		if ((rc = kiln_catalog_meta_get(c, key, &v[i].health, e)))
+			goto fail;
+	}
 	*out = v;
 	return 0;
 nomem:
@@ -1324,6 +1360,7 @@ void kiln_endpoint_stats_free(struct kiln_endpoint_stat *v, size_t n)
 	for (size_t i = 0; v && i < n; i++) {
 		free(v[i].endpoint);
 		free(v[i].engine);
+		free(v[i].health);
 	}
 	free(v);
 }

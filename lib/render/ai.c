@@ -337,6 +337,28 @@ static int op_remote(void *user, size_t k, size_t endpoint, const struct kiln_ai
 	return kiln_catalog_inflight_put(a->p->catalog, &f, e);
 }
 
+/* A cloud endpoint's health answer (RunPod /health: its queue and workers) kept for `kiln
+ * status` in meta "endpoint_health URL", with when it came. Best effort: a failure to keep it
+ * loses nothing of the render. */
+static void op_health(void *user, size_t endpoint, const char *body, size_t len)
+{
+	struct ai *a = user;
+	const struct kiln_endpoint *ep = &a->p->spec->generate->endpoints[endpoint];
+	json_t *ans, *o;
+	char key[1200], *text;
+	struct kiln_error e;
+	if (ep->platform == KILN_PLATFORM_SELF || !(ans = json_loadb(body, len, 0, NULL)))
+		return;
+	o = json_pack("{s:f, s:o}", "at", kiln_clock_unix(), "answer", ans);
+	text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	snprintf(key, sizeof key, "endpoint_health %s", ep->url);
+	kiln_error_clear(&e);
+	if (text && kiln_catalog_meta_set(a->p->catalog, key, text, &e))
+		kiln_error_clear(&e);
+	free(text);
+	json_decref(o);
+}
+
 /* image.format webp or jpeg: img re-encoded in it, with the encoder the compose engine uses
  * (kiln_image_encode); an AI image with the disclosure XMP in the file, a legendary (a
  * person's file) without. The A1111 infotext has no standard home in WebP or JPEG that Stable
@@ -455,6 +477,8 @@ static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct
 	x->r.error_kind = ok ? NULL : at->ok ? "other" : error_kind(at, bad_image);
 	x->r.started = at->started;
 	x->r.finished = at->finished;
+	x->r.gpu_seconds = at->gpu_seconds;
+	x->r.cost_usd = at->cost_usd;
 	a->nbatch++;
 	if (at->final) {
 		a->done++;
@@ -569,7 +593,7 @@ static int check_workflow(const struct kiln_spec *s, json_t *wf, const char *tex
 	int comfy = 0, ck = 0, ks = 0;
 	json_t *n;
 	for (size_t i = 0; i < g->nendpoints; i++)
-		comfy |= !strcmp(g->endpoints[i].engine, "comfyui");
+		comfy |= !strcmp(kiln_endpoint_protocol(&g->endpoints[i]), "comfyui");
 	if (!comfy)
 		return 0;
 	json_object_foreach(wf, k, n) {
@@ -733,9 +757,12 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 		return kiln_error_set(e, KILN_E_USAGE, where, "endpoint %s: %s names the environment "
 				      "variable %s, which is not set: set it to %s and run again "
 				      "(credentials never go in kiln.yaml)", ep->url,
-				      ep->auth_env ? "auth_env" : "token_env",
+				      ep->auth_env || ep->platform == KILN_PLATFORM_RUNPOD ?
+					      "auth_env" : "token_env",
 				      ep->auth_env ? ep->auth_env : ep->token_env,
-				      ep->auth_env ? "user:pass (HTTP basic auth)" : "the bearer token");
+				      ep->auth_env ? "user:pass (HTTP basic auth)" :
+				      ep->platform == KILN_PLATFORM_RUNPOD ? "the RunPod API key" :
+					      "the bearer token");
 	}
 	if ((rc = kiln_project_plan_current(p, &current, e)))
 		return rc;
@@ -823,6 +850,10 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	d.nresume = a.nresume;
 	d.cancel = o->cancel;
 	d.jitter_seed = p->spec->seed;
+	d.budget_usd = g->budget_usd;
+	d.budget_stopped = &res->budget_stopped;
+	if (g->budget_usd > 0 && (rc = kiln_catalog_spend(p->catalog, &d.spent_before, e)))
+		goto out;
 	/* image checks beside the dispatcher's loop: the endpoints never wait for a decode */
 	{
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -833,6 +864,7 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 	memset(&ops, 0, sizeof ops);
 	ops.request = op_request;
 	ops.remote = op_remote;
+	ops.health = op_health;
 	ops.check = op_check;
 	ops.attempt = op_attempt;
 	ops.tick = op_tick;
@@ -846,6 +878,9 @@ int kiln_project_render_ai(struct kiln_project *p, const struct kiln_render_opts
 		(void)flush(&a, &fe); /* keep what finished */
 	}
 	res->failed = a.failed;
+	for (size_t k = 0; a.stats && k < g->nendpoints; k++)
+		res->spent_usd += a.stats[k].spent_usd;
+	res->spent_total_usd = d.spent_before + res->spent_usd;
 	if (!rc && o->cancel && *o->cancel && a.done < a.total)
 		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %llu of %llu jobs: "
 				    "run the same command again to finish",
@@ -870,15 +905,6 @@ out:
 
 /* --- dry run ----------------------------------------------------------------------------- */
 
-static const char *submit_path(const char *engine)
-{
-	if (!strcmp(engine, "comfyui"))
-		return "/prompt";
-	if (!strcmp(engine, "sdcpp"))
-		return "/sdcpp/v1/img_gen";
-	return "/sdapi/v1/txt2img";
-}
-
 int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln_buf *out,
 				struct kiln_error *e)
 {
@@ -901,7 +927,8 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 		return kiln_error_hint(e, KILN_HINT_DRY_RUN_AI, NULL);
 	}
 	ep = &g->endpoints[0];
-	eng = kiln_engine_find(ep->engine);
+	if (!(eng = kiln_engine_for(ep)))
+		return kiln_error_set(e, KILN_E_SPEC, ep->url, "no engine drives this endpoint");
 	if ((rc = kiln_catalog_item(p->catalog, p->spec, id, &one, e)))
 		return rc;
 	if (!one.n) {
@@ -922,7 +949,7 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 			  (unsigned long long)id, g->candidates, (unsigned long long)rq.seed,
 			  rq.recipe))
 		goto nomem;
-	for (size_t i = 0; !strcmp(ep->engine, "comfyui") && i < rq.ncontrols; i++)
+	for (size_t i = 0; !strcmp(ep->engine, "comfyui") && i < rq.ncontrols; i++) /* uploads */
 		if (kiln_buf_addf(out, "# first: POST %s/upload/image (multipart: image=kiln_%.16s.png, "
 				  "%zu bytes of %s, overwrite=true, type=input)\n", ep->url,
 				  rq.controls[i].image->sha, rq.controls[i].image->len,
@@ -932,11 +959,11 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 		if (kiln_buf_addf(out, "# sd-server applies the ControlNet it was started with "
 				  "(--control-net): make sure it is %s\n", rq.controls[i].cn->model))
 			goto nomem;
-	if (ep->access_key_env) {
+	if (ep->platform == KILN_PLATFORM_SAGEMAKER) {
 		if (kiln_sagemaker_dry_run(ep, &rq, out))
 			goto nomem;
 	} else if (kiln_buf_addf(out, "POST %s%s\nContent-Type: application/json\n", ep->url,
-				 submit_path(ep->engine))) {
+				 eng->submit_path)) {
 		goto nomem;
 	}
 	if (ep->auth_env &&

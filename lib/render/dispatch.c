@@ -36,6 +36,7 @@
 #include "util/sigv4.h"
 
 #include <curl/curl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -77,6 +78,7 @@ struct ep {
 	unsigned health_fail;
 	struct slot *health;
 	double expect;             /* running mean of a job's seconds here (0: none known) */
+	double expect_var;         /* running variance of the same */
 	struct curl_slist *headers;      /* GETs and multipart uploads: no Content-Type of ours */
 	struct curl_slist *json_headers; /* JSON bodies: headers + Content-Type: application/json */
 	size_t *resume;            /* indexes into o->resume still to start here */
@@ -90,6 +92,8 @@ struct ep {
 	unsigned mismatches;       /* answers in a row that did not apply what was asked */
 	unsigned busy;             /* back-pressure answers in a row (KILN_STEP_BUSY) */
 	int classified;            /* its verdicts are in the job classes */
+	double cost;               /* USD spent on it in this run */
+	unsigned long priced;      /* attempts with a cost */
 };
 
 struct slot {
@@ -115,6 +119,7 @@ struct slot {
 	double pending_at;         /* monotonic: the last answer that said "not yet" (POLL) */
 	double done_at;            /* the first answer after that which did not (0: none) */
 	long status;               /* of the exchange that brought the image (checking) */
+	double retry_after;        /* the last answer's Retry-After, seconds (0: none) */
 	int check_rc;              /* a worker's verdict and why */
 	struct kiln_error check_err;
 	struct slot *qnext;        /* check queues */
@@ -159,6 +164,9 @@ struct run {
 	int classify;               /* some engine can refuse jobs: classes are kept */
 	int gate_open;              /* every endpoint's first check ended: jobs may start */
 	int recheck;                /* an endpoint was given up: look for jobs none can run */
+	double spent;               /* USD: earlier runs' and this run's finished attempts */
+	int budget_stop;            /* a job was held back by the budget: start no more */
+	char budget_why[400];
 };
 
 /* libcurl's global state, set up once per process; a failed setup is tried again by the
@@ -320,11 +328,11 @@ static int send_http(struct run *r, struct slot *s, struct kiln_error *e)
 				1000));
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (c->auth_env && c->secret) {
+	if (c->auth_env && c->secret && !x->absolute) {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERPWD, c->secret);
 	}
-	if (c->token_env && c->secret) {
+	if (c->token_env && c->secret && !x->absolute) {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
 		curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, c->secret);
 	}
@@ -445,11 +453,24 @@ static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long s
 	a.check_failed = s->released && !ok;
 	a.started = s->started;
 	a.finished = kiln_clock_unix();
+	a.gpu_seconds = s->aj.gpu_seconds;
+	if (ep->cfg->cost_per_hour > 0) {
+		double secs = a.gpu_seconds;
+		if (secs <= 0 && ep->cfg->platform == KILN_PLATFORM_SELF)
+			secs = a.finished - a.started; /* the server is paid while it works */
+		a.cost_usd = secs * ep->cfg->cost_per_hour / 3600.0;
+	}
+	r->spent += a.cost_usd;
+	ep->cost += a.cost_usd;
+	ep->priced += a.cost_usd > 0;
 	if (r->stats) {
 		struct kiln_dispatch_stats *st = &r->stats[s->ep];
 		st->ok += ok;
 		st->failed += !ok;
 		st->busy_seconds += a.finished - a.started;
+		st->gpu_seconds += a.gpu_seconds;
+		st->spent_usd += a.cost_usd;
+		st->priced += a.cost_usd > 0;
 	}
 	if (!r->rc && r->ops->attempt(r->ops->user, &a, r->e))
 		r->rc = r->e->code ? r->e->code : KILN_E_FAILED;
@@ -460,8 +481,11 @@ static void end_attempt(struct run *r, struct slot *s, int ok, int fatal, long s
 		j->state = J_DONE;
 		r->remaining--;
 	} else {
+		double wait = backoff(r, j->attempts);
 		j->state = J_RETRY;
-		j->not_before = kiln_clock_mono() + backoff(r, j->attempts);
+		if (s->retry_after > wait) /* the server said when to come back */
+			wait = s->retry_after;
+		j->not_before = kiln_clock_mono() + wait;
 		r->retry[r->nretry++] = s->job;
 	}
 	slot_free(r, s);
@@ -804,6 +828,8 @@ static void health_done(struct run *r, struct slot *s, long status)
 	struct kiln_error e;
 	ep->health = NULL;
 	kiln_error_clear(&e);
+	if (status >= 200 && status < 300 && r->ops->health)
+		r->ops->health(r->ops->user, k, s->resp.data ? s->resp.data : "", s->resp.len);
 	if (status >= 200 && status < 300 && !ep->caps.known && ep->eng->probe_start) {
 		/* up: ask what it has before its first job, on the same slot */
 		s->is_probe = 1;
@@ -921,25 +947,38 @@ static int pick_job(struct run *r, size_t k, size_t *job, const struct kiln_disp
 static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long status,
 			struct kiln_error *err);
 
-/* When to poll an async job again. With an expected job time (the endpoint's running mean):
- * at 90% of it, then every twentieth of it (at least 10 ms), backing off to a tenth of the
- * overrun as the job runs later than expected (queued behind others); without one (or after
- * a failed poll), 20 ms growing by a tenth of the job's age. At most 1 s apart. */
+/* When to poll an async job again: one rule for every engine, set by its poll_first,
+ * poll_step and sparse_polls (engine.h). With an expected job time (the endpoint's running
+ * mean): at poll_first of it (default 90%), then every poll_step of it (default a twentieth),
+ * backing off to a tenth of the overrun as the job runs later than expected (queued behind
+ * others); without one (or after a failed poll), 20 ms growing by a tenth of the job's age.
+ * At least 10 ms, at most 1 s apart. A sparse engine (every poll counts against a cloud
+ * API's limits: RunPod) also waits a standard deviation of the job time between polls when
+ * that is longer than poll_step, starts from 0.5 s growing by a quarter of the job's age, and
+ * polls 50 ms to 5 s apart, the first poll included. */
 static double poll_interval(const struct ep *ep, const struct slot *s)
 {
+	const struct kiln_engine *g = ep->eng;
 	double age = kiln_clock_mono() - s->started_mono, iv;
+	double first = g->poll_first > 0 ? g->poll_first : 0.9;
+	double step = g->poll_step > 0 ? g->poll_step : 1.0 / 20;
+	double lo = g->sparse_polls ? 0.05 : 0.01, hi = g->sparse_polls ? 5 : 1;
 	if (ep->expect <= 0 || s->aj.poll_errors) {
-		iv = 0.02 + 0.1 * age;
-		return iv > 1 ? 1 : iv;
+		iv = g->sparse_polls ? 0.5 + 0.25 * age : 0.02 + 0.1 * age;
+		return iv < lo ? lo : iv > hi ? hi : iv;
 	}
-	/* an engine whose every poll costs (a cloud store's GET) polls later and less often */
-	double first = ep->eng->poll_first > 0 ? ep->eng->poll_first : 0.9;
-	if (age < first * ep->expect)
-		return first * ep->expect - age;
-	iv = ep->expect * (ep->eng->poll_step > 0 ? ep->eng->poll_step : 1.0 / 20);
+	if (age < first * ep->expect) {
+		iv = first * ep->expect - age;
+		if (!g->sparse_polls)
+			return iv;
+		return iv < lo ? lo : iv > hi ? hi : iv;
+	}
+	iv = ep->expect * step;
+	if (g->sparse_polls && ep->expect_var > 0 && sqrt(ep->expect_var) > iv)
+		iv = sqrt(ep->expect_var);
 	if (iv < 0.1 * (age - ep->expect))
 		iv = 0.1 * (age - ep->expect);
-	return iv < 0.01 ? 0.01 : iv > 1 ? 1 : iv;
+	return iv < lo ? lo : iv > hi ? hi : iv;
 }
 
 /* A checked image's verdict (on the loop thread). */
@@ -1119,7 +1158,8 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 			end_attempt(r, s, 0, 0, status, err->msg);
 		return;
 	case KILN_STEP_POLL: {
-		s->due = kiln_clock_mono() + poll_interval(&r->eps[s->ep], s);
+		double iv = poll_interval(&r->eps[s->ep], s);
+		s->due = kiln_clock_mono() + (s->retry_after > iv ? s->retry_after : iv);
 		s->waiting = 1;
 		s->aj.polls++;
 		if (s->aj.polls > 100000)
@@ -1134,7 +1174,13 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 		if (s->done_at && !s->aj.resumed && !s->aj.poll_errors) {
 			/* the job finished between these two answers */
 			double took = (s->pending_at + s->done_at) / 2 - s->started_mono;
-			ep->expect = ep->expect > 0 ? 0.8 * ep->expect + 0.2 * took : took;
+			double d = took - ep->expect;
+			if (ep->expect > 0) {
+				ep->expect += 0.2 * d;
+				ep->expect_var = 0.8 * (ep->expect_var + 0.2 * d * d);
+			} else {
+				ep->expect = took;
+			}
 		}
 		s->status = status;
 		if (!r->ops->check) {
@@ -1165,6 +1211,8 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 			wait *= 2;
 		if (wait > r->o->backoff_max)
 			wait = r->o->backoff_max;
+		if (s->retry_after > wait) /* 429 with Retry-After: when the server says */
+			wait = s->retry_after;
 		ep->busy++;
 		if (++s->aj.polls > 100000) {
 			end_attempt(r, s, 0, 0, status, "the server stayed busy");
@@ -1173,6 +1221,7 @@ static void handle_step(struct run *r, struct slot *s, enum kiln_step step, long
 		kiln_buf_reset(&s->http.body);
 		s->http.upload = NULL;
 		s->http.no_resend = 0;
+		s->http.absolute = 0;
 		if (ep->eng->start(&s->aj, &s->http, &e2)) {
 			end_attempt(r, s, 0, 1, status, e2.msg);
 			return;
@@ -1214,8 +1263,15 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 	struct kiln_error err;
 	enum kiln_step step;
 	long status = 0;
-	if (res == CURLE_OK)
+	s->retry_after = 0;
+	if (res == CURLE_OK) {
+		curl_off_t ra = 0;
 		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+		/* seconds, or an HTTP date turned into seconds from now; at most an hour */
+		if ((status == 429 || status >= 500) &&
+		    curl_easy_getinfo(s->h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+			s->retry_after = ra > 3600 ? 3600 : (double)ra;
+	}
 	/* a refusal of kiln's credentials: 401/403, or S3's 400 for a session token that is
 	 * malformed or expired (InvalidToken, ExpiredToken) */
 	int refusal = status == 401 || status == 403 ||
@@ -1262,6 +1318,8 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 	kiln_buf_reset(&s->http.body);
 	s->http.upload = NULL;
 	s->http.no_resend = 0;
+	s->http.absolute = 0;
+	s->aj.cancel = r->o->cancel && *r->o->cancel;
 	s->aj.headers = s->http.want_headers ? (s->resp_headers.data ? s->resp_headers.data : "")
 					     : NULL;
 	step = ep->eng->on_response(&s->aj, status, s->resp.data ? s->resp.data : "", s->resp.len,
@@ -1276,15 +1334,18 @@ static void transfer_done(struct run *r, struct slot *s, CURLcode res)
 	handle_step(r, s, step, status, &err);
 }
 
-/* No endpoint can take jobs any more: every job left fails with the reasons. */
-static void fail_rest(struct run *r)
+/* No endpoint can take jobs any more: every job left fails with the reasons (reason: the
+ * budget's; NULL: why each endpoint was given up). */
+static void fail_rest(struct run *r, const char *reason)
 {
 	char why[1536];
 	size_t len = 0;
 	why[0] = 0;
-	for (size_t k = 0; k < r->o->nendpoints && len + 8 < sizeof why; k++)
+	for (size_t k = 0; !reason && k < r->o->nendpoints && len + 8 < sizeof why; k++)
 		len += (size_t)snprintf(why + len, sizeof why - len, "%s%s", k ? "; " : "",
 					r->eps[k].why);
+	if (reason)
+		snprintf(why, sizeof why, "%s", reason);
 	for (size_t j = 0; j < r->o->njobs; j++) {
 		struct kiln_dispatch_attempt a;
 		if (r->js[j].state != J_QUEUED && r->js[j].state != J_RETRY)
@@ -1310,11 +1371,71 @@ static void sync_stats(struct run *r)
 	static const int map[] = {[EP_CHECKING] = KILN_ENDPOINT_CHECKING,
 				  [EP_UP] = KILN_ENDPOINT_UP, [EP_PARKED] = KILN_ENDPOINT_PARKED,
 				  [EP_DEAD] = KILN_ENDPOINT_GIVEN_UP};
+	uint64_t ok = 0;
+	for (size_t k = 0; r->stats && k < r->o->nendpoints; k++)
+		ok += r->stats[k].ok;
 	for (size_t k = 0; r->stats && k < r->o->nendpoints; k++) {
+		/* its share of the jobs left at its cost per accepted image so far */
+		r->stats[k].projected_usd = r->stats[k].spent_usd +
+			(ok ? (double)r->remaining * r->stats[k].spent_usd / (double)ok : 0);
 		r->stats[k].in_flight = r->eps[k].active;
 		r->stats[k].failing = r->eps[k].consecutive;
 		r->stats[k].state = map[r->eps[k].state];
 	}
+}
+
+/* --- cost and budget ----------------------------------------------------------------------
+ * An attempt costs the GPU seconds its platform reported (or a priced self-hosted endpoint's
+ * wall time) at the endpoint's cost_per_hour. A job on a priced endpoint is expected to cost
+ * that endpoint's mean per attempt so far; until one is known, a priced endpoint runs one job
+ * at a time when there is a budget, so that the first price is learnt before the budget is
+ * committed. */
+
+/* Endpoint k's expected cost of one attempt: 0 unpriced, -1 not known yet. */
+static double est_cost(const struct run *r, size_t k)
+{
+	const struct ep *ep = &r->eps[k];
+	if (ep->cfg->cost_per_hour <= 0)
+		return 0;
+	return ep->priced ? ep->cost / (double)ep->priced : -1;
+}
+
+/* May endpoint k start one more job within the budget? Sets budget_stop (and why) when the
+ * projection would pass it. */
+static int budget_allows(struct run *r, size_t k)
+{
+	double committed = r->o->spent_before + r->spent, est = est_cost(r, k);
+	if (r->o->budget_usd <= 0 || r->eps[k].cfg->cost_per_hour <= 0)
+		return 1;
+	if (r->budget_stop)
+		return 0;
+	for (size_t i = 0; i < r->o->nendpoints; i++) {
+		double x = est_cost(r, i);
+		committed += r->eps[i].active * (x > 0 ? x : 0);
+	}
+	if (est < 0 ? committed < r->o->budget_usd : committed + est <= r->o->budget_usd)
+		return est >= 0 || r->eps[k].active == 0; /* unknown: one at a time */
+	r->budget_stop = 1;
+	if (r->o->budget_stopped)
+		*r->o->budget_stopped = 1;
+	snprintf(r->budget_why, sizeof r->budget_why, "not sent: the next job (about $%.4f on "
+		 "%.200s) would take the spend past generate.budget_usd $%.4f: $%.4f spent so far "
+		 "($%.4f in this run), $%.4f more committed to the jobs running", est > 0 ? est : 0,
+		 r->eps[k].cfg->url, r->o->budget_usd, r->o->spent_before + r->spent, r->spent,
+		 committed - r->o->spent_before - r->spent);
+	return 0;
+}
+
+/* The budget stopped the priced endpoints and nothing runs: the jobs left fail, unless an
+ * endpoint that costs nothing is still there to take them. */
+static int budget_over(const struct run *r)
+{
+	if (!r->budget_stop)
+		return 0;
+	for (size_t k = 0; k < r->o->nendpoints; k++)
+		if (r->eps[k].state != EP_DEAD && r->eps[k].cfg->cost_per_hour <= 0)
+			return 0;
+	return 1;
 }
 
 /* Start jobs on every endpoint that has room. How many started. */
@@ -1328,7 +1449,7 @@ static int fill(struct run *r)
 		size_t job;
 		const struct kiln_dispatch_resume *res;
 		while (ep->state == EP_UP && ep->active < ep->cfg->concurrency && r->nfree &&
-		       pick_job(r, k, &job, &res)) {
+		       budget_allows(r, k) && pick_job(r, k, &job, &res)) {
 			start_job(r, k, job, res);
 			n++;
 		}
@@ -1487,7 +1608,7 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 		struct ep *ep = &r.eps[k];
 		struct curl_slist *h;
 		ep->cfg = &o.endpoints[k];
-		ep->eng = kiln_engine_find(ep->cfg->engine);
+		ep->eng = kiln_engine_for(ep->cfg);
 		ep->park = o.park_seconds;
 		if (!ep->eng) {
 			rc = kiln_error_set(e, KILN_E_STATE, ep->cfg->url, "unknown engine '%s'",
@@ -1543,9 +1664,13 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 			fail_hopeless(&r);
 		fill(&r);
 		if (!alive) {
-			fail_rest(&r);
+			fail_rest(&r, NULL);
 			if (!busy(&r))
 				break;
+		}
+		if (budget_over(&r) && !busy(&r)) {
+			fail_rest(&r, r.budget_why);
+			break;
 		}
 		if (o.cancel && *o.cancel && !busy(&r))
 			break;
@@ -1602,7 +1727,7 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 				if (r.gate_open && r.eps[k].state == EP_UP &&
 				    r.eps[k].active < r.eps[k].cfg->concurrency &&
 				    ((r.count && !r.eps[k].ring_starved) || r.eps[k].nresume || due) &&
-				    !(o.cancel && *o.cancel))
+				    !(o.cancel && *o.cancel) && budget_allows(&r, k))
 					ms = 0;
 			curl_multi_poll(r.multi, NULL, 0, ms, NULL);
 		}

@@ -38,6 +38,9 @@ struct kiln_dispatch_attempt {
 	long http_status;          /* of the last exchange (0: transport error or none) */
 	const char *error;         /* when !ok */
 	double started, finished;  /* unix seconds */
+	double gpu_seconds;        /* what the platform reported (aj->gpu_seconds), 0: none */
+	double cost_usd;           /* at the endpoint's cost_per_hour: the reported GPU seconds,
+	                              or for a self-hosted endpoint the attempt's wall time */
 };
 
 struct kiln_dispatch_ops {
@@ -54,6 +57,9 @@ struct kiln_dispatch_ops {
 	int (*check)(void *user, size_t k, struct kiln_ai_job *aj, struct kiln_error *e);
 	/* An attempt ended. A non-zero return stops the run with that error. */
 	int (*attempt)(void *user, const struct kiln_dispatch_attempt *a, struct kiln_error *e);
+	/* An endpoint's health check answered 2xx (body: what it said, e.g. RunPod's /health
+	 * queue and workers). May be NULL; what it returns is ignored. */
+	void (*health)(void *user, size_t endpoint, const char *body, size_t len);
 	/* Called once per loop turn (batching, progress). May be NULL. */
 	int (*tick)(void *user, struct kiln_error *e);
 	void *user;
@@ -83,6 +89,11 @@ struct kiln_dispatch_opts {
 	                              for this run, default 6 */
 	uint64_t jitter_seed;
 	unsigned check_threads;    /* image checkers beside the loop (0: check on the loop) */
+	double budget_usd;         /* 0: none. No job starts when the spend so far plus what the
+	                              running jobs and it are expected to cost would pass it;
+	                              the jobs left then fail with the spend named */
+	double spent_before;       /* USD spent by earlier runs (counts against the budget) */
+	int *budget_stopped;       /* out, may be NULL: set when the budget held jobs back */
 };
 
 

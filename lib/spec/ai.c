@@ -170,6 +170,104 @@ static int check_template(struct ctx *c, struct fy_node *n, const char *tmpl, co
 	return 0;
 }
 
+/* What every platform's endpoint may carry: concurrency, price, timeouts. */
+static int parse_common(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+{
+	struct fy_node *x;
+	uint64_t k;
+	int rc;
+	if ((x = get(n, "concurrency"))) {
+		if ((rc = get_u64(c, x, "endpoint concurrency", 1, 1024, &k)))
+			return rc;
+		ep->concurrency = (unsigned)k;
+	}
+	if ((x = get(n, "cost_per_hour")) &&
+	    (rc = get_range(c, x, "endpoint cost_per_hour", 0, 10000, &ep->cost_per_hour)))
+		return rc;
+	if ((x = get(n, "connect_timeout")) &&
+	    (rc = get_range(c, x, "endpoint connect_timeout", 0.05, 600, &ep->connect_timeout)))
+		return rc;
+	if ((x = get(n, "timeout")) &&
+	    (rc = get_range(c, x, "endpoint timeout", 0.05, 86400, &ep->timeout)))
+		return rc;
+	return 0;
+}
+
+/* An http(s) address without spaces, credentials or a trailing slash, in *url. */
+static int check_url(struct ctx *c, struct fy_node *x, const char *what, char *url)
+{
+	size_t len;
+	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+		return fail(c, x, "%s '%s' must start with http:// or https:// "
+			    "(url: \"http://gpu-1:7860\")", what, url);
+	if (strpbrk(url, " \t\r\n") || !url[url[4] == 's' ? 8 : 7] ||
+	    url[url[4] == 's' ? 8 : 7] == '/')
+		return fail(c, x, "%s '%s' is not a server address: write it as "
+			    "http://HOST:PORT (no spaces)", what, url);
+	if (strchr(url, '@'))
+		return fail(c, x, "%s must not hold credentials: name an environment "
+			    "variable with auth_env or token_env instead", what);
+	len = strlen(url);
+	while (len > 8 && url[len - 1] == '/')
+		url[--len] = 0;
+	return 0;
+}
+
+static const char *const workers[] = {"comfyui", "a1111"};
+
+/* platform: runpod. A serverless endpoint at {base_url}/v2/{endpoint_id} running one of the
+ * official workers (worker-comfyui, worker-a1111); the API key comes from the environment
+ * variable auth_env names, sent as a bearer token. */
+static int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+{
+	static const char *const keys[] = {"platform", "endpoint_id", "worker", "auth_env",
+					   "concurrency", "cost_per_hour", "base_url",
+					   "connect_timeout", "timeout"};
+	struct fy_node *x;
+	const char *base;
+	size_t len;
+	int rc;
+	if ((rc = check_keys(c, n, "a RunPod endpoint", keys, 9)))
+		return rc;
+	if (!(x = get(n, "endpoint_id")))
+		return fail(c, n, "a RunPod endpoint needs endpoint_id (the id in "
+			    "https://api.runpod.ai/v2/ID)");
+	if ((rc = get_nonempty(c, x, "endpoint_id", &ep->endpoint_id)))
+		return rc;
+	if (strspn(ep->endpoint_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "0123456789-_") != strlen(ep->endpoint_id))
+		return fail(c, x, "endpoint_id '%s' is not a RunPod endpoint id (letters, digits, "
+			    "'-' and '_')", ep->endpoint_id);
+	if (!(x = get(n, "worker")))
+		return fail(c, n, "RunPod endpoint %s needs worker: comfyui or a1111 (which "
+			    "worker image it runs)", ep->endpoint_id);
+	if ((rc = get_nonempty(c, x, "endpoint worker", &ep->worker)))
+		return rc;
+	if (strcmp(ep->worker, "comfyui") && strcmp(ep->worker, "a1111")) {
+		const char *hint = closest(ep->worker, workers, 2);
+		return fail(c, x, "endpoint worker must be comfyui or a1111, got '%s'%s%s%s",
+			    ep->worker, hint ? ": did you mean '" : "", hint ? hint : "",
+			    hint ? "'?" : "");
+	}
+	if (!(x = get(n, "auth_env")))
+		return fail(c, n, "RunPod endpoint %s needs auth_env: the environment variable "
+			    "holding its API key", ep->endpoint_id);
+	/* RunPod takes the key as a bearer token */
+	if ((rc = get_nonempty(c, x, "endpoint auth_env", &ep->token_env)))
+		return rc;
+	if ((x = get(n, "base_url"))) {
+		if ((rc = get_nonempty(c, x, "endpoint base_url", &ep->base_url)) ||
+		    (rc = check_url(c, x, "endpoint base_url", ep->base_url)))
+			return rc;
+	}
+	base = ep->base_url ? ep->base_url : "https://api.runpod.ai";
+	len = strlen(base) + strlen(ep->endpoint_id) + 8;
+	if (!(ep->url = kiln_malloc(len)) || !(ep->engine = kiln_strdup("runpod")))
+		return nomem(c);
+	snprintf(ep->url, len, "%s/v2/%s", base, ep->endpoint_id);
+	return parse_common(c, n, ep);
+}
+
 /* An http(s) base URL without credentials or spaces, trailing slashes cut. */
 static int get_base_url(struct ctx *c, struct fy_node *x, const char *what, char **out)
 {
@@ -236,9 +334,8 @@ static int parse_sagemaker(struct ctx *c, struct fy_node *n, struct kiln_endpoin
 		"platform", "region", "endpoint_name", "input_location", "worker",
 		"access_key_env", "secret_key_env", "session_token_env", "concurrency",
 		"cost_per_hour", "base_url", "s3_base_url", "connect_timeout", "timeout"};
-	static const char *const workers[] = {"a1111", "jumpstart"};
+	static const char *const sm_workers[] = {"a1111", "jumpstart"};
 	struct fy_node *x;
-	uint64_t k;
 	int rc;
 	if ((rc = check_keys(c, n, "a sagemaker endpoint", keys, sizeof keys / sizeof *keys)))
 		return rc;
@@ -273,7 +370,7 @@ static int parse_sagemaker(struct ctx *c, struct fy_node *n, struct kiln_endpoin
 		if ((rc = get_nonempty(c, x, "sagemaker worker", &ep->worker)))
 			return rc;
 		if (strcmp(ep->worker, "a1111") && strcmp(ep->worker, "jumpstart")) {
-			const char *hint = closest(ep->worker, workers, 2);
+			const char *hint = closest(ep->worker, sm_workers, 2);
 			return fail(c, x, "sagemaker worker must be a1111 (a container serving "
 				    "A1111's txt2img) or jumpstart (a JumpStart Stable Diffusion "
 				    "model), got '%s'%s%s%s", ep->worker,
@@ -300,25 +397,13 @@ static int parse_sagemaker(struct ctx *c, struct fy_node *n, struct kiln_endpoin
 	if ((x = get(n, "session_token_env")) &&
 	    (rc = get_nonempty(c, x, "session_token_env", &ep->session_token_env)))
 		return rc;
-	if ((x = get(n, "concurrency"))) {
-		if ((rc = get_u64(c, x, "endpoint concurrency", 1, 1024, &k)))
-			return rc;
-		ep->concurrency = (unsigned)k;
-	}
-	if ((x = get(n, "cost_per_hour")) &&
-	    (rc = get_range(c, x, "endpoint cost_per_hour", 0, 100000, &ep->cost_per_hour)))
-		return rc;
 	if ((x = get(n, "base_url")) && (rc = get_base_url(c, x, "sagemaker base_url",
 							   &ep->base_url)))
 		return rc;
 	if ((x = get(n, "s3_base_url")) && (rc = get_base_url(c, x, "sagemaker s3_base_url",
 							      &ep->s3_base_url)))
 		return rc;
-	if ((x = get(n, "connect_timeout")) &&
-	    (rc = get_range(c, x, "endpoint connect_timeout", 0.05, 600, &ep->connect_timeout)))
-		return rc;
-	if ((x = get(n, "timeout")) &&
-	    (rc = get_range(c, x, "endpoint timeout", 0.05, 86400, &ep->timeout)))
+	if ((rc = parse_common(c, n, ep)))
 		return rc;
 	{
 		size_t len = (ep->base_url ? strlen(ep->base_url) : strlen(ep->region) + 40) +
@@ -334,52 +419,20 @@ static int parse_sagemaker(struct ctx *c, struct fy_node *n, struct kiln_endpoin
 	return 0;
 }
 
-static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+static int parse_self(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
 {
 	static const char *const keys[] = {"url", "engine", "concurrency", "auth_env",
-					   "token_env", "connect_timeout", "timeout", "platform"};
+					   "token_env", "connect_timeout", "timeout", "platform",
+					   "cost_per_hour"};
 	struct fy_node *x;
-	uint64_t k;
-	size_t len;
 	int rc;
-	ep->loc = loc_of(n);
-	ep->concurrency = 1;
-	ep->connect_timeout = 10;
-	ep->timeout = 600;
-	if ((rc = want_map(c, n, "an endpoint")))
-		return rc;
-	/* platform: where the endpoint runs (a minimal switch until RunPod's lands) */
-	if ((x = get(n, "platform"))) {
-		const char *pl;
-		if ((rc = plain_scalar(c, x, "endpoint platform", &pl)))
-			return rc;
-		if (!strcmp(pl, "sagemaker")) {
-			if (!(ep->platform = kiln_strdup(pl)))
-				return nomem(c);
-			return parse_sagemaker(c, n, ep);
-		}
-		if (strcmp(pl, "self"))
-			return fail(c, x, "endpoint platform must be self or sagemaker, got '%s'", pl);
-	}
-	if ((rc = check_keys(c, n, "an endpoint", keys, 8)))
+	if ((rc = check_keys(c, n, "an endpoint", keys, 9)))
 		return rc;
 	if (!(x = get(n, "url")))
 		return fail(c, n, "an endpoint needs a url ({url: \"http://gpu-1:7860\"})");
-	if ((rc = get_nonempty(c, x, "endpoint url", &ep->url)))
+	if ((rc = get_nonempty(c, x, "endpoint url", &ep->url)) ||
+	    (rc = check_url(c, x, "endpoint url", ep->url)))
 		return rc;
-	if (strncmp(ep->url, "http://", 7) && strncmp(ep->url, "https://", 8))
-		return fail(c, x, "endpoint url '%s' must start with http:// or https:// "
-			    "(url: \"http://gpu-1:7860\")", ep->url);
-	if (strpbrk(ep->url, " \t\r\n") || !ep->url[ep->url[4] == 's' ? 8 : 7] ||
-	    ep->url[ep->url[4] == 's' ? 8 : 7] == '/')
-		return fail(c, x, "endpoint url '%s' is not a server address: write it as "
-			    "http://HOST:PORT (no spaces)", ep->url);
-	if (strchr(ep->url, '@'))
-		return fail(c, x, "endpoint url must not hold credentials: name an environment "
-			    "variable with auth_env or token_env instead");
-	len = strlen(ep->url);
-	while (len > 8 && ep->url[len - 1] == '/')
-		ep->url[--len] = 0;
 	if ((x = get(n, "engine"))) {
 		if ((rc = get_nonempty(c, x, "endpoint engine", &ep->engine)))
 			return rc;
@@ -395,11 +448,6 @@ static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint
 	} else if (!(ep->engine = kiln_strdup(c->s->engine))) {
 		return nomem(c);
 	}
-	if ((x = get(n, "concurrency"))) {
-		if ((rc = get_u64(c, x, "endpoint concurrency", 1, 1024, &k)))
-			return rc;
-		ep->concurrency = (unsigned)k;
-	}
 	if ((x = get(n, "auth_env")) && (rc = get_nonempty(c, x, "endpoint auth_env", &ep->auth_env)))
 		return rc;
 	if ((x = get(n, "token_env")) &&
@@ -408,13 +456,46 @@ static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint
 	if (ep->auth_env && ep->token_env)
 		return fail(c, n, "an endpoint takes auth_env (HTTP basic) or token_env (bearer), "
 			    "not both");
-	if ((x = get(n, "connect_timeout")) &&
-	    (rc = get_range(c, x, "endpoint connect_timeout", 0.05, 600, &ep->connect_timeout)))
+	return parse_common(c, n, ep);
+}
+
+static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+{
+	static const char *const platforms[] = {"self", "runpod", "sagemaker"};
+	struct fy_node *x;
+	char *pf = NULL;
+	int rc;
+	ep->loc = loc_of(n);
+	ep->concurrency = 1;
+	ep->connect_timeout = 10;
+	ep->timeout = 600;
+	if ((rc = want_map(c, n, "an endpoint")))
 		return rc;
-	if ((x = get(n, "timeout")) &&
-	    (rc = get_range(c, x, "endpoint timeout", 0.05, 86400, &ep->timeout)))
-		return rc;
-	return 0;
+	if ((x = get(n, "platform"))) {
+		if ((rc = get_nonempty(c, x, "endpoint platform", &pf)))
+			return rc;
+		if (!strcmp(pf, "runpod")) {
+			ep->platform = KILN_PLATFORM_RUNPOD;
+		} else if (!strcmp(pf, "sagemaker")) {
+			ep->platform = KILN_PLATFORM_SAGEMAKER;
+		} else if (strcmp(pf, "self")) {
+			const char *hint = closest(pf, platforms, 3);
+			rc = fail(c, x, "endpoint platform must be self, runpod or sagemaker, got "
+				  "'%s'%s%s%s", pf, hint ? ": did you mean '" : "", hint ? hint : "",
+				  hint ? "'?" : "");
+		}
+		free(pf);
+		if (rc)
+			return rc;
+	}
+	switch (ep->platform) {
+	case KILN_PLATFORM_RUNPOD:
+		return parse_runpod(c, n, ep);
+	case KILN_PLATFORM_SAGEMAKER:
+		return parse_sagemaker(c, n, ep);
+	default:
+		return parse_self(c, n, ep);
+	}
 }
 
 /* generate.sampler in A1111's spelling, as A1111 itself splits it: "DPM++ 2M Karras" is
@@ -551,7 +632,7 @@ static int check_engine(struct ctx *c, struct fy_node *gen, struct fy_node *epn,
 {
 	const struct kiln_generate *g = c->s->generate;
 	/* a cloud endpoint honours what its worker does */
-	const char *eng = ep->worker ? ep->worker : ep->engine;
+	const char *eng = kiln_endpoint_protocol(ep);
 	if (!strcmp(eng, "jumpstart"))
 		return check_jumpstart(c, gen, ep);
 	int comfy = !strcmp(eng, "comfyui"), sdcpp = !strcmp(eng, "sdcpp");
@@ -635,13 +716,13 @@ int parse_generate(struct ctx *c, struct fy_node *n)
 {
 	static const char *const keys[] = {"prompt", "negative", "checkpoint", "sampler",
 					   "scheduler", "steps", "cfg", "size", "candidates",
-					   "endpoints", "workflow", "retries"};
+					   "endpoints", "workflow", "retries", "budget_usd"};
 	struct kiln_generate *g;
 	struct fy_node *x, *v;
 	void *it = NULL;
 	uint64_t k;
 	int rc;
-	if ((rc = want_map(c, n, "generate")) || (rc = check_keys(c, n, "generate", keys, 12)))
+	if ((rc = want_map(c, n, "generate")) || (rc = check_keys(c, n, "generate", keys, 13)))
 		return rc;
 	if (!(g = c->s->generate = kiln_calloc(1, sizeof *g)))
 		return nomem(c);
@@ -693,6 +774,9 @@ int parse_generate(struct ctx *c, struct fy_node *n)
 			return rc;
 		g->retries = (unsigned)k;
 	}
+	if ((x = get(n, "budget_usd")) &&
+	    (rc = get_range(c, x, "generate.budget_usd", 0.000001, 1e9, &g->budget_usd)))
+		return rc;
 	if ((x = get(n, "workflow")) &&
 	    ((rc = get_nonempty(c, x, "generate.workflow", &g->workflow)) ||
 	     (rc = check_file(c, x, g->workflow, "generate.workflow"))))
@@ -716,7 +800,7 @@ int parse_generate(struct ctx *c, struct fy_node *n)
 			if (!strcmp(g->endpoints[i].url, ep->url))
 				return fail(c, v, "endpoint %s is listed twice: raise its concurrency "
 					    "instead", ep->url);
-		if (!strcmp(ep->engine, "comfyui") && !g->workflow)
+		if (!strcmp(kiln_endpoint_protocol(ep), "comfyui") && !g->workflow)
 			return fail(c, v, "endpoint %s speaks comfyui, which needs generate.workflow "
 				    "(an API-format graph exported from ComfyUI)", ep->url);
 		if ((rc = check_engine(c, n, v, ep)))
@@ -736,9 +820,9 @@ void generate_free(struct kiln_generate *g)
 		free(ep->auth_env);
 		free(ep->token_env);
 		free(ep->secret);
-		free(ep->platform);
 		free(ep->worker);
 		free(ep->base_url);
+		free(ep->endpoint_id);
 		free(ep->region);
 		free(ep->endpoint_name);
 		free(ep->input_location);

@@ -698,6 +698,7 @@ static int a1111_supports(const struct kiln_ai_caps *c, const struct kiln_ai_req
 const struct kiln_engine kiln_engine_a1111 = {
 	.name = "a1111",
 	.health_path = "/sdapi/v1/progress?skip_current_image=true",
+	.submit_path = "/sdapi/v1/txt2img",
 	.build_request = a1111_build,
 	.start = a1111_start,
 	.on_response = a1111_response,

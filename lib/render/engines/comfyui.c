@@ -1107,6 +1107,7 @@ static int supports(const struct kiln_ai_caps *caps, const struct kiln_ai_reques
 const struct kiln_engine kiln_engine_comfyui = {
 	.name = "comfyui",
 	.health_path = "/queue",
+	.submit_path = "/prompt",
 	.build_request = comfy_build,
 	.start = comfy_start,
 	.on_response = comfy_response,

@@ -7,6 +7,7 @@
  * to send next (struct kiln_http) and reads what came back:
  *
  *   build_request  the job's submission body as sent on the wire (dry-run, catalog)
+ *   submit_path    where that body is POSTed, for --dry-run
  *   start          the first exchange of an attempt (a resumed job: a poll of its remote id)
  *   on_response    a response (or a transport error, status 0): send this next, poll again
  *                  later, done (image in job->image), retry, or give up
@@ -47,7 +48,8 @@ int kiln_ai_request_canonical(const struct kiln_ai_request *rq, struct kiln_buf 
 /* One HTTP exchange an engine asks for. */
 struct kiln_http {
 	const char *method;        /* "GET", "POST" or "PUT" (static) */
-	char path[2048];           /* appended to the endpoint URL: "/sdapi/v1/txt2img" */
+	char path[2048];           /* appended to the endpoint URL: "/sdapi/v1/txt2img"; with
+	                              absolute, a whole URL */
 	struct kiln_buf body;      /* JSON body, empty for GET */
 	/* multipart upload (ComfyUI /upload/image) instead of a JSON body, when upload != NULL */
 	const struct kiln_ai_file *upload;
@@ -55,8 +57,11 @@ struct kiln_http {
 	int no_resend;             /* a submission the server queues even when no answer comes
 	                              back (ComfyUI /prompt, sd.cpp img_gen): sent on a new
 	                              connection, which libcurl never silently sends again */
-	/* Cloud requests (SageMaker): */
-	int absolute;              /* path is a whole URL (S3), not appended to the endpoint's */
+	/* Cloud requests: */
+	int absolute;              /* path is a whole URL of another host (a RunPod worker's or
+	                              SageMaker's S3 link), not appended to the endpoint's: sent
+	                              without the endpoint's auth_env/token_env credentials (the
+	                              dispatcher resets it before each on_response and start) */
 	const char *sign;          /* "s3" or "sagemaker": the dispatcher signs the request with
 	                              the endpoint's AWS keys (SigV4, util/sigv4.h); NULL: not */
 	char headers[768];         /* more request headers, "Name: value" lines, '\n'-separated
@@ -113,9 +118,14 @@ struct kiln_ai_job {
 	/* The answer's headers ("Name: value\r\n" lines) when the exchange asked for them
 	 * (kiln_http.want_headers), else NULL; valid during on_response only. */
 	const char *headers;
-	/* The platform's GPU time for the image, seconds (SageMaker: from the invocation to the
-	 * output's appearance); 0: not known. */
+	/* GPU seconds the platform reported or measured for this attempt, set by a cloud engine
+	 * (RunPod: executionTime; SageMaker: from the invocation's 202 to the output's
+	 * appearance); 0: none (the dispatcher prices a self-hosted endpoint's wall time
+	 * instead) */
 	double gpu_seconds;
+	int cancel;                /* set by the dispatcher: the run is being stopped; an engine
+	                              may give up a job the platform has not started (RunPod:
+	                              IN_QUEUE, cancelled with POST /cancel) */
 };
 void kiln_ai_job_release(struct kiln_ai_job *j);
 #define KILN_POLL_ERRORS 8
@@ -158,6 +168,10 @@ void kiln_ai_nearest(const struct kiln_ai_list *l, const char *want, char *out, 
 struct kiln_engine {
 	const char *name;          /* "a1111", "comfyui", "sdcpp" */
 	const char *health_path;   /* a cheap GET that answers 200 when the server is up */
+	const char *submit_path;   /* where build_request's body goes ("/sdapi/v1/txt2img") */
+	int sparse_polls;          /* a poll costs (a cloud API's request limits): polls also
+	                              wait a standard deviation of the job time, and come 50 ms
+	                              to 5 s apart (see poll_first below) */
 	/* The submission body exactly as sent; redact: big blobs (base64 images) replaced by
 	 * "sha256:<hex>" (for the catalog). */
 	int (*build_request)(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
@@ -185,8 +199,10 @@ struct kiln_engine {
 	 * listing of the input folder); NULL: GET health_path. */
 	int (*health_request)(const struct kiln_endpoint *ep, struct kiln_http *next,
 			      struct kiln_error *e);
-	/* Polling of a job once the endpoint's expected job time is known: the first poll at
-	 * poll_first of it, then every poll_step of it (0: 0.9 and 1/20, docs/engines.md). */
+	/* Polling of a job once the endpoint's expected job time is known, one rule for every
+	 * engine (dispatch.c poll_interval): the first poll at poll_first of it, then every
+	 * poll_step of it (0: 0.9 and 1/20; SageMaker 1 and 1/10, each GET billed; RunPod 1 and
+	 * 1/20 with sparse_polls: at least a standard deviation apart), docs/engines.md. */
 	double poll_first, poll_step;
 };
 
@@ -209,6 +225,9 @@ int kiln_comfy_workflow_check(const char *text, const char *file, int need_loade
 extern const struct kiln_engine kiln_engine_a1111;
 extern const struct kiln_engine kiln_engine_comfyui;
 extern const struct kiln_engine kiln_engine_sdcpp;
+/* RunPod serverless with the official workers (runpod.c): worker-comfyui and worker-a1111. */
+extern const struct kiln_engine kiln_engine_runpod_comfyui;
+extern const struct kiln_engine kiln_engine_runpod_a1111;
 /* SageMaker asynchronous inference (sagemaker.c): worker a1111, or a JumpStart model */
 extern const struct kiln_engine kiln_engine_sagemaker;
 extern const struct kiln_engine kiln_engine_sagemaker_jumpstart;
@@ -221,6 +240,11 @@ int kiln_sagemaker_dry_run(const struct kiln_endpoint *ep, const struct kiln_ai_
 			   struct kiln_buf *out) KILN_MUST_CHECK;
 /* By name, or NULL. */
 const struct kiln_engine *kiln_engine_find(const char *name);
+/* The engine that drives endpoint ep (its engine, or for a cloud endpoint the platform's with
+ * its worker), or NULL. */
+const struct kiln_engine *kiln_engine_for(const struct kiln_endpoint *ep);
+/* RunPod refuses a /run body over 10 MB (/runsync: 20 MB): kiln refuses it before sending. */
+#define KILN_RUNPOD_MAX_BODY ((size_t)10 * 1000 * 1000)
 
 /* Helpers shared by the engines (engine.c). */
 int kiln_b64_encode(const void *p, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;

@@ -20,3 +20,12 @@ const struct kiln_engine *kiln_engine_find(const char *name)
 		return &kiln_engine_sagemaker_jumpstart;
 	return NULL;
 }
+
+const struct kiln_engine *kiln_engine_for(const struct kiln_endpoint *ep)
+{
+	if (ep->platform == KILN_PLATFORM_RUNPOD)
+		return !strcmp(kiln_endpoint_protocol(ep), "comfyui") ? &kiln_engine_runpod_comfyui
+								       : &kiln_engine_runpod_a1111;
+	/* self-hosted: its engine; SageMaker: "sagemaker" or "sagemaker-jumpstart" (its worker) */
+	return kiln_engine_find(ep->engine);
+}

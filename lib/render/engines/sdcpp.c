@@ -442,6 +442,7 @@ static int sdcpp_supports(const struct kiln_ai_caps *caps, const struct kiln_ai_
 const struct kiln_engine kiln_engine_sdcpp = {
 	.name = "sdcpp",
 	.health_path = "/sdcpp/v1/capabilities",
+	.submit_path = "/sdcpp/v1/img_gen",
 	.build_request = sdcpp_build,
 	.start = sdcpp_start,
 	.on_response = sdcpp_response,
