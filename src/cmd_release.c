@@ -84,7 +84,6 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 	struct cli_progress cp;
 	struct kiln_error e;
 	memset(&o, 0, sizeof o);
-	o.keys_dir = cli_keys_dir(); /* NULL (out of memory): a portfolio release says so */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
 		switch (c) {
@@ -117,6 +116,7 @@ int cmd_release(struct cli *cli, int argc, char **argv)
 	cli_progress_init(&cp, json, quiet);
 	o.progress = json ? NULL : cli_progress_cb;
 	o.user = &cp;
+	o.keys_dir = cli_keys_dir(); /* NULL (out of memory): a portfolio release says so */
 	/* review.required: every token approved first (the release module is below review) */
 	int rel_failed = kiln_review_gate(p, allow_unreviewed, NULL, &e) ||
 			 kiln_project_release(p, &o, &r, &e);
