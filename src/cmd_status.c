@@ -58,14 +58,59 @@ static json_t *endpoints_json(const struct kiln_endpoint_stat *v, size_t n)
 	return arr;
 }
 
+/* The spec's endpoints that have no attempt in the catalog yet, added to v with zero counts
+ * (and their last health answer, when a run probed them), so that status lists every
+ * endpoint the next render will use. */
+static int add_spec_endpoints(struct kiln_project *p, struct kiln_endpoint_stat **v, size_t *n,
+			      struct kiln_error *e)
+{
+	const struct kiln_generate *g = p->spec->generate;
+	for (size_t i = 0; g && i < g->nendpoints; i++) {
+		const struct kiln_endpoint *ep = &g->endpoints[i];
+		struct kiln_endpoint_stat *nv, *x;
+		char key[1200];
+		size_t j;
+		for (j = 0; j < *n && strcmp((*v)[j].endpoint, ep->url); j++)
+			;
+		if (j < *n)
+			continue;
+		if (!(nv = realloc(*v, (*n + 1) * sizeof *nv)))
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		*v = nv;
+		x = &nv[(*n)++];
+		memset(x, 0, sizeof *x);
+		if (!(x->endpoint = strdup(ep->url)) ||
+		    !(x->engine = strdup(ep->engine ? ep->engine : p->spec->engine)))
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		snprintf(key, sizeof key, "endpoint_health %s", ep->url);
+		if (kiln_catalog_meta_get(p->catalog, key, &x->health, e))
+			return e->code;
+	}
+	return 0;
+}
+
 static void endpoints_text(const struct kiln_endpoint_stat *v, size_t n)
 {
 	int w = 0;
-	for (size_t i = 0; i < n; i++)
+	double run = 0;
+	uint64_t attempts = 0;
+	for (size_t i = 0; i < n; i++) {
 		if ((int)strlen(v[i].endpoint) > w)
 			w = (int)strlen(v[i].endpoint);
-	printf("  endpoints  the last run (%.1f s):\n", v[0].run_seconds);
+		if (v[i].run_seconds > run)
+			run = v[i].run_seconds;
+		attempts += v[i].attempts;
+	}
+	if (attempts)
+		printf("  endpoints  the last run (%.1f s):\n", run);
+	else
+		printf("  endpoints  none has rendered yet:\n");
 	for (size_t i = 0; i < n; i++) {
+		if (!v[i].attempts) {
+			printf("             %-*s %-7s no attempts yet\n", w, v[i].endpoint,
+			       v[i].engine);
+			continue;
+		}
 		printf("             %-*s %-7s %6llu ok %5llu failed %8.1f img/min", w,
 		       v[i].endpoint, v[i].engine, (unsigned long long)v[i].run_ok,
 		       (unsigned long long)v[i].run_failed, v[i].images_per_minute);
@@ -94,10 +139,13 @@ static void endpoints_text(const struct kiln_endpoint_stat *v, size_t n)
 			       (long long)json_integer_value(json_object_get(wk, "throttled")));
 		json_decref(h);
 	}
-	printf("             every run, failed attempts by kind:\n");
+	if (attempts)
+		printf("             every run, failed attempts by kind:\n");
 	for (size_t i = 0; i < n; i++) {
 		uint64_t k[NKINDS];
 		int first = 1;
+		if (!v[i].attempts)
+			continue;
 		kind_counts(&v[i], k);
 		printf("             %-*s %llu of %llu attempts failed", w, v[i].endpoint,
 		       (unsigned long long)v[i].failed, (unsigned long long)v[i].attempts);
@@ -316,7 +364,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			 "`kiln build`");
 		next = nextbuf;
 	}
-	if (kiln_catalog_endpoint_stats(p->catalog, &eps, &neps, &e)) {
+	if (kiln_catalog_endpoint_stats(p->catalog, &eps, &neps, &e) ||
+	    add_spec_endpoints(p, &eps, &neps, &e)) {
 		rc = cli_fail(&e);
 		goto out;
 	}

@@ -193,6 +193,11 @@ struct kiln_endpoint {
 	char *token_env;           /* env var holding a bearer token, or NULL */
 	double connect_timeout;    /* seconds, default 10 */
 	double timeout;            /* seconds per HTTP request, default 600 */
+	/* Cloud jobs' lifetimes, seconds (0: kiln's default for the platform): RunPod's
+	 * policy.executionTimeout / policy.ttl, SageMaker's InvocationTimeoutSeconds /
+	 * RequestTTLSeconds */
+	unsigned execution_timeout;
+	unsigned ttl;
 	struct kiln_loc loc;
 	char *secret;              /* resolved by the command, never parsed; NULL: none */
 	/* SageMaker async inference (lib/spec/ai.c parse_sagemaker): url is the runtime's
@@ -202,8 +207,11 @@ struct kiln_endpoint {
 	char *input_location;      /* "s3://bucket/prefix/" as written */
 	char *s3_bucket;           /* its bucket */
 	char *s3_prefix;           /* its key prefix, "" or ending in '/' */
-	char *s3_base_url;         /* path-style S3 (http://host:port), no trailing slash; NULL:
-	                              virtual-hosted https://BUCKET.s3.REGION.amazonaws.com */
+	char *s3_base_url;         /* S3 at this address (http://host:port), no trailing slash;
+	                              NULL: AWS's https://s3.REGION.amazonaws.com */
+	int s3_virtual;            /* virtual-hosted S3 URLs (BUCKET.HOST/KEY), else path-style
+	                              (HOST/BUCKET/KEY); default: virtual without s3_base_url,
+	                              path-style with it (s3_addressing) */
 	char *access_key_env, *secret_key_env, *session_token_env; /* variable names */
 	/* resolved by the command from those variables, never parsed; NULL: not set */
 	char *access_key, *secret_key, *session_token;

@@ -443,7 +443,7 @@ static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct
 	}
 	if (at->rq && at->engine) {
 		struct kiln_buf b = KILN_BUF_INIT;
-		if (!at->engine->build_request(at->rq, 1, &b, &se))
+		if (!kiln_ai_build_for(at->engine, at->ep, at->rq, 1, &b, &se))
 			x->request = kiln_buf_detach(&b, NULL);
 		kiln_buf_release(&b);
 	}
@@ -976,7 +976,7 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 		goto nomem;
 	if (kiln_buf_adds(out, "\n"))
 		goto nomem;
-	if ((rc = eng->build_request(&rq, 0, out, e)))
+	if ((rc = kiln_ai_build_for(eng, ep, &rq, 0, out, e)))
 		goto out;
 	if (kiln_buf_adds(out, "\n"))
 		goto nomem;

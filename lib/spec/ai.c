@@ -170,6 +170,10 @@ static int check_template(struct ctx *c, struct fy_node *n, const char *tmpl, co
 	return 0;
 }
 
+static int get_lifetimes(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep,
+			 const char *platform, uint64_t ex_lo, uint64_t ex_hi, uint64_t ttl_lo,
+			 uint64_t ttl_hi);
+
 /* What every platform's endpoint may carry: concurrency, price, timeouts. */
 static int parse_common(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
 {
@@ -222,12 +226,12 @@ static int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *
 {
 	static const char *const keys[] = {"platform", "endpoint_id", "worker", "auth_env",
 					   "concurrency", "cost_per_hour", "base_url",
-					   "connect_timeout", "timeout"};
+					   "connect_timeout", "timeout", "execution_timeout", "ttl"};
 	struct fy_node *x;
 	const char *base;
 	size_t len;
 	int rc;
-	if ((rc = check_keys(c, n, "a RunPod endpoint", keys, 9)))
+	if ((rc = check_keys(c, n, "a RunPod endpoint", keys, sizeof keys / sizeof *keys)))
 		return rc;
 	if (!(x = get(n, "endpoint_id")))
 		return fail(c, n, "a RunPod endpoint needs endpoint_id (the id in "
@@ -265,7 +269,45 @@ static int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *
 	if (!(ep->url = kiln_malloc(len)) || !(ep->engine = kiln_strdup("runpod")))
 		return nomem(c);
 	snprintf(ep->url, len, "%s/v2/%s", base, ep->endpoint_id);
+	/* RunPod's bounds (docs.runpod.io serverless/endpoints/send-requests, "Execution
+	 * policies"): executionTimeout at least 5 s, ttl at least 10 s, both at most 7 days. The
+	 * ttl counts from submission and covers the queue and the run. */
+	if ((rc = get_lifetimes(c, n, ep, "RunPod", 5, 604800, 10, 604800)))
+		return rc;
+	{
+		unsigned ex = ep->execution_timeout ? ep->execution_timeout : 600;
+		if (ep->ttl && ep->ttl < ex)
+			return fail(c, get(n, "ttl"), "RunPod endpoint %s: ttl (%u s) is shorter than "
+				    "execution_timeout (%u s), but RunPod drops a job when its ttl runs "
+				    "out, queued or running: make ttl at least execution_timeout plus "
+				    "the queue time you accept", ep->endpoint_id, ep->ttl, ex);
+	}
 	return parse_common(c, n, ep);
+}
+
+/* execution_timeout and ttl (whole seconds) of a cloud endpoint, within the platform's
+ * bounds. */
+static int get_lifetimes(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep,
+			 const char *platform, uint64_t ex_lo, uint64_t ex_hi, uint64_t ttl_lo,
+			 uint64_t ttl_hi)
+{
+	char what[64];
+	struct fy_node *x;
+	uint64_t k;
+	int rc;
+	if ((x = get(n, "execution_timeout"))) {
+		snprintf(what, sizeof what, "%s execution_timeout (seconds)", platform);
+		if ((rc = get_u64(c, x, what, ex_lo, ex_hi, &k)))
+			return rc;
+		ep->execution_timeout = (unsigned)k;
+	}
+	if ((x = get(n, "ttl"))) {
+		snprintf(what, sizeof what, "%s ttl (seconds)", platform);
+		if ((rc = get_u64(c, x, what, ttl_lo, ttl_hi, &k)))
+			return rc;
+		ep->ttl = (unsigned)k;
+	}
+	return 0;
 }
 
 /* An http(s) base URL without credentials or spaces, trailing slashes cut. */
@@ -333,7 +375,8 @@ static int parse_sagemaker(struct ctx *c, struct fy_node *n, struct kiln_endpoin
 	static const char *const keys[] = {
 		"platform", "region", "endpoint_name", "input_location", "worker",
 		"access_key_env", "secret_key_env", "session_token_env", "concurrency",
-		"cost_per_hour", "base_url", "s3_base_url", "connect_timeout", "timeout"};
+		"cost_per_hour", "base_url", "s3_base_url", "s3_addressing", "connect_timeout",
+		"timeout", "execution_timeout", "ttl"};
 	static const char *const sm_workers[] = {"a1111", "jumpstart"};
 	struct fy_node *x;
 	int rc;
@@ -402,6 +445,24 @@ static int parse_sagemaker(struct ctx *c, struct fy_node *n, struct kiln_endpoin
 		return rc;
 	if ((x = get(n, "s3_base_url")) && (rc = get_base_url(c, x, "sagemaker s3_base_url",
 							      &ep->s3_base_url)))
+		return rc;
+	/* AWS's own S3 takes virtual-hosted URLs (path-style is deprecated for new buckets);
+	 * S3-compatible stores at s3_base_url mostly path-style */
+	ep->s3_virtual = !ep->s3_base_url;
+	if ((x = get(n, "s3_addressing"))) {
+		const char *v = fy_node_get_scalar0(x);
+		if (v && !strcmp(v, "virtual"))
+			ep->s3_virtual = 1;
+		else if (v && !strcmp(v, "path"))
+			ep->s3_virtual = 0;
+		else
+			return fail(c, x, "sagemaker s3_addressing must be virtual "
+				    "(https://BUCKET.HOST/KEY) or path (https://HOST/BUCKET/KEY), "
+				    "got '%s'", v ? v : "");
+	}
+	/* SageMaker's bounds (InvokeEndpointAsync): InvocationTimeoutSeconds 1..3600,
+	 * RequestTTLSeconds 60..21600 */
+	if ((rc = get_lifetimes(c, n, ep, "sagemaker", 1, 3600, 60, 21600)))
 		return rc;
 	if ((rc = parse_common(c, n, ep)))
 		return rc;

@@ -368,9 +368,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not isinstance(body, dict) or "input" not in body:
                 raise ValueError("no input")
             pol = body.get("policy") or {}
-            for k in ("executionTimeout", "ttl"):
-                if k in pol and (not isinstance(pol[k], int) or pol[k] <= 0):
-                    raise ValueError("policy.%s must be a positive integer of ms" % k)
+            # RunPod's bounds (docs.runpod.io serverless/endpoints/send-requests, "Execution
+            # policies"; runpod/docs PR 525 cites ai-api pkg/job/job.go's validation):
+            # executionTimeout at least 5 s, ttl at least 10 s, both at most 7 days, in ms
+            for k, lo in (("executionTimeout", 5000), ("ttl", 10000)):
+                if k in pol and (not isinstance(pol[k], int) or isinstance(pol[k], bool) or
+                                 not lo <= pol[k] <= 7 * 86400 * 1000):
+                    raise ValueError("policy.%s must be an integer of ms in %d..%d"
+                                     % (k, lo, 7 * 86400 * 1000))
         except ValueError as ex:
             with st.lock:
                 st.counts["run_refused"] += 1
@@ -402,7 +407,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             ttl = (job.body.get("policy") or {}).get("ttl") if job else None
             gone = job is None or job.lost or \
                 (job.ended is not None and now - job.ended > st.conf("expire")) or \
-                (ttl and job.status == "IN_QUEUE" and now - job.submitted > ttl / 1000.0)
+                (ttl and now - job.submitted > ttl / 1000.0)   # the ttl covers queue and run
             if gone:
                 st.counts["status_404"] += 1
                 return self.reply(404, {"error": "request does not exist"})

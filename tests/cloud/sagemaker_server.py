@@ -3,6 +3,9 @@
 tests, on one port.
 
   S3, path-style          PUT/GET /BUCKET/KEY, GET /BUCKET/?list-type=2&prefix=..&max-keys=..
+  S3, virtual-hosted      the same with Host: BUCKET.S3DOMAIN (--s3-domain, default
+                          s3.test.invalid) and /KEY: reached through this server as an HTTP
+                          proxy (http_proxy=http://127.0.0.1:PORT), which it also is
   SageMaker runtime       POST /endpoints/NAME/async-invocations
   test hooks              GET /__test__/stats, POST /__test__/config
 
@@ -236,9 +239,11 @@ class State:
         self.objects = {}          # (bucket, key) -> bytes
         self.keys = {args.access_key: (args.secret_key, args.token)}
         self.stats = {"requests": 0, "bad_signatures": 0, "puts": 0, "gets": 0, "gets_404": 0,
-                      "lists": 0, "invocations": 0, "outputs": 0, "failures": 0}
+                      "lists": 0, "invocations": 0, "outputs": 0, "failures": 0,
+                      "virtual_hosted": 0}
         self.invoked = {}          # inference id -> times invoked
         self.job_seconds = {}      # inference id -> seconds from 202 to the output written
+        self.lifetimes = {}        # inference id -> [RequestTTLSeconds, InvocationTimeoutSeconds]
         sdargs = sd.parse_args(["--protocol", "a1111", "--latency-ms", "0",
                                 "--random-seed", "7"])
         self.sd_state = sd.State(sdargs)
@@ -345,11 +350,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         split = urllib.parse.urlsplit(self.path)
         raw_path, query = split.path or "/", split.query
+        # virtual-hosted S3: the bucket is the Host's first label before --s3-domain (what
+        # AWS does for BUCKET.s3.REGION.amazonaws.com); a proxied request (absolute-form
+        # target) carries the same Host header, which is what was signed
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
+        vbucket = None
+        dom = "." + st.args.s3_domain
+        if host.endswith(dom) and "." not in host[:-len(dom)]:
+            vbucket = host[:-len(dom)]
+            with st.lock:
+                st.stats["virtual_hosted"] += 1
         with st.lock:
             st.stats["requests"] += 1
         if raw_path.startswith("/__test__/"):
             return self.send(*self.test_hook(raw_path, body))
-        service = "sagemaker" if raw_path.startswith("/endpoints/") else "s3"
+        service = "sagemaker" if raw_path.startswith("/endpoints/") and not vbucket else "s3"
         try:
             verify(self.command, raw_path, query, list(self.headers.items()), body, service,
                    st.keys, st.args.region, time.time())
@@ -361,7 +376,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(*sm_error(e.code, e.message, e.status))
         if service == "sagemaker":
             return self.send(*self.invoke(raw_path, body))
-        return self.send(*self.s3(raw_path, query, body))
+        return self.send(*self.s3(raw_path, query, body, vbucket))
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = handle_any
 
@@ -373,6 +388,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out["invoked"] = dict(st.invoked)
                 out["objects"] = len(st.objects)
                 out["job_seconds"] = dict(st.job_seconds)
+                out["lifetimes"] = dict(st.lifetimes)
             return 200, json.dumps(out).encode(), "application/json", []
         if path == "/__test__/config":
             upd = json.loads(body or b"{}")
@@ -382,9 +398,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 200, json.dumps(out).encode(), "application/json", []
         return 404, b"{}", "application/json", []
 
-    def s3(self, raw_path, query, body):
+    def s3(self, raw_path, query, body, vbucket=None):
         st = self.server.st
-        bucket, _, key = raw_path[1:].partition("/")
+        if vbucket:
+            bucket, key = vbucket, raw_path[1:]
+        else:
+            bucket, _, key = raw_path[1:].partition("/")
         key = urllib.parse.unquote(key)
         if bucket not in st.args.buckets.split(","):
             return s3_error("NoSuchBucket", "The specified bucket does not exist", 404,
@@ -469,6 +488,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with st.lock:
             st.stats["invocations"] += 1
             st.invoked[iid] = st.invoked.get(iid, 0) + 1
+            st.lifetimes[iid] = [ttl, tmo]
             delay = st.config["delay_ms"] / 1000.0
         t = threading.Timer(delay, run_job, (st, name, iid, loc, out_loc, fail_loc, time.time()))
         t.daemon = True
@@ -498,6 +518,8 @@ def parse_args(argv):
     p.add_argument("--buckets", default="kiln-in,kiln-out",
                    help="buckets that exist (comma-separated)")
     p.add_argument("--output-bucket", default="kiln-out")
+    p.add_argument("--s3-domain", default="s3.test.invalid",
+                   help="virtual-hosted S3: Host BUCKET.S3_DOMAIN names the bucket")
     p.add_argument("--delay-ms", type=float, default=200.0,
                    help="from the invocation to the output object")
     p.add_argument("--put-delay-ms", type=float, default=0.0, help="each S3 PUT takes this")

@@ -176,6 +176,10 @@ struct kiln_engine {
 	 * "sha256:<hex>" (for the catalog). */
 	int (*build_request)(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
 			     struct kiln_error *e);
+	/* The same for endpoint ep, when the body depends on the endpoint's settings (RunPod's
+	 * policy); NULL: build_request. kiln_ai_build_for() picks. */
+	int (*build_for)(const struct kiln_endpoint *ep, const struct kiln_ai_request *rq,
+			 int redact, struct kiln_buf *out, struct kiln_error *e);
 	int (*start)(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_error *e);
 	/* status 0: transport error (timeout, reset, refused; e->msg says which) */
 	enum kiln_step (*on_response)(struct kiln_ai_job *j, long status, const char *body,
@@ -275,5 +279,16 @@ int kiln_ai_lora_file(const char *name, char *out, size_t cap) KILN_MUST_CHECK;
  * kiln_ai_lora_file(name) (supports() then says it is missing). -1: cap too small. */
 int kiln_ai_lora_listed(const struct kiln_ai_caps *caps, const char *name, char *out,
 			size_t cap) KILN_MUST_CHECK;
+
+/* The submission body for endpoint ep (ep NULL: the engine's defaults). */
+static inline int kiln_ai_build_for(const struct kiln_engine *eng,
+				    const struct kiln_endpoint *ep,
+				    const struct kiln_ai_request *rq, int redact,
+				    struct kiln_buf *out, struct kiln_error *e)
+{
+	if (ep && eng->build_for)
+		return eng->build_for(ep, rq, redact, out, e);
+	return eng->build_request(rq, redact, out, e);
+}
 
 #endif

@@ -104,21 +104,24 @@ static int a1111_input(const struct kiln_ai_request *rq, int redact, json_t **ou
 	return rc;
 }
 
-/* {input, policy}: RunPod's own defaults, said outright so that the request recorded is the
- * one sent: a job may run 10 minutes (executionTimeout) and is dropped when it has not ended
- * within 70 minutes of its submission (ttl: an hour of queue beyond that). */
-#define RUNPOD_EXEC_MS 600000
-#define RUNPOD_TTL_MS (RUNPOD_EXEC_MS + 3600000)
+/* {input, policy}: the endpoint's execution_timeout and ttl, else RunPod's default
+ * executionTimeout, said outright so that the request recorded is the one sent: a job may run
+ * 10 minutes and is dropped when it has not ended within 70 minutes of its submission (ttl: an
+ * hour of queue beyond its run). */
+#define RUNPOD_EXEC_S 600
+#define RUNPOD_QUEUE_S 3600
 
-static int build(const struct kiln_ai_request *rq, int comfy, int redact, struct kiln_buf *out,
-		 struct kiln_error *e)
+static int build(const struct kiln_endpoint *ep, const struct kiln_ai_request *rq, int comfy,
+		 int redact, struct kiln_buf *out, struct kiln_error *e)
 {
 	json_t *in, *o;
+	json_int_t ex = ep && ep->execution_timeout ? ep->execution_timeout : RUNPOD_EXEC_S;
+	json_int_t ttl = ep && ep->ttl ? ep->ttl : ex + RUNPOD_QUEUE_S;
 	int rc = comfy ? comfy_input(rq, redact, &in, e) : a1111_input(rq, redact, &in, e);
 	if (rc)
 		return rc;
-	o = json_pack("{s:o, s:{s:i, s:i}}", "input", in, "policy", "executionTimeout",
-		      RUNPOD_EXEC_MS, "ttl", RUNPOD_TTL_MS);
+	o = json_pack("{s:o, s:{s:I, s:I}}", "input", in, "policy", "executionTimeout",
+		      ex * 1000, "ttl", ttl * 1000);
 	if (!o)
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building a RunPod "
 				      "request");
@@ -133,13 +136,25 @@ static int build(const struct kiln_ai_request *rq, int comfy, int redact, struct
 static int comfy_build(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
 		       struct kiln_error *e)
 {
-	return build(rq, 1, redact, out, e);
+	return build(NULL, rq, 1, redact, out, e);
 }
 
 static int a1111_build(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
 		       struct kiln_error *e)
 {
-	return build(rq, 0, redact, out, e);
+	return build(NULL, rq, 0, redact, out, e);
+}
+
+static int comfy_build_for(const struct kiln_endpoint *ep, const struct kiln_ai_request *rq,
+			   int redact, struct kiln_buf *out, struct kiln_error *e)
+{
+	return build(ep, rq, 1, redact, out, e);
+}
+
+static int a1111_build_for(const struct kiln_endpoint *ep, const struct kiln_ai_request *rq,
+			   int redact, struct kiln_buf *out, struct kiln_error *e)
+{
+	return build(ep, rq, 0, redact, out, e);
 }
 
 static void poll_req(struct kiln_ai_job *j, struct kiln_http *next)
@@ -161,7 +176,7 @@ static int rp_start(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_e
 	next->method = "POST";
 	next->no_resend = 1;
 	snprintf(next->path, sizeof next->path, "/run");
-	if ((rc = build(j->rq, is_comfy(j), 0, &next->body, e)))
+	if ((rc = build(j->ep, j->rq, is_comfy(j), 0, &next->body, e)))
 		return rc;
 	if (next->body.len > KILN_RUNPOD_MAX_BODY)
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "the request is %zu bytes, over the "
@@ -408,6 +423,7 @@ const struct kiln_engine kiln_engine_runpod_comfyui = {
 	.sparse_polls = 1,
 	.poll_first = 1.0, /* at the mean job time: half the jobs are done by then */
 	.build_request = comfy_build,
+	.build_for = comfy_build_for,
 	.start = rp_start,
 	.on_response = rp_response,
 	.reply_cap = comfy_cap,
@@ -420,6 +436,7 @@ const struct kiln_engine kiln_engine_runpod_a1111 = {
 	.sparse_polls = 1,
 	.poll_first = 1.0, /* at the mean job time: half the jobs are done by then */
 	.build_request = a1111_build,
+	.build_for = a1111_build_for,
 	.start = rp_start,
 	.on_response = rp_response,
 	.reply_cap = a1111_cap,

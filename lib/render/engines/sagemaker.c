@@ -34,8 +34,22 @@
 
 enum { PH_PUT, PH_INVOKE, PH_POLL_OUT, PH_POLL_FAIL };
 
-/* SageMaker's bounds: RequestTTLSeconds 60..21600, InvocationTimeoutSeconds 1..3600 */
+/* SageMaker's bounds: RequestTTLSeconds 60..21600, InvocationTimeoutSeconds 1..3600; kiln's
+ * defaults when the spec says nothing (ttl, execution_timeout): the longest TTL, and the
+ * endpoint's HTTP timeout as the invocation's */
 #define SM_TTL 21600
+
+static unsigned sm_ttl(const struct kiln_endpoint *ep)
+{
+	return ep->ttl ? ep->ttl : SM_TTL;
+}
+
+static unsigned sm_invocation_timeout(const struct kiln_endpoint *ep)
+{
+	if (ep->execution_timeout)
+		return ep->execution_timeout;
+	return ep->timeout < 1 ? 1 : ep->timeout > 3600 ? 3600 : (unsigned)ep->timeout;
+}
 #define SM_FAIL_EVERY 8
 /* Each poll is an S3 GET, billed: the first at the endpoint's expected job time, then every
  * tenth of it (bench/dispatch -p sagemaker: requests and wall time per job) */
@@ -89,7 +103,10 @@ static void inference_id(const struct kiln_ai_job *j, char *out, size_t cap)
 	snprintf(out, cap, "kiln-%.40s-%u", j->rq->recipe, j->attempt);
 }
 
-/* The https URL of s3://bucket/key: virtual-hosted, or path-style under s3_base_url. */
+/* The URL of s3://bucket/key: virtual-hosted (https://BUCKET.s3.REGION.amazonaws.com/KEY,
+ * or BUCKET. before the host of s3_base_url), or path-style (HOST/BUCKET/KEY). Virtual-hosted
+ * needs a bucket name that is a DNS label run without dots for https (AWS's rule): others go
+ * path-style. */
 static int s3_url(const struct kiln_endpoint *ep, const char *bucket, size_t blen,
 		  const char *key, char *out, size_t cap, struct kiln_error *e)
 {
@@ -97,12 +114,20 @@ static int s3_url(const struct kiln_endpoint *ep, const char *bucket, size_t ble
 	int n;
 	if (kiln_sigv4_encode(key, strlen(key), 1, &k))
 		return kiln_error_set(e, KILN_E_NOMEM, ep->url, "out of memory");
-	if (ep->s3_base_url)
-		n = snprintf(out, cap, "%s/%.*s/%s", ep->s3_base_url, (int)blen, bucket,
-			     k.data ? k.data : "");
+	const char *base = ep->s3_base_url, *host;
+	char aws[128];
+	int virt = ep->s3_virtual && !memchr(bucket, '.', blen);
+	if (!base) {
+		snprintf(aws, sizeof aws, "https://s3.%s.amazonaws.com", ep->region);
+		base = aws;
+	}
+	host = strstr(base, "://");
+	host = host ? host + 3 : base;
+	if (virt)
+		n = snprintf(out, cap, "%.*s%.*s.%s/%s", (int)(host - base), base, (int)blen, bucket,
+			     host, k.data ? k.data : "");
 	else
-		n = snprintf(out, cap, "https://%.*s.s3.%s.amazonaws.com/%s", (int)blen, bucket,
-			     ep->region, k.data ? k.data : "");
+		n = snprintf(out, cap, "%s/%.*s/%s", base, (int)blen, bucket, k.data ? k.data : "");
 	kiln_buf_release(&k);
 	if (n < 0 || (size_t)n >= cap)
 		return kiln_error_set(e, KILN_E_SPEC, ep->url, "the S3 object s3://%.*s/%s makes a "
@@ -207,7 +232,6 @@ static enum kiln_step invoke(struct kiln_ai_job *j, struct kiln_http *next, stru
 {
 	const struct kiln_endpoint *ep = j->ep;
 	char id[96];
-	double tmo = ep->timeout < 1 ? 1 : ep->timeout > 3600 ? 3600 : ep->timeout;
 	inference_id(j, id, sizeof id);
 	next->method = "POST";
 	next->absolute = 0;
@@ -219,12 +243,12 @@ static enum kiln_step invoke(struct kiln_ai_job *j, struct kiln_http *next, stru
 	if ((size_t)snprintf(next->headers, sizeof next->headers,
 			     "X-Amzn-SageMaker-InputLocation: s3://%s/%s%s.json\n"
 			     "X-Amzn-SageMaker-Inference-Id: %s\n"
-			     "X-Amzn-SageMaker-RequestTTLSeconds: %d\n"
-			     "X-Amzn-SageMaker-InvocationTimeoutSeconds: %d\n"
+			     "X-Amzn-SageMaker-RequestTTLSeconds: %u\n"
+			     "X-Amzn-SageMaker-InvocationTimeoutSeconds: %u\n"
 			     "X-Amzn-SageMaker-Content-Type: application/json\n"
 			     "X-Amzn-SageMaker-Accept: %s",
-			     ep->s3_bucket, ep->s3_prefix ? ep->s3_prefix : "", id, id, SM_TTL,
-			     (int)tmo, jumpstart(j) ? "application/json;jpeg" : "application/json") >=
+			     ep->s3_bucket, ep->s3_prefix ? ep->s3_prefix : "", id, id, sm_ttl(ep),
+			     sm_invocation_timeout(ep), jumpstart(j) ? "application/json;jpeg" : "application/json") >=
 	    sizeof next->headers)
 		return kiln_error_set(e, KILN_E_SPEC, ep->url, "the input location is too long"),
 		       KILN_STEP_FATAL;
@@ -355,9 +379,11 @@ static enum kiln_step sm_response(struct kiln_ai_job *j, long status, const char
 		}
 		if (status == 404) {
 			j->poll_errors = 0;
-			if (at > 0 && kiln_clock_unix() - at > SM_TTL + j->ep->timeout + 60) {
+			if (at > 0 && kiln_clock_unix() - at > sm_ttl(j->ep) +
+							       sm_invocation_timeout(j->ep) + 60) {
 				kiln_error_set(e, KILN_E_NET, NULL, "no output after the request's "
-					       "TTL (%d s) and its invocation timeout", SM_TTL);
+					       "TTL (%u s) and its invocation timeout (%u s)",
+					       sm_ttl(j->ep), sm_invocation_timeout(j->ep));
 				return KILN_STEP_RETRY;
 			}
 			if (j->phase == PH_POLL_OUT && has_fail && ++j->misses % SM_FAIL_EVERY == 0) {
@@ -412,9 +438,12 @@ int kiln_sagemaker_dry_run(const struct kiln_endpoint *ep, const struct kiln_ai_
 			     "# 2. POST %s/async-invocations (signed for sagemaker)\n"
 			     "#    X-Amzn-SageMaker-InputLocation: s3://%s/%s%s.json\n"
 			     "#    X-Amzn-SageMaker-Inference-Id: %s\n"
+			     "#    X-Amzn-SageMaker-RequestTTLSeconds: %u\n"
+			     "#    X-Amzn-SageMaker-InvocationTimeoutSeconds: %u\n"
 			     "#    X-Amzn-SageMaker-Accept: %s\n"
 			     "# AWS keys from $%s and $%s%s%s%s, not shown\n",
-			     url, ep->url, ep->s3_bucket, ep->s3_prefix, id, id,
+			     url, ep->url, ep->s3_bucket, ep->s3_prefix, id, id, sm_ttl(ep),
+			     sm_invocation_timeout(ep),
 			     ep->worker && !strcmp(ep->worker, "jumpstart") ? "application/json;jpeg"
 									    : "application/json",
 			     ep->access_key_env, ep->secret_key_env,
