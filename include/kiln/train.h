@@ -80,4 +80,87 @@ int kiln_dataset_scan(const char *dir, const char *name, const char *license, co
 		      kiln_phash_fn phash, void *user, char **record, char root[65],
 		      struct kiln_error *e) KILN_MUST_CHECK;
 
+/* --- Running a trainer (run.c) ------------------------------------------------------------
+ * kohya's progress as it prints it: tqdm(desc="steps") lines on stderr, redrawn after '\r'
+ * ("steps:  12%|█▏        | 180/1500 [00:03<00:21,  5.00it/s, avr_loss=0.0834]"), and
+ * accelerator.print's "epoch 1/3" and "saving checkpoint: FILE" lines. */
+struct kiln_train_progress {
+	uint64_t step, total;      /* the last step line (0/0 before one) */
+	double loss;               /* its avr_loss; has_loss 0 when it had none */
+	int has_loss;
+	unsigned epoch, epochs;    /* the last "epoch N/M" line */
+	char saved[1024];          /* the last "saving checkpoint: FILE" ("" none) */
+	char last[256];            /* the last non-empty line that was not progress (errors) */
+	char line[1024];           /* a line cut by the end of the bytes fed so far */
+	size_t len;
+};
+void kiln_train_progress_init(struct kiln_train_progress *p);
+/* Read one line (no '\r' or '\n' in it): 1 a step line (step, total, loss set), 2 an epoch
+ * line, 3 a saving line, 0 anything else. */
+int kiln_train_progress_line(struct kiln_train_progress *p, const char *line, size_t n);
+/* Feed log bytes as they come (lines cut anywhere, '\r' or '\n' ends one): the number of step
+ * lines seen. */
+unsigned kiln_train_progress_feed(struct kiln_train_progress *p, const char *buf, size_t n);
+
+/* A run's state file (.kiln/train/NAME/run.json), written before kiln waits on the trainer:
+ * what a later kiln needs to find the trainer again and never start a second one. */
+struct kiln_train_state {
+	char name[128];
+	char where[16];            /* "local" or "runpod" */
+	int64_t pid;               /* local: the supervisor kiln started (its session leader) */
+	uint64_t pid_start;        /* its start time in clock ticks after boot (/proc stat 22):
+				      a pid reused by another process has another */
+	double started;            /* Unix time */
+	char manifest_sha256[65];  /* the manifest the run was prepared from */
+	char output[1024];         /* the .safetensors the trainer writes (project-relative) */
+	char job_id[128];          /* runpod: the job id as /run answered ("" before) */
+	char endpoint[256];        /* runpod: the endpoint's URL */
+	char *argv_json;           /* the trainer's command line, a JSON array (owned) */
+};
+void kiln_train_state_release(struct kiln_train_state *s);
+int kiln_train_state_write(const char *path, const struct kiln_train_state *s,
+			   struct kiln_error *e) KILN_MUST_CHECK;
+/* KILN_E_NOTFOUND when there is no file; KILN_E_IO (named) when it is not a run state. */
+int kiln_train_state_read(const char *path, struct kiln_train_state *s, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* Start argv (argv[0] looked up in PATH) in cwd, detached: a supervisor in its own session
+ * (setsid) runs it with stdout and stderr appended to log, waits for it and writes its exit
+ * status to exit_file ("exit N" or "signal N"), so that the status outlives kiln. *pid and
+ * *pid_start: the supervisor's. */
+int kiln_train_spawn(char *const *argv, const char *cwd, const char *log, const char *exit_file,
+		     int64_t *pid, uint64_t *pid_start, struct kiln_error *e) KILN_MUST_CHECK;
+/* 1 when the process pid runs and started at pid_start (not a zombie), else 0. */
+int kiln_train_alive(int64_t pid, uint64_t pid_start);
+/* The start time of process pid (/proc/PID/stat field 22): 0, or -1 when it is gone. */
+int kiln_train_pid_start(int64_t pid, uint64_t *start);
+/* Stop the trainer's whole session (SIGTERM, then SIGKILL after grace seconds). */
+void kiln_train_stop(int64_t pid, uint64_t pid_start, double grace);
+/* The supervisor's word: 0 and *status (exit code, or 128+signal) when exit_file has one,
+ * KILN_E_NOTFOUND when it has none (killed before it could write). */
+int kiln_train_exit_status(const char *exit_file, int *status, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
+/* What the trained LoRA's ss_* metadata must say, from the manifest it was trained from. */
+struct kiln_train_dir {
+	char name[256];            /* the image folder's base name (ss_dataset_dirs key) */
+	uint64_t images;
+	uint64_t repeats;
+};
+struct kiln_train_expect {
+	const struct kiln_train_dir *dirs;
+	size_t ndirs;
+	const char *base_version;  /* ss_base_model_version ("sdxl_base_v1-0", "sd_v1", ...) or
+				      NULL: not checked */
+	const char *base_name;     /* ss_sd_model_name (a file's base name), or NULL */
+	int has_seed, has_steps;
+	uint64_t seed, steps;      /* steps: ss_steps (the steps done) */
+};
+/* Check metadata (a JSON object of strings, as struct kiln_safetensors keeps it): every
+ * mismatch is KILN_E_FAILED naming the key, the file's value and the manifest's (where: the
+ * file). ss_num_train_images must be the sum of images x repeats, ss_dataset_dirs the dirs
+ * with their img_count and n_repeats. */
+int kiln_train_check_metadata(const char *metadata_json, const struct kiln_train_expect *x,
+			      const char *where, struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif
