@@ -141,6 +141,17 @@ void kiln_train_stop(int64_t pid, uint64_t pid_start, double grace);
 int kiln_train_exit_status(const char *exit_file, int *status, struct kiln_error *e)
 	KILN_MUST_CHECK;
 
+/* The prepared folder dir as a tar archive (ustar) appended to out, its entries under name/
+ * (a project-relative path, so the trainer's relative paths hold in the unpacked copy):
+ * files in name order, the run's own files (log, run.json, exit, out/) and hidden names left
+ * out; links and special files refused (pack.c). */
+struct kiln_buf;
+int kiln_train_pack(const char *dir, const char *name, struct kiln_buf *out,
+		    struct kiln_error *e) KILN_MUST_CHECK;
+
+/* SHA-256 of a file (the manifest a run is prepared from). */
+int kiln_train_file_sha256(const char *path, char hex[65], struct kiln_error *e) KILN_MUST_CHECK;
+
 /* What the trained LoRA's ss_* metadata must say, from the manifest it was trained from. */
 struct kiln_train_dir {
 	char name[256];            /* the image folder's base name (ss_dataset_dirs key) */

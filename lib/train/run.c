@@ -13,6 +13,7 @@
 #include "kiln/train.h"
 #include "util/alloc.h"
 #include "kiln/buf.h"
+#include "util/sha.h"
 #include "util/fs.h"
 
 #include <errno.h>
@@ -524,4 +525,9 @@ int kiln_train_check_metadata(const char *metadata_json, const struct kiln_train
 		rc = x->has_steps ? check_u64(meta, "ss_steps", x->steps, where, e) : 0;
 	json_decref(meta);
 	return rc;
+}
+
+int kiln_train_file_sha256(const char *path, char hex[65], struct kiln_error *e)
+{
+	return kiln_sha256_file(path, hex, e);
 }
