@@ -80,6 +80,81 @@ int kiln_dataset_scan(const char *dir, const char *name, const char *license, co
 		      kiln_phash_fn phash, void *user, char **record, char root[65],
 		      struct kiln_error *e) KILN_MUST_CHECK;
 
+/* ---- training: kiln train prepare (lib/train/prepare.c) and its manifest (manifest.c) ----
+ *
+ * A training's files live in PROJECT/.kiln/train/NAME/ (docs/training.md):
+ *   manifest.json   what prepare made, every image with its hashes, box and caption; the
+ *                   trainer's inputs below are derived from it alone
+ *   images/N/       dataset N's prepared images (and their caption files)
+ *   dataset.toml    kohya's dataset config;  command.json  kohya's argv
+ *   config.yaml     ai-toolkit's job config (trainer: ai-toolkit)
+ *   output/         where the trainer writes the LoRA (output_dir)
+ */
+#define KILN_TRAIN_DIR ".kiln/train"
+#define KILN_TRAIN_MANIFEST "manifest.json"
+#define KILN_TRAIN_MANIFEST_VERSION 1
+
+/* dir/.kiln/train/name/file (file NULL: the folder). Caller frees; NULL out of memory. */
+char *kiln_train_path(const char *dir, const char *name, const char *file);
+
+/* One prepared image. Paths are relative to the project folder. */
+struct kiln_train_image {
+	char *source;             /* the image read ("data/owls/a.png"; a token's final image
+	                             in the store for tokens:approved) */
+	char *file;               /* the prepared image (".kiln/train/NAME/images/0/a.png") */
+	char *caption;            /* the caption written beside it ("" when missing) */
+	char *caption_from;       /* "file", "template", "traits" or "missing" */
+	char sha256_source[65];   /* before */
+	char sha256[65];          /* after (of file) */
+	uint64_t phash;           /* of the source (0 and has_phash 0 when none was given) */
+	int has_phash;
+	int src_width, src_height;
+	int crop_x, crop_y, crop_w, crop_h; /* the box of the source kept (source pixels) */
+	int width, height;        /* the prepared image: its bucket */
+	size_t dataset;           /* index into datasets */
+	uint64_t token;           /* tokens:approved: the token id, else 0 */
+};
+
+struct kiln_train_mdataset {
+	char *dir;                /* as written in kiln.yaml */
+	char *image_dir;          /* ".kiln/train/NAME/images/N" */
+	char *class_tokens;       /* NULL: none */
+	char *license;            /* NULL: missing (a warning the portfolio shows) */
+	char *source;             /* NULL: none */
+	char *caption_extension;  /* ".txt" */
+	unsigned repeats;
+	size_t images;            /* prepared images of this dataset */
+};
+
+struct kiln_train_manifest {
+	int version;              /* KILN_TRAIN_MANIFEST_VERSION */
+	char *name;
+	char *trainer;            /* "kohya" | "ai-toolkit" */
+	char *arch;               /* "sdxl" | "sd15" | "flux" */
+	char *base;
+	int width, height;        /* resolution */
+	int bucket_enable, bucket_min, bucket_max, bucket_step;
+	int network_dim;
+	double network_alpha, unet_lr, text_encoder_lr;
+	uint64_t steps, epochs, seed;   /* steps or epochs is 0 */
+	unsigned batch_size;
+	struct kiln_train_mdataset *datasets;
+	size_t ndatasets;
+	struct kiln_train_image *images;
+	size_t nimages;
+	char sha256[65];          /* of manifest.json as loaded ("" when built in memory) */
+};
+
+/* Read a manifest.json (path: any file; messages name it). KILN_E_IO: unreadable or not a
+ * manifest this version of kiln writes (every field named when wrong). */
+int kiln_train_manifest_load(const char *path, struct kiln_train_manifest **out,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+/* The manifest as JSON (keys sorted, 2-space indent, trailing newline). NULL out of memory. */
+char *kiln_train_manifest_json(const struct kiln_train_manifest *m);
+void kiln_train_manifest_free(struct kiln_train_manifest *m);
+/* Images the trainer sees per epoch: the sum of images x repeats. */
+uint64_t kiln_train_manifest_steps_images(const struct kiln_train_manifest *m);
+
 /* --- Running a trainer (run.c) ------------------------------------------------------------
  * kohya's progress as it prints it: tqdm(desc="steps") lines on stderr, redrawn after '\r'
  * ("steps:  12%|█▏        | 180/1500 [00:03<00:21,  5.00it/s, avr_loss=0.0834]"), and
