@@ -29,6 +29,8 @@ static const char *token_of(const struct kiln_endpoint *ep)
 {
 	if (ep->secret)
 		return ep->secret;
+	if (ep->auth_env && getenv(ep->auth_env))
+		return getenv(ep->auth_env);
 	return ep->token_env ? getenv(ep->token_env) : NULL;
 }
 
@@ -243,8 +245,10 @@ int train_runpod_follow(struct train_ctx *t, struct kiln_project *p,
 		}
 		if (!strcmp(st, "IN_QUEUE") || !strcmp(st, "IN_PROGRESS")) {
 			const char *line = json_string_value(json_object_get(out, "progress"));
-			if (line)
-				kiln_train_progress_feed(&pr, line, strlen(line) + 1);
+			if (line) {
+				kiln_train_progress_feed(&pr, line, strlen(line));
+				kiln_train_progress_feed(&pr, "\n", 1);
+			}
 			json_decref(o);
 			train_show(t, &pr);
 			goto wait;
