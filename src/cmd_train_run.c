@@ -177,7 +177,10 @@ static int expectations(struct train_ctx *t, const struct kiln_train_manifest *m
 		return kiln_error_set(e, KILN_E_STATE, t->manifest_path, "the manifest lists %zu "
 				      "datasets (1 to %d)", m->ndatasets, TRAIN_MAX_DIRS);
 	for (size_t i = 0; i < m->ndatasets; i++) {
-		struct kiln_train_dir *td = &t->dirs[t->ndirs++];
+		struct kiln_train_dir *td;
+		if (!m->datasets[i].images)
+			continue; /* not in dataset.toml: kohya never sees it */
+		td = &t->dirs[t->ndirs++];
 		snprintf(td->name, sizeof td->name, "%s", base_name(m->datasets[i].image_dir));
 		td->images = m->datasets[i].images;
 		td->repeats = m->datasets[i].repeats;
@@ -190,6 +193,8 @@ static int expectations(struct train_ctx *t, const struct kiln_train_manifest *m
 			    : !strcmp(m->arch, "sd15") ? (has_flag(args, "--v2") ? "sd_v2" : "sd_v1")
 						       : NULL;
 	t->x.base_name = base_name(m->base);
+	t->script = !strcmp(m->arch, "sdxl") ? "sdxl_train_network.py"
+		    : !strcmp(m->arch, "flux") ? "flux_train_network.py" : "train_network.py";
 	t->x.has_seed = 1;
 	t->x.seed = m->seed;
 	if (m->steps) {
@@ -375,28 +380,18 @@ static int finish_state(struct train_ctx *t, struct kiln_project *p, const char 
 	return rc;
 }
 
-/* The trainer's command line: the spec's local command, then command.json's kohya args. */
-static int build_argv(const struct kiln_training *tr, json_t *args, char ***out, json_t **all)
+/* command.json's argv (the spec's local command, then kiln's kohya flags) as a NULL-ended
+ * array of its strings. */
+static int build_argv(json_t *args, char ***out)
 {
 	size_t n = json_array_size(args), i;
-	char **v = calloc(tr->ncommand + n + 1, sizeof *v);
-	json_t *a = json_array();
+	char **v = calloc(n + 1, sizeof *v);
 	json_t *x;
-	if (!v || !a) {
-		free(v);
-		json_decref(a);
+	if (!v)
 		return -1;
-	}
-	for (i = 0; i < tr->ncommand; i++) {
-		v[i] = tr->command[i];
-		json_array_append_new(a, json_string(v[i]));
-	}
-	json_array_foreach(args, i, x) {
-		v[tr->ncommand + i] = (char *)json_string_value(x);
-		json_array_append(a, x);
-	}
+	json_array_foreach(args, i, x)
+		v[i] = (char *)json_string_value(x);
 	*out = v;
-	*all = a;
 	return 0;
 }
 
@@ -412,7 +407,7 @@ int cmd_train_run(struct cli *cli, int argc, char **argv)
 	struct kiln_error e;
 	const struct kiln_training *tr;
 	struct kiln_train_manifest *manifest = NULL;
-	json_t *cmd = NULL, *args, *all = NULL;
+	json_t *cmd = NULL, *args;
 	char **tav = NULL;
 	int c, rc, cancel = 0, have_state = 0, resumed = 0;
 	char pidtxt[32] = "";
@@ -501,20 +496,27 @@ int cmd_train_run(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	{
-		const char *want = json_string_value(json_object_get(cmd, "manifest_sha256"));
-		if (want && strcmp(want, t.manifest_sha)) {
+		/* the manifest prepare recorded last must be this one */
+		char want[65];
+		uint64_t nimg;
+		int found;
+		if ((rc = kiln_catalog_train_last(p->catalog, t.name, want, &nimg, &found, &e))) {
+			rc = fail(&t, &e);
+			goto out;
+		}
+		if (!found || strcmp(want, t.manifest_sha)) {
 			kiln_error_set(&e, KILN_E_STATE, t.manifest_path, "the manifest changed since "
 				       "`kiln train prepare` wrote it (sha256 %.12s, prepared %.12s): "
-				       "run `kiln train prepare %s` again", t.manifest_sha, want,
-				       t.name);
+				       "run `kiln train prepare %s` again", t.manifest_sha,
+				       found ? want : "none", t.name);
 			rc = fail(&t, &e);
 			goto out;
 		}
 	}
-	args = json_is_array(cmd) ? cmd : json_object_get(cmd, "args");
+	args = json_object_get(cmd, "argv");
 	if (!json_is_array(args) || (rc = expectations(&t, manifest, args, &e))) {
 		if (!rc)
-			kiln_error_set(&e, KILN_E_STATE, t.command_path, "no args array: run `kiln "
+			kiln_error_set(&e, KILN_E_STATE, t.command_path, "no argv array: run `kiln "
 				       "train prepare %s` again", t.name);
 		rc = fail(&t, &e);
 		goto out;
@@ -548,10 +550,14 @@ int cmd_train_run(struct cli *cli, int argc, char **argv)
 		snprintf(s.name, sizeof s.name, "%s", t.name);
 		snprintf(s.where, sizeof s.where, "%s", t.where);
 		snprintf(s.manifest_sha256, sizeof s.manifest_sha256, "%s", t.manifest_sha);
-		snprintf(s.output, sizeof s.output, "%s/%s.safetensors", od, on ? on : "last");
+		/* kohya runs in .kiln/train/NAME: its output_dir is relative to it */
+		if (od[0] == '/')
+			snprintf(s.output, sizeof s.output, "%s/%s.safetensors", od, on ? on : "last");
+		else
+			snprintf(s.output, sizeof s.output, "%s/%s/%s/%s.safetensors", KILN_TRAIN_DIR,
+				 t.name, od, on ? on : "last");
 		s.started = t.started = now_unix();
-		if (build_argv(tr, args, &tav, &all) || !(s.argv_json = json_dumps(all,
-										   JSON_COMPACT))) {
+		if (build_argv(args, &tav) || !(s.argv_json = json_dumps(args, JSON_COMPACT))) {
 			kiln_error_set(&e, KILN_E_NOMEM, NULL, "out of memory");
 			rc = fail(&t, &e);
 			goto out;
@@ -562,7 +568,7 @@ int cmd_train_run(struct cli *cli, int argc, char **argv)
 			FILE *lf = fopen(t.log_path, "w"); /* a new run, a new log */
 			if (lf)
 				fclose(lf);
-			rc = kiln_train_spawn(tav, p->dir, t.log_path, t.exit_path, &s.pid,
+			rc = kiln_train_spawn(tav, t.dir, t.log_path, t.exit_path, &s.pid,
 					      &s.pid_start, &e);
 			if (!rc && (rc = kiln_train_state_write(t.state_path, &s, &e)))
 				kiln_train_stop(s.pid, s.pid_start, 2.0);
@@ -610,7 +616,6 @@ int cmd_train_run(struct cli *cli, int argc, char **argv)
 	}
 out:
 	free(tav);
-	json_decref(all);
 	kiln_train_manifest_free(manifest);
 	json_decref(cmd);
 	kiln_train_state_release(&s);

@@ -24,6 +24,7 @@ struct train_ctx {
 	struct kiln_train_dir dirs[TRAIN_MAX_DIRS];
 	size_t ndirs;
 	struct kiln_train_expect x;
+	const char *script;           /* kohya's script for the base's family (RunPod's input) */
 	const char *datasets[TRAIN_MAX_DIRS]; /* the spec's dataset folders (trained_on) */
 	size_t ndatasets;
 };

@@ -2,9 +2,11 @@
  * /status, the LoRA brought back. The job's input and output are kiln's own contract (there
  * is no official RunPod kohya worker), documented in docs/training.md "Running":
  *
- *   input  {kiln: "train", name, script: "sdxl_train_network.py", args: [kohya args, paths
- *          relative to the project folder], output: "<project-relative .safetensors>",
- *          dataset_tar: base64 of a ustar archive of .kiln/train/NAME/ (kiln_train_pack)}
+ *   input  {kiln: "train", name, workdir: NAME, script: "sdxl_train_network.py" (the base's
+ *          family), args: [kohya's flags from command.json, paths relative to workdir],
+ *          output: the .safetensors relative to workdir, dataset_tar: base64 of a ustar
+ *          archive of .kiln/train/NAME/ as NAME/ (kiln_train_pack)}; the worker unpacks it
+ *          and runs kohya's script with args in workdir
  *   while IN_PROGRESS, /status may carry output {progress: "<kohya's last progress line>"}
  *   output {lora: base64 of the .safetensors | lora_url: an http(s) URL, log: the trainer's
  *          output (kept in .kiln/train/NAME/log)}
@@ -95,20 +97,22 @@ int train_runpod_submit(struct train_ctx *t, struct kiln_project *p,
 			const struct kiln_training *tr, struct kiln_train_state *s, json_t *args,
 			struct kiln_error *e)
 {
+	(void)p;
 	struct kiln_buf tar = KILN_BUF_INIT;
-	char rel[512], *data = NULL, *body = NULL;
-	const char *script = tr->ncommand ? tr->command[tr->ncommand - 1] : NULL;
+	char *data = NULL, *body = NULL;
+	const char *out = s->output;
+	size_t k = strlen(KILN_TRAIN_DIR);
 	json_t *o;
 	int rc;
-	snprintf(rel, sizeof rel, ".kiln/train/%s", t->name);
-	if (!script) {
-		json_t *cmd = json_load_file(t->command_path, 0, NULL);
-		const char *sc = json_string_value(json_object_get(cmd, "script"));
-		snprintf(s->endpoint, sizeof s->endpoint, "%s", sc ? sc : "sdxl_train_network.py");
-		script = s->endpoint;
-		json_decref(cmd);
-	}
-	if ((rc = kiln_train_pack(t->dir, rel, &tar, e)))
+	/* the worker runs in the archive's NAME/ folder, as kohya runs in .kiln/train/NAME */
+	if (!strncmp(out, KILN_TRAIN_DIR, k) && out[k] == '/' &&
+	    !strncmp(out + k + 1, t->name, strlen(t->name)) && out[k + 1 + strlen(t->name)] == '/')
+		out += k + 2 + strlen(t->name);
+	else
+		return kiln_error_set(e, KILN_E_STATE, t->command_path, "the output_dir leaves "
+				      ".kiln/train/%s: a RunPod job cannot bring it back there",
+				      t->name);
+	if ((rc = kiln_train_pack(t->dir, t->name, &tar, e)))
 		return rc;
 	if (tar.len > (size_t)7400000) {
 		rc = kiln_error_set(e, KILN_E_SPEC, t->dir, "the prepared dataset is %zu bytes, "
@@ -121,9 +125,9 @@ int train_runpod_submit(struct train_ctx *t, struct kiln_project *p,
 	kiln_buf_release(&tar);
 	if (rc)
 		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-	o = json_pack("{s:{s:s, s:s, s:s, s:O, s:s, s:s}, s:{s:i, s:i}}", "input", "kiln", "train",
-		      "name", t->name, "script", script, "args", args, "output", s->output,
-		      "dataset_tar", data, "policy", "executionTimeout", EXEC_MS, "ttl", TTL_MS);
+	o = json_pack("{s:{s:s, s:s, s:s, s:s, s:O, s:s, s:s}, s:{s:i, s:i}}", "input", "kiln",
+		      "train", "name", t->name, "workdir", t->name, "script", t->script, "args",
+		      args, "output", out, "dataset_tar", data, "policy", "executionTimeout", EXEC_MS, "ttl", TTL_MS);
 	free(data);
 	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);

@@ -537,4 +537,13 @@ int kiln_catalog_thumb_put(struct kiln_catalog *c, const char *source, const cha
 int kiln_catalog_image_known(struct kiln_catalog *c, const char *sha, int *known,
 			     struct kiln_error *e) KILN_MUST_CHECK;
 
+/* ---- training (version 10): the manifests kiln train prepare wrote ---- */
+/* Record that training `name` was prepared into the manifest of SHA-256 sha holding `images`
+ * images; nothing when its last record has that manifest already (*added 0). */
+int kiln_catalog_train_record(struct kiln_catalog *c, const char *name, const char *sha,
+			      uint64_t images, int *added, struct kiln_error *e) KILN_MUST_CHECK;
+/* The last record of training `name` (*found 0: never prepared). */
+int kiln_catalog_train_last(struct kiln_catalog *c, const char *name, char sha[65],
+			    uint64_t *images, int *found, struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

@@ -104,6 +104,8 @@ struct kiln_train_image {
 	char *file;               /* the prepared image (".kiln/train/NAME/images/0/a.png") */
 	char *caption;            /* the caption written beside it ("" when missing) */
 	char *caption_from;       /* "file", "template", "traits" or "missing" */
+	char *converted;          /* the source's colour mode when it was converted to 8-bit
+	                             sRGB ("CMYK, 4 bands: ..."), NULL when it was 8-bit RGB */
 	char sha256_source[65];   /* before */
 	char sha256[65];          /* after (of file) */
 	uint64_t phash;           /* of the source (0 and has_phash 0 when none was given) */
@@ -142,6 +144,9 @@ struct kiln_train_manifest {
 	size_t ndatasets;
 	struct kiln_train_image *images;
 	size_t nimages;
+	char **command;           /* local.command, the trainer's argv before kiln's flags; NULL
+	                             (ncommand 0) when it runs on RunPod */
+	size_t ncommand;
 	char sha256[65];          /* of manifest.json as loaded ("" when built in memory) */
 };
 
@@ -154,6 +159,81 @@ char *kiln_train_manifest_json(const struct kiln_train_manifest *m);
 void kiln_train_manifest_free(struct kiln_train_manifest *m);
 /* Images the trainer sees per epoch: the sum of images x repeats. */
 uint64_t kiln_train_manifest_steps_images(const struct kiln_train_manifest *m);
+
+/* ---- buckets and captions (lib/train/buckets.c) ---- */
+
+struct kiln_bucket {
+	int w, h;
+};
+/* kohya's make_bucket_resolutions(max_reso (max_w, max_h), min_size, max_size, divisible
+ * step): the bucket sizes, sorted by width then height. Caller frees *out. -1 out of memory or
+ * bad arguments. */
+int kiln_train_buckets(int max_w, int max_h, int min_size, int max_size, int step,
+		       struct kiln_bucket **out, size_t *n);
+/* kohya's BucketManager.select_bucket (no_upscale False): the bucket for a w x h image and the
+ * size *rw x *rh it is resized to before the centre crop to the bucket. */
+void kiln_train_select_bucket(const struct kiln_bucket *v, size_t n, int w, int h,
+			      struct kiln_bucket *bucket, int *rw, int *rh);
+/* A caption from a template over a file name: {name} (stem, '_' and '-' as spaces), {stem},
+ * {class_tokens} ("" when NULL), {dataset}; other text as written. NULL out of memory. */
+char *kiln_train_caption(const char *tmpl, const char *stem, const char *class_tokens,
+			 const char *dataset);
+
+/* ---- kiln train prepare (lib/train/prepare.c) ---- */
+
+struct kiln_project;
+struct kiln_progress;
+
+/* What prepare found, one line each. kind: "broken" (not used), "duplicate" (an exact copy of
+ * `other`: not used), "near-duplicate" (pHash within the threshold of `other`: kept),
+ * "token" (the same bytes as, or a pHash near, token `other`'s image), "caption-missing",
+ * "colour" (converted to 8-bit sRGB without alpha: what it was), "license-missing" (a
+ * dataset: path is its dir), "empty" (a dataset without a usable image). */
+struct kiln_train_finding {
+	char kind[24];
+	char *path;               /* relative to the project */
+	char *other;              /* the other image, token "#ID", or NULL */
+	char *message;
+};
+
+struct kiln_train_prepare_opts {
+	const char *name;         /* the training's name in the spec */
+	kiln_phash_fn phash;      /* QA's pHash (the command passes kiln_qa_phash) */
+	void *phash_user;
+	int near_threshold;       /* largest pHash distance of a near duplicate; < 0: off */
+	unsigned jobs;            /* worker threads (0: 1) */
+	int strict;               /* a broken image fails prepare (nothing written) */
+	void (*progress)(const struct kiln_progress *p, void *user);
+	void *user;
+};
+
+struct kiln_train_report {
+	struct kiln_train_finding *v;
+	size_t n;
+	size_t images;            /* in the manifest */
+	size_t written;           /* prepared images (re)written this run */
+	size_t reused;            /* prepared images kept from the last run */
+	size_t files_changed;     /* manifest and trainer inputs rewritten (0: nothing changed) */
+	int recorded;             /* a new catalog record of the manifest */
+	char manifest[4096];      /* its path */
+	char sha256[65];          /* its SHA-256 */
+};
+
+/* Prepare training o->name of project p (opened for writing): check and hash every image,
+ * report duplicates, tokens and missing captions, resize/crop to kohya's buckets, write the
+ * captions, the manifest and the trainer's inputs (each only when its bytes change), record
+ * the manifest in the catalog. KILN_E_USAGE: no such training; KILN_E_IMAGE: a broken image
+ * with o->strict, or no usable image at all. */
+int kiln_train_prepare(struct kiln_project *p, const struct kiln_train_prepare_opts *o,
+		       struct kiln_train_report *r, struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_train_report_release(struct kiln_train_report *r);
+
+/* The trainer's inputs from a manifest (lib/train/inputs.c), paths relative to the training's
+ * folder (.kiln/train/NAME, where the trainer runs): kohya's dataset.toml and its argv as
+ * command.json ({"argv": [...]}), or ai-toolkit's config.yaml. name: "dataset.toml",
+ * "command.json" or "config.yaml"; *text NULL when the trainer has no such file. */
+int kiln_train_input(const struct kiln_train_manifest *m, const char *name, char **text)
+	KILN_MUST_CHECK;
 
 /* --- Running a trainer (run.c) ------------------------------------------------------------
  * kohya's progress as it prints it: tqdm(desc="steps") lines on stderr, redrawn after '\r'

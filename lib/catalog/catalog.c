@@ -165,6 +165,14 @@ static const struct migration migrations[] = {
 	{9, HAS_COLUMN("renders", "gpu_seconds"),
 	 "ALTER TABLE renders ADD COLUMN gpu_seconds REAL"},
 	{9, HAS_COLUMN("renders", "cost_usd"), "ALTER TABLE renders ADD COLUMN cost_usd REAL"},
+	/* 10: training (lib/train/prepare.c): each prepared manifest of a training, by name,
+	 * once per distinct manifest (its SHA-256), with its image count */
+	{10, NULL,
+	 "CREATE TABLE IF NOT EXISTS train_prepared (\n"
+	 "  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,\n"
+	 "  manifest_sha256 TEXT NOT NULL, images INTEGER NOT NULL, created_at TEXT NOT NULL);\n"
+	 "CREATE INDEX IF NOT EXISTS train_prepared_name ON train_prepared(name);\n"},
+
 	/* 10: training runs (kiln train run): each run of a training entry, from its start
 	 * (the trainer's state file written) to its end: state running, done, failed or
 	 * cancelled, the RunPod job id when it ran there, the trained file's SHA-256 */
@@ -1945,6 +1953,59 @@ int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const c
 		rc = db_error(c, e, "registering");
 	else
 		*added = sqlite3_changes(c->db) > 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_train_last(struct kiln_catalog *c, const char *name, char sha[65],
+			    uint64_t *images, int *found, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+	*found = 0;
+	sha[0] = 0;
+	*images = 0;
+	if ((rc = prepare(c, "SELECT manifest_sha256, images FROM train_prepared WHERE name = ?1 "
+			  "ORDER BY id DESC LIMIT 1", &st, e)))
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		snprintf(sha, 65, "%s", v ? (const char *)v : "");
+		*images = (uint64_t)sqlite3_column_int64(st, 1);
+		*found = 1;
+	} else if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading the prepared trainings");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_train_record(struct kiln_catalog *c, const char *name, const char *sha,
+			      uint64_t images, int *added, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	char at[48], last[65];
+	uint64_t n;
+	int rc = writable(c, e), found;
+	*added = 0;
+	if (rc || (rc = kiln_catalog_train_last(c, name, last, &n, &found, e)))
+		return rc;
+	if (found && !strcmp(last, sha))
+		return 0;
+	if ((rc = prepare(c, "INSERT INTO train_prepared(name, manifest_sha256, images, "
+			  "created_at) VALUES (?1, ?2, ?3, ?4)", &st, e)))
+		return rc;
+	now_iso(at);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sha, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)images);
+	sqlite3_bind_text(st, 4, at, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "recording the prepared training");
+	else
+		*added = 1;
 	sqlite3_finalize(st);
 	return rc;
 }

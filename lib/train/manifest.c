@@ -56,7 +56,11 @@ void kiln_train_manifest_free(struct kiln_train_manifest *m)
 		free(im->file);
 		free(im->caption);
 		free(im->caption_from);
+		free(im->converted);
 	}
+	for (size_t i = 0; m->command && i < m->ncommand; i++)
+		free(m->command[i]);
+	free(m->command);
 	free(m->datasets);
 	free(m->images);
 	free(m->name);
@@ -90,6 +94,7 @@ static json_t *image_json(const struct kiln_train_image *im)
 	bad = put(o, "source", json_string(im->source)) | put(o, "file", json_string(im->file)) |
 	      put(o, "caption", json_string(im->caption)) |
 	      put(o, "caption_from", json_string(im->caption_from)) |
+	      put(o, "converted", str_or_null(im->converted)) |
 	      put(o, "sha256_source", json_string(im->sha256_source)) |
 	      put(o, "sha256", json_string(im->sha256)) |
 	      put(o, "phash", im->has_phash ? json_string(ph) : json_null()) |
@@ -152,6 +157,14 @@ char *kiln_train_manifest_json(const struct kiln_train_manifest *m)
 		      put(o, "batch_size", json_integer(m->batch_size)) |
 		      put(o, "datasets", ds) | put(o, "images", ims);
 		ds = ims = NULL;
+	}
+	if (!bad && m->command) {
+		json_t *a = json_array();
+		bad = put(o, "command", a);
+		for (size_t i = 0; !bad && i < m->ncommand; i++)
+			bad = json_array_append_new(a, json_string(m->command[i]));
+	} else if (!bad) {
+		bad = put(o, "command", json_null());
 	}
 	if (!bad)
 		text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
@@ -273,6 +286,7 @@ static int rd_image(struct rd *r, json_t *o, size_t ndatasets, struct kiln_train
 	    (rc = rd_str(r, o, "file", 0, &im->file)) ||
 	    (rc = rd_str(r, o, "caption", 0, &im->caption)) ||
 	    (rc = rd_str(r, o, "caption_from", 0, &im->caption_from)) ||
+	    (rc = rd_str(r, o, "converted", 1, &im->converted)) ||
 	    (rc = rd_str(r, o, "sha256_source", 0, &s1)) || (rc = rd_str(r, o, "sha256", 0, &s2)) ||
 	    (rc = rd_str(r, o, "phash", 1, &ph)))
 		goto out;
@@ -386,6 +400,21 @@ static int rd_manifest(struct rd *r, json_t *o, struct kiln_train_manifest *m)
 		m->ndatasets = i + 1;
 		if ((rc = rd_dataset(r, json_array_get(a, i), &m->datasets[i])))
 			return rc;
+	}
+	a = json_object_get(o, "command");
+	if (a && !json_is_null(a)) {
+		if (!json_is_array(a) || !json_array_size(a))
+			return bad(r, "command", "a list of words or null");
+		if (!(m->command = kiln_calloc(json_array_size(a), sizeof *m->command)))
+			return kiln_error_set(r->e, KILN_E_NOMEM, r->path, "out of memory");
+		for (size_t i = 0; i < json_array_size(a); i++) {
+			json_t *w = json_array_get(a, i);
+			m->ncommand = i + 1;
+			if (!json_is_string(w))
+				return bad(r, "command[]", "a string");
+			if (!(m->command[i] = kiln_strdup(json_string_value(w))))
+				return kiln_error_set(r->e, KILN_E_NOMEM, r->path, "out of memory");
+		}
 	}
 	a = json_object_get(o, "images");
 	if (!json_is_array(a))

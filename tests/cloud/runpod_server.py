@@ -29,9 +29,9 @@ Workers (--worker) answer as the official worker images do:
   trainer  kiln's own training contract (docs/training.md "Running"; there is no official
            RunPod kohya worker, and the community ones read (e.g. the kohya_ss RunPod
            templates) are pods with a web UI, not serverless handlers): input {kiln: train,
-           name, script, args, output, dataset_tar: base64 ustar of .kiln/train/NAME/};
-           the worker unpacks it in a scratch folder and runs tests/train/kohya_standin.py
-           SCRIPT ARGS there; while it runs, /status carries output {progress: the last
+           name, workdir, script, args, output, dataset_tar: base64 ustar of
+           .kiln/train/NAME/ as NAME/}; the worker unpacks it in a scratch folder and runs
+           tests/train/kohya_standin.py SCRIPT ARGS in its workdir; while it runs, /status carries output {progress: the last
            kohya progress line}; output {lora: base64 of OUTPUT, log}. A job without
            dataset_tar, or whose trainer fails, is FAILED with the log's last line
 
@@ -206,10 +206,11 @@ def train(st, job, inp):
     """kiln's training contract: unpack, run the kohya stand-in, return the LoRA and the log."""
     if inp.get("kiln") != "train" or not isinstance(inp.get("dataset_tar"), str):
         raise ValueError("not a kiln training job: input needs kiln: train and dataset_tar")
-    args, out = inp.get("args"), inp.get("output")
+    args, out, wd = inp.get("args"), inp.get("output"), inp.get("workdir") or "."
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args) or \
-            not isinstance(out, str) or out.startswith("/") or ".." in out.split("/"):
-        raise ValueError("args must be a list of strings and output a relative path")
+            not all(isinstance(x, str) and not x.startswith("/") and ".." not in x.split("/")
+                    for x in (out, wd)):
+        raise ValueError("args must be a list of strings, output and workdir relative paths")
     with tempfile.TemporaryDirectory(prefix="rp-train-") as work:
         with tarfile.open(fileobj=io.BytesIO(base64.b64decode(inp["dataset_tar"]))) as tf:
             for m in tf.getmembers():
@@ -218,9 +219,10 @@ def train(st, job, inp):
                     raise ValueError("unsafe archive member %s" % m.name)
             tf.extractall(work)
         logf = os.path.join(work, "trainer.log")
+        cwd = os.path.join(work, wd)
         with open(logf, "wb") as lf:
             p = subprocess.Popen([sys.executable, STANDIN, inp.get("script") or
-                                  "train_network.py"] + args, cwd=work, stdout=lf,
+                                  "train_network.py"] + args, cwd=cwd, stdout=lf,
                                  stderr=subprocess.STDOUT)
             while p.poll() is None:
                 time.sleep(0.05)
@@ -236,7 +238,7 @@ def train(st, job, inp):
         if p.returncode:
             raise ValueError("trainer exited %d: %s" % (p.returncode,
                                                         log.strip().split("\n")[-1]))
-        data = open(os.path.join(work, out), "rb").read()
+        data = open(os.path.join(cwd, out), "rb").read()
     return {"lora": base64.b64encode(data).decode(), "log": log}
 
 
