@@ -908,6 +908,7 @@ static int build_manifest(struct run *R, struct kiln_train_manifest *m, struct k
 			continue;
 		if (j->colour[0] && !(j->im.converted = kiln_strdup(j->colour)))
 			return nomem(e);
+		j->im.dataset = j->dataset;
 		m->images[m->nimages++] = j->im;
 		memset(&j->im, 0, sizeof j->im); /* the manifest owns its strings now */
 		m->datasets[j->dataset].images++;
