@@ -5,32 +5,19 @@
 # changed manifest refused.
 . "$(dirname "$0")/lib.sh"
 P=$T/p
-mkdir -p "$P/layers/Body" "$P/data/owls" "$P/data/more"
-cp "$KILN_SRC/examples/owls/layers/Body/"*.png "$P/layers/Body/" 2>/dev/null ||
-	cp "$(ls "$KILN_SRC"/examples/owls/layers/*/*.png | head -1)" "$P/layers/Body/a.png"
-F=$(ls "$P/layers/Body" | head -1)
-cat >"$P/kiln.yaml" <<YAML
-collection: {name: Case, symbol: CASE, size: 1, seed: 7}
-image: {width: 64, height: 64, format: png}
-layers:
-  - name: Body
-    traits:
-      - {name: Plain, weight: 1, file: layers/Body/$F}
-training:
-  - name: owl_style
-    base: sd_xl_base_1.0.safetensors
-    trainer: kohya
-    datasets:
-      - {dir: data/owls, repeats: 3, class_tokens: "pixel owl", license: CC-BY-4.0}
-      - {dir: data/more, repeats: 2, license: CC0-1.0}
-    steps: 60
-    seed: 7
-    local: {command: ["$PY", "$KILN_SRC/tests/train/kohya_standin.py", "sdxl_train_network.py"]}
-YAML
-prepare() {
-	$PY "$KILN_SRC/tests/train/fixture_prepared.py" "$P" owl_style sd_xl_base_1.0.safetensors \
-		sdxl 7 60 data/owls:3:4:pixel_owl data/more:2:3
-}
+# tests/train/make_dataset.py's project (two datasets: 21 and 6 images once prepared, repeats
+# 10 and 2), trained for 60 steps by the stand-in
+$PY "$KILN_SRC/tests/train/make_dataset.py" "$P"
+$PY - "$P/kiln.yaml" "$PY" "$KILN_SRC/tests/train/kohya_standin.py" <<'PY'
+import sys
+p, py, standin = sys.argv[1:]
+s = open(p).read()
+s = s.replace("steps: 1500", "steps: 60", 1)
+s = s.replace('local: {command: ["accelerate", "launch", "sdxl_train_network.py"]}',
+              'local: {command: ["%s", "%s", "sdxl_train_network.py"]}' % (py, standin), 1)
+open(p, "w").write(s)
+PY
+prepare() { "$KILN" -C "$P" train prepare owl_style -q >/dev/null 2>&1; }
 D=$P/.kiln/train/owl_style
 # a process runs (a zombie does not: an orphan's reaper may be slow in a container)
 alive() { [ -r /proc/$1/stat ] && [ "$(sed 's/.*) //' /proc/$1/stat | cut -c1)" != Z ]; }
@@ -40,6 +27,7 @@ alive() { [ -r /proc/$1/stat ] && [ "$(sed 's/.*) //' /proc/$1/stat | cut -c1)" 
 expect_eq "run before prepare" $? 1
 expect_contains "not prepared" "$T/o" "kiln train prepare owl_style"
 prepare
+expect_eq "prepare" $? 0
 
 # kill -9 of kiln mid-run: the trainer keeps going; the rerun reattaches and collects
 export KOHYA_STANDIN_STEP_SECONDS=0.05
@@ -83,8 +71,13 @@ assert r["sha256"] == hashlib.sha256(b).hexdigest()
 assert r["a1111"]["lora_hash"] == hashlib.sha256(b[8 + n:]).hexdigest()[:12]
 assert r["trained_on"] == ["data/owls", "data/more"], r["trained_on"]
 t = r["training"]
-assert t["images_x_repeats"] == 4 * 3 + 3 * 2 and t["steps"] == 60 and t["seed"] == 7, t
-assert r["safetensors"]["metadata"]["ss_num_train_images"] == "18"
+assert t["images_x_repeats"] == 21 * 10 + 6 * 2 and t["steps"] == 60 and t["seed"] == 7, t
+md = r["safetensors"]["metadata"]
+assert md["ss_num_train_images"] == "222", md["ss_num_train_images"]
+assert json.loads(md["ss_dataset_dirs"]) == {"0": {"n_repeats": 10, "img_count": 21},
+                                             "1": {"n_repeats": 2, "img_count": 6}}
+assert md["ss_sd_model_name"] == "sd_xl_base_1.0.safetensors"
+assert md["ss_base_model_version"] == "sdxl_base_v1-0"
 PY
 expect_eq "registered with training facts ($(cat "$T/py"))" $? 0
 
@@ -115,21 +108,22 @@ p = sys.argv[1]
 b = open(p, "rb").read()
 n = struct.unpack("<Q", b[:8])[0]
 h = json.loads(b[8:8 + n])
-h["__metadata__"]["ss_num_train_images"] = "17"
+h["__metadata__"]["ss_num_train_images"] = "221"
 t = json.dumps(h).encode()
 t += b" " * (-len(t) % 8)
 open(p + ".bad", "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
 PY
 # a "trainer" that writes the tampered file where kohya writes (kiln's args ignored)
 sed -i "s|local: {command: .*|local: {command: [\"$PY\", \"-c\", \"import shutil; shutil.copy('$D/output/owl_style.safetensors.bad', '$D/output/owl_style.safetensors')\"]}|" "$P/kiln.yaml"
+prepare
 "$KILN" -C "$P" train run owl_style >"$T/o6" 2>&1
 expect_eq "tampered output refused" $? 1
-expect_contains "names both values" "$T/o6" "ss_num_train_images is 17 in the trained file but 18 in the manifest"
+expect_contains "names both values" "$T/o6" "ss_num_train_images is 221 in the trained file but 222 in the manifest"
 "$KILN" -C "$P" models ls --json >"$T/ls2"
 expect_eq "nothing more registered" "$(wc -l <"$T/ls2")" 2
 
 # the manifest edited after prepare: refused
-echo " " >>"$D/manifest.json"
+sed -i 's/"seed": 7/"seed": 8/' "$D/manifest.json"
 "$KILN" -C "$P" train run owl_style >"$T/o7" 2>&1
 expect_eq "changed manifest refused" $? 1
 expect_contains "changed manifest message" "$T/o7" "the manifest changed since"

@@ -10,27 +10,19 @@ stop_server() { :; }
 export KOHYA_STANDIN_STEP_SECONDS=0.1
 start_runpod --worker trainer --workers 1
 P=$T/p
-mkdir -p "$P/layers/Body" "$P/data/owls"
-cp "$(ls "$KILN_SRC"/examples/owls/layers/*/*.png | head -1)" "$P/layers/Body/a.png"
-cat >"$P/kiln.yaml" <<YAML
-collection: {name: Case, symbol: CASE, size: 1, seed: 7}
-image: {width: 64, height: 64, format: png}
-layers:
-  - name: Body
-    traits:
-      - {name: Plain, weight: 1, file: layers/Body/a.png}
-training:
-  - name: owl_cloud
-    base: sd_xl_base_1.0.safetensors
-    trainer: kohya
-    datasets:
-      - {dir: data/owls, repeats: 5, class_tokens: "pixel owl", license: CC-BY-4.0}
-    steps: 30
-    seed: 11
-    runpod: {endpoint_id: tr1, auth_env: RP_KEY, base_url: "$RU"}
-YAML
-$PY "$KILN_SRC/tests/train/fixture_prepared.py" "$P" owl_cloud sd_xl_base_1.0.safetensors \
-	sdxl 11 30 data/owls:5:4:pixel_owl
+# tests/train/make_dataset.py's project, its training sent to RunPod for 30 steps
+$PY "$KILN_SRC/tests/train/make_dataset.py" "$P"
+$PY - "$P/kiln.yaml" "$RU" <<'PY'
+import sys
+p, ru = sys.argv[1:]
+s = open(p).read()
+s = s.replace("steps: 1500", "steps: 30", 1).replace("name: owl_style", "name: owl_cloud", 1)
+s = s.replace('local: {command: ["accelerate", "launch", "sdxl_train_network.py"]}',
+              'runpod: {endpoint_id: tr1, auth_env: RP_KEY, base_url: "%s"}' % ru, 1)
+open(p, "w").write(s)
+PY
+"$KILN" -C "$P" train prepare owl_cloud -q >"$T/prep" 2>&1
+expect_eq "prepare ($(tail -c 300 "$T/prep"))" $? 0
 D=$P/.kiln/train/owl_cloud
 
 "$KILN" -C "$P" train run owl_cloud --json >"$T/j1" 2>"$T/e1" &
@@ -52,8 +44,8 @@ import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])]
 assert len(r) == 1 and r[0]["name"] == "owl_cloud", r
 t = r[0]["training"]
-assert t["where"] == "runpod" and t["job_id"] == sys.argv[2] and t["images_x_repeats"] == 20, t
-assert r[0]["safetensors"]["metadata"]["ss_seed"] == "11"
+assert t["where"] == "runpod" and t["job_id"] == sys.argv[2] and t["images_x_repeats"] == 222, t
+assert r[0]["safetensors"]["metadata"]["ss_seed"] == "7"
 PY
 expect_eq "registered with its job ($(cat "$T/py"))" $? 0
 # what was sent: the prepared folder as a tar, kohya's args, nothing of the run's own files
@@ -62,10 +54,11 @@ $PY - "$T/runs" <<'PY' >"$T/py" 2>&1
 import base64, io, json, sys, tarfile
 inp = json.load(open(sys.argv[1]))[0]["input"]
 names = tarfile.open(fileobj=io.BytesIO(base64.b64decode(inp["dataset_tar"]))).getnames()
-assert ".kiln/train/owl_cloud/dataset.toml" in names, names
-assert ".kiln/train/owl_cloud/images/0/img000.png" in names, names
+assert "owl_cloud/dataset.toml" in names and "owl_cloud/manifest.json" in names, names
+assert [n for n in names if n.startswith("owl_cloud/images/0/")], names
 assert not [n for n in names if n.endswith(("/log", "/run.json"))], names
 assert inp["script"] == "sdxl_train_network.py" and "--dataset_config" in inp["args"], inp["args"]
+assert inp["workdir"] == "owl_cloud" and inp["output"] == "output/owl_cloud.safetensors", inp
 PY
 expect_eq "the job's input ($(cat "$T/py"))" $? 0
 
