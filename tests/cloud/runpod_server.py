@@ -26,9 +26,8 @@ Workers (--worker) answer as the official worker images do:
            missing workflow or a bad images list is a FAILED job with the handler's message
   a1111    runpod-workers/worker-a1111 src/handler.py: input is the txt2img body, output
            A1111's answer {images: [base64], parameters, info: JSON text}
-  trainer  kiln's own training contract (docs/training.md "Running"; there is no official
-           RunPod kohya worker, and the community ones read (e.g. the kohya_ss RunPod
-           templates) are pods with a web UI, not serverless handlers): input {kiln: train,
+  trainer  kiln's own training contract (docs/training-run.md; RunPod publishes no official
+           kohya serverless worker, and no community one was copied): input {kiln: train,
            name, workdir, script, args, output, dataset_tar: base64 ustar of
            .kiln/train/NAME/ as NAME/}; the worker unpacks it in a scratch folder and runs
            tests/train/kohya_standin.py SCRIPT ARGS in its workdir; while it runs, /status carries output {progress: the last
