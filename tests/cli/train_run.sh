@@ -100,6 +100,11 @@ alive "$PID" && fail "the trainer was not stopped" || ok
 
 # a trainer whose output lies about its images is refused, naming both values
 export KOHYA_STANDIN_STEP_SECONDS=0.001
+# a trainer that fails: exit 1 with its last words, and the next run starts afresh
+KOHYA_STANDIN_FAIL_AT=5 "$KILN" -C "$P" train run owl_style >"$T/of" 2>&1
+expect_eq "failed trainer" $? 1
+expect_contains "its last words" "$T/of" "CUDA out of memory"
+[ -f "$D/run.json" ] && fail "run.json left after a failure" || ok
 "$KILN" -C "$P" train run owl_style -q >/dev/null 2>&1
 expect_eq "a clean run" $? 0
 $PY - "$D/output/owl_style.safetensors" <<'PY'
