@@ -208,6 +208,15 @@ static int expectations(struct train_ctx *t, const struct kiln_train_manifest *m
 
 /* --- collecting ------------------------------------------------------------------------------ */
 
+/* kiln lets go of the project lock while it follows a trainer (hours, for a real training:
+ * the other verbs must not wait on it) and takes it again to write the catalog. */
+int train_relock(struct kiln_project *p, struct kiln_error *e)
+{
+	if (p->lock_fd >= 0)
+		return 0;
+	return kiln_project_lock(p->kiln_dir, "train", &p->lock_fd, e);
+}
+
 int train_collect(struct train_ctx *t, struct kiln_project *p, const char *file,
 		  const char *job_id, struct kiln_error *e)
 {
@@ -216,6 +225,8 @@ int train_collect(struct train_ctx *t, struct kiln_project *p, const char *file,
 	json_t *rec = NULL, *tr;
 	char *text = NULL, *recs = NULL;
 	int rc, added = 0;
+	if ((rc = train_relock(p, e)))
+		return rc;
 	if ((rc = kiln_model_read(file, &m, e)))
 		return rc;
 	if (!m.safetensors || !m.st.lora) {
@@ -372,8 +383,11 @@ static int fail(struct train_ctx *t, const struct kiln_error *e)
 static int finish_state(struct train_ctx *t, struct kiln_project *p, const char *state,
 			const struct kiln_train_state *s, struct kiln_error *e)
 {
-	int rc = kiln_catalog_train_run(p->catalog, t->name, s->started, now_unix(), state,
-					s->job_id, NULL, e);
+	int rc = train_relock(p, e);
+	if (rc)
+		return rc;
+	rc = kiln_catalog_train_run(p->catalog, t->name, s->started, now_unix(), state, s->job_id,
+				    NULL, e);
 	if (unlink(t->state_path) && errno != ENOENT && !rc)
 		rc = kiln_error_set(e, KILN_E_IO, t->state_path, "cannot remove: %s",
 				    strerror(errno));
@@ -590,6 +604,9 @@ int cmd_train_run(struct cli *cli, int argc, char **argv)
 				tr->runpod ? "RunPod job" : "process", tr->runpod ? s.job_id : pidtxt,
 				t.log_path);
 	}
+	/* followed without the project lock (train_relock takes it back to write) */
+	kiln_project_unlock(p->lock_fd);
+	p->lock_fd = -1;
 	rc = strcmp(s.where, "runpod") ? run_local(&t, p, &s, resumed, &e)
 				       : train_runpod_follow(&t, p, tr, &s, resumed, &e);
 	if (rc == 1 && cli_cancel) {
@@ -605,7 +622,8 @@ int cmd_train_run(struct cli *cli, int argc, char **argv)
 	if (rc) {
 		struct kiln_error e2;
 		kiln_error_clear(&e2);
-		if (finish_state(&t, p, "failed", &s, &e2))
+		/* another kiln holds the project: nothing is decided, the next run collects */
+		if (e.hint != KILN_HINT_LOCKED && finish_state(&t, p, "failed", &s, &e2))
 			cli_fail(&e2);
 		rc = fail(&t, &e);
 		goto out;

@@ -33,6 +33,8 @@ struct train_ctx {
 void train_event(const char *event, json_t *o);
 /* Show the progress read so far (bar, or --json step/epoch events). */
 void train_show(struct train_ctx *t, const struct kiln_train_progress *pr);
+/* Take the project lock again (it is let go while kiln follows a trainer). */
+int train_relock(struct kiln_project *p, struct kiln_error *e);
 /* Read, check and register the trained file (prints where it is and its hashes). */
 int train_collect(struct train_ctx *t, struct kiln_project *p, const char *file,
 		  const char *job_id, struct kiln_error *e);

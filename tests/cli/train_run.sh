@@ -34,6 +34,9 @@ export KOHYA_STANDIN_STEP_SECONDS=0.05
 "$KILN" -C "$P" train run owl_style --json >"$T/j1" 2>"$T/e1" &
 K=$!
 for i in $(seq 50); do grep -q '"event":"step"' "$T/j1" 2>/dev/null && break; sleep 0.1; done
+# kiln follows the trainer without holding the project lock: other verbs run meanwhile
+"$KILN" -C "$P" plan -q >"$T/plan" 2>&1
+expect_eq "a write verb during training ($(cat "$T/plan"))" $? 0
 kill -9 $K
 wait $K 2>/dev/null
 expect_contains "step events before the kill" "$T/j1" '"event":"step"'
