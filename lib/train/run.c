@@ -369,7 +369,7 @@ static void supervise(char *const *argv, const char *cwd, const char *log, const
 int kiln_train_spawn(char *const *argv, const char *cwd, const char *log, const char *exit_file,
 		     int64_t *pid, uint64_t *pid_start, struct kiln_error *e)
 {
-	char *tmp = NULL;
+	char tmp[4200];
 	int pipefd[2];
 	pid_t p;
 	char c = 0;
@@ -378,11 +378,10 @@ int kiln_train_spawn(char *const *argv, const char *cwd, const char *log, const 
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "the trainer's command is empty");
 	if (unlink(exit_file) && errno != ENOENT)
 		return kiln_error_set(e, KILN_E_IO, exit_file, "cannot remove: %s", strerror(errno));
-	if (!(tmp = kiln_malloc(strlen(exit_file) + 8)))
-		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory starting the trainer");
-	sprintf(tmp, "%s.tmp", exit_file);
+	/* on the stack: the supervisor ends with _exit, nothing of it is freed */
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", exit_file) >= sizeof tmp)
+		return kiln_error_set(e, KILN_E_IO, exit_file, "the path is too long");
 	if (pipe2(pipefd, O_CLOEXEC)) {
-		free(tmp);
 		return kiln_error_set(e, KILN_E_IO, NULL, "cannot start the trainer: %s",
 				      strerror(errno));
 	}
@@ -392,7 +391,6 @@ int kiln_train_spawn(char *const *argv, const char *cwd, const char *log, const 
 		close(pipefd[0]);
 		supervise(argv, cwd, log, exit_file, tmp, pipefd[1]);
 	}
-	free(tmp);
 	close(pipefd[1]);
 	if (p < 0) {
 		close(pipefd[0]);
