@@ -14,6 +14,8 @@ if [ "${1:-}" = "--test" ]; then
   # valgrind; numpy and scipy for the imagehash oracle (tests/qa/compare_phash.sh); the
   # dispatcher test's HTTP server
   PKGS="$PKGS valgrind python3-numpy python3-scipy"
+  # toml (0.10.2, what kohya pins) and yaml read the trainer inputs of tests/cli/train_prepare.sh
+  PKGS="$PKGS python3-toml python3-yaml"
   # outside readers of what kiln writes: chromium (driven by npm puppeteer-core, which uses
   # the installed browser) for the review app; exiftool for XMP; rsvg-convert and the potrace
   # CLI for polish's SVGs; vipsthumbnail / vips for the benchmarks' peers

@@ -112,6 +112,7 @@ int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *i
 int cmd_keys(struct cli *cli, int argc, char **argv);
 int cmd_models(struct cli *cli, int argc, char **argv);
 int cmd_datasets(struct cli *cli, int argc, char **argv);
+int cmd_train(struct cli *cli, int argc, char **argv);
 
 /* The studio's keys folder: $KILN_KEYS_DIR, else ~/.config/kiln/keys (src/cmd_keys.c);
  * caller frees; NULL out of memory. */

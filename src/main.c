@@ -28,6 +28,7 @@ const struct cmd kiln_commands[] = {
 	{"keys", cmd_keys, 0, "the studio's signing keys for the Provenance Portfolio (init, show)"},
 	{"models", cmd_models, 1, "the model registry: checkpoints and LoRAs with their hashes (add, ls)"},
 	{"datasets", cmd_datasets, 1, "training datasets: files, hashes, Merkle root, licence (add, ls)"},
+	{"train", cmd_train, 1, "train a LoRA: prepare the dataset, run the trainer, register the model"},
 	{"help", cmd_help, 0, "a command's options and its page: `kiln help VERB`"},
 	{"version", cmd_version, 0, "print the version"},
 	{NULL, NULL, 0, NULL},

@@ -376,6 +376,13 @@ int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const c
 			      const char *name, const char *kind, const char *record, int *added,
 			      struct kiln_error *e) KILN_MUST_CHECK;
 
+/* A training run (table train_runs, version 10), keyed by (name, started): inserted when it
+ * starts (state "running", finished 0), updated when it ends ("done" with the trained file's
+ * sha256, "failed" or "cancelled"). job_id: the RunPod job, or NULL. */
+int kiln_catalog_train_run(struct kiln_catalog *c, const char *name, double started,
+			   double finished, const char *state, const char *job_id,
+			   const char *sha256, struct kiln_error *e) KILN_MUST_CHECK;
+
 /* A fact of the catalog, for the portfolio's log. src "dataset" and "model": the registry
  * record; "render": an accepted render (engine, item_id, endpoint, recipe, seed, request, image,
  * bytes, started_at, finished_at, ran, and seed_used/infotext when the AI server said them);
@@ -529,5 +536,14 @@ int kiln_catalog_thumb_put(struct kiln_catalog *c, const char *source, const cha
 /* 1 in *known when the catalog names sha256 as an item's, a render's or a thumbnail's image. */
 int kiln_catalog_image_known(struct kiln_catalog *c, const char *sha, int *known,
 			     struct kiln_error *e) KILN_MUST_CHECK;
+
+/* ---- training (version 10): the manifests kiln train prepare wrote ---- */
+/* Record that training `name` was prepared into the manifest of SHA-256 sha holding `images`
+ * images; nothing when its last record has that manifest already (*added 0). */
+int kiln_catalog_train_record(struct kiln_catalog *c, const char *name, const char *sha,
+			      uint64_t images, int *added, struct kiln_error *e) KILN_MUST_CHECK;
+/* The last record of training `name` (*found 0: never prepared). */
+int kiln_catalog_train_last(struct kiln_catalog *c, const char *name, char sha[65],
+			    uint64_t *images, int *found, struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

@@ -79,4 +79,20 @@ struct kiln_dispatch_stats {
 	char why[512];             /* given up: why ("URL: parked for this run: ...") */
 };
 
+/* A training job on a RunPod serverless endpoint (lib/render/runpod_train.c): the
+ * queue API of the image jobs, one blocking request each, the API key as a bearer token.
+ * submit: POST /run with body (refused over 10 MB before it is sent), id (idcap bytes) the
+ * job id RunPod named. status: GET /status/{id}, *status the HTTP status and *answer the body
+ * (at most cap bytes; caller frees). cancel: POST /cancel/{id}. KILN_E_NET when there is no
+ * answer (e names the endpoint). */
+struct kiln_endpoint;
+int kiln_runpod_job_submit(const struct kiln_endpoint *ep, const char *token, const char *body,
+			   size_t len, char *id, size_t idcap, struct kiln_error *e)
+	KILN_MUST_CHECK;
+int kiln_runpod_job_status(const struct kiln_endpoint *ep, const char *token, const char *id,
+			   size_t cap, long *status, char **answer, struct kiln_error *e)
+	KILN_MUST_CHECK;
+int kiln_runpod_job_cancel(const struct kiln_endpoint *ep, const char *token, const char *id,
+			   struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

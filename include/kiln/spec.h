@@ -280,6 +280,59 @@ struct kiln_contract_meta {
 	size_t ncollaborators;
 };
 
+/* training: (docs/training.md) one named LoRA to train. */
+enum kiln_trainer { KILN_TRAINER_KOHYA, KILN_TRAINER_AI_TOOLKIT };
+/* The base model's family: which kohya script (train_network.py, sdxl_train_network.py,
+ * flux_train_network.py) and which ai-toolkit model flags. */
+enum kiln_train_arch { KILN_ARCH_SDXL, KILN_ARCH_SD15, KILN_ARCH_FLUX };
+/* Where a dataset image's caption comes from. */
+enum kiln_caption_from {
+	KILN_CAPTION_FILE,     /* a file beside the image: same stem + caption.extension */
+	KILN_CAPTION_TEMPLATE, /* caption.template over the file name ({name}, {stem}, ...) */
+	KILN_CAPTION_TRAITS,   /* the token's traits (dir: tokens:approved only) */
+};
+
+struct kiln_train_dataset {
+	char *dir;                 /* folder relative to the project dir, as written; NULL for
+	                              the collection's tokens */
+	int tokens;                /* dir: tokens:approved: the collection's approved tokens'
+	                              final images */
+	unsigned repeats;          /* default 1 */
+	char *class_tokens;        /* NULL: none */
+	char *license;             /* NULL: not given (a warning, recorded) */
+	char *source;              /* NULL: not given */
+	enum kiln_caption_from caption_from; /* default file; traits for tokens */
+	char *caption_template;    /* template and traits: NULL: the default (docs/training.md) */
+	char *caption_extension;   /* ".txt" by default (".caption" also common), with its dot */
+	struct kiln_loc loc;
+};
+
+struct kiln_training {
+	char *name;                /* [A-Za-z0-9_.-], the output name; .kiln/train/NAME/ */
+	char *base;                /* base checkpoint: a file (relative to the project) or a
+	                              Hugging Face id as the trainer takes it */
+	enum kiln_trainer trainer;
+	enum kiln_train_arch arch; /* default sdxl */
+	struct kiln_train_dataset *datasets;
+	size_t ndatasets;
+	int width, height;         /* resolution: N or [W, H]; default 1024 */
+	int bucket_enable;         /* buckets.enable, default 1 */
+	int bucket_min, bucket_max, bucket_step; /* defaults 256, 2048 (sd15: 1024), 64 */
+	int network_dim;           /* default 16 */
+	double network_alpha;      /* default 1 (kohya's) */
+	double unet_lr;            /* default 1e-4 */
+	double text_encoder_lr;    /* default 5e-5; 0: text encoder not trained */
+	uint64_t steps;            /* steps or epochs (exactly one; 0 the other) */
+	uint64_t epochs;
+	uint64_t seed;             /* default 42 */
+	unsigned batch_size;       /* default 1 */
+	/* where it runs: exactly one of local and runpod */
+	char **command;            /* local.command: argv (ncommand words); NULL: not local */
+	size_t ncommand;
+	struct kiln_endpoint *runpod; /* runpod: {endpoint_id, auth_env, ...}; NULL: local */
+	struct kiln_loc loc;
+};
+
 /* metadata.metaplex.creators[] */
 struct kiln_creator {
 	char *address;             /* base58 of a 32-byte public key, checked at load */
@@ -429,6 +482,9 @@ struct kiln_spec {
 	size_t npolish;
 	int image_svg;             /* image.format: svg: rendered as PNG, vectorized, and the
 	                              SVG is the token's image */
+	/* training: the LoRAs the studio trains (docs/training.md) */
+	struct kiln_training *training;
+	size_t ntraining;
 };
 
 /* Parse and validate dir/kiln.yaml (path may be absolute or relative to the cwd; dir is the
@@ -441,6 +497,8 @@ int kiln_spec_parse(struct kiln_spec **out, const char *yaml, size_t len, const 
 		    const char *dir, struct kiln_error *e) KILN_MUST_CHECK;
 
 void kiln_spec_free(struct kiln_spec *s);
+/* The training entry named name, or NULL. */
+const struct kiln_training *kiln_spec_training(const struct kiln_spec *s, const char *name);
 /* "file:line:col" of loc in s's file (just the file when loc has no line), for a kiln_error's
  * where. */
 void kiln_spec_where(const struct kiln_spec *s, struct kiln_loc loc, char *buf, size_t n);

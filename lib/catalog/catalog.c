@@ -165,10 +165,26 @@ static const struct migration migrations[] = {
 	{9, HAS_COLUMN("renders", "gpu_seconds"),
 	 "ALTER TABLE renders ADD COLUMN gpu_seconds REAL"},
 	{9, HAS_COLUMN("renders", "cost_usd"), "ALTER TABLE renders ADD COLUMN cost_usd REAL"},
+	/* 10: training (lib/train/prepare.c): each prepared manifest of a training, by name,
+	 * once per distinct manifest (its SHA-256), with its image count */
+	{10, NULL,
+	 "CREATE TABLE IF NOT EXISTS train_prepared (\n"
+	 "  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,\n"
+	 "  manifest_sha256 TEXT NOT NULL, images INTEGER NOT NULL, created_at TEXT NOT NULL);\n"
+	 "CREATE INDEX IF NOT EXISTS train_prepared_name ON train_prepared(name);\n"},
+
+	/* 10: training runs (kiln train run): each run of a training entry, from its start
+	 * (the trainer's state file written) to its end: state running, done, failed or
+	 * cancelled, the RunPod job id when it ran there, the trained file's SHA-256 */
+	{10, NULL,
+	 "CREATE TABLE IF NOT EXISTS train_runs (\n"
+	 "  name TEXT NOT NULL, started REAL NOT NULL, finished REAL,\n"
+	 "  state TEXT NOT NULL CHECK (state IN ('running','done','failed','cancelled')),\n"
+	 "  job_id TEXT, output_sha256 TEXT, PRIMARY KEY (name, started));\n"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 9
+#define LATEST_VERSION 10
 
 int kiln_catalog_latest_version(void)
 {
@@ -1937,6 +1953,89 @@ int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const c
 		rc = db_error(c, e, "registering");
 	else
 		*added = sqlite3_changes(c->db) > 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_train_last(struct kiln_catalog *c, const char *name, char sha[65],
+			    uint64_t *images, int *found, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+	*found = 0;
+	sha[0] = 0;
+	*images = 0;
+	if ((rc = prepare(c, "SELECT manifest_sha256, images FROM train_prepared WHERE name = ?1 "
+			  "ORDER BY id DESC LIMIT 1", &st, e)))
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+		snprintf(sha, 65, "%s", v ? (const char *)v : "");
+		*images = (uint64_t)sqlite3_column_int64(st, 1);
+		*found = 1;
+	} else if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading the prepared trainings");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_train_record(struct kiln_catalog *c, const char *name, const char *sha,
+			      uint64_t images, int *added, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	char at[48], last[65];
+	uint64_t n;
+	int rc = writable(c, e), found;
+	*added = 0;
+	if (rc || (rc = kiln_catalog_train_last(c, name, last, &n, &found, e)))
+		return rc;
+	if (found && !strcmp(last, sha))
+		return 0;
+	if ((rc = prepare(c, "INSERT INTO train_prepared(name, manifest_sha256, images, "
+			  "created_at) VALUES (?1, ?2, ?3, ?4)", &st, e)))
+		return rc;
+	now_iso(at);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sha, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)images);
+	sqlite3_bind_text(st, 4, at, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "recording the prepared training");
+	else
+		*added = 1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_train_run(struct kiln_catalog *c, const char *name, double started,
+			   double finished, const char *state, const char *job_id,
+			   const char *sha256, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = writable(c, e);
+	if (rc)
+		return rc;
+	rc = prepare(c, "INSERT INTO train_runs(name, started, finished, state, job_id, "
+		     "output_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name, started) DO "
+		     "UPDATE SET finished = excluded.finished, state = excluded.state, job_id = "
+		     "coalesce(excluded.job_id, job_id), output_sha256 = "
+		     "coalesce(excluded.output_sha256, output_sha256)", &st, e);
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 2, started);
+	if (finished > 0)
+		sqlite3_bind_double(st, 3, finished);
+	sqlite3_bind_text(st, 4, state, -1, SQLITE_STATIC);
+	if (job_id && *job_id)
+		sqlite3_bind_text(st, 5, job_id, -1, SQLITE_STATIC);
+	if (sha256 && *sha256)
+		sqlite3_bind_text(st, 6, sha256, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "recording a training run");
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -221,17 +221,20 @@ static const char *const workers[] = {"comfyui", "a1111"};
 
 /* platform: runpod. A serverless endpoint at {base_url}/v2/{endpoint_id} running one of the
  * official workers (worker-comfyui, worker-a1111); the API key comes from the environment
- * variable auth_env names, sent as a bearer token. */
-static int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+ * variable auth_env names, sent as a bearer token. With training set, a trainer's endpoint
+ * (training[].runpod, lib/spec/training.c), which runs no image worker: neither platform nor
+ * worker is a key there. */
+int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep, int training)
 {
-	static const char *const keys[] = {"platform", "endpoint_id", "worker", "auth_env",
-					   "concurrency", "cost_per_hour", "base_url",
-					   "connect_timeout", "timeout", "execution_timeout", "ttl"};
+	static const char *const keys[] = {"endpoint_id", "auth_env", "concurrency",
+					   "cost_per_hour", "base_url", "connect_timeout",
+					   "timeout", "execution_timeout", "ttl", "platform", "worker"};
 	struct fy_node *x;
 	const char *base;
 	size_t len;
 	int rc;
-	if ((rc = check_keys(c, n, "a RunPod endpoint", keys, sizeof keys / sizeof *keys)))
+	if ((rc = check_keys(c, n, training ? "a training RunPod endpoint" : "a RunPod endpoint",
+			     keys, training ? 9 : 11)))
 		return rc;
 	if (!(x = get(n, "endpoint_id")))
 		return fail(c, n, "a RunPod endpoint needs endpoint_id (the id in "
@@ -242,12 +245,12 @@ static int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *
 				    "0123456789-_") != strlen(ep->endpoint_id))
 		return fail(c, x, "endpoint_id '%s' is not a RunPod endpoint id (letters, digits, "
 			    "'-' and '_')", ep->endpoint_id);
-	if (!(x = get(n, "worker")))
+	if (!training && !(x = get(n, "worker")))
 		return fail(c, n, "RunPod endpoint %s needs worker: comfyui or a1111 (which "
 			    "worker image it runs)", ep->endpoint_id);
-	if ((rc = get_nonempty(c, x, "endpoint worker", &ep->worker)))
+	if (!training && (rc = get_nonempty(c, x, "endpoint worker", &ep->worker)))
 		return rc;
-	if (strcmp(ep->worker, "comfyui") && strcmp(ep->worker, "a1111")) {
+	if (!training && strcmp(ep->worker, "comfyui") && strcmp(ep->worker, "a1111")) {
 		const char *hint = closest(ep->worker, workers, 2);
 		return fail(c, x, "endpoint worker must be comfyui or a1111, got '%s'%s%s%s",
 			    ep->worker, hint ? ": did you mean '" : "", hint ? hint : "",
@@ -551,7 +554,7 @@ static int parse_endpoint(struct ctx *c, struct fy_node *n, struct kiln_endpoint
 	}
 	switch (ep->platform) {
 	case KILN_PLATFORM_RUNPOD:
-		return parse_runpod(c, n, ep);
+		return parse_runpod(c, n, ep, 0);
 	case KILN_PLATFORM_SAGEMAKER:
 		return parse_sagemaker(c, n, ep);
 	default:
@@ -870,33 +873,36 @@ int parse_generate(struct ctx *c, struct fy_node *n)
 	return 0;
 }
 
+void endpoint_release(struct kiln_endpoint *ep)
+{
+	free(ep->url);
+	free(ep->engine);
+	free(ep->auth_env);
+	free(ep->token_env);
+	free(ep->secret);
+	free(ep->worker);
+	free(ep->base_url);
+	free(ep->endpoint_id);
+	free(ep->region);
+	free(ep->endpoint_name);
+	free(ep->input_location);
+	free(ep->s3_bucket);
+	free(ep->s3_prefix);
+	free(ep->s3_base_url);
+	free(ep->access_key_env);
+	free(ep->secret_key_env);
+	free(ep->session_token_env);
+	free(ep->access_key);
+	free(ep->secret_key);
+	free(ep->session_token);
+}
+
 void generate_free(struct kiln_generate *g)
 {
 	if (!g)
 		return;
-	for (size_t i = 0; i < g->nendpoints; i++) {
-		struct kiln_endpoint *ep = &g->endpoints[i];
-		free(ep->url);
-		free(ep->engine);
-		free(ep->auth_env);
-		free(ep->token_env);
-		free(ep->secret);
-		free(ep->worker);
-		free(ep->base_url);
-		free(ep->endpoint_id);
-		free(ep->region);
-		free(ep->endpoint_name);
-		free(ep->input_location);
-		free(ep->s3_bucket);
-		free(ep->s3_prefix);
-		free(ep->s3_base_url);
-		free(ep->access_key_env);
-		free(ep->secret_key_env);
-		free(ep->session_token_env);
-		free(ep->access_key);
-		free(ep->secret_key);
-		free(ep->session_token);
-	}
+	for (size_t i = 0; i < g->nendpoints; i++)
+		endpoint_release(&g->endpoints[i]);
 	free(g->endpoints);
 	free(g->prompt);
 	free(g->negative);

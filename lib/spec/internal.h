@@ -53,6 +53,10 @@ struct ctx {
 #define parse_trait_ai kiln_spec__parse_trait_ai
 #define trait_ai_free kiln_spec__trait_ai_free
 #define parse_generate kiln_spec__parse_generate
+#define parse_runpod kiln_spec__parse_runpod
+#define endpoint_release kiln_spec__endpoint_release
+#define parse_training kiln_spec__parse_training
+#define training_free kiln_spec__training_free
 #define generate_free kiln_spec__generate_free
 #define parse_metadata kiln_spec__parse_metadata
 #define metadata_free kiln_spec__metadata_free
@@ -115,6 +119,16 @@ void trait_ai_free(struct kiln_trait *t);
 /* generate: (after layers:, whose names its templates use) */
 int parse_generate(struct ctx *c, struct fy_node *n);
 void generate_free(struct kiln_generate *g);
+/* A RunPod endpoint's keys into ep (training: a trainer's, without platform and worker) */
+int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep, int training);
+/* Free what an endpoint owns (not ep itself) */
+void endpoint_release(struct kiln_endpoint *ep);
+
+/* ---- training (training.c) ---- */
+
+/* training: (after layers:, whose names caption templates over traits use) */
+int parse_training(struct ctx *c, struct fy_node *n);
+void training_free(struct kiln_spec *s);
 
 /* ---- metadata (metadata.c) ---- */
 

@@ -916,7 +916,7 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 {
 	static const char *const keys[] = {"collection", "image", "engine", "layers", "rules",
 					   "uniqueness", "legendaries", "metadata", "generate", "qa",
-					   "paths", "review", "polish", "portfolio"};
+					   "paths", "review", "polish", "portfolio", "training"};
 	struct kiln_spec *s = c->s;
 	struct fy_node *v;
 	int rc;
@@ -974,6 +974,8 @@ static int parse_root(struct ctx *c, struct fy_node *root)
 	if ((v = get(root, "polish")) && (rc = parse_polish(c, v)))
 		return rc;
 	if ((rc = check_polish_svg(c, root)))
+		return rc;
+	if ((v = get(root, "training")) && (rc = parse_training(c, v)))
 		return rc;
 	return check_combinations(c, root);
 }
@@ -1175,6 +1177,7 @@ void kiln_spec_free(struct kiln_spec *s)
 {
 	if (!s)
 		return;
+	training_free(s);
 	for (size_t i = 0; i < s->nlayers; i++) {
 		struct kiln_layer *l = &s->layers[i];
 		/* parse_layer may fail after filling traits[ntraits] (the none value) */

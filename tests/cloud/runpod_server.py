@@ -26,6 +26,13 @@ Workers (--worker) answer as the official worker images do:
            missing workflow or a bad images list is a FAILED job with the handler's message
   a1111    runpod-workers/worker-a1111 src/handler.py: input is the txt2img body, output
            A1111's answer {images: [base64], parameters, info: JSON text}
+  trainer  kiln's own training contract (docs/training-run.md; RunPod publishes no official
+           kohya serverless worker, and no community one was copied): input {kiln: train,
+           name, workdir, script, args, output, dataset_tar: base64 ustar of
+           .kiln/train/NAME/ as NAME/}; the worker unpacks it in a scratch folder and runs
+           tests/train/kohya_standin.py SCRIPT ARGS in its workdir; while it runs, /status carries output {progress: the last
+           kohya progress line}; output {lora: base64 of OUTPUT, log}. A job without
+           dataset_tar, or whose trainer fails, is FAILED with the log's last line
 
 Images are the SD test server's deterministic pictures (tests/sdserver/sd_test_server.py,
 imported), drawn from the parameters a job asked for.
@@ -45,6 +52,10 @@ Only the Python 3 standard library is used.
 
 import argparse
 import base64
+import io
+import subprocess
+import tarfile
+import tempfile
 import hashlib
 import http.server
 import json
@@ -81,6 +92,7 @@ class Job:
         self.polls = 0
         self.lost = False
         self.fate = None
+        self.progress = None
 
 
 class State:
@@ -177,12 +189,66 @@ def a1111_output(inp):
             "info": json.dumps(info)}
 
 
+STANDIN = os.path.join(HERE, "..", "train", "kohya_standin.py")
+
+
+def trainer_output(st, job, inp):
+    try:
+        return train(st, job, inp)
+    except ValueError:
+        raise
+    except Exception as ex:   # a bad archive, base64, a missing output: the handler's error
+        raise ValueError("%s: %s" % (type(ex).__name__, ex))
+
+
+def train(st, job, inp):
+    """kiln's training contract: unpack, run the kohya stand-in, return the LoRA and the log."""
+    if inp.get("kiln") != "train" or not isinstance(inp.get("dataset_tar"), str):
+        raise ValueError("not a kiln training job: input needs kiln: train and dataset_tar")
+    args, out, wd = inp.get("args"), inp.get("output"), inp.get("workdir") or "."
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args) or \
+            not all(isinstance(x, str) and not x.startswith("/") and ".." not in x.split("/")
+                    for x in (out, wd)):
+        raise ValueError("args must be a list of strings, output and workdir relative paths")
+    with tempfile.TemporaryDirectory(prefix="rp-train-") as work:
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(inp["dataset_tar"]))) as tf:
+            for m in tf.getmembers():
+                if m.name.startswith("/") or ".." in m.name.split("/") or \
+                        not (m.isfile() or m.isdir()):
+                    raise ValueError("unsafe archive member %s" % m.name)
+            tf.extractall(work)
+        logf = os.path.join(work, "trainer.log")
+        cwd = os.path.join(work, wd)
+        with open(logf, "wb") as lf:
+            p = subprocess.Popen([sys.executable, STANDIN, inp.get("script") or
+                                  "train_network.py"] + args, cwd=cwd, stdout=lf,
+                                 stderr=subprocess.STDOUT)
+            while p.poll() is None:
+                time.sleep(0.05)
+                with open(logf, "rb") as rf:
+                    tail = rf.read()[-400:].decode("utf-8", "replace")
+                line = [x for x in tail.replace("\r", "\n").split("\n") if x.strip()]
+                with st.lock:
+                    if line and job.status == "IN_PROGRESS":
+                        job.progress = line[-1]
+                    if job.status == "CANCELLED":
+                        p.kill()
+        log = open(logf, "rb").read().decode("utf-8", "replace")
+        if p.returncode:
+            raise ValueError("trainer exited %d: %s" % (p.returncode,
+                                                        log.strip().split("\n")[-1]))
+        data = open(os.path.join(cwd, out), "rb").read()
+    return {"lora": base64.b64encode(data).decode(), "log": log}
+
+
 def run_job(st, job):
     """The worker's handler: the output (or raises ValueError for the handler's error)."""
     body = job.body
     inp = body.get("input")
     if inp is None:
         raise ValueError("Please provide input")
+    if st.conf("worker") == "trainer":
+        return trainer_output(st, job, inp)
     if st.conf("worker") == "a1111":
         return a1111_output(inp)
     params = comfy_params(inp)
@@ -418,6 +484,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 r["workerId"] = job.worker
             if job.status in FINAL and job.execution_ms is not None:
                 r["executionTime"] = job.execution_ms
+            if job.status == "IN_PROGRESS" and job.progress:
+                r["output"] = {"progress": job.progress}
             if job.status == "COMPLETED":
                 r["output"] = job.output
             if job.status == "FAILED":
@@ -506,7 +574,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--api-key", default="test-key")
-    ap.add_argument("--worker", choices=("comfyui", "a1111"), default="a1111")
+    ap.add_argument("--worker", choices=("comfyui", "a1111", "trainer"), default="a1111")
     ap.add_argument("--job-seconds", type=float, default=0.2)
     ap.add_argument("--jitter", type=float, default=0.0, help="job time +- this fraction")
     ap.add_argument("--workers", type=int, default=2)
