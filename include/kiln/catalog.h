@@ -77,6 +77,11 @@ int kiln_catalog_latest_version(void);
 int kiln_catalog_version(struct kiln_catalog *c, int *version, struct kiln_error *e)
 	KILN_MUST_CHECK;
 void kiln_catalog_free(struct kiln_catalog *c);
+/* WAL checkpoints of a long-lived writer: pages, the WAL size (in pages) at which a commit
+ * checkpoints (0: never; SQLite's default 1000), and a PASSIVE checkpoint now (it copies what no
+ * reader still needs and never waits; a busy database is not an error). */
+void kiln_catalog_wal_autocheckpoint(struct kiln_catalog *c, int pages);
+int kiln_catalog_checkpoint(struct kiln_catalog *c, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* All items in id order, traits mapped onto spec s. */
 int kiln_catalog_items(struct kiln_catalog *c, const struct kiln_spec *s, struct kiln_items *out,

@@ -742,11 +742,14 @@ int kiln_catalog_review_log_json(struct kiln_catalog *c, int has_item, uint64_t 
 	*json = NULL;
 	if (!arr)
 		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
-	if ((rc = rv_prepare(c, "SELECT l.id, l.at, l.reviewer, l.item_id, l.action, l.candidate, "
-			     "l.image, l.note, l.prompt_add, l.group_id, l.undoes, EXISTS (SELECT 1 "
-			     "FROM review_log u WHERE u.undoes = l.id) FROM review_log l WHERE ?1 = 0 "
-			     "OR l.item_id = ?2 ORDER BY l.id", &st, e)))
+	/* one item's rows by the index review_log_item (an OR here would scan the whole log) */
+#define LOG_COLS "SELECT l.id, l.at, l.reviewer, l.item_id, l.action, l.candidate, l.image, " \
+	"l.note, l.prompt_add, l.group_id, l.undoes, EXISTS (SELECT 1 FROM review_log u WHERE " \
+	"u.undoes = l.id) FROM review_log l "
+	if ((rc = rv_prepare(c, has_item ? LOG_COLS "WHERE l.item_id = ?2 ORDER BY l.id" :
+			     LOG_COLS "WHERE ?1 = 0 ORDER BY l.id", &st, e)))
 		goto out;
+#undef LOG_COLS
 	sqlite3_bind_int(st, 1, has_item);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)item_id);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -918,4 +921,23 @@ int kiln_catalog_image_known(struct kiln_catalog *c, const char *sha, int *known
 		rc = rv_error(c, e, "looking an image up");
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* --- checkpoints ---------------------------------------------------------------------------- */
+
+void kiln_catalog_wal_autocheckpoint(struct kiln_catalog *c, int pages)
+{
+	if (!c->readonly)
+		sqlite3_wal_autocheckpoint(c->db, pages);
+}
+
+int kiln_catalog_checkpoint(struct kiln_catalog *c, struct kiln_error *e)
+{
+	int rc;
+	if (c->readonly)
+		return 0;
+	rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+		return rv_error(c, e, "checkpoint");
+	return 0;
 }
