@@ -44,6 +44,8 @@ struct kiln_item {
 	double rarity_score;
 	uint64_t rarity_rank;     /* 0 when not computed */
 	unsigned regeneration;    /* review: rounds of regeneration asked for (0: none) */
+	unsigned seed_round;      /* review: the rounds of them that asked for new seeds (the
+	                             seed counter; a "same seed" round keeps the seeds) */
 	char *prompt_add;         /* review: text to add to the AI prompt (this round's), or NULL */
 	char *prompt_adds;        /* review: every note asked for, by round (JSON, for
 	                             kiln_catalog_prompt_add), or NULL */
@@ -464,6 +466,7 @@ struct kiln_review_decision {
 	const char *image;
 	const char *note;         /* may be NULL */
 	int prompt_add;           /* regenerate: add the note to the prompt */
+	int same_seed;            /* regenerate: keep the seeds (the note is added to the prompt) */
 };
 /* Append n decisions by reviewer in one transaction and bring the items' review state in step;
  * n > 1 (or group set) makes them one group, undone together. *first: the first row's id;

@@ -165,10 +165,17 @@ static const struct migration migrations[] = {
 	{9, HAS_COLUMN("renders", "gpu_seconds"),
 	 "ALTER TABLE renders ADD COLUMN gpu_seconds REAL"},
 	{9, HAS_COLUMN("renders", "cost_usd"), "ALTER TABLE renders ADD COLUMN cost_usd REAL"},
+	/* 10: review's "same seed" regeneration (the note added to the prompt, the seed kept):
+	 * the log row says so, and the state counts the rounds that asked for new seeds
+	 * (seed_round, the seed counter; NULL in older rows: every round did) */
+	{10, HAS_COLUMN("review_log", "same_seed"),
+	 "ALTER TABLE review_log ADD COLUMN same_seed INTEGER NOT NULL DEFAULT 0"},
+	{10, HAS_COLUMN("review_state", "seed_round"),
+	 "ALTER TABLE review_state ADD COLUMN seed_round INTEGER"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 9
+#define LATEST_VERSION 10
 
 int kiln_catalog_latest_version(void)
 {
@@ -576,6 +583,7 @@ static int load_items(struct kiln_catalog *c, const struct kiln_spec *s, sqlite3
 		it->rarity_score = sqlite3_column_double(st, 9);
 		it->rarity_rank = (uint64_t)sqlite3_column_int64(st, 10);
 		it->regeneration = (unsigned)sqlite3_column_int(st, 11);
+		it->seed_round = (unsigned)sqlite3_column_int(st, 13);
 		if (sqlite3_column_type(st, 12) != SQLITE_NULL &&
 		    (!(it->prompt_adds = dup_col(st, 12)) ||
 		     kiln_catalog_prompt_add(it->prompt_adds, it->regeneration, &it->prompt_add)))
@@ -600,7 +608,9 @@ fail:
 
 #define ITEM_COLS "id, legendary, seed, traits, status, recipe, image, image_bytes, error, " \
 	"rarity_score, rarity_rank, (SELECT r.regeneration FROM review_state r WHERE r.item_id = " \
-	"items.id), (SELECT r.prompt_add FROM review_state r WHERE r.item_id = items.id)"
+	"items.id), (SELECT r.prompt_add FROM review_state r WHERE r.item_id = items.id), " \
+	"(SELECT coalesce(r.seed_round, r.regeneration) FROM review_state r WHERE r.item_id = " \
+	"items.id)"
 
 int kiln_catalog_items(struct kiln_catalog *c, const struct kiln_spec *s, struct kiln_items *out,
 		       struct kiln_error *e)

@@ -205,7 +205,7 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 	struct vote *votes = NULL;
 	size_t nvotes = 0;
 	char status[12] = "pending", *note = NULL, *pick_image = NULL;
-	unsigned candidate = 0, regeneration = 0, approvals = 0;
+	unsigned candidate = 0, regeneration = 0, seed_round = 0, approvals = 0;
 	int conflict = 0, step, rc, any_pick = 0;
 	sqlite3_int64 last = 0;
 	json_t *names = json_array(), *adds = json_array();
@@ -215,7 +215,8 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 		goto out;
 	}
 	if ((rc = rv_prepare(c, "SELECT l.id, l.reviewer, l.action, l.candidate, l.note, "
-			     "l.prompt_add, l.image FROM review_log l WHERE l.item_id = ? AND "
+			     "l.prompt_add, l.image, l.same_seed FROM review_log l WHERE l.item_id = ? "
+			     "AND "
 			     "l.action <> 'undo' AND NOT EXISTS (SELECT 1 FROM review_log u WHERE "
 			     "u.undoes = l.id) ORDER BY l.id", &st, e)))
 		goto out;
@@ -246,8 +247,10 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 				goto nomem;
 		}
 		if (!strcmp(act, "regenerate")) {
+			int same = sqlite3_column_int(st, 7);
 			regeneration++;
-			if (sqlite3_column_int(st, 5) && nt && *nt &&
+			seed_round += !same;
+			if ((sqlite3_column_int(st, 5) || same) && nt && *nt &&
 			    json_array_append_new(adds, json_pack("{s:i, s:s}", "round",
 								  (int)regeneration, "note", nt)))
 				goto nomem;
@@ -310,10 +313,11 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 	/* the state row; base_image keeps the image the item had before its first pick */
 	if ((rc = rv_prepare(c, "INSERT INTO review_state(item_id, status, candidate, note, "
 			     "reviewers, approvals, conflict, regeneration, prompt_add, base_image, "
-			     "last_decision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT image "
-			     "FROM items WHERE id = ?1), ?10) ON CONFLICT(item_id) DO UPDATE SET "
-			     "status = ?2, candidate = ?3, note = ?4, reviewers = ?5, approvals = ?6, "
-			     "conflict = ?7, regeneration = ?8, prompt_add = ?9, last_decision = ?10",
+			     "last_decision, seed_round) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+			     "(SELECT image FROM items WHERE id = ?1), ?10, ?11) ON CONFLICT(item_id) DO "
+			     "UPDATE SET status = ?2, candidate = ?3, note = ?4, reviewers = ?5, "
+			     "approvals = ?6, conflict = ?7, regeneration = ?8, prompt_add = ?9, "
+			     "last_decision = ?10, seed_round = ?11",
 			     &st, e)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)item_id);
@@ -327,6 +331,7 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 	sqlite3_bind_int(st, 8, (int)regeneration);
 	sqlite3_bind_text(st, 9, adds_text, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, last);
+	sqlite3_bind_int(st, 11, (int)seed_round);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = rv_error(c, e, "writing the review state");
 		goto out;
@@ -401,7 +406,8 @@ int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
 	rv_now(at);
 	if ((rc = rv_prepare(c, "SELECT image FROM items WHERE id = ?", &chk, e)) ||
 	    (rc = rv_prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, candidate, "
-			     "image, note, prompt_add, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     "image, note, prompt_add, group_id, same_seed) VALUES (?, ?, ?, ?, ?, ?, ?, "
+			     "?, ?, ?)",
 			     &ins, e)))
 		goto out;
 	if (group || n > 1) {
@@ -445,6 +451,7 @@ int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
 		sqlite3_bind_int(ins, 8, d[i].prompt_add ? 1 : 0);
 		if (gid)
 			sqlite3_bind_int64(ins, 9, gid);
+		sqlite3_bind_int(ins, 10, d[i].same_seed ? 1 : 0);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			rc = rv_error(c, e, "appending to the review log");
 			goto out;

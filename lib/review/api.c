@@ -244,6 +244,36 @@ static int refresh(struct kiln_review_server *s, struct rv_token *t, struct kiln
 	return 0;
 }
 
+/* --- regeneration -------------------------------------------------------------------------- */
+
+/* Why re-rendering cannot change t, or NULL when it can: only a token with an AI part (an AI
+ * engine's generated token) is rendered from a seed. A composed token's image is a pure function
+ * of its traits (the collection's economic model, which a regeneration keeps), a legendary's is
+ * the file the studio supplied. */
+static const char *no_regenerate(const struct kiln_review_server *s, const struct rv_token *t)
+{
+	if (t->it->legendary >= 0 || t->it->legendary_name)
+		return "a legendary: its image is the file the studio supplied, so rendering it again "
+		       "gives the same image; reject it, or replace its image with an artist's edit";
+	if (!s->p->spec->engine || !strcmp(s->p->spec->engine, "compose"))
+		return "composed from its layers: its image is a pure function of its traits (the "
+		       "economic model, which a regeneration keeps), so rendering it again gives "
+		       "the same image; reject it, or replace its image with an artist's edit";
+	return NULL;
+}
+
+/* 409 {"error", "hint": "artist_edit", "id"} for a regeneration refused */
+static enum MHD_Result send_no_regenerate(struct rv_req *r, const struct rv_token *t,
+					  const char *why)
+{
+	char msg[512];
+	snprintf(msg, sizeof msg, "token %llu cannot be regenerated: it is %s",
+		 (unsigned long long)t->it->id, why);
+	return rv_send_json(r->conn, 409, json_pack("{s:s, s:s, s:I}", "error", msg, "hint",
+						    kiln_hint_name(KILN_HINT_ARTIST_EDIT), "id",
+						    (json_int_t)t->it->id));
+}
+
 /* --- views ---------------------------------------------------------------------------------- */
 
 static const char *status_of(const struct rv_token *t)
@@ -299,15 +329,16 @@ static json_t *qa_checks(const struct rv_token *t)
 	return a;
 }
 
-static json_t *token_row(const struct rv_token *t)
+static json_t *token_row(const struct kiln_review_server *s, const struct rv_token *t)
 {
 	json_t *traits = json_loads(t->it->traits_json, 0, NULL);
-	return json_pack("{s:I, s:s, s:o, s:I, s:o, s:o, s:I, s:o}",
+	return json_pack("{s:I, s:s, s:o, s:I, s:o, s:o, s:I, s:o, s:b}",
 			 "id", (json_int_t)t->it->id, "status", status_of(t),
 			 "image", t->it->image[0] ? json_string(t->it->image) : json_null(),
 			 "rank", (json_int_t)t->it->rarity_rank,
 			 "traits", traits ? traits : json_object(), "qa", qa_checks(t),
-			 "candidates", (json_int_t)t->ncands, "reviewers", reviewers_of(t));
+			 "candidates", (json_int_t)t->ncands, "reviewers", reviewers_of(t),
+			 "regenerate", !no_regenerate(s, t));
 }
 
 /* --- filters -------------------------------------------------------------------------------- */
@@ -538,7 +569,7 @@ static enum MHD_Result tokens(struct rv_req *r)
 		if (!matches(&f, t))
 			continue;
 		if (total >= f.offset && total - f.offset < f.limit &&
-		    json_array_append_new(list, token_row(t))) {
+		    json_array_append_new(list, token_row(s, t))) {
 			json_decref(list);
 			list = NULL;
 		}
@@ -566,6 +597,7 @@ static json_t *ai_json(struct kiln_review_server *s, const struct rv_token *t, u
 			uint64_t off = (t->cands[k - 1].seed - (one.seed & 0xffffffffull)) &
 				       0xffffffffull;
 			one.regeneration = (unsigned)(off / per);
+			one.seed_round = one.regeneration;
 			c = (unsigned)(off % per);
 		}
 		/* the notes that round's request had */
@@ -635,7 +667,7 @@ static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
 			(json_int_t)t->cands[i].seed, "picked", k == i + 1, "regeneration",
 			(int)t->cands[i].regeneration));
 	o = json_pack("{s:I, s:s, s:o, s:I, s:f, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
-		      "s:o}",
+		      "s:o, s:o}",
 		      "id", (json_int_t)t->it->id,
 		      "kind", t->it->legendary_name ? "legendary" : "generated",
 		      "traits", traits ? traits : json_array(),
@@ -649,7 +681,9 @@ static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
 		      "prev", prev >= 0 ? json_integer((json_int_t)s->cache.tok[prev].it->id)
 					: json_null(),
 		      "next", next >= 0 ? json_integer((json_int_t)s->cache.tok[next].it->id)
-					: json_null());
+					: json_null(),
+		      "no_regenerate", no_regenerate(s, t) ? json_string(no_regenerate(s, t))
+							   : json_null());
 	pthread_rwlock_unlock(&s->cache_lock);
 	/* the decisions from a read-only connection, the cache free again */
 	kiln_error_clear(&e);
@@ -756,6 +790,33 @@ static enum MHD_Result decision(struct rv_req *r, struct rv_token *t)
 		json_decref(o);
 		return rv_send_error(r->conn, 400, "candidate goes with action pick only");
 	}
+	if (!strcmp(d.action, "regenerate") && no_regenerate(s, t)) {
+		json_decref(o);
+		return send_no_regenerate(r, t, no_regenerate(s, t));
+	}
+	/* "seed": "same": the next render keeps the seeds and adds the note to the prompt */
+	{
+		json_t *sd = json_object_get(o, "seed");
+		const char *v = json_string_value(sd);
+		if (sd && !json_is_null(sd) && (!v || (strcmp(v, "same") && strcmp(v, "new")))) {
+			json_decref(o);
+			return rv_send_error(r->conn, 400, "seed is \"same\" or \"new\"");
+		}
+		if (v && !strcmp(v, "same")) {
+			if (strcmp(d.action, "regenerate")) {
+				json_decref(o);
+				return rv_send_error(r->conn, 400, "seed goes with action regenerate "
+						     "only");
+			}
+			if (!d.note || !*d.note) {
+				json_decref(o);
+				return rv_send_error(r->conn, 400, "the same seed needs a note to add "
+						     "to the prompt (else the image would not change)");
+			}
+			d.same_seed = 1;
+			d.prompt_add = 1;
+		}
+	}
 	kiln_error_clear(&e);
 	rv_write_begin(s);
 	if (kiln_catalog_review_decide(s->p->catalog, r->reviewer, &d, 1, 0, &first, &group,
@@ -788,7 +849,7 @@ static enum MHD_Result bulk(struct rv_req *r)
 	json_t *o = body_object(r, &res), *a;
 	const char *note;
 	int prompt_add, rc;
-	size_t n = 0;
+	size_t n = 0, skipped = 0;
 	int64_t first = 0, group = 0;
 	char err[128];
 	if (!o)
@@ -816,6 +877,12 @@ static enum MHD_Result bulk(struct rv_req *r)
 	for (size_t i = 0; i < s->cache.items.n; i++) {
 		if (!matches(&f, &s->cache.tok[i]))
 			continue;
+		/* tokens re-rendering cannot change are left as they are, and counted */
+		if (!strcmp(json_string_value(a), "regenerate") &&
+		    no_regenerate(s, &s->cache.tok[i])) {
+			skipped++;
+			continue;
+		}
 		d[n].item_id = s->cache.tok[i].it->id;
 		d[n].action = json_string_value(a);
 		d[n].note = note;
@@ -834,8 +901,11 @@ static enum MHD_Result bulk(struct rv_req *r)
 	}
 	free(d);
 	json_decref(o);
-	return rv_send_json(r->conn, 200, json_pack("{s:o, s:I}", "group",
-		group ? json_integer(group) : json_null(), "decided", (json_int_t)n));
+	return rv_send_json(r->conn, 200, json_pack("{s:o, s:I, s:I, s:s?}", "group",
+		group ? json_integer(group) : json_null(), "decided", (json_int_t)n, "skipped",
+		(json_int_t)skipped, "skipped_why", skipped ? "rendering them again gives the same "
+		"images (composed from their traits, or legendaries): reject them, or replace their "
+		"images with an artist's edit" : NULL));
 }
 
 static enum MHD_Result undo(struct rv_req *r)
