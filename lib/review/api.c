@@ -2,9 +2,9 @@
  * contract with the page and with scripts).
  *
  * The server keeps what it shows in memory (struct rv_cache: items, candidates, QA findings,
- * review states), loaded once at start: the server holds the project lock, so nothing but its
- * own decisions changes the catalog while it runs, and each decision refreshes the entries it
- * touched from the catalog after its transaction. A listing of 10,000 tokens is then a scan of
+ * review states), loaded once at start; each decision refreshes the entries it touched from
+ * the catalog after its transaction (the server holds no lock while it serves: what another
+ * kiln renders meanwhile shows after a restart; a decision records the catalog's image). A listing of 10,000 tokens is then a scan of
  * memory, not of SQLite.
  *
  * Locks (pool.c): GETs read the cache under cache_lock held for reading and the catalog on a
