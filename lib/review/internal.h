@@ -46,8 +46,8 @@ struct rv_cand {
 	unsigned regeneration;
 };
 
-/* What the server knows of one token (loaded at start: the server holds the project lock, so
- * only its own decisions change the catalog while it runs; they refresh the entry). */
+/* What the server knows of one token (loaded at start; the server's own decisions refresh the
+ * entry; another kiln's renders show after a restart). */
 struct rv_token {
 	struct kiln_item *it;       /* in cache.items */
 	struct rv_cand *cands;
