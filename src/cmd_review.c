@@ -199,6 +199,11 @@ int cmd_review(struct cli *cli, int argc, char **argv)
 		rc = cli_fail(&e);
 		goto out;
 	}
+	/* serving holds no long lock: the server's writes are catalog transactions (SQLite WAL),
+	 * so render, release or --add-reviewer run beside it; the lock only covered the start
+	 * (the catalog's upgrade, the owner's token) */
+	kiln_project_unlock(p->lock_fd);
+	p->lock_fd = -1;
 	print_url(cert ? "https" : "http", host, kiln_review_port(srv), token, json, "review");
 	/* wait for Ctrl-C or SIGTERM; meanwhile say once when the thumbnails are ready */
 	{

@@ -35,6 +35,8 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 	[KILN_HINT_POLISH] = "run `kiln polish` (or `kiln build`)",
 	[KILN_HINT_KEYS_INIT] = "run `kiln keys init --studio NAME` (keys go to $KILN_KEYS_DIR, "
 		"else ~/.config/kiln/keys/)",
+	[KILN_HINT_ARTIST_EDIT] = "reject it, or have an artist edit its image (`kiln polish export "
+		"%s`, then `kiln polish import`)",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

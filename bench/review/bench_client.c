@@ -2,7 +2,9 @@
  * Each client (a thread, one keep-alive libcurl handle) repeats: GET /api/tokens/{id} (the
  * next token's data, what the page fetches after a decision) then POST
  * /api/tokens/{id}/decision (approve or reject), over ids spread across the collection.
- * Prints p50 and p99 of each, in milliseconds.
+ * Each round also times GET /api/session, a trivial endpoint, as the in-run baseline of a
+ * loaded machine. Prints p50 and p99 of each, in milliseconds, and the decision p99 over the
+ * baseline's p99.
  * usage: bench_client PORT TOKEN NTOKENS CLIENTS REQUESTS_PER_CLIENT */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -13,7 +15,7 @@
 
 static int port, ntok, per;
 static const char *token;
-static double *lat_get, *lat_post;
+static double *lat_get, *lat_post, *lat_base;
 
 static size_t sink(char *p, size_t s, size_t n, void *u)
 {
@@ -53,6 +55,15 @@ static void *client(void *arg)
 			exit(1);
 		}
 		lat_get[c * per + i] = now() - t;
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/api/session", port);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		t = now();
+		if (curl_easy_perform(h) || (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code),
+					     code != 200)) {
+			fprintf(stderr, "GET %s failed\n", url);
+			exit(1);
+		}
+		lat_base[c * per + i] = now() - t;
 		snprintf(url, sizeof url, "http://127.0.0.1:%d/api/tokens/%d/decision", port, id);
 		curl_easy_setopt(h, CURLOPT_URL, url);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, i % 2 ? "{\"action\": \"approve\"}"
@@ -99,8 +110,9 @@ int main(int argc, char **argv)
 	n = (size_t)clients * (size_t)per;
 	lat_get = calloc(n, sizeof *lat_get);
 	lat_post = calloc(n, sizeof *lat_post);
+	lat_base = calloc(n, sizeof *lat_base);
 	th = calloc((size_t)clients, sizeof *th);
-	if (!lat_get || !lat_post || !th)
+	if (!lat_get || !lat_post || !lat_base || !th)
 		return 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	for (long c = 0; c < clients; c++)
@@ -109,10 +121,14 @@ int main(int argc, char **argv)
 		pthread_join(th[c], NULL);
 	qsort(lat_get, n, sizeof *lat_get, cmp);
 	qsort(lat_post, n, sizeof *lat_post, cmp);
-	printf("%d clients: next token p50 %.2f ms p99 %.2f ms; decision p50 %.2f ms p99 %.2f ms\n",
-	       clients, pct(lat_get, n, 0.5), pct(lat_get, n, 0.99), pct(lat_post, n, 0.5),
-	       pct(lat_post, n, 0.99));
-	printf("%d %.3f %.3f %.3f %.3f\n", clients, pct(lat_get, n, 0.5), pct(lat_get, n, 0.99),
-	       pct(lat_post, n, 0.5), pct(lat_post, n, 0.99));
+	qsort(lat_base, n, sizeof *lat_base, cmp);
+	printf("%d clients: next token p50 %.2f ms p99 %.2f ms; decision p50 %.2f ms p99 %.2f ms; "
+	       "baseline GET /api/session p50 %.2f ms p99 %.2f ms; decision p99 / baseline p99 "
+	       "%.2f\n", clients, pct(lat_get, n, 0.5), pct(lat_get, n, 0.99), pct(lat_post, n, 0.5),
+	       pct(lat_post, n, 0.99), pct(lat_base, n, 0.5), pct(lat_base, n, 0.99),
+	       pct(lat_post, n, 0.99) / pct(lat_base, n, 0.99));
+	printf("%d %.3f %.3f %.3f %.3f %.3f %.3f\n", clients, pct(lat_get, n, 0.5),
+	       pct(lat_get, n, 0.99), pct(lat_post, n, 0.5), pct(lat_post, n, 0.99),
+	       pct(lat_base, n, 0.5), pct(lat_base, n, 0.99));
 	return 0;
 }

@@ -9,6 +9,9 @@
 #    with 20);
 #  - the server's peak RSS (VmHWM; target < 200 MiB).
 # usage: bench/review/run.sh [BUILD_DIR] [N] [REQUESTS_PER_CLIENT]   (default build 10000 200)
+# KILN_BENCH_API_ONLY=1: the API latency and RSS only (thumbnails kept from an earlier run).
+# Each latency line also gives GET /api/session's p50/p99 measured in the same run, the
+# baseline of a machine loaded by other work, and the decision's p99 over it.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -32,9 +35,11 @@ cc -O2 -o "$work/bench_client" "$here/bench_client.c" $(pkg-config --cflags --li
 sqlite3 "$db" "select image from items where image is not null" |
 	awk -v s="$work/proj/.kiln/store" '{print s "/" substr($1, 1, 2) "/" $1}' >"$work/images"
 cat $(cat "$work/images") >/dev/null
-# vipsthumbnail on the same files, a process per core (as kiln's workers)
 cores=$(nproc)
 [ "$cores" -le 8 ] || cores=8
+api_only=${KILN_BENCH_API_ONLY:-0}
+if [ "$api_only" = 0 ]; then
+# vipsthumbnail on the same files, a process per core (as kiln's workers)
 rm -rf "$work/vt" && mkdir -p "$work/vt"
 t0=$(date +%s.%N)
 VIPS_CONCURRENCY=1 xargs -P "$cores" -n 64 vipsthumbnail -s 512 -o "$work/vt/%s.webp[Q=80,strip]" <"$work/images"
@@ -42,6 +47,7 @@ t1=$(date +%s.%N)
 vt=$(echo "$t1 - $t0" | bc)
 # kiln review: every thumbnail made afresh
 sqlite3 "$db" "delete from thumbs"
+fi
 "$build/kiln" -C "$work/proj" review >"$work/review.out" 2>"$work/review.err" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
@@ -51,8 +57,10 @@ url=$(sed -n 's/^review: //p' "$work/review.out")
 token=${url##*token=}
 port=$(echo "$url" | sed 's#^http://[^/]*:\([0-9]*\)/.*#\1#')
 echo "tokens: $N (1024x1024 PNG)"
+if [ "$api_only" = 0 ]; then
 echo "thumbnails (WebP 512 px, $cores threads): kiln review ${kt} s, vipsthumbnail ${vt} s"
 awk -v k="$kt" -v v="$vt" 'BEGIN { r = k / v; printf "ratio kiln / vipsthumbnail: %.2fx (target <= 1): %s\n", r, r <= 1 ? "met" : "NOT met" }'
+fi
 "$work/bench_client" "$port" "$token" "$N" 1 "$R" | head -1
 out20=$("$work/bench_client" "$port" "$token" "$N" 20 "$R")
 echo "$out20" | head -1

@@ -44,6 +44,8 @@ struct kiln_item {
 	double rarity_score;
 	uint64_t rarity_rank;     /* 0 when not computed */
 	unsigned regeneration;    /* review: rounds of regeneration asked for (0: none) */
+	unsigned seed_round;      /* review: the rounds of them that asked for new seeds (the
+	                             seed counter; a "same seed" round keeps the seeds) */
 	char *prompt_add;         /* review: text to add to the AI prompt (this round's), or NULL */
 	char *prompt_adds;        /* review: every note asked for, by round (JSON, for
 	                             kiln_catalog_prompt_add), or NULL */
@@ -77,6 +79,11 @@ int kiln_catalog_latest_version(void);
 int kiln_catalog_version(struct kiln_catalog *c, int *version, struct kiln_error *e)
 	KILN_MUST_CHECK;
 void kiln_catalog_free(struct kiln_catalog *c);
+/* WAL checkpoints of a long-lived writer: pages, the WAL size (in pages) at which a commit
+ * checkpoints (0: never; SQLite's default 1000), and a PASSIVE checkpoint now (it copies what no
+ * reader still needs and never waits; a busy database is not an error). */
+void kiln_catalog_wal_autocheckpoint(struct kiln_catalog *c, int pages);
+int kiln_catalog_checkpoint(struct kiln_catalog *c, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* All items in id order, traits mapped onto spec s. */
 int kiln_catalog_items(struct kiln_catalog *c, const struct kiln_spec *s, struct kiln_items *out,
@@ -466,6 +473,7 @@ struct kiln_review_decision {
 	const char *image;
 	const char *note;         /* may be NULL */
 	int prompt_add;           /* regenerate: add the note to the prompt */
+	int same_seed;            /* regenerate: keep the seeds (the note is added to the prompt) */
 };
 /* Append n decisions by reviewer in one transaction and bring the items' review state in step;
  * n > 1 (or group set) makes them one group, undone together. *first: the first row's id;

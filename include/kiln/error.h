@@ -66,6 +66,9 @@ enum kiln_hint {
 	                              has there: import it again, or drop it (hint_arg: the id) */
 	KILN_HINT_POLISH,          /* tokens are not polished as the spec says: polish them */
 	KILN_HINT_KEYS_INIT,       /* no studio signing key: make one (the portfolio signs with it) */
+	KILN_HINT_ARTIST_EDIT,     /* re-rendering cannot change a token (composed from its traits,
+	                              or a supplied file): reject it, or import an artist's edit
+	                              (hint_arg: the id) */
 	KILN_HINT__COUNT
 };
 

@@ -22,7 +22,7 @@ struct kiln_review_opts {
 	unsigned port;             /* 0: any free port */
 	const char *tls_cert;      /* PEM text of the certificate and key, or NULL for HTTP */
 	const char *tls_key;
-	unsigned threads;          /* request threads, 0: 4 */
+	unsigned threads;          /* request threads, 0: 16 */
 	unsigned thumb_threads;    /* thumbnail workers, 0: one per core (at most 8) */
 	int no_prepare;            /* 1: thumbnails only on demand, none made ahead */
 };

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalog/db.h"
 #include "catalog/internal.h"
 
 /* --- schema versions -------------------------------------------------------------------------
@@ -181,78 +182,22 @@ static const struct migration migrations[] = {
 	 "  name TEXT NOT NULL, started REAL NOT NULL, finished REAL,\n"
 	 "  state TEXT NOT NULL CHECK (state IN ('running','done','failed','cancelled')),\n"
 	 "  job_id TEXT, output_sha256 TEXT, PRIMARY KEY (name, started));\n"},
+
+	/* 11: review's "same seed" regeneration (the note added to the prompt, the seed kept):
+	 * the log row says so, and the state counts the rounds that asked for new seeds
+	 * (seed_round, the seed counter; NULL in older rows: every round did) */
+	{11, HAS_COLUMN("review_log", "same_seed"),
+	 "ALTER TABLE review_log ADD COLUMN same_seed INTEGER NOT NULL DEFAULT 0"},
+	{11, HAS_COLUMN("review_state", "seed_round"),
+	 "ALTER TABLE review_state ADD COLUMN seed_round INTEGER"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 10
+#define LATEST_VERSION 11
 
 int kiln_catalog_latest_version(void)
 {
 	return LATEST_VERSION;
-}
-
-static int db_error(struct kiln_catalog *c, struct kiln_error *e, const char *what)
-{
-	int code = sqlite3_errcode(c->db);
-	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-		return kiln_error_set(e, KILN_E_DB, c->path, "%s: the catalog is locked by another "
-				      "kiln process; wait for it to finish", what);
-	if (code == SQLITE_READONLY && c->readonly)
-		return kiln_error_set(e, KILN_E_STATE, c->path, "%s: the catalog is open read-only",
-				      what);
-	return kiln_error_set(e, KILN_E_DB, c->path, "%s: %s", what, sqlite3_errmsg(c->db));
-}
-
-static void now_iso(char out[48])
-{
-	struct timeval tv;
-	struct tm tm;
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-}
-
-static int exec(struct kiln_catalog *c, const char *sql, struct kiln_error *e)
-{
-	if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_error(c, e, "catalog");
-	return 0;
-}
-
-/* Every write goes through here (or checks writable()): a catalog opened for reading refuses
- * it before SQLite is asked. */
-static int writable(struct kiln_catalog *c, struct kiln_error *e)
-{
-	if (c->readonly)
-		return kiln_error_set(e, KILN_E_STATE, c->path, "the catalog is open read-only: "
-				      "this step writes to it");
-	return 0;
-}
-
-static int begin(struct kiln_catalog *c, struct kiln_error *e)
-{
-	int rc = writable(c, e);
-	return rc ? rc : exec(c, "BEGIN IMMEDIATE", e);
-}
-
-static int commit(struct kiln_catalog *c, struct kiln_error *e)
-{
-	return exec(c, "COMMIT", e);
-}
-
-static void rollback(struct kiln_catalog *c)
-{
-	if (!sqlite3_get_autocommit(c->db))
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-static int prepare(struct kiln_catalog *c, const char *sql, sqlite3_stmt **st,
-		   struct kiln_error *e)
-{
-	if (sqlite3_prepare_v2(c->db, sql, -1, st, NULL) != SQLITE_OK)
-		return db_error(c, e, "catalog query");
-	return 0;
 }
 
 /* The first column of the first row of sql as an integer; *found 0 when there is no row. */
@@ -592,6 +537,7 @@ static int load_items(struct kiln_catalog *c, const struct kiln_spec *s, sqlite3
 		it->rarity_score = sqlite3_column_double(st, 9);
 		it->rarity_rank = (uint64_t)sqlite3_column_int64(st, 10);
 		it->regeneration = (unsigned)sqlite3_column_int(st, 11);
+		it->seed_round = (unsigned)sqlite3_column_int(st, 13);
 		if (sqlite3_column_type(st, 12) != SQLITE_NULL &&
 		    (!(it->prompt_adds = dup_col(st, 12)) ||
 		     kiln_catalog_prompt_add(it->prompt_adds, it->regeneration, &it->prompt_add)))
@@ -616,7 +562,9 @@ fail:
 
 #define ITEM_COLS "id, legendary, seed, traits, status, recipe, image, image_bytes, error, " \
 	"rarity_score, rarity_rank, (SELECT r.regeneration FROM review_state r WHERE r.item_id = " \
-	"items.id), (SELECT r.prompt_add FROM review_state r WHERE r.item_id = items.id)"
+	"items.id), (SELECT r.prompt_add FROM review_state r WHERE r.item_id = items.id), " \
+	"(SELECT coalesce(r.seed_round, r.regeneration) FROM review_state r WHERE r.item_id = " \
+	"items.id)"
 
 int kiln_catalog_items(struct kiln_catalog *c, const struct kiln_spec *s, struct kiln_items *out,
 		       struct kiln_error *e)

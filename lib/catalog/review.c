@@ -9,6 +9,7 @@
  * Sizes: reviewers a handful; log rows a few per item and reviewer (10,000 items, 5
  * reviewers: ~100,000 rows); one state row per item decided.
  */
+#include "catalog/db.h"
 #include "catalog/internal.h"
 #include "kiln/catalog.h"
 #include "util/alloc.h"
@@ -19,60 +20,6 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
-
-static int rv_error(struct kiln_catalog *c, struct kiln_error *e, const char *what)
-{
-	int code = sqlite3_errcode(c->db);
-	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-		return kiln_error_set(e, KILN_E_DB, c->path, "%s: the catalog is locked by another "
-				      "kiln process; wait for it to finish", what);
-	return kiln_error_set(e, KILN_E_DB, c->path, "%s: %s", what, sqlite3_errmsg(c->db));
-}
-
-static int rv_writable(struct kiln_catalog *c, struct kiln_error *e)
-{
-	if (c->readonly)
-		return kiln_error_set(e, KILN_E_STATE, c->path, "the catalog is open read-only: "
-				      "this step writes to it");
-	return 0;
-}
-
-static int rv_exec(struct kiln_catalog *c, const char *sql, struct kiln_error *e)
-{
-	if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return rv_error(c, e, "review");
-	return 0;
-}
-
-static int rv_begin(struct kiln_catalog *c, struct kiln_error *e)
-{
-	int rc = rv_writable(c, e);
-	return rc ? rc : rv_exec(c, "BEGIN IMMEDIATE", e);
-}
-
-static void rv_rollback(struct kiln_catalog *c)
-{
-	if (!sqlite3_get_autocommit(c->db))
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-static int rv_prepare(struct kiln_catalog *c, const char *sql, sqlite3_stmt **st,
-		      struct kiln_error *e)
-{
-	if (sqlite3_prepare_v2(c->db, sql, -1, st, NULL) != SQLITE_OK)
-		return rv_error(c, e, "review query");
-	return 0;
-}
-
-static void rv_now(char out[48])
-{
-	struct timeval tv;
-	struct tm tm;
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-}
 
 static char *rv_dup(sqlite3_stmt *st, int col)
 {
@@ -88,10 +35,10 @@ int kiln_catalog_reviewer_put(struct kiln_catalog *c, const char *name, const ch
 	sqlite3_stmt *st = NULL;
 	char at[48];
 	int rc;
-	if ((rc = rv_begin(c, e)))
+	if ((rc = begin(c, e)))
 		return rc;
 	if (!owner) {
-		if ((rc = rv_prepare(c, "SELECT 1 FROM reviewers WHERE name = ?", &st, e)))
+		if ((rc = prepare(c, "SELECT 1 FROM reviewers WHERE name = ?", &st, e)))
 			goto out;
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW) {
@@ -102,8 +49,8 @@ int kiln_catalog_reviewer_put(struct kiln_catalog *c, const char *name, const ch
 		sqlite3_finalize(st);
 		st = NULL;
 	}
-	rv_now(at);
-	if ((rc = rv_prepare(c, owner ? "INSERT OR REPLACE INTO reviewers(name, token_sha256, "
+	now_iso(at);
+	if ((rc = prepare(c, owner ? "INSERT OR REPLACE INTO reviewers(name, token_sha256, "
 			     "owner, created) VALUES (?, ?, 1, ?)" : "INSERT INTO reviewers(name, "
 			     "token_sha256, owner, created) VALUES (?, ?, 0, ?)", &st, e)))
 		goto out;
@@ -111,14 +58,14 @@ int kiln_catalog_reviewer_put(struct kiln_catalog *c, const char *name, const ch
 	sqlite3_bind_text(st, 2, token_sha, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, at, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = rv_error(c, e, "adding a reviewer");
+		rc = db_error(c, e, "adding a reviewer");
 		goto out;
 	}
-	rc = rv_exec(c, "COMMIT", e);
+	rc = exec(c, "COMMIT", e);
 out:
 	sqlite3_finalize(st);
 	if (rc)
-		rv_rollback(c);
+		rollback(c);
 	return rc;
 }
 
@@ -129,7 +76,7 @@ int kiln_catalog_reviewer_find(struct kiln_catalog *c, const char *token_sha, ch
 	int rc, step;
 	*name = NULL;
 	*owner = 0;
-	if ((rc = rv_prepare(c, "SELECT name, owner FROM reviewers WHERE token_sha256 = ?", &st,
+	if ((rc = prepare(c, "SELECT name, owner FROM reviewers WHERE token_sha256 = ?", &st,
 			     e)))
 		return rc;
 	sqlite3_bind_text(st, 1, token_sha, -1, SQLITE_STATIC);
@@ -139,7 +86,7 @@ int kiln_catalog_reviewer_find(struct kiln_catalog *c, const char *token_sha, ch
 		if (!(*name = rv_dup(st, 0)))
 			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
 	} else if (step != SQLITE_DONE) {
-		rc = rv_error(c, e, "reading the reviewers");
+		rc = db_error(c, e, "reading the reviewers");
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -152,7 +99,7 @@ int kiln_catalog_reviewer_owner(struct kiln_catalog *c, char **name, char token_
 	int rc, step;
 	*name = NULL;
 	token_sha[0] = 0;
-	if ((rc = rv_prepare(c, "SELECT name, token_sha256 FROM reviewers WHERE owner = 1 "
+	if ((rc = prepare(c, "SELECT name, token_sha256 FROM reviewers WHERE owner = 1 "
 			     "LIMIT 1", &st, e)))
 		return rc;
 	step = sqlite3_step(st);
@@ -162,7 +109,7 @@ int kiln_catalog_reviewer_owner(struct kiln_catalog *c, char **name, char token_
 		if (!(*name = rv_dup(st, 0)))
 			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
 	} else if (step != SQLITE_DONE) {
-		rc = rv_error(c, e, "reading the reviewers");
+		rc = db_error(c, e, "reading the reviewers");
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -205,7 +152,7 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 	struct vote *votes = NULL;
 	size_t nvotes = 0;
 	char status[12] = "pending", *note = NULL, *pick_image = NULL;
-	unsigned candidate = 0, regeneration = 0, approvals = 0;
+	unsigned candidate = 0, regeneration = 0, seed_round = 0, approvals = 0;
 	int conflict = 0, step, rc, any_pick = 0;
 	sqlite3_int64 last = 0;
 	json_t *names = json_array(), *adds = json_array();
@@ -214,8 +161,9 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 		rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
 		goto out;
 	}
-	if ((rc = rv_prepare(c, "SELECT l.id, l.reviewer, l.action, l.candidate, l.note, "
-			     "l.prompt_add, l.image FROM review_log l WHERE l.item_id = ? AND "
+	if ((rc = prepare(c, "SELECT l.id, l.reviewer, l.action, l.candidate, l.note, "
+			     "l.prompt_add, l.image, l.same_seed FROM review_log l WHERE l.item_id = ? "
+			     "AND "
 			     "l.action <> 'undo' AND NOT EXISTS (SELECT 1 FROM review_log u WHERE "
 			     "u.undoes = l.id) ORDER BY l.id", &st, e)))
 		goto out;
@@ -246,8 +194,10 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 				goto nomem;
 		}
 		if (!strcmp(act, "regenerate")) {
+			int same = sqlite3_column_int(st, 7);
 			regeneration++;
-			if (sqlite3_column_int(st, 5) && nt && *nt &&
+			seed_round += !same;
+			if ((sqlite3_column_int(st, 5) || same) && nt && *nt &&
 			    json_array_append_new(adds, json_pack("{s:i, s:s}", "round",
 								  (int)regeneration, "note", nt)))
 				goto nomem;
@@ -276,7 +226,7 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 		votes[k].candidate = (unsigned)sqlite3_column_int(st, 3);
 	}
 	if (step != SQLITE_DONE) {
-		rc = rv_error(c, e, "reading the review log");
+		rc = db_error(c, e, "reading the review log");
 		goto out;
 	}
 	sqlite3_finalize(st);
@@ -308,12 +258,13 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 	    (json_array_size(adds) && !(adds_text = json_dumps(adds, JSON_COMPACT))))
 		goto nomem;
 	/* the state row; base_image keeps the image the item had before its first pick */
-	if ((rc = rv_prepare(c, "INSERT INTO review_state(item_id, status, candidate, note, "
+	if ((rc = prepare(c, "INSERT INTO review_state(item_id, status, candidate, note, "
 			     "reviewers, approvals, conflict, regeneration, prompt_add, base_image, "
-			     "last_decision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT image "
-			     "FROM items WHERE id = ?1), ?10) ON CONFLICT(item_id) DO UPDATE SET "
-			     "status = ?2, candidate = ?3, note = ?4, reviewers = ?5, approvals = ?6, "
-			     "conflict = ?7, regeneration = ?8, prompt_add = ?9, last_decision = ?10",
+			     "last_decision, seed_round) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+			     "(SELECT image FROM items WHERE id = ?1), ?10, ?11) ON CONFLICT(item_id) DO "
+			     "UPDATE SET status = ?2, candidate = ?3, note = ?4, reviewers = ?5, "
+			     "approvals = ?6, conflict = ?7, regeneration = ?8, prompt_add = ?9, "
+			     "last_decision = ?10, seed_round = ?11",
 			     &st, e)))
 		goto out;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)item_id);
@@ -327,14 +278,15 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 	sqlite3_bind_int(st, 8, (int)regeneration);
 	sqlite3_bind_text(st, 9, adds_text, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, last);
+	sqlite3_bind_int(st, 11, (int)seed_round);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = rv_error(c, e, "writing the review state");
+		rc = db_error(c, e, "writing the review state");
 		goto out;
 	}
 	sqlite3_finalize(st);
 	st = NULL;
 	/* the item's image: the picked candidate's, or back to the one before any pick */
-	if ((rc = rv_prepare(c, any_pick && pick_image ?
+	if ((rc = prepare(c, any_pick && pick_image ?
 			     "UPDATE items SET image = ?2, recipe = coalesce((SELECT r.recipe FROM "
 			     "renders r WHERE r.item_id = ?1 AND r.image = ?2 AND r.status = 'ok' "
 			     "ORDER BY r.id DESC LIMIT 1), recipe), image_bytes = coalesce((SELECT "
@@ -353,7 +305,7 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 	if (any_pick && pick_image)
 		sqlite3_bind_text(st, 2, pick_image, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = rv_error(c, e, "setting the picked image");
+		rc = db_error(c, e, "setting the picked image");
 		goto out;
 	}
 	goto out;
@@ -396,24 +348,25 @@ int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
 		if (!valid_action(d[i].action))
 			return kiln_error_set(e, KILN_E_USAGE, d[i].action, "not a review action "
 					      "(approve, reject, pending, regenerate, pick)");
-	if ((rc = rv_begin(c, e)))
+	if ((rc = begin(c, e)))
 		return rc;
-	rv_now(at);
-	if ((rc = rv_prepare(c, "SELECT image FROM items WHERE id = ?", &chk, e)) ||
-	    (rc = rv_prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, candidate, "
-			     "image, note, prompt_add, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	now_iso(at);
+	if ((rc = prepare(c, "SELECT image FROM items WHERE id = ?", &chk, e)) ||
+	    (rc = prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, candidate, "
+			     "image, note, prompt_add, group_id, same_seed) VALUES (?, ?, ?, ?, ?, ?, ?, "
+			     "?, ?, ?)",
 			     &ins, e)))
 		goto out;
 	if (group || n > 1) {
 		sqlite3_stmt *g = NULL;
-		if ((rc = rv_prepare(c, "SELECT coalesce(max(group_id), 0) + 1 FROM review_log", &g,
+		if ((rc = prepare(c, "SELECT coalesce(max(group_id), 0) + 1 FROM review_log", &g,
 				     e)))
 			goto out;
 		if (sqlite3_step(g) == SQLITE_ROW)
 			gid = sqlite3_column_int64(g, 0);
 		sqlite3_finalize(g);
 		if (!gid) {
-			rc = rv_error(c, e, "numbering a bulk decision");
+			rc = db_error(c, e, "numbering a bulk decision");
 			goto out;
 		}
 	}
@@ -445,8 +398,9 @@ int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
 		sqlite3_bind_int(ins, 8, d[i].prompt_add ? 1 : 0);
 		if (gid)
 			sqlite3_bind_int64(ins, 9, gid);
+		sqlite3_bind_int(ins, 10, d[i].same_seed ? 1 : 0);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
-			rc = rv_error(c, e, "appending to the review log");
+			rc = db_error(c, e, "appending to the review log");
 			goto out;
 		}
 		if (i == 0)
@@ -455,12 +409,12 @@ int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
 			goto out;
 	}
 	*group_id = gid;
-	rc = rv_exec(c, "COMMIT", e);
+	rc = exec(c, "COMMIT", e);
 out:
 	sqlite3_finalize(chk);
 	sqlite3_finalize(ins);
 	if (rc)
-		rv_rollback(c);
+		rollback(c);
 	return rc;
 }
 
@@ -476,10 +430,10 @@ int kiln_catalog_review_undo(struct kiln_catalog *c, const char *reviewer, int64
 	int rc, step;
 	*ids = NULL;
 	*n = 0;
-	if ((rc = rv_begin(c, e)))
+	if ((rc = begin(c, e)))
 		return rc;
 	/* the reviewer's last decision still standing */
-	if ((rc = rv_prepare(c, "SELECT l.id, l.group_id FROM review_log l WHERE l.reviewer = ? "
+	if ((rc = prepare(c, "SELECT l.id, l.group_id FROM review_log l WHERE l.reviewer = ? "
 			     "AND l.action NOT IN ('undo', 'reset') AND NOT EXISTS (SELECT 1 FROM "
 			     "review_log u WHERE u.undoes = l.id) ORDER BY l.id DESC LIMIT 1", &st,
 			     e)))
@@ -489,14 +443,14 @@ int kiln_catalog_review_undo(struct kiln_catalog *c, const char *reviewer, int64
 	if (step == SQLITE_DONE)
 		goto done;
 	if (step != SQLITE_ROW) {
-		rc = rv_error(c, e, "reading the review log");
+		rc = db_error(c, e, "reading the review log");
 		goto out;
 	}
 	last_id = sqlite3_column_int64(st, 0);
 	gid = sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
 	st = NULL;
-	if ((rc = rv_prepare(c, gid ? "SELECT l.id, l.item_id FROM review_log l WHERE "
+	if ((rc = prepare(c, gid ? "SELECT l.id, l.item_id FROM review_log l WHERE "
 			     "l.group_id = ?2 AND l.reviewer = ?1 AND NOT EXISTS (SELECT 1 FROM "
 			     "review_log u WHERE u.undoes = l.id) ORDER BY l.id" :
 			     "SELECT id, item_id FROM review_log WHERE id = ?3", &st, e)))
@@ -519,11 +473,11 @@ int kiln_catalog_review_undo(struct kiln_catalog *c, const char *reviewer, int64
 		items[nv++] = (uint64_t)sqlite3_column_int64(st, 1);
 	}
 	if (step != SQLITE_DONE) {
-		rc = rv_error(c, e, "reading the review log");
+		rc = db_error(c, e, "reading the review log");
 		goto out;
 	}
-	rv_now(at);
-	if ((rc = rv_prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, undoes, "
+	now_iso(at);
+	if ((rc = prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, undoes, "
 			     "group_id) VALUES (?, ?, ?, 'undo', ?, NULL)", &ins, e)))
 		goto out;
 	for (size_t i = 0; i < nv; i++) {
@@ -533,20 +487,20 @@ int kiln_catalog_review_undo(struct kiln_catalog *c, const char *reviewer, int64
 		sqlite3_bind_int64(ins, 3, (sqlite3_int64)items[i]);
 		sqlite3_bind_int64(ins, 4, v[i]);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
-			rc = rv_error(c, e, "appending to the review log");
+			rc = db_error(c, e, "appending to the review log");
 			goto out;
 		}
 		if ((rc = recompute(c, items[i], e)))
 			goto out;
 	}
 done:
-	rc = rv_exec(c, "COMMIT", e);
+	rc = exec(c, "COMMIT", e);
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(ins);
 	free(items);
 	if (rc) {
-		rv_rollback(c);
+		rollback(c);
 		free(v);
 		return rc;
 	}
@@ -561,16 +515,16 @@ int kiln_catalog__review_rendered_tx(struct kiln_catalog *c, uint64_t item_id,
 	sqlite3_stmt *st = NULL;
 	char at[48];
 	int rc;
-	if ((rc = rv_prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, note) "
+	if ((rc = prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, note) "
 			     "SELECT ?1, 'kiln', ?2, 'reset', 'regeneration ' || regeneration || "
 			     "' rendered' FROM review_state WHERE item_id = ?2 AND status = "
 			     "'regenerate'", &st, e)))
 		return rc;
-	rv_now(at);
+	now_iso(at);
 	sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)item_id);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = rv_error(c, e, "appending to the review log");
+		rc = db_error(c, e, "appending to the review log");
 		goto out;
 	}
 	if (!sqlite3_changes(c->db))
@@ -578,12 +532,12 @@ int kiln_catalog__review_rendered_tx(struct kiln_catalog *c, uint64_t item_id,
 	sqlite3_finalize(st);
 	st = NULL;
 	/* the new render is the image an undone pick goes back to from now on */
-	if ((rc = rv_prepare(c, "UPDATE review_state SET base_image = (SELECT image FROM items "
+	if ((rc = prepare(c, "UPDATE review_state SET base_image = (SELECT image FROM items "
 			     "WHERE id = ?1) WHERE item_id = ?1", &st, e)))
 		return rc;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)item_id);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = rv_error(c, e, "writing the review state");
+		rc = db_error(c, e, "writing the review state");
 		goto out;
 	}
 	rc = recompute(c, item_id, e);
@@ -679,7 +633,7 @@ int kiln_catalog_review_states(struct kiln_catalog *c, struct kiln_review_state 
 	int rc, step;
 	*v = NULL;
 	*n = 0;
-	if ((rc = rv_prepare(c, "SELECT " STATE_COLS " FROM review_state ORDER BY item_id", &st,
+	if ((rc = prepare(c, "SELECT " STATE_COLS " FROM review_state ORDER BY item_id", &st,
 			     e)))
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -697,7 +651,7 @@ int kiln_catalog_review_states(struct kiln_catalog *c, struct kiln_review_state 
 		na++;
 	}
 	if (step != SQLITE_DONE)
-		rc = rv_error(c, e, "reading the review state");
+		rc = db_error(c, e, "reading the review state");
 out:
 	sqlite3_finalize(st);
 	if (rc) {
@@ -718,7 +672,7 @@ int kiln_catalog_review_state(struct kiln_catalog *c, uint64_t item_id,
 	memset(s, 0, sizeof *s);
 	s->item_id = item_id;
 	snprintf(s->status, sizeof s->status, "pending");
-	if ((rc = rv_prepare(c, "SELECT " STATE_COLS " FROM review_state WHERE item_id = ?", &st,
+	if ((rc = prepare(c, "SELECT " STATE_COLS " FROM review_state WHERE item_id = ?", &st,
 			     e)))
 		return rc;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)item_id);
@@ -727,7 +681,7 @@ int kiln_catalog_review_state(struct kiln_catalog *c, uint64_t item_id,
 		if (!(rc = state_row(c, st, s, e)))
 			*found = 1;
 	} else if (step != SQLITE_DONE) {
-		rc = rv_error(c, e, "reading the review state");
+		rc = db_error(c, e, "reading the review state");
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -742,11 +696,14 @@ int kiln_catalog_review_log_json(struct kiln_catalog *c, int has_item, uint64_t 
 	*json = NULL;
 	if (!arr)
 		return kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
-	if ((rc = rv_prepare(c, "SELECT l.id, l.at, l.reviewer, l.item_id, l.action, l.candidate, "
-			     "l.image, l.note, l.prompt_add, l.group_id, l.undoes, EXISTS (SELECT 1 "
-			     "FROM review_log u WHERE u.undoes = l.id) FROM review_log l WHERE ?1 = 0 "
-			     "OR l.item_id = ?2 ORDER BY l.id", &st, e)))
+	/* one item's rows by the index review_log_item (an OR here would scan the whole log) */
+#define LOG_COLS "SELECT l.id, l.at, l.reviewer, l.item_id, l.action, l.candidate, l.image, " \
+	"l.note, l.prompt_add, l.group_id, l.undoes, EXISTS (SELECT 1 FROM review_log u WHERE " \
+	"u.undoes = l.id) FROM review_log l "
+	if ((rc = prepare(c, has_item ? LOG_COLS "WHERE l.item_id = ?2 ORDER BY l.id" :
+			     LOG_COLS "WHERE ?1 = 0 ORDER BY l.id", &st, e)))
 		goto out;
+#undef LOG_COLS
 	sqlite3_bind_int(st, 1, has_item);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)item_id);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -774,7 +731,7 @@ int kiln_catalog_review_log_json(struct kiln_catalog *c, int has_item, uint64_t 
 		}
 	}
 	if (step != SQLITE_DONE) {
-		rc = rv_error(c, e, "reading the review log");
+		rc = db_error(c, e, "reading the review log");
 		goto out;
 	}
 	if (!(*json = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER)))
@@ -791,7 +748,7 @@ int kiln_catalog_review_counts(struct kiln_catalog *c, struct kiln_review_counts
 	sqlite3_stmt *st = NULL;
 	int rc;
 	memset(out, 0, sizeof *out);
-	if ((rc = rv_prepare(c, "SELECT (SELECT count(*) FROM items i LEFT JOIN review_state s ON "
+	if ((rc = prepare(c, "SELECT (SELECT count(*) FROM items i LEFT JOIN review_state s ON "
 			     "s.item_id = i.id WHERE coalesce(s.status, 'pending') = 'pending'), "
 			     "(SELECT count(*) FROM review_state s JOIN items i ON i.id = s.item_id "
 			     "WHERE s.status = 'approved'), (SELECT count(*) FROM review_state s JOIN "
@@ -809,7 +766,7 @@ int kiln_catalog_review_counts(struct kiln_catalog *c, struct kiln_review_counts
 		out->conflicts = (uint64_t)sqlite3_column_int64(st, 4);
 		out->decisions = (uint64_t)sqlite3_column_int64(st, 5);
 	} else {
-		rc = rv_error(c, e, "counting review states");
+		rc = db_error(c, e, "counting review states");
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -823,7 +780,7 @@ int kiln_catalog_ok_renders_each(struct kiln_catalog *c,
 {
 	sqlite3_stmt *st = NULL;
 	int rc, step;
-	if ((rc = rv_prepare(c, "SELECT item_id, image, seed, recipe, request FROM renders WHERE "
+	if ((rc = prepare(c, "SELECT item_id, image, seed, recipe, request FROM renders WHERE "
 			     "status = 'ok' AND image IS NOT NULL ORDER BY item_id, id", &st, e)))
 		return rc;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW)
@@ -834,7 +791,7 @@ int kiln_catalog_ok_renders_each(struct kiln_catalog *c,
 		       (const char *)sqlite3_column_text(st, 4)))
 			break;
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = rv_error(c, e, "reading renders");
+		rc = db_error(c, e, "reading renders");
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -846,7 +803,7 @@ int kiln_catalog_qa_current_each(struct kiln_catalog *c,
 {
 	sqlite3_stmt *st = NULL;
 	int rc, step;
-	if ((rc = rv_prepare(c, "SELECT q.item_id, q.check_id, q.severity, q.message FROM "
+	if ((rc = prepare(c, "SELECT q.item_id, q.check_id, q.severity, q.message FROM "
 			     "qa_findings q JOIN items i ON i.id = q.item_id WHERE q.item_id IS NOT "
 			     "NULL AND coalesce(q.origin, 'catalog') = 'catalog' AND (q.image IS "
 			     "NULL OR q.image IS i.image) ORDER BY q.item_id, q.id", &st, e)))
@@ -858,7 +815,7 @@ int kiln_catalog_qa_current_each(struct kiln_catalog *c,
 		       (const char *)sqlite3_column_text(st, 3)))
 			break;
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = rv_error(c, e, "reading QA findings");
+		rc = db_error(c, e, "reading QA findings");
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -869,7 +826,7 @@ int kiln_catalog_thumb_get(struct kiln_catalog *c, const char *source, char thum
 	sqlite3_stmt *st = NULL;
 	int rc, step;
 	thumb[0] = 0;
-	if ((rc = rv_prepare(c, "SELECT thumb FROM thumbs WHERE source = ?", &st, e)))
+	if ((rc = prepare(c, "SELECT thumb FROM thumbs WHERE source = ?", &st, e)))
 		return rc;
 	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
 	step = sqlite3_step(st);
@@ -877,7 +834,7 @@ int kiln_catalog_thumb_get(struct kiln_catalog *c, const char *source, char thum
 		const unsigned char *t = sqlite3_column_text(st, 0);
 		snprintf(thumb, 65, "%s", t ? (const char *)t : "");
 	} else if (step != SQLITE_DONE) {
-		rc = rv_error(c, e, "reading thumbnails");
+		rc = db_error(c, e, "reading thumbnails");
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -888,14 +845,14 @@ int kiln_catalog_thumb_put(struct kiln_catalog *c, const char *source, const cha
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
-	if ((rc = rv_writable(c, e)) ||
-	    (rc = rv_prepare(c, "INSERT OR REPLACE INTO thumbs(source, thumb) VALUES (?, ?)", &st,
+	if ((rc = writable(c, e)) ||
+	    (rc = prepare(c, "INSERT OR REPLACE INTO thumbs(source, thumb) VALUES (?, ?)", &st,
 			     e)))
 		return rc;
 	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, thumb, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = rv_error(c, e, "recording a thumbnail");
+		rc = db_error(c, e, "recording a thumbnail");
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -906,7 +863,7 @@ int kiln_catalog_image_known(struct kiln_catalog *c, const char *sha, int *known
 	sqlite3_stmt *st = NULL;
 	int rc, step;
 	*known = 0;
-	if ((rc = rv_prepare(c, "SELECT 1 WHERE EXISTS (SELECT 1 FROM items WHERE image = ?1) OR "
+	if ((rc = prepare(c, "SELECT 1 WHERE EXISTS (SELECT 1 FROM items WHERE image = ?1) OR "
 			     "EXISTS (SELECT 1 FROM renders WHERE image = ?1 AND status = 'ok') OR "
 			     "EXISTS (SELECT 1 FROM thumbs WHERE thumb = ?1)", &st, e)))
 		return rc;
@@ -915,7 +872,26 @@ int kiln_catalog_image_known(struct kiln_catalog *c, const char *sha, int *known
 	if (step == SQLITE_ROW)
 		*known = 1;
 	else if (step != SQLITE_DONE)
-		rc = rv_error(c, e, "looking an image up");
+		rc = db_error(c, e, "looking an image up");
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* --- checkpoints ---------------------------------------------------------------------------- */
+
+void kiln_catalog_wal_autocheckpoint(struct kiln_catalog *c, int pages)
+{
+	if (!c->readonly)
+		sqlite3_wal_autocheckpoint(c->db, pages);
+}
+
+int kiln_catalog_checkpoint(struct kiln_catalog *c, struct kiln_error *e)
+{
+	int rc;
+	if (c->readonly)
+		return 0;
+	rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+		return db_error(c, e, "checkpoint");
+	return 0;
 }

@@ -534,9 +534,10 @@ int kiln_recipe_ai_build(const struct kiln_spec *s, const struct kiln_item *it,
 		return kiln_error_set(e, KILN_E_SPEC, s->path, "no generate: block");
 	rq->item_id = it->id;
 	rq->candidate = candidate;
-	/* a token sent back by review (regeneration n > 0) gets seeds past every earlier
-	 * round's: candidate k of round n asks for item seed + n * candidates + k */
-	rq->seed = ((it->seed & 0xffffffffull) + (uint64_t)it->regeneration * g->candidates +
+	/* a token sent back by review for new seeds (seed round n > 0) gets seeds past every
+	 * earlier round's: candidate k of round n asks for item seed + n * candidates + k; a
+	 * "same seed" round keeps them (its note changes the prompt) */
+	rq->seed = ((it->seed & 0xffffffffull) + (uint64_t)it->seed_round * g->candidates +
 		    candidate) & 0xffffffffull;
 	rq->checkpoint = g->checkpoint;
 	rq->sampler = g->sampler;

@@ -440,10 +440,13 @@ static int item_current(struct kiln_recipe *r, const struct kiln_spec *s,
 	int rc = 0;
 	*current = 0;
 	/* review: a token regenerated n times has candidates from every round, any of them may be
-	 * the one picked (each round: its seeds, the notes added to the prompt by then) */
-	for (unsigned g = 0; !*current && g <= it->regeneration; g++) {
+	 * the one picked (each round: its seeds, the notes added to the prompt by then; a "same
+	 * seed" round kept the seeds, so round g's are any seed round up to g's) */
+	for (unsigned g = 0; !*current && g <= it->regeneration; g++)
+	for (unsigned sr = 0; !*current && sr <= g && sr <= it->seed_round; sr++) {
 		struct kiln_item one = *it;
 		one.regeneration = g;
+		one.seed_round = sr;
 		if (kiln_catalog_prompt_add(it->prompt_adds, g, &one.prompt_add))
 			return kiln_error_set(e, KILN_E_NOMEM, s->path, "out of memory");
 		for (unsigned c = 0; !*current && c < n; c++) {

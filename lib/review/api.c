@@ -2,10 +2,15 @@
  * contract with the page and with scripts).
  *
  * The server keeps what it shows in memory (struct rv_cache: items, candidates, QA findings,
- * review states), loaded once at start: the server holds the project lock, so nothing but its
- * own decisions changes the catalog while it runs, and each decision refreshes the entries it
- * touched from the catalog after its transaction. A listing of 10,000 tokens is then a scan of
- * memory, not of SQLite. Every endpoint runs under the server's lock.
+ * review states), loaded once at start; each decision refreshes the entries it touched from
+ * the catalog after its transaction (the server holds no lock while it serves: what another
+ * kiln renders meanwhile shows after a restart; a decision records the catalog's image). A listing of 10,000 tokens is then a scan of
+ * memory, not of SQLite.
+ *
+ * Locks (pool.c): GETs read the cache under cache_lock held for reading and the catalog on a
+ * read-only connection of the pool; a decision runs its transaction on the writer (write_lock),
+ * then, still holding it, takes cache_lock for writing only to swap the new state in, so the
+ * cache follows the commits in their order and a reader never waits for a transaction.
  */
 #include "review/internal.h"
 #include "kiln/recipe.h"
@@ -129,6 +134,8 @@ static int own_candidate(struct rv_token *t)
 	return 0;
 }
 
+/* Every item's state from the writer into the cache (the caller holds write_lock, or is
+ * alone at start); the cache is locked for writing only while the states are swapped. */
 static int load_states(struct kiln_review_server *s, struct kiln_error *e)
 {
 	struct kiln_review_state *v = NULL;
@@ -136,6 +143,7 @@ static int load_states(struct kiln_review_server *s, struct kiln_error *e)
 	int rc;
 	if ((rc = kiln_catalog_review_states(s->p->catalog, &v, &n, e)))
 		return rc;
+	pthread_rwlock_wrlock(&s->cache_lock);
 	for (size_t i = 0; i < s->cache.items.n; i++) {
 		struct rv_token *t = &s->cache.tok[i];
 		if (t->has_state)
@@ -150,6 +158,7 @@ static int load_states(struct kiln_review_server *s, struct kiln_error *e)
 		t->has_state = 1;
 		memset(&v[i], 0, sizeof v[i]);
 	}
+	pthread_rwlock_unlock(&s->cache_lock);
 	kiln_review_states_free(v, n);
 	return 0;
 }
@@ -204,26 +213,65 @@ void rv_cache_free(struct kiln_review_server *s)
 	memset(c, 0, sizeof *c);
 }
 
-/* After a decision on t: its state and image again from the catalog. */
+/* After a decision on t: its state and image again from the writer (the caller holds
+ * write_lock). Returns with cache_lock held for writing (also on error): the caller answers
+ * from the fresh entry, then unlocks. */
 static int refresh(struct kiln_review_server *s, struct rv_token *t, struct kiln_error *e)
 {
 	struct kiln_review_state st;
 	struct kiln_items one;
 	int found, rc;
-	if ((rc = kiln_catalog_review_state(s->p->catalog, t->it->id, &st, &found, e)))
+	memset(&one, 0, sizeof one);
+	if ((rc = kiln_catalog_review_state(s->p->catalog, t->it->id, &st, &found, e))) {
+		pthread_rwlock_wrlock(&s->cache_lock);
 		return rc;
+	}
+	if ((rc = kiln_catalog_item(s->p->catalog, s->p->spec, t->it->id, &one, e))) {
+		kiln_review_state_release(&st);
+		pthread_rwlock_wrlock(&s->cache_lock);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&s->cache_lock);
 	if (t->has_state)
 		kiln_review_state_release(&t->st);
 	t->st = st;
 	t->has_state = found;
 	if (!found)
 		kiln_review_state_release(&st);
-	if ((rc = kiln_catalog_item(s->p->catalog, s->p->spec, t->it->id, &one, e)))
-		return rc;
 	if (one.n)
 		memcpy(t->it->image, one.v[0].image, sizeof t->it->image);
 	kiln_items_release(&one);
 	return 0;
+}
+
+/* --- regeneration -------------------------------------------------------------------------- */
+
+/* Why re-rendering cannot change t, or NULL when it can: only a token with an AI part (an AI
+ * engine's generated token) is rendered from a seed. A composed token's image is a pure function
+ * of its traits (the collection's economic model, which a regeneration keeps), a legendary's is
+ * the file the studio supplied. */
+static const char *no_regenerate(const struct kiln_review_server *s, const struct rv_token *t)
+{
+	if (t->it->legendary >= 0 || t->it->legendary_name)
+		return "a legendary: its image is the file the studio supplied, so rendering it again "
+		       "gives the same image; reject it, or replace its image with an artist's edit";
+	if (!s->p->spec->engine || !strcmp(s->p->spec->engine, "compose"))
+		return "composed from its layers: its image is a pure function of its traits (the "
+		       "economic model, which a regeneration keeps), so rendering it again gives "
+		       "the same image; reject it, or replace its image with an artist's edit";
+	return NULL;
+}
+
+/* 409 {"error", "hint": "artist_edit", "id"} for a regeneration refused */
+static enum MHD_Result send_no_regenerate(struct rv_req *r, const struct rv_token *t,
+					  const char *why)
+{
+	char msg[512];
+	snprintf(msg, sizeof msg, "token %llu cannot be regenerated: it is %s",
+		 (unsigned long long)t->it->id, why);
+	return rv_send_json(r->conn, 409, json_pack("{s:s, s:s, s:I}", "error", msg, "hint",
+						    kiln_hint_name(KILN_HINT_ARTIST_EDIT), "id",
+						    (json_int_t)t->it->id));
 }
 
 /* --- views ---------------------------------------------------------------------------------- */
@@ -281,15 +329,16 @@ static json_t *qa_checks(const struct rv_token *t)
 	return a;
 }
 
-static json_t *token_row(const struct rv_token *t)
+static json_t *token_row(const struct kiln_review_server *s, const struct rv_token *t)
 {
 	json_t *traits = json_loads(t->it->traits_json, 0, NULL);
-	return json_pack("{s:I, s:s, s:o, s:I, s:o, s:o, s:I, s:o}",
+	return json_pack("{s:I, s:s, s:o, s:I, s:o, s:o, s:I, s:o, s:b}",
 			 "id", (json_int_t)t->it->id, "status", status_of(t),
 			 "image", t->it->image[0] ? json_string(t->it->image) : json_null(),
 			 "rank", (json_int_t)t->it->rarity_rank,
 			 "traits", traits ? traits : json_object(), "qa", qa_checks(t),
-			 "candidates", (json_int_t)t->ncands, "reviewers", reviewers_of(t));
+			 "candidates", (json_int_t)t->ncands, "reviewers", reviewers_of(t),
+			 "regenerate", !no_regenerate(s, t));
 }
 
 /* --- filters -------------------------------------------------------------------------------- */
@@ -520,7 +569,7 @@ static enum MHD_Result tokens(struct rv_req *r)
 		if (!matches(&f, t))
 			continue;
 		if (total >= f.offset && total - f.offset < f.limit &&
-		    json_array_append_new(list, token_row(t))) {
+		    json_array_append_new(list, token_row(s, t))) {
 			json_decref(list);
 			list = NULL;
 		}
@@ -548,6 +597,7 @@ static json_t *ai_json(struct kiln_review_server *s, const struct rv_token *t, u
 			uint64_t off = (t->cands[k - 1].seed - (one.seed & 0xffffffffull)) &
 				       0xffffffffull;
 			one.regeneration = (unsigned)(off / per);
+			one.seed_round = one.regeneration;
 			c = (unsigned)(off % per);
 		}
 		/* the notes that round's request had */
@@ -582,9 +632,10 @@ static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
 	json_t *traits = json_array(), *cands = json_array(), *decisions = NULL, *o;
 	const struct kiln_spec *sp = s->p->spec;
 	char *log = NULL;
-	unsigned k = picked(t);
+	unsigned k;
 	long prev = -1, next = -1;
 	size_t at = (size_t)(t - s->cache.tok);
+	uint64_t id = t->it->id;
 	filter_init(&f);
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg, &f);
 	if (f.err[0]) {
@@ -592,6 +643,8 @@ static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
 		json_decref(cands);
 		return rv_send_error(r->conn, 400, "%s", f.err);
 	}
+	pthread_rwlock_rdlock(&s->cache_lock);
+	k = picked(t);
 	/* neighbours within the filter given (none: all tokens) */
 	for (size_t i = at; i-- > 0;)
 		if (matches(&f, &s->cache.tok[i])) {
@@ -613,16 +666,8 @@ static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
 			(json_int_t)i + 1, "image", t->cands[i].image, "seed",
 			(json_int_t)t->cands[i].seed, "picked", k == i + 1, "regeneration",
 			(int)t->cands[i].regeneration));
-	kiln_error_clear(&e);
-	if (kiln_catalog_review_log_json(s->p->catalog, 1, t->it->id, &log, &e)) {
-		json_decref(traits);
-		json_decref(cands);
-		return rv_send_error(r->conn, 500, "%s", e.msg);
-	}
-	decisions = json_loads(log, 0, NULL);
-	free(log);
 	o = json_pack("{s:I, s:s, s:o, s:I, s:f, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
-		      "s:o}",
+		      "s:o, s:o}",
 		      "id", (json_int_t)t->it->id,
 		      "kind", t->it->legendary_name ? "legendary" : "generated",
 		      "traits", traits ? traits : json_array(),
@@ -632,11 +677,32 @@ static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
 		      "candidates", cands ? cands : json_array(),
 		      "qa", t->qa ? json_deep_copy(t->qa) : json_array(),
 		      "ai", ai_json(s, t, k), "review", review_json(t),
-		      "decisions", decisions ? decisions : json_array(),
+		      "decisions", json_array(),
 		      "prev", prev >= 0 ? json_integer((json_int_t)s->cache.tok[prev].it->id)
 					: json_null(),
 		      "next", next >= 0 ? json_integer((json_int_t)s->cache.tok[next].it->id)
-					: json_null());
+					: json_null(),
+		      "no_regenerate", no_regenerate(s, t) ? json_string(no_regenerate(s, t))
+							   : json_null());
+	pthread_rwlock_unlock(&s->cache_lock);
+	/* the decisions from a read-only connection, the cache free again */
+	kiln_error_clear(&e);
+	{
+		struct rv_reader *h;
+		struct kiln_catalog *c = rv_read_begin(s, &h);
+		int rc = kiln_catalog_review_log_json(c, 1, id, &log, &e);
+		rv_read_end(h);
+		if (rc) {
+			json_decref(o);
+			return rv_send_error(r->conn, 500, "%s", e.msg);
+		}
+	}
+	decisions = json_loads(log, 0, NULL);
+	free(log);
+	if (o && decisions)
+		json_object_set_new(o, "decisions", decisions);
+	else
+		json_decref(decisions);
 	return rv_send_json(r->conn, 200, o);
 }
 
@@ -724,16 +790,53 @@ static enum MHD_Result decision(struct rv_req *r, struct rv_token *t)
 		json_decref(o);
 		return rv_send_error(r->conn, 400, "candidate goes with action pick only");
 	}
+	if (!strcmp(d.action, "regenerate") && no_regenerate(s, t)) {
+		json_decref(o);
+		return send_no_regenerate(r, t, no_regenerate(s, t));
+	}
+	/* "seed": "same": the next render keeps the seeds and adds the note to the prompt */
+	{
+		json_t *sd = json_object_get(o, "seed");
+		const char *v = json_string_value(sd);
+		if (sd && !json_is_null(sd) && (!v || (strcmp(v, "same") && strcmp(v, "new")))) {
+			json_decref(o);
+			return rv_send_error(r->conn, 400, "seed is \"same\" or \"new\"");
+		}
+		if (v && !strcmp(v, "same")) {
+			if (strcmp(d.action, "regenerate")) {
+				json_decref(o);
+				return rv_send_error(r->conn, 400, "seed goes with action regenerate "
+						     "only");
+			}
+			if (!d.note || !*d.note) {
+				json_decref(o);
+				return rv_send_error(r->conn, 400, "the same seed needs a note to add "
+						     "to the prompt (else the image would not change)");
+			}
+			d.same_seed = 1;
+			d.prompt_add = 1;
+		}
+	}
 	kiln_error_clear(&e);
+	rv_write_begin(s);
 	if (kiln_catalog_review_decide(s->p->catalog, r->reviewer, &d, 1, 0, &first, &group,
-				       &e) || refresh(s, t, &e)) {
+				       &e)) {
+		rv_write_end(s);
 		json_decref(o);
 		return rv_send_error(r->conn, 500, "token %llu: %s", (unsigned long long)t->it->id,
 				     e.msg);
 	}
 	json_decref(o);
-	return rv_send_json(r->conn, 200, json_pack("{s:I, s:o}", "decision", (json_int_t)first,
-						    "review", review_json(t)));
+	if (refresh(s, t, &e)) {
+		pthread_rwlock_unlock(&s->cache_lock);
+		rv_write_end(s);
+		return rv_send_error(r->conn, 500, "token %llu: %s", (unsigned long long)t->it->id,
+				     e.msg);
+	}
+	o = json_pack("{s:I, s:o}", "decision", (json_int_t)first, "review", review_json(t));
+	pthread_rwlock_unlock(&s->cache_lock);
+	rv_write_end(s);
+	return rv_send_json(r->conn, 200, o);
 }
 
 static enum MHD_Result bulk(struct rv_req *r)
@@ -745,8 +848,8 @@ static enum MHD_Result bulk(struct rv_req *r)
 	enum MHD_Result res;
 	json_t *o = body_object(r, &res), *a;
 	const char *note;
-	int prompt_add;
-	size_t n = 0;
+	int prompt_add, rc;
+	size_t n = 0, skipped = 0;
 	int64_t first = 0, group = 0;
 	char err[128];
 	if (!o)
@@ -769,26 +872,40 @@ static enum MHD_Result bulk(struct rv_req *r)
 		return rv_send_error(r->conn, 500, "out of memory");
 	}
 	/* every token the filter matches (offset and limit do not apply to a bulk decision) */
+	rv_write_begin(s);
+	pthread_rwlock_rdlock(&s->cache_lock);
 	for (size_t i = 0; i < s->cache.items.n; i++) {
 		if (!matches(&f, &s->cache.tok[i]))
 			continue;
+		/* tokens re-rendering cannot change are left as they are, and counted */
+		if (!strcmp(json_string_value(a), "regenerate") &&
+		    no_regenerate(s, &s->cache.tok[i])) {
+			skipped++;
+			continue;
+		}
 		d[n].item_id = s->cache.tok[i].it->id;
 		d[n].action = json_string_value(a);
 		d[n].note = note;
 		d[n].prompt_add = prompt_add;
 		n++;
 	}
+	pthread_rwlock_unlock(&s->cache_lock);
 	kiln_error_clear(&e);
-	if (n && (kiln_catalog_review_decide(s->p->catalog, r->reviewer, d, n, 1, &first, &group,
-					     &e) || load_states(s, &e))) {
+	rc = n && (kiln_catalog_review_decide(s->p->catalog, r->reviewer, d, n, 1, &first, &group,
+					      &e) || load_states(s, &e));
+	rv_write_end(s);
+	if (rc) {
 		free(d);
 		json_decref(o);
 		return rv_send_error(r->conn, 500, "bulk decision: %s", e.msg);
 	}
 	free(d);
 	json_decref(o);
-	return rv_send_json(r->conn, 200, json_pack("{s:o, s:I}", "group",
-		group ? json_integer(group) : json_null(), "decided", (json_int_t)n));
+	return rv_send_json(r->conn, 200, json_pack("{s:o, s:I, s:I, s:s?}", "group",
+		group ? json_integer(group) : json_null(), "decided", (json_int_t)n, "skipped",
+		(json_int_t)skipped, "skipped_why", skipped ? "rendering them again gives the same "
+		"images (composed from their traits, or legendaries): reject them, or replace their "
+		"images with an artist's edit" : NULL));
 }
 
 static enum MHD_Result undo(struct rv_req *r)
@@ -803,10 +920,14 @@ static enum MHD_Result undo(struct rv_req *r)
 		return res;
 	json_decref(o);
 	kiln_error_clear(&e);
+	rv_write_begin(s);
 	if (kiln_catalog_review_undo(s->p->catalog, r->reviewer, &v, &n, &e) ||
-	    load_states(s, &e))
+	    load_states(s, &e)) {
+		rv_write_end(s);
 		return rv_send_error(r->conn, 500, "undo: %s", e.msg);
+	}
 	/* an undone pick gives an item its earlier image back */
+	pthread_rwlock_wrlock(&s->cache_lock);
 	for (size_t i = 0; i < s->cache.items.n; i++) {
 		struct kiln_items one;
 		struct rv_token *t = &s->cache.tok[i];
@@ -818,6 +939,8 @@ static enum MHD_Result undo(struct rv_req *r)
 			memcpy(t->it->image, one.v[0].image, sizeof t->it->image);
 		kiln_items_release(&one);
 	}
+	pthread_rwlock_unlock(&s->cache_lock);
+	rv_write_end(s);
 	ids = json_array();
 	for (size_t i = 0; ids && i < n; i++)
 		json_array_append_new(ids, json_integer(v[i]));
@@ -870,6 +993,9 @@ static enum MHD_Result conflicts(struct rv_req *r)
 {
 	struct kiln_review_server *s = r->srv;
 	json_t *list = json_array();
+	struct rv_reader *h;
+	struct kiln_catalog *c = rv_read_begin(s, &h);
+	pthread_rwlock_rdlock(&s->cache_lock);
 	for (size_t i = 0; list && i < s->cache.items.n; i++) {
 		const struct rv_token *t = &s->cache.tok[i];
 		struct kiln_error e;
@@ -878,7 +1004,9 @@ static enum MHD_Result conflicts(struct rv_req *r)
 		if (!t->has_state || !t->st.conflict)
 			continue;
 		kiln_error_clear(&e);
-		if (kiln_catalog_review_log_json(s->p->catalog, 1, t->it->id, &log, &e)) {
+		if (kiln_catalog_review_log_json(c, 1, t->it->id, &log, &e)) {
+			pthread_rwlock_unlock(&s->cache_lock);
+			rv_read_end(h);
 			json_decref(list);
 			return rv_send_error(r->conn, 500, "%s", e.msg);
 		}
@@ -888,7 +1016,19 @@ static enum MHD_Result conflicts(struct rv_req *r)
 			(json_int_t)t->it->id, "review", review_json(t), "decisions",
 			d ? d : json_array()));
 	}
+	pthread_rwlock_unlock(&s->cache_lock);
+	rv_read_end(h);
 	return rv_send_json(r->conn, 200, list ? json_pack("{s:o}", "tokens", list) : NULL);
+}
+
+/* an endpoint that only reads the cache, under cache_lock for reading */
+static enum MHD_Result locked_read(struct rv_req *r, enum MHD_Result (*f)(struct rv_req *))
+{
+	enum MHD_Result res;
+	pthread_rwlock_rdlock(&r->srv->cache_lock);
+	res = f(r);
+	pthread_rwlock_unlock(&r->srv->cache_lock);
+	return res;
 }
 
 /* "/api/tokens/123" or "/api/tokens/123/decision": the id, the rest in *tail */
@@ -914,17 +1054,16 @@ enum MHD_Result rv_api(struct rv_req *r)
 	const char *p = r->path, *tail;
 	const char *want = NULL;   /* the method the path takes, when it is not this one */
 	uint64_t id;
-	pthread_mutex_lock(&s->lock);
 	if (!strcmp(p, "/api/session"))
 		res = get ? session(r) : (want = "GET", MHD_NO);
 	else if (!strcmp(p, "/api/tokens"))
-		res = get ? tokens(r) : (want = "GET", MHD_NO);
+		res = get ? locked_read(r, tokens) : (want = "GET", MHD_NO);
 	else if (!strcmp(p, "/api/bulk"))
 		res = !get ? bulk(r) : (want = "POST", MHD_NO);
 	else if (!strcmp(p, "/api/undo"))
 		res = !get ? undo(r) : (want = "POST", MHD_NO);
 	else if (!strcmp(p, "/api/rarity"))
-		res = get ? rarity(r) : (want = "GET", MHD_NO);
+		res = get ? locked_read(r, rarity) : (want = "GET", MHD_NO);
 	else if (!strcmp(p, "/api/conflicts"))
 		res = get ? conflicts(r) : (want = "GET", MHD_NO);
 	else if (!strncmp(p, "/api/tokens/", 12) && !token_path(p + 12, &id, &tail) &&
@@ -941,7 +1080,6 @@ enum MHD_Result rv_api(struct rv_req *r)
 	} else {
 		res = rv_send_error(r->conn, 404, "%s: no such endpoint", p);
 	}
-	pthread_mutex_unlock(&s->lock);
 	if (want)
 		return rv_send_error(r->conn, 405, "%s takes %s", p, want);
 	return res;
@@ -999,9 +1137,9 @@ enum MHD_Result rv_image(struct rv_req *r, int thumb)
 	if (!is_sha(sha))
 		return rv_send_error(r->conn, 404, "images are named by their SHA-256 (64 "
 				     "lowercase hex digits)");
-	pthread_mutex_lock(&s->lock);
+	pthread_rwlock_rdlock(&s->cache_lock);
 	known = known_image(s, sha);
-	pthread_mutex_unlock(&s->lock);
+	pthread_rwlock_unlock(&s->cache_lock);
 	if (!known)
 		return rv_send_error(r->conn, 404, "%s is not an image of this catalog", sha);
 	snprintf(etag, sizeof etag, "\"%s%s\"", thumb ? "t" : "", sha);

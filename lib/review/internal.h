@@ -1,7 +1,7 @@
 /* lib/review/internal.h: what the files of the review module share.
  *
  * Layers inside the module (no file calls one above it): http.c (responses, headers) <
- * thumbs.c (thumbnail workers) < api.c (the JSON endpoints) < server.c (the daemon, sessions,
+ * pool.c (the catalog connections) < thumbs.c (thumbnail workers) < api.c (the JSON endpoints) < server.c (the daemon, sessions,
  * authentication, routing); owner.c (tokens) stands apart. */
 #ifndef KILN_REVIEW_INTERNAL_H
 #define KILN_REVIEW_INTERNAL_H
@@ -16,6 +16,8 @@
 
 #define RV_BODY_MAX (64 * 1024)   /* a request body over this gets 413 */
 #define RV_SESSIONS_MAX 256       /* the oldest session goes when a new one would pass it */
+#define RV_READERS 4              /* read-only catalog connections (pool.c) */
+#define RV_TOKENS_MAX 64          /* reviewers' token hashes remembered (server.c) */
 
 struct rv_session {
 	char id[65];                /* the cookie's value (256 random bits, hex) */
@@ -26,7 +28,16 @@ struct rv_session {
 };
 
 struct rv_thumbs;
+struct rv_pool;
+struct rv_reader;
 struct kiln_recipe;
+
+/* A reviewer's token hash found in the catalog (a bearer token is then not looked up again). */
+struct rv_known_token {
+	char sha[65];
+	char *reviewer;
+	int owner;
+};
 
 /* A token's candidate: an accepted render's image (distinct images, in render order). */
 struct rv_cand {
@@ -35,8 +46,8 @@ struct rv_cand {
 	unsigned regeneration;
 };
 
-/* What the server knows of one token (loaded at start: the server holds the project lock, so
- * only its own decisions change the catalog while it runs; they refresh the entry). */
+/* What the server knows of one token (loaded at start; the server's own decisions refresh the
+ * entry; another kiln's renders show after a restart). */
 struct rv_token {
 	struct kiln_item *it;       /* in cache.items */
 	struct rv_cand *cands;
@@ -55,7 +66,13 @@ struct rv_cache {
 struct kiln_review_server {
 	struct kiln_project *p;
 	struct MHD_Daemon *d;
-	pthread_mutex_t lock;       /* the catalog connection and the sessions: one at a time */
+	pthread_mutex_t lock;       /* the sessions and the known tokens */
+	pthread_mutex_t write_lock; /* the writer (the project's catalog connection); before
+	                               cache_lock when both are taken */
+	pthread_rwlock_t cache_lock; /* the cache: read by requests, written after a decision */
+	struct rv_pool *pool;       /* the read-only connections */
+	struct rv_known_token known[RV_TOKENS_MAX];
+	size_t nknown;
 	char host[64];              /* the listen address as written in a Host header */
 	int loopback;
 	unsigned port;
@@ -95,6 +112,18 @@ enum MHD_Result rv_send_redirect(struct MHD_Connection *conn, const char *locati
 				 const char *cookie);
 /* 1 when the request's If-None-Match holds etag. */
 int rv_not_modified(struct MHD_Connection *conn, const char *etag);
+
+/* pool.c: the read-only connections and the idle checkpoints; open after the cache is
+ * loaded, close before the writer is. */
+int rv_pool_open(struct kiln_review_server *s, struct kiln_error *e);
+void rv_pool_close(struct kiln_review_server *s);
+/* A read-only connection for this thread until rv_read_end(*h). */
+struct kiln_catalog *rv_read_begin(struct kiln_review_server *s, struct rv_reader **h);
+void rv_read_end(struct rv_reader *h);
+/* The writer (s->p->catalog), held for one short transaction; end records the commit for
+ * the idle checkpoint. */
+void rv_write_begin(struct kiln_review_server *s);
+void rv_write_end(struct kiln_review_server *s);
 
 /* api.c: load (and free) the cache, at start and stop. */
 int rv_cache_load(struct kiln_review_server *s, struct kiln_error *e);

@@ -8,12 +8,13 @@
  * header X-Kiln-CSRF equal to the session's CSRF token, else 403. Paths never reach the file
  * system: the page is compiled in (assets.h), images are served by catalog hash only.
  *
- * Invariants: the catalog connection and the session table are used under one mutex (SQLite's
- * connection is opened without its own); sessions live in memory only, a restart asks every
- * reviewer for their URL again.
+ * Invariants: the session table and the known tokens are used under s->lock, never held
+ * while the catalog is read (pool.c gives each request a connection of its own); sessions live
+ * in memory only, a restart asks every reviewer for their URL again.
  *
- * Sizes: sessions up to RV_SESSIONS_MAX; requests handled one at a time on the catalog, each a
- * few SQLite statements (p99 targets: docs/review-api.md).
+ * Sizes: sessions up to RV_SESSIONS_MAX; requests run in parallel on the read connections,
+ * decisions one at a time on the writer, each a few SQLite statements (p99 targets:
+ * docs/review-api.md).
  */
 #include "review/assets.h"
 #include "review/internal.h"
@@ -101,19 +102,47 @@ static struct rv_session *session_new(struct kiln_review_server *s, const char *
 	return ss;
 }
 
-/* The reviewer a token belongs to (under the lock): *name NULL when none. */
+/* The reviewer a token belongs to (not under s->lock): *name NULL when none. A token found is
+ * remembered, so a script's bearer token is hashed and compared, not looked up, from then on. */
 static int token_reviewer(struct kiln_review_server *s, const char *token, char **name,
 			  int *owner)
 {
 	char sha[65];
 	struct kiln_error e;
+	struct rv_reader *h;
+	struct kiln_catalog *c;
+	int rc;
 	*name = NULL;
 	*owner = 0;
 	if (!token || strlen(token) != 64)
 		return 0;
 	kiln_sha256_hex(token, 64, sha);
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nknown; i++)
+		if (!CRYPTO_memcmp(s->known[i].sha, sha, 64)) {
+			*name = kiln_strdup(s->known[i].reviewer);
+			*owner = s->known[i].owner;
+			pthread_mutex_unlock(&s->lock);
+			return *name ? 0 : -1;
+		}
+	pthread_mutex_unlock(&s->lock);
 	kiln_error_clear(&e);
-	return kiln_catalog_reviewer_find(s->p->catalog, sha, name, owner, &e) ? -1 : 0;
+	c = rv_read_begin(s, &h);
+	rc = kiln_catalog_reviewer_find(c, sha, name, owner, &e) ? -1 : 0;
+	rv_read_end(h);
+	if (rc || !*name)
+		return rc;
+	pthread_mutex_lock(&s->lock);
+	if (s->nknown < RV_TOKENS_MAX) {
+		struct rv_known_token *k = &s->known[s->nknown];
+		if ((k->reviewer = kiln_strdup(*name))) {
+			memcpy(k->sha, sha, 65);
+			k->owner = *owner;
+			s->nknown++;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
 /* thumbnail workers by default: one per core, at most 8 */
@@ -145,8 +174,8 @@ static enum MHD_Result login(struct kiln_review_server *s, struct MHD_Connection
 	char *name = NULL, cookie[160];
 	int owner, rc;
 	struct rv_session *ss = NULL;
-	pthread_mutex_lock(&s->lock);
 	rc = token_reviewer(s, token, &name, &owner);
+	pthread_mutex_lock(&s->lock);
 	if (!rc && name)
 		ss = session_new(s, name, owner);
 	if (ss)
@@ -240,13 +269,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		snprintf(reviewer, sizeof reviewer, "%s", ss->reviewer);
 		memcpy(csrf, ss->csrf, sizeof csrf);
 		owner = ss->owner;
-	} else if (auth && !strncmp(auth, "Bearer ", 7)) {
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!ss && auth && !strncmp(auth, "Bearer ", 7)) {
 		rc = token_reviewer(s, auth + 7, &bearer_name, &owner);
 		if (!rc && bearer_name)
 			snprintf(reviewer, sizeof reviewer, "%s", bearer_name);
 		free(bearer_name);
 	}
-	pthread_mutex_unlock(&s->lock);
 	if (!reviewer[0])
 		return rv_send_error(conn, 401, "no session: open the URL with your token first "
 				     "(or send Authorization: Bearer TOKEN)");
@@ -313,7 +343,7 @@ int kiln_review_start(struct kiln_review_server **out, struct kiln_project *p,
 	struct sockaddr *sa;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
 			 MHD_USE_TURBO;
-	unsigned threads = o->threads ? o->threads : 4;
+	unsigned threads = o->threads ? o->threads : 16;
 	const union MHD_DaemonInfo *info;
 	int rc = 0;
 	*out = NULL;
@@ -321,6 +351,8 @@ int kiln_review_start(struct kiln_review_server **out, struct kiln_project *p,
 		return kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
 	s->p = p;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->write_lock, NULL);
+	pthread_rwlock_init(&s->cache_lock, NULL);
 	memset(&v4, 0, sizeof v4);
 	memset(&v6, 0, sizeof v6);
 	if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
@@ -355,7 +387,7 @@ int kiln_review_start(struct kiln_review_server **out, struct kiln_project *p,
 		flags |= MHD_USE_TLS;
 	}
 	s->port = o->port;
-	if ((rc = rv_cache_load(s, e)))
+	if ((rc = rv_cache_load(s, e)) || (rc = rv_pool_open(s, e)))
 		goto fail;
 	if ((rc = rv_thumbs_start(s, o->thumb_threads ? o->thumb_threads : cores(), !o->no_prepare,
 				  e)))
@@ -402,12 +434,17 @@ void kiln_review_stop(struct kiln_review_server *s)
 	if (s->d)
 		MHD_stop_daemon(s->d);
 	rv_thumbs_stop(s);
+	rv_pool_close(s);
 	rv_cache_free(s);
 	for (size_t i = 0; i < s->nsessions; i++)
 		free(s->sessions[i].reviewer);
 	free(s->sessions);
+	for (size_t i = 0; i < s->nknown; i++)
+		free(s->known[i].reviewer);
 	free(s->tls_cert);
 	free(s->tls_key);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->write_lock);
+	pthread_rwlock_destroy(&s->cache_lock);
 	free(s);
 }

@@ -3,7 +3,7 @@
  * that comes first. A thumbnail is kept in the content store and found by its source's SHA-256
  * (catalog table thumbs), so it is made once per image, ever, whatever the run.
  *
- * Invariants: a worker holds the server's lock only to read or record a catalog row, never
+ * Invariants: a worker holds a catalog connection only to read or record a row, never
  * while libvips works; two threads making the same thumbnail at once store the same bytes
  * (the store is content-addressed, putting twice is a no-op).
  *
@@ -48,19 +48,19 @@ static int make(struct kiln_review_server *s, const char *source, char thumb[65]
 	kiln_buf_release(&b);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&s->lock);
+	rv_write_begin(s);
 	rc = kiln_catalog_thumb_put(s->p->catalog, source, thumb, e);
-	pthread_mutex_unlock(&s->lock);
+	rv_write_end(s);
 	return rc;
 }
 
 int rv_thumb_get(struct kiln_review_server *s, const char *source, char thumb[65],
 		 struct kiln_error *e)
 {
-	int rc;
-	pthread_mutex_lock(&s->lock);
-	rc = kiln_catalog_thumb_get(s->p->catalog, source, thumb, e);
-	pthread_mutex_unlock(&s->lock);
+	struct rv_reader *h;
+	struct kiln_catalog *c = rv_read_begin(s, &h);
+	int rc = kiln_catalog_thumb_get(c, source, thumb, e);
+	rv_read_end(h);
 	if (rc)
 		return rc;
 	if (thumb[0] && kiln_store_has(s->p->store, thumb) == 1)

@@ -95,7 +95,7 @@ const char *kiln_hint_name(int hint)
 		[KILN_HINT_LAYER_ORDER] = "layer_order", [KILN_HINT_EFFORT] = "effort",
 		[KILN_HINT_REVIEW] = "review",
 		[KILN_HINT_POLISH_EDIT] = "polish_edit", [KILN_HINT_POLISH] = "polish",
-		[KILN_HINT_KEYS_INIT] = "keys_init",
+		[KILN_HINT_KEYS_INIT] = "keys_init", [KILN_HINT_ARTIST_EDIT] = "artist_edit",
 	};
 	if (hint <= 0 || hint >= KILN_HINT__COUNT || !names[hint])
 		return "";

@@ -3,7 +3,9 @@
 # token back, the next `kiln render` renders only it, with new seeds past the first round's and
 # the note in the prompt, traits kept; the new candidates come back pending beside the old
 # ones (the log has the reset), the old images stay in the store; undoing a pick restores the
-# image.
+# image. "seed": "same" (token 7) renders again with the same seeds and the note at the end of
+# the prompt. The legendary (a supplied file) is refused regeneration (409, hint artist_edit),
+# and skipped by a bulk regenerate, which says how many.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ai_common.inc"
 . "$(dirname "$0")/review_common.inc"
@@ -45,6 +47,27 @@ from review_client import Client
 o = Client(int(sys.argv[1]), sys.argv[2]); o.login()
 r = o.post("/api/tokens/5/decision", {"action": "regenerate", "note": "wearing a scarf", "prompt_add": True})
 assert r["review"]["status"] == "regenerate" and r["review"]["regeneration"] == 1, r
+# the same seed: needs a note; "seed" is same or new
+o.post("/api/tokens/7/decision", {"action": "regenerate", "seed": "same"}, want=400)
+o.post("/api/tokens/7/decision", {"action": "regenerate", "seed": "old", "note": "x"}, want=400)
+o.post("/api/tokens/7/decision", {"action": "approve", "seed": "same", "note": "x"}, want=400)
+r = o.post("/api/tokens/7/decision", {"action": "regenerate", "seed": "same", "note": "with golden eyes"})
+assert r["review"]["status"] == "regenerate", r
+# the legendary: its image is the studio's file, rendering cannot change it
+rows = o.get("/api/tokens?limit=10000")["tokens"]
+leg = [x["id"] for x in rows if not x["regenerate"]]
+assert len(leg) == 1, leg
+assert o.get("/api/tokens/%d" % leg[0])["kind"] == "legendary"
+assert "legendary" in o.get("/api/tokens/%d" % leg[0])["no_regenerate"]
+assert o.get("/api/tokens/5")["no_regenerate"] is None
+e = o.post("/api/tokens/%d/decision" % leg[0], {"action": "regenerate"}, want=409)
+assert e["hint"] == "artist_edit" and "legendary" in e["error"] and "reject" in e["error"], e
+assert "kiln" not in e["error"], e
+pending = len([x for x in rows if x["status"] == "pending"])
+b = o.post("/api/bulk", {"action": "regenerate", "filter": {"status": "pending"}, "note": "x"})
+assert b["skipped"] == 1 and b["decided"] == pending - 1 and "legendar" in b["skipped_why"], b
+o.post("/api/undo", {})
+assert o.get("/api/tokens/%d" % leg[0])["status"] == "pending"
 PY
 stop_review
 expect_eq "the picked image is the item's" "$(sqlite3 "$P/.kiln/catalog.db" "select image from items where id = 3")" "$PICK"
@@ -57,14 +80,21 @@ import json, sqlite3, sys
 sent, n0 = json.load(open(sys.argv[1])), int(sys.argv[2])
 db = sqlite3.connect(sys.argv[3])
 new = sent[n0:]
-assert len(new) == 2, len(new)           # token 5 only, its two candidates
+assert len(new) == 4, len(new)           # tokens 5 and 7 only, two candidates each
 seed5 = db.execute("select seed from items where id = 5").fetchone()[0] & 0xffffffff
-seeds = sorted(r["json"]["seed"] for r in new)
-assert seeds == [(seed5 + 2) & 0xffffffff, (seed5 + 3) & 0xffffffff], (seeds, seed5)
+seed7 = db.execute("select seed from items where id = 7").fetchone()[0] & 0xffffffff
+new5 = [r for r in new if r["json"]["seed"] in ((seed5 + 2) & 0xffffffff, (seed5 + 3) & 0xffffffff)]
+assert len(new5) == 2, ([r["json"]["seed"] for r in new], seed5, seed7)
 old = [r for r in sent[:n0] if r["json"]["seed"] == seed5][0]["json"]["prompt"]
-for r in new:   # the same traits' prompt, the note added
+for r in new5:   # the same traits' prompt, the note added
     p = r["json"]["prompt"]
     assert ", wearing a scarf" in p and p.replace(", wearing a scarf", "") == old, (p, old)
+# token 7, "same seed": its first round's seeds again, the note at the end of the prompt
+new7 = [r["json"] for r in new if r not in new5]
+assert sorted(r["seed"] for r in new7) == [seed7, (seed7 + 1) & 0xffffffff], (new7, seed7)
+for r in new7:
+    first = [x["json"] for x in sent[:n0] if x["json"]["seed"] == r["seed"]][0]
+    assert r["prompt"] == first["prompt"] + ", with golden eyes", (r["prompt"], first["prompt"])
 print("ok")
 PY
 expect_eq "regenerated with new seeds and the note" "$(tail -1 "$T/regen.check")" ok
@@ -117,5 +147,5 @@ stop_review
 expect_eq "release with an earlier round's candidate picked" $? 0
 expect_eq "token 5 is the picked image" "$(sqlite3 "$P/.kiln/catalog.db" "select image from items where id = 5")" "$OLD5"
 n2=$(requests /sdapi/v1/txt2img | $PY -c 'import sys, json; print(len(json.load(sys.stdin)))')
-expect_eq "nothing rendered again after the round" "$n2" "$((n0 + 2))"
+expect_eq "nothing rendered again after the round" "$n2" "$((n0 + 4))"
 finish

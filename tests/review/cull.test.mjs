@@ -1,5 +1,5 @@
 // Keyboard culling of the example in chromium, keys only: the loupe shows the token's traits and
-// image, P/X/R(note)/U/N decide, the view advances after each decision, ←/→ move, the next
+// image, P/X/U/N decide (R refused on a composed token: no prompt, the button disabled with why), the view advances after each decision, ←/→ move, the next
 // tokens' data and images are fetched before they show, `?` shows the keys, keys typed in a
 // text field decide nothing, Backspace and Ctrl+Z undo; then the catalog (kiln ls --json,
 // the decision log) holds what was decided.
@@ -45,17 +45,16 @@ await main(async () => {
 		requests.slice(before));
 	await press(pg, 'x');
 	expectEq('X rejects and advances to 3', await shown(pg), 3);
+	// a composed token: rendering it again gives the same image, so R is refused, saying why
+	expect('the Regenerate button is disabled, its tooltip says why',
+		await pg.$eval('.actions button[data-act="regenerate"]', (b) => b.disabled && /composed from its layers/.test(b.title)));
 	await press(pg, 'r');
-	expect('R opens the note prompt', await pg.$eval('#d-note', (d) => d.open));
-	expect('the prompt has focus', await pg.evaluate(() => document.activeElement.id === 'd-note-text'));
-	await type(pg, 'wings too dark');
-	await press(pg, 'Tab');
-	expectEq('Tab reaches "add the note to the prompt"', await pg.evaluate(() => document.activeElement.id), 'd-note-prompt');
-	await press(pg, ' ');
-	expect('Space ticks it', await pg.$eval('#d-note-prompt', (e) => e.checked));
-	await press(pg, 'Enter');
-	expect('Enter closes the prompt', !(await pg.$eval('#d-note', (d) => d.open)));
-	expectEq('R with a note advances to 4', await shown(pg), 4);
+	expect('R opens no prompt on a composed token', !(await pg.$eval('#d-note', (d) => d.open)));
+	await pg.waitForFunction(() => /#3 cannot be regenerated: it is composed/.test(document.getElementById('toast').textContent),
+		{timeout: 10000});
+	expectEq('R decides nothing and stays on 3', await shown(pg), 3);
+	await press(pg, 'x');
+	expectEq('X on 3 advances to 4', await shown(pg), 4);
 	await press(pg, 'ArrowRight');
 	expectEq('→ moves to 5', await shown(pg), 5);
 	await press(pg, 'ArrowLeft');
@@ -112,10 +111,9 @@ await main(async () => {
 	let rv = states(P);
 	expectEq('1 approved in the catalog', rv.get(1).status, 'approved');
 	expectEq('2 rejected in the catalog', rv.get(2).status, 'rejected');
-	expectEq('3 to regenerate', rv.get(3).status, 'regenerate');
-	expectEq('3\'s note', rv.get(3).note, 'wings too dark');
-	expectEq('3\'s decision asks for the note in the prompt', sql(P, "SELECT prompt_add FROM review_log WHERE item_id = 3 AND action = 'regenerate'"),
-		[{prompt_add: 1}]);
+	expectEq('3 rejected (R was refused)', rv.get(3).status, 'rejected');
+	expectEq('no regenerate decision in the log', sql(P, "SELECT count(*) AS n FROM review_log WHERE action = 'regenerate'"),
+		[{n: 0}]);
 	expectEq('4 back to pending', rv.get(4).status, 'pending');
 	expectEq('5\'s note', rv.get(5).note, 'nice hat');
 	expectEq('6 untouched', rv.get(6).status, 'pending');

@@ -18,15 +18,15 @@ await main(async () => {
 	const pg = await open(await b.createBrowserContext(), srv.url);
 	for (const k of ['p', 'p', 'x', 'p', 'p', 'p'])
 		await press(pg, k);
-	await press(pg, 'r');
+	await press(pg, 'n');
 	await type(pg, 'the hat covers the eyes');
 	await press(pg, 'Enter');
-	for (const k of ['p', 'p', 'ArrowLeft', 'ArrowLeft', 'ArrowLeft'])
+	for (const k of ['x', 'p', 'p', 'ArrowLeft', 'ArrowLeft', 'ArrowLeft'])
 		await press(pg, k);
 	expect('the loupe shows the note', (await pg.$eval('#l-note', (e) => e.textContent)).includes('the hat covers'));
 	/* settled: the image, the header's counts, no toast */
 	const settled = () => pg.waitForFunction(() => document.getElementById('toast').textContent === '' &&
-		/7 approved · 1 rejected · 1 to regenerate/.test(document.getElementById('progress').textContent), {timeout: 10000});
+		/7 approved · 2 rejected/.test(document.getElementById('progress').textContent), {timeout: 10000});
 	await pg.waitForFunction(() => document.getElementById('l-img').complete);
 	await settled();
 	await pg.screenshot({path: path.join(out, 'review-loupe.png')});

@@ -394,6 +394,11 @@ function renderLoupe(d, i) {
 	$('l-pos').textContent = `${i + 1} of ${n >= 0 ? n : '?'} · ${S.list.describe()}`;
 	const rv = d.review || {};
 	$('l-note').textContent = rv.note ? 'Note: ' + rv.note : '';
+	/* a composed token or a legendary: rendering again cannot change it */
+	const rb = document.querySelector('.actions button[data-act="regenerate"]');
+	rb.disabled = !!d.no_regenerate;
+	rb.title = d.no_regenerate ? `Cannot regenerate #${d.id}: it is ${d.no_regenerate}` :
+		'Request regeneration (R; Shift+R: the same seed, the note added to the prompt)';
 
 	const strip = $('l-strip');
 	clear(strip);
@@ -538,12 +543,33 @@ async function pick(k) {
 	await decide('pick', {candidate: k});
 }
 
-async function regenerate() {
+/* R: new seeds (the note optional, added to the prompt if asked); Shift+R (same): the same
+ * seed, the note (needed) added to the prompt */
+async function regenerate(same) {
 	const t = current();
 	if (!t)
 		return;
-	const r = await askNote(t.id, true, 'Regenerate: note (optional)');
-	if (r)
+	if (t.regenerate === false) {
+		let why = 'rendering it again gives the same image';
+		try {
+			why = (await detail(t.id)).no_regenerate || why;
+		} catch (e) {
+			/* the short reason will do */
+		}
+		toast(`#${t.id} cannot be regenerated: it is ${why}`, true);
+		return;
+	}
+	const r = await askNote(t.id, !same, same ? 'Regenerate with the same seed: the note is ' +
+		'added to the prompt' : 'Regenerate: note (optional)');
+	if (!r)
+		return;
+	if (same && !r.note) {
+		toast('The same seed needs a note to add to the prompt (else the image would not change)', true);
+		return;
+	}
+	if (same)
+		await decide('regenerate', {note: r.note, seed: 'same'});
+	else
 		await decide('regenerate', r.note ? {note: r.note, prompt_add: r.prompt_add} : {});
 }
 
@@ -650,7 +676,8 @@ async function bulk() {
 		try {
 			const r = await api('POST', '/api/bulk', body);
 			S.undo.push({kind: 'bulk', group: r.group});
-			toast(`${body.action}: ${r.decided} token${r.decided === 1 ? '' : 's'} (Backspace undoes)`);
+			toast(`${body.action}: ${r.decided} token${r.decided === 1 ? '' : 's'} (Backspace undoes)` +
+				(r.skipped ? `; ${r.skipped} skipped: ${r.skipped_why}` : ''));
 		} catch (e) {
 			toast(e.message, true);
 			return;
@@ -1063,7 +1090,7 @@ function onKey(e) {
 	else if (k === 'u' && onToken)
 		decide('pending');
 	else if (k === 'r' && onToken)
-		regenerate();
+		regenerate(e.shiftKey);
 	else if (k === 'n' && onToken)
 		note();
 	else if (k >= '1' && k <= '9' && onToken)
@@ -1161,7 +1188,7 @@ function wire() {
 		b.addEventListener('click', () => {
 			const a = b.dataset.act;
 			if (a === 'regenerate')
-				regenerate();
+				regenerate(false);
 			else if (a === 'note')
 				note();
 			else if (a === 'undo')
