@@ -79,4 +79,12 @@ struct kiln_dispatch_stats {
 	char why[512];             /* given up: why ("URL: parked for this run: ...") */
 };
 
+/* A palette of at most `colors` (2..256) RGBA entries for the w x h RGBA image px, by
+ * libimagequant (speed KILN_RECIPE_LIQ_SPEED, dithered or not), and every pixel's index into
+ * it in idx (w * h bytes). libimagequant's k-means runs in the calling thread only, so the
+ * palette does not depend on the machine. Used by compose (palette PNGs) and polish (trace). */
+int kiln_render_quantize(const uint8_t *px, int w, int h, int colors, int dither,
+			 uint8_t *idx, uint8_t (*pal)[4], int *npal, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
 #endif

@@ -12,13 +12,11 @@
  * colour drawn after it, so the layers stack without gaps between them.
  */
 #include "polish/ops.h"
+#include "kiln/render.h"
 #include "util/alloc.h"
 #include "util/image.h"
 
-#include <dlfcn.h>
-#include <libimagequant.h>
 #include <potracelib.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,63 +197,6 @@ out:
 
 /* ---- trace ---- */
 
-/* libimagequant's k-means runs under OpenMP with a thread per core by default: one thread in
- * the calling thread, so the palette does not depend on the machine (as compose does). */
-static void (*omp_set_threads)(int);
-static pthread_once_t omp_once = PTHREAD_ONCE_INIT;
-static void omp_lookup(void)
-{
-	*(void **)&omp_set_threads = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
-}
-
-static int quantize(const struct kiln_rgba *im, int colors, uint8_t *idx, uint8_t (*pal)[4],
-		    int *npal, struct kiln_error *e)
-{
-	liq_attr *attr = NULL;
-	liq_image *li = NULL;
-	liq_result *res = NULL;
-	const liq_palette *lp;
-	int rc = 0;
-	pthread_once(&omp_once, omp_lookup);
-	if (omp_set_threads)
-		omp_set_threads(1);
-	if (!(attr = liq_attr_create())) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, "vectorize", "out of memory for the palette");
-		goto out;
-	}
-	if (liq_set_max_colors(attr, colors) != LIQ_OK || liq_set_speed(attr, 4) != LIQ_OK) {
-		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot set up libimagequant");
-		goto out;
-	}
-	li = liq_image_create_rgba(attr, im->px, im->w, im->h, 0);
-	if (!li || liq_image_quantize(li, attr, &res) != LIQ_OK) {
-		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot make a %d-colour palette "
-				    "of the image (libimagequant)", colors);
-		goto out;
-	}
-	liq_set_dithering_level(res, 0.0f);
-	if (liq_write_remapped_image(res, li, idx, (size_t)im->w * (size_t)im->h) != LIQ_OK) {
-		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot remap the image");
-		goto out;
-	}
-	lp = liq_get_palette(res);
-	*npal = (int)lp->count;
-	for (unsigned i = 0; i < lp->count; i++) {
-		pal[i][0] = lp->entries[i].r;
-		pal[i][1] = lp->entries[i].g;
-		pal[i][2] = lp->entries[i].b;
-		pal[i][3] = lp->entries[i].a;
-	}
-out:
-	if (res)
-		liq_result_destroy(res);
-	if (li)
-		liq_image_destroy(li);
-	if (attr)
-		liq_attr_destroy(attr);
-	return rc;
-}
-
 static int pt(struct kiln_buf *out, char op, potrace_dpoint_t p)
 {
 	char t[64];
@@ -298,7 +239,7 @@ int kiln_polish_svg_trace(const struct kiln_rgba *im, int colors, struct kiln_bu
 	memset(&bm, 0, sizeof bm);
 	if (!idx)
 		return kiln_error_set(e, KILN_E_NOMEM, "vectorize", "out of memory");
-	if ((rc = quantize(im, colors, idx, pal, &npal, e)))
+	if ((rc = kiln_render_quantize(im->px, im->w, im->h, colors, 0, idx, pal, &npal, e)))
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if (im->px[i * 4 + 3] >= 128)
