@@ -579,7 +579,6 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 	struct run r;
 	struct loader ld;
 	struct kiln_buf buf = KILN_BUF_INIT;
-	struct kiln_pool pool;
 	size_t decided = 0, ndone = 0;
 	double t0 = kiln_clock_mono();
 	int rc;
@@ -677,23 +676,13 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 		free(sorted);
 	}
 	report(o, "start", r.njobs, 0, 0, NULL, NULL, t0);
-	memset(&pool, 0, sizeof pool);
-	pool.njobs = r.njobs;
-	pool.first = decided;
-	pool.batch = BATCH;
-	pool.threads = o->threads;
-	pool.order = r.done_order;
-	pool.cancel = o->cancel;
-	pool.where = p->dir;
-	pool.user = &r;
-	pool.run = run_job;
-	pool.done = job_done;
-	pool.flush = job_flush;
-	rc = kiln_pool_run(&pool, &ndone, e);
-	for (size_t k = 0; k < ndone; k++)
-		if (r.jobs[r.done_order[k]].ok)
-			res->polished++;
+	/* the decided tokens count as done first; the rest go to the workers */
+	rc = kiln_pool_run(&(struct kiln_pool){.njobs = r.njobs, .first = decided, .batch = BATCH,
+		.threads = o->threads, .order = r.done_order, .cancel = o->cancel, .where = p->dir,
+		.user = &r, .run = run_job, .done = job_done, .flush = job_flush}, &ndone, e);
 	res->failed = r.failed;
+	for (size_t k = 0; k < ndone; k++)
+		res->polished += r.jobs[r.done_order[k]].ok != 0;
 	if (!rc && o->cancel && *o->cancel && ndone < r.njobs)
 		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %zu of %zu tokens",
 				    ndone, r.njobs);

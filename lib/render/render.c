@@ -165,7 +165,6 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 	struct kiln_items items;
 	struct run r;
 	struct kiln_render_record recs[BATCH];
-	struct kiln_pool pool;
 	size_t ndone = 0;
 	double t0 = kiln_clock_mono();
 	int rc, current;
@@ -249,18 +248,10 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 	r.o = o;
 	r.recs = recs;
 	r.t0 = t0;
-	memset(&pool, 0, sizeof pool);
-	pool.njobs = r.njobs;
-	pool.batch = BATCH;
-	pool.threads = o->threads;
-	pool.order = r.done_order;
-	pool.cancel = o->cancel;
-	pool.where = p->dir;
-	pool.user = &r;
-	pool.run = run_job;
-	pool.done = job_done;
-	pool.flush = job_flush;
-	rc = kiln_pool_run(&pool, &ndone, e);
+	rc = kiln_pool_run(&(struct kiln_pool){.njobs = r.njobs, .batch = BATCH,
+			   .threads = o->threads, .order = r.done_order, .cancel = o->cancel,
+			   .where = p->dir, .user = &r, .run = run_job, .done = job_done,
+			   .flush = job_flush}, &ndone, e);
 	for (size_t k = 0; k < ndone; k++)
 		if (r.jobs[r.done_order[k]].ok)
 			res->rendered++;
