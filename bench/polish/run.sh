@@ -1,8 +1,14 @@
 #!/bin/sh
-# bench/polish/run.sh: the polish stage against its peers, on the owls example (60 tokens).
+# bench/polish/run.sh: the polish stage against its peers, on the owls example.
 #
 # usage: bench/polish/run.sh [-b BUILD_DIR] [-w WORK_DIR] [-s SCALE] [-n COLORS]
+#                            [-N TOKENS] [-T TRACE_TOKENS] [-j THREADS]
 #   -s  image.scale of the renders (default 4: 1024 x 1024 images), -n trace colours (8)
+#   -N  tokens of the upscale and pixels benches (default 60: the owls; the issue's scale is
+#       1000: above 60 the owls get two more layers from layers.py to plan that many)
+#   -T  tokens of the trace bench (default: as -N; the issue's scale is 100)
+#   -j  kiln's worker threads (default 1, the peer runs one process at a time)
+#   -m  the benches to run, of "upscale pixels trace" (default: all three)
 #
 # 1. upscale x2 lanczos: `kiln polish -j 1` against `vips resize IN OUT 2 --kernel lanczos3`
 #    run once per file over the same rendered images (one process per image, as a script
@@ -17,14 +23,18 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-build=$src/build work=${TMPDIR:-/tmp}/kiln-bench-polish scale=4 colors=8
+build=$src/build work=${TMPDIR:-/tmp}/kiln-bench-polish scale=4 colors=8 ntok=60 ttok= jobs=1 modes='upscale pixels trace'
 while [ $# -gt 0 ]; do
   case $1 in
     -b) build=$2; shift 2 ;;
     -w) work=$2; shift 2 ;;
     -s) scale=$2; shift 2 ;;
     -n) colors=$2; shift 2 ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    -N) ntok=$2; shift 2 ;;
+    -T) ttok=$2; shift 2 ;;
+    -j) jobs=$2; shift 2 ;;
+    -m) modes=$2; shift 2 ;;
+    *) sed -n '2,23p' "$0" >&2; exit 2 ;;
   esac
 done
 kiln=$build/kiln
@@ -34,9 +44,13 @@ rm -rf "$work"
 mkdir -p "$work"
 # time FILE CMD...: run, append "wall cpu rss_kb" to FILE
 timed() { out=$1; shift; $T -f "%e %U %S %M" -o "$out.t" "$@" >/dev/null 2>&1; awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$out.t" >"$out"; }
-project() { # dir scale polish-yaml
+project() { # dir scale polish-yaml tokens
   cp -r "$src/examples/owls" "$1"
   sed -i "s/^image: {width: 256, height: 256, format: png}/image: {width: 256, height: 256, format: png, scale: $2}/" "$1/kiln.yaml"
+  if [ "$4" -ne 60 ]; then
+    /usr/bin/python3 "$here/layers.py" "$1" >"$1/extra.yaml"
+    sed -i -e "s/size: 60,/size: $4,/" -e "/^# Rules every generated token/e cat $1/extra.yaml" "$1/kiln.yaml"
+  fi
   printf '%s\n' "$3" >>"$1/kiln.yaml"
   "$kiln" -C "$1" plan -q && "$kiln" -C "$1" render -q
   mkdir -p "$1/renders"
@@ -51,24 +65,27 @@ row() { # label kiln-file peer-file
 }
 
 # 1. upscale
-project "$work/up" "$scale" 'polish: [{upscale: {factor: 2, method: lanczos}}]'
+case " $modes " in *" upscale "*)
+project "$work/up" "$scale" 'polish: [{upscale: {factor: 2, method: lanczos}}]' "$ntok"
 n=$(ls "$work/up/renders" | wc -l)
-timed "$work/up.kiln" "$kiln" -C "$work/up" polish -q -j 1
+timed "$work/up.kiln" "$kiln" -C "$work/up" polish -q -j "$jobs"
 mkdir -p "$work/up/vips"
 timed "$work/up.peer" sh -c "for f in $work/up/renders/*.png; do vips resize \$f $work/up/vips/\$(basename \$f) 2 --kernel lanczos3; done"
-echo "polish bench: $n owls, renders $((256 * scale)) px, $(nproc) cores"
-row "upscale x2 lanczos" "$work/up.kiln" "$work/up.peer"
+echo "polish bench: $n owls, renders $((256 * scale)) px, kiln -j $jobs, $(nproc) cores, load $(cut -d" " -f1-3 /proc/loadavg)"
+row "upscale x2 lanczos" "$work/up.kiln" "$work/up.peer" ;;
+esac
 
 # 2, 3. vectorize
 for mode in pixels trace; do
-  if [ $mode = pixels ]; then y='polish: [{vectorize: {mode: pixels}}]'; nopt=; else
-    y="polish: [{vectorize: {mode: trace, colors: $colors}}]"; nopt="-n $colors"; fi
-  project "$work/$mode" 1 "$y"
-  timed "$work/$mode.kiln" "$kiln" -C "$work/$mode" polish -q -j 1
+  case " $modes " in *" $mode "*) ;; *) continue ;; esac
+  if [ $mode = pixels ]; then y='polish: [{vectorize: {mode: pixels}}]'; nopt=; nt=$ntok; else
+    y="polish: [{vectorize: {mode: trace, colors: $colors}}]"; nopt="-n $colors"; nt=${ttok:-$ntok}; fi
+  project "$work/$mode" 1 "$y" "$nt"
+  timed "$work/$mode.kiln" "$kiln" -C "$work/$mode" polish -q -j "$jobs"
   /usr/bin/python3 "$here/masks.py" "$work/$mode/renders" "$work/$mode/masks" $nopt
   timed "$work/$mode.peer" sh -c "for m in $work/$mode/masks/*.pbm; do potrace -s \$m -o \$m.svg; done"
   kb=$(sqlite3 "$work/$mode/.kiln/catalog.db" "select sum(bytes) from polish_steps")
   pb=$(cat "$work/$mode/masks/"*.svg | wc -c)
-  row "vectorize $mode" "$work/$mode.kiln" "$work/$mode.peer"
+  row "vectorize $mode ($nt)" "$work/$mode.kiln" "$work/$mode.peer"
   echo "  SVG bytes: kiln $kb, potrace $pb (one SVG per colour; kiln one per image)"
 done

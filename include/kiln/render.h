@@ -94,5 +94,12 @@ int kiln_runpod_job_status(const struct kiln_endpoint *ep, const char *token, co
 	KILN_MUST_CHECK;
 int kiln_runpod_job_cancel(const struct kiln_endpoint *ep, const char *token, const char *id,
 			   struct kiln_error *e) KILN_MUST_CHECK;
+/* A palette of at most `colors` (2..256) RGBA entries for the w x h RGBA image px, by
+ * libimagequant (speed KILN_RECIPE_LIQ_SPEED, dithered or not), and every pixel's index into
+ * it in idx (w * h bytes). libimagequant's k-means runs in the calling thread only, so the
+ * palette does not depend on the machine. Used by compose (palette PNGs) and polish (trace). */
+int kiln_render_quantize(const uint8_t *px, int w, int h, int colors, int dither,
+			 uint8_t *idx, uint8_t (*pal)[4], int *npal, struct kiln_error *e)
+	KILN_MUST_CHECK;
 
 #endif

@@ -22,16 +22,15 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/fs.h"
+#include "util/png.h"
+#include "util/pool.h"
 #include "util/sha.h"
 
 #include <jansson.h>
 #include <potracelib.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <vips/vips.h>
 
 /* A step as held here (strings owned). */
@@ -74,12 +73,12 @@ struct run {
 	uint64_t max_pixels;
 	int ai;                   /* an AI engine: generated tokens' PNGs carry the disclosure */
 	struct job *jobs;
-	size_t njobs, next;
-	const volatile int *cancel;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	size_t *done_order, ndone;
-	unsigned running;
+	size_t njobs;
+	size_t *done_order;       /* job indexes in completion order (util/pool.h) */
+	const struct kiln_polish_opts *o;
+	struct kiln_polish_result *res;
+	uint64_t failed;
+	double t0;
 };
 
 static int is_human(const char *kind)
@@ -192,10 +191,12 @@ static void recipe_of(const struct run *r, const struct op *op, const char *inpu
 {
 	char head[160];
 	struct kiln_sha256 h;
-	int n = snprintf(head, sizeof head, "kiln-polish/1\n%s\npng %d %d %d\nxmp %d\n",
+	/* "text": raster outputs keep their input's text chunks (made without them before) */
+	int n = snprintf(head, sizeof head, "kiln-polish/1\n%s\npng %d %d %d\nxmp %d\n%s",
 			 op->o->kind == KILN_POLISH_UPSCALE ? "upscale" :
 			 op->o->kind == KILN_POLISH_VECTORIZE ? "vectorize" : "overlay",
-			 r->po.level, (int)r->po.filter, r->po.rgb_if_opaque, xmp);
+			 r->po.level, (int)r->po.filter, r->po.rgb_if_opaque, xmp,
+			 op->o->kind == KILN_POLISH_VECTORIZE ? "" : "text\n");
 	if (kiln_sha256_init(&h)) {
 		/* no memory for a digest context: a recipe nothing matches, so the step is made */
 		memset(out, '0', 64);
@@ -216,6 +217,30 @@ static char *format_error(const struct kiln_error *e)
 	if (s)
 		snprintf(s, n, "%s%s%s", e->where, e->where[0] ? ": " : "", e->msg);
 	return s;
+}
+
+/* A raster step keeps every text chunk its input PNG had (A1111's "parameters", a ComfyUI
+ * graph, the XMP: that one is replaced after, when the step writes the disclosure). */
+static int keep_text(const char *path, struct kiln_buf *buf, struct kiln_error *e)
+{
+	struct kiln_buf in = KILN_BUF_INIT, d;
+	int rc;
+	if ((rc = kiln_fs_read(path, &in, e)))
+		return rc;
+	if (in.len < 8 || memcmp(in.data, "\x89PNG\r\n\x1a\n", 8)) {
+		kiln_buf_release(&in);
+		return 0; /* a JPEG or WebP render: nothing of it is a PNG chunk */
+	}
+	kiln_buf_init(&d, buf->max);
+	if (!(rc = kiln_png_copy_text(in.data, in.len, buf->data, buf->len, &d, e))) {
+		kiln_buf_release(buf);
+		*buf = d;
+	} else {
+		kiln_buf_release(&d);
+		kiln_error_prefix(e, "%s", path);
+	}
+	kiln_buf_release(&in);
+	return rc;
 }
 
 /* Make op's output from the store file `input`: the bytes go to the store. */
@@ -243,6 +268,8 @@ static int make_step(struct run *r, const struct op *op, const char *input, int 
 		free(im.px);
 		break;
 	}
+	if (!rc && op->o->kind != KILN_POLISH_VECTORIZE)
+		rc = keep_text(path, buf, e);
 	free(path);
 	/* an AI image keeps saying so: its XMP, composite once a person's work is in it */
 	if (!rc && xmp >= 0 && op->o->kind != KILN_POLISH_VECTORIZE) {
@@ -369,39 +396,18 @@ nomem:
 
 /* ---- workers ---- */
 
-static void *worker(void *arg)
+static void run_job(void *user, size_t k, struct kiln_buf *buf)
 {
-	struct run *r = arg;
-	struct kiln_buf buf;
-	kiln_buf_init(&buf, 0);
-	for (;;) {
-		size_t k;
-		struct job *j;
-		struct kiln_error e;
-		enum walk_result res;
-		if (r->cancel && *r->cancel)
-			break;
-		k = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
-		if (k >= r->njobs)
-			break;
-		j = &r->jobs[k];
-		kiln_error_clear(&e);
-		j->ok = !walk(r, j->item, 1, &j->out, &j->made, &res, &buf, &e);
-		if (!j->ok) {
-			j->error = format_error(&e);
-			j->stale = e.hint == KILN_HINT_POLISH_EDIT;
-		}
-		pthread_mutex_lock(&r->mu);
-		r->done_order[r->ndone++] = k;
-		pthread_cond_signal(&r->cv);
-		pthread_mutex_unlock(&r->mu);
+	struct run *r = user;
+	struct job *j = &r->jobs[k];
+	struct kiln_error e;
+	enum walk_result res;
+	kiln_error_clear(&e);
+	j->ok = !walk(r, j->item, 1, &j->out, &j->made, &res, buf, &e);
+	if (!j->ok) {
+		j->error = format_error(&e);
+		j->stale = e.hint == KILN_HINT_POLISH_EDIT;
 	}
-	kiln_buf_release(&buf);
-	pthread_mutex_lock(&r->mu);
-	r->running--;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	return NULL;
 }
 
 static void report(const struct kiln_polish_opts *o, const char *event, uint64_t total,
@@ -549,6 +555,21 @@ static int wanted(const struct kiln_polish_opts *o, uint64_t id)
 	return 0;
 }
 
+static void job_done(void *user, size_t k)
+{
+	struct run *r = user;
+	struct job *j = &r->jobs[r->done_order[k]];
+	r->failed += !j->ok;
+	r->res->stale_edits += (uint64_t)j->stale;
+	r->res->steps += j->made;
+	report(r->o, "item", r->njobs, k + 1, r->failed, &r->items->v[j->item], j, r->t0);
+}
+
+static int job_flush(void *user, size_t from, size_t to, struct kiln_error *e)
+{
+	return flush(user, from, to, e);
+}
+
 #define BATCH 64
 
 int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o,
@@ -558,12 +579,9 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 	struct run r;
 	struct loader ld;
 	struct kiln_buf buf = KILN_BUF_INIT;
-	pthread_t *th = NULL;
-	unsigned nthreads = o->threads, started = 0;
-	size_t flushed = 0;
-	uint64_t failed = 0;
-	double t0 = kiln_clock_mono(), last_flush = t0;
-	int rc, sync_init = 0;
+	size_t decided = 0, ndone = 0;
+	double t0 = kiln_clock_mono();
+	int rc;
 
 	memset(res, 0, sizeof *res);
 	memset(&r, 0, sizeof r);
@@ -572,7 +590,9 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 		return rc;
 	r.p = p;
 	r.items = &items;
-	r.cancel = o->cancel;
+	r.o = o;
+	r.res = res;
+	r.t0 = t0;
 	r.po.level = p->spec->png_compression;
 	r.po.filter = (enum kiln_png_filter)p->spec->png_filter;
 	r.po.rgb_if_opaque = !p->spec->png_keep_alpha;
@@ -594,9 +614,6 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 		rc = rc ? rc : kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
 		goto out;
 	}
-	pthread_mutex_init(&r.mu, NULL);
-	pthread_cond_init(&r.cv, NULL);
-	sync_init = 1;
 	/* which tokens need steps made; those that only need recording are recorded now */
 	for (size_t i = 0; i < items.n; i++) {
 		const struct kiln_item *it = &items.v[i];
@@ -639,7 +656,7 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 	}
 	/* the tokens decided without work come first in done_order; the rest go to workers */
 	{
-		size_t decided = 0, pending = 0;
+		size_t pending = 0;
 		for (size_t k = 0; k < r.njobs; k++)
 			if (r.jobs[k].ok || r.jobs[k].error)
 				decided++;
@@ -657,95 +674,21 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 				sorted[pending++] = r.jobs[k];
 		memcpy(r.jobs, sorted, r.njobs * sizeof *sorted);
 		free(sorted);
-		r.ndone = decided;
-		for (size_t k = 0; k < decided; k++)
-			r.done_order[k] = k;
-		r.next = decided;
 	}
 	report(o, "start", r.njobs, 0, 0, NULL, NULL, t0);
-	if (!nthreads) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		nthreads = n > 0 ? (unsigned)n : 1;
-	}
-	if (nthreads > r.njobs - r.next)
-		nthreads = (unsigned)(r.njobs - r.next);
-	if (nthreads) {
-		if (!(th = kiln_calloc(nthreads, sizeof *th))) {
-			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
-			goto out;
-		}
-		r.running = nthreads;
-		for (started = 0; started < nthreads; started++)
-			if (pthread_create(&th[started], NULL, worker, &r)) {
-				pthread_mutex_lock(&r.mu);
-				r.running -= nthreads - started;
-				pthread_mutex_unlock(&r.mu);
-				break;
-			}
-		if (!started) {
-			rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "cannot start worker threads");
-			goto join;
-		}
-	}
-	for (size_t reported = 0;;) {
-		size_t ndone;
-		int running;
-		pthread_mutex_lock(&r.mu);
-		while (r.ndone == reported && r.running) {
-			struct timespec ts;
-			if (flushed == reported) {
-				pthread_cond_wait(&r.cv, &r.mu);
-				continue;
-			}
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			if (pthread_cond_timedwait(&r.cv, &r.mu, &ts))
-				break;
-		}
-		ndone = r.ndone;
-		running = r.running > 0;
-		pthread_mutex_unlock(&r.mu);
-		for (size_t k = reported; k < ndone; k++, reported++) {
-			struct job *j = &r.jobs[r.done_order[k]];
-			failed += !j->ok;
-			res->stale_edits += (uint64_t)j->stale;
-			res->steps += j->made;
-			report(o, "item", r.njobs, k + 1, failed, &items.v[j->item], j, t0);
-		}
-		while (flushed < ndone &&
-		       (ndone - flushed >= BATCH || !running || kiln_clock_mono() - last_flush > 0.25)) {
-			size_t to = flushed + BATCH < ndone ? flushed + BATCH : ndone;
-			if ((rc = flush(&r, flushed, to, e))) {
-				__atomic_store_n(&r.next, r.njobs, __ATOMIC_RELAXED);
-				goto join;
-			}
-			flushed = to;
-			last_flush = kiln_clock_mono();
-		}
-		if (!running && flushed == ndone)
-			break;
-	}
-join:
-	for (unsigned t = 0; t < started; t++)
-		pthread_join(th[t], NULL);
-	for (size_t k = 0; k < r.ndone; k++)
-		if (r.jobs[r.done_order[k]].ok)
-			res->polished++;
-	res->failed = failed;
-	if (!rc && o->cancel && *o->cancel && r.ndone < r.njobs)
+	/* the decided tokens count as done first; the rest go to the workers */
+	rc = kiln_pool_run(&(struct kiln_pool){.njobs = r.njobs, .first = decided, .batch = BATCH,
+		.threads = o->threads, .order = r.done_order, .cancel = o->cancel, .where = p->dir,
+		.user = &r, .run = run_job, .done = job_done, .flush = job_flush}, &ndone, e);
+	res->failed = r.failed;
+	for (size_t k = 0; k < ndone; k++)
+		res->polished += r.jobs[r.done_order[k]].ok != 0;
+	if (!rc && o->cancel && *o->cancel && ndone < r.njobs)
 		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %zu of %zu tokens",
-				    r.ndone, r.njobs);
+				    ndone, r.njobs);
 	res->seconds = kiln_clock_mono() - t0;
-	report(o, "end", r.njobs, r.ndone, failed, NULL, NULL, t0);
+	report(o, "end", r.njobs, ndone, r.failed, NULL, NULL, t0);
 out:
-	if (sync_init) {
-		pthread_mutex_destroy(&r.mu);
-		pthread_cond_destroy(&r.cv);
-	}
 	for (size_t k = 0; r.jobs && k < r.njobs; k++) {
 		free(r.jobs[k].error);
 		chain_release(&r.jobs[k].out);
@@ -755,7 +698,6 @@ out:
 	free(r.old);
 	free(r.jobs);
 	free(r.done_order);
-	free(th);
 	ops_free(&r);
 	kiln_buf_release(&buf);
 	kiln_items_release(&items);

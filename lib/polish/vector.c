@@ -9,16 +9,15 @@
  *
  * trace: libimagequant quantises to N colours (no dithering); colours are drawn largest
  * first, and the mask traced for a colour (potrace) holds its pixels and those of every
- * colour drawn after it, so the layers stack without gaps between them.
+ * colour drawn after it, so the layers stack without gaps between them. The path data is
+ * written small (struct pen below): relative, tenths of a pixel, straight runs merged.
  */
 #include "polish/ops.h"
+#include "kiln/render.h"
 #include "util/alloc.h"
 #include "util/image.h"
 
-#include <dlfcn.h>
-#include <libimagequant.h>
 #include <potracelib.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,89 +198,127 @@ out:
 
 /* ---- trace ---- */
 
-/* libimagequant's k-means runs under OpenMP with a thread per core by default: one thread in
- * the calling thread, so the palette does not depend on the machine (as compose does). */
-static void (*omp_set_threads)(int);
-static pthread_once_t omp_once = PTHREAD_ONCE_INIT;
-static void omp_lookup(void)
+/* Path data of the trace, made small: coordinates in tenths of a pixel (potrace's curves are
+ * within ~0.2 px of the mask's edges, so a tenth is below what the tracing already moves),
+ * relative commands (m, l, h, v, c: the numbers are short deltas), a command letter written
+ * only when it changes, no separator where a '-' or the letter separates, straight segments
+ * in one direction merged (potrace ends a corner's two sides at their midpoints), and the
+ * line back to the start left to z. The rounding is done on absolute positions (the deltas
+ * are between rounded points), so no error accumulates. */
+struct pen {
+	struct kiln_buf *out;
+	long x, y;                /* the current point, tenths */
+	long lx, ly;              /* a straight segment not written yet (lines: 1) */
+	int lines;
+	char op;                  /* the last command written */
+	int need_sep;             /* the last thing written was a number */
+};
+
+static long tenths(double v)
 {
-	*(void **)&omp_set_threads = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+	return (long)(v * 10.0 + (v < 0 ? -0.5 : 0.5));
 }
 
-static int quantize(const struct kiln_rgba *im, int colors, uint8_t *idx, uint8_t (*pal)[4],
-		    int *npal, struct kiln_error *e)
+static int num(struct pen *p, long t)
 {
-	liq_attr *attr = NULL;
-	liq_image *li = NULL;
-	liq_result *res = NULL;
-	const liq_palette *lp;
-	int rc = 0;
-	pthread_once(&omp_once, omp_lookup);
-	if (omp_set_threads)
-		omp_set_threads(1);
-	if (!(attr = liq_attr_create())) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, "vectorize", "out of memory for the palette");
-		goto out;
-	}
-	if (liq_set_max_colors(attr, colors) != LIQ_OK || liq_set_speed(attr, 4) != LIQ_OK) {
-		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot set up libimagequant");
-		goto out;
-	}
-	li = liq_image_create_rgba(attr, im->px, im->w, im->h, 0);
-	if (!li || liq_image_quantize(li, attr, &res) != LIQ_OK) {
-		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot make a %d-colour palette "
-				    "of the image (libimagequant)", colors);
-		goto out;
-	}
-	liq_set_dithering_level(res, 0.0f);
-	if (liq_write_remapped_image(res, li, idx, (size_t)im->w * (size_t)im->h) != LIQ_OK) {
-		rc = kiln_error_set(e, KILN_E_IMAGE, "vectorize", "cannot remap the image");
-		goto out;
-	}
-	lp = liq_get_palette(res);
-	*npal = (int)lp->count;
-	for (unsigned i = 0; i < lp->count; i++) {
-		pal[i][0] = lp->entries[i].r;
-		pal[i][1] = lp->entries[i].g;
-		pal[i][2] = lp->entries[i].b;
-		pal[i][3] = lp->entries[i].a;
-	}
-out:
-	if (res)
-		liq_result_destroy(res);
-	if (li)
-		liq_image_destroy(li);
-	if (attr)
-		liq_attr_destroy(attr);
+	char s[32];
+	int n = 0;
+	unsigned long a = (unsigned long)(t < 0 ? -t : t);
+	if (t < 0)
+		s[n++] = '-';
+	else if (p->need_sep)
+		s[n++] = ' ';
+	if (a >= 10 || a % 10 == 0)
+		n += snprintf(s + n, sizeof s - (size_t)n, "%lu", a / 10);
+	if (a % 10)
+		n += snprintf(s + n, sizeof s - (size_t)n, ".%lu", a % 10);
+	p->need_sep = 1;
+	return kiln_buf_add(p->out, s, (size_t)n);
+}
+
+static int letter(struct pen *p, char op)
+{
+	if (op == p->op)
+		return 0;
+	p->op = op;
+	p->need_sep = 0;
+	return kiln_buf_add(p->out, &op, 1);
+}
+
+/* the straight segment waiting, as h, v or l */
+static int flush_line(struct pen *p)
+{
+	int rc;
+	if (!p->lines)
+		return 0;
+	p->lines = 0;
+	if (!p->lx)
+		return letter(p, 'v') || num(p, p->ly);
+	if (!p->ly)
+		return letter(p, 'h') || num(p, p->lx);
+	rc = letter(p, 'l') || num(p, p->lx) || num(p, p->ly);
 	return rc;
 }
 
-static int pt(struct kiln_buf *out, char op, potrace_dpoint_t p)
+static int line_to(struct pen *p, potrace_dpoint_t q)
 {
-	char t[64];
-	int n = snprintf(t, sizeof t, "%c%.2f %.2f", op, p.x, p.y);
-	return kiln_buf_add(out, t, (size_t)n);
+	long dx = tenths(q.x) - p->x, dy = tenths(q.y) - p->y;
+	int rc = 0;
+	if (!dx && !dy)
+		return 0;
+	if (p->lines && p->lx * dy == p->ly * dx && p->lx * dx + p->ly * dy > 0) {
+		p->lx += dx;
+		p->ly += dy;
+	} else {
+		rc = flush_line(p);
+		p->lx = dx;
+		p->ly = dy;
+		p->lines = 1;
+	}
+	p->x += dx;
+	p->y += dy;
+	return rc;
 }
 
-/* potrace's paths of one mask as path data (even-odd: holes are the paths inside) */
-static int write_paths(const potrace_path_t *pl, struct kiln_buf *out)
+static int curve_to(struct pen *p, const potrace_dpoint_t q[3])
+{
+	int rc = flush_line(p) || letter(p, 'c');
+	for (int i = 0; i < 3 && !rc; i++)
+		rc = num(p, tenths(q[i].x) - p->x) || num(p, tenths(q[i].y) - p->y);
+	p->x = tenths(q[2].x);
+	p->y = tenths(q[2].y);
+	return rc;
+}
+
+/* potrace's paths of one mask as path data (even-odd: holes are the paths inside). */
+static int write_paths(const potrace_path_t *pl, struct pen *pen)
 {
 	int rc = 0;
 	for (const potrace_path_t *p = pl; p && !rc; p = p->next) {
 		const potrace_curve_t *c = &p->curve;
+		potrace_dpoint_t start;
 		if (c->n < 1)
 			continue;
-		rc = pt(out, 'M', c->c[c->n - 1][2]);
+		start = c->c[c->n - 1][2];
+		rc = letter(pen, 'm') || num(pen, tenths(start.x) - pen->x) ||
+		     num(pen, tenths(start.y) - pen->y);
+		pen->x = tenths(start.x);
+		pen->y = tenths(start.y);
+		pen->op = 'l'; /* after m, pairs are lines */
 		for (int i = 0; i < c->n && !rc; i++) {
-			if (c->tag[i] == POTRACE_CORNER) {
-				rc = pt(out, 'L', c->c[i][1]) || pt(out, 'L', c->c[i][2]);
-			} else {
-				rc = pt(out, 'C', c->c[i][0]) || pt(out, ' ', c->c[i][1]) ||
-				     pt(out, ' ', c->c[i][2]);
-			}
+			if (c->tag[i] == POTRACE_CORNER)
+				rc = line_to(pen, c->c[i][1]) || line_to(pen, c->c[i][2]);
+			else
+				rc = curve_to(pen, c->c[i]);
 		}
+		/* the last line ends at the start: z draws it */
+		pen->lines = 0;
+		pen->x = tenths(start.x);
+		pen->y = tenths(start.y);
 		if (!rc)
-			rc = kiln_buf_add(out, "Z", 1);
+			rc = kiln_buf_add(pen->out, "z", 1);
+		pen->op = 'z';
+		pen->need_sep = 0;
 	}
 	return rc;
 }
@@ -298,7 +335,7 @@ int kiln_polish_svg_trace(const struct kiln_rgba *im, int colors, struct kiln_bu
 	memset(&bm, 0, sizeof bm);
 	if (!idx)
 		return kiln_error_set(e, KILN_E_NOMEM, "vectorize", "out of memory");
-	if ((rc = quantize(im, colors, idx, pal, &npal, e)))
+	if ((rc = kiln_render_quantize(im->px, im->w, im->h, colors, 0, idx, pal, &npal, e)))
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if (im->px[i * 4 + 3] >= 128)
@@ -325,7 +362,9 @@ int kiln_polish_svg_trace(const struct kiln_rgba *im, int colors, struct kiln_bu
 	if ((rc = header(out, im->w, im->h, "")))
 		goto nobuf;
 	for (int r = 0; r < npal; r++) {
-		int c = order[r], any = 0;
+		int c = order[r];
+		size_t set = 0;
+		struct pen pen = {out, 0, 0, 0, 0, 0, 0, 0};
 		potrace_state_t *st;
 		if (!count[c])
 			break;
@@ -336,11 +375,22 @@ int kiln_polish_svg_trace(const struct kiln_rgba *im, int colors, struct kiln_bu
 				if (im->px[i * 4 + 3] >= 128 && rank[idx[i]] >= r) {
 					bm.map[(size_t)y * (size_t)bm.dy + (size_t)(x / bpw)] |=
 						(potrace_word)1 << (bpw - 1 - x % bpw);
-					any = 1;
+					set++;
 				}
 			}
-		if (!any)
+		if (!set)
 			continue;
+		pal[c][3] = 255;
+		if (set == n) {
+			/* the first colour's mask is the whole image: a rectangle, nothing to trace */
+			char t[160];
+			int k = snprintf(t, sizeof t, "<rect width=\"%d\" height=\"%d\" fill=\""
+					 "#%02x%02x%02x\"/>\n", im->w, im->h, pal[c][0], pal[c][1],
+					 pal[c][2]);
+			if ((rc = kiln_buf_add(out, t, (size_t)k)))
+				goto nobuf;
+			continue;
+		}
 		st = potrace_trace(param, &bm);
 		if (!st || st->status != POTRACE_STATUS_OK) {
 			potrace_state_free(st);
@@ -348,8 +398,7 @@ int kiln_polish_svg_trace(const struct kiln_rgba *im, int colors, struct kiln_bu
 					    "colour %d of %d", r + 1, npal);
 			goto out;
 		}
-		pal[c][3] = 255;
-		rc = fill_attr(out, pal[c], " fill-rule=\"evenodd\"") || write_paths(st->plist, out) ||
+		rc = fill_attr(out, pal[c], " fill-rule=\"evenodd\"") || write_paths(st->plist, &pen) ||
 		     kiln_buf_add(out, "\"/>\n", 4);
 		potrace_state_free(st);
 		if (rc)

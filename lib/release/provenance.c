@@ -445,15 +445,17 @@ static int verify_images(const char *dist, json_t *prov, const struct kiln_manif
 			 struct kiln_error *e)
 {
 	json_t *imgs = json_object_get(prov, "images"), *x;
+	json_t *extras = json_object_get(prov, "extras");
 	const char *want_prov = json_string_value(json_object_get(prov, "provenance_hash"));
 	char (*h)[65] = NULL;
 	const char **names = NULL;
-	size_t i, n = json_array_size(imgs);
+	size_t i, n = json_array_size(imgs), nx = json_array_size(extras);
 	int rc = 0;
 	if (!json_is_array(imgs) || !want_prov)
 		return kiln_error_set(e, KILN_E_IO, "provenance.json", "no images list or "
 				      "provenance_hash: not a provenance record kiln wrote");
-	if (!(h = kiln_calloc(n + 1, sizeof *h)) || !(names = kiln_calloc(n + 1, sizeof *names)))
+	if (!(h = kiln_calloc(n + 1, sizeof *h)) ||
+	    !(names = kiln_calloc(n + nx + 1, sizeof *names)))
 		goto nomem;
 	json_array_foreach(imgs, i, x) {
 		const char *file = json_string_value(json_object_get(x, "file"));
@@ -490,15 +492,34 @@ static int verify_images(const char *dist, json_t *prov, const struct kiln_manif
 							      "%s, provenance.json says %s",
 							      r->provenance, want_prov)))
 		goto nomem;
+	/* extras: files shipped beside a token's image (its polish SVG), each hashed */
+	json_array_foreach(extras, i, x) {
+		const char *file = json_string_value(json_object_get(x, "file"));
+		const char *want = json_string_value(json_object_get(x, "sha256"));
+		const char *got;
+		if (!file || !*file || !want || strlen(want) != 64 || !safe_rel(file)) {
+			rc = kiln_error_set(e, KILN_E_IO, "provenance.json", "extras[%zu] has no "
+					    "usable file and sha256", i);
+			goto out;
+		}
+		names[n + i] = file;
+		r->checks++;
+		if (!(got = sha_of(found, file)))
+			rc = kiln_manifest_find(found, file) ? 0 : problem(r, "%s: missing", file);
+		else if (strcmp(got, want))
+			rc = problem(r, "%s: sha256 is %s, provenance.json says %s", file, got, want);
+		if (rc)
+			goto nomem;
+	}
 	/* files under images/ that are not listed: an added or renamed image cannot hide */
-	if (n)
-		qsort(names, n, sizeof *names, cmp_str);
+	if (n + nx)
+		qsort(names, n + nx, sizeof *names, cmp_str);
 	for (i = 0; i < found->n; i++) {
 		const char *key = found->v[i].path;
 		if (strncmp(key, "images/", 7))
 			continue;
 		r->checks++;
-		if ((!n || !bsearch(&key, names, n, sizeof *names, cmp_str)) &&
+		if ((!(n + nx) || !bsearch(&key, names, n + nx, sizeof *names, cmp_str)) &&
 		    (rc = problem(r, "%s: not in provenance.json (an image was added or renamed)",
 				  key)))
 			goto nomem;

@@ -56,6 +56,7 @@
 #include "kiln/project.h"
 #include "kiln/recipe.h"
 #include "kiln/release.h"
+#include "release/extras.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/image.h"
@@ -85,6 +86,7 @@ struct rel {
 	struct kiln_release_result *r;
 	char *tmp;                    /* the new dist/ */
 	char (*sha)[65];              /* per item, initial sequence */
+	char (*svg)[65];              /* per item: its polish SVG's SHA-256, "" none (extras.c) */
 	uint64_t si;                  /* starting index (0 when none) */
 	int has_si;
 	char *image_base;             /* "ipfs://<cid>" or the spec's base_uri, no trailing '/' */
@@ -298,6 +300,14 @@ static json_t *token_json(struct rel *x, const struct kiln_item *it, uint64_t id
 	      (s->external_url && json_object_set_new(o, "external_url",
 						       json_string(s->external_url))) ||
 	      json_object_set(o, "attributes", attrs);
+	if (!bad && x->svg[it - x->items->v][0]) {
+		/* the polish SVG beside the image: properties.files as Metaplex lists files */
+		char svg[4096];
+		snprintf(svg, sizeof svg, "%s/%" PRIu64 ".svg", x->image_base, it->id);
+		bad = json_object_set_new(o, "properties", json_pack("{s:[{s:s, s:s}, {s:s, s:s}]}",
+			"files", "uri", uri, "type", kiln_format_mime(s->format), "uri", svg,
+			"type", "image/svg+xml")) != 0;
+	}
 	free(name);
 	json_decref(attrs);
 	if (bad) {
@@ -318,7 +328,16 @@ static json_t *metaplex_json(struct rel *x, const struct kiln_item *it, uint64_t
 	int bad = !o || !attrs || token_text(s, it, id, &name, &desc);
 	snprintf(file, sizeof file, "%" PRIu64 ".%s", i, ext);
 	bad = bad || !(files = json_pack("[{s:s, s:s}]", "uri", file, "type",
-					 kiln_format_mime(s->format))) ||
+					 kiln_format_mime(s->format)));
+	if (!bad && x->svg[it - x->items->v][0]) {
+		/* the polish SVG, by its URI in the images folder: Sugar uploads only N.png
+		 * (and an animation) from assets/, and properties.files may list any URI */
+		char svg[4096];
+		snprintf(svg, sizeof svg, "%s/%" PRIu64 ".svg", x->image_base, it->id);
+		bad = json_array_append_new(files, json_pack("{s:s, s:s}", "uri", svg, "type",
+							     "image/svg+xml")) != 0;
+	}
+	bad = bad ||
 	      !(props = json_pack("{s:O, s:s}", "files", files, "category", "image"));
 	if (!bad && s->ncreators) {
 		json_t *cr = json_array();
@@ -670,6 +689,39 @@ static size_t *name_order(const struct kiln_items *items)
 	return out;
 }
 
+/* images/<id>.svg: the token's polish SVG (extras.c), checked against its hash. */
+static int write_svg(struct rel *x, struct kiln_ipfs_dir *d, const char *dir,
+		     const struct kiln_item *it, const char *sha, struct kiln_error *e)
+{
+	char name[64], hex[65], *src = kiln_store_path(x->p->store, sha), *dst;
+	int rc;
+	if (!src)
+		return nomem(x, e);
+	kiln_buf_reset(&x->img);
+	rc = kiln_fs_read(src, &x->img, e);
+	free(src);
+	if (rc)
+		return rc;
+	kiln_sha256_hex(x->img.data, x->img.len, hex);
+	if (strcmp(hex, sha)) {
+		char where[48];
+		snprintf(where, sizeof where, "item %" PRIu64, it->id);
+		return kiln_error_set(e, KILN_E_IO, where, "the store file %.12s... (the token's "
+				      "SVG) no longer has the bytes it was stored with (its SHA-256 "
+				      "is %.12s...): make the polish steps again", sha, hex);
+	}
+	snprintf(name, sizeof name, "%" PRIu64 ".svg", it->id);
+	if (!(dst = kiln_fs_join(dir, name)))
+		return nomem(x, e);
+	rc = put_file(x, dst, x->img.data, x->img.len, sha, e);
+	free(dst);
+	if (!rc)
+		rc = kiln_ipfs_dir_add_buf(d, name, x->img.data, x->img.len, NULL, e);
+	if (!rc)
+		x->r->bytes += x->img.len;
+	return rc;
+}
+
 /* images/: each store file read once, checked against its hash, written and imported. */
 static int write_images(struct rel *x, struct kiln_error *e)
 {
@@ -739,6 +791,8 @@ static int write_images(struct rel *x, struct kiln_error *e)
 		if (rc || (rc = kiln_ipfs_dir_add_buf(d, name, x->img.data, x->img.len, NULL, e)))
 			goto out;
 		x->r->bytes += x->img.len;
+		if (x->svg[i][0] && (rc = write_svg(x, d, dir, it, x->svg[i], e)))
+			goto out;
 		report(x->o, "item", items->n, k + 1);
 	}
 	rc = dir_done(x, &d, &car, "images", "images", x->r->images_cid, e);
@@ -1228,10 +1282,28 @@ out:
 	return rc;
 }
 
+/* provenance.json's extras: [{token_id, file, sha256}] of the SVGs (NULL: none) */
+static int svg_extras(struct rel *x, json_t **out, struct kiln_error *e)
+{
+	*out = NULL;
+	for (size_t i = 0; i < x->items->n; i++) {
+		char file[96];
+		if (!x->svg[i][0])
+			continue;
+		snprintf(file, sizeof file, "images/%" PRIu64 ".svg", x->items->v[i].id);
+		if ((!*out && !(*out = json_array())) ||
+		    json_array_append_new(*out, json_pack("{s:I, s:s, s:s}", "token_id",
+					  (json_int_t)x->items->v[i].id, "file", file, "sha256",
+					  x->svg[i])))
+			return nomem(x, e);
+	}
+	return 0;
+}
+
 static int write_records(struct rel *x, struct kiln_error *e)
 {
 	const struct kiln_items *items = x->items;
-	json_t *prov = NULL, *imgs = json_array(), *ipfs = NULL;
+	json_t *prov = NULL, *imgs = json_array(), *ipfs = NULL, *extras = NULL;
 	struct kiln_buf text = KILN_BUF_INIT;
 	char *path = NULL;
 	int rc;
@@ -1248,12 +1320,16 @@ static int write_records(struct rel *x, struct kiln_error *e)
 	}
 	if ((rc = kiln_provenance_hash((const char(*)[65])x->sha, items->n, x->r->provenance, e)))
 		goto out;
+	if ((rc = svg_extras(x, &extras, e)))
+		goto out;
 	prov = json_pack("{s:s, s:s, s:I, s:o, s:s, s:O, s:O}", "method", KILN_PROVENANCE_METHOD,
 			 "provenance_hash", x->r->provenance, "count", (json_int_t)items->n,
 			 "starting_index", x->has_si ? json_integer((json_int_t)x->si) : json_null(),
 			 "reveal", x->r->reveal_pending ? "pending: kiln release --starting-index N"
 							: "done",
 			 "images", imgs, "tokens", x->tokens);
+	if (prov && extras && json_object_set(prov, "extras", extras))
+		goto nomem;
 	if (!prov || !(path = kiln_fs_join(x->tmp, "provenance.json")))
 		goto nomem;
 	if ((rc = write_json(x, path, prov, &text, e)))
@@ -1297,6 +1373,7 @@ nomem:
 	rc = nomem(x, e);
 out:
 	json_decref(imgs);
+	json_decref(extras);
 	json_decref(prov);
 	json_decref(ipfs);
 	kiln_buf_release(&text);
@@ -1365,9 +1442,12 @@ static int write_release(struct rel *x, struct kiln_error *e)
 	const struct kiln_spec *s = x->s;
 	size_t n = x->items->n;
 	int rc;
-	if (!(x->sha = kiln_calloc(n + 1, sizeof *x->sha)) || !(x->entries = json_array()) ||
+	if (!(x->sha = kiln_calloc(n + 1, sizeof *x->sha)) ||
+	    !(x->svg = kiln_calloc(n + 1, sizeof *x->svg)) || !(x->entries = json_array()) ||
 	    !(x->tokens = json_array()))
 		return nomem(x, e);
+	if ((rc = kiln_release_svgs(x->p->catalog, x->items, x->svg, e)))
+		return rc;
 	for (size_t t = 0; t < n; t++)
 		if (json_array_append_new(x->tokens, json_pack("{s:I}", "token_id",
 							       (json_int_t)x->items->v[t].id)))
@@ -1872,6 +1952,7 @@ out:
 	}
 	free(x.tmp);
 	free(x.sha);
+	free(x.svg);
 	free(x.image_base);
 	json_decref(x.entries);
 	json_decref(x.tokens);

@@ -845,9 +845,8 @@ static void omp_lookup(void)
 	*(void **)&omp_set_threads = dlsym(RTLD_DEFAULT, "omp_set_num_threads");
 }
 
-/* Palette of at most `colors` entries by libimagequant, and the remapped indexes. */
-static int quantize(const struct kiln_spec *s, const uint8_t *px, int w, int h, int colors,
-		    uint8_t *idx, uint8_t (*pal)[4], int *npal, struct kiln_error *e)
+int kiln_render_quantize(const uint8_t *px, int w, int h, int colors, int dither,
+			 uint8_t *idx, uint8_t (*pal)[4], int *npal, struct kiln_error *e)
 {
 	liq_attr *attr = NULL;
 	liq_image *im = NULL;
@@ -872,7 +871,7 @@ static int quantize(const struct kiln_spec *s, const uint8_t *px, int w, int h, 
 				    "image (libimagequant)", colors);
 		goto out;
 	}
-	liq_set_dithering_level(res, s->png_dither ? 1.0f : 0.0f);
+	liq_set_dithering_level(res, dither ? 1.0f : 0.0f);
 	if (liq_write_remapped_image(res, im, idx, (size_t)w * h) != LIQ_OK) {
 		rc = kiln_error_set(e, KILN_E_IMAGE, NULL, "cannot remap the image to its palette");
 		goto out;
@@ -935,7 +934,8 @@ static int finish(struct kiln_compose *c, struct scratch *x, const uint8_t *px,
 		if ((rc = big_get(x, npx * (1 + (k > 1 ? kk : 0)), e)))
 			return rc;
 		if (!exact_palette(px, npx, colors, x->big, pal, &npal) &&
-		    (rc = quantize(s, px, w, h, colors, x->big, pal, &npal, e)))
+		    (rc = kiln_render_quantize(px, w, h, colors, s->png_dither, x->big, pal,
+						  &npal, e)))
 			return rc;
 		img = x->big;
 		if (k > 1) {

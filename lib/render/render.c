@@ -17,13 +17,11 @@
 #include "kiln/project.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/pool.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 struct job {
 	size_t item;            /* index into items */
@@ -43,13 +41,11 @@ struct run {
 	struct kiln_items *items;
 	struct job *jobs;
 	size_t njobs;
-	size_t next;            /* next job to take (atomic) */
-	const volatile int *cancel;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	size_t *done_order;     /* job indexes in completion order */
-	size_t ndone;
-	unsigned running;       /* workers still running */
+	size_t *done_order;     /* job indexes in completion order (util/pool.h) */
+	const struct kiln_render_opts *o;
+	struct kiln_render_record *recs;
+	uint64_t failed;
+	double t0;
 };
 
 static char *format_error(const struct kiln_error *e)
@@ -82,30 +78,10 @@ static void render_one(struct run *r, struct job *j, struct kiln_buf *buf)
 		j->error = format_error(&e);
 }
 
-static void *worker(void *arg)
+static void run_job(void *user, size_t k, struct kiln_buf *buf)
 {
-	struct run *r = arg;
-	struct kiln_buf buf;
-	kiln_buf_init(&buf, 0);
-	for (;;) {
-		size_t k;
-		if (r->cancel && *r->cancel)
-			break;
-		k = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
-		if (k >= r->njobs)
-			break;
-		render_one(r, &r->jobs[k], &buf);
-		pthread_mutex_lock(&r->mu);
-		r->done_order[r->ndone++] = k;
-		pthread_cond_signal(&r->cv);
-		pthread_mutex_unlock(&r->mu);
-	}
-	kiln_buf_release(&buf);
-	pthread_mutex_lock(&r->mu);
-	r->running--;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	return NULL;
+	struct run *r = user;
+	render_one(r, &r->jobs[k], buf);
 }
 
 static int wanted(const struct kiln_render_opts *o, uint64_t id)
@@ -167,6 +143,20 @@ static int flush(struct run *r, size_t from, size_t to, struct kiln_render_recor
 	return kiln_catalog_record_renders(r->p->catalog, recs, n, e);
 }
 
+static void job_done(void *user, size_t k)
+{
+	struct run *r = user;
+	struct job *j = &r->jobs[r->done_order[k]];
+	r->failed += !j->ok;
+	report(r->o, "item", r->njobs, k + 1, r->failed, &r->items->v[j->item], j, r->t0);
+}
+
+static int job_flush(void *user, size_t from, size_t to, struct kiln_error *e)
+{
+	struct run *r = user;
+	return flush(r, from, to, r->recs, e);
+}
+
 #define BATCH 64
 
 int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o,
@@ -175,11 +165,8 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 	struct kiln_items items;
 	struct run r;
 	struct kiln_render_record recs[BATCH];
-	pthread_t *th = NULL;
-	unsigned nthreads = o->threads, started = 0;
-	size_t flushed = 0;
-	uint64_t failed = 0;
-	double t0 = kiln_clock_mono(), last_flush = t0;
+	size_t ndone = 0;
+	double t0 = kiln_clock_mono();
 	int rc, current;
 
 	memset(res, 0, sizeof *res);
@@ -201,7 +188,6 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 		goto out;
 	r.p = p;
 	r.items = &items;
-	r.cancel = o->cancel;
 	r.jobs = kiln_calloc(items.n + 1, sizeof *r.jobs);
 	r.done_order = kiln_calloc(items.n + 1, sizeof *r.done_order);
 	if (!r.jobs || !r.done_order) {
@@ -259,96 +245,28 @@ int kiln_project_render(struct kiln_project *p, const struct kiln_render_opts *o
 	report(o, "start", r.njobs, 0, 0, NULL, NULL, t0);
 	if (!r.njobs)
 		goto done;
-	if (!nthreads) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		nthreads = n > 0 ? (unsigned)n : 1;
-	}
-	if (nthreads > r.njobs)
-		nthreads = (unsigned)r.njobs;
-	th = kiln_calloc(nthreads, sizeof *th);
-	if (!th) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
-		goto out;
-	}
-	pthread_mutex_init(&r.mu, NULL);
-	pthread_cond_init(&r.cv, NULL);
-	r.running = nthreads;
-	for (started = 0; started < nthreads; started++)
-		if (pthread_create(&th[started], NULL, worker, &r)) {
-			pthread_mutex_lock(&r.mu);
-			r.running -= nthreads - started;
-			pthread_mutex_unlock(&r.mu);
-			break;
-		}
-	if (!started) {
-		rc = kiln_error_set(e, KILN_E_NOMEM, p->dir, "cannot start worker threads");
-		goto join;
-	}
-	/* main thread: record results as they come, a batch at a time. It sleeps until an item
-	 * finishes, or at most 50 ms while finished items wait for their batch (waiting only
-	 * for ndone != flushed made this loop spin, using a core and reporting items twice). */
-	for (size_t reported = 0;;) {
-		size_t ndone;
-		int running;
-		pthread_mutex_lock(&r.mu);
-		while (r.ndone == reported && r.running) {
-			struct timespec ts;
-			if (flushed == reported) {
-				pthread_cond_wait(&r.cv, &r.mu);
-				continue;
-			}
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			if (pthread_cond_timedwait(&r.cv, &r.mu, &ts))
-				break;
-		}
-		ndone = r.ndone;
-		running = r.running > 0;
-		pthread_mutex_unlock(&r.mu);
-		for (size_t k = reported; k < ndone; k++, reported++) {
-			struct job *j = &r.jobs[r.done_order[k]];
-			failed += !j->ok;
-			report(o, "item", r.njobs, k + 1, failed, &items.v[j->item], j, t0);
-		}
-		while (flushed < ndone &&
-		       (ndone - flushed >= BATCH || !running || kiln_clock_mono() - last_flush > 0.25)) {
-			size_t to = flushed + BATCH < ndone ? flushed + BATCH : ndone;
-			if ((rc = flush(&r, flushed, to, recs, e))) {
-				/* stop the workers; what was recorded stays recorded */
-				__atomic_store_n(&r.next, r.njobs, __ATOMIC_RELAXED);
-				goto join;
-			}
-			flushed = to;
-			last_flush = kiln_clock_mono();
-		}
-		if (!running && flushed == ndone)
-			break;
-	}
-join:
-	for (unsigned t = 0; t < started; t++)
-		pthread_join(th[t], NULL);
-	pthread_mutex_destroy(&r.mu);
-	pthread_cond_destroy(&r.cv);
-	for (size_t k = 0; k < r.ndone; k++)
+	r.o = o;
+	r.recs = recs;
+	r.t0 = t0;
+	rc = kiln_pool_run(&(struct kiln_pool){.njobs = r.njobs, .batch = BATCH,
+			   .threads = o->threads, .order = r.done_order, .cancel = o->cancel,
+			   .where = p->dir, .user = &r, .run = run_job, .done = job_done,
+			   .flush = job_flush}, &ndone, e);
+	for (size_t k = 0; k < ndone; k++)
 		if (r.jobs[r.done_order[k]].ok)
 			res->rendered++;
-	res->failed = failed;
-	if (!rc && o->cancel && *o->cancel && r.ndone < r.njobs)
+	res->failed = r.failed;
+	if (!rc && o->cancel && *o->cancel && ndone < r.njobs)
 		rc = kiln_error_set(e, KILN_E_FAILED, p->dir, "interrupted after %zu of %zu items: "
-				    "run the same command again to finish", r.ndone, r.njobs);
+				    "run the same command again to finish", ndone, r.njobs);
 done:
 	res->seconds = kiln_clock_mono() - t0;
-	report(o, "end", r.njobs, r.ndone, failed, NULL, NULL, t0);
+	report(o, "end", r.njobs, ndone, r.failed, NULL, NULL, t0);
 out:
 	for (size_t k = 0; r.jobs && k < r.njobs; k++)
 		free(r.jobs[k].error);
 	free(r.jobs);
 	free(r.done_order);
-	free(th);
 	kiln_compose_free(r.compose);
 	kiln_recipe_free(r.recipe);
 	kiln_items_release(&items);

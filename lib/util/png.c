@@ -798,6 +798,29 @@ static int png_bad(struct kiln_error *e, size_t at, const char *what)
 			      at);
 }
 
+/* The chunk at p[off] checked: it fits in len, its type is four letters, its CRC is right;
+ * *cn: its data length. */
+static int chunk_at(const uint8_t *p, size_t len, size_t off, uint32_t *cn,
+		    struct kiln_error *e)
+{
+	const uint8_t *c = p + off;
+	if (len - off < 12)
+		return png_bad(e, off, off == len ? "it ends before IEND: cut short?"
+					   : "a chunk is cut short");
+	*cn = get32(c);
+	if (*cn > 0x7fffffffu || *cn > len - off - 12)
+		return png_bad(e, off, "a chunk's length runs past the end: cut short?");
+	for (int i = 4; i < 8; i++)
+		if (!((c[i] | 0x20) >= 'a' && (c[i] | 0x20) <= 'z'))
+			return png_bad(e, off, "a chunk type is not four letters");
+	if ((uint32_t)libdeflate_crc32(0, c + 4, (size_t)*cn + 4) != get32(c + 8 + *cn)) {
+		char what[64];
+		snprintf(what, sizeof what, "chunk %.4s has a bad CRC", (const char *)c + 4);
+		return png_bad(e, off, what);
+	}
+	return 0;
+}
+
 int kiln_png_set_text(const void *png, size_t len, const struct kiln_png_text *texts, size_t n,
 		      struct kiln_buf *out, struct kiln_error *e)
 {
@@ -844,27 +867,8 @@ int kiln_png_set_text(const void *png, size_t len, const struct kiln_png_text *t
 	while (!iend) {
 		const uint8_t *c = p + off;
 		uint32_t cn;
-		if (len - off < 12) {
-			rc = png_bad(e, off, off == len ? "it ends before IEND: cut short?"
-						   : "a chunk is cut short");
+		if ((rc = chunk_at(p, len, off, &cn, e)))
 			goto out;
-		}
-		cn = get32(c);
-		if (cn > 0x7fffffffu || cn > len - off - 12) {
-			rc = png_bad(e, off, "a chunk's length runs past the end: cut short?");
-			goto out;
-		}
-		for (int i = 4; i < 8; i++)
-			if (!((c[i] | 0x20) >= 'a' && (c[i] | 0x20) <= 'z')) {
-				rc = png_bad(e, off, "a chunk type is not four letters");
-				goto out;
-			}
-		if ((uint32_t)libdeflate_crc32(0, c + 4, (size_t)cn + 4) != get32(c + 8 + cn)) {
-			char what[64];
-			snprintf(what, sizeof what, "chunk %.4s has a bad CRC", (const char *)c + 4);
-			rc = png_bad(e, off, what);
-			goto out;
-		}
 		if (off == 8 && (memcmp(c + 4, "IHDR", 4) || cn != 13)) {
 			rc = png_bad(e, off, "the first chunk is not a 13-byte IHDR");
 			goto out;
@@ -901,5 +905,62 @@ out:
 		out->data[start] = 0;
 	}
 	free(latin1);
+	return rc;
+}
+
+static int is_text_chunk(const uint8_t *type)
+{
+	return !memcmp(type, "tEXt", 4) || !memcmp(type, "zTXt", 4) || !memcmp(type, "iTXt", 4);
+}
+
+int kiln_png_copy_text(const void *from, size_t flen, const void *png, size_t len,
+		       struct kiln_buf *out, struct kiln_error *e)
+{
+	static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+	const uint8_t *f = from, *p = png;
+	size_t start = out->len, off = 8, idat = 0;
+	int rc;
+	if (flen < 8 || memcmp(f, sig, 8))
+		return png_bad(e, 0, "no PNG signature");
+	if (len < 8 || memcmp(p, sig, 8))
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "the new PNG has no signature");
+	/* the new PNG's first IDAT */
+	for (off = 8; off + 12 <= len; off += (size_t)get32(p + off) + 12) {
+		if (!memcmp(p + off + 4, "IDAT", 4)) {
+			idat = off;
+			break;
+		}
+		if (get32(p + off) > len - off - 12)
+			break;
+	}
+	if (!idat)
+		return kiln_error_set(e, KILN_E_IMAGE, NULL, "the new PNG has no IDAT chunk");
+	if (kiln_buf_add(out, p, idat))
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %zu-byte PNG", len);
+	for (off = 8;;) {
+		const uint8_t *c = f + off;
+		uint32_t cn;
+		if ((rc = chunk_at(f, flen, off, &cn, e)))
+			goto fail;
+		if (is_text_chunk(c + 4)) {
+			if (kiln_buf_add(out, c, (size_t)cn + 12)) {
+				rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for PNG text");
+				goto fail;
+			}
+		}
+		off += (size_t)cn + 12;
+		if (!memcmp(c + 4, "IEND", 4))
+			break;
+	}
+	if (kiln_buf_add(out, p + idat, len - idat)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory for a %zu-byte PNG", len);
+		goto fail;
+	}
+	return 0;
+fail:
+	if (out->data) {
+		out->len = start;
+		out->data[start] = 0;
+	}
 	return rc;
 }

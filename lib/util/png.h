@@ -142,4 +142,13 @@ struct kiln_png_text {
 int kiln_png_set_text(const void *png, size_t len, const struct kiln_png_text *texts, size_t n,
 		      struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
 
+/* Append to out the PNG png[len] with every tEXt, zTXt and iTXt chunk of the PNG from[flen]
+ * copied into it, byte for byte and in from's order, just before png's first IDAT (a polish
+ * step keeps the texts of its input, such as A1111's "parameters"). from is checked as it is
+ * read (signature, chunk lengths and CRCs up to IEND); png is kiln's own output (IDAT found by
+ * the chunk lengths). Errors: KILN_E_IMAGE (which PNG, at which byte), KILN_E_NOMEM; out then
+ * keeps its length. */
+int kiln_png_copy_text(const void *from, size_t flen, const void *png, size_t len,
+		       struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
+
 #endif

@@ -1,7 +1,8 @@
 # Polish on an AI project (A1111 test server): the IPTC disclosure of every polished PNG, read
 # back by exiftool: an upscaled render is still trainedAlgorithmicMedia; a token with an
 # overlay (a human-made layer) or an imported artist's edit is
-# compositeWithTrainedAlgorithmicMedia; the released images are the polished ones.
+# compositeWithTrainedAlgorithmicMedia; the released images are the polished ones. The
+# render's A1111 "parameters" text stays on every polished PNG (exiftool -PNG:Parameters).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ai_common.inc"
 start_server --protocol a1111 --auth owl:s3cret-hoot
@@ -30,6 +31,13 @@ f2=$(q "select output from polish_steps where item_id = 2 and kind = 'upscale'")
 expect_eq "upscaled AI image: trained" "$(dst "$(st "$f2")")" "$B/trainedAlgorithmicMedia"
 f1=$(q "select output from polish_steps where item_id = 1 and kind = 'upscale'")
 expect_eq "overlaid AI image: composite" "$(dst "$(st "$f1")")" "$B/compositeWithTrainedAlgorithmicMedia"
+params() { exiftool -s3 -PNG:Parameters "$1"; }
+for id in 1 2; do
+	r=$(q "select image from items where id = $id")
+	f=$(q "select output from polish_steps where item_id = $id and kind = 'upscale'")
+	[ -n "$(params "$(st "$r")")" ] && ok || fail "render $id has no A1111 parameters"
+	expect_eq "polished $id keeps the render's parameters" "$(params "$(st "$f")")" "$(params "$(st "$r")")"
+done
 # an artist's edit of token 3 (its image mirrored stands in for it)
 "$KILN" -C "$P" polish export 3 --to "$T/ex" >/dev/null && vips flip "$T/ex/3.png" "$T/ex/3e.png" horizontal &&
 	"$KILN" -C "$P" polish import 3 "$T/ex/3e.png" --by Ana >/dev/null
@@ -43,6 +51,8 @@ expect_eq "the edit's raw file is named by its hash" \
 expect_eq "build" $? 0
 expect_eq "released 1 is composite" "$(dst "$P/dist/images/1.png")" "$B/compositeWithTrainedAlgorithmicMedia"
 expect_eq "released 2 is trained" "$(dst "$P/dist/images/2.png")" "$B/trainedAlgorithmicMedia"
+expect_eq "released 2 keeps the parameters" "$(params "$P/dist/images/2.png")" \
+	"$(params "$(st "$(q "select image from items where id = 2")")")"
 expect_eq "released 3 is the edit" "$(sha256sum <"$P/dist/images/3.png" | cut -c1-64)" "$f3"
 expect_eq "released size" "$(vipsheader -f width "$P/dist/images/2.png")" 1024
 finish

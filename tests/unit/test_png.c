@@ -216,6 +216,50 @@ static void test_phys_72dpi(void **state)
 	kiln_buf_release(&b);
 }
 
+/* kiln_png_copy_text: the text chunks of one PNG copied into another, before its IDAT, in
+ * order and byte for byte; a damaged source is refused and out keeps its length. */
+static void test_copy_text(void **state)
+{
+	uint8_t px[4] = { 1, 2, 3, 255 }, q[4] = { 9, 8, 7, 255 };
+	struct kiln_png_opts o = { 6, KILN_PNG_FILTER_NONE, 0 };
+	struct kiln_png_text t[2] = { { "parameters", "owl, Steps: 20", 0 },
+				      { "XML:com.adobe.xmp", "<x/>", 1 } };
+	struct kiln_buf a = KILN_BUF_INIT, src = KILN_BUF_INIT, b = KILN_BUF_INIT;
+	struct kiln_buf out = KILN_BUF_INIT;
+	struct kiln_error e;
+	char ch[256];
+	VipsImage *im;
+	(void)state;
+	assert_int_equal(kiln_png_encode_rgba(px, 1, 1, 4, &o, NULL, &a, &e), 0);
+	assert_int_equal(kiln_png_set_text(a.data, a.len, t, 2, &src, &e), 0);
+	assert_int_equal(kiln_png_encode_rgba(q, 1, 1, 4, &o, NULL, &b, &e), 0);
+	assert_int_equal(kiln_png_copy_text(src.data, src.len, b.data, b.len, &out, &e), 0);
+	chunks(&out, ch, sizeof ch);
+	assert_string_equal(ch, "IHDR,pHYs,tEXt,iTXt,IDAT,IEND");
+	/* the chunks are src's bytes; the pixels are b's */
+	assert_int_equal(out.len, b.len + (src.len - a.len));
+	assert_non_null(memmem(out.data, out.len, "parameters\0owl, Steps: 20", 25));
+	im = vips_image_new_from_buffer(out.data, out.len, "", NULL);
+	assert_non_null(im);
+	assert_int_equal(vips_image_get_width(im), 1);
+	g_object_unref(im);
+	/* a PNG without text: the copy is b itself */
+	kiln_buf_reset(&out);
+	assert_int_equal(kiln_png_copy_text(a.data, a.len, b.data, b.len, &out, &e), 0);
+	assert_int_equal(out.len, b.len);
+	assert_memory_equal(out.data, b.data, b.len);
+	/* a bad CRC in the source: refused, out unchanged */
+	src.data[src.len - 20] ^= 1;
+	kiln_buf_reset(&out);
+	assert_int_equal(kiln_png_copy_text(src.data, src.len, b.data, b.len, &out, &e),
+			 KILN_E_IMAGE);
+	assert_int_equal(out.len, 0);
+	kiln_buf_release(&a);
+	kiln_buf_release(&src);
+	kiln_buf_release(&b);
+	kiln_buf_release(&out);
+}
+
 /* Rows handed over one at a time give the same bytes as the whole image, for every filter,
  * RGB (opaque, alpha dropped) and RGBA. */
 struct src {
@@ -443,6 +487,7 @@ int main(void)
 		cmocka_unit_test(test_scratch_stride_append),
 		cmocka_unit_test(test_indexed),
 		cmocka_unit_test(test_phys_72dpi),
+		cmocka_unit_test(test_copy_text),
 		cmocka_unit_test(test_rows_match_whole),
 		cmocka_unit_test(test_bands),
 		cmocka_unit_test(test_errors_and_alloc_failure),

@@ -151,8 +151,11 @@ static void trace_tolerance(void **state)
 		far += worst > 32;
 	}
 	kiln_image8_release(&r);
-	print_message("trace: mean channel error %.3f, %.3f%% of pixels off by more than 32\n",
-		      sum / (3.0 * n), 100.0 * (double)far / n);
+	print_message("trace: mean channel error %.3f, %.3f%% of pixels off by more than 32, "
+		      "%zu bytes\n", sum / (3.0 * n), 100.0 * (double)far / n, svg.len);
+	/* compact path data (relative, tenths, the sky a rect): 601 bytes; absolute coordinates
+	 * with two decimals made 905 */
+	assert_true(svg.len < 700);
 	assert_true(sum / (3.0 * n) < 6.0);
 	assert_true((double)far / n < 0.03);
 	kiln_buf_release(&svg);
