@@ -48,6 +48,8 @@ int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *i
 	struct kiln_error e;
 	int rc;
 	kiln_error_clear(&e);
+	if ((rc = cli_resolve_secrets(p))) /* engine steps call the AI endpoints */
+		return rc;
 	cli_progress_init(&cp, json, quiet);
 	memset(&o, 0, sizeof o);
 	o.threads = threads;
