@@ -11,10 +11,11 @@
  * so review lists it among the token's candidates and, when review is configured, the token
  * is pending again; without review the last result is the token's image.
  *
- * Candidate k asks for seed (render seed + 0x10000 + k) mod 2^32, and its recipe is the
+ * Candidate k asks for seed (render seed + 0x10000 + k) mod 2^32; its job recipe is the
  * SHA-256 of the input, mask, prompt, negative, denoise and seed: the same command run again
  * after a kill -9 collects a job the server was running (its remote id kept) rather than
- * sending it again.
+ * sending it again. The render row of a result carries the repainted render's recipe and
+ * seed: it is current exactly while that render is (release's check, review's rounds).
  *
  * Disclosure: the pixels outside the mask are the model's render and those inside are the
  * model's too (a person drew only the mask, which decides where, not what): the result is
@@ -167,8 +168,11 @@ int kiln_polish_inpaint(struct kiln_project *p, const struct kiln_polish_inpaint
 		x->item_id = it->id;
 		x->engine = j->engine ? j->engine : p->spec->engine;
 		x->endpoint = j->endpoint;
-		x->recipe = j->recipe;
-		x->seed = j->seed;
+		/* the input render's recipe and seed: the result is current while the render it
+		 * repainted is (release, review rounds); the inpaint's own seed, input, mask,
+		 * prompt and denoise are in the request */
+		x->recipe = it->recipe;
+		x->seed = it->seed & 0xffffffffull;
 		x->request_json = j->request;
 		x->ran_json = j->ran;
 		x->ok = 1;
