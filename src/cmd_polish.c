@@ -14,7 +14,9 @@ static void help(void)
 	printf("usage: kiln polish [-j N] [--json] [-q] [ID...]\n"
 	       "       kiln polish export ID [--to DIR]\n"
 	       "       kiln polish import ID FILE --by NAME [--note TEXT] [--tool TEXT]\n"
-	       "       kiln polish reset ID\n\n"
+	       "       kiln polish reset ID\n"
+	       "       kiln polish inpaint ID --mask MASK.png --prompt TEXT [--negative TEXT]\n"
+	       "                           [--denoise 0.5] [--candidates N] [--json]\n\n"
 	       "Runs kiln.yaml's polish: steps (upscale, vectorize, overlay) on every rendered\n"
 	       "token, or on the ids given. A step is made only when its recipe (settings and\n"
 	       "input image) is new; every step is recorded with its input and output SHA-256\n"
@@ -26,7 +28,11 @@ static void help(void)
 	       "         is svg) and its other candidates into DIR (default: ./polish-export)\n"
 	       "import   makes FILE (a PNG of the exported image's size) the token's image, as an\n"
 	       "         edit by NAME; the steps after it (a vectorize) are made again from it\n"
-	       "reset    drops the token's imported edits\n\n"
+	       "reset    drops the token's imported edits\n"
+	       "inpaint  repaints the token's render where MASK.png (the render's size) is\n"
+	       "         white, by the AI endpoints (A1111 img2img, ComfyUI inpaint); each of\n"
+	       "         the N results (default 1) is a new candidate of the token for review\n"
+	       "         (without review the last one is its image); --denoise 0..1 (0.5)\n\n"
 	       "exit status: 0 ok, 1 some tokens failed, 2 bad usage or spec.\n");
 }
 
@@ -48,6 +54,8 @@ int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *i
 	struct kiln_error e;
 	int rc;
 	kiln_error_clear(&e);
+	if ((rc = cli_resolve_secrets(p))) /* engine steps call the AI endpoints */
+		return rc;
 	cli_progress_init(&cp, json, quiet);
 	memset(&o, 0, sizeof o);
 	o.threads = threads;
@@ -136,6 +144,91 @@ static int do_export(struct kiln_project *p, int argc, char **argv)
 	return 0;
 }
 
+static int do_inpaint(struct kiln_project *p, int argc, char **argv)
+{
+	static const struct option opts[] = {{"mask", required_argument, NULL, 'm'},
+					     {"prompt", required_argument, NULL, 'p'},
+					     {"negative", required_argument, NULL, 'n'},
+					     {"denoise", required_argument, NULL, 'd'},
+					     {"candidates", required_argument, NULL, 'c'},
+					     {"json", no_argument, NULL, 'J'},
+					     {NULL, 0, NULL, 0}};
+	struct kiln_polish_inpaint in;
+	struct kiln_polish_inpaint_result res;
+	struct kiln_error e;
+	int c, rc, json = 0;
+	char *end;
+	memset(&in, 0, sizeof in);
+	in.denoise = 0.5;
+	in.candidates = 1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': in.mask = optarg; break;
+		case 'p': in.prompt = optarg; break;
+		case 'n': in.negative = optarg; break;
+		case 'd':
+			in.denoise = strtod(optarg, &end);
+			if (end == optarg || *end || !(in.denoise > 0 && in.denoise <= 1))
+				return cli_usage("polish", "--denoise takes a number above 0 and at "
+						 "most 1, got '%s'", optarg);
+			break;
+		case 'c': {
+			uint64_t n;
+			if (cli_parse_u64(optarg, 1, 16, &n))
+				return cli_usage("polish", "--candidates takes a number from 1 to 16, "
+						 "got '%s'", optarg);
+			in.candidates = (unsigned)n;
+			break;
+		}
+		case 'J': json = 1; break;
+		default: return cli_usage("polish", "unknown option");
+		}
+	}
+	if ((rc = parse_id("polish", optind < argc ? argv[optind] : NULL, &in.id)))
+		return rc;
+	if (++optind < argc)
+		return cli_usage("polish", "inpaint: unexpected argument '%s'", argv[optind]);
+	if (!in.mask)
+		return cli_usage("polish", "inpaint: --mask MASK.png says where to repaint (white)");
+	if (!in.prompt || !*in.prompt)
+		return cli_usage("polish", "inpaint: --prompt TEXT says what to paint there");
+	if ((rc = cli_resolve_secrets(p)))
+		return rc;
+	cli_catch_signals();
+	in.cancel = &cli_cancel;
+	kiln_error_clear(&e);
+	rc = kiln_polish_inpaint(p, &in, &res, &e);
+	if (json) {
+		json_t *imgs = json_array(), *o;
+		for (unsigned k = 0; imgs && k < res.made; k++)
+			json_array_append_new(imgs, json_string(res.images[k]));
+		o = json_pack("{s:s, s:I, s:s, s:o, s:i, s:s?}", "event", "inpaint", "id",
+			      (json_int_t)in.id, "mask", res.mask, "candidates",
+			      imgs ? imgs : json_array(), "failed", (int)res.failed, "error",
+			      rc ? e.msg : res.failed ? res.error : NULL);
+		if (o) {
+			char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			if (t)
+				printf("%s\n", t);
+			free(t);
+		}
+		json_decref(o);
+	}
+	if (rc)
+		return cli_fail(&e);
+	if (!json) {
+		printf("polish: item %llu: %u inpaint candidate%s added", (unsigned long long)in.id,
+		       res.made, res.made == 1 ? "" : "s");
+		if (res.failed)
+			printf(", %u failed (%s)", res.failed, res.error);
+		printf("\n");
+		for (unsigned k = 0; k < res.made; k++)
+			printf("  %s\n", res.images[k]);
+	}
+	return res.failed ? 1 : 0;
+}
+
 static int do_import(struct kiln_project *p, int argc, char **argv)
 {
 	static const struct option opts[] = {{"by", required_argument, NULL, 'b'},
@@ -184,7 +277,7 @@ int cmd_polish(struct cli *cli, int argc, char **argv)
 	size_t nids = 0;
 	struct kiln_project *p = NULL;
 	if (argc > 1 && (!strcmp(argv[1], "export") || !strcmp(argv[1], "import") ||
-			 !strcmp(argv[1], "reset"))) {
+			 !strcmp(argv[1], "reset") || !strcmp(argv[1], "inpaint"))) {
 		struct kiln_error e;
 		uint64_t id;
 		if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
@@ -197,6 +290,8 @@ int cmd_polish(struct cli *cli, int argc, char **argv)
 			rc = do_export(p, argc - 1, argv + 1);
 		else if (!strcmp(argv[1], "import"))
 			rc = do_import(p, argc - 1, argv + 1);
+		else if (!strcmp(argv[1], "inpaint"))
+			rc = do_inpaint(p, argc - 1, argv + 1);
 		else if (argc != 3)
 			rc = cli_usage("polish", "reset takes one token id");
 		else if (!(rc = parse_id("polish", argv[2], &id))) {

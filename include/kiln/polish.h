@@ -70,6 +70,34 @@ struct kiln_polish_import {
 int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *im,
 		       struct kiln_error *e) KILN_MUST_CHECK;
 
+/* `kiln polish inpaint`: the token's render repainted where mask (a PNG of the render's
+ * size: white repaint, black keep) is white, by the AI endpoints (A1111 img2img with the mask,
+ * ComfyUI VAEEncodeForInpaint), through the render dispatcher; each result is recorded as an
+ * accepted render of the token (a new candidate: review lists it; without review the last is
+ * the token's image), then the token's polish chain is made from its image
+ * (lib/polish/inpaint.c). The mask is stored by hash (res->mask). KILN_E_USAGE for a mask of
+ * another size (both sizes named); KILN_E_FAILED when no candidate was made. */
+struct kiln_polish_inpaint {
+	uint64_t id;
+	const char *mask;             /* path */
+	const char *prompt;
+	const char *negative;         /* NULL: generate.negative */
+	double denoise;               /* 0 < d <= 1 */
+	unsigned candidates;          /* 1..16 */
+	kiln_progress_fn progress;
+	void *user;
+	const volatile int *cancel;
+};
+struct kiln_polish_inpaint_result {
+	char mask[65];
+	unsigned made, failed;
+	char images[16][65];          /* the candidates made (store SHA-256) */
+	char error[1024];             /* the first failure */
+};
+int kiln_polish_inpaint(struct kiln_project *p, const struct kiln_polish_inpaint *in,
+			struct kiln_polish_inpaint_result *res, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
 /* Drop a token's imported edits (its chain is made again from the spec's steps alone). */
 int kiln_polish_reset(struct kiln_project *p, uint64_t id, struct kiln_error *e) KILN_MUST_CHECK;
 

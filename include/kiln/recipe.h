@@ -62,7 +62,18 @@ struct kiln_ai_request {
 	char format[48];           /* how the image is stored when not PNG ("webp q90 lossless"),
 	                              part of the recipe; "" for PNG (recipes stay as they were) */
 	char recipe[65];           /* SHA-256 of kiln_recipe_ai_canonical() */
+	/* An image job (polish, kiln/render.h kiln_render_image_jobs) instead of txt2img:
+	 * KILN_AI_UPSCALE or KILN_AI_INPAINT (0: txt2img, every field below unused). recipe is
+	 * then the caller's (the polish step's), width x height the input's size. */
+	int kind;
+	const struct kiln_ai_file *init;  /* the input image (PNG bytes loaded) */
+	const struct kiln_ai_file *mask;  /* inpaint: white = repaint, same size as init */
+	const char *upscaler;      /* upscale: the server's upscaler (model) name, NULL: default */
+	int factor;                /* upscale: 2 or 4 */
+	double denoise;            /* inpaint: denoising strength 0..1 */
+	void *owned;               /* freed with the request (an image job's loaded files) */
 };
+enum { KILN_AI_TXT2IMG, KILN_AI_UPSCALE, KILN_AI_INPAINT };
 
 struct kiln_recipe;
 

@@ -50,6 +50,53 @@ int kiln_project_render_dry_run(struct kiln_project *p, uint64_t id, struct kiln
 int kiln_render_disclose_png(const void *img, size_t len, int composite, struct kiln_buf *out,
 			     struct kiln_error *e) KILN_MUST_CHECK;
 
+/* Image jobs for the polish stage (lib/render/imagejob.c): an image in the store upscaled or
+ * inpainted by the AI endpoints of generate.endpoints that have the route (A1111/Forge
+ * extra-single-image and img2img with a mask; ComfyUI graphs of kiln's own), through the
+ * render dispatcher (retries, breaker, probes). Each output is checked (a PNG that decodes,
+ * factor x the input's size for an upscale, the input's size for an inpaint, not blank),
+ * gets the disclosure XMP `xmp` says (0 trainedAlgorithmicMedia, 1 composite) and is put in
+ * the store. A job's remote id is kept in the catalog (ai_inflight, under item_id and
+ * KILN_IMAGE_JOB_SEED + key, with recipe) before it is sent: after a kill -9 the next run
+ * with the same job collects it. Returns an error only when the run could not be done (no
+ * endpoint can, out of memory, the catalog); a job that failed has ok 0 and error. */
+enum { KILN_IMAGE_UPSCALE = 1, KILN_IMAGE_INPAINT = 2 };
+#define KILN_IMAGE_JOB_SEED ((uint64_t)1 << 40) /* above every render seed (< 2^32) */
+struct kiln_image_job {
+	int kind;                     /* KILN_IMAGE_UPSCALE or KILN_IMAGE_INPAINT */
+	uint64_t item_id;             /* the token */
+	uint64_t key;                 /* which of the token's jobs (< 2^20) */
+	char recipe[65];              /* the caller's: names the job on the server and on resume */
+	const char *image;            /* the input's store SHA-256 (a PNG) */
+	const char *mask;             /* inpaint: the mask's (a PNG of the input's size) */
+	int factor;                   /* upscale: 2 or 4 */
+	const char *upscaler;         /* upscale: the server's name (NULL: R-ESRGAN 4x+ on A1111,
+	                                 RealESRGAN_x4plus.pth on ComfyUI) */
+	const char *prompt, *negative;/* inpaint */
+	double denoise;
+	uint64_t seed;
+	const char *checkpoint, *sampler, *scheduler;
+	int steps;
+	double cfg;
+	int xmp;                      /* the output's disclosure: 0 trained, 1 composite */
+	/* out */
+	int width, height;            /* the input's */
+	int ok;
+	char output[65];
+	uint64_t bytes;
+	char endpoint[512];           /* the last attempt's */
+	const char *engine;           /* static */
+	char *error, *request, *ran;  /* owned: kiln_image_job_release */
+};
+struct kiln_image_opts {
+	const volatile int *cancel;
+	kiln_progress_fn progress;    /* stage "polish", an "item" per finished job */
+	void *user;
+};
+int kiln_render_image_jobs(struct kiln_project *p, struct kiln_image_job *jobs, size_t n,
+			   const struct kiln_image_opts *o, struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_image_job_release(struct kiln_image_job *j);
+
 /* Live per-endpoint counters of an AI render (struct kiln_progress.endpoint_stats). */
 /* An endpoint's state, as kiln_dispatch_stats.state reports it. */
 enum kiln_endpoint_state {

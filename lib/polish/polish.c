@@ -79,6 +79,25 @@ struct run {
 	struct kiln_polish_result *res;
 	uint64_t failed;
 	double t0;
+	/* steps made on the main thread before the workers start (engine steps, and the local
+	 * steps before them): found by recipe like recorded ones; read-only for the workers */
+	struct made *made;
+	size_t nmade, capmade;
+	/* engine steps the pre-pass found missing (one per recipe) */
+	struct need *need;
+	size_t nneed, capneed;
+	uint64_t engine_made;     /* engine steps made by the servers in this run */
+};
+
+struct made {
+	struct step s;
+	char *error;              /* the engine job failed: the token fails with this */
+};
+
+struct need {
+	size_t item, op;
+	char recipe[65], input[65];
+	int xmp;
 };
 
 static int is_human(const char *kind)
@@ -255,6 +274,11 @@ static int make_step(struct run *r, const struct op *op, const char *input, int 
 	kiln_buf_reset(buf);
 	switch (op->o->kind) {
 	case KILN_POLISH_UPSCALE:
+		if (op->o->method == KILN_UPSCALE_ENGINE) {
+			/* made by the main thread's pre-pass (engine_steps), never here */
+			rc = kiln_error_set(e, KILN_E_STATE, NULL, "the engine upscale was not made");
+			break;
+		}
 		rc = kiln_polish_upscale(path, op->o->factor, op->o->method == KILN_UPSCALE_NEAREST,
 					 r->max_pixels, &r->po, buf, e);
 		break;
@@ -288,7 +312,56 @@ static int make_step(struct run *r, const struct op *op, const char *input, int 
 	return rc;
 }
 
-enum walk_result { WALK_SAME, WALK_CHANGED, WALK_NEEDS };
+enum walk_result { WALK_SAME, WALK_CHANGED, WALK_NEEDS, WALK_ENGINE };
+
+static const struct made *made_find(const struct run *r, const char *recipe)
+{
+	for (size_t i = 0; i < r->nmade; i++)
+		if (!strcmp(r->made[i].s.recipe, recipe))
+			return &r->made[i];
+	return NULL;
+}
+
+/* Keep s (made on the main thread) for the walks; error: the engine job's failure. */
+static int made_add(struct run *r, const struct step *s, const char *error)
+{
+	struct made *m;
+	struct chain c = {NULL, 0, 0};
+	if (r->nmade == r->capmade) {
+		size_t nc = r->capmade ? r->capmade * 2 : 16;
+		struct made *t = kiln_realloc(r->made, nc * sizeof *t);
+		if (!t)
+			return -1;
+		r->made = t;
+		r->capmade = nc;
+	}
+	if (chain_add(&c, s)) {
+		chain_release(&c);
+		return -1;
+	}
+	m = &r->made[r->nmade];
+	m->s = c.v[0];
+	free(c.v);
+	m->error = NULL;
+	if (error && !(m->error = kiln_strdup(error))) {
+		step_free(&m->s);
+		return -1;
+	}
+	r->nmade++;
+	return 0;
+}
+
+/* 1 when an op from k on that applies to the item is an engine step. */
+static int engine_ahead(const struct run *r, const struct kiln_item *it, size_t k)
+{
+	for (; k < r->nops; k++)
+		if (r->ops[k].o->kind == KILN_POLISH_UPSCALE &&
+		    r->ops[k].o->method == KILN_UPSCALE_ENGINE &&
+		    kiln_polish_op_applies(r->ops[k].o, it->legendary < 0 ? it->traits : NULL,
+					   it->id))
+			return 1;
+	return 0;
+}
 
 /* Put back the token's edits whose input is the current image. */
 static int place_edits(const struct chain *old, size_t *hi, char cur[65], struct chain *out,
@@ -313,7 +386,9 @@ static int place_edits(const struct chain *old, size_t *hi, char cur[65], struct
 }
 
 /* The token's chain from its render through the spec's ops. compute 0: stop with WALK_NEEDS
- * at the first step not made before; 1: make it. */
+ * at the first step not made before; 1: make it; 2 (the main thread's pre-pass): make the
+ * local steps before an engine step (kept in r->made) and stop with WALK_ENGINE at the first
+ * engine step not made, noted in r->need; a token with no engine step missing: WALK_NEEDS. */
 static int walk(struct run *r, size_t item, int compute, struct chain *out, uint64_t *made,
 		enum walk_result *res, struct kiln_buf *buf, struct kiln_error *e)
 {
@@ -342,6 +417,45 @@ static int walk(struct run *r, size_t item, int compute, struct chain *out, uint
 			if (!strcmp(old->v[i].recipe, s.recipe) &&
 			    kiln_store_has(r->p->store, old->v[i].output) > 0)
 				found = &old->v[i];
+		if (!found) {
+			const struct made *m = made_find(r, s.recipe);
+			if (m && m->error) {
+				kiln_error_set(e, KILN_E_FAILED, where, "polish step %zu (upscale, "
+					       "engine): %s", k + 1, m->error);
+				return KILN_E_FAILED;
+			}
+			if (m)
+				found = &m->s;
+		}
+		if (!found && compute == 2 && !engine_ahead(r, it, k)) {
+			*res = WALK_NEEDS;
+			return 0;
+		}
+		if (!found && compute == 2 && op->o->kind == KILN_POLISH_UPSCALE &&
+		    op->o->method == KILN_UPSCALE_ENGINE) {
+			struct need *nd;
+			for (size_t i = 0; i < r->nneed; i++)
+				if (!strcmp(r->need[i].recipe, s.recipe)) {
+					*res = WALK_ENGINE;
+					return 0;
+				}
+			if (r->nneed == r->capneed) {
+				size_t nc = r->capneed ? r->capneed * 2 : 16;
+				struct need *t = kiln_realloc(r->need, nc * sizeof *t);
+				if (!t)
+					goto nomem;
+				r->need = t;
+				r->capneed = nc;
+			}
+			nd = &r->need[r->nneed++];
+			nd->item = item;
+			nd->op = k;
+			nd->xmp = ai ? human : 0;
+			memcpy(nd->recipe, s.recipe, 65);
+			memcpy(nd->input, cur, 65);
+			*res = WALK_ENGINE;
+			return 0;
+		}
 		if (found) {
 			if (chain_add(out, found))
 				goto nomem;
@@ -363,7 +477,7 @@ static int walk(struct run *r, size_t item, int compute, struct chain *out, uint
 				return rc;
 			}
 			(*made)++;
-			if (chain_add(out, &s))
+			if (chain_add(out, &s) || (compute == 2 && made_add(r, &s, NULL)))
 				goto nomem;
 		}
 		if (out->v[out->n - 1].image)
@@ -475,6 +589,162 @@ static int flush(struct run *r, size_t from, size_t to, struct kiln_error *e)
 		rc = kiln_catalog_polish_save(r->p->catalog, ids, nids, v, n, e);
 	free(v);
 	return rc;
+}
+
+/* ---- engine steps: on the main thread, all tokens' at once through the dispatcher ---- */
+
+static int wanted(const struct kiln_polish_opts *o, uint64_t id);
+
+/* The step an engine job made (or, error set, failed to make) kept for the walks; an output
+ * also goes to meta "polish_engine RECIPE" ({output, bytes, tool}), so that a kill -9 before
+ * the token's chain is recorded does not send the job again. */
+static int engine_made(struct run *r, const struct need *nd, const char *output, uint64_t bytes,
+		       const char *tool, const char *error, struct kiln_error *e)
+{
+	const struct op *op = &r->ops[nd->op];
+	struct step s;
+	memset(&s, 0, sizeof s);
+	s.kind = "upscale";
+	s.settings = op->settings;
+	s.by = "kiln";
+	s.tool = (char *)tool;
+	s.image = 1;
+	memcpy(s.recipe, nd->recipe, 65);
+	memcpy(s.input, nd->input, 65);
+	hex_copy(s.output, output);
+	s.bytes = bytes;
+	if (made_add(r, &s, error))
+		return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
+	if (!error) {
+		char key[100], *text;
+		json_t *v = json_pack("{s:s, s:I, s:s}", "output", output, "bytes",
+				      (json_int_t)bytes, "tool", tool ? tool : "");
+		int rc;
+		snprintf(key, sizeof key, "polish_engine %s", nd->recipe);
+		text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+		json_decref(v);
+		if (!text)
+			return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
+		rc = kiln_catalog_meta_set(r->p->catalog, key, text, e);
+		free(text);
+		return rc;
+	}
+	return 0;
+}
+
+/* An engine output made by an earlier run whose chain was not recorded (killed). 1: found. */
+static int engine_kept(struct run *r, const struct need *nd, struct kiln_error *e)
+{
+	char key[100], *text = NULL;
+	json_t *v;
+	int found = 0, rc;
+	snprintf(key, sizeof key, "polish_engine %s", nd->recipe);
+	if ((rc = kiln_catalog_meta_get(r->p->catalog, key, &text, e)))
+		return -rc;
+	if (!text)
+		return 0;
+	v = json_loads(text, 0, NULL);
+	free(text);
+	{
+		const char *out = json_string_value(json_object_get(v, "output"));
+		const char *tool = json_string_value(json_object_get(v, "tool"));
+		if (out && strlen(out) == 64 && kiln_store_has(r->p->store, out) > 0) {
+			found = 1;
+			rc = engine_made(r, nd, out,
+					 (uint64_t)json_integer_value(json_object_get(v, "bytes")),
+					 tool, NULL, e);
+		}
+	}
+	json_decref(v);
+	return rc ? -rc : found;
+}
+
+static int engine_steps(struct run *r, const struct kiln_polish_opts *o, struct kiln_buf *buf,
+			struct kiln_error *e)
+{
+	int has = 0, rc = 0;
+	for (size_t k = 0; k < r->nops; k++)
+		has |= r->ops[k].o->kind == KILN_POLISH_UPSCALE &&
+		       r->ops[k].o->method == KILN_UPSCALE_ENGINE;
+	/* one round per engine step of a chain: a chain may hold more than one */
+	for (size_t round = 0; has && round <= r->nops; round++) {
+		struct kiln_image_job *jobs;
+		struct kiln_image_opts io = {o->cancel, o->progress, o->user};
+		size_t nj = 0;
+		r->nneed = 0;
+		for (size_t i = 0; i < r->items->n; i++) {
+			const struct kiln_item *it = &r->items->v[i];
+			struct chain tmp = {NULL, 0, 0};
+			struct kiln_error we;
+			enum walk_result wr;
+			uint64_t m = 0;
+			if (!wanted(o, it->id) || it->status != KILN_ITEM_RENDERED || !it->image[0])
+				continue;
+			kiln_error_clear(&we);
+			rc = walk(r, i, 2, &tmp, &m, &wr, buf, &we);
+			chain_release(&tmp);
+			if (rc && we.code == KILN_E_NOMEM) {
+				*e = we;
+				return rc;
+			}
+			rc = 0; /* the token's failure is reported by the main walk */
+		}
+		if (!r->nneed)
+			return 0;
+		if (!(jobs = kiln_calloc(r->nneed, sizeof *jobs)))
+			return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
+		for (size_t i = 0; i < r->nneed; i++) {
+			const struct need *nd = &r->need[i];
+			const struct kiln_polish_op *po = r->ops[nd->op].o;
+			struct kiln_image_job *j = &jobs[nj];
+			int kept = engine_kept(r, nd, e);
+			if (kept < 0) {
+				rc = -kept;
+				goto done;
+			}
+			if (kept)
+				continue;
+			j->kind = KILN_IMAGE_UPSCALE;
+			j->item_id = r->items->v[nd->item].id;
+			j->key = nd->op;
+			memcpy(j->recipe, nd->recipe, 65);
+			j->image = nd->input;
+			j->factor = po->factor;
+			j->upscaler = po->upscaler;
+			j->xmp = nd->xmp;
+			nj++;
+		}
+		if ((rc = kiln_render_image_jobs(r->p, jobs, nj, &io, e)))
+			goto done;
+		for (size_t i = 0, n = 0; i < r->nneed && !rc; i++) {
+			const struct need *nd = &r->need[i];
+			struct kiln_image_job *j;
+			char tool[768];
+			if (n == nj || jobs[n].item_id != r->items->v[nd->item].id ||
+			    strcmp(jobs[n].recipe, nd->recipe))
+				continue; /* kept from an earlier run */
+			j = &jobs[n++];
+			snprintf(tool, sizeof tool, "%s %s %s at %s", j->engine ? j->engine : "engine",
+				 j->engine && !strcmp(j->engine, "comfyui") ? "ImageUpscaleWithModel" :
+				 "extra-single-image", j->upscaler ? j->upscaler :
+				 j->engine && !strcmp(j->engine, "comfyui") ?
+				 "RealESRGAN_x4plus.pth" : "R-ESRGAN 4x+", j->endpoint);
+			rc = engine_made(r, nd, j->ok ? j->output : "", j->bytes, tool,
+					 j->ok ? NULL : j->error ? j->error : "failed", e);
+			r->engine_made += (uint64_t)j->ok;
+		}
+		if (!rc && (rc = kiln_store_sync(r->p->store, e)))
+			goto done;
+done:
+		for (size_t i = 0; i < nj; i++)
+			kiln_image_job_release(&jobs[i]);
+		free(jobs);
+		if (rc)
+			return rc;
+		if (o->cancel && *o->cancel)
+			return 0;
+	}
+	return 0;
 }
 
 /* ---- the ops of the spec ---- */
@@ -614,6 +884,8 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 		rc = rc ? rc : kiln_error_set(e, KILN_E_NOMEM, p->dir, "out of memory");
 		goto out;
 	}
+	if ((rc = engine_steps(&r, o, &buf, e)))
+		goto out;
 	/* which tokens need steps made; those that only need recording are recorded now */
 	for (size_t i = 0; i < items.n; i++) {
 		const struct kiln_item *it = &items.v[i];
@@ -636,9 +908,9 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 				rc = we.code;
 				goto out;
 			}
-			/* a stale edit: reported as this token's failure */
+			/* a stale edit, a failed engine step: reported as this token's failure */
 			j->error = format_error(&we);
-			j->stale = 1;
+			j->stale = we.hint == KILN_HINT_POLISH_EDIT;
 			j->ok = 0;
 			r.njobs++;
 			continue;
@@ -681,6 +953,7 @@ int kiln_project_polish(struct kiln_project *p, const struct kiln_polish_opts *o
 		.threads = o->threads, .order = r.done_order, .cancel = o->cancel, .where = p->dir,
 		.user = &r, .run = run_job, .done = job_done, .flush = job_flush}, &ndone, e);
 	res->failed = r.failed;
+	res->steps += r.engine_made;
 	for (size_t k = 0; k < ndone; k++)
 		res->polished += r.jobs[r.done_order[k]].ok != 0;
 	if (!rc && o->cancel && *o->cancel && ndone < r.njobs)
@@ -698,6 +971,12 @@ out:
 	free(r.old);
 	free(r.jobs);
 	free(r.done_order);
+	for (size_t i = 0; i < r.nmade; i++) {
+		step_free(&r.made[i].s);
+		free(r.made[i].error);
+	}
+	free(r.made);
+	free(r.need);
 	ops_free(&r);
 	kiln_buf_release(&buf);
 	kiln_items_release(&items);

@@ -628,6 +628,8 @@ void kiln_recipe_ai_release(struct kiln_ai_request *rq)
 	free(rq->negative);
 	free(rq->loras);
 	free(rq->controls);
+	free(rq->owned);
+	rq->owned = NULL;
 	rq->prompt = rq->negative = NULL;
 	rq->loras = NULL;
 	rq->controls = NULL;

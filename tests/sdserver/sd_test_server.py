@@ -202,6 +202,130 @@ def png_texts(data):
     return out
 
 
+def _unfilter(raw, w, h, bpp):
+    """PNG scanlines (filter byte + w*bpp bytes each) to the raw pixel bytes."""
+    stride = w * bpp
+    out = bytearray(stride * h)
+    prev = bytearray(stride)
+    pos = 0
+    for y in range(h):
+        f = raw[pos]
+        line = bytearray(raw[pos + 1:pos + 1 + stride])
+        pos += 1 + stride
+        if f == 1:
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 255
+        elif f == 2:
+            line = bytearray((a + b) & 255 for a, b in zip(line, prev))
+        elif f == 3:
+            for i in range(stride):
+                left = line[i - bpp] if i >= bpp else 0
+                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
+        elif f == 4:
+            for i in range(stride):
+                a = line[i - bpp] if i >= bpp else 0
+                b = prev[i]
+                c = prev[i - bpp] if i >= bpp else 0
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                pr = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pr) & 255
+        elif f != 0:
+            raise ValueError("bad PNG filter %d" % f)
+        out[y * stride:(y + 1) * stride] = line
+        prev = line
+    return bytes(out)
+
+
+def decode_png(data):
+    """An 8-bit, non-interlaced PNG (grey, RGB, grey+alpha, RGBA, palette) to (w, h, RGBA
+    bytes): what PIL's Image.open(...).convert("RGBA") gives for those. ValueError if not."""
+    if data[:8] != PNG_SIG:
+        raise ValueError("not a PNG")
+    pos, idat, plte, trns, hdr = 8, [], None, None, None
+    while pos + 8 <= len(data):
+        ln, = struct.unpack(">I", data[pos:pos + 4])
+        ct, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + ln]
+        if ct == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", body)
+        elif ct == b"IDAT":
+            idat.append(body)
+        elif ct == b"PLTE":
+            plte = body
+        elif ct == b"tRNS":
+            trns = body
+        elif ct == b"IEND":
+            break
+        pos += 12 + ln
+    if not hdr:
+        raise ValueError("no IHDR")
+    w, h, depth, ctype, _, _, interlace = hdr
+    if depth != 8 or interlace:
+        raise ValueError("only 8-bit non-interlaced PNGs")
+    bpp = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ctype]
+    px = _unfilter(zlib.decompress(b"".join(idat)), w, h, bpp)
+    if ctype == 6:
+        return w, h, px
+    out = bytearray(w * h * 4)
+    for i in range(w * h):
+        if ctype == 2:
+            r, g, b, a = px[3 * i], px[3 * i + 1], px[3 * i + 2], 255
+        elif ctype == 0:
+            r = g = b = px[i]
+            a = 255
+        elif ctype == 4:
+            r = g = b = px[2 * i]
+            a = px[2 * i + 1]
+        else:
+            k = px[i]
+            r, g, b = plte[3 * k:3 * k + 3]
+            a = trns[k] if trns and k < len(trns) else 255
+        out[4 * i:4 * i + 4] = bytes((r, g, b, a))
+    return w, h, bytes(out)
+
+
+def resize_nearest(w, h, px, nw, nh):
+    """RGBA pixels resized to nw x nh, each output pixel the input's at the same place."""
+    rows = []
+    for y in range(nh):
+        sy = y * h // nh
+        row = px[sy * w * 4:(sy + 1) * w * 4]
+        rows.append(b"".join(row[(x * w // nw) * 4:(x * w // nw) * 4 + 4] for x in range(nw)))
+    return b"".join(rows)
+
+
+def encode_rgba_png(w, h, px, texts=()):
+    """RGBA pixels as a PNG (colour type 6), filter None."""
+    out = [PNG_SIG, _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))]
+    for k, v in texts:
+        out.append(_text_chunk(k, v))
+    raw = b"".join(b"\x00" + px[y * w * 4:(y + 1) * w * 4] for y in range(h))
+    out.append(_chunk(b"IDAT", zlib.compress(raw, 3)))
+    out.append(_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def inpaint_pixels(w, h, px, mask, params):
+    """The test server's inpaint: where the mask is set (mask[i] >= 128) the pixel is the
+    picture render_rows gives for params, elsewhere the input's. Deterministic, and a test can
+    see exactly which pixels changed."""
+    pic = _unfilter(render_rows(dict(params, width=w, height=h)), w, h, 3)
+    out = bytearray(px)
+    for i in range(w * h):
+        if mask[i] >= 128:
+            out[4 * i:4 * i + 3] = pic[3 * i:3 * i + 3]
+            out[4 * i + 3] = 255
+    return bytes(out)
+
+
+def upscale_model_scale(name):
+    """The scale of an upscale model, from its name as kiln reads it (x2/2x, x4/4x; else 4)."""
+    low = name.lower().rsplit("/", 1)[-1]
+    for s in (2, 4, 8):
+        if "x%d" % s in low or "%dx" % s in low:
+            return s
+    return 4
+
+
 def fake_sha256(kind, name):
     return hashlib.sha256(("sd-test-server:%s:%s" % (kind, name)).encode()).hexdigest()
 
@@ -404,6 +528,7 @@ class State:
         self.models = [m for m in args.models.split(",") if m]
         self.loras = [m for m in args.loras.split(",") if m]
         self.controlnets = [m for m in args.controlnets.split(",") if m]
+        self.upscale_models = [m for m in args.upscale_models.split(",") if m]
         self.config = dict(CONFIG_DEFAULTS)
         self.config.update({
             "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms,
@@ -869,6 +994,27 @@ def a1111_sampler_and_scheduler(sampler_name, scheduler_name):
     return sampler[0], found[1]
 
 
+# GET /sdapi/v1/upscalers of a stock A1111 1.10 with the ESRGAN/RealESRGAN/LDSR/ScuNET/SwinIR
+# built-ins: name, model_name (None for the PIL resizers), scale (UpscalerItem,
+# modules/api/models.py)
+A1111_UPSCALERS = [
+    ("None", None, 4), ("Lanczos", None, 4), ("Nearest", None, 4),
+    ("ESRGAN_4x", "ESRGAN_4x", 4), ("LDSR", "LDSR", 4), ("R-ESRGAN 4x+", "R-ESRGAN 4x+", 4),
+    ("R-ESRGAN 4x+ Anime6B", "R-ESRGAN 4x+ Anime6B", 4), ("ScuNET", "ScuNET GAN", 4),
+    ("SwinIR 4x", "SwinIR 4x", 4)]
+# ExtrasSingleImageRequest (modules/api/models.py, AUTOMATIC1111/stable-diffusion-webui@f4f5bcac):
+# pydantic checks the types and the ge/le bounds (422); other keys are ignored
+A1111_EXTRAS_FIELDS = collections.OrderedDict([
+    ("resize_mode", ("int", 0)), ("show_extras_results", ("bool", True)),
+    ("gfpgan_visibility", ("float", 0.0)), ("codeformer_visibility", ("float", 0.0)),
+    ("codeformer_weight", ("float", 0.0)), ("upscaling_resize", ("float", 2.0)),
+    ("upscaling_resize_w", ("int", 512)), ("upscaling_resize_h", ("int", 512)),
+    ("upscaling_crop", ("bool", True)), ("upscaler_1", ("str", "None")),
+    ("upscaler_2", ("str", "None")), ("extras_upscaler_2_visibility", ("float", 0.0)),
+    ("upscale_first", ("bool", False)), ("image", ("str", "")),
+])
+
+
 class A1111:
     def __init__(self, st):
         self.st = st
@@ -891,8 +1037,9 @@ class A1111:
             ("POST", "/sdapi/v1/png-info"): self.png_info,
             ("GET", "/sdapi/v1/sd-vae"): lambda r: a1111_json([]),
             ("GET", "/sdapi/v1/upscalers"): lambda r: a1111_json([
-                {"name": "None", "model_name": None, "model_path": None, "model_url": None,
-                 "scale": 4}]),
+                {"name": n, "model_name": m, "model_path": None, "model_url": None,
+                 "scale": sc} for n, m, sc in A1111_UPSCALERS]),
+            ("POST", "/sdapi/v1/extra-single-image"): self.extra_single_image,
             ("GET", "/sdapi/v1/scripts"): lambda r: a1111_json(
                 {"txt2img": ["controlnet"] if not self.st.args.no_controlnet else [],
                  "img2img": []}),
@@ -1197,6 +1344,56 @@ class A1111:
     def txt2img(self, req):
         return self.generate(req, img2img=False)
 
+    def extra_single_image(self, req):
+        """POST /sdapi/v1/extra-single-image: the image upscaled by upscaler_1 (the test
+        server's upscale is a nearest-neighbour resize, so a test can compare pixels). As the
+        real one: resize_mode 0 scales by upscaling_resize (the result is int(w * factor) x
+        int(h * factor), scripts/postprocessing_upscale.py resizes the model's output to it),
+        1 to upscaling_resize_w x _h; an unknown upscaler_1 is an AssertionError ("could not
+        find upscaler named ...") answered 500; an image that does not decode is 500 "Invalid
+        encoded image" (api.py decode_base64_to_image). Face restoration and upscaler_2 are
+        accepted and ignored (the real one applies them at their visibility; kiln sends 0)."""
+        v, err = a1111_validate(req.body, A1111_EXTRAS_FIELDS)
+        if err:
+            return err
+        errors = []
+        for k, lo, hi in (("gfpgan_visibility", 0, 1), ("codeformer_visibility", 0, 1),
+                          ("codeformer_weight", 0, 1), ("upscaling_resize", 1, 8),
+                          ("extras_upscaler_2_visibility", 0, 1)):
+            if not lo <= v[k] <= hi:
+                errors.append({"loc": ["body", k], "msg": "ensure this value is %s %s" % (
+                    "greater than or equal to" if v[k] < lo else "less than or equal to",
+                    lo if v[k] < lo else hi), "type": "value_error.number.not_%s" % (
+                    "ge" if v[k] < lo else "le"), "ctx": {"limit_value": lo if v[k] < lo else hi}})
+        if v["resize_mode"] not in (0, 1):
+            errors.append({"loc": ["body", "resize_mode"], "msg": "unexpected value; permitted: "
+                           "0, 1", "type": "value_error.const",
+                           "ctx": {"given": v["resize_mode"], "permitted": [0, 1]}})
+        if errors:
+            return a1111_json({"detail": errors}, 422)
+        names = [n for n, _, _ in A1111_UPSCALERS]
+        if v["upscaler_1"] not in names:
+            return a1111_exc(500, "", "could not find upscaler named %s" % v["upscaler_1"],
+                             "AssertionError")
+        try:
+            w, h, px = decode_png(base64.b64decode(v["image"].split(",", 1)[-1], validate=True))
+        except (ValueError, binascii.Error, zlib.error, KeyError, struct.error):
+            return a1111_exc(500, "", "Invalid encoded image", "HTTPException")
+        if v["resize_mode"] == 0:
+            nw, nh = int(w * v["upscaling_resize"]), int(h * v["upscaling_resize"])
+        else:
+            nw, nh = v["upscaling_resize_w"], v["upscaling_resize_h"]
+        if v["upscaler_1"] != "None":
+            px, w, h = resize_nearest(w, h, px, nw, nh), nw, nh
+        data = encode_rgba_png(w, h, px)
+        st = self.st
+        st.log_job("a1111", "extras-%s" % hashlib.sha256(data).hexdigest()[:12],
+                   [{"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                     "upscaler": v["upscaler_1"], "size": [w, h]}], "completed")
+        return a1111_json({"html_info": "<p>Postprocess upscale by: %s, Postprocess upscaler: "
+                                        "%s</p>" % (v["upscaling_resize"], v["upscaler_1"]),
+                           "image": base64.b64encode(data).decode("ascii")})
+
     def img2img(self, req):
         return self.generate(req, img2img=True)
 
@@ -1281,9 +1478,29 @@ class A1111:
         target_override = st.find_checkpoint(ov.get("sd_model_checkpoint")) \
             if "sd_model_checkpoint" in ov else None
         extra_img = None
+        inpaint = None
         if img2img:
             first = v["init_images"][0] if v["init_images"] else ""
             extra_img = hashlib.sha256(str(first).encode()).hexdigest()[:16]
+            if v["mask"]:
+                try:
+                    iw, ih, ipx = decode_png(base64.b64decode(str(first).split(",", 1)[-1]))
+                    mw, mh, mpx = decode_png(base64.b64decode(v["mask"].split(",", 1)[-1]))
+                except (ValueError, binascii.Error, zlib.error, KeyError, struct.error):
+                    return a1111_exc(500, "", "Invalid encoded image", "HTTPException")
+                # both resized to width x height; the mask binarised on its red channel
+                # (create_binary_mask: an RGBA mask by its alpha, else converted to L)
+                ww, hh = width // 8 * 8, height // 8 * 8
+                ipx = resize_nearest(iw, ih, ipx, ww, hh)
+                mpx = resize_nearest(mw, mh, mpx, ww, hh)
+                if any(mpx[4 * i + 3] < 255 for i in range(ww * hh)):
+                    m = bytes(mpx[4 * i + 3] for i in range(ww * hh))
+                else:
+                    m = bytes((299 * mpx[4 * i] + 587 * mpx[4 * i + 1] + 114 * mpx[4 * i + 2])
+                              // 1000 for i in range(ww * hh))
+                if v["inpainting_mask_invert"]:
+                    m = bytes(255 - x for x in m)
+                inpaint = (ww, hh, ipx, m)
         fault = req.fault
         job_fault = fault.job if fault.job != "lose" else None
         task_id = v["force_task_id"] or "task(%s)" % uuid.uuid4().hex[:15]
@@ -1353,6 +1570,17 @@ class A1111:
             variant = "black" if job_fault == "black" else None
             if job_fault == "exec_fail":
                 rendered = None
+            elif inpaint is not None:
+                # img2img with a mask: the real one resizes the init image and the mask to
+                # width x height (processing.py StableDiffusionProcessingImg2Img.init,
+                # images.resize_image), regenerates the masked area and pastes the original
+                # back outside it (apply_overlay; mask_blur softens the edge, which this
+                # server does not); here the masked pixels become the render of params
+                iw, ih, ipx, mpx = inpaint
+                for params, infotext in outputs:
+                    data = encode_rgba_png(width, height, inpaint_pixels(
+                        width, height, ipx, mpx, params), (("parameters", infotext),))
+                    rendered.append((None, data))
             else:
                 for params, infotext in outputs:
                     o = Output(params, variant, (("parameters", infotext),), job_fault == "truncate")
@@ -1392,7 +1620,7 @@ class A1111:
                 interrupted = job["interrupt"].wait(remaining)
             elif job["interrupt"].is_set():
                 interrupted = True
-            if interrupted and rendered is not None:
+            if interrupted and rendered is not None and inpaint is None:
                 rendered2 = []
                 for o, _ in rendered:
                     o2 = Output(o.params, o.variant or "interrupted", o.texts, o.truncate)
@@ -1411,7 +1639,9 @@ class A1111:
                              "(injected by test server)", "OutOfMemoryError")
         if job_fault in ("black", "truncate"):
             st.count_fault(job_fault)
-        st.log_job("a1111", task_id, [o.describe(st.cache) for o, _ in rendered],
+        st.log_job("a1111", task_id, [o.describe(st.cache) if o else {
+            "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b), "inpaint": True}
+            for o, b in rendered],
                    "interrupted" if interrupted else "completed")
         return resp
 
@@ -1506,6 +1736,30 @@ def comfy_node_defs(st):
             ("image", [inputs, {"image_upload": True}])]),
             "return": ["IMAGE", "MASK"], "output_node": False, "category": "image",
             "validate": True},
+        # nodes.py LoadImageMask: one channel of an uploaded image as the MASK (alpha is
+        # inverted, 1 - a; the colour channels are taken as they are)
+        "LoadImageMask": {"required": collections.OrderedDict([
+            ("image", [inputs, {"image_upload": True}]),
+            ("channel", [["alpha", "red", "green", "blue"]])]),
+            "return": ["MASK"], "output_node": False, "category": "mask", "validate": True},
+        # comfy_extras/nodes_upscale_model.py: the models of models/upscale_models
+        "UpscaleModelLoader": {"required": collections.OrderedDict([
+            ("model_name", [list(st.upscale_models)])]),
+            "return": ["UPSCALE_MODEL"], "output_node": False, "category": "loaders"},
+        "ImageUpscaleWithModel": {"required": collections.OrderedDict([
+            ("upscale_model", ["UPSCALE_MODEL"]), ("image", ["IMAGE"])]),
+            "return": ["IMAGE"], "output_node": False, "category": "image/upscaling"},
+        # nodes.py ImageScaleBy
+        "ImageScaleBy": {"required": collections.OrderedDict([
+            ("image", ["IMAGE"]),
+            ("upscale_method", [["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]]),
+            ("scale_by", ["FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01}])]),
+            "return": ["IMAGE"], "output_node": False, "category": "image/upscaling"},
+        # nodes.py VAEEncodeForInpaint
+        "VAEEncodeForInpaint": {"required": collections.OrderedDict([
+            ("pixels", ["IMAGE"]), ("vae", ["VAE"]), ("mask", ["MASK"]),
+            ("grow_mask_by", ["INT", {"default": 6, "min": 0, "max": 64, "step": 1}])]),
+            "return": ["LATENT"], "output_node": False, "category": "latent/inpaint"},
     }
 
 
@@ -1582,7 +1836,7 @@ class ComfyUI:
 
     def models_folder(self, req, folder):
         m = {"checkpoints": self.st.models, "loras": self.st.loras,
-             "controlnet": self.st.controlnets}
+             "controlnet": self.st.controlnets, "upscale_models": self.st.upscale_models}
         if folder not in m:
             return comfy_text(404, "404: Not Found")
         return comfy_json(list(m[folder]))
@@ -2083,7 +2337,7 @@ class ComfyUI:
                 if not isinstance(v, dict) or v.get("kind") != t:
                     raise AttributeError("'%s' object has no attribute 'shape'" % type(v).__name__)
             out = ({"kind": "LATENT", "width": lat["width"], "height": lat["height"],
-                    "batch": lat["batch"], "sampled": {
+                    "batch": lat["batch"], "inpaint": lat.get("inpaint"), "sampled": {
                         "seed": int(inp("seed")), "steps": int(inp("steps")),
                         "cfg": float(inp("cfg")), "sampler": inp("sampler_name"),
                         "scheduler": inp("scheduler"), "denoise": float(inp("denoise", 1.0)),
@@ -2110,6 +2364,12 @@ class ComfyUI:
                               "checkpoint": s["model"]["ckpt"], "loras": loras,
                               "extra": {"scheduler": s["scheduler"], "denoise": s["denoise"],
                                         "batch_index": b, "controlnet": ctl}}
+                if lat.get("inpaint") and s is not None:
+                    # VAEEncodeForInpaint's latent: the masked area regenerated; the real
+                    # decode also passes the rest through the VAE (close to the input, not
+                    # equal), here it is the input's pixels
+                    w, h, px, m = lat["inpaint"]
+                    params = {"_pixels": (w, h, inpaint_pixels(w, h, px, m, params))}
                 images.append(params)
             out = ({"kind": "IMAGE", "images": images},)
         elif ct == "ControlNetLoader":
@@ -2126,14 +2386,54 @@ class ComfyUI:
             else:
                 out = (dict(pos, control=pos["control"] + [ctl]),
                        dict(neg, control=neg["control"] + [ctl]))
-        elif ct == "LoadImage":
+        elif ct in ("LoadImage", "LoadImageMask"):
             fname, ftype = _annotated(str(inp("image")))
             sub, _, base = fname.rpartition("/")
             data = self._file(ftype or "input", sub, base)
             if data is None:
                 raise FileNotFoundError("[Errno 2] No such file or directory: '%s'" % fname)
             sha = hashlib.sha256(data).hexdigest()[:16]
-            out = ({"kind": "IMAGE", "sha": sha, "images": []}, {"kind": "MASK", "sha": sha})
+
+            def pixels(data=data):
+                return decode_png(data)
+            if ct == "LoadImage":
+                out = ({"kind": "IMAGE", "sha": sha, "images": [], "pixels": pixels},
+                       {"kind": "MASK", "sha": sha})
+            else:
+                w, h, px = pixels()
+                c = {"red": 0, "green": 1, "blue": 2, "alpha": 3}[inp("channel")]
+                m = bytes(px[4 * i + c] if c < 3 else 255 - px[4 * i + 3] for i in range(w * h))
+                out = ({"kind": "MASK", "sha": sha, "size": (w, h), "mask": m},)
+        elif ct == "UpscaleModelLoader":
+            name = inp("model_name")
+            out = ({"kind": "UPSCALE_MODEL", "name": name, "scale": upscale_model_scale(name)},)
+        elif ct in ("ImageUpscaleWithModel", "ImageScaleBy"):
+            # the test server's "model" is a nearest-neighbour resize by the model's scale;
+            # ImageScaleBy resizes by scale_by (round(w * scale_by), as nodes.py ImageScale)
+            img = inp("image")
+            if not isinstance(img, dict) or img.get("kind") != "IMAGE":
+                raise AttributeError("'%s' object has no attribute 'shape'" % type(img).__name__)
+            w, h, px = img["pixels"]() if "pixels" in img else img["images"][0]["_pixels"]
+            if ct == "ImageUpscaleWithModel":
+                f = inp("upscale_model")["scale"]
+                nw, nh = w * f, h * f
+            else:
+                f = float(inp("scale_by"))
+                nw, nh = round(w * f), round(h * f)
+            out = ({"kind": "IMAGE", "images": [{"_pixels": (nw, nh, resize_nearest(
+                w, h, px, nw, nh))}]},)
+        elif ct == "VAEEncodeForInpaint":
+            img, mask = inp("pixels"), inp("mask")
+            if not isinstance(img, dict) or "pixels" not in img:
+                raise AttributeError("'NoneType' object has no attribute 'shape'")
+            w, h, px = img["pixels"]()
+            mw, mh = mask["size"]
+            m = mask["mask"]
+            if (mw, mh) != (w, h):
+                # the real node interpolates the mask to the image's size (bilinear)
+                m = resize_nearest(mw, mh, bytes(b for x in m for b in (x, x, x, x)), w, h)[::4]
+            out = ({"kind": "LATENT", "width": w // 8 * 8, "height": h // 8 * 8, "batch": 1,
+                    "inpaint": (w, h, px, m)},)
         elif ct in ("SaveImage", "PreviewImage"):
             out = ()
         else:
@@ -2231,8 +2531,11 @@ class ComfyUI:
                                 fname = "%s_%05d_.png" % (base.replace("%batch_num%", str(bi)),
                                                           counter)
                                 counter += 1
-                                out = Output(params, "black" if fault == "black" else None,
-                                             tuple(texts), fault == "truncate")
+                                if "_pixels" in params:
+                                    out = encode_rgba_png(*params["_pixels"], texts=tuple(texts))
+                                else:
+                                    out = Output(params, "black" if fault == "black" else None,
+                                                 tuple(texts), fault == "truncate")
                                 st.comfy_files[(ftype, sub, fname)] = out
                                 saved.append({"filename": fname, "subfolder": sub,
                                               "type": ftype})
@@ -2245,7 +2548,8 @@ class ComfyUI:
                     for o in outputs:
                         for im in outputs[o]["images"]:
                             f = st.comfy_files[(im["type"], im["subfolder"], im["filename"])]
-                            f.bytes(st.cache)
+                            if isinstance(f, Output):
+                                f.bytes(st.cache)
                 except _ExecAbort:
                     pass
             remaining = duration - (time.time() - t0)
@@ -2851,7 +3155,8 @@ class Request:
 # aiohttp and httplib servers are laxer; the strictness here catches a client that labels
 # its bodies wrongly (a multipart upload sent as application/json is the mirror case).
 JSON_ROUTES = {("POST", "/sdapi/v1/txt2img"), ("POST", "/sdapi/v1/img2img"), ("POST", "/prompt"),
-               ("POST", "/sdcpp/v1/img_gen"), ("POST", "/sdapi/v1/options")}
+               ("POST", "/sdcpp/v1/img_gen"), ("POST", "/sdapi/v1/options"),
+               ("POST", "/sdapi/v1/extra-single-image")}
 
 
 def _require_json(proto, handler):
@@ -2870,7 +3175,8 @@ def _require_json(proto, handler):
 
 
 JOB_ROUTES = {("POST", "/sdapi/v1/txt2img"), ("POST", "/sdapi/v1/img2img"), ("POST", "/prompt"),
-              ("POST", "/api/prompt"), ("POST", "/sdcpp/v1/img_gen")}
+              ("POST", "/api/prompt"), ("POST", "/sdcpp/v1/img_gen"),
+              ("POST", "/sdapi/v1/extra-single-image")}
 
 
 class App:
@@ -3296,6 +3602,8 @@ def parse_args(argv):
                    "pixel_art_xl.safetensors", help="comma-separated LoRA file names")
     p.add_argument("--controlnets", default="control_v11p_sd15_canny.pth,"
                    "control_v11f1p_sd15_depth.pth", help="comma-separated ControlNet model names")
+    p.add_argument("--upscale-models", default="RealESRGAN_x4plus.pth,RealESRGAN_x2plus.pth,"
+                   "4x-UltraSharp.pth", help="ComfyUI: comma-separated upscale model files")
     p.add_argument("--no-controlnet", action="store_true",
                    help="A1111: behave as if the ControlNet extension is not installed")
     p.add_argument("--unloadable-loras", default="",

@@ -208,6 +208,24 @@ def raw_request(port, method, path, body=b"", headers=None, timeout=5):
     return status, buf, err
 
 
+def make_png(w, h, pixel):
+    """An RGB PNG, filter None: pixel(x, y) -> (r, g, b)."""
+    raw = b"".join(b"\x00" + b"".join(bytes(pixel(x, y)) for x in range(w)) for y in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def rgb_at(rows, x, y, bpp):
+    return tuple(rows[y][x * bpp:x * bpp + 3])
+
+
+def mask_pixel(x, y):
+    return (255, 255, 255) if 8 <= x < 24 and 16 <= y < 40 else (0, 0, 0)
+
+
 def txt2img_body(**kw):
     b = {"prompt": "pixel art owl, dusk background", "negative_prompt": "blurry, text",
          "seed": 42, "steps": 20, "cfg_scale": 7, "width": 64, "height": 64,
@@ -693,6 +711,57 @@ class TestA1111(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_extra_single_image_upscale(self):
+        srv = self.srv
+        names = [u["name"] for u in srv.json("GET", "/sdapi/v1/upscalers")]
+        self.assertIn("R-ESRGAN 4x+", names)
+        src = make_png(16, 8, lambda x, y: (x * 15, y * 30, 100))
+        b64 = base64.b64encode(src).decode()
+        d = srv.json("POST", "/sdapi/v1/extra-single-image", {
+            "image": b64, "resize_mode": 0, "upscaling_resize": 2, "upscaler_1": "R-ESRGAN 4x+"})
+        self.assertEqual(set(d), {"html_info", "image"})
+        w, h, rows, _ = decode_png(base64.b64decode(d["image"]))
+        self.assertEqual((w, h), (32, 16))
+        for y in range(h):
+            for x in range(w):
+                self.assertEqual(rgb_at(rows, x, y, 4), ((x // 2) * 15, (y // 2) * 30, 100))
+        st, _, body = srv.request("POST", "/sdapi/v1/extra-single-image", {
+            "image": b64, "upscaling_resize": 2, "upscaler_1": "R-ESRGAN 9x"})
+        self.assertEqual(st, 500)
+        self.assertIn("could not find upscaler named R-ESRGAN 9x", body.decode())
+        st, _, body = srv.request("POST", "/sdapi/v1/extra-single-image", {
+            "image": b64, "upscaling_resize": 9, "upscaler_1": "R-ESRGAN 4x+"})
+        self.assertEqual(st, 422)
+        self.assertEqual(json.loads(body)["detail"][0]["loc"], ["body", "upscaling_resize"])
+        st, _, body = srv.request("POST", "/sdapi/v1/extra-single-image", {
+            "image": "bm90IGEgcG5n", "upscaler_1": "R-ESRGAN 4x+"})
+        self.assertEqual(st, 500)
+        self.assertIn("Invalid encoded image", body.decode())
+
+    def test_img2img_with_mask_changes_only_the_masked_pixels(self):
+        srv = self.srv
+        init = make_png(64, 64, lambda x, y: (x * 4, y * 4, 60))
+        mask = make_png(64, 64, mask_pixel)
+        d = srv.json("POST", "/sdapi/v1/img2img", txt2img_body(
+            init_images=[base64.b64encode(init).decode()], mask=base64.b64encode(mask).decode(),
+            inpainting_fill=1, denoising_strength=0.5))
+        w, h, rows, texts = decode_png(base64.b64decode(d["images"][0]))
+        self.assertEqual((w, h), (64, 64))
+        self.assertIn("Denoising strength: 0.5", texts["parameters"])
+        changed = 0
+        for y in range(64):
+            for x in range(64):
+                if mask_pixel(x, y)[0]:
+                    changed += rgb_at(rows, x, y, 4) != (x * 4, y * 4, 60)
+                else:
+                    self.assertEqual(rgb_at(rows, x, y, 4), (x * 4, y * 4, 60))
+        self.assertGreater(changed, 16 * 24 // 2)
+        # another seed paints the masked area otherwise
+        d2 = srv.json("POST", "/sdapi/v1/img2img", txt2img_body(
+            init_images=[base64.b64encode(init).decode()], mask=base64.b64encode(mask).decode(),
+            seed=43))
+        self.assertNotEqual(d2["images"][0], d["images"][0])
+
     def test_img2img_and_png_info(self):
         srv = self.srv
         init = base64.b64encode(b"init").decode()
@@ -954,6 +1023,68 @@ class TestComfyUI(unittest.TestCase):
         st, _, _ = self.srv.request("POST", "/prompt", b"{bad", headers={"Content-Type": "application/json"})
         self.assertEqual(st, 500)
         self.assertEqual(self.srv.stats()["jobs_done"], 0)
+
+    def upload(self, name, data):
+        body, ctype = multipart({"overwrite": "true"}, {"image": (name, data)})
+        return self.srv.json("POST", "/upload/image", body, headers={"Content-Type": ctype})
+
+    def view_saved(self, pid):
+        h = wait_history(self.srv, pid)
+        self.assertEqual(h["status"]["status_str"], "success", h["status"])
+        im = [o["images"][0] for o in h["outputs"].values()][0]
+        return decode_png(self.srv.request("GET", "/view?filename=%s&subfolder=%s&type=%s" % (
+            im["filename"], im["subfolder"], im["type"]))[2])
+
+    def test_upscale_model_nodes(self):
+        srv = self.srv
+        info = srv.json("GET", "/object_info")
+        self.assertIn("RealESRGAN_x4plus.pth",
+                      info["UpscaleModelLoader"]["input"]["required"]["model_name"][0])
+        for n in ("ImageUpscaleWithModel", "ImageScaleBy", "LoadImageMask", "VAEEncodeForInpaint"):
+            self.assertIn(n, info)
+        self.upload("in.png", make_png(16, 8, lambda x, y: (x * 15, y * 30, 100)))
+        g = {"1": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
+             "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "RealESRGAN_x4plus.pth"}},
+             "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+             "4": {"class_type": "ImageScaleBy", "inputs": {"image": ["3", 0], "upscale_method": "lanczos", "scale_by": 0.5}},
+             "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "up"}}}
+        w, h, rows, _ = self.view_saved(self.submit(g)["prompt_id"])
+        self.assertEqual((w, h), (32, 16))
+        for y in range(h):
+            for x in range(w):
+                self.assertEqual(rgb_at(rows, x, y, 4), ((x // 2) * 15, (y // 2) * 30, 100))
+        g["2"]["inputs"]["model_name"] = "nope.pth"
+        err = self.submit(g, expect=400)["node_errors"]["2"]["errors"][0]
+        self.assertEqual(err["type"], "value_not_in_list")
+        g["2"]["inputs"]["model_name"] = "RealESRGAN_x4plus.pth"
+        g["4"]["inputs"]["scale_by"] = 9
+        err = self.submit(g, expect=400)["node_errors"]["4"]["errors"][0]
+        self.assertEqual(err["type"], "value_bigger_than_max")
+
+    def test_inpaint_nodes_change_only_the_masked_pixels(self):
+        self.upload("init.png", make_png(64, 64, lambda x, y: (x * 4, y * 4, 60)))
+        self.upload("mask.png", make_png(64, 64, mask_pixel))
+        g = comfy_graph()
+        del g["5"]
+        g["20"] = {"class_type": "LoadImage", "inputs": {"image": "init.png"}}
+        g["21"] = {"class_type": "LoadImageMask", "inputs": {"image": "mask.png", "channel": "red"}}
+        g["22"] = {"class_type": "VAEEncodeForInpaint", "inputs": {
+            "pixels": ["20", 0], "vae": ["4", 2], "mask": ["21", 0], "grow_mask_by": 6}}
+        g["3"]["inputs"]["latent_image"] = ["22", 0]
+        g["3"]["inputs"]["denoise"] = 0.6
+        w, h, rows, _ = self.view_saved(self.submit(g)["prompt_id"])
+        self.assertEqual((w, h), (64, 64))
+        changed = 0
+        for y in range(64):
+            for x in range(64):
+                if mask_pixel(x, y)[0]:
+                    changed += rgb_at(rows, x, y, 4) != (x * 4, y * 4, 60)
+                else:
+                    self.assertEqual(rgb_at(rows, x, y, 4), (x * 4, y * 4, 60))
+        self.assertGreater(changed, 16 * 24 // 2)
+        g["21"]["inputs"]["channel"] = "purple"
+        err = self.submit(g, expect=400)["node_errors"]["21"]["errors"][0]
+        self.assertEqual(err["type"], "value_not_in_list")
 
     def test_upload_loadimage_controlnet(self):
         srv = self.srv

@@ -278,17 +278,126 @@ out:
 	return rc;
 }
 
+/* --- image jobs (polish): upscale through the extras tab, inpaint through img2img ------- */
+
+/* The upscaler asked for, as the server lists it (GET /sdapi/v1/upscalers names). */
+static const char *upscaler_of(const struct kiln_ai_request *rq)
+{
+	return rq->upscaler ? rq->upscaler : KILN_A1111_UPSCALER;
+}
+
+/* POST /sdapi/v1/extra-single-image (modules/api/models.py ExtrasSingleImageRequest,
+ * AUTOMATIC1111/stable-diffusion-webui@f4f5bcac): resize_mode 0 scales by upscaling_resize;
+ * face restoration off; the answer is {html_info, image}. POST /sdapi/v1/img2img with a mask
+ * (StableDiffusionImg2ImgProcessingAPI: init_images, mask, denoising_strength, and the
+ * processing class's inpainting_fill, inpaint_full_res, mask_blur, inpainting_mask_invert). */
+static int image_body(const struct kiln_ai_request *rq, const struct kiln_ai_caps *caps,
+		      int redact, struct kiln_buf *out, struct kiln_error *e)
+{
+	json_t *o = NULL, *img = NULL, *mask = NULL;
+	char ck[1024];
+	int rc = KILN_E_NOMEM;
+	if (image_value(rq->init, redact, &img))
+		goto out;
+	if (rq->kind == KILN_AI_UPSCALE) {
+		o = json_pack("{s:i, s:b, s:f, s:f, s:f, s:s, s:s, s:f, s:b, s:O}", "resize_mode", 0,
+			      "show_extras_results", 1, "gfpgan_visibility", 0.0,
+			      "codeformer_visibility", 0.0, "upscaling_resize", (double)rq->factor,
+			      "upscaler_1", upscaler_of(rq), "upscaler_2", "None",
+			      "extras_upscaler_2_visibility", 0.0, "upscale_first", 0, "image", img);
+	} else {
+		if (image_value(rq->mask, redact, &mask))
+			goto out;
+		o = json_pack("{s:[O], s:O, s:i, s:b, s:i, s:i, s:i, s:f, s:s, s:s, s:I, s:i, s:f, "
+			      "s:i, s:i, s:s, s:i, s:i}", "init_images", img, "mask", mask,
+			      "resize_mode", 0, "inpaint_full_res", 0, "inpainting_fill", 1,
+			      "inpainting_mask_invert", 0, "mask_blur", 4, "denoising_strength",
+			      rq->denoise, "prompt", rq->prompt ? rq->prompt : "",
+			      "negative_prompt", rq->negative ? rq->negative : "",
+			      "seed", (json_int_t)rq->seed, "steps", rq->steps, "cfg_scale", rq->cfg,
+			      "width", rq->width, "height", rq->height, "sampler_name",
+			      rq->sampler ? rq->sampler : "Euler a", "batch_size", 1, "n_iter", 1);
+		if (o && rq->scheduler &&
+		    json_object_set_new(o, "scheduler", json_string(rq->scheduler)))
+			goto out;
+		if (o && rq->checkpoint &&
+		    json_object_set_new(o, "override_settings",
+					json_pack("{s:s}", "sd_model_checkpoint",
+						  send_checkpoint(caps, rq->checkpoint, ck,
+								  sizeof ck))))
+			goto out;
+	}
+	if (o)
+		rc = kiln_ai_json_append(o, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
+out:
+	if (rc)
+		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building an A1111 request");
+	json_decref(img);
+	json_decref(mask);
+	json_decref(o);
+	return rc;
+}
+
+static const char *route_of(const struct kiln_ai_request *rq)
+{
+	return rq->kind == KILN_AI_UPSCALE ? "extra-single-image" :
+	       rq->kind == KILN_AI_INPAINT ? "img2img" : "txt2img";
+}
+
 static int a1111_build(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
 		       struct kiln_error *e)
 {
+	if (rq->kind)
+		return image_body(rq, NULL, redact, out, e);
 	return build_body(rq, NULL, redact, out, e);
 }
 
 static int a1111_start(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_error *e)
 {
 	next->method = "POST";
-	snprintf(next->path, sizeof next->path, "/sdapi/v1/txt2img");
+	snprintf(next->path, sizeof next->path, "/sdapi/v1/%s", route_of(j->rq));
+	if (j->rq->kind)
+		return image_body(j->rq, j->caps, 0, &next->body, e);
 	return build_body(j->rq, j->caps, 0, &next->body, e);
+}
+
+/* The extras answer: {html_info, image}. The output's size is checked by the caller. */
+static enum kiln_step upscale_response(struct kiln_ai_job *j, const char *body, size_t len,
+				       struct kiln_error *e)
+{
+	json_error_t je;
+	json_t *o = json_loadb(body, len, 0, &je), *img = json_object_get(o, "image");
+	enum kiln_step st = KILN_STEP_RETRY;
+	if (!o) {
+		kiln_error_set(e, KILN_E_NET, NULL, "extra-single-image answer is not JSON (%s at "
+			       "byte %d): the transfer was probably cut", je.text, je.position);
+		return st;
+	}
+	if (!json_is_string(img) || !json_string_length(img)) {
+		kiln_error_set(e, KILN_E_NET, NULL, "extra-single-image answer has no image");
+	} else {
+		kiln_buf_reset(&j->image);
+		if (kiln_b64_decode(json_string_value(img), json_string_length(img), &j->image)) {
+			kiln_error_set(e, KILN_E_IMAGE, NULL, "extra-single-image image is not valid "
+				       "base64");
+		} else {
+			json_t *h = json_object_get(o, "html_info");
+			j->seed_used = j->rq->seed;
+			free(j->info);
+			j->info = json_is_string(h) ? kiln_strdup(json_string_value(h)) : NULL;
+			free(j->ran);
+			j->ran = NULL;
+			{
+				json_t *r = json_pack("{s:s, s:i}", "upscaler", upscaler_of(j->rq),
+						      "factor", j->rq->factor);
+				j->ran = r ? json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+				json_decref(r);
+			}
+			st = KILN_STEP_DONE;
+		}
+	}
+	json_decref(o);
+	return st;
 }
 
 /* --- verification ------------------------------------------------------------------------ */
@@ -480,9 +589,12 @@ static enum kiln_step a1111_response(struct kiln_ai_job *j, long status, const c
 		return KILN_STEP_RETRY; /* e says what happened to the transfer */
 	if (status != 200) {
 		kiln_ai_excerpt(ex, sizeof ex, body, len);
-		kiln_error_set(e, KILN_E_NET, NULL, "txt2img answered HTTP %ld: %s", status, ex);
+		kiln_error_set(e, KILN_E_NET, NULL, "%s answered HTTP %ld: %s", route_of(j->rq),
+			       status, ex);
 		return status == 422 || status == 404 ? KILN_STEP_FATAL : KILN_STEP_RETRY;
 	}
+	if (j->rq->kind == KILN_AI_UPSCALE)
+		return upscale_response(j, body, len, e);
 	if (!(o = json_loadb(body, len, 0, &je))) {
 		kiln_error_set(e, KILN_E_NET, NULL, "txt2img answer is not JSON (%s at byte %d): "
 			       "the transfer was probably cut", je.text, je.position);
@@ -524,6 +636,11 @@ static size_t a1111_cap(const struct kiln_ai_request *rq, const char *path)
 {
 	if (rq && !strncmp(path, "/sdapi/v1/txt2img", 17))
 		return kiln_ai_reply_b64(rq, 1 + (unsigned)rq->ncontrols);
+	if (rq && rq->kind == KILN_AI_UPSCALE) /* one image factor^2 the input's size */
+		return KILN_AI_REPLY_SLACK + (size_t)rq->width * (size_t)rq->height * 4 *
+		       (size_t)rq->factor * (size_t)rq->factor / 3 * 4;
+	if (rq && rq->kind == KILN_AI_INPAINT) /* the image, and the mask it may send back */
+		return kiln_ai_reply_b64(rq, 2);
 	return KILN_AI_REPLY_JSON;
 }
 
@@ -621,6 +738,17 @@ static enum kiln_step a1111_probe_response(struct kiln_ai_caps *caps, const char
 		}
 		if (json_is_array(o))
 			caps->flags |= KILN_CAPS_LORAS_LISTED;
+		get(next, "/sdapi/v1/upscalers");
+	} else if (!strcmp(path, "/sdapi/v1/upscalers")) {
+		/* [{name, model_name, model_path, model_url, scale}] (UpscalerItem); upscaler_1
+		 * is looked up by name (modules/postprocessing.py) */
+		json_array_foreach(o, i, v) {
+			const char *n = json_string_value(json_object_get(v, "name"));
+			if (n && (rc = list_add(&caps->upscalers, n, 1)))
+				break;
+		}
+		if (json_is_array(o))
+			caps->flags |= KILN_CAPS_UPSCALERS_LISTED;
 		get(next, "/controlnet/model_list");
 	} else if (cn && strstr(path, "model_list")) {
 		x = json_object_get(o, "model_list");
@@ -672,6 +800,9 @@ static int a1111_supports(const struct kiln_ai_caps *c, const struct kiln_ai_req
 	size_t len = 0;
 	if (!c || !c->known)
 		return 0;
+	if (rq->kind == KILN_AI_UPSCALE && (c->flags & KILN_CAPS_UPSCALERS_LISTED) &&
+	    !kiln_ai_list_has(&c->upscalers, upscaler_of(rq)))
+		missing(msg, sizeof msg, &len, "upscaler", upscaler_of(rq), &c->upscalers);
 	if (rq->checkpoint && (c->flags & KILN_CAPS_MODELS_LISTED) &&
 	    find_model(c, rq->checkpoint) < 0)
 		missing(msg, sizeof msg, &len, "checkpoint", rq->checkpoint, &c->models);

@@ -420,10 +420,169 @@ out:
 	return rc;
 }
 
+/* --- image jobs (polish): graphs of kiln's own, not the studio's workflow ---------------
+ *
+ * Upscale (comfy_extras/nodes_upscale_model.py, nodes.py; comfyanonymous/ComfyUI):
+ *   LoadImage {image} -> ImageUpscaleWithModel {upscale_model <- UpscaleModelLoader
+ *   {model_name}, image} [-> ImageScaleBy {upscale_method lanczos, scale_by}] -> SaveImage.
+ *   The model upscales by its own scale (a 4x ESRGAN: 4x); ImageScaleBy brings it to the
+ *   factor asked when the model's scale, read from its name (x2/2x, x4/4x; else 4), differs.
+ * Inpaint: CheckpointLoaderSimple {ckpt_name}; LoadImage {image}; LoadImageMask {image,
+ *   channel red} (white = 1 = repaint); VAEEncodeForInpaint {pixels, vae, mask,
+ *   grow_mask_by 6}; CLIPTextEncode x2; KSampler {denoise, ...}; VAEDecode; SaveImage.
+ * The input (and mask) are uploaded first, as control images are. */
+
+static const struct kiln_ai_file *upload_at(const struct kiln_ai_request *rq, size_t i)
+{
+	if (!rq->kind)
+		return i < rq->ncontrols ? rq->controls[i].image : NULL;
+	if (i == 0)
+		return rq->init;
+	return i == 1 && rq->kind == KILN_AI_INPAINT ? rq->mask : NULL;
+}
+
+static int model_scale(const char *name)
+{
+	const char *b = strrchr(name, '/');
+	char low[256];
+	size_t n = 0;
+	for (b = b ? b + 1 : name; *b && n < sizeof low - 1; b++)
+		low[n++] = (char)(*b >= 'A' && *b <= 'Z' ? *b + 32 : *b);
+	low[n] = 0;
+	for (int s = 2; s <= 8; s *= 2) {
+		char a[8], c[8];
+		snprintf(a, sizeof a, "x%d", s);
+		snprintf(c, sizeof c, "%dx", s);
+		if (strstr(low, a) || strstr(low, c))
+			return s;
+	}
+	return 4;
+}
+
+static const char *comfy_upscaler(const struct kiln_ai_request *rq)
+{
+	return rq->upscaler ? rq->upscaler : KILN_COMFY_UPSCALER;
+}
+
+static int bind_image(const struct kiln_ai_request *rq, const struct kiln_ai_caps *caps,
+		      unsigned attempt, struct kiln_buf *out, struct kiln_error *e)
+{
+	json_t *g = json_object(), *body = NULL;
+	char img[128], mask[128], pid[40];
+	const char *last = "kiln_up";
+	int rc = KILN_E_NOMEM;
+	if (!g)
+		goto out;
+	upload_name(rq->init, img, sizeof img);
+	if (json_object_set_new(g, "kiln_in", json_pack("{s:s, s:{s:s}}", "class_type",
+							"LoadImage", "inputs", "image", img)))
+		goto out;
+	if (rq->kind == KILN_AI_UPSCALE) {
+		int ms = model_scale(comfy_upscaler(rq));
+		if (json_object_set_new(g, "kiln_model", json_pack("{s:s, s:{s:s}}", "class_type",
+			"UpscaleModelLoader", "inputs", "model_name", comfy_upscaler(rq))) ||
+		    json_object_set_new(g, "kiln_up", json_pack("{s:s, s:{s:[s,i], s:[s,i]}}",
+			"class_type", "ImageUpscaleWithModel", "inputs", "upscale_model",
+			"kiln_model", 0, "image", "kiln_in", 0)))
+			goto out;
+		if (ms != rq->factor) {
+			if (json_object_set_new(g, "kiln_scale", json_pack("{s:s, s:{s:[s,i], s:s, "
+				"s:f}}", "class_type", "ImageScaleBy", "inputs", "image", "kiln_up", 0,
+				"upscale_method", "lanczos", "scale_by",
+				(double)rq->factor / (double)ms)))
+				goto out;
+			last = "kiln_scale";
+		}
+	} else {
+		const char *ck = rq->checkpoint;
+		const char *smp = kiln_ai_sampler_name("comfyui", rq->sampler);
+		const char *sch = kiln_ai_schedule("comfyui", rq->sampler, rq->scheduler);
+		if (!ck && caps && caps->models.n)
+			ck = caps->models.v[0];
+		if (!ck) {
+			rc = kiln_error_set(e, KILN_E_SPEC, NULL, "inpaint on ComfyUI needs a checkpoint "
+					    "(generate.checkpoint), and the server lists none");
+			goto out;
+		}
+		upload_name(rq->mask, mask, sizeof mask);
+		if (json_object_set_new(g, "kiln_ck", json_pack("{s:s, s:{s:s}}", "class_type",
+			"CheckpointLoaderSimple", "inputs", "ckpt_name", ck)) ||
+		    json_object_set_new(g, "kiln_mask", json_pack("{s:s, s:{s:s, s:s}}",
+			"class_type", "LoadImageMask", "inputs", "image", mask, "channel", "red")) ||
+		    json_object_set_new(g, "kiln_pos", json_pack("{s:s, s:{s:s, s:[s,i]}}",
+			"class_type", "CLIPTextEncode", "inputs", "text",
+			rq->prompt ? rq->prompt : "", "clip", "kiln_ck", 1)) ||
+		    json_object_set_new(g, "kiln_neg", json_pack("{s:s, s:{s:s, s:[s,i]}}",
+			"class_type", "CLIPTextEncode", "inputs", "text",
+			rq->negative ? rq->negative : "", "clip", "kiln_ck", 1)) ||
+		    json_object_set_new(g, "kiln_enc", json_pack("{s:s, s:{s:[s,i], s:[s,i], "
+			"s:[s,i], s:i}}", "class_type", "VAEEncodeForInpaint", "inputs", "pixels",
+			"kiln_in", 0, "vae", "kiln_ck", 2, "mask", "kiln_mask", 0, "grow_mask_by",
+			6)) ||
+		    json_object_set_new(g, "kiln_ks", json_pack("{s:s, s:{s:[s,i], s:I, s:i, s:f, "
+			"s:s, s:s, s:[s,i], s:[s,i], s:[s,i], s:f}}", "class_type", "KSampler",
+			"inputs", "model", "kiln_ck", 0, "seed", (json_int_t)rq->seed, "steps",
+			rq->steps, "cfg", rq->cfg, "sampler_name", smp ? smp : "euler",
+			"scheduler", sch ? sch : "normal", "positive", "kiln_pos", 0, "negative",
+			"kiln_neg", 0, "latent_image", "kiln_enc", 0, "denoise", rq->denoise)) ||
+		    json_object_set_new(g, "kiln_dec", json_pack("{s:s, s:{s:[s,i], s:[s,i]}}",
+			"class_type", "VAEDecode", "inputs", "samples", "kiln_ks", 0, "vae",
+			"kiln_ck", 2)))
+			goto out;
+		last = "kiln_dec";
+	}
+	if (json_object_set_new(g, "kiln_save", json_pack("{s:s, s:{s:[s,i], s:s}}", "class_type",
+		"SaveImage", "inputs", "images", last, 0, "filename_prefix", "kiln_polish")))
+		goto out;
+	prompt_id(rq, attempt, pid);
+	if (!(body = json_pack("{s:O, s:s, s:s}", "prompt", g, "client_id", "kiln",
+			       "prompt_id", pid)))
+		goto out;
+	rc = kiln_ai_json_append(body, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
+out:
+	if (rc == KILN_E_NOMEM)
+		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building the graph");
+	json_decref(body);
+	json_decref(g);
+	return rc;
+}
+
+static int missing(const struct kiln_ai_list *l, const char *what, const char *want,
+		   struct kiln_error *e);
+
+/* The nodes and the upscale model an image job needs. */
+static int image_supports(const struct kiln_ai_caps *caps, const struct kiln_ai_request *rq,
+			  struct kiln_error *e)
+{
+	static const char *const up[] = {"LoadImage", "UpscaleModelLoader",
+					 "ImageUpscaleWithModel", "ImageScaleBy", "SaveImage"};
+	static const char *const in[] = {"LoadImage", "LoadImageMask", "CheckpointLoaderSimple",
+					 "CLIPTextEncode", "VAEEncodeForInpaint", "KSampler",
+					 "VAEDecode", "SaveImage"};
+	const char *const *need = rq->kind == KILN_AI_UPSCALE ? up : in;
+	size_t n = rq->kind == KILN_AI_UPSCALE ? sizeof up / sizeof *up : sizeof in / sizeof *in;
+	if (!caps || !caps->known)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!kiln_ai_list_has(&caps->nodes, need[i]))
+			return kiln_error_set(e, KILN_E_SPEC, NULL, "ComfyUI has no %s node, which "
+					      "kiln's %s graph needs", need[i],
+					      rq->kind == KILN_AI_UPSCALE ? "upscale" : "inpaint");
+	if (rq->kind == KILN_AI_UPSCALE &&
+	    !kiln_ai_list_has(&caps->upscalers, comfy_upscaler(rq)))
+		return missing(&caps->upscalers, "upscale model", comfy_upscaler(rq), e);
+	if (rq->kind == KILN_AI_INPAINT && rq->checkpoint &&
+	    !kiln_ai_list_has(&caps->models, rq->checkpoint))
+		return missing(&caps->models, "checkpoint", rq->checkpoint, e);
+	return 0;
+}
+
 static int comfy_build(const struct kiln_ai_request *rq, int redact, struct kiln_buf *out,
 		       struct kiln_error *e)
 {
 	(void)redact; /* control images are uploaded, never in the body */
+	if (rq->kind)
+		return bind_image(rq, NULL, 1, out, e);
 	return bind(rq, NULL, 1, out, e);
 }
 
@@ -435,8 +594,8 @@ static void get(struct kiln_http *next, const char *fmt, const char *id)
 
 static int submit(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_error *e)
 {
-	if (j->upload_next < j->rq->ncontrols) {
-		const struct kiln_ai_file *f = j->rq->controls[j->upload_next].image;
+	const struct kiln_ai_file *f = upload_at(j->rq, j->upload_next);
+	if (f) {
 		j->phase = PH_UPLOAD;
 		next->method = "POST";
 		snprintf(next->path, sizeof next->path, "/upload/image");
@@ -448,6 +607,8 @@ static int submit(struct kiln_ai_job *j, struct kiln_http *next, struct kiln_err
 	next->method = "POST";
 	next->no_resend = 1;
 	snprintf(next->path, sizeof next->path, "/prompt");
+	if (j->rq->kind)
+		return bind_image(j->rq, j->caps, j->attempt, &next->body, e);
 	return bind(j->rq, j->caps, j->attempt, &next->body, e);
 }
 
@@ -642,7 +803,8 @@ static enum kiln_step history(struct kiln_ai_job *j, json_t *h, struct kiln_http
 		return KILN_STEP_POLL;
 	}
 	json_t *best = NULL, *ranset = NULL, *g = json_array_get(json_object_get(h, "prompt"), 2);
-	int rc = check_ran(j, h, &ranset, e);
+	/* an image job's graph is kiln's own, every node on the way to its SaveImage */
+	int rc = j->rq->kind ? 0 : check_ran(j, h, &ranset, e);
 	json_decref(ranset);
 	if (rc)
 		return KILN_STEP_RETRY;
@@ -710,7 +872,10 @@ static int in_queue(struct kiln_ai_job *j, json_t *q)
 				if (!pass || !c || strcmp(c, "kiln") ||
 				    strlen(s) >= sizeof j->remote_id)
 					continue;
-				if (!graph && !bind(j->rq, j->caps, j->attempt, &mine, &be)) {
+				if (!graph && !(j->rq->kind ? bind_image(j->rq, j->caps, j->attempt,
+									 &mine, &be)
+						      : bind(j->rq, j->caps, j->attempt, &mine,
+							     &be))) {
 					json_t *b = json_loadb(mine.data, mine.len, 0, NULL);
 					graph = json_incref(json_object_get(b, "prompt"));
 					json_decref(b);
@@ -898,6 +1063,9 @@ static enum kiln_step comfy_response(struct kiln_ai_job *j, long status, const c
 /* /view sends the image file; every other answer is JSON (the history holds file names). */
 static size_t comfy_cap(const struct kiln_ai_request *rq, const char *path)
 {
+	if (rq && rq->kind == KILN_AI_UPSCALE && !strncmp(path, "/view", 5))
+		return KILN_AI_REPLY_SLACK + (size_t)rq->width * (size_t)rq->height * 4 *
+		       (size_t)rq->factor * (size_t)rq->factor;
 	if (rq && !strncmp(path, "/view", 5))
 		return kiln_ai_reply_image(rq);
 	return KILN_AI_REPLY_JSON;
@@ -1065,6 +1233,8 @@ static int supports(const struct kiln_ai_caps *caps, const struct kiln_ai_reques
 {
 	json_t *decl;
 	int rc;
+	if (rq->kind)
+		return image_supports(caps, rq, e);
 	if (!caps || !caps->known)
 		return 0;
 	if (rq->checkpoint && !kiln_ai_list_has(&caps->models, rq->checkpoint))

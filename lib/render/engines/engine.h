@@ -143,7 +143,11 @@ enum {
 	 * unknown, and nothing is refused for want of a name in it). */
 	KILN_CAPS_MODELS_LISTED = 1u << 8,
 	KILN_CAPS_LORAS_LISTED = 1u << 9,
+	KILN_CAPS_UPSCALERS_LISTED = 1u << 10,
 };
+/* The upscaler an image job without one asks for (A1111 name; ComfyUI model file). */
+#define KILN_A1111_UPSCALER "R-ESRGAN 4x+"
+#define KILN_COMFY_UPSCALER "RealESRGAN_x4plus.pth"
 struct kiln_ai_caps {
 	int known;                  /* the probe finished */
 	unsigned flags;             /* KILN_CAPS_* */
