@@ -229,7 +229,7 @@ int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item
 	}
 	kiln_buf_init(&out, img->max);
 	rc = kiln_portfolio_c2pa_sign_png_cached(cr->signer, cr->cache_dir, img->data, img->len,
-						 &in, &out, e);
+						 image_sha, &in, &out, e);
 	if (rc) {
 		char where[48];
 		snprintf(where, sizeof where, "item %" PRIu64, item);

@@ -22,6 +22,7 @@
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/png.h"
+#include "util/sha.h"
 
 static char dir[64], keys[96], other[96], root[128], other_root[128];
 static struct kiln_buf plain = KILN_BUF_INIT;
@@ -289,6 +290,23 @@ static void test_forgeries(void **state)
 		assert_int_equal(kiln_portfolio_c2pa_verify_png_with(v, t.data, t.len, &r, &e), 0);
 		assert_false(r.ok);
 		assert_string_equal(r.check, "chain");
+		/* the first leaf again, after another: still the first's verdict */
+		assert_int_equal(kiln_portfolio_c2pa_verify_png_with(v, s.data, s.len, &r, &e), 0);
+		assert_true(r.ok);
+		/* the hard binding against the caller's hash of the image without its chunk (the
+		 * PNG before signing): the right one passes, another is not the signed bytes */
+		{
+			uint8_t h[32];
+			kiln_sha256_raw(plain.data, plain.len, h);
+			assert_int_equal(kiln_portfolio_c2pa_verify_png_hashed(v, s.data, s.len, h,
+									       &r, &e), 0);
+			assert_true(r.ok);
+			h[5] ^= 1;
+			assert_int_equal(kiln_portfolio_c2pa_verify_png_hashed(v, s.data, s.len, h,
+									       &r, &e), 0);
+			assert_false(r.ok);
+			assert_string_equal(r.check, "hash.data");
+		}
 		kiln_portfolio_c2pa_verifier_free(v);
 		snprintf(p, sizeof p, "%s/none.pem", dir);
 		assert_int_equal(kiln_portfolio_c2pa_verifier_new(&v, p, &e), KILN_E_IO);
@@ -392,23 +410,23 @@ static void test_cache(void **state)
 	assert_int_equal(a.len, b.len);
 	assert_true(memcmp(a.data, b.data, a.len) != 0);
 	a.len = b.len = 0;
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
-							      &a, &e), 0);
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
-							      &b, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, NULL,
+							      &ci, &a, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, NULL,
+							      &ci, &b, &e), 0);
 	assert_int_equal(a.len, b.len);
 	assert_memory_equal(a.data, b.data, a.len);
 	/* a signed input is signed as the PNG without its manifest: the same bytes */
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, a.data, a.len, &ci, &c,
-							      &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, a.data, a.len, NULL, &ci,
+							      &c, &e), 0);
 	assert_int_equal(c.len, a.len);
 	assert_memory_equal(c.data, a.data, a.len);
 	/* another edit: another manifest, still valid */
 	c.len = 0;
 	ci.n_edits = 1;
 	ci.source_type = KILN_C2PA_COMPOSITE_SYNTHETIC;
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
-							      &c, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, NULL,
+							      &ci, &c, &e), 0);
 	assert_true(c.len != a.len || memcmp(c.data, a.data, a.len) != 0);
 	assert_non_null(memmem(c.data, c.len, "compositeSynthetic", 18));
 	verify(&c, root, &r);
@@ -436,8 +454,8 @@ static void test_cache(void **state)
 	}
 	ci = input();
 	b.len = 0;
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
-							      &b, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, NULL,
+							      &ci, &b, &e), 0);
 	verify(&b, root, &r);
 	assert_true(r.ok);
 	assert_true(memcmp(a.data, b.data, a.len) != 0); /* a new signature */
