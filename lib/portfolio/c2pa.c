@@ -1511,7 +1511,7 @@ int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void
 					size_t len, struct kiln_c2pa_report *r,
 					struct kiln_error *e)
 {
-	return verify_png(v, png, len, sha256, r, e);
+	return verify_png(v, png, len, NULL, r, e);
 }
 
 int kiln_portfolio_c2pa_verify_png_hashed(struct kiln_c2pa_verifier *v, const void *png,
