@@ -332,9 +332,18 @@ int kiln_portfolio_c2pa_verify_png_hashed(struct kiln_c2pa_verifier *v, const vo
  * and dev.kiln.provenance come from the item's log entries (docs/portfolio.md). */
 struct kiln_catalog;
 struct kiln_c2pa_release;
+/* strip_prompts (portfolio.prompts: hashed): _sign first removes the text chunks in which
+ * the engines keep the prompt (A1111's "parameters", ComfyUI's "prompt" and "workflow"), and
+ * records each image so changed as a "prompt.redacted" event (fact: item, image: the SHA-256
+ * of the PNG it released without its caBX chunk, from: the store image), once, so that the
+ * token's history ends in the released bytes. */
 int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **cr, struct kiln_catalog *c,
-				    const char *keys_dir, const char *cache_dir,
+				    const char *keys_dir, const char *cache_dir, int strip_prompts,
 				    struct kiln_error *e) KILN_MUST_CHECK;
+/* Remove from png (in place) its tEXt, zTXt and iTXt chunks keyed "parameters", "prompt" or
+ * "workflow": the number removed, or -1 when png is not a sequence of PNG chunks (left as
+ * it was). */
+int kiln_portfolio_strip_prompt_text(struct kiln_buf *png);
 int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item,
 				     const char *image_sha, const char *title,
 				     struct kiln_buf *img, struct kiln_error *e) KILN_MUST_CHECK;

@@ -136,9 +136,15 @@ static json_t *render_of(struct pf *x, uint64_t item, const char *image, int64_t
 	*seq = -1;
 	for (p = ix_first(x->by_item, x->nby_item, item); p < end && p->item == item; p++) {
 		json_t *l = x->entries[p->i];
-		if (!strcmp(json_string_value(json_object_get(l, "kind")) ?: "", "render") &&
-		    !strcmp(json_string_value(json_object_get(json_object_get(l, "fact"),
-							      "image")) ?: "", image))
+		const char *kind = json_string_value(json_object_get(l, "kind")) ?: "";
+		json_t *f = json_object_get(l, "fact");
+		if (!strcmp(kind, "render") &&
+		    !strcmp(json_string_value(json_object_get(f, "image")) ?: "", image))
+			*seq = (int64_t)p->i;
+		/* prompts: hashed: the release removed the prompt's text from these bytes;
+		 * the history ends in that entry (c2pa_release.c) */
+		else if (*seq >= 0 && x->in->prompts_hashed && !strcmp(kind, "prompt.redacted") &&
+			 !strcmp(json_string_value(json_object_get(f, "from")) ?: "", image))
 			*seq = (int64_t)p->i;
 	}
 	end = x->raw + x->nraw;
