@@ -958,8 +958,9 @@ static int use_cached(struct kiln_c2pa_signer *s, const uint8_t *p, size_t len,
 static int unhex32(const char *h, uint8_t out[32])
 {
 	for (int i = 0; i < 64; i++) {
-		int c = h[i], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-											  : -1;
+		int c = h[i], v = c >= '0' && c <= '9'   ? c - '0'
+				  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+							 : -1;
 		if (v < 0)
 			return -1;
 		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);

@@ -513,6 +513,49 @@ static void test_nomem(void **state)
 	(void)state;
 }
 
+/* prompts: hashed: the engines' prompt texts go (exact keywords only), the rest stays */
+static void add_text(struct kiln_buf *b, const char *type, const char *key, const char *val)
+{
+	size_t kl = strlen(key), vl = strlen(val), n = kl + 1 + vl;
+	uint8_t h[8] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
+	uint32_t c;
+	uint8_t crc[4];
+	memcpy(h + 4, type, 4);
+	c = (uint32_t)crc32(crc32(0, h + 4, 4), (const Bytef *)key, (uInt)kl + 1);
+	c = (uint32_t)crc32(c, (const Bytef *)val, (uInt)vl);
+	crc[0] = (uint8_t)(c >> 24);
+	crc[1] = (uint8_t)(c >> 16);
+	crc[2] = (uint8_t)(c >> 8);
+	crc[3] = (uint8_t)c;
+	assert_int_equal(kiln_buf_add(b, h, 8) || kiln_buf_add(b, key, kl + 1) ||
+			 kiln_buf_add(b, val, vl) || kiln_buf_add(b, crc, 4), 0);
+}
+
+static void test_strip_prompts(void **state)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	(void)state;
+	assert_int_equal(kiln_buf_add(&b, plain.data, 33), 0); /* signature and IHDR */
+	add_text(&b, "tEXt", "parameters", "quokka owl, Steps: 20");
+	add_text(&b, "tEXt", "parametersX", "kept");
+	add_text(&b, "iTXt", "prompt", "{\"3\": {}}");
+	add_text(&b, "zTXt", "workflow", "x");
+	add_text(&b, "tEXt", "Software", "kiln");
+	assert_int_equal(kiln_buf_add(&b, plain.data + 33, plain.len - 33), 0);
+	assert_int_equal(kiln_portfolio_strip_prompt_text(&b), 3);
+	assert_null(memmem(b.data, b.len, "quokka", 6));
+	assert_non_null(memmem(b.data, b.len, "parametersX", 11));
+	assert_non_null(memmem(b.data, b.len, "Software", 8));
+	assert_int_equal(b.len, plain.len + 12 + 16 + 12 + 13);
+	assert_int_equal(kiln_portfolio_strip_prompt_text(&b), 0);
+	/* not a PNG, or a chunk running past the end: left whole */
+	b.len -= 5;
+	assert_int_equal(kiln_portfolio_strip_prompt_text(&b), -1);
+	b.data[0] = 'x';
+	assert_int_equal(kiln_portfolio_strip_prompt_text(&b), -1);
+	kiln_buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -521,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_forgeries),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_strip_prompts),
 		cmocka_unit_test(test_nomem),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
