@@ -174,6 +174,11 @@ int kiln_portfolio_state(struct kiln_catalog *c, const char *keys_dir, char out[
  * points at that entry), and every C2PA manifest (chained to keys/c2pa-root.pem). Each
  * mismatch is appended to problems ("portfolio/FILE: entry N: what"), checks counts what was
  * compared. No portfolio folder: nothing is checked. Errors: KILN_E_NOMEM, KILN_E_IO. */
+/* The SHA-256 (hex; the bundles' key hint) of the Ed25519 key dist/portfolio/ is checked
+ * with: key_file's when given, else the folder's keys/signing-ed25519.pub; "" when dist has
+ * no portfolio or the key cannot be read. */
+void kiln_portfolio_key_fingerprint(const char *dist, const char *key_file, char fp[65]);
+
 struct kiln_portfolio_hashes {
 	/* the hex SHA-256 of the file at rel (relative to dist), hashed by the caller in this
 	 * same check, or NULL (then it is hashed here) */

@@ -194,6 +194,21 @@ static int png_sha_without_cabx(const uint8_t *p, size_t n, uint8_t raw[32], cha
 	return at == n ? 0 : -1;
 }
 
+void kiln_portfolio_key_fingerprint(const char *dist, const char *key_file, char fp[65])
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	struct kiln_error e;
+	uint8_t pub[32];
+	char *p = kiln_fs_join(dist, "portfolio/keys/signing-ed25519.pub");
+	fp[0] = 0;
+	if (p && kiln_fs_exists(p) &&
+	    !kiln_fs_read_limited(key_file ? key_file : p, &b, 1 << 16, 0, &e) &&
+	    !kiln_ed25519_pub_from_pem(b.data, b.len, pub))
+		kiln_sha256_hex(pub, 32, fp);
+	kiln_buf_release(&b);
+	free(p);
+}
+
 int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
 			  const struct kiln_portfolio_hashes *known, uint64_t *checks,
 			  char ***problems, size_t *nproblems, struct kiln_error *e)
@@ -235,9 +250,31 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
 		goto out;
 	}
 	if (kiln_ed25519_pub_from_pem(f.data, f.len, pub)) {
-		problem(&v, "%s: not an Ed25519 public key",
-			pub_pem_file ? pub_pem_file : "portfolio/keys/signing-ed25519.pub");
+		if (pub_pem_file) {
+			rc = kiln_error_set(e, KILN_E_USAGE, pub_pem_file, "not an Ed25519 public "
+					    "key in PEM (the studio's signing-ed25519.pub)");
+			goto out;
+		}
+		problem(&v, "portfolio/keys/signing-ed25519.pub: not an Ed25519 public key");
 		goto out;
+	}
+	/* the key the studio published against the one the folder carries: another one means
+	 * the folder was signed (or re-signed) by someone else */
+	if (pub_pem_file) {
+		uint8_t mine[32];
+		char a[65], b[65];
+		(*checks)++;
+		kiln_buf_reset(&f);
+		kiln_sha256_hex(pub, 32, a);
+		if (read_rel(&v, "portfolio/keys/signing-ed25519.pub", &f, 1 << 16) ||
+		    kiln_ed25519_pub_from_pem(f.data, f.len, mine))
+			problem(&v, "portfolio/keys/signing-ed25519.pub: missing or not an Ed25519 "
+				"key (the studio key given is %s)", a);
+		else if (memcmp(mine, pub, 32)) {
+			kiln_sha256_hex(mine, 32, b);
+			problem(&v, "portfolio/keys/signing-ed25519.pub: key %s is not the studio key "
+				"%s given (%s)", b, a, pub_pem_file);
+		}
 	}
 	check_log(&v);
 	if (v.nomem)

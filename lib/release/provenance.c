@@ -836,6 +836,13 @@ static const char *known_sha(void *ctx, const char *rel)
 int kiln_release_verify(const char *dist, const char *expect_manifest,
 			struct kiln_verify_result *r, struct kiln_error *e)
 {
+	return kiln_release_verify_key(dist, expect_manifest, NULL, r, e);
+}
+
+int kiln_release_verify_key(const char *dist, const char *expect_manifest,
+			    const char *studio_key, struct kiln_verify_result *r,
+			    struct kiln_error *e)
+{
 	static const char *const records[] = {"provenance.json", "ipfs.json", KILN_MANIFEST_FILE};
 	struct kiln_manifest found;
 	json_t *prov = NULL, *ipfs = NULL;
@@ -888,7 +895,7 @@ int kiln_release_verify(const char *dist, const char *expect_manifest,
 	/* dist/portfolio/, when the release has one */
 	{
 		struct kiln_portfolio_hashes known = {known_sha, &found};
-		rc = kiln_portfolio_verify(dist, NULL, &known, &r->checks, &r->problems,
+		rc = kiln_portfolio_verify(dist, studio_key, &known, &r->checks, &r->problems,
 					   &r->nproblems, e);
 	}
 	goto out;
