@@ -3,6 +3,7 @@
  * dist/provenance.json and dist/ipfs.json claim. */
 #include "cli.h"
 #include "kiln/polish.h"
+#include "kiln/portfolio.h"
 #include "kiln/release.h"
 
 #include <getopt.h>
@@ -12,7 +13,7 @@
 
 static void help(void)
 {
-	printf("usage: kiln verify [--release-hash SHA256] [--json] [-q] [DIST]\n\n"
+	printf("usage: kiln verify [--release-hash SHA256] [--key FILE] [--json] [-q] [DIST]\n\n"
 	       "Checks a release folder (default: dist/ of the project, see -C) using only its\n"
 	       "files: every file's SHA-256 against manifest.sha256 (changed, missing and added\n"
 	       "files are named), every image's SHA-256 and the provenance hash against\n"
@@ -27,6 +28,9 @@ static void help(void)
 	       "release folder.\n\n"
 	       "  --release-hash SHA256  the release hash the studio published: fail unless the\n"
 	       "                         files give it\n"
+	       "  --key FILE             the studio's Ed25519 public key (PEM) as published\n"
+	       "                         elsewhere: the portfolio is checked against it, not\n"
+	       "                         the one in dist/ (--studio-key is the same)\n"
 	       "  --json                 a JSON summary on stdout\n"
 	       "  -q, --quiet            print only what differs\n");
 }
@@ -36,11 +40,13 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'}, {"release-hash", required_argument, NULL, 'H'},
+		{"key", required_argument, NULL, 'k'}, {"studio-key", required_argument, NULL, 'k'},
 		{NULL, 0, NULL, 0}};
 	struct kiln_verify_result r;
 	struct kiln_error e;
 	char *dist = NULL;
-	const char *expect = NULL;
+	const char *expect = NULL, *key = NULL;
+	char fp[65] = "";
 	int c, json = 0, quiet = 0, rc;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "q", opts, NULL)) != -1) {
@@ -48,6 +54,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'q': quiet = 1; break;
 		case 'H': expect = optarg; break;
+		case 'k': key = optarg; break;
 		case 'h': help(); return 0;
 		default: return cli_usage("verify", "unknown option");
 		}
@@ -66,7 +73,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		return 1;
 	}
 	kiln_error_clear(&e);
-	if (kiln_release_verify(dist, expect, &r, &e)) {
+	if (kiln_release_verify_key(dist, expect, key, &r, &e)) {
 		free(dist);
 		return cli_fail(&e);
 	}
@@ -87,6 +94,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 			return store ? cli_fail(&e) : 1;
 		}
 	}
+	kiln_portfolio_key_fingerprint(dist, key, fp);
 	if (json) {
 		json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:[]}", "dist",
 				      dist, "ok", r.nproblems == 0, "checks", (json_int_t)r.checks,
@@ -97,6 +105,9 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		for (size_t i = 0; j && i < r.nproblems; i++)
 			json_array_append_new(json_object_get(j, "problems"),
 					      json_string(r.problems[i]));
+		if (j && fp[0])
+			json_object_set_new(j, "studio_key", json_pack("{s:s, s:s}", "sha256", fp,
+					    "from", key ? key : "portfolio/keys/signing-ed25519.pub"));
 		if (j) {
 			json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 			fputc('\n', stdout);
@@ -118,6 +129,10 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 				       r.images_cid);
 			if (!r.nproblems && r.metadata_cid[0])
 				printf("  metadata   ipfs://%s/\n", r.metadata_cid);
+			if (fp[0])
+				printf("  portfolio  checked with studio key %s (%s)\n", fp,
+				       key ? key : "the one in portfolio/keys/: compare it with the "
+						   "one the studio publishes");
 		}
 	}
 	rc = r.nproblems ? 1 : 0;

@@ -174,7 +174,21 @@ int kiln_portfolio_state(struct kiln_catalog *c, const char *keys_dir, char out[
  * points at that entry), and every C2PA manifest (chained to keys/c2pa-root.pem). Each
  * mismatch is appended to problems ("portfolio/FILE: entry N: what"), checks counts what was
  * compared. No portfolio folder: nothing is checked. Errors: KILN_E_NOMEM, KILN_E_IO. */
-int kiln_portfolio_verify(const char *dist, const char *pub_pem_file, uint64_t *checks,
+/* The SHA-256 (hex; the bundles' key hint) of the Ed25519 key dist/portfolio/ is checked
+ * with: key_file's when given, else the folder's keys/signing-ed25519.pub; "" when dist has
+ * no portfolio or the key cannot be read. */
+void kiln_portfolio_key_fingerprint(const char *dist, const char *key_file, char fp[65]);
+
+struct kiln_portfolio_hashes {
+	/* the hex SHA-256 of the file at rel (relative to dist), hashed by the caller in this
+	 * same check, or NULL (then it is hashed here) */
+	const char *(*sha256)(void *ctx, const char *rel);
+	void *ctx;
+};
+/* known: the files the caller already hashed (kiln verify hashes every file of the release
+ * once), or NULL. */
+int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
+			  const struct kiln_portfolio_hashes *known, uint64_t *checks,
 			  char ***problems, size_t *nproblems, struct kiln_error *e)
 	KILN_MUST_CHECK;
 
@@ -256,10 +270,12 @@ int kiln_portfolio_c2pa_sign_buf(struct kiln_c2pa_signer *s, struct kiln_buf *im
  * it a release written again (a repair) would change every image's bytes, hash, the
  * provenance hash and the CIDs; with it the same catalog gives the same bytes. A cache file
  * that cannot be read or does not check is ignored and made again. */
+/* png_sha256: the hex SHA-256 of png[len] when the caller has it (the release checked the
+ * store file against it), saving a pass over the image; NULL: hashed here. */
 int kiln_portfolio_c2pa_sign_png_cached(struct kiln_c2pa_signer *s, const char *cache_dir,
-					const void *png, size_t len, const struct kiln_c2pa_in *in,
-					struct kiln_buf *out, struct kiln_error *e)
-	KILN_MUST_CHECK;
+					const void *png, size_t len, const char *png_sha256,
+					const struct kiln_c2pa_in *in, struct kiln_buf *out,
+					struct kiln_error *e) KILN_MUST_CHECK;
 /* The same, loading the keys from keys_dir for this one image. */
 int kiln_portfolio_c2pa_sign_png(const void *png, size_t len, const struct kiln_c2pa_in *in,
 				 const char *keys_dir, struct kiln_buf *out,
@@ -306,6 +322,13 @@ void kiln_portfolio_c2pa_verifier_free(struct kiln_c2pa_verifier *v);
 int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void *png,
 					size_t len, struct kiln_c2pa_report *r,
 					struct kiln_error *e) KILN_MUST_CHECK;
+/* The same when the caller has hashed png without its caBX chunk (sha256: that SHA-256), as
+ * kiln verify does to check the token's history: the hard binding is checked against it
+ * instead of hashing the image again. */
+int kiln_portfolio_c2pa_verify_png_hashed(struct kiln_c2pa_verifier *v, const void *png,
+					  size_t len, const uint8_t sha256[32],
+					  struct kiln_c2pa_report *r, struct kiln_error *e)
+	KILN_MUST_CHECK;
 
 /* Signing a release's PNGs (c2pa_release.c). _new loads the signer from keys_dir (KILN_E_STATE
  * with the keys hint when keys_dir is NULL, KILN_E_IO with it when the chain is missing),
@@ -314,9 +337,18 @@ int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void
  * and dev.kiln.provenance come from the item's log entries (docs/portfolio.md). */
 struct kiln_catalog;
 struct kiln_c2pa_release;
+/* strip_prompts (portfolio.prompts: hashed): _sign first removes the text chunks in which
+ * the engines keep the prompt (A1111's "parameters", ComfyUI's "prompt" and "workflow"), and
+ * records each image so changed as a "prompt.redacted" event (fact: item, image: the SHA-256
+ * of the PNG it released without its caBX chunk, from: the store image), once, so that the
+ * token's history ends in the released bytes. */
 int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **cr, struct kiln_catalog *c,
-				    const char *keys_dir, const char *cache_dir,
+				    const char *keys_dir, const char *cache_dir, int strip_prompts,
 				    struct kiln_error *e) KILN_MUST_CHECK;
+/* Remove from png (in place) its tEXt, zTXt and iTXt chunks keyed "parameters", "prompt" or
+ * "workflow": the number removed, or -1 when png is not a sequence of PNG chunks (left as
+ * it was). */
+int kiln_portfolio_strip_prompt_text(struct kiln_buf *png);
 int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item,
 				     const char *image_sha, const char *title,
 				     struct kiln_buf *img, struct kiln_error *e) KILN_MUST_CHECK;

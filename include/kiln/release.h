@@ -237,6 +237,11 @@ struct kiln_verify_result {
  * code when a record is malformed; mismatches go to r->problems. */
 int kiln_release_verify(const char *dist, const char *expect_manifest,
 			struct kiln_verify_result *r, struct kiln_error *e) KILN_MUST_CHECK;
+/* The same, the portfolio checked against studio_key (a PEM Ed25519 public key file the
+ * studio published elsewhere; NULL: the one in dist/portfolio/keys/). */
+int kiln_release_verify_key(const char *dist, const char *expect_manifest,
+			    const char *studio_key, struct kiln_verify_result *r,
+			    struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_verify_result_release(struct kiln_verify_result *r);
 
 #endif

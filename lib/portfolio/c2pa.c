@@ -65,7 +65,25 @@ struct kiln_c2pa_signer {
 	EVP_PKEY *key;
 	unsigned char *cert;     /* the leaf, DER */
 	size_t cert_len;
+	struct kiln_c2pa_verifier *self; /* checks cached manifests (no root: no chain) */
 };
+
+struct kiln_c2pa_verifier {
+	X509_STORE *store;        /* the trust anchors */
+	char *root_pem;           /* their file, for messages */
+	uint8_t chained[32];      /* SHA-256 of the last leaf that chained (every image of a
+	                             release has the same leaf: its chain is built once) */
+	int has_chained;
+	/* the last leaf met, parsed once (its DER, the certificate, whether its profile passed):
+	 * parsing a certificate and its key costs more than checking the signature */
+	unsigned char *leaf_der;
+	size_t leaf_len;
+	X509 *leaf;
+	int leaf_ok;
+};
+
+static int verify_png(struct kiln_c2pa_verifier *v, const void *png, size_t len,
+		      const uint8_t *known, struct kiln_c2pa_report *r, struct kiln_error *e);
 
 /* --- PNG chunks ------------------------------------------------------------------------ */
 
@@ -506,6 +524,7 @@ void kiln_portfolio_c2pa_signer_free(struct kiln_c2pa_signer *s)
 		return;
 	EVP_PKEY_free(s->key);
 	free(s->cert);
+	kiln_portfolio_c2pa_verifier_free(s->self);
 	free(s);
 }
 
@@ -906,12 +925,16 @@ static void cache_key(const struct kiln_c2pa_signer *s, const uint8_t hash[32],
 
 /* The cached caBX chunk in c[n] spliced into p[len] (no caBX, walked as sc), if it is one and
  * the result checks: 1 used, 0 not, -1 out of memory. */
-static int use_cached(const struct kiln_c2pa_signer *s, const uint8_t *p, size_t len,
-		      const struct png_scan *sc, const uint8_t *c, size_t n, struct kiln_buf *out)
+static int use_cached(struct kiln_c2pa_signer *s, const uint8_t *p, size_t len,
+		      const uint8_t hash[32], const struct png_scan *sc, const uint8_t *c,
+		      size_t n, struct kiln_buf *out)
 {
 	size_t keep = out->len;
 	struct kiln_c2pa_report r;
 	struct kiln_error e;
+	int rc;
+	if (!s->self && !(s->self = kiln_calloc(1, sizeof *s->self)))
+		return -1;
 	if (n < 12 || memcmp(c + 4, "caBX", 4) != 0 || (size_t)be32(c) + 12 != n ||
 	    !memmem(c, n, s->cert, s->cert_len))
 		return 0;
@@ -920,9 +943,10 @@ static int use_cached(const struct kiln_c2pa_signer *s, const uint8_t *p, size_t
 		out->len = keep;
 		return -1;
 	}
-	if (kiln_portfolio_c2pa_verify_png_with(NULL, out->data + keep, out->len - keep, &r, &e) ==
-		    0 &&
-	    r.ok)
+	/* the bytes without the chunk are p, whose hash is known: the hard binding is checked
+	 * against it without hashing the image again */
+	rc = verify_png(s->self, out->data + keep, out->len - keep, hash, &r, &e);
+	if (rc == 0 && r.ok)
 		return 1;
 	out->len = keep;
 	if (out->data)
@@ -930,9 +954,24 @@ static int use_cached(const struct kiln_c2pa_signer *s, const uint8_t *p, size_t
 	return e.code == KILN_E_NOMEM ? -1 : 0;
 }
 
+/* 64 hex digits into 32 bytes: 0, else -1 */
+static int unhex32(const char *h, uint8_t out[32])
+{
+	for (int i = 0; i < 64; i++) {
+		int c = h[i], v = c >= '0' && c <= '9'   ? c - '0'
+				  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+							 : -1;
+		if (v < 0)
+			return -1;
+		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
+	}
+	return h[64] ? -1 : 0;
+}
+
 int kiln_portfolio_c2pa_sign_png_cached(struct kiln_c2pa_signer *s, const char *cache_dir,
-					const void *png, size_t len, const struct kiln_c2pa_in *in,
-					struct kiln_buf *out, struct kiln_error *e)
+					const void *png, size_t len, const char *png_sha256,
+					const struct kiln_c2pa_in *in, struct kiln_buf *out,
+					struct kiln_error *e)
 {
 	const uint8_t *p = png;
 	struct kiln_buf stripped = KILN_BUF_INIT, cached = KILN_BUF_INIT;
@@ -956,7 +995,9 @@ int kiln_portfolio_c2pa_sign_png_cached(struct kiln_c2pa_signer *s, const char *
 		if ((rc = png_walk(p, len, &sc)))
 			goto out;
 	}
-	kiln_sha256_raw(p, len, hash);
+	/* the caller's hash of png is the one of p when it had no caBX chunk */
+	if (sc.n_cabx || !png_sha256 || unhex32(png_sha256, hash))
+		kiln_sha256_raw(p, len, hash);
 	cache_key(s, hash, in, key);
 	snprintf(name, sizeof name, "%s.cabx", key);
 	if (!key[0] || !(path = kiln_fs_join(cache_dir, name))) {
@@ -964,8 +1005,8 @@ int kiln_portfolio_c2pa_sign_png_cached(struct kiln_c2pa_signer *s, const char *
 		goto out;
 	}
 	if (kiln_fs_exists(path) && kiln_fs_read_limited(path, &cached, 1 << 24, 0, &ce) == 0) {
-		int used = use_cached(s, p, len, &sc, (const uint8_t *)cached.data, cached.len,
-				      out);
+		int used = use_cached(s, p, len, hash, &sc, (const uint8_t *)cached.data,
+				      cached.len, out);
 		if (used < 0) {
 			rc = kiln_error_set(e, KILN_E_NOMEM, path, "out of memory");
 			goto out;
@@ -1050,7 +1091,8 @@ static void hash_excluding(const uint8_t *p, size_t n, size_t xs, size_t xl, uin
 
 /* The hard binding: one exclusion, exactly the caBX chunk; the hash of the rest. */
 static int check_hash_data(const cbor_item_t *hd, const uint8_t *png, size_t len,
-			   const struct png_scan *sc, struct kiln_c2pa_report *r)
+			   const uint8_t *known, const struct png_scan *sc,
+			   struct kiln_c2pa_report *r)
 {
 	cbor_item_t *ex = map_get(hd, "exclusions"), *x;
 	const uint8_t *want;
@@ -1073,7 +1115,10 @@ static int check_hash_data(const cbor_item_t *hd, const uint8_t *png, size_t len
 			       "the exclusion (%llu bytes at %llu) is not the caBX chunk (%zu "
 			       "bytes at %zu)", (unsigned long long)xl, (unsigned long long)xs,
 			       sc->cabx_len, sc->cabx);
-	hash_excluding(png, len, sc->cabx, sc->cabx_len, got);
+	if (known)
+		memcpy(got, known, 32);
+	else
+		hash_excluding(png, len, sc->cabx, sc->cabx_len, got);
 	if (memcmp(got, want, 32) != 0)
 		return finding(r, "hash.data",
 			       "the image bytes are not those that were signed (SHA-256 differs)");
@@ -1082,7 +1127,8 @@ static int check_hash_data(const cbor_item_t *hd, const uint8_t *png, size_t len
 
 /* Every created assertion's hash against its box, and the hard binding. */
 static int check_assertions(const cbor_item_t *claim, const struct kiln_jumbf_super *store,
-			    const uint8_t *png, size_t len, const struct png_scan *sc,
+			    const uint8_t *png, size_t len, const uint8_t *known,
+			    const struct png_scan *sc,
 			    struct kiln_c2pa_report *r, struct kiln_error *e, int *nomem)
 {
 	cbor_item_t *ca = map_get(claim, "created_assertions");
@@ -1131,7 +1177,7 @@ static int check_assertions(const cbor_item_t *claim, const struct kiln_jumbf_su
 			}
 			return finding(r, "assertion", "%s: not valid CBOR", lab);
 		}
-		bad = check_hash_data(data, png, len, sc, r);
+		bad = check_hash_data(data, png, len, known, sc, r);
 		cbor_decref(&data);
 		if (bad)
 			return bad;
@@ -1229,13 +1275,6 @@ static int check_leaf(X509 *leaf, struct kiln_c2pa_report *r)
 	return 0;
 }
 
-struct kiln_c2pa_verifier {
-	X509_STORE *store;        /* the trust anchors */
-	char *root_pem;           /* their file, for messages */
-	uint8_t chained[32];      /* SHA-256 of the last leaf that chained (every image of a
-	                             release has the same leaf: its chain is built once) */
-	int has_chained;
-};
 
 int kiln_portfolio_c2pa_verifier_new(struct kiln_c2pa_verifier **vp, const char *root_pem,
 				     struct kiln_error *e)
@@ -1287,6 +1326,8 @@ void kiln_portfolio_c2pa_verifier_free(struct kiln_c2pa_verifier *v)
 	if (!v)
 		return;
 	X509_STORE_free(v->store);
+	X509_free(v->leaf);
+	free(v->leaf_der);
 	free(v->root_pem);
 	free(v);
 }
@@ -1324,9 +1365,9 @@ out:
 
 /* The COSE_Sign1 over the claim bytes; *leafp gets the x5chain's first certificate. A
  * finding goes to r (returning 0); nonzero is an error in e. */
-static int check_signature(const struct kiln_jumbf_super *sigbox, const uint8_t *claim,
-			   size_t claim_len, X509 **leafp, struct kiln_c2pa_report *r,
-			   struct kiln_error *e)
+static int check_signature(struct kiln_c2pa_verifier *v, const struct kiln_jumbf_super *sigbox,
+			   const uint8_t *claim, size_t claim_len, X509 **leafp,
+			   struct kiln_c2pa_report *r, struct kiln_error *e)
 {
 	struct kiln_jumbf_box content;
 	struct cbor_load_result lr;
@@ -1386,10 +1427,30 @@ static int check_signature(const struct kiln_jumbf_super *sigbox, const uint8_t 
 		finding(r, "signature", "an ES256 signature is 64 bytes (r||s), this one %zu", sn);
 		goto out;
 	}
-	*leafp = d2i_X509(NULL, &cert, (long)cn);
-	if (!*leafp) {
-		finding(r, "signature", "the x5chain certificate is not DER X.509");
-		goto out;
+	if (v && v->leaf && cn == v->leaf_len && !memcmp(cert, v->leaf_der, cn) &&
+	    X509_up_ref(v->leaf) == 1) {
+		*leafp = v->leaf;
+	} else {
+		const uint8_t *c = cert;
+		*leafp = d2i_X509(NULL, &c, (long)cn);
+		if (!*leafp) {
+			finding(r, "signature", "the x5chain certificate is not DER X.509");
+			goto out;
+		}
+		if (v) { /* remembered for the next image (not when memory is short) */
+			unsigned char *d = kiln_malloc(cn);
+			if (d && X509_up_ref(*leafp) == 1) {
+				memcpy(d, cert, cn);
+				X509_free(v->leaf);
+				free(v->leaf_der);
+				v->leaf = *leafp;
+				v->leaf_der = d;
+				v->leaf_len = cn;
+				v->leaf_ok = 0;
+			} else {
+				free(d);
+			}
+		}
 	}
 	X509_NAME_oneline(X509_get_subject_name(*leafp), r->signer, sizeof r->signer);
 	if (kiln_buf_add(&pbuf, pb, pn)) {
@@ -1450,6 +1511,20 @@ int kiln_portfolio_c2pa_verify_png(const void *png, size_t len, const char *root
 int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void *png,
 					size_t len, struct kiln_c2pa_report *r,
 					struct kiln_error *e)
+{
+	return verify_png(v, png, len, NULL, r, e);
+}
+
+int kiln_portfolio_c2pa_verify_png_hashed(struct kiln_c2pa_verifier *v, const void *png,
+					  size_t len, const uint8_t sha256[32],
+					  struct kiln_c2pa_report *r, struct kiln_error *e)
+{
+	return verify_png(v, png, len, sha256, r, e);
+}
+
+/* known: the SHA-256 of png without its caBX chunk, or NULL (hashed here) */
+static int verify_png(struct kiln_c2pa_verifier *v, const void *png, size_t len,
+		      const uint8_t *known, struct kiln_c2pa_report *r, struct kiln_error *e)
 {
 	const uint8_t *p = png;
 	struct png_scan sc;
@@ -1531,18 +1606,22 @@ int kiln_portfolio_c2pa_verify_png_with(struct kiln_c2pa_verifier *v, const void
 	}
 	/* the signature first (as c2pa-rs does): what the assertions are checked against is
 	 * only worth anything when the claim that lists them is the signer's */
-	rc = check_signature(&sg, content.body, content.body_len, &leaf, r, e);
+	rc = check_signature(v, &sg, content.body, content.body_len, &leaf, r, e);
 	if (rc || !r->ok)
 		goto out;
-	if (check_leaf(leaf, r))
-		goto out;
-	rc = check_assertions(claim, &as, p, len, &sc, r, e, &nomem);
+	if (!(v && leaf == v->leaf && v->leaf_ok)) {
+		if (check_leaf(leaf, r))
+			goto out;
+		if (v && leaf == v->leaf)
+			v->leaf_ok = 1;
+	}
+	rc = check_assertions(claim, &as, p, len, known, &sc, r, e, &nomem);
 	if (nomem)
 		goto out;
 	rc = 0;
 	if (!r->ok)
 		goto out;
-	if (v)
+	if (v && v->store)
 		rc = check_chain(leaf, v, r, e);
 	if (!rc && r->ok)
 		read_provenance(&as, r);

@@ -37,6 +37,8 @@ struct at {
 
 struct kiln_c2pa_release {
 	struct kiln_c2pa_signer *signer;
+	struct kiln_catalog *catalog;
+	int strip_prompts;
 	char *cache_dir;
 	struct kiln_plog log;
 	json_t **entries;         /* parsed lines (NULL for one that is not JSON) */
@@ -72,7 +74,7 @@ void kiln_portfolio_c2pa_release_free(struct kiln_c2pa_release *cr)
 }
 
 int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **crp, struct kiln_catalog *c,
-				    const char *keys_dir, const char *cache_dir,
+				    const char *keys_dir, const char *cache_dir, int strip_prompts,
 				    struct kiln_error *e)
 {
 	struct kiln_c2pa_release *cr;
@@ -85,6 +87,8 @@ int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **crp, struct kiln_
 	}
 	if (!(cr = kiln_calloc(1, sizeof *cr)))
 		return kiln_error_set(e, KILN_E_NOMEM, "portfolio", "out of memory");
+	cr->catalog = c;
+	cr->strip_prompts = strip_prompts;
 	if ((rc = kiln_portfolio_c2pa_signer_new(&cr->signer, keys_dir, e))) {
 		if (rc == KILN_E_IO)
 			kiln_error_hint(e, KILN_HINT_KEYS_INIT, NULL);
@@ -160,6 +164,79 @@ static const char *edit_text(json_t *l, int human)
 	return human ? "edited by hand" : "polish step";
 }
 
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int kiln_portfolio_strip_prompt_text(struct kiln_buf *png)
+{
+	static const char *const keys[] = { "parameters", "prompt", "workflow" };
+	uint8_t *p = (uint8_t *)png->data;
+	size_t n = png->len, at = 8, to = 8;
+	int removed = 0;
+	if (n < 8 || memcmp(p, "\x89PNG\r\n\x1a\n", 8))
+		return -1;
+	/* checked first, so that a malformed PNG is left whole */
+	while (at + 12 <= n && be32(p + at) <= n - at - 12)
+		at += (size_t)be32(p + at) + 12;
+	if (at != n)
+		return -1;
+	for (at = 8; at < n;) {
+		size_t len = be32(p + at), total = len + 12, k;
+		int drop = 0;
+		if (!memcmp(p + at + 4, "tEXt", 4) || !memcmp(p + at + 4, "zTXt", 4) ||
+		    !memcmp(p + at + 4, "iTXt", 4))
+			for (k = 0; k < sizeof keys / sizeof *keys; k++) {
+				size_t kl = strlen(keys[k]);
+				drop |= len > kl && !memcmp(p + at + 8, keys[k], kl) &&
+					p[at + 8 + kl] == 0;
+			}
+		if (drop)
+			removed++;
+		else if (to != at)
+			memmove(p + to, p + at, total);
+		to += drop ? 0 : total;
+		at += total;
+	}
+	png->len = to;
+	if (png->data)
+		png->data[to] = 0;
+	return removed;
+}
+
+/* an item's "prompt.redacted" entry for these released bytes is in the log already */
+static int redacted(const struct kiln_c2pa_release *cr, size_t lo, size_t hi, const char *sha)
+{
+	for (size_t k = lo; k < hi; k++) {
+		json_t *l = cr->entries[cr->idx[k].line];
+		if (!strcmp(str(l, "kind") ?: "", "prompt.redacted") &&
+		    !strcmp(str(json_object_get(l, "fact"), "image") ?: "", sha))
+			return 1;
+	}
+	return 0;
+}
+
+/* the SHA-256 of png without its caBX chunks (the bytes before C2PA signed them) */
+static void sha_without_cabx(const struct kiln_buf *png, char hex[65])
+{
+	const uint8_t *p = (const uint8_t *)png->data;
+	struct kiln_sha256 h;
+	size_t at = 8;
+	if (kiln_sha256_init(&h)) {
+		hex[0] = 0;
+		return;
+	}
+	kiln_sha256_update(&h, p, 8);
+	while (at + 12 <= png->len) {
+		size_t total = (size_t)be32(p + at) + 12;
+		if (memcmp(p + at + 4, "caBX", 4))
+			kiln_sha256_update(&h, p + at, total);
+		at += total;
+	}
+	kiln_sha256_final(&h, NULL, hex);
+}
+
 int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item,
 				     const char *image_sha, const char *title,
 				     struct kiln_buf *img, struct kiln_error *e)
@@ -169,7 +246,8 @@ int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item
 	size_t lo = 0, hi = cr->nidx, n = 0;
 	char entry_sha[65], root[65];
 	int64_t made = -1, last = -1, human = 0, compose = 0;
-	int rc;
+	int rc, stripped = 0;
+	char out_sha[65];
 	/* the item's entries: [lo, hi) of the index */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -227,9 +305,12 @@ int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item
 		in.log_root = root;
 		in.log_size = made + 1;
 	}
+	/* prompts: hashed: the prompt's text chunks go before signing (the XMP stays) */
+	if (cr->strip_prompts && (stripped = kiln_portfolio_strip_prompt_text(img)) < 0)
+		stripped = 0;
 	kiln_buf_init(&out, img->max);
 	rc = kiln_portfolio_c2pa_sign_png_cached(cr->signer, cr->cache_dir, img->data, img->len,
-						 &in, &out, e);
+						 stripped ? NULL : image_sha, &in, &out, e);
 	if (rc) {
 		char where[48];
 		snprintf(where, sizeof where, "item %" PRIu64, item);
@@ -239,5 +320,22 @@ int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item
 	}
 	kiln_buf_release(img);
 	*img = out;
-	return 0;
+	if (!stripped)
+		return 0;
+	/* the history's last step: these bytes, from the store image (once: a release made
+	 * again finds its entry in the log) */
+	sha_without_cabx(img, out_sha);
+	if (!redacted(cr, lo, hi, out_sha)) {
+		json_t *f = json_pack("{s:s, s:s, s:s, s:i}", "image", out_sha, "from",
+				      image_sha ? image_sha : "", "step",
+				      "prompt text chunks removed (portfolio.prompts: hashed)",
+				      "chunks", stripped);
+		char *text = f ? json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(f);
+		if (!text)
+			return kiln_error_set(e, KILN_E_NOMEM, "portfolio", "out of memory");
+		rc = kiln_catalog_event(cr->catalog, "prompt.redacted", 1, item, text, e);
+		free(text);
+	}
+	return rc;
 }

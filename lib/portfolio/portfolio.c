@@ -70,6 +70,7 @@ struct pf {
 	struct ix *raw;          /* accepted renders (raw facts), by (item, id order) */
 	size_t nraw;
 	char *dir;               /* dist/portfolio */
+	char *made;              /* the folder put() made last */
 	char origin[400];
 	char created[32];        /* the newest log entry's time: the documents' date */
 	struct kiln_buf b;
@@ -88,7 +89,12 @@ static int put(struct pf *x, const char *rel, const void *data, size_t len, stru
 		return nomem(e);
 	slash = strrchr(path, '/');
 	*slash = 0;
-	rc = kiln_fs_mkdirs(path, e);
+	/* a folder made for the file before is not made again (one per token and folder) */
+	rc = x->made && !strcmp(x->made, path) ? 0 : kiln_fs_mkdirs(path, e);
+	if (!rc && (!x->made || strcmp(x->made, path))) {
+		free(x->made);
+		x->made = kiln_strdup(path); /* NULL: made again next time */
+	}
 	*slash = '/';
 	if (!rc)
 		rc = kiln_fs_write_atomic_sync(path, data, len, 0, e);
@@ -130,9 +136,15 @@ static json_t *render_of(struct pf *x, uint64_t item, const char *image, int64_t
 	*seq = -1;
 	for (p = ix_first(x->by_item, x->nby_item, item); p < end && p->item == item; p++) {
 		json_t *l = x->entries[p->i];
-		if (!strcmp(json_string_value(json_object_get(l, "kind")) ?: "", "render") &&
-		    !strcmp(json_string_value(json_object_get(json_object_get(l, "fact"),
-							      "image")) ?: "", image))
+		const char *kind = json_string_value(json_object_get(l, "kind")) ?: "";
+		json_t *f = json_object_get(l, "fact");
+		if (!strcmp(kind, "render") &&
+		    !strcmp(json_string_value(json_object_get(f, "image")) ?: "", image))
+			*seq = (int64_t)p->i;
+		/* prompts: hashed: the release removed the prompt's text from these bytes;
+		 * the history ends in that entry (c2pa_release.c) */
+		else if (*seq >= 0 && x->in->prompts_hashed && !strcmp(kind, "prompt.redacted") &&
+			 !strcmp(json_string_value(json_object_get(f, "from")) ?: "", image))
 			*seq = (int64_t)p->i;
 	}
 	end = x->raw + x->nraw;
@@ -938,6 +950,7 @@ out:
 	json_decref(fact);
 	free(ftext);
 	free(x.dir);
+	free(x.made);
 	kiln_keys_release(&x.keys);
 	kiln_buf_release(&x.b);
 	return rc;

@@ -23,6 +23,7 @@
 
 struct vx {
 	const char *dist;
+	const struct kiln_portfolio_hashes *known;
 	uint64_t *checks;
 	char ***problems;
 	size_t *n;
@@ -151,8 +152,14 @@ static int unhex32(const char *s, uint8_t out[32])
 /* the file at rel's SHA-256 (hex), or "" when it cannot be read */
 static void file_sha(struct vx *v, const char *rel, char hex[65])
 {
-	char *p = kiln_fs_join(v->dist, rel);
+	const char *k = v->known ? v->known->sha256(v->known->ctx, rel) : NULL;
+	char *p;
 	struct kiln_error e;
+	if (k) {
+		snprintf(hex, 65, "%s", k);
+		return;
+	}
+	p = kiln_fs_join(v->dist, rel);
 	if (!p || kiln_sha256_file(p, hex, &e))
 		hex[0] = 0;
 	if (!p)
@@ -161,7 +168,8 @@ static void file_sha(struct vx *v, const char *rel, char hex[65])
 }
 
 /* the PNG without its caBX chunks, hashed: the bytes before C2PA signed them */
-static int png_sha_without_cabx(const uint8_t *p, size_t n, char hex[65], int *had)
+static int png_sha_without_cabx(const uint8_t *p, size_t n, uint8_t raw[32], char hex[65],
+				int *had)
 {
 	struct kiln_sha256 h;
 	size_t at = 8;
@@ -182,11 +190,27 @@ static int png_sha_without_cabx(const uint8_t *p, size_t n, char hex[65], int *h
 			*had = 1;
 		at += len + 12;
 	}
-	kiln_sha256_final(&h, NULL, hex);
+	kiln_sha256_final(&h, raw, hex);
 	return at == n ? 0 : -1;
 }
 
-int kiln_portfolio_verify(const char *dist, const char *pub_pem_file, uint64_t *checks,
+void kiln_portfolio_key_fingerprint(const char *dist, const char *key_file, char fp[65])
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	struct kiln_error e;
+	uint8_t pub[32];
+	char *p = kiln_fs_join(dist, "portfolio/keys/signing-ed25519.pub");
+	fp[0] = 0;
+	if (p && kiln_fs_exists(p) &&
+	    !kiln_fs_read_limited(key_file ? key_file : p, &b, 1 << 16, 0, &e) &&
+	    !kiln_ed25519_pub_from_pem(b.data, b.len, pub))
+		kiln_sha256_hex(pub, 32, fp);
+	kiln_buf_release(&b);
+	free(p);
+}
+
+int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
+			  const struct kiln_portfolio_hashes *known, uint64_t *checks,
 			  char ***problems, size_t *nproblems, struct kiln_error *e)
 {
 	struct vx v;
@@ -200,6 +224,7 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file, uint64_t *
 	int rc = 0, have_cp = 0;
 	memset(&v, 0, sizeof v);
 	v.dist = dist;
+	v.known = known;
 	v.checks = checks;
 	v.problems = problems;
 	v.n = nproblems;
@@ -225,9 +250,31 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file, uint64_t *
 		goto out;
 	}
 	if (kiln_ed25519_pub_from_pem(f.data, f.len, pub)) {
-		problem(&v, "%s: not an Ed25519 public key",
-			pub_pem_file ? pub_pem_file : "portfolio/keys/signing-ed25519.pub");
+		if (pub_pem_file) {
+			rc = kiln_error_set(e, KILN_E_USAGE, pub_pem_file, "not an Ed25519 public "
+					    "key in PEM (the studio's signing-ed25519.pub)");
+			goto out;
+		}
+		problem(&v, "portfolio/keys/signing-ed25519.pub: not an Ed25519 public key");
 		goto out;
+	}
+	/* the key the studio published against the one the folder carries: another one means
+	 * the folder was signed (or re-signed) by someone else */
+	if (pub_pem_file) {
+		uint8_t mine[32];
+		char a[65], b[65];
+		(*checks)++;
+		kiln_buf_reset(&f);
+		kiln_sha256_hex(pub, 32, a);
+		if (read_rel(&v, "portfolio/keys/signing-ed25519.pub", &f, 1 << 16) ||
+		    kiln_ed25519_pub_from_pem(f.data, f.len, mine))
+			problem(&v, "portfolio/keys/signing-ed25519.pub: missing or not an Ed25519 "
+				"key (the studio key given is %s)", a);
+		else if (memcmp(mine, pub, 32)) {
+			kiln_sha256_hex(mine, 32, b);
+			problem(&v, "portfolio/keys/signing-ed25519.pub: key %s is not the studio key "
+				"%s given (%s)", b, a, pub_pem_file);
+		}
 	}
 	check_log(&v);
 	if (v.nomem)
@@ -339,8 +386,10 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file, uint64_t *
 								      : NULL;
 			const char *made = json_string_value(json_object_get(json_object_get(l, "fact"),
 									     "image"));
-			int had = 0;
-			if (png_sha_without_cabx((const uint8_t *)f.data, f.len, hex, &had))
+			uint8_t raw[32];
+			int had = 0, bad = png_sha_without_cabx((const uint8_t *)f.data, f.len,
+								 raw, hex, &had);
+			if (bad)
 				kiln_sha256_hex(f.data, f.len, hex);
 			if (!made || strcmp(made, hex))
 				problem(&v, "portfolio/log/entries.jsonl: entry %" JSON_INTEGER_FORMAT
@@ -351,7 +400,11 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file, uint64_t *
 			if (had) {
 				struct kiln_c2pa_report r;
 				(*checks)++;
-				if ((rc = kiln_portfolio_c2pa_verify_png_with(cv, f.data, f.len, &r, e)))
+				/* the hard binding against the hash just made (one pass an
+				 * image) */
+				if ((rc = kiln_portfolio_c2pa_verify_png_hashed(cv, f.data, f.len,
+										bad ? NULL : raw,
+										&r, e)))
 					goto out;
 				if (!r.ok)
 					problem(&v, "%s: C2PA %s: %s", img, r.check, r.detail);

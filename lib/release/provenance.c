@@ -847,8 +847,22 @@ static int verify_targets(const char *dist, json_t *prov, const struct kiln_mani
 	return rc;
 }
 
+/* a file's SHA-256 as hash_files found it (for the portfolio's subjects), or NULL */
+static const char *known_sha(void *ctx, const char *rel)
+{
+	const struct kiln_manifest_file *f = kiln_manifest_find(ctx, rel);
+	return f && f->regular && f->sha256[0] ? f->sha256 : NULL;
+}
+
 int kiln_release_verify(const char *dist, const char *expect_manifest,
 			struct kiln_verify_result *r, struct kiln_error *e)
+{
+	return kiln_release_verify_key(dist, expect_manifest, NULL, r, e);
+}
+
+int kiln_release_verify_key(const char *dist, const char *expect_manifest,
+			    const char *studio_key, struct kiln_verify_result *r,
+			    struct kiln_error *e)
 {
 	static const char *const records[] = {"provenance.json", "ipfs.json", KILN_MANIFEST_FILE};
 	struct kiln_manifest found;
@@ -900,7 +914,11 @@ int kiln_release_verify(const char *dist, const char *expect_manifest,
 	if (prov && verify_targets(dist, prov, &found, r))
 		goto nomem;
 	/* dist/portfolio/, when the release has one */
-	rc = kiln_portfolio_verify(dist, NULL, &r->checks, &r->problems, &r->nproblems, e);
+	{
+		struct kiln_portfolio_hashes known = {known_sha, &found};
+		rc = kiln_portfolio_verify(dist, studio_key, &known, &r->checks, &r->problems,
+					   &r->nproblems, e);
+	}
 	goto out;
 nomem:
 	rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");

@@ -739,7 +739,8 @@ static int write_images(struct rel *x, struct kiln_error *e)
 	if (x->s->portfolio && x->s->format == KILN_FORMAT_PNG) {
 		char *cache = kiln_fs_join(x->p->dir, ".kiln/c2pa");
 		rc = cache ? kiln_portfolio_c2pa_release_new(&c2pa, x->p->catalog, x->o->keys_dir,
-							     cache, e)
+							     cache, x->s->portfolio_prompts_hashed,
+							     e)
 			   : nomem(x, e);
 		free(cache);
 		if (rc)

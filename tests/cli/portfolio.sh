@@ -2,7 +2,9 @@
 # portfolio: {enabled: true} writes dist/portfolio/; the log's chain, RFC 6962 root, proofs and
 # the SPDX document are recomputed in Python (tests/portfolio/check_portfolio.py), the checkpoint
 # verified by openssl pkeyutl, every bundle by @sigstore/verify with the studio key
-# (tests/portfolio/verify_bundles.js); nothing secret is under dist/; the log only grows.
+# (tests/portfolio/verify_bundles.js); nothing secret is under dist/; the log only grows;
+# `kiln verify --key` checks against the key the studio published, and names both fingerprints
+# when dist/ carries another.
 . "$(dirname "$0")/lib.sh"
 export KILN_KEYS_DIR=$T/keys
 P=$T/owls
@@ -96,4 +98,21 @@ n1=$(wc -l <"$T/log1")
 head -n "$n1" "$D/portfolio/log/entries.jsonl" | cmp -s - "$T/log1"
 expect_eq "the log only grew" $? 0
 [ "$(wc -l <"$D/portfolio/log/entries.jsonl")" -gt "$n1" ] && ok || fail "no new entry"
+# verify against the key the studio published elsewhere
+fp=$(openssl pkey -pubin -in "$KILN_KEYS_DIR/signing-ed25519.pub" -outform DER | tail -c 32 |
+	sha256sum | cut -c1-64)
+"$KILN" verify "$D" --key "$KILN_KEYS_DIR/signing-ed25519.pub" >"$T/v" 2>&1
+expect_eq "verify --key (the studio's own) $(tail -2 "$T/v")" $? 0
+expect_contains "says which key checked it" "$T/v" "studio key $fp ($KILN_KEYS_DIR/signing-ed25519.pub)"
+"$KILN" verify "$D" >"$T/v" 2>&1
+expect_contains "without --key: the folder's key, said so" "$T/v" "studio key $fp (the one in portfolio/keys/"
+KILN_KEYS_DIR=$T/other "$KILN" keys init --studio example.com/owls >/dev/null
+ofp=$(openssl pkey -pubin -in "$T/other/signing-ed25519.pub" -outform DER | tail -c 32 |
+	sha256sum | cut -c1-64)
+"$KILN" verify "$D" --studio-key "$T/other/signing-ed25519.pub" >"$T/v" 2>&1
+expect_eq "verify --studio-key (another studio's key) fails" $? 1
+expect_contains "naming both fingerprints" "$T/v" "key $fp is not the studio key $ofp given"
+grep -q "checkpoint" "$T/v" && ok || fail "the checkpoint does not check with the other key"
+"$KILN" verify "$D" --key "$T/owl.safetensors" >"$T/v" 2>&1
+expect_eq "verify --key FILE that is not a key: usage (2) $(cat "$T/v")" $? 2
 finish

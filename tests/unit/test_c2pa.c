@@ -22,6 +22,7 @@
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/png.h"
+#include "util/sha.h"
 
 static char dir[64], keys[96], other[96], root[128], other_root[128];
 static struct kiln_buf plain = KILN_BUF_INIT;
@@ -289,6 +290,23 @@ static void test_forgeries(void **state)
 		assert_int_equal(kiln_portfolio_c2pa_verify_png_with(v, t.data, t.len, &r, &e), 0);
 		assert_false(r.ok);
 		assert_string_equal(r.check, "chain");
+		/* the first leaf again, after another: still the first's verdict */
+		assert_int_equal(kiln_portfolio_c2pa_verify_png_with(v, s.data, s.len, &r, &e), 0);
+		assert_true(r.ok);
+		/* the hard binding against the caller's hash of the image without its chunk (the
+		 * PNG before signing): the right one passes, another is not the signed bytes */
+		{
+			uint8_t h[32];
+			kiln_sha256_raw(plain.data, plain.len, h);
+			assert_int_equal(kiln_portfolio_c2pa_verify_png_hashed(v, s.data, s.len, h,
+									       &r, &e), 0);
+			assert_true(r.ok);
+			h[5] ^= 1;
+			assert_int_equal(kiln_portfolio_c2pa_verify_png_hashed(v, s.data, s.len, h,
+									       &r, &e), 0);
+			assert_false(r.ok);
+			assert_string_equal(r.check, "hash.data");
+		}
 		kiln_portfolio_c2pa_verifier_free(v);
 		snprintf(p, sizeof p, "%s/none.pem", dir);
 		assert_int_equal(kiln_portfolio_c2pa_verifier_new(&v, p, &e), KILN_E_IO);
@@ -392,23 +410,23 @@ static void test_cache(void **state)
 	assert_int_equal(a.len, b.len);
 	assert_true(memcmp(a.data, b.data, a.len) != 0);
 	a.len = b.len = 0;
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
-							      &a, &e), 0);
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
-							      &b, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, NULL,
+							      &ci, &a, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, NULL,
+							      &ci, &b, &e), 0);
 	assert_int_equal(a.len, b.len);
 	assert_memory_equal(a.data, b.data, a.len);
 	/* a signed input is signed as the PNG without its manifest: the same bytes */
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, a.data, a.len, &ci, &c,
-							      &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, a.data, a.len, NULL, &ci,
+							      &c, &e), 0);
 	assert_int_equal(c.len, a.len);
 	assert_memory_equal(c.data, a.data, a.len);
 	/* another edit: another manifest, still valid */
 	c.len = 0;
 	ci.n_edits = 1;
 	ci.source_type = KILN_C2PA_COMPOSITE_SYNTHETIC;
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
-							      &c, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, NULL,
+							      &ci, &c, &e), 0);
 	assert_true(c.len != a.len || memcmp(c.data, a.data, a.len) != 0);
 	assert_non_null(memmem(c.data, c.len, "compositeSynthetic", 18));
 	verify(&c, root, &r);
@@ -436,8 +454,8 @@ static void test_cache(void **state)
 	}
 	ci = input();
 	b.len = 0;
-	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, &ci,
-							      &b, &e), 0);
+	assert_int_equal(kiln_portfolio_c2pa_sign_png_cached(sg, cache, plain.data, plain.len, NULL,
+							      &ci, &b, &e), 0);
 	verify(&b, root, &r);
 	assert_true(r.ok);
 	assert_true(memcmp(a.data, b.data, a.len) != 0); /* a new signature */
@@ -495,6 +513,49 @@ static void test_nomem(void **state)
 	(void)state;
 }
 
+/* prompts: hashed: the engines' prompt texts go (exact keywords only), the rest stays */
+static void add_text(struct kiln_buf *b, const char *type, const char *key, const char *val)
+{
+	size_t kl = strlen(key), vl = strlen(val), n = kl + 1 + vl;
+	uint8_t h[8] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n };
+	uint32_t c;
+	uint8_t crc[4];
+	memcpy(h + 4, type, 4);
+	c = (uint32_t)crc32(crc32(0, h + 4, 4), (const Bytef *)key, (uInt)kl + 1);
+	c = (uint32_t)crc32(c, (const Bytef *)val, (uInt)vl);
+	crc[0] = (uint8_t)(c >> 24);
+	crc[1] = (uint8_t)(c >> 16);
+	crc[2] = (uint8_t)(c >> 8);
+	crc[3] = (uint8_t)c;
+	assert_int_equal(kiln_buf_add(b, h, 8) || kiln_buf_add(b, key, kl + 1) ||
+			 kiln_buf_add(b, val, vl) || kiln_buf_add(b, crc, 4), 0);
+}
+
+static void test_strip_prompts(void **state)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	(void)state;
+	assert_int_equal(kiln_buf_add(&b, plain.data, 33), 0); /* signature and IHDR */
+	add_text(&b, "tEXt", "parameters", "quokka owl, Steps: 20");
+	add_text(&b, "tEXt", "parametersX", "kept");
+	add_text(&b, "iTXt", "prompt", "{\"3\": {}}");
+	add_text(&b, "zTXt", "workflow", "x");
+	add_text(&b, "tEXt", "Software", "kiln");
+	assert_int_equal(kiln_buf_add(&b, plain.data + 33, plain.len - 33), 0);
+	assert_int_equal(kiln_portfolio_strip_prompt_text(&b), 3);
+	assert_null(memmem(b.data, b.len, "quokka", 6));
+	assert_non_null(memmem(b.data, b.len, "parametersX", 11));
+	assert_non_null(memmem(b.data, b.len, "Software", 8));
+	assert_int_equal(b.len, plain.len + 12 + 16 + 12 + 13);
+	assert_int_equal(kiln_portfolio_strip_prompt_text(&b), 0);
+	/* not a PNG, or a chunk running past the end: left whole */
+	b.len -= 5;
+	assert_int_equal(kiln_portfolio_strip_prompt_text(&b), -1);
+	b.data[0] = 'x';
+	assert_int_equal(kiln_portfolio_strip_prompt_text(&b), -1);
+	kiln_buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -503,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_forgeries),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_cache),
+		cmocka_unit_test(test_strip_prompts),
 		cmocka_unit_test(test_nomem),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
