@@ -31,12 +31,14 @@
 #include "util/alloc.h"
 #include "util/prng.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define STREAM_CODE 6
 #define STALL 12 /* steps without a lower shortfall before a restart */
 #define NEIGH 12 /* swaps tried per step, at most */
+#define WORK_PER_TRY 4000 /* words per try on average: large codes get fewer tries */
 
 struct code {
 	const struct kiln_plan_code *in;
@@ -55,6 +57,11 @@ struct code {
 	size_t *neff;      /* per other layer: how many */
 	uint32_t *rows;    /* the words, times the other layers' values */
 	size_t nrows, cap;
+	size_t relax;      /* SIZE_MAX, or an nb layer left free: every symbol, its value
+	                      written as the busiest one, its symbol kept in rsym */
+	uint32_t *rsym;    /* per row (relax): the relaxed layer's symbol */
+	uint64_t work;     /* words handed to the LP so far */
+	uint64_t budget;   /* at most this many (tries times WORK_PER_TRY) */
 };
 
 static uint64_t powmod(uint64_t b, uint64_t x, uint64_t p)
@@ -190,8 +197,14 @@ static int enumerate(struct code *cd)
 			fidx[nf++] = i;
 	for (;;) {
 		int ok = 1;
+		uint32_t rs = 0;
 		for (size_t f = 0; f < nf; f++) {
 			size_t i = fidx[f];
+			if (i == cd->relax) {
+				symv[i] = rs = (uint32_t)dig[f];
+				row[in->nb[i]] = cd->vals[i][0];
+				continue;
+			}
 			uint32_t v = cd->vals[i][dig[f]];
 			symv[i] = cd->sym[i][v];
 			row[in->nb[i]] = v;
@@ -201,6 +214,10 @@ static int enumerate(struct code *cd)
 			for (size_t f = 0; f < nf; f++)
 				sum += symv[fidx[f]];
 			uint32_t v = cd->val[cd->check][sum % cd->mod];
+			if (cd->check == cd->relax) {
+				rs = (uint32_t)(sum % cd->mod);
+				v = cd->vals[cd->check][0];
+			}
 			ok = v != UINT32_MAX;
 			row[in->nb[cd->check]] = v;
 		} else {
@@ -209,6 +226,10 @@ static int enumerate(struct code *cd)
 				for (size_t i = 0; i < cd->kd; i++)
 					s += (uint64_t)cd->lag[(j - cd->kd) * cd->kd + i] * symv[i];
 				uint32_t v = cd->val[j][s % cd->mod];
+				if (j == cd->relax) {
+					rs = (uint32_t)(s % cd->mod);
+					v = cd->vals[j][0];
+				}
 				ok = v != UINT32_MAX;
 				row[in->nb[j]] = v;
 			}
@@ -225,9 +246,14 @@ static int enumerate(struct code *cd)
 					if (!q)
 						return KILN_E_NOMEM;
 					cd->rows = q;
+					q = kiln_reallocarray(cd->rsym, nc, sizeof *q);
+					if (!q)
+						return KILN_E_NOMEM;
+					cd->rsym = q;
 					cd->cap = nc;
 				}
 				memcpy(cd->rows + cd->nrows * L, row, L * sizeof *row);
+				cd->rsym[cd->nrows] = rs;
 				cd->nrows++;
 				size_t o = cd->nother;
 				while (o > 0) {
@@ -242,7 +268,8 @@ static int enumerate(struct code *cd)
 		}
 		size_t f = nf;
 		while (f > 0) {
-			if (++dig[f - 1] < cd->eff[fidx[f - 1]])
+			size_t i = fidx[f - 1];
+			if (++dig[f - 1] < (i == cd->relax ? cd->mod : cd->eff[i]))
 				break;
 			dig[f - 1] = 0;
 			f--;
@@ -263,6 +290,7 @@ static int try_labeling(struct code *cd, double *short_, uint32_t *m, double *sc
 	int rc;
 	if (enumerate(cd))
 		return KILN_E_NOMEM;
+	cd->work += cd->nrows;
 	lp.sets = cd->rows;
 	lp.nsets = cd->nrows;
 	lp.quick = 1;
@@ -313,6 +341,65 @@ static void pick_short(struct code *cd, const double *short_, struct kiln_rng *r
 		}
 }
 
+/* Layer i relabeled from the others: the LP over the words with layer i left free (its
+ * counts and the rules dropped) gives each symbol of i a mass (the LP's tokens on it); the
+ * busiest values take the heaviest symbols (ties in a random order). 0, KILN_E_NOMEM. */
+static int reassign(struct code *cd, size_t i, double *rcnt_x, uint64_t *rcnt, uint32_t *perm,
+		    struct rfq *rf, struct kiln_rng *rng, struct kiln_error *e)
+{
+	const struct kiln_plan_code *in = cd->in;
+	struct kiln_plan_lp lp = in->lp;
+	size_t l = in->nb[i], V = in->lp.vbase[cd->L];
+	double *x;
+	int rc;
+	cd->relax = i;
+	rc = enumerate(cd);
+	cd->relax = SIZE_MAX;
+	if (rc)
+		return KILN_E_NOMEM;
+	cd->work += cd->nrows;
+	x = kiln_malloc((cd->nrows + 1) * sizeof *x);
+	if (!x)
+		return KILN_E_NOMEM;
+	memcpy(rcnt, in->lp.cnt, V * sizeof *rcnt);
+	for (size_t v = 0; v < cd->in->lp.s->layers[l].ntraits; v++)
+		rcnt[in->lp.vbase[l] + v] = 0;
+	rcnt[in->lp.vbase[l] + cd->vals[i][0]] = in->lp.G;
+	lp.cnt = rcnt;
+	lp.forbidden = NULL;
+	lp.sets = cd->rows;
+	lp.nsets = cd->nrows;
+	lp.quick = 1;
+	lp.init = NULL;
+	lp.ninit = 0;
+	lp.prefer = NULL;
+	lp.nprefer = 0;
+	lp.shortfall = NULL;
+	lp.setx = x;
+	rc = kiln_plan_lp_solve(&lp, NULL, e);
+	if (rc == KILN_E_NOMEM) {
+		free(x);
+		return rc;
+	}
+	for (uint32_t r = 0; r < cd->mod; r++)
+		rcnt_x[r] = 0;
+	for (size_t w = 0; w < cd->nrows; w++)
+		rcnt_x[cd->rsym[w]] += x[w];
+	free(x);
+	for (uint32_t r = 0; r < cd->mod; r++)
+		perm[r] = r;
+	kiln_rng_shuffle(rng, perm, cd->mod, sizeof *perm);
+	for (uint32_t q = 0; q < cd->mod; q++)
+		rf[q] = (struct rfq){rcnt_x[perm[q]], q};
+	qsort(rf, cd->mod, sizeof *rf, rfq_cmp);
+	for (uint32_t q = 0; q < cd->mod; q++)
+		rf[q].r = perm[rf[q].r];
+	for (uint32_t q = 0; q < cd->mod; q++)
+		perm[q] = rf[q].r;
+	set_labeling(cd, i, perm);
+	return 0;
+}
+
 int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct kiln_error *e)
 {
 	const struct kiln_spec *s = in->lp.s;
@@ -324,6 +411,9 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	double *freq = NULL, *short_ = NULL, *bshort = NULL, *nshort = NULL, best = 0, score = 0;
 	uint32_t tabu_v = 0, tabu_s = 0;
 	size_t tabu_l = SIZE_MAX;
+	uint32_t *order_l = NULL;
+	uint64_t *rcnt = NULL;
+	double rbest = DBL_MAX;
 	struct kiln_rng rng;
 	int rc = KILN_E_NOMEM;
 	unsigned stall = 0;
@@ -331,6 +421,7 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	memset(&cd, 0, sizeof cd);
 	cd.in = in;
 	cd.L = L;
+	cd.relax = SIZE_MAX;
 	if (in->k < 2 || nnb < in->k || nnb > 64 || L > 256)
 		return KILN_E_NOTFOUND;
 	cd.sym = kiln_calloc(nnb, sizeof *cd.sym);
@@ -432,7 +523,9 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	perm = kiln_malloc((cd.mod + 1) * sizeof *perm);
 	freq = kiln_malloc((cd.mod + 1) * sizeof *freq);
 	rf = kiln_malloc((cd.mod + 1) * sizeof *rf);
-	if (!perm || !freq || !rf)
+	order_l = kiln_malloc((nnb + 1) * sizeof *order_l);
+	rcnt = kiln_malloc((V + 1) * sizeof *rcnt);
+	if (!perm || !freq || !rf || !order_l || !rcnt)
 		goto out;
 	if (in->k == 2 && residue_freq(&cd, freq))
 		goto out;
@@ -459,7 +552,45 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 		goto out;
 	best = score;
 	memcpy(bshort, short_, V * sizeof *bshort);
-	for (unsigned t = 1; t < in->tries;) {
+	/* first half: rounds of relabeling each layer from the others (reassign); a round that
+	 * lowers nothing: a random labeling */
+	unsigned t = 1;
+	cd.budget = (uint64_t)in->tries * WORK_PER_TRY;
+	while (t + 2 <= in->tries / 2 && cd.work < cd.budget / 2) {
+		int better = 0;
+		for (uint32_t q = 0; q < nnb; q++)
+			order_l[q] = q;
+		kiln_rng_shuffle(&rng, order_l, nnb, sizeof *order_l);
+		for (size_t q = 0; q < nnb && t + 2 <= in->tries / 2 && cd.work < cd.budget / 2;
+		     q++) {
+			if ((rc = reassign(&cd, order_l[q], freq, rcnt, perm, rf, &rng, e)))
+				goto out;
+			rc = try_labeling(&cd, short_, m, &score, e);
+			t += 2;
+			if (rc != KILN_E_NOTFOUND)
+				goto out;
+			if (score < rbest - 1e-9) {
+				rbest = score;
+				better = 1;
+			}
+		}
+		if (!better) {
+			for (size_t i = 0; i < nnb; i++) {
+				for (uint32_t r = 0; r < cd.mod; r++)
+					perm[r] = r;
+				kiln_rng_shuffle(&rng, perm, cd.mod, sizeof *perm);
+				set_labeling(&cd, i, perm);
+			}
+			rbest = DBL_MAX;
+		}
+	}
+	rc = try_labeling(&cd, short_, m, &score, e);
+	t++;
+	if (rc != KILN_E_NOTFOUND)
+		goto out;
+	best = score;
+	memcpy(bshort, short_, V * sizeof *bshort);
+	while (t < in->tries && cd.work < cd.budget) {
 		size_t li = 0;
 		uint32_t v = 0, old, nb_r = UINT32_MAX, cand[NEIGH];
 		double nb_s = 0;
@@ -493,7 +624,7 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 					cand[nc++] = r;
 			}
 		}
-		for (unsigned q = 0; q < nc && t < in->tries; q++) {
+		for (unsigned q = 0; q < nc && t < in->tries && cd.work < cd.budget; q++) {
 			uint32_t r = cand[q];
 			if (li == tabu_l && ((v == tabu_v && r == tabu_s) ||
 					     cd.val[li][r] == tabu_v))
@@ -545,10 +676,13 @@ out:
 	free(cd.ovals);
 	free(cd.neff);
 	free(cd.rows);
+	free(cd.rsym);
 	free(order);
 	free(perm);
 	free(freq);
 	free(rf);
+	free(order_l);
+	free(rcnt);
 	free(short_);
 	free(bshort);
 	free(nshort);

@@ -831,6 +831,23 @@ static int check_mult(const struct kiln_plan_lp *p, const struct model *md, cons
 	return ok;
 }
 
+/* p->setx: the LP's value of each given set. KILN_E_NOTFOUND, KILN_E_NOMEM */
+static int given_values(const struct kiln_plan_lp *p, const struct model *md, const struct cg *g)
+{
+	const double *x = Clp_getColSolution(g->lp);
+	double *xs = kiln_calloc(md->n + 1, sizeof *xs);
+	if (!xs)
+		return KILN_E_NOMEM;
+	for (size_t j = 0; j < g->ncol; j++)
+		xs[g->col[j]] = x[g->nfix + j] > 0 ? x[g->nfix + j] : 0.0;
+	for (size_t i = 0; i < p->nsets; i++) {
+		long c = find_set(md, p->sets + i * p->L);
+		p->setx[i] = c >= 0 ? xs[c] : 0.0;
+	}
+	free(xs);
+	return KILN_E_NOTFOUND;
+}
+
 int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_error *e)
 {
 	struct model md;
@@ -846,6 +863,8 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 	if (p->shortfall)
 		for (size_t fv = 0; fv < p->vbase[L]; fv++)
 			p->shortfall[fv] = 0.0;
+	for (size_t i = 0; p->setx && i < p->nsets; i++)
+		p->setx[i] = 0.0;
 	if (!p->G || !L)
 		return 0;
 	if ((rc = model_make(p, &md)))
@@ -897,6 +916,10 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 		goto nomem;
 	if (rc)
 		goto out;
+	if (p->setx && p->sets && p->quick) {
+		rc = given_values(p, &md, &g);
+		goto out;
+	}
 	if (Clp_objectiveValue(g.lp) > 1e-7) {
 		if (p->quick && p->shortfall) {
 			const double *x = Clp_getColSolution(g.lp);
