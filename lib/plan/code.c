@@ -9,58 +9,60 @@
  * GF(p) evaluated at nnb points; two differ in at least k of them), shortened to the values a
  * layer has. Any subset of a code keeps its distance, so a plan inside a code is the
  * min_distance-1 problem over the code's words: exact counts, rules, distinct rows, which
- * lp.c solves exactly. What is free is the labeling, which symbol a value stands for; a
- * labeling is tried per attempt (the first matches the values' counts to the symbols'
- * frequencies in the code, the others are drawn from the spec's seed) until one gives a plan.
+ * lp.c solves exactly.
+ *
+ * How. What is free is the labeling, which symbol a value stands for (any one-to-one map of
+ * a layer's values into the symbols keeps the distance). The words are enumerated directly
+ * (the free layers' values, the rest computed; times the values of the layers that do not
+ * count for uniqueness), so a try costs the code's size, not the product of the layers. The
+ * first labeling matches the values' counts to the symbols' frequencies; then a local search
+ * over labelings: the linear program's shortfall (lp.c: how many tokens its best leaves each
+ * value short of its target) picks a short value, whose symbol is swapped with another of its
+ * layer's symbols (used or not); the swap is kept when the total shortfall does not grow,
+ * and after a run of swaps that do not lower it the search restarts from a random labeling.
+ * Everything is drawn from the spec's seed: same spec, same labelings, same plan.
  *
  * Invariants. Nothing here is a proof: a failure is "not found" (the code is this module's
- * choice, not the spec's). The words are only filtered (lp.c enumerates the trait sets,
- * at most KILN_PLAN_LP_MAX_SETS), so every plan is checked by the caller like any other.
- * Sizes: layers up to a few dozen values, nnb up to 64, primes below 2^16.
+ * choice, not the spec's). Every plan is checked by the caller like any other.
+ * Sizes: layers up to a few dozen values, nnb up to 64, primes below 2^16, at most
+ * KILN_PLAN_LP_MAX_SETS words.
  */
 #include "plan/code.h"
 #include "util/alloc.h"
 #include "util/prng.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define STREAM_CODE 6
+#define STALL 12 /* steps without a lower shortfall before a restart */
+#define NEIGH 12 /* swaps tried per step, at most */
+#define WORK_PER_TRY 4000 /* words per try on average: large codes get fewer tries */
 
 struct code {
 	const struct kiln_plan_code *in;
+	size_t L;
 	unsigned mod;      /* k = 2: the largest layer's size; k >= 3: the prime p */
 	size_t check;      /* k = 2: the index (in nb) of the layer holding the sum */
 	size_t kd;         /* k >= 3: the code's dimension, nnb - k + 1 */
 	uint32_t **sym;    /* per nb layer, per value: its symbol (UINT32_MAX: no tokens) */
+	uint32_t **val;    /* per nb layer, per symbol: its value (UINT32_MAX: none) */
+	size_t *eff;       /* per nb layer: values with tokens */
+	uint32_t **vals;   /* per nb layer: those values, busiest first */
 	uint32_t *lag;     /* k >= 3: (nnb - kd) x kd Lagrange weights mod p */
+	uint32_t *other;   /* the layers not in nb */
+	size_t nother;
+	uint32_t **ovals;  /* per other layer: its values with tokens */
+	size_t *neff;      /* per other layer: how many */
+	uint32_t *rows;    /* the words, times the other layers' values */
+	size_t nrows, cap;
+	size_t relax;      /* SIZE_MAX, or an nb layer left free: every symbol, its value
+	                      written as the busiest one, its symbol kept in rsym */
+	uint32_t *rsym;    /* per row (relax): the relaxed layer's symbol */
+	uint64_t work;     /* words handed to the LP so far */
+	uint64_t budget;   /* at most this many (tries times WORK_PER_TRY) */
 };
-
-static int forbidden(const void *arg, const uint32_t *row)
-{
-	const struct code *cd = arg;
-	const struct kiln_plan_code *in = cd->in;
-	if (in->lp.forbidden && in->lp.forbidden(in->lp.arg, row))
-		return 1;
-	for (size_t i = 0; i < in->nnb; i++)
-		if (cd->sym[i][row[in->nb[i]]] == UINT32_MAX)
-			return 1; /* a value without tokens (lp.c enumerates none) */
-	if (in->k == 2) {
-		uint64_t sum = 0;
-		for (size_t i = 0; i < in->nnb; i++)
-			if (i != cd->check)
-				sum += cd->sym[i][row[in->nb[i]]];
-		return sum % cd->mod != cd->sym[cd->check][row[in->nb[cd->check]]];
-	}
-	for (size_t j = cd->kd; j < in->nnb; j++) {
-		uint64_t v = 0;
-		for (size_t i = 0; i < cd->kd; i++)
-			v += (uint64_t)cd->lag[(j - cd->kd) * cd->kd + i] * cd->sym[i][row[in->nb[i]]];
-		if (v % cd->mod != cd->sym[j][row[in->nb[j]]])
-			return 1;
-	}
-	return 0;
-}
 
 static uint64_t powmod(uint64_t b, uint64_t x, uint64_t p)
 {
@@ -85,7 +87,7 @@ static int is_prime(unsigned n)
 	return 1;
 }
 
-/* the values of layer l with tokens, by count, most first (ties: value order) */
+/* the values of a layer with tokens, by count, most first (ties: value order) */
 struct byc {
 	uint64_t c;
 	uint32_t v;
@@ -101,7 +103,7 @@ static int byc_cmp(const void *a, const void *b)
 
 /* k = 2: how often each residue is the sum of the free layers' symbols 0..s_i-1 (the whole
  * box), so the check layer's busiest values get its most frequent residues */
-static int residue_freq(const struct code *cd, const size_t *eff, double *f)
+static int residue_freq(const struct code *cd, double *f)
 {
 	unsigned m = cd->mod;
 	double *t = kiln_malloc(m * sizeof *t);
@@ -116,7 +118,7 @@ static int residue_freq(const struct code *cd, const size_t *eff, double *f)
 		for (unsigned r = 0; r < m; r++)
 			t[r] = 0;
 		for (unsigned r = 0; r < m; r++)
-			for (size_t s = 0; s < eff[i]; s++)
+			for (size_t s = 0; s < cd->eff[i]; s++)
 				t[(r + s) % m] += f[r];
 		for (unsigned r = 0; r < m; r++)
 			tot += t[r];
@@ -140,41 +142,346 @@ static int rfq_cmp(const void *a, const void *b)
 	return x->r < y->r ? -1 : x->r > y->r;
 }
 
+/* layer i's value v stands for symbol r (and the value that had r takes v's old symbol) */
+static void swap_sym(struct code *cd, size_t i, uint32_t v, uint32_t r)
+{
+	uint32_t old = cd->sym[i][v], w = cd->val[i][r];
+	cd->sym[i][v] = r;
+	cd->val[i][r] = v;
+	cd->val[i][old] = w;
+	if (w != UINT32_MAX)
+		cd->sym[i][w] = old;
+}
+
+static void set_labeling(struct code *cd, size_t i, const uint32_t *perm)
+{
+	for (uint32_t r = 0; r < cd->mod; r++)
+		cd->val[i][r] = UINT32_MAX;
+	for (size_t q = 0; q < cd->eff[i]; q++) {
+		cd->sym[i][cd->vals[i][q]] = perm[q];
+		cd->val[i][perm[q]] = cd->vals[i][q];
+	}
+}
+
+/* the number of words (times the other layers' values), saturating at UINT64_MAX */
+static uint64_t code_size(const struct code *cd)
+{
+	const struct kiln_plan_code *in = cd->in;
+	uint64_t n = 1;
+	for (size_t i = 0; i < in->nnb; i++) {
+		int free_ = in->k == 2 ? i != cd->check : i < cd->kd;
+		if (!free_)
+			continue;
+		if (n > UINT64_MAX / cd->eff[i])
+			return UINT64_MAX;
+		n *= cd->eff[i];
+	}
+	for (size_t j = 0; j < cd->nother; j++) {
+		if (n > UINT64_MAX / cd->neff[j])
+			return UINT64_MAX;
+		n *= cd->neff[j];
+	}
+	return n;
+}
+
+/* every word of the code under the current labeling into cd->rows (values, L per row) */
+static int enumerate(struct code *cd)
+{
+	const struct kiln_plan_code *in = cd->in;
+	size_t nnb = in->nnb, L = cd->L;
+	size_t dig[64] = {0}, odig[64] = {0}, fidx[64], nf = 0;
+	uint32_t row[256], symv[64];
+	cd->nrows = 0;
+	for (size_t i = 0; i < nnb; i++)
+		if (in->k == 2 ? i != cd->check : i < cd->kd)
+			fidx[nf++] = i;
+	for (;;) {
+		int ok = 1;
+		uint32_t rs = 0;
+		for (size_t f = 0; f < nf; f++) {
+			size_t i = fidx[f];
+			if (i == cd->relax) {
+				symv[i] = rs = (uint32_t)dig[f];
+				row[in->nb[i]] = cd->vals[i][0];
+				continue;
+			}
+			uint32_t v = cd->vals[i][dig[f]];
+			symv[i] = cd->sym[i][v];
+			row[in->nb[i]] = v;
+		}
+		if (in->k == 2) {
+			uint64_t sum = 0;
+			for (size_t f = 0; f < nf; f++)
+				sum += symv[fidx[f]];
+			uint32_t v = cd->val[cd->check][sum % cd->mod];
+			if (cd->check == cd->relax) {
+				rs = (uint32_t)(sum % cd->mod);
+				v = cd->vals[cd->check][0];
+			}
+			ok = v != UINT32_MAX;
+			row[in->nb[cd->check]] = v;
+		} else {
+			for (size_t j = cd->kd; j < nnb && ok; j++) {
+				uint64_t s = 0;
+				for (size_t i = 0; i < cd->kd; i++)
+					s += (uint64_t)cd->lag[(j - cd->kd) * cd->kd + i] * symv[i];
+				uint32_t v = cd->val[j][s % cd->mod];
+				if (j == cd->relax) {
+					rs = (uint32_t)(s % cd->mod);
+					v = cd->vals[j][0];
+				}
+				ok = v != UINT32_MAX;
+				row[in->nb[j]] = v;
+			}
+		}
+		if (ok) {
+			/* times every choice of the other layers' values */
+			memset(odig, 0, cd->nother * sizeof *odig);
+			for (;;) {
+				for (size_t o = 0; o < cd->nother; o++)
+					row[cd->other[o]] = cd->ovals[o][odig[o]];
+				if (cd->nrows == cd->cap) {
+					size_t nc = cd->cap ? cd->cap * 2 : 1024;
+					uint32_t *q = kiln_reallocarray(cd->rows, nc, L * sizeof *q);
+					if (!q)
+						return KILN_E_NOMEM;
+					cd->rows = q;
+					q = kiln_reallocarray(cd->rsym, nc, sizeof *q);
+					if (!q)
+						return KILN_E_NOMEM;
+					cd->rsym = q;
+					cd->cap = nc;
+				}
+				memcpy(cd->rows + cd->nrows * L, row, L * sizeof *row);
+				cd->rsym[cd->nrows] = rs;
+				cd->nrows++;
+				size_t o = cd->nother;
+				while (o > 0) {
+					if (++odig[o - 1] < cd->neff[o - 1])
+						break;
+					odig[o - 1] = 0;
+					o--;
+				}
+				if (o == 0)
+					break;
+			}
+		}
+		size_t f = nf;
+		while (f > 0) {
+			size_t i = fidx[f - 1];
+			if (++dig[f - 1] < (i == cd->relax ? cd->mod : cd->eff[i]))
+				break;
+			dig[f - 1] = 0;
+			f--;
+		}
+		if (f == 0)
+			break;
+	}
+	return 0;
+}
+
+/* one labeling: the words, then the min_distance-1 planner over them. 0 (m holds a plan),
+ * KILN_E_NOTFOUND with *score the LP's total shortfall, KILN_E_NOMEM */
+static int try_labeling(struct code *cd, double *short_, uint32_t *m, double *score,
+			struct kiln_error *e)
+{
+	const struct kiln_plan_code *in = cd->in;
+	struct kiln_plan_lp lp = in->lp;
+	int rc;
+	if (enumerate(cd))
+		return KILN_E_NOMEM;
+	cd->work += cd->nrows;
+	lp.sets = cd->rows;
+	lp.nsets = cd->nrows;
+	lp.quick = 1;
+	lp.init = NULL;
+	lp.ninit = 0;
+	lp.shortfall = short_;
+	rc = kiln_plan_lp_solve(&lp, m, e);
+	if (rc != KILN_E_NOTFOUND)
+		return rc;
+	*score = 0;
+	for (size_t fv = 0; fv < in->lp.vbase[cd->L]; fv++)
+		*score += short_[fv];
+	return KILN_E_NOTFOUND;
+}
+
+/* a short value (drawn by its shortfall; any value when none is short): layer *li, value *v */
+static void pick_short(struct code *cd, const double *short_, struct kiln_rng *rng, size_t *li,
+		       uint32_t *v)
+{
+	const struct kiln_plan_code *in = cd->in;
+	double tot = 0, x;
+	for (size_t i = 0; i < in->nnb; i++)
+		for (size_t q = 0; q < cd->eff[i]; q++)
+			tot += short_[in->lp.vbase[in->nb[i]] + cd->vals[i][q]];
+	if (tot <= 1e-9) {
+		size_t n = 0, t;
+		for (size_t i = 0; i < in->nnb; i++)
+			n += cd->eff[i];
+		t = (size_t)kiln_rng_below(rng, n);
+		for (size_t i = 0; i < in->nnb; i++) {
+			if (t < cd->eff[i]) {
+				*li = i;
+				*v = cd->vals[i][t];
+				return;
+			}
+			t -= cd->eff[i];
+		}
+	}
+	x = (double)(kiln_rng_next(rng) >> 11) * 0x1.0p-53 * tot;
+	for (size_t i = 0; i < in->nnb; i++)
+		for (size_t q = 0; q < cd->eff[i]; q++) {
+			double sv = short_[in->lp.vbase[in->nb[i]] + cd->vals[i][q]];
+			*li = i;
+			*v = cd->vals[i][q];
+			if (x < sv)
+				return;
+			x -= sv;
+		}
+}
+
+/* Layer i relabeled from the others: the LP over the words with layer i left free (its
+ * counts and the rules dropped) gives each symbol of i a mass (the LP's tokens on it); the
+ * busiest values take the heaviest symbols (ties in a random order). 0, KILN_E_NOMEM. */
+static int reassign(struct code *cd, size_t i, double *rcnt_x, uint64_t *rcnt, uint32_t *perm,
+		    struct rfq *rf, struct kiln_rng *rng, struct kiln_error *e)
+{
+	const struct kiln_plan_code *in = cd->in;
+	struct kiln_plan_lp lp = in->lp;
+	size_t l = in->nb[i], V = in->lp.vbase[cd->L];
+	double *x;
+	int rc;
+	cd->relax = i;
+	rc = enumerate(cd);
+	cd->relax = SIZE_MAX;
+	if (rc)
+		return KILN_E_NOMEM;
+	cd->work += cd->nrows;
+	x = kiln_malloc((cd->nrows + 1) * sizeof *x);
+	if (!x)
+		return KILN_E_NOMEM;
+	memcpy(rcnt, in->lp.cnt, V * sizeof *rcnt);
+	for (size_t v = 0; v < cd->in->lp.s->layers[l].ntraits; v++)
+		rcnt[in->lp.vbase[l] + v] = 0;
+	rcnt[in->lp.vbase[l] + cd->vals[i][0]] = in->lp.G;
+	lp.cnt = rcnt;
+	lp.forbidden = NULL;
+	lp.sets = cd->rows;
+	lp.nsets = cd->nrows;
+	lp.quick = 1;
+	lp.init = NULL;
+	lp.ninit = 0;
+	lp.prefer = NULL;
+	lp.nprefer = 0;
+	lp.shortfall = NULL;
+	lp.setx = x;
+	rc = kiln_plan_lp_solve(&lp, NULL, e);
+	if (rc == KILN_E_NOMEM) {
+		free(x);
+		return rc;
+	}
+	for (uint32_t r = 0; r < cd->mod; r++)
+		rcnt_x[r] = 0;
+	for (size_t w = 0; w < cd->nrows; w++)
+		rcnt_x[cd->rsym[w]] += x[w];
+	free(x);
+	for (uint32_t r = 0; r < cd->mod; r++)
+		perm[r] = r;
+	kiln_rng_shuffle(rng, perm, cd->mod, sizeof *perm);
+	for (uint32_t q = 0; q < cd->mod; q++)
+		rf[q] = (struct rfq){rcnt_x[perm[q]], q};
+	qsort(rf, cd->mod, sizeof *rf, rfq_cmp);
+	for (uint32_t q = 0; q < cd->mod; q++)
+		rf[q].r = perm[rf[q].r];
+	for (uint32_t q = 0; q < cd->mod; q++)
+		perm[q] = rf[q].r;
+	set_labeling(cd, i, perm);
+	return 0;
+}
+
 int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct kiln_error *e)
 {
 	const struct kiln_spec *s = in->lp.s;
-	size_t nnb = in->nnb, maxeff = 0;
-	struct code cd = {in, 0, 0, 0, NULL, NULL};
-	size_t *eff = kiln_calloc(nnb + 1, sizeof *eff);
-	struct byc **order = kiln_calloc(nnb + 1, sizeof *order);
+	size_t nnb = in->nnb, L = in->lp.L, maxeff = 0, V = in->lp.vbase[L];
+	struct code cd;
+	struct byc *order = NULL;
 	uint32_t *perm = NULL;
 	struct rfq *rf = NULL;
-	double *freq = NULL;
+	double *freq = NULL, *short_ = NULL, *bshort = NULL, *nshort = NULL, best = 0, score = 0;
+	uint32_t tabu_v = 0, tabu_s = 0;
+	size_t tabu_l = SIZE_MAX;
+	uint32_t *order_l = NULL;
+	uint64_t *rcnt = NULL;
+	double rbest = DBL_MAX;
 	struct kiln_rng rng;
 	int rc = KILN_E_NOMEM;
+	unsigned stall = 0;
 
-	cd.sym = kiln_calloc(nnb + 1, sizeof *cd.sym);
-	if (!eff || !order || !cd.sym)
+	memset(&cd, 0, sizeof cd);
+	cd.in = in;
+	cd.L = L;
+	cd.relax = SIZE_MAX;
+	if (in->k < 2 || nnb < in->k || nnb > 64 || L > 256)
+		return KILN_E_NOTFOUND;
+	cd.sym = kiln_calloc(nnb, sizeof *cd.sym);
+	cd.val = kiln_calloc(nnb, sizeof *cd.val);
+	cd.vals = kiln_calloc(nnb, sizeof *cd.vals);
+	cd.eff = kiln_calloc(nnb, sizeof *cd.eff);
+	cd.other = kiln_calloc(L, sizeof *cd.other);
+	cd.ovals = kiln_calloc(L, sizeof *cd.ovals);
+	cd.neff = kiln_calloc(L, sizeof *cd.neff);
+	short_ = kiln_malloc((V + 1) * sizeof *short_);
+	bshort = kiln_malloc((V + 1) * sizeof *bshort);
+	nshort = kiln_malloc((V + 1) * sizeof *nshort);
+	if (!cd.sym || !cd.val || !cd.vals || !cd.eff || !cd.other || !cd.ovals ||
+	    !cd.neff || !short_ || !bshort || !nshort)
 		goto out;
-	if (in->k < 2 || nnb < in->k || nnb > 64 || kiln_plan_lp_space(&in->lp) >
-	    KILN_PLAN_LP_MAX_SETS) {
+	for (size_t l = 0, i = 0; l < L; l++) {
+		if (i < nnb && in->nb[i] == l) {
+			i++;
+			continue;
+		}
+		size_t o = cd.nother++, nt = s->layers[l].ntraits;
+		cd.other[o] = (uint32_t)l;
+		cd.ovals[o] = kiln_malloc((nt + 1) * sizeof *cd.ovals[o]);
+		if (!cd.ovals[o])
+			goto out;
+		for (size_t v = 0; v < nt; v++)
+			if (in->lp.cnt[in->lp.vbase[l] + v])
+				cd.ovals[o][cd.neff[o]++] = (uint32_t)v;
+		if (!cd.neff[o]) {
+			rc = KILN_E_NOTFOUND;
+			goto out;
+		}
+	}
+	if (cd.nother > 64) {
 		rc = KILN_E_NOTFOUND;
 		goto out;
 	}
 	for (size_t i = 0; i < nnb; i++) {
 		size_t l = in->nb[i], nt = s->layers[l].ntraits;
-		order[i] = kiln_malloc((nt + 1) * sizeof *order[i]);
+		free(order);
+		order = kiln_malloc((nt + 1) * sizeof *order);
+		cd.vals[i] = kiln_malloc((nt + 1) * sizeof *cd.vals[i]);
 		cd.sym[i] = kiln_malloc((nt + 1) * sizeof *cd.sym[i]);
-		if (!order[i] || !cd.sym[i])
+		if (!order || !cd.vals[i] || !cd.sym[i])
 			goto out;
 		for (size_t v = 0; v < nt; v++) {
 			uint64_t c = in->lp.cnt[in->lp.vbase[l] + v];
+			cd.sym[i][v] = UINT32_MAX;
 			if (c)
-				order[i][eff[i]++] = (struct byc){c, (uint32_t)v};
+				order[cd.eff[i]++] = (struct byc){c, (uint32_t)v};
 		}
-		qsort(order[i], eff[i], sizeof *order[i], byc_cmp);
-		if (eff[i] > maxeff) {
-			maxeff = eff[i];
+		if (!cd.eff[i]) {
+			rc = KILN_E_NOTFOUND;
+			goto out;
+		}
+		qsort(order, cd.eff[i], sizeof *order, byc_cmp);
+		for (size_t q = 0; q < cd.eff[i]; q++)
+			cd.vals[i][q] = order[q].v;
+		if (cd.eff[i] > maxeff) {
+			maxeff = cd.eff[i];
 			cd.check = i;
 		}
 	}
@@ -204,62 +511,180 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 				    (uint32_t)(num * powmod(den, p - 2, p) % p);
 			}
 	}
-	if (!cd.mod) {
+	if (cd.mod < 2 || cd.mod > 65536 || code_size(&cd) > KILN_PLAN_LP_MAX_SETS) {
 		rc = KILN_E_NOTFOUND;
 		goto out;
+	}
+	for (size_t i = 0; i < nnb; i++) {
+		cd.val[i] = kiln_malloc(cd.mod * sizeof *cd.val[i]);
+		if (!cd.val[i])
+			goto out;
 	}
 	perm = kiln_malloc((cd.mod + 1) * sizeof *perm);
 	freq = kiln_malloc((cd.mod + 1) * sizeof *freq);
 	rf = kiln_malloc((cd.mod + 1) * sizeof *rf);
-	if (!perm || !freq || !rf)
+	order_l = kiln_malloc((nnb + 1) * sizeof *order_l);
+	rcnt = kiln_malloc((V + 1) * sizeof *rcnt);
+	if (!perm || !freq || !rf || !order_l || !rcnt)
 		goto out;
-	if (in->k == 2 && residue_freq(&cd, eff, freq))
+	if (in->k == 2 && residue_freq(&cd, freq))
 		goto out;
-	kiln_rng_seed(&rng, in->seed, STREAM_CODE);
-	for (unsigned t = 0; t < in->tries; t++) {
-		struct kiln_plan_lp lp = in->lp;
-		for (size_t i = 0; i < nnb; i++) {
-			size_t l = in->nb[i], nsym = in->k == 2 && i != cd.check ? eff[i] : cd.mod;
-			for (size_t v = 0; v < s->layers[l].ntraits; v++)
-				cd.sym[i][v] = UINT32_MAX;
-			/* the symbols this layer's values stand for, busiest value first */
-			for (uint32_t r = 0; r < nsym; r++)
-				perm[r] = r;
-			if (t == 0 && in->k == 2 && i == cd.check) {
-				for (uint32_t r = 0; r < nsym; r++)
-					rf[r] = (struct rfq){freq[r], r};
-				qsort(rf, nsym, sizeof *rf, rfq_cmp);
-				for (uint32_t r = 0; r < nsym; r++)
-					perm[r] = rf[r].r;
-			} else if (t > 0) {
-				kiln_rng_shuffle(&rng, perm, nsym, sizeof *perm);
-			}
-			for (size_t q = 0; q < eff[i]; q++)
-				cd.sym[i][order[i][q].v] = perm[q];
+	/* the first labeling: symbols by frequency in the code, busiest value first */
+	for (size_t i = 0; i < nnb; i++) {
+		for (uint32_t r = 0; r < cd.mod; r++)
+			perm[r] = r;
+		if (in->k == 2 && i == cd.check) {
+			for (uint32_t r = 0; r < cd.mod; r++)
+				rf[r] = (struct rfq){freq[r], r};
+			qsort(rf, cd.mod, sizeof *rf, rfq_cmp);
+			for (uint32_t r = 0; r < cd.mod; r++)
+				perm[r] = rf[r].r;
 		}
-		if (t < in->skip)
-			continue; /* tried by an earlier call (the draws above keep the sequence) */
-		lp.forbidden = forbidden;
-		lp.arg = &cd;
-		lp.quick = 1;
-		lp.init = NULL;
-		lp.ninit = 0;
-		rc = kiln_plan_lp_solve(&lp, m, e);
-		if (rc != KILN_E_NOTFOUND)
-			goto out;
+		set_labeling(&cd, i, perm);
+	}
+	kiln_rng_seed(&rng, in->seed ^ (0x9e3779b97f4a7c15ULL * in->skip), STREAM_CODE);
+	/* a descent: per step, a short value's symbol is swapped with each of (up to NEIGH)
+	 * other symbols of its layer and the best swap is taken, even when no better than the
+	 * current labeling (not the one undoing the step before); STALL steps without a new
+	 * best: a random labeling */
+	rc = try_labeling(&cd, short_, m, &score, e);
+	if (rc != KILN_E_NOTFOUND)
+		goto out;
+	best = score;
+	memcpy(bshort, short_, V * sizeof *bshort);
+	/* first half: rounds of relabeling each layer from the others (reassign); a round that
+	 * lowers nothing: a random labeling */
+	unsigned t = 1;
+	cd.budget = (uint64_t)in->tries * WORK_PER_TRY;
+	while (t + 2 <= in->tries / 2 && cd.work < cd.budget / 2) {
+		int better = 0;
+		for (uint32_t q = 0; q < nnb; q++)
+			order_l[q] = q;
+		kiln_rng_shuffle(&rng, order_l, nnb, sizeof *order_l);
+		for (size_t q = 0; q < nnb && t + 2 <= in->tries / 2 && cd.work < cd.budget / 2;
+		     q++) {
+			if ((rc = reassign(&cd, order_l[q], freq, rcnt, perm, rf, &rng, e)))
+				goto out;
+			rc = try_labeling(&cd, short_, m, &score, e);
+			t += 2;
+			if (rc != KILN_E_NOTFOUND)
+				goto out;
+			if (score < rbest - 1e-9) {
+				rbest = score;
+				better = 1;
+			}
+		}
+		if (!better) {
+			for (size_t i = 0; i < nnb; i++) {
+				for (uint32_t r = 0; r < cd.mod; r++)
+					perm[r] = r;
+				kiln_rng_shuffle(&rng, perm, cd.mod, sizeof *perm);
+				set_labeling(&cd, i, perm);
+			}
+			rbest = DBL_MAX;
+		}
+	}
+	rc = try_labeling(&cd, short_, m, &score, e);
+	t++;
+	if (rc != KILN_E_NOTFOUND)
+		goto out;
+	best = score;
+	memcpy(bshort, short_, V * sizeof *bshort);
+	while (t < in->tries && cd.work < cd.budget) {
+		size_t li = 0;
+		uint32_t v = 0, old, nb_r = UINT32_MAX, cand[NEIGH];
+		double nb_s = 0;
+		unsigned nc = 0;
+		if (stall >= STALL) {
+			for (size_t i = 0; i < nnb; i++) {
+				for (uint32_t r = 0; r < cd.mod; r++)
+					perm[r] = r;
+				kiln_rng_shuffle(&rng, perm, cd.mod, sizeof *perm);
+				set_labeling(&cd, i, perm);
+			}
+			stall = 0;
+			tabu_l = SIZE_MAX;
+			rc = try_labeling(&cd, short_, m, &score, e);
+			t++;
+			if (rc != KILN_E_NOTFOUND)
+				goto out;
+			memcpy(bshort, short_, V * sizeof *bshort);
+			continue;
+		}
+		pick_short(&cd, bshort, &rng, &li, &v);
+		old = cd.sym[li][v];
+		if (cd.mod - 1 <= NEIGH) {
+			for (uint32_t r = 0; r < cd.mod; r++)
+				if (r != old)
+					cand[nc++] = r;
+		} else {
+			while (nc < NEIGH) {
+				uint32_t r = (uint32_t)kiln_rng_below(&rng, cd.mod);
+				if (r != old)
+					cand[nc++] = r;
+			}
+		}
+		for (unsigned q = 0; q < nc && t < in->tries && cd.work < cd.budget; q++) {
+			uint32_t r = cand[q];
+			if (li == tabu_l && ((v == tabu_v && r == tabu_s) ||
+					     cd.val[li][r] == tabu_v))
+				continue; /* undoes the step before */
+			swap_sym(&cd, li, v, r);
+			rc = try_labeling(&cd, short_, m, &score, e);
+			t++;
+			if (rc != KILN_E_NOTFOUND)
+				goto out;
+			if (nb_r == UINT32_MAX || score < nb_s - 1e-9) {
+				nb_r = r;
+				nb_s = score;
+				memcpy(nshort, short_, V * sizeof *nshort);
+			}
+			swap_sym(&cd, li, v, old);
+		}
+		if (nb_r == UINT32_MAX)
+			break;
+		tabu_l = li;
+		tabu_v = v;
+		tabu_s = old;
+		swap_sym(&cd, li, v, nb_r);
+		memcpy(bshort, nshort, V * sizeof *bshort);
+		if (nb_s < best - 1e-9) {
+			best = nb_s;
+			stall = 0;
+		} else {
+			stall++;
+		}
 	}
 	rc = KILN_E_NOTFOUND;
 out:
-	for (size_t i = 0; cd.sym && i < nnb; i++)
-		free(cd.sym[i]);
-	for (size_t i = 0; order && i < nnb; i++)
-		free(order[i]);
+	for (size_t i = 0; i < nnb; i++) {
+		if (cd.sym)
+			free(cd.sym[i]);
+		if (cd.val)
+			free(cd.val[i]);
+		if (cd.vals)
+			free(cd.vals[i]);
+	}
+	for (size_t o = 0; cd.ovals && o < cd.nother; o++)
+		free(cd.ovals[o]);
 	free(cd.sym);
-	free(order);
+	free(cd.val);
+	free(cd.vals);
+	free(cd.eff);
 	free(cd.lag);
-	free(eff);
+	free(cd.other);
+	free(cd.ovals);
+	free(cd.neff);
+	free(cd.rows);
+	free(cd.rsym);
+	free(order);
 	free(perm);
 	free(freq);
 	free(rf);
+	free(order_l);
+	free(rcnt);
+	free(short_);
+	free(bshort);
+	free(nshort);
 	return rc;
 }

@@ -129,6 +129,41 @@ static void model_free(struct model *md)
 	memset(md, 0, sizeof *md);
 }
 
+static int set_cmp(const void *a, const void *b, void *arg)
+{
+	return row_cmp(a, b, *(const size_t *)arg);
+}
+
+/* the caller's sets (p->sets) whose values all have tokens and that no rule forbids, sorted
+ * and without repeats (md->rowof is set) */
+static int given_sets(const struct kiln_plan_lp *p, struct model *md)
+{
+	size_t L = p->L, n = 0;
+	md->sets = kiln_malloc((p->nsets ? p->nsets : 1) * (L ? L : 1) * sizeof *md->sets);
+	if (!md->sets)
+		return KILN_E_NOMEM;
+	for (size_t i = 0; i < p->nsets; i++) {
+		const uint32_t *row = p->sets + i * L;
+		int ok = 1;
+		for (size_t l = 0; l < L && ok; l++)
+			ok = row[l] < p->s->layers[l].ntraits && md->rowof[p->vbase[l] + row[l]] >= 0;
+		if (!ok || (p->forbidden && p->forbidden(p->arg, row)))
+			continue;
+		memcpy(md->sets + n * L, row, L * sizeof *row);
+		n++;
+	}
+	if (n > 1) {
+		size_t w = 1;
+		qsort_r(md->sets, n, L * sizeof *md->sets, set_cmp, &L);
+		for (size_t i = 1; i < n; i++)
+			if (row_cmp(md->sets + i * L, md->sets + (w - 1) * L, L))
+				memmove(md->sets + w++ * L, md->sets + i * L, L * sizeof *md->sets);
+		n = w;
+	}
+	md->n = n;
+	return 0;
+}
+
 /* enumerate the allowed sets, number the rows */
 static int model_make(const struct kiln_plan_lp *p, struct model *md)
 {
@@ -168,6 +203,12 @@ static int model_make(const struct kiln_plan_lp *p, struct model *md)
 			goto out;
 		}
 	}
+	if (p->sets) {
+		rc = given_sets(p, md);
+		if (rc)
+			goto out;
+		goto numbered;
+	}
 	for (;;) {
 		for (size_t l = 0; l < L; l++)
 			row[l] = vals[l][dig[l]];
@@ -193,6 +234,8 @@ static int model_make(const struct kiln_plan_lp *p, struct model *md)
 		if (l == 0)
 			break;
 	}
+numbered:
+	rc = KILN_E_NOMEM;
 	md->nrows = md->nvrows;
 	md->grp = kiln_malloc((md->n ? md->n : 1) * sizeof *md->grp);
 	md->obj = kiln_calloc(md->n ? md->n : 1, sizeof *md->obj);
@@ -788,6 +831,23 @@ static int check_mult(const struct kiln_plan_lp *p, const struct model *md, cons
 	return ok;
 }
 
+/* p->setx: the LP's value of each given set. KILN_E_NOTFOUND, KILN_E_NOMEM */
+static int given_values(const struct kiln_plan_lp *p, const struct model *md, const struct cg *g)
+{
+	const double *x = Clp_getColSolution(g->lp);
+	double *xs = kiln_calloc(md->n + 1, sizeof *xs);
+	if (!xs)
+		return KILN_E_NOMEM;
+	for (size_t j = 0; j < g->ncol; j++)
+		xs[g->col[j]] = x[g->nfix + j] > 0 ? x[g->nfix + j] : 0.0;
+	for (size_t i = 0; i < p->nsets; i++) {
+		long c = find_set(md, p->sets + i * p->L);
+		p->setx[i] = c >= 0 ? xs[c] : 0.0;
+	}
+	free(xs);
+	return KILN_E_NOTFOUND;
+}
+
 int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_error *e)
 {
 	struct model md;
@@ -800,13 +860,20 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 	int rc;
 
 	memset(&md, 0, sizeof md);
+	if (p->shortfall)
+		for (size_t fv = 0; fv < p->vbase[L]; fv++)
+			p->shortfall[fv] = 0.0;
+	for (size_t i = 0; p->setx && i < p->nsets; i++)
+		p->setx[i] = 0.0;
 	if (!p->G || !L)
 		return 0;
 	if ((rc = model_make(p, &md)))
 		goto nomem;
 	n = md.n;
 	R = md.nrows;
-	if (!n) { /* a layer without tokens: nothing to place (the targets refuse this first) */
+	if (!n) { /* a layer without tokens, or no given set left: nothing to place */
+		for (size_t fv = 0; p->shortfall && fv < p->vbase[L]; fv++)
+			p->shortfall[fv] = (double)p->cnt[fv];
 		rc = KILN_E_NOTFOUND;
 		goto out;
 	}
@@ -849,7 +916,18 @@ int kiln_plan_lp_solve(const struct kiln_plan_lp *p, uint32_t *m, struct kiln_er
 		goto nomem;
 	if (rc)
 		goto out;
+	if (p->setx && p->sets && p->quick) {
+		rc = given_values(p, &md, &g);
+		goto out;
+	}
 	if (Clp_objectiveValue(g.lp) > 1e-7) {
+		if (p->quick && p->shortfall) {
+			const double *x = Clp_getColSolution(g.lp);
+			for (size_t fv = 0; fv < p->vbase[L]; fv++) {
+				int r = md.rowof[fv];
+				p->shortfall[fv] = r >= 0 && x[1 + r] > 0 ? x[1 + r] : 0.0;
+			}
+		}
 		if (p->quick) {
 			rc = KILN_E_NOTFOUND;
 			goto out;

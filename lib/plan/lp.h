@@ -27,6 +27,17 @@ struct kiln_plan_lp {
 	                           from (a near plan), or NULL */
 	size_t ninit;
 	unsigned effort;        /* multiplies the integer program's node limit */
+	const uint32_t *sets;   /* nsets rows of L values (any order, repeats allowed): the only
+	                           trait sets considered, instead of every one; or NULL */
+	size_t nsets;
+	double *shortfall;      /* NULL, or per flat value (vbase[L]): after a failed quick
+	                           solve, how many tokens the LP's best left the value short of its
+	                           target (all 0 when the LP was feasible but no integer plan was
+	                           found); its sum is the LP's distance to a plan */
+	double *setx;           /* NULL, or per given set (sets, nsets): only the first LP is
+	                           solved (least total shortfall, every set within [0, 1]) and its
+	                           value for each set written here (0: a set left out), then
+	                           KILN_E_NOTFOUND; needs `sets` and `quick` */
 	int quick;              /* 1: `forbidden` is the caller's own restriction, not only the
 	                           spec's, so an infeasible LP proves nothing about the spec: fail
 	                           with KILN_E_NOTFOUND at once, no proof; and give up the
