@@ -497,11 +497,6 @@ static int process(struct run *R, struct job *j)
 			 in->Bands == 1 ? "" : "s",
 			 vips_image_hasalpha(in) ? ", alpha flattened on white" : "");
 	g_object_unref(in);
-	if (R->o->phash) {
-		if (R->o->phash(j->src, &j->im.phash, R->o->phash_user, &pe))
-			return broken(j, "does not decode: %s", pe.msg);
-		j->im.has_phash = 1;
-	}
 	kiln_train_select_bucket(R->buckets, R->nbuckets, w, h, &b, &rw, &rh);
 	if (vips_thumbnail(j->src, &t[n++], rw, "height", rh, "size", VIPS_SIZE_FORCE,
 			   "no_rotate", TRUE, "fail_on", VIPS_FAIL_ON_ERROR, NULL)) {
@@ -550,9 +545,16 @@ static int process(struct run *R, struct job *j)
 	if (kiln_fs_write_atomic_sync(j->out_abs, buf, len, 0, &pe)) {
 		snprintf(j->why, sizeof j->why, "%s", pe.msg);
 		rc = -2;
-	} else {
-		j->written = 1;
+		goto out;
 	}
+	j->written = 1;
+	/* the pHash of what the trainer sees: the prepared image (a quarter of a 2048² source's
+	 * pixels to decode, and the same picture at the bucket's crop) */
+	if (R->o->phash && R->o->phash(j->out_abs, &j->im.phash, R->o->phash_user, &pe)) {
+		broken(j, "does not decode: %s", pe.msg);
+		goto out;
+	}
+	j->im.has_phash = R->o->phash != NULL;
 	goto out;
 vips_bad:
 	broken(j, "does not decode: %s", vips_error_buffer());
