@@ -765,9 +765,10 @@ static int report(struct run *R, struct kiln_train_report *r, struct kiln_error 
 
 /* ---- writing ---- */
 
-/* write path when its bytes differ; *changed += 1 when written */
-static int write_if_changed(const char *path, const char *text, size_t len, size_t *changed,
-			    struct kiln_error *e)
+/* write path when its bytes differ (sync: fsync it and its folder); *changed += 1 when
+ * written */
+static int write_if_changed(const char *path, const char *text, size_t len, int sync,
+			    size_t *changed, struct kiln_error *e)
 {
 	struct kiln_buf b = KILN_BUF_INIT;
 	int same = 0, rc;
@@ -777,7 +778,7 @@ static int write_if_changed(const char *path, const char *text, size_t len, size
 	kiln_error_clear(e);
 	if (same)
 		return 0;
-	if ((rc = kiln_fs_write_atomic(path, text, len, e)))
+	if ((rc = kiln_fs_write_atomic_sync(path, text, len, sync, e)))
 		return rc;
 	(*changed)++;
 	return 0;
@@ -798,7 +799,7 @@ static int write_caption(struct run *R, struct job *j, size_t *changed, struct k
 		return nomem(e);
 	memcpy(path, j->out_abs, stem);
 	strcpy(path + stem, ext);
-	rc = write_if_changed(path, text, strlen(text), changed, e);
+	rc = write_if_changed(path, text, strlen(text), 0, changed, e);
 	free(path);
 	return rc;
 }
@@ -1088,11 +1089,15 @@ int kiln_train_prepare(struct kiln_project *p, const struct kiln_train_prepare_o
 				    "image: no manifest written", R.t->name);
 		goto out;
 	}
+	/* the images and captions written without fsync, made durable at once before the
+	 * manifest that names them */
+	if ((r->written || r->files_changed) && (rc = kiln_fs_sync_fs(trdir, e)))
+		goto out;
 	if (!(json = kiln_train_manifest_json(m))) {
 		rc = nomem(e);
 		goto out;
 	}
-	if ((rc = write_if_changed(mpath, json, strlen(json), &r->files_changed, e)))
+	if ((rc = write_if_changed(mpath, json, strlen(json), 1, &r->files_changed, e)))
 		goto out;
 	/* the trainer's inputs come from the manifest as written, read back */
 	if ((rc = kiln_train_manifest_load(mpath, &back, e)))
@@ -1110,7 +1115,7 @@ int kiln_train_prepare(struct kiln_project *p, const struct kiln_train_prepare_o
 			goto out;
 		}
 		if (text)
-			rc = write_if_changed(path, text, strlen(text), &r->files_changed, e);
+			rc = write_if_changed(path, text, strlen(text), 1, &r->files_changed, e);
 		else if (kiln_fs_exists(path))
 			unlink(path); /* the other trainer's file from an earlier spec */
 		free(text);
