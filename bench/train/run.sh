@@ -80,13 +80,14 @@ training:
 YAML
 [ -f "$p/plain.png" ] || vips black "$p/plain.png" 64 64 --bands 4
 rm -rf "$p/.kiln/train" "$work/peer-out"
-/usr/bin/time -f '%e %M' -o "$work/kiln.time" "$kiln" -C "$p" train prepare bench -j "$jobs" -q
-/usr/bin/time -f '%e %M' -o "$work/peer.time" /usr/bin/python3 "$here/peer.py" "$p/photos" "$work/peer-out" 1024
-read kt km <"$work/kiln.time"
-read pt pm <"$work/peer.time"
-awk -v n="$n" -v j="$jobs" -v kt="$kt" -v km="$km" -v pt="$pt" -v pm="$pm" 'BEGIN {
+/usr/bin/time -f '%e %M %U %S' -o "$work/kiln.time" "$kiln" -C "$p" train prepare bench -j "$jobs" -q
+/usr/bin/time -f '%e %M %U %S' -o "$work/peer.time" /usr/bin/python3 "$here/peer.py" "$p/photos" "$work/peer-out" 1024
+read kt km ku ks <"$work/kiln.time"
+read pt pm pu ps <"$work/peer.time"
+awk -v n="$n" -v j="$jobs" -v kt="$kt" -v km="$km" -v kc="$ku $ks" -v pt="$pt" -v pm="$pm" -v pc="$pu $ps" 'BEGIN {
+  split(kc, a, " "); split(pc, b, " "); kcpu = a[1] + a[2]; pcpu = b[1] + b[2]
   printf "bench/train: %d photos 2048² -> 1024² buckets\n", n
-  printf "  kiln -j %d  %8.2f s  peak RSS %6.1f MiB\n", j, kt, km / 1024
-  printf "  Pillow      %8.2f s  peak RSS %6.1f MiB\n", pt, pm / 1024
-  printf "  ratio (Pillow / kiln): %.2fx (target 3x); kiln RSS %s 500 MiB\n", pt / kt, km / 1024 < 500 ? "under" : "OVER"
+  printf "  kiln -j %d  %8.2f s wall  %8.2f s CPU  peak RSS %6.1f MiB\n", j, kt, kcpu, km / 1024
+  printf "  Pillow      %8.2f s wall  %8.2f s CPU  peak RSS %6.1f MiB\n", pt, pcpu, pm / 1024
+  printf "  ratio (Pillow / kiln): %.2fx wall, %.2fx CPU (target 3x); kiln RSS %s 500 MiB\n", pt / kt, pcpu / kcpu, km / 1024 < 500 ? "under" : "OVER"
 }'
