@@ -108,7 +108,8 @@ struct kiln_train_image {
 	                             sRGB ("CMYK, 4 bands: ..."), NULL when it was 8-bit RGB */
 	char sha256_source[65];   /* before */
 	char sha256[65];          /* after (of file) */
-	uint64_t phash;           /* of the source (0 and has_phash 0 when none was given) */
+	uint64_t phash;           /* QA's pHash of the prepared image, what the trainer sees
+	                             (0 and has_phash 0 when no pHash function was given) */
 	int has_phash;
 	int src_width, src_height;
 	int crop_x, crop_y, crop_w, crop_h; /* the box of the source kept (source pixels) */

@@ -497,11 +497,6 @@ static int process(struct run *R, struct job *j)
 			 in->Bands == 1 ? "" : "s",
 			 vips_image_hasalpha(in) ? ", alpha flattened on white" : "");
 	g_object_unref(in);
-	if (R->o->phash) {
-		if (R->o->phash(j->src, &j->im.phash, R->o->phash_user, &pe))
-			return broken(j, "does not decode: %s", pe.msg);
-		j->im.has_phash = 1;
-	}
 	kiln_train_select_bucket(R->buckets, R->nbuckets, w, h, &b, &rw, &rh);
 	if (vips_thumbnail(j->src, &t[n++], rw, "height", rh, "size", VIPS_SIZE_FORCE,
 			   "no_rotate", TRUE, "fail_on", VIPS_FAIL_ON_ERROR, NULL)) {
@@ -550,9 +545,16 @@ static int process(struct run *R, struct job *j)
 	if (kiln_fs_write_atomic_sync(j->out_abs, buf, len, 0, &pe)) {
 		snprintf(j->why, sizeof j->why, "%s", pe.msg);
 		rc = -2;
-	} else {
-		j->written = 1;
+		goto out;
 	}
+	j->written = 1;
+	/* the pHash of what the trainer sees: the prepared image (a quarter of a 2048² source's
+	 * pixels to decode, and the same picture at the bucket's crop) */
+	if (R->o->phash && R->o->phash(j->out_abs, &j->im.phash, R->o->phash_user, &pe)) {
+		broken(j, "does not decode: %s", pe.msg);
+		goto out;
+	}
+	j->im.has_phash = R->o->phash != NULL;
 	goto out;
 vips_bad:
 	broken(j, "does not decode: %s", vips_error_buffer());
@@ -763,9 +765,10 @@ static int report(struct run *R, struct kiln_train_report *r, struct kiln_error 
 
 /* ---- writing ---- */
 
-/* write path when its bytes differ; *changed += 1 when written */
-static int write_if_changed(const char *path, const char *text, size_t len, size_t *changed,
-			    struct kiln_error *e)
+/* write path when its bytes differ (sync: fsync it and its folder); *changed += 1 when
+ * written */
+static int write_if_changed(const char *path, const char *text, size_t len, int sync,
+			    size_t *changed, struct kiln_error *e)
 {
 	struct kiln_buf b = KILN_BUF_INIT;
 	int same = 0, rc;
@@ -775,7 +778,7 @@ static int write_if_changed(const char *path, const char *text, size_t len, size
 	kiln_error_clear(e);
 	if (same)
 		return 0;
-	if ((rc = kiln_fs_write_atomic(path, text, len, e)))
+	if ((rc = kiln_fs_write_atomic_sync(path, text, len, sync, e)))
 		return rc;
 	(*changed)++;
 	return 0;
@@ -796,7 +799,7 @@ static int write_caption(struct run *R, struct job *j, size_t *changed, struct k
 		return nomem(e);
 	memcpy(path, j->out_abs, stem);
 	strcpy(path + stem, ext);
-	rc = write_if_changed(path, text, strlen(text), changed, e);
+	rc = write_if_changed(path, text, strlen(text), 0, changed, e);
 	free(path);
 	return rc;
 }
@@ -1086,11 +1089,15 @@ int kiln_train_prepare(struct kiln_project *p, const struct kiln_train_prepare_o
 				    "image: no manifest written", R.t->name);
 		goto out;
 	}
+	/* the images and captions written without fsync, made durable at once before the
+	 * manifest that names them */
+	if ((r->written || r->files_changed) && (rc = kiln_fs_sync_fs(trdir, e)))
+		goto out;
 	if (!(json = kiln_train_manifest_json(m))) {
 		rc = nomem(e);
 		goto out;
 	}
-	if ((rc = write_if_changed(mpath, json, strlen(json), &r->files_changed, e)))
+	if ((rc = write_if_changed(mpath, json, strlen(json), 1, &r->files_changed, e)))
 		goto out;
 	/* the trainer's inputs come from the manifest as written, read back */
 	if ((rc = kiln_train_manifest_load(mpath, &back, e)))
@@ -1108,7 +1115,7 @@ int kiln_train_prepare(struct kiln_project *p, const struct kiln_train_prepare_o
 			goto out;
 		}
 		if (text)
-			rc = write_if_changed(path, text, strlen(text), &r->files_changed, e);
+			rc = write_if_changed(path, text, strlen(text), 1, &r->files_changed, e);
 		else if (kiln_fs_exists(path))
 			unlink(path); /* the other trainer's file from an earlier spec */
 		free(text);
