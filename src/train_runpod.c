@@ -36,63 +36,6 @@ static const char *token_of(const struct kiln_endpoint *ep)
 	return ep->token_env ? getenv(ep->token_env) : NULL;
 }
 
-static int b64(const unsigned char *p, size_t n, char **out)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *o = malloc((n + 2) / 3 * 4 + 1), *q = o;
-	if (!o)
-		return -1;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-		*q++ = tab[v >> 18 & 63];
-		*q++ = tab[v >> 12 & 63];
-		*q++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		*q++ = i + 2 < n ? tab[v & 63] : '=';
-	}
-	*q = 0;
-	*out = o;
-	return 0;
-}
-
-static int unb64(const char *s, unsigned char **out, size_t *len)
-{
-	size_t n = strlen(s), k = 0;
-	unsigned v = 0;
-	int bits = 0;
-	unsigned char *o = malloc(n / 4 * 3 + 3);
-	if (!o)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i], d;
-		if (c >= 'A' && c <= 'Z')
-			d = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			d = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			d = c - '0' + 52;
-		else if (c == '+')
-			d = 62;
-		else if (c == '/')
-			d = 63;
-		else if (c == '=' || c == '\n' || c == '\r')
-			continue;
-		else {
-			free(o);
-			return -1;
-		}
-		v = v << 6 | (unsigned)d;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			o[k++] = (unsigned char)(v >> bits);
-		}
-	}
-	*out = o;
-	*len = k;
-	return 0;
-}
-
 int train_runpod_submit(struct train_ctx *t, struct kiln_project *p,
 			const struct kiln_training *tr, struct kiln_train_state *s, json_t *args,
 			struct kiln_error *e)
@@ -121,10 +64,16 @@ int train_runpod_submit(struct train_ctx *t, struct kiln_project *p,
 		kiln_buf_release(&tar);
 		return rc;
 	}
-	rc = b64((const unsigned char *)tar.data, tar.len, &data);
-	kiln_buf_release(&tar);
-	if (rc)
-		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	{
+		struct kiln_buf enc = KILN_BUF_INIT;
+		rc = kiln_runpod_b64_encode(tar.data, tar.len, &enc);
+		kiln_buf_release(&tar);
+		if (rc) {
+			kiln_buf_release(&enc);
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+		}
+		data = kiln_buf_detach(&enc, NULL);
+	}
 	o = json_pack("{s:{s:s, s:s, s:s, s:s, s:O, s:s, s:s}, s:{s:i, s:i}}", "input", "kiln",
 		      "train", "name", t->name, "workdir", t->name, "script", t->script, "args",
 		      args, "output", out, "dataset_tar", data, "policy", "executionTimeout", EXEC_MS, "ttl", TTL_MS);
@@ -179,8 +128,7 @@ static int completed(struct train_ctx *t, struct kiln_project *p, struct kiln_tr
 {
 	const char *lora = json_string_value(json_object_get(out, "lora"));
 	const char *log = json_string_value(json_object_get(out, "log"));
-	unsigned char *bytes = NULL;
-	size_t n = 0;
+	struct kiln_buf bytes = KILN_BUF_INIT;
 	char file[4200];
 	int rc;
 	if (log && (rc = write_file(t->log_path, log, strlen(log), e)))
@@ -191,13 +139,15 @@ static int completed(struct train_ctx *t, struct kiln_project *p, struct kiln_tr
 				      json_object_get(out, "lora_url") ? "lora_url is not fetched "
 									 "by this kiln"
 								       : "no lora");
-	if (unb64(lora, &bytes, &n))
+	if (kiln_runpod_b64_decode(lora, strlen(lora), &bytes)) {
+		kiln_buf_release(&bytes);
 		return kiln_error_set(e, KILN_E_FAILED, s->endpoint, "job %s: the LoRA is not "
 				      "base64", s->job_id);
+	}
 	snprintf(file, sizeof file, "%s/%s", p->dir, s->output);
 	rc = mkdirs_for(file) ? kiln_error_set(e, KILN_E_IO, file, "cannot make its folder")
-			      : write_file(file, bytes, n, e);
-	free(bytes);
+			      : write_file(file, bytes.data ? bytes.data : "", bytes.len, e);
+	kiln_buf_release(&bytes);
 	return rc ? rc : train_collect(t, p, file, s->job_id, e);
 }
 

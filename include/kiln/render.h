@@ -148,5 +148,9 @@ int kiln_runpod_job_cancel(const struct kiln_endpoint *ep, const char *token, co
 int kiln_render_quantize(const uint8_t *px, int w, int h, int colors, int dither,
 			 uint8_t *idx, uint8_t (*pal)[4], int *npal, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* Base64 (RFC 4648, padded) of a job's payloads (lib/util/base64.c): appended to out.
+ * KILN_E_NOMEM; decode also KILN_E_IO when s is not base64. */
+int kiln_runpod_b64_encode(const void *p, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
+int kiln_runpod_b64_decode(const char *s, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
 
 #endif

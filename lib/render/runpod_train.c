@@ -10,6 +10,7 @@
 #include "kiln/render.h"
 #include "render/engines/engine.h"
 #include "util/alloc.h"
+#include "util/base64.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -155,4 +156,15 @@ int kiln_runpod_job_cancel(const struct kiln_endpoint *ep, const char *token, co
 	}
 	kiln_buf_release(&a);
 	return rc;
+}
+
+int kiln_runpod_b64_encode(const void *p, size_t n, struct kiln_buf *out)
+{
+	return kiln_base64_add(out, p, n) ? KILN_E_NOMEM : 0;
+}
+
+int kiln_runpod_b64_decode(const char *s, size_t n, struct kiln_buf *out)
+{
+	int rc = kiln_base64_decode(s, n, out);
+	return rc == -2 ? KILN_E_NOMEM : rc ? KILN_E_IO : 0;
 }

@@ -26,7 +26,7 @@ Workers (--worker) answer as the official worker images do:
            missing workflow or a bad images list is a FAILED job with the handler's message
   a1111    runpod-workers/worker-a1111 src/handler.py: input is the txt2img body, output
            A1111's answer {images: [base64], parameters, info: JSON text}
-  trainer  kiln's own training contract (docs/training-run.md; RunPod publishes no official
+  trainer  kiln's own training contract (docs/training.md "Running"; RunPod publishes no official
            kohya serverless worker, and no community one was copied): input {kiln: train,
            name, workdir, script, args, output, dataset_tar: base64 ustar of
            .kiln/train/NAME/ as NAME/}; the worker unpacks it in a scratch folder and runs
