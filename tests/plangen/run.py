@@ -162,6 +162,7 @@ def run_one(kiln, spec, workdir, effort):
 	else:
 		if r.returncode == 2 and "no plan found within" not in r.stderr:
 			res["verdict"] = "ok"
+			res["cert"] = len(r.stderr.strip())
 			bad = check_weights(spec, r.stderr)
 			if bad:
 				res["verdict"] = "wrong"
@@ -213,6 +214,7 @@ def main():
 		nref = nwrong = 0
 		rss = 0
 		maxn = 0
+		cert = 0
 		slowest = None
 		for s in seeds:
 			sp = plangen.generate(c, s, a.cap)
@@ -223,6 +225,7 @@ def main():
 			maxn = max(maxn, sp.n)
 			if slowest is None or r["cpu"] > slowest[0]:
 				slowest = (r["cpu"], s, sp.n)
+			cert = max(cert, r.get("cert", 0))
 			if r["verdict"] != "ok":
 				bad += 1
 				if r["verdict"] == "refused":
@@ -243,7 +246,7 @@ def main():
 		sys.stdout.flush()
 		summary[c] = {"specs": len(times), "refused": nref, "wrong": nwrong,
 			"median_s": times[len(times) // 2], "max_s": times[-1], "max_cpu_s": cpus[-1],
-			"max_tokens": maxn,
+			"max_tokens": maxn, "max_cert_chars": cert,
 			"max_rss_mib": rss / 1024.0, "slowest": {"seed": slowest[1], "tokens": slowest[2],
 			"s": slowest[0]}}
 	if a.json:
