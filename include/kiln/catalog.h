@@ -383,6 +383,12 @@ int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const c
 			      const char *name, const char *kind, const char *record, int *added,
 			      struct kiln_error *e) KILN_MUST_CHECK;
 
+/* The registry records (JSON, oldest first) of the models registered under name with kind
+ * "lora" or "checkpoint" (several files may share a name: a LoRA trained again). Caller frees
+ * each and the array. */
+int kiln_catalog_models_named(struct kiln_catalog *c, const char *name, const char *kind,
+			      char ***records, size_t *n, struct kiln_error *e) KILN_MUST_CHECK;
+
 /* A training run (table train_runs, version 10), keyed by (name, started): inserted when it
  * starts (state "running", finished 0), updated when it ends ("done" with the trained file's
  * sha256, "failed" or "cancelled"). job_id: the RunPod job, or NULL. */

@@ -1905,6 +1905,43 @@ int kiln_catalog_registry_add(struct kiln_catalog *c, const char *table, const c
 	return rc;
 }
 
+int kiln_catalog_models_named(struct kiln_catalog *c, const char *name, const char *kind,
+			      char ***records, size_t *n, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	char **v = NULL;
+	int rc, step;
+	*records = NULL;
+	*n = 0;
+	if ((rc = prepare(c, "SELECT record FROM models WHERE name = ?1 AND kind = ?2 ORDER BY id",
+			  &st, e)))
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		char **nv = kiln_reallocarray(v, *n + 1, sizeof *nv);
+		if (!nv || !(nv[*n] = dup_col(st, 0))) {
+			v = nv ? nv : v;
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+			break;
+		}
+		v = nv;
+		(*n)++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_error(c, e, "reading the model registry");
+	sqlite3_finalize(st);
+	if (rc) {
+		for (size_t i = 0; i < *n; i++)
+			free(v[i]);
+		free(v);
+		*n = 0;
+		return rc;
+	}
+	*records = v;
+	return 0;
+}
+
 int kiln_catalog_train_last(struct kiln_catalog *c, const char *name, char sha[65],
 			    uint64_t *images, int *found, struct kiln_error *e)
 {

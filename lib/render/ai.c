@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <vips/vips.h>
@@ -418,6 +419,62 @@ static int op_check(void *user, size_t k, struct kiln_ai_job *aj, struct kiln_er
 	return rc;
 }
 
+/* The LoRAs the server said it used (ran.loras: A1111's "Lora hashes", name and 12-hex hash)
+ * against the model registry: a LoRA registered under that name (kiln models add, kiln train
+ * run) must be the file the server ran (its A1111 short hash equal to one registered under the
+ * name), else the attempt fails naming both hashes: the server has another file under the
+ * same name. A match names the registered file (model_sha256) in the render's record, which
+ * the portfolio's log keeps. *ran: the annotated JSON (caller frees), or NULL unchanged. */
+static int resolve_loras(struct kiln_catalog *c, const char *endpoint, const char *ran_json,
+			 char **ran, struct kiln_error *e)
+{
+	json_t *r = ran_json ? json_loads(ran_json, 0, NULL) : NULL, *l;
+	json_t *loras = json_object_get(r, "loras");
+	size_t i;
+	int rc = 0, changed = 0;
+	*ran = NULL;
+	json_array_foreach(loras, i, l) {
+		const char *name = json_string_value(json_object_get(l, "name"));
+		const char *hash = json_string_value(json_object_get(l, "hash"));
+		char **recs = NULL, want[40] = "";
+		size_t n = 0, k;
+		if (!name || !hash)
+			continue;
+		if ((rc = kiln_catalog_models_named(c, name, "lora", &recs, &n, e)))
+			break;
+		for (k = 0; k < n; k++) {
+			json_t *m = json_loads(recs[k], 0, NULL);
+			const char *h = json_string_value(
+				json_object_get(json_object_get(m, "a1111"), "lora_hash"));
+			const char *sha = json_string_value(json_object_get(m, "sha256"));
+			if (h && !want[0])
+				snprintf(want, sizeof want, "%s", h);
+			if (h && sha && !strcasecmp(h, hash)) {
+				json_object_set_new(l, "model_sha256", json_string(sha));
+				changed = 1;
+				json_decref(m);
+				break;
+			}
+			json_decref(m);
+		}
+		for (size_t q = 0; q < n; q++)
+			free(recs[q]);
+		free(recs);
+		if (n && k == n) {
+			rc = kiln_error_set(e, KILN_E_SPEC, endpoint, "the server ran LoRA %s with hash %s, but "
+					    "the LoRA registered as %s has hash %s: the server has "
+					    "another file under that name (copy the registered file "
+					    "there, or register the server's)", name, hash, name,
+					    want[0] ? want : "(none)");
+			break;
+		}
+	}
+	if (!rc && changed && !(*ran = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS)))
+		rc = kiln_error_set(e, KILN_E_NOMEM, endpoint, "out of memory");
+	json_decref(r);
+	return rc;
+}
+
 static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct kiln_error *e)
 {
 	struct ai *a = user;
@@ -457,8 +514,19 @@ static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct
 		x->info = kiln_strdup(at->aj->info);
 	if (at->aj && at->aj->remote_id[0])
 		x->remote = kiln_strdup(at->aj->remote_id);
-	if (at->aj && at->aj->ran)
-		x->ran = kiln_strdup(at->aj->ran);
+	if (at->aj && at->aj->ran) {
+		char *res = NULL;
+		if (ok && resolve_loras(a->p->catalog, at->ep ? at->ep->url : NULL, at->aj->ran,
+					&res, &se)) {
+			size_t n = strlen(se.msg) + strlen(at->ep ? at->ep->url : "") + 4;
+			ok = 0;
+			free(x->error);
+			if ((x->error = kiln_malloc(n)))
+				snprintf(x->error, n, "%s%s%s", at->ep ? at->ep->url : "",
+					 at->ep ? ": " : "", se.msg);
+		}
+		x->ran = res ? res : kiln_strdup(at->aj->ran);
+	}
 	x->final = at->final;
 	x->seed_req = j->seed;
 	x->seed_used = ok && at->aj ? at->aj->seed_used : j->seed;
