@@ -669,7 +669,8 @@ static int engine_steps(struct run *r, const struct kiln_polish_opts *o, struct 
 	/* one round per engine step of a chain: a chain may hold more than one */
 	for (size_t round = 0; has && round <= r->nops; round++) {
 		struct kiln_image_job *jobs;
-		struct kiln_image_opts io = {o->cancel, o->progress, o->user};
+		/* no progress of its own: the stage reports each token once, after its walk */
+		struct kiln_image_opts io = {o->cancel, NULL, NULL};
 		size_t nj = 0;
 		r->nneed = 0;
 		for (size_t i = 0; i < r->items->n; i++) {
