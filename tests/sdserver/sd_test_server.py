@@ -330,6 +330,16 @@ def fake_sha256(kind, name):
     return hashlib.sha256(("sd-test-server:%s:%s" % (kind, name)).encode()).hexdigest()
 
 
+def addnet_hash(path):
+    """A1111's LoRA hash of a safetensors file (modules/hashes.py addnet_hash_safetensors):
+    SHA-256 of the bytes after the 8-byte length and the JSON header; "Lora hashes" shows its
+    first 12 hex (extensions-builtin/Lora/network.py shorthash)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        f.seek(8 + n)
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 class Output:
     """A produced image: its params and fault variant; bytes are rendered on demand."""
 
@@ -607,6 +617,13 @@ class State:
                          i["model_name"] + " [" + i["hash"] + "]"):
                 return m
         return None
+
+    def lora_hash(self, stem):
+        """The 12-hex hash "Lora hashes" shows: the real file's under --lora-dir."""
+        d = self.args.lora_dir
+        if d and os.path.isfile(os.path.join(d, stem + ".safetensors")):
+            return addnet_hash(os.path.join(d, stem + ".safetensors"))[:12]
+        return fake_sha256("lora", stem)[:12]
 
     def lora_stem(self, name):
         for ext in LORA_EXTS:
@@ -1470,7 +1487,7 @@ class A1111:
                 loras.append([stem, w])
                 key = name.replace(":", "").replace(",", "")
                 if key not in [x.split(": ")[0] for x in lora_hashes]:
-                    lora_hashes.append("%s: %s" % (key, fake_sha256("lora", stem)[:12]))
+                    lora_hashes.append("%s: %s" % (key, st.lora_hash(stem)))
             if missing and st.args.forge:
                 loras, lora_hashes = [], []
         render_prompt = _LORA_TAG.sub("", prompt)
@@ -3598,6 +3615,9 @@ def parse_args(argv):
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN'")
     p.add_argument("--models", default="sd_xl_base_1.0.safetensors,v1-5-pruned-emaonly.safetensors",
                    help="comma-separated checkpoint file names (first is loaded at start)")
+    p.add_argument("--lora-dir", default=None,
+                   help="real LoRA files: a listed LoRA whose NAME.safetensors is here reports "
+                   "its real A1111 hash (else a made-up one)")
     p.add_argument("--loras", default="crown_v2.safetensors,laser_eyes.safetensors,"
                    "pixel_art_xl.safetensors", help="comma-separated LoRA file names")
     p.add_argument("--controlnets", default="control_v11p_sd15_canny.pth,"
