@@ -46,8 +46,8 @@
 #define NTRY 24 /* (layer, value) changes weighed per move against a collision */
 
 /* RNG streams: one per purpose, so that changing one use does not shift the others */
-#define CODE_TRIES 200 /* labelings of a code tried (code.c), times the effort */
-#define CODE_FIRST 40 /* of them, tried before the search when the spec is tight */
+#define CODE_TRIES 40 /* labelings of a code tried (code.c), times the effort */
+#define CODE_FIRST 8 /* of them, tried before the search when the spec is tight */
 enum { STREAM_COLUMNS = 1, STREAM_SEARCH = 2, STREAM_IDS = 3, STREAM_REPLACE = 4,
        STREAM_RESTART = 5 };
 
