@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #define EXEC_MS 86400000 /* a day of GPU at most */
-#define TTL_MS (EXEC_MS + 3600000)
 
 static const char *token_of(const struct kiln_endpoint *ep)
 {
@@ -74,9 +73,17 @@ int train_runpod_submit(struct train_ctx *t, struct kiln_project *p,
 		}
 		data = kiln_buf_detach(&enc, NULL);
 	}
-	o = json_pack("{s:{s:s, s:s, s:s, s:s, s:O, s:s, s:s}, s:{s:i, s:i}}", "input", "kiln",
-		      "train", "name", t->name, "workdir", t->name, "script", t->script, "args",
-		      args, "output", out, "dataset_tar", data, "policy", "executionTimeout", EXEC_MS, "ttl", TTL_MS);
+	{
+		/* the endpoint's execution_timeout and ttl (seconds), else a day and an hour more */
+		json_int_t ex = tr->runpod->execution_timeout ?
+			(json_int_t)tr->runpod->execution_timeout * 1000 : EXEC_MS;
+		json_int_t ttl = tr->runpod->ttl ? (json_int_t)tr->runpod->ttl * 1000
+						 : ex + 3600000;
+		o = json_pack("{s:{s:s, s:s, s:s, s:s, s:O, s:s, s:s}, s:{s:I, s:I}}", "input",
+			      "kiln", "train", "name", t->name, "workdir", t->name, "script",
+			      t->script, "args", args, "output", out, "dataset_tar", data, "policy",
+			      "executionTimeout", ex, "ttl", ttl);
+	}
 	free(data);
 	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);

@@ -278,7 +278,7 @@ int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep, int
 	if ((rc = get_lifetimes(c, n, ep, "RunPod", 5, 604800, 10, 604800)))
 		return rc;
 	{
-		unsigned ex = ep->execution_timeout ? ep->execution_timeout : 600;
+		unsigned ex = ep->execution_timeout ? ep->execution_timeout : training ? 86400 : 600;
 		if (ep->ttl && ep->ttl < ex)
 			return fail(c, get(n, "ttl"), "RunPod endpoint %s: ttl (%u s) is shorter than "
 				    "execution_timeout (%u s), but RunPod drops a job when its ttl runs "
