@@ -128,7 +128,8 @@ static int walk(struct kiln_buf *out, const char *dir, const char *name, int top
 		}
 		n++;
 	}
-	qsort(v, n, sizeof *v, cmp);
+	if (n)
+		qsort(v, n, sizeof *v, cmp);
 	for (size_t i = 0; i < n && !rc; i++) {
 		char *path = NULL, *rel = NULL;
 		struct stat st;
