@@ -25,6 +25,7 @@ for t in spec png metadata engine record catalog c2pa; do
 	[ -d "$here/regress/$t" ] && cp -n "$here/regress/$t/"* "$work/" 2>/dev/null || true
 	log=$build/fuzz-$t.log
 	if TMPDIR=$build/fuzz-tmp ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+	   LSAN_OPTIONS=suppressions=$here/lsan.supp:fast_unwind_on_malloc=0 \
 	   "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
 	   -artifact_prefix="$build/fuzz-crash/$t/" -print_final_stats=1 "$work" >"$log" 2>&1; then
 		echo "fuzz $t: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') runs in ${secs} s, no crash"
