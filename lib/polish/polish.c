@@ -244,8 +244,10 @@ static int keep_text(const char *path, struct kiln_buf *buf, struct kiln_error *
 {
 	struct kiln_buf in = KILN_BUF_INIT, d;
 	int rc;
-	if ((rc = kiln_fs_read(path, &in, e)))
+	if ((rc = kiln_fs_read(path, &in, e))) {
+		kiln_buf_release(&in); /* what was read before a failure */
 		return rc;
+	}
 	if (in.len < 8 || memcmp(in.data, "\x89PNG\r\n\x1a\n", 8)) {
 		kiln_buf_release(&in);
 		return 0; /* a JPEG or WebP render: nothing of it is a PNG chunk */
