@@ -313,14 +313,30 @@ static int set_texts(json_t *g, const char *const *ids, size_t n, const char *te
 	return 0;
 }
 
+/* The /prompt body around graph g: {prompt, client_id, prompt_id} (the id from the recipe and
+ * the attempt), appended to out. KILN_E_NOMEM. */
+static int post_body(const struct kiln_ai_request *rq, unsigned attempt, json_t *g,
+		     struct kiln_buf *out)
+{
+	char pid[40];
+	json_t *body;
+	int rc;
+	prompt_id(rq, attempt, pid);
+	if (!(body = json_pack("{s:O, s:s, s:s}", "prompt", g, "client_id", "kiln", "prompt_id",
+			       pid)))
+		return KILN_E_NOMEM;
+	rc = kiln_ai_json_append(body, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
+	json_decref(body);
+	return rc;
+}
+
 static int bind(const struct kiln_ai_request *rq, const struct kiln_ai_caps *caps,
 		unsigned attempt, struct kiln_buf *out, struct kiln_error *e)
 {
-	json_t *g, *ks, *in, *body = NULL;
+	json_t *g, *ks, *in;
 	json_error_t je;
 	struct binding bd;
 	const char *ck;
-	char pid[40];
 	int rc = KILN_E_NOMEM;
 	if (!rq->workflow)
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "comfyui needs generate.workflow");
@@ -407,15 +423,10 @@ static int bind(const struct kiln_ai_request *rq, const struct kiln_ai_caps *cap
 		    json_object_set_new(in, "negative", json_pack("[s,i]", ap, 1)))
 			goto out;
 	}
-	prompt_id(rq, attempt, pid);
-	if (!(body = json_pack("{s:O, s:s, s:s}", "prompt", g, "client_id", "kiln",
-			       "prompt_id", pid)))
-		goto out;
-	rc = kiln_ai_json_append(body, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
+	rc = post_body(rq, attempt, g, out);
 out:
 	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory binding the workflow");
-	json_decref(body);
 	json_decref(g);
 	return rc;
 }
@@ -467,8 +478,8 @@ static const char *comfy_upscaler(const struct kiln_ai_request *rq)
 static int bind_image(const struct kiln_ai_request *rq, const struct kiln_ai_caps *caps,
 		      unsigned attempt, struct kiln_buf *out, struct kiln_error *e)
 {
-	json_t *g = json_object(), *body = NULL;
-	char img[128], mask[128], pid[40];
+	json_t *g = json_object();
+	char img[128], mask[128];
 	const char *last = "kiln_up";
 	int rc = KILN_E_NOMEM;
 	if (!g)
@@ -534,15 +545,10 @@ static int bind_image(const struct kiln_ai_request *rq, const struct kiln_ai_cap
 	if (json_object_set_new(g, "kiln_save", json_pack("{s:s, s:{s:[s,i], s:s}}", "class_type",
 		"SaveImage", "inputs", "images", last, 0, "filename_prefix", "kiln_polish")))
 		goto out;
-	prompt_id(rq, attempt, pid);
-	if (!(body = json_pack("{s:O, s:s, s:s}", "prompt", g, "client_id", "kiln",
-			       "prompt_id", pid)))
-		goto out;
-	rc = kiln_ai_json_append(body, JSON_COMPACT | JSON_PRESERVE_ORDER, out);
+	rc = post_body(rq, attempt, g, out);
 out:
 	if (rc == KILN_E_NOMEM)
 		kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory building the graph");
-	json_decref(body);
 	json_decref(g);
 	return rc;
 }
