@@ -6,10 +6,11 @@ PKGS="build-essential cmake pkg-config git
 libvips-dev libfyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
 libssl-dev libimagequant-dev libdeflate-dev libxxhash-dev zlib1g-dev libcmocka-dev
 coinor-libclp-dev coinor-libcbc-dev
-libmicrohttpd-dev libpotrace-dev libcbor-dev
+libmicrohttpd-dev libpotrace-dev libcbor-dev libarchive-dev
 python3 python3-pil sqlite3"
 # libmicrohttpd: the review server; libpotrace + libimagequant: polish's vectorizer; libcbor:
-# the C2PA claims and COSE signatures of the portfolio
+# the C2PA claims and COSE signatures of the portfolio; libarchive: the tar of a prepared
+# training folder sent to RunPod
 if [ "${1:-}" = "--test" ]; then
   # valgrind; numpy and scipy for the imagehash oracle (tests/qa/compare_phash.sh); the
   # dispatcher test's HTTP server

@@ -1,14 +1,18 @@
-/* pack: a prepared training folder as a POSIX ustar archive in memory (the RunPod training
- * job's input; Python's tarfile, GNU tar and bsdtar read it). Regular files only, in bytewise
- * name order so the same folder gives the same bytes (mtime 0, uid/gid 0, mode 0644);
- * symbolic links and special files are refused, hidden names and the run's own files (log,
- * run.json, exit, out/) skipped. Names up to 255 bytes (ustar's prefix + name).
- *
- * Sizes: what RunPod takes in a /run body (10 MB after base64): a few hundred small images. */
+/* pack: a prepared training folder as a tar archive (the RunPod training job's dataset),
+ * written by libarchive in the POSIX pax format (plain ustar headers while names fit; Python's
+ * tarfile, GNU tar and bsdtar read it). Regular files only, in bytewise name order, every
+ * entry with mtime 0, uid/gid 0, no owner names, mode 0644 (folders 0755), so the same folder
+ * gives the same bytes and the same SHA-256 (the S3 key of an uploaded dataset); symbolic
+ * links and special files are refused, hidden names and the run's own files (log, run.json,
+ * exit, out/) skipped. The archive goes to memory (a /run body) or to a file descriptor
+ * (an upload), hashed as it is written. */
 #include "kiln/train.h"
 #include "kiln/buf.h"
 #include "util/alloc.h"
+#include "util/sha.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +21,40 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+struct sink {
+	struct kiln_buf *buf;      /* memory, or */
+	int fd;                    /* a file (buf NULL) */
+	struct kiln_sha256 h;
+	uint64_t size;
+	int nomem, io;             /* what failed */
+};
+
+static la_ssize_t on_write(struct archive *a, void *user, const void *p, size_t n)
+{
+	struct sink *s = user;
+	(void)a;
+	if (s->buf) {
+		if (kiln_buf_add(s->buf, p, n)) {
+			s->nomem = 1;
+			return -1;
+		}
+	} else {
+		for (size_t done = 0; done < n;) {
+			ssize_t w = write(s->fd, (const char *)p + done, n - done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				s->io = errno ? errno : EIO;
+				return -1;
+			}
+			done += (size_t)w;
+		}
+	}
+	kiln_sha256_update(&s->h, p, n);
+	s->size += n;
+	return (la_ssize_t)n;
+}
 
 static int cmp(const void *a, const void *b)
 {
@@ -30,77 +68,68 @@ static int skipped(const char *name, int top)
 					  !strcmp(name, "out")));
 }
 
-static int header(struct kiln_buf *out, const char *name, uint64_t size, char type,
-		  struct kiln_error *e)
+/* An archive error as kiln's: out of memory, the sink's write, or libarchive's word. */
+static int fail(struct archive *a, const struct sink *s, const char *what,
+		struct kiln_error *e)
 {
-	unsigned char h[512];
-	size_t n = strlen(name), split = 0;
-	unsigned sum = 0;
-	memset(h, 0, sizeof h);
-	if (n > 100) {
-		/* prefix (up to 155) '/' name (up to 100): cut at a '/' */
-		for (size_t i = n > 101 ? n - 101 : 0; i < n && i <= 155; i++)
-			if (name[i] == '/') {
-				split = i;
-				break;
-			}
-		if (!split || n - split - 1 > 100)
-			return kiln_error_set(e, KILN_E_IO, name, "the name is too long for a tar "
-					      "archive (ustar: 255 bytes)");
-		memcpy(h + 345, name, split);
-		memcpy(h, name + split + 1, n - split - 1);
-	} else {
-		memcpy(h, name, n);
-	}
-	snprintf((char *)h + 100, 8, "%07o", type == '5' ? 0755 : 0644);
-	snprintf((char *)h + 108, 8, "%07o", 0);
-	snprintf((char *)h + 116, 8, "%07o", 0);
-	snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size);
-	snprintf((char *)h + 136, 12, "%011o", 0);
-	h[156] = (unsigned char)type;
-	memcpy(h + 257, "ustar", 6);
-	memcpy(h + 263, "00", 2);
-	memset(h + 148, ' ', 8);
-	for (size_t i = 0; i < sizeof h; i++)
-		sum += h[i];
-	snprintf((char *)h + 148, 8, "%06o", sum);
-	h[155] = ' ';
-	return kiln_buf_add(out, h, sizeof h) ? kiln_error_set(e, KILN_E_NOMEM, NULL, "out of "
-							      "memory packing the dataset") : 0;
+	if (s->nomem)
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory packing the dataset");
+	if (s->io)
+		return kiln_error_set(e, KILN_E_IO, what, "cannot write the dataset archive: %s",
+				      strerror(s->io));
+	return kiln_error_set(e, KILN_E_IO, what, "cannot pack: %s",
+			      archive_error_string(a) ? archive_error_string(a) : "libarchive");
 }
 
-static int add_file(struct kiln_buf *out, const char *path, const char *name, uint64_t size,
-		    struct kiln_error *e)
+/* One entry's header: the same fields every time (see the top). */
+static int header(struct archive *a, struct archive_entry *en, const char *name,
+		  uint64_t size, int dir, const struct sink *s, struct kiln_error *e)
 {
-	static const char zero[512];
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc;
-	uint64_t got = 0;
-	if (fd < 0)
-		return kiln_error_set(e, KILN_E_IO, path, "cannot read: %s", strerror(errno));
-	if ((rc = header(out, name, size, '0', e)) || (rc = kiln_buf_grow(out, size + 512))) {
-		close(fd);
-		return rc == KILN_E_NOMEM || rc < 0 ? kiln_error_set(e, KILN_E_NOMEM, NULL, "out of "
-								      "memory packing the dataset")
-						    : rc;
-	}
-	while (got < size) {
-		ssize_t r = read(fd, out->data + out->len, (size_t)(size - got));
-		if (r <= 0) {
-			close(fd);
-			return kiln_error_set(e, KILN_E_IO, path, "changed while it was packed");
-		}
-		out->len += (size_t)r;
-		got += (uint64_t)r;
-	}
-	close(fd);
-	out->data[out->len] = 0;
-	if (size % 512 && kiln_buf_add(out, zero, 512 - size % 512))
-		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory packing the dataset");
+	archive_entry_clear(en);
+	archive_entry_set_pathname(en, name);
+	archive_entry_set_filetype(en, dir ? AE_IFDIR : AE_IFREG);
+	archive_entry_set_perm(en, dir ? 0755 : 0644);
+	archive_entry_set_size(en, dir ? 0 : (la_int64_t)size);
+	archive_entry_set_mtime(en, 0, 0);
+	archive_entry_set_uid(en, 0);
+	archive_entry_set_gid(en, 0);
+	if (archive_write_header(a, en) != ARCHIVE_OK)
+		return fail(a, s, name, e);
 	return 0;
 }
 
-static int walk(struct kiln_buf *out, const char *dir, const char *name, int top,
-		struct kiln_error *e)
+static int add_file(struct archive *a, struct archive_entry *en, const struct sink *s,
+		    const char *path, const char *name, uint64_t size, struct kiln_error *e)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc;
+	uint64_t got = 0;
+	char *buf;
+	if (fd < 0)
+		return kiln_error_set(e, KILN_E_IO, path, "cannot read: %s", strerror(errno));
+	if (!(buf = kiln_malloc((size_t)1 << 20))) {
+		close(fd);
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory packing the dataset");
+	}
+	rc = header(a, en, name, size, 0, s, e);
+	while (!rc && got < size) {
+		size_t want = size - got < ((size_t)1 << 20) ? (size_t)(size - got) : (size_t)1 << 20;
+		ssize_t r = read(fd, buf, want);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			rc = kiln_error_set(e, KILN_E_IO, path, "changed while it was packed");
+		else if (archive_write_data(a, buf, (size_t)r) != r)
+			rc = fail(a, s, path, e);
+		else
+			got += (uint64_t)r;
+	}
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static int walk(struct archive *a, struct archive_entry *en, const struct sink *s,
+		const char *dir, const char *name, int top, struct kiln_error *e)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -142,9 +171,10 @@ static int walk(struct kiln_buf *out, const char *dir, const char *name, int top
 		if (lstat(path, &st))
 			rc = kiln_error_set(e, KILN_E_IO, path, "%s", strerror(errno));
 		else if (S_ISDIR(st.st_mode))
-			rc = header(out, rel, 0, '5', e) ? KILN_E_NOMEM : walk(out, path, rel, 0, e);
+			rc = header(a, en, rel, 0, 1, s, e) ? e->code
+							    : walk(a, en, s, path, rel, 0, e);
 		else if (S_ISREG(st.st_mode))
-			rc = add_file(out, path, rel, (uint64_t)st.st_size, e);
+			rc = add_file(a, en, s, path, rel, (uint64_t)st.st_size, e);
 		else
 			rc = kiln_error_set(e, KILN_E_IO, path, "not a regular file (a link or a "
 					    "special file): a prepared folder holds files only");
@@ -159,14 +189,56 @@ out:
 	return rc;
 }
 
+static int pack(const char *dir, const char *name, struct sink *s, char sha256[65],
+		struct kiln_error *e)
+{
+	struct archive *a = NULL;
+	struct archive_entry *en = NULL;
+	int rc;
+	if (kiln_sha256_init(&s->h))
+		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory packing the dataset");
+	if (!(a = archive_write_new()) || !(en = archive_entry_new())) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory packing the dataset");
+		goto out;
+	}
+	/* pax (ustar headers unless a name needs more), 512-byte records, no padding to
+	 * libarchive's 10 KiB blocks beyond the two zero records that end a tar */
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_per_block(a, 512) != ARCHIVE_OK ||
+	    archive_write_open2(a, s, NULL, on_write, NULL, NULL) != ARCHIVE_OK) {
+		rc = fail(a, s, dir, e);
+		goto out;
+	}
+	rc = header(a, en, name, 0, 1, s, e);
+	if (!rc)
+		rc = walk(a, en, s, dir, name, 1, e);
+	if (!rc && archive_write_close(a) != ARCHIVE_OK)
+		rc = fail(a, s, dir, e);
+out:
+	if (en)
+		archive_entry_free(en);
+	if (a)
+		archive_write_free(a);
+	if (rc)
+		kiln_sha256_abort(&s->h);
+	else
+		kiln_sha256_final(&s->h, NULL, sha256);
+	return rc;
+}
+
 int kiln_train_pack(const char *dir, const char *name, struct kiln_buf *out,
 		    struct kiln_error *e)
 {
-	static const char zero[1024];
-	int rc = header(out, name, 0, '5', e);
-	if (!rc)
-		rc = walk(out, dir, name, 1, e);
-	if (!rc && kiln_buf_add(out, zero, sizeof zero))
-		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory packing the dataset");
+	struct sink s = {out, -1, {NULL}, 0, 0, 0};
+	char hex[65];
+	return pack(dir, name, &s, hex, e);
+}
+
+int kiln_train_pack_fd(const char *dir, const char *name, int fd, char sha256[65],
+		       uint64_t *size, struct kiln_error *e)
+{
+	struct sink s = {NULL, fd, {NULL}, 0, 0, 0};
+	int rc = pack(dir, name, &s, sha256, e);
+	*size = s.size;
 	return rc;
 }

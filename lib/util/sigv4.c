@@ -329,28 +329,20 @@ out:
 	return rc;
 }
 
-int kiln_sigv4_request(const struct kiln_sigv4 *k, const char *method, const char *url,
-		       const char *extra, const void *body, size_t len, double now,
-		       struct kiln_buf *lines, struct kiln_error *e)
+/* The Host libcurl sends for url (the scheme's default port left out) and where the target
+ * starts (after the host). */
+static int url_host(const char *url, char *host, size_t cap, const char **target,
+		    struct kiln_error *e)
 {
-	struct kiln_sigv4_header h[24];
-	struct kiln_sigv4 kk = *k;
-	struct kiln_sigv4_result r;
-	struct kiln_buf ex = KILN_BUF_INIT;
-	char host[512], date[17], payload[65];
-	const char *p, *hs, *he, *target;
-	size_t nh = 0;
-	int https, rc;
-	time_t t = (time_t)now;
-	struct tm tm;
-	https = !strncmp(url, "https://", 8);
+	const char *p, *hs, *he;
+	int https = !strncmp(url, "https://", 8);
 	if (!https && strncmp(url, "http://", 7))
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "cannot sign '%s': not an http(s) URL",
 				      url);
 	hs = url + (https ? 8 : 7);
 	for (he = hs; *he && *he != '/' && *he != '?'; he++)
 		;
-	if (he == hs || (size_t)(he - hs) >= sizeof host)
+	if (he == hs || (size_t)(he - hs) >= cap)
 		return kiln_error_set(e, KILN_E_SPEC, NULL, "cannot sign '%s': no host", url);
 	memcpy(host, hs, (size_t)(he - hs));
 	host[he - hs] = 0;
@@ -358,16 +350,50 @@ int kiln_sigv4_request(const struct kiln_sigv4 *k, const char *method, const cha
 	if ((p = strrchr(host, ':')) && !strchr(p, ']') &&
 	    !strcmp(p + 1, https ? "443" : "80"))
 		host[p - host] = 0;
-	target = *he ? he : "/";
+	*target = he;
+	return 0;
+}
+
+static void amz_date(double now, char date[17])
+{
+	time_t t = (time_t)now;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(date, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+int kiln_sigv4_request(const struct kiln_sigv4 *k, const char *method, const char *url,
+		       const char *extra, const void *body, size_t len, double now,
+		       struct kiln_buf *lines, struct kiln_error *e)
+{
+	char payload[65];
+	kiln_sha256_hex(body ? body : "", body ? len : 0, payload);
+	return kiln_sigv4_request_hashed(k, method, url, extra, payload, now, lines, e);
+}
+
+int kiln_sigv4_request_hashed(const struct kiln_sigv4 *k, const char *method, const char *url,
+			      const char *extra, const char *payload, double now,
+			      struct kiln_buf *lines, struct kiln_error *e)
+{
+	struct kiln_sigv4_header h[24];
+	struct kiln_sigv4 kk = *k;
+	struct kiln_sigv4_result r;
+	struct kiln_buf ex = KILN_BUF_INIT;
+	char host[512], date[17];
+	const char *p, *target;
+	size_t nh = 0;
+	int rc;
+	if ((rc = url_host(url, host, sizeof host, &target, e)))
+		return rc;
+	if (!*target)
+		target = "/";
 	if (*target == '?') {
 		/* "host?q": the path is "/" */
 		if (kiln_buf_addf(&ex, "/%s", target))
 			return kiln_error_set(e, KILN_E_NOMEM, NULL, "no memory to sign a request");
 	}
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof date, "%Y%m%dT%H%M%SZ", &tm);
+	amz_date(now, date);
 	kk.amz_date = date;
-	kiln_sha256_hex(body ? body : "", body ? len : 0, payload);
 	h[nh++] = (struct kiln_sigv4_header){"Host", host};
 	h[nh++] = (struct kiln_sigv4_header){"X-Amz-Date", date};
 	h[nh++] = (struct kiln_sigv4_header){"X-Amz-Content-Sha256", payload};
@@ -404,5 +430,56 @@ int kiln_sigv4_request(const struct kiln_sigv4 *k, const char *method, const cha
 	kiln_sigv4_result_release(&r);
 	kiln_buf_release(&ex);
 	free(copy);
+	return rc;
+}
+
+int kiln_sigv4_presign(const struct kiln_sigv4 *k, const char *method, const char *url,
+		       unsigned expires, double now, struct kiln_buf *out, struct kiln_error *e)
+{
+	struct kiln_sigv4_header h[1];
+	struct kiln_sigv4 kk = *k;
+	struct kiln_sigv4_result r;
+	struct kiln_buf q = KILN_BUF_INIT, cred = KILN_BUF_INIT, target = KILN_BUF_INIT;
+	char host[512], date[17];
+	const char *t, *sig;
+	int rc;
+	if (expires < 1 || expires > 604800)
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "a presigned URL lives 1 s to 7 days, "
+				      "not %u s", expires);
+	if ((rc = url_host(url, host, sizeof host, &t, e)))
+		return rc;
+	if (strchr(t, '?'))
+		return kiln_error_set(e, KILN_E_SPEC, NULL, "cannot presign '%s': it has a query",
+				      url);
+	amz_date(now, date);
+	kk.amz_date = date;
+	h[0] = (struct kiln_sigv4_header){"Host", host};
+	memset(&r, 0, sizeof r);
+	/* the query (every X-Amz-* but the signature), encoded as it is signed */
+	if (kiln_buf_addf(&cred, "%s/%.8s/%s/%s/aws4_request", k->access_key, date, k->region,
+			  k->service) ||
+	    kiln_buf_adds(&q, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=") ||
+	    kiln_sigv4_encode(cred.data, cred.len, 0, &q) ||
+	    kiln_buf_addf(&q, "&X-Amz-Date=%s&X-Amz-Expires=%u", date, expires) ||
+	    (k->token && *k->token &&
+	     (kiln_buf_adds(&q, "&X-Amz-Security-Token=") ||
+	      kiln_sigv4_encode(k->token, strlen(k->token), 0, &q))) ||
+	    kiln_buf_adds(&q, "&X-Amz-SignedHeaders=host") ||
+	    kiln_buf_addf(&target, "%s?%s", *t ? t : "/", q.data)) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "no memory to sign a request");
+		goto out;
+	}
+	if ((rc = kiln_sigv4_sign(&kk, method, target.data, h, 1, NULL, 0, "UNSIGNED-PAYLOAD", &r,
+				  e)))
+		goto out;
+	sig = strstr(r.authz.data, "Signature=");
+	if (!sig || kiln_buf_addf(out, "%.*s%s?%s&X-Amz-Signature=%s", (int)(t - url), url,
+				  *t ? t : "/", q.data, sig + 10))
+		rc = kiln_error_set(e, KILN_E_NOMEM, NULL, "no memory to sign a request");
+out:
+	kiln_sigv4_result_release(&r);
+	kiln_buf_release(&q);
+	kiln_buf_release(&cred);
+	kiln_buf_release(&target);
 	return rc;
 }

@@ -69,6 +69,21 @@ int kiln_sigv4_request(const struct kiln_sigv4 *k, const char *method, const cha
 		       const char *extra, const void *body, size_t len, double now,
 		       struct kiln_buf *lines, struct kiln_error *e) KILN_MUST_CHECK;
 
+/* The same with the payload's hex SHA-256 given (a body streamed from a file). */
+int kiln_sigv4_request_hashed(const struct kiln_sigv4 *k, const char *method, const char *url,
+			      const char *extra, const char *payload_hash, double now,
+			      struct kiln_buf *lines, struct kiln_error *e) KILN_MUST_CHECK;
+
+/* A presigned URL (query-string authentication, what S3 calls a presigned URL) appended to
+ * out: url (no query) with X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date, X-Amz-Expires
+ * (expires seconds, 1 to 604800, AWS's bounds), X-Amz-Security-Token when there is a token,
+ * X-Amz-SignedHeaders=host and X-Amz-Signature; the payload signed as UNSIGNED-PAYLOAD. Whoever
+ * holds the URL may make that one request until it expires, without the keys. now: Unix
+ * seconds. */
+int kiln_sigv4_presign(const struct kiln_sigv4 *k, const char *method, const char *url,
+		       unsigned expires, double now, struct kiln_buf *out, struct kiln_error *e)
+	KILN_MUST_CHECK;
+
 /* RFC 3986 percent-encoding of s[n] into out: unreserved bytes as they are, '/' too when
  * keep_slash, every other byte %XX (upper-case hex). KILN_E_NOMEM. */
 int kiln_sigv4_encode(const char *s, size_t n, int keep_slash, struct kiln_buf *out)

@@ -267,6 +267,32 @@ static void test_request(void **state)
 	kiln_buf_release(&lines);
 }
 
+/* kiln_sigv4_presign: the S3 API reference's presigned GET example ("Authenticating Requests:
+ * Using Query Parameters"): examplebucket/test.txt, 86400 s, 2013-05-24T00:00:00Z. */
+static void test_presign(void **state)
+{
+	struct kiln_buf url = KILN_BUF_INIT;
+	struct kiln_error e;
+	struct kiln_sigv4 k = s3_key;
+	(void)state;
+	assert_int_equal(kiln_sigv4_presign(&k, "GET", "https://examplebucket.s3.amazonaws.com"
+					    "/test.txt", 86400, 1369353600.0, &url, &e), 0);
+	assert_string_equal(url.data,
+			    "https://examplebucket.s3.amazonaws.com/test.txt"
+			    "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+			    "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3"
+			    "%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400"
+			    "&X-Amz-SignedHeaders=host&X-Amz-Signature="
+			    "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
+	kiln_buf_release(&url);
+	/* AWS's bounds on X-Amz-Expires; a URL that has a query already */
+	assert_int_equal(kiln_sigv4_presign(&k, "GET", "https://b.s3.amazonaws.com/x", 604801, 0,
+					    &url, &e), KILN_E_SPEC);
+	assert_int_equal(kiln_sigv4_presign(&k, "GET", "https://b.s3.amazonaws.com/x?a=1", 60, 0,
+					    &url, &e), KILN_E_SPEC);
+	kiln_buf_release(&url);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +300,7 @@ int main(void)
 		cmocka_unit_test(test_s3_examples),
 		cmocka_unit_test(test_s3_paths),
 		cmocka_unit_test(test_request),
+		cmocka_unit_test(test_presign),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
