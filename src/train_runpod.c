@@ -1,15 +1,8 @@
 /* kiln train run on RunPod: the prepared folder sent as a serverless job, followed by polling
- * /status, the LoRA brought back. The job's input and output are kiln's own contract (there
- * is no official RunPod kohya worker), documented in docs/training.md "Running":
- *
- *   input  {kiln: "train", name, workdir: NAME, script: "sdxl_train_network.py" (the base's
- *          family), args: [kohya's flags from command.json, paths relative to workdir],
- *          output: the .safetensors relative to workdir, dataset_tar: base64 of a ustar
- *          archive of .kiln/train/NAME/ as NAME/ (kiln_train_pack)}; the worker unpacks it
- *          and runs kohya's script with args in workdir
- *   while IN_PROGRESS, /status may carry output {progress: "<kohya's last progress line>"}
- *   output {lora: base64 of the .safetensors | lora_url: an http(s) URL, log: the trainer's
- *          output (kept in .kiln/train/NAME/log)}
+ * /status, the LoRA brought back. The job's body, the dataset's upload (inline, or S3), the
+ * requests and the LoRA's download are the library's (lib/render/runpod_train.c, its
+ * contract in docs/training.md "Running"); this file reads the credentials from the
+ * environment, keeps run.json, shows the progress and registers the LoRA.
  *
  * The job id is written to run.json the moment /run answers, so a kiln killed while it polls
  * never sends the job again: the next run polls the same id. */
@@ -24,15 +17,32 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXEC_MS 86400000 /* a day of GPU at most */
+#define LORA_MAX ((uint64_t)8 << 30) /* the largest LoRA kiln takes back (8 GiB) */
 
-static const char *token_of(const struct kiln_endpoint *ep)
+/* The endpoint's secrets, from the variables kiln.yaml names (the library reads no
+ * environment): the API key, and the AWS keys of an S3 upload. */
+static int resolve(struct kiln_endpoint *ep, struct kiln_error *e)
 {
-	if (ep->secret)
-		return ep->secret;
-	if (ep->auth_env && getenv(ep->auth_env))
-		return getenv(ep->auth_env);
-	return ep->token_env ? getenv(ep->token_env) : NULL;
+	const char *names[] = {ep->token_env, ep->access_key_env, ep->secret_key_env,
+			       ep->session_token_env};
+	char **to[] = {&ep->secret, &ep->access_key, &ep->secret_key, &ep->session_token};
+	for (size_t i = 0; i < 4; i++) {
+		const char *v = names[i] ? getenv(names[i]) : NULL;
+		if (!v || !*v || *to[i])
+			continue;
+		if (!(*to[i] = strdup(v)))
+			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	}
+	return 0;
+}
+
+static int prepare(const struct kiln_training *tr, struct kiln_runpod_train *rt,
+		   struct kiln_error *e)
+{
+	memset(rt, 0, sizeof *rt);
+	rt->ep = tr->runpod;
+	rt->cancel = &cli_cancel;
+	return resolve(tr->runpod, e);
 }
 
 int train_runpod_submit(struct train_ctx *t, struct kiln_project *p,
@@ -40,11 +50,10 @@ int train_runpod_submit(struct train_ctx *t, struct kiln_project *p,
 			struct kiln_error *e)
 {
 	(void)p;
-	struct kiln_buf tar = KILN_BUF_INIT;
-	char *data = NULL, *body = NULL;
+	struct kiln_runpod_train rt;
+	struct kiln_runpod_train_job j;
 	const char *out = s->output;
 	size_t k = strlen(KILN_TRAIN_DIR);
-	json_t *o;
 	int rc;
 	/* the worker runs in the archive's NAME/ folder, as kohya runs in .kiln/train/NAME */
 	if (!strncmp(out, KILN_TRAIN_DIR, k) && out[k] == '/' &&
@@ -54,47 +63,28 @@ int train_runpod_submit(struct train_ctx *t, struct kiln_project *p,
 		return kiln_error_set(e, KILN_E_STATE, t->command_path, "the output_dir leaves "
 				      ".kiln/train/%s: a RunPod job cannot bring it back there",
 				      t->name);
-	if ((rc = kiln_train_pack(t->dir, t->name, &tar, e)))
+	if ((rc = prepare(tr, &rt, e)))
 		return rc;
-	if (tar.len > (size_t)7400000) {
-		rc = kiln_error_set(e, KILN_E_SPEC, t->dir, "the prepared dataset is %zu bytes, "
-				    "over what a 10 MB RunPod /run body carries as base64: train on "
-				    "fewer or smaller images", tar.len);
-		kiln_buf_release(&tar);
-		return rc;
-	}
-	{
-		struct kiln_buf enc = KILN_BUF_INIT;
-		rc = kiln_runpod_b64_encode(tar.data, tar.len, &enc);
-		kiln_buf_release(&tar);
-		if (rc) {
-			kiln_buf_release(&enc);
-			return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
-		}
-		data = kiln_buf_detach(&enc, NULL);
-	}
-	{
-		/* the endpoint's execution_timeout and ttl (seconds), else a day and an hour more */
-		json_int_t ex = tr->runpod->execution_timeout ?
-			(json_int_t)tr->runpod->execution_timeout * 1000 : EXEC_MS;
-		json_int_t ttl = tr->runpod->ttl ? (json_int_t)tr->runpod->ttl * 1000
-						 : ex + 3600000;
-		o = json_pack("{s:{s:s, s:s, s:s, s:s, s:O, s:s, s:s}, s:{s:I, s:I}}", "input",
-			      "kiln", "train", "name", t->name, "workdir", t->name, "script",
-			      t->script, "args", args, "output", out, "dataset_tar", data, "policy",
-			      "executionTimeout", ex, "ttl", ttl);
-	}
-	free(data);
-	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (!body)
-		return kiln_error_set(e, KILN_E_NOMEM, NULL, "out of memory");
+	memset(&j, 0, sizeof j);
+	j.dir = t->dir;
+	j.name = t->name;
+	j.script = t->script;
+	j.args_json = s->argv_json;
+	j.output = out;
+	(void)args;
 	snprintf(s->endpoint, sizeof s->endpoint, "%s", tr->runpod->url);
-	rc = kiln_runpod_job_submit(tr->runpod, token_of(tr->runpod), body, strlen(body),
-				    s->job_id, sizeof s->job_id, e);
-	free(body);
-	if (!rc)
-		rc = kiln_train_state_write(t->state_path, s, e); /* before anything else */
+	if ((rc = kiln_runpod_train_submit(&rt, &j, s->job_id, sizeof s->job_id, e)))
+		return rc;
+	rc = kiln_train_state_write(t->state_path, s, e); /* before anything else */
+	if (!rc && !t->json && !t->quiet && strcmp(j.dataset, "inline"))
+		fprintf(stderr, "kiln: %s: dataset %s (%llu bytes, %s)\n", t->name, j.dataset,
+			(unsigned long long)j.dataset_bytes,
+			j.uploaded ? "uploaded" : "already in S3");
+	if (!rc && t->json)
+		train_event("dataset", json_pack("{s:s, s:s, s:s, s:I, s:b}", "name", t->name,
+						 "dataset", j.dataset, "sha256", j.dataset_sha256,
+						 "bytes", (json_int_t)j.dataset_bytes, "uploaded",
+						 j.uploaded));
 	return rc;
 }
 
@@ -130,32 +120,27 @@ static int mkdirs_for(const char *file)
 	return 0;
 }
 
-static int completed(struct train_ctx *t, struct kiln_project *p, struct kiln_train_state *s,
-		     json_t *out, struct kiln_error *e)
+static int completed(struct train_ctx *t, struct kiln_project *p,
+		     const struct kiln_runpod_train *rt, struct kiln_train_state *s, json_t *out,
+		     struct kiln_error *e)
 {
-	const char *lora = json_string_value(json_object_get(out, "lora"));
 	const char *log = json_string_value(json_object_get(out, "log"));
-	struct kiln_buf bytes = KILN_BUF_INIT;
 	char file[4200];
 	int rc;
 	if (log && (rc = write_file(t->log_path, log, strlen(log), e)))
 		return rc;
-	if (!lora)
-		return kiln_error_set(e, KILN_E_FAILED, s->endpoint, "job %s completed without a "
-				      "LoRA in its output (%s)", s->job_id,
-				      json_object_get(out, "lora_url") ? "lora_url is not fetched "
-									 "by this kiln"
-								       : "no lora");
-	if (kiln_runpod_b64_decode(lora, strlen(lora), &bytes)) {
-		kiln_buf_release(&bytes);
-		return kiln_error_set(e, KILN_E_FAILED, s->endpoint, "job %s: the LoRA is not "
-				      "base64", s->job_id);
-	}
 	snprintf(file, sizeof file, "%s/%s", p->dir, s->output);
-	rc = mkdirs_for(file) ? kiln_error_set(e, KILN_E_IO, file, "cannot make its folder")
-			      : write_file(file, bytes.data ? bytes.data : "", bytes.len, e);
-	kiln_buf_release(&bytes);
-	return rc ? rc : train_collect(t, p, file, s->job_id, e);
+	if (mkdirs_for(file))
+		return kiln_error_set(e, KILN_E_IO, file, "cannot make its folder");
+	rc = kiln_runpod_train_lora(rt, json_string_value(json_object_get(out, "lora")),
+				    json_string_value(json_object_get(out, "lora_url")),
+				    json_string_value(json_object_get(out, "lora_sha256")),
+				    LORA_MAX, file, e);
+	if (rc) {
+		kiln_error_prefix(e, "job %s: ", s->job_id);
+		return rc;
+	}
+	return train_collect(t, p, file, s->job_id, e);
 }
 
 int train_runpod_follow(struct train_ctx *t, struct kiln_project *p,
@@ -163,9 +148,12 @@ int train_runpod_follow(struct train_ctx *t, struct kiln_project *p,
 			struct kiln_error *e)
 {
 	struct kiln_train_progress pr;
+	struct kiln_runpod_train rt;
 	const struct kiln_endpoint *ep = tr->runpod;
-	unsigned errors = 0;
+	int rc;
 	kiln_train_progress_init(&pr);
+	if ((rc = prepare(tr, &rt, e)))
+		return rc;
 	if (resumed && !t->json && !t->quiet)
 		fprintf(stderr, "kiln: %s: following RunPod job %s (sent %.0f s ago)\n", t->name,
 			s->job_id, (double)time(NULL) - s->started);
@@ -174,20 +162,20 @@ int train_runpod_follow(struct train_ctx *t, struct kiln_project *p,
 		long status = 0;
 		json_t *o, *out;
 		const char *st;
-		int rc;
 		if (cli_cancel)
 			return 1;
-		rc = kiln_runpod_job_status(ep, token_of(ep), s->job_id, (size_t)1 << 30, &status,
-					    &answer, e);
+		/* retried inside (transport errors, 429, 5xx) by the dispatcher's rule */
+		rc = kiln_runpod_train_status(&rt, s->job_id, (size_t)1 << 30, &status, &answer, e);
+		if (cli_cancel) {
+			free(answer);
+			return 1;
+		}
 		if (rc || status == 429 || status >= 500) {
 			free(answer);
-			if (++errors >= 8)
-				return rc ? rc : kiln_error_set(e, KILN_E_NET, ep->url, "/status/%s "
-								"answered HTTP %ld eight times",
-								s->job_id, status);
-			goto wait;
+			return rc ? rc : kiln_error_set(e, KILN_E_NET, ep->url, "/status/%s answered "
+							"HTTP %ld, retries and all", s->job_id,
+							status);
 		}
-		errors = 0;
 		if (status == 404) {
 			free(answer);
 			return kiln_error_set(e, KILN_E_FAILED, ep->url, "job %s is not known to RunPod "
@@ -215,9 +203,9 @@ int train_runpod_follow(struct train_ctx *t, struct kiln_project *p,
 			goto wait;
 		}
 		if (!strcmp(st, "COMPLETED")) {
-			rc = completed(t, p, s, out, e);
+			rc = completed(t, p, &rt, s, out, e);
 			json_decref(o);
-			return rc;
+			return rc == KILN_E_NET && cli_cancel ? 1 : rc;
 		}
 		{
 			json_t *err = json_object_get(o, "error");
@@ -228,8 +216,8 @@ int train_runpod_follow(struct train_ctx *t, struct kiln_project *p,
 			return KILN_E_FAILED;
 		}
 wait:
-		for (int i = 0; i < 5 && !cli_cancel; i++) {
-			struct timespec ts = {0, 100 * 1000 * 1000};
+		for (int i = 0; i < 10 && !cli_cancel; i++) {
+			struct timespec ts = {0, 50 * 1000 * 1000};
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -238,8 +226,13 @@ wait:
 int train_runpod_cancel(struct train_ctx *t, const struct kiln_training *tr,
 			const struct kiln_train_state *s, struct kiln_error *e)
 {
+	struct kiln_runpod_train rt;
+	int rc;
 	(void)t;
 	if (!s->job_id[0])
 		return 0;
-	return kiln_runpod_job_cancel(tr->runpod, token_of(tr->runpod), s->job_id, e);
+	if ((rc = prepare(tr, &rt, e)))
+		return rc;
+	rt.cancel = NULL; /* --cancel is not itself stopped by a Ctrl-C flag */
+	return kiln_runpod_train_cancel(&rt, s->job_id, e);
 }

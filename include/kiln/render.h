@@ -126,21 +126,54 @@ struct kiln_dispatch_stats {
 	char why[512];             /* given up: why ("URL: parked for this run: ...") */
 };
 
-/* A training job on a RunPod serverless endpoint (lib/render/runpod_train.c): the
- * queue API of the image jobs, one blocking request each, the API key as a bearer token.
- * submit: POST /run with body (refused over 10 MB before it is sent), id (idcap bytes) the
- * job id RunPod named. status: GET /status/{id}, *status the HTTP status and *answer the body
- * (at most cap bytes; caller frees). cancel: POST /cancel/{id}. KILN_E_NET when there is no
- * answer (e names the endpoint). */
+/* A training job on a RunPod serverless endpoint (lib/render/runpod_train.c), kiln's own
+ * worker contract (docs/training.md "Running"). Blocking libcurl requests, one at a time,
+ * each with a timeout, retried by the dispatcher's backoff on transport errors, 429 and 5xx
+ * (/run only when it surely was not received), stopped within ~50 ms when *cancel is set
+ * (KILN_E_NET "stopped"). ep: the training's runpod endpoint, ep->secret the API key and the
+ * AWS keys (dataset_upload: s3) resolved by the caller from the variables it names. */
 struct kiln_endpoint;
-int kiln_runpod_job_submit(const struct kiln_endpoint *ep, const char *token, const char *body,
-			   size_t len, char *id, size_t idcap, struct kiln_error *e)
-	KILN_MUST_CHECK;
-int kiln_runpod_job_status(const struct kiln_endpoint *ep, const char *token, const char *id,
-			   size_t cap, long *status, char **answer, struct kiln_error *e)
-	KILN_MUST_CHECK;
-int kiln_runpod_job_cancel(const struct kiln_endpoint *ep, const char *token, const char *id,
-			   struct kiln_error *e) KILN_MUST_CHECK;
+struct kiln_runpod_train {
+	const struct kiln_endpoint *ep;
+	const volatile int *cancel;   /* may be NULL */
+};
+struct kiln_runpod_train_job {
+	const char *dir;              /* the prepared folder, .kiln/train/NAME (packed) */
+	const char *name;             /* NAME: the archive's top folder and the workdir */
+	const char *script;           /* kohya's script for the base's family */
+	const char *args_json;        /* kohya's flags, a JSON array of strings */
+	const char *output;           /* the .safetensors, relative to the workdir */
+	/* filled by body/submit: what was sent */
+	char dataset[1400];           /* "inline", or s3://BUCKET/PREFIX<sha256>.tar */
+	char dataset_sha256[65];      /* of the tar */
+	uint64_t dataset_bytes;
+	int uploaded;                 /* 1: uploaded now; 0: inline, or S3 had it already */
+};
+/* The /run body (caller frees *body): the input {kiln: "train", name, workdir, script, args,
+ * output} and the dataset: packed and inline as dataset_tar (base64; over what 10 MB carries:
+ * KILN_E_SPEC before anything is sent), or with ep->dataset_upload uploaded to S3 under its
+ * SHA-256 (skipped when a HEAD finds it) and named by dataset_url (presigned GET for the
+ * job's ttl), dataset_s3, dataset_sha256, dataset_bytes; policy {executionTimeout, ttl}. */
+int kiln_runpod_train_body(const struct kiln_runpod_train *rt, struct kiln_runpod_train_job *j,
+			   char **body, struct kiln_error *e) KILN_MUST_CHECK;
+/* The body, then POST /run: id (idcap bytes) the job id RunPod named. */
+int kiln_runpod_train_submit(const struct kiln_runpod_train *rt,
+			     struct kiln_runpod_train_job *j, char *id, size_t idcap,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+/* GET /status/{id}: *status the HTTP status and *answer the body (at most cap bytes; caller
+ * frees). KILN_E_NET when there is no answer after the retries (e names the endpoint). */
+int kiln_runpod_train_status(const struct kiln_runpod_train *rt, const char *id, size_t cap,
+			     long *status, char **answer, struct kiln_error *e) KILN_MUST_CHECK;
+/* POST /cancel/{id}. */
+int kiln_runpod_train_cancel(const struct kiln_runpod_train *rt, const char *id,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+/* The LoRA of a COMPLETED job's output into dest (a temporary name, then renamed): lora_b64
+ * decoded, or lora_url fetched (http or https, no API key sent, at most max bytes streamed to
+ * the file); when lora_sha256 is given the bytes must have it. KILN_E_FAILED when the output
+ * is wrong, KILN_E_NET when the URL cannot be fetched. */
+int kiln_runpod_train_lora(const struct kiln_runpod_train *rt, const char *lora_b64,
+			   const char *lora_url, const char *lora_sha256, uint64_t max,
+			   const char *dest, struct kiln_error *e) KILN_MUST_CHECK;
 /* A palette of at most `colors` (2..256) RGBA entries for the w x h RGBA image px, by
  * libimagequant (speed KILN_RECIPE_LIQ_SPEED, dithered or not), and every pixel's index into
  * it in idx (w * h bytes). libimagequant's k-means runs in the calling thread only, so the
@@ -148,9 +181,5 @@ int kiln_runpod_job_cancel(const struct kiln_endpoint *ep, const char *token, co
 int kiln_render_quantize(const uint8_t *px, int w, int h, int colors, int dither,
 			 uint8_t *idx, uint8_t (*pal)[4], int *npal, struct kiln_error *e)
 	KILN_MUST_CHECK;
-/* Base64 (RFC 4648, padded) of a job's payloads (lib/util/base64.c): appended to out.
- * KILN_E_NOMEM; decode also KILN_E_IO when s is not base64. */
-int kiln_runpod_b64_encode(const void *p, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
-int kiln_runpod_b64_decode(const char *s, size_t n, struct kiln_buf *out) KILN_MUST_CHECK;
 
 #endif

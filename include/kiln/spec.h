@@ -213,6 +213,9 @@ struct kiln_endpoint {
 	                              (HOST/BUCKET/KEY); default: virtual without s3_base_url,
 	                              path-style with it (s3_addressing) */
 	char *access_key_env, *secret_key_env, *session_token_env; /* variable names */
+	int dataset_upload;        /* a training RunPod endpoint: 0 the dataset inline in /run,
+	                              1 uploaded to S3 (s3_bucket, s3_prefix, region, keys: its
+	                              s3: settings) */
 	/* resolved by the command from those variables, never parsed; NULL: not set */
 	char *access_key, *secret_key, *session_token;
 };

@@ -407,15 +407,20 @@ static void slot_free(struct run *r, struct slot *s)
 	r->freev[r->nfree++] = s;
 }
 
+double kiln_dispatch_backoff(double base, double max, unsigned attempt, struct kiln_rng *rng)
+{
+	double d = base;
+	for (unsigned i = 1; i < attempt && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	/* equal jitter: [d/2, d) */
+	return d * (0.5 + 0.5 * (double)(kiln_rng_next(rng) >> 11) / 9007199254740992.0);
+}
+
 static double backoff(struct run *r, unsigned attempt)
 {
-	double d = r->o->backoff_base;
-	for (unsigned i = 1; i < attempt && d < r->o->backoff_max; i++)
-		d *= 2;
-	if (d > r->o->backoff_max)
-		d = r->o->backoff_max;
-	/* equal jitter: [d/2, d) */
-	return d * (0.5 + 0.5 * (double)(kiln_rng_next(&r->rng) >> 11) / 9007199254740992.0);
+	return kiln_dispatch_backoff(r->o->backoff_base, r->o->backoff_max, attempt, &r->rng);
 }
 
 static int up_count(struct run *r)
@@ -1562,9 +1567,9 @@ int kiln_dispatch_run(const struct kiln_dispatch_opts *oin, const struct kiln_di
 	int rc = 0;
 	memset(&r, 0, sizeof r);
 	if (!o.backoff_base)
-		o.backoff_base = 0.25;
+		o.backoff_base = KILN_DISPATCH_BACKOFF_BASE;
 	if (!o.backoff_max)
-		o.backoff_max = 30;
+		o.backoff_max = KILN_DISPATCH_BACKOFF_MAX;
 	if (!o.breaker_failures)
 		o.breaker_failures = 5;
 	if (!o.park_seconds)

@@ -97,6 +97,14 @@ struct kiln_dispatch_opts {
 };
 
 
+/* The wait before a retry: base * 2^(attempt-1), at most max, times an equal jitter in
+ * [0.5, 1) drawn from rng (attempt 1-based). The dispatcher's own rule, also used by the
+ * blocking requests of a RunPod training job (runpod_train.c). Defaults of opts.backoff_*: */
+#define KILN_DISPATCH_BACKOFF_BASE 0.25
+#define KILN_DISPATCH_BACKOFF_MAX 30
+struct kiln_rng;
+double kiln_dispatch_backoff(double base, double max, unsigned attempt, struct kiln_rng *rng);
+
 /* Run every job to an end (ok, or failed after its retries). stats[nendpoints] may be NULL. */
 int kiln_dispatch_run(const struct kiln_dispatch_opts *o, const struct kiln_dispatch_ops *ops,
 		      struct kiln_dispatch_stats *stats, struct kiln_error *e) KILN_MUST_CHECK;

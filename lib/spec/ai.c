@@ -224,17 +224,24 @@ static const char *const workers[] = {"comfyui", "a1111"};
  * variable auth_env names, sent as a bearer token. With training set, a trainer's endpoint
  * (training[].runpod, lib/spec/training.c), which runs no image worker: neither platform nor
  * worker is a key there. */
+static int parse_train_s3(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep);
+
 int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep, int training)
 {
 	static const char *const keys[] = {"endpoint_id", "auth_env", "concurrency",
 					   "cost_per_hour", "base_url", "connect_timeout",
-					   "timeout", "execution_timeout", "ttl", "platform", "worker"};
+					   "timeout", "execution_timeout", "ttl", "dataset_upload",
+					   "s3", "platform", "worker"};
+	static const char *const image_keys[] = {"endpoint_id", "auth_env", "concurrency",
+						 "cost_per_hour", "base_url", "connect_timeout",
+						 "timeout", "execution_timeout", "ttl", "platform",
+						 "worker"};
 	struct fy_node *x;
 	const char *base;
 	size_t len;
 	int rc;
-	if ((rc = check_keys(c, n, training ? "a training RunPod endpoint" : "a RunPod endpoint",
-			     keys, training ? 9 : 11)))
+	if ((rc = training ? check_keys(c, n, "a training RunPod endpoint", keys, 11)
+			   : check_keys(c, n, "a RunPod endpoint", image_keys, 11)))
 		return rc;
 	if (!(x = get(n, "endpoint_id")))
 		return fail(c, n, "a RunPod endpoint needs endpoint_id (the id in "
@@ -285,6 +292,8 @@ int parse_runpod(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep, int
 				    "out, queued or running: make ttl at least execution_timeout plus "
 				    "the queue time you accept", ep->endpoint_id, ep->ttl, ex);
 	}
+	if (training && (rc = parse_train_s3(c, n, ep)))
+		return rc;
 	return parse_common(c, n, ep);
 }
 
@@ -367,6 +376,83 @@ static int parse_s3_location(struct ctx *c, struct fy_node *x, struct kiln_endpo
 	strcpy(ep->s3_prefix, slash);
 	if (*slash && slash[strlen(slash) - 1] != '/')
 		strcat(ep->s3_prefix, "/");
+	return 0;
+}
+
+/* A training RunPod endpoint's dataset_upload (inline: the tar as base64 in the /run body,
+ * the default; s3: uploaded to S3 and named by a presigned URL) and its s3: {bucket, prefix,
+ * region, base_url, addressing, access_key_env, secret_key_env, session_token_env}: the
+ * SageMaker endpoint's S3 settings under shorter names (the same fields of kiln_endpoint). */
+static int parse_train_s3(struct ctx *c, struct fy_node *n, struct kiln_endpoint *ep)
+{
+	static const char *const keys[] = {"bucket", "prefix", "region", "base_url",
+					   "addressing", "access_key_env", "secret_key_env",
+					   "session_token_env"};
+	static const char *const envs[] = {"access_key_env", "secret_key_env"};
+	char **envp[] = {&ep->access_key_env, &ep->secret_key_env};
+	struct fy_node *x = get(n, "dataset_upload"), *s3 = get(n, "s3"), *y;
+	const char *v = x ? fy_node_get_scalar0(x) : "inline", *bucket, *prefix = "";
+	size_t len;
+	int rc;
+	if (!v || (strcmp(v, "inline") && strcmp(v, "s3")))
+		return fail(c, x, "dataset_upload must be inline (the dataset in the /run body, up "
+			    "to 10 MB) or s3 (uploaded to the s3: bucket), got '%s'", v ? v : "");
+	ep->dataset_upload = !strcmp(v, "s3");
+	if (!ep->dataset_upload) {
+		if (s3)
+			return fail(c, s3, "s3: is used with dataset_upload: s3 only: add "
+				    "dataset_upload: s3, or remove s3:");
+		return 0;
+	}
+	if (!s3)
+		return fail(c, n, "dataset_upload: s3 needs s3: {bucket, region, access_key_env, "
+			    "secret_key_env}, the bucket the dataset is uploaded to");
+	if ((rc = want_map(c, s3, "s3")) ||
+	    (rc = check_keys(c, s3, "the training S3 settings", keys, sizeof keys / sizeof *keys)))
+		return rc;
+	if (!(y = get(s3, "bucket")) || !(bucket = fy_node_get_scalar0(y)))
+		return fail(c, s3, "s3: needs bucket (the bucket's name)");
+	if ((y = get(s3, "prefix")) && !(prefix = fy_node_get_scalar0(y)))
+		return fail(c, y, "s3 prefix must be a string (a key prefix, like datasets/)");
+	len = strlen(bucket) + strlen(prefix) + 8;
+	if (!(ep->input_location = kiln_malloc(len)))
+		return nomem(c);
+	snprintf(ep->input_location, len, "s3://%s/%s", bucket, prefix);
+	if ((rc = parse_s3_location(c, get(s3, "bucket"), ep)))
+		return rc;
+	if (!(y = get(s3, "region")))
+		return fail(c, s3, "s3: needs region (region: us-east-1)");
+	if ((rc = get_nonempty(c, y, "s3 region", &ep->region)))
+		return rc;
+	for (const char *r = ep->region; *r; r++)
+		if (!((*r >= 'a' && *r <= 'z') || (*r >= '0' && *r <= '9') || *r == '-'))
+			return fail(c, y, "s3 region '%s' is not an AWS region (us-east-1, "
+				    "eu-west-2, ...)", ep->region);
+	for (size_t i = 0; i < 2; i++) {
+		if (!(y = get(s3, envs[i])))
+			return fail(c, s3, "s3: needs %s, the name of the environment variable "
+				    "holding the AWS %s (credentials never go in kiln.yaml)",
+				    envs[i], i ? "secret access key" : "access key id");
+		if ((rc = get_nonempty(c, y, envs[i], envp[i])))
+			return rc;
+	}
+	if ((y = get(s3, "session_token_env")) &&
+	    (rc = get_nonempty(c, y, "session_token_env", &ep->session_token_env)))
+		return rc;
+	if ((y = get(s3, "base_url")) && (rc = get_base_url(c, y, "s3 base_url",
+							    &ep->s3_base_url)))
+		return rc;
+	ep->s3_virtual = !ep->s3_base_url;
+	if ((y = get(s3, "addressing"))) {
+		v = fy_node_get_scalar0(y);
+		if (v && !strcmp(v, "virtual"))
+			ep->s3_virtual = 1;
+		else if (v && !strcmp(v, "path"))
+			ep->s3_virtual = 0;
+		else
+			return fail(c, y, "s3 addressing must be virtual (https://BUCKET.HOST/KEY) "
+				    "or path (https://HOST/BUCKET/KEY), got '%s'", v ? v : "");
+	}
 	return 0;
 }
 

@@ -242,6 +242,11 @@ extern const struct kiln_engine kiln_engine_sagemaker_jumpstart;
 /* The first of ep's AWS key variables (access_key_env, secret_key_env, session_token_env)
  * that the command found unset, or NULL (all set, or not a SageMaker endpoint). */
 const char *kiln_ai_missing_aws(const struct kiln_endpoint *ep);
+/* The URL of s3://bucket[blen]/key at the endpoint's S3 (s3_base_url or AWS's regional one,
+ * virtual-hosted or path-style as s3_virtual says; the key percent-encoded, '/' kept) into
+ * out[cap]. KILN_E_SPEC when it does not fit, KILN_E_NOMEM. (sagemaker.c) */
+int kiln_s3_url(const struct kiln_endpoint *ep, const char *bucket, size_t blen,
+		const char *key, char *out, size_t cap, struct kiln_error *e) KILN_MUST_CHECK;
 /* What --dry-run shows of a SageMaker job beyond its body: the S3 upload and the invocation
  * with its headers (no secret: the variables' names only). */
 int kiln_sagemaker_dry_run(const struct kiln_endpoint *ep, const struct kiln_ai_request *rq,

@@ -107,8 +107,8 @@ static void inference_id(const struct kiln_ai_job *j, char *out, size_t cap)
  * or BUCKET. before the host of s3_base_url), or path-style (HOST/BUCKET/KEY). Virtual-hosted
  * needs a bucket name that is a DNS label run without dots for https (AWS's rule): others go
  * path-style. */
-static int s3_url(const struct kiln_endpoint *ep, const char *bucket, size_t blen,
-		  const char *key, char *out, size_t cap, struct kiln_error *e)
+int kiln_s3_url(const struct kiln_endpoint *ep, const char *bucket, size_t blen,
+		const char *key, char *out, size_t cap, struct kiln_error *e)
 {
 	struct kiln_buf k = KILN_BUF_INIT;
 	int n;
@@ -143,7 +143,7 @@ static int location_url(const struct kiln_endpoint *ep, const char *loc, char *o
 	if (strncmp(loc, "s3://", 5) || !(slash = strchr(b = loc + 5, '/')) || slash == b)
 		return kiln_error_set(e, KILN_E_NET, ep->url, "the endpoint named '%s' as where "
 				      "the answer goes, which is not an s3:// location", loc);
-	return s3_url(ep, b, (size_t)(slash - b), slash + 1, out, cap, e);
+	return kiln_s3_url(ep, b, (size_t)(slash - b), slash + 1, out, cap, e);
 }
 
 static enum kiln_step put_request(struct kiln_ai_job *j, struct kiln_http *next,
@@ -154,7 +154,7 @@ static enum kiln_step put_request(struct kiln_ai_job *j, struct kiln_http *next,
 	int rc;
 	inference_id(j, id, sizeof id);
 	snprintf(key, sizeof key, "%s%s.json", ep->s3_prefix ? ep->s3_prefix : "", id);
-	if (s3_url(ep, ep->s3_bucket, strlen(ep->s3_bucket), key, next->path, sizeof next->path,
+	if (kiln_s3_url(ep, ep->s3_bucket, strlen(ep->s3_bucket), key, next->path, sizeof next->path,
 		   e))
 		return KILN_STEP_FATAL;
 	next->method = "PUT";
@@ -431,7 +431,7 @@ int kiln_sagemaker_dry_run(const struct kiln_endpoint *ep, const struct kiln_ai_
 	{
 		char key[1024];
 		snprintf(key, sizeof key, "%s", url);
-		if (s3_url(ep, ep->s3_bucket, strlen(ep->s3_bucket), key, url, sizeof url, &e))
+		if (kiln_s3_url(ep, ep->s3_bucket, strlen(ep->s3_bucket), key, url, sizeof url, &e))
 			return KILN_E_NOMEM;
 	}
 	return kiln_buf_addf(out, "# 1. PUT %s (the body below; signed for s3)\n"
@@ -460,7 +460,7 @@ static int sm_health(const struct kiln_endpoint *ep, struct kiln_http *next,
 	struct kiln_buf q = KILN_BUF_INIT;
 	char base[1024];
 	int n;
-	if (s3_url(ep, ep->s3_bucket, strlen(ep->s3_bucket), "", base, sizeof base, e))
+	if (kiln_s3_url(ep, ep->s3_bucket, strlen(ep->s3_bucket), "", base, sizeof base, e))
 		return e->code;
 	if (kiln_sigv4_encode(ep->s3_prefix, strlen(ep->s3_prefix), 0, &q))
 		return kiln_error_set(e, KILN_E_NOMEM, ep->url, "out of memory");
