@@ -300,14 +300,15 @@ int kiln_train_exit_status(const char *exit_file, int *status, struct kiln_error
 /* The prepared folder dir as a tar archive (libarchive, pax/ustar) appended to out, its
  * entries under name/ (a project-relative path, so the trainer's relative paths hold in the
  * unpacked copy): files in name order, mtime 0, uid/gid 0, so the same folder gives the same
- * bytes; the run's own files (log, run.json, exit, out/) and hidden names left out; links and
- * special files refused (pack.c). _fd: written to fd instead, its SHA-256 (hex) and size
- * given back. */
+ * bytes; the run's own files (log, run.json, exit, out/), the top-level entry skip (the
+ * trainer's output folder, so an earlier LoRA neither travels nor changes the archive; may be
+ * NULL) and hidden names left out; links and special files refused (pack.c). _fd: written to
+ * fd instead, its SHA-256 (hex) and size given back. */
 struct kiln_buf;
-int kiln_train_pack(const char *dir, const char *name, struct kiln_buf *out,
-		    struct kiln_error *e) KILN_MUST_CHECK;
-int kiln_train_pack_fd(const char *dir, const char *name, int fd, char sha256[65],
-		       uint64_t *size, struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_train_pack(const char *dir, const char *name, const char *skip,
+		    struct kiln_buf *out, struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_train_pack_fd(const char *dir, const char *name, const char *skip, int fd,
+		       char sha256[65], uint64_t *size, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* SHA-256 of a file (the manifest a run is prepared from). */
 int kiln_train_file_sha256(const char *path, char hex[65], struct kiln_error *e) KILN_MUST_CHECK;

@@ -412,12 +412,15 @@ static int dataset_input(const struct kiln_runpod_train *rt, struct kiln_runpod_
 			 json_t *input, struct kiln_error *e)
 {
 	const struct kiln_endpoint *ep = rt->ep;
-	char sha[65], url[2048];
+	char sha[65], url[2048], skip[256];
+	const char *slash = strchr(j->output, '/');
 	uint64_t size = 0;
 	int rc;
+	/* the output's folder (output/ of output/NAME.safetensors) stays home */
+	snprintf(skip, sizeof skip, "%.*s", slash ? (int)(slash - j->output) : 0, j->output);
 	if (!ep->dataset_upload) {
 		struct kiln_buf tar = KILN_BUF_INIT, enc = KILN_BUF_INIT;
-		if ((rc = kiln_train_pack(j->dir, j->name, &tar, e)))
+		if ((rc = kiln_train_pack(j->dir, j->name, skip[0] ? skip : NULL, &tar, e)))
 			goto inl;
 		j->dataset_bytes = tar.len;
 		kiln_sha256_hex(tar.data ? tar.data : "", tar.len, j->dataset_sha256);
@@ -456,7 +459,8 @@ inl:
 		snprintf(tmp, sizeof tmp, "%s/.dataset-XXXXXX", j->dir);
 		if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
 			return kiln_error_set(e, KILN_E_IO, tmp, "cannot make: %s", strerror(errno));
-		rc = kiln_train_pack_fd(j->dir, j->name, fd, sha, &size, e);
+		rc = kiln_train_pack_fd(j->dir, j->name, skip[0] ? skip : NULL, fd, sha,
+						&size, e);
 		if (!rc)
 			rc = s3_upload(rt, fd, size, sha, url, sizeof url, &j->uploaded, e);
 		close(fd);

@@ -4,7 +4,7 @@
  * entry with mtime 0, uid/gid 0, no owner names, mode 0644 (folders 0755), so the same folder
  * gives the same bytes and the same SHA-256 (the S3 key of an uploaded dataset); symbolic
  * links and special files are refused, hidden names and the run's own files (log, run.json,
- * exit, out/) skipped. The archive goes to memory (a /run body) or to a file descriptor
+ * exit, out/, and the trainer's output folder the caller names) skipped. The archive goes to memory (a /run body) or to a file descriptor
  * (an upload), hashed as it is written. */
 #include "kiln/train.h"
 #include "kiln/buf.h"
@@ -61,11 +61,11 @@ static int cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int skipped(const char *name, int top)
+static int skipped(const char *name, int top, const char *skip)
 {
 	return name[0] == '.' || (top && (!strcmp(name, "log") || !strcmp(name, "run.json") ||
 					  !strcmp(name, "exit") || !strcmp(name, "exit.tmp") ||
-					  !strcmp(name, "out")));
+					  !strcmp(name, "out") || (skip && !strcmp(name, skip))));
 }
 
 /* An archive error as kiln's: out of memory, the sink's write, or libarchive's word. */
@@ -129,7 +129,7 @@ static int add_file(struct archive *a, struct archive_entry *en, const struct si
 }
 
 static int walk(struct archive *a, struct archive_entry *en, const struct sink *s,
-		const char *dir, const char *name, int top, struct kiln_error *e)
+		const char *dir, const char *name, int top, const char *skip, struct kiln_error *e)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -140,7 +140,7 @@ static int walk(struct archive *a, struct archive_entry *en, const struct sink *
 		return kiln_error_set(e, KILN_E_IO, dir, "cannot read the folder: %s",
 				      strerror(errno));
 	while ((de = readdir(d))) {
-		if (skipped(de->d_name, top))
+		if (skipped(de->d_name, top, skip))
 			continue;
 		if (n == cap) {
 			char **nv = kiln_reallocarray(v, cap ? cap * 2 : 32, sizeof *v);
@@ -172,7 +172,7 @@ static int walk(struct archive *a, struct archive_entry *en, const struct sink *
 			rc = kiln_error_set(e, KILN_E_IO, path, "%s", strerror(errno));
 		else if (S_ISDIR(st.st_mode))
 			rc = header(a, en, rel, 0, 1, s, e) ? e->code
-							    : walk(a, en, s, path, rel, 0, e);
+							    : walk(a, en, s, path, rel, 0, NULL, e);
 		else if (S_ISREG(st.st_mode))
 			rc = add_file(a, en, s, path, rel, (uint64_t)st.st_size, e);
 		else
@@ -189,8 +189,8 @@ out:
 	return rc;
 }
 
-static int pack(const char *dir, const char *name, struct sink *s, char sha256[65],
-		struct kiln_error *e)
+static int pack(const char *dir, const char *name, const char *skip, struct sink *s,
+		char sha256[65], struct kiln_error *e)
 {
 	struct archive *a = NULL;
 	struct archive_entry *en = NULL;
@@ -211,7 +211,7 @@ static int pack(const char *dir, const char *name, struct sink *s, char sha256[6
 	}
 	rc = header(a, en, name, 0, 1, s, e);
 	if (!rc)
-		rc = walk(a, en, s, dir, name, 1, e);
+		rc = walk(a, en, s, dir, name, 1, skip, e);
 	if (!rc && archive_write_close(a) != ARCHIVE_OK)
 		rc = fail(a, s, dir, e);
 out:
@@ -226,19 +226,19 @@ out:
 	return rc;
 }
 
-int kiln_train_pack(const char *dir, const char *name, struct kiln_buf *out,
-		    struct kiln_error *e)
+int kiln_train_pack(const char *dir, const char *name, const char *skip,
+		    struct kiln_buf *out, struct kiln_error *e)
 {
 	struct sink s = {out, -1, {NULL}, 0, 0, 0};
 	char hex[65];
-	return pack(dir, name, &s, hex, e);
+	return pack(dir, name, skip, &s, hex, e);
 }
 
-int kiln_train_pack_fd(const char *dir, const char *name, int fd, char sha256[65],
-		       uint64_t *size, struct kiln_error *e)
+int kiln_train_pack_fd(const char *dir, const char *name, const char *skip, int fd,
+		       char sha256[65], uint64_t *size, struct kiln_error *e)
 {
 	struct sink s = {NULL, fd, {NULL}, 0, 0, 0};
-	int rc = pack(dir, name, &s, sha256, e);
+	int rc = pack(dir, name, skip, &s, sha256, e);
 	*size = s.size;
 	return rc;
 }

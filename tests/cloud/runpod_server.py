@@ -28,11 +28,15 @@ Workers (--worker) answer as the official worker images do:
            A1111's answer {images: [base64], parameters, info: JSON text}
   trainer  kiln's own training contract (docs/training.md "Running"; RunPod publishes no official
            kohya serverless worker, and no community one was copied): input {kiln: train,
-           name, workdir, script, args, output, dataset_tar: base64 ustar of
-           .kiln/train/NAME/ as NAME/}; the worker unpacks it in a scratch folder and runs
-           tests/train/kohya_standin.py SCRIPT ARGS in its workdir; while it runs, /status carries output {progress: the last
-           kohya progress line}; output {lora: base64 of OUTPUT, log}. A job without
-           dataset_tar, or whose trainer fails, is FAILED with the log's last line
+           name, workdir, script, args, output, and the dataset: dataset_tar, base64 of a
+           tar of .kiln/train/NAME/ as NAME/, or dataset_url (fetched, an S3 presigned URL)
+           with dataset_sha256 (checked)}; the worker unpacks it in a scratch folder and
+           runs tests/train/kohya_standin.py SCRIPT ARGS in its workdir; while it runs,
+           /status carries output {progress: the last kohya progress line}; output {lora:
+           base64 of OUTPUT, log}, or with config lora_url {lora_url: a URL this server
+           serves (/__s3__/lora-JOB.safetensors), lora_sha256, log} (lora_sha256_wrong: a
+           wrong hash). A job without a dataset, or whose trainer fails, is FAILED with the
+           log's last line
 
 Images are the SD test server's deterministic pictures (tests/sdserver/sd_test_server.py,
 imported), drawn from the parameters a job asked for.
@@ -43,7 +47,7 @@ waits S more in the queue: a slow queue), --fail-rate, --lose-rate (the job vani
 status becomes 404), --timeout-rate (TIMED_OUT), --rate-limit N (/run requests per second,
 then 429 with Retry-After: 1), --run-delay S (the /run answer comes S late, the job queued
 at once), --status-fail-rate (a /status answers 502), --expire S (results kept S seconds after the end, default
-1800), --max-body (bytes; 10 MB as RunPod). All settable at runtime: POST /__test__/config
+1800), --max-body (bytes; 10 MB as RunPod), config status_delay S (every /status answers S late). All settable at runtime: POST /__test__/config
 {...}. GET /__test__/stats and /__test__/jobs report what happened; /__test__/runs is the
 list of accepted /run submissions.
 
@@ -66,6 +70,7 @@ import socketserver
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,6 +109,7 @@ class State:
             "timeout_rate": a.timeout_rate, "rate_limit": a.rate_limit, "expire": a.expire,
             "max_body": a.max_body, "s3": a.s3, "old_output": a.old_output,
             "status_fail_rate": a.status_fail_rate, "run_delay": a.run_delay,
+            "lora_url": False, "lora_sha256_wrong": False, "status_delay": 0.0,
         }
         self.rng = random.Random(a.seed)
         self.lock = threading.Condition()
@@ -203,15 +209,24 @@ def trainer_output(st, job, inp):
 
 def train(st, job, inp):
     """kiln's training contract: unpack, run the kohya stand-in, return the LoRA and the log."""
-    if inp.get("kiln") != "train" or not isinstance(inp.get("dataset_tar"), str):
-        raise ValueError("not a kiln training job: input needs kiln: train and dataset_tar")
+    if inp.get("kiln") != "train" or not (isinstance(inp.get("dataset_tar"), str) or
+                                          isinstance(inp.get("dataset_url"), str)):
+        raise ValueError("not a kiln training job: input needs kiln: train and dataset_tar "
+                         "or dataset_url")
+    if isinstance(inp.get("dataset_url"), str):
+        with urllib.request.urlopen(inp["dataset_url"], timeout=30) as r:
+            tar = r.read()
+        if hashlib.sha256(tar).hexdigest() != inp.get("dataset_sha256"):
+            raise ValueError("the dataset at dataset_url does not have dataset_sha256")
+    else:
+        tar = base64.b64decode(inp["dataset_tar"])
     args, out, wd = inp.get("args"), inp.get("output"), inp.get("workdir") or "."
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args) or \
             not all(isinstance(x, str) and not x.startswith("/") and ".." not in x.split("/")
                     for x in (out, wd)):
         raise ValueError("args must be a list of strings, output and workdir relative paths")
     with tempfile.TemporaryDirectory(prefix="rp-train-") as work:
-        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(inp["dataset_tar"]))) as tf:
+        with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
             for m in tf.getmembers():
                 if m.name.startswith("/") or ".." in m.name.split("/") or \
                         not (m.isfile() or m.isdir()):
@@ -238,6 +253,14 @@ def train(st, job, inp):
             raise ValueError("trainer exited %d: %s" % (p.returncode,
                                                         log.strip().split("\n")[-1]))
         data = open(os.path.join(cwd, out), "rb").read()
+    if st.conf("lora_url"):
+        sha = hashlib.sha256(data).hexdigest()
+        if st.conf("lora_sha256_wrong"):
+            sha = hashlib.sha256(data + b"x").hexdigest()
+        with st.lock:
+            st.s3["lora-" + job.id] = data
+        return {"lora_url": "http://127.0.0.1:%d/__s3__/lora-%s.safetensors" % (st.port, job.id),
+                "lora_sha256": sha, "log": log}
     return {"lora": base64.b64encode(data).decode(), "log": log}
 
 
@@ -460,6 +483,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def status(self, jid):
         st = self.st
+        if st.conf("status_delay"):     # a /status that hangs (kiln's timeouts and Ctrl-C)
+            time.sleep(st.conf("status_delay"))
         now = time.time()
         with st.lock:
             st.counts["status"] += 1

@@ -2,7 +2,8 @@
 """sagemaker_server: a SageMaker runtime (asynchronous inference) and S3 stand-in for kiln's
 tests, on one port.
 
-  S3, path-style          PUT/GET /BUCKET/KEY, GET /BUCKET/?list-type=2&prefix=..&max-keys=..
+  S3, path-style          PUT/GET/HEAD /BUCKET/KEY, GET /BUCKET/?list-type=2&prefix=..&max-keys=..,
+                          GET with a presigned URL's query (X-Amz-Signature, checked too)
   S3, virtual-hosted      the same with Host: BUCKET.S3DOMAIN (--s3-domain, default
                           s3.test.invalid) and /KEY: reached through this server as an HTTP
                           proxy (http_proxy=http://127.0.0.1:PORT), which it also is
@@ -112,9 +113,73 @@ class SigError(Exception):
         self.code, self.message, self.status, self.extra = code, message, status, extra or {}
 
 
+def verify_presigned(method, raw_path, query, headers, keys, region, now):
+    """A presigned S3 request (query-string authentication, S3 API reference "Authenticating
+    Requests: Using Query Parameters"): X-Amz-Algorithm, -Credential, -Date, -Expires (1 to
+    604800 s, refused once past), -SignedHeaders (host at least), -Security-Token when the key
+    has a token, -Signature over the query without it and payload UNSIGNED-PAYLOAD."""
+    q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    hd = {}
+    for k, v in headers:
+        hd.setdefault(k.lower(), []).append(v)
+    if q.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+        raise SigError("AuthorizationQueryParametersError", "X-Amz-Algorithm only supports "
+                       "\"AWS4-HMAC-SHA256\"", 400)
+    cred = q.get("X-Amz-Credential", "").split("/")
+    if len(cred) != 5 or cred[4] != "aws4_request" or cred[3] != "s3" or cred[2] != region:
+        raise SigError("AuthorizationQueryParametersError", "malformed X-Amz-Credential", 400)
+    akid, date = cred[0], cred[1]
+    if akid not in keys:
+        raise SigError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not "
+                       "exist in our records.", extra={"AWSAccessKeyId": akid})
+    amz = q.get("X-Amz-Date", "")
+    try:
+        t = datetime.datetime.strptime(amz, "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        expires = int(q.get("X-Amz-Expires", ""))
+    except ValueError:
+        raise SigError("AuthorizationQueryParametersError", "X-Amz-Date and X-Amz-Expires "
+                       "are needed", 400)
+    if not 1 <= expires <= 604800:
+        raise SigError("AuthorizationQueryParametersError", "X-Amz-Expires must be less than "
+                       "a week (in seconds) that is 604800", 400)
+    if now > t + expires:
+        raise SigError("AccessDenied", "Request has expired")
+    if amz[:8] != date:
+        raise SigError("SignatureDoesNotMatch", "the credential date is not X-Amz-Date's")
+    secret, token = keys[akid]
+    if token is not None and q.get("X-Amz-Security-Token") != token:
+        raise SigError("InvalidToken", "The provided token is malformed or otherwise invalid.",
+                       400)
+    signed = q.get("X-Amz-SignedHeaders", "").split(";")
+    if "host" not in signed:
+        raise SigError("AccessDenied", "host must be signed")
+    lines = []
+    for name in signed:
+        if name not in hd:
+            raise SigError("SignatureDoesNotMatch", "signed header %s is missing" % name)
+        lines.append("%s:%s\n" % (name, ",".join(" ".join(v.split()) for v in hd[name])))
+    rest = "&".join(p for p in query.split("&") if not p.startswith("X-Amz-Signature="))
+    creq = "\n".join([method, canonical_path(raw_path, True), canonical_query(rest),
+                      "".join(lines), ";".join(signed), "UNSIGNED-PAYLOAD"])
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz, "%s/%s/s3/aws4_request" % (date, region),
+                     hashlib.sha256(creq.encode()).hexdigest()])
+    want = hmac.new(sign_key(secret, date, region, "s3"), sts.encode(),
+                    hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(want, q.get("X-Amz-Signature", "")):
+        raise SigError("SignatureDoesNotMatch", "The request signature we calculated does "
+                       "not match the signature you provided. Check your key and signing "
+                       "method.", extra={"AWSAccessKeyId": akid, "StringToSign": sts,
+                                         "CanonicalRequest": creq})
+
+
 def verify(method, raw_path, query, headers, body, service, keys, region, now):
     """Raise SigError unless the request carries a valid SigV4 Authorization for service.
     headers: list of (name, value) as received. keys: {access key: (secret, token or None)}."""
+    if service == "s3" and "X-Amz-Signature=" in query:
+        with_sig = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        if "X-Amz-Signature" in with_sig:
+            return verify_presigned(method, raw_path, query, headers, keys, region, now)
     hd = {}
     for k, v in headers:
         hd.setdefault(k.lower(), []).append(v)
@@ -240,7 +305,7 @@ class State:
         self.keys = {args.access_key: (args.secret_key, args.token)}
         self.stats = {"requests": 0, "bad_signatures": 0, "puts": 0, "gets": 0, "gets_404": 0,
                       "lists": 0, "invocations": 0, "outputs": 0, "failures": 0,
-                      "virtual_hosted": 0}
+                      "virtual_hosted": 0, "heads": 0, "presigned": 0, "put_bytes": 0}
         self.invoked = {}          # inference id -> times invoked
         self.job_seconds = {}      # inference id -> seconds from 202 to the output written
         self.lifetimes = {}        # inference id -> [RequestTTLSeconds, InvocationTimeoutSeconds]
@@ -368,6 +433,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             verify(self.command, raw_path, query, list(self.headers.items()), body, service,
                    st.keys, st.args.region, time.time())
+            if "X-Amz-Signature=" in query:
+                with st.lock:
+                    st.stats["presigned"] += 1
         except SigError as e:
             with st.lock:
                 st.stats["bad_signatures"] += 1
@@ -414,6 +482,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st.put(bucket, key, body)
             with st.lock:
                 st.stats["puts"] += 1
+                st.stats["put_bytes"] += len(body)
             etag = '"%s"' % hashlib.md5(body).hexdigest()
             return 200, b"", "application/xml", [("ETag", etag)]
         if self.command == "GET" and not key:
@@ -433,6 +502,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                               min(mk, len(names)), mk,
                                               "true" if len(names) > mk else "false", items))
             return 200, xml.encode(), "application/xml", []
+        if self.command == "HEAD" and key:
+            data = st.get(bucket, key)
+            with st.lock:
+                st.stats["heads"] += 1
+            if data is None:
+                return 404, b"", "application/xml", []
+            return 200, data, "application/octet-stream", []
         if self.command == "GET":
             data = st.get(bucket, key)
             with st.lock:
