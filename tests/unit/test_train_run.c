@@ -15,6 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "kiln/train.h"
+#include "kiln/buf.h"
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 static void test_progress_lines(void **state)
 {
@@ -205,6 +210,78 @@ static void test_metadata_check(void **state)
 	assert_int_equal(kiln_train_check_metadata(NULL, &x, "f", &e), KILN_E_FAILED);
 }
 
+static void put(const char *dir, const char *name, const char *text)
+{
+	char p[512];
+	FILE *f;
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	assert_non_null(f = fopen(p, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+/* pack: the same folder gives the same bytes (memory and file alike), names sorted, mtime 0,
+ * uid/gid 0; the run's own files, hidden names and the skipped folder left out; a link
+ * refused. */
+static void test_pack(void **state)
+{
+	char dir[] = "/tmp/kiln-pack-XXXXXX", sub[600], path[600], sha[65];
+	const char *want[] = {"t/", "t/a/", "t/a/x.png", "t/b.toml", "t/manifest.json"};
+	struct kiln_buf one = KILN_BUF_INIT, two = KILN_BUF_INIT;
+	struct kiln_error e;
+	struct archive *a;
+	struct archive_entry *en;
+	uint64_t size;
+	size_t n = 0;
+	int fd;
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof sub, "%s/a", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(sub, sizeof sub, "%s/output", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	put(dir, "manifest.json", "{}");
+	put(dir, "b.toml", "[general]\n");
+	put(dir, "a/x.png", "png");
+	put(dir, "log", "trainer output");
+	put(dir, "run.json", "{}");
+	put(dir, ".dataset-1", "partial");
+	put(dir, "output/last.safetensors", "lora");
+	assert_int_equal(kiln_train_pack(dir, "t", "output", &one, &e), 0);
+	assert_int_equal(kiln_train_pack(dir, "t", "output", &two, &e), 0);
+	assert_int_equal(one.len, two.len);
+	assert_memory_equal(one.data, two.data, one.len);
+	assert_int_equal(one.len % 512, 0);
+	snprintf(path, sizeof path, "%s/.pack", dir);
+	assert_true((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) >= 0);
+	assert_int_equal(kiln_train_pack_fd(dir, "t", "output", fd, sha, &size, &e), 0);
+	close(fd);
+	assert_int_equal(size, one.len);
+	assert_non_null(a = archive_read_new());
+	archive_read_support_format_tar(a);
+	assert_int_equal(archive_read_open_memory(a, one.data, one.len), ARCHIVE_OK);
+	while (archive_read_next_header(a, &en) == ARCHIVE_OK) {
+		assert_true(n < 5);
+		assert_string_equal(archive_entry_pathname(en), want[n]);
+		assert_int_equal(archive_entry_mtime(en), 0);
+		assert_int_equal(archive_entry_uid(en), 0);
+		assert_int_equal(archive_entry_gid(en), 0);
+		n++;
+	}
+	assert_int_equal(n, 5);
+	archive_read_free(a);
+	/* a symbolic link is refused */
+	snprintf(path, sizeof path, "%s/a/link", dir);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	kiln_buf_reset(&one);
+	assert_int_equal(kiln_train_pack(dir, "t", NULL, &one, &e), KILN_E_IO);
+	assert_non_null(strstr(e.msg, "not a regular file"));
+	kiln_buf_release(&one);
+	kiln_buf_release(&two);
+	snprintf(path, sizeof path, "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_state_file),
 		cmocka_unit_test(test_process),
 		cmocka_unit_test(test_metadata_check),
+		cmocka_unit_test(test_pack),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

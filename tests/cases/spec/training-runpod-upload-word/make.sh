@@ -1,0 +1,2 @@
+mkdir -p data/owls data/more
+: > data/file.png
