@@ -141,8 +141,8 @@ static int perform(const struct kiln_endpoint *ep, struct xfer *x, struct kiln_e
 	if (x->in_fd >= 0) {
 		if (lseek(x->in_fd, 0, SEEK_SET) < 0) {
 			curl_easy_cleanup(c);
-			return kiln_error_set(e, KILN_E_IO, NULL, "cannot read the archive again: %s",
-					      strerror(errno));
+			return kiln_error_set(e, KILN_E_IO, NULL, "cannot read the archive "
+					      "again: %s", strerror(errno));
 		}
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
@@ -426,10 +426,10 @@ static int dataset_input(const struct kiln_runpod_train *rt, struct kiln_runpod_
 		kiln_sha256_hex(tar.data ? tar.data : "", tar.len, j->dataset_sha256);
 		snprintf(j->dataset, sizeof j->dataset, "inline");
 		if (tar.len > INLINE_MAX) {
-			rc = kiln_error_set(e, KILN_E_SPEC, j->dir, "the prepared dataset is %zu "
-					    "bytes, over what a 10 MB RunPod /run body carries as "
-					    "base64: give the endpoint dataset_upload: s3, or train on "
-					    "fewer or smaller images", tar.len);
+			rc = kiln_error_set(e, KILN_E_SPEC, j->dir, "the prepared dataset is "
+					    "%zu bytes, over what a 10 MB RunPod /run body carries "
+					    "as base64: give the endpoint dataset_upload: s3, or "
+					    "train on fewer or smaller images", tar.len);
 			goto inl;
 		}
 		if (kiln_base64_add(&enc, tar.data ? tar.data : "", tar.len) ||
@@ -452,13 +452,15 @@ inl:
 		unsigned ex = ep->ttl ? ep->ttl : (ep->execution_timeout ? ep->execution_timeout
 									: EXEC_MS / 1000) + 3600;
 		if (missing)
-			return kiln_error_set(e, KILN_E_SPEC, ep->input_location, "the S3 upload "
-					      "needs the environment variable %s, which is not set: "
-					      "set it to the AWS credential it names", missing);
+			return kiln_error_set(e, KILN_E_SPEC, ep->input_location, "the S3 "
+					      "upload needs the environment variable %s, which is "
+					      "not set: set it to the AWS credential it names",
+					      missing);
 		/* a hidden name: pack leaves it out of the archive it is writing */
 		snprintf(tmp, sizeof tmp, "%s/.dataset-XXXXXX", j->dir);
 		if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
-			return kiln_error_set(e, KILN_E_IO, tmp, "cannot make: %s", strerror(errno));
+			return kiln_error_set(e, KILN_E_IO, tmp, "cannot make: %s",
+					      strerror(errno));
 		rc = kiln_train_pack_fd(j->dir, j->name, skip[0] ? skip : NULL, fd, sha,
 						&size, e);
 		if (!rc)

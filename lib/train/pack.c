@@ -4,8 +4,8 @@
  * entry with mtime 0, uid/gid 0, no owner names, mode 0644 (folders 0755), so the same folder
  * gives the same bytes and the same SHA-256 (the S3 key of an uploaded dataset); symbolic
  * links and special files are refused, hidden names and the run's own files (log, run.json,
- * exit, out/, and the trainer's output folder the caller names) skipped. The archive goes to memory (a /run body) or to a file descriptor
- * (an upload), hashed as it is written. */
+ * exit, out/, and the trainer's output folder the caller names) skipped. The archive goes to
+ * memory (a /run body) or to a file descriptor (an upload), hashed as it is written. */
 #include "kiln/train.h"
 #include "kiln/buf.h"
 #include "util/alloc.h"
@@ -112,7 +112,8 @@ static int add_file(struct archive *a, struct archive_entry *en, const struct si
 	}
 	rc = header(a, en, name, size, 0, s, e);
 	while (!rc && got < size) {
-		size_t want = size - got < ((size_t)1 << 20) ? (size_t)(size - got) : (size_t)1 << 20;
+		size_t chunk = (size_t)1 << 20;
+		size_t want = size - got < chunk ? (size_t)(size - got) : chunk;
 		ssize_t r = read(fd, buf, want);
 		if (r < 0 && errno == EINTR)
 			continue;
