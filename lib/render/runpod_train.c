@@ -60,6 +60,7 @@ struct xfer {
 	int out_fd;                       /* written to a file (-1: none), at most out_max */
 	uint64_t out_max, out_got;
 	struct kiln_sha256 out_h;
+	int h_live;                       /* out_h holds a hash under way */
 	int data;                         /* a data transfer: stall timeout, no total */
 	const volatile int *cancel;
 	/* answers */
@@ -153,12 +154,16 @@ static int perform(const struct kiln_endpoint *ep, struct xfer *x, struct kiln_e
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->body));
 	}
 	if (x->out_fd >= 0) {
+		if (x->h_live)
+			kiln_sha256_abort(&x->out_h); /* an earlier try's */
+		x->h_live = 0;
 		if (lseek(x->out_fd, 0, SEEK_SET) < 0 || ftruncate(x->out_fd, 0) ||
 		    kiln_sha256_init(&x->out_h)) {
 			curl_easy_cleanup(c);
 			return kiln_error_set(e, KILN_E_IO, NULL, "cannot write the download: %s",
 					      strerror(errno));
 		}
+		x->h_live = 1;
 		x->out_got = 0;
 	} else {
 		kiln_buf_reset(x->answer);
@@ -188,8 +193,10 @@ static int perform(const struct kiln_endpoint *ep, struct xfer *x, struct kiln_e
 			x->retry_after = ra > 3600 ? 3600 : (double)ra;
 	}
 	curl_easy_cleanup(c);
-	if (x->out_fd >= 0 && x->cc != CURLE_OK)
+	if (x->h_live && x->cc != CURLE_OK) {
 		kiln_sha256_abort(&x->out_h);
+		x->h_live = 0;
+	}
 	if (x->over)
 		return kiln_error_set(e, KILN_E_NET, x->url, "%s %s: the answer is over %llu bytes",
 				      x->method, x->url,
@@ -631,8 +638,11 @@ static int fetch(const struct kiln_runpod_train *rt, const char *url, int fd, ui
 	x.data = 1;
 	/* no API key: the URL is the worker's, on another host */
 	rc = exchange(rt, &x, 0, e);
-	if (rc)
+	if (rc) {
+		if (x.h_live)
+			kiln_sha256_abort(&x.out_h);
 		return rc;
+	}
 	kiln_sha256_final(&x.out_h, NULL, sha);
 	if (x.status != 200) {
 		return kiln_error_set(e, KILN_E_FAILED, rt->ep->url, "the LoRA at %.300s answered "
