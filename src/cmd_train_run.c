@@ -2,7 +2,8 @@
  * wrote (.kiln/train/NAME/), follow it, and register the LoRA it makes.
  *
  * The trainer runs detached (lib/train/run.c): locally a supervisor in its own session with
- * the log in .kiln/train/NAME/log; on RunPod a serverless job (src/train_runpod.c). Either way
+ * the log in .kiln/train/NAME/log; on RunPod a serverless job (src/train_runpod.c over
+ * lib/render/runpod_train.c). Either way
  * .kiln/train/NAME/run.json is written before kiln waits, so a kiln killed mid-run (kill -9,
  * Ctrl-C) loses nothing: the next `kiln train run NAME` finds the trainer alive and follows it
  * again, or finds it finished and collects; it never starts a second one while one runs. */
@@ -25,14 +26,16 @@ static void help(void)
 	       "Runs the trainer of training entry NAME on what `kiln train prepare NAME` wrote\n"
 	       "(.kiln/train/NAME/): `local: {command}` runs the command with kiln's kohya\n"
 	       "arguments, detached, its output in .kiln/train/NAME/log; `runpod:` sends the\n"
-	       "prepared dataset as a serverless job. Shows kohya's step counter and loss, then\n"
+	       "prepared dataset as a serverless job (in the request, or uploaded to S3 with\n"
+	       "dataset_upload: s3). Shows kohya's step counter and loss, then\n"
 	       "reads the LoRA it wrote, checks its ss_* metadata against the manifest (images x\n"
 	       "repeats per folder, base model, seed, steps) and registers it in the model registry\n"
 	       "under NAME (kiln models ls). Prints where the file is and its A1111 short hash.\n\n"
 	       "Stopping kiln (Ctrl-C, or killed) leaves the trainer running: run the same command\n"
 	       "again to follow it and collect what it made. Never starts a second trainer for NAME.\n\n"
 	       "  --cancel   stop the running trainer (local: its process group; RunPod: the job)\n"
-	       "  --json     events on stdout: start, step {step, total, loss}, epoch, done, error\n"
+	       "  --json     events on stdout: start, dataset, step {step, total, loss}, epoch,\n"
+	       "             done, error\n"
 	       "  -q         no progress bar\n");
 }
 
