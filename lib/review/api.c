@@ -720,7 +720,8 @@ static json_t *body_object(struct rv_req *r, enum MHD_Result *res)
 	return o;
 }
 
-static const char *const actions[] = {"approve", "reject", "pending", "regenerate", "pick"};
+static const char *const actions[] = {"approve", "reject", "pending", "regenerate", "pick",
+				      "note"};
 
 static int known_action(const char *a)
 {
@@ -767,13 +768,18 @@ static enum MHD_Result decision(struct rv_req *r, struct rv_token *t)
 	a = json_object_get(o, "action");
 	if (!json_is_string(a) || !known_action(json_string_value(a))) {
 		json_decref(o);
-		return rv_send_error(r->conn, 400, "action is approve, reject, pending, regenerate "
-				     "or pick");
+		return rv_send_error(r->conn, 400, "action is approve, reject, pending, regenerate, "
+				     "pick or note");
 	}
 	d.action = json_string_value(a);
 	if (note_of(o, &d.note, &d.prompt_add, err, sizeof err)) {
 		json_decref(o);
 		return rv_send_error(r->conn, 400, "%s", err);
+	}
+	/* a note on its own: the status and the votes stay */
+	if (!strcmp(d.action, "note") && (!d.note || !*d.note)) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "action note needs a note (a non-empty string)");
 	}
 	k = json_object_get(o, "candidate");
 	if (!strcmp(d.action, "pick")) {
@@ -859,13 +865,17 @@ static enum MHD_Result bulk(struct rv_req *r)
 	if (!json_is_string(a) || !known_action(json_string_value(a)) ||
 	    !strcmp(json_string_value(a), "pick")) {
 		json_decref(o);
-		return rv_send_error(r->conn, 400, "a bulk action is approve, reject, pending or "
-				     "regenerate");
+		return rv_send_error(r->conn, 400, "a bulk action is approve, reject, pending, "
+				     "regenerate or note");
 	}
 	if (filter_json(&f, json_object_get(o, "filter")) ||
 	    note_of(o, &note, &prompt_add, err, sizeof err)) {
 		json_decref(o);
 		return rv_send_error(r->conn, 400, "%s", f.err[0] ? f.err : err);
+	}
+	if (!strcmp(json_string_value(a), "note") && (!note || !*note)) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "action note needs a note (a non-empty string)");
 	}
 	if (!(d = kiln_calloc(s->cache.items.n + 1, sizeof *d))) {
 		json_decref(o);

@@ -495,7 +495,7 @@ function decide(action, extra, advance = true) {
 		return Promise.resolve();
 	const id = t.id;
 	const before = t.status;
-	S.list.patch(i, {status: ACTION_STATUS[action]});
+	S.list.patch(i, {status: ACTION_STATUS[action] || before});	/* a note keeps it */
 	const entry = {kind: 'one', id};
 	S.undo.push(entry);
 	if (advance && (S.list.total < 0 || i + 1 < S.list.total)) {
@@ -573,27 +573,15 @@ async function regenerate(same) {
 		await decide('regenerate', r.note ? {note: r.note, prompt_add: r.prompt_add} : {});
 }
 
-/* N: a note on this token, kept with its current decision (no advance) */
+/* N: a note on this token, an action of its own: the status and the votes stay (no advance) */
 async function note() {
 	const t = current();
 	if (!t)
 		return;
-	let d;
-	try {
-		d = await detail(t.id);
-	} catch (e) {
-		toast(e.message, true);
-		return;
-	}
 	const r = await askNote(t.id, false, 'Note');
 	if (!r || !r.note)
 		return;
-	const st = statusOf(d);
-	const rv = d.review || {};
-	if (st === 'approved' && rv.candidate)
-		await decide('pick', {candidate: rv.candidate, note: r.note}, false);
-	else
-		await decide(STATUS_ACTION[st] || 'pending', {note: r.note}, false);
+	await decide('note', {note: r.note}, false);
 }
 
 function undo() {
