@@ -548,6 +548,15 @@ struct kiln_review_counts {
 int kiln_catalog_review_counts(struct kiln_catalog *c, struct kiln_review_counts *out,
 			       struct kiln_error *e) KILN_MUST_CHECK;
 
+/* What changed in the catalog, as counters that only grow: the last review log row, the last
+ * render attempt, the last event (plan, render, QA...). A review server compares them with
+ * what it loaded to see another kiln's writes. */
+struct kiln_review_changes {
+	int64_t log, renders, events;
+};
+int kiln_catalog_review_changes(struct kiln_catalog *c, struct kiln_review_changes *out,
+				struct kiln_error *e) KILN_MUST_CHECK;
+
 /* Every accepted render (status ok) in item then attempt order: what a review shows as an
  * item's candidates. Strings valid during the call; fn returns non-zero to stop. */
 int kiln_catalog_ok_renders_each(struct kiln_catalog *c,

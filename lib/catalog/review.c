@@ -955,6 +955,30 @@ int kiln_catalog_image_known(struct kiln_catalog *c, const char *sha, int *known
 	return rc;
 }
 
+/* --- changes -------------------------------------------------------------------------------- */
+
+int kiln_catalog_review_changes(struct kiln_catalog *c, struct kiln_review_changes *out,
+				struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	memset(out, 0, sizeof *out);
+	/* each a max of an AUTOINCREMENT id (one step down an index): never goes back */
+	if ((rc = prepare(c, "SELECT (SELECT coalesce(max(id), 0) FROM review_log), (SELECT "
+			     "coalesce(max(id), 0) FROM renders), (SELECT coalesce(max(id), 0) FROM "
+			     "events)", &st, e)))
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		out->log = sqlite3_column_int64(st, 0);
+		out->renders = sqlite3_column_int64(st, 1);
+		out->events = sqlite3_column_int64(st, 2);
+	} else {
+		rc = db_error(c, e, "reading the catalog's change counters");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* --- checkpoints ---------------------------------------------------------------------------- */
 
 void kiln_catalog_wal_autocheckpoint(struct kiln_catalog *c, int pages)

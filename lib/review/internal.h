@@ -85,6 +85,8 @@ struct kiln_review_server {
 	size_t nsessions;
 	struct rv_thumbs *thumbs;
 	struct rv_cache cache;
+	struct kiln_review_changes seen; /* the catalog's counters the cache is up to (under
+	                                    write_lock): /api/changes reloads when they moved */
 	char *tls_cert, *tls_key;
 };
 

@@ -1222,12 +1222,73 @@ async function start() {
 	$('reviewers').append(h('option', {value: s.reviewer}));
 	S.list = new TokenList({});
 	S.list.onload = () => scheduleGrid();
+	await watchChanges();	/* the version before the data: a change after it is seen */
 	await reload(false);
 	setView('loupe');
 	loadCounts();
 	loadConflicts();
 	api('GET', '/api/rarity').then(fillTraitList, () => {});
 	document.body.dataset.ready = '1';
+}
+
+/* ---- outside changes ---- */
+
+const CHANGES_EVERY = 2000;	/* ms between two looks at GET /api/changes */
+
+/* Poll the catalog's change counter; when it moved (a `kiln render` brought new candidates,
+ * another reviewer decided), refetch what the page shows without losing the reviewer's place:
+ * the loaded pages of the list in place, the current token's details, the counts. Waits while
+ * a decision is on its way or a dialog is open. */
+async function watchChanges() {
+	let version = null;
+	try {
+		version = (await api('GET', '/api/changes')).version;
+	} catch (e) {
+		/* the first tick asks again */
+	}
+	const tick = async () => {
+		try {
+			const busy = S.busy > 0 || document.querySelector('dialog[open]');
+			if (!busy) {
+				const j = await api('GET', '/api/changes' + (version === null ? '' : '?since=' + version));
+				if (version !== null && j.version !== version)
+					await refetchShown();
+				version = j.version;
+				document.body.dataset.version = String(version);
+			}
+		} catch (e) {
+			/* a 401 shows the gate; anything else: try again at the next tick */
+		}
+		setTimeout(tick, CHANGES_EVERY);
+	};
+	setTimeout(tick, CHANGES_EVERY);
+}
+
+async function refetchShown() {
+	const list = S.list;
+	const id = (current() || {}).id;
+	S.details.clear();
+	if (list instanceof TokenList) {
+		const pages = [...list.pages.keys()].filter((p) => Array.isArray(list.pages.get(p)));
+		for (const p of pages) {
+			const j = await api('GET', '/api/tokens?' + query(list.filter, p * PAGE, PAGE));
+			if (S.list !== list)
+				return;	/* the filter changed meanwhile: that list is fresh */
+			list.total = j.total;
+			list.pages.set(p, j.tokens);
+		}
+		const k = id === undefined ? -1 : list.indexOf(id);
+		if (k >= 0)
+			S.index = k;
+		else if (list.total >= 0 && S.index >= list.total)
+			S.index = Math.max(0, list.total - 1);
+		$('f-count').textContent = `${Math.max(0, list.total)} match`;
+	}
+	if (S.view === 'grid')
+		gridLayout();
+	else
+		refresh();
+	afterChange();
 }
 
 start();
