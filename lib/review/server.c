@@ -283,8 +283,8 @@ static enum MHD_Result login(struct kiln_review_server *s, struct MHD_Connection
 	session_add(s, sha, name, owner, csrf, now, now + RV_SESSION_TTL);
 	pthread_mutex_unlock(&s->lock);
 	free(name);
-	snprintf(cookie, sizeof cookie, COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/; "
-		 "Max-Age=%d%s", id, (int)RV_SESSION_TTL, s->tls ? "; Secure" : "");
+	snprintf(cookie, sizeof cookie, COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/%s; "
+		 "Max-Age=%d", id, s->tls ? "; Secure" : "", (int)RV_SESSION_TTL);
 	return rv_send_redirect(conn, "/", cookie);
 }
 

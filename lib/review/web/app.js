@@ -35,6 +35,7 @@ const S = {
 	showSeq: 0,
 	conflicts: [],
 	conflictSel: 0,
+	ownRows: 0,		/* review log rows this page's POSTs added since the last look at /api/changes */
 };
 
 /* ---- small helpers ---- */
@@ -507,6 +508,7 @@ function decide(action, extra, advance = true) {
 	return enqueue(async () => {
 		try {
 			const r = await api('POST', `/api/tokens/${id}/decision`, Object.assign({action}, extra));
+			S.ownRows += 1;
 			S.details.delete(id);
 			if (r && r.review)
 				S.list.patch(S.list.indexOf(id), {status: r.review.status});
@@ -594,6 +596,7 @@ function undo() {
 			return;
 		}
 		const undone = (r && r.undone) || [];
+		S.ownRows += undone.length;
 		if (!undone.length) {
 			toast('Nothing of yours to undo');
 			return;
@@ -663,6 +666,7 @@ async function bulk() {
 	await enqueue(async () => {
 		try {
 			const r = await api('POST', '/api/bulk', body);
+			S.ownRows += r.decided || 0;
 			S.undo.push({kind: 'bulk', group: r.group});
 			toast(`${body.action}: ${r.decided} token${r.decided === 1 ? '' : 's'} (Backspace undoes)` +
 				(r.skipped ? `; ${r.skipped} skipped: ${r.skipped_why}` : ''));
@@ -1246,16 +1250,21 @@ async function watchChanges() {
 	} catch (e) {
 		/* the first tick asks again */
 	}
+	/* in the decisions' queue, so no POST of this page is under way: the page's own rows
+	 * since the last look (S.ownRows) are exactly its share of the version's move */
+	const look = async () => {
+		const j = await api('GET', '/api/changes' + (version === null ? '' : '?since=' + version));
+		const own = S.ownRows;
+		S.ownRows = 0;
+		if (version !== null && j.version !== version + own)
+			await refetchShown();
+		version = j.version;
+		document.body.dataset.version = String(version);
+	};
 	const tick = async () => {
 		try {
-			const busy = S.busy > 0 || document.querySelector('dialog[open]');
-			if (!busy) {
-				const j = await api('GET', '/api/changes' + (version === null ? '' : '?since=' + version));
-				if (version !== null && j.version !== version)
-					await refetchShown();
-				version = j.version;
-				document.body.dataset.version = String(version);
-			}
+			if (!(S.busy > 0 || document.querySelector('dialog[open]')))
+				await enqueue(look);
 		} catch (e) {
 			/* a 401 shows the gate; anything else: try again at the next tick */
 		}
@@ -1267,16 +1276,32 @@ async function watchChanges() {
 async function refetchShown() {
 	const list = S.list;
 	const id = (current() || {}).id;
-	S.details.clear();
 	if (list instanceof TokenList) {
 		const pages = [...list.pages.keys()].filter((p) => Array.isArray(list.pages.get(p)));
+		const old = new Map();
+		for (const p of pages)
+			for (const t of list.pages.get(p))
+				old.set(t.id, JSON.stringify(t));
+		const fresh = new Set();
 		for (const p of pages) {
 			const j = await api('GET', '/api/tokens?' + query(list.filter, p * PAGE, PAGE));
 			if (S.list !== list)
 				return;	/* the filter changed meanwhile: that list is fresh */
 			list.total = j.total;
 			list.pages.set(p, j.tokens);
+			for (const t of j.tokens)	/* a detail kept (prefetched) only if its token is as it was */
+				if (old.get(t.id) === JSON.stringify(t))
+					fresh.add(t.id);
 		}
+		for (const k of [...S.details.keys()])
+			if (!fresh.has(k))
+				S.details.delete(k);
+	} else {
+		S.details.clear();
+	}
+	if (id !== undefined)
+		S.details.delete(id);	/* the token on screen: always again (another's note) */
+	if (list instanceof TokenList) {
 		const k = id === undefined ? -1 : list.indexOf(id);
 		if (k >= 0)
 			S.index = k;
