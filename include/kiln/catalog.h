@@ -468,10 +468,29 @@ int kiln_catalog_reviewer_find(struct kiln_catalog *c, const char *token_sha, ch
 int kiln_catalog_reviewer_owner(struct kiln_catalog *c, char **name, char token_sha[65],
 				struct kiln_error *e) KILN_MUST_CHECK;
 
+/* Review sessions (a browser's cookie, exchanged for a reviewer's token): kept so that a
+ * cookie works after the server restarts. Only the cookie's SHA-256 (hex) is stored, with the
+ * reviewer, the CSRF token and the expiry (Unix seconds). find: *found 0 when no session has
+ * that hash (or its reviewer is gone); an expired one is found (the caller refuses it and
+ * purges); reviewer owned by the caller (free). purge: drop every session expired at now. */
+struct kiln_review_session {
+	char *reviewer;
+	int owner;
+	char csrf[65];
+	double created, expires;
+};
+int kiln_catalog_review_session_put(struct kiln_catalog *c, const char *id_sha,
+				    const char *reviewer, const char *csrf, double created,
+				    double expires, struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_catalog_review_session_find(struct kiln_catalog *c, const char *id_sha,
+				     struct kiln_review_session *out, int *found,
+				     struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_catalog_review_sessions_purge(struct kiln_catalog *c, double now, uint64_t *purged,
+				       struct kiln_error *e) KILN_MUST_CHECK;
 
 /* Review decisions. action: "approve", "reject", "pending", "regenerate", "pick" (candidate
  * `candidate`, whose image is `image`: the item's image becomes it, its recipe the render's
- * that made it). image: what the decision was about (NULL: the item's image now). */
+ * that made it), "note" (a remark: the note changes, the status and the votes stay). image: what the decision was about (NULL: the item's image now). */
 struct kiln_review_decision {
 	uint64_t item_id;
 	const char *action;
@@ -528,6 +547,15 @@ struct kiln_review_counts {
 };
 int kiln_catalog_review_counts(struct kiln_catalog *c, struct kiln_review_counts *out,
 			       struct kiln_error *e) KILN_MUST_CHECK;
+
+/* What changed in the catalog, as counters that only grow: the last review log row, the last
+ * render attempt, the last event (plan, render, QA...). A review server compares them with
+ * what it loaded to see another kiln's writes. */
+struct kiln_review_changes {
+	int64_t log, renders, events;
+};
+int kiln_catalog_review_changes(struct kiln_catalog *c, struct kiln_review_changes *out,
+				struct kiln_error *e) KILN_MUST_CHECK;
 
 /* Every accepted render (status ok) in item then attempt order: what a review shows as an
  * item's candidates. Strings valid during the call; fn returns non-zero to stop. */

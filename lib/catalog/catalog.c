@@ -190,10 +190,44 @@ static const struct migration migrations[] = {
 	 "ALTER TABLE review_log ADD COLUMN same_seed INTEGER NOT NULL DEFAULT 0"},
 	{11, HAS_COLUMN("review_state", "seed_round"),
 	 "ALTER TABLE review_state ADD COLUMN seed_round INTEGER"},
+
+	/* 12: review sessions that outlive the server (the SHA-256 of the cookie, never the
+	 * cookie; the reviewer, the CSRF token, the expiry in Unix seconds); and "note" as an
+	 * action of its own in the review log: SQLite cannot change a CHECK constraint, so the log
+	 * is rebuilt (every row with its id, the AUTOINCREMENT counter, the indexes and the
+	 * append-only triggers), in the migration's one transaction */
+	{12, NULL,
+	 "CREATE TABLE IF NOT EXISTS review_sessions (\n"
+	 "  id_sha256 TEXT PRIMARY KEY, reviewer TEXT NOT NULL, csrf TEXT NOT NULL,\n"
+	 "  created REAL NOT NULL, expires REAL NOT NULL);\n"
+	 "CREATE INDEX IF NOT EXISTS review_sessions_expires ON review_sessions(expires);\n"},
+	{12, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'review_log' AND "
+	     "sql LIKE '%''note''%'",
+	 "CREATE TABLE review_log_v12 (\n"
+	 "  id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, reviewer TEXT NOT NULL,\n"
+	 "  item_id INTEGER NOT NULL, action TEXT NOT NULL CHECK (action IN ('approve','reject',\n"
+	 "  'pending','regenerate','pick','note','undo','reset')), candidate INTEGER, image TEXT,\n"
+	 "  note TEXT, prompt_add INTEGER NOT NULL DEFAULT 0, group_id INTEGER, undoes INTEGER,\n"
+	 "  same_seed INTEGER NOT NULL DEFAULT 0);\n"
+	 "INSERT INTO review_log_v12(id, at, reviewer, item_id, action, candidate, image, note,\n"
+	 "  prompt_add, group_id, undoes, same_seed) SELECT id, at, reviewer, item_id, action,\n"
+	 "  candidate, image, note, prompt_add, group_id, undoes, same_seed FROM review_log\n"
+	 "  ORDER BY id;\n"
+	 "UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence\n"
+	 "  WHERE name = 'review_log'), 0)) WHERE name = 'review_log_v12';\n"
+	 "DROP TABLE review_log;\n"
+	 "ALTER TABLE review_log_v12 RENAME TO review_log;\n"
+	 "CREATE INDEX review_log_item ON review_log(item_id, id);\n"
+	 "CREATE INDEX review_log_reviewer ON review_log(reviewer, id);\n"
+	 "CREATE INDEX review_log_undoes ON review_log(undoes);\n"
+	 "CREATE TRIGGER review_log_no_update BEFORE UPDATE ON review_log\n"
+	 "  BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END;\n"
+	 "CREATE TRIGGER review_log_no_delete BEFORE DELETE ON review_log\n"
+	 "  BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END;\n"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 11
+#define LATEST_VERSION 12
 
 int kiln_catalog_latest_version(void)
 {

@@ -115,6 +115,80 @@ int kiln_catalog_reviewer_owner(struct kiln_catalog *c, char **name, char token_
 	return rc;
 }
 
+/* --- sessions ------------------------------------------------------------------------------- */
+
+int kiln_catalog_review_session_put(struct kiln_catalog *c, const char *id_sha,
+				    const char *reviewer, const char *csrf, double created,
+				    double expires, struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if ((rc = writable(c, e)) ||
+	    (rc = prepare(c, "INSERT OR REPLACE INTO review_sessions(id_sha256, reviewer, csrf, "
+			     "created, expires) VALUES (?, ?, ?, ?, ?)", &st, e)))
+		return rc;
+	sqlite3_bind_text(st, 1, id_sha, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, reviewer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, csrf, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 4, created);
+	sqlite3_bind_double(st, 5, expires);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "recording a review session");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_review_session_find(struct kiln_catalog *c, const char *id_sha,
+				     struct kiln_review_session *out, int *found,
+				     struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+	*found = 0;
+	memset(out, 0, sizeof *out);
+	/* a reviewer no longer in the catalog has no session either */
+	if ((rc = prepare(c, "SELECT s.reviewer, r.owner, s.csrf, s.created, s.expires FROM "
+			     "review_sessions s JOIN reviewers r ON r.name = s.reviewer WHERE "
+			     "s.id_sha256 = ?", &st, e)))
+		return rc;
+	sqlite3_bind_text(st, 1, id_sha, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 2);
+		out->owner = sqlite3_column_int(st, 1);
+		snprintf(out->csrf, sizeof out->csrf, "%s", t ? (const char *)t : "");
+		out->created = sqlite3_column_double(st, 3);
+		out->expires = sqlite3_column_double(st, 4);
+		if (!(out->reviewer = rv_dup(st, 0)))
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+		else
+			*found = 1;
+	} else if (step != SQLITE_DONE) {
+		rc = db_error(c, e, "reading the review sessions");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog_review_sessions_purge(struct kiln_catalog *c, double now, uint64_t *purged,
+				       struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (purged)
+		*purged = 0;
+	if ((rc = writable(c, e)) ||
+	    (rc = prepare(c, "DELETE FROM review_sessions WHERE expires <= ?", &st, e)))
+		return rc;
+	sqlite3_bind_double(st, 1, now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c, e, "purging expired review sessions");
+	else if (purged)
+		*purged = (uint64_t)sqlite3_changes(c->db);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* --- decisions ------------------------------------------------------------------------------ */
 
 static const char *status_of(const char *action)
@@ -187,12 +261,15 @@ static int recompute(struct kiln_catalog *c, uint64_t item_id, struct kiln_error
 			pick_image = NULL;
 			continue;
 		}
-		snprintf(status, sizeof status, "%s", status_of(act));
 		if (nt && *nt) {
 			free(note);
 			if (!(note = kiln_strdup(nt)))
 				goto nomem;
 		}
+		/* a note is a remark, not a vote: the status and the votes stay */
+		if (!strcmp(act, "note"))
+			continue;
+		snprintf(status, sizeof status, "%s", status_of(act));
 		if (!strcmp(act, "regenerate")) {
 			int same = sqlite3_column_int(st, 7);
 			regeneration++;
@@ -327,7 +404,8 @@ out:
 
 static int valid_action(const char *a)
 {
-	static const char *const v[] = {"approve", "reject", "pending", "regenerate", "pick"};
+	static const char *const v[] = {"approve", "reject", "pending", "regenerate", "pick",
+					"note"};
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
 		if (!strcmp(a, v[i]))
 			return 1;
@@ -347,7 +425,7 @@ int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
 	for (size_t i = 0; i < n; i++)
 		if (!valid_action(d[i].action))
 			return kiln_error_set(e, KILN_E_USAGE, d[i].action, "not a review action "
-					      "(approve, reject, pending, regenerate, pick)");
+					      "(approve, reject, pending, regenerate, pick, note)");
 	if ((rc = begin(c, e)))
 		return rc;
 	now_iso(at);
@@ -873,6 +951,30 @@ int kiln_catalog_image_known(struct kiln_catalog *c, const char *sha, int *known
 		*known = 1;
 	else if (step != SQLITE_DONE)
 		rc = db_error(c, e, "looking an image up");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* --- changes -------------------------------------------------------------------------------- */
+
+int kiln_catalog_review_changes(struct kiln_catalog *c, struct kiln_review_changes *out,
+				struct kiln_error *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	memset(out, 0, sizeof *out);
+	/* each a max of an AUTOINCREMENT id (one step down an index): never goes back */
+	if ((rc = prepare(c, "SELECT (SELECT coalesce(max(id), 0) FROM review_log), (SELECT "
+			     "coalesce(max(id), 0) FROM renders), (SELECT coalesce(max(id), 0) FROM "
+			     "events)", &st, e)))
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		out->log = sqlite3_column_int64(st, 0);
+		out->renders = sqlite3_column_int64(st, 1);
+		out->events = sqlite3_column_int64(st, 2);
+	} else {
+		rc = db_error(c, e, "reading the catalog's change counters");
+	}
 	sqlite3_finalize(st);
 	return rc;
 }

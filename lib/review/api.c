@@ -31,14 +31,14 @@
 
 /* --- the cache ------------------------------------------------------------------------------ */
 
-static struct rv_token *find_token(struct kiln_review_server *s, uint64_t id)
+static struct rv_token *find_in(const struct rv_cache *c, uint64_t id)
 {
-	size_t lo = 0, hi = s->cache.items.n;
+	size_t lo = 0, hi = c->items.n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		uint64_t m = s->cache.tok[mid].it->id;
+		uint64_t m = c->tok[mid].it->id;
 		if (m == id)
-			return &s->cache.tok[mid];
+			return &c->tok[mid];
 		if (m < id)
 			lo = mid + 1;
 		else
@@ -47,8 +47,15 @@ static struct rv_token *find_token(struct kiln_review_server *s, uint64_t id)
 	return NULL;
 }
 
+/* (under cache_lock or write_lock: a reload swaps the cache while holding both) */
+static struct rv_token *find_token(struct kiln_review_server *s, uint64_t id)
+{
+	return find_in(&s->cache, id);
+}
+
 struct load {
 	struct kiln_review_server *s;
+	struct rv_cache *c;         /* the cache being built */
 	int nomem;
 	int ai;
 };
@@ -67,7 +74,7 @@ static int add_render(void *user, uint64_t item_id, const char *image, uint64_t 
 		      const char *recipe, const char *request_json)
 {
 	struct load *l = user;
-	struct rv_token *t = find_token(l->s, item_id);
+	struct rv_token *t = find_in(l->c, item_id);
 	struct rv_cand *v;
 	(void)recipe, (void)request_json;
 	if (!t || !image || strlen(image) != 64)
@@ -94,7 +101,7 @@ static int add_finding(void *user, uint64_t item_id, const char *check, const ch
 		       const char *message)
 {
 	struct load *l = user;
-	struct rv_token *t = find_token(l->s, item_id);
+	struct rv_token *t = find_in(l->c, item_id);
 	json_t *o;
 	if (!t)
 		return 0;
@@ -134,6 +141,25 @@ static int own_candidate(struct rv_token *t)
 	return 0;
 }
 
+/* Move the states v[0..n) into cache c's tokens (a state of an item c lacks stays in v). */
+static void states_into(struct rv_cache *c, struct kiln_review_state *v, size_t n)
+{
+	for (size_t i = 0; i < c->items.n; i++) {
+		struct rv_token *t = &c->tok[i];
+		if (t->has_state)
+			kiln_review_state_release(&t->st);
+		t->has_state = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct rv_token *t = find_in(c, v[i].item_id);
+		if (!t)
+			continue;
+		t->st = v[i];
+		t->has_state = 1;
+		memset(&v[i], 0, sizeof v[i]);
+	}
+}
+
 /* Every item's state from the writer into the cache (the caller holds write_lock, or is
  * alone at start); the cache is locked for writing only while the states are swapped. */
 static int load_states(struct kiln_review_server *s, struct kiln_error *e)
@@ -144,63 +170,14 @@ static int load_states(struct kiln_review_server *s, struct kiln_error *e)
 	if ((rc = kiln_catalog_review_states(s->p->catalog, &v, &n, e)))
 		return rc;
 	pthread_rwlock_wrlock(&s->cache_lock);
-	for (size_t i = 0; i < s->cache.items.n; i++) {
-		struct rv_token *t = &s->cache.tok[i];
-		if (t->has_state)
-			kiln_review_state_release(&t->st);
-		t->has_state = 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct rv_token *t = find_token(s, v[i].item_id);
-		if (!t)
-			continue;
-		t->st = v[i];
-		t->has_state = 1;
-		memset(&v[i], 0, sizeof v[i]);
-	}
+	states_into(&s->cache, v, n);
 	pthread_rwlock_unlock(&s->cache_lock);
 	kiln_review_states_free(v, n);
 	return 0;
 }
 
-int rv_cache_load(struct kiln_review_server *s, struct kiln_error *e)
+static void cache_release(struct rv_cache *c)
 {
-	struct rv_cache *c = &s->cache;
-	struct load l = {s, 0, 0};
-	int rc;
-	l.ai = s->p->spec->engine && strcmp(s->p->spec->engine, "compose");
-	if ((rc = kiln_catalog_items(s->p->catalog, s->p->spec, &c->items, e)))
-		return rc;
-	if (!(c->tok = kiln_calloc(c->items.n + 1, sizeof *c->tok)))
-		return kiln_error_set(e, KILN_E_NOMEM, s->p->dir, "out of memory");
-	for (size_t i = 0; i < c->items.n; i++)
-		c->tok[i].it = &c->items.v[i];
-	if ((rc = kiln_catalog_ok_renders_each(s->p->catalog, add_render, &l, e)) ||
-	    (rc = kiln_catalog_qa_current_each(s->p->catalog, add_finding, &l, e)))
-		return rc;
-	for (size_t i = 0; !l.nomem && i < c->items.n; i++) {
-		struct rv_token *t = &c->tok[i];
-		if (own_candidate(t))
-			l.nomem = 1;
-		/* candidates numbered by round, then by index in the round (servers finish them
-		 * in any order): a new round's come after, the numbers of the old ones stay */
-		sort_base = t->it->seed & 0xffffffffull;
-		if (t->ncands > 1)
-			qsort(t->cands, t->ncands, sizeof *t->cands, cmp_cand);
-	}
-	if (l.nomem)
-		return kiln_error_set(e, KILN_E_NOMEM, s->p->dir, "out of memory");
-	if ((rc = load_states(s, e)))
-		return rc;
-	if (l.ai && s->p->spec->generate &&
-	    (rc = kiln_recipe_new(&c->recipe, s->p->spec, 0, e)))
-		return rc;
-	return 0;
-}
-
-void rv_cache_free(struct kiln_review_server *s)
-{
-	struct rv_cache *c = &s->cache;
 	for (size_t i = 0; c->tok && i < c->items.n; i++) {
 		free(c->tok[i].cands);
 		json_decref(c->tok[i].qa);
@@ -211,6 +188,68 @@ void rv_cache_free(struct kiln_review_server *s)
 	kiln_items_release(&c->items);
 	kiln_recipe_free(c->recipe);
 	memset(c, 0, sizeof *c);
+}
+
+/* A cache of the catalog as it is now, read on the writer (the caller holds write_lock, or
+ * is alone at start); c is released on error. */
+static int cache_build(struct kiln_review_server *s, struct rv_cache *c, struct kiln_error *e)
+{
+	struct load l = {s, c, 0, 0};
+	struct kiln_review_state *v = NULL;
+	size_t n = 0;
+	int rc;
+	memset(c, 0, sizeof *c);
+	l.ai = s->p->spec->engine && strcmp(s->p->spec->engine, "compose");
+	if ((rc = kiln_catalog_items(s->p->catalog, s->p->spec, &c->items, e)))
+		goto fail;
+	if (!(c->tok = kiln_calloc(c->items.n + 1, sizeof *c->tok))) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, s->p->dir, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < c->items.n; i++)
+		c->tok[i].it = &c->items.v[i];
+	if ((rc = kiln_catalog_ok_renders_each(s->p->catalog, add_render, &l, e)) ||
+	    (rc = kiln_catalog_qa_current_each(s->p->catalog, add_finding, &l, e)))
+		goto fail;
+	for (size_t i = 0; !l.nomem && i < c->items.n; i++) {
+		struct rv_token *t = &c->tok[i];
+		if (own_candidate(t))
+			l.nomem = 1;
+		/* candidates numbered by round, then by index in the round (servers finish them
+		 * in any order): a new round's come after, the numbers of the old ones stay */
+		sort_base = t->it->seed & 0xffffffffull;
+		if (t->ncands > 1)
+			qsort(t->cands, t->ncands, sizeof *t->cands, cmp_cand);
+	}
+	if (l.nomem) {
+		rc = kiln_error_set(e, KILN_E_NOMEM, s->p->dir, "out of memory");
+		goto fail;
+	}
+	if ((rc = kiln_catalog_review_states(s->p->catalog, &v, &n, e)))
+		goto fail;
+	states_into(c, v, n);
+	kiln_review_states_free(v, n);
+	if (l.ai && s->p->spec->generate &&
+	    (rc = kiln_recipe_new(&c->recipe, s->p->spec, 0, e)))
+		goto fail;
+	return 0;
+fail:
+	cache_release(c);
+	return rc;
+}
+
+int rv_cache_load(struct kiln_review_server *s, struct kiln_error *e)
+{
+	int rc;
+	/* the counters first: a write between them and the load is seen as a change */
+	if ((rc = kiln_catalog_review_changes(s->p->catalog, &s->seen, e)))
+		return rc;
+	return cache_build(s, &s->cache, e);
+}
+
+void rv_cache_free(struct kiln_review_server *s)
+{
+	cache_release(&s->cache);
 }
 
 /* After a decision on t: its state and image again from the writer (the caller holds
@@ -624,7 +663,7 @@ static json_t *ai_json(struct kiln_review_server *s, const struct rv_token *t, u
 	return o ? o : json_null();
 }
 
-static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
+static enum MHD_Result token_detail(struct rv_req *r, uint64_t id)
 {
 	struct kiln_review_server *s = r->srv;
 	struct kiln_error e;
@@ -634,8 +673,8 @@ static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
 	char *log = NULL;
 	unsigned k;
 	long prev = -1, next = -1;
-	size_t at = (size_t)(t - s->cache.tok);
-	uint64_t id = t->it->id;
+	size_t at;
+	struct rv_token *t;
 	filter_init(&f);
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg, &f);
 	if (f.err[0]) {
@@ -644,6 +683,14 @@ static enum MHD_Result token_detail(struct rv_req *r, struct rv_token *t)
 		return rv_send_error(r->conn, 400, "%s", f.err);
 	}
 	pthread_rwlock_rdlock(&s->cache_lock);
+	if (!(t = find_token(s, id))) {
+		pthread_rwlock_unlock(&s->cache_lock);
+		json_decref(traits);
+		json_decref(cands);
+		return rv_send_error(r->conn, 404, "token %llu is not in the catalog",
+				     (unsigned long long)id);
+	}
+	at = (size_t)(t - s->cache.tok);
 	k = picked(t);
 	/* neighbours within the filter given (none: all tokens) */
 	for (size_t i = at; i-- > 0;)
@@ -720,7 +767,8 @@ static json_t *body_object(struct rv_req *r, enum MHD_Result *res)
 	return o;
 }
 
-static const char *const actions[] = {"approve", "reject", "pending", "regenerate", "pick"};
+static const char *const actions[] = {"approve", "reject", "pending", "regenerate", "pick",
+				      "note"};
 
 static int known_action(const char *a)
 {
@@ -751,11 +799,38 @@ static int note_of(json_t *o, const char **note, int *prompt_add, char *err, siz
 	return 0;
 }
 
-static enum MHD_Result decision(struct rv_req *r, struct rv_token *t)
+/* A decision's body checked against token t (under write_lock: t stays); 0, or an answer sent
+ * in *res. */
+static int decision_check(struct rv_req *r, struct rv_token *t, json_t *o,
+			  struct kiln_review_decision *d, enum MHD_Result *res)
+{
+	struct kiln_review_server *s = r->srv;
+	json_t *k = json_object_get(o, "candidate");
+	d->item_id = t->it->id;
+	if (!strcmp(d->action, "pick")) {
+		if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+		    (size_t)json_integer_value(k) > t->ncands) {
+			*res = rv_send_error(r->conn, 400, "pick needs candidate 1 to %zu (token "
+					     "%llu has %zu)", t->ncands,
+					     (unsigned long long)t->it->id, t->ncands);
+			return -1;
+		}
+		d->candidate = (unsigned)json_integer_value(k);
+		d->image = t->cands[d->candidate - 1].image;
+	}
+	if (!strcmp(d->action, "regenerate") && no_regenerate(s, t)) {
+		*res = send_no_regenerate(r, t, no_regenerate(s, t));
+		return -1;
+	}
+	return 0;
+}
+
+static enum MHD_Result decision(struct rv_req *r, uint64_t id)
 {
 	struct kiln_review_server *s = r->srv;
 	struct kiln_review_decision d;
 	struct kiln_error e;
+	struct rv_token *t;
 	enum MHD_Result res;
 	json_t *o = body_object(r, &res), *a, *k;
 	int64_t first, group;
@@ -763,36 +838,26 @@ static enum MHD_Result decision(struct rv_req *r, struct rv_token *t)
 	if (!o)
 		return res;
 	memset(&d, 0, sizeof d);
-	d.item_id = t->it->id;
 	a = json_object_get(o, "action");
 	if (!json_is_string(a) || !known_action(json_string_value(a))) {
 		json_decref(o);
-		return rv_send_error(r->conn, 400, "action is approve, reject, pending, regenerate "
-				     "or pick");
+		return rv_send_error(r->conn, 400, "action is approve, reject, pending, regenerate, "
+				     "pick or note");
 	}
 	d.action = json_string_value(a);
 	if (note_of(o, &d.note, &d.prompt_add, err, sizeof err)) {
 		json_decref(o);
 		return rv_send_error(r->conn, 400, "%s", err);
 	}
+	/* a note on its own: the status and the votes stay */
+	if (!strcmp(d.action, "note") && (!d.note || !*d.note)) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "action note needs a note (a non-empty string)");
+	}
 	k = json_object_get(o, "candidate");
-	if (!strcmp(d.action, "pick")) {
-		if (!json_is_integer(k) || json_integer_value(k) < 1 ||
-		    (size_t)json_integer_value(k) > t->ncands) {
-			json_decref(o);
-			return rv_send_error(r->conn, 400, "pick needs candidate 1 to %zu (token "
-					     "%llu has %zu)", t->ncands,
-					     (unsigned long long)t->it->id, t->ncands);
-		}
-		d.candidate = (unsigned)json_integer_value(k);
-		d.image = t->cands[d.candidate - 1].image;
-	} else if (k && !json_is_null(k)) {
+	if (strcmp(d.action, "pick") && k && !json_is_null(k)) {
 		json_decref(o);
 		return rv_send_error(r->conn, 400, "candidate goes with action pick only");
-	}
-	if (!strcmp(d.action, "regenerate") && no_regenerate(s, t)) {
-		json_decref(o);
-		return send_no_regenerate(r, t, no_regenerate(s, t));
 	}
 	/* "seed": "same": the next render keeps the seeds and adds the note to the prompt */
 	{
@@ -818,19 +883,35 @@ static enum MHD_Result decision(struct rv_req *r, struct rv_token *t)
 		}
 	}
 	kiln_error_clear(&e);
+	/* the token under the writer's lock: a reload of the cache waits for it */
 	rv_write_begin(s);
+	if (!(t = find_token(s, id))) {
+		rv_write_end(s);
+		json_decref(o);
+		return rv_send_error(r->conn, 404, "token %llu is not in the catalog",
+				     (unsigned long long)id);
+	}
+	if (decision_check(r, t, o, &d, &res)) {
+		rv_write_end(s);
+		json_decref(o);
+		return res;
+	}
 	if (kiln_catalog_review_decide(s->p->catalog, r->reviewer, &d, 1, 0, &first, &group,
 				       &e)) {
 		rv_write_end(s);
 		json_decref(o);
-		return rv_send_error(r->conn, 500, "token %llu: %s", (unsigned long long)t->it->id,
+		return rv_send_error(r->conn, 500, "token %llu: %s", (unsigned long long)id,
 				     e.msg);
 	}
 	json_decref(o);
+	/* the cache follows its own row: no reload for it (another writer's row between would
+	 * leave the counter behind, and the next /api/changes reloads) */
+	if (s->seen.log == first - 1)
+		s->seen.log = first;
 	if (refresh(s, t, &e)) {
 		pthread_rwlock_unlock(&s->cache_lock);
 		rv_write_end(s);
-		return rv_send_error(r->conn, 500, "token %llu: %s", (unsigned long long)t->it->id,
+		return rv_send_error(r->conn, 500, "token %llu: %s", (unsigned long long)id,
 				     e.msg);
 	}
 	o = json_pack("{s:I, s:o}", "decision", (json_int_t)first, "review", review_json(t));
@@ -859,13 +940,17 @@ static enum MHD_Result bulk(struct rv_req *r)
 	if (!json_is_string(a) || !known_action(json_string_value(a)) ||
 	    !strcmp(json_string_value(a), "pick")) {
 		json_decref(o);
-		return rv_send_error(r->conn, 400, "a bulk action is approve, reject, pending or "
-				     "regenerate");
+		return rv_send_error(r->conn, 400, "a bulk action is approve, reject, pending, "
+				     "regenerate or note");
 	}
 	if (filter_json(&f, json_object_get(o, "filter")) ||
 	    note_of(o, &note, &prompt_add, err, sizeof err)) {
 		json_decref(o);
 		return rv_send_error(r->conn, 400, "%s", f.err[0] ? f.err : err);
+	}
+	if (!strcmp(json_string_value(a), "note") && (!note || !*note)) {
+		json_decref(o);
+		return rv_send_error(r->conn, 400, "action note needs a note (a non-empty string)");
 	}
 	if (!(d = kiln_calloc(s->cache.items.n + 1, sizeof *d))) {
 		json_decref(o);
@@ -1021,6 +1106,73 @@ static enum MHD_Result conflicts(struct rv_req *r)
 	return rv_send_json(r->conn, 200, list ? json_pack("{s:o}", "tokens", list) : NULL);
 }
 
+/* --- changes -------------------------------------------------------------------------------- */
+
+/* Bring the cache up to the catalog when another kiln wrote to it (under write_lock): new
+ * renders, plans or QA runs reload it whole (built beside the old one, swapped in under
+ * cache_lock); new log rows alone (another server's decisions, a render's resets) reload the
+ * states. */
+static int catch_up(struct kiln_review_server *s, const struct kiln_review_changes *now,
+		    struct kiln_error *e)
+{
+	int rc = 0;
+	if (now->renders != s->seen.renders || now->events != s->seen.events) {
+		struct rv_cache fresh, old;
+		if ((rc = cache_build(s, &fresh, e)))
+			return rc;
+		pthread_rwlock_wrlock(&s->cache_lock);
+		old = s->cache;
+		s->cache = fresh;
+		pthread_rwlock_unlock(&s->cache_lock);
+		cache_release(&old);
+	} else if (now->log != s->seen.log) {
+		rc = load_states(s, e);
+	}
+	if (!rc)
+		s->seen = *now;
+	return rc;
+}
+
+/* GET /api/changes?since=V: {"version": V', "changed": V' != V}; V' grows with every write
+ * to the catalog that the page shows (a decision, a render, a plan, a QA run), whoever made
+ * it: the page polls it and refetches what it shows when it moved. */
+static enum MHD_Result changes(struct rv_req *r)
+{
+	struct kiln_review_server *s = r->srv;
+	struct kiln_review_changes now;
+	struct kiln_error e;
+	struct rv_reader *h;
+	struct kiln_catalog *c;
+	const char *since = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "since");
+	uint64_t want = 0;
+	int rc, moved;
+	if (since && parse_u64(since, &want))
+		return rv_send_error(r->conn, 400, "since is a version number from /api/changes");
+	kiln_error_clear(&e);
+	c = rv_read_begin(s, &h);
+	rc = kiln_catalog_review_changes(c, &now, &e);
+	rv_read_end(h);
+	if (rc)
+		return rv_send_error(r->conn, 500, "%s", e.msg);
+	/* the counters the cache is up to are the writer's (a decision's transaction holds it
+	 * for a few milliseconds); a reload only when they moved */
+	pthread_mutex_lock(&s->write_lock);
+	moved = memcmp(&now, &s->seen, sizeof now) != 0;
+	if (moved) {
+		/* again on the writer: the freshest counters, read under the lock */
+		if (!(rc = kiln_catalog_review_changes(s->p->catalog, &now, &e)))
+			rc = catch_up(s, &now, &e);
+	}
+	pthread_mutex_unlock(&s->write_lock);
+	if (rc)
+		return rv_send_error(r->conn, 500, "catching up with the catalog: %s", e.msg);
+	{
+		json_int_t v = (json_int_t)(now.log + now.renders + now.events);
+		return rv_send_json(r->conn, 200, json_pack("{s:I, s:b}", "version", v, "changed",
+							     !since || (uint64_t)v != want));
+	}
+}
+
 /* an endpoint that only reads the cache, under cache_lock for reading */
 static enum MHD_Result locked_read(struct rv_req *r, enum MHD_Result (*f)(struct rv_req *))
 {
@@ -1048,14 +1200,13 @@ static int token_path(const char *p, uint64_t *id, const char **tail)
 
 enum MHD_Result rv_api(struct rv_req *r)
 {
-	struct kiln_review_server *s = r->srv;
 	int get = strcmp(r->method, "POST") != 0;
 	enum MHD_Result res;
 	const char *p = r->path, *tail;
 	const char *want = NULL;   /* the method the path takes, when it is not this one */
 	uint64_t id;
 	if (!strcmp(p, "/api/session"))
-		res = get ? session(r) : (want = "GET", MHD_NO);
+		res = get ? locked_read(r, session) : (want = "GET", MHD_NO);
 	else if (!strcmp(p, "/api/tokens"))
 		res = get ? locked_read(r, tokens) : (want = "GET", MHD_NO);
 	else if (!strcmp(p, "/api/bulk"))
@@ -1066,17 +1217,15 @@ enum MHD_Result rv_api(struct rv_req *r)
 		res = get ? locked_read(r, rarity) : (want = "GET", MHD_NO);
 	else if (!strcmp(p, "/api/conflicts"))
 		res = get ? conflicts(r) : (want = "GET", MHD_NO);
+	else if (!strcmp(p, "/api/changes"))
+		res = get ? changes(r) : (want = "GET", MHD_NO);
 	else if (!strncmp(p, "/api/tokens/", 12) && !token_path(p + 12, &id, &tail) &&
 		 (!*tail || !strcmp(tail, "/decision"))) {
-		struct rv_token *t = find_token(s, id);
 		int dec = *tail != 0;
 		if (dec == get)
 			res = (want = dec ? "POST" : "GET", MHD_NO);
-		else if (!t)
-			res = rv_send_error(r->conn, 404, "token %llu is not in the catalog",
-					    (unsigned long long)id);
 		else
-			res = dec ? decision(r, t) : token_detail(r, t);
+			res = dec ? decision(r, id) : token_detail(r, id);
 	} else {
 		res = rv_send_error(r->conn, 404, "%s: no such endpoint", p);
 	}

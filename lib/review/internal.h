@@ -19,12 +19,16 @@
 #define RV_READERS 4              /* read-only catalog connections (pool.c) */
 #define RV_TOKENS_MAX 64          /* reviewers' token hashes remembered (server.c) */
 
+#define RV_SESSION_TTL (7 * 86400.0) /* a session (cookie) lasts a week, restarts included */
+
+/* A session known in memory: the catalog's review_sessions row (which outlives the server)
+ * for the cookie whose SHA-256 is sha. */
 struct rv_session {
-	char id[65];                /* the cookie's value (256 random bits, hex) */
+	char sha[65];               /* SHA-256 of the cookie's value (256 random bits, hex) */
 	char csrf[65];
 	char *reviewer;
 	int owner;
-	double created;
+	double created, expires;
 };
 
 struct rv_thumbs;
@@ -81,6 +85,8 @@ struct kiln_review_server {
 	size_t nsessions;
 	struct rv_thumbs *thumbs;
 	struct rv_cache cache;
+	struct kiln_review_changes seen; /* the catalog's counters the cache is up to (under
+	                                    write_lock): /api/changes reloads when they moved */
 	char *tls_cert, *tls_key;
 };
 

@@ -9,8 +9,11 @@
  * system: the page is compiled in (assets.h), images are served by catalog hash only.
  *
  * Invariants: the session table and the known tokens are used under s->lock, never held
- * while the catalog is read (pool.c gives each request a connection of its own); sessions live
- * in memory only, a restart asks every reviewer for their URL again.
+ * while the catalog is read (pool.c gives each request a connection of its own). Sessions are
+ * kept in the catalog (review_sessions: the cookie's SHA-256, never the cookie) and in memory
+ * as a cache of it, so a cookie works after a restart (or a kill -9) until it expires
+ * (RV_SESSION_TTL); an expired session is refused (401) and the expired rows purged, also at
+ * start.
  *
  * Sizes: sessions up to RV_SESSIONS_MAX; requests run in parallel on the read connections,
  * decisions one at a time on the writer, each a few SQLite statements (p99 targets:
@@ -61,29 +64,51 @@ static int host_ok(struct kiln_review_server *s, const char *host)
 	return 0;
 }
 
-static struct rv_session *session_find(struct kiln_review_server *s, const char *id)
+/* A cookie's value as the hash sessions are kept by; 0, or -1 when it is not one of ours. */
+static int cookie_sha(const char *cookie, char sha[65])
 {
-	if (!id || strlen(id) != 64)
-		return NULL;
+	if (!cookie || strlen(cookie) != 64 || strspn(cookie, "0123456789abcdef") != 64)
+		return -1;
+	kiln_sha256_hex(cookie, 64, sha);
+	return 0;
+}
+
+static void session_drop(struct kiln_review_server *s, size_t i)
+{
+	free(s->sessions[i].reviewer);
+	memmove(s->sessions + i, s->sessions + i + 1,
+		(s->nsessions - i - 1) * sizeof *s->sessions);
+	s->nsessions--;
+}
+
+/* The session in memory whose cookie hashes to sha (under the lock); an expired one is
+ * dropped (*expired set). */
+static struct rv_session *session_find(struct kiln_review_server *s, const char *sha,
+				       int *expired)
+{
 	for (size_t i = 0; i < s->nsessions; i++)
-		if (!CRYPTO_memcmp(s->sessions[i].id, id, 64))
-			return &s->sessions[i];
+		if (!CRYPTO_memcmp(s->sessions[i].sha, sha, 64)) {
+			if (s->sessions[i].expires > kiln_clock_unix())
+				return &s->sessions[i];
+			session_drop(s, i);
+			*expired = 1;
+			return NULL;
+		}
 	return NULL;
 }
 
-/* A new session for reviewer (under the lock); NULL when out of memory or randomness. */
-static struct rv_session *session_new(struct kiln_review_server *s, const char *reviewer,
-				      int owner)
+/* A session in memory (under the lock): the oldest goes when the table is full (the catalog
+ * keeps it: it comes back on its next request). NULL when out of memory. */
+static struct rv_session *session_add(struct kiln_review_server *s, const char *sha,
+				      const char *reviewer, int owner, const char *csrf,
+				      double created, double expires)
 {
 	struct rv_session *v, *ss;
 	char *name = kiln_strdup(reviewer);
 	if (!name)
 		return NULL;
-	if (s->nsessions == RV_SESSIONS_MAX) {
-		free(s->sessions[0].reviewer);
-		memmove(s->sessions, s->sessions + 1, (s->nsessions - 1) * sizeof *s->sessions);
-		s->nsessions--;
-	}
+	if (s->nsessions == RV_SESSIONS_MAX)
+		session_drop(s, 0);
 	if (!(v = kiln_reallocarray(s->sessions, s->nsessions + 1, sizeof *v))) {
 		free(name);
 		return NULL;
@@ -91,15 +116,73 @@ static struct rv_session *session_new(struct kiln_review_server *s, const char *
 	s->sessions = v;
 	ss = &v[s->nsessions];
 	memset(ss, 0, sizeof *ss);
-	if (rv_random_hex(ss->id) || rv_random_hex(ss->csrf)) {
-		free(name);
-		return NULL;
-	}
+	memcpy(ss->sha, sha, 65);
+	snprintf(ss->csrf, sizeof ss->csrf, "%s", csrf);
 	ss->reviewer = name;
 	ss->owner = owner;
-	ss->created = kiln_clock_unix();
+	ss->created = created;
+	ss->expires = expires;
 	s->nsessions++;
 	return ss;
+}
+
+/* Drop the expired sessions from the catalog (on the writer). */
+static int sessions_purge(struct kiln_review_server *s, struct kiln_error *e)
+{
+	int rc;
+	rv_write_begin(s);
+	rc = kiln_catalog_review_sessions_purge(s->p->catalog, kiln_clock_unix(), NULL, e);
+	rv_write_end(s);
+	return rc;
+}
+
+/* The session of a cookie: from memory, else from the catalog (a session made before a
+ * restart), then kept in memory. Copies who it is into reviewer/csrf/owner; 1 found, 0 not
+ * (also expired: refused, and the catalog purged), -1 the catalog failed. */
+static int session_lookup(struct kiln_review_server *s, const char *cookie, char *reviewer,
+			  size_t cap, char csrf[65], int *owner)
+{
+	struct kiln_review_session row;
+	struct kiln_error e;
+	struct rv_reader *h;
+	struct kiln_catalog *c;
+	struct rv_session *ss;
+	char sha[65];
+	int expired = 0, found, rc;
+	if (cookie_sha(cookie, sha))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if ((ss = session_find(s, sha, &expired))) {
+		snprintf(reviewer, cap, "%s", ss->reviewer);
+		memcpy(csrf, ss->csrf, 65);
+		*owner = ss->owner;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ss)
+		return 1;
+	kiln_error_clear(&e);
+	if (expired)
+		return sessions_purge(s, &e) ? -1 : 0;
+	c = rv_read_begin(s, &h);
+	rc = kiln_catalog_review_session_find(c, sha, &row, &found, &e);
+	rv_read_end(h);
+	if (rc)
+		return -1;
+	if (!found)
+		return 0;
+	if (row.expires <= kiln_clock_unix() || strlen(row.csrf) != 64) {
+		free(row.reviewer);
+		return sessions_purge(s, &e) ? -1 : 0;
+	}
+	snprintf(reviewer, cap, "%s", row.reviewer);
+	memcpy(csrf, row.csrf, 65);
+	*owner = row.owner;
+	pthread_mutex_lock(&s->lock);
+	if (!session_find(s, sha, &expired))
+		session_add(s, sha, row.reviewer, row.owner, row.csrf, row.created, row.expires);
+	pthread_mutex_unlock(&s->lock);
+	free(row.reviewer);
+	return 1;
 }
 
 /* The reviewer a token belongs to (not under s->lock): *name NULL when none. A token found is
@@ -167,29 +250,41 @@ static enum MHD_Result serve_asset(struct MHD_Connection *conn, const struct kil
 	return rv_send(conn, 200, a->content_type, a->bytes, a->length, 0, "no-cache", a->etag);
 }
 
-/* GET /?token=T: a session, or 401. */
+/* GET /?token=T: a session (in the catalog first, so it outlives the server), or 401. */
 static enum MHD_Result login(struct kiln_review_server *s, struct MHD_Connection *conn,
 			     const char *token)
 {
-	char *name = NULL, cookie[160];
+	char *name = NULL, cookie[200], id[65], sha[65], csrf[65];
+	struct kiln_error e;
+	double now = kiln_clock_unix();
 	int owner, rc;
-	struct rv_session *ss = NULL;
 	rc = token_reviewer(s, token, &name, &owner);
-	pthread_mutex_lock(&s->lock);
-	if (!rc && name)
-		ss = session_new(s, name, owner);
-	if (ss)
-		snprintf(cookie, sizeof cookie, COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/%s",
-			 ss->id, s->tls ? "; Secure" : "");
-	pthread_mutex_unlock(&s->lock);
-	free(name);
 	if (rc)
 		return rv_send_error(conn, 500, "the catalog could not be read");
 	if (!name)
 		return rv_send_error(conn, 401, "this token is not a reviewer's: ask the project "
 				     "owner for your URL");
-	if (!ss)
-		return rv_send_error(conn, 500, "out of memory");
+	if (rv_random_hex(id) || rv_random_hex(csrf)) {
+		free(name);
+		return rv_send_error(conn, 500, "no random bytes for a session");
+	}
+	kiln_sha256_hex(id, 64, sha);
+	kiln_error_clear(&e);
+	rv_write_begin(s);
+	rc = kiln_catalog_review_session_put(s->p->catalog, sha, name, csrf, now,
+					     now + RV_SESSION_TTL, &e);
+	rv_write_end(s);
+	if (rc) {
+		free(name);
+		return rv_send_error(conn, 500, "recording the session: %s", e.msg);
+	}
+	pthread_mutex_lock(&s->lock);
+	/* out of memory here: the catalog has it, the next request loads it */
+	session_add(s, sha, name, owner, csrf, now, now + RV_SESSION_TTL);
+	pthread_mutex_unlock(&s->lock);
+	free(name);
+	snprintf(cookie, sizeof cookie, COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/%s; "
+		 "Max-Age=%d", id, s->tls ? "; Secure" : "", (int)RV_SESSION_TTL);
 	return rv_send_redirect(conn, "/", cookie);
 }
 
@@ -207,10 +302,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	struct kiln_review_server *s = cls;
 	struct upload *up = *con_cls;
 	struct rv_req r;
-	struct rv_session *ss;
 	char reviewer[80] = "", csrf[65] = "", *bearer_name = NULL;
 	const char *token, *auth, *cookie;
-	int post = !strcmp(method, "POST"), owner = 0, rc;
+	int post = !strcmp(method, "POST"), owner = 0, rc, found;
 	enum MHD_Result res;
 	(void)version;
 	if (!up) {
@@ -264,14 +358,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	/* who asks: the session cookie, or a bearer token (scripts) */
 	cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, COOKIE);
 	auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	pthread_mutex_lock(&s->lock);
-	if ((ss = session_find(s, cookie))) {
-		snprintf(reviewer, sizeof reviewer, "%s", ss->reviewer);
-		memcpy(csrf, ss->csrf, sizeof csrf);
-		owner = ss->owner;
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!ss && auth && !strncmp(auth, "Bearer ", 7)) {
+	found = session_lookup(s, cookie, reviewer, sizeof reviewer, csrf, &owner);
+	if (found < 0)
+		return rv_send_error(conn, 500, "the catalog could not be read (sessions)");
+	if (!found && auth && !strncmp(auth, "Bearer ", 7)) {
 		rc = token_reviewer(s, auth + 7, &bearer_name, &owner);
 		if (!rc && bearer_name)
 			snprintf(reviewer, sizeof reviewer, "%s", bearer_name);
@@ -387,7 +477,8 @@ int kiln_review_start(struct kiln_review_server **out, struct kiln_project *p,
 		flags |= MHD_USE_TLS;
 	}
 	s->port = o->port;
-	if ((rc = rv_cache_load(s, e)) || (rc = rv_pool_open(s, e)))
+	if ((rc = rv_cache_load(s, e)) || (rc = rv_pool_open(s, e)) ||
+	    (rc = sessions_purge(s, e)))
 		goto fail;
 	if ((rc = rv_thumbs_start(s, o->thumb_threads ? o->thumb_threads : cores(), !o->no_prepare,
 				  e)))

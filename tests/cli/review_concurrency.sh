@@ -16,6 +16,9 @@ sys.path.insert(0, sys.argv[3])
 from review_client import Client
 port, token, db = int(sys.argv[1]), sys.argv[2], sys.argv[4]
 o = Client(port, token); o.login()
+# a second session, made before: a login writes its session to the catalog (a write, which
+# waits for the lock like a decision); the reads below use it
+r = Client(port, token); r.login()
 # another writer holds the catalog: the decision below waits for it (SQLite's busy timeout)
 w = sqlite3.connect(db, isolation_level=None, timeout=1)
 w.execute("BEGIN IMMEDIATE")
@@ -27,7 +30,6 @@ th.start()
 time.sleep(0.5)
 assert th.is_alive(), "the decision did not wait for the write lock"
 # meanwhile the reads answer (a client with a short timeout: they must not queue behind it)
-r = Client(port, token); r.login()
 import http.client
 def quick(path):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)

@@ -82,6 +82,14 @@ assert t["review"]["approvals"] == 2 and not t["review"]["conflict"], t["review"
 o.post("/api/bulk", {"filter": {}, "action": "approve"})
 a.post("/api/bulk", {"filter": {"status": "approved"}, "action": "approve"})
 assert o.get("/api/tokens?status=approved")["total"] == 60
+# a note on its own: the status, the votes and the approvals stay; it needs a text
+n = a.post("/api/tokens/5/decision", {"action": "note", "note": "check the beak"})
+assert n["review"]["status"] == "approved" and n["review"]["approvals"] == 2, n
+assert n["review"]["note"] == "check the beak" and sorted(n["review"]["reviewers"]) == ["ana", "owner"], n
+assert o.get("/api/tokens/5")["decisions"][-1]["action"] == "note"
+a.post("/api/tokens/5/decision", {"action": "note"}, want=400)
+a.post("/api/tokens/5/decision", {"action": "note", "note": "x", "candidate": 1}, want=400)
+assert o.get("/api/tokens?status=approved")["total"] == 60
 print("ok")
 PY
 # kill -9 mid-session: every decision that was answered is in the log and the state
@@ -115,6 +123,9 @@ print("ok")' >"$T/ls" 2>&1
 expect_eq "ls --json review" "$(cat "$T/ls")" ok
 "$KILN" -C "$T/p" show 5 >"$T/show"
 expect_contains "show lists decisions" "$T/show" "ana reject: eyes off"
+expect_contains "show lists a note" "$T/show" "ana note: check the beak"
+"$KILN" -C "$T/p" review --log >"$T/log.txt"
+expect_contains "the log prints a note" "$T/log.txt" "note       image"
 "$KILN" -C "$T/p" status >"$T/status"
 expect_contains "status counts" "$T/status" "review     60 approved, 0 rejected, 0 pending"
 "$KILN" -C "$T/p" release -q >/dev/null 2>"$T/rel.err"

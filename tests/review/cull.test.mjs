@@ -116,6 +116,7 @@ await main(async () => {
 		[{n: 0}]);
 	expectEq('4 back to pending', rv.get(4).status, 'pending');
 	expectEq('5\'s note', rv.get(5).note, 'nice hat');
+	expectEq('N records a note, not a decision', sql(P, 'SELECT action FROM review_log WHERE item_id = 5'), [{action: 'note'}]);
 	expectEq('6 untouched', rv.get(6).status, 'pending');
 	expect('the reviewer is named', JSON.stringify(rv.get(1).reviewers).includes('owner') || rv.get(1).reviewers.length === 1,
 		rv.get(1).reviewers);

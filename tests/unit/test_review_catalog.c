@@ -2,7 +2,9 @@
  * log (votes per reviewer, approvals, conflicts, notes); undo appends rows and takes back a
  * whole bulk group; a pick sets the item's image and an undone pick restores it; the log
  * refuses UPDATE and DELETE; a token that does not exist is refused with nothing written;
- * reviewers by token hash. */
+ * reviewers by token hash; a note on its own keeps the status and the votes; the migration to
+ * the log with "note" keeps every row, id, index and trigger; sessions by cookie hash, expired
+ * ones purged. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -280,6 +282,134 @@ static void reviewers(void **state)
 	free(name);
 }
 
+static void note_keeps_status(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_review_state s;
+	int64_t *ids = NULL;
+	size_t n;
+	struct kiln_error e;
+	uint64_t id = f->ids[2];
+	decide(f, "ana", id, "approve", 0, NULL, NULL);
+	decide(f, "bo", id, "note", 0, NULL, "left wing a bit soft");
+	state_of(f, id, &s);
+	assert_string_equal(s.status, "approved");  /* a note is not a vote */
+	assert_int_equal(s.approvals, 1);
+	assert_false(s.conflict);
+	assert_string_equal(s.reviewers, "[\"ana\"]");
+	assert_string_equal(s.note, "left wing a bit soft");
+	kiln_review_state_release(&s);
+	/* bo's undo takes his note back, ana's approval stays */
+	assert_int_equal(kiln_catalog_review_undo(f->c, "bo", &ids, &n, &e), 0);
+	assert_int_equal(n, 1);
+	free(ids);
+	state_of(f, id, &s);
+	assert_string_equal(s.status, "approved");
+	assert_null(s.note);
+	kiln_review_state_release(&s);
+}
+
+static long long q1(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* a version 11 catalog (the log's CHECK without "note") is brought to the latest: every row
+ * with its id, the AUTOINCREMENT counter, the indexes and the triggers kept */
+static void migration_keeps_log(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_error e;
+	sqlite3 *db;
+	char *before = NULL, *after = NULL;
+	decide(f, "ana", f->ids[1], "approve", 0, NULL, "ok");
+	decide(f, "bo", f->ids[1], "reject", 0, NULL, NULL);
+	decide(f, "ana", f->ids[0], "pick", 2, B, NULL);
+	assert_int_equal(kiln_catalog_review_log_json(f->c, 0, 0, &before, &e), 0);
+	kiln_catalog_free(f->c);
+	f->c = NULL;
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	/* back to version 11's log: the old CHECK, a counter past the last row (ids are never
+	 * reused, even of rows a crashed transaction took) */
+	assert_int_equal(sqlite3_exec(db,
+		"BEGIN; CREATE TABLE old_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
+		" reviewer TEXT NOT NULL, item_id INTEGER NOT NULL, action TEXT NOT NULL CHECK (action"
+		" IN ('approve','reject','pending','regenerate','pick','undo','reset')), candidate "
+		"INTEGER, image TEXT, note TEXT, prompt_add INTEGER NOT NULL DEFAULT 0, group_id "
+		"INTEGER, undoes INTEGER, same_seed INTEGER NOT NULL DEFAULT 0);"
+		"INSERT INTO old_log SELECT * FROM review_log; DROP TABLE review_log;"
+		"ALTER TABLE old_log RENAME TO review_log;"
+		"UPDATE sqlite_sequence SET seq = 40 WHERE name = 'review_log';"
+		"CREATE INDEX review_log_item ON review_log(item_id, id);"
+		"CREATE INDEX review_log_reviewer ON review_log(reviewer, id);"
+		"CREATE INDEX review_log_undoes ON review_log(undoes);"
+		"CREATE TRIGGER review_log_no_update BEFORE UPDATE ON review_log BEGIN SELECT "
+		"RAISE(ABORT, 'the review log is append-only'); END;"
+		"CREATE TRIGGER review_log_no_delete BEFORE DELETE ON review_log BEGIN SELECT "
+		"RAISE(ABORT, 'the review log is append-only'); END;"
+		"DROP TABLE review_sessions; PRAGMA user_version = 11; COMMIT;", NULL, NULL, NULL),
+		SQLITE_OK);
+	/* the old log refuses a note */
+	assert_int_not_equal(sqlite3_exec(db, "INSERT INTO review_log(at, reviewer, item_id, "
+					  "action) VALUES ('x', 'ana', 1, 'note')", NULL, NULL,
+					  NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(kiln_catalog_open(&f->c, f->db, &e), 0);
+	assert_int_equal(kiln_catalog_review_log_json(f->c, 0, 0, &after, &e), 0);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	decide(f, "bo", f->ids[1], "note", 0, NULL, "after the upgrade");
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(q1(db, "PRAGMA user_version"), kiln_catalog_latest_version());
+	assert_int_equal(q1(db, "SELECT max(id) FROM review_log"), 41);
+	assert_int_equal(q1(db, "SELECT count(*) FROM sqlite_master WHERE tbl_name = 'review_log'"
+			    " AND name IN ('review_log_item', 'review_log_reviewer', "
+			    "'review_log_undoes', 'review_log_no_update', 'review_log_no_delete')"), 5);
+	assert_int_equal(q1(db, "SELECT count(*) FROM sqlite_master WHERE name = "
+			    "'review_log_v12'"), 0);
+	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM review_log", NULL, NULL, NULL),
+			     SQLITE_OK);
+	assert_non_null(strstr(sqlite3_errmsg(db), "append-only"));
+	assert_int_equal(q1(db, "SELECT count(*) FROM review_sessions"), 0);
+	sqlite3_close(db);
+}
+
+static void sessions(void **state)
+{
+	struct fx *f = *state;
+	struct kiln_review_session s;
+	struct kiln_error e;
+	uint64_t purged;
+	int found;
+	assert_int_equal(kiln_catalog_reviewer_put(f->c, "ana", A, 0, &e), 0);
+	assert_int_equal(kiln_catalog_review_session_put(f->c, B, "ana", A, 100, 200, &e), 0);
+	assert_int_equal(kiln_catalog_review_session_put(f->c, A, "ana", B, 100, 5000, &e), 0);
+	assert_int_equal(kiln_catalog_review_session_find(f->c, B, &s, &found, &e), 0);
+	assert_int_equal(found, 1);
+	assert_string_equal(s.reviewer, "ana");
+	assert_string_equal(s.csrf, A);
+	assert_true(s.expires == 200);
+	free(s.reviewer);
+	assert_int_equal(kiln_catalog_review_sessions_purge(f->c, 300, &purged, &e), 0);
+	assert_int_equal(purged, 1);
+	assert_int_equal(kiln_catalog_review_session_find(f->c, B, &s, &found, &e), 0);
+	assert_int_equal(found, 0);
+	assert_int_equal(kiln_catalog_review_session_find(f->c, A, &s, &found, &e), 0);
+	assert_int_equal(found, 1);
+	free(s.reviewer);
+	/* a session of a reviewer no longer in the catalog is none */
+	assert_int_equal(kiln_catalog_review_session_put(f->c, "cc", "gone", A, 1, 5000, &e), 0);
+	assert_int_equal(kiln_catalog_review_session_find(f->c, "cc", &s, &found, &e), 0);
+	assert_int_equal(found, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +419,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(log_is_append_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_token_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(reviewers, setup, teardown),
+		cmocka_unit_test_setup_teardown(note_keeps_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(migration_keeps_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(sessions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,7 @@ const S = {
 	showSeq: 0,
 	conflicts: [],
 	conflictSel: 0,
+	ownRows: 0,		/* review log rows this page's POSTs added since the last look at /api/changes */
 };
 
 /* ---- small helpers ---- */
@@ -495,7 +496,7 @@ function decide(action, extra, advance = true) {
 		return Promise.resolve();
 	const id = t.id;
 	const before = t.status;
-	S.list.patch(i, {status: ACTION_STATUS[action]});
+	S.list.patch(i, {status: ACTION_STATUS[action] || before});	/* a note keeps it */
 	const entry = {kind: 'one', id};
 	S.undo.push(entry);
 	if (advance && (S.list.total < 0 || i + 1 < S.list.total)) {
@@ -507,6 +508,7 @@ function decide(action, extra, advance = true) {
 	return enqueue(async () => {
 		try {
 			const r = await api('POST', `/api/tokens/${id}/decision`, Object.assign({action}, extra));
+			S.ownRows += 1;
 			S.details.delete(id);
 			if (r && r.review)
 				S.list.patch(S.list.indexOf(id), {status: r.review.status});
@@ -573,27 +575,15 @@ async function regenerate(same) {
 		await decide('regenerate', r.note ? {note: r.note, prompt_add: r.prompt_add} : {});
 }
 
-/* N: a note on this token, kept with its current decision (no advance) */
+/* N: a note on this token, an action of its own: the status and the votes stay (no advance) */
 async function note() {
 	const t = current();
 	if (!t)
 		return;
-	let d;
-	try {
-		d = await detail(t.id);
-	} catch (e) {
-		toast(e.message, true);
-		return;
-	}
 	const r = await askNote(t.id, false, 'Note');
 	if (!r || !r.note)
 		return;
-	const st = statusOf(d);
-	const rv = d.review || {};
-	if (st === 'approved' && rv.candidate)
-		await decide('pick', {candidate: rv.candidate, note: r.note}, false);
-	else
-		await decide(STATUS_ACTION[st] || 'pending', {note: r.note}, false);
+	await decide('note', {note: r.note}, false);
 }
 
 function undo() {
@@ -606,6 +596,7 @@ function undo() {
 			return;
 		}
 		const undone = (r && r.undone) || [];
+		S.ownRows += undone.length;
 		if (!undone.length) {
 			toast('Nothing of yours to undo');
 			return;
@@ -675,6 +666,7 @@ async function bulk() {
 	await enqueue(async () => {
 		try {
 			const r = await api('POST', '/api/bulk', body);
+			S.ownRows += r.decided || 0;
 			S.undo.push({kind: 'bulk', group: r.group});
 			toast(`${body.action}: ${r.decided} token${r.decided === 1 ? '' : 's'} (Backspace undoes)` +
 				(r.skipped ? `; ${r.skipped} skipped: ${r.skipped_why}` : ''));
@@ -1234,12 +1226,94 @@ async function start() {
 	$('reviewers').append(h('option', {value: s.reviewer}));
 	S.list = new TokenList({});
 	S.list.onload = () => scheduleGrid();
+	await watchChanges();	/* the version before the data: a change after it is seen */
 	await reload(false);
 	setView('loupe');
 	loadCounts();
 	loadConflicts();
 	api('GET', '/api/rarity').then(fillTraitList, () => {});
 	document.body.dataset.ready = '1';
+}
+
+/* ---- outside changes ---- */
+
+const CHANGES_EVERY = 2000;	/* ms between two looks at GET /api/changes */
+
+/* Poll the catalog's change counter; when it moved (a `kiln render` brought new candidates,
+ * another reviewer decided), refetch what the page shows without losing the reviewer's place:
+ * the loaded pages of the list in place, the current token's details, the counts. Waits while
+ * a decision is on its way or a dialog is open. */
+async function watchChanges() {
+	let version = null;
+	try {
+		version = (await api('GET', '/api/changes')).version;
+	} catch (e) {
+		/* the first tick asks again */
+	}
+	/* in the decisions' queue, so no POST of this page is under way: the page's own rows
+	 * since the last look (S.ownRows) are exactly its share of the version's move */
+	const look = async () => {
+		const j = await api('GET', '/api/changes' + (version === null ? '' : '?since=' + version));
+		const own = S.ownRows;
+		S.ownRows = 0;
+		if (version !== null && j.version !== version + own)
+			await refetchShown();
+		version = j.version;
+		document.body.dataset.version = String(version);
+	};
+	const tick = async () => {
+		try {
+			if (!(S.busy > 0 || document.querySelector('dialog[open]')))
+				await enqueue(look);
+		} catch (e) {
+			/* a 401 shows the gate; anything else: try again at the next tick */
+		}
+		setTimeout(tick, CHANGES_EVERY);
+	};
+	setTimeout(tick, CHANGES_EVERY);
+}
+
+async function refetchShown() {
+	const list = S.list;
+	const id = (current() || {}).id;
+	if (list instanceof TokenList) {
+		const pages = [...list.pages.keys()].filter((p) => Array.isArray(list.pages.get(p)));
+		const old = new Map();
+		for (const p of pages)
+			for (const t of list.pages.get(p))
+				old.set(t.id, JSON.stringify(t));
+		const fresh = new Set();
+		for (const p of pages) {
+			const j = await api('GET', '/api/tokens?' + query(list.filter, p * PAGE, PAGE));
+			if (S.list !== list)
+				return;	/* the filter changed meanwhile: that list is fresh */
+			list.total = j.total;
+			list.pages.set(p, j.tokens);
+			for (const t of j.tokens)	/* a detail kept (prefetched) only if its token is as it was */
+				if (old.get(t.id) === JSON.stringify(t))
+					fresh.add(t.id);
+		}
+		for (const k of [...S.details.keys()])
+			if (!fresh.has(k))
+				S.details.delete(k);
+	} else {
+		S.details.clear();
+	}
+	if (id !== undefined)
+		S.details.delete(id);	/* the token on screen: always again (another's note) */
+	if (list instanceof TokenList) {
+		const k = id === undefined ? -1 : list.indexOf(id);
+		if (k >= 0)
+			S.index = k;
+		else if (list.total >= 0 && S.index >= list.total)
+			S.index = Math.max(0, list.total - 1);
+		$('f-count').textContent = `${Math.max(0, list.total)} match`;
+	}
+	if (S.view === 'grid')
+		gridLayout();
+	else
+		refresh();
+	afterChange();
 }
 
 start();
