@@ -441,9 +441,11 @@ int cli_stage_plan(struct kiln_project *p, int force, int fresh, unsigned effort
 	if (did)
 		*did = r.planned;
 	if (json)
-		print_json(json_pack("{s:s, s:s, s:b, s:I, s:I}", "event", "summary", "stage",
-				     "plan", "planned", r.planned, "items", (json_int_t)r.items,
-				     "changed", (json_int_t)r.changed));
+		print_json(json_pack("{s:s, s:s, s:b, s:I, s:I, s:{s:s, s:s}}", "event", "summary",
+				     "stage", "plan", "planned", r.planned, "items",
+				     (json_int_t)r.items, "changed", (json_int_t)r.changed,
+				     "solvers", "clp", kiln_plan_clp_version(), "cbc",
+				     kiln_plan_cbc_version()));
 	else if (!quiet && r.planned)
 		printf("plan: %llu items planned, %llu new or changed\n",
 		       (unsigned long long)r.items, (unsigned long long)r.changed);

@@ -50,6 +50,8 @@ static int report(struct kiln_project *p, int json)
 		json_object_set_new(root, "collection", json_string(s->name));
 		json_object_set_new(root, "size", json_integer((json_int_t)s->size));
 		json_object_set_new(root, "generated", json_integer((json_int_t)gen));
+		json_object_set_new(root, "solvers", json_pack("{s:s, s:s}", "clp",
+				    kiln_plan_clp_version(), "cbc", kiln_plan_cbc_version()));
 	} else {
 		printf("%-16s %-20s %8s %8s %6s %8s\n", "layer", "value", "target", "actual", "diff",
 		       "share");

@@ -82,6 +82,12 @@ int kiln_plan_replace(struct kiln_plan *p, const struct kiln_spec *s, uint64_t i
  * engine's and SQLite's signed 64-bit integers). */
 uint64_t kiln_plan_seed(uint64_t collection_seed, uint64_t id);
 
+/* The versions of the linear and integer programming libraries the planner runs, CLP and CBC
+ * (COIN-OR), as linked at run time ("1.17.6"): "same spec and seed, same plan" holds for the
+ * same versions (another CLP may pick another vertex of the same LP). */
+const char *kiln_plan_clp_version(void);
+const char *kiln_plan_cbc_version(void);
+
 void kiln_plan_free(struct kiln_plan *p);
 
 /* ---- rarity.h (merged) ---- */

@@ -31,6 +31,7 @@
 #include "util/alloc.h"
 #include "util/prng.h"
 
+#include <coin/Cbc_C_Interface.h>
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,10 @@
 #define STALL 12 /* steps without a lower shortfall before a restart */
 #define NEIGH 12 /* swaps tried per step, at most */
 #define WORK_PER_TRY 4000 /* words per try on average: large codes get fewer tries */
+#define JOINT_MAX_COLS 20000 /* the joint program's words (times other values), at most */
+#define JOINT_MAX_NZ 2000000 /* and its non-zeros */
+#define JOINT_FIRST 50 /* its branch-and-bound nodes before the labeling search */
+#define JOINT_NODES 4000 /* and after it, times the effort */
 
 struct code {
 	const struct kiln_plan_code *in;
@@ -280,23 +285,34 @@ static int enumerate(struct code *cd)
 	return 0;
 }
 
+/* the min_distance-1 planner's input over the words in cd->rows: the caller's (counts, rules,
+ * previous plan), restricted to those words, quick (an infeasible LP proves nothing: the code
+ * is this module's choice), with the shortfall and per-word values written where asked */
+static struct kiln_plan_lp code_lp(const struct code *cd, double *shortfall, double *setx)
+{
+	struct kiln_plan_lp lp = cd->in->lp;
+	lp.sets = cd->rows;
+	lp.nsets = cd->nrows;
+	lp.quick = 1;
+	lp.init = NULL;
+	lp.ninit = 0;
+	lp.shortfall = shortfall;
+	lp.setx = setx;
+	return lp;
+}
+
 /* one labeling: the words, then the min_distance-1 planner over them. 0 (m holds a plan),
  * KILN_E_NOTFOUND with *score the LP's total shortfall, KILN_E_NOMEM */
 static int try_labeling(struct code *cd, double *short_, uint32_t *m, double *score,
 			struct kiln_error *e)
 {
 	const struct kiln_plan_code *in = cd->in;
-	struct kiln_plan_lp lp = in->lp;
+	struct kiln_plan_lp lp;
 	int rc;
 	if (enumerate(cd))
 		return KILN_E_NOMEM;
 	cd->work += cd->nrows;
-	lp.sets = cd->rows;
-	lp.nsets = cd->nrows;
-	lp.quick = 1;
-	lp.init = NULL;
-	lp.ninit = 0;
-	lp.shortfall = short_;
+	lp = code_lp(cd, short_, NULL);
 	rc = kiln_plan_lp_solve(&lp, m, e);
 	if (rc != KILN_E_NOTFOUND)
 		return rc;
@@ -304,6 +320,410 @@ static int try_labeling(struct code *cd, double *short_, uint32_t *m, double *sc
 	for (size_t fv = 0; fv < in->lp.vbase[cd->L]; fv++)
 		*score += short_[fv];
 	return KILN_E_NOTFOUND;
+}
+
+/* a triplet of the joint program's matrix */
+struct trip {
+	int row, col;
+	double v;
+};
+
+static int trip_cmp(const void *a, const void *b)
+{
+	const struct trip *x = a, *y = b;
+	if (x->col != y->col)
+		return x->col < y->col ? -1 : 1;
+	return x->row < y->row ? -1 : x->row > y->row;
+}
+
+struct jp {
+	struct trip *t;
+	size_t n, cap;
+};
+
+static int jp_add(struct jp *j, size_t row, size_t col, double v)
+{
+	if (j->n == j->cap) {
+		size_t nc = j->cap ? j->cap * 2 : 4096;
+		struct trip *q;
+		if (nc > JOINT_MAX_NZ)
+			return KILN_E_NOTFOUND;
+		q = kiln_reallocarray(j->t, nc, sizeof *q);
+		if (!q)
+			return KILN_E_NOMEM;
+		j->t = q;
+		j->cap = nc;
+	}
+	j->t[j->n++] = (struct trip){(int)row, (int)col, v};
+	return 0;
+}
+
+/* the symbols of word number w of the code in symbol space (every free layer over all mod
+ * symbols), into sy (per nb layer); its other layers' value digits into od */
+static void joint_word(const struct code *cd, size_t w, const size_t *fidx, size_t nf,
+		       uint32_t *sy, size_t *od)
+{
+	const struct kiln_plan_code *in = cd->in;
+	for (size_t o = cd->nother; o > 0; o--) {
+		od[o - 1] = w % cd->neff[o - 1];
+		w /= cd->neff[o - 1];
+	}
+	for (size_t f = nf; f > 0; f--) {
+		sy[fidx[f - 1]] = (uint32_t)(w % cd->mod);
+		w /= cd->mod;
+	}
+	if (in->k == 2) {
+		uint64_t sum = 0;
+		for (size_t f = 0; f < nf; f++)
+			sum += sy[fidx[f]];
+		sy[cd->check] = (uint32_t)(sum % cd->mod);
+	} else {
+		for (size_t j = cd->kd; j < in->nnb; j++) {
+			uint64_t t = 0;
+			for (size_t i = 0; i < cd->kd; i++)
+				t += (uint64_t)cd->lag[(j - cd->kd) * cd->kd + i] * sy[i];
+			sy[j] = (uint32_t)(t % cd->mod);
+		}
+	}
+}
+
+/* The labeling and the words chosen together, by one integer program (CBC, node-limited):
+ * binary x per word of the code in symbol space (times the other layers' values), binary
+ * z(i, q, r) when layer i's q-th value stands for symbol r. A labeling is one-to-one, so the
+ * tokens on symbol r of layer i are the count of the value standing for it: per (i, r),
+ * sum of x over the words with r at i = sum_q count(q) z(i, q, r), linear. A rule's pattern
+ * is broken by word w when x(w) = 1 and, in each of its layers, w's symbol stands for a value
+ * of the pattern: x(w) + sum over its layers of those z <= the number of its layers. The code
+ * is invariant under adding a code word, so each free layer's busiest value is put on symbol
+ * 0 (and for k >= 3, under scaling: layer 0's second value on symbol 1). On success the
+ * labeling is set (the caller hands it to the LP planner) and the program's own G words,
+ * in their values, written to jm (G * L): 2 (1 when they do not check out: cannot happen);
+ * 0 when no labeling was found (too large, node limit, or proven none: nothing about the spec,
+ * only about this code), KILN_E_NOMEM as a negative. */
+static int joint_labeling(struct code *cd, uint64_t nodes, uint32_t *jm)
+{
+	const struct kiln_plan_code *in = cd->in;
+	size_t nnb = in->nnb, L = cd->L, fidx[64], nf = 0, ncol = 1, nrow, nvar;
+	size_t r_oth, r_sym, r_asg, r_cap, r_word, r_pat, nothc = 1, *zb = NULL, *nbi = NULL, *oi = NULL;
+	size_t *qcl = NULL, *cmul = NULL, *cb = NULL, *qv = NULL, *zcl = NULL;
+	uint64_t *ccnt = NULL;
+	size_t od[64];
+	uint32_t sy[64];
+	struct jp j = {0}, pb = {0}; /* the matrix; the pattern rows' bounds */
+	Cbc_Model *mdl = NULL;
+	int *start = NULL, *index = NULL, ret = 0, rc;
+	double *val = NULL, *clb = NULL, *cub = NULL, *obj = NULL, *rlb = NULL, *rub = NULL;
+
+	for (size_t i = 0; i < nnb; i++)
+		if (in->k == 2 ? i != cd->check : i < cd->kd)
+			fidx[nf++] = i;
+	for (size_t f = 0; f < nf; f++) {
+		if (ncol > JOINT_MAX_COLS / cd->mod)
+			return 0;
+		ncol *= cd->mod;
+	}
+	for (size_t o = 0; o < cd->nother; o++) {
+		if (ncol > JOINT_MAX_COLS / cd->neff[o])
+			return 0;
+		ncol *= cd->neff[o];
+		nothc *= cd->neff[o];
+	}
+	zb = kiln_malloc((nnb + 1) * sizeof *zb);
+	nbi = kiln_malloc((L + 1) * sizeof *nbi);
+	oi = kiln_malloc((L + 1) * sizeof *oi);
+	if (!zb || !nbi || !oi) {
+		ret = -KILN_E_NOMEM;
+		goto out;
+	}
+	for (size_t l = 0; l < L; l++)
+		nbi[l] = oi[l] = SIZE_MAX;
+	for (size_t i = 0; i < nnb; i++)
+		nbi[in->nb[i]] = i;
+	for (size_t o = 0; o < cd->nother; o++)
+		oi[cd->other[o]] = o;
+	/* classes of values: a layer's values with the same count and in the same sets of every
+	 * pattern are interchangeable (one integer variable per class and symbol, not per value:
+	 * far fewer symmetric branches) */
+	{
+		size_t tot = 0;
+		for (size_t i = 0; i < nnb; i++)
+			tot += cd->eff[i];
+		qcl = kiln_malloc((tot + 1) * sizeof *qcl);
+		ccnt = kiln_malloc((tot + 1) * sizeof *ccnt);
+		cmul = kiln_malloc((tot + 1) * sizeof *cmul);
+		cb = kiln_malloc((nnb + 1) * sizeof *cb);
+		qv = kiln_malloc((nnb + 1) * sizeof *qv);
+		zcl = kiln_malloc((nnb + 1) * sizeof *zcl);
+		if (!qcl || !ccnt || !cmul || !cb || !qv || !zcl) {
+			ret = -KILN_E_NOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0, qb = 0, nc = 0; i < nnb; qb += cd->eff[i], i++) {
+		cb[i] = nc;
+		qv[i] = qb;
+		for (size_t q = 0; q < cd->eff[i]; q++) {
+			uint32_t v = cd->vals[i][q];
+			uint64_t cnt = in->lp.cnt[in->lp.vbase[in->nb[i]] + v];
+			size_t c = cb[i];
+			for (; c < nc; c++) {
+				uint32_t w = UINT32_MAX; /* a member of class c */
+				int same = ccnt[c] == cnt;
+				for (size_t q2 = 0; q2 < q && w == UINT32_MAX; q2++)
+					if (qcl[qb + q2] == c)
+						w = cd->vals[i][q2];
+				for (size_t t = 0; same && in->npats && t < in->pfirst[in->npats]; t++)
+					if (in->pl[t].layer == in->nb[i] &&
+					    in->pl[t].in[v] != in->pl[t].in[w])
+						same = 0;
+				if (same)
+					break;
+			}
+			if (c == nc) {
+				ccnt[nc] = cnt;
+				cmul[nc++] = 0;
+			}
+			qcl[qb + q] = c;
+			cmul[c]++;
+		}
+		zcl[i] = nc - cb[i];
+	}
+	/* columns: x (ncol), then z(i, class, r) from zb[i] */
+	nvar = ncol;
+	for (size_t i = 0; i < nnb; i++) {
+		zb[i] = nvar;
+		nvar += zcl[i] * cd->mod;
+	}
+	/* rows: the other layers' values, (i, r) counts, (i, q) assignments, (i, r) at most one
+	 * value, then the patterns */
+	r_oth = 0;
+	nrow = 0;
+	for (size_t o = 0; o < cd->nother; o++)
+		nrow += cd->neff[o];
+	r_sym = nrow;
+	nrow += nnb * cd->mod;
+	r_asg = nrow;
+	for (size_t i = 0; i < nnb; i++)
+		nrow += zcl[i];
+	r_cap = nrow;
+	nrow += nnb * cd->mod;
+	r_word = nrow; /* with other layers: each word at most once, whatever their values */
+	if (cd->nother)
+		nrow += ncol / nothc;
+	r_pat = nrow;
+	clb = kiln_calloc(nvar + 1, sizeof *clb);
+	cub = kiln_malloc((nvar + 1) * sizeof *cub);
+	obj = kiln_calloc(nvar + 1, sizeof *obj);
+	if (!clb || !cub || !obj) {
+		ret = -KILN_E_NOMEM;
+		goto out;
+	}
+	for (size_t c = 0; c < nvar; c++)
+		cub[c] = 1;
+	for (size_t c = 0; c < ncol; c++) {
+		joint_word(cd, c, fidx, nf, sy, od);
+		for (size_t o = 0, base = r_oth; o < cd->nother; base += cd->neff[o], o++)
+			if ((rc = jp_add(&j, base + od[o], c, 1)))
+				goto fail;
+		for (size_t i = 0; i < nnb; i++)
+			if ((rc = jp_add(&j, r_sym + i * cd->mod + sy[i], c, 1)))
+				goto fail;
+		if (cd->nother && (rc = jp_add(&j, r_word + c / nothc, c, 1)))
+			goto fail;
+		for (size_t p = 0; p < in->npats; p++) {
+			size_t mnb = 0, q;
+			for (q = in->pfirst[p]; q < in->pfirst[p + 1]; q++) {
+				const struct kiln_plan_code_patl *pl = &in->pl[q];
+				if (nbi[pl->layer] != SIZE_MAX)
+					mnb++;
+				else if (!pl->in[cd->ovals[oi[pl->layer]][od[oi[pl->layer]]]])
+					break; /* an other layer's value outside the set: never broken */
+			}
+			if (q < in->pfirst[p + 1])
+				continue;
+			if (!mnb) {
+				cub[c] = 0;
+				continue;
+			}
+			if ((rc = jp_add(&j, nrow, c, 1)) ||
+			    (rc = jp_add(&pb, nrow, 0, (double)mnb)))
+				goto fail;
+			for (q = in->pfirst[p]; q < in->pfirst[p + 1]; q++) {
+				const struct kiln_plan_code_patl *pl = &in->pl[q];
+				size_t i = nbi[pl->layer];
+				if (i == SIZE_MAX)
+					continue;
+				for (size_t u = 0; u < cd->eff[i]; u++) {
+					size_t cl = qcl[qv[i] + u];
+					int first = 1; /* the class's first member */
+					for (size_t u2 = 0; u2 < u && first; u2++)
+						first = qcl[qv[i] + u2] != cl;
+					if (first && pl->in[cd->vals[i][u]] &&
+					    (rc = jp_add(&j, nrow,
+							 zb[i] + (cl - cb[i]) * cd->mod + sy[i], 1)))
+						goto fail;
+				}
+			}
+			nrow++;
+			if (nrow > (size_t)INT32_MAX / 2) {
+				rc = KILN_E_NOTFOUND;
+				goto fail;
+			}
+		}
+	}
+	for (size_t i = 0; i < nnb; i++)
+		for (size_t c = 0; c < zcl[i]; c++)
+			for (uint32_t r = 0; r < cd->mod; r++) {
+				size_t z = zb[i] + c * cd->mod + r;
+				double cnt = (double)ccnt[cb[i] + c];
+				if ((rc = jp_add(&j, r_sym + i * cd->mod + r, z, -cnt)) ||
+				    (rc = jp_add(&j, r_asg + cb[i] + c, z, 1)) ||
+				    (rc = jp_add(&j, r_cap + i * cd->mod + r, z, 1)))
+					goto fail;
+			}
+	/* symmetry: code words added (every free layer's busiest value on 0), scaling (k >= 3:
+	 * layer 0's second value on 1) */
+	for (size_t f = 0; f < nf; f++)
+		clb[zb[fidx[f]] + (qcl[qv[fidx[f]]] - cb[fidx[f]]) * cd->mod] = 1;
+	if (in->k >= 3 && cd->eff[0] >= 2 && fidx[0] == 0)
+		clb[zb[0] + (qcl[qv[0] + 1] - cb[0]) * cd->mod + 1] = 1;
+	qsort(j.t, j.n, sizeof *j.t, trip_cmp);
+	start = kiln_malloc((nvar + 1) * sizeof *start);
+	index = kiln_malloc((j.n + 1) * sizeof *index);
+	val = kiln_malloc((j.n + 1) * sizeof *val);
+	rlb = kiln_malloc((nrow + 1) * sizeof *rlb);
+	rub = kiln_malloc((nrow + 1) * sizeof *rub);
+	if (!start || !index || !val || !rlb || !rub) {
+		ret = -KILN_E_NOMEM;
+		goto out;
+	}
+	for (size_t c = 0, t = 0; c < nvar; c++) {
+		start[c] = (int)t;
+		while (t < j.n && (size_t)j.t[t].col == c) {
+			index[t] = j.t[t].row;
+			val[t] = j.t[t].v;
+			t++;
+		}
+	}
+	start[nvar] = (int)j.n;
+	for (size_t o = 0, base = r_oth; o < cd->nother; base += cd->neff[o], o++)
+		for (size_t q = 0; q < cd->neff[o]; q++)
+			rlb[base + q] = rub[base + q] =
+			    (double)in->lp.cnt[in->lp.vbase[cd->other[o]] + cd->ovals[o][q]];
+	for (size_t r = r_sym; r < r_asg; r++)
+		rlb[r] = rub[r] = 0;
+	for (size_t r = r_asg; r < r_cap; r++)
+		rlb[r] = rub[r] = (double)cmul[r - r_asg];
+	for (size_t r = r_cap; r < r_pat; r++) {
+		rlb[r] = 0;
+		rub[r] = 1;
+	}
+	for (size_t r = r_word; r < r_pat; r++) {
+		rlb[r] = 0;
+		rub[r] = 1;
+	}
+	for (size_t r = r_pat; r < nrow; r++) {
+		rlb[r] = -DBL_MAX;
+		rub[r] = (double)pb.t[r - r_pat].v;
+	}
+	mdl = Cbc_newModel();
+	if (!mdl) {
+		ret = -KILN_E_NOMEM;
+		goto out;
+	}
+	Cbc_loadProblem(mdl, (int)nvar, (int)nrow, start, index, val, clb, cub, obj, rlb, rub);
+	for (size_t c = 0; c < nvar; c++)
+		Cbc_setInteger(mdl, (int)c);
+	Cbc_setLogLevel(mdl, 0);
+	Cbc_setParameter(mdl, "threads", "1");
+	{
+		Cbc_setMaximumNodes(mdl, nodes > INT32_MAX ? INT32_MAX : (int)nodes);
+	}
+	Cbc_setMaximumSolutions(mdl, 1);
+	Cbc_solve(mdl);
+	if (!Cbc_isProvenInfeasible(mdl) && Cbc_bestSolution(mdl)) {
+		const double *x = Cbc_bestSolution(mdl);
+		ret = 1;
+		for (size_t i = 0; i < nnb && ret; i++) {
+			/* each class's symbols, lowest first, to its values in order */
+			for (uint32_t r = 0; r < cd->mod; r++)
+				cd->val[i][r] = UINT32_MAX;
+			for (size_t q = 0; q < cd->eff[i]; q++) {
+				size_t c = qcl[qv[i] + q], z = zb[i] + (c - cb[i]) * cd->mod;
+				uint32_t got = UINT32_MAX;
+				for (uint32_t r = 0; r < cd->mod && got == UINT32_MAX; r++)
+					if (x[z + r] > 0.5 && cd->val[i][r] == UINT32_MAX)
+						got = r;
+				if (got == UINT32_MAX) {
+					ret = 0; /* not a labeling: cannot happen */
+					break;
+				}
+				cd->val[i][got] = cd->vals[i][q];
+				cd->sym[i][cd->vals[i][q]] = got;
+			}
+		}
+		/* the words chosen, in values; counted against the targets */
+		size_t g = 0;
+		for (size_t c = 0; c < ncol; c++)
+			g += x[c] > 0.5;
+		if (ret && g == in->lp.G) {
+			ret = 2;
+			g = 0;
+			for (size_t c = 0; c < ncol; c++) {
+				if (x[c] <= 0.5)
+					continue;
+				joint_word(cd, c, fidx, nf, sy, od);
+				for (size_t i = 0; i < nnb; i++) {
+					jm[g * L + in->nb[i]] = cd->val[i][sy[i]];
+					if (cd->val[i][sy[i]] == UINT32_MAX)
+						ret = 1;
+				}
+				for (size_t o = 0; o < cd->nother; o++)
+					jm[g * L + cd->other[o]] = cd->ovals[o][od[o]];
+				g++;
+			}
+		}
+		if (ret == 2) {
+			uint64_t *held = kiln_calloc(in->lp.vbase[L] + 1, sizeof *held);
+			if (!held) {
+				ret = -KILN_E_NOMEM;
+				goto out;
+			}
+			for (size_t t = 0; t < in->lp.G; t++)
+				for (size_t l = 0; l < L; l++)
+					held[in->lp.vbase[l] + jm[t * L + l]]++;
+			for (size_t v = 0; v < in->lp.vbase[L]; v++)
+				if (held[v] != in->lp.cnt[v])
+					ret = 1;
+			free(held);
+		}
+	}
+	goto out;
+fail:
+	ret = rc == KILN_E_NOMEM ? -KILN_E_NOMEM : 0;
+out:
+	if (mdl)
+		Cbc_deleteModel(mdl);
+	free(j.t);
+	free(pb.t);
+	free(qcl);
+	free(ccnt);
+	free(cmul);
+	free(cb);
+	free(qv);
+	free(zcl);
+	free(zb);
+	free(nbi);
+	free(oi);
+	free(start);
+	free(index);
+	free(val);
+	free(clb);
+	free(cub);
+	free(obj);
+	free(rlb);
+	free(rub);
+	return ret;
 }
 
 /* a short value (drawn by its shortfall; any value when none is short): layer *li, value *v */
@@ -348,7 +768,7 @@ static int reassign(struct code *cd, size_t i, double *rcnt_x, uint64_t *rcnt, u
 		    struct rfq *rf, struct kiln_rng *rng, struct kiln_error *e)
 {
 	const struct kiln_plan_code *in = cd->in;
-	struct kiln_plan_lp lp = in->lp;
+	struct kiln_plan_lp lp;
 	size_t l = in->nb[i], V = in->lp.vbase[cd->L];
 	double *x;
 	int rc;
@@ -365,17 +785,11 @@ static int reassign(struct code *cd, size_t i, double *rcnt_x, uint64_t *rcnt, u
 	for (size_t v = 0; v < cd->in->lp.s->layers[l].ntraits; v++)
 		rcnt[in->lp.vbase[l] + v] = 0;
 	rcnt[in->lp.vbase[l] + cd->vals[i][0]] = in->lp.G;
+	lp = code_lp(cd, NULL, x);
 	lp.cnt = rcnt;
 	lp.forbidden = NULL;
-	lp.sets = cd->rows;
-	lp.nsets = cd->nrows;
-	lp.quick = 1;
-	lp.init = NULL;
-	lp.ninit = 0;
 	lp.prefer = NULL;
 	lp.nprefer = 0;
-	lp.shortfall = NULL;
-	lp.setx = x;
 	rc = kiln_plan_lp_solve(&lp, NULL, e);
 	if (rc == KILN_E_NOMEM) {
 		free(x);
@@ -398,6 +812,64 @@ static int reassign(struct code *cd, size_t i, double *rcnt_x, uint64_t *rcnt, u
 		perm[q] = rf[q].r;
 	set_labeling(cd, i, perm);
 	return 0;
+}
+
+/* jm's G rows into m, each previous plan's row (lp.prefer, row i for output row i) kept on
+ * its row when jm holds it; the rest in jm's order */
+static void prefer_order(const struct kiln_plan_code *in, const uint32_t *jm, uint32_t *m)
+{
+	size_t G = in->lp.G, L = in->lp.L, np = in->lp.nprefer < G ? in->lp.nprefer : G;
+	unsigned char *used = kiln_calloc(G + 1, 1), *done = kiln_calloc(G + 1, 1);
+	if (!used || !done) { /* no memory to keep rows: jm's order (still a plan) */
+		memcpy(m, jm, G * L * sizeof *m);
+		free(used);
+		free(done);
+		return;
+	}
+	for (size_t r = 0; r < np; r++) {
+		const uint32_t *pr = in->lp.prefer + r * L;
+		for (size_t g = 0; g < G; g++)
+			if (!used[g] && !memcmp(jm + g * L, pr, L * sizeof *pr)) {
+				memcpy(m + r * L, jm + g * L, L * sizeof *m);
+				used[g] = done[r] = 1;
+				break;
+			}
+	}
+	for (size_t r = 0, g = 0; r < G; r++) {
+		if (done[r])
+			continue;
+		while (used[g])
+			g++;
+		memcpy(m + r * L, jm + g * L, L * sizeof *m);
+		used[g] = 1;
+	}
+	free(used);
+	free(done);
+}
+
+/* the joint program within `nodes`; its labeling handed to the LP planner (which keeps the
+ * previous plan's rows where it can), else its own words. 0 (m holds a plan),
+ * KILN_E_NOTFOUND, KILN_E_NOMEM */
+static int joint(struct code *cd, uint64_t nodes, double *short_, uint32_t *m, double *score,
+		 struct kiln_error *e)
+{
+	const struct kiln_plan_code *in = cd->in;
+	size_t G = in->lp.G, L = cd->L;
+	uint32_t *jm = kiln_malloc((G * L + 1) * sizeof *jm);
+	int jl, rc = KILN_E_NOTFOUND;
+	if (!jm)
+		return KILN_E_NOMEM;
+	jl = joint_labeling(cd, nodes, jm);
+	if (jl < 0)
+		rc = KILN_E_NOMEM;
+	else if (jl)
+		rc = try_labeling(cd, short_, m, score, e);
+	if (rc == KILN_E_NOTFOUND && jl == 2) {
+		prefer_order(in, jm, m);
+		rc = 0;
+	}
+	free(jm);
+	return rc;
 }
 
 int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct kiln_error *e)
@@ -552,6 +1024,12 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 		goto out;
 	best = score;
 	memcpy(bshort, short_, V * sizeof *bshort);
+	/* the labeling and the words together, by one integer program: a few nodes now */
+	if (!in->skip) {
+		rc = joint(&cd, JOINT_FIRST, short_, m, &score, e);
+		if (rc != KILN_E_NOTFOUND)
+			goto out;
+	}
 	/* first half: rounds of relabeling each layer from the others (reassign); a round that
 	 * lowers nothing: a random labeling */
 	unsigned t = 1;
@@ -654,6 +1132,13 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 		} else {
 			stall++;
 		}
+	}
+	/* and the whole node budget when the labelings tried found nothing (once per spec) */
+	if (!in->skip) {
+		rc = joint(&cd, (uint64_t)JOINT_NODES * (in->lp.effort ? in->lp.effort : 1), short_,
+			   m, &score, e);
+		if (rc != KILN_E_NOTFOUND)
+			goto out;
 	}
 	rc = KILN_E_NOTFOUND;
 out:

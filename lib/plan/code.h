@@ -7,6 +7,13 @@
 #include <stdint.h>
 #include "plan/lp.h"
 
+/* one layer of a rule's forbidden pattern: a token breaks the pattern when, in every layer of
+ * the pattern, its value is in the set (in[value] = 1) */
+struct kiln_plan_code_patl {
+	uint32_t layer;
+	const unsigned char *in;
+};
+
 struct kiln_plan_code {
 	struct kiln_plan_lp lp; /* as for min_distance 1: the spec's rules in lp.forbidden */
 	unsigned k;             /* min_distance, >= 2 */
@@ -15,6 +22,11 @@ struct kiln_plan_code {
 	uint64_t seed;          /* the spec's seed: the labelings tried are drawn from it */
 	unsigned tries;         /* labelings tried, at most */
 	unsigned skip;          /* the first `skip` of them were tried before: start after */
+	/* the spec's rules as forbidden patterns (the same as lp.forbidden): pattern p is
+	 * pl[pfirst[p] .. pfirst[p + 1]); used by the joint integer program over the labeling */
+	const struct kiln_plan_code_patl *pl;
+	const uint32_t *pfirst;
+	size_t npats;
 };
 
 /* Find G tokens, every count exact, no rule broken, every two at least k apart in the layers

@@ -1085,3 +1085,13 @@ out:
 	free(done);
 	return rc;
 }
+
+const char *kiln_plan_clp_version(void)
+{
+	return Clp_Version();
+}
+
+const char *kiln_plan_cbc_version(void)
+{
+	return Cbc_getVersion();
+}

@@ -1571,19 +1571,42 @@ static int code_plan(struct ctx *c, unsigned effort, unsigned skip, unsigned tri
 		       .forbidden = row_forbidden, .arg = c, .effort = effort},
 		.k = c->k, .nb = c->nb, .nnb = c->nnb, .seed = s->seed,
 		.tries = tries, .skip = skip};
+	struct kiln_plan_code_patl *pl = NULL;
+	uint32_t *pfirst = NULL;
 	int rc;
+	pl = kiln_malloc((c->npl + 1) * sizeof *pl);
+	pfirst = kiln_malloc((c->npats + 1) * sizeof *pfirst);
+	if (!pl || !pfirst) {
+		free(pl);
+		free(pfirst);
+		return KILN_E_NOMEM;
+	}
+	for (size_t q = 0; q < c->npl; q++)
+		pl[q] = (struct kiln_plan_code_patl){c->pl[q].layer, c->pool + c->pl[q].set};
+	for (size_t p = 0; p < c->npats; p++)
+		pfirst[p] = c->pats[p].first;
+	pfirst[c->npats] = (uint32_t)c->npl;
+	cp.pl = pl;
+	cp.pfirst = pfirst;
+	cp.npats = c->npats;
 	if (npinned) {
 		free(*lpprefer);
 		*lpprefer = kiln_malloc(npinned * L * sizeof **lpprefer);
-		if (!*lpprefer)
+		if (!*lpprefer) {
+			free(pl);
+			free(pfirst);
 			return KILN_E_NOMEM;
+		}
 		for (size_t r = 0; r < npinned; r++)
 			memcpy(*lpprefer + r * L, prev->matrix + (size_t)rowprev[r] * L,
 			       L * sizeof **lpprefer);
 		cp.lp.prefer = *lpprefer;
 		cp.lp.nprefer = npinned;
 	}
-	if ((rc = kiln_plan_code_solve(&cp, c->m, e)))
+	rc = kiln_plan_code_solve(&cp, c->m, e);
+	free(pl);
+	free(pfirst);
+	if (rc)
 		return rc == KILN_E_NOMEM ? rc : KILN_E_NOTFOUND;
 	lists_fill(c);
 	tables_fill(c);

@@ -30,7 +30,9 @@ static struct kiln_spec *counted(uint64_t G, size_t nl, const size_t *sz, const 
 }
 
 /* plan G tokens inside the code; check counts and the distance of every pair (nb layers) */
-static void code_ok(struct kiln_spec *s, unsigned k, const uint64_t *cnt, int bypass_last)
+static void code_ok_pat(struct kiln_spec *s, unsigned k, const uint64_t *cnt, int bypass_last,
+			unsigned tries, const struct kiln_plan_code_patl *pl, const uint32_t *pfirst,
+			size_t npats)
 {
 	size_t L = s->nlayers, G = (size_t)s->size, V = 0, nnb = 0;
 	size_t vbase[16];
@@ -45,7 +47,8 @@ static void code_ok(struct kiln_spec *s, unsigned k, const uint64_t *cnt, int by
 	vbase[L] = V;
 	struct kiln_plan_code in = {
 		.lp = {.s = s, .L = L, .G = G, .vbase = vbase, .cnt = cnt, .k = 1, .effort = 1},
-		.k = k, .nb = nb, .nnb = nnb, .seed = 9, .tries = 40};
+		.k = k, .nb = nb, .nnb = nnb, .seed = 9, .tries = tries,
+		.pl = pl, .pfirst = pfirst, .npats = npats};
 	uint32_t *m = calloc(G * L + 1, sizeof *m), *m2 = calloc(G * L + 1, sizeof *m2);
 	uint64_t *got = calloc(V + 1, sizeof *got);
 	assert_non_null(m);
@@ -61,6 +64,13 @@ static void code_ok(struct kiln_spec *s, unsigned k, const uint64_t *cnt, int by
 		for (size_t l = 0; l < L; l++)
 			got[vbase[l] + m[t * L + l]]++;
 	assert_memory_equal(got, cnt, V * sizeof *got);
+	for (size_t t = 0; t < G; t++) /* no pattern broken */
+		for (size_t p = 0; p < npats; p++) {
+			size_t q = pfirst[p];
+			while (q < pfirst[p + 1] && pl[q].in[m[t * L + pl[q].layer]])
+				q++;
+			assert_true(q < pfirst[p + 1]);
+		}
 	for (size_t a = 0; a < G; a++)
 		for (size_t b = a + 1; b < G; b++) {
 			unsigned d = 0;
@@ -73,6 +83,11 @@ static void code_ok(struct kiln_spec *s, unsigned k, const uint64_t *cnt, int by
 	free(m);
 	free(m2);
 	free(got);
+}
+
+static void code_ok(struct kiln_spec *s, unsigned k, const uint64_t *cnt, int bypass_last)
+{
+	code_ok_pat(s, k, cnt, bypass_last, 40, NULL, NULL, 0);
 }
 
 /* min_distance 2, layers of 3, 4 and 5 values: the parity code has 12 words (the 5-value
@@ -155,6 +170,43 @@ static void test_rs_large_product(void **state)
 	(void)state;
 }
 
+/* The joint integer program (labeling and words together), alone: one labeling tried (the
+ * first, by frequency), so the plan must come from the program. The spec is a witness: the
+ * Reed-Solomon code of GF(7), 4 points, min_distance 3 (49 words (a + b x) for x = 0..3),
+ * each layer relabeled by a permutation that is not affine, and 30 of its words kept, the
+ * ones with a small (a * 5 + b * 3 + a * b) mod 7 first: skewed counts. With a rule the
+ * witness keeps (L0 = its value 0 never with L1 = a value it never meets), too. */
+static void test_joint_rs(void **state)
+{
+	static const unsigned perm[4][7] = {{3, 0, 6, 1, 5, 2, 4}, {6, 4, 0, 2, 1, 5, 3},
+					    {1, 5, 2, 6, 0, 3, 4}, {2, 6, 5, 0, 3, 4, 1}};
+	size_t sz[] = {7, 7, 7, 7}, G = 0;
+	uint64_t cnt[28] = {0};
+	unsigned char meets[7] = {0}, never[7] = {0};
+	for (unsigned key = 0; key < 7 && G < 30; key++)
+		for (unsigned a = 0; a < 7 && G < 30; a++)
+			for (unsigned b = 0; b < 7 && G < 30; b++) {
+				if ((a * 5 + b * 3 + a * b) % 7 != key)
+					continue;
+				unsigned v0 = perm[0][a % 7], v1 = perm[1][(a + b) % 7];
+				for (unsigned x = 0; x < 4; x++)
+					cnt[x * 7 + perm[x][(a + b * x) % 7]]++;
+				if (v0 == 0)
+					meets[v1] = 1;
+				G++;
+			}
+	struct kiln_spec *s = counted(G, 4, sz, cnt, 0);
+	code_ok_pat(s, 3, cnt, 0, 1, NULL, NULL, 0);
+	for (unsigned v = 0; v < 7; v++)
+		never[v] = !meets[v];
+	unsigned char zero[7] = {1, 0, 0, 0, 0, 0, 0};
+	struct kiln_plan_code_patl pl[] = {{0, zero}, {1, never}};
+	uint32_t pfirst[] = {0, 2};
+	code_ok_pat(s, 3, cnt, 0, 1, pl, pfirst, 1);
+	ts_free(s);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_parity_bypass),
 		cmocka_unit_test(test_rs_full),
 		cmocka_unit_test(test_rs_large_product),
+		cmocka_unit_test(test_joint_rs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
