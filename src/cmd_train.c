@@ -32,10 +32,11 @@ static void help(void)
 }
 
 /* QA's pHash, given to the library (train sits below QA) */
-static int phash(const char *path, uint64_t *out, void *user, struct kiln_error *e)
+static int phash(const uint8_t *pixels, int width, int height, int bands, size_t stride,
+		 uint64_t *out, void *user, struct kiln_error *e)
 {
 	(void)user;
-	return kiln_qa_phash(path, out, e);
+	return kiln_qa_phash_pixels(pixels, width, height, bands, stride, out, e);
 }
 
 static int prepare(struct cli *cli, int argc, char **argv)

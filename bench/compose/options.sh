@@ -15,18 +15,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 peers=${KILN_PEERS:-$src/../shared/peers}
-n=1000 build=$src/build work=${TMPDIR:-/tmp}/kiln-bench-options
-while [ $# -gt 0 ]; do
-  case $1 in
-    -n) n=$2; shift 2 ;;
-    -b) build=$2; shift 2 ;;
-    -w) work=$2; shift 2 ;;
-    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
-  esac
-done
-kiln=$build/kiln
-[ -x "$kiln" ] || { echo "options.sh: no $kiln; build kiln first" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "options.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+n=1000 build=$src/build work=${TMPDIR:-/tmp}/kiln-bench-options usage_lines=13
+. "$here/../options.sh"
 mkdir -p "$work"
 if [ ! -f "$work/layers/.done" ]; then
   /usr/bin/python3 "$peers/make_layers.py" "$work/layers" >/dev/null

@@ -316,5 +316,10 @@ int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *o, struct kil
 /* The pHash QA computes (Python imagehash's phash, bit for bit) of the image file at path;
  * KILN_E_IMAGE when it does not decode. For callers below QA (a dataset's record). */
 int kiln_qa_phash(const char *path, uint64_t *phash, struct kiln_error *e) KILN_MUST_CHECK;
+/* The same pHash of decoded 8-bit pixels (width x height, `bands` 1-4 interleaved, rows
+ * `stride` bytes apart, 0: packed): for a caller that holds the pixels it wrote (train's
+ * prepared images), so nothing is decoded again. KILN_E_USAGE for a bad size or band count. */
+int kiln_qa_phash_pixels(const uint8_t *pixels, int width, int height, int bands, size_t stride,
+			 uint64_t *phash, struct kiln_error *e) KILN_MUST_CHECK;
 
 #endif

@@ -70,6 +70,11 @@ void kiln_model_release(struct kiln_model *m);
 /* A perceptual hash of an image file, supplied by the caller (QA's pHash: train sits below
  * QA); KILN_E_IMAGE when the file is not an image (it then gets none). */
 typedef int (*kiln_phash_fn)(const char *path, uint64_t *phash, void *user, struct kiln_error *e);
+/* The same pHash of decoded 8-bit pixels (width x height, bands 1-4 interleaved, rows stride
+ * bytes apart): prepare hashes the pixels it has just made, decoding nothing again. */
+typedef int (*kiln_phash_pixels_fn)(const uint8_t *pixels, int width, int height, int bands,
+				    size_t stride, uint64_t *phash, void *user,
+				    struct kiln_error *e);
 
 /* Scan a dataset folder: every regular file beneath dir (hidden ones skipped, symbolic links
  * refused), in bytewise path order: SHA-256, size and (images) pHash; the Merkle root (RFC 6962
@@ -108,8 +113,9 @@ struct kiln_train_image {
 	                             sRGB ("CMYK, 4 bands: ..."), NULL when it was 8-bit RGB */
 	char sha256_source[65];   /* before */
 	char sha256[65];          /* after (of file) */
-	uint64_t phash;           /* QA's pHash of the prepared image, what the trainer sees
-	                             (0 and has_phash 0 when no pHash function was given) */
+	uint64_t phash;           /* QA's pHash of the prepared image's pixels (for a JPEG:
+	                             as encoded, before the JPEG rounding; 0 and has_phash 0
+	                             when no pHash function was given) */
 	int has_phash;
 	int src_width, src_height;
 	int crop_x, crop_y, crop_w, crop_h; /* the box of the source kept (source pixels) */
@@ -199,7 +205,7 @@ struct kiln_train_finding {
 
 struct kiln_train_prepare_opts {
 	const char *name;         /* the training's name in the spec */
-	kiln_phash_fn phash;      /* QA's pHash (the command passes kiln_qa_phash) */
+	kiln_phash_pixels_fn phash; /* QA's pHash (the command passes kiln_qa_phash_pixels) */
 	void *phash_user;
 	int near_threshold;       /* largest pHash distance of a near duplicate; < 0: off */
 	unsigned jobs;            /* worker threads (0: 1) */

@@ -805,3 +805,9 @@ int kiln_qa_phash(const char *path, uint64_t *phash, struct kiln_error *e)
 	int rc = kiln_vips_init(e);
 	return rc ? rc : kiln_phash_file(path, NULL, phash, e);
 }
+
+int kiln_qa_phash_pixels(const uint8_t *pixels, int width, int height, int bands, size_t stride,
+			 uint64_t *phash, struct kiln_error *e)
+{
+	return kiln_phash_from_pixels(pixels, width, height, bands, stride, NULL, phash, e);
+}

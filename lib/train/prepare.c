@@ -358,6 +358,8 @@ static int collect_tokens(struct run *R, size_t di, struct kiln_error *e)
 		}
 		j->src = path;
 		j->im.token = it->id;
+		/* the store is addressed by SHA-256: the catalog's is the file's */
+		memcpy(j->im.sha256_source, it->image, sizeof j->im.sha256_source);
 		j->im.source = kiln_strdup(!strncmp(path, R->p->dir, dlen) && path[dlen] == '/'
 					   ? path + dlen + 1 : path);
 		snprintf(stem, sizeof stem, "token-%llu", (unsigned long long)it->id);
@@ -450,17 +452,19 @@ static int broken(struct job *j, const char *fmt, const char *detail)
  * j->broken) */
 static int process(struct run *R, struct job *j)
 {
-	VipsImage *in = NULL, *t[6] = {NULL};
+	VipsImage *in = NULL, *t[8] = {NULL};
+	const char *loader = NULL;
+	int jpeg = 0;
 	const struct kiln_train_image *old;
 	struct kiln_error pe;
 	struct kiln_bucket b;
-	void *buf = NULL;
-	size_t len = 0;
+	void *buf = NULL, *px = NULL;
+	size_t len = 0, pxlen = 0;
 	int rw, rh, w, h, n = 0, rc = 0;
 	if (j->caption_path && read_caption(j))
 		return -1;
 	kiln_error_clear(&pe);
-	if (kiln_sha256_file(j->src, j->im.sha256_source, &pe))
+	if (!j->im.token && kiln_sha256_file(j->src, j->im.sha256_source, &pe))
 		return broken(j, "cannot be read: %s", pe.msg);
 	if ((old = old_image(R, j))) {
 		char now_sha[65];
@@ -496,12 +500,35 @@ static int process(struct run *R, struct job *j)
 			 mode_name(in), vips_image_hasalpha(in) ? " with alpha" : "", in->Bands,
 			 in->Bands == 1 ? "" : "s",
 			 vips_image_hasalpha(in) ? ", alpha flattened on white" : "");
+	if (vips_image_get_typeof(in, "vips-loader") &&
+	    !vips_image_get_string(in, "vips-loader", &loader))
+		jpeg = !strcmp(loader, "jpegload");
 	g_object_unref(in);
 	kiln_train_select_bucket(R->buckets, R->nbuckets, w, h, &b, &rw, &rh);
-	if (vips_thumbnail(j->src, &t[n++], rw, "height", rh, "size", VIPS_SIZE_FORCE,
-			   "no_rotate", TRUE, "fail_on", VIPS_FAIL_ON_ERROR, NULL)) {
-		n--;
-		goto vips_bad;
+	/* A JPEG is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling), the largest
+	 * that stays at least the resized size, as Pillow's draft() does; libvips' thumbnail
+	 * keeps a factor of 2 for its own resize, so a 2048² photo to 1024² would be decoded
+	 * whole and halved with lanczos3 (twice the CPU). Then resized to the exact size. */
+	if (jpeg) {
+		int s = 1;
+		while (s < 8 && w / (2 * s) >= rw && h / (2 * s) >= rh)
+			s *= 2;
+		if (!(t[n] = vips_image_new_from_file(j->src, "access", VIPS_ACCESS_SEQUENTIAL,
+						      "shrink", s, "fail_on", VIPS_FAIL_ON_ERROR,
+						      NULL)))
+			goto vips_bad;
+		n++;
+		if (t[n - 1]->Xsize != rw || t[n - 1]->Ysize != rh) {
+			if (vips_thumbnail_image(t[n - 1], &t[n], rw, "height", rh, "size",
+						 VIPS_SIZE_FORCE, "no_rotate", TRUE, NULL))
+				goto vips_bad;
+			n++;
+		}
+	} else {
+		if (vips_thumbnail(j->src, &t[n], rw, "height", rh, "size", VIPS_SIZE_FORCE,
+				   "no_rotate", TRUE, "fail_on", VIPS_FAIL_ON_ERROR, NULL))
+			goto vips_bad;
+		n++;
 	}
 	if (vips_extract_area(t[n - 1], &t[n], (rw - b.w) / 2, (rh - b.h) / 2, b.w, b.h, NULL))
 		goto vips_bad;
@@ -526,6 +553,24 @@ static int process(struct run *R, struct job *j)
 			goto vips_bad;
 		n++;
 	}
+	/* decode, resize and crop once into memory: the pHash is taken from these pixels and
+	 * they are encoded, so the prepared image is never decoded again */
+	if (!(px = vips_image_write_to_memory(t[n - 1], &pxlen)))
+		goto vips_bad;
+	if (!(t[n] = vips_image_new_from_memory(px, pxlen, b.w, b.h, t[n - 1]->Bands,
+						VIPS_FORMAT_UCHAR)))
+		goto vips_bad;
+	n++;
+	if (R->o->phash) {
+		if (R->o->phash(px, b.w, b.h, t[n - 1]->Bands, 0, &j->im.phash, R->o->phash_user,
+				&pe)) {
+			rc = pe.code == KILN_E_NOMEM ? -1 : 0;
+			if (!rc)
+				broken(j, "has no pHash: %s", pe.msg);
+			goto out;
+		}
+		j->im.has_phash = 1;
+	}
 	if (j->jpeg ? vips_jpegsave_buffer(t[n - 1], &buf, &len, "Q", 95, "strip", TRUE, NULL)
 		    : vips_pngsave_buffer(t[n - 1], &buf, &len, "compression", 1, "strip", TRUE,
 					  NULL))
@@ -548,13 +593,6 @@ static int process(struct run *R, struct job *j)
 		goto out;
 	}
 	j->written = 1;
-	/* the pHash of what the trainer sees: the prepared image (a quarter of a 2048² source's
-	 * pixels to decode, and the same picture at the bucket's crop) */
-	if (R->o->phash && R->o->phash(j->out_abs, &j->im.phash, R->o->phash_user, &pe)) {
-		broken(j, "does not decode: %s", pe.msg);
-		goto out;
-	}
-	j->im.has_phash = R->o->phash != NULL;
 	goto out;
 vips_bad:
 	broken(j, "does not decode: %s", vips_error_buffer());
@@ -563,6 +601,7 @@ out:
 	g_free(buf);
 	while (n > 0)
 		g_object_unref(t[--n]);
+	g_free(px); /* after the image made over it */
 	return rc;
 }
 
@@ -645,12 +684,20 @@ static int hamming(uint64_t a, uint64_t b)
 	return __builtin_popcountll(a ^ b);
 }
 
-/* images that are also tokens of the collection: same bytes as a token's final image, or a
- * pHash within the threshold of one */
+static int cmp_sha_item(const void *a, const void *b)
+{
+	return strcmp((*(const struct kiln_item *const *)a)->image,
+		      (*(const struct kiln_item *const *)b)->image);
+}
+
+/* images that are also tokens of the collection: the same bytes as a token's final image. The
+ * catalog holds each final image's SHA-256 (the store is addressed by it), so no token image
+ * is read: only the dataset's files were hashed. */
 static int check_tokens(struct run *R, struct kiln_train_report *r, struct kiln_error *e)
 {
 	struct kiln_items items = {0};
-	uint64_t *ph = NULL;
+	const struct kiln_item **by = NULL;
+	size_t nby = 0;
 	int rc, any = 0;
 	for (size_t i = 0; i < R->njobs; i++)
 		any |= !R->jobs[i].broken && !R->jobs[i].dup && !R->jobs[i].im.token;
@@ -659,48 +706,36 @@ static int check_tokens(struct run *R, struct kiln_train_report *r, struct kiln_
 	if ((rc = kiln_catalog_items(R->p->catalog, R->p->spec, &items, e)) ||
 	    (rc = kiln_catalog_final_images(R->p->catalog, &items, e)))
 		goto out;
-	if (items.n && !(ph = kiln_calloc(items.n, sizeof *ph))) {
+	if (items.n && !(by = kiln_calloc(items.n, sizeof *by))) {
 		rc = nomem(e);
 		goto out;
 	}
-	for (size_t t = 0; t < items.n; t++) {
-		struct kiln_error pe;
-		char *path;
-		if (!items.v[t].image[0] || !R->o->phash || R->o->near_threshold < 0)
+	for (size_t t = 0; t < items.n; t++)
+		if (items.v[t].image[0])
+			by[nby++] = &items.v[t];
+	if (nby)
+		qsort(by, nby, sizeof *by, cmp_sha_item);
+	for (size_t i = 0; nby && i < R->njobs; i++) {
+		struct job *j = &R->jobs[i];
+		struct kiln_item key;
+		const struct kiln_item *kp = &key, **hit;
+		char other[32];
+		if (j->broken || j->dup || j->im.token)
 			continue;
-		if (!(path = kiln_store_path(R->p->store, items.v[t].image))) {
+		memcpy(key.image, j->im.sha256_source, sizeof key.image);
+		if (!(hit = bsearch(&kp, by, nby, sizeof *by, cmp_sha_item)))
+			continue;
+		while (hit > by && !strcmp(hit[-1]->image, key.image))
+			hit--; /* the lowest id of the tokens sharing the image */
+		snprintf(other, sizeof other, "#%llu", (unsigned long long)(*hit)->id);
+		if (finding(r, "token", j->im.source, other, "is token %s's image (the same bytes)",
+			    other)) {
 			rc = nomem(e);
 			goto out;
 		}
-		kiln_error_clear(&pe);
-		if (R->o->phash(path, &ph[t], R->o->phash_user, &pe))
-			ph[t] = 0;
-		free(path);
-	}
-	for (size_t i = 0; i < R->njobs; i++) {
-		struct job *j = &R->jobs[i];
-		if (j->broken || j->dup || j->im.token)
-			continue;
-		for (size_t t = 0; t < items.n; t++) {
-			const struct kiln_item *it = &items.v[t];
-			char other[32];
-			int same = it->image[0] && !strcmp(it->image, j->im.sha256_source);
-			int d = ph[t] && j->im.has_phash ? hamming(ph[t], j->im.phash) : 99;
-			if (!it->image[0] || (!same && (R->o->near_threshold < 0 ||
-							d > R->o->near_threshold)))
-				continue;
-			snprintf(other, sizeof other, "#%llu", (unsigned long long)it->id);
-			if (finding(r, "token", j->im.source, other, same ? "is token %s's image "
-				    "(the same bytes)" : "looks like token %s's image (pHash "
-				    "distance %d)", other, d)) {
-				rc = nomem(e);
-				goto out;
-			}
-			break;
-		}
 	}
 out:
-	free(ph);
+	free(by);
 	kiln_items_release(&items);
 	return rc;
 }

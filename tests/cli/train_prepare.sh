@@ -38,7 +38,7 @@ expect_eq "findings: $(tail -c 600 "$T/findings.log")" $? 0
 
 # the manifest against the files
 $PY - "$P" >"$T/manifest.log" 2>&1 <<'PY'
-import hashlib, json, os, sys
+import hashlib, json, math, os, sys
 from PIL import Image
 p = sys.argv[1]
 tdir = os.path.join(p, ".kiln/train/owl_style")
@@ -70,6 +70,20 @@ for im in man["images"]:
         assert im["source"] == "data/owls/nocap_07.png" and cap == "pixel owl", (im, cap)
     else:
         assert cap == im["caption"], (im, cap)
+# the pHash: QA's (imagehash's phash, restated as bench/train/peer.py does) of the prepared
+# pixels; a PNG is lossless, so its file has the same
+COS = [[math.cos(math.pi * k * (2 * n + 1) / 64) for n in range(32)] for k in range(8)]
+def phash(im):
+    px = list(im.convert("L").resize((32, 32), Image.LANCZOS).getdata())
+    d0 = [[2 * sum(COS[k][n] * px[n * 32 + c] for n in range(32)) for c in range(32)]
+          for k in range(8)]
+    low = [2 * sum(COS[l][m] * d0[k][m] for m in range(32)) for k in range(8) for l in range(8)]
+    med = sorted(low)[31:33]
+    return sum(1 << (63 - i) for i, v in enumerate(low) if v > (med[0] + med[1]) / 2)
+for im in man["images"]:
+    if im["file"].endswith(".png"):
+        d = bin(phash(Image.open(os.path.join(p, im["file"]))) ^ int(im["phash"], 16)).count("1")
+        assert d <= 1, (im["file"], d)
 bysrc = {im["source"]: im for im in man["images"]}
 assert bysrc["data/owls/owl_01.png"]["caption"] == "pixel owl, drawing 1"
 assert bysrc["data/more/sketch_2_blue-owl.jpg"]["caption"] == "sketch, sketch 2 blue owl"
@@ -186,4 +200,39 @@ assert proc["train"]["steps"] == 6, proc["train"]
 assert man["command"] is None
 PY
 expect_eq "tokens: $(tail -c 800 "$T/tokens.log")" $? 0
+
+# a JPEG at least twice its bucket is decoded at 1/2, 1/4 or 1/8 by libjpeg (shrink-on-load,
+# as Pillow's draft()), not decoded whole and resized: the prepared pixels are the scaled
+# decode (a 1024² photo to the 256² bucket: 1/4, nothing else to resize)
+mkdir -p "$P/data/big"
+$PY - "$P/data/big" <<'PY'
+import sys
+from PIL import Image, ImageFilter
+im = Image.effect_noise((1024, 1024), 60).filter(ImageFilter.GaussianBlur(1)).convert("RGB")
+im.save(sys.argv[1] + "/photo.jpg", quality=90)
+PY
+cat >>"$P/kiln.yaml" <<'YAML'
+  - name: big
+    base: sd_xl_base_1.0.safetensors
+    trainer: kohya
+    datasets: [{dir: data/big, class_tokens: photo, license: CC0-1.0}]
+    resolution: 256
+    steps: 10
+    local: {command: [accelerate, launch, sdxl_train_network.py]}
+YAML
+"$KILN" -C "$P" train prepare big -q 2>"$T/big.err"
+expect_eq "prepare a big JPEG: $(cat "$T/big.err")" $? 0
+$PY - "$P" >"$T/big.log" 2>&1 <<'PY'
+import sys
+from PIL import Image
+p = sys.argv[1]
+src = Image.open(p + "/data/big/photo.jpg")
+src.draft("RGB", (256, 256))
+assert src.size == (256, 256), src.size
+a = src.convert("RGB").tobytes()
+b = Image.open(p + "/.kiln/train/big/images/0/photo.jpg").convert("RGB").tobytes()
+mad = sum(abs(x - y) for x, y in zip(a, b)) / len(a)
+assert mad < 2.0, mad  # 1.5: the JPEG at quality 95 only (a whole decode resized: 2.9)
+PY
+expect_eq "big JPEG: $(tail -c 300 "$T/big.log")" $? 0
 finish
