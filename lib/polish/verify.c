@@ -91,8 +91,8 @@ out:
 static int check_one(const char *dist, const char *name, struct kiln_store *st,
 		     struct kiln_verify_result *r, struct kiln_error *e)
 {
-	static const char *const exts[] = {"png", "webp", "jpg"};
-	char *path = NULL, prev[65], img[160], sha[65] = "";
+	static const char *const exts[] = {"png", "webp", "jpg", "svg"};
+	char *path = NULL, prev[65], img[160], name1[160], sha[65] = "";
 	json_t *j = NULL, *steps, *s;
 	json_error_t je;
 	size_t k;
@@ -134,16 +134,21 @@ static int check_one(const char *dist, const char *name, struct kiln_store *st,
 	    (rc = problem(r, e, "polish/%s: the chain ends with %.12s..., but names %.12s... as "
 			  "the token's image", name, prev, str(j, "image"))))
 		goto out;
-	for (size_t x = 0; x < 3 && !sha[0]; x++) {
-		char *f;
+	/* the token's image is images/<id>.<ext> (svg with image.format svg; a raster image
+	 * may have its SVG beside it, and an SVG image its PNG): the one with the chain's hash */
+	for (size_t x = 0; x < 4 && strcmp(sha, str(j, "image")); x++) {
+		char *f, got[65];
 		struct kiln_error fe;
-		snprintf(img, sizeof img, "images/%llu.%s", (unsigned long long)id, exts[x]);
-		if (!(f = kiln_fs_join(dist, img))) {
+		snprintf(name1, sizeof name1, "images/%llu.%s", (unsigned long long)id, exts[x]);
+		if (!(f = kiln_fs_join(dist, name1))) {
 			rc = kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
 			goto out;
 		}
-		if (kiln_fs_exists(f) && kiln_sha256_file(f, sha, &fe))
-			sha[0] = 0;
+		if (kiln_fs_exists(f) && !kiln_sha256_file(f, got, &fe) &&
+		    (!sha[0] || !strcmp(got, str(j, "image")))) {
+			memcpy(sha, got, sizeof sha);
+			memcpy(img, name1, sizeof img);
+		}
 		free(f);
 	}
 	r->checks++;

@@ -748,7 +748,10 @@ struct image_files {
 	size_t n;
 };
 
-static const char *image_file(const struct image_files *im, unsigned long long k)
+/* Among the files numbered k (an image and the file beside it: 1.svg and 1.png), the one a
+ * URI's last segment names, else the first (NULL: none). */
+static const char *image_file_named(const struct image_files *im, unsigned long long k,
+				    const char *seg, size_t seglen)
 {
 	size_t lo = 0, hi = im->n;
 	while (lo < hi) {
@@ -758,6 +761,9 @@ static const char *image_file(const struct image_files *im, unsigned long long k
 		else
 			hi = mid;
 	}
+	for (size_t i = lo; i < im->n && im->v[i].idx == k; i++)
+		if (strlen(im->v[i].name) == seglen && !strncmp(im->v[i].name, seg, seglen))
+			return im->v[i].name;
 	return lo < im->n && im->v[lo].idx == k ? im->v[lo].name : NULL;
 }
 
@@ -776,7 +782,7 @@ static void check_image_uri(struct folder *f, const char *nm, unsigned long long
 	const char *slash = strrchr(u, '/'), *seg = slash ? slash + 1 : u;
 	size_t seglen = strcspn(seg, "?#"), bl = w->base ? strlen(w->base) : 0;
 	long long got = uri_number(u);
-	const char *file = w->files ? image_file(w->files, w->want) : NULL;
+	const char *file = w->files ? image_file_named(w->files, w->want, seg, seglen) : NULL;
 	char b[64], why[96] = "";
 	if (w->reveal)
 		snprintf(why, sizeof why, " (starting index %llu: token at position t shows image "

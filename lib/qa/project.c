@@ -119,8 +119,8 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	k *= kiln_spec_polish_scale(s);
 	o.width = s->width * k;
 	o.height = s->height * k;
-	o.format = s->format == KILN_FORMAT_PNG ? "png" : s->format == KILN_FORMAT_WEBP ? "webp"
-											: "jpeg";
+	o.format = s->image_svg ? "svg" : s->format == KILN_FORMAT_PNG ? "png" :
+		   s->format == KILN_FORMAT_WEBP ? "webp" : "jpeg";
 	qa_opts_from_spec(&s->qa, &o);
 	if ((rc = kiln_catalog_items(p->catalog, s, &items, e)))
 		return rc;
@@ -132,7 +132,7 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	for (size_t i = 0; i < items.n; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "%llu.%s", (unsigned long long)items.v[i].id,
-			 kiln_format_ext(s->format));
+			 s->image_svg ? "svg" : kiln_format_ext(s->format));
 		free(path);
 		path = NULL;
 		if (items.v[i].image[0] && !(path = kiln_store_path(p->store, items.v[i].image)))

@@ -632,6 +632,24 @@ static int verify_cids(const char *dist, json_t *ipfs, const struct kiln_manifes
 	return 0;
 }
 
+/* The sha256 of provenance.json's extra of token `id` whose file has the extension of `file`
+ * (the PNG beside an SVG image), else `dflt`. */
+static const char *extra_of(json_t *prov, json_t *id, const char *file, const char *dflt)
+{
+	const char *dot = strrchr(file, '.');
+	json_t *x;
+	size_t i;
+	json_array_foreach(json_object_get(prov, "extras"), i, x) {
+		const char *f = json_string_value(json_object_get(x, "file"));
+		const char *sha = json_string_value(json_object_get(x, "sha256"));
+		const char *fd = f ? strrchr(f, '.') : NULL;
+		if (f && sha && dot && fd && json_equal(json_object_get(x, "token_id"), id) &&
+		    !strcmp(fd, dot))
+			return sha;
+	}
+	return dflt;
+}
+
 /* Token metadata: token at position t must show initial item (t + starting_index) mod N, i.e.
  * its image must end with that item's file name. Checks dist/metadata/ and metaplex assets. */
 static int verify_mapping(const char *dist, json_t *prov, const char (*hashes)[65], size_t n,
@@ -681,6 +699,10 @@ static int verify_mapping(const char *dist, json_t *prov, const char (*hashes)[6
 			const char *want = hashes[kiln_reveal_item(t, start, n)];
 			const char *got = sha_of(found, asset);
 			r->checks++;
+			/* image.format svg: the asset is the PNG beside the SVG (an extra of the
+			 * same token, of the asset's type) */
+			if (got && strcmp(got, want))
+				want = extra_of(prov, json_object_get(img, "token_id"), asset, want);
 			if ((!got || strcmp(got, want)) && mbad++ < MAX_SAME &&
 			    problem(r, "%s: not the image the reveal mapping says (%s)", asset,
 				    file ? file : "?"))

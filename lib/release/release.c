@@ -86,7 +86,8 @@ struct rel {
 	struct kiln_release_result *r;
 	char *tmp;                    /* the new dist/ */
 	char (*sha)[65];              /* per item, initial sequence */
-	char (*svg)[65];              /* per item: its polish SVG's SHA-256, "" none (extras.c) */
+	char (*extra)[65];            /* per item: the file beside its image (its polish SVG, or
+	                                 with image.format svg its PNG), "" none (extras.c) */
 	uint64_t si;                  /* starting index (0 when none) */
 	int has_si;
 	char *image_base;             /* "ipfs://<cid>" or the spec's base_uri, no trailing '/' */
@@ -293,20 +294,22 @@ static json_t *token_json(struct rel *x, const struct kiln_item *it, uint64_t id
 	char *name = NULL, uri[4096];
 	int bad = !o || !attrs || token_text(s, it, id, &name, &desc);
 	snprintf(uri, sizeof uri, "%s/%" PRIu64 ".%s", x->image_base, it->id,
-		 kiln_format_ext(s->format));
+		 kiln_release_image_ext(s));
 	bad = bad || json_object_set_new(o, "name", json_string(name)) ||
 	      json_object_set_new(o, "description", json_string(desc)) ||
 	      json_object_set_new(o, "image", json_string(uri)) ||
 	      (s->external_url && json_object_set_new(o, "external_url",
 						       json_string(s->external_url))) ||
 	      json_object_set(o, "attributes", attrs);
-	if (!bad && x->svg[it - x->items->v][0]) {
-		/* the polish SVG beside the image: properties.files as Metaplex lists files */
-		char svg[4096];
-		snprintf(svg, sizeof svg, "%s/%" PRIu64 ".svg", x->image_base, it->id);
+	if (!bad && x->extra[it - x->items->v][0]) {
+		/* the file beside the image (the polish SVG; with image.format svg, the PNG it
+		 * was made from): properties.files as Metaplex lists files */
+		char more[4096];
+		snprintf(more, sizeof more, "%s/%" PRIu64 ".%s", x->image_base, it->id,
+			 kiln_release_extra_ext(s));
 		bad = json_object_set_new(o, "properties", json_pack("{s:[{s:s, s:s}, {s:s, s:s}]}",
-			"files", "uri", uri, "type", kiln_format_mime(s->format), "uri", svg,
-			"type", "image/svg+xml")) != 0;
+			"files", "uri", uri, "type", kiln_release_image_mime(s), "uri", more,
+			"type", kiln_release_extra_mime(s))) != 0;
 	}
 	free(name);
 	json_decref(attrs);
@@ -329,9 +332,11 @@ static json_t *metaplex_json(struct rel *x, const struct kiln_item *it, uint64_t
 	snprintf(file, sizeof file, "%" PRIu64 ".%s", i, ext);
 	bad = bad || !(files = json_pack("[{s:s, s:s}]", "uri", file, "type",
 					 kiln_format_mime(s->format)));
-	if (!bad && x->svg[it - x->items->v][0]) {
+	if (!bad && x->extra[it - x->items->v][0]) {
 		/* the polish SVG, by its URI in the images folder: Sugar uploads only N.png
-		 * (and an animation) from assets/, and properties.files may list any URI */
+		 * (and an animation) from assets/, and properties.files may list any URI. With
+		 * image.format svg too: Metaplex's image is a PNG, GIF or JPEG, so the asset is
+		 * the PNG the SVG was made from (write_metaplex) and the SVG is listed here */
 		char svg[4096];
 		snprintf(svg, sizeof svg, "%s/%" PRIu64 ".svg", x->image_base, it->id);
 		bad = json_array_append_new(files, json_pack("{s:s, s:s}", "uri", svg, "type",
@@ -689,8 +694,8 @@ static size_t *name_order(const struct kiln_items *items)
 	return out;
 }
 
-/* images/<id>.svg: the token's polish SVG (extras.c), checked against its hash. */
-static int write_svg(struct rel *x, struct kiln_ipfs_dir *d, const char *dir,
+/* images/<id>.<ext>: the file beside the token's image (extras.c), checked against its hash. */
+static int write_extra(struct rel *x, struct kiln_ipfs_dir *d, const char *dir,
 		     const struct kiln_item *it, const char *sha, struct kiln_error *e)
 {
 	char name[64], hex[65], *src = kiln_store_path(x->p->store, sha), *dst;
@@ -707,10 +712,11 @@ static int write_svg(struct rel *x, struct kiln_ipfs_dir *d, const char *dir,
 		char where[48];
 		snprintf(where, sizeof where, "item %" PRIu64, it->id);
 		return kiln_error_set(e, KILN_E_IO, where, "the store file %.12s... (the token's "
-				      "SVG) no longer has the bytes it was stored with (its SHA-256 "
-				      "is %.12s...): make the polish steps again", sha, hex);
+				      "%s) no longer has the bytes it was stored with (its SHA-256 "
+				      "is %.12s...): make the polish steps again", sha,
+				      x->s->image_svg ? "PNG" : "SVG", hex);
 	}
-	snprintf(name, sizeof name, "%" PRIu64 ".svg", it->id);
+	snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, kiln_release_extra_ext(x->s));
 	if (!(dst = kiln_fs_join(dir, name)))
 		return nomem(x, e);
 	rc = put_file(x, dst, x->img.data, x->img.len, sha, e);
@@ -736,7 +742,7 @@ static int write_images(struct rel *x, struct kiln_error *e)
 		rc = nomem(x, e);
 		goto out;
 	}
-	if (x->s->portfolio && x->s->format == KILN_FORMAT_PNG) {
+	if (x->s->portfolio && x->s->format == KILN_FORMAT_PNG && !x->s->image_svg) {
 		char *cache = kiln_fs_join(x->p->dir, ".kiln/c2pa");
 		rc = cache ? kiln_portfolio_c2pa_release_new(&c2pa, x->p->catalog, x->o->keys_dir,
 							     cache, x->s->portfolio_prompts_hashed,
@@ -782,7 +788,7 @@ static int write_images(struct rel *x, struct kiln_error *e)
 				goto out;
 			kiln_sha256_hex(x->img.data, x->img.len, x->sha[i]);
 		}
-		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, kiln_format_ext(x->s->format));
+		snprintf(name, sizeof name, "%" PRIu64 ".%s", it->id, kiln_release_image_ext(x->s));
 		if (!(dst = kiln_fs_join(dir, name))) {
 			rc = nomem(x, e);
 			goto out;
@@ -792,7 +798,7 @@ static int write_images(struct rel *x, struct kiln_error *e)
 		if (rc || (rc = kiln_ipfs_dir_add_buf(d, name, x->img.data, x->img.len, NULL, e)))
 			goto out;
 		x->r->bytes += x->img.len;
-		if (x->svg[i][0] && (rc = write_svg(x, d, dir, it, x->svg[i], e)))
+		if (x->extra[i][0] && (rc = write_extra(x, d, dir, it, x->extra[i], e)))
 			goto out;
 		report(x->o, "item", items->n, k + 1);
 	}
@@ -1229,9 +1235,11 @@ static int write_metaplex(struct rel *x, struct kiln_error *e)
 		snprintf(src, sizeof src, "images/%" PRIu64 ".%s", it->id, ext);
 		{
 			char *a = kiln_fs_join(x->tmp, src), *b = kiln_fs_join(x->tmp, rel);
+			size_t k = kiln_reveal_item(t, x->si, items->n);
 			rc = a && b ? kiln_fs_copy(a, b, 0, e) : nomem(x, e);
+			/* image.format svg: the asset is the PNG beside the SVG (its extra) */
 			if (!rc)
-				rc = record(x, b, x->sha[kiln_reveal_item(t, x->si, items->n)], e);
+				rc = record(x, b, s->image_svg ? x->extra[k] : x->sha[k], e);
 			free(a);
 			free(b);
 			if (rc)
@@ -1283,19 +1291,21 @@ out:
 	return rc;
 }
 
-/* provenance.json's extras: [{token_id, file, sha256}] of the SVGs (NULL: none) */
+/* provenance.json's extras: [{token_id, file, sha256}] of the files beside the images
+ * (NULL: none) */
 static int svg_extras(struct rel *x, json_t **out, struct kiln_error *e)
 {
 	*out = NULL;
 	for (size_t i = 0; i < x->items->n; i++) {
 		char file[96];
-		if (!x->svg[i][0])
+		if (!x->extra[i][0])
 			continue;
-		snprintf(file, sizeof file, "images/%" PRIu64 ".svg", x->items->v[i].id);
+		snprintf(file, sizeof file, "images/%" PRIu64 ".%s", x->items->v[i].id,
+			 kiln_release_extra_ext(x->s));
 		if ((!*out && !(*out = json_array())) ||
 		    json_array_append_new(*out, json_pack("{s:I, s:s, s:s}", "token_id",
 					  (json_int_t)x->items->v[i].id, "file", file, "sha256",
-					  x->svg[i])))
+					  x->extra[i])))
 			return nomem(x, e);
 	}
 	return 0;
@@ -1313,7 +1323,7 @@ static int write_records(struct rel *x, struct kiln_error *e)
 	for (size_t i = 0; i < items->n; i++) {
 		char file[96];
 		snprintf(file, sizeof file, "images/%" PRIu64 ".%s", items->v[i].id,
-			 kiln_format_ext(x->s->format));
+			 kiln_release_image_ext(x->s));
 		if (json_array_append_new(imgs, json_pack("{s:I, s:s, s:s}", "token_id",
 							  (json_int_t)items->v[i].id, "file", file,
 							  "sha256", x->sha[i])))
@@ -1413,7 +1423,8 @@ static int write_portfolio(struct rel *x, struct kiln_error *e)
 		t[i] = (struct kiln_portfolio_token){it->id, it->traits_json, it->image, names[i][0],
 						     x->sha[i], NULL, NULL, it->traits,
 						     it->legendary};
-		snprintf(names[i][0], 96, "images/%" PRIu64 ".%s", it->id, kiln_format_ext(s->format));
+		snprintf(names[i][0], 96, "images/%" PRIu64 ".%s", it->id,
+			 kiln_release_image_ext(s));
 		snprintf(names[i][1], 96, "thumbnails/%" PRIu64 ".%s", it->id,
 			 kiln_format_ext(s->thumb_format));
 		snprintf(names[i][2], 96, "metadata/%" PRIu64 ".json", x->items->v[tok].id);
@@ -1437,6 +1448,23 @@ out:
 	return rc;
 }
 
+/* image.format svg: every token's image must be the SVG its vectorize step made (a token whose
+ * chain was not made yet still has its render, a PNG, as its image) */
+static int check_svg_images(struct rel *x, struct kiln_error *e)
+{
+	for (size_t i = 0; x->s->image_svg && i < x->items->n; i++)
+		if (!x->extra[i][0]) {
+			char where[48];
+			snprintf(where, sizeof where, "item %" PRIu64, x->items->v[i].id);
+			kiln_error_set(e, KILN_E_STATE, where, "image.format is svg, but the token's "
+				       "image %.12s... is not the SVG of its polish chain's vectorize "
+				       "step (the chain was not made from its current image)",
+				       x->items->v[i].image);
+			return kiln_error_hint(e, KILN_HINT_POLISH, NULL);
+		}
+	return 0;
+}
+
 /* The whole new dist/ in x->tmp. */
 static int write_release(struct rel *x, struct kiln_error *e)
 {
@@ -1444,10 +1472,11 @@ static int write_release(struct rel *x, struct kiln_error *e)
 	size_t n = x->items->n;
 	int rc;
 	if (!(x->sha = kiln_calloc(n + 1, sizeof *x->sha)) ||
-	    !(x->svg = kiln_calloc(n + 1, sizeof *x->svg)) || !(x->entries = json_array()) ||
+	    !(x->extra = kiln_calloc(n + 1, sizeof *x->extra)) || !(x->entries = json_array()) ||
 	    !(x->tokens = json_array()))
 		return nomem(x, e);
-	if ((rc = kiln_release_svgs(x->p->catalog, x->items, x->svg, e)))
+	if ((rc = kiln_release_extras(x->p->catalog, s, x->items, x->extra, e)) ||
+	    (rc = check_svg_images(x, e)))
 		return rc;
 	for (size_t t = 0; t < n; t++)
 		if (json_array_append_new(x->tokens, json_pack("{s:I}", "token_id",
@@ -1953,7 +1982,7 @@ out:
 	}
 	free(x.tmp);
 	free(x.sha);
-	free(x.svg);
+	free(x.extra);
 	free(x.image_base);
 	json_decref(x.entries);
 	json_decref(x.tokens);

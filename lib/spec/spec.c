@@ -114,12 +114,13 @@ static int parse_image(struct ctx *c, struct fy_node *n)
 		return rc;
 	if ((v = get(n, "height")) && (rc = get_int(c, v, "image.height", 1, 16384, &s->height)))
 		return rc;
-	/* svg: the polish stage's vectorize would make the token's image; release and QA do not
-	 * take SVG images yet, so it is refused (the SVGs are made beside the PNGs) */
+	/* svg: rendered as PNG (s->format stays png), and the polish stage's last vectorize step
+	 * makes the token's image (check_polish_svg) */
 	if ((v = get(n, "format")) && fy_node_get_type(v) == FYNT_SCALAR &&
-	    !strcmp(fy_node_get_scalar0(v) ? fy_node_get_scalar0(v) : "", "svg"))
-		return fail(c, v, "image.format svg is not available yet: keep png, and a polish "
-			    "vectorize step makes an SVG beside each image");
+	    !strcmp(fy_node_get_scalar0(v) ? fy_node_get_scalar0(v) : "", "svg")) {
+		s->image_svg = 1;
+		v = NULL;
+	}
 	if (v && (rc = parse_format(c, v, "image.format", &s->format)))
 		return rc;
 	/* PNG levels are libdeflate's: 0..9 as zlib's, 10..12 slower and smaller */
