@@ -127,29 +127,52 @@ static void stem(const char *s, char *out, size_t cap)
 		snprintf(out, cap, "_%s", s);
 }
 
-/* the latest accepted render of item that made image (the raw catalog fact, a new reference),
- * or NULL; *seq its log entry, or -1 */
+/* The token's history: *seq its latest log entry that made image (a render, or a polish step
+ * or human edit whose fact.image it is; with prompts: hashed, the prompt.redacted entry made
+ * from it after that), or -1; and the accepted render its polish chain started from (the raw
+ * catalog fact, a new reference), or NULL. */
 static json_t *render_of(struct pf *x, uint64_t item, const char *image, int64_t *seq)
 {
-	const struct ix *p, *end = x->by_item + x->nby_item;
+	const struct ix *first = ix_first(x->by_item, x->nby_item, item), *p;
+	const struct ix *end = x->by_item + x->nby_item, *at = end;
+	const char *img = image;
 	json_t *best = NULL;
+	size_t guard;
 	*seq = -1;
-	for (p = ix_first(x->by_item, x->nby_item, item); p < end && p->item == item; p++) {
+	for (p = first; p < end && p->item == item; p++) {
 		json_t *l = x->entries[p->i];
 		const char *kind = json_string_value(json_object_get(l, "kind")) ?: "";
 		json_t *f = json_object_get(l, "fact");
-		if (!strcmp(kind, "render") &&
-		    !strcmp(json_string_value(json_object_get(f, "image")) ?: "", image))
+		if ((!strcmp(kind, "render") || !strcmp(kind, "polish.step") ||
+		     !strcmp(kind, "edit.human")) &&
+		    !strcmp(json_string_value(json_object_get(f, "image")) ?: "", image)) {
 			*seq = (int64_t)p->i;
+			at = p;
 		/* prompts: hashed: the release removed the prompt's text from these bytes;
 		 * the history ends in that entry (c2pa_release.c) */
-		else if (*seq >= 0 && x->in->prompts_hashed && !strcmp(kind, "prompt.redacted") &&
-			 !strcmp(json_string_value(json_object_get(f, "from")) ?: "", image))
+		} else if (*seq >= 0 && x->in->prompts_hashed && !strcmp(kind, "prompt.redacted") &&
+			   !strcmp(json_string_value(json_object_get(f, "from")) ?: "", image)) {
 			*seq = (int64_t)p->i;
+		}
+	}
+	/* back along the polish chain (each step's "from") to the render it started from */
+	for (guard = 0; at < end && guard < x->nby_item; guard++) {
+		json_t *f = json_object_get(x->entries[at->i], "fact");
+		const char *kind = json_string_value(json_object_get(x->entries[at->i], "kind"));
+		const char *from = json_string_value(json_object_get(f, "from"));
+		if (!strcmp(kind ?: "", "render") || !from)
+			break;
+		img = from;
+		for (p = at, at = end; p-- > first;)
+			if (!strcmp(json_string_value(json_object_get(json_object_get(
+					    x->entries[p->i], "fact"), "image")) ?: "", from)) {
+				at = p;
+				break;
+			}
 	}
 	end = x->raw + x->nraw;
 	for (p = ix_first(x->raw, x->nraw, item); p < end && p->item == item; p++)
-		if (!strcmp(json_string_value(json_object_get(p->j, "image")) ?: "", image))
+		if (!strcmp(json_string_value(json_object_get(p->j, "image")) ?: "", img))
 			best = p->j;
 	return json_incref(best);
 }
