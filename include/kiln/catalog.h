@@ -399,7 +399,13 @@ int kiln_catalog_train_run(struct kiln_catalog *c, const char *name, double star
 /* A fact of the catalog, for the portfolio's log. src "dataset" and "model": the registry
  * record; "render": an accepted render (engine, item_id, endpoint, recipe, seed, request, image,
  * bytes, started_at, finished_at, ran, and seed_used/infotext when the AI server said them);
- * "event": an event other than render and release (detail). Owned by the array. */
+ * "polish": each token's polish chain as its last polish run saved it, a step a fact (kind
+ * "edit.human" for an imported edit, else "polish.step"; step, kind, description, settings,
+ * recipe, from, output, image when the output is the token's image, bytes, by, tool; id: the
+ * run's event id * 2^20 + step); "review": a review_log row (kind "review.decision"; action,
+ * reviewer, candidate, reviewed_image, note, or prompt for a note added to the prompt, group,
+ * undoes); "event": an event other than render, release and polish (detail). Owned by the
+ * array. */
 struct kiln_fact {
 	int64_t id;               /* the row's id in its table: increasing */
 	char *kind;               /* event kind, model kind, engine, "dataset" */
@@ -415,7 +421,8 @@ void kiln_facts_free(struct kiln_fact *v, size_t n);
 
 /* The portfolio log (append-only: triggers refuse UPDATE and DELETE): one line per fact. */
 struct kiln_log_row {
-	char src[16];             /* "dataset", "model", "render", "event", "release" */
+	char src[16];             /* "dataset", "model", "render", "polish", "review", "event",
+				     "release" */
 	int64_t src_id;           /* the fact's id in its source; (src, src_id) is logged once */
 	char *line;               /* the canonical JSON line, no newline; owned */
 };

@@ -83,6 +83,14 @@ struct kiln_plog {
  * release entry's fact is the same. One transaction. */
 int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
 			    struct kiln_error *e) KILN_MUST_CHECK;
+/* Append one entry the release makes itself (a prompt.redacted step), with index seq after the
+ * seq lines the log has, the last of which is prev_line (NULL: none): kind, item, the fact (a
+ * JSON object; prompts committed to by hash), src and src_id = seq in the catalog. *line: the
+ * line written (caller frees). One transaction. */
+int kiln_portfolio_log_append(struct kiln_catalog *c, const char *src, uint64_t seq,
+			      const char *prev_line, const char *kind, uint64_t item,
+			      const char *fact_json, char **line, struct kiln_error *e)
+	KILN_MUST_CHECK;
 /* Load the log (and its Merkle tree root). */
 int kiln_portfolio_log_load(struct kiln_catalog *c, struct kiln_plog *log, struct kiln_error *e)
 	KILN_MUST_CHECK;
@@ -339,9 +347,10 @@ struct kiln_catalog;
 struct kiln_c2pa_release;
 /* strip_prompts (portfolio.prompts: hashed): _sign first removes the text chunks in which
  * the engines keep the prompt (A1111's "parameters", ComfyUI's "prompt" and "workflow"), and
- * records each image so changed as a "prompt.redacted" event (fact: item, image: the SHA-256
- * of the PNG it released without its caBX chunk, from: the store image), once, so that the
- * token's history ends in the released bytes. */
+ * appends to the log, before signing, a "prompt.redacted" entry for each image so changed
+ * (fact: image: the SHA-256 of the PNG it released without its caBX chunk, from: the store
+ * image), once, so that the token's history and its dev.kiln.provenance end in the released
+ * bytes. */
 int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **cr, struct kiln_catalog *c,
 				    const char *keys_dir, const char *cache_dir, int strip_prompts,
 				    struct kiln_error *e) KILN_MUST_CHECK;

@@ -2110,8 +2110,29 @@ int kiln_catalog_facts(struct kiln_catalog *c, const char *src, int64_t after,
 		 "ORDER BY a.id DESC LIMIT 1), (SELECT a.info FROM ai_info a WHERE a.image = r.image "
 		 "AND a.item_id = r.item_id ORDER BY a.id DESC LIMIT 1) FROM renders r WHERE "
 		 "r.status = 'ok' AND r.id > ? ORDER BY r.id"},
+		/* the polish chain of each token as its last polish run (that item's latest
+		 * "polish" event) saved it, one fact a step (src_id: event id * 2^20 + step, so
+		 * a later run's steps come after): human edits and kiln's steps */
+		{"polish", "polish_steps", "SELECT e.id * 1048576 + p.step, CASE WHEN p.kind = "
+		 "'edit' THEN 'edit.human' ELSE 'polish.step' END, p.item_id, p.at, json_object("
+		 "'step', p.step, 'kind', p.kind, 'description', coalesce(p.note, p.kind), "
+		 "'settings', p.settings, 'recipe', p.recipe, 'from', p.input, 'output', p.output, "
+		 "'image', CASE WHEN p.is_image THEN p.output END, 'bytes', p.bytes, 'by', "
+		 "p.made_by, 'tool', p.tool) FROM polish_steps p JOIN (SELECT item_id, max(id) AS "
+		 "id FROM events WHERE kind = 'polish' GROUP BY item_id) e ON e.item_id = "
+		 "p.item_id WHERE p.step < 1048576 AND e.id * 1048576 + p.step > ? ORDER BY e.id, "
+		 "p.step"},
+		/* review decisions, as the append-only review log has them (a note added to the
+		 * prompt as "prompt", which the portfolio commits to by hash) */
+		{"review", "review_log", "SELECT id, 'review.decision', item_id, at, json_object("
+		 "'action', action, 'reviewer', reviewer, 'candidate', candidate, 'reviewed_image', "
+		 "image, 'note', CASE WHEN prompt_add THEN NULL ELSE note END, 'prompt', CASE WHEN "
+		 "prompt_add THEN note END, 'group', group_id, 'undoes', undoes) FROM review_log "
+		 "WHERE id > ? ORDER BY id"},
+		/* the rest of the events (polish runs and review decisions come from their own
+		 * tables above) */
 		{"event", "events", "SELECT id, kind, item_id, at, detail FROM events WHERE id > ? "
-		 "AND kind NOT IN ('render', 'release') ORDER BY id"},
+		 "AND kind NOT IN ('render', 'release', 'polish') ORDER BY id"},
 	};
 	struct kiln_fact *v = NULL;
 	size_t n = 0, cap = 0, qi;
@@ -2173,6 +2194,15 @@ int kiln_catalog_facts(struct kiln_catalog *c, const char *src, int64_t after,
 		} else {
 			f->at = dup_col(st, 3);
 			j = json_col(st, 4);
+			if (j && (!strcmp(src, "polish") || !strcmp(src, "review"))) {
+				/* no null members */
+				const char *k;
+				json_t *x;
+				void *tmp;
+				json_object_foreach_safe(j, tmp, k, x)
+					if (json_is_null(x))
+						json_object_del(j, k);
+			}
 		}
 		if (!j || !f->kind || !f->at ||
 		    !(f->json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)))

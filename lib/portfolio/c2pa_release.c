@@ -47,6 +47,13 @@ struct kiln_c2pa_release {
 	struct kiln_merkle_tree tree;
 	struct kiln_c2pa_edit *edits;
 	size_t edits_cap;
+	/* entries the release appended (prompt.redacted) after the log.n loaded ones, and the
+	 * Merkle frontier of the whole log (peak[k]: the subtree of 2^k leaves when bit k of
+	 * size is set), so that the root of the log up to a new entry costs O(log n) */
+	char **added;
+	size_t nadded;
+	uint8_t peak[64][32];
+	uint64_t size;
 };
 
 static int cmp_at(const void *a, const void *b)
@@ -69,6 +76,9 @@ void kiln_portfolio_c2pa_release_free(struct kiln_c2pa_release *cr)
 	kiln_plog_release(&cr->log);
 	free(cr->idx);
 	free(cr->edits);
+	for (size_t i = 0; i < cr->nadded; i++)
+		free(cr->added[i]);
+	free(cr->added);
 	free(cr->cache_dir);
 	free(cr);
 }
@@ -119,6 +129,15 @@ int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **crp, struct kiln_
 			cr->idx[cr->nidx++] = (struct at){ (uint64_t)json_integer_value(item), i };
 	}
 	qsort(cr->idx, cr->nidx, sizeof *cr->idx, cmp_at);
+	{
+		size_t off = 0;
+		for (int k = 63; k >= 0; k--)
+			if ((uint64_t)cr->log.n >> k & 1) {
+				memcpy(cr->peak[k], cr->tree.lv[k][off >> k], 32);
+				off += (size_t)1 << k;
+			}
+		cr->size = cr->log.n;
+	}
 	*crp = cr;
 	cr = NULL;
 out:
@@ -126,23 +145,35 @@ out:
 	return rc;
 }
 
-/* The RFC 6962 root of the log's first m entries (0 < m <= n), from the whole tree's levels:
- * m's binary digits are its complete aligned subtrees, largest first, which the RFC's split
- * joins from the right. */
-static void prefix_root(const struct kiln_merkle_tree *t, size_t m, uint8_t out[32])
+/* the frontier after appending leaf */
+static void frontier_add(struct kiln_c2pa_release *cr, const uint8_t leaf[32])
 {
-	uint8_t blocks[64][32], r[32];
-	size_t nb = 0, off = 0;
-	for (int k = 63; k >= 0; k--)
-		if (m >> k & 1) {
-			memcpy(blocks[nb++], t->lv[k][off >> k], 32);
-			off += (size_t)1 << k;
-		}
-	memcpy(out, blocks[nb - 1], 32);
-	for (size_t i = nb - 1; i-- > 0;) {
-		kiln_merkle_node(blocks[i], out, r);
-		memcpy(out, r, 32);
+	uint8_t h[32], r[32];
+	int k = 0;
+	memcpy(h, leaf, 32);
+	for (; cr->size >> k & 1; k++) {
+		kiln_merkle_node(cr->peak[k], h, r);
+		memcpy(h, r, 32);
 	}
+	memcpy(cr->peak[k], h, 32);
+	cr->size++;
+}
+
+/* the RFC 6962 root of the whole log (size > 0): the peaks joined from the smallest */
+static void frontier_root(const struct kiln_c2pa_release *cr, uint8_t out[32])
+{
+	uint8_t r[32];
+	int k = 0, have = 0;
+	for (; k < 64; k++)
+		if (cr->size >> k & 1) {
+			if (have) {
+				kiln_merkle_node(cr->peak[k], out, r);
+				memcpy(out, r, 32);
+			} else {
+				memcpy(out, cr->peak[k], 32);
+				have = 1;
+			}
+		}
 }
 
 static const char *str(json_t *o, const char *k)
@@ -205,15 +236,50 @@ int kiln_portfolio_strip_prompt_text(struct kiln_buf *png)
 	return removed;
 }
 
-/* an item's "prompt.redacted" entry for these released bytes is in the log already */
-static int redacted(const struct kiln_c2pa_release *cr, size_t lo, size_t hi, const char *sha)
+/* the index of an item's "prompt.redacted" entry for these released bytes in the log as
+ * loaded, or -1 */
+static int64_t redacted(const struct kiln_c2pa_release *cr, size_t lo, size_t hi,
+			const char *sha)
 {
+	int64_t at = -1;
 	for (size_t k = lo; k < hi; k++) {
 		json_t *l = cr->entries[cr->idx[k].line];
 		if (!strcmp(str(l, "kind") ?: "", "prompt.redacted") &&
 		    !strcmp(str(json_object_get(l, "fact"), "image") ?: "", sha))
-			return 1;
+			at = (int64_t)cr->idx[k].line;
 	}
+	return at;
+}
+
+/* Append the item's prompt.redacted entry (image: sha, from: the store image): its index. */
+static int add_redacted(struct kiln_c2pa_release *cr, uint64_t item, const char *sha,
+			const char *from, int chunks, int64_t *index, struct kiln_error *e)
+{
+	uint64_t seq = cr->log.n + cr->nadded;
+	const char *prev = cr->nadded ? cr->added[cr->nadded - 1]
+				      : cr->log.n ? cr->log.lines[cr->log.n - 1] : NULL;
+	json_t *f = json_pack("{s:s, s:s, s:s, s:i}", "image", sha, "from", from ? from : "",
+			      "step", "prompt text chunks removed (portfolio.prompts: hashed)",
+			      "chunks", chunks);
+	char *text = f ? json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS) : NULL, *line = NULL, **v;
+	uint8_t leaf[32];
+	int rc;
+	json_decref(f);
+	v = text ? kiln_reallocarray(cr->added, cr->nadded + 1, sizeof *v) : NULL;
+	if (!v) {
+		free(text);
+		return kiln_error_set(e, KILN_E_NOMEM, "portfolio", "out of memory");
+	}
+	cr->added = v;
+	rc = kiln_portfolio_log_append(cr->catalog, "redact", seq, prev, "prompt.redacted", item,
+				       text, &line, e);
+	free(text);
+	if (rc)
+		return rc;
+	cr->added[cr->nadded++] = line;
+	kiln_merkle_leaf(line, strlen(line), leaf);
+	frontier_add(cr, leaf);
+	*index = (int64_t)seq;
 	return 0;
 }
 
@@ -288,6 +354,19 @@ int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item
 	}
 	if (made < 0)
 		made = last;
+	/* prompts: hashed: the prompt's text chunks go before signing (the XMP stays), and the
+	 * history's last step is these bytes, from the store image: its entry, appended now
+	 * (once: a release made again finds it), is the one dev.kiln.provenance names */
+	if (cr->strip_prompts && (stripped = kiln_portfolio_strip_prompt_text(img)) < 0)
+		stripped = 0;
+	if (stripped) {
+		int64_t k;
+		sha_without_cabx(img, out_sha);
+		if ((k = redacted(cr, lo, hi, out_sha)) < 0 &&
+		    (rc = add_redacted(cr, item, out_sha, image_sha, stripped, &k, e)))
+			return rc;
+		made = k;
+	}
 	in.title = title;
 	in.format = "image/png";
 	in.source_type = compose ? KILN_C2PA_COMPOSITE_SYNTHETIC
@@ -298,16 +377,18 @@ int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item
 	in.log_index = made;
 	if (made >= 0) {
 		uint8_t r[32];
-		kiln_sha256_hex(cr->log.lines[made], strlen(cr->log.lines[made]), entry_sha);
-		prefix_root(&cr->tree, (size_t)made + 1, r);
+		const char *line = (size_t)made < cr->log.n ? cr->log.lines[made]
+							     : cr->added[(size_t)made - cr->log.n];
+		kiln_sha256_hex(line, strlen(line), entry_sha);
+		if ((size_t)made < cr->log.n)
+			kiln_merkle_tree_prefix_root(&cr->tree, (size_t)made + 1, r);
+		else /* just appended: the last entry */
+			frontier_root(cr, r);
 		kiln_hex(r, 32, root);
 		in.log_entry_sha256 = entry_sha;
 		in.log_root = root;
 		in.log_size = made + 1;
 	}
-	/* prompts: hashed: the prompt's text chunks go before signing (the XMP stays) */
-	if (cr->strip_prompts && (stripped = kiln_portfolio_strip_prompt_text(img)) < 0)
-		stripped = 0;
 	kiln_buf_init(&out, img->max);
 	rc = kiln_portfolio_c2pa_sign_png_cached(cr->signer, cr->cache_dir, img->data, img->len,
 						 stripped ? NULL : image_sha, &in, &out, e);
@@ -320,22 +401,5 @@ int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item
 	}
 	kiln_buf_release(img);
 	*img = out;
-	if (!stripped)
-		return 0;
-	/* the history's last step: these bytes, from the store image (once: a release made
-	 * again finds its entry in the log) */
-	sha_without_cabx(img, out_sha);
-	if (!redacted(cr, lo, hi, out_sha)) {
-		json_t *f = json_pack("{s:s, s:s, s:s, s:i}", "image", out_sha, "from",
-				      image_sha ? image_sha : "", "step",
-				      "prompt text chunks removed (portfolio.prompts: hashed)",
-				      "chunks", stripped);
-		char *text = f ? json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		json_decref(f);
-		if (!text)
-			return kiln_error_set(e, KILN_E_NOMEM, "portfolio", "out of memory");
-		rc = kiln_catalog_event(cr->catalog, "prompt.redacted", 1, item, text, e);
-		free(text);
-	}
-	return rc;
+	return 0;
 }

@@ -7,8 +7,11 @@
  * table's triggers refuse it). Each catalog fact (source, id) is logged once, so syncing twice
  * appends nothing. Prompts are committed to by hash only (see portfolio.h).
  *
- * Sizes: a line per dataset, model, accepted render and event: ~1-3 per token, a few hundred
- * bytes each; 10,000 tokens is a few MB, loaded whole. */
+ * Sources, in this order in each sync: datasets, models, accepted renders, polish steps (the
+ * polish_steps table: edit.human, polish.step), review decisions (review_log), other events.
+ *
+ * Sizes: a line per dataset, model, accepted render, polish step, review decision and event:
+ * ~1-5 per token, a few hundred bytes each; 10,000 tokens is a few MB, loaded whole. */
 #include "kiln/catalog.h"
 #include "kiln/portfolio.h"
 #include "util/alloc.h"
@@ -125,22 +128,82 @@ static int push(struct pending *p, const char *src, int64_t id, const char *kind
 	return 0;
 }
 
+/* A polish step's identity: a run that saves a token's chain again (a step added, polish run
+ * again) logs only the steps it did not log before. "" when not a step. */
+static char *step_key(uint64_t item, json_t *fact)
+{
+	json_t *st = json_object_get(fact, "step");
+	const char *kind = json_string_value(json_object_get(fact, "kind"));
+	const char *from = json_string_value(json_object_get(fact, "from"));
+	const char *out = json_string_value(json_object_get(fact, "output"));
+	size_t n = 64 + (kind ? strlen(kind) : 0) + (from ? strlen(from) : 0) +
+		   (out ? strlen(out) : 0);
+	char *k = kiln_malloc(n);
+	if (k)
+		snprintf(k, n, "%llu %lld %s %s %s", (unsigned long long)item,
+			 (long long)json_integer_value(st), kind ? kind : "", from ? from : "",
+			 out ? out : "");
+	return k;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* the keys of the polish steps logged already, sorted */
+static int logged_steps(const struct kiln_log_row *old, size_t nold, char ***keys, size_t *n)
+{
+	*keys = NULL;
+	*n = 0;
+	for (size_t i = 0; i < nold; i++) {
+		json_t *l;
+		char *k, **v;
+		if (strcmp(old[i].src, "polish"))
+			continue;
+		l = json_loads(old[i].line, 0, NULL);
+		k = l ? step_key((uint64_t)json_integer_value(json_object_get(l, "item")),
+				 json_object_get(l, "fact"))
+		      : NULL;
+		json_decref(l);
+		v = k ? kiln_reallocarray(*keys, *n + 1, sizeof *v) : NULL;
+		if (!v) {
+			free(k);
+			return -1;
+		}
+		*keys = v;
+		v[(*n)++] = k;
+	}
+	if (*n)
+		qsort(*keys, *n, sizeof **keys, cmp_str);
+	return 0;
+}
+
 int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
 			    struct kiln_error *e)
 {
-	static const char *const srcs[] = {"dataset", "model", "render", "event"};
+	/* in this order, so that a sync's entries are in a fixed order: what the collection
+	 * was made from, the renders, the polish chains, review decisions, the other events */
+	static const char *const srcs[] = {"dataset", "model", "render", "polish", "review",
+					   "event"};
+	enum { NSRC = sizeof srcs / sizeof *srcs };
 	struct kiln_log_row *old = NULL;
 	struct pending p;
-	size_t nold = 0;
-	int64_t last[4] = {0, 0, 0, 0}, nrel = 0;
+	size_t nold = 0, nsteps = 0;
+	int64_t last[NSRC] = {0}, nrel = 0;
 	json_t *last_release = NULL;
+	char **steps = NULL;
 	int rc;
 	memset(&p, 0, sizeof p);
 	memcpy(p.prev, KILN_LOG_ZERO, 65);
 	if ((rc = kiln_catalog_log_read(c, &old, &nold, e)))
 		return rc;
+	if (logged_steps(old, nold, &steps, &nsteps)) {
+		rc = nomem(e);
+		goto out;
+	}
 	for (size_t i = 0; i < nold; i++) {
-		for (size_t s = 0; s < 4; s++)
+		for (size_t s = 0; s < NSRC; s++)
 			if (!strcmp(old[i].src, srcs[s]) && old[i].src_id > last[s])
 				last[s] = old[i].src_id;
 		if (!strcmp(old[i].src, "release")) {
@@ -154,7 +217,7 @@ int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
 	if (nold)
 		kiln_sha256_hex(old[nold - 1].line, strlen(old[nold - 1].line), p.prev);
 	p.seq = nold;
-	for (size_t s = 0; s < 4 && !rc; s++) {
+	for (size_t s = 0; s < NSRC && !rc; s++) {
 		struct kiln_fact *f = NULL;
 		size_t n = 0;
 		if ((rc = kiln_catalog_facts(c, srcs[s], last[s], &f, &n, e)))
@@ -167,6 +230,21 @@ int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
 			 * to it; datasets/NAME.json has it) */
 			if (s == 0)
 				json_object_del(fact, "entries");
+			if (fact && !strcmp(srcs[s], "polish")) {
+				char *k = step_key(f[i].item_id, fact);
+				int seen = k && nsteps &&
+					   bsearch(&k, steps, nsteps, sizeof *steps, cmp_str);
+				free(k);
+				if (!k) {
+					rc = nomem(e);
+					json_decref(fact);
+					break;
+				}
+				if (seen) {
+					json_decref(fact);
+					continue;
+				}
+			}
 			if (!fact || commit_prompts(fact) ||
 			    push(&p, srcs[s], f[i].id, kind, f[i].at, f[i].has_item, f[i].item_id,
 				 fact))
@@ -193,9 +271,48 @@ int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
 	}
 	if (!rc)
 		rc = kiln_catalog_log_append(c, p.v, p.n, e);
+out:
 	kiln_log_rows_free(p.v, p.n);
 	kiln_log_rows_free(old, nold);
 	json_decref(last_release);
+	for (size_t i = 0; i < nsteps; i++)
+		free(steps[i]);
+	free(steps);
+	return rc;
+}
+
+int kiln_portfolio_log_append(struct kiln_catalog *c, const char *src, uint64_t seq,
+			      const char *prev_line, const char *kind, uint64_t item,
+			      const char *fact_json, char **line, struct kiln_error *e)
+{
+	struct kiln_log_row row;
+	json_t *fact = json_loads(fact_json, 0, NULL);
+	char prev[65], at[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	int rc;
+	*line = NULL;
+	if (!fact)
+		return kiln_error_set(e, KILN_E_USAGE, "portfolio log", "the %s fact is not JSON",
+				      kind);
+	if (prev_line)
+		kiln_sha256_hex(prev_line, strlen(prev_line), prev);
+	else
+		memcpy(prev, KILN_LOG_ZERO, 65);
+	gmtime_r(&t, &tm);
+	strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	memset(&row, 0, sizeof row);
+	snprintf(row.src, sizeof row.src, "%s", src);
+	row.src_id = (int64_t)seq;
+	if (commit_prompts(fact) || !(row.line = make_line(seq, prev, kind, at, 1, item, fact)))
+		rc = nomem(e);
+	else
+		rc = kiln_catalog_log_append(c, &row, 1, e);
+	json_decref(fact);
+	if (rc)
+		free(row.line);
+	else
+		*line = row.line;
 	return rc;
 }
 

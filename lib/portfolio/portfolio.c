@@ -127,29 +127,52 @@ static void stem(const char *s, char *out, size_t cap)
 		snprintf(out, cap, "_%s", s);
 }
 
-/* the latest accepted render of item that made image (the raw catalog fact, a new reference),
- * or NULL; *seq its log entry, or -1 */
+/* The token's history: *seq its latest log entry that made image (a render, or a polish step
+ * or human edit whose fact.image it is; with prompts: hashed, the prompt.redacted entry made
+ * from it after that), or -1; and the accepted render its polish chain started from (the raw
+ * catalog fact, a new reference), or NULL. */
 static json_t *render_of(struct pf *x, uint64_t item, const char *image, int64_t *seq)
 {
-	const struct ix *p, *end = x->by_item + x->nby_item;
+	const struct ix *first = ix_first(x->by_item, x->nby_item, item), *p;
+	const struct ix *end = x->by_item + x->nby_item, *at = end;
+	const char *img = image;
 	json_t *best = NULL;
+	size_t guard;
 	*seq = -1;
-	for (p = ix_first(x->by_item, x->nby_item, item); p < end && p->item == item; p++) {
+	for (p = first; p < end && p->item == item; p++) {
 		json_t *l = x->entries[p->i];
 		const char *kind = json_string_value(json_object_get(l, "kind")) ?: "";
 		json_t *f = json_object_get(l, "fact");
-		if (!strcmp(kind, "render") &&
-		    !strcmp(json_string_value(json_object_get(f, "image")) ?: "", image))
+		if ((!strcmp(kind, "render") || !strcmp(kind, "polish.step") ||
+		     !strcmp(kind, "edit.human")) &&
+		    !strcmp(json_string_value(json_object_get(f, "image")) ?: "", image)) {
 			*seq = (int64_t)p->i;
+			at = p;
 		/* prompts: hashed: the release removed the prompt's text from these bytes;
 		 * the history ends in that entry (c2pa_release.c) */
-		else if (*seq >= 0 && x->in->prompts_hashed && !strcmp(kind, "prompt.redacted") &&
-			 !strcmp(json_string_value(json_object_get(f, "from")) ?: "", image))
+		} else if (*seq >= 0 && x->in->prompts_hashed && !strcmp(kind, "prompt.redacted") &&
+			   !strcmp(json_string_value(json_object_get(f, "from")) ?: "", image)) {
 			*seq = (int64_t)p->i;
+		}
+	}
+	/* back along the polish chain (each step's "from") to the render it started from */
+	for (guard = 0; at < end && guard < x->nby_item; guard++) {
+		json_t *f = json_object_get(x->entries[at->i], "fact");
+		const char *kind = json_string_value(json_object_get(x->entries[at->i], "kind"));
+		const char *from = json_string_value(json_object_get(f, "from"));
+		if (!strcmp(kind ?: "", "render") || !from)
+			break;
+		img = from;
+		for (p = at, at = end; p-- > first;)
+			if (!strcmp(json_string_value(json_object_get(json_object_get(
+					    x->entries[p->i], "fact"), "image")) ?: "", from)) {
+				at = p;
+				break;
+			}
 	}
 	end = x->raw + x->nraw;
 	for (p = ix_first(x->raw, x->nraw, item); p < end && p->item == item; p++)
-		if (!strcmp(json_string_value(json_object_get(p->j, "image")) ?: "", image))
+		if (!strcmp(json_string_value(json_object_get(p->j, "image")) ?: "", img))
 			best = p->j;
 	return json_incref(best);
 }
@@ -192,15 +215,59 @@ static int model_used(json_t *rec, json_t *strs)
 	return 0;
 }
 
+/* the registered files the render resolved by hash (ran.model_sha256 for the checkpoint,
+ * ran.loras[].model_sha256), into out */
+static void resolved_shas(json_t *ran, json_t *out)
+{
+	json_t *l, *h;
+	size_t i;
+	if (json_is_string(h = json_object_get(ran, "model_sha256")))
+		json_array_append(out, h);
+	json_array_foreach(json_object_get(ran, "loras"), i, l)
+		if (json_is_string(h = json_object_get(l, "model_sha256")))
+			json_array_append(out, h);
+}
+
+static int has_string(json_t *arr, const char *s)
+{
+	json_t *v;
+	size_t i;
+	json_array_foreach(arr, i, v)
+		if (!strcmp(json_string_value(v), s))
+			return 1;
+	return 0;
+}
+
+/* Was rec a dependency of the render? The file the render resolved by hash is; another file
+ * of the same name and kind is not (the server ran the one resolved); else what the request
+ * or the server named (model_used). */
+static int model_dep(json_t *recs, json_t *rec, json_t *resolved, json_t *strs)
+{
+	const char *name = json_string_value(json_object_get(rec, "name")) ?: "";
+	const char *kind = json_string_value(json_object_get(rec, "kind")) ?: "";
+	json_t *o;
+	size_t i;
+	if (has_string(resolved, json_string_value(json_object_get(rec, "sha256")) ?: ""))
+		return 1;
+	json_array_foreach(recs, i, o)
+		if (o != rec &&
+		    !strcmp(json_string_value(json_object_get(o, "name")) ?: "", name) &&
+		    !strcmp(json_string_value(json_object_get(o, "kind")) ?: "", kind) &&
+		    has_string(resolved, json_string_value(json_object_get(o, "sha256")) ?: ""))
+			return 0;
+	return model_used(rec, strs);
+}
+
 /* the token's in-toto Statement (SLSA provenance v1) as canonical JSON; caller frees */
 static char *statement(struct pf *x, const struct kiln_portfolio_token *t, json_t *render,
 		       int64_t seq, const char *meta_sha, struct kiln_error *e)
 {
 	json_t *st = NULL, *subj, *deps = json_array(), *ext, *req, *strs = json_array();
+	json_t *resolved = json_array();
 	char *out = NULL, nm[64], leaf[65];
 	size_t i;
 	json_t *rec;
-	if (!deps || !strs)
+	if (!deps || !strs || !resolved)
 		goto out;
 	subj = json_pack("[{s:s, s:{s:s}}]", "name", t->image_file, "digest", "sha256",
 			 t->image_sha);
@@ -240,8 +307,9 @@ static char *statement(struct pf *x, const struct kiln_portfolio_token *t, json_
 	 * other input files the request names by hash */
 	strings(json_object_get(render, "request"), strs);
 	strings(json_object_get(render, "ran"), strs);
+	resolved_shas(json_object_get(render, "ran"), resolved);
 	json_array_foreach(x->model_recs, i, rec)
-		if (model_used(rec, strs)) {
+		if (model_dep(x->model_recs, rec, resolved, strs)) {
 			char uri[400];
 			snprintf(uri, sizeof uri, "kiln:model/%s",
 				 json_string_value(json_object_get(rec, "file")));
@@ -317,6 +385,7 @@ out:
 	json_decref(st);
 	json_decref(deps);
 	json_decref(strs);
+	json_decref(resolved);
 	return out;
 }
 

@@ -209,6 +209,52 @@ void kiln_portfolio_key_fingerprint(const char *dist, const char *key_file, char
 	free(p);
 }
 
+/* The image's dev.kiln.provenance (prov, JSON) names the log entry that made its bytes
+ * (released: their SHA-256 without the caBX chunk): that entry is in the published log with
+ * the SHA-256 given, is the token's, made those bytes, and the root given is that of the log
+ * up to it. */
+static void follow_provenance(struct vx *v, const struct kiln_merkle_tree *t, const char *img,
+			      json_int_t id, const char *prov, const char *released)
+{
+	json_t *p = json_loads(prov, 0, NULL), *l = NULL;
+	json_t *li = json_object_get(p, "log_index");
+	const char *esha = json_string_value(json_object_get(p, "log_entry_sha256"));
+	const char *root = json_string_value(json_object_get(p, "log_root"));
+	json_int_t m = json_integer_value(li);
+	char hex[65];
+	uint8_t r[32];
+	(*v->checks)++;
+	if (!p || !json_is_integer(li) || m < 0 || (size_t)m >= v->nlines) {
+		problem(v, "%s: C2PA dev.kiln.provenance: no entry of the log (%zu entries) named",
+			img, v->nlines);
+		goto out;
+	}
+	kiln_sha256_hex(v->lines[m], strlen(v->lines[m]), hex);
+	if (!esha || strcmp(esha, hex)) {
+		problem(v, "%s: C2PA dev.kiln.provenance: entry %" JSON_INTEGER_FORMAT " of "
+			"entries.jsonl has SHA-256 %.16s..., the manifest says %.16s...", img, m, hex,
+			esha ? esha : "(none)");
+		goto out;
+	}
+	kiln_merkle_tree_prefix_root(t, (size_t)m + 1, r);
+	kiln_hex(r, 32, hex);
+	if (!root || strcmp(root, hex) ||
+	    json_integer_value(json_object_get(p, "log_size")) != m + 1 ||
+	    json_integer_value(json_object_get(p, "token_id")) != id)
+		problem(v, "%s: C2PA dev.kiln.provenance: the root, size or token it gives are not "
+			"those of entry %" JSON_INTEGER_FORMAT " of the log", img, m);
+	l = json_loads(v->lines[m], 0, NULL);
+	if (json_integer_value(json_object_get(l, "item")) != id ||
+	    strcmp(json_string_value(json_object_get(json_object_get(l, "fact"), "image")) ?: "",
+		   released))
+		problem(v, "portfolio/log/entries.jsonl: entry %" JSON_INTEGER_FORMAT ", which %s's "
+			"C2PA manifest names, did not make token %" JSON_INTEGER_FORMAT "'s released "
+			"bytes (%.16s...)", m, img, id, released);
+out:
+	json_decref(l);
+	json_decref(p);
+}
+
 int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
 			  const struct kiln_portfolio_hashes *known, uint64_t *checks,
 			  char ***problems, size_t *nproblems, struct kiln_error *e)
@@ -222,6 +268,8 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
 	uint64_t csize = 0;
 	size_t i;
 	int rc = 0, have_cp = 0;
+	struct kiln_merkle_tree tree;
+	memset(&tree, 0, sizeof tree);
 	memset(&v, 0, sizeof v);
 	v.dist = dist;
 	v.known = known;
@@ -279,7 +327,13 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
 	check_log(&v);
 	if (v.nomem)
 		goto nomem;
-	kiln_merkle_root((const uint8_t(*)[32])v.leaves, v.nlines, root);
+	/* the tree's levels: its root, and the root of any prefix (dev.kiln.provenance) */
+	if (kiln_merkle_tree_build(&tree, (const uint8_t(*)[32])v.leaves, v.nlines))
+		goto nomem;
+	if (v.nlines)
+		kiln_merkle_tree_prefix_root(&tree, v.nlines, root);
+	else
+		kiln_merkle_root(NULL, 0, root);
 	/* the checkpoint */
 	(*checks)++;
 	if (read_rel(&v, "portfolio/log/checkpoint", &f, 1 << 16)) {
@@ -408,6 +462,8 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
 					goto out;
 				if (!r.ok)
 					problem(&v, "%s: C2PA %s: %s", img, r.check, r.detail);
+				else
+					follow_provenance(&v, &tree, img, id, r.provenance, hex);
 			}
 		}
 	}
@@ -418,6 +474,7 @@ nomem:
 	rc = kiln_error_set(e, KILN_E_NOMEM, dist, "out of memory");
 out:
 	kiln_portfolio_c2pa_verifier_free(cv);
+	kiln_merkle_tree_release(&tree);
 	for (i = 0; i < v.nlines; i++)
 		free(v.lines[i]);
 	free(v.lines);

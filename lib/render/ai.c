@@ -419,20 +419,99 @@ static int op_check(void *user, size_t k, struct kiln_ai_job *aj, struct kiln_er
 	return rc;
 }
 
+/* The registry's name for the checkpoint a request names (a file name, a path or an A1111
+ * title "file [hash]"): its base name without " [hash]" and without a model file extension,
+ * as kiln models add names a file. 0, or -1 when it does not fit. */
+static int checkpoint_name(const char *ck, char *out, size_t size)
+{
+	static const char *const ext[] = {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf"};
+	const char *b = strrchr(ck, '/');
+	size_t n;
+	b = b ? b + 1 : ck;
+	n = strlen(b);
+	if (n && b[n - 1] == ']') {
+		const char *sp = strrchr(b, '[');
+		if (sp && sp > b && sp[-1] == ' ')
+			n = (size_t)(sp - 1 - b);
+	}
+	for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+		size_t k = strlen(ext[i]);
+		if (n > k && !strncasecmp(b + n - k, ext[i], k)) {
+			n -= k;
+			break;
+		}
+	}
+	if (!n || n >= size)
+		return -1;
+	memcpy(out, b, n);
+	out[n] = 0;
+	return 0;
+}
+
+/* The checkpoint the request named (ck) against the model registry, like the LoRAs below:
+ * A1111 reports the short hash of the checkpoint it ran (ran.model_hash: sd_model_hash, the
+ * first 10 hex of the file's SHA-256); when a checkpoint is registered under ck's name, that
+ * hash must be a registered file's, else the attempt fails naming both hashes. A match names
+ * the registered file (ran.model_sha256). Servers that report no hash (ComfyUI, sd-server)
+ * and unregistered checkpoints leave r as it was. *changed is set when r was annotated. */
+static int resolve_checkpoint(struct kiln_catalog *c, const char *endpoint, const char *ck,
+			      json_t *r, int *changed, struct kiln_error *e)
+{
+	const char *hash = json_string_value(json_object_get(r, "model_hash"));
+	char name[512], want[40] = "", **recs = NULL;
+	size_t n = 0, k;
+	int rc;
+	if (!ck || !hash || checkpoint_name(ck, name, sizeof name))
+		return 0;
+	if ((rc = kiln_catalog_models_named(c, name, "checkpoint", &recs, &n, e)))
+		return rc;
+	for (k = 0; k < n; k++) {
+		json_t *m = json_loads(recs[k], 0, NULL);
+		const char *h = json_string_value(
+			json_object_get(json_object_get(m, "a1111"), "model_hash"));
+		const char *sha = json_string_value(json_object_get(m, "sha256"));
+		if (h && !want[0])
+			snprintf(want, sizeof want, "%s", h);
+		if (h && sha && !strcasecmp(h, hash)) {
+			if (json_object_set_new(r, "model_sha256", json_string(sha)))
+				rc = kiln_error_set(e, KILN_E_NOMEM, endpoint, "out of memory");
+			*changed = 1;
+			json_decref(m);
+			break;
+		}
+		json_decref(m);
+	}
+	for (size_t q = 0; q < n; q++)
+		free(recs[q]);
+	free(recs);
+	if (!rc && n && k == n)
+		rc = kiln_error_set(e, KILN_E_SPEC, endpoint, "the server ran checkpoint %s with "
+				    "hash %s, but the checkpoint registered as %s has hash %s: the "
+				    "server has another file under that name (copy the registered "
+				    "file there, or register the server's)", name, hash, name,
+				    want[0] ? want : "(none)");
+	return rc;
+}
+
 /* The LoRAs the server said it used (ran.loras: A1111's "Lora hashes", name and 12-hex hash)
  * against the model registry: a LoRA registered under that name (kiln models add, kiln train
  * run) must be the file the server ran (its A1111 short hash equal to one registered under the
  * name), else the attempt fails naming both hashes: the server has another file under the
  * same name. A match names the registered file (model_sha256) in the render's record, which
- * the portfolio's log keeps. *ran: the annotated JSON (caller frees), or NULL unchanged. */
-static int resolve_loras(struct kiln_catalog *c, const char *endpoint, const char *ran_json,
-			 char **ran, struct kiln_error *e)
+ * the portfolio's log keeps. The checkpoint ck is resolved first (resolve_checkpoint).
+ * *ran: the annotated JSON (caller frees), or NULL unchanged. */
+static int resolve_loras(struct kiln_catalog *c, const char *endpoint, const char *ck,
+			 const char *ran_json, char **ran, struct kiln_error *e)
 {
 	json_t *r = ran_json ? json_loads(ran_json, 0, NULL) : NULL, *l;
 	json_t *loras = json_object_get(r, "loras");
 	size_t i;
 	int rc = 0, changed = 0;
 	*ran = NULL;
+	if (r && (rc = resolve_checkpoint(c, endpoint, ck, r, &changed, e))) {
+		json_decref(r);
+		return rc;
+	}
 	json_array_foreach(loras, i, l) {
 		const char *name = json_string_value(json_object_get(l, "name"));
 		const char *hash = json_string_value(json_object_get(l, "hash"));
@@ -516,8 +595,9 @@ static int op_attempt(void *user, const struct kiln_dispatch_attempt *at, struct
 		x->remote = kiln_strdup(at->aj->remote_id);
 	if (at->aj && at->aj->ran) {
 		char *res = NULL;
-		if (ok && resolve_loras(a->p->catalog, at->ep ? at->ep->url : NULL, at->aj->ran,
-					&res, &se)) {
+		if (ok && resolve_loras(a->p->catalog, at->ep ? at->ep->url : NULL,
+					at->rq ? at->rq->checkpoint : NULL, at->aj->ran, &res,
+					&se)) {
 			size_t n = strlen(se.msg) + strlen(at->ep ? at->ep->url : "") + 4;
 			ok = 0;
 			free(x->error);

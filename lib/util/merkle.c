@@ -125,3 +125,19 @@ int kiln_merkle_verify(const uint8_t leaf[32], uint64_t m, uint64_t n, const uin
 	}
 	return sn == 0 && !memcmp(r, root, 32);
 }
+
+void kiln_merkle_tree_prefix_root(const struct kiln_merkle_tree *t, size_t m, uint8_t out[32])
+{
+	uint8_t blocks[64][32], r[32];
+	size_t nb = 0, off = 0;
+	for (int k = 63; k >= 0; k--)
+		if ((uint64_t)m >> k & 1) {
+			memcpy(blocks[nb++], t->lv[k][off >> k], 32);
+			off += (size_t)1 << k;
+		}
+	memcpy(out, blocks[nb - 1], 32);
+	for (size_t i = nb - 1; i-- > 0;) {
+		kiln_merkle_node(blocks[i], out, r);
+		memcpy(out, r, 32);
+	}
+}

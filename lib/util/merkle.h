@@ -22,6 +22,10 @@ struct kiln_merkle_tree {
 /* 0, or -1 out of memory. The leaves must outlive the tree. */
 int kiln_merkle_tree_build(struct kiln_merkle_tree *t, const uint8_t (*leaves)[32], size_t n);
 void kiln_merkle_tree_release(struct kiln_merkle_tree *t);
+/* The root of the tree of the first m leaves (0 < m <= t's n), from t's levels: m's binary
+ * digits are its complete aligned subtrees, largest first, which the RFC's split joins from
+ * the right. */
+void kiln_merkle_tree_prefix_root(const struct kiln_merkle_tree *t, size_t m, uint8_t out[32]);
 /* The audit path of leaf m (m < n), bottom up: *len hashes written to path (room for 64). */
 void kiln_merkle_tree_path(const struct kiln_merkle_tree *t, size_t m, uint8_t (*path)[32],
 			   size_t *len);

@@ -9,12 +9,15 @@
 . "$(dirname "$0")/ai_common.inc"
 export KILN_KEYS_DIR=$T/keys
 "$KILN" keys init --studio example.com/ai-owls >/dev/null
-start_server --protocol a1111 --auth owl:hoot
+mkdir -p "$T/ckpt"
+printf 'not really a checkpoint' >"$T/ckpt/sd_xl_base_1.0.safetensors"
+start_server --protocol a1111 --auth owl:hoot --checkpoint-dir "$T/ckpt"
 export KILN_GPU_AUTH=owl:hoot
 P=$T/ai
 ai_owls "$P" a1111 's/prompt: "pixel art owl/prompt: "quokkagraph pixel art owl/'
 printf 'portfolio: {enabled: true, prompts: hashed}\n' >>"$P/kiln.yaml"
-printf 'not really a checkpoint' >"$T/sd_xl_base_1.0.ckpt"
+# the server's file, as a .ckpt (a .safetensors is parsed): the name and hash are the same
+cp "$T/ckpt/sd_xl_base_1.0.safetensors" "$T/sd_xl_base_1.0.ckpt"
 "$KILN" -C "$P" plan -q >/dev/null 2>&1
 "$KILN" -C "$P" models add "$T/sd_xl_base_1.0.ckpt" --license CreativeML-OpenRAIL++-M >/dev/null
 expect_eq "models add" $? 0

@@ -536,6 +536,7 @@ class State:
         self.started = time.time()
         self.shutting_down = threading.Event()
         self.models = [m for m in args.models.split(",") if m]
+        self.checkpoint_shas = {}
         self.loras = [m for m in args.loras.split(",") if m]
         self.controlnets = [m for m in args.controlnets.split(",") if m]
         self.upscale_models = [m for m in args.upscale_models.split(",") if m]
@@ -603,9 +604,31 @@ class State:
     # -- helpers ------------------------------------------------------------------------------
     def model_info(self, name):
         stem = name.rsplit(".", 1)[0] if "." in name else name
-        sha = fake_sha256("checkpoint", name)
+        sha = self.checkpoint_sha256(name)
         return {"title": "%s [%s]" % (name, sha[:10]), "model_name": stem, "hash": sha[:10],
                 "sha256": sha, "filename": "/models/Stable-diffusion/" + name, "config": None}
+
+    def checkpoint_sha256(self, name):
+        """A checkpoint's SHA-256: the real file's under --checkpoint-dir, else a made-up one.
+        A1111 reports its first 10 hex as sd_model_hash: modules/sd_models.py (commit 5929ece1)
+        load_model_weights sets model.sd_model_hash = checkpoint_info.calculate_shorthash(),
+        which is hashes.sha256(filename, "checkpoint/" + name)[0:10], the SHA-256 of the whole
+        file (not the legacy model_hash, 8 hex of 64 KiB at 1 MiB)."""
+        d = self.args.checkpoint_dir
+        path = os.path.join(d, name) if d else None
+        if path and os.path.isfile(path):
+            with self.lock:
+                got = self.checkpoint_shas.get(path)
+            if got is None:
+                h = hashlib.sha256()
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                got = h.hexdigest()
+                with self.lock:
+                    self.checkpoint_shas[path] = got
+            return got
+        return fake_sha256("checkpoint", name)
 
     def find_checkpoint(self, alias):
         """A1111 checkpoint_aliases: title, filename, model name, short hash, sha256."""
@@ -3618,6 +3641,9 @@ def parse_args(argv):
     p.add_argument("--lora-dir", default=None,
                    help="real LoRA files: a listed LoRA whose NAME.safetensors is here reports "
                    "its real A1111 hash (else a made-up one)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="real checkpoint files: a listed checkpoint found here reports the "
+                   "real A1111 short hash (first 10 hex of its SHA-256) as sd_model_hash")
     p.add_argument("--loras", default="crown_v2.safetensors,laser_eyes.safetensors,"
                    "pixel_art_xl.safetensors", help="comma-separated LoRA file names")
     p.add_argument("--controlnets", default="control_v11p_sd15_canny.pth,"
