@@ -2,15 +2,19 @@
  * contract with the page and with scripts).
  *
  * The server keeps what it shows in memory (struct rv_cache: items, candidates, QA findings,
- * review states), loaded once at start; each decision refreshes the entries it touched from
- * the catalog after its transaction (the server holds no lock while it serves: what another
- * kiln renders meanwhile shows after a restart; a decision records the catalog's image). A listing of 10,000 tokens is then a scan of
- * memory, not of SQLite.
+ * review states), loaded at start; each decision refreshes the entries it touched from the
+ * catalog after its transaction; what another kiln writes meanwhile (renders, decisions, QA)
+ * is caught up with by GET /api/changes, which the page polls: it compares the catalog's
+ * counters with the ones the cache was built at and reloads (a decision records the catalog's
+ * image, never the cached one). A listing of 10,000 tokens is then a scan of memory, not of
+ * SQLite.
  *
  * Locks (pool.c): GETs read the cache under cache_lock held for reading and the catalog on a
  * read-only connection of the pool; a decision runs its transaction on the writer (write_lock),
  * then, still holding it, takes cache_lock for writing only to swap the new state in, so the
- * cache follows the commits in their order and a reader never waits for a transaction.
+ * cache follows the commits in their order and a reader never waits for a transaction. A
+ * reload builds the new cache under write_lock and swaps it under cache_lock: a token is found
+ * (find_token) under one of the two and its pointer never kept past them.
  */
 #include "review/internal.h"
 #include "kiln/recipe.h"
