@@ -20,7 +20,9 @@
  * value short of its target) picks a short value, whose symbol is swapped with another of its
  * layer's symbols (used or not); the swap is kept when the total shortfall does not grow,
  * and after a run of swaps that do not lower it the search restarts from a random labeling.
- * Everything is drawn from the spec's seed: same spec, same labelings, same plan.
+ * And one integer program (CBC) chooses the labeling and the words together
+ * (joint_labeling(): the tokens on a symbol are the count of the value standing for it, a
+ * linear row), in a few node-limited rounds. Everything is drawn from the spec's seed: same spec, same labelings, same plan.
  *
  * Invariants. Nothing here is a proof: a failure is "not found" (the code is this module's
  * choice, not the spec's). Every plan is checked by the caller like any other.
@@ -43,7 +45,8 @@
 #define JOINT_MAX_COLS 20000 /* the joint program's words (times other values), at most */
 #define JOINT_MAX_NZ 2000000 /* and its non-zeros */
 #define JOINT_FIRST 50 /* its branch-and-bound nodes before the labeling search */
-#define JOINT_NODES 4000 /* and after it, times the effort */
+#define JOINT_NODES 300 /* and after it, per round */
+#define JOINT_ROUNDS 6 /* rounds, times the effort */
 
 struct code {
 	const struct kiln_plan_code *in;
@@ -400,7 +403,7 @@ static void joint_word(const struct code *cd, size_t w, const size_t *fidx, size
  * in their values, written to jm (G * L): 2 (1 when they do not check out: cannot happen);
  * 0 when no labeling was found (too large, node limit, or proven none: nothing about the spec,
  * only about this code), KILN_E_NOMEM as a negative. */
-static int joint_labeling(struct code *cd, uint64_t nodes, uint32_t *jm)
+static int joint_labeling(struct code *cd, uint64_t nodes, uint64_t round, uint32_t *jm)
 {
 	const struct kiln_plan_code *in = cd->in;
 	size_t nnb = in->nnb, L = cd->L, fidx[64], nf = 0, ncol = 1, nrow, nvar;
@@ -520,6 +523,14 @@ static int joint_labeling(struct code *cd, uint64_t nodes, uint32_t *jm)
 	}
 	for (size_t c = 0; c < nvar; c++)
 		cub[c] = 1;
+	/* round > 0: a small cost per word drawn from the seed and the round, so that each round
+	 * explores another part of the tree (feasibility has no objective of its own) */
+	if (round) {
+		struct kiln_rng orng;
+		kiln_rng_seed(&orng, in->seed ^ (0x9e3779b97f4a7c15ULL * round), STREAM_CODE);
+		for (size_t c = 0; c < ncol; c++)
+			obj[c] = (double)(kiln_rng_next(&orng) >> 11) * 0x1.0p-53;
+	}
 	for (size_t c = 0; c < ncol; c++) {
 		joint_word(cd, c, fidx, nf, sy, od);
 		for (size_t o = 0, base = r_oth; o < cd->nother; base += cd->neff[o], o++)
@@ -847,11 +858,13 @@ static void prefer_order(const struct kiln_plan_code *in, const uint32_t *jm, ui
 	free(done);
 }
 
-/* the joint program within `nodes`; its labeling handed to the LP planner (which keeps the
+/* the joint program, `rounds` times within `nodes` (each round another small random cost per
+ * word: the time CBC takes to find a feasible point varies a lot with it, so several short
+ * rounds find more than one long one); its labeling handed to the LP planner (which keeps the
  * previous plan's rows where it can), else its own words. 0 (m holds a plan),
  * KILN_E_NOTFOUND, KILN_E_NOMEM */
-static int joint(struct code *cd, uint64_t nodes, double *short_, uint32_t *m, double *score,
-		 struct kiln_error *e)
+static int joint(struct code *cd, unsigned rounds, uint64_t nodes, double *short_, uint32_t *m,
+		 double *score, struct kiln_error *e)
 {
 	const struct kiln_plan_code *in = cd->in;
 	size_t G = in->lp.G, L = cd->L;
@@ -859,7 +872,9 @@ static int joint(struct code *cd, uint64_t nodes, double *short_, uint32_t *m, d
 	int jl, rc = KILN_E_NOTFOUND;
 	if (!jm)
 		return KILN_E_NOMEM;
-	jl = joint_labeling(cd, nodes, jm);
+	jl = 0;
+	for (unsigned rd = 0; rd < rounds && !jl; rd++)
+		jl = joint_labeling(cd, nodes, rd, jm);
 	if (jl < 0)
 		rc = KILN_E_NOMEM;
 	else if (jl)
@@ -1026,7 +1041,7 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	memcpy(bshort, short_, V * sizeof *bshort);
 	/* the labeling and the words together, by one integer program: a few nodes now */
 	if (!in->skip) {
-		rc = joint(&cd, JOINT_FIRST, short_, m, &score, e);
+		rc = joint(&cd, 1, JOINT_FIRST, short_, m, &score, e);
 		if (rc != KILN_E_NOTFOUND)
 			goto out;
 	}
@@ -1135,8 +1150,8 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	}
 	/* and the whole node budget when the labelings tried found nothing (once per spec) */
 	if (!in->skip) {
-		rc = joint(&cd, (uint64_t)JOINT_NODES * (in->lp.effort ? in->lp.effort : 1), short_,
-			   m, &score, e);
+		rc = joint(&cd, JOINT_ROUNDS * (in->lp.effort ? in->lp.effort : 1), JOINT_NODES,
+			   short_, m, &score, e);
 		if (rc != KILN_E_NOTFOUND)
 			goto out;
 	}
