@@ -361,6 +361,15 @@ static int jp_add(struct jp *j, size_t row, size_t col, double v)
 	return 0;
 }
 
+/* the symbols a free layer i takes in the joint program: all of them, except for k = 2,
+ * where a layer with fewer values than the check layer takes its first eff[i] residues (the
+ * words are then the parity code of the box of the layers' sizes, which meets the Singleton
+ * bound; every residue would multiply the words by (mod / eff) per layer) */
+static size_t joint_syms(const struct code *cd, size_t i)
+{
+	return cd->in->k == 2 ? cd->eff[i] : cd->mod;
+}
+
 /* the symbols of word number w of the code in symbol space (every free layer over all mod
  * symbols), into sy (per nb layer); its other layers' value digits into od */
 static void joint_word(const struct code *cd, size_t w, const size_t *fidx, size_t nf,
@@ -372,8 +381,9 @@ static void joint_word(const struct code *cd, size_t w, const size_t *fidx, size
 		w /= cd->neff[o - 1];
 	}
 	for (size_t f = nf; f > 0; f--) {
-		sy[fidx[f - 1]] = (uint32_t)(w % cd->mod);
-		w /= cd->mod;
+		size_t ns = joint_syms(cd, fidx[f - 1]);
+		sy[fidx[f - 1]] = (uint32_t)(w % ns);
+		w /= ns;
 	}
 	if (in->k == 2) {
 		uint64_t sum = 0;
@@ -421,9 +431,9 @@ static int joint_labeling(struct code *cd, uint64_t nodes, uint64_t round, uint3
 		if (in->k == 2 ? i != cd->check : i < cd->kd)
 			fidx[nf++] = i;
 	for (size_t f = 0; f < nf; f++) {
-		if (ncol > JOINT_MAX_COLS / cd->mod)
+		if (ncol > JOINT_MAX_COLS / joint_syms(cd, fidx[f]))
 			return 0;
-		ncol *= cd->mod;
+		ncol *= joint_syms(cd, fidx[f]);
 	}
 	for (size_t o = 0; o < cd->nother; o++) {
 		if (ncol > JOINT_MAX_COLS / cd->neff[o])
@@ -592,10 +602,12 @@ static int joint_labeling(struct code *cd, uint64_t nodes, uint64_t round, uint3
 				    (rc = jp_add(&j, r_cap + i * cd->mod + r, z, 1)))
 					goto fail;
 			}
-	/* symmetry: code words added (every free layer's busiest value on 0), scaling (k >= 3:
+	/* symmetry: code words added (every free layer's busiest value on 0; for k = 2 when the
+	 * layer takes every residue, its shift moving the check layer's), scaling (k >= 3:
 	 * layer 0's second value on 1) */
-	for (size_t f = 0; f < nf; f++)
-		clb[zb[fidx[f]] + (qcl[qv[fidx[f]]] - cb[fidx[f]]) * cd->mod] = 1;
+	for (size_t f = 0; f < nf; f++) /* k = 2: a layer over fewer residues is not shifted */
+		if (joint_syms(cd, fidx[f]) == cd->mod)
+			clb[zb[fidx[f]] + (qcl[qv[fidx[f]]] - cb[fidx[f]]) * cd->mod] = 1;
 	if (in->k >= 3 && cd->eff[0] >= 2 && fidx[0] == 0)
 		clb[zb[0] + (qcl[qv[0] + 1] - cb[0]) * cd->mod + 1] = 1;
 	qsort(j.t, j.n, sizeof *j.t, trip_cmp);
