@@ -20,7 +20,9 @@
  * value short of its target) picks a short value, whose symbol is swapped with another of its
  * layer's symbols (used or not); the swap is kept when the total shortfall does not grow,
  * and after a run of swaps that do not lower it the search restarts from a random labeling.
- * Everything is drawn from the spec's seed: same spec, same labelings, same plan.
+ * And one integer program (CBC) chooses the labeling and the words together
+ * (joint_labeling(): the tokens on a symbol are the count of the value standing for it, a
+ * linear row), in a few node-limited rounds. Everything is drawn from the spec's seed: same spec, same labelings, same plan.
  *
  * Invariants. Nothing here is a proof: a failure is "not found" (the code is this module's
  * choice, not the spec's). Every plan is checked by the caller like any other.
@@ -43,7 +45,8 @@
 #define JOINT_MAX_COLS 20000 /* the joint program's words (times other values), at most */
 #define JOINT_MAX_NZ 2000000 /* and its non-zeros */
 #define JOINT_FIRST 50 /* its branch-and-bound nodes before the labeling search */
-#define JOINT_NODES 4000 /* and after it, times the effort */
+#define JOINT_NODES 300 /* and after it, per round */
+#define JOINT_ROUNDS 6 /* rounds, times the effort */
 
 struct code {
 	const struct kiln_plan_code *in;
@@ -358,6 +361,15 @@ static int jp_add(struct jp *j, size_t row, size_t col, double v)
 	return 0;
 }
 
+/* the symbols a free layer i takes in the joint program: all of them, except for k = 2,
+ * where a layer with fewer values than the check layer takes its first eff[i] residues (the
+ * words are then the parity code of the box of the layers' sizes, which meets the Singleton
+ * bound; every residue would multiply the words by (mod / eff) per layer) */
+static size_t joint_syms(const struct code *cd, size_t i)
+{
+	return cd->in->k == 2 ? cd->eff[i] : cd->mod;
+}
+
 /* the symbols of word number w of the code in symbol space (every free layer over all mod
  * symbols), into sy (per nb layer); its other layers' value digits into od */
 static void joint_word(const struct code *cd, size_t w, const size_t *fidx, size_t nf,
@@ -369,8 +381,9 @@ static void joint_word(const struct code *cd, size_t w, const size_t *fidx, size
 		w /= cd->neff[o - 1];
 	}
 	for (size_t f = nf; f > 0; f--) {
-		sy[fidx[f - 1]] = (uint32_t)(w % cd->mod);
-		w /= cd->mod;
+		size_t ns = joint_syms(cd, fidx[f - 1]);
+		sy[fidx[f - 1]] = (uint32_t)(w % ns);
+		w /= ns;
 	}
 	if (in->k == 2) {
 		uint64_t sum = 0;
@@ -400,7 +413,7 @@ static void joint_word(const struct code *cd, size_t w, const size_t *fidx, size
  * in their values, written to jm (G * L): 2 (1 when they do not check out: cannot happen);
  * 0 when no labeling was found (too large, node limit, or proven none: nothing about the spec,
  * only about this code), KILN_E_NOMEM as a negative. */
-static int joint_labeling(struct code *cd, uint64_t nodes, uint32_t *jm)
+static int joint_labeling(struct code *cd, uint64_t nodes, uint64_t round, uint32_t *jm)
 {
 	const struct kiln_plan_code *in = cd->in;
 	size_t nnb = in->nnb, L = cd->L, fidx[64], nf = 0, ncol = 1, nrow, nvar;
@@ -418,9 +431,9 @@ static int joint_labeling(struct code *cd, uint64_t nodes, uint32_t *jm)
 		if (in->k == 2 ? i != cd->check : i < cd->kd)
 			fidx[nf++] = i;
 	for (size_t f = 0; f < nf; f++) {
-		if (ncol > JOINT_MAX_COLS / cd->mod)
+		if (ncol > JOINT_MAX_COLS / joint_syms(cd, fidx[f]))
 			return 0;
-		ncol *= cd->mod;
+		ncol *= joint_syms(cd, fidx[f]);
 	}
 	for (size_t o = 0; o < cd->nother; o++) {
 		if (ncol > JOINT_MAX_COLS / cd->neff[o])
@@ -520,6 +533,14 @@ static int joint_labeling(struct code *cd, uint64_t nodes, uint32_t *jm)
 	}
 	for (size_t c = 0; c < nvar; c++)
 		cub[c] = 1;
+	/* round > 0: a small cost per word drawn from the seed and the round, so that each round
+	 * explores another part of the tree (feasibility has no objective of its own) */
+	if (round) {
+		struct kiln_rng orng;
+		kiln_rng_seed(&orng, in->seed ^ (0x9e3779b97f4a7c15ULL * round), STREAM_CODE);
+		for (size_t c = 0; c < ncol; c++)
+			obj[c] = (double)(kiln_rng_next(&orng) >> 11) * 0x1.0p-53;
+	}
 	for (size_t c = 0; c < ncol; c++) {
 		joint_word(cd, c, fidx, nf, sy, od);
 		for (size_t o = 0, base = r_oth; o < cd->nother; base += cd->neff[o], o++)
@@ -581,10 +602,12 @@ static int joint_labeling(struct code *cd, uint64_t nodes, uint32_t *jm)
 				    (rc = jp_add(&j, r_cap + i * cd->mod + r, z, 1)))
 					goto fail;
 			}
-	/* symmetry: code words added (every free layer's busiest value on 0), scaling (k >= 3:
+	/* symmetry: code words added (every free layer's busiest value on 0; for k = 2 when the
+	 * layer takes every residue, its shift moving the check layer's), scaling (k >= 3:
 	 * layer 0's second value on 1) */
-	for (size_t f = 0; f < nf; f++)
-		clb[zb[fidx[f]] + (qcl[qv[fidx[f]]] - cb[fidx[f]]) * cd->mod] = 1;
+	for (size_t f = 0; f < nf; f++) /* k = 2: a layer over fewer residues is not shifted */
+		if (joint_syms(cd, fidx[f]) == cd->mod)
+			clb[zb[fidx[f]] + (qcl[qv[fidx[f]]] - cb[fidx[f]]) * cd->mod] = 1;
 	if (in->k >= 3 && cd->eff[0] >= 2 && fidx[0] == 0)
 		clb[zb[0] + (qcl[qv[0] + 1] - cb[0]) * cd->mod + 1] = 1;
 	qsort(j.t, j.n, sizeof *j.t, trip_cmp);
@@ -847,11 +870,13 @@ static void prefer_order(const struct kiln_plan_code *in, const uint32_t *jm, ui
 	free(done);
 }
 
-/* the joint program within `nodes`; its labeling handed to the LP planner (which keeps the
+/* the joint program, `rounds` times within `nodes` (each round another small random cost per
+ * word: the time CBC takes to find a feasible point varies a lot with it, so several short
+ * rounds find more than one long one); its labeling handed to the LP planner (which keeps the
  * previous plan's rows where it can), else its own words. 0 (m holds a plan),
  * KILN_E_NOTFOUND, KILN_E_NOMEM */
-static int joint(struct code *cd, uint64_t nodes, double *short_, uint32_t *m, double *score,
-		 struct kiln_error *e)
+static int joint(struct code *cd, unsigned rounds, uint64_t nodes, double *short_, uint32_t *m,
+		 double *score, struct kiln_error *e)
 {
 	const struct kiln_plan_code *in = cd->in;
 	size_t G = in->lp.G, L = cd->L;
@@ -859,7 +884,9 @@ static int joint(struct code *cd, uint64_t nodes, double *short_, uint32_t *m, d
 	int jl, rc = KILN_E_NOTFOUND;
 	if (!jm)
 		return KILN_E_NOMEM;
-	jl = joint_labeling(cd, nodes, jm);
+	jl = 0;
+	for (unsigned rd = 0; rd < rounds && !jl; rd++)
+		jl = joint_labeling(cd, nodes, rd, jm);
 	if (jl < 0)
 		rc = KILN_E_NOMEM;
 	else if (jl)
@@ -1026,7 +1053,7 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	memcpy(bshort, short_, V * sizeof *bshort);
 	/* the labeling and the words together, by one integer program: a few nodes now */
 	if (!in->skip) {
-		rc = joint(&cd, JOINT_FIRST, short_, m, &score, e);
+		rc = joint(&cd, 1, JOINT_FIRST, short_, m, &score, e);
 		if (rc != KILN_E_NOTFOUND)
 			goto out;
 	}
@@ -1135,8 +1162,8 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	}
 	/* and the whole node budget when the labelings tried found nothing (once per spec) */
 	if (!in->skip) {
-		rc = joint(&cd, (uint64_t)JOINT_NODES * (in->lp.effort ? in->lp.effort : 1), short_,
-			   m, &score, e);
+		rc = joint(&cd, JOINT_ROUNDS * (in->lp.effort ? in->lp.effort : 1), JOINT_NODES,
+			   short_, m, &score, e);
 		if (rc != KILN_E_NOTFOUND)
 			goto out;
 	}
