@@ -37,6 +37,8 @@ static const char *const hint_text[KILN_HINT__COUNT] = {
 		"else ~/.config/kiln/keys/)",
 	[KILN_HINT_ARTIST_EDIT] = "reject it, or have an artist edit its image (`kiln polish export "
 		"%s`, then `kiln polish import`)",
+	[KILN_HINT_TRAIN_RUNNING] = "follow it to its end with `kiln train run %s` (it collects the "
+		"LoRA), or stop it with --cancel; then prepare again",
 };
 
 void cli_hint_text(const struct kiln_error *e, char *out, size_t cap)

@@ -69,6 +69,7 @@ enum kiln_hint {
 	KILN_HINT_ARTIST_EDIT,     /* re-rendering cannot change a token (composed from its traits,
 	                              or a supplied file): reject it, or import an artist's edit
 	                              (hint_arg: the id) */
+	KILN_HINT_TRAIN_RUNNING,   /* a run of training %s is under way: follow or cancel it first */
 	KILN_HINT__COUNT
 };
 

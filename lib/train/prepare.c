@@ -978,6 +978,49 @@ static void free_jobs(struct run *R)
 	free(R->jobs);
 }
 
+/* Never under a run of this training: its trainer reads images/ and what it wrote is checked
+ * against the manifest when it is collected. A run is under way from run.json's writing to
+ * its collection or cancellation (run.c: the supervisor found by pid AND start time). */
+static int run_under_way(const char *trdir, const char *name, struct kiln_error *e)
+{
+	struct kiln_train_state s;
+	char *path = kiln_fs_join(trdir, "run.json"), rel[512], when[32] = "?";
+	time_t t;
+	struct tm tm;
+	int rc;
+	if (!path)
+		return nomem(e);
+	memset(&s, 0, sizeof s);
+	rc = kiln_train_state_read(path, &s, e);
+	free(path);
+	if (rc == KILN_E_NOTFOUND) {
+		kiln_error_clear(e);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	snprintf(rel, sizeof rel, "%s/%s/run.json", KILN_TRAIN_DIR, name);
+	t = (time_t)s.started;
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	if (!strcmp(s.where, "runpod"))
+		rc = kiln_error_set(e, KILN_E_STATE, rel, "a run of training '%s' is under way "
+				    "(RunPod job %s, started %s): preparing again now would change "
+				    "the dataset its LoRA is checked against", name,
+				    s.job_id[0] ? s.job_id : "not yet answered", when);
+	else if (kiln_train_alive(s.pid, s.pid_start))
+		rc = kiln_error_set(e, KILN_E_STATE, rel, "a run of training '%s' is under way "
+				    "(trainer process %lld, started %s): preparing again now would "
+				    "rewrite the images it reads", name, (long long)s.pid, when);
+	else
+		rc = kiln_error_set(e, KILN_E_STATE, rel, "a run of training '%s' (process %lld, "
+				    "started %s) has ended but its LoRA is not collected: preparing "
+				    "again now would change the manifest it is checked against", name,
+				    (long long)s.pid, when);
+	kiln_train_state_release(&s);
+	return kiln_error_hint(e, KILN_HINT_TRAIN_RUNNING, name);
+}
+
 int kiln_train_prepare(struct kiln_project *p, const struct kiln_train_prepare_opts *o,
 		       struct kiln_train_report *r, struct kiln_error *e)
 {
@@ -1013,6 +1056,8 @@ int kiln_train_prepare(struct kiln_project *p, const struct kiln_train_prepare_o
 	}
 	snprintf(r->manifest, sizeof r->manifest, "%s/%s/%s", KILN_TRAIN_DIR, R.t->name,
 		 KILN_TRAIN_MANIFEST);
+	if ((rc = run_under_way(trdir, R.t->name, e)))
+		goto out;
 	if (R.t->bucket_enable) {
 		if (kiln_train_buckets(R.t->width, R.t->height, R.t->bucket_min, R.t->bucket_max,
 				       R.t->bucket_step, &R.buckets, &R.nbuckets)) {

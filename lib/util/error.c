@@ -96,6 +96,7 @@ const char *kiln_hint_name(int hint)
 		[KILN_HINT_REVIEW] = "review",
 		[KILN_HINT_POLISH_EDIT] = "polish_edit", [KILN_HINT_POLISH] = "polish",
 		[KILN_HINT_KEYS_INIT] = "keys_init", [KILN_HINT_ARTIST_EDIT] = "artist_edit",
+		[KILN_HINT_TRAIN_RUNNING] = "train_running",
 	};
 	if (hint <= 0 || hint >= KILN_HINT__COUNT || !names[hint])
 		return "";

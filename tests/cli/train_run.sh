@@ -95,11 +95,20 @@ expect_eq "Ctrl-C exit" $? 130
 expect_contains "how to reattach" "$T/e3" "kiln train run owl_style --cancel"
 PID=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$D/run.json")
 alive "$PID" && ok || fail "the trainer outlives Ctrl-C"
+# prepare refuses while the run is under way, naming it and what to do; nothing rewritten
+MSHA=$(sha256sum "$D/manifest.json")
+"$KILN" -C "$P" train prepare owl_style >"$T/op" 2>&1
+expect_eq "prepare during a run" $? 1
+expect_contains "names the run" "$T/op" "is under way (trainer process $PID"
+expect_contains "says what to do" "$T/op" "kiln train run owl_style"
+expect_eq "manifest untouched" "$(sha256sum "$D/manifest.json")" "$MSHA"
 "$KILN" -C "$P" train run owl_style --cancel >"$T/o4" 2>&1
 expect_eq "cancel ($(cat "$T/o4"))" $? 0
 sleep 0.3
 alive "$PID" && fail "the trainer was not stopped" || ok
 [ -f "$D/run.json" ] && fail "run.json left after cancel" || ok
+prepare
+expect_eq "prepare after the cancel" $? 0
 
 # a trainer whose output lies about its images is refused, naming both values
 export KOHYA_STANDIN_STEP_SECONDS=0.001
