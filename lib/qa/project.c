@@ -156,7 +156,8 @@ int kiln_project_qa(struct kiln_project *p, const struct kiln_qa_run_opts *ro,
 	if ((rc = kiln_qa_collection(p, &r->findings, e)))
 		goto out;
 	qa_opts_override(ro, &o);
-	if ((rc = kiln_qa_images(r->tokens, r->ntokens, &o, &r->findings, &r->images, e)))
+	if ((rc = kiln_qa_images(r->tokens, r->ntokens, &o, &r->findings, &r->images, e)) ||
+	    (rc = qa_check_svgs(p, &items, &o, &r->findings, e)))
 		goto out;
 	r->checked = r->images.checked;
 	/* everything after this point judges the previous release's outputs in dist/ */

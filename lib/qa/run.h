@@ -4,6 +4,7 @@
 #ifndef KILN_QA_RUN_H
 #define KILN_QA_RUN_H
 
+#include "kiln/catalog.h"
 #include "kiln/qa.h"
 
 /* Append a token (name and path copied; path may be NULL: missing). */
@@ -31,6 +32,11 @@ int qa_check_provenance(const char *flag, const char *flag_name, const char *dir
 int qa_check_outputs(const char *dir, const char *meta_dir, const char *images_dir,
 		     const uint64_t *item_ids, size_t nitem_ids, struct kiln_findings *f,
 		     struct kiln_error *e) KILN_MUST_CHECK;
+/* The polish SVGs of items (their final images in them): the token's image with image.format
+ * svg, else the one released beside it; svg.* findings on f (svg.c). */
+int qa_check_svgs(struct kiln_project *p, const struct kiln_items *items,
+		  const struct kiln_qa_opts *o, struct kiln_findings *f,
+		  struct kiln_error *e) KILN_MUST_CHECK;
 /* Move src's findings to dst, their file names prefixed; src is emptied. */
 int qa_append_prefixed(struct kiln_findings *dst, struct kiln_findings *src, const char *prefix,
 		       struct kiln_error *e) KILN_MUST_CHECK;

@@ -29,6 +29,10 @@
 	X("image.blank", E) \
 	X("image.duplicate", E) \
 	X("image.near_duplicate", W) \
+	X("svg.malformed", E) \
+	X("svg.dimensions", E) \
+	X("svg.blank", E) \
+	X("svg.file_size", E) \
 	X("collection.trait_counts", E) \
 	X("collection.unique", E) \
 	X("collection.ids", E) \
