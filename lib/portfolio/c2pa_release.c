@@ -8,7 +8,9 @@
  * the compose engine, trainedAlgorithmicMedia for AI engines, compositeWithTrained... once a
  * person edited it), then a c2pa.edited per edit.human and polish.step entry of the item in log
  * order; dev.kiln.provenance names the entry that made these bytes (the latest of the item's
- * entries whose fact.image is the image's SHA-256, else its latest entry), its SHA-256, and
+ * entries whose fact.image is the image's SHA-256: its render or polish step; with prompts
+ * stripped, its prompt.redacted entry, appended before signing; else its latest entry), its
+ * SHA-256, and
  * the RFC 6962 root of the log up to and including it (log_size entries). The log only grows,
  * so that prefix root never changes and anyone recomputes it from entries.jsonl; the root of
  * the whole log would change with every later entry (the release's own lists the signed
