@@ -65,5 +65,6 @@ await main(async () => {
 	// and the page's own decisions still work after the catch-up
 	await press(pg, 'p');
 	expectEq('P on token 2 answers', (await get(srv.base, srv.token, '/api/tokens/2')).json.status, 'approved');
+	await pg.browserContext().close();	/* before the server: the page polls it */
 	expectEq('kiln review stops with 0', await srv.stop(), 0);
 });
