@@ -518,12 +518,12 @@ static int process(struct run *R, struct job *j)
 						      NULL)))
 			goto vips_bad;
 		n++;
-		if (t[n - 1]->Xsize != rw || t[n - 1]->Ysize != rh) {
-			if (vips_thumbnail_image(t[n - 1], &t[n], rw, "height", rh, "size",
-						 VIPS_SIZE_FORCE, "no_rotate", TRUE, NULL))
-				goto vips_bad;
-			n++;
-		}
+		/* the rest as thumbnail does it (colour, alpha, the exact size): nothing to
+		 * resize when the scaled decode is the size already */
+		if (vips_thumbnail_image(t[n - 1], &t[n], rw, "height", rh, "size",
+					 VIPS_SIZE_FORCE, "no_rotate", TRUE, NULL))
+			goto vips_bad;
+		n++;
 	} else {
 		if (vips_thumbnail(j->src, &t[n], rw, "height", rh, "size", VIPS_SIZE_FORCE,
 				   "no_rotate", TRUE, "fail_on", VIPS_FAIL_ON_ERROR, NULL))
@@ -993,12 +993,12 @@ static int run_under_way(const char *trdir, const char *name, struct kiln_error 
 	memset(&s, 0, sizeof s);
 	rc = kiln_train_state_read(path, &s, e);
 	free(path);
-	if (rc == KILN_E_NOTFOUND) {
-		kiln_error_clear(e);
-		return 0;
+	if (rc) {
+		kiln_train_state_release(&s);
+		if (rc == KILN_E_NOTFOUND)
+			kiln_error_clear(e);
+		return rc == KILN_E_NOTFOUND ? 0 : rc;
 	}
-	if (rc)
-		return rc;
 	snprintf(rel, sizeof rel, "%s/%s/run.json", KILN_TRAIN_DIR, name);
 	t = (time_t)s.started;
 	if (gmtime_r(&t, &tm))
