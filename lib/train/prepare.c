@@ -518,12 +518,12 @@ static int process(struct run *R, struct job *j)
 						      NULL)))
 			goto vips_bad;
 		n++;
-		if (t[n - 1]->Xsize != rw || t[n - 1]->Ysize != rh) {
-			if (vips_thumbnail_image(t[n - 1], &t[n], rw, "height", rh, "size",
-						 VIPS_SIZE_FORCE, "no_rotate", TRUE, NULL))
-				goto vips_bad;
-			n++;
-		}
+		/* the rest as thumbnail does it (colour, alpha, the exact size): nothing to
+		 * resize when the scaled decode is the size already */
+		if (vips_thumbnail_image(t[n - 1], &t[n], rw, "height", rh, "size",
+					 VIPS_SIZE_FORCE, "no_rotate", TRUE, NULL))
+			goto vips_bad;
+		n++;
 	} else {
 		if (vips_thumbnail(j->src, &t[n], rw, "height", rh, "size", VIPS_SIZE_FORCE,
 				   "no_rotate", TRUE, "fail_on", VIPS_FAIL_ON_ERROR, NULL))
@@ -589,7 +589,7 @@ static int process(struct run *R, struct job *j)
 	j->im.height = b.h;
 	if (kiln_fs_write_atomic_sync(j->out_abs, buf, len, 0, &pe)) {
 		snprintf(j->why, sizeof j->why, "%s", pe.msg);
-		rc = -2;
+		rc = pe.code == KILN_E_NOMEM ? -1 : -2;
 		goto out;
 	}
 	j->written = 1;
@@ -618,7 +618,7 @@ static void *worker(void *arg)
 			break;
 		rc = process(R, &R->jobs[i]);
 		if (rc == -1)
-			broken(&R->jobs[i], "%s", "out of memory while preparing it");
+			R->jobs[i].broken = 3; /* out of memory: fails the run (not left out) */
 		else if (rc == -2)
 			R->jobs[i].broken = 2; /* a write failure: fails the run */
 		pthread_mutex_lock(&R->mu);
@@ -993,12 +993,12 @@ static int run_under_way(const char *trdir, const char *name, struct kiln_error 
 	memset(&s, 0, sizeof s);
 	rc = kiln_train_state_read(path, &s, e);
 	free(path);
-	if (rc == KILN_E_NOTFOUND) {
-		kiln_error_clear(e);
-		return 0;
+	if (rc) {
+		kiln_train_state_release(&s);
+		if (rc == KILN_E_NOTFOUND)
+			kiln_error_clear(e);
+		return rc == KILN_E_NOTFOUND ? 0 : rc;
 	}
-	if (rc)
-		return rc;
 	snprintf(rel, sizeof rel, "%s/%s/run.json", KILN_TRAIN_DIR, name);
 	t = (time_t)s.started;
 	if (gmtime_r(&t, &tm))
@@ -1124,6 +1124,11 @@ int kiln_train_prepare(struct kiln_project *p, const struct kiln_train_prepare_o
 		o->progress(&pr, o->user);
 	}
 	for (size_t i = 0; i < R.njobs; i++) {
+		if (R.jobs[i].broken == 3) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, R.jobs[i].im.source, "out of memory "
+					    "while preparing it");
+			goto out;
+		}
 		if (R.jobs[i].broken == 2) {
 			rc = kiln_error_set(e, KILN_E_IO, R.jobs[i].out_rel, "cannot be written: %s",
 					    R.jobs[i].why);

@@ -99,7 +99,8 @@ alive "$PID" && ok || fail "the trainer outlives Ctrl-C"
 MSHA=$(sha256sum "$D/manifest.json")
 "$KILN" -C "$P" train prepare owl_style >"$T/op" 2>&1
 expect_eq "prepare during a run" $? 1
-expect_contains "names the run" "$T/op" "is under way (trainer process $PID"
+expect_contains "names the run" "$T/op" "a run of training 'owl_style'"
+expect_contains "names its trainer" "$T/op" "process $PID"
 expect_contains "says what to do" "$T/op" "kiln train run owl_style"
 expect_eq "manifest untouched" "$(sha256sum "$D/manifest.json")" "$MSHA"
 "$KILN" -C "$P" train run owl_style --cancel >"$T/o4" 2>&1

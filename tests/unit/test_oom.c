@@ -1,5 +1,5 @@
 /* Allocation failure injected into whole pipeline stages (as curl's torture tests, SQLite's
- * faultsim): plan, render, QA and release of a small project (a 2-layer compose spec, 6 tokens,
+ * faultsim): plan, render, QA, release and train prepare of a small project (a 2-layer compose spec, 6 tokens,
  * 8x8 PNG layers drawn here with libpng), each run again and again with allocation N failing,
  * N = 0, 1, 2, ... until a run completes without reaching N. Every run must return 0 or
  * KILN_E_NOMEM (never crash; the sanitizer build checks leaks), and the same stage run again
@@ -34,6 +34,7 @@
 #include "kiln/qa.h"
 #include "kiln/render.h"
 #include "kiln/polish.h"
+#include "kiln/train.h"
 #include "util/alloc.h"
 
 #define FULL 400    /* every N below this is tried */
@@ -53,7 +54,18 @@ static const char spec_yaml[] =
 	"    traits:\n"
 	"      - {name: Cap, weight: 1, file: layers/Hat/cap.png}\n"
 	"      - {name: Crown, weight: 1, file: layers/Hat/crown.png}\n"
-	"polish: [{upscale: {factor: 2, method: nearest}}, {vectorize: {mode: pixels}}]\n";
+	"polish: [{upscale: {factor: 2, method: nearest}}, {vectorize: {mode: pixels}}]\n"
+	"training:\n"
+	"  - name: t\n"
+	"    base: sd_xl_base_1.0.safetensors\n"
+	"    trainer: kohya\n"
+	"    datasets:\n"
+	"      - {dir: data, class_tokens: oom, license: CC0-1.0}\n"
+	"      - {dir: \"tokens:approved\", class_tokens: oom}\n"
+	"    resolution: 64\n"
+	"    buckets: {min: 64, max: 128, step: 64}\n"
+	"    steps: 10\n"
+	"    local: {command: [\"true\"]}\n";
 
 /* rm -rf and cp -a in the process: a thousand runs each spawning two shells took half the
  * program's time */
@@ -147,6 +159,16 @@ static void make_project(const char *dir)
 	draw(p, "Body/gold.png", 220, 180, 40, 0);
 	draw(p, "Hat/cap.png", 20, 40, 200, 2);
 	draw(p, "Hat/crown.png", 250, 220, 0, 2);
+	/* the training's dataset: two images, an exact copy, a caption file, a token's layer */
+	snprintf(p, sizeof p, "%s/data", dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	draw(p, "a.png", 90, 60, 30, 1);
+	draw(p, "b.png", 20, 40, 200, 2);
+	draw(p, "copy_of_a.png", 90, 60, 30, 1);
+	snprintf(p, sizeof p, "%s/data/b.txt", dir);
+	assert_non_null(f = fopen(p, "w"));
+	fputs("oom, a blue hat\n", f);
+	fclose(f);
 }
 
 static struct kiln_project *open_project(const char *dir)
@@ -226,6 +248,29 @@ static int do_qa(struct kiln_project *p, struct kiln_error *e)
 	return rc;
 }
 
+/* kiln train prepare of training t: its data/ folder (an exact copy left out, a caption
+ * file, a missing one) and the approved tokens (none: the review has approved nothing) */
+static int phash_pixels(const uint8_t *px, int w, int h, int bands, size_t stride,
+			uint64_t *out, void *user, struct kiln_error *e)
+{
+	(void)user;
+	return kiln_qa_phash_pixels(px, w, h, bands, stride, out, e);
+}
+
+static int do_train(struct kiln_project *p, struct kiln_error *e)
+{
+	struct kiln_train_prepare_opts o = {0};
+	struct kiln_train_report r;
+	int rc;
+	o.name = "t";
+	o.phash = phash_pixels;
+	o.near_threshold = 4;
+	o.jobs = 1;
+	rc = kiln_train_prepare(p, &o, &r, e);
+	kiln_train_report_release(&r);
+	return rc;
+}
+
 /* --- what a run leaves: the catalog's items and dist/'s manifest --------------------------- */
 
 static void snapshot(const char *dir, struct kiln_buf *out)
@@ -252,6 +297,12 @@ static void snapshot(const char *dir, struct kiln_buf *out)
 	kiln_items_release(&it);
 	kiln_project_free(p);
 	snprintf(path, sizeof path, "%s/dist/manifest.sha256", dir);
+	if ((f = fopen(path, "rb"))) {
+		while ((n = fread(line, 1, sizeof line, f)) > 0)
+			assert_int_equal(kiln_buf_add(out, line, n), 0);
+		fclose(f);
+	}
+	snprintf(path, sizeof path, "%s/.kiln/train/t/manifest.json", dir);
 	if ((f = fopen(path, "rb"))) {
 		while ((n = fread(line, 1, sizeof line, f)) > 0)
 			assert_int_equal(kiln_buf_add(out, line, n), 0);
@@ -382,6 +433,12 @@ static void qa_stage(void **state)
 	kiln_findings_release(&qa_findings);
 }
 
+static void train_stage(void **state)
+{
+	(void)state;
+	run_stage("train prepare", do_train, "checked", "trained");
+}
+
 static int setup(void **state)
 {
 	char base[128];
@@ -414,6 +471,7 @@ int main(void)
 		cmocka_unit_test(polish_stage),
 		cmocka_unit_test(release_stage),
 		cmocka_unit_test(qa_stage),
+		cmocka_unit_test(train_stage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
