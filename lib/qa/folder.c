@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,52 @@ static int is_number(const char *s, size_t n)
 	return 1;
 }
 
-/* Every numbered non-json file of dir is the image of token N. */
-static int folder_tokens(const char *dir, struct kiln_qa_result *r, struct kiln_error *e)
+/* A kiln dist/'s provenance.json extras (files shipped beside the images: the polish SVGs,
+ * or with image.format svg the PNGs): their names under images/, sorted, to be no tokens. */
+struct extras {
+	json_t *prov;
+	const char **v;
+	size_t n;
+};
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int dist_extras(const char *dist, struct extras *x)
+{
+	char *path = kiln_fs_join(dist, "provenance.json");
+	json_t *arr, *it;
+	size_t i;
+	memset(x, 0, sizeof *x);
+	if (!path)
+		return -1;
+	x->prov = kiln_fs_exists(path) ? json_load_file(path, 0, NULL) : NULL;
+	free(path);
+	arr = json_object_get(x->prov, "extras");
+	if (!json_array_size(arr))
+		return 0;
+	if (!(x->v = kiln_calloc(json_array_size(arr), sizeof *x->v)))
+		return -1;
+	json_array_foreach(arr, i, it) {
+		const char *f = json_string_value(json_object_get(it, "file"));
+		if (f && !strncmp(f, "images/", 7))
+			x->v[x->n++] = f + 7;
+	}
+	qsort(x->v, x->n, sizeof *x->v, cmp_name);
+	return 0;
+}
+
+static int is_extra(const struct extras *x, const char *name)
+{
+	return x && x->n && bsearch(&name, x->v, x->n, sizeof *x->v, cmp_name);
+}
+
+/* Every numbered non-json file of dir is the image of token N (but extras). */
+static int folder_tokens(const char *dir, const struct extras *extras,
+			 struct kiln_qa_result *r,
+			 struct kiln_error *e)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -41,7 +86,7 @@ static int folder_tokens(const char *dir, struct kiln_qa_result *r, struct kiln_
 		const char *dot = strrchr(de->d_name, '.');
 		char *path;
 		if (!dot || !is_number(de->d_name, (size_t)(dot - de->d_name)) ||
-		    !strcmp(dot, ".json"))
+		    !strcmp(dot, ".json") || is_extra(extras, de->d_name))
 			continue;
 		if (!(path = kiln_fs_join(dir, de->d_name)))
 			rc = kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
@@ -158,7 +203,8 @@ int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *ro, struct ki
 	if ((ro->standard && !strcmp(ro->standard, "metaplex")) || kiln_fs_is_dir(assets) ||
 	    kiln_fs_exists(zero)) {
 		sugar = kiln_fs_is_dir(assets) ? assets : dir;
-		if ((rc = folder_tokens(sugar, r, e)) || (rc = add_sugar_collection(sugar, r, e)))
+		if ((rc = folder_tokens(sugar, NULL, r, e)) ||
+		    (rc = add_sugar_collection(sugar, r, e)))
 			goto out;
 	} else {
 		if (!kiln_fs_is_dir(images)) {
@@ -167,7 +213,12 @@ int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *ro, struct ki
 					    "dist/), or a Sugar assets/ folder");
 			goto out;
 		}
-		if ((rc = folder_tokens(images, r, e)))
+		struct extras x;
+		rc = dist_extras(dir, &x) ? kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory")
+					  : folder_tokens(images, &x, r, e);
+		free(x.v);
+		json_decref(x.prov);
+		if (rc)
 			goto out;
 		images_dir = images;
 		if (!(meta = kiln_fs_join(dir, "json")))

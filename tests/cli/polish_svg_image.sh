@@ -4,7 +4,8 @@
 # images CID), properties.files lists the SVG then the PNG it was made from; Metaplex keeps
 # N.png (its image must be PNG/GIF/JPEG), the SVG by URI; provenance.json's images are the SVGs
 # (the provenance hash covers their bytes), the PNGs its extras; the SVG rasterised by librsvg
-# equals the PNG beside it; kiln qa judges the SVGs (svg loader, 2x size); kiln verify passes,
+# equals the PNG beside it; kiln qa judges the SVGs (svg loader, 2x size), `kiln qa dist/` too
+# (the PNGs are extras, no tokens); kiln verify passes,
 # and fails naming images/N.svg when one is changed.
 . "$(dirname "$0")/lib.sh"
 CMP="$PY $KILN_SRC/tests/polish/pngcmp.py"
@@ -76,6 +77,10 @@ expect_contains "metadata, provenance and Metaplex" "$T/py" ok
 grep -v '^ok$' "$T/py" | head -20
 "$KILN" -C "$P" qa --json >"$T/qa" 2>&1
 expect_eq "qa passes" $? 0
+# the released folder judged as a folder: the PNGs beside the SVGs are provenance.json
+# extras, not six more tokens (duplicates of the SVGs' pixels)
+"$KILN" qa "$P/dist" --standard erc721 >"$T/qaf" 2>&1
+expect_contains "qa of dist/ counts the SVG images only" "$T/qaf" "qa: 6 images checked, 0 errors"
 "$KILN" -C "$P" verify "$P/dist" >"$T/v" 2>&1
 expect_eq "verify" $? 0
 cat "$T/v" | head -3
