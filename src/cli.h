@@ -49,6 +49,27 @@ int cli_usage(const char *verb, const char *fmt, ...) KILN_PRINTF(2, 3);
  * writes (its table row) takes the project lock; the others open it read-only. */
 int cli_open(struct cli *cli, struct kiln_project **p);
 
+struct option;
+/* The registry verbs (src/registry.c): `VERB add ARG [options]` or `VERB ls [--json]`. opts:
+ * getopt_long's table, with --json as 'j' and --help as 'h'; every other option goes to
+ * option(user, c, optarg), which returns 0 or a usage status; check(user, add), when not NULL,
+ * refuses a combination before the project is opened. cli_registry sets add, json and arg
+ * (add's one argument), refuses what ls does not take, and opens the project (locked for add):
+ * 0, CLI_REG_HELP when it printed the help (exit 0), or an exit status. */
+struct cli_reg {
+	const char *verb, *what;  /* "models", "FILE" */
+	const struct option *opts;
+	void (*help)(void);
+	int (*option)(void *user, int c, const char *arg);
+	int (*check)(void *user, int add);
+	void *user;
+	int add, json;
+	const char *arg;
+};
+#define CLI_REG_HELP (-1)
+int cli_registry(struct cli *cli, int argc, char **argv, struct cli_reg *r,
+		 struct kiln_project **p);
+
 /* Progress reporting: a bar on a TTY (stderr), JSON lines on stdout with --json, else quiet. */
 struct cli_progress {
 	int json;

@@ -30,52 +30,54 @@ static int phash(const char *path, uint64_t *out, void *user, struct kiln_error 
 	return kiln_qa_phash(path, out, e);
 }
 
+struct dopts {
+	const char *license, *source, *name;
+};
+
+static int option(void *user, int c, const char *arg)
+{
+	struct dopts *o = user;
+	switch (c) {
+	case 'l': o->license = arg; break;
+	case 's': o->source = arg; break;
+	case 'n': o->name = arg; break;
+	}
+	return 0;
+}
+
+/* add needs --license and --source: a portfolio says what the data is and where it is from */
+static int check(void *user, int add)
+{
+	struct dopts *o = user;
+	if (add && (!o->license || !*o->license || !o->source || !*o->source))
+		return cli_usage("datasets", "add needs --license and --source: a portfolio says "
+				 "what the data is and where it comes from");
+	return 0;
+}
+
 int cmd_datasets(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'}, {"license", required_argument, NULL, 'l'},
 		{"source", required_argument, NULL, 's'}, {"name", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	const char *license = NULL, *source = NULL, *name = NULL;
+	struct dopts o = {0};
+	struct cli_reg reg = {"datasets", "DIR", opts, help, option, check, &o, 0, 0,
+			     NULL};
+	const char *license, *source, *name;
 	struct kiln_project *p = NULL;
 	struct kiln_error e;
-	struct cmd me;
-	int c, json = 0, rc, add;
-	if (argc < 2)
-		return cli_usage("datasets", "needs a subcommand: add or ls");
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		help();
-		return 0;
-	}
-	add = !strcmp(argv[1], "add");
-	if (!add && strcmp(argv[1], "ls"))
-		return cli_usage("datasets", "'%s' is not a subcommand (add or ls)", argv[1]);
-	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': json = 1; break;
-		case 'l': license = optarg; break;
-		case 's': source = optarg; break;
-		case 'n': name = optarg; break;
-		case 'h': help(); return 0;
-		default: return cli_usage("datasets", "unknown option");
-		}
-	}
-	if (add && optind + 1 != argc - 1)
-		return cli_usage("datasets", "add takes one DIR");
-	if (add && (!license || !*license || !source || !*source))
-		return cli_usage("datasets", "add needs --license and --source: a portfolio says "
-				 "what the data is and where it comes from");
-	if (!add && (optind < argc - 1 || license || source || name))
-		return cli_usage("datasets", "ls takes only --json");
-	me = *cli->cmd;
-	me.writes = add;
-	cli->cmd = &me;
-	if ((rc = cli_open(cli, &p)))
-		return rc;
+	int json, rc, add;
+	if ((rc = cli_registry(cli, argc, argv, &reg, &p)))
+		return rc == CLI_REG_HELP ? 0 : rc;
+	add = reg.add;
+	json = reg.json;
+	license = o.license;
+	source = o.source;
+	name = o.name;
 	kiln_error_clear(&e);
 	if (add) {
-		const char *dir = argv[optind + 1];
+		const char *dir = reg.arg;
 		char *rec = NULL, root[65], nb[256];
 		int added = 0;
 		if (!name) {

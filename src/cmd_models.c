@@ -26,6 +26,26 @@ static void help(void)
 	       "  --json               a JSON record (add) or one per line (ls)\n");
 }
 
+struct mopts {
+	const char *license, *source, *trained[32];
+	size_t ntrained;
+};
+
+static int option(void *user, int c, const char *arg)
+{
+	struct mopts *o = user;
+	switch (c) {
+	case 'l': o->license = arg; break;
+	case 's': o->source = arg; break;
+	case 't':
+		if (o->ntrained == sizeof o->trained / sizeof *o->trained)
+			return cli_usage("models", "at most 32 --trained-on");
+		o->trained[o->ntrained++] = arg;
+		break;
+	}
+	return 0;
+}
+
 int cmd_models(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -33,49 +53,23 @@ int cmd_models(struct cli *cli, int argc, char **argv)
 		{"source", required_argument, NULL, 's'},
 		{"trained-on", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	const char *license = NULL, *source = NULL, *trained[32];
-	size_t ntrained = 0;
+	struct mopts o = {0};
+	struct cli_reg reg = {"models", "FILE", opts, help, option, NULL, &o, 0, 0, NULL};
+	const char *license, *source, **trained = o.trained;
+	size_t ntrained;
 	struct kiln_project *p = NULL;
 	struct kiln_error e;
-	struct cmd me;
-	int c, json = 0, rc, add;
-	if (argc < 2)
-		return cli_usage("models", "needs a subcommand: add or ls");
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		help();
-		return 0;
-	}
-	add = !strcmp(argv[1], "add");
-	if (!add && strcmp(argv[1], "ls"))
-		return cli_usage("models", "'%s' is not a subcommand (add or ls)", argv[1]);
-	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': json = 1; break;
-		case 'l': license = optarg; break;
-		case 's': source = optarg; break;
-		case 't':
-			if (ntrained == sizeof trained / sizeof *trained)
-				return cli_usage("models", "at most 32 --trained-on");
-			trained[ntrained++] = optarg;
-			break;
-		case 'h': help(); return 0;
-		default: return cli_usage("models", "unknown option");
-		}
-	}
-	if (add && optind + 1 != argc - 1)
-		return cli_usage("models", "add takes one FILE");
-	if (!add && (optind < argc - 1 || license || source || ntrained))
-		return cli_usage("models", "ls takes only --json");
-	/* ls reads: no lock */
-	me = *cli->cmd;
-	me.writes = add;
-	cli->cmd = &me;
-	if ((rc = cli_open(cli, &p)))
-		return rc;
+	int json, rc, add;
+	if ((rc = cli_registry(cli, argc, argv, &reg, &p)))
+		return rc == CLI_REG_HELP ? 0 : rc;
+	add = reg.add;
+	json = reg.json;
+	license = o.license;
+	source = o.source;
+	ntrained = o.ntrained;
 	kiln_error_clear(&e);
 	if (add) {
-		const char *file = argv[optind + 1];
+		const char *file = reg.arg;
 		struct kiln_model m;
 		char *rec = NULL;
 		int added = 0;

@@ -2093,6 +2093,106 @@ void kiln_facts_free(struct kiln_fact *v, size_t n)
 	free(v);
 }
 
+/* The readers below share one loop: each row of st (to its end) goes to row(user, st), which
+ * returns nonzero when out of memory; st is finalized. 0, or the error (what: the message's). */
+static int each_row(struct kiln_catalog *c, sqlite3_stmt *st,
+		    int (*row)(void *user, sqlite3_stmt *st), void *user, const char *what,
+		    struct kiln_error *e)
+{
+	int rc = 0, step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		if (row(user, st)) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
+			break;
+		}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_error(c, e, what);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* room for one more element of size in *v (n used of *cap, doubling from first); NULL when
+ * out of memory (*v unchanged) */
+static void *grow(void **v, size_t n, size_t *cap, size_t size, size_t first)
+{
+	if (n == *cap) {
+		size_t nc = *cap ? *cap * 2 : first;
+		void *nv = kiln_reallocarray(*v, nc, size);
+		if (!nv)
+			return NULL;
+		*v = nv;
+		*cap = nc;
+	}
+	return (char *)*v + n * size;
+}
+
+struct facts {
+	const char *src;
+	struct kiln_fact *v;
+	size_t n, cap;
+};
+
+/* one row of a fact source as a kiln_fact */
+static int fact_row(void *user, sqlite3_stmt *st)
+{
+	struct facts *x = user;
+	struct kiln_fact *f = grow((void **)&x->v, x->n, &x->cap, sizeof *f, 64);
+	json_t *j = NULL;
+	if (!f)
+		return -1;
+	x->n++;
+	memset(f, 0, sizeof *f);
+	f->id = sqlite3_column_int64(st, 0);
+	f->kind = dup_col(st, 1);
+	f->has_item = sqlite3_column_type(st, 2) != SQLITE_NULL;
+	f->item_id = (uint64_t)sqlite3_column_int64(st, 2);
+	if (!strcmp(x->src, "render")) {
+		char at[48];
+		time_t t = (time_t)sqlite3_column_double(st, 3);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		snprintf(at, sizeof at, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		f->at = kiln_strdup(at);
+		j = json_pack("{s:s, s:I, s:o, s:s?, s:I, s:o, s:s, s:I, s:f, s:f, s:o}",
+			      "engine", (const char *)sqlite3_column_text(st, 1), "item_id",
+			      (json_int_t)f->item_id, "endpoint", json_col(st, 4), "recipe",
+			      (const char *)sqlite3_column_text(st, 5), "seed",
+			      (json_int_t)sqlite3_column_int64(st, 6), "request",
+			      json_col(st, 7), "image",
+			      (const char *)sqlite3_column_text(st, 8), "bytes",
+			      (json_int_t)sqlite3_column_int64(st, 9), "started_at",
+			      sqlite3_column_double(st, 10), "finished_at",
+			      sqlite3_column_double(st, 3), "ran", json_col(st, 11));
+		if (j && sqlite3_column_type(st, 12) != SQLITE_NULL &&
+		    json_object_set_new(j, "seed_used", json_integer(sqlite3_column_int64(st, 12))))
+			goto nomem;
+		if (j && sqlite3_column_type(st, 13) != SQLITE_NULL &&
+		    json_object_set_new(j, "infotext", json_col(st, 13)))
+			goto nomem;
+	} else {
+		f->at = dup_col(st, 3);
+		j = json_col(st, 4);
+		if (j && (!strcmp(x->src, "polish") || !strcmp(x->src, "review"))) {
+			/* no null members */
+			const char *k;
+			json_t *v;
+			void *tmp;
+			json_object_foreach_safe(j, tmp, k, v)
+				if (json_is_null(v))
+					json_object_del(j, k);
+		}
+	}
+	if (!j || !f->kind || !f->at ||
+	    !(f->json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)))
+		goto nomem;
+	json_decref(j);
+	return 0;
+nomem:
+	json_decref(j);
+	return -1;
+}
+
 int kiln_catalog_facts(struct kiln_catalog *c, const char *src, int64_t after,
 		       struct kiln_fact **out, size_t *nout, struct kiln_error *e)
 {
@@ -2134,10 +2234,10 @@ int kiln_catalog_facts(struct kiln_catalog *c, const char *src, int64_t after,
 		{"event", "events", "SELECT id, kind, item_id, at, detail FROM events WHERE id > ? "
 		 "AND kind NOT IN ('render', 'release', 'polish') ORDER BY id"},
 	};
-	struct kiln_fact *v = NULL;
-	size_t n = 0, cap = 0, qi;
+	struct facts x = {src, NULL, 0, 0};
 	sqlite3_stmt *st = NULL;
-	int rc = 0, step;
+	size_t qi;
+	int rc;
 	*out = NULL;
 	*nout = 0;
 	for (qi = 0; qi < sizeof q / sizeof *q && strcmp(q[qi].src, src); qi++)
@@ -2149,127 +2249,51 @@ int kiln_catalog_facts(struct kiln_catalog *c, const char *src, int64_t after,
 	if ((rc = prepare(c, q[qi].sql, &st, e)))
 		return rc;
 	sqlite3_bind_int64(st, 1, after);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct kiln_fact *f;
-		json_t *j = NULL;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			f = kiln_reallocarray(v, nc, sizeof *f);
-			if (!f)
-				goto nomem;
-			v = f;
-			cap = nc;
-		}
-		f = &v[n++];
-		memset(f, 0, sizeof *f);
-		f->id = sqlite3_column_int64(st, 0);
-		f->kind = dup_col(st, 1);
-		f->has_item = sqlite3_column_type(st, 2) != SQLITE_NULL;
-		f->item_id = (uint64_t)sqlite3_column_int64(st, 2);
-		if (!strcmp(src, "render")) {
-			char at[48];
-			time_t t = (time_t)sqlite3_column_double(st, 3);
-			struct tm tm;
-			gmtime_r(&t, &tm);
-			snprintf(at, sizeof at, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-				 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-			f->at = kiln_strdup(at);
-			j = json_pack("{s:s, s:I, s:o, s:s?, s:I, s:o, s:s, s:I, s:f, s:f, s:o}",
-				      "engine", (const char *)sqlite3_column_text(st, 1), "item_id",
-				      (json_int_t)f->item_id, "endpoint", json_col(st, 4), "recipe",
-				      (const char *)sqlite3_column_text(st, 5), "seed",
-				      (json_int_t)sqlite3_column_int64(st, 6), "request",
-				      json_col(st, 7), "image",
-				      (const char *)sqlite3_column_text(st, 8), "bytes",
-				      (json_int_t)sqlite3_column_int64(st, 9), "started_at",
-				      sqlite3_column_double(st, 10), "finished_at",
-				      sqlite3_column_double(st, 3), "ran", json_col(st, 11));
-			if (j && sqlite3_column_type(st, 12) != SQLITE_NULL &&
-			    json_object_set_new(j, "seed_used",
-						json_integer(sqlite3_column_int64(st, 12))))
-				goto nomem_j;
-			if (j && sqlite3_column_type(st, 13) != SQLITE_NULL &&
-			    json_object_set_new(j, "infotext", json_col(st, 13)))
-				goto nomem_j;
-		} else {
-			f->at = dup_col(st, 3);
-			j = json_col(st, 4);
-			if (j && (!strcmp(src, "polish") || !strcmp(src, "review"))) {
-				/* no null members */
-				const char *k;
-				json_t *x;
-				void *tmp;
-				json_object_foreach_safe(j, tmp, k, x)
-					if (json_is_null(x))
-						json_object_del(j, k);
-			}
-		}
-		if (!j || !f->kind || !f->at ||
-		    !(f->json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)))
-			goto nomem_j;
-		json_decref(j);
-		continue;
-nomem_j:
-		json_decref(j);
-		goto nomem;
-	}
-	if (step != SQLITE_DONE)
-		rc = db_error(c, e, "reading the catalog's facts");
-	goto out;
-nomem:
-	rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
-out:
-	sqlite3_finalize(st);
-	if (rc) {
-		kiln_facts_free(v, n);
+	if ((rc = each_row(c, st, fact_row, &x, "reading the catalog's facts", e))) {
+		kiln_facts_free(x.v, x.n);
 		return rc;
 	}
-	*out = v;
-	*nout = n;
+	*out = x.v;
+	*nout = x.n;
 	return 0;
+}
+
+struct log_rows {
+	struct kiln_log_row *v;
+	size_t n, cap;
+};
+
+static int log_row(void *user, sqlite3_stmt *st)
+{
+	struct log_rows *x = user;
+	struct kiln_log_row *r = grow((void **)&x->v, x->n, &x->cap, sizeof *r, 256);
+	if (!r)
+		return -1;
+	x->n++;
+	memset(r, 0, sizeof *r);
+	snprintf(r->src, sizeof r->src, "%s", (const char *)sqlite3_column_text(st, 0));
+	r->src_id = sqlite3_column_int64(st, 1);
+	return (r->line = dup_col(st, 2)) ? 0 : -1;
 }
 
 int kiln_catalog_log_read(struct kiln_catalog *c, struct kiln_log_row **out, size_t *nout,
 			  struct kiln_error *e)
 {
-	struct kiln_log_row *v = NULL;
-	size_t n = 0, cap = 0;
+	struct log_rows x = {NULL, 0, 0};
 	sqlite3_stmt *st = NULL;
-	int rc, step;
+	int rc;
 	*out = NULL;
 	*nout = 0;
 	if (!has_table(c, "portfolio_log"))
 		return 0;
 	if ((rc = prepare(c, "SELECT src, src_id, line FROM portfolio_log ORDER BY seq", &st, e)))
 		return rc;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 256;
-			struct kiln_log_row *nv = kiln_reallocarray(v, nc, sizeof *nv);
-			if (!nv)
-				goto nomem;
-			v = nv;
-			cap = nc;
-		}
-		memset(&v[n], 0, sizeof v[n]);
-		snprintf(v[n].src, sizeof v[n].src, "%s", (const char *)sqlite3_column_text(st, 0));
-		v[n].src_id = sqlite3_column_int64(st, 1);
-		if (!(v[n++].line = dup_col(st, 2)))
-			goto nomem;
-	}
-	if (step != SQLITE_DONE)
-		rc = db_error(c, e, "reading the portfolio log");
-	goto out;
-nomem:
-	rc = kiln_error_set(e, KILN_E_NOMEM, c->path, "out of memory");
-out:
-	sqlite3_finalize(st);
-	if (rc) {
-		kiln_log_rows_free(v, n);
+	if ((rc = each_row(c, st, log_row, &x, "reading the portfolio log", e))) {
+		kiln_log_rows_free(x.v, x.n);
 		return rc;
 	}
-	*out = v;
-	*nout = n;
+	*out = x.v;
+	*nout = x.n;
 	return 0;
 }
 

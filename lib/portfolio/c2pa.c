@@ -543,15 +543,31 @@ static void uuid_text(const uint8_t d[32], char out[37])
 		 u[15]);
 }
 
+/* a map's key and its value, the runs the writers below are made of */
+static void cw_kv_text(struct cw *w, const char *k, const char *v)
+{
+	cw_text(w, k);
+	cw_text(w, v);
+}
+
+static void cw_kv_uint(struct cw *w, const char *k, uint64_t v)
+{
+	cw_text(w, k);
+	cw_uint(w, v);
+}
+
+static void cw_kv_int(struct cw *w, const char *k, int64_t v)
+{
+	cw_text(w, k);
+	cw_int(w, v);
+}
+
 static void cw_agent(struct cw *w, const char *name, const char *version)
 {
 	cw_map(w, version ? 2 : 1);
-	cw_text(w, "name");
-	cw_text(w, name);
-	if (version) {
-		cw_text(w, "version");
-		cw_text(w, version);
-	}
+	cw_kv_text(w, "name", name);
+	if (version)
+		cw_kv_text(w, "version", version);
 }
 
 static void cbor_actions(struct cw *w, const struct kiln_c2pa_in *in)
@@ -561,8 +577,7 @@ static void cbor_actions(struct cw *w, const struct kiln_c2pa_in *in)
 	cw_text(w, "actions");
 	cw_array(w, 1 + in->n_edits);
 	cw_map(w, 3);
-	cw_text(w, "action");
-	cw_text(w, "c2pa.created");
+	cw_kv_text(w, "action", "c2pa.created");
 	cw_text(w, "digitalSourceType");
 	cw_text(w, in->source_type == KILN_C2PA_COMPOSITE_TRAINED
 			   ? IPTC "compositeWithTrainedAlgorithmicMedia"
@@ -574,17 +589,14 @@ static void cbor_actions(struct cw *w, const struct kiln_c2pa_in *in)
 	for (i = 0; i < in->n_edits; i++) {
 		const struct kiln_c2pa_edit *ed = &in->edits[i];
 		cw_map(w, 2 + (ed->agent != NULL) + (ed->when != NULL));
-		cw_text(w, "action");
-		cw_text(w, "c2pa.edited");
-		cw_text(w, "description");
-		cw_text(w, ed->description);
+		cw_kv_text(w, "action", "c2pa.edited");
+		cw_kv_text(w, "description", ed->description);
 		if (ed->agent) {
 			cw_text(w, "softwareAgent");
 			cw_agent(w, ed->agent, NULL);
 		}
 		if (ed->when) {
-			cw_text(w, "when");
-			cw_text(w, ed->when);
+			cw_kv_text(w, "when", ed->when);
 		}
 	}
 }
@@ -595,14 +607,10 @@ static void cbor_hash_data(struct cw *w, const uint8_t hash[32], size_t start, s
 	cw_text(w, "exclusions");
 	cw_array(w, 1);
 	cw_map(w, 2);
-	cw_text(w, "start");
-	cw_uint(w, start);
-	cw_text(w, "length");
-	cw_uint(w, length);
-	cw_text(w, "name");
-	cw_text(w, "jumbf manifest");
-	cw_text(w, "alg");
-	cw_text(w, "sha256");
+	cw_kv_uint(w, "start", start);
+	cw_kv_uint(w, "length", length);
+	cw_kv_text(w, "name", "jumbf manifest");
+	cw_kv_text(w, "alg", "sha256");
 	cw_text(w, "hash");
 	cw_bytes(w, hash, 32);
 	cw_text(w, "pad");
@@ -614,21 +622,16 @@ static void cbor_provenance(struct cw *w, const struct kiln_c2pa_in *in)
 	int has_log = in->log_index >= 0;
 	cw_map(w, 1 + (has_log ? 2 : 0) + (has_log && in->log_entry_sha256) +
 			  (has_log && in->log_root));
-	cw_text(w, "token_id");
-	cw_int(w, in->token_id);
+	cw_kv_int(w, "token_id", in->token_id);
 	if (has_log) {
-		cw_text(w, "log_index");
-		cw_int(w, in->log_index);
+		cw_kv_int(w, "log_index", in->log_index);
 		if (in->log_entry_sha256) {
-			cw_text(w, "log_entry_sha256");
-			cw_text(w, in->log_entry_sha256);
+			cw_kv_text(w, "log_entry_sha256", in->log_entry_sha256);
 		}
 		if (in->log_root) {
-			cw_text(w, "log_root");
-			cw_text(w, in->log_root);
+			cw_kv_text(w, "log_root", in->log_root);
 		}
-		cw_text(w, "log_size");
-		cw_int(w, in->log_size);
+		cw_kv_int(w, "log_size", in->log_size);
 	}
 }
 
