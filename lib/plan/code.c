@@ -42,11 +42,10 @@
 #define STALL 12 /* steps without a lower shortfall before a restart */
 #define NEIGH 12 /* swaps tried per step, at most */
 #define WORK_PER_TRY 4000 /* words per try on average: large codes get fewer tries */
-#define JOINT_MAX_COLS 20000 /* the joint program's words (times other values), at most */
+#define JOINT_MAX_COLS 5000 /* the joint program's words (times other values), at most */
 #define JOINT_MAX_NZ 2000000 /* and its non-zeros */
 #define JOINT_FIRST 50 /* its branch-and-bound nodes before the labeling search */
-#define JOINT_NODES 300 /* and after it, per round */
-#define JOINT_ROUNDS 6 /* rounds, times the effort */
+#define JOINT_NODES 300 /* and after it, per round (rounds: the caller's) */
 
 struct code {
 	const struct kiln_plan_code *in;
@@ -1160,10 +1159,9 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 			stall++;
 		}
 	}
-	/* and the whole node budget when the labelings tried found nothing (once per spec) */
-	if (!in->skip) {
-		rc = joint(&cd, JOINT_ROUNDS * (in->lp.effort ? in->lp.effort : 1), JOINT_NODES,
-			   short_, m, &score, e);
+	/* and the rounds asked for when the labelings tried found nothing */
+	if (in->rounds) {
+		rc = joint(&cd, in->rounds, JOINT_NODES, short_, m, &score, e);
 		if (rc != KILN_E_NOTFOUND)
 			goto out;
 	}

@@ -22,6 +22,7 @@ struct kiln_plan_code {
 	uint64_t seed;          /* the spec's seed: the labelings tried are drawn from it */
 	unsigned tries;         /* labelings tried, at most */
 	unsigned skip;          /* the first `skip` of them were tried before: start after */
+	unsigned rounds;        /* rounds of the joint program after the labelings (0: none) */
 	/* the spec's rules as forbidden patterns (the same as lp.forbidden): pattern p is
 	 * pl[pfirst[p] .. pfirst[p + 1]); used by the joint integer program over the labeling */
 	const struct kiln_plan_code_patl *pl;

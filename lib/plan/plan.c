@@ -48,6 +48,7 @@
 /* RNG streams: one per purpose, so that changing one use does not shift the others */
 #define CODE_TRIES 40 /* labelings of a code tried (code.c), times the effort */
 #define CODE_FIRST 8 /* of them, tried before the search when the spec is tight */
+#define JOINT_ROUNDS 6 /* rounds of the code's joint program after the search, times the effort */
 enum { STREAM_COLUMNS = 1, STREAM_SEARCH = 2, STREAM_IDS = 3, STREAM_REPLACE = 4,
        STREAM_RESTART = 5 };
 
@@ -1561,7 +1562,7 @@ out:
  * over its words; checked by the search's own tables. 0 (c->m holds it), KILN_E_NOTFOUND,
  * KILN_E_NOMEM. */
 static int code_plan(struct ctx *c, unsigned effort, unsigned skip, unsigned tries,
-		     const struct kiln_plan_prev *prev, const uint32_t *rowprev, size_t npinned,
+		     unsigned rounds, const struct kiln_plan_prev *prev, const uint32_t *rowprev, size_t npinned,
 		     uint32_t **lpprefer, struct kiln_error *e)
 {
 	const struct kiln_spec *s = c->s;
@@ -1570,7 +1571,7 @@ static int code_plan(struct ctx *c, unsigned effort, unsigned skip, unsigned tri
 		.lp = {.s = s, .L = L, .G = c->G, .vbase = c->vbase, .cnt = c->cnt, .k = 1,
 		       .forbidden = row_forbidden, .arg = c, .effort = effort},
 		.k = c->k, .nb = c->nb, .nnb = c->nnb, .seed = s->seed,
-		.tries = tries, .skip = skip};
+		.tries = tries, .skip = skip, .rounds = rounds};
 	struct kiln_plan_code_patl *pl = NULL;
 	uint32_t *pfirst = NULL;
 	int rc;
@@ -2591,7 +2592,7 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 			}
 			if (round == 0 && tight && c.k >= 2 && !npinned) {
 				/* near the Singleton bound the search stalls where a code does not */
-				int crc = code_plan(&c, effort, 0, CODE_FIRST, prev, rowprev,
+				int crc = code_plan(&c, effort, 0, CODE_FIRST, 0, prev, rowprev,
 						    npinned, &lpprefer, e);
 				if (crc == KILN_E_NOMEM)
 					goto nomem;
@@ -2657,7 +2658,8 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 			}
 			if (ex != KILN_EXACT_FOUND) {
 				int crc = code_plan(&c, effort, code_done ? CODE_FIRST : 0,
-						    CODE_TRIES * effort, prev, rowprev, npinned,
+						    CODE_TRIES * effort, JOINT_ROUNDS * effort, prev,
+						    rowprev, npinned,
 						    &lpprefer, e);
 				if (crc == KILN_E_NOMEM)
 					goto nomem;

@@ -47,7 +47,7 @@ static void code_ok_pat(struct kiln_spec *s, unsigned k, const uint64_t *cnt, in
 	vbase[L] = V;
 	struct kiln_plan_code in = {
 		.lp = {.s = s, .L = L, .G = G, .vbase = vbase, .cnt = cnt, .k = 1, .effort = 1},
-		.k = k, .nb = nb, .nnb = nnb, .seed = 9, .tries = tries,
+		.k = k, .nb = nb, .nnb = nnb, .seed = 9, .tries = tries, .rounds = 6,
 		.pl = pl, .pfirst = pfirst, .npats = npats};
 	uint32_t *m = calloc(G * L + 1, sizeof *m), *m2 = calloc(G * L + 1, sizeof *m2);
 	uint64_t *got = calloc(V + 1, sizeof *got);
