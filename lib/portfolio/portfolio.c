@@ -349,16 +349,16 @@ static char *statement(struct pf *x, const struct kiln_portfolio_token *t, json_
 			for (size_t l = 0; l < sp->nlayers; l++) {
 				const struct kiln_trait *tr;
 				const char *h;
-				char nm[300];
+				char label[300];
 				if (t->traits[l] == KILN_PLAN_UNSET ||
 				    t->traits[l] >= sp->layers[l].ntraits)
 					continue;
 				tr = &sp->layers[l].traits[t->traits[l]];
 				if (!tr->file || !(h = kiln_recipe_file_sha(x->recipe, 0, tr->file, &fe)))
 					continue;
-				snprintf(nm, sizeof nm, "%s: %s", sp->layers[l].name, tr->name);
+				snprintf(label, sizeof label, "%s: %s", sp->layers[l].name, tr->name);
 				if (json_array_append_new(deps, json_pack("{s:s, s:s, s:{s:s}}", "uri",
-									  tr->file, "name", nm,
+									  tr->file, "name", label,
 									  "digest", "sha256", h)))
 					goto out;
 			}
