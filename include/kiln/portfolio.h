@@ -358,6 +358,10 @@ int kiln_portfolio_c2pa_release_new(struct kiln_c2pa_release **cr, struct kiln_c
  * "workflow": the number removed, or -1 when png is not a sequence of PNG chunks (left as
  * it was). */
 int kiln_portfolio_strip_prompt_text(struct kiln_buf *png);
+/* The PNG p (n bytes) without its caBX chunks, hashed: the bytes before C2PA signed them
+ * (raw and hex); *had: whether it had one. -1 when p is not a whole PNG. */
+int kiln_portfolio_png_sha_without_cabx(const uint8_t *p, size_t n, uint8_t raw[32],
+					char hex[65], int *had);
 int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item,
 				     const char *image_sha, const char *title,
 				     struct kiln_buf *img, struct kiln_error *e) KILN_MUST_CHECK;

@@ -167,9 +167,8 @@ static void file_sha(struct vx *v, const char *rel, char hex[65])
 	free(p);
 }
 
-/* the PNG without its caBX chunks, hashed: the bytes before C2PA signed them */
-static int png_sha_without_cabx(const uint8_t *p, size_t n, uint8_t raw[32], char hex[65],
-				int *had)
+int kiln_portfolio_png_sha_without_cabx(const uint8_t *p, size_t n, uint8_t raw[32],
+					char hex[65], int *had)
 {
 	struct kiln_sha256 h;
 	size_t at = 8;
@@ -441,7 +440,7 @@ int kiln_portfolio_verify(const char *dist, const char *pub_pem_file,
 			const char *made = json_string_value(json_object_get(json_object_get(l, "fact"),
 									     "image"));
 			uint8_t raw[32];
-			int had = 0, bad = png_sha_without_cabx((const uint8_t *)f.data, f.len,
+			int had = 0, bad = kiln_portfolio_png_sha_without_cabx((const uint8_t *)f.data, f.len,
 								 raw, hex, &had);
 			if (bad)
 				kiln_sha256_hex(f.data, f.len, hex);
