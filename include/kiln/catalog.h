@@ -92,6 +92,9 @@ int kiln_catalog_items(struct kiln_catalog *c, const struct kiln_spec *s, struct
 int kiln_catalog_item(struct kiln_catalog *c, const struct kiln_spec *s, uint64_t id,
 		      struct kiln_items *out, struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_items_release(struct kiln_items *it);
+/* The item of that id in items (in id order, as kiln_catalog_items gives them) and its index
+ * in *at (at may be NULL); NULL when there is none. */
+const struct kiln_item *kiln_items_find(const struct kiln_items *items, uint64_t id, size_t *at);
 
 /* Replace the plan in one transaction: items are inserted or updated (an item whose traits or
  * seed changed loses its accepted render and goes back to planned), items not in the plan are

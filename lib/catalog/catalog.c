@@ -624,6 +624,24 @@ int kiln_catalog_item(struct kiln_catalog *c, const struct kiln_spec *s, uint64_
 	return rc;
 }
 
+const struct kiln_item *kiln_items_find(const struct kiln_items *items, uint64_t id, size_t *at)
+{
+	size_t lo = 0, hi = items->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (items->v[mid].id == id) {
+			if (at)
+				*at = mid;
+			return &items->v[mid];
+		}
+		if (items->v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 void kiln_items_release(struct kiln_items *it)
 {
 	for (size_t i = 0; i < it->n; i++) {

@@ -172,16 +172,9 @@ struct loader {
 static int load_one(void *user, const struct kiln_polish_step *st)
 {
 	struct loader *l = user;
-	size_t lo = 0, hi = l->items->n;
+	size_t lo;
 	struct step s;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (l->items->v[mid].id < st->item_id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == l->items->n || l->items->v[lo].id != st->item_id)
+	if (!kiln_items_find(l->items, st->item_id, &lo))
 		return 0;
 	memset(&s, 0, sizeof s);
 	s.kind = (char *)st->kind;

@@ -12,29 +12,12 @@ struct extras {
 	int svg_image;
 };
 
-static const struct kiln_item *find(const struct kiln_items *items, uint64_t id, size_t *at)
-{
-	size_t lo = 0, hi = items->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (items->v[mid].id == id) {
-			*at = mid;
-			return &items->v[mid];
-		}
-		if (items->v[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 static int one(void *user, const struct kiln_polish_step *st)
 {
 	struct extras *s = user;
 	const struct kiln_item *it;
 	size_t i;
-	if (strcmp(st->kind, "vectorize") || !(it = find(s->items, st->item_id, &i)) ||
+	if (strcmp(st->kind, "vectorize") || !(it = kiln_items_find(s->items, st->item_id, &i)) ||
 	    strlen(st->output) != 64 || strlen(st->input) != 64)
 		return 0;
 	if (s->svg_image) {

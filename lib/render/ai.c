@@ -448,32 +448,29 @@ static int checkpoint_name(const char *ck, char *out, size_t size)
 	return 0;
 }
 
-/* The checkpoint the request named (ck) against the model registry, like the LoRAs below:
- * A1111 reports the short hash of the checkpoint it ran (ran.model_hash: sd_model_hash, the
- * first 10 hex of the file's SHA-256); when a checkpoint is registered under ck's name, that
- * hash must be a registered file's, else the attempt fails naming both hashes. A match names
- * the registered file (ran.model_sha256). Servers that report no hash (ComfyUI, sd-server)
- * and unregistered checkpoints leave r as it was. *changed is set when r was annotated. */
-static int resolve_checkpoint(struct kiln_catalog *c, const char *endpoint, const char *ck,
-			      json_t *r, int *changed, struct kiln_error *e)
+/* One model the server said it ran (its registry kind, "checkpoint" or "lora"; the A1111 hash
+ * the server reported, compared with the registered records' a1111.<hash_key>) against the
+ * model registry: when files are registered under name, hash must be one of theirs, else the
+ * attempt fails naming both hashes (the server has another file under that name). A match
+ * names the registered file in obj (model_sha256) and sets *changed. */
+static int resolve_model(struct kiln_catalog *c, const char *endpoint, const char *kind,
+			 const char *word, const char *hash_key, const char *name,
+			 const char *hash, json_t *obj, int *changed, struct kiln_error *e)
 {
-	const char *hash = json_string_value(json_object_get(r, "model_hash"));
-	char name[512], want[40] = "", **recs = NULL;
+	char want[40] = "", **recs = NULL;
 	size_t n = 0, k;
 	int rc;
-	if (!ck || !hash || checkpoint_name(ck, name, sizeof name))
-		return 0;
-	if ((rc = kiln_catalog_models_named(c, name, "checkpoint", &recs, &n, e)))
+	if ((rc = kiln_catalog_models_named(c, name, kind, &recs, &n, e)))
 		return rc;
 	for (k = 0; k < n; k++) {
 		json_t *m = json_loads(recs[k], 0, NULL);
 		const char *h = json_string_value(
-			json_object_get(json_object_get(m, "a1111"), "model_hash"));
+			json_object_get(json_object_get(m, "a1111"), hash_key));
 		const char *sha = json_string_value(json_object_get(m, "sha256"));
 		if (h && !want[0])
 			snprintf(want, sizeof want, "%s", h);
 		if (h && sha && !strcasecmp(h, hash)) {
-			if (json_object_set_new(r, "model_sha256", json_string(sha)))
+			if (json_object_set_new(obj, "model_sha256", json_string(sha)))
 				rc = kiln_error_set(e, KILN_E_NOMEM, endpoint, "out of memory");
 			*changed = 1;
 			json_decref(m);
@@ -485,68 +482,47 @@ static int resolve_checkpoint(struct kiln_catalog *c, const char *endpoint, cons
 		free(recs[q]);
 	free(recs);
 	if (!rc && n && k == n)
-		rc = kiln_error_set(e, KILN_E_SPEC, endpoint, "the server ran checkpoint %s with "
-				    "hash %s, but the checkpoint registered as %s has hash %s: the "
-				    "server has another file under that name (copy the registered "
-				    "file there, or register the server's)", name, hash, name,
+		rc = kiln_error_set(e, KILN_E_SPEC, endpoint, "the server ran %s %s with hash %s, but "
+				    "the %s registered as %s has hash %s: the server has another "
+				    "file under that name (copy the registered file there, or "
+				    "register the server's)", word, name, hash, word, name,
 				    want[0] ? want : "(none)");
 	return rc;
 }
 
-/* The LoRAs the server said it used (ran.loras: A1111's "Lora hashes", name and 12-hex hash)
- * against the model registry: a LoRA registered under that name (kiln models add, kiln train
- * run) must be the file the server ran (its A1111 short hash equal to one registered under the
- * name), else the attempt fails naming both hashes: the server has another file under the
- * same name. A match names the registered file (model_sha256) in the render's record, which
- * the portfolio's log keeps. The checkpoint ck is resolved first (resolve_checkpoint).
- * *ran: the annotated JSON (caller frees), or NULL unchanged. */
+/* What the server said it ran (ran_json) against the model registry (resolve_model):
+ * - the checkpoint the request named (ck): A1111 reports the short hash of the checkpoint it
+ *   ran (ran.model_hash: sd_model_hash, the first 10 hex of the file's SHA-256); a match names
+ *   the registered file as ran.model_sha256. Servers that report no hash (ComfyUI, sd-server)
+ *   and unregistered checkpoints leave it as it was;
+ * - the LoRAs (ran.loras: A1111's "Lora hashes", name and 12-hex hash): a LoRA registered
+ *   under that name (kiln models add, kiln train run) must be the file the server ran; a match
+ *   names the registered file (loras[].model_sha256).
+ * The render's record keeps them, and the portfolio's log. *ran: the annotated JSON (caller
+ * frees), or NULL unchanged. */
 static int resolve_loras(struct kiln_catalog *c, const char *endpoint, const char *ck,
 			 const char *ran_json, char **ran, struct kiln_error *e)
 {
 	json_t *r = ran_json ? json_loads(ran_json, 0, NULL) : NULL, *l;
 	json_t *loras = json_object_get(r, "loras");
+	const char *ck_hash = json_string_value(json_object_get(r, "model_hash"));
+	char ck_name[512];
 	size_t i;
 	int rc = 0, changed = 0;
 	*ran = NULL;
-	if (r && (rc = resolve_checkpoint(c, endpoint, ck, r, &changed, e))) {
+	if (r && ck && ck_hash && !checkpoint_name(ck, ck_name, sizeof ck_name) &&
+	    (rc = resolve_model(c, endpoint, "checkpoint", "checkpoint", "model_hash", ck_name,
+				ck_hash, r, &changed, e))) {
 		json_decref(r);
 		return rc;
 	}
 	json_array_foreach(loras, i, l) {
 		const char *name = json_string_value(json_object_get(l, "name"));
 		const char *hash = json_string_value(json_object_get(l, "hash"));
-		char **recs = NULL, want[40] = "";
-		size_t n = 0, k;
-		if (!name || !hash)
-			continue;
-		if ((rc = kiln_catalog_models_named(c, name, "lora", &recs, &n, e)))
+		if (name && hash &&
+		    (rc = resolve_model(c, endpoint, "lora", "LoRA", "lora_hash", name, hash, l,
+					&changed, e)))
 			break;
-		for (k = 0; k < n; k++) {
-			json_t *m = json_loads(recs[k], 0, NULL);
-			const char *h = json_string_value(
-				json_object_get(json_object_get(m, "a1111"), "lora_hash"));
-			const char *sha = json_string_value(json_object_get(m, "sha256"));
-			if (h && !want[0])
-				snprintf(want, sizeof want, "%s", h);
-			if (h && sha && !strcasecmp(h, hash)) {
-				json_object_set_new(l, "model_sha256", json_string(sha));
-				changed = 1;
-				json_decref(m);
-				break;
-			}
-			json_decref(m);
-		}
-		for (size_t q = 0; q < n; q++)
-			free(recs[q]);
-		free(recs);
-		if (n && k == n) {
-			rc = kiln_error_set(e, KILN_E_SPEC, endpoint, "the server ran LoRA %s with hash %s, but "
-					    "the LoRA registered as %s has hash %s: the server has "
-					    "another file under that name (copy the registered file "
-					    "there, or register the server's)", name, hash, name,
-					    want[0] ? want : "(none)");
-			break;
-		}
 	}
 	if (!rc && changed && !(*ran = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS)))
 		rc = kiln_error_set(e, KILN_E_NOMEM, endpoint, "out of memory");

@@ -37,18 +37,8 @@
 
 static struct rv_token *find_in(const struct rv_cache *c, uint64_t id)
 {
-	size_t lo = 0, hi = c->items.n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		uint64_t m = c->tok[mid].it->id;
-		if (m == id)
-			return &c->tok[mid];
-		if (m < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	size_t at;
+	return kiln_items_find(&c->items, id, &at) ? &c->tok[at] : NULL;
 }
 
 /* (under cache_lock or write_lock: a reload swaps the cache while holding both) */
