@@ -925,10 +925,11 @@ static int build_manifest(struct run *R, struct kiln_train_manifest *m, struct k
 	}
 	if (!(m->datasets = kiln_calloc(t->ndatasets, sizeof *m->datasets)))
 		return nomem(e);
-	for (size_t i = 0; i < t->ndatasets; i++, m->ndatasets++) {
+	for (size_t i = 0; i < t->ndatasets; i++) {
 		const struct kiln_train_dataset *d = &t->datasets[i];
-		struct kiln_train_mdataset *md = &m->datasets[i];
+		struct kiln_train_mdataset *md = &m->datasets[m->ndatasets++];
 		char img[4096];
+		/* counted before its strings, so a failure below frees the ones made */
 		snprintf(img, sizeof img, "%s/%s/images/%zu", KILN_TRAIN_DIR, t->name, i);
 		md->repeats = d->repeats;
 		if (!(md->dir = kiln_strdup(d->dir)) || !(md->image_dir = kiln_strdup(img)) ||
