@@ -89,19 +89,27 @@ out:
 	return rc;
 }
 
-/* A released PNG signed by the portfolio carries its C2PA manifest in a caBX chunk that the
- * chain's last step did not write: hash the file without it (got is replaced when the file
- * is such a PNG). -1 when out of memory. */
-static int signed_png_sha(const char *f, char got[65])
+/* The SHA-256 of released file f into got ("" when it is missing or unreadable). A PNG signed
+ * by the portfolio carries its C2PA manifest in a caBX chunk that the chain's last step did
+ * not write: when the whole file is not `image`, its hash without that chunk (one read).
+ * -1 when out of memory. */
+static int released_sha(const char *f, int png, const char *image, char got[65])
 {
 	struct kiln_buf b = KILN_BUF_INIT;
 	struct kiln_error fe;
 	uint8_t raw[32];
 	char hex[65];
 	int had = 0;
+	got[0] = 0;
+	if (!kiln_fs_exists(f))
+		return 0;
+	if (!png)
+		return kiln_sha256_file(f, got, &fe) && fe.code == KILN_E_NOMEM ? -1 : 0;
 	if (kiln_fs_read_limited(f, &b, (size_t)1 << 31, 0, &fe))
 		return fe.code == KILN_E_NOMEM ? -1 : 0;
-	if (!kiln_portfolio_png_sha_without_cabx((const uint8_t *)b.data, b.len, raw, hex, &had) &&
+	kiln_sha256_hex(b.data, b.len, got);
+	if (strcmp(got, image) &&
+	    !kiln_portfolio_png_sha_without_cabx((const uint8_t *)b.data, b.len, raw, hex, &had) &&
 	    had)
 		memcpy(got, hex, 65);
 	kiln_buf_release(&b);
@@ -191,27 +199,23 @@ static int check_one(const char *dist, const char *name, struct kiln_store *st,
 	/* the token's image is images/<id>.<ext> (svg with image.format svg; a raster image
 	 * may have its SVG beside it, and an SVG image its PNG): the one with the chain's hash */
 	for (size_t x = 0; x < 4 && strcmp(sha, str(j, "image")); x++) {
-		char *f, got[65] = "";
-		struct kiln_error fe;
+		char *f, got[65];
 		snprintf(name1, sizeof name1, "images/%llu.%s", (unsigned long long)id, exts[x]);
-		if (!(f = kiln_fs_join(dist, name1))) {
-			rc = kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
-			goto out;
-		}
-		if (kiln_fs_exists(f) && !kiln_sha256_file(f, got, &fe) &&
-		    strcmp(got, str(j, "image")) && x == 0 && signed_png_sha(f, got)) {
-			rc = kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
+		if (!(f = kiln_fs_join(dist, name1)) ||
+		    released_sha(f, x == 0, str(j, "image"), got)) {
 			free(f);
+			rc = kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
 			goto out;
 		}
-		if (kiln_fs_exists(f) && got[0] && (!sha[0] || !strcmp(got, str(j, "image")))) {
+		if (got[0] && (!sha[0] || !strcmp(got, str(j, "image")))) {
 			memcpy(sha, got, sizeof sha);
 			memcpy(img, name1, sizeof img);
 		}
 		free(f);
 	}
 	r->checks++;
-	if (sha[0] && strcmp(sha, str(j, "image")) && redacted_match(st, published, str(j, "image"), sha) < 0) {
+	if (sha[0] && strcmp(sha, str(j, "image")) &&
+	    redacted_match(st, published, str(j, "image"), sha) < 0) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, "verify", "out of memory");
 		goto out;
 	}
