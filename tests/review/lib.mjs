@@ -47,7 +47,11 @@ const cleanups = [];
 export function atExit(fn) {
 	cleanups.push(fn);
 }
+/* set once the test body is over: servers stop while pages may still be open, and a page's
+ * poll (GET /api/changes every 2 s) that meets a stopped server is not the test's failure */
+let closing = false;
 async function cleanup() {
+	closing = true;
 	while (cleanups.length) {
 		try {
 			await cleanups.pop()();
@@ -165,14 +169,14 @@ export async function browser() {
  * and failed request is a test failure */
 export async function open(ctx, url, opts) {
 	const page = await ctx.newPage();
-	page.on('pageerror', (e) => fail('page error: ' + e.message));
+	page.on('pageerror', (e) => closing || fail('page error: ' + e.message));
 	/* a resource the app asks for and does not get is a failure, unless the test says it expects
 	 * such answers (page.allow, a RegExp) */
 	page.allow = opts && opts.allow;
 	page.requests = [];	/* the path of every request the page made, in order */
 	page.on('request', (r) => page.requests.push(new URL(r.url()).pathname));
 	page.on('console', (m) => {
-		if (m.type() === 'error' && !(page.allow && page.allow.test(m.text())))
+		if (!closing && m.type() === 'error' && !(page.allow && page.allow.test(m.text())))
 			fail('console error: ' + m.text());
 	});
 	await page.goto(url, {waitUntil: 'load'});
