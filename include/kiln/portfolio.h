@@ -158,6 +158,11 @@ struct kiln_portfolio_in {
 	const char *images_cid, *metadata_cid;
 	const struct kiln_portfolio_token *tokens;
 	size_t ntokens;
+	/* optional: told of every file written under dist/portfolio/ (its path and bytes), so
+	 * that the caller hashes and imports it without reading it back; non-zero fails */
+	int (*wrote)(void *ctx, const char *path, const void *data, size_t len,
+		     struct kiln_error *e);
+	void *wrote_ctx;
 };
 
 /* Log the catalog's new facts and this release, then write dist/portfolio/: portfolio.json,
