@@ -1048,6 +1048,13 @@ int kiln_portfolio_state(struct kiln_catalog *c, const char *keys_dir, char out[
 				kiln_sha256_update(&h, v[i].json, strlen(v[i].json) + 1);
 		kiln_facts_free(v, n);
 	}
+	/* every fact the log would hold (logged or not; a review decision, edit or polish
+	 * step made after a release makes the portfolio out of date) */
+	if (!rc) {
+		uint64_t n = 0;
+		if (!(rc = kiln_portfolio_log_facts(c, &n, e)))
+			kiln_sha256_update(&h, &n, sizeof n);
+	}
 	/* no keys yet: the release says so when it needs them */
 	if (!rc && keys_dir && !kiln_keys_load(keys_dir, 0, &k, &(struct kiln_error){0})) {
 		kiln_sha256_update(&h, k.pub, 32);
