@@ -83,6 +83,10 @@ struct kiln_plog {
  * release entry's fact is the same. One transaction. */
 int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
 			    struct kiln_error *e) KILN_MUST_CHECK;
+/* The number of entries the log holds after a sync, release entries aside: every fact the
+ * catalog knows, logged or not (nothing is written). */
+int kiln_portfolio_log_facts(struct kiln_catalog *c, uint64_t *n, struct kiln_error *e)
+	KILN_MUST_CHECK;
 /* Append one entry the release makes itself (a prompt.redacted step), with index seq after the
  * seq lines the log has, the last of which is prev_line (NULL: none): kind, item, the fact (a
  * JSON object; prompts committed to by hash), src and src_id = seq in the catalog. *line: the
@@ -158,6 +162,11 @@ struct kiln_portfolio_in {
 	const char *images_cid, *metadata_cid;
 	const struct kiln_portfolio_token *tokens;
 	size_t ntokens;
+	/* optional: told of every file written under dist/portfolio/ (its path and bytes), so
+	 * that the caller hashes and imports it without reading it back; non-zero fails */
+	int (*wrote)(void *ctx, const char *path, const void *data, size_t len,
+		     struct kiln_error *e);
+	void *wrote_ctx;
 };
 
 /* Log the catalog's new facts and this release, then write dist/portfolio/: portfolio.json,
@@ -167,8 +176,9 @@ int kiln_portfolio_write(const struct kiln_portfolio_in *in, struct kiln_error *
 	KILN_MUST_CHECK;
 
 /* A hash of what the portfolio depends on beyond the release's own inputs: the registered
- * models and datasets, the logged facts' count and the studio's public key, so a release with
- * a portfolio is redone when one changes. */
+ * models and datasets, the count of facts the log holds or will hold (a review decision, edit
+ * or polish step made after a release makes it out of date) and the studio's public key, so a
+ * release with a portfolio is redone when one changes. */
 int kiln_portfolio_state(struct kiln_catalog *c, const char *keys_dir, char out[65],
 			 struct kiln_error *e) KILN_MUST_CHECK;
 /* ---- verify (verify.c) ---- */

@@ -346,12 +346,50 @@ int kiln_portfolio_c2pa_release_sign(struct kiln_c2pa_release *cr, uint64_t item
 		if (!strcmp(kind, "render"))
 			compose = !strcmp(str(json_object_get(l, "fact"), "engine") ?: "",
 					  "compose");
-		if (!strcmp(kind, "edit.human") || !strcmp(kind, "polish.step")) {
-			int h = kind[0] == 'e';
+	}
+	/* the chain that made these bytes: from the entry that made them back through each
+	 * step's input (fact.from) to the step that made it; a polish step of a chain that was
+	 * replaced (re-polished) made another image, and is not this image's history. Without
+	 * such an entry (an image no entry names), every step of the item is listed. */
+	{
+		const char *want = NULL;
+		size_t top = hi;
+		if (made >= 0) {
+			json_t *f = json_object_get(cr->entries[made], "fact");
+			want = str(f, "image");
+			for (top = lo; top < hi && cr->idx[top].line != (size_t)made; top++)
+				;
+			top = top < hi ? top + 1 : hi;
+		}
+		for (size_t k = top; k-- > lo;) {
+			json_t *l = cr->entries[cr->idx[k].line];
+			json_t *f = json_object_get(l, "fact");
+			const char *kind = str(l, "kind");
+			int h, step;
+			if (!l || !kind)
+				continue;
+			h = !strcmp(kind, "edit.human");
+			step = h || !strcmp(kind, "polish.step");
+			if (!step)
+				continue;
+			if (made >= 0 && !h) {
+				if (!want || strcmp(str(f, "image") ?: "", want))
+					continue; /* not a step of the chain */
+				want = str(f, "from");
+			} else if (h && want && !strcmp(str(f, "image") ?: "", want) &&
+				   str(f, "from")) {
+				want = str(f, "from"); /* an edit in the chain: on through its input */
+			}
 			human |= h;
 			cr->edits[n++] = (struct kiln_c2pa_edit){ edit_text(l, h),
 								  h ? NULL : "kiln polish",
 								  str(l, "at") };
+		}
+		/* found newest first: log order */
+		for (size_t a = 0, b = n; b > a + 1; a++, b--) {
+			struct kiln_c2pa_edit t = cr->edits[a];
+			cr->edits[a] = cr->edits[b - 1];
+			cr->edits[b - 1] = t;
 		}
 	}
 	if (made < 0)

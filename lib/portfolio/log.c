@@ -179,8 +179,10 @@ static int logged_steps(const struct kiln_log_row *old, size_t nold, char ***key
 	return 0;
 }
 
-int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
-			    struct kiln_error *e)
+/* The sync; with count, only counted: *count is then the number of entries the log would
+ * hold after it, besides the release entries (what the catalog knows, logged or not). */
+static int sync_log(struct kiln_catalog *c, const char *release_fact, uint64_t *count,
+		    struct kiln_error *e)
 {
 	/* in this order, so that a sync's entries are in a fixed order: what the collection
 	 * was made from, the renders, the polish chains, review decisions, the other events */
@@ -253,6 +255,13 @@ int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
 		}
 		kiln_facts_free(f, n);
 	}
+	if (!rc && count) {
+		uint64_t k = p.n;
+		for (size_t i = 0; i < nold; i++)
+			k += strcmp(old[i].src, "release") != 0;
+		*count = k;
+		goto out;
+	}
 	if (!rc && release_fact) {
 		json_t *fact = json_loads(release_fact, 0, NULL);
 		if (!fact)
@@ -279,6 +288,17 @@ out:
 		free(steps[i]);
 	free(steps);
 	return rc;
+}
+
+int kiln_portfolio_log_sync(struct kiln_catalog *c, const char *release_fact,
+			    struct kiln_error *e)
+{
+	return sync_log(c, release_fact, NULL, e);
+}
+
+int kiln_portfolio_log_facts(struct kiln_catalog *c, uint64_t *n, struct kiln_error *e)
+{
+	return sync_log(c, NULL, n, e);
 }
 
 int kiln_portfolio_log_append(struct kiln_catalog *c, const char *src, uint64_t seq,

@@ -70,7 +70,8 @@ struct pf {
 	struct ix *raw;          /* accepted renders (raw facts), by (item, id order) */
 	size_t nraw;
 	char *dir;               /* dist/portfolio */
-	char *made;              /* the folder put() made last */
+	char *made[16];          /* the folders put() made */
+	size_t nmade;
 	char origin[400];
 	char created[32];        /* the newest log entry's time: the documents' date */
 	struct kiln_buf b;
@@ -84,20 +85,24 @@ static int nomem(struct kiln_error *e)
 static int put(struct pf *x, const char *rel, const void *data, size_t len, struct kiln_error *e)
 {
 	char *path = kiln_fs_join(x->dir, rel), *slash;
-	int rc;
+	size_t k;
+	int rc = 0;
 	if (!path)
 		return nomem(e);
 	slash = strrchr(path, '/');
 	*slash = 0;
-	/* a folder made for the file before is not made again (one per token and folder) */
-	rc = x->made && !strcmp(x->made, path) ? 0 : kiln_fs_mkdirs(path, e);
-	if (!rc && (!x->made || strcmp(x->made, path))) {
-		free(x->made);
-		x->made = kiln_strdup(path); /* NULL: made again next time */
-	}
+	/* a folder made for a file before is not made again (the few folders, each made once) */
+	for (k = 0; k < x->nmade && strcmp(x->made[k], path); k++)
+		;
+	if (k == x->nmade && !(rc = kiln_fs_mkdirs(path, e)) &&
+	    x->nmade < sizeof x->made / sizeof *x->made)
+		if ((x->made[x->nmade] = kiln_strdup(path))) /* NULL: made again next time */
+			x->nmade++;
 	*slash = '/';
 	if (!rc)
 		rc = kiln_fs_write_atomic_sync(path, data, len, 0, e);
+	if (!rc && x->in->wrote)
+		rc = x->in->wrote(x->in->wrote_ctx, path, data, len, e);
 	free(path);
 	return rc;
 }
@@ -1019,7 +1024,8 @@ out:
 	json_decref(fact);
 	free(ftext);
 	free(x.dir);
-	free(x.made);
+	for (size_t k = 0; k < x.nmade; k++)
+		free(x.made[k]);
 	kiln_keys_release(&x.keys);
 	kiln_buf_release(&x.b);
 	return rc;
@@ -1041,6 +1047,13 @@ int kiln_portfolio_state(struct kiln_catalog *c, const char *keys_dir, char out[
 			for (size_t i = 0; i < n; i++)
 				kiln_sha256_update(&h, v[i].json, strlen(v[i].json) + 1);
 		kiln_facts_free(v, n);
+	}
+	/* every fact the log would hold (logged or not; a review decision, edit or polish
+	 * step made after a release makes the portfolio out of date) */
+	if (!rc) {
+		uint64_t n = 0;
+		if (!(rc = kiln_portfolio_log_facts(c, &n, e)))
+			kiln_sha256_update(&h, &n, sizeof n);
 	}
 	/* no keys yet: the release says so when it needs them */
 	if (!rc && keys_dir && !kiln_keys_load(keys_dir, 0, &k, &(struct kiln_error){0})) {

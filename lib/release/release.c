@@ -57,6 +57,7 @@
 #include "kiln/recipe.h"
 #include "kiln/release.h"
 #include "release/extras.h"
+#include "release/pfiles.h"
 #include "util/alloc.h"
 #include "util/fs.h"
 #include "util/image.h"
@@ -1395,8 +1396,24 @@ out:
 /* dist/portfolio/ (spec portfolio: {enabled: true}): the portfolio module writes it from
  * what this release wrote; its folder gets a CID like the others. Each image's attestation
  * names it and the metadata file that shows it after the reveal. */
+struct pwrote {
+	struct rel *x;
+	struct kiln_pfiles *f;
+};
+
+static int portfolio_wrote(void *ctx, const char *path, const void *data, size_t len,
+			   struct kiln_error *e)
+{
+	struct pwrote *w = ctx;
+	char hex[65];
+	kiln_sha256_hex(data ? data : "", len, hex);
+	return record(w->x, path, hex, e) || kiln_pfiles_add(w->f, path, data, len, e) ? e->code
+										     : 0;
+}
+
 static int write_portfolio(struct rel *x, struct kiln_error *e)
 {
+	struct pwrote pw = { 0 };
 	const struct kiln_spec *s = x->s;
 	size_t n = x->items->n;
 	struct kiln_portfolio_token *t = kiln_calloc(n + 1, sizeof *t);
@@ -1432,13 +1449,18 @@ static int write_portfolio(struct rel *x, struct kiln_error *e)
 		t[i].meta_file = !x->r->reveal_pending && (s->targets & KILN_TARGET_ERC721)
 					 ? names[i][2] : NULL;
 	}
-	if ((rc = kiln_portfolio_write(&in, e)))
-		goto out;
 	if (!(dir = kiln_fs_join(x->tmp, "portfolio"))) {
 		rc = nomem(x, e);
 		goto out;
 	}
-	rc = kiln_ipfs_import_tree(dir, NULL, 0, cid, NULL, e);
+	/* each file hashed and imported from the bytes written (pfiles.c), not read back */
+	pw.x = x;
+	in.wrote = portfolio_wrote;
+	in.wrote_ctx = &pw;
+	if (!(rc = kiln_pfiles_new(&pw.f, dir, e)) && !(rc = kiln_portfolio_write(&in, e)) &&
+	    (rc = kiln_pfiles_finish(pw.f, cid, e)) == 1)
+		rc = kiln_ipfs_import_tree(dir, NULL, 0, cid, NULL, e);
+	kiln_pfiles_free(pw.f);
 	free(dir);
 	if (!rc && entry(x, "portfolio", "portfolio", cid, NULL))
 		rc = nomem(x, e);
