@@ -16,7 +16,7 @@ static void help(void)
 	       "       kiln polish import ID FILE --by NAME [--note TEXT] [--tool TEXT]\n"
 	       "       kiln polish reset ID\n"
 	       "       kiln polish inpaint ID --mask MASK.png --prompt TEXT [--negative TEXT]\n"
-	       "                           [--denoise 0.5] [--candidates N] [--json]\n\n"
+	       "                           [--denoise 0.5] [--json]\n\n"
 	       "Runs kiln.yaml's polish: steps (upscale, vectorize, overlay) on every rendered\n"
 	       "token, or on the ids given. A step is made only when its recipe (settings and\n"
 	       "input image) is new; every step is recorded with its input and output SHA-256\n"
@@ -28,11 +28,12 @@ static void help(void)
 	       "         is svg) and its other candidates into DIR (default: ./polish-export)\n"
 	       "import   makes FILE (a PNG of the exported image's size) the token's image, as an\n"
 	       "         edit by NAME; the steps after it (a vectorize) are made again from it\n"
-	       "reset    drops the token's imported edits\n"
-	       "inpaint  repaints the token's render where MASK.png (the render's size) is\n"
-	       "         white, by the AI endpoints (A1111 img2img, ComfyUI inpaint); each of\n"
-	       "         the N results (default 1) is a new candidate of the token for review\n"
-	       "         (without review the last one is its image); --denoise 0..1 (0.5)\n\n"
+	       "reset    drops the token's imported edits and inpaints\n"
+	       "inpaint  repaints the token's current image where MASK.png (that image's size)\n"
+	       "         is white, by the AI endpoints (A1111 img2img, ComfyUI inpaint): the\n"
+	       "         result is a polish step and the token's image; the polish: steps after\n"
+	       "         it are made again on it; a reviewed token is pending review again;\n"
+	       "         --denoise 0..1 (0.5)\n\n"
 	       "exit status: 0 ok, 1 some tokens failed, 2 bad usage or spec.\n");
 }
 
@@ -150,7 +151,6 @@ static int do_inpaint(struct kiln_project *p, int argc, char **argv)
 					     {"prompt", required_argument, NULL, 'p'},
 					     {"negative", required_argument, NULL, 'n'},
 					     {"denoise", required_argument, NULL, 'd'},
-					     {"candidates", required_argument, NULL, 'c'},
 					     {"json", no_argument, NULL, 'J'},
 					     {NULL, 0, NULL, 0}};
 	struct kiln_polish_inpaint in;
@@ -160,7 +160,6 @@ static int do_inpaint(struct kiln_project *p, int argc, char **argv)
 	char *end;
 	memset(&in, 0, sizeof in);
 	in.denoise = 0.5;
-	in.candidates = 1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -173,14 +172,6 @@ static int do_inpaint(struct kiln_project *p, int argc, char **argv)
 				return cli_usage("polish", "--denoise takes a number above 0 and at "
 						 "most 1, got '%s'", optarg);
 			break;
-		case 'c': {
-			uint64_t n;
-			if (cli_parse_u64(optarg, 1, 16, &n))
-				return cli_usage("polish", "--candidates takes a number from 1 to 16, "
-						 "got '%s'", optarg);
-			in.candidates = (unsigned)n;
-			break;
-		}
 		case 'J': json = 1; break;
 		default: return cli_usage("polish", "unknown option");
 		}
@@ -200,13 +191,10 @@ static int do_inpaint(struct kiln_project *p, int argc, char **argv)
 	kiln_error_clear(&e);
 	rc = kiln_polish_inpaint(p, &in, &res, &e);
 	if (json) {
-		json_t *imgs = json_array(), *o;
-		for (unsigned k = 0; imgs && k < res.made; k++)
-			json_array_append_new(imgs, json_string(res.images[k]));
-		o = json_pack("{s:s, s:I, s:s, s:o, s:i, s:s?}", "event", "inpaint", "id",
-			      (json_int_t)in.id, "mask", res.mask, "candidates",
-			      imgs ? imgs : json_array(), "failed", (int)res.failed, "error",
-			      rc ? e.msg : res.failed ? res.error : NULL);
+		json_t *o = json_pack("{s:s, s:I, s:s?, s:s?, s:s?, s:s?}", "event", "inpaint", "id",
+				      (json_int_t)in.id, "mask", res.mask[0] ? res.mask : NULL,
+				      "input", res.input[0] ? res.input : NULL, "image",
+				      res.image[0] ? res.image : NULL, "error", rc ? e.msg : NULL);
 		if (o) {
 			char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 			if (t)
@@ -217,16 +205,10 @@ static int do_inpaint(struct kiln_project *p, int argc, char **argv)
 	}
 	if (rc)
 		return cli_fail(&e);
-	if (!json) {
-		printf("polish: item %llu: %u inpaint candidate%s added", (unsigned long long)in.id,
-		       res.made, res.made == 1 ? "" : "s");
-		if (res.failed)
-			printf(", %u failed (%s)", res.failed, res.error);
-		printf("\n");
-		for (unsigned k = 0; k < res.made; k++)
-			printf("  %s\n", res.images[k]);
-	}
-	return res.failed ? 1 : 0;
+	if (!json)
+		printf("polish: item %llu: inpainted %.12s... into %s, now the token's image\n",
+		       (unsigned long long)in.id, res.input, res.image);
+	return 0;
 }
 
 static int do_import(struct kiln_project *p, int argc, char **argv)

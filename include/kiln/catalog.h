@@ -522,6 +522,11 @@ int kiln_catalog_review_decide(struct kiln_catalog *c, const char *reviewer,
 int kiln_catalog_review_undo(struct kiln_catalog *c, const char *reviewer, int64_t **ids,
 			     size_t *n, struct kiln_error *e) KILN_MUST_CHECK;
 
+/* The item's image changed after review (a polish inpaint): a "reset" by kiln with note voids
+ * the votes, so the item is pending again (its image stays); nothing when nobody decided. */
+int kiln_catalog_review_reopen(struct kiln_catalog *c, uint64_t item_id, const char *note,
+			       struct kiln_error *e) KILN_MUST_CHECK;
+
 /* An item's review state (no row: pending, nobody decided). */
 struct kiln_review_state {
 	uint64_t item_id;

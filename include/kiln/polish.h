@@ -70,29 +70,32 @@ struct kiln_polish_import {
 int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *im,
 		       struct kiln_error *e) KILN_MUST_CHECK;
 
-/* `kiln polish inpaint`: the token's render repainted where mask (a PNG of the render's
- * size: white repaint, black keep) is white, by the AI endpoints (A1111 img2img with the mask,
- * ComfyUI VAEEncodeForInpaint), through the render dispatcher; each result is recorded as an
- * accepted render of the token (a new candidate: review lists it; without review the last is
- * the token's image), then the token's polish chain is made from its image
- * (lib/polish/inpaint.c). The mask is stored by hash (res->mask). KILN_E_USAGE for a mask of
- * another size (both sizes named); KILN_E_FAILED when no candidate was made. */
+/* `kiln polish inpaint`: the token's current image (the output of its last raster step: an
+ * artist's edit, an earlier inpaint, an upscale; else its render) repainted where the mask (a
+ * PNG of that image's size: white repaint, black keep) is white, by the AI endpoints (A1111
+ * img2img with the mask, ComfyUI VAEEncodeForInpaint) through the render dispatcher. The
+ * result is an "inpaint" step of the token's polish chain (input, output, mask SHA-256,
+ * prompt, denoise, seed, engine, endpoint) and the token's image from there on; the spec's
+ * steps that come after that point of the chain are made again on it. A token someone
+ * reviewed is pending review again. The mask is a file (mask) or a store file (mask_sha);
+ * it is stored by hash (res->mask). KILN_E_USAGE for a mask of another size (both sizes
+ * named) or an empty one; KILN_E_FAILED when the engine failed (res->error). */
 struct kiln_polish_inpaint {
 	uint64_t id;
-	const char *mask;             /* path */
+	const char *mask;             /* path, or NULL with mask_sha */
+	const char *mask_sha;         /* a PNG in the store (a review app request) */
 	const char *prompt;
 	const char *negative;         /* NULL: generate.negative */
 	double denoise;               /* 0 < d <= 1 */
-	unsigned candidates;          /* 1..16 */
 	kiln_progress_fn progress;
 	void *user;
 	const volatile int *cancel;
 };
 struct kiln_polish_inpaint_result {
 	char mask[65];
-	unsigned made, failed;
-	char images[16][65];          /* the candidates made (store SHA-256) */
-	char error[1024];             /* the first failure */
+	char input[65];               /* the image repainted (store SHA-256) */
+	char image[65];               /* the result: the step's output */
+	char error[1024];             /* the engine's failure */
 };
 int kiln_polish_inpaint(struct kiln_project *p, const struct kiln_polish_inpaint *in,
 			struct kiln_polish_inpaint_result *res, struct kiln_error *e)

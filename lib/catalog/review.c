@@ -587,20 +587,27 @@ out:
 	return 0;
 }
 
-int kiln_catalog__review_rendered_tx(struct kiln_catalog *c, uint64_t item_id,
-				     struct kiln_error *e)
+/* A "reset" by kiln for item_id (note: its text, NULL: "regeneration N rendered" and only
+ * when the item awaits a regeneration), then the state recomputed from the item's image. */
+static int reset_tx(struct kiln_catalog *c, uint64_t item_id, const char *note,
+		    struct kiln_error *e)
 {
 	sqlite3_stmt *st = NULL;
 	char at[48];
 	int rc;
-	if ((rc = prepare(c, "INSERT INTO review_log(at, reviewer, item_id, action, note) "
-			     "SELECT ?1, 'kiln', ?2, 'reset', 'regeneration ' || regeneration || "
-			     "' rendered' FROM review_state WHERE item_id = ?2 AND status = "
-			     "'regenerate'", &st, e)))
+	if ((rc = prepare(c, note ? "INSERT INTO review_log(at, reviewer, item_id, action, note) "
+				    "SELECT ?1, 'kiln', ?2, 'reset', ?3 FROM review_state WHERE "
+				    "item_id = ?2" :
+				    "INSERT INTO review_log(at, reviewer, item_id, action, note) "
+				    "SELECT ?1, 'kiln', ?2, 'reset', 'regeneration ' || regeneration || "
+				    "' rendered' FROM review_state WHERE item_id = ?2 AND status = "
+				    "'regenerate'", &st, e)))
 		return rc;
 	now_iso(at);
 	sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)item_id);
+	if (note)
+		sqlite3_bind_text(st, 3, note, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = db_error(c, e, "appending to the review log");
 		goto out;
@@ -621,6 +628,24 @@ int kiln_catalog__review_rendered_tx(struct kiln_catalog *c, uint64_t item_id,
 	rc = recompute(c, item_id, e);
 out:
 	sqlite3_finalize(st);
+	return rc;
+}
+
+int kiln_catalog__review_rendered_tx(struct kiln_catalog *c, uint64_t item_id,
+				     struct kiln_error *e)
+{
+	return reset_tx(c, item_id, NULL, e);
+}
+
+int kiln_catalog_review_reopen(struct kiln_catalog *c, uint64_t item_id, const char *note,
+			       struct kiln_error *e)
+{
+	int rc;
+	if ((rc = begin(c, e)))
+		return rc;
+	if ((rc = reset_tx(c, item_id, note ? note : "image changed", e)) ||
+	    (rc = exec(c, "COMMIT", e)))
+		rollback(c);
 	return rc;
 }
 

@@ -31,8 +31,8 @@ static int add_json(void *user, const struct kiln_polish_step *st)
 	return !o || json_array_append_new(arr, o);
 }
 
-static int load_item(struct kiln_project *p, uint64_t id, struct kiln_items *it,
-		     struct kiln_error *e)
+int kiln_polish_load_item(struct kiln_project *p, uint64_t id, struct kiln_items *it,
+			  struct kiln_error *e)
 {
 	char ids[32];
 	int rc = kiln_catalog_item(p->catalog, p->spec, id, it, e);
@@ -54,7 +54,8 @@ static int load_item(struct kiln_project *p, uint64_t id, struct kiln_items *it,
 	return rc;
 }
 
-static int chain_array(struct kiln_project *p, uint64_t id, json_t **out, struct kiln_error *e)
+int kiln_polish_chain_array(struct kiln_project *p, uint64_t id, json_t **out,
+			    struct kiln_error *e)
 {
 	json_t *arr = json_array();
 	int rc;
@@ -81,7 +82,7 @@ int kiln_polish_chain_json(struct kiln_project *p, uint64_t id, char **json,
 		return rc;
 	snprintf(render, sizeof render, "%s", it.n ? it.v[0].image : "");
 	if ((rc = kiln_catalog_final_images(p->catalog, &it, e)) ||
-	    (rc = chain_array(p, id, &arr, e)))
+	    (rc = kiln_polish_chain_array(p, id, &arr, e)))
 		goto out;
 	first = json_array_get(arr, 0);
 	o = json_pack("{s:I, s:s?, s:s?, s:b, s:O}", "id", (json_int_t)id, "render",
@@ -100,8 +101,8 @@ out:
 
 /* The token's current raster image: the output of its last image step that is not an SVG
  * (the render when none), what an artist edits. */
-static int current_raster(struct kiln_project *p, const struct kiln_item *it, json_t *steps,
-			  char out[65])
+int kiln_polish_current_raster(struct kiln_project *p, const struct kiln_item *it,
+			       json_t *steps, char out[65])
 {
 	size_t i;
 	json_t *s;
@@ -128,11 +129,11 @@ int kiln_polish_export(struct kiln_project *p, uint64_t id, const char *dir,
 	size_t i, k = 0;
 	int rc;
 	memset(&fin, 0, sizeof fin);
-	if ((rc = load_item(p, id, &it, e)))
+	if ((rc = kiln_polish_load_item(p, id, &it, e)))
 		return rc;
-	if ((rc = chain_array(p, id, &steps, e)) || (rc = kiln_fs_mkdirs(dir, e)))
+	if ((rc = kiln_polish_chain_array(p, id, &steps, e)) || (rc = kiln_fs_mkdirs(dir, e)))
 		goto out;
-	current_raster(p, &it.v[0], steps, raster);
+	kiln_polish_current_raster(p, &it.v[0], steps, raster);
 	/* the image to edit, and (image.format svg) the SVG made from it */
 	for (int pass = 0; pass < 2 && !rc; pass++) {
 		char *src, *dst;
@@ -193,8 +194,8 @@ out:
 
 /* Save the chain in arr (JSON steps) with `extra` appended (may be NULL), then walk the
  * token again. */
-static int save_and_walk(struct kiln_project *p, uint64_t id, json_t *arr,
-			 const struct kiln_polish_step *extra, struct kiln_error *e)
+int kiln_polish_save_and_walk(struct kiln_project *p, uint64_t id, json_t *arr,
+			      const struct kiln_polish_step *extra, struct kiln_error *e)
 {
 	size_t n = json_array_size(arr), i;
 	struct kiln_polish_step *v = kiln_calloc(n + 2, sizeof *v);
@@ -265,11 +266,11 @@ int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *
 	int rc, w = 0, hh = 0;
 	if (!im->by || !*im->by)
 		return kiln_error_set(e, KILN_E_USAGE, im->file, "an edit needs its author's name");
-	if ((rc = load_item(p, im->id, &it, e)))
+	if ((rc = kiln_polish_load_item(p, im->id, &it, e)))
 		return rc;
-	if ((rc = chain_array(p, im->id, &steps, e)))
+	if ((rc = kiln_polish_chain_array(p, im->id, &steps, e)))
 		goto out;
-	current_raster(p, &it.v[0], steps, raster);
+	kiln_polish_current_raster(p, &it.v[0], steps, raster);
 	if (!(src = kiln_store_path(p->store, raster))) {
 		rc = kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
 		goto out;
@@ -323,7 +324,7 @@ int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *
 	st.by = im->by;
 	st.tool = im->tool;
 	st.note = im->note;
-	rc = save_and_walk(p, im->id, steps, &st, e);
+	rc = kiln_polish_save_and_walk(p, im->id, steps, &st, e);
 out:
 	json_decref(settings);
 	json_decref(steps);
@@ -342,11 +343,11 @@ int kiln_polish_reset(struct kiln_project *p, uint64_t id, struct kiln_error *e)
 	int rc;
 	if (!keep)
 		return kiln_error_set(e, KILN_E_NOMEM, "polish", "out of memory");
-	if ((rc = load_item(p, id, &it, e))) {
+	if ((rc = kiln_polish_load_item(p, id, &it, e))) {
 		json_decref(keep);
 		return rc;
 	}
-	if ((rc = chain_array(p, id, &steps, e)))
+	if ((rc = kiln_polish_chain_array(p, id, &steps, e)))
 		goto out;
 	json_array_foreach(steps, i, s) {
 		const char *k = json_string_value(json_object_get(s, "kind"));
@@ -355,7 +356,7 @@ int kiln_polish_reset(struct kiln_project *p, uint64_t id, struct kiln_error *e)
 			goto out;
 		}
 	}
-	rc = save_and_walk(p, id, keep, NULL, e);
+	rc = kiln_polish_save_and_walk(p, id, keep, NULL, e);
 out:
 	json_decref(steps);
 	json_decref(keep);

@@ -11,6 +11,8 @@
 #include "kiln/error.h"
 #include "util/png.h"
 
+#include <jansson.h>
+
 /* ---- raster.c ---- */
 
 /* The image file in upscaled factor times with libvips' vips_resize (kernel lanczos3, or
@@ -28,6 +30,9 @@ int kiln_polish_overlay(const char *in, const char *layer, uint64_t max_pixels,
  * blank (not a single colour throughout). KILN_E_IMAGE saying what is wrong. */
 int kiln_polish_check_png(const char *path, int w, int h, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* A mask: a PNG that decodes with at least one pixel not black (white: repaint); else
+ * KILN_E_USAGE saying what is wrong. */
+int kiln_polish_mask_check(const char *path, struct kiln_error *e) KILN_MUST_CHECK;
 /* *same = 1 when the PNG png[len] and the image file path decode to the same RGBA pixels
  * (metadata such as an XMP packet and the encoder's choices aside). */
 int kiln_polish_same_pixels(const void *png, size_t len, const char *path, int *same,
@@ -56,5 +61,28 @@ int kiln_polish_svg_pixels(const struct kiln_rgba *im, struct kiln_buf *out,
  * first, each layer covering the pixels of the colours drawn above it too (no gaps). */
 int kiln_polish_svg_trace(const struct kiln_rgba *im, int colors, struct kiln_buf *out,
 			  struct kiln_error *e) KILN_MUST_CHECK;
+
+/* ---- edit.c (also called by inpaint.c) ---- */
+
+struct kiln_project;
+struct kiln_items;
+struct kiln_item;
+struct kiln_polish_step;
+/* The token id from the catalog; KILN_E_USAGE when there is none, KILN_E_STATE when it has
+ * no rendered image. */
+int kiln_polish_load_item(struct kiln_project *p, uint64_t id, struct kiln_items *it,
+			  struct kiln_error *e) KILN_MUST_CHECK;
+/* The token's recorded chain as a JSON array of steps (kiln_catalog_polish_each's). */
+int kiln_polish_chain_array(struct kiln_project *p, uint64_t id, json_t **out,
+			    struct kiln_error *e) KILN_MUST_CHECK;
+/* The token's current raster image: its last image step's output that is not an SVG, else
+ * its render (it->image). */
+int kiln_polish_current_raster(struct kiln_project *p, const struct kiln_item *it,
+			       json_t *steps, char out[65]);
+/* Save the chain arr with extra appended (NULL: none), then walk the token again
+ * (kiln_project_polish on it alone); KILN_E_FAILED when the walk fails the token. */
+int kiln_polish_save_and_walk(struct kiln_project *p, uint64_t id, json_t *arr,
+			      const struct kiln_polish_step *extra, struct kiln_error *e)
+	KILN_MUST_CHECK;
 
 #endif

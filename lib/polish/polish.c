@@ -372,7 +372,9 @@ static int place_edits(const struct chain *old, size_t *hi, char cur[65], struct
 			break;
 		if (chain_add(out, h))
 			return -1;
-		*human = 1;
+		/* an inpaint is the model's pixels where a person drew a mask: not human work */
+		if (!strcmp(h->kind, "edit"))
+			*human = 1;
 		if (h->image)
 			memcpy(cur, h->output, 65);
 		(*hi)++;

@@ -167,6 +167,31 @@ int kiln_polish_check_png(const char *path, int w, int h, struct kiln_error *e)
 	return 0;
 }
 
+int kiln_polish_mask_check(const char *path, struct kiln_error *e)
+{
+	struct kiln_image8 im;
+	int rc, any = 0;
+	size_t n, bpp, c;
+	if ((rc = kiln_vips_init(e)) || (rc = kiln_image_decode8(path, &im, e)))
+		return rc;
+	if (strcmp(im.loader, "pngload") && strcmp(im.loader, "pngload_source")) {
+		kiln_image8_release(&im);
+		return kiln_error_set(e, KILN_E_USAGE, path, "the mask is not a PNG (read by %s): "
+				      "save it as PNG", im.loader[0] ? im.loader : "libvips");
+	}
+	n = (size_t)im.width * (size_t)im.height;
+	bpp = (size_t)im.bands;
+	c = bpp >= 3 ? 3 : 1; /* the colour bands, alpha aside */
+	for (size_t i = 0; i < n && !any; i++)
+		for (size_t k = 0; k < c && !any; k++)
+			any = im.pixels[i * bpp + k] != 0;
+	kiln_image8_release(&im);
+	if (!any)
+		return kiln_error_set(e, KILN_E_USAGE, path, "the mask is empty (black throughout): "
+				      "paint white where the image is to be repainted");
+	return 0;
+}
+
 /* im (taken) as packed sRGB 8-bit RGBA pixels (g_free), *n bytes */
 static void *rgba_of(VipsImage *im, size_t *n)
 {

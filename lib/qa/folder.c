@@ -175,9 +175,53 @@ static int add_sugar_collection(const char *dir, struct kiln_qa_result *r, struc
 	return 0;
 }
 
+/* The SVGs of a released images/ folder (N.svg): the svg.* checks (svg.c). One that is an
+ * extra (provenance.json) is judged whole at the size of the N.<raster> beside it; one that
+ * is the token's image gets the file size and viewBox checks. */
+static int folder_svgs(const char *images, const struct extras *x, const struct kiln_qa_opts *o,
+		       struct kiln_findings *f, struct kiln_error *e)
+{
+	static const char *const raster[] = {"png", "jpg", "webp", "gif"};
+	DIR *d = opendir(images);
+	struct dirent *de;
+	int rc = 0;
+	if (!d)
+		return kiln_error_set(e, KILN_E_IO, images, "cannot list: %s", strerror(errno));
+	while (!rc && (de = readdir(d))) {
+		const char *dot = strrchr(de->d_name, '.');
+		char *path, *beside = NULL;
+		int extra;
+		if (!dot || strcmp(dot, ".svg") || !is_number(de->d_name, (size_t)(dot - de->d_name)))
+			continue;
+		extra = is_extra(x, de->d_name);
+		if (!(path = kiln_fs_join(images, de->d_name))) {
+			rc = kiln_error_set(e, KILN_E_NOMEM, images, "out of memory");
+			break;
+		}
+		for (size_t k = 0; extra && !beside && k < sizeof raster / sizeof *raster; k++) {
+			char name[300];
+			snprintf(name, sizeof name, "%.*s.%s", (int)(dot - de->d_name), de->d_name,
+				 raster[k]);
+			if (!(beside = kiln_fs_join(images, name)))
+				break;
+			if (!kiln_fs_exists(beside)) {
+				free(beside);
+				beside = NULL;
+			}
+		}
+		rc = qa_check_svg_file(path, strtoull(de->d_name, NULL, 10), !extra, beside, o, f,
+				       e);
+		free(beside);
+		free(path);
+	}
+	closedir(d);
+	return rc;
+}
+
 int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *ro, struct kiln_qa_result *r,
 		   struct kiln_error *e)
 {
+	struct extras x;
 	struct kiln_qa_run_opts none;
 	struct kiln_qa_opts o;
 	struct kiln_findings fd = KILN_FINDINGS_INIT;
@@ -186,6 +230,7 @@ int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *ro, struct ki
 	const char *sugar = NULL, *meta_dir = NULL, *out_dir = NULL, *images_dir = NULL;
 	int rc = 0;
 	memset(r, 0, sizeof *r);
+	memset(&x, 0, sizeof x);
 	if (!ro) {
 		kiln_qa_run_opts_init(&none);
 		ro = &none;
@@ -213,11 +258,8 @@ int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *ro, struct ki
 					    "dist/), or a Sugar assets/ folder");
 			goto out;
 		}
-		struct extras x;
 		rc = dist_extras(dir, &x) ? kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory")
 					  : folder_tokens(images, &x, r, e);
-		free(x.v);
-		json_decref(x.prov);
 		if (rc)
 			goto out;
 		images_dir = images;
@@ -239,6 +281,8 @@ int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *ro, struct ki
 	if ((rc = kiln_qa_images(r->tokens, r->ntokens, &o, &r->findings, &r->images, e)))
 		goto out;
 	r->checked = r->images.checked;
+	if (images_dir && (rc = folder_svgs(images_dir, &x, &o, &r->findings, e)))
+		goto out;
 	/* everything after this point judges the folder's metadata and records */
 	if ((rc = qa_check_provenance(ro->provenance, ro->provenance_source, dir, r, &fd, e)))
 		goto out;
@@ -256,6 +300,8 @@ int kiln_qa_folder(const char *dir, const struct kiln_qa_run_opts *ro, struct ki
 nomem:
 	rc = kiln_error_set(e, KILN_E_NOMEM, dir, "out of memory");
 out:
+	free(x.v);
+	json_decref(x.prov);
 	kiln_findings_release(&fd);
 	free(assets);
 	free(zero);

@@ -37,6 +37,12 @@ int qa_check_outputs(const char *dir, const char *meta_dir, const char *images_d
 int qa_check_svgs(struct kiln_project *p, const struct kiln_items *items,
 		  const struct kiln_qa_opts *o, struct kiln_findings *f,
 		  struct kiln_error *e) KILN_MUST_CHECK;
+/* One SVG file of a released folder (token id): the same checks; is_image: the token's image
+ * (file size and viewBox only, the image checks judge the rest); beside (may be NULL): the
+ * raster image it was made from, whose size it must have. */
+int qa_check_svg_file(const char *path, uint64_t id, int is_image, const char *beside,
+		      const struct kiln_qa_opts *o, struct kiln_findings *f, struct kiln_error *e)
+	KILN_MUST_CHECK;
 /* Move src's findings to dst, their file names prefixed; src is emptied. */
 int qa_append_prefixed(struct kiln_findings *dst, struct kiln_findings *src, const char *prefix,
 		       struct kiln_error *e) KILN_MUST_CHECK;

@@ -157,14 +157,64 @@ out:
 	return rc;
 }
 
+/* The checks of one SVG (b, the file named file) of token id; w x h in o: the size expected. */
+static int check_bytes(uint64_t id, const char *file, int is_image, const struct kiln_qa_opts *o,
+		       const struct kiln_buf *b, struct kiln_findings *f, struct kiln_error *e)
+{
+	char why[512];
+	double v[4];
+	VipsImage *im = NULL;
+	int vb, rc, w, h;
+	if (o->max_bytes && b->len > o->max_bytes &&
+	    (rc = add(f, id, "svg.file_size", file, e, "%zu bytes, over the limit of %llu: "
+		      "fewer colours (trace) or no vectorize for this collection", b->len,
+		      (unsigned long long)o->max_bytes)))
+		return rc;
+	vb = view_box((const char *)b->data, b->len, v);
+	if (vb < 0)
+		return add(f, id, "svg.malformed", file, e, "no readable <svg> root element "
+			   "with a viewBox of four numbers");
+	if (vb && o->width && o->height &&
+	    (v[0] != 0 || v[1] != 0 || v[2] != o->width || v[3] != o->height) &&
+	    (rc = add(f, id, "svg.dimensions", file, e, "viewBox is \"%g %g %g %g\", "
+		      "expected \"0 0 %d %d\" (the image's size)", v[0], v[1], v[2], v[3],
+		      o->width, o->height)))
+		return rc;
+	if (is_image)
+		return 0; /* decoded whole and judged by the image checks */
+	if (vips_svgload_buffer(b->data, b->len, &im, NULL)) {
+		vips_why(why, sizeof why);
+		return add(f, id, "svg.malformed", file, e, "librsvg cannot parse it: %s", why);
+	}
+	w = vips_image_get_width(im);
+	h = vips_image_get_height(im);
+	g_object_unref(im);
+	if (o->width && o->height && (w != o->width || h != o->height) &&
+	    (rc = add(f, id, "svg.dimensions", file, e, "%dx%d, expected %dx%d (the size of "
+		      "the image it was made from)", w, h, o->width, o->height)))
+		return rc;
+	{
+		int blank = 0, black = 0;
+		if (raster_stats(b, w, h, o, &blank, &black, why, sizeof why))
+			return add(f, id, "svg.malformed", file, e, "librsvg cannot draw it: %s",
+				   why);
+		if (black)
+			return add(f, id, "svg.blank", file, e, "draws all black (no colour "
+				   "channel above %d): vectorize it again", o->black_level);
+		if (blank)
+			return add(f, id, "svg.blank", file, e, "draws a blank or nearly uniform "
+				   "picture (every band's standard deviation under %.2f at %d px): "
+				   "vectorize it again", o->uniform_stddev, RASTER);
+	}
+	return 0;
+}
+
 static int check_one(struct kiln_project *p, const struct kiln_item *it, const char *sha,
 		     int is_image, const struct kiln_qa_opts *o, struct kiln_buf *b,
 		     struct kiln_findings *f, struct kiln_error *e)
 {
-	char file[48], why[512], *path;
-	double v[4];
-	VipsImage *im = NULL;
-	int vb, rc, w, h;
+	char file[48], *path;
+	int rc;
 	struct kiln_error re;
 	snprintf(file, sizeof file, "%llu.svg", (unsigned long long)it->id);
 	if (!(path = kiln_store_path(p->store, sha)))
@@ -175,48 +225,31 @@ static int check_one(struct kiln_project *p, const struct kiln_item *it, const c
 	if (rc)
 		return add(f, it->id, "svg.malformed", file, e, "token %llu's SVG %.12s... cannot "
 			   "be read from the store: %s", (unsigned long long)it->id, sha, re.msg);
-	if (o->max_bytes && b->len > o->max_bytes &&
-	    (rc = add(f, it->id, "svg.file_size", file, e, "%zu bytes, over the limit of %llu: "
-		      "fewer colours (trace) or no vectorize for this collection", b->len,
-		      (unsigned long long)o->max_bytes)))
+	return check_bytes(it->id, file, is_image, o, b, f, e);
+}
+
+int qa_check_svg_file(const char *path, uint64_t id, int is_image, const char *beside,
+		      const struct kiln_qa_opts *o, struct kiln_findings *f, struct kiln_error *e)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	struct kiln_qa_opts oo = *o;
+	struct kiln_error re;
+	const char *file = strrchr(path, '/');
+	int rc, w, h;
+	file = file ? file + 1 : path;
+	if ((rc = kiln_vips_init(e)))
 		return rc;
-	vb = view_box((const char *)b->data, b->len, v);
-	if (vb < 0)
-		return add(f, it->id, "svg.malformed", file, e, "no readable <svg> root element "
-			   "with a viewBox of four numbers");
-	if (vb && o->width && o->height &&
-	    (v[0] != 0 || v[1] != 0 || v[2] != o->width || v[3] != o->height) &&
-	    (rc = add(f, it->id, "svg.dimensions", file, e, "viewBox is \"%g %g %g %g\", "
-		      "expected \"0 0 %d %d\" (the image's size)", v[0], v[1], v[2], v[3],
-		      o->width, o->height)))
-		return rc;
-	if (is_image)
-		return 0; /* decoded whole and judged by the image checks */
-	if (vips_svgload_buffer(b->data, b->len, &im, NULL)) {
-		vips_why(why, sizeof why);
-		return add(f, it->id, "svg.malformed", file, e, "librsvg cannot parse it: %s", why);
+	/* an SVG beside a raster image: the raster's size is the one expected */
+	if (beside && !kiln_image_check_pixels(beside, KILN_IMAGE_MAX_PIXELS, &w, &h, &re)) {
+		oo.width = w;
+		oo.height = h;
 	}
-	w = vips_image_get_width(im);
-	h = vips_image_get_height(im);
-	g_object_unref(im);
-	if (o->width && o->height && (w != o->width || h != o->height) &&
-	    (rc = add(f, it->id, "svg.dimensions", file, e, "%dx%d, expected %dx%d (the size of "
-		      "the image it was made from)", w, h, o->width, o->height)))
-		return rc;
-	{
-		int blank = 0, black = 0;
-		if (raster_stats(b, w, h, o, &blank, &black, why, sizeof why))
-			return add(f, it->id, "svg.malformed", file, e, "librsvg cannot draw it: %s",
-				   why);
-		if (black)
-			return add(f, it->id, "svg.blank", file, e, "draws all black (no colour "
-				   "channel above %d): vectorize it again", o->black_level);
-		if (blank)
-			return add(f, it->id, "svg.blank", file, e, "draws a blank or nearly uniform "
-				   "picture (every band's standard deviation under %.2f at %d px): "
-				   "vectorize it again", o->uniform_stddev, RASTER);
-	}
-	return 0;
+	if (kiln_fs_read(path, &b, &re))
+		rc = add(f, id, "svg.malformed", file, e, "cannot be read: %s", re.msg);
+	else
+		rc = check_bytes(id, file, is_image, &oo, &b, f, e);
+	kiln_buf_release(&b);
+	return rc;
 }
 
 int qa_check_svgs(struct kiln_project *p, const struct kiln_items *items,

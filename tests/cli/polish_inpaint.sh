@@ -1,12 +1,17 @@
 # kiln polish inpaint against the test server (A1111 img2img with a mask, ComfyUI
-# VAEEncodeForInpaint): a mask of another size is refused naming both sizes; the results are
-# new candidates of the token (renders), changed only where the mask is white, with the
-# request naming the input and the mask by SHA-256; review lists them and picks one; the
-# release ships the picked one (through the polish chain: an x2 nearest upscale).
+# VAEEncodeForInpaint) as a polish step on the token's CURRENT image: a mask of another size
+# (the render's, when the current image is the x2 upscale) and an empty mask are refused; the
+# result is an "inpaint" row of polish_steps (input, output, mask, prompt, denoise, engine,
+# endpoint, seed), changed only where the mask is white, the token's image from then on; the
+# spec's vectorize (listed after the upscale) is made on it; a second inpaint repaints the
+# first's output; a reviewed token is pending again; release ships it, dist/polish/2.json
+# shows the step, kiln verify passes, the portfolio log has it as a polish step.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/ai_common.inc"
 . "$(dirname "$0")/review_common.inc"
 trap 'kill_review; stop_server' EXIT
+export KILN_KEYS_DIR=$T/keys
+"$KILN" keys init --studio example.com/ai-owls >/dev/null
 start_server --protocol all
 small='s/width: 512, height: 512/width: 64, height: 64/; s/size: 512x512/size: 64x64/; s/auth_env: KILN_GPU_AUTH,//'
 q() { sqlite3 "$1/.kiln/catalog.db" "$2"; }
@@ -14,25 +19,26 @@ st() { echo "$1/.kiln/store/$(echo "$2" | cut -c1-2)/$2"; }
 $PY - "$T" <<'PY' || fail "masks"
 import sys
 from PIL import Image
-m = Image.new("L", (64, 64), 0)
-m.paste(255, (10, 20, 30, 40))
+m = Image.new("L", (128, 128), 0)
+m.paste(255, (20, 40, 60, 80))
 m.save(sys.argv[1] + "/mask.png")
-Image.new("L", (32, 32), 255).save(sys.argv[1] + "/mask32.png")
+m = Image.new("L", (128, 128), 0)
+m.paste(255, (70, 10, 100, 30))
+m.save(sys.argv[1] + "/mask2.png")
+Image.new("L", (64, 64), 255).save(sys.argv[1] + "/mask64.png")
+Image.new("L", (128, 128), 0).save(sys.argv[1] + "/black.png")
 PY
-# the candidates of token 2 differ from its render exactly inside the mask
-check_masked() { # dir render candidate...
-	d=$1 r=$2
-	shift 2
-	for c in "$@"; do
-		$PY - "$(st "$d" "$r")" "$(st "$d" "$c")" "$T/mask.png" <<'PY' || fail "$d: candidate $c pixels"
+# out differs from in exactly inside the mask
+check_masked() { # what in out mask
+	$PY - "$2" "$3" "$4" <<'PY' || fail "$1: pixels"
 import sys
 from PIL import Image
 r, c, m = (Image.open(p) for p in sys.argv[1:4])
 r, c, m = r.convert("RGB"), c.convert("RGB"), m.convert("L")
-assert c.size == r.size == (64, 64), c.size
+assert c.size == r.size == (128, 128), c.size
 changed = inside = 0
-for y in range(64):
-    for x in range(64):
+for y in range(128):
+    for x in range(128):
         if m.getpixel((x, y)) >= 128:
             inside += 1
             changed += c.getpixel((x, y)) != r.getpixel((x, y))
@@ -40,34 +46,54 @@ for y in range(64):
             assert c.getpixel((x, y)) == r.getpixel((x, y)), (x, y)
 assert changed > inside // 2, (changed, inside)
 PY
-	done
+}
+step() { # dir kind column [offset]
+	q "$1" "select $3 from polish_steps where item_id = 2 and kind = '$2' order by step limit 1 offset ${4:-0}"
 }
 
 for engine in a1111 comfyui; do
 	P=$T/$engine
 	ai_owls "$P" $engine "$small"
-	printf 'polish:\n  - upscale: {factor: 2, method: nearest}\n' >>"$P/kiln.yaml"
-	"$KILN" -C "$P" plan -q && "$KILN" -C "$P" render -q || fail "$engine plan/render"
+	[ $engine = a1111 ] && printf 'portfolio: {enabled: true}\n' >>"$P/kiln.yaml"
+	printf 'polish:\n  - upscale: {factor: 2, method: nearest}\n  - vectorize: {mode: pixels}\n' >>"$P/kiln.yaml"
+	"$KILN" -C "$P" plan -q && "$KILN" -C "$P" render -q && "$KILN" -C "$P" polish -q ||
+		fail "$engine plan/render/polish"
 	r2=$(q "$P" "select image from items where id = 2")
-	"$KILN" -C "$P" polish inpaint 2 --mask "$T/mask32.png" --prompt "a golden claw" >"$T/w.out" 2>&1
-	expect_eq "$engine: a mask of another size" $? 2
-	expect_contains "$engine: both sizes named" "$T/w.out" "the mask is 32x32 and the token's image is 64x64"
+	up=$(step "$P" upscale output)
+	"$KILN" -C "$P" polish inpaint 2 --mask "$T/mask64.png" --prompt "a golden claw" >"$T/w.out" 2>&1
+	expect_eq "$engine: a mask of the render's size" $? 2
+	expect_contains "$engine: both sizes named" "$T/w.out" "the mask is 64x64 and the token's image is 128x128"
+	"$KILN" -C "$P" polish inpaint 2 --mask "$T/black.png" --prompt "a golden claw" >"$T/w.out" 2>&1
+	expect_eq "$engine: an empty mask" $? 2
+	expect_contains "$engine: empty named" "$T/w.out" "the mask is empty"
 	"$KILN" -C "$P" polish inpaint 2 --mask "$T/mask.png" --prompt "a golden claw" --denoise 0.6 \
-		--candidates 2 --json >"$T/$engine.json" 2>"$T/$engine.err"
+		--json >"$T/$engine.json" 2>"$T/$engine.err"
 	expect_eq "$engine: inpaint" $? 0
 	cat "$T/$engine.err"
-	c1=$(q "$P" "select image from renders where item_id = 2 and status = 'ok' order by id limit 1 offset 1")
-	c2=$(q "$P" "select image from renders where item_id = 2 and status = 'ok' order by id limit 1 offset 2")
-	expect_eq "$engine: json names the candidates" \
-		"$($PY -c 'import sys, json; print(",".join(json.load(sys.stdin)["candidates"]))' <"$T/$engine.json")" "$c1,$c2"
-	check_masked "$P" "$r2" "$c1" "$c2"
+	i1=$(step "$P" inpaint output)
+	expect_eq "$engine: json names the step" \
+		"$($PY -c 'import sys, json; j = json.load(sys.stdin); print(j["input"], j["image"])' <"$T/$engine.json")" "$up $i1"
+	expect_eq "$engine: the render stays the render" "$(q "$P" "select image from items where id = 2")" "$r2"
+	expect_eq "$engine: no new render candidate" "$(q "$P" "select count(*) from renders where item_id = 2 and status = 'ok'")" 1
+	expect_eq "$engine: the inpaint's input is the upscale" "$(step "$P" inpaint input)" "$up"
+	check_masked "$engine: inpaint 1" "$(st "$P" "$up")" "$(st "$P" "$i1")" "$T/mask.png"
 	mask=$(sha256sum <"$T/mask.png" | cut -c1-64)
+	expect_eq "$engine: the step's settings" \
+		"$(q "$P" "select json_extract(settings, '\$.mask') || ' ' || json_extract(settings, '\$.prompt') || ' ' || json_extract(settings, '\$.denoise') || ' ' || json_extract(settings, '\$.engine') || ' ' || (json_extract(settings, '\$.endpoint') like 'http://127.0.0.1:%') || ' ' || (json_extract(settings, '\$.seed') > 0) from polish_steps where item_id = 2 and kind = 'inpaint'")" \
+		"$mask a golden claw 0.6 $engine 1 1"
 	expect_eq "$engine: the mask stored by hash" "$(test -f "$(st "$P" "$mask")" && echo yes)" yes
-	[ $engine = a1111 ] && expect_eq "a1111: request names input and mask" \
-		"$(q "$P" "select json_extract(request, '\$.init_images[0]') || ' ' || json_extract(request, '\$.mask') || ' ' || json_extract(request, '\$.denoising_strength') from renders where image = '$c1'")" \
-		"sha256:$r2 sha256:$mask 0.6"
-	expect_eq "$engine: the last candidate is the image" "$(q "$P" "select image from items where id = 2")" "$c2"
-	[ $engine = a1111 ] && first=$c1
+	expect_eq "$engine: the vectorize is made on the inpaint" "$(step "$P" vectorize input)" "$i1"
+	expect_eq "$engine: chain order" "$(q "$P" "select group_concat(kind, ',') from (select kind from polish_steps where item_id = 2 order by step)")" \
+		"upscale,inpaint,vectorize"
+	# a second inpaint repaints the first one's output (the current image)
+	"$KILN" -C "$P" polish inpaint 2 --mask "$T/mask2.png" --prompt "a silver beak" >/dev/null 2>"$T/w.out"
+	expect_eq "$engine: second inpaint" $? 0
+	i2=$(step "$P" inpaint output 1)
+	expect_eq "$engine: second inpaint reads the first" "$(step "$P" inpaint input 1)" "$i1"
+	check_masked "$engine: inpaint 2" "$(st "$P" "$i1")" "$(st "$P" "$i2")" "$T/mask2.png"
+	# polish again: nothing changes (the inpaints are kept in place)
+	"$KILN" -C "$P" polish -q || fail "$engine: polish again"
+	expect_eq "$engine: kept" "$(step "$P" inpaint output 1) $(step "$P" vectorize input)" "$i2 $i2"
 done
 # ComfyUI: the graph kiln sent
 requests /prompt >"$T/c.req"
@@ -75,37 +101,52 @@ $PY - "$T/c.req" <<'PY' || fail "comfyui inpaint graph"
 import json, sys
 g = json.load(open(sys.argv[1]))[-1]["json"]["prompt"]
 by = {n["class_type"]: n["inputs"] for n in g.values()}
-assert by["KSampler"]["denoise"] == 0.6 and by["LoadImageMask"]["channel"] == "red", by
+assert by["LoadImageMask"]["channel"] == "red", by
 assert by["VAEEncodeForInpaint"]["grow_mask_by"] == 6, by
-assert by["CLIPTextEncode"]["text"] in ("a golden claw", "blurry, text, watermark"), by
 PY
 
-# review (A1111 project) lists the candidates and picks the first inpaint; release ships it
+# review (A1111 project): an approved token inpainted is pending again; release ships the
+# inpaint; the chain in dist/ shows it; kiln verify passes; the portfolio log has the step
 P=$T/a1111
 start_review "$P"
-py_check pick "$KILN_SRC/tests/cli" <<'PY'
+py_check approve "$KILN_SRC/tests/cli" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[3])
 from review_client import Client
 o = Client(int(sys.argv[1]), sys.argv[2]); o.login()
-t = o.get("/api/tokens/2")
-c = t["candidates"]
-assert len(c) == 3, c
-r = o.post("/api/tokens/2/decision", {"action": "pick", "candidate": 2})
-assert r["review"]["candidate"] == 2, r
-print(c[1]["image"])
+r = o.post("/api/tokens/2/decision", {"action": "approve"})
 PY
 stop_review
-expect_eq "the pick is the first inpaint" "$(tail -1 "$T/pick.log")" "$first"
+expect_eq "approved" "$(q "$P" "select status from review_state where item_id = 2")" approved
+"$KILN" -C "$P" polish inpaint 2 --mask "$T/mask.png" --prompt "a ruby eye" --denoise 0.4 >/dev/null 2>"$T/w.out"
+expect_eq "third inpaint" $? 0
+expect_eq "pending review again" "$(q "$P" "select status from review_state where item_id = 2")" pending
+expect_eq "the reset names the inpaint" "$(q "$P" "select reviewer || ' ' || action || ' ' || (note like 'inpainted%') from review_log where item_id = 2 order by id desc limit 1")" "kiln reset 1"
+final=$(step "$P" inpaint output 2)
 # the example's legendary is drawn at 256 px: at the collection's 64 for QA's size check
 vips resize "$P/legendaries/founder.png" "$T/f.png" 0.25 --kernel nearest && cp "$T/f.png" "$P/legendaries/founder.png"
 "$KILN" -C "$P" build -q >"$T/b.out" 2>&1 || { cat "$T/b.out"; fail "build"; }
-$PY - "$(st "$P" "$first")" "$P/dist/images/2.png" <<'PY' || fail "release ships the picked inpaint, upscaled"
+$PY - "$(st "$P" "$final")" "$P/dist/images/2.png" <<'PY' || fail "released pixels are the inpaint's"
 import sys
 from PIL import Image
-c, d = Image.open(sys.argv[1]).convert("RGB"), Image.open(sys.argv[2]).convert("RGB")
-assert d.size == (128, 128) and d.tobytes() == c.resize((128, 128), Image.NEAREST).tobytes()
+c, d = Image.open(sys.argv[1]).convert("RGBA"), Image.open(sys.argv[2]).convert("RGBA")
+assert d.size == (128, 128) and d.tobytes() == c.tobytes()
 PY
+$PY - "$P/dist/polish/2.json" "$final" <<'PY' || fail "dist/polish/2.json"
+import json, sys
+j = json.load(open(sys.argv[1]))
+kinds = [s["kind"] for s in j["steps"]]
+assert kinds == ["upscale", "inpaint", "inpaint", "inpaint", "vectorize"], kinds
+ins = [s for s in j["steps"] if s["kind"] == "inpaint"]
+assert ins[-1]["output"] == sys.argv[2], ins
+assert ins[1]["input"] == ins[0]["output"] and ins[2]["input"] == ins[1]["output"], ins
+PY
+"$KILN" verify "$P/dist" >"$T/v" 2>&1
+expect_eq "kiln verify ($(grep -v '^OK' "$T/v" | head -3))" $? 0
 expect_eq "released disclosure" "$(exiftool -s3 -XMP-iptcExt:DigitalSourceType "$P/dist/images/2.png")" \
 	http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia
+grep -rl '"inpaint"' "$P/dist" --include='*.json*' | grep -v '/polish/' >"$T/logs"
+expect_eq "the portfolio log has the inpaint steps" "$(test -s "$T/logs" && echo yes)" yes
+"$KILN" -C "$P" show 2 >"$T/show" 2>&1
+expect_contains "kiln show lists the inpaint" "$T/show" "inpaint"
 finish
