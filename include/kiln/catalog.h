@@ -83,6 +83,10 @@ void kiln_catalog_free(struct kiln_catalog *c);
  * checkpoints (0: never; SQLite's default 1000), and a PASSIVE checkpoint now (it copies what no
  * reader still needs and never waits; a busy database is not an error). */
 void kiln_catalog_wal_autocheckpoint(struct kiln_catalog *c, int pages);
+/* A read-only connection reads the database file through a memory map of up to `bytes` (SQLite's
+ * mmap_size): pages the other connections did not change are not copied again after each commit
+ * (a long-lived reader beside a writer). Best effort: without it, pread. */
+void kiln_catalog_mmap(struct kiln_catalog *c, long long bytes);
 int kiln_catalog_checkpoint(struct kiln_catalog *c, struct kiln_error *e) KILN_MUST_CHECK;
 
 /* All items in id order, traits mapped onto spec s. */

@@ -1012,6 +1012,16 @@ void kiln_catalog_wal_autocheckpoint(struct kiln_catalog *c, int pages)
 		sqlite3_wal_autocheckpoint(c->db, pages);
 }
 
+void kiln_catalog_mmap(struct kiln_catalog *c, long long bytes)
+{
+	char sql[64];
+	if (c->readonly && c->db) {
+		snprintf(sql, sizeof sql, "PRAGMA mmap_size = %lld", bytes);
+		/* without it (a build of SQLite without mmap) the reads go through pread */
+		sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	}
+}
+
 int kiln_catalog_checkpoint(struct kiln_catalog *c, struct kiln_error *e)
 {
 	int rc;

@@ -819,6 +819,25 @@ static int decision_check(struct rv_req *r, struct rv_token *t, json_t *o,
 	return 0;
 }
 
+static int catch_up(struct kiln_review_server *s, const struct kiln_review_changes *now,
+		    struct kiln_error *e);
+
+/* Under the writer's lock, after a decision found a token of the cache gone from the catalog
+ * (a new plan removed it while the server ran): the cache is brought up to the catalog now,
+ * so the grid and the loupe stop showing it, and 409 says nothing was recorded. */
+static enum MHD_Result replanned(struct rv_req *r, const char *what)
+{
+	struct kiln_review_server *s = r->srv;
+	struct kiln_review_changes now;
+	struct kiln_error e;
+	kiln_error_clear(&e);
+	if (!kiln_catalog_review_changes(s->p->catalog, &now, &e))
+		catch_up(s, &now, &e);
+	rv_write_end(s);
+	return rv_send_json(r->conn, 409, json_pack("{s:s, s:s}", "error", what, "hint",
+						     "replanned"));
+}
+
 static enum MHD_Result decision(struct rv_req *r, uint64_t id)
 {
 	struct kiln_review_server *s = r->srv;
@@ -829,6 +848,7 @@ static enum MHD_Result decision(struct rv_req *r, uint64_t id)
 	json_t *o = body_object(r, &res), *a, *k;
 	int64_t first, group;
 	char err[128];
+	int rc;
 	if (!o)
 		return res;
 	memset(&d, 0, sizeof d);
@@ -890,10 +910,16 @@ static enum MHD_Result decision(struct rv_req *r, uint64_t id)
 		json_decref(o);
 		return res;
 	}
-	if (kiln_catalog_review_decide(s->p->catalog, r->reviewer, &d, 1, 0, &first, &group,
-				       &e)) {
-		rv_write_end(s);
+	if ((rc = kiln_catalog_review_decide(s->p->catalog, r->reviewer, &d, 1, 0, &first,
+					     &group, &e))) {
 		json_decref(o);
+		if (rc == KILN_E_STATE) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "token %llu is no longer in the catalog (a new "
+				 "plan removed it): nothing was recorded", (unsigned long long)id);
+			return replanned(r, msg);
+		}
+		rv_write_end(s);
 		return rv_send_error(r->conn, 500, "token %llu: %s", (unsigned long long)id,
 				     e.msg);
 	}
@@ -970,8 +996,16 @@ static enum MHD_Result bulk(struct rv_req *r)
 	}
 	pthread_rwlock_unlock(&s->cache_lock);
 	kiln_error_clear(&e);
-	rc = n && (kiln_catalog_review_decide(s->p->catalog, r->reviewer, d, n, 1, &first, &group,
-					      &e) || load_states(s, &e));
+	rc = n ? kiln_catalog_review_decide(s->p->catalog, r->reviewer, d, n, 1, &first, &group,
+					    &e) : 0;
+	if (rc == KILN_E_STATE) {
+		free(d);
+		json_decref(o);
+		return replanned(r, "a token the filter matched is no longer in the catalog (a "
+				 "new plan removed it): nothing was recorded; the tokens shown are "
+				 "the catalog's now, decide again");
+	}
+	rc = rc || (n && load_states(s, &e));
 	rv_write_end(s);
 	if (rc) {
 		free(d);

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #define IDLE_SECONDS 1.0          /* no decision for this long: checkpoint */
+#define READER_MMAP (256LL << 20) /* the readers map the catalog file (address space, not RSS) */
 
 struct rv_reader {
 	pthread_mutex_t m;
@@ -97,6 +98,7 @@ int rv_pool_open(struct kiln_review_server *s, struct kiln_error *e)
 			pthread_mutex_destroy(&p->r[p->n].m);
 			break;
 		}
+		kiln_catalog_mmap(p->r[p->n].c, READER_MMAP);
 	}
 	free(path);
 	if (rc)
