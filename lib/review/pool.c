@@ -11,7 +11,8 @@
  * connections are opened without theirs); the writer's mutex is taken before the cache's lock,
  * never after.
  *
- * Sizes: RV_READERS connections (a few MiB of page cache each).
+ * Sizes: RV_READERS connections (a few MiB of page cache each, and a map of the file: address
+ * space, pages shared with the page cache).
  */
 #include "review/internal.h"
 #include "util/alloc.h"
