@@ -726,12 +726,54 @@ int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 			   const struct kiln_plan *p, const double *scores, const uint64_t *ranks,
 			   const char *spec_sha, const char *detail_json, struct kiln_error *e)
 {
-	sqlite3_stmt *up = NULL, *del = NULL;
+	sqlite3_stmt *up = NULL, *del = NULL, *chg = NULL, *gone = NULL;
+	uint64_t *goneids = NULL;
+	size_t ngone = 0, capgone = 0;
 	char at[48];
 	int rc;
 	now_iso(at);
 	if ((rc = check_ids(c, s, p, e)) || (rc = begin(c, e)))
 		return rc;
+	/* review decisions are logged by item id: a token the new plan gives other traits, another
+	 * seed or legendary, or removes, must not keep the decisions made on the old one (a "reset"
+	 * in the review log, written before the row changes; none when nothing was logged on the
+	 * item since its last reset) */
+	if ((rc = prepare(c, "SELECT 1 FROM items i JOIN review_state r ON r.item_id = i.id "
+			     "WHERE i.id = ?1 AND NOT (i.traits IS ?2 AND i.seed = ?3 AND "
+			     "i.legendary IS ?4) AND EXISTS (SELECT 1 FROM review_log l WHERE "
+			     "l.item_id = i.id AND l.id > coalesce((SELECT max(x.id) FROM review_log x "
+			     "WHERE x.item_id = i.id AND x.action = 'reset'), 0))", &chg, e)) ||
+	    (rc = prepare(c, "SELECT i.id FROM items i JOIN review_state r ON r.item_id = i.id "
+			     "WHERE (i.id < ?1 OR i.id >= ?2) AND EXISTS (SELECT 1 FROM review_log l "
+			     "WHERE l.item_id = i.id AND l.id > coalesce((SELECT max(x.id) FROM "
+			     "review_log x WHERE x.item_id = i.id AND x.action = 'reset'), 0))", &gone,
+			     e)))
+		goto out;
+	sqlite3_bind_int64(gone, 1, (sqlite3_int64)s->start_id);
+	sqlite3_bind_int64(gone, 2, (sqlite3_int64)(s->start_id + p->nitems));
+	/* the ids first, then the resets (which write review_state, read by the query) */
+	while ((rc = sqlite3_step(gone)) == SQLITE_ROW) {
+		if (ngone == capgone) {
+			uint64_t *b = kiln_reallocarray(goneids, capgone = capgone ? capgone * 2 : 16,
+							sizeof *b);
+			if (!b) {
+				rc = kiln_error_set(e, KILN_E_NOMEM, c->path,
+						    "out of memory saving the plan");
+				goto out;
+			}
+			goneids = b;
+		}
+		goneids[ngone++] = (uint64_t)sqlite3_column_int64(gone, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_error(c, e, "saving the plan");
+		goto out;
+	}
+	rc = 0;
+	for (size_t i = 0; i < ngone; i++)
+		if ((rc = kiln_catalog__review_replanned_tx(c, goneids[i], "removed by a new plan",
+							    e)))
+			goto out;
 	/* Traits or seed changed: the accepted render no longer belongs to the item. */
 	rc = prepare(c,
 		"INSERT INTO items(id, kind, legendary, seed, traits, rarity_score, rarity_rank, "
@@ -777,6 +819,25 @@ int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 		else
 			sqlite3_bind_null(up, 7);
 		sqlite3_bind_text(up, 8, at, -1, SQLITE_STATIC);
+		sqlite3_reset(chg);
+		sqlite3_bind_int64(chg, 1, (sqlite3_int64)pi->id);
+		sqlite3_bind_text(chg, 2, tj, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(chg, 3, (sqlite3_int64)pi->seed);
+		if (pi->legendary >= 0)
+			sqlite3_bind_text(chg, 4, s->legendaries[pi->legendary].name, -1,
+					  SQLITE_STATIC);
+		else
+			sqlite3_bind_null(chg, 4);
+		if ((rc = sqlite3_step(chg)) == SQLITE_ROW)
+			rc = kiln_catalog__review_replanned_tx(c, pi->id, "new traits from a new plan",
+							       e);
+		else if (rc != SQLITE_DONE)
+			rc = db_error(c, e, "saving the plan");
+		else
+			rc = 0;
+		sqlite3_reset(chg);
+		if (rc)
+			goto out;
 		if (sqlite3_step(up) != SQLITE_DONE) {
 			rc = db_error(c, e, "saving the plan");
 			goto out;
@@ -801,6 +862,9 @@ int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 out:
 	sqlite3_finalize(up);
 	sqlite3_finalize(del);
+	sqlite3_finalize(chg);
+	sqlite3_finalize(gone);
+	free(goneids);
 	if (rc)
 		rollback(c);
 	return rc;

@@ -48,5 +48,9 @@ struct kiln_error;
  * votes void) and rewrite its state. */
 int kiln_catalog__review_rendered_tx(struct kiln_catalog *c, uint64_t item_id,
 				     struct kiln_error *e);
+/* the item's decisions belong to a token a new plan replaced (new traits, seed or legendary) or
+ * removed: a "reset" by kiln naming why, in the caller's transaction (no-op without decisions) */
+int kiln_catalog__review_replanned_tx(struct kiln_catalog *c, uint64_t item_id, const char *why,
+				      struct kiln_error *e);
 
 #endif

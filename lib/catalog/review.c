@@ -637,6 +637,12 @@ int kiln_catalog__review_rendered_tx(struct kiln_catalog *c, uint64_t item_id,
 	return reset_tx(c, item_id, NULL, e);
 }
 
+int kiln_catalog__review_replanned_tx(struct kiln_catalog *c, uint64_t item_id, const char *why,
+				      struct kiln_error *e)
+{
+	return reset_tx(c, item_id, why, e);
+}
+
 int kiln_catalog_review_reopen(struct kiln_catalog *c, uint64_t item_id, const char *note,
 			       struct kiln_error *e)
 {

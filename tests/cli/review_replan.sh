@@ -83,8 +83,8 @@ step("grow")
 assert o.get("/api/changes?since=%d" % v1["version"])["changed"]
 g = ids()
 assert sorted(g) == list(range(1, 57)), sorted(g)
-# (55 is left out: a re-added id shows the decisions logged on the removed token of that id)
-for k in (51, 52, 53, 54, 56):
+# 55 too: it was approved, but that decision was on the token the shrink removed
+for k in (51, 52, 53, 54, 55, 56):
     d = o.get("/api/tokens/%d" % k)
     assert d["review"]["status"] == "pending" and d["image"] is None, d
 # a decision on a new token lands
@@ -94,8 +94,10 @@ ok += 1
 before = o.get("/api/tokens/3")["traits"]
 step("replace")
 o.get("/api/changes")
-after = o.get("/api/tokens/3")["traits"]
-assert after != before, after
+after = o.get("/api/tokens/3")
+assert after["traits"] != before, after
+# token 3 was approved with its old traits: pending again, the reset says why
+assert after["review"]["status"] == "pending", after["review"]
 assert o.post("/api/tokens/4/decision", {"action": "approve"})["review"]["status"] == "approved"
 ok += 1
 print(ok)
@@ -104,6 +106,19 @@ wait $planner
 stop_review
 # every decision answered 200 is in the log (55's too: the log keeps what was decided)
 "$KILN" -C "$T/p" review --log --json >"$T/log.json"
-expect_eq "the log holds the 5 decisions" "$(wc -l <"$T/log.json")" 5
+expect_eq "the log holds the 5 decisions" "$(grep -vc '"reviewer":"kiln"' "$T/log.json")" 5
+# and kiln's resets: the decisions on 55 and on each token --replace changed (3 and the tokens
+# it swapped traits with) were made on tokens that are gone; nothing else is reset
+changed=$(sed -n 's/.*tokens changed: //p' "$T/replace.out" | tr ' ' '\n' | sort -n | tr '\n' ' ')
+want="55:removed by a new plan"
+for k in $changed; do
+	grep -q "\"item\":$k,.*\"action\":\"approve\|\"item\":$k,.*\"action\":\"reject" "$T/log.json" &&
+		want="$want $k:new traits from a new plan"
+done
+got=$(python3 -c '
+import json, sys
+print(" ".join("%d:%s" % (r["item"], r["note"]) for r in map(json.loads, open(sys.argv[1]))
+               if r["reviewer"] == "kiln" and r["action"] == "reset"))' "$T/log.json")
+expect_eq "a reset for each token re-planned under its decisions" "$got" "$want"
 expect_eq "the refused ones are not in it" "$(grep -c '"item":5[79],' "$T/log.json")" 0
 finish
