@@ -2294,11 +2294,13 @@ int kiln_catalog_facts(struct kiln_catalog *c, const char *src, int64_t after,
 		 "r.status = 'ok' AND r.id > ? ORDER BY r.id"},
 		/* the polish chain of each token as its last polish run (that item's latest
 		 * "polish" event) saved it, one fact a step (src_id: event id * 2^20 + step, so
-		 * a later run's steps come after): human edits and kiln's steps */
+		 * a later run's steps come after): human edits and kiln's steps; an inpaint's
+		 * settings as JSON, so the log commits to its prompt by hash like a render's */
 		{"polish", "polish_steps", "SELECT e.id * 1048576 + p.step, CASE WHEN p.kind = "
 		 "'edit' THEN 'edit.human' ELSE 'polish.step' END, p.item_id, p.at, json_object("
 		 "'step', p.step, 'kind', p.kind, 'description', coalesce(p.note, p.kind), "
-		 "'settings', p.settings, 'recipe', p.recipe, 'from', p.input, 'output', p.output, "
+		 "'settings', CASE WHEN p.kind = 'inpaint' THEN json(p.settings) ELSE p.settings END, "
+		 "'recipe', p.recipe, 'from', p.input, 'output', p.output, "
 		 "'image', CASE WHEN p.is_image THEN p.output END, 'bytes', p.bytes, 'by', "
 		 "p.made_by, 'tool', p.tool) FROM polish_steps p JOIN (SELECT item_id, max(id) AS "
 		 "id FROM events WHERE kind = 'polish' GROUP BY item_id) e ON e.item_id = "

@@ -887,6 +887,23 @@ static int write_polish(struct rel *x, struct kiln_error *e)
 		json_array_foreach(steps, k, s)
 			if (json_is_true(json_object_get(s, "image")))
 				last = s;
+		/* portfolio.prompts: hashed: an inpaint's prompt texts as their commitments, the
+		 * portfolio log's form (the texts stay in the catalog) */
+		if (steps && x->s->portfolio_prompts_hashed)
+			json_array_foreach(steps, k, s) {
+				json_t *set = json_object_get(s, "settings");
+				static const char *const keys[] = {"prompt", "negative"};
+				for (size_t q = 0; q < 2; q++) {
+					const char *t = json_string_value(json_object_get(set,
+											  keys[q]));
+					char h[72];
+					if (!t)
+						continue;
+					kiln_prompt_hash(t, h);
+					if (json_object_set_new(set, keys[q], json_string(h)))
+						rc = nomem(x, e);
+				}
+			}
 		/* a chain made on an earlier render is not the token's: its image is the render */
 		if (steps && last && !strcmp(json_string_value(json_object_get(last, "output")),
 					     it->image)) {

@@ -54,7 +54,7 @@ step() { # dir kind column [offset]
 for engine in a1111 comfyui; do
 	P=$T/$engine
 	ai_owls "$P" $engine "$small"
-	[ $engine = a1111 ] && printf 'portfolio: {enabled: true}\n' >>"$P/kiln.yaml"
+	[ $engine = a1111 ] && printf 'portfolio: {enabled: true, prompts: hashed}\n' >>"$P/kiln.yaml"
 	printf 'polish:\n  - upscale: {factor: 2, method: nearest}\n  - vectorize: {mode: pixels}\n' >>"$P/kiln.yaml"
 	"$KILN" -C "$P" plan -q && "$KILN" -C "$P" render -q && "$KILN" -C "$P" polish -q ||
 		fail "$engine plan/render/polish"
@@ -147,6 +147,10 @@ expect_eq "released disclosure" "$(exiftool -s3 -XMP-iptcExt:DigitalSourceType "
 	http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia
 grep -rl '"inpaint"' "$P/dist" --include='*.json*' | grep -v '/polish/' >"$T/logs"
 expect_eq "the portfolio log has the inpaint steps" "$(test -s "$T/logs" && echo yes)" yes
+# prompts: hashed: the inpaint prompts are published as commitments only, nowhere as text
+expect_eq "no inpaint prompt text in dist/" "$(grep -rla 'a ruby eye' "$P/dist" | head -3)" ""
+expect_eq "the portfolio log commits to it" \
+	"$(grep -rlaF "sha256:$(printf 'a ruby eye' | sha256sum | cut -c1-64)" "$P/dist/portfolio" | head -1 | grep -c .)" 1
 "$KILN" -C "$P" show 2 >"$T/show" 2>&1
 expect_contains "kiln show lists the inpaint" "$T/show" "inpaint"
 finish
