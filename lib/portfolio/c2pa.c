@@ -1007,7 +1007,10 @@ int kiln_portfolio_c2pa_sign_png_cached(struct kiln_c2pa_signer *s, const char *
 		rc = kiln_error_set(e, KILN_E_NOMEM, cache_dir, "out of memory");
 		goto out;
 	}
-	if (kiln_fs_exists(path) && kiln_fs_read_limited(path, &cached, 1 << 24, 0, &ce) == 0) {
+	/* no stat first: a missing entry is the failed read (one system call fewer a lookup) */
+	if (kiln_fs_read_limited(path, &cached, 1 << 24, 0, &ce) != 0) {
+		kiln_error_clear(&ce);
+	} else {
 		int used = use_cached(s, p, len, hash, &sc, (const uint8_t *)cached.data,
 				      cached.len, out);
 		if (used < 0) {

@@ -159,7 +159,7 @@ int kiln_pfiles_finish(struct kiln_pfiles *p, char cid[KILN_IPFS_CID_MAX], struc
 			qsort(d->names, d->n, sizeof *d->names, cmp_str);
 		for (size_t k = 1; k < d->n; k++)
 			if (!strcmp(d->names[k], d->names[k - 1]))
-				return 1;
+				return -1;
 		if (depth(d->rel) > maxd)
 			maxd = depth(d->rel);
 	}

@@ -15,7 +15,7 @@ int kiln_pfiles_new(struct kiln_pfiles **out, const char *root, struct kiln_erro
 /* A file written under root (its full path and bytes): imported in its folder's node. */
 int kiln_pfiles_add(struct kiln_pfiles *p, const char *path, const void *data, size_t len,
 		    struct kiln_error *e) KILN_MUST_CHECK;
-/* The CID of root, as kiln_ipfs_import_tree() gives it for the folder as written. 1 when the
+/* The CID of root, as kiln_ipfs_import_tree() gives it for the folder as written. -1 when the
  * files seen cannot stand for the folder (a path written twice): then import the folder. */
 int kiln_pfiles_finish(struct kiln_pfiles *p, char cid[KILN_IPFS_CID_MAX], struct kiln_error *e)
 	KILN_MUST_CHECK;

@@ -1475,7 +1475,7 @@ static int write_portfolio(struct rel *x, struct kiln_error *e)
 	in.wrote = portfolio_wrote;
 	in.wrote_ctx = &pw;
 	if (!(rc = kiln_pfiles_new(&pw.f, dir, e)) && !(rc = kiln_portfolio_write(&in, e)) &&
-	    (rc = kiln_pfiles_finish(pw.f, cid, e)) == 1)
+	    (rc = kiln_pfiles_finish(pw.f, cid, e)) < 0)
 		rc = kiln_ipfs_import_tree(dir, NULL, 0, cid, NULL, e);
 	kiln_pfiles_free(pw.f);
 	free(dir);
