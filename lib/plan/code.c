@@ -69,6 +69,7 @@ struct code {
 	uint32_t *rsym;    /* per row (relax): the relaxed layer's symbol */
 	uint64_t work;     /* words handed to the LP so far */
 	uint64_t budget;   /* at most this many (tries times WORK_PER_TRY) */
+	struct kiln_plan_code_report rep; /* what was tried (in->rep) */
 };
 
 static uint64_t powmod(uint64_t b, uint64_t x, uint64_t p)
@@ -313,6 +314,7 @@ static int try_labeling(struct code *cd, double *short_, uint32_t *m, double *sc
 	int rc;
 	if (enumerate(cd))
 		return KILN_E_NOMEM;
+	cd->rep.labelings++;
 	cd->work += cd->nrows;
 	lp = code_lp(cd, short_, NULL);
 	rc = kiln_plan_lp_solve(&lp, m, e);
@@ -430,16 +432,21 @@ static int joint_labeling(struct code *cd, uint64_t nodes, uint64_t round, uint3
 		if (in->k == 2 ? i != cd->check : i < cd->kd)
 			fidx[nf++] = i;
 	for (size_t f = 0; f < nf; f++) {
-		if (ncol > JOINT_MAX_COLS / joint_syms(cd, fidx[f]))
+		if (ncol > JOINT_MAX_COLS / joint_syms(cd, fidx[f])) {
+			cd->rep.joint_big++;
 			return 0;
+		}
 		ncol *= joint_syms(cd, fidx[f]);
 	}
 	for (size_t o = 0; o < cd->nother; o++) {
-		if (ncol > JOINT_MAX_COLS / cd->neff[o])
+		if (ncol > JOINT_MAX_COLS / cd->neff[o]) {
+			cd->rep.joint_big++;
 			return 0;
+		}
 		ncol *= cd->neff[o];
 		nothc *= cd->neff[o];
 	}
+	cd->rep.joint_rounds++;
 	zb = kiln_malloc((nnb + 1) * sizeof *zb);
 	nbi = kiln_malloc((L + 1) * sizeof *nbi);
 	oi = kiln_malloc((L + 1) * sizeof *oi);
@@ -920,6 +927,8 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	cd.in = in;
 	cd.L = L;
 	cd.relax = SIZE_MAX;
+	if (in->rep)
+		memset(in->rep, 0, sizeof *in->rep);
 	if (in->k < 2 || nnb < in->k || nnb > 64 || L > 256)
 		return KILN_E_NOTFOUND;
 	cd.sym = kiln_calloc(nnb, sizeof *cd.sym);
@@ -985,11 +994,13 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	}
 	if (in->k == 2) {
 		cd.mod = (unsigned)maxeff;
+		cd.rep.code = 2;
 	} else {
 		unsigned p = (unsigned)(maxeff > nnb ? maxeff : nnb);
 		while (!is_prime(p))
 			p++;
 		cd.mod = p;
+		cd.rep.code = p;
 		cd.kd = nnb - in->k + 1;
 		cd.lag = kiln_malloc(((nnb - cd.kd) * cd.kd + 1) * sizeof *cd.lag);
 		if (!cd.lag)
@@ -1167,6 +1178,8 @@ int kiln_plan_code_solve(const struct kiln_plan_code *in, uint32_t *m, struct ki
 	}
 	rc = KILN_E_NOTFOUND;
 out:
+	if (in->rep)
+		*in->rep = cd.rep;
 	for (size_t i = 0; i < nnb; i++) {
 		if (cd.sym)
 			free(cd.sym[i]);

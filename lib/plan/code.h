@@ -14,6 +14,14 @@ struct kiln_plan_code_patl {
 	const unsigned char *in;
 };
 
+/* what kiln_plan_code_solve tried (for the message when nothing was found) */
+struct kiln_plan_code_report {
+	unsigned code;          /* 0: no code fits the layers; 2: parity; q >= 3: RS over GF(q) */
+	unsigned labelings;     /* labelings tried */
+	unsigned joint_rounds;  /* rounds of the joint integer program run */
+	unsigned joint_big;     /* rounds skipped: the joint program was too large */
+};
+
 struct kiln_plan_code {
 	struct kiln_plan_lp lp; /* as for min_distance 1: the spec's rules in lp.forbidden */
 	unsigned k;             /* min_distance, >= 2 */
@@ -28,6 +36,7 @@ struct kiln_plan_code {
 	const struct kiln_plan_code_patl *pl;
 	const uint32_t *pfirst;
 	size_t npats;
+	struct kiln_plan_code_report *rep; /* NULL or filled on return */
 };
 
 /* Find G tokens, every count exact, no rule broken, every two at least k apart in the layers

@@ -48,7 +48,7 @@ int kiln_plan_exact(const struct kiln_exact *in, uint32_t *sel)
 	Cbc_Model *m = NULL;
 
 	if (in->k && (in->nnb < in->k || in->nnb > 64))
-		return KILN_EXACT_UNKNOWN;
+		return KILN_EXACT_TOOBIG;
 	/* tables: every choice of d layers of nb left out */
 	if (in->k) {
 		uint64_t t = 1;
@@ -56,7 +56,7 @@ int kiln_plan_exact(const struct kiln_exact *in, uint32_t *sel)
 							       * before the product can overflow */
 			t = t * (in->nnb - d + i) / i;
 		if (t > 64)
-			return KILN_EXACT_UNKNOWN;
+			return KILN_EXACT_TOOBIG;
 		ntab = (size_t)t;
 	}
 	order = kiln_malloc((n ? n : 1) * sizeof *order);
@@ -91,7 +91,7 @@ int kiln_plan_exact(const struct kiln_exact *in, uint32_t *sel)
 	}
 	(void)nkey;
 	if (nrows > (size_t)INT32_MAX / 2 || n * (L + ntab) > (size_t)INT32_MAX / 2) {
-		st = KILN_EXACT_UNKNOWN;
+		st = KILN_EXACT_TOOBIG;
 		goto out;
 	}
 	start = kiln_malloc((n + 1) * sizeof *start);

@@ -9,7 +9,8 @@ enum kiln_exact_status {
 	KILN_EXACT_FOUND = 0,   /* sel holds G trait sets that satisfy everything */
 	KILN_EXACT_NONE = 1,    /* proven: no G trait sets satisfy the quotas and min_distance */
 	KILN_EXACT_UNKNOWN = 2, /* the node limit was reached first */
-	KILN_EXACT_NOMEM = 3
+	KILN_EXACT_NOMEM = 3,
+	KILN_EXACT_TOOBIG = 4   /* not run: the program would be too large (nothing tried) */
 };
 
 struct kiln_exact {

@@ -78,6 +78,12 @@ struct tab {
 struct ctx {
 	const struct kiln_spec *s;
 	size_t L, G;
+	/* what the failed attempts tried, for the "not found" message: */
+	struct kiln_plan_code_report crep; /* the code constructions, summed */
+	int code_ran;                      /* code_plan was called */
+	int exact_st;                      /* -1 not run, -2 too many trait sets, else the
+	                                      integer program's KILN_EXACT_* */
+	size_t exact_n;                    /* its allowed trait sets */
 	size_t *vbase; /* flat value index of (l, v) = vbase[l] + v */
 	size_t V;
 	uint64_t *cnt; /* per flat value: tokens holding it (targets) */
@@ -1486,10 +1492,13 @@ static int exact_solve(struct ctx *c, unsigned effort, const struct kiln_plan_pr
 	unsigned char *used = NULL, *done = NULL;
 	int st, rc = enum_combos(c, &combos, &n);
 	*ncombo = n;
+	c->exact_n = n;
 	if (rc == KILN_E_NOMEM)
 		return KILN_EXACT_NOMEM;
-	if (rc)
-		return KILN_EXACT_UNKNOWN;
+	if (rc) {
+		c->exact_st = -2;
+		return KILN_EXACT_TOOBIG;
+	}
 	if (n < G) {
 		free(combos);
 		return KILN_EXACT_NONE; /* fewer allowed trait sets than tokens */
@@ -1506,6 +1515,7 @@ static int exact_solve(struct ctx *c, unsigned effort, const struct kiln_plan_pr
 			.nodes = (uint64_t)EXACT_NODES * effort,
 		};
 		st = kiln_plan_exact(&in, sel);
+		c->exact_st = st;
 	}
 	if (st != KILN_EXACT_FOUND)
 		goto out;
@@ -1572,6 +1582,7 @@ static int code_plan(struct ctx *c, unsigned effort, unsigned skip, unsigned tri
 		       .forbidden = row_forbidden, .arg = c, .effort = effort},
 		.k = c->k, .nb = c->nb, .nnb = c->nnb, .seed = s->seed,
 		.tries = tries, .skip = skip, .rounds = rounds};
+	struct kiln_plan_code_report rep = {0};
 	struct kiln_plan_code_patl *pl = NULL;
 	uint32_t *pfirst = NULL;
 	int rc;
@@ -1604,7 +1615,13 @@ static int code_plan(struct ctx *c, unsigned effort, unsigned skip, unsigned tri
 		cp.lp.prefer = *lpprefer;
 		cp.lp.nprefer = npinned;
 	}
+	cp.rep = &rep;
 	rc = kiln_plan_code_solve(&cp, c->m, e);
+	c->code_ran = 1;
+	c->crep.code = rep.code;
+	c->crep.labelings += rep.labelings;
+	c->crep.joint_rounds += rep.joint_rounds;
+	c->crep.joint_big += rep.joint_big;
 	free(pl);
 	free(pfirst);
 	if (rc)
@@ -2265,8 +2282,9 @@ out:
 	return rc;
 }
 
-/* After a failed search: not found within the effort. What was still broken when the search
- * stopped is said as a fact about that state, never as the cause (none is proven). */
+/* After a failed search: not found within the effort. Says what was tried (each part only when
+ * it ran) and what was still broken when the search stopped, as a fact about that state, never
+ * as the cause (none is proven). exact: for min_distance <= 1, the exact planner (lp.c) ran. */
 static int explain_failure(struct ctx *c, struct kiln_error *e, unsigned effort, int exact)
 {
 	const struct kiln_spec *s = c->s;
@@ -2292,10 +2310,47 @@ static int explain_failure(struct ctx *c, struct kiln_error *e, unsigned effort,
 	}
 	msg[0] = 0;
 	kiln_text_append(msg, sizeof msg,
-	    "no plan found within the search effort (%llu repair steps%s); the quick checks "
-	    "pass and nothing proves the spec impossible. When the search stopped,",
-	    ull(c->pops),
-	    exact ? ", then the exact integer program's node limit" : "");
+	    "no plan found within the search effort (effort %u). Tried: %llu repair steps of the "
+	    "local search", effort, ull(c->pops));
+	if (c->k <= 1) {
+		if (exact)
+			kiln_text_append(msg, sizeof msg, "; the exact planner (a linear program over "
+			    "the allowed trait sets, then an integer program) up to its node limit");
+		else
+			kiln_text_append(msg, sizeof msg, "; not the exact planner: the layers make "
+			    "more than %u trait sets", KILN_PLAN_LP_MAX_SETS);
+	} else {
+		if (c->exact_st == -2)
+			kiln_text_append(msg, sizeof msg, "; not the exact integer program: more "
+			    "than %u allowed trait sets (or %u to enumerate)", EXACT_COLS,
+			    EXACT_SPACE);
+		else if (c->exact_st == KILN_EXACT_TOOBIG)
+			kiln_text_append(msg, sizeof msg, "; not the exact integer program: too large "
+			    "for %zu allowed trait sets and min_distance %u", c->exact_n, c->k);
+		else if (c->exact_st == KILN_EXACT_UNKNOWN)
+			kiln_text_append(msg, sizeof msg, "; the exact integer program over %zu allowed "
+			    "trait sets up to its node limit (%llu nodes)", c->exact_n,
+			    ull((uint64_t)EXACT_NODES * effort));
+		if (c->code_ran && !c->crep.code)
+			kiln_text_append(msg, sizeof msg, "; no code construction fits these layers");
+		else if (c->code_ran) {
+			if (c->crep.code == 2)
+				kiln_text_append(msg, sizeof msg, "; %u labelings of a parity code",
+				    c->crep.labelings);
+			else
+				kiln_text_append(msg, sizeof msg, "; %u labelings of a Reed-Solomon code "
+				    "over GF(%u)", c->crep.labelings, c->crep.code);
+			if (c->crep.joint_rounds)
+				kiln_text_append(msg, sizeof msg, ", %u round%s of the joint labeling "
+				    "program up to its node limit", c->crep.joint_rounds,
+				    c->crep.joint_rounds == 1 ? "" : "s");
+			else if (c->crep.joint_big)
+				kiln_text_append(msg, sizeof msg, ", not the joint labeling program (too "
+				    "large)");
+		}
+	}
+	kiln_text_append(msg, sizeof msg, ". No check proved the spec impossible either. When the "
+	    "search stopped,");
 	int shown = 0;
 	for (size_t r = 0; r < s->nrules; r++) {
 		char rt[700], wl[600];
@@ -2317,7 +2372,8 @@ static int explain_failure(struct ctx *c, struct kiln_error *e, unsigned effort,
 	if (!shown && !pairs2)
 		kiln_text_append(msg, sizeof msg, " nothing was left broken;");
 	msg[strlen(msg) - 1] = 0;
-	kiln_text_append(msg, sizeof msg, ". More effort may find a plan");
+	kiln_text_append(msg, sizeof msg, ". A larger effort multiplies every budget above and "
+	    "may find a plan");
 	(void)pats;
 	kiln_spec_where(s, (struct kiln_loc){0, 0}, where, sizeof where);
 	free(per);
@@ -2462,6 +2518,7 @@ int kiln_plan_make_opts(struct kiln_plan **out, const struct kiln_spec *s,
 	*out = NULL;
 	kiln_error_clear(e);
 	memset(&c, 0, sizeof c);
+	c.exact_st = -1;
 	if (s->size > (uint64_t)NONE32 - 1 || s->size > SIZE_MAX / (L ? L : 1) / 8) {
 		char where[600];
 		kiln_spec_where(s, (struct kiln_loc){0, 0}, where, sizeof where);
