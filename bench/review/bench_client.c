@@ -67,19 +67,27 @@ static void sleep_until(double t)
 }
 
 /* a reviewer: a round every pace_min..pace_max, latencies from the scheduled time */
+/* a handle sending the bearer token and JSON bodies, answers discarded (*hd: its headers) */
+static CURL *open_client(struct curl_slist **hd)
+{
+	CURL *h = curl_easy_init();
+	char auth[128];
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+	*hd = curl_slist_append(*hd, auth);
+	*hd = curl_slist_append(*hd, "Content-Type: application/json");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hd);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+	return h;
+}
+
 static void *paced(void *arg)
 {
 	long c = (long)arg;
-	CURL *h = curl_easy_init();
 	struct curl_slist *hd = NULL;
-	char auth[128], url[128];
+	CURL *h = open_client(&hd);
+	char url[128];
 	unsigned seed = (unsigned)(c * 2654435761u + 1);
 	double at = t_start;
-	snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-	hd = curl_slist_append(hd, auth);
-	hd = curl_slist_append(hd, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
 	for (int i = 0; i < per; i++) {
 		int id = 1 + (int)((c * 7919 + (long)i * 104729) % ntok);
 		double t;
@@ -104,15 +112,10 @@ static void *paced(void *arg)
 static void *client(void *arg)
 {
 	long c = (long)arg;
-	CURL *h = curl_easy_init();
 	struct curl_slist *hd = NULL;
-	char auth[128], url[128];
+	CURL *h = open_client(&hd);
+	char url[128];
 	long code;
-	snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-	hd = curl_slist_append(hd, auth);
-	hd = curl_slist_append(hd, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
 	for (int i = 0; i < per; i++) {
 		int id = 1 + (int)((c * 7919 + (long)i * 104729) % ntok);
 		double t;

@@ -136,6 +136,21 @@ int kiln_polish_size(const char *path, int *w, int *h, struct kiln_error *e)
 	return rc ? rc : kiln_image_header(path, w, h, e);
 }
 
+/* path decoded to 8-bit pixels, refused (code) unless libvips read it as a PNG; what names it */
+static int decode_png(const char *path, const char *what, int code, struct kiln_image8 *im,
+		      struct kiln_error *e)
+{
+	int rc;
+	if ((rc = kiln_image_decode8(path, im, e)))
+		return rc;
+	if (strcmp(im->loader, "pngload") && strcmp(im->loader, "pngload_source")) {
+		rc = kiln_error_set(e, code, path, "%s is not a PNG (read by %s): save it as PNG",
+				    what, im->loader[0] ? im->loader : "libvips");
+		kiln_image8_release(im);
+	}
+	return rc;
+}
+
 int kiln_polish_check_png(const char *path, int w, int h, struct kiln_error *e)
 {
 	struct kiln_image8 im;
@@ -148,13 +163,8 @@ int kiln_polish_check_png(const char *path, int w, int h, struct kiln_error *e)
 		return kiln_error_set(e, KILN_E_IMAGE, path, "the edit is %d x %d, but the token's "
 				      "image is %d x %d: keep the size of the exported image", iw, ih,
 				      w, h);
-	if ((rc = kiln_image_decode8(path, &im, e)))
+	if ((rc = decode_png(path, "the edit", KILN_E_IMAGE, &im, e)))
 		return rc;
-	if (strcmp(im.loader, "pngload") && strcmp(im.loader, "pngload_source")) {
-		kiln_image8_release(&im);
-		return kiln_error_set(e, KILN_E_IMAGE, path, "the edit is not a PNG (read by %s): "
-				      "save it as PNG", im.loader[0] ? im.loader : "libvips");
-	}
 	n = (size_t)im.width * (size_t)im.height;
 	bpp = (size_t)im.bands;
 	rc = 1;
@@ -172,13 +182,8 @@ int kiln_polish_mask_check(const char *path, struct kiln_error *e)
 	struct kiln_image8 im;
 	int rc, any = 0;
 	size_t n, bpp, c;
-	if ((rc = kiln_vips_init(e)) || (rc = kiln_image_decode8(path, &im, e)))
+	if ((rc = kiln_vips_init(e)) || (rc = decode_png(path, "the mask", KILN_E_USAGE, &im, e)))
 		return rc;
-	if (strcmp(im.loader, "pngload") && strcmp(im.loader, "pngload_source")) {
-		kiln_image8_release(&im);
-		return kiln_error_set(e, KILN_E_USAGE, path, "the mask is not a PNG (read by %s): "
-				      "save it as PNG", im.loader[0] ? im.loader : "libvips");
-	}
 	n = (size_t)im.width * (size_t)im.height;
 	bpp = (size_t)im.bands;
 	c = bpp >= 3 ? 3 : 1; /* the colour bands, alpha aside */
