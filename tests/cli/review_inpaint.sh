@@ -63,20 +63,35 @@ t = o.get("/api/tokens/2")
 assert [x["id"] for x in t["inpaint"]] == [r["id"]], t["inpaint"]
 assert t["inpaint"][0]["prompt"] == "a golden claw"
 assert o.get("/api/tokens/3")["inpaint"] == []
+# a request for token 3 whose mask will be gone from the store when it runs
+m3 = Image.new("L", (64, 64), 0); m3.paste(255, (0, 0, 8, 8))
+r3 = o.post("/api/tokens/3/inpaint", {"mask": base64.b64encode(png(m3)).decode(),
+                                      "prompt": "a hat", "negative": "blur"}, want=201)
+assert r3["denoise"] == 0.75 and r3["negative"] == "blur", r3
+assert [x["id"] for x in o.get("/api/tokens/3")["inpaint"]] == [r3["id"]]
 PY
 stop_review
-expect_eq "one pending request" "$(q "select count(*) || ' ' || reviewer || ' ' || denoise from inpaint_requests where status = 'pending'")" "1 owner 0.6"
-mask=$(q "select mask from inpaint_requests")
+expect_eq "two pending requests" "$(q "select group_concat(item_id || ' ' || reviewer || ' ' || denoise, ',') from inpaint_requests where status = 'pending'")" "2 owner 0.6,3 owner 0.75"
+mask=$(q "select mask from inpaint_requests where item_id = 2")
+rm -f "$(st "$(q "select mask from inpaint_requests where item_id = 3")")"
+# only token 3's: it fails (its mask is gone), kept failed with the error; token 2's waits
+"$KILN" -C "$P" polish inpaint --pending 3 >"$T/p3.out" 2>&1
+expect_eq "a failed request exits 1" $? 1
+expect_contains "the failure is printed" "$T/p3.out" "inpaint request 2 (item 3, by owner) failed"
+expect_eq "failed, error kept" "$(q "select status || ' ' || (error <> '') from inpaint_requests where item_id = 3")" "failed 1"
+expect_eq "token 2's still pending" "$(q "select status from inpaint_requests where item_id = 2")" pending
+"$KILN" -C "$P" show 3 >"$T/show3.out" 2>&1
+expect_contains "show lists the failure" "$T/show3.out" "failed by owner"
 [ -f "$(st "$mask")" ] || fail "the mask is in the store"
 "$KILN" -C "$P" show 2 >"$T/show.out" 2>&1
 expect_contains "show lists it" "$T/show.out" "pending by owner"
 "$KILN" -C "$P" polish >"$T/polish.out" 2>&1
 expect_eq "polish runs the request" $? 0
 expect_contains "polish says so" "$T/polish.out" "inpaint request 1 by owner done"
-expect_eq "done" "$(q "select status from inpaint_requests")" done
-out=$(q "select output from inpaint_requests")
+expect_eq "done" "$(q "select status from inpaint_requests where item_id = 2")" done
+out=$(q "select output from inpaint_requests where item_id = 2")
 expect_eq "the request's output is the step's" "$(q "select output from polish_steps where item_id = 2 and kind = 'inpaint'")" "$out"
-expect_eq "its input the render" "$(q "select input from inpaint_requests")" "$before"
+expect_eq "its input the render" "$(q "select input from inpaint_requests where item_id = 2")" "$before"
 $PY - "$(st "$before")" "$(st "$out")" "$T/mask.png" <<'PY' || fail "pixels change only inside the mask"
 import sys
 from PIL import Image
