@@ -97,7 +97,8 @@ static int run_requests(struct kiln_project *p, const uint64_t *ids, size_t nids
 		if (json) {
 			json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:s?, s:s?, s:s?}", "event",
 					      "inpaint_request", "request", (json_int_t)q->id, "id",
-					      (json_int_t)q->item_id, "status", rc ? "failed" : "done",
+					      (json_int_t)q->item_id, "status",
+					      rc ? "failed" : "done",
 					      "input", !rc ? res.input : NULL, "image",
 					      !rc ? res.image : NULL, "error", rc ? e.msg : NULL);
 			char *t = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -108,15 +109,16 @@ static int run_requests(struct kiln_project *p, const uint64_t *ids, size_t nids
 		}
 		if (rc) {
 			failed++;
-			fprintf(stderr, "kiln: inpaint request %llu (item %llu, by %s) failed: %s: %s\n",
-				(unsigned long long)q->id, (unsigned long long)q->item_id,
-				q->reviewer, e.where, e.msg);
+			fprintf(stderr, "kiln: inpaint request %llu (item %llu, by %s) failed: "
+				"%s: %s\n", (unsigned long long)q->id,
+				(unsigned long long)q->item_id, q->reviewer, e.where, e.msg);
 		} else {
 			done++;
 			if (!json && !quiet)
-				printf("polish: item %llu: inpaint request %llu by %s done: %.12s... "
-				       "into %.12s...\n", (unsigned long long)q->item_id,
-				       (unsigned long long)q->id, q->reviewer, res.input, res.image);
+				printf("polish: item %llu: inpaint request %llu by %s done: "
+				       "%.12s... into %.12s...\n", (unsigned long long)q->item_id,
+				       (unsigned long long)q->id, q->reviewer, res.input,
+				       res.image);
 		}
 	}
 	kiln_inpaint_requests_release(&l);

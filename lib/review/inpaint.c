@@ -112,8 +112,22 @@ static int check_mask(const char *b64, size_t len, int w, int h, struct kiln_buf
 		return snprintf(err, cap, "out of memory"), 500;
 	if (rc || !png->len)
 		return snprintf(err, cap, "mask is not base64 (standard alphabet, padded)"), 400;
-	if (png->len < 8 || memcmp(png->data, "\x89PNG\r\n\x1a\n", 8))
+	if (png->len < 24 || memcmp(png->data, "\x89PNG\r\n\x1a\n", 8) ||
+	    memcmp(png->data + 12, "IHDR", 4))
 		return snprintf(err, cap, "mask is not a PNG"), 400;
+	/* the size from the header (IHDR, big-endian) before any decoding: a small file can
+	 * declare a huge image */
+	{
+		const unsigned char *b = (const unsigned char *)png->data + 16;
+		uint32_t mw = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+			      b[3];
+		uint32_t mh = (uint32_t)b[4] << 24 | (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 |
+			      b[7];
+		if (mw != (uint32_t)w || mh != (uint32_t)h)
+			return snprintf(err, cap, "mask is %lux%lu and the token's image is %dx%d: "
+					"draw it at the image's size", (unsigned long)mw,
+					(unsigned long)mh, w, h), 400;
+	}
 	kiln_error_clear(&e);
 	if (kiln_image_decode8_mem(png->data, png->len, "mask", &im, &e))
 		return snprintf(err, cap, "mask: %s", e.msg), 400;
@@ -173,9 +187,16 @@ enum MHD_Result rv_inpaint(struct rv_req *r, uint64_t id)
 	if (dn && !json_is_null(dn)) {
 		denoise = json_number_value(dn);
 		if (!json_is_number(dn) || !(denoise > 0 && denoise <= 1)) {
-			res = rv_send_error(r->conn, 400, "denoise is a number above 0 and at most 1");
+			res = rv_send_error(r->conn, 400, "denoise is a number above 0 and at "
+					    "most 1");
 			goto out;
 		}
+	}
+	if (!s->p->spec->generate) {
+		res = rv_send_error(r->conn, 409, "inpaint needs an AI engine (the spec's "
+				    "engine a1111 or comfyui with generate.endpoints); this "
+				    "project composes its images");
+		goto out;
 	}
 	if (token_image(s, id, image)) {
 		res = rv_send_error(r->conn, 404, "token %llu is not in the catalog",

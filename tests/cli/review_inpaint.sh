@@ -43,6 +43,13 @@ bad({"mask": base64.b64encode(png(Image.new("L", (32, 32), 255))).decode(), "pro
     "mask is 32x32 and the token's image is 64x64")
 bad({"mask": base64.b64encode(png(Image.new("L", (64, 64), 0))).decode(), "prompt": "a claw"},
     "black throughout")
+# a few bytes declaring 50000x50000: refused from the header, never decoded
+import struct, zlib
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 0, 0, 0, 0)) + \
+    chunk(b"IDAT", zlib.compress(b"\0" * 50001 * 10)) + chunk(b"IEND", b"")
+bad({"mask": base64.b64encode(bomb).decode(), "prompt": "a claw"},
+    "mask is 50000x50000 and the token's image is 64x64")
 bad({"mask": good}, "prompt is missing")
 bad({"mask": good, "prompt": "a claw", "denoise": 1.5}, "denoise")
 bad({"prompt": "a claw"}, "mask is missing")
