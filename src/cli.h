@@ -128,6 +128,8 @@ int cli_review_show(struct kiln_project *p, uint64_t id, json_t *o);
 int cmd_polish(struct cli *cli, int argc, char **argv);
 /* The polish stage (kiln polish, kiln build): ids NULL for every token; *did (may be NULL)
  * 1 when a token's chain was made or changed. */
+/* 1 when the review app left inpaint requests pending (or the catalog cannot say) */
+int cli_inpaint_pending(struct kiln_project *p);
 int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *ids, size_t nids,
 		     int json, int quiet, int *did);
 int cmd_keys(struct cli *cli, int argc, char **argv);

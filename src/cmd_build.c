@@ -166,7 +166,8 @@ int cmd_build(struct cli *cli, int argc, char **argv)
 	if ((rc = cli_stage_render(p, threads, 0, json, quiet, &rendered, &failed)))
 		goto out;
 	/* polish after render, so QA judges (and release ships) the polished images */
-	if (p->spec->npolish && (rc = cli_stage_polish(p, threads, NULL, 0, json, quiet, &polished)))
+	if ((p->spec->npolish || cli_inpaint_pending(p)) &&
+	    (rc = cli_stage_polish(p, threads, NULL, 0, json, quiet, &polished)))
 		goto out;
 	if (!no_qa && (rc = stage_qa(p, threads, json, quiet, &blocked)))
 		goto out;

@@ -16,7 +16,8 @@ static void help(void)
 	       "       kiln polish import ID FILE --by NAME [--note TEXT] [--tool TEXT]\n"
 	       "       kiln polish reset ID\n"
 	       "       kiln polish inpaint ID --mask MASK.png --prompt TEXT [--negative TEXT]\n"
-	       "                           [--denoise 0.5] [--json]\n\n"
+	       "                           [--denoise 0.5] [--json]\n"
+	       "       kiln polish inpaint --pending [ID] [--json]\n\n"
 	       "Runs kiln.yaml's polish: steps (upscale, vectorize, overlay) on every rendered\n"
 	       "token, or on the ids given. A step is made only when its recipe (settings and\n"
 	       "input image) is new; every step is recorded with its input and output SHA-256\n"
@@ -33,7 +34,9 @@ static void help(void)
 	       "         is white, by the AI endpoints (A1111 img2img, ComfyUI inpaint): the\n"
 	       "         result is a polish step and the token's image; the polish: steps after\n"
 	       "         it are made again on it; a reviewed token is pending review again;\n"
-	       "         --denoise 0..1 (0.5)\n\n"
+	       "         --denoise 0..1 (0.5); --pending runs only the review app's inpaint\n"
+	       "         requests (a brush drawn over the loupe), as `kiln polish` and `kiln build`\n"
+	       "         do after the polish: steps, marking each done or failed\n\n"
 	       "exit status: 0 ok, 1 some tokens failed, 2 bad usage or spec.\n");
 }
 
@@ -46,6 +49,89 @@ static int parse_id(const char *verb, const char *arg, uint64_t *id)
 	return 0;
 }
 
+/* id in ids[nids] (none given: every id) */
+static int wanted(const uint64_t *ids, size_t nids, uint64_t id)
+{
+	for (size_t i = 0; i < nids; i++)
+		if (ids[i] == id)
+			return 1;
+	return !nids;
+}
+
+int cli_inpaint_pending(struct kiln_project *p)
+{
+	struct kiln_inpaint_requests l;
+	struct kiln_error e;
+	size_t n;
+	kiln_error_clear(&e);
+	if (kiln_catalog_inpaint_list(p->catalog, NULL, "pending", &l, &e))
+		return 1; /* the stage that reads them says why */
+	n = l.n;
+	kiln_inpaint_requests_release(&l);
+	return n > 0;
+}
+
+/* The review app's pending inpaint requests (of ids, or all) run in order: 0, 1 when one
+ * failed (each failure printed, the rest still run), or the exit of an error that stops. */
+static int run_requests(struct kiln_project *p, const uint64_t *ids, size_t nids, int json,
+			int quiet, int *did)
+{
+	struct kiln_inpaint_requests l;
+	struct kiln_error e;
+	size_t done = 0, failed = 0;
+	int rc;
+	kiln_error_clear(&e);
+	if (kiln_catalog_inpaint_list(p->catalog, NULL, "pending", &l, &e))
+		return cli_fail(&e);
+	for (size_t i = 0; i < l.n && !cli_cancel; i++) {
+		struct kiln_polish_inpaint_result res;
+		const struct kiln_inpaint_request *q = &l.v[i];
+		if (!wanted(ids, nids, q->item_id))
+			continue;
+		kiln_error_clear(&e);
+		rc = kiln_polish_run_request(p, q, &cli_cancel, &res, &e);
+		if (rc && (cli_cancel || e.code == KILN_E_NOMEM || e.code == KILN_E_DB)) {
+			kiln_inpaint_requests_release(&l);
+			return cli_fail(&e);
+		}
+		if (json) {
+			json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:s?, s:s?, s:s?}", "event",
+					      "inpaint_request", "request", (json_int_t)q->id, "id",
+					      (json_int_t)q->item_id, "status",
+					      rc ? "failed" : "done",
+					      "input", !rc ? res.input : NULL, "image",
+					      !rc ? res.image : NULL, "error", rc ? e.msg : NULL);
+			char *t = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+			if (t)
+				printf("%s\n", t);
+			free(t);
+			json_decref(o);
+		}
+		if (rc) {
+			failed++;
+			fprintf(stderr, "kiln: inpaint request %llu (item %llu, by %s) failed: "
+				"%s: %s\n", (unsigned long long)q->id,
+				(unsigned long long)q->item_id, q->reviewer, e.where, e.msg);
+		} else {
+			done++;
+			if (!json && !quiet)
+				printf("polish: item %llu: inpaint request %llu by %s done: "
+				       "%.12s... into %.12s...\n", (unsigned long long)q->item_id,
+				       (unsigned long long)q->id, q->reviewer, res.input,
+				       res.image);
+		}
+	}
+	kiln_inpaint_requests_release(&l);
+	if (did && done)
+		*did = 1;
+	if (failed) {
+		fprintf(stderr, "kiln: %zu inpaint requests failed (kept as failed with their "
+			"error; `kiln show ID` lists them)\n", failed);
+		return 1;
+	}
+	return 0;
+}
+
 int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *ids, size_t nids,
 		     int json, int quiet, int *did)
 {
@@ -53,7 +139,7 @@ int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *i
 	struct kiln_polish_opts o;
 	struct kiln_polish_result r;
 	struct kiln_error e;
-	int rc;
+	int rc, reqs = 0;
 	kiln_error_clear(&e);
 	if ((rc = cli_resolve_secrets(p))) /* engine steps call the AI endpoints */
 		return rc;
@@ -84,7 +170,17 @@ int cli_stage_polish(struct kiln_project *p, unsigned threads, const uint64_t *i
 	}
 	if (rc)
 		return cli_fail(&e);
-	if (!json && !quiet) {
+	/* the review app's inpaint requests, on the images the walk left */
+	{
+		int rrc = run_requests(p, ids, nids, json, quiet, &reqs);
+		if (rrc && rrc != 1)
+			return rrc;
+		if (rrc && !r.failed)
+			return 1;
+		if (did && reqs)
+			*did = 1;
+	}
+	if (!json && !quiet && (p->spec->npolish || r.polished || !reqs)) {
 		if (!p->spec->npolish && !r.polished)
 			printf("polish: no polish steps in kiln.yaml\n");
 		else if (!r.polished && !r.failed)
@@ -152,11 +248,12 @@ static int do_inpaint(struct kiln_project *p, int argc, char **argv)
 					     {"negative", required_argument, NULL, 'n'},
 					     {"denoise", required_argument, NULL, 'd'},
 					     {"json", no_argument, NULL, 'J'},
+					     {"pending", no_argument, NULL, 'P'},
 					     {NULL, 0, NULL, 0}};
 	struct kiln_polish_inpaint in;
 	struct kiln_polish_inpaint_result res;
 	struct kiln_error e;
-	int c, rc, json = 0;
+	int c, rc, json = 0, pending = 0;
 	char *end;
 	memset(&in, 0, sizeof in);
 	in.denoise = 0.5;
@@ -173,8 +270,27 @@ static int do_inpaint(struct kiln_project *p, int argc, char **argv)
 						 "most 1, got '%s'", optarg);
 			break;
 		case 'J': json = 1; break;
+		case 'P': pending = 1; break;
 		default: return cli_usage("polish", "unknown option");
 		}
+	}
+	if (pending) {
+		uint64_t id = 0;
+		size_t nid = 0;
+		if (in.mask || in.prompt || in.negative)
+			return cli_usage("polish", "inpaint --pending runs the review app's requests "
+					 "as they were made: no --mask, --prompt or --negative");
+		if (optind < argc) {
+			if ((rc = parse_id("polish", argv[optind++], &id)))
+				return rc;
+			nid = 1;
+		}
+		if (optind < argc)
+			return cli_usage("polish", "inpaint: unexpected argument '%s'", argv[optind]);
+		if ((rc = cli_resolve_secrets(p)))
+			return rc;
+		cli_catch_signals();
+		return run_requests(p, &id, nid, json, 0, NULL);
 	}
 	if ((rc = parse_id("polish", optind < argc ? argv[optind] : NULL, &in.id)))
 		return rc;

@@ -14,6 +14,39 @@ static void help(void)
 	       "and every render attempt.\n");
 }
 
+/* The review app's inpaint requests of item id: printed, or (o) as "inpaint_requests". */
+static int show_requests(struct kiln_project *p, uint64_t id, json_t *o)
+{
+	struct kiln_inpaint_requests l;
+	struct kiln_error e;
+	json_t *a = o ? json_array() : NULL;
+	kiln_error_clear(&e);
+	if (kiln_catalog_inpaint_list(p->catalog, &id, NULL, &l, &e)) {
+		json_decref(a);
+		return cli_fail(&e);
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const struct kiln_inpaint_request *q = &l.v[i];
+		if (a)
+			json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:s, s:s, s:f, s:s, "
+				"s:s?, s:s?, s:s?}", "request", (json_int_t)q->id, "at", q->at,
+				"reviewer", q->reviewer, "mask", q->mask, "prompt", q->prompt,
+				"denoise", q->denoise, "status", q->status, "error", q->error,
+				"input", q->input[0] ? q->input : NULL, "output",
+				q->output[0] ? q->output : NULL));
+		else
+			printf("  %-10s #%llu %s by %s at %s: \"%s\" (denoise %.2f, mask %.12s...)"
+			       "%s%s%s%.12s%s\n", i ? "" : "inpaint", (unsigned long long)q->id,
+			       q->status, q->reviewer, q->at, q->prompt, q->denoise, q->mask,
+			       q->error ? ": " : "", q->error ? q->error : "",
+			       q->output[0] ? " -> " : "", q->output, q->output[0] ? "..." : "");
+	}
+	if (o)
+		json_object_set_new(o, "inpaint_requests", a ? a : json_array());
+	kiln_inpaint_requests_release(&l);
+	return 0;
+}
+
 int cmd_show(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -78,6 +111,10 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 			goto done;
 		}
 		json_object_set_new(o, "polish", json_loads(chain, 0, NULL));
+		if (o && (rc = show_requests(p, it->id, o))) {
+			json_decref(o);
+			goto done;
+		}
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(o);
@@ -153,7 +190,8 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		}
 		json_decref(pc);
 		json_decref(qs);
-		rc = cli_review_show(p, it->id, NULL);
+		if (!(rc = show_requests(p, it->id, NULL)))
+			rc = cli_review_show(p, it->id, NULL);
 		json_decref(tr);
 		json_decref(rs);
 	}

@@ -607,4 +607,38 @@ int kiln_catalog_train_record(struct kiln_catalog *c, const char *name, const ch
 int kiln_catalog_train_last(struct kiln_catalog *c, const char *name, char sha[65],
 			    uint64_t *images, int *found, struct kiln_error *e) KILN_MUST_CHECK;
 
+/* Inpaint requests (the review app's brush): a mask (a PNG in the store, by SHA-256) drawn by
+ * a reviewer over an item's image, with a prompt and a denoise, pending until the polish stage
+ * runs it; then done (input: the image repainted, output: the result) or failed (error).
+ * add: the new row in *out (its id and time set; out may be NULL). list: the requests of one
+ * item (item NULL: of every item), of one status (NULL: any), oldest first. done/failed:
+ * KILN_E_STATE when the request is not pending. */
+struct kiln_inpaint_request {
+	uint64_t id, item_id;
+	char at[48];
+	char *reviewer, *prompt, *negative, *error;
+	char mask[65];
+	double denoise;
+	char status[8];               /* "pending", "done", "failed" */
+	char done_at[48];
+	char input[65], output[65];   /* done: the polish step's input and output */
+};
+struct kiln_inpaint_requests {
+	struct kiln_inpaint_request *v;
+	size_t n;
+};
+int kiln_catalog_inpaint_add(struct kiln_catalog *c, uint64_t item_id, const char *reviewer,
+			     const char *mask, const char *prompt, const char *negative,
+			     double denoise, struct kiln_inpaint_request *out,
+			     struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_catalog_inpaint_list(struct kiln_catalog *c, const uint64_t *item, const char *status,
+			      struct kiln_inpaint_requests *out, struct kiln_error *e)
+	KILN_MUST_CHECK;
+int kiln_catalog_inpaint_done(struct kiln_catalog *c, uint64_t id, const char *input,
+			      const char *output, struct kiln_error *e) KILN_MUST_CHECK;
+int kiln_catalog_inpaint_failed(struct kiln_catalog *c, uint64_t id, const char *error,
+				struct kiln_error *e) KILN_MUST_CHECK;
+void kiln_inpaint_request_release(struct kiln_inpaint_request *r);
+void kiln_inpaint_requests_release(struct kiln_inpaint_requests *l);
+
 #endif

@@ -80,6 +80,7 @@ int kiln_polish_import(struct kiln_project *p, const struct kiln_polish_import *
  * reviewed is pending review again. The mask is a file (mask) or a store file (mask_sha);
  * it is stored by hash (res->mask). KILN_E_USAGE for a mask of another size (both sizes
  * named) or an empty one; KILN_E_FAILED when the engine failed (res->error). */
+struct kiln_inpaint_request;
 struct kiln_polish_inpaint {
 	uint64_t id;
 	const char *mask;             /* path, or NULL with mask_sha */
@@ -100,6 +101,14 @@ struct kiln_polish_inpaint_result {
 int kiln_polish_inpaint(struct kiln_project *p, const struct kiln_polish_inpaint *in,
 			struct kiln_polish_inpaint_result *res, struct kiln_error *e)
 	KILN_MUST_CHECK;
+
+/* One inpaint request of the review app's brush (kiln/catalog.h, pending) run through
+ * kiln_polish_inpaint with its stored mask, prompt, negative and denoise, then marked done
+ * (the step's input and output) or failed (the error kept, and returned: KILN_E_FAILED or the
+ * inpaint's code). Cancelled (*cancel set): it stays pending. res may be NULL. */
+int kiln_polish_run_request(struct kiln_project *p, const struct kiln_inpaint_request *q,
+			    const volatile int *cancel, struct kiln_polish_inpaint_result *res,
+			    struct kiln_error *e) KILN_MUST_CHECK;
 
 /* Drop a token's imported edits (its chain is made again from the spec's steps alone). */
 int kiln_polish_reset(struct kiln_project *p, uint64_t id, struct kiln_error *e) KILN_MUST_CHECK;

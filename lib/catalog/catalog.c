@@ -224,10 +224,22 @@ static const struct migration migrations[] = {
 	 "  BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END;\n"
 	 "CREATE TRIGGER review_log_no_delete BEFORE DELETE ON review_log\n"
 	 "  BEGIN SELECT RAISE(ABORT, 'the review log is append-only'); END;\n"},
+
+	/* 13: inpaint requests from the review app (a mask drawn over the loupe, in the store by
+	 * its SHA-256): pending until `polish` runs them, then done (the polish step's output)
+	 * or failed (the error kept) */
+	{13, NULL,
+	 "CREATE TABLE IF NOT EXISTS inpaint_requests (\n"
+	 "  id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL, at TEXT NOT NULL,\n"
+	 "  reviewer TEXT NOT NULL, mask TEXT NOT NULL, prompt TEXT NOT NULL, negative TEXT,\n"
+	 "  denoise REAL NOT NULL, status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN\n"
+	 "  ('pending','done','failed')), error TEXT, done_at TEXT, input TEXT, output TEXT);\n"
+	 "CREATE INDEX IF NOT EXISTS inpaint_requests_status ON inpaint_requests(status, id);\n"
+	 "CREATE INDEX IF NOT EXISTS inpaint_requests_item ON inpaint_requests(item_id, id);\n"},
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define LATEST_VERSION 12
+#define LATEST_VERSION 13
 
 int kiln_catalog_latest_version(void)
 {

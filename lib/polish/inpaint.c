@@ -211,3 +211,34 @@ out:
 	kiln_items_release(&items);
 	return rc;
 }
+
+int kiln_polish_run_request(struct kiln_project *p, const struct kiln_inpaint_request *q,
+			    const volatile int *cancel, struct kiln_polish_inpaint_result *res,
+			    struct kiln_error *e)
+{
+	struct kiln_polish_inpaint in;
+	struct kiln_polish_inpaint_result mine;
+	struct kiln_error me;
+	int rc;
+	if (!res)
+		res = &mine;
+	memset(&in, 0, sizeof in);
+	in.id = q->item_id;
+	in.mask_sha = q->mask;
+	in.prompt = q->prompt;
+	in.negative = q->negative;
+	in.denoise = q->denoise;
+	in.cancel = cancel;
+	rc = kiln_polish_inpaint(p, &in, res, e);
+	if (!rc)
+		return kiln_catalog_inpaint_done(p->catalog, q->id, res->input, res->image, e);
+	if (cancel && *cancel)
+		return rc;
+	/* the request's error names it; the catalog's, if it cannot record it */
+	kiln_error_clear(&me);
+	if (kiln_catalog_inpaint_failed(p->catalog, q->id, e->msg, &me)) {
+		*e = me;
+		return me.code;
+	}
+	return rc;
+}

@@ -744,6 +744,18 @@ static enum MHD_Result token_detail(struct rv_req *r, uint64_t id)
 		json_object_set_new(o, "decisions", decisions);
 	else
 		json_decref(decisions);
+	/* the brush's requests the polish stage has not run yet */
+	{
+		json_t *pend = rv_inpaint_list(s, id, &e);
+		if (!pend) {
+			json_decref(o);
+			return rv_send_error(r->conn, 500, "%s", e.msg);
+		}
+		if (o)
+			json_object_set_new(o, "inpaint", pend);
+		else
+			json_decref(pend);
+	}
 	return rv_send_json(r->conn, 200, o);
 }
 
@@ -1247,6 +1259,9 @@ enum MHD_Result rv_api(struct rv_req *r)
 		res = get ? conflicts(r) : (want = "GET", MHD_NO);
 	else if (!strcmp(p, "/api/changes"))
 		res = get ? changes(r) : (want = "GET", MHD_NO);
+	else if (!strncmp(p, "/api/tokens/", 12) && !token_path(p + 12, &id, &tail) &&
+		 !strcmp(tail, "/inpaint"))
+		res = !get ? rv_inpaint(r, id) : (want = "POST", MHD_NO);
 	else if (!strncmp(p, "/api/tokens/", 12) && !token_path(p + 12, &id, &tail) &&
 		 (!*tail || !strcmp(tail, "/decision"))) {
 		int dec = *tail != 0;

@@ -136,6 +136,13 @@ int rv_cache_load(struct kiln_review_server *s, struct kiln_error *e);
 void rv_cache_free(struct kiln_review_server *s);
 /* api.c: GET/POST /api/... (after authentication, CSRF and content-type checks). */
 enum MHD_Result rv_api(struct rv_req *r);
+/* inpaint.c: POST /api/tokens/{id}/inpaint (the brush's request); the body limit of a URL
+ * (this route's is larger); a request as JSON; the token's pending requests (NULL: e set). */
+struct json_t;
+enum MHD_Result rv_inpaint(struct rv_req *r, uint64_t id);
+size_t rv_body_max(const char *url);
+struct json_t *rv_inpaint_json(const struct kiln_inpaint_request *q);
+struct json_t *rv_inpaint_list(struct kiln_review_server *s, uint64_t id, struct kiln_error *e);
 /* GET /img/{sha} and /thumb/{sha}. */
 enum MHD_Result rv_image(struct rv_req *r, int thumb);
 

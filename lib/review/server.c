@@ -41,6 +41,7 @@
 struct upload {
 	char *body;
 	size_t len;
+	size_t max;               /* the body limit of this URL (rv_body_max) */
 	int too_big;
 	int answered;             /* the 413 is queued */
 	size_t dropped;           /* bytes of a body over the limit read and dropped */
@@ -312,10 +313,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		if (!(up = kiln_calloc(1, sizeof *up)))
 			return MHD_NO;
 		*con_cls = up;
+		up->max = rv_body_max(url);
 		/* a declared length over the limit is refused before a byte is read */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > RV_BODY_MAX)
+		if (cl && strtoull(cl, NULL, 10) > up->max)
 			up->too_big = 1;
 		if (!up->too_big)
 			return MHD_YES;
@@ -323,7 +325,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	if (*upload_size) {
 		if (!up->too_big) {
 			char *b;
-			if (up->len + *upload_size > RV_BODY_MAX) {
+			if (up->len + *upload_size > up->max) {
 				up->too_big = 1;
 			} else if (!(b = kiln_realloc(up->body, up->len + *upload_size + 1))) {
 				return MHD_NO;
@@ -342,14 +344,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		if (!up->too_big || up->answered || up->dropped < 1024 * 1024)
 			return MHD_YES;
 		up->answered = 1;
-		return rv_send_error(conn, 413, "the request body is over %d KiB",
-				     RV_BODY_MAX / 1024);
+		return rv_send_error(conn, 413, "the request body is over %zu KiB",
+				     up->max / 1024);
 	}
 	if (up->answered)
 		return MHD_YES;
 	if (up->too_big)
-		return rv_send_error(conn, 413, "the request body is over %d KiB",
-				     RV_BODY_MAX / 1024);
+		return rv_send_error(conn, 413, "the request body is over %zu KiB",
+				     up->max / 1024);
 	if (!host_ok(s, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
 		return rv_send_error(conn, 403, "the Host header must be this server's address");
 	token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");

@@ -122,11 +122,12 @@ int kiln_image_check_input(const char *path, const char *what, uint64_t max_pixe
 	return rc;
 }
 
+static int decode8(VipsImage *img, const char *path, struct kiln_image8 *out,
+		   struct kiln_error *e);
+
 int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_error *e)
 {
-	VipsImage *img = NULL, *t = NULL;
-	const char *loader = NULL;
-	size_t size = 0;
+	VipsImage *img;
 	int rc;
 	memset(out, 0, sizeof *out);
 	if ((rc = kiln_vips_init(e)))
@@ -135,6 +136,32 @@ int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_er
 				       VIPS_FAIL_ON_ERROR, NULL);
 	if (!img)
 		return kiln_vips_fail(e, KILN_E_IMAGE, path, "cannot open the image");
+	return decode8(img, path, out, e);
+}
+
+int kiln_image_decode8_mem(const void *data, size_t len, const char *where,
+			   struct kiln_image8 *out, struct kiln_error *e)
+{
+	VipsImage *img;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if ((rc = kiln_vips_init(e)))
+		return rc;
+	img = vips_image_new_from_buffer(data, len, "", "access", VIPS_ACCESS_SEQUENTIAL,
+					 "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+	if (!img)
+		return kiln_vips_fail(e, KILN_E_IMAGE, where, "cannot open the image");
+	return decode8(img, where, out, e);
+}
+
+/* img (taken) decoded into out */
+static int decode8(VipsImage *img, const char *path, struct kiln_image8 *out,
+		   struct kiln_error *e)
+{
+	VipsImage *t = NULL;
+	const char *loader = NULL;
+	size_t size = 0;
+	int rc = 0;
 	if (vips_image_get_typeof(img, "vips-loader") &&
 	    !vips_image_get_string(img, "vips-loader", &loader))
 		snprintf(out->loader, sizeof out->loader, "%s", loader);

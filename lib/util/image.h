@@ -28,6 +28,9 @@ struct kiln_image8 {
  * 16-bit keeps the high byte, other colour spaces become sRGB, more than 4 bands keep 4. */
 int kiln_image_decode8(const char *path, struct kiln_image8 *out, struct kiln_error *e)
 	KILN_MUST_CHECK;
+/* The same of the in-memory file data[len] (which must outlive the call); errors name where. */
+int kiln_image_decode8_mem(const void *data, size_t len, const char *where,
+			   struct kiln_image8 *out, struct kiln_error *e) KILN_MUST_CHECK;
 void kiln_image8_release(struct kiln_image8 *im);
 
 /* The size the file's header declares, read without decoding any pixel (libvips opens images
