@@ -734,6 +734,11 @@ static int check_ids(struct kiln_catalog *c, const struct kiln_spec *s, const st
 	return 0;
 }
 
+/* SQL: item i has review_log rows after its last reset (decisions a re-plan must reset) */
+#define LOGGED_SINCE_RESET                                                                     \
+	"EXISTS (SELECT 1 FROM review_log l WHERE l.item_id = i.id AND l.id > coalesce((SELECT " \
+	"max(x.id) FROM review_log x WHERE x.item_id = i.id AND x.action = 'reset'), 0))"
+
 int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 			   const struct kiln_plan *p, const double *scores, const uint64_t *ranks,
 			   const char *spec_sha, const char *detail_json, struct kiln_error *e)
@@ -752,14 +757,9 @@ int kiln_catalog_save_plan(struct kiln_catalog *c, const struct kiln_spec *s,
 	 * item since its last reset) */
 	if ((rc = prepare(c, "SELECT 1 FROM items i JOIN review_state r ON r.item_id = i.id "
 			     "WHERE i.id = ?1 AND NOT (i.traits IS ?2 AND i.seed = ?3 AND "
-			     "i.legendary IS ?4) AND EXISTS (SELECT 1 FROM review_log l WHERE "
-			     "l.item_id = i.id AND l.id > coalesce((SELECT max(x.id) FROM review_log x "
-			     "WHERE x.item_id = i.id AND x.action = 'reset'), 0))", &chg, e)) ||
+			     "i.legendary IS ?4) AND " LOGGED_SINCE_RESET, &chg, e)) ||
 	    (rc = prepare(c, "SELECT i.id FROM items i JOIN review_state r ON r.item_id = i.id "
-			     "WHERE (i.id < ?1 OR i.id >= ?2) AND EXISTS (SELECT 1 FROM review_log l "
-			     "WHERE l.item_id = i.id AND l.id > coalesce((SELECT max(x.id) FROM "
-			     "review_log x WHERE x.item_id = i.id AND x.action = 'reset'), 0))", &gone,
-			     e)))
+			     "WHERE (i.id < ?1 OR i.id >= ?2) AND " LOGGED_SINCE_RESET, &gone, e)))
 		goto out;
 	sqlite3_bind_int64(gone, 1, (sqlite3_int64)s->start_id);
 	sqlite3_bind_int64(gone, 2, (sqlite3_int64)(s->start_id + p->nitems));
